@@ -1,0 +1,172 @@
+"""Command line entry point: `cnn-tui [SUBCOMMAND] [--no-ui] ...`.
+
+Parsing stays light (no torch, no textual at import time) so `--help` is instant; each
+subcommand imports what it needs when it runs. Every subcommand takes `--no-ui`, which runs the
+same core engine headless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cnn_tui import __version__
+from cnn_tui.errors import RunError, UsageError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line plus a hint, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_no_ui(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--no-ui", action="store_true", help=f"run headless: {what}")
+
+
+def _add_lesson_arguments(parser: argparse.ArgumentParser, op: str) -> None:
+    """Flags that set the example of a conv or pool lesson (shared by the TUI and the trace)."""
+    from cnn_tui import lesson_args
+
+    lesson_args.add_arguments(parser, op)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cnn-tui",
+        description=(
+            "Learn and run convolutional networks in the terminal. With no subcommand, opens the "
+            "home screen: step-through conv/pool lessons and training."
+        ),
+        epilog="Run 'cnn-tui SUBCOMMAND --help' for the options of each subcommand.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnn-tui {__version__}")
+    parser.add_argument(
+        "--runs-dir", default="runs", help="where training runs are stored (default: ./runs)"
+    )
+    _add_no_ui(parser, "print a short overview of the subcommands and exit")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+
+    conv = sub.add_parser(
+        "conv",
+        help="step through a naive 2-D convolution, forward and backward",
+        description=(
+            "Step through a naive convolution computed with plain nested loops. Opens the "
+            "lesson screen; with --no-ui prints a trace of every step (or a summary)."
+        ),
+    )
+    _add_lesson_arguments(conv, "conv")
+    _add_no_ui(conv, "print the arrays, the steps and the result to stdout")
+
+    pool = sub.add_parser(
+        "pool",
+        help="step through naive max / average pooling, forward and backward",
+        description=(
+            "Step through naive pooling computed with plain nested loops. Opens the lesson "
+            "screen; with --no-ui prints a trace of every step (or a summary)."
+        ),
+    )
+    _add_lesson_arguments(pool, "pool")
+    _add_no_ui(pool, "print the arrays, the steps and the result to stdout")
+
+    train = sub.add_parser(
+        "train",
+        help="train a CNN (opens the training form; --no-ui trains headless)",
+        description=(
+            "Train a small CNN from scratch or fine-tune ResNet18. Opens the training form "
+            "filled from the flags; with --no-ui trains headless and writes a run directory."
+        ),
+    )
+    from cnn_tui import train_args
+
+    train_args.add_arguments(train)
+    _add_no_ui(train, "train in this process and print progress (for scripts, nohup, CI)")
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="recompute the test metrics of a run from its checkpoint",
+        description="Recompute test accuracy, per-class metrics and the confusion matrix of a run.",
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to evaluate")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_no_ui(evaluate, "print the metrics instead of opening the results screen")
+
+    runs = sub.add_parser(
+        "runs",
+        help="list training runs",
+        description="List the runs under --runs-dir with their status and metrics.",
+    )
+    runs.add_argument("--json", action="store_true", help="print the list as JSON")
+    _add_no_ui(runs, "print the table instead of opening the runs screen")
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure training and evaluation speed on this machine",
+        description=(
+            "Benchmark images/s of our engine against a seed-style DataLoader loop for each "
+            "model, on the current device. Headless by default."
+        ),
+    )
+    from cnn_tui import bench_args
+
+    bench_args.add_arguments(bench)
+    _add_no_ui(bench, "headless (the default for bench)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except UsageError as exc:
+        print(f"cnn-tui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunError as exc:
+        print(f"cnn-tui: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cnn-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# subcommand -> (module, function) of its headless handler; imported only when it runs
+_HEADLESS = {
+    "conv": ("cnn_tui.trace", "run_trace"),
+    "pool": ("cnn_tui.trace", "run_trace"),
+    "train": ("cnn_tui.headless", "run_train"),
+    "eval": ("cnn_tui.headless", "run_eval"),
+    "runs": ("cnn_tui.headless", "run_list"),
+    "bench": ("cnn_tui.bench", "run_bench"),
+}
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command is None and args.no_ui:
+        parser.print_help()
+        return 0
+    if args.command == "bench" or (args.command is not None and args.no_ui):
+        import importlib
+
+        module_name, function_name = _HEADLESS[args.command]
+        handler = getattr(importlib.import_module(module_name), function_name)
+        return handler(args)
+    from cnn_tui.ui.app import run_app
+
+    return run_app(args)

@@ -1,0 +1,43 @@
+"""The Textual application: a thin layer over the UI-free core.
+
+`run_app(args)` opens the screen the command line asked for: the home screen for plain
+`cnn-tui`, a lesson for `cnn-tui conv|pool`, the training form for `cnn-tui train`, the runs
+screen for `cnn-tui runs`, the results of one run for `cnn-tui eval RUN_DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from textual.app import App
+
+from cnn_tui.ui.screens.home import HomeScreen
+
+
+class CnnTuiApp(App[int]):
+    """cnn-tui's application object; screens are pushed on top of the home screen."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "cnn-tui"
+    SUB_TITLE = "convolutional networks in the terminal"
+
+    def __init__(self, args: argparse.Namespace | None = None) -> None:
+        super().__init__()
+        self.args = args if args is not None else argparse.Namespace(command=None)
+
+    def on_mount(self) -> None:
+        self.push_screen(HomeScreen())
+        command = getattr(self.args, "command", None)
+        if command is not None:
+            self.open_screen(command, self.args)
+
+    def open_screen(self, command: str, args: argparse.Namespace | None = None) -> None:
+        """Push the screen of one subcommand ("conv", "pool", "train", "runs", "eval")."""
+        from cnn_tui.ui.screens import open_screen_for
+
+        self.push_screen(open_screen_for(command, args))
+
+
+def run_app(args: argparse.Namespace) -> int:
+    result = CnnTuiApp(args).run()
+    return result if isinstance(result, int) else 0
