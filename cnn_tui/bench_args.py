@@ -6,4 +6,4 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    raise NotImplementedError  # filled in by the performance work (issue 6)
+    parser.add_argument("--quick", action="store_true", help="a few batches per model (for CI)")
