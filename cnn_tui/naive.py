@@ -1,0 +1,789 @@
+"""Naive 2-D convolution and pooling, forward and backward, as plain nested Python loops.
+
+This is the engine of the step-through lessons. Every output value is built from scalar
+multiply-adds (convolution, average pooling) or scalar comparisons (max pooling), so the loops
+you read here are exactly the loops the lesson screen and `cnn-tui conv --no-ui` show. It is
+slow on purpose and only meant for small arrays; no `@`, no dot products, no window sums.
+
+Arrays are numpy arrays in NCHW layout: x (N, C, H, W), conv weights w (F, C, KH, KW), bias b (F,).
+`stride`, `padding` and `kernel_size` take an int or an (h, w) pair. Padding is zeros.
+
+Every function takes `on_step`: when given, it is called once per scalar operation with a
+`StepEvent` (what was read, what was written, the value before and after). When it is None no
+event is built, so the plain computation pays nothing for the lessons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Pair = tuple[int, int]
+StepCallback = Callable[["StepEvent"], None]
+
+__all__ = [
+    "AvgPoolCache",
+    "ConvCache",
+    "GradCheck",
+    "MaxPoolCache",
+    "Operand",
+    "StepEvent",
+    "avgpool2d_backward",
+    "avgpool2d_forward",
+    "collect_steps",
+    "conv2d_backward",
+    "conv2d_forward",
+    "count_steps",
+    "gradient_check",
+    "maxpool2d_backward",
+    "maxpool2d_forward",
+    "output_size",
+    "output_size_formula",
+]
+
+
+# --------------------------------------------------------------------------- step events
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """One scalar read by a step: `name[index] == value`."""
+
+    name: str  # "x_pad", "x", "w", "b", "dout", "scale" (1/(kh·kw), index ())
+    index: tuple[int, ...]  # index into that array (padded coordinates for x_pad)
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent:
+    """One scalar operation of a naive loop nest, as the lesson screens replay it.
+
+    kind is "bias" (out starts at b[f]), "mac" (target += product of the operands), "add"
+    (target += the one operand), "compare" (target = max(before, operand)) or "route"
+    (target += the one operand, sent to the argmax of a max-pool window).
+    """
+
+    op: str  # "conv2d" | "maxpool2d" | "avgpool2d"
+    phase: str  # "forward" | "grad_input" | "grad_weight" | "grad_bias"
+    kind: str  # "bias" | "mac" | "add" | "compare" | "route"
+    step: int  # 0-based position of this event within its call
+    loops: tuple[tuple[str, int], ...]  # loop indices in nesting order
+    target: str  # the array written: "out", "dx_pad", "dx", "dw", "db"
+    target_index: tuple[int, ...]
+    operands: tuple[Operand, ...]  # the scalars read, in the order of the arithmetic
+    before: float  # the target's value before the step
+    after: float  # the running value written
+
+    def loop(self, name: str) -> int:
+        """The value of loop variable `name` (e.g. "ki") at this step."""
+        for loop_name, value in self.loops:
+            if loop_name == name:
+                return value
+        raise KeyError(f"no loop {name!r} in {[n for n, _ in self.loops]}")
+
+
+def collect_steps(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, list[StepEvent]]:
+    """Call `fn(*args, on_step=..., **kwargs)` and return (its result, the list of its events)."""
+    events: list[StepEvent] = []
+    result = fn(*args, on_step=events.append, **kwargs)
+    return result, events
+
+
+# --------------------------------------------------------------------------- caches
+
+
+@dataclass(frozen=True, slots=True)
+class ConvCache:
+    """What `conv2d_backward` needs from the forward pass."""
+
+    x: np.ndarray  # the input (N, C, H, W)
+    x_pad: np.ndarray  # the zero-padded input (N, C, H + 2·ph, W + 2·pw)
+    w: np.ndarray  # weights (F, C, KH, KW)
+    b: np.ndarray  # bias (F,)
+    stride: Pair
+    padding: Pair
+
+
+@dataclass(frozen=True, slots=True)
+class MaxPoolCache:
+    """What `maxpool2d_backward` needs: argmax[n, c, i, j] = (row, col) of the window's max in x."""
+
+    x: np.ndarray
+    kernel: Pair
+    stride: Pair
+    argmax: np.ndarray  # int (N, C, OH, OW, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class AvgPoolCache:
+    """What `avgpool2d_backward` needs (only shapes: the average does not depend on x)."""
+
+    x_shape: tuple[int, int, int, int]
+    dtype: np.dtype
+    kernel: Pair
+    stride: Pair
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _pair(value: Any, name: str, minimum: int) -> Pair:
+    """An int or an (h, w) pair of ints, each at least `minimum`, as an (h, w) tuple."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        what = "positive" if minimum == 1 else f"at least {minimum}"
+        shown = pair[0] if pair[0] == pair[1] else pair
+        raise ValueError(f"{name} must be {what}, got {shown}")
+    return pair
+
+
+def _as_4d(array: Any, name: str, layout: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 4:
+        raise ValueError(f"{name} must be 4-D {layout}, got shape {array.shape}")
+    return array
+
+
+def _float_dtype(*arrays: np.ndarray) -> np.dtype:
+    """The common dtype if it is a float type, else float64 (integers are promoted)."""
+    dtype = np.result_type(*(a.dtype for a in arrays))
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+
+
+def output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Output length of a sliding window: ⌊(n + 2·padding − kernel) / stride⌋ + 1."""
+    if stride < 1:
+        raise ValueError(f"stride must be positive, got {stride}")
+    if padding < 0:
+        raise ValueError(f"padding must be at least 0, got {padding}")
+    if kernel < 1:
+        raise ValueError(f"kernel_size must be positive, got {kernel}")
+    if kernel > n + 2 * padding:
+        raise ValueError(f"kernel_size {kernel} is larger than the padded input {n + 2 * padding}")
+    return (n + 2 * padding - kernel) // stride + 1
+
+
+def output_size_formula(n: int, kernel: int, stride: int = 1, padding: int = 0) -> str:
+    """The output-size formula with its numbers, e.g. "⌊(5 + 2·1 − 3)/2⌋ + 1 = 3"."""
+    size = output_size(n, kernel, stride, padding)
+    return f"⌊({n} + 2·{padding} − {kernel})/{stride}⌋ + 1 = {size}"
+
+
+def _check_dout(dout: Any, expected: tuple[int, ...]) -> np.ndarray:
+    dout = np.asarray(dout)
+    if dout.shape != expected:
+        raise ValueError(
+            f"dout has shape {dout.shape} but the forward output had shape {expected}: pass the "
+            "gradient of the output this cache came from"
+        )
+    return dout
+
+
+def _check_cache(cache: Any, kind: type, forward: str) -> None:
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache must be the {kind.__name__} returned by {forward}, got {cache!r}")
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    stride: int | Pair = 1,
+    padding: int | Pair = 0,
+    on_step: StepCallback | None = None,
+) -> tuple[np.ndarray, ConvCache]:
+    """Convolution (cross-correlation, as in PyTorch) of x (N, C, H, W) with w (F, C, KH, KW).
+
+    out[n, f, i, j] = b[f] + Σ_c Σ_ki Σ_kj x_pad[n, c, i·sh + ki, j·sw + kj] · w[f, c, ki, kj]
+
+    Returns out (N, F, OH, OW) with OH = ⌊(H + 2·ph − KH)/sh⌋ + 1 (likewise OW) and the cache
+    for `conv2d_backward`. Events: per output cell one "bias" then one "mac" per (c, ki, kj).
+    """
+    x = _as_4d(x, "x", "(N, C, H, W)")
+    w = _as_4d(w, "w", "(F, C, KH, KW)")
+    b = np.asarray(b)
+    n_batch, channels, height, width = x.shape
+    filters, w_channels, kh, kw = w.shape
+    if w_channels != channels:
+        raise ValueError(
+            f"w has {w_channels} input channels but x has {channels}: w must be "
+            f"(F, C, KH, KW) with C = {channels}"
+        )
+    if b.shape != (filters,):
+        raise ValueError(f"b must have shape (F,) = ({filters},) for w {w.shape}, got {b.shape}")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    padded = (height + 2 * ph, width + 2 * pw)
+    if kh > padded[0] or kw > padded[1]:
+        raise ValueError(
+            f"kernel_size {(kh, kw)} (from w) is larger than the padded input {padded}: "
+            "use a smaller kernel or more padding"
+        )
+    oh = (padded[0] - kh) // sh + 1
+    ow = (padded[1] - kw) // sw + 1
+    dtype = _float_dtype(x, w, b)
+    x_pad = np.pad(x.astype(dtype), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    w = w.astype(dtype)
+    b = b.astype(dtype)
+    out = np.zeros((n_batch, filters, oh, ow), dtype=dtype)
+    step = 0
+    for n in range(n_batch):
+        for f in range(filters):
+            for i in range(oh):
+                for j in range(ow):
+                    acc = b[f]
+                    if on_step is not None:
+                        on_step(
+                            StepEvent(
+                                "conv2d", "forward", "bias", step,
+                                (("n", n), ("f", f), ("i", i), ("j", j)),
+                                "out", (n, f, i, j), (Operand("b", (f,), float(acc)),),
+                                0.0, float(acc),
+                            )
+                        )  # fmt: skip
+                        step += 1
+                    for c in range(channels):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                r, s = i * sh + ki, j * sw + kj
+                                xv = x_pad[n, c, r, s]
+                                wv = w[f, c, ki, kj]
+                                before = acc
+                                acc = acc + xv * wv
+                                if on_step is not None:
+                                    on_step(
+                                        StepEvent(
+                                            "conv2d", "forward", "mac", step,
+                                            (("n", n), ("f", f), ("i", i), ("j", j),
+                                             ("c", c), ("ki", ki), ("kj", kj)),
+                                            "out", (n, f, i, j),
+                                            (Operand("x_pad", (n, c, r, s), float(xv)),
+                                             Operand("w", (f, c, ki, kj), float(wv))),
+                                            float(before), float(acc),
+                                        )
+                                    )  # fmt: skip
+                                    step += 1
+                    out[n, f, i, j] = acc
+    return out, ConvCache(x, x_pad, w, b, (sh, sw), (ph, pw))
+
+
+def conv2d_backward(
+    dout: np.ndarray, cache: ConvCache, on_step: StepCallback | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dw, db) of a loss L given dout = ∂L/∂out, as three separate loop nests.
+
+    1. grad bias:   db[f] += dout[n, f, i, j]                                      ("add")
+    2. grad weight: dw[f, c, ki, kj] += x_pad[n, c, i·sh+ki, j·sw+kj] · dout[n, f, i, j]  ("mac")
+    3. grad input:  dx_pad[n, c, i·sh+ki, j·sw+kj] += w[f, c, ki, kj] · dout[n, f, i, j]  ("mac")
+
+    The grad-input nest accumulates into a zero-padded dx_pad (its events use padded
+    coordinates, target "dx_pad"); dx is dx_pad with the padding cut off. Each dw cell and each
+    db cell is finished before the next starts; dx_pad is scattered into window by window,
+    mirroring the forward pass.
+    """
+    _check_cache(cache, ConvCache, "conv2d_forward")
+    x_pad, w = cache.x_pad, cache.w
+    n_batch, channels, height, width = cache.x.shape
+    filters, _, kh, kw = w.shape
+    sh, sw = cache.stride
+    ph, pw = cache.padding
+    oh = (x_pad.shape[2] - kh) // sh + 1
+    ow = (x_pad.shape[3] - kw) // sw + 1
+    dout = _check_dout(dout, (n_batch, filters, oh, ow))
+    dtype = _float_dtype(x_pad, dout)
+    dout = dout.astype(dtype)
+    step = 0
+
+    db = np.zeros(filters, dtype=dtype)
+    for f in range(filters):
+        acc = db[f]
+        for n in range(n_batch):
+            for i in range(oh):
+                for j in range(ow):
+                    gv = dout[n, f, i, j]
+                    before = acc
+                    acc = acc + gv
+                    if on_step is not None:
+                        on_step(
+                            StepEvent(
+                                "conv2d", "grad_bias", "add", step,
+                                (("f", f), ("n", n), ("i", i), ("j", j)),
+                                "db", (f,), (Operand("dout", (n, f, i, j), float(gv)),),
+                                float(before), float(acc),
+                            )
+                        )  # fmt: skip
+                        step += 1
+        db[f] = acc
+
+    dw = np.zeros(w.shape, dtype=dtype)
+    for f in range(filters):
+        for c in range(channels):
+            for ki in range(kh):
+                for kj in range(kw):
+                    acc = dw[f, c, ki, kj]
+                    for n in range(n_batch):
+                        for i in range(oh):
+                            for j in range(ow):
+                                r, s = i * sh + ki, j * sw + kj
+                                xv = x_pad[n, c, r, s]
+                                gv = dout[n, f, i, j]
+                                before = acc
+                                acc = acc + xv * gv
+                                if on_step is not None:
+                                    on_step(
+                                        StepEvent(
+                                            "conv2d", "grad_weight", "mac", step,
+                                            (("f", f), ("c", c), ("ki", ki), ("kj", kj),
+                                             ("n", n), ("i", i), ("j", j)),
+                                            "dw", (f, c, ki, kj),
+                                            (Operand("x_pad", (n, c, r, s), float(xv)),
+                                             Operand("dout", (n, f, i, j), float(gv))),
+                                            float(before), float(acc),
+                                        )
+                                    )  # fmt: skip
+                                    step += 1
+                    dw[f, c, ki, kj] = acc
+
+    dx_pad = np.zeros(x_pad.shape, dtype=dtype)
+    for n in range(n_batch):
+        for f in range(filters):
+            for i in range(oh):
+                for j in range(ow):
+                    gv = dout[n, f, i, j]
+                    for c in range(channels):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                r, s = i * sh + ki, j * sw + kj
+                                wv = w[f, c, ki, kj]
+                                before = dx_pad[n, c, r, s]
+                                after = before + wv * gv
+                                dx_pad[n, c, r, s] = after
+                                if on_step is not None:
+                                    on_step(
+                                        StepEvent(
+                                            "conv2d", "grad_input", "mac", step,
+                                            (("n", n), ("f", f), ("i", i), ("j", j),
+                                             ("c", c), ("ki", ki), ("kj", kj)),
+                                            "dx_pad", (n, c, r, s),
+                                            (Operand("w", (f, c, ki, kj), float(wv)),
+                                             Operand("dout", (n, f, i, j), float(gv))),
+                                            float(before), float(after),
+                                        )
+                                    )  # fmt: skip
+                                    step += 1
+    dx = dx_pad[:, :, ph : ph + height, pw : pw + width].copy()
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pool_setup(
+    x: Any, kernel_size: int | Pair, stride: int | Pair | None
+) -> tuple[np.ndarray, Pair, Pair, int, int]:
+    x = _as_4d(x, "x", "(N, C, H, W)")
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    strides = kernel if stride is None else _pair(stride, "stride", 1)
+    height, width = x.shape[2:]
+    if kernel[0] > height or kernel[1] > width:
+        raise ValueError(
+            f"kernel_size {kernel} is larger than the input {(height, width)}: "
+            "use a smaller kernel (pooling has no padding)"
+        )
+    oh = (height - kernel[0]) // strides[0] + 1
+    ow = (width - kernel[1]) // strides[1] + 1
+    return x.astype(_float_dtype(x)), kernel, strides, oh, ow
+
+
+def maxpool2d_forward(
+    x: np.ndarray,
+    kernel_size: int | Pair = 2,
+    stride: int | Pair | None = None,
+    on_step: StepCallback | None = None,
+) -> tuple[np.ndarray, MaxPoolCache]:
+    """Max pooling: out[n, c, i, j] = max over the window x[n, c, i·sh : i·sh+kh, j·sw : j·sw+kw].
+
+    stride defaults to kernel_size. One "compare" event per window element: before is the
+    running max (-inf for the first element), after the new max. On ties the first maximum in
+    row-major order wins (a later element must be strictly larger), and its position is kept in
+    the cache for the backward pass.
+    """
+    x, (kh, kw), (sh, sw), oh, ow = _pool_setup(x, kernel_size, stride)
+    n_batch, channels = x.shape[:2]
+    out = np.zeros((n_batch, channels, oh, ow), dtype=x.dtype)
+    argmax = np.zeros((n_batch, channels, oh, ow, 2), dtype=np.intp)
+    step = 0
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(oh):
+                for j in range(ow):
+                    best = -math.inf
+                    best_rs = (i * sh, j * sw)
+                    for ki in range(kh):
+                        for kj in range(kw):
+                            r, s = i * sh + ki, j * sw + kj
+                            xv = x[n, c, r, s]
+                            before = best
+                            if xv > best:
+                                best = xv
+                                best_rs = (r, s)
+                            if on_step is not None:
+                                on_step(
+                                    StepEvent(
+                                        "maxpool2d", "forward", "compare", step,
+                                        (("n", n), ("c", c), ("i", i), ("j", j),
+                                         ("ki", ki), ("kj", kj)),
+                                        "out", (n, c, i, j),
+                                        (Operand("x", (n, c, r, s), float(xv)),),
+                                        float(before), float(best),
+                                    )
+                                )  # fmt: skip
+                                step += 1
+                    out[n, c, i, j] = best
+                    argmax[n, c, i, j] = best_rs
+    return out, MaxPoolCache(x, (kh, kw), (sh, sw), argmax)
+
+
+def maxpool2d_backward(
+    dout: np.ndarray, cache: MaxPoolCache, on_step: StepCallback | None = None
+) -> np.ndarray:
+    """Route each dout[n, c, i, j] to the argmax of its window: dx[n, c, r*, s*] += dout.
+
+    One "route" event per output cell. Overlapping windows (stride < kernel) that share a max
+    accumulate; every other dx entry stays 0.
+    """
+    _check_cache(cache, MaxPoolCache, "maxpool2d_forward")
+    n_batch, channels, oh, ow = cache.argmax.shape[:4]
+    dout = _check_dout(dout, (n_batch, channels, oh, ow))
+    dx = np.zeros(cache.x.shape, dtype=_float_dtype(cache.x, dout))
+    step = 0
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(oh):
+                for j in range(ow):
+                    r, s = int(cache.argmax[n, c, i, j, 0]), int(cache.argmax[n, c, i, j, 1])
+                    gv = dout[n, c, i, j]
+                    before = dx[n, c, r, s]
+                    after = before + gv
+                    dx[n, c, r, s] = after
+                    if on_step is not None:
+                        on_step(
+                            StepEvent(
+                                "maxpool2d", "grad_input", "route", step,
+                                (("n", n), ("c", c), ("i", i), ("j", j)),
+                                "dx", (n, c, r, s), (Operand("dout", (n, c, i, j), float(gv)),),
+                                float(before), float(after),
+                            )
+                        )  # fmt: skip
+                        step += 1
+    return dx
+
+
+def avgpool2d_forward(
+    x: np.ndarray,
+    kernel_size: int | Pair = 2,
+    stride: int | Pair | None = None,
+    on_step: StepCallback | None = None,
+) -> tuple[np.ndarray, AvgPoolCache]:
+    """Average pooling: out[n, c, i, j] = Σ over the window of x · 1/(kh·kw).
+
+    stride defaults to kernel_size. One "mac" event per window element, operands (x, scale).
+    """
+    x, (kh, kw), (sh, sw), oh, ow = _pool_setup(x, kernel_size, stride)
+    n_batch, channels = x.shape[:2]
+    out = np.zeros((n_batch, channels, oh, ow), dtype=x.dtype)
+    scale = x.dtype.type(1.0) / (kh * kw)
+    step = 0
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(oh):
+                for j in range(ow):
+                    acc = out[n, c, i, j]
+                    for ki in range(kh):
+                        for kj in range(kw):
+                            r, s = i * sh + ki, j * sw + kj
+                            xv = x[n, c, r, s]
+                            before = acc
+                            acc = acc + xv * scale
+                            if on_step is not None:
+                                on_step(
+                                    StepEvent(
+                                        "avgpool2d", "forward", "mac", step,
+                                        (("n", n), ("c", c), ("i", i), ("j", j),
+                                         ("ki", ki), ("kj", kj)),
+                                        "out", (n, c, i, j),
+                                        (Operand("x", (n, c, r, s), float(xv)),
+                                         Operand("scale", (), float(scale))),
+                                        float(before), float(acc),
+                                    )
+                                )  # fmt: skip
+                                step += 1
+                    out[n, c, i, j] = acc
+    return out, AvgPoolCache(x.shape, x.dtype, (kh, kw), (sh, sw))
+
+
+def avgpool2d_backward(
+    dout: np.ndarray, cache: AvgPoolCache, on_step: StepCallback | None = None
+) -> np.ndarray:
+    """Spread each dout[n, c, i, j] evenly over its window: dx += dout · 1/(kh·kw).
+
+    One "mac" event per window element, operands (dout, scale); overlapping windows accumulate.
+    """
+    _check_cache(cache, AvgPoolCache, "avgpool2d_forward")
+    (kh, kw), (sh, sw) = cache.kernel, cache.stride
+    n_batch, channels, height, width = cache.x_shape
+    oh = (height - kh) // sh + 1
+    ow = (width - kw) // sw + 1
+    dout = _check_dout(dout, (n_batch, channels, oh, ow))
+    dtype = np.result_type(cache.dtype, _float_dtype(dout))
+    dout = dout.astype(dtype)
+    dx = np.zeros(cache.x_shape, dtype=dtype)
+    scale = dtype.type(1.0) / (kh * kw)
+    step = 0
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(oh):
+                for j in range(ow):
+                    gv = dout[n, c, i, j]
+                    for ki in range(kh):
+                        for kj in range(kw):
+                            r, s = i * sh + ki, j * sw + kj
+                            before = dx[n, c, r, s]
+                            after = before + gv * scale
+                            dx[n, c, r, s] = after
+                            if on_step is not None:
+                                on_step(
+                                    StepEvent(
+                                        "avgpool2d", "grad_input", "mac", step,
+                                        (("n", n), ("c", c), ("i", i), ("j", j),
+                                         ("ki", ki), ("kj", kj)),
+                                        "dx", (n, c, r, s),
+                                        (Operand("dout", (n, c, i, j), float(gv)),
+                                         Operand("scale", (), float(scale))),
+                                        float(before), float(after),
+                                    )
+                                )  # fmt: skip
+                                step += 1
+    return dx
+
+
+# --------------------------------------------------------------------------- step counts
+
+
+def count_steps(
+    op: str,
+    x_shape: tuple[int, int, int, int],
+    w_shape: tuple[int, int, int, int] | None = None,
+    *,
+    kernel_size: int | Pair = 2,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+) -> dict[str, int]:
+    """Number of events per phase, from the shapes alone (the loop trip counts).
+
+    op is "conv2d" (needs w_shape; stride defaults to 1), "maxpool2d" or "avgpool2d". Returns
+    e.g. {"forward": 90, "grad_bias": 9, "grad_weight": 81, "grad_input": 81} for conv2d.
+    """
+    n_batch, channels, height, width = x_shape
+    if op == "conv2d":
+        if w_shape is None:
+            raise ValueError("w_shape is needed to count conv2d steps")
+        filters, _, kh, kw = w_shape
+        sh, sw = _pair(1 if stride is None else stride, "stride", 1)
+        ph, pw = _pair(padding, "padding", 0)
+        cells = n_batch * filters * output_size(height, kh, sh, ph) * output_size(width, kw, sw, pw)
+        macs = cells * channels * kh * kw
+        return {
+            "forward": cells + macs,
+            "grad_bias": cells,
+            "grad_weight": macs,
+            "grad_input": macs,
+        }
+    if op in ("maxpool2d", "avgpool2d"):
+        kh, kw = _pair(kernel_size, "kernel_size", 1)
+        sh, sw = (kh, kw) if stride is None else _pair(stride, "stride", 1)
+        cells = n_batch * channels * output_size(height, kh, sh) * output_size(width, kw, sw)
+        window_steps = cells * kh * kw
+        backward = cells if op == "maxpool2d" else window_steps
+        return {"forward": window_steps, "grad_input": backward}
+    raise ValueError(f"op must be 'conv2d', 'maxpool2d' or 'avgpool2d', got {op!r}")
+
+
+# --------------------------------------------------------------------------- gradient check
+
+
+@dataclass(frozen=True)
+class GradCheck:
+    """Analytic gradients compared with central differences, one error per gradient array.
+
+    Each error is max |analytic − numeric| / max(largest |analytic|, largest |numeric|) over the
+    checked entries of that array: relative to the gradient's scale, because an entry-by-entry
+    ratio blows up where the true gradient is 0. None where the operation has no such gradient.
+    """
+
+    op: str
+    dx: float
+    dw: float | None = None
+    db: float | None = None
+    eps: float = 1e-6
+    checked: int = 0  # entries compared (all of them, or a seeded sample of big arrays)
+    skipped: int = 0  # max-pool entries tied for a window's max, where max is not differentiable
+
+    @property
+    def max_error(self) -> float:
+        return max(e for e in (self.dx, self.dw, self.db) if e is not None)
+
+    def passed(self, tolerance: float = 1e-6) -> bool:
+        return self.max_error < tolerance
+
+    def summary(self) -> str:
+        """One line, e.g. "max relative error 3.1e-11 (dx 3.1e-11, dw 2.0e-11, db 0)"."""
+        parts = [
+            f"{name} {_short_float(value)}"
+            for name, value in (("dx", self.dx), ("dw", self.dw), ("db", self.db))
+            if value is not None
+        ]
+        line = f"max relative error {_short_float(self.max_error)} ({', '.join(parts)})"
+        if self.skipped:
+            line += f"; {self.skipped} tied max entries skipped (max has no derivative there)"
+        return line
+
+
+def _short_float(value: float) -> str:
+    return "0" if value == 0 else f"{value:.1e}"
+
+
+def gradient_check(
+    op: str,
+    x: np.ndarray,
+    w: np.ndarray | None = None,
+    b: np.ndarray | None = None,
+    *,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+    kernel_size: int | Pair = 2,
+    dout: np.ndarray | None = None,
+    seed: int = 0,
+    eps: float = 1e-6,
+    max_entries: int = 64,
+) -> GradCheck:
+    """Check the backward pass of `op` ("conv2d", "maxpool2d", "avgpool2d") numerically.
+
+    With L = Σ out · dout for a random upstream gradient dout (seeded; or the given one), each
+    checked entry v of x (and w, b for conv) gets ∂L/∂v ≈ (L(v + eps) − L(v − eps)) / (2·eps),
+    compared with the backward pass's gradient. Arrays with more than `max_entries` entries are
+    checked on a seeded random sample of that many (two forward passes per entry are slow).
+    Max-pool entries tied for a window's max are skipped: the max is not differentiable there.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float64)
+    params: dict[str, np.ndarray] = {"dx": x.copy()}
+    if op == "conv2d":
+        if w is None or b is None:
+            raise ValueError("gradient_check('conv2d', ...) needs w and b")
+        params["dw"] = np.asarray(w, dtype=np.float64).copy()
+        params["db"] = np.asarray(b, dtype=np.float64).copy()
+        conv_stride = 1 if stride is None else stride
+
+        def forward(p: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
+            return conv2d_forward(p["dx"], p["dw"], p["db"], conv_stride, padding)
+
+        def backward(g: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
+            dx, dw, db = conv2d_backward(g, cache)
+            return {"dx": dx, "dw": dw, "db": db}
+
+    elif op in ("maxpool2d", "avgpool2d"):
+        pool_forward = maxpool2d_forward if op == "maxpool2d" else avgpool2d_forward
+        pool_backward = maxpool2d_backward if op == "maxpool2d" else avgpool2d_backward
+
+        def forward(p: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
+            return pool_forward(p["dx"], kernel_size, stride)
+
+        def backward(g: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
+            return {"dx": pool_backward(g, cache)}
+
+    else:
+        raise ValueError(f"op must be 'conv2d', 'maxpool2d' or 'avgpool2d', got {op!r}")
+
+    out, cache = forward(params)
+    if dout is None:
+        dout = rng.standard_normal(out.shape)
+    dout = np.asarray(dout, dtype=np.float64)
+    analytic = backward(dout, cache)
+    ties = _tied_max_entries(x, kernel_size, stride) if op == "maxpool2d" else set()
+
+    def loss(p: dict[str, np.ndarray]) -> float:
+        # elementwise product, exactly rounded sum: keeps the differences' rounding error small
+        return math.fsum((forward(p)[0] * dout).ravel().tolist())
+
+    errors: dict[str, float] = {}
+    checked = 0
+    for name, array in params.items():
+        indices = [ix for ix in np.ndindex(array.shape) if name != "dx" or ix not in ties]
+        if len(indices) > max_entries:
+            picks = rng.choice(len(indices), size=max_entries, replace=False)
+            indices = [indices[k] for k in sorted(picks)]
+        worst_diff, scale = 0.0, 0.0
+        for ix in indices:
+            original = array[ix]
+            array[ix] = original + eps
+            plus = loss(params)
+            array[ix] = original - eps
+            minus = loss(params)
+            array[ix] = original
+            numeric = (plus - minus) / (2 * eps)
+            exact = float(analytic[name][ix])
+            worst_diff = max(worst_diff, abs(exact - numeric))
+            scale = max(scale, abs(exact), abs(numeric))
+        errors[name] = worst_diff / scale if scale > 0 else worst_diff
+        checked += len(indices)
+    return GradCheck(
+        op,
+        errors["dx"],
+        errors.get("dw"),
+        errors.get("db"),
+        eps=eps,
+        checked=checked,
+        skipped=len(ties),
+    )
+
+
+def _tied_max_entries(
+    x: np.ndarray, kernel_size: int | Pair, stride: int | Pair | None
+) -> set[tuple[int, ...]]:
+    """Positions of x that share the maximum of some pooling window with another position."""
+    _, (kh, kw), (sh, sw), oh, ow = _pool_setup(x, kernel_size, stride)
+    tied: set[tuple[int, ...]] = set()
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i in range(oh):
+                for j in range(ow):
+                    window = [
+                        (x[n, c, i * sh + ki, j * sw + kj], (n, c, i * sh + ki, j * sw + kj))
+                        for ki in range(kh)
+                        for kj in range(kw)
+                    ]
+                    best = window[0][0]
+                    for value, _ in window:
+                        if value > best:
+                            best = value
+                    at_max = [ix for value, ix in window if value == best]
+                    if len(at_max) > 1:
+                        tied.update(at_max)
+    return tied
