@@ -1,0 +1,98 @@
+"""Run directories: naming, status, incremental event reading, listing, deleting (no torch)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnn_tui import runs
+from cnn_tui.config import TrainConfig
+from cnn_tui.errors import UsageError
+
+
+def _fake_run(path, status="finished", pid=None, **status_extra):
+    path.mkdir(parents=True)
+    (path / runs.CONFIG_FILE).write_text(TrainConfig(epochs=3).to_toml())
+    runs.write_status(path, status, epoch=3, epochs=3, pid=pid, **status_extra)
+    return path
+
+
+def test_runs_module_imports_without_torch_or_textual():
+    code = "import sys, cnn_tui.runs, cnn_tui.metrics; print('torch' in sys.modules, 'textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_new_run_dir_is_unique_and_named_after_model_and_dataset(tmp_path):
+    config = TrainConfig(model="the3-cnn", dataset="fashion-mnist")
+    first = runs.new_run_dir(tmp_path / "runs", config)
+    second = runs.new_run_dir(tmp_path / "runs", config)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.endswith("-the3-cnn-fashion-mnist")
+
+
+def test_status_keeps_started_and_updates(tmp_path):
+    first = runs.write_status(tmp_path, "running", epoch=0, epochs=5)
+    second = runs.write_status(tmp_path, "stopped", epoch=2, epochs=5, message="stopped")
+    assert second["started"] == first["started"]
+    assert runs.read_status(tmp_path)["status"] == "stopped"
+    assert runs.read_status(tmp_path / "nowhere") is None
+    with pytest.raises(ValueError):
+        runs.write_status(tmp_path, "exploded")
+
+
+def test_read_events_is_incremental_and_tolerates_a_partial_last_line(tmp_path):
+    path = tmp_path / runs.EVENTS_FILE
+    assert runs.read_events(tmp_path) == ([], 0)
+    path.write_text('{"event": "a"}\n{"event": "b"}\n{"event": "c"')
+    events, offset = runs.read_events(tmp_path)
+    assert [e["event"] for e in events] == ["a", "b"]
+    with path.open("a") as handle:
+        handle.write(', "x": 1}\nnot json\n')
+    events, offset2 = runs.read_events(tmp_path, offset)
+    assert events == [{"event": "c", "x": 1}]
+    assert offset2 == path.stat().st_size
+    assert runs.read_events(tmp_path, offset2) == ([], offset2)
+
+
+def test_list_runs_shows_dead_running_runs_as_interrupted(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _fake_run(tmp_path / "a", "finished", best_val_acc=0.5)
+    (tmp_path / "a" / runs.SUMMARY_FILE).write_text(
+        json.dumps({"test_accuracy": 0.42, "best_val_acc": 0.5, "epochs_done": 3})
+    )
+    _fake_run(tmp_path / "b", "running", pid=dead.pid)
+    _fake_run(tmp_path / "c", "running")  # this process: alive
+    (tmp_path / "not-a-run").mkdir()
+    infos = {info.name: info for info in runs.list_runs(tmp_path)}
+    assert set(infos) == {"a", "b", "c"}
+    assert infos["a"].status == "finished" and infos["a"].test_acc == 0.42
+    assert infos["a"].best_val_acc == 0.5 and infos["a"].epochs_done == 3
+    assert infos["a"].model == "simple-cnn" and infos["a"].dataset == "shapes"
+    assert infos["b"].status == "interrupted"
+    assert infos["c"].status == "running"
+    assert runs.list_runs(tmp_path / "missing") == []
+
+
+def test_delete_run_refuses_non_runs_and_live_runs(tmp_path):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("x")
+    with pytest.raises(UsageError):
+        runs.delete_run(tmp_path / "precious")
+    live = _fake_run(tmp_path / "live", "running")
+    with pytest.raises(UsageError):
+        runs.delete_run(live)
+    done = _fake_run(tmp_path / "done", "finished")
+    runs.delete_run(done)
+    assert not done.exists() and (tmp_path / "precious" / "thesis.tex").exists()
+
+
+def test_is_alive():
+    import os
+
+    assert runs.is_alive(os.getpid())
+    assert not runs.is_alive(None) and not runs.is_alive(0)
