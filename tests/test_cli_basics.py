@@ -1,0 +1,65 @@
+"""`cnn-tui` as a user first meets it: --help for every subcommand, one-line usage errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def cnn_tui(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cnn_tui", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_top_level_help_lists_every_subcommand() -> None:
+    proc = cnn_tui("--help")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "convolutional networks in the terminal" in proc.stdout
+    for command in ("conv", "pool", "train", "eval", "runs", "bench"):
+        assert command in proc.stdout
+
+
+# subcommand -> words its --help must use to say what it is for
+PURPOSES = {
+    "conv": ("convolution", "--no-ui", "--kernel", "--backward"),
+    "pool": ("pooling", "--no-ui", "--type", "--backward"),
+    "train": ("train", "--no-ui"),
+    "eval": ("metrics", "RUN_DIR", "--no-ui"),
+    "runs": ("runs", "--no-ui"),
+    "bench": ("benchmark", "--no-ui"),
+}
+
+
+@pytest.mark.parametrize("command", PURPOSES)
+def test_each_subcommand_help_says_what_it_is_for(command: str) -> None:
+    proc = cnn_tui(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: cnn-tui {command}")
+    for word in PURPOSES[command]:
+        assert word.lower() in proc.stdout.lower(), f"{command} --help does not mention {word!r}"
+
+
+def test_version_and_headless_overview() -> None:
+    assert cnn_tui("--version").stdout.startswith("cnn-tui ")
+    proc = cnn_tui("--no-ui")
+    assert proc.returncode == 0 and "usage: cnn-tui" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("--bogus",), ("conv", "--bogus"), ("pool", "--no-ui", "--bogus"), ("train", "--bogus")],
+)
+def test_an_unknown_flag_exits_2_with_one_line(argv: tuple[str, ...]) -> None:
+    proc = cnn_tui(*argv)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "--bogus" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_unknown_subcommand_exits_2_with_one_line() -> None:
+    proc = cnn_tui("convolve")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "convolve" in proc.stderr
