@@ -42,10 +42,13 @@ def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
 def _flat_size(features: nn.Module, in_channels: int, image_size: int, model: str) -> int:
     """Number of values `features` makes from one image: sizes not divisible by 2^k just floor."""
     features.eval()  # a dummy batch must not touch BatchNorm's running statistics
-    with torch.no_grad():
-        shape = features(torch.zeros(1, in_channels, image_size, image_size)).shape
+    try:
+        with torch.no_grad():
+            shape = features(torch.zeros(1, in_channels, image_size, image_size)).shape
+    except RuntimeError:  # a pooling layer got less than 2×2 pixels
+        shape = (1, 0, 0, 0)
     features.train()
-    if min(shape[2:]) < 1:
+    if min(shape[1:]) < 1:
         raise UsageError(f"--image-size {image_size} is too small for {model}")
     return shape[1] * shape[2] * shape[3]
 
