@@ -37,6 +37,12 @@ class CnnTuiApp(App[int]):
 
         self.push_screen(open_screen_for(command, args))
 
+    # --- training (issue 5): quitting while a run trains asks to stop it or leave it running
+    async def action_quit(self) -> None:
+        from cnn_tui.ui.widgets.train_dialogs import quit_or_ask
+
+        await quit_or_ask(self)
+
 
 def run_app(args: argparse.Namespace) -> int:
     result = CnnTuiApp(args).run()

@@ -9,6 +9,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from cnn_tui.ui.widgets.train_runs_banner import RunsInProgress  # training (issue 5)
+
 # (subcommand, title, one-line description)
 ENTRIES = (
     ("conv", "Convolution lesson", "step through conv2d forward and backward, one multiply-add at a time"),
@@ -44,6 +46,8 @@ class HomeScreen(Screen):
                 ),
                 id="home-menu",
             )
+            # --- training (issue 5): runs still training, e.g. after a dropped SSH connection
+            yield RunsInProgress(id="home-runs")
         yield Footer()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -1,0 +1,62 @@
+"""Messages that thread workers post back to the UI (posting style: small dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass
+class RunEvents(Message):
+    """New lines of a followed run's `metrics.jsonl`, and its current status.json (or None)."""
+
+    run_dir: Path
+    events: list[dict[str, Any]]
+    status: dict[str, Any] | None
+
+
+@dataclass
+class RunEnded(Message):
+    """A followed run is over: `status` is finished, failed, stopped or interrupted."""
+
+    run_dir: Path
+    status: str
+    message: str = ""
+
+
+@dataclass
+class RunResultsLoaded(Message):
+    """The results of a finished run: summary.json and samples.npz (either may be missing)."""
+
+    run_dir: Path
+    summary: dict[str, Any] | None
+    samples: dict[str, Any] | None = None
+
+
+@dataclass
+class CurvesLoaded(Message):
+    """The metrics.jsonl events of several runs, to overlay their curves: run dir -> events."""
+
+    events: dict[Path, list[dict[str, Any]]]
+
+
+@dataclass
+class DevicesDetected(Message):
+    """Devices for the form's device field: (value, label) pairs, e.g. ("cuda:0", "cuda:0 H100 …")."""
+
+    devices: list[tuple[str, str]]
+    error: str = ""
+
+
+@dataclass
+class RunsListed(Message):
+    """A fresh listing of the runs directory (`runs.list_runs`)."""
+
+    runs: list[Any]
+    error: str = ""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsListed)

@@ -1,0 +1,340 @@
+"""The training dashboard: follows a run's files live, then shows its results.
+
+The run trains in its own process (`cnn_tui.launcher`); this screen only reads what it writes. A
+thread worker tails `metrics.jsonl` and `status.json` four times a second and posts one
+`RunEvents` message per poll; the screen folds them into a bounded `RunHistory` and updates the
+progress bar, the charts (redrawn at most twice a second), the epoch table and the log. When the
+run is over the worker loads summary.json and samples.npz, and the Results and Samples tabs open.
+
+`ResultsScreen` (results.py) is the same screen for a run that is already over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import (
+    Footer,
+    Header,
+    ProgressBar,
+    RichLog,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from cnn_tui.ui.messages import RunEnded, RunEvents, RunResultsLoaded
+from cnn_tui.ui.widgets.train_charts import MetricChart, Series
+from cnn_tui.ui.widgets.train_dialogs import confirm
+from cnn_tui.ui.widgets.train_epochs import EpochTable
+from cnn_tui.ui.widgets.train_history import (
+    RunHistory,
+    format_number,
+    format_percent,
+    format_seconds,
+)
+from cnn_tui.ui.widgets.train_results import MetricsView
+from cnn_tui.ui.widgets.train_samples import SampleGrid
+
+STATE_MARKS = {
+    "starting": ("…", "text-muted"),
+    "running": ("▶", "success"),
+    "finished": ("✓", "success"),
+    "stopped": ("■", "warning"),
+    "failed": ("✗", "error"),
+    "interrupted": ("✗", "error"),
+    "unknown": ("?", "text-muted"),
+}
+COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
+
+
+class RunScreen(Screen):
+    """Dashboard of one run: live (`live=True`, following the trainer) or replayed from files."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "stop", "Stop run"),
+        Binding("1", "tab('charts')", "Charts", show=False),
+        Binding("2", "tab('epochs')", "Epochs", show=False),
+        Binding("3", "tab('log')", "Log", show=False),
+        Binding("4", "tab('results')", "Results", show=False),
+        Binding("5", "tab('samples')", "Samples", show=False),
+    ]
+
+    def __init__(self, run_dir: str | Path, *, pid: int | None = None, live: bool = True) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.pid = pid
+        self.live = live
+        self.history = RunHistory()
+        self.state = "starting" if live else "unknown"
+        self.state_message = ""
+        self.status: dict[str, Any] | None = None
+        self.summary: dict[str, Any] | None = None
+
+    @property
+    def followed_run_dir(self) -> Path | None:
+        """The run this screen follows while it trains (the quit dialog asks about it)."""
+        return self.run_dir if self.live and self.state in ("starting", "running") else None
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="dash-top"):
+            yield Static(id="dash-status")
+            yield Static(id="dash-metrics")
+            with Horizontal(id="dash-progress-row"):
+                yield ProgressBar(id="dash-progress", show_eta=False)
+                yield Static(id="dash-speed")
+        with TabbedContent(id="dash-tabs"):
+            with TabPane("Charts", id="charts"):
+                with Horizontal(id="dash-charts"):
+                    yield MetricChart("loss", id="loss-chart")
+                    yield MetricChart("accuracy", percent=True, id="acc-chart")
+            with TabPane("Epochs", id="epochs"):
+                yield EpochTable(id="epoch-table")
+            with TabPane("Log", id="log"):
+                yield RichLog(id="dash-log", max_lines=2000, wrap=True, markup=False)
+            with TabPane("Results", id="results"):
+                yield MetricsView(id="metrics-view")
+            with TabPane("Samples", id="samples"):
+                yield SampleGrid(id="sample-grid")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_dir.name
+        tabs = self.query_one(TabbedContent)
+        tabs.disable_tab("results")
+        tabs.disable_tab("samples")
+        self._fit_layout()
+        log = self.query_one(RichLog)
+        log.write(f"run directory: {self.run_dir}")
+        if self.pid is not None:
+            log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / 'output.log'}")
+        self._show_status()
+        self.follow()
+
+    def on_resize(self) -> None:
+        self._fit_layout()
+
+    def _fit_layout(self) -> None:
+        compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
+        self.set_class(compact, "-compact")
+
+    def action_tab(self, tab: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        if not tabs.get_tab(tab).disabled:
+            tabs.active = tab
+
+    # --- following the run ----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run")
+    def follow(self) -> None:
+        """Tail the run's files until it is over, then load its results (a thread worker)."""
+        from cnn_tui.launcher import follow_run
+        from cnn_tui.runs import (
+            SAMPLES_FILE,
+            effective_status,
+            read_events,
+            read_status,
+            read_summary,
+        )
+        from cnn_tui.ui.widgets.train_samples import load_samples
+
+        worker = get_current_worker()
+
+        def emit(events: list[dict[str, Any]], status: dict[str, Any] | None) -> None:
+            self.post_message(RunEvents(self.run_dir, events, status))
+
+        if self.live:
+            state, message = follow_run(self.run_dir, emit, worker.cancelled_event, pid=self.pid)
+            if state == "following":  # cancelled: the screen was closed
+                return
+        else:
+            status = read_status(self.run_dir)
+            emit(read_events(self.run_dir)[0], status)
+            state = effective_status(status)
+            message = str((status or {}).get("message") or "")
+        summary = read_summary(self.run_dir)
+        samples = load_samples(self.run_dir / SAMPLES_FILE) if summary else None
+        self.post_message(RunResultsLoaded(self.run_dir, summary, samples))
+        self.post_message(RunEnded(self.run_dir, state, message))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "follow-run" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.query_one(RichLog).write(f"error while reading the run: {error!r}")
+            self.notify(f"cannot follow the run: {error}", severity="error")
+
+    @on(RunEvents)
+    def _on_run_events(self, message: RunEvents) -> None:
+        kinds = self.history.add(message.events)
+        status = message.status
+        if status is not None and (self.pid is None or status.get("pid") == self.pid):
+            self.status = status  # (a resumed run's old status.json is not ours yet)
+            if self.live and status.get("status") == "running":
+                self.state = "running"
+        log = self.query_one(RichLog)
+        for line in self.history.take_log():
+            log.write(line)
+        if kinds & {"batch", "epoch", "run_started"} or message.status is not None:
+            self._show_progress()
+            self._show_status()
+        if kinds & {"epoch", "run_started"}:
+            self.query_one(EpochTable).set_epochs(self.history.epochs)
+            self._show_charts()
+        elif "batch" in kinds:
+            self._show_charts(loss_only=True)
+
+    @on(RunEnded)
+    def _on_run_ended(self, message: RunEnded) -> None:
+        self.state, self.state_message = message.status, message.message
+        self._show_status()
+        self._show_progress()
+        self._show_charts()
+        log = self.query_one(RichLog)
+        if message.status in ("failed", "interrupted"):
+            log.write(f"{message.status.upper()}: {message.message}")
+            if self.live:
+                self.notify(message.message or message.status, title="Run failed", severity="error")
+        elif self.live:
+            log.write(f"run {message.status}")
+            self.notify(f"run {self.run_dir.name} {message.status}", title="Training")
+
+    @on(RunResultsLoaded)
+    def _on_results_loaded(self, message: RunResultsLoaded) -> None:
+        self.summary = message.summary
+        if message.summary is None:
+            return
+        tabs = self.query_one(TabbedContent)
+        tabs.enable_tab("results")
+        tabs.enable_tab("samples")
+        self.query_one(MetricsView).show(message.summary)
+        self.query_one(SampleGrid).show(message.samples, list(message.summary.get("classes") or []))
+        tabs.active = "results"
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.live and self.state in ("starting", "running")
+        return True
+
+    def action_stop(self) -> None:
+        def stop(answer: str | None) -> None:
+            if answer != "yes":
+                return
+            from cnn_tui.launcher import stop_run
+
+            if stop_run(self.run_dir, self.pid):
+                self.query_one(RichLog).write("stop requested: finishing the batch, checkpointing")
+                self.state_message = "stopping at the end of the batch…"
+                self._show_status()
+            else:
+                self.notify("the run is not running any more", severity="warning")
+
+        self.app.push_screen(
+            confirm(
+                "Stop training?",
+                f"Stop {self.run_dir.name} at the end of the current batch. The checkpoint is "
+                "kept; resume it later from the runs screen.",
+                "Stop run",
+            ),
+            stop,
+        )
+
+    # --- drawing --------------------------------------------------------------------------------
+
+    def _show_status(self) -> None:
+        mark, colour = STATE_MARKS.get(self.state, STATE_MARKS["unknown"])
+        started = self.history.started or {}
+        parts = [f"[b ${colour}]{mark} {self.state}[/]"]
+        parts.append(f"[b]{self.run_dir.name}[/b]")
+        config = started.get("config") or {}
+        if config:
+            parts.append(f"{config.get('model', '?')} on {config.get('dataset', '?')}")
+        if started:
+            device = started.get("device_name") or started.get("device") or "?"
+            parts.append(str(device))
+        if self.history.epochs:
+            last = self.history.epochs[-1]
+            if last.get("gpu_mem_mb"):
+                parts.append(f"GPU mem {format_number(last.get('gpu_mem_mb'), ',.0f')} MB")
+        self.query_one("#dash-status", Static).update(" · ".join(parts))
+        self.query_one("#dash-metrics", Static).update(self._metrics_line())
+
+    def _metrics_line(self) -> str:
+        if self.state in ("failed", "interrupted") and self.state_message:
+            first = self.state_message.splitlines()[0]
+            return f"[b $text-error]✗ {first}[/]  [dim](Log tab: details)[/dim]"
+        if self.state_message:
+            return f"[b]{self.state_message}[/b]"
+        if not self.history.epochs:
+            if self.history.started is None:
+                return "[dim]waiting for the trainer to start (loading data, building the model)…[/dim]"
+            return "[dim]training the first epoch…[/dim]"
+        last = self.history.epochs[-1]
+        return (
+            f"epoch {last.get('epoch')}/{last.get('epochs')}: train loss "
+            f"[b]{format_number(last.get('train_loss'))}[/b] acc "
+            f"{format_percent(last.get('train_acc'))} · val loss "
+            f"[b]{format_number(last.get('val_loss'))}[/b] acc "
+            f"[b]{format_percent(last.get('val_acc'))}[/b] · best val "
+            f"{format_percent(self.history.best_val_acc())}"
+        )
+
+    def _show_progress(self) -> None:
+        done, total = self.history.progress()
+        bar = self.query_one(ProgressBar)
+        if total:
+            bar.update(total=total, progress=done)
+        batch = self.history.last_batch
+        speed = self.query_one("#dash-speed", Static)
+        if self.state in ("finished", "stopped", "failed", "interrupted"):
+            speed.update(self.state)
+        elif batch is None:
+            speed.update("")
+        else:
+            speed.update(
+                f"epoch {batch.get('epoch')}/{self.history.epochs_total} · batch "
+                f"{batch.get('batch')}/{batch.get('batches')} · ETA "
+                f"{format_seconds(batch.get('eta_s'))} · "
+                f"{format_number(batch.get('images_per_s'), ',.0f')} img/s"
+            )
+
+    def _show_charts(self, loss_only: bool = False) -> None:
+        series = self.history.series()
+        x_max = float(self.history.epochs_total)
+        self.query_one("#loss-chart", MetricChart).set_series(
+            [
+                Series("batch (smoothed)", *series["batch_loss"], role="batch"),
+                Series("train", *series["train_loss"], role="train"),
+                Series("val", *series["val_loss"], role="val"),
+            ],
+            x_max,
+        )
+        if loss_only:
+            return
+        self.query_one("#acc-chart", MetricChart).set_series(
+            [
+                Series("train", *series["train_acc"], role="train"),
+                Series("val", *series["val_acc"], role="val"),
+            ],
+            x_max,
+        )
+
+
+class DashboardScreen(RunScreen):
+    """The live dashboard of a run the TUI just started (or re-attached to)."""
+
+    @classmethod
+    def for_run(cls, run_dir: str | Path, pid: int | None = None) -> DashboardScreen:
+        return cls(run_dir, pid=pid, live=True)

@@ -1,0 +1,115 @@
+"""Line charts of training curves (textual-plotext), redrawn at most twice a second.
+
+`MetricChart.set_series` stores the data and redraws at once if the last redraw is older than
+`MIN_REDRAW_S`; otherwise a timer picks the change up, so a fast run never floods the UI or the SSH
+link. Line colours come from the app theme; each series also has its own marker, so the lines stay
+apart on a terminal without colour.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from textual.color import Color
+from textual_plotext import PlotextPlot
+
+MIN_REDRAW_S = 0.5
+
+# theme variable and plotext marker per series role; overlaid runs cycle through RUN_STYLES
+ROLE_STYLES = {
+    "batch": ("foreground-muted", "braille"),
+    "train": ("primary", "hd"),
+    "val": ("warning", "dot"),
+}
+RUN_STYLES = (
+    ("primary", "hd"),
+    ("warning", "dot"),
+    ("success", "x"),
+    ("error", "+"),
+    ("accent", "o"),
+    ("secondary", "*"),
+)
+
+
+@dataclass
+class Series:
+    label: str
+    xs: list[float]
+    ys: list[float]
+    role: str = "train"  # "batch", "train", "val", or "run<N>" for overlays
+
+
+class MetricChart(PlotextPlot):
+    """One chart of curves over epochs: loss or accuracy (percent)."""
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        percent: bool = False,
+        id: str | None = None,  # noqa: A002 - Textual's own parameter name
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.chart_title = title
+        self.percent = percent
+        self.series: list[Series] = []
+        self.x_max: float = 0.0
+        self._drawn_at = 0.0
+        self._dirty = True
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(MIN_REDRAW_S, self._redraw_if_dirty)
+        self._draw()
+
+    def set_series(self, series: list[Series], x_max: float = 0.0) -> None:
+        """Replace the curves; `x_max` fixes the x range (e.g. the run's epoch count)."""
+        self.series = series
+        self.x_max = x_max
+        self._dirty = True
+        if time.monotonic() - self._drawn_at >= MIN_REDRAW_S:
+            self._draw()
+
+    def _redraw_if_dirty(self) -> None:
+        if self._dirty:
+            self._draw()
+
+    def _colour(self, variable: str) -> tuple[int, int, int]:
+        value = self.app.theme_variables.get(variable) or self.app.theme_variables["foreground"]
+        return Color.parse(value).rgb
+
+    def _style(self, role: str) -> tuple[str, str]:
+        if role in ROLE_STYLES:
+            return ROLE_STYLES[role]
+        if role.startswith("run"):
+            return RUN_STYLES[int(role[3:] or 0) % len(RUN_STYLES)]
+        return ROLE_STYLES["train"]
+
+    def _draw(self) -> None:
+        self._dirty = False
+        self._drawn_at = time.monotonic()
+        plt = self.plt
+        plt.clear_figure()
+        plt.title(self.chart_title)
+        plt.xlabel("epoch")
+        x_high = self.x_max
+        has_data = False
+        for series in self.series:
+            if not series.xs:
+                continue
+            has_data = True
+            variable, marker = self._style(series.role)
+            ys = [y * 100 for y in series.ys] if self.percent else series.ys
+            plt.plot(series.xs, ys, label=series.label, marker=marker, color=self._colour(variable))
+            x_high = max(x_high, max(series.xs))
+        if not has_data:
+            plt.title(f"{self.chart_title} (waiting for data)")
+        if x_high > 0:
+            plt.xlim(0, x_high)
+            step = max(1, int(x_high) // 8 + (1 if int(x_high) % 8 else 0))
+            plt.xticks(list(range(0, int(x_high) + 1, step)))
+        if self.percent:
+            plt.ylabel("%")
+        self.refresh()

@@ -1,0 +1,202 @@
+"""What the dashboard knows about a run, folded from its events; bounded in memory.
+
+`RunHistory.add(events)` takes the dicts of `metrics.jsonl` in order. Epoch rows are kept whole
+(one per epoch); the per-batch loss is smoothed (an exponential moving average) and kept as at
+most `max_points` points: when full, every other point is dropped and only every second batch is
+recorded from then on, so a run of any length costs the same memory. No textual import.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+END_EVENTS = ("finished", "failed", "stopped")
+
+
+@dataclass
+class RunHistory:
+    max_points: int = 600
+    smoothing: float = 0.9  # EMA weight of the previous smoothed value
+
+    started: dict[str, Any] | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    last_batch: dict[str, Any] | None = None
+    evaluated: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None  # the finished / failed / stopped event
+    batch_x: list[float] = field(default_factory=list)  # fractional epoch of each point
+    batch_loss: list[float] = field(default_factory=list)  # smoothed loss
+    log: list[str] = field(default_factory=list)  # lines for the log panel, new since last take
+
+    _stride: int = 1
+    _seen: int = 0
+    _ema: float | None = None
+
+    def add(self, events: list[dict[str, Any]]) -> set[str]:
+        """Fold events in; returns the kinds seen (e.g. {"batch", "epoch"}) to know what to redraw."""
+        kinds: set[str] = set()
+        for event in events:
+            kind = str(event.get("event", ""))
+            kinds.add(kind)
+            handler = getattr(self, f"_on_{kind}", None)
+            if handler is not None:
+                handler(event)
+        return kinds
+
+    def take_log(self) -> list[str]:
+        lines, self.log = self.log, []
+        return lines
+
+    # --- derived values -----------------------------------------------------------------------
+
+    @property
+    def epochs_total(self) -> int:
+        if self.started is not None:
+            return int(self.started.get("epochs") or 0)
+        if self.epochs:
+            return int(self.epochs[-1].get("epochs") or 0)
+        return 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        if self.last_batch is not None:
+            return int(self.last_batch.get("batches") or 0)
+        if self.started is not None:
+            return int(self.started.get("batches_per_epoch") or 0)
+        return 0
+
+    @property
+    def classes(self) -> list[str]:
+        return list((self.started or {}).get("classes") or [])
+
+    def progress(self) -> tuple[float, float]:
+        """(batches done, batches in the run) for the progress bar."""
+        per_epoch = self.batches_per_epoch
+        total = self.epochs_total * per_epoch
+        if not total:
+            return 0.0, 0.0
+        if self.end is not None and self.end.get("event") == "finished":
+            return float(total), float(total)
+        done = 0.0
+        if self.epochs:
+            done = int(self.epochs[-1].get("epoch") or 0) * per_epoch
+        if self.last_batch is not None:
+            batch_epoch = int(self.last_batch.get("epoch") or 0)
+            batch_done = (batch_epoch - 1) * per_epoch + int(self.last_batch.get("batch") or 0)
+            done = max(done, batch_done)
+        return float(min(done, total)), float(total)
+
+    def best_val_acc(self) -> float | None:
+        values = [e["val_acc"] for e in self.epochs if _finite(e.get("val_acc"))]
+        return max(values) if values else None
+
+    def series(self) -> dict[str, tuple[list[float], list[float]]]:
+        """Chart series: name -> (x, y); x is epochs (batches: fractional epochs)."""
+        result: dict[str, tuple[list[float], list[float]]] = {}
+        for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
+            xs = [float(e["epoch"]) for e in self.epochs if _finite(e.get(key))]
+            ys = [float(e[key]) for e in self.epochs if _finite(e.get(key))]
+            result[key] = (xs, ys)
+        result["batch_loss"] = (list(self.batch_x), list(self.batch_loss))
+        return result
+
+    # --- event handlers -----------------------------------------------------------------------
+
+    def _on_run_started(self, event: dict[str, Any]) -> None:
+        self.started = event
+        device = event.get("device_name") or event.get("device") or "?"
+        params = (event.get("parameters") or {}).get("total")
+        start = int(event.get("start_epoch") or 1)
+        resumed = f", resumed at epoch {start}" if start > 1 else ""
+        self.log.append(
+            f"started on {device}: {event.get('n_train', '?')} train / {event.get('n_val', '?')} "
+            f"val / {event.get('n_test', '?')} test images, "
+            f"{params if params is not None else '?'} parameters{resumed}"
+        )
+
+    def _on_batch(self, event: dict[str, Any]) -> None:
+        self.last_batch = event
+        loss = event.get("loss")
+        if not _finite(loss):
+            return
+        if self._ema is None:
+            self._ema = float(loss)
+        else:
+            self._ema = self.smoothing * self._ema + (1 - self.smoothing) * float(loss)
+        smoothed = self._ema
+        self._seen += 1
+        if self._seen % self._stride:
+            return
+        batches = int(event.get("batches") or 1)
+        x = int(event.get("epoch") or 1) - 1 + int(event.get("batch") or 0) / max(batches, 1)
+        self.batch_x.append(x)
+        self.batch_loss.append(smoothed)
+        if len(self.batch_x) > self.max_points:
+            self.batch_x = self.batch_x[::2]
+            self.batch_loss = self.batch_loss[::2]
+            self._stride *= 2
+
+    def _on_epoch(self, event: dict[str, Any]) -> None:
+        # a resumed run repeats nothing, but replace a row with the same epoch number just in case
+        self.epochs = [e for e in self.epochs if e.get("epoch") != event.get("epoch")]
+        self.epochs.append(event)
+        self.log.append(
+            f"epoch {event.get('epoch')}/{event.get('epochs')}: train loss "
+            f"{_fmt(event.get('train_loss'))} acc {_pct(event.get('train_acc'))}, val loss "
+            f"{_fmt(event.get('val_loss'))} acc {_pct(event.get('val_acc'))} "
+            f"({_fmt(event.get('seconds'), '.1f')} s)"
+        )
+
+    def _on_evaluated(self, event: dict[str, Any]) -> None:
+        self.evaluated = event
+        self.log.append(
+            f"test: accuracy {_pct(event.get('test_accuracy'))}, macro F1 "
+            f"{_fmt(event.get('macro_f1'), '.3f')}"
+        )
+
+    def _on_finished(self, event: dict[str, Any]) -> None:
+        self.end = event
+        self.log.append("finished")
+
+    def _on_failed(self, event: dict[str, Any]) -> None:
+        self.end = event
+        self.log.append(f"FAILED: {event.get('message', 'unknown error')}")
+
+    def _on_stopped(self, event: dict[str, Any]) -> None:
+        self.end = event
+        message = event.get("message") or f"stopped after epoch {event.get('epoch', '?')}"
+        self.log.append(f"stopped: {message}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return format(value, spec) if _finite(value) else "–"
+
+
+def _pct(value: Any) -> str:
+    return f"{value * 100:.1f}%" if _finite(value) else "–"
+
+
+def format_percent(value: Any) -> str:
+    """An accuracy in [0, 1] as '93.4%' ('–' when unknown)."""
+    return _pct(value)
+
+
+def format_number(value: Any, spec: str = ".4f") -> str:
+    return _fmt(value, spec)
+
+
+def format_seconds(seconds: Any) -> str:
+    """'1h02m', '3m05s', '12s' ('–' when unknown)."""
+    if not _finite(seconds) or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"

@@ -1,0 +1,429 @@
+"""Pilot tests of the training screens: form, dashboard, results, runs, quitting.
+
+Most tests read run directories written by `train_ui_fixtures` (no engine, no timing); the
+`real engine` tests start short runs on `shapes` through the form and wait for them through the
+worker API. Nothing sleeps for a fixed time as an assertion: waits poll a condition with a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Checkbox, Input, RichLog, Select, Static, TabbedContent
+from train_ui_fixtures import CLASSES, run_async, write_run
+
+from cnn_tui import shapes
+from cnn_tui.config import TrainConfig, save_preset
+from cnn_tui.runs import read_status
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.screens.dashboard import DashboardScreen
+from cnn_tui.ui.screens.results import ResultsScreen
+from cnn_tui.ui.screens.runs import CompareScreen, RunsScreen
+from cnn_tui.ui.screens.train_form import TrainFormScreen
+from cnn_tui.ui.widgets.train_charts import MetricChart
+from cnn_tui.ui.widgets.train_dialogs import ChoiceModal, PresetNameModal
+from cnn_tui.ui.widgets.train_epochs import EpochTable
+from cnn_tui.ui.widgets.train_results import ConfusionTable, PerClassTable
+from cnn_tui.ui.widgets.train_samples import SampleCard
+
+SIZE = (120, 40)
+
+
+@pytest.fixture(autouse=True)
+def presets_dir(tmp_path, monkeypatch) -> Path:
+    """User presets go to a temporary folder, never to ~/.config."""
+    folder = tmp_path / "presets"
+    monkeypatch.setenv("CNN_TUI_PRESETS", str(folder))
+    return folder
+
+
+def make_app(runs_dir: Path, **args) -> CnnTuiApp:
+    return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(runs_dir), **args))
+
+
+async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds (or fail after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
+        await pilot.pause(0.05)
+
+
+def reason(screen, name: str) -> str:
+    return str(screen.query_one(f"#reason-{name}", Static).render())
+
+
+# --- the form ---------------------------------------------------------------------------------
+
+
+@run_async
+async def test_form_defaults_are_valid_and_startable(tmp_path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(TrainFormScreen())
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainFormScreen)
+        assert screen.query_one("#start", Button).disabled is False
+        assert screen.config == TrainConfig()
+        assert "simple-cnn on shapes" in str(screen.query_one("#form-summary", Static).render())
+        # resnet18-only fields are disabled while the model is simple-cnn
+        assert screen.query_one("#field-weights", Input).disabled
+        assert reason(screen, "finetune") == "resnet18 only"
+
+
+@run_async
+async def test_form_invalid_input_shows_reason_and_disables_start(tmp_path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(TrainFormScreen())
+        await pilot.pause()
+        screen = app.screen
+        epochs = screen.query_one("#field-epochs", Input)
+        epochs.focus()
+        epochs.value = ""
+        await pilot.press("0")
+        await pilot.pause()
+        assert "must be at least 1" in reason(screen, "epochs")
+        assert screen.query_one("#start", Button).disabled
+        assert screen.query_one("#row-epochs").has_class("-invalid")
+        # ctrl+s does not start while a field is invalid
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen
+        lr = screen.query_one("#field-lr", Input)
+        lr.value = "fast"
+        await pilot.pause()
+        assert "must be a number, got 'fast'" in reason(screen, "lr")
+        assert "2 fields to fix" in str(screen.query_one("#form-summary", Static).render())
+        epochs.value = "3"
+        lr.value = "0.01"
+        await pilot.pause()
+        assert screen.query_one("#start", Button).disabled is False
+        assert screen.config.epochs == 3 and screen.config.lr == 0.01
+        assert reason(screen, "epochs") == "passes over the training set"
+
+
+@run_async
+async def test_form_cross_field_rule_and_model_dependent_fields(tmp_path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(TrainFormScreen())
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#field-dataset", Select).value = "imagefolder"
+        await pilot.pause()
+        assert "needs --data-dir" in reason(screen, "data_dir")
+        assert screen.query_one("#start", Button).disabled
+        screen.query_one("#field-data_dir", Input).value = str(tmp_path)
+        screen.query_one("#field-model", Select).value = "resnet18"
+        await pilot.pause()
+        assert screen.query_one("#field-weights", Input).disabled is False
+        assert screen.query_one("#field-hidden_units", Input).disabled
+        assert screen.config.model == "resnet18" and screen.config.data_dir == str(tmp_path)
+
+
+@run_async
+async def test_form_from_train_flags(tmp_path) -> None:
+    from cnn_tui.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["--runs-dir", str(tmp_path), "train", "--model", "resnet18", "--epochs", "0", "--no-amp"]
+    )
+    app = CnnTuiApp(args)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainFormScreen)
+        assert screen.query_one("#field-model", Select).value == "resnet18"
+        assert screen.query_one("#field-epochs", Input).value == "0"
+        assert screen.query_one("#field-amp", Checkbox).value is False
+        assert "must be at least 1" in reason(screen, "epochs")
+        assert screen.query_one("#start", Button).disabled
+
+
+@run_async
+async def test_presets_load_into_the_form_and_save(tmp_path, presets_dir) -> None:
+    save_preset(TrainConfig(epochs=7, lr=0.05, optimizer="sgd"), "mine", "seven epochs of sgd")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(TrainFormScreen())
+        await pilot.pause()
+        screen = app.screen
+        select = screen.query_one("#preset", Select)
+        mine = [value for prompt, value in select._options if str(prompt).startswith("mine")]
+        assert mine, select._options
+        select.value = mine[0]
+        await pilot.pause()
+        assert screen.query_one("#field-epochs", Input).value == "7"
+        assert screen.query_one("#field-optimizer", Select).value == "sgd"
+        assert screen.query_one("#field-momentum", Input).disabled is False  # sgd: applies
+        assert screen.config.lr == 0.05
+        # save the form as a new preset through the dialog
+        screen.query_one("#field-epochs", Input).value = "2"
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert isinstance(app.screen, PresetNameModal)
+        await pilot.press(*"bad name!", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PresetNameModal)  # invalid name: the dialog stays
+        assert "not valid" in str(app.screen.query_one("#preset-error", Static).render())
+        app.screen.query_one("#preset-name", Input).value = "two-epochs"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        saved = (presets_dir / "two-epochs.toml").read_text()
+        assert "epochs = 2" in saved and 'optimizer = "sgd"' in saved
+
+
+# --- the dashboard and results from fixture run dirs --------------------------------------------
+
+
+@run_async
+async def test_dashboard_mid_run_from_files(tmp_path) -> None:
+    run = write_run(tmp_path / "run-a", state="running", epochs=4, epochs_done=2)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(DashboardScreen(run))
+        await pilot.pause()
+        screen = app.screen
+        await wait_until(pilot, lambda: len(screen.history.epochs) == 2)
+        assert screen.state == "running"
+        assert screen.query_one("#epoch-table", EpochTable).row_count == 2
+        done, total = screen.history.progress()
+        assert (done, total) == (50.0, 80.0)
+        speed = str(screen.query_one("#dash-speed", Static).render())
+        assert "epoch 3/4" in speed and "img/s" in speed
+        loss = screen.query_one("#loss-chart", MetricChart)
+        assert [s.label for s in loss.series] == ["batch (smoothed)", "train", "val"]
+        assert len(loss.series[1].xs) == 2
+        # results are not there yet
+        assert screen.query_one(TabbedContent).get_tab("results").disabled
+        assert screen.followed_run_dir == run
+        # leaving the screen cancels the follower
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+
+
+@run_async
+async def test_results_screen_confusion_matrix_and_samples(tmp_path) -> None:
+    run = write_run(tmp_path / "run-b", state="finished")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(ResultsScreen(run))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert screen.state == "finished"
+        assert screen.query_one(TabbedContent).active == "results"
+        table = screen.query_one(ConfusionTable)
+        assert table.class_names == CLASSES
+        assert table.row_count == len(CLASSES)
+        first_row = [str(cell) for cell in table.get_row_at(0)]
+        assert first_row[0] == "circle" and first_row[1] == "34" and first_row[-2] == "!6"
+        table.focus()
+        await pilot.press("n")
+        await pilot.pause()
+        first_row = [str(cell) for cell in table.get_row_at(0)]
+        assert first_row[1] == "85.0" and first_row[-2] == "!15.0"
+        assert screen.query_one(PerClassTable).row_count == len(CLASSES)
+        headline = str(screen.query_one("#results-headline", Static).render())
+        assert "test accuracy 94.8%" in headline
+        await pilot.press("5")
+        await pilot.pause()
+        cards = list(screen.query(SampleCard))
+        assert len(cards) == 12
+        assert cards[0].true != cards[0].pred  # worst mistakes first
+        assert not screen.check_action("stop", ())  # nothing to stop
+
+
+@run_async
+async def test_failed_run_shows_the_reason(tmp_path) -> None:
+    message = "loss became NaN at epoch 2: lower --lr (e.g. 0.0001)"
+    run = write_run(tmp_path / "run-c", state="failed", epochs_done=1, message=message)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(ResultsScreen(run))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert screen.state == "failed"
+        assert message in str(screen.query_one("#dash-metrics", Static).render())
+        await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
+        await pilot.pause()
+        log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
+        assert message in log
+
+
+# --- the runs screen --------------------------------------------------------------------------
+
+
+@run_async
+async def test_runs_screen_list_open_compare_delete(tmp_path) -> None:
+    write_run(tmp_path / "a-finished", state="finished")
+    write_run(tmp_path / "b-stopped", state="stopped", epochs=6, epochs_done=3, scale=0.5)
+    write_run(tmp_path / "c-running", state="running")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(RunsScreen(tmp_path))
+        screen = app.screen
+        await wait_until(pilot, lambda: len(screen.runs) == 3)
+        summary = str(screen.query_one("#runs-summary", Static).render())
+        assert "3 runs" in summary and "1 in progress" in summary
+        statuses = {run.name: run.status for run in screen.runs}
+        assert statuses == {
+            "a-finished": "finished",
+            "b-stopped": "stopped",
+            "c-running": "running",
+        }
+        # open the finished run: its results
+        table = screen.query_one("#runs-table")
+        table.move_cursor(row=table.get_row_index(str(tmp_path / "a-finished")))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ResultsScreen)
+        await app.workers.wait_for_complete()
+        await pilot.press("escape")
+        await pilot.pause()
+        # the running run opens as a live dashboard
+        table.move_cursor(row=table.get_row_index(str(tmp_path / "c-running")))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and app.screen.live
+        await pilot.press("escape")
+        await pilot.pause()
+        # mark two runs and overlay their curves
+        for name in ("a-finished", "b-stopped"):
+            table.move_cursor(row=table.get_row_index(str(tmp_path / name)))
+            await pilot.press("space")
+        await pilot.press("c")
+        await pilot.pause()
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        await wait_until(pilot, lambda: len(compare.histories) == 2)
+        loss = compare.query_one("#compare-loss", MetricChart)
+        assert sorted(len(s.xs) for s in loss.series) == [3, 4]  # runs of different lengths
+        assert loss.x_max == 6
+        await pilot.press("escape")
+        await pilot.pause()
+        # delete asks first; cancel keeps the run, confirming deletes it
+        table.move_cursor(row=table.get_row_index(str(tmp_path / "b-stopped")))
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceModal)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert (tmp_path / "b-stopped").exists()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert not (tmp_path / "b-stopped").exists()
+        await wait_until(pilot, lambda: len(screen.runs) == 2)
+        # a running run is not deleted
+        table.move_cursor(row=table.get_row_index(str(tmp_path / "c-running")))
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.screen is screen and (tmp_path / "c-running").exists()
+
+
+@run_async
+async def test_home_screen_shows_runs_in_progress(tmp_path) -> None:
+    write_run(tmp_path / "still-training", state="running")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.screen.query_one("#home-runs", Static)
+        await wait_until(pilot, lambda: banner.display)
+        assert "1 run in progress: still-training" in str(banner.render())
+
+
+@run_async
+async def test_quit_while_following_a_live_run_asks(tmp_path) -> None:
+    run = write_run(tmp_path / "live", state="running")  # pid: this test process, alive
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(DashboardScreen(run))
+        await pilot.pause()
+        await wait_until(pilot, lambda: app.screen.state == "running")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceModal) and app.screen.id == "quit-dialog"
+        await pilot.click("#cancel")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.click("#leave")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert read_status(run)["status"] == "running"  # left running
+
+
+# --- the real engine --------------------------------------------------------------------------
+
+QUICK = TrainConfig(
+    dataset="shapes", model="simple-cnn", limit=300, epochs=1, batch_size=50, device="cpu"
+)
+
+
+@pytest.mark.slow
+@run_async
+async def test_real_run_from_the_form_to_the_results(tmp_path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(TrainFormScreen(QUICK))
+        await pilot.pause()
+        await pilot.click("#start")
+        await pilot.pause()
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen) and dashboard.pid is not None
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert dashboard.state == "finished", dashboard.state_message
+        assert read_status(dashboard.run_dir)["status"] == "finished"
+        assert (dashboard.run_dir / "config.toml").read_text() == QUICK.to_toml()
+        assert dashboard.query_one(TabbedContent).active == "results"
+        assert dashboard.query_one(ConfusionTable).class_names == list(shapes.CLASSES)
+        assert dashboard.query_one(EpochTable).row_count == 1
+        loss = dashboard.query_one("#loss-chart", MetricChart)
+        assert loss.series[0].xs, "per-batch loss points"
+        acc = dashboard.query_one("#acc-chart", MetricChart)
+        assert acc.series[1].label == "val" and len(acc.series[1].ys) == 1
+        assert dashboard.query(SampleCard)
+
+
+@pytest.mark.slow
+@run_async
+async def test_real_run_stopped_from_the_dashboard(tmp_path) -> None:
+    config = QUICK.replace(epochs=200, limit=2000)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(TrainFormScreen(config))
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        try:
+            await wait_until(pilot, lambda: dashboard.history.last_batch is not None)
+            await pilot.press("s")
+            await pilot.pause()
+            assert isinstance(app.screen, ChoiceModal)
+            await pilot.click("#yes")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        finally:
+            if dashboard.pid and read_status(dashboard.run_dir)["status"] == "running":
+                os.kill(dashboard.pid, signal.SIGKILL)
+        assert dashboard.state == "stopped"
+        assert read_status(dashboard.run_dir)["status"] == "stopped"
+        assert (dashboard.run_dir / "checkpoint.pt").exists()
+        assert "stopped" in str(dashboard.query_one("#dash-speed", Static).render())
