@@ -268,9 +268,17 @@ class TrainConfig:
 
     @classmethod
     def from_mapping(
-        cls, values: Mapping[str, Any], base: TrainConfig | None = None, source: str = ""
+        cls,
+        values: Mapping[str, Any],
+        base: TrainConfig | None = None,
+        source: str = "",
+        check: bool = True,
     ) -> TrainConfig:
-        """Validate `values` (e.g. a parsed TOML table) on top of `base` (default: the defaults)."""
+        """Validate `values` (e.g. a parsed TOML table) on top of `base` (default: the defaults).
+
+        `check=False` skips the rules between fields, for a layer that later layers complete
+        (a cats-vs-dogs preset gets its --data-dir from the command line).
+        """
         checked: dict[str, Any] = {}
         for name, value in values.items():
             try:
@@ -280,7 +288,8 @@ class TrainConfig:
                     raise ConfigError(exc.field, f"{source}: {exc}") from None
                 raise
         config = dataclasses.replace(base or cls(), **checked)
-        config.check()
+        if check:
+            config.check()
         return config
 
     def check(self) -> None:
@@ -348,11 +357,13 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"cannot read config file {path}: {exc}") from None
 
 
-def load_config_file(path: str | os.PathLike[str], base: TrainConfig | None = None) -> TrainConfig:
+def load_config_file(
+    path: str | os.PathLike[str], base: TrainConfig | None = None, check: bool = True
+) -> TrainConfig:
     """A TrainConfig from a TOML file of settings (a `[preset]` table, if any, is description)."""
     values = read_toml(path)
     values.pop("preset", None)
-    return TrainConfig.from_mapping(values, base=base, source=str(path))
+    return TrainConfig.from_mapping(values, base=base, source=str(path), check=check)
 
 
 # --- presets ----------------------------------------------------------------------------------
@@ -408,8 +419,8 @@ def find_preset(name: str) -> PresetInfo:
     return matches[-1]
 
 
-def load_preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
-    return load_config_file(find_preset(name).path, base=base)
+def load_preset(name: str, base: TrainConfig | None = None, check: bool = True) -> TrainConfig:
+    return load_config_file(find_preset(name).path, base=base, check=check)
 
 
 _PRESET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

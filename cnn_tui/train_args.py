@@ -54,14 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Build and validate the TrainConfig from --preset, --config and the explicit flags."""
     config = TrainConfig()
+    # the rules between fields are checked once all layers are in: a preset may leave --data-dir
+    # to the command line
     if getattr(args, "preset", None):
-        config = load_preset(args.preset, base=config)
+        config = load_preset(args.preset, base=config, check=False)
     if getattr(args, "config", None):
-        config = load_config_file(args.config, base=config)
+        config = load_config_file(args.config, base=config, check=False)
     flags = {}
     for name, field in FIELDS.items():
         value = getattr(args, name, None)
         if value is None:
             continue
         flags[name] = value if field.kind is bool else parse_field(name, value)
-    return TrainConfig.from_mapping(flags, base=config) if flags else config
+    config = TrainConfig.from_mapping(flags, base=config, check=False)
+    config.check()
+    return config

@@ -1,0 +1,171 @@
+"""The training engine on tiny data: events, files, checkpoints, resume, stop, divergence."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from cnn_tui import engine, runs
+from cnn_tui.config import TrainConfig
+from cnn_tui.errors import RunError, UsageError
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread, and a busy 2-core CI box makes extra threads spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY = dict(dataset="shapes", limit=120, batch_size=32, epochs=2, device="cpu", hidden_units=4)
+
+
+def _train(tmp_path, name="run", **overrides):
+    config = TrainConfig(**{**TINY, **overrides})
+    events: list[dict] = []
+    summary = engine.train(config, tmp_path / name, on_event=events.append)
+    return summary, events
+
+
+def test_run_writes_events_files_and_a_loadable_checkpoint(tmp_path):
+    summary, events = _train(tmp_path)
+    run = tmp_path / "run"
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-2:] == ["evaluated", "finished"]
+    assert kinds.count("epoch") == 2
+    batches = [e for e in events if e["event"] == "batch"]
+    assert len(batches) == 2 * events[0]["batches_per_epoch"]  # the callback gets every batch
+
+    started = events[0]
+    for key in ("run_dir", "config", "device", "device_name", "classes", "n_train", "n_val",
+                "n_test", "epochs", "start_epoch", "batches_per_epoch", "parameters", "pid",
+                "amp", "channels_last", "time"):  # fmt: skip
+        assert key in started, key
+    assert started["device"] == "cpu" and started["amp"] is None and started["start_epoch"] == 1
+    assert set(batches[0]) >= {"epoch", "batch", "batches", "loss", "lr", "images_per_s", "eta_s"}
+    epoch = next(e for e in events if e["event"] == "epoch")
+    assert set(epoch) >= {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc",
+                          "lr", "seconds", "images_per_s", "gpu_mem_mb"}  # fmt: skip
+    assert epoch["epoch"] == 1 and epoch["gpu_mem_mb"] is None
+
+    # the file holds the same stream (batch events throttled), one JSON object per line
+    written, _ = runs.read_events(run)
+    assert [e["event"] for e in written if e["event"] != "batch"] == [
+        k for k in kinds if k != "batch"
+    ]
+    assert runs.read_status(run)["status"] == "finished"
+    on_disk = runs.read_summary(run)
+    for key in ("test_accuracy", "macro_precision", "macro_recall", "macro_f1",
+                "confusion_matrix", "classes", "per_class", "most_confused", "best_val_acc",
+                "epochs_done", "seconds"):  # fmt: skip
+        assert key in on_disk, key
+    assert on_disk["epochs_done"] == 2 and summary["status"] == "finished"
+    assert np.asarray(on_disk["confusion_matrix"]).sum() == started["n_test"]
+
+    checkpoint = torch.load(run / runs.CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["epoch"] == 2 and checkpoint["config"]["model"] == "simple-cnn"
+    assert {"model", "optimizer", "scheduler", "rng", "best_val_acc", "history"} <= set(checkpoint)
+
+    samples = np.load(run / runs.SAMPLES_FILE)
+    assert samples["images"].dtype == np.uint8 and samples["images"].shape[1:] == (3, 32, 32)
+    n = len(samples["images"])
+    assert 0 < n <= engine.SAMPLES_TOTAL
+    assert len(samples["true"]) == len(samples["pred"]) == len(samples["confidence"]) == n
+    wrong = samples["true"] != samples["pred"]
+    if wrong.any():  # mistakes first, most confident first
+        k = int(wrong.sum())
+        assert wrong[:k].all()
+        assert (np.diff(samples["confidence"][:k]) <= 0).all()
+
+
+def test_resume_after_a_mid_epoch_stop_equals_an_uninterrupted_run(tmp_path):
+    # dropout + BatchNorm (custom-cnn), augmentation and a per-batch schedule: every RNG matters;
+    # 16 px (resized on the fly) keeps custom-cnn cheap
+    overrides = dict(
+        model="custom-cnn", epochs=3, limit=64, batch_size=16, image_size=16,
+        augment="flip-crop", schedule="cosine",
+    )  # fmt: skip
+    whole, _ = _train(tmp_path, "whole", **overrides)
+
+    config = TrainConfig(**{**TINY, **overrides})
+    stop = threading.Event()
+
+    def stop_in_epoch_2(event):
+        if event["event"] == "batch" and event["epoch"] == 2 and event["batch"] == 2:
+            stop.set()
+
+    part = engine.train(config, tmp_path / "part", on_event=stop_in_epoch_2, stop=stop)
+    assert part["status"] == "stopped" and part["epochs_done"] == 1 and part["batch"] == 2
+    assert runs.read_status(tmp_path / "part")["status"] == "stopped"
+    events: list[dict] = []
+    resumed = engine.train(config, tmp_path / "part", on_event=events.append, resume=True)
+    assert events[0]["start_epoch"] == 2 and events[0]["start_batch"] == 2
+    assert resumed["confusion_matrix"] == whole["confusion_matrix"]
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in whole["history"]]
+    a = torch.load(tmp_path / "whole" / runs.CHECKPOINT_FILE, weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / runs.CHECKPOINT_FILE, weights_only=True)["model"]
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_stop_between_epochs_and_resume_with_more_epochs(tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 1})
+    engine.train(config, tmp_path / "run")
+    with pytest.raises(UsageError, match="already trained 1 epochs"):
+        engine.train(config, tmp_path / "run", resume=True)
+    events: list[dict] = []
+    summary = engine.train(
+        config.replace(epochs=2), tmp_path / "run", on_event=events.append, resume=True
+    )
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [2]
+    assert summary["epochs_done"] == 2 and len(summary["history"]) == 2
+
+
+def test_divergence_fails_the_run_with_a_clear_message(tmp_path):
+    # weight decay 1 at lr 10 multiplies the weights by -9 each step: they overflow in epoch 2
+    config = TrainConfig(
+        **{
+            **TINY,
+            "epochs": 5,
+            "optimizer": "sgd",
+            "lr": 10.0,
+            "momentum": 0.0,
+            "weight_decay": 1.0,
+        }
+    )
+    with pytest.raises(RunError, match=r"training diverged at epoch \d+ \(loss is (nan|inf)\): "
+                       r"lower the learning rate \(--lr, now 10\)"):  # fmt: skip
+        engine.train(config, tmp_path / "run")
+    status = runs.read_status(tmp_path / "run")
+    assert status["status"] == "failed" and "diverged" in status["message"]
+    events, _ = runs.read_events(tmp_path / "run")
+    assert events[-1]["event"] == "failed" and "diverged" in events[-1]["message"]
+
+
+def test_lr_schedules():
+    config = TrainConfig(lr=0.1, epochs=3)
+    assert engine.lr_at(config, 5, 30, 10) == 0.1
+    cosine = config.replace(schedule="cosine")
+    assert engine.lr_at(cosine, 0, 30, 10) == pytest.approx(0.1)
+    assert engine.lr_at(cosine, 15, 30, 10) == pytest.approx(0.05)
+    step = config.replace(schedule="step")
+    assert [engine.lr_at(step, s, 30, 10) for s in (0, 9, 10, 25)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001]
+    )
+    one = config.replace(schedule="onecycle")
+    lrs = [engine.lr_at(one, s, 100, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.004) and max(lrs) == pytest.approx(0.1, rel=0.02)
+    assert lrs[-1] < 0.001
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(UsageError, match="checkpoint.pt does not exist"):
+        engine.load_checkpoint(tmp_path / "checkpoint.pt")
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(UsageError, match="not a readable checkpoint"):
+        engine.load_checkpoint(tmp_path / "checkpoint.pt")
