@@ -45,5 +45,9 @@ class CnnTuiApp(App[int]):
 
 
 def run_app(args: argparse.Namespace) -> int:
+    if getattr(args, "command", None) in ("conv", "pool"):
+        from cnn_tui.lessons import example_from_args
+
+        example_from_args(args)  # a bad flag combination: a one-line usage error, not a crash
     result = CnnTuiApp(args).run()
     return result if isinstance(result, int) else 0
