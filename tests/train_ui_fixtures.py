@@ -36,7 +36,7 @@ def _epoch(epoch: int, epochs: int, scale: float = 1.0) -> dict:
         "lr": 0.001,
         "seconds": 9.5,
         "images_per_s": 1890.0,
-        "gpu_mem_mb": 0,
+        "gpu_mem_mb": None,
     }
 
 

@@ -18,6 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import (
     Footer,
@@ -40,7 +41,7 @@ from cnn_tui.ui.widgets.train_history import (
     format_percent,
     format_seconds,
 )
-from cnn_tui.ui.widgets.train_results import MetricsView
+from cnn_tui.ui.widgets.train_results import ConfusionTable, MetricsView
 from cnn_tui.ui.widgets.train_samples import SampleGrid
 
 STATE_MARKS = {
@@ -61,6 +62,8 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "stop", "Stop run"),
+        Binding("n", "toggle_counts", "Counts/%"),
+        Binding("z", "toggle_zoom", "Image size"),
         Binding("1", "tab('charts')", "Charts", show=False),
         Binding("2", "tab('epochs')", "Epochs", show=False),
         Binding("3", "tab('log')", "Log", show=False),
@@ -98,7 +101,8 @@ class RunScreen(Screen):
             with TabPane("Charts", id="charts"):
                 with Horizontal(id="dash-charts"):
                     yield MetricChart("loss", id="loss-chart")
-                    yield MetricChart("accuracy", percent=True, id="acc-chart")
+                    yield MetricChart("accuracy (%)", percent=True, id="acc-chart")
+                yield EpochTable(id="charts-epoch-table")
             with TabPane("Epochs", id="epochs"):
                 yield EpochTable(id="epoch-table")
             with TabPane("Log", id="log"):
@@ -128,6 +132,7 @@ class RunScreen(Screen):
     def _fit_layout(self) -> None:
         compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
         self.set_class(compact, "-compact")
+        self.query_one(ConfusionTable).numbered = self.size.width < COMPACT_WIDTH
 
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one(TabbedContent)
@@ -172,7 +177,7 @@ class RunScreen(Screen):
         if event.worker.group == "follow-run" and event.state == WorkerState.ERROR:
             error = event.worker.error
             self.query_one(RichLog).write(f"error while reading the run: {error!r}")
-            self.notify(f"cannot follow the run: {error}", severity="error")
+            self.notify(f"cannot follow the run: {error}", severity="error", markup=False)
 
     @on(RunEvents)
     def _on_run_events(self, message: RunEvents) -> None:
@@ -189,7 +194,8 @@ class RunScreen(Screen):
             self._show_progress()
             self._show_status()
         if kinds & {"epoch", "run_started"}:
-            self.query_one(EpochTable).set_epochs(self.history.epochs)
+            for table in self.query(EpochTable):
+                table.set_epochs(self.history.epochs)
             self._show_charts()
         elif "batch" in kinds:
             self._show_charts(loss_only=True)
@@ -204,10 +210,15 @@ class RunScreen(Screen):
         if message.status in ("failed", "interrupted"):
             log.write(f"{message.status.upper()}: {message.message}")
             if self.live:
-                self.notify(message.message or message.status, title="Run failed", severity="error")
+                self.notify(
+                    message.message or message.status,
+                    title="Run failed",
+                    severity="error",
+                    markup=False,
+                )
         elif self.live:
             log.write(f"run {message.status}")
-            self.notify(f"run {self.run_dir.name} {message.status}", title="Training")
+            self.notify(f"run {self.run_dir.name} {message.status}", title="Training", markup=False)
 
     @on(RunResultsLoaded)
     def _on_results_loaded(self, message: RunResultsLoaded) -> None:
@@ -226,7 +237,20 @@ class RunScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.live and self.state in ("starting", "running")
+        if action in ("toggle_counts", "toggle_zoom"):
+            tab = "results" if action == "toggle_counts" else "samples"
+            return self.summary is not None and self.query_one(TabbedContent).active == tab
         return True
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
+
+    def action_toggle_counts(self) -> None:
+        self.query_one(ConfusionTable).action_toggle_normalised()
+
+    def action_toggle_zoom(self) -> None:
+        self.query_one(SampleGrid).action_toggle_zoom()
 
     def action_stop(self) -> None:
         def stop(answer: str | None) -> None:
@@ -239,7 +263,7 @@ class RunScreen(Screen):
                 self.state_message = "stopping at the end of the batch…"
                 self._show_status()
             else:
-                self.notify("the run is not running any more", severity="warning")
+                self.notify("the run is not running any more", severity="warning", markup=False)
 
         self.app.push_screen(
             confirm(
@@ -256,14 +280,13 @@ class RunScreen(Screen):
     def _show_status(self) -> None:
         mark, colour = STATE_MARKS.get(self.state, STATE_MARKS["unknown"])
         started = self.history.started or {}
-        parts = [f"[b ${colour}]{mark} {self.state}[/]"]
-        parts.append(f"[b]{self.run_dir.name}[/b]")
+        parts = [f"[b ${colour}]{mark} {self.state}[/]"]  # the run's name is in the header
         config = started.get("config") or {}
         if config:
-            parts.append(f"{config.get('model', '?')} on {config.get('dataset', '?')}")
+            parts.append(escape(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
         if started:
             device = started.get("device_name") or started.get("device") or "?"
-            parts.append(str(device))
+            parts.append(escape(str(device)))
         if self.history.epochs:
             last = self.history.epochs[-1]
             if last.get("gpu_mem_mb"):
@@ -272,22 +295,24 @@ class RunScreen(Screen):
         self.query_one("#dash-metrics", Static).update(self._metrics_line())
 
     def _metrics_line(self) -> str:
-        if self.state in ("failed", "interrupted") and self.state_message:
-            first = self.state_message.splitlines()[0]
+        first = escape(self.state_message.splitlines()[0]) if self.state_message else ""
+        if self.state in ("failed", "interrupted") and first:
             return f"[b $text-error]✗ {first}[/]  [dim](Log tab: details)[/dim]"
-        if self.state_message:
-            return f"[b]{self.state_message}[/b]"
+        if self.state in ("starting", "running") and first:
+            return f"[b]{first}[/b]"  # e.g. "stopping at the end of the batch…"
+        if self.state == "stopped" and not self.history.epochs:
+            return f"[b $text-warning]■ {first or 'stopped'}[/]"
         if not self.history.epochs:
             if self.history.started is None:
                 return "[dim]waiting for the trainer to start (loading data, building the model)…[/dim]"
             return "[dim]training the first epoch…[/dim]"
         last = self.history.epochs[-1]
         return (
-            f"epoch {last.get('epoch')}/{last.get('epochs')}: train loss "
-            f"[b]{format_number(last.get('train_loss'))}[/b] acc "
+            f"epoch {last.get('epoch')}/{last.get('epochs')} · train loss "
+            f"{format_number(last.get('train_loss'), '.3f')} acc "
             f"{format_percent(last.get('train_acc'))} · val loss "
-            f"[b]{format_number(last.get('val_loss'))}[/b] acc "
-            f"[b]{format_percent(last.get('val_acc'))}[/b] · best val "
+            f"[b]{format_number(last.get('val_loss'), '.3f')}[/b] acc "
+            f"[b]{format_percent(last.get('val_acc'))}[/b] · best "
             f"{format_percent(self.history.best_val_acc())}"
         )
 

@@ -247,7 +247,7 @@ class RunsScreen(Screen):
     def action_resume(self) -> None:
         run = self.current_run()
         if run is None or run.status not in RESUMABLE:
-            self.notify("only a stopped, failed or interrupted run can be resumed")
+            self.notify("only a stopped, failed or interrupted run can be resumed", markup=False)
             return
         from cnn_tui.launcher import resume_run
         from cnn_tui.ui.screens.dashboard import DashboardScreen
@@ -255,7 +255,7 @@ class RunsScreen(Screen):
         try:
             pid = resume_run(run.path)
         except OSError as exc:
-            self.notify(f"cannot resume {run.name}: {exc}", severity="error")
+            self.notify(f"cannot resume {run.name}: {exc}", severity="error", markup=False)
             return
         self.app.push_screen(DashboardScreen(run.path, pid=pid))
 
@@ -264,7 +264,11 @@ class RunsScreen(Screen):
         if run is None:
             return
         if run.status == "running":
-            self.notify("stop the run before deleting it (open it, then s)", severity="warning")
+            self.notify(
+                "stop the run before deleting it (open it, then s)",
+                severity="warning",
+                markup=False,
+            )
             return
 
         def delete(answer: str | None) -> None:
@@ -276,9 +280,9 @@ class RunsScreen(Screen):
             try:
                 delete_run(run.path)
             except (UsageError, OSError) as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="error", markup=False)
                 return
-            self.notify(f"deleted {run.name}")
+            self.notify(f"deleted {run.name}", markup=False)
             self.action_refresh()
 
         self.app.push_screen(

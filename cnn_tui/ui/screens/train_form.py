@@ -119,6 +119,7 @@ class TrainFormScreen(Screen):
         self.errors: dict[str, str] = {}
         self.config: TrainConfig | None = None
         self._devices: list[tuple[str, str]] = list(DEVICE_CHOICES)
+        self._device_notes: dict[str, str] = {}  # device -> what was detected (GPU, free memory)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None) -> TrainFormScreen:
@@ -226,10 +227,12 @@ class TrainFormScreen(Screen):
                 try:
                     self._set_widget(name, parse_field(name, text))
                 except ConfigError as exc:
-                    self.notify(str(exc), severity="error")
+                    self.notify(str(exc), severity="error", markup=False)
         self.validate_form()
         if self.startup_error:
-            self.notify(self.startup_error, title="Settings not loaded", severity="error")
+            self.notify(
+                self.startup_error, title="Settings not loaded", severity="error", markup=False
+            )
         self.detect_devices()
         if self.resume_dir:
             self.call_after_refresh(self._resume, Path(self.resume_dir))
@@ -302,6 +305,8 @@ class TrainFormScreen(Screen):
                 reason.update(Text(f"✗ {text.strip()}"))
             elif name in inactive:
                 reason.update(Text(APPLIES_WHEN[name][2]))
+            elif name == "device" and self._device_notes.get(self._raw_value(name)):
+                reason.update(Text(self._device_notes[self._raw_value(name)]))
             else:
                 reason.update(Text(field.help))
         start = self.query_one("#start", Button)
@@ -339,10 +344,10 @@ class TrainFormScreen(Screen):
         try:
             config = load_config_file(str(event.value))
         except UsageError as exc:
-            self.notify(str(exc), title="Preset not loaded", severity="error")
+            self.notify(str(exc), title="Preset not loaded", severity="error", markup=False)
             return
         self.fill(config)
-        self.notify(f"loaded preset {Path(str(event.value)).stem}", title="Preset")
+        self.notify(f"loaded preset {Path(str(event.value)).stem}", title="Preset", markup=False)
 
     def fill(self, config: TrainConfig) -> None:
         """Put every value of `config` into the form."""
@@ -356,7 +361,9 @@ class TrainFormScreen(Screen):
 
         config = self.validate_form()
         if config is None:
-            self.notify("fix the fields marked ✗ before saving a preset", severity="warning")
+            self.notify(
+                "fix the fields marked ✗ before saving a preset", severity="warning", markup=False
+            )
             return
 
         def save(name: str, description: str) -> str | None:
@@ -364,7 +371,7 @@ class TrainFormScreen(Screen):
                 path = save_preset(config, name, description)
             except UsageError as exc:
                 return str(exc)
-            self.notify(f"saved preset {name} to {path}", title="Preset")
+            self.notify(f"saved preset {name} to {path}", title="Preset", markup=False)
             self.query_one("#preset", Select).set_options(self._preset_options())
             return None
 
@@ -381,19 +388,21 @@ class TrainFormScreen(Screen):
         """Ask torch for the GPUs (slow: imports torch) and post them to the form."""
         from cnn_tui.devices import detect_devices
 
-        found = [(device.name, f"{device.name} — {device.label}") for device in detect_devices()]
-        self.post_message(DevicesDetected(found))
+        self.post_message(DevicesDetected([(d.name, d.label) for d in detect_devices()]))
 
     @on(DevicesDetected)
     def _devices_detected(self, message: DevicesDetected) -> None:
-        self._devices = [DEVICE_CHOICES[0]] + [(label, name) for name, label in message.devices]
+        self._devices = [DEVICE_CHOICES[0]] + [
+            (f"{name} — {label}", name) for name, label in message.devices
+        ]
+        self._device_notes = dict(message.devices)
+        gpus = [label for name, label in message.devices if name.startswith("cuda")]
+        self._device_notes["auto"] = f"auto: {gpus[0]}" if gpus else "auto: no GPU found, the CPU"
         select = self.query_one("#field-device", Select)
         current = select.value if select.value is not Select.NULL else "auto"
         select.set_options(self._device_options(str(current)))
         select.value = current
-        gpus = [label for name, label in message.devices if name.startswith("cuda")]
-        if gpus:
-            self.notify("\n".join(gpus), title="GPUs found")
+        self.validate_form()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "detect-devices" and event.state == WorkerState.ERROR:
@@ -417,7 +426,7 @@ class TrainFormScreen(Screen):
         config = self.validate_form()
         if config is None:
             fields = ", ".join(self.errors)
-            self.notify(f"cannot start yet, fix: {fields}", severity="error")
+            self.notify(f"cannot start yet, fix: {fields}", severity="error", markup=False)
             return
         from cnn_tui.launcher import launch_run
         from cnn_tui.runs import new_run_dir
@@ -431,7 +440,7 @@ class TrainFormScreen(Screen):
                 run_dir = new_run_dir(runs_dir(self.app), config)
             pid = launch_run(config, run_dir)
         except (OSError, UsageError) as exc:
-            self.notify(f"cannot start the run: {exc}", severity="error")
+            self.notify(f"cannot start the run: {exc}", severity="error", markup=False)
             return
         self._open_dashboard(run_dir, pid)
 
@@ -441,7 +450,7 @@ class TrainFormScreen(Screen):
         try:
             pid = resume_run(run_dir)
         except OSError as exc:
-            self.notify(f"cannot resume {run_dir}: {exc}", severity="error")
+            self.notify(f"cannot resume {run_dir}: {exc}", severity="error", markup=False)
             return
         self._open_dashboard(run_dir, pid)
 

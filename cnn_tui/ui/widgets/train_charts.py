@@ -110,6 +110,4 @@ class MetricChart(PlotextPlot):
             plt.xlim(0, x_high)
             step = max(1, int(x_high) // 8 + (1 if int(x_high) % 8 else 0))
             plt.xticks(list(range(0, int(x_high) + 1, step)))
-        if self.percent:
-            plt.ylabel("%")
         self.refresh()

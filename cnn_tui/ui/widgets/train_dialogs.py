@@ -19,7 +19,11 @@ class ChoiceModal(ModalScreen[str]):
     `choices` are (id, label, variant) triples; the first one has the focus.
     """
 
-    BINDINGS = [Binding("escape", "dismiss('')", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "dismiss('')", "Cancel"),
+        Binding("left", "app.focus_previous", "Previous", show=False),
+        Binding("right", "app.focus_next", "Next", show=False),
+    ]
 
     def __init__(
         self, title: str, text: str, choices: list[tuple[str, str, str]], id: str | None = None

@@ -10,7 +10,6 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
@@ -39,9 +38,8 @@ def worst_cells(matrix: list[list[int]], n: int = WORST_CELLS) -> set[tuple[int,
 class ConfusionTable(DataTable):
     """Rows: true class; columns: predicted class. `n` toggles counts / row-normalised percent."""
 
-    BINDINGS = [Binding("n", "toggle_normalised", "Counts/%")]
-
     normalised: reactive[bool] = reactive(False)
+    numbered: reactive[bool] = reactive(False)  # narrow screens: columns by class number
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes, cursor_type="cell", zebra_stripes=False)
@@ -54,6 +52,10 @@ class ConfusionTable(DataTable):
         self._rebuild()
 
     def watch_normalised(self) -> None:
+        self._rebuild()
+
+    def watch_numbered(self) -> None:
+        self.cell_padding = 0 if self.numbered else 1
         self._rebuild()
 
     def action_toggle_normalised(self) -> None:
@@ -72,14 +74,24 @@ class ConfusionTable(DataTable):
             return
         theme = self.app.theme_variables
         worst = worst_cells(self.matrix)
-        width = max(6, max(len(str(c)) for row in self.matrix for c in row) + 1)
+        digits = max(len(str(c)) for row in self.matrix for c in row) + 1
+        if self.normalised:
+            digits = max(digits, 6)  # "!100.0"
+        if self.numbered:
+            width = digits + 1
+            headers = [str(j) for j in range(len(self.class_names))]
+            labels = [f"{i} {name} " for i, name in enumerate(self.class_names)]
+        else:
+            width = max(7, digits)
+            headers = [short_name(name) for name in self.class_names]
+            labels = list(self.class_names)
         self.add_column(Text("true \\ predicted", style="bold"), key="true")
-        for j, name in enumerate(self.class_names):
-            self.add_column(Text(short_name(name), justify="right"), key=f"p{j}", width=width)
-        self.add_column(Text("total", justify="right"), key="total")
+        for j, header in enumerate(headers):
+            self.add_column(Text(header, justify="right"), key=f"p{j}", width=width)
+        self.add_column(Text(" total", justify="right"), key="total")
         for i, row in enumerate(self.matrix):
             total = sum(row)
-            cells: list[Text] = [Text(self.class_names[i], style="bold")]
+            cells: list[Text] = [Text(labels[i], style="bold")]
             for j, count in enumerate(row):
                 text = self._cell_text(count, total)
                 if i == j:

@@ -17,7 +17,6 @@ from rich.console import Group
 from rich.text import Text
 from rich_pixels import Pixels
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
@@ -67,24 +66,24 @@ class SampleCard(Static):
     def render(self) -> Group:
         wrong = self.true != self.pred
         colour = self.app.theme_variables["error" if wrong else "success"]
-        true_line = Text(f"true {self.true}"[: self._width], style="" if wrong else "dim")
+        percent = f" {self.confidence * 100:.0f}%"
+        true_line = Text(_fit(f"true {self.true}", self._width), style="" if wrong else "dim")
         pred_line = Text.assemble(
             ("✗ " if wrong else "✓ ", f"bold {colour}"),
-            (
-                f"{self.pred} {self.confidence * 100:.0f}%"[: self._width - 2],
-                "bold" if wrong else "",
-            ),
+            (_fit(self.pred, self._width - 2 - len(percent)), "bold" if wrong else ""),
+            (percent, "dim"),
         )
         return Group(self._pixels, true_line, pred_line)
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 class SampleGrid(Vertical):
     """Cards for the samples of a run; columns follow the width, `z` switches the image size."""
 
-    BINDINGS = [Binding("z", "toggle_zoom", "Image size")]
-
-    can_focus = True
-    large: reactive[bool] = reactive(True)
+    large: reactive[bool] = reactive(False)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)

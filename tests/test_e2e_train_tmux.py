@@ -1,0 +1,92 @@
+"""End to end in a real terminal (tmux): a run started from the TUI outlives the terminal.
+
+Start `cnn-tui train ... --start` in a tmux session, wait until the run trains, kill the session
+(the terminal goes away: SIGHUP to everything in it), check the run still finishes, then open
+`cnn-tui runs` in a new session and find it listed as finished. Skipped without tmux.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+
+class Tmux:
+    """A private tmux server (its own socket), so the test never touches the user's sessions."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def __call__(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+        return result.stdout
+
+    def start(self, name: str, command: str) -> None:
+        self("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
+
+    def screen(self, name: str) -> str:
+        return self("capture-pane", "-p", "-t", name, check=False)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def status_of(runs_dir: Path) -> tuple[Path | None, str]:
+    from cnn_tui.runs import read_status
+
+    for run in sorted(runs_dir.glob("*/")):
+        status = read_status(run)
+        if status:
+            return run, str(status.get("status"))
+    return None, ""
+
+
+def test_run_survives_closing_the_terminal(tmp_path) -> None:
+    runs_dir = tmp_path / "runs"
+    tmux = Tmux(f"cnn-tui-e2e-{os.getpid()}")
+    app = f"{shlex.quote(sys.executable)} -m cnn_tui --runs-dir {shlex.quote(str(runs_dir))}"
+    env = f"cd {shlex.quote(str(tmp_path))} && TERM=xterm-256color "
+    train = (
+        "train --dataset shapes --model simple-cnn --limit 1500 --batch-size 50 --epochs 2 "
+        "--device cpu --start"
+    )
+    try:
+        tmux.start("train", env + f"{app} {train}")
+        wait_for(lambda: status_of(runs_dir)[1] == "running", 90, "the run to start")
+        run, _ = status_of(runs_dir)
+        wait_for(lambda: "running" in tmux.screen("train"), 30, "the dashboard")
+        tmux("kill-session", "-t", "train")  # the terminal goes away
+
+        wait_for(lambda: status_of(runs_dir)[1] != "running", 180, "the run to finish")
+        assert status_of(runs_dir)[1] == "finished", (run / "output.log").read_text()[-2000:]
+
+        tmux.start("runs", env + f"{app} runs")
+        wait_for(
+            lambda: run.name in tmux.screen("runs") and "finished" in tmux.screen("runs"),
+            30,
+            "the runs screen to list the run",
+        )
+    finally:
+        tmux("kill-server", check=False)

@@ -1,0 +1,101 @@
+"""Snapshot tests (pytest-textual-snapshot) of the training screens.
+
+Deterministic by construction: runs are fixture directories with fixed times and numbers, the
+device list is fixed, and each snapshot waits until the worker has read the files and the charts
+have drawn (no fixed sleeps). Update with `pytest --snapshot-update` after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pytest
+from train_ui_fixtures import write_run
+
+from cnn_tui import devices
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.screens.dashboard import DashboardScreen
+from cnn_tui.ui.screens.results import ResultsScreen
+from cnn_tui.ui.screens.train_form import TrainFormScreen
+from cnn_tui.ui.widgets.train_charts import MetricChart
+
+RUN_NAME = "20251122-101500-simple-cnn-shapes"
+
+
+@pytest.fixture(autouse=True)
+def fixed_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_TUI_PRESETS", str(tmp_path / "presets"))
+    monkeypatch.setattr(
+        devices,
+        "detect_devices",
+        lambda: [devices.DeviceInfo("cpu", "CPU — 2 threads", "cpu")],
+    )
+
+
+def make_app(tmp_path) -> CnnTuiApp:
+    return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(tmp_path / "runs")))
+
+
+async def settle(pilot, condition=lambda: True, timeout: float = 30.0) -> None:
+    """Wait for the workers and for `condition()`, then for the charts' throttled redraw."""
+    deadline = time.monotonic() + timeout
+    await pilot.pause()
+    while not condition() or any(chart._dirty for chart in pilot.app.screen.query(MetricChart)):
+        assert time.monotonic() < deadline, "screen did not settle"
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def open_screen(screen_factory, condition=None):
+    async def run_before(pilot) -> None:
+        screen = screen_factory()
+        await pilot.app.push_screen(screen)
+        await settle(pilot, (lambda: condition(screen)) if condition else (lambda: True))
+
+    return run_before
+
+
+def test_form(snap_compare, tmp_path) -> None:
+    async def run_before(pilot) -> None:
+        await pilot.app.push_screen(TrainFormScreen())
+        await pilot.app.workers.wait_for_complete()
+        await settle(pilot)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_form_invalid_compact(snap_compare, tmp_path) -> None:
+    async def run_before(pilot) -> None:
+        screen = TrainFormScreen()
+        await pilot.app.push_screen(screen)
+        await pilot.app.workers.wait_for_complete()
+        screen.query_one("#field-val_split").value = "0.9"
+        screen.query_one("#field-batch_size").value = "many"
+        await settle(pilot, lambda: len(screen.errors) == 2)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_dashboard_mid_run(snap_compare, tmp_path) -> None:
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="running", epochs=4, epochs_done=2)
+    before = open_screen(lambda: DashboardScreen(run), lambda s: len(s.history.epochs) == 2)
+    assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=before)
+
+
+def test_dashboard_mid_run_compact(snap_compare, tmp_path) -> None:
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="running", epochs=4, epochs_done=2)
+    before = open_screen(lambda: DashboardScreen(run), lambda s: len(s.history.epochs) == 2)
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before)
+
+
+def test_results(snap_compare, tmp_path) -> None:
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="finished")
+    before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
+    assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=before)
+
+
+def test_results_samples_compact(snap_compare, tmp_path) -> None:
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="finished")
+    before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before, press=["5"])
