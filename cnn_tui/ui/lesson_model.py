@@ -511,7 +511,7 @@ def _conv_sum_line(
     for c, partial in by_channel.items():
         running = "" if finished or c != last.loop("c") or last.kind != "mac" else "…"
         label = f"c{c}: " if channels > 1 else ""
-        terms.append(f"{label}{fmt_factor(partial)}{running}")
+        terms.append(f"{label}{fmt_num(partial) if label else fmt_factor(partial)}{running}")
     sums = "Σ_c Σ_ki,kj" if channels > 1 else "Σ_ki,kj"
     total = fmt_num(cell_events[-1].after)
     status = "done" if finished else "so far"

@@ -403,7 +403,6 @@ class LessonScreen(Screen):
             self._show_checks()
 
     def _show_checks(self) -> None:
-        if self.is_mounted:
-            self.query_one("#lesson-check", CheckPanel).show(
-                self._checks["torch"], self._checks["grad"]
-            )
+        self.query_one("#lesson-check", CheckPanel).show(
+            self._checks["torch"], self._checks["grad"]
+        )

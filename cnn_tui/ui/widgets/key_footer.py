@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-_GUTTER = 2
+_GUTTER = 1
 
 
 def columns_that_fit(widths: Sequence[int], available: int, gutter: int = _GUTTER) -> int:
@@ -35,7 +35,7 @@ class WrappingFooter(Footer):
         layout: grid;
         grid-columns: auto;
         grid-rows: 1;
-        grid-gutter: 0 2;
+        grid-gutter: 0 1;
         height: auto;
         max-height: 4;
         padding: 0 1;

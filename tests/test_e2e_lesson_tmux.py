@@ -1,0 +1,95 @@
+"""End to end: the installed `cnn-tui conv` in a real terminal (tmux), driven by keys.
+
+Polls the pane until the expected text shows (with a timeout) instead of sleeping; skipped when
+tmux is not installed. Uses its own tmux server socket so it never touches other sessions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CNN_TUI = Path(sys.executable).parent / "cnn-tui"
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.skipif(not CNN_TUI.exists(), reason="cnn-tui is not installed in this venv"),
+]
+
+
+class Tmux:
+    """One detached tmux session on a private server socket."""
+
+    def __init__(self, command: str, width: int = 120, height: int = 40) -> None:
+        self.socket = f"cnn-tui-lesson-{os.getpid()}"
+        self.session = "lesson"
+        self._tmux(
+            "new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height), command
+        )
+
+    def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=check
+        )
+
+    def send(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", self.session, *keys)
+
+    def screen(self) -> str:
+        result = self._tmux("capture-pane", "-p", "-t", self.session, check=False)
+        return result.stdout if result.returncode == 0 else ""
+
+    def alive(self) -> bool:
+        return self._tmux("has-session", "-t", self.session, check=False).returncode == 0
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} did not appear; the pane shows:\n{screen}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._tmux("kill-server", check=False)
+
+
+def test_conv_lesson_steps_switches_to_backward_and_quits() -> None:
+    command = f"{shlex.quote(str(CNN_TUI))} conv --padding 1 --channels 2 --seed 3"
+    tmux = Tmux(command)
+    try:
+        screen = tmux.wait_for("step 0 / 475")
+        assert "x_pad[c=0] input, padded" in screen
+        tmux.send("Right", "Right", "Right")
+        screen = tmux.wait_for("step 3 / 475")
+        assert "out[0,0] += x_pad[c=0, 0,1]·w[c=0, 0,1]" in screen
+        assert "[" in screen and "]" in screen  # the highlighted cells are bracketed
+        tmux.send("]")
+        tmux.wait_for("step 19 / 475")
+        tmux.send("b")
+        screen = tmux.wait_for("conv2d · backward · db")
+        assert "dout upstream gradient" in screen
+        tmux.send("p", "p")
+        tmux.wait_for("backward · dW")
+        # the checks ran in a worker of the real app: PyTorch (when installed) and numerics
+        tmux.wait_for("numerical gradient: max rel. error", timeout=60)
+        if importlib.util.find_spec("torch") is not None:
+            tmux.wait_for("PyTorch: max |Δ|", timeout=90)
+        tmux.send("C-q")
+        deadline = time.monotonic() + 15
+        while tmux.alive():
+            assert time.monotonic() < deadline, "cnn-tui did not quit on ctrl+q"
+            time.sleep(0.1)
+    finally:
+        tmux.close()

@@ -1,0 +1,413 @@
+"""The step-through lesson screen driven with Textual's pilot: keys, form, checks, speed.
+
+Each test reads what the screen shows (the step counter, the board's text with its bracketed
+highlights, the arithmetic panel) rather than internal state where it can. The PyTorch and
+gradient checks are off except in the one test about them, so no worker races the assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import statistics
+import time
+
+import numpy as np
+import pytest
+from textual.screen import Screen
+from textual.widgets import Input, Select, TextArea
+
+from cnn_tui.cli import build_parser
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.screens.home import HomeScreen
+from cnn_tui.ui.screens.lesson import LessonScreen
+from cnn_tui.ui.widgets.array_grid import ArrayBoard
+from cnn_tui.ui.widgets.lesson_form import LessonFormScreen
+from cnn_tui.ui.widgets.step_panel import CheckPanel, StepPanel, StepStatus
+
+# the largest lesson the limits allow in one view: a 24×24 padded input, 18,392 forward steps
+LARGEST = {"height": 16, "width": 16, "channels": 2, "filters": 2, "kernel": 3, "padding": 4}
+
+
+def run_async(test):
+    """Run an async test function with asyncio (the suite has no async pytest plugin)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(autouse=True)
+def no_checks(monkeypatch):
+    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
+
+
+def text_of(widget) -> str:
+    content = widget.content
+    return content.plain if hasattr(content, "plain") else str(content)
+
+
+def status(screen: Screen) -> str:
+    return text_of(screen.query_one("#lesson-status", StepStatus))
+
+
+def step_text(screen: Screen) -> list[str]:
+    return text_of(screen.query_one("#lesson-step", StepPanel)).splitlines()
+
+
+def board(screen: Screen) -> list[str]:
+    return screen.query_one("#lesson-board", ArrayBoard).plain_lines()
+
+
+async def open_lesson(pilot, op: str = "conv", params: dict | None = None) -> LessonScreen:
+    screen = LessonScreen(op, params)
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    return screen
+
+
+@run_async
+async def test_the_home_screen_opens_both_lessons_by_key_and_mouse() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("c")
+        assert isinstance(app.screen, LessonScreen) and app.screen.op == "conv"
+        assert "conv2d · forward" in status(app.screen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+        await pilot.press("p")
+        assert isinstance(app.screen, LessonScreen) and app.screen.op == "pool"
+        await pilot.press("escape")
+        await pilot.click("#home-menu", offset=(4, 1))  # the first entry: the conv lesson
+        await pilot.pause()
+        assert isinstance(app.screen, LessonScreen) and app.screen.op == "conv"
+
+
+@run_async
+async def test_cnn_tui_conv_flags_set_the_example() -> None:
+    args = build_parser().parse_args(["conv", "--padding", "1", "--channels", "2", "--seed", "7"])
+    app = CnnTuiApp(args)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, LessonScreen)
+        assert screen.example.padding == (1, 1) and screen.example.x.shape == (1, 2, 5, 5)
+        assert "seed 7" in status(screen)
+        assert "⌊(5 + 2·1 − 3)/1⌋ + 1 = 5" in step_text(screen)[-1]
+
+
+@run_async
+async def test_stepping_fills_the_output_and_shows_the_arithmetic() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        assert "step 0 / 90" in status(screen)
+        assert all("[" not in line for line in board(screen))
+        await pilot.press("right", "right", "l")
+        assert "step 3 / 90" in status(screen)
+        assert "cell 1 / 9" in status(screen)
+        event = screen.replay.current
+        assert step_text(screen)[0] == "out[0,0] += x_pad[0,1]·w[0,1]"
+        assert step_text(screen)[1].endswith(
+            f"→ {format(event.after, '.3f').rstrip('0')}".replace("-", "−")
+        )
+        lines = board(screen)
+        # the cells read are bracketed in the input and the kernel, the cell written in out
+        x, w = (o.value for o in event.operands)
+        assert any(f"[{x:.1f}]" in line for line in lines)
+        assert any(f"[{w:.1f}]" in line for line in lines)
+        assert any(f"[{event.after:.2f}]" in line for line in lines)
+        await pilot.press("left")
+        assert "step 2 / 90" in status(screen)
+        await pilot.press("h")
+        assert step_text(screen)[0] == "out[0,0] = b[0]   (start from the bias)"
+
+
+@run_async
+async def test_cell_jumps_and_the_ends() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        await pilot.press("right_square_bracket")
+        assert "step 10 / 90" in status(screen) and "cell 1 / 9" in status(screen)
+        assert "done" in step_text(screen)[2]
+        await pilot.press("shift+right")
+        assert "step 20 / 90" in status(screen) and "cell 2 / 9" in status(screen)
+        await pilot.press("left_square_bracket")
+        assert "step 10 / 90" in status(screen)
+        await pilot.press("end")
+        assert "step 90 / 90" in status(screen)
+        assert not any("·" in line for line in board(screen))  # every output cell computed
+        await pilot.press("home")
+        assert "step 0 / 90" in status(screen)
+
+
+@run_async
+async def test_backward_runs_db_then_dw_then_dx() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, params={"padding": 1})
+        await pilot.press("right", "right")
+        await pilot.press("b")
+        assert "conv2d · backward · db" in status(screen)
+        assert "step 0 / 475" in status(screen)  # db 25, dW 25·9, dX 25·9
+        titles = " ".join(board(screen)[:1])
+        assert "dout upstream gradient" in titles and "db grad bias" in titles
+        await pilot.press("p")
+        assert "backward · db" in status(screen) and "step 1 / 475" in status(screen)
+        assert step_text(screen)[0] == "db[0] += dout[0,0]"
+        await pilot.press("p")
+        assert "backward · dW" in status(screen)
+        assert step_text(screen)[0] == "dw[0,0] += x_pad[0,0]·dout[0,0]"
+        await pilot.press("p")
+        assert "backward · dX" in status(screen)
+        assert step_text(screen)[0] == "dx_pad[0,0] += w[0,0]·dout[0,0]"
+        await pilot.press("p")
+        assert "conv2d · forward" in status(screen)
+        assert "step 2 / 250" in status(screen)  # each pass keeps its own position
+        await pilot.press("b")
+        assert "backward · dX" in status(screen)
+
+
+@run_async
+async def test_pool_type_switches_between_max_and_average() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, "pool")
+        await pilot.press("b", "right")
+        assert "maxpool2d · backward · dX" in status(screen)
+        assert "was the max" in step_text(screen)[0]
+        await pilot.press("m")  # a new computation: the replay restarts, in the same pass
+        assert "avgpool2d · backward · dX" in status(screen)
+        assert "step 0 / 16" in status(screen)
+        await pilot.press("right")
+        assert step_text(screen)[0] == "dx[0,0] += dout[0,0]·1/4"
+        await pilot.press("b", "right")
+        assert step_text(screen)[0] == "out[0,0] += x[0,0]·1/4"
+        await pilot.press("m")
+        assert "maxpool2d · forward" in status(screen)
+
+
+@run_async
+async def test_keys_that_do_not_apply_are_hidden_and_do_nothing() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        keys = {
+            binding.key for _, binding, enabled, _ in screen.active_bindings.values() if enabled
+        }
+        assert {"m", "c", "f", "n"}.isdisjoint(keys)  # conv, one channel, one filter, one image
+        before = screen.example
+        await pilot.press("m", "c")
+        assert screen.example is before
+
+
+@run_async
+async def test_channel_and_filter_keys_pick_the_slice_shown() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, params={"channels": 2, "filters": 2})
+        first = board(screen)[0]
+        assert "x_pad[c=0]" in first and "w[f=0, c=0]" in first
+        await pilot.press("c")
+        assert "x_pad[c=1]" in board(screen)[0]
+        await pilot.press("f")
+        assert "w[f=1, c=1]" in board(screen)[0]
+        assert "out[f=1]" in "".join(board(screen))
+        # stepping follows the step's own channel and filter again
+        await pilot.press("right", "right")
+        assert "x_pad[c=0]" in board(screen)[0] and "w[f=0, c=0]" in board(screen)[0]
+        assert step_text(screen)[0] == "out[f=0, 0,0] += x_pad[c=0, 0,0]·w[f=0, c=0, 0,0]"
+        await pilot.press("right_square_bracket")
+        assert "c0: " in step_text(screen)[2] and "c1: " in step_text(screen)[2]
+
+
+@run_async
+async def test_play_pause_and_speed() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        assert "5 steps/s" in status(screen)
+        await pilot.press("plus", "plus", "plus")
+        assert "50 steps/s" in status(screen)
+        await pilot.press("minus")
+        assert "20 steps/s" in status(screen)
+        await pilot.press("space")
+        assert screen.playing and "▶ playing" in status(screen)
+        deadline = time.monotonic() + 10
+        while screen.replay.position < 3:
+            assert time.monotonic() < deadline, "the replay did not advance while playing"
+            await pilot.pause(0.05)
+        await pilot.press("space")
+        assert not screen.playing and "paused" in status(screen)
+        stopped = screen.replay.position
+        await pilot.pause(0.3)
+        assert screen.replay.position == stopped
+        await pilot.press("space", "right")  # any step key pauses
+        assert not screen.playing
+
+
+@run_async
+async def test_the_form_changes_the_example_and_restarts() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        await pilot.press("right", "right")
+        await pilot.press("e")
+        form = app.screen
+        assert isinstance(form, LessonFormScreen)
+        form.query_one("#form-height", Input).value = "6"
+        form.query_one("#form-stride", Input).value = "2x1"
+        await pilot.press("ctrl+s")
+        assert app.screen is screen
+        assert screen.example.x.shape == (1, 1, 6, 5) and screen.example.stride == (2, 1)
+        assert "step 0 / 60" in status(screen)  # 2×3 output cells, 10 steps each
+        assert "⌊(6 + 2·0 − 3)/2⌋ + 1 = 2" in step_text(screen)[-1]
+
+
+@run_async
+async def test_a_bad_value_shows_why_and_changes_nothing() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        await pilot.press("right")
+        example = screen.example
+        await pilot.press("e")
+        form = app.screen
+        form.query_one("#form-height", Input).value = "99"
+        form.query_one("#form-padding", Input).value = "-1"
+        await pilot.press("ctrl+s")
+        assert app.screen is form  # still open
+        assert text_of(form.query_one("#error-height")) == "height must be between 1 and 16, got 99"
+        assert "padding must be between 0 and 4" in text_of(form.query_one("#error-padding"))
+        form.query_one("#form-height", Input).value = "5"
+        form.query_one("#form-padding", Input).value = "0"
+        form.query_one("#form-kernel", Input).value = "7"
+        await pilot.press("ctrl+s")
+        assert "kernel 7x7 is larger than the padded input 5x5" in text_of(
+            form.query_one("#error-kernel")
+        )
+        assert text_of(form.query_one("#error-height")) == ""
+        await pilot.press("escape")
+        assert app.screen is screen
+        assert screen.example is example
+        assert "step 1 / 90" in status(screen)
+
+
+@run_async
+async def test_array_values_are_edited_as_text() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        await pilot.press("e")
+        form = app.screen
+        form.query_one("#form-array", Select).value = "w"
+        await pilot.pause()
+        area = form.query_one("#form-values", TextArea)
+        assert area.text.startswith("# w[0, 0]\n")
+        area.load_text("1, 0, -1\n1, 0, -1\n1, 0, -1\n")
+        await pilot.press("ctrl+s")
+        assert app.screen is screen
+        assert screen.example.w[0, 0].tolist() == [[1, 0, -1]] * 3
+        assert screen.overrides.keys() == {"w"}
+        # the edit survives a change that keeps the shapes, and a bad edit is refused
+        await pilot.press("e")
+        form = app.screen
+        form.query_one("#form-array", Select).value = "b"
+        await pilot.pause()
+        form.query_one("#form-values", TextArea).load_text("1, 2\n")
+        await pilot.press("ctrl+s")
+        assert "b, line 1: expected 1 numbers, got 2" in text_of(form.query_one("#error-values"))
+        form.query_one("#form-values", TextArea).load_text("0.5\n")
+        await pilot.press("ctrl+s")
+        assert screen.example.b.tolist() == [0.5]
+        assert screen.example.w[0, 0].tolist() == [[1, 0, -1]] * 3
+
+
+@run_async
+async def test_a_named_example_and_a_new_seed() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot)
+        await pilot.press("r")
+        assert "seed 1" in status(screen)
+        await pilot.press("e")
+        form = app.screen
+        form.query_one("#form-example", Select).value = "edge-detect"
+        await pilot.pause()
+        assert form.query_one("#form-height", Input).disabled  # the example fixes the input
+        await pilot.press("ctrl+s")
+        assert screen.example.name == "edge-detect"
+        assert "example edge-detect" in status(screen)
+        assert np.array_equal(screen.example.x, screen.example.x.round())  # its integer input
+
+
+@run_async
+async def test_the_check_panel_compares_with_pytorch_and_numerical_gradients() -> None:
+    pytest.importorskip("torch")
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LessonScreen("conv", {"padding": 1, "channels": 2}, run_checks=True)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = text_of(screen.query_one("#lesson-check", CheckPanel))
+        assert "PyTorch: max |Δ|" in text and "numerical gradient: max rel. error" in text
+        assert text.count("✓") == 2, text
+
+
+@run_async
+async def test_80x24_keeps_the_arithmetic_and_every_key_on_screen() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot, params={"channels": 3, "filters": 2, "padding": 2})
+        await pilot.press(*["right"] * 40)
+        step = screen.query_one("#lesson-step", StepPanel)
+        footer_top = min(key.region.y for key in screen.query("FooterKey"))
+        assert step.region.bottom <= footer_top  # docked above the footer, not scrolled away
+        assert step.region.height >= 5
+        keys = screen.query("FooterKey")
+        assert all(key.region.right <= 80 and key.region.height == 1 for key in keys)
+        shown = {key.description for key in keys}
+        assert {
+            "step",
+            "cell",
+            "play",
+            "fwd/bwd",
+            "phase",
+            "channel",
+            "filter",
+            "edit",
+            "quit",
+        } <= shown
+
+
+@run_async
+async def test_a_key_press_redraws_fast_at_the_largest_size(monkeypatch) -> None:
+    """Key press → screen updated, timed in the app (not the test harness)."""
+    updated: list[float] = []
+    original = Screen._compositor_refresh
+
+    def timed(self) -> None:
+        original(self)
+        updated.append(time.perf_counter())
+
+    monkeypatch.setattr(Screen, "_compositor_refresh", timed)
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, params=LARGEST)
+        assert screen.replays["forward"].total > 18_000
+        times = []
+        for key in ["right"] * 8 + ["shift+right"] * 4 + ["end", "home", "left", "c"]:
+            updated.clear()
+            start = time.perf_counter()
+            await pilot.press(key)
+            await pilot.pause()
+            if updated:
+                times.append(updated[0] - start)
+        assert len(times) >= 12
+        assert statistics.median(times) < 0.05, times
