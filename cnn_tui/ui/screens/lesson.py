@@ -67,13 +67,22 @@ class LessonScreen(Screen):
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (30, "-tall")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "step(-1)", "back", key_display="←", group=_step),
-        Binding("right,l", "step(1)", "step", key_display="→", group=_step),
+        # the footer shows a group's description ("←→ step"), the keys panel each description
+        Binding("left,h", "step(-1)", "step back", key_display="←", group=_step),
+        Binding("right,l", "step(1)", "step forward", key_display="→", group=_step),
         Binding(
-            "left_square_bracket,shift+left", "prev_cell", "cell", key_display="[", group=_cell
+            "left_square_bracket,shift+left",
+            "prev_cell",
+            "previous output cell",
+            key_display="[",
+            group=_cell,
         ),
         Binding(
-            "right_square_bracket,shift+right", "next_cell", "cell", key_display="]", group=_cell
+            "right_square_bracket,shift+right",
+            "next_cell",
+            "finish the output cell",
+            key_display="]",
+            group=_cell,
         ),
         Binding("space", "toggle_play", "play", key_display="␣"),
         Binding("minus", "speed(-1)", "slower", key_display="-", group=_speed),
@@ -88,7 +97,7 @@ class LessonScreen(Screen):
         Binding("n", "cycle('n')", "image"),
         Binding("e", "edit", "edit"),
         Binding("r", "reseed", "new seed"),
-        Binding("question_mark,f1", "app.show_help_panel", "keys", key_display="?"),
+        Binding("question_mark,f1", "toggle_keys", "keys", key_display="?"),
         Binding("escape", "app.pop_screen", "home"),
         Binding("ctrl+q", "app.quit", "quit", priority=True),
     ]
@@ -239,6 +248,13 @@ class LessonScreen(Screen):
             sizes["f"] = self.example.w.shape[0] if self.example.w is not None else 1
             return sizes.get(str(axis), 1) > 1
         return True
+
+    def action_toggle_keys(self) -> None:
+        """Show or hide Textual's keys panel (every key with its description)."""
+        if self.query("HelpPanel"):
+            self.app.action_hide_help_panel()
+        else:
+            self.app.action_show_help_panel()
 
     def action_step(self, delta: int) -> None:
         self._stop()
