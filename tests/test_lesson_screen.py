@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -21,7 +23,8 @@ from cnn_tui.cli import build_parser
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.screens.home import HomeScreen
 from cnn_tui.ui.screens.lesson import LessonScreen
-from cnn_tui.ui.widgets.array_grid import ArrayBoard
+from cnn_tui.ui.widgets.array_grid import ArrayBoard, pack_rows
+from cnn_tui.ui.widgets.key_footer import columns_that_fit
 from cnn_tui.ui.widgets.lesson_form import LessonFormScreen
 from cnn_tui.ui.widgets.step_panel import CheckPanel, StepPanel, StepStatus
 
@@ -411,3 +414,52 @@ async def test_a_key_press_redraws_fast_at_the_largest_size(monkeypatch) -> None
                 times.append(updated[0] - start)
         assert len(times) >= 12
         assert statistics.median(times) < 0.05, times
+
+
+def test_opening_a_lesson_does_not_import_torch() -> None:
+    """torch loads only in the check worker: start-up stays fast on a machine without a GPU."""
+    code = """
+import asyncio, sys
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.screens.lesson import LessonScreen
+
+async def main():
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(LessonScreen("conv", {"channels": 2}, run_checks=False))
+        await pilot.press("right", "b", "p")
+        print("torch" in sys.modules)
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_footer_columns_and_board_rows_pack_to_the_width() -> None:
+    assert columns_that_fit([7, 7, 6, 8], 80) == 4
+    assert columns_that_fit([10, 10, 10, 10], 31, gutter=1) == 2  # 10 + 1 + 10 (+ 1 + 10 = 32)
+    assert columns_that_fit([50], 20) == 1
+    assert pack_rows([40, 30, 20, 60], 80, gap=3) == [[0, 1], [2], [3]]
+
+
+@run_async
+async def test_large_arrays_are_cropped_around_the_current_step() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, params=LARGEST)
+        await pilot.press("end", "left", "left")
+        lines = board(screen)
+        text = "\n".join(lines)
+        assert "x_pad[c=1] input, padded · rows 12–23, cols 16–23 of 24×24" in text
+        assert "of 22×22" in text  # the output is cropped too
+        assert max(len(line) for line in lines) <= 118  # no sideways scrolling
+        event = screen.replay.current
+        x, w = (o.value for o in event.operands)
+        # the cells read, in the input and the kernel, and the cell written are all on the board
+        assert f"[{x:.1f}]" in text and f"[{w:.1f}]" in text and f"[{event.after:.2f}]" in text
+        viewport = screen.query_one("#lesson-board-scroll").scrollable_content_region.height
+        assert len(lines) <= viewport
+        await pilot.press("home")
+        assert "rows 0–" in "\n".join(board(screen))  # back to the top-left corner

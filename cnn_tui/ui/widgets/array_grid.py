@@ -24,6 +24,7 @@ from textual.widget import Widget
 from cnn_tui.ui.lesson_model import READ, WINDOW, WRITE, GridSpec, fmt_cell, grid_decimals
 
 _GAP = 3  # columns between two grids side by side
+_LARGE = 10  # arrays with more columns than this are cropped to about half the board's width
 
 
 @dataclass
@@ -42,13 +43,39 @@ class GridStyles:
 
 @dataclass
 class RenderedGrid:
-    """A grid's lines as segments, and where its cells are: cell (r, c) starts at column
-    `1 + label_w + c·cell_w` of line `2 + r`."""
+    """A grid's lines as segments, and where its cells are: cell (r, c) of the array starts at
+    column `1 + label_w + (c − origin[1])·cell_w` of line `2 + r − origin[0]`."""
 
     lines: list[list[Segment]]
     width: int
     label_w: int
     cell_w: int
+    origin: tuple[int, int] = (0, 0)  # the first row and column shown (large arrays are cropped)
+
+
+def visible_start(
+    marks: dict[tuple[int, int], str], axis: int, size: int, shown: int, previous: int
+) -> int:
+    """First index to show along `axis` when only `shown` of `size` fit.
+
+    Like an editor's viewport: stay where we were unless the highlighted cells leave the view,
+    then move just enough. The whole window of the step is kept in view when it fits, else the
+    cells read and written. With nothing highlighted (step 0) show the start.
+    """
+    if not marks:
+        return 0
+    start = min(max(previous, 0), size - shown)
+    focus = [where[axis] for where, role in marks.items() if role in (READ, WRITE)]
+    window = [where[axis] for where in marks] or focus
+    for cells in (window, focus):
+        if cells and max(cells) - min(cells) < shown:
+            low, high = min(cells), max(cells)
+            if low < start:
+                start = low
+            elif high >= start + shown:
+                start = high - shown + 1
+            break
+    return min(max(start, 0), size - shown)
 
 
 @lru_cache(maxsize=4096)
@@ -83,25 +110,50 @@ class _LineBuilder:
         return self.segments
 
 
-def render_grid(spec: GridSpec, styles: GridStyles) -> RenderedGrid:
-    """One boxed grid: title, column indices, rows with their index and fixed-width cells."""
+def render_grid(
+    spec: GridSpec,
+    styles: GridStyles,
+    *,
+    max_width: int | None = None,
+    max_rows: int | None = None,
+    previous: tuple[int, int] = (0, 0),
+) -> RenderedGrid:
+    """One boxed grid: title, column indices, rows with their index and fixed-width cells.
+
+    An array larger than `max_rows` rows or wider than `max_width` columns is cropped to the
+    part around the highlighted cells (starting from `previous`, the last origin shown); the
+    labels keep the array's own indices and the title says which part is shown.
+    """
     values = np.asarray(spec.values, dtype=np.float64)
     if values.ndim == 1:
         values = values[None, :]
-    rows, cols = values.shape
+    full_rows, full_cols = values.shape
     final = values if spec.final is None else np.asarray(spec.final, dtype=np.float64)
     final = final.reshape(values.shape)
     decimals = grid_decimals(final)
-    cells = [[_cell_text(v, decimals) for v in row] for row in values.tolist()]
     width = max(
-        max((len(t) for row in cells for t in row), default=1),
+        max((len(_cell_text(v, decimals)) for v in values.flat), default=1),
         max((len(_cell_text(v, decimals)) for v in final.flat), default=1),
-        len(str(cols - 1)),
+        len(str(full_cols - 1)),
     )
     cell_w = width + 2  # room for the brackets of a highlighted cell
-    label_w = len(str(rows - 1)) + 1 if rows > 1 else 0
+    label_w = len(str(full_rows - 1)) + 1 if full_rows > 1 else 0
+    rows, cols = full_rows, full_cols
+    if max_rows is not None:
+        rows = min(full_rows, max(max_rows, 3))
+    if max_width is not None:
+        cols = min(full_cols, max((max_width - 2 - label_w) // cell_w, 3))
+    r0 = visible_start(spec.marks, 0, full_rows, rows, previous[0])
+    c0 = visible_start(spec.marks, 1, full_cols, cols, previous[1])
+    values = values[r0 : r0 + rows, c0 : c0 + cols]
+    cells = [[_cell_text(v, decimals) for v in row] for row in values.tolist()]
     pr, pc = spec.pad
     title = f" {spec.title} "
+    if (rows, cols) != (full_rows, full_cols):
+        title = (
+            f" {spec.title} · rows {r0}–{r0 + rows - 1}, cols {c0}–{c0 + cols - 1}"
+            f" of {full_rows}×{full_cols} "
+        )
     inner = max(label_w + cols * cell_w, len(title) + 2)
     fill = " " * (inner - label_w - cols * cell_w)
     border, plain = styles.border, Style()
@@ -113,7 +165,7 @@ def render_grid(spec: GridSpec, styles: GridStyles) -> RenderedGrid:
             Segment("─" * (inner - len(title) - 1) + "╮", border),
         ]
     ]
-    header = "".join(str(c).center(cell_w) for c in range(cols))
+    header = "".join(str(c0 + c).center(cell_w) for c in range(cols))
     lines.append(
         [
             Segment("│", border),
@@ -123,13 +175,13 @@ def render_grid(spec: GridSpec, styles: GridStyles) -> RenderedGrid:
     )
     marks_by_row: dict[int, dict[int, str]] = {}
     for (r, c), role in spec.marks.items():
-        marks_by_row.setdefault(r, {})[c] = role
+        marks_by_row.setdefault(r - r0, {})[c - c0] = role
     for r in range(rows):
         line = _LineBuilder()
         line.add("│", border)
         if label_w:
-            line.add(str(r).rjust(label_w - 1) + " ", styles.label)
-        pad_row = r < pr or r >= rows - pr
+            line.add(str(r0 + r).rjust(label_w - 1) + " ", styles.label)
+        pad_row = r0 + r < pr or r0 + r >= full_rows - pr
         row_marks = marks_by_row.get(r, {})
         for c, text in enumerate(cells[r]):
             lead = " " * (width - len(text))
@@ -140,7 +192,7 @@ def render_grid(spec: GridSpec, styles: GridStyles) -> RenderedGrid:
                 continue
             if text == "·":
                 style = styles.blank
-            elif pad_row or c < pc or c >= cols - pc:
+            elif pad_row or c0 + c < pc or c0 + c >= full_cols - pc:
                 style = styles.pad
             else:
                 style = plain
@@ -157,7 +209,7 @@ def render_grid(spec: GridSpec, styles: GridStyles) -> RenderedGrid:
         line.add("│", border)
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
-    return RenderedGrid(lines, inner + 2, label_w, cell_w)
+    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0))
 
 
 def pack_rows(widths: Sequence[int], available: int, gap: int = _GAP) -> list[list[int]]:
@@ -244,6 +296,7 @@ class ArrayBoard(Widget):
         self._blocks: list[RenderedGrid] = []
         self._laid_out_for = -1  # the available width of the current layout
         self._board_size = (0, 0)
+        self._shown_from: dict[str, tuple[int, int]] = {}  # grid name -> first row, column shown
 
     @property
     def grids(self) -> list[GridSpec]:
@@ -256,8 +309,21 @@ class ArrayBoard(Widget):
 
     def _build(self) -> None:
         styles = self._styles()
-        self._blocks = [render_grid(spec, styles) for spec in self._grids]
         available = self._available_width()
+        max_rows = self._max_rows()
+        self._blocks = []
+        for spec in self._grids:
+            # on a wide board a large array gets half the width: input and output side by side
+            large = np.shape(spec.values)[-1] > _LARGE and available >= 100
+            block = render_grid(
+                spec,
+                styles,
+                max_width=available // 2 - _GAP if large else available,
+                max_rows=max_rows,
+                previous=self._shown_from.get(spec.name, (0, 0)),
+            )
+            self._shown_from[spec.name] = block.origin
+            self._blocks.append(block)
         old_lines, old_strips = self._lines, self._strips
         self._lines, self._origins = layout_grids(self._blocks, available)
         self._laid_out_for = available
@@ -309,6 +375,13 @@ class ArrayBoard(Widget):
             return max(parent.scrollable_content_region.width, 20)
         return max(self.app.size.width - 4, 20)
 
+    def _max_rows(self) -> int:
+        """Rows per grid: two rows of grids fit the visible height (small arrays never crop)."""
+        parent = self.parent
+        height = parent.scrollable_content_region.height if isinstance(parent, Widget) else 0
+        height = height or self.app.size.height - 12
+        return max(8, (height - 6) // 2)
+
     def plain_lines(self) -> list[str]:
         """The board as plain text, one string per line (for tests and debugging)."""
         return ["".join(segment.text for segment in segments) for segments, _ in self._lines]
@@ -318,8 +391,9 @@ class ArrayBoard(Widget):
         for spec, block, (x, y) in zip(self._grids, self._blocks, self._origins, strict=True):
             for (r, c), role in spec.marks.items():
                 if role == WRITE:
-                    left = x + 1 + block.label_w + c * block.cell_w
-                    return Region(left, y + 2 + r, block.cell_w, 1)
+                    r0, c0 = block.origin
+                    left = x + 1 + block.label_w + (c - c0) * block.cell_w
+                    return Region(left, y + 2 + r - r0, block.cell_w, 1)
         return None
 
     def render_line(self, y: int) -> Strip:
