@@ -79,7 +79,6 @@ class RunScreen(Screen):
         self.history = RunHistory()
         self.state = "starting" if live else "unknown"
         self.state_message = ""
-        self.status: dict[str, Any] | None = None
         self.summary: dict[str, Any] | None = None
 
     @property
@@ -124,6 +123,11 @@ class RunScreen(Screen):
         if self.pid is not None:
             log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / 'output.log'}")
         self._show_status()
+        if not self.run_dir.is_dir():
+            self.state, self.state_message = "failed", f"no run directory at {self.run_dir}"
+            log.write(self.state_message)
+            self._show_status()
+            return
         self.follow()
 
     def on_resize(self) -> None:
@@ -182,17 +186,16 @@ class RunScreen(Screen):
     @on(RunEvents)
     def _on_run_events(self, message: RunEvents) -> None:
         kinds = self.history.add(message.events)
-        status = message.status
-        if status is not None and (self.pid is None or status.get("pid") == self.pid):
-            self.status = status  # (a resumed run's old status.json is not ours yet)
-            if self.live and status.get("status") == "running":
-                self.state = "running"
+        status = message.status or {}
+        # (a resumed run's old status.json is not ours until our trainer rewrites it)
+        ours = self.pid is None or status.get("pid") == self.pid
+        if self.live and ours and status.get("status") == "running":
+            self.state = "running"
         log = self.query_one(RichLog)
         for line in self.history.take_log():
             log.write(line)
-        if kinds & {"batch", "epoch", "run_started"} or message.status is not None:
-            self._show_progress()
-            self._show_status()
+        self._show_progress()
+        self._show_status()
         if kinds & {"epoch", "run_started"}:
             for table in self.query(EpochTable):
                 table.set_epochs(self.history.epochs)

@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -146,9 +147,10 @@ class RunsScreen(Screen):
         if rows != self._shown:
             self._fill_table(rows)
         live = runs_in_progress(self.runs)
-        parts = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)} in {self.runs_dir}"]
+        count = len(self.runs)
+        parts = [escape(f"{count} run{'s' * (count != 1)} in {self.runs_dir}")]
         if live:
-            names = ", ".join(run.name for run in live[:3])
+            names = escape(", ".join(run.name for run in live[:3]))
             parts.append(f"[b $text-success]▶ {len(live)} in progress[/]: {names}")
         if self.marked:
             parts.append(f"{len(self.marked)} marked (c: compare)")
@@ -352,7 +354,7 @@ class CompareScreen(Screen):
             acc.append(Series(label, *series[f"{self.split}_acc"], role=role))
             x_max = max(x_max, float(history.epochs_total))
             legend.append(
-                f"#{index + 1} [b]{run_dir.name}[/b]: {len(history.epochs)}/"
+                f"#{index + 1} [b]{escape(run_dir.name)}[/b]: {len(history.epochs)}/"
                 f"{history.epochs_total} epochs, best val {format_percent(history.best_val_acc())}"
             )
         name = "val" if self.split == "val" else "train"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual import on, work
+from textual.markup import escape
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -39,6 +40,6 @@ class RunsInProgress(Static):
             names = ", ".join(run.name for run in runs[:2]) + (" …" if len(runs) > 2 else "")
             count = len(runs)
             self.update(
-                f"▶ {count} run{'s' * (count != 1)} in progress: [b]{names}[/b] — "
+                f"▶ {count} run{'s' * (count != 1)} in progress: [b]{escape(names)}[/b] — "
                 "press [b]r[/b] and open it to follow it live"
             )
