@@ -368,7 +368,7 @@ async def test_80x24_keeps_the_arithmetic_and_every_key_on_screen() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_lesson(pilot, params={"channels": 3, "filters": 2, "padding": 2})
-        await pilot.press(*["right"] * 40)
+        await pilot.press(*["right_square_bracket"] * 2, "right", "right")
         step = screen.query_one("#lesson-step", StepPanel)
         footer_top = min(key.region.y for key in screen.query("FooterKey"))
         assert step.region.bottom <= footer_top  # docked above the footer, not scrolled away

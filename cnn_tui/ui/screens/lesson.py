@@ -206,7 +206,7 @@ class LessonScreen(Screen):
             f"{SPEEDS[self.speed_index]} steps/s",
         ]
         if self.example.name != "random":
-            parts.append(f"example {self.example.name}")
+            parts.append(f"example {self.example.name}, seed {self.example.seed}")
         else:
             parts.append(f"seed {self.example.seed}")
         return parts
