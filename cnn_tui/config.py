@@ -135,8 +135,15 @@ _FIELD_LIST = (
         optional=True,
     ),
     Field("device", str, "auto", "auto, cpu, cuda or cuda:N", check=_check_device),
-    Field("amp", bool, True, "mixed precision on CUDA"),
-    Field("channels_last", bool, True, "channels_last memory format on CUDA"),
+    Field(
+        "amp", bool, True, "mixed precision (bf16, else fp16) on CUDA for inputs of 64 px or more"
+    ),
+    Field(
+        "channels_last",
+        bool,
+        True,
+        "channels_last memory format on CUDA for inputs of 64 px or more",
+    ),
     Field(
         "cache_features",
         bool,

@@ -46,9 +46,9 @@ CHECKPOINT_FORMAT = 1
 BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
 SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
-DEVICE_DATA_FRACTION = (
-    0.25  # move the data set to the GPU when it takes at most this much free memory
-)
+AMP_MIN_IMAGE_SIZE = 64  # model inputs at least this big get autocast + channels_last on CUDA
+# move the data set to the GPU when it takes at most this fraction of the free memory
+DEVICE_DATA_FRACTION = 0.25
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -287,13 +287,17 @@ def prepare(
         weights=weights,
         finetune=config.finetune,
     )
-    cuda = device.type == "cuda"
-    channels_last = cuda and config.channels_last
+    # Mixed precision and channels_last pay off once the convolutions are big: on an H100,
+    # resnet18 at 224 px trains 1.9x faster with both, while at 32 px the casts and layout
+    # changes cost more than they save (custom-cnn: 11k vs 15-22k img/s). So they apply from
+    # AMP_MIN_IMAGE_SIZE px on; --no-amp / --no-channels-last turn them off everywhere.
+    fast = device.type == "cuda" and image_size >= AMP_MIN_IMAGE_SIZE
+    channels_last = fast and config.channels_last
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     amp_dtype = None
-    if cuda and config.amp:
+    if fast and config.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     mean, std = normalization(config, data)
@@ -634,7 +638,8 @@ def _run(
 ) -> dict[str, Any]:
     device = resolve_device(config.device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 tensor cores (as convs)
     status.write("running", f"loading data set {config.dataset}")
     data = datasets.load_dataset(
         config.dataset,

@@ -1,0 +1,112 @@
+"""Where training settings come from: defaults < --preset < --config FILE < flags; bad input."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from cnn_tui import train_args
+from cnn_tui.config import FIELDS, TrainConfig, list_presets, load_preset
+from cnn_tui.errors import UsageError
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    train_args.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_when_nothing_is_given():
+    assert train_args.config_from_args(_args()) == TrainConfig()
+
+
+def test_flags_override_file_override_preset(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('epochs = 7\nlr = 0.05\nmodel = "custom-cnn"\n')
+    config = train_args.config_from_args(
+        _args("--preset", "the3-task2", "--config", str(path), "--lr", "0.2", "--no-amp")
+    )
+    assert config.lr == 0.2  # flag beats file
+    assert config.epochs == 7 and config.model == "custom-cnn"  # file beats preset
+    assert config.optimizer == "sgd" and config.dataset == "cifar10"  # from the preset
+    assert config.batch_size == 64 and config.amp is False
+
+
+def test_a_preset_may_leave_a_required_setting_to_the_flags(tmp_path):
+    with pytest.raises(UsageError, match="--data-dir"):
+        train_args.config_from_args(_args("--preset", "cats-vs-dogs"))
+    config = train_args.config_from_args(_args("--preset", "cats-vs-dogs", "--data-dir", "pets"))
+    assert config.dataset == "imagefolder" and config.data_dir == "pets"
+    assert config.grad_clip > 0 and config.finetune == "head"
+
+
+def test_every_shipped_preset_is_valid_and_documented():
+    presets = {preset.name: preset for preset in list_presets() if preset.builtin}
+    for name in (
+        "the3-task2",
+        "the3-task3",
+        "lecture-simple-cnn",
+        "lecture-custom-cnn",
+        "finetune-cifar-simple",
+        "finetune-cifar-resnet18",
+        "cats-vs-dogs",
+    ):
+        assert name in presets, name
+        assert presets[name].description and presets[name].reference
+        load_preset(name, check=False)
+    assert load_preset("lecture-simple-cnn") == TrainConfig(
+        dataset="cifar10", model="simple-cnn", epochs=10, batch_size=32, optimizer="adam", lr=1e-3
+    )
+
+
+def test_config_file_round_trips(tmp_path):
+    from cnn_tui.config import load_config_file
+
+    config = TrainConfig(model="resnet18", weights="none", image_size=64, limit=100, amp=False)
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    assert load_config_file(path) == config
+
+
+# Each bad input: exit code 2, one line on stderr that names the problem, no traceback.
+BAD_INPUTS = [
+    (["--model", "vgg99"], "--model must be one of"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--lr", "-0.1"], "--lr must be greater than 0"),
+    (["--lr", "fast"], "--lr must be a number, got 'fast'"),
+    (["--batch-size", "2.5"], "--batch-size must be a whole number"),
+    (["--preset", "no-such-preset"], "unknown preset 'no-such-preset'"),
+    (["--config", "missing.toml"], "config file missing.toml does not exist"),
+    (["--config", "bad-key.toml"], "unknown setting 'learning_rate'"),
+    (["--config", "bad-syntax.toml"], "is not valid TOML"),
+    (["--device", "tpu"], "--device: expected auto, cpu, cuda or cuda:N"),
+    (["--dataset", "imagefolder"], "--dataset imagefolder needs --data-dir"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, argv, message):
+    (tmp_path / "bad-key.toml").write_text("learning_rate = 0.1\n")
+    (tmp_path / "bad-syntax.toml").write_text("epochs = = 3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "cnn_tui", "train", "--no-ui", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "runs").exists()  # nothing written for a rejected command
+
+
+def test_every_field_has_a_flag():
+    parser = argparse.ArgumentParser()
+    train_args.add_arguments(parser)
+    flags = {option for action in parser._actions for option in action.option_strings}
+    assert {field.flag for field in FIELDS.values()} <= flags
