@@ -35,7 +35,7 @@ from torch import nn
 
 from cnn_tui import data as datasets
 from cnn_tui import metrics, models, runs
-from cnn_tui.config import TrainConfig, load_config_file
+from cnn_tui.config import TrainConfig
 from cnn_tui.devices import device_name, resolve_device
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import atomic_write, atomic_write_text
@@ -539,14 +539,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return checkpoint
 
 
-def read_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
-    """The validated TrainConfig of a run directory (its config.toml)."""
-    path = Path(run_dir) / runs.CONFIG_FILE
-    if not path.is_file():
-        raise UsageError(f"{run_dir} is not a run directory (no {runs.CONFIG_FILE})")
-    return load_config_file(path)
-
-
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -800,7 +792,7 @@ def _finish(
 def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> dict[str, Any]:
     """Recompute the test metrics of a run from its checkpoint.pt (nothing in the run changes)."""
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = runs.read_config(run_dir)
     checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
     device = resolve_device(device_spec)
     data = datasets.load_dataset(

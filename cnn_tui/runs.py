@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnn_tui.config import TrainConfig, load_config_file
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
 
@@ -121,6 +122,14 @@ def read_config_values(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             return tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return {}
+
+
+def read_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
+    """The validated TrainConfig of a run (its config.toml); UsageError when it is not a run."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a run directory (it has no {CONFIG_FILE})")
+    return load_config_file(path)
 
 
 def read_events(run_dir: str | os.PathLike[str], offset: int = 0) -> tuple[list[dict], int]:

@@ -15,7 +15,7 @@ from cnn_tui.errors import RunError, UsageError
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny models train fastest on one thread, and a busy 2-core CI box makes extra threads spin."""
+    """Tiny models train fastest on one thread; on a busy 2-core box extra threads just spin."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -20,10 +20,15 @@ def _fake_run(path, status="finished", pid=None, **status_extra):
     return path
 
 
-def test_runs_module_imports_without_torch_or_textual():
-    code = "import sys, cnn_tui.runs, cnn_tui.metrics; print('torch' in sys.modules, 'textual' in sys.modules)"
+def test_import_hygiene():
+    """runs/metrics load without torch (the TUI imports them); no headless module loads textual."""
+    code = (
+        "import sys, cnn_tui.runs, cnn_tui.metrics, cnn_tui.devices; "
+        "print('torch' in sys.modules, 'textual' in sys.modules); "
+        "import cnn_tui.headless, cnn_tui.engine; print('textual' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_new_run_dir_is_unique_and_named_after_model_and_dataset(tmp_path):
