@@ -234,7 +234,7 @@ class TerminalReporter(PlainReporter):
         self.task = None
 
     def print(self, text: str = "") -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
