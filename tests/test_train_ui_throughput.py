@@ -5,7 +5,7 @@
 runs the same short training alternately headless (`cnn-tui train --no-ui`) and started from the
 training form with the dashboard following it (a pilot app at 120×40 that draws everything), a
 few rounds each, and prints the images/s of both (the mean of the epochs after the first, the
-median over rounds). Settings: CNN_TUI_MEASURE_DEVICE (default auto), CNN_TUI_MEASURE_MODEL
+median over rounds) and the share of one CPU core the TUI process used while following. Settings: CNN_TUI_MEASURE_DEVICE (default auto), CNN_TUI_MEASURE_MODEL
 (default simple-cnn), CNN_TUI_MEASURE_EPOCHS (default 4), CNN_TUI_MEASURE_ROUNDS (default 3).
 """
 
@@ -57,7 +57,8 @@ def run_headless(config: TrainConfig, run_dir: Path) -> float:
     return images_per_s(run_dir)
 
 
-async def run_followed(config: TrainConfig, runs_dir: Path) -> float:
+async def run_followed(config: TrainConfig, runs_dir: Path) -> tuple[float, float]:
+    """images/s of a run started from the form, and the CPU share of one core the TUI used."""
     from cnn_tui.ui.app import CnnTuiApp
     from cnn_tui.ui.screens.train_form import TrainFormScreen
 
@@ -65,6 +66,8 @@ async def run_followed(config: TrainConfig, runs_dir: Path) -> float:
     async with app.run_test(size=(120, 40)) as pilot:
         app.push_screen(TrainFormScreen(config))
         await pilot.pause()
+        await app.workers.wait_for_complete()  # device detection (imports torch) is not counted
+        cpu, wall = time.process_time(), time.monotonic()
         await pilot.press("ctrl+s")
         await pilot.pause()
         dashboard = app.screen
@@ -73,22 +76,26 @@ async def run_followed(config: TrainConfig, runs_dir: Path) -> float:
             assert time.monotonic() < deadline
             await pilot.pause(0.1)
         assert dashboard.state == "finished", dashboard.state_message
-        return images_per_s(dashboard.run_dir)
+        cpu_share = (time.process_time() - cpu) / (time.monotonic() - wall)
+        return images_per_s(dashboard.run_dir), cpu_share
 
 
 def test_followed_run_is_as_fast_as_headless(tmp_path) -> None:
     config = measured_config()
     rounds = int(os.environ.get("CNN_TUI_MEASURE_ROUNDS", "3"))
-    headless, followed = [], []
+    headless, followed, cpu_shares = [], [], []
     for index in range(rounds):
         headless.append(run_headless(config, tmp_path / f"headless-{index}"))
-        followed.append(asyncio.run(run_followed(config, tmp_path / f"tui-{index}")))
+        speed, cpu_share = asyncio.run(run_followed(config, tmp_path / f"tui-{index}"))
+        followed.append(speed)
+        cpu_shares.append(cpu_share)
     result = {
         "config": {k: v for k, v in config.to_dict().items() if v is not None},
         "headless_images_per_s": headless,
         "followed_images_per_s": followed,
         "headless_median": statistics.median(headless),
         "followed_median": statistics.median(followed),
+        "tui_cpu_share_of_one_core": cpu_shares,
     }
     result["ratio"] = result["followed_median"] / result["headless_median"]
     print(json.dumps(result, indent=1))

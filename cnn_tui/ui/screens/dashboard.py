@@ -80,6 +80,7 @@ class RunScreen(Screen):
         self.state = "starting" if live else "unknown"
         self.state_message = ""
         self.summary: dict[str, Any] | None = None
+        self._lines: dict[str, str] = {}  # what the one-line status texts show
 
     @property
     def followed_run_dir(self) -> Path | None:
@@ -294,8 +295,14 @@ class RunScreen(Screen):
             last = self.history.epochs[-1]
             if last.get("gpu_mem_mb"):
                 parts.append(f"GPU mem {format_number(last.get('gpu_mem_mb'), ',.0f')} MB")
-        self.query_one("#dash-status", Static).update(" · ".join(parts))
-        self.query_one("#dash-metrics", Static).update(self._metrics_line())
+        self._set_line("#dash-status", " · ".join(parts))
+        self._set_line("#dash-metrics", self._metrics_line())
+
+    def _set_line(self, selector: str, markup: str) -> None:
+        """Update a one-line status text; no layout pass (fixed size) and only when it changed."""
+        if self._lines.get(selector) != markup:
+            self._lines[selector] = markup
+            self.query_one(selector, Static).update(markup, layout=False)
 
     def _metrics_line(self) -> str:
         first = escape(self.state_message.splitlines()[0]) if self.state_message else ""
@@ -325,17 +332,18 @@ class RunScreen(Screen):
         if total:
             bar.update(total=total, progress=done)
         batch = self.history.last_batch
-        speed = self.query_one("#dash-speed", Static)
         if self.state in ("finished", "stopped", "failed", "interrupted"):
-            speed.update(self.state)
+            hint = " · resume it from the runs screen (r)" if self.state == "stopped" else ""
+            self._set_line("#dash-speed", self.state + hint)
         elif batch is None:
-            speed.update("")
+            self._set_line("#dash-speed", "")
         else:
-            speed.update(
+            self._set_line(
+                "#dash-speed",
                 f"epoch {batch.get('epoch')}/{self.history.epochs_total} · batch "
                 f"{batch.get('batch')}/{batch.get('batches')} · ETA "
                 f"{format_seconds(batch.get('eta_s'))} · "
-                f"{format_number(batch.get('images_per_s'), ',.0f')} img/s"
+                f"{format_number(batch.get('images_per_s'), ',.0f')} img/s",
             )
 
     def _show_charts(self, loss_only: bool = False) -> None:

@@ -86,11 +86,11 @@ class RunsScreen(Screen):
             ("mark", " "),
             ("status", "status"),
             ("name", "run"),
-            ("model", "model"),
-            ("dataset", "data set"),
             ("epochs", "epochs"),
             ("best", "best val"),
             ("test", "test acc"),
+            ("model", "model"),
+            ("dataset", "data set"),
             ("started", "started"),
         ):
             justify = "right" if key in ("epochs", "best", "test") else "left"
@@ -134,11 +134,11 @@ class RunsScreen(Screen):
             run.path in self.marked,
             run.status,
             run.name,
-            run.model,
-            run.dataset,
             epochs,
             format_percent(run.best_val_acc),
             format_percent(run.test_acc),
+            run.model,
+            run.dataset,
             started,
         )
 
@@ -165,15 +165,13 @@ class RunsScreen(Screen):
         table.clear()
         theme = self.app.theme_variables
         for run, row in zip(self.runs, rows, strict=True):
-            marked, status, *rest = row
+            marked, status, name, epochs, best, test, *rest = row
             cells = [
                 Text("✓" if marked else " ", style="bold"),
                 status_text(status, theme),
-                Text(rest[0], style="bold" if marked else ""),
-                *rest[1:4],
-                Text(rest[4], justify="right"),
-                Text(rest[5], justify="right"),
-                rest[6],
+                Text(name, style="bold" if marked else ""),
+                *(Text(value, justify="right") for value in (epochs, best, test)),
+                *rest,
             ]
             table.add_row(*cells, key=str(run.path))
         self._shown = rows

@@ -1,4 +1,4 @@
-"""Line charts of training curves (textual-plotext), redrawn at most twice a second.
+"""Line charts of training curves (textual-plotext), redrawn at most once a second.
 
 `MetricChart.set_series` stores the data and redraws at once if the last redraw is older than
 `MIN_REDRAW_S`; otherwise a timer picks the change up, so a fast run never floods the UI or the SSH
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
-MIN_REDRAW_S = 0.5
+MIN_REDRAW_S = 1.0
 
 # theme variable and plotext marker per series role; overlaid runs cycle through RUN_STYLES
 ROLE_STYLES = {
@@ -66,10 +66,11 @@ class MetricChart(PlotextPlot):
 
     def set_series(self, series: list[Series], x_max: float = 0.0) -> None:
         """Replace the curves; `x_max` fixes the x range (e.g. the run's epoch count)."""
+        first_data = not any(old.xs for old in self.series)
         self.series = series
         self.x_max = x_max
         self._dirty = True
-        if time.monotonic() - self._drawn_at >= MIN_REDRAW_S:
+        if first_data or time.monotonic() - self._drawn_at >= MIN_REDRAW_S:
             self._draw()
 
     def _redraw_if_dirty(self) -> None:
