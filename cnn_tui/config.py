@@ -22,7 +22,7 @@ from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
 
 DATASETS = ("shapes", "cifar10", "fashion-mnist", "imagefolder")
-MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", "resnet18")
+MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", "resnet18", "fast-cnn", "airbench-cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step", "onecycle")
 AUGMENTS = ("none", "flip", "flip-crop")

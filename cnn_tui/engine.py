@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_tui import data as datasets
-from cnn_tui import metrics, models, runs
+from cnn_tui import feature_cache, metrics, models, runs
 from cnn_tui.config import TrainConfig
 from cnn_tui.devices import device_name, resolve_device
 from cnn_tui.errors import RunError, UsageError
@@ -142,6 +142,8 @@ def batch_logits(
     and no augmentation, the backbone's output per image can be computed once and only the head
     run per batch.
     """
+    if isinstance(prep, feature_cache.CachedFeatures):  # the rows are cached backbone features
+        return prep.head(images)
     return model(prep(images, train=train, generator=generator))
 
 
@@ -649,6 +651,9 @@ def _run(
         s.optimizer.load_state_dict(checkpoint["optimizer"])
         if s.scaler is not None and checkpoint.get("scaler"):
             s.scaler.load_state_dict(checkpoint["scaler"])
+    if feature_cache.applies(s):  # frozen backbone, no augmentation: its features once, up front
+        status.write("running", "computing the frozen backbone's features")
+        s = feature_cache.cache_features(s)
     total, trainable = models.count_parameters(s.model)
     log.emit(
         "run_started",

@@ -329,3 +329,9 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     )
     backbone.register_forward_pre_hook(_gray_to_rgb)
     return backbone, model.fc
+
+
+# --- fast presets (issue 6): airbench-style networks, defined in cnn_tui/fast_models.py ----------
+from cnn_tui import fast_models  # noqa: E402  (after MODELS: it only adds entries)
+
+MODELS.update(fast_models.MODELS)

@@ -1,0 +1,89 @@
+"""The frozen-backbone feature cache trains the same head as the uncached path, only faster."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnn_tui import engine, feature_cache, models
+from cnn_tui.config import TrainConfig
+
+SMALL = dict(
+    dataset="shapes",
+    model="resnet18",
+    weights="none",
+    finetune="head",
+    epochs=2,
+    batch_size=32,
+    limit=200,
+    device="cpu",
+    seed=3,
+)
+
+
+def _train(tmp_path, name: str, **changes) -> tuple[dict, list[dict]]:
+    config = TrainConfig.from_mapping({**SMALL, **changes})
+    events: list[dict] = []
+    summary = engine.train(config, tmp_path / name, on_event=events.append)
+    return summary, events
+
+
+def test_cached_and_uncached_head_training_agree(tmp_path) -> None:
+    cached, _ = _train(tmp_path, "cached", cache_features=True)
+    plain, _ = _train(tmp_path, "plain", cache_features=False)
+    assert cached["status"] == plain["status"] == "finished"
+    assert cached["test_accuracy"] == pytest.approx(plain["test_accuracy"], abs=1e-9)
+    assert cached["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-4, abs=1e-5)
+    for ours, theirs in zip(cached["history"], plain["history"], strict=True):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4, abs=1e-5)
+        assert ours["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4, abs=1e-5)
+        assert ours["val_acc"] == pytest.approx(theirs["val_acc"], abs=1e-9)
+
+
+def test_the_cached_run_saves_the_whole_resnet(tmp_path) -> None:
+    _train(tmp_path, "cached", cache_features=True, epochs=1)
+    checkpoint = engine.load_checkpoint(tmp_path / "cached" / "checkpoint.pt")
+    reference = models.build_model("resnet18", in_channels=3, num_classes=10, image_size=32)
+    assert set(checkpoint["model"]) == set(reference.state_dict())
+    assert checkpoint["normalization"]["mean"]  # the image normalisation, not the features'
+
+
+def _setup(**changes) -> engine.Setup:
+    from cnn_tui import data as datasets
+
+    config = TrainConfig.from_mapping({**SMALL, "limit": 40, **changes})
+    data = datasets.load_dataset("shapes", limit=40, val_split=0.1, seed=0)
+    return engine.prepare(config, torch.device("cpu"), data, weights="none")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"cache_features": False},
+        {"augment": "flip"},
+        {"finetune": "layer4"},
+        {"finetune": "all"},
+        {"model": "simple-cnn", "weights": "auto"},
+    ],
+)
+def test_the_cache_applies_only_to_a_frozen_backbone_without_augmentation(changes) -> None:
+    assert feature_cache.applies(_setup(**changes)) is False
+
+
+def test_cached_features_are_the_backbone_output_and_the_head_gives_the_logits() -> None:
+    s = _setup()
+    assert feature_cache.applies(s)
+    cached = feature_cache.cache_features(s)
+    assert cached.train_x.shape == (len(s.train_y), 512)
+    assert cached.test_y.device == cached.test_x.device
+    models.set_train_mode(s.model, False)
+    with torch.no_grad():
+        direct = s.model(s.eval_prep(s.test_x))
+        via_cache = engine.batch_logits(s.model, cached.test_x, cached.eval_prep)
+    torch.testing.assert_close(via_cache, direct, rtol=1e-4, atol=1e-5)
+
+
+def test_backbone_batches_shrink_for_large_images() -> None:
+    assert feature_cache.backbone_batch_size(32, 4096) == 4096
+    assert feature_cache.backbone_batch_size(224, 4096) == 256
+    assert feature_cache.backbone_batch_size(512, 4096) >= 16

@@ -1,0 +1,74 @@
+"""Fast start-up, asserted by structure rather than by timing.
+
+`cnn-tui --help` and the home screen must not wait for PyTorch (about 1-2 s to import on a small
+machine): torch is imported only by the code that trains, benchmarks or checks a lesson against it.
+Each check runs in a fresh interpreter and looks at `sys.modules` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _modules_after(code: str) -> dict[str, bool]:
+    probe = (
+        f"{code}\nimport json, sys\n"
+        "print(json.dumps({m: m in sys.modules for m in ('torch', 'torchvision', 'textual')}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "module", ["cnn_tui.cli", "cnn_tui.bench_args", "cnn_tui.ui.app", "cnn_tui.ui.screens.home"]
+)
+def test_start_up_modules_do_not_import_torch(module: str) -> None:
+    loaded = _modules_after(f"import {module}")
+    assert not loaded["torch"] and not loaded["torchvision"]
+
+
+def test_help_of_every_subcommand_runs_without_torch() -> None:
+    code = (
+        "import contextlib, io\n"
+        "from cnn_tui.cli import main\n"
+        "for argv in (['--help'], ['bench', '--help'], ['train', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(argv)\n"
+    )
+    loaded = _modules_after(code)
+    assert loaded == {"torch": False, "torchvision": False, "textual": False}
+
+
+def test_painting_the_home_screen_does_not_import_torch(tmp_path) -> None:
+    code = (
+        "import argparse, asyncio\n"
+        "from cnn_tui.ui.app import CnnTuiApp\n"
+        "async def paint():\n"
+        f"    args = argparse.Namespace(command=None, runs_dir={str(tmp_path)!r})\n"
+        "    app = CnnTuiApp(args)\n"
+        "    async with app.run_test(size=(100, 30)) as pilot:\n"
+        "        await pilot.pause()\n"
+        "        await app.workers.wait_for_complete()\n"
+        "        assert type(app.screen).__name__ == 'HomeScreen', app.screen\n"
+        "asyncio.run(paint())\n"
+    )
+    loaded = _modules_after(code)
+    assert loaded["textual"] and not loaded["torch"] and not loaded["torchvision"]
+
+
+def test_bench_startup_mode_reports_both_times(tmp_path) -> None:
+    from cnn_tui.cli import main
+
+    out = tmp_path / "startup.json"
+    assert main(["bench", "--startup", "--repeats", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["mode"] == "startup"
+    for key in ("help_seconds", "home_screen_seconds", "import_torch_seconds"):
+        assert report["results"][key] > 0
