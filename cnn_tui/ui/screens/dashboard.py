@@ -212,7 +212,8 @@ class RunScreen(Screen):
         self._show_charts()
         log = self.query_one(RichLog)
         if message.status in ("failed", "interrupted"):
-            log.write(f"{message.status.upper()}: {message.message}")
+            if self.history.end is None:  # (a failed event already wrote its message)
+                log.write(f"{message.status.upper()}: {message.message}")
             if self.live:
                 self.notify(
                     message.message or message.status,
@@ -299,10 +300,11 @@ class RunScreen(Screen):
         self._set_line("#dash-metrics", self._metrics_line())
 
     def _set_line(self, selector: str, markup: str) -> None:
-        """Update a one-line status text; no layout pass (fixed size) and only when it changed."""
+        """Update a status text when it changed; the per-batch ones are one line (no layout pass)."""
         if self._lines.get(selector) != markup:
             self._lines[selector] = markup
-            self.query_one(selector, Static).update(markup, layout=False)
+            layout = selector == "#dash-metrics"  # an error message may take up to 3 lines
+            self.query_one(selector, Static).update(markup, layout=layout)
 
     def _metrics_line(self) -> str:
         first = escape(self.state_message.splitlines()[0]) if self.state_message else ""
@@ -331,6 +333,8 @@ class RunScreen(Screen):
         bar = self.query_one(ProgressBar)
         if total:
             bar.update(total=total, progress=done)
+        elif self.state in ("finished", "stopped", "failed", "interrupted"):
+            bar.update(total=1, progress=0)  # ended before it knew its size: no busy animation
         batch = self.history.last_batch
         if self.state in ("finished", "stopped", "failed", "interrupted"):
             hint = " · resume it from the runs screen (r)" if self.state == "stopped" else ""

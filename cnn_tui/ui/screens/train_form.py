@@ -287,8 +287,11 @@ class TrainFormScreen(Screen):
                 config = TrainConfig.from_mapping(values)
             except ConfigError as exc:
                 errors[exc.field or "dataset"] = str(exc)
+        was_startable = self.config is not None
         self.errors, self.config = errors, config
         self._show_reasons(inactive)
+        if was_startable != (config is not None):
+            self.refresh_bindings()  # the footer greys out Start while the form is invalid
         return config
 
     def _show_reasons(self, inactive: set[str]) -> None:
