@@ -55,6 +55,13 @@ async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
         await pilot.pause(0.05)
 
 
+async def show(pilot, screen):
+    """Push `screen` and let it mount; returns it."""
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    return screen
+
+
 def reason(screen, name: str) -> str:
     return str(screen.query_one(f"#reason-{name}", Static).render())
 
@@ -66,9 +73,7 @@ def reason(screen, name: str) -> str:
 async def test_form_defaults_are_valid_and_startable(tmp_path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app.push_screen(TrainFormScreen())
-        await pilot.pause()
-        screen = app.screen
+        screen = await show(pilot, TrainFormScreen())
         assert isinstance(screen, TrainFormScreen)
         assert screen.query_one("#start", Button).disabled is False
         assert screen.config == TrainConfig()
@@ -82,9 +87,7 @@ async def test_form_defaults_are_valid_and_startable(tmp_path) -> None:
 async def test_form_invalid_input_shows_reason_and_disables_start(tmp_path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app.push_screen(TrainFormScreen())
-        await pilot.pause()
-        screen = app.screen
+        screen = await show(pilot, TrainFormScreen())
         epochs = screen.query_one("#field-epochs", Input)
         epochs.focus()
         epochs.value = ""
@@ -114,9 +117,7 @@ async def test_form_invalid_input_shows_reason_and_disables_start(tmp_path) -> N
 async def test_form_cross_field_rule_and_model_dependent_fields(tmp_path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app.push_screen(TrainFormScreen())
-        await pilot.pause()
-        screen = app.screen
+        screen = await show(pilot, TrainFormScreen())
         screen.query_one("#field-dataset", Select).value = "imagefolder"
         await pilot.pause()
         assert "needs --data-dir" in reason(screen, "data_dir")
@@ -153,9 +154,7 @@ async def test_presets_load_into_the_form_and_save(tmp_path, presets_dir) -> Non
     save_preset(TrainConfig(epochs=7, lr=0.05, optimizer="sgd"), "mine", "seven epochs of sgd")
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app.push_screen(TrainFormScreen())
-        await pilot.pause()
-        screen = app.screen
+        screen = await show(pilot, TrainFormScreen())
         select = screen.query_one("#preset", Select)
         mine = [value for prompt, value in select._options if str(prompt).startswith("mine")]
         assert mine, select._options
