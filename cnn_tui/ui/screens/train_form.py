@@ -228,7 +228,8 @@ class TrainFormScreen(Screen):
                     self._set_widget(name, parse_field(name, text))
                 except ConfigError as exc:
                     self.notify(str(exc), severity="error", markup=False)
-        self.validate_form()
+        if self.validate_form() is None:  # e.g. a bad flag: show its field first
+            self._widget(next(iter(self.errors))).focus()
         if self.startup_error:
             self.notify(
                 self.startup_error, title="Settings not loaded", severity="error", markup=False
