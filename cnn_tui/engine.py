@@ -294,7 +294,9 @@ def prepare(
     # changes cost more than they save (custom-cnn: 11k vs 15-22k img/s). So they apply from
     # AMP_MIN_IMAGE_SIZE px on; --no-amp / --no-channels-last turn them off everywhere.
     fast = device.type == "cuda" and image_size >= AMP_MIN_IMAGE_SIZE
-    channels_last = fast and config.channels_last
+    # On the CPU, oneDNN's convolutions prefer channels_last at every size (2 cores, batch 32:
+    # simple-cnn 10.4k vs 7.3k img/s, custom-cnn +23 %, resnet18 even; evaluation +20-60 %).
+    channels_last = (fast or device.type == "cpu") and config.channels_last
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
