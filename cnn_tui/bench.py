@@ -53,7 +53,7 @@ class Options:
     amp: bool
     channels_last: bool
     workers: int
-    batches: int
+    batches: int | None  # None: 20 on CUDA, CPU_BATCHES on the CPU
     warmup: int
     repeats: int
     quick: bool
@@ -87,7 +87,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         amp=args.amp,
         channels_last=args.channels_last,
         workers=workers,
-        batches=args.batches or defaults["batches"],
+        batches=args.batches or (QUICK["batches"] if quick else None),
         warmup=defaults["warmup"] if args.warmup is None else args.warmup,
         repeats=args.repeats or defaults["repeats"],
         quick=quick,
@@ -325,8 +325,8 @@ def speed_report(opts: Options) -> dict[str, Any]:
     device = resolve_device(opts.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the engine does
-    elif opts.batches == SPEED_DEFAULTS["batches"] and not opts.quick:
-        opts.batches = CPU_BATCHES
+    if opts.batches is None:
+        opts.batches = SPEED_DEFAULTS["batches"] if device.type == "cuda" else CPU_BATCHES
     needed = (opts.warmup + opts.batches) * opts.batch_size
     note(f"loading {opts.dataset}")
     limit = opts.limit
@@ -634,11 +634,19 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
         f"device {env['device']} ({env['device_name']}), torch {env['torch']}, torchvision "
         f"{env['torchvision']}, {env['torch_threads']} torch threads, {env['cpu_count']} CPUs"
         + (f", load average {load[0]:.2f}" if load else ""),
-        f"data {cfg['dataset']}, batch {cfg['batch_size']}, adam lr {cfg['lr']:g}, AMP "
-        f"{'on' if cfg['amp'] else 'off'}, channels_last {'on' if cfg['channels_last'] else 'off'}"
-        f" (CUDA only), seed-style loop with {cfg['workers']} DataLoader workers",
+        f"data {cfg['dataset']}, batch {cfg['batch_size']}, adam lr {cfg['lr']:g}, --amp "
+        f"{'on' if cfg['amp'] else 'off'}, --channels-last {'on' if cfg['channels_last'] else 'off'}"
+        f", seed-style loop with {cfg['workers']} DataLoader workers",
     ]
     return lines
+
+
+def engine_mode(result: dict[str, Any]) -> str:
+    """How the engine ran: 'bf16+CL' (autocast and channels_last), 'CL', 'fp32' ..."""
+    parts = [result["amp"]] if result.get("amp") else []
+    if result.get("channels_last"):
+        parts.append("CL")
+    return "+".join(parts) or "fp32"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -650,17 +658,18 @@ def format_report(report: dict[str, Any]) -> str:
     if report["mode"] == "speed":
         lines.append(
             f"images/s, median of {cfg['repeats']} repeats of {cfg['batches']} batches after "
-            f"{cfg['warmup']} warm-up batches; × = engine / seed-style"
+            f"{cfg['warmup']} warm-up batches; × = engine / seed-style; engine in: fp32, CL "
+            "(channels_last), bf16/float16 (autocast)"
         )
         header = (
-            f"{'model':<12} {'size':>4}  {'train engine':>12} {'train seed':>10} {'×':>6}  "
-            f"{'eval engine':>11} {'eval seed':>9} {'×':>6}"
+            f"{'model':<12} {'size':>4} {'engine in':<9} {'train engine':>12} {'train seed':>10} "
+            f"{'×':>6}  {'eval engine':>11} {'eval seed':>9} {'×':>6}"
         )
         lines += [header, "-" * len(header)]
         for row in report["results"]:
             ours, theirs, times = row["engine"], row["reference"], row["ratio"]
             lines.append(
-                f"{row['model']:<12} {row['image_size']:>4}  "
+                f"{row['model']:<12} {row['image_size']:>4} {engine_mode(ours):<9} "
                 f"{_num(ours['train_images_per_s']):>12} {_num(theirs['train_images_per_s']):>10} "
                 f"{_num(times['train'], 2):>6}  "
                 f"{_num(ours['eval_images_per_s']):>11} {_num(theirs['eval_images_per_s']):>9} "

@@ -328,7 +328,11 @@ def prepare(
         scaler=scaler,
         batches=batches,
         total_steps=batches * config.epochs,
-        eval_batch_size=min(4096, max(256, 2 * config.batch_size)),
+        # big images in big batches spill a CPU's caches (resnet18 at 224 px: 28 img/s in batches
+        # of 256, 45 in batches of 32), so there the evaluation batch stays at the training batch
+        eval_batch_size=min(4096, max(256, 2 * config.batch_size))
+        if device.type == "cuda" or image_size < 112
+        else config.batch_size,
         augment_generator=torch.Generator(device=device),
     )
 

@@ -35,7 +35,7 @@ def test_quick_bench_prints_a_full_table_and_writes_json(tmp_path, capsys) -> No
     rows = [line for line in table.splitlines() if line.split()[:1] in ([m] for m in models)]
     assert len(rows) == len(models)
     for line in rows:
-        assert len(line.split()) == 8  # model, size, 3 train figures, 3 eval figures
+        assert len(line.split()) == 9  # model, size, mode, 3 train figures, 3 eval figures
     assert "device cpu" in table and "torch" in table
 
 
