@@ -101,8 +101,10 @@ def options_from_args(args: argparse.Namespace) -> Options:
 def run_bench(args: argparse.Namespace) -> int:
     """Entry point of `cnn-tui bench`: measure, print the table (or JSON), write --json FILE."""
     opts = options_from_args(args)
-    if opts.lr <= 0:
-        raise UsageError(f"--lr must be greater than 0, got {opts.lr}")
+    if not 0 < opts.lr < float("inf"):
+        raise UsageError(f"--lr must be a number greater than 0, got {opts.lr}")
+    if opts.json not in (None, "-") and not Path(opts.json).resolve().parent.is_dir():
+        raise UsageError(f"--json {opts.json}: its folder does not exist")
     if getattr(args, "startup", False):
         if opts.whole_run:
             raise UsageError("--startup and --whole-run are separate modes: pick one")
@@ -692,4 +694,4 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_bench", "speed_report", "whole_run_report", "format_report", "UsageError"]
+__all__ = ["run_bench", "speed_report", "whole_run_report", "startup_report", "format_report"]

@@ -54,7 +54,7 @@ class SeedStyleDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         img, target = self.data[index], self.targets[index]
-        img = Image.fromarray(img, mode="L" if img.ndim == 2 else "RGB")
+        img = Image.fromarray(img)  # (H, W) uint8: mode L; (H, W, 3): RGB
         if self.transform is not None:
             img = self.transform(img)
         return img, target

@@ -107,8 +107,10 @@ def test_bad_flags_exit_2_with_one_line(argv, capsys) -> None:
     assert len(err.splitlines()) == 1 and "error" in err
 
 
-def test_bad_values_found_later_are_usage_errors_too(capsys) -> None:
+def test_bad_values_found_later_are_usage_errors_too(tmp_path, capsys) -> None:
     assert main(["bench", "--startup", "--whole-run"]) == 2
-    assert main(["bench", "--quick", "--device", "cuda:7"]) == 2
+    assert main(["bench", "--quick", "--device", "cuda:99"]) == 2
+    assert main(["bench", "--quick", "--lr", "nan"]) == 2
+    assert main(["bench", "--quick", "--json", str(tmp_path / "no" / "such.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("cnn-tui: error:") for line in err)
+    assert len(err) == 4 and all(line.startswith("cnn-tui: error:") for line in err)
