@@ -102,7 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     how = parser.add_argument_group("settings")
     how.add_argument(
-        "--batch-size", type=_count(2), default=None, help="training batch (default: 128)"
+        "--batch-size",
+        type=_count(2),
+        default=None,
+        metavar="N",
+        help="training batch (default: 128; 32 with --whole-run or --quick)",
     )
     how.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -110,13 +114,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--amp",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="mixed precision on CUDA, engine only (default: on)",
+        help="engine: mixed precision on CUDA for inputs of 64 px and more (default: on)",
     )
     how.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="channels_last memory format on CUDA, engine only (default: on)",
+        help="engine: channels_last on the CPU, and on CUDA from 64 px (default: on)",
     )
     how.add_argument(
         "--workers",
