@@ -266,6 +266,18 @@ def fetch(source: torch.Tensor, index: torch.Tensor | slice, device: torch.devic
     return rows.to(device, non_blocking=True)
 
 
+def load_data(config: TrainConfig) -> datasets.DataSplits:
+    """The data set of a run, split as its config says (the same split for training and eval)."""
+    return datasets.load_dataset(
+        config.dataset,
+        config.data_dir,
+        val_split=config.val_split,
+        seed=config.seed,
+        image_size=config.image_size if config.dataset == "imagefolder" else None,
+        limit=config.limit,
+    )
+
+
 def data_fits(data: datasets.DataSplits, device: torch.device) -> bool:
     if device.type != "cuda":
         return True
@@ -641,14 +653,7 @@ def _run(
         torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 tensor cores (as convs)
     status.write("running", f"loading data set {config.dataset}")
-    data = datasets.load_dataset(
-        config.dataset,
-        config.data_dir,
-        val_split=config.val_split,
-        seed=config.seed,
-        image_size=config.image_size if config.dataset == "imagefolder" else None,
-        limit=config.limit,
-    )
+    data = load_data(config)
     # resuming: the saved weights replace the start weights, so do not download them again
     weights = "none" if checkpoint is not None else config.resolved_weights
     s = prepare(config, device, data, weights=weights)
@@ -806,14 +811,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> 
     config = runs.read_config(run_dir)
     checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
     device = resolve_device(device_spec)
-    data = datasets.load_dataset(
-        config.dataset,
-        config.data_dir,
-        val_split=config.val_split,
-        seed=config.seed,
-        image_size=config.image_size if config.dataset == "imagefolder" else None,
-        limit=config.limit,
-    )
+    data = load_data(config)
     config = config.replace(device=str(device))
     s = prepare(config, device, data, weights="none")
     try:

@@ -13,7 +13,11 @@ from cnn_tui.ui.widgets.train_runs_banner import RunsInProgress  # training (iss
 
 # (subcommand, title, one-line description)
 ENTRIES = (
-    ("conv", "Convolution lesson", "step through conv2d forward and backward, one multiply-add at a time"),
+    (
+        "conv",
+        "Convolution lesson",
+        "step through conv2d forward and backward, one multiply-add at a time",
+    ),
     ("pool", "Pooling lesson", "max and average pooling, forward and gradient routing"),
     ("train", "Train a model", "pick hyperparameters, train on the GPU, watch live charts"),
     ("runs", "Runs", "compare, inspect, resume and delete training runs"),
