@@ -16,7 +16,7 @@ ENTRIES = (
     (
         "conv",
         "Convolution lesson",
-        "step through conv2d forward and backward, one multiply-add at a time",
+        "conv2d forward and backward, one multiply-add at a time",
     ),
     ("pool", "Pooling lesson", "max and average pooling, forward and gradient routing"),
     ("train", "Train a model", "pick hyperparameters, train on the GPU, watch live charts"),
