@@ -142,7 +142,7 @@ _FIELD_LIST = (
         "channels_last",
         bool,
         True,
-        "channels_last memory format on CUDA for inputs of 64 px or more",
+        "channels_last memory format (always on the CPU; on CUDA from 64 px)",
     ),
     Field(
         "cache_features",
