@@ -12,14 +12,7 @@ from cnn_tui import engine, runs
 from cnn_tui.config import TrainConfig
 from cnn_tui.errors import RunError, UsageError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; on a busy 2-core box extra threads just spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(dataset="shapes", limit=120, batch_size=32, epochs=2, device="cpu", hidden_units=4)

@@ -13,13 +13,7 @@ from datafiles import write_image_folder, write_tiny_cifar10, write_tiny_idx
 from cnn_tui import engine, models, runs
 from cnn_tui.config import TrainConfig
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _train(run_dir: Path, **settings):

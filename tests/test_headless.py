@@ -33,14 +33,9 @@ def cnn_tui(*argv: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
 
 
 @pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    import torch
-
+def in_tmp(tmp_path, monkeypatch, one_torch_thread):
     monkeypatch.chdir(tmp_path)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tmp_path
-    torch.set_num_threads(before)
+    return tmp_path
 
 
 def test_train_plain_output_then_runs_and_eval(tmp_path, capsys, monkeypatch):
