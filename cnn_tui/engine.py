@@ -110,6 +110,7 @@ class BatchPrep:
     image_size: int | None = None  # resize to this square size; None keeps the data's own size
     augment: str = "none"
     channels_last: bool = False
+    features: bool = False  # the rows are cached backbone features (feature_cache): pass them on
 
     def __call__(
         self,
@@ -118,6 +119,8 @@ class BatchPrep:
         train: bool = False,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        if self.features:
+            return images
         if train and self.augment != "none":
             images = datasets.augment(images, self.augment, generator)
         x = datasets.normalize(images, self.mean, self.std)
@@ -129,22 +132,20 @@ class BatchPrep:
 
 
 def batch_logits(
-    model: nn.Module,
+    net: nn.Module,
     images: torch.Tensor,
     prep: BatchPrep,
     *,
     train: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """How a batch of uint8 images becomes logits — the one place where that happens.
+    """How a batch becomes logits — the one place where that happens.
 
-    A frozen-backbone feature cache (config.cache_features) plugs in here: with a frozen backbone
-    and no augmentation, the backbone's output per image can be computed once and only the head
-    run per batch.
+    `net` is `Setup.net`: the model, or only its head when the frozen backbone's features are
+    cached (feature_cache), in which case the batch rows are those features and `prep` passes
+    them on unchanged.
     """
-    if isinstance(prep, feature_cache.CachedFeatures):  # the rows are cached backbone features
-        return prep.head(images)
-    return model(prep(images, train=train, generator=generator))
+    return net(prep(images, train=train, generator=generator))
 
 
 def lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
@@ -212,6 +213,7 @@ class Setup:
     test_x: torch.Tensor
     test_y: torch.Tensor
     model: nn.Module
+    net: nn.Module  # what each batch runs through: the model, or its head over cached features
     optimizer: torch.optim.Optimizer
     prep: BatchPrep
     eval_prep: BatchPrep
@@ -333,6 +335,7 @@ def prepare(
         test_x=data.test_x.to(where),
         test_y=data.test_y.to(where),
         model=model,
+        net=model,
         optimizer=build_optimizer(config, models.trainable_parameters(model)),
         prep=prep,
         eval_prep=BatchPrep(mean, std, resize_to, "none", channels_last),
@@ -374,7 +377,7 @@ def train_one_epoch(
             group["lr"] = lr
 
         with s.autocast():
-            logits = batch_logits(model, images, s.prep, train=True, generator=s.augment_generator)
+            logits = batch_logits(s.net, images, s.prep, train=True, generator=s.augment_generator)
             loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
         # one device sync per batch: the loss (to stop on divergence) and the correct count
         loss_value, correct = torch.stack(
@@ -445,7 +448,7 @@ def evaluate(
         rows = slice(start, start + s.eval_batch_size)
         x, y = fetch(images, rows, s.device), fetch(labels, rows, s.device)
         with s.autocast():
-            logits = batch_logits(s.model, x, s.eval_prep)
+            logits = batch_logits(s.net, x, s.eval_prep)
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         pred = logits.argmax(1)

@@ -8,17 +8,16 @@ autocast as training — and the loop then slices batches of those features and 
 (`Linear(512, K)`) alone. A 10-epoch head-only run costs about one backbone pass.
 
 The engine calls `cache_features(setup)` after building the model (and loading a checkpoint, when
-resuming) if `applies(setup)`. The returned Setup holds the features where the uint8 images were
-and a `CachedFeatures` in place of the batch preparation; `engine.batch_logits` sees it and calls
-the head. The model object, the optimizer and the checkpoint are unchanged: `head` is the model's
-own `fc` layer, so the saved state_dict is the full ResNet18's.
+resuming) if `applies(setup)`. The returned Setup holds the features where the uint8 images were,
+batch preparations that pass rows on unchanged (`BatchPrep.features`) and the head as `net`, the
+module each batch runs through. The model object, the optimizer and the checkpoint are unchanged:
+the head is the model's own `fc` layer, so the saved state_dict is the full ResNet18's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,31 +27,6 @@ from cnn_tui import models
 
 # Rows per backbone batch: images at 32 px go in thousands, at 224 px in hundreds (memory bound).
 PIXELS_PER_BATCH = 256 * 224 * 224
-
-
-@dataclass
-class CachedFeatures:
-    """Stands in for the engine's BatchPrep when a batch is rows of cached backbone features.
-
-    It keeps BatchPrep's fields (the checkpoint records the normalisation) and passes the features
-    through unchanged; `head` is what turns them into logits.
-    """
-
-    head: nn.Module
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    image_size: int | None = None
-    augment: str = "none"
-    channels_last: bool = False
-
-    def __call__(
-        self,
-        features: torch.Tensor,
-        *,
-        train: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        return features
 
 
 def applies(setup: Any) -> bool:
@@ -108,14 +82,6 @@ def cache_features(setup: Any) -> Any:
     def features(images: torch.Tensor) -> torch.Tensor:
         return compute_features(backbone, images, prep, device, batch, setup.autocast)
 
-    cached = CachedFeatures(
-        head=head,
-        mean=tuple(prep.mean),
-        std=tuple(prep.std),
-        image_size=prep.image_size,
-        augment="none",
-        channels_last=prep.channels_last,
-    )
     return dataclasses.replace(
         setup,
         train_x=features(setup.train_x),
@@ -124,6 +90,7 @@ def cache_features(setup: Any) -> Any:
         val_y=setup.val_y.to(device),
         test_x=features(setup.test_x),
         test_y=setup.test_y.to(device),
-        prep=cached,
-        eval_prep=cached,
+        net=head,
+        prep=dataclasses.replace(setup.prep, features=True),
+        eval_prep=dataclasses.replace(prep, features=True),
     )

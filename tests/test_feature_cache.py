@@ -79,7 +79,7 @@ def test_cached_features_are_the_backbone_output_and_the_head_gives_the_logits()
     models.set_train_mode(s.model, False)
     with torch.no_grad():
         direct = s.model(s.eval_prep(s.test_x))
-        via_cache = engine.batch_logits(s.model, cached.test_x, cached.eval_prep)
+        via_cache = engine.batch_logits(cached.net, cached.test_x, cached.eval_prep)
     torch.testing.assert_close(via_cache, direct, rtol=1e-4, atol=1e-5)
 
 
