@@ -366,6 +366,7 @@ def train_one_epoch(
     """Train epoch `epoch` (0-based) from batch `progress.batch` on; False if stopped part-way."""
     config, model, optimizer = s.config, s.model, s.optimizer
     models.set_train_mode(model, True)
+    trainable = models.trainable_parameters(model)  # for --grad-clip, found once per epoch
     order = epoch_order(config.seed, epoch, len(s.train_y)).to(s.train_x.device)
     started, first = time.perf_counter(), progress.batch
     for b in range(progress.batch, s.batches):
@@ -393,13 +394,13 @@ def train_one_epoch(
             s.scaler.scale(loss).backward()
             if config.grad_clip > 0:
                 s.scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(models.trainable_parameters(model), config.grad_clip)
+                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             s.scaler.step(optimizer)
             s.scaler.update()
         else:
             loss.backward()
             if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(models.trainable_parameters(model), config.grad_clip)
+                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
 
         progress.step += 1
