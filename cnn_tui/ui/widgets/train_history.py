@@ -143,16 +143,16 @@ class RunHistory:
         self.epochs.append(event)
         self.log.append(
             f"epoch {event.get('epoch')}/{event.get('epochs')}: train loss "
-            f"{_fmt(event.get('train_loss'))} acc {_pct(event.get('train_acc'))}, val loss "
-            f"{_fmt(event.get('val_loss'))} acc {_pct(event.get('val_acc'))} "
-            f"({_fmt(event.get('seconds'), '.1f')} s)"
+            f"{format_number(event.get('train_loss'))} acc {format_percent(event.get('train_acc'))}, val loss "
+            f"{format_number(event.get('val_loss'))} acc {format_percent(event.get('val_acc'))} "
+            f"({format_number(event.get('seconds'), '.1f')} s)"
         )
 
     def _on_evaluated(self, event: dict[str, Any]) -> None:
         self.evaluated = event
         self.log.append(
-            f"test: accuracy {_pct(event.get('test_accuracy'))}, macro F1 "
-            f"{_fmt(event.get('macro_f1'), '.3f')}"
+            f"test: accuracy {format_percent(event.get('test_accuracy'))}, macro F1 "
+            f"{format_number(event.get('macro_f1'), '.3f')}"
         )
 
     def _on_finished(self, event: dict[str, Any]) -> None:
@@ -173,21 +173,14 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _fmt(value: Any, spec: str = ".4f") -> str:
-    return format(value, spec) if _finite(value) else "–"
-
-
-def _pct(value: Any) -> str:
+def format_percent(value: Any) -> str:
+    """An accuracy in [0, 1] as '93.4%' ('–' when unknown)."""
     return f"{value * 100:.1f}%" if _finite(value) else "–"
 
 
-def format_percent(value: Any) -> str:
-    """An accuracy in [0, 1] as '93.4%' ('–' when unknown)."""
-    return _pct(value)
-
-
 def format_number(value: Any, spec: str = ".4f") -> str:
-    return _fmt(value, spec)
+    """A number in `spec`'s format ('–' when unknown)."""
+    return format(value, spec) if _finite(value) else "–"
 
 
 def format_seconds(seconds: Any) -> str:
