@@ -162,3 +162,27 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(UsageError, match="not a readable checkpoint"):
         engine.load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def _weight_change(tmp_path, name, **overrides) -> float:
+    """How far SGD moved the weights from their seeded start in one epoch."""
+    config = TrainConfig(**{**TINY, "epochs": 1, "optimizer": "sgd", "lr": 0.1, **overrides})
+    start = engine.prepare(
+        config, torch.device("cpu"), engine.load_data(config), weights="none"
+    ).model.state_dict()
+    engine.train(config, tmp_path / name)
+    trained = engine.load_checkpoint(tmp_path / name / runs.CHECKPOINT_FILE)["model"]
+    return max(
+        (trained[key].float() - start[key].float()).abs().max().item()
+        for key in start
+        if start[key].is_floating_point()
+    )
+
+
+def test_grad_clip_bounds_each_sgd_step(tmp_path):
+    free = _weight_change(tmp_path, "free")
+    clipped = _weight_change(tmp_path, "clipped", grad_clip=1e-6)
+    steps = -(-int(0.9 * TINY["limit"]) // TINY["batch_size"])  # batches in the epoch
+    # each step moves a weight by at most lr * 1e-6 with momentum 0.9 adding up to 10x
+    assert clipped <= steps * 0.1 * 1e-6 * 10
+    assert free > 1000 * clipped
