@@ -41,7 +41,7 @@ def _add_no_ui(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _add_lesson_arguments(parser: argparse.ArgumentParser, op: str) -> None:
     """Flags that set the example of a conv or pool lesson (shared by the TUI and the trace)."""
-    from cnn_tui import lesson_args
+    from cnn_tui.lessons import args as lesson_args
 
     lesson_args.add_arguments(parser, op)
 
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
             "filled from the flags; with --no-ui trains headless and writes a run directory."
         ),
     )
-    from cnn_tui import train_args
+    from cnn_tui.training import args as train_args
 
     train_args.add_arguments(train)
     _add_no_ui(train, "train in this process and print progress (for scripts, nohup, CI)")
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
             "model, on the current device. Headless by default."
         ),
     )
-    from cnn_tui import bench_args
+    from cnn_tui.bench import args as bench_args
 
     bench_args.add_arguments(bench)
     _add_no_ui(bench, "headless (the default for bench)")
@@ -148,12 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # subcommand -> (module, function) of its headless handler; imported only when it runs
 _HEADLESS = {
-    "conv": ("cnn_tui.trace", "run_trace"),
-    "pool": ("cnn_tui.trace", "run_trace"),
-    "train": ("cnn_tui.headless", "run_train"),
-    "eval": ("cnn_tui.headless", "run_eval"),
-    "runs": ("cnn_tui.headless", "run_list"),
-    "bench": ("cnn_tui.bench", "run_bench"),
+    "conv": ("cnn_tui.lessons.trace", "run_trace"),
+    "pool": ("cnn_tui.lessons.trace", "run_trace"),
+    "train": ("cnn_tui.training.headless", "run_train"),
+    "eval": ("cnn_tui.training.headless", "run_eval"),
+    "runs": ("cnn_tui.training.headless", "run_list"),
+    "bench": ("cnn_tui.bench.measure", "run_bench"),
 }
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from cnn_tui import bench, bench_args
+from cnn_tui.bench import args as bench_args
+from cnn_tui.bench import measure
 from cnn_tui.cli import main
 
 
@@ -67,14 +68,14 @@ def test_whole_run_mode_times_both_runs(tmp_path, capsys) -> None:
 
 def test_whole_run_commands_compare_the_cache_for_a_frozen_resnet(tmp_path) -> None:
     args = _parse(["bench", "--whole-run", "--models", "resnet18@64"])
-    opts = bench.options_from_args(args)
-    labels = [label for label, _ in bench.whole_run_commands(opts, "resnet18", 64, tmp_path)]
+    opts = measure.options_from_args(args)
+    labels = [label for label, _ in measure.whole_run_commands(opts, "resnet18", 64, tmp_path)]
     assert labels == [
         "cnn-tui train (feature cache)",
         "cnn-tui train (no cache)",
         "seed-style loop",
     ]
-    argv = dict(bench.whole_run_commands(opts, "resnet18", 64, tmp_path))
+    argv = dict(measure.whole_run_commands(opts, "resnet18", 64, tmp_path))
     assert "--no-cache-features" in argv["cnn-tui train (no cache)"]
     for command in argv.values():
         assert command[command.index("--batch-size") + 1] == "32"

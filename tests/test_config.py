@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from cnn_tui import train_args
-from cnn_tui.config import FIELDS, TrainConfig, list_presets, load_preset
 from cnn_tui.errors import UsageError
+from cnn_tui.training import args as train_args
+from cnn_tui.training.config import FIELDS, TrainConfig, list_presets, load_preset
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -63,7 +63,7 @@ def test_every_shipped_preset_is_valid_and_documented():
 
 
 def test_config_file_round_trips(tmp_path):
-    from cnn_tui.config import load_config_file
+    from cnn_tui.training.config import load_config_file
 
     config = TrainConfig(model="resnet18", weights="none", image_size=64, limit=100, amp=False)
     path = tmp_path / "config.toml"

@@ -21,32 +21,32 @@ from datafiles import (
     write_tiny_idx,
 )
 
-from cnn_tui import data, shapes
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training import datasets, shapes_dataset
 
 # --- shapes -------------------------------------------------------------------------------------
 
 
 def test_shapes_module_does_not_import_torch():
-    code = "import sys, cnn_tui.shapes; print('torch' in sys.modules)"
+    code = "import sys, cnn_tui.training.shapes_dataset; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_shapes_are_deterministic_per_seed_and_split():
-    images, labels = shapes.generate(300, 7)
-    shapes.generate.cache_clear()
-    again_images, again_labels = shapes.generate(300, 7)
+    images, labels = shapes_dataset.generate(300, 7)
+    shapes_dataset.generate.cache_clear()
+    again_images, again_labels = shapes_dataset.generate(300, 7)
     assert images is not again_images  # really drawn twice
     assert np.array_equal(images, again_images) and np.array_equal(labels, again_labels)
-    other, _ = shapes.generate(300, 8)
-    test, _ = shapes.generate(300, 7, "test")
+    other, _ = shapes_dataset.generate(300, 8)
+    test, _ = shapes_dataset.generate(300, 7, "test")
     assert not np.array_equal(images, other)
     assert not np.array_equal(images, test)
 
 
 def test_shapes_have_balanced_classes_and_the_documented_format():
-    images, labels = shapes.generate(500, 0)
+    images, labels = shapes_dataset.generate(500, 0)
     assert images.shape == (500, 3, 32, 32) and images.dtype == np.uint8
     assert labels.shape == (500,) and labels.dtype == np.int64
     assert np.bincount(labels).tolist() == [50] * 10
@@ -56,10 +56,10 @@ def test_shapes_have_balanced_classes_and_the_documented_format():
 
 
 def test_load_shapes_splits_with_the_seed():
-    first = data.load_dataset("shapes", limit=200, seed=1)
-    again = data.load_dataset("shapes", limit=200, seed=1)
-    other = data.load_dataset("shapes", limit=200, seed=2)
-    assert first.name == "shapes" and first.classes == list(shapes.CLASSES)
+    first = datasets.load_dataset("shapes", limit=200, seed=1)
+    again = datasets.load_dataset("shapes", limit=200, seed=1)
+    other = datasets.load_dataset("shapes", limit=200, seed=2)
+    assert first.name == "shapes" and first.classes == list(shapes_dataset.CLASSES)
     assert (first.channels, first.image_size, first.num_classes) == (3, (32, 32), 10)
     assert len(first.train_y) == 200 and first.train_y.bincount().tolist() == [20] * 10
     assert 15 <= len(first.val_y) <= 30 and len(first.test_y) > 20
@@ -70,7 +70,7 @@ def test_load_shapes_splits_with_the_seed():
 
 
 def test_load_shapes_full_size():
-    splits = data.load_dataset("shapes")
+    splits = datasets.load_dataset("shapes")
     assert len(splits.train_y) == 18_000 and len(splits.val_y) == 2_000
     assert len(splits.test_y) == 4_000
     assert splits.val_y.bincount().tolist() == [200] * 10  # stratified
@@ -82,7 +82,7 @@ def test_load_shapes_full_size():
 def test_cifar10_reads_the_pickle_batches(tmp_path):
     write_tiny_cifar10(tmp_path, n_train=50, n_test=20)
     progress = []
-    splits = data.load_dataset(
+    splits = datasets.load_dataset(
         "cifar10", str(tmp_path), on_progress=lambda *args: progress.append(args)
     )
     assert splits.classes == list(CIFAR10_CLASSES)
@@ -112,7 +112,7 @@ def test_cifar10_reads_the_pickle_batches(tmp_path):
 
 def test_cifar10_data_dir_may_be_the_batches_folder(tmp_path):
     write_tiny_cifar10(tmp_path, n_train=20, n_test=10)
-    splits = data.load_dataset("cifar10", str(tmp_path / "cifar-10-batches-py"), val_split=0.2)
+    splits = datasets.load_dataset("cifar10", str(tmp_path / "cifar-10-batches-py"), val_split=0.2)
     assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (16, 4, 10)
 
 
@@ -140,12 +140,12 @@ def test_cifar10_corrupt_files_are_usage_errors_naming_the_file(tmp_path, damage
     else:
         target.write_bytes(pickle.dumps({b"label_names": [b"a", b"b"]}))
     with pytest.raises(UsageError, match=target.name):
-        data.load_dataset("cifar10", str(tmp_path))
+        datasets.load_dataset("cifar10", str(tmp_path))
 
 
 def test_cifar10_missing_without_download_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--data-dir"):
-        data.load_dataset("cifar10", str(tmp_path), download=False)
+        datasets.load_dataset("cifar10", str(tmp_path), download=False)
 
 
 def test_cifar10_download_failure_is_a_fast_run_error(tmp_path, monkeypatch):
@@ -155,7 +155,7 @@ def test_cifar10_download_failure_is_a_fast_run_error(tmp_path, monkeypatch):
     monkeypatch.setattr(CIFAR10, "url", "https://cifar.invalid/cifar-10-python.tar.gz")
     start = time.monotonic()
     with pytest.raises(RunError) as info:
-        data.load_dataset("cifar10", str(tmp_path / "empty"))
+        datasets.load_dataset("cifar10", str(tmp_path / "empty"))
     assert time.monotonic() - start < 30
     message = str(info.value)
     assert "could not be downloaded" in message and str(tmp_path / "empty") in message
@@ -171,10 +171,10 @@ def test_cifar10_download_from_a_stalled_server_times_out(tmp_path, monkeypatch)
     try:
         port = server.getsockname()[1]
         monkeypatch.setattr(CIFAR10, "url", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
-        monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 0.5)
+        monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT_S", 0.5)
         start = time.monotonic()
         with pytest.raises(RunError, match="could not be downloaded"):
-            data.load_dataset("cifar10", str(tmp_path))
+            datasets.load_dataset("cifar10", str(tmp_path))
         assert time.monotonic() - start < 10
         assert socket.getdefaulttimeout() is None  # the global default is restored
     finally:
@@ -187,8 +187,8 @@ def test_cifar10_download_from_a_stalled_server_times_out(tmp_path, monkeypatch)
 @pytest.mark.parametrize("gz", [True, False])
 def test_fashion_mnist_reads_idx_files(tmp_path, gz):
     write_tiny_idx(tmp_path, n_train=60, n_test=20, gz=gz)
-    splits = data.load_dataset("fashion-mnist", str(tmp_path), val_split=0.5)
-    assert splits.classes == list(data.FASHION_MNIST_CLASSES)
+    splits = datasets.load_dataset("fashion-mnist", str(tmp_path), val_split=0.5)
+    assert splits.classes == list(datasets.FASHION_MNIST_CLASSES)
     assert splits.train_x.shape == (30, 1, 28, 28) and splits.test_x.shape == (20, 1, 28, 28)
     assert len(splits.val_y) == 30 and splits.channels == 1
     assert splits.source == str(tmp_path)
@@ -196,14 +196,14 @@ def test_fashion_mnist_reads_idx_files(tmp_path, gz):
 
 def test_fashion_mnist_in_torchvision_layout(tmp_path):
     write_tiny_idx(tmp_path / "FashionMNIST" / "raw", n_train=20, n_test=10)
-    splits = data.load_dataset("fashion-mnist", str(tmp_path))
+    splits = datasets.load_dataset("fashion-mnist", str(tmp_path))
     assert len(splits.test_y) == 10
 
 
 def test_read_idx_checks_the_magic_number_and_length(tmp_path):
     good = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     (tmp_path / "good").write_bytes(idx_bytes(good))
-    assert np.array_equal(data.read_idx(tmp_path / "good"), good)
+    assert np.array_equal(datasets.read_idx(tmp_path / "good"), good)
     (tmp_path / "magic").write_bytes(b"\x00\x00\x0d\x03" + idx_bytes(good)[4:])  # float32 code
     (tmp_path / "short").write_bytes(idx_bytes(good)[:-5])
     (tmp_path / "bad.gz").write_bytes(b"not gzip data")
@@ -215,7 +215,7 @@ def test_read_idx_checks_the_magic_number_and_length(tmp_path):
         ("empty", "magic"),
     ]:
         with pytest.raises(UsageError, match=rf"{name}.*{reason}"):
-            data.read_idx(tmp_path / name)
+            datasets.read_idx(tmp_path / name)
 
 
 def test_fashion_mnist_bad_file_is_a_usage_error_naming_it(tmp_path):
@@ -223,12 +223,12 @@ def test_fashion_mnist_bad_file_is_a_usage_error_naming_it(tmp_path):
     target = tmp_path / "t10k-labels-idx1-ubyte.gz"
     target.write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x0a" + bytes([3] * 9)))
     with pytest.raises(UsageError, match="t10k-labels-idx1-ubyte.gz"):
-        data.load_dataset("fashion-mnist", str(tmp_path))
+        datasets.load_dataset("fashion-mnist", str(tmp_path))
 
 
 def test_fashion_mnist_missing_without_download_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--data-dir"):
-        data.load_dataset("fashion-mnist", str(tmp_path), download=False)
+        datasets.load_dataset("fashion-mnist", str(tmp_path), download=False)
 
 
 def test_fashion_mnist_download_failure_is_a_fast_run_error(tmp_path, monkeypatch):
@@ -237,17 +237,17 @@ def test_fashion_mnist_download_failure_is_a_fast_run_error(tmp_path, monkeypatc
     monkeypatch.setattr(FashionMNIST, "mirrors", ["https://fashion.invalid/"])
     start = time.monotonic()
     with pytest.raises(RunError, match="could not be downloaded"):
-        data.load_dataset("fashion-mnist", str(tmp_path))
+        datasets.load_dataset("fashion-mnist", str(tmp_path))
     assert time.monotonic() - start < 30
 
 
 @pytest.mark.skipif(
-    not Path(data.FASHION_MNIST_SYSTEM_DIR).is_dir(),
+    not Path(datasets.FASHION_MNIST_SYSTEM_DIR).is_dir(),
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 def test_real_fashion_mnist_from_the_debian_package():
-    splits = data.load_dataset("fashion-mnist")
-    assert splits.source == data.FASHION_MNIST_SYSTEM_DIR
+    splits = datasets.load_dataset("fashion-mnist")
+    assert splits.source == datasets.FASHION_MNIST_SYSTEM_DIR
     assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (54_000, 6_000, 10_000)
     assert splits.train_x.shape[1:] == (1, 28, 28)
     assert splits.test_y.bincount().tolist() == [1000] * 10
@@ -259,7 +259,7 @@ def test_real_fashion_mnist_from_the_debian_package():
 
 def test_image_folder_skips_bad_files_and_splits_80_20(tmp_path):
     root = write_image_folder(tmp_path / "pets", per_class=10)
-    splits = data.load_dataset("imagefolder", str(root), image_size=16, val_split=0.25)
+    splits = datasets.load_dataset("imagefolder", str(root), image_size=16, val_split=0.25)
     assert splits.classes == ["cats", "dogs"]
     assert sorted(splits.skipped) == ["cats/broken.jpg", "dogs/notes.txt"]
     assert splits.train_x.shape[1:] == (3, 16, 16) and splits.train_x.dtype == torch.uint8
@@ -273,25 +273,25 @@ def test_image_folder_skips_bad_files_and_splits_80_20(tmp_path):
 
 def test_image_folder_test_split_does_not_depend_on_the_seed(tmp_path):
     root = write_image_folder(tmp_path, per_class=10, corrupt=False, non_image=False)
-    a = data.load_dataset("imagefolder", str(root), image_size=8, seed=0)
-    b = data.load_dataset("imagefolder", str(root), image_size=8, seed=5)
+    a = datasets.load_dataset("imagefolder", str(root), image_size=8, seed=0)
+    b = datasets.load_dataset("imagefolder", str(root), image_size=8, seed=5)
     assert torch.equal(a.test_x, b.test_x)
     assert a.image_size == (8, 8) and a.skipped == []
 
 
 def test_image_folder_errors(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
-        data.load_dataset("imagefolder", str(tmp_path / "nowhere"))
+        datasets.load_dataset("imagefolder", str(tmp_path / "nowhere"))
     with pytest.raises(UsageError, match="--data-dir"):
-        data.load_dataset("imagefolder", None)
+        datasets.load_dataset("imagefolder", None)
     write_image_folder(tmp_path / "one", classes=("cats",), per_class=2)
     with pytest.raises(UsageError, match="at least 2"):
-        data.load_dataset("imagefolder", str(tmp_path / "one"))
+        datasets.load_dataset("imagefolder", str(tmp_path / "one"))
     root = write_image_folder(tmp_path / "two", per_class=2, corrupt=False, non_image=False)
     for path in (root / "dogs").iterdir():
         path.write_bytes(b"garbage")
     with pytest.raises(UsageError, match="no readable images in dogs"):
-        data.load_dataset("imagefolder", str(root))
+        datasets.load_dataset("imagefolder", str(root))
 
 
 # --- names, info, arguments ---------------------------------------------------------------------
@@ -299,25 +299,30 @@ def test_image_folder_errors(tmp_path):
 
 def test_unknown_dataset_lists_the_valid_names():
     with pytest.raises(UsageError, match="shapes, cifar10, fashion-mnist, imagefolder"):
-        data.load_dataset("mnist")
+        datasets.load_dataset("mnist")
     with pytest.raises(UsageError, match="valid data sets"):
-        data.dataset_info("mnist")
+        datasets.dataset_info("mnist")
 
 
 def test_dataset_info(tmp_path):
-    assert data.dataset_info("shapes")[:3] == (3, (32, 32), 10)
-    assert data.dataset_info("cifar10")[3] == list(CIFAR10_CLASSES)
-    assert data.dataset_info("fashion-mnist")[:3] == (1, (28, 28), 10)
-    assert data.dataset_info("imagefolder") == (3, (64, 64), 0, [])
+    assert datasets.dataset_info("shapes")[:3] == (3, (32, 32), 10)
+    assert datasets.dataset_info("cifar10")[3] == list(CIFAR10_CLASSES)
+    assert datasets.dataset_info("fashion-mnist")[:3] == (1, (28, 28), 10)
+    assert datasets.dataset_info("imagefolder") == (3, (64, 64), 0, [])
     write_image_folder(tmp_path, per_class=1, corrupt=False, non_image=False)
-    assert data.dataset_info("imagefolder", str(tmp_path), 96) == (3, (96, 96), 2, ["cats", "dogs"])
+    assert datasets.dataset_info("imagefolder", str(tmp_path), 96) == (
+        3,
+        (96, 96),
+        2,
+        ["cats", "dogs"],
+    )
 
 
 def test_bad_split_arguments():
     with pytest.raises(UsageError, match="val_split"):
-        data.load_dataset("shapes", val_split=1.0)
+        datasets.load_dataset("shapes", val_split=1.0)
     with pytest.raises(UsageError, match="limit"):
-        data.load_dataset("shapes", limit=0)
+        datasets.load_dataset("shapes", limit=0)
 
 
 # --- batched ops --------------------------------------------------------------------------------
@@ -339,8 +344,8 @@ def _batch(n: int = 6, channels: int = 3, size: int = 10, device: str = "cpu") -
 @pytest.mark.parametrize("device", DEVICES)
 def test_flip_twice_with_the_same_draws_is_the_identity(device):
     batch = _batch(32, device=device)
-    once = data.augment(batch, "flip", torch.Generator(device).manual_seed(3))
-    twice = data.augment(once, "flip", torch.Generator(device).manual_seed(3))
+    once = datasets.augment(batch, "flip", torch.Generator(device).manual_seed(3))
+    twice = datasets.augment(once, "flip", torch.Generator(device).manual_seed(3))
     assert torch.equal(twice, batch)
     flipped = (once != batch).flatten(1).any(dim=1)
     assert 0 < flipped.sum() < 32  # some images flipped, some not
@@ -350,7 +355,7 @@ def test_flip_twice_with_the_same_draws_is_the_identity(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_random_crop_is_a_reflect_padded_crop_of_each_image(device):
     batch = _batch(16, 2, 9, device=device)
-    out = data.augment(batch, "flip-crop", torch.Generator(device).manual_seed(0))
+    out = datasets.augment(batch, "flip-crop", torch.Generator(device).manual_seed(0))
     assert out.shape == batch.shape and out.dtype == batch.dtype and out.device == batch.device
     for image, result in zip(batch.cpu(), out.cpu(), strict=True):
         candidates = []
@@ -358,34 +363,36 @@ def test_random_crop_is_a_reflect_padded_crop_of_each_image(device):
             padded = F.pad(source[None].float(), (4, 4, 4, 4), mode="reflect")[0]
             candidates += [padded[:, y : y + 9, x : x + 9] for y in range(9) for x in range(9)]
         assert any(torch.equal(result.float(), c) for c in candidates)
-    assert torch.equal(data.random_crop(batch, padding=0), batch)
-    floats = data.augment(batch.float(), "flip-crop", torch.Generator(device).manual_seed(0))
+    assert torch.equal(datasets.random_crop(batch, padding=0), batch)
+    floats = datasets.augment(batch.float(), "flip-crop", torch.Generator(device).manual_seed(0))
     assert torch.equal(floats, out.float())  # the same draws move floats the same way
 
 
 def test_augment_none_and_unknown_mode():
     batch = _batch()
-    assert data.augment(batch, "none") is batch
+    assert datasets.augment(batch, "none") is batch
     with pytest.raises(UsageError, match="flip-crop"):
-        data.augment(batch, "rotate")
+        datasets.augment(batch, "rotate")
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_normalize_gives_zero_mean_unit_std_on_the_train_set(device):
-    splits = data.load_dataset("shapes", limit=300)
-    x = data.normalize(splits.train_x.to(device), splits.mean, splits.std)
+    splits = datasets.load_dataset("shapes", limit=300)
+    x = datasets.normalize(splits.train_x.to(device), splits.mean, splits.std)
     assert x.dtype == torch.float32 and x.shape == splits.train_x.shape
     assert torch.allclose(x.mean(dim=(0, 2, 3)).cpu(), torch.zeros(3), atol=1e-4)
     assert torch.allclose(x.std(dim=(0, 2, 3)).cpu(), torch.ones(3), atol=1e-3)
-    half = data.normalize(splits.train_x[:4].to(device), splits.mean, splits.std, torch.bfloat16)
+    half = datasets.normalize(
+        splits.train_x[:4].to(device), splits.mean, splits.std, torch.bfloat16
+    )
     assert half.dtype == torch.bfloat16 and half.device == x.device
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_resize_keeps_dtype_and_constant_images(device):
     batch = torch.full((2, 3, 8, 8), 77, dtype=torch.uint8, device=device)
-    big = data.resize(batch, 24)
+    big = datasets.resize(batch, 24)
     assert big.shape == (2, 3, 24, 24) and big.dtype == torch.uint8 and (big == 77).all()
-    small = data.resize(batch.float(), (4, 6))
+    small = datasets.resize(batch.float(), (4, 6))
     assert small.shape == (2, 3, 4, 6) and torch.allclose(small, torch.tensor(77.0, device=device))
-    assert data.resize(batch, 8) is batch
+    assert datasets.resize(batch, 8) is batch

@@ -54,7 +54,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def status_of(runs_dir: Path) -> tuple[Path | None, str]:
-    from cnn_tui.runs import read_status
+    from cnn_tui.training.runs import read_status
 
     for run in sorted(runs_dir.glob("*/")):
         status = read_status(run)

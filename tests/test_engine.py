@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_tui import engine, runs
-from cnn_tui.config import TrainConfig
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training import engine, runs
+from cnn_tui.training.config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

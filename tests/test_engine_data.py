@@ -10,8 +10,8 @@ import torch
 import torchvision
 from datafiles import write_image_folder, write_tiny_cifar10, write_tiny_idx
 
-from cnn_tui import engine, models, runs
-from cnn_tui.config import TrainConfig
+from cnn_tui.training import engine, models, runs
+from cnn_tui.training.config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

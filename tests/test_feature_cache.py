@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnn_tui import engine, feature_cache, models
-from cnn_tui.config import TrainConfig
+from cnn_tui.training import engine, feature_cache, models
+from cnn_tui.training.config import TrainConfig
 
 SMALL = dict(
     dataset="shapes",
@@ -49,7 +49,7 @@ def test_the_cached_run_saves_the_whole_resnet(tmp_path) -> None:
 
 
 def _setup(**changes) -> engine.Setup:
-    from cnn_tui import data as datasets
+    from cnn_tui.training import datasets
 
     config = TrainConfig.from_mapping({**SMALL, "limit": 40, **changes})
     data = datasets.load_dataset("shapes", limit=40, val_split=0.1, seed=0)

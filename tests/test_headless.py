@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cnn_tui import cli, runs
-from cnn_tui.config import TrainConfig
+from cnn_tui import cli
+from cnn_tui.training import runs
+from cnn_tui.training.config import TrainConfig
 
 FAST = ["--dataset", "shapes", "--limit", "120", "--batch-size", "32", "--hidden-units", "4",
         "--device", "cpu"]  # fmt: skip
@@ -132,13 +133,13 @@ def test_divergence_exits_1_with_one_line(in_tmp, capsys):
 
 
 def test_missing_data_fails_the_run_with_the_loaders_message(in_tmp, capsys, monkeypatch):
-    from cnn_tui import data
     from cnn_tui.errors import RunError
+    from cnn_tui.training import datasets
 
     def no_network(root):
         raise RunError(f"CIFAR-10 is not in {root} and could not be downloaded (no network)")
 
-    monkeypatch.setattr(data, "_download_cifar10", no_network)
+    monkeypatch.setattr(datasets, "_download_cifar10", no_network)
     assert cli.main(["train", "--no-ui", "--dataset", "cifar10", "--data-dir", "nothing",
                      "--device", "cpu", "--run-dir", "r"]) == 1  # fmt: skip
     assert "could not be downloaded" in capsys.readouterr().err

@@ -17,23 +17,23 @@ import pytest
 # Modules on the path of `--help` and of the lesson traces: neither textual nor torch.
 QUICK = [
     "cnn_tui.cli",
-    "cnn_tui.naive",
-    "cnn_tui.lessons",
-    "cnn_tui.lesson_args",
-    "cnn_tui.trace",
+    "cnn_tui.lessons.naive",
+    "cnn_tui.lessons.examples",
+    "cnn_tui.lessons.args",
+    "cnn_tui.lessons.trace",
     "cnn_tui.errors",
     "cnn_tui.assets",
 ]
 # The training side: torch is expected, textual is not. Those not written yet are skipped.
 TRAINING = [
-    "cnn_tui.config",
-    "cnn_tui.data",
-    "cnn_tui.models",
-    "cnn_tui.engine",
-    "cnn_tui.metrics",
-    "cnn_tui.runs",
-    "cnn_tui.headless",
-    "cnn_tui.bench",
+    "cnn_tui.training.config",
+    "cnn_tui.training.datasets",
+    "cnn_tui.training.models",
+    "cnn_tui.training.engine",
+    "cnn_tui.training.metrics",
+    "cnn_tui.training.runs",
+    "cnn_tui.training.headless",
+    "cnn_tui.bench.measure",
 ]
 
 

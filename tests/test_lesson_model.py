@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnn_tui import naive
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons import build_example
-from cnn_tui.ui.lesson_model import (
+from cnn_tui.lessons import naive
+from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.replay import (
     READ,
     WINDOW,
     WRITE,
@@ -305,7 +305,7 @@ def test_make_example_applies_edited_arrays_and_checks_their_shape() -> None:
 
 def test_the_model_imports_neither_textual_nor_torch() -> None:
     code = (
-        "import sys, cnn_tui.ui.lesson_model\n"
+        "import sys, cnn_tui.lessons.replay\n"
         "print(sorted(m for m in ('textual', 'torch') if m in sys.modules))"
     )
     result = subprocess.run(

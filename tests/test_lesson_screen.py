@@ -21,12 +21,12 @@ from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.screens.home import HomeScreen
-from cnn_tui.ui.screens.lesson import LessonScreen
-from cnn_tui.ui.widgets.array_grid import ArrayBoard, pack_rows
-from cnn_tui.ui.widgets.key_footer import columns_that_fit
-from cnn_tui.ui.widgets.lesson_form import LessonFormScreen
-from cnn_tui.ui.widgets.step_panel import CheckPanel, StepPanel, StepStatus
+from cnn_tui.ui.home import HomeScreen
+from cnn_tui.ui.key_footer import columns_that_fit
+from cnn_tui.ui.lessons.array_grid import ArrayBoard, pack_rows
+from cnn_tui.ui.lessons.form import LessonFormScreen
+from cnn_tui.ui.lessons.screen import LessonScreen
+from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
 # the largest lesson the limits allow in one view: a 24×24 padded input, 18,392 forward steps
 LARGEST = {"height": 16, "width": 16, "channels": 2, "filters": 2, "kernel": 3, "padding": 4}
@@ -421,7 +421,7 @@ def test_opening_a_lesson_does_not_import_torch() -> None:
     code = """
 import asyncio, sys
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.screens.lesson import LessonScreen
+from cnn_tui.ui.lessons.screen import LessonScreen
 
 async def main():
     app = CnnTuiApp()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.screens.lesson import LessonScreen
+from cnn_tui.ui.lessons.screen import LessonScreen
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ import torch
 import torchvision
 from torch import nn
 
-from cnn_tui import models
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training import models
 
 
 def _resnet(num_classes: int = 5, **kwargs) -> nn.Module:

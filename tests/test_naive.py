@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnn_tui import naive
+from cnn_tui.lessons import naive
 
 FAST = settings(max_examples=40, deadline=None)
 

@@ -8,7 +8,7 @@ import inspect
 import numpy as np
 import pytest
 
-from cnn_tui import naive
+from cnn_tui.lessons import naive
 
 X = np.zeros((1, 2, 4, 4))
 W = np.zeros((3, 2, 3, 3))

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnn_tui import naive
-from cnn_tui.naive import StepEvent
+from cnn_tui.lessons import naive
+from cnn_tui.lessons.naive import StepEvent
 
 
 def pair(v):

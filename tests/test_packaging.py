@@ -51,11 +51,11 @@ def test_installed_package_finds_its_assets(wheel: Path, tmp_path: Path) -> None
 import sys
 sys.path.insert(0, {str(site)!r})
 import cnn_tui, cnn_tui.assets
-from cnn_tui import lessons
+from cnn_tui.lessons import examples
 root = {str(site)!r}
 assert cnn_tui.__file__.startswith(root), cnn_tui.__file__
 assert str(cnn_tui.assets.assets_dir()).startswith(root), cnn_tui.assets.assets_dir()
-names = [info.name for info in lessons.list_examples()]
+names = [info.name for info in examples.list_examples()]
 assert {{"edge-detect", "basic-5x5", "multi-channel"}} <= set(names), names
 from cnn_tui.cli import main
 sys.exit(main(["conv", "--no-ui", "--example", "edge-detect"]))

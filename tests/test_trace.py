@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from cnn_tui import cli, lessons
-from cnn_tui.naive import collect_steps
-from cnn_tui.trace import step_line, trace_text
+from cnn_tui import cli
+from cnn_tui.lessons import examples
+from cnn_tui.lessons.naive import collect_steps
+from cnn_tui.lessons.trace import step_line, trace_text
 
 STEP = re.compile(r"^(out|db|dw|dx_pad|dx)\[[\d,]+\] (\+=|=) .* (→|=) -?[\d.]+$")
 
@@ -33,7 +34,7 @@ def test_conv_trace_prints_header_arrays_every_step_and_the_result(capsys):
     steps = [line for line in lines if STEP.match(line)]
     assert len(steps) == 90  # 9 output cells × (1 bias + 9 multiply-adds)
 
-    example = lessons.build_example("conv")
+    example = examples.build_example("conv")
     x, w, b = example.x[0, 0], example.w[0, 0], example.b
     assert steps[0] == f"out[0,0,0,0] = b[0] = {b[0]:g}"
     product = f"{x[0, 1]:g}·" + (f"({w[0, 1]:g})" if w[0, 1] < 0 else f"{w[0, 1]:g}")
@@ -130,13 +131,13 @@ def test_bad_flag_values_exit_2_with_one_line(capsys, argv, message):
 
 
 def test_every_example_traces(capsys):
-    for info in lessons.list_examples():
+    for info in examples.list_examples():
         code, out, _ = run_cli(capsys, info.op, "--no-ui", "--example", info.name, "--backward")
         assert code == 0 and f"example: {info.name}: {info.title}" in out
 
 
 def test_step_line_formats_and_trace_text():
-    example = lessons.build_example("conv", padding=1)
+    example = examples.build_example("conv", padding=1)
     _, events = collect_steps(example.forward)
     assert step_line(events[0]) == f"out[0,0,0,0] = b[0] = {example.b[0]:g}"
     assert step_line(events[1]).startswith("out[0,0,0,0] += x_pad[0,0,0,0]·w[0,0,0,0] = 0·")

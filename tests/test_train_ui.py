@@ -17,19 +17,19 @@ import pytest
 from textual.widgets import Button, Checkbox, Input, RichLog, Select, Static, TabbedContent
 from train_ui_fixtures import CLASSES, run_async, write_run
 
-from cnn_tui import shapes
-from cnn_tui.config import TrainConfig, save_preset
-from cnn_tui.runs import read_status
+from cnn_tui.training import shapes_dataset
+from cnn_tui.training.config import TrainConfig, save_preset
+from cnn_tui.training.runs import read_status
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.screens.dashboard import DashboardScreen
-from cnn_tui.ui.screens.results import ResultsScreen
-from cnn_tui.ui.screens.runs import CompareScreen, RunsScreen
-from cnn_tui.ui.screens.train_form import TrainFormScreen
-from cnn_tui.ui.widgets.train_charts import MetricChart
-from cnn_tui.ui.widgets.train_dialogs import ChoiceModal, PresetNameModal
-from cnn_tui.ui.widgets.train_epochs import EpochTable
-from cnn_tui.ui.widgets.train_results import ConfusionTable, PerClassTable
-from cnn_tui.ui.widgets.train_samples import SampleCard
+from cnn_tui.ui.training.charts import MetricChart
+from cnn_tui.ui.training.dashboard import DashboardScreen
+from cnn_tui.ui.training.dialogs import ChoiceModal, PresetNameModal
+from cnn_tui.ui.training.epochs import EpochTable
+from cnn_tui.ui.training.form import TrainFormScreen
+from cnn_tui.ui.training.result_views import ConfusionTable, PerClassTable
+from cnn_tui.ui.training.results import ResultsScreen
+from cnn_tui.ui.training.runs import CompareScreen, RunsScreen
+from cnn_tui.ui.training.samples import SampleCard
 
 SIZE = (120, 40)
 
@@ -390,7 +390,7 @@ async def test_real_run_from_the_form_to_the_results(tmp_path) -> None:
         assert read_status(dashboard.run_dir)["status"] == "finished"
         assert (dashboard.run_dir / "config.toml").read_text() == QUICK.to_toml()
         assert dashboard.query_one(TabbedContent).active == "results"
-        assert dashboard.query_one(ConfusionTable).class_names == list(shapes.CLASSES)
+        assert dashboard.query_one(ConfusionTable).class_names == list(shapes_dataset.CLASSES)
         assert dashboard.query_one(EpochTable).row_count == 1
         loss = dashboard.query_one("#loss-chart", MetricChart)
         assert loss.series[0].xs, "per-batch loss points"

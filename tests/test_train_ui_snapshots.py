@@ -13,12 +13,12 @@ import time
 import pytest
 from train_ui_fixtures import write_run
 
-from cnn_tui import devices
+from cnn_tui.training import devices
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.screens.dashboard import DashboardScreen
-from cnn_tui.ui.screens.results import ResultsScreen
-from cnn_tui.ui.screens.train_form import TrainFormScreen
-from cnn_tui.ui.widgets.train_charts import MetricChart
+from cnn_tui.ui.training.charts import MetricChart
+from cnn_tui.ui.training.dashboard import DashboardScreen
+from cnn_tui.ui.training.form import TrainFormScreen
+from cnn_tui.ui.training.results import ResultsScreen
 
 RUN_NAME = "20251122-101500-simple-cnn-shapes"
 

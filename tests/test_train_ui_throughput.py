@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_tui.config import TrainConfig
-from cnn_tui.runs import read_events
+from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs import read_events
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("CNN_TUI_MEASURE") != "1", reason="a measurement: set CNN_TUI_MEASURE=1"
@@ -60,7 +60,7 @@ def run_headless(config: TrainConfig, run_dir: Path) -> float:
 async def run_followed(config: TrainConfig, runs_dir: Path) -> tuple[float, float]:
     """images/s of a run started from the form, and the CPU share of one core the TUI used."""
     from cnn_tui.ui.app import CnnTuiApp
-    from cnn_tui.ui.screens.train_form import TrainFormScreen
+    from cnn_tui.ui.training.form import TrainFormScreen
 
     app = CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(runs_dir)))
     async with app.run_test(size=(120, 40)) as pilot:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn_tui import shapes
-from cnn_tui.config import TrainConfig
+from cnn_tui.training import shapes_dataset
+from cnn_tui.training.config import TrainConfig
 
-CLASSES = list(shapes.CLASSES)
+CLASSES = list(shapes_dataset.CLASSES)
 STARTED = 1_763_800_000.0  # a fixed time, so nothing on screen depends on the clock
 
 
@@ -119,7 +119,7 @@ def summary(matrix: list[list[int]]) -> dict:
 
 
 def write_samples(run_dir: Path, n: int = 12) -> None:
-    images, labels = shapes.generate(n, seed=3, split="test")
+    images, labels = shapes_dataset.generate(n, seed=3, split="test")
     pred = labels.copy()
     pred[: n // 2] = (labels[: n // 2] + 1) % len(CLASSES)  # the first half are "mistakes"
     confidence = np.linspace(0.97, 0.55, n).astype(np.float32)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 
 from textual.app import App
+from textual.screen import Screen
 
-from cnn_tui.ui.screens.home import HomeScreen
+from cnn_tui.ui.home import HomeScreen
 
 
 class CnnTuiApp(App[int]):
@@ -33,20 +34,39 @@ class CnnTuiApp(App[int]):
 
     def open_screen(self, command: str, args: argparse.Namespace | None = None) -> None:
         """Push the screen of one subcommand ("conv", "pool", "train", "runs", "eval")."""
-        from cnn_tui.ui.screens import open_screen_for
-
         self.push_screen(open_screen_for(command, args))
 
     # --- training (issue 5): quitting while a run trains asks to stop it or leave it running
     async def action_quit(self) -> None:
-        from cnn_tui.ui.widgets.train_dialogs import quit_or_ask
+        from cnn_tui.ui.training.dialogs import quit_or_ask
 
         await quit_or_ask(self)
 
 
+def open_screen_for(command: str, args: argparse.Namespace | None) -> Screen:
+    """Build the screen for a subcommand; modules are imported on demand to keep start-up fast."""
+    if command in ("conv", "pool"):
+        from cnn_tui.ui.lessons.screen import LessonScreen
+
+        return LessonScreen.from_args(command, args)
+    if command == "train":
+        from cnn_tui.ui.training.form import TrainFormScreen
+
+        return TrainFormScreen.from_args(args)
+    if command == "runs":
+        from cnn_tui.ui.training.runs import RunsScreen
+
+        return RunsScreen.from_args(args)
+    if command == "eval":
+        from cnn_tui.ui.training.results import ResultsScreen
+
+        return ResultsScreen.from_args(args)
+    raise ValueError(f"no screen for {command!r}")
+
+
 def run_app(args: argparse.Namespace) -> int:
     if getattr(args, "command", None) in ("conv", "pool"):
-        from cnn_tui.lessons import example_from_args
+        from cnn_tui.lessons.examples import example_from_args
 
         example_from_args(args)  # a bad flag combination: a one-line usage error, not a crash
     result = CnnTuiApp(args).run()

@@ -1,0 +1,404 @@
+"""Lesson examples for the naive conv/pool engine: from flags or a lesson file to arrays.
+
+The lesson screen and the `--no-ui` trace both go through here, so they show the same numbers:
+
+    example = build_example("conv", height=6, kernel=(3, 3), stride=(2, 2), seed=1)
+    out, cache = example.forward(on_step=...)        # naive.conv2d_forward with its arrays
+    grads = example.backward(cache, on_step=...)     # {"dx": ..., "dw": ..., "db": ...}
+    example.gradient_check().summary()               # "max relative error 2.1e-10 (...)"
+
+`build_example` checks every parameter against `lesson_args.LIMITS` and raises `UsageError`
+(a ValueError) with a one-line reason. Random values come from one seeded generator in a fixed
+order (x, w, b, dout) as one-decimal numbers in [-2, 2], so a trace is easy to follow by hand.
+
+Named examples are TOML files under `assets/lessons/` (see `list_examples`); their format:
+
+    op = "conv"                      # or "pool"
+    title = "Vertical edge detector"
+    description = "..."
+    x = [[0, 0, 1, 1], ...]          # (H, W), (C, H, W) or (N, C, H, W)
+    w = [[-1, 0, 1], ...]            # conv: (KH, KW), (C, KH, KW) or (F, C, KH, KW)
+    b = [0]                          # conv, optional (zeros): (F,)
+    stride = 1                       # optional, an int or [h, w]
+    padding = 0                      # conv, optional
+    kernel = 2                       # pool
+    type = "max"                     # pool: "max" or "avg"
+    dout = [[...]]                   # optional upstream gradient shaped like the output
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnn_tui.assets import assets_dir
+from cnn_tui.errors import UsageError
+from cnn_tui.lessons import naive
+from cnn_tui.lessons.args import DEFAULTS, EXAMPLE_PARAMS, LIMITS, POOL_TYPES, parse_int, parse_pair
+from cnn_tui.lessons.naive import GradCheck, StepEvent
+
+Pair = tuple[int, int]
+
+__all__ = [
+    "DEFAULTS",
+    "LIMITS",
+    "ExampleInfo",
+    "LessonExample",
+    "build_example",
+    "example_from_args",
+    "list_examples",
+    "load_example",
+]
+
+
+@dataclass(frozen=True)
+class ExampleInfo:
+    """A named example file: `name` is what `--example` and `build_example(example=...)` take."""
+
+    name: str
+    op: str  # "conv" | "pool"
+    title: str
+    description: str
+
+
+@dataclass(frozen=True, eq=False)
+class LessonExample:
+    """Everything one lesson shows: the arrays, the settings and a seeded upstream gradient.
+
+    x is (N, C, H, W). For conv, w is (F, C, KH, KW) and b is (F,); for pool both are None and
+    padding is (0, 0). dout has the output's shape (the gradient the backward pass starts from).
+    """
+
+    op: str  # "conv" | "pool"
+    name: str  # the example's name, or "random" for one drawn from the seed
+    title: str
+    description: str
+    x: np.ndarray
+    w: np.ndarray | None
+    b: np.ndarray | None
+    dout: np.ndarray
+    kernel: Pair
+    stride: Pair
+    padding: Pair
+    pool_type: str | None  # "max" | "avg" for pool, None for conv
+    seed: int
+
+    @property
+    def naive_op(self) -> str:
+        """The engine's name for the operation: "conv2d", "maxpool2d" or "avgpool2d"."""
+        return "conv2d" if self.op == "conv" else f"{self.pool_type}pool2d"
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        return _output_shape(self.op, self.x.shape, self.w, self.kernel, self.stride, self.padding)
+
+    @property
+    def x_pad(self) -> np.ndarray:
+        """x with its zero padding, the array the conv loops read."""
+        (ph, pw) = self.padding
+        return np.pad(self.x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+    def forward(self, on_step: Callable[[StepEvent], None] | None = None) -> tuple[np.ndarray, Any]:
+        """Run the naive forward pass on this example: (out, cache)."""
+        if self.op == "conv":
+            return naive.conv2d_forward(self.x, self.w, self.b, self.stride, self.padding, on_step)
+        forward = naive.maxpool2d_forward if self.pool_type == "max" else naive.avgpool2d_forward
+        return forward(self.x, self.kernel, self.stride, on_step)
+
+    def backward(
+        self, cache: Any, on_step: Callable[[StepEvent], None] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the naive backward pass from `self.dout`: {"dx", "dw", "db"} (pool: {"dx"})."""
+        if self.op == "conv":
+            dx, dw, db = naive.conv2d_backward(self.dout, cache, on_step)
+            return {"dx": dx, "dw": dw, "db": db}
+        backward = naive.maxpool2d_backward if self.pool_type == "max" else naive.avgpool2d_backward
+        return {"dx": backward(self.dout, cache, on_step)}
+
+    def step_counts(self) -> dict[str, int]:
+        """Events per phase, from the shapes alone (e.g. for "step 12 of 90")."""
+        return naive.count_steps(
+            self.naive_op,
+            self.x.shape,
+            None if self.w is None else self.w.shape,
+            kernel_size=self.kernel,
+            stride=self.stride,
+            padding=self.padding,
+        )
+
+    def gradient_check(self) -> GradCheck:
+        """Central differences against the backward pass, with this example's dout."""
+        return naive.gradient_check(
+            self.naive_op,
+            self.x,
+            self.w,
+            self.b,
+            stride=self.stride,
+            padding=self.padding,
+            kernel_size=self.kernel,
+            dout=self.dout,
+            seed=self.seed,
+        )
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_example(
+    op: str,
+    *,
+    example: str | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    channels: int | None = None,
+    filters: int | None = None,
+    batch: int | None = None,
+    kernel: int | Pair | None = None,
+    stride: int | Pair | None = None,
+    padding: int | Pair | None = None,
+    pool_type: str | None = None,
+    seed: int | None = None,
+) -> LessonExample:
+    """The example for op "conv" or "pool" from lesson parameters (None: the default).
+
+    Without `example`, x (batch, channels, height, width), w (filters, channels, *kernel), b and
+    dout are drawn from `seed`. With `example` (a name from `list_examples(op)`) the arrays come
+    from its file; stride, padding, pool_type and seed (for a dout the file does not give) may
+    still be set, the sizes may not. Raises UsageError naming the parameter and the reason.
+    """
+    if op not in DEFAULTS:
+        raise UsageError(f"op must be 'conv' or 'pool', got {op!r}")
+    given = {
+        "height": height,
+        "width": width,
+        "channels": channels,
+        "filters": filters,
+        "batch": batch,
+        "kernel": kernel,
+        "stride": stride,
+        "padding": padding,
+        "pool_type": pool_type,
+        "seed": seed,
+    }
+    for name in ("filters", "padding") if op == "pool" else ("pool_type",):
+        if given[name] is not None:
+            raise UsageError(f"{name} is not a setting of the {op} lesson")
+    params = {**DEFAULTS[op], **{k: v for k, v in given.items() if v is not None}}
+    try:
+        seed = parse_int(params["seed"], "seed", 0, LIMITS.max_seed)
+        rng = np.random.default_rng(seed)
+        if example is not None:
+            sizes = ("height", "width", "channels", "filters", "batch")
+            fixed = [k for k in sizes if given[k] is not None]
+            if op == "conv" and given["kernel"] is not None:
+                fixed.append("kernel")
+            if fixed:
+                raise UsageError(
+                    f"{', '.join(fixed)} cannot be combined with example {example!r}: the "
+                    "example fixes the input (drop one or the other)"
+                )
+            return _from_file(op, example, given, rng, seed)
+        return _random_example(op, params, rng, seed)
+    except ValueError as exc:  # parse_int / parse_pair / the engine's own checks
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(str(exc)) from None
+
+
+def example_from_args(args: argparse.Namespace) -> LessonExample:
+    """`build_example` from the parsed flags of `cnn-tui conv` / `cnn-tui pool`."""
+    params = {name: getattr(args, name, None) for name in EXAMPLE_PARAMS}
+    return build_example(args.command, **params)
+
+
+def _random_example(op: str, p: dict[str, Any], rng: np.random.Generator, seed: int):
+    lim = LIMITS
+    height = parse_int(p["height"], "height", 1, lim.max_size)
+    width = parse_int(p["width"], "width", 1, lim.max_size)
+    channels = parse_int(p["channels"], "channels", 1, lim.max_channels)
+    batch = parse_int(p["batch"], "batch", 1, lim.max_batch)
+    kernel = parse_pair(p["kernel"], "kernel", 1, lim.max_kernel)
+    x = _draw(rng, (batch, channels, height, width))
+    if op == "conv":
+        filters = parse_int(p["filters"], "filters", 1, lim.max_filters)
+        w = _draw(rng, (filters, channels, *kernel))
+        b = _draw(rng, (filters,))
+        return _finish(op, "random", x, w, b, None, p["stride"], p["padding"], rng, seed)
+    pool_type = _pool_type(p["pool_type"])
+    return _finish(op, "random", x, None, None, kernel, p["stride"], 0, rng, seed, pool_type)
+
+
+def _finish(
+    op: str,
+    name: str,
+    x: np.ndarray,
+    w: np.ndarray | None,
+    b: np.ndarray | None,
+    kernel: Any,
+    stride: Any,
+    padding: Any,
+    rng: np.random.Generator,
+    seed: int,
+    pool_type: str | None = None,
+    dout: np.ndarray | None = None,
+    title: str = "",
+    description: str = "",
+) -> LessonExample:
+    """Check the settings against the arrays and the limits, draw dout, build the example."""
+    lim = LIMITS
+    if op == "conv":
+        kernel = (int(w.shape[2]), int(w.shape[3]))
+        stride = parse_pair((1, 1) if stride is None else stride, "stride", 1, lim.max_stride)
+        padding = parse_pair(padding, "padding", 0, lim.max_padding)
+    else:
+        kernel = parse_pair(kernel, "kernel", 1, lim.max_kernel)
+        stride = kernel if stride is None else parse_pair(stride, "stride", 1, lim.max_stride)
+        padding = (0, 0)
+    padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
+    if kernel[0] > padded[0] or kernel[1] > padded[1]:
+        where = "padded input" if op == "conv" else "input"
+        fix = "a smaller kernel or more padding" if op == "conv" else "a smaller kernel"
+        raise UsageError(
+            f"kernel {_hw(kernel)} is larger than the {where} {_hw(padded)}: use {fix}"
+        )
+    out_shape = _output_shape(op, x.shape, w, kernel, stride, padding)
+    candidate = LessonExample(
+        op, name, title, description, x, w, b, np.zeros(out_shape), kernel, stride, padding,
+        pool_type, seed,
+    )  # fmt: skip
+    worst = max(candidate.step_counts().items(), key=lambda item: item[1])
+    if worst[1] > lim.max_steps:
+        raise UsageError(
+            f"this example takes {worst[1]:,} {worst[0].replace('_', ' ')} steps; lessons allow "
+            f"at most {lim.max_steps:,}: use a smaller input or kernel, fewer channels or "
+            "filters, or a larger stride"
+        )
+    if dout is None or dout.shape != out_shape:
+        # a file's dout fits its own settings; with another stride or kernel, draw one
+        dout = _draw(rng, out_shape)
+    return LessonExample(
+        op, name, title, description, x, w, b, dout, kernel, stride, padding, pool_type, seed
+    )
+
+
+def _output_shape(op, x_shape, w, kernel, stride, padding) -> tuple[int, int, int, int]:
+    channels = w.shape[0] if op == "conv" else x_shape[1]
+    oh = naive.output_size(x_shape[2], kernel[0], stride[0], padding[0])
+    ow = naive.output_size(x_shape[3], kernel[1], stride[1], padding[1])
+    return (x_shape[0], channels, oh, ow)
+
+
+def _draw(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    # one decimal in [-2, 2]; "+ 0.0" turns -0.0 into 0.0 so traces never print "-0"
+    return np.round(rng.uniform(-2.0, 2.0, size=shape), 1) + 0.0
+
+
+def _pool_type(value: Any) -> str:
+    if value not in POOL_TYPES:
+        raise UsageError(f"pool_type must be one of {', '.join(POOL_TYPES)}, got {value!r}")
+    return value
+
+
+def _hw(pair: Pair) -> str:
+    return f"{pair[0]}x{pair[1]}"
+
+
+# --------------------------------------------------------------------------- example files
+
+
+def list_examples(op: str | None = None) -> list[ExampleInfo]:
+    """The named examples under assets/lessons/, sorted by name; only op's when op is given."""
+    infos = []
+    for path in sorted((assets_dir() / "lessons").glob("*.toml")):
+        data = _read(path.stem)
+        infos.append(
+            ExampleInfo(
+                path.stem,
+                data.get("op", ""),
+                data.get("title", path.stem),
+                data.get("description", ""),
+            )
+        )
+    return [info for info in infos if op is None or info.op == op]
+
+
+def load_example(name: str, *, seed: int | None = None) -> LessonExample:
+    """The named example with its own settings; dout from the file unless `seed` is given."""
+    return build_example(_read(name).get("op", ""), example=name, seed=seed)
+
+
+def _read(name: str) -> dict[str, Any]:
+    path = assets_dir() / "lessons" / f"{name}.toml"
+    if "/" in name or "\\" in name or not path.is_file():
+        names = ", ".join(p.stem for p in sorted((assets_dir() / "lessons").glob("*.toml")))
+        raise UsageError(f"no lesson example named {name!r}; the examples are: {names}")
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"lesson example {path}: {exc}") from None
+
+
+def _array(data: dict[str, Any], key: str, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(data[key], dtype=np.float64)
+    except KeyError:
+        raise UsageError(f"lesson example {name!r} has no {key!r} array") from None
+    except ValueError:
+        raise UsageError(f"lesson example {name!r}: {key!r} is not a rectangular array") from None
+    return array
+
+
+def _to_4d(array: np.ndarray, key: str, name: str, leading: str) -> np.ndarray:
+    if array.ndim == 2:
+        return array[None, None]
+    if array.ndim == 3:
+        return array[None]
+    if array.ndim == 4:
+        return array
+    raise UsageError(
+        f"lesson example {name!r}: {key!r} must be 2-D to 4-D ({leading}), got {array.ndim}-D"
+    )
+
+
+def _from_file(
+    op: str, name: str, given: dict[str, Any], rng: np.random.Generator, seed: int
+) -> LessonExample:
+    data = _read(name)
+    if data.get("op") != op:
+        others = ", ".join(info.name for info in list_examples(op))
+        raise UsageError(
+            f"{name!r} is a {data.get('op')} example, not {op}; {op} examples: {others}"
+        )
+    x = _to_4d(_array(data, "x", name), "x", name, "(H, W), (C, H, W) or (N, C, H, W)")
+    dout = _array(data, "dout", name) if "dout" in data else None
+    if dout is not None and given["seed"] is not None:
+        dout = None  # an explicit seed asks for a fresh upstream gradient
+    if dout is not None:
+        dout = _to_4d(dout, "dout", name, "the output's shape")
+    stride = _tuple(given["stride"] if given["stride"] is not None else data.get("stride"))
+    text = {"title": data.get("title", name), "description": data.get("description", "")}
+    if op == "conv":
+        w = _to_4d(_array(data, "w", name), "w", name, "(KH, KW), (C, KH, KW) or (F, C, KH, KW)")
+        b = _array(data, "b", name) if "b" in data else np.zeros(w.shape[0])
+        if w.shape[1] != x.shape[1] or b.shape != (w.shape[0],):
+            raise UsageError(
+                f"lesson example {name!r}: x {x.shape}, w {w.shape} and b {b.shape} do not fit"
+            )
+        padding = _tuple(
+            given["padding"] if given["padding"] is not None else data.get("padding", 0)
+        )
+        return _finish(op, name, x, w, b, None, stride, padding, rng, seed, None, dout, **text)
+    kernel = _tuple(given["kernel"] if given["kernel"] is not None else data.get("kernel", 2))
+    pool_type = _pool_type(given["pool_type"] or data.get("type", "max"))
+    return _finish(op, name, x, None, None, kernel, stride, 0, rng, seed, pool_type, dout, **text)
+
+
+def _tuple(value: Any) -> Any:
+    """TOML gives [h, w] as a list; the parsers take an int or a tuple."""
+    return tuple(value) if isinstance(value, list) else value

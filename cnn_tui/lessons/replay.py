@@ -1,0 +1,726 @@
+"""UI-free replay of one naive computation, for the step-through lesson screen.
+
+A `Replay` holds the `StepEvent`s recorded while `cnn_tui.lessons.naive` computed a result (one source of
+truth: the screen shows exactly those loops) and a cursor over them. At position K (the number of
+events applied, 0..total) it derives what the screen draws:
+
+- the value of every array: the arrays read (x_pad, w, b, dout, ...) as given, the arrays written
+  (out, db, dw, dx_pad, dx) as the `after` values of the events up to K, NaN where nothing was
+  written yet (drawn as "·");
+- the highlighted cells: the cell written and the cells read by the current step, and the window
+  of the current output cell (every cell its steps read or write);
+- the arithmetic of the current step as text.
+
+Moving one step applies or undoes one event; a far jump is a few vectorised numpy assignments
+(only the last write of each cell in the jumped range), so any key press costs O(jump), never a
+replay from the start. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Phases of a backward pass in the order the naive code runs them (and the screen names them).
+PHASE_LABELS = {
+    "forward": "forward",
+    "grad_bias": "backward · db",
+    "grad_weight": "backward · dW",
+    "grad_input": "backward · dX",
+}
+
+# What each array is, for the grid titles.
+ARRAY_TITLES = {
+    "x_pad": "input, padded",
+    "x": "input",
+    "w": "kernel",
+    "b": "bias",
+    "out": "",
+    "dout": "upstream gradient",
+    "db": "grad bias",
+    "dw": "grad kernel",
+    "dx_pad": "grad input, padded",
+    "dx": "grad input",
+}
+
+# What the leading axes of each array mean, per op family; the last two axes are rows, columns.
+_AXES_CONV = {
+    "x": ("n", "c"),
+    "x_pad": ("n", "c"),
+    "dx": ("n", "c"),
+    "dx_pad": ("n", "c"),
+    "w": ("f", "c"),
+    "dw": ("f", "c"),
+    "out": ("n", "f"),
+    "dout": ("n", "f"),
+    "b": ("f",),
+    "db": ("f",),
+}
+_AXES_POOL = {name: ("n", "c") for name in ("x", "dx", "out", "dout")}
+
+# The order grids are laid out in: what is read, then what is written.
+GRID_ORDER = ("x_pad", "x", "w", "b", "dout", "out", "db", "dw", "dx_pad", "dx")
+
+# How many leading loops identify "one output cell" of a phase: the cell whose steps a
+# next-cell jump skips over. Conv grad_bias is looped as f, (n, i, j); every other nest as
+# four outer loops (n, f|c, i, j) or (f, c, ki, kj) around the inner reduction or scatter loops.
+_CELL_DEPTH = {("conv2d", "grad_bias"): 1}
+_DEFAULT_CELL_DEPTH = 4
+
+WINDOW, READ, WRITE = "window", "read", "write"
+
+
+def axes_of(op: str, name: str, ndim: int) -> tuple[str | None, ...]:
+    """Names of the leading axes of array `name` (e.g. ("n", "c") for x_pad); None if unknown."""
+    table = _AXES_CONV if op == "conv2d" else _AXES_POOL
+    axes = table.get(name, ())
+    lead = max(ndim - 2, 0) if ndim != 1 else 0
+    if ndim == 1:
+        return axes if len(axes) == 1 else (None,)
+    return tuple(axes[k] if k < len(axes) else None for k in range(lead))
+
+
+# --------------------------------------------------------------------------- number text
+
+
+def fmt_num(value: float) -> str:
+    """A value in the arithmetic: up to 3 decimals, trailing zeros dropped, − as minus sign."""
+    if math.isnan(value):
+        return "·"
+    if math.isinf(value):
+        return "−∞" if value < 0 else "∞"
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    return text.replace("-", "−")
+
+
+def fmt_factor(value: float) -> str:
+    """A factor of a product, negative values in parentheses: 0.42·(−1.3)."""
+    text = fmt_num(value)
+    return f"({text})" if text.startswith("−") else text
+
+
+def fmt_cell(value: float, decimals: int) -> str:
+    """A value in a grid cell: fixed decimals so columns line up, "·" when not computed yet."""
+    if math.isnan(value):
+        return "·"
+    if math.isinf(value):
+        return "−∞" if value < 0 else "∞"
+    text = f"{value:.{decimals}f}"
+    if float(text) == 0:
+        text = text.lstrip("-")
+    return (
+        text  # ASCII "-": U+2212 is ambiguous-width and would break the columns on some terminals
+    )
+
+
+def grid_decimals(values: np.ndarray) -> int:
+    """The fewest decimals (0, 1 or 2) that show every value of a grid exactly, else 2.
+
+    Integer presets read as integers and the one-decimal random inputs as one decimal, which
+    keeps the grids narrow; computed sums get two.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or np.any(np.abs(finite) >= 1e6):
+        return 2
+    for decimals in (0, 1):
+        if np.allclose(finite, np.round(finite, decimals), rtol=0, atol=1e-9):
+            return decimals
+    return 2
+
+
+# --------------------------------------------------------------------------- the replay
+
+
+@dataclass(frozen=True)
+class PhaseSpan:
+    """Events [start, end) of one phase of the replay."""
+
+    phase: str
+    start: int
+    end: int
+
+    @property
+    def label(self) -> str:
+        return PHASE_LABELS.get(self.phase, self.phase)
+
+
+class Replay:
+    """The events of one computation and a cursor over them.
+
+    `arrays` maps every operand name the events read to its full array (x_pad, w, b, dout, ...);
+    `targets` maps every array the events write to its shape. Position K means events[0:K] have
+    been applied; K = 0 shows the arrays before the first step, K = total the finished result.
+    """
+
+    def __init__(
+        self,
+        events: Sequence[Any],
+        arrays: Mapping[str, np.ndarray],
+        targets: Mapping[str, tuple[int, ...]],
+    ) -> None:
+        if not events:
+            raise ValueError("a replay needs at least one step")
+        self.events = list(events)
+        self.total = len(self.events)
+        self.op: str = self.events[0].op
+        self.arrays = {name: np.asarray(a, dtype=np.float64) for name, a in arrays.items()}
+        self.targets = {name: tuple(shape) for name, shape in targets.items()}
+
+        # All written arrays live in one flat buffer, so a jump is one fancy assignment.
+        offsets: dict[str, int] = {}
+        size = 0
+        for name, shape in self.targets.items():
+            offsets[name] = size
+            size += int(np.prod(shape, dtype=np.int64))
+        self._state = np.full(size, np.nan)
+        self._views = {
+            name: self._state[
+                offsets[name] : offsets[name] + int(np.prod(shape, dtype=np.int64))
+            ].reshape(shape)
+            for name, shape in self.targets.items()
+        }
+
+        target_names = [e.target for e in self.events]
+        cell = np.empty(self.total, dtype=np.int64)
+        for name, shape in self.targets.items():
+            rows = [k for k, t in enumerate(target_names) if t == name]
+            if not rows:
+                continue
+            index = np.array([self.events[k].target_index for k in rows], dtype=np.int64)
+            flat = np.ravel_multi_index(tuple(index.T), shape) if index.size else index
+            cell[rows] = offsets[name] + flat
+        unknown = {t for t in target_names if t not in self.targets}
+        if unknown:
+            raise ValueError(f"events write arrays with no shape given: {sorted(unknown)}")
+        self._cell = cell
+        self._after = np.fromiter((e.after for e in self.events), np.float64, self.total)
+        # previous / next event writing the same cell (-1 / total when none)
+        order = np.argsort(cell, kind="stable")
+        same = cell[order[1:]] == cell[order[:-1]]
+        self._prev = np.full(self.total, -1, dtype=np.int64)
+        self._next = np.full(self.total, self.total, dtype=np.int64)
+        self._prev[order[1:][same]] = order[:-1][same]
+        self._next[order[:-1][same]] = order[1:][same]
+
+        # phases and output cells
+        self.phases: list[PhaseSpan] = []
+        starts = [0]
+        keys = []
+        for k, e in enumerate(self.events):
+            depth = _CELL_DEPTH.get((e.op, e.phase), _DEFAULT_CELL_DEPTH)
+            keys.append((e.phase, e.loops[:depth]))
+            if k and e.phase != self.events[k - 1].phase:
+                self.phases.append(PhaseSpan(self.events[k - 1].phase, starts[-1], k))
+                starts.append(k)
+        self.phases.append(PhaseSpan(self.events[-1].phase, starts[-1], self.total))
+        boundary = np.ones(self.total, dtype=bool)
+        boundary[1:] = [keys[k] != keys[k - 1] for k in range(1, self.total)]
+        self._group_starts = np.flatnonzero(boundary)
+        self._group_of = np.cumsum(boundary) - 1
+        self._group_ends = np.append(self._group_starts[1:], self.total)
+        self.position = 0
+        # the finished arrays, so a grid can size its columns for the values still to come
+        self.seek(self.total)
+        self.final = {name: view.copy() for name, view in self._views.items()}
+        self.seek(0)
+        # extra cells to show as the window of an output cell, keyed by its outer loop values
+        # (max-pool routing: the forward window whose max receives the gradient)
+        self.context_windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = {}
+
+    # ----------------------------------------------------------------- cursor
+
+    def seek(self, position: int) -> int:
+        """Move to `position` (clamped to 0..total), updating only the cells that change."""
+        target = min(max(int(position), 0), self.total)
+        here = self.position
+        if target > here:
+            cells = self._cell[here:target]
+            last = self._next[here:target] >= target  # the final write of each cell in range
+            self._state[cells[last]] = self._after[here:target][last]
+        elif target < here:
+            cells = self._cell[target:here]
+            first = self._prev[target:here] < target  # the first write of each cell in range
+            prev = self._prev[target:here][first]
+            restored = np.where(prev >= 0, self._after[np.maximum(prev, 0)], np.nan)
+            self._state[cells[first]] = restored
+        self.position = target
+        return target
+
+    def step(self, delta: int = 1) -> int:
+        return self.seek(self.position + delta)
+
+    @property
+    def current_index(self) -> int | None:
+        """Index of the last applied event (the step on screen), None at position 0."""
+        return self.position - 1 if self.position > 0 else None
+
+    @property
+    def current(self) -> Any | None:
+        k = self.current_index
+        return None if k is None else self.events[k]
+
+    def cell_span(self, index: int) -> tuple[int, int]:
+        """Events [start, end) of the output cell that event `index` belongs to."""
+        group = self._group_of[index]
+        return int(self._group_starts[group]), int(self._group_ends[group])
+
+    @property
+    def cell_count(self) -> int:
+        return len(self._group_starts)
+
+    def cell_number(self) -> int:
+        """1-based number of the current output cell (0 before the first step)."""
+        k = self.current_index
+        return 0 if k is None else int(self._group_of[k]) + 1
+
+    def next_cell(self) -> int:
+        """Finish the current output cell; when it is finished, finish the next one."""
+        k = self.current_index
+        if k is None:
+            return self.seek(int(self._group_ends[0]))
+        _, end = self.cell_span(k)
+        if self.position < end:
+            return self.seek(end)
+        if end >= self.total:
+            return self.position
+        return self.seek(self.cell_span(end)[1])
+
+    def prev_cell(self) -> int:
+        """Go back to the end of the previous output cell (position 0 before the first)."""
+        k = self.current_index
+        if k is None:
+            return 0
+        # the previous cell ends where the current one starts
+        return self.seek(self.cell_span(k)[0])
+
+    def phase_at(self, position: int | None = None) -> PhaseSpan:
+        """The phase of the step at `position` (the first phase at position 0)."""
+        position = self.position if position is None else position
+        k = max(position - 1, 0)
+        for span in self.phases:
+            if span.start <= k < span.end:
+                return span
+        return self.phases[-1]
+
+    def next_phase(self) -> int:
+        """Jump to the first step of the next phase (wraps round to the first phase)."""
+        here = self.phase_at()
+        index = self.phases.index(here)
+        if self.position == 0:
+            return self.seek(here.start + 1)
+        following = self.phases[(index + 1) % len(self.phases)]
+        return self.seek(following.start + 1)
+
+    # ----------------------------------------------------------------- derived state
+
+    def final_values(self, name: str) -> np.ndarray:
+        """The array `name` once every step has run."""
+        return self.final[name] if name in self.final else self.arrays[name]
+
+    def values(self, name: str) -> np.ndarray:
+        """The array `name` at the current position (a view: do not modify)."""
+        if name in self._views:
+            return self._views[name]
+        return self.arrays[name]
+
+    @property
+    def grid_names(self) -> list[str]:
+        """Arrays to draw: the ones the current phase reads, then every array written."""
+        phase = self.phase_at()
+        read: set[str] = set()
+        sample_end = min(phase.end, phase.start + 64)
+        for e in self.events[phase.start : sample_end]:
+            read.update(o.name for o in e.operands)
+        if any(e.kind == "route" for e in self.events[phase.start : sample_end]):
+            read.add("x")  # max-pool routing: show where each window's max was
+        names = [n for n in GRID_ORDER if n in read and n in self.arrays]
+        names += [n for n in GRID_ORDER if n in self.targets and n not in names]
+        return names
+
+    def highlights(self) -> dict[str, dict[tuple[int, ...], str]]:
+        """name -> {index: role}: the current step's written cell ("write"), its operands
+        ("read") and the other cells of its output cell's window ("window")."""
+        marks: dict[str, dict[tuple[int, ...], str]] = {}
+        k = self.current_index
+        if k is None:
+            return marks
+        start, end = self.cell_span(k)
+        for e in self.events[start:end]:
+            marks.setdefault(e.target, {})[e.target_index] = WINDOW
+            for o in e.operands:
+                if o.index:
+                    marks.setdefault(o.name, {})[o.index] = WINDOW
+        e = self.events[k]
+        for o in e.operands:
+            if o.index:
+                marks[o.name][o.index] = READ
+        if e.kind == "route" and "x" in self.arrays:  # the max of the window the gradient goes to
+            key = tuple(value for _, value in e.loops)
+            for name, index in self.context_windows.get(key, ()):
+                marks.setdefault(name, {})[index] = WINDOW
+            marks.setdefault("x", {})[e.target_index] = READ
+        marks[e.target][e.target_index] = WRITE
+        return marks
+
+    def view_indices(self) -> dict[str, int]:
+        """The sample n, channel c and filter f the current step works on (for the view)."""
+        e = self.current
+        if e is None:
+            return {}
+        found: dict[str, int] = {}
+        refs = [(e.target, e.target_index)] + [(o.name, o.index) for o in e.operands]
+        for name, index in refs:
+            axes = axes_of(self.op, name, len(index))
+            for axis, value in zip(axes, index, strict=False):
+                if axis is not None:
+                    found.setdefault(axis, int(value))
+        return found
+
+    def step_lines(self) -> list[str]:
+        """The arithmetic of the current step: the formula, its numbers, the cell's progress."""
+        e = self.current
+        if e is None:
+            return [
+                f"{self.total} steps recorded. Press → to run the first one.",
+                "",
+                "",
+            ]
+        return describe_step(self, e)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {name: a.shape for name, a in self.arrays.items()}
+        shapes.update(self.targets)
+        return shapes
+
+
+# --------------------------------------------------------------------------- step text
+
+
+def ref(replay: Replay, name: str, index: tuple[int, ...]) -> str:
+    """An array reference as the lesson writes it: `x_pad[c=1, 2,3]`.
+
+    The leading axes (sample, channel, filter) are named, and left out when that axis has
+    size 1, so the common single-image single-channel lesson reads `x_pad[2,3]`.
+    """
+    if not index:
+        return name
+    shape = replay.shapes().get(name)
+    axes = axes_of(replay.op, name, len(index))
+    if len(index) == 1:
+        return f"{name}[{index[0]}]"
+    lead = [
+        f"{axis}={value}"
+        for axis, value, size in zip(axes, index, shape or (), strict=False)
+        if axis is not None and size > 1
+    ]
+    spatial = ",".join(str(v) for v in index[len(axes) :])
+    return f"{name}[{', '.join([*lead, spatial])}]" if lead else f"{name}[{spatial}]"
+
+
+def _operand_text(replay: Replay, operand: Any) -> str:
+    if operand.name == "scale":
+        return f"1/{round(1 / operand.value)}" if operand.value else "0"
+    return ref(replay, operand.name, operand.index)
+
+
+def _sum_symbol(loops: Sequence[str]) -> str:
+    return "Σ_" + ",".join(loops) if loops else ""
+
+
+def describe_step(replay: Replay, e: Any) -> list[str]:
+    """Three lines: what the step computes, with its numbers, and where the cell stands."""
+    target = ref(replay, e.target, e.target_index)
+    before, after = fmt_num(e.before), fmt_num(e.after)
+    values = [o.value for o in e.operands]
+    names = [_operand_text(replay, o) for o in e.operands]
+    if e.kind == "bias":
+        formula = f"{target} = {names[0]}   (start from the bias)"
+        numbers = f"= {fmt_num(values[0])}"
+    elif e.kind == "mac":
+        product = math.prod(values)
+        formula = f"{target} += {'·'.join(names)}"
+        numbers = (
+            f"= {'·'.join(fmt_factor(v) for v in values)} = {fmt_num(product)}"
+            f"   {before} + {fmt_factor(product)} → {after}"
+        )
+    elif e.kind == "add":
+        formula = f"{target} += {names[0]}"
+        numbers = f"= {before} + {fmt_factor(values[0])} → {after}"
+    elif e.kind == "compare":
+        formula = f"{target} = max({target}, {names[0]})"
+        kept = "new max" if e.after != e.before else "max unchanged"
+        numbers = f"= max({before}, {fmt_num(values[0])}) → {after}   ({kept})"
+    elif e.kind == "route":
+        formula = f"{target} += {names[0]}   ({ref(replay, 'x', e.target_index)} was the max)"
+        numbers = f"= {before} + {fmt_factor(values[0])} → {after}"
+    else:  # a kind this screen does not know: still show what changed
+        formula = f"{target}: {e.kind} with {', '.join(names)}"
+        numbers = f"{before} → {after}"
+    return [formula, numbers, _cell_line(replay, e)]
+
+
+def _cell_line(replay: Replay, e: Any) -> str:
+    """Where the current output cell stands: its formula, running total and term count."""
+    k = replay.current_index
+    assert k is not None
+    start, end = replay.cell_span(k)
+    done, count = k - start + 1, end - start
+    cell_events = replay.events[start : k + 1]
+    progress = f"({done}/{count})"
+    if e.op == "conv2d" and e.phase == "forward":
+        return _conv_sum_line(replay, cell_events, progress, finished=k + 1 == end)
+    if e.op == "conv2d" and e.phase in ("grad_bias", "grad_weight"):
+        inner = [n for n, _ in e.loops[_CELL_DEPTH.get((e.op, e.phase), _DEFAULT_CELL_DEPTH) :]]
+        read = "·".join(o.name for o in e.operands)
+        total = fmt_num(e.after)
+        target = ref(replay, e.target, e.target_index)
+        return f"{target} = {_sum_symbol(inner)} {read} = {total} so far {progress}"
+    if e.phase == "forward" and e.op == "maxpool2d":
+        return f"max of the {count}-cell window so far: {fmt_num(e.after)} {progress}"
+    if e.phase == "forward" and e.op == "avgpool2d":
+        return f"window mean so far: {fmt_num(e.after)} {progress}"
+    if e.phase == "grad_input" and e.op == "maxpool2d":
+        return "max pooling sends each upstream gradient to its window's max, nowhere else"
+    source = next((o for o in e.operands if o.name == "dout"), None)
+    if source is not None:
+        return f"spreading {ref(replay, 'dout', source.index)} over its window {progress}"
+    return progress
+
+
+def _conv_sum_line(
+    replay: Replay, cell_events: Sequence[Any], progress: str, finished: bool
+) -> str:
+    """out = b + Σ_c (Σ_ki,kj x·w) with each channel's partial sum, so the channel sum shows."""
+    first = cell_events[0]
+    target = ref(replay, first.target, first.target_index)
+    bias = first.after if first.kind == "bias" else 0.0
+    by_channel: dict[int, float] = {}
+    for e in cell_events:
+        if e.kind == "mac":
+            c = e.loop("c")
+            by_channel[c] = by_channel.get(c, 0.0) + math.prod(o.value for o in e.operands)
+    channels = replay.arrays["x_pad"].shape[1] if "x_pad" in replay.arrays else 1
+    terms = [fmt_num(bias)]
+    last = cell_events[-1]
+    for c, partial in by_channel.items():
+        running = "" if finished or c != last.loop("c") or last.kind != "mac" else "…"
+        label = f"c{c}: " if channels > 1 else ""
+        terms.append(f"{label}{fmt_num(partial) if label else fmt_factor(partial)}{running}")
+    sums = "Σ_c Σ_ki,kj" if channels > 1 else "Σ_ki,kj"
+    total = fmt_num(cell_events[-1].after)
+    status = "done" if finished else "so far"
+    return f"{target} = b + {sums} x·w = {' + '.join(terms)} = {total} {status} {progress}"
+
+
+# --------------------------------------------------------------------------- grids
+
+
+@dataclass
+class GridSpec:
+    """One 2-D grid to draw: values[r, c] (NaN = not computed yet), marked cells, padding."""
+
+    name: str
+    title: str
+    values: np.ndarray
+    marks: dict[tuple[int, int], str] = field(default_factory=dict)  # (r, c) -> role
+    pad: tuple[int, int] = (0, 0)  # rows / columns of zero padding on each side (dimmed)
+    final: np.ndarray | None = None  # the finished values: fixes the column width up front
+
+
+def grid_specs(
+    replay: Replay, view: Mapping[str, int], padding: tuple[int, int] = (0, 0)
+) -> list[GridSpec]:
+    """The grids of the current position: the 2-D slice of each array that `view` selects
+    (sample n, channel c, filter f), with the current step's cells marked."""
+    marks = replay.highlights()
+    specs = []
+    for name in replay.grid_names:
+        values = replay.values(name)
+        axes = axes_of(replay.op, name, values.ndim)
+        index: list[int] = []
+        labels = []
+        if values.ndim >= 3:
+            for axis, size in zip(axes, values.shape, strict=False):
+                chosen = min(max(view.get(axis or "", 0), 0), size - 1)
+                index.append(chosen)
+                if size > 1:
+                    labels.append(f"{axis}={chosen}")
+        plane = values[tuple(index)] if index else values
+        final = replay.final_values(name)
+        final_plane = final[tuple(index)] if index else final
+        lead = tuple(index)
+        cells: dict[tuple[int, int], str] = {}
+        for where, role in marks.get(name, {}).items():
+            if values.ndim == 1:
+                cells[(0, where[0])] = role
+            elif where[: len(lead)] == lead:
+                cells[(where[-2], where[-1])] = role
+        shown = f"{name}[{', '.join(labels)}]" if labels else name
+        title = f"{shown} {ARRAY_TITLES.get(name, '')}".strip()
+        pad = padding if name.endswith("_pad") else (0, 0)
+        specs.append(GridSpec(name, title, plane, cells, pad, final_plane))
+    return specs
+
+
+def build_replays(example: Any) -> tuple[Replay, Replay]:
+    """Run the naive forward and backward pass of a `lessons.LessonExample`, recording every
+    step, and wrap each run in a Replay (forward, backward)."""
+    forward_events: list[Any] = []
+    out, cache = example.forward(on_step=forward_events.append)
+    backward_events: list[Any] = []
+    example.backward(cache, on_step=backward_events.append)
+    if example.op == "conv":
+        x_pad = example.x_pad
+        forward = Replay(
+            forward_events, {"x_pad": x_pad, "w": example.w, "b": example.b}, {"out": out.shape}
+        )
+        backward = Replay(
+            backward_events,
+            {"x_pad": x_pad, "w": example.w, "dout": example.dout},
+            {"db": example.b.shape, "dw": example.w.shape, "dx_pad": x_pad.shape},
+        )
+    else:
+        forward = Replay(forward_events, {"x": example.x}, {"out": out.shape})
+        backward = Replay(
+            backward_events, {"x": example.x, "dout": example.dout}, {"dx": example.x.shape}
+        )
+        windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = {}
+        for e in forward_events:  # each output cell's window, as the forward pass read it
+            key = tuple(value for _, value in e.loops[:4])
+            windows.setdefault(key, []).extend((o.name, o.index) for o in e.operands if o.index)
+        backward.context_windows = windows
+    return forward, backward
+
+
+def size_formula(example: Any) -> str:
+    """The output-size formula with the example's numbers, e.g.
+    "OH = OW = ⌊(H + 2P − K)/S⌋ + 1 = ⌊(5 + 2·1 − 3)/1⌋ + 1 = 5"."""
+    from cnn_tui.lessons.naive import output_size_formula
+
+    height, width = example.x.shape[2:]
+    (kh, kw), (sh, sw), (ph, pw) = example.kernel, example.stride, example.padding
+    general = "⌊(H + 2P − K)/S⌋ + 1" if example.op == "conv" else "⌊(H − K)/S⌋ + 1"
+    rows = output_size_formula(height, kh, sh, ph)
+    cols = output_size_formula(width, kw, sw, pw)
+    if example.op == "pool":  # no padding: drop the "+ 2·0" term
+        rows, cols = rows.replace(" + 2·0", ""), cols.replace(" + 2·0", "")
+    if rows == cols:
+        return f"output size: OH = OW = {general} = {rows}"
+    return f"output size: OH = {rows}, OW = {cols}   ({general})"
+
+
+# --------------------------------------------------------------------------- examples
+
+
+EDITABLE_ARRAYS = {"conv": ("x", "w", "b", "dout"), "pool": ("x", "dout")}
+
+
+def make_example(op: str, params: Mapping[str, Any], overrides: Mapping[str, np.ndarray]) -> Any:
+    """`lessons.build_example(op, **params)` with some arrays replaced by edited values.
+
+    Raises UsageError (from build_example, or for an edited array whose shape no longer fits).
+    """
+    import dataclasses
+
+    from cnn_tui.errors import UsageError
+    from cnn_tui.lessons.examples import build_example
+
+    example = build_example(op, **params)
+    changes = {}
+    for name, array in overrides.items():
+        current = getattr(example, name)
+        if current is None or current.shape != array.shape:
+            shape = None if current is None else current.shape
+            raise UsageError(
+                f"{name}: the edited values have shape {array.shape}, expected {shape}"
+            )
+        changes[name] = np.asarray(array, dtype=np.float64)
+    return dataclasses.replace(example, **changes) if changes else example
+
+
+def format_array(name: str, array: np.ndarray) -> str:
+    """An array as editable text: one line per row, numbers separated by commas, and for
+    arrays of more than two axes a `# name[lead index]` line before each 2-D slice."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[None, :]
+    blocks = []
+    lead_shape = array.shape[:-2]
+    for lead in np.ndindex(*lead_shape):
+        plane = array[lead]
+        rows = [", ".join(_plain_number(v) for v in row) for row in plane.tolist()]
+        header = f"# {name}[{', '.join(str(i) for i in lead)}]" if len(lead_shape) else ""
+        blocks.append("\n".join(([header] if header else []) + rows))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _plain_number(value: float) -> str:
+    text = f"{value:.6g}"
+    return "0" if text == "-0" else text
+
+
+def parse_array(name: str, text: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Parse `format_array`'s text back into an array of `shape`; UsageError saying which row
+    is wrong. Blank lines separate the 2-D slices; `#` starts a comment; "−" counts as "-"."""
+    from cnn_tui.errors import UsageError
+
+    rows_per_plane, cols = (1, shape[0]) if len(shape) == 1 else shape[-2:]
+    planes = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    rows: list[list[float]] = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip().replace("−", "-")
+        if not line:
+            continue
+        numbers = [part.strip() for part in line.replace(";", ",").split(",") if part.strip()]
+        if len(numbers) == 1 and " " in numbers[0]:
+            numbers = numbers[0].split()
+        try:
+            row = [float(part) for part in numbers]
+        except ValueError:
+            raise UsageError(f"{name}, line {line_no}: not a number in {raw.strip()!r}") from None
+        if not all(math.isfinite(v) for v in row):
+            raise UsageError(f"{name}, line {line_no}: numbers must be finite")
+        if len(row) != cols:
+            raise UsageError(f"{name}, line {line_no}: expected {cols} numbers, got {len(row)}")
+        rows.append(row)
+    expected = planes * rows_per_plane
+    if len(rows) != expected:
+        where = (
+            f"{planes} slices of {rows_per_plane} rows" if planes > 1 else f"{rows_per_plane} rows"
+        )
+        raise UsageError(f"{name}: expected {where} of {cols} numbers, got {len(rows)} rows")
+    return np.array(rows, dtype=np.float64).reshape(shape)
+
+
+def compare_with_torch(example: Any) -> float:
+    """Largest |naive − PyTorch| over the output and every gradient of `example`.
+
+    Imports torch: call it from a worker thread, never at start-up.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out, cache = example.forward()
+    grads = example.backward(cache)
+    x = torch.tensor(example.x, dtype=torch.float64, requires_grad=True)
+    inputs = [x]
+    if example.op == "conv":
+        w = torch.tensor(example.w, dtype=torch.float64, requires_grad=True)
+        b = torch.tensor(example.b, dtype=torch.float64, requires_grad=True)
+        inputs += [w, b]
+        ref_out = F.conv2d(x, w, b, stride=example.stride, padding=example.padding)
+    elif example.pool_type == "max":
+        ref_out = F.max_pool2d(x, example.kernel, example.stride)
+    else:
+        ref_out = F.avg_pool2d(x, example.kernel, example.stride)
+    ref_out.backward(torch.tensor(example.dout, dtype=torch.float64))
+    pairs = [(out, ref_out.detach()), (grads["dx"], x.grad)]
+    if example.op == "conv":
+        pairs += [(grads["dw"], inputs[1].grad), (grads["db"], inputs[2].grad)]
+    return max(float(np.max(np.abs(mine - theirs.numpy()))) for mine, theirs in pairs)

@@ -1,0 +1,444 @@
+"""The training configuration: one validated type behind the CLI flags, config files, presets and form.
+
+Every field is described once in `FIELDS` (type, default, allowed values, help text). The
+`cnn-tui train` flags are generated from it (`cnn_tui.training.args`), TOML config files and presets
+are read through it, and the TUI form validates each field as it is typed with `parse_field`.
+Nothing here imports torch or textual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnn_tui.assets import assets_dir
+from cnn_tui.errors import UsageError
+from cnn_tui.fileio import atomic_write_text
+
+DATASETS = ("shapes", "cifar10", "fashion-mnist", "imagefolder")
+MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", "resnet18", "fast-cnn", "airbench-cnn")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "cosine", "step", "onecycle")
+AUGMENTS = ("none", "flip", "flip-crop")
+FINETUNES = ("head", "layer4", "all")
+WEIGHTS_CHOICES = ("auto", "imagenet", "none")  # or a path to a state_dict file
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+class ConfigError(UsageError):
+    """A bad value for one config field; `field` names it so a form can show the reason beside it."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one config field is parsed, checked and explained."""
+
+    name: str
+    kind: type  # int, float, str or bool
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    optional: bool = False  # None (or an empty form field) is allowed
+    check: Callable[[Any], str | None] | None = None  # extra rule; returns a reason or None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _check_device(value: str) -> str | None:
+    if _DEVICE_RE.match(value):
+        return None
+    return "expected auto, cpu, cuda or cuda:N"
+
+
+def _check_weights(value: str) -> str | None:
+    if value in WEIGHTS_CHOICES or value.strip():
+        return None
+    return "expected auto, imagenet, none or a path to a state_dict file"
+
+
+_FIELD_LIST = (
+    Field("dataset", str, "shapes", "data set to train on", choices=DATASETS),
+    Field(
+        "data_dir",
+        str,
+        None,
+        "folder with the data set files (imagefolder: one sub-folder per class)",
+        optional=True,
+    ),
+    Field("model", str, "simple-cnn", "network to train", choices=MODELS),
+    Field("hidden_units", int, 10, "filters per conv layer of simple-cnn", minimum=1, maximum=1024),
+    Field(
+        "weights",
+        str,
+        "auto",
+        "resnet18 start weights: imagenet, none, or a state_dict PATH (auto: imagenet for "
+        "resnet18)",
+        check=_check_weights,
+    ),
+    Field(
+        "finetune",
+        str,
+        "head",
+        "what trains in resnet18: the new head, layer4 + head, or all layers",
+        choices=FINETUNES,
+    ),
+    Field(
+        "image_size",
+        int,
+        None,
+        "resize images to this many pixels square (default: the data set's own size)",
+        minimum=8,
+        maximum=512,
+        optional=True,
+    ),
+    Field("epochs", int, 5, "passes over the training set", minimum=1, maximum=10_000),
+    Field("batch_size", int, 128, "images per training step", minimum=1, maximum=65_536),
+    Field("optimizer", str, "adam", "optimisation algorithm", choices=OPTIMIZERS),
+    Field("lr", float, 1e-3, "learning rate", minimum=0.0, maximum=10.0, exclusive_minimum=True),
+    Field("momentum", float, 0.9, "SGD momentum", minimum=0.0, maximum=0.999),
+    Field("weight_decay", float, 0.0, "L2 weight decay", minimum=0.0, maximum=1.0),
+    Field("schedule", str, "none", "learning-rate schedule over the run", choices=SCHEDULES),
+    Field("augment", str, "none", "random augmentation of training batches", choices=AUGMENTS),
+    Field("label_smoothing", float, 0.0, "label smoothing of the loss", minimum=0.0, maximum=0.5),
+    Field("grad_clip", float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0),
+    Field(
+        "val_split",
+        float,
+        0.1,
+        "fraction of the training set held out for validation",
+        minimum=0.0,
+        maximum=0.5,
+        exclusive_minimum=True,
+    ),
+    Field(
+        "limit",
+        int,
+        None,
+        "use at most this many training images (quick runs; default: all)",
+        minimum=10,
+        optional=True,
+    ),
+    Field("device", str, "auto", "auto, cpu, cuda or cuda:N", check=_check_device),
+    Field(
+        "amp", bool, True, "mixed precision (bf16, else fp16) on CUDA for inputs of 64 px or more"
+    ),
+    Field(
+        "channels_last",
+        bool,
+        True,
+        "channels_last memory format (always on the CPU; on CUDA from 64 px)",
+    ),
+    Field(
+        "cache_features",
+        bool,
+        True,
+        "resnet18 with a frozen backbone and no augmentation: compute features once",
+    ),
+    Field("seed", int, 0, "random seed (data split, initialisation, batch order)", minimum=0),
+)
+
+FIELDS: dict[str, Field] = {field.name: field for field in _FIELD_LIST}
+
+
+def _format_number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _check_range(field: Field, value: float) -> None:
+    low, high = field.minimum, field.maximum
+    if low is not None and (value < low or (field.exclusive_minimum and value == low)):
+        relation = "greater than" if field.exclusive_minimum else "at least"
+        raise ConfigError(
+            field.name, f"{field.flag} must be {relation} {_format_number(low)}, got {value}"
+        )
+    if high is not None and value > high:
+        raise ConfigError(
+            field.name, f"{field.flag} must be at most {_format_number(high)}, got {value}"
+        )
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    """Check a value already typed (from TOML or code) for field `name`; return it normalised."""
+    field = FIELDS.get(name)
+    if field is None:
+        raise ConfigError(name, f"unknown setting {name!r}; valid settings: {', '.join(FIELDS)}")
+    if value is None or (field.optional and value == ""):
+        if field.optional:
+            return None
+        raise ConfigError(name, f"{field.flag} needs a value")
+    if field.kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"{field.flag} must be true or false, got {value!r}")
+        return value
+    if field.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(name, f"{field.flag} must be a whole number, got {value!r}")
+        _check_range(field, value)
+        return value
+    if field.kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(name, f"{field.flag} must be a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(name, f"{field.flag} must be a finite number, got {value}")
+        _check_range(field, value)
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(name, f"{field.flag} must be text, got {value!r}")
+    value = value.strip()
+    if field.choices and value not in field.choices:
+        raise ConfigError(
+            name, f"{field.flag} must be one of {', '.join(field.choices)}, got {value!r}"
+        )
+    if field.check is not None and (reason := field.check(value)) is not None:
+        raise ConfigError(name, f"{field.flag}: {reason}, got {value!r}")
+    return value
+
+
+def parse_field(name: str, text: str) -> Any:
+    """Parse the text of a CLI flag or form field for field `name`; raise ConfigError why not."""
+    field = FIELDS.get(name)
+    if field is None:
+        raise ConfigError(name, f"unknown setting {name!r}")
+    text = text.strip()
+    if text == "":
+        return coerce_field(name, None)
+    if field.kind is bool:
+        lowered = text.lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(name, f"{field.flag} must be true or false, got {text!r}")
+    if field.kind is int:
+        try:
+            value: Any = int(text)
+        except ValueError:
+            raise ConfigError(name, f"{field.flag} must be a whole number, got {text!r}") from None
+        return coerce_field(name, value)
+    if field.kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(name, f"{field.flag} must be a number, got {text!r}") from None
+        return coerce_field(name, value)
+    return coerce_field(name, text)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Build with `TrainConfig.from_mapping` to validate."""
+
+    dataset: str = "shapes"
+    data_dir: str | None = None
+    model: str = "simple-cnn"
+    hidden_units: int = 10
+    weights: str = "auto"
+    finetune: str = "head"
+    image_size: int | None = None
+    epochs: int = 5
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    augment: str = "none"
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    val_split: float = 0.1
+    limit: int | None = None
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    cache_features: bool = True
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(
+        cls,
+        values: Mapping[str, Any],
+        base: TrainConfig | None = None,
+        source: str = "",
+        check: bool = True,
+    ) -> TrainConfig:
+        """Validate `values` (e.g. a parsed TOML table) on top of `base` (default: the defaults).
+
+        `check=False` skips the rules between fields, for a layer that later layers complete
+        (a cats-vs-dogs preset gets its --data-dir from the command line).
+        """
+        checked: dict[str, Any] = {}
+        for name, value in values.items():
+            try:
+                checked[name] = coerce_field(name, value)
+            except ConfigError as exc:
+                if source:
+                    raise ConfigError(exc.field, f"{source}: {exc}") from None
+                raise
+        config = dataclasses.replace(base or cls(), **checked)
+        if check:
+            config.check()
+        return config
+
+    def check(self) -> None:
+        """Rules that involve more than one field."""
+        if self.dataset == "imagefolder" and not self.data_dir:
+            raise ConfigError(
+                "data_dir",
+                "--dataset imagefolder needs --data-dir: a folder with one sub-folder per class",
+            )
+        if self.model != "resnet18" and self.weights not in ("auto", "none"):
+            raise ConfigError(
+                "weights",
+                f"--weights applies to resnet18 only; --model {self.model} starts from scratch",
+            )
+
+    @property
+    def resolved_weights(self) -> str:
+        """The start weights actually used: 'auto' means imagenet for resnet18, none otherwise."""
+        if self.weights == "auto":
+            return "imagenet" if self.model == "resnet18" else "none"
+        return self.weights
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return to_toml(self.to_dict())
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_mapping(changes, base=self)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def to_toml(values: Mapping[str, Any], header: Mapping[str, Any] | None = None) -> str:
+    """Write flat settings as TOML (None values are left out); `header` becomes a [preset] table."""
+    lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    if header:
+        lines.append("")
+        lines.append("[preset]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in header.items() if value)
+    return "\n".join(lines) + "\n"
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file; a missing or malformed file is a UsageError naming it."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"config file {path} is a folder, expected a .toml file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read config file {path}: {exc}") from None
+
+
+def load_config_file(
+    path: str | os.PathLike[str], base: TrainConfig | None = None, check: bool = True
+) -> TrainConfig:
+    """A TrainConfig from a TOML file of settings (a `[preset]` table, if any, is description)."""
+    values = read_toml(path)
+    values.pop("preset", None)
+    return TrainConfig.from_mapping(values, base=base, source=str(path), check=check)
+
+
+# --- presets ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    name: str
+    path: Path
+    description: str = ""
+    reference: str = ""  # the figure the seed experiment reported
+    builtin: bool = True
+
+
+def user_presets_dir() -> Path:
+    """Where presets saved from the form go: $CNN_TUI_PRESETS or ~/.config/cnn-tui/presets."""
+    override = os.environ.get("CNN_TUI_PRESETS")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "cnn-tui" / "presets"
+
+
+def _preset_info(path: Path, builtin: bool) -> PresetInfo:
+    try:
+        meta = read_toml(path).get("preset", {})
+    except UsageError:
+        meta = {"description": "(unreadable preset file)"}
+    return PresetInfo(
+        name=path.stem,
+        path=path,
+        description=str(meta.get("description", "")),
+        reference=str(meta.get("reference", "")),
+        builtin=builtin,
+    )
+
+
+def list_presets() -> list[PresetInfo]:
+    """Shipped presets, then the user's own (a user preset with a shipped name is listed too)."""
+    found = [_preset_info(p, True) for p in sorted((assets_dir() / "presets").glob("*.toml"))]
+    user_dir = user_presets_dir()
+    if user_dir.is_dir():
+        found += [_preset_info(p, False) for p in sorted(user_dir.glob("*.toml"))]
+    return found
+
+
+def find_preset(name: str) -> PresetInfo:
+    """The preset called `name` (the user's own wins over a shipped one of the same name)."""
+    matches = [preset for preset in list_presets() if preset.name == name]
+    if not matches:
+        names = ", ".join(sorted({preset.name for preset in list_presets()}))
+        raise UsageError(f"unknown preset {name!r}; available presets: {names}")
+    return matches[-1]
+
+
+def load_preset(name: str, base: TrainConfig | None = None, check: bool = True) -> TrainConfig:
+    return load_config_file(find_preset(name).path, base=base, check=check)
+
+
+_PRESET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def save_preset(config: TrainConfig, name: str, description: str = "") -> Path:
+    """Save `config` as a user preset (atomic write); returns the file written."""
+    if not _PRESET_NAME_RE.match(name):
+        raise UsageError(
+            f"preset name {name!r} is not valid: use letters, digits, '.', '_' or '-' (max 64)"
+        )
+    path = user_presets_dir() / f"{name}.toml"
+    atomic_write_text(path, to_toml(config.to_dict(), header={"description": description}))
+    return path

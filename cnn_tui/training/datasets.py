@@ -1,0 +1,689 @@
+"""Data sets for training, each loaded once into uint8 tensors, and the batched tensor ops on them.
+
+`load_dataset(name, ...)` returns a `DataSplits`: train / validation / test images as uint8
+(N, C, H, W) tensors on the CPU with int64 labels, the class names and the per-channel mean and
+standard deviation of the training images. The engine moves the tensors to the device once and
+works on whole batches there with `normalize`, `augment` and `resize` (no per-image Python work,
+no DataLoader), as airbench does.
+
+Data sets:
+- `shapes`: procedurally drawn shapes (`cnn_tui.training.shapes_dataset`), offline, the default.
+- `cifar10`: the official python-pickle batches, downloaded with torchvision's URL and checksum
+  when missing.
+- `fashion-mnist`: IDX files (gzipped or not) from --data-dir, Debian's dataset-fashion-mnist
+  package, or torchvision's download.
+- `imagefolder`: one sub-folder per class, read with Pillow and resized once at load time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import math
+import os
+import pickle
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training import shapes_dataset
+
+DATASETS = ("shapes", "cifar10", "fashion-mnist", "imagefolder")
+AUGMENT_MODES = ("none", "flip", "flip-crop")
+
+DEFAULT_DATA_DIR = "data"
+DOWNLOAD_TIMEOUT_S = 30.0  # a stalled connection fails after this long instead of hanging
+FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian: dataset-fashion-mnist
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+CIFAR10_META_FILE = "batches.meta"
+IMAGEFOLDER_SIZE = 64
+IMAGEFOLDER_TEST_FRACTION = 0.2
+IMAGEFOLDER_SPLIT_SEED = 0  # fixed, so the test set stays the same whatever --seed is
+SHAPES_DATA_SEED = 0  # the shapes themselves are fixed; --seed only changes the train/val split
+
+ProgressCallback = Callable[[str, int, int], None]  # (what is happening, done, total)
+
+
+@dataclass
+class DataSplits:
+    """A data set split three ways, as uint8 (N, C, H, W) images and int64 labels on the CPU."""
+
+    name: str
+    classes: list[str]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: tuple[float, ...]  # per channel, of train_x / 255
+    std: tuple[float, ...]
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (imagefolder)
+    source: str = ""  # where the files came from, for reports
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train_x.shape[2]), int(self.train_x.shape[3])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _unknown_dataset(name: str) -> UsageError:
+    return UsageError(f"unknown data set {name!r}; valid data sets: {', '.join(DATASETS)}")
+
+
+def dataset_info(
+    name: str, data_dir: str | None = None, image_size: int | None = None
+) -> tuple[int, tuple[int, int], int, list[str]]:
+    """(channels, native image size, number of classes, class names), without loading images.
+
+    For `imagefolder` the classes are the sub-folders of `data_dir` (none when it is not given or
+    not a folder) and the size is `image_size` (default 64).
+    """
+    if name == "shapes":
+        return (
+            3,
+            (shapes_dataset.IMAGE_SIZE, shapes_dataset.IMAGE_SIZE),
+            len(shapes_dataset.CLASSES),
+            list(shapes_dataset.CLASSES),
+        )
+    if name == "cifar10":
+        classes = [
+            "airplane", "automobile", "bird", "cat", "deer",
+            "dog", "frog", "horse", "ship", "truck",
+        ]  # fmt: skip
+        return 3, (32, 32), 10, classes
+    if name == "fashion-mnist":
+        return 1, (28, 28), 10, list(FASHION_MNIST_CLASSES)
+    if name == "imagefolder":
+        size = image_size or IMAGEFOLDER_SIZE
+        classes = []
+        if data_dir and Path(data_dir).is_dir():
+            classes = _class_folders(Path(data_dir))
+        return 3, (size, size), len(classes), classes
+    raise _unknown_dataset(name)
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    *,
+    val_split: float = 0.1,
+    seed: int = 0,
+    download: bool = True,
+    image_size: int | None = None,
+    limit: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> DataSplits:
+    """Load data set `name` whole into uint8 tensors and split it into train / val / test.
+
+    The validation set is a seeded, stratified `val_split` fraction of the official training set;
+    the test set is the official one (imagefolder: a fixed stratified 20 % of the images).
+    `limit` caps the number of training images (a seeded, stratified subset) and shrinks val and
+    test by the same factor. `image_size` sets the size imagefolder images are resized to; the
+    other data sets keep their own size (the engine resizes batches on the device).
+    `on_progress(what, done, total)` is called now and then while loading.
+    """
+    if name not in DATASETS:
+        raise _unknown_dataset(name)
+    if not 0.0 <= val_split < 1.0:
+        raise UsageError(f"val_split must be at least 0 and below 1, got {val_split}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"limit must be at least 1, got {limit}")
+    report = on_progress or (lambda what, done, total: None)
+    skipped: list[str] = []
+
+    if name == "shapes":
+        pool = shapes_dataset.TRAIN_SIZE
+        if limit is not None:  # generate only what is needed: a few hundred images in milliseconds
+            pool = min(pool, math.ceil(limit / (1.0 - val_split)) + 10)
+        n_test = math.ceil(pool * shapes_dataset.TEST_SIZE / shapes_dataset.TRAIN_SIZE)
+        report("drawing shapes", 0, pool + n_test)
+        train_images, train_labels = shapes_dataset.generate(pool, SHAPES_DATA_SEED, "train")
+        test_images, test_labels = shapes_dataset.generate(n_test, SHAPES_DATA_SEED, "test")
+        report("drawing shapes", pool + n_test, pool + n_test)
+        classes, source = (
+            list(shapes_dataset.CLASSES),
+            "generated (cnn_tui.training.shapes_dataset)",
+        )
+        train_x, train_y = (
+            torch.from_numpy(train_images.copy()),
+            torch.from_numpy(train_labels.copy()),
+        )
+        test_x, test_y = torch.from_numpy(test_images.copy()), torch.from_numpy(test_labels.copy())
+    elif name == "cifar10":
+        train_x, train_y, test_x, test_y, classes, source = _load_cifar10(
+            data_dir, download, report
+        )
+    elif name == "fashion-mnist":
+        train_x, train_y, test_x, test_y, source = _load_fashion_mnist(data_dir, download, report)
+        classes = list(FASHION_MNIST_CLASSES)
+    else:
+        images, labels, classes, skipped, source = _load_image_folder(
+            data_dir, image_size or IMAGEFOLDER_SIZE, report
+        )
+        order = _stratified_order(labels.numpy(), np.random.default_rng(IMAGEFOLDER_SPLIT_SEED))
+        n_test = _class_aware_count(labels.numpy(), IMAGEFOLDER_TEST_FRACTION)
+        test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+        train_x, train_y = images[train_idx], labels[train_idx]
+        test_x, test_y = images[test_idx], labels[test_idx]
+
+    rng = np.random.default_rng(seed)
+    order = _stratified_order(train_y.numpy(), rng)
+    n_val = round(len(order) * val_split)
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    val_x, val_y = train_x[val_idx], train_y[val_idx]
+    train_x, train_y = train_x[train_idx], train_y[train_idx]
+
+    if limit is not None and limit < len(train_y):
+        factor = limit / len(train_y)
+        train_x, train_y = _take_subset(train_x, train_y, limit, rng)
+        val_x, val_y = _take_subset(val_x, val_y, max(1, round(len(val_y) * factor)), rng)
+        test_x, test_y = _take_subset(test_x, test_y, max(1, round(len(test_y) * factor)), rng)
+
+    mean, std = channel_stats(train_x)
+    return DataSplits(
+        name=name,
+        classes=list(classes),
+        train_x=train_x.contiguous(),
+        train_y=train_y.contiguous(),
+        val_x=val_x.contiguous(),
+        val_y=val_y.contiguous(),
+        test_x=test_x.contiguous(),
+        test_y=test_y.contiguous(),
+        mean=mean,
+        std=std,
+        skipped=skipped,
+        source=source,
+    )
+
+
+# --- splitting ----------------------------------------------------------------------------------
+
+
+def _stratified_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random order of the indices in which every prefix holds the classes in proportion.
+
+    Each index is keyed by its (random) rank within its class divided by the class size; sorting
+    by that key interleaves the classes evenly, so taking the first k gives a stratified sample.
+    """
+    n = len(labels)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    perm = rng.permutation(n)
+    shuffled = labels[perm]
+    counts = np.bincount(shuffled)
+    by_class = np.argsort(shuffled, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.empty(n, dtype=np.float64)
+    rank[by_class] = np.arange(n) - np.repeat(starts, counts)
+    key = (rank + 0.5) / counts[shuffled]
+    return perm[np.argsort(key, kind="stable")]
+
+
+def _class_aware_count(labels: np.ndarray, fraction: float) -> int:
+    """How many images make up `fraction` of the set (at least one per class that has two)."""
+    counts = np.bincount(labels)
+    return max(round(len(labels) * fraction), int((counts >= 2).sum()))
+
+
+def _take_subset(
+    x: torch.Tensor, y: torch.Tensor, k: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if k >= len(y):
+        return x, y
+    keep = np.sort(_stratified_order(y.numpy(), rng)[:k])
+    return x[keep], y[keep]
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images / 255, exact, via 256-bin counts."""
+    if len(images) == 0:
+        channels = images.shape[1]
+        return (0.5,) * channels, (0.25,) * channels
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for channel in range(images.shape[1]):
+        counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).double()
+        total = counts.sum()
+        mean = float((counts * values).sum() / total)
+        var = float((counts * values.square()).sum() / total) - mean * mean
+        means.append(mean)
+        stds.append(max(math.sqrt(max(var, 0.0)), 1e-3))  # a flat channel must not divide by 0
+    return tuple(means), tuple(stds)
+
+
+# --- downloads ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """torchvision's downloads use urlopen without a timeout; the default one applies to them."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    text = text.removeprefix("<urlopen error ").removesuffix(">")
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+# --- CIFAR-10 -----------------------------------------------------------------------------------
+
+
+def _cifar10_folder(root: Path) -> Path:
+    """`root` itself when it holds the batches, else root/cifar-10-batches-py."""
+    if (root / CIFAR10_TRAIN_FILES[0]).is_file():
+        return root
+    return root / CIFAR10_FOLDER
+
+
+def _cifar10_missing(folder: Path) -> list[str]:
+    names = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
+    return [name for name in names if not (folder / name).is_file()]
+
+
+def _download_cifar10(root: Path) -> None:
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            download_and_extract_archive(
+                CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5
+            )
+    except Exception as exc:  # any failure (DNS, timeout, checksum, bad archive) means the same
+        raise RunError(
+            f"CIFAR-10 is not in {root} and could not be downloaded ({_short_reason(exc)}): "
+            "download it on a machine with internet, or pass --data-dir pointing to a folder "
+            f"with {CIFAR10_FOLDER}"
+        ) from None
+
+
+def _read_pickle_dict(path: Path) -> dict:
+    """A CIFAR pickle as a dict with str keys (the files are Python 2 pickles with bytes keys)."""
+    try:
+        with path.open("rb") as handle:
+            obj = pickle.load(handle, encoding="bytes")
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing") from None
+    except Exception as exc:  # truncated or garbled pickles raise many different errors
+        raise UsageError(f"{path} is not a readable CIFAR-10 file ({_short_reason(exc)})") from None
+    if not isinstance(obj, dict):
+        raise UsageError(
+            f"{path} is not a CIFAR-10 file: expected a dict, got {type(obj).__name__}"
+        )
+    return {key.decode("latin1") if isinstance(key, bytes) else key: v for key, v in obj.items()}
+
+
+def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    batch = _read_pickle_dict(path)
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
+        raise UsageError(f"{path} is not a CIFAR-10 batch: 'data' is not a uint8 (N, 3072) array")
+    if data.shape[1] != 3 * 32 * 32:
+        raise UsageError(
+            f"{path} is not a CIFAR-10 batch: rows of {data.shape[1]} values, not 3072"
+        )
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"{path} is not a CIFAR-10 batch: 'labels' is not a list of numbers"
+        ) from None
+    if len(labels) != len(data):
+        raise UsageError(f"{path} is truncated: {len(data)} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise UsageError(f"{path} has labels outside 0-9")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _load_cifar10(
+    data_dir: str | None, download: bool, report: ProgressCallback
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str], str]:
+    root = Path(data_dir or DEFAULT_DATA_DIR)
+    folder = _cifar10_folder(root)
+    missing = _cifar10_missing(folder)
+    if missing:
+        if not download:
+            raise UsageError(
+                f"CIFAR-10 is not in {root} (missing {', '.join(missing)} in {folder}): pass "
+                f"--data-dir pointing to a folder with {CIFAR10_FOLDER}"
+            )
+        report("downloading CIFAR-10", 0, 1)
+        _download_cifar10(root)
+        folder = root / CIFAR10_FOLDER
+        if missing := _cifar10_missing(folder):
+            raise RunError(f"the CIFAR-10 download did not contain {', '.join(missing)}")
+
+    meta = _read_pickle_dict(folder / CIFAR10_META_FILE)
+    names = meta.get("label_names")
+    if not isinstance(names, list) or len(names) != 10:
+        raise UsageError(f"{folder / CIFAR10_META_FILE} has no list of 10 'label_names'")
+    classes = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+
+    files = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)
+    parts = []
+    for done, name in enumerate(files):
+        report("reading CIFAR-10", done, len(files))
+        parts.append(_read_cifar10_batch(folder / name))
+    report("reading CIFAR-10", len(files), len(files))
+    train_x = torch.from_numpy(np.concatenate([p[0] for p in parts[:-1]]))
+    train_y = torch.from_numpy(np.concatenate([p[1] for p in parts[:-1]]))
+    test_x, test_y = torch.from_numpy(parts[-1][0].copy()), torch.from_numpy(parts[-1][1])
+    return train_x, train_y, test_x, test_y, classes, str(folder)
+
+
+# --- Fashion-MNIST ------------------------------------------------------------------------------
+
+_FASHION_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """An IDX file of unsigned bytes (gzipped when the name ends in .gz) as a numpy array."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read()
+        else:
+            raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing") from None
+    except (OSError, EOFError, ValueError) as exc:  # gzip.BadGzipFile is an OSError
+        raise UsageError(f"{path} is not readable ({_short_reason(exc)})") from None
+    # Header: two zero bytes, the type code (0x08: unsigned byte), the number of dimensions, then
+    # one big-endian uint32 per dimension.
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] == 0:
+        raise UsageError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UsageError(f"{path} is truncated (incomplete IDX header)")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = math.prod(dims)
+    if len(raw) - header != expected:
+        raise UsageError(
+            f"{path} is truncated or corrupt: the header says {expected} bytes of data, "
+            f"the file has {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _fashion_folder(candidates: list[Path]) -> Path | None:
+    for folder in candidates:
+        if all(_find_idx(folder, stem) for stem in _FASHION_FILES.values()):
+            return folder
+    return None
+
+
+def _download_fashion_mnist(raw_folder: Path) -> None:
+    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    for filename, md5 in FashionMNIST.resources:
+        errors = []
+        for mirror in FashionMNIST.mirrors:
+            try:
+                with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+                    download_and_extract_archive(
+                        f"{mirror}{filename}", str(raw_folder), filename=filename, md5=md5
+                    )
+                break
+            except Exception as exc:  # try the next mirror; report all reasons if none works
+                errors.append(_short_reason(exc))
+        else:
+            raise RunError(
+                f"Fashion-MNIST is not in {raw_folder} or {FASHION_MNIST_SYSTEM_DIR} and could not "
+                f"be downloaded ({'; '.join(errors)}): install Debian's dataset-fashion-mnist, or "
+                "download it on a machine with internet and pass --data-dir pointing to the "
+                "folder with its IDX files"
+            )
+
+
+def _load_fashion_mnist(
+    data_dir: str | None, download: bool, report: ProgressCallback
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    if data_dir:
+        root = Path(data_dir)
+        candidates = [root, root / "FashionMNIST" / "raw"]
+    else:
+        root = Path(DEFAULT_DATA_DIR)
+        candidates = [Path(FASHION_MNIST_SYSTEM_DIR), root, root / "FashionMNIST" / "raw"]
+    folder = _fashion_folder(candidates)
+    if folder is None:
+        if not download:
+            raise UsageError(
+                f"Fashion-MNIST IDX files are not in {' or '.join(map(str, candidates))}: pass "
+                "--data-dir pointing to the folder with train-images-idx3-ubyte(.gz) and the rest"
+            )
+        folder = root / "FashionMNIST" / "raw"  # torchvision's layout
+        report("downloading Fashion-MNIST", 0, 1)
+        _download_fashion_mnist(folder)
+
+    arrays = {}
+    for done, (key, stem) in enumerate(_FASHION_FILES.items()):
+        report("reading Fashion-MNIST", done, len(_FASHION_FILES))
+        path = _find_idx(folder, stem)
+        assert path is not None
+        arrays[key] = (path, read_idx(path))
+    report("reading Fashion-MNIST", len(_FASHION_FILES), len(_FASHION_FILES))
+
+    tensors = []
+    for split in ("train", "test"):
+        (x_path, images), (y_path, labels) = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if images.ndim != 3:
+            raise UsageError(f"{x_path} holds {images.ndim}-D data, expected images (N, H, W)")
+        if labels.ndim != 1:
+            raise UsageError(f"{y_path} holds {labels.ndim}-D data, expected labels (N,)")
+        if len(images) != len(labels):
+            raise UsageError(f"{x_path} has {len(images)} images but {y_path} {len(labels)} labels")
+        if len(labels) and labels.max() >= len(FASHION_MNIST_CLASSES):
+            raise UsageError(f"{y_path} has labels outside 0-9")
+        tensors.append(torch.from_numpy(images[:, None].copy()))
+        tensors.append(torch.from_numpy(labels.astype(np.int64)))
+    return tensors[0], tensors[1], tensors[2], tensors[3], str(folder)
+
+
+# --- image folders ------------------------------------------------------------------------------
+
+
+def _class_folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_image(path: Path, size: int) -> np.ndarray | None:
+    """One image as uint8 (3, size, size): RGB, centre-cropped to a square, resized; None if bad."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+            rgb = image.convert("RGB")
+        square = ImageOps.fit(rgb, (size, size), Image.Resampling.BILINEAR)
+        return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
+    except Exception:  # not an image, truncated, corrupt, too large: all are skipped and listed
+        return None
+
+
+def _load_image_folder(
+    data_dir: str | None, size: int, report: ProgressCallback
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str], str]:
+    if not data_dir:
+        raise UsageError(
+            "--dataset imagefolder needs --data-dir: a folder with one sub-folder per class"
+        )
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UsageError(f"image folder {root} does not exist or is not a folder")
+    classes = _class_folders(root)
+    if len(classes) < 2:
+        raise UsageError(
+            f"image folder {root} has {len(classes)} class sub-folder(s); it needs at least 2 "
+            "(one sub-folder of images per class)"
+        )
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        for path in sorted((root / name).rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                files.append((path, label))
+
+    images: list[np.ndarray | None] = []
+    workers = min(8, (os.cpu_count() or 1) + 1)  # Pillow decodes without holding the GIL
+    step = max(1, len(files) // 100)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, image in enumerate(pool.map(lambda f: _read_image(f[0], size), files)):
+            images.append(image)
+            if done % step == 0:
+                report("reading images", done, len(files))
+    report("reading images", len(files), len(files))
+
+    skipped = [
+        str(path.relative_to(root))
+        for (path, _), im in zip(files, images, strict=True)
+        if im is None
+    ]
+    kept = [(im, label) for (_, label), im in zip(files, images, strict=True) if im is not None]
+    counts = np.bincount([label for _, label in kept], minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise UsageError(
+            f"image folder {root}: no readable images in {', '.join(empty)}"
+            + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else "")
+        )
+    x = torch.from_numpy(np.stack([im for im, _ in kept]))
+    y = torch.tensor([label for _, label in kept], dtype=torch.int64)
+    return x, y, classes, skipped, str(root)
+
+
+# --- batched tensor ops for the engine ----------------------------------------------------------
+
+
+def normalize(
+    batch: torch.Tensor,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    out_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> (x / 255 - mean) / std per channel, as `out_dtype`."""
+    shape = (1, len(mean), 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=batch.device).view(shape)
+    std_t = torch.tensor(std, dtype=torch.float32, device=batch.device).view(shape)
+    # (x - 255 mean) / (255 std) in one pass over the float copy
+    out = (batch.to(torch.float32) - mean_t * 255.0) / (std_t * 255.0)
+    return out.to(out_dtype)
+
+
+def _rand(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=device)
+
+
+def flip_horizontal(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = _rand(len(batch), generator, batch.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), batch.flip(3), batch)
+
+
+def random_crop(
+    batch: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Shift each image by up to `padding` pixels each way, filling the border by reflection.
+
+    Same as padding by reflection and cropping back to size at a random place, done as one gather
+    with per-image row and column indices (no padded copy, no per-image loop).
+    """
+    n, _, height, width = batch.shape
+    device = batch.device
+    shift_y = (_rand(n, generator, device) * (2 * padding + 1)).long() - padding
+    shift_x = (_rand(n, generator, device) * (2 * padding + 1)).long() - padding
+    rows = _reflect(torch.arange(height, device=device) + shift_y[:, None], height)  # (N, H)
+    cols = _reflect(torch.arange(width, device=device) + shift_x[:, None], width)  # (N, W)
+    index_rows = rows[:, None, :, None].expand(-1, batch.shape[1], -1, width)
+    out = batch.gather(2, index_rows)
+    index_cols = cols[:, None, None, :].expand(-1, batch.shape[1], height, -1)
+    return out.gather(3, index_cols)
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices outside 0..size-1 mirrored back inside (like F.pad mode='reflect')."""
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    index = index.remainder(period)
+    return torch.where(index >= size, period - index, index)
+
+
+def augment(
+    batch: torch.Tensor, mode: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random augmentation of a batch (any dtype, CPU or CUDA): none, flip, or flip-crop.
+
+    `generator` must live on the batch's device (None: torch's default generator).
+    """
+    if mode == "none":
+        return batch
+    if mode == "flip":
+        return flip_horizontal(batch, generator)
+    if mode == "flip-crop":
+        return random_crop(flip_horizontal(batch, generator), 4, generator)
+    raise UsageError(f"unknown augmentation {mode!r}; valid values: {', '.join(AUGMENT_MODES)}")
+
+
+def resize(batch: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize a batch (N, C, H, W) bilinearly (antialiased when shrinking); keeps the dtype."""
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(batch.shape[2:]) == target:
+        return batch
+    if batch.dtype.is_floating_point:
+        return F.interpolate(
+            batch, size=target, mode="bilinear", antialias=True, align_corners=False
+        )
+    out = F.interpolate(
+        batch.float(), size=target, mode="bilinear", antialias=True, align_corners=False
+    )
+    return out.round_().clamp_(0, 255).to(batch.dtype)

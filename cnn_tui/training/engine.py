@@ -1,0 +1,839 @@
+"""The training engine: one readable loop from a TrainConfig to a finished run directory.
+
+`train(config, run_dir)` loads the data set once into uint8 tensors (on the device when it fits),
+builds the model, and runs `train_one_epoch` / `evaluate` for each epoch, writing every event to
+`run_dir/metrics.jsonl` and handing it to `on_event`. Each batch is sliced from the data tensor by a
+seeded permutation and normalised / augmented / resized as batched tensor ops (`BatchPrep`), as in
+airbench: no DataLoader, no per-image Python work. The checkpoint is one plain dict (nanoGPT) that
+`torch.load(..., weights_only=True)` reads.
+
+Determinism: the batch order, the augmentation and dropout of epoch e are seeded from (seed, e), and
+a checkpoint taken mid-epoch keeps the RNG states and the batch position, so on the CPU a run that
+is stopped and resumed ends bit-identical to one that was never interrupted. The learning rate is a
+pure function of the optimizer step (`lr_at`), so it needs no scheduler state either.
+
+UI-free: the headless CLI and the TUI (through a background process) drive the same function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_tui.errors import RunError, UsageError
+from cnn_tui.fileio import atomic_write, atomic_write_text
+from cnn_tui.training import datasets, feature_cache, metrics, models, runs
+from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.devices import device_name, resolve_device
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+CHECKPOINT_FORMAT = 1
+BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
+SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
+SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
+AMP_MIN_IMAGE_SIZE = 64  # model inputs at least this big get autocast + channels_last on CUDA
+# move the data set to the GPU when it takes at most this fraction of the free memory
+DEVICE_DATA_FRACTION = 0.25
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+class BatchThrottle:
+    """Merges batch events: at most one per `interval` seconds, its loss the mean since the last."""
+
+    def __init__(self, interval: float = BATCH_EVENT_INTERVAL_S) -> None:
+        self.interval = interval
+        self.last = -math.inf
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        self.loss_sum += event["loss"]
+        self.count += 1
+        if event["time"] - self.last < self.interval:
+            return None
+        merged = {**event, "loss": self.loss_sum / self.count}
+        self.last, self.loss_sum, self.count = event["time"], 0.0, 0
+        return merged
+
+
+class EventLog:
+    """Appends events to metrics.jsonl (one JSON object per line, flushed) and calls `on_event`.
+
+    The callback sees every event; the file gets batch events throttled by `BatchThrottle`.
+    """
+
+    def __init__(self, path: Path, on_event: EventCallback | None = None) -> None:
+        self.file = path.open("a", encoding="utf-8")
+        self.on_event = on_event
+        self.throttle = BatchThrottle()
+
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"event": kind, "time": time.time(), **fields}
+        record = self.throttle.add(event) if kind == "batch" else event
+        if record is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# --- the pieces of the loop -------------------------------------------------------------------
+
+
+@dataclass
+class BatchPrep:
+    """How a batch of uint8 images becomes the model's input: augment, normalise, resize, layout."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_size: int | None = None  # resize to this square size; None keeps the data's own size
+    augment: str = "none"
+    channels_last: bool = False
+    features: bool = False  # the rows are cached backbone features (feature_cache): pass them on
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        *,
+        train: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        if self.features:
+            return images
+        if train and self.augment != "none":
+            images = datasets.augment(images, self.augment, generator)
+        x = datasets.normalize(images, self.mean, self.std)
+        if self.image_size is not None:
+            x = datasets.resize(x, self.image_size)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def batch_logits(
+    net: nn.Module,
+    images: torch.Tensor,
+    prep: BatchPrep,
+    *,
+    train: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """How a batch becomes logits — the one place where that happens.
+
+    `net` is `Setup.net`: the model, or only its head when the frozen backbone's features are
+    cached (feature_cache), in which case the batch rows are those features and `prep` passes
+    them on unchanged.
+    """
+    return net(prep(images, train=train, generator=generator))
+
+
+def lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimizer step `step` (0-based) out of `total_steps`.
+
+    none: constant. cosine: from lr down to 0. step: ×0.1 every epochs/3 epochs. onecycle: linear
+    warm-up from lr/25 to lr over the first 30 % of the steps, then cosine down to 0.
+    """
+    t = step / max(1, total_steps)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+    if config.schedule == "step":
+        every = max(1, config.epochs // 3)
+        return config.lr * 0.1 ** ((step // max(1, steps_per_epoch)) // every)
+    if config.schedule == "onecycle":
+        warm = 0.3
+        if t < warm:
+            return config.lr * (0.04 + 0.96 * t / warm)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * (t - warm) / (1.0 - warm)))
+    return config.lr
+
+
+def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if not params:
+        raise UsageError("the model has no trainable parameters: check --finetune")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch `epoch` (0-based): its batch order, augmentation and dropout."""
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The order in which epoch `epoch` visits the n training images (on the CPU)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """ceil(n / batch_size), leaving out a last batch of a single image (BatchNorm needs two)."""
+    batches = math.ceil(n / batch_size)
+    if batches > 1 and n % batch_size == 1:
+        batches -= 1
+    return batches
+
+
+@dataclass
+class Setup:
+    """What the loop works with, built once per process by `prepare`."""
+
+    config: TrainConfig
+    device: torch.device
+    data: datasets.DataSplits
+    # uint8 images and labels: on the device when the data set fits there, else on the CPU
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    model: nn.Module
+    net: nn.Module  # what each batch runs through: the model, or its head over cached features
+    optimizer: torch.optim.Optimizer
+    prep: BatchPrep
+    eval_prep: BatchPrep
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    batches: int
+    total_steps: int
+    eval_batch_size: int
+    augment_generator: torch.Generator
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+@dataclass
+class Progress:
+    """Where the run is: everything besides model/optimizer a checkpoint needs to continue."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches done in the epoch after those (a mid-epoch stop)
+    step: int = 0  # optimizer steps overall (drives the learning rate)
+    loss_sum: float = 0.0  # over the current epoch's batches so far
+    correct: int = 0
+    seen: int = 0
+    best_val_acc: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # training time over all sessions
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def normalization(config: TrainConfig, data: datasets.DataSplits) -> tuple[tuple, tuple]:
+    """Pretrained resnet18 weights want ImageNet statistics; everything else the data set's own."""
+    if config.model == "resnet18" and config.resolved_weights != "none":
+        mean, std = models.IMAGENET_MEAN, models.IMAGENET_STD
+        if data.channels == 1:  # grey images are repeated to RGB inside the model
+            return (sum(mean) / 3,), (sum(std) / 3,)
+        return mean, std
+    return tuple(data.mean), tuple(data.std)
+
+
+def fetch(source: torch.Tensor, index: torch.Tensor | slice, device: torch.device) -> torch.Tensor:
+    """Rows `index` of a data tensor, on `device` (copied through pinned memory from the CPU)."""
+    rows = source[index]
+    if rows.device == device:
+        return rows
+    if device.type == "cuda":
+        rows = rows.pin_memory()
+    return rows.to(device, non_blocking=True)
+
+
+def load_data(config: TrainConfig) -> datasets.DataSplits:
+    """The data set of a run, split as its config says (the same split for training and eval)."""
+    return datasets.load_dataset(
+        config.dataset,
+        config.data_dir,
+        val_split=config.val_split,
+        seed=config.seed,
+        image_size=config.image_size if config.dataset == "imagefolder" else None,
+        limit=config.limit,
+    )
+
+
+def data_fits(data: datasets.DataSplits, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return True
+    size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x, data.test_x))
+    free, _ = torch.cuda.mem_get_info(device)
+    return size <= DEVICE_DATA_FRACTION * free
+
+
+def prepare(
+    config: TrainConfig, device: torch.device, data: datasets.DataSplits, *, weights: str
+) -> Setup:
+    """Model, optimizer and batch preparation for `config` on `device`."""
+    image_size = config.image_size or data.image_size[0]
+    torch.manual_seed(config.seed)  # the initial weights
+    model = models.build_model(
+        config.model,
+        in_channels=data.channels,
+        num_classes=data.num_classes,
+        image_size=image_size,
+        hidden_units=config.hidden_units,
+        weights=weights,
+        finetune=config.finetune,
+    )
+    # Mixed precision and channels_last pay off once the convolutions are big: on an H100,
+    # resnet18 at 224 px trains 1.9x faster with both, while at 32 px the casts and layout
+    # changes cost more than they save (custom-cnn: 11k vs 15-22k img/s). So they apply from
+    # AMP_MIN_IMAGE_SIZE px on; --no-amp / --no-channels-last turn them off everywhere.
+    fast = device.type == "cuda" and image_size >= AMP_MIN_IMAGE_SIZE
+    # On the CPU, oneDNN's convolutions prefer channels_last at every size (2 cores, batch 32:
+    # simple-cnn 10.4k vs 7.3k img/s, custom-cnn +23 %, resnet18 even; evaluation +20-60 %).
+    channels_last = (fast or device.type == "cpu") and config.channels_last
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    amp_dtype = None
+    if fast and config.amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    mean, std = normalization(config, data)
+    resize_to = image_size if image_size != data.image_size[0] else None
+    prep = BatchPrep(mean, std, resize_to, config.augment, channels_last)
+    where = device if data_fits(data, device) else torch.device("cpu")
+    n = len(data.train_y)
+    batches = batches_per_epoch(n, config.batch_size)
+    return Setup(
+        config=config,
+        device=device,
+        data=data,
+        train_x=data.train_x.to(where),
+        train_y=data.train_y.to(where),
+        val_x=data.val_x.to(where),
+        val_y=data.val_y.to(where),
+        test_x=data.test_x.to(where),
+        test_y=data.test_y.to(where),
+        model=model,
+        net=model,
+        optimizer=build_optimizer(config, models.trainable_parameters(model)),
+        prep=prep,
+        eval_prep=BatchPrep(mean, std, resize_to, "none", channels_last),
+        amp_dtype=amp_dtype,
+        scaler=scaler,
+        batches=batches,
+        total_steps=batches * config.epochs,
+        # big images in big batches spill a CPU's caches (resnet18 at 224 px: 28 img/s in batches
+        # of 256, 45 in batches of 32), so there the evaluation batch stays at the training batch
+        eval_batch_size=min(4096, max(256, 2 * config.batch_size))
+        if device.type == "cuda" or image_size < 112
+        else config.batch_size,
+        augment_generator=torch.Generator(device=device),
+    )
+
+
+class Diverged(RunError):
+    pass
+
+
+def train_one_epoch(
+    s: Setup,
+    epoch: int,
+    progress: Progress,
+    log: EventLog,
+    stop: threading.Event,
+) -> bool:
+    """Train epoch `epoch` (0-based) from batch `progress.batch` on; False if stopped part-way."""
+    config, model, optimizer = s.config, s.model, s.optimizer
+    models.set_train_mode(model, True)
+    trainable = models.trainable_parameters(model)  # for --grad-clip, found once per epoch
+    order = epoch_order(config.seed, epoch, len(s.train_y)).to(s.train_x.device)
+    started, first = time.perf_counter(), progress.batch
+    for b in range(progress.batch, s.batches):
+        index = order[b * config.batch_size : (b + 1) * config.batch_size]
+        images = fetch(s.train_x, index, s.device)
+        labels = fetch(s.train_y, index, s.device)
+        lr = lr_at(config, progress.step, s.total_steps, s.batches)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        with s.autocast():
+            logits = batch_logits(s.net, images, s.prep, train=True, generator=s.augment_generator)
+            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        # one device sync per batch: the loss (to stop on divergence) and the correct count
+        loss_value, correct = torch.stack(
+            [loss.detach().float(), (logits.argmax(1) == labels).sum().float()]
+        ).tolist()
+        if not math.isfinite(loss_value):
+            raise Diverged(
+                f"training diverged at epoch {epoch + 1} (loss is {loss_value}): lower the "
+                f"learning rate (--lr, now {config.lr:g})"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if s.scaler is not None:
+            s.scaler.scale(loss).backward()
+            if config.grad_clip > 0:
+                s.scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            s.scaler.step(optimizer)
+            s.scaler.update()
+        else:
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            optimizer.step()
+
+        progress.step += 1
+        progress.batch = b + 1
+        progress.loss_sum += loss_value * len(labels)
+        progress.correct += int(correct)
+        progress.seen += len(labels)
+        elapsed = time.perf_counter() - started
+        per_batch = elapsed / (b + 1 - first)
+        remaining = (s.batches - b - 1) + (config.epochs - epoch - 1) * s.batches
+        log.emit(
+            "batch",
+            epoch=epoch + 1,
+            batch=b + 1,
+            batches=s.batches,
+            loss=loss_value,
+            lr=lr,
+            images_per_s=(b + 1 - first) * config.batch_size / max(elapsed, 1e-9),
+            eta_s=remaining * per_batch,
+        )
+        if stop.is_set() and b + 1 < s.batches:
+            return False
+    return True
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # counts, rows = true class
+    predictions: np.ndarray | None = None  # per image, when asked for
+    confidences: np.ndarray | None = None
+
+
+@torch.inference_mode()
+def evaluate(
+    s: Setup, images: torch.Tensor, labels: torch.Tensor, *, keep_predictions: bool = False
+) -> EvalResult:
+    """Loss, accuracy and confusion matrix of the model on a whole split, in large batches."""
+    k = s.data.num_classes
+    models.set_train_mode(s.model, False)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
+    confusion = torch.zeros(k * k, dtype=torch.int64, device=s.device)
+    predictions, confidences = [], []
+    for start in range(0, len(labels), s.eval_batch_size):
+        rows = slice(start, start + s.eval_batch_size)
+        x, y = fetch(images, rows, s.device), fetch(labels, rows, s.device)
+        with s.autocast():
+            logits = batch_logits(s.net, x, s.eval_prep)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        pred = logits.argmax(1)
+        confusion += torch.bincount(y * k + pred, minlength=k * k)
+        if keep_predictions:
+            predictions.append(pred.cpu())
+            confidences.append(logits.softmax(1).amax(1).cpu())
+    n = len(labels)
+    matrix = confusion.view(k, k).cpu().numpy()
+    return EvalResult(
+        loss=float(loss_sum) / n if n else 0.0,
+        accuracy=metrics.accuracy(matrix),
+        confusion=matrix,
+        predictions=torch.cat(predictions).numpy() if predictions else None,
+        confidences=torch.cat(confidences).numpy() if confidences else None,
+    )
+
+
+def pick_samples(true: np.ndarray, pred: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Indices of the samples to show: the most confident mistakes, then spread-out correct ones."""
+    wrong = np.flatnonzero(pred != true)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:SAMPLES_WRONG]
+    right = np.flatnonzero(pred == true)
+    want = min(len(right), SAMPLES_TOTAL - len(wrong))
+    if want > 0:
+        right = right[np.linspace(0, len(right) - 1, want).round().astype(np.int64)]
+    return np.concatenate([wrong, right[:want] if want > 0 else right[:0]]).astype(np.int64)
+
+
+def write_samples(path: Path, data: datasets.DataSplits, result: EvalResult) -> None:
+    true = data.test_y.numpy()
+    pred, confidence = result.predictions, result.confidences
+    assert pred is not None and confidence is not None
+    pick = pick_samples(true, pred, confidence)
+    arrays = {
+        "images": data.test_x[torch.from_numpy(pick)].numpy(),
+        "true": true[pick],
+        "pred": pred[pick],
+        "confidence": confidence[pick].astype(np.float32),
+        "classes": np.array(data.classes),
+    }
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def rng_state(s: Setup) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "augment": s.augment_generator.get_state()}
+    state["cuda"] = torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None
+    return state
+
+
+def restore_rng(s: Setup, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if s.device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], s.device)
+    if state.get("augment") is not None:
+        with contextlib.suppress(RuntimeError):  # a generator of another device type
+            s.augment_generator.set_state(state["augment"])
+
+
+def seed_epoch(s: Setup, epoch: int) -> None:
+    """Seed dropout (torch's global RNG) and the augmentation of a fresh epoch."""
+    torch.manual_seed(epoch_seed(s.config.seed, epoch) + 1)
+    s.augment_generator.manual_seed(epoch_seed(s.config.seed, epoch) + 2)
+
+
+def save_checkpoint(path: Path, s: Setup, progress: Progress) -> None:
+    """One plain dict, written atomically; only tensors and plain Python values inside."""
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "model": s.model.state_dict(),
+        "optimizer": s.optimizer.state_dict(),
+        "scheduler": {"schedule": s.config.schedule, "step": progress.step},
+        "scaler": s.scaler.state_dict() if s.scaler is not None else None,
+        "epoch": progress.epoch,
+        "batch": progress.batch,
+        "config": s.config.to_dict(),
+        "classes": list(s.data.classes),
+        "normalization": {
+            "mean": list(s.prep.mean),
+            "std": list(s.prep.std),
+            "image_size": s.prep.image_size,
+        },
+        "rng": rng_state(s),
+        "progress": progress.state(),
+        "best_val_acc": progress.best_val_acc,
+        "history": progress.history,
+    }
+    atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint dict (on the CPU); a missing or unreadable file is a UsageError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(
+            f"{path} does not exist: the run saved no checkpoint yet (it stops before its "
+            "first batch); start a new run"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or pickled code we refuse to run
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UsageError(
+            f"{path} is not a readable checkpoint ({reason}): the file is damaged; start a new run"
+        ) from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "epoch" not in checkpoint:
+        raise UsageError(f"{path} is not a cnn-tui checkpoint (no 'model' and 'epoch' entries)")
+    return checkpoint
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    on_event: EventCallback | None = None,
+    stop: threading.Event | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train `config`, writing the run into `run_dir`; returns the summary.
+
+    The returned dict has "status": "finished" (and the test metrics of summary.json) or "stopped"
+    (when `stop` was set: the current batch finished and a checkpoint was saved). A failure (a
+    diverged loss, missing data, no GPU memory) is recorded as status "failed" with a "failed"
+    event and raised as RunError (UsageError for bad input such as a bad --weights file).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stop = stop or threading.Event()
+    checkpoint = None
+    if resume and (run_dir / runs.CHECKPOINT_FILE).exists():
+        checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+        done = int(checkpoint["epoch"])
+        if done > config.epochs or (done == config.epochs and checkpoint.get("batch", 0) == 0):
+            if runs.read_summary(run_dir) is not None:
+                raise UsageError(
+                    f"run {run_dir} already trained {done} epochs: pass --epochs with more than "
+                    f"{done} to train it further"
+                )
+    atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_toml())
+    progress = Progress()
+    if checkpoint is not None:
+        progress = Progress(**checkpoint["progress"])
+    log = EventLog(run_dir / runs.EVENTS_FILE, on_event)
+    status = _StatusWriter(run_dir, config, progress)
+    status.write("running", "starting")
+    try:
+        return _run(config, run_dir, log, stop, checkpoint, progress, status)
+    except KeyboardInterrupt:  # a second Ctrl+C: give up at once; the last checkpoint stays valid
+        message = "aborted: --resume continues from the last saved checkpoint"
+        status.write("stopped", message)
+        log.emit("stopped", epoch=progress.epoch, message=message)
+        raise
+    except torch.cuda.OutOfMemoryError:
+        message = f"out of GPU memory at batch size {config.batch_size}: lower --batch-size"
+        _fail(status, log, progress, message)
+        raise RunError(message) from None
+    except (RunError, UsageError) as exc:
+        _fail(status, log, progress, str(exc))
+        raise
+    except Exception as exc:  # a bug: record it, then let the traceback show
+        _fail(status, log, progress, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        log.close()
+
+
+class _StatusWriter:
+    def __init__(self, run_dir: Path, config: TrainConfig, progress: Progress) -> None:
+        self.run_dir, self.config, self.progress = run_dir, config, progress
+
+    def write(self, state: str, message: str = "", **extra: Any) -> None:
+        runs.write_status(
+            self.run_dir,
+            state,
+            message=message,
+            epoch=self.progress.epoch,
+            epochs=self.config.epochs,
+            best_val_acc=self.progress.best_val_acc,
+            **extra,
+        )
+
+
+def _fail(status: _StatusWriter, log: EventLog, progress: Progress, message: str) -> None:
+    status.write("failed", message)
+    log.emit("failed", message=message, epoch=progress.epoch + 1)
+
+
+def _run(
+    config: TrainConfig,
+    run_dir: Path,
+    log: EventLog,
+    stop: threading.Event,
+    checkpoint: dict[str, Any] | None,
+    progress: Progress,
+    status: _StatusWriter,
+) -> dict[str, Any]:
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 tensor cores (as convs)
+    status.write("running", f"loading data set {config.dataset}")
+    data = load_data(config)
+    # resuming: the saved weights replace the start weights, so do not download them again
+    weights = "none" if checkpoint is not None else config.resolved_weights
+    s = prepare(config, device, data, weights=weights)
+    if checkpoint is not None:
+        s.model.load_state_dict(checkpoint["model"])
+        s.optimizer.load_state_dict(checkpoint["optimizer"])
+        if s.scaler is not None and checkpoint.get("scaler"):
+            s.scaler.load_state_dict(checkpoint["scaler"])
+    if feature_cache.applies(s):  # frozen backbone, no augmentation: its features once, up front
+        status.write("running", "computing the frozen backbone's features")
+        s = feature_cache.cache_features(s)
+    total, trainable = models.count_parameters(s.model)
+    log.emit(
+        "run_started",
+        run_dir=str(run_dir),
+        config=config.to_dict(),
+        device=str(device),
+        device_name=device_name(device),
+        classes=list(data.classes),
+        n_train=len(data.train_y),
+        n_val=len(data.val_y),
+        n_test=len(data.test_y),
+        epochs=config.epochs,
+        start_epoch=progress.epoch + 1,
+        start_batch=progress.batch,
+        batches_per_epoch=s.batches,
+        parameters={"total": total, "trainable": trainable},
+        pid=os.getpid(),
+        amp={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(s.amp_dtype),
+        channels_last=s.prep.channels_last,
+        resumed=checkpoint is not None,
+        data_on_device=s.train_x.device.type == device.type,
+        data_source=data.source,
+        skipped=data.skipped,
+    )
+    status.write("running", "training")
+    checkpoint_path = run_dir / runs.CHECKPOINT_FILE
+    mid_epoch_rng = checkpoint["rng"] if checkpoint is not None and progress.batch else None
+
+    for epoch in range(progress.epoch, config.epochs):
+        if stop.is_set():
+            return _stopped(s, run_dir, log, status, progress, checkpoint_path)
+        if mid_epoch_rng is not None:  # continue a stopped epoch where it left off
+            restore_rng(s, mid_epoch_rng)
+            mid_epoch_rng = None
+        else:
+            seed_epoch(s, epoch)
+            progress.batch, progress.loss_sum, progress.correct, progress.seen = 0, 0.0, 0, 0
+        started = time.perf_counter()
+        images_before = progress.seen
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        finished = train_one_epoch(s, epoch, progress, log, stop)
+        train_seconds = time.perf_counter() - started
+        if not finished:
+            progress.seconds += train_seconds
+            return _stopped(s, run_dir, log, status, progress, checkpoint_path)
+
+        val = evaluate(s, s.val_x, s.val_y)
+        seconds = time.perf_counter() - started
+        progress.seconds += seconds
+        progress.epoch, progress.batch = epoch + 1, 0
+        if progress.best_val_acc is None or val.accuracy > progress.best_val_acc:
+            progress.best_val_acc = val.accuracy
+        row = {
+            "epoch": epoch + 1,
+            "epochs": config.epochs,
+            "train_loss": progress.loss_sum / max(1, progress.seen),
+            "train_acc": progress.correct / max(1, progress.seen),
+            "val_loss": val.loss,
+            "val_acc": val.accuracy,
+            "lr": s.optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            "images_per_s": (progress.seen - images_before) / max(train_seconds, 1e-9),
+            "gpu_mem_mb": (
+                torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+            ),
+        }
+        progress.history.append(row)
+        progress.loss_sum, progress.correct, progress.seen = 0.0, 0, 0
+        save_checkpoint(checkpoint_path, s, progress)
+        log.emit("epoch", **row)
+        status.write("running", f"epoch {epoch + 1}/{config.epochs} done")
+
+    return _finish(s, run_dir, log, status, progress)
+
+
+def _stopped(
+    s: Setup,
+    run_dir: Path,
+    log: EventLog,
+    status: _StatusWriter,
+    progress: Progress,
+    checkpoint_path: Path,
+) -> dict[str, Any]:
+    save_checkpoint(checkpoint_path, s, progress)
+    where = f"after epoch {progress.epoch}"
+    if progress.batch:
+        where = f"in epoch {progress.epoch + 1} after batch {progress.batch}/{s.batches}"
+    message = f"stopped {where}; continue with: cnn-tui train --no-ui --resume {run_dir}"
+    status.write("stopped", message, batch=progress.batch)
+    log.emit("stopped", epoch=progress.epoch, batch=progress.batch, message=message)
+    return {
+        "status": "stopped",
+        "message": message,
+        "epochs_done": progress.epoch,
+        "batch": progress.batch,
+        "best_val_acc": progress.best_val_acc,
+        "run_dir": str(run_dir),
+    }
+
+
+def _finish(
+    s: Setup, run_dir: Path, log: EventLog, status: _StatusWriter, progress: Progress
+) -> dict[str, Any]:
+    status.write("running", "evaluating on the test set")
+    test = evaluate(s, s.test_x, s.test_y, keep_predictions=True)
+    report = metrics.classification_report(test.confusion, s.data.classes)
+    write_samples(run_dir / runs.SAMPLES_FILE, s.data, test)
+    summary = {
+        "status": "finished",
+        **report,
+        "test_loss": test.loss,
+        "n_test": len(s.data.test_y),
+        "best_val_acc": progress.best_val_acc,
+        "epochs_done": progress.epoch,
+        "epochs": s.config.epochs,
+        "seconds": progress.seconds,
+        "model": s.config.model,
+        "dataset": s.config.dataset,
+        "device": str(s.device),
+        "history": progress.history,
+        "run_dir": str(run_dir),
+    }
+    atomic_write_text(run_dir / runs.SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
+    log.emit(
+        "evaluated",
+        test_loss=test.loss,
+        test_accuracy=report["test_accuracy"],
+        macro_precision=report["macro_precision"],
+        macro_recall=report["macro_recall"],
+        macro_f1=report["macro_f1"],
+    )
+    status.write("finished", "finished", test_accuracy=report["test_accuracy"])
+    log.emit("finished")
+    return summary
+
+
+# --- evaluating a saved run -------------------------------------------------------------------
+
+
+def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> dict[str, Any]:
+    """Recompute the test metrics of a run from its checkpoint.pt (nothing in the run changes)."""
+    run_dir = Path(run_dir)
+    config = runs.read_config(run_dir)
+    checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+    device = resolve_device(device_spec)
+    data = load_data(config)
+    config = config.replace(device=str(device))
+    s = prepare(config, device, data, weights="none")
+    try:
+        s.model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        raise UsageError(
+            f"{run_dir / runs.CHECKPOINT_FILE} does not fit the model of {runs.CONFIG_FILE} "
+            f"({str(exc).splitlines()[0][:160]})"
+        ) from None
+    saved = checkpoint.get("normalization") or {}
+    if saved.get("mean"):
+        s.eval_prep.mean, s.eval_prep.std = tuple(saved["mean"]), tuple(saved["std"])
+    test = evaluate(s, s.test_x, s.test_y)
+    return {
+        **metrics.classification_report(test.confusion, data.classes),
+        "test_loss": test.loss,
+        "n_test": len(data.test_y),
+        "checkpoint_epoch": int(checkpoint["epoch"]),
+        "checkpoint_batch": int(checkpoint.get("batch", 0)),
+        "device": str(device),
+        "run_dir": str(run_dir),
+    }

@@ -1,0 +1,378 @@
+"""The `--no-ui` side of `cnn-tui train`, `cnn-tui eval` and `cnn-tui runs`.
+
+Training prints a progress bar and one table row per epoch on a terminal, plain lines (one per
+epoch, no redraws) when stdout is a file or a pipe, and only JSON lines with `--json`. Ctrl+C or
+SIGTERM stops at the next batch boundary with a checkpoint (exit code 130); a second Ctrl+C aborts
+at once. Exit codes: 0 finished, 1 failed, 2 usage error, 130 stopped.
+
+No textual import here: scripts and CI never load the TUI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from cnn_tui.errors import UsageError
+from cnn_tui.training import runs
+from cnn_tui.training.config import FIELDS, TrainConfig
+
+EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
+RESUME_FLAGS_ALLOWED = ("epochs", "device")  # what --resume lets you change
+
+# files that show a folder already holds a run (the TUI's launcher pre-writes only config.toml)
+_RUN_FILES = (runs.STATUS_FILE, runs.EVENTS_FILE, runs.CHECKPOINT_FILE, runs.SUMMARY_FILE)
+
+
+# --- config and run directory -----------------------------------------------------------------
+
+
+def _given_fields(args: argparse.Namespace) -> list[str]:
+    return [name for name in FIELDS if getattr(args, name, None) is not None]
+
+
+def resume_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
+    """The config of the run to resume (its config.toml), with --epochs / --device applied."""
+    from cnn_tui.training.config import parse_field
+
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no such run directory")
+    other = [f for f in _given_fields(args) if f not in RESUME_FLAGS_ALLOWED]
+    other += [flag for flag in ("preset", "config", "run_dir") if getattr(args, flag, None)]
+    if other:
+        flags = ", ".join("--" + name.replace("_", "-") for name in other)
+        raise UsageError(
+            f"--resume continues {run_dir} with its own settings; only --epochs and --device "
+            f"may be given with it (got {flags})"
+        )
+    config = runs.read_config(run_dir)
+    changes = {name: parse_field(name, getattr(args, name)) for name in _given_fields(args)}
+    if changes:
+        config = config.replace(**changes)
+    status = runs.read_status(run_dir)
+    if runs.effective_status(status) == "running":
+        raise UsageError(f"run {run_dir} is still running (pid {status.get('pid')}); stop it first")
+    return config, run_dir
+
+
+def check_new_run_dir(path: Path) -> None:
+    """Refuse a folder that already holds a run: nothing saved is ever overwritten."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--run-dir {path} is a file, not a folder")
+    if path.is_dir() and any((path / name).exists() for name in _RUN_FILES):
+        raise UsageError(
+            f"run dir {path} already holds a run: pass --resume {path} to continue it or choose "
+            "another --run-dir"
+        )
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, note: Callable[[str], None]) -> Iterator[None]:
+    """SIGINT / SIGTERM set `stop` (finish the batch, checkpoint); a second SIGINT aborts."""
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        name = signal.Signals(signum).name
+        note(f"{name}: stopping after this batch and saving a checkpoint (Ctrl+C again: abort)")
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --- progress output --------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "   -   " if value is None else f"{value * 100:6.2f}%"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+EPOCH_HEADER = (
+    f"{'epoch':>9}  {'train loss':>10}  {'train acc':>9}  {'val loss':>9}  {'val acc':>8}  "
+    f"{'lr':>8}  {'time':>7}  {'img/s':>8}"
+)
+
+
+def epoch_row(event: dict[str, Any]) -> str:
+    epochs = event["epochs"]
+    label = f"{event['epoch']}/{epochs}"
+    return (
+        f"{label:>9}  {event['train_loss']:10.4f}  {_pct(event['train_acc']):>9}  "
+        f"{event['val_loss']:9.4f}  {_pct(event['val_acc']):>8}  {event['lr']:8.2e}  "
+        f"{_duration(event['seconds']):>7}  {event['images_per_s']:8.0f}"
+    )
+
+
+def started_lines(event: dict[str, Any]) -> list[str]:
+    config = event["config"]
+    params = event["parameters"]
+    extras = [name for name in ("amp", "channels_last") if event.get(name)]
+    lines = [
+        f"device: {event['device']} ({event['device_name']})"
+        + (f", {event['amp']} autocast" if event.get("amp") else "")
+        + (", channels_last" if "channels_last" in extras else ""),
+        f"data: {config['dataset']} — {event['n_train']} train / {event['n_val']} val / "
+        f"{event['n_test']} test images, {len(event['classes'])} classes",
+        f"model: {config['model']} — {params['total']:,} parameters ({params['trainable']:,} "
+        f"trainable); {config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, "
+        f"{event['batches_per_epoch']} batches per epoch",
+    ]
+    if event.get("resumed"):
+        where = f"epoch {event['start_epoch']}"
+        if event.get("start_batch"):
+            where += f", batch {event['start_batch'] + 1}"
+        lines.append(f"resuming at {where}")
+    skipped = event.get("skipped") or []
+    if skipped:
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        lines.append(f"skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:10])}{more}")
+    return lines
+
+
+def finished_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
+    return [
+        f"test accuracy {summary['test_accuracy'] * 100:.2f}%   macro F1 {summary['macro_f1']:.4f}"
+        f"   (macro precision {summary['macro_precision']:.4f}, recall "
+        f"{summary['macro_recall']:.4f}; best val acc {_pct(summary['best_val_acc']).strip()})",
+        f"files: {run_dir}/ — summary.json, checkpoint.pt, metrics.jsonl, samples.npz, config.toml",
+    ]
+
+
+class PlainReporter:
+    """Plain lines for logs: the run's setup, one line per epoch, the result. No redraws."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.header_done = False
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "run_started":
+            for line in started_lines(event):
+                self.print(line)
+        elif kind == "epoch":
+            if not self.header_done:
+                self.print(EPOCH_HEADER)
+                self.header_done = True
+            self.print(epoch_row(event))
+        elif kind == "stopped":
+            self.print(event["message"])
+
+    def close(self) -> None:
+        pass
+
+
+class JsonReporter:
+    """The events as JSON lines, batch events throttled as in metrics.jsonl."""
+
+    def __init__(self, out: TextIO) -> None:
+        from cnn_tui.training.engine import BatchThrottle
+
+        self.out = out
+        self.throttle = BatchThrottle()
+
+    def print(self, text: str = "") -> None:  # human notes go to stderr in --json mode
+        print(text, file=sys.stderr, flush=True)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        record = self.throttle.add(event) if event["event"] == "batch" else event
+        if record is not None:
+            print(json.dumps(record), file=self.out, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class TerminalReporter(PlainReporter):
+    """On a terminal: a rich progress bar with ETA and throughput, a table row per epoch."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(out)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = Console(file=out, highlight=False)
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]}  {task.fields[speed]} img/s  ETA {task.fields[eta]}"
+            ),
+            console=self.console,
+            transient=True,
+        )
+        self.task = None
+
+    def print(self, text: str = "") -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "batch":
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task(
+                    "train", total=event["batches"], epoch="", loss="", speed="", eta=""
+                )
+            self.progress.update(
+                self.task,
+                completed=event["batch"],
+                total=event["batches"],
+                epoch=f"{event['epoch']}/{event.get('epochs', '?')}",
+                loss=f"{event['loss']:.4f}",
+                speed=f"{event['images_per_s']:,.0f}",
+                eta=_duration(event["eta_s"]),
+            )
+            return
+        super().__call__(event)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def make_reporter(args: argparse.Namespace, out: TextIO) -> PlainReporter | JsonReporter:
+    if getattr(args, "json", False):
+        return JsonReporter(out)
+    if out.isatty():
+        return TerminalReporter(out)
+    return PlainReporter(out)
+
+
+# --- subcommands ------------------------------------------------------------------------------
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """`cnn-tui train --no-ui`: train in this process; exit 0 finished, 1 failed, 130 stopped."""
+    from cnn_tui.training.args import config_from_args
+    from cnn_tui.training.devices import resolve_device
+
+    if getattr(args, "resume", None):
+        config, run_dir = resume_config(args)
+        resume = True
+    else:
+        config = config_from_args(args)
+        resume = False
+        if getattr(args, "run_dir", None):
+            run_dir = Path(args.run_dir)
+            check_new_run_dir(run_dir)
+        else:
+            run_dir = None
+    resolve_device(config.device)  # a bad --device is a usage error before anything is written
+    if run_dir is None:
+        run_dir = runs.new_run_dir(getattr(args, "runs_dir", "runs"), config)
+
+    from cnn_tui.training import engine
+
+    reporter = make_reporter(args, sys.stdout)
+    epochs_total = config.epochs
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "batch":
+            event = {**event, "epochs": epochs_total}  # for the progress bar label only
+        reporter(event)
+
+    if not isinstance(reporter, JsonReporter):
+        reporter.print(f"run dir: {run_dir}")
+    stop = threading.Event()
+    try:
+        with stop_on_signals(stop, lambda text: print(f"cnn-tui: {text}", file=sys.stderr)):
+            summary = engine.train(config, run_dir, on_event=on_event, stop=stop, resume=resume)
+    finally:
+        reporter.close()
+    if summary["status"] == "stopped":
+        return EXIT_STOPPED
+    if not isinstance(reporter, JsonReporter):
+        for line in finished_lines(summary, run_dir):
+            reporter.print(line)
+    return EXIT_OK
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """`cnn-tui eval RUN --no-ui`: recompute the test metrics from the checkpoint; writes eval.json."""
+    from cnn_tui.fileio import atomic_write_text
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run directory")
+    runs.read_config(run_dir)  # usage errors before loading torch
+    if not (run_dir / runs.CHECKPOINT_FILE).is_file():
+        raise UsageError(
+            f"{run_dir / runs.CHECKPOINT_FILE} does not exist: the run saved no checkpoint yet; "
+            f"continue it with: cnn-tui train --no-ui --resume {run_dir}"
+        )
+    from cnn_tui.training import engine, metrics
+
+    started = time.perf_counter()
+    report = engine.evaluate_run(run_dir, getattr(args, "device", "auto") or "auto")
+    report["seconds"] = time.perf_counter() - started
+    atomic_write_text(run_dir / runs.EVAL_FILE, json.dumps(report, indent=1) + "\n")
+    if getattr(args, "json", False):
+        print(json.dumps(report))
+        return EXIT_OK
+    where = f"epoch {report['checkpoint_epoch']}"
+    if report["checkpoint_batch"]:
+        where = f"epoch {report['checkpoint_epoch'] + 1}, batch {report['checkpoint_batch']}"
+    print(f"run {run_dir} — checkpoint after {where}, {report['n_test']} test images")
+    print(metrics.format_report(report))
+    print(f"test loss {report['test_loss']:.4f}; written to {run_dir / runs.EVAL_FILE}")
+    return EXIT_OK
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """`cnn-tui runs --no-ui`: the runs under --runs-dir, newest first."""
+    runs_dir = Path(getattr(args, "runs_dir", "runs"))
+    infos = runs.list_runs(runs_dir)
+    if getattr(args, "json", False):
+        print(json.dumps([info.to_dict() for info in infos]))
+        return EXIT_OK
+    if not infos:
+        print(f"no runs in {runs_dir}")
+        return EXIT_OK
+    rows = [
+        (
+            info.name,
+            info.model,
+            info.dataset,
+            f"{info.epochs_done}/{info.epochs}",
+            _pct(info.best_val_acc).strip(),
+            _pct(info.test_acc).strip(),
+            info.status,
+        )
+        for info in infos
+    ]
+    header = ("run", "model", "data set", "epochs", "best val", "test acc", "status")
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return EXIT_OK

@@ -1,0 +1,62 @@
+"""The home screen: the lessons and training, reached by keyboard or mouse."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets.option_list import Option
+
+from cnn_tui.ui.training.runs_banner import RunsInProgress  # training (issue 5)
+
+# (subcommand, title, one-line description)
+ENTRIES = (
+    (
+        "conv",
+        "Convolution lesson",
+        "conv2d forward and backward, one multiply-add at a time",
+    ),
+    ("pool", "Pooling lesson", "max and average pooling, forward and gradient routing"),
+    ("train", "Train a model", "pick hyperparameters, train on the GPU, watch live charts"),
+    ("runs", "Runs", "compare, inspect, resume and delete training runs"),
+)
+
+
+class HomeScreen(Screen):
+    """Entry point of `cnn-tui` with no subcommand."""
+
+    BINDINGS = [
+        Binding("c", "open('conv')", "Conv lesson"),
+        Binding("p", "open('pool')", "Pool lesson"),
+        Binding("t", "open('train')", "Train"),
+        Binding("r", "open('runs')", "Runs"),
+        Binding("ctrl+q", "app.quit", "Quit", priority=True),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="home"):
+            yield Static("cnn-tui", id="home-title")
+            yield Static(
+                "Learn how convolutions compute and learn, then train real networks on your GPU.",
+                id="home-tagline",
+            )
+            yield OptionList(
+                *(
+                    Option(f"[b]{title}[/b]\n  [dim]{text}[/dim]", id=command)
+                    for command, title, text in ENTRIES
+                ),
+                id="home-menu",
+            )
+            # --- training (issue 5): runs still training, e.g. after a dropped SSH connection
+            yield RunsInProgress(id="home-runs")
+        yield Footer()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.action_open(event.option.id)
+
+    def action_open(self, command: str) -> None:
+        self.app.open_screen(command, None)

@@ -1,0 +1,1 @@
+"""The lesson screen and its widgets (array grids, step panel, the edit form modal)."""

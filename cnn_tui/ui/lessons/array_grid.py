@@ -1,0 +1,408 @@
+"""Arrays drawn as grids of numbers, for the step-through lessons.
+
+`ArrayBoard` shows several small 2-D arrays (an input channel, a kernel, an output map, ...)
+side by side, wrapping into rows to fit its width. Each grid is built directly as segments from
+the values at the current step and the board hands Textual ready-made lines (the Line API), so
+a redraw of the largest lesson costs a few milliseconds. Highlights use the theme through
+component classes and are also visible without colour: the cells being read or written are
+bracketed `[0.42]`, the window is underlined, padding and not-yet-computed cells are dimmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widget import Widget
+
+from cnn_tui.lessons.replay import READ, WINDOW, WRITE, GridSpec, fmt_cell, grid_decimals
+
+_GAP = 3  # columns between two grids side by side
+_LARGE = 10  # arrays with more columns than this are cropped to about half the board's width
+
+
+@dataclass
+class GridStyles:
+    """Rich styles for the parts of a grid, resolved from the theme."""
+
+    title: Style = field(default_factory=Style)
+    border: Style = field(default_factory=Style)
+    label: Style = field(default_factory=Style)
+    pad: Style = field(default_factory=Style)
+    blank: Style = field(default_factory=Style)
+    window: Style = field(default_factory=lambda: Style(underline=True))
+    read: Style = field(default_factory=lambda: Style(bold=True, reverse=True))
+    write: Style = field(default_factory=lambda: Style(bold=True, reverse=True))
+
+
+@dataclass
+class RenderedGrid:
+    """A grid's lines as segments, and where its cells are: cell (r, c) of the array starts at
+    column `1 + label_w + (c − origin[1])·cell_w` of line `2 + r − origin[0]`."""
+
+    lines: list[list[Segment]]
+    width: int
+    label_w: int
+    cell_w: int
+    origin: tuple[int, int] = (0, 0)  # the first row and column shown (large arrays are cropped)
+
+
+def visible_start(
+    marks: dict[tuple[int, int], str], axis: int, size: int, shown: int, previous: int
+) -> int:
+    """First index to show along `axis` when only `shown` of `size` fit.
+
+    Like an editor's viewport: stay where we were unless the highlighted cells leave the view,
+    then move just enough. The whole window of the step is kept in view when it fits, else the
+    cells read and written. With nothing highlighted (step 0) show the start.
+    """
+    if not marks:
+        return 0
+    start = min(max(previous, 0), size - shown)
+    focus = [where[axis] for where, role in marks.items() if role in (READ, WRITE)]
+    window = [where[axis] for where in marks] or focus
+    for cells in (window, focus):
+        if cells and max(cells) - min(cells) < shown:
+            low, high = min(cells), max(cells)
+            if low < start:
+                start = low
+            elif high >= start + shown:
+                start = high - shown + 1
+            break
+    return min(max(start, 0), size - shown)
+
+
+@lru_cache(maxsize=4096)
+def _cell_text(value: float, decimals: int) -> str:
+    # values repeat a lot (one-decimal inputs, padding zeros, blanks): format each once
+    return fmt_cell(value, decimals)
+
+
+class _LineBuilder:
+    """Segments of one line, merging neighbours of the same style (fewer segments, faster)."""
+
+    __slots__ = ("segments", "_texts", "_style")
+
+    def __init__(self) -> None:
+        self.segments: list[Segment] = []
+        self._texts: list[str] = []
+        self._style: Style | None = None
+
+    def add(self, text: str, style: Style) -> None:
+        if style is not self._style:
+            self._flush()
+            self._style = style
+        self._texts.append(text)
+
+    def _flush(self) -> None:
+        if self._texts:
+            self.segments.append(Segment("".join(self._texts), self._style))
+            self._texts = []
+
+    def done(self) -> list[Segment]:
+        self._flush()
+        return self.segments
+
+
+def render_grid(
+    spec: GridSpec,
+    styles: GridStyles,
+    *,
+    max_width: int | None = None,
+    max_rows: int | None = None,
+    previous: tuple[int, int] = (0, 0),
+) -> RenderedGrid:
+    """One boxed grid: title, column indices, rows with their index and fixed-width cells.
+
+    An array larger than `max_rows` rows or wider than `max_width` columns is cropped to the
+    part around the highlighted cells (starting from `previous`, the last origin shown); the
+    labels keep the array's own indices and the title says which part is shown.
+    """
+    values = np.asarray(spec.values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[None, :]
+    full_rows, full_cols = values.shape
+    final = values if spec.final is None else np.asarray(spec.final, dtype=np.float64)
+    final = final.reshape(values.shape)
+    decimals = grid_decimals(final)
+    width = max(
+        max((len(_cell_text(v, decimals)) for v in values.flat), default=1),
+        max((len(_cell_text(v, decimals)) for v in final.flat), default=1),
+        len(str(full_cols - 1)),
+    )
+    cell_w = width + 2  # room for the brackets of a highlighted cell
+    label_w = len(str(full_rows - 1)) + 1 if full_rows > 1 else 0
+    rows, cols = full_rows, full_cols
+    if max_rows is not None:
+        rows = min(full_rows, max(max_rows, 3))
+    if max_width is not None:
+        cols = min(full_cols, max((max_width - 2 - label_w) // cell_w, 3))
+    r0 = visible_start(spec.marks, 0, full_rows, rows, previous[0])
+    c0 = visible_start(spec.marks, 1, full_cols, cols, previous[1])
+    values = values[r0 : r0 + rows, c0 : c0 + cols]
+    cells = [[_cell_text(v, decimals) for v in row] for row in values.tolist()]
+    pr, pc = spec.pad
+    title = f" {spec.title} "
+    if (rows, cols) != (full_rows, full_cols):
+        title = (
+            f" {spec.title} · rows {r0}–{r0 + rows - 1}, cols {c0}–{c0 + cols - 1}"
+            f" of {full_rows}×{full_cols} "
+        )
+    inner = max(label_w + cols * cell_w, len(title) + 2)
+    fill = " " * (inner - label_w - cols * cell_w)
+    border, plain = styles.border, Style()
+    window_styles: dict[int, Style] = {}
+    lines: list[list[Segment]] = [
+        [
+            Segment("╭─", border),
+            Segment(title, styles.title),
+            Segment("─" * (inner - len(title) - 1) + "╮", border),
+        ]
+    ]
+    header = "".join(str(c0 + c).center(cell_w) for c in range(cols))
+    lines.append(
+        [
+            Segment("│", border),
+            Segment(" " * label_w + header, styles.label),
+            Segment(fill + "│", border),
+        ]
+    )
+    marks_by_row: dict[int, dict[int, str]] = {}
+    for (r, c), role in spec.marks.items():
+        marks_by_row.setdefault(r - r0, {})[c - c0] = role
+    for r in range(rows):
+        line = _LineBuilder()
+        line.add("│", border)
+        if label_w:
+            line.add(str(r0 + r).rjust(label_w - 1) + " ", styles.label)
+        pad_row = r0 + r < pr or r0 + r >= full_rows - pr
+        row_marks = marks_by_row.get(r, {})
+        for c, text in enumerate(cells[r]):
+            lead = " " * (width - len(text))
+            role = row_marks.get(c)
+            if role == READ or role == WRITE:
+                line.add(lead, plain)  # brackets hug the number
+                line.add(f"[{text}]", styles.write if role == WRITE else styles.read)
+                continue
+            if text == "·":
+                style = styles.blank
+            elif pad_row or c0 + c < pc or c0 + c >= full_cols - pc:
+                style = styles.pad
+            else:
+                style = plain
+            if role == WINDOW:
+                window = window_styles.get(id(style))
+                if window is None:
+                    window = window_styles[id(style)] = style + styles.window
+                line.add(lead + " ", plain)
+                line.add(text, window)
+                line.add(" ", plain)
+            else:
+                line.add(f"{lead} {text} ", style)
+        line.add(fill, plain)
+        line.add("│", border)
+        lines.append(line.done())
+    lines.append([Segment("╰" + "─" * inner + "╯", border)])
+    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0))
+
+
+def pack_rows(widths: Sequence[int], available: int, gap: int = _GAP) -> list[list[int]]:
+    """Greedy left-to-right packing of items of the given widths into rows of `available`."""
+    rows: list[list[int]] = []
+    used = 0
+    for index, width in enumerate(widths):
+        if rows and used + gap + width <= available:
+            rows[-1].append(index)
+            used += gap + width
+        else:
+            rows.append([index])
+            used = width
+    return rows
+
+
+def layout_grids(
+    blocks: Sequence[RenderedGrid], available: int
+) -> tuple[list[tuple[list[Segment], int]], list[tuple[int, int]]]:
+    """Grids side by side, wrapped into rows that fit `available` columns: the board's lines
+    as (segments, cell length), and the (x, y) of each grid's top-left corner."""
+    lines: list[tuple[list[Segment], int]] = []
+    origins = [(0, 0)] * len(blocks)
+    gap = Segment(" " * _GAP)
+    for row in pack_rows([block.width for block in blocks], available):
+        height = max(len(blocks[i].lines) for i in row)
+        x = 0
+        for i in row:
+            origins[i] = (x, len(lines))
+            x += blocks[i].width + _GAP
+        for line_no in range(height):
+            segments: list[Segment] = []
+            for position, i in enumerate(row):
+                block = blocks[i]
+                if position:
+                    segments.append(gap)
+                if line_no < len(block.lines):
+                    segments.extend(block.lines[line_no])
+                else:
+                    segments.append(Segment(" " * block.width))
+            lines.append((segments, x - _GAP))
+    return lines, origins
+
+
+class ArrayBoard(Widget):
+    """Several grids side by side, wrapping to the width of the scrolling container around it.
+
+    The board sizes itself to its lines (the container scrolls it); `show` only re-lays out the
+    screen when that size changes, so a step redraws just the board.
+    """
+
+    COMPONENT_CLASSES = {
+        "array-board--title",
+        "array-board--border",
+        "array-board--label",
+        "array-board--pad",
+        "array-board--blank",
+        "array-board--window",
+        "array-board--read",
+        "array-board--write",
+    }
+
+    DEFAULT_CSS = """
+    ArrayBoard {
+        width: 1;
+        height: 1;
+    }
+    ArrayBoard > .array-board--title { color: $accent; text-style: bold; }
+    ArrayBoard > .array-board--border { color: $foreground 40%; }
+    ArrayBoard > .array-board--label { color: $text-muted; }
+    ArrayBoard > .array-board--pad { color: $text-disabled; }
+    ArrayBoard > .array-board--blank { color: $text-disabled; }
+    ArrayBoard > .array-board--window { background: $accent 25%; text-style: underline; }
+    ArrayBoard > .array-board--read { background: $accent; color: $text; text-style: bold; }
+    ArrayBoard > .array-board--write { background: $warning; color: $text; text-style: bold; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._grids: list[GridSpec] = []
+        self._lines: list[tuple[list[Segment], int]] = []
+        self._strips: dict[int, Strip] = {}  # built lazily, only for the lines on screen
+        self._origins: list[tuple[int, int]] = []
+        self._blocks: list[RenderedGrid] = []
+        self._laid_out_for = -1  # the available width of the current layout
+        self._board_size = (0, 0)
+        self._shown_from: dict[str, tuple[int, int]] = {}  # grid name -> first row, column shown
+
+    @property
+    def grids(self) -> list[GridSpec]:
+        return self._grids
+
+    def show(self, grids: list[GridSpec]) -> None:
+        """Draw these grids (the lines are built now; only a change of size re-lays out)."""
+        self._grids = grids
+        self._build()
+
+    def _build(self) -> None:
+        styles = self._styles()
+        available = self._available_width()
+        max_rows = self._max_rows()
+        self._blocks = []
+        for spec in self._grids:
+            # on a wide board a large array gets half the width: input and output side by side
+            large = np.shape(spec.values)[-1] > _LARGE and available >= 100
+            block = render_grid(
+                spec,
+                styles,
+                max_width=available // 2 - _GAP if large else available,
+                max_rows=max_rows,
+                previous=self._shown_from.get(spec.name, (0, 0)),
+            )
+            self._shown_from[spec.name] = block.origin
+            self._blocks.append(block)
+        old_lines, old_strips = self._lines, self._strips
+        self._lines, self._origins = layout_grids(self._blocks, available)
+        self._laid_out_for = available
+        width = max((length for _, length in self._lines), default=1)
+        height = max(len(self._lines), 1)
+        if self._board_size != (width, height):
+            self._board_size = (width, height)
+            self._strips = {}
+            self.styles.width = width  # a new size: the container re-lays out and scrolls
+            self.styles.height = height
+            self.refresh()
+            return
+        # same size: repaint only the lines that changed (a step touches a few rows)
+        self._strips = {}
+        changed = []
+        for y, line in enumerate(self._lines):
+            if y < len(old_lines) and old_lines[y] == line and y in old_strips:
+                self._strips[y] = old_strips[y]
+            else:
+                changed.append(Region(0, y, width, 1))
+        if changed:
+            self.refresh(*changed)
+
+    def on_resize(self) -> None:
+        if self._available_width() != self._laid_out_for:
+            self._build()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        if self._grids and self.is_mounted:
+            self.call_later(self._build)  # the theme changed: rebuild with its colours
+
+    def _styles(self) -> GridStyles:
+        get = self.get_component_rich_style
+        return GridStyles(
+            title=get("array-board--title"),
+            border=get("array-board--border"),
+            label=get("array-board--label"),
+            pad=get("array-board--pad"),
+            blank=get("array-board--blank"),
+            window=get("array-board--window"),
+            read=get("array-board--read"),
+            write=get("array-board--write"),
+        )
+
+    def _available_width(self) -> int:
+        parent = self.parent
+        if isinstance(parent, Widget) and parent.size.width:
+            return max(parent.scrollable_content_region.width, 20)
+        return max(self.app.size.width - 4, 20)
+
+    def _max_rows(self) -> int:
+        """Rows per grid: two rows of grids fit the visible height (small arrays never crop)."""
+        parent = self.parent
+        height = parent.scrollable_content_region.height if isinstance(parent, Widget) else 0
+        height = height or self.app.size.height - 12
+        return max(8, (height - 6) // 2)
+
+    def plain_lines(self) -> list[str]:
+        """The board as plain text, one string per line (for tests and debugging)."""
+        return ["".join(segment.text for segment in segments) for segments, _ in self._lines]
+
+    def highlight_region(self) -> Region | None:
+        """Where the cell written by the current step is drawn (to scroll it into view)."""
+        for spec, block, (x, y) in zip(self._grids, self._blocks, self._origins, strict=True):
+            for (r, c), role in spec.marks.items():
+                if role == WRITE:
+                    r0, c0 = block.origin
+                    left = x + 1 + block.label_w + (c - c0) * block.cell_w
+                    return Region(left, y + 2 + r - r0, block.cell_w, 1)
+        return None
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if not 0 <= y < len(self._lines):
+            return Strip.blank(width, self.rich_style)
+        strip = self._strips.get(y)
+        if strip is None:
+            segments, length = self._lines[y]
+            strip = Strip(segments, length).extend_cell_length(width)
+            strip = self._strips[y] = strip.apply_style(self.rich_style)
+        return strip

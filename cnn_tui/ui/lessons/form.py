@@ -1,0 +1,307 @@
+"""The lesson's parameter form: sizes, kernel, stride, padding, seed, pool type, an example preset,
+and the values of the arrays as editable text.
+
+It is a modal over the lesson. Every field is checked as the lesson flags are (the parsers and
+limits of `cnn_tui.lessons.args`), then the whole example is built with `lessons.build_example`,
+so a bad value shows its reason beside the field and the lesson is left as it was. Apply returns
+a `LessonRequest`; the screen recomputes and restarts the replay from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
+
+from cnn_tui.errors import UsageError
+from cnn_tui.lessons.args import LIMITS, POOL_TYPES, parse_int, parse_pair
+from cnn_tui.lessons.replay import EDITABLE_ARRAYS, format_array, make_example, parse_array
+
+RANDOM = "random"
+
+# field -> (label, kind, low, high); the same parsers and limits as the command-line flags
+_FIELDS: dict[str, tuple[str, str, int, int]] = {
+    "height": ("height H", "int", 1, LIMITS.max_size),
+    "width": ("width W", "int", 1, LIMITS.max_size),
+    "channels": ("channels C", "int", 1, LIMITS.max_channels),
+    "filters": ("filters F", "int", 1, LIMITS.max_filters),
+    "batch": ("batch N", "int", 1, LIMITS.max_batch),
+    "kernel": ("kernel K", "pair", 1, LIMITS.max_kernel),
+    "stride": ("stride S", "pair", 1, LIMITS.max_stride),
+    "padding": ("padding P", "pair", 0, LIMITS.max_padding),
+    "seed": ("seed", "int", 0, LIMITS.max_seed),
+}
+_FIELDS_OF = {
+    "conv": (
+        "height",
+        "width",
+        "channels",
+        "filters",
+        "batch",
+        "kernel",
+        "stride",
+        "padding",
+        "seed",
+    ),
+    "pool": ("height", "width", "channels", "kernel", "stride", "seed"),
+}
+# what a named example fixes (the form greys these out while one is chosen)
+_FIXED_BY_EXAMPLE = {
+    "conv": ("height", "width", "channels", "filters", "batch", "kernel"),
+    "pool": ("height", "width", "channels"),
+}
+
+
+@dataclass
+class LessonRequest:
+    """What the form asks for: `build_example` parameters, edited arrays, and the result."""
+
+    params: dict[str, Any]
+    overrides: dict[str, np.ndarray] = field(default_factory=dict)
+    example: Any = None  # the LessonExample built from them (already checked)
+
+
+def _pair_text(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+def current_values(example: Any) -> dict[str, str]:
+    """The form's field texts for an example."""
+    n, c, h, w = example.x.shape
+    values = {
+        "height": str(h),
+        "width": str(w),
+        "channels": str(c),
+        "batch": str(n),
+        "kernel": _pair_text(example.kernel),
+        "stride": _pair_text(example.stride),
+        "padding": _pair_text(example.padding),
+        "seed": str(example.seed),
+    }
+    if example.w is not None:
+        values["filters"] = str(example.w.shape[0])
+    return values
+
+
+class LessonFormScreen(ModalScreen[LessonRequest | None]):
+    """Edit the lesson's example; Apply (ctrl+s) checks everything, Esc leaves it unchanged."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "apply", "Apply", priority=True),
+    ]
+
+    def __init__(
+        self, op: str, example: Any, params: dict[str, Any], overrides: dict[str, np.ndarray]
+    ) -> None:
+        super().__init__()
+        self.op = op
+        self.example = example
+        self.params = dict(params)
+        self.overrides = dict(overrides)
+        self._initial = current_values(example)
+        self._array_texts = {
+            name: format_array(name, getattr(example, name)) for name in EDITABLE_ARRAYS[op]
+        }
+        self._original_texts = dict(self._array_texts)
+        self._shown_array = EDITABLE_ARRAYS[op][0]
+
+    # ----------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        from cnn_tui.lessons.examples import list_examples
+
+        title = "Convolution" if self.op == "conv" else "Pooling"
+        with Vertical(id="lesson-form"):
+            yield Static(f"{title} lesson: example", id="lesson-form-title")
+            with VerticalScroll(id="lesson-form-body"):
+                options = [("random, from the seed", RANDOM)] + [
+                    (f"{info.title} ({info.name})", info.name) for info in list_examples(self.op)
+                ]
+                chosen = self.params.get("example") or RANDOM
+                with Grid(classes="lesson-form-grid"):
+                    yield Label("example", classes="lesson-form-label")
+                    yield Select(
+                        options, value=chosen, allow_blank=False, compact=True, id="form-example"
+                    )
+                    yield Static("", id="error-example", classes="lesson-form-error")
+                    for name in _FIELDS_OF[self.op]:
+                        label, _, low, high = _FIELDS[name]
+                        yield Label(label, classes="lesson-form-label")
+                        yield Input(
+                            self._initial.get(name, ""),
+                            compact=True,
+                            id=f"form-{name}",
+                            tooltip=f"{low}..{high}"
+                            + (", or HxW like 3x2" if _FIELDS[name][1] == "pair" else ""),
+                        )
+                        yield Static("", id=f"error-{name}", classes="lesson-form-error")
+                    if self.op == "pool":
+                        yield Label("type", classes="lesson-form-label")
+                        yield Select(
+                            [(t, t) for t in POOL_TYPES],
+                            value=self.example.pool_type or "max",
+                            allow_blank=False,
+                            compact=True,
+                            id="form-pool-type",
+                        )
+                        yield Static("", id="error-pool_type", classes="lesson-form-error")
+                with Horizontal(id="lesson-form-values-bar"):
+                    yield Label("values of", classes="lesson-form-label")
+                    yield Select(
+                        [(name, name) for name in EDITABLE_ARRAYS[self.op]],
+                        value=self._shown_array,
+                        allow_blank=False,
+                        compact=True,
+                        id="form-array",
+                    )
+                yield Static(
+                    "one row per line, numbers separated by commas; a blank line between slices",
+                    classes="lesson-form-hint",
+                )
+                yield TextArea(self._array_texts[self._shown_array], id="form-values")
+                yield Static("", id="error-values", classes="lesson-form-error")
+            yield Static("", id="error-form", classes="lesson-form-error")
+            with Horizontal(id="lesson-form-buttons"):
+                yield Button("Apply (ctrl+s)", variant="primary", compact=True, id="form-apply")
+                yield Button("Cancel (esc)", compact=True, id="form-cancel")
+
+    def on_mount(self) -> None:
+        self._grey_fixed_fields()
+        first = self.query(Input).first()
+        first.focus()
+
+    # ----------------------------------------------------------------- events
+
+    @on(Select.Changed, "#form-example")
+    def _example_changed(self, event: Select.Changed) -> None:
+        if event.value != RANDOM and event.value != self.params.get("example"):
+            from cnn_tui.lessons.examples import load_example
+
+            try:  # show the example's own sizes in the greyed-out fields
+                chosen = load_example(str(event.value))
+            except UsageError as exc:
+                self._set_error("example", str(exc))
+                return
+            for name, text in current_values(chosen).items():
+                if name in _FIELDS_OF[self.op]:
+                    self.query_one(f"#form-{name}", Input).value = text
+        self._grey_fixed_fields()
+
+    @on(Select.Changed, "#form-array")
+    def _array_changed(self, event: Select.Changed) -> None:
+        area = self.query_one("#form-values", TextArea)
+        self._array_texts[self._shown_array] = area.text
+        self._shown_array = str(event.value)
+        area.load_text(self._array_texts[self._shown_array])
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#form-apply")
+    def _apply_pressed(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#form-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_apply(self) -> None:
+        request = self.check()
+        if request is not None:
+            self.dismiss(request)
+
+    # ----------------------------------------------------------------- checking
+
+    def _grey_fixed_fields(self) -> None:
+        chosen = self.query_one("#form-example", Select).value
+        for name in _FIXED_BY_EXAMPLE[self.op]:
+            self.query_one(f"#form-{name}", Input).disabled = chosen != RANDOM
+
+    def _set_error(self, name: str, message: str) -> None:
+        self.query_one(f"#error-{name}", Static).update(message)
+
+    def _clear_errors(self) -> None:
+        for widget in self.query(".lesson-form-error"):
+            if isinstance(widget, Static):
+                widget.update("")
+
+    def check(self) -> LessonRequest | None:
+        """Check every field; show the reasons and return None, or the new request."""
+        self._clear_errors()
+        chosen = str(self.query_one("#form-example", Select).value)
+        params: dict[str, Any] = {}
+        bad = False
+        for name in _FIELDS_OF[self.op]:
+            if chosen != RANDOM and name in _FIXED_BY_EXAMPLE[self.op]:
+                continue
+            text = self.query_one(f"#form-{name}", Input).value.strip()
+            _, kind, low, high = _FIELDS[name]
+            try:
+                value = (
+                    parse_int(text, name, low, high)
+                    if kind == "int"
+                    else parse_pair(text, name, low, high)
+                )
+            except ValueError as exc:
+                self._set_error(name, str(exc))
+                bad = True
+                continue
+            if chosen != RANDOM and name == "seed" and text == self._initial["seed"]:
+                continue  # an unchanged seed keeps the example file's own upstream gradient
+            params[name] = value
+        if self.op == "pool":
+            params["pool_type"] = str(self.query_one("#form-pool-type", Select).value)
+        if chosen != RANDOM:
+            params["example"] = chosen
+        if bad:
+            return None
+        try:
+            base = make_example(self.op, params, {})
+            overrides = self._edited_arrays(base, params)
+            if overrides is None:
+                return None
+            example = make_example(self.op, params, overrides)
+        except UsageError as exc:
+            message = str(exc)
+            first = message.split()[0].rstrip(":,") if message else ""
+            target = first if first in _FIELDS_OF[self.op] else None
+            if first in EDITABLE_ARRAYS[self.op]:
+                target = "values"
+            self._set_error(target or "form", message)
+            return None
+        return LessonRequest(params, overrides, example)
+
+    def _edited_arrays(self, base: Any, params: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        """The arrays to replace: the ones whose text changed here, and earlier edits that
+        still fit (a new seed or example draws everything afresh)."""
+        self._array_texts[self._shown_array] = self.query_one("#form-values", TextArea).text
+        redrawn = params.get("seed", self.example.seed) != self.example.seed or params.get(
+            "example"
+        ) != self.params.get("example")
+        overrides = {
+            name: array
+            for name, array in self.overrides.items()
+            if not redrawn and getattr(base, name).shape == array.shape
+        }
+        for name, text in self._array_texts.items():
+            if text == self._original_texts[name]:
+                continue
+            shape = getattr(base, name).shape
+            try:
+                overrides[name] = parse_array(name, text, shape)
+            except UsageError as exc:
+                self._set_error("values", str(exc))
+                return None
+        return overrides

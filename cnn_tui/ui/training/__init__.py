@@ -1,0 +1,1 @@
+"""The training screens (form, dashboard, results, runs), their widgets, modals and messages."""

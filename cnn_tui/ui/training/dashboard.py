@@ -1,0 +1,380 @@
+"""The training dashboard: follows a run's files live, then shows its results.
+
+The run trains in its own process (`cnn_tui.training.launcher`); this screen only reads what it writes. A
+thread worker tails `metrics.jsonl` and `status.json` four times a second and posts one
+`RunEvents` message per poll; the screen folds them into a bounded `RunHistory` and updates the
+progress bar, the charts (redrawn at most twice a second), the epoch table and the log. When the
+run is over the worker loads summary.json and samples.npz, and the Results and Samples tabs open.
+
+`ResultsScreen` (results.py) is the same screen for a run that is already over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import (
+    Footer,
+    Header,
+    ProgressBar,
+    RichLog,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from cnn_tui.ui.training.charts import MetricChart, Series
+from cnn_tui.ui.training.dialogs import confirm
+from cnn_tui.ui.training.epochs import EpochTable
+from cnn_tui.ui.training.history import (
+    RunHistory,
+    format_number,
+    format_percent,
+    format_seconds,
+)
+from cnn_tui.ui.training.messages import RunEnded, RunEvents, RunResultsLoaded
+from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView
+from cnn_tui.ui.training.samples import SampleGrid
+
+STATE_MARKS = {
+    "starting": ("…", "text-muted"),
+    "running": ("▶", "success"),
+    "finished": ("✓", "success"),
+    "stopped": ("■", "warning"),
+    "failed": ("✗", "error"),
+    "interrupted": ("✗", "error"),
+    "unknown": ("?", "text-muted"),
+}
+COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
+
+
+class RunScreen(Screen):
+    """Dashboard of one run: live (`live=True`, following the trainer) or replayed from files."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "stop", "Stop run"),
+        Binding("n", "toggle_counts", "Counts/%"),
+        Binding("z", "toggle_zoom", "Image size"),
+        Binding("1", "tab('charts')", "Charts", show=False),
+        Binding("2", "tab('epochs')", "Epochs", show=False),
+        Binding("3", "tab('log')", "Log", show=False),
+        Binding("4", "tab('results')", "Results", show=False),
+        Binding("5", "tab('samples')", "Samples", show=False),
+    ]
+
+    def __init__(self, run_dir: str | Path, *, pid: int | None = None, live: bool = True) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.pid = pid
+        self.live = live
+        self.history = RunHistory()
+        self.state = "starting" if live else "unknown"
+        self.state_message = ""
+        self.summary: dict[str, Any] | None = None
+        self._lines: dict[str, str] = {}  # what the one-line status texts show
+
+    @property
+    def followed_run_dir(self) -> Path | None:
+        """The run this screen follows while it trains (the quit dialog asks about it)."""
+        return self.run_dir if self.live and self.state in ("starting", "running") else None
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="dash-top"):
+            yield Static(id="dash-status")
+            yield Static(id="dash-metrics")
+            with Horizontal(id="dash-progress-row"):
+                yield ProgressBar(id="dash-progress", show_eta=False)
+                yield Static(id="dash-speed")
+        with TabbedContent(id="dash-tabs"):
+            with TabPane("Charts", id="charts"):
+                with Horizontal(id="dash-charts"):
+                    yield MetricChart("loss", id="loss-chart")
+                    yield MetricChart("accuracy (%)", percent=True, id="acc-chart")
+                yield EpochTable(id="charts-epoch-table")
+            with TabPane("Epochs", id="epochs"):
+                yield EpochTable(id="epoch-table")
+            with TabPane("Log", id="log"):
+                yield RichLog(id="dash-log", max_lines=2000, wrap=True, markup=False)
+            with TabPane("Results", id="results"):
+                yield MetricsView(id="metrics-view")
+            with TabPane("Samples", id="samples"):
+                yield SampleGrid(id="sample-grid")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_dir.name
+        tabs = self.query_one(TabbedContent)
+        tabs.disable_tab("results")
+        tabs.disable_tab("samples")
+        self._fit_layout()
+        log = self.query_one(RichLog)
+        log.write(f"run directory: {self.run_dir}")
+        if self.pid is not None:
+            log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / 'output.log'}")
+        self._show_status()
+        if not self.run_dir.is_dir():
+            self.state, self.state_message = "failed", f"no run directory at {self.run_dir}"
+            log.write(self.state_message)
+            self._show_status()
+            return
+        self.follow()
+
+    def on_resize(self) -> None:
+        self._fit_layout()
+
+    def _fit_layout(self) -> None:
+        compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
+        self.set_class(compact, "-compact")
+        self.query_one(ConfusionTable).numbered = self.size.width < COMPACT_WIDTH
+
+    def action_tab(self, tab: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        if not tabs.get_tab(tab).disabled:
+            tabs.active = tab
+
+    # --- following the run ----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run")
+    def follow(self) -> None:
+        """Tail the run's files until it is over, then load its results (a thread worker)."""
+        from cnn_tui.training.launcher import follow_run
+        from cnn_tui.training.runs import (
+            SAMPLES_FILE,
+            effective_status,
+            read_events,
+            read_status,
+            read_summary,
+        )
+        from cnn_tui.ui.training.samples import load_samples
+
+        worker = get_current_worker()
+
+        def emit(events: list[dict[str, Any]], status: dict[str, Any] | None) -> None:
+            self.post_message(RunEvents(self.run_dir, events, status))
+
+        if self.live:
+            state, message = follow_run(self.run_dir, emit, worker.cancelled_event, pid=self.pid)
+            if state == "following":  # cancelled: the screen was closed
+                return
+        else:
+            status = read_status(self.run_dir)
+            emit(read_events(self.run_dir)[0], status)
+            state = effective_status(status)
+            message = str((status or {}).get("message") or "")
+        summary = read_summary(self.run_dir)
+        samples = load_samples(self.run_dir / SAMPLES_FILE) if summary else None
+        self.post_message(RunResultsLoaded(self.run_dir, summary, samples))
+        self.post_message(RunEnded(self.run_dir, state, message))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "follow-run" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.query_one(RichLog).write(f"error while reading the run: {error!r}")
+            self.notify(f"cannot follow the run: {error}", severity="error", markup=False)
+
+    @on(RunEvents)
+    def _on_run_events(self, message: RunEvents) -> None:
+        kinds = self.history.add(message.events)
+        status = message.status or {}
+        # (a resumed run's old status.json is not ours until our trainer rewrites it)
+        ours = self.pid is None or status.get("pid") == self.pid
+        if self.live and ours and status.get("status") == "running":
+            self.state = "running"
+        log = self.query_one(RichLog)
+        for line in self.history.take_log():
+            log.write(line)
+        self._show_progress()
+        self._show_status()
+        if kinds & {"epoch", "run_started"}:
+            for table in self.query(EpochTable):
+                table.set_epochs(self.history.epochs)
+            self._show_charts()
+        elif "batch" in kinds:
+            self._show_charts(loss_only=True)
+
+    @on(RunEnded)
+    def _on_run_ended(self, message: RunEnded) -> None:
+        self.state, self.state_message = message.status, message.message
+        self._show_status()
+        self._show_progress()
+        self._show_charts()
+        log = self.query_one(RichLog)
+        if message.status in ("failed", "interrupted"):
+            if self.history.end is None:  # (a failed event already wrote its message)
+                log.write(f"{message.status.upper()}: {message.message}")
+            if self.live:
+                self.notify(
+                    message.message or message.status,
+                    title="Run failed",
+                    severity="error",
+                    markup=False,
+                )
+        elif self.live:
+            log.write(f"run {message.status}")
+            self.notify(f"run {self.run_dir.name} {message.status}", title="Training", markup=False)
+
+    @on(RunResultsLoaded)
+    def _on_results_loaded(self, message: RunResultsLoaded) -> None:
+        self.summary = message.summary
+        if message.summary is None:
+            return
+        tabs = self.query_one(TabbedContent)
+        tabs.enable_tab("results")
+        tabs.enable_tab("samples")
+        self.query_one(MetricsView).show(message.summary)
+        self.query_one(SampleGrid).show(message.samples, list(message.summary.get("classes") or []))
+        tabs.active = "results"
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.live and self.state in ("starting", "running")
+        if action in ("toggle_counts", "toggle_zoom"):
+            tab = "results" if action == "toggle_counts" else "samples"
+            return self.summary is not None and self.query_one(TabbedContent).active == tab
+        return True
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
+
+    def action_toggle_counts(self) -> None:
+        self.query_one(ConfusionTable).action_toggle_normalised()
+
+    def action_toggle_zoom(self) -> None:
+        self.query_one(SampleGrid).action_toggle_zoom()
+
+    def action_stop(self) -> None:
+        def stop(answer: str | None) -> None:
+            if answer != "yes":
+                return
+            from cnn_tui.training.launcher import stop_run
+
+            if stop_run(self.run_dir, self.pid):
+                self.query_one(RichLog).write("stop requested: finishing the batch, checkpointing")
+                self.state_message = "stopping at the end of the batch…"
+                self._show_status()
+            else:
+                self.notify("the run is not running any more", severity="warning", markup=False)
+
+        self.app.push_screen(
+            confirm(
+                "Stop training?",
+                f"Stop {self.run_dir.name} at the end of the current batch. The checkpoint is "
+                "kept; resume it later from the runs screen.",
+                "Stop run",
+            ),
+            stop,
+        )
+
+    # --- drawing --------------------------------------------------------------------------------
+
+    def _show_status(self) -> None:
+        mark, colour = STATE_MARKS.get(self.state, STATE_MARKS["unknown"])
+        started = self.history.started or {}
+        parts = [f"[b ${colour}]{mark} {self.state}[/]"]  # the run's name is in the header
+        config = started.get("config") or {}
+        if config:
+            parts.append(escape(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
+        if started:
+            device = started.get("device_name") or started.get("device") or "?"
+            parts.append(escape(str(device)))
+        if self.history.epochs:
+            last = self.history.epochs[-1]
+            if last.get("gpu_mem_mb"):
+                parts.append(f"GPU mem {format_number(last.get('gpu_mem_mb'), ',.0f')} MB")
+        self._set_line("#dash-status", " · ".join(parts))
+        self._set_line("#dash-metrics", self._metrics_line())
+
+    def _set_line(self, selector: str, markup: str) -> None:
+        """Update a status text when it changed; the per-batch ones are one line (no layout pass)."""
+        if self._lines.get(selector) != markup:
+            self._lines[selector] = markup
+            layout = selector == "#dash-metrics"  # an error message may take up to 3 lines
+            self.query_one(selector, Static).update(markup, layout=layout)
+
+    def _metrics_line(self) -> str:
+        first = escape(self.state_message.splitlines()[0]) if self.state_message else ""
+        if self.state in ("failed", "interrupted") and first:
+            return f"[b $text-error]✗ {first}[/]  [dim](Log tab: details)[/dim]"
+        if self.state in ("starting", "running") and first:
+            return f"[b]{first}[/b]"  # e.g. "stopping at the end of the batch…"
+        if self.state == "stopped" and not self.history.epochs:
+            return f"[b $text-warning]■ {first or 'stopped'}[/]"
+        if not self.history.epochs:
+            if self.history.started is None:
+                return "[dim]waiting for the trainer to start (loading data, building the model)…[/dim]"
+            return "[dim]training the first epoch…[/dim]"
+        last = self.history.epochs[-1]
+        return (
+            f"epoch {last.get('epoch')}/{last.get('epochs')} · train loss "
+            f"{format_number(last.get('train_loss'), '.3f')} acc "
+            f"{format_percent(last.get('train_acc'))} · val loss "
+            f"[b]{format_number(last.get('val_loss'), '.3f')}[/b] acc "
+            f"[b]{format_percent(last.get('val_acc'))}[/b] · best "
+            f"{format_percent(self.history.best_val_acc())}"
+        )
+
+    def _show_progress(self) -> None:
+        done, total = self.history.progress()
+        bar = self.query_one(ProgressBar)
+        if total:
+            bar.update(total=total, progress=done)
+        elif self.state in ("finished", "stopped", "failed", "interrupted"):
+            bar.update(total=1, progress=0)  # ended before it knew its size: no busy animation
+        batch = self.history.last_batch
+        if self.state in ("finished", "stopped", "failed", "interrupted"):
+            hint = " · resume it from the runs screen (r)" if self.state == "stopped" else ""
+            self._set_line("#dash-speed", self.state + hint)
+        elif batch is None:
+            self._set_line("#dash-speed", "")
+        else:
+            self._set_line(
+                "#dash-speed",
+                f"epoch {batch.get('epoch')}/{self.history.epochs_total} · batch "
+                f"{batch.get('batch')}/{batch.get('batches')} · ETA "
+                f"{format_seconds(batch.get('eta_s'))} · "
+                f"{format_number(batch.get('images_per_s'), ',.0f')} img/s",
+            )
+
+    def _show_charts(self, loss_only: bool = False) -> None:
+        series = self.history.series()
+        x_max = float(self.history.epochs_total)
+        self.query_one("#loss-chart", MetricChart).set_series(
+            [
+                Series("batch (smoothed)", *series["batch_loss"], role="batch"),
+                Series("train", *series["train_loss"], role="train"),
+                Series("val", *series["val_loss"], role="val"),
+            ],
+            x_max,
+        )
+        if loss_only:
+            return
+        self.query_one("#acc-chart", MetricChart).set_series(
+            [
+                Series("train", *series["train_acc"], role="train"),
+                Series("val", *series["val_acc"], role="val"),
+            ],
+            x_max,
+        )
+
+
+class DashboardScreen(RunScreen):
+    """The live dashboard of a run the TUI just started (or re-attached to)."""
+
+    @classmethod
+    def for_run(cls, run_dir: str | Path, pid: int | None = None) -> DashboardScreen:
+        return cls(run_dir, pid=pid, live=True)

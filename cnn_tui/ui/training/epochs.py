@@ -1,0 +1,78 @@
+"""The epoch table: one row per epoch, the best validation accuracy marked with a star."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from cnn_tui.ui.training.history import format_number, format_percent
+
+COLUMNS = (
+    ("epoch", "epoch"),
+    ("train_loss", "train loss"),
+    ("train_acc", "train acc"),
+    ("val_loss", "val loss"),
+    ("val_acc", "val acc"),
+    ("lr", "lr"),
+    ("seconds", "time"),
+    ("images_per_s", "img/s"),
+    ("gpu_mem_mb", "GPU MB"),
+)
+
+
+def _cell(key: str, event: dict[str, Any]) -> str:
+    value = event.get(key)
+    if key == "epoch":
+        return f"{value}/{event.get('epochs', '?')}"
+    if key in ("train_acc", "val_acc"):
+        return format_percent(value)
+    if key == "lr":
+        return format_number(value, ".2e")
+    if key == "seconds":
+        return format_number(value, ".1f")
+    if key in ("images_per_s", "gpu_mem_mb"):
+        return format_number(value, ",.0f")
+    return format_number(value)
+
+
+class EpochTable(DataTable):
+    """Rows of the `epoch` events of a run; `set_epochs` rebuilds only when something changed."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self._shown: list[tuple[Any, ...]] = []
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(Text(label, justify="right"), key=key)
+
+    def set_epochs(self, epochs: list[dict[str, Any]]) -> None:
+        """Show these epochs; rebuilt only when a row changed (once per epoch: a few rows)."""
+        rows = [tuple(_cell(key, e) for key, _ in COLUMNS) for e in epochs]
+        if rows == self._shown:
+            return
+        self.clear()
+        best = _best_index(epochs)
+        for index, row in enumerate(rows):
+            self.add_row(*self._styled(row, index == best), key=str(index))
+        self._shown = rows
+        self.move_cursor(row=len(rows) - 1)
+
+    @staticmethod
+    def _styled(row: tuple[str, ...], best: bool) -> list[Text]:
+        cells = [Text(value, justify="right") for value in row]
+        if best:
+            val_acc = [key for key, _ in COLUMNS].index("val_acc")
+            cells[val_acc] = Text(f"★ {row[val_acc]}", style="bold", justify="right")
+        return cells
+
+
+def _best_index(epochs: list[dict[str, Any]]) -> int | None:
+    best, best_value = None, None
+    for index, event in enumerate(epochs):
+        value = event.get("val_acc")
+        if isinstance(value, (int, float)) and (best_value is None or value > best_value):
+            best, best_value = index, value
+    return best

@@ -1,0 +1,469 @@
+"""The training form: every field of `TrainConfig`, validated as it is typed.
+
+The rows are generated from `cnn_tui.training.config.FIELDS` (one source of truth with the CLI flags and
+config files): fields with choices become a Select, booleans a Checkbox, the rest an Input. Each
+change is parsed with `parse_field` and the whole form is checked with `TrainConfig.from_mapping`
+(cross-field rules); the reason shows beside the field and Start stays disabled until every field
+is valid. Fields that do not apply to the chosen model or optimiser are disabled (and left out).
+
+Start launches the run as its own process (`cnn_tui.training.launcher`) and opens the live dashboard.
+Detecting GPUs imports torch, so it runs in a thread worker after the form is up.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
+
+from cnn_tui.errors import UsageError
+from cnn_tui.training.config import (
+    FIELDS,
+    ConfigError,
+    TrainConfig,
+    list_presets,
+    load_config_file,
+    parse_field,
+    save_preset,
+    user_presets_dir,
+)
+from cnn_tui.ui.training.messages import DevicesDetected
+
+# Form sections; a field of FIELDS that is in none of them goes to "Other", so new fields show up.
+SECTIONS = (
+    ("Data", ("dataset", "data_dir", "limit", "image_size", "val_split")),
+    ("Model", ("model", "hidden_units", "weights", "finetune", "cache_features")),
+    (
+        "Optimisation",
+        (
+            "epochs",
+            "batch_size",
+            "optimizer",
+            "lr",
+            "momentum",
+            "weight_decay",
+            "schedule",
+            "augment",
+            "label_smoothing",
+            "grad_clip",
+        ),
+    ),
+    ("Run", ("device", "seed", "amp", "channels_last")),
+)
+
+# field -> (which setting it depends on, the values where it applies, the note when it does not)
+APPLIES_WHEN = {
+    "hidden_units": ("model", ("simple-cnn",), "simple-cnn only"),
+    "weights": ("model", ("resnet18",), "resnet18 only"),
+    "finetune": ("model", ("resnet18",), "resnet18 only"),
+    "cache_features": ("model", ("resnet18",), "resnet18 only"),
+    "momentum": ("optimizer", ("sgd",), "sgd only"),
+    "data_dir": ("dataset", ("cifar10", "fashion-mnist", "imagefolder"), "not used by shapes"),
+}
+
+DEVICE_CHOICES = [("auto (GPU if any)", "auto"), ("cpu", "cpu")]
+
+
+def format_value(value: Any) -> str:
+    """A config value as form text ('' for None)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _sections() -> list[tuple[str, list[str]]]:
+    placed = {name for _, names in SECTIONS for name in names}
+    sections = [(title, [n for n in names if n in FIELDS]) for title, names in SECTIONS]
+    rest = [name for name in FIELDS if name not in placed]
+    return sections + ([("Other", rest)] if rest else [])
+
+
+class TrainFormScreen(Screen):
+    """Pick hyperparameters, load or save presets, start a run."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("ctrl+s", "start", "Start", priority=True),
+        Binding("ctrl+t", "save_preset", "Save preset", priority=True),
+    ]
+
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        *,
+        texts: dict[str, str] | None = None,
+        start: bool = False,
+        run_dir: str | None = None,
+        resume: str | None = None,
+        error: str = "",
+    ) -> None:
+        super().__init__()
+        self.base = config or TrainConfig()
+        self.initial_texts = texts or {}
+        self.start_at_once = start
+        self.requested_run_dir = run_dir
+        self.resume_dir = resume
+        self.startup_error = error
+        self.errors: dict[str, str] = {}
+        self.config: TrainConfig | None = None
+        self._devices: list[tuple[str, str]] = list(DEVICE_CHOICES)
+        self._device_notes: dict[str, str] = {}  # device -> what was detected (GPU, free memory)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | None) -> TrainFormScreen:
+        """The form filled from `cnn-tui train` flags: preset < --config < flags.
+
+        Flag values go into the form as typed, so a bad one shows its reason beside the field
+        instead of ending the app; a bad preset or config file is reported and skipped.
+        """
+        if args is None:
+            return cls()
+        config, error = TrainConfig(), ""
+        try:
+            if getattr(args, "preset", None):
+                from cnn_tui.training.config import load_preset
+
+                config = load_preset(args.preset, base=config)
+            if getattr(args, "config", None):
+                config = load_config_file(args.config, base=config)
+        except UsageError as exc:
+            error = str(exc)
+        texts = {}
+        for name in FIELDS:
+            value = getattr(args, name, None)
+            if value is not None:
+                texts[name] = value if isinstance(value, str) else format_value(value)
+        return cls(
+            config,
+            texts=texts,
+            start=bool(getattr(args, "start", False)),
+            run_dir=getattr(args, "run_dir", None),
+            resume=getattr(args, "resume", None),
+            error=error,
+        )
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="form-presets"):
+            yield Label("Preset", classes="form-label")
+            yield Select(self._preset_options(), prompt="load a preset…", id="preset", compact=True)
+            yield Button("Save as preset…", id="save-preset", compact=True)
+        with VerticalScroll(id="form-fields"):
+            for title, names in _sections():
+                yield Static(f"[b]{title}[/b]", classes="form-section")
+                for name in names:
+                    with Horizontal(classes="form-row", id=f"row-{name}"):
+                        yield Label(name.replace("_", " "), classes="form-label")
+                        yield self._field_widget(name)
+                        yield Static(classes="field-reason", id=f"reason-{name}")
+        with Horizontal(id="form-actions"):
+            yield Static(id="form-summary")
+            yield Button("Start ▶", id="start", variant="success", compact=True)
+        yield Footer()
+
+    def _field_widget(self, name: str) -> Widget:
+        field = FIELDS[name]
+        value = getattr(self.base, name)
+        widget_id = f"field-{name}"
+        if name == "device":
+            return Select(
+                [(label, value) for label, value in self._device_options(value)],
+                value=value,
+                allow_blank=False,
+                id=widget_id,
+                compact=True,
+            )
+        if field.choices:
+            return Select(
+                [(choice, choice) for choice in field.choices],
+                value=value,
+                allow_blank=False,
+                id=widget_id,
+                compact=True,
+            )
+        if field.kind is bool:
+            return Checkbox(value=bool(value), id=widget_id, compact=True)
+        placeholder = "default" if field.optional else ""
+        text = self.initial_texts.get(name, format_value(value))
+        return Input(text, placeholder=placeholder, id=widget_id, compact=True)
+
+    def _device_options(self, current: str) -> list[tuple[str, str]]:
+        options = list(self._devices)
+        if current not in [value for _, value in options]:
+            options.append((current, current))
+        return options
+
+    def _preset_options(self) -> list[tuple[str, str]]:
+        options = []
+        for preset in list_presets():
+            where = "" if preset.builtin else " (yours)"
+            about = f" — {preset.description}" if preset.description else ""
+            options.append((f"{preset.name}{where}{about}", str(preset.path)))
+        return options
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-compact")
+
+    def on_mount(self) -> None:
+        self.sub_title = "train a model"
+        # flag texts for Select/Checkbox fields (choices were checked by argparse-free parsing)
+        for name, text in self.initial_texts.items():
+            field = FIELDS[name]
+            if field.kind is bool or field.choices or name == "device":
+                try:
+                    self._set_widget(name, parse_field(name, text))
+                except ConfigError as exc:
+                    self.notify(str(exc), severity="error", markup=False)
+        if self.validate_form() is None:  # e.g. a bad flag: show its field first
+            self._widget(next(iter(self.errors))).focus()
+        if self.startup_error:
+            self.notify(
+                self.startup_error, title="Settings not loaded", severity="error", markup=False
+            )
+        self.detect_devices()
+        if self.resume_dir:
+            self.call_after_refresh(self._resume, Path(self.resume_dir))
+        elif self.start_at_once:
+            self.call_after_refresh(self.action_start)
+
+    # --- values and validation ------------------------------------------------------------------
+
+    def _widget(self, name: str) -> Widget:
+        return self.query_one(f"#field-{name}")
+
+    def _set_widget(self, name: str, value: Any) -> None:
+        widget = self._widget(name)
+        if isinstance(widget, Select):
+            if name == "device":
+                widget.set_options(self._device_options(str(value)))
+            widget.value = value
+        elif isinstance(widget, Checkbox):
+            widget.value = bool(value)
+        elif isinstance(widget, Input):
+            widget.value = format_value(value)
+
+    def _raw_value(self, name: str) -> Any:
+        widget = self._widget(name)
+        if isinstance(widget, Input):
+            return widget.value
+        if isinstance(widget, Select):
+            return None if widget.value is Select.NULL else widget.value
+        return bool(widget.value)  # Checkbox
+
+    def _applies(self, name: str, values: dict[str, Any]) -> bool:
+        rule = APPLIES_WHEN.get(name)
+        return rule is None or values.get(rule[0], getattr(self.base, rule[0])) in rule[1]
+
+    def validate_form(self) -> TrainConfig | None:
+        """Parse every field, check the cross-field rules, show the reasons; the config or None."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name in FIELDS:
+            raw = self._raw_value(name)
+            try:
+                values[name] = parse_field(name, raw) if isinstance(raw, str) else raw
+            except ConfigError as exc:
+                errors[name] = str(exc)
+        inactive = {name for name in FIELDS if not self._applies(name, values)}
+        for name in inactive:
+            errors.pop(name, None)
+            values.pop(name, None)
+        config = None
+        if not errors:
+            try:
+                config = TrainConfig.from_mapping(values)
+            except ConfigError as exc:
+                errors[exc.field or "dataset"] = str(exc)
+        was_startable = self.config is not None
+        self.errors, self.config = errors, config
+        self._show_reasons(inactive)
+        if was_startable != (config is not None):
+            self.refresh_bindings()  # the footer greys out Start while the form is invalid
+        return config
+
+    def _show_reasons(self, inactive: set[str]) -> None:
+        for name, field in FIELDS.items():
+            row = self.query_one(f"#row-{name}")
+            reason = self.query_one(f"#reason-{name}", Static)
+            widget = self._widget(name)
+            widget.disabled = name in inactive
+            row.set_class(name in inactive, "-inactive")
+            row.set_class(name in self.errors, "-invalid")
+            if name in self.errors:
+                # beside the field, "--epochs must be ..." reads better as "must be ..."
+                text = self.errors[name].removeprefix(f"{field.flag} ").removeprefix(":")
+                reason.update(Text(f"✗ {text.strip()}"))
+            elif name in inactive:
+                reason.update(Text(APPLIES_WHEN[name][2]))
+            elif name == "device" and self._device_notes.get(self._raw_value(name)):
+                reason.update(Text(self._device_notes[self._raw_value(name)]))
+            else:
+                reason.update(Text(field.help))
+        start = self.query_one("#start", Button)
+        start.disabled = self.config is None
+        summary = self.query_one("#form-summary", Static)
+        if self.config is None:
+            names = ", ".join(name.replace("_", " ") for name in self.errors)
+            count = len(self.errors)
+            summary.update(f"[b $text-error]✗ {count} field{'s' * (count != 1)} to fix:[/] {names}")
+        else:
+            c = self.config
+            summary.update(
+                f"✓ {c.model} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
+                f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
+            )
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _field_changed(self, event: Input.Changed | Select.Changed | Checkbox.Changed) -> None:
+        widget_id = event.control.id or ""
+        if widget_id.startswith("field-"):
+            self.validate_form()
+
+    @on(Input.Submitted)
+    def _next_field(self) -> None:
+        self.focus_next()
+
+    # --- presets --------------------------------------------------------------------------------
+
+    @on(Select.Changed, "#preset")
+    def _load_preset(self, event: Select.Changed) -> None:
+        if event.value is Select.NULL:
+            return
+        try:
+            config = load_config_file(str(event.value))
+        except UsageError as exc:
+            self.notify(str(exc), title="Preset not loaded", severity="error", markup=False)
+            return
+        self.fill(config)
+        self.notify(f"loaded preset {Path(str(event.value)).stem}", title="Preset", markup=False)
+
+    def fill(self, config: TrainConfig) -> None:
+        """Put every value of `config` into the form."""
+        self.base = config
+        for name in FIELDS:
+            self._set_widget(name, getattr(config, name))
+        self.validate_form()
+
+    def action_save_preset(self) -> None:
+        from cnn_tui.ui.training.dialogs import PresetNameModal
+
+        config = self.validate_form()
+        if config is None:
+            self.notify(
+                "fix the fields marked ✗ before saving a preset", severity="warning", markup=False
+            )
+            return
+
+        def save(name: str, description: str) -> str | None:
+            try:
+                path = save_preset(config, name, description)
+            except UsageError as exc:
+                return str(exc)
+            self.notify(f"saved preset {name} to {path}", title="Preset", markup=False)
+            self.query_one("#preset", Select).set_options(self._preset_options())
+            return None
+
+        self.app.push_screen(PresetNameModal(user_presets_dir(), save))
+
+    @on(Button.Pressed, "#save-preset")
+    def _save_pressed(self) -> None:
+        self.action_save_preset()
+
+    # --- devices --------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detect-devices")
+    def detect_devices(self) -> None:
+        """Ask torch for the GPUs (slow: imports torch) and post them to the form."""
+        from cnn_tui.training.devices import detect_devices
+
+        self.post_message(DevicesDetected([(d.name, d.label) for d in detect_devices()]))
+
+    @on(DevicesDetected)
+    def _devices_detected(self, message: DevicesDetected) -> None:
+        self._devices = [DEVICE_CHOICES[0]] + [
+            (f"{name} — {label}", name) for name, label in message.devices
+        ]
+        self._device_notes = dict(message.devices)
+        gpus = [label for name, label in message.devices if name.startswith("cuda")]
+        self._device_notes["auto"] = f"auto: {gpus[0]}" if gpus else "auto: no GPU found, the CPU"
+        select = self.query_one("#field-device", Select)
+        current = select.value if select.value is not Select.NULL else "auto"
+        select.set_options(self._device_options(str(current)))
+        select.value = current
+        self.validate_form()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "detect-devices" and event.state == WorkerState.ERROR:
+            self.notify(
+                f"cannot list the GPUs ({event.worker.error}); auto and cpu still work",
+                severity="warning",
+            )
+
+    # --- starting -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start":
+            return self.config is not None or None  # None: shown greyed out in the footer
+        return True
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    def action_start(self) -> None:
+        config = self.validate_form()
+        if config is None:
+            fields = ", ".join(self.errors)
+            self.notify(f"cannot start yet, fix: {fields}", severity="error", markup=False)
+            return
+        from cnn_tui.training.launcher import launch_run
+        from cnn_tui.training.runs import new_run_dir
+
+        try:
+            if self.requested_run_dir:
+                run_dir = Path(self.requested_run_dir)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                self.requested_run_dir = None  # a second Start makes a fresh run
+            else:
+                run_dir = new_run_dir(runs_dir(self.app), config)
+            pid = launch_run(config, run_dir)
+        except (OSError, UsageError) as exc:
+            self.notify(f"cannot start the run: {exc}", severity="error", markup=False)
+            return
+        self._open_dashboard(run_dir, pid)
+
+    def _resume(self, run_dir: Path) -> None:
+        from cnn_tui.training.launcher import resume_run
+
+        try:
+            pid = resume_run(run_dir)
+        except OSError as exc:
+            self.notify(f"cannot resume {run_dir}: {exc}", severity="error", markup=False)
+            return
+        self._open_dashboard(run_dir, pid)
+
+    def _open_dashboard(self, run_dir: Path, pid: int) -> None:
+        from cnn_tui.ui.training.dashboard import DashboardScreen
+
+        self.app.push_screen(DashboardScreen(run_dir, pid=pid))
+
+
+def runs_dir(app: Any) -> Path:
+    """The --runs-dir of the app's command line (default ./runs)."""
+    return Path(getattr(getattr(app, "args", None), "runs_dir", None) or "runs")

@@ -1,0 +1,206 @@
+"""Test results of a run: confusion matrix, per-class metrics, most-confused pairs (from summary.json).
+
+Highlights work without colour too: the diagonal is bold, the worst off-diagonal cells are bold,
+reversed and marked with '!'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static
+
+from cnn_tui.ui.training.history import format_number, format_percent, format_seconds
+
+WORST_CELLS = 3  # off-diagonal cells highlighted as the worst confusions
+
+
+def short_name(name: str, width: int = 7) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def worst_cells(matrix: list[list[int]], n: int = WORST_CELLS) -> set[tuple[int, int]]:
+    """The `n` largest non-zero off-diagonal cells (row, column) of a confusion matrix."""
+    cells = [
+        (count, i, j)
+        for i, row in enumerate(matrix)
+        for j, count in enumerate(row)
+        if i != j and count > 0
+    ]
+    cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    return {(i, j) for _, i, j in cells[:n]}
+
+
+class ConfusionTable(DataTable):
+    """Rows: true class; columns: predicted class. `n` toggles counts / row-normalised percent."""
+
+    normalised: reactive[bool] = reactive(False)
+    numbered: reactive[bool] = reactive(False)  # narrow screens: columns by class number
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, classes=classes, cursor_type="cell", zebra_stripes=False)
+        self.matrix: list[list[int]] = []
+        self.class_names: list[str] = []
+
+    def show(self, matrix: list[list[int]], class_names: list[str]) -> None:
+        self.matrix = [[int(count) for count in row] for row in matrix]
+        self.class_names = list(class_names) or [str(i) for i in range(len(matrix))]
+        self._rebuild()
+
+    def watch_normalised(self) -> None:
+        self._rebuild()
+
+    def watch_numbered(self) -> None:
+        self.cell_padding = 0 if self.numbered else 1
+        self._rebuild()
+
+    def action_toggle_normalised(self) -> None:
+        self.normalised = not self.normalised
+
+    def _cell_text(self, count: int, row_total: int) -> str:
+        if count == 0:
+            return "·"
+        if self.normalised:
+            return f"{100 * count / row_total:.1f}" if row_total else "–"
+        return str(count)
+
+    def _rebuild(self) -> None:
+        self.clear(columns=True)
+        if not self.matrix:
+            return
+        theme = self.app.theme_variables
+        worst = worst_cells(self.matrix)
+        digits = max(len(str(c)) for row in self.matrix for c in row) + 1
+        if self.normalised:
+            digits = max(digits, 6)  # "!100.0"
+        if self.numbered:
+            width = digits + 1
+            headers = [str(j) for j in range(len(self.class_names))]
+            labels = [f"{i} {name} " for i, name in enumerate(self.class_names)]
+        else:
+            width = max(7, digits)
+            headers = [short_name(name) for name in self.class_names]
+            labels = list(self.class_names)
+        self.add_column(Text("true \\ predicted", style="bold"), key="true")
+        for j, header in enumerate(headers):
+            self.add_column(Text(header, justify="right"), key=f"p{j}", width=width)
+        self.add_column(Text(" total", justify="right"), key="total")
+        for i, row in enumerate(self.matrix):
+            total = sum(row)
+            cells: list[Text] = [Text(labels[i], style="bold")]
+            for j, count in enumerate(row):
+                text = self._cell_text(count, total)
+                if i == j:
+                    cells.append(Text(text, style=f"bold {theme['success']}", justify="right"))
+                elif (i, j) in worst:
+                    cells.append(
+                        Text(f"!{text}", style=f"bold reverse {theme['error']}", justify="right")
+                    )
+                elif count == 0:
+                    cells.append(Text(text, style="dim", justify="right"))
+                else:
+                    cells.append(Text(text, justify="right"))
+            cells.append(Text(str(total), style="dim", justify="right"))
+            self.add_row(*cells, key=str(i))
+
+
+class PerClassTable(DataTable):
+    """Precision, recall, F1 and support per class; the lowest F1 marked."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+
+    def show(self, per_class: list[dict[str, Any]]) -> None:
+        self.clear(columns=True)
+        self.add_column("class", key="class")
+        for key in ("precision", "recall", "f1", "support"):
+            self.add_column(Text(key, justify="right"), key=key)
+        f1s = [row.get("f1") for row in per_class if isinstance(row.get("f1"), (int, float))]
+        lowest = min(f1s) if f1s else None
+        for row in per_class:
+            weak = lowest is not None and row.get("f1") == lowest and len(f1s) > 1
+            style = f"bold {self.app.theme_variables['warning']}" if weak else ""
+            self.add_row(
+                Text(("▼ " if weak else "") + str(row.get("class", "?")), style=style),
+                *(
+                    Text(format_number(row.get(key), ".3f"), justify="right", style=style)
+                    for key in ("precision", "recall", "f1")
+                ),
+                Text(str(row.get("support", "–")), justify="right"),
+            )
+
+
+class ConfusedPairsTable(DataTable):
+    """The most confused (true → predicted) pairs with their share of the true class."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+
+    def show(self, pairs: list[dict[str, Any]], support: dict[str, int]) -> None:
+        self.clear(columns=True)
+        self.add_column("true → predicted", key="pair")
+        self.add_column(Text("count", justify="right"), key="count")
+        self.add_column(Text("% of true", justify="right"), key="share")
+        for pair in pairs:
+            true, count = str(pair.get("true", "?")), int(pair.get("count", 0))
+            share = f"{100 * count / support[true]:.1f}" if support.get(true) else "–"
+            self.add_row(
+                f"{true} → {pair.get('predicted', '?')}",
+                Text(str(count), justify="right"),
+                Text(share, justify="right"),
+            )
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line with the headline numbers of summary.json."""
+    parts = [
+        f"test accuracy [b]{format_percent(summary.get('test_accuracy'))}[/b]",
+        "macro P {} R {} F1 {}".format(
+            *(
+                format_number(summary.get(f"macro_{k}"), ".3f")
+                for k in ("precision", "recall", "f1")
+            )
+        ),
+    ]
+    if summary.get("best_val_acc") is not None:
+        parts.append(f"best val {format_percent(summary.get('best_val_acc'))}")
+    if summary.get("epochs_done") is not None:
+        parts.append(f"{summary['epochs_done']} epochs in {format_seconds(summary.get('seconds'))}")
+    return " · ".join(parts)
+
+
+class MetricsView(Vertical):
+    """The metrics of a finished run: headline, confusion matrix, per-class table, confused pairs."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("no test results yet", id="results-headline", markup=True)
+        with VerticalScroll(id="results-scroll"):
+            yield Static(
+                "[b]Confusion matrix[/b] [dim]rows: true class · columns: predicted · "
+                "[b]bold[/b]: correct · [reverse]!n[/reverse]: worst confusions · n: counts/%[/dim]",
+                classes="results-caption",
+            )
+            yield ConfusionTable(id="confusion")
+            with Horizontal(id="results-lower"):
+                with Vertical(classes="results-half"):
+                    yield Static("[b]Per class[/b]", classes="results-caption")
+                    yield PerClassTable(id="per-class")
+                with Vertical(classes="results-half"):
+                    yield Static("[b]Most confused[/b]", classes="results-caption")
+                    yield ConfusedPairsTable(id="confused-pairs")
+
+    def show(self, summary: dict[str, Any]) -> None:
+        self.query_one("#results-headline", Static).update(summary_line(summary))
+        classes = list(summary.get("classes") or [])
+        matrix = summary.get("confusion_matrix") or []
+        self.query_one(ConfusionTable).show(matrix, classes)
+        per_class = list(summary.get("per_class") or [])
+        self.query_one(PerClassTable).show(per_class)
+        support = {str(row.get("class")): int(row.get("support") or 0) for row in per_class}
+        if not support and matrix:
+            support = {name: sum(row) for name, row in zip(classes, matrix, strict=False)}
+        self.query_one(ConfusedPairsTable).show(list(summary.get("most_confused") or []), support)

@@ -1,0 +1,365 @@
+"""The runs screen: every run under --runs-dir with its status, refreshed every two seconds.
+
+Open a run (its live dashboard while it trains, its results when it is over), mark several and
+overlay their curves, resume a stopped run, delete a run. Listing reads only small files
+(`runs.list_runs`), in a thread worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from cnn_tui.ui.training.charts import MetricChart, Series
+from cnn_tui.ui.training.dialogs import confirm
+from cnn_tui.ui.training.history import RunHistory, format_percent
+from cnn_tui.ui.training.messages import CurvesLoaded, RunsListed
+
+REFRESH_S = 2.0
+STATUS_MARKS = {
+    "running": ("▶", "success"),
+    "finished": ("✓", "success"),
+    "stopped": ("■", "warning"),
+    "failed": ("✗", "error"),
+    "interrupted": ("✗", "error"),
+    "unknown": ("?", "foreground-muted"),
+}
+RESUMABLE = ("stopped", "interrupted", "failed")
+
+
+def status_text(status: str, theme: dict[str, str]) -> Text:
+    mark, colour = STATUS_MARKS.get(status, STATUS_MARKS["unknown"])
+    return Text(f"{mark} {status}", style=f"bold {theme.get(colour, '')}".strip())
+
+
+def runs_in_progress(runs: list[Any]) -> list[Any]:
+    return [run for run in runs if run.status == "running"]
+
+
+class RunsScreen(Screen):
+    """A table of runs; the cursor row is the run that keys act on."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("enter", "open", "Open", priority=True),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("r", "resume", "Resume"),
+        Binding("d", "delete", "Delete"),
+        Binding("f5", "refresh", "Refresh", show=False),
+    ]
+
+    def __init__(self, runs_dir: str | Path = "runs") -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.runs: list[Any] = []
+        self.marked: set[Path] = set()
+        self._shown: list[tuple[Any, ...]] = []
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | None) -> RunsScreen:
+        return cls(getattr(args, "runs_dir", None) or "runs")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="runs-summary")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"runs in {self.runs_dir}"
+        table = self.query_one(DataTable)
+        for key, label in (
+            ("mark", " "),
+            ("status", "status"),
+            ("name", "run"),
+            ("epochs", "epochs"),
+            ("best", "best val"),
+            ("test", "test acc"),
+            ("model", "model"),
+            ("dataset", "data set"),
+            ("started", "started"),
+        ):
+            justify = "right" if key in ("epochs", "best", "test") else "left"
+            table.add_column(Text(label, justify=justify), key=key)
+        self.query_one("#runs-summary", Static).update(f"reading {self.runs_dir}…")
+        self.action_refresh()
+        self.set_interval(REFRESH_S, self.action_refresh)
+
+    # --- listing --------------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.list_runs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
+    def list_runs(self) -> None:
+        from cnn_tui.training.runs import list_runs
+
+        runs = list_runs(self.runs_dir)
+        if not get_current_worker().is_cancelled:
+            self.post_message(RunsListed(runs))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "list-runs" and event.state == WorkerState.ERROR:
+            self.query_one("#runs-summary", Static).update(
+                Text(f"cannot list {self.runs_dir}: {event.worker.error}", style="bold")
+            )
+
+    @on(RunsListed)
+    def _runs_listed(self, message: RunsListed) -> None:
+        self.runs = list(message.runs)
+        paths = {run.path for run in self.runs}
+        self.marked &= paths
+        self._show_runs()
+
+    def _row(self, run: Any) -> tuple[Any, ...]:
+        epochs = f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done)
+        started = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else ""
+        )
+        return (
+            run.path in self.marked,
+            run.status,
+            run.name,
+            epochs,
+            format_percent(run.best_val_acc),
+            format_percent(run.test_acc),
+            run.model,
+            run.dataset,
+            started,
+        )
+
+    def _show_runs(self) -> None:
+        rows = [self._row(run) for run in self.runs]
+        if rows != self._shown:
+            self._fill_table(rows)
+        live = runs_in_progress(self.runs)
+        count = len(self.runs)
+        parts = [escape(f"{count} run{'s' * (count != 1)} in {self.runs_dir}")]
+        if live:
+            names = escape(", ".join(run.name for run in live[:3]))
+            parts.append(f"[b $text-success]▶ {len(live)} in progress[/]: {names}")
+        if self.marked:
+            parts.append(f"{len(self.marked)} marked (c: compare)")
+        if not self.runs:
+            parts.append("none yet: start one from the training form (t on the home screen)")
+        self.query_one("#runs-summary", Static).update(" · ".join(parts))
+        self._show_detail()
+
+    def _fill_table(self, rows: list[tuple[Any, ...]]) -> None:
+        table = self.query_one(DataTable)
+        current = self.current_run()
+        table.clear()
+        theme = self.app.theme_variables
+        for run, row in zip(self.runs, rows, strict=True):
+            marked, status, name, epochs, best, test, *rest = row
+            cells = [
+                Text("✓" if marked else " ", style="bold"),
+                status_text(status, theme),
+                Text(name, style="bold" if marked else ""),
+                *(Text(value, justify="right") for value in (epochs, best, test)),
+                *rest,
+            ]
+            table.add_row(*cells, key=str(run.path))
+        self._shown = rows
+        if current is not None and current.path in {run.path for run in self.runs}:
+            table.move_cursor(row=table.get_row_index(str(current.path)))
+
+    def current_run(self) -> Any | None:
+        table = self.query_one(DataTable)
+        if not self.runs or table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - an empty or just-cleared table has no cursor row
+            return None
+        return next((run for run in self.runs if str(run.path) == key), None)
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        run = self.current_run()
+        detail = self.query_one("#runs-detail", Static)
+        if run is None:
+            detail.update("")
+            return
+        text = f"{run.path}"
+        if run.message:
+            text += f"\n{run.message.splitlines()[0]}"
+        detail.update(Text(text))
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        run = self.current_run() if self.is_mounted else None
+        if action in ("open", "mark", "delete", "compare"):
+            return run is not None or None
+        if action == "resume":
+            return (run is not None and run.status in RESUMABLE) or None
+        return True
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run = self.current_run()
+        if run is None:
+            return
+        if run.status == "running":
+            from cnn_tui.ui.training.dashboard import DashboardScreen
+
+            self.app.push_screen(DashboardScreen(run.path))
+        else:
+            from cnn_tui.ui.training.results import ResultsScreen
+
+            self.app.push_screen(ResultsScreen(run.path))
+
+    def action_mark(self) -> None:
+        run = self.current_run()
+        if run is None:
+            return
+        self.marked ^= {run.path}
+        self._show_runs()
+        table = self.query_one(DataTable)
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+
+    def action_compare(self) -> None:
+        chosen = [run for run in self.runs if run.path in self.marked]
+        if not chosen and (run := self.current_run()) is not None:
+            chosen = [run]
+        if chosen:
+            self.app.push_screen(CompareScreen([run.path for run in chosen]))
+
+    def action_resume(self) -> None:
+        run = self.current_run()
+        if run is None or run.status not in RESUMABLE:
+            self.notify("only a stopped, failed or interrupted run can be resumed", markup=False)
+            return
+        from cnn_tui.training.launcher import resume_run
+        from cnn_tui.ui.training.dashboard import DashboardScreen
+
+        try:
+            pid = resume_run(run.path)
+        except OSError as exc:
+            self.notify(f"cannot resume {run.name}: {exc}", severity="error", markup=False)
+            return
+        self.app.push_screen(DashboardScreen(run.path, pid=pid))
+
+    def action_delete(self) -> None:
+        run = self.current_run()
+        if run is None:
+            return
+        if run.status == "running":
+            self.notify(
+                "stop the run before deleting it (open it, then s)",
+                severity="warning",
+                markup=False,
+            )
+            return
+
+        def delete(answer: str | None) -> None:
+            if answer != "yes":
+                return
+            from cnn_tui.errors import UsageError
+            from cnn_tui.training.runs import delete_run
+
+            try:
+                delete_run(run.path)
+            except (UsageError, OSError) as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.notify(f"deleted {run.name}", markup=False)
+            self.action_refresh()
+
+        self.app.push_screen(
+            confirm(
+                "Delete this run?",
+                f"{run.path}\nwill be deleted with its checkpoint and metrics. This cannot be undone.",
+                "Delete",
+            ),
+            delete,
+        )
+
+
+class CompareScreen(Screen):
+    """Loss and accuracy curves of several runs overlaid (runs of different lengths welcome)."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("t", "toggle_split", "Train/val"),
+    ]
+
+    def __init__(self, run_dirs: list[Path]) -> None:
+        super().__init__()
+        self.run_dirs = run_dirs
+        self.histories: dict[Path, RunHistory] = {}
+        self.split = "val"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="compare-legend")
+        with Horizontal(id="compare-charts"):
+            yield MetricChart("val loss", id="compare-loss")
+            yield MetricChart("val accuracy (%)", percent=True, id="compare-acc")
+        with Vertical(id="compare-bottom"):
+            yield Static("[dim]t: train / validation curves[/dim]")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"comparing {len(self.run_dirs)} run{'s' * (len(self.run_dirs) != 1)}"
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
+    def load(self) -> None:
+        from cnn_tui.training.runs import read_events
+
+        self.post_message(CurvesLoaded({path: read_events(path)[0] for path in self.run_dirs}))
+
+    @on(CurvesLoaded)
+    def _loaded(self, message: CurvesLoaded) -> None:
+        self.histories = {}
+        for run_dir, events in message.events.items():
+            self.histories[run_dir] = history = RunHistory()
+            history.add(events)
+        self._draw()
+
+    def action_toggle_split(self) -> None:
+        self.split = "train" if self.split == "val" else "val"
+        self._draw()
+
+    def _draw(self) -> None:
+        loss, acc, legend = [], [], []
+        x_max = 0.0
+        for index, (run_dir, history) in enumerate(self.histories.items()):
+            series = history.series()
+            role = f"run{index}"
+            label = f"#{index + 1}"
+            loss.append(Series(label, *series[f"{self.split}_loss"], role=role))
+            acc.append(Series(label, *series[f"{self.split}_acc"], role=role))
+            x_max = max(x_max, float(history.epochs_total))
+            legend.append(
+                f"#{index + 1} [b]{escape(run_dir.name)}[/b]: {len(history.epochs)}/"
+                f"{history.epochs_total} epochs, best val {format_percent(history.best_val_acc())}"
+            )
+        name = "val" if self.split == "val" else "train"
+        chart = self.query_one("#compare-loss", MetricChart)
+        chart.chart_title = f"{name} loss"
+        chart.set_series(loss, x_max)
+        chart = self.query_one("#compare-acc", MetricChart)
+        chart.chart_title = f"{name} accuracy (%)"
+        chart.set_series(acc, x_max)
+        self.query_one("#compare-legend", Static).update("\n".join(legend))

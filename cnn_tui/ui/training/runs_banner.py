@@ -1,0 +1,45 @@
+"""A line for the home screen: runs still training (e.g. started before the terminal closed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.markup import escape
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from cnn_tui.ui.training.messages import RunsListed
+
+REFRESH_S = 3.0
+
+
+class RunsInProgress(Static):
+    """Hidden while no run is training; otherwise names them and says how to follow them."""
+
+    def on_mount(self) -> None:
+        self.display = False
+        self.check_runs()
+        self.set_interval(REFRESH_S, self.check_runs)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-banner")
+    def check_runs(self) -> None:
+        from cnn_tui.training.runs import list_runs
+
+        runs_dir = Path(getattr(getattr(self.app, "args", None), "runs_dir", None) or "runs")
+        runs = [run for run in list_runs(runs_dir) if run.status == "running"]
+        if not get_current_worker().is_cancelled:
+            self.post_message(RunsListed(runs))
+
+    @on(RunsListed)
+    def _listed(self, message: RunsListed) -> None:
+        message.stop()
+        runs = message.runs
+        self.display = bool(runs)
+        if runs:
+            names = ", ".join(run.name for run in runs[:2]) + (" …" if len(runs) > 2 else "")
+            count = len(runs)
+            self.update(
+                f"▶ {count} run{'s' * (count != 1)} in progress: [b]{escape(names)}[/b] — "
+                "press [b]r[/b] and open it to follow it live"
+            )
