@@ -370,10 +370,10 @@ async def test_80x24_keeps_the_arithmetic_and_every_key_on_screen() -> None:
         screen = await open_lesson(pilot, params={"channels": 3, "filters": 2, "padding": 2})
         await pilot.press(*["right_square_bracket"] * 2, "right", "right")
         step = screen.query_one("#lesson-step", StepPanel)
-        footer_top = min(key.region.y for key in screen.query("FooterKey"))
+        footer_top = min(key.region.y for key in screen.query("FooterEntry"))
         assert step.region.bottom <= footer_top  # docked above the footer, not scrolled away
         assert step.region.height >= 5
-        keys = screen.query("FooterKey")
+        keys = screen.query("FooterEntry")
         assert all(key.region.right <= 80 and key.region.height == 1 for key in keys)
         shown = {key.description for key in keys}
         assert {

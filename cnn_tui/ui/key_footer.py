@@ -1,19 +1,21 @@
-"""A Footer whose keys wrap onto a second line instead of running off a narrow terminal.
+"""A footer whose keys wrap onto a second line instead of running off a narrow terminal.
 
 Textual's Footer is one scrolling line: with the lesson's many keys, half of them would be cut
-off in 80 columns. `WrappingFooter` lays the same clickable `FooterKey`s out as a grid with as
-many columns as fit the width (each column as wide as its widest key); a binding group such as
-←/→ becomes one key showing both keys and the group's description.
+off in 80 columns. `WrappingFooter` lays clickable keys out as a grid with as many columns as
+fit the width (each column as wide as its widest key); a binding group such as ←/→ becomes one
+key showing both keys and the group's description. It is built on public Textual API only (the
+screen's `active_bindings` and `bindings_updated_signal`), not on Footer's internals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from textual.screen import Screen
+from textual.widget import Widget
 
 _GUTTER = 1
 
@@ -27,11 +29,68 @@ def columns_that_fit(widths: Sequence[int], available: int, gutter: int = _GUTTE
     return 1
 
 
-class WrappingFooter(Footer):
+class FooterEntry(Widget):
+    """One key of the footer: the key in bold, its description; a click presses the key."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES = {"footer-key--key", "footer-key--description"}
+    DEFAULT_CSS = """
+    FooterEntry {
+        width: auto;
+        height: 1;
+        text-wrap: nowrap;
+        background: $footer-item-background;
+        .footer-key--key {
+            color: $footer-key-foreground;
+            background: $footer-key-background;
+            text-style: bold;
+        }
+        .footer-key--description {
+            color: $footer-description-foreground;
+            background: $footer-description-background;
+        }
+        &:hover {
+            pointer: pointer;
+            color: $footer-key-foreground;
+            background: $block-hover-background;
+        }
+        &.-disabled { text-style: dim; }
+    }
+    """
+
+    def __init__(
+        self, key: str, key_display: str, description: str, *, enabled: bool, tooltip: str
+    ) -> None:
+        super().__init__(classes="" if enabled else "-disabled")
+        self.key, self.key_display, self.description = key, key_display, description
+        self.enabled = enabled
+        if tooltip:
+            self.tooltip = tooltip
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("footer-key--key")
+        description_style = self.get_component_rich_style("footer-key--description")
+        text = Text.assemble((self.key_display, key_style))
+        if self.description:
+            text.append(" " + self.description, description_style)
+        text.stylize_before(self.rich_style)
+        return text
+
+    def on_mouse_down(self) -> None:
+        if self.enabled:
+            self.app.simulate_key(self.key)
+        else:
+            self.app.bell()
+
+
+class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
     """The keys of the screen's bindings, wrapped onto as many lines as the width needs."""
 
     DEFAULT_CSS = """
     WrappingFooter {
+        dock: bottom;
+        color: $footer-foreground;
+        background: $footer-background;
         layout: grid;
         grid-columns: auto;
         grid-rows: 1;
@@ -39,15 +98,25 @@ class WrappingFooter(Footer):
         height: auto;
         max-height: 4;
         padding: 0 1;
-        &.-compact FooterKey { margin: 0; width: 1fr; }
-        FooterKey .footer-key--key { padding: 0; }
-        FooterKey .footer-key--description { padding: 0 0 0 1; }
+        FooterEntry { margin: 0; width: 1fr; }
     }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes, show_command_palette=False, compact=True)
+        super().__init__(id=id, classes=classes)
         self._columns = 0
+        self._bindings_ready = False
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen: Screen) -> None:
+        self._bindings_ready = True
+        if self.is_attached and screen is self.screen:
+            self.call_after_refresh(self.recompose)
 
     def _keys(self) -> list[tuple[str, str, str, str, bool, str]]:
         """(key, key display, description, action, enabled, tooltip) for each footer entry."""
@@ -93,10 +162,8 @@ class WrappingFooter(Footer):
         self._columns = count = columns_that_fit(widths, available) if widths else 1
         self.styles.grid_size_columns = count
         self.styles.grid_columns = " ".join(str(max(widths[i::count])) for i in range(count))
-        for key, shown, description, action, enabled, tooltip in entries:
-            yield FooterKey(
-                key, shown, description, action, disabled=not enabled, tooltip=tooltip
-            ).data_bind(compact=Footer.compact)
+        for key, shown, description, _action, enabled, tooltip in entries:
+            yield FooterEntry(key, shown, description, enabled=enabled, tooltip=tooltip)
 
     def on_resize(self, event: events.Resize) -> None:
         entries = self._keys() if self._bindings_ready else []
