@@ -36,7 +36,7 @@ class CnnTuiApp(App[int]):
         """Push the screen of one subcommand ("conv", "pool", "train", "runs", "eval")."""
         self.push_screen(open_screen_for(command, args))
 
-    # --- training (issue 5): quitting while a run trains asks to stop it or leave it running
+    # --- training: quitting while a run trains asks to stop it or leave it running
     async def action_quit(self) -> None:
         from cnn_tui.ui.training.dialogs import quit_or_ask
 

@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from cnn_tui.ui.training.runs_banner import RunsInProgress  # training (issue 5)
+from cnn_tui.ui.training.runs_banner import RunsInProgress
 
 # (subcommand, title, one-line description)
 ENTRIES = (
@@ -50,7 +50,7 @@ class HomeScreen(Screen):
                 ),
                 id="home-menu",
             )
-            # --- training (issue 5): runs still training, e.g. after a dropped SSH connection
+            # --- training: runs still training, e.g. after a dropped SSH connection
             yield RunsInProgress(id="home-runs")
         yield Footer()
 
