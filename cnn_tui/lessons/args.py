@@ -1,8 +1,10 @@
-"""Flags that describe a conv or pool lesson example, shared by the lesson screen and `--no-ui` trace.
+"""The settings of a conv or pool lesson example: their flags, limits, defaults and checks.
 
-The limits and defaults live here, beside the flags, so `cnn-tui conv --help`, the trace and the
-TUI lesson screen (through `cnn_tui.lessons.examples.build_example`) apply the same numbers. This module
-only uses the standard library: the CLI imports it to build its parser.
+One table says which settings each op has (`DEFAULTS`, `FIELDS`), how each is checked
+(`SETTINGS`) and what a named example fixes (`FIXED_BY_EXAMPLE`). The flags of `cnn-tui conv` /
+`cnn-tui pool` (and so the trace), the lesson screen's edit form and
+`cnn_tui.lessons.examples.build_example` all read it, so they offer, accept and reject the same
+values. This module only uses the standard library: the CLI imports it to build its parser.
 """
 
 from __future__ import annotations
@@ -35,7 +37,118 @@ class LessonLimits:
 
 LIMITS = LessonLimits()
 
-# The example a bare `cnn-tui conv` / `cnn-tui pool` shows. Pool stride None = the kernel size.
+POOL_TYPES = ("max", "avg")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a lesson example: a flag, a row of the edit form, a `build_example` keyword.
+
+    `name` is the keyword, the argparse dest and the form field; `parse` checks a value the way
+    the flag does, so the flags, the form and `build_example` accept and reject the same values.
+    """
+
+    name: str
+    label: str  # the edit form's label
+    help: str  # the flag's help; "{default}" stands for the op's default
+    kind: str = "int"  # "int", "pair" (3 or 3x2: height x width) or "choice"
+    low: int = 1
+    high: int = 0
+    choices: tuple[str, ...] = ()
+    flag: str = ""  # the flag when it is not --name; its bare name is also the example file's key
+    metavar: str | None = None
+
+    @property
+    def flag_name(self) -> str:
+        """The flag without its dashes ("type" for pool_type): the word help texts use."""
+        return (self.flag or f"--{self.name}").removeprefix("--")
+
+    def parse(self, value: Any) -> Any:
+        """The checked value (an int, an (h, w) pair or one of the choices); ValueError saying why."""
+        if self.kind == "int":
+            return parse_int(value, self.name, self.low, self.high)
+        if self.kind == "pair":
+            return parse_pair(value, self.name, self.low, self.high)
+        if value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+    def format(self, value: Any) -> str:
+        """A value as the flag or the form takes it back: 3, 3x2, max."""
+        if isinstance(value, tuple):
+            return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
+        return str(value)
+
+
+# Every setting of a lesson example, whichever op has it (DEFAULTS says which op has which).
+SETTINGS: dict[str, Setting] = {
+    setting.name: setting
+    for setting in (
+        Setting("height", "height H", "input height (default {default})", high=LIMITS.max_size),
+        Setting("width", "width W", "input width (default {default})", high=LIMITS.max_size),
+        Setting(
+            "channels",
+            "channels C",
+            "input channels C (default {default})",
+            high=LIMITS.max_channels,
+        ),
+        Setting(
+            "filters",
+            "filters F",
+            "filters F, the output channels (default {default})",
+            high=LIMITS.max_filters,
+        ),
+        Setting(
+            "batch", "batch N", "images in the batch N (default {default})", high=LIMITS.max_batch
+        ),
+        Setting(
+            "kernel",
+            "kernel K",
+            "kernel size, e.g. 3 or 3x2 (height x width; default {default})",
+            "pair",
+            high=LIMITS.max_kernel,
+            metavar="K|HxW",
+        ),
+        Setting(
+            "stride",
+            "stride S",
+            "step between windows, e.g. 2 or 2x1 (default {default})",
+            "pair",
+            high=LIMITS.max_stride,
+            metavar="S|HxW",
+        ),
+        Setting(
+            "padding",
+            "padding P",
+            "zeros added on each side, e.g. 1 or 1x0 (default {default})",
+            "pair",
+            low=0,
+            high=LIMITS.max_padding,
+            metavar="P|HxW",
+        ),
+        Setting(
+            "pool_type",
+            "type",
+            "max or average pooling (default {default})",
+            "choice",
+            choices=POOL_TYPES,
+            flag="--type",
+        ),
+        Setting(
+            "seed",
+            "seed",
+            "seed of the random values and of the upstream gradient (default {default}; an "
+            "example's own upstream gradient is used unless --seed is given)",
+            low=0,
+            high=LIMITS.max_seed,
+        ),
+    )
+}
+
+# The settings of each op, in the order of its flags and of the edit form's rows, with the example
+# a bare `cnn-tui conv` / `cnn-tui pool` shows. An op has exactly these settings: the flags, the
+# form, `build_example` and the trace all read them from here. Pool stride None = the kernel size
+# (`naive.pool_stride`); a pool example always has one image.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "conv": {
         "height": 5,
@@ -52,7 +165,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "height": 4,
         "width": 4,
         "channels": 1,
-        "batch": 1,
         "kernel": (2, 2),
         "stride": None,
         "pool_type": "max",
@@ -60,22 +172,28 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
-POOL_TYPES = ("max", "avg")
+# The setting names of each op (the keys of its defaults).
+FIELDS: dict[str, tuple[str, ...]] = {op: tuple(defaults) for op, defaults in DEFAULTS.items()}
 
-# Flag names (argparse dests) that `build_example` takes as keyword arguments.
-EXAMPLE_PARAMS = (
-    "example",
-    "height",
-    "width",
-    "channels",
-    "filters",
-    "batch",
-    "kernel",
-    "stride",
-    "padding",
-    "pool_type",
-    "seed",
-)
+# What a named example (--example, a file under assets/lessons/) fixes: its arrays decide these,
+# so they cannot be set with it. Every other setting of the op overrides the file's own value.
+FIXED_BY_EXAMPLE: dict[str, tuple[str, ...]] = {
+    "conv": ("height", "width", "channels", "filters", "batch", "kernel"),
+    "pool": ("height", "width", "channels"),
+}
+
+
+def free_with_example(op: str) -> tuple[str, ...]:
+    """The settings of op that may still be set with a named example (stride, seed, ...)."""
+    return tuple(name for name in FIELDS[op] if name not in FIXED_BY_EXAMPLE[op])
+
+
+def default_text(op: str, name: str) -> str:
+    """The default of a setting of op as the help says it: 3, max, the kernel size, ..."""
+    value = DEFAULTS[op][name]
+    if value is None:  # pool stride
+        return "the kernel size: windows do not overlap"
+    return SETTINGS[name].format(value)
 
 
 def parse_int(text: str | int, name: str, low: int, high: int) -> int:
@@ -124,44 +242,46 @@ def example_names(op: str) -> list[str]:
     return names
 
 
-def _int_type(name: str, low: int, high: int):
-    def convert(text: str) -> int:
+def _flag_type(setting: Setting):
+    def convert(text: str) -> Any:
         try:
-            return parse_int(text, name, low, high)
+            return setting.parse(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    convert.__name__ = name  # argparse names the type in some messages
+    convert.__name__ = setting.name  # argparse names the type in some messages
     return convert
 
 
-def _pair_type(name: str, low: int, high: int):
-    def convert(text: str) -> Pair:
-        try:
-            return parse_pair(text, name, low, high)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+def _words(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
-    convert.__name__ = name
-    return convert
+
+# Settings the epilog leaves out: the input size has its own phrase, the kernel is bounded by the
+# input, the seed and the pool type need no limit.
+_NOT_IN_EPILOG = ("height", "width", "kernel", "seed", "pool_type")
 
 
 def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
     """Add the example flags of `cnn-tui conv` (op="conv") or `cnn-tui pool` (op="pool").
 
-    Flags left out stay None, so `cnn_tui.lessons.examples.example_from_args` can tell "not given" from
-    the defaults (an --example fixes the input; only stride, padding and the like override it).
+    One flag per setting in FIELDS[op]. Flags left out stay None, so
+    `cnn_tui.lessons.examples.example_from_args` can tell "not given" from the defaults (an
+    --example fixes the settings in FIXED_BY_EXAMPLE; the others override the file's).
     """
     if op not in DEFAULTS:
         raise ValueError(f"op must be 'conv' or 'pool', got {op!r}")
-    lim, default = LIMITS, DEFAULTS[op]
-    if op == "conv":
-        sizes = (
-            f"channels and filters at most {lim.max_channels}, batch at most {lim.max_batch}, "
-            f"stride at most {lim.max_stride}, padding at most {lim.max_padding}"
-        )
-    else:
-        sizes = f"channels at most {lim.max_channels}, stride at most {lim.max_stride}"
+    lim = LIMITS
+    limited: list[tuple[list[str], int]] = []  # consecutive settings with the same limit
+    for name in FIELDS[op]:
+        if name in _NOT_IN_EPILOG:
+            continue
+        high = SETTINGS[name].high
+        if limited and limited[-1][1] == high:
+            limited[-1][0].append(name)
+        else:
+            limited.append(([name], high))
+    sizes = ", ".join(f"{_words(names)} at most {high}" for names, high in limited)
     parser.epilog = (
         f"Limits: input at most {lim.max_size}x{lim.max_size}, {sizes}, and at most "
         f"{lim.max_steps:,} steps per phase: the lesson keeps every step so you can step back "
@@ -169,77 +289,23 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
         "one-decimal numbers in [-2, 2]."
     )
     names = ", ".join(example_names(op)) or "none installed"
-    size = parser.add_argument_group("example")
-    size.add_argument(
+    free = _words([SETTINGS[name].flag_name for name in free_with_example(op)])
+    group = parser.add_argument_group("example")
+    group.add_argument(
         "--example",
         metavar="NAME",
-        help=(
-            f"a hand-made example ({names}); it fixes the input, so only "
-            + ("stride, padding" if op == "conv" else "kernel, stride, type")
-            + " and seed can be changed"
-        ),
+        help=f"a hand-made example ({names}); it fixes the input, so only {free} can be changed",
     )
-    size.add_argument(
-        "--height",
-        type=_int_type("height", 1, lim.max_size),
-        help=f"input height (default {default['height']})",
-    )
-    size.add_argument(
-        "--width",
-        type=_int_type("width", 1, lim.max_size),
-        help=f"input width (default {default['width']})",
-    )
-    size.add_argument(
-        "--channels",
-        type=_int_type("channels", 1, lim.max_channels),
-        help="input channels C (default 1)",
-    )
-    if op == "conv":
-        size.add_argument(
-            "--filters",
-            type=_int_type("filters", 1, lim.max_filters),
-            help="filters F, the output channels (default 1)",
-        )
-        size.add_argument(
-            "--batch",
-            type=_int_type("batch", 1, lim.max_batch),
-            help="images in the batch N (default 1)",
-        )
-    size.add_argument(
-        "--kernel",
-        metavar="K|HxW",
-        type=_pair_type("kernel", 1, lim.max_kernel),
-        help=f"kernel size, e.g. 3 or 3x2 (height x width; default {default['kernel'][0]})",
-    )
-    size.add_argument(
-        "--stride",
-        metavar="S|HxW",
-        type=_pair_type("stride", 1, lim.max_stride),
-        help="step between windows, e.g. 2 or 2x1 (default "
-        + ("1)" if op == "conv" else "the kernel size: windows do not overlap)"),
-    )
-    if op == "conv":
-        size.add_argument(
-            "--padding",
-            metavar="P|HxW",
-            type=_pair_type("padding", 0, lim.max_padding),
-            help="zeros added on each side, e.g. 1 or 1x0 (default 0)",
-        )
-    else:
-        size.add_argument(
-            "--type",
-            dest="pool_type",
-            choices=POOL_TYPES,
-            help="max or average pooling (default max)",
-        )
-    size.add_argument(
-        "--seed",
-        type=_int_type("seed", 0, lim.max_seed),
-        help=(
-            "seed of the random values and of the upstream gradient (default 0; an example's "
-            "own upstream gradient is used unless --seed is given)"
-        ),
-    )
+    for name in FIELDS[op]:
+        setting = SETTINGS[name]
+        help_text = setting.help.format(default=default_text(op, name))
+        flag = setting.flag or f"--{name}"
+        if setting.kind == "choice":
+            group.add_argument(flag, dest=name, choices=setting.choices, help=help_text)
+        else:
+            group.add_argument(
+                flag, dest=name, metavar=setting.metavar, type=_flag_type(setting), help=help_text
+            )
     show = parser.add_argument_group("trace (with --no-ui)")
     show.add_argument(
         "--backward",

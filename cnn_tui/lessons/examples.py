@@ -7,8 +7,9 @@ The lesson screen and the `--no-ui` trace both go through here, so they show the
     grads = example.backward(cache, on_step=...)     # {"dx": ..., "dw": ..., "db": ...}
     example.gradient_check().summary()               # "max relative error 2.1e-10 (...)"
 
-`build_example` checks every parameter against `lesson_args.LIMITS` and raises `UsageError`
-(a ValueError) with a one-line reason. Random values come from one seeded generator in a fixed
+`build_example` takes the settings of `cnn_tui.lessons.args` (`FIELDS[op]`, checked by
+`SETTINGS[name].parse` against `LIMITS`) and raises `UsageError` (a ValueError) with a one-line
+reason. Random values come from one seeded generator in a fixed
 order (x, w, b, dout) as one-decimal numbers in [-2, 2], so a trace is easy to follow by hand.
 
 Named examples are TOML files under `assets/lessons/` (see `list_examples`); their format:
@@ -21,9 +22,11 @@ Named examples are TOML files under `assets/lessons/` (see `list_examples`); the
     b = [0]                          # conv, optional (zeros): (F,)
     stride = 1                       # optional, an int or [h, w]
     padding = 0                      # conv, optional
-    kernel = 2                       # pool
-    type = "max"                     # pool: "max" or "avg"
+    kernel = 2                       # pool, optional
+    type = "max"                     # pool, optional: "max" or "avg"
     dout = [[...]]                   # optional upstream gradient shaped like the output
+
+A setting the file leaves out has its default (`args.DEFAULTS`); the keys are the flag names.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import numpy as np
 from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import naive
-from cnn_tui.lessons.args import DEFAULTS, EXAMPLE_PARAMS, LIMITS, POOL_TYPES, parse_int, parse_pair
+from cnn_tui.lessons.args import DEFAULTS, FIELDS, FIXED_BY_EXAMPLE, LIMITS, SETTINGS
 from cnn_tui.lessons.naive import GradCheck, StepEvent
 
 Pair = tuple[int, int]
@@ -53,6 +56,7 @@ __all__ = [
     "example_from_args",
     "list_examples",
     "load_example",
+    "params_from_args",
 ]
 
 
@@ -96,6 +100,23 @@ class LessonExample:
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
         return _output_shape(self.op, self.x.shape, self.w, self.kernel, self.stride, self.padding)
+
+    def settings(self) -> dict[str, Any]:
+        """This example's value of each setting of its op (`args.FIELDS`): height, kernel, ..."""
+        n, c, h, w = self.x.shape
+        values = {
+            "height": h,
+            "width": w,
+            "channels": c,
+            "filters": None if self.w is None else int(self.w.shape[0]),
+            "batch": n,
+            "kernel": self.kernel,
+            "stride": self.stride,
+            "padding": self.padding,
+            "pool_type": self.pool_type,
+            "seed": self.seed,
+        }
+        return {name: values[name] for name in FIELDS[self.op]}
 
     @property
     def x_pad(self) -> np.ndarray:
@@ -149,88 +170,63 @@ class LessonExample:
 # --------------------------------------------------------------------------- building
 
 
-def build_example(
-    op: str,
-    *,
-    example: str | None = None,
-    height: int | None = None,
-    width: int | None = None,
-    channels: int | None = None,
-    filters: int | None = None,
-    batch: int | None = None,
-    kernel: int | Pair | None = None,
-    stride: int | Pair | None = None,
-    padding: int | Pair | None = None,
-    pool_type: str | None = None,
-    seed: int | None = None,
-) -> LessonExample:
-    """The example for op "conv" or "pool" from lesson parameters (None: the default).
+def build_example(op: str, *, example: str | None = None, **settings: Any) -> LessonExample:
+    """The example for op "conv" or "pool" from its settings (`args.FIELDS[op]`; None: the default).
 
     Without `example`, x (batch, channels, height, width), w (filters, channels, *kernel), b and
     dout are drawn from `seed`. With `example` (a name from `list_examples(op)`) the arrays come
-    from its file; stride, padding, pool_type and seed (for a dout the file does not give) may
-    still be set, the sizes may not. Raises UsageError naming the parameter and the reason.
+    from its file, which fixes the settings in `args.FIXED_BY_EXAMPLE[op]`; the others (and seed,
+    for a dout the file does not give) may still be set. Raises UsageError naming the setting
+    and the reason.
     """
     if op not in DEFAULTS:
         raise UsageError(f"op must be 'conv' or 'pool', got {op!r}")
-    given = {
-        "height": height,
-        "width": width,
-        "channels": channels,
-        "filters": filters,
-        "batch": batch,
-        "kernel": kernel,
-        "stride": stride,
-        "padding": padding,
-        "pool_type": pool_type,
-        "seed": seed,
-    }
-    for name in ("filters", "padding") if op == "pool" else ("pool_type",):
-        if given[name] is not None:
+    given = {name: value for name, value in settings.items() if value is not None}
+    for name in given:
+        if name not in DEFAULTS[op]:
             raise UsageError(f"{name} is not a setting of the {op} lesson")
-    params = {**DEFAULTS[op], **{k: v for k, v in given.items() if v is not None}}
     try:
-        seed = parse_int(params["seed"], "seed", 0, LIMITS.max_seed)
+        seed = SETTINGS["seed"].parse(given.get("seed", DEFAULTS[op]["seed"]))
         rng = np.random.default_rng(seed)
         if example is not None:
-            sizes = ("height", "width", "channels", "filters", "batch")
-            fixed = [k for k in sizes if given[k] is not None]
-            if op == "conv" and given["kernel"] is not None:
-                fixed.append("kernel")
+            fixed = [name for name in FIXED_BY_EXAMPLE[op] if name in given]
             if fixed:
                 raise UsageError(
                     f"{', '.join(fixed)} cannot be combined with example {example!r}: the "
                     "example fixes the input (drop one or the other)"
                 )
             return _from_file(op, example, given, rng, seed)
-        return _random_example(op, params, rng, seed)
-    except ValueError as exc:  # parse_int / parse_pair / the engine's own checks
+        return _random_example(op, {**DEFAULTS[op], **given}, rng, seed)
+    except ValueError as exc:  # Setting.parse / the engine's own checks
         if isinstance(exc, UsageError):
             raise
         raise UsageError(str(exc)) from None
 
 
+def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The `build_example` parameters that the flags of `cnn-tui conv|pool` set (no Nones)."""
+    names = ("example", *FIELDS[args.command])
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def example_from_args(args: argparse.Namespace) -> LessonExample:
     """`build_example` from the parsed flags of `cnn-tui conv` / `cnn-tui pool`."""
-    params = {name: getattr(args, name, None) for name in EXAMPLE_PARAMS}
-    return build_example(args.command, **params)
+    return build_example(args.command, **params_from_args(args))
 
 
 def _random_example(op: str, p: dict[str, Any], rng: np.random.Generator, seed: int):
-    lim = LIMITS
-    height = parse_int(p["height"], "height", 1, lim.max_size)
-    width = parse_int(p["width"], "width", 1, lim.max_size)
-    channels = parse_int(p["channels"], "channels", 1, lim.max_channels)
-    batch = parse_int(p["batch"], "batch", 1, lim.max_batch)
-    kernel = parse_pair(p["kernel"], "kernel", 1, lim.max_kernel)
+    height, width, channels = (
+        SETTINGS[name].parse(p[name]) for name in ("height", "width", "channels")
+    )
+    batch = SETTINGS["batch"].parse(p["batch"]) if "batch" in p else 1
+    kernel = SETTINGS["kernel"].parse(p["kernel"])
     x = _draw(rng, (batch, channels, height, width))
     if op == "conv":
-        filters = parse_int(p["filters"], "filters", 1, lim.max_filters)
+        filters = SETTINGS["filters"].parse(p["filters"])
         w = _draw(rng, (filters, channels, *kernel))
         b = _draw(rng, (filters,))
-        return _finish(op, "random", x, w, b, None, p["stride"], p["padding"], rng, seed)
-    pool_type = _pool_type(p["pool_type"])
-    return _finish(op, "random", x, None, None, kernel, p["stride"], 0, rng, seed, pool_type)
+        return _finish(op, "random", x, w, b, p, rng, seed)
+    return _finish(op, "random", x, None, None, p, rng, seed)
 
 
 def _finish(
@@ -239,26 +235,26 @@ def _finish(
     x: np.ndarray,
     w: np.ndarray | None,
     b: np.ndarray | None,
-    kernel: Any,
-    stride: Any,
-    padding: Any,
+    p: dict[str, Any],
     rng: np.random.Generator,
     seed: int,
-    pool_type: str | None = None,
     dout: np.ndarray | None = None,
     title: str = "",
     description: str = "",
 ) -> LessonExample:
-    """Check the settings against the arrays and the limits, draw dout, build the example."""
+    """Check the settings `p` (every setting of op but the sizes the arrays give) against the
+    arrays and the limits, draw dout, build the example."""
     lim = LIMITS
+    pool_type = None
     if op == "conv":
         kernel = (int(w.shape[2]), int(w.shape[3]))
-        stride = parse_pair((1, 1) if stride is None else stride, "stride", 1, lim.max_stride)
-        padding = parse_pair(padding, "padding", 0, lim.max_padding)
+        stride = SETTINGS["stride"].parse(p["stride"])
+        padding = SETTINGS["padding"].parse(p["padding"])
     else:
-        kernel = parse_pair(kernel, "kernel", 1, lim.max_kernel)
-        stride = kernel if stride is None else parse_pair(stride, "stride", 1, lim.max_stride)
+        kernel = SETTINGS["kernel"].parse(p["kernel"])
+        stride = naive.pool_stride(kernel, _parsed("stride", p["stride"]))
         padding = (0, 0)
+        pool_type = SETTINGS["pool_type"].parse(p["pool_type"])
     padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
     if kernel[0] > padded[0] or kernel[1] > padded[1]:
         where = "padded input" if op == "conv" else "input"
@@ -298,10 +294,8 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return np.round(rng.uniform(-2.0, 2.0, size=shape), 1) + 0.0
 
 
-def _pool_type(value: Any) -> str:
-    if value not in POOL_TYPES:
-        raise UsageError(f"pool_type must be one of {', '.join(POOL_TYPES)}, got {value!r}")
-    return value
+def _parsed(name: str, value: Any) -> Any:
+    return None if value is None else SETTINGS[name].parse(value)
 
 
 def _hw(pair: Pair) -> str:
@@ -377,11 +371,16 @@ def _from_file(
         )
     x = _to_4d(_array(data, "x", name), "x", name, "(H, W), (C, H, W) or (N, C, H, W)")
     dout = _array(data, "dout", name) if "dout" in data else None
-    if dout is not None and given["seed"] is not None:
+    if dout is not None and "seed" in given:
         dout = None  # an explicit seed asks for a fresh upstream gradient
     if dout is not None:
         dout = _to_4d(dout, "dout", name, "the output's shape")
-    stride = _tuple(given["stride"] if given["stride"] is not None else data.get("stride"))
+    # the file's settings under their flag names ("type" for pool_type), then the flags given
+    p = {**DEFAULTS[op]}
+    for key in FIELDS[op]:
+        if SETTINGS[key].flag_name in data:
+            p[key] = _tuple(data[SETTINGS[key].flag_name])
+    p.update(given)
     text = {"title": data.get("title", name), "description": data.get("description", "")}
     if op == "conv":
         w = _to_4d(_array(data, "w", name), "w", name, "(KH, KW), (C, KH, KW) or (F, C, KH, KW)")
@@ -390,13 +389,8 @@ def _from_file(
             raise UsageError(
                 f"lesson example {name!r}: x {x.shape}, w {w.shape} and b {b.shape} do not fit"
             )
-        padding = _tuple(
-            given["padding"] if given["padding"] is not None else data.get("padding", 0)
-        )
-        return _finish(op, name, x, w, b, None, stride, padding, rng, seed, None, dout, **text)
-    kernel = _tuple(given["kernel"] if given["kernel"] is not None else data.get("kernel", 2))
-    pool_type = _pool_type(given["pool_type"] or data.get("type", "max"))
-    return _finish(op, name, x, None, None, kernel, stride, 0, rng, seed, pool_type, dout, **text)
+        return _finish(op, name, x, w, b, p, rng, seed, dout, **text)
+    return _finish(op, name, x, None, None, p, rng, seed, dout, **text)
 
 
 def _tuple(value: Any) -> Any:

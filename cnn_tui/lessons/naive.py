@@ -43,6 +43,8 @@ __all__ = [
     "maxpool2d_forward",
     "output_size",
     "output_size_formula",
+    "output_size_rule",
+    "pool_stride",
 ]
 
 
@@ -176,10 +178,36 @@ def output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     return (n + 2 * padding - kernel) // stride + 1
 
 
-def output_size_formula(n: int, kernel: int, stride: int = 1, padding: int = 0) -> str:
-    """The output-size formula with its numbers, e.g. "⌊(5 + 2·1 − 3)/2⌋ + 1 = 3"."""
+def output_size_rule(
+    n: object = "H", kernel: object = "K", stride: object = "S", twice_padding: object = "2P"
+) -> str:
+    """The rule `output_size` computes, written with the given terms: "⌊(H + 2P − K)/S⌋ + 1".
+
+    The one place the rule is written out: the lesson screen shows it with letters, the trace
+    with words, `output_size_formula` with numbers. twice_padding None drops the padding term
+    (pooling has none): "⌊(H − K)/S⌋ + 1".
+    """
+    pad = "" if twice_padding is None else f" + {twice_padding}"
+    return f"⌊({n}{pad} − {kernel})/{stride}⌋ + 1"
+
+
+def output_size_formula(
+    n: int, kernel: int, stride: int = 1, padding: int = 0, *, pooling: bool = False
+) -> str:
+    """The output-size rule with its numbers, e.g. "⌊(5 + 2·1 − 3)/2⌋ + 1 = 3".
+
+    pooling=True leaves out the padding term, which pooling does not have: "⌊(4 − 2)/2⌋ + 1 = 2".
+    """
     size = output_size(n, kernel, stride, padding)
-    return f"⌊({n} + 2·{padding} − {kernel})/{stride}⌋ + 1 = {size}"
+    if pooling and padding:
+        raise ValueError(f"pooling has no padding, got {padding}")
+    twice_padding = None if pooling else f"2·{padding}"
+    return f"{output_size_rule(n, kernel, stride, twice_padding)} = {size}"
+
+
+def pool_stride(kernel: Pair, stride: int | Pair | None) -> Pair:
+    """A pooling stride as an (h, w) pair; None means the kernel size (windows side by side)."""
+    return kernel if stride is None else _pair(stride, "stride", 1)
 
 
 def _check_dout(dout: Any, expected: tuple[int, ...]) -> np.ndarray:
@@ -212,7 +240,7 @@ def conv2d_forward(
 
     out[n, f, i, j] = b[f] + Σ_c Σ_ki Σ_kj x_pad[n, c, i·sh + ki, j·sw + kj] · w[f, c, ki, kj]
 
-    Returns out (N, F, OH, OW) with OH = ⌊(H + 2·ph − KH)/sh⌋ + 1 (likewise OW) and the cache
+    Returns out (N, F, OH, OW), OH = output_size(H, KH, sh, ph) (likewise OW), and the cache
     for `conv2d_backward`. Events: per output cell one "bias" then one "mac" per (c, ki, kj).
     """
     x = _as_4d(x, "x", "(N, C, H, W)")
@@ -235,8 +263,7 @@ def conv2d_forward(
             f"kernel_size {(kh, kw)} (from w) is larger than the padded input {padded}: "
             "use a smaller kernel or more padding"
         )
-    oh = (padded[0] - kh) // sh + 1
-    ow = (padded[1] - kw) // sw + 1
+    oh, ow = output_size(padded[0], kh, sh), output_size(padded[1], kw, sw)
     dtype = _float_dtype(x, w, b)
     x_pad = np.pad(x.astype(dtype), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     w = w.astype(dtype)
@@ -303,8 +330,7 @@ def conv2d_backward(
     filters, _, kh, kw = w.shape
     sh, sw = cache.stride
     ph, pw = cache.padding
-    oh = (x_pad.shape[2] - kh) // sh + 1
-    ow = (x_pad.shape[3] - kw) // sw + 1
+    oh, ow = output_size(x_pad.shape[2], kh, sh), output_size(x_pad.shape[3], kw, sw)
     dout = _check_dout(dout, (n_batch, filters, oh, ow))
     dtype = _float_dtype(x_pad, dout)
     dout = dout.astype(dtype)
@@ -399,15 +425,14 @@ def _pool_setup(
 ) -> tuple[np.ndarray, Pair, Pair, int, int]:
     x = _as_4d(x, "x", "(N, C, H, W)")
     kernel = _pair(kernel_size, "kernel_size", 1)
-    strides = kernel if stride is None else _pair(stride, "stride", 1)
+    strides = pool_stride(kernel, stride)
     height, width = x.shape[2:]
     if kernel[0] > height or kernel[1] > width:
         raise ValueError(
             f"kernel_size {kernel} is larger than the input {(height, width)}: "
             "use a smaller kernel (pooling has no padding)"
         )
-    oh = (height - kernel[0]) // strides[0] + 1
-    ow = (width - kernel[1]) // strides[1] + 1
+    oh, ow = output_size(height, kernel[0], strides[0]), output_size(width, kernel[1], strides[1])
     return x.astype(_float_dtype(x)), kernel, strides, oh, ow
 
 
@@ -548,8 +573,7 @@ def avgpool2d_backward(
     _check_cache(cache, AvgPoolCache, "avgpool2d_forward")
     (kh, kw), (sh, sw) = cache.kernel, cache.stride
     n_batch, channels, height, width = cache.x_shape
-    oh = (height - kh) // sh + 1
-    ow = (width - kw) // sw + 1
+    oh, ow = output_size(height, kh, sh), output_size(width, kw, sw)
     dout = _check_dout(dout, (n_batch, channels, oh, ow))
     dtype = np.result_type(cache.dtype, _float_dtype(dout))
     dout = dout.astype(dtype)
@@ -617,7 +641,7 @@ def count_steps(
         }
     if op in ("maxpool2d", "avgpool2d"):
         kh, kw = _pair(kernel_size, "kernel_size", 1)
-        sh, sw = (kh, kw) if stride is None else _pair(stride, "stride", 1)
+        sh, sw = pool_stride((kh, kw), stride)
         cells = n_batch * channels * output_size(height, kh, sh) * output_size(width, kw, sw)
         window_steps = cells * kh * kw
         backward = cells if op == "maxpool2d" else window_steps

@@ -19,11 +19,13 @@ replay from the start. Nothing here imports Textual.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from cnn_tui.lessons.naive import output_size_formula, output_size_rule
 
 # Phases of a backward pass in the order the naive code runs them (and the screen names them).
 PHASE_LABELS = {
@@ -382,6 +384,16 @@ class Replay:
                     found.setdefault(axis, int(value))
         return found
 
+    @property
+    def text_style(self) -> StepStyle:
+        """How the step panel writes a step (see `step_text`): axis-named cells, − and ∞."""
+        return StepStyle(
+            ref=lambda name, index: ref(self, name, index),
+            num=fmt_num,
+            factor=lambda value, first: fmt_factor(value),
+            explain=True,
+        )
+
     def step_lines(self) -> list[str]:
         """The arithmetic of the current step: the formula, its numbers, the cell's progress."""
         e = self.current
@@ -423,46 +435,84 @@ def ref(replay: Replay, name: str, index: tuple[int, ...]) -> str:
     return f"{name}[{', '.join([*lead, spatial])}]" if lead else f"{name}[{spatial}]"
 
 
-def _operand_text(replay: Replay, operand: Any) -> str:
-    if operand.name == "scale":
-        return f"1/{round(1 / operand.value)}" if operand.value else "0"
-    return ref(replay, operand.name, operand.index)
-
-
 def _sum_symbol(loops: Sequence[str]) -> str:
     return "Σ_" + ",".join(loops) if loops else ""
 
 
+def scale_text(value: float) -> str:
+    """The 1/(kh·kw) factor of average pooling as a fraction: 1/4."""
+    return f"1/{round(1 / value)}" if value else "0"
+
+
+@dataclass(frozen=True)
+class StepStyle:
+    """How `step_text` writes the values of a step; the sentence itself is `step_text`'s alone.
+
+    The trace writes every cell with its full index and plain ASCII numbers (one line per step,
+    so the old value is on the line before); the lesson screen names the leading axes, uses − and
+    ∞, and with `explain` spells out the old value, the product and a note in brackets, because
+    it shows one step at a time.
+    """
+
+    ref: Callable[[str, tuple[int, ...]], str]  # an array cell: "x_pad[1,2]"
+    num: Callable[[float], str]  # a number: "−0.52"
+    factor: Callable[[float, bool], str]  # a factor of a product (True: the first): "(−1.3)"
+    scale: Callable[[float], str] = scale_text  # average pooling's 1/(kh·kw)
+    explain: bool = False
+
+
+def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
+    """One step of the naive loops as (formula, numbers), e.g.
+    ("dw[0,0] += x_pad[1,0]·dout[1,0]", "= 0.4·(−1.3) → −0.83").
+
+    Both the `--no-ui` trace (`trace.step_line`: the two joined) and the lesson screen's step
+    panel (`Replay.step_lines`: one per line) write a step with this function.
+    """
+    ref, num, factor = style.ref, style.num, style.factor
+    target = ref(e.target, e.target_index)
+    before, after = num(e.before), num(e.after)
+    names = [
+        style.scale(o.value) if o.name == "scale" else ref(o.name, o.index) for o in e.operands
+    ]
+    values = [o.value for o in e.operands]
+    note = ""
+    if e.kind == "bias":
+        formula, numbers = f"{target} = {names[0]}", f"= {num(values[0])}"
+        formula_note = "(start from the bias)"
+    elif e.kind == "mac":
+        terms = "·".join(
+            names[k] if o.name == "scale" else factor(o.value, k == 0)
+            for k, o in enumerate(e.operands)
+        )
+        formula, numbers = f"{target} += {'·'.join(names)}", f"= {terms}"
+        if style.explain:
+            product = math.prod(values)
+            numbers += f" = {num(product)}   {before} + {factor(product, False)}"
+        numbers += f" → {after}"
+        formula_note = ""
+    elif e.kind in ("add", "route"):
+        formula = f"{target} += {names[0]}"
+        added = f"{before} + {factor(values[0], False)}" if style.explain else num(values[0])
+        numbers = f"= {added} → {after}"
+        formula_note = f"({ref('x', e.target_index)} was the max)" if e.kind == "route" else ""
+    elif e.kind == "compare":
+        running = target if math.isfinite(e.before) else before  # the first: max(−∞, x)
+        formula = f"{target} = max({running}, {names[0]})"
+        numbers = f"= max({before}, {num(values[0])}) → {after}"
+        formula_note = ""
+        note = "(new max)" if e.after != e.before else "(max unchanged)"
+    else:  # a kind this text does not know: still show what changed
+        formula, numbers = f"{target}: {e.kind} with {', '.join(names)}", f"{before} → {after}"
+        formula_note = ""
+    if style.explain:
+        formula += f"   {formula_note}" if formula_note else ""
+        numbers += f"   {note}" if note else ""
+    return formula, numbers
+
+
 def describe_step(replay: Replay, e: Any) -> list[str]:
     """Three lines: what the step computes, with its numbers, and where the cell stands."""
-    target = ref(replay, e.target, e.target_index)
-    before, after = fmt_num(e.before), fmt_num(e.after)
-    values = [o.value for o in e.operands]
-    names = [_operand_text(replay, o) for o in e.operands]
-    if e.kind == "bias":
-        formula = f"{target} = {names[0]}   (start from the bias)"
-        numbers = f"= {fmt_num(values[0])}"
-    elif e.kind == "mac":
-        product = math.prod(values)
-        formula = f"{target} += {'·'.join(names)}"
-        numbers = (
-            f"= {'·'.join(fmt_factor(v) for v in values)} = {fmt_num(product)}"
-            f"   {before} + {fmt_factor(product)} → {after}"
-        )
-    elif e.kind == "add":
-        formula = f"{target} += {names[0]}"
-        numbers = f"= {before} + {fmt_factor(values[0])} → {after}"
-    elif e.kind == "compare":
-        formula = f"{target} = max({target}, {names[0]})"
-        kept = "new max" if e.after != e.before else "max unchanged"
-        numbers = f"= max({before}, {fmt_num(values[0])}) → {after}   ({kept})"
-    elif e.kind == "route":
-        formula = f"{target} += {names[0]}   ({ref(replay, 'x', e.target_index)} was the max)"
-        numbers = f"= {before} + {fmt_factor(values[0])} → {after}"
-    else:  # a kind this screen does not know: still show what changed
-        formula = f"{target}: {e.kind} with {', '.join(names)}"
-        numbers = f"{before} → {after}"
-    return [formula, numbers, _cell_line(replay, e)]
+    return [*step_text(e, replay.text_style), _cell_line(replay, e)]
 
 
 def _cell_line(replay: Replay, e: Any) -> str:
@@ -601,15 +651,12 @@ def build_replays(example: Any) -> tuple[Replay, Replay]:
 def size_formula(example: Any) -> str:
     """The output-size formula with the example's numbers, e.g.
     "OH = OW = ⌊(H + 2P − K)/S⌋ + 1 = ⌊(5 + 2·1 − 3)/1⌋ + 1 = 5"."""
-    from cnn_tui.lessons.naive import output_size_formula
-
     height, width = example.x.shape[2:]
     (kh, kw), (sh, sw), (ph, pw) = example.kernel, example.stride, example.padding
-    general = "⌊(H + 2P − K)/S⌋ + 1" if example.op == "conv" else "⌊(H − K)/S⌋ + 1"
-    rows = output_size_formula(height, kh, sh, ph)
-    cols = output_size_formula(width, kw, sw, pw)
-    if example.op == "pool":  # no padding: drop the "+ 2·0" term
-        rows, cols = rows.replace(" + 2·0", ""), cols.replace(" + 2·0", "")
+    pooling = example.op == "pool"  # no padding: no "+ 2P" term
+    general = output_size_rule(twice_padding=None if pooling else "2P")
+    rows = output_size_formula(height, kh, sh, ph, pooling=pooling)
+    cols = output_size_formula(width, kw, sw, pw, pooling=pooling)
     if rows == cols:
         return f"output size: OH = OW = {general} = {rows}"
     return f"output size: OH = {rows}, OW = {cols}   ({general})"

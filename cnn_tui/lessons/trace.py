@@ -19,7 +19,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from cnn_tui.lessons.examples import LessonExample, example_from_args
-from cnn_tui.lessons.naive import StepEvent, output_size_formula
+from cnn_tui.lessons.naive import StepEvent, output_size_formula, output_size_rule
+from cnn_tui.lessons.replay import StepStyle, scale_text, step_text
 
 # Plain-ASCII stand-ins, for a terminal or pipe whose encoding lacks these symbols.
 _ASCII = str.maketrans(
@@ -169,10 +170,12 @@ def _header(example: LessonExample) -> Iterator[str]:
     else:
         settings += f", {'max' if example.pool_type == 'max' else 'average'} pooling"
     yield settings
-    yield "output size = ⌊(input + 2·padding − kernel)/stride⌋ + 1"
-    height, width = x.shape[2], x.shape[3]
-    yield f"  height: {output_size_formula(height, kernel[0], stride[0], padding[0])}"
-    yield f"  width:  {output_size_formula(width, kernel[1], stride[1], padding[1])}"
+    pooling = example.op == "pool"
+    twice_padding = None if pooling else "2·padding"
+    yield f"output size = {output_size_rule('input', 'kernel', 'stride', twice_padding)}"
+    for axis, size, k in (("height:", x.shape[2], 0), ("width: ", x.shape[3], 1)):
+        formula = output_size_formula(size, kernel[k], stride[k], padding[k], pooling=pooling)
+        yield f"  {axis} {formula}"
 
 
 def _inputs(example: LessonExample) -> Iterator[str]:
@@ -218,29 +221,12 @@ def _phase_title(example: LessonExample, phase: str) -> str:
 
 
 def step_line(event: StepEvent) -> str:
-    """One step as text, e.g. `out[0,0,1,2] += x_pad[0,0,1,2]·w[0,0,0,1] = 0.4·(-1.3) → -0.83`."""
-    target = f"{event.target}{_index(event.target_index)}"
-    ops = event.operands
-    if event.kind == "bias":
-        return f"{target} = {_ref(ops[0])} = {_num(event.after)}"
-    if event.kind == "compare":
-        return (
-            f"{target} = max({target if event.before != -np.inf else '-inf'}, {_ref(ops[0])}) = "
-            f"max({_num(event.before)}, {_num(ops[0].value)}) → {_num(event.after)}"
-        )
-    if event.kind in ("add", "route"):
-        return f"{target} += {_ref(ops[0])} = {_num(ops[0].value)} → {_num(event.after)}"
-    names = "·".join(_ref(o) for o in ops)
-    values = "·".join(
-        _ref(o) if o.name == "scale" else _factor(o.value, first=k == 0) for k, o in enumerate(ops)
-    )
-    return f"{target} += {names} = {values} → {_num(event.after)}"
+    """One step as text, e.g. `out[0,0,1,2] += x_pad[0,0,1,2]·w[0,0,0,1] = 0.4·(-1.3) → -0.83`.
 
-
-def _ref(operand) -> str:
-    if operand.name == "scale":
-        return f"(1/{round(1 / operand.value)})"
-    return f"{operand.name}{_index(operand.index)}"
+    `replay.step_text` writes it, as it does the lesson screen's step panel; only the style
+    differs (full indices, plain numbers, no notes).
+    """
+    return " ".join(step_text(event, TRACE_STYLE))
 
 
 def _index(index: tuple[int, ...]) -> str:
@@ -258,6 +244,15 @@ def _num(value: float) -> str:
         return "inf" if value > 0 else "-inf"
     text = f"{value:.4f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+# how the trace writes a step's values: every index in full, ASCII numbers, terse
+TRACE_STYLE = StepStyle(
+    ref=lambda name, index: f"{name}{_index(index)}",
+    num=_num,
+    factor=_factor,
+    scale=lambda value: f"({scale_text(value)})",
+)
 
 
 def _row(values: np.ndarray) -> str:

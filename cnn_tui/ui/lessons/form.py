@@ -1,9 +1,10 @@
 """The lesson's parameter form: sizes, kernel, stride, padding, seed, pool type, an example preset,
 and the values of the arrays as editable text.
 
-It is a modal over the lesson. Every field is checked as the lesson flags are (the parsers and
-limits of `cnn_tui.lessons.args`), then the whole example is built with `lessons.build_example`,
-so a bad value shows its reason beside the field and the lesson is left as it was. Apply returns
+It is a modal over the lesson. Its rows are the settings of the op (`cnn_tui.lessons.args.FIELDS`),
+each checked as its flag is (`SETTINGS[name].parse`), greyed out while a named example fixes it
+(`FIXED_BY_EXAMPLE`); then the whole example is built with `examples.build_example`, so a bad
+value shows its reason beside the field and the lesson is left as it was. Apply returns
 a `LessonRequest`; the screen recomputes and restarts the replay from it.
 """
 
@@ -21,42 +22,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons.args import LIMITS, POOL_TYPES, parse_int, parse_pair
+from cnn_tui.lessons.args import FIELDS, FIXED_BY_EXAMPLE, SETTINGS
 from cnn_tui.lessons.replay import EDITABLE_ARRAYS, format_array, make_example, parse_array
 
 RANDOM = "random"
-
-# field -> (label, kind, low, high); the same parsers and limits as the command-line flags
-_FIELDS: dict[str, tuple[str, str, int, int]] = {
-    "height": ("height H", "int", 1, LIMITS.max_size),
-    "width": ("width W", "int", 1, LIMITS.max_size),
-    "channels": ("channels C", "int", 1, LIMITS.max_channels),
-    "filters": ("filters F", "int", 1, LIMITS.max_filters),
-    "batch": ("batch N", "int", 1, LIMITS.max_batch),
-    "kernel": ("kernel K", "pair", 1, LIMITS.max_kernel),
-    "stride": ("stride S", "pair", 1, LIMITS.max_stride),
-    "padding": ("padding P", "pair", 0, LIMITS.max_padding),
-    "seed": ("seed", "int", 0, LIMITS.max_seed),
-}
-_FIELDS_OF = {
-    "conv": (
-        "height",
-        "width",
-        "channels",
-        "filters",
-        "batch",
-        "kernel",
-        "stride",
-        "padding",
-        "seed",
-    ),
-    "pool": ("height", "width", "channels", "kernel", "stride", "seed"),
-}
-# what a named example fixes (the form greys these out while one is chosen)
-_FIXED_BY_EXAMPLE = {
-    "conv": ("height", "width", "channels", "filters", "batch", "kernel"),
-    "pool": ("height", "width", "channels"),
-}
 
 
 @dataclass
@@ -68,26 +37,18 @@ class LessonRequest:
     example: Any = None  # the LessonExample built from them (already checked)
 
 
-def _pair_text(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
-
-
 def current_values(example: Any) -> dict[str, str]:
-    """The form's field texts for an example."""
-    n, c, h, w = example.x.shape
-    values = {
-        "height": str(h),
-        "width": str(w),
-        "channels": str(c),
-        "batch": str(n),
-        "kernel": _pair_text(example.kernel),
-        "stride": _pair_text(example.stride),
-        "padding": _pair_text(example.padding),
-        "seed": str(example.seed),
-    }
-    if example.w is not None:
-        values["filters"] = str(example.w.shape[0])
-    return values
+    """The form's field texts for an example: each setting of its op as the flag takes it."""
+    return {name: SETTINGS[name].format(value) for name, value in example.settings().items()}
+
+
+def input_fields(op: str) -> tuple[str, ...]:
+    """The settings of op typed into an Input (the choices, e.g. the pool type, are Selects)."""
+    return tuple(name for name in FIELDS[op] if SETTINGS[name].kind != "choice")
+
+
+def choice_fields(op: str) -> tuple[str, ...]:
+    return tuple(name for name in FIELDS[op] if SETTINGS[name].kind == "choice")
 
 
 class LessonFormScreen(ModalScreen[LessonRequest | None]):
@@ -132,27 +93,28 @@ class LessonFormScreen(ModalScreen[LessonRequest | None]):
                         options, value=chosen, allow_blank=False, compact=True, id="form-example"
                     )
                     yield Static("", id="error-example", classes="lesson-form-error")
-                    for name in _FIELDS_OF[self.op]:
-                        label, _, low, high = _FIELDS[name]
-                        yield Label(label, classes="lesson-form-label")
+                    for name in input_fields(self.op):
+                        setting = SETTINGS[name]
+                        yield Label(setting.label, classes="lesson-form-label")
                         yield Input(
                             self._initial.get(name, ""),
                             compact=True,
                             id=f"form-{name}",
-                            tooltip=f"{low}..{high}"
-                            + (", or HxW like 3x2" if _FIELDS[name][1] == "pair" else ""),
+                            tooltip=f"{setting.low}..{setting.high}"
+                            + (", or HxW like 3x2" if setting.kind == "pair" else ""),
                         )
                         yield Static("", id=f"error-{name}", classes="lesson-form-error")
-                    if self.op == "pool":
-                        yield Label("type", classes="lesson-form-label")
+                    for name in choice_fields(self.op):
+                        setting = SETTINGS[name]
+                        yield Label(setting.label, classes="lesson-form-label")
                         yield Select(
-                            [(t, t) for t in POOL_TYPES],
-                            value=self.example.pool_type or "max",
+                            [(choice, choice) for choice in setting.choices],
+                            value=self._initial[name],
                             allow_blank=False,
                             compact=True,
-                            id="form-pool-type",
+                            id=f"form-{name}",
                         )
-                        yield Static("", id="error-pool_type", classes="lesson-form-error")
+                        yield Static("", id=f"error-{name}", classes="lesson-form-error")
                 with Horizontal(id="lesson-form-values-bar"):
                     yield Label("values of", classes="lesson-form-label")
                     yield Select(
@@ -191,7 +153,7 @@ class LessonFormScreen(ModalScreen[LessonRequest | None]):
                 self._set_error("example", str(exc))
                 return
             for name, text in current_values(chosen).items():
-                if name in _FIELDS_OF[self.op]:
+                if name in input_fields(self.op):
                     self.query_one(f"#form-{name}", Input).value = text
         self._grey_fixed_fields()
 
@@ -226,7 +188,7 @@ class LessonFormScreen(ModalScreen[LessonRequest | None]):
 
     def _grey_fixed_fields(self) -> None:
         chosen = self.query_one("#form-example", Select).value
-        for name in _FIXED_BY_EXAMPLE[self.op]:
+        for name in FIXED_BY_EXAMPLE[self.op]:
             self.query_one(f"#form-{name}", Input).disabled = chosen != RANDOM
 
     def _set_error(self, name: str, message: str) -> None:
@@ -243,17 +205,12 @@ class LessonFormScreen(ModalScreen[LessonRequest | None]):
         chosen = str(self.query_one("#form-example", Select).value)
         params: dict[str, Any] = {}
         bad = False
-        for name in _FIELDS_OF[self.op]:
-            if chosen != RANDOM and name in _FIXED_BY_EXAMPLE[self.op]:
+        for name in input_fields(self.op):
+            if chosen != RANDOM and name in FIXED_BY_EXAMPLE[self.op]:
                 continue
             text = self.query_one(f"#form-{name}", Input).value.strip()
-            _, kind, low, high = _FIELDS[name]
             try:
-                value = (
-                    parse_int(text, name, low, high)
-                    if kind == "int"
-                    else parse_pair(text, name, low, high)
-                )
+                value = SETTINGS[name].parse(text)
             except ValueError as exc:
                 self._set_error(name, str(exc))
                 bad = True
@@ -261,8 +218,8 @@ class LessonFormScreen(ModalScreen[LessonRequest | None]):
             if chosen != RANDOM and name == "seed" and text == self._initial["seed"]:
                 continue  # an unchanged seed keeps the example file's own upstream gradient
             params[name] = value
-        if self.op == "pool":
-            params["pool_type"] = str(self.query_one("#form-pool-type", Select).value)
+        for name in choice_fields(self.op):
+            params[name] = str(self.query_one(f"#form-{name}", Select).value)
         if chosen != RANDOM:
             params["example"] = chosen
         if bad:
@@ -276,7 +233,7 @@ class LessonFormScreen(ModalScreen[LessonRequest | None]):
         except UsageError as exc:
             message = str(exc)
             first = message.split()[0].rstrip(":,") if message else ""
-            target = first if first in _FIELDS_OF[self.op] else None
+            target = first if first in FIELDS[self.op] else None
             if first in EDITABLE_ARRAYS[self.op]:
                 target = "values"
             self._set_error(target or "form", message)

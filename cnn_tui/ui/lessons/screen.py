@@ -1,7 +1,7 @@
 """The step-through lesson: a naive convolution or pooling replayed one scalar step at a time.
 
 The screen runs `cnn_tui.lessons.naive` once per example with `on_step` recording every step, then
-replays those very events (`lesson_model.Replay`): the arrays fill in as the steps are applied,
+replays those very events (`cnn_tui.lessons.replay.Replay`): the arrays fill in as the steps are applied,
 the current step's cells are highlighted, and its arithmetic is spelled out in a docked panel.
 Forward and backward are two replays with their own cursor; `b` switches between them. Checks
 against PyTorch and a numerical gradient run in a worker thread (torch is imported there, never
@@ -28,6 +28,7 @@ from textual.widgets import Header
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui.errors import UsageError
+from cnn_tui.lessons.args import DEFAULTS, LIMITS, POOL_TYPES
 from cnn_tui.lessons.replay import (
     Replay,
     build_replays,
@@ -115,7 +116,7 @@ class LessonScreen(Screen):
         id: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id)
-        if op not in ("conv", "pool"):
+        if op not in DEFAULTS:
             raise ValueError(f"op must be 'conv' or 'pool', got {op!r}")
         self.op = op
         self.params: dict[str, Any] = dict(params or {})
@@ -135,16 +136,9 @@ class LessonScreen(Screen):
     @classmethod
     def from_args(cls, command: str, args: argparse.Namespace | None) -> LessonScreen:
         """The lesson of `cnn-tui conv|pool` with its flags (None: the default example)."""
-        from cnn_tui.lessons.args import EXAMPLE_PARAMS
+        from cnn_tui.lessons.examples import params_from_args
 
-        params = {}
-        if args is not None:
-            params = {
-                name: getattr(args, name)
-                for name in EXAMPLE_PARAMS
-                if getattr(args, name, None) is not None
-            }
-        return cls(command, params)
+        return cls(command, params_from_args(args) if args is not None else {})
 
     # ----------------------------------------------------------------- layout
 
@@ -243,10 +237,7 @@ class LessonScreen(Screen):
             return self.op == "pool"
         if action == "cycle":
             axis = parameters[0] if parameters else ""
-            x_shape = self.example.x.shape
-            sizes = {"n": x_shape[0], "c": x_shape[1]}
-            sizes["f"] = self.example.w.shape[0] if self.example.w is not None else 1
-            return sizes.get(str(axis), 1) > 1
+            return self._axis_sizes().get(str(axis), 1) > 1
         return True
 
     def action_toggle_keys(self) -> None:
@@ -314,22 +305,24 @@ class LessonScreen(Screen):
     def action_toggle_pool(self) -> None:
         if self.op != "pool":
             return
-        current = self.example.pool_type or "max"
-        self.params["pool_type"] = "avg" if current == "max" else "max"
+        current = self.example.pool_type or POOL_TYPES[0]
+        following = (POOL_TYPES.index(current) + 1) % len(POOL_TYPES)
+        self.params["pool_type"] = POOL_TYPES[following]
         if not self._rebuild():
             self.params["pool_type"] = current
 
+    def _axis_sizes(self) -> dict[str, int]:
+        """Images n, channels c and filters f of the example (the views `c`, `f`, `n` cycle)."""
+        n, c = self.example.x.shape[:2]
+        return {"n": n, "c": c, "f": self.example.w.shape[0] if self.example.w is not None else 1}
+
     def action_cycle(self, axis: str) -> None:
-        x_shape = self.example.x.shape
-        sizes = {"n": x_shape[0], "c": x_shape[1]}
-        sizes["f"] = self.example.w.shape[0] if self.example.w is not None else 1
+        sizes = self._axis_sizes()
         self.view[axis] = (self.view.get(axis, 0) + 1) % max(sizes.get(axis, 1), 1)
         self._redraw()
 
     def action_reseed(self) -> None:
         """New random values: the next seed, and no edited arrays."""
-        from cnn_tui.lessons.args import LIMITS
-
         previous = dict(self.params), dict(self.overrides)
         self.params["seed"] = (self.example.seed + 1) % (LIMITS.max_seed + 1)
         self.overrides = {}
