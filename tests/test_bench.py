@@ -115,3 +115,65 @@ def test_bad_values_found_later_are_usage_errors_too(tmp_path, capsys) -> None:
     assert main(["bench", "--quick", "--json", str(tmp_path / "no" / "such.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("cnn-tui: error:") for line in err)
+
+
+# --- bench flags that mean a training setting are checked like `cnn-tui train`'s -----------------
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--lr", "0"],
+        ["--lr", "11"],
+        ["--lr", "fast"],
+        ["--batch-size", "0"],
+        ["--epochs", "0"],
+        ["--limit", "5"],
+        ["--device", "tpu"],
+    ],
+)
+def test_training_settings_of_bench_share_the_config_fields(flag) -> None:
+    from cnn_tui.errors import UsageError
+    from cnn_tui.training.args import config_from_args
+
+    with pytest.raises(UsageError) as train_error:
+        config_from_args(_parse(["train", *flag]))
+    with pytest.raises(UsageError) as bench_error:
+        measure.options_from_args(_parse(["bench", *flag]))
+    assert str(bench_error.value) == str(train_error.value)
+
+
+def test_bench_lr_zero_is_a_one_line_usage_error(capsys) -> None:
+    assert main(["bench", "--lr", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["cnn-tui: error: --lr must be greater than 0, got 0.0"]
+
+
+def test_bench_keeps_its_own_defaults_of_training_settings() -> None:
+    from cnn_tui.training.config import FIELDS
+
+    opts = measure.options_from_args(_parse(["bench"]))
+    assert opts.lr == FIELDS["lr"].default and opts.device == FIELDS["device"].default
+    assert opts.amp is FIELDS["amp"].default and opts.epochs == 1 and opts.batch_size == 128
+    assert measure.options_from_args(_parse(["bench", "--whole-run"])).batch_size == 32
+    opts = measure.options_from_args(_parse(["bench", "--lr", "0.01", "--epochs", "3"]))
+    assert opts.lr == 0.01 and opts.epochs == 3
+
+
+def test_reference_loop_flags_follow_the_training_settings() -> None:
+    from cnn_tui.bench import reference_loop
+    from cnn_tui.training.config import FIELDS
+
+    parser = reference_loop.build_parser()
+    mirrored = {a.dest: a for a in parser._actions if a.dest in FIELDS}
+    assert {"dataset", "model", "finetune", "lr", "batch_size", "epochs"} <= set(mirrored)
+    for name, action in mirrored.items():
+        assert action.option_strings == [FIELDS[name].flag]
+        # the seed's own defaults (one epoch of batches of 32, from scratch), else train's
+        seed = {"epochs": 1, "batch_size": 32, "weights": "none"}
+        assert action.default == seed.get(name, FIELDS[name].default), name
+    for bad in (["--model", "vgg16"], ["--lr", "0"], ["--dataset", "mnist"], ["--epochs", "0"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+    args = parser.parse_args(["--lr", "0.01", "--image-size", "64"])
+    assert args.lr == 0.01 and args.image_size == 64

@@ -110,3 +110,86 @@ def test_every_field_has_a_flag():
     train_args.add_arguments(parser)
     flags = {option for action in parser._actions for option in action.option_strings}
     assert {field.flag for field in FIELDS.values()} <= flags
+
+
+# --- one definition per setting ---------------------------------------------------------------
+
+
+def test_fields_are_generated_from_the_dataclass():
+    """Each setting is written once (an attribute of TrainConfig); FIELDS cannot drift from it."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    attributes = dataclasses.fields(TrainConfig)
+    assert [attribute.name for attribute in attributes] == list(FIELDS)
+    for attribute in attributes:
+        field = FIELDS[attribute.name]
+        assert field.default == attribute.default == getattr(TrainConfig(), attribute.name)
+        assert field.help == attribute.metadata["help"]  # written in TrainConfig itself
+        optional = field.kind | None
+        assert hints[attribute.name] == (optional if field.optional else field.kind)
+        assert field.optional == (field.default is None)
+
+
+def test_names_of_data_sets_and_models_are_defined_once():
+    from cnn_tui.bench import args as bench_args
+    from cnn_tui.training import config, datasets, models
+
+    assert datasets.DATASETS is config.DATASETS
+    assert datasets.AUGMENTS is config.AUGMENTS
+    assert models.FINETUNES is config.FINETUNES
+    assert tuple(models.MODELS) == config.MODELS  # the builders are keyed by the same names
+    assert bench_args.BENCH_MODELS is config.MODELS
+    assert set(bench_args.BENCH_DATASETS) == set(config.DATASETS) - {"imagefolder"}
+
+
+def test_config_does_not_import_torch():
+    code = "import cnn_tui.training.config, sys; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+# --- one layering function --------------------------------------------------------------------
+
+
+def test_layer_settings_precedence_and_cross_field_rules_left_to_the_caller(tmp_path):
+    from cnn_tui.training.config import ConfigError, find_preset, layer_settings
+
+    path = tmp_path / "mine.toml"
+    path.write_text('epochs = 7\nlr = 0.05\nmodel = "custom-cnn"\n')
+    config = layer_settings(
+        preset="the3-task2", config_file=path, flags={"lr": "0.2", "amp": False}
+    )
+    assert config.lr == 0.2 and config.amp is False  # flags beat the file
+    assert config.epochs == 7 and config.model == "custom-cnn"  # the file beats the preset
+    assert config.optimizer == "sgd" and config.batch_size == 64  # the preset beats defaults
+    assert config.seed == TrainConfig().seed
+    assert layer_settings() == TrainConfig()
+    # a preset that leaves a setting to a later layer is applied whole, unchecked ...
+    config = layer_settings(preset="cats-vs-dogs")
+    assert (config.dataset, config.model, config.data_dir) == ("imagefolder", "resnet18", None)
+    assert config.image_size == 224 and config.batch_size == 32 and config.augment == "flip-crop"
+    with pytest.raises(ConfigError, match="needs --data-dir") as exc:
+        config.check()  # ... and the caller checks the rules between fields last
+    assert exc.value.field == "data_dir"
+    assert layer_settings(preset=find_preset("cats-vs-dogs").path) == config  # a preset file
+    assert layer_settings(preset="cats-vs-dogs", flags={"data_dir": "pets"}).data_dir == "pets"
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ({"preset": "no-such-preset"}, "unknown preset 'no-such-preset'"),
+        ({"config_file": "missing.toml"}, "config file missing.toml does not exist"),
+        ({"config_file": "bad-key.toml"}, "unknown setting 'learning_rate'"),
+        ({"flags": {"epochs": "0"}}, "--epochs must be at least 1"),
+    ],
+)
+def test_layer_settings_says_which_layer_is_bad(tmp_path, monkeypatch, layers, message):
+    from cnn_tui.training.config import layer_settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad-key.toml").write_text("learning_rate = 0.1\n")
+    with pytest.raises(UsageError, match=message):
+        layer_settings(**layers)

@@ -12,13 +12,14 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Button, Checkbox, Input, RichLog, Select, Static, TabbedContent
 from train_ui_fixtures import CLASSES, run_async, write_run
 
 from cnn_tui.training import shapes_dataset
-from cnn_tui.training.config import TrainConfig, save_preset
+from cnn_tui.training.config import TrainConfig, find_preset, save_preset
 from cnn_tui.training.runs import read_status
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
@@ -179,6 +180,108 @@ async def test_presets_load_into_the_form_and_save(tmp_path, presets_dir) -> Non
         assert app.screen is screen
         saved = (presets_dir / "two-epochs.toml").read_text()
         assert "epochs = 2" in saved and 'optimizer = "sgd"' in saved
+
+
+def recording_notices(app: CnnTuiApp) -> CnnTuiApp:
+    """`app`, keeping the (title, message) of every notification it shows in `app.notices`."""
+    app.notices = []
+    show = app.notify
+
+    def notify(message: str, *, title: str = "", **options: Any) -> None:
+        app.notices.append((title, message))
+        show(message, title=title, **options)
+
+    app.notify = notify
+    return app
+
+
+def notices(app) -> list[tuple[str, str]]:
+    """(title, message) of the notifications the app has shown (see `recording_notices`)."""
+    return app.notices
+
+
+def assert_cats_vs_dogs_waits_for_its_data_dir(app, screen) -> None:
+    """Every value of the cats-vs-dogs preset is in the form; data dir is marked and focused."""
+    assert screen.query_one("#field-dataset", Select).value == "imagefolder"
+    assert screen.query_one("#field-model", Select).value == "resnet18"
+    assert screen.query_one("#field-augment", Select).value == "flip-crop"
+    assert screen.query_one("#field-weights", Input).value == "imagenet"
+    assert screen.query_one("#field-image_size", Input).value == "224"
+    assert screen.query_one("#field-batch_size", Input).value == "32"
+    assert screen.query_one("#field-grad_clip", Input).value == "1.0"
+    data_dir = screen.query_one("#field-data_dir", Input)
+    assert data_dir.value == "" and data_dir.disabled is False
+    assert screen.query_one("#row-data_dir").has_class("-invalid")
+    assert "needs --data-dir" in reason(screen, "data_dir")
+    assert app.focused is data_dir
+    assert screen.query_one("#start", Button).disabled
+    assert any("data dir" in message for _, message in notices(app)), notices(app)
+
+
+@run_async
+async def test_form_from_a_preset_flag_that_leaves_the_data_dir_to_fill(tmp_path) -> None:
+    from cnn_tui.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["--runs-dir", str(tmp_path), "train", "--preset", "cats-vs-dogs"]
+    )
+    app = recording_notices(CnnTuiApp(args))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainFormScreen)
+        assert_cats_vs_dogs_waits_for_its_data_dir(app, screen)
+        await pilot.press(*str(tmp_path))
+        await pilot.pause()
+        assert screen.query_one("#start", Button).disabled is False
+        assert screen.config.data_dir == str(tmp_path) and screen.config.grad_clip == 1.0
+
+
+@run_async
+async def test_form_picks_a_preset_that_leaves_the_data_dir_to_fill(tmp_path) -> None:
+    app = recording_notices(make_app(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await show(pilot, TrainFormScreen())
+        select = screen.query_one("#preset", Select)
+        select.value = str(find_preset("cats-vs-dogs").path)
+        await pilot.pause()
+        assert_cats_vs_dogs_waits_for_its_data_dir(app, screen)
+
+
+@run_async
+async def test_a_preset_that_cannot_be_applied_says_why_and_changes_nothing(
+    tmp_path, presets_dir
+) -> None:
+    presets_dir.mkdir(parents=True)
+    (presets_dir / "broken.toml").write_text("epochs = 3\nlearning_rate = 0.1\n")
+    app = recording_notices(make_app(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await show(pilot, TrainFormScreen())
+        screen.query_one("#field-epochs", Input).value = "9"
+        await pilot.pause()
+        select = screen.query_one("#preset", Select)
+        select.value = str(presets_dir / "broken.toml")
+        await pilot.pause()
+        assert screen.query_one("#field-epochs", Input).value == "9"  # the form as it was
+        assert screen.config == TrainConfig(epochs=9)
+        titles = dict(notices(app))
+        assert "unknown setting 'learning_rate'" in titles["Preset not applied"]
+
+
+@run_async
+async def test_form_from_an_unknown_preset_flag_says_why(tmp_path) -> None:
+    from cnn_tui.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["--runs-dir", str(tmp_path), "train", "--preset", "nope", "--epochs", "3"]
+    )
+    app = recording_notices(CnnTuiApp(args))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainFormScreen)
+        assert screen.config == TrainConfig(epochs=3)  # the defaults and the flags
+        assert "unknown preset 'nope'" in dict(notices(app))["Preset not applied"]
 
 
 # --- the dashboard and results from fixture run dirs --------------------------------------------

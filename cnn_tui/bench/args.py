@@ -1,15 +1,35 @@
-"""Flags of `cnn-tui bench` (argparse only: building the parser must not import torch)."""
+"""Flags of `cnn-tui bench` (argparse only: building the parser must not import torch).
+
+The flags that mean a `cnn-tui train` setting (--dataset, --finetune, --epochs, --limit,
+--batch-size, --lr, --device, --amp, --channels-last) take their choices, parsing and limits from
+`cnn_tui.training.config.FIELDS`: `settings_from_args` parses them after argparse, as `cnn-tui
+train` does, so a bad value is the same one-line usage error (exit 2). Bench keeps its own
+defaults where a benchmark wants other ones (`SETTING_DEFAULTS`).
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-BENCH_DATASETS = ("shapes", "fashion-mnist", "cifar10")
-BENCH_MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", "resnet18", "fast-cnn", "airbench-cnn")
+from cnn_tui.errors import UsageError
+from cnn_tui.training.config import DATASETS, FIELDS, FINETUNES, MODELS, coerce_field, parse_field
+
+# imagefolder needs the user's own folder: bench sticks to data sets it can generate or download
+BENCH_DATASETS = tuple(name for name in DATASETS if name != "imagefolder")
+BENCH_MODELS = MODELS
+# the training settings bench flags stand for -> bench's default (None: decided by the mode)
+SETTING_DEFAULTS: dict[str, Any] = {
+    "epochs": 1,
+    "limit": None,
+    "batch_size": None,
+    "lr": FIELDS["lr"].default,
+    "device": FIELDS["device"].default,
+}
+MIN_BATCH_SIZE = 2
 # what `--models` measures by default: the seeds' models, resnet18 at its two sizes
 DEFAULT_MODELS = "simple-cnn,the3-cnn,custom-cnn,resnet18@32,resnet18@224"
 QUICK_MODELS = "simple-cnn,the3-cnn"
-FINETUNES = ("all", "layer4", "head")
 SIZE_RANGE = (8, 512)
 
 
@@ -55,12 +75,48 @@ def _count(minimum: int):
     return parse
 
 
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags in `SETTING_DEFAULTS`, parsed and checked by their training setting's Field."""
+    settings = {}
+    for name, default in SETTING_DEFAULTS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            settings[name] = default
+        elif isinstance(value, str):
+            settings[name] = parse_field(name, value)
+        else:
+            settings[name] = coerce_field(name, value)
+    batch = settings["batch_size"]
+    if batch is not None and batch < MIN_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be at least {MIN_BATCH_SIZE} for bench, got {batch}")
+    return settings
+
+
+def _setting_flag(group: argparse._ArgumentGroup, name: str, help: str) -> None:
+    """A flag for training setting `name`, given as text (parsed by `settings_from_args`)."""
+    field = FIELDS[name]
+    metavar = {int: "N", float: "X"}.get(field.kind, name.upper())
+    group.add_argument(field.flag, dest=name, metavar=metavar, default=None, help=help)
+
+
+def _switch(group: argparse._ArgumentGroup, name: str, help: str) -> None:
+    """An on/off flag for the boolean training setting `name`, with its default."""
+    default = FIELDS[name].default
+    group.add_argument(
+        FIELDS[name].flag,
+        dest=name,
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=f"{help} (default: {'on' if default else 'off'})",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to measure")
     what.add_argument(
         "--dataset",
         choices=BENCH_DATASETS,
-        default="shapes",
+        default=FIELDS["dataset"].default,
         help="images to train on (default: shapes, generated, works offline)",
     )
     what.add_argument(
@@ -86,14 +142,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time whole runs instead: `cnn-tui train --no-ui` against the seed-style script, "
         "each a fresh process, start-up, validation and test pass included",
     )
-    what.add_argument(
-        "--epochs", type=_count(1), default=1, help="epochs of each --whole-run (default: 1)"
+    _setting_flag(
+        what, "epochs", f"epochs of each --whole-run (default: {SETTING_DEFAULTS['epochs']})"
     )
-    what.add_argument(
-        "--limit",
-        type=_count(10),
-        default=None,
-        help="use at most this many training images (val and test shrink alike)",
+    _setting_flag(
+        what, "limit", "use at most this many training images (val and test shrink alike)"
     )
     what.add_argument(
         "--startup",
@@ -101,27 +154,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time start-up instead: `cnn-tui --help`, the home screen painted, import torch",
     )
     how = parser.add_argument_group("settings")
-    how.add_argument(
-        "--batch-size",
-        type=_count(2),
-        default=None,
-        metavar="N",
-        help="training batch (default: 128; 32 with --whole-run or --quick)",
+    _setting_flag(
+        how, "batch_size", "training batch (default: 128; 32 with --whole-run or --quick)"
     )
-    how.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    how.add_argument(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="engine: mixed precision on CUDA for inputs of 64 px and more (default: on)",
-    )
-    how.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="engine: channels_last on the CPU, and on CUDA from 64 px (default: on)",
-    )
+    _setting_flag(how, "lr", f"Adam learning rate (default: {SETTING_DEFAULTS['lr']:g})")
+    _setting_flag(how, "device", FIELDS["device"].help)
+    _switch(how, "amp", "engine: mixed precision on CUDA for inputs of 64 px and more")
+    _switch(how, "channels_last", "engine: channels_last on the CPU, and on CUDA from 64 px")
     how.add_argument(
         "--workers",
         type=_count(0),

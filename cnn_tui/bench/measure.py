@@ -1,6 +1,6 @@
 """`cnn-tui bench`: images per second of our engine against the seed-style loop, side by side.
 
-Two modes, both headless:
+Three modes, all headless:
 
 - speed (default): for each model, training and evaluation images/s of
   - the engine — the real code path: `engine.prepare` builds the model, optimizer and batch
@@ -14,6 +14,8 @@ Two modes, both headless:
   `python -m cnn_tui.bench.reference_loop` as fresh processes, start-up, data loading, validation and the
   test pass included — timed by the wall clock. For resnet18 with a frozen backbone the engine
   runs with and without the feature cache.
+- `--startup`: wall-clock seconds of the start-up paths (`--help`, importing torch, the home
+  screen painted headless and in tmux), each in a fresh process, medians of `--repeats`.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
     """Fill in the defaults that depend on the mode (--quick, --whole-run) and the device."""
     quick = bool(getattr(args, "quick", False))
     whole = bool(getattr(args, "whole_run", False))
+    settings = bench_args.settings_from_args(args)  # checked by the training settings' Fields
     models = args.models or bench_args.model_list(
         bench_args.QUICK_MODELS if quick else bench_args.DEFAULT_MODELS
     )
@@ -81,9 +84,9 @@ def options_from_args(args: argparse.Namespace) -> Options:
         data_dir=args.data_dir,
         models=models,
         finetune=args.finetune or ("head" if whole else "all"),
-        batch_size=args.batch_size or defaults["batch_size"],
-        lr=args.lr,
-        device=args.device,
+        batch_size=settings["batch_size"] or defaults["batch_size"],
+        lr=settings["lr"],
+        device=settings["device"],
         amp=args.amp,
         channels_last=args.channels_last,
         workers=workers,
@@ -92,8 +95,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
         repeats=args.repeats or defaults["repeats"],
         quick=quick,
         whole_run=whole,
-        epochs=args.epochs,
-        limit=getattr(args, "limit", None),
+        epochs=settings["epochs"],
+        limit=settings["limit"],
         json=args.json,
     )
 
@@ -101,8 +104,6 @@ def options_from_args(args: argparse.Namespace) -> Options:
 def run_bench(args: argparse.Namespace) -> int:
     """Entry point of `cnn-tui bench`: measure, print the table (or JSON), write --json FILE."""
     opts = options_from_args(args)
-    if not 0 < opts.lr < float("inf"):
-        raise UsageError(f"--lr must be a number greater than 0, got {opts.lr}")
     if opts.json not in (None, "-") and not Path(opts.json).resolve().parent.is_dir():
         raise UsageError(f"--json {opts.json}: its folder does not exist")
     if getattr(args, "startup", False):

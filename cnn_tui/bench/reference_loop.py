@@ -32,6 +32,8 @@ from torchvision import transforms
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training import datasets, models
+from cnn_tui.training.args import field_type
+from cnn_tui.training.config import FIELDS
 
 
 class SeedStyleDataset(Dataset):
@@ -128,25 +130,47 @@ def take(loader_iter, n: int) -> Iterable:
     return itertools.islice(loader_iter, n)
 
 
+# Its flags mean the `cnn-tui train` settings of the same name: choices, parsing and limits come
+# from `config.FIELDS`. The defaults are the training ones except these, the seed's own: one
+# epoch of batches of 32, from scratch (the notes' loop loads no pretrained weights).
+SEED_DEFAULTS = {"epochs": 1, "batch_size": 32, "weights": "none"}
+SETTINGS = (
+    "dataset",
+    "data_dir",
+    "model",
+    "hidden_units",
+    "weights",
+    "finetune",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "val_split",
+    "limit",
+    "seed",
+    "device",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_tui.bench.reference_loop",
         description="One whole seed-style training run (DataLoader + ToTensor + plain loop).",
     )
-    parser.add_argument("--dataset", default="shapes", choices=datasets.DATASETS)
-    parser.add_argument("--data-dir")
-    parser.add_argument("--model", default="simple-cnn")
-    parser.add_argument("--hidden-units", type=int, default=10)
-    parser.add_argument("--weights", default="none")
-    parser.add_argument("--finetune", default="head")
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--val-split", type=float, default=0.1)
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    for name in SETTINGS:
+        field = FIELDS[name]
+        if field.choices:
+            metavar = "{" + ",".join(field.choices) + "}"
+        else:
+            metavar = {int: "N", float: "X"}.get(field.kind, name.upper())
+        parser.add_argument(
+            field.flag,
+            dest=name,
+            type=field_type(name),
+            default=SEED_DEFAULTS.get(name, field.default),
+            metavar=metavar,
+            help=field.help,
+        )
     parser.add_argument("--workers", type=int, help="DataLoader workers (default: cpu count)")
     return parser
 

@@ -1,6 +1,7 @@
 """Flags of `cnn-tui train`, generated from `cnn_tui.training.config.FIELDS` (one source of truth).
 
-Precedence when building the config: defaults < `--preset` < `--config FILE` < explicit flags.
+Precedence when building the config: defaults < `--preset` < `--config FILE` < explicit flags,
+layered by `config.layer_settings` (the training form layers the same way), cross-field rules last.
 Flag values are parsed by `config.parse_field`, so a bad value gives the same one-line message
 as a bad form field or config-file entry.
 """
@@ -8,8 +9,9 @@ as a bad form field or config-file entry.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from cnn_tui.training.config import FIELDS, TrainConfig, load_config_file, load_preset, parse_field
+from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,21 +53,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line: name -> text as typed (bool: on/off)."""
+    values = {name: getattr(args, name, None) for name in FIELDS}
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Build and validate the TrainConfig from --preset, --config and the explicit flags."""
-    config = TrainConfig()
-    # the rules between fields are checked once all layers are in: a preset may leave --data-dir
-    # to the command line
-    if getattr(args, "preset", None):
-        config = load_preset(args.preset, base=config, check=False)
-    if getattr(args, "config", None):
-        config = load_config_file(args.config, base=config, check=False)
-    flags = {}
-    for name, field in FIELDS.items():
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        flags[name] = value if field.kind is bool else parse_field(name, value)
-    config = TrainConfig.from_mapping(flags, base=config, check=False)
-    config.check()
+    config = layer_settings(
+        preset=getattr(args, "preset", None),
+        config_file=getattr(args, "config", None),
+        flags=given_flags(args),
+    )
+    config.check()  # the rules between fields, once all layers are in
     return config
+
+
+def field_type(name: str):
+    """An argparse `type=` for a flag of another program that means setting `name` (same parse
+    and limits as `cnn-tui train`), e.g. `python -m cnn_tui.bench.reference_loop --lr`."""
+
+    def parse(text: str) -> Any:
+        try:
+            return parse_field(name, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in "invalid <name> value" messages
+    return parse

@@ -1,9 +1,11 @@
 """The training configuration: one validated type behind the CLI flags, config files, presets and form.
 
-Every field is described once in `FIELDS` (type, default, allowed values, help text). The
-`cnn-tui train` flags are generated from it (`cnn_tui.training.args`), TOML config files and presets
-are read through it, and the TUI form validates each field as it is typed with `parse_field`.
-Nothing here imports torch or textual.
+Every setting is written once, as an attribute of `TrainConfig` with its default, help text and
+rules (`setting(...)`); `FIELDS` (name -> `Field`: type, default, allowed values, help) is
+generated from the class. The `cnn-tui train` flags are generated from `FIELDS`
+(`cnn_tui.training.args`), TOML config files and presets are read through it, and the TUI form
+validates each field as it is typed with `parse_field`. `layer_settings` layers defaults < preset
+< config file < flags for both the CLI and the form. Nothing here imports torch or textual.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dataclasses
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,88 +76,13 @@ def _check_weights(value: str) -> str | None:
     return "expected auto, imagenet, none or a path to a state_dict file"
 
 
-_FIELD_LIST = (
-    Field("dataset", str, "shapes", "data set to train on", choices=DATASETS),
-    Field(
-        "data_dir",
-        str,
-        None,
-        "folder with the data set files (imagefolder: one sub-folder per class)",
-        optional=True,
-    ),
-    Field("model", str, "simple-cnn", "network to train", choices=MODELS),
-    Field("hidden_units", int, 10, "filters per conv layer of simple-cnn", minimum=1, maximum=1024),
-    Field(
-        "weights",
-        str,
-        "auto",
-        "resnet18 start weights: imagenet, none, or a state_dict PATH (auto: imagenet for "
-        "resnet18)",
-        check=_check_weights,
-    ),
-    Field(
-        "finetune",
-        str,
-        "head",
-        "what trains in resnet18: the new head, layer4 + head, or all layers",
-        choices=FINETUNES,
-    ),
-    Field(
-        "image_size",
-        int,
-        None,
-        "resize images to this many pixels square (default: the data set's own size)",
-        minimum=8,
-        maximum=512,
-        optional=True,
-    ),
-    Field("epochs", int, 5, "passes over the training set", minimum=1, maximum=10_000),
-    Field("batch_size", int, 128, "images per training step", minimum=1, maximum=65_536),
-    Field("optimizer", str, "adam", "optimisation algorithm", choices=OPTIMIZERS),
-    Field("lr", float, 1e-3, "learning rate", minimum=0.0, maximum=10.0, exclusive_minimum=True),
-    Field("momentum", float, 0.9, "SGD momentum", minimum=0.0, maximum=0.999),
-    Field("weight_decay", float, 0.0, "L2 weight decay", minimum=0.0, maximum=1.0),
-    Field("schedule", str, "none", "learning-rate schedule over the run", choices=SCHEDULES),
-    Field("augment", str, "none", "random augmentation of training batches", choices=AUGMENTS),
-    Field("label_smoothing", float, 0.0, "label smoothing of the loss", minimum=0.0, maximum=0.5),
-    Field("grad_clip", float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0),
-    Field(
-        "val_split",
-        float,
-        0.1,
-        "fraction of the training set held out for validation",
-        minimum=0.0,
-        maximum=0.5,
-        exclusive_minimum=True,
-    ),
-    Field(
-        "limit",
-        int,
-        None,
-        "use at most this many training images (quick runs; default: all)",
-        minimum=10,
-        optional=True,
-    ),
-    Field("device", str, "auto", "auto, cpu, cuda or cuda:N", check=_check_device),
-    Field(
-        "amp", bool, True, "mixed precision (bf16, else fp16) on CUDA for inputs of 64 px or more"
-    ),
-    Field(
-        "channels_last",
-        bool,
-        True,
-        "channels_last memory format (always on the CPU; on CUDA from 64 px)",
-    ),
-    Field(
-        "cache_features",
-        bool,
-        True,
-        "resnet18 with a frozen backbone and no augmentation: compute features once",
-    ),
-    Field("seed", int, 0, "random seed (data split, initialisation, batch order)", minimum=0),
-)
+def setting(default: Any, help: str, **rules: Any) -> Any:
+    """One setting of `TrainConfig`: its default, help text and rules (the keywords of `Field`).
 
-FIELDS: dict[str, Field] = {field.name: field for field in _FIELD_LIST}
+    Its name, type and whether None is allowed come from the attribute and its annotation;
+    `FIELDS` is built from these right after the class, so each setting is written once.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, **rules})
 
 
 def _format_number(value: float) -> str:
@@ -248,30 +177,60 @@ def parse_field(name: str, text: str) -> Any:
 class TrainConfig:
     """Everything that defines a training run. Build with `TrainConfig.from_mapping` to validate."""
 
-    dataset: str = "shapes"
-    data_dir: str | None = None
-    model: str = "simple-cnn"
-    hidden_units: int = 10
-    weights: str = "auto"
-    finetune: str = "head"
-    image_size: int | None = None
-    epochs: int = 5
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    augment: str = "none"
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0
-    val_split: float = 0.1
-    limit: int | None = None
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    cache_features: bool = True
-    seed: int = 0
+    dataset: str = setting("shapes", "data set to train on", choices=DATASETS)
+    data_dir: str | None = setting(
+        None, "folder with the data set files (imagefolder: one sub-folder per class)"
+    )
+    model: str = setting("simple-cnn", "network to train", choices=MODELS)
+    hidden_units: int = setting(10, "filters per conv layer of simple-cnn", minimum=1, maximum=1024)
+    weights: str = setting(
+        "auto",
+        "resnet18 start weights: imagenet, none, or a state_dict PATH (auto: imagenet for "
+        "resnet18)",
+        check=_check_weights,
+    )
+    finetune: str = setting(
+        "head",
+        "what trains in resnet18: the new head, layer4 + head, or all layers",
+        choices=FINETUNES,
+    )
+    image_size: int | None = setting(
+        None,
+        "resize images to this many pixels square (default: the data set's own size)",
+        minimum=8,
+        maximum=512,
+    )
+    epochs: int = setting(5, "passes over the training set", minimum=1, maximum=10_000)
+    batch_size: int = setting(128, "images per training step", minimum=1, maximum=65_536)
+    optimizer: str = setting("adam", "optimisation algorithm", choices=OPTIMIZERS)
+    lr: float = setting(1e-3, "learning rate", minimum=0.0, maximum=10.0, exclusive_minimum=True)
+    momentum: float = setting(0.9, "SGD momentum", minimum=0.0, maximum=0.999)
+    weight_decay: float = setting(0.0, "L2 weight decay", minimum=0.0, maximum=1.0)
+    schedule: str = setting("none", "learning-rate schedule over the run", choices=SCHEDULES)
+    augment: str = setting("none", "random augmentation of training batches", choices=AUGMENTS)
+    label_smoothing: float = setting(0.0, "label smoothing of the loss", minimum=0.0, maximum=0.5)
+    grad_clip: float = setting(0.0, "clip the gradient norm to this value (0: off)", minimum=0.0)
+    val_split: float = setting(
+        0.1,
+        "fraction of the training set held out for validation",
+        minimum=0.0,
+        maximum=0.5,
+        exclusive_minimum=True,
+    )
+    limit: int | None = setting(
+        None, "use at most this many training images (quick runs; default: all)", minimum=10
+    )
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", check=_check_device)
+    amp: bool = setting(
+        True, "mixed precision (bf16, else fp16) on CUDA for inputs of 64 px or more"
+    )
+    channels_last: bool = setting(
+        True, "channels_last memory format (always on the CPU; on CUDA from 64 px)"
+    )
+    cache_features: bool = setting(
+        True, "resnet18 with a frozen backbone and no augmentation: compute features once"
+    )
+    seed: int = setting(0, "random seed (data split, initialisation, batch order)", minimum=0)
 
     @classmethod
     def from_mapping(
@@ -327,6 +286,29 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_mapping(changes, base=self)
+
+
+def _fields_of(cls: type) -> dict[str, Field]:
+    """A `Field` per attribute of the dataclass `cls`, from its annotation and `setting(...)`."""
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Field] = {}
+    for attribute in dataclasses.fields(cls):
+        kind, optional = hints[attribute.name], False
+        if isinstance(kind, types.UnionType):  # `int | None`: None (an empty form field) allowed
+            kinds = set(typing.get_args(kind)) - {type(None)}
+            kind, optional = (kinds.pop() if len(kinds) == 1 else kind), True
+        if kind not in (int, float, str, bool) or "help" not in attribute.metadata:
+            raise TypeError(
+                f"TrainConfig.{attribute.name}: expected an int, float, str or bool attribute "
+                "(or one of those | None) defined with setting(...)"
+            )
+        fields[attribute.name] = Field(
+            attribute.name, kind, attribute.default, optional=optional, **attribute.metadata
+        )
+    return fields
+
+
+FIELDS: dict[str, Field] = _fields_of(TrainConfig)
 
 
 def _toml_value(value: Any) -> str:
@@ -428,6 +410,39 @@ def find_preset(name: str) -> PresetInfo:
 
 def load_preset(name: str, base: TrainConfig | None = None, check: bool = True) -> TrainConfig:
     return load_config_file(find_preset(name).path, base=base, check=check)
+
+
+def layer_settings(
+    *,
+    preset: str | os.PathLike[str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """The settings of a run, layered: defaults < preset < config file < flags.
+
+    The one place that layering happens: `cnn-tui train` (`training.args.config_from_args`), the
+    form opened by it and the form's preset picker all call this. `preset` is a preset's name
+    (a `Path` is a preset file, as `list_presets` lists them); `flags` maps setting names to
+    command-line text (parsed with `parse_field`) or typed values (the on/off flags).
+
+    Each value is checked as its layer is applied; a bad one (unknown key, bad value, unknown
+    preset, missing file) raises a UsageError naming it. The rules between fields are not checked:
+    a later layer may complete them (cats-vs-dogs leaves --data-dir to the command line), so the
+    caller runs `.check()` on the result last and reports what it raises.
+    """
+    config = TrainConfig()
+    if preset is not None:
+        path = Path(preset) if isinstance(preset, os.PathLike) else find_preset(preset).path
+        config = load_config_file(path, base=config, check=False)
+    if config_file is not None:
+        config = load_config_file(config_file, base=config, check=False)
+    if flags:
+        values = {
+            name: parse_field(name, value) if isinstance(value, str) else value
+            for name, value in flags.items()
+        }
+        config = TrainConfig.from_mapping(values, base=config, check=False)
+    return config
 
 
 _PRESET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -35,9 +35,7 @@ import torch.nn.functional as F
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training import shapes_dataset
-
-DATASETS = ("shapes", "cifar10", "fashion-mnist", "imagefolder")
-AUGMENT_MODES = ("none", "flip", "flip-crop")
+from cnn_tui.training.config import AUGMENTS, DATASETS  # names defined once, torch-free
 
 DEFAULT_DATA_DIR = "data"
 DOWNLOAD_TIMEOUT_S = 30.0  # a stalled connection fails after this long instead of hanging
@@ -671,7 +669,7 @@ def augment(
         return flip_horizontal(batch, generator)
     if mode == "flip-crop":
         return random_crop(flip_horizontal(batch, generator), 4, generator)
-    raise UsageError(f"unknown augmentation {mode!r}; valid values: {', '.join(AUGMENT_MODES)}")
+    raise UsageError(f"unknown augmentation {mode!r}; valid values: {', '.join(AUGMENTS)}")
 
 
 def resize(batch: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

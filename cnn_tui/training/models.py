@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training.config import FINETUNES
 
-FINETUNES = ("head", "layer4", "all")
 WEIGHTS_HELP = "imagenet, none, or a path to a state_dict file"
 # torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url; torchvision itself is imported only when a
-# resnet18 is built: importing it costs ~1.2 s (and ~0.4 s at exit) of every run's start-up (issue 6)
+# resnet18 is built: importing it costs ~1.2 s (and ~0.4 s at exit) of every run's start-up
 IMAGENET_WEIGHTS_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation the ImageNet weights were trained with
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -336,7 +336,7 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     return backbone, model.fc
 
 
-# --- fast presets (issue 6): airbench-style networks, defined in cnn_tui/training/fast_models.py ----------
+# --- fast presets: airbench-style networks, defined in cnn_tui/training/fast_models.py ----------
 from cnn_tui.training import fast_models  # noqa: E402  (after MODELS: it only adds entries)
 
 MODELS.update(fast_models.MODELS)

@@ -6,6 +6,11 @@ change is parsed with `parse_field` and the whole form is checked with `TrainCon
 (cross-field rules); the reason shows beside the field and Start stays disabled until every field
 is valid. Fields that do not apply to the chosen model or optimiser are disabled (and left out).
 
+Settings are layered by `config.layer_settings`, as for `cnn-tui train --no-ui`: defaults <
+preset < config file < flags. A preset that leaves a field to fill (cats-vs-dogs: the data folder)
+is applied whole and the field is marked and focused; one that cannot be applied at all is
+reported and leaves the form as it was.
+
 Start launches the run as its own process (`cnn_tui.training.launcher`) and opens the live dashboard.
 Detecting GPUs imports torch, so it runs in a thread worker after the form is up.
 """
@@ -27,12 +32,13 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
+from cnn_tui.training.args import given_flags
 from cnn_tui.training.config import (
     FIELDS,
     ConfigError,
     TrainConfig,
+    layer_settings,
     list_presets,
-    load_config_file,
     parse_field,
     save_preset,
     user_presets_dir,
@@ -108,7 +114,11 @@ class TrainFormScreen(Screen):
         run_dir: str | None = None,
         resume: str | None = None,
         error: str = "",
+        error_title: str = "Settings not applied",
+        source: str = "",
     ) -> None:
+        """`source` says where `config` was layered from (e.g. "preset cats-vs-dogs"); `error`
+        why it could not be, shown at once under `error_title` (the form keeps the defaults)."""
         super().__init__()
         self.base = config or TrainConfig()
         self.initial_texts = texts or {}
@@ -116,6 +126,9 @@ class TrainFormScreen(Screen):
         self.requested_run_dir = run_dir
         self.resume_dir = resume
         self.startup_error = error
+        self.startup_error_title = error_title
+        self.settings_source = source
+        self.cross_field_error: ConfigError | None = None  # the rule between fields that fails
         self.errors: dict[str, str] = {}
         self.config: TrainConfig | None = None
         self._devices: list[tuple[str, str]] = list(DEVICE_CHOICES)
@@ -123,28 +136,27 @@ class TrainFormScreen(Screen):
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None) -> TrainFormScreen:
-        """The form filled from `cnn-tui train` flags: preset < --config < flags.
+        """The form filled from `cnn-tui train` flags: defaults < preset < --config < flags.
 
+        The preset and config file are layered by `layer_settings`, as for `--no-ui`, and the
+        rules between fields are left to the form, which marks and focuses the field to fill.
         Flag values go into the form as typed, so a bad one shows its reason beside the field
-        instead of ending the app; a bad preset or config file is reported and skipped.
+        instead of ending the app; a preset or config file that cannot be applied is reported.
         """
         if args is None:
             return cls()
+        preset, config_file = getattr(args, "preset", None), getattr(args, "config", None)
+        sources = {"preset": preset, "config file": config_file}
+        given = {kind: value for kind, value in sources.items() if value is not None}
         config, error = TrainConfig(), ""
         try:
-            if getattr(args, "preset", None):
-                from cnn_tui.training.config import load_preset
-
-                config = load_preset(args.preset, base=config)
-            if getattr(args, "config", None):
-                config = load_config_file(args.config, base=config)
+            config = layer_settings(preset=preset, config_file=config_file)
         except UsageError as exc:
             error = str(exc)
-        texts = {}
-        for name in FIELDS:
-            value = getattr(args, name, None)
-            if value is not None:
-                texts[name] = value if isinstance(value, str) else format_value(value)
+        texts = {
+            name: value if isinstance(value, str) else format_value(value)
+            for name, value in given_flags(args).items()
+        }
         return cls(
             config,
             texts=texts,
@@ -152,6 +164,8 @@ class TrainFormScreen(Screen):
             run_dir=getattr(args, "run_dir", None),
             resume=getattr(args, "resume", None),
             error=error,
+            error_title=f"{' and '.join(given) or 'settings'} not applied".capitalize(),
+            source=" and ".join(f"{kind} {value}" for kind, value in given.items()),
         )
 
     # --- layout ---------------------------------------------------------------------------------
@@ -228,12 +242,16 @@ class TrainFormScreen(Screen):
                     self._set_widget(name, parse_field(name, text))
                 except ConfigError as exc:
                     self.notify(str(exc), severity="error", markup=False)
-        if self.validate_form() is None:  # e.g. a bad flag: show its field first
-            self._widget(next(iter(self.errors))).focus()
         if self.startup_error:
             self.notify(
-                self.startup_error, title="Settings not loaded", severity="error", markup=False
+                self.startup_error,
+                title=self.startup_error_title,
+                severity="error",
+                markup=False,
             )
+            self._point_at_errors()
+        else:
+            self._point_at_errors(self.settings_source)
         self.detect_devices()
         if self.resume_dir:
             self.call_after_refresh(self._resume, Path(self.resume_dir))
@@ -282,12 +300,13 @@ class TrainFormScreen(Screen):
         for name in inactive:
             errors.pop(name, None)
             values.pop(name, None)
-        config = None
+        config, self.cross_field_error = None, None
         if not errors:
             try:
                 config = TrainConfig.from_mapping(values)
             except ConfigError as exc:
                 errors[exc.field or "dataset"] = str(exc)
+                self.cross_field_error = exc
         was_startable = self.config is not None
         self.errors, self.config = errors, config
         self._show_reasons(inactive)
@@ -345,13 +364,36 @@ class TrainFormScreen(Screen):
     def _load_preset(self, event: Select.Changed) -> None:
         if event.value is Select.NULL:
             return
+        path = Path(str(event.value))
         try:
-            config = load_config_file(str(event.value))
-        except UsageError as exc:
-            self.notify(str(exc), title="Preset not loaded", severity="error", markup=False)
+            config = layer_settings(preset=path)
+        except UsageError as exc:  # the form stays as it was
+            self.notify(str(exc), title="Preset not applied", severity="error", markup=False)
+            event.select.clear()
             return
         self.fill(config)
-        self.notify(f"loaded preset {Path(str(event.value)).stem}", title="Preset", markup=False)
+        if self._point_at_errors(f"preset {path.stem}"):
+            self.notify(f"loaded preset {path.stem}", title="Preset", markup=False)
+
+    def _point_at_errors(self, source: str = "") -> bool:
+        """Focus the first field to fix; True if there is none.
+
+        A preset (or config file) may leave a field to fill, e.g. cats-vs-dogs the data folder:
+        a rule between fields fails until then, and a notification from `source` says so.
+        """
+        if self.validate_form() is not None:
+            return True
+        name = next(iter(self.errors))
+        self._widget(name).focus()
+        if source and self.cross_field_error is not None:
+            self.notify(
+                f"{source} is loaded; {name.replace('_', ' ')} still needs a value "
+                f"({self.cross_field_error})",
+                title="One more setting needed",
+                severity="warning",
+                markup=False,
+            )
+        return False
 
     def fill(self, config: TrainConfig) -> None:
         """Put every value of `config` into the form."""
