@@ -67,7 +67,7 @@ def test_run_writes_events_files_and_a_loadable_checkpoint(tmp_path):
     samples = np.load(run / runs.SAMPLES_FILE)
     assert samples["images"].dtype == np.uint8 and samples["images"].shape[1:] == (3, 32, 32)
     n = len(samples["images"])
-    assert 0 < n <= engine.SAMPLES_TOTAL
+    assert 0 < n <= runs.SAMPLES_TOTAL
     assert len(samples["true"]) == len(samples["pred"]) == len(samples["confidence"]) == n
     wrong = samples["true"] != samples["pred"]
     if wrong.any():  # mistakes first, most confident first

@@ -101,3 +101,87 @@ def test_is_alive():
 
     assert runs.is_alive(os.getpid())
     assert not runs.is_alive(None) and not runs.is_alive(0)
+
+
+def test_writing_events_through_the_throttle_never_imports_torch(tmp_path):
+    """The run directory's owner is torch-free: the TUI and `--json` output use it at once."""
+    code = (
+        "import json, sys\n"
+        "from cnn_tui.training import runs\n"
+        f"log = runs.EventLog({str(tmp_path)!r})\n"
+        "log.emit('run_started', epochs=1)\n"
+        "for b in range(50):\n"
+        "    log.emit('batch', batch=b + 1, loss=1.0)\n"
+        "log.emit('finished')\n"
+        "log.close()\n"
+        "throttle = runs.BatchThrottle()\n"
+        "throttle.add({'event': 'batch', 'time': 0.0, 'loss': 1.0})\n"
+        "print(json.dumps({m: m in sys.modules for m in ('torch', 'textual')}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"torch": False, "textual": False}
+    events, _ = runs.read_events(tmp_path)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "finished"
+    assert 1 <= kinds.count("batch") < 50  # throttled: 50 batches within far less than 0.25 s each
+
+
+def test_batch_throttle_merges_batches_into_their_mean_loss():
+    throttle = runs.BatchThrottle(interval=1.0)
+    first = throttle.add({"event": "batch", "time": 10.0, "loss": 4.0})
+    assert first is not None and first["loss"] == 4.0
+    assert throttle.add({"event": "batch", "time": 10.5, "loss": 1.0}) is None
+    merged = throttle.add({"event": "batch", "time": 11.0, "loss": 3.0})
+    assert merged is not None and merged["loss"] == 2.0 and merged["time"] == 11.0
+
+
+def test_event_log_hands_every_event_to_the_callback(tmp_path):
+    seen = []
+    log = runs.EventLog(tmp_path, seen.append)
+    for b in range(5):
+        log.emit("batch", batch=b + 1, loss=1.0)
+    log.close()
+    assert len(seen) == 5 and all(isinstance(e["time"], float) for e in seen)
+    assert len(runs.read_events(tmp_path)[0]) == 1  # the file: the first, then throttled
+
+
+def test_samples_round_trip_worst_mistakes_first(tmp_path):
+    np = pytest.importorskip("numpy")
+    n = 100
+    images = np.arange(n * 3 * 4 * 4, dtype=np.uint8).reshape(n, 3, 4, 4)
+    true = np.arange(n) % 3
+    pred = true.copy()
+    pred[:40] = (true[:40] + 1) % 3  # 40 mistakes
+    confidence = np.linspace(0.1, 0.9, n)
+    runs.write_samples(tmp_path, images, true, pred, confidence, ["a", "b", "c"])
+    samples = runs.read_samples(tmp_path)
+    assert samples is not None and len(samples["images"]) == runs.SAMPLES_TOTAL
+    k = runs.SAMPLES_WRONG
+    assert (samples["true"][:k] != samples["pred"][:k]).all()
+    assert (samples["true"][k:] == samples["pred"][k:]).all()
+    assert (np.diff(samples["confidence"][:k]) <= 0).all()  # most confident mistakes first
+    assert samples["confidence"].dtype == np.float32 and list(samples["classes"]) == ["a", "b", "c"]
+    picked = runs.pick_samples(true, pred, confidence)
+    assert (samples["images"] == images[picked]).all()
+    assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, renamed
+
+
+def test_read_samples_refuses_missing_damaged_and_pickled_files(tmp_path):
+    np = pytest.importorskip("numpy")
+    assert runs.read_samples(tmp_path) is None
+    (tmp_path / runs.SAMPLES_FILE).write_bytes(b"PK\x03\x04 not really a zip")
+    assert runs.read_samples(tmp_path) is None
+    np.savez(tmp_path / runs.SAMPLES_FILE, images=np.array([{"code": 1}], dtype=object))
+    assert runs.read_samples(tmp_path) is None  # object arrays need pickle: never loaded
+
+
+def test_summary_config_and_eval_writers_round_trip(tmp_path):
+    runs.write_config(tmp_path, TrainConfig(epochs=7))
+    assert runs.read_config(tmp_path).epochs == 7
+    runs.write_summary(tmp_path, {"test_accuracy": 0.5})
+    assert runs.read_summary(tmp_path) == {"test_accuracy": 0.5}
+    runs.write_eval(tmp_path, {"test_loss": 1.5})
+    assert json.loads((tmp_path / runs.EVAL_FILE).read_text()) == {"test_loss": 1.5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [runs.CONFIG_FILE, runs.SUMMARY_FILE, runs.EVAL_FILE]
+    )

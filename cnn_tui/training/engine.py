@@ -1,11 +1,14 @@
 """The training engine: one readable loop from a TrainConfig to a finished run directory.
 
 `train(config, run_dir)` loads the data set once into uint8 tensors (on the device when it fits),
-builds the model, and runs `train_one_epoch` / `evaluate` for each epoch, writing every event to
-`run_dir/metrics.jsonl` and handing it to `on_event`. Each batch is sliced from the data tensor by a
-seeded permutation and normalised / augmented / resized as batched tensor ops (`BatchPrep`), as in
-airbench: no DataLoader, no per-image Python work. The checkpoint is one plain dict (nanoGPT) that
-`torch.load(..., weights_only=True)` reads.
+builds the model, and runs `train_one_epoch` / `evaluate` for each epoch (`_run`, the loop), writing
+every event to `run_dir/metrics.jsonl` and handing it to `on_event`. A `Run` holds what the loop
+works on: the config, the run's files (event log, status), the stop flag, the `Progress` and the
+`Setup` (data, model, optimizer). Each batch is sliced from the data tensor by a seeded permutation
+and normalised / augmented / resized as batched tensor ops (`BatchPrep`), as in airbench: no
+DataLoader, no per-image Python work. The checkpoint is one plain dict (nanoGPT) that
+`torch.load(..., weights_only=True)` reads; every other file of the run directory is written and
+read by `runs.py`.
 
 Determinism: the batch order, the augmentation and dropout of epoch e are seeded from (seed, e), and
 a checkpoint taken mid-epoch keeps the RNG states and the batch position, so on the CPU a run that
@@ -18,7 +21,6 @@ UI-free: the headless CLI and the TUI (through a background process) drive the s
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import threading
@@ -34,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import atomic_write, atomic_write_text
+from cnn_tui.fileio import atomic_write
 from cnn_tui.training import datasets, feature_cache, metrics, models, runs
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.devices import device_name, resolve_device
@@ -42,59 +44,9 @@ from cnn_tui.training.devices import device_name, resolve_device
 EventCallback = Callable[[dict[str, Any]], None]
 
 CHECKPOINT_FORMAT = 1
-BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
-SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
-SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
 AMP_MIN_IMAGE_SIZE = 64  # model inputs at least this big get autocast + channels_last on CUDA
 # move the data set to the GPU when it takes at most this fraction of the free memory
 DEVICE_DATA_FRACTION = 0.25
-
-
-# --- events -----------------------------------------------------------------------------------
-
-
-class BatchThrottle:
-    """Merges batch events: at most one per `interval` seconds, its loss the mean since the last."""
-
-    def __init__(self, interval: float = BATCH_EVENT_INTERVAL_S) -> None:
-        self.interval = interval
-        self.last = -math.inf
-        self.loss_sum = 0.0
-        self.count = 0
-
-    def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        self.loss_sum += event["loss"]
-        self.count += 1
-        if event["time"] - self.last < self.interval:
-            return None
-        merged = {**event, "loss": self.loss_sum / self.count}
-        self.last, self.loss_sum, self.count = event["time"], 0.0, 0
-        return merged
-
-
-class EventLog:
-    """Appends events to metrics.jsonl (one JSON object per line, flushed) and calls `on_event`.
-
-    The callback sees every event; the file gets batch events throttled by `BatchThrottle`.
-    """
-
-    def __init__(self, path: Path, on_event: EventCallback | None = None) -> None:
-        self.file = path.open("a", encoding="utf-8")
-        self.on_event = on_event
-        self.throttle = BatchThrottle()
-
-    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = {"event": kind, "time": time.time(), **fields}
-        record = self.throttle.add(event) if kind == "batch" else event
-        if record is not None:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
-        if self.on_event is not None:
-            self.on_event(event)
-        return event
-
-    def close(self) -> None:
-        self.file.close()
 
 
 # --- the pieces of the loop -------------------------------------------------------------------
@@ -246,6 +198,15 @@ class Progress:
     def state(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def end_epoch(self, row: dict[str, Any]) -> None:
+        """Epoch `row["epoch"]` is done: keep its row, its time and the best validation accuracy."""
+        self.seconds += row["seconds"]
+        self.epoch, self.batch = row["epoch"], 0
+        if self.best_val_acc is None or row["val_acc"] > self.best_val_acc:
+            self.best_val_acc = row["val_acc"]
+        self.history.append(row)
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
 
 def normalization(config: TrainConfig, data: datasets.DataSplits) -> tuple[tuple, tuple]:
     """Pretrained resnet18 weights want ImageNet statistics; everything else the data set's own."""
@@ -359,7 +320,7 @@ def train_one_epoch(
     s: Setup,
     epoch: int,
     progress: Progress,
-    log: EventLog,
+    log: runs.EventLog,
     stop: threading.Event,
 ) -> bool:
     """Train epoch `epoch` (0-based) from batch `progress.batch` on; False if stopped part-way."""
@@ -467,32 +428,6 @@ def evaluate(
     )
 
 
-def pick_samples(true: np.ndarray, pred: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """Indices of the samples to show: the most confident mistakes, then spread-out correct ones."""
-    wrong = np.flatnonzero(pred != true)
-    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:SAMPLES_WRONG]
-    right = np.flatnonzero(pred == true)
-    want = min(len(right), SAMPLES_TOTAL - len(wrong))
-    if want > 0:
-        right = right[np.linspace(0, len(right) - 1, want).round().astype(np.int64)]
-    return np.concatenate([wrong, right[:want] if want > 0 else right[:0]]).astype(np.int64)
-
-
-def write_samples(path: Path, data: datasets.DataSplits, result: EvalResult) -> None:
-    true = data.test_y.numpy()
-    pred, confidence = result.predictions, result.confidences
-    assert pred is not None and confidence is not None
-    pick = pick_samples(true, pred, confidence)
-    arrays = {
-        "images": data.test_x[torch.from_numpy(pick)].numpy(),
-        "true": true[pick],
-        "pred": pred[pick],
-        "confidence": confidence[pick].astype(np.float32),
-        "classes": np.array(data.classes),
-    }
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
-
-
 # --- checkpoints ------------------------------------------------------------------------------
 
 
@@ -565,6 +500,38 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 # --- the run ----------------------------------------------------------------------------------
 
 
+@dataclass
+class Run:
+    """One training run in this process: its settings and files, where it is, what it trains.
+
+    `train` makes it; `_run` is the loop over it; `s` is set once the data and model are ready.
+    """
+
+    config: TrainConfig
+    dir: Path
+    log: runs.EventLog
+    stop: threading.Event
+    progress: Progress
+    checkpoint: dict[str, Any] | None = None  # the checkpoint being continued (--resume)
+    s: Setup | None = None
+
+    def status(self, state: str, message: str = "", **extra: Any) -> None:
+        """(Re)write status.json: the state, and which epoch the run is at."""
+        runs.write_status(
+            self.dir,
+            state,
+            message=message,
+            epoch=self.progress.epoch,
+            epochs=self.config.epochs,
+            best_val_acc=self.progress.best_val_acc,
+            **extra,
+        )
+
+    def save_checkpoint(self) -> None:
+        assert self.s is not None
+        save_checkpoint(self.dir / runs.CHECKPOINT_FILE, self.s, self.progress)
+
+
 def train(
     config: TrainConfig,
     run_dir: str | os.PathLike[str],
@@ -582,80 +549,100 @@ def train(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    stop = stop or threading.Event()
-    checkpoint = None
-    if resume and (run_dir / runs.CHECKPOINT_FILE).exists():
-        checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
-        done = int(checkpoint["epoch"])
-        if done > config.epochs or (done == config.epochs and checkpoint.get("batch", 0) == 0):
-            if runs.read_summary(run_dir) is not None:
-                raise UsageError(
-                    f"run {run_dir} already trained {done} epochs: pass --epochs with more than "
-                    f"{done} to train it further"
-                )
-    atomic_write_text(run_dir / runs.CONFIG_FILE, config.to_toml())
-    progress = Progress()
-    if checkpoint is not None:
-        progress = Progress(**checkpoint["progress"])
-    log = EventLog(run_dir / runs.EVENTS_FILE, on_event)
-    status = _StatusWriter(run_dir, config, progress)
-    status.write("running", "starting")
+    checkpoint = resume_checkpoint(run_dir, config) if resume else None
+    runs.write_config(run_dir, config)
+    progress = Progress(**checkpoint["progress"]) if checkpoint is not None else Progress()
+    log = runs.EventLog(run_dir, on_event)
+    run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint)
+    run.status("running", "starting")
     try:
-        return _run(config, run_dir, log, stop, checkpoint, progress, status)
+        return _run(run)
     except KeyboardInterrupt:  # a second Ctrl+C: give up at once; the last checkpoint stays valid
         message = "aborted: --resume continues from the last saved checkpoint"
-        status.write("stopped", message)
+        run.status("stopped", message)
         log.emit("stopped", epoch=progress.epoch, message=message)
         raise
     except torch.cuda.OutOfMemoryError:
         message = f"out of GPU memory at batch size {config.batch_size}: lower --batch-size"
-        _fail(status, log, progress, message)
+        _fail(run, message)
         raise RunError(message) from None
     except (RunError, UsageError) as exc:
-        _fail(status, log, progress, str(exc))
+        _fail(run, str(exc))
         raise
     except Exception as exc:  # a bug: record it, then let the traceback show
-        _fail(status, log, progress, f"{type(exc).__name__}: {exc}")
+        _fail(run, f"{type(exc).__name__}: {exc}")
         raise
     finally:
         log.close()
 
 
-class _StatusWriter:
-    def __init__(self, run_dir: Path, config: TrainConfig, progress: Progress) -> None:
-        self.run_dir, self.config, self.progress = run_dir, config, progress
-
-    def write(self, state: str, message: str = "", **extra: Any) -> None:
-        runs.write_status(
-            self.run_dir,
-            state,
-            message=message,
-            epoch=self.progress.epoch,
-            epochs=self.config.epochs,
-            best_val_acc=self.progress.best_val_acc,
-            **extra,
-        )
-
-
-def _fail(status: _StatusWriter, log: EventLog, progress: Progress, message: str) -> None:
-    status.write("failed", message)
-    log.emit("failed", message=message, epoch=progress.epoch + 1)
+def resume_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint a resumed run continues from (None: it saved none yet, start afresh)."""
+    if not (run_dir / runs.CHECKPOINT_FILE).exists():
+        return None
+    checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+    done = int(checkpoint["epoch"])
+    if done > config.epochs or (done == config.epochs and checkpoint.get("batch", 0) == 0):
+        if runs.read_summary(run_dir) is not None:
+            raise UsageError(
+                f"run {run_dir} already trained {done} epochs: pass --epochs with more than "
+                f"{done} to train it further"
+            )
+    return checkpoint
 
 
-def _run(
-    config: TrainConfig,
-    run_dir: Path,
-    log: EventLog,
-    stop: threading.Event,
-    checkpoint: dict[str, Any] | None,
-    progress: Progress,
-    status: _StatusWriter,
-) -> dict[str, Any]:
+def _fail(run: Run, message: str) -> None:
+    run.status("failed", message)
+    run.log.emit("failed", message=message, epoch=run.progress.epoch + 1)
+
+
+def _run(run: Run) -> dict[str, Any]:
+    """The loop: for each epoch, train, validate, checkpoint; then test. Stops at `run.stop`."""
+    config, progress = run.config, run.progress
+    s = run.s = _setup(run)
+    _log_started(run)
+    run.status("running", "training")
+    resume_mid_epoch = run.checkpoint is not None and progress.batch > 0
+
+    for epoch in range(progress.epoch, config.epochs):
+        if run.stop.is_set():
+            return _stopped(run)
+        if resume_mid_epoch:  # continue a stopped epoch where it left off
+            restore_rng(s, run.checkpoint["rng"])
+            resume_mid_epoch = False
+        else:
+            seed_epoch(s, epoch)
+            progress.batch, progress.loss_sum, progress.correct, progress.seen = 0, 0.0, 0, 0
+        started, images_before = time.perf_counter(), progress.seen
+        if s.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(s.device)
+
+        finished = train_one_epoch(s, epoch, progress, run.log, run.stop)
+        train_seconds = time.perf_counter() - started
+        if not finished:
+            progress.seconds += train_seconds
+            return _stopped(run)
+
+        val = evaluate(s, s.val_x, s.val_y)
+        seconds = time.perf_counter() - started
+        images_per_s = (progress.seen - images_before) / max(train_seconds, 1e-9)
+        row = _epoch_row(s, epoch, progress, val, seconds, images_per_s)
+        progress.end_epoch(row)
+        run.save_checkpoint()
+        run.log.emit("epoch", **row)
+        run.status("running", f"epoch {epoch + 1}/{config.epochs} done")
+
+    return _finish(run)
+
+
+def _setup(run: Run) -> Setup:
+    """Device, data, model and optimizer of the run (their saved state when resuming)."""
+    config, checkpoint = run.config, run.checkpoint
     device = resolve_device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 tensor cores (as convs)
-    status.write("running", f"loading data set {config.dataset}")
+    run.status("running", f"loading data set {config.dataset}")
     data = load_data(config)
     # resuming: the saved weights replace the start weights, so do not download them again
     weights = "none" if checkpoint is not None else config.resolved_weights
@@ -666,15 +653,22 @@ def _run(
         if s.scaler is not None and checkpoint.get("scaler"):
             s.scaler.load_state_dict(checkpoint["scaler"])
     if feature_cache.applies(s):  # frozen backbone, no augmentation: its features once, up front
-        status.write("running", "computing the frozen backbone's features")
+        run.status("running", "computing the frozen backbone's features")
         s = feature_cache.cache_features(s)
+    return s
+
+
+def _log_started(run: Run) -> None:
+    s, config, progress = run.s, run.config, run.progress
+    assert s is not None
+    data = s.data
     total, trainable = models.count_parameters(s.model)
-    log.emit(
+    run.log.emit(
         "run_started",
-        run_dir=str(run_dir),
+        run_dir=str(run.dir),
         config=config.to_dict(),
-        device=str(device),
-        device_name=device_name(device),
+        device=str(s.device),
+        device_name=device_name(s.device),
         classes=list(data.classes),
         n_train=len(data.train_y),
         n_val=len(data.val_y),
@@ -687,95 +681,64 @@ def _run(
         pid=os.getpid(),
         amp={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(s.amp_dtype),
         channels_last=s.prep.channels_last,
-        resumed=checkpoint is not None,
-        data_on_device=s.train_x.device.type == device.type,
+        resumed=run.checkpoint is not None,
+        data_on_device=s.train_x.device.type == s.device.type,
         data_source=data.source,
         skipped=data.skipped,
     )
-    status.write("running", "training")
-    checkpoint_path = run_dir / runs.CHECKPOINT_FILE
-    mid_epoch_rng = checkpoint["rng"] if checkpoint is not None and progress.batch else None
-
-    for epoch in range(progress.epoch, config.epochs):
-        if stop.is_set():
-            return _stopped(s, run_dir, log, status, progress, checkpoint_path)
-        if mid_epoch_rng is not None:  # continue a stopped epoch where it left off
-            restore_rng(s, mid_epoch_rng)
-            mid_epoch_rng = None
-        else:
-            seed_epoch(s, epoch)
-            progress.batch, progress.loss_sum, progress.correct, progress.seen = 0, 0.0, 0, 0
-        started = time.perf_counter()
-        images_before = progress.seen
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        finished = train_one_epoch(s, epoch, progress, log, stop)
-        train_seconds = time.perf_counter() - started
-        if not finished:
-            progress.seconds += train_seconds
-            return _stopped(s, run_dir, log, status, progress, checkpoint_path)
-
-        val = evaluate(s, s.val_x, s.val_y)
-        seconds = time.perf_counter() - started
-        progress.seconds += seconds
-        progress.epoch, progress.batch = epoch + 1, 0
-        if progress.best_val_acc is None or val.accuracy > progress.best_val_acc:
-            progress.best_val_acc = val.accuracy
-        row = {
-            "epoch": epoch + 1,
-            "epochs": config.epochs,
-            "train_loss": progress.loss_sum / max(1, progress.seen),
-            "train_acc": progress.correct / max(1, progress.seen),
-            "val_loss": val.loss,
-            "val_acc": val.accuracy,
-            "lr": s.optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
-            "images_per_s": (progress.seen - images_before) / max(train_seconds, 1e-9),
-            "gpu_mem_mb": (
-                torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-            ),
-        }
-        progress.history.append(row)
-        progress.loss_sum, progress.correct, progress.seen = 0.0, 0, 0
-        save_checkpoint(checkpoint_path, s, progress)
-        log.emit("epoch", **row)
-        status.write("running", f"epoch {epoch + 1}/{config.epochs} done")
-
-    return _finish(s, run_dir, log, status, progress)
 
 
-def _stopped(
-    s: Setup,
-    run_dir: Path,
-    log: EventLog,
-    status: _StatusWriter,
-    progress: Progress,
-    checkpoint_path: Path,
+def _epoch_row(
+    s: Setup, epoch: int, progress: Progress, val: EvalResult, seconds: float, images_per_s: float
 ) -> dict[str, Any]:
-    save_checkpoint(checkpoint_path, s, progress)
+    """The "epoch" event of epoch `epoch` (0-based), also the row kept in the history."""
+    return {
+        "epoch": epoch + 1,
+        "epochs": s.config.epochs,
+        "train_loss": progress.loss_sum / max(1, progress.seen),
+        "train_acc": progress.correct / max(1, progress.seen),
+        "val_loss": val.loss,
+        "val_acc": val.accuracy,
+        "lr": s.optimizer.param_groups[0]["lr"],
+        "seconds": seconds,
+        "images_per_s": images_per_s,
+        "gpu_mem_mb": (
+            torch.cuda.max_memory_allocated(s.device) / 2**20 if s.device.type == "cuda" else None
+        ),
+    }
+
+
+def _stopped(run: Run) -> dict[str, Any]:
+    progress = run.progress
+    run.save_checkpoint()
     where = f"after epoch {progress.epoch}"
     if progress.batch:
-        where = f"in epoch {progress.epoch + 1} after batch {progress.batch}/{s.batches}"
-    message = f"stopped {where}; continue with: cnn-tui train --no-ui --resume {run_dir}"
-    status.write("stopped", message, batch=progress.batch)
-    log.emit("stopped", epoch=progress.epoch, batch=progress.batch, message=message)
+        assert run.s is not None
+        where = f"in epoch {progress.epoch + 1} after batch {progress.batch}/{run.s.batches}"
+    message = f"stopped {where}; continue with: cnn-tui train --no-ui --resume {run.dir}"
+    run.status("stopped", message, batch=progress.batch)
+    run.log.emit("stopped", epoch=progress.epoch, batch=progress.batch, message=message)
     return {
         "status": "stopped",
         "message": message,
         "epochs_done": progress.epoch,
         "batch": progress.batch,
         "best_val_acc": progress.best_val_acc,
-        "run_dir": str(run_dir),
+        "run_dir": str(run.dir),
     }
 
 
-def _finish(
-    s: Setup, run_dir: Path, log: EventLog, status: _StatusWriter, progress: Progress
-) -> dict[str, Any]:
-    status.write("running", "evaluating on the test set")
+def _finish(run: Run) -> dict[str, Any]:
+    s, progress = run.s, run.progress
+    assert s is not None
+    run.status("running", "evaluating on the test set")
     test = evaluate(s, s.test_x, s.test_y, keep_predictions=True)
     report = metrics.classification_report(test.confusion, s.data.classes)
-    write_samples(run_dir / runs.SAMPLES_FILE, s.data, test)
+    assert test.predictions is not None and test.confidences is not None
+    test_x, test_y = s.data.test_x.numpy(), s.data.test_y.numpy()  # the images, not features
+    runs.write_samples(
+        run.dir, test_x, test_y, test.predictions, test.confidences, list(s.data.classes)
+    )
     summary = {
         "status": "finished",
         **report,
@@ -789,10 +752,10 @@ def _finish(
         "dataset": s.config.dataset,
         "device": str(s.device),
         "history": progress.history,
-        "run_dir": str(run_dir),
+        "run_dir": str(run.dir),
     }
-    atomic_write_text(run_dir / runs.SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
-    log.emit(
+    runs.write_summary(run.dir, summary)
+    run.log.emit(
         "evaluated",
         test_loss=test.loss,
         test_accuracy=report["test_accuracy"],
@@ -800,8 +763,8 @@ def _finish(
         macro_recall=report["macro_recall"],
         macro_f1=report["macro_f1"],
     )
-    status.write("finished", "finished", test_accuracy=report["test_accuracy"])
-    log.emit("finished")
+    run.status("finished", "finished", test_accuracy=report["test_accuracy"])
+    run.log.emit("finished")
     return summary
 
 

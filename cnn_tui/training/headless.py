@@ -30,6 +30,14 @@ RESUME_FLAGS_ALLOWED = ("epochs", "device")  # what --resume lets you change
 
 # files that show a folder already holds a run (the TUI's launcher pre-writes only config.toml)
 _RUN_FILES = (runs.STATUS_FILE, runs.EVENTS_FILE, runs.CHECKPOINT_FILE, runs.SUMMARY_FILE)
+# what a finished run leaves, as its last lines list them
+_RESULT_FILES = (
+    runs.SUMMARY_FILE,
+    runs.CHECKPOINT_FILE,
+    runs.EVENTS_FILE,
+    runs.SAMPLES_FILE,
+    runs.CONFIG_FILE,
+)
 
 
 # --- config and run directory -----------------------------------------------------------------
@@ -160,7 +168,7 @@ def finished_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
         f"test accuracy {summary['test_accuracy'] * 100:.2f}%   macro F1 {summary['macro_f1']:.4f}"
         f"   (macro precision {summary['macro_precision']:.4f}, recall "
         f"{summary['macro_recall']:.4f}; best val acc {_pct(summary['best_val_acc']).strip()})",
-        f"files: {run_dir}/ — summary.json, checkpoint.pt, metrics.jsonl, samples.npz, config.toml",
+        f"files: {run_dir}/ — {', '.join(_RESULT_FILES)}",
     ]
 
 
@@ -195,10 +203,8 @@ class JsonReporter:
     """The events as JSON lines, batch events throttled as in metrics.jsonl."""
 
     def __init__(self, out: TextIO) -> None:
-        from cnn_tui.training.engine import BatchThrottle
-
         self.out = out
-        self.throttle = BatchThrottle()
+        self.throttle = runs.BatchThrottle()
 
     def print(self, text: str = "") -> None:  # human notes go to stderr in --json mode
         print(text, file=sys.stderr, flush=True)
@@ -320,8 +326,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """`cnn-tui eval RUN --no-ui`: recompute the test metrics from the checkpoint; writes eval.json."""
-    from cnn_tui.fileio import atomic_write_text
-
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run directory")
@@ -336,7 +340,7 @@ def run_eval(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = engine.evaluate_run(run_dir, getattr(args, "device", "auto") or "auto")
     report["seconds"] = time.perf_counter() - started
-    atomic_write_text(run_dir / runs.EVAL_FILE, json.dumps(report, indent=1) + "\n")
+    runs.write_eval(run_dir, report)
     if getattr(args, "json", False):
         print(json.dumps(report))
         return EXIT_OK

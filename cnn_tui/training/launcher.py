@@ -22,11 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnn_tui.fileio import atomic_write_text
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.runs import CONFIG_FILE, effective_status, is_alive, read_events, read_status
-
-OUTPUT_LOG = "output.log"
+from cnn_tui.training.runs import (
+    CONFIG_FILE,
+    OUTPUT_LOG,
+    effective_status,
+    is_alive,
+    read_events,
+    read_status,
+    write_config,
+)
 
 # pid -> (run dir, process) of the runs this process started; a waiter thread reaps each child
 # so that a finished run does not linger as a zombie that still looks alive to `kill(pid, 0)`.
@@ -62,7 +67,7 @@ def _spawn(command: list[str], run_dir: Path) -> int:
 def launch_run(config: TrainConfig, run_dir: str | os.PathLike[str]) -> int:
     """Write `run_dir/config.toml` and start training it in the background; returns the pid."""
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / CONFIG_FILE, config.to_toml())
+    write_config(run_dir, config)
     return _spawn(train_command(run_dir), run_dir)
 
 

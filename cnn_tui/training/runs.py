@@ -1,4 +1,4 @@
-"""Run directories: creating, reading, listing and deleting them.
+"""Run directories: the one module that knows their files, writes them and reads them back.
 
 A run directory holds what one training run wrote (see README, "Run directory"):
 
@@ -6,28 +6,38 @@ A run directory holds what one training run wrote (see README, "Run directory"):
     metrics.jsonl   one JSON event per line, appended and flushed as training goes
     status.json     {"status", "pid", "message", "epoch", "epochs", "started", "updated", ...}
     summary.json    test metrics when the run finished
-    checkpoint.pt   model/optimizer state after every epoch (and at a stop)
+    checkpoint.pt   model/optimizer state after every epoch (and at a stop; engine.py writes it)
     samples.npz     some test images with true/predicted labels (numpy only)
+    eval.json       the test metrics `cnn-tui eval` recomputed from the checkpoint
+    output.log      stdout/stderr of a trainer the TUI started (launcher.py)
 
-UI-free and torch-free so the TUI (which imports it) starts fast; a process that follows a run
+Every file but the append-only event log is written atomically (temporary file, then rename).
+UI-free and torch-free (numpy only when samples.npz is read or written) so the TUI (which imports
+it) starts fast, and the trainer's JSON events cost no torch import; a process that follows a run
 written by another process only needs the functions here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import time
 import tomllib
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write_text
+from cnn_tui.fileio import atomic_write, atomic_write_text
 from cnn_tui.training.config import TrainConfig, load_config_file
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CONFIG_FILE = "config.toml"
 EVENTS_FILE = "metrics.jsonl"
@@ -36,6 +46,11 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 SAMPLES_FILE = "samples.npz"
 EVAL_FILE = "eval.json"
+OUTPUT_LOG = "output.log"
+
+BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
+SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
+SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
 
 STATUSES = ("running", "finished", "failed", "stopped")
 
@@ -99,7 +114,7 @@ def write_status(
         "updated": now,
         **extra,
     }
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    _write_json(path, record)
     return record
 
 
@@ -107,6 +122,20 @@ def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """status.json as a dict, or None when missing or unreadable."""
     data = _read_json(Path(run_dir) / STATUS_FILE)
     return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def write_summary(run_dir: str | os.PathLike[str], summary: dict[str, Any]) -> None:
+    """Atomically write summary.json, the test metrics of a finished run."""
+    _write_json(Path(run_dir) / SUMMARY_FILE, summary)
+
+
+def write_eval(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """Atomically write eval.json, the metrics `cnn-tui eval` recomputed from the checkpoint."""
+    _write_json(Path(run_dir) / EVAL_FILE, report)
 
 
 def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -124,12 +153,69 @@ def read_config_values(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
 
 
+def write_config(run_dir: str | os.PathLike[str], config: TrainConfig) -> None:
+    """Atomically write config.toml: the settings the run trains (and resumes) with."""
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, config.to_toml())
+
+
 def read_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     """The validated TrainConfig of a run (its config.toml); UsageError when it is not a run."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a run directory (it has no {CONFIG_FILE})")
     return load_config_file(path)
+
+
+# --- the event log (metrics.jsonl) -------------------------------------------------------------
+
+
+class BatchThrottle:
+    """Merges batch events: at most one per `interval` seconds, its loss the mean since the last."""
+
+    def __init__(self, interval: float = BATCH_EVENT_INTERVAL_S) -> None:
+        self.interval = interval
+        self.last = -math.inf
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        self.loss_sum += event["loss"]
+        self.count += 1
+        if event["time"] - self.last < self.interval:
+            return None
+        merged = {**event, "loss": self.loss_sum / self.count}
+        self.last, self.loss_sum, self.count = event["time"], 0.0, 0
+        return merged
+
+
+class EventLog:
+    """Appends events to metrics.jsonl (one JSON object per line, flushed) and calls `on_event`.
+
+    The callback sees every event; the file gets batch events throttled by `BatchThrottle`.
+    Append-only, so a reader (`read_events`) sees whole lines or waits for them.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.file = (Path(run_dir) / EVENTS_FILE).open("a", encoding="utf-8")
+        self.on_event = on_event
+        self.throttle = BatchThrottle()
+
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"event": kind, "time": time.time(), **fields}
+        record = self.throttle.add(event) if kind == "batch" else event
+        if record is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def read_events(run_dir: str | os.PathLike[str], offset: int = 0) -> tuple[list[dict], int]:
@@ -159,6 +245,60 @@ def read_events(run_dir: str | os.PathLike[str], offset: int = 0) -> tuple[list[
         if isinstance(event, dict):
             events.append(event)
     return events, offset + end + 1
+
+
+# --- sample predictions (samples.npz) -----------------------------------------------------------
+
+
+def pick_samples(true: np.ndarray, pred: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Indices of the samples to keep: the most confident mistakes, then spread-out correct ones."""
+    import numpy as np
+
+    wrong = np.flatnonzero(pred != true)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:SAMPLES_WRONG]
+    right = np.flatnonzero(pred == true)
+    want = min(len(right), SAMPLES_TOTAL - len(wrong))
+    if want > 0:
+        right = right[np.linspace(0, len(right) - 1, want).round().astype(np.int64)]
+    return np.concatenate([wrong, right[:want] if want > 0 else right[:0]]).astype(np.int64)
+
+
+def write_samples(
+    run_dir: str | os.PathLike[str],
+    images: np.ndarray,
+    true: np.ndarray,
+    pred: np.ndarray,
+    confidence: np.ndarray,
+    classes: list[str],
+) -> None:
+    """Atomically write samples.npz: some of the test images (n, C, H, W) uint8 with their true
+    and predicted labels and confidences, picked by `pick_samples` (worst mistakes first)."""
+    import numpy as np
+
+    pick = pick_samples(true, pred, confidence)
+    arrays = {
+        "images": images[pick],
+        "true": true[pick],
+        "pred": pred[pick],
+        "confidence": confidence[pick].astype(np.float32),
+        "classes": np.array(classes),
+    }
+    atomic_write(Path(run_dir) / SAMPLES_FILE, lambda handle: np.savez(handle, **arrays))
+
+
+def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | None:
+    """samples.npz as arrays (images (n, C, H, W) uint8, true, pred, confidence, classes), or
+    None when missing or unreadable. Only plain arrays: nothing pickled is ever loaded."""
+    import numpy as np
+
+    try:
+        with np.load(Path(run_dir) / SAMPLES_FILE, allow_pickle=False) as data:
+            return {key: np.asarray(data[key]) for key in data.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+# --- listing runs -------------------------------------------------------------------------------
 
 
 def is_alive(pid: int | None) -> bool:

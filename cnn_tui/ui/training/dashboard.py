@@ -122,7 +122,9 @@ class RunScreen(Screen):
         log = self.query_one(RichLog)
         log.write(f"run directory: {self.run_dir}")
         if self.pid is not None:
-            log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / 'output.log'}")
+            from cnn_tui.training.runs import OUTPUT_LOG
+
+            log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / OUTPUT_LOG}")
         self._show_status()
         if not self.run_dir.is_dir():
             self.state, self.state_message = "failed", f"no run directory at {self.run_dir}"
@@ -151,13 +153,12 @@ class RunScreen(Screen):
         """Tail the run's files until it is over, then load its results (a thread worker)."""
         from cnn_tui.training.launcher import follow_run
         from cnn_tui.training.runs import (
-            SAMPLES_FILE,
             effective_status,
             read_events,
+            read_samples,
             read_status,
             read_summary,
         )
-        from cnn_tui.ui.training.samples import load_samples
 
         worker = get_current_worker()
 
@@ -174,7 +175,7 @@ class RunScreen(Screen):
             state = effective_status(status)
             message = str((status or {}).get("message") or "")
         summary = read_summary(self.run_dir)
-        samples = load_samples(self.run_dir / SAMPLES_FILE) if summary else None
+        samples = read_samples(self.run_dir) if summary else None
         self.post_message(RunResultsLoaded(self.run_dir, summary, samples))
         self.post_message(RunEnded(self.run_dir, state, message))
 
@@ -374,7 +375,3 @@ class RunScreen(Screen):
 
 class DashboardScreen(RunScreen):
     """The live dashboard of a run the TUI just started (or re-attached to)."""
-
-    @classmethod
-    def for_run(cls, run_dir: str | Path, pid: int | None = None) -> DashboardScreen:
-        return cls(run_dir, pid=pid, live=True)

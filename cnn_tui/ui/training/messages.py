@@ -48,7 +48,6 @@ class DevicesDetected(Message):
     """Devices for the form's device field: (value, label) pairs, e.g. ("cuda:0", "cuda:0 H100 …")."""
 
     devices: list[tuple[str, str]]
-    error: str = ""
 
 
 @dataclass
@@ -56,7 +55,6 @@ class RunsListed(Message):
     """A fresh listing of the runs directory (`runs.list_runs`)."""
 
     runs: list[Any]
-    error: str = ""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsListed)

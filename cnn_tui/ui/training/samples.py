@@ -2,13 +2,13 @@
 
 rich-pixels' half-cell renderer draws two image rows per text row with '▀' and a foreground and
 background colour: it works in any terminal with colour and needs no graphics protocol (sixel,
-kitty), so it also behaves over SSH, in tmux and in snapshot tests. samples.npz stores the worst
-mistakes first (most confident wrong answers), then some correct predictions.
+kitty), so it also behaves over SSH, in tmux and in snapshot tests. samples.npz (written and read by
+`cnn_tui.training.runs`) stores the worst mistakes first (most confident wrong answers), then some
+correct predictions.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,15 +23,6 @@ from textual.widgets import Static
 
 LABEL_WIDTH = 18  # a card is at least this wide, so labels stay readable under small images
 MAX_SAMPLES = 48
-
-
-def load_samples(path: str | Path) -> dict[str, np.ndarray] | None:
-    """Read samples.npz (images (n, C, H, W) uint8, true, pred, confidence); None if missing."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: np.asarray(data[key]) for key in data.files}
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
