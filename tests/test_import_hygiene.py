@@ -7,34 +7,41 @@ interpreter and looks at `sys.modules`, the only way to see what an import reall
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
+import cnn_tui
 
-# Modules on the path of `--help` and of the lesson traces: neither textual nor torch.
-QUICK = [
-    "cnn_tui.cli",
-    "cnn_tui.lessons.naive",
-    "cnn_tui.lessons.examples",
-    "cnn_tui.lessons.args",
-    "cnn_tui.lessons.trace",
-    "cnn_tui.errors",
-    "cnn_tui.assets",
-]
-# The training side: torch is expected, textual is not. Those not written yet are skipped.
-TRAINING = [
-    "cnn_tui.training.config",
+# The modules allowed to load torch when imported: the models, the data sets and the loops
+# that use them. Every other module of the package (found by walking it, so a new module is
+# covered the day it is added) must import without torch.
+TORCH_AT_IMPORT = {
     "cnn_tui.training.datasets",
     "cnn_tui.training.models",
+    "cnn_tui.training.fast_models",
     "cnn_tui.training.engine",
-    "cnn_tui.training.metrics",
-    "cnn_tui.training.runs",
-    "cnn_tui.training.headless",
-    "cnn_tui.bench.measure",
-]
+    "cnn_tui.training.feature_cache",
+    "cnn_tui.bench.reference_loop",
+}
+
+
+def package_modules() -> list[str]:
+    """Every module of cnn_tui, found on disk without importing it (`__main__` runs the app)."""
+    root = Path(cnn_tui.__file__).parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+MODULES = package_modules()
+CORE = [name for name in MODULES if not name.startswith("cnn_tui.ui")]
+LIGHT = [name for name in MODULES if name not in TORCH_AT_IMPORT]
 
 
 def run_probe(code: str) -> dict:
@@ -52,26 +59,40 @@ def loaded_after(code: str) -> dict[str, bool]:
     )
 
 
-@pytest.mark.parametrize("module", QUICK)
-def test_quick_module_imports_neither_textual_nor_torch(module: str) -> None:
-    assert loaded_after(f"import {module}") == {"textual": False, "torch": False}
+def first_module_that_loads(modules: list[str], heavy: str) -> str | None:
+    """Import `modules` in order in one fresh interpreter; the first after which `heavy` is loaded.
 
-
-def test_training_modules_do_not_import_the_tui() -> None:
-    present = [m for m in TRAINING if importlib.util.find_spec(m) is not None]
-    if not present:
-        pytest.skip("no training module exists yet")
-    # One interpreter for all (each loads torch, seconds apiece); textual's presence only
-    # grows, so the first module after which it appears is the one that pulled it in.
-    culprit = run_probe(
+    What an interpreter has loaded only grows, so that module is the one that pulled it in.
+    """
+    return run_probe(
         "import importlib, json, sys\n"
-        f"culprit = None\nfor name in {present!r}:\n"
+        f"culprit = None\nfor name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "    if culprit is None and 'textual' in sys.modules:\n"
+        f"    if culprit is None and {heavy!r} in sys.modules:\n"
         "        culprit = name\n"
         "print(json.dumps(culprit))"
     )
+
+
+def test_the_walk_finds_every_package_and_the_allow_list_is_current() -> None:
+    for package in ("cnn_tui.lessons", "cnn_tui.training", "cnn_tui.bench", "cnn_tui.ui"):
+        assert package in MODULES
+    assert "cnn_tui.lessons.naive" in MODULES and "cnn_tui.ui.training.form" in MODULES
+    stale = TORCH_AT_IMPORT - set(MODULES)
+    assert not stale, f"TORCH_AT_IMPORT names modules that no longer exist: {sorted(stale)}"
+
+
+def test_nothing_outside_the_ui_loads_textual() -> None:
+    culprit = first_module_that_loads(CORE, "textual")
     assert culprit is None, f"importing {culprit} loads textual"
+
+
+def test_only_the_listed_modules_load_torch() -> None:
+    """`--help`, the lesson traces, run listing and the TUI's first screen start without torch."""
+    culprit = first_module_that_loads(LIGHT, "torch")
+    assert culprit is None, (
+        f"importing {culprit} loads torch (add it to TORCH_AT_IMPORT only if it must)"
+    )
 
 
 def test_building_the_parser_loads_neither_textual_nor_torch() -> None:
