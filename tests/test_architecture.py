@@ -23,3 +23,12 @@ def test_import_contracts_are_kept() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout
+
+
+def test_ruff_lint_and_format_are_clean() -> None:
+    for command in (["check"], ["format", "--check"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "cnn_tui", "tests"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"ruff {' '.join(command)}:\n{proc.stdout[-3000:]}"

@@ -449,9 +449,11 @@ def _run_timed(argv: list[str]) -> tuple[float, str]:
 
 def _test_accuracy(argv: list[str], stdout: str) -> float | None:
     if "--run-dir" in argv:
-        summary = Path(argv[argv.index("--run-dir") + 1]) / "summary.json"
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return float(json.loads(summary.read_text(encoding="utf-8"))["test_accuracy"])
+        from cnn_tui.training.runs import read_summary
+
+        summary = read_summary(argv[argv.index("--run-dir") + 1]) or {}
+        with contextlib.suppress(TypeError, ValueError, KeyError):
+            return float(summary["test_accuracy"])
         return None
     for line in reversed(stdout.strip().splitlines()):
         with contextlib.suppress(ValueError, KeyError):
