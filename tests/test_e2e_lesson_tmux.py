@@ -93,3 +93,28 @@ def test_conv_lesson_steps_switches_to_backward_and_quits() -> None:
             time.sleep(0.1)
     finally:
         tmux.close()
+
+
+def test_network_lesson_steps_forward_backward_update_and_quits() -> None:
+    tmux = Tmux(f"{shlex.quote(str(CNN_TUI))} net", width=80, height=24)
+    try:
+        screen = tmux.wait_for("all 0 / 1150")
+        assert "forward: x → [conv] → ReLU" in screen
+        tmux.send("Right", "Right")
+        screen = tmux.wait_for("all 2 / 1150")
+        assert "z1[f=0, 0,0] += x[0,0]·w1[f=0, 0,0]" in screen
+        tmux.send("b")
+        screen = tmux.wait_for("backward · softmax-CE · dz2")
+        assert "∂L/∂z2 = p − y" in screen
+        tmux.send("b")
+        tmux.wait_for("update · SGD · w1")
+        tmux.send("b")
+        tmux.wait_for("L = 0.795 → L′ = 0.0542")
+        tmux.wait_for("finite differences: ", timeout=60)
+        tmux.send("C-q")
+        deadline = time.monotonic() + 15
+        while tmux.alive():
+            assert time.monotonic() < deadline, "cnn-tui did not quit on ctrl+q"
+            time.sleep(0.1)
+    finally:
+        tmux.close()

@@ -8,7 +8,7 @@ import inspect
 import numpy as np
 import pytest
 
-from cnn_tui.lessons import naive
+from cnn_tui.lessons import naive, network
 
 X = np.zeros((1, 2, 4, 4))
 W = np.zeros((3, 2, 3, 3))
@@ -90,12 +90,10 @@ ALLOWED_IMPORTS = {"__future__", "math", "collections.abc", "dataclasses", "typi
 FORBIDDEN_METHODS = {"dot", "sum", "max", "min", "mean", "prod", "argmax", "argmin", "cumsum"}
 
 
-def test_the_engine_uses_no_vectorised_arithmetic():
-    source = inspect.getsource(naive)
-    for word in FORBIDDEN_WORDS:
-        assert word not in source, f"naive.py mentions {word!r}"
+def vectorised_arithmetic(tree: ast.AST, allowed_imports: set[str]) -> list[str]:
+    """The @ operator, numpy products and reductions, and imports outside `allowed_imports`."""
     problems = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, ast.MatMult):
             problems.append(f"line {node.lineno}: the @ operator")
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
@@ -110,5 +108,57 @@ def test_the_engine_uses_no_vectorised_arithmetic():
             modules = [node.module or ""]
         else:
             modules = []
-        problems += [f"line {node.lineno}: import {m}" for m in modules if m not in ALLOWED_IMPORTS]
+        problems += [f"line {node.lineno}: import {m}" for m in modules if m not in allowed_imports]
+    return problems
+
+
+def test_the_engine_uses_no_vectorised_arithmetic():
+    source = inspect.getsource(naive)
+    for word in FORBIDDEN_WORDS:
+        assert word not in source, f"naive.py mentions {word!r}"
+    problems = vectorised_arithmetic(ast.parse(source), ALLOWED_IMPORTS)
     assert not problems, problems
+
+
+# The network lesson chains the naive ops; it reads example files and, in its PyTorch check
+# only, imports torch.
+NETWORK_IMPORTS = ALLOWED_IMPORTS | {
+    "argparse", "tomllib", "cnn_tui.assets", "cnn_tui.errors", "cnn_tui.lessons",
+    "cnn_tui.lessons.args", "cnn_tui.lessons.naive",
+}  # fmt: skip
+
+
+def test_the_network_lesson_computes_only_through_the_naive_ops():
+    tree = ast.parse(inspect.getsource(network))
+    check = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name == "compare_with_torch"
+    )
+    tree.body.remove(check)  # the PyTorch comparison may use torch, in its own body only
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    for word in FORBIDDEN_WORDS:
+        used = [name for name in names if word in name]
+        assert not used, f"network.py uses {used} outside compare_with_torch"
+    problems = vectorised_arithmetic(tree, NETWORK_IMPORTS)
+    problems += vectorised_arithmetic(ast.Module(body=check.body, type_ignores=[]), set())
+    allowed_in_check = {"torch", "torch.nn.functional"}
+    problems = [p for p in problems if p.split("import ")[-1] not in allowed_in_check]
+    assert not problems, problems
+    # every layer is a naive op: the forward pass and the run call them, nothing else computes
+    calls = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "naive"
+    }
+    ops = {
+        "conv2d_forward", "conv2d_backward", "relu_forward", "relu_backward",
+        "maxpool2d_forward", "maxpool2d_backward", "flatten_forward", "flatten_backward",
+        "linear_forward", "linear_backward", "softmax_cross_entropy_forward",
+        "softmax_cross_entropy_backward", "sgd_update",
+    }  # fmt: skip
+    assert ops <= calls, ops - calls

@@ -4,7 +4,9 @@ One table says which settings each op has (`DEFAULTS`, `FIELDS`), how each is ch
 (`SETTINGS`) and what a named example fixes (`FIXED_BY_EXAMPLE`). The flags of `cnn-tui conv` /
 `cnn-tui pool` (and so the trace), the lesson screen's edit form and
 `cnn_tui.lessons.examples.build_example` all read it, so they offer, accept and reject the same
-values. This module only uses the standard library: the CLI imports it to build its parser.
+values. The network lesson (`cnn-tui net`) has its own small table at the end (`NET_LIMITS`,
+`NET_SETTINGS`, `add_net_arguments`). This module only uses the standard library: the CLI
+imports it to build its parser.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Setting:
     name: str
     label: str  # the edit form's label
     help: str  # the flag's help; "{default}" stands for the op's default
-    kind: str = "int"  # "int", "pair" (3 or 3x2: height x width) or "choice"
+    kind: str = "int"  # "int", "pair" (3 or 3x2: height x width), "float" (> 0) or "choice"
     low: int = 1
     high: int = 0
     choices: tuple[str, ...] = ()
@@ -69,6 +71,8 @@ class Setting:
             return parse_int(value, self.name, self.low, self.high)
         if self.kind == "pair":
             return parse_pair(value, self.name, self.low, self.high)
+        if self.kind == "float":
+            return parse_positive_float(value, self.name, self.high)
         if value not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         return value
@@ -207,6 +211,17 @@ def parse_int(text: str | int, name: str, low: int, high: int) -> int:
     return value
 
 
+def parse_positive_float(text: str | float, name: str, high: float) -> float:
+    """A number in (0, high]; ValueError with a one-line reason otherwise."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if not 0 < value <= high:  # also rejects nan
+        raise ValueError(f"{name} must be above 0 and at most {high:g}, got {text}")
+    return value
+
+
 _PAIR_RE = re.compile(r"^\s*(-?\d+)\s*(?:[x×,]\s*(-?\d+)\s*)?$")
 
 
@@ -316,4 +331,86 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
         "--summary",
         action="store_true",
         help="count the steps per phase and per output cell instead of printing each step",
+    )
+
+
+# --------------------------------------------------------------------------- the network lesson
+#
+# `cnn-tui net`: one image through conv → ReLU → max-pool → flatten → linear → softmax
+# cross-entropy, backward, and one SGD step. Its arrays come from a named example file
+# (assets/lessons/net-*.toml, `op = "net"`); the label and the learning rate can be changed.
+
+
+@dataclass(frozen=True)
+class NetLimits:
+    """Sizes of the network lesson: small, so each layer's arrays fit an 80×24 screen."""
+
+    min_size: int = 4  # image height and width
+    max_size: int = 8
+    max_filters: int = 3  # conv filters F
+    kernel_sizes: tuple[int, ...] = (2, 3)  # conv kernel height and width
+    pool: int = 2  # max-pool window and stride
+    min_classes: int = 2
+    max_classes: int = 4
+    max_lr: float = 10.0
+    max_abs: float = 100.0  # largest |value| of an array
+
+
+NET_LIMITS = NetLimits()
+NET_DEFAULT_EXAMPLE = "net-vertical-edge"
+
+# The settings of the network lesson beside its example: flags, form rows, `build_net_example`.
+NET_SETTINGS: dict[str, Setting] = {
+    setting.name: setting
+    for setting in (
+        Setting(
+            "label",
+            "label y",
+            "the true class of the image, 0 to K-1 (default: the example's)",
+            low=0,
+            high=NET_LIMITS.max_classes - 1,
+            metavar="K",
+        ),
+        Setting(
+            "lr",
+            "learning rate α",
+            "the SGD learning rate α, above 0 (default: the example's)",
+            "float",
+            high=int(NET_LIMITS.max_lr),
+            metavar="ALPHA",
+        ),
+    )
+}
+
+
+def add_net_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `cnn-tui net`: --example, --label, --lr and the trace's --summary."""
+    lim = NET_LIMITS
+    kernels = " or ".join(f"{k}x{k}" for k in lim.kernel_sizes)
+    parser.epilog = (
+        f"Limits: image {lim.min_size}x{lim.min_size} to {lim.max_size}x{lim.max_size}, at most "
+        f"{lim.max_filters} filters of {kernels}, {lim.min_classes} to {lim.max_classes} "
+        f"classes, values at most {lim.max_abs:g} in size, learning rate at most "
+        f"{lim.max_lr:g}: every layer's arrays stay readable on one screen."
+    )
+    names = ", ".join(example_names("net")) or "none installed"
+    group = parser.add_argument_group("example")
+    group.add_argument(
+        "--example",
+        metavar="NAME",
+        help=f"the image and weights ({names}; default {NET_DEFAULT_EXAMPLE})",
+    )
+    for name, setting in NET_SETTINGS.items():
+        group.add_argument(
+            f"--{name}",
+            dest=name,
+            metavar=setting.metavar,
+            type=_flag_type(setting),
+            help=setting.help,
+        )
+    show = parser.add_argument_group("trace (with --no-ui)")
+    show.add_argument(
+        "--summary",
+        action="store_true",
+        help="count the steps of each layer instead of printing each step",
     )

@@ -306,7 +306,9 @@ def _hw(pair: Pair) -> str:
 
 
 def list_examples(op: str | None = None) -> list[ExampleInfo]:
-    """The named examples under assets/lessons/, sorted by name; only op's when op is given."""
+    """The conv and pool examples under assets/lessons/ (what `load_example` loads), sorted by
+    name; only op's when op is given. The network lesson's files (op = "net") are listed by
+    `cnn_tui.lessons.network.list_net_examples`."""
     infos = []
     for path in sorted((assets_dir() / "lessons").glob("*.toml")):
         data = _read(path.stem)
@@ -318,7 +320,7 @@ def list_examples(op: str | None = None) -> list[ExampleInfo]:
                 data.get("description", ""),
             )
         )
-    return [info for info in infos if op is None or info.op == op]
+    return [info for info in infos if info.op == op or (op is None and info.op in DEFAULTS)]
 
 
 def load_example(name: str, *, seed: int | None = None) -> LessonExample:

@@ -1,5 +1,9 @@
 """Naive 2-D convolution and pooling, forward and backward, as plain nested Python loops.
 
+Beside them the other layers of a tiny network, the same way: ReLU, flatten, a linear (fully
+connected) layer, softmax cross-entropy, and the SGD update (`cnn_tui.lessons.network` chains
+them into a whole network).
+
 This is the engine of the step-through lessons. Every output value is built from scalar
 multiply-adds (convolution, average pooling) or scalar comparisons (max pooling), so the loops
 you read here are exactly the loops the lesson screen and `cnn-tui conv --no-ui` show. It is
@@ -28,9 +32,13 @@ StepCallback = Callable[["StepEvent"], None]
 __all__ = [
     "AvgPoolCache",
     "ConvCache",
+    "FlattenCache",
     "GradCheck",
+    "LinearCache",
     "MaxPoolCache",
     "Operand",
+    "ReluCache",
+    "SoftmaxCECache",
     "StepEvent",
     "avgpool2d_backward",
     "avgpool2d_forward",
@@ -38,13 +46,22 @@ __all__ = [
     "conv2d_backward",
     "conv2d_forward",
     "count_steps",
+    "flatten_backward",
+    "flatten_forward",
     "gradient_check",
+    "linear_backward",
+    "linear_forward",
     "maxpool2d_backward",
     "maxpool2d_forward",
     "output_size",
     "output_size_formula",
     "output_size_rule",
     "pool_stride",
+    "relu_backward",
+    "relu_forward",
+    "sgd_update",
+    "softmax_cross_entropy_backward",
+    "softmax_cross_entropy_forward",
 ]
 
 
@@ -66,12 +83,15 @@ class StepEvent:
 
     kind is "bias" (out starts at b[f]), "mac" (target += product of the operands), "add"
     (target += the one operand), "compare" (target = max(before, operand)) or "route"
-    (target += the one operand, sent to the argmax of a max-pool window).
+    (target += the one operand, sent to the argmax of a max-pool window); the network layers
+    add "relu" (target = max(0, x)), "mask" (target = dout where x > 0, else 0), "copy"
+    (target = the operand), "exp" (target = exp(z − zmax)), "div" (target = e / s), "nll"
+    (loss += −log p), "sub" (target = p − y) and "sgd" (target = param − lr·grad).
     """
 
-    op: str  # "conv2d" | "maxpool2d" | "avgpool2d"
-    phase: str  # "forward" | "grad_input" | "grad_weight" | "grad_bias"
-    kind: str  # "bias" | "mac" | "add" | "compare" | "route"
+    op: str  # "conv2d" | "maxpool2d" | "avgpool2d" | "relu" | "flatten" | "linear" | ...
+    phase: str  # "forward" | "grad_input" | "grad_weight" | "grad_bias" | "update"
+    kind: str  # "bias" | "mac" | "add" | "compare" | "route" | "relu" | "mask" | "copy" | ...
     step: int  # 0-based position of this event within its call
     loops: tuple[tuple[str, int], ...]  # loop indices in nesting order
     target: str  # the array written: "out", "dx_pad", "dx", "dw", "db"
@@ -605,6 +625,470 @@ def avgpool2d_backward(
                                 )  # fmt: skip
                                 step += 1
     return dx
+
+
+# --------------------------------------------------------------------------- network layers
+#
+# The ops a whole tiny network needs beside conv and pooling: ReLU, flatten, a fully connected
+# (linear) layer, softmax cross-entropy and the SGD update. Same rules: one scalar operation
+# per event, no vectorised products. Cells are visited with np.ndindex (a plain loop over index
+# tuples) where an op works on arrays of any shape.
+
+
+@dataclass(frozen=True, slots=True)
+class ReluCache:
+    """What `relu_backward` needs: the input (the gradient passes where it was positive)."""
+
+    x: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenCache:
+    """What `flatten_backward` needs: the shape to restore."""
+
+    x_shape: tuple[int, int, int, int]
+    dtype: np.dtype
+
+
+@dataclass(frozen=True, slots=True)
+class LinearCache:
+    """What `linear_backward` needs from the forward pass."""
+
+    x: np.ndarray  # (N, D)
+    w: np.ndarray  # (K, D)
+    b: np.ndarray  # (K,)
+
+
+@dataclass(frozen=True, slots=True)
+class SoftmaxCECache:
+    """What `softmax_cross_entropy_backward` needs: the probabilities and the labels."""
+
+    p: np.ndarray  # (N, K) softmax probabilities
+    y: np.ndarray  # (N,) class indices
+
+
+def _axis_names(ndim: int) -> tuple[str, ...]:
+    """Loop names for an activation's cells: n, c, i, j for feature maps, n, d for vectors."""
+    return {4: ("n", "c", "i", "j"), 2: ("n", "d"), 1: ("d",)}.get(
+        ndim, tuple(f"i{k}" for k in range(ndim))
+    )
+
+
+def relu_forward(
+    x: np.ndarray, on_step: StepCallback | None = None
+) -> tuple[np.ndarray, ReluCache]:
+    """ReLU, cell by cell: out = x where x > 0, else 0 (any shape).
+
+    One "relu" event per cell, operand x; the cell starts at 0.
+    """
+    x = np.asarray(x)
+    x = x.astype(_float_dtype(x))
+    out = np.zeros(x.shape, dtype=x.dtype)
+    axes = _axis_names(x.ndim)
+    zero = x.dtype.type(0)
+    step = 0
+    for index in np.ndindex(*x.shape):
+        xv = x[index]
+        value = xv if xv > 0 else zero
+        out[index] = value
+        if on_step is not None:
+            on_step(
+                StepEvent(
+                    "relu", "forward", "relu", step, tuple(zip(axes, index, strict=True)),
+                    "out", index, (Operand("x", index, float(xv)),), 0.0, float(value),
+                )
+            )  # fmt: skip
+            step += 1
+    return out, ReluCache(x)
+
+
+def relu_backward(
+    dout: np.ndarray, cache: ReluCache, on_step: StepCallback | None = None
+) -> np.ndarray:
+    """dx = dout where the forward input was > 0, else 0 (ReLU's derivative is 1 or 0).
+
+    One "mask" event per cell, operands (dout, x).
+    """
+    _check_cache(cache, ReluCache, "relu_forward")
+    x = cache.x
+    dout = _check_dout(dout, x.shape)
+    dtype = _float_dtype(x, dout)
+    dout = dout.astype(dtype)
+    dx = np.zeros(x.shape, dtype=dtype)
+    axes = _axis_names(x.ndim)
+    zero = dtype.type(0)
+    step = 0
+    for index in np.ndindex(*x.shape):
+        gv, xv = dout[index], x[index]
+        value = gv if xv > 0 else zero
+        dx[index] = value
+        if on_step is not None:
+            on_step(
+                StepEvent(
+                    "relu", "grad_input", "mask", step, tuple(zip(axes, index, strict=True)),
+                    "dx", index,
+                    (Operand("dout", index, float(gv)), Operand("x", index, float(xv))),
+                    0.0, float(value),
+                )
+            )  # fmt: skip
+            step += 1
+    return dx
+
+
+def flatten_forward(
+    x: np.ndarray, on_step: StepCallback | None = None
+) -> tuple[np.ndarray, FlattenCache]:
+    """(N, C, H, W) -> (N, C·H·W) in row-major order, as PyTorch's flatten(x, 1) does:
+    out[n, (c·H + i)·W + j] = x[n, c, i, j]. One "copy" event per cell."""
+    x = _as_4d(x, "x", "(N, C, H, W)")
+    x = x.astype(_float_dtype(x))
+    n_batch, channels, height, width = x.shape
+    out = np.zeros((n_batch, channels * height * width), dtype=x.dtype)
+    step = 0
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(height):
+                for j in range(width):
+                    d = (c * height + i) * width + j
+                    xv = x[n, c, i, j]
+                    out[n, d] = xv
+                    if on_step is not None:
+                        on_step(
+                            StepEvent(
+                                "flatten", "forward", "copy", step,
+                                (("n", n), ("c", c), ("i", i), ("j", j)),
+                                "out", (n, d), (Operand("x", (n, c, i, j), float(xv)),),
+                                0.0, float(xv),
+                            )
+                        )  # fmt: skip
+                        step += 1
+    return out, FlattenCache(x.shape, x.dtype)
+
+
+def flatten_backward(
+    dout: np.ndarray, cache: FlattenCache, on_step: StepCallback | None = None
+) -> np.ndarray:
+    """dx[n, c, i, j] = dout[n, (c·H + i)·W + j]: the gradient reshaped back. "copy" events."""
+    _check_cache(cache, FlattenCache, "flatten_forward")
+    n_batch, channels, height, width = cache.x_shape
+    dout = _check_dout(dout, (n_batch, channels * height * width))
+    dtype = np.result_type(cache.dtype, _float_dtype(dout))
+    dx = np.zeros(cache.x_shape, dtype=dtype)
+    step = 0
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(height):
+                for j in range(width):
+                    d = (c * height + i) * width + j
+                    gv = dout[n, d]
+                    dx[n, c, i, j] = gv
+                    if on_step is not None:
+                        on_step(
+                            StepEvent(
+                                "flatten", "grad_input", "copy", step,
+                                (("n", n), ("c", c), ("i", i), ("j", j)),
+                                "dx", (n, c, i, j), (Operand("dout", (n, d), float(gv)),),
+                                0.0, float(gv),
+                            )
+                        )  # fmt: skip
+                        step += 1
+    return dx
+
+
+def _as_2d(array: Any, name: str, layout: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D {layout}, got shape {array.shape}")
+    return array
+
+
+def linear_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, on_step: StepCallback | None = None
+) -> tuple[np.ndarray, LinearCache]:
+    """A fully connected layer, as PyTorch's linear: x (N, D), w (K, D), b (K,) -> out (N, K).
+
+    out[n, k] = b[k] + Σ_d x[n, d] · w[k, d]
+
+    Events: per output cell one "bias" then one "mac" per d (operands x, w).
+    """
+    x = _as_2d(x, "x", "(N, D)")
+    w = _as_2d(w, "w", "(K, D)")
+    b = np.asarray(b)
+    n_batch, features = x.shape
+    classes, w_features = w.shape
+    if w_features != features:
+        raise ValueError(
+            f"w has {w_features} input features but x has {features}: w must be (K, D) with "
+            f"D = {features}"
+        )
+    if b.shape != (classes,):
+        raise ValueError(f"b must have shape (K,) = ({classes},) for w {w.shape}, got {b.shape}")
+    dtype = _float_dtype(x, w, b)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    out = np.zeros((n_batch, classes), dtype=dtype)
+    step = 0
+    for n in range(n_batch):
+        for k in range(classes):
+            acc = b[k]
+            if on_step is not None:
+                on_step(
+                    StepEvent(
+                        "linear", "forward", "bias", step, (("n", n), ("k", k)),
+                        "out", (n, k), (Operand("b", (k,), float(acc)),), 0.0, float(acc),
+                    )
+                )  # fmt: skip
+                step += 1
+            for d in range(features):
+                xv, wv = x[n, d], w[k, d]
+                before = acc
+                acc = acc + xv * wv
+                if on_step is not None:
+                    on_step(
+                        StepEvent(
+                            "linear", "forward", "mac", step, (("n", n), ("k", k), ("d", d)),
+                            "out", (n, k),
+                            (Operand("x", (n, d), float(xv)), Operand("w", (k, d), float(wv))),
+                            float(before), float(acc),
+                        )
+                    )  # fmt: skip
+                    step += 1
+            out[n, k] = acc
+    return out, LinearCache(x, w, b)
+
+
+def linear_backward(
+    dout: np.ndarray, cache: LinearCache, on_step: StepCallback | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dw, db) of the linear layer given dout = ∂L/∂out (N, K), three loop nests:
+
+    1. grad bias:   db[k] = Σ_n dout[n, k]                       ("add")
+    2. grad weight: dw[k, d] = Σ_n x[n, d] · dout[n, k]          ("mac"; ∂L/∂W = doutᵀ · x)
+    3. grad input:  dx[n, d] = Σ_k w[k, d] · dout[n, k]          ("mac"; ∂L/∂x = dout · W)
+
+    Each cell is finished before the next starts.
+    """
+    _check_cache(cache, LinearCache, "linear_forward")
+    x, w = cache.x, cache.w
+    n_batch, features = x.shape
+    classes = w.shape[0]
+    dout = _check_dout(dout, (n_batch, classes))
+    dtype = _float_dtype(x, dout)
+    dout = dout.astype(dtype)
+    step = 0
+
+    db = np.zeros(classes, dtype=dtype)
+    for k in range(classes):
+        acc = db[k]
+        for n in range(n_batch):
+            gv = dout[n, k]
+            before = acc
+            acc = acc + gv
+            if on_step is not None:
+                on_step(
+                    StepEvent(
+                        "linear", "grad_bias", "add", step, (("k", k), ("n", n)),
+                        "db", (k,), (Operand("dout", (n, k), float(gv)),),
+                        float(before), float(acc),
+                    )
+                )  # fmt: skip
+                step += 1
+        db[k] = acc
+
+    dw = np.zeros(w.shape, dtype=dtype)
+    for k in range(classes):
+        for d in range(features):
+            acc = dw[k, d]
+            for n in range(n_batch):
+                xv, gv = x[n, d], dout[n, k]
+                before = acc
+                acc = acc + xv * gv
+                if on_step is not None:
+                    on_step(
+                        StepEvent(
+                            "linear", "grad_weight", "mac", step, (("k", k), ("d", d), ("n", n)),
+                            "dw", (k, d),
+                            (Operand("x", (n, d), float(xv)), Operand("dout", (n, k), float(gv))),
+                            float(before), float(acc),
+                        )
+                    )  # fmt: skip
+                    step += 1
+            dw[k, d] = acc
+
+    dx = np.zeros(x.shape, dtype=dtype)
+    for n in range(n_batch):
+        for d in range(features):
+            acc = dx[n, d]
+            for k in range(classes):
+                wv, gv = w[k, d], dout[n, k]
+                before = acc
+                acc = acc + wv * gv
+                if on_step is not None:
+                    on_step(
+                        StepEvent(
+                            "linear", "grad_input", "mac", step, (("n", n), ("d", d), ("k", k)),
+                            "dx", (n, d),
+                            (Operand("w", (k, d), float(wv)), Operand("dout", (n, k), float(gv))),
+                            float(before), float(acc),
+                        )
+                    )  # fmt: skip
+                    step += 1
+            dx[n, d] = acc
+    return dx, dw, db
+
+
+def _check_labels(y: Any, n_batch: int, classes: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n_batch,):
+        raise ValueError(f"y must have shape (N,) = ({n_batch},), one class per row, got {y.shape}")
+    labels = []
+    for value in y.tolist():
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < classes:
+            raise ValueError(f"y must hold class indices from 0 to {classes - 1}, got {value!r}")
+        labels.append(value)
+    return np.array(labels, dtype=np.int64)
+
+
+def softmax_cross_entropy_forward(
+    z: np.ndarray, y: np.ndarray, on_step: StepCallback | None = None
+) -> tuple[float, SoftmaxCECache]:
+    """Softmax cross-entropy of scores z (N, K) against class indices y (N,), as PyTorch's
+    F.cross_entropy (mean over the batch):
+
+        p[n, k] = exp(z[n, k] − m[n]) / Σ_j exp(z[n, j] − m[n]),   m[n] = max_k z[n, k]
+        L = (1/N) Σ_n −log p[n, y[n]]
+
+    Subtracting the row's max changes no probability and keeps exp from overflowing. Events,
+    per row: "compare" into zmax[n], "exp" into e[n, k] (operands z, zmax), "add" into s[n]
+    (operand e), "div" into p[n, k] (operands e, s), then one "nll" into the 0-d loss
+    (operand p[n, y]; a "scale" operand 1/N when N > 1). Returns (L, cache).
+    """
+    z = _as_2d(z, "z", "(N, K)")
+    z = z.astype(_float_dtype(z))
+    n_batch, classes = z.shape
+    y = _check_labels(y, n_batch, classes)
+    p = np.zeros(z.shape, dtype=z.dtype)
+    e = np.zeros(z.shape, dtype=z.dtype)
+    scale = 1.0 / n_batch
+    loss = 0.0
+    step = 0
+
+    def emit(kind: str, loops, target, index, operands, before, after) -> None:
+        nonlocal step
+        on_step(StepEvent("softmax_ce", "forward", kind, step, loops, target, index, operands,
+                          float(before), float(after)))  # fmt: skip
+        step += 1
+
+    for n in range(n_batch):
+        m = -math.inf
+        for k in range(classes):
+            zv = z[n, k]
+            before = m
+            if zv > m:
+                m = zv
+            if on_step is not None:
+                emit("compare", (("n", n), ("k", k)), "zmax", (n,),
+                     (Operand("z", (n, k), float(zv)),), before, m)  # fmt: skip
+        for k in range(classes):
+            zv = z[n, k]
+            e[n, k] = math.exp(zv - m)
+            if on_step is not None:
+                emit("exp", (("n", n), ("k", k)), "e", (n, k),
+                     (Operand("z", (n, k), float(zv)), Operand("zmax", (n,), float(m))),
+                     0.0, e[n, k])  # fmt: skip
+        s = 0.0
+        for k in range(classes):
+            before = s
+            s = s + e[n, k]
+            if on_step is not None:
+                emit("add", (("n", n), ("k", k)), "s", (n,),
+                     (Operand("e", (n, k), float(e[n, k])),), before, s)  # fmt: skip
+        for k in range(classes):
+            p[n, k] = e[n, k] / s
+            if on_step is not None:
+                emit("div", (("n", n), ("k", k)), "p", (n, k),
+                     (Operand("e", (n, k), float(e[n, k])), Operand("s", (n,), float(s))),
+                     0.0, p[n, k])  # fmt: skip
+        label = int(y[n])
+        # −log p[y] = log s − (z[y] − m): the same number, finite even where p[y] underflows to 0
+        nll = math.log(s) - (z[n, label] - m)
+        before = loss
+        loss = loss + nll * scale
+        if on_step is not None:
+            operands = (Operand("p", (n, label), float(p[n, label])),)
+            if n_batch > 1:
+                operands += (Operand("scale", (), scale),)
+            emit("nll", (("n", n),), "loss", (), operands, before, loss)
+    return float(loss), SoftmaxCECache(p, y)
+
+
+def softmax_cross_entropy_backward(
+    cache: SoftmaxCECache, on_step: StepCallback | None = None
+) -> np.ndarray:
+    """∂L/∂z = (p − y) / N, with y one-hot (1 at the label): the softmax's and the log's
+    derivatives cancel into one subtraction per cell. "sub" events, operands (p, y) and a
+    "scale" 1/N when N > 1."""
+    _check_cache(cache, SoftmaxCECache, "softmax_cross_entropy_forward")
+    p, y = cache.p, cache.y
+    n_batch, classes = p.shape
+    scale = 1.0 / n_batch
+    dz = np.zeros(p.shape, dtype=p.dtype)
+    step = 0
+    for n in range(n_batch):
+        for k in range(classes):
+            pv = p[n, k]
+            yv = 1.0 if k == y[n] else 0.0
+            value = (pv - yv) * scale if n_batch > 1 else pv - yv
+            dz[n, k] = value
+            if on_step is not None:
+                operands = (Operand("p", (n, k), float(pv)), Operand("y", (n, k), yv))
+                if n_batch > 1:
+                    operands += (Operand("scale", (), scale),)
+                on_step(
+                    StepEvent(
+                        "softmax_ce", "grad_input", "sub", step, (("n", n), ("k", k)),
+                        "dz", (n, k), operands, 0.0, float(value),
+                    )
+                )  # fmt: skip
+                step += 1
+    return dz
+
+
+def sgd_update(
+    param: np.ndarray, grad: np.ndarray, lr: float, on_step: StepCallback | None = None
+) -> np.ndarray:
+    """One plain SGD step, cell by cell: new = param − lr · grad (as PyTorch's SGD without
+    momentum or weight decay). Returns the new array; one "sgd" event per cell, operands
+    (param, grad, lr)."""
+    param = np.asarray(param)
+    grad = np.asarray(grad)
+    if grad.shape != param.shape:
+        raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
+    if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    dtype = _float_dtype(param, grad)
+    param, grad = param.astype(dtype), grad.astype(dtype)
+    rate = dtype.type(lr)
+    new = np.zeros(param.shape, dtype=dtype)
+    loops_names = tuple(f"i{k}" for k in range(param.ndim))
+    step = 0
+    for index in np.ndindex(*param.shape):
+        pv, gv = param[index], grad[index]
+        value = pv - rate * gv
+        new[index] = value
+        if on_step is not None:
+            on_step(
+                StepEvent(
+                    "sgd", "update", "sgd", step, tuple(zip(loops_names, index, strict=True)),
+                    "new", index,
+                    (Operand("param", index, float(pv)), Operand("grad", index, float(gv)),
+                     Operand("lr", (), float(rate))),
+                    float(pv), float(value),
+                )
+            )  # fmt: skip
+            step += 1
+    return new
 
 
 # --------------------------------------------------------------------------- step counts

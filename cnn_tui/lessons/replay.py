@@ -68,9 +68,18 @@ _AXES_POOL = {name: ("n", "c") for name in ("x", "dx", "out", "dout")}
 GRID_ORDER = ("x_pad", "x", "w", "b", "dout", "out", "db", "dw", "dx_pad", "dx")
 
 # How many leading loops identify "one output cell" of a phase: the cell whose steps a
-# next-cell jump skips over. Conv grad_bias is looped as f, (n, i, j); every other nest as
-# four outer loops (n, f|c, i, j) or (f, c, ki, kj) around the inner reduction or scatter loops.
-_CELL_DEPTH = {("conv2d", "grad_bias"): 1}
+# next-cell jump skips over. Conv grad_bias is looped as f, (n, i, j); every other conv and pool
+# nest as four outer loops (n, f|c, i, j) or (f, c, ki, kj) around the inner reduction or
+# scatter loops. The linear layer's cells are (n, k), (k,), (k, d) and (n, d); softmax
+# cross-entropy groups a row's steps by the array they write (its max, exps, sum, ...).
+_CELL_DEPTH = {
+    ("conv2d", "grad_bias"): 1,
+    ("linear", "forward"): 2,
+    ("linear", "grad_bias"): 1,
+    ("linear", "grad_weight"): 2,
+    ("linear", "grad_input"): 2,
+    ("softmax_ce", "forward"): 1,
+}
 _DEFAULT_CELL_DEPTH = 4
 
 WINDOW, READ, WRITE = "window", "read", "write"
@@ -195,7 +204,10 @@ class Replay:
             if not rows:
                 continue
             index = np.array([self.events[k].target_index for k in rows], dtype=np.int64)
-            flat = np.ravel_multi_index(tuple(index.T), shape) if index.size else index
+            if shape:
+                flat = np.ravel_multi_index(tuple(index.T), shape)
+            else:  # a 0-d array (a loss): one cell
+                flat = np.zeros(len(rows), dtype=np.int64)
             cell[rows] = offsets[name] + flat
         unknown = {t for t in target_names if t not in self.targets}
         if unknown:
@@ -216,7 +228,7 @@ class Replay:
         keys = []
         for k, e in enumerate(self.events):
             depth = _CELL_DEPTH.get((e.op, e.phase), _DEFAULT_CELL_DEPTH)
-            keys.append((e.phase, e.loops[:depth]))
+            keys.append((e.phase, e.target, e.loops[:depth]))
             if k and e.phase != self.events[k - 1].phase:
                 self.phases.append(PhaseSpan(self.events[k - 1].phase, starts[-1], k))
                 starts.append(k)
@@ -234,6 +246,8 @@ class Replay:
         # extra cells to show as the window of an output cell, keyed by its outer loop values
         # (max-pool routing: the forward window whose max receives the gradient)
         self.context_windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = {}
+        # the array whose maxima a route step sends the gradient to (the pooling input)
+        self.route_source = "x"
 
     # ----------------------------------------------------------------- cursor
 
@@ -362,11 +376,12 @@ class Replay:
         for o in e.operands:
             if o.index:
                 marks[o.name][o.index] = READ
-        if e.kind == "route" and "x" in self.arrays:  # the max of the window the gradient goes to
+        source = self.route_source
+        if e.kind == "route" and source in self.arrays:  # the max the gradient goes to
             key = tuple(value for _, value in e.loops)
             for name, index in self.context_windows.get(key, ()):
                 marks.setdefault(name, {})[index] = WINDOW
-            marks.setdefault("x", {})[e.target_index] = READ
+            marks.setdefault(source, {})[e.target_index] = READ
         marks[e.target][e.target_index] = WRITE
         return marks
 
@@ -459,6 +474,7 @@ class StepStyle:
     factor: Callable[[float, bool], str]  # a factor of a product (True: the first): "(−1.3)"
     scale: Callable[[float], str] = scale_text  # average pooling's 1/(kh·kw)
     explain: bool = False
+    route_source: str = "x"  # the array whose max a route step sends the gradient to
 
 
 def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
@@ -494,13 +510,16 @@ def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
         formula = f"{target} += {names[0]}"
         added = f"{before} + {factor(values[0], False)}" if style.explain else num(values[0])
         numbers = f"= {added} → {after}"
-        formula_note = f"({ref('x', e.target_index)} was the max)" if e.kind == "route" else ""
+        source = ref(style.route_source, e.target_index)
+        formula_note = f"({source} was the max)" if e.kind == "route" else ""
     elif e.kind == "compare":
         running = target if math.isfinite(e.before) else before  # the first: max(−∞, x)
         formula = f"{target} = max({running}, {names[0]})"
         numbers = f"= max({before}, {num(values[0])}) → {after}"
         formula_note = ""
         note = "(new max)" if e.after != e.before else "(max unchanged)"
+    elif e.kind in _LAYER_KINDS:
+        formula, numbers, formula_note, note = _layer_step_text(e, style, target, names, values)
     else:  # a kind this text does not know: still show what changed
         formula, numbers = f"{target}: {e.kind} with {', '.join(names)}", f"{before} → {after}"
         formula_note = ""
@@ -508,6 +527,65 @@ def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
         formula += f"   {formula_note}" if formula_note else ""
         numbers += f"   {note}" if note else ""
     return formula, numbers
+
+
+_LAYER_KINDS = ("relu", "mask", "copy", "exp", "div", "nll", "sub", "sgd")
+
+
+def _layer_step_text(
+    e: Any, style: StepStyle, target: str, names: list[str], values: list[float]
+) -> tuple[str, str, str, str]:
+    """(formula, numbers, formula note, numbers note) of a network layer's step (`step_text`)."""
+    num, factor = style.num, style.factor
+    after = num(e.after)
+    scaled = bool(e.operands) and e.operands[-1].name == "scale"  # a batch of N: the mean
+    scale_name = names[-1] if scaled else ""
+    formula_note = note = ""
+    if e.kind == "relu":
+        formula = f"{target} = max(0, {names[0]})"
+        numbers = f"= max(0, {num(values[0])}) → {after}"
+        note = "(positive: passes)" if values[0] > 0 else "(not positive: set to 0)"
+    elif e.kind == "mask":
+        passes = values[1] > 0
+        formula = f"{target} = {names[0]} where {names[1]} > 0, else 0"
+        numbers = f"{names[1]} = {num(values[1])} {'>' if passes else '≤'} 0 → {after}"
+        note = f"(passes {names[0]} = {num(values[0])})" if passes else "(blocked)"
+    elif e.kind == "copy":
+        formula, numbers = f"{target} = {names[0]}", f"= {after}"
+        formula_note = "(the same number, moved: no arithmetic)"
+    elif e.kind == "exp":
+        formula = f"{target} = exp({names[0]} − {names[1]})"
+        numbers = f"= exp({num(values[0])} − {factor(values[1], False)})"
+        if style.explain:
+            numbers += f" = exp({num(values[0] - values[1])})"
+        numbers += f" → {after}"
+        formula_note = "(minus the row's max: same probabilities, no overflow)"
+    elif e.kind == "div":
+        formula = f"{target} = {names[0]} / {names[1]}"
+        numbers = f"= {num(values[0])} / {num(values[1])} → {after}"
+    elif e.kind == "nll":
+        if scaled:
+            formula = f"{target} += −log({names[0]})·{scale_name}"
+            numbers = f"= {num(e.before)} + (−log({num(values[0])}))·{scale_name} → {after}"
+        else:
+            formula = f"{target} = −log({names[0]})"
+            numbers = f"= −log({num(values[0])}) → {after}"
+        formula_note = "(the probability of the true class)"
+    elif e.kind == "sub":
+        if scaled:
+            formula = f"{target} = ({names[0]} − {names[1]})·{scale_name}"
+            numbers = f"= ({num(values[0])} − {num(values[1])})·{scale_name} → {after}"
+        else:
+            formula = f"{target} = {names[0]} − {names[1]}"
+            numbers = f"= {num(values[0])} − {num(values[1])} → {after}"
+        note = "(the true class: y = 1)" if values[1] else "(another class: y = 0)"
+    else:  # sgd
+        formula = f"{target} = {names[0]} − {names[2]}·{names[1]}"
+        numbers = f"= {num(values[0])} − {num(values[2])}·{factor(values[1], False)}"
+        if style.explain:
+            numbers += f" = {num(values[0])} − {factor(values[2] * values[1], False)}"
+        numbers += f" → {after}"
+    return formula, numbers, formula_note, note
 
 
 def describe_step(replay: Replay, e: Any) -> list[str]:

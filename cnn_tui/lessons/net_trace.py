@@ -1,0 +1,188 @@
+"""`cnn-tui net --no-ui`: the whole tiny network as plain text, stage by stage.
+
+The trace runs `network.run_network` and prints, for every stage the lesson screen steps
+through, its title with the rule it computes, where its input came from, one line per step
+(`replay.step_text`, as the screen writes it) and the arrays it filled in; then the SGD update
+and the loss after the step, and a numerical gradient check. With --summary each stage's
+steps are counted instead of printed. Plain text, no colour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+import numpy as np
+
+from cnn_tui.lessons.network import (
+    ARRAYS,
+    EDITABLE,
+    NetExample,
+    describe,
+    gradient_check,
+    net_example_from_args,
+    run_network,
+)
+from cnn_tui.lessons.replay import StepStyle, step_text
+from cnn_tui.lessons.trace import _ASCII, KIND_NAMES, _factor, _num
+
+# the network's symbols beside the conv trace's, for a terminal without them
+_NET_ASCII = {**_ASCII, ord("′"): "'", ord("α"): "alpha", ord("ᵀ"): "^T"}
+
+_NET_KINDS = {
+    **KIND_NAMES,
+    "relu": "ReLUs",
+    "mask": "masks",
+    "copy": "copies",
+    "exp": "exps",
+    "div": "divisions",
+    "nll": "logs",
+    "sub": "subtractions",
+    "sgd": "updates",
+}
+
+HEADINGS = {
+    "forward": "== forward ==",
+    "backward": "== backward: the chain rule, layer by layer ==",
+    "update": "== update: one SGD step ==",
+    "after": "== after the step ==",
+}
+
+
+def _ref(name: str, index: tuple[int, ...]) -> str:
+    shown = ARRAYS.get(name, ((), name, ""))[1]
+    return f"{shown}[{','.join(str(i) for i in index)}]" if index else shown
+
+
+# how the trace writes a step: every index in full, ASCII numbers, terse (like the conv trace)
+NET_TRACE_STYLE = StepStyle(ref=_ref, num=_num, factor=_factor, route_source="a1")
+
+
+def step_line(event) -> str:
+    return " ".join(step_text(event, NET_TRACE_STYLE))
+
+
+def run_net_trace(args: argparse.Namespace) -> int:
+    """Print the trace of `cnn-tui net --no-ui`; raises UsageError for a bad example."""
+    example = net_example_from_args(args)
+    try:
+        write_net_trace(example, _writer(sys.stdout), summary=args.summary)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `cnn-tui net --no-ui | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def _writer(stream: TextIO) -> Callable[[str], None]:
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    symbols = "".join(chr(code) for code in _NET_ASCII)
+    try:
+        symbols.encode(encoding)
+        plain = False
+    except (UnicodeEncodeError, LookupError):
+        plain = True
+
+    def write(line: str) -> None:
+        stream.write((line.translate(_NET_ASCII) if plain else line) + "\n")
+
+    return write
+
+
+def net_trace_text(example: NetExample, *, summary: bool = False) -> str:
+    lines: list[str] = []
+    write_net_trace(example, lines.append, summary=summary)
+    return "\n".join(lines) + "\n"
+
+
+def write_net_trace(
+    example: NetExample, write: Callable[[str], None], *, summary: bool = False
+) -> None:
+    run = run_network(example)
+    for line in _header(example):
+        write(line)
+    write("")
+    for name in EDITABLE:
+        for line in array_lines(name, run.values[name]):
+            write(line)
+    direction = ""
+    for stage in run.stages:
+        if stage.direction != direction:
+            direction = stage.direction
+            write("")
+            write(HEADINGS[direction])
+        write("")
+        steps = f"   ({len(stage.events):,} steps)" if stage.events else ""
+        write(f"{stage.title}: {stage.rule}{steps}")
+        write(f"  {stage.source}")
+        if summary and stage.events:
+            write(_counts(stage.events))
+        else:
+            for event in stage.events:
+                write(step_line(event))
+        for name in stage.writes:
+            for line in array_lines(name, run.values[name]):
+                write(line)
+        if stage.key == "softmax.forward":
+            label = example.label
+            write(f"loss L = −log p[{label}] = {_num(run.loss)}")
+    write("")
+    check = gradient_check(example, run)
+    write(f"gradient check (central differences, eps {check.eps:g}): {check.summary()}")
+
+
+def _header(example: NetExample) -> Iterator[str]:
+    yield f"network: {describe(example)}"
+    yield f"example: {example.name}: {example.title}"
+    for line in example.description.strip().splitlines():
+        yield f"  {line}"
+    names = ", ".join(f"{k} = {example.class_name(k)}" for k in range(example.classes))
+    yield f"classes: {names}"
+    label = example.label
+    yield f"label y = {label} ({example.class_name(label)}), learning rate α = {_num(example.lr)}"
+
+
+def _counts(events) -> str:
+    """One line: the steps of a stage by kind, and the cells they write."""
+    kinds = Counter(e.kind for e in events)
+    cells = {(e.target, e.target_index) for e in events}
+    per = ", ".join(f"{n:,} {_kind_name(k, n)}" for k, n in kinds.items())
+    targets = list(dict.fromkeys(_ref(e.target, ()) for e in events))
+    into = f"{targets[0]} cells" if len(targets) == 1 else f"cells of {', '.join(targets)}"
+    return f"  {len(events):,} steps ({per}) into {len(cells):,} {into}"
+
+
+def _kind_name(kind: str, count: int) -> str:
+    name = _NET_KINDS.get(kind, kind)
+    if count != 1 or name == "bias" or not name.endswith("s"):
+        return name
+    return name[:-3] + "y" if name.endswith("ies") else name[:-1]
+
+
+def array_lines(name: str, array: np.ndarray) -> Iterator[str]:
+    """An array as aligned rows: feature maps one grid per [n, c] slice, vectors one row."""
+    shown = ARRAYS.get(name, ((), name, ""))[1]
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 0:
+        yield f"{shown} = {_num(float(array))}"
+        return
+    if array.ndim == 1 or (array.ndim == 2 and array.shape[0] == 1):
+        yield f"{shown} = [{', '.join(_num(v) for v in array.reshape(-1))}]"
+        return
+    planes = [((), array)] if array.ndim == 2 else list(_planes(array))
+    for lead, plane in planes:
+        grid = [[_num(v) for v in row] for row in plane]
+        width = max(len(cell) for row in grid for cell in row)
+        index = f"[{','.join(str(i) for i in lead)}]" if lead else ""
+        yield f"{shown}{index}  ({plane.shape[0]}×{plane.shape[1]})"
+        for row in grid:
+            yield "  " + " ".join(cell.rjust(width) for cell in row)
+
+
+def _planes(array: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+    for lead in np.ndindex(*array.shape[:-2]):
+        yield lead, array[lead]

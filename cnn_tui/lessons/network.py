@@ -1,0 +1,728 @@
+"""A whole tiny network, step by step: conv → ReLU → max-pool → flatten → linear → softmax-CE.
+
+One image x (1, 1, H, W) goes through
+
+    z1 = conv(x, w1) + b1      F filters, stride 1, no padding     (1, F, OH, OW)
+    a1 = ReLU(z1)                                                  (1, F, OH, OW)
+    m1 = max-pool 2×2 (a1)     stride 2                            (1, F, PH, PW)
+    h  = flatten(m1)                                               (1, D), D = F·PH·PW
+    z2 = h·w2ᵀ + b2            a linear layer, K classes           (1, K)
+    L  = −log softmax(z2)[y]   softmax cross-entropy with label y
+
+then backward layer by layer (the chain rule: each layer turns the gradient of its output,
+`dout`, into the gradients of its input and of its weights), one SGD step
+w ← w − α·dw for w1, b1, w2, b2, and a second forward pass with the new weights.
+
+Every layer is a naive op of `cnn_tui.lessons.naive` (nested scalar loops); this module only
+chains them, recording each op's steps under the network's names (the conv's "out" is z1 here,
+its "x_pad" is x, ...). `run_network` returns the arrays and the `Stage`s a lesson replays: one
+per layer and pass (and per gradient of a layer with weights). Nothing here imports Textual;
+torch is imported only by `compare_with_torch` (the screen's check, in a worker thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cnn_tui.assets import assets_dir
+from cnn_tui.errors import UsageError
+from cnn_tui.lessons import naive
+from cnn_tui.lessons.args import NET_DEFAULT_EXAMPLE, NET_LIMITS, NET_SETTINGS
+from cnn_tui.lessons.naive import Operand, StepEvent
+
+__all__ = [
+    "ARRAYS",
+    "EDITABLE",
+    "NetExample",
+    "NetRun",
+    "Stage",
+    "build_net_example",
+    "compare_with_torch",
+    "forward_loss",
+    "gradient_check",
+    "make_net_example",
+    "net_example_from_args",
+    "net_params_from_args",
+    "run_network",
+]
+
+# The parameters SGD updates, in the order of the update and of the edit form, after the image.
+PARAMS = ("w1", "b1", "w2", "b2")
+EDITABLE = ("x", *PARAMS)
+
+# Every array of the network: its axes (the last two of a feature map are rows and columns),
+# the name the lesson writes (a prime for the updated weights) and what it is.
+ARRAYS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "x": (("n", "c", "i", "j"), "x", "input image"),
+    "w1": (("f", "c", "ki", "kj"), "w1", "conv filters"),
+    "b1": (("f",), "b1", "conv bias"),
+    "z1": (("n", "f", "i", "j"), "z1", "conv output"),
+    "a1": (("n", "f", "i", "j"), "a1", "after ReLU"),
+    "m1": (("n", "f", "i", "j"), "m1", "max-pooled"),
+    "h": (("n", "d"), "h", "flattened"),
+    "w2": (("k", "d"), "w2", "linear weights"),
+    "b2": (("k",), "b2", "linear bias"),
+    "z2": (("n", "k"), "z2", "scores (logits)"),
+    "zmax": (("n",), "zmax", "largest score"),
+    "e": (("n", "k"), "e", "exp(z2 − zmax)"),
+    "s": (("n",), "s", "Σ e"),
+    "p": (("n", "k"), "p", "probabilities"),
+    "y": (("n", "k"), "y", "label, one-hot"),
+    "L": ((), "L", "loss"),
+    "dz2": (("n", "k"), "dz2", "∂L/∂z2"),
+    "db2": (("k",), "db2", "∂L/∂b2"),
+    "dw2": (("k", "d"), "dw2", "∂L/∂w2"),
+    "dh": (("n", "d"), "dh", "∂L/∂h"),
+    "dm1": (("n", "f", "i", "j"), "dm1", "∂L/∂m1"),
+    "da1": (("n", "f", "i", "j"), "da1", "∂L/∂a1"),
+    "dz1": (("n", "f", "i", "j"), "dz1", "∂L/∂z1"),
+    "db1": (("f",), "db1", "∂L/∂b1"),
+    "dw1": (("f", "c", "ki", "kj"), "dw1", "∂L/∂w1"),
+    "dx": (("n", "c", "i", "j"), "dx", "∂L/∂x"),
+    "lr": ((), "α", "learning rate"),
+    "w1_new": (("f", "c", "ki", "kj"), "w1′", "conv filters after the step"),
+    "b1_new": (("f",), "b1′", "conv bias after the step"),
+    "w2_new": (("k", "d"), "w2′", "linear weights after the step"),
+    "b2_new": (("k",), "b2′", "linear bias after the step"),
+    "z2_after": (("n", "k"), "z2′", "scores after the step"),
+    "p_after": (("n", "k"), "p′", "probabilities after the step"),
+    "L_after": ((), "L′", "loss after the step"),
+}
+
+# leading axes of a feature map or weight: named in a cell reference when they have size > 1
+LEAD_AXES = ("n", "c", "f")
+
+
+# --------------------------------------------------------------------------- the example
+
+
+@dataclass(frozen=True, eq=False)
+class NetExample:
+    """The image, the weights, the label and the learning rate of one network lesson."""
+
+    name: str
+    title: str
+    description: str
+    x: np.ndarray  # (1, 1, H, W)
+    w1: np.ndarray  # (F, 1, KH, KW)
+    b1: np.ndarray  # (F,)
+    w2: np.ndarray  # (K, D)
+    b2: np.ndarray  # (K,)
+    label: int
+    lr: float
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> int:
+        return int(self.w2.shape[0])
+
+    @property
+    def y(self) -> np.ndarray:
+        """The label as the loss takes it: one class index per image, (1,)."""
+        return np.array([self.label], dtype=np.int64)
+
+    def class_name(self, k: int) -> str:
+        return self.class_names[k] if k < len(self.class_names) else f"class {k}"
+
+    def settings(self) -> dict[str, Any]:
+        """The values of the lesson's settings (`args.NET_SETTINGS`)."""
+        return {"label": self.label, "lr": self.lr}
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of every layer's output: z1, m1, h, z2."""
+        f, _, kh, kw = self.w1.shape
+        oh, ow = self.x.shape[2] - kh + 1, self.x.shape[3] - kw + 1
+        pool = NET_LIMITS.pool
+        ph, pw = naive.output_size(oh, pool, pool), naive.output_size(ow, pool, pool)
+        return {
+            "z1": (1, f, oh, ow),
+            "m1": (1, f, ph, pw),
+            "h": (1, f * ph * pw),
+            "z2": (1, self.classes),
+        }
+
+
+def _read(name: str) -> dict[str, Any]:
+    folder = assets_dir() / "lessons"
+    path = folder / f"{name}.toml"
+    if "/" in name or "\\" in name or not path.is_file():
+        names = ", ".join(info["name"] for info in list_net_examples())
+        raise UsageError(f"no network example named {name!r}; the network examples are: {names}")
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"lesson example {path}: {exc}") from None
+    if data.get("op") != "net":
+        names = ", ".join(info["name"] for info in list_net_examples())
+        raise UsageError(
+            f"{name!r} is a {data.get('op')} example, not a network; network examples: {names}"
+        )
+    return data
+
+
+def list_net_examples() -> list[dict[str, str]]:
+    """The network examples under assets/lessons/ (op = "net"): name, title, description."""
+    found = []
+    for path in sorted((assets_dir() / "lessons").glob("*.toml")):
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        if data.get("op") == "net":
+            found.append(
+                {
+                    "name": path.stem,
+                    "title": data.get("title", path.stem),
+                    "description": data.get("description", ""),
+                }
+            )
+    return found
+
+
+def _array(data: Mapping[str, Any], key: str, name: str) -> np.ndarray:
+    try:
+        return np.asarray(data[key], dtype=np.float64)
+    except KeyError:
+        raise UsageError(f"network example {name!r} has no {key!r} array") from None
+    except (TypeError, ValueError):
+        raise UsageError(f"network example {name!r}: {key!r} is not a rectangular array") from None
+
+
+def _image(x: np.ndarray) -> np.ndarray:
+    return x.reshape((1,) * (4 - x.ndim) + x.shape) if 2 <= x.ndim <= 4 else x
+
+
+def _filters(w1: np.ndarray) -> np.ndarray:
+    return w1[:, None] if w1.ndim == 3 else w1
+
+
+def build_net_example(
+    example: str | None = None, *, label: Any = None, lr: Any = None
+) -> NetExample:
+    """The network example `example` (default `args.NET_DEFAULT_EXAMPLE`), with its own label
+    and learning rate unless given. UsageError (one line, naming the problem) otherwise."""
+    name = example or NET_DEFAULT_EXAMPLE
+    data = _read(name)
+    arrays = {key: _array(data, key, name) for key in EDITABLE}
+    arrays["x"] = _image(arrays["x"])
+    arrays["w1"] = _filters(arrays["w1"])
+    names = data.get("classes", [])
+    base = NetExample(
+        name,
+        data.get("title", name),
+        data.get("description", ""),
+        label=int(data.get("label", 0)) if label is None else label,
+        lr=float(data.get("lr", 0.1)) if lr is None else lr,
+        class_names=tuple(str(n) for n in names) if isinstance(names, list) else (),
+        **arrays,
+    )
+    return _checked(base)
+
+
+def make_net_example(params: Mapping[str, Any], overrides: Mapping[str, np.ndarray]) -> NetExample:
+    """`build_net_example(**params)` with some arrays (x, w1, b1, w2, b2) replaced by edited
+    values of the same shape. UsageError naming the array or setting otherwise."""
+    example = build_net_example(**params)
+    changes = {}
+    for key, array in overrides.items():
+        current = getattr(example, key)
+        array = np.asarray(array, dtype=np.float64)
+        if array.shape != current.shape:
+            raise UsageError(
+                f"{key}: the edited values have shape {array.shape}, expected {current.shape}"
+            )
+        changes[key] = array
+    return _checked(dataclasses.replace(example, **changes)) if changes else example
+
+
+def net_params_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The `build_net_example` parameters the flags of `cnn-tui net` set (no Nones)."""
+    names = ("example", *NET_SETTINGS)
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def net_example_from_args(args: argparse.Namespace) -> NetExample:
+    return build_net_example(**net_params_from_args(args))
+
+
+def _checked(example: NetExample) -> NetExample:
+    """Check the shapes, values and settings against `args.NET_LIMITS`; UsageError if not."""
+    lim = NET_LIMITS
+    where = f"network example {example.name!r}"
+    x, w1, b1, w2, b2 = (getattr(example, key) for key in EDITABLE)
+    if x.ndim != 4 or x.shape[:2] != (1, 1):
+        raise UsageError(f"{where}: x must be one grey image (H, W), got shape {x.shape}")
+    height, width = x.shape[2:]
+    if not (lim.min_size <= height <= lim.max_size and lim.min_size <= width <= lim.max_size):
+        raise UsageError(
+            f"{where}: the image is {height}x{width}; the lesson takes {lim.min_size}x"
+            f"{lim.min_size} to {lim.max_size}x{lim.max_size}"
+        )
+    if w1.ndim != 4 or w1.shape[1] != 1:
+        raise UsageError(f"{where}: w1 must be (F, KH, KW), got shape {w1.shape}")
+    filters, _, kh, kw = w1.shape
+    if not 1 <= filters <= lim.max_filters:
+        raise UsageError(f"{where}: {filters} filters; the lesson takes 1 to {lim.max_filters}")
+    if kh not in lim.kernel_sizes or kw not in lim.kernel_sizes:
+        sizes = " or ".join(str(k) for k in lim.kernel_sizes)
+        raise UsageError(f"{where}: filters of {kh}x{kw}; the lesson takes {sizes} on a side")
+    if height - kh + 1 < lim.pool or width - kw + 1 < lim.pool:
+        raise UsageError(f"{where}: the conv output is smaller than the {lim.pool}x2 pool")
+    if b1.shape != (filters,):
+        raise UsageError(f"b1 must have one bias per filter, shape ({filters},), got {b1.shape}")
+    features = example.shapes()["h"][1]
+    if w2.ndim != 2 or w2.shape[1] != features:
+        raise UsageError(
+            f"{where}: w2 must be (K, {features}): one row of {features} weights (the flattened "
+            f"features) per class, got shape {w2.shape}"
+        )
+    if not lim.min_classes <= w2.shape[0] <= lim.max_classes:
+        raise UsageError(
+            f"{where}: {w2.shape[0]} classes; the lesson takes {lim.min_classes} to "
+            f"{lim.max_classes}"
+        )
+    if b2.shape != (w2.shape[0],):
+        raise UsageError(f"b2 must have one bias per class, shape ({w2.shape[0]},), got {b2.shape}")
+    for key in EDITABLE:
+        values = getattr(example, key)
+        if not np.all(np.isfinite(values)) or np.any(np.abs(values) > lim.max_abs):
+            raise UsageError(f"{key}: values must be finite and at most {lim.max_abs:g} in size")
+    try:
+        label = NET_SETTINGS["label"].parse(example.label)
+        lr = NET_SETTINGS["lr"].parse(example.lr)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if label >= example.classes:
+        raise UsageError(
+            f"label must be a class of the example, 0 to {example.classes - 1}, got {label}"
+        )
+    return dataclasses.replace(example, label=label, lr=lr)
+
+
+# --------------------------------------------------------------------------- plain passes
+
+
+def forward_loss(
+    x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, y: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The network's forward pass without steps: (loss L, scores z2, probabilities p)."""
+    pool = NET_LIMITS.pool
+    z1, _ = naive.conv2d_forward(x, w1, b1)
+    a1, _ = naive.relu_forward(z1)
+    m1, _ = naive.maxpool2d_forward(a1, pool, pool)
+    h, _ = naive.flatten_forward(m1)
+    z2, _ = naive.linear_forward(h, w2, b2)
+    loss, cache = naive.softmax_cross_entropy_forward(z2, y)
+    return loss, z2, cache.p
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass
+class Stage:
+    """One layer's pass (or one gradient of it) as the lesson steps through it.
+
+    `reads` are the arrays its steps read (shown first), `writes` the arrays they fill in;
+    `rule` is what it computes in general, `source` where its input (for a backward stage, the
+    upstream gradient) came from, `running` the sum a cell accumulates ("" when a cell is one
+    step), `note` what a cell of it means. An "after" stage has no steps of its own.
+    """
+
+    key: str  # "conv.forward", "linear.grad_weight", "sgd.w1", "after"
+    direction: str  # "forward" | "backward" | "update" | "after"
+    layer: str  # "conv" | "ReLU" | "max-pool" | "flatten" | "linear" | "softmax-CE" | "SGD"
+    part: str  # "forward", "db2", "w1 ← w1 − α·dw1", ...
+    rule: str
+    source: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    events: list[StepEvent] = field(default_factory=list)
+    running: str = ""
+    note: str = ""
+    # the max-pool backward stage: each output cell's forward window (for the highlight)
+    windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return " · ".join(part for part in (self.direction, self.layer, self.part) if part)
+
+    @property
+    def steps(self) -> int:
+        """Steps on screen: the events, or one for the summary of the "after" stage."""
+        return len(self.events) or 1
+
+
+@dataclass
+class NetRun:
+    """Everything one lesson shows: every array by name (`ARRAYS`) and the stages in order."""
+
+    example: NetExample
+    values: dict[str, np.ndarray]
+    stages: list[Stage]
+
+    @property
+    def loss(self) -> float:
+        return float(self.values["L"])
+
+    @property
+    def loss_after(self) -> float:
+        return float(self.values["L_after"])
+
+    def stage(self, key: str) -> Stage:
+        return next(stage for stage in self.stages if stage.key == key)
+
+
+def _renamer(names: Mapping[str, str], sink: list[StepEvent]) -> Callable[[StepEvent], None]:
+    """An on_step that stores each event with its arrays under the network's names."""
+
+    def on_step(e: StepEvent) -> None:
+        operands = tuple(Operand(names.get(o.name, o.name), o.index, o.value) for o in e.operands)
+        sink.append(dataclasses.replace(e, target=names.get(e.target, e.target), operands=operands))
+
+    return on_step
+
+
+def _split(events: list[StepEvent]) -> dict[str, list[StepEvent]]:
+    """A backward op's events by phase (grad_bias, grad_weight, grad_input), in order."""
+    phases: dict[str, list[StepEvent]] = {}
+    for e in events:
+        phases.setdefault(e.phase, []).append(e)
+    return phases
+
+
+def run_network(example: NetExample) -> NetRun:
+    """Forward, loss, backward, SGD update and a second forward, recording every step."""
+    pool = NET_LIMITS.pool
+    v: dict[str, np.ndarray] = {key: getattr(example, key) for key in EDITABLE}
+    y = example.y
+    onehot = np.zeros((1, example.classes))
+    onehot[0, example.label] = 1.0
+    v["y"] = onehot
+    v["lr"] = np.array(example.lr)
+    kh = example.w1.shape[2]
+    shapes = example.shapes()
+    _, _, oh, ow = shapes["z1"]
+    _, _, ph, pw = shapes["m1"]
+    features, classes = shapes["h"][1], example.classes
+    pool_size = naive.output_size_formula(oh, pool, pool, pooling=True)
+    stages: list[Stage] = []
+
+    def stage(key: str, direction: str, layer: str, part: str, rule: str, source: str,
+              reads: tuple[str, ...], writes: tuple[str, ...], events: list[StepEvent],
+              running: str = "", note: str = "") -> Stage:  # fmt: skip
+        made = Stage(key, direction, layer, part, rule, source, reads, writes, events, running,
+                     note)  # fmt: skip
+        stages.append(made)
+        return made
+
+    # ----------------------------------------------------------------- forward
+    events: list[StepEvent] = []
+    rename = {"x_pad": "x", "w": "w1", "b": "b1", "out": "z1"}
+    v["z1"], conv_cache = naive.conv2d_forward(v["x"], v["w1"], v["b1"], 1, 0,
+                                               _renamer(rename, events))  # fmt: skip
+    size = naive.output_size_formula(example.x.shape[2], kh)
+    stage(
+        "conv.forward", "forward", "conv", "",
+        "z1[f,i,j] = b1[f] + Σ_ki,kj x[i+ki, j+kj]·w1[f,ki,kj]: each filter slides over x",
+        f"input: the image x {_dims(v['x'])}; output {_dims(v['z1'])}, size {size}",
+        ("x", "w1", "b1"), ("z1",), events,
+        running="b1 + Σ_ki,kj x·w1", note="one output cell: a bias and a window of products",
+    )  # fmt: skip
+
+    events = []
+    v["a1"], relu_cache = naive.relu_forward(v["z1"], _renamer({"x": "z1", "out": "a1"}, events))
+    stage(
+        "relu.forward", "forward", "ReLU", "",
+        "a1 = ReLU(z1) = max(0, z1), cell by cell: negative values become 0",
+        "input: z1 from the conv layer",
+        ("z1",), ("a1",), events, note="ReLU works on each cell alone",
+    )  # fmt: skip
+
+    events = []
+    pool_rename = {"x": "a1", "out": "m1"}
+    v["m1"], pool_cache = naive.maxpool2d_forward(v["a1"], pool, pool,
+                                                  _renamer(pool_rename, events))  # fmt: skip
+    pool_events = events
+    stage(
+        "pool.forward", "forward", "max-pool", "",
+        f"m1[f,i,j] = max of the {pool}×{pool} window a1[f, {pool}i.., {pool}j..] (stride {pool})",
+        f"input: a1 from ReLU; output {_dims(v['m1'])}, size {pool_size}; the max's place is "
+        "kept for the backward pass",
+        ("a1",), ("m1",), events, note="the window's max so far",
+    )  # fmt: skip
+
+    events = []
+    v["h"], flat_cache = naive.flatten_forward(v["m1"], _renamer({"x": "m1", "out": "h"}, events))
+    stage(
+        "flatten.forward", "forward", "flatten", "",
+        f"h[d] = m1[f,i,j] with d = (f·{ph} + i)·{pw} + j: the pooled maps as one row",
+        f"input: m1 from max-pool {_dims(v['m1'])}; output h {_dims(v['h'])}",
+        ("m1",), ("h",), events, note="flatten moves numbers, it computes nothing",
+    )  # fmt: skip
+
+    events = []
+    rename = {"x": "h", "w": "w2", "b": "b2", "out": "z2"}
+    v["z2"], linear_cache = naive.linear_forward(v["h"], v["w2"], v["b2"],
+                                                 _renamer(rename, events))  # fmt: skip
+    stage(
+        "linear.forward", "forward", "linear", "",
+        f"z2[k] = b2[k] + Σ_d w2[k,d]·h[d]: one score per class ({features} → {classes})",
+        "input: h from flatten",
+        ("h", "w2", "b2"), ("z2",), events, running="b2 + Σ_d h·w2",
+        note="one score: a bias and a row of products",
+    )  # fmt: skip
+
+    events = []
+    loss, ce_cache = naive.softmax_cross_entropy_forward(
+        v["z2"], y, _renamer({"z": "z2", "loss": "L"}, events)
+    )
+    v["p"] = ce_cache.p
+    v["L"] = np.array(loss)
+    for name, target in (("zmax", (1,)), ("e", (1, classes)), ("s", (1,))):
+        v[name] = np.full(target, np.nan)
+    for e in events:  # the softmax's intermediate arrays, for the trace and the board
+        if e.target in ("zmax", "e", "s"):
+            v[e.target][e.target_index] = e.after
+    stage(
+        "softmax.forward", "forward", "softmax-CE", "loss",
+        "p[k] = exp(z2[k] − zmax) / Σ_j exp(z2[j] − zmax);  L = −log p[y]",
+        f"input: the scores z2; the label y = {example.label} ({example.class_name(example.label)})",
+        ("z2", "y"), ("zmax", "e", "s", "p", "L"), events, running="Σ_k e",
+        note="softmax turns scores into probabilities that sum to 1",
+    )  # fmt: skip
+
+    # ----------------------------------------------------------------- backward
+    events = []
+    v["dz2"] = naive.softmax_cross_entropy_backward(ce_cache, _renamer({"dz": "dz2"}, events))
+    stage(
+        "softmax.backward", "backward", "softmax-CE", "dz2",
+        "∂L/∂z2 = p − y: the softmax's and the log's derivatives cancel into one subtraction",
+        "the start of the backward pass: ∂L/∂L = 1; y is the label one-hot",
+        ("p", "y"), ("dz2",), events, note="too much probability on a class: a positive gradient",
+    )  # fmt: skip
+
+    events = []
+    rename = {"dout": "dz2", "x": "h", "w": "w2", "db": "db2", "dw": "dw2", "dx": "dh"}
+    v["dh"], v["dw2"], v["db2"] = naive.linear_backward(v["dz2"], linear_cache,
+                                                        _renamer(rename, events))  # fmt: skip
+    phases = _split(events)
+    came = "dout = dz2 = ∂L/∂z2 came from softmax-CE above (p − y)"
+    stage(
+        "linear.grad_bias", "backward", "linear", "db2",
+        "∂L/∂b2 = ∂L/∂z2: db2[k] = dz2[k] (each bias adds to one score)",
+        came, ("dz2",), ("db2",), phases["grad_bias"], running="Σ_n dz2",
+        note="one image: each db2 is its dz2",
+    )  # fmt: skip
+    stage(
+        "linear.grad_weight", "backward", "linear", "dw2",
+        "∂L/∂w2 = ∂L/∂z2 · hᵀ: dw2[k,d] = dz2[k]·h[d]",
+        came, ("h", "dz2"), ("dw2",), phases["grad_weight"], running="Σ_n h·dz2",
+        note="one image: each dw2 is one product, feature times score gradient",
+    )  # fmt: skip
+    stage(
+        "linear.grad_input", "backward", "linear", "dh",
+        "∂L/∂h = w2ᵀ · ∂L/∂z2: dh[d] = Σ_k w2[k,d]·dz2[k]",
+        came, ("w2", "dz2"), ("dh",), phases["grad_input"], running="Σ_k w2·dz2",
+    )  # fmt: skip
+
+    events = []
+    v["dm1"] = naive.flatten_backward(v["dh"], flat_cache,
+                                      _renamer({"dout": "dh", "dx": "dm1"}, events))  # fmt: skip
+    stage(
+        "flatten.backward", "backward", "flatten", "dm1",
+        f"dm1 = dh reshaped back to m1's shape {_dims(v['m1'])}: flatten has no arithmetic",
+        "dout = dh = ∂L/∂h came from the linear layer above (w2ᵀ·dz2)",
+        ("dh",), ("dm1",), events, note="the same number, moved back",
+    )  # fmt: skip
+
+    events = []
+    v["da1"] = naive.maxpool2d_backward(v["dm1"], pool_cache,
+                                        _renamer({"dout": "dm1", "dx": "da1"}, events))  # fmt: skip
+    routing = stage(
+        "pool.backward", "backward", "max-pool", "da1",
+        "max-pool routes ∂L/∂m1 to the argmax of each window: da1[argmax] += dm1[f,i,j]; "
+        "every other da1 is 0",
+        "dout = dm1 = ∂L/∂m1 came from flatten above (dh reshaped)",
+        ("a1", "dm1"), ("da1",), events,
+        note="only the max changed the output, so only the max gets gradient",
+    )  # fmt: skip
+    for e in pool_events:  # each output cell's window, as the forward pass read it
+        key = tuple(value for _, value in e.loops[:4])
+        routing.windows.setdefault(key, []).extend((o.name, o.index) for o in e.operands)
+
+    events = []
+    rename = {"dout": "da1", "x": "z1", "dx": "dz1"}
+    v["dz1"] = naive.relu_backward(v["da1"], relu_cache, _renamer(rename, events))
+    stage(
+        "relu.backward", "backward", "ReLU", "dz1",
+        "ReLU passes the gradient where z1 > 0 and blocks it elsewhere: dz1 = da1·[z1 > 0]",
+        "dout = da1 = ∂L/∂a1 came from max-pool above (routed to the maxima)",
+        ("z1", "da1"), ("dz1",), events, note="ReLU's slope is 1 where z1 > 0, else 0",
+    )  # fmt: skip
+
+    events = []
+    rename = {"dout": "dz1", "x_pad": "x", "w": "w1", "db": "db1", "dw": "dw1", "dx_pad": "dx"}
+    v["dx"], v["dw1"], v["db1"] = naive.conv2d_backward(v["dz1"], conv_cache,
+                                                        _renamer(rename, events))  # fmt: skip
+    phases = _split(events)
+    came = "dout = dz1 = ∂L/∂z1 came from ReLU above (da1 where z1 > 0)"
+    stage(
+        "conv.grad_bias", "backward", "conv", "db1",
+        "∂L/∂b1 = Σ_i,j ∂L/∂z1: db1[f] = Σ_i,j dz1[f,i,j] (the bias adds to every cell)",
+        came, ("dz1",), ("db1",), phases["grad_bias"], running="Σ_i,j dz1",
+    )  # fmt: skip
+    stage(
+        "conv.grad_weight", "backward", "conv", "dw1",
+        "∂L/∂w1 = Σ dout · x_pad: dw1[f,ki,kj] = Σ_i,j dz1[f,i,j]·x[i+ki, j+kj]",
+        came, ("x", "dz1"), ("dw1",), phases["grad_weight"], running="Σ_i,j x·dz1",
+    )  # fmt: skip
+    stage(
+        "conv.grad_input", "backward", "conv", "dx",
+        "∂L/∂x = Σ dout · w1, spread over each window: dx[i+ki, j+kj] += w1[f,ki,kj]·dz1[f,i,j]",
+        came + "; dx is what a layer below x would get (the image itself is not learned)",
+        ("w1", "dz1"), ("dx",), phases["grad_input"],
+        note="each dz1 cell spreads back over its window",
+    )  # fmt: skip
+
+    # ----------------------------------------------------------------- update
+    for name, layer in (("w1", "conv"), ("b1", "conv"), ("w2", "linear"), ("b2", "linear")):
+        events = []
+        rename = {"param": name, "grad": f"d{name}", "new": f"{name}_new"}
+        v[f"{name}_new"] = naive.sgd_update(v[name], v[f"d{name}"], example.lr,
+                                            _renamer(rename, events))  # fmt: skip
+        stage(
+            f"sgd.{name}", "update", "SGD", name,
+            f"{name}′ = {name} − α·d{name} with α = {_short(example.lr)}: each weight takes a "
+            "small step against its gradient",
+            f"d{name} = ∂L/∂{name} from the {layer} layer's backward pass",
+            (name, f"d{name}"), (f"{name}_new",), events, note="downhill for this weight",
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------- a second forward
+    after, z2_after, p_after = forward_loss(
+        v["x"], v["w1_new"], v["b1_new"], v["w2_new"], v["b2_new"], y
+    )
+    v["z2_after"], v["p_after"], v["L_after"] = z2_after, p_after, np.array(after)
+    change = after - loss
+    stage(
+        "after", "after", "second forward", "",
+        "a second forward pass with w1′, b1′, w2′, b2′ (the same loops, not stepped here)",
+        f"L = {_short(loss)} → L′ = {_short(after)} ({'−' if change < 0 else '+'}"
+        f"{_short(abs(change))}: {'lower' if change < 0 else 'not lower: try a smaller α'})",
+        ("z2", "p", "L"), ("z2_after", "p_after", "L_after"), [],
+    )  # fmt: skip
+    return NetRun(example, v, stages)
+
+
+def _dims(array: np.ndarray) -> str:
+    return "(" + ", ".join(str(s) for s in array.shape) + ")"
+
+
+def _short(value: float) -> str:
+    """A number in a sentence: 4 significant digits, "−" as the minus sign."""
+    text = f"{value:.4g}"
+    return text.replace("-", "−") if text != "-0" else "0"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@dataclass(frozen=True)
+class NetGradCheck:
+    """The backward pass's gradients against central differences of the loss, per array."""
+
+    errors: dict[str, float]  # dx, dw1, db1, dw2, db2 -> relative error
+    eps: float
+    checked: int
+
+    @property
+    def max_error(self) -> float:
+        return max(self.errors.values())
+
+    def passed(self, tolerance: float = 1e-6) -> bool:
+        return self.max_error < tolerance
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{name} {value:.1e}" for name, value in self.errors.items())
+        return f"max relative error {self.max_error:.1e} ({parts})"
+
+
+def gradient_check(example: NetExample, run: NetRun | None = None, eps: float = 1e-6):
+    """Every gradient of the backward pass against (L(v + eps) − L(v − eps)) / (2·eps), with
+    v each entry of x, w1, b1, w2, b2 in turn. Each array's error is its largest difference
+    relative to its largest gradient (`naive.GradCheck`'s measure)."""
+    run = run if run is not None else run_network(example)
+    arrays = {key: np.array(getattr(example, key), dtype=np.float64) for key in EDITABLE}
+    errors: dict[str, float] = {}
+    checked = 0
+    for key, array in arrays.items():
+        analytic = run.values[f"d{key}"]
+        worst, scale = 0.0, 0.0
+        for index in np.ndindex(*array.shape):
+            original = array[index]
+            array[index] = original + eps
+            plus = forward_loss(*arrays.values(), example.y)[0]
+            array[index] = original - eps
+            minus = forward_loss(*arrays.values(), example.y)[0]
+            array[index] = original
+            numeric = (plus - minus) / (2 * eps)
+            exact = float(analytic[index])
+            worst = max(worst, abs(exact - numeric))
+            scale = max(scale, abs(exact), abs(numeric))
+            checked += 1
+        errors[f"d{key}"] = worst / scale if scale > 0 else worst
+    return NetGradCheck(errors, eps, checked)
+
+
+def compare_with_torch(example: NetExample, run: NetRun | None = None) -> float:
+    """Largest |naive − PyTorch| over the loss, every gradient, the weights after one
+    torch.optim.SGD step and the loss after it. Imports torch: call it from a worker thread."""
+    import torch
+    import torch.nn.functional as F
+
+    run = run if run is not None else run_network(example)
+    tensors = {
+        key: torch.tensor(getattr(example, key), dtype=torch.float64, requires_grad=True)
+        for key in EDITABLE
+    }
+    labels = torch.tensor(example.y)
+    pool = NET_LIMITS.pool
+
+    def loss_of(t: dict[str, Any]) -> Any:
+        z1 = F.conv2d(t["x"], t["w1"], t["b1"])
+        m1 = F.max_pool2d(F.relu(z1), pool, pool)
+        return F.cross_entropy(F.linear(torch.flatten(m1, 1), t["w2"], t["b2"]), labels)
+
+    loss = loss_of(tensors)
+    loss.backward()
+    pairs = [(run.loss, loss.item())]
+    pairs += [(run.values[f"d{key}"], tensors[key].grad.numpy()) for key in EDITABLE]
+    optimizer = torch.optim.SGD([tensors[key] for key in PARAMS], lr=example.lr)
+    optimizer.step()
+    pairs += [(run.values[f"{key}_new"], tensors[key].detach().numpy()) for key in PARAMS]
+    with torch.no_grad():
+        pairs.append((run.loss_after, loss_of(tensors).item()))
+    differences = (np.ravel(np.asarray(a) - np.asarray(b)) for a, b in pairs)
+    return max(abs(float(d)) for difference in differences for d in difference)
+
+
+def describe(example: NetExample) -> str:
+    """One line: the network's layers with their sizes."""
+    shapes = example.shapes()
+    f_count, _, kh, kw = example.w1.shape
+    height, width = example.x.shape[2:]
+    pool = NET_LIMITS.pool
+    return (
+        f"x {height}×{width} → conv {f_count}×{kh}×{kw} → ReLU → max-pool {pool}×{pool} → "
+        f"flatten {shapes['h'][1]} → linear {shapes['h'][1]}→{example.classes} → softmax-CE"
+    )

@@ -1,0 +1,214 @@
+"""The network lesson's edit form: a named example, the label, the learning rate, and the values
+of the image and the weights as editable text.
+
+A modal over the lesson. The label and the learning rate are checked as their flags are
+(`args.NET_SETTINGS`), the arrays by `replay.parse_array` (same shape as the example's), and
+the whole example by `network.make_net_example`, so a bad value shows its reason beside its
+field and the lesson is left as it was. Apply returns a `NetRequest`; the screen recomputes
+and restarts from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
+
+from cnn_tui.errors import UsageError
+from cnn_tui.lessons.args import NET_SETTINGS
+from cnn_tui.lessons.network import EDITABLE, list_net_examples, make_net_example
+from cnn_tui.lessons.replay import format_array, parse_array
+
+
+@dataclass
+class NetRequest:
+    """What the form asks for: `build_net_example` parameters, edited arrays, the result."""
+
+    params: dict[str, Any]
+    overrides: dict[str, np.ndarray] = field(default_factory=dict)
+    example: Any = None  # the NetExample built from them (already checked)
+
+
+def _shown(name: str, array: np.ndarray) -> np.ndarray:
+    """The array as the form edits it: the image 2-D (H, W), the filters (F, KH, KW)."""
+    if name == "x":
+        return array[0, 0]
+    if name == "w1":
+        return array[:, 0]
+    return array
+
+
+def _text(name: str, value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class NetFormScreen(ModalScreen[NetRequest | None]):
+    """Edit the network lesson's example; Apply (ctrl+s) checks everything, Esc cancels."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "apply", "Apply", priority=True),
+    ]
+
+    def __init__(
+        self, example: Any, params: dict[str, Any], overrides: dict[str, np.ndarray]
+    ) -> None:
+        super().__init__()
+        self.example = example
+        self.params = dict(params)
+        self.overrides = dict(overrides)
+        self._texts = self._array_texts(example)
+        self._original = dict(self._texts)
+        self._shown = EDITABLE[0]
+        self._loaded = example.name  # the example whose values the fields show
+
+    @staticmethod
+    def _array_texts(example: Any) -> dict[str, str]:
+        return {name: format_array(name, _shown(name, getattr(example, name))) for name in EDITABLE}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="lesson-form"):
+            yield Static("Network lesson: example", id="lesson-form-title")
+            with VerticalScroll(id="lesson-form-body"):
+                with Grid(classes="lesson-form-grid"):
+                    yield Label("example", classes="lesson-form-label")
+                    yield Select(
+                        [(f"{info['title']} ({info['name']})", info["name"])
+                         for info in list_net_examples()],
+                        value=self.example.name,
+                        allow_blank=False,
+                        compact=True,
+                        id="form-example",
+                    )  # fmt: skip
+                    yield Static("", id="error-example", classes="lesson-form-error")
+                    for name, setting in NET_SETTINGS.items():
+                        yield Label(setting.label, classes="lesson-form-label")
+                        yield Input(
+                            _text(name, self.example.settings()[name]),
+                            compact=True,
+                            id=f"form-{name}",
+                            tooltip=setting.help,
+                        )
+                        yield Static("", id=f"error-{name}", classes="lesson-form-error")
+                with Horizontal(id="lesson-form-values-bar"):
+                    yield Label("values of", classes="lesson-form-label")
+                    yield Select(
+                        [(name, name) for name in EDITABLE],
+                        value=self._shown,
+                        allow_blank=False,
+                        compact=True,
+                        id="form-array",
+                    )
+                yield Static(
+                    "x: the image; w1: one 2-D filter per slice; w2: one row per class. One row "
+                    "per line, numbers separated by commas; the sizes stay the example's",
+                    classes="lesson-form-hint",
+                )
+                yield TextArea(self._texts[self._shown], id="form-values")
+                yield Static("", id="error-values", classes="lesson-form-error")
+            yield Static("", id="error-form", classes="lesson-form-error")
+            with Horizontal(id="lesson-form-buttons"):
+                yield Button("Apply (ctrl+s)", variant="primary", compact=True, id="form-apply")
+                yield Button("Cancel (esc)", compact=True, id="form-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#form-label", Input).focus()
+
+    # ----------------------------------------------------------------- events
+
+    @on(Select.Changed, "#form-example")
+    def _example_changed(self, event: Select.Changed) -> None:
+        if event.value == self._loaded:
+            return
+        try:  # show the chosen example's own label, rate and values
+            chosen = make_net_example({"example": str(event.value)}, {})
+        except UsageError as exc:
+            self.query_one("#error-example", Static).update(str(exc))
+            return
+        for name, value in chosen.settings().items():
+            self.query_one(f"#form-{name}", Input).value = _text(name, value)
+        self._texts = self._array_texts(chosen)
+        self._original = dict(self._texts)
+        self._loaded = chosen.name
+        self.overrides = {}  # another example: its own values, none of the earlier edits
+        self.query_one("#form-values", TextArea).load_text(self._texts[self._shown])
+
+    @on(Select.Changed, "#form-array")
+    def _array_changed(self, event: Select.Changed) -> None:
+        area = self.query_one("#form-values", TextArea)
+        self._texts[self._shown] = area.text
+        self._shown = str(event.value)
+        area.load_text(self._texts[self._shown])
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#form-apply")
+    def _apply_pressed(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#form-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_apply(self) -> None:
+        request = self.check()
+        if request is not None:
+            self.dismiss(request)
+
+    # ----------------------------------------------------------------- checking
+
+    def check(self) -> NetRequest | None:
+        """Check every field; show the reasons and return None, or the new request."""
+        for widget in self.query(".lesson-form-error"):
+            if isinstance(widget, Static):
+                widget.update("")
+        chosen = str(self.query_one("#form-example", Select).value)
+        params: dict[str, Any] = {"example": chosen}
+        bad = False
+        for name, setting in NET_SETTINGS.items():
+            text = self.query_one(f"#form-{name}", Input).value.strip()
+            try:
+                params[name] = setting.parse(text)
+            except ValueError as exc:
+                self.query_one(f"#error-{name}", Static).update(str(exc))
+                bad = True
+        self._texts[self._shown] = self.query_one("#form-values", TextArea).text
+        try:
+            base = make_net_example({"example": chosen}, {})
+        except UsageError as exc:
+            self.query_one("#error-example", Static).update(str(exc))
+            return None
+        overrides = dict(self.overrides)
+        for name, text in self._texts.items():
+            if text == self._original[name]:
+                continue
+            shape = getattr(base, name).shape
+            try:
+                edited = parse_array(name, text, _shown(name, getattr(base, name)).shape)
+                overrides[name] = edited.reshape(shape)
+            except UsageError as exc:
+                self.query_one("#error-values", Static).update(str(exc))
+                bad = True
+        if bad:
+            return None
+        try:
+            example = make_net_example(params, overrides)
+        except UsageError as exc:
+            message = str(exc)
+            first = message.split()[0].rstrip(":,") if message else ""
+            where = first if first in NET_SETTINGS else "values" if first in EDITABLE else "form"
+            self.query_one(f"#error-{where}", Static).update(message)
+            return None
+        return NetRequest(params, overrides, example)

@@ -1,0 +1,37 @@
+"""Snapshot tests (pytest-textual-snapshot) of the network lesson screen, at 80×24 and 120×40,
+mid forward (the conv layer filling z1) and mid backward (max-pool routing the gradient).
+
+Deterministic: the default example, the replay paused, the checks switched off. Update with
+`pytest tests/test_net_snapshots.py --snapshot-update` after a deliberate change, then look at
+the SVGs under tests/__snapshots__/test_net_snapshots/.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.lessons.network import NetworkScreen
+
+MID_FORWARD = ["right_square_bracket"] * 5 + ["right"] * 4  # conv, the 6th output cell
+MID_BACKWARD = ["b"] + ["p"] * 5 + ["right"] * 2  # max-pool backward, the 3rd route
+
+
+@pytest.fixture(autouse=True)
+def no_checks(monkeypatch):
+    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
+
+
+async def open_net(pilot) -> None:
+    await pilot.app.push_screen(NetworkScreen())
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_network_mid_forward(snap_compare, size) -> None:
+    assert snap_compare(CnnTuiApp(), press=MID_FORWARD, terminal_size=size, run_before=open_net)
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_network_mid_backward(snap_compare, size) -> None:
+    assert snap_compare(CnnTuiApp(), press=MID_BACKWARD, terminal_size=size, run_before=open_net)
