@@ -1,0 +1,581 @@
+"""Sweeps in the TUI: the training form in sweep mode, and the sweep screen.
+
+`SweepFormScreen` is the training form where a text field may hold several values separated by
+commas (`epochs` 20,50,100) and a grid row takes `KEY=V1,V2` for the drop-downs and check boxes
+(`model=simple-cnn,the3-cnn amp=on,off`); every value is checked with the same parser as the
+flags, and the whole grid with `sweeps.make_plan` (the rules between settings for every run, the
+64-run limit). Start writes the sweep folder and starts its queue runner in the background
+(`sweeps.launch_sweep`), then opens the sweep screen. `ctrl+g` switches between the two forms.
+
+`SweepScreen` is the runs screen's `CompareScreen` with the sweep's table on top: one row per
+run (its grid values, best val acc, test acc, macro F1, time, status), sorted by a metric with
+the best run starred, under the overlaid validation curves of its runs, refreshed every 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.markup import escape
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.worker import get_current_worker
+
+from cnn_tui.errors import UsageError
+from cnn_tui.training import sweeps
+from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
+from cnn_tui.ui.training.charts import MetricChart
+from cnn_tui.ui.training.dialogs import confirm
+from cnn_tui.ui.training.form import TrainFormScreen, runs_dir
+from cnn_tui.ui.training.messages import CurvesLoaded, SweepRead
+from cnn_tui.ui.training.runs import CompareScreen, status_text
+
+REFRESH_S = 2.0
+SORT_LABELS = {key: title for key, (_, _, title) in sweeps.SORT_FIELDS.items()}
+
+
+def sweep_screen_for(args: argparse.Namespace | None):
+    """The screen of `cnn-tui sweep`: --show / --resume open the sweep screen, else the form."""
+    if args is not None and getattr(args, "show", None):
+        return SweepScreen(args.show, sort=getattr(args, "sort", None))
+    if args is not None and getattr(args, "resume", None):
+        return SweepScreen(
+            args.resume,
+            sort=getattr(args, "sort", None),
+            resume=True,
+            device=getattr(args, "device", None),
+        )
+    return SweepFormScreen.from_args(args)
+
+
+def _is_text_field(name: str) -> bool:
+    field = FIELDS[name]
+    return not (field.kind is bool or field.choices or name == "device")
+
+
+def form_texts(form: TrainFormScreen) -> dict[str, str]:
+    """The form's fields as text, to carry them over to the other kind of form."""
+    texts = {}
+    for name in FIELDS:
+        raw = form._raw_value(name)  # noqa: SLF001 - the sibling form's own reader
+        if raw is None:
+            continue
+        texts[name] = raw if isinstance(raw, str) else sweeps.format_value(raw)
+    return texts
+
+
+def switch_form(form: TrainFormScreen, *, sweep: bool) -> None:
+    """Replace `form` with the sweep form (sweep=True) or the single-run form, values kept."""
+    texts = form_texts(form)
+    kwargs: dict[str, Any] = {"texts": texts, "run_dir": form.requested_run_dir}
+    if sweep:
+        screen: TrainFormScreen = SweepFormScreen(form.base, **kwargs)
+    else:
+        screen = TrainFormScreen(form.base, **kwargs)
+    form.app.switch_screen(screen)
+
+
+# --- the form in sweep mode -------------------------------------------------------------------
+
+
+class SweepFormScreen(TrainFormScreen):
+    """The training form where comma-separated values make a grid; Start runs the sweep."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start sweep", priority=True),
+        Binding("ctrl+g", "sweep_mode", "Single run", priority=True),
+    ]
+
+    def __init__(self, *args: Any, grid_text: str = "", sort: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.grid_text = grid_text
+        self.sort = sort
+        self.device_text = (self.initial_texts.pop("device", None) or "").strip()
+        self.device_spec = self.device_text or self.base.device
+        self.grid: dict[str, list[Any]] = {}
+        self.plan: sweeps.SweepPlan | None = None
+        self.plan_error = ""  # why there is no plan (shown in the summary)
+        self.grid_error = ""  # what is wrong in the grid row (shown beside it)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | None) -> SweepFormScreen:
+        """The form filled from `cnn-tui sweep` flags; each --grid goes into its field as
+        V1,V2 (text fields) or into the grid row (drop-downs and check boxes)."""
+        screen = super().from_args(args)
+        assert isinstance(screen, SweepFormScreen)
+        if args is None:
+            return screen
+        grid = sweeps.parse_grid(getattr(args, "grid", None) or [])  # checked before the app
+        extra = []
+        for name, values in grid.items():
+            text = ",".join(sweeps.format_value(value) for value in values)
+            if _is_text_field(name):
+                screen.initial_texts[name] = text
+            else:
+                extra.append(f"{name.replace('_', '-')}={text}")
+        screen.grid_text = " ".join(extra)
+        screen.sort = getattr(args, "sort", None)
+        return screen
+
+    def compose(self) -> ComposeResult:
+        placed = False
+        for widget in super().compose():
+            if not placed and isinstance(widget, Static) and widget.has_class("form-section"):
+                placed = True  # a first section, "Sweep", with the grid row, above "Data"
+                yield Static("[b]Sweep[/b]", classes="form-section")
+                with Horizontal(classes="form-row", id="row-sweep-grid"):
+                    yield Label("grid", classes="form-label")
+                    yield Input(
+                        self.grid_text,
+                        placeholder="model=simple-cnn,the3-cnn amp=on,off",
+                        id="sweep-grid",
+                        compact=True,
+                    )
+                    yield Static(classes="field-reason", id="reason-sweep-grid")
+            yield widget
+
+    def on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # Textual would call the form's on_mount after this one
+        super().on_mount()
+        self.sub_title = "sweep: several values separated by commas make a grid"
+        if self.device_text:
+            self._set_widget("device", self.device_text)
+            self.validate_form()
+
+    def _device_options(self, current: str) -> list[tuple[str, str]]:
+        options = super()._device_options(current)
+        return [("auto (every GPU, else the CPU)", "auto")] + options[1:]
+
+    # --- validation -----------------------------------------------------------------------------
+
+    def _field_values(self, name: str, raw: str) -> list[Any]:
+        """A field's comma-separated values, each parsed like its flag."""
+        values: list[Any] = []
+        for text in raw.split(","):
+            if not text.strip():
+                raise ConfigError(name, f"{FIELDS[name].flag} has an empty value in its list")
+            value = parse_field(name, text)
+            if value in values:
+                raise ConfigError(name, f"{FIELDS[name].flag}: {text.strip()} is in the list twice")
+            values.append(value)
+        return values
+
+    def _check_devices(self, text: str) -> None:
+        items = [item.strip() for item in text.split(",")]
+        if len(items) > 1 and ("auto" in items or "" in items or len(set(items)) < len(items)):
+            raise ConfigError(
+                "device", "--device: a list of distinct devices such as cuda:0,cuda:1"
+            )
+        for item in items:
+            parse_field("device", item)
+
+    def validate_form(self) -> TrainConfig | None:
+        """Parse every field (lists too) and the grid row; the base settings or None.
+
+        `self.plan` is the checked sweep (None, with `self.plan_error`, when there is no grid
+        yet or a run of it breaks a rule or the limit); Start needs it.
+        """
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        grid: dict[str, list[Any]] = {}
+        for name in FIELDS:
+            raw = self._raw_value(name)
+            try:
+                if name == "device":
+                    self.device_spec = str(raw or "auto")
+                    self._check_devices(self.device_spec)
+                    values[name] = "auto" if "," in self.device_spec else self.device_spec
+                elif isinstance(raw, str) and "," in raw:
+                    grid[name] = self._field_values(name, raw)
+                    values[name] = grid[name][0]
+                else:
+                    values[name] = parse_field(name, raw) if isinstance(raw, str) else raw
+            except ConfigError as exc:
+                errors[name] = str(exc)
+        inactive = {name for name in FIELDS if not self._applies(name, values)}
+        for name in inactive:
+            errors.pop(name, None)
+            values.pop(name, None)
+            grid.pop(name, None)
+        grid_error = ""
+        try:
+            extra = sweeps.parse_grid(self._grid_row_text().split())
+        except UsageError as exc:
+            extra, grid_error = {}, str(exc)
+        for key in extra:
+            if key in grid:
+                grid_error = f"{key.replace('_', '-')} already has a list in its field"
+        grid.update(extra)
+        config, self.cross_field_error = None, None
+        if not errors:
+            try:
+                config = TrainConfig.from_mapping(values, check=not grid)
+            except ConfigError as exc:
+                errors[exc.field or "dataset"] = str(exc)
+                self.cross_field_error = exc
+        was_startable = self.plan is not None
+        self.errors, self.config, self.grid = errors, config, grid
+        self.plan, self.plan_error, self.grid_error = None, grid_error, grid_error
+        if config is not None and not grid_error:
+            if not grid:
+                self.plan_error = (
+                    "type several values separated by commas in a field (epochs 20,50,100) or "
+                    "KEY=V1,V2 in the grid row"
+                )
+            else:
+                try:
+                    self.plan = sweeps.make_plan(
+                        config, grid, self.device_spec, self.sort, devices=[]
+                    )
+                except UsageError as exc:
+                    self.plan_error = str(exc)
+        self._show_reasons(inactive)
+        self._show_sweep()
+        if was_startable != (self.plan is not None):
+            self.refresh_bindings()
+        return config
+
+    def _grid_row_text(self) -> str:
+        if not self.is_mounted:
+            return self.grid_text
+        try:
+            return self.query_one("#sweep-grid", Input).value
+        except Exception:  # noqa: BLE001 - not composed yet
+            return self.grid_text
+
+    def _show_sweep(self) -> None:
+        for name, values in self.grid.items():
+            if name in FIELDS and name not in self.errors:
+                shown = ", ".join(sweeps.format_value(value) for value in values)
+                self.query_one(f"#reason-{name}", Static).update(Text(f"⊞ grid: {shown}"))
+        try:
+            row = self.query_one("#row-sweep-grid")
+        except Exception:  # noqa: BLE001 - validated before the grid row is composed
+            return
+        grid_error = self.grid_error
+        row.set_class(bool(grid_error), "-invalid")
+        reason = grid_error or "drop-downs and check boxes: KEY=V1,V2 (space between keys)"
+        self.query_one("#reason-sweep-grid", Static).update(
+            Text(("✗ " if grid_error else "") + reason)
+        )
+        self.query_one("#start").disabled = self.plan is None
+        if self.config is None:
+            return  # the summary lists the fields to fix
+        summary = self.query_one("#form-summary", Static)
+        if self.plan is None:
+            summary.update(Text(f"✗ {self.plan_error}", style="bold"))
+            return
+        count = len(self.plan.runs)
+        keys = " × ".join(f"{key.replace('_', ' ')} ({len(v)})" for key, v in self.grid.items())
+        summary.update(
+            f"✓ sweep of {count} run{'s' * (count != 1)}: {escape(keys)}; "
+            f"{self.config.model} on {self.config.dataset}, device {escape(self.device_spec)}"
+        )
+
+    @on(Input.Changed, "#sweep-grid")
+    def _grid_changed(self) -> None:
+        self.validate_form()
+
+    # --- starting -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start":
+            return self.plan is not None or None
+        return super().check_action(action, parameters)
+
+    def action_sweep_mode(self) -> None:
+        switch_form(self, sweep=False)
+
+    def action_save_preset(self) -> None:
+        if self.grid:
+            self.notify(
+                "a preset holds one value per setting: remove the lists first",
+                severity="warning",
+                markup=False,
+            )
+            return
+        super().action_save_preset()
+
+    def action_start(self) -> None:
+        self.validate_form()
+        plan = self.plan
+        if plan is None:
+            reason = self.plan_error or f"fix: {', '.join(self.errors)}"
+            self.notify(f"cannot start the sweep: {reason}", severity="error", markup=False)
+            return
+        try:
+            devices = sweeps.resolve_devices(self.device_spec)
+            plan = dataclasses.replace(plan, devices=devices)
+            sweep_dir = sweeps.create_sweep(plan, runs_dir(self.app), self.requested_run_dir)
+            self.requested_run_dir = None  # a second Start makes a fresh sweep
+            pid = sweeps.launch_sweep(sweep_dir, devices, self.sort)
+        except (OSError, UsageError) as exc:
+            self.notify(f"cannot start the sweep: {exc}", severity="error", markup=False)
+            return
+        self.app.push_screen(SweepScreen(sweep_dir, pid=pid, sort=self.sort))
+
+
+# --- the sweep screen -------------------------------------------------------------------------
+
+
+class SweepScreen(CompareScreen):
+    """A sweep's table (sorted, best starred) over the overlaid curves of its runs."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open run", priority=True),
+        Binding("o", "sort", "Sort"),
+        Binding("c", "compare", "Compare"),
+        Binding("s", "stop", "Stop sweep"),
+        Binding("r", "resume", "Resume sweep"),
+    ]
+
+    def __init__(
+        self,
+        sweep_dir: str | Path,
+        *,
+        pid: int | None = None,
+        sort: str | None = None,
+        resume: bool = False,
+        device: str | None = None,
+    ) -> None:
+        super().__init__([])
+        self.sweep_dir = Path(sweep_dir)
+        self.pid = pid
+        self.sort = sort
+        self.resume_at_mount = resume
+        self.resume_device = device
+        self.manifest: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.state = "created"
+        self.runner_status: dict[str, Any] | None = None
+        self._shown: list[Any] = []
+        self._offsets: dict[Path, int] = {}
+        self._kept: dict[Path, list[dict[str, Any]]] = {}
+        self._reading = threading.Lock()  # a cancelled reader thread may still be finishing
+
+    @property
+    def followed_run_dir(self) -> Path | None:
+        """For the quit dialog: the sweep folder's status.json is its runner's."""
+        return self.sweep_dir
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="sweep-summary")
+        yield DataTable(id="sweep-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="compare-legend")  # the table numbers the runs; hidden by the styles
+        with Horizontal(id="compare-charts"):
+            yield MetricChart("val loss", id="compare-loss")
+            yield MetricChart("val accuracy (%)", percent=True, id="compare-acc")
+        yield Footer()
+
+    def on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # not CompareScreen's on_mount: this one loads and refreshes
+        self.sub_title = f"sweep {self.sweep_dir}"
+        try:
+            self.manifest = sweeps.read_manifest(self.sweep_dir)
+        except UsageError as exc:
+            self.query_one("#sweep-summary", Static).update(Text(str(exc), style="bold"))
+            return
+        self.sort = self.sort or self.manifest.get("sort") or sweeps.DEFAULT_SORT
+        self.run_dirs = [self.sweep_dir / str(entry["dir"]) for entry in self.manifest["runs"]]
+        table = self.query_one(DataTable)
+        header = sweeps.table_header(list(self.manifest["grid"]))
+        table.add_column(Text(" "), key="mark")
+        for index, title in enumerate(header):
+            right = index == 0 or (2 <= index < len(header) - 1)
+            table.add_column(Text(title, justify="right" if right else "left"), key=f"c{index}")
+        self.query_one("#sweep-summary", Static).update(f"reading {self.sweep_dir}…")
+        if self.resume_at_mount:
+            self.resume_at_mount = False
+            self.launch(self.resume_device)
+        self.load()
+        self.set_interval(REFRESH_S, self.load)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
+    def load(self) -> None:
+        """Read the table rows and the runner's state, and the runs' new epoch events."""
+        from cnn_tui.training.runs import read_events
+
+        if not self.manifest:
+            return
+        with self._reading:
+            rows = sweeps.sweep_rows(self.sweep_dir, self.manifest)
+            state, status = sweeps.sweep_state(self.sweep_dir)
+            grew = not self._kept
+            for run_dir in self.run_dirs:
+                offset = self._offsets.get(run_dir, 0)
+                events, self._offsets[run_dir] = read_events(run_dir, offset)
+                kept = [event for event in events if event.get("event") != "batch"]
+                self._kept.setdefault(run_dir, []).extend(kept)
+                grew = grew or bool(kept)
+            curves = {path: list(self._kept[path]) for path in self.run_dirs}
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(SweepRead(rows, state, status))
+        if grew:
+            self.post_message(CurvesLoaded(curves))
+
+    @on(SweepRead)
+    def _sweep_read(self, message: SweepRead) -> None:
+        self.rows, self.state, self.runner_status = message.rows, message.state, message.status
+        self._show_rows()
+        self.refresh_bindings()
+
+    def _show_rows(self) -> None:
+        keys = list(self.manifest["grid"])
+        ranked = sweeps.sort_rows(self.rows, self.sort)
+        best = sweeps.best_run(self.rows, self.sort)
+        shown = [(row["index"], tuple(sweeps.table_cells(row, keys))) for row in ranked]
+        shown.append(best["index"] if best else None)
+        if shown != self._shown:
+            self._fill_table(ranked, keys, best)
+            self._shown = shown
+        parts = [
+            escape(str(self.sweep_dir)),
+            self._state_markup(),
+            escape(sweeps.summary_line(self.rows)),
+        ]
+        title = SORT_LABELS[self.sort]
+        if best is not None:
+            value = sweeps.format_metric(best, self.sort)
+            parts.append(f"★ [b]{escape(best['run'])}[/b] ({title} {value})")
+        parts.append(f"sorted by {title} (o: change)")
+        self.query_one("#sweep-summary", Static).update(" · ".join(parts))
+
+    def _state_markup(self) -> str:
+        if self.state == "running":
+            return "[b $text-success]▶ running[/]"
+        if self.state == "interrupted":
+            return "[b $text-error]✗ the queue runner is gone[/] (r: resume)"
+        if self.state in ("stopped", "failed", "created") and self._to_run():
+            return f"[b $text-warning]■ {self.state}[/] (r: resume)"
+        return f"[b]{escape(self.state)}[/]"
+
+    def _to_run(self) -> bool:
+        return any(row["status"] in sweeps.TO_RUN for row in self.rows)
+
+    def _fill_table(self, ranked: list[dict[str, Any]], keys: list[str], best: Any) -> None:
+        table = self.query_one(DataTable)
+        current = self.current_row()
+        table.clear()
+        theme = self.app.theme_variables
+        for row in ranked:
+            cells: list[Any] = sweeps.table_cells(row, keys)
+            is_best = best is not None and row["index"] == best["index"]
+            status = row["status"]
+            last = (
+                Text("… pending", style=theme.get("foreground-muted", ""))
+                if status == "pending"
+                else status_text(status, theme)
+            )
+            styled = [
+                Text(cell, justify="right" if 0 == i or 2 <= i else "left")
+                for i, cell in enumerate(cells[:-1])
+            ]
+            mark = Text("★" if is_best else " ", style="bold")
+            if is_best:
+                styled[1].stylize("bold")
+            table.add_row(mark, *styled, last, key=str(row["index"]))
+        if current is not None:
+            table.move_cursor(row=table.get_row_index(str(current["index"])))
+        # the column widths follow the new cells on the next idle; repaint the header with them
+        self.set_timer(0.1, table.refresh)
+
+    def current_row(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - an empty or just-cleared table has no cursor row
+            return None
+        return next((row for row in self.rows if str(row["index"]) == key), None)
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.state == "running" or None
+        if action == "resume":
+            return (self.state != "running" and self._to_run()) or None
+        if action in ("open", "compare"):
+            return bool(self.rows) or None
+        return True
+
+    def action_sort(self) -> None:
+        keys = list(sweeps.SORT_KEYS)
+        self.sort = keys[(keys.index(self.sort) + 1) % len(keys)]
+        self._show_rows()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        if row["status"] == "pending":
+            self.notify(f"{row['run']} has not started yet", markup=False)
+            return
+        if row["status"] == "running":
+            from cnn_tui.ui.training.dashboard import DashboardScreen
+
+            self.app.push_screen(DashboardScreen(row["path"]))
+        else:
+            from cnn_tui.ui.training.results import ResultsScreen
+
+            self.app.push_screen(ResultsScreen(row["path"]))
+
+    def action_compare(self) -> None:
+        started = [Path(row["path"]) for row in self.rows if row["status"] != "pending"]
+        if started:
+            self.app.push_screen(CompareScreen(started))
+        else:
+            self.notify("no run of the sweep has started yet", markup=False)
+
+    def action_stop(self) -> None:
+        def stop(answer: str | None) -> None:
+            if answer != "yes":
+                return
+            if sweeps.stop_sweep(self.sweep_dir, self.pid):
+                self.notify("stopping: the runs in progress save a checkpoint", markup=False)
+            else:
+                self.notify("the sweep is not running", markup=False)
+
+        self.app.push_screen(
+            confirm(
+                "Stop this sweep?",
+                "The runs in progress finish their batch, save a checkpoint and stop; the "
+                "others stay pending. r resumes the sweep later.",
+                "Stop",
+            ),
+            stop,
+        )
+
+    def action_resume(self) -> None:
+        self.launch(None)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sweep-launch")
+    def launch(self, device: str | None) -> None:
+        """Start the queue runner again (finds the GPUs for `auto`: imports torch, so a thread)."""
+        try:
+            manifest = sweeps.check_resumable(self.sweep_dir)
+            devices = sweeps.resolve_devices(device or str(manifest.get("device") or "auto"))
+            self.pid = sweeps.launch_sweep(self.sweep_dir, devices, self.sort)
+        except (OSError, UsageError) as exc:
+            self.app.call_from_thread(
+                self.notify, f"cannot resume the sweep: {exc}", severity="error", markup=False
+            )
+            return
+        self.app.call_from_thread(self.notify, "sweep resumed", markup=False)
