@@ -2,7 +2,8 @@
 
 `UsageError` is bad input (flags, form fields, config files, data files, checkpoints): the CLI
 prints its message and exits with code 2. `RunError` is a failure while doing valid work (no
-network for a download, a diverged run): the CLI prints it and exits with code 1.
+network for a download, a diverged run, a full disk: `disk_full`): the CLI prints it and exits
+with code 1.
 """
 
 from __future__ import annotations
@@ -14,3 +15,15 @@ class UsageError(ValueError):
 
 class RunError(RuntimeError):
     """A valid request that could not be carried out; the message says why."""
+
+
+def disk_full(exc: BaseException, where: object = "the run directory") -> RunError | None:
+    """A RunError naming the file when `exc` is a full disk (or quota) error; None otherwise."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    return RunError(
+        f"no space left on device while writing {exc.filename or where}: free space or choose "
+        "another --run-dir"
+    )

@@ -1,15 +1,38 @@
 """Atomic file writes: write a temporary file beside the target, then rename it over the target.
 
-A crash or a full disk mid-write leaves the previous file intact, never a half-written one.
+A crash or a full disk mid-write leaves the previous file intact, never a half-written one. A
+write that fails with an OSError (a full disk) raises it naming the target, even when the writer
+(such as `torch.save`) turned it into an error of its own. A process killed mid-write leaves its
+temporary file (`.NAME.XXXX.tmp`) behind; `temp_files` finds those.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+
+class _Recording:
+    """The temporary file as `write` sees it: remembers the OSError of a failed write."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
@@ -17,19 +40,33 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle = os.fdopen(fd, "wb")
+    recording = _Recording(handle)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
+        try:
+            write(recording)  # type: ignore[arg-type]
             handle.flush()
             os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):  # closes the file even if it cannot be flushed
+                handle.close()
+            raise
+        handle.close()
         os.replace(tmp_name, target)
-    except BaseException:
-        try:
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+        error = recording.error or (exc if isinstance(exc, OSError) else None)
+        if error is None or not isinstance(exc, Exception):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(target)) from exc
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def temp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files that `atomic_write(path, ...)` calls killed mid-write left behind."""
+    target = Path(path)
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))

@@ -1,7 +1,7 @@
 """Tiny data set files in the real on-disk formats, for tests of the loaders and the engine.
 
 - `write_tiny_cifar10`: CIFAR-10's python-pickle batches (data_batch_1..5, test_batch,
-  batches.meta) in root/cifar-10-batches-py.
+  batches.meta) in root/cifar-10-batches-py, pickled as the official ones were (`py2_pickle`).
 - `write_tiny_idx`: Fashion-MNIST's four IDX files, gzipped or raw.
 - `write_image_folder`: one sub-folder per class of PNG/JPEG files, optionally with a corrupt
   image and a non-image file.
@@ -13,6 +13,7 @@ Import with `from datafiles import ...` (pytest puts tests/ on sys.path).
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 import struct
 from pathlib import Path
@@ -35,6 +36,37 @@ def class_images(
         base[:, c] = levels[(labels * (c + 3)) % 10]
     noise = rng.normal(0, 12, (len(labels), channels, size, size))
     return np.clip(base[:, :, None, None] + noise, 0, 255).astype(np.uint8)
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2's numpy did at protocol 2, the way the official CIFAR-10 batches were
+    written: text and bytes as Python 2 str (SHORT_BINSTRING / BINSTRING opcodes, no
+    `_codecs.encode` call) and numpy's array builder under its old name numpy.core.multiarray."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_py2_str(self, obj: str | bytes) -> None:
+        data = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str
+
+    def save_global(self, obj: object, name: str | None = None) -> None:
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode("ascii"))
+        self.memoize(obj)
+
+
+def py2_pickle(obj: object) -> bytes:
+    """`obj` pickled as by Python 2 at protocol 2 (see `_Python2Pickler`)."""
+    buffer = io.BytesIO()
+    _Python2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
 
 
 def _labels(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -61,8 +93,7 @@ def write_tiny_cifar10(
             b"data": images,
             b"filenames": [f"img_{i}.png".encode() for i in range(n)],
         }
-        with (folder / name).open("wb") as handle:
-            pickle.dump(batch, handle, protocol=2)
+        (folder / name).write_bytes(py2_pickle(batch))
 
     sizes = np.full(5, n_train // 5)
     sizes[: n_train % 5] += 1
@@ -74,8 +105,7 @@ def write_tiny_cifar10(
         b"label_names": [name.encode() for name in CIFAR10_CLASSES],
         b"num_vis": 3072,
     }
-    with (folder / "batches.meta").open("wb") as handle:
-        pickle.dump(meta, handle, protocol=2)
+    (folder / "batches.meta").write_bytes(py2_pickle(meta))
     return Path(root)
 
 

@@ -162,7 +162,7 @@ def load_dataset(
     if name == "shapes":
         pool = shapes_dataset.TRAIN_SIZE
         if limit is not None:  # generate only what is needed: a few hundred images in milliseconds
-            pool = min(pool, math.ceil(limit / (1.0 - val_split)) + 10)
+            pool = min(pool, math.ceil(min(limit, pool) / (1.0 - val_split)) + 10)
         n_test = math.ceil(pool * shapes_dataset.TEST_SIZE / shapes_dataset.TRAIN_SIZE)
         report("drawing shapes", 0, pool + n_test)
         train_images, train_labels = shapes_dataset.generate(pool, SHAPES_DATA_SEED, "train")
@@ -207,6 +207,16 @@ def load_dataset(
         val_x, val_y = _take_subset(val_x, val_y, max(1, round(len(val_y) * factor)), rng)
         test_x, test_y = _take_subset(test_x, test_y, max(1, round(len(test_y) * factor)), rng)
 
+    if len(train_y) < 2 or len(test_y) < 1:
+        fix = (
+            "add images: at least 2 per class folder"
+            if name == "imagefolder"
+            else "its files are incomplete: get the data set again"
+        )
+        raise UsageError(
+            f"data set {name} in {source} is too small to train and test on ({len(train_y)} "
+            f"training and {len(test_y)} test images after the split): {fix}"
+        )
     mean, std = channel_stats(train_x)
     return DataSplits(
         name=name,
@@ -331,13 +341,65 @@ def _download_cifar10(root: Path) -> None:
         ) from None
 
 
+# What a CIFAR-10 batch may ask the unpickler for: the official files (pickled by Python 2's numpy
+# at protocol 2) need numpy's array reconstructor, ndarray and dtype; the same data pickled again
+# by Python 3 may also need _codecs.encode (bytes at protocol 2), numpy's scalar (numpy ints in the
+# label list) and _frombuffer (arrays at protocol 5). All of them only build data. Anything else
+# (os.system, builtins.eval, ...) is refused before it is looked up, so a file never runs code.
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"): ("multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"): ("multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"): ("numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"): ("numeric", "_frombuffer"),
+    ("numpy", "ndarray"): ("numpy", "ndarray"),
+    ("numpy", "dtype"): ("numpy", "dtype"),
+    ("_codecs", "encode"): ("codecs", "encode"),
+}
+
+
+class _RefusedGlobal(Exception):
+    """A pickle asked for something a CIFAR-10 file never holds."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what CIFAR-10 batches hold (see `_CIFAR_GLOBALS`)."""
+
+    def find_class(self, module: str, name: str) -> object:
+        where = _CIFAR_GLOBALS.get((module, name))
+        if where is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        import codecs
+        import importlib
+
+        owner, attribute = where
+        if owner in ("multiarray", "numeric"):  # numpy 2 moved numpy.core to numpy._core
+            try:
+                holder = importlib.import_module(f"numpy._core.{owner}")
+            except ImportError:
+                holder = importlib.import_module(f"numpy.core.{owner}")
+        else:
+            holder = {"numpy": np, "codecs": codecs}[owner]
+        return getattr(holder, attribute)
+
+
 def _read_pickle_dict(path: Path) -> dict:
-    """A CIFAR pickle as a dict with str keys (the files are Python 2 pickles with bytes keys)."""
+    """A CIFAR pickle as a dict with str keys (the files are Python 2 pickles with bytes keys).
+
+    Read with `_CifarUnpickler`, which refuses every class and function but numpy's array
+    builders: a pickle from someone else cannot run code here.
+    """
     try:
         with path.open("rb") as handle:
-            obj = pickle.load(handle, encoding="bytes")
+            obj = _CifarUnpickler(handle, encoding="bytes").load()
     except FileNotFoundError:
         raise UsageError(f"{path} is missing") from None
+    except _RefusedGlobal as exc:
+        raise UsageError(
+            f"{path} is not a CIFAR-10 batch file (it asks for {exc}, which CIFAR-10 files never "
+            "hold; it was not run): delete it and download CIFAR-10 again"
+        ) from None
     except Exception as exc:  # truncated or garbled pickles raise many different errors
         raise UsageError(f"{path} is not a readable CIFAR-10 file ({_short_reason(exc)})") from None
     if not isinstance(obj, dict):
@@ -356,16 +418,17 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(
             f"{path} is not a CIFAR-10 batch: rows of {data.shape[1]} values, not 3072"
         )
-    try:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError):
-        raise UsageError(
-            f"{path} is not a CIFAR-10 batch: 'labels' is not a list of numbers"
-        ) from None
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+        labels = labels.tolist()
+    if not isinstance(labels, list) or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels
+    ):
+        raise UsageError(f"{path} is not a CIFAR-10 batch: 'labels' is not a list of whole numbers")
+    if any(not 0 <= v <= 9 for v in labels):
+        raise UsageError(f"{path} has labels outside 0-9")
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(labels) != len(data):
         raise UsageError(f"{path} is truncated: {len(data)} images but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise UsageError(f"{path} has labels outside 0-9")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -391,7 +454,7 @@ def _load_cifar10(
     names = meta.get("label_names")
     if not isinstance(names, list) or len(names) != 10:
         raise UsageError(f"{folder / CIFAR10_META_FILE} has no list of 10 'label_names'")
-    classes = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+    classes = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]
 
     files = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)
     parts = []
@@ -433,6 +496,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] == 0:
         raise UsageError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
     ndim = raw[3]
+    if ndim > 4:  # data sets are at most (N, C, H, W); numpy takes at most 64 dimensions
+        raise UsageError(f"{path} is not an IDX file of images or labels ({ndim} dimensions)")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise UsageError(f"{path} is truncated (incomplete IDX header)")
@@ -517,6 +582,12 @@ def _load_fashion_mnist(
         (x_path, images), (y_path, labels) = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if images.ndim != 3:
             raise UsageError(f"{x_path} holds {images.ndim}-D data, expected images (N, H, W)")
+        if images.shape[1:] != (28, 28):
+            height, width = images.shape[1:]
+            raise UsageError(
+                f"{x_path} holds {height}x{width} images; Fashion-MNIST's are 28x28: the file "
+                "is damaged or from another data set"
+            )
         if labels.ndim != 1:
             raise UsageError(f"{y_path} holds {labels.ndim}-D data, expected labels (N,)")
         if len(images) != len(labels):
@@ -532,7 +603,30 @@ def _load_fashion_mnist(
 
 
 def _class_folders(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read image folder {root} ({_short_reason(exc)}): make it readable "
+            "(chmod u+rx) or pass another --data-dir"
+        ) from None
+
+
+def _class_files(root: Path, name: str) -> list[Path]:
+    """The files of class folder root/name (all levels down), hidden ones left out."""
+    folder = root / name
+    try:
+        os.listdir(folder)  # rglob skips a folder it cannot list without a word: check it here
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read class folder {folder} ({_short_reason(exc)}): make it readable "
+            "(chmod u+rx) or move it out of the image folder"
+        ) from None
+    return [
+        path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    ]
 
 
 def _read_image(path: Path, size: int) -> np.ndarray | None:
@@ -563,13 +657,11 @@ def _load_image_folder(
     if len(classes) < 2:
         raise UsageError(
             f"image folder {root} has {len(classes)} class sub-folder(s); it needs at least 2 "
-            "(one sub-folder of images per class)"
+            "class folders (one sub-folder of images per class)"
         )
     files: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
-        for path in sorted((root / name).rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                files.append((path, label))
+        files.extend((path, label) for path in _class_files(root, name))
 
     images: list[np.ndarray | None] = []
     workers = min(8, (os.cpu_count() or 1) + 1)  # Pillow decodes without holding the GIL
@@ -593,6 +685,7 @@ def _load_image_folder(
         raise UsageError(
             f"image folder {root}: no readable images in {', '.join(empty)}"
             + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else "")
+            + ": add images (PNG, JPEG, ...) to each class folder or remove the empty ones"
         )
     x = torch.from_numpy(np.stack([im for im, _ in kept]))
     y = torch.tensor([label for _, label in kept], dtype=torch.int64)
