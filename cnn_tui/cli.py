@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from cnn_tui import __version__
-from cnn_tui.errors import RunError, UsageError
+from cnn_tui.errors import RunError, UsageError, disk_full
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -74,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lesson_arguments(pool, "pool")
     _add_no_ui(pool, "print the arrays, the steps and the result to stdout")
 
+    net = sub.add_parser(
+        "net",
+        help="step through a whole tiny network: forward, loss, backward, one SGD step",
+        description=(
+            "Step through a whole tiny network (conv, ReLU, max-pool, flatten, linear, softmax "
+            "cross-entropy) on one image: forward, the loss, backward layer by layer, one SGD "
+            "step and the loss after it. Opens the lesson screen; with --no-ui prints a trace."
+        ),
+    )
+    from cnn_tui.lessons import args as lesson_args
+
+    lesson_args.add_net_arguments(net)
+    _add_no_ui(net, "print every layer's steps, the update and the loss after it to stdout")
+
     train = sub.add_parser(
         "train",
         help="train a CNN (opens the training form; --no-ui trains headless)",
@@ -105,6 +119,36 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="print the list as JSON")
     _add_no_ui(runs, "print the table instead of opening the runs screen")
 
+    lr_find = sub.add_parser(
+        "lr-find",
+        help="find a learning rate: the exponential range test (headless)",
+        description=(
+            "The learning-rate range test (Smith 2015, as fastai's lr_find): train up to --steps "
+            "batches of the run's settings while the learning rate grows exponentially from "
+            "--start-lr to --end-lr, stop when the smoothed loss diverges, and suggest a learning "
+            "rate. Prints the suggestion (and the curve on a terminal); nothing of a run is "
+            "written or changed."
+        ),
+    )
+    from cnn_tui.training import lr_find as lr_find_args
+
+    lr_find_args.add_arguments(lr_find)
+    _add_no_ui(lr_find, "lr-find always does (the training form's Find LR runs it in the TUI)")
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="train a grid of settings as runs and compare them (opens the sweep form)",
+        description=(
+            "Train every combination of --grid KEY=V1,V2 on top of the train flags, one run at a "
+            "time per device, and compare them in a table. Opens the training form in sweep "
+            "mode; with --no-ui runs the queue here and prints the table at the end."
+        ),
+    )
+    from cnn_tui.training import sweeps
+
+    sweeps.add_arguments(sweep)
+    _add_no_ui(sweep, "run the queue in this process, print progress and the table")
+
     bench = sub.add_parser(
         "bench",
         help="measure training and evaluation speed on this machine",
@@ -120,16 +164,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: object) -> str:
+    """An error message as one line: control characters (a newline in a path) are escaped."""
+    text = str(message)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return _dispatch(parser, args)
     except UsageError as exc:
-        print(f"cnn-tui: error: {exc}", file=sys.stderr)
+        print(f"cnn-tui: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except RunError as exc:
-        print(f"cnn-tui: {exc}", file=sys.stderr)
+        print(f"cnn-tui: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk outside the training loop (which says so itself)
+        error = disk_full(exc)
+        if error is None:
+            raise
+        print(f"cnn-tui: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cnn-tui: interrupted", file=sys.stderr)
@@ -140,9 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 _HEADLESS = {
     "conv": ("cnn_tui.lessons.trace", "run_trace"),
     "pool": ("cnn_tui.lessons.trace", "run_trace"),
+    "net": ("cnn_tui.lessons.net_trace", "run_net_trace"),
     "train": ("cnn_tui.training.headless", "run_train"),
     "eval": ("cnn_tui.training.headless", "run_eval"),
     "runs": ("cnn_tui.training.headless", "run_list"),
+    "sweep": ("cnn_tui.training.sweeps", "run_sweep"),
+    "lr-find": ("cnn_tui.training.lr_find", "run_lr_find"),
     "bench": ("cnn_tui.bench.measure", "run_bench"),
 }
 
@@ -151,7 +210,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command is None and args.no_ui:
         parser.print_help()
         return 0
-    if args.command == "bench" or (args.command is not None and args.no_ui):
+    # bench and lr-find are headless only; so is sweep --stop
+    headless_only = args.command in ("bench", "lr-find") or getattr(args, "stop", None)
+    if headless_only or (args.command is not None and args.no_ui):
         import importlib
 
         module_name, function_name = _HEADLESS[args.command]

@@ -18,7 +18,7 @@ def test_top_level_help_lists_every_subcommand() -> None:
     proc = cnn_tui("--help")
     assert proc.returncode == 0 and proc.stderr == ""
     assert "convolutional networks in the terminal" in proc.stdout
-    for command in ("conv", "pool", "train", "eval", "runs", "bench"):
+    for command in ("conv", "pool", "net", "train", "eval", "runs", "bench"):
         assert command in proc.stdout
 
 
@@ -26,6 +26,7 @@ def test_top_level_help_lists_every_subcommand() -> None:
 PURPOSES = {
     "conv": ("convolution", "--no-ui", "--kernel", "--backward"),
     "pool": ("pooling", "--no-ui", "--type", "--backward"),
+    "net": ("network", "--no-ui", "--label", "--lr", "--example", "--summary"),
     "train": ("train", "--no-ui"),
     "eval": ("metrics", "RUN_DIR", "--no-ui"),
     "runs": ("runs", "--no-ui"),

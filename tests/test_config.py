@@ -53,6 +53,8 @@ def test_every_shipped_preset_is_valid_and_documented():
         "finetune-cifar-simple",
         "finetune-cifar-resnet18",
         "cats-vs-dogs",
+        "lecture-resnet50-transfer",
+        "cats-vs-dogs-vgg16",
     ):
         assert name in presets, name
         assert presets[name].description and presets[name].reference
@@ -60,6 +62,36 @@ def test_every_shipped_preset_is_valid_and_documented():
     assert load_preset("lecture-simple-cnn") == TrainConfig(
         dataset="cifar10", model="simple-cnn", epochs=10, batch_size=32, optimizer="adam", lr=1e-3
     )
+
+
+def test_the_pretrained_model_presets_follow_their_seeds():
+    import dataclasses
+
+    lecture = load_preset("lecture-resnet50-transfer")
+    assert (lecture.dataset, lecture.model, lecture.weights, lecture.finetune) == (
+        "cifar10", "resnet50", "imagenet", "head",
+    )  # fmt: skip
+    assert (lecture.optimizer, lecture.lr, lecture.image_size) == ("adam", 1e-3, 224)
+    assert (lecture.batch_size, lecture.epochs, lecture.augment) == (32, 10, "none")
+    assert lecture.cache_features  # frozen, not augmented: the backbone runs once per image
+    presets = {preset.name: preset for preset in list_presets()}
+    assert "82%" in presets["lecture-resnet50-transfer"].reference
+    cats = load_preset("cats-vs-dogs-vgg16", check=False)
+    resnet = load_preset("cats-vs-dogs", check=False)
+    assert (cats.model, cats.weights, cats.finetune) == ("vgg16", "imagenet", "head")
+    assert dataclasses.replace(cats, model="resnet18") == resnet  # the seed's other network
+    assert cats.grad_clip > 0 and cats.optimizer == "adam"
+    cats.replace(data_dir="pets").check()
+
+
+def test_pretrained_models_take_weights_and_resolve_auto_to_imagenet():
+    for model in ("resnet18", "resnet50", "vgg16"):
+        config = TrainConfig.from_mapping({"model": model, "finetune": "last-block"})
+        assert config.resolved_weights == "imagenet"
+        assert TrainConfig.from_mapping({"model": model, "weights": "w.pt"}).weights == "w.pt"
+    assert TrainConfig(model="custom-cnn").resolved_weights == "none"
+    TrainConfig.from_mapping({"model": "resnet50", "finetune": "layer4"})  # resnet's last block
+    assert TrainConfig.from_mapping({"model": "vgg16", "image_size": 32}).image_size == 32
 
 
 def test_config_file_round_trips(tmp_path):
@@ -84,6 +116,9 @@ BAD_INPUTS = [
     (["--config", "bad-syntax.toml"], "is not valid TOML"),
     (["--device", "tpu"], "--device: expected auto, cpu, cuda or cuda:N"),
     (["--dataset", "imagefolder"], "--dataset imagefolder needs --data-dir"),
+    (["--weights", "imagenet"], "--weights applies to pretrained models only"),
+    (["--model", "vgg16", "--finetune", "layer4"], "layer4 is a ResNet block; vgg16 has none"),
+    (["--model", "vgg16", "--dataset", "fashion-mnist"], "needs images of at least 32 px"),
 ]
 
 

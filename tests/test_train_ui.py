@@ -79,9 +79,10 @@ async def test_form_defaults_are_valid_and_startable(tmp_path) -> None:
         assert screen.query_one("#start", Button).disabled is False
         assert screen.config == TrainConfig()
         assert "simple-cnn on shapes" in str(screen.query_one("#form-summary", Static).render())
-        # resnet18-only fields are disabled while the model is simple-cnn
+        # the pretrained models' fields are disabled while the model is simple-cnn
         assert screen.query_one("#field-weights", Input).disabled
-        assert reason(screen, "finetune") == "resnet18 only"
+        assert reason(screen, "finetune") == "pretrained models only"
+        assert reason(screen, "model") == "network to train"  # no size note for small models
 
 
 @run_async
@@ -129,6 +130,28 @@ async def test_form_cross_field_rule_and_model_dependent_fields(tmp_path) -> Non
         assert screen.query_one("#field-weights", Input).disabled is False
         assert screen.query_one("#field-hidden_units", Input).disabled
         assert screen.config.model == "resnet18" and screen.config.data_dir == str(tmp_path)
+
+
+@run_async
+async def test_form_shows_a_pretrained_models_size_and_training_memory(tmp_path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await show(pilot, TrainFormScreen())
+        screen.query_one("#field-dataset", Select).value = "cifar10"
+        screen.query_one("#field-model", Select).value = "resnet50"
+        screen.query_one("#field-image_size", Input).value = "224"
+        screen.query_one("#field-batch_size", Input).value = "32"
+        screen.query_one("#field-device", Select).value = "cpu"
+        await pilot.pause()
+        note = reason(screen, "model")
+        assert note.startswith("23.5M params, 20.5k trained") and "GiB memory" in note
+        assert "batch 32, 224 px" in note and "features cached" in note
+        screen.query_one("#field-finetune", Select).value = "all"
+        await pilot.pause()
+        assert "23.5M trained" in reason(screen, "model")
+        screen.query_one("#field-model", Select).value = "vgg16"
+        await pilot.pause()
+        assert reason(screen, "model").startswith("134.3M params, 134.3M trained")
 
 
 @run_async

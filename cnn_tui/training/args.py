@@ -14,12 +14,20 @@ from typing import Any
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, *, run_flags: bool = True) -> None:
+    """The training settings' flags, --preset and --config; with `run_flags` also those of a run
+    (--run-dir, --resume, --json, --start), which `cnn-tui lr-find` (no run) leaves out."""
     source = parser.add_argument_group("where the settings come from")
     source.add_argument("--preset", metavar="NAME", help="start from a preset (see README)")
     source.add_argument(
         "--config", metavar="FILE.toml", help="read settings from a TOML file; flags override it"
     )
+    if run_flags:
+        _add_run_flags(source)
+    _add_setting_flags(parser)
+
+
+def _add_run_flags(source: argparse._ArgumentGroup) -> None:
     source.add_argument(
         "--run-dir",
         metavar="DIR",
@@ -32,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--start", action="store_true", help="start training at once (TUI; skips the form)"
     )
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     settings = parser.add_argument_group("training settings")
     for field in FIELDS.values():
         if field.kind is bool:

@@ -26,13 +26,22 @@ from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
 
 DATASETS = ("shapes", "cifar10", "fashion-mnist", "imagefolder")
-MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", "resnet18", "fast-cnn", "airbench-cnn")
+# torchvision backbones with ImageNet weights (cnn_tui.training.models.PRETRAINED says how)
+PRETRAINED_MODELS = ("resnet18", "resnet50", "vgg16")
+MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", *PRETRAINED_MODELS, "fast-cnn", "airbench-cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step", "onecycle")
 AUGMENTS = ("none", "flip", "flip-crop")
-FINETUNES = ("head", "layer4", "all")
+# what trains in a pretrained model; layer4 is ResNet's name for its last block (= last-block)
+FINETUNES = ("head", "last-block", "all", "layer4")
+MIN_IMAGE_SIZE = {"vgg16": 32}  # five 2×2 max-pools; every other model takes 8 px and up
+# each data set's own image size (imagefolder: what its images are resized to by default)
+NATIVE_IMAGE_SIZE = {"shapes": 32, "cifar10": 32, "fashion-mnist": 28, "imagefolder": 64}
+EARLY_STOP_METRICS = ("val_loss", "val_acc")  # what --early-stop watches
 WEIGHTS_CHOICES = ("auto", "imagenet", "none")  # or a path to a state_dict file
 
+SEED_MAX = 2**32 - 1  # what every seeded generator takes (numpy, torch, torch.cuda)
+MAX_TOML_BYTES = 1 << 20  # a config file is a few lines; anything bigger is the wrong file
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
@@ -86,7 +95,18 @@ def setting(default: Any, help: str, **rules: Any) -> Any:
 
 
 def _format_number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))  # 4294967295, not 4.29497e+09
     return f"{value:g}"
+
+
+def _shown(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut short (a config file may hold anything)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for str(): Python refuses more than 4300 digits
+        return "a number too long to show"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_range(field: Field, value: float) -> None:
@@ -94,11 +114,12 @@ def _check_range(field: Field, value: float) -> None:
     if low is not None and (value < low or (field.exclusive_minimum and value == low)):
         relation = "greater than" if field.exclusive_minimum else "at least"
         raise ConfigError(
-            field.name, f"{field.flag} must be {relation} {_format_number(low)}, got {value}"
+            field.name,
+            f"{field.flag} must be {relation} {_format_number(low)}, got {_shown(value)}",
         )
     if high is not None and value > high:
         raise ConfigError(
-            field.name, f"{field.flag} must be at most {_format_number(high)}, got {value}"
+            field.name, f"{field.flag} must be at most {_format_number(high)}, got {_shown(value)}"
         )
 
 
@@ -106,40 +127,53 @@ def coerce_field(name: str, value: Any) -> Any:
     """Check a value already typed (from TOML or code) for field `name`; return it normalised."""
     field = FIELDS.get(name)
     if field is None:
-        raise ConfigError(name, f"unknown setting {name!r}; valid settings: {', '.join(FIELDS)}")
+        raise ConfigError(
+            name, f"unknown setting {_shown(name)}; valid settings: {', '.join(FIELDS)}"
+        )
     if value is None or (field.optional and value == ""):
         if field.optional:
             return None
         raise ConfigError(name, f"{field.flag} needs a value")
     if field.kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(name, f"{field.flag} must be true or false, got {value!r}")
+            raise ConfigError(name, f"{field.flag} must be true or false, got {_shown(value)}")
         return value
     if field.kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise ConfigError(name, f"{field.flag} must be a whole number, got {value!r}")
+                raise ConfigError(name, f"{field.flag} must be a whole number, got {_shown(value)}")
         _check_range(field, value)
         return value
     if field.kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(name, f"{field.flag} must be a number, got {value!r}")
-        value = float(value)
+            raise ConfigError(name, f"{field.flag} must be a number, got {_shown(value)}")
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond the largest float
+            raise ConfigError(
+                name, f"{field.flag} must be a finite number, got {_shown(value)}"
+            ) from None
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(name, f"{field.flag} must be a finite number, got {value}")
         _check_range(field, value)
         return value
     if not isinstance(value, str):
-        raise ConfigError(name, f"{field.flag} must be text, got {value!r}")
+        raise ConfigError(name, f"{field.flag} must be text, got {_shown(value)}")
     value = value.strip()
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ConfigError(
+            name,
+            f"{field.flag} must not hold control characters (newline, tab, ...), "
+            f"got {_shown(value)}",
+        )
     if field.choices and value not in field.choices:
         raise ConfigError(
-            name, f"{field.flag} must be one of {', '.join(field.choices)}, got {value!r}"
+            name, f"{field.flag} must be one of {', '.join(field.choices)}, got {_shown(value)}"
         )
     if field.check is not None and (reason := field.check(value)) is not None:
-        raise ConfigError(name, f"{field.flag}: {reason}, got {value!r}")
+        raise ConfigError(name, f"{field.flag}: {reason}, got {_shown(value)}")
     return value
 
 
@@ -157,18 +191,20 @@ def parse_field(name: str, text: str) -> Any:
             return True
         if lowered in ("false", "no", "off", "0"):
             return False
-        raise ConfigError(name, f"{field.flag} must be true or false, got {text!r}")
+        raise ConfigError(name, f"{field.flag} must be true or false, got {_shown(text)}")
     if field.kind is int:
         try:
             value: Any = int(text)
         except ValueError:
-            raise ConfigError(name, f"{field.flag} must be a whole number, got {text!r}") from None
+            raise ConfigError(
+                name, f"{field.flag} must be a whole number, got {_shown(text)}"
+            ) from None
         return coerce_field(name, value)
     if field.kind is float:
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(name, f"{field.flag} must be a number, got {text!r}") from None
+            raise ConfigError(name, f"{field.flag} must be a number, got {_shown(text)}") from None
         return coerce_field(name, value)
     return coerce_field(name, text)
 
@@ -185,13 +221,14 @@ class TrainConfig:
     hidden_units: int = setting(10, "filters per conv layer of simple-cnn", minimum=1, maximum=1024)
     weights: str = setting(
         "auto",
-        "resnet18 start weights: imagenet, none, or a state_dict PATH (auto: imagenet for "
-        "resnet18)",
+        "start weights of a pretrained model: imagenet, none, or a state_dict PATH (auto: "
+        "imagenet)",
         check=_check_weights,
     )
     finetune: str = setting(
         "head",
-        "what trains in resnet18: the new head, layer4 + head, or all layers",
+        "what trains in a pretrained model: the new head, its last block + head (resnet layer4, "
+        "vgg16's classifier), or all layers",
         choices=FINETUNES,
     )
     image_size: int | None = setting(
@@ -210,6 +247,21 @@ class TrainConfig:
     augment: str = setting("none", "random augmentation of training batches", choices=AUGMENTS)
     label_smoothing: float = setting(0.0, "label smoothing of the loss", minimum=0.0, maximum=0.5)
     grad_clip: float = setting(0.0, "clip the gradient norm to this value (0: off)", minimum=0.0)
+    early_stop: int = setting(
+        0,
+        "stop when the validation metric has not improved for this many epochs, then test "
+        "the best epoch's weights (0: off)",
+        minimum=0,
+        maximum=10_000,
+    )
+    early_stop_metric: str = setting(
+        "val_loss", "what early stopping watches", choices=EARLY_STOP_METRICS
+    )
+    min_delta: float = setting(
+        0.0,
+        "early stopping: a change of the metric up to this much is no improvement",
+        minimum=0.0,
+    )
     val_split: float = setting(
         0.1,
         "fraction of the training set held out for validation",
@@ -218,7 +270,10 @@ class TrainConfig:
         exclusive_minimum=True,
     )
     limit: int | None = setting(
-        None, "use at most this many training images (quick runs; default: all)", minimum=10
+        None,
+        "use at most this many training images (quick runs; default: all)",
+        minimum=10,
+        maximum=1_000_000_000,
     )
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", check=_check_device)
     amp: bool = setting(
@@ -228,9 +283,14 @@ class TrainConfig:
         True, "channels_last memory format (always on the CPU; on CUDA from 64 px)"
     )
     cache_features: bool = setting(
-        True, "resnet18 with a frozen backbone and no augmentation: compute features once"
+        True, "a pretrained model's frozen backbone, no augmentation: compute features once"
     )
-    seed: int = setting(0, "random seed (data split, initialisation, batch order)", minimum=0)
+    seed: int = setting(
+        0,
+        "random seed (data split, initialisation, batch order)",
+        minimum=0,
+        maximum=SEED_MAX,
+    )
 
     @classmethod
     def from_mapping(
@@ -265,17 +325,34 @@ class TrainConfig:
                 "data_dir",
                 "--dataset imagefolder needs --data-dir: a folder with one sub-folder per class",
             )
-        if self.model != "resnet18" and self.weights not in ("auto", "none"):
+        if self.model not in PRETRAINED_MODELS and self.weights not in ("auto", "none"):
             raise ConfigError(
                 "weights",
-                f"--weights applies to resnet18 only; --model {self.model} starts from scratch",
+                f"--weights applies to pretrained models only ({', '.join(PRETRAINED_MODELS)}); "
+                f"--model {self.model} starts from scratch",
             )
+        if self.model in PRETRAINED_MODELS:
+            if self.finetune == "layer4" and not self.model.startswith("resnet"):
+                raise ConfigError(
+                    "finetune",
+                    f"--finetune layer4 is a ResNet block; {self.model} has none: use "
+                    "--finetune last-block",
+                )
+            smallest = MIN_IMAGE_SIZE.get(self.model, 1)
+            size = self.image_size or NATIVE_IMAGE_SIZE[self.dataset]
+            if size < smallest:
+                given = "--image-size" if self.image_size else f"{self.dataset} images are"
+                raise ConfigError(
+                    "image_size",
+                    f"--model {self.model} needs images of at least {smallest} px ({given} "
+                    f"{size}): pass --image-size {smallest} or more",
+                )
 
     @property
     def resolved_weights(self) -> str:
-        """The start weights actually used: 'auto' means imagenet for resnet18, none otherwise."""
+        """The start weights actually used: 'auto' means imagenet for a pretrained model."""
         if self.weights == "auto":
-            return "imagenet" if self.model == "resnet18" else "none"
+            return "imagenet" if self.model in PRETRAINED_MODELS else "none"
         return self.weights
 
     def to_dict(self) -> dict[str, Any]:
@@ -335,15 +412,30 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(MAX_TOML_BYTES + 1)  # at most: /dev/zero must not fill memory
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist") from None
     except IsADirectoryError:
         raise UsageError(f"config file {path} is a folder, expected a .toml file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc}") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise UsageError(
+            f"config file {path} is over {MAX_TOML_BYTES >> 20} MiB: a config file holds a few "
+            "lines of settings (is it the right file?)"
+        )
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start}): save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read config file {path}: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, arrays nested too deep
+        reason = str(exc).split(";")[0][:100] or type(exc).__name__
+        raise UsageError(f"config file {path} is not a usable TOML file ({reason})") from None
 
 
 def load_config_file(
@@ -381,6 +473,8 @@ def _preset_info(path: Path, builtin: bool) -> PresetInfo:
         meta = read_toml(path).get("preset", {})
     except UsageError:
         meta = {"description": "(unreadable preset file)"}
+    if not isinstance(meta, dict):
+        meta = {}
     return PresetInfo(
         name=path.stem,
         path=path,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_tui.errors import RunError, UsageError
+from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import atomic_write
-from cnn_tui.training import datasets, feature_cache, metrics, models, runs
+from cnn_tui.training import datasets, early_stop, feature_cache, metrics, models, runs
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.devices import device_name, resolve_device
 
@@ -194,9 +195,27 @@ class Progress:
     best_val_acc: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0  # training time over all sessions
+    # early stopping (--early-stop): the best value of its metric, the epoch (1-based) whose
+    # weights are best.pt, and the epochs since then without an improvement. A checkpoint from
+    # before early stopping existed has none of these: the defaults start afresh.
+    best_metric: float | None = None
+    best_epoch: int = 0
+    since_best: int = 0
 
     def state(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def track_best(self, config: TrainConfig, row: dict[str, Any]) -> bool:
+        """Early stopping's bookkeeping after epoch `row`; True when it is the new best."""
+        value = float(row[config.early_stop_metric])
+        if early_stop.improved(config.early_stop_metric, self.best_metric, value, config.min_delta):
+            self.best_metric, self.best_epoch, self.since_best = value, row["epoch"], 0
+            return True
+        self.since_best += 1
+        return False
+
+    def should_stop_early(self, config: TrainConfig) -> bool:
+        return config.early_stop > 0 and self.since_best >= config.early_stop
 
     def end_epoch(self, row: dict[str, Any]) -> None:
         """Epoch `row["epoch"]` is done: keep its row, its time and the best validation accuracy."""
@@ -209,9 +228,10 @@ class Progress:
 
 
 def normalization(config: TrainConfig, data: datasets.DataSplits) -> tuple[tuple, tuple]:
-    """Pretrained resnet18 weights want ImageNet statistics; everything else the data set's own."""
-    if config.model == "resnet18" and config.resolved_weights != "none":
-        mean, std = models.IMAGENET_MEAN, models.IMAGENET_STD
+    """Pretrained weights want the statistics they were trained with (ImageNet's, from the
+    weights' own meta); everything else the data set's own."""
+    if config.model in models.PRETRAINED and config.resolved_weights != "none":
+        mean, std = models.weights_normalization(config.model)
         if data.channels == 1:  # grey images are repeated to RGB inside the model
             return (sum(mean) / 3,), (sum(std) / 3,)
         return mean, std
@@ -316,6 +336,53 @@ class Diverged(RunError):
     pass
 
 
+def batch_rows(s: Setup, order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of training batch `b` of an epoch visited in `order`, on the device."""
+    index = order[b * s.config.batch_size : (b + 1) * s.config.batch_size]
+    return fetch(s.train_x, index, s.device), fetch(s.train_y, index, s.device)
+
+
+def train_step(
+    s: Setup,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    lr: float,
+    trainable: list[nn.Parameter],
+) -> tuple[float, int]:
+    """One optimizer step on a batch at learning rate `lr`: forward, loss, backward, clip, step.
+
+    Returns the batch's mean loss and how many images it got right (one device sync). A loss
+    that is not finite is returned without a step: the caller decides (the loop stops the run,
+    the LR finder its curve). The training loop and the LR finder (`lr_find`) both step here.
+    """
+    config, optimizer = s.config, s.optimizer
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with s.autocast():
+        logits = batch_logits(s.net, images, s.prep, train=True, generator=s.augment_generator)
+        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+    # one device sync per batch: the loss (to stop on divergence) and the correct count
+    loss_value, correct = torch.stack(
+        [loss.detach().float(), (logits.argmax(1) == labels).sum().float()]
+    ).tolist()
+    if not math.isfinite(loss_value):
+        return loss_value, int(correct)
+    optimizer.zero_grad(set_to_none=True)
+    if s.scaler is not None:
+        s.scaler.scale(loss).backward()
+        if config.grad_clip > 0:
+            s.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        s.scaler.step(optimizer)
+        s.scaler.update()
+    else:
+        loss.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        optimizer.step()
+    return loss_value, int(correct)
+
+
 def train_one_epoch(
     s: Setup,
     epoch: int,
@@ -324,49 +391,25 @@ def train_one_epoch(
     stop: threading.Event,
 ) -> bool:
     """Train epoch `epoch` (0-based) from batch `progress.batch` on; False if stopped part-way."""
-    config, model, optimizer = s.config, s.model, s.optimizer
+    config, model = s.config, s.model
     models.set_train_mode(model, True)
     trainable = models.trainable_parameters(model)  # for --grad-clip, found once per epoch
     order = epoch_order(config.seed, epoch, len(s.train_y)).to(s.train_x.device)
     started, first = time.perf_counter(), progress.batch
     for b in range(progress.batch, s.batches):
-        index = order[b * config.batch_size : (b + 1) * config.batch_size]
-        images = fetch(s.train_x, index, s.device)
-        labels = fetch(s.train_y, index, s.device)
+        images, labels = batch_rows(s, order, b)
         lr = lr_at(config, progress.step, s.total_steps, s.batches)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-
-        with s.autocast():
-            logits = batch_logits(s.net, images, s.prep, train=True, generator=s.augment_generator)
-            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-        # one device sync per batch: the loss (to stop on divergence) and the correct count
-        loss_value, correct = torch.stack(
-            [loss.detach().float(), (logits.argmax(1) == labels).sum().float()]
-        ).tolist()
+        loss_value, correct = train_step(s, images, labels, lr, trainable)
         if not math.isfinite(loss_value):
             raise Diverged(
                 f"training diverged at epoch {epoch + 1} (loss is {loss_value}): lower the "
                 f"learning rate (--lr, now {config.lr:g})"
             )
-        optimizer.zero_grad(set_to_none=True)
-        if s.scaler is not None:
-            s.scaler.scale(loss).backward()
-            if config.grad_clip > 0:
-                s.scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            s.scaler.step(optimizer)
-            s.scaler.update()
-        else:
-            loss.backward()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            optimizer.step()
 
         progress.step += 1
         progress.batch = b + 1
         progress.loss_sum += loss_value * len(labels)
-        progress.correct += int(correct)
+        progress.correct += correct
         progress.seen += len(labels)
         elapsed = time.perf_counter() - started
         per_batch = elapsed / (b + 1 - first)
@@ -438,11 +481,12 @@ def rng_state(s: Setup) -> dict[str, Any]:
 
 
 def restore_rng(s: Setup, state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"])  # checked by `check_resumable`
     if s.device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"], s.device)
+        with contextlib.suppress(RuntimeError, TypeError):  # saved on another device type
+            torch.cuda.set_rng_state(state["cuda"], s.device)
     if state.get("augment") is not None:
-        with contextlib.suppress(RuntimeError):  # a generator of another device type
+        with contextlib.suppress(RuntimeError, TypeError):  # a generator of another device type
             s.augment_generator.set_state(state["augment"])
 
 
@@ -477,6 +521,20 @@ def save_checkpoint(path: Path, s: Setup, progress: Progress) -> None:
     atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
 
+def save_best(path: Path, s: Setup, progress: Progress) -> None:
+    """best.pt (early stopping): the weights of the best epoch so far, written atomically; a plain
+    dict that `load_checkpoint` (weights_only=True) reads like a checkpoint."""
+    best = {
+        "format": CHECKPOINT_FORMAT,
+        "model": s.model.state_dict(),
+        "epoch": progress.best_epoch,
+        "metric": s.config.early_stop_metric,
+        "value": progress.best_metric,
+        "config": s.config.to_dict(),
+    }
+    atomic_write(path, lambda handle: torch.save(best, handle))
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A checkpoint dict (on the CPU); a missing or unreadable file is a UsageError naming it."""
     path = Path(path)
@@ -486,15 +544,144 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             "first batch); start a new run"
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or pickled code we refuse to run
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        checkpoint = models.torch_load(path)
+    except models.TorchFileError as exc:
         raise UsageError(
-            f"{path} is not a readable checkpoint ({reason}): the file is damaged; start a new run"
+            f"{path} is not a readable checkpoint ({exc}): the file is damaged; start a new run"
         ) from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "epoch" not in checkpoint:
         raise UsageError(f"{path} is not a cnn-tui checkpoint (no 'model' and 'epoch' entries)")
+    model = checkpoint["model"]
+    if not isinstance(model, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
+    ):
+        raise UsageError(
+            f"{path} is damaged: its 'model' entry is not a state_dict; start a new run"
+        )
+    for key in ("epoch", "batch"):
+        value = checkpoint.get(key, 0)
+        if not _is_count(value):
+            raise UsageError(
+                f"{path} is damaged: its {key!r} entry is not a count of epochs or batches "
+                f"(a {type(value).__name__}); start a new run"
+            )
     return checkpoint
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
+
+
+# what `Progress(**checkpoint["progress"])` takes: each field and the types a checkpoint may hold
+_PROGRESS_TYPES: dict[str, tuple[type, ...]] = {
+    "epoch": (int,),
+    "batch": (int,),
+    "step": (int,),
+    "loss_sum": (int, float),
+    "correct": (int,),
+    "seen": (int,),
+    "best_val_acc": (int, float, type(None)),
+    "history": (list,),
+    "seconds": (int, float),
+    "best_metric": (int, float, type(None)),
+    "best_epoch": (int,),
+    "since_best": (int,),
+}
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_resumable(checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose training state is damaged before the run writes anything.
+
+    `load_checkpoint` checked the weights and the epoch; training on also needs the optimizer
+    state, the progress (its history goes to summary.json as JSON) and, mid-epoch, the RNG state.
+    """
+
+    def damaged(what: str) -> UsageError:
+        return UsageError(
+            f"{path} cannot be continued: {what}; evaluate it with cnn-tui eval, or start a new run"
+        )
+
+    if not isinstance(checkpoint.get("optimizer"), dict):
+        raise damaged("it has no optimizer state")
+    progress = checkpoint.get("progress")
+    if not isinstance(progress, dict) or not set(progress) <= set(_PROGRESS_TYPES):
+        raise damaged("its 'progress' entry is missing or not the one cnn-tui writes")
+    for key, value in progress.items():
+        types = _PROGRESS_TYPES[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise damaged(f"its progress {key!r} is {type(value).__name__}")
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value < 2**62:
+            raise damaged(f"its progress {key!r} is out of range")
+    rows = progress.get("history", [])
+    if not all(
+        isinstance(row, dict) and all(isinstance(v, _JSON_SCALARS) for v in row.values())
+        for row in rows
+    ):
+        raise damaged("its epoch history is not a list of plain rows")
+    rng = checkpoint.get("rng")
+    if progress.get("batch", 0) > 0:
+        state = rng.get("torch") if isinstance(rng, dict) else None
+        wanted = torch.get_rng_state()
+        if (
+            not isinstance(state, torch.Tensor)
+            or state.dtype != wanted.dtype
+            or state.shape != wanted.shape
+        ):
+            raise damaged("its random-number state (needed to continue mid-epoch) is damaged")
+
+
+_SIZE_MISMATCH = re.compile(
+    r"size mismatch for (\S+): copying a param with shape torch\.Size\((\[.*?\])\) from "
+    r"checkpoint, the shape in current model is torch\.Size\((\[.*?\])\)"
+)
+
+
+def _first_reason(exc: BaseException) -> str:
+    """The telling line of an error: torch's load_state_dict puts it on the second line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading"):
+        lines = lines[1:]
+    line = lines[0] if lines else type(exc).__name__
+    if match := _SIZE_MISMATCH.match(line):
+        name, saved, wanted = match.groups()
+        line = f"{name} is {saved} in the checkpoint but {wanted} in the model"
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def load_model_state(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint's weights into `model`; UsageError naming the file when they do not fit."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"{path} does not fit the model of {runs.CONFIG_FILE} ({_first_reason(exc)}): the "
+            "checkpoint was saved with other settings; start a new run"
+        ) from None
+
+
+def load_training_state(s: Setup, checkpoint: dict[str, Any], path: Path) -> None:
+    """Load the weights, the optimizer state and the AMP scaler of a checkpoint to continue it."""
+    load_model_state(s.model, checkpoint, path)
+    try:
+        s.optimizer.load_state_dict(checkpoint["optimizer"])
+        # load_state_dict keeps tensors of any shape; the first step would fail on them
+        for group in s.optimizer.param_groups:
+            for param in group["params"]:
+                for value in s.optimizer.state.get(param, {}).values():
+                    if isinstance(value, torch.Tensor) and value.dim() > 0:
+                        if value.shape != param.shape:
+                            raise ValueError(
+                                f"a state of shape {tuple(value.shape)} for a parameter of "
+                                f"shape {tuple(param.shape)}"
+                            )
+        if s.scaler is not None and checkpoint.get("scaler"):
+            s.scaler.load_state_dict(checkpoint["scaler"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(
+            f"{path}: its optimizer state does not fit --optimizer {s.config.optimizer} over this "
+            f"model ({_first_reason(exc)}); start a new run"
+        ) from None
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -569,6 +756,12 @@ def train(
     except (RunError, UsageError) as exc:
         _fail(run, str(exc))
         raise
+    except OSError as exc:  # a full disk: one line naming the file; the older files stay valid
+        error = disk_full(exc, run_dir)
+        _fail(run, str(error) if error is not None else f"{type(exc).__name__}: {exc}")
+        if error is None:
+            raise
+        raise error from None
     except Exception as exc:  # a bug: record it, then let the traceback show
         _fail(run, f"{type(exc).__name__}: {exc}")
         raise
@@ -581,7 +774,15 @@ def resume_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] | No
     if not (run_dir / runs.CHECKPOINT_FILE).exists():
         return None
     checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+    check_resumable(checkpoint, run_dir / runs.CHECKPOINT_FILE)
     done = int(checkpoint["epoch"])
+    summary = runs.read_summary(run_dir)
+    if summary is not None and summary.get("early_stopped"):
+        raise UsageError(
+            f"run {run_dir} stopped early after epoch {done} ({config.early_stop_metric} did not "
+            f"improve for {config.early_stop} epochs): training it longer would stop again; "
+            "start a new run with a larger --early-stop"
+        )
     if done > config.epochs or (done == config.epochs and checkpoint.get("batch", 0) == 0):
         if runs.read_summary(run_dir) is not None:
             raise UsageError(
@@ -592,8 +793,10 @@ def resume_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] | No
 
 
 def _fail(run: Run, message: str) -> None:
-    run.status("failed", message)
-    run.log.emit("failed", message=message, epoch=run.progress.epoch + 1)
+    with contextlib.suppress(OSError):  # (on a full disk even these few bytes may not fit)
+        run.status("failed", message)
+    with contextlib.suppress(OSError):
+        run.log.emit("failed", message=message, epoch=run.progress.epoch + 1)
 
 
 def _run(run: Run) -> dict[str, Any]:
@@ -605,6 +808,8 @@ def _run(run: Run) -> dict[str, Any]:
     resume_mid_epoch = run.checkpoint is not None and progress.batch > 0
 
     for epoch in range(progress.epoch, config.epochs):
+        if progress.should_stop_early(config):  # (stopped by a signal right after the decision)
+            break
         if run.stop.is_set():
             return _stopped(run)
         if resume_mid_epoch:  # continue a stopped epoch where it left off
@@ -628,30 +833,65 @@ def _run(run: Run) -> dict[str, Any]:
         images_per_s = (progress.seen - images_before) / max(train_seconds, 1e-9)
         row = _epoch_row(s, epoch, progress, val, seconds, images_per_s)
         progress.end_epoch(row)
+        if config.early_stop and progress.track_best(config, row):
+            save_best(run.dir / runs.BEST_FILE, s, progress)  # before the checkpoint that says so
         run.save_checkpoint()
         run.log.emit("epoch", **row)
         run.status("running", f"epoch {epoch + 1}/{config.epochs} done")
+        if progress.should_stop_early(config):
+            _log_early_stop(run)
+            break
 
     return _finish(run)
+
+
+def _early_stop_text(config: TrainConfig, progress: Progress) -> str:
+    delta = f" by more than {config.min_delta:g}" if config.min_delta else ""
+    return (
+        f"early stop after epoch {progress.epoch}: {config.early_stop_metric} has not improved"
+        f"{delta} for {progress.since_best} epoch{'s' * (progress.since_best != 1)}; the best "
+        f"was epoch {progress.best_epoch} "
+        f"({config.early_stop_metric} {progress.best_metric:.4g}), whose weights "
+        f"({runs.BEST_FILE}) are tested"
+    )
+
+
+def _log_early_stop(run: Run) -> None:
+    config, progress = run.config, run.progress
+    run.log.emit(
+        "early_stop",
+        epoch=progress.epoch,
+        epochs=config.epochs,
+        best_epoch=progress.best_epoch,
+        metric=config.early_stop_metric,
+        best=progress.best_metric,
+        patience=config.early_stop,
+        min_delta=config.min_delta,
+        message=_early_stop_text(config, progress),
+    )
+    run.status("running", f"stopped early after epoch {progress.epoch}")
+
+
+def training_device(config: TrainConfig) -> torch.device:
+    """The device a run trains on, with CUDA's speed settings switched on."""
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 tensor cores (as convs)
+    return device
 
 
 def _setup(run: Run) -> Setup:
     """Device, data, model and optimizer of the run (their saved state when resuming)."""
     config, checkpoint = run.config, run.checkpoint
-    device = resolve_device(config.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 tensor cores (as convs)
+    device = training_device(config)
     run.status("running", f"loading data set {config.dataset}")
     data = load_data(config)
     # resuming: the saved weights replace the start weights, so do not download them again
     weights = "none" if checkpoint is not None else config.resolved_weights
     s = prepare(config, device, data, weights=weights)
     if checkpoint is not None:
-        s.model.load_state_dict(checkpoint["model"])
-        s.optimizer.load_state_dict(checkpoint["optimizer"])
-        if s.scaler is not None and checkpoint.get("scaler"):
-            s.scaler.load_state_dict(checkpoint["scaler"])
+        load_training_state(s, checkpoint, run.dir / runs.CHECKPOINT_FILE)
     if feature_cache.applies(s):  # frozen backbone, no augmentation: its features once, up front
         run.status("running", "computing the frozen backbone's features")
         s = feature_cache.cache_features(s)
@@ -729,8 +969,14 @@ def _stopped(run: Run) -> dict[str, Any]:
 
 
 def _finish(run: Run) -> dict[str, Any]:
-    s, progress = run.s, run.progress
+    s, progress, config = run.s, run.progress, run.config
     assert s is not None
+    stopped_early = progress.should_stop_early(config) and progress.epoch < config.epochs
+    best_epoch = None
+    if config.early_stop and (run.dir / runs.BEST_FILE).is_file():
+        best = load_checkpoint(run.dir / runs.BEST_FILE)  # weights_only=True
+        load_model_state(s.model, best, run.dir / runs.BEST_FILE)  # (the head of a cached s.net)
+        best_epoch = int(best["epoch"])
     run.status("running", "evaluating on the test set")
     test = evaluate(s, s.test_x, s.test_y, keep_predictions=True)
     report = metrics.classification_report(test.confusion, s.data.classes)
@@ -753,7 +999,16 @@ def _finish(run: Run) -> dict[str, Any]:
         "device": str(s.device),
         "history": progress.history,
         "run_dir": str(run.dir),
+        "early_stopped": stopped_early,
+        "evaluated_with": "best" if best_epoch is not None else "last",
     }
+    if config.early_stop:
+        summary.update(
+            stopped_epoch=progress.epoch if stopped_early else None,
+            best_epoch=best_epoch,
+            early_stop_metric=config.early_stop_metric,
+            best_metric=progress.best_metric,
+        )
     runs.write_summary(run.dir, summary)
     run.log.emit(
         "evaluated",
@@ -763,7 +1018,9 @@ def _finish(run: Run) -> dict[str, Any]:
         macro_recall=report["macro_recall"],
         macro_f1=report["macro_f1"],
     )
-    run.status("finished", "finished", test_accuracy=report["test_accuracy"])
+    extra = {"early_stop_epoch": progress.epoch} if stopped_early else {}
+    message = f"finished (early stop @{progress.epoch})" if stopped_early else "finished"
+    run.status("finished", message, test_accuracy=report["test_accuracy"], **extra)
     run.log.emit("finished")
     return summary
 
@@ -776,20 +1033,31 @@ def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> 
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
     checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+    weights_file = runs.CHECKPOINT_FILE
+    if config.early_stop and (run_dir / runs.BEST_FILE).is_file():
+        weights_file = runs.BEST_FILE  # early stopping tests the best epoch's weights
+    weights = checkpoint if weights_file == runs.CHECKPOINT_FILE else None
+    if weights is None:
+        weights = load_checkpoint(run_dir / weights_file)
     device = resolve_device(device_spec)
     data = load_data(config)
     config = config.replace(device=str(device))
     s = prepare(config, device, data, weights="none")
-    try:
-        s.model.load_state_dict(checkpoint["model"])
-    except RuntimeError as exc:
-        raise UsageError(
-            f"{run_dir / runs.CHECKPOINT_FILE} does not fit the model of {runs.CONFIG_FILE} "
-            f"({str(exc).splitlines()[0][:160]})"
-        ) from None
+    load_model_state(s.model, weights, run_dir / weights_file)
     saved = checkpoint.get("normalization") or {}
-    if saved.get("mean"):
-        s.eval_prep.mean, s.eval_prep.std = tuple(saved["mean"]), tuple(saved["std"])
+    if isinstance(saved, dict) and saved.get("mean"):
+        mean, std = saved.get("mean"), saved.get("std")
+        if not all(
+            isinstance(values, (list, tuple))
+            and len(values) == data.channels
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+            for values in (mean, std)
+        ) or not all(v > 0 for v in std):
+            raise UsageError(
+                f"{run_dir / runs.CHECKPOINT_FILE} is damaged: its normalization is not "
+                f"{data.channels} finite means and positive standard deviations"
+            )
+        s.eval_prep.mean, s.eval_prep.std = tuple(mean), tuple(std)
     test = evaluate(s, s.test_x, s.test_y)
     return {
         **metrics.classification_report(test.confusion, data.classes),
@@ -797,6 +1065,8 @@ def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> 
         "n_test": len(data.test_y),
         "checkpoint_epoch": int(checkpoint["epoch"]),
         "checkpoint_batch": int(checkpoint.get("batch", 0)),
+        "weights": weights_file,  # checkpoint.pt, or best.pt for a run with early stopping
+        "weights_epoch": int(weights["epoch"]),
         "device": str(device),
         "run_dir": str(run_dir),
     }

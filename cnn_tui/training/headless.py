@@ -1,9 +1,12 @@
 """The `--no-ui` side of `cnn-tui train`, `cnn-tui eval` and `cnn-tui runs`.
 
 Training prints a progress bar and one table row per epoch on a terminal, plain lines (one per
-epoch, no redraws) when stdout is a file or a pipe, and only JSON lines with `--json`. Ctrl+C or
-SIGTERM stops at the next batch boundary with a checkpoint (exit code 130); a second Ctrl+C aborts
-at once. Exit codes: 0 finished, 1 failed, 2 usage error, 130 stopped.
+epoch, no redraws) when stdout is a file or a pipe, and only JSON lines with `--json`. Ctrl+C,
+SIGTERM or SIGHUP (a dropped SSH session; not under nohup) stops at the next batch boundary with a
+checkpoint (exit code 130); a second Ctrl+C aborts at once. Exit codes: 0 finished, 1 failed, 2
+usage error, 130 stopped. A trainer holds its run directory's lock (`runs.lock_run`) for its whole
+life: a second one on the same folder is refused. When the terminal or the pipe goes away, output
+stops and the run carries on to its checkpoint.
 
 No textual import here: scripts and CI never load the TUI.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,15 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from cnn_tui.errors import UsageError
+from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training import runs
 from cnn_tui.training.config import FIELDS, TrainConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 RESUME_FLAGS_ALLOWED = ("epochs", "device")  # what --resume lets you change
 
-# files that show a folder already holds a run (the TUI's launcher pre-writes only config.toml)
-_RUN_FILES = (runs.STATUS_FILE, runs.EVENTS_FILE, runs.CHECKPOINT_FILE, runs.SUMMARY_FILE)
 # what a finished run leaves, as its last lines list them
 _RESULT_FILES = (
     runs.SUMMARY_FILE,
@@ -72,23 +74,24 @@ def resume_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     return config, run_dir
 
 
-def check_new_run_dir(path: Path) -> None:
-    """Refuse a folder that already holds a run: nothing saved is ever overwritten."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--run-dir {path} is a file, not a folder")
-    if path.is_dir() and any((path / name).exists() for name in _RUN_FILES):
-        raise UsageError(
-            f"run dir {path} already holds a run: pass --resume {path} to continue it or choose "
-            "another --run-dir"
-        )
+check_new_run_dir = runs.check_new_run_dir  # (where it was defined first)
 
 
 # --- signals ----------------------------------------------------------------------------------
 
 
+def stop_signals() -> list[signal.Signals]:
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session), but not a SIGHUP
+    that is ignored (`nohup`): such a run is meant to outlive its terminal."""
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signals.append(signal.SIGHUP)
+    return signals
+
+
 @contextmanager
 def stop_on_signals(stop: threading.Event, note: Callable[[str], None]) -> Iterator[None]:
-    """SIGINT / SIGTERM set `stop` (finish the batch, checkpoint); a second SIGINT aborts."""
+    """`stop_signals` set `stop` (finish the batch, checkpoint); a second SIGINT aborts."""
 
     def handle(signum: int, frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
@@ -97,7 +100,7 @@ def stop_on_signals(stop: threading.Event, note: Callable[[str], None]) -> Itera
         name = signal.Signals(signum).name
         note(f"{name}: stopping after this batch and saving a checkpoint (Ctrl+C again: abort)")
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handle) for sig in stop_signals()}
     try:
         yield
     finally:
@@ -106,6 +109,33 @@ def stop_on_signals(stop: threading.Event, note: Callable[[str], None]) -> Itera
 
 
 # --- progress output --------------------------------------------------------------------------
+
+
+def mute_output() -> None:
+    """The terminal or the pipe is gone (a dropped SSH session, a closed pipe): point stdout and
+    stderr at /dev/null, so that the run carries on to its checkpoint instead of failing on a
+    print (and Python's exit does not fail flushing them)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError, AttributeError):  # (no real file behind it)
+                pass
+    finally:
+        os.close(devnull)
+
+
+def quietly(function: Callable[..., Any]) -> Callable[..., None]:
+    """`function` (which prints), muting the output instead of failing when it is gone."""
+
+    def call(*args: Any) -> None:
+        try:
+            function(*args)
+        except OSError:
+            mute_output()
+
+    return call
 
 
 def _pct(value: float | None) -> str:
@@ -164,11 +194,17 @@ def started_lines(event: dict[str, Any]) -> list[str]:
 
 
 def finished_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
+    files = list(_RESULT_FILES)
+    weights = ""
+    if summary.get("evaluated_with") == "best":  # early stopping: the best epoch's weights
+        files.insert(2, runs.BEST_FILE)
+        weights = f"; with epoch {summary.get('best_epoch')}'s weights ({runs.BEST_FILE})"
     return [
         f"test accuracy {summary['test_accuracy'] * 100:.2f}%   macro F1 {summary['macro_f1']:.4f}"
         f"   (macro precision {summary['macro_precision']:.4f}, recall "
-        f"{summary['macro_recall']:.4f}; best val acc {_pct(summary['best_val_acc']).strip()})",
-        f"files: {run_dir}/ — {', '.join(_RESULT_FILES)}",
+        f"{summary['macro_recall']:.4f}; best val acc {_pct(summary['best_val_acc']).strip()})"
+        f"{weights}",
+        f"files: {run_dir}/ — {', '.join(files)}",
     ]
 
 
@@ -192,7 +228,7 @@ class PlainReporter:
                 self.print(EPOCH_HEADER)
                 self.header_done = True
             self.print(epoch_row(event))
-        elif kind == "stopped":
+        elif kind in ("stopped", "early_stop"):
             self.print(event["message"])
 
     def close(self) -> None:
@@ -297,30 +333,40 @@ def run_train(args: argparse.Namespace) -> int:
     resolve_device(config.device)  # a bad --device is a usage error before anything is written
     if run_dir is None:
         run_dir = runs.new_run_dir(getattr(args, "runs_dir", "runs"), config)
+    with runs.lock_run(run_dir):  # one trainer per run directory, for its whole life
+        if not resume and getattr(args, "run_dir", None):
+            check_new_run_dir(run_dir)  # again: a trainer may have started since the check
+        runs.remove_temp_files(run_dir)  # left by a trainer killed mid-write
+        return _train(args, config, run_dir, resume)
 
+
+def _train(args: argparse.Namespace, config: TrainConfig, run_dir: Path, resume: bool) -> int:
     from cnn_tui.training import engine
 
     reporter = make_reporter(args, sys.stdout)
     epochs_total = config.epochs
+    report = quietly(reporter)
 
     def on_event(event: dict[str, Any]) -> None:
         if event["event"] == "batch":
             event = {**event, "epochs": epochs_total}  # for the progress bar label only
-        reporter(event)
+        report(event)
 
+    say = quietly(reporter.print)
     if not isinstance(reporter, JsonReporter):
-        reporter.print(f"run dir: {run_dir}")
+        say(f"run dir: {run_dir}")
     stop = threading.Event()
     try:
-        with stop_on_signals(stop, lambda text: print(f"cnn-tui: {text}", file=sys.stderr)):
+        note = quietly(lambda text: print(f"cnn-tui: {text}", file=sys.stderr))
+        with stop_on_signals(stop, note):
             summary = engine.train(config, run_dir, on_event=on_event, stop=stop, resume=resume)
     finally:
-        reporter.close()
+        quietly(reporter.close)()
     if summary["status"] == "stopped":
         return EXIT_STOPPED
     if not isinstance(reporter, JsonReporter):
         for line in finished_lines(summary, run_dir):
-            reporter.print(line)
+            say(line)
     return EXIT_OK
 
 
@@ -340,14 +386,26 @@ def run_eval(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = engine.evaluate_run(run_dir, getattr(args, "device", "auto") or "auto")
     report["seconds"] = time.perf_counter() - started
-    runs.write_eval(run_dir, report)
+    try:
+        runs.write_eval(run_dir, report)
+    except OSError as exc:  # eval.json is a folder, the run dir is read-only, the disk is full
+        raise RunError(
+            f"cannot write {run_dir / runs.EVAL_FILE} ({exc.strerror or exc}): the metrics were "
+            "computed but not saved; make the run directory writable"
+        ) from None
     if getattr(args, "json", False):
         print(json.dumps(report))
         return EXIT_OK
     where = f"epoch {report['checkpoint_epoch']}"
     if report["checkpoint_batch"]:
         where = f"epoch {report['checkpoint_epoch'] + 1}, batch {report['checkpoint_batch']}"
-    print(f"run {run_dir} — checkpoint after {where}, {report['n_test']} test images")
+    weights = ""
+    if report.get("weights") == runs.BEST_FILE:
+        weights = (
+            f"; the weights of its best epoch, {report['weights_epoch']} ({runs.BEST_FILE}: "
+            "early stopping)"
+        )
+    print(f"run {run_dir} — checkpoint after {where}{weights}, {report['n_test']} test images")
     print(metrics.format_report(report))
     print(f"test loss {report['test_loss']:.4f}; written to {run_dir / runs.EVAL_FILE}")
     return EXIT_OK
@@ -371,7 +429,7 @@ def run_list(args: argparse.Namespace) -> int:
             f"{info.epochs_done}/{info.epochs}",
             _pct(info.best_val_acc).strip(),
             _pct(info.test_acc).strip(),
-            info.status,
+            info.status_label,
         )
         for info in infos
     ]
@@ -379,4 +437,7 @@ def run_list(args: argparse.Namespace) -> int:
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    for info in infos:  # damaged files: what could be read is in the table
+        for problem in info.problems:
+            print(f"{info.name}: {problem}")
     return EXIT_OK

@@ -26,6 +26,7 @@ from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import (
     CONFIG_FILE,
     OUTPUT_LOG,
+    check_new_run_dir,
     effective_status,
     is_alive,
     read_events,
@@ -47,7 +48,9 @@ def train_command(run_dir: Path, resume: bool = False) -> list[str]:
     return [*command, "--config", str(run_dir / CONFIG_FILE), "--run-dir", str(run_dir)]
 
 
-def _spawn(command: list[str], run_dir: Path) -> int:
+def spawn_detached(command: list[str], run_dir: Path) -> int:
+    """Start `command` in its own session (no SIGHUP from a closing terminal), stdin closed, output
+    appended to `run_dir/output.log`; returns its pid. Runs and sweep runners both start here."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / OUTPUT_LOG, "ab") as log:
         process = subprocess.Popen(
@@ -65,16 +68,20 @@ def _spawn(command: list[str], run_dir: Path) -> int:
 
 
 def launch_run(config: TrainConfig, run_dir: str | os.PathLike[str]) -> int:
-    """Write `run_dir/config.toml` and start training it in the background; returns the pid."""
+    """Write `run_dir/config.toml` and start training it in the background; returns the pid.
+
+    A folder that already holds a run is refused (UsageError) before anything is written.
+    """
     run_dir = Path(run_dir)
+    check_new_run_dir(run_dir)
     write_config(run_dir, config)
-    return _spawn(train_command(run_dir), run_dir)
+    return spawn_detached(train_command(run_dir), run_dir)
 
 
 def resume_run(run_dir: str | os.PathLike[str]) -> int:
     """Continue a stopped run from its last checkpoint in the background; returns the pid."""
     run_dir = Path(run_dir)
-    return _spawn(train_command(run_dir, resume=True), run_dir)
+    return spawn_detached(train_command(run_dir, resume=True), run_dir)
 
 
 def child_exit_code(pid: int) -> int | None:

@@ -7,11 +7,15 @@ A run directory holds what one training run wrote (see README, "Run directory"):
     status.json     {"status", "pid", "message", "epoch", "epochs", "started", "updated", ...}
     summary.json    test metrics when the run finished
     checkpoint.pt   model/optimizer state after every epoch (and at a stop; engine.py writes it)
+    best.pt         with --early-stop: the best epoch's weights (engine.py writes it)
     samples.npz     some test images with true/predicted labels (numpy only)
     eval.json       the test metrics `cnn-tui eval` recomputed from the checkpoint
     output.log      stdout/stderr of a trainer the TUI started (launcher.py)
+    lock            locked (flock) by the one trainer writing the run, for its whole life
 
-Every file but the append-only event log is written atomically (temporary file, then rename).
+Every file but the append-only event log is written atomically (temporary file, then rename); a
+trainer killed mid-write leaves its temporary file, which the next trainer removes
+(`remove_temp_files`). Readers never fail on a damaged file: they skip what they cannot read.
 UI-free and torch-free (numpy only when samples.npz is read or written) so the TUI (which imports
 it) starts fast, and the trainer's JSON events cost no torch import; a process that follows a run
 written by another process only needs the functions here.
@@ -27,13 +31,14 @@ import shutil
 import time
 import tomllib
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write, atomic_write_text
+from cnn_tui.errors import UsageError, disk_full
+from cnn_tui.fileio import atomic_write, atomic_write_text, temp_files
 from cnn_tui.training.config import TrainConfig, load_config_file
 
 if TYPE_CHECKING:
@@ -44,9 +49,12 @@ EVENTS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.pt"  # early stopping: the best epoch's weights (engine.save_best writes it)
 SAMPLES_FILE = "samples.npz"
 EVAL_FILE = "eval.json"
 OUTPUT_LOG = "output.log"
+LOCK_FILE = "lock"
+SWEEP_FILE = "sweep.json"  # a sweep folder's manifest (training/sweeps.py); its runs are inside
 
 BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
@@ -79,6 +87,87 @@ def looks_like_run(run_dir: str | os.PathLike[str]) -> bool:
     return (path / CONFIG_FILE).is_file() and (
         (path / STATUS_FILE).is_file() or (path / EVENTS_FILE).is_file()
     )
+
+
+@contextmanager
+def lock_run(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the run's lock while the block runs: one trainer per run directory.
+
+    An exclusive `flock` on RUN/lock (which keeps the holder's pid, for the message), released
+    when the block ends or the process dies, even by kill -9. A second trainer gets a UsageError
+    and writes nothing. On a file system without locks (some network mounts) the run goes on
+    unlocked. Yields the run directory (created if need be).
+    """
+    import fcntl
+
+    path = Path(run_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if disk_full(exc) is not None:
+            raise
+        raise UsageError(
+            f"cannot use {path} as a run directory ({exc.strerror or exc}): choose another "
+            "--run-dir"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            holder = f" (pid {holder})" if holder.isdigit() else ""
+            raise UsageError(
+                f"run dir {path} is in use by another trainer{holder}: wait for it to end or "
+                "stop it, or choose another --run-dir"
+            ) from None
+        except OSError:  # ENOLCK, EOPNOTSUPP: this file system has no locks
+            pass
+        else:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:  # (a full disk: the lock holds all the same)
+                pass
+        yield path
+    finally:
+        os.close(fd)
+
+
+def remove_temp_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files a trainer killed mid-write left (call it holding the lock)."""
+    path = Path(run_dir)
+    names = (CONFIG_FILE, STATUS_FILE, SUMMARY_FILE, CHECKPOINT_FILE, BEST_FILE, SAMPLES_FILE)
+    removed = []
+    for stale in (tmp for name in names for tmp in temp_files(path / name)):
+        try:
+            stale.unlink()
+        except OSError:
+            continue
+        removed.append(stale)
+    return removed
+
+
+# files that show a folder already holds a run (the TUI's launcher pre-writes only config.toml)
+RUN_FILES = (STATUS_FILE, EVENTS_FILE, CHECKPOINT_FILE, SUMMARY_FILE)
+
+
+def check_new_run_dir(path: str | os.PathLike[str]) -> None:
+    """Refuse a folder for a new run that already holds one: nothing saved is ever overwritten."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--run-dir {path} is a file, not a folder")
+    status = read_status(path) if path.is_dir() else None
+    if effective_status(status) == "running":
+        raise UsageError(
+            f"run dir {path} is in use by a running trainer (pid {status.get('pid')}): wait for "
+            "it to end or stop it, or choose another --run-dir"
+        )
+    if path.is_dir() and any((path / name).exists() for name in RUN_FILES):
+        raise UsageError(
+            f"run dir {path} already holds a run: pass --resume {path} to continue it or choose "
+            "another --run-dir"
+        )
 
 
 def _read_json(path: Path) -> Any:
@@ -146,11 +235,15 @@ def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def read_config_values(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw settings of config.toml ({} when missing or unreadable); see config.py to validate."""
+    return _read_toml(Path(run_dir) / CONFIG_FILE) or {}
+
+
+def _read_toml(path: Path) -> dict[str, Any] | None:
     try:
-        with (Path(run_dir) / CONFIG_FILE).open("rb") as handle:
+        with path.open("rb") as handle:
             return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return {}
+    except (OSError, ValueError, RecursionError):  # TOMLDecodeError and UnicodeDecodeError too
+        return None
 
 
 def write_config(run_dir: str | os.PathLike[str], config: TrainConfig) -> None:
@@ -200,22 +293,37 @@ class EventLog:
         run_dir: str | os.PathLike[str],
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.file = (Path(run_dir) / EVENTS_FILE).open("a", encoding="utf-8")
+        self.path = Path(run_dir) / EVENTS_FILE
+        self.file = self.path.open("a", encoding="utf-8")
         self.on_event = on_event
         self.throttle = BatchThrottle()
+        if self.file.tell() > 0:  # a line cut short (a killed trainer, a full disk) ends here
+            with self.path.open("rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    self._write("\n")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.file.write(text)
+            self.file.flush()
+        except OSError as exc:  # name the file (a write error does not)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"event": kind, "time": time.time(), **fields}
         record = self.throttle.add(event) if kind == "batch" else event
         if record is not None:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
+            self._write(json.dumps(record) + "\n")
         if self.on_event is not None:
             self.on_event(event)
         return event
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:  # (a full disk: what could be written is in the file; the rest is lost)
+            pass
 
 
 def read_events(run_dir: str | os.PathLike[str], offset: int = 0) -> tuple[list[dict], int]:
@@ -234,17 +342,45 @@ def read_events(run_dir: str | os.PathLike[str], offset: int = 0) -> tuple[list[
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset
-    events = []
-    for line in data[: end + 1].splitlines():
+    return _parse_events(data[: end + 1])[0], offset + end + 1
+
+
+def _parse_events(data: bytes) -> tuple[list[dict], int]:
+    """The JSON objects of the lines of `data`, and how many non-blank lines were not one."""
+    events, unreadable = [], 0
+    for line in data.splitlines():
         if not line.strip():
             continue
         try:
             event = json.loads(line)
         except ValueError:
-            continue
+            event = None
         if isinstance(event, dict):
             events.append(event)
-    return events, offset + end + 1
+        else:
+            unreadable += 1
+    return events, unreadable
+
+
+def read_all_events(run_dir: str | os.PathLike[str]) -> tuple[list[dict], int]:
+    """Every event of a run that is over, and how many lines could not be read (garbage, or a
+    last line cut short by a killed trainer or a full disk)."""
+    try:
+        data = (Path(run_dir) / EVENTS_FILE).read_bytes()
+    except OSError:
+        return [], 0
+    return _parse_events(data)
+
+
+def damage_notes(run_dir: str | os.PathLike[str], unreadable_events: int = 0) -> list[str]:
+    """One line for each file of the run that could not be read (all of it, or some lines)."""
+    notes = list(run_info(run_dir).problems)
+    if unreadable_events:
+        notes.append(
+            f"{EVENTS_FILE}: skipped {unreadable_events} line(s) that could not be read (damaged "
+            "or cut short); the rest is shown"
+        )
+    return notes
 
 
 # --- sample predictions (samples.npz) -----------------------------------------------------------
@@ -303,7 +439,7 @@ def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | Non
 
 def is_alive(pid: int | None) -> bool:
     """Whether process `pid` exists on this machine and is not a zombie."""
-    if not pid or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
@@ -311,7 +447,7 @@ def is_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    except OSError:
+    except (OSError, OverflowError):  # OverflowError: a pid too large to be one (a damaged file)
         return False
     try:  # a finished child that nobody reaped yet still answers signals
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -324,7 +460,9 @@ def effective_status(status: dict[str, Any] | None) -> str:
     """The status to show: "running" whose process is gone becomes "interrupted"."""
     if not status:
         return "unknown"
-    state = str(status.get("status", "unknown"))
+    state = status.get("status")
+    if state not in STATUSES:
+        return "unknown"
     if state == "running" and not is_alive(status.get("pid")):
         return "interrupted"
     return state
@@ -343,6 +481,15 @@ class RunInfo:
     test_acc: float | None
     started: float | None  # unix seconds
     message: str = ""
+    problems: tuple[str, ...] = ()  # files that could not be read, and why
+    early_stop_epoch: int | None = None  # a finished run that early stopping ended: its epoch
+
+    @property
+    def status_label(self) -> str:
+        """The status as listed: "finished (early stop @5)" for a run that stopped early."""
+        if self.status == "finished" and self.early_stop_epoch:
+            return f"finished (early stop @{self.early_stop_epoch})"
+        return self.status
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -357,26 +504,55 @@ class RunInfo:
             "test_acc": self.test_acc,
             "started": self.started,
             "message": self.message,
+            "problems": list(self.problems),
+            "early_stop_epoch": self.early_stop_epoch,
         }
+
+
+def _number(value: Any) -> float | None:
+    """`value` if it is a finite number (not a bool), else None: damaged files hold anything."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _count(value: Any) -> int:
+    number = _number(value)
+    return max(0, int(number)) if number is not None else 0
 
 
 def _best_val_from_events(run_dir: Path) -> tuple[float | None, int]:
     events, _ = read_events(run_dir)
-    accs = [e["val_acc"] for e in events if e.get("event") == "epoch" and "val_acc" in e]
-    epochs = [int(e.get("epoch", 0)) for e in events if e.get("event") == "epoch"]
-    return (max(accs) if accs else None), (max(epochs) if epochs else 0)
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    accs = [acc for e in epochs if (acc := _number(e.get("val_acc"))) is not None]
+    return (max(accs) if accs else None), max((_count(e.get("epoch")) for e in epochs), default=0)
+
+
+def _problems(path: Path, status: Any, summary: Any, config: Any) -> tuple[str, ...]:
+    """The small files of a run that exist but could not be read (damaged, cut short)."""
+    unreadable = [
+        name
+        for name, value in ((STATUS_FILE, status), (SUMMARY_FILE, summary), (CONFIG_FILE, config))
+        if not isinstance(value, dict) and (path / name).is_file()
+    ]
+    problems = [f"{name} could not be read (damaged or cut short)" for name in unreadable]
+    if isinstance(status, dict) and status.get("status") not in STATUSES:
+        problems.append(f"{STATUS_FILE} holds no known status ({status.get('status')!r})"[:120])
+    return tuple(problems)
 
 
 def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     path = Path(run_dir)
-    config = read_config_values(path)
-    status = read_status(path) or {}
-    summary = read_summary(path) or {}
-    best = summary.get("best_val_acc", status.get("best_val_acc"))
-    done = summary.get("epochs_done", status.get("epoch", 0))
+    config = _read_toml(path / CONFIG_FILE)
+    status = read_status(path)
+    summary = read_summary(path)
+    problems = _problems(path, status, summary, config)
+    config, status, summary = config or {}, status or {}, summary or {}
+    best = _number(summary.get("best_val_acc", status.get("best_val_acc")))
+    done = _count(summary.get("epochs_done", status.get("epoch", 0)))
     if best is None and not status:
         best, done = _best_val_from_events(path)
-    started = status.get("started")
+    started = _number(status.get("started"))
     if started is None:
         try:
             started = path.stat().st_mtime
@@ -388,21 +564,44 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         status=effective_status(status) if status else "unknown",
         model=str(config.get("model", "?")),
         dataset=str(config.get("dataset", "?")),
-        epochs_done=int(done or 0),
-        epochs=int(status.get("epochs") or config.get("epochs") or 0),
+        epochs_done=done,
+        epochs=_count(status.get("epochs")) or _count(config.get("epochs")),
         best_val_acc=best,
-        test_acc=summary.get("test_accuracy", status.get("test_accuracy")),
+        test_acc=_number(summary.get("test_accuracy", status.get("test_accuracy"))),
         started=started,
-        message=str(status.get("message", "")),
+        message=str(status.get("message") or ""),
+        problems=problems,
+        early_stop_epoch=_early_stop_epoch(summary),
     )
 
 
+def _early_stop_epoch(summary: dict[str, Any]) -> int | None:
+    """The epoch after which early stopping ended a finished run (summary.json), else None."""
+    if summary.get("early_stopped") is not True:
+        return None
+    epoch = _count(summary.get("stopped_epoch"))
+    return epoch or None
+
+
 def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunInfo]:
-    """The runs directly under `runs_dir`, newest first ([] when the folder does not exist)."""
+    """The runs under `runs_dir`, newest first ([] when the folder does not exist): the run
+    folders directly in it and, one level down, the runs of each sweep folder (one with a
+    `SWEEP_FILE`), named SWEEP/RUN. Runs of a sweep that have not started yet are not listed."""
+    from dataclasses import replace
+
     base = Path(runs_dir)
     if not base.is_dir():
         return []
-    infos = [run_info(path) for path in base.iterdir() if path.is_dir() and looks_like_run(path)]
+    infos = []
+    for path in base.iterdir():
+        if not path.is_dir():
+            continue
+        if looks_like_run(path):
+            infos.append(run_info(path))
+        elif (path / SWEEP_FILE).is_file():
+            for sub in path.iterdir():
+                if sub.is_dir() and looks_like_run(sub):
+                    infos.append(replace(run_info(sub), name=f"{path.name}/{sub.name}"))
     return sorted(infos, key=lambda info: (info.started or 0, info.name), reverse=True)
 
 

@@ -1,7 +1,7 @@
 """The Textual application: a thin layer over the UI-free core.
 
 `run_app(args)` opens the screen the command line asked for: the home screen for plain
-`cnn-tui`, a lesson for `cnn-tui conv|pool`, the training form for `cnn-tui train`, the runs
+`cnn-tui`, a lesson for `cnn-tui conv|pool|net`, the training form for `cnn-tui train`, the runs
 screen for `cnn-tui runs`, the results of one run for `cnn-tui eval RUN_DIR`.
 """
 
@@ -33,7 +33,7 @@ class CnnTuiApp(App[int]):
             self.open_screen(command, self.args)
 
     def open_screen(self, command: str, args: argparse.Namespace | None = None) -> None:
-        """Push the screen of one subcommand ("conv", "pool", "train", "runs", "eval")."""
+        """Push the screen of one subcommand ("conv", "pool", "net", "train", "runs", "eval")."""
         self.push_screen(open_screen_for(command, args))
 
     # --- training: quitting while a run trains asks to stop it or leave it running
@@ -49,6 +49,10 @@ def open_screen_for(command: str, args: argparse.Namespace | None) -> Screen:
         from cnn_tui.ui.lessons.screen import LessonScreen
 
         return LessonScreen.from_args(command, args)
+    if command == "net":
+        from cnn_tui.ui.lessons.network import NetworkScreen
+
+        return NetworkScreen.from_args(args)
     if command == "train":
         from cnn_tui.ui.training.form import TrainFormScreen
 
@@ -61,6 +65,10 @@ def open_screen_for(command: str, args: argparse.Namespace | None) -> Screen:
         from cnn_tui.ui.training.results import ResultsScreen
 
         return ResultsScreen.from_args(args)
+    if command == "sweep":
+        from cnn_tui.ui.training.sweep import sweep_screen_for
+
+        return sweep_screen_for(args)
     raise ValueError(f"no screen for {command!r}")
 
 
@@ -69,5 +77,13 @@ def run_app(args: argparse.Namespace) -> int:
         from cnn_tui.lessons.examples import example_from_args
 
         example_from_args(args)  # a bad flag combination: a one-line usage error, not a crash
+    if getattr(args, "command", None) == "net":
+        from cnn_tui.lessons.network import net_example_from_args
+
+        net_example_from_args(args)  # a bad example or label: a one-line usage error
+    if getattr(args, "command", None) == "sweep":
+        from cnn_tui.training.sweeps import check_tui_args
+
+        check_tui_args(args)  # a bad grid or sweep folder: one line, exit 2, before the app
     result = CnnTuiApp(args).run()
     return result if isinstance(result, int) else 0

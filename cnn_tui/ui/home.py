@@ -19,6 +19,11 @@ ENTRIES = (
         "conv2d forward and backward, one multiply-add at a time",
     ),
     ("pool", "Pooling lesson", "max and average pooling, forward and gradient routing"),
+    (
+        "net",
+        "A whole tiny network",
+        "conv, ReLU, pool, linear, softmax: forward, backward and one SGD step",
+    ),
     ("train", "Train a model", "pick hyperparameters, train on the GPU, watch live charts"),
     ("runs", "Runs", "compare, inspect, resume and delete training runs"),
 )
@@ -30,6 +35,7 @@ class HomeScreen(Screen):
     BINDINGS = [
         Binding("c", "open('conv')", "Conv lesson"),
         Binding("p", "open('pool')", "Pool lesson"),
+        Binding("n", "open('net')", "Network lesson"),
         Binding("t", "open('train')", "Train"),
         Binding("r", "open('runs')", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),

@@ -40,7 +40,7 @@ from cnn_tui.ui.training.history import (
     format_percent,
     format_seconds,
 )
-from cnn_tui.ui.training.messages import RunEnded, RunEvents, RunResultsLoaded
+from cnn_tui.ui.training.messages import RunDamaged, RunEnded, RunEvents, RunResultsLoaded
 from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView
 from cnn_tui.ui.training.samples import SampleGrid
 
@@ -153,8 +153,9 @@ class RunScreen(Screen):
         """Tail the run's files until it is over, then load its results (a thread worker)."""
         from cnn_tui.training.launcher import follow_run
         from cnn_tui.training.runs import (
+            damage_notes,
             effective_status,
-            read_events,
+            read_all_events,
             read_samples,
             read_status,
             read_summary,
@@ -169,11 +170,16 @@ class RunScreen(Screen):
             state, message = follow_run(self.run_dir, emit, worker.cancelled_event, pid=self.pid)
             if state == "following":  # cancelled: the screen was closed
                 return
+            unreadable = read_all_events(self.run_dir)[1]
         else:
             status = read_status(self.run_dir)
-            emit(read_events(self.run_dir)[0], status)
+            events, unreadable = read_all_events(self.run_dir)
+            emit(events, status)
             state = effective_status(status)
             message = str((status or {}).get("message") or "")
+        notes = damage_notes(self.run_dir, unreadable)  # damaged files: say so, show the rest
+        if notes:
+            self.post_message(RunDamaged(self.run_dir, notes))
         summary = read_summary(self.run_dir)
         samples = read_samples(self.run_dir) if summary else None
         self.post_message(RunResultsLoaded(self.run_dir, summary, samples))
@@ -200,10 +206,19 @@ class RunScreen(Screen):
         self._show_status()
         if kinds & {"epoch", "run_started"}:
             for table in self.query(EpochTable):
-                table.set_epochs(self.history.epochs)
+                table.set_epochs(self.history.epochs, kept=self.history.kept_epoch())
             self._show_charts()
         elif "batch" in kinds:
             self._show_charts(loss_only=True)
+
+    @on(RunDamaged)
+    def _on_run_damaged(self, message: RunDamaged) -> None:
+        log = self.query_one(RichLog)
+        for note in message.notes:
+            log.write(f"warning: {note}")
+        self.notify(
+            "\n".join(message.notes), title="Damaged files", severity="warning", markup=False
+        )
 
     @on(RunEnded)
     def _on_run_ended(self, message: RunEnded) -> None:
@@ -286,7 +301,10 @@ class RunScreen(Screen):
     def _show_status(self) -> None:
         mark, colour = STATE_MARKS.get(self.state, STATE_MARKS["unknown"])
         started = self.history.started or {}
-        parts = [f"[b ${colour}]{mark} {self.state}[/]"]  # the run's name is in the header
+        state = self.state
+        if state == "finished" and self.history.early_stop is not None:
+            state = f"finished (early stop @{self.history.early_stop.get('epoch')})"
+        parts = [f"[b ${colour}]{mark} {escape(state)}[/]"]  # the run's name is in the header
         config = started.get("config") or {}
         if config:
             parts.append(escape(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
@@ -326,7 +344,24 @@ class RunScreen(Screen):
             f"{format_percent(last.get('train_acc'))} · val loss "
             f"[b]{format_number(last.get('val_loss'), '.3f')}[/b] acc "
             f"[b]{format_percent(last.get('val_acc'))}[/b] · best "
-            f"{format_percent(self.history.best_val_acc())}"
+            f"{format_percent(self.history.best_val_acc())}{self._early_stop_text()}"
+        )
+
+    def _early_stop_text(self) -> str:
+        """Early stopping's state for the metrics line ('' when it is off)."""
+        state = self.history.early_stop_state()
+        if state is None:
+            return ""
+        event = self.history.early_stop
+        if event is not None:
+            return (
+                f" · [b $text-warning]early stop @{event.get('epoch')}[/]: tested with epoch "
+                f"{event.get('best_epoch')}'s weights ◆"
+            )
+        metric = ((self.history.started or {}).get("config") or {}).get("early_stop_metric")
+        return (
+            f" · early stop: {escape(str(metric))} best @{state.best_epoch}, "
+            f"{state.since_best}/{self.history.patience} without improvement"
         )
 
     def _show_progress(self) -> None:

@@ -1,4 +1,5 @@
-"""The epoch table: one row per epoch, the best validation accuracy marked with a star."""
+"""The epoch table: one row per epoch, the best validation accuracy marked with a star (and,
+with early stopping, the epoch whose weights are kept with ◆)."""
 
 from __future__ import annotations
 
@@ -48,9 +49,17 @@ class EpochTable(DataTable):
         for key, label in COLUMNS:
             self.add_column(Text(label, justify="right"), key=key)
 
-    def set_epochs(self, epochs: list[dict[str, Any]]) -> None:
-        """Show these epochs; rebuilt only when a row changed (once per epoch: a few rows)."""
+    def set_epochs(self, epochs: list[dict[str, Any]], kept: int | None = None) -> None:
+        """Show these epochs; rebuilt only when a row changed (once per epoch: a few rows).
+
+        `kept` is the epoch whose weights early stopping keeps (best.pt): its number is marked ◆.
+        """
         rows = [tuple(_cell(key, e) for key, _ in COLUMNS) for e in epochs]
+        if kept is not None:
+            rows = [
+                (f"◆ {row[0]}", *row[1:]) if e.get("epoch") == kept else row
+                for row, e in zip(rows, epochs, strict=True)
+            ]
         if rows == self._shown:
             return
         self.clear()

@@ -32,9 +32,11 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
+from cnn_tui.training import model_sizes
 from cnn_tui.training.args import given_flags
 from cnn_tui.training.config import (
     FIELDS,
+    PRETRAINED_MODELS,
     ConfigError,
     TrainConfig,
     layer_settings,
@@ -62,6 +64,9 @@ SECTIONS = (
             "augment",
             "label_smoothing",
             "grad_clip",
+            "early_stop",
+            "early_stop_metric",
+            "min_delta",
         ),
     ),
     ("Run", ("device", "seed", "amp", "channels_last")),
@@ -70,14 +75,15 @@ SECTIONS = (
 # field -> (which setting it depends on, the values where it applies, the note when it does not)
 APPLIES_WHEN = {
     "hidden_units": ("model", ("simple-cnn",), "simple-cnn only"),
-    "weights": ("model", ("resnet18",), "resnet18 only"),
-    "finetune": ("model", ("resnet18",), "resnet18 only"),
-    "cache_features": ("model", ("resnet18",), "resnet18 only"),
+    "weights": ("model", PRETRAINED_MODELS, "pretrained models only"),
+    "finetune": ("model", PRETRAINED_MODELS, "pretrained models only"),
+    "cache_features": ("model", PRETRAINED_MODELS, "pretrained models only"),
     "momentum": ("optimizer", ("sgd",), "sgd only"),
     "data_dir": ("dataset", ("cifar10", "fashion-mnist", "imagefolder"), "not used by shapes"),
 }
 
 DEVICE_CHOICES = [("auto (GPU if any)", "auto"), ("cpu", "cpu")]
+LABELS = {"early_stop_metric": "stop metric"}  # a row's label, when its name is too long
 
 
 def format_value(value: Any) -> str:
@@ -103,6 +109,8 @@ class TrainFormScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("ctrl+t", "save_preset", "Save preset", priority=True),
+        Binding("ctrl+l", "find_lr", "Find LR", priority=True),
+        Binding("ctrl+g", "sweep_mode", "Sweep", priority=True, show=False),
     ]
 
     def __init__(
@@ -181,11 +189,13 @@ class TrainFormScreen(Screen):
                 yield Static(f"[b]{title}[/b]", classes="form-section")
                 for name in names:
                     with Horizontal(classes="form-row", id=f"row-{name}"):
-                        yield Label(name.replace("_", " "), classes="form-label")
+                        label = LABELS.get(name, name.replace("_", " "))
+                        yield Label(label, classes="form-label")
                         yield self._field_widget(name)
                         yield Static(classes="field-reason", id=f"reason-{name}")
         with Horizontal(id="form-actions"):
             yield Static(id="form-summary")
+            yield Button("Find LR", id="find-lr", compact=True)
             yield Button("Start ▶", id="start", variant="success", compact=True)
         yield Footer()
 
@@ -330,10 +340,13 @@ class TrainFormScreen(Screen):
                 reason.update(Text(APPLIES_WHEN[name][2]))
             elif name == "device" and self._device_notes.get(self._raw_value(name)):
                 reason.update(Text(self._device_notes[self._raw_value(name)]))
+            elif name == "model" and (note := self._model_note()):
+                reason.update(Text(note))
             else:
                 reason.update(Text(field.help))
         start = self.query_one("#start", Button)
         start.disabled = self.config is None
+        self.query_one("#find-lr", Button).disabled = self.config is None
         summary = self.query_one("#form-summary", Static)
         if self.config is None:
             names = ", ".join(name.replace("_", " ") for name in self.errors)
@@ -345,6 +358,16 @@ class TrainFormScreen(Screen):
                 f"✓ {c.model} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
                 f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
             )
+
+    def _model_note(self) -> str | None:
+        """A pretrained model's size and training memory at the chosen settings (torch-free)."""
+        if self.config is None:
+            return None
+        device = self.config.device
+        gpus = any(name.startswith("cuda") for name in self._device_notes)
+        return model_sizes.describe(
+            self.config, cuda=device.startswith("cuda") or (device == "auto" and gpus)
+        )
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -457,10 +480,34 @@ class TrainFormScreen(Screen):
                 severity="warning",
             )
 
+    # --- the LR finder --------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#find-lr")
+    def _find_lr_pressed(self) -> None:
+        self.action_find_lr()
+
+    def action_find_lr(self) -> None:
+        """The learning-rate range test on the form's settings; "Use it" fills the lr field."""
+        config = self.validate_form()
+        if config is None:
+            fields = ", ".join(self.errors)
+            self.notify(f"cannot find a learning rate yet, fix: {fields}", severity="error")
+            return
+        from cnn_tui.ui.training.lr_finder import LRFinderScreen
+
+        def use(lr: float | None) -> None:
+            if lr is None:
+                return
+            self._set_widget("lr", lr)
+            self.validate_form()
+            self.notify(f"lr set to {lr:g} (from the LR finder)", title="Find LR", markup=False)
+
+        self.app.push_screen(LRFinderScreen(config), use)
+
     # --- starting -------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "start":
+        if action in ("start", "find_lr"):
             return self.config is not None or None  # None: shown greyed out in the footer
         return True
 
@@ -499,6 +546,12 @@ class TrainFormScreen(Screen):
             self.notify(f"cannot resume {run_dir}: {exc}", severity="error", markup=False)
             return
         self._open_dashboard(run_dir, pid)
+
+    def action_sweep_mode(self) -> None:
+        """Switch to the sweep form (comma-separated values make a grid), values kept."""
+        from cnn_tui.ui.training.sweep import switch_form
+
+        switch_form(self, sweep=True)
 
     def _open_dashboard(self, run_dir: Path, pid: int) -> None:
         from cnn_tui.ui.training.dashboard import DashboardScreen

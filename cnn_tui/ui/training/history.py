@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnn_tui.training import early_stop
+
 END_EVENTS = ("finished", "failed", "stopped")
 
 
@@ -25,6 +27,7 @@ class RunHistory:
     last_batch: dict[str, Any] | None = None
     evaluated: dict[str, Any] | None = None
     end: dict[str, Any] | None = None  # the finished / failed / stopped event
+    early_stop: dict[str, Any] | None = None  # the early_stop event (--early-stop ended the run)
     batch_x: list[float] = field(default_factory=list)  # fractional epoch of each point
     batch_loss: list[float] = field(default_factory=list)  # smoothed loss
     log: list[str] = field(default_factory=list)  # lines for the log panel, new since last take
@@ -86,6 +89,29 @@ class RunHistory:
             batch_done = (batch_epoch - 1) * per_epoch + int(self.last_batch.get("batch") or 0)
             done = max(done, batch_done)
         return float(min(done, total)), float(total)
+
+    @property
+    def patience(self) -> int:
+        """--early-stop of the run (0: off), from its run_started event."""
+        value = ((self.started or {}).get("config") or {}).get("early_stop")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def early_stop_state(self) -> early_stop.State | None:
+        """Where early stopping stands (None: off), replayed over the epoch rows read so far."""
+        if not self.patience:
+            return None
+        config = (self.started or {}).get("config") or {}
+        metric = config.get("early_stop_metric") or "val_loss"
+        min_delta = config.get("min_delta")
+        min_delta = float(min_delta) if _finite(min_delta) else 0.0
+        return early_stop.replay(self.epochs, str(metric), min_delta, self.patience)
+
+    def kept_epoch(self) -> int | None:
+        """The epoch whose weights early stopping keeps (best.pt), or None."""
+        if self.early_stop is not None and isinstance(self.early_stop.get("best_epoch"), int):
+            return self.early_stop["best_epoch"]
+        state = self.early_stop_state()
+        return state.best_epoch if state is not None and state.best_epoch else None
 
     def best_val_acc(self) -> float | None:
         values = [e["val_acc"] for e in self.epochs if _finite(e.get("val_acc"))]
@@ -154,6 +180,10 @@ class RunHistory:
             f"test: accuracy {format_percent(event.get('test_accuracy'))}, macro F1 "
             f"{format_number(event.get('macro_f1'), '.3f')}"
         )
+
+    def _on_early_stop(self, event: dict[str, Any]) -> None:
+        self.early_stop = event
+        self.log.append(str(event.get("message") or f"early stop after epoch {event.get('epoch')}"))
 
     def _on_finished(self, event: dict[str, Any]) -> None:
         self.end = event

@@ -28,6 +28,14 @@ class RunEnded(Message):
 
 
 @dataclass
+class RunDamaged(Message):
+    """Files of a run that could not be read, all or in part: one line for each."""
+
+    run_dir: Path
+    notes: list[str]
+
+
+@dataclass
 class RunResultsLoaded(Message):
     """The results of a finished run: summary.json and samples.npz (either may be missing)."""
 
@@ -58,3 +66,35 @@ class RunsListed(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsListed)
+
+
+@dataclass
+class SweepRead(Message):
+    """A fresh reading of a sweep folder: its runs' table rows and the queue runner's state."""
+
+    rows: list[dict[str, Any]]
+    state: str
+    status: dict[str, Any] | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SweepRead)
+
+
+@dataclass
+class LRFindStep(Message):
+    """The LR finder trained batch `step` of `steps` at `lr`; `status` says what it does
+    before the first batch (loading the data set, building the model)."""
+
+    step: int = 0
+    steps: int = 0
+    lr: float = 0.0
+    smoothed: float = 0.0
+    status: str = ""
+
+
+@dataclass
+class LRFindDone(Message):
+    """The LR finder's curve (`lr_find.Curve`), or why it could not run (`error`)."""
+
+    curve: Any = None
+    error: str = ""

@@ -40,7 +40,8 @@ RESUMABLE = ("stopped", "interrupted", "failed")
 
 
 def status_text(status: str, theme: dict[str, str]) -> Text:
-    mark, colour = STATUS_MARKS.get(status, STATUS_MARKS["unknown"])
+    """A status with its mark; a label such as "finished (early stop @5)" takes its first word's."""
+    mark, colour = STATUS_MARKS.get(status.split(" ")[0], STATUS_MARKS["unknown"])
     return Text(f"{mark} {status}", style=f"bold {theme.get(colour, '')}".strip())
 
 
@@ -132,7 +133,7 @@ class RunsScreen(Screen):
         )
         return (
             run.path in self.marked,
-            run.status,
+            getattr(run, "status_label", run.status),
             run.name,
             epochs,
             format_percent(run.best_val_acc),
@@ -198,6 +199,8 @@ class RunsScreen(Screen):
         text = f"{run.path}"
         if run.message:
             text += f"\n{run.message.splitlines()[0]}"
+        for problem in getattr(run, "problems", ()):  # damaged files: the rest is shown
+            text += f"\n{problem}"
         detail.update(Text(text))
 
     # --- actions --------------------------------------------------------------------------------
