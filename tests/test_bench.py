@@ -83,6 +83,26 @@ def test_whole_run_commands_compare_the_cache_for_a_frozen_resnet(tmp_path) -> N
         assert command[command.index("--image-size") + 1] == "64"
 
 
+@pytest.mark.parametrize("name", ["resnet50", "vgg16"])
+def test_the_other_pretrained_models_bench_like_resnet18(name, tmp_path) -> None:
+    args = _parse(["bench", "--whole-run", "--models", "resnet50@224,vgg16@224"])
+    assert args.models == [("resnet50", 224), ("vgg16", 224)]
+    opts = measure.options_from_args(args)
+    argv = dict(measure.whole_run_commands(opts, name, 224, tmp_path))
+    assert list(argv) == [
+        "cnn-tui train (feature cache)",
+        "cnn-tui train (no cache)",
+        "seed-style loop",
+    ]
+    for command in argv.values():
+        assert command[command.index("--model") + 1] == name
+        assert command[command.index("--weights") + 1] == "none"
+    config = measure.bench_config(opts, name, 224, 32)
+    assert (config.model, config.weights, config.finetune, config.image_size) == (
+        name, "none", "head", 224,
+    )  # fmt: skip
+
+
 def _parse(argv: list[str]):
     from cnn_tui.cli import build_parser
 
@@ -92,7 +112,7 @@ def _parse(argv: list[str]):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["bench", "--models", "vgg16"],
+        ["bench", "--models", "vgg19"],
         ["bench", "--models", "resnet18@huge"],
         ["bench", "--models", "resnet18@4"],
         ["bench", "--batches", "0"],
@@ -172,7 +192,7 @@ def test_reference_loop_flags_follow_the_training_settings() -> None:
         # the seed's own defaults (one epoch of batches of 32, from scratch), else train's
         seed = {"epochs": 1, "batch_size": 32, "weights": "none"}
         assert action.default == seed.get(name, FIELDS[name].default), name
-    for bad in (["--model", "vgg16"], ["--lr", "0"], ["--dataset", "mnist"], ["--epochs", "0"]):
+    for bad in (["--model", "vgg19"], ["--lr", "0"], ["--dataset", "mnist"], ["--epochs", "0"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
     args = parser.parse_args(["--lr", "0.01", "--image-size", "64"])

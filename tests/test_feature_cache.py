@@ -1,4 +1,7 @@
-"""The frozen-backbone feature cache trains the same head as the uncached path, only faster."""
+"""The frozen-backbone feature cache trains the same head as the uncached path, only faster.
+
+resnet18 stands for the pretrained models here; resnet50 and vgg16 share its code path.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +43,17 @@ def test_cached_and_uncached_head_training_agree(tmp_path) -> None:
         assert ours["val_acc"] == pytest.approx(theirs["val_acc"], abs=1e-9)
 
 
+def test_resnet50_with_its_dropout_head_trains_the_same_cached_or_not(tmp_path) -> None:
+    """The head's Dropout(0.2) draws the same masks whether the backbone ran this epoch or not."""
+    changes = {"model": "resnet50", "limit": 60, "batch_size": 16}
+    cached, _ = _train(tmp_path, "cached", cache_features=True, **changes)
+    plain, _ = _train(tmp_path, "plain", cache_features=False, **changes)
+    assert cached["test_accuracy"] == pytest.approx(plain["test_accuracy"], abs=1e-9)
+    for ours, theirs in zip(cached["history"], plain["history"], strict=True):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4, abs=1e-5)
+        assert ours["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4, abs=1e-5)
+
+
 def test_the_cached_run_saves_the_whole_resnet(tmp_path) -> None:
     _train(tmp_path, "cached", cache_features=True, epochs=1)
     checkpoint = engine.load_checkpoint(tmp_path / "cached" / "checkpoint.pt")
@@ -62,6 +76,7 @@ def _setup(**changes) -> engine.Setup:
         {"cache_features": False},
         {"augment": "flip"},
         {"finetune": "layer4"},
+        {"finetune": "last-block", "model": "vgg16"},
         {"finetune": "all"},
         {"model": "simple-cnn", "weights": "auto"},
     ],
@@ -70,11 +85,20 @@ def test_the_cache_applies_only_to_a_frozen_backbone_without_augmentation(change
     assert feature_cache.applies(_setup(**changes)) is False
 
 
-def test_cached_features_are_the_backbone_output_and_the_head_gives_the_logits() -> None:
-    s = _setup()
+@pytest.mark.parametrize(
+    "model, features", [("resnet18", 512), ("resnet50", 2048), ("vgg16", 4096)]
+)
+def test_cached_features_are_the_backbone_output_and_the_head_gives_the_logits(
+    model, features
+) -> None:
+    s = _setup(model=model)
     assert feature_cache.applies(s)
     cached = feature_cache.cache_features(s)
-    assert cached.train_x.shape == (len(s.train_y), 512)
+    assert cached.train_x.shape == (len(s.train_y), features)
+    backbone, _ = models.backbone_and_head(s.model)
+    with torch.no_grad():  # the cache holds what the frozen backbone computes, image by image
+        computed = backbone(s.eval_prep(s.train_x[:5]))
+    torch.testing.assert_close(cached.train_x[:5], computed, rtol=1e-4, atol=1e-5)
     assert cached.test_y.device == cached.test_x.device
     models.set_train_mode(s.model, False)
     with torch.no_grad():

@@ -133,8 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--finetune",
         choices=FINETUNES,
         default=None,
-        help="what trains in resnet18 (default: all for speed runs; head for --whole-run, "
-        "where the frozen-backbone feature cache applies)",
+        help="what trains in a pretrained model (default: all for speed runs; head for "
+        "--whole-run, where the frozen-backbone feature cache applies)",
     )
     what.add_argument(
         "--whole-run",

@@ -12,8 +12,8 @@ Three modes, all headless:
   of `--batches` batches each; the table quotes medians and the ratio engine / reference.
 - `--whole-run`: one complete run each — `cnn-tui train --no-ui` and
   `python -m cnn_tui.bench.reference_loop` as fresh processes, start-up, data loading, validation and the
-  test pass included — timed by the wall clock. For resnet18 with a frozen backbone the engine
-  runs with and without the feature cache.
+  test pass included — timed by the wall clock. For a pretrained model (resnet18, resnet50,
+  vgg16) with a frozen backbone the engine runs with and without the feature cache.
 - `--startup`: wall-clock seconds of the start-up paths (`--help`, importing torch, the home
   screen painted headless and in tmux), each in a fresh process, medians of `--repeats`.
 """
@@ -36,6 +36,7 @@ from typing import Any
 
 from cnn_tui.bench import args as bench_args
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training.config import PRETRAINED_MODELS
 
 SPEED_DEFAULTS = {"batch_size": 128, "batches": 20, "warmup": 3, "repeats": 3}
 CPU_BATCHES = 8  # the CPU default: resnet18 at 224 px trains ~20 images/s there
@@ -198,7 +199,7 @@ def bench_config(opts: Options, name: str, size: int | None, native: int) -> Any
         values["data_dir"] = opts.data_dir
     if size is not None and size != native:
         values["image_size"] = size
-    if name == "resnet18":
+    if name in PRETRAINED_MODELS:
         values.update(weights="none", finetune=opts.finetune)
     return TrainConfig.from_mapping(values)
 
@@ -350,7 +351,7 @@ def speed_report(opts: Options) -> dict[str, Any]:
             {
                 "model": name,
                 "image_size": size or native,
-                "finetune": config.finetune if name == "resnet18" else None,
+                "finetune": config.finetune if name in PRETRAINED_MODELS else None,
                 "engine": ours,
                 "reference": theirs,
                 "ratio": {
@@ -403,7 +404,7 @@ def _common_flags(opts: Options, name: str, size: int | None) -> list[str]:
         flags += ["--data-dir", opts.data_dir]
     if size is not None:
         flags += ["--image-size", str(size)]
-    if name == "resnet18":
+    if name in PRETRAINED_MODELS:
         flags += ["--weights", "none", "--finetune", opts.finetune]
     if opts.limit:
         flags += ["--limit", str(opts.limit)]
@@ -425,7 +426,7 @@ def whole_run_commands(
     reference = [sys.executable, "-m", "cnn_tui.bench.reference_loop", *common]
     reference += ["--workers", str(opts.workers)]
     variants = [("cnn-tui train", [*engine, "--run-dir", str(run_dir / "engine")])]
-    if name == "resnet18" and opts.finetune == "head":
+    if name in PRETRAINED_MODELS and opts.finetune == "head":
         variants[0] = ("cnn-tui train (feature cache)", variants[0][1])
         variants.append(
             (

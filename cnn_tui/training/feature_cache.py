@@ -1,17 +1,21 @@
-"""Frozen-backbone feature cache: compute ResNet18's features once, then train only the head.
+"""Frozen-backbone feature cache: compute a pretrained model's features once, then train the head.
 
-With `--finetune head` and no augmentation the backbone (conv1 ... avgpool) is a fixed function of
-each image: its weights are frozen and its BatchNorm layers stay in eval mode. Running it again
-every epoch recomputes the same 512 numbers per image. So `cache_features` runs it once over the
-train, validation and test images — in large batches, on the device, in eval mode, under the same
-autocast as training — and the loop then slices batches of those features and runs the head
-(`Linear(512, K)`) alone. A 10-epoch head-only run costs about one backbone pass.
+With `--finetune head` and no augmentation the backbone of resnet18, resnet50 or vgg16 (ResNet's
+conv1 ... avgpool; VGG's conv layers and its first two fully connected layers) is a fixed function
+of each image: its weights are frozen and its BatchNorm and dropout layers stay in eval mode
+(`models.set_train_mode`). Running it again every epoch recomputes the same 512 / 2048 / 4096
+numbers per image. So `cache_features` runs it once over the train, validation and test images —
+in large batches, on the device, in eval mode, under the same autocast as training — and the loop
+then slices batches of those features and runs the head alone (`Linear(512, K)`; resnet50's
+Dropout(0.2) + Linear(2048, K); vgg16's Dropout(0.5) + Linear(4096, K)). A 10-epoch head-only run
+costs about one backbone pass.
 
 The engine calls `cache_features(setup)` after building the model (and loading a checkpoint, when
 resuming) if `applies(setup)`. The returned Setup holds the features where the uint8 images were,
 batch preparations that pass rows on unchanged (`BatchPrep.features`) and the head as `net`, the
 module each batch runs through. The model object, the optimizer and the checkpoint are unchanged:
-the head is the model's own `fc` layer, so the saved state_dict is the full ResNet18's.
+the head is the model's own last layer (and the dropout before it), so the saved state_dict is the
+whole network's.
 """
 
 from __future__ import annotations
@@ -53,15 +57,18 @@ def compute_features(
     batch_size: int,
     autocast: Callable[[], Any],
 ) -> torch.Tensor:
-    """The backbone's output for every image, (N, 512), on `device`, computed batch by batch."""
+    """The backbone's output for every image, (N, features), on `device`, batch by batch."""
     backbone.eval()
     parts = []
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].to(device, non_blocking=True)
         with autocast():
             parts.append(backbone(prep(x)))
-    if not parts:
-        return torch.zeros((0, 512), device=device)
+    if not parts:  # no images: as many features as the backbone would make, from a dummy image
+        size = images.shape[1:]
+        dummy = torch.zeros((1, *size), dtype=images.dtype, device=device)
+        with autocast():
+            return backbone(prep(dummy))[:0]
     return torch.cat(parts)
 
 
@@ -72,7 +79,7 @@ def cache_features(setup: Any) -> Any:
     """
     split = models.backbone_and_head(setup.model)
     if split is None:
-        raise ValueError("cache_features needs a resnet18 whose layers are frozen but the head")
+        raise ValueError("cache_features needs a pretrained model frozen but for its head")
     backbone, head = split
     prep = setup.eval_prep
     size = prep.image_size or int(setup.train_x.shape[-1])

@@ -1,4 +1,4 @@
-"""The networks to train, by name: three small CNNs from the seeds and torchvision's ResNet18.
+"""The networks to train, by name: three small CNNs from the seeds and three torchvision backbones.
 
 `MODELS` is a plain dict name -> builder; `build_model` adds start weights and freezing. Every
 model takes the data set's channels, image size and number of classes:
@@ -6,34 +6,35 @@ model takes the data set's channels, image size and number of classes:
 - `simple-cnn`: the lecture notes' SimpleCNN (two 3×3 convs, one max-pool, one linear layer).
 - `the3-cnn`: THE3 task 2's three conv layers with max-pooling, then two fully connected layers.
 - `custom-cnn`: the lecture notes' VGG-style CustomCNN (4 conv blocks with BatchNorm and dropout).
-- `resnet18`: torchvision's ResNet18 with a new Linear(512, K) head, from ImageNet weights, a
-  state_dict file or scratch; `finetune` freezes everything but the head, or but layer4 + head.
+- `resnet18`, `resnet50`, `vgg16`: torchvision's networks with a new K-class head, from ImageNet
+  weights, a state_dict file or scratch (`PRETRAINED`, one table for the three).
 
-The ResNet is torchvision's own module, unwrapped and unrenamed, so its state_dict loads as-is into
-`torchvision.models.resnet18(num_classes=K)`. One-channel images are repeated to three channels by
-a forward pre-hook (hooks are not part of the state_dict).
+The pretrained backbones are torchvision's own modules, unwrapped and unrenamed, so a state_dict
+loads as-is into `torchvision.models.<name>(num_classes=K)`. One-channel images are repeated to
+three channels by a forward pre-hook (hooks are not part of the state_dict). torchvision itself is
+imported only when such a model is built: importing it costs ~1.2 s (and ~0.4 s at exit) of every
+run's start-up, so its weight enums (URLs, normalisation) are looked up by name, then.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import socket
-import sys
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.config import FINETUNES
+from cnn_tui.training.config import FINETUNES, MIN_IMAGE_SIZE, PRETRAINED_MODELS
 
 WEIGHTS_HELP = "imagenet, none, or a path to a state_dict file"
-# torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url; torchvision itself is imported only when a
-# resnet18 is built: importing it costs ~1.2 s (and ~0.4 s at exit) of every run's start-up
-IMAGENET_WEIGHTS_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation the ImageNet weights were trained with
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 30.0
 
 
@@ -138,19 +139,124 @@ class CustomCNN(nn.Module):
 
 
 def _gray_to_rgb(module: nn.Module, args: tuple) -> tuple | None:
-    """Forward pre-hook: a one-channel batch is repeated to the three channels ResNet expects."""
+    """Forward pre-hook: a one-channel batch is repeated to the three channels ImageNet nets expect."""
     x = args[0]
     if x.shape[1] == 1:
         return (x.expand(-1, 3, -1, -1), *args[1:])
     return None
 
 
-def _resnet18(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+class DropoutLinear(nn.Linear):
+    """Dropout(p), then this Linear layer: the lecture's `Sequential(Dropout(0.2), Linear(2048, K))`
+    head of ResNet-50 as one layer whose state_dict is a plain Linear's (`fc.weight`, `fc.bias`),
+    so a checkpoint still loads as-is into `torchvision.models.resnet50(num_classes=K)` (there
+    without the dropout, which has no weights). Not in place, unlike the lecture's
+    `Dropout(inplace=True)`: the input may be a batch of cached backbone features."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        p: float = 0.0,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.dropout(x, self.p, self.training), self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, dropout={self.p}"
+
+
+# in `Pretrained.backbone`: torch.flatten(x, 1), as torchvision's forward does
+FLATTEN = "flatten"
+_RESNET_BACKBONE = (
+    "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", FLATTEN,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One torchvision backbone: how it is built, its ImageNet weights, its head and its blocks.
+
+    The network is `torchvision.models.<name>(num_classes=K)`, so its head layer already has K
+    outputs, initialised as torchvision does. `trainable` names, per --finetune, the modules that
+    train; they are also the ones that run in training mode (BatchNorm statistics, dropout), the
+    frozen rest is a fixed function of the image. With `head` that rest is `backbone` (the
+    modules, in order, that map an image to the head's `features` inputs), which the feature cache
+    runs once per image.
+    """
+
+    weights: str  # the ImageNet weights: "<enum>.<member>" in torchvision.models
+    features: int  # inputs of the head layer
+    head: str  # the layer that gets K outputs: its weights are never loaded from another shape
+    trainable: dict[str, tuple[str, ...]]  # --finetune head / last-block -> modules that train
+    backbone: tuple[str, ...]
+    last_block: str  # the last block in words, for messages
+    head_dropout: float = 0.0  # dropout before the head layer (a `DropoutLinear` head)
+
+
+PRETRAINED: dict[str, Pretrained] = {
+    # seeds 000, 002, 003: Linear(512, K) replaces fc
+    "resnet18": Pretrained(
+        weights="ResNet18_Weights.IMAGENET1K_V1",
+        features=512,
+        head="fc",
+        trainable={"head": ("fc",), "last-block": ("layer4", "fc")},
+        backbone=_RESNET_BACKBONE,
+        last_block="layer4",
+    ),
+    # lecture notes (seed 004): every layer frozen, fc = Dropout(0.2) + Linear(2048, K); the notes
+    # load ResNet50_Weights.DEFAULT, which is IMAGENET1K_V2 (torchvision >= 0.13, the version that
+    # brought the weight enums), trained with the same 224-px ImageNet mean and std as V1
+    "resnet50": Pretrained(
+        weights="ResNet50_Weights.IMAGENET1K_V2",
+        features=2048,
+        head="fc",
+        trainable={"head": ("fc",), "last-block": ("layer4", "fc")},
+        backbone=_RESNET_BACKBONE,
+        last_block="layer4",
+        head_dropout=0.2,
+    ),
+    # seed 003: all layers frozen but the last fully connected one, classifier[6] = Linear(4096, K).
+    # The head keeps the dropout in front of it (classifier[5]); last-block is the whole classifier
+    # (fc6, fc7 and the head: 120M of the 134M weights), the conv layers stay frozen.
+    "vgg16": Pretrained(
+        weights="VGG16_Weights.IMAGENET1K_V1",
+        features=4096,
+        head="classifier.6",
+        trainable={"head": ("classifier.5", "classifier.6"), "last-block": ("classifier",)},
+        backbone=("features", "avgpool", FLATTEN, *(f"classifier.{i}" for i in range(5))),
+        last_block="the fully connected classifier",
+    ),
+}
+_PRETRAINED_ATTRIBUTE = "_cnn_tui_pretrained"  # (name, trainable modules) on a built backbone
+
+
+def _pretrained(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    """torchvision's `name` with a K-class head (weights and freezing: `build_model`)."""
     if in_channels not in (1, 3):
-        raise UsageError(f"resnet18 takes 1- or 3-channel images, got {in_channels} channels")
+        raise UsageError(f"{name} takes 1- or 3-channel images, got {in_channels} channels")
+    smallest = MIN_IMAGE_SIZE.get(name, 1)
+    if image_size < smallest:
+        raise UsageError(
+            f"{name} needs images of at least {smallest} px, got {image_size} px: pass "
+            f"--image-size {smallest} or more"
+        )
     import torchvision
 
-    model = torchvision.models.resnet18(num_classes=num_classes)
+    spec = PRETRAINED[name]
+    model = getattr(torchvision.models, name)(num_classes=num_classes)
+    if spec.head_dropout:
+        # the same Linear, its very parameters and all: nothing drawn from the random generator
+        old = model.get_submodule(spec.head)
+        head = DropoutLinear(old.in_features, old.out_features, p=spec.head_dropout, device="meta")
+        head.weight, head.bias = old.weight, old.bias
+        model.set_submodule(spec.head, head)
     if in_channels == 1:
         model.register_forward_pre_hook(_gray_to_rgb)
     return model
@@ -162,7 +268,10 @@ MODELS: dict[str, Builder] = {
     "simple-cnn": lambda c, k, s, h: SimpleCNN(c, h, k, s),
     "the3-cnn": lambda c, k, s, h: The3CNN(c, k, s),
     "custom-cnn": lambda c, k, s, h: CustomCNN(c, k, s),
-    "resnet18": lambda c, k, s, h: _resnet18(c, k, s),
+    **{
+        name: (lambda c, k, s, h, name=name: _pretrained(name, c, k, s))
+        for name in PRETRAINED_MODELS
+    },
 }
 
 
@@ -178,9 +287,10 @@ def build_model(
 ) -> nn.Module:
     """A freshly built model `name` for (in_channels, image_size, image_size) inputs, K classes.
 
-    `weights` (resnet18 only; the small CNNs start from scratch): "imagenet", "none" or a
-    state_dict path; "auto" means imagenet for resnet18. `finetune` (resnet18 only; the small CNNs
-    always train whole): "head", "layer4" or "all" — the rest is frozen (requires_grad=False).
+    `weights` (pretrained models only; the small CNNs start from scratch): "imagenet", "none" or
+    a state_dict path; "auto" means imagenet for a pretrained model. `finetune` (pretrained models
+    only; the small CNNs always train whole): "head", "last-block" ("layer4" for a ResNet) or "all"
+    — the rest is frozen (requires_grad=False) and stays in eval mode (`set_train_mode`).
     """
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
@@ -188,58 +298,130 @@ def build_model(
         raise UsageError(f"unknown --finetune {finetune!r}; valid values: {', '.join(FINETUNES)}")
     weights = (weights or "none").strip()
     if weights == "auto":
-        weights = "imagenet" if name == "resnet18" else "none"
-    if name != "resnet18" and weights != "none":
-        raise UsageError(f"--weights applies to resnet18 only; --model {name} starts from scratch")
+        weights = "imagenet" if name in PRETRAINED else "none"
+    if name not in PRETRAINED and weights != "none":
+        raise UsageError(
+            f"--weights applies to pretrained models only ({', '.join(PRETRAINED)}); "
+            f"--model {name} starts from scratch"
+        )
     if in_channels < 1 or num_classes < 1 or image_size < 1 or hidden_units < 1:
         raise UsageError(
             f"model sizes must be positive: in_channels={in_channels}, num_classes={num_classes}, "
             f"image_size={image_size}, hidden_units={hidden_units}"
         )
+    trainable = trainable_modules(name, finetune) if name in PRETRAINED else None
     model = MODELS[name](in_channels, num_classes, image_size, hidden_units)
-    if name == "resnet18":
+    if trainable is not None:
         if weights == "imagenet":
-            _load_backbone(model, _imagenet_state_dict(), "the ImageNet weights")
+            _load_backbone(model, name, _imagenet_state_dict(name), "the ImageNet weights")
         elif weights != "none":
-            _load_backbone(model, _read_state_dict(weights), weights)
-        _freeze(model, finetune)
+            _load_backbone(model, name, _read_state_dict(weights), weights)
+        _freeze(model, name, trainable)
     return model
 
 
-def _imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet weights for resnet18, from torch hub's cache or downloaded once."""
+def trainable_modules(name: str, finetune: str) -> tuple[str, ...]:
+    """The modules of pretrained model `name` that train with `finetune` ("" is all of them)."""
+    spec = PRETRAINED[name]
+    if finetune == "all":
+        return ("",)
+    if finetune == "layer4":  # ResNet's name of its last block, kept from the first version
+        if "layer4" not in spec.trainable["last-block"]:
+            raise UsageError(
+                f"--finetune layer4 is a ResNet block; {name} has none: use --finetune "
+                f"last-block ({spec.last_block} + head)"
+            )
+        finetune = "last-block"
+    return spec.trainable[finetune]
+
+
+def _weights_enum(name: str) -> object:
+    import torchvision
+
+    enum_name, member = PRETRAINED[name].weights.split(".")
+    return getattr(getattr(torchvision.models, enum_name), member)
+
+
+def imagenet_weights_url(name: str) -> str:
+    """Where torchvision keeps the ImageNet weights of `name` (the file name ends in its hash)."""
+    return _weights_enum(name).url
+
+
+def weights_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the ImageNet weights of `name` were trained with, from torchvision's meta."""
+    transforms = _weights_enum(name).transforms()
+    return tuple(transforms.mean), tuple(transforms.std)
+
+
+def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights for `name`, from torch hub's cache or downloaded once."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torch hub's urlopen has no timeout of its own
     try:
         return torch.hub.load_state_dict_from_url(
-            IMAGENET_WEIGHTS_URL,
+            imagenet_weights_url(name),
             map_location="cpu",
             progress=False,
-            check_hash=True,
+            check_hash=True,  # the file name's hash prefix must match the file's SHA-256
             weights_only=True,
         )
     except Exception as exc:  # no network, a timeout, a bad checksum: the remedy is the same
         reason = str(exc).strip() or type(exc).__name__
         reason = reason.removeprefix("<urlopen error ").removesuffix(">")[:160]
         raise RunError(
-            f"could not download the ImageNet weights for resnet18 ({reason}): connect to "
+            f"could not download the ImageNet weights for {name} ({reason}): connect to "
             "the internet once, or pass --weights none or --weights PATH to a state_dict file"
         ) from None
     finally:
         socket.setdefaulttimeout(previous)
 
 
+class TorchFileError(Exception):
+    """A file `torch_load` could not or would not read; the message is the reason, in words."""
+
+
+def torch_load(path: str | os.PathLike[str]) -> object:
+    """`torch.load(path, weights_only=True)` to the CPU: tensors and plain values only, so a file
+    from someone else never runs code. Raises TorchFileError with a short reason (torch's own
+    messages run to many lines) and keeps torch's warnings (old pickle protocols) off stderr."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except IsADirectoryError:
+        raise TorchFileError("it is a folder") from None
+    except Exception as exc:  # truncated, not a torch file, or pickled code we refuse to run
+        text = str(exc)
+        refused = re.search(r"GLOBAL ([\w.]+)", text)
+        if refused:
+            reason = f"it asks for {refused.group(1)}, which holds code, not weights; not run"
+        elif isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+            reason = "not a PyTorch file of tensors"
+        elif (
+            isinstance(exc, EOFError)
+            or "central directory" in text
+            or "PytorchStreamReader" in text
+        ):
+            reason = "truncated or damaged: not a complete PyTorch zip file"
+        else:
+            lines = text.strip().splitlines()
+            reason = (lines[0] if lines else type(exc).__name__)[:120]
+        raise TorchFileError(reason) from None
+
+
 def _read_state_dict(path_text: str) -> dict[str, torch.Tensor]:
     """A state_dict from a file: a bare one, or our checkpoint dict with a "model" entry."""
     path = Path(os.path.expanduser(path_text))
+    if path.is_dir():
+        raise UsageError(f"--weights {path_text} is a folder (expected {WEIGHTS_HELP})")
     if not path.is_file():
         raise UsageError(f"--weights {path_text}: no such file (expected {WEIGHTS_HELP})")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or pickled code we refuse to run
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        state = torch_load(path)
+    except TorchFileError as exc:
         raise UsageError(
-            f"--weights {path_text} is not a readable state_dict file ({reason[:160]})"
+            f"--weights {path_text} is not a readable state_dict file ({exc}): pass a file "
+            "saved with torch.save(model.state_dict(), PATH)"
         ) from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
@@ -251,12 +433,20 @@ def _read_state_dict(path_text: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether module or parameter `name` is one of the modules `prefixes` or inside one."""
+    return any(not p or name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _load_backbone(
+    model: nn.Module, name: str, state: dict[str, torch.Tensor], source: str
+) -> None:
     """Load everything but the head; the head too when its shape matches (K classes)."""
     own = model.state_dict()
-    head_keys = {key for key in own if key.startswith("fc.")}
+    head = (PRETRAINED[name].head,)
+    head_keys = {key for key in own if _under(key, head)}
     keep_head = all(key in state and state[key].shape == own[key].shape for key in head_keys)
-    wanted = {key: value for key, value in state.items() if keep_head or not key.startswith("fc.")}
+    wanted = {key: value for key, value in state.items() if keep_head or not _under(key, head)}
     missing = sorted(set(own) - set(wanted) - (set() if keep_head else head_keys))
     unexpected = sorted(set(wanted) - set(own))
     wrong_shape = sorted(
@@ -272,14 +462,15 @@ def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str
             if keys:
                 more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
                 problems.append(f"{label}: {', '.join(keys[:3])}{more}")
-        raise UsageError(f"--weights {source} does not fit resnet18 ({'; '.join(problems)})")
+        raise UsageError(f"--weights {source} does not fit {name} ({'; '.join(problems)})")
     model.load_state_dict(wanted, strict=False)
 
 
-def _freeze(model: nn.Module, finetune: str) -> None:
-    trainable_prefixes = {"head": ("fc.",), "layer4": ("layer4.", "fc."), "all": ("",)}[finetune]
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name.startswith(trainable_prefixes))
+def _freeze(model: nn.Module, name: str, trainable: tuple[str, ...]) -> None:
+    for key, parameter in model.named_parameters():
+        parameter.requires_grad_(_under(key, trainable))
+    # a plain attribute: not a module, parameter or buffer, so not in the state_dict
+    setattr(model, _PRETRAINED_ATTRIBUTE, (name, trainable))
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -294,46 +485,53 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 
 
 def set_train_mode(model: nn.Module, training: bool) -> None:
-    """model.train(training), except that BatchNorm layers whose parameters are frozen stay in
-    eval mode: their running statistics must not drift while the rest of the model trains."""
+    """model.train(training), except that the frozen parts stay in eval mode: BatchNorm layers
+    whose parameters are frozen keep their running statistics, and in a pretrained model every
+    layer outside the modules that train (`trainable_modules`) runs as in inference, dropout off,
+    so the frozen part is a fixed function of the image (what the feature cache computes once)."""
     model.train(training)
     if not training:
         return
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+    trainable = getattr(model, _PRETRAINED_ATTRIBUTE, (None, None))[1]
+    for key, module in model.named_modules():
+        if trainable is not None and not _under(key, trainable):
+            if not any(True for _ in module.children()):  # a layer, not a container
+                module.eval()
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 module.eval()
 
 
 def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
-    """For a resnet18 whose layers are all frozen but the head: (feature extractor, head).
+    """For a pretrained model whose layers are all frozen but the head: (feature extractor, head).
 
-    The extractor shares the model's modules (conv1 ... avgpool, then flatten) and maps a batch to
-    (N, 512) features; head(features) equals model(batch). None for any other model or finetune.
+    Both share the model's modules: the extractor (`Pretrained.backbone`, e.g. conv1 ... avgpool,
+    then flatten) maps a batch to (N, features) — 512 for resnet18, 2048 for resnet50, 4096 for
+    vgg16 — and head(features) equals model(batch); the head is `fc`, or vgg16's classifier[5:]
+    (dropout, then the last Linear). None for any other model or finetune.
     """
-    torchvision = sys.modules.get("torchvision")  # not imported: no resnet18 was built
-    if torchvision is None or not isinstance(model, torchvision.models.ResNet):
+    name, trainable = getattr(model, _PRETRAINED_ATTRIBUTE, (None, None))
+    if name is None:
         return None
+    spec = PRETRAINED[name]
+    head_modules = spec.trainable["head"]
     frozen = all(
-        not p.requires_grad for n, p in model.named_parameters() if not n.startswith("fc.")
+        _under(key, head_modules) == p.requires_grad for key, p in model.named_parameters()
     )
-    if not frozen:
+    if trainable != head_modules or not frozen:
         return None
     backbone = nn.Sequential(
-        model.conv1,
-        model.bn1,
-        model.relu,
-        model.maxpool,
-        model.layer1,
-        model.layer2,
-        model.layer3,
-        model.layer4,
-        model.avgpool,
-        nn.Flatten(1),
+        *(nn.Flatten(1) if part == FLATTEN else model.get_submodule(part) for part in spec.backbone)
     )
     backbone.register_forward_pre_hook(_gray_to_rgb)
-    return backbone, model.fc
+    heads = [model.get_submodule(part) for part in head_modules]
+    return backbone, heads[0] if len(heads) == 1 else nn.Sequential(*heads)
+
+
+def feature_size(model: nn.Module) -> int:
+    """Inputs of a pretrained model's head layer (what `backbone_and_head`'s extractor makes)."""
+    return PRETRAINED[getattr(model, _PRETRAINED_ATTRIBUTE)[0]].features
 
 
 # --- fast presets: airbench-style networks, defined in cnn_tui/training/fast_models.py ----------

@@ -1,0 +1,169 @@
+"""How big the pretrained models are and about how much memory training one takes, without torch.
+
+The form shows this beside the model field as it is edited, so it is arithmetic on a few numbers
+per backbone (`SIZES`), not a model built: torchvision's import alone takes over a second. The
+numbers are torchvision's layer sizes, checked against the real networks by tests/test_models.py.
+
+The estimate adds, in bytes:
+- the weights, fp32: 4 per parameter;
+- per trainable parameter its gradient (4) and the optimizer's state (Adam/AdamW: 8; SGD with
+  momentum: 4; plain SGD: 0);
+- the activations kept for the backward pass, from the first layer that trains on: the outputs of
+  every layer per image (at 224 px, scaled by the image area: convolutions keep their spatial
+  size ratio; the fully connected part does not scale), times the batch, in 2-byte bf16/fp16
+  when mixed precision applies (CUDA, 64 px and up), else 4 bytes;
+- the frozen layers' forward pass, one layer at a time: its largest input + output;
+- with the feature cache, the backbone's pass over the data set in the engine's evaluation
+  batches (`feature_cache.backbone_batch_size`) instead (the cached features themselves — N × 512 /
+  2048 / 4096 floats — are not counted, nor the data set, CUDA's context or cuDNN's workspace).
+It is an estimate to compare batch sizes and models by, within some tens of percent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnn_tui.training.config import NATIVE_IMAGE_SIZE, TrainConfig
+
+REFERENCE_SIZE = 224  # the image size of the activation counts below
+AMP_MIN_IMAGE_SIZE = 64  # engine.AMP_MIN_IMAGE_SIZE (checked by a test)
+PIXELS_PER_BATCH = 256 * 224 * 224  # feature_cache.PIXELS_PER_BATCH (checked by a test)
+CLASSES = {"shapes": 10, "cifar10": 10, "fashion-mnist": 10}  # imagefolder: its sub-folders
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class BackboneSize:
+    params: int  # every parameter but the head layer's
+    features: int  # inputs of the head layer
+    last_block: int  # parameters of the last block (--finetune last-block), head layer excluded
+    # --finetune -> (values per image at 224 px that scale with the image area, values that do
+    # not), kept for the backward pass; the head's K outputs come on top
+    activations: dict[str, tuple[int, int]]
+    peak: int  # largest input + output of one frozen layer, per image at 224 px
+
+
+SIZES: dict[str, BackboneSize] = {
+    "resnet18": BackboneSize(
+        params=11_176_512,
+        features=512,
+        last_block=8_393_728,  # layer4
+        activations={"all": (7_626_752, 512), "last-block": (401_408, 512), "head": (0, 512)},
+        peak=1_605_632,  # conv1: 3×224×224 in, 64×112×112 out
+    ),
+    "resnet50": BackboneSize(
+        params=23_508_032,
+        features=2048,
+        last_block=14_964_736,  # layer4
+        activations={
+            "all": (32_187_904, 2048),
+            "last-block": (1_981_952, 2048),
+            "head": (0, 2048),
+        },
+        peak=1_605_632,
+    ),
+    "vgg16": BackboneSize(
+        params=134_260_544,
+        features=4096,
+        last_block=119_545_856,  # fc6 and fc7
+        activations={
+            "all": (28_775_936, 49_664),
+            "last-block": (0, 49_664),  # the classifier works on 512×7×7 whatever the image size
+            "head": (0, 2 * 4096),
+        },
+        peak=6_422_528,  # conv1_2: 64×224×224 in and out
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    params: int
+    trainable: int
+    bytes: int
+    half: bool  # activations in bf16/fp16
+    cached: bool  # the feature cache applies
+
+
+def _finetune(finetune: str) -> str:
+    return "last-block" if finetune == "layer4" else finetune
+
+
+def estimate(
+    name: str,
+    *,
+    num_classes: int,
+    image_size: int,
+    batch_size: int,
+    finetune: str = "head",
+    optimizer: str = "adam",
+    momentum: float = 0.9,
+    half: bool = False,
+    cached: bool = False,
+    cuda: bool = True,
+) -> Estimate:
+    """Parameters and approximate training memory of pretrained model `name` (see the module)."""
+    size = SIZES[name]
+    finetune = _finetune(finetune)
+    head = size.features * num_classes + num_classes
+    params = size.params + head
+    trainable = {"head": head, "last-block": size.last_block + head, "all": params}[finetune]
+    state = {"adam": 8, "adamw": 8}.get(optimizer, 4 if momentum > 0 else 0)
+    element = 2 if half else 4
+    scale = (image_size / REFERENCE_SIZE) ** 2
+    spatial, flat = size.activations[finetune]
+    kept = batch_size * (spatial * scale + flat + num_classes) * element
+    frozen = 0 if finetune == "all" else batch_size * size.peak * scale * element
+    if cached and finetune == "head":
+        # the engine's evaluation batch, which the cache pass starts from
+        big = cuda or image_size < 112
+        evaluation = min(4096, max(256, 2 * batch_size)) if big else batch_size
+        rows = max(16, min(evaluation, PIXELS_PER_BATCH // (image_size * image_size)))
+        frozen = rows * size.peak * scale * element
+    total = 4 * params + (4 + state) * trainable + kept + frozen
+    return Estimate(params, trainable, int(total), half, cached and finetune == "head")
+
+
+def _count(n: int) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return str(n)
+
+
+def _classes(config: TrainConfig) -> int:
+    if config.dataset in CLASSES:
+        return CLASSES[config.dataset]
+    try:  # imagefolder: one class per sub-folder; until the folder is given, say two
+        root = Path(config.data_dir or "")
+        found = sum(1 for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        found = 0
+    return found if found >= 2 else 2
+
+
+def describe(config: TrainConfig, cuda: bool) -> str | None:
+    """One line for the form: parameters and training memory of `config`'s pretrained model,
+    None for the small models. `cuda`: the run will use a GPU (mixed precision may apply)."""
+    if config.model not in SIZES:
+        return None
+    image_size = config.image_size or NATIVE_IMAGE_SIZE[config.dataset]
+    found = estimate(
+        config.model,
+        num_classes=_classes(config),
+        image_size=image_size,
+        batch_size=config.batch_size,
+        finetune=config.finetune,
+        optimizer=config.optimizer,
+        momentum=config.momentum,
+        half=cuda and config.amp and image_size >= AMP_MIN_IMAGE_SIZE,
+        cached=config.cache_features and config.augment == "none",
+        cuda=cuda,
+    )
+    how = ["mixed precision" if found.half else "fp32"] + ["features cached"] * found.cached
+    return (
+        f"{_count(found.params)} params, {_count(found.trainable)} trained · "
+        f"≈{found.bytes / GIB:.1f} GiB {'GPU ' if cuda else ''}memory at batch "
+        f"{config.batch_size}, {image_size} px ({', '.join(how)})"
+    )
