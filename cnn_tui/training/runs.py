@@ -69,9 +69,14 @@ def _slug(text: str) -> str:
 
 def new_run_dir(runs_dir: str | os.PathLike[str], config: Any) -> Path:
     """Create and return a fresh folder such as runs/20261122-153012-simple-cnn-shapes."""
-    base = Path(runs_dir)
-    base.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(config.model)}-{_slug(config.dataset)}"
+    return create_unique_dir(runs_dir, stem, "run")
+
+
+def create_unique_dir(parent: str | os.PathLike[str], stem: str, what: str) -> Path:
+    """Create and return parent/stem, or stem-2, stem-3 ... when taken (never an existing one)."""
+    base = Path(parent)
+    base.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
         path = base / (stem if n == 1 else f"{stem}-{n}")
         try:
@@ -79,7 +84,7 @@ def new_run_dir(runs_dir: str | os.PathLike[str], config: Any) -> Path:
         except FileExistsError:
             continue
         return path
-    raise UsageError(f"cannot find a free run folder name under {base}")
+    raise UsageError(f"cannot find a free {what} folder name under {base}")
 
 
 def looks_like_run(run_dir: str | os.PathLike[str]) -> bool:

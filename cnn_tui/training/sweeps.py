@@ -318,18 +318,10 @@ def check_new_sweep_dir(path: Path) -> None:
 
 def new_sweep_dir(runs_dir: str | os.PathLike[str], grid: dict[str, list[Any]]) -> Path:
     """Create runs/sweep-YYYYmmdd-HHMMSS-KEYS (with -2, -3 ... when taken)."""
-    base = Path(runs_dir)
-    base.mkdir(parents=True, exist_ok=True)
     keys = "-".join(_slug(key.replace("_", "-")) for key in grid)
-    stem = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{keys}"
-    for n in range(1, 10_000):
-        path = base / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise UsageError(f"cannot find a free sweep folder name under {base}")
+    return runs.create_unique_dir(
+        runs_dir, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{keys}", "sweep"
+    )
 
 
 def create_sweep(
