@@ -11,7 +11,7 @@ a `LessonRequest`; the screen recomputes and restarts the replay from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from textual import on
@@ -26,6 +26,48 @@ from cnn_tui.lessons.args import FIELDS, FIXED_BY_EXAMPLE, SETTINGS
 from cnn_tui.lessons.replay import EDITABLE_ARRAYS, format_array, make_example, parse_array
 
 RANDOM = "random"
+
+
+RequestT = TypeVar("RequestT")
+
+
+class ArrayEditModal(ModalScreen[RequestT | None]):
+    """What the lesson edit forms share: one TextArea showing the array picked in #form-array
+    (`_array_texts` keeps every array's text, `_shown_array` names the one shown), Apply (enter
+    or #form-apply) dismisses with `check()`'s request when it is valid, Cancel with None."""
+
+    _array_texts: dict[str, str]
+    _shown_array: str
+
+    def check(self) -> RequestT | None:
+        raise NotImplementedError
+
+    @on(Select.Changed, "#form-array")
+    def _array_changed(self, event: Select.Changed) -> None:
+        area = self.query_one("#form-values", TextArea)
+        self._array_texts[self._shown_array] = area.text
+        self._shown_array = str(event.value)
+        area.load_text(self._array_texts[self._shown_array])
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#form-apply")
+    def _apply_pressed(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#form-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_apply(self) -> None:
+        request = self.check()
+        if request is not None:
+            self.dismiss(request)
 
 
 @dataclass
@@ -51,7 +93,7 @@ def choice_fields(op: str) -> tuple[str, ...]:
     return tuple(name for name in FIELDS[op] if SETTINGS[name].kind == "choice")
 
 
-class LessonFormScreen(ModalScreen[LessonRequest | None]):
+class LessonFormScreen(ArrayEditModal[LessonRequest]):
     """Edit the lesson's example; Apply (ctrl+s) checks everything, Esc leaves it unchanged."""
 
     BINDINGS = [
@@ -156,33 +198,6 @@ class LessonFormScreen(ModalScreen[LessonRequest | None]):
                 if name in input_fields(self.op):
                     self.query_one(f"#form-{name}", Input).value = text
         self._grey_fixed_fields()
-
-    @on(Select.Changed, "#form-array")
-    def _array_changed(self, event: Select.Changed) -> None:
-        area = self.query_one("#form-values", TextArea)
-        self._array_texts[self._shown_array] = area.text
-        self._shown_array = str(event.value)
-        area.load_text(self._array_texts[self._shown_array])
-
-    @on(Input.Submitted)
-    def _submitted(self) -> None:
-        self.action_apply()
-
-    @on(Button.Pressed, "#form-apply")
-    def _apply_pressed(self) -> None:
-        self.action_apply()
-
-    @on(Button.Pressed, "#form-cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def action_apply(self) -> None:
-        request = self.check()
-        if request is not None:
-            self.dismiss(request)
 
     # ----------------------------------------------------------------- checking
 

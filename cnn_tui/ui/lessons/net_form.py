@@ -18,13 +18,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.args import NET_SETTINGS
 from cnn_tui.lessons.network import EDITABLE, list_net_examples, make_net_example
 from cnn_tui.lessons.replay import format_array, parse_array
+from cnn_tui.ui.lessons.form import ArrayEditModal
 
 
 @dataclass
@@ -49,7 +49,7 @@ def _text(name: str, value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-class NetFormScreen(ModalScreen[NetRequest | None]):
+class NetFormScreen(ArrayEditModal[NetRequest]):
     """Edit the network lesson's example; Apply (ctrl+s) checks everything, Esc cancels."""
 
     BINDINGS = [
@@ -64,13 +64,13 @@ class NetFormScreen(ModalScreen[NetRequest | None]):
         self.example = example
         self.params = dict(params)
         self.overrides = dict(overrides)
-        self._texts = self._array_texts(example)
-        self._original = dict(self._texts)
-        self._shown = EDITABLE[0]
+        self._array_texts = self._texts_of(example)
+        self._original = dict(self._array_texts)
+        self._shown_array = EDITABLE[0]
         self._loaded = example.name  # the example whose values the fields show
 
     @staticmethod
-    def _array_texts(example: Any) -> dict[str, str]:
+    def _texts_of(example: Any) -> dict[str, str]:
         return {name: format_array(name, _shown(name, getattr(example, name))) for name in EDITABLE}
 
     def compose(self) -> ComposeResult:
@@ -101,7 +101,7 @@ class NetFormScreen(ModalScreen[NetRequest | None]):
                     yield Label("values of", classes="lesson-form-label")
                     yield Select(
                         [(name, name) for name in EDITABLE],
-                        value=self._shown,
+                        value=self._shown_array,
                         allow_blank=False,
                         compact=True,
                         id="form-array",
@@ -111,7 +111,7 @@ class NetFormScreen(ModalScreen[NetRequest | None]):
                     "per line, numbers separated by commas; the sizes stay the example's",
                     classes="lesson-form-hint",
                 )
-                yield TextArea(self._texts[self._shown], id="form-values")
+                yield TextArea(self._array_texts[self._shown_array], id="form-values")
                 yield Static("", id="error-values", classes="lesson-form-error")
             yield Static("", id="error-form", classes="lesson-form-error")
             with Horizontal(id="lesson-form-buttons"):
@@ -134,38 +134,11 @@ class NetFormScreen(ModalScreen[NetRequest | None]):
             return
         for name, value in chosen.settings().items():
             self.query_one(f"#form-{name}", Input).value = _text(name, value)
-        self._texts = self._array_texts(chosen)
-        self._original = dict(self._texts)
+        self._array_texts = self._texts_of(chosen)
+        self._original = dict(self._array_texts)
         self._loaded = chosen.name
         self.overrides = {}  # another example: its own values, none of the earlier edits
-        self.query_one("#form-values", TextArea).load_text(self._texts[self._shown])
-
-    @on(Select.Changed, "#form-array")
-    def _array_changed(self, event: Select.Changed) -> None:
-        area = self.query_one("#form-values", TextArea)
-        self._texts[self._shown] = area.text
-        self._shown = str(event.value)
-        area.load_text(self._texts[self._shown])
-
-    @on(Input.Submitted)
-    def _submitted(self) -> None:
-        self.action_apply()
-
-    @on(Button.Pressed, "#form-apply")
-    def _apply_pressed(self) -> None:
-        self.action_apply()
-
-    @on(Button.Pressed, "#form-cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def action_apply(self) -> None:
-        request = self.check()
-        if request is not None:
-            self.dismiss(request)
+        self.query_one("#form-values", TextArea).load_text(self._array_texts[self._shown_array])
 
     # ----------------------------------------------------------------- checking
 
@@ -184,14 +157,14 @@ class NetFormScreen(ModalScreen[NetRequest | None]):
             except ValueError as exc:
                 self.query_one(f"#error-{name}", Static).update(str(exc))
                 bad = True
-        self._texts[self._shown] = self.query_one("#form-values", TextArea).text
+        self._array_texts[self._shown_array] = self.query_one("#form-values", TextArea).text
         try:
             base = make_net_example({"example": chosen}, {})
         except UsageError as exc:
             self.query_one("#error-example", Static).update(str(exc))
             return None
         overrides = dict(self.overrides)
-        for name, text in self._texts.items():
+        for name, text in self._array_texts.items():
             if text == self._original[name]:
                 continue
             shape = getattr(base, name).shape
