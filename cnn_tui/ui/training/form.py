@@ -110,7 +110,7 @@ class TrainFormScreen(Screen):
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("ctrl+t", "save_preset", "Save preset", priority=True),
         Binding("ctrl+l", "find_lr", "Find LR", priority=True),
-        Binding("ctrl+g", "sweep_mode", "Sweep", priority=True, show=False),
+        Binding("ctrl+g", "sweep_mode", "Sweep", priority=True),
     ]
 
     def __init__(
