@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import ENV
 from train_ui_fixtures import run_async, write_run
 
 from cnn_tui import cli, fileio
@@ -32,7 +33,6 @@ from cnn_tui.training import runs
 FAST = ["--dataset", "shapes", "--limit", "120", "--batch-size", "32", "--hidden-units", "4",
         "--device", "cpu"]  # fmt: skip
 LONG = [*FAST, "--limit", "600", "--epochs", "40"]  # runs long enough to be interrupted
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 # `python -c` trainers: set up the fault, then run the real command line
 KILLED_IN_SECOND_CHECKPOINT = r"""

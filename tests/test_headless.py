@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import ENV, run_cnn_tui
 
 from cnn_tui import cli
 from cnn_tui.training import runs
@@ -19,18 +19,10 @@ from cnn_tui.training.config import TrainConfig
 
 FAST = ["--dataset", "shapes", "--limit", "120", "--batch-size", "32", "--hidden-units", "4",
         "--device", "cpu"]  # fmt: skip
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def cnn_tui(*argv: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cnn_tui", *argv],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cnn_tui(*argv, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture

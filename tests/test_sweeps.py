@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import run_cnn_tui
 from textual.widgets import Button, DataTable, Input, Static
 from train_ui_fixtures import run_async, write_run
 
@@ -33,18 +33,10 @@ from cnn_tui.ui.training.sweep import SweepFormScreen, SweepScreen
 
 TINY = ["--dataset", "shapes", "--limit", "40", "--batch-size", "8", "--hidden-units", "2",
         "--device", "cpu"]  # fmt: skip
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def cnn_tui(*argv: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cnn_tui", *argv],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cnn_tui(*argv, cwd=cwd, timeout=timeout)
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:
