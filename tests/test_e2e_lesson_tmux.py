@@ -79,11 +79,11 @@ def test_conv_lesson_steps_switches_to_backward_and_quits() -> None:
         tmux.wait_for("step 19 / 475")
         tmux.send("b")
         screen = tmux.wait_for("conv2d · backward · db")
-        assert "dout upstream gradient" in screen
+        assert "dout = ∂L/∂out, upstream" in screen
         tmux.send("p", "p")
         tmux.wait_for("backward · dW")
         # the checks ran in a worker of the real app: PyTorch (when installed) and numerics
-        tmux.wait_for("numerical gradient: max rel. error", timeout=60)
+        tmux.wait_for("finite differences: rel. error", timeout=60)
         if importlib.util.find_spec("torch") is not None:
             tmux.wait_for("PyTorch: max |Δ|", timeout=90)
         tmux.send("C-q")

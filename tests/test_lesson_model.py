@@ -24,7 +24,6 @@ from cnn_tui.lessons.replay import (
     WRITE,
     Replay,
     build_replays,
-    fmt_cell,
     fmt_num,
     format_array,
     grid_decimals,
@@ -169,8 +168,9 @@ def test_the_step_text_spells_out_the_arithmetic(conv) -> None:
     first, numbers, cell = forward.step_lines()
     assert first == "out[f=0, 0,0] += x_pad[c=0, 0,0]·w[f=0, c=0, 0,0]"
     x, w = (o.value for o in event.operands)
-    assert numbers.startswith(f"= {fmt_num(x)}·")
-    assert numbers.endswith(f"→ {fmt_num(event.after)}")
+    # every number as its array's grid writes it (the same decimals, the same minus sign)
+    assert numbers.startswith(f"= {fmt_num(x, forward.decimals('x_pad'))}·")
+    assert numbers.endswith(f"→ {fmt_num(event.after, forward.decimals('out'))}")
     assert cell.startswith("out[f=0, 0,0] = b + Σ_c Σ_ki,kj x·w")
 
 
@@ -214,7 +214,7 @@ def test_max_pool_compare_text_keeps_the_running_max() -> None:
     example = build_example("pool", height=4, width=4, kernel=2, seed=2)
     forward, _ = build_replays(example)
     forward.seek(1)
-    assert forward.step_lines()[1].startswith("= max(−∞, ")
+    assert forward.step_lines()[1].startswith("= max(-∞, ")
     forward.seek(2)
     assert forward.step_lines()[0] == "out[0,0] = max(out[0,0], x[0,1])"
 
@@ -249,10 +249,10 @@ def test_grid_specs_follow_the_view_and_map_marks_to_rows_and_columns(conv) -> N
 
 
 def test_number_formats() -> None:
-    assert fmt_num(-1.3) == "−1.3" and fmt_num(0.4200001) == "0.42" and fmt_num(-0.0) == "0"
-    assert fmt_num(float("-inf")) == "−∞" and fmt_num(float("nan")) == "·"
-    assert fmt_cell(float("nan"), 2) == "·" and fmt_cell(-0.001, 2) == "0.00"
-    assert fmt_cell(-1.25, 1) == "-1.2"  # ASCII minus keeps grid columns one cell wide
+    assert fmt_num(-1.3) == "-1.3" and fmt_num(0.4200001) == "0.42" and fmt_num(-0.0) == "0"
+    assert fmt_num(float("-inf")) == "-∞" and fmt_num(float("nan")) == "·"
+    assert fmt_num(float("nan"), 2) == "·" and fmt_num(-0.001, 2) == "0.00"
+    assert fmt_num(-1.25, 1) == "-1.2"  # ASCII minus keeps grid columns one cell wide
     assert grid_decimals(np.array([1.0, -2.0, np.nan])) == 0
     assert grid_decimals(np.array([0.5, -1.5])) == 1
     assert grid_decimals(np.array([0.25])) == 2

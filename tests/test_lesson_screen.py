@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
+from cnn_tui.lessons.replay import fmt_num
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.key_footer import columns_that_fit
@@ -57,7 +58,15 @@ def status(screen: Screen) -> str:
 
 
 def step_text(screen: Screen) -> list[str]:
-    return text_of(screen.query_one("#lesson-step", StepPanel)).splitlines()
+    """The step panel's lines below the rule it states (`rule_text`)."""
+    lines = text_of(screen.query_one("#lesson-step", StepPanel)).splitlines()
+    return [line for line in lines if not line.startswith(("rule ", "     "))]
+
+
+def rule_text(screen: Screen) -> list[str]:
+    """The step panel's rule lines: the phase's rule and the local derivative."""
+    lines = text_of(screen.query_one("#lesson-step", StepPanel)).splitlines()
+    return [line for line in lines if line.startswith(("rule ", "     "))]
 
 
 def board(screen: Screen) -> list[str]:
@@ -114,9 +123,10 @@ async def test_stepping_fills_the_output_and_shows_the_arithmetic() -> None:
         assert "cell 1 / 9" in status(screen)
         event = screen.replay.current
         assert step_text(screen)[0] == "out[0,0] += x_pad[0,1]·w[0,1]"
-        assert step_text(screen)[1].endswith(
-            f"→ {format(event.after, '.3f').rstrip('0')}".replace("-", "−")
-        )
+        # the result as the out grid writes it: the same decimals, the same minus sign
+        decimals = screen.replay.decimals("out")
+        assert step_text(screen)[1].endswith(f"→ {fmt_num(event.after, decimals)}")
+        assert f"[{fmt_num(event.after, decimals)}]" in "\n".join(board(screen))
         lines = board(screen)
         # the cells read are bracketed in the input and the kernel, the cell written in out
         x, w = (o.value for o in event.operands)
@@ -158,7 +168,12 @@ async def test_backward_runs_db_then_dw_then_dx() -> None:
         assert "conv2d · backward · db" in status(screen)
         assert "step 0 / 475" in status(screen)  # db 25, dW 25·9, dX 25·9
         titles = " ".join(board(screen)[:1])
-        assert "dout upstream gradient" in titles and "db grad bias" in titles
+        # dout, named; the kernel and the forward output stay in sight going backward
+        assert "dout = ∂L/∂out, upstream" in titles and "w kernel" in titles
+        assert "out forward output" in titles and "db grad bias" in "\n".join(board(screen))
+        assert "dout = ∂L/∂out, the upstream gradient; here random (seed 0)" in "\n".join(
+            step_text(screen)
+        )
         await pilot.press("p")
         assert "backward · db" in status(screen) and "step 1 / 475" in status(screen)
         assert step_text(screen)[0] == "db[0] += dout[0,0]"
@@ -168,6 +183,10 @@ async def test_backward_runs_db_then_dw_then_dx() -> None:
         await pilot.press("p")
         assert "backward · dX" in status(screen)
         assert step_text(screen)[0] == "dx_pad[0,0] += w[0,0]·dout[0,0]"
+        assert rule_text(screen)[1].strip().startswith("∂out/∂x_pad = w[ki,kj]")
+        await pilot.press("p")  # dX again, as a transposed convolution of dout
+        assert "backward · dX as a transposed conv" in status(screen)
+        assert step_text(screen)[0] == "dx_pad[0,0] += dout_up[0,0]·w[2,2]"
         await pilot.press("p")
         assert "conv2d · forward" in status(screen)
         assert "step 2 / 250" in status(screen)  # each pass keeps its own position
@@ -359,7 +378,7 @@ async def test_the_check_panel_compares_with_pytorch_and_numerical_gradients() -
         await app.workers.wait_for_complete()
         await pilot.pause()
         text = text_of(screen.query_one("#lesson-check", CheckPanel))
-        assert "PyTorch: max |Δ|" in text and "numerical gradient: max rel. error" in text
+        assert "PyTorch: max |Δ|" in text and "finite differences: rel. error" in text
         assert text.count("✓") == 2, text
 
 
@@ -452,7 +471,7 @@ async def test_large_arrays_are_cropped_around_the_current_step() -> None:
         await pilot.press("end", "left", "left")
         lines = board(screen)
         text = "\n".join(lines)
-        assert "x_pad[c=1] input, padded · rows 12–23, cols 16–23 of 24×24" in text
+        assert "x_pad[c=1] input, padded · rows 13–23, cols 13–23 of 24×24" in text
         assert "of 22×22" in text  # the output is cropped too
         assert max(len(line) for line in lines) <= 118  # no sideways scrolling
         event = screen.replay.current
@@ -463,3 +482,42 @@ async def test_large_arrays_are_cropped_around_the_current_step() -> None:
         assert len(lines) <= viewport
         await pilot.press("home")
         assert "rows 0–" in "\n".join(board(screen))  # back to the top-left corner
+
+
+@run_async
+async def test_form_ctrl_a_selects_all_and_errors_clear_once_fixed() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(100, 36)) as pilot:
+        await open_lesson(pilot)
+        await pilot.press("e")
+        form = app.screen
+        field = form.query_one("#form-height", Input)
+        field.focus()
+        await pilot.press("ctrl+a", "9", "9")  # ctrl+a selects all: typing replaces it
+        assert field.value == "99"
+        await pilot.press("ctrl+s")
+        assert "height must be between 1 and 16" in text_of(form.query_one("#error-height"))
+        await pilot.press("backspace")  # "9": fixed, the reason goes at once
+        await pilot.pause()
+        assert text_of(form.query_one("#error-height")) == ""
+        await pilot.press("ctrl+a", "x", "ctrl+s")  # wrong again: Apply says what is wrong now
+        assert "height must be a whole number, got 'x'" in text_of(form.query_one("#error-height"))
+        assert app.screen is form
+
+
+@run_async
+async def test_v_toggles_a_true_convolution_and_t_shows_dx_as_a_transposed_conv() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, params={"stride": 2, "height": 6, "width": 6})
+        await pilot.press("v", "right", "right")
+        assert screen.example.flip and "true convolution" in status(screen)
+        assert step_text(screen)[0] == "out[0,0] += x_pad[0,0]·w[2,2]"  # the kernel, rotated
+        assert rule_text(screen)[0].startswith("rule out[i,j] = b + Σ_ki,kj x_pad[2i+ki,2j+kj]")
+        await pilot.press("end")
+        assert step_text(screen)[-1].startswith("forward pass done: press b for the backward")
+        await pilot.press("t", "right")
+        assert "backward · dX as a transposed conv" in status(screen)
+        assert "dout_up dout zero-stuffed, padded" in "\n".join(board(screen))
+        await pilot.press("end")
+        assert "the same dx as the dX phase" in step_text(screen)[-1]

@@ -57,3 +57,19 @@ def test_conv_forward_80x24(snap_compare) -> None:
 def test_edit_form_80x24(snap_compare) -> None:
     run_before = lesson("pool", {})
     assert snap_compare(CnnTuiApp(), press=["e"], terminal_size=(80, 24), run_before=run_before)
+
+
+def test_conv_backward_dw_80x24(snap_compare) -> None:
+    """At 80×24 both operands of the step (x_pad and dout) are on screen, under the rule."""
+    keys = ["p", "p"] + ["right_square_bracket"] * 2 + ["right"] * 2
+    run_before = lesson("conv", {"padding": 1, "filters": 2, "seed": 3})
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_conv_transposed_view_dilated(snap_compare) -> None:
+    """dX as a transposed convolution with dilation 2 and padding same: the padded dout,
+    the rotated kernel."""
+    keys = ["t"] + ["right_square_bracket"] * 8 + ["right"] * 3
+    params = {"height": 7, "width": 7, "dilation": 2, "padding": "same", "seed": 2}
+    run_before = lesson("conv", params)
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(120, 40), run_before=run_before)

@@ -91,20 +91,20 @@ def test_the_step_text_and_the_running_sum(model):
     model.step(1)
     assert model.step_lines() == [
         "z1[f=0, 0,0] += x[0,0]·w1[f=0, 0,0]",
-        "= 0.2·(−1) = −0.2   0.05 + (−0.2) → −0.15",
-        "z1[f=0, 0,0] = b1 + Σ_ki,kj x·w1 = −0.15 so far (2/10)",
+        "= 0.2·(-1) = -0.2   0.05 + (-0.2) → -0.15",
+        "z1[f=0, 0,0] = b1 + Σ_ki,kj x·w1 = -0.15 so far (2/10)",
     ]
     model.first_of("softmax.backward")
     formula, numbers, note = model.step_lines()
     assert formula == "dz2[0] = p[0] − y[0]"
-    assert numbers.startswith("= 0.451 − 1 → −0.549") and "(the true class: y = 1)" in numbers
+    assert numbers.startswith("= 0.451 − 1 → -0.549") and "(the true class: y = 1)" in numbers
     model.first_of("relu.backward")
     formula, numbers, _ = model.step_lines()
     assert formula.startswith("dz1[f=0, 0,0] = da1[f=0, 0,0] where z1[f=0, 0,0] > 0, else 0")
-    assert numbers.startswith("z1[f=0, 0,0] = −0.15 ≤ 0 → 0") and "(blocked)" in numbers
+    assert numbers.startswith("z1[f=0, 0,0] = -0.15 ≤ 0 → 0") and "(blocked)" in numbers
     model.first_of("sgd.w2")
     _, numbers, _ = model.step_lines()
-    assert numbers.startswith("= 0.3 − 0.1·(−1.563) = 0.3 − (−0.156) → 0.456")
+    assert numbers.startswith("= 0.3 − 0.1·(-1.563) = 0.3 − (-0.156) → 0.456")
 
 
 def test_every_step_has_text_without_nan(model):

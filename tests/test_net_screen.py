@@ -56,7 +56,15 @@ def rule(screen: Screen) -> str:
 
 
 def step_text(screen: Screen) -> list[str]:
-    return text_of(screen.query_one("#net-step", StepPanel)).splitlines()
+    """The step panel's lines below the rule it states (`rule_text`)."""
+    lines = text_of(screen.query_one("#net-step", StepPanel)).splitlines()
+    return [line for line in lines if not line.startswith(("rule ", "     "))]
+
+
+def rule_text(screen: Screen) -> list[str]:
+    """The step panel's rule lines: the phase's rule and the local derivative."""
+    lines = text_of(screen.query_one("#net-step", StepPanel)).splitlines()
+    return [line for line in lines if line.startswith(("rule ", "     "))]
 
 
 def board(screen: Screen) -> str:
@@ -115,7 +123,7 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         assert rule(screen).startswith("rule z1[f,i,j] = b1[f] + Σ_ki,kj")
         await pilot.press("right_square_bracket")
         assert "step 10 / 320" in status(screen)
-        assert step_text(screen)[2].endswith("= −0.15 done (10/10)")
+        assert step_text(screen)[2].endswith("= -0.15 done (10/10)")
         await pilot.press("left")
         assert "step 9 / 320" in status(screen)
         # p: layer by layer to the loss

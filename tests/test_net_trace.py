@@ -49,9 +49,9 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
             assert all(STEP.match(line) for line in printed), printed[:3]
     events = sum(len(stage.events) for stage in run.stages)
     assert sum(1 for line in lines if STEP.match(line)) == events == 1149
-    assert "loss L = −log p[0] = 0.7954" in lines
+    assert "loss L = −log p[0] = 0.795" in lines
     assert "  L = 0.7954 → L′ = 0.05417 (−0.7412: lower)" in lines
-    assert "p′ = [0.9473, 0.0527]" in lines and "L′ = 0.0542" in lines
+    assert "p′ = [0.947, 0.053]" in lines and "L′ = 0.054" in lines
     check = lines[-1]
     assert check.startswith("gradient check (central differences, eps 1e-06): max relative")
     assert float(re.search(r"error (\S+) \(", check).group(1)) < 1e-6
@@ -65,13 +65,13 @@ def test_the_steps_read_as_the_layers_compute(capsys):
     assert "z1[0,0,0,0] += x[0,0,0,0]·w1[0,0,0,0] = 0.2·(-1) → -0.15" in lines
     assert "a1[0,0,0,0] = max(0, z1[0,0,0,0]) = max(0, -0.15) → 0" in lines
     assert "h[0,1] = m1[0,0,0,1] = 2.45" in lines
-    assert "L = −log(p[0,0]) = −log(0.4514) → 0.7954" in lines
-    assert "dz2[0,0] = p[0,0] − y[0,0] = 0.4514 − 1 → -0.5486" in lines
+    assert "L = −log(p[0,0]) = −log(0.451) → 0.795" in lines
+    assert "dz2[0,0] = p[0,0] − y[0,0] = 0.451 − 1 → -0.549" in lines
     assert any(line.startswith("da1[0,0,0,1] += dm1[0,0,0,0] = ") for line in lines)
     assert any(
         line.startswith("dz1[0,0,0,0] = da1[0,0,0,0] where z1[0,0,0,0] > 0") for line in lines
     )
-    assert "b2′[0] = b2[0] − α·db2[0] = 0 − 0.1·(-0.5486) → 0.0549" in lines
+    assert "b2′[0] = b2[0] − α·db2[0] = 0 − 0.1·(-0.549) → 0.055" in lines
 
 
 def test_summary_counts_the_steps_of_each_stage(capsys):

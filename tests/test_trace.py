@@ -13,7 +13,7 @@ import pytest
 from cnn_tui import cli
 from cnn_tui.lessons import examples
 from cnn_tui.lessons.naive import collect_steps
-from cnn_tui.lessons.trace import step_line, trace_text
+from cnn_tui.lessons.trace import step_line, trace_style, trace_text
 
 STEP = re.compile(r"^(out|db|dw|dx_pad|dx)\[[\d,]+\] (\+=|=) .* (→|=) -?[\d.]+$")
 
@@ -36,15 +36,16 @@ def test_conv_trace_prints_header_arrays_every_step_and_the_result(capsys):
 
     example = examples.build_example("conv")
     x, w, b = example.x[0, 0], example.w[0, 0], example.b
-    assert steps[0] == f"out[0,0,0,0] = b[0] = {b[0]:g}"
+    assert steps[0] == f"out[0,0] = b[0] = {b[0]:g}"
     product = f"{x[0, 1]:g}·" + (f"({w[0, 1]:g})" if w[0, 1] < 0 else f"{w[0, 1]:g}")
     running = b[0] + x[0, 0] * w[0, 0] + x[0, 1] * w[0, 1]
-    assert steps[2] == f"out[0,0,0,0] += x_pad[0,0,0,1]·w[0,0,0,1] = {product} → {running:.4g}"
+    assert steps[2] == f"out[0,0] += x_pad[0,1]·w[0,1] = {product} → {running:.3g}"
     out_values, _ = example.forward()
     grid = lines[lines.index("out[0,0]  (3×3)") + 1 :][:3]
     printed = np.array([[float(v) for v in row.split()] for row in grid])
     np.testing.assert_allclose(printed, out_values[0, 0], atol=5e-5)
-    assert "backward" not in out and "\x1b" not in out
+    assert "backward:" not in out and "\x1b" not in out
+    assert lines[-1].startswith("(add --backward for the backward pass")  # what to do next
 
 
 def test_backward_trace_has_three_gradient_phases_in_order_and_a_passing_check(capsys):
@@ -58,12 +59,19 @@ def test_backward_trace_has_three_gradient_phases_in_order_and_a_passing_check(c
         "grad bias",
         "grad weight",
         "grad input",
+        "grad input as a transposed convolution",
     ]
-    assert "x_pad[n,c,2i+ki,j+kj]" in titles[2]
+    assert "∂out/∂w = x_pad[2i+ki,j+kj]" in titles[2]
     lines = out.splitlines()
     assert sum(line.startswith("db[0] += dout[") for line in lines) == 15
-    assert sum(line.startswith("dw[0,0,") for line in lines) == 135
-    assert sum(line.startswith("dx_pad[0,0,") for line in lines) == 135
+    assert sum(line.startswith("dw[") and " += " in line for line in lines) == 135
+    assert sum(line.startswith("dx_pad[") and "+= w[" in line for line in lines) == 135
+    # dX again, gathered: every covered dx_pad cell reads F·KH·KW cells of the stuffed dout
+    transposed = examples.build_example("conv", stride=(2, 1), padding=1).transposed_steps
+    assert sum(line.startswith("dx_pad[") and "+= dout_up[" in line for line in lines) == (
+        transposed
+    )
+    assert "dx as a transposed convolution equals the dX pass: max |Δ| 0.0e+00" in lines
     assert "dx = dx_pad without its padding (1):" in lines
     check = next(line for line in lines if line.startswith("gradient check"))
     assert float(re.search(r"max relative error (\S+)", check).group(1)) < 1e-6
@@ -82,12 +90,12 @@ def test_summary_counts_steps_instead_of_printing_them(capsys):
 def test_pool_traces_show_comparisons_routes_and_shares(capsys):
     code, out, _ = run_cli(capsys, "pool", "--no-ui", "--example", "overlap", "--backward")
     assert code == 0
-    assert "out[0,0,0,0] = max(-inf, x[0,0,0,0]) = max(-inf, 1) → 1" in out
-    assert "out[0,0,0,0] = max(out[0,0,0,0], x[0,0,2,2]) = max(4, 9) → 9" in out
-    assert "dx[0,0,2,2] += dout[0,0,1,1] = 4 → 10" in out  # four windows share the 9
+    assert "out[0,0] = max(-∞, x[0,0]) = max(-∞, 1) → 1" in out
+    assert "out[0,0] = max(out[0,0], x[2,2]) = max(4, 9) → 9" in out
+    assert "dx[2,2] += dout[1,1] = 4 → 10" in out  # four windows share the 9
     code, out, _ = run_cli(capsys, "pool", "--no-ui", "--example", "avg-4x4", "--backward")
-    assert "out[0,0,0,0] += x[0,0,0,1]·(1/4) = 1·(1/4) → 0.5" in out
-    assert "dx[0,0,0,0] += dout[0,0,0,0]·(1/4) = 1·(1/4) → 0.25" in out
+    assert "out[0,0] += x[0,1]·1/4 = 1·1/4 → 0.5" in out
+    assert "dx[0,0] += dout[0,0]·1/4 = 1·1/4 → 0.25" in out
     code, out, _ = run_cli(
         capsys, "pool", "--no-ui", "--type", "avg", "--kernel", "3x2", "--summary"
     )
@@ -139,8 +147,10 @@ def test_every_example_traces(capsys):
 def test_step_line_formats_and_trace_text():
     example = examples.build_example("conv", padding=1)
     _, events = collect_steps(example.forward)
-    assert step_line(events[0]) == f"out[0,0,0,0] = b[0] = {example.b[0]:g}"
-    assert step_line(events[1]).startswith("out[0,0,0,0] += x_pad[0,0,0,0]·w[0,0,0,0] = 0·")
+    style = trace_style(example)
+    # one image, one channel, one filter: the cells are named as on the screen, by row, column
+    assert step_line(events[0], style) == f"out[0,0] = b[0] = {example.b[0]:g}"
+    assert step_line(events[1], style).startswith("out[0,0] += x_pad[0,0]·w[0,0] = 0·")
     text = trace_text(example, backward=True)
     assert "x_pad = x with padding 1 (zeros around it):" in text
     assert text.count("\n") > 90 + 9 + 81 + 81

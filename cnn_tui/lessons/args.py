@@ -33,6 +33,7 @@ class LessonLimits:
     max_kernel: int = 16
     max_stride: int = 8
     max_padding: int = 4
+    max_dilation: int = 4
     max_seed: int = 2**32 - 1
     max_steps: int = 20_000  # scalar steps in one phase (forward, grad weight, ...)
 
@@ -40,6 +41,10 @@ class LessonLimits:
 LIMITS = LessonLimits()
 
 POOL_TYPES = ("max", "avg")
+PADDING_WORDS = ("same", "valid")  # --padding same|valid (as PyTorch's padding="same"/"valid")
+# --mode: what the conv lesson computes. PyTorch's conv2d (and most libraries) compute a
+# cross-correlation; the convolution of the lecture first rotates the kernel by 180°.
+CONV_MODES = ("cross-correlation", "convolution")
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,9 @@ class Setting:
     name: str
     label: str  # the edit form's label
     help: str  # the flag's help; "{default}" stands for the op's default
-    kind: str = "int"  # "int", "pair" (3 or 3x2: height x width), "float" (> 0) or "choice"
+    # "int", "pair" (3 or 3x2: height x width), "padding" (a pair, or one of PADDING_WORDS),
+    # "float" (> 0) or "choice"
+    kind: str = "int"
     low: int = 1
     high: int = 0
     choices: tuple[str, ...] = ()
@@ -70,6 +77,14 @@ class Setting:
         if self.kind == "int":
             return parse_int(value, self.name, self.low, self.high)
         if self.kind == "pair":
+            return parse_pair(value, self.name, self.low, self.high)
+        if self.kind == "padding":
+            if isinstance(value, str) and value.strip().lower() in PADDING_WORDS:
+                return value.strip().lower()
+            if not isinstance(value, (int, tuple)) and _PAIR_RE.match(str(value)) is None:
+                raise ValueError(
+                    f"{self.name} must be same, valid, a number or HxW like 1x0, got {value!r}"
+                )
             return parse_pair(value, self.name, self.low, self.high)
         if self.kind == "float":
             return parse_positive_float(value, self.name, self.high)
@@ -124,11 +139,31 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "padding",
             "padding P",
-            "zeros added on each side, e.g. 1 or 1x0 (default {default})",
-            "pair",
+            "zeros added on each side, e.g. 1 or 1x0, or same (P = D·(K−1)/2: the output keeps "
+            "the input's size; needs an odd kernel and stride 1) or valid (no padding); "
+            "default {default}",
+            "padding",
             low=0,
             high=LIMITS.max_padding,
-            metavar="P|HxW",
+            metavar="P|HxW|same|valid",
+        ),
+        Setting(
+            "dilation",
+            "dilation D",
+            "gaps between the kernel's taps: D − 1 skipped cells, e.g. 2 or 2x1 (default "
+            "{default})",
+            "pair",
+            high=LIMITS.max_dilation,
+            metavar="D|HxW",
+        ),
+        Setting(
+            "conv_mode",
+            "computes",
+            "cross-correlation (what PyTorch's conv2d computes) or convolution (the kernel "
+            "rotated by 180° first, the lecture's definition); default {default}",
+            "choice",
+            choices=CONV_MODES,
+            flag="--mode",
         ),
         Setting(
             "pool_type",
@@ -163,6 +198,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "kernel": (3, 3),
         "stride": (1, 1),
         "padding": (0, 0),
+        "dilation": (1, 1),
+        "conv_mode": "cross-correlation",
         "seed": 0,
     },
     "pool": {
@@ -274,7 +311,7 @@ def _words(names: list[str]) -> str:
 
 # Settings the epilog leaves out: the input size has its own phrase, the kernel is bounded by the
 # input, the seed and the pool type need no limit.
-_NOT_IN_EPILOG = ("height", "width", "kernel", "seed", "pool_type")
+_NOT_IN_EPILOG = ("height", "width", "kernel", "seed", "pool_type", "conv_mode")
 
 
 def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:

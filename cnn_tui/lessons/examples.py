@@ -21,7 +21,9 @@ Named examples are TOML files under `assets/lessons/` (see `list_examples`); the
     w = [[-1, 0, 1], ...]            # conv: (KH, KW), (C, KH, KW) or (F, C, KH, KW)
     b = [0]                          # conv, optional (zeros): (F,)
     stride = 1                       # optional, an int or [h, w]
-    padding = 0                      # conv, optional
+    padding = 0                      # conv, optional: a number, [h, w], "same" or "valid"
+    dilation = 1                     # conv, optional
+    mode = "cross-correlation"       # conv, optional, or "convolution" (kernel rotated 180°)
     kernel = 2                       # pool, optional
     type = "max"                     # pool, optional: "max" or "avg"
     dout = [[...]]                   # optional upstream gradient shaped like the output
@@ -42,7 +44,7 @@ import numpy as np
 from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import naive
-from cnn_tui.lessons.args import DEFAULTS, FIELDS, FIXED_BY_EXAMPLE, LIMITS, SETTINGS
+from cnn_tui.lessons.args import CONV_MODES, DEFAULTS, FIELDS, FIXED_BY_EXAMPLE, LIMITS, SETTINGS
 from cnn_tui.lessons.naive import GradCheck, StepEvent
 
 Pair = tuple[int, int]
@@ -76,6 +78,8 @@ class LessonExample:
 
     x is (N, C, H, W). For conv, w is (F, C, KH, KW) and b is (F,); for pool both are None and
     padding is (0, 0). dout has the output's shape (the gradient the backward pass starts from).
+    Conv only: dilation (PyTorch's), flip (True: a true convolution, the kernel rotated by 180°)
+    and padding_rule ("same" or "valid" when padding was asked for by name, else "").
     """
 
     op: str  # "conv" | "pool"
@@ -91,6 +95,10 @@ class LessonExample:
     padding: Pair
     pool_type: str | None  # "max" | "avg" for pool, None for conv
     seed: int
+    dilation: Pair = (1, 1)
+    flip: bool = False
+    padding_rule: str = ""  # "same" | "valid" | "" (a number)
+    dout_from: str = ""  # "seed" | "file" | "edited": where dout came from ("" not said)
 
     @property
     def naive_op(self) -> str:
@@ -99,7 +107,14 @@ class LessonExample:
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
-        return _output_shape(self.op, self.x.shape, self.w, self.kernel, self.stride, self.padding)
+        return _output_shape(
+            self.op, self.x.shape, self.w, self.kernel, self.stride, self.padding, self.dilation
+        )
+
+    @property
+    def conv_mode(self) -> str:
+        """ "convolution" (kernel rotated by 180°) or "cross-correlation" (PyTorch's conv2d)."""
+        return CONV_MODES[1] if self.flip else CONV_MODES[0]
 
     def settings(self) -> dict[str, Any]:
         """This example's value of each setting of its op (`args.FIELDS`): height, kernel, ..."""
@@ -112,7 +127,9 @@ class LessonExample:
             "batch": n,
             "kernel": self.kernel,
             "stride": self.stride,
-            "padding": self.padding,
+            "padding": self.padding_rule or self.padding,
+            "dilation": self.dilation,
+            "conv_mode": self.conv_mode,
             "pool_type": self.pool_type,
             "seed": self.seed,
         }
@@ -127,7 +144,10 @@ class LessonExample:
     def forward(self, on_step: Callable[[StepEvent], None] | None = None) -> tuple[np.ndarray, Any]:
         """Run the naive forward pass on this example: (out, cache)."""
         if self.op == "conv":
-            return naive.conv2d_forward(self.x, self.w, self.b, self.stride, self.padding, on_step)
+            return naive.conv2d_forward(
+                self.x, self.w, self.b, self.stride, self.padding, on_step,
+                dilation=self.dilation, flip=self.flip,
+            )  # fmt: skip
         forward = naive.maxpool2d_forward if self.pool_type == "max" else naive.avgpool2d_forward
         return forward(self.x, self.kernel, self.stride, on_step)
 
@@ -141,6 +161,23 @@ class LessonExample:
         backward = naive.maxpool2d_backward if self.pool_type == "max" else naive.avgpool2d_backward
         return {"dx": backward(self.dout, cache, on_step)}
 
+    def transposed_backward(
+        self, cache: Any, on_step: Callable[[StepEvent], None] | None = None
+    ) -> np.ndarray:
+        """Conv only: dx again, as a transposed convolution of dout with the kernel
+        (`naive.conv2d_input_grad_transposed`)."""
+        return naive.conv2d_input_grad_transposed(self.dout, cache, on_step)
+
+    @property
+    def transposed_steps(self) -> int:
+        """Steps of the transposed-convolution view of dx (0 for pooling)."""
+        if self.op != "conv":
+            return 0
+        return naive.count_steps(
+            "conv2d", self.x.shape, self.w.shape, stride=self.stride, padding=self.padding,
+            dilation=self.dilation, transposed=True,
+        )["grad_input_transposed"]  # fmt: skip
+
     def step_counts(self) -> dict[str, int]:
         """Events per phase, from the shapes alone (e.g. for "step 12 of 90")."""
         return naive.count_steps(
@@ -150,6 +187,7 @@ class LessonExample:
             kernel_size=self.kernel,
             stride=self.stride,
             padding=self.padding,
+            dilation=self.dilation,
         )
 
     def gradient_check(self) -> GradCheck:
@@ -164,6 +202,8 @@ class LessonExample:
             kernel_size=self.kernel,
             dout=self.dout,
             seed=self.seed,
+            dilation=self.dilation,
+            flip=self.flip,
         )
 
 
@@ -246,26 +286,34 @@ def _finish(
     arrays and the limits, draw dout, build the example."""
     lim = LIMITS
     pool_type = None
+    dilation, flip, rule = (1, 1), False, ""
     if op == "conv":
         kernel = (int(w.shape[2]), int(w.shape[3]))
         stride = SETTINGS["stride"].parse(p["stride"])
+        dilation = SETTINGS["dilation"].parse(p["dilation"])
+        flip = SETTINGS["conv_mode"].parse(p["conv_mode"]) == CONV_MODES[1]
         padding = SETTINGS["padding"].parse(p["padding"])
+        if isinstance(padding, str):
+            rule, padding = padding, resolve_padding(padding, kernel, stride, dilation)
     else:
         kernel = SETTINGS["kernel"].parse(p["kernel"])
         stride = naive.pool_stride(kernel, _parsed("stride", p["stride"]))
         padding = (0, 0)
         pool_type = SETTINGS["pool_type"].parse(p["pool_type"])
     padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
-    if kernel[0] > padded[0] or kernel[1] > padded[1]:
+    span = (naive.dilated_size(kernel[0], dilation[0]), naive.dilated_size(kernel[1], dilation[1]))
+    if span[0] > padded[0] or span[1] > padded[1]:
         where = "padded input" if op == "conv" else "input"
         fix = "a smaller kernel or more padding" if op == "conv" else "a smaller kernel"
-        raise UsageError(
-            f"kernel {_hw(kernel)} is larger than the {where} {_hw(padded)}: use {fix}"
-        )
-    out_shape = _output_shape(op, x.shape, w, kernel, stride, padding)
+        what = f"kernel {_hw(kernel)}"
+        if span != kernel:
+            what = f"kernel {_hw(kernel)} with dilation {_hw(dilation)} spans {_hw(span)}: it"
+            fix = "a smaller kernel or dilation, or more padding"
+        raise UsageError(f"{what} is larger than the {where} {_hw(padded)}: use {fix}")
+    out_shape = _output_shape(op, x.shape, w, kernel, stride, padding, dilation)
     candidate = LessonExample(
         op, name, title, description, x, w, b, np.zeros(out_shape), kernel, stride, padding,
-        pool_type, seed,
+        pool_type, seed, dilation, flip, rule,
     )  # fmt: skip
     worst = max(candidate.step_counts().items(), key=lambda item: item[1])
     if worst[1] > lim.max_steps:
@@ -274,18 +322,54 @@ def _finish(
             f"at most {lim.max_steps:,}: use a smaller input or kernel, fewer channels or "
             "filters, or a larger stride"
         )
+    dout_from = "file"
     if dout is None or dout.shape != out_shape:
         # a file's dout fits its own settings; with another stride or kernel, draw one
-        dout = _draw(rng, out_shape)
+        dout, dout_from = _draw(rng, out_shape), "seed"
     return LessonExample(
-        op, name, title, description, x, w, b, dout, kernel, stride, padding, pool_type, seed
-    )
+        op, name, title, description, x, w, b, dout, kernel, stride, padding, pool_type, seed,
+        dilation, flip, rule, dout_from,
+    )  # fmt: skip
 
 
-def _output_shape(op, x_shape, w, kernel, stride, padding) -> tuple[int, int, int, int]:
+def resolve_padding(rule: str, kernel: Pair, stride: Pair, dilation: Pair) -> Pair:
+    """The padding `--padding same|valid` stands for, as PyTorch's padding="same"/"valid".
+
+    valid is no padding. same is P = D·(K − 1)/2 on each side, the lecture's (F − 1)/2 for an
+    undilated kernel: with stride 1 the output keeps the input's size. Like PyTorch, same needs
+    stride 1; for an even kernel span PyTorch pads one zero more at the bottom/right, which
+    the lesson's symmetric padding cannot show, so that is a UsageError too.
+    """
+    if rule == "valid":
+        return (0, 0)
+    if stride != (1, 1):
+        raise UsageError(
+            f"padding same needs stride 1, got stride {_hw(stride)} (PyTorch refuses it too): "
+            "use --stride 1 or a number for --padding"
+        )
+    spans = [naive.dilated_size(k, d) for k, d in zip(kernel, dilation, strict=True)]
+    if any(span % 2 == 0 for span in spans):
+        raise UsageError(
+            f"padding same needs an odd kernel (P = (K−1)/2), got kernel {_hw(kernel)}"
+            + (f" with dilation {_hw(dilation)}" if dilation != (1, 1) else "")
+            + ": PyTorch pads one zero more at the bottom and right there, which this lesson "
+            "does not show; use an odd kernel or a number for --padding"
+        )
+    padding = ((spans[0] - 1) // 2, (spans[1] - 1) // 2)
+    if max(padding) > LIMITS.max_padding:
+        raise UsageError(
+            f"padding same is {_hw(padding)} here, above the lessons' {LIMITS.max_padding}: "
+            "use a smaller kernel or dilation"
+        )
+    return padding
+
+
+def _output_shape(
+    op, x_shape, w, kernel, stride, padding, dilation=(1, 1)
+) -> tuple[int, int, int, int]:
     channels = w.shape[0] if op == "conv" else x_shape[1]
-    oh = naive.output_size(x_shape[2], kernel[0], stride[0], padding[0])
-    ow = naive.output_size(x_shape[3], kernel[1], stride[1], padding[1])
+    oh = naive.output_size(x_shape[2], kernel[0], stride[0], padding[0], dilation[0])
+    ow = naive.output_size(x_shape[3], kernel[1], stride[1], padding[1], dilation[1])
     return (x_shape[0], channels, oh, ow)
 
 

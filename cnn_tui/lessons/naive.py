@@ -53,6 +53,9 @@ __all__ = [
     "linear_forward",
     "maxpool2d_backward",
     "maxpool2d_forward",
+    "conv2d_input_grad_transposed",
+    "dilated_size",
+    "stuffed_dout",
     "output_size",
     "output_size_formula",
     "output_size_rule",
@@ -128,6 +131,8 @@ class ConvCache:
     b: np.ndarray  # bias (F,)
     stride: Pair
     padding: Pair
+    dilation: Pair = (1, 1)
+    flip: bool = False  # a true convolution: the kernel was read rotated by 180°
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,44 +190,71 @@ def _float_dtype(*arrays: np.ndarray) -> np.dtype:
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
 
-def output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Output length of a sliding window: ⌊(n + 2·padding − kernel) / stride⌋ + 1."""
+def output_size(n: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a sliding window: ⌊(n + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1.
+
+    With dilation 1 this is the familiar ⌊(n + 2·padding − kernel) / stride⌋ + 1: a dilated
+    kernel of size K spans D·(K − 1) + 1 cells (`dilated_size`).
+    """
     if stride < 1:
         raise ValueError(f"stride must be positive, got {stride}")
     if padding < 0:
         raise ValueError(f"padding must be at least 0, got {padding}")
     if kernel < 1:
         raise ValueError(f"kernel_size must be positive, got {kernel}")
-    if kernel > n + 2 * padding:
-        raise ValueError(f"kernel_size {kernel} is larger than the padded input {n + 2 * padding}")
-    return (n + 2 * padding - kernel) // stride + 1
+    if dilation < 1:
+        raise ValueError(f"dilation must be positive, got {dilation}")
+    span = dilated_size(kernel, dilation)
+    if span > n + 2 * padding:
+        what = f"kernel_size {kernel}" if dilation == 1 else f"dilated kernel span {span}"
+        raise ValueError(f"{what} is larger than the padded input {n + 2 * padding}")
+    return (n + 2 * padding - span) // stride + 1
+
+
+def dilated_size(kernel: int, dilation: int = 1) -> int:
+    """The cells a kernel of `kernel` taps spans with `dilation` − 1 holes between taps."""
+    return dilation * (kernel - 1) + 1
 
 
 def output_size_rule(
-    n: object = "H", kernel: object = "K", stride: object = "S", twice_padding: object = "2P"
+    n: object = "H",
+    kernel: object = "K",
+    stride: object = "S",
+    twice_padding: object = "2P",
+    dilation: object = None,
 ) -> str:
     """The rule `output_size` computes, written with the given terms: "⌊(H + 2P − K)/S⌋ + 1".
 
     The one place the rule is written out: the lesson screen shows it with letters, the trace
     with words, `output_size_formula` with numbers. twice_padding None drops the padding term
-    (pooling has none): "⌊(H − K)/S⌋ + 1".
+    (pooling has none): "⌊(H − K)/S⌋ + 1". A dilation (not None) writes the dilated kernel's
+    span: "⌊(H + 2P − D·(K − 1) − 1)/S⌋ + 1".
     """
     pad = "" if twice_padding is None else f" + {twice_padding}"
-    return f"⌊({n}{pad} − {kernel})/{stride}⌋ + 1"
+    span = f"{kernel}" if dilation is None else f"{dilation}·({kernel} − 1) − 1"
+    return f"⌊({n}{pad} − {span})/{stride}⌋ + 1"
 
 
 def output_size_formula(
-    n: int, kernel: int, stride: int = 1, padding: int = 0, *, pooling: bool = False
+    n: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    *,
+    pooling: bool = False,
+    dilation: int = 1,
 ) -> str:
     """The output-size rule with its numbers, e.g. "⌊(5 + 2·1 − 3)/2⌋ + 1 = 3".
 
-    pooling=True leaves out the padding term, which pooling does not have: "⌊(4 − 2)/2⌋ + 1 = 2".
+    pooling=True leaves out the padding term, which pooling does not have: "⌊(4 − 2)/2⌋ + 1 = 2";
+    a dilation above 1 shows the dilated span: "⌊(7 + 2·0 − 2·(3 − 1) − 1)/1⌋ + 1 = 3".
     """
-    size = output_size(n, kernel, stride, padding)
+    size = output_size(n, kernel, stride, padding, dilation)
     if pooling and padding:
         raise ValueError(f"pooling has no padding, got {padding}")
     twice_padding = None if pooling else f"2·{padding}"
-    return f"{output_size_rule(n, kernel, stride, twice_padding)} = {size}"
+    shown = None if dilation == 1 else dilation
+    return f"{output_size_rule(n, kernel, stride, twice_padding, shown)} = {size}"
 
 
 def pool_stride(kernel: Pair, stride: int | Pair | None) -> Pair:
@@ -255,13 +287,20 @@ def conv2d_forward(
     stride: int | Pair = 1,
     padding: int | Pair = 0,
     on_step: StepCallback | None = None,
+    *,
+    dilation: int | Pair = 1,
+    flip: bool = False,
 ) -> tuple[np.ndarray, ConvCache]:
     """Convolution (cross-correlation, as in PyTorch) of x (N, C, H, W) with w (F, C, KH, KW).
 
-    out[n, f, i, j] = b[f] + Σ_c Σ_ki Σ_kj x_pad[n, c, i·sh + ki, j·sw + kj] · w[f, c, ki, kj]
+    out[n, f, i, j] = b[f] + Σ_c Σ_ki Σ_kj x_pad[n, c, i·sh + ki·dh, j·sw + kj·dw] · w[f, c, ki, kj]
 
-    Returns out (N, F, OH, OW), OH = output_size(H, KH, sh, ph) (likewise OW), and the cache
-    for `conv2d_backward`. Events: per output cell one "bias" then one "mac" per (c, ki, kj).
+    dilation (dh, dw) leaves dh − 1 rows (dw − 1 columns) between the kernel's taps, as
+    PyTorch's `dilation`. flip=True is the true convolution of the lecture: the kernel is read
+    rotated by 180°, w[f, c, KH−1−ki, KW−1−kj] (cross-correlation with the flipped kernel).
+    Returns out (N, F, OH, OW), OH = output_size(H, KH, sh, ph, dh) (likewise OW), and the
+    cache for `conv2d_backward`. Events: per output cell one "bias" then one "mac" per
+    (c, ki, kj).
     """
     x = _as_4d(x, "x", "(N, C, H, W)")
     w = _as_4d(w, "w", "(F, C, KH, KW)")
@@ -277,13 +316,16 @@ def conv2d_forward(
         raise ValueError(f"b must have shape (F,) = ({filters},) for w {w.shape}, got {b.shape}")
     sh, sw = _pair(stride, "stride", 1)
     ph, pw = _pair(padding, "padding", 0)
+    dh, dw = _pair(dilation, "dilation", 1)
     padded = (height + 2 * ph, width + 2 * pw)
-    if kh > padded[0] or kw > padded[1]:
+    span = (dilated_size(kh, dh), dilated_size(kw, dw))
+    if span[0] > padded[0] or span[1] > padded[1]:
+        what = f"kernel_size {(kh, kw)} (from w)" if span == (kh, kw) else f"dilated kernel {span}"
         raise ValueError(
-            f"kernel_size {(kh, kw)} (from w) is larger than the padded input {padded}: "
-            "use a smaller kernel or more padding"
+            f"{what} is larger than the padded input {padded}: "
+            "use a smaller kernel or dilation, or more padding"
         )
-    oh, ow = output_size(padded[0], kh, sh), output_size(padded[1], kw, sw)
+    oh, ow = output_size(padded[0], kh, sh, 0, dh), output_size(padded[1], kw, sw, 0, dw)
     dtype = _float_dtype(x, w, b)
     x_pad = np.pad(x.astype(dtype), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     w = w.astype(dtype)
@@ -308,9 +350,10 @@ def conv2d_forward(
                     for c in range(channels):
                         for ki in range(kh):
                             for kj in range(kw):
-                                r, s = i * sh + ki, j * sw + kj
+                                r, s = i * sh + ki * dh, j * sw + kj * dw
+                                wi, wj = (kh - 1 - ki, kw - 1 - kj) if flip else (ki, kj)
                                 xv = x_pad[n, c, r, s]
-                                wv = w[f, c, ki, kj]
+                                wv = w[f, c, wi, wj]
                                 before = acc
                                 acc = acc + xv * wv
                                 if on_step is not None:
@@ -321,13 +364,13 @@ def conv2d_forward(
                                              ("c", c), ("ki", ki), ("kj", kj)),
                                             "out", (n, f, i, j),
                                             (Operand("x_pad", (n, c, r, s), float(xv)),
-                                             Operand("w", (f, c, ki, kj), float(wv))),
+                                             Operand("w", (f, c, wi, wj), float(wv))),
                                             float(before), float(acc),
                                         )
                                     )  # fmt: skip
                                     step += 1
                     out[n, f, i, j] = acc
-    return out, ConvCache(x, x_pad, w, b, (sh, sw), (ph, pw))
+    return out, ConvCache(x, x_pad, w, b, (sh, sw), (ph, pw), (dh, dw), bool(flip))
 
 
 def conv2d_backward(
@@ -335,14 +378,19 @@ def conv2d_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients (dx, dw, db) of a loss L given dout = ∂L/∂out, as three separate loop nests.
 
-    1. grad bias:   db[f] += dout[n, f, i, j]                                      ("add")
-    2. grad weight: dw[f, c, ki, kj] += x_pad[n, c, i·sh+ki, j·sw+kj] · dout[n, f, i, j]  ("mac")
-    3. grad input:  dx_pad[n, c, i·sh+ki, j·sw+kj] += w[f, c, ki, kj] · dout[n, f, i, j]  ("mac")
+    With r = i·sh + ki·dh, s = j·sw + kj·dw (the cell of x_pad that tap (ki, kj) reads) and
+    (wi, wj) the kernel cell it multiplies ((ki, kj), or (KH−1−ki, KW−1−kj) for a true
+    convolution), by the chain rule:
+
+    1. grad bias:   db[f] += dout[n, f, i, j]                           (∂out/∂b = 1, "add")
+    2. grad weight: dw[f, c, wi, wj] += x_pad[n, c, r, s] · dout[n, f, i, j]   (∂out/∂w = x_pad)
+    3. grad input:  dx_pad[n, c, r, s] += w[f, c, wi, wj] · dout[n, f, i, j]   (∂out/∂x_pad = w)
 
     The grad-input nest accumulates into a zero-padded dx_pad (its events use padded
     coordinates, target "dx_pad"); dx is dx_pad with the padding cut off. Each dw cell and each
     db cell is finished before the next starts; dx_pad is scattered into window by window,
-    mirroring the forward pass.
+    mirroring the forward pass (`conv2d_input_grad_transposed` computes the same dx as one
+    convolution instead).
     """
     _check_cache(cache, ConvCache, "conv2d_forward")
     x_pad, w = cache.x_pad, cache.w
@@ -350,7 +398,10 @@ def conv2d_backward(
     filters, _, kh, kw = w.shape
     sh, sw = cache.stride
     ph, pw = cache.padding
-    oh, ow = output_size(x_pad.shape[2], kh, sh), output_size(x_pad.shape[3], kw, sw)
+    dh, dw_ = cache.dilation
+    flip = cache.flip
+    oh = output_size(x_pad.shape[2], kh, sh, 0, dh)
+    ow = output_size(x_pad.shape[3], kw, sw, 0, dw_)
     dout = _check_dout(dout, (n_batch, filters, oh, ow))
     dtype = _float_dtype(x_pad, dout)
     dout = dout.astype(dtype)
@@ -382,11 +433,13 @@ def conv2d_backward(
         for c in range(channels):
             for ki in range(kh):
                 for kj in range(kw):
-                    acc = dw[f, c, ki, kj]
+                    # the kernel cell (wi, wj) meets x_pad at tap (ki, kj) of every window
+                    wi, wj = (kh - 1 - ki, kw - 1 - kj) if flip else (ki, kj)
+                    acc = dw[f, c, wi, wj]
                     for n in range(n_batch):
                         for i in range(oh):
                             for j in range(ow):
-                                r, s = i * sh + ki, j * sw + kj
+                                r, s = i * sh + ki * dh, j * sw + kj * dw_
                                 xv = x_pad[n, c, r, s]
                                 gv = dout[n, f, i, j]
                                 before = acc
@@ -397,14 +450,14 @@ def conv2d_backward(
                                             "conv2d", "grad_weight", "mac", step,
                                             (("f", f), ("c", c), ("ki", ki), ("kj", kj),
                                              ("n", n), ("i", i), ("j", j)),
-                                            "dw", (f, c, ki, kj),
+                                            "dw", (f, c, wi, wj),
                                             (Operand("x_pad", (n, c, r, s), float(xv)),
                                              Operand("dout", (n, f, i, j), float(gv))),
                                             float(before), float(acc),
                                         )
                                     )  # fmt: skip
                                     step += 1
-                    dw[f, c, ki, kj] = acc
+                    dw[f, c, wi, wj] = acc
 
     dx_pad = np.zeros(x_pad.shape, dtype=dtype)
     for n in range(n_batch):
@@ -415,8 +468,9 @@ def conv2d_backward(
                     for c in range(channels):
                         for ki in range(kh):
                             for kj in range(kw):
-                                r, s = i * sh + ki, j * sw + kj
-                                wv = w[f, c, ki, kj]
+                                r, s = i * sh + ki * dh, j * sw + kj * dw_
+                                wi, wj = (kh - 1 - ki, kw - 1 - kj) if flip else (ki, kj)
+                                wv = w[f, c, wi, wj]
                                 before = dx_pad[n, c, r, s]
                                 after = before + wv * gv
                                 dx_pad[n, c, r, s] = after
@@ -427,7 +481,7 @@ def conv2d_backward(
                                             (("n", n), ("f", f), ("i", i), ("j", j),
                                              ("c", c), ("ki", ki), ("kj", kj)),
                                             "dx_pad", (n, c, r, s),
-                                            (Operand("w", (f, c, ki, kj), float(wv)),
+                                            (Operand("w", (f, c, wi, wj), float(wv)),
                                              Operand("dout", (n, f, i, j), float(gv))),
                                             float(before), float(after),
                                         )
@@ -435,6 +489,90 @@ def conv2d_backward(
                                     step += 1
     dx = dx_pad[:, :, ph : ph + height, pw : pw + width].copy()
     return dx, dw, db
+
+
+def stuffed_dout(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
+    """dout made ready for `conv2d_input_grad_transposed`: sh − 1 zero rows (sw − 1 zero
+    columns) between its cells ("zero-stuffing", undoing the stride) and D·(K − 1) zeros
+    around it, so that a stride-1 convolution of it with the rotated kernel gives dx_pad.
+
+    The array is (N, F, (OH−1)·sh + 1 + 2·dh·(KH−1), likewise for the columns); cells are
+    copied one by one (no arithmetic).
+    """
+    _check_cache(cache, ConvCache, "conv2d_forward")
+    dout = np.asarray(dout)
+    n_batch, filters, oh, ow = dout.shape
+    _, _, kh, kw = cache.w.shape
+    (sh, sw), (dh, dw) = cache.stride, cache.dilation
+    eh, ew = dh * (kh - 1), dw * (kw - 1)
+    up = np.zeros(
+        (n_batch, filters, (oh - 1) * sh + 1 + 2 * eh, (ow - 1) * sw + 1 + 2 * ew),
+        dtype=_float_dtype(dout),
+    )
+    for n in range(n_batch):
+        for f in range(filters):
+            for i in range(oh):
+                for j in range(ow):
+                    up[n, f, eh + i * sh, ew + j * sw] = dout[n, f, i, j]
+    return up
+
+
+def conv2d_input_grad_transposed(
+    dout: np.ndarray, cache: ConvCache, on_step: StepCallback | None = None
+) -> np.ndarray:
+    """The grad-input of `conv2d_backward` as one convolution: a transposed convolution.
+
+    dx_pad[n, c, r, s] = Σ_f Σ_ki Σ_kj u[n, f, r + ki·dh, s + kj·dw] · w[f, c, KH−1−ki, KW−1−kj]
+
+    where u = `stuffed_dout(dout, cache)`: the scatter of dout through the kernel equals a
+    gather, a stride-1 (dilation D) cross-correlation of the zero-stuffed, zero-padded dout with
+    the kernel rotated by 180° and its f and c axes swapped. This is what PyTorch's
+    `conv_transpose2d(dout, w, stride, padding, dilation=...)` computes (a true convolution
+    reads the kernel unrotated here). Rows and columns of x_pad that no window reached (a stride
+    that does not divide evenly) get no gradient: 0. One "mac" event per (f, ki, kj) of each
+    dx_pad cell, operands (dout_up, w). Returns dx (dx_pad without its padding).
+    """
+    _check_cache(cache, ConvCache, "conv2d_forward")
+    x_pad, w = cache.x_pad, cache.w
+    n_batch, channels, height, width = cache.x.shape
+    filters, _, kh, kw = w.shape
+    ph, pw = cache.padding
+    dh, dw = cache.dilation
+    up = stuffed_dout(dout, cache)
+    dtype = _float_dtype(x_pad, up)
+    rows = up.shape[2] - dh * (kh - 1)  # the rows of x_pad some window covered
+    cols = up.shape[3] - dw * (kw - 1)
+    dx_pad = np.zeros(x_pad.shape, dtype=dtype)
+    step = 0
+    for n in range(n_batch):
+        for c in range(channels):
+            for r in range(rows):
+                for s in range(cols):
+                    acc = dx_pad[n, c, r, s]
+                    for f in range(filters):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                ur, us = r + ki * dh, s + kj * dw
+                                wi, wj = (ki, kj) if cache.flip else (kh - 1 - ki, kw - 1 - kj)
+                                uv = up[n, f, ur, us]
+                                wv = w[f, c, wi, wj]
+                                before = acc
+                                acc = acc + uv * wv
+                                if on_step is not None:
+                                    on_step(
+                                        StepEvent(
+                                            "conv2d", "grad_input_transposed", "mac", step,
+                                            (("n", n), ("c", c), ("r", r), ("s", s),
+                                             ("f", f), ("ki", ki), ("kj", kj)),
+                                            "dx_pad", (n, c, r, s),
+                                            (Operand("dout_up", (n, f, ur, us), float(uv)),
+                                             Operand("w", (f, c, wi, wj), float(wv))),
+                                            float(before), float(acc),
+                                        )
+                                    )  # fmt: skip
+                                    step += 1
+                    dx_pad[n, c, r, s] = acc
+    return dx_pad[:, :, ph : ph + height, pw : pw + width].copy()
 
 
 # --------------------------------------------------------------------------- pooling
@@ -1102,11 +1240,14 @@ def count_steps(
     kernel_size: int | Pair = 2,
     stride: int | Pair | None = None,
     padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+    transposed: bool = False,
 ) -> dict[str, int]:
     """Number of events per phase, from the shapes alone (the loop trip counts).
 
     op is "conv2d" (needs w_shape; stride defaults to 1), "maxpool2d" or "avgpool2d". Returns
-    e.g. {"forward": 90, "grad_bias": 9, "grad_weight": 81, "grad_input": 81} for conv2d.
+    e.g. {"forward": 90, "grad_bias": 9, "grad_weight": 81, "grad_input": 81} for conv2d, with
+    transposed=True also "grad_input_transposed" (`conv2d_input_grad_transposed`'s steps).
     """
     n_batch, channels, height, width = x_shape
     if op == "conv2d":
@@ -1115,14 +1256,20 @@ def count_steps(
         filters, _, kh, kw = w_shape
         sh, sw = _pair(1 if stride is None else stride, "stride", 1)
         ph, pw = _pair(padding, "padding", 0)
-        cells = n_batch * filters * output_size(height, kh, sh, ph) * output_size(width, kw, sw, pw)
+        dh, dw = _pair(dilation, "dilation", 1)
+        oh, ow = output_size(height, kh, sh, ph, dh), output_size(width, kw, sw, pw, dw)
+        cells = n_batch * filters * oh * ow
         macs = cells * channels * kh * kw
-        return {
+        counts = {
             "forward": cells + macs,
             "grad_bias": cells,
             "grad_weight": macs,
             "grad_input": macs,
         }
+        if transposed:  # every covered cell of dx_pad gathers F·KH·KW products
+            rows, cols = (oh - 1) * sh + dilated_size(kh, dh), (ow - 1) * sw + dilated_size(kw, dw)
+            counts["grad_input_transposed"] = n_batch * channels * rows * cols * filters * kh * kw
+        return counts
     if op in ("maxpool2d", "avgpool2d"):
         kh, kw = _pair(kernel_size, "kernel_size", 1)
         sh, sw = pool_stride((kh, kw), stride)
@@ -1188,6 +1335,8 @@ def gradient_check(
     kernel_size: int | Pair = 2,
     dout: np.ndarray | None = None,
     seed: int = 0,
+    dilation: int | Pair = 1,
+    flip: bool = False,
     eps: float = 1e-6,
     max_entries: int = 64,
 ) -> GradCheck:
@@ -1198,6 +1347,7 @@ def gradient_check(
     compared with the backward pass's gradient. Arrays with more than `max_entries` entries are
     checked on a seeded random sample of that many (two forward passes per entry are slow).
     Max-pool entries tied for a window's max are skipped: the max is not differentiable there.
+    dilation and flip (a true convolution) are conv2d's (`conv2d_forward`).
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float64)
@@ -1210,7 +1360,9 @@ def gradient_check(
         conv_stride = 1 if stride is None else stride
 
         def forward(p: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
-            return conv2d_forward(p["dx"], p["dw"], p["db"], conv_stride, padding)
+            return conv2d_forward(
+                p["dx"], p["dw"], p["db"], conv_stride, padding, dilation=dilation, flip=flip
+            )
 
         def backward(g: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
             dx, dw, db = conv2d_backward(g, cache)

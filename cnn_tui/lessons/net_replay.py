@@ -93,7 +93,7 @@ class NetReplay:
         self.style = StepStyle(
             ref=lambda name, index: cell_ref(self.shapes, name, index),
             num=fmt_num,
-            factor=lambda value, first: fmt_factor(value),
+            factor=fmt_factor,
             explain=True,
             route_source="a1",
         )

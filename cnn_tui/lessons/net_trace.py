@@ -27,8 +27,9 @@ from cnn_tui.lessons.network import (
     net_example_from_args,
     run_network,
 )
-from cnn_tui.lessons.replay import StepStyle, step_text
-from cnn_tui.lessons.trace import _ASCII, KIND_NAMES, _factor, _num
+from cnn_tui.lessons.replay import StepStyle, fmt_factor, step_text
+from cnn_tui.lessons.replay import fmt_num as _num
+from cnn_tui.lessons.trace import _ASCII, KIND_NAMES
 
 # the network's symbols beside the conv trace's, for a terminal without them
 _NET_ASCII = {**_ASCII, ord("′"): "'", ord("α"): "alpha", ord("ᵀ"): "^T"}
@@ -59,7 +60,7 @@ def _ref(name: str, index: tuple[int, ...]) -> str:
 
 
 # how the trace writes a step: every index in full, ASCII numbers, terse (like the conv trace)
-NET_TRACE_STYLE = StepStyle(ref=_ref, num=_num, factor=_factor, route_source="a1")
+NET_TRACE_STYLE = StepStyle(ref=_ref, num=_num, factor=fmt_factor, route_source="a1")
 
 
 def step_line(event) -> str:

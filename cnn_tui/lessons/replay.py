@@ -33,6 +33,7 @@ PHASE_LABELS = {
     "grad_bias": "backward · db",
     "grad_weight": "backward · dW",
     "grad_input": "backward · dX",
+    "grad_input_transposed": "backward · dX as a transposed conv",
 }
 
 # What each array is, for the grid titles.
@@ -42,7 +43,8 @@ ARRAY_TITLES = {
     "w": "kernel",
     "b": "bias",
     "out": "",
-    "dout": "upstream gradient",
+    "dout": "= ∂L/∂out, upstream",
+    "dout_up": "dout zero-stuffed, padded",
     "db": "grad bias",
     "dw": "grad kernel",
     "dx_pad": "grad input, padded",
@@ -59,13 +61,14 @@ _AXES_CONV = {
     "dw": ("f", "c"),
     "out": ("n", "f"),
     "dout": ("n", "f"),
+    "dout_up": ("n", "f"),
     "b": ("f",),
     "db": ("f",),
 }
 _AXES_POOL = {name: ("n", "c") for name in ("x", "dx", "out", "dout")}
 
 # The order grids are laid out in: what is read, then what is written.
-GRID_ORDER = ("x_pad", "x", "w", "b", "dout", "out", "db", "dw", "dx_pad", "dx")
+GRID_ORDER = ("x_pad", "x", "w", "b", "dout", "dout_up", "out", "db", "dw", "dx_pad", "dx")
 
 # How many leading loops identify "one output cell" of a phase: the cell whose steps a
 # next-cell jump skips over. Conv grad_bias is looped as f, (n, i, j); every other conv and pool
@@ -98,36 +101,33 @@ def axes_of(op: str, name: str, ndim: int) -> tuple[str | None, ...]:
 # --------------------------------------------------------------------------- number text
 
 
-def fmt_num(value: float) -> str:
-    """A value in the arithmetic: up to 3 decimals, trailing zeros dropped, − as minus sign."""
+def fmt_num(value: float, decimals: int | None = None) -> str:
+    """A number as every lesson text writes it: the grids, the step panel and the trace.
+
+    With `decimals` (a grid's, `grid_decimals`) fixed decimals so columns line up; without,
+    up to 3 decimals with trailing zeros dropped. "·" is a cell not computed yet. The minus
+    sign is ASCII "-" everywhere: U+2212 is ambiguous-width and breaks grid columns on some
+    terminals, and the grid and the arithmetic must print a number alike.
+    """
     if math.isnan(value):
         return "·"
     if math.isinf(value):
-        return "−∞" if value < 0 else "∞"
-    text = f"{value:.3f}".rstrip("0").rstrip(".")
-    if text in ("-0", ""):
-        text = "0"
-    return text.replace("-", "−")
+        return "-∞" if value < 0 else "∞"
+    if decimals is None:
+        text = f"{value:.3f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:.{decimals}f}"
+    if text.startswith("-") and float(text) == 0:
+        text = text[1:]
+    return text or "0"
 
 
-def fmt_factor(value: float) -> str:
-    """A factor of a product, negative values in parentheses: 0.42·(−1.3)."""
-    text = fmt_num(value)
-    return f"({text})" if text.startswith("−") else text
+def fmt_factor(value: float, first: bool = False, text: str | None = None) -> str:
+    """A factor of a product, negative values in parentheses unless first: -0.4·(-1.3).
 
-
-def fmt_cell(value: float, decimals: int) -> str:
-    """A value in a grid cell: fixed decimals so columns line up, "·" when not computed yet."""
-    if math.isnan(value):
-        return "·"
-    if math.isinf(value):
-        return "−∞" if value < 0 else "∞"
-    text = f"{value:.{decimals}f}"
-    if float(text) == 0:
-        text = text.lstrip("-")
-    return (
-        text  # ASCII "-": U+2212 is ambiguous-width and would break the columns on some terminals
-    )
+    `text` is the value already written (e.g. with its grid's decimals)."""
+    text = fmt_num(value) if text is None else text
+    return f"({text})" if text.startswith("-") and not first else text
 
 
 def grid_decimals(values: np.ndarray) -> int:
@@ -238,11 +238,21 @@ class Replay:
         self._group_starts = np.flatnonzero(boundary)
         self._group_of = np.cumsum(boundary) - 1
         self._group_ends = np.append(self._group_starts[1:], self.total)
+        # after the last write of an array, the cells no step wrote hold 0 (their gradient)
+        self._last_write = {
+            name: max(k for k, t in enumerate(target_names) if t == name) + 1
+            for name in set(target_names)
+        }
         self.position = 0
         # the finished arrays, so a grid can size its columns for the values still to come
         self.seek(self.total)
-        self.final = {name: view.copy() for name, view in self._views.items()}
+        self.final = {name: self.values(name).copy() for name in self._views}
         self.seek(0)
+        self._decimals: dict[str, int] = {}
+        # arrays shown in every phase beside the ones it reads (the kernel, the forward output)
+        self.pinned: tuple[str, ...] = ()
+        # the lesson example the events came from (`build_replays`), for the rule texts
+        self.example: Any = None
         # extra cells to show as the window of an output cell, keyed by its outer loop values
         # (max-pool routing: the forward window whose max receives the gradient)
         self.context_windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = {}
@@ -340,10 +350,26 @@ class Replay:
         return self.final[name] if name in self.final else self.arrays[name]
 
     def values(self, name: str) -> np.ndarray:
-        """The array `name` at the current position (a view: do not modify)."""
+        """The array `name` at the current position (a view: do not modify).
+
+        Once every step writing an array has run, the cells none wrote read 0, not "·": a
+        max-pool input that was no window's max gets no gradient, which is a gradient of 0.
+        """
         if name in self._views:
-            return self._views[name]
+            view = self._views[name]
+            if self.position >= self._last_write.get(name, self.total + 1):
+                return np.nan_to_num(view, nan=0.0)
+            return view
         return self.arrays[name]
+
+    def decimals(self, name: str) -> int | None:
+        """The decimals array `name` is written with, in its grid and in the arithmetic (None
+        for a scalar that is no array, e.g. average pooling's 1/(kh·kw): `fmt_num`'s own)."""
+        if name not in self.final and name not in self.arrays:
+            return None
+        if name not in self._decimals:
+            self._decimals[name] = grid_decimals(self.final_values(name))
+        return self._decimals[name]
 
     @property
     def grid_names(self) -> list[str]:
@@ -356,6 +382,7 @@ class Replay:
         if any(e.kind == "route" for e in self.events[phase.start : sample_end]):
             read.add("x")  # max-pool routing: show where each window's max was
         names = [n for n in GRID_ORDER if n in read and n in self.arrays]
+        names += [n for n in GRID_ORDER if n in self.pinned and n not in names]
         names += [n for n in GRID_ORDER if n in self.targets and n not in names]
         return names
 
@@ -405,9 +432,26 @@ class Replay:
         return StepStyle(
             ref=lambda name, index: ref(self, name, index),
             num=fmt_num,
-            factor=lambda value, first: fmt_factor(value),
+            factor=fmt_factor,
             explain=True,
+            cell=lambda name, value: fmt_num(value, self.decimals(name)),
         )
+
+    def rule_lines(self) -> list[str]:
+        """What the current phase computes: its rule (the chain rule, going backward) and the
+        local derivative in general and, after "here", at the current step."""
+        from cnn_tui.lessons.rules import local_rule, phase_rule, step_derivative
+
+        if self.example is None:
+            return []
+        phase = self.phase_at().phase
+        lines = [phase_rule(self.example, phase)]
+        local = local_rule(self.example, phase)
+        e = self.current
+        here = "" if e is None else step_derivative(e, self.text_style.ref, self.text_style.cell)
+        if local or here:
+            lines.append("; ".join(part for part in (local, here) if part))
+        return lines
 
     def step_lines(self) -> list[str]:
         """The arithmetic of the current step: the formula, its numbers, the cell's progress."""
@@ -430,15 +474,22 @@ class Replay:
 
 
 def ref(replay: Replay, name: str, index: tuple[int, ...]) -> str:
-    """An array reference as the lesson writes it: `x_pad[c=1, 2,3]`.
+    """An array reference as the lesson writes it: `x_pad[c=1, 2,3]` (see `array_ref`)."""
+    return array_ref(replay.op, replay.shapes(), name, index)
+
+
+def array_ref(
+    op: str, shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int, ...]
+) -> str:
+    """An array reference as the lesson screen and the trace write it: `x_pad[c=1, 2,3]`.
 
     The leading axes (sample, channel, filter) are named, and left out when that axis has
     size 1, so the common single-image single-channel lesson reads `x_pad[2,3]`.
     """
     if not index:
         return name
-    shape = replay.shapes().get(name)
-    axes = axes_of(replay.op, name, len(index))
+    shape = shapes.get(name)
+    axes = axes_of(op, name, len(index))
     if len(index) == 1:
         return f"{name}[{index[0]}]"
     lead = [
@@ -475,6 +526,8 @@ class StepStyle:
     scale: Callable[[float], str] = scale_text  # average pooling's 1/(kh·kw)
     explain: bool = False
     route_source: str = "x"  # the array whose max a route step sends the gradient to
+    # a value of an array cell as that array's grid writes it (the screen); None: `num`
+    cell: Callable[[str, float], str] | None = None
 
 
 def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
@@ -485,37 +538,40 @@ def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
     panel (`Replay.step_lines`: one per line) write a step with this function.
     """
     ref, num, factor = style.ref, style.num, style.factor
+    cell = style.cell or (lambda name, value: num(value))
     target = ref(e.target, e.target_index)
-    before, after = num(e.before), num(e.after)
+    before, after = cell(e.target, e.before), cell(e.target, e.after)
     names = [
         style.scale(o.value) if o.name == "scale" else ref(o.name, o.index) for o in e.operands
     ]
     values = [o.value for o in e.operands]
+    shown = [cell(o.name, o.value) for o in e.operands]
     note = ""
     if e.kind == "bias":
-        formula, numbers = f"{target} = {names[0]}", f"= {num(values[0])}"
+        formula, numbers = f"{target} = {names[0]}", f"= {shown[0]}"
         formula_note = "(start from the bias)"
     elif e.kind == "mac":
         terms = "·".join(
-            names[k] if o.name == "scale" else factor(o.value, k == 0)
+            names[k] if o.name == "scale" else factor(o.value, k == 0, shown[k])
             for k, o in enumerate(e.operands)
         )
         formula, numbers = f"{target} += {'·'.join(names)}", f"= {terms}"
         if style.explain:
             product = math.prod(values)
-            numbers += f" = {num(product)}   {before} + {factor(product, False)}"
+            added = factor(product, False, cell(e.target, product))
+            numbers += f" = {cell(e.target, product)}   {before} + {added}"
         numbers += f" → {after}"
         formula_note = ""
     elif e.kind in ("add", "route"):
         formula = f"{target} += {names[0]}"
-        added = f"{before} + {factor(values[0], False)}" if style.explain else num(values[0])
+        added = f"{before} + {factor(values[0], False, shown[0])}" if style.explain else shown[0]
         numbers = f"= {added} → {after}"
         source = ref(style.route_source, e.target_index)
         formula_note = f"({source} was the max)" if e.kind == "route" else ""
     elif e.kind == "compare":
         running = target if math.isfinite(e.before) else before  # the first: max(−∞, x)
         formula = f"{target} = max({running}, {names[0]})"
-        numbers = f"= max({before}, {num(values[0])}) → {after}"
+        numbers = f"= max({before}, {shown[0]}) → {after}"
         formula_note = ""
         note = "(new max)" if e.after != e.before else "(max unchanged)"
     elif e.kind in _LAYER_KINDS:
@@ -603,16 +659,17 @@ def _cell_line(replay: Replay, e: Any) -> str:
     progress = f"({done}/{count})"
     if e.op == "conv2d" and e.phase == "forward":
         return _conv_sum_line(replay, cell_events, progress, finished=k + 1 == end)
-    if e.op == "conv2d" and e.phase in ("grad_bias", "grad_weight"):
+    if e.op == "conv2d" and e.phase in ("grad_bias", "grad_weight", "grad_input_transposed"):
         inner = [n for n, _ in e.loops[_CELL_DEPTH.get((e.op, e.phase), _DEFAULT_CELL_DEPTH) :]]
         read = "·".join(o.name for o in e.operands)
-        total = fmt_num(e.after)
+        total = fmt_num(e.after, replay.decimals(e.target))
         target = ref(replay, e.target, e.target_index)
         return f"{target} = {_sum_symbol(inner)} {read} = {total} so far {progress}"
     if e.phase == "forward" and e.op == "maxpool2d":
-        return f"max of the {count}-cell window so far: {fmt_num(e.after)} {progress}"
+        best = fmt_num(e.after, replay.decimals(e.target))
+        return f"max of the {count}-cell window so far: {best} {progress}"
     if e.phase == "forward" and e.op == "avgpool2d":
-        return f"window mean so far: {fmt_num(e.after)} {progress}"
+        return f"window mean so far: {fmt_num(e.after, replay.decimals(e.target))} {progress}"
     if e.phase == "grad_input" and e.op == "maxpool2d":
         return "max pooling sends each upstream gradient to its window's max, nowhere else"
     source = next((o for o in e.operands if o.name == "dout"), None)
@@ -634,14 +691,16 @@ def _conv_sum_line(
             c = e.loop("c")
             by_channel[c] = by_channel.get(c, 0.0) + math.prod(o.value for o in e.operands)
     channels = replay.arrays["x_pad"].shape[1] if "x_pad" in replay.arrays else 1
-    terms = [fmt_num(bias)]
+    decimals = replay.decimals(first.target)
+    terms = [fmt_num(bias, decimals)]
     last = cell_events[-1]
     for c, partial in by_channel.items():
         running = "" if finished or c != last.loop("c") or last.kind != "mac" else "…"
         label = f"c{c}: " if channels > 1 else ""
-        terms.append(f"{label}{fmt_num(partial) if label else fmt_factor(partial)}{running}")
+        shown = fmt_num(partial, decimals)
+        terms.append(f"{label}{shown if label else fmt_factor(partial, text=shown)}{running}")
     sums = "Σ_c Σ_ki,kj" if channels > 1 else "Σ_ki,kj"
-    total = fmt_num(cell_events[-1].after)
+    total = fmt_num(cell_events[-1].after, decimals)
     status = "done" if finished else "so far"
     return f"{target} = b + {sums} x·w = {' + '.join(terms)} = {total} {status} {progress}"
 
@@ -659,6 +718,7 @@ class GridSpec:
     marks: dict[tuple[int, int], str] = field(default_factory=dict)  # (r, c) -> role
     pad: tuple[int, int] = (0, 0)  # rows / columns of zero padding on each side (dimmed)
     final: np.ndarray | None = None  # the finished values: fixes the column width up front
+    decimals: int | None = None  # None: the fewest that show `final` (`grid_decimals`)
 
 
 def grid_specs(
@@ -691,8 +751,11 @@ def grid_specs(
                 cells[(where[-2], where[-1])] = role
         shown = f"{name}[{', '.join(labels)}]" if labels else name
         title = f"{shown} {ARRAY_TITLES.get(name, '')}".strip()
+        if name == "out" and name in replay.arrays:
+            title = f"{shown} forward output"
         pad = padding if name.endswith("_pad") else (0, 0)
-        specs.append(GridSpec(name, title, plane, cells, pad, final_plane))
+        decimals = replay.decimals(name)  # the whole array's, as the arithmetic writes it
+        specs.append(GridSpec(name, title, plane, cells, pad, final_plane, decimals))
     return specs
 
 
@@ -710,20 +773,47 @@ def build_replays(example: Any) -> tuple[Replay, Replay]:
         )
         backward = Replay(
             backward_events,
-            {"x_pad": x_pad, "w": example.w, "dout": example.dout},
+            {"x_pad": x_pad, "w": example.w, "dout": example.dout, "out": out},
             {"db": example.b.shape, "dw": example.w.shape, "dx_pad": x_pad.shape},
         )
+        backward.pinned = ("w", "out")  # the kernel and the forward output stay in sight
     else:
         forward = Replay(forward_events, {"x": example.x}, {"out": out.shape})
         backward = Replay(
-            backward_events, {"x": example.x, "dout": example.dout}, {"dx": example.x.shape}
+            backward_events,
+            {"x": example.x, "dout": example.dout, "out": out},
+            {"dx": example.x.shape},
         )
+        backward.pinned = ("out",)
         windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = {}
         for e in forward_events:  # each output cell's window, as the forward pass read it
             key = tuple(value for _, value in e.loops[:4])
             windows.setdefault(key, []).extend((o.name, o.index) for o in e.operands if o.index)
         backward.context_windows = windows
+    forward.example = backward.example = example
     return forward, backward
+
+
+def transposed_replay(example: Any) -> Replay | None:
+    """The dX pass of a conv example as a transposed convolution, recorded step by step
+    (`naive.conv2d_input_grad_transposed`); None for pooling or when it has more steps than
+    a lesson keeps (`LIMITS.max_steps`; it also multiplies the stuffed zeros)."""
+    from cnn_tui.lessons.args import LIMITS
+    from cnn_tui.lessons.naive import stuffed_dout
+
+    if example.op != "conv" or example.transposed_steps > LIMITS.max_steps:
+        return None
+    _, cache = example.forward()
+    events: list[Any] = []
+    example.transposed_backward(cache, on_step=events.append)
+    replay = Replay(
+        events,
+        {"dout_up": stuffed_dout(example.dout, cache), "w": example.w, "dout": example.dout},
+        {"dx_pad": example.x_pad.shape},
+    )
+    replay.pinned = ("dout",)
+    replay.example = example
+    return replay
 
 
 def size_formula(example: Any) -> str:
@@ -731,13 +821,23 @@ def size_formula(example: Any) -> str:
     "OH = OW = ⌊(H + 2P − K)/S⌋ + 1 = ⌊(5 + 2·1 − 3)/1⌋ + 1 = 5"."""
     height, width = example.x.shape[2:]
     (kh, kw), (sh, sw), (ph, pw) = example.kernel, example.stride, example.padding
+    dh, dw = getattr(example, "dilation", (1, 1))
     pooling = example.op == "pool"  # no padding: no "+ 2P" term
-    general = output_size_rule(twice_padding=None if pooling else "2P")
-    rows = output_size_formula(height, kh, sh, ph, pooling=pooling)
-    cols = output_size_formula(width, kw, sw, pw, pooling=pooling)
+    dilated = (dh, dw) != (1, 1)
+    general = output_size_rule(
+        twice_padding=None if pooling else "2P", dilation="D" if dilated else None
+    )
+    rows = output_size_formula(height, kh, sh, ph, pooling=pooling, dilation=dh)
+    cols = output_size_formula(width, kw, sw, pw, pooling=pooling, dilation=dw)
+    rule = getattr(example, "padding_rule", "")
+    same = f"  (padding {rule}: P = {_pair_text((ph, pw))})" if rule else ""
     if rows == cols:
-        return f"output size: OH = OW = {general} = {rows}"
-    return f"output size: OH = {rows}, OW = {cols}   ({general})"
+        return f"output size: OH = OW = {general} = {rows}{same}"
+    return f"output size: OH = {rows}, OW = {cols}   ({general}){same}"
+
+
+def _pair_text(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
 
 
 # --------------------------------------------------------------------------- examples
@@ -766,6 +866,8 @@ def make_example(op: str, params: Mapping[str, Any], overrides: Mapping[str, np.
                 f"{name}: the edited values have shape {array.shape}, expected {shape}"
             )
         changes[name] = np.asarray(array, dtype=np.float64)
+    if "dout" in changes:
+        changes["dout_from"] = "edited"
     return dataclasses.replace(example, **changes) if changes else example
 
 
@@ -824,8 +926,10 @@ def parse_array(name: str, text: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def compare_with_torch(example: Any) -> float:
-    """Largest |naive − PyTorch| over the output and every gradient of `example`.
+    """Largest |naive − PyTorch| over the output and every gradient of `example`, and for
+    conv the dX pass as a transposed convolution against `conv_transpose2d`.
 
+    A true convolution (example.flip) is compared with conv2d of the rotated kernel.
     Imports torch: call it from a worker thread, never at start-up.
     """
     import torch
@@ -835,17 +939,37 @@ def compare_with_torch(example: Any) -> float:
     grads = example.backward(cache)
     x = torch.tensor(example.x, dtype=torch.float64, requires_grad=True)
     inputs = [x]
+    pairs = []
     if example.op == "conv":
         w = torch.tensor(example.w, dtype=torch.float64, requires_grad=True)
         b = torch.tensor(example.b, dtype=torch.float64, requires_grad=True)
         inputs += [w, b]
-        ref_out = F.conv2d(x, w, b, stride=example.stride, padding=example.padding)
+        kernel = torch.flip(w, (2, 3)) if example.flip else w
+        geometry = {"stride": example.stride, "dilation": example.dilation}
+        ref_out = F.conv2d(x, kernel, b, padding=example.padding, **geometry)
+        dout = torch.tensor(example.dout, dtype=torch.float64)
+        # conv_transpose2d gives the rows a window reached; output_padding adds the rest
+        reached = [
+            (size - 1) * s - 2 * p + d * (k - 1) + 1
+            for size, s, p, d, k in zip(
+                example.output_shape[2:], example.stride, example.padding,
+                example.dilation, example.kernel, strict=True,
+            )
+        ]  # fmt: skip
+        extra = tuple(full - got for full, got in zip(example.x.shape[2:], reached, strict=True))
+        transposed = F.conv_transpose2d(
+            dout, kernel.detach(), padding=example.padding, output_padding=extra, **geometry
+        )
+        if extra[0] < max(example.stride[0], example.dilation[0]) and extra[1] < max(
+            example.stride[1], example.dilation[1]
+        ):  # PyTorch's own limit on output_padding; else only the naive dX pass is compared
+            pairs.append((example.transposed_backward(cache), transposed))
     elif example.pool_type == "max":
         ref_out = F.max_pool2d(x, example.kernel, example.stride)
     else:
         ref_out = F.avg_pool2d(x, example.kernel, example.stride)
     ref_out.backward(torch.tensor(example.dout, dtype=torch.float64))
-    pairs = [(out, ref_out.detach()), (grads["dx"], x.grad)]
+    pairs += [(out, ref_out.detach()), (grads["dx"], x.grad)]
     if example.op == "conv":
         pairs += [(grads["dw"], inputs[1].grad), (grads["db"], inputs[2].grad)]
     return max(float(np.max(np.abs(mine - theirs.numpy()))) for mine, theirs in pairs)

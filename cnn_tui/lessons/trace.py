@@ -19,12 +19,36 @@ from typing import Any, TextIO
 import numpy as np
 
 from cnn_tui.lessons.examples import LessonExample, example_from_args
-from cnn_tui.lessons.naive import StepEvent, output_size_formula, output_size_rule
-from cnn_tui.lessons.replay import StepStyle, scale_text, step_text
+from cnn_tui.lessons.naive import (
+    StepEvent,
+    output_size_formula,
+    output_size_rule,
+    stuffed_dout,
+)
+from cnn_tui.lessons.replay import (
+    StepStyle,
+    array_ref,
+    fmt_factor,
+    fmt_num,
+    step_text,
+)
+from cnn_tui.lessons.rules import dout_source, local_rule, phase_rule
 
 # Plain-ASCII stand-ins, for a terminal or pipe whose encoding lacks these symbols.
 _ASCII = str.maketrans(
-    {"·": "*", "→": "->", "⌊": "floor(", "⌋": ")", "Σ": "sum ", "−": "-", "×": "x", "∂": "d"}
+    {
+        "·": "*",
+        "→": "->",
+        "⌊": "floor(",
+        "⌋": ")",
+        "Σ": "sum ",
+        "−": "-",
+        "×": "x",
+        "∂": "d",
+        "∞": "inf",
+        "°": " deg",
+        "Δ": "diff",
+    }
 )
 
 KIND_NAMES = {
@@ -51,7 +75,7 @@ def run_trace(args: argparse.Namespace) -> int:
 def _writer(stream: TextIO) -> Callable[[str], None]:
     encoding = getattr(stream, "encoding", None) or "ascii"
     try:
-        "·→⌊⌋Σ−×∂".encode(encoding)
+        "".join(chr(code) for code in _ASCII).encode(encoding)
         plain = False
     except (UnicodeEncodeError, LookupError):
         plain = True
@@ -77,31 +101,71 @@ def write_trace(
     summary: bool = False,
 ) -> None:
     """Write the trace line by line; step lines are written while the loops run."""
+    style = trace_style(example)
     for line in (*_header(example), "", *_inputs(example)):
         write(line)
     write("")
     write(f"{_phase_title(example, 'forward')}   ({example.step_counts()['forward']:,} steps)")
-    out, cache = _run(example.forward, example, write, summary)
+    out, cache = _run(example.forward, example, write, summary, style)
     write("")
     for line in _array_lines("out", out):
         write(line)
     if not backward:
+        write("")
+        write("(add --backward for the backward pass: db, dW, dX and a gradient check)")
         return
 
     write("")
-    write(f"backward: upstream gradient dout = ∂L/∂out (seed {example.seed})")
+    write(f"backward: {dout_source(example)}")
     for line in _array_lines("dout", example.dout):
         write(line)
-    grads = _run(lambda on_step: example.backward(cache, on_step), example, write, summary)
+    grads = _run(lambda on_step: example.backward(cache, on_step), example, write, summary, style)
     write("")
     if example.op == "conv" and any(example.padding):
         write(f"dx = dx_pad without its padding ({_hw_short(example.padding)}):")
     for name, grad in grads.items():
         for line in _array_lines(name, grad):
             write(line)
+    if example.op == "conv":
+        _transposed(example, cache, grads["dx"], write, summary, style)
     write("")
     check = example.gradient_check()
     write(f"gradient check (central differences, eps {check.eps:g}): {check.summary()}")
+
+
+def _transposed(
+    example: LessonExample,
+    cache: Any,
+    dx: np.ndarray,
+    write: Callable[[str], None],
+    summary: bool,
+    style: StepStyle,
+) -> None:
+    """dX again, as a transposed convolution of dout with the kernel (gathered, not scattered)."""
+    from cnn_tui.lessons.args import LIMITS
+
+    write("")
+    steps = example.transposed_steps
+    title = f"{_phase_title(example, 'grad_input_transposed')}   ({steps:,} steps)"
+    if steps > LIMITS.max_steps:
+        write(f"{title}: more than the {LIMITS.max_steps:,} a lesson shows, left out")
+        return
+    write(local_rule(example, "grad_input_transposed") + ":")
+    for line in _array_lines("dout_up", stuffed_dout(example.dout, cache)):
+        write(line)
+    write("")
+    write(title)
+    again = _run(
+        lambda on_step: example.transposed_backward(cache, on_step),
+        example,
+        write,
+        summary,
+        style,
+        phase="grad_input_transposed",
+    )
+    write("")
+    difference = float(np.max(np.abs(again - dx)))
+    write(f"dx as a transposed convolution equals the dX pass: max |Δ| {difference:.1e}")
 
 
 def _run(
@@ -109,10 +173,14 @@ def _run(
     example: LessonExample,
     write: Callable[[str], None],
     summary: bool,
+    style: StepStyle,
+    phase: str = "forward",
 ) -> Any:
     """Call forward or backward with an on_step that prints each step (or counts them)."""
     counts = example.step_counts()
-    current = {"phase": "forward"}  # the forward title is written before the call
+    if phase == "grad_input_transposed":
+        counts[phase] = example.transposed_steps
+    current = {"phase": phase}  # the first phase's title is written before the call
     tally: Counter[tuple[str, str]] = Counter()
     per_cell: dict[str, Counter[tuple[int, ...]]] = {}
     targets: dict[str, str] = {}
@@ -130,19 +198,19 @@ def _run(
             current["phase"] = event.phase
             write("")
             write(title(event.phase))
-        write(step_line(event))
+        write(step_line(event, style))
 
     result = run(on_step)
-    for phase, cells in per_cell.items():
-        if phase != "forward":
+    for done, cells in per_cell.items():
+        if done != phase:
             write("")
-            write(title(phase))
-        kinds = ", ".join(f"{n:,} {KIND_NAMES[k]}" for (p, k), n in tally.items() if p == phase)
+            write(title(done))
+        kinds = ", ".join(f"{n:,} {KIND_NAMES[k]}" for (p, k), n in tally.items() if p == done)
         low, high = min(cells.values()), max(cells.values())
         each = f"{low}" if low == high else f"{low} to {high}"
         write(
             f"  {sum(cells.values()):,} steps ({kinds}) into {len(cells):,} "
-            f"{targets[phase]} cells: {each} per cell"
+            f"{targets[done]} cells: {each} per cell"
         )
     return result
 
@@ -164,17 +232,34 @@ def _header(example: LessonExample) -> Iterator[str]:
         for line in example.description.strip().splitlines():
             yield f"  {line}"
     kernel, stride, padding = example.kernel, example.stride, example.padding
+    dilation = example.dilation
     settings = f"kernel {_hw(kernel)}, stride {_hw_short(stride)}"
     if example.op == "conv":
         settings += f", padding {_hw_short(padding)}" + (" (zeros)" if any(padding) else "")
+        if example.padding_rule:
+            settings += f" from padding {example.padding_rule}"
+        if dilation != (1, 1):
+            settings += f", dilation {_hw_short(dilation)}"
     else:
         settings += f", {'max' if example.pool_type == 'max' else 'average'} pooling"
     yield settings
+    if example.op == "conv":
+        yield (
+            "computes: a true convolution (the kernel rotated by 180°, the lecture's definition)"
+            if example.flip
+            else "computes: a cross-correlation (the kernel as it is, like PyTorch's conv2d)"
+        )
+    if example.padding_rule == "same":
+        yield ("padding same: P = D·(K − 1)/2 on each side, so the output keeps the input's size")
     pooling = example.op == "pool"
     twice_padding = None if pooling else "2·padding"
-    yield f"output size = {output_size_rule('input', 'kernel', 'stride', twice_padding)}"
+    shown = "dilation" if dilation != (1, 1) else None
+    rule = output_size_rule("input", "kernel", "stride", twice_padding, shown)
+    yield f"output size = {rule}"
     for axis, size, k in (("height:", x.shape[2], 0), ("width: ", x.shape[3], 1)):
-        formula = output_size_formula(size, kernel[k], stride[k], padding[k], pooling=pooling)
+        formula = output_size_formula(
+            size, kernel[k], stride[k], padding[k], pooling=pooling, dilation=dilation[k]
+        )
         yield f"  {axis} {formula}"
 
 
@@ -191,72 +276,62 @@ def _inputs(example: LessonExample) -> Iterator[str]:
         yield from _array_lines("x", example.x)
 
 
+_PHASE_NAMES = {
+    "forward": "forward",
+    "grad_bias": "grad bias",
+    "grad_weight": "grad weight",
+    "grad_input": "grad input",
+    "grad_input_transposed": "grad input as a transposed convolution",
+}
+
+
 def _phase_title(example: LessonExample, phase: str) -> str:
-    """The phase's name and the formula its loops compute."""
-    sh, sw = example.stride
-    rows, cols = _times(sh, "i") + "+ki", _times(sw, "j") + "+kj"
-    if example.op == "conv":
-        return {
-            "forward": (
-                f"forward: out[n,f,i,j] = b[f] + Σ_c,ki,kj x_pad[n,c,{rows},{cols}]·w[f,c,ki,kj]"
-            ),
-            "grad_bias": "grad bias: db[f] = Σ_n,i,j dout[n,f,i,j]",
-            "grad_weight": (
-                f"grad weight: dw[f,c,ki,kj] = Σ_n,i,j x_pad[n,c,{rows},{cols}]·dout[n,f,i,j]"
-            ),
-            "grad_input": (
-                f"grad input: dx_pad[n,c,{rows},{cols}] += w[f,c,ki,kj]·dout[n,f,i,j] "
-                "for each n, f, i, j, c, ki, kj"
-            ),
-        }[phase]
-    kh, kw = example.kernel
-    window = f"ki < {kh}, kj < {kw}"
-    if example.pool_type == "max":
-        if phase == "forward":
-            return f"forward: out[n,c,i,j] = max over {window} of x[n,c,{rows},{cols}]"
-        return "grad input: dx[n,c,argmax] += dout[n,c,i,j], to the max of each window"
-    if phase == "forward":
-        return f"forward: out[n,c,i,j] = Σ over {window} of x[n,c,{rows},{cols}]·(1/{kh * kw})"
-    return f"grad input: dx[n,c,{rows},{cols}] += dout[n,c,i,j]·(1/{kh * kw}) over {window}"
+    """The phase's name and its rule, as the lesson screen states it (`rules.phase_rule`),
+    with the local derivative of a backward phase."""
+    title = f"{_PHASE_NAMES[phase]}: {phase_rule(example, phase)}"
+    local = local_rule(example, phase)
+    if local and phase != "grad_input_transposed":
+        title += f", with {local}"
+    return title
 
 
-def step_line(event: StepEvent) -> str:
-    """One step as text, e.g. `out[0,0,1,2] += x_pad[0,0,1,2]·w[0,0,0,1] = 0.4·(-1.3) → -0.83`.
+def step_line(event: StepEvent, style: StepStyle) -> str:
+    """One step as text, e.g. `out[1,2] += x_pad[1,2]·w[0,1] = 0.4·(-1.3) → -0.83`.
 
-    `replay.step_text` writes it, as it does the lesson screen's step panel; only the style
-    differs (full indices, plain numbers, no notes).
+    `replay.step_text` writes it, as it does the lesson screen's step panel, with the same cell
+    names and numbers (`trace_style`); only the notes and the spelled-out sum are left out.
     """
-    return " ".join(step_text(event, TRACE_STYLE))
+    return " ".join(step_text(event, style))
 
 
-def _index(index: tuple[int, ...]) -> str:
-    return "[" + ",".join(str(i) for i in index) + "]"
-
-
-def _factor(value: float, first: bool) -> str:
-    text = _num(value)
-    return f"({text})" if value < 0 and not first else text
-
-
-def _num(value: float) -> str:
-    """Short, exact-looking numbers: 0.4, -0.83, 12, 0.0417 (at most 4 decimals)."""
-    if value == np.inf or value == -np.inf:
-        return "inf" if value > 0 else "-inf"
-    text = f"{value:.4f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-# how the trace writes a step's values: every index in full, ASCII numbers, terse
-TRACE_STYLE = StepStyle(
-    ref=lambda name, index: f"{name}{_index(index)}",
-    num=_num,
-    factor=_factor,
-    scale=lambda value: f"({scale_text(value)})",
-)
+def trace_style(example: LessonExample) -> StepStyle:
+    """How the trace writes the steps of `example`: the screen's cell names and numbers."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "x": example.x.shape,
+        "dx": example.x.shape,
+        "out": example.output_shape,
+        "dout": example.output_shape,
+    }
+    if example.op == "conv":
+        shapes.update(
+            x_pad=example.x_pad.shape,
+            dx_pad=example.x_pad.shape,
+            w=example.w.shape,
+            dw=example.w.shape,
+            b=example.b.shape,
+            db=example.b.shape,
+            dout_up=example.output_shape[:2] + (1, 1),
+        )
+    op = example.naive_op
+    return StepStyle(
+        ref=lambda name, index: array_ref(op, shapes, name, index),
+        num=fmt_num,
+        factor=fmt_factor,
+    )
 
 
 def _row(values: np.ndarray) -> str:
-    return "[" + ", ".join(_num(v) for v in values) + "]"
+    return "[" + ", ".join(fmt_num(v) for v in values) + "]"
 
 
 def _array_lines(name: str, array: np.ndarray, note: str = "") -> Iterator[str]:
@@ -266,7 +341,7 @@ def _array_lines(name: str, array: np.ndarray, note: str = "") -> Iterator[str]:
         return
     for n in range(array.shape[0]):
         for c in range(array.shape[1]):
-            grid = [[_num(v) for v in row] for row in array[n, c]]
+            grid = [[fmt_num(v) for v in row] for row in array[n, c]]
             width = max(len(cell) for row in grid for cell in row)
             rows, cols = array.shape[2], array.shape[3]
             yield f"{name}[{n},{c}]  ({rows}×{cols}) {note}".rstrip()
@@ -285,7 +360,3 @@ def _hw(pair: tuple[int, int]) -> str:
 def _hw_short(pair: tuple[int, int]) -> str:
     """Stride or padding: one number when both directions agree, else height×width."""
     return str(pair[0]) if pair[0] == pair[1] else _hw(pair)
-
-
-def _times(stride: int, loop: str) -> str:
-    return loop if stride == 1 else f"{stride}{loop}"

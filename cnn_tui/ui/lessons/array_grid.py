@@ -21,7 +21,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-from cnn_tui.lessons.replay import READ, WINDOW, WRITE, GridSpec, fmt_cell, grid_decimals
+from cnn_tui.lessons.replay import READ, WINDOW, WRITE, GridSpec, fmt_num, grid_decimals
 
 _GAP = 3  # columns between two grids side by side
 _LARGE = 10  # arrays with more columns than this are cropped to about half the board's width
@@ -51,6 +51,7 @@ class RenderedGrid:
     label_w: int
     cell_w: int
     origin: tuple[int, int] = (0, 0)  # the first row and column shown (large arrays are cropped)
+    cropped: bool = False  # some columns did not fit
 
 
 def visible_start(
@@ -81,7 +82,7 @@ def visible_start(
 @lru_cache(maxsize=4096)
 def _cell_text(value: float, decimals: int) -> str:
     # values repeat a lot (one-decimal inputs, padding zeros, blanks): format each once
-    return fmt_cell(value, decimals)
+    return fmt_num(value, decimals)
 
 
 class _LineBuilder:
@@ -130,7 +131,7 @@ def render_grid(
     full_rows, full_cols = values.shape
     final = values if spec.final is None else np.asarray(spec.final, dtype=np.float64)
     final = final.reshape(values.shape)
-    decimals = grid_decimals(final)
+    decimals = grid_decimals(final) if spec.decimals is None else spec.decimals
     width = max(
         max((len(_cell_text(v, decimals)) for v in values.flat), default=1),
         max((len(_cell_text(v, decimals)) for v in final.flat), default=1),
@@ -149,12 +150,21 @@ def render_grid(
     cells = [[_cell_text(v, decimals) for v in row] for row in values.tolist()]
     pr, pc = spec.pad
     title = f" {spec.title} "
-    if (rows, cols) != (full_rows, full_cols):
-        title = (
-            f" {spec.title} · rows {r0}–{r0 + rows - 1}, cols {c0}–{c0 + cols - 1}"
-            f" of {full_rows}×{full_cols} "
-        )
     inner = max(label_w + cols * cell_w, len(title) + 2)
+    if (rows, cols) != (full_rows, full_cols):
+        # a cropped grid says which part it shows; its title never widens it (the point of
+        # cropping is to fit), so a long one is cut
+        parts = []
+        if rows != full_rows:
+            parts.append(f"rows {r0}–{r0 + rows - 1}")
+        if cols != full_cols:
+            parts.append(f"cols {c0}–{c0 + cols - 1}")
+        title = f" {spec.title} · {', '.join(parts)} of {full_rows}×{full_cols} "
+        inner = max(label_w + cols * cell_w, 12)
+        if len(title) + 2 > inner:
+            title = f" {spec.name} · {', '.join(parts)} "
+        if len(title) + 2 > inner:
+            title = title[: inner - 3] + "… "
     fill = " " * (inner - label_w - cols * cell_w)
     border, plain = styles.border, Style()
     window_styles: dict[int, Style] = {}
@@ -209,7 +219,7 @@ def render_grid(
         line.add("│", border)
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
-    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0))
+    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols)
 
 
 def pack_rows(widths: Sequence[int], available: int, gap: int = _GAP) -> list[list[int]]:
@@ -297,6 +307,14 @@ class ArrayBoard(Widget):
         self._laid_out_for = -1  # the available width of the current layout
         self._board_size = (0, 0)
         self._shown_from: dict[str, tuple[int, int]] = {}  # grid name -> first row, column shown
+        # the rows the screen can give the board (its container is fitted to the board, so
+        # the container's own height would shrink the grids with every redraw); None: unknown
+        self.room: int | None = None
+
+    @property
+    def board_size(self) -> tuple[int, int]:
+        """(width, height) of the board's lines."""
+        return self._board_size
 
     @property
     def grids(self) -> list[GridSpec]:
@@ -311,19 +329,41 @@ class ArrayBoard(Widget):
         styles = self._styles()
         available = self._available_width()
         max_rows = self._max_rows()
-        self._blocks = []
+
+        def render(index: int, width: int) -> RenderedGrid:
+            spec = self._grids[index]
+            previous = self._shown_from.get(spec.name, (0, 0))
+            return render_grid(spec, styles, max_width=width, max_rows=max_rows, previous=previous)
+
+        caps = []
         for spec in self._grids:
-            # on a wide board a large array gets half the width: input and output side by side
+            # on a wide board a large array starts from half the width: input and output side
+            # by side; the room left in its row is handed out below
             large = np.shape(spec.values)[-1] > _LARGE and available >= 100
-            block = render_grid(
-                spec,
-                styles,
-                max_width=available // 2 - _GAP if large else available,
-                max_rows=max_rows,
-                previous=self._shown_from.get(spec.name, (0, 0)),
-            )
+            caps.append(available // 2 - _GAP if large else available)
+        # the operands of the current step share one row, cropped if need be, so both are seen
+        readers = [
+            i
+            for i, spec in enumerate(self._grids)
+            if any(role == READ for role in spec.marks.values())
+        ]
+        if len(readers) > 1:
+            natural = sum(render(i, caps[i]).width for i in readers)
+            if natural + _GAP * (len(readers) - 1) > available:
+                share = (available - _GAP * (len(readers) - 1)) // len(readers)
+                for i in readers:
+                    caps[i] = min(caps[i], share)
+        self._blocks = [render(i, caps[i]) for i in range(len(self._grids))]
+        # cropped grids take the room their row leaves, instead of blank space beside them
+        for row in pack_rows([block.width for block in self._blocks], available):
+            used = sum(self._blocks[i].width for i in row) + _GAP * (len(row) - 1)
+            cropped = [i for i in row if self._blocks[i].cropped]
+            if cropped and used < available:
+                extra = (available - used) // len(cropped)
+                for i in cropped:
+                    self._blocks[i] = render(i, self._blocks[i].width + extra)
+        for spec, block in zip(self._grids, self._blocks, strict=True):
             self._shown_from[spec.name] = block.origin
-            self._blocks.append(block)
         old_lines, old_strips = self._lines, self._strips
         self._lines, self._origins = layout_grids(self._blocks, available)
         self._laid_out_for = available
@@ -379,22 +419,24 @@ class ArrayBoard(Widget):
         """Rows per grid: two rows of grids fit the visible height (small arrays never crop)."""
         parent = self.parent
         height = parent.scrollable_content_region.height if isinstance(parent, Widget) else 0
-        height = height or self.app.size.height - 12
+        height = self.room or height or self.app.size.height - 12
         return max(8, (height - 6) // 2)
 
     def plain_lines(self) -> list[str]:
         """The board as plain text, one string per line (for tests and debugging)."""
         return ["".join(segment.text for segment in segments) for segments, _ in self._lines]
 
-    def highlight_region(self) -> Region | None:
-        """Where the cell written by the current step is drawn (to scroll it into view)."""
+    def highlight_region(self, roles: tuple[str, ...] = (WRITE,)) -> Region | None:
+        """Where the cells of the current step with these roles are drawn (the written cell by
+        default), as one region: to scroll them into view."""
+        found: list[Region] = []
         for spec, block, (x, y) in zip(self._grids, self._blocks, self._origins, strict=True):
             for (r, c), role in spec.marks.items():
-                if role == WRITE:
+                if role in roles:
                     r0, c0 = block.origin
                     left = x + 1 + block.label_w + (c - c0) * block.cell_w
-                    return Region(left, y + 2 + r - r0, block.cell_w, 1)
-        return None
+                    found.append(Region(left, y + 2 + r - r0, block.cell_w, 1))
+        return Region.from_union(found) if found else None
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width

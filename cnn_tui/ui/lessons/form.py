@@ -31,16 +31,50 @@ RANDOM = "random"
 RequestT = TypeVar("RequestT")
 
 
+class FormInput(Input):
+    """A form field where ctrl+a selects all, as in other programs (Textual's Input binds it
+    to "go to start" and select-all to ctrl+shift+a, which users do not know)."""
+
+    BINDINGS = [Binding("ctrl+a", "select_all", "Select all", show=False)]
+
+
+class FormTextArea(TextArea):
+    """The array values, where ctrl+a selects all too (see `FormInput`)."""
+
+    BINDINGS = [Binding("ctrl+a", "select_all", "Select all", show=False)]
+
+
+def _shown_text(widget: Static) -> str:
+    return str(widget.content)
+
+
 class ArrayEditModal(ModalScreen[RequestT | None]):
     """What the lesson edit forms share: one TextArea showing the array picked in #form-array
     (`_array_texts` keeps every array's text, `_shown_array` names the one shown), Apply (enter
-    or #form-apply) dismisses with `check()`'s request when it is valid, Cancel with None."""
+    or #form-apply) dismisses with `check()`'s request when it is valid, Cancel with None.
+
+    Errors go away as soon as the values are fixed: once Apply has shown one, every change
+    of a field or of the values checks the whole form again (`check()`, cheap: no loops run),
+    so the reasons always describe what is typed now."""
 
     _array_texts: dict[str, str]
     _shown_array: str
 
     def check(self) -> RequestT | None:
         raise NotImplementedError
+
+    def _complaining(self) -> bool:
+        return any(
+            _shown_text(widget)
+            for widget in self.query(".lesson-form-error")
+            if isinstance(widget, Static)
+        )
+
+    @on(Input.Changed)
+    @on(TextArea.Changed, "#form-values")
+    def _value_changed(self) -> None:
+        if self._complaining():
+            self.check()
 
     @on(Select.Changed, "#form-array")
     def _array_changed(self, event: Select.Changed) -> None:
@@ -138,12 +172,13 @@ class LessonFormScreen(ArrayEditModal[LessonRequest]):
                     for name in input_fields(self.op):
                         setting = SETTINGS[name]
                         yield Label(setting.label, classes="lesson-form-label")
-                        yield Input(
+                        yield FormInput(
                             self._initial.get(name, ""),
                             compact=True,
                             id=f"form-{name}",
                             tooltip=f"{setting.low}..{setting.high}"
-                            + (", or HxW like 3x2" if setting.kind == "pair" else ""),
+                            + (", or HxW like 3x2" if setting.kind in ("pair", "padding") else "")
+                            + (", same or valid" if setting.kind == "padding" else ""),
                         )
                         yield Static("", id=f"error-{name}", classes="lesson-form-error")
                     for name in choice_fields(self.op):
@@ -170,7 +205,7 @@ class LessonFormScreen(ArrayEditModal[LessonRequest]):
                     "one row per line, numbers separated by commas; a blank line between slices",
                     classes="lesson-form-hint",
                 )
-                yield TextArea(self._array_texts[self._shown_array], id="form-values")
+                yield FormTextArea(self._array_texts[self._shown_array], id="form-values")
                 yield Static("", id="error-values", classes="lesson-form-error")
             yield Static("", id="error-form", classes="lesson-form-error")
             with Horizontal(id="lesson-form-buttons"):

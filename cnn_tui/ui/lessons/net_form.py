@@ -24,7 +24,7 @@ from cnn_tui.errors import UsageError
 from cnn_tui.lessons.args import NET_SETTINGS
 from cnn_tui.lessons.network import EDITABLE, list_net_examples, make_net_example
 from cnn_tui.lessons.replay import format_array, parse_array
-from cnn_tui.ui.lessons.form import ArrayEditModal
+from cnn_tui.ui.lessons.form import ArrayEditModal, FormInput, FormTextArea
 
 
 @dataclass
@@ -90,7 +90,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
                     yield Static("", id="error-example", classes="lesson-form-error")
                     for name, setting in NET_SETTINGS.items():
                         yield Label(setting.label, classes="lesson-form-label")
-                        yield Input(
+                        yield FormInput(
                             _text(name, self.example.settings()[name]),
                             compact=True,
                             id=f"form-{name}",
@@ -111,7 +111,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
                     "per line, numbers separated by commas; the sizes stay the example's",
                     classes="lesson-form-hint",
                 )
-                yield TextArea(self._array_texts[self._shown_array], id="form-values")
+                yield FormTextArea(self._array_texts[self._shown_array], id="form-values")
                 yield Static("", id="error-values", classes="lesson-form-error")
             yield Static("", id="error-form", classes="lesson-form-error")
             with Horizontal(id="lesson-form-buttons"):

@@ -12,43 +12,31 @@ against PyTorch and numerical gradients run in a worker thread (torch is importe
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from rich.text import Text
-from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Header, Static
-from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui.lessons import network
 from cnn_tui.lessons.net_replay import NetReplay
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.net_form import NetFormScreen, NetRequest
-from cnn_tui.ui.lessons.screen import _MAX_TICKS_PER_SECOND, DEFAULT_SPEED, SPEEDS
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
+from cnn_tui.ui.lessons.stepping import (
+    LEAVE_BINDINGS,
+    MOVE_BINDINGS,
+    PLAY_BINDINGS,
+    SPEEDS,
+    Check,
+    SteppingScreen,
+)
 
-_step = Binding.Group("step", compact=True)
-_cell = Binding.Group("cell", compact=True)
 _phase = Binding.Group("phase", compact=True)
-_speed = Binding.Group("speed", compact=True)
-
-
-@dataclass
-class NetCheckDone(Message):
-    """A check worker finished one check of computation `token`."""
-
-    token: int
-    which: str  # "torch" | "grad"
-    text: str
 
 
 class NetPipeline(Static):
@@ -89,45 +77,25 @@ class RulePanel(Static):
         self.update(Text.assemble(("rule ", "dim"), (rule, "bold")))
 
 
-class NetworkScreen(Screen):
+class NetworkScreen(SteppingScreen):
     """Step through a whole tiny network: forward, loss, backward, one SGD step."""
 
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (30, "-tall")]
-
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "step(-1)", "step back", key_display="←", group=_step),
-        Binding("right,l", "step(1)", "step forward", key_display="→", group=_step),
-        Binding(
-            "left_square_bracket,shift+left",
-            "prev_cell",
-            "previous output cell",
-            key_display="[",
-            group=_cell,
-        ),
-        Binding(
-            "right_square_bracket,shift+right",
-            "next_cell",
-            "finish the output cell",
-            key_display="]",
-            group=_cell,
-        ),
+        *MOVE_BINDINGS,
         Binding("P", "prev_phase", "previous layer / phase", key_display="P", group=_phase),
         Binding("p", "next_phase", "next layer / phase", key_display="p", group=_phase),
         Binding("b", "next_pass", "pass"),
-        Binding("space", "toggle_play", "play", key_display="␣"),
-        Binding("minus", "speed(-1)", "slower", key_display="-", group=_speed),
-        Binding("plus,equals_sign", "speed(1)", "faster", key_display="+", group=_speed),
+        *PLAY_BINDINGS,
         Binding("home,g", "jump('start')", "layer start", key_display="home"),
         Binding("end,G", "jump('end')", "layer end", key_display="end"),
         Binding("f", "cycle_filter", "filter"),
         Binding("e", "edit", "edit"),
-        Binding("question_mark,f1", "toggle_keys", "keys", key_display="?"),
-        Binding("escape", "app.pop_screen", "home"),
-        Binding("ctrl+q", "app.quit", "quit", priority=True),
+        *LEAVE_BINDINGS,
     ]
 
-    # whether the PyTorch and gradient checks run (tests switch it off for determinism)
-    run_checks_default: ClassVar[bool] = True
+    board_id = "net-board"
+    scroll_id = "net-board-scroll"
+    check_id = "net-check"
 
     def __init__(
         self,
@@ -137,17 +105,11 @@ class NetworkScreen(Screen):
         name: str | None = None,
         id: str | None = None,
     ) -> None:
-        super().__init__(name=name, id=id)
+        super().__init__(run_checks=run_checks, name=name, id=id)
         self.params: dict[str, Any] = dict(params or {})
         self.overrides: dict[str, np.ndarray] = {}
-        self.run_checks = self.run_checks_default if run_checks is None else run_checks
         self.example = network.make_net_example(self.params, self.overrides)
         self.view: dict[str, int] = {"f": 0}
-        self.playing = False
-        self.speed_index = DEFAULT_SPEED
-        self._timer: Timer | None = None
-        self._token = 0
-        self._checks = {"torch": "", "grad": ""}
         self.model = self._compute()
 
     @classmethod
@@ -174,6 +136,10 @@ class NetworkScreen(Screen):
 
     # ----------------------------------------------------------------- state
 
+    @property
+    def cursor(self) -> NetReplay:
+        return self.model
+
     def _compute(self) -> NetReplay:
         self._token += 1
         self.run = network.run_network(self.example)
@@ -199,14 +165,7 @@ class NetworkScreen(Screen):
         rule, source = model.rule_lines()
         self.query_one("#net-rule", RulePanel).show(rule)
         self.query_one("#net-step", StepPanel).show(model.step_lines(), source)
-        self.call_after_refresh(self._scroll_to_step)
-
-    def _scroll_to_step(self) -> None:
-        region = self.query_one("#net-board", ArrayBoard).highlight_region()
-        if region is not None:
-            self.query_one("#net-board-scroll", VerticalScroll).scroll_to_region(
-                region, animate=False, immediate=True
-            )
+        self._follow_step()
 
     @property
     def every_filter(self) -> bool:
@@ -228,12 +187,6 @@ class NetworkScreen(Screen):
         if action == "cycle_filter":
             return self.example.w1.shape[0] > 1 and not self.every_filter
         return True
-
-    def action_toggle_keys(self) -> None:
-        if self.query("HelpPanel"):
-            self.app.action_hide_help_panel()
-        else:
-            self.app.action_show_help_panel()
 
     def _move(self, how: str, *args: Any) -> None:
         self._stop()
@@ -266,22 +219,6 @@ class NetworkScreen(Screen):
         self.view["f"] = (self.view.get("f", 0) + 1) % max(filters, 1)
         self._redraw()
 
-    def action_toggle_play(self) -> None:
-        if self.playing:
-            self._stop()
-        else:
-            if self.model.position >= self.model.total:
-                self.model.seek(0)
-            self.playing = True
-            self._start_timer()
-        self._redraw()
-
-    def action_speed(self, delta: int) -> None:
-        self.speed_index = min(max(self.speed_index + delta, 0), len(SPEEDS) - 1)
-        if self.playing:
-            self._start_timer()
-        self._redraw()
-
     def action_edit(self) -> None:
         self._stop()
         self.app.push_screen(NetFormScreen(self.example, self.params, self.overrides), self._edited)
@@ -293,71 +230,19 @@ class NetworkScreen(Screen):
         self.overrides = dict(request.overrides)
         self._restart(request.example)
 
-    # ----------------------------------------------------------------- play
-
-    def _start_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        interval = max(1 / SPEEDS[self.speed_index], 1 / _MAX_TICKS_PER_SECOND)
-        self._timer = self.set_interval(interval, self._tick)
-
-    def _tick(self) -> None:
-        speed = SPEEDS[self.speed_index]
-        per_tick = (
-            max(1, round(speed / _MAX_TICKS_PER_SECOND)) if speed > _MAX_TICKS_PER_SECOND else 1
-        )
-        self.model.step(per_tick)
-        if self.model.position >= self.model.total:
-            self._stop()
-        self._moved()
-
-    def _stop(self) -> None:
-        self.playing = False
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-
     # ----------------------------------------------------------------- checks
 
-    def _start_checks(self) -> None:
-        if not self.run_checks:
-            self._checks = {"torch": "PyTorch comparison off", "grad": "gradient check off"}
-            self._show_checks()
-            return
-        has_torch = importlib.util.find_spec("torch") is not None
-        self._checks = {
-            "torch": "PyTorch: checking…" if has_torch else "PyTorch: not installed, skipped",
-            "grad": "finite differences: checking…",
-        }
-        self._show_checks()
-        self._run_checks(self.example, self.run, self._token, has_torch)
+    def checks(self) -> list[Check]:
+        example, run = self.example, self.run
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="net-check")
-    def _run_checks(self, example: Any, run: Any, token: int, has_torch: bool) -> None:
-        worker = get_current_worker()
-        check = network.gradient_check(example, run)
-        verdict = "✓" if check.passed() else "✗ too large"
-        if not worker.is_cancelled:
-            text = f"finite differences: {check.max_error:.1e} {verdict}"
-            self.post_message(NetCheckDone(token, "grad", text))
-        if has_torch and not worker.is_cancelled:
+        def gradient() -> str:
+            check = network.gradient_check(example, run)
+            verdict = "✓" if check.passed() else "✗ too large"
+            return f"finite differences: {check.max_error:.1e} {verdict}"
+
+        def torch() -> str:
             difference = network.compare_with_torch(example, run)
             verdict = "✓" if difference < 1e-9 else "✗ differs"
-            text = f"PyTorch (autograd, SGD): |Δ| {difference:.1e} {verdict}"
-            self.post_message(NetCheckDone(token, "torch", text))
+            return f"PyTorch (autograd, SGD): |Δ| {difference:.1e} {verdict}"
 
-    @on(NetCheckDone)
-    def _check_done(self, message: NetCheckDone) -> None:
-        if message.token == self._token:
-            self._checks[message.which] = message.text
-            self._show_checks()
-
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "net-check" and event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self._checks = {"torch": "check failed", "grad": f"{type(error).__name__}: {error}"}
-            self._show_checks()
-
-    def _show_checks(self) -> None:
-        self.query_one("#net-check", CheckPanel).show(self._checks["torch"], self._checks["grad"])
+        return [("grad", gradient), ("torch", torch)]

@@ -2,33 +2,27 @@
 
 The screen runs `cnn_tui.lessons.naive` once per example with `on_step` recording every step, then
 replays those very events (`cnn_tui.lessons.replay.Replay`): the arrays fill in as the steps are applied,
-the current step's cells are highlighted, and its arithmetic is spelled out in a docked panel.
-Forward and backward are two replays with their own cursor; `b` switches between them. Checks
-against PyTorch and a numerical gradient run in a worker thread (torch is imported there, never
-at start-up).
+the current step's cells are highlighted, and its arithmetic is spelled out in a docked panel
+under the rule it applies (`cnn_tui.lessons.rules`: the chain rule, going backward).
+Forward, backward and (conv) the dX pass as a transposed convolution are replays with their
+own cursor; `b` and `t` switch between them. Playing and the checks against PyTorch and a
+numerical gradient come from `SteppingScreen`.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Header
-from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons.args import DEFAULTS, LIMITS, POOL_TYPES
+from cnn_tui.lessons.args import CONV_MODES, DEFAULTS, LIMITS, POOL_TYPES
 from cnn_tui.lessons.replay import (
     Replay,
     build_replays,
@@ -36,75 +30,50 @@ from cnn_tui.lessons.replay import (
     grid_specs,
     make_example,
     size_formula,
+    transposed_replay,
 )
+from cnn_tui.lessons.rules import dout_source
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.form import LessonFormScreen, LessonRequest
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
+from cnn_tui.ui.lessons.stepping import (
+    DEFAULT_SPEED,
+    LEAVE_BINDINGS,
+    MOVE_BINDINGS,
+    PLAY_BINDINGS,
+    SPEEDS,
+    Check,
+    SteppingScreen,
+)
 
-# steps per second while playing
-SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-DEFAULT_SPEED = 2  # index into SPEEDS: 5 steps/s
-_MAX_TICKS_PER_SECOND = 30
-
-_step = Binding.Group("step", compact=True)
-_cell = Binding.Group("cell", compact=True)
-_speed = Binding.Group("speed", compact=True)
-
-
-@dataclass
-class CheckDone(Message):
-    """A check worker finished one check of computation `token`."""
-
-    token: int
-    which: str  # "torch" | "grad"
-    text: str
+__all__ = ["DEFAULT_SPEED", "SPEEDS", "LessonScreen"]
 
 
-class LessonScreen(Screen):
+class LessonScreen(SteppingScreen):
     """Step through a naive conv or pool computation, forward and backward."""
 
-    # short terminals (80×24) drop the header to leave room for the arrays
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (30, "-tall")]
-
     BINDINGS: ClassVar[list[BindingType]] = [
-        # the footer shows a group's description ("←→ step"), the keys panel each description
-        Binding("left,h", "step(-1)", "step back", key_display="←", group=_step),
-        Binding("right,l", "step(1)", "step forward", key_display="→", group=_step),
-        Binding(
-            "left_square_bracket,shift+left",
-            "prev_cell",
-            "previous output cell",
-            key_display="[",
-            group=_cell,
-        ),
-        Binding(
-            "right_square_bracket,shift+right",
-            "next_cell",
-            "finish the output cell",
-            key_display="]",
-            group=_cell,
-        ),
-        Binding("space", "toggle_play", "play", key_display="␣"),
-        Binding("minus", "speed(-1)", "slower", key_display="-", group=_speed),
-        Binding("plus,equals_sign", "speed(1)", "faster", key_display="+", group=_speed),
+        *MOVE_BINDINGS,
+        *PLAY_BINDINGS,
         Binding("home,g", "jump('start')", "first", key_display="home"),
         Binding("end,G", "jump('end')", "last", key_display="end"),
         Binding("b", "toggle_backward", "fwd/bwd"),
+        Binding("t", "toggle_transposed", "transposed"),
         Binding("p", "next_phase", "phase"),
         Binding("m", "toggle_pool", "max/avg"),
+        Binding("v", "toggle_conv_mode", "conv/corr"),
         Binding("c", "cycle('c')", "channel"),
         Binding("f", "cycle('f')", "filter"),
         Binding("n", "cycle('n')", "image"),
         Binding("e", "edit", "edit"),
         Binding("r", "reseed", "new seed"),
-        Binding("question_mark,f1", "toggle_keys", "keys", key_display="?"),
-        Binding("escape", "app.pop_screen", "home"),
-        Binding("ctrl+q", "app.quit", "quit", priority=True),
+        *LEAVE_BINDINGS,
     ]
 
-    # whether the PyTorch and gradient checks run (tests switch it off for determinism)
-    run_checks_default: ClassVar[bool] = True
+    board_id = "lesson-board"
+    scroll_id = "lesson-board-scroll"
+    check_id = "lesson-check"
 
     def __init__(
         self,
@@ -115,21 +84,15 @@ class LessonScreen(Screen):
         name: str | None = None,
         id: str | None = None,
     ) -> None:
-        super().__init__(name=name, id=id)
+        super().__init__(run_checks=run_checks, name=name, id=id)
         if op not in DEFAULTS:
             raise ValueError(f"op must be 'conv' or 'pool', got {op!r}")
         self.op = op
         self.params: dict[str, Any] = dict(params or {})
         self.overrides: dict[str, np.ndarray] = {}
-        self.run_checks = self.run_checks_default if run_checks is None else run_checks
         self.example = make_example(op, self.params, self.overrides)
-        self.mode = "forward"
+        self.mode = "forward"  # "forward" | "backward" | "transposed"
         self.view: dict[str, int] = {"n": 0, "c": 0, "f": 0}
-        self.playing = False
-        self.speed_index = DEFAULT_SPEED
-        self._timer: Timer | None = None
-        self._token = 0
-        self._checks = {"torch": "", "grad": ""}
         self.replays: dict[str, Replay] = {}
         self._compute()
 
@@ -161,10 +124,17 @@ class LessonScreen(Screen):
     def replay(self) -> Replay:
         return self.replays[self.mode]
 
+    @property
+    def cursor(self) -> Replay:
+        return self.replay
+
     def _compute(self) -> None:
         """Run the naive loops once for the example, recording both passes."""
         forward, backward = build_replays(self.example)
         self.replays = {"forward": forward, "backward": backward}
+        transposed = transposed_replay(self.example)
+        if transposed is not None:
+            self.replays["transposed"] = transposed
         self._token += 1
         # Tens of thousands of recorded events would make every full garbage collection scan
         # them (100+ ms pauses mid-replay); they hold no reference cycles, so move them out of
@@ -176,6 +146,8 @@ class LessonScreen(Screen):
         self._stop()
         self.example = example
         self._compute()
+        if self.mode not in self.replays:  # a pool example has no transposed view
+            self.mode = "backward"
         self.view = {"n": 0, "c": 0, "f": 0}
         self.refresh_bindings()
         self._redraw()
@@ -199,11 +171,37 @@ class LessonScreen(Screen):
             f"cell {replay.cell_number()} / {replay.cell_count}",
             f"{SPEEDS[self.speed_index]} steps/s",
         ]
+        if self.example.flip:
+            parts.append("true convolution (kernel rotated 180°)")
         if self.example.name != "random":
             parts.append(f"example {self.example.name}, seed {self.example.seed}")
         else:
             parts.append(f"seed {self.example.seed}")
         return parts
+
+    def info_line(self) -> str:
+        """The panel's last line: what to press at the end of a pass, else the output-size
+        formula (forward) or where dout comes from (backward)."""
+        replay = self.replay
+        if replay.position >= replay.total:
+            return self._end_hint()
+        return size_formula(self.example) if self.mode == "forward" else dout_source(self.example)
+
+    def _end_hint(self) -> str:
+        if self.mode == "forward":
+            return "forward pass done: press b for the backward pass (p: its phases one by one)"
+        if self.mode == "backward":
+            if "transposed" in self.replays:
+                return (
+                    "backward pass done: press t to see dX again as a transposed convolution, "
+                    "b for the forward pass"
+                )
+            more = "m for the other pooling" if self.op == "pool" else "e to edit the example"
+            return f"backward pass done: press b for the forward pass, {more}"
+        return (
+            "dX as a transposed convolution done: the same dx as the dX phase (PyTorch: "
+            "conv_transpose2d); press t to go back, b for the forward pass"
+        )
 
     def _redraw(self) -> None:
         replay = self.replay
@@ -212,17 +210,9 @@ class LessonScreen(Screen):
         board.show(specs)
         self.query_one("#lesson-status", StepStatus).show(self.status_parts(), self.playing)
         self.query_one("#lesson-step", StepPanel).show(
-            replay.step_lines(), size_formula(self.example)
+            replay.step_lines(), self.info_line(), replay.rule_lines()
         )
-        self.call_after_refresh(self._scroll_to_step)
-
-    def _scroll_to_step(self) -> None:
-        board = self.query_one("#lesson-board", ArrayBoard)
-        region = board.highlight_region()
-        if region is not None:
-            self.query_one("#lesson-board-scroll", VerticalScroll).scroll_to_region(
-                region, animate=False, immediate=True
-            )
+        self._follow_step()
 
     def _moved(self) -> None:
         """After the cursor moved: follow the step's sample/channel/filter, redraw."""
@@ -235,17 +225,14 @@ class LessonScreen(Screen):
         """Hide the keys that do nothing for this example (they stay out of the footer)."""
         if action == "toggle_pool":
             return self.op == "pool"
+        if action == "toggle_conv_mode":
+            return self.op == "conv"
+        if action == "toggle_transposed":
+            return "transposed" in self.replays
         if action == "cycle":
             axis = parameters[0] if parameters else ""
             return self._axis_sizes().get(str(axis), 1) > 1
         return True
-
-    def action_toggle_keys(self) -> None:
-        """Show or hide Textual's keys panel (every key with its description)."""
-        if self.query("HelpPanel"):
-            self.app.action_hide_help_panel()
-        else:
-            self.app.action_show_help_panel()
 
     def action_step(self, delta: int) -> None:
         self._stop()
@@ -268,39 +255,35 @@ class LessonScreen(Screen):
         self._moved()
 
     def action_toggle_backward(self) -> None:
-        self.mode = "backward" if self.mode == "forward" else "forward"
+        self.mode = "forward" if self.mode != "forward" else "backward"
+        self._moved()
+
+    def action_toggle_transposed(self) -> None:
+        """The dX pass again, as a transposed convolution (conv only), and back."""
+        if "transposed" not in self.replays:
+            return
+        self._stop()
+        self.mode = "backward" if self.mode == "transposed" else "transposed"
         self._moved()
 
     def action_next_phase(self) -> None:
-        """forward → db → dW → dX → forward (pooling: forward ↔ dX)."""
+        """forward → db → dW → dX → dX as a transposed conv → forward (pooling: forward ↔ dX)."""
         self._stop()
         if self.mode == "forward":
             self.mode = "backward"
             self.replay.seek(self.replay.phases[0].start + 1)
+        elif self.mode == "transposed":
+            self.mode = "forward"
         else:
             phases = self.replay.phases
             here = self.replay.phase_at()
             if self.replay.position > 0 and here == phases[-1]:
-                self.mode = "forward"
+                self.mode = "transposed" if "transposed" in self.replays else "forward"
+                if self.mode == "transposed":
+                    self.replay.seek(max(self.replay.position, 1))
             else:
                 self.replay.next_phase()
         self._moved()
-
-    def action_toggle_play(self) -> None:
-        if self.playing:
-            self._stop()
-        else:
-            if self.replay.position >= self.replay.total:
-                self.replay.seek(0)
-            self.playing = True
-            self._start_timer()
-        self._redraw()
-
-    def action_speed(self, delta: int) -> None:
-        self.speed_index = min(max(self.speed_index + delta, 0), len(SPEEDS) - 1)
-        if self.playing:
-            self._start_timer()
-        self._redraw()
 
     def action_toggle_pool(self) -> None:
         if self.op != "pool":
@@ -310,6 +293,15 @@ class LessonScreen(Screen):
         self.params["pool_type"] = POOL_TYPES[following]
         if not self._rebuild():
             self.params["pool_type"] = current
+
+    def action_toggle_conv_mode(self) -> None:
+        """Cross-correlation (PyTorch's conv2d) ↔ true convolution (the kernel rotated)."""
+        if self.op != "conv":
+            return
+        current = self.example.conv_mode
+        self.params["conv_mode"] = CONV_MODES[1 - CONV_MODES.index(current)]
+        if not self._rebuild():
+            self.params["conv_mode"] = current
 
     def _axis_sizes(self) -> dict[str, int]:
         """Images n, channels c and filters f of the example (the views `c`, `f`, `n` cycle)."""
@@ -343,75 +335,19 @@ class LessonScreen(Screen):
         self.mode = "forward"
         self._restart(request.example)
 
-    # ----------------------------------------------------------------- play
-
-    def _start_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        speed = SPEEDS[self.speed_index]
-        interval = max(1 / speed, 1 / _MAX_TICKS_PER_SECOND)
-        self._timer = self.set_interval(interval, self._tick)
-
-    def _tick(self) -> None:
-        speed = SPEEDS[self.speed_index]
-        per_tick = (
-            max(1, round(speed / _MAX_TICKS_PER_SECOND)) if speed > _MAX_TICKS_PER_SECOND else 1
-        )
-        self.replay.step(per_tick)
-        if self.replay.position >= self.replay.total:
-            self._stop()
-        self._moved()
-
-    def _stop(self) -> None:
-        self.playing = False
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-
     # ----------------------------------------------------------------- checks
 
-    def _start_checks(self) -> None:
-        if not self.run_checks:
-            self._checks = {"torch": "PyTorch comparison off", "grad": "gradient check off"}
-            self._show_checks()
-            return
-        has_torch = importlib.util.find_spec("torch") is not None
-        self._checks = {
-            "torch": "PyTorch: checking…" if has_torch else "PyTorch: not installed, skipped",
-            "grad": "numerical gradient: checking…",
-        }
-        self._show_checks()
-        self._run_checks(self.example, self._token, has_torch)
+    def checks(self) -> list[Check]:
+        example = self.example
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="lesson-check")
-    def _run_checks(self, example: Any, token: int, has_torch: bool) -> None:
-        worker = get_current_worker()
-        check = example.gradient_check()
-        verdict = "✓" if check.passed() else "✗ too large"
-        if not worker.is_cancelled:
-            text = f"numerical gradient: max rel. error {check.max_error:.1e} {verdict}"
-            self.post_message(CheckDone(token, "grad", text))
-        if has_torch and not worker.is_cancelled:
+        def gradient() -> str:
+            check = example.gradient_check()
+            verdict = "✓" if check.passed() else "✗ too large"
+            return f"finite differences: rel. error {check.max_error:.1e} {verdict}"
+
+        def torch() -> str:
             difference = compare_with_torch(example)
             verdict = "✓" if difference < 1e-9 else "✗ differs"
-            self.post_message(
-                CheckDone(token, "torch", f"PyTorch: max |Δ| {difference:.1e} {verdict}")
-            )
+            return f"PyTorch: max |Δ| {difference:.1e} {verdict}"
 
-    @on(CheckDone)
-    def _check_done(self, message: CheckDone) -> None:
-        if message.token == self._token:
-            self._checks[message.which] = message.text
-            self._show_checks()
-
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "lesson-check" and event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self._checks = {"torch": "check failed", "grad": f"{type(error).__name__}: {error}"}
-            self._show_checks()
-
-    def _show_checks(self) -> None:
-        self.query_one("#lesson-check", CheckPanel).show(
-            self._checks["torch"], self._checks["grad"]
-        )
+        return [("grad", gradient), ("torch", torch)]

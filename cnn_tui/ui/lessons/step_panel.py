@@ -39,8 +39,11 @@ class StepStatus(Static):
 
 
 class StepPanel(Static):
-    """The arithmetic of the current step: formula, numbers, the cell's running sum, and the
-    output-size formula of the example."""
+    """The arithmetic of the current step: formula, numbers, the cell's running sum, and a last
+    dim line (the example's output-size formula, where dout comes from, or what to press next).
+
+    `rules`, drawn above them, say what the step applies: the rule of the phase (the chain rule,
+    going backward) and the local derivative, in general and at this step."""
 
     DEFAULT_CSS = """
     StepPanel {
@@ -52,8 +55,12 @@ class StepPanel(Static):
 
     _line_count = 0
 
-    def show(self, lines: Sequence[str], formula: str) -> None:
+    def show(self, lines: Sequence[str], formula: str, rules: Sequence[str] = ()) -> None:
         text = Text()
+        for index, rule in enumerate(rules):
+            text.append("rule " if index == 0 else "     ", style="dim")
+            text.append(rule)
+            text.append("\n")
         for index, line in enumerate(lines):
             if index:
                 text.append("\n")

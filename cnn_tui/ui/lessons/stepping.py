@@ -1,0 +1,264 @@
+"""What the step-through lesson screens share: playing, speed, the checks worker, the board.
+
+`LessonScreen` (conv, pool) and `NetworkScreen` (the whole tiny network) both replay recorded
+steps with a cursor (`step(n)`, `seek(k)`, `position`, `total`): this base class plays the
+cursor on a timer, changes the speed, shows the keys panel, scrolls the board to the current
+step and fits it to its content, and runs the PyTorch and numerical checks in one worker
+thread (torch is imported there, never at start-up). A screen says what its cursor is, how
+it redraws and which checks it runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from cnn_tui.lessons.replay import READ, WRITE
+from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.step_panel import CheckPanel
+
+# steps per second while playing
+SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+DEFAULT_SPEED = 2  # index into SPEEDS: 5 steps/s
+_MAX_TICKS_PER_SECOND = 30
+
+STEP_GROUP = Binding.Group("step", compact=True)
+CELL_GROUP = Binding.Group("cell", compact=True)
+SPEED_GROUP = Binding.Group("speed", compact=True)
+
+# The keys both lessons move with, in footer order: step, cell (the screens add their own).
+MOVE_BINDINGS = [
+    # the footer shows a group's description ("←→ step"), the keys panel each description
+    Binding("left,h", "step(-1)", "step back", key_display="←", group=STEP_GROUP),
+    Binding("right,l", "step(1)", "step forward", key_display="→", group=STEP_GROUP),
+    Binding(
+        "left_square_bracket,shift+left",
+        "prev_cell",
+        "previous output cell",
+        key_display="[",
+        group=CELL_GROUP,
+    ),
+    Binding(
+        "right_square_bracket,shift+right",
+        "next_cell",
+        "finish the output cell",
+        key_display="]",
+        group=CELL_GROUP,
+    ),
+]
+PLAY_BINDINGS = [
+    Binding("space", "toggle_play", "play", key_display="␣"),
+    Binding("minus", "speed(-1)", "slower", key_display="-", group=SPEED_GROUP),
+    Binding("plus,equals_sign", "speed(1)", "faster", key_display="+", group=SPEED_GROUP),
+]
+LEAVE_BINDINGS = [
+    Binding("question_mark,f1", "toggle_keys", "keys", key_display="?"),
+    Binding("escape", "app.pop_screen", "home"),
+    Binding("ctrl+q", "app.quit", "quit", priority=True),
+]
+
+# One check: its key in the check panel and a function (run in the worker) giving its text.
+Check = tuple[str, Callable[[], str]]
+
+
+@dataclass
+class CheckDone(Message):
+    """A check worker finished one check of computation `token`."""
+
+    token: int
+    which: str  # "torch" | "grad"
+    text: str
+
+
+class SteppingScreen(Screen):
+    """Base of the lesson screens: a cursor over recorded steps, played, checked, drawn."""
+
+    # short terminals (80×24) drop the header to leave room for the arrays
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (30, "-tall")]
+
+    # whether the PyTorch and gradient checks run (tests switch it off for determinism)
+    run_checks_default: ClassVar[bool] = True
+
+    # the ids of this screen's board, its scrolling container and its check panel
+    board_id: ClassVar[str] = ""
+    scroll_id: ClassVar[str] = ""
+    check_id: ClassVar[str] = ""
+    grad_pending: ClassVar[str] = "finite differences: checking…"
+
+    def __init__(
+        self, *, run_checks: bool | None = None, name: str | None = None, id: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id)
+        self.run_checks = self.run_checks_default if run_checks is None else run_checks
+        self.playing = False
+        self.speed_index = DEFAULT_SPEED
+        self._timer: Timer | None = None
+        self._token = 0
+        self._checks = {"torch": "", "grad": ""}
+
+    # ----------------------------------------------------------------- what a screen gives
+
+    @property
+    def cursor(self) -> Any:
+        """What the keys move: has step(n), seek(k), position and total."""
+        raise NotImplementedError
+
+    def _redraw(self) -> None:
+        raise NotImplementedError
+
+    def _moved(self) -> None:
+        """After the cursor moved (the screen may follow the step's view first)."""
+        self._redraw()
+
+    def checks(self) -> list[Check]:
+        """The checks of the current computation, run in the worker: ("grad", fn), ("torch", fn)."""
+        return []
+
+    # ----------------------------------------------------------------- play
+
+    def action_toggle_keys(self) -> None:
+        """Show or hide Textual's keys panel (every key with its description)."""
+        if self.query("HelpPanel"):
+            self.app.action_hide_help_panel()
+        else:
+            self.app.action_show_help_panel()
+
+    def action_toggle_play(self) -> None:
+        if self.playing:
+            self._stop()
+        else:
+            if self.cursor.position >= self.cursor.total:
+                self.cursor.seek(0)
+            self.playing = True
+            self._start_timer()
+        self._redraw()
+
+    def action_speed(self, delta: int) -> None:
+        self.speed_index = min(max(self.speed_index + delta, 0), len(SPEEDS) - 1)
+        if self.playing:
+            self._start_timer()
+        self._redraw()
+
+    @property
+    def speed(self) -> int:
+        return SPEEDS[self.speed_index]
+
+    def _start_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        interval = max(1 / self.speed, 1 / _MAX_TICKS_PER_SECOND)
+        self._timer = self.set_interval(interval, self._tick)
+
+    def _tick(self) -> None:
+        speed = self.speed
+        per_tick = (
+            max(1, round(speed / _MAX_TICKS_PER_SECOND)) if speed > _MAX_TICKS_PER_SECOND else 1
+        )
+        self.cursor.step(per_tick)
+        if self.cursor.position >= self.cursor.total:
+            self._stop()
+        self._moved()
+
+    def _stop(self) -> None:
+        self.playing = False
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    # ----------------------------------------------------------------- the board
+
+    def _follow_step(self) -> None:
+        """After a redraw: fit the board's container to its lines (no blank band before the
+        step panel) and scroll the current step into view: its operands and the written cell
+        when they fit the view together, else the operands (the step's arithmetic says where
+        the result goes)."""
+        self.call_after_refresh(self._scroll_to_step)
+
+    def _scroll_to_step(self) -> None:
+        board = self.query_one(f"#{self.board_id}", ArrayBoard)
+        scroll = self.query_one(f"#{self.scroll_id}", VerticalScroll)
+        self._fit_board(board, scroll)
+        both = board.highlight_region((READ, WRITE))
+        view = scroll.scrollable_content_region
+        if both is not None and (both.height > view.height or both.width > view.width):
+            both = board.highlight_region((READ,)) or board.highlight_region()
+        if both is not None:
+            scroll.scroll_to_region(both, animate=False, immediate=True)
+
+    def _fit_board(self, board: ArrayBoard, scroll: VerticalScroll) -> None:
+        """Give the board's container the board's height, at most what the screen leaves."""
+        others = sum(
+            child.outer_size.height
+            for child in self.children
+            if isinstance(child, Widget)
+            and child is not scroll
+            and child.display
+            and str(child.styles.dock or "") in ("", "none", "top", "bottom")
+        )
+        room = max(self.size.height - others, 3)
+        if board.room != room:
+            board.room = room
+            board.show(board.grids)  # crop to the room there is, not to the last fit
+        board_w, board_h = board.board_size
+        view_w = scroll.size.width - scroll.styles.gutter.width
+        height = min(board_h + (1 if board_w > view_w else 0), room)
+        if scroll.styles.height is None or scroll.styles.height.value != height:
+            scroll.styles.height = height
+
+    def on_resize(self) -> None:
+        self._follow_step()
+
+    # ----------------------------------------------------------------- checks
+
+    def _start_checks(self) -> None:
+        if not self.run_checks:
+            self._checks = {"torch": "PyTorch comparison off", "grad": "gradient check off"}
+            self._show_checks()
+            return
+        has_torch = importlib.util.find_spec("torch") is not None
+        self._checks = {
+            "torch": "PyTorch: checking…" if has_torch else "PyTorch: not installed, skipped",
+            "grad": self.grad_pending,
+        }
+        self._show_checks()
+        jobs = [job for job in self.checks() if has_torch or job[0] != "torch"]
+        self._run_checks(jobs, self._token)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="lesson-check")
+    def _run_checks(self, jobs: list[Check], token: int) -> None:
+        worker = get_current_worker()
+        for which, job in jobs:
+            if worker.is_cancelled:
+                return
+            text = job()
+            if not worker.is_cancelled:
+                self.post_message(CheckDone(token, which, text))
+
+    @on(CheckDone)
+    def _check_done(self, message: CheckDone) -> None:
+        if message.token == self._token:
+            self._checks[message.which] = message.text
+            self._show_checks()
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "lesson-check" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self._checks = {"torch": "check failed", "grad": f"{type(error).__name__}: {error}"}
+            self._show_checks()
+
+    def _show_checks(self) -> None:
+        self.query_one(f"#{self.check_id}", CheckPanel).show(
+            self._checks["torch"], self._checks["grad"]
+        )
