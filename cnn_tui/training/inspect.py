@@ -1,0 +1,518 @@
+"""Inside a trained network: the feature maps of every stage, the first layer's filters, the class
+probabilities and Grad-CAM for one image (`cnn-tui inspect`, the run screen's Inside tab).
+
+`inspect_image(run, image, true)` runs the run's model once on one uint8 image with forward hooks
+on its stages and returns an `Inspection` of plain numpy arrays:
+
+- the stages: every conv and pooling layer of the small CNNs, the stem and each residual block of a
+  ResNet, the first conv and each of the five blocks (its max-pool) of VGG16 (`stage_modules`);
+- the first conv layer: its weights, its real input (normalised, as the network sees it) and its
+  output, so one filter at one output cell can be recomputed by hand (`filter_patch`);
+- Grad-CAM (Selvaraju et al. 2017) for the predicted, the true and any asked-for class: the
+  gradient of the class score (the logit, before the softmax) with respect to a stage's feature
+  maps, averaged over the positions, weights each channel; the map is ReLU(Σ_k α_k A^k). The stage
+  is the deepest one whose maps are at least 4×4 (`default_cam_layer`), where the maps still have
+  room to say where.
+
+Models that average their logits over the image and its mirror at evaluation (fast-cnn,
+airbench-cnn) run their stages twice; the hooks keep the first run, on the image as it is, and the
+gradient through it is half that of that path alone, which Grad-CAM's ReLU and normalisation do not
+see. UI-free; torch is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cnn_tui.errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from cnn_tui.training.run_model import RunModel
+
+CAM_MIN_SIZE = 4  # Grad-CAM's default stage: the deepest one with maps at least this big
+PATCH_CELLS = 4  # "open in the lesson": at most this many output rows and columns around the cell
+
+
+@dataclass
+class Stage:
+    """The output of one stage for the image: (C, H, W) float32."""
+
+    name: str  # the module's path in the model, e.g. "conv_block_1.2", "layer3.1"
+    kind: str  # e.g. "conv 3×3", "max-pool 2×2", "residual block"
+    activation: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c, h, w = self.activation.shape
+        return int(c), int(h), int(w)
+
+    def stats(self) -> dict[str, Any]:
+        a = self.activation
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "min": float(a.min()),
+            "max": float(a.max()),
+            "mean": float(a.mean()),
+            "std": float(a.std()),
+            "zeros": float(np.mean(a == 0)),  # after a ReLU: the share of units that are off
+            "channel_means": [round(float(v), 6) for v in a.mean(axis=(1, 2))],
+        }
+
+
+@dataclass
+class FirstConv:
+    """The first convolution the image goes through, with what it really read and wrote."""
+
+    name: str
+    weight: np.ndarray  # (F, C, KH, KW)
+    bias: np.ndarray | None  # (F,), None for a conv without bias (a BatchNorm follows)
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    padding_mode: str
+    input: np.ndarray  # (C, H, W): the normalised image as this layer saw it
+    output: np.ndarray  # (F, H', W')
+
+
+@dataclass
+class Inspection:
+    """One image through the network."""
+
+    image: np.ndarray  # uint8 (C, H, W) as the data set holds it (before normalisation)
+    true: int | None
+    probabilities: np.ndarray  # (K,)
+    stages: list[Stage]
+    first_conv: FirstConv | None
+    cam_layer: str
+    cams: dict[int, np.ndarray] = field(default_factory=dict)  # class -> ReLU'd map (h, w)
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    def stage(self, name: str) -> Stage:
+        return next(stage for stage in self.stages if stage.name == name)
+
+    def cam_image(self, cls: int) -> np.ndarray:
+        """Grad-CAM of class `cls` upsampled (bilinear) to the image's size, scaled to [0, 1]."""
+        return upsampled(self.cams[cls], self.image.shape[1:])
+
+
+def upsampled(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (h, w) map resized bilinearly to `size`, divided by its maximum (all-zero stays zero)."""
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.as_tensor(np.asarray(cam, dtype=np.float32))[None, None]
+    out = F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+    top = float(out.max())
+    return (out / top).numpy() if top > 0 else np.zeros(tuple(size), dtype=np.float32)
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _kind(module: nn.Module) -> str:
+    from torch import nn
+
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        stride = "" if module.stride == (1, 1) else f"/{module.stride[0]}"
+        return f"conv {kh}×{kw}{stride}"
+    if isinstance(module, nn.modules.pooling._AdaptiveMaxPoolNd | nn.AdaptiveAvgPool2d):
+        return "global " + ("max-pool" if "Max" in type(module).__name__ else "avg-pool")
+    if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
+        kh, kw = _pair(module.kernel_size)
+        return f"{'max' if isinstance(module, nn.MaxPool2d) else 'avg'}-pool {kh}×{kw}"
+    return "residual block"
+
+
+def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
+    """(module path, kind) of the stages shown for `model`, in the order the model runs them."""
+    from torch import nn
+
+    kind = type(model).__name__
+    named = dict(model.named_modules())
+    if kind == "ResNet" and "layer1" in named:
+        names = ["conv1", "maxpool"]
+        for layer in ("layer1", "layer2", "layer3", "layer4"):
+            names += [f"{layer}.{i}" for i in range(len(named[layer]))]
+        return [(name, _kind(named[name])) for name in names]
+    if kind == "VGG" and "features" in named:
+        features = named["features"]
+        names = ["features.0"] + [
+            f"features.{i}" for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)
+        ]
+        return [
+            (name, _kind(named[name]) + ("" if name == "features.0" else f" (block {i})"))
+            for i, name in enumerate(names)
+        ]
+    pools = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    return [(name, _kind(m)) for name, m in named.items() if isinstance(m, (nn.Conv2d, *pools))]
+
+
+def default_cam_layer(stages: list[Stage]) -> str:
+    """The deepest stage whose maps are at least CAM_MIN_SIZE (else 2) on each side."""
+    for smallest in (CAM_MIN_SIZE, 2, 1):
+        fitting = [s for s in stages if min(s.shape[1:]) >= smallest]
+        if fitting:
+            return fitting[-1].name
+    raise UsageError("the model has no stage with feature maps to inspect")
+
+
+def inspect_image(
+    run: RunModel,
+    image: np.ndarray,
+    true: int | None = None,
+    *,
+    cam_classes: tuple[int, ...] = (),
+    cam_layer: str | None = None,
+) -> Inspection:
+    """Run one uint8 image (C, H, W) through `run`'s model; see the module docstring."""
+    import torch
+    from torch import nn
+
+    model = run.model
+    stages = dict(stage_modules(model))
+    named = dict(model.named_modules())
+    convs = [name for name, m in named.items() if isinstance(m, nn.Conv2d)]
+    outputs: dict[str, torch.Tensor] = {}  # in the graph: Grad-CAM differentiates them
+    order: list[str] = []
+    conv_input: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def record(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            if name in outputs:  # a second run (the mirrored image of a flip-averaging model)
+                return None
+            order.append(name)
+            if isinstance(module, nn.Conv2d) and not conv_input:
+                conv_input[name] = args[0].detach()
+            # the rest of the model gets a copy, so no in-place op downstream can change this one
+            outputs[name] = output
+            return output.clone()
+
+        return record
+
+    handles = [named[name].register_forward_hook(hook(name)) for name in {*stages, *convs}]
+    try:
+        x = run.model_input(torch.as_tensor(np.asarray(image))[None])
+        x = x.detach().requires_grad_(True)  # the weights are frozen: track from the input
+        with torch.enable_grad():
+            logits = model(x)  # (as engine.batch_logits, with the input kept for the gradient)
+            recorded = [Stage(n, stages[n], _map(outputs[n])) for n in order if n in stages]
+            layer = cam_layer or default_cam_layer(recorded)
+            if layer not in outputs:
+                raise UsageError(
+                    f"no stage {layer!r}; stages: {', '.join(s.name for s in recorded)}"
+                )
+            probabilities = logits.detach().float().softmax(1)[0].cpu().numpy()
+            wanted = {int(probabilities.argmax()), *cam_classes}
+            if true is not None:
+                wanted.add(int(true))
+            cams = {
+                c: grad_cam(logits[0, c], outputs[layer])
+                for c in sorted(wanted)
+                if 0 <= c < logits.shape[1]
+            }
+    finally:
+        for handle in handles:
+            handle.remove()
+    first = next((name for name in order if name in conv_input), None)
+    return Inspection(
+        image=np.asarray(image),
+        true=None if true is None else int(true),
+        probabilities=probabilities,
+        stages=recorded,
+        first_conv=_first_conv(named[first], first, conv_input[first], outputs[first])
+        if first
+        else None,
+        cam_layer=layer,
+        cams=cams,
+    )
+
+
+def _map(tensor: Any) -> np.ndarray:
+    return tensor.detach()[0].float().cpu().contiguous().numpy()
+
+
+def grad_cam(score: Any, activation: Any) -> np.ndarray:
+    """Grad-CAM of one class score over a stage's maps A (1, C, h, w): ReLU(Σ_k α_k A_k) with
+    α_k the mean over positions of ∂score/∂A_k (Selvaraju et al. 2017, eq. 1-2)."""
+    import torch
+
+    (grad,) = torch.autograd.grad(score, activation, retain_graph=True)
+    alpha = grad[0].float().mean(dim=(1, 2))
+    cam = (alpha[:, None, None] * activation.detach()[0].float()).sum(0).clamp(min=0)
+    return cam.cpu().numpy()
+
+
+def _first_conv(module: nn.Module, name: str, x: Any, y: Any) -> FirstConv:
+    bias = module.bias
+    return FirstConv(
+        name=name,
+        weight=module.weight.detach().float().cpu().numpy(),
+        bias=None if bias is None else bias.detach().float().cpu().numpy(),
+        stride=_pair(module.stride),
+        padding=_pair(module.padding) if not isinstance(module.padding, str) else (0, 0),
+        dilation=_pair(module.dilation),
+        groups=int(module.groups),
+        padding_mode=str(module.padding_mode),
+        input=x[0].float().cpu().contiguous().numpy(),
+        output=_map(y),
+    )
+
+
+# --- one filter at one cell, for the conv lesson ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterPatch:
+    """The first conv's filter `filter` over the input patch that makes output cells around
+    `cell`: a conv lesson with these arrays computes `activation` at `lesson_cell`.
+
+    The lesson takes a one-filter convolution without padding; the layer's own padding is inside
+    `x` as the values it pads with (zeros, or a reflection for other padding modes), so the
+    lesson's arithmetic is exactly the layer's, for every input channel.
+    """
+
+    layer: str
+    filter: int
+    cell: tuple[int, int]  # (row, column) of the cell in the layer's output
+    origin: tuple[int, int]  # the patch's top-left corner in the padded input
+    x: np.ndarray  # (C, PH, PW) float64: the padded input patch
+    w: np.ndarray  # (C, KH, KW) float64
+    b: float
+    stride: tuple[int, int]
+    lesson_cell: tuple[int, int]  # the cell in the lesson's output
+    activation: float  # the network's own output at `cell`
+    padded: bool  # whether the patch reaches into the layer's padding
+
+
+def filter_patch(
+    conv: FirstConv,
+    filter_index: int,
+    cell: tuple[int, int],
+    *,
+    max_size: int,
+    max_channels: int,
+    max_kernel: int,
+    max_stride: int,
+    cells: int = PATCH_CELLS,
+) -> FilterPatch:
+    """The patch of `conv`'s input under filter `filter_index` at output `cell`, for a lesson of at
+    most max_size × max_size inputs and max_channels channels; UsageError when it cannot be exact."""
+    import torch
+    import torch.nn.functional as F
+
+    f_count, channels, kh, kw = conv.weight.shape
+    out_h, out_w = conv.output.shape[1:]
+    i, j = cell
+    if not 0 <= filter_index < f_count:
+        raise UsageError(f"filter {filter_index} does not exist: {conv.name} has {f_count} filters")
+    if not (0 <= i < out_h and 0 <= j < out_w):
+        raise UsageError(f"cell ({i}, {j}) is outside {conv.name}'s {out_h}×{out_w} output")
+    reasons = []
+    if conv.groups != 1 or conv.dilation != (1, 1):
+        reasons.append("it is a grouped or dilated convolution; the lesson's is neither")
+    if channels > max_channels:
+        reasons.append(f"it reads {channels} channels; the lesson takes at most {max_channels}")
+    if max(kh, kw) > min(max_kernel, max_size) or max(conv.stride) > max_stride:
+        reasons.append(f"its {kh}×{kw} kernel or stride {conv.stride} exceeds the lesson's limits")
+    if reasons:
+        raise UsageError(f"{conv.name} cannot be opened in the lesson exactly: {reasons[0]}")
+    sh, sw = conv.stride
+    rows = _window(i, out_h, cells, sh, kh, max_size)
+    cols = _window(j, out_w, cells, sw, kw, max_size)
+    ph, pw = conv.padding
+    x = torch.as_tensor(conv.input)[None]
+    if ph or pw:
+        mode = {"zeros": "constant"}.get(conv.padding_mode, conv.padding_mode)
+        x = F.pad(x, (pw, pw, ph, ph), mode=mode)
+    top, left = rows[0] * sh, cols[0] * sw
+    height, width = (len(rows) - 1) * sh + kh, (len(cols) - 1) * sw + kw
+    patch = x[0, :, top : top + height, left : left + width].double().numpy()
+    padded_h, padded_w = conv.input.shape[1] + 2 * ph, conv.input.shape[2] + 2 * pw
+    touches_padding = (ph or pw) and (
+        top < ph or left < pw or top + height > padded_h - ph or left + width > padded_w - pw
+    )
+    bias = 0.0 if conv.bias is None else float(conv.bias[filter_index])
+    return FilterPatch(
+        layer=conv.name,
+        filter=filter_index,
+        cell=(i, j),
+        origin=(top, left),
+        x=patch,
+        w=conv.weight[filter_index].astype(np.float64),
+        b=bias,
+        stride=(sh, sw),
+        lesson_cell=(i - rows[0], j - cols[0]),
+        activation=float(conv.output[filter_index, i, j]),
+        padded=bool(touches_padding),
+    )
+
+
+def _window(index: int, size: int, cells: int, stride: int, kernel: int, max_input: int) -> range:
+    """Up to `cells` output positions around `index` whose input fits in `max_input`."""
+    fit = max(1, min(cells, size, (max_input - kernel) // stride + 1))
+    start = min(max(0, index - fit // 2), size - fit)
+    return range(start, start + fit)
+
+
+# --- the report for scripts -------------------------------------------------------------------
+
+
+def report(inspection: Inspection, classes: list[str], source: str) -> dict[str, Any]:
+    """The probabilities, the Grad-CAM maps and the per-stage statistics as plain JSON values."""
+
+    def name(index: int | None) -> str | None:
+        if index is None:
+            return None
+        return classes[index] if 0 <= index < len(classes) else str(index)
+
+    def cam(index: int) -> dict[str, Any]:
+        values = inspection.cams[index]
+        return {
+            "class": name(index),
+            "index": index,
+            "max": float(values.max()),
+            "map": np.round(values, 6).tolist(),  # at the stage's resolution, ReLU'd, unscaled
+        }
+
+    cams = {"predicted": cam(inspection.predicted)}
+    if inspection.true is not None:
+        cams["true"] = cam(inspection.true)
+    stage = inspection.stage(inspection.cam_layer)
+    return {
+        "image": source,
+        "true": name(inspection.true),
+        "predicted": name(inspection.predicted),
+        "probabilities": {
+            name(i) or str(i): round(float(p), 6) for i, p in enumerate(inspection.probabilities)
+        },
+        "grad_cam": {"layer": inspection.cam_layer, "shape": list(stage.shape[1:]), **cams},
+        "layers": [s.stats() for s in inspection.stages],
+    }
+
+
+# --- cnn-tui inspect --------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="the run directory to look inside")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--test-index", type=int, metavar="N", help="test image N of the run's test split"
+    )
+    which.add_argument("--image", metavar="FILE", help="an image file of your own")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="with --no-ui: write probabilities, Grad-CAM maps and layer statistics ('-': stdout)",
+    )
+
+
+@dataclass
+class Subject:
+    """The image to inspect: pixels, its true class (None for a file) and where it came from."""
+
+    image: np.ndarray
+    true: int | None
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def subject(run: RunModel, test_index: int | None, image_file: str | None) -> Subject:
+    """The image the flags name: a file, or test image N (default 0) of the run's test split."""
+    from cnn_tui.training import image_files
+    from cnn_tui.training.run_model import load_test_split
+
+    if image_file is not None:
+        try:
+            pixels, notes = image_files.read_image(image_file, run.channels, run.image_size)
+        except image_files.ImageFileError as exc:
+            raise UsageError(f"--image {image_file}: {exc}") from None
+        return Subject(pixels, None, image_file, notes)
+    images, labels = load_test_split(run)
+    index = 0 if test_index is None else test_index
+    if not 0 <= index < len(labels):
+        raise UsageError(
+            f"--test-index {index} is out of range: the test split has {len(labels)} images (0 to {len(labels) - 1})"
+        )
+    return Subject(images[index], int(labels[index]), f"test image {index}")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Flag errors that need no model, before anything loads (the TUI checks these too)."""
+    if args.test_index is not None and args.test_index < 0:
+        raise UsageError(f"--test-index must be 0 or more, got {args.test_index}")
+    if args.image is not None and not Path(args.image).is_file():
+        raise UsageError(f"--image {args.image}: no such file")
+    if not Path(args.run_dir).is_dir():
+        raise UsageError(f"{args.run_dir} is not a run directory (no such folder)")
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """`cnn-tui inspect RUN --no-ui`: a text report, and the JSON report with --json FILE."""
+    from cnn_tui.fileio import atomic_write_text
+    from cnn_tui.training.run_model import load_run_model
+
+    check_args(args)
+    run = load_run_model(args.run_dir, args.device)
+    chosen = subject(run, args.test_index, args.image)
+    inspection = inspect_image(run, chosen.image, chosen.true)
+    data = report(inspection, run.classes, chosen.source)
+    if args.json == "-":
+        print(json.dumps(data))
+        return 0
+    if args.json:
+        atomic_write_text(args.json, json.dumps(data) + "\n")
+    for line in text_lines(data, chosen.notes):
+        print(line)
+    if args.json:
+        print(f"report written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
+    probabilities = sorted(data["probabilities"].items(), key=lambda item: -item[1])
+    truth = f" · true {data['true']}" if data["true"] is not None else ""
+    mark = "" if data["true"] is None else (" ✓" if data["true"] == data["predicted"] else " ✗")
+    lines = [f"{data['image']}{truth} · predicted {data['predicted']}{mark}"]
+    lines += [f"note: {note}" for note in notes]
+    lines += ["", "class probabilities:"]
+    lines += [f"  {name:<14} {p * 100:6.2f} %" for name, p in probabilities[:5]]
+    lines += [
+        "",
+        f"{'stage':<18} {'kind':<24} {'shape':<14} {'min':>8} {'max':>8} {'mean':>8} {'zeros':>6}",
+    ]
+    for layer in data["layers"]:
+        shape = "×".join(str(v) for v in layer["shape"])
+        lines.append(
+            f"{layer['name']:<18} {layer['kind']:<24} {shape:<14} {layer['min']:8.3g} "
+            f"{layer['max']:8.3g} {layer['mean']:8.3g} {layer['zeros'] * 100:5.1f}%"
+        )
+    cam = data["grad_cam"]
+    lines.append("")
+    lines.append(f"Grad-CAM at {cam['layer']} ({'×'.join(map(str, cam['shape']))}):")
+    for key in ("predicted", "true"):
+        if key in cam:
+            peak = np.unravel_index(int(np.argmax(cam[key]["map"])), tuple(cam["shape"]))
+            lines.append(
+                f"  {key} class {cam[key]['class']}: strongest at row {peak[0]}, column {peak[1]}"
+                f" (max {cam[key]['max']:.3g})"
+            )
+    return lines

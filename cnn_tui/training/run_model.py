@@ -1,0 +1,160 @@
+"""A saved run's trained model, ready to run on images: what inspect, predict and export share.
+
+`load_run_model(run_dir)` rebuilds the run's network from its config.toml, loads the weights it is
+judged by (checkpoint.pt, or best.pt with early stopping: `engine.run_weights`) and its own
+preprocessing (the normalisation saved in the checkpoint and the resize to the model's input size,
+`engine.BatchPrep`), without loading the data set: a prediction on one file starts at once. The
+test split is loaded only when asked for (`load_test_split`), through the same `engine.load_data` as
+training and `cnn-tui eval`, so test image i is the same image everywhere.
+
+torch is imported inside the functions: the UI imports this module's types at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cnn_tui.errors import UsageError
+from cnn_tui.training import runs
+from cnn_tui.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from cnn_tui.training.engine import BatchPrep
+
+PREDICT_BATCH = 256
+
+
+@dataclass
+class RunModel:
+    """A run's network in eval mode with the preprocessing it was trained with."""
+
+    run_dir: Path
+    config: TrainConfig
+    classes: list[str]
+    model: nn.Module
+    prep: BatchPrep  # uint8 (N, C, H, W) at `image_size` -> the model's input
+    device: torch.device
+    channels: int  # of the data set's images (a grey set stays grey; models repeat it if needed)
+    image_size: tuple[int, int]  # the data set's own (H, W): images are read at this size
+    weights_file: str  # checkpoint.pt or best.pt
+    epoch: int  # the epoch those weights are from
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    def model_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, C, H, W) -> the normalised, resized batch the model sees."""
+        return self.prep(images.to(self.device))
+
+    def probabilities(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Softmax class probabilities (N, K) of uint8 images (N, C, H, W), in batches."""
+        import torch
+
+        from cnn_tui.training.engine import batch_logits
+
+        images = torch.as_tensor(np.asarray(images) if isinstance(images, np.ndarray) else images)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), PREDICT_BATCH):
+                rows = images[start : start + PREDICT_BATCH].to(self.device)
+                logits = batch_logits(self.model, rows, self.prep)
+                out.append(logits.float().softmax(1).cpu())
+        if not out:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return torch.cat(out).numpy()
+
+
+def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> RunModel:
+    """The trained model of a run; a missing or damaged run is a UsageError naming the file."""
+    import torch
+
+    from cnn_tui.training import datasets, engine, models
+    from cnn_tui.training.devices import resolve_device
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is not a run directory (no such folder)")
+    if not runs.looks_like_run(run_dir):
+        raise UsageError(f"{run_dir} is not a run directory (no config.toml / status.json)")
+    config = runs.read_config(run_dir)
+    checkpoint, weights, weights_file = engine.run_weights(run_dir, config)
+    channels, native, _, info_classes = datasets.dataset_info(
+        config.dataset, config.data_dir, config.image_size
+    )
+    classes = _classes(checkpoint, info_classes)
+    input_size = config.image_size or native[0]
+    device = resolve_device(device_spec)
+    model = models.build_model(
+        config.model,
+        in_channels=channels,
+        num_classes=len(classes),
+        image_size=input_size,
+        hidden_units=config.hidden_units,
+        weights="none",
+        finetune=config.finetune,
+    )
+    engine.load_model_state(model, weights, run_dir / weights_file)
+    # the layout training used on this device type (prepare's rule): the same numbers as eval
+    channels_last = config.channels_last and (
+        device.type == "cpu" or input_size >= engine.AMP_MIN_IMAGE_SIZE
+    )
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    models.set_train_mode(model, False)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    saved = engine.saved_normalization(checkpoint, channels, run_dir / runs.CHECKPOINT_FILE)
+    if saved is None:  # a checkpoint from before the normalisation was saved: recompute it
+        saved = engine.normalization(config, engine.load_data(config))
+    mean, std = saved
+    resize_to = input_size if input_size != native[0] else None
+    prep = engine.BatchPrep(mean, std, resize_to, "none", channels_last)
+    return RunModel(
+        run_dir=run_dir,
+        config=config,
+        classes=classes,
+        model=model,
+        prep=prep,
+        device=device,
+        channels=channels,
+        image_size=native,
+        weights_file=weights_file,
+        epoch=int(weights.get("epoch", checkpoint.get("epoch", 0))),
+    )
+
+
+def _classes(checkpoint: dict[str, Any], fallback: list[str]) -> list[str]:
+    saved = checkpoint.get("classes")
+    if isinstance(saved, list) and saved and all(isinstance(c, str) for c in saved):
+        return list(saved)
+    return list(fallback)
+
+
+def load_test_split(run: RunModel) -> tuple[np.ndarray, np.ndarray]:
+    """The run's test images (uint8 (N, C, H, W)) and labels, split as training split them."""
+    from cnn_tui.training import engine
+
+    data = engine.load_data(run.config)
+    return data.test_x.numpy(), data.test_y.numpy()
+
+
+def review_order(true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Every test index in the order the Samples tab uses: the most confident mistakes first,
+    then the correct answers from the least to the most confident (the interesting ones first)."""
+    pred = probabilities.argmax(1)
+    confidence = probabilities.max(1)
+    wrong = np.flatnonzero(pred != true)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
+    right = np.flatnonzero(pred == true)
+    right = right[np.argsort(confidence[right], kind="stable")]
+    return np.concatenate([wrong, right]).astype(np.int64)

@@ -1,0 +1,44 @@
+"""Snapshots of the Inside view (`cnn-tui inspect RUN`) at 120×40 and 80×24.
+
+The run is written with seeded weights (inspect_fixtures), so the maps are the same bits on every
+machine; each snapshot waits until the view has inspected its image and ordered the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pytest
+from inspect_fixtures import write_model_run
+
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.training.inside import InsideView
+
+
+@pytest.fixture
+def app(tmp_path) -> CnnTuiApp:
+    run_dir = write_model_run(tmp_path / "20251122-101500-simple-cnn-shapes", hidden_units=6)
+    return CnnTuiApp(argparse.Namespace(command="inspect", run_dir=str(run_dir), test_index=None,
+                                        image=None, device="cpu", runs_dir="runs"))  # fmt: skip
+
+
+def settled(keys: tuple[str, ...] = ()):
+    async def run_before(pilot) -> None:
+        view = pilot.app.screen.query_one(InsideView)
+        deadline = time.monotonic() + 30
+        while view.inspection is None or view.wrong is None or pilot.app.workers:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+        await pilot.press(*keys)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_inside_120x40(snap_compare, app) -> None:
+    assert snap_compare(app, terminal_size=(120, 40), run_before=settled(("down", "c")))
+
+
+def test_inside_80x24(snap_compare, app) -> None:
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled())

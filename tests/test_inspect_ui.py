@@ -1,0 +1,108 @@
+"""The Inside view (ui/training/inside.py): keys, the run screen's Inside tab, and a real filter
+opened in the conv lesson."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pytest
+from inspect_fixtures import write_model_run
+from train_ui_fixtures import run_async, write_run
+
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.training.inside import FilterCellDialog, InsideView, RealFilterLesson
+from cnn_tui.ui.training.results import ResultsScreen
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return write_model_run(tmp_path_factory.mktemp("inside-ui") / "run")
+
+
+def app_for(run_dir, **flags) -> CnnTuiApp:
+    args = {"command": "inspect", "run_dir": str(run_dir), "test_index": None, "image": None,
+            "device": "cpu", "runs_dir": "runs", **flags}  # fmt: skip
+    return CnnTuiApp(argparse.Namespace(**args))
+
+
+async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the view did not get there"
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def ready(view: InsideView) -> bool:
+    return view.inspection is not None and view.wrong is not None and not view.app.workers
+
+
+@run_async
+async def test_keys_step_through_images_layers_channels_and_classes(run_dir):
+    app = app_for(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.screen.query_one(InsideView)
+        await wait_for(pilot, lambda: ready(view))
+        first = view.index
+        assert first == int(view.order[0])  # the worst mistake comes first
+        await pilot.press("right")
+        await wait_for(pilot, lambda: view.index != first and ready(view))
+        assert view.index == int(view.order[1])
+        await pilot.press("down", "down", "c")
+        assert view.stage_at == 2 and view.channel == 1
+        await pilot.press("up")
+        assert view.stage_at == 1 and view.channel == 0
+        before = view._second_class()
+        await pilot.press("k")
+        await wait_for(pilot, lambda: ready(view) and view.cam_class in view.inspection.cams)
+        assert view.cam_class == (before + 1) % 10
+
+
+@run_async
+async def test_a_real_filter_opens_in_the_conv_lesson_with_the_networks_value(run_dir):
+    app = app_for(run_dir, test_index=2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.screen.query_one(InsideView)
+        await wait_for(pilot, lambda: view.inspection is not None)
+        assert view.index == 2
+        await pilot.press("f", "o")
+        await wait_for(pilot, lambda: isinstance(app.screen, FilterCellDialog))
+        dialog = app.screen
+        dialog.query_one("#cell-row").value = "0"
+        dialog.query_one("#cell-col").value = "99"
+        await pilot.press("enter")
+        assert "outside" in str(dialog.query_one("#cell-error").render())
+        dialog.query_one("#cell-col").value = "5"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RealFilterLesson))
+        lesson = app.screen
+        conv = view.inspection.first_conv
+        assert lesson.patch.filter == 1 and lesson.patch.cell == (0, 5)
+        np.testing.assert_array_equal(lesson.example.w[0], conv.weight[1])
+        out, _ = lesson.example.forward()
+        i, j = lesson.patch.lesson_cell
+        assert out[0, 0, i, j] == pytest.approx(float(conv.output[1, 0, 5]), abs=1e-5)
+
+
+@run_async
+async def test_the_run_screen_shows_inside_only_once_the_run_is_over(run_dir, tmp_path):
+    app = CnnTuiApp(argparse.Namespace(command=None, runs_dir="runs"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        running = write_run(tmp_path / "running", state="running")
+        await app.push_screen(ResultsScreen(running))
+        await pilot.pause(0.3)
+        tabs = app.screen.query_one("#dash-tabs")
+        assert tabs.get_tab("inside").disabled
+        await pilot.press("6")
+        assert tabs.active != "inside"
+        app.pop_screen()
+        screen = ResultsScreen(run_dir)
+        await app.push_screen(screen)
+        tabs = screen.query_one("#dash-tabs")
+        await wait_for(pilot, lambda: not tabs.get_tab("inside").disabled)
+        await pilot.press("6")
+        view = screen.query_one(InsideView)
+        await wait_for(pilot, lambda: tabs.active == "inside" and ready(view))
+        assert view.has_focus and "predicted" in str(view.query_one("#inside-status").render())
