@@ -1,0 +1,150 @@
+"""Live statistics of the NVIDIA GPUs on this machine, read through NVML (package nvidia-ml-py).
+
+The dashboard samples them on a timer (`GpuMonitor.sample`), as nvitop does: utilisation, memory
+used / total, temperature and power of every GPU, a few microseconds per GPU and no torch import
+(the TUI process never initialises CUDA). Without the library or the driver (`nvmlInit` fails)
+`GpuMonitor.available` is False and `reason` says why in one line; a GPU whose reading fails
+mid-run keeps its row with the values it could read (None: unknown).
+
+The NVML calls go through a `source` object with pynvml's function names, so tests inject a fake
+one instead of needing a GPU. UI-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    """One reading of one GPU; a value NVML could not give is None."""
+
+    index: int
+    name: str
+    util_percent: float | None
+    memory_used_mb: float | None
+    memory_total_mb: float | None
+    temperature_c: float | None
+    power_w: float | None
+    power_limit_w: float | None
+
+    @property
+    def memory_fraction(self) -> float | None:
+        if self.memory_used_mb is None or not self.memory_total_mb:
+            return None
+        return self.memory_used_mb / self.memory_total_mb
+
+
+def _load_pynvml() -> Any:
+    import pynvml  # nvidia-ml-py: a pure-Python ctypes binding, cheap to import
+
+    return pynvml
+
+
+class GpuMonitor:
+    """Samples every GPU NVML sees; `available` is False (with `reason`) when there is none."""
+
+    def __init__(self, source: Any | None = None) -> None:
+        self.source = source
+        self.reason = ""
+        self._handles: list[tuple[int, Any, str]] = []
+        try:
+            if self.source is None:
+                self.source = _load_pynvml()
+            self.source.nvmlInit()
+            count = int(self.source.nvmlDeviceGetCount())
+            for index in range(count):
+                handle = self.source.nvmlDeviceGetHandleByIndex(index)
+                name = self.source.nvmlDeviceGetName(handle)
+                if isinstance(name, bytes):  # older bindings return bytes
+                    name = name.decode(errors="replace")
+                self._handles.append((index, handle, str(name)))
+        except ImportError:
+            self.reason = "no GPU statistics: the nvidia-ml-py package is not installed"
+        except Exception as exc:  # noqa: BLE001 - NVMLError_* (no driver, no library, no GPU)
+            self.reason = f"no NVIDIA GPU statistics ({_error_text(exc)})"
+            self._handles = []
+        if not self._handles and not self.reason:
+            self.reason = "no NVIDIA GPU found"
+
+    @property
+    def available(self) -> bool:
+        return bool(self._handles)
+
+    def sample(self) -> list[GpuSample]:
+        """A reading of every GPU, in index order (empty when NVML is not available)."""
+        return [self._sample(index, handle, name) for index, handle, name in self._handles]
+
+    def _sample(self, index: int, handle: Any, name: str) -> GpuSample:
+        nvml = self.source
+        util = _read(lambda: nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+        memory = _read(lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
+        temperature = _read(
+            lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
+        )
+        power = _read(lambda: nvml.nvmlDeviceGetPowerUsage(handle))  # milliwatts
+        limit = _read(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle))
+        return GpuSample(
+            index=index,
+            name=name,
+            util_percent=_number(util),
+            memory_used_mb=None if memory is None else _number(memory.used, MIB),
+            memory_total_mb=None if memory is None else _number(memory.total, MIB),
+            temperature_c=_number(temperature),
+            power_w=_number(power, 1000),
+            power_limit_w=_number(limit, 1000),
+        )
+
+    def close(self) -> None:
+        if self._handles:
+            _read(self.source.nvmlShutdown)
+            self._handles = []
+
+
+def _read(call: Any) -> Any:
+    """`call()`, or None when NVML cannot give that value (not supported, GPU lost)."""
+    try:
+        return call()
+    except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends: the value is unknown
+        return None
+
+
+def _number(value: Any, divisor: float = 1) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value / divisor
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[0].lower() + text[1:]
+
+
+def format_sample(sample: GpuSample, *, compact: bool = False) -> str:
+    """One line for a GPU: 'GPU0 NVIDIA H200 · util 87% · mem 34.2/139.8 GiB (24%) · 62°C · 412/700 W'.
+
+    `compact` leaves out the name and the power limit (80 columns)."""
+    parts = [f"GPU{sample.index}" if compact else f"GPU{sample.index} {sample.name}"]
+    parts.append(f"util {_fmt(sample.util_percent, '.0f')}%")
+    used, total = sample.memory_used_mb, sample.memory_total_mb
+    memory = f"mem {_gib(used)}/{_gib(total)} GiB"
+    if sample.memory_fraction is not None and not compact:
+        memory += f" ({sample.memory_fraction * 100:.0f}%)"
+    parts.append(memory)
+    parts.append(f"{_fmt(sample.temperature_c, '.0f')}°C")
+    power = f"{_fmt(sample.power_w, '.0f')}"
+    if sample.power_limit_w is not None and not compact:
+        power += f"/{sample.power_limit_w:.0f}"
+    parts.append(power + " W")
+    return " · ".join(parts)
+
+
+def _gib(megabytes: float | None) -> str:
+    return "–" if megabytes is None else f"{megabytes / 1024:.1f}"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
