@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from cnn_tui.training import args as train_args
 
-    train_args.add_arguments(train)
+    train_args.add_arguments(train, node_flags=True)
     _add_no_ui(train, "train in this process and print progress (for scripts, nohup, CI)")
 
     evaluate = sub.add_parser(
@@ -148,6 +148,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweeps.add_arguments(sweep)
     _add_no_ui(sweep, "run the queue in this process, print progress and the table")
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="look inside a trained run: feature maps, filters, probabilities, Grad-CAM",
+        description=(
+            "Run one image (a test image of the run, or a file) through a trained run's network "
+            "and show every stage's feature maps, the first layer's filters, the class "
+            "probabilities and Grad-CAM for the predicted and the true class. Opens the Inside "
+            "screen; with --no-ui prints a report (--json FILE: probabilities, Grad-CAM maps "
+            "and per-layer statistics for scripts)."
+        ),
+    )
+    from cnn_tui.training import inspect as inspect_args
+
+    inspect_args.add_arguments(inspect)
+    _add_no_ui(inspect, "print a report (and write --json FILE) instead of opening the screen")
+
+    predict = sub.add_parser(
+        "predict",
+        help="a trained run's top-k classes for image files or folders (headless)",
+        description=(
+            "Predict image files with a trained run, through the run's own preprocessing: top-k "
+            "classes with probabilities (the image drawn on a terminal); a folder gives a table "
+            "and a summary, with the accuracy when its sub-folders are named after classes."
+        ),
+    )
+    from cnn_tui.training import predict as predict_args
+
+    predict_args.add_arguments(predict)
+    _add_no_ui(predict, "headless (the default for predict)")
+
+    export = sub.add_parser(
+        "export",
+        help="export a trained run's model as TorchScript, torch.export or ONNX (headless)",
+        description=(
+            "Write a run's model as one file: TorchScript, a torch.export .pt2 archive, or ONNX "
+            "(needs pip install 'cnn-tui[onnx]'). The file is checked against the run's model "
+            "on test images before it is written."
+        ),
+    )
+    from cnn_tui.training import export as export_args
+
+    export_args.add_arguments(export)
+    _add_no_ui(export, "headless (the default for export)")
 
     bench = sub.add_parser(
         "bench",
@@ -203,6 +247,9 @@ _HEADLESS = {
     "sweep": ("cnn_tui.training.sweeps", "run_sweep"),
     "lr-find": ("cnn_tui.training.lr_find", "run_lr_find"),
     "bench": ("cnn_tui.bench.measure", "run_bench"),
+    "inspect": ("cnn_tui.training.inspect", "run_inspect"),
+    "predict": ("cnn_tui.training.predict", "run_predict"),
+    "export": ("cnn_tui.training.export", "run_export"),
 }
 
 
@@ -210,8 +257,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command is None and args.no_ui:
         parser.print_help()
         return 0
-    # bench and lr-find are headless only; so is sweep --stop
-    headless_only = args.command in ("bench", "lr-find") or getattr(args, "stop", None)
+    # bench, lr-find, predict and export are headless only; so is sweep --stop
+    headless_only = args.command in ("bench", "lr-find", "predict", "export") or getattr(
+        args, "stop", None
+    )
     if headless_only or (args.command is not None and args.no_ui):
         import importlib
 

@@ -20,6 +20,18 @@ from cnn_tui.training import shapes_dataset
 from cnn_tui.training.config import TrainConfig
 
 CLASSES = list(shapes_dataset.CLASSES)
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 STARTED = 1_763_800_000.0  # a fixed time, so nothing on screen depends on the clock
 
 
@@ -74,7 +86,7 @@ def confusion(n_per_class: int = 40) -> list[list[int]]:
     return matrix
 
 
-def summary(matrix: list[list[int]]) -> dict:
+def summary(matrix: list[list[int]], classes: list[str] = CLASSES) -> dict:
     k = len(matrix)
     per_class = []
     for i in range(k):
@@ -86,7 +98,7 @@ def summary(matrix: list[list[int]]) -> dict:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class.append(
             {
-                "class": CLASSES[i],
+                "class": classes[i],
                 "precision": round(precision, 4),
                 "recall": round(recall, 4),
                 "f1": round(f1, 4),
@@ -95,7 +107,7 @@ def summary(matrix: list[list[int]]) -> dict:
         )
     pairs = sorted(
         (
-            {"true": CLASSES[i], "predicted": CLASSES[j], "count": matrix[i][j]}
+            {"true": classes[i], "predicted": classes[j], "count": matrix[i][j]}
             for i in range(k)
             for j in range(k)
             if i != j and matrix[i][j]
@@ -109,7 +121,7 @@ def summary(matrix: list[list[int]]) -> dict:
         "macro_recall": round(sum(row["recall"] for row in per_class) / k, 4),
         "macro_f1": round(sum(row["f1"] for row in per_class) / k, 4),
         "confusion_matrix": matrix,
-        "classes": CLASSES,
+        "classes": classes,
         "per_class": per_class,
         "most_confused": pairs[:5],
         "best_val_acc": 0.9,
@@ -142,6 +154,8 @@ def write_run(
     pid: int | None = None,
     message: str = "",
     scale: float = 1.0,
+    classes: list[str] = CLASSES,
+    started: float = STARTED,
 ) -> Path:
     """Write a run dir in the documented format. state: finished | running | stopped | failed.
 
@@ -159,7 +173,7 @@ def write_run(
             "config": config.to_dict(),
             "device": "cpu",
             "device_name": "CPU (2 threads)",
-            "classes": CLASSES,
+            "classes": classes,
             "n_train": 720,
             "n_val": 80,
             "n_test": 400,
@@ -178,7 +192,7 @@ def write_run(
     if state == "running":
         events += _batches(done + 1, epochs, batches, upto=batches // 2)
     elif state == "finished":
-        data = summary(confusion())
+        data = summary(confusion(), classes)
         events.append({"event": "evaluated", "time": STARTED + 100, "test_loss": 0.31} | data)
         events.append({"event": "finished", "time": STARTED + 101})
         (run_dir / "summary.json").write_text(json.dumps(data))
@@ -196,7 +210,7 @@ def write_run(
         "message": message,
         "epoch": done,
         "epochs": epochs,
-        "started": STARTED,
+        "started": started,
         "updated": STARTED + 100,
     }
     (run_dir / "status.json").write_text(json.dumps(status))

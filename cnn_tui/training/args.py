@@ -14,9 +14,12 @@ from typing import Any
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, run_flags: bool = True) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, *, run_flags: bool = True, node_flags: bool = False
+) -> None:
     """The training settings' flags, --preset and --config; with `run_flags` also those of a run
-    (--run-dir, --resume, --json, --start), which `cnn-tui lr-find` (no run) leaves out."""
+    (--run-dir, --resume, --json, --start), which `cnn-tui lr-find` (no run) leaves out; with
+    `node_flags` the multi-node flags of data-parallel training (`cnn-tui train` only)."""
     source = parser.add_argument_group("where the settings come from")
     source.add_argument("--preset", metavar="NAME", help="start from a preset (see README)")
     source.add_argument(
@@ -25,6 +28,29 @@ def add_arguments(parser: argparse.ArgumentParser, *, run_flags: bool = True) ->
     if run_flags:
         _add_run_flags(source)
     _add_setting_flags(parser)
+    if node_flags:
+        _add_node_flags(parser)
+
+
+def _add_node_flags(parser: argparse.ArgumentParser) -> None:
+    """Passed through to torchrun when --devices trains on several machines (README: Several
+    GPUs); they are not settings of the run, so they live outside TrainConfig."""
+    nodes = parser.add_argument_group("several machines (data-parallel, with --devices)")
+    nodes.add_argument(
+        "--nnodes", type=int, default=1, metavar="M", help="machines taking part (default: 1)"
+    )
+    nodes.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        metavar="K",
+        help="this machine's number, 0 to M-1; node 0 writes the run directory",
+    )
+    nodes.add_argument(
+        "--rdzv-endpoint",
+        metavar="HOST:PORT",
+        help="where the machines meet: node 0's address and a free port, the same on every node",
+    )
 
 
 def _add_run_flags(source: argparse._ArgumentGroup) -> None:
@@ -68,6 +94,22 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line: name -> text as typed (bool: on/off)."""
     values = {name: getattr(args, name, None) for name in FIELDS}
     return {name: value for name, value in values.items() if value is not None}
+
+
+def config_flags(config: TrainConfig) -> list[str]:
+    """The command line that gives every setting of `config` (what the ranks of a data-parallel
+    run are started with: `config_from_args` on it rebuilds `config`)."""
+    flags: list[str] = []
+    for name, value in config.to_dict().items():
+        field = FIELDS[name]
+        if value is None:
+            continue
+        if field.kind is bool:
+            flags.append(field.flag if value else "--no-" + field.flag[2:])
+        else:
+            text = repr(value) if isinstance(value, float) else str(value)
+            flags.append(f"{field.flag}={text}")  # (= keeps a value that starts with "-" a value)
+    return flags
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -43,6 +43,7 @@ WEIGHTS_CHOICES = ("auto", "imagenet", "none")  # or a path to a state_dict file
 SEED_MAX = 2**32 - 1  # what every seeded generator takes (numpy, torch, torch.cuda)
 MAX_TOML_BYTES = 1 << 20  # a config file is a few lines; anything bigger is the wrong file
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+MAX_DEVICES = 1024  # processes per node for --devices (data-parallel training)
 
 
 class ConfigError(UsageError):
@@ -77,6 +78,12 @@ def _check_device(value: str) -> str | None:
     if _DEVICE_RE.match(value):
         return None
     return "expected auto, cpu, cuda or cuda:N"
+
+
+def _check_devices(value: str) -> str | None:
+    if value == "all" or (re.fullmatch(r"[0-9]{1,4}", value) and 1 <= int(value) <= MAX_DEVICES):
+        return None
+    return f"expected a number of processes from 1 to {MAX_DEVICES}, or all (every GPU)"
 
 
 def _check_weights(value: str) -> str | None:
@@ -276,6 +283,15 @@ class TrainConfig:
         maximum=1_000_000_000,
     )
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", check=_check_device)
+    devices: str = setting(
+        "1",
+        "data-parallel processes per node, one per GPU (torchrun, DistributedDataParallel; "
+        "on the CPU N gloo processes); all: every GPU",
+        check=_check_devices,
+    )
+    sync_bn: bool = setting(
+        False, "BatchNorm as SyncBatchNorm: statistics over the whole batch of every GPU"
+    )
     amp: bool = setting(
         True, "mixed precision (bf16, else fp16) on CUDA for inputs of 64 px or more"
     )

@@ -15,6 +15,11 @@ a checkpoint taken mid-epoch keeps the RNG states and the batch position, so on 
 is stopped and resumed ends bit-identical to one that was never interrupted. The learning rate is a
 pure function of the optimizer step (`lr_at`), so it needs no scheduler state either.
 
+Several processes (`--devices N`, training/distributed.py): each rank runs this same loop on its
+slice of every batch, under DistributedDataParallel (`Setup.train_net`); `Setup.world` says which
+rank this is, and only rank 0 writes the run directory (`Run.writes`). With one process `World()`
+makes every one of those steps a no-op.
+
 UI-free: the headless CLI and the TUI (through a background process) drive the same function.
 """
 
@@ -38,9 +43,18 @@ from torch import nn
 
 from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import atomic_write
-from cnn_tui.training import datasets, early_stop, feature_cache, metrics, models, runs
+from cnn_tui.training import (
+    datasets,
+    distributed,
+    early_stop,
+    feature_cache,
+    metrics,
+    models,
+    runs,
+)
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.devices import device_name, resolve_device
+from cnn_tui.training.distributed import PeerLost, World
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -142,10 +156,11 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
 
 
-def batches_per_epoch(n: int, batch_size: int) -> int:
-    """ceil(n / batch_size), leaving out a last batch of a single image (BatchNorm needs two)."""
+def batches_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """ceil(n / batch_size), leaving out a last batch of fewer than two images per process
+    (BatchNorm needs two): with one process, a last batch of a single image."""
     batches = math.ceil(n / batch_size)
-    if batches > 1 and n % batch_size == 1:
+    if batches > 1 and 0 < n % batch_size < 2 * world_size:
         batches -= 1
     return batches
 
@@ -175,6 +190,9 @@ class Setup:
     total_steps: int
     eval_batch_size: int
     augment_generator: torch.Generator
+    world: World = field(default_factory=World)  # which of how many processes (--devices)
+    # what training batches run through with several processes: `net` under DDP (else None)
+    train_net: nn.Module | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -269,9 +287,15 @@ def data_fits(data: datasets.DataSplits, device: torch.device) -> bool:
 
 
 def prepare(
-    config: TrainConfig, device: torch.device, data: datasets.DataSplits, *, weights: str
+    config: TrainConfig,
+    device: torch.device,
+    data: datasets.DataSplits,
+    *,
+    weights: str,
+    world: World | None = None,
 ) -> Setup:
-    """Model, optimizer and batch preparation for `config` on `device`."""
+    """Model, optimizer and batch preparation for `config` on `device` (as rank `world.rank`)."""
+    world = world or World()
     image_size = config.image_size or data.image_size[0]
     torch.manual_seed(config.seed)  # the initial weights
     model = models.build_model(
@@ -283,6 +307,8 @@ def prepare(
         weights=weights,
         finetune=config.finetune,
     )
+    if world.parallel and config.sync_bn:
+        model = distributed.sync_batchnorm(model)
     # Mixed precision and channels_last pay off once the convolutions are big: on an H100,
     # resnet18 at 224 px trains 1.9x faster with both, while at 32 px the casts and layout
     # changes cost more than they save (custom-cnn: 11k vs 15-22k img/s). So they apply from
@@ -303,7 +329,7 @@ def prepare(
     prep = BatchPrep(mean, std, resize_to, config.augment, channels_last)
     where = device if data_fits(data, device) else torch.device("cpu")
     n = len(data.train_y)
-    batches = batches_per_epoch(n, config.batch_size)
+    batches = batches_per_epoch(n, config.batch_size, world.size)
     return Setup(
         config=config,
         device=device,
@@ -329,6 +355,7 @@ def prepare(
         if device.type == "cuda" or image_size < 112
         else config.batch_size,
         augment_generator=torch.Generator(device=device),
+        world=world,
     )
 
 
@@ -337,8 +364,9 @@ class Diverged(RunError):
 
 
 def batch_rows(s: Setup, order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images and labels of training batch `b` of an epoch visited in `order`, on the device."""
-    index = order[b * s.config.batch_size : (b + 1) * s.config.batch_size]
+    """Images and labels of training batch `b` of an epoch visited in `order`, on the device
+    (with several processes, this rank's slice of them)."""
+    index = s.world.shard(order[b * s.config.batch_size : (b + 1) * s.config.batch_size])
     return fetch(s.train_x, index, s.device), fetch(s.train_y, index, s.device)
 
 
@@ -355,18 +383,50 @@ def train_step(
     that is not finite is returned without a step: the caller decides (the loop stops the run,
     the LR finder its curve). The training loop and the LR finder (`lr_find`) both step here.
     """
-    config, optimizer = s.config, s.optimizer
+    loss_value, correct, _ = shared_step(s, images, labels, lr, trainable, len(labels))
+    return loss_value, correct
+
+
+def shared_step(
+    s: Setup,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    lr: float,
+    trainable: list[nn.Parameter],
+    batch_images: int,
+    stop: threading.Event | None = None,
+) -> tuple[float, int, bool]:
+    """`train_step` on this rank's slice of a batch of `batch_images` images; returns the whole
+    batch's mean loss and correct count, and whether to stop after it (`stop` set on any rank).
+
+    One process: the slice is the batch. Several: the loss is the slice's sum × ranks /
+    batch_images, so DDP's mean of the ranks' gradients is the mean over the whole batch; the
+    ranks add [loss, correct, stop] in the one device sync a batch has anyway.
+    """
+    config, optimizer, world = s.config, s.optimizer, s.world
     for group in optimizer.param_groups:
         group["lr"] = lr
+    net = s.train_net if s.train_net is not None else s.net
     with s.autocast():
-        logits = batch_logits(s.net, images, s.prep, train=True, generator=s.augment_generator)
-        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        logits = batch_logits(net, images, s.prep, train=True, generator=s.augment_generator)
+        loss = F.cross_entropy(
+            logits,
+            labels,
+            label_smoothing=config.label_smoothing,
+            reduction="sum" if world.parallel else "mean",
+        )
     # one device sync per batch: the loss (to stop on divergence) and the correct count
-    loss_value, correct = torch.stack(
-        [loss.detach().float(), (logits.argmax(1) == labels).sum().float()]
-    ).tolist()
+    totals = [loss.detach().float(), (logits.argmax(1) == labels).sum().float()]
+    if world.parallel:
+        asked = stop is not None and stop.is_set()
+        totals.append(torch.tensor(float(asked), device=loss.device))
+    values = world.sum_(torch.stack(totals)).tolist()
+    loss_value, correct = values[0], int(values[1])
+    if world.parallel:
+        loss_value /= batch_images
+        loss = loss * (world.size / batch_images)
     if not math.isfinite(loss_value):
-        return loss_value, int(correct)
+        return loss_value, correct, False
     optimizer.zero_grad(set_to_none=True)
     if s.scaler is not None:
         s.scaler.scale(loss).backward()
@@ -380,7 +440,9 @@ def train_step(
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(trainable, config.grad_clip)
         optimizer.step()
-    return loss_value, int(correct)
+    if world.parallel:
+        return loss_value, correct, values[2] > 0
+    return loss_value, correct, stop is not None and stop.is_set()
 
 
 def train_one_epoch(
@@ -398,8 +460,11 @@ def train_one_epoch(
     started, first = time.perf_counter(), progress.batch
     for b in range(progress.batch, s.batches):
         images, labels = batch_rows(s, order, b)
+        batch_images = min(config.batch_size, len(order) - b * config.batch_size)
         lr = lr_at(config, progress.step, s.total_steps, s.batches)
-        loss_value, correct = train_step(s, images, labels, lr, trainable)
+        loss_value, correct, stopping = shared_step(
+            s, images, labels, lr, trainable, batch_images, stop
+        )
         if not math.isfinite(loss_value):
             raise Diverged(
                 f"training diverged at epoch {epoch + 1} (loss is {loss_value}): lower the "
@@ -408,9 +473,9 @@ def train_one_epoch(
 
         progress.step += 1
         progress.batch = b + 1
-        progress.loss_sum += loss_value * len(labels)
+        progress.loss_sum += loss_value * batch_images
         progress.correct += correct
-        progress.seen += len(labels)
+        progress.seen += batch_images
         elapsed = time.perf_counter() - started
         per_batch = elapsed / (b + 1 - first)
         remaining = (s.batches - b - 1) + (config.epochs - epoch - 1) * s.batches
@@ -424,7 +489,9 @@ def train_one_epoch(
             images_per_s=(b + 1 - first) * config.batch_size / max(elapsed, 1e-9),
             eta_s=remaining * per_batch,
         )
-        if stop.is_set() and b + 1 < s.batches:
+        # one process: a stop asked during this batch's event counts now; several: the ranks
+        # agreed on `stopping` in the batch's sync, so every rank stops after the same batch
+        if (stopping if s.world.parallel else stop.is_set()) and b + 1 < s.batches:
             return False
     return True
 
@@ -442,14 +509,20 @@ class EvalResult:
 def evaluate(
     s: Setup, images: torch.Tensor, labels: torch.Tensor, *, keep_predictions: bool = False
 ) -> EvalResult:
-    """Loss, accuracy and confusion matrix of the model on a whole split, in large batches."""
-    k = s.data.num_classes
+    """Loss, accuracy and confusion matrix of the model on a whole split, in large batches.
+
+    With several processes each evaluates its contiguous share of the split, with rank 0's
+    weights and BatchNorm statistics, and the sums are added: the same result as one process.
+    """
+    k, world = s.data.num_classes, s.world
     models.set_train_mode(s.model, False)
+    world.sync_module(s.net)
     loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
     confusion = torch.zeros(k * k, dtype=torch.int64, device=s.device)
     predictions, confidences = [], []
-    for start in range(0, len(labels), s.eval_batch_size):
-        rows = slice(start, start + s.eval_batch_size)
+    first, end = world.span(len(labels))
+    for start in range(first, end, s.eval_batch_size):
+        rows = slice(start, min(end, start + s.eval_batch_size))
         x, y = fetch(images, rows, s.device), fetch(labels, rows, s.device)
         with s.autocast():
             logits = batch_logits(s.net, x, s.eval_prep)
@@ -460,6 +533,11 @@ def evaluate(
         if keep_predictions:
             predictions.append(pred.cpu())
             confidences.append(logits.softmax(1).amax(1).cpu())
+    world.sum_(loss_sum)
+    world.sum_(confusion)
+    if keep_predictions and world.parallel:  # every rank's share, in order
+        predictions = [part for shares in world.gather(predictions) for part in shares]
+        confidences = [part for shares in world.gather(confidences) for part in shares]
     n = len(labels)
     matrix = confusion.view(k, k).cpu().numpy()
     return EvalResult(
@@ -701,9 +779,17 @@ class Run:
     progress: Progress
     checkpoint: dict[str, Any] | None = None  # the checkpoint being continued (--resume)
     s: Setup | None = None
+    world: World = field(default_factory=World)
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory: rank 0 (the only one, alone)."""
+        return self.world.main
 
     def status(self, state: str, message: str = "", **extra: Any) -> None:
         """(Re)write status.json: the state, and which epoch the run is at."""
+        if not self.writes:
+            return
         runs.write_status(
             self.dir,
             state,
@@ -711,12 +797,19 @@ class Run:
             epoch=self.progress.epoch,
             epochs=self.config.epochs,
             best_val_acc=self.progress.best_val_acc,
+            pid=distributed.status_pid(),
             **extra,
         )
 
     def save_checkpoint(self) -> None:
         assert self.s is not None
-        save_checkpoint(self.dir / runs.CHECKPOINT_FILE, self.s, self.progress)
+        if self.writes:
+            save_checkpoint(self.dir / runs.CHECKPOINT_FILE, self.s, self.progress)
+
+    def save_best(self) -> None:
+        assert self.s is not None
+        if self.writes:
+            save_best(self.dir / runs.BEST_FILE, self.s, self.progress)
 
 
 def train(
@@ -726,21 +819,23 @@ def train(
     on_event: EventCallback | None = None,
     stop: threading.Event | None = None,
     resume: bool = False,
+    world: World | None = None,
 ) -> dict[str, Any]:
     """Train `config`, writing the run into `run_dir`; returns the summary.
+
+    `world`: this process's rank among several that train the run together (--devices); only
+    rank 0 reads and writes `run_dir`, the others get the checkpoint to continue from it.
 
     The returned dict has "status": "finished" (and the test metrics of summary.json) or "stopped"
     (when `stop` was set: the current batch finished and a checkpoint was saved). A failure (a
     diverged loss, missing data, no GPU memory) is recorded as status "failed" with a "failed"
     event and raised as RunError (UsageError for bad input such as a bad --weights file).
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = resume_checkpoint(run_dir, config) if resume else None
-    runs.write_config(run_dir, config)
+    run_dir, world = Path(run_dir), world or World()
+    checkpoint = world.from_main(lambda: _open_run(run_dir, config, resume))
     progress = Progress(**checkpoint["progress"]) if checkpoint is not None else Progress()
-    log = runs.EventLog(run_dir, on_event)
-    run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint)
+    log = runs.EventLog(run_dir, on_event) if world.main else distributed.SilentLog()
+    run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint, world=world)
     run.status("running", "starting")
     try:
         return _run(run)
@@ -748,6 +843,10 @@ def train(
         message = "aborted: --resume continues from the last saved checkpoint"
         run.status("stopped", message)
         log.emit("stopped", epoch=progress.epoch, message=message)
+        raise
+    except PeerLost as exc:  # another rank is gone: the launcher records why, if there is one
+        if not distributed.has_launcher():
+            _fail(run, str(exc))
         raise
     except torch.cuda.OutOfMemoryError:
         message = f"out of GPU memory at batch size {config.batch_size}: lower --batch-size"
@@ -767,6 +866,14 @@ def train(
         raise
     finally:
         log.close()
+
+
+def _open_run(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    """Make the run directory and write its config.toml; the checkpoint to continue, if any."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = resume_checkpoint(run_dir, config) if resume else None
+    runs.write_config(run_dir, config)
+    return checkpoint
 
 
 def resume_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
@@ -810,7 +917,7 @@ def _run(run: Run) -> dict[str, Any]:
     for epoch in range(progress.epoch, config.epochs):
         if progress.should_stop_early(config):  # (stopped by a signal right after the decision)
             break
-        if run.stop.is_set():
+        if s.world.any(run.stop.is_set()):  # (every rank stops at the same place)
             return _stopped(run)
         if resume_mid_epoch:  # continue a stopped epoch where it left off
             restore_rng(s, run.checkpoint["rng"])
@@ -834,7 +941,7 @@ def _run(run: Run) -> dict[str, Any]:
         row = _epoch_row(s, epoch, progress, val, seconds, images_per_s)
         progress.end_epoch(row)
         if config.early_stop and progress.track_best(config, row):
-            save_best(run.dir / runs.BEST_FILE, s, progress)  # before the checkpoint that says so
+            run.save_best()  # before the checkpoint that says so
         run.save_checkpoint()
         run.log.emit("epoch", **row)
         run.status("running", f"epoch {epoch + 1}/{config.epochs} done")
@@ -872,9 +979,10 @@ def _log_early_stop(run: Run) -> None:
     run.status("running", f"stopped early after epoch {progress.epoch}")
 
 
-def training_device(config: TrainConfig) -> torch.device:
-    """The device a run trains on, with CUDA's speed settings switched on."""
-    device = resolve_device(config.device)
+def training_device(config: TrainConfig, world: World | None = None) -> torch.device:
+    """The device a run trains on (a rank of several: its own GPU), with CUDA's speed settings
+    switched on."""
+    device = distributed.rank_device(config.device, world or World())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for these shapes
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 tensor cores (as convs)
@@ -882,19 +990,28 @@ def training_device(config: TrainConfig) -> torch.device:
 
 
 def _setup(run: Run) -> Setup:
-    """Device, data, model and optimizer of the run (their saved state when resuming)."""
-    config, checkpoint = run.config, run.checkpoint
-    device = training_device(config)
+    """Device, data, model and optimizer of the run (their saved state when resuming); with
+    several processes, each builds its own (a failure on any fails them all) and trains under
+    DistributedDataParallel."""
+    config, checkpoint, world = run.config, run.checkpoint, run.world
+    device = training_device(config, world)
     run.status("running", f"loading data set {config.dataset}")
-    data = load_data(config)
-    # resuming: the saved weights replace the start weights, so do not download them again
-    weights = "none" if checkpoint is not None else config.resolved_weights
-    s = prepare(config, device, data, weights=weights)
-    if checkpoint is not None:
-        load_training_state(s, checkpoint, run.dir / runs.CHECKPOINT_FILE)
-    if feature_cache.applies(s):  # frozen backbone, no augmentation: its features once, up front
-        run.status("running", "computing the frozen backbone's features")
-        s = feature_cache.cache_features(s)
+
+    def build() -> Setup:
+        data = load_data(config)
+        # resuming: the saved weights replace the start weights, so do not download them again
+        weights = "none" if checkpoint is not None else config.resolved_weights
+        s = prepare(config, device, data, weights=weights, world=world)
+        if checkpoint is not None:
+            load_training_state(s, checkpoint, run.dir / runs.CHECKPOINT_FILE)
+        if feature_cache.applies(s):  # frozen backbone, no augmentation: its features, once
+            run.status("running", "computing the frozen backbone's features")
+            s = feature_cache.cache_features(s)
+        return s
+
+    s = world.everywhere(build)
+    if world.parallel:
+        s.train_net = distributed.wrap_model(s.net, device)
     return s
 
 
@@ -918,7 +1035,8 @@ def _log_started(run: Run) -> None:
         start_batch=progress.batch,
         batches_per_epoch=s.batches,
         parameters={"total": total, "trainable": trainable},
-        pid=os.getpid(),
+        pid=distributed.status_pid(),
+        **distributed.describe(s.world),  # world_size and each rank's pid and host
         amp={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(s.amp_dtype),
         channels_last=s.prep.channels_last,
         resumed=run.checkpoint is not None,
@@ -968,13 +1086,20 @@ def _stopped(run: Run) -> dict[str, Any]:
     }
 
 
+def _best_weights(run: Run) -> dict[str, Any] | None:
+    """best.pt of a run with early stopping (weights_only=True), None without one."""
+    if run.config.early_stop and (run.dir / runs.BEST_FILE).is_file():
+        return load_checkpoint(run.dir / runs.BEST_FILE)
+    return None
+
+
 def _finish(run: Run) -> dict[str, Any]:
     s, progress, config = run.s, run.progress, run.config
     assert s is not None
     stopped_early = progress.should_stop_early(config) and progress.epoch < config.epochs
     best_epoch = None
-    if config.early_stop and (run.dir / runs.BEST_FILE).is_file():
-        best = load_checkpoint(run.dir / runs.BEST_FILE)  # weights_only=True
+    best = run.world.from_main(lambda: _best_weights(run))
+    if best is not None:
         load_model_state(s.model, best, run.dir / runs.BEST_FILE)  # (the head of a cached s.net)
         best_epoch = int(best["epoch"])
     run.status("running", "evaluating on the test set")
@@ -982,9 +1107,10 @@ def _finish(run: Run) -> dict[str, Any]:
     report = metrics.classification_report(test.confusion, s.data.classes)
     assert test.predictions is not None and test.confidences is not None
     test_x, test_y = s.data.test_x.numpy(), s.data.test_y.numpy()  # the images, not features
-    runs.write_samples(
-        run.dir, test_x, test_y, test.predictions, test.confidences, list(s.data.classes)
-    )
+    if run.writes:
+        runs.write_samples(
+            run.dir, test_x, test_y, test.predictions, test.confidences, list(s.data.classes)
+        )
     summary = {
         "status": "finished",
         **report,
@@ -1009,7 +1135,8 @@ def _finish(run: Run) -> dict[str, Any]:
             early_stop_metric=config.early_stop_metric,
             best_metric=progress.best_metric,
         )
-    runs.write_summary(run.dir, summary)
+    if run.writes:
+        runs.write_summary(run.dir, summary)
     run.log.emit(
         "evaluated",
         test_loss=test.loss,
@@ -1028,36 +1155,50 @@ def _finish(run: Run) -> dict[str, Any]:
 # --- evaluating a saved run -------------------------------------------------------------------
 
 
+def run_weights(run_dir: Path, config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(checkpoint, weights, weights file) of a saved run: the weights a run is judged by are
+    checkpoint.pt's, or best.pt's for a run with early stopping (its best epoch)."""
+    checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+    if config.early_stop and (run_dir / runs.BEST_FILE).is_file():
+        return checkpoint, load_checkpoint(run_dir / runs.BEST_FILE), runs.BEST_FILE
+    return checkpoint, checkpoint, runs.CHECKPOINT_FILE
+
+
+def saved_normalization(
+    checkpoint: dict[str, Any], channels: int, path: Path
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The (mean, std) a checkpoint was trained with (None for one that saved none); a damaged
+    entry is a UsageError naming the file."""
+    saved = checkpoint.get("normalization") or {}
+    if not (isinstance(saved, dict) and saved.get("mean")):
+        return None
+    mean, std = saved.get("mean"), saved.get("std")
+    if not all(
+        isinstance(values, (list, tuple))
+        and len(values) == channels
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        for values in (mean, std)
+    ) or not all(v > 0 for v in std):
+        raise UsageError(
+            f"{path} is damaged: its normalization is not "
+            f"{channels} finite means and positive standard deviations"
+        )
+    return tuple(mean), tuple(std)
+
+
 def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> dict[str, Any]:
     """Recompute the test metrics of a run from its checkpoint.pt (nothing in the run changes)."""
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
-    checkpoint = load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
-    weights_file = runs.CHECKPOINT_FILE
-    if config.early_stop and (run_dir / runs.BEST_FILE).is_file():
-        weights_file = runs.BEST_FILE  # early stopping tests the best epoch's weights
-    weights = checkpoint if weights_file == runs.CHECKPOINT_FILE else None
-    if weights is None:
-        weights = load_checkpoint(run_dir / weights_file)
+    checkpoint, weights, weights_file = run_weights(run_dir, config)
     device = resolve_device(device_spec)
     data = load_data(config)
     config = config.replace(device=str(device))
     s = prepare(config, device, data, weights="none")
     load_model_state(s.model, weights, run_dir / weights_file)
-    saved = checkpoint.get("normalization") or {}
-    if isinstance(saved, dict) and saved.get("mean"):
-        mean, std = saved.get("mean"), saved.get("std")
-        if not all(
-            isinstance(values, (list, tuple))
-            and len(values) == data.channels
-            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-            for values in (mean, std)
-        ) or not all(v > 0 for v in std):
-            raise UsageError(
-                f"{run_dir / runs.CHECKPOINT_FILE} is damaged: its normalization is not "
-                f"{data.channels} finite means and positive standard deviations"
-            )
-        s.eval_prep.mean, s.eval_prep.std = tuple(mean), tuple(std)
+    saved = saved_normalization(checkpoint, data.channels, run_dir / runs.CHECKPOINT_FILE)
+    if saved is not None:
+        s.eval_prep.mean, s.eval_prep.std = saved
     test = evaluate(s, s.test_x, s.test_y)
     return {
         **metrics.classification_report(test.confusion, data.classes),

@@ -8,6 +8,10 @@ usage error, 130 stopped. A trainer holds its run directory's lock (`runs.lock_r
 life: a second one on the same folder is refused. When the terminal or the pipe goes away, output
 stops and the run carries on to its checkpoint.
 
+`--devices N` (several processes, training/distributed.py): this command becomes the launcher of
+N ranks started by torchrun (`_launch_ranks`); each rank runs `run_train` again (`_run_rank`),
+rank 0 as the trainer above (lock, files, output), the others silently.
+
 No textual import here: scripts and CI never load the TUI.
 """
 
@@ -30,7 +34,7 @@ from cnn_tui.training import runs
 from cnn_tui.training.config import FIELDS, TrainConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
-RESUME_FLAGS_ALLOWED = ("epochs", "device")  # what --resume lets you change
+RESUME_FLAGS_ALLOWED = ("epochs", "device", "devices")  # what --resume lets you change
 
 # what a finished run leaves, as its last lines list them
 _RESULT_FILES = (
@@ -62,7 +66,7 @@ def resume_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
         flags = ", ".join("--" + name.replace("_", "-") for name in other)
         raise UsageError(
             f"--resume continues {run_dir} with its own settings; only --epochs and --device "
-            f"may be given with it (got {flags})"
+            f"(and --devices) may be given with it (got {flags})"
         )
     config = runs.read_config(run_dir)
     changes = {name: parse_field(name, getattr(args, name)) for name in _given_fields(args)}
@@ -303,6 +307,19 @@ class TerminalReporter(PlainReporter):
             self.progress.stop()
 
 
+class SilentReporter(JsonReporter):
+    """What a rank other than 0 reports: nothing (rank 0 speaks for the run)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def print(self, text: str = "") -> None:
+        pass
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        pass
+
+
 def make_reporter(args: argparse.Namespace, out: TextIO) -> PlainReporter | JsonReporter:
     if getattr(args, "json", False):
         return JsonReporter(out)
@@ -315,35 +332,72 @@ def make_reporter(args: argparse.Namespace, out: TextIO) -> PlainReporter | Json
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """`cnn-tui train --no-ui`: train in this process; exit 0 finished, 1 failed, 130 stopped."""
-    from cnn_tui.training.args import config_from_args
-    from cnn_tui.training.devices import resolve_device
+    """`cnn-tui train --no-ui`: train in this process; exit 0 finished, 1 failed, 130 stopped.
+    With `--devices N`, launch N processes that train together (and exit as the run ended)."""
+    from cnn_tui.training import distributed
 
-    if getattr(args, "resume", None):
-        config, run_dir = resume_config(args)
-        resume = True
-    else:
-        config = config_from_args(args)
-        resume = False
-        if getattr(args, "run_dir", None):
-            run_dir = Path(args.run_dir)
-            check_new_run_dir(run_dir)
-        else:
-            run_dir = None
-    resolve_device(config.device)  # a bad --device is a usage error before anything is written
+    world = distributed.World.from_env()
+    if world is not None and world.parallel:  # a rank that torchrun started
+        return _run_rank(args, world)
+    nodes = _nodes(args)
+    config, run_dir, resume = _train_plan(args, new_dir=False, nodes=nodes)
+    if world is None:  # (a run that torchrun started as one process trains as one)
+        processes = distributed.processes_per_node(config)
+        if processes > 1 or nodes.count > 1:
+            return _launch_ranks(args, config, run_dir, resume, processes, nodes)
     if run_dir is None:
         run_dir = runs.new_run_dir(getattr(args, "runs_dir", "runs"), config)
+    with _holding_run(args, run_dir, resume):
+        return _train(args, config, run_dir, resume)
+
+
+def _train_plan(
+    args: argparse.Namespace, *, new_dir: bool, nodes: Any = None
+) -> tuple[TrainConfig, Path | None, bool]:
+    """(settings, run directory, resuming?) of `cnn-tui train --no-ui`, all usage errors raised
+    before anything is written; the run directory is None for a new folder not made yet
+    (`new_dir`: make it). On a machine other than node 0 the run directory is not read."""
+    from cnn_tui.training.args import config_from_args, given_flags
+    from cnn_tui.training.devices import resolve_device
+
+    resume = bool(getattr(args, "resume", None))
+    run_dir: Path | None
+    if resume and nodes is not None and nodes.rank > 0:  # rank 0 (on node 0) reads the run
+        config, run_dir = TrainConfig.from_mapping(given_flags(args)), Path(args.resume)
+    elif resume:
+        config, run_dir = resume_config(args)
+    else:
+        config = config_from_args(args)
+        run_dir = Path(args.run_dir) if getattr(args, "run_dir", None) else None
+        if run_dir is not None and (nodes is None or nodes.rank == 0):
+            check_new_run_dir(run_dir)
+    resolve_device(config.device)  # a bad --device is a usage error before anything is written
+    if run_dir is None and new_dir:
+        run_dir = runs.new_run_dir(getattr(args, "runs_dir", "runs"), config)
+    return config, run_dir, resume
+
+
+@contextmanager
+def _holding_run(args: argparse.Namespace, run_dir: Path, resume: bool) -> Iterator[None]:
+    """The trainer's hold on its run directory: the lock, for its whole life."""
     with runs.lock_run(run_dir):  # one trainer per run directory, for its whole life
         if not resume and getattr(args, "run_dir", None):
             check_new_run_dir(run_dir)  # again: a trainer may have started since the check
         runs.remove_temp_files(run_dir)  # left by a trainer killed mid-write
-        return _train(args, config, run_dir, resume)
+        yield
 
 
-def _train(args: argparse.Namespace, config: TrainConfig, run_dir: Path, resume: bool) -> int:
+def _train(
+    args: argparse.Namespace,
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    world: Any = None,
+) -> int:
     from cnn_tui.training import engine
 
-    reporter = make_reporter(args, sys.stdout)
+    main = world is None or world.main
+    reporter = make_reporter(args, sys.stdout) if main else SilentReporter()
     epochs_total = config.epochs
     report = quietly(reporter)
 
@@ -358,8 +412,10 @@ def _train(args: argparse.Namespace, config: TrainConfig, run_dir: Path, resume:
     stop = threading.Event()
     try:
         note = quietly(lambda text: print(f"cnn-tui: {text}", file=sys.stderr))
-        with stop_on_signals(stop, note):
-            summary = engine.train(config, run_dir, on_event=on_event, stop=stop, resume=resume)
+        with stop_on_signals(stop, note if main else lambda text: None):
+            summary = engine.train(
+                config, run_dir, on_event=on_event, stop=stop, resume=resume, world=world
+            )
     finally:
         quietly(reporter.close)()
     if summary["status"] == "stopped":
@@ -368,6 +424,139 @@ def _train(args: argparse.Namespace, config: TrainConfig, run_dir: Path, resume:
         for line in finished_lines(summary, run_dir):
             say(line)
     return EXIT_OK
+
+
+# --- several processes (--devices N) ---------------------------------------------------------
+
+
+def _nodes(args: argparse.Namespace) -> Any:
+    from cnn_tui.training.distributed import Nodes
+
+    nodes = Nodes(
+        getattr(args, "nnodes", 1) or 1,
+        getattr(args, "node_rank", 0) or 0,
+        getattr(args, "rdzv_endpoint", None),
+    )
+    nodes.check()
+    if nodes.count > 1 and not (getattr(args, "run_dir", None) or getattr(args, "resume", None)):
+        raise UsageError(
+            f"--nnodes {nodes.count} needs --run-dir DIR (the same on every machine; node 0 "
+            "writes it) or --resume RUN_DIR"
+        )
+    return nodes
+
+
+def _rank_args(args: argparse.Namespace, config: TrainConfig, run_dir: Path, resume: bool):
+    """The `cnn-tui` command line of each rank: the run's settings given in full (or --resume
+    with what may change), so that every rank, on any machine, trains the same run."""
+    from cnn_tui.training.args import config_flags, given_flags
+
+    output = ["--json"] if getattr(args, "json", False) else []
+    if resume:
+        changes = [f"--{name.replace('_', '-')}={text}" for name, text in given_flags(args).items()]
+        where = ["--resume", str(run_dir), *changes, f"--device={config.device}"]
+    else:
+        where = ["--run-dir", str(run_dir), *config_flags(config)]
+    return ["train", "--no-ui", *output, *where]
+
+
+def _launch_ranks(
+    args: argparse.Namespace,
+    config: TrainConfig,
+    run_dir: Path | None,
+    resume: bool,
+    processes: int,
+    nodes: Any,
+) -> int:
+    """The launcher: torchrun starts `processes` ranks here; the exit code is the run's."""
+    import shlex
+
+    from cnn_tui.training import distributed
+
+    distributed.check_batch(config, processes * nodes.count)
+    if run_dir is None:
+        run_dir = runs.new_run_dir(getattr(args, "runs_dir", "runs"), config)
+    argv = distributed.torchrun_argv(processes, nodes, _rank_args(args, config, run_dir, resume))
+    print(
+        f"cnn-tui: {processes} processes on this machine ({nodes.count} in all: "
+        f"{processes * nodes.count} ranks): {shlex.join(distributed.torchrun_command(argv))}",
+        file=sys.stderr,
+        flush=True,
+    )
+    failures = distributed.launch(argv, processes)
+    return _launched_exit(run_dir, failures, nodes)
+
+
+def _launched_exit(run_dir: Path, failures: list[Any] | None, nodes: Any) -> int:
+    """The exit code of a launched run (`failures`: None when a signal stopped it), from the
+    status.json that rank 0 wrote for this launcher; when rank 0 could not write the end (another
+    rank died, rank 0 was killed), the launcher marks the run failed with the message of the rank
+    that failed."""
+    from cnn_tui.training import distributed
+
+    status = runs.read_status(run_dir) if nodes.rank == 0 else None
+    state = status.get("status") if status and status.get("pid") == os.getpid() else None
+    ended = {"finished": EXIT_OK, "stopped": EXIT_STOPPED, "failed": EXIT_FAILED}
+    if state in ended:
+        return ended[state]
+    if failures is None:  # a signal, before the run had started or after it ended
+        return EXIT_STOPPED
+    if not failures:
+        return EXIT_OK  # (on a machine other than node 0, which writes nothing)
+    if state is None and any(f.exit_code == distributed.EXIT_USAGE for f in failures):
+        return distributed.EXIT_USAGE  # rank 0 printed why, before the run started
+    message = distributed.failure_message(failures)
+    if state == "running":
+        _record_failure(run_dir, status, message)
+    raise RunError(message)
+
+
+def _record_failure(run_dir: Path, status: dict[str, Any], message: str) -> None:
+    """Mark the run failed, as its trainer would have: the ranks are gone, so take the lock."""
+    try:
+        with runs.lock_run(run_dir):
+            epoch, epochs = status.get("epoch", 0), status.get("epochs", 0)
+            runs.write_status(run_dir, "failed", message=message, epoch=epoch, epochs=epochs)
+            log = runs.EventLog(run_dir)
+            try:
+                log.emit(
+                    "failed", message=message, epoch=epoch + 1 if isinstance(epoch, int) else 1
+                )
+            finally:
+                log.close()
+    except (UsageError, OSError):  # another trainer holds it now, or the disk is full: leave it
+        pass
+
+
+def _run_rank(args: argparse.Namespace, world: Any) -> int:
+    """One rank of a data-parallel run: rank 0 resolves the run and trains it as a one-process
+    trainer would (lock, files, output); the others train along, silently."""
+    from contextlib import ExitStack
+
+    from cnn_tui.training import distributed
+
+    try:
+        with ExitStack() as hold, distributed.process_group(world, args.device or "auto"):
+
+            def plan() -> tuple[dict[str, Any], str, bool]:
+                config, run_dir, resume = _train_plan(args, new_dir=True)
+                assert run_dir is not None
+                distributed.check_batch(config, world.size)
+                hold.enter_context(_holding_run(args, run_dir, resume))
+                return config.to_dict(), str(run_dir), resume
+
+            values, run_dir, resume = world.from_main(plan)
+            config = TrainConfig.from_mapping(values)
+            return _train(args, config, Path(run_dir), resume, world)
+    except distributed.Reported as exc:  # rank 0 reports it
+        return exc.exit_code
+    except distributed.PeerLost:
+        if world.main and not distributed.has_launcher():
+            raise
+        return EXIT_FAILED  # the launcher reports the rank that failed
+    except BaseException as exc:
+        distributed.record_failure(exc)
+        raise
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -57,6 +57,7 @@ LOCK_FILE = "lock"
 SWEEP_FILE = "sweep.json"  # a sweep folder's manifest (training/sweeps.py); its runs are inside
 
 BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
+LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
 SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
 
@@ -264,11 +265,50 @@ def read_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     return load_config_file(path)
 
 
+def check_evaluable(run_dir: str | os.PathLike[str]) -> Path:
+    """`run_dir` if its test metrics can be recomputed (a run folder with a valid config.toml and
+    a checkpoint.pt); else a UsageError saying what is missing and what to do."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run directory (cnn-tui runs lists the runs)")
+    read_config(run_dir)
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        raise UsageError(
+            f"{run_dir / CHECKPOINT_FILE} does not exist: the run saved no checkpoint yet; "
+            f"continue it with: cnn-tui train --no-ui --resume {run_dir}"
+        )
+    return run_dir
+
+
 # --- the event log (metrics.jsonl) -------------------------------------------------------------
 
 
+class LossSmoother:
+    """The debiased exponential moving average of every batch's loss, as TensorBoard draws it.
+
+    The trainer smooths each batch (not the thinned events of the file), so the curve drawn from
+    `smoothed_loss` agrees with the epoch's mean loss however few batch events were written. The
+    bias correction (divide by 1 - beta^t) makes the first values the losses themselves instead of
+    a pull towards 0; a resumed run starts the average afresh.
+    """
+
+    def __init__(self, beta: float = LOSS_SMOOTHING) -> None:
+        self.beta = beta
+        self.average = 0.0
+        self.count = 0
+
+    def add(self, loss: float) -> float:
+        """Fold in one loss; returns the smoothed value so far (the loss itself when not finite)."""
+        if not math.isfinite(loss):
+            return loss
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        return self.average / (1 - self.beta**self.count)
+
+
 class BatchThrottle:
-    """Merges batch events: at most one per `interval` seconds, its loss the mean since the last."""
+    """Merges batch events: at most one per `interval` seconds, its loss the mean since the last;
+    the last batch of an epoch is always written, so the curve reaches the epoch's end."""
 
     def __init__(self, interval: float = BATCH_EVENT_INTERVAL_S) -> None:
         self.interval = interval
@@ -279,7 +319,8 @@ class BatchThrottle:
     def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
         self.loss_sum += event["loss"]
         self.count += 1
-        if event["time"] - self.last < self.interval:
+        last_of_epoch = "batches" in event and event.get("batch") == event["batches"]
+        if event["time"] - self.last < self.interval and not last_of_epoch:
             return None
         merged = {**event, "loss": self.loss_sum / self.count}
         self.last, self.loss_sum, self.count = event["time"], 0.0, 0
@@ -289,7 +330,8 @@ class BatchThrottle:
 class EventLog:
     """Appends events to metrics.jsonl (one JSON object per line, flushed) and calls `on_event`.
 
-    The callback sees every event; the file gets batch events throttled by `BatchThrottle`.
+    The callback sees every event; the file gets batch events throttled by `BatchThrottle`. Each
+    batch event gets `smoothed_loss` (`LossSmoother`, over every batch) before it is thinned.
     Append-only, so a reader (`read_events`) sees whole lines or waits for them.
     """
 
@@ -302,6 +344,7 @@ class EventLog:
         self.file = self.path.open("a", encoding="utf-8")
         self.on_event = on_event
         self.throttle = BatchThrottle()
+        self.smoother = LossSmoother()
         if self.file.tell() > 0:  # a line cut short (a killed trainer, a full disk) ends here
             with self.path.open("rb") as handle:
                 handle.seek(-1, os.SEEK_END)
@@ -317,6 +360,8 @@ class EventLog:
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"event": kind, "time": time.time(), **fields}
+        if kind == "batch" and isinstance(fields.get("loss"), float | int):
+            event["smoothed_loss"] = self.smoother.add(float(fields["loss"]))
         record = self.throttle.add(event) if kind == "batch" else event
         if record is not None:
             self._write(json.dumps(record) + "\n")

@@ -69,6 +69,10 @@ def open_screen_for(command: str, args: argparse.Namespace | None) -> Screen:
         from cnn_tui.ui.training.sweep import sweep_screen_for
 
         return sweep_screen_for(args)
+    if command == "inspect":
+        from cnn_tui.ui.training.inside import InspectScreen
+
+        return InspectScreen.from_args(args)
     raise ValueError(f"no screen for {command!r}")
 
 
@@ -85,5 +89,13 @@ def run_app(args: argparse.Namespace) -> int:
         from cnn_tui.training.sweeps import check_tui_args
 
         check_tui_args(args)  # a bad grid or sweep folder: one line, exit 2, before the app
+    if getattr(args, "command", None) == "eval":
+        from cnn_tui.training.runs import check_evaluable
+
+        check_evaluable(args.run_dir)  # no such run / no checkpoint: one line, exit 2, no app
+    if getattr(args, "command", None) == "inspect":
+        from cnn_tui.training.inspect import check_args
+
+        check_args(args)  # a missing run folder or image file: one line, exit 2, before the app
     result = CnnTuiApp(args).run()
     return result if isinstance(result, int) else 0

@@ -3,11 +3,14 @@
 `MetricChart.set_series` stores the data and redraws at once if the last redraw is older than
 `MIN_REDRAW_S`; otherwise a timer picks the change up, so a fast run never floods the UI or the SSH
 link. Line colours come from the app theme; each series also has its own marker, so the lines stay
-apart on a terminal without colour.
+apart on a terminal without colour. The y axis spans at least `MIN_SPAN` of its top value (a loss
+that barely moved early in a run is not blown up to fill the chart) and its ticks are round
+numbers with as few decimals as they need (`nice_ticks`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -15,6 +18,8 @@ from textual.color import Color
 from textual_plotext import PlotextPlot
 
 MIN_REDRAW_S = 1.0
+MIN_SPAN = 0.25  # the y range spans at least this fraction of its largest value
+Y_TICKS = 5
 
 # theme variable and plotext marker per series role; overlaid runs cycle through RUN_STYLES
 ROLE_STYLES = {
@@ -56,6 +61,7 @@ class MetricChart(PlotextPlot):
         self.percent = percent
         self.series: list[Series] = []
         self.x_max: float = 0.0
+        self.empty_note = "waiting for data"  # the title's note while there is nothing to draw
         self._drawn_at = 0.0
         self._dirty = True
 
@@ -97,6 +103,7 @@ class MetricChart(PlotextPlot):
         plt.xlabel("epoch")
         x_high = self.x_max
         has_data = False
+        all_ys: list[float] = []
         for series in self.series:
             if not series.xs:
                 continue
@@ -105,10 +112,50 @@ class MetricChart(PlotextPlot):
             ys = [y * 100 for y in series.ys] if self.percent else series.ys
             plt.plot(series.xs, ys, label=series.label, marker=marker, color=self._colour(variable))
             x_high = max(x_high, max(series.xs))
+            all_ys += [y for y in ys if math.isfinite(y)]
         if not has_data:
-            plt.title(f"{self.chart_title} (waiting for data)")
+            plt.title(f"{self.chart_title} ({self.empty_note})")
+        if all_ys:
+            top = 100.0 if self.percent else math.inf
+            low, high = y_range(min(all_ys), max(all_ys), top=top)
+            ticks, labels = nice_ticks(low, high)
+            plt.ylim(low, high)
+            plt.yticks(ticks, labels)
         if x_high > 0:
             plt.xlim(0, x_high)
             step = max(1, int(x_high) // 8 + (1 if int(x_high) % 8 else 0))
             plt.xticks(list(range(0, int(x_high) + 1, step)))
         self.refresh()
+
+
+def y_range(low: float, high: float, *, top: float = math.inf) -> tuple[float, float]:
+    """The y range for values in [low, high]: at least MIN_SPAN of the largest value tall (grown
+    about the middle, not below 0 for values that are not negative, capped at `top`), its ends
+    rounded out to the ticks' step."""
+    span = max(high - low, MIN_SPAN * max(abs(high), abs(low))) or 1.0
+    if high - low < span:
+        pad = (span - (high - low)) / 2
+        floor = 0.0 if low >= 0 else -math.inf
+        low, high = max(floor, low - pad), high + pad
+        high = max(high, low + span)
+        if high > top:
+            low, high = max(floor, top - span), top
+    step = tick_step(high - low)
+    return math.floor(low / step + 1e-9) * step, min(top, math.ceil(high / step - 1e-9) * step)
+
+
+def tick_step(span: float, count: int = Y_TICKS) -> float:
+    """The step of 1, 2 or 5 × 10^k that puts closest to `count` ticks over `span`."""
+    magnitude = 10 ** math.floor(math.log10(span / count))
+    steps = [m * magnitude for m in (1, 2, 5, 10, 20)]
+    return min(steps, key=lambda step: abs(span / step + 1 - count))
+
+
+def nice_ticks(low: float, high: float, count: int = Y_TICKS) -> tuple[list[float], list[str]]:
+    """Round tick values in [low, high] and their labels, with only the decimals the step needs:
+    0.5, 1.0, 1.5 rather than 0.5000, 1.0000, 1.5000."""
+    step = tick_step(high - low, count)
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+    ticks = [k * step for k in range(first, last + 1)]
+    return ticks, [f"{tick:.{decimals}f}" for tick in ticks]

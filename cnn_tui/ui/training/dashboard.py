@@ -32,17 +32,20 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui.ui.training.charts import MetricChart, Series
-from cnn_tui.ui.training.dialogs import confirm
+from cnn_tui.ui.training.dialogs import KeysHelp, confirm, screen_keys
 from cnn_tui.ui.training.epochs import EpochTable
+from cnn_tui.ui.training.gpu_panel import GpuPanel, GpuSampled
 from cnn_tui.ui.training.history import (
     RunHistory,
     format_number,
     format_percent,
     format_seconds,
 )
+from cnn_tui.ui.training.inside import InsideView, inside_available
 from cnn_tui.ui.training.messages import RunDamaged, RunEnded, RunEvents, RunResultsLoaded
 from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView
 from cnn_tui.ui.training.samples import SampleGrid
+from cnn_tui.ui.training.throughput import ThroughputLine
 
 STATE_MARKS = {
     "starting": ("…", "text-muted"),
@@ -54,6 +57,8 @@ STATE_MARKS = {
     "unknown": ("?", "text-muted"),
 }
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
+TABS = Binding.Group("Tabs", compact=True)  # the footer shows "12345 Tabs"
+OVER = ("finished", "stopped", "failed", "interrupted")
 
 
 class RunScreen(Screen):
@@ -64,11 +69,13 @@ class RunScreen(Screen):
         Binding("s", "stop", "Stop run"),
         Binding("n", "toggle_counts", "Counts/%"),
         Binding("z", "toggle_zoom", "Image size"),
-        Binding("1", "tab('charts')", "Charts", show=False),
-        Binding("2", "tab('epochs')", "Epochs", show=False),
-        Binding("3", "tab('log')", "Log", show=False),
-        Binding("4", "tab('results')", "Results", show=False),
-        Binding("5", "tab('samples')", "Samples", show=False),
+        Binding("question_mark", "keys_help", "Keys"),
+        Binding("1", "tab('charts')", "Charts", group=TABS),
+        Binding("2", "tab('epochs')", "Epochs", group=TABS),
+        Binding("3", "tab('log')", "Log", group=TABS),
+        Binding("4", "tab('results')", "Results", group=TABS),
+        Binding("5", "tab('samples')", "Samples", group=TABS),
+        Binding("6", "tab('inside')", "Inside", show=False),
     ]
 
     def __init__(self, run_dir: str | Path, *, pid: int | None = None, live: bool = True) -> None:
@@ -97,6 +104,8 @@ class RunScreen(Screen):
             with Horizontal(id="dash-progress-row"):
                 yield ProgressBar(id="dash-progress", show_eta=False)
                 yield Static(id="dash-speed")
+            yield ThroughputLine(id="dash-throughput")
+            yield GpuPanel(id="dash-gpus")
         with TabbedContent(id="dash-tabs"):
             with TabPane("Charts", id="charts"):
                 with Horizontal(id="dash-charts"):
@@ -111,6 +120,8 @@ class RunScreen(Screen):
                 yield MetricsView(id="metrics-view")
             with TabPane("Samples", id="samples"):
                 yield SampleGrid(id="sample-grid")
+            with TabPane("Inside", id="inside"):  # the trained network (inside.py), once over
+                yield InsideView(id="inside-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -118,6 +129,8 @@ class RunScreen(Screen):
         tabs = self.query_one(TabbedContent)
         tabs.disable_tab("results")
         tabs.disable_tab("samples")
+        tabs.disable_tab("inside")
+        tabs.hide_tab("inside")
         self._fit_layout()
         log = self.query_one(RichLog)
         log.write(f"run directory: {self.run_dir}")
@@ -131,6 +144,8 @@ class RunScreen(Screen):
             log.write(self.state_message)
             self._show_status()
             return
+        if self.live:
+            self.query_one(GpuPanel).start()
         self.follow()
 
     def on_resize(self) -> None:
@@ -140,6 +155,21 @@ class RunScreen(Screen):
         compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
         self.set_class(compact, "-compact")
         self.query_one(ConfusionTable).numbered = self.size.width < COMPACT_WIDTH
+        self.query_one(GpuPanel).set_compact(self.size.width < COMPACT_WIDTH)
+
+    def action_keys_help(self) -> None:
+        self.app.push_screen(
+            KeysHelp(
+                "Keys of the run screen",
+                screen_keys(self),
+                "Results and Samples open when the run has test results.",
+            )
+        )
+
+    @on(GpuSampled)
+    def _gpu_unavailable(self, message: GpuSampled) -> None:
+        if message.reason:  # (no NVIDIA GPU, or no NVML: the panel stays hidden)
+            self.query_one(RichLog).write(message.reason)
 
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one(TabbedContent)
@@ -223,9 +253,15 @@ class RunScreen(Screen):
     @on(RunEnded)
     def _on_run_ended(self, message: RunEnded) -> None:
         self.state, self.state_message = message.status, message.message
+        self.query_one(GpuPanel).stop()
+        self.refresh_bindings()  # "s Stop run" goes from the footer
         self._show_status()
         self._show_progress()
         self._show_charts()
+        if inside_available(self.run_dir, message.status):
+            tabs = self.query_one(TabbedContent)
+            tabs.show_tab("inside")
+            tabs.enable_tab("inside")
         log = self.query_one(RichLog)
         if message.status in ("failed", "interrupted"):
             if self.history.end is None:  # (a failed event already wrote its message)
@@ -265,6 +301,10 @@ class RunScreen(Screen):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
+        if self.query_one(TabbedContent).active == "inside":
+            view = self.query_one(InsideView)
+            view.start(self.run_dir)
+            view.focus()
         self.refresh_bindings()
 
     def action_toggle_counts(self) -> None:
@@ -369,10 +409,11 @@ class RunScreen(Screen):
         bar = self.query_one(ProgressBar)
         if total:
             bar.update(total=total, progress=done)
-        elif self.state in ("finished", "stopped", "failed", "interrupted"):
+        elif self.state in OVER:
             bar.update(total=1, progress=0)  # ended before it knew its size: no busy animation
         batch = self.history.last_batch
-        if self.state in ("finished", "stopped", "failed", "interrupted"):
+        self.query_one(ThroughputLine).show(self.history.throughput_series())
+        if self.state in OVER:
             hint = " · resume it from the runs screen (r)" if self.state == "stopped" else ""
             self._set_line("#dash-speed", self.state + hint)
         elif batch is None:
@@ -389,6 +430,11 @@ class RunScreen(Screen):
     def _show_charts(self, loss_only: bool = False) -> None:
         series = self.history.series()
         x_max = float(self.history.epochs_total)
+        if self.state in OVER:  # an empty chart is no longer waiting: say why it stays empty
+            for chart in self.query(MetricChart):
+                ended = "was interrupted" if self.state == "interrupted" else self.state
+                first = "epoch" if chart.percent else "batch"
+                chart.empty_note = f"no data: the run {ended} before its first {first}"
         self.query_one("#loss-chart", MetricChart).set_series(
             [
                 Series("batch (smoothed)", *series["batch_loss"], role="batch"),

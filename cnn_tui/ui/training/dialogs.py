@@ -9,7 +9,8 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.markup import escape
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
 
@@ -151,3 +152,91 @@ async def quit_or_ask(app: App) -> None:
         ),
         chosen,
     )
+
+
+class KeysHelp(ModalScreen[None]):
+    """`?`: every key of the screen underneath, shown in the footer or not, with what it does."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("question_mark", "dismiss", "Close", show=False),
+    ]
+
+    def __init__(self, title: str, keys: list[tuple[str, str]], note: str = "") -> None:
+        super().__init__(classes="train-modal")
+        self.title_text, self.keys, self.note = title, keys, note
+
+    def compose(self) -> ComposeResult:
+        width = max((len(key) for key, _ in self.keys), default=1)
+        lines = "\n".join(
+            f"[b]{escape(key.ljust(width))}[/b]  {escape(what)}" for key, what in self.keys
+        )
+        with Vertical(classes="train-dialog"):
+            yield Label(self.title_text, classes="train-dialog-title")
+            yield Static(lines, classes="train-dialog-text")
+            if self.note:
+                yield Static(f"[dim]{escape(self.note)}[/dim]", classes="train-dialog-text")
+            with Horizontal(classes="train-dialog-buttons"):
+                yield Button("Close", id="close", variant="primary")
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss()
+
+
+def screen_keys(screen: Screen) -> list[tuple[str, str]]:
+    """(key, description) of every key that works on `screen` now, shown in its footer or not."""
+    keys: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for _, binding, enabled, _ in screen.active_bindings.values():
+        if binding.action in seen or not binding.description or binding.system:
+            continue
+        seen.add(binding.action)
+        what = binding.description if enabled else f"{binding.description} (not now)"
+        keys.append((screen.app.get_key_display(binding), what))
+    return keys
+
+
+class EpochsModal(ModalScreen[int | None]):
+    """Extend a finished run: ask for its new total of epochs (more than it trained); dismisses
+    with that number, or None on cancel. A bad number keeps the dialog open with the reason."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, run_name: str, done: int, default: int) -> None:
+        super().__init__(classes="train-modal")
+        self.run_name, self.done, self.default = run_name, done, default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="train-dialog"):
+            yield Label("Extend the run", classes="train-dialog-title")
+            yield Static(
+                f"Train {escape(self.run_name)} on from its last checkpoint (epoch {self.done}) "
+                "with its own settings, to this many epochs in all. The learning-rate schedule "
+                "is stretched to the new length.",
+                classes="train-dialog-text",
+            )
+            yield Input(str(self.default), id="extend-epochs", placeholder="epochs in all")
+            yield Static("", id="extend-error", classes="field-reason")
+            with Horizontal(classes="train-dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Extend ▶", id="extend", variant="primary")
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#extend")
+    @on(Input.Submitted)
+    def _extend(self) -> None:
+        from cnn_tui.training.config import ConfigError, parse_field
+
+        text = self.query_one("#extend-epochs", Input).value
+        try:
+            epochs = parse_field("epochs", text)
+            if epochs <= self.done:
+                raise ConfigError("epochs", f"must be more than the {self.done} epochs it trained")
+        except ConfigError as exc:
+            self.query_one("#extend-error", Static).update(f"✗ {exc}")
+            return
+        self.dismiss(epochs)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from cnn_tui.ui.training.history import format_number, format_percent
+from cnn_tui.ui.training.history import format_number, format_percent, format_seconds
 
 COLUMNS = (
     ("epoch", "epoch"),
@@ -31,8 +31,9 @@ def _cell(key: str, event: dict[str, Any]) -> str:
         return format_percent(value)
     if key == "lr":
         return format_number(value, ".2e")
-    if key == "seconds":
-        return format_number(value, ".1f")
+    if key == "seconds":  # with its unit: "9.5s", "3m05s"
+        text = format_seconds(value)
+        return f"{value:.1f}s" if text.endswith("s") and "m" not in text else text
     if key in ("images_per_s", "gpu_mem_mb"):
         return format_number(value, ",.0f")
     return format_number(value)

@@ -13,6 +13,10 @@ reported and leaves the form as it was.
 
 Start launches the run as its own process (`cnn_tui.training.launcher`) and opens the live dashboard.
 Detecting GPUs imports torch, so it runs in a thread worker after the form is up.
+
+The form opened from the home screen comes back as it was left within the app session (its texts
+are kept on the app, `FORM_MEMORY`); a run's "clone settings" opens it filled from that run. Once a
+field differs from the loaded preset, the preset box says "custom" instead of the preset's name.
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ APPLIES_WHEN = {
 }
 
 DEVICE_CHOICES = [("auto (GPU if any)", "auto"), ("cpu", "cpu")]
+PRESET_PROMPT = "load a preset…"
+FORM_MEMORY = "train_form_texts"  # the app attribute that keeps the form's texts for the session
 LABELS = {"early_stop_metric": "stop metric"}  # a row's label, when its name is too long
 
 
@@ -124,9 +130,11 @@ class TrainFormScreen(Screen):
         error: str = "",
         error_title: str = "Settings not applied",
         source: str = "",
+        remembered: bool = False,
     ) -> None:
         """`source` says where `config` was layered from (e.g. "preset cats-vs-dogs"); `error`
-        why it could not be, shown at once under `error_title` (the form keeps the defaults)."""
+        why it could not be, shown at once under `error_title` (the form keeps the defaults).
+        `remembered`: fill the form with the texts it had when it was last left in this app."""
         super().__init__()
         self.base = config or TrainConfig()
         self.initial_texts = texts or {}
@@ -136,6 +144,8 @@ class TrainFormScreen(Screen):
         self.startup_error = error
         self.startup_error_title = error_title
         self.settings_source = source
+        self.remembered = remembered
+        self._preset_texts: tuple[str, dict[str, str]] | None = None  # loaded preset, its texts
         self.cross_field_error: ConfigError | None = None  # the rule between fields that fails
         self.errors: dict[str, str] = {}
         self.config: TrainConfig | None = None
@@ -152,7 +162,7 @@ class TrainFormScreen(Screen):
         instead of ending the app; a preset or config file that cannot be applied is reported.
         """
         if args is None:
-            return cls()
+            return cls(remembered=True)
         preset, config_file = getattr(args, "preset", None), getattr(args, "config", None)
         sources = {"preset": preset, "config file": config_file}
         given = {kind: value for kind, value in sources.items() if value is not None}
@@ -179,10 +189,13 @@ class TrainFormScreen(Screen):
     # --- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        memory = getattr(self.app, FORM_MEMORY, None)
+        if self.remembered and isinstance(memory, dict):
+            self.initial_texts = {name: text for name, text in memory.items() if name in FIELDS}
         yield Header()
         with Horizontal(id="form-presets"):
             yield Label("Preset", classes="form-label")
-            yield Select(self._preset_options(), prompt="load a preset…", id="preset", compact=True)
+            yield Select(self._preset_options(), prompt=PRESET_PROMPT, id="preset", compact=True)
             yield Button("Save as preset…", id="save-preset", compact=True)
         with VerticalScroll(id="form-fields"):
             for title, names in _sections():
@@ -262,6 +275,7 @@ class TrainFormScreen(Screen):
             self._point_at_errors()
         else:
             self._point_at_errors(self.settings_source)
+        self.remember()
         self.detect_devices()
         if self.resume_dir:
             self.call_after_refresh(self._resume, Path(self.resume_dir))
@@ -369,6 +383,16 @@ class TrainFormScreen(Screen):
             self.config, cuda=device.startswith("cuda") or (device == "auto" and gpus)
         )
 
+    def field_texts(self) -> dict[str, str]:
+        """Every field as text (what `texts=` takes): to keep the form or carry it over."""
+        from cnn_tui.ui.training.sweep import form_texts
+
+        return form_texts(self)
+
+    def remember(self) -> None:
+        """Keep the texts on the app: the form reopened from home comes back as it was left."""
+        setattr(self.app, FORM_MEMORY, self.field_texts())
+
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
@@ -376,6 +400,20 @@ class TrainFormScreen(Screen):
         widget_id = event.control.id or ""
         if widget_id.startswith("field-"):
             self.validate_form()
+            self._mark_custom()
+            self.remember()
+
+    def _mark_custom(self) -> None:
+        """A field now differs from the loaded preset: the preset box says "custom"."""
+        if self._preset_texts is None:
+            return
+        name, texts = self._preset_texts
+        now = self.field_texts()
+        if any(now.get(field) != text for field, text in texts.items()):
+            self._preset_texts = None
+            select = self.query_one("#preset", Select)
+            select.prompt = f"custom (changed from {name})"
+            select.clear()
 
     @on(Input.Submitted)
     def _next_field(self) -> None:
@@ -395,7 +433,12 @@ class TrainFormScreen(Screen):
             event.select.clear()
             return
         self.fill(config)
-        if self._point_at_errors(f"preset {path.stem}"):
+        loaded = self._point_at_errors(f"preset {path.stem}")
+        # the fields the preset leaves to fill are not "changes" from it
+        texts = {k: v for k, v in self.field_texts().items() if k not in self.errors}
+        self._preset_texts = (path.stem, texts)
+        event.select.prompt = PRESET_PROMPT
+        if loaded:
             self.notify(f"loaded preset {path.stem}", title="Preset", markup=False)
 
     def _point_at_errors(self, source: str = "") -> bool:

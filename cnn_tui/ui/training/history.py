@@ -1,9 +1,12 @@
 """What the dashboard knows about a run, folded from its events; bounded in memory.
 
 `RunHistory.add(events)` takes the dicts of `metrics.jsonl` in order. Epoch rows are kept whole
-(one per epoch); the per-batch loss is smoothed (an exponential moving average) and kept as at
-most `max_points` points: when full, every other point is dropped and only every second batch is
-recorded from then on, so a run of any length costs the same memory. No textual import.
+(one per epoch); the per-batch loss curve is the trainer's `smoothed_loss` (a debiased moving
+average over every batch, `runs.LossSmoother`), so it agrees with the epoch table however thinly the
+batch events were written; a run file from before `smoothed_loss` existed is smoothed here over
+the events it has. Batch points (loss and images/s) are kept as at most `max_points`: when full,
+every other point is dropped and only every second batch is recorded from then on, so a run of any
+length costs the same memory. No textual import.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnn_tui.training import early_stop
+from cnn_tui.training.runs import LossSmoother
 
 END_EVENTS = ("finished", "failed", "stopped")
 
@@ -20,7 +24,6 @@ END_EVENTS = ("finished", "failed", "stopped")
 @dataclass
 class RunHistory:
     max_points: int = 600
-    smoothing: float = 0.9  # EMA weight of the previous smoothed value
 
     started: dict[str, Any] | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
@@ -30,11 +33,12 @@ class RunHistory:
     early_stop: dict[str, Any] | None = None  # the early_stop event (--early-stop ended the run)
     batch_x: list[float] = field(default_factory=list)  # fractional epoch of each point
     batch_loss: list[float] = field(default_factory=list)  # smoothed loss
+    throughput: list[float] = field(default_factory=list)  # images/s of each batch point
     log: list[str] = field(default_factory=list)  # lines for the log panel, new since last take
 
     _stride: int = 1
     _seen: int = 0
-    _ema: float | None = None
+    _fallback: LossSmoother = field(default_factory=LossSmoother)  # old files: no smoothed_loss
 
     def add(self, events: list[dict[str, Any]]) -> set[str]:
         """Fold events in; returns the kinds seen (e.g. {"batch", "epoch"}) to know what to redraw."""
@@ -117,6 +121,16 @@ class RunHistory:
         values = [e["val_acc"] for e in self.epochs if _finite(e.get("val_acc"))]
         return max(values) if values else None
 
+    def throughput_series(self) -> list[float]:
+        """Images/s over the run: of each batch point, or of each epoch for a run without
+        batch events (or before its first); unknown values left out."""
+        values = [v for v in self.throughput if math.isfinite(v)]
+        if not values:
+            values = [
+                float(e["images_per_s"]) for e in self.epochs if _finite(e.get("images_per_s"))
+            ]
+        return values
+
     def series(self) -> dict[str, tuple[list[float], list[float]]]:
         """Chart series: name -> (x, y); x is epochs (batches: fractional epochs)."""
         result: dict[str, tuple[list[float], list[float]]] = {}
@@ -146,21 +160,22 @@ class RunHistory:
         loss = event.get("loss")
         if not _finite(loss):
             return
-        if self._ema is None:
-            self._ema = float(loss)
-        else:
-            self._ema = self.smoothing * self._ema + (1 - self.smoothing) * float(loss)
-        smoothed = self._ema
+        smoothed = event.get("smoothed_loss")
+        if not _finite(smoothed):
+            smoothed = self._fallback.add(float(loss))
         self._seen += 1
         if self._seen % self._stride:
             return
         batches = int(event.get("batches") or 1)
         x = int(event.get("epoch") or 1) - 1 + int(event.get("batch") or 0) / max(batches, 1)
         self.batch_x.append(x)
-        self.batch_loss.append(smoothed)
+        self.batch_loss.append(float(smoothed))
+        speed = event.get("images_per_s")
+        self.throughput.append(float(speed) if _finite(speed) else math.nan)
         if len(self.batch_x) > self.max_points:
             self.batch_x = self.batch_x[::2]
             self.batch_loss = self.batch_loss[::2]
+            self.throughput = self.throughput[::2]
             self._stride *= 2
 
     def _on_epoch(self, event: dict[str, Any]) -> None:

@@ -17,10 +17,12 @@ from textual.widgets import DataTable, Static
 from cnn_tui.ui.training.history import format_number, format_percent, format_seconds
 
 WORST_CELLS = 3  # off-diagonal cells highlighted as the worst confusions
+HEADER_WIDTH = 7  # a class name longer than this does not fit a column header: columns numbered
 
 
-def short_name(name: str, width: int = 7) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
+def names_fit(names: list[str], width: int = HEADER_WIDTH) -> bool:
+    """Whether every class name fits a column header whole (else the columns are numbered)."""
+    return all(len(name) <= width for name in names)
 
 
 def worst_cells(matrix: list[list[int]], n: int = WORST_CELLS) -> set[tuple[int, int]]:
@@ -40,6 +42,7 @@ class ConfusionTable(DataTable):
 
     normalised: reactive[bool] = reactive(False)
     numbered: reactive[bool] = reactive(False)  # narrow screens: columns by class number
+    caption: reactive[str] = reactive("")  # how to read the columns, for the caption above
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes, cursor_type="cell", zebra_stripes=False)
@@ -55,8 +58,12 @@ class ConfusionTable(DataTable):
         self._rebuild()
 
     def watch_numbered(self) -> None:
-        self.cell_padding = 0 if self.numbered else 1
         self._rebuild()
+
+    @property
+    def by_number(self) -> bool:
+        """Columns headed by class numbers (the rows name them): narrow, or names too long."""
+        return self.numbered or not names_fit(self.class_names)
 
     def action_toggle_normalised(self) -> None:
         self.normalised = not self.normalised
@@ -64,8 +71,9 @@ class ConfusionTable(DataTable):
     def _cell_text(self, count: int, row_total: int) -> str:
         if count == 0:
             return "·"
-        if self.normalised:
-            return f"{100 * count / row_total:.1f}" if row_total else "–"
+        if self.normalised:  # numbered columns are narrow: whole percents
+            decimals = 0 if self.by_number else 1
+            return f"{100 * count / row_total:.{decimals}f}" if row_total else "–"
         return str(count)
 
     def _rebuild(self) -> None:
@@ -76,15 +84,18 @@ class ConfusionTable(DataTable):
         worst = worst_cells(self.matrix)
         digits = max(len(str(c)) for row in self.matrix for c in row) + 1
         if self.normalised:
-            digits = max(digits, 6)  # "!100.0"
-        if self.numbered:
+            digits = max(digits, 4 if self.by_number else 6)  # "!100", "!100.0"
+        self.cell_padding = 0 if self.by_number else 1
+        if self.by_number:
             width = digits + 1
             headers = [str(j) for j in range(len(self.class_names))]
             labels = [f"{i} {name} " for i, name in enumerate(self.class_names)]
+            self.caption = "columns: predicted class number, as numbered in the rows"
         else:
-            width = max(7, digits)
-            headers = [short_name(name) for name in self.class_names]
+            width = max(HEADER_WIDTH, digits)
+            headers = list(self.class_names)
             labels = list(self.class_names)
+            self.caption = "columns: predicted class"
         self.add_column(Text("true \\ predicted", style="bold"), key="true")
         for j, header in enumerate(headers):
             self.add_column(Text(header, justify="right"), key=f"p{j}", width=width)
@@ -177,13 +188,10 @@ class MetricsView(Vertical):
     """The metrics of a finished run: headline, confusion matrix, per-class table, confused pairs."""
 
     def compose(self) -> ComposeResult:
+        yield Static(id="results-note")
         yield Static("no test results yet", id="results-headline", markup=True)
         with VerticalScroll(id="results-scroll"):
-            yield Static(
-                "[b]Confusion matrix[/b] [dim]rows: true class · columns: predicted · "
-                "[b]bold[/b]: correct · [reverse]!n[/reverse]: worst confusions · n: counts/%[/dim]",
-                classes="results-caption",
-            )
+            yield Static(classes="results-caption", id="confusion-caption")
             yield ConfusionTable(id="confusion")
             with Horizontal(id="results-lower"):
                 with Vertical(classes="results-half"):
@@ -192,6 +200,23 @@ class MetricsView(Vertical):
                 with Vertical(classes="results-half"):
                     yield Static("[b]Most confused[/b]", classes="results-caption")
                     yield ConfusedPairsTable(id="confused-pairs")
+
+    def on_mount(self) -> None:
+        self.query_one("#results-note", Static).display = False
+        table = self.query_one(ConfusionTable)
+        self.watch(table, "caption", self._caption_changed)
+        self.watch(table, "normalised", self._caption_changed)
+
+    def _caption_changed(self) -> None:
+        table = self.query_one(ConfusionTable)
+        caption = confusion_caption(table.caption or "columns: predicted", table.normalised)
+        self.query_one("#confusion-caption", Static).update(caption)
+
+    def set_note(self, markup: str) -> None:
+        """A line over the results, e.g. whether they are stored or recomputed ('' hides it)."""
+        note = self.query_one("#results-note", Static)
+        note.update(markup)
+        note.display = bool(markup)
 
     def show(self, summary: dict[str, Any]) -> None:
         self.query_one("#results-headline", Static).update(summary_line(summary))
@@ -204,3 +229,12 @@ class MetricsView(Vertical):
         if not support and matrix:
             support = {name: sum(row) for name, row in zip(classes, matrix, strict=False)}
         self.query_one(ConfusedPairsTable).show(list(summary.get("most_confused") or []), support)
+
+
+def confusion_caption(columns: str, normalised: bool) -> str:
+    """The caption over the confusion matrix: how to read it (the columns, the marks, the mode)."""
+    mode = "row %" if normalised else "counts"
+    return (
+        f"[b]Confusion matrix[/b] [dim]({mode}) rows: true class · {columns} · [b]bold[/b]: "
+        "correct · [reverse]!n[/reverse]: worst confusions · n: counts/%[/dim]"
+    )

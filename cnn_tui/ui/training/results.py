@@ -2,22 +2,101 @@
 
 The dashboard screen replayed from the run's files: curves, epoch table and log, and the test
 results (confusion matrix, per-class metrics, most-confused pairs, sample predictions).
+
+`cnn-tui eval RUN_DIR` recomputes the test metrics from the checkpoint, as `--no-ui` does
+(`engine.evaluate_run`, in a thread worker; eval.json is written): the stored results are shown,
+marked as such, until the recomputed ones replace them, or an error says why they could not be.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.markup import escape
+from textual.message import Message
+from textual.widgets import RichLog
+from textual.worker import Worker, WorkerState
 
 from cnn_tui.ui.training.dashboard import RunScreen
+from cnn_tui.ui.training.result_views import MetricsView
+
+
+@dataclass
+class Recomputed(Message):
+    """The test metrics `engine.evaluate_run` recomputed from the checkpoint."""
+
+    report: dict[str, Any]
 
 
 class ResultsScreen(RunScreen):
-    """A finished, stopped or failed run, read once from its directory."""
+    """A finished, stopped or failed run, read once from its directory; with `recompute`, its
+    test metrics are recomputed from the checkpoint on `device`."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(
+        self, run_dir: str | Path, *, recompute: bool = False, device: str = "auto"
+    ) -> None:
         super().__init__(run_dir, live=False)
+        self.recompute = recompute
+        self.device = device
+        self.recomputed: dict[str, Any] | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None) -> ResultsScreen:
-        return cls(getattr(args, "run_dir", None) or ".")
+        """`cnn-tui eval RUN_DIR [--device D]`: the results, recomputed from the checkpoint."""
+        run_dir = getattr(args, "run_dir", None) or "."
+        return cls(run_dir, recompute=True, device=getattr(args, "device", None) or "auto")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.recompute and self.run_dir.is_dir():
+            self._note(
+                "[b]recomputing[/b] the test metrics from the checkpoint… "
+                "[dim](the stored results are shown until then)[/dim]"
+            )
+            self.recompute_metrics()
+
+    def _note(self, markup: str) -> None:
+        self.query_one(MetricsView).set_note(markup)
+        tabs = self.query_one("#dash-tabs")
+        tabs.enable_tab("results")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="recompute")
+    def recompute_metrics(self) -> None:
+        """Evaluate the checkpoint on the test set (imports torch, loads the data) and save eval.json."""
+        import time
+
+        from cnn_tui.training import engine, runs
+
+        started = time.perf_counter()
+        report = engine.evaluate_run(self.run_dir, self.device)
+        report["seconds"] = time.perf_counter() - started
+        runs.write_eval(self.run_dir, report)
+        self.post_message(Recomputed(report))
+
+    @on(Recomputed)
+    def _recomputed(self, message: Recomputed) -> None:
+        report = message.report
+        self.recomputed = report
+        merged = {**(self.summary or {}), **report}
+        self.query_one(MetricsView).show(merged)
+        where = f"epoch {report.get('checkpoint_epoch')}"
+        if report.get("checkpoint_batch"):
+            where += f" + {report['checkpoint_batch']} batches"
+        self._note(
+            f"[b]recomputed[/b] from {report.get('weights')} ({where}) on {report.get('device')} "
+            f"in {report.get('seconds', 0):.1f} s · saved to eval.json"
+        )
+        self.query_one(RichLog).write(f"test metrics recomputed from {report.get('weights')}")
+        self.query_one("#dash-tabs").active = "results"
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        super().on_worker_state_changed(event)
+        if event.worker.group == "recompute" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            text = str(error) or repr(error)
+            self._note(f"[b $text-error]✗ cannot recompute the test metrics:[/] {escape(text)}")
+            self.query_one(RichLog).write(f"cannot recompute the test metrics: {text}")

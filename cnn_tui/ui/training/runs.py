@@ -1,8 +1,12 @@
 """The runs screen: every run under --runs-dir with its status, refreshed every two seconds.
 
 Open a run (its live dashboard while it trains, its results when it is over), mark several and
-overlay their curves, resume a stopped run, delete a run. Listing reads only small files
-(`runs.list_runs`), in a thread worker.
+overlay their curves, resume a stopped run or extend a finished one (train it for more epochs from
+its last checkpoint), clone a run's settings into the training form, delete a run. Listing reads
+only small files (`runs.list_runs`), in a thread worker.
+
+The table fits the terminal's width (`fit_columns`): a long run name is shortened in the middle
+first, then the start time goes to the line under the table; the numbers, model and data set stay.
 """
 
 from __future__ import annotations
@@ -37,6 +41,42 @@ STATUS_MARKS = {
     "unknown": ("?", "foreground-muted"),
 }
 RESUMABLE = ("stopped", "interrupted", "failed")
+COLUMNS = (  # key, header; the first three are left-aligned
+    ("mark", " "),
+    ("status", "status"),
+    ("name", "run"),
+    ("epochs", "epochs"),
+    ("best", "best val"),
+    ("test", "test acc"),
+    ("model", "model"),
+    ("dataset", "data set"),
+    ("started", "started"),
+)
+NUMBERS = ("epochs", "best", "test")
+MIN_NAME = 14  # a run name is not shortened below this many characters
+CELL_PADDING = 2  # DataTable's default: one space each side of a cell
+SCROLLBAR = 2
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """`text` shortened to `width` by cutting its middle: '20261122-1530…-cnn-shapes'."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int]:
+    """The columns to show and the width of the name column, for content `widths` (key ->
+    widest cell or header) in `available` cells: the name shrinks first (down to MIN_NAME), then
+    the start time is dropped (it is shown under the table for the cursor row)."""
+    keys = [key for key, _ in COLUMNS]
+    for shown in (keys, [key for key in keys if key != "started"]):
+        others = sum(widths[key] + CELL_PADDING for key in shown if key != "name")
+        name = available - others - CELL_PADDING
+        if name >= min(MIN_NAME, widths["name"]):
+            return shown, min(name, widths["name"])
+    return shown, MIN_NAME
 
 
 def status_text(status: str, theme: dict[str, str]) -> Text:
@@ -57,8 +97,10 @@ class RunsScreen(Screen):
         Binding("enter", "open", "Open", priority=True),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("r", "resume", "Resume"),
+        Binding("r", "resume", "Resume/extend"),
+        Binding("k", "clone", "Clone"),
         Binding("d", "delete", "Delete"),
+        Binding("question_mark", "keys_help", "Keys", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
 
@@ -68,6 +110,7 @@ class RunsScreen(Screen):
         self.runs: list[Any] = []
         self.marked: set[Path] = set()
         self._shown: list[tuple[Any, ...]] = []
+        self._layout: tuple[list[str], int] = ([], 0)  # the columns shown, the name's width
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None) -> RunsScreen:
@@ -82,20 +125,6 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = f"runs in {self.runs_dir}"
-        table = self.query_one(DataTable)
-        for key, label in (
-            ("mark", " "),
-            ("status", "status"),
-            ("name", "run"),
-            ("epochs", "epochs"),
-            ("best", "best val"),
-            ("test", "test acc"),
-            ("model", "model"),
-            ("dataset", "data set"),
-            ("started", "started"),
-        ):
-            justify = "right" if key in ("epochs", "best", "test") else "left"
-            table.add_column(Text(label, justify=justify), key=key)
         self.query_one("#runs-summary", Static).update(f"reading {self.runs_dir}…")
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
@@ -143,9 +172,13 @@ class RunsScreen(Screen):
             started,
         )
 
+    def on_resize(self) -> None:
+        if self.runs:  # (after the layout pass: the table's new width)
+            self.call_after_refresh(self._fill_table, self._shown)
+
     def _show_runs(self) -> None:
         rows = [self._row(run) for run in self.runs]
-        if rows != self._shown:
+        if rows != self._shown or not self._layout[0]:
             self._fill_table(rows)
         live = runs_in_progress(self.runs)
         count = len(self.runs)
@@ -160,21 +193,41 @@ class RunsScreen(Screen):
         self.query_one("#runs-summary", Static).update(" · ".join(parts))
         self._show_detail()
 
+    def _fit(self, rows: list[tuple[Any, ...]]) -> tuple[list[str], int]:
+        """The columns that fit the table's width, and the name column's width."""
+        widths = {key: len(header) for key, header in COLUMNS}
+        for row in rows:
+            for (key, _), value in zip(COLUMNS, row, strict=True):
+                shown = 1 if key == "mark" else len(value) + 2 * (key == "status")  # "✓ "
+                widths[key] = max(widths[key], shown)
+        return fit_columns(widths, self.query_one(DataTable).size.width - SCROLLBAR)
+
     def _fill_table(self, rows: list[tuple[Any, ...]]) -> None:
         table = self.query_one(DataTable)
         current = self.current_run()
+        layout = self._fit(rows)
+        if layout != self._layout:
+            table.clear(columns=True)
+            for key, label in COLUMNS:
+                if key in layout[0]:
+                    justify = "right" if key in NUMBERS else "left"
+                    table.add_column(Text(label, justify=justify), key=key)
+            self._layout = layout
         table.clear()
         theme = self.app.theme_variables
+        shown, name_width = layout
         for run, row in zip(self.runs, rows, strict=True):
-            marked, status, name, epochs, best, test, *rest = row
-            cells = [
-                Text("✓" if marked else " ", style="bold"),
-                status_text(status, theme),
-                Text(name, style="bold" if marked else ""),
-                *(Text(value, justify="right") for value in (epochs, best, test)),
-                *rest,
-            ]
-            table.add_row(*cells, key=str(run.path))
+            values = dict(zip((key for key, _ in COLUMNS), row, strict=True))
+            cells = {
+                "mark": Text("✓" if values["mark"] else " ", style="bold"),
+                "status": status_text(values["status"], theme),
+                "name": Text(
+                    middle_ellipsis(values["name"], name_width),
+                    style="bold" if values["mark"] else "",
+                ),
+                **{key: Text(values[key], justify="right") for key in NUMBERS},
+            }
+            table.add_row(*(cells.get(key, values[key]) for key in shown), key=str(run.path))
         self._shown = rows
         if current is not None and current.path in {run.path for run in self.runs}:
             table.move_cursor(row=table.get_row_index(str(current.path)))
@@ -197,6 +250,9 @@ class RunsScreen(Screen):
             detail.update("")
             return
         text = f"{run.path}"
+        if run.started:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
+            text += f" · started {when}"
         if run.message:
             text += f"\n{run.message.splitlines()[0]}"
         for problem in getattr(run, "problems", ()):  # damaged files: the rest is shown
@@ -210,8 +266,15 @@ class RunsScreen(Screen):
         if action in ("open", "mark", "delete", "compare"):
             return run is not None or None
         if action == "resume":
-            return (run is not None and run.status in RESUMABLE) or None
+            return (run is not None and run.status in (*RESUMABLE, "finished")) or None
+        if action == "clone":
+            return run is not None or None
         return True
+
+    def action_keys_help(self) -> None:
+        from cnn_tui.ui.training.dialogs import KeysHelp, screen_keys
+
+        self.app.push_screen(KeysHelp("Keys of the runs screen", screen_keys(self)))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
@@ -248,19 +311,68 @@ class RunsScreen(Screen):
             self.app.push_screen(CompareScreen([run.path for run in chosen]))
 
     def action_resume(self) -> None:
+        """Resume a stopped (failed, interrupted) run; a finished one asks how far to extend it."""
         run = self.current_run()
-        if run is None or run.status not in RESUMABLE:
-            self.notify("only a stopped, failed or interrupted run can be resumed", markup=False)
+        if run is None:
             return
-        from cnn_tui.training.launcher import resume_run
+        if run.status == "finished":
+            self._ask_extend(run)
+        elif run.status in RESUMABLE:
+            self._continue(run)
+        else:
+            self.notify(f"{run.name} is {run.status}: nothing to resume", markup=False)
+
+    def _continue(self, run: Any, epochs: int | None = None) -> None:
+        """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live."""
+        from cnn_tui.training.launcher import spawn_detached, train_command
         from cnn_tui.ui.training.dashboard import DashboardScreen
 
+        command = train_command(run.path, resume=True)
+        if epochs is not None:
+            command += ["--epochs", str(epochs)]
         try:
-            pid = resume_run(run.path)
+            pid = spawn_detached(command, run.path)
         except OSError as exc:
             self.notify(f"cannot resume {run.name}: {exc}", severity="error", markup=False)
             return
         self.app.push_screen(DashboardScreen(run.path, pid=pid))
+
+    def _ask_extend(self, run: Any) -> None:
+        from cnn_tui.training.runs import read_summary
+        from cnn_tui.ui.training.dialogs import EpochsModal
+
+        if (read_summary(run.path) or {}).get("early_stopped"):
+            self.notify(
+                f"{run.name} was ended by early stopping: training it longer would stop again; "
+                "clone its settings (k) with a larger early stop instead",
+                severity="warning",
+                markup=False,
+            )
+            return
+        done = int(run.epochs_done or 0)
+
+        def extend(epochs: int | None) -> None:
+            if epochs is not None:
+                self._continue(run, epochs)
+
+        self.app.push_screen(EpochsModal(run.name, done, default=done + max(done, 1)), extend)
+
+    def action_clone(self) -> None:
+        """Open the training form filled with the run's settings (Start makes a new run)."""
+        run = self.current_run()
+        if run is None:
+            return
+        from cnn_tui.errors import UsageError
+        from cnn_tui.training.runs import read_config
+        from cnn_tui.ui.training.form import TrainFormScreen
+
+        try:
+            config = read_config(run.path)
+        except UsageError as exc:
+            self.notify(f"cannot clone {run.name}: {exc}", severity="error", markup=False)
+            return
+        self.app.push_screen(TrainFormScreen(config, source=f"run {run.name}"))
+        self.notify(f"the form holds the settings of {run.name}", title="Clone", markup=False)
 
     def action_delete(self) -> None:
         run = self.current_run()
