@@ -1,7 +1,8 @@
 """`cnn-tui train --devices N` on the CPU: torchrun with gloo, two processes, the real CLI path.
 
-Two launches in all (each torchrun start costs seconds): one two-process run checked against a
-one-process run of the same settings, and one stopped by SIGTERM and resumed.
+Three launches in all (each torchrun start costs seconds): one two-process run checked against a
+one-process run of the same settings, one stopped by SIGTERM and resumed, one whose rank 1 is
+killed.
 """
 
 from __future__ import annotations
@@ -70,22 +71,11 @@ def test_two_processes_train_the_same_weights_as_one_and_write_the_run_once(tmp_
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_stops_every_rank_with_one_checkpoint_and_it_resumes_on_one_process(tmp_path):
     runs = tmp_path / "runs"
-    argv = [
-        sys.executable, "-m", "cnn_tui", "--runs-dir", str(runs), "train", "--no-ui",
-        "--dataset", "shapes", "--model", "the3-cnn", "--optimizer", "sgd",
-        "--epochs", "40", "--limit", "2000", "--devices", "2",
-    ]  # fmt: skip
-    child = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, text=True)
+    child = _start_long_run(runs, tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # wait until an epoch is done: a checkpoint exists
-            if any(runs.glob("*/checkpoint.pt")):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the two-process run wrote no checkpoint in 120 s")
+        _wait_for_checkpoint(runs)
         os.kill(child.pid, signal.SIGTERM)
-        child.wait(timeout=120)
+        child.communicate(timeout=120)
     finally:
         if child.poll() is None:
             child.kill()
@@ -101,6 +91,65 @@ def test_sigterm_stops_every_rank_with_one_checkpoint_and_it_resumes_on_one_proc
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+
+def _rank_pid(launcher: int, rank: int) -> int | None:
+    """The pid of rank `rank` among the processes `launcher` (a cnn-tui train) started."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = dict(
+                item.split("=", 1)
+                for item in (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+                if "=" in item
+            )
+        except OSError:
+            continue
+        if env.get("CNN_TUI_LAUNCHER_PID") == str(launcher) and env.get("RANK") == str(rank):
+            return int(entry.name)
+    return None
+
+
+def _start_long_run(runs: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable, "-m", "cnn_tui", "--runs-dir", str(runs), "train", "--no-ui",
+        "--dataset", "shapes", "--model", "the3-cnn", "--optimizer", "sgd",
+        "--epochs", "40", "--limit", "2000", "--devices", "2",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        argv, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_checkpoint(runs: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until an epoch is done: a checkpoint exists
+        if any(runs.glob("*/checkpoint.pt")):
+            return
+        time.sleep(0.2)
+    pytest.fail("the two-process run wrote no checkpoint in 120 s")
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_a_rank_that_dies_fails_the_run_with_its_message(tmp_path):
+    runs = tmp_path / "runs"
+    child = _start_long_run(runs, tmp_path)
+    try:
+        _wait_for_checkpoint(runs)
+        rank = _rank_pid(child.pid, 1)
+        assert rank is not None, "rank 1 not found"
+        os.kill(rank, signal.SIGKILL)
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode != 0, stderr[-2000:]
+    (run_dir,) = runs.iterdir()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "failed", (status, child.returncode, stderr[-3000:])
+    assert "rank 1" in status["message"] and "SIGKILL" in status["message"]
+    assert "rank 1" in stderr and "Traceback" not in stderr
 
 
 @pytest.mark.parametrize(

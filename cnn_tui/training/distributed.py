@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -223,6 +224,19 @@ def _collective_device() -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+# what gloo and NCCL say when the process at the other end of a collective is gone
+_PEER_LOSS_HINTS = ("connection closed by peer", "connection reset", "broken pipe", "timed out")
+
+
+def is_peer_loss(exc: BaseException) -> bool:
+    """Whether `exc`, raised inside a collective (DDP's gradient all-reduce included), means
+    another rank is gone rather than a bug here."""
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError | ConnectionError) and any(
+        hint in text for hint in _PEER_LOSS_HINTS
+    )
 
 
 def _collective(function: Callable[..., Any], *args: Any) -> None:
@@ -456,7 +470,7 @@ def launch(argv: list[str], nproc: int) -> list[RankFailure] | None:
         torchrun.run(torchrun.parse_args(argv))
     except ChildFailedError as exc:
         return [
-            RankFailure(rank, f.exitcode, f.pid, f.hostname or "", _failure_text(f.message))
+            RankFailure(rank, f.exitcode, f.pid, _host(f), _failure_text(f.message))
             for rank, f in sorted(exc.failures.items())
         ]
     except SignalException:
@@ -466,6 +480,12 @@ def launch(argv: list[str], nproc: int) -> list[RankFailure] | None:
             if handler is not None:
                 signal.signal(sig, handler)
     return []
+
+
+def _host(failure: Any) -> str:
+    """The machine a failed rank ran on (torch's ProcessFailure has no host name field in every
+    version; one node: this machine, left unnamed)."""
+    return str(getattr(failure, "hostname", "") or "")
 
 
 def _failure_text(message: Any) -> str:
@@ -480,14 +500,15 @@ def failure_message(failures: list[RankFailure]) -> str:
     if not failures:
         return ""
     named = [f for f in failures if f.message and not f.message.startswith("Signal ")]
-    killed = [f for f in failures if f.exit_code < 0]
+    # torchrun ends the survivors of a dead rank with SIGTERM: the rank killed otherwise is the cause
+    killed = sorted(
+        (f for f in failures if f.exit_code < 0), key=lambda f: f.exit_code == -signal.SIGTERM
+    )
     culprit = (named or killed or failures)[0]
     where = f"rank {culprit.rank} (pid {culprit.pid}{', ' + culprit.host if culprit.host else ''})"
     if culprit in named:
         return f"{where} failed: {culprit.message}"
     if culprit.exit_code < 0:
-        import signal
-
         try:
             name = signal.Signals(-culprit.exit_code).name
         except ValueError:

@@ -862,6 +862,11 @@ def train(
             raise
         raise error from None
     except Exception as exc:  # a bug: record it, then let the traceback show
+        if world.parallel and distributed.is_peer_loss(exc):  # (in DDP's gradient all-reduce)
+            lost = PeerLost(f"lost contact with another process of the run ({exc})")
+            if not distributed.has_launcher():
+                _fail(run, str(lost))
+            raise lost from None
         _fail(run, f"{type(exc).__name__}: {exc}")
         raise
     finally:
