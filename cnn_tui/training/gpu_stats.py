@@ -120,6 +120,8 @@ def _number(value: Any, divisor: float = 1) -> float | None:
 
 def _error_text(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
+    if len(text) > 1 and text[1].isupper():  # an acronym ("NVML ..."): keep it as it is
+        return text
     return text[0].lower() + text[1:]
 
 
