@@ -16,22 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn_tui.training import shapes_dataset
+from cnn_tui.training import datasets, shapes_dataset
 from cnn_tui.training.config import TrainConfig
 
 CLASSES = list(shapes_dataset.CLASSES)
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FASHION_CLASSES = list(datasets.FASHION_MNIST_CLASSES)
 STARTED = 1_763_800_000.0  # a fixed time, so nothing on screen depends on the clock
 
 
