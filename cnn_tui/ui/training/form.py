@@ -73,7 +73,7 @@ SECTIONS = (
             "min_delta",
         ),
     ),
-    ("Run", ("device", "seed", "amp", "channels_last")),
+    ("Run", ("device", "devices", "sync_bn", "seed", "amp", "channels_last")),
 )
 
 # field -> (which setting it depends on, the values where it applies, the note when it does not)
