@@ -554,3 +554,26 @@ async def test_real_run_stopped_from_the_dashboard(tmp_path) -> None:
         assert read_status(dashboard.run_dir)["status"] == "stopped"
         assert (dashboard.run_dir / "checkpoint.pt").exists()
         assert "stopped" in str(dashboard.query_one("#dash-speed", Static).render())
+
+
+@run_async
+async def test_a_preset_edited_says_custom_and_the_form_comes_back_as_left(
+    tmp_path, presets_dir
+) -> None:
+    save_preset(TrainConfig(epochs=7, lr=0.05, optimizer="sgd"), "mine", "seven epochs of sgd")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await show(pilot, TrainFormScreen.from_args(None))
+        select = screen.query_one("#preset", Select)
+        select.value = next(v for p, v in select._options if str(p).startswith("mine"))
+        await pilot.pause()
+        assert select.value is not Select.NULL  # the preset's name is shown while it holds
+        screen.query_one("#field-epochs", Input).value = "9"
+        await pilot.pause()
+        assert select.value is Select.NULL and select.prompt == "custom (changed from mine)"
+        await pilot.press("escape")
+        await pilot.pause()
+        again = await show(pilot, TrainFormScreen.from_args(None))
+        assert again is not screen
+        assert again.query_one("#field-epochs", Input).value == "9"
+        assert again.query_one("#field-optimizer", Select).value == "sgd"

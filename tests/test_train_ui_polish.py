@@ -134,3 +134,28 @@ def test_without_a_driver_the_monitor_is_unavailable_and_says_why():
     )
     assert not monitor.available and monitor.sample() == []
     assert monitor.reason == "no NVIDIA GPU statistics (NVML Shared Library Not Found)"
+
+
+def test_a_finished_run_is_extended_by_more_epochs_and_refuses_fewer(tmp_path):
+    from cli_process import run_cnn_tui
+
+    flags = ("--dataset", "shapes", "--model", "the3-cnn", "--limit", "200", "--epochs", "1")
+    runs_dir = tmp_path / "runs"
+    first = run_cnn_tui(
+        "--runs-dir", str(runs_dir), "train", "--no-ui", *flags, cwd=tmp_path, timeout=120
+    )
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = runs_dir.iterdir()
+    more = run_cnn_tui(
+        "--runs-dir", str(runs_dir), "train", "--no-ui", "--resume", str(run_dir), "--epochs", "2",
+        cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert more.returncode == 0, more.stderr
+    epochs = [json.loads(line) for line in (run_dir / runs.EVENTS_FILE).read_text().splitlines()]
+    assert [e["epoch"] for e in epochs if e["event"] == "epoch"] == [1, 2]
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_done"] == 2
+    fewer = run_cnn_tui(
+        "--runs-dir", str(runs_dir), "train", "--no-ui", "--resume", str(run_dir), "--epochs", "2",
+        cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert fewer.returncode == 2 and "more than 2" in fewer.stderr
