@@ -45,11 +45,17 @@ class Tmux:
         return self("capture-pane", "-p", "-t", name, check=False)
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
+def unwrapped(screen: str) -> str:
+    """A captured screen as one line: a long path wrapped over two lines reads whole again."""
+    return "".join(line.strip() for line in screen.splitlines())
+
+
+def wait_for(predicate, timeout: float, what: str, shown=lambda: "") -> None:
+    """Wait until `predicate()`; on a time-out, say what was awaited and what `shown()` gives."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{shown()}")
         time.sleep(0.2)
 
 
@@ -84,9 +90,13 @@ def test_run_survives_closing_the_terminal(tmp_path) -> None:
 
         tmux.start("runs", env + f"{app} runs")
         wait_for(
-            lambda: run.name in tmux.screen("runs") and "finished" in tmux.screen("runs"),
+            # (the name is in the cursor row's line under the table, which may wrap)
+            lambda: (
+                run.name in unwrapped(tmux.screen("runs")) and "finished" in tmux.screen("runs")
+            ),
             30,
             "the runs screen to list the run",
+            lambda: tmux.screen("runs"),
         )
     finally:
         tmux("kill-server", check=False)

@@ -32,6 +32,8 @@ def settled(keys: tuple[str, ...] = ()):
             await pilot.pause(0.05)
         await pilot.press(*keys)
         await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()  # (a busy machine: let the last refresh land)
 
     return run_before
 
