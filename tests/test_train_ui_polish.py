@@ -159,3 +159,40 @@ def test_a_finished_run_is_extended_by_more_epochs_and_refuses_fewer(tmp_path):
         cwd=tmp_path, timeout=120,
     )  # fmt: skip
     assert fewer.returncode == 2 and "more than 2" in fewer.stderr
+
+
+def test_an_early_loss_that_barely_moved_is_not_zoomed_and_ticks_are_round():
+    from cnn_tui.ui.training.charts import MIN_SPAN, nice_ticks, y_range
+
+    low, high = y_range(2.62, 2.67)
+    assert low <= 2.62 and high >= 2.67 and high - low >= MIN_SPAN * 2.67
+    ticks, labels = nice_ticks(low, high)
+    assert len(ticks) >= 3 and all(len(label.split(".")[-1]) <= 2 for label in labels)
+    assert y_range(95.0, 99.0, top=100.0)[1] == 100.0  # accuracy never above 100 %
+    assert y_range(0.01, 0.02)[0] >= 0.0  # a loss axis does not go below 0
+
+
+def test_the_focused_form_field_is_marked_without_colour(tmp_path):
+    import asyncio
+
+    from textual.widgets import Input, Label
+
+    from cnn_tui.ui.app import CnnTuiApp
+    from cnn_tui.ui.training.form import TrainFormScreen
+
+    async def check() -> None:
+        app = CnnTuiApp()
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.push_screen(TrainFormScreen())
+            await pilot.pause()
+            screen = app.screen
+            screen.query_one("#field-epochs", Input).focus()
+            await pilot.pause()
+            marked = [
+                row.id
+                for row in screen.query(".form-row")
+                if row.query_one(".form-label", Label).styles.text_style.reverse
+            ]
+            assert marked == ["row-epochs"]
+
+    asyncio.run(check())

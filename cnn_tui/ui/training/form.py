@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -254,6 +254,17 @@ class TrainFormScreen(Screen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-compact")
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Mark the row of the focused field (`-focused`: its label reversed, app.tcss), so the
+        field that typing goes to is plain in any colour system, or none. (A `:focus-within`
+        rule on the row does not restyle the label when focus moves, so the row is marked here.)"""
+        for row in self.query(".form-row.-focused"):
+            row.remove_class("-focused")
+        for node in event.widget.ancestors_with_self:
+            if isinstance(node, Widget) and node.has_class("form-row"):
+                node.add_class("-focused")
+                break
 
     def on_mount(self) -> None:
         self.sub_title = "train a model"
