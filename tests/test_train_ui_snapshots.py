@@ -11,7 +11,7 @@ import argparse
 import time
 
 import pytest
-from train_ui_fixtures import write_run
+from train_ui_fixtures import FASHION_CLASSES, STARTED, write_run
 
 from cnn_tui.training import devices
 from cnn_tui.ui.app import CnnTuiApp
@@ -19,6 +19,7 @@ from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.form import TrainFormScreen
 from cnn_tui.ui.training.results import ResultsScreen
+from cnn_tui.ui.training.runs import RunsScreen
 
 RUN_NAME = "20251122-101500-simple-cnn-shapes"
 
@@ -99,3 +100,40 @@ def test_results_samples_compact(snap_compare, tmp_path) -> None:
     run = write_run(tmp_path / "runs" / RUN_NAME, state="finished")
     before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
     assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before, press=["5"])
+
+
+def _two_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    write_run(runs_dir / RUN_NAME, state="finished")
+    write_run(
+        runs_dir / "20251122-103000-simple-cnn-fashion-mnist",
+        state="failed",
+        epochs_done=1,
+        message="out of GPU memory at batch size 512: lower --batch-size",
+        classes=FASHION_CLASSES,
+        started=STARTED + 900,
+    )
+    return runs_dir
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_runs_table_fits_the_width(snap_compare, tmp_path, monkeypatch, size) -> None:
+    _two_runs(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the screen names the folder: "runs", not the temporary path
+    before = open_screen(lambda: RunsScreen("runs"), lambda s: len(s.runs) == 2)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_confusion_matrix_with_long_class_names_is_numbered(snap_compare, tmp_path, size) -> None:
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="finished", classes=FASHION_CLASSES)
+    before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before, press=["4"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_a_failed_run_shows_no_live_leftovers(snap_compare, tmp_path, size) -> None:
+    runs_dir = _two_runs(tmp_path)
+    run = runs_dir / "20251122-103000-simple-cnn-fashion-mnist"
+    before = open_screen(lambda: ResultsScreen(run), lambda s: len(s.history.epochs) == 1)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before)
