@@ -27,6 +27,8 @@ RUN_NAME = "20251122-101500-simple-cnn-shapes"
 @pytest.fixture(autouse=True)
 def fixed_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_TUI_PRESETS", str(tmp_path / "presets"))
+    monkeypatch.setenv("TZ", "UTC")  # the runs table prints start times in local time
+    time.tzset()
     monkeypatch.setattr(
         devices,
         "detect_devices",
