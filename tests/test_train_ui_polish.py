@@ -196,3 +196,33 @@ def test_the_focused_form_field_is_marked_without_colour(tmp_path):
             assert marked == ["row-epochs"]
 
     asyncio.run(check())
+
+
+def test_eval_in_the_tui_recomputes_from_the_checkpoint_and_saves_eval_json(tmp_path):
+    import asyncio
+
+    from cnn_tui.training import engine
+    from cnn_tui.training.config import TrainConfig
+    from cnn_tui.ui.app import CnnTuiApp
+    from cnn_tui.ui.training.results import ResultsScreen
+
+    run_dir = tmp_path / "run"
+    config = TrainConfig(dataset="shapes", model="the3-cnn", epochs=1, limit=200, device="cpu")
+    trained = engine.train(config, run_dir)
+    (run_dir / runs.EVAL_FILE).unlink(missing_ok=True)
+
+    async def check() -> None:
+        app = CnnTuiApp()
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = ResultsScreen(run_dir, recompute=True, device="cpu")
+            await app.push_screen(screen)
+            for _ in range(600):
+                if screen.recomputed is not None:
+                    break
+                await pilot.pause(0.05)
+            assert screen.recomputed is not None, "the metrics were not recomputed"
+            assert screen.recomputed["test_accuracy"] == pytest.approx(trained["test_accuracy"])
+
+    asyncio.run(check())
+    saved = json.loads((run_dir / runs.EVAL_FILE).read_text())
+    assert saved["test_accuracy"] == pytest.approx(trained["test_accuracy"])
