@@ -32,8 +32,12 @@ def settled(keys: tuple[str, ...] = ()):
             await pilot.pause(0.05)
         await pilot.press(*keys)
         await pilot.pause()
+        # the footer's keys are enabled once the run is loaded: on a busy machine the footer may
+        # not have redrawn yet, so ask for it and let it land
+        pilot.app.screen.refresh_bindings()
         await pilot.wait_for_scheduled_animations()
-        await pilot.pause()  # (a busy machine: let the last refresh land)
+        await pilot.pause()
+        await pilot.pause()
 
     return run_before
 
