@@ -32,7 +32,7 @@ from cnn_tui.training import runs
 
 FAST = ["--dataset", "shapes", "--limit", "120", "--batch-size", "32", "--hidden-units", "4",
         "--device", "cpu"]  # fmt: skip
-LONG = [*FAST, "--limit", "600", "--epochs", "40"]  # runs long enough to be interrupted
+LONG = [*FAST, "--limit", "600", "--epochs", "2000"]  # ~5 min: always interrupted
 
 # `python -c` trainers: set up the fault, then run the real command line
 KILLED_IN_SECOND_CHECKPOINT = r"""
