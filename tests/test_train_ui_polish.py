@@ -51,10 +51,12 @@ def test_thinned_batch_events_carry_the_smoothed_loss_of_every_batch(tmp_path):
 def test_runs_columns_fit_the_width_dropping_the_start_time_first():
     widths = {key: len(header) for key, header in COLUMNS}
     widths |= {"name": 34, "started": 16, "model": 10, "dataset": 13, "status": 10}
-    wide, name_wide = fit_columns(widths, 130)
-    assert wide == [key for key, _ in COLUMNS] and name_wide == 34
-    narrow, name_narrow = fit_columns(widths, 78)
-    assert "started" not in narrow
+    wide, name_wide, mark_only = fit_columns(widths, 130)
+    assert wide == [key for key, _ in COLUMNS] and name_wide == 34 and not mark_only
+    narrow, name_narrow, _ = fit_columns(widths, 92)
+    assert "started" not in narrow and name_narrow >= 14
+    narrow, name_narrow, mark_only = fit_columns(widths, 78)  # then the status word goes too
+    assert "started" not in narrow and mark_only
     assert {"test", "model", "dataset", "best", "epochs"} <= set(narrow)
     assert 14 <= name_narrow < 34
     shortened = middle_ellipsis("20261122-153012-simple-cnn-shapes", name_narrow)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import pytest
-from train_ui_fixtures import FASHION_CLASSES, STARTED, write_run
+from train_ui_fixtures import FASHION_CLASSES, STARTED, FakeNvml, write_run
 
-from cnn_tui.training import devices
+from cnn_tui.training import devices, gpu_stats
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.form import TrainFormScreen
+from cnn_tui.ui.training.gpu_panel import GpuPanel
 from cnn_tui.ui.training.results import ResultsScreen
 from cnn_tui.ui.training.runs import RunsScreen
 
@@ -27,6 +29,8 @@ RUN_NAME = "20251122-101500-simple-cnn-shapes"
 @pytest.fixture(autouse=True)
 def fixed_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_TUI_PRESETS", str(tmp_path / "presets"))
+    # no GPU statistics, as on a machine without NVIDIA's driver (the GPU tests inject a fake)
+    monkeypatch.setattr(gpu_stats, "_load_pynvml", lambda: FakeNvml(fail_init=True))
     monkeypatch.setenv("TZ", "UTC")  # the runs table prints start times in local time
     time.tzset()
     monkeypatch.setattr(
@@ -139,3 +143,58 @@ def test_a_failed_run_shows_no_live_leftovers(snap_compare, tmp_path, size) -> N
     run = runs_dir / "20251122-103000-simple-cnn-fashion-mnist"
     before = open_screen(lambda: ResultsScreen(run), lambda s: len(s.history.epochs) == 1)
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before)
+
+
+BOTH = pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+
+
+@BOTH
+def test_dashboard_first_epoch_with_gpus(snap_compare, tmp_path, monkeypatch, size) -> None:
+    """Early in a run: an honest loss axis, the throughput sparkline, two GPUs (fake NVML)."""
+    monkeypatch.setattr(gpu_stats, "_load_pynvml", FakeNvml)
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="running", epochs=4, epochs_done=0)
+
+    def gpus_shown(screen) -> bool:
+        return bool(screen.history.batch_x) and bool(screen.query_one(GpuPanel).samples)
+
+    before = open_screen(lambda: DashboardScreen(run), gpus_shown)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before)
+
+
+def test_failed_before_first_batch(snap_compare, tmp_path) -> None:
+    """A run over before it had data: no "waiting" charts, no Stop key, the reason shown."""
+    message = "out of GPU memory at batch size 512: lower --batch-size"
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="failed", epochs_done=0, message=message)
+    run.joinpath("metrics.jsonl").write_text(
+        run.joinpath("metrics.jsonl").read_text().split("\n")[0] + "\n"
+    )
+    before = open_screen(lambda: DashboardScreen(run), lambda s: s.state == "failed")
+    assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=before)
+
+
+def test_results_long_class_names_row_percent_compact(snap_compare, tmp_path) -> None:
+    """Fashion-MNIST's names do not fit a column: numbered columns, whole row percents."""
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="finished", classes=FASHION_CLASSES)
+    before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before, press=["n"])
+
+
+def test_eval_cannot_recompute_compact(snap_compare, tmp_path, monkeypatch) -> None:
+    write_run(tmp_path / "runs" / RUN_NAME, state="finished")
+    monkeypatch.chdir(tmp_path)  # the error names the file: a path that is the same every time
+    run = Path("runs") / RUN_NAME
+    (run / "checkpoint.pt").write_bytes(b"damaged")
+
+    def failed(screen) -> bool:
+        return str(screen.query_one("#results-note").render()).startswith("✗")
+
+    before = open_screen(lambda: ResultsScreen(run, recompute=True, device="cpu"), failed)
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before)
+
+
+def test_keys_help_compact(snap_compare, tmp_path) -> None:
+    run = write_run(tmp_path / "runs" / RUN_NAME, state="finished")
+    before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
+    assert snap_compare(
+        make_app(tmp_path), terminal_size=(80, 24), run_before=before, press=["question_mark"]
+    )

@@ -12,11 +12,12 @@ import functools
 import json
 import math
 import os
+import types
 from pathlib import Path
 
 import numpy as np
 
-from cnn_tui.training import datasets, shapes_dataset
+from cnn_tui.training import datasets, gpu_stats, shapes_dataset
 from cnn_tui.training.config import TrainConfig
 
 CLASSES = list(shapes_dataset.CLASSES)
@@ -204,6 +205,50 @@ def write_run(
     }
     (run_dir / "status.json").write_text(json.dumps(status))
     return run_dir
+
+
+class FakeNvml:
+    """Two GPUs; the second cannot report its power (NVMLError_NotSupported in real life)."""
+
+    NVML_TEMPERATURE_GPU = 0
+
+    def __init__(self, fail_init: bool = False) -> None:
+        self.fail_init = fail_init
+        self.shut = False
+
+    def nvmlInit(self):  # noqa: N802 - pynvml's names
+        if self.fail_init:
+            raise RuntimeError("NVML Shared Library Not Found")
+
+    def nvmlDeviceGetCount(self):  # noqa: N802
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index):  # noqa: N802
+        return index
+
+    def nvmlDeviceGetName(self, handle):  # noqa: N802
+        return b"NVIDIA H200" if handle == 0 else "NVIDIA H200"
+
+    def nvmlDeviceGetUtilizationRates(self, handle):  # noqa: N802
+        return types.SimpleNamespace(gpu=87 if handle == 0 else 3)
+
+    def nvmlDeviceGetMemoryInfo(self, handle):  # noqa: N802
+        used = (34_000 if handle == 0 else 512) * gpu_stats.MIB
+        return types.SimpleNamespace(used=used, total=143_771 * gpu_stats.MIB)
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):  # noqa: N802
+        return 62 if handle == 0 else 31
+
+    def nvmlDeviceGetPowerUsage(self, handle):  # noqa: N802
+        if handle == 1:
+            raise RuntimeError("Not Supported")
+        return 412_000
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):  # noqa: N802
+        return 700_000
+
+    def nvmlShutdown(self):  # noqa: N802
+        self.shut = True
 
 
 def run_async(test):

@@ -168,12 +168,13 @@ class KeysHelp(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         width = max((len(key) for key, _ in self.keys), default=1)
-        lines = "\n".join(
-            f"[b]{escape(key.ljust(width))}[/b]  {escape(what)}" for key, what in self.keys
-        )
-        with Vertical(classes="train-dialog"):
+        lines = [f"[b]{escape(key.ljust(width))}[/b] {escape(what)}" for key, what in self.keys]
+        half = (len(lines) + 1) // 2  # two columns: all keys fit 80x24
+        with Vertical(classes="train-dialog keys-help"):
             yield Label(self.title_text, classes="train-dialog-title")
-            yield Static(lines, classes="train-dialog-text")
+            with Horizontal(classes="keys-help-columns"):
+                yield Static("\n".join(lines[:half]), classes="keys-help-column")
+                yield Static("\n".join(lines[half:]), classes="keys-help-column")
             if self.note:
                 yield Static(f"[dim]{escape(self.note)}[/dim]", classes="train-dialog-text")
             with Horizontal(classes="train-dialog-buttons"):

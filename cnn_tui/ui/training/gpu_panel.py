@@ -9,6 +9,7 @@ memory of each; the usage bars are characters, so they read without colour too.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,7 @@ class GpuPanel(Static):
         super().__init__(id=id, classes=classes)
         self.compact = False
         self.samples: list[Any] = []
+        self._stopped = threading.Event()  # (the worker ends by itself: never a cancelled one)
 
     def start(self) -> None:
         """Begin sampling (the dashboard of a live run calls it)."""
@@ -76,7 +78,7 @@ class GpuPanel(Static):
 
     def stop(self) -> None:
         """Stop sampling and hide: the run is over, its GPU figures are no longer about it."""
-        self.workers.cancel_group(self, "gpu-stats")
+        self._stopped.set()
         self.remove_class("-shown")
 
     def set_compact(self, compact: bool) -> None:
@@ -94,15 +96,14 @@ class GpuPanel(Static):
             if not monitor.available:
                 self.post_message(GpuSampled([], monitor.reason))
                 return
-            while not worker.is_cancelled:
+            while not (worker.is_cancelled or self._stopped.is_set()):
                 self.post_message(GpuSampled(monitor.sample()))
-                if worker.cancelled_event.wait(SAMPLE_S):
-                    break
+                self._stopped.wait(SAMPLE_S)
         finally:
             monitor.close()
 
     def on_gpu_sampled(self, message: GpuSampled) -> None:
-        if message.reason:  # the dashboard writes it to the log; nothing to show here
+        if message.reason or self._stopped.is_set():  # (the dashboard logs the reason)
             return
         message.stop()
         self.samples = message.samples

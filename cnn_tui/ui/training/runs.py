@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.charts import MetricChart, Series
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.history import RunHistory, format_percent
@@ -66,23 +67,28 @@ def middle_ellipsis(text: str, width: int) -> str:
     return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
-def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int]:
-    """The columns to show and the width of the name column, for content `widths` (key ->
-    widest cell or header) in `available` cells: the name shrinks first (down to MIN_NAME), then
-    the start time is dropped (it is shown under the table for the cursor row)."""
+def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int, bool]:
+    """The columns to show, the width of the name column and whether the status is its mark
+    only, for content `widths` (key -> widest cell or header) in `available` cells: the name
+    shrinks first (down to MIN_NAME), then the start time goes, then the status word (both are
+    shown under the table for the cursor row); the numbers, model and data set always stay."""
     keys = [key for key, _ in COLUMNS]
-    for shown in (keys, [key for key in keys if key != "started"]):
-        others = sum(widths[key] + CELL_PADDING for key in shown if key != "name")
+    short = [key for key in keys if key != "started"]
+    for shown, mark_only in ((keys, False), (short, False), (short, True)):
+        sizes = {**widths, "status": len("status")} if mark_only else widths
+        others = sum(sizes[key] + CELL_PADDING for key in shown if key != "name")
         name = available - others - CELL_PADDING
         if name >= min(MIN_NAME, widths["name"]):
-            return shown, min(name, widths["name"])
-    return shown, MIN_NAME
+            return shown, min(name, widths["name"]), mark_only
+    return short, MIN_NAME, True
 
 
-def status_text(status: str, theme: dict[str, str]) -> Text:
+def status_text(status: str, theme: dict[str, str], *, mark_only: bool = False) -> Text:
     """A status with its mark; a label such as "finished (early stop @5)" takes its first word's."""
     mark, colour = STATUS_MARKS.get(status.split(" ")[0], STATUS_MARKS["unknown"])
-    return Text(f"{mark} {status}", style=f"bold {theme.get(colour, '')}".strip())
+    return Text(
+        mark if mark_only else f"{mark} {status}", style=f"bold {theme.get(colour, '')}".strip()
+    )
 
 
 def runs_in_progress(runs: list[Any]) -> list[Any]:
@@ -110,7 +116,7 @@ class RunsScreen(Screen):
         self.runs: list[Any] = []
         self.marked: set[Path] = set()
         self._shown: list[tuple[Any, ...]] = []
-        self._layout: tuple[list[str], int] = ([], 0)  # the columns shown, the name's width
+        self._layout: tuple[list[str], int, bool] = ([], 0, False)  # see fit_columns
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None) -> RunsScreen:
@@ -121,7 +127,7 @@ class RunsScreen(Screen):
         yield Static(id="runs-summary")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-detail")
-        yield Footer()
+        yield WrappingFooter()  # (its many keys wrap onto a second line at 80 columns)
 
     def on_mount(self) -> None:
         self.sub_title = f"runs in {self.runs_dir}"
@@ -193,7 +199,7 @@ class RunsScreen(Screen):
         self.query_one("#runs-summary", Static).update(" · ".join(parts))
         self._show_detail()
 
-    def _fit(self, rows: list[tuple[Any, ...]]) -> tuple[list[str], int]:
+    def _fit(self, rows: list[tuple[Any, ...]]) -> tuple[list[str], int, bool]:
         """The columns that fit the table's width, and the name column's width."""
         widths = {key: len(header) for key, header in COLUMNS}
         for row in rows:
@@ -215,12 +221,12 @@ class RunsScreen(Screen):
             self._layout = layout
         table.clear()
         theme = self.app.theme_variables
-        shown, name_width = layout
+        shown, name_width, mark_only = layout
         for run, row in zip(self.runs, rows, strict=True):
             values = dict(zip((key for key, _ in COLUMNS), row, strict=True))
             cells = {
                 "mark": Text("✓" if values["mark"] else " ", style="bold"),
-                "status": status_text(values["status"], theme),
+                "status": status_text(values["status"], theme, mark_only=mark_only),
                 "name": Text(
                     middle_ellipsis(values["name"], name_width),
                     style="bold" if values["mark"] else "",
@@ -249,7 +255,7 @@ class RunsScreen(Screen):
         if run is None:
             detail.update("")
             return
-        text = f"{run.path}"
+        text = f"{getattr(run, 'status_label', run.status)} · {run.path}"
         if run.started:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
             text += f" · started {when}"
