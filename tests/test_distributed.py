@@ -1,8 +1,10 @@
-"""`cnn-tui train --devices N` on the CPU: torchrun with gloo, two processes, the real CLI path.
+"""Data-parallel training (--devices N): torchrun, DistributedDataParallel, gloo on the CPU.
 
-Three launches in all (each torchrun start costs seconds): one two-process run checked against a
-one-process run of the same settings, one stopped by SIGTERM and resumed, one whose rank 1 is
-killed.
+Three real launches of 2 processes (each costs a few seconds of start-up): a run started the way
+the TUI starts one (`launcher.launch_run`, i.e. `cnn-tui train --no-ui --json` re-launching
+itself under torchrun) ends with the weights of one process; a SIGTERM stops both ranks with one
+checkpoint, which one process resumes; a rank killed with SIGKILL fails the run with its name.
+The rest runs in this process: usage errors, sharding, the launcher's command line and messages.
 """
 
 from __future__ import annotations
@@ -12,156 +14,288 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from cli_process import ENV, run_cnn_tui
+from cli_process import ENV
 
-# the3-cnn has no BatchNorm and no dropout: with SGD, two ranks that each take half of every
-# batch and average their gradients must end where one process with the whole batch does
-SETTINGS = (
-    "--dataset", "shapes", "--model", "the3-cnn", "--optimizer", "sgd",
-    "--epochs", "1", "--limit", "400", "--batch-size", "64",
+from cnn_tui import cli
+from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training import distributed, engine, launcher, runs
+from cnn_tui.training.args import config_flags, config_from_args
+from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.distributed import Nodes, RankFailure, Reported, World
+
+# the3-cnn has no BatchNorm and no dropout: with SGD, 2 processes must end where 1 does.
+# 400 images in batches of 33: 12 batches split 17/16 between the ranks, then a last one of 4.
+EQUAL_RUN = TrainConfig(
+    dataset="shapes", model="the3-cnn", optimizer="sgd", lr=0.05, limit=400, epochs=1,
+    batch_size=33, device="cpu", devices="2",
 )  # fmt: skip
+# many small batches (2 x 100 of 4 images): a signal lands mid-run, the rest is quick to resume
+SLOW = ["--dataset", "shapes", "--model", "simple-cnn", "--hidden-units", "4", "--limit", "400",
+        "--epochs", "2", "--batch-size", "4", "--device", "cpu"]  # fmt: skip
 
 
-def _train(tmp_path: Path, name: str, *extra: str) -> Path:
-    runs = tmp_path / name
-    result = run_cnn_tui(
-        "--runs-dir", str(runs), "train", "--no-ui", *SETTINGS, *extra, cwd=tmp_path, timeout=240
+def events_of(run_dir: Path) -> list[dict]:
+    return runs.read_all_events(run_dir)[0]
+
+
+def kinds(run_dir: Path) -> list[str]:
+    return [event["event"] for event in events_of(run_dir)]
+
+
+# --- real launches ------------------------------------------------------------------------------
+
+
+def test_two_processes_end_with_the_weights_of_one(tmp_path, monkeypatch, one_torch_thread):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    parallel, single = tmp_path / "two", tmp_path / "one"
+    pid = launcher.launch_run(EQUAL_RUN, parallel)  # as the TUI's Start does
+    state, message = launcher.follow_run(
+        parallel, lambda events, status: None, threading.Event(), pid=pid
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    (run_dir,) = runs.iterdir()
-    return run_dir
+    assert (state, message) == ("finished", "finished"), launcher.output_tail(parallel)
+    engine.train(EQUAL_RUN.replace(devices="1"), single)
 
+    two = engine.load_checkpoint(parallel / runs.CHECKPOINT_FILE)["model"]
+    one = engine.load_checkpoint(single / runs.CHECKPOINT_FILE)["model"]
+    assert two.keys() == one.keys()  # the unwrapped model (no DDP "module." prefix)
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6)
 
-def _events(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    a, b = runs.read_summary(parallel), runs.read_summary(single)
+    assert a["confusion_matrix"] == b["confusion_matrix"]  # evaluation sharded, then gathered
+    assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-6)
+    assert a["history"][0]["val_acc"] == b["history"][0]["val_acc"]
+    assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-6)
 
-
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
-
-
-def test_two_processes_train_the_same_weights_as_one_and_write_the_run_once(tmp_path):
-    two = _train(tmp_path, "two", "--devices", "2")
-    one = _train(tmp_path, "one")
-
-    a, b = _weights(two), _weights(one)
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
-
-    events = _events(two)
-    kinds = [event["event"] for event in events]
-    assert kinds.count("run_started") == 1 and kinds.count("epoch") == 1
-    started = next(event for event in events if event["event"] == "run_started")
-    assert started["world_size"] == 2
-    # evaluation is sharded and gathered: the test metrics equal the one-process run's
-    summary_two = json.loads((two / "summary.json").read_text())
-    summary_one = json.loads((one / "summary.json").read_text())
-    assert summary_two["n_test"] == summary_one["n_test"]
-    assert summary_two["confusion_matrix"] == summary_one["confusion_matrix"]
-    assert summary_two["test_loss"] == pytest.approx(summary_one["test_loss"], rel=1e-5)
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_sigterm_stops_every_rank_with_one_checkpoint_and_it_resumes_on_one_process(tmp_path):
-    runs = tmp_path / "runs"
-    child = _start_long_run(runs, tmp_path)
-    try:
-        _wait_for_checkpoint(runs)
-        os.kill(child.pid, signal.SIGTERM)
-        child.communicate(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    (run_dir,) = runs.iterdir()
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["status"] == "stopped", status
-    assert [e["event"] for e in _events(run_dir)].count("stopped") == 1
-
-    resumed = run_cnn_tui(
-        "--runs-dir", str(runs), "train", "--no-ui", "--resume", str(run_dir),
-        "--devices", "1", "--epochs", str(status["epoch"] + 1),
-        cwd=tmp_path, timeout=240,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
-
-
-def _rank_pid(launcher: int, rank: int) -> int | None:
-    """The pid of rank `rank` among the processes `launcher` (a cnn-tui train) started."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = dict(
-                item.split("=", 1)
-                for item in (entry / "environ").read_bytes().decode(errors="replace").split("\0")
-                if "=" in item
-            )
-        except OSError:
-            continue
-        if env.get("CNN_TUI_LAUNCHER_PID") == str(launcher) and env.get("RANK") == str(rank):
-            return int(entry.name)
-    return None
-
-
-def _start_long_run(runs: Path, tmp_path: Path) -> subprocess.Popen[str]:
-    argv = [
-        sys.executable, "-m", "cnn_tui", "--runs-dir", str(runs), "train", "--no-ui",
-        "--dataset", "shapes", "--model", "the3-cnn", "--optimizer", "sgd",
-        "--epochs", "40", "--limit", "2000", "--devices", "2",
+    assert kinds(parallel).count("run_started") == 1  # rank 0 alone writes
+    assert [k for k in kinds(parallel) if k != "batch"] == kinds(single)[:1] + [
+        "epoch", "evaluated", "finished"
     ]  # fmt: skip
+    started = events_of(parallel)[0]
+    assert started["world_size"] == 2 and started["backend"] == "gloo"
+    assert [rank["rank"] for rank in started["ranks"]] == [0, 1]
+    assert started["pid"] == pid == runs.read_status(parallel)["pid"]  # the launcher's pid
+    assert started["batches_per_epoch"] == 13
+    # eval loads the checkpoint as before, in one process
+    assert engine.evaluate_run(parallel, "cpu")["confusion_matrix"] == a["confusion_matrix"]
+
+
+def start_parallel(run_dir: Path, *flags: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "cnn_tui", "train", "--no-ui", "--json", "--devices", "2"]
     return subprocess.Popen(
-        argv, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command, *SLOW, *flags, "--run-dir", str(run_dir)],
+        env=ENV,
+        cwd=run_dir.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-def _wait_for_checkpoint(runs: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until an epoch is done: a checkpoint exists
-        if any(runs.glob("*/checkpoint.pt")):
-            return
-        time.sleep(0.2)
-    pytest.fail("the two-process run wrote no checkpoint in 120 s")
-
-
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
-def test_a_rank_that_dies_fails_the_run_with_its_message(tmp_path):
-    runs = tmp_path / "runs"
-    child = _start_long_run(runs, tmp_path)
+def read_until_batch(process: subprocess.Popen[str]) -> dict:
+    """The run_started event, once a batch event has followed it (training is under way)."""
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    started = None
     try:
-        _wait_for_checkpoint(runs)
-        rank = _rank_pid(child.pid, 1)
-        assert rank is not None, "rank 1 not found"
-        os.kill(rank, signal.SIGKILL)
-        _, stderr = child.communicate(timeout=120)
+        for line in process.stdout:
+            event = json.loads(line)
+            if event["event"] == "run_started":
+                started = event
+            elif event["event"] == "batch":
+                return started
     finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode != 0, stderr[-2000:]
-    (run_dir,) = runs.iterdir()
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["status"] == "failed", (status, child.returncode, stderr[-3000:])
-    assert "rank 1" in status["message"] and "SIGKILL" in status["message"]
-    assert "rank 1" in stderr and "Traceback" not in stderr
+        watchdog.cancel()
+    raise AssertionError(f"no batch event; stderr: {process.stderr.read()}")
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=150)
+    return process.returncode, stderr
+
+
+def test_sigterm_stops_every_rank_with_one_checkpoint_and_one_process_resumes(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    process = start_parallel(run_dir)
+    read_until_batch(process)
+    process.send_signal(signal.SIGTERM)  # what the TUI's Stop sends (status.json's pid)
+    code, stderr = finish(process)
+    assert code == 130, stderr
+    status = runs.read_status(run_dir)
+    assert status["status"] == "stopped"
+    assert kinds(run_dir).count("stopped") == 1 and "failed" not in kinds(run_dir)
+    checkpoint = engine.load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+    assert (checkpoint["epoch"], checkpoint["batch"]) == (status["epoch"], status["batch"])
+
+    capsys.readouterr()
+    argv = ["train", "--no-ui", "--json", "--resume", str(run_dir), "--devices", "1"]
+    assert cli.main(argv) == 0
+    assert runs.read_status(run_dir)["status"] == "finished"
+    assert runs.read_config(run_dir).devices == "1"
+    assert kinds(run_dir).count("epoch") == 2 and kinds(run_dir).count("run_started") == 2
+
+
+def test_a_killed_rank_fails_the_run_with_its_name(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    process = start_parallel(run_dir)
+    started = read_until_batch(process)
+    rank1 = started["ranks"][1]["pid"]
+    os.kill(rank1, signal.SIGKILL)  # a real death: nothing of rank 1 gets to say goodbye
+    code, stderr = finish(process)
+    assert code == 1
+    assert stderr.strip().splitlines()[-1] == (
+        f"cnn-tui: rank 1 (pid {rank1}) was killed by SIGKILL; the run stopped with it"
+    )
+    status = runs.read_status(run_dir)
+    assert status["status"] == "failed" and f"rank 1 (pid {rank1})" in status["message"]
+    assert kinds(run_dir).count("failed") == 1 and "stopped" not in kinds(run_dir)
+    deadline = time.monotonic() + 10
+    while runs.is_alive(started["ranks"][0]["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not runs.is_alive(started["ranks"][0]["pid"])  # rank 0 ended too
+
+
+# --- usage errors: one line, exit 2, nothing launched or written -------------------------------
+
+
+def fake_gpus(monkeypatch, count: int) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
 
 
 @pytest.mark.parametrize(
-    ("devices", "named"),
-    [("0", "--devices"), ("x", "--devices"), ("all", "--devices all"), ("99", "--batch-size")],
+    ("flags", "gpus", "expected"),
+    [
+        (["--devices", "0"], 0, "--devices: expected a number of processes from 1 to 1024"),
+        (["--devices", "all", "--device", "cpu"], 0, "--devices all means every GPU"),
+        (["--devices", "all"], 0, "--devices all means every GPU"),  # auto, no GPU: the CPU
+        (["--devices", "3", "--device", "cuda"], 2, "--devices 3: this machine has 2 GPUs"),
+        (["--devices", "2", "--device", "cuda:1"], 2, "--device cuda:1 names one GPU"),
+        (["--devices", "2", "--device", "cpu", "--sync-bn"], 0, "--sync-bn needs GPUs"),
+        (["--devices", "2", "--device", "cpu", "--batch-size", "3"], 0, "--batch-size 3 is too"),
+        (["--devices", "2", "--nnodes", "2"], 0, "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+        (["--devices", "2", "--nnodes", "2", "--rdzv-endpoint", "h:1"], 0, "needs --run-dir"),
+        (["--node-rank", "1"], 0, "--node-rank and --rdzv-endpoint need --nnodes 2"),
+    ],
 )
-def test_bad_devices_are_one_line_usage_errors_and_write_nothing(tmp_path, devices, named):
-    runs = tmp_path / "runs"
-    result = run_cnn_tui(
-        "--runs-dir", str(runs), "train", "--no-ui", "--dataset", "shapes", "--device", "cpu",
-        "--devices", devices, cwd=tmp_path, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and named in result.stderr
-    assert not runs.exists()
+def test_usage_errors_are_one_line(flags, gpus, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if gpus:
+        fake_gpus(monkeypatch, gpus)
+    assert cli.main(["train", "--no-ui", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnn-tui: error: ") and expected in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_devices_all_counts_the_gpus(monkeypatch):
+    fake_gpus(monkeypatch, 4)
+    config = TrainConfig(devices="all", device="cuda")
+    assert distributed.processes_per_node(config) == 4
+    assert distributed.processes_per_node(config.replace(device="auto", devices="2")) == 2
+    assert distributed.processes_per_node(TrainConfig(device="cpu", devices="3")) == 3
+
+
+def test_resume_may_change_the_number_of_processes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    runs.write_config(run_dir, EQUAL_RUN)
+    runs.write_status(run_dir, "stopped", pid=1)
+    argv = ["train", "--no-ui", "--resume", str(run_dir), "--devices", "2", "--batch-size", "8"]
+    assert cli.main(argv) == 2
+    assert "only --epochs and --device (and --devices)" in capsys.readouterr().err
+
+
+# --- the pieces ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "size"), [(33, 2), (4, 2), (10, 3), (2, 4), (0, 2)])
+def test_shards_split_a_batch_in_order(n, size):
+    index = torch.arange(n)
+    parts = [World(rank, size).shard(index) for rank in range(size)]
+    assert torch.equal(torch.cat(parts), index)  # every image once, in the batch's order
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert [len(p) for p in parts] == [len(p) for p in index.tensor_split(size)]
+    assert World().shard(index) is index
+
+
+def test_a_last_batch_too_small_for_every_rank_is_left_out():
+    assert engine.batches_per_epoch(400, 33) == engine.batches_per_epoch(400, 33, 2) == 13
+    assert engine.batches_per_epoch(397, 33, 2) == 12  # 1 image left: BatchNorm needs 2 a rank
+    assert engine.batches_per_epoch(399, 33, 2) == 12 and engine.batches_per_epoch(399, 33) == 13
+
+
+def test_torchrun_command_line():
+    argv = distributed.torchrun_argv(2, Nodes(), ["train", "--no-ui"])
+    assert argv[:2] == ["--nproc-per-node=2", "--standalone"]
+    assert argv[-4:] == ["--module", "cnn_tui", "train", "--no-ui"]
+    multi = distributed.torchrun_argv(8, Nodes(2, 1, "gpu1:29500"), ["train"])
+    assert multi[:4] == ["--nproc-per-node=8", "--nnodes=2", "--node-rank=1",
+                         "--rdzv-endpoint=gpu1:29500"]  # fmt: skip
+    assert "--standalone" not in multi
+    from torch.distributed.run import parse_args
+
+    parsed = parse_args(multi)  # torchrun's own parser reads it
+    assert (parsed.nnodes, parsed.node_rank, parsed.module) == ("2", 1, True)
+    assert parsed.training_script == "cnn_tui" and parsed.training_script_args == ["train"]
+
+
+def test_every_setting_reaches_the_ranks():
+    import argparse
+
+    from cnn_tui.training import args as train_args
+
+    config = TrainConfig(lr=0.1, limit=400, devices="2", data_dir="-odd name", amp=False)
+    parser = argparse.ArgumentParser()
+    train_args.add_arguments(parser)
+    assert config_from_args(parser.parse_args(config_flags(config))) == config
+
+
+def test_the_failure_message_names_the_rank_that_failed():
+    killed = RankFailure(1, -9, 42, "", "Signal 9 (SIGKILL) received by PID 42")
+    victim = RankFailure(0, 1, 41, "", "")
+    said = RankFailure(2, 1, 43, "", "RunError: no such file")
+    assert distributed.failure_message([victim, said, killed]) == (
+        "rank 2 (pid 43) failed: RunError: no such file"
+    )
+    assert "rank 1 (pid 42) was killed by SIGKILL" in distributed.failure_message([victim, killed])
+    assert "rank 0 (pid 41) exited with code 1" in distributed.failure_message([victim])
+
+
+class TwoRanks(World):
+    """Rank `rank` of two whose gather returns what the ranks said (no process group)."""
+
+    said: tuple = ()
+
+    def gather(self, value):
+        return [value if rank == self.rank else self.said[rank] for rank in range(self.size)]
+
+
+def test_a_failure_on_one_rank_fails_every_rank():
+    def fails():
+        raise UsageError("data missing")
+
+    on_zero = TwoRanks(0, 2)
+    object.__setattr__(on_zero, "said", (None, ("usage", "data missing")))
+    with pytest.raises(UsageError, match="^rank 1: data missing$"):
+        on_zero.everywhere(lambda: 1)  # rank 0 records it
+    on_one = TwoRanks(1, 2)
+    object.__setattr__(on_one, "said", (("ok", None), None))
+    with pytest.raises(Reported) as caught:
+        on_one.everywhere(fails)  # the failing rank ends quietly with exit 2: rank 0 says why
+    assert caught.value.exit_code == 2
+    object.__setattr__(on_one, "said", (("run", "out of memory"), None))
+    with pytest.raises(Reported):
+        on_one.everywhere(lambda: 1)
+    assert World().everywhere(lambda: 7) == 7
+    with pytest.raises(RunError, match="boom"):
+        World().from_main(lambda: (_ for _ in ()).throw(RunError("boom")))

@@ -297,9 +297,15 @@ def sync_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def describe(world: World) -> dict[str, Any]:
-    """What run_started says about the processes: rank, pid and host of each."""
+    """What run_started says about the processes: how many, their backend, and the rank, pid
+    and host of each."""
+    backend = None
+    if world.parallel:
+        import torch.distributed as dist
+
+        backend = dist.get_backend()
     me = {"rank": world.rank, "pid": os.getpid(), "host": socket.gethostname()}
-    return {"world_size": world.size, "ranks": world.gather(me)}
+    return {"world_size": world.size, "backend": backend, "ranks": world.gather(me)}
 
 
 def status_pid() -> int:
@@ -462,7 +468,9 @@ def launch(argv: list[str], nproc: int) -> list[RankFailure] | None:
     os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores (torchrun would pick 1, and say so)
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    for name in list(logging.root.manager.loggerDict):  # each has its own level (LOGLEVEL)
+        if name.startswith("torch.distributed.elastic"):  # its notes, said once ourselves
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     handlers = {
         sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }

@@ -185,6 +185,12 @@ def started_lines(event: dict[str, Any]) -> list[str]:
         f"trainable); {config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, "
         f"{event['batches_per_epoch']} batches per epoch",
     ]
+    if event.get("world_size", 1) > 1:
+        hosts = sorted({rank["host"] for rank in event.get("ranks") or []})
+        lines.append(
+            f"data-parallel: {event['world_size']} processes ({event.get('backend')}) on "
+            f"{', '.join(hosts)}; each takes a slice of every batch of {config['batch_size']}"
+        )
     if event.get("resumed"):
         where = f"epoch {event['start_epoch']}"
         if event.get("start_batch"):
@@ -477,12 +483,11 @@ def _launch_ranks(
     if run_dir is None:
         run_dir = runs.new_run_dir(getattr(args, "runs_dir", "runs"), config)
     argv = distributed.torchrun_argv(processes, nodes, _rank_args(args, config, run_dir, resume))
-    print(
-        f"cnn-tui: {processes} processes on this machine ({nodes.count} in all: "
-        f"{processes * nodes.count} ranks): {shlex.join(distributed.torchrun_command(argv))}",
-        file=sys.stderr,
-        flush=True,
-    )
+    where = f"{processes} processes"
+    if nodes.count > 1:
+        where += f" here, {processes * nodes.count} on {nodes.count} machines"
+    command = shlex.join(distributed.torchrun_command(argv))
+    print(f"cnn-tui: training on {where} (torchrun): {command}", file=sys.stderr, flush=True)
     failures = distributed.launch(argv, processes)
     return _launched_exit(run_dir, failures, nodes)
 

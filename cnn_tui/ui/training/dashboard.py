@@ -88,6 +88,7 @@ class RunScreen(Screen):
         self.state_message = ""
         self.summary: dict[str, Any] | None = None
         self._lines: dict[str, str] = {}  # what the one-line status texts show
+        self.gpu_note = ""  # why there are no GPU statistics (logged), if there are none
 
     @property
     def followed_run_dir(self) -> Path | None:
@@ -169,6 +170,7 @@ class RunScreen(Screen):
     @on(GpuSampled)
     def _gpu_unavailable(self, message: GpuSampled) -> None:
         if message.reason:  # (no NVIDIA GPU, or no NVML: the panel stays hidden)
+            self.gpu_note = message.reason
             self.query_one(RichLog).write(message.reason)
 
     def action_tab(self, tab: str) -> None:
@@ -349,8 +351,11 @@ class RunScreen(Screen):
         if config:
             parts.append(escape(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
         if started:
-            device = started.get("device_name") or started.get("device") or "?"
-            parts.append(escape(str(device)))
+            device = str(started.get("device_name") or started.get("device") or "?")
+            world = started.get("world_size")  # --devices N: data-parallel processes
+            if isinstance(world, int) and world > 1:
+                device += f" × {world} processes"
+            parts.append(escape(device))
         if self.history.epochs:
             last = self.history.epochs[-1]
             if last.get("gpu_mem_mb"):
@@ -432,9 +437,7 @@ class RunScreen(Screen):
         x_max = float(self.history.epochs_total)
         if self.state in OVER:  # an empty chart is no longer waiting: say why it stays empty
             for chart in self.query(MetricChart):
-                ended = "was interrupted" if self.state == "interrupted" else self.state
-                first = "epoch" if chart.percent else "batch"
-                chart.empty_note = f"no data: the run {ended} before its first {first}"
+                chart.empty_note = f"no data: run {self.state}"  # (short: a title fits 80 cols)
         self.query_one("#loss-chart", MetricChart).set_series(
             [
                 Series("batch (smoothed)", *series["batch_loss"], role="batch"),
