@@ -1,5 +1,5 @@
 """`python -m cnn_tui` runs the same entry point as the `cnn-tui` script."""
 
-from cnn_tui.cli import main
+from cnn_tui.cli import run
 
-raise SystemExit(main())
+run()

@@ -40,7 +40,7 @@ def test_wheel_ships_every_asset_and_no_tests(wheel: Path, repo_root: Path) -> N
     assert presets, "the training presets (assets/presets/*.toml) are missing from the wheel"
     assert not [n for n in names if n.startswith(("tests/", ".venv/")) or "__pycache__" in n]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "cnn-tui = cnn_tui.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "cnn-tui = cnn_tui.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_installed_package_finds_its_assets(wheel: Path, tmp_path: Path) -> None:
