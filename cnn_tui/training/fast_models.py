@@ -9,7 +9,13 @@ its mirror image (flip test-time augmentation) — training sees flipped images 
 - `fast-cnn`: for small grey images on a CPU (Fashion-MNIST in under a minute on two cores):
   three conv-pool-BN-ReLU blocks of 16, 48 and 96 filters, a fourth conv (96) at 3x3 px, then one
   linear layer.
-- `airbench-cnn`: for CIFAR-10 on a GPU: airbench94's layout — a 2×2 "whitening" conv (24 filters),
+
+Both start from airbench's data-dependent whitening of the first conv (`init_from_data`, called by
+the engine with training images before the optimizer is built): its filters are the principal
+directions of the images' k×k patches, each in both signs, scaled by 1/sqrt(variance), and stay
+frozen. The next layers then see decorrelated patches of unit variance from the first step on
+(fast-cnn on Fashion-MNIST, 5 epochs: 92.7 % -> 93.2 %, README "Fast presets").
+- `airbench-cnn`: for CIFAR-10 on a GPU: airbench94's layout — a 2×2 whitening conv (24 filters),
   three blocks of two 3×3 convs (64, 256, 256 filters) with GELU, global max-pooling and a linear
   layer whose output is scaled down (airbench's 1/9), which keeps early logits small.
 """
@@ -17,21 +23,55 @@ its mirror image (flip test-time augmentation) — training sees flipped images 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 FAST_CNN_WIDTHS = (16, 48, 96, 96)
+WHITEN_IMAGES = 5000  # training images whose patches give the whitening filters
+WHITEN_EPS = 5e-4  # added to each patch variance (airbench's value)
 AIRBENCH_WIDTHS = (64, 256, 256)
 AIRBENCH_WHITEN = 24
 AIRBENCH_LOGIT_SCALE = 1 / 9
 
 
+@torch.no_grad()
+def whiten_(conv: nn.Conv2d, images: torch.Tensor, eps: float = WHITEN_EPS) -> None:
+    """Set `conv`'s filters to whiten the k×k patches of `images` (normalised, N×C×H×W).
+
+    With d = C·k·k patch values and 2m filters (m ≤ d), filters i and m + i are +v_i / sqrt(λ_i +
+    eps) and its negative, for the m largest eigenpairs (λ_i, v_i) of the patch covariance; filters
+    beyond 2d keep their initial values. The weight is then frozen; a bias stays trainable.
+    """
+    k = conv.kernel_size
+    d = images.shape[1] * k[0] * k[1]
+    covariance = torch.zeros(d, d, dtype=torch.float64, device=images.device)
+    count = 0
+    for chunk in images.split(500):  # (the patches of all 5,000 at once: 140 MB)
+        patches = F.unfold(chunk.float().contiguous(), k).transpose(1, 2).reshape(-1, d)
+        covariance += (patches.T @ patches).double()  # uncentred, as airbench's
+        count += len(patches)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance / count)  # ascending
+    m = min(conv.out_channels // 2, d)
+    top = eigenvectors[:, -m:].T / torch.sqrt(eigenvalues[-m:].clamp_min(0) + eps)[:, None]
+    filters = torch.cat([top, -top]).to(conv.weight.dtype).reshape(2 * m, *conv.weight.shape[1:])
+    conv.weight[: 2 * m] = filters
+    conv.weight.requires_grad_(False)
+
+
 class FlipAveraged(nn.Module):
-    """Base class: in eval mode, logits = mean of f(x) and f(x mirrored left-right)."""
+    """Base class: in eval mode, logits = mean of f(x) and f(x mirrored left-right); the first
+    layer of `features` is a conv that `init_from_data` whitens."""
 
     flip_tta = True
+    init_images = WHITEN_IMAGES  # how many training images `init_from_data` wants
+    features: nn.Sequential
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def init_from_data(self, images: torch.Tensor) -> None:
+        """Whiten the first conv on these normalised training images (and freeze it)."""
+        whiten_(self.features[0], images)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -87,7 +127,7 @@ class FastCNN(FlipAveraged):
 
 
 class AirbenchCNN(FlipAveraged):
-    """airbench94's network without its data-dependent whitening init and Lookahead."""
+    """airbench94's network (with its whitening init; without Lookahead)."""
 
     def __init__(
         self,
