@@ -66,6 +66,48 @@ def test_whole_run_mode_times_both_runs(tmp_path, capsys) -> None:
     assert runs["seed-style loop"]["speedup"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
+def test_features_mode_times_two_processes_a_sweep_and_inspect(tmp_path, capsys) -> None:
+    argv = [
+        "bench", "--features", "--device", "cpu", "--dataset", "shapes", "--limit", "64",
+        "--repeats", "1", "--json", str(tmp_path / "f.json"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["mode"] == "features" and report["settings"]["model"] == "simple-cnn"
+    rows = {row["feature"]: row for row in report["results"]}
+    assert list(rows) == [
+        "train, 1 process",
+        "train, --devices 2 (data-parallel)",
+        "sweep of 2 runs",
+        "inspect one test image",
+    ]
+    one = rows["train, 1 process"]["seconds"]
+    assert rows["sweep of 2 runs"]["speedup"] == pytest.approx(
+        2 * one / rows["sweep of 2 runs"]["seconds"]
+    )
+    assert rows["sweep of 2 runs"]["compared_with"] == "train, 1 process × 2"
+    assert rows["inspect one test image"]["speedup"] is None
+    for feature, row in rows.items():
+        assert row["seconds"] > 0 and len(row["runs"]) == 1
+        assert any(line.startswith(feature) for line in table.splitlines()), feature
+
+
+def test_features_commands_inspect_the_run_they_trained(tmp_path) -> None:
+    opts = measure.options_from_args(_parse(["bench", "--features", "--models", "the3-cnn"]))
+    commands = measure.feature_commands(opts, "the3-cnn", None, tmp_path, parallel=False)
+    argv = {command["feature"]: command["argv"] for command in commands}
+    assert "train, --devices 2 (data-parallel)" not in argv  # one GPU: no such row
+    train = argv["train, 1 process"]
+    run_dir = train[train.index("--run-dir") + 1]
+    inspect = argv["inspect one test image"]
+    assert inspect[3:5] == ["inspect", run_dir]
+    sweep = argv["sweep of 2 runs"]
+    assert sweep[sweep.index("--grid") + 1] == "lr=0.001,0.002"
+    assert opts.batch_size == measure.WHOLE_RUN_BATCH_SIZE and opts.finetune == "head"
+
+
 def test_whole_run_commands_compare_the_cache_for_a_frozen_resnet(tmp_path) -> None:
     args = _parse(["bench", "--whole-run", "--models", "resnet18@64"])
     opts = measure.options_from_args(args)
@@ -130,11 +172,12 @@ def test_bad_flags_exit_2_with_one_line(argv, capsys) -> None:
 
 def test_bad_values_found_later_are_usage_errors_too(tmp_path, capsys) -> None:
     assert main(["bench", "--startup", "--whole-run"]) == 2
+    assert main(["bench", "--features", "--whole-run"]) == 2
     assert main(["bench", "--quick", "--device", "cuda:99"]) == 2
     assert main(["bench", "--quick", "--lr", "nan"]) == 2
     assert main(["bench", "--quick", "--json", str(tmp_path / "no" / "such.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(line.startswith("cnn-tui: error:") for line in err)
+    assert len(err) == 5 and all(line.startswith("cnn-tui: error:") for line in err)
 
 
 # --- bench flags that mean a training setting are checked like `cnn-tui train`'s -----------------

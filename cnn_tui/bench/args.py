@@ -27,8 +27,12 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "device": FIELDS["device"].default,
 }
 MIN_BATCH_SIZE = 2
-# what `--models` measures by default: the seeds' models, resnet18 at its two sizes
-DEFAULT_MODELS = "simple-cnn,the3-cnn,custom-cnn,resnet18@32,resnet18@224"
+# what `--models` measures by default: the seeds' models, the fast preset's fast-cnn, resnet18 at
+# its two sizes, resnet50 and vgg16 at 32 px (at 224 px a CPU takes minutes per repeat for them:
+# ask for resnet50@224,vgg16@224)
+DEFAULT_MODELS = (
+    "simple-cnn,the3-cnn,custom-cnn,fast-cnn,resnet18@32,resnet18@224,resnet50@32,vgg16@32"
+)
 QUICK_MODELS = "simple-cnn,the3-cnn"
 SIZE_RANGE = (8, 512)
 
@@ -147,6 +151,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _setting_flag(
         what, "limit", "use at most this many training images (val and test shrink alike)"
+    )
+    what.add_argument(
+        "--features",
+        action="store_true",
+        help="time the tools around training instead: a run on 1 and on 2 processes "
+        "(--devices 2), a sweep of 2 runs against the same runs one by one, inspect, each a "
+        "fresh process (the first of --models; default simple-cnn)",
     )
     what.add_argument(
         "--startup",

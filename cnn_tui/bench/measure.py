@@ -14,6 +14,10 @@ Three modes, all headless:
   `python -m cnn_tui.bench.reference_loop` as fresh processes, start-up, data loading, validation and the
   test pass included — timed by the wall clock. For a pretrained model (resnet18, resnet50,
   vgg16) with a frozen backbone the engine runs with and without the feature cache.
+- `--features`: the tools around training, each a fresh process timed by the wall clock — one
+  run on 1 and on 2 data-parallel processes (`--devices 2`), a sweep of 2 runs (`cnn-tui sweep
+  --grid lr=...`) against the same 2 runs one after the other, and `cnn-tui inspect` on the
+  trained run (feature maps, filters, Grad-CAM of one test image).
 - `--startup`: wall-clock seconds of the start-up paths (`--help`, importing torch, the home
   screen painted headless and in tmux), each in a fresh process, medians of `--repeats`.
 """
@@ -61,6 +65,7 @@ class Options:
     repeats: int
     quick: bool
     whole_run: bool
+    features: bool
     epochs: int
     limit: int | None
     json: str | None
@@ -70,12 +75,13 @@ def options_from_args(args: argparse.Namespace) -> Options:
     """Fill in the defaults that depend on the mode (--quick, --whole-run) and the device."""
     quick = bool(getattr(args, "quick", False))
     whole = bool(getattr(args, "whole_run", False))
+    features = bool(getattr(args, "features", False))
     settings = bench_args.settings_from_args(args)  # checked by the training settings' Fields
     models = args.models or bench_args.model_list(
-        bench_args.QUICK_MODELS if quick else bench_args.DEFAULT_MODELS
+        bench_args.QUICK_MODELS if quick or features else bench_args.DEFAULT_MODELS
     )
     defaults = dict(SPEED_DEFAULTS, **(QUICK if quick else {}))
-    if whole:
+    if whole or features:
         defaults["batch_size"] = WHOLE_RUN_BATCH_SIZE
     workers = args.workers
     if workers is None:
@@ -84,7 +90,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         dataset=args.dataset,
         data_dir=args.data_dir,
         models=models,
-        finetune=args.finetune or ("head" if whole else "all"),
+        finetune=args.finetune or ("head" if whole or features else "all"),
         batch_size=settings["batch_size"] or defaults["batch_size"],
         lr=settings["lr"],
         device=settings["device"],
@@ -96,6 +102,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         repeats=args.repeats or defaults["repeats"],
         quick=quick,
         whole_run=whole,
+        features=features,
         epochs=settings["epochs"],
         limit=settings["limit"],
         json=args.json,
@@ -107,10 +114,18 @@ def run_bench(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     if opts.json not in (None, "-") and not Path(opts.json).resolve().parent.is_dir():
         raise UsageError(f"--json {opts.json}: its folder does not exist")
+    chosen = {
+        "--whole-run": opts.whole_run,
+        "--features": opts.features,
+        "--startup": getattr(args, "startup", False),
+    }
+    modes = [flag for flag, on in chosen.items() if on]
+    if len(modes) > 1:
+        raise UsageError(f"{' and '.join(modes)} are separate modes: pick one")
     if getattr(args, "startup", False):
-        if opts.whole_run:
-            raise UsageError("--startup and --whole-run are separate modes: pick one")
         report = startup_report(args.repeats or STARTUP_REPEATS)
+    elif opts.features:
+        report = features_report(opts)
     elif opts.whole_run:
         report = whole_run_report(opts)
     else:
@@ -324,12 +339,14 @@ def time_reference(opts: Options, config: Any, device: Any, data: Any) -> dict[s
 def speed_report(opts: Options) -> dict[str, Any]:
     import torch
 
-    from cnn_tui.training import datasets
+    from cnn_tui.training import datasets, host_memory
     from cnn_tui.training.devices import resolve_device
 
     device = resolve_device(opts.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the engine does
+    # the engine's allocator settings, for both sides alike (they share this process)
+    host_memory.keep_freed_memory()
     if opts.batches is None:
         opts.batches = SPEED_DEFAULTS["batches"] if device.type == "cuda" else CPU_BATCHES
     needed = (opts.warmup + opts.batches) * opts.batch_size
@@ -381,7 +398,7 @@ def settings(opts: Options) -> dict[str, Any]:
         "batches": opts.batches,
         "warmup": opts.warmup,
         "repeats": opts.repeats,
-        "epochs": opts.epochs if opts.whole_run else None,
+        "epochs": opts.epochs if opts.whole_run or opts.features else None,
         "limit": opts.limit,
         "quick": opts.quick,
     }
@@ -498,6 +515,114 @@ def whole_run_report(opts: Options) -> dict[str, Any]:
         "settings": settings(opts),
         "results": rows,
     }
+
+
+# --- features mode ---------------------------------------------------------------------------
+
+FEATURE_LRS = ("0.001", "0.002")  # the sweep's grid: two runs as long as the plain one
+
+
+def feature_commands(
+    opts: Options, name: str, size: int | None, tmp: Path, parallel: bool = True
+) -> list[dict]:
+    """Each timed command of --features: label, argv and what it is compared with (`parallel`:
+    include the 2-process run)."""
+    common = [*_common_flags(opts, name, size), "--optimizer", "adam", "--augment", "none"]
+    run = tmp / "one"
+    train = [sys.executable, "-m", "cnn_tui", "train", "--no-ui", *common]
+    at = common.index("--lr")  # the grid gives the sweep's learning rates
+    sweep = [
+        sys.executable, "-m", "cnn_tui", "sweep", "--no-ui", *common[:at], *common[at + 2 :],
+        "--grid", f"lr={','.join(FEATURE_LRS)}", "--run-dir", str(tmp / "sweep"),
+    ]  # fmt: skip
+    inspect = [
+        sys.executable, "-m", "cnn_tui", "inspect", str(run), "--no-ui", "--test-index", "0",
+        "--device", opts.device, "--json", str(tmp / "inside.json"),
+    ]  # fmt: skip
+    two = {
+        "feature": "train, --devices 2 (data-parallel)",
+        "argv": [*train, "--devices", "2", "--run-dir", str(tmp / "two")],
+        "baseline": "train, 1 process",
+    }
+    return [
+        {"feature": "train, 1 process", "argv": [*train, "--run-dir", str(run)]},
+        *([two] if parallel else []),
+        {
+            "feature": f"sweep of {len(FEATURE_LRS)} runs",
+            "argv": sweep,
+            "baseline": "train, 1 process",
+            "baseline_times": len(FEATURE_LRS),
+        },
+        {"feature": "inspect one test image", "argv": inspect},
+    ]
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def features_report(opts: Options) -> dict[str, Any]:
+    """Median wall-clock seconds of each feature command; × = the baseline's seconds (times
+    how many runs the feature does) / the feature's."""
+    from cnn_tui.training.devices import resolve_device
+
+    device = resolve_device(opts.device)  # a bad --device is a usage error before any run
+    name, size = opts.models[0]
+    parallel = device.type == "cpu" or _gpu_count() >= 2
+    if not parallel:
+        note("one GPU: the --devices 2 row needs two")
+    timings: dict[str, list[float]] = {}
+    commands: list[dict] = []
+    for repeat in range(opts.repeats):
+        with tempfile.TemporaryDirectory(prefix="cnn-tui-bench-") as tmp:
+            commands = feature_commands(opts, name, size, Path(tmp), parallel)
+            for command in commands:
+                note(f"{command['feature']} (run {repeat + 1}/{opts.repeats})")
+                seconds, _ = _run_timed(command["argv"])
+                timings.setdefault(command["feature"], []).append(seconds)
+    rows = []
+    for command in commands:
+        seconds = median(timings[command["feature"]])
+        row = {
+            "feature": command["feature"],
+            "seconds": seconds,
+            "runs": timings[command["feature"]],
+            "compared_with": None,
+            "speedup": None,
+        }
+        if "baseline" in command:
+            times = command.get("baseline_times", 1)
+            row["compared_with"] = command["baseline"] + (f" × {times}" if times > 1 else "")
+            row["speedup"] = ratio(median(timings[command["baseline"]]) * times, seconds)
+        rows.append(row)
+    return {
+        "mode": "features",
+        "environment": environment(device),
+        "settings": {**settings(opts), "model": name, "image_size": size},
+        "results": rows,
+    }
+
+
+def format_features(report: dict[str, Any]) -> str:
+    cfg = report["settings"]
+    lines = _header_lines(report)[:1]
+    model = cfg["model"] + (f"@{cfg['image_size']}" if cfg["image_size"] else "")
+    lines.append(
+        f"{model} on {cfg['dataset']}, {cfg['epochs']} epoch(s), batch {cfg['batch_size']}"
+        + (f", {cfg['limit']} training images" if cfg["limit"] else "")
+        + f"; wall clock of a fresh process each, median of {cfg['repeats']}; × = the "
+        "compared seconds / these"
+    )
+    header = f"{'what':<36} {'seconds':>8}  {'compared with':<22} {'×':>5}"
+    lines += [header, "-" * len(header)]
+    for row in report["results"]:
+        lines.append(
+            f"{row['feature']:<36} {row['seconds']:8.1f}  {row['compared_with'] or '':<22} "
+            f"{_num(row['speedup'], 2) if row['speedup'] else '':>5}"
+        )
+    return "\n".join(lines)
 
 
 # --- start-up mode -----------------------------------------------------------------------------
@@ -660,6 +785,8 @@ def format_report(report: dict[str, Any]) -> str:
     """A fixed-width table, one row per model (speed) or per run (whole-run)."""
     if report["mode"] == "startup":
         return format_startup(report)
+    if report["mode"] == "features":
+        return format_features(report)
     lines = _header_lines(report)
     cfg = report["settings"]
     if report["mode"] == "speed":
