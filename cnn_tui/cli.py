@@ -162,9 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
             "and per-layer statistics for scripts)."
         ),
     )
-    from cnn_tui.training import inspect as inspect_args
+    from cnn_tui.training import tool_args
 
-    inspect_args.add_arguments(inspect)
+    tool_args.add_inspect_arguments(inspect)
     _add_no_ui(inspect, "print a report (and write --json FILE) instead of opening the screen")
 
     predict = sub.add_parser(
@@ -176,9 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and a summary, with the accuracy when its sub-folders are named after classes."
         ),
     )
-    from cnn_tui.training import predict as predict_args
-
-    predict_args.add_arguments(predict)
+    tool_args.add_predict_arguments(predict)
     _add_no_ui(predict, "headless (the default for predict)")
 
     export = sub.add_parser(

@@ -26,11 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from cnn_tui.errors import RunError, UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from cnn_tui.training.run_model import RunModel
@@ -143,6 +142,8 @@ def export_onnx(model: Any, example: torch.Tensor, meta: dict[str, Any]):
     def run(x: torch.Tensor) -> np.ndarray:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
+        import numpy as np
+
         return np.asarray(session.run(None, {name: x.numpy()})[0], dtype=np.float32)
 
     return data, run
@@ -160,6 +161,8 @@ def check_outputs(expected: np.ndarray, got: np.ndarray, what: str) -> float:
     when the exported model does not agree with the run's own model."""
     if got.shape != expected.shape:
         raise RunError(f"the {what} gives outputs of shape {got.shape}, expected {expected.shape}")
+    import numpy as np
+
     scale = max(1.0, float(np.abs(expected).max()))
     worst = float(np.abs(got - expected).max()) / scale
     if not worst <= TOLERANCE:

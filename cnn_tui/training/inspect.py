@@ -410,21 +410,6 @@ def report(inspection: Inspection, classes: list[str], source: str) -> dict[str,
 # --- cnn-tui inspect --------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN", help="the run directory to look inside")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument(
-        "--test-index", type=int, metavar="N", help="test image N of the run's test split"
-    )
-    which.add_argument("--image", metavar="FILE", help="an image file of your own")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--json",
-        metavar="FILE",
-        help="with --no-ui: write probabilities, Grad-CAM maps and layer statistics ('-': stdout)",
-    )
-
-
 @dataclass
 class Subject:
     """The image to inspect: pixels, its true class (None for a file) and where it came from."""

@@ -27,16 +27,6 @@ from cnn_tui.training import image_files
 EXIT_USAGE = 2
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN", help="the run directory whose model predicts")
-    parser.add_argument(
-        "paths", metavar="IMAGE|FOLDER", nargs="+", help="image files, or folders of them"
-    )
-    parser.add_argument("--top", type=int, default=3, metavar="K", help="classes shown (3)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--json", action="store_true", help="print the predictions as JSON")
-
-
 @dataclass
 class Prediction:
     path: str
