@@ -271,6 +271,19 @@ def test_the_failure_message_names_the_rank_that_failed():
     assert "rank 0 (pid 41) exited with code 1" in distributed.failure_message([victim])
 
 
+def test_only_what_a_rank_wrote_counts_as_its_message(tmp_path):
+    """torchrun fills in a generic line for a rank that left no error file: not a reason."""
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    silent = ProcessFailure(0, 41, 1, str(tmp_path / "none.json"))
+    assert silent.message.startswith("To enable traceback")
+    assert distributed._rank_message(silent) == ""
+    written = tmp_path / "error.json"
+    written.write_text(json.dumps({"message": "RunError: no such file", "timestamp": 1}))
+    said = ProcessFailure(1, 42, 1, str(written))
+    assert distributed._rank_message(said) == "RunError: no such file"
+
+
 class TwoRanks(World):
     """Rank `rank` of two whose gather returns what the ranks said (no process group)."""
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-from test_train_ui import SIZE, make_app, wait_until
-from textual.widgets import Static
+from test_train_ui import SIZE, make_app, open_finished_run, status_line
 from train_ui_fixtures import run_async, write_run
 
 from cnn_tui.training import runs
-from cnn_tui.ui.training.dashboard import RunScreen
 
 
 @run_async
@@ -22,9 +20,5 @@ async def test_the_status_line_shows_the_world_size(tmp_path) -> None:
     (run / runs.EVENTS_FILE).write_text("\n".join([json.dumps(started), *lines[1:]]) + "\n")
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = RunScreen(run, live=False)
-        await app.push_screen(screen)
-        await wait_until(pilot, lambda: screen.state == "finished")
-        await pilot.pause()
-        status = str(screen.query_one("#dash-status", Static).render())
-        assert "CPU (2 threads) × 2 processes" in status
+        screen = await open_finished_run(pilot, run)
+        assert "CPU (2 threads) × 2 processes" in status_line(screen)

@@ -179,3 +179,25 @@ def test_follow_run_marks_a_dead_trainer_interrupted(tmp_path) -> None:
     state, message = launcher.follow_run(run, lambda *_: None, threading.Event(), poll_s=0.02)
     assert state == "interrupted"
     assert "CUDA out of memory" in message
+
+
+def test_follow_run_sees_a_final_status_written_just_before_the_trainer_exited(
+    tmp_path, monkeypatch
+) -> None:
+    """Read "running", then the trainer writes "stopped" and exits before we look at its pid:
+    the run is stopped, not interrupted."""
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    status_file = run / "status.json"
+    status_file.write_text(json.dumps({"status": "running", "pid": dead.pid}))
+    real_effective = launcher.effective_status
+
+    def trainer_ends_meanwhile(status):
+        status_file.write_text(json.dumps({"status": "stopped", "pid": dead.pid}))
+        return real_effective(status)
+
+    monkeypatch.setattr(launcher, "effective_status", trainer_ends_meanwhile)
+    state, _ = launcher.follow_run(run, lambda *_: None, threading.Event(), poll_s=0.02)
+    assert state == "stopped"

@@ -23,7 +23,7 @@ from cnn_tui.training.config import TrainConfig, find_preset, save_preset
 from cnn_tui.training.runs import read_status
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
-from cnn_tui.ui.training.dashboard import DashboardScreen
+from cnn_tui.ui.training.dashboard import DashboardScreen, RunScreen
 from cnn_tui.ui.training.dialogs import ChoiceModal, PresetNameModal
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.form import TrainFormScreen
@@ -54,6 +54,19 @@ async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
         await pilot.pause(0.05)
+
+
+async def open_finished_run(pilot, run: Path) -> RunScreen:
+    """The dashboard of a finished run, pushed and loaded; returns it."""
+    screen = RunScreen(run, live=False)
+    await pilot.app.push_screen(screen)
+    await wait_until(pilot, lambda: screen.state == "finished")
+    await pilot.pause()
+    return screen
+
+
+def status_line(screen: RunScreen) -> str:
+    return str(screen.query_one("#dash-status", Static).render())
 
 
 async def show(pilot, screen):

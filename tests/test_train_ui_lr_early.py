@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import pytest
+from test_train_ui import open_finished_run, status_line, wait_until
 from textual.widgets import Button, Input, Static
 from textual_plotext import PlotextPlot
 from train_ui_fixtures import run_async, write_run
@@ -15,7 +15,6 @@ from train_ui_fixtures import run_async, write_run
 from cnn_tui.training import lr_find
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.training.dashboard import RunScreen
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.history import RunHistory
 from cnn_tui.ui.training.lr_finder import LRFinderScreen, rounded_lr
@@ -31,14 +30,6 @@ def presets_dir(tmp_path, monkeypatch):
 
 def make_app(runs_dir) -> CnnTuiApp:
     return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(runs_dir)))
-
-
-async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
-        await pilot.pause(0.05)
 
 
 # --- the LR finder -----------------------------------------------------------------------------
@@ -154,12 +145,8 @@ async def test_dashboard_and_runs_screen_show_the_early_stop(tmp_path) -> None:
     run = early_stopped_run(tmp_path / "es-run")
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = RunScreen(run, live=False)
-        await app.push_screen(screen)
-        await wait_until(pilot, lambda: screen.state == "finished")
-        await pilot.pause()
-        status = str(screen.query_one("#dash-status", Static).render())
-        assert "finished (early stop @4)" in status
+        screen = await open_finished_run(pilot, run)
+        assert "finished (early stop @4)" in status_line(screen)
         metrics = str(screen.query_one("#dash-metrics", Static).render())
         assert "early stop @4" in metrics and "epoch 2's weights" in metrics
         table = screen.query_one("#epoch-table", EpochTable)

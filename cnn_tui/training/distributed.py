@@ -478,7 +478,7 @@ def launch(argv: list[str], nproc: int) -> list[RankFailure] | None:
         torchrun.run(torchrun.parse_args(argv))
     except ChildFailedError as exc:
         return [
-            RankFailure(rank, f.exitcode, f.pid, _host(f), _failure_text(f.message))
+            RankFailure(rank, f.exitcode, f.pid, _host(f), _rank_message(f))
             for rank, f in sorted(exc.failures.items())
         ]
     except SignalException:
@@ -494,6 +494,15 @@ def _host(failure: Any) -> str:
     """The machine a failed rank ran on (torch's ProcessFailure has no host name field in every
     version; one node: this machine, left unnamed)."""
     return str(getattr(failure, "hostname", "") or "")
+
+
+def _rank_message(failure: Any) -> str:
+    """What a rank left in its error file; "" when it left none (torchrun then fills in a
+    generic "To enable traceback see: ..." or "Signal N received": not the rank's words)."""
+    data = getattr(failure, "error_file_data", None)
+    if not isinstance(data, dict) or data.get("message") in (None, "", "<NONE>"):
+        return ""
+    return _failure_text(failure.message)
 
 
 def _failure_text(message: Any) -> str:

@@ -162,6 +162,8 @@ def follow_run(
             if state in END_STATES:
                 message = str(status.get("message") or "")
                 if state == "interrupted":
+                    if read_status(run_dir) != status:
+                        continue  # it wrote its final status between our read and its exit
                     message = _died_message(run_dir, status.get("pid"))
                 return state, message
         elif pid is not None and not is_alive(pid):
