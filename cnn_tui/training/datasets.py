@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import shapes_dataset
+from cnn_tui.training import background_import, shapes_dataset
 from cnn_tui.training.config import AUGMENTS, DATASETS  # names defined once, torch-free
 
 DEFAULT_DATA_DIR = "data"
@@ -325,6 +325,7 @@ def _cifar10_missing(folder: Path) -> list[str]:
 
 
 def _download_cifar10(root: Path) -> None:
+    background_import.wait()  # torchvision imports torch._dynamo: not while it is loading
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import download_and_extract_archive
 
@@ -525,6 +526,7 @@ def _fashion_folder(candidates: list[Path]) -> Path | None:
 
 
 def _download_fashion_mnist(raw_folder: Path) -> None:
+    background_import.wait()  # torchvision imports torch._dynamo: not while it is loading
     from torchvision.datasets import FashionMNIST
     from torchvision.datasets.utils import download_and_extract_archive
 

@@ -44,6 +44,7 @@ from torch import nn
 from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import atomic_write
 from cnn_tui.training import (
+    background_import,
     datasets,
     distributed,
     early_stop,
@@ -1022,7 +1023,11 @@ def _setup(run: Run) -> Setup:
     run.status("running", f"loading data set {config.dataset}")
 
     def build() -> Setup:
-        data = load_data(config)
+        background_import.start("torch._dynamo")  # the optimizer's import, while the data loads
+        try:
+            data = load_data(config)
+        finally:
+            background_import.wait()
         # resuming: the saved weights replace the start weights, so do not download them again
         weights = "none" if checkpoint is not None else config.resolved_weights
         s = prepare(config, device, data, weights=weights, world=world)
