@@ -63,9 +63,9 @@ class SimpleCNN(nn.Module):
         super().__init__()
         self.conv_block_1 = nn.Sequential(
             _conv3x3(in_channels, hidden_units),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             _conv3x3(hidden_units, hidden_units),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=2),
         )
         flat = _flat_size(self.conv_block_1, in_channels, image_size, "simple-cnn")
@@ -82,11 +82,11 @@ class The3CNN(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in ((in_channels, 16), (16, 32), (32, 64)):
-            layers += [_conv3x3(c_in, c_out), nn.ReLU(), nn.MaxPool2d(kernel_size=2)]
+            layers += [_conv3x3(c_in, c_out), nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=2)]
         self.features = nn.Sequential(*layers)
         flat = _flat_size(self.features, in_channels, image_size, "the3-cnn")
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, num_classes)
+            nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(inplace=True), nn.Linear(128, num_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,10 +96,10 @@ class The3CNN(nn.Module):
 def _vgg_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
         _conv3x3(in_channels, out_channels),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.BatchNorm2d(out_channels),
         _conv3x3(out_channels, out_channels),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.BatchNorm2d(out_channels),
         nn.MaxPool2d(kernel_size=2),
         nn.Dropout(p=0.25),
@@ -120,11 +120,11 @@ class CustomCNN(nn.Module):
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, 512),  # 256 * 2 * 2 at 32 px, 256 * 1 * 1 at 28 px
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.BatchNorm1d(512),
             nn.Dropout(p=0.5),
             nn.Linear(512, 1024),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.BatchNorm1d(1024),
             nn.Dropout(p=0.5),
             nn.Linear(1024, num_classes),
