@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_tui.training import launcher
+from cnn_tui.training import launcher, runs
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import read_status
 
@@ -192,12 +192,12 @@ def test_follow_run_sees_a_final_status_written_just_before_the_trainer_exited(
     dead.wait()
     status_file = run / "status.json"
     status_file.write_text(json.dumps({"status": "running", "pid": dead.pid}))
-    real_effective = launcher.effective_status
+    real_effective = runs.effective_status
 
     def trainer_ends_meanwhile(status):
         status_file.write_text(json.dumps({"status": "stopped", "pid": dead.pid}))
         return real_effective(status)
 
-    monkeypatch.setattr(launcher, "effective_status", trainer_ends_meanwhile)
+    monkeypatch.setattr(runs, "effective_status", trainer_ends_meanwhile)
     state, _ = launcher.follow_run(run, lambda *_: None, threading.Event(), poll_s=0.02)
     assert state == "stopped"

@@ -27,9 +27,9 @@ from cnn_tui.training.runs import (
     CONFIG_FILE,
     OUTPUT_LOG,
     check_new_run_dir,
-    effective_status,
     is_alive,
     read_events,
+    read_state,
     read_status,
     write_config,
 )
@@ -151,19 +151,16 @@ def follow_run(
     run_dir = Path(run_dir)
     offset, last_status = 0, None
     while True:
-        status = read_status(run_dir)  # before the events: all events of a final status are in
+        state, status = read_state(run_dir)  # before the events: a final status's are all in
         events, offset = read_events(run_dir, offset)
         if events or status != last_status:
             emit(events, status)
             last_status = status
         ours = pid is None or (status is not None and status.get("pid") == pid)
         if ours and status is not None:
-            state = effective_status(status)
             if state in END_STATES:
                 message = str(status.get("message") or "")
                 if state == "interrupted":
-                    if read_status(run_dir) != status:
-                        continue  # it wrote its final status between our read and its exit
                     message = _died_message(run_dir, status.get("pid"))
                 return state, message
         elif pid is not None and not is_alive(pid):

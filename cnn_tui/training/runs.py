@@ -518,6 +518,19 @@ def effective_status(status: dict[str, Any] | None) -> str:
     return state
 
 
+def read_state(run_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any] | None]:
+    """A run's state to show (`effective_status`) and its status.json. A trainer that writes its
+    final status and exits between the read and the look at its pid is seen as it ended
+    (stopped, finished, failed), not "interrupted"."""
+    status = read_status(run_dir)
+    state = effective_status(status)
+    if state == "interrupted":
+        again = read_status(run_dir)
+        if again != status:
+            return effective_status(again), again
+    return state, status
+
+
 @dataclass(frozen=True)
 class RunInfo:
     name: str
@@ -594,7 +607,7 @@ def _problems(path: Path, status: Any, summary: Any, config: Any) -> tuple[str, 
 def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     path = Path(run_dir)
     config = _read_toml(path / CONFIG_FILE)
-    status = read_status(path)
+    state, status = read_state(path)
     summary = read_summary(path)
     problems = _problems(path, status, summary, config)
     config, status, summary = config or {}, status or {}, summary or {}
@@ -611,7 +624,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     return RunInfo(
         name=path.name,
         path=path,
-        status=effective_status(status) if status else "unknown",
+        status=state,
         model=str(config.get("model", "?")),
         dataset=str(config.get("dataset", "?")),
         epochs_done=done,

@@ -374,14 +374,14 @@ def base_config(manifest: dict[str, Any]) -> TrainConfig:
 
 def run_state(run_dir: Path) -> str:
     """pending (not started), running, finished, failed, stopped or interrupted."""
-    status = runs.read_status(run_dir)
-    return "pending" if status is None else runs.effective_status(status)
+    state, status = runs.read_state(run_dir)
+    return "pending" if status is None else state
 
 
 def sweep_state(sweep_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any] | None]:
     """The runner's state (created: never started; interrupted: its process is gone) and status."""
-    status = runs.read_status(sweep_dir)
-    return ("created" if status is None else runs.effective_status(status)), status
+    state, status = runs.read_state(sweep_dir)
+    return ("created" if status is None else state), status
 
 
 def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> list:
@@ -393,9 +393,9 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
     rows = []
     for entry in manifest["runs"]:
         path = sweep_dir / str(entry["dir"])
-        status = runs.read_status(path)
+        state, status = runs.read_state(path)
         summary = runs.read_summary(path) or {}
-        state = "pending" if status is None else runs.effective_status(status)
+        state = "pending" if status is None else state
         status = status or {}
         seconds = summary.get("seconds")
         started = _number(status.get("started"))

@@ -186,10 +186,9 @@ class RunScreen(Screen):
         from cnn_tui.training.launcher import follow_run
         from cnn_tui.training.runs import (
             damage_notes,
-            effective_status,
             read_all_events,
             read_samples,
-            read_status,
+            read_state,
             read_summary,
         )
 
@@ -204,10 +203,9 @@ class RunScreen(Screen):
                 return
             unreadable = read_all_events(self.run_dir)[1]
         else:
-            status = read_status(self.run_dir)
+            state, status = read_state(self.run_dir)
             events, unreadable = read_all_events(self.run_dir)
             emit(events, status)
-            state = effective_status(status)
             message = str((status or {}).get("message") or "")
         notes = damage_notes(self.run_dir, unreadable)  # damaged files: say so, show the rest
         if notes:
