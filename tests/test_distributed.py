@@ -261,7 +261,7 @@ def test_every_setting_reaches_the_ranks():
 
 
 def test_the_failure_message_names_the_rank_that_failed():
-    killed = RankFailure(1, -9, 42, "", "Signal 9 (SIGKILL) received by PID 42")
+    killed = RankFailure(1, -9, 42, "", "")  # no message of its own (`_rank_message`)
     victim = RankFailure(0, 1, 41, "", "")
     said = RankFailure(2, 1, 43, "", "RunError: no such file")
     assert distributed.failure_message([victim, said, killed]) == (
@@ -278,6 +278,9 @@ def test_only_what_a_rank_wrote_counts_as_its_message(tmp_path):
     silent = ProcessFailure(0, 41, 1, str(tmp_path / "none.json"))
     assert silent.message.startswith("To enable traceback")
     assert distributed._rank_message(silent) == ""
+    killed = ProcessFailure(1, 42, -9, str(tmp_path / "none.json"))
+    assert killed.message.startswith("Signal 9")
+    assert distributed._rank_message(killed) == ""
     written = tmp_path / "error.json"
     written.write_text(json.dumps({"message": "RunError: no such file", "timestamp": 1}))
     said = ProcessFailure(1, 42, 1, str(written))

@@ -516,7 +516,7 @@ def failure_message(failures: list[RankFailure]) -> str:
     killed, else the first."""
     if not failures:
         return ""
-    named = [f for f in failures if f.message and not f.message.startswith("Signal ")]
+    named = [f for f in failures if f.message]
     # torchrun ends the survivors of a dead rank with SIGTERM: the rank killed otherwise is the cause
     killed = sorted(
         (f for f in failures if f.exit_code < 0), key=lambda f: f.exit_code == -signal.SIGTERM
