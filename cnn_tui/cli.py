@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     from cnn_tui.training import args as train_args
+    from cnn_tui.training import tool_args
 
     train_args.add_arguments(train, node_flags=True)
     _add_no_ui(train, "train in this process and print progress (for scripts, nohup, CI)")
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recompute test accuracy, per-class metrics and the confusion matrix of a run.",
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to evaluate")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    tool_args.add_device_argument(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_no_ui(evaluate, "print the metrics instead of opening the results screen")
 
@@ -162,8 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
             "and per-layer statistics for scripts)."
         ),
     )
-    from cnn_tui.training import tool_args
-
     tool_args.add_inspect_arguments(inspect)
     _add_no_ui(inspect, "print a report (and write --json FILE) instead of opening the screen")
 

@@ -72,16 +72,18 @@ class Options:
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
-    """Fill in the defaults that depend on the mode (--quick, --whole-run) and the device."""
+    """Fill in the defaults that depend on the mode (--quick, --whole-run, --features) and the
+    device."""
     quick = bool(getattr(args, "quick", False))
     whole = bool(getattr(args, "whole_run", False))
     features = bool(getattr(args, "features", False))
+    fresh_processes = whole or features  # whole runs, timed by the wall clock
     settings = bench_args.settings_from_args(args)  # checked by the training settings' Fields
     models = args.models or bench_args.model_list(
         bench_args.QUICK_MODELS if quick or features else bench_args.DEFAULT_MODELS
     )
     defaults = dict(SPEED_DEFAULTS, **(QUICK if quick else {}))
-    if whole or features:
+    if fresh_processes:
         defaults["batch_size"] = WHOLE_RUN_BATCH_SIZE
     workers = args.workers
     if workers is None:
@@ -90,7 +92,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         dataset=args.dataset,
         data_dir=args.data_dir,
         models=models,
-        finetune=args.finetune or ("head" if whole or features else "all"),
+        finetune=args.finetune or ("head" if fresh_processes else "all"),
         batch_size=settings["batch_size"] or defaults["batch_size"],
         lr=settings["lr"],
         device=settings["device"],
@@ -114,15 +116,12 @@ def run_bench(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     if opts.json not in (None, "-") and not Path(opts.json).resolve().parent.is_dir():
         raise UsageError(f"--json {opts.json}: its folder does not exist")
-    chosen = {
-        "--whole-run": opts.whole_run,
-        "--features": opts.features,
-        "--startup": getattr(args, "startup", False),
-    }
+    startup = bool(getattr(args, "startup", False))
+    chosen = {"--whole-run": opts.whole_run, "--features": opts.features, "--startup": startup}
     modes = [flag for flag, on in chosen.items() if on]
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)} are separate modes: pick one")
-    if getattr(args, "startup", False):
+    if startup:
         report = startup_report(args.repeats or STARTUP_REPEATS)
     elif opts.features:
         report = features_report(opts)
