@@ -11,6 +11,7 @@ import torch
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training import engine, runs
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.devices import cpu_has_native_bf16
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,7 +40,8 @@ def test_run_writes_events_files_and_a_loadable_checkpoint(tmp_path):
                 "n_test", "epochs", "start_epoch", "batches_per_epoch", "parameters", "pid",
                 "amp", "channels_last", "time"):  # fmt: skip
         assert key in started, key
-    assert started["device"] == "cpu" and started["amp"] is None and started["start_epoch"] == 1
+    assert started["device"] == "cpu" and started["start_epoch"] == 1
+    assert started["amp"] == ("bf16" if cpu_has_native_bf16() else None)  # --amp is on by default
     assert set(batches[0]) >= {"epoch", "batch", "batches", "loss", "lr", "images_per_s", "eta_s"}
     epoch = next(e for e in events if e["event"] == "epoch")
     assert set(epoch) >= {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc",

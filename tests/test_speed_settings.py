@@ -12,7 +12,7 @@ import torch
 from cli_process import ENV, run_cnn_tui
 
 from cnn_tui import cli
-from cnn_tui.training import engine, host_memory
+from cnn_tui.training import devices, engine, host_memory
 from cnn_tui.training.config import TrainConfig
 
 # how many bytes glibc holds in mmap'ed blocks after allocating 8 MiB (a fresh interpreter)
@@ -106,3 +106,52 @@ def test_a_quick_exit_keeps_every_file_and_line_of_a_run(tmp_path):
     assert engine.load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "capabilities, native",
+    [
+        ({"avx512_f": True, "avx512_bf16": True}, True),  # Zen 4/5, Cooper Lake
+        ({"amx_bf16": True, "amx_tile": True}, True),  # Sapphire Rapids
+        ({"avx2": True, "avx512_f": True, "avx512_bf16": False}, False),  # Skylake-SP
+        ({"architecture": "arm64", "neon": True}, False),
+    ],
+)
+def test_native_bf16_is_read_from_torchs_cpu_capabilities(monkeypatch, capabilities, native):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    assert devices.cpu_has_native_bf16() is native
+
+
+def test_the_cpu_autocasts_to_bf16_only_where_it_has_bf16_in_hardware(monkeypatch):
+    cpu, on, off = torch.device("cpu"), TrainConfig(), TrainConfig(amp=False, channels_last=False)
+    for native in (True, False):
+        monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda native=native: native)
+        assert engine.speed_settings(on, cpu, 28) == (True, torch.bfloat16 if native else None)
+        assert engine.speed_settings(on, cpu, 224) == (True, torch.bfloat16 if native else None)
+        assert engine.speed_settings(off, cpu, 28) == (False, None)  # --no-amp --no-channels-last
+
+
+def test_a_bf16_run_trains_and_its_predictions_agree_with_its_evaluation(monkeypatch, tmp_path):
+    from cnn_tui.training.run_model import load_run_model, load_test_split
+
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)  # emulated where it is not
+    config = TrainConfig(dataset="shapes", limit=120, epochs=2, batch_size=32, hidden_units=4,
+                         device="cpu", lr=0.01)  # fmt: skip
+    events: list[dict] = []
+    summary = engine.train(config, tmp_path / "run", on_event=events.append)
+    assert events[0]["amp"] == "bf16"
+    losses = [e["train_loss"] for e in events if e["event"] == "epoch"]
+    assert all(0 < loss < 10 for loss in losses) and losses[1] < losses[0]
+    run = load_run_model(tmp_path / "run", "cpu")
+    assert run.amp_dtype == torch.bfloat16
+    images, labels = load_test_split(run)
+    predicted = run.probabilities(images).argmax(1)
+    assert float((predicted == labels).mean()) == pytest.approx(summary["test_accuracy"])
+    assert summary["confusion_matrix"] == confusion(predicted, labels, len(run.classes))
+
+
+def confusion(predicted, labels, k: int) -> list[list[int]]:
+    table = [[0] * k for _ in range(k)]
+    for p, t in zip(predicted.tolist(), labels.tolist(), strict=True):
+        table[t][p] += 1
+    return table

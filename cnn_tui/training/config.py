@@ -293,7 +293,9 @@ class TrainConfig:
         False, "BatchNorm as SyncBatchNorm: statistics over the whole batch of every GPU"
     )
     amp: bool = setting(
-        True, "mixed precision (bf16, else fp16) on CUDA for inputs of 64 px or more"
+        True,
+        "mixed precision: bf16 (else fp16) on CUDA for inputs of 64 px or more; bf16 on a CPU "
+        "with bf16 in hardware (AVX512-BF16, AMX)",
     )
     channels_last: bool = setting(
         True, "channels_last memory format (always on the CPU; on CUDA from 64 px)"

@@ -55,7 +55,7 @@ from cnn_tui.training import (
     runs,
 )
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.devices import device_name, resolve_device
+from cnn_tui.training.devices import cpu_has_native_bf16, device_name, resolve_device
 from cnn_tui.training.distributed import PeerLost, World
 
 EventCallback = Callable[[dict[str, Any]], None]
@@ -209,9 +209,7 @@ class Setup:
     train_net: nn.Module | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
 
 @dataclass
@@ -300,6 +298,37 @@ def data_fits(data: datasets.DataSplits, device: torch.device) -> bool:
     return size <= DEVICE_DATA_FRACTION * free
 
 
+def speed_settings(
+    config: TrainConfig, device: torch.device, image_size: int
+) -> tuple[bool, torch.dtype | None]:
+    """(channels_last, autocast dtype or None) of a model with inputs of `image_size` px on
+    `device`: one rule for training, evaluation and a saved run's predictions, so they agree.
+
+    Mixed precision and channels_last pay off on CUDA once the convolutions are big: on an H100,
+    resnet18 at 224 px trains 1.9x faster with both, while at 32 px the casts and layout changes
+    cost more than they save (custom-cnn: 11k vs 15-22k img/s), so there they apply from
+    AMP_MIN_IMAGE_SIZE px on. On the CPU, oneDNN's convolutions prefer channels_last at every size
+    (2 cores, batch 32: simple-cnn 10.4k vs 7.3k img/s, custom-cnn +23 %, evaluation +20-60 %),
+    and a CPU with bf16 in hardware gains from bf16 autocast at every size too (2 Zen 5 cores,
+    batch 32: simple-cnn +13 %, custom-cnn +20 %, resnet18 +18 %); without it bf16 is emulated
+    and slower. --no-amp / --no-channels-last turn them off everywhere.
+    """
+    if device.type == "cuda":
+        fast = image_size >= AMP_MIN_IMAGE_SIZE
+        amp_dtype = None
+        if fast and config.amp:
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return fast and config.channels_last, amp_dtype
+    return config.channels_last, torch.bfloat16 if config.amp and cpu_has_native_bf16() else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """`torch.autocast` to `dtype` on `device`; nothing when `dtype` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 def prepare(
     config: TrainConfig,
     device: torch.device,
@@ -323,20 +352,10 @@ def prepare(
     )
     if world.parallel and config.sync_bn:
         model = distributed.sync_batchnorm(model)
-    # Mixed precision and channels_last pay off once the convolutions are big: on an H100,
-    # resnet18 at 224 px trains 1.9x faster with both, while at 32 px the casts and layout
-    # changes cost more than they save (custom-cnn: 11k vs 15-22k img/s). So they apply from
-    # AMP_MIN_IMAGE_SIZE px on; --no-amp / --no-channels-last turn them off everywhere.
-    fast = device.type == "cuda" and image_size >= AMP_MIN_IMAGE_SIZE
-    # On the CPU, oneDNN's convolutions prefer channels_last at every size (2 cores, batch 32:
-    # simple-cnn 10.4k vs 7.3k img/s, custom-cnn +23 %, resnet18 even; evaluation +20-60 %).
-    channels_last = (fast or device.type == "cpu") and config.channels_last
+    channels_last, amp_dtype = speed_settings(config, device, image_size)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    amp_dtype = None
-    if fast and config.amp:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     mean, std = normalization(config, data)
     resize_to = image_size if image_size != data.image_size[0] else None

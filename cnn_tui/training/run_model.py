@@ -46,6 +46,7 @@ class RunModel:
     image_size: tuple[int, int]  # the data set's own (H, W): images are read at this size
     weights_file: str  # checkpoint.pt or best.pt
     epoch: int  # the epoch those weights are from
+    amp_dtype: torch.dtype | None = None  # the autocast its evaluation ran under (speed_settings)
 
     @property
     def name(self) -> str:
@@ -59,11 +60,11 @@ class RunModel:
         """Softmax class probabilities (N, K) of uint8 images (N, C, H, W), in batches."""
         import torch
 
-        from cnn_tui.training.engine import batch_logits
+        from cnn_tui.training.engine import autocast, batch_logits
 
         images = torch.as_tensor(np.asarray(images) if isinstance(images, np.ndarray) else images)
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
             for start in range(0, len(images), PREDICT_BATCH):
                 rows = images[start : start + PREDICT_BATCH].to(self.device)
                 logits = batch_logits(self.model, rows, self.prep)
@@ -103,10 +104,8 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
         finetune=config.finetune,
     )
     engine.load_model_state(model, weights, run_dir / weights_file)
-    # the layout training used on this device type (prepare's rule): the same numbers as eval
-    channels_last = config.channels_last and (
-        device.type == "cpu" or input_size >= engine.AMP_MIN_IMAGE_SIZE
-    )
+    # the layout and autocast training used on this device (prepare's rule): eval's numbers
+    channels_last, amp_dtype = engine.speed_settings(config, device, input_size)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -130,6 +129,7 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
         image_size=native,
         weights_file=weights_file,
         epoch=int(weights.get("epoch", checkpoint.get("epoch", 0))),
+        amp_dtype=amp_dtype,
     )
 
 
