@@ -31,10 +31,11 @@ from cnn_tui.training.distributed import Nodes, RankFailure, Reported, World
 
 # the3-cnn has no BatchNorm and no dropout: with SGD, 2 processes must end where 1 does.
 # 400 images in batches of 33: 12 batches split 17/16 between the ranks, then a last one of 4.
+# fp32: under bf16 autocast (a CPU with bf16 in hardware) half batches round unlike whole ones
 EQUAL_RUN = TrainConfig(
     dataset="shapes", model="the3-cnn", optimizer="sgd", lr=0.05, limit=400, epochs=1,
     batch_size=33, device="cpu", devices="2", amp=False,
-)  # fmt: skip (fp32: under bf16 autocast half batches round differently from whole ones)
+)  # fmt: skip
 # many small batches (2 x 100 of 4 images): a signal lands mid-run, the rest is quick to resume
 SLOW = ["--dataset", "shapes", "--model", "simple-cnn", "--hidden-units", "4", "--limit", "400",
         "--epochs", "2", "--batch-size", "4", "--device", "cpu"]  # fmt: skip

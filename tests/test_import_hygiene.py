@@ -21,6 +21,7 @@ TORCH_AT_IMPORT = {
     "cnn_tui.training.datasets",
     "cnn_tui.training.models",
     "cnn_tui.training.fast_models",
+    "cnn_tui.training.layers",
     "cnn_tui.training.engine",
     "cnn_tui.training.feature_cache",
     "cnn_tui.bench.reference_loop",

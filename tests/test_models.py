@@ -457,3 +457,31 @@ def test_model_sizes_constants_match_the_engine():
     for dataset, classes in model_sizes.CLASSES.items():
         channels, (size, _), k, _ = datasets.dataset_info(dataset)
         assert (size, k) == (NATIVE_IMAGE_SIZE[dataset], classes)
+
+
+@pytest.mark.parametrize("name", ["simple-cnn", "the3-cnn", "custom-cnn", "fast-cnn"])
+def test_a_channels_last_model_gets_the_same_gradients_laid_out_channels_last(name):
+    from cnn_tui.training.layers import Flatten
+
+    torch.manual_seed(0)
+    model = models.build_model(name, in_channels=1, num_classes=10, image_size=28)
+    models.set_train_mode(model, False)  # no dropout: both passes compute the same function
+    plain = models.build_model(name, in_channels=1, num_classes=10, image_size=28)
+    plain.load_state_dict(model.state_dict())
+    models.set_train_mode(plain, False)
+    for module in plain.modules():  # the same network with torch's own Flatten
+        for child_name, child in module.named_children():
+            if isinstance(child, Flatten):
+                setattr(module, child_name, nn.Flatten(child.start_dim, child.end_dim))
+    model.to(memory_format=torch.channels_last)
+    plain.to(memory_format=torch.channels_last)
+    x = torch.rand(4, 1, 28, 28)
+    seen = []
+    flatten = next(m for m in model.modules() if isinstance(m, Flatten))
+    flatten.register_forward_hook(lambda m, i, o: [i[0].register_hook(seen.append)] and None)
+    model(x).square().sum().backward()
+    plain(x).square().sum().backward()
+    assert seen and seen[0].is_contiguous(memory_format=torch.channels_last)
+    for (key, a), b in zip(model.named_parameters(), plain.parameters(), strict=True):
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, msg=key)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_tui.training.layers import Flatten
+
 FAST_CNN_WIDTHS = (16, 48, 96, 96)
 WHITEN_IMAGES = 5000  # training images whose patches give the whitening filters
 WHITEN_EPS = 5e-4  # added to each patch variance (airbench's value)
@@ -118,9 +120,7 @@ class FastCNN(FlipAveraged):
             nn.ReLU(inplace=True),
         ]
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(widths[3] * side * side, num_classes)
-        )
+        self.classifier = nn.Sequential(Flatten(), nn.Linear(widths[3] * side * side, num_classes))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -156,7 +156,7 @@ class AirbenchCNN(FlipAveraged):
                 nn.GELU(),
             ]
             c_in = c_out
-        layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+        layers += [nn.AdaptiveMaxPool2d(1), Flatten()]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(widths[-1], num_classes, bias=False)
 

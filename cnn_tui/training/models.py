@@ -33,6 +33,7 @@ from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training.config import FINETUNES, MIN_IMAGE_SIZE, PRETRAINED_MODELS
+from cnn_tui.training.layers import Flatten
 
 WEIGHTS_HELP = "imagenet, none, or a path to a state_dict file"
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -69,7 +70,7 @@ class SimpleCNN(nn.Module):
             nn.MaxPool2d(kernel_size=2),
         )
         flat = _flat_size(self.conv_block_1, in_channels, image_size, "simple-cnn")
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, num_classes))
+        self.classifier = nn.Sequential(Flatten(), nn.Linear(flat, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.conv_block_1(x))
@@ -86,7 +87,7 @@ class The3CNN(nn.Module):
         self.features = nn.Sequential(*layers)
         flat = _flat_size(self.features, in_channels, image_size, "the3-cnn")
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(inplace=True), nn.Linear(128, num_classes)
+            Flatten(), nn.Linear(flat, 128), nn.ReLU(inplace=True), nn.Linear(128, num_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +119,7 @@ class CustomCNN(nn.Module):
         blocks = (self.conv_block_1, self.conv_block_2, self.conv_block_3, self.conv_block_4)
         flat = _flat_size(nn.Sequential(*blocks), in_channels, image_size, "custom-cnn")
         self.classifier = nn.Sequential(
-            nn.Flatten(),
+            Flatten(),
             nn.Linear(flat, 512),  # 256 * 2 * 2 at 32 px, 256 * 1 * 1 at 28 px
             nn.ReLU(inplace=True),
             nn.BatchNorm1d(512),
