@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,8 +194,13 @@ def inspect_image(
     order: list[str] = []
     conv_input: dict[str, torch.Tensor] = {}
 
+    owner = threading.get_ident()
+
     def hook(name: str):
         def record(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            # the model is shared: another thread (the Inside view's loader) may run it meanwhile
+            if threading.get_ident() != owner:
+                return None
             if name in outputs:  # a second run (the mirrored image of a flip-averaging model)
                 return None
             order.append(name)
