@@ -12,7 +12,7 @@ import torch
 from cli_process import ENV, run_cnn_tui
 
 from cnn_tui import cli
-from cnn_tui.training import devices, engine, host_memory
+from cnn_tui.training import devices, engine, host_memory, metrics
 from cnn_tui.training.config import TrainConfig
 
 # how many bytes glibc holds in mmap'ed blocks after allocating 8 MiB (a fresh interpreter)
@@ -147,11 +147,5 @@ def test_a_bf16_run_trains_and_its_predictions_agree_with_its_evaluation(monkeyp
     images, labels = load_test_split(run)
     predicted = run.probabilities(images).argmax(1)
     assert float((predicted == labels).mean()) == pytest.approx(summary["test_accuracy"])
-    assert summary["confusion_matrix"] == confusion(predicted, labels, len(run.classes))
-
-
-def confusion(predicted, labels, k: int) -> list[list[int]]:
-    table = [[0] * k for _ in range(k)]
-    for p, t in zip(predicted.tolist(), labels.tolist(), strict=True):
-        table[t][p] += 1
-    return table
+    matrix = metrics.confusion_matrix(labels.tolist(), predicted.tolist(), len(run.classes))
+    assert summary["confusion_matrix"] == matrix.tolist()

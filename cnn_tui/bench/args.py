@@ -170,8 +170,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _setting_flag(how, "lr", f"Adam learning rate (default: {SETTING_DEFAULTS['lr']:g})")
     _setting_flag(how, "device", FIELDS["device"].help)
-    _switch(how, "amp", "engine: mixed precision (CUDA from 64 px; a CPU with bf16 in hardware)")
-    _switch(how, "channels_last", "engine: channels_last on the CPU, and on CUDA from 64 px")
+    _switch(how, "amp", f"engine: {FIELDS['amp'].help}")
+    _switch(how, "channels_last", f"engine: {FIELDS['channels_last'].help}")
     how.add_argument(
         "--workers",
         type=_count(0),
