@@ -3,7 +3,9 @@
 A crash or a full disk mid-write leaves the previous file intact, never a half-written one. A
 write that fails with an OSError (a full disk) raises it naming the target, even when the writer
 (such as `torch.save`) turned it into an error of its own. A process killed mid-write leaves its
-temporary file (`.NAME.XXXX.tmp`) behind; `temp_files` finds those.
+temporary file (`.NAME.XXXX.tmp`) behind; `temp_files` finds those. The file gets the mode
+`open()` would give it: the one it had, or for a new file 0o666 less the umask (a temporary file
+starts at 0o600, which would keep a run folder on a shared server from its group).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +38,33 @@ class _Recording:
         return getattr(self.handle, name)
 
 
+def umask() -> int:
+    """This process's umask, read without changing it where Linux shows it (else set and reset)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(target: Path) -> int:
+    """The permission bits `target` keeps when it is written again, or a new file's."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~umask()
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
     """Call `write(fileobj)` on a temporary file in the target's folder and rename it into place."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
     handle = os.fdopen(fd, "wb")
     recording = _Recording(handle)
     try:
