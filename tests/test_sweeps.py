@@ -534,6 +534,31 @@ async def test_form_sweep_mode_grid_from_fields_and_grid_row(tmp_path, monkeypat
 
 
 @run_async
+async def test_a_field_applies_in_a_sweep_when_any_value_of_the_grid_uses_it(tmp_path) -> None:
+    args = cli.build_parser().parse_args(
+        ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--optimizer", "adam",
+         "--grid", "optimizer=adam,sgd"]
+    )  # fmt: skip
+    app = CnnTuiApp(args)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
+        form = app.screen
+        momentum = form.query_one("#field-momentum", Input)
+        assert not momentum.disabled  # sgd is one of the grid's optimizers
+        momentum.value = "0.8,0.95"
+        await wait_until(pilot, lambda: form.plan is not None and len(form.plan.runs) == 4)
+        assert form.grid["momentum"] == [0.8, 0.95]
+
+        form.query_one("#sweep-grid", Input).value = "lr=0.01,0.001"
+        await wait_until(pilot, lambda: momentum.disabled)  # adam only now
+        await wait_until(pilot, lambda: form.plan is not None and len(form.plan.runs) == 2)
+        assert "momentum" not in form.grid
+
+        form.query_one("#field-early_stop", Input).value = "0,2"
+        await wait_until(pilot, lambda: not form.query_one("#field-min_delta", Input).disabled)
+
+
+@run_async
 async def test_train_form_switches_to_sweep_mode_and_back(tmp_path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

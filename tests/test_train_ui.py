@@ -187,6 +187,38 @@ async def test_form_from_train_flags(tmp_path) -> None:
 
 
 @run_async
+async def test_early_stopping_and_sync_bn_fields_apply_only_when_they_are_used(tmp_path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await show(pilot, TrainFormScreen())
+        metric, delta = (
+            screen.query_one("#field-early_stop_metric", Select),
+            screen.query_one("#field-min_delta", Input),
+        )
+        assert metric.disabled and delta.disabled  # early stop 0: off
+        assert reason(screen, "min_delta") == "early stopping only (early stop above 0)"
+        assert screen.query_one("#field-sync_bn", Checkbox).disabled
+        delta.value = "x"  # a field that does not apply does not block Start
+        await pilot.pause()
+        assert screen.config is not None and screen.config.min_delta == 0.0
+
+        screen.query_one("#field-early_stop", Input).value = "3"
+        await pilot.pause()
+        assert not metric.disabled and not delta.disabled
+        assert "must be a number" in reason(screen, "min_delta") and screen.config is None
+        delta.value = "0.01"
+        metric.value = "val_acc"
+        await pilot.pause()
+        assert screen.config.early_stop == 3 and screen.config.min_delta == 0.01
+        assert screen.config.early_stop_metric == "val_acc"
+        assert reason(screen, "min_delta").startswith("early stopping: a change")
+
+        screen.query_one("#field-devices", Input).value = "2"
+        await pilot.pause()
+        assert not screen.query_one("#field-sync_bn", Checkbox).disabled
+
+
+@run_async
 async def test_presets_load_into_the_form_and_save(tmp_path, presets_dir) -> None:
     save_preset(TrainConfig(epochs=7, lr=0.05, optimizer="sgd"), "mine", "seven epochs of sgd")
     app = make_app(tmp_path)

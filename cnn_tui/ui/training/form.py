@@ -22,6 +22,7 @@ field differs from the loaded preset, the preset box says "custom" instead of th
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,27 @@ SECTIONS = (
     ("Run", ("device", "devices", "sync_bn", "seed", "amp", "channels_last")),
 )
 
-# field -> (which setting it depends on, the values where it applies, the note when it does not)
-APPLIES_WHEN = {
+
+def _on(value: Any) -> bool:
+    return bool(value)
+
+
+def _several(devices: Any) -> bool:
+    return str(devices).strip() != "1"
+
+
+# field -> (which setting it depends on, the values where it applies or a test of the value, the
+# note when it does not)
+APPLIES_WHEN: dict[str, tuple[str, tuple | Callable[[Any], bool], str]] = {
     "hidden_units": ("model", ("simple-cnn",), "simple-cnn only"),
     "weights": ("model", PRETRAINED_MODELS, "pretrained models only"),
     "finetune": ("model", PRETRAINED_MODELS, "pretrained models only"),
     "cache_features": ("model", PRETRAINED_MODELS, "pretrained models only"),
     "momentum": ("optimizer", ("sgd",), "sgd only"),
     "data_dir": ("dataset", ("cifar10", "fashion-mnist", "imagefolder"), "not used by shapes"),
+    "early_stop_metric": ("early_stop", _on, "early stopping only (early stop above 0)"),
+    "min_delta": ("early_stop", _on, "early stopping only (early stop above 0)"),
+    "sync_bn": ("devices", _several, "several processes only (devices above 1)"),
 }
 
 DEVICE_CHOICES = [("auto (GPU if any)", "auto"), ("cpu", "cpu")]
@@ -318,8 +332,11 @@ class TrainFormScreen(Screen):
         return bool(widget.value)  # Checkbox
 
     def _applies(self, name: str, values: dict[str, Any]) -> bool:
-        rule = APPLIES_WHEN.get(name)
-        return rule is None or values.get(rule[0], getattr(self.base, rule[0])) in rule[1]
+        if name not in APPLIES_WHEN:
+            return True
+        setting, allowed, _ = APPLIES_WHEN[name]
+        value = values.get(setting, getattr(self.base, setting))
+        return allowed(value) if callable(allowed) else value in allowed
 
     def validate_form(self) -> TrainConfig | None:
         """Parse every field, check the cross-field rules, show the reasons; the config or None."""

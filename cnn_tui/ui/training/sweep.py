@@ -34,7 +34,7 @@ from cnn_tui.training import sweeps
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dialogs import confirm
-from cnn_tui.ui.training.form import TrainFormScreen, runs_dir
+from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, runs_dir
 from cnn_tui.ui.training.messages import CurvesLoaded, SweepRead
 from cnn_tui.ui.training.runs import CompareScreen, status_text
 
@@ -177,6 +177,14 @@ class SweepFormScreen(TrainFormScreen):
         for item in items:
             parse_field("device", item)
 
+    def _applies_in_grid(self, name: str, values: dict[str, Any], grid: dict[str, list]) -> bool:
+        """A field applies in a sweep when it does for any value the grid gives its setting
+        (momentum, when the grid tries sgd and adam)."""
+        setting = APPLIES_WHEN[name][0] if name in APPLIES_WHEN else None
+        if setting not in grid:
+            return self._applies(name, values)
+        return any(self._applies(name, {**values, setting: option}) for option in grid[setting])
+
     def validate_form(self) -> TrainConfig | None:
         """Parse every field (lists too) and the grid row; the base settings or None.
 
@@ -200,16 +208,18 @@ class SweepFormScreen(TrainFormScreen):
                     values[name] = parse_field(name, raw) if isinstance(raw, str) else raw
             except ConfigError as exc:
                 errors[name] = str(exc)
-        inactive = {name for name in FIELDS if not self._applies(name, values)}
-        for name in inactive:
-            errors.pop(name, None)
-            values.pop(name, None)
-            grid.pop(name, None)
         grid_error = ""
         try:
             extra = sweeps.parse_grid(self._grid_row_text().split())
         except UsageError as exc:
             extra, grid_error = {}, str(exc)
+        inactive = {
+            name for name in FIELDS if not self._applies_in_grid(name, values, {**grid, **extra})
+        }
+        for name in inactive:
+            errors.pop(name, None)
+            values.pop(name, None)
+            grid.pop(name, None)
         for key in extra:
             if key in grid:
                 grid_error = f"{key.replace('_', '-')} already has a list in its field"
