@@ -64,3 +64,41 @@ def test_an_unknown_flag_exits_2_with_one_line(argv: tuple[str, ...]) -> None:
 def test_an_unknown_subcommand_exits_2_with_one_line() -> None:
     proc = cnn_tui("convolve")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "convolve" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "fix"),
+    [((), "see --help"), (("runs",), "add --no-ui"), (("conv",), "add --no-ui")],
+)
+def test_the_tui_without_a_terminal_is_a_usage_error_not_a_hang(argv, fix: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnn_tui", *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "needs a terminal (stdin and stdout not one)" in proc.stderr and fix in proc.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_the_tui_with_only_its_output_redirected_names_stdout() -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cnn_tui", "runs"],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 2
+    assert "cnn-tui runs needs a terminal (stdout not one)" in proc.stderr

@@ -8,10 +8,12 @@ screen for `cnn-tui runs`, the results of one run for `cnn-tui eval RUN_DIR`.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from textual.app import App
 from textual.screen import Screen
 
+from cnn_tui.errors import UsageError
 from cnn_tui.ui.home import HomeScreen
 
 
@@ -97,5 +99,19 @@ def run_app(args: argparse.Namespace) -> int:
         from cnn_tui.training.inspect import check_args
 
         check_args(args)  # a missing run folder or image file: one line, exit 2, before the app
+    check_terminal(getattr(args, "command", None))
     result = CnnTuiApp(args).run()
     return result if isinstance(result, int) else 0
+
+
+def check_terminal(command: str | None) -> None:
+    """A usage error unless stdin and stdout are a terminal: without one the app can neither draw
+    nor read keys, and would wait for ever (`cnn-tui eval RUN > out.txt` in a script)."""
+    streams = {"stdin": sys.stdin, "stdout": sys.stdout}
+    missing = [name for name, stream in streams.items() if stream is None or not stream.isatty()]
+    if missing:
+        what, fix = (f"cnn-tui {command}", "add --no-ui") if command else ("cnn-tui", "see --help")
+        raise UsageError(
+            f"{what} needs a terminal ({' and '.join(missing)} not one): run it in a terminal, "
+            f"or {fix} for the headless command"
+        )
