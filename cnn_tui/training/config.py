@@ -278,7 +278,7 @@ class TrainConfig:
     )
     limit: int | None = setting(
         None,
-        "use at most this many training images (quick runs; default: all)",
+        "use at most this many training images, val and test shrunk alike (quick runs; default: all)",
         minimum=10,
         maximum=1_000_000_000,
     )
