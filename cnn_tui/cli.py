@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cnn_tui import __version__
-from cnn_tui.errors import RunError, UsageError, disk_full
+from cnn_tui.errors import RunError, UsageError, disk_full, path_error
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -224,12 +224,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunError as exc:
         print(f"cnn-tui: {one_line(exc)}", file=sys.stderr)
         return 1
-    except OSError as exc:  # a full disk outside the training loop (which says so itself)
-        error = disk_full(exc)
-        if error is None:
+    except OSError as exc:  # outside the training loop (which says so itself)
+        full = disk_full(exc)
+        if full is not None:
+            print(f"cnn-tui: {one_line(full)}", file=sys.stderr)
+            return 1
+        bad_path = path_error(exc)  # a --json, -o or --runs-dir path that cannot be written
+        if bad_path is None:
             raise
-        print(f"cnn-tui: {error}", file=sys.stderr)
-        return 1
+        print(f"cnn-tui: error: {one_line(bad_path)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("cnn-tui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -27,3 +27,20 @@ def disk_full(exc: BaseException, where: object = "the run directory") -> RunErr
         f"no space left on device while writing {exc.filename or where}: free space or choose "
         "another --run-dir"
     )
+
+
+def path_error(exc: BaseException) -> UsageError | None:
+    """A UsageError naming the path when `exc` is a file that cannot be made, found or written
+    (a folder that does not exist, no permission, a read-only disk); None otherwise."""
+    import errno
+
+    path_errnos = (
+        errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
+        errno.ENAMETOOLONG, errno.EEXIST,
+    )  # fmt: skip
+    if not isinstance(exc, OSError) or exc.errno not in path_errnos or not exc.filename:
+        return None
+    return UsageError(
+        f"{exc.filename}: {exc.strerror or exc}: check the path (its folder must exist and be "
+        "writable by you)"
+    )

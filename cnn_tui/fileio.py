@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from cnn_tui.errors import UsageError
+
 
 class _Recording:
     """The temporary file as `write` sees it: remembers the OSError of a failed write."""
@@ -62,7 +64,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     mode = _mode_for(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # name the target, not the temporary file it could not make
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
     if hasattr(os, "fchmod"):
         os.fchmod(fd, mode)
     handle = os.fdopen(fd, "wb")
@@ -89,6 +94,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def check_output_path(path: str | os.PathLike[str], flag: str) -> Path:
+    """The file a command will write its output to (`--json FILE`, `-o FILE`), checked before the
+    command's work: a usage error naming `flag` when it is a folder or its folder is missing or
+    not writable, so a long benchmark does not end with its results unwritten."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise UsageError(f"{flag} {target} is a folder: give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {target}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {target}: the folder {folder} is not writable by you")
+    return target
 
 
 def temp_files(path: str | os.PathLike[str]) -> list[Path]:

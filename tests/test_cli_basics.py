@@ -102,3 +102,17 @@ def test_the_tui_with_only_its_output_redirected_names_stdout() -> None:
         os.close(leader)
     assert proc.returncode == 2
     assert "cnn-tui runs needs a terminal (stdout not one)" in proc.stderr
+
+
+def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnn_tui", "--runs-dir", str(blocker / "runs"), "train", "--no-ui",
+         "--epochs", "1", "--limit", "100"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{blocker / 'runs'}: Not a directory: check the path" in proc.stderr
+    assert blocker.read_text() == "not a folder"

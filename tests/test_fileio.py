@@ -59,3 +59,31 @@ def test_the_umask_is_read_without_changing_it_when_proc_is_missing(set_umask, m
     monkeypatch.setattr(Path, "read_text", no_proc)
     assert fileio.umask() == 0o027
     assert os.umask(0o027) == 0o027  # (still set as it was)
+
+
+def test_an_output_path_is_checked_before_the_work(tmp_path: Path) -> None:
+    assert fileio.check_output_path(tmp_path / "report.json", "--json") == tmp_path / "report.json"
+    with pytest.raises(fileio.UsageError, match=r"^--json .* is a folder: give a file name$"):
+        fileio.check_output_path(tmp_path, "--json")
+    with pytest.raises(fileio.UsageError, match=r"^-o .*: the folder .*missing does not exist$"):
+        fileio.check_output_path(tmp_path / "missing" / "model.onnx", "-o")
+
+
+@pytest.mark.skipif(os.name == "posix" and os.geteuid() == 0, reason="root may write anywhere")
+def test_an_output_path_in_a_folder_one_cannot_write(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(fileio.UsageError, match="is not writable by you"):
+        fileio.check_output_path(locked / "bench.json", "--json")
+
+
+def test_a_temporary_file_that_cannot_be_made_is_reported_as_the_target(
+    tmp_path: Path, monkeypatch
+) -> None:
+    def refused(*args, dir, **kwargs):
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".x.json.abc.tmp"))
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as caught:
+        fileio.atomic_write_text(tmp_path / "x.json", "{}")
+    assert caught.value.filename == str(tmp_path / "x.json")

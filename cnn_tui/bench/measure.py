@@ -40,6 +40,7 @@ from typing import Any
 
 from cnn_tui.bench import args as bench_args
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.fileio import atomic_write_text, check_output_path
 from cnn_tui.training.config import PRETRAINED_MODELS
 
 SPEED_DEFAULTS = {"batch_size": 128, "batches": 20, "warmup": 3, "repeats": 3}
@@ -114,8 +115,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
 def run_bench(args: argparse.Namespace) -> int:
     """Entry point of `cnn-tui bench`: measure, print the table (or JSON), write --json FILE."""
     opts = options_from_args(args)
-    if opts.json not in (None, "-") and not Path(opts.json).resolve().parent.is_dir():
-        raise UsageError(f"--json {opts.json}: its folder does not exist")
+    if opts.json not in (None, "-"):
+        check_output_path(opts.json, "--json")
     startup = bool(getattr(args, "startup", False))
     chosen = {"--whole-run": opts.whole_run, "--features": opts.features, "--startup": startup}
     modes = [flag for flag, on in chosen.items() if on]
@@ -135,7 +136,7 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
         if opts.json:
-            Path(opts.json).write_text(text + "\n", encoding="utf-8")
+            atomic_write_text(opts.json, text + "\n")
             print(f"written to {opts.json}")
     return 0
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.fileio import atomic_write, check_output_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -177,7 +178,6 @@ def export_run(run: RunModel, fmt: str, output: Path) -> dict[str, Any]:
     """Export, check on test images, then write `output` atomically; a summary of what was done."""
     import torch
 
-    from cnn_tui.fileio import atomic_write
     from cnn_tui.training.run_model import load_test_split
 
     images, _ = load_test_split(run)
@@ -206,13 +206,9 @@ def export_run(run: RunModel, fmt: str, output: Path) -> dict[str, Any]:
 
 
 def output_path(run_dir: Path, fmt: str, output: str | None, force: bool) -> Path:
-    path = Path(output) if output else Path(run_dir.resolve().name + FORMATS[fmt])
-    if path.is_dir():
-        raise UsageError(f"-o {path} is a folder: give a file name")
+    path = check_output_path(output or run_dir.resolve().name + FORMATS[fmt], "-o")
     if path.exists() and not force:
         raise UsageError(f"{path} already exists: pass --force to replace it, or -o another file")
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist")
     return path
 
 

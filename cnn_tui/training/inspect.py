@@ -458,10 +458,12 @@ def check_args(args: argparse.Namespace) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """`cnn-tui inspect RUN --no-ui`: a text report, and the JSON report with --json FILE."""
-    from cnn_tui.fileio import atomic_write_text
+    from cnn_tui.fileio import atomic_write_text, check_output_path
     from cnn_tui.training.run_model import load_run_model
 
     check_args(args)
+    if args.json not in (None, "-"):
+        check_output_path(args.json, "--json")
     run = load_run_model(args.run_dir, args.device)
     chosen = subject(run, args.test_index, args.image)
     inspection = inspect_image(run, chosen.image, chosen.true)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.fileio import atomic_write_text, check_output_path
 from cnn_tui.training.config import TrainConfig
 
 START_LR, END_LR = 1e-7, 10.0
@@ -409,8 +410,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def write_json(path: Path, curve: Curve) -> None:
-    from cnn_tui.fileio import atomic_write_text
-
     try:
         atomic_write_text(path, json.dumps(curve.to_dict(), indent=1) + "\n")
     except OSError as exc:
@@ -427,10 +426,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
     start_lr, end_lr, steps = args.start_lr, args.end_lr, args.steps
     check_range(start_lr, end_lr, steps)
     config = config_from_args(args)
-    output = Path(args.output) if getattr(args, "output", None) else None
-    if output is not None and (output.is_dir() or not output.parent.is_dir()):
-        where = "is a folder" if output.is_dir() else "is in a folder that does not exist"
-        raise UsageError(f"--json {output} {where}: give a file path")
+    output = check_output_path(args.output, "--json") if getattr(args, "output", None) else None
     resolve_device(config.device)  # a bad --device is a usage error before any work
     tty = sys.stdout.isatty()
     progress = _TerminalProgress() if tty else None
