@@ -111,7 +111,7 @@ def test_resume_after_a_mid_epoch_stop_equals_an_uninterrupted_run(tmp_path):
 def test_stop_between_epochs_and_resume_with_more_epochs(tmp_path):
     config = TrainConfig(**{**TINY, "epochs": 1})
     engine.train(config, tmp_path / "run")
-    with pytest.raises(UsageError, match="already trained 1 epochs"):
+    with pytest.raises(UsageError, match="already trained 1 epoch: pass --epochs with more than 1"):
         engine.train(config, tmp_path / "run", resume=True)
     events: list[dict] = []
     summary = engine.train(

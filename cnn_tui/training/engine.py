@@ -936,8 +936,8 @@ def resume_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] | No
     if done > config.epochs or (done == config.epochs and checkpoint.get("batch", 0) == 0):
         if runs.read_summary(run_dir) is not None:
             raise UsageError(
-                f"run {run_dir} already trained {done} epochs: pass --epochs with more than "
-                f"{done} to train it further"
+                f"run {run_dir} already trained {done} epoch{'s' * (done != 1)}: pass --epochs "
+                f"with more than {done} to train it further"
             )
     return checkpoint
 
