@@ -78,10 +78,6 @@ SECTIONS = (
 )
 
 
-def _on(value: Any) -> bool:
-    return bool(value)
-
-
 def _several(devices: Any) -> bool:
     return str(devices).strip() != "1"
 
@@ -95,8 +91,8 @@ APPLIES_WHEN: dict[str, tuple[str, tuple | Callable[[Any], bool], str]] = {
     "cache_features": ("model", PRETRAINED_MODELS, "pretrained models only"),
     "momentum": ("optimizer", ("sgd",), "sgd only"),
     "data_dir": ("dataset", ("cifar10", "fashion-mnist", "imagefolder"), "not used by shapes"),
-    "early_stop_metric": ("early_stop", _on, "early stopping only (early stop above 0)"),
-    "min_delta": ("early_stop", _on, "early stopping only (early stop above 0)"),
+    "early_stop_metric": ("early_stop", bool, "early stopping only (early stop above 0)"),
+    "min_delta": ("early_stop", bool, "early stopping only (early stop above 0)"),
     "sync_bn": ("devices", _several, "several processes only (devices above 1)"),
 }
 
