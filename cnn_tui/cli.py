@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
             "written or changed."
         ),
     )
-    from cnn_tui.training import lr_find as lr_find_args
+    from cnn_tui.training.tools import lr_find as lr_find_args
 
     lr_find_args.add_arguments(lr_find)
     _add_no_ui(lr_find, "lr-find always does (the training form's Find LR runs it in the TUI)")
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
             "mode; with --no-ui runs the queue here and prints the table at the end."
         ),
     )
-    from cnn_tui.training import sweeps
+    from cnn_tui.training.runs import sweeps
 
     sweeps.add_arguments(sweep)
     _add_no_ui(sweep, "run the queue in this process, print progress and the table")
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
             "on test images before it is written."
         ),
     )
-    from cnn_tui.training import export as export_args
+    from cnn_tui.training.tools import export as export_args
 
     export_args.add_arguments(export)
     _add_no_ui(export, "headless (the default for export)")
@@ -267,12 +267,12 @@ _HEADLESS = {
     "train": ("cnn_tui.training.headless", "run_train"),
     "eval": ("cnn_tui.training.headless", "run_eval"),
     "runs": ("cnn_tui.training.headless", "run_list"),
-    "sweep": ("cnn_tui.training.sweeps", "run_sweep"),
-    "lr-find": ("cnn_tui.training.lr_find", "run_lr_find"),
+    "sweep": ("cnn_tui.training.runs.sweeps", "run_sweep"),
+    "lr-find": ("cnn_tui.training.tools.lr_find", "run_lr_find"),
     "bench": ("cnn_tui.bench.measure", "run_bench"),
-    "inspect": ("cnn_tui.training.inspect", "run_inspect"),
-    "predict": ("cnn_tui.training.predict", "run_predict"),
-    "export": ("cnn_tui.training.export", "run_export"),
+    "inspect": ("cnn_tui.training.tools.inspect", "run_inspect"),
+    "predict": ("cnn_tui.training.tools.predict", "run_predict"),
+    "export": ("cnn_tui.training.tools.export", "run_export"),
 }
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnn_tui.training import runs
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs import store as runs
 
 FIXED_MEAN, FIXED_STD = 0.45, 0.25
 
@@ -23,7 +23,8 @@ def write_model_run(
 ) -> Path:  # fmt: skip
     import torch
 
-    from cnn_tui.training import datasets, models
+    from cnn_tui.training.data import datasets
+    from cnn_tui.training.models import registry as models
 
     config = TrainConfig(
         dataset=dataset, limit=limit, model=model, hidden_units=hidden_units, epochs=1,
@@ -57,7 +58,7 @@ def write_model_run(
 
 def train_run(run_dir: Path, **settings) -> Path:
     """A real run trained by the engine (tiny: a few hundred images, one epoch)."""
-    from cnn_tui.training import engine
+    from cnn_tui.training.loop import engine
 
     config = TrainConfig(
         **{"dataset": "shapes", "limit": 300, "epochs": 1, "hidden_units": 4, "batch_size": 32,

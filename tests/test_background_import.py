@@ -1,4 +1,4 @@
-"""cnn_tui.training.background_import: torch.optim's torch._dynamo loads while the data does."""
+"""cnn_tui.training.system.background_import: torch.optim's torch._dynamo loads while the data does."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import threading
 import pytest
 from cli_process import ENV
 
-from cnn_tui.training import background_import
+from cnn_tui.training.system import background_import
 
 GATED = """
 import builtins
@@ -61,7 +61,7 @@ SEEN_WHILE_LOADING = textwrap.dedent(
     """
     import sys, threading
     from cnn_tui import cli
-    from cnn_tui.training import engine
+    from cnn_tui.training.loop import engine
 
     real_load = engine.load_data
     def load_data(config):

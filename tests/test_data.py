@@ -22,13 +22,14 @@ from datafiles import (
 )
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import datasets, shapes_dataset
+from cnn_tui.training.data import datasets
+from cnn_tui.training.data import shapes as shapes_dataset
 
 # --- shapes -------------------------------------------------------------------------------------
 
 
 def test_shapes_module_does_not_import_torch():
-    code = "import sys, cnn_tui.training.shapes_dataset; print('torch' in sys.modules)"
+    code = "import sys, cnn_tui.training.data.shapes; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

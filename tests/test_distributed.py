@@ -24,10 +24,12 @@ from cli_process import ENV
 
 from cnn_tui import cli
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import distributed, engine, launcher, runs
 from cnn_tui.training.args import config_flags, config_from_args
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.distributed import Nodes, RankFailure, Reported, World
+from cnn_tui.training.loop import distributed, engine
+from cnn_tui.training.loop.distributed import Nodes, RankFailure, Reported, World
+from cnn_tui.training.runs import launcher
+from cnn_tui.training.runs import store as runs
 
 # the3-cnn has no BatchNorm and no dropout: with SGD, 2 processes must end where 1 does.
 # 400 images in batches of 33: 12 batches split 17/16 between the ranks, then a last one of 4.

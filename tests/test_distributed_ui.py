@@ -7,7 +7,7 @@ import json
 from test_train_ui import SIZE, make_app, open_finished_run, status_line
 from train_ui_fixtures import run_async, write_run
 
-from cnn_tui.training import runs
+from cnn_tui.training.runs import store as runs
 
 
 @run_async

@@ -60,7 +60,7 @@ def wait_for(predicate, timeout: float, what: str, shown=lambda: "") -> None:
 
 
 def status_of(runs_dir: Path) -> tuple[Path | None, str]:
-    from cnn_tui.training.runs import read_status
+    from cnn_tui.training.runs.store import read_status
 
     for run in sorted(runs_dir.glob("*/")):
         status = read_status(run)

@@ -11,8 +11,9 @@ import torch
 
 from cnn_tui import cli
 from cnn_tui.errors import UsageError
-from cnn_tui.training import early_stop, engine, runs
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.loop import early_stop, engine
+from cnn_tui.training.runs import store as runs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import engine, runs
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.devices import cpu_has_native_bf16
+from cnn_tui.training.loop import engine
+from cnn_tui.training.runs import store as runs
+from cnn_tui.training.system.devices import cpu_has_native_bf16
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -10,8 +10,10 @@ import torch
 import torchvision
 from datafiles import write_image_folder, write_tiny_cifar10, write_tiny_idx
 
-from cnn_tui.training import engine, models, runs
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.loop import engine
+from cnn_tui.training.models import registry as models
+from cnn_tui.training.runs import store as runs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,8 +11,8 @@ import torch
 from inspect_fixtures import write_model_run
 
 from cnn_tui import cli
-from cnn_tui.training import export
-from cnn_tui.training.run_model import load_run_model, load_test_split
+from cnn_tui.training.tools import export
+from cnn_tui.training.tools.run_model import load_run_model, load_test_split
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 

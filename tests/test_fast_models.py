@@ -6,9 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_tui.training import datasets, engine, models
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.fast_models import WHITEN_EPS, whiten_
+from cnn_tui.training.data import datasets
+from cnn_tui.training.loop import engine
+from cnn_tui.training.models import registry as models
+from cnn_tui.training.models.fast import WHITEN_EPS, whiten_
 
 
 def correlated_images(n: int = 300, channels: int = 1, size: int = 12) -> torch.Tensor:

@@ -28,7 +28,7 @@ from train_ui_fixtures import run_async, write_run
 
 from cnn_tui import cli, fileio
 from cnn_tui.errors import UsageError
-from cnn_tui.training import runs
+from cnn_tui.training.runs import store as runs
 
 FAST = ["--dataset", "shapes", "--limit", "120", "--batch-size", "32", "--hidden-units", "4",
         "--device", "cpu"]  # fmt: skip
@@ -38,7 +38,7 @@ LONG = [*FAST, "--limit", "600", "--epochs", "2000"]  # ~5 min: always interrupt
 KILLED_IN_SECOND_CHECKPOINT = r"""
 import io, os, signal, sys
 from cnn_tui import cli
-from cnn_tui.training import engine
+from cnn_tui.training.loop import engine
 
 real, calls = engine.atomic_write, []
 
@@ -337,7 +337,7 @@ def test_run_dir_of_an_existing_run_is_refused_and_left_alone(in_tmp, capsys, st
 
 def test_the_tuis_form_does_not_write_over_an_existing_run(tmp_path, monkeypatch):
     """`cnn-tui train --run-dir OLD` opens the form; Start must not overwrite OLD's config.toml."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
     from cnn_tui.ui.app import CnnTuiApp
     from cnn_tui.ui.training.form import TrainFormScreen
 
@@ -409,7 +409,7 @@ def test_atomic_write_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_pa
 def test_a_full_disk_fails_the_run_with_one_line_and_keeps_the_checkpoint(
     in_tmp, capsys, monkeypatch
 ):
-    from cnn_tui.training import engine
+    from cnn_tui.training.loop import engine
 
     real_save, real_fdopen, saves = engine.save_checkpoint, os.fdopen, []
     full = threading.Event()
@@ -582,8 +582,8 @@ def trained_run(tmp_path_factory) -> Path:
     """A real run (with its checkpoint) to copy and damage."""
     import torch
 
-    from cnn_tui.training import engine
     from cnn_tui.training.config import TrainConfig
+    from cnn_tui.training.loop import engine
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -718,7 +718,7 @@ def tiny_screens(base: Path) -> dict:
 @run_async
 async def test_tiny_terminal_does_not_crash(tmp_path, monkeypatch, name):
     """40×10, then 20×5 (shrunk while up): the screen lays out and takes keys without crashing."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
     from cnn_tui.ui.app import CnnTuiApp
     from cnn_tui.ui.lessons.screen import LessonScreen
 

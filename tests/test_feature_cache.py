@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnn_tui.training import engine, feature_cache, models
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.loop import engine
+from cnn_tui.training.models import feature_cache
+from cnn_tui.training.models import registry as models
 
 SMALL = dict(
     dataset="shapes",
@@ -63,7 +65,7 @@ def test_the_cached_run_saves_the_whole_resnet(tmp_path) -> None:
 
 
 def _setup(**changes) -> engine.Setup:
-    from cnn_tui.training import datasets
+    from cnn_tui.training.data import datasets
 
     config = TrainConfig.from_mapping({**SMALL, "limit": 40, **changes})
     data = datasets.load_dataset("shapes", limit=40, val_split=0.1, seed=0)

@@ -14,8 +14,8 @@ import pytest
 from cli_process import ENV, run_cnn_tui
 
 from cnn_tui import cli
-from cnn_tui.training import runs
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs import store as runs
 
 FAST = ["--dataset", "shapes", "--limit", "120", "--batch-size", "32", "--hidden-units", "4",
         "--device", "cpu"]  # fmt: skip
@@ -126,7 +126,7 @@ def test_divergence_exits_1_with_one_line(in_tmp, capsys):
 
 def test_missing_data_fails_the_run_with_the_loaders_message(in_tmp, capsys, monkeypatch):
     from cnn_tui.errors import RunError
-    from cnn_tui.training import datasets
+    from cnn_tui.training.data import datasets
 
     def no_network(root):
         raise RunError(f"CIFAR-10 is not in {root} and could not be downloaded (no network)")

@@ -18,12 +18,12 @@ import cnn_tui
 # that use them. Every other module of the package (found by walking it, so a new module is
 # covered the day it is added) must import without torch.
 TORCH_AT_IMPORT = {
-    "cnn_tui.training.datasets",
-    "cnn_tui.training.models",
-    "cnn_tui.training.fast_models",
-    "cnn_tui.training.layers",
-    "cnn_tui.training.engine",
-    "cnn_tui.training.feature_cache",
+    "cnn_tui.training.data.datasets",
+    "cnn_tui.training.models.registry",
+    "cnn_tui.training.models.fast",
+    "cnn_tui.training.models.layers",
+    "cnn_tui.training.loop.engine",
+    "cnn_tui.training.models.feature_cache",
     "cnn_tui.bench.reference_loop",
 }
 

@@ -13,8 +13,8 @@ from inspect_fixtures import write_model_run
 
 from cnn_tui import cli
 from cnn_tui.lessons import naive
-from cnn_tui.training import inspect
-from cnn_tui.training.run_model import load_run_model, load_test_split
+from cnn_tui.training.tools import inspect
+from cnn_tui.training.tools.run_model import load_run_model, load_test_split
 
 LESSON_LIMITS = {"max_size": 16, "max_channels": 4, "max_kernel": 16, "max_stride": 8}
 

@@ -1,4 +1,4 @@
-"""cnn_tui.training.launcher: runs start in their own session, stop on SIGTERM, and are followed by file.
+"""cnn_tui.training.runs.launcher: runs start in their own session, stop on SIGTERM, and are followed by file.
 
 A stand-in trainer (a few lines of Python writing status.json and metrics.jsonl like the real one)
 keeps these tests fast; the real engine is exercised by tests/test_train_ui.py and the tmux test.
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from cnn_tui.training import launcher, runs
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.runs import read_status
+from cnn_tui.training.runs import launcher
+from cnn_tui.training.runs import store as runs
+from cnn_tui.training.runs.store import read_status
 
 FAKE_TRAINER = r"""
 import json, os, signal, sys, time
@@ -78,7 +79,7 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
 
 def test_launcher_imports_without_textual_or_torch() -> None:
     code = (
-        "import sys, cnn_tui.training.launcher; "
+        "import sys, cnn_tui.training.runs.launcher; "
         "bad = [m for m in ('textual', 'torch') if m in sys.modules]; "
         "print(','.join(bad))"
     )

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from cnn_tui import cli
-from cnn_tui.training import lr_find
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.tools import lr_find
 
 # fp32: the curves below are fp32's (bf16 autocast, where the CPU has it, diverges a few steps later)
 TINY = dict(dataset="shapes", limit=120, batch_size=32, device="cpu", hidden_units=4, amp=False)
@@ -147,7 +147,8 @@ def test_range_test_can_be_cancelled_and_a_run_after_it_is_bit_identical(tmp_pat
 
     import torch
 
-    from cnn_tui.training import engine, runs
+    from cnn_tui.training.loop import engine
+    from cnn_tui.training.runs import store as runs
 
     config = TrainConfig(**TINY, epochs=2, model="custom-cnn", augment="flip-crop")  # dropout
     engine.train(config, tmp_path / "before")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnn_tui.training import metrics
+from cnn_tui.training.loop import metrics
 
 # true 0 0 0 1 1 2 / pred 0 0 1 1 2 2
 #        pred: 0  1  2

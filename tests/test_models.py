@@ -10,8 +10,9 @@ import torchvision
 from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import model_sizes, models
 from cnn_tui.training.config import MIN_IMAGE_SIZE, PRETRAINED_MODELS
+from cnn_tui.training.models import registry as models
+from cnn_tui.training.models import sizes as model_sizes
 
 
 def _resnet(num_classes: int = 5, **kwargs) -> nn.Module:
@@ -448,8 +449,10 @@ def test_model_sizes_match_torchvision(name):
 
 
 def test_model_sizes_constants_match_the_engine():
-    from cnn_tui.training import datasets, engine, feature_cache
     from cnn_tui.training.config import NATIVE_IMAGE_SIZE
+    from cnn_tui.training.data import datasets
+    from cnn_tui.training.loop import engine
+    from cnn_tui.training.models import feature_cache
 
     assert model_sizes.AMP_MIN_IMAGE_SIZE == engine.AMP_MIN_IMAGE_SIZE
     assert model_sizes.PIXELS_PER_BATCH == feature_cache.PIXELS_PER_BATCH
@@ -461,7 +464,7 @@ def test_model_sizes_constants_match_the_engine():
 
 @pytest.mark.parametrize("name", ["simple-cnn", "the3-cnn", "custom-cnn", "fast-cnn"])
 def test_a_channels_last_model_gets_the_same_gradients_laid_out_channels_last(name):
-    from cnn_tui.training.layers import Flatten
+    from cnn_tui.training.models.layers import Flatten
 
     torch.manual_seed(0)
     model = models.build_model(name, in_channels=1, num_classes=10, image_size=28)

@@ -11,8 +11,9 @@ from inspect_fixtures import train_run, write_model_run
 from PIL import Image
 
 from cnn_tui import cli
-from cnn_tui.training import image_files, predict
-from cnn_tui.training.run_model import load_run_model, load_test_split
+from cnn_tui.training.data import image_files
+from cnn_tui.training.tools import predict
+from cnn_tui.training.tools.run_model import load_run_model, load_test_split
 
 
 @pytest.fixture(scope="module")

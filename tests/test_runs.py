@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from cnn_tui.errors import UsageError
-from cnn_tui.training import runs
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs import store as runs
 
 
 def _fake_run(path, status="finished", pid=None, **status_extra):
@@ -23,9 +23,9 @@ def _fake_run(path, status="finished", pid=None, **status_extra):
 def test_import_hygiene():
     """runs/metrics load without torch (the TUI imports them); no headless module loads textual."""
     code = (
-        "import sys, cnn_tui.training.runs, cnn_tui.training.metrics, cnn_tui.training.devices; "
+        "import sys, cnn_tui.training.runs.store, cnn_tui.training.loop.metrics, cnn_tui.training.system.devices; "
         "print('torch' in sys.modules, 'textual' in sys.modules); "
-        "import cnn_tui.training.headless, cnn_tui.training.engine; print('textual' in sys.modules)"
+        "import cnn_tui.training.headless, cnn_tui.training.loop.engine; print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]

@@ -12,14 +12,15 @@ import torch
 from cli_process import ENV, run_cnn_tui
 
 from cnn_tui import cli
-from cnn_tui.training import devices, engine, host_memory, metrics
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.loop import engine, metrics
+from cnn_tui.training.system import devices, host_memory
 
 # how many bytes glibc holds in mmap'ed blocks after allocating 8 MiB (a fresh interpreter)
 MMAPPED_AFTER_ALLOCATION = textwrap.dedent(
     """
     import ctypes, sys
-    from cnn_tui.training import host_memory
+    from cnn_tui.training.system import host_memory
 
     class MallInfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -132,7 +133,7 @@ def test_the_cpu_autocasts_to_bf16_only_where_it_has_bf16_in_hardware(monkeypatc
 
 
 def test_a_bf16_run_trains_and_its_predictions_agree_with_its_evaluation(monkeypatch, tmp_path):
-    from cnn_tui.training.run_model import load_run_model, load_test_split
+    from cnn_tui.training.tools.run_model import load_run_model, load_test_split
 
     monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)  # emulated where it is not
     config = TrainConfig(dataset="shapes", limit=120, epochs=2, batch_size=32, hidden_units=4,

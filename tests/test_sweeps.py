@@ -1,4 +1,4 @@
-"""Sweeps (`cnn-tui sweep`, `cnn_tui.training.sweeps`, `cnn_tui.ui.training.sweep`).
+"""Sweeps (`cnn-tui sweep`, `cnn_tui.training.runs.sweeps`, `cnn_tui.ui.training.sweep`).
 
 The grid, the plan and the table are tested in this process without training. The runs are real
 but tiny (`--limit 40`, one or two epochs, `--device cpu`): a foreground `--no-ui` sweep, a
@@ -24,8 +24,9 @@ from train_ui_fixtures import run_async, write_run
 
 from cnn_tui import cli
 from cnn_tui.errors import UsageError
-from cnn_tui.training import runs, sweeps
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs import store as runs
+from cnn_tui.training.runs import sweeps
 from cnn_tui.ui.app import CnnTuiApp, open_screen_for
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.form import TrainFormScreen
@@ -261,7 +262,7 @@ status("finished")
 def fake_trainer(tmp_path, monkeypatch):
     """The sweep's runs start a stand-in trainer (no torch): seed 3 crashes, seed 9 runs until
     SIGTERM, the others finish with test accuracy seed / 10."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
 
     script = tmp_path / "fake_trainer.py"
     script.write_text(FAKE_TRAINER)

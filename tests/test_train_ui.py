@@ -18,9 +18,9 @@ import pytest
 from textual.widgets import Button, Checkbox, Input, RichLog, Select, Static, TabbedContent
 from train_ui_fixtures import CLASSES, run_async, write_run
 
-from cnn_tui.training import shapes_dataset
 from cnn_tui.training.config import TrainConfig, find_preset, save_preset
-from cnn_tui.training.runs import read_status
+from cnn_tui.training.data import shapes as shapes_dataset
+from cnn_tui.training.runs.store import read_status
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dashboard import DashboardScreen, RunScreen

@@ -10,7 +10,8 @@ import math
 import pytest
 from train_ui_fixtures import FASHION_CLASSES, FakeNvml, run_async, write_run
 
-from cnn_tui.training import devices, gpu_stats, runs
+from cnn_tui.training.runs import store as runs
+from cnn_tui.training.system import devices, gpu_stats
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.dialogs import EpochsModal, KeysHelp
@@ -176,7 +177,7 @@ async def test_confusion_matrix_numbers_long_class_names(tmp_path) -> None:
 
 @run_async
 async def test_runs_screen_extends_a_finished_run_and_clones_one(tmp_path, monkeypatch) -> None:
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
 
     started = []
     monkeypatch.setattr(

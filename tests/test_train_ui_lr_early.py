@@ -12,8 +12,8 @@ from textual.widgets import Button, Input, Static
 from textual_plotext import PlotextPlot
 from train_ui_fixtures import run_async, write_run
 
-from cnn_tui.training import lr_find
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.tools import lr_find
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.history import RunHistory

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from cnn_tui.errors import UsageError
-from cnn_tui.training import gpu_stats, runs
+from cnn_tui.training.runs import store as runs
+from cnn_tui.training.system import gpu_stats
 from cnn_tui.ui.training.runs import COLUMNS, fit_columns, middle_ellipsis
 
 
@@ -203,8 +204,8 @@ def test_the_focused_form_field_is_marked_without_colour(tmp_path):
 def test_eval_in_the_tui_recomputes_from_the_checkpoint_and_saves_eval_json(tmp_path):
     import asyncio
 
-    from cnn_tui.training import engine
     from cnn_tui.training.config import TrainConfig
+    from cnn_tui.training.loop import engine
     from cnn_tui.ui.app import CnnTuiApp
     from cnn_tui.ui.training.results import ResultsScreen
 

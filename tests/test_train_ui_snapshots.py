@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from train_ui_fixtures import FASHION_CLASSES, STARTED, FakeNvml, write_run
 
-from cnn_tui.training import devices, gpu_stats
+from cnn_tui.training.system import devices, gpu_stats
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dashboard import DashboardScreen

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.runs import read_events
+from cnn_tui.training.runs.store import read_events
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("CNN_TUI_MEASURE") != "1", reason="a measurement: set CNN_TUI_MEASURE=1"

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn_tui.training import datasets, gpu_stats, shapes_dataset
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.data import datasets
+from cnn_tui.training.data import shapes as shapes_dataset
+from cnn_tui.training.system import gpu_stats
 
 CLASSES = list(shapes_dataset.CLASSES)
 FASHION_CLASSES = list(datasets.FASHION_MNIST_CLASSES)

@@ -160,7 +160,7 @@ def environment(device: Any) -> dict[str, Any]:
     import torch
     import torchvision
 
-    from cnn_tui.training.devices import device_name
+    from cnn_tui.training.system.devices import device_name
 
     env = {
         "device": str(device),
@@ -223,7 +223,7 @@ def time_engine(opts: Options, config: Any, device: Any, data: Any) -> dict[str,
     """Median training and evaluation images/s of the engine's own loop on this config."""
     import threading
 
-    from cnn_tui.training import engine
+    from cnn_tui.training.loop import engine
 
     s = engine.prepare(config, device, data, weights="none")
     log, stop = _NoLog(), threading.Event()
@@ -271,7 +271,7 @@ def time_reference(opts: Options, config: Any, device: Any, data: Any) -> dict[s
     from torch import nn
 
     from cnn_tui.bench import reference_loop
-    from cnn_tui.training import models
+    from cnn_tui.training.models import registry as models
 
     size = config.image_size
     torch.manual_seed(config.seed)
@@ -339,8 +339,9 @@ def time_reference(opts: Options, config: Any, device: Any, data: Any) -> dict[s
 def speed_report(opts: Options) -> dict[str, Any]:
     import torch
 
-    from cnn_tui.training import datasets, host_memory
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.data import datasets
+    from cnn_tui.training.system import host_memory
+    from cnn_tui.training.system.devices import resolve_device
 
     device = resolve_device(opts.device)
     if device.type == "cuda":
@@ -467,7 +468,7 @@ def _run_timed(argv: list[str]) -> tuple[float, str]:
 
 def _test_accuracy(argv: list[str], stdout: str) -> float | None:
     if "--run-dir" in argv:
-        from cnn_tui.training.runs import read_summary
+        from cnn_tui.training.runs.store import read_summary
 
         summary = read_summary(argv[argv.index("--run-dir") + 1]) or {}
         with contextlib.suppress(TypeError, ValueError, KeyError):
@@ -480,7 +481,7 @@ def _test_accuracy(argv: list[str], stdout: str) -> float | None:
 
 
 def whole_run_report(opts: Options) -> dict[str, Any]:
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.system.devices import resolve_device
 
     device = resolve_device(opts.device)  # a bad --device is a usage error before any run
     rows = []
@@ -566,7 +567,7 @@ def _gpu_count() -> int:
 def features_report(opts: Options) -> dict[str, Any]:
     """Median wall-clock seconds of each feature command; × = the baseline's seconds (times
     how many runs the feature does) / the feature's."""
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.system.devices import resolve_device
 
     device = resolve_device(opts.device)  # a bad --device is a usage error before any run
     name, size = opts.models[0]

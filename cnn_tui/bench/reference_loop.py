@@ -5,7 +5,7 @@ into a PIL image and then a tensor (`ToTensor`, plus `Resize` / `Normalize` so i
 as our engine), a `DataLoader` with `os.cpu_count()` worker processes, and the plain `train_step` /
 `test_step` loop — `.item()` per batch, validation every epoch, the test set at the end.
 
-It runs on the same splits (`cnn_tui.training.datasets.load_dataset`), the same model (`cnn_tui.training.models`) and
+It runs on the same splits (`cnn_tui.training.data.datasets.load_dataset`), the same model (`cnn_tui.training.models.registry`) and
 the same optimiser as the engine, so any difference in speed comes from the data path and the loop.
 Kept deliberately unoptimised: it is what people write, not what we ship.
 
@@ -31,9 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import datasets, models
 from cnn_tui.training.args import field_type
 from cnn_tui.training.config import FIELDS
+from cnn_tui.training.data import datasets
+from cnn_tui.training.models import registry as models
 
 
 class SeedStyleDataset(Dataset):
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train like the lecture notes; print one JSON line with the result and the timings."""
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.system.devices import resolve_device
 
     try:
         device = resolve_device(args.device)

@@ -26,7 +26,7 @@ from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
 
 DATASETS = ("shapes", "cifar10", "fashion-mnist", "imagefolder")
-# torchvision backbones with ImageNet weights (cnn_tui.training.models.PRETRAINED says how)
+# torchvision backbones with ImageNet weights (cnn_tui.training.models.registry.PRETRAINED says how)
 PRETRAINED_MODELS = ("resnet18", "resnet50", "vgg16")
 MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", *PRETRAINED_MODELS, "fast-cnn", "airbench-cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")

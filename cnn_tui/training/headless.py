@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import runs
 from cnn_tui.training.config import FIELDS, TrainConfig
+from cnn_tui.training.runs import store as runs
 
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 RESUME_FLAGS_ALLOWED = ("epochs", "device", "devices")  # what --resume lets you change
@@ -340,7 +340,7 @@ def make_reporter(args: argparse.Namespace, out: TextIO) -> PlainReporter | Json
 def run_train(args: argparse.Namespace) -> int:
     """`cnn-tui train --no-ui`: train in this process; exit 0 finished, 1 failed, 130 stopped.
     With `--devices N`, launch N processes that train together (and exit as the run ended)."""
-    from cnn_tui.training import distributed
+    from cnn_tui.training.loop import distributed
 
     world = distributed.World.from_env()
     if world is not None and world.parallel:  # a rank that torchrun started
@@ -364,7 +364,7 @@ def _train_plan(
     before anything is written; the run directory is None for a new folder not made yet
     (`new_dir`: make it). On a machine other than node 0 the run directory is not read."""
     from cnn_tui.training.args import config_from_args, given_flags
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.system.devices import resolve_device
 
     resume = bool(getattr(args, "resume", None))
     run_dir: Path | None
@@ -400,7 +400,7 @@ def _train(
     resume: bool,
     world: Any = None,
 ) -> int:
-    from cnn_tui.training import engine
+    from cnn_tui.training.loop import engine
 
     main = world is None or world.main
     reporter = make_reporter(args, sys.stdout) if main else SilentReporter()
@@ -436,7 +436,7 @@ def _train(
 
 
 def _nodes(args: argparse.Namespace) -> Any:
-    from cnn_tui.training.distributed import Nodes
+    from cnn_tui.training.loop.distributed import Nodes
 
     nodes = Nodes(
         getattr(args, "nnodes", 1) or 1,
@@ -477,7 +477,7 @@ def _launch_ranks(
     """The launcher: torchrun starts `processes` ranks here; the exit code is the run's."""
     import shlex
 
-    from cnn_tui.training import distributed
+    from cnn_tui.training.loop import distributed
 
     distributed.check_batch(config, processes * nodes.count)
     if run_dir is None:
@@ -497,7 +497,7 @@ def _launched_exit(run_dir: Path, failures: list[Any] | None, nodes: Any) -> int
     status.json that rank 0 wrote for this launcher; when rank 0 could not write the end (another
     rank died, rank 0 was killed), the launcher marks the run failed with the message of the rank
     that failed."""
-    from cnn_tui.training import distributed
+    from cnn_tui.training.loop import distributed
 
     status = runs.read_status(run_dir) if nodes.rank == 0 else None
     state = status.get("status") if status and status.get("pid") == os.getpid() else None
@@ -538,7 +538,7 @@ def _run_rank(args: argparse.Namespace, world: Any) -> int:
     trainer would (lock, files, output); the others train along, silently."""
     from contextlib import ExitStack
 
-    from cnn_tui.training import distributed
+    from cnn_tui.training.loop import distributed
 
     try:
         with ExitStack() as hold, distributed.process_group(world, args.device or "auto"):
@@ -575,7 +575,7 @@ def run_eval(args: argparse.Namespace) -> int:
             f"{run_dir / runs.CHECKPOINT_FILE} does not exist: the run saved no checkpoint yet; "
             f"continue it with: cnn-tui train --no-ui --resume {run_dir}"
         )
-    from cnn_tui.training import engine, metrics
+    from cnn_tui.training.loop import engine, metrics
 
     started = time.perf_counter()
     report = engine.evaluate_run(run_dir, getattr(args, "device", "auto") or "auto")

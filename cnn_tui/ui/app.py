@@ -88,15 +88,15 @@ def run_app(args: argparse.Namespace) -> int:
 
         net_example_from_args(args)  # a bad example or label: a one-line usage error
     if getattr(args, "command", None) == "sweep":
-        from cnn_tui.training.sweeps import check_tui_args
+        from cnn_tui.training.runs.sweeps import check_tui_args
 
         check_tui_args(args)  # a bad grid or sweep folder: one line, exit 2, before the app
     if getattr(args, "command", None) == "eval":
-        from cnn_tui.training.runs import check_evaluable
+        from cnn_tui.training.runs.store import check_evaluable
 
         check_evaluable(args.run_dir)  # no such run / no checkpoint: one line, exit 2, no app
     if getattr(args, "command", None) == "inspect":
-        from cnn_tui.training.inspect import check_args
+        from cnn_tui.training.tools.inspect import check_args
 
         check_args(args)  # a missing run folder or image file: one line, exit 2, before the app
     check_terminal(getattr(args, "command", None))

@@ -1,6 +1,6 @@
 """The training dashboard: follows a run's files live, then shows its results.
 
-The run trains in its own process (`cnn_tui.training.launcher`); this screen only reads what it writes. A
+The run trains in its own process (`cnn_tui.training.runs.launcher`); this screen only reads what it writes. A
 thread worker tails `metrics.jsonl` and `status.json` four times a second and posts one
 `RunEvents` message per poll; the screen folds them into a bounded `RunHistory` and updates the
 progress bar, the charts (redrawn at most twice a second), the epoch table and the log. When the
@@ -136,7 +136,7 @@ class RunScreen(Screen):
         log = self.query_one(RichLog)
         log.write(f"run directory: {self.run_dir}")
         if self.pid is not None:
-            from cnn_tui.training.runs import OUTPUT_LOG
+            from cnn_tui.training.runs.store import OUTPUT_LOG
 
             log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / OUTPUT_LOG}")
         self._show_status()
@@ -183,8 +183,8 @@ class RunScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run")
     def follow(self) -> None:
         """Tail the run's files until it is over, then load its results (a thread worker)."""
-        from cnn_tui.training.launcher import follow_run
-        from cnn_tui.training.runs import (
+        from cnn_tui.training.runs.launcher import follow_run
+        from cnn_tui.training.runs.store import (
             damage_notes,
             read_all_events,
             read_samples,
@@ -317,7 +317,7 @@ class RunScreen(Screen):
         def stop(answer: str | None) -> None:
             if answer != "yes":
                 return
-            from cnn_tui.training.launcher import stop_run
+            from cnn_tui.training.runs.launcher import stop_run
 
             if stop_run(self.run_dir, self.pid):
                 self.query_one(RichLog).write("stop requested: finishing the batch, checkpointing")

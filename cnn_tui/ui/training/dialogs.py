@@ -105,8 +105,8 @@ class PresetNameModal(ModalScreen[str | None]):
 
 def live_runs(app: App) -> list[tuple[Path, int | None]]:
     """Runs this app started, or follows on a screen, whose trainer is still alive."""
-    from cnn_tui.training.launcher import live_children
-    from cnn_tui.training.runs import effective_status, read_status
+    from cnn_tui.training.runs.launcher import live_children
+    from cnn_tui.training.runs.store import effective_status, read_status
 
     found = {path.resolve(): (path, pid) for path, pid in live_children().items()}
     for screen in app.screen_stack:
@@ -129,7 +129,7 @@ async def quit_or_ask(app: App) -> None:
 
     def chosen(choice: str | None) -> None:
         if choice == "stop":
-            from cnn_tui.training.launcher import stop_run
+            from cnn_tui.training.runs.launcher import stop_run
 
             for path, pid in runs:
                 stop_run(path, pid)

@@ -11,7 +11,7 @@ preset < config file < flags. A preset that leaves a field to fill (cats-vs-dogs
 is applied whole and the field is marked and focused; one that cannot be applied at all is
 reported and leaves the form as it was.
 
-Start launches the run as its own process (`cnn_tui.training.launcher`) and opens the live dashboard.
+Start launches the run as its own process (`cnn_tui.training.runs.launcher`) and opens the live dashboard.
 Detecting GPUs imports torch, so it runs in a thread worker after the form is up.
 
 The form opened from the home screen comes back as it was left within the app session (its texts
@@ -37,7 +37,6 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
-from cnn_tui.training import model_sizes
 from cnn_tui.training.args import given_flags
 from cnn_tui.training.config import (
     FIELDS,
@@ -50,6 +49,7 @@ from cnn_tui.training.config import (
     save_preset,
     user_presets_dir,
 )
+from cnn_tui.training.models import sizes as model_sizes
 from cnn_tui.ui.training.messages import DevicesDetected
 
 # Form sections; a field of FIELDS that is in none of them goes to "Other", so new fields show up.
@@ -522,7 +522,7 @@ class TrainFormScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="detect-devices")
     def detect_devices(self) -> None:
         """Ask torch for the GPUs (slow: imports torch) and post them to the form."""
-        from cnn_tui.training.devices import detect_devices
+        from cnn_tui.training.system.devices import detect_devices
 
         self.post_message(DevicesDetected([(d.name, d.label) for d in detect_devices()]))
 
@@ -588,8 +588,8 @@ class TrainFormScreen(Screen):
             fields = ", ".join(self.errors)
             self.notify(f"cannot start yet, fix: {fields}", severity="error", markup=False)
             return
-        from cnn_tui.training.launcher import launch_run
-        from cnn_tui.training.runs import new_run_dir
+        from cnn_tui.training.runs.launcher import launch_run
+        from cnn_tui.training.runs.store import new_run_dir
 
         try:
             if self.requested_run_dir:
@@ -605,7 +605,7 @@ class TrainFormScreen(Screen):
         self._open_dashboard(run_dir, pid)
 
     def _resume(self, run_dir: Path) -> None:
-        from cnn_tui.training.launcher import resume_run
+        from cnn_tui.training.runs.launcher import resume_run
 
         try:
             pid = resume_run(run_dir)

@@ -44,7 +44,7 @@ def usage_bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
 
 def gpu_line(sample: Any, *, compact: bool) -> Text:
     """A GPU's line: its usage bars (utilisation, memory) and the numbers."""
-    from cnn_tui.training.gpu_stats import format_sample
+    from cnn_tui.training.system.gpu_stats import format_sample
 
     util = None if sample.util_percent is None else sample.util_percent / 100
     text = Text()
@@ -88,7 +88,7 @@ class GpuPanel(Static):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gpu-stats")
     def sample_gpus(self) -> None:
-        from cnn_tui.training.gpu_stats import GpuMonitor
+        from cnn_tui.training.system.gpu_stats import GpuMonitor
 
         worker = get_current_worker()
         monitor = GpuMonitor()

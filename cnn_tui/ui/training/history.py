@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnn_tui.training import early_stop
-from cnn_tui.training.runs import LossSmoother
+from cnn_tui.training.loop import early_stop
+from cnn_tui.training.runs.store import LossSmoother
 
 END_EVENTS = ("finished", "failed", "stopped")
 

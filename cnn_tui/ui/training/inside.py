@@ -1,6 +1,6 @@
 """Inside a trained network: the Inside tab of a finished run and `cnn-tui inspect RUN`.
 
-`InsideView` shows one image through the run's model (`cnn_tui.training.inspect`): the image and
+`InsideView` shows one image through the run's model (`cnn_tui.training.tools.inspect`): the image and
 Grad-CAM for the predicted class and for the true (or a chosen) class over it, the class
 probabilities as bars, the feature maps of one stage as half-block heatmaps on one colour scale
 for the whole stage, and the first layer's filters as small images. Its workers load the run's
@@ -254,8 +254,8 @@ class InsideView(VerticalScroll):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inside-load")
     def _load(self, run_dir: Path, test_index: int | None, image: str | None, device: str) -> None:
-        from cnn_tui.training import inspect
-        from cnn_tui.training.run_model import load_run_model, load_test_split, review_order
+        from cnn_tui.training.tools import inspect
+        from cnn_tui.training.tools.run_model import load_run_model, load_test_split, review_order
 
         try:
             run = load_run_model(run_dir, device)
@@ -310,7 +310,7 @@ class InsideView(VerticalScroll):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inside-inspect")
     def _inspect(self, index: int, true: int | None, extra: tuple[int, ...]) -> None:
-        from cnn_tui.training.inspect import inspect_image
+        from cnn_tui.training.tools.inspect import inspect_image
 
         result = inspect_image(self.run, self.images[index], true, cam_classes=extra)
         self.post_message(Inspected(index, result))
@@ -574,7 +574,7 @@ class FilterCellDialog(ModalScreen[Any]):
 
     def _open(self) -> None:
         from cnn_tui.lessons.args import LIMITS
-        from cnn_tui.training.inspect import filter_patch
+        from cnn_tui.training.tools.inspect import filter_patch
 
         try:
             row, col = (int(self.query_one(f"#cell-{k}", Input).value) for k in ("row", "col"))
@@ -688,6 +688,6 @@ class InspectScreen(Screen):
 
 def inside_available(run_dir: Path, status: str) -> bool:
     """The Inside tab is for runs that are over and kept their weights (finished or stopped)."""
-    from cnn_tui.training.runs import CHECKPOINT_FILE
+    from cnn_tui.training.runs.store import CHECKPOINT_FILE
 
     return status in ("finished", "stopped") and (Path(run_dir) / CHECKPOINT_FILE).is_file()

@@ -1,7 +1,7 @@
 """The LR finder modal of the training form: the range test's curve and its suggestion.
 
 "Find LR" in the form opens it with the form's settings. A thread worker runs
-`cnn_tui.training.lr_find.range_test` (the same test as `cnn-tui lr-find`, on a model and optimizer
+`cnn_tui.training.tools.lr_find.range_test` (the same test as `cnn-tui lr-find`, on a model and optimizer
 of its own: the run started later builds its own), posting a `LRFindStep` per batch; the chart (a
 PlotextPlot, drawn by `lr_find.draw_curve`) is redrawn at most every half second, then once more
 with the suggestions as vertical lines. "Use it" dismisses with the suggested learning rate (the
@@ -83,7 +83,7 @@ class LRFinderScreen(ModalScreen[float | None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="lr-find")
     def run_test(self) -> None:
         from cnn_tui.errors import RunError, UsageError
-        from cnn_tui.training import lr_find
+        from cnn_tui.training.tools import lr_find
 
         def on_step(step: int, steps: int, lr: float, loss: float, smoothed: float) -> None:
             self.post_message(LRFindStep(step, steps, lr, smoothed))
@@ -126,7 +126,7 @@ class LRFinderScreen(ModalScreen[float | None]):
         if message.error:
             self._show_error(message.error)
             return
-        from cnn_tui.training import lr_find
+        from cnn_tui.training.tools import lr_find
 
         curve = self.curve = message.curve
         self.query_one(ProgressBar).update(total=curve.steps, progress=len(curve.lrs))
@@ -172,7 +172,7 @@ class LRFinderScreen(ModalScreen[float | None]):
         return Color.parse(value).rgb
 
     def _draw(self) -> None:
-        from cnn_tui.training import lr_find
+        from cnn_tui.training.tools import lr_find
 
         self._drawn_at = time.monotonic()
         chart = self.query_one(PlotextPlot)

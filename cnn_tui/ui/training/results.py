@@ -69,7 +69,8 @@ class ResultsScreen(RunScreen):
         """Evaluate the checkpoint on the test set (imports torch, loads the data) and save eval.json."""
         import time
 
-        from cnn_tui.training import engine, runs
+        from cnn_tui.training.loop import engine
+        from cnn_tui.training.runs import store as runs
 
         started = time.perf_counter()
         report = engine.evaluate_run(self.run_dir, self.device)

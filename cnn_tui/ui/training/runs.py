@@ -142,7 +142,7 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
     def list_runs(self) -> None:
-        from cnn_tui.training.runs import list_runs
+        from cnn_tui.training.runs.store import list_runs
 
         runs = list_runs(self.runs_dir)
         if not get_current_worker().is_cancelled:
@@ -330,7 +330,7 @@ class RunsScreen(Screen):
 
     def _continue(self, run: Any, epochs: int | None = None) -> None:
         """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live."""
-        from cnn_tui.training.launcher import spawn_detached, train_command
+        from cnn_tui.training.runs.launcher import spawn_detached, train_command
         from cnn_tui.ui.training.dashboard import DashboardScreen
 
         command = train_command(run.path, resume=True)
@@ -344,7 +344,7 @@ class RunsScreen(Screen):
         self.app.push_screen(DashboardScreen(run.path, pid=pid))
 
     def _ask_extend(self, run: Any) -> None:
-        from cnn_tui.training.runs import read_summary
+        from cnn_tui.training.runs.store import read_summary
         from cnn_tui.ui.training.dialogs import EpochsModal
 
         if (read_summary(run.path) or {}).get("early_stopped"):
@@ -369,7 +369,7 @@ class RunsScreen(Screen):
         if run is None:
             return
         from cnn_tui.errors import UsageError
-        from cnn_tui.training.runs import read_config
+        from cnn_tui.training.runs.store import read_config
         from cnn_tui.ui.training.form import TrainFormScreen
 
         try:
@@ -396,7 +396,7 @@ class RunsScreen(Screen):
             if answer != "yes":
                 return
             from cnn_tui.errors import UsageError
-            from cnn_tui.training.runs import delete_run
+            from cnn_tui.training.runs.store import delete_run
 
             try:
                 delete_run(run.path)
@@ -446,7 +446,7 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
     def load(self) -> None:
-        from cnn_tui.training.runs import read_events
+        from cnn_tui.training.runs.store import read_events
 
         self.post_message(CurvesLoaded({path: read_events(path)[0] for path in self.run_dirs}))
 

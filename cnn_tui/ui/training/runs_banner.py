@@ -24,7 +24,7 @@ class RunsInProgress(Static):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-banner")
     def check_runs(self) -> None:
-        from cnn_tui.training.runs import list_runs
+        from cnn_tui.training.runs.store import list_runs
 
         runs_dir = Path(getattr(getattr(self.app, "args", None), "runs_dir", None) or "runs")
         runs = [run for run in list_runs(runs_dir) if run.status == "running"]

@@ -3,7 +3,7 @@
 rich-pixels' half-cell renderer draws two image rows per text row with '▀' and a foreground and
 background colour: it works in any terminal with colour and needs no graphics protocol (sixel,
 kitty), so it also behaves over SSH, in tmux and in snapshot tests. samples.npz (written and read by
-`cnn_tui.training.runs`) stores the worst mistakes first (most confident wrong answers), then some
+`cnn_tui.training.runs.store`) stores the worst mistakes first (most confident wrong answers), then some
 correct predictions.
 """
 

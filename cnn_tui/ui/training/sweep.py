@@ -30,8 +30,8 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from textual.worker import get_current_worker
 
 from cnn_tui.errors import UsageError
-from cnn_tui.training import sweeps
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
+from cnn_tui.training.runs import sweeps
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, runs_dir
@@ -414,7 +414,7 @@ class SweepScreen(CompareScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
     def load(self) -> None:
         """Read the table rows and the runner's state, and the runs' new epoch events."""
-        from cnn_tui.training.runs import read_events
+        from cnn_tui.training.runs.store import read_events
 
         if not self.manifest:
             return

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from cnn_tui.training.run_model import RunModel
+    from cnn_tui.training.tools.run_model import RunModel
 
 FORMATS = {"torchscript": ".torchscript.pt", "torch-export": ".pt2", "onnx": ".onnx"}
 ONNX_HINT = "pip install 'cnn-tui[onnx]'"
@@ -178,7 +178,7 @@ def export_run(run: RunModel, fmt: str, output: Path) -> dict[str, Any]:
     """Export, check on test images, then write `output` atomically; a summary of what was done."""
     import torch
 
-    from cnn_tui.training.run_model import load_test_split
+    from cnn_tui.training.tools.run_model import load_test_split
 
     images, _ = load_test_split(run)
     batch = run.model_input(torch.as_tensor(images[:CHECK_IMAGES])).contiguous()
@@ -213,7 +213,7 @@ def output_path(run_dir: Path, fmt: str, output: str | None, force: bool) -> Pat
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from cnn_tui.training.run_model import load_run_model
+    from cnn_tui.training.tools.run_model import load_run_model
 
     run_dir = Path(args.run_dir)
     output = output_path(run_dir, args.format, args.output, args.force)

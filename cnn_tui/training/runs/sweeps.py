@@ -13,8 +13,8 @@ runs inside one sweep folder:
 
 The queue runner (`run_queue`) trains the runs one at a time per device, one per GPU in parallel
 when there are several, each as its own `cnn-tui train --no-ui` process started by
-`cnn_tui.training.launcher` (so every run is exactly what `cnn-tui train` would do). It runs in
-the foreground (`--no-ui`) or detached (`launch_sweep`: `python -m cnn_tui.training.sweeps DIR`,
+`cnn_tui.training.runs.launcher` (so every run is exactly what `cnn-tui train` would do). It runs in
+the foreground (`--no-ui`) or detached (`launch_sweep`: `python -m cnn_tui.training.runs.sweeps DIR`,
 its own session, so it survives an SSH drop). SIGTERM or Ctrl+C stops the runs in progress with a
 checkpoint and leaves the rest pending; `--resume SWEEP_DIR` keeps the finished (and failed)
 runs, resumes the stopped ones from their checkpoint and starts the pending ones.
@@ -42,7 +42,7 @@ from typing import Any, TextIO
 
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
-from cnn_tui.training import runs
+from cnn_tui.training.runs import store as runs
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
 
 SWEEP_FILE = runs.SWEEP_FILE  # "sweep.json"
@@ -229,7 +229,7 @@ def resolve_devices(spec: str) -> list[str]:
         if item == "cpu":
             name = "cpu"
         else:
-            from cnn_tui.training.devices import resolve_device
+            from cnn_tui.training.system.devices import resolve_device
 
             name = f"cuda:{resolve_device(item).index}"
         if name in found:
@@ -690,7 +690,7 @@ def _events_size(run_dir: Path) -> int:
 
 def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: str) -> _Active:
     """Start (or resume) one run of the sweep on `device` as its own trainer process."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
 
     run_dir = sweep_dir / str(entry["dir"])
     state = run_state(run_dir)
@@ -712,7 +712,7 @@ def _start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
 
 def _ended(active: _Active, code: int, stopping: bool) -> None:
     """After a trainer exited: a run that died without saying why is marked failed."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
 
     status = runs.read_status(active.run_dir)
     own = status is not None and status.get("pid") == active.pid
@@ -737,7 +737,7 @@ def run_queue(
     """Train the sweep's pending and stopped runs, one per device at a time, until all are over
     or `stop` is set (the runs in progress then get SIGTERM and checkpoint). Returns the sweep's
     final state: finished (every run over, some may have failed) or stopped."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
 
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
@@ -825,7 +825,7 @@ def run_queue(
 
 
 def runner_command(sweep_dir: Path, devices: list[str], sort: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "cnn_tui.training.sweeps", str(sweep_dir)]
+    command = [sys.executable, "-m", "cnn_tui.training.runs.sweeps", str(sweep_dir)]
     command += ["--devices", ",".join(devices)]
     return command + (["--sort", sort] if sort else [])
 
@@ -835,7 +835,7 @@ def launch_sweep(
 ) -> int:
     """Run the sweep's queue in the background, detached like a single run (its own session,
     output in SWEEP_DIR/output.log); returns the runner's pid."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
 
     sweep_dir = Path(sweep_dir)
     # the same detaching as a single run: own session, stdin closed, output to output.log
@@ -844,7 +844,7 @@ def launch_sweep(
 
 def stop_sweep(sweep_dir: str | os.PathLike[str], pid: int | None = None) -> bool:
     """SIGTERM to the sweep's runner: it stops its runs with a checkpoint. False: not running."""
-    from cnn_tui.training import launcher
+    from cnn_tui.training.runs import launcher
 
     return launcher.stop_run(sweep_dir, pid)
 
@@ -979,10 +979,10 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def _runner_main(argv: Sequence[str]) -> int:
-    """`python -m cnn_tui.training.sweeps SWEEP_DIR --devices D1,D2`: the detached queue runner."""
+    """`python -m cnn_tui.training.runs.sweeps SWEEP_DIR --devices D1,D2`: the detached queue runner."""
     from cnn_tui.training.headless import stop_on_signals
 
-    parser = argparse.ArgumentParser(prog="python -m cnn_tui.training.sweeps")
+    parser = argparse.ArgumentParser(prog="python -m cnn_tui.training.runs.sweeps")
     parser.add_argument("sweep_dir")
     parser.add_argument("--devices", required=True)
     parser.add_argument("--sort", choices=SORT_KEYS)

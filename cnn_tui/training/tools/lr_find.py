@@ -292,7 +292,9 @@ def range_test(
 ) -> Curve:
     """Run the range test for `config` on a fresh Setup of its own (see the module docstring)."""
     check_range(start_lr, end_lr, steps)
-    from cnn_tui.training import engine, feature_cache, models
+    from cnn_tui.training.loop import engine
+    from cnn_tui.training.models import feature_cache
+    from cnn_tui.training.models import registry as models
 
     started = time.perf_counter()
     say = on_status or (lambda text: None)
@@ -421,7 +423,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
     import shutil
 
     from cnn_tui.training.args import config_from_args
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.system.devices import resolve_device
 
     start_lr, end_lr, steps = args.start_lr, args.end_lr, args.steps
     check_range(start_lr, end_lr, steps)

@@ -33,7 +33,7 @@ from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training.config import FINETUNES, MIN_IMAGE_SIZE, PRETRAINED_MODELS
-from cnn_tui.training.layers import Flatten
+from cnn_tui.training.models.layers import Flatten
 
 WEIGHTS_HELP = "imagenet, none, or a path to a state_dict file"
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -536,6 +536,6 @@ def feature_size(model: nn.Module) -> int:
 
 
 # --- fast presets: airbench-style networks, defined in cnn_tui/training/fast_models.py ----------
-from cnn_tui.training import fast_models  # noqa: E402  (after MODELS: it only adds entries)
+from cnn_tui.training.models import fast as fast_models  # noqa: E402  (after MODELS: it only adds entries)
 
 MODELS.update(fast_models.MODELS)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_tui.training.layers import Flatten
+from cnn_tui.training.models.layers import Flatten
 
 FAST_CNN_WIDTHS = (16, 48, 96, 96)
 WHITEN_IMAGES = 5000  # training images whose patches give the whitening filters

@@ -255,7 +255,7 @@ def rank_device(device_spec: str, world: World) -> torch.device:
     """The device of this rank for `--device device_spec`: on CUDA the GPU of its local rank."""
     import torch
 
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.system.devices import resolve_device
 
     device = resolve_device(device_spec)
     if world.parallel and device.type == "cuda":
@@ -382,7 +382,7 @@ def processes_per_node(config: TrainConfig) -> int:
     UsageError. One process never involves torchrun."""
     import torch
 
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.system.devices import resolve_device
 
     device = resolve_device(config.device)
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0

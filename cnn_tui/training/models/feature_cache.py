@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnn_tui.training import models
+from cnn_tui.training.models import registry as models
 
 # Rows per backbone batch: images at 32 px go in thousands, at 224 px in hundreds (memory bound).
 PIXELS_PER_BATCH = 256 * 224 * 224

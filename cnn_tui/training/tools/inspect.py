@@ -37,7 +37,7 @@ from cnn_tui.errors import UsageError
 if TYPE_CHECKING:
     from torch import nn
 
-    from cnn_tui.training.run_model import RunModel
+    from cnn_tui.training.tools.run_model import RunModel
 
 CAM_MIN_SIZE = 4  # Grad-CAM's default stage: the deepest one with maps at least this big
 PATCH_CELLS = 4  # "open in the lesson": at most this many output rows and columns around the cell
@@ -428,8 +428,8 @@ class Subject:
 
 def subject(run: RunModel, test_index: int | None, image_file: str | None) -> Subject:
     """The image the flags name: a file, or test image N (default 0) of the run's test split."""
-    from cnn_tui.training import image_files
-    from cnn_tui.training.run_model import load_test_split
+    from cnn_tui.training.data import image_files
+    from cnn_tui.training.tools.run_model import load_test_split
 
     if image_file is not None:
         try:
@@ -459,7 +459,7 @@ def check_args(args: argparse.Namespace) -> None:
 def run_inspect(args: argparse.Namespace) -> int:
     """`cnn-tui inspect RUN --no-ui`: a text report, and the JSON report with --json FILE."""
     from cnn_tui.fileio import atomic_write_text, check_output_path
-    from cnn_tui.training.run_model import load_run_model
+    from cnn_tui.training.tools.run_model import load_run_model
 
     check_args(args)
     if args.json not in (None, "-"):

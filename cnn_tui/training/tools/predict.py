@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from cnn_tui.errors import UsageError
-from cnn_tui.training import image_files
+from cnn_tui.training.data import image_files
 
 EXIT_USAGE = 2
 
@@ -122,7 +122,7 @@ def summary(predictions: list[Prediction]) -> dict[str, Any]:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from cnn_tui.training.run_model import load_run_model
+    from cnn_tui.training.tools.run_model import load_run_model
 
     if args.top < 1:
         raise UsageError(f"--top must be 1 or more, got {args.top}")

@@ -7,7 +7,7 @@ works on whole batches there with `normalize`, `augment` and `resize` (no per-im
 no DataLoader), as airbench does.
 
 Data sets:
-- `shapes`: procedurally drawn shapes (`cnn_tui.training.shapes_dataset`), offline, the default.
+- `shapes`: procedurally drawn shapes (`cnn_tui.training.data.shapes`), offline, the default.
 - `cifar10`: the official python-pickle batches, downloaded with torchvision's URL and checksum
   when missing.
 - `fashion-mnist`: IDX files (gzipped or not) from --data-dir, Debian's dataset-fashion-mnist
@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training import background_import, shapes_dataset
+from cnn_tui.training.system import background_import
+from cnn_tui.training.data import shapes as shapes_dataset
 from cnn_tui.training.config import AUGMENTS, DATASETS  # names defined once, torch-free
 
 DEFAULT_DATA_DIR = "data"
@@ -170,7 +171,7 @@ def load_dataset(
         report("drawing shapes", pool + n_test, pool + n_test)
         classes, source = (
             list(shapes_dataset.CLASSES),
-            "generated (cnn_tui.training.shapes_dataset)",
+            "generated (cnn_tui.training.data.shapes)",
         )
         train_x, train_y = (
             torch.from_numpy(train_images.copy()),

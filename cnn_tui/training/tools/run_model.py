@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnn_tui.errors import UsageError
-from cnn_tui.training import runs
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs import store as runs
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from cnn_tui.training.engine import BatchPrep
+    from cnn_tui.training.loop.engine import BatchPrep
 
 PREDICT_BATCH = 256
 
@@ -60,7 +60,7 @@ class RunModel:
         """Softmax class probabilities (N, K) of uint8 images (N, C, H, W), in batches."""
         import torch
 
-        from cnn_tui.training.engine import autocast, batch_logits
+        from cnn_tui.training.loop.engine import autocast, batch_logits
 
         images = torch.as_tensor(np.asarray(images) if isinstance(images, np.ndarray) else images)
         out = []
@@ -78,8 +78,10 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
     """The trained model of a run; a missing or damaged run is a UsageError naming the file."""
     import torch
 
-    from cnn_tui.training import datasets, engine, models
-    from cnn_tui.training.devices import resolve_device
+    from cnn_tui.training.data import datasets
+    from cnn_tui.training.loop import engine
+    from cnn_tui.training.models import registry as models
+    from cnn_tui.training.system.devices import resolve_device
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -142,7 +144,7 @@ def _classes(checkpoint: dict[str, Any], fallback: list[str]) -> list[str]:
 
 def load_test_split(run: RunModel) -> tuple[np.ndarray, np.ndarray]:
     """The run's test images (uint8 (N, C, H, W)) and labels, split as training split them."""
-    from cnn_tui.training import engine
+    from cnn_tui.training.loop import engine
 
     data = engine.load_data(run.config)
     return data.test_x.numpy(), data.test_y.numpy()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.runs import (
+from cnn_tui.training.runs.store import (
     CONFIG_FILE,
     OUTPUT_LOG,
     check_new_run_dir,

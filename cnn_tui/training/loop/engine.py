@@ -43,20 +43,15 @@ from torch import nn
 
 from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import atomic_write
-from cnn_tui.training import (
-    background_import,
-    datasets,
-    distributed,
-    early_stop,
-    feature_cache,
-    host_memory,
-    metrics,
-    models,
-    runs,
-)
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.devices import cpu_has_native_bf16, device_name, resolve_device
-from cnn_tui.training.distributed import PeerLost, World
+from cnn_tui.training.data import datasets
+from cnn_tui.training.loop import distributed, early_stop, metrics
+from cnn_tui.training.loop.distributed import PeerLost, World
+from cnn_tui.training.models import feature_cache
+from cnn_tui.training.models import registry as models
+from cnn_tui.training.runs import store as runs
+from cnn_tui.training.system import background_import, host_memory
+from cnn_tui.training.system.devices import cpu_has_native_bf16, device_name, resolve_device
 
 EventCallback = Callable[[dict[str, Any]], None]
 

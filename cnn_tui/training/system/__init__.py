@@ -1,0 +1,1 @@
+"""The machine: devices, GPU statistics, host memory and background imports."""
