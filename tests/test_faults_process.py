@@ -8,7 +8,6 @@ files with a timeout; nothing asserts on timing.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import io
 import json
@@ -293,7 +292,7 @@ def test_the_lock_refuses_a_second_holder_and_frees_with_the_process(tmp_path):
             with runs.lock_run(run):
                 pass
         held = subprocess.run(
-            [sys.executable, "-c", "import sys; from cnn_tui.training import runs\n"
+            [sys.executable, "-c", "import sys; from cnn_tui.training.runs import store as runs\n"
              "with runs.lock_run(sys.argv[1]): pass", str(run)],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
@@ -301,7 +300,7 @@ def test_the_lock_refuses_a_second_holder_and_frees_with_the_process(tmp_path):
     with runs.lock_run(tmp_path / "r"):  # released
         pass
     killed = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from cnn_tui.training import runs\n"
+        [sys.executable, "-c", "import sys, time; from cnn_tui.training.runs import store as runs\n"
          "with runs.lock_run(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)",
          str(tmp_path / "r")],
         stdout=subprocess.PIPE, text=True,
@@ -352,7 +351,7 @@ def test_the_tuis_form_does_not_write_over_an_existing_run(tmp_path, monkeypatch
 
     @run_async
     async def start() -> None:
-        app = CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(tmp_path)))
+        app = CnnTuiApp(runs_dir=str(tmp_path))
         monkeypatch.setattr(app, "notify", lambda message, **kwargs: notes.append(str(message)))
         async with app.run_test(size=(120, 40)) as pilot:
             screen = TrainFormScreen(run_dir=str(tmp_path / "old"))
@@ -621,7 +620,7 @@ async def test_runs_screen_and_results_show_damaged_runs(tmp_path, monkeypatch, 
     base = tmp_path / "runs"
     damage(write_run(base / "m", "finished"), runs.EVENTS_FILE, kind)
     damage(write_run(base / "s", "stopped"), runs.STATUS_FILE, kind)
-    app = CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(base)))
+    app = CnnTuiApp(runs_dir=str(base))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = RunsScreen(base)
         await app.push_screen(screen)
@@ -676,7 +675,7 @@ async def test_live_dashboard_of_a_damaged_run_keeps_following(tmp_path, monkeyp
     run = write_run(tmp_path / "live", "running")
     damage(run, runs.STATUS_FILE, "half-line")
     damage(run, runs.EVENTS_FILE, "half-line")
-    app = CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(tmp_path)))
+    app = CnnTuiApp(runs_dir=str(tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = DashboardScreen(run)
         await app.push_screen(screen)
@@ -732,7 +731,7 @@ async def test_tiny_terminal_does_not_crash(tmp_path, monkeypatch, name):
     base = tmp_path / "runs"
     write_run(base / "done", "finished")
     write_run(base / "live", "running")
-    app = CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(base)))
+    app = CnnTuiApp(runs_dir=str(base))
     async with app.run_test(size=(40, 10)) as pilot:
         for size in ((40, 10), (20, 5)):
             await pilot.resize_terminal(*size)

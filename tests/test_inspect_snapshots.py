@@ -19,7 +19,7 @@ from cnn_tui.ui.training.inside import InsideView
 @pytest.fixture
 def app(tmp_path) -> CnnTuiApp:
     run_dir = write_model_run(tmp_path / "20251122-101500-simple-cnn-shapes", hidden_units=6)
-    return CnnTuiApp(argparse.Namespace(command="inspect", run_dir=str(run_dir), test_index=None,
+    return CnnTuiApp("inspect", argparse.Namespace(command="inspect", run_dir=str(run_dir), test_index=None,
                                         image=None, device="cpu", runs_dir="runs"))  # fmt: skip
 
 

@@ -24,7 +24,7 @@ def run_dir(tmp_path_factory):
 def app_for(run_dir, **flags) -> CnnTuiApp:
     args = {"command": "inspect", "run_dir": str(run_dir), "test_index": None, "image": None,
             "device": "cpu", "runs_dir": "runs", **flags}  # fmt: skip
-    return CnnTuiApp(argparse.Namespace(**args))
+    return CnnTuiApp("inspect", argparse.Namespace(**args))
 
 
 async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
@@ -88,7 +88,7 @@ async def test_a_real_filter_opens_in_the_conv_lesson_with_the_networks_value(ru
 
 @run_async
 async def test_the_run_screen_shows_inside_only_once_the_run_is_over(run_dir, tmp_path):
-    app = CnnTuiApp(argparse.Namespace(command=None, runs_dir="runs"))
+    app = CnnTuiApp(runs_dir="runs")
     async with app.run_test(size=(120, 40)) as pilot:
         running = write_run(tmp_path / "running", state="running")
         await app.push_screen(ResultsScreen(running))

@@ -101,7 +101,7 @@ async def test_the_home_screen_opens_both_lessons_by_key_and_mouse() -> None:
 @run_async
 async def test_cnn_tui_conv_flags_set_the_example() -> None:
     args = build_parser().parse_args(["conv", "--padding", "1", "--channels", "2", "--seed", "7"])
-    app = CnnTuiApp(args)
+    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         screen = app.screen

@@ -98,7 +98,7 @@ async def test_cnn_tui_net_flags_set_the_example() -> None:
     args = build_parser().parse_args(
         ["net", "--example", "net-horizontal-edge", "--label", "0", "--lr", "0.5"]
     )
-    app = CnnTuiApp(args)
+    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         screen = app.screen

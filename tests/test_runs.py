@@ -107,7 +107,7 @@ def test_writing_events_through_the_throttle_never_imports_torch(tmp_path):
     """The run directory's owner is torch-free: the TUI and `--json` output use it at once."""
     code = (
         "import json, sys\n"
-        "from cnn_tui.training import runs\n"
+        "from cnn_tui.training.runs import store as runs\n"
         f"log = runs.EventLog({str(tmp_path)!r})\n"
         "log.emit('run_started', epochs=1)\n"
         "for b in range(50):\n"

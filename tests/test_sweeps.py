@@ -444,8 +444,8 @@ def test_background_sweep_stopped_by_sigterm_then_resumed(tmp_path, capsys) -> N
 SIZE = (120, 40)
 
 
-def make_app(runs_dir: Path, **args) -> CnnTuiApp:
-    return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(runs_dir), **args))
+def make_app(runs_dir: Path) -> CnnTuiApp:
+    return CnnTuiApp(runs_dir=runs_dir)
 
 
 async def wait_until(pilot, condition, timeout: float = 30.0) -> None:
@@ -499,7 +499,7 @@ async def test_form_sweep_mode_grid_from_fields_and_grid_row(tmp_path, monkeypat
         ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--limit", "40",
          "--grid", "epochs=1,2", "--grid", "optimizer=sgd,adam"]
     )  # fmt: skip
-    app = CnnTuiApp(args)
+    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
         form = app.screen
@@ -540,7 +540,7 @@ async def test_a_field_applies_in_a_sweep_when_any_value_of_the_grid_uses_it(tmp
         ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--optimizer", "adam",
          "--grid", "optimizer=adam,sgd"]
     )  # fmt: skip
-    app = CnnTuiApp(args)
+    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
         form = app.screen

@@ -7,7 +7,6 @@ worker API. Nothing sleeps for a fixed time as an assertion: waits poll a condit
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import time
@@ -43,8 +42,8 @@ def presets_dir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def make_app(runs_dir: Path, **args) -> CnnTuiApp:
-    return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(runs_dir), **args))
+def make_app(runs_dir: Path) -> CnnTuiApp:
+    return CnnTuiApp(runs_dir=runs_dir)
 
 
 async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
@@ -174,7 +173,7 @@ async def test_form_from_train_flags(tmp_path) -> None:
     args = build_parser().parse_args(
         ["--runs-dir", str(tmp_path), "train", "--model", "resnet18", "--epochs", "0", "--no-amp"]
     )
-    app = CnnTuiApp(args)
+    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -293,7 +292,7 @@ async def test_form_from_a_preset_flag_that_leaves_the_data_dir_to_fill(tmp_path
     args = build_parser().parse_args(
         ["--runs-dir", str(tmp_path), "train", "--preset", "cats-vs-dogs"]
     )
-    app = recording_notices(CnnTuiApp(args))
+    app = recording_notices(CnnTuiApp(args.command, args, runs_dir=args.runs_dir))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -343,7 +342,7 @@ async def test_form_from_an_unknown_preset_flag_says_why(tmp_path) -> None:
     args = build_parser().parse_args(
         ["--runs-dir", str(tmp_path), "train", "--preset", "nope", "--epochs", "3"]
     )
-    app = recording_notices(CnnTuiApp(args))
+    app = recording_notices(CnnTuiApp(args.command, args, runs_dir=args.runs_dir))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = app.screen

@@ -4,7 +4,6 @@ extending and cloning runs, the form kept and its preset box saying "custom"."""
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import pytest
@@ -33,7 +32,7 @@ def fixed_environment(tmp_path, monkeypatch):
 
 
 def make_app(tmp_path) -> CnnTuiApp:
-    return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(tmp_path / "runs")))
+    return CnnTuiApp(runs_dir=str(tmp_path / "runs"))
 
 
 # --- the smoothed loss -----------------------------------------------------------------------------

@@ -3,7 +3,6 @@ the runs screen show early stopping."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -29,7 +28,7 @@ def presets_dir(tmp_path, monkeypatch):
 
 
 def make_app(runs_dir) -> CnnTuiApp:
-    return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(runs_dir)))
+    return CnnTuiApp(runs_dir=str(runs_dir))
 
 
 # --- the LR finder -----------------------------------------------------------------------------

@@ -7,7 +7,6 @@ have drawn (no fixed sleeps). Update with `pytest --snapshot-update` after a del
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def fixed_environment(tmp_path, monkeypatch):
 
 
 def make_app(tmp_path) -> CnnTuiApp:
-    return CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(tmp_path / "runs")))
+    return CnnTuiApp(runs_dir=str(tmp_path / "runs"))
 
 
 async def settle(pilot, condition=lambda: True, timeout: float = 30.0) -> None:

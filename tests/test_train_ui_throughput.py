@@ -11,7 +11,6 @@ median over rounds) and the share of one CPU core the TUI process used while fol
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -62,7 +61,7 @@ async def run_followed(config: TrainConfig, runs_dir: Path) -> tuple[float, floa
     from cnn_tui.ui.app import CnnTuiApp
     from cnn_tui.ui.training.form import TrainFormScreen
 
-    app = CnnTuiApp(argparse.Namespace(command=None, runs_dir=str(runs_dir)))
+    app = CnnTuiApp(runs_dir=str(runs_dir))
     async with app.run_test(size=(120, 40)) as pilot:
         app.push_screen(TrainFormScreen(config))
         await pilot.pause()

@@ -1,19 +1,19 @@
 """The Textual application: a thin layer over the UI-free core.
 
-`run_app(args)` opens the screen the command line asked for: the home screen for plain
-`cnn-tui`, a lesson for `cnn-tui conv|pool|net`, the training form for `cnn-tui train`, the runs
-screen for `cnn-tui runs`, the results of one run for `cnn-tui eval RUN_DIR`.
+`CnnTuiApp(command, settings)` opens the screen of a subcommand on top of the home screen: a
+lesson for `cnn-tui conv|pool|net`, the training form for `cnn-tui train`, the runs screen for
+`cnn-tui runs`, the results of one run for `cnn-tui eval RUN_DIR`, ... `settings` is what the
+command's module in `cnn_tui.commands` made of its flags (checked before the app starts).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from pathlib import Path
+from typing import Any
 
 from textual.app import App
 from textual.screen import Screen
 
-from cnn_tui.errors import UsageError
 from cnn_tui.ui.home import HomeScreen
 
 
@@ -24,19 +24,22 @@ class CnnTuiApp(App[int]):
     TITLE = "cnn-tui"
     SUB_TITLE = "convolutional networks in the terminal"
 
-    def __init__(self, args: argparse.Namespace | None = None) -> None:
+    def __init__(
+        self, command: str | None = None, settings: Any = None, *, runs_dir: str | Path = "runs"
+    ) -> None:
         super().__init__()
-        self.args = args if args is not None else argparse.Namespace(command=None)
+        self.command = command
+        self.settings = settings
+        self.runs_dir = Path(runs_dir)  # where runs are stored and listed (--runs-dir)
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
-        command = getattr(self.args, "command", None)
-        if command is not None:
-            self.open_screen(command, self.args)
+        if self.command is not None:
+            self.open_screen(self.command, self.settings)
 
-    def open_screen(self, command: str, args: argparse.Namespace | None = None) -> None:
+    def open_screen(self, command: str, settings: Any = None) -> None:
         """Push the screen of one subcommand ("conv", "pool", "net", "train", "runs", "eval")."""
-        self.push_screen(open_screen_for(command, args))
+        self.push_screen(open_screen_for(command, settings))
 
     # --- training: quitting while a run trains asks to stop it or leave it running
     async def action_quit(self) -> None:
@@ -45,7 +48,7 @@ class CnnTuiApp(App[int]):
         await quit_or_ask(self)
 
 
-def open_screen_for(command: str, args: argparse.Namespace | None) -> Screen:
+def open_screen_for(command: str, args: Any) -> Screen:
     """Build the screen for a subcommand; modules are imported on demand to keep start-up fast."""
     if command in ("conv", "pool"):
         from cnn_tui.ui.lessons.screen import LessonScreen
@@ -76,42 +79,3 @@ def open_screen_for(command: str, args: argparse.Namespace | None) -> Screen:
 
         return InspectScreen.from_args(args)
     raise ValueError(f"no screen for {command!r}")
-
-
-def run_app(args: argparse.Namespace) -> int:
-    if getattr(args, "command", None) in ("conv", "pool"):
-        from cnn_tui.lessons.examples import example_from_args
-
-        example_from_args(args)  # a bad flag combination: a one-line usage error, not a crash
-    if getattr(args, "command", None) == "net":
-        from cnn_tui.lessons.network import net_example_from_args
-
-        net_example_from_args(args)  # a bad example or label: a one-line usage error
-    if getattr(args, "command", None) == "sweep":
-        from cnn_tui.training.runs.sweeps import check_tui_args
-
-        check_tui_args(args)  # a bad grid or sweep folder: one line, exit 2, before the app
-    if getattr(args, "command", None) == "eval":
-        from cnn_tui.training.runs.store import check_evaluable
-
-        check_evaluable(args.run_dir)  # no such run / no checkpoint: one line, exit 2, no app
-    if getattr(args, "command", None) == "inspect":
-        from cnn_tui.training.tools.inspect import check_args
-
-        check_args(args)  # a missing run folder or image file: one line, exit 2, before the app
-    check_terminal(getattr(args, "command", None))
-    result = CnnTuiApp(args).run()
-    return result if isinstance(result, int) else 0
-
-
-def check_terminal(command: str | None) -> None:
-    """A usage error unless stdin and stdout are a terminal: without one the app can neither draw
-    nor read keys, and would wait for ever (`cnn-tui eval RUN > out.txt` in a script)."""
-    streams = {"stdin": sys.stdin, "stdout": sys.stdout}
-    missing = [name for name, stream in streams.items() if stream is None or not stream.isatty()]
-    if missing:
-        what, fix = (f"cnn-tui {command}", "add --no-ui") if command else ("cnn-tui", "see --help")
-        raise UsageError(
-            f"{what} needs a terminal ({' and '.join(missing)} not one): run it in a terminal, "
-            f"or {fix} for the headless command"
-        )

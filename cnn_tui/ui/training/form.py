@@ -628,4 +628,4 @@ class TrainFormScreen(Screen):
 
 def runs_dir(app: Any) -> Path:
     """The --runs-dir of the app's command line (default ./runs)."""
-    return Path(getattr(getattr(app, "args", None), "runs_dir", None) or "runs")
+    return Path(getattr(app, "runs_dir", "runs"))

@@ -26,7 +26,7 @@ class RunsInProgress(Static):
     def check_runs(self) -> None:
         from cnn_tui.training.runs.store import list_runs
 
-        runs_dir = Path(getattr(getattr(self.app, "args", None), "runs_dir", None) or "runs")
+        runs_dir = Path(getattr(self.app, "runs_dir", "runs"))
         runs = [run for run in list_runs(runs_dir) if run.status == "running"]
         if not get_current_worker().is_cancelled:
             self.post_message(RunsListed(runs))

@@ -1,0 +1,14 @@
+"""`cnn-tui conv`: step through a naive 2-D convolution, forward and backward."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnn_tui.commands._lesson import add_lesson_arguments, run_lesson
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_lesson_arguments(parser, "conv")
+
+
+run = run_lesson
