@@ -16,6 +16,7 @@ from typing import NoReturn
 from cnn_tui import __version__
 from cnn_tui.commands import COMMANDS
 from cnn_tui.errors import RunError, UsageError, disk_full, path_error
+from cnn_tui.text import one_line
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -52,12 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
         command.load().add_arguments(child)
         _add_no_ui(child, command.no_ui_help)
     return parser
-
-
-def one_line(message: object) -> str:
-    """An error message as one line: control characters (a newline in a path) are escaped."""
-    text = str(message)
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
