@@ -196,8 +196,8 @@ def test_bad_values_found_later_are_usage_errors_too(tmp_path, capsys) -> None:
     ],
 )
 def test_training_settings_of_bench_share_the_config_fields(flag) -> None:
+    from cnn_tui.commands.train_flags import config_from_args
     from cnn_tui.errors import UsageError
-    from cnn_tui.training.args import config_from_args
 
     with pytest.raises(UsageError) as train_error:
         config_from_args(_parse(["train", *flag]))

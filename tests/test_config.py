@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from cnn_tui.commands import train_flags as train_args
 from cnn_tui.errors import UsageError
-from cnn_tui.training import args as train_args
 from cnn_tui.training.config import FIELDS, TrainConfig, list_presets, load_preset
 
 

@@ -23,8 +23,8 @@ import torch
 from cli_process import ENV
 
 from cnn_tui import cli
+from cnn_tui.commands.train_flags import config_flags, config_from_args
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.args import config_flags, config_from_args
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.loop import distributed, engine
 from cnn_tui.training.loop.distributed import Nodes, RankFailure, Reported, World
@@ -255,7 +255,7 @@ def test_torchrun_command_line():
 def test_every_setting_reaches_the_ranks():
     import argparse
 
-    from cnn_tui.training import args as train_args
+    from cnn_tui.commands import train_flags as train_args
 
     config = TrainConfig(lr=0.1, limit=400, devices="2", data_dir="-odd name", amp=False)
     parser = argparse.ArgumentParser()

@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnn_tui.cli import build_parser, main
+from cnn_tui.commands.train_flags import config_from_args
 from cnn_tui.errors import UsageError
-from cnn_tui.training.args import config_from_args
 from cnn_tui.training.config import FIELDS, MAX_TOML_BYTES, SEED_MAX, list_presets, read_toml
 from cnn_tui.training.data import datasets
 from cnn_tui.training.loop import engine

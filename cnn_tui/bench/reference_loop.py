@@ -30,8 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from cnn_tui.commands.train_flags import field_type
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.args import field_type
 from cnn_tui.training.config import FIELDS
 from cnn_tui.training.data import datasets
 from cnn_tui.training.models import registry as models

@@ -8,7 +8,7 @@ from cnn_tui.commands import tui
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.training import tool_args
+    from cnn_tui.commands import tool_flags as tool_args
 
     tool_args.add_inspect_arguments(parser)
 

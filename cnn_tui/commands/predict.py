@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.training import tool_args
+    from cnn_tui.commands import tool_flags as tool_args
 
     tool_args.add_predict_arguments(parser)
 

@@ -8,7 +8,7 @@ from cnn_tui.commands import tui
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.training import args as train_args
+    from cnn_tui.commands import train_flags as train_args
 
     train_args.add_arguments(parser, node_flags=True)
 

@@ -3,7 +3,7 @@
 Every setting is written once, as an attribute of `TrainConfig` with its default, help text and
 rules (`setting(...)`); `FIELDS` (name -> `Field`: type, default, allowed values, help) is
 generated from the class. The `cnn-tui train` flags are generated from `FIELDS`
-(`cnn_tui.training.args`), TOML config files and presets are read through it, and the TUI form
+(`cnn_tui.commands.train_flags`), TOML config files and presets are read through it, and the TUI form
 validates each field as it is typed with `parse_field`. `layer_settings` layers defaults < preset
 < config file < flags for both the CLI and the form. Nothing here imports torch or textual.
 """

@@ -363,7 +363,7 @@ def _train_plan(
     """(settings, run directory, resuming?) of `cnn-tui train --no-ui`, all usage errors raised
     before anything is written; the run directory is None for a new folder not made yet
     (`new_dir`: make it). On a machine other than node 0 the run directory is not read."""
-    from cnn_tui.training.args import config_from_args, given_flags
+    from cnn_tui.commands.train_flags import config_from_args, given_flags
     from cnn_tui.training.system.devices import resolve_device
 
     resume = bool(getattr(args, "resume", None))
@@ -455,7 +455,7 @@ def _nodes(args: argparse.Namespace) -> Any:
 def _rank_args(args: argparse.Namespace, config: TrainConfig, run_dir: Path, resume: bool):
     """The `cnn-tui` command line of each rank: the run's settings given in full (or --resume
     with what may change), so that every rank, on any machine, trains the same run."""
-    from cnn_tui.training.args import config_flags, given_flags
+    from cnn_tui.commands.train_flags import config_flags, given_flags
 
     output = ["--json"] if getattr(args, "json", False) else []
     if resume:

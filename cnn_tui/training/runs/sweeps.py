@@ -67,7 +67,7 @@ EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`cnn-tui sweep`: the train flags (the base settings) plus the grid and sweep options."""
-    from cnn_tui.training import args as train_args
+    from cnn_tui.commands import train_flags as train_args
 
     train_args.add_arguments(parser)
     helps = {
@@ -285,7 +285,7 @@ def plan_from_args(args: argparse.Namespace) -> SweepPlan:
     A setting may come from the preset or config file and be varied by the grid (the grid wins
     there), but not be given both as a flag and in the grid: that is refused as ambiguous.
     """
-    from cnn_tui.training.args import given_flags
+    from cnn_tui.commands.train_flags import given_flags
 
     grid = parse_grid(getattr(args, "grid", None) or [])
     flags = given_flags(args)
@@ -863,7 +863,7 @@ def check_resumable(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def resume_devices(args: argparse.Namespace, manifest: dict[str, Any]) -> list[str]:
     """--resume takes --device and --sort only; the devices default to the manifest's."""
-    from cnn_tui.training.args import given_flags
+    from cnn_tui.commands.train_flags import given_flags
 
     other = [name for name in given_flags(args) if name != "device"]
     other += [flag for flag in ("preset", "config", "run_dir") if getattr(args, flag, None)]
@@ -897,7 +897,7 @@ def _exclusive(args: argparse.Namespace, flag: str) -> None:
     if others:
         raise UsageError(f"--{flag} cannot be combined with --{others[0]}")
     if flag in ("show", "stop"):
-        from cnn_tui.training.args import given_flags
+        from cnn_tui.commands.train_flags import given_flags
 
         extra = list(given_flags(args)) + (["grid"] if getattr(args, "grid", None) else [])
         extra += [name for name in ("preset", "config", "run_dir") if getattr(args, name, None)]

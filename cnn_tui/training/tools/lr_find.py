@@ -377,7 +377,7 @@ _steps.__name__ = "steps"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.training import args as train_args
+    from cnn_tui.commands import train_flags as train_args
 
     test = parser.add_argument_group("the range test")
     test.add_argument(
@@ -422,7 +422,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
     """`cnn-tui lr-find`: the range test, the suggestion (a line; the plot on a terminal)."""
     import shutil
 
-    from cnn_tui.training.args import config_from_args
+    from cnn_tui.commands.train_flags import config_from_args
     from cnn_tui.training.system.devices import resolve_device
 
     start_lr, end_lr, steps = args.start_lr, args.end_lr, args.steps

@@ -36,8 +36,8 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from cnn_tui.commands.train_flags import given_flags
 from cnn_tui.errors import UsageError
-from cnn_tui.training.args import given_flags
 from cnn_tui.training.config import (
     FIELDS,
     PRETRAINED_MODELS,
