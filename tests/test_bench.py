@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from cnn_tui.bench import args as bench_args
-from cnn_tui.bench import measure
+from cnn_tui.bench import features, options, speed, whole_run
 from cnn_tui.cli import main
+from cnn_tui.commands.bench import options_from_args
 
 
 def _check_speed_report(report: dict, models: list[str]) -> None:
@@ -31,7 +31,7 @@ def test_quick_bench_prints_a_full_table_and_writes_json(tmp_path, capsys) -> No
     assert main(["bench", "--quick", "--device", "cpu", "--json", str(out)]) == 0
     table = capsys.readouterr().out
     report = json.loads(out.read_text())
-    models = bench_args.QUICK_MODELS.split(",")
+    models = options.QUICK_MODELS.split(",")
     _check_speed_report(report, models)
     rows = [line for line in table.splitlines() if line.split()[:1] in ([m] for m in models)]
     assert len(rows) == len(models)
@@ -95,8 +95,8 @@ def test_features_mode_times_two_processes_a_sweep_and_inspect(tmp_path, capsys)
 
 
 def test_features_commands_inspect_the_run_they_trained(tmp_path) -> None:
-    opts = measure.options_from_args(_parse(["bench", "--features", "--models", "the3-cnn"]))
-    commands = measure.feature_commands(opts, "the3-cnn", None, tmp_path, parallel=False)
+    opts = options_from_args(_parse(["bench", "--features", "--models", "the3-cnn"]))
+    commands = features.feature_commands(opts, "the3-cnn", None, tmp_path, parallel=False)
     argv = {command["feature"]: command["argv"] for command in commands}
     assert "train, --devices 2 (data-parallel)" not in argv  # one GPU: no such row
     train = argv["train, 1 process"]
@@ -105,19 +105,19 @@ def test_features_commands_inspect_the_run_they_trained(tmp_path) -> None:
     assert inspect[3:5] == ["inspect", run_dir]
     sweep = argv["sweep of 2 runs"]
     assert sweep[sweep.index("--grid") + 1] == "lr=0.001,0.002"
-    assert opts.batch_size == measure.WHOLE_RUN_BATCH_SIZE and opts.finetune == "head"
+    assert opts.batch_size == options.WHOLE_RUN_BATCH_SIZE and opts.finetune == "head"
 
 
 def test_whole_run_commands_compare_the_cache_for_a_frozen_resnet(tmp_path) -> None:
     args = _parse(["bench", "--whole-run", "--models", "resnet18@64"])
-    opts = measure.options_from_args(args)
-    labels = [label for label, _ in measure.whole_run_commands(opts, "resnet18", 64, tmp_path)]
+    opts = options_from_args(args)
+    labels = [label for label, _ in whole_run.whole_run_commands(opts, "resnet18", 64, tmp_path)]
     assert labels == [
         "cnn-tui train (feature cache)",
         "cnn-tui train (no cache)",
         "seed-style loop",
     ]
-    argv = dict(measure.whole_run_commands(opts, "resnet18", 64, tmp_path))
+    argv = dict(whole_run.whole_run_commands(opts, "resnet18", 64, tmp_path))
     assert "--no-cache-features" in argv["cnn-tui train (no cache)"]
     for command in argv.values():
         assert command[command.index("--batch-size") + 1] == "32"
@@ -129,8 +129,8 @@ def test_whole_run_commands_compare_the_cache_for_a_frozen_resnet(tmp_path) -> N
 def test_the_other_pretrained_models_bench_like_resnet18(name, tmp_path) -> None:
     args = _parse(["bench", "--whole-run", "--models", "resnet50@224,vgg16@224"])
     assert args.models == [("resnet50", 224), ("vgg16", 224)]
-    opts = measure.options_from_args(args)
-    argv = dict(measure.whole_run_commands(opts, name, 224, tmp_path))
+    opts = options_from_args(args)
+    argv = dict(whole_run.whole_run_commands(opts, name, 224, tmp_path))
     assert list(argv) == [
         "cnn-tui train (feature cache)",
         "cnn-tui train (no cache)",
@@ -139,7 +139,7 @@ def test_the_other_pretrained_models_bench_like_resnet18(name, tmp_path) -> None
     for command in argv.values():
         assert command[command.index("--model") + 1] == name
         assert command[command.index("--weights") + 1] == "none"
-    config = measure.bench_config(opts, name, 224, 32)
+    config = speed.bench_config(opts, name, 224, 32)
     assert (config.model, config.weights, config.finetune, config.image_size) == (
         name, "none", "head", 224,
     )  # fmt: skip
@@ -202,7 +202,7 @@ def test_training_settings_of_bench_share_the_config_fields(flag) -> None:
     with pytest.raises(UsageError) as train_error:
         config_from_args(_parse(["train", *flag]))
     with pytest.raises(UsageError) as bench_error:
-        measure.options_from_args(_parse(["bench", *flag]))
+        options_from_args(_parse(["bench", *flag]))
     assert str(bench_error.value) == str(train_error.value)
 
 
@@ -215,16 +215,16 @@ def test_bench_lr_zero_is_a_one_line_usage_error(capsys) -> None:
 def test_bench_keeps_its_own_defaults_of_training_settings() -> None:
     from cnn_tui.training.config import FIELDS
 
-    opts = measure.options_from_args(_parse(["bench"]))
+    opts = options_from_args(_parse(["bench"]))
     assert opts.lr == FIELDS["lr"].default and opts.device == FIELDS["device"].default
     assert opts.amp is FIELDS["amp"].default and opts.epochs == 1 and opts.batch_size == 128
-    assert measure.options_from_args(_parse(["bench", "--whole-run"])).batch_size == 32
-    opts = measure.options_from_args(_parse(["bench", "--lr", "0.01", "--epochs", "3"]))
+    assert options_from_args(_parse(["bench", "--whole-run"])).batch_size == 32
+    opts = options_from_args(_parse(["bench", "--lr", "0.01", "--epochs", "3"]))
     assert opts.lr == 0.01 and opts.epochs == 3
 
 
 def test_reference_loop_flags_follow_the_training_settings() -> None:
-    from cnn_tui.bench import reference_loop
+    from cnn_tui.commands import reference_loop
     from cnn_tui.training.config import FIELDS
 
     parser = reference_loop.build_parser()

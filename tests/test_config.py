@@ -168,7 +168,7 @@ def test_fields_are_generated_from_the_dataclass():
 
 
 def test_names_of_data_sets_and_models_are_defined_once():
-    from cnn_tui.bench import args as bench_args
+    from cnn_tui.bench import options as bench_args
     from cnn_tui.training import config
     from cnn_tui.training.data import datasets
     from cnn_tui.training.models import registry as models

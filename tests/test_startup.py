@@ -27,7 +27,7 @@ def _modules_after(code: str) -> dict[str, bool]:
 
 
 @pytest.mark.parametrize(
-    "module", ["cnn_tui.cli", "cnn_tui.bench.args", "cnn_tui.ui.app", "cnn_tui.ui.home"]
+    "module", ["cnn_tui.cli", "cnn_tui.commands.bench", "cnn_tui.ui.app", "cnn_tui.ui.home"]
 )
 def test_start_up_modules_do_not_import_torch(module: str) -> None:
     loaded = _modules_after(f"import {module}")

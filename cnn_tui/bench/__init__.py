@@ -1,5 +1,8 @@
 """`cnn-tui bench`: speed of the training engine against a seed-style reference loop.
 
-`measure` runs the benchmarks, `args` defines the flags, `reference_loop` is the seed-style
-DataLoader loop (also runnable as `python -m cnn_tui.bench.reference_loop`).
+`options` says what to measure (`BenchOptions`, model specs, defaults), `measure.run_bench` runs
+one mode and returns its report: `speed` (images/s per batch), `whole_run`, `features`, `startup`;
+`common` holds what they share. `reference_loop` is the seed-style DataLoader loop (one whole run
+of it as its own process: `python -m cnn_tui.commands.reference_loop`). The flags and the printed
+tables live in `cnn_tui.commands.bench`.
 """

@@ -5,23 +5,25 @@ into a PIL image and then a tensor (`ToTensor`, plus `Resize` / `Normalize` so i
 as our engine), a `DataLoader` with `os.cpu_count()` worker processes, and the plain `train_step` /
 `test_step` loop — `.item()` per batch, validation every epoch, the test set at the end.
 
-It runs on the same splits (`cnn_tui.training.data.datasets.load_dataset`), the same model (`cnn_tui.training.models.registry`) and
-the same optimiser as the engine, so any difference in speed comes from the data path and the loop.
-Kept deliberately unoptimised: it is what people write, not what we ship.
+It runs on the same splits (`cnn_tui.training.data.datasets.load_dataset`), the same model
+(`cnn_tui.training.models.registry`) and the same optimiser as the engine, so any difference in
+speed comes from the data path and the loop. Kept deliberately unoptimised: it is what people
+write, not what we ship.
 
-`python -m cnn_tui.bench.reference_loop --dataset fashion-mnist --model simple-cnn --epochs 1` is one
-whole seed-style run; `cnn-tui bench --whole-run` times it against `cnn-tui train --no-ui`.
+The speed mode of `cnn-tui bench` times its `train_step` / `test_step` batch by batch; `prepare`
+and `run` are one whole seed-style run, which `python -m cnn_tui.commands.reference_loop
+--dataset fashion-mnist --model simple-cnn --epochs 1` starts as its own process and
+`cnn-tui bench --whole-run` times against `cnn-tui train --no-ui`.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import os
-import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,9 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from cnn_tui.commands.train_flags import field_type
-from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.config import FIELDS
+from cnn_tui.bench.options import SeedRunOptions
 from cnn_tui.training.data import datasets
 from cnn_tui.training.models import registry as models
 
@@ -131,103 +131,62 @@ def take(loader_iter, n: int) -> Iterable:
     return itertools.islice(loader_iter, n)
 
 
-# Its flags mean the `cnn-tui train` settings of the same name: choices, parsing and limits come
-# from `config.FIELDS`. The defaults are the training ones except these, the seed's own: one
-# epoch of batches of 32, from scratch (the notes' loop loads no pretrained weights).
-SEED_DEFAULTS = {"epochs": 1, "batch_size": 32, "weights": "none"}
-SETTINGS = (
-    "dataset",
-    "data_dir",
-    "model",
-    "hidden_units",
-    "weights",
-    "finetune",
-    "image_size",
-    "epochs",
-    "batch_size",
-    "lr",
-    "val_split",
-    "limit",
-    "seed",
-    "device",
-)
+@dataclass
+class SeedRun:
+    """What one whole seed-style run trains: the model on its device and the data set."""
+
+    options: SeedRunOptions
+    device: torch.device
+    data: datasets.DataSplits
+    model: nn.Module
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m cnn_tui.bench.reference_loop",
-        description="One whole seed-style training run (DataLoader + ToTensor + plain loop).",
-    )
-    for name in SETTINGS:
-        field = FIELDS[name]
-        if field.choices:
-            metavar = "{" + ",".join(field.choices) + "}"
-        else:
-            metavar = {int: "N", float: "X"}.get(field.kind, name.upper())
-        parser.add_argument(
-            field.flag,
-            dest=name,
-            type=field_type(name),
-            default=SEED_DEFAULTS.get(name, field.default),
-            metavar=metavar,
-            help=field.help,
-        )
-    parser.add_argument("--workers", type=int, help="DataLoader workers (default: cpu count)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train like the lecture notes; print one JSON line with the result and the timings."""
-    started = time.perf_counter()
-    args = build_parser().parse_args(argv)
+def prepare(options: SeedRunOptions) -> SeedRun:
+    """Resolve the device, load the data set and build the model; bad input is a UsageError
+    (a data set that cannot be had: a RunError) before any training."""
     from cnn_tui.training.system.devices import resolve_device
 
-    try:
-        device = resolve_device(args.device)
-        data = datasets.load_dataset(
-            args.dataset,
-            args.data_dir,
-            val_split=args.val_split,
-            seed=args.seed,
-            limit=args.limit,
-        )
-        size = args.image_size or data.image_size[0]
-        torch.manual_seed(args.seed)
-        model = models.build_model(
-            args.model,
-            in_channels=data.channels,
-            num_classes=data.num_classes,
-            image_size=size,
-            hidden_units=args.hidden_units,
-            weights=args.weights,
-            finetune=args.finetune,
-        ).to(device)
-    except (UsageError, RunError) as exc:
-        print(f"reference_loop: {exc}", file=sys.stderr)
-        return 2
+    device = resolve_device(options.device)
+    data = datasets.load_dataset(
+        options.dataset,
+        options.data_dir,
+        val_split=options.val_split,
+        seed=options.seed,
+        limit=options.limit,
+    )
+    size = options.image_size or data.image_size[0]
+    torch.manual_seed(options.seed)
+    model = models.build_model(
+        options.model,
+        in_channels=data.channels,
+        num_classes=data.num_classes,
+        image_size=size,
+        hidden_units=options.hidden_units,
+        weights=options.weights,
+        finetune=options.finetune,
+    ).to(device)
+    return SeedRun(options, device, data, model)
+
+
+def run(prepared: SeedRun, on_epoch: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Train like the lecture notes: every epoch a pass over the training set and one over the
+    validation set (`on_epoch` gets its losses, accuracies and seconds), then the test set.
+    Returns the test accuracy and loss, the epochs' history and the device."""
+    options, data, device, model = prepared.options, prepared.data, prepared.device, prepared.model
+    size = options.image_size or data.image_size[0]
     transform = seed_transform(data.mean, data.std, size if size != data.image_size[0] else None)
-    train_loader = make_loader(
-        SeedStyleDataset(data.train_x, data.train_y, transform),
-        args.batch_size,
-        shuffle=True,
-        workers=args.workers,
-    )
-    val_loader = make_loader(
-        SeedStyleDataset(data.val_x, data.val_y, transform),
-        args.batch_size,
-        shuffle=False,
-        workers=args.workers,
-    )
-    test_loader = make_loader(
-        SeedStyleDataset(data.test_x, data.test_y, transform),
-        args.batch_size,
-        shuffle=False,
-        workers=args.workers,
-    )
+
+    def loader(images: torch.Tensor, labels: torch.Tensor, shuffle: bool) -> DataLoader:
+        dataset = SeedStyleDataset(images, labels, transform)
+        return make_loader(dataset, options.batch_size, shuffle=shuffle, workers=options.workers)
+
+    train_loader = loader(data.train_x, data.train_y, True)
+    val_loader = loader(data.val_x, data.val_y, False)
+    test_loader = loader(data.test_x, data.test_y, False)
     loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.Adam(models.trainable_parameters(model), lr=args.lr)
+    optimizer = torch.optim.Adam(models.trainable_parameters(model), lr=options.lr)
     history = []
-    for epoch in range(args.epochs):
+    for epoch in range(options.epochs):
         epoch_started = time.perf_counter()
         train_loss, train_acc = train_step(model, train_loader, loss_fn, optimizer, device)
         val_loss, val_acc = test_step(model, val_loader, loss_fn, device)
@@ -241,19 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "seconds": time.perf_counter() - epoch_started,
             }
         )
-        print(json.dumps({"event": "epoch", **history[-1]}), file=sys.stderr, flush=True)
+        on_epoch(history[-1])
     test_loss, test_acc = test_step(model, test_loader, loss_fn, device)
-    result = {
-        "event": "finished",
+    return {
         "test_accuracy": test_acc,
         "test_loss": test_loss,
         "history": history,
         "device": str(device),
-        "seconds_in_process": time.perf_counter() - started,
     }
-    print(json.dumps(result), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

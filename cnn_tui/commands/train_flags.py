@@ -125,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def field_type(name: str):
     """An argparse `type=` for a flag of another program that means setting `name` (same parse
-    and limits as `cnn-tui train`), e.g. `python -m cnn_tui.bench.reference_loop --lr`."""
+    and limits as `cnn-tui train`), e.g. `python -m cnn_tui.commands.reference_loop --lr`."""
 
     def parse(text: str) -> Any:
         try:
