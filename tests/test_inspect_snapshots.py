@@ -6,12 +6,12 @@ machine; each snapshot waits until the view has inspected its image and ordered 
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import pytest
 from inspect_fixtures import write_model_run
 
+from cnn_tui.training.tools.inspect import InspectRequest
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.inside import InsideView
 
@@ -19,8 +19,7 @@ from cnn_tui.ui.training.inside import InsideView
 @pytest.fixture
 def app(tmp_path) -> CnnTuiApp:
     run_dir = write_model_run(tmp_path / "20251122-101500-simple-cnn-shapes", hidden_units=6)
-    return CnnTuiApp("inspect", argparse.Namespace(command="inspect", run_dir=str(run_dir), test_index=None,
-                                        image=None, device="cpu", runs_dir="runs"))  # fmt: skip
+    return CnnTuiApp("inspect", InspectRequest(run_dir, device="cpu"))
 
 
 def settled(keys: tuple[str, ...] = ()):

@@ -3,7 +3,6 @@ opened in the conv lesson."""
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from inspect_fixtures import write_model_run
 from train_ui_fixtures import run_async, write_run
 
+from cnn_tui.training.tools.inspect import InspectRequest
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.inside import FilterCellDialog, InsideView, RealFilterLesson
 from cnn_tui.ui.training.results import ResultsScreen
@@ -21,10 +21,8 @@ def run_dir(tmp_path_factory):
     return write_model_run(tmp_path_factory.mktemp("inside-ui") / "run")
 
 
-def app_for(run_dir, **flags) -> CnnTuiApp:
-    args = {"command": "inspect", "run_dir": str(run_dir), "test_index": None, "image": None,
-            "device": "cpu", "runs_dir": "runs", **flags}  # fmt: skip
-    return CnnTuiApp("inspect", argparse.Namespace(**args))
+def app_for(run_dir, **settings) -> CnnTuiApp:
+    return CnnTuiApp("inspect", InspectRequest(run_dir, device="cpu", **settings))
 
 
 async def wait_for(pilot, condition, timeout: float = 30.0) -> None:

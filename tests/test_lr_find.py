@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from cnn_tui import cli
+from cnn_tui.commands import lr_find as lr_find_command
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.tools import lr_find
 
@@ -106,7 +107,7 @@ def test_summary_line_names_both_suggestions_and_which_one():
     curve = lr_find.Curve(50, 1e-7, 10.0)
     curve.lrs, curve.smoothed = synthetic(lambda x: 2.3 - 1.5 / (1 + math.exp(-3 * (x + 3))), 50)
     curve.losses = list(curve.smoothed)
-    line = lr_find.summary_line(curve)
+    line = lr_find_command.summary_line(curve)
     assert "\n" not in line
     assert line.startswith("suggested lr ") and "(steepest descent;" in line
     assert "minimum ÷ 10:" in line and "50 of 50 steps" in line
@@ -209,7 +210,7 @@ def test_headless_on_a_terminal_draws_the_plot(tmp_path, monkeypatch, capsys):
     curve.losses = list(curve.smoothed)
     monkeypatch.setattr(lr_find, "range_test", lambda *a, **k: curve)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    monkeypatch.setattr(lr_find, "_TerminalProgress", lambda: None)  # (no live bar in a test)
+    monkeypatch.setattr(lr_find_command, "_TerminalProgress", lambda: None)  # (no live bar)
     assert cli.main(["lr-find", *FAST, "--json", str(tmp_path / "c.json")]) == 0
     out = capsys.readouterr().out
     assert "smoothed loss vs learning rate" in out and out.splitlines()[-1].startswith("suggested")

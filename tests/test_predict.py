@@ -11,6 +11,7 @@ from inspect_fixtures import train_run, write_model_run
 from PIL import Image
 
 from cnn_tui import cli
+from cnn_tui.commands import predict as predict_command
 from cnn_tui.training.data import image_files
 from cnn_tui.training.tools import predict
 from cnn_tui.training.tools.run_model import load_run_model, load_test_split
@@ -98,9 +99,9 @@ def test_one_image_on_a_terminal_is_drawn_beside_its_classes(model_run, tmp_path
     Image.new("RGB", (32, 32), (0, 0, 255)).save(tmp_path / "blue.png")
     run = load_run_model(model_run, "cpu")
     inputs = predict.gather([str(tmp_path / "blue.png")], run.classes)
-    (prediction,) = predict.predict_files(run, inputs, 3, io.StringIO())
+    (prediction,) = predict.predict_files(run, inputs, 3)
     out = Terminal()
-    predict.print_one(prediction, tmp_path / "blue.png", run, out)
+    predict_command.print_one(prediction, tmp_path / "blue.png", run, out)
     lines = out.getvalue().splitlines()
     assert len(lines) == 16  # 32 pixel rows, two per text row
     assert "\x1b[38;2;0;0;255m\x1b[48;2;0;0;255m▀" in lines[0]

@@ -1,24 +1,106 @@
-"""`cnn-tui inspect RUN`: one image through a trained run's network (the Inside screen)."""
+"""`cnn-tui inspect RUN`: one image through a trained run's network (the Inside screen).
+
+The flags become an `InspectRequest`; with --no-ui the core's report (`tools.inspect.inspect_run`)
+is printed here as text, or as JSON (`--json`, `--json FILE`, `--json-file FILE`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cnn_tui.commands import tui
+from cnn_tui import text
+from cnn_tui.commands import output, tool_flags, tui
+
+if TYPE_CHECKING:
+    from cnn_tui.training.tools.inspect import InspectRequest
+
+TOP_CLASSES = 5  # the probabilities the text report lists
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.commands import tool_flags as tool_args
+    parser.add_argument("run_dir", metavar="RUN", help="the run directory to look inside")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--test-index", type=int, metavar="N", help="test image N of the run's test split"
+    )
+    which.add_argument("--image", metavar="FILE", help="an image file of your own")
+    tool_flags.add_device_argument(parser)
+    output.add_json_arguments(
+        parser,
+        "the probabilities, Grad-CAM maps and layer statistics (with --no-ui)",
+        file_after_json=True,
+    )
 
-    tool_args.add_inspect_arguments(parser)
+
+def request_from_args(args: argparse.Namespace) -> InspectRequest:
+    from cnn_tui.training.tools.inspect import InspectRequest
+
+    return InspectRequest(
+        Path(args.run_dir), test_index=args.test_index, image=args.image, device=args.device
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_ui:
-        from cnn_tui.training.tools.inspect import run_inspect
+    from cnn_tui.training.tools import inspect
 
-        return run_inspect(args)
-    from cnn_tui.training.tools.inspect import check_args
+    request = request_from_args(args)
+    inspect.check_request(request)  # a missing run folder or image: one line, before any work
+    if not args.no_ui:
+        return tui.open_app("inspect", request, runs_dir=args.runs_dir)
+    target = output.json_target(args)
+    result = inspect.inspect_run(request)
+    if target == output.STDOUT:
+        output.write_json(result.data, target)
+        return 0
+    if target is not None:
+        output.write_json(result.data, target)
+    output.say(*text_lines(result.data, result.notes))
+    if target is not None:
+        print(f"report written to {text.one_line(target)}", file=sys.stderr)
+    return 0
 
-    check_args(args)  # a missing run folder or image file: one line, exit 2, before the app
-    return tui.open_app("inspect", args, runs_dir=args.runs_dir)
+
+def _peak(values: list[list[float]]) -> tuple[int, int]:
+    """(row, column) of the largest value of a map (the first of equal ones, as numpy's argmax)."""
+    cells = ((i, j) for i, row in enumerate(values) for j in range(len(row)))
+    return max(cells, key=lambda cell: values[cell[0]][cell[1]])
+
+
+def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
+    """The report as text: the prediction, the top classes, the stages and where Grad-CAM looks."""
+    probabilities = sorted(data["probabilities"].items(), key=lambda item: -item[1])
+    true, predicted = data["true"], data["predicted"]
+    truth = f" · true {text.one_line(true)}" if true is not None else ""
+    mark = "" if true is None else (" ✓" if true == predicted else " ✗")
+    lines = [f"{text.one_line(data['image'])}{truth} · predicted {text.one_line(predicted)}{mark}"]
+    lines += [f"note: {note}" for note in notes]
+    lines += ["", "class probabilities:"]
+    lines += [
+        f"  {text.one_line(name):<14} {text.percent(p):>7}"
+        for name, p in probabilities[:TOP_CLASSES]
+    ]
+    lines += [
+        "",
+        f"{'stage':<18} {'kind':<24} {'shape':<14} {'min':>8} {'max':>8} {'mean':>8} {'zeros':>6}",
+    ]
+    for layer in data["layers"]:
+        shape = "×".join(str(v) for v in layer["shape"])
+        lines.append(
+            f"{layer['name']:<18} {layer['kind']:<24} {shape:<14} "
+            f"{text.number(layer['min'], '.3g'):>8} {text.number(layer['max'], '.3g'):>8} "
+            f"{text.number(layer['mean'], '.3g'):>8} {text.percent(layer['zeros'], 1):>6}"
+        )
+    cam = data["grad_cam"]
+    lines.append("")
+    lines.append(f"Grad-CAM at {cam['layer']} ({'×'.join(map(str, cam['shape']))}):")
+    for key in ("predicted", "true"):
+        if key in cam:
+            row, column = _peak(cam[key]["map"])
+            lines.append(
+                f"  {key} class {text.one_line(cam[key]['class'])}: strongest at row {row}, "
+                f"column {column} (max {text.number(cam[key]['max'], '.3g')})"
+            )
+    return lines

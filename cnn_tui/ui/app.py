@@ -77,5 +77,5 @@ def open_screen_for(command: str, args: Any) -> Screen:
     if command == "inspect":
         from cnn_tui.ui.training.inside import InspectScreen
 
-        return InspectScreen.from_args(args)
+        return InspectScreen(args)  # the command's InspectRequest
     raise ValueError(f"no screen for {command!r}")

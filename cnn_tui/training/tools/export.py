@@ -13,16 +13,19 @@ printed and stored in the file's metadata (`cnn_tui.json`: classes, mean, std, i
 anything is written, the exported model is loaded back from the bytes and run on test images of the
 run, and its logits must agree with the run's own model to float tolerance; only then is the file
 written, atomically. Export runs on the CPU. An existing file is kept unless --force is given.
+
+`export(ExportRequest)` does all of it and returns a summary of what it wrote (the command prints
+it).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,13 +45,15 @@ TOLERANCE = 1e-4  # largest difference of a logit, relative to the largest logit
 METADATA_FILE = "cnn_tui.json"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN", help="the run directory to export")
-    parser.add_argument("--format", required=True, choices=tuple(FORMATS), help="the file format")
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="where to write it (default: ./RUN_NAME + suffix)"
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing file")
+@dataclass(frozen=True)
+class ExportRequest:
+    """Which run to export in which format (one of FORMATS), to which file (None: ./RUN_NAME +
+    the format's suffix), and whether an existing file may be replaced."""
+
+    run_dir: Path
+    format: str
+    output: Path | None = None
+    force: bool = False
 
 
 def metadata(run: RunModel) -> dict[str, Any]:
@@ -205,34 +210,24 @@ def export_run(run: RunModel, fmt: str, output: Path) -> dict[str, Any]:
     }
 
 
-def output_path(run_dir: Path, fmt: str, output: str | None, force: bool) -> Path:
+def output_path(run_dir: Path, fmt: str, output: Path | None, force: bool) -> Path:
     path = check_output_path(output or run_dir.resolve().name + FORMATS[fmt], "-o")
     if path.exists() and not force:
         raise UsageError(f"{path} already exists: pass --force to replace it, or -o another file")
     return path
 
 
-def run_export(args: argparse.Namespace) -> int:
+def export(request: ExportRequest) -> dict[str, Any]:
+    """Check the request, load the run's model on the CPU and export it (`export_run`)."""
     from cnn_tui.training.tools.run_model import load_run_model
 
-    run_dir = Path(args.run_dir)
-    output = output_path(run_dir, args.format, args.output, args.force)
-    if args.format == "onnx":
+    if request.format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {request.format!r}")
+    output = output_path(request.run_dir, request.format, request.output, request.force)
+    if request.format == "onnx":
         _check_onnx_installed()
-    run = load_run_model(run_dir, "cpu")
-    result = export_run(run, args.format, output)
-    size = result["input"]
-    print(
-        f"wrote {result['file']} ({result['bytes'] / 1e6:.1f} MB, {args.format}): input "
-        f"(N, {size[0]}, {size[1]}, {size[2]}) normalised with mean {_short(result['mean'])} std "
-        f"{_short(result['std'])}; checked on {result['checked_images']} test images "
-        f"(largest difference {result['max_relative_difference']:.1g})"
-    )
-    return 0
-
-
-def _short(values: list[float]) -> str:
-    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+    run = load_run_model(request.run_dir, "cpu")
+    return export_run(run, request.format, output)
 
 
 def _check_onnx_installed() -> None:

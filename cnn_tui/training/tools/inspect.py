@@ -17,14 +17,12 @@ on its stages and returns an `Inspection` of plain numpy arrays:
 Models that average their logits over the image and its mirror at evaluation (fast-cnn,
 airbench-cnn) run their stages twice; the hooks keep the first run, on the image as it is, and the
 gradient through it is half that of that path alone, which Grad-CAM's ReLU and normalisation do not
-see. UI-free; torch is imported inside the functions.
+see. `inspect_run(InspectRequest)` is `cnn-tui inspect`'s whole job on one image (the command
+prints its report). UI-free; torch is imported inside the functions.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -416,6 +414,17 @@ def report(inspection: Inspection, classes: list[str], source: str) -> dict[str,
 # --- cnn-tui inspect --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InspectRequest:
+    """Which image to inspect with which run: test image `test_index` of the run's test split
+    (None: the first, or the worst mistake on screen) or the file `image`, on `device`."""
+
+    run_dir: Path
+    test_index: int | None = None
+    image: str | None = None
+    device: str = "auto"
+
+
 @dataclass
 class Subject:
     """The image to inspect: pixels, its true class (None for a file) and where it came from."""
@@ -426,8 +435,16 @@ class Subject:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class InspectReport:
+    """What `cnn-tui inspect` reports: the JSON `data` (`report`) and notes on reading a file."""
+
+    data: dict[str, Any]
+    notes: list[str]
+
+
 def subject(run: RunModel, test_index: int | None, image_file: str | None) -> Subject:
-    """The image the flags name: a file, or test image N (default 0) of the run's test split."""
+    """The image the request names: a file, or test image N (default 0) of the run's test split."""
     from cnn_tui.training.data import image_files
     from cnn_tui.training.tools.run_model import load_test_split
 
@@ -446,66 +463,22 @@ def subject(run: RunModel, test_index: int | None, image_file: str | None) -> Su
     return Subject(images[index], int(labels[index]), f"test image {index}")
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Flag errors that need no model, before anything loads (the TUI checks these too)."""
-    if args.test_index is not None and args.test_index < 0:
-        raise UsageError(f"--test-index must be 0 or more, got {args.test_index}")
-    if args.image is not None and not Path(args.image).is_file():
-        raise UsageError(f"--image {args.image}: no such file")
-    if not Path(args.run_dir).is_dir():
-        raise UsageError(f"{args.run_dir} is not a run directory (no such folder)")
+def check_request(request: InspectRequest) -> None:
+    """The errors that need no model, before anything loads (also before the Inside screen)."""
+    if request.test_index is not None and request.test_index < 0:
+        raise UsageError(f"--test-index must be 0 or more, got {request.test_index}")
+    if request.image is not None and not Path(request.image).is_file():
+        raise UsageError(f"--image {request.image}: no such file")
+    if not request.run_dir.is_dir():
+        raise UsageError(f"{request.run_dir} is not a run directory (no such folder)")
 
 
-def run_inspect(args: argparse.Namespace) -> int:
-    """`cnn-tui inspect RUN --no-ui`: a text report, and the JSON report with --json FILE."""
-    from cnn_tui.fileio import atomic_write_text, check_output_path
+def inspect_run(request: InspectRequest) -> InspectReport:
+    """Load the run's model, inspect the image the request names and report on it."""
     from cnn_tui.training.tools.run_model import load_run_model
 
-    check_args(args)
-    if args.json not in (None, "-"):
-        check_output_path(args.json, "--json")
-    run = load_run_model(args.run_dir, args.device)
-    chosen = subject(run, args.test_index, args.image)
+    check_request(request)
+    run = load_run_model(request.run_dir, request.device)
+    chosen = subject(run, request.test_index, request.image)
     inspection = inspect_image(run, chosen.image, chosen.true)
-    data = report(inspection, run.classes, chosen.source)
-    if args.json == "-":
-        print(json.dumps(data))
-        return 0
-    if args.json:
-        atomic_write_text(args.json, json.dumps(data) + "\n")
-    for line in text_lines(data, chosen.notes):
-        print(line)
-    if args.json:
-        print(f"report written to {args.json}", file=sys.stderr)
-    return 0
-
-
-def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
-    probabilities = sorted(data["probabilities"].items(), key=lambda item: -item[1])
-    truth = f" · true {data['true']}" if data["true"] is not None else ""
-    mark = "" if data["true"] is None else (" ✓" if data["true"] == data["predicted"] else " ✗")
-    lines = [f"{data['image']}{truth} · predicted {data['predicted']}{mark}"]
-    lines += [f"note: {note}" for note in notes]
-    lines += ["", "class probabilities:"]
-    lines += [f"  {name:<14} {p * 100:6.2f} %" for name, p in probabilities[:5]]
-    lines += [
-        "",
-        f"{'stage':<18} {'kind':<24} {'shape':<14} {'min':>8} {'max':>8} {'mean':>8} {'zeros':>6}",
-    ]
-    for layer in data["layers"]:
-        shape = "×".join(str(v) for v in layer["shape"])
-        lines.append(
-            f"{layer['name']:<18} {layer['kind']:<24} {shape:<14} {layer['min']:8.3g} "
-            f"{layer['max']:8.3g} {layer['mean']:8.3g} {layer['zeros'] * 100:5.1f}%"
-        )
-    cam = data["grad_cam"]
-    lines.append("")
-    lines.append(f"Grad-CAM at {cam['layer']} ({'×'.join(map(str, cam['shape']))}):")
-    for key in ("predicted", "true"):
-        if key in cam:
-            peak = np.unravel_index(int(np.argmax(cam[key]["map"])), tuple(cam["shape"]))
-            lines.append(
-                f"  {key} class {cam[key]['class']}: strongest at row {peak[0]}, column {peak[1]}"
-                f" (max {cam[key]['max']:.3g})"
-            )
-    return lines
+    return InspectReport(report(inspection, run.classes, chosen.source), chosen.notes)

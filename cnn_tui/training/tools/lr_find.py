@@ -23,26 +23,22 @@ data (`engine.load_data`), batch order, batch preparation and training step (`en
 as the loop, and throws it away: a run started afterwards builds its own model and optimizer from
 the seed and trains exactly as it would have without the test.
 
-Torch loads only when a test runs (`range_test`): the suggestion rule, the plot and the flags are
-torch-free. No textual import: the plot is drawn on any plotext-like object (`draw_curve`), the
-`plotext` module for a terminal, a PlotextPlot's `plt` in the TUI.
+`range_test` takes the run's settings as a `TrainConfig` (the command builds it from the train
+flags, the form from its fields). Torch loads only when a test runs: the suggestion rule and the
+plot are torch-free. No textual import: the plot is drawn on any plotext-like object (`draw_curve`),
+the `plotext` module for a terminal, a PlotextPlot's `plt` in the TUI.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import atomic_write_text, check_output_path
+from cnn_tui.errors import UsageError
 from cnn_tui.training.config import TrainConfig
 
 START_LR, END_LR = 1e-7, 10.0
@@ -91,14 +87,15 @@ class Suggestion:
     minimum_lr: float  # where the smoothed loss is lowest
     minimum_loss: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "rule": self.rule,
-            "steepest": self.steepest,
-            "minimum_div_10": self.minimum_div_10,
-            "minimum": {"lr": self.minimum_lr, "smoothed_loss": self.minimum_loss},
-        }
+    @property
+    def other_rule(self) -> str:
+        """The rule that did not give the suggestion."""
+        return "minimum/10" if self.rule == "steepest" else "steepest"
+
+    @property
+    def other_lr(self) -> float | None:
+        """The other rule's learning rate (None: the smoothed curve never falls)."""
+        return self.minimum_div_10 if self.rule == "steepest" else self.steepest
 
 
 def suggest(lrs: list[float], smoothed: list[float], steps: int | None = None) -> Suggestion | None:
@@ -180,24 +177,6 @@ class Curve:
         }
 
 
-def summary_line(curve: Curve) -> str:
-    """One line: the suggestion, which rule gave it, the other one, and how the test ended."""
-    suggestion = curve.suggestion
-    ended = f"{len(curve.lrs)} of {curve.steps} steps"
-    if curve.stopped != "steps":
-        ended += f", {curve.message}"
-    if suggestion is None:
-        return f"no suggestion: too few steps with a finite loss ({ended}); lower --start-lr"
-    other = "minimum/10" if suggestion.rule == "steepest" else "steepest"
-    other_lr = suggestion.minimum_div_10 if other == "minimum/10" else suggestion.steepest
-    other_text = f"{other_lr:.2e}" if other_lr is not None else "none (the loss never falls)"
-    return (
-        f"suggested lr {suggestion.lr:.2e} ({RULES[suggestion.rule]}; {RULES[other]}: "
-        f"{other_text}; lowest smoothed loss {suggestion.minimum_loss:.4f} at lr "
-        f"{suggestion.minimum_lr:.2e}) — {ended}"
-    )
-
-
 def _decade_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
     step = max(1, (last - first) // 8 + (1 if (last - first) % 8 else 0))
@@ -243,10 +222,9 @@ def draw_curve(
     suggestion = curve.suggestion if suggestions else None
     if suggestion is not None:  # vertical lines, each with its own marker and legend entry
         lines = [("suggested", suggestion.rule, suggestion.lr, "┃")]
-        other_rule = "minimum/10" if suggestion.rule == "steepest" else "steepest"
-        other = suggestion.minimum_div_10 if other_rule == "minimum/10" else suggestion.steepest
+        other = suggestion.other_lr
         if other is not None and other != suggestion.lr:
-            lines.append(("other", other_rule, other, "┆"))
+            lines.append(("other", suggestion.other_rule, other, "┆"))
         for role, rule, lr, marker in lines:
             label = f"{'suggested: ' if role == 'suggested' else ''}{RULES[rule]} {lr:.1e}"
             plt.plot([lr, lr], [low, high], label=label, marker=marker, color=colors.get(role))
@@ -345,139 +323,3 @@ def range_test(
             break
     curve.seconds = time.perf_counter() - started
     return curve
-
-
-# --- `cnn-tui lr-find` -------------------------------------------------------------------------
-
-
-def _positive_lr(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_LR):
-        raise argparse.ArgumentTypeError(f"expected a learning rate in (0, {MAX_LR:g}], got {text}")
-    return value
-
-
-def _steps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not MIN_STEPS <= value <= MAX_STEPS:
-        raise argparse.ArgumentTypeError(
-            f"expected {MIN_STEPS} to {MAX_STEPS} steps (batches), got {value}"
-        )
-    return value
-
-
-_positive_lr.__name__ = "learning rate"
-_steps.__name__ = "steps"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.commands import train_flags as train_args
-
-    test = parser.add_argument_group("the range test")
-    test.add_argument(
-        "--steps",
-        type=_steps,
-        metavar="N",
-        help=f"batches to train at most (default: {CPU_STEPS} on the CPU, {GPU_STEPS} on a GPU)",
-    )
-    test.add_argument(
-        "--start-lr",
-        type=_positive_lr,
-        default=START_LR,
-        metavar="LR",
-        help=f"learning rate of the first batch (default: {START_LR:g})",
-    )
-    test.add_argument(
-        "--end-lr",
-        type=_positive_lr,
-        default=END_LR,
-        metavar="LR",
-        help=f"learning rate of the last batch (default: {END_LR:g})",
-    )
-    test.add_argument(
-        "-o",
-        "--json",
-        "--output",
-        dest="output",
-        metavar="FILE",
-        help="write the curve as JSON: lrs, losses, smoothed, the suggestions",
-    )
-    train_args.add_arguments(parser, run_flags=False)
-
-
-def write_json(path: Path, curve: Curve) -> None:
-    try:
-        atomic_write_text(path, json.dumps(curve.to_dict(), indent=1) + "\n")
-    except OSError as exc:
-        raise RunError(f"cannot write {path} ({exc.strerror or exc})") from None
-
-
-def run_lr_find(args: argparse.Namespace) -> int:
-    """`cnn-tui lr-find`: the range test, the suggestion (a line; the plot on a terminal)."""
-    import shutil
-
-    from cnn_tui.commands.train_flags import config_from_args
-    from cnn_tui.training.system.devices import resolve_device
-
-    start_lr, end_lr, steps = args.start_lr, args.end_lr, args.steps
-    check_range(start_lr, end_lr, steps)
-    config = config_from_args(args)
-    output = check_output_path(args.output, "--json") if getattr(args, "output", None) else None
-    resolve_device(config.device)  # a bad --device is a usage error before any work
-    tty = sys.stdout.isatty()
-    progress = _TerminalProgress() if tty else None
-    try:
-        curve = range_test(
-            config,
-            steps=steps,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            on_step=progress.step if progress else None,
-        )
-    finally:
-        if progress is not None:
-            progress.close()
-    if output is not None:
-        write_json(output, curve)
-    if tty and curve.lrs:
-        width, height = shutil.get_terminal_size((100, 30))
-        print(plot_text(curve, min(width, 120), max(12, min(height - 4, 24))))
-    line = summary_line(curve)
-    if curve.suggestion is None:
-        raise RunError(line)
-    print(line, flush=True)
-    if output is not None:
-        print(f"curve written to {output}", file=sys.stderr)
-    return 0
-
-
-class _TerminalProgress:
-    """A transient progress bar while the test trains (a terminal only)."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]lr-find"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("lr {task.fields[lr]}  loss {task.fields[loss]}"),
-            transient=True,
-        )
-        self.task = None
-
-    def step(self, step: int, steps: int, lr: float, loss: float, smoothed: float) -> None:
-        if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task("lr", total=steps, lr="", loss="")
-        self.progress.update(self.task, completed=step, lr=f"{lr:.2e}", loss=f"{smoothed:.4f}")
-
-    def close(self) -> None:
-        if self.task is not None:
-            self.progress.stop()

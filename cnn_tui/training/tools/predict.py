@@ -1,30 +1,40 @@
 """`cnn-tui predict RUN IMAGE|FOLDER…`: a trained run's top-k classes for your own image files.
 
 Every file goes through the run's own preprocessing (`image_files.read_image` to the data set's
-image size and channels, then the run's normalisation and resize, `run_model.RunModel`). One image
-on a terminal is drawn with half blocks beside its classes; several give one table row each and a
-summary: how often each class was predicted and, when the files sit in sub-folders named after the
-run's classes (the layout of `--dataset imagefolder`), the accuracy against those folder names.
+image size and channels, then the run's normalisation and resize, `run_model.RunModel`). The
+`summary` of several says how often each class was predicted and, when the files sit in
+sub-folders named after the run's classes (the layout of `--dataset imagefolder`), the accuracy
+against those folder names.
 
-A file that cannot be read is one line on stderr and is skipped; a named file or folder that does
-not exist or holds no image makes the exit code 2 (after the others are predicted).
+`predict(PredictRequest)` returns the predictions and the problems met; the command prints them.
+A file that cannot be read is skipped with a line saying why; a named file or folder that does not
+exist, holds no image or cannot be read makes the result a usage error (after the others are
+predicted).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cnn_tui.errors import UsageError
 from cnn_tui.training.data import image_files
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from cnn_tui.training.tools.run_model import RunModel
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """The run whose model predicts, the image files and folders, how many classes to give."""
+
+    run_dir: Path
+    paths: tuple[str, ...]
+    top: int = 3
+    device: str = "auto"
 
 
 @dataclass
@@ -47,10 +57,12 @@ class Prediction:
 
 @dataclass
 class Inputs:
-    """The files to predict, the problems met finding them, and whether one was a usage error."""
+    """The files to predict, the problems met finding and reading them, and whether one was a
+    usage error."""
 
     files: list[tuple[Path, str | None]] = field(default_factory=list)  # (file, folder class)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # a path that names no image file
+    skipped: list[str] = field(default_factory=list)  # a file that could not be read, and why
     named: set[Path] = field(default_factory=set)  # the files given as arguments themselves
     bad_argument: bool = False
 
@@ -79,14 +91,15 @@ def gather(paths: list[str], classes: list[str]) -> Inputs:
     return inputs
 
 
-def predict_files(run: Any, inputs: Inputs, top: int, errors: TextIO) -> list[Prediction]:
-    """Read every file (one line on `errors` for each that cannot be), predict them in batches."""
+def predict_files(run: RunModel, inputs: Inputs, top: int) -> list[Prediction]:
+    """Read every file (a line in `inputs.skipped` for each that cannot be), predict them in
+    batches."""
     pixels, kept = [], []
     for file, label in inputs.files:
         try:
             image, notes = image_files.read_image(file, run.channels, run.image_size)
         except image_files.ImageFileError as exc:
-            print(f"cnn-tui: skipped {file}: {exc}", file=errors)
+            inputs.skipped.append(f"skipped {file}: {exc}")
             if file in inputs.named:  # a file named on the command line: a usage error
                 inputs.bad_argument = True
             continue
@@ -121,77 +134,29 @@ def summary(predictions: list[Prediction]) -> dict[str, Any]:
     return result
 
 
-def run_predict(args: argparse.Namespace) -> int:
+@dataclass
+class PredictResult:
+    """What `predict` found: the run's model, the inputs (with their problems), the predictions."""
+
+    run: RunModel
+    inputs: Inputs
+    predictions: list[Prediction]
+
+    @property
+    def usage_error(self) -> bool:
+        """A named path was no usable image, or nothing at all could be predicted."""
+        return self.inputs.bad_argument or not self.predictions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"predictions": [p.to_dict() for p in self.predictions], **summary(self.predictions)}
+
+
+def predict(request: PredictRequest) -> PredictResult:
+    """Load the run's model and predict every image file the request names."""
     from cnn_tui.training.tools.run_model import load_run_model
 
-    if args.top < 1:
-        raise UsageError(f"--top must be 1 or more, got {args.top}")
-    run = load_run_model(args.run_dir, args.device)
-    inputs = gather(list(args.paths), run.classes)
-    for problem in inputs.problems:
-        print(f"cnn-tui: {problem}", file=sys.stderr)
-    predictions = predict_files(run, inputs, args.top, sys.stderr)
-    if args.json:
-        print(
-            json.dumps({"predictions": [p.to_dict() for p in predictions], **summary(predictions)})
-        )
-    elif len(predictions) == 1 and len(inputs.files) == 1:
-        print_one(predictions[0], inputs.files[0][0], run, sys.stdout)
-    elif predictions:
-        print_table(predictions, sys.stdout)
-    if not predictions:
-        if not inputs.problems and not inputs.bad_argument:
-            print("cnn-tui: no image could be read", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_USAGE if inputs.bad_argument else 0
-
-
-def _bar(p: float, width: int = 20) -> str:
-    full = round(p * width)
-    return "█" * full + "·" * (width - full)
-
-
-def print_one(prediction: Prediction, file: Path, run: Any, out: TextIO) -> None:
-    """One image: the picture on a terminal (half blocks), then its top-k classes as bars."""
-    lines = [f"{prediction.path}: {prediction.top[0][0]} ({prediction.top[0][1] * 100:.1f} %)"]
-    lines += [f"  {name:<14} {_bar(p)} {p * 100:6.2f} %" for name, p in prediction.top]
-    if prediction.notes:
-        lines.append(f"  ({'; '.join(prediction.notes)})")
-    if out.isatty():
-        image, _ = image_files.read_image(file, run.channels, run.image_size)
-        picture = image_files.terminal_lines(image, width=min(32, run.image_size[1]))
-        gap = " " * 2
-        width = len(picture)
-        for row in range(max(width, len(lines))):
-            left = picture[row] if row < width else " " * min(32, run.image_size[1])
-            print(left + gap + (lines[row] if row < len(lines) else ""), file=out)
-        return
-    for line in lines:
-        print(line, file=out)
-
-
-def print_table(predictions: list[Prediction], out: TextIO) -> None:
-    """One row per image, then the summary."""
-    width = min(60, max(len(p.path) for p in predictions))
-    k = len(predictions[0].top)
-    print(f"{'image':<{width}}  {'predicted':<14} {'prob':>6}  others", file=out)
-    for p in predictions:
-        path = p.path if len(p.path) <= width else "…" + p.path[-(width - 1) :]
-        others = ", ".join(f"{c} {q * 100:.0f}%" for c, q in p.top[1:k])
-        mark = ""
-        if p.folder_class is not None:
-            mark = " ✓" if p.top[0][0] == p.folder_class else f" ✗ (folder: {p.folder_class})"
-        note = f"  [{'; '.join(p.notes)}]" if p.notes else ""
-        print(
-            f"{path:<{width}}  {p.top[0][0]:<14} {p.top[0][1] * 100:5.1f}%  {others}{mark}{note}",
-            file=out,
-        )
-    info = summary(predictions)
-    counts = ", ".join(f"{c} {n}" for c, n in info["predicted_counts"].items())
-    print(f"\n{info['images']} images · predicted: {counts}", file=out)
-    if "accuracy" in info:
-        print(
-            f"accuracy against the class folders: {info['correct']}/{info['labelled']} = "
-            f"{info['accuracy'] * 100:.2f} %",
-            file=out,
-        )
+    if request.top < 1:
+        raise UsageError(f"--top must be 1 or more, got {request.top}")
+    run = load_run_model(request.run_dir, request.device)
+    inputs = gather(list(request.paths), run.classes)
+    return PredictResult(run, inputs, predict_files(run, inputs, request.top))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -40,6 +40,9 @@ from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import make_example
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.training.samples import to_pil
+
+if TYPE_CHECKING:
+    from cnn_tui.training.tools.inspect import InspectRequest
 
 # viridis at five stops (non-negative maps) and a blue-white-red scale (maps with both signs)
 VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]])
@@ -653,26 +656,9 @@ class InspectScreen(Screen):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(
-        self,
-        run_dir: str | Path,
-        *,
-        test_index: int | None = None,
-        image: str | None = None,
-        device: str = "auto",
-    ) -> None:
+    def __init__(self, request: InspectRequest) -> None:
         super().__init__()
-        self.run_dir = Path(run_dir)
-        self.test_index, self.image, self.device = test_index, image, device
-
-    @classmethod
-    def from_args(cls, args: Any) -> InspectScreen:
-        return cls(
-            getattr(args, "run_dir", None) or ".",
-            test_index=getattr(args, "test_index", None),
-            image=getattr(args, "image", None),
-            device=getattr(args, "device", "auto") or "auto",
-        )
+        self.request = request
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -680,10 +666,16 @@ class InspectScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"inside {self.run_dir.name}"
+        request = self.request
+        self.sub_title = f"inside {request.run_dir.name}"
         view = self.query_one(InsideView)
         view.focus()
-        view.start(self.run_dir, test_index=self.test_index, image=self.image, device=self.device)
+        view.start(
+            request.run_dir,
+            test_index=request.test_index,
+            image=request.image,
+            device=request.device,
+        )
 
 
 def inside_available(run_dir: Path, status: str) -> bool:

@@ -26,6 +26,7 @@ from textual.widgets import Button, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
+from cnn_tui import text
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.ui.training.messages import LRFindDone, LRFindStep
 
@@ -112,8 +113,8 @@ class LRFinderScreen(ModalScreen[float | None]):
             return
         self.query_one(ProgressBar).update(total=message.steps, progress=message.step)
         status.update(
-            f"step {message.step}/{message.steps} · lr {message.lr:.2e} · smoothed loss "
-            f"{message.smoothed:.4f}"
+            f"step {message.step}/{message.steps} · lr {text.number(message.lr, '.2e')} · "
+            f"smoothed loss {text.number(message.smoothed, '.4f')}"
         )
         xs, ys = self.points
         xs.append(message.lr)
@@ -132,8 +133,8 @@ class LRFinderScreen(ModalScreen[float | None]):
         self.query_one(ProgressBar).update(total=curve.steps, progress=len(curve.lrs))
         ended = "all steps done" if curve.stopped == "steps" else curve.message
         self.query_one("#lr-status", Static).update(
-            f"{len(curve.lrs)} of {curve.steps} steps on {curve.device} in {curve.seconds:.1f} s: "
-            f"{ended}"
+            f"{len(curve.lrs)} of {curve.steps} steps on {curve.device} in "
+            f"{text.duration(curve.seconds)}: {escape(ended)}"
         )
         self._draw()
         suggestion = curve.suggestion
@@ -141,14 +142,15 @@ class LRFinderScreen(ModalScreen[float | None]):
         if suggestion is None:
             result.update("[b $text-error]no suggestion: too few steps with a finite loss[/]")
             return
-        other_rule = "minimum/10" if suggestion.rule == "steepest" else "steepest"
-        other = suggestion.minimum_div_10 if other_rule == "minimum/10" else suggestion.steepest
-        other_text = f"{other:.2e}" if other is not None else "none (the loss never falls)"
+        other, other_rule = suggestion.other_lr, suggestion.other_rule
+        other_text = (
+            text.number(other, ".2e") if other is not None else "none (the loss never falls)"
+        )
         result.update(
-            f"[b]suggested lr {suggestion.lr:.2e}[/b] ({lr_find.RULES[suggestion.rule]}) · "
-            f"{lr_find.RULES[other_rule]}: {other_text} · lowest smoothed loss "
-            f"{suggestion.minimum_loss:.4f} at {suggestion.minimum_lr:.2e} · the form's lr: "
-            f"{self.config.lr:g}"
+            f"[b]suggested lr {text.number(suggestion.lr, '.2e')}[/b] "
+            f"({lr_find.RULES[suggestion.rule]}) · {lr_find.RULES[other_rule]}: {other_text} · "
+            f"lowest smoothed loss {text.number(suggestion.minimum_loss, '.4f')} at "
+            f"{text.number(suggestion.minimum_lr, '.2e')} · the form's lr: {self.config.lr:g}"
         )
         use = self.query_one("#lr-use", Button)
         use.label = f"Use it ({rounded_lr(suggestion.lr):g})"
@@ -210,15 +212,9 @@ class LRFinderScreen(ModalScreen[float | None]):
         suggestion = self.curve.suggestion if self.curve is not None else None
         if suggestion is None:
             return
-        lr = suggestion.lr
-        if which == "other":
-            other = (
-                suggestion.minimum_div_10 if suggestion.rule == "steepest" else suggestion.steepest
-            )
-            if other is None:
-                return
-            lr = other
-        self.dismiss(rounded_lr(lr))
+        lr = suggestion.other_lr if which == "other" else suggestion.lr
+        if lr is not None:
+            self.dismiss(rounded_lr(lr))
 
     def action_close(self) -> None:
         self.stop.set()  # the worker ends at the next batch
