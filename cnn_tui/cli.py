@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunError as exc:
         print(f"cnn-tui: {one_line(exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `cnn-tui runs --no-ui | head -1`: the reader has what it wanted
+        _quiet_stdout()
+        return 0
     except OSError as exc:  # outside the training loop (which says so itself)
         full = disk_full(exc)
         if full is not None:
@@ -79,6 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnn-tui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit cannot raise into a closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout closed or not a real file
+        pass
 
 
 def run() -> NoReturn:
