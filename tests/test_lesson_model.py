@@ -24,14 +24,13 @@ from cnn_tui.lessons.replay import (
     WRITE,
     Replay,
     build_replays,
-    fmt_num,
     format_array,
-    grid_decimals,
     grid_specs,
     make_example,
     parse_array,
     size_formula,
 )
+from cnn_tui.lessons.step_text import fmt_num, grid_decimals
 
 
 def state_by_hand(replay: Replay, position: int, name: str) -> np.ndarray:

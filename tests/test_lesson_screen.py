@@ -20,7 +20,8 @@ from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
-from cnn_tui.lessons.replay import fmt_num
+from cnn_tui.commands.lesson_flags import settings_from_args
+from cnn_tui.lessons.step_text import fmt_num
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.key_footer import columns_that_fit
@@ -101,7 +102,7 @@ async def test_the_home_screen_opens_both_lessons_by_key_and_mouse() -> None:
 @run_async
 async def test_cnn_tui_conv_flags_set_the_example() -> None:
     args = build_parser().parse_args(["conv", "--padding", "1", "--channels", "2", "--seed", "7"])
-    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
+    app = CnnTuiApp(args.command, settings_from_args(args), runs_dir=args.runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         screen = app.screen

@@ -1,11 +1,11 @@
 """Every lesson fact lives once: the places that show a fact all read it from its one definition.
 
-- which settings each op has: `args.DEFAULTS` / `args.FIELDS` (the flags, the edit form's rows,
-  `build_example`, `LessonExample.settings`);
-- what a named example fixes: `args.FIXED_BY_EXAMPLE` (the --example help, the greyed-out form
-  fields, `build_example`'s check);
+- which settings each op has: `settings.DEFAULTS` / `settings.FIELDS` (the flags, the edit form's
+  rows, `build_example`, `LessonExample.settings`);
+- what a named example fixes: `settings.FIXED_BY_EXAMPLE` (the --example help, the greyed-out
+  form fields, `build_example`'s check);
 - the pool stride default (None = the kernel size): `naive.pool_stride`;
-- the text of one step: `replay.step_text` (the trace's step line and the step panel);
+- the text of one step: `step_text.step_text` (the trace's step line and the step panel);
 - the output size: `naive.output_size` / `output_size_formula` / `output_size_rule`.
 """
 
@@ -18,12 +18,20 @@ import re
 import pytest
 from textual.widgets import Input, Select
 
+from cnn_tui.commands import lesson_flags
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons import args as lesson_args
 from cnn_tui.lessons import naive
-from cnn_tui.lessons.args import DEFAULTS, FIELDS, FIXED_BY_EXAMPLE, SETTINGS, free_with_example
 from cnn_tui.lessons.examples import build_example, list_examples, load_example
-from cnn_tui.lessons.replay import build_replays, size_formula, step_text
+from cnn_tui.lessons.replay import build_replays, size_formula
+from cnn_tui.lessons.settings import (
+    DEFAULTS,
+    FIELDS,
+    FIXED_BY_EXAMPLE,
+    SETTINGS,
+    default_text,
+    free_with_example,
+)
+from cnn_tui.lessons.step_text import step_text
 from cnn_tui.lessons.trace import step_line, trace_style, trace_text
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.form import LessonFormScreen
@@ -51,7 +59,7 @@ def every_example():
 
 def flag_dests(op: str) -> list[str]:
     parser = argparse.ArgumentParser()
-    lesson_args.add_arguments(parser, op)
+    lesson_flags.add_arguments(parser, op)
     return [a.dest for a in parser._actions if a.dest not in ("help", "backward", "summary")]
 
 
@@ -74,7 +82,7 @@ def test_the_flags_are_exactly_the_fields_of_the_op(op: str) -> None:
 @pytest.mark.parametrize("op", OPS)
 def test_the_flags_accept_and_reject_what_the_settings_do(op: str) -> None:
     parser = argparse.ArgumentParser()
-    lesson_args.add_arguments(parser, op)
+    lesson_flags.add_arguments(parser, op)
     for name in FIELDS[op]:
         setting = SETTINGS[name]
         flag = setting.flag or f"--{name}"
@@ -115,7 +123,7 @@ def test_a_named_example_fixes_exactly_fixed_by_example() -> None:
 @pytest.mark.parametrize("op", OPS)
 def test_the_example_help_names_the_settings_an_example_leaves_free(op: str) -> None:
     parser = argparse.ArgumentParser()
-    lesson_args.add_arguments(parser, op)
+    lesson_flags.add_arguments(parser, op)
     action = next(a for a in parser._actions if a.dest == "example")
     free = re.search(r"so only (.*) can be changed", action.help).group(1)
     assert re.split(r", | and ", free) == [SETTINGS[n].flag_name for n in free_with_example(op)]
@@ -169,7 +177,7 @@ def test_the_pool_stride_default_is_the_kernel_everywhere() -> None:
     out, _ = naive.maxpool2d_forward(example.x, (3, 2))
     assert out.shape == example.output_shape == (1, 1, 2, 3)
     assert "(default the kernel size" in SETTINGS["stride"].help.format(
-        default=lesson_args.default_text("pool", "stride")
+        default=default_text("pool", "stride")
     )
 
 

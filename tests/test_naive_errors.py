@@ -123,8 +123,8 @@ def test_the_engine_uses_no_vectorised_arithmetic():
 # The network lesson chains the naive ops; it reads example files and, in its PyTorch check
 # only, imports torch.
 NETWORK_IMPORTS = ALLOWED_IMPORTS | {
-    "argparse", "tomllib", "cnn_tui.assets", "cnn_tui.errors", "cnn_tui.lessons",
-    "cnn_tui.lessons.args", "cnn_tui.lessons.naive",
+    "tomllib", "cnn_tui.assets", "cnn_tui.errors", "cnn_tui.lessons",
+    "cnn_tui.lessons.settings", "cnn_tui.lessons.naive",
 }  # fmt: skip
 
 

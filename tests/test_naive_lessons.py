@@ -7,7 +7,7 @@ import pytest
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import examples, naive
-from cnn_tui.lessons.args import LIMITS, example_names
+from cnn_tui.lessons.settings import LIMITS, example_names
 
 
 def test_default_examples_are_small_seeded_one_decimal_arrays():

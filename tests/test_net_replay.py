@@ -86,6 +86,14 @@ def test_phase_and_pass_keys(model):
     assert model.next_phase() == 0
 
 
+def test_the_ends_a_jump_reaches_are_the_current_stage_s_and_the_view_picks_a_filter(model):
+    model.first_of("relu.forward")
+    model.step(3)
+    assert model.jump("end") == model.stage_end() and model.stage.key == "relu.forward"
+    assert model.jump("start") == model.starts[model.stage_index] + 1
+    assert model.axis_sizes() == {"f": model.example.w1.shape[0]}
+
+
 def test_the_step_text_and_the_running_sum(model):
     model.first_of("conv.forward")
     model.step(1)

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
+from cnn_tui.commands.lesson_flags import net_settings_from_args
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
@@ -98,7 +99,7 @@ async def test_cnn_tui_net_flags_set_the_example() -> None:
     args = build_parser().parse_args(
         ["net", "--example", "net-horizontal-edge", "--label", "0", "--lr", "0.5"]
     )
-    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
+    app = CnnTuiApp(args.command, net_settings_from_args(args), runs_dir=args.runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         screen = app.screen

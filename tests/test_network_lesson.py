@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import naive, network
-from cnn_tui.lessons.args import NET_DEFAULT_EXAMPLE
 from cnn_tui.lessons.network import (
     EDITABLE,
     PARAMS,
@@ -23,6 +22,7 @@ from cnn_tui.lessons.network import (
     make_net_example,
     run_network,
 )
+from cnn_tui.lessons.settings import NET_DEFAULT_EXAMPLE
 
 EXAMPLES = [info["name"] for info in list_net_examples()]
 

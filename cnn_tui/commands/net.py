@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from cnn_tui.commands import tui
+from cnn_tui.commands import lesson_flags, tui
+from cnn_tui.commands._lesson import NET_ASCII, print_trace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.lessons import args as lesson_args
-
-    lesson_args.add_net_arguments(parser)
+    lesson_flags.add_net_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnn_tui.lessons.network import net_example_from_settings
+
+    settings = lesson_flags.net_settings_from_args(args)
+    example = net_example_from_settings(settings)  # a bad example or label: a one-line error
     if args.no_ui:
-        from cnn_tui.lessons.net_trace import run_net_trace
+        from cnn_tui.lessons.net_trace import write_net_trace
 
-        return run_net_trace(args)
-    from cnn_tui.lessons.network import net_example_from_args
-
-    net_example_from_args(args)  # a bad example or label: a one-line usage error
-    return tui.open_app("net", args, runs_dir=args.runs_dir)
+        return print_trace(
+            lambda write: write_net_trace(example, write, summary=settings.summary), NET_ASCII
+        )
+    return tui.open_app("net", settings, runs_dir=args.runs_dir)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cnn_tui.commands._lesson import add_lesson_arguments, run_lesson
+from cnn_tui.commands import lesson_flags
+from cnn_tui.commands._lesson import run_lesson
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_lesson_arguments(parser, "pool")
+    lesson_flags.add_arguments(parser, "pool")
 
 
 run = run_lesson

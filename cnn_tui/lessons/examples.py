@@ -7,9 +7,9 @@ The lesson screen and the `--no-ui` trace both go through here, so they show the
     grads = example.backward(cache, on_step=...)     # {"dx": ..., "dw": ..., "db": ...}
     example.gradient_check().summary()               # "max relative error 2.1e-10 (...)"
 
-`build_example` takes the settings of `cnn_tui.lessons.args` (`FIELDS[op]`, checked by
-`SETTINGS[name].parse` against `LIMITS`) and raises `UsageError` (a ValueError) with a one-line
-reason. Random values come from one seeded generator in a fixed
+`build_example` takes the settings of `cnn_tui.lessons.settings` (`FIELDS[op]`, checked by
+`SETTINGS[name].parse` against `LIMITS`; `example_from_settings` takes a command's
+`LessonSettings`) and raises `UsageError` (a ValueError) with a one-line reason. Random values come from one seeded generator in a fixed
 order (x, w, b, dout) as one-decimal numbers in [-2, 2], so a trace is easy to follow by hand.
 
 Named examples are TOML files under `assets/lessons/` (see `list_examples`); their format:
@@ -28,12 +28,11 @@ Named examples are TOML files under `assets/lessons/` (see `list_examples`); the
     type = "max"                     # pool, optional: "max" or "avg"
     dout = [[...]]                   # optional upstream gradient shaped like the output
 
-A setting the file leaves out has its default (`args.DEFAULTS`); the keys are the flag names.
+A setting the file leaves out has its default (`settings.DEFAULTS`); the keys are the flag names.
 """
 
 from __future__ import annotations
 
-import argparse
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,8 +43,16 @@ import numpy as np
 from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import naive
-from cnn_tui.lessons.args import CONV_MODES, DEFAULTS, FIELDS, FIXED_BY_EXAMPLE, LIMITS, SETTINGS
 from cnn_tui.lessons.naive import GradCheck, StepEvent
+from cnn_tui.lessons.settings import (
+    CONV_MODES,
+    DEFAULTS,
+    FIELDS,
+    FIXED_BY_EXAMPLE,
+    LIMITS,
+    SETTINGS,
+    LessonSettings,
+)
 
 Pair = tuple[int, int]
 
@@ -55,10 +62,9 @@ __all__ = [
     "ExampleInfo",
     "LessonExample",
     "build_example",
-    "example_from_args",
+    "example_from_settings",
     "list_examples",
     "load_example",
-    "params_from_args",
 ]
 
 
@@ -117,7 +123,7 @@ class LessonExample:
         return CONV_MODES[1] if self.flip else CONV_MODES[0]
 
     def settings(self) -> dict[str, Any]:
-        """This example's value of each setting of its op (`args.FIELDS`): height, kernel, ..."""
+        """This example's value of each setting of its op (`settings.FIELDS`): height, kernel, ..."""
         n, c, h, w = self.x.shape
         values = {
             "height": h,
@@ -211,11 +217,11 @@ class LessonExample:
 
 
 def build_example(op: str, *, example: str | None = None, **settings: Any) -> LessonExample:
-    """The example for op "conv" or "pool" from its settings (`args.FIELDS[op]`; None: the default).
+    """The example for op "conv" or "pool" from its settings (`settings.FIELDS[op]`; None: the default).
 
     Without `example`, x (batch, channels, height, width), w (filters, channels, *kernel), b and
     dout are drawn from `seed`. With `example` (a name from `list_examples(op)`) the arrays come
-    from its file, which fixes the settings in `args.FIXED_BY_EXAMPLE[op]`; the others (and seed,
+    from its file, which fixes the settings in `settings.FIXED_BY_EXAMPLE[op]`; the others (and seed,
     for a dout the file does not give) may still be set. Raises UsageError naming the setting
     and the reason.
     """
@@ -243,15 +249,9 @@ def build_example(op: str, *, example: str | None = None, **settings: Any) -> Le
         raise UsageError(str(exc)) from None
 
 
-def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The `build_example` parameters that the flags of `cnn-tui conv|pool` set (no Nones)."""
-    names = ("example", *FIELDS[args.command])
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
-def example_from_args(args: argparse.Namespace) -> LessonExample:
-    """`build_example` from the parsed flags of `cnn-tui conv` / `cnn-tui pool`."""
-    return build_example(args.command, **params_from_args(args))
+def example_from_settings(settings: LessonSettings) -> LessonExample:
+    """`build_example` with a command's settings (`cnn-tui conv` / `cnn-tui pool`)."""
+    return build_example(settings.op, **settings.params())
 
 
 def _random_example(op: str, p: dict[str, Any], rng: np.random.Generator, seed: int):

@@ -7,8 +7,10 @@ highlights and the cell jumps are the conv lesson's. `NetReplay` puts them end t
 P (0..total) means the first P steps of the whole lesson have run; the stage on screen is the
 one holding step P (its own position counts from its start). Stepping past a stage's last step
 enters the next stage. From the position it derives what the screen shows: the stage's arrays
-as grids, the step's arithmetic (`replay.step_text`), the rule of the stage and where its input
-came from, and the network with the current layer marked. Nothing here imports Textual.
+as grids, the step's arithmetic (`step_text.step_text`), the rule of the stage and where its
+input came from, and the network with the current layer marked. `op_replay.OpReplay` is the
+conv / pool lesson's counterpart; the screens move either the same way. Nothing here imports
+Textual.
 """
 
 from __future__ import annotations
@@ -20,15 +22,8 @@ from typing import Any
 import numpy as np
 
 from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage
-from cnn_tui.lessons.replay import (
-    WINDOW,
-    GridSpec,
-    Replay,
-    StepStyle,
-    fmt_factor,
-    fmt_num,
-    step_text,
-)
+from cnn_tui.lessons.replay import WINDOW, GridSpec, Replay
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, step_text
 
 DIRECTIONS = ("forward", "backward", "update", "after")
 
@@ -169,6 +164,10 @@ class NetReplay:
         index = self.stage_index
         return self.seek(self.starts[index] + self.stages[index].steps)
 
+    def jump(self, where: str) -> int:
+        """The first ("start") or the last ("end") step of the current stage."""
+        return self.stage_start() if where == "start" else self.stage_end()
+
     def next_phase(self) -> int:
         """The first step of the next stage (after the last one: back to the start)."""
         if self.position == 0:
@@ -208,6 +207,10 @@ class NetReplay:
             if "f" in axes and len(index) == len(axes):
                 return {"f": int(index[axes.index("f")])}
         return {}
+
+    def axis_sizes(self) -> dict[str, int]:
+        """The conv filters f (the slice a view of the feature maps picks)."""
+        return {"f": int(self.example.w1.shape[0])}
 
     def grid_names(self) -> list[str]:
         names: list[str] = []

@@ -1,38 +1,32 @@
-"""`cnn-tui net --no-ui`: the whole tiny network as plain text, stage by stage.
+"""The trace of `cnn-tui net --no-ui`: the whole tiny network as plain text, stage by stage.
 
-The trace runs `network.run_network` and prints, for every stage the lesson screen steps
+The trace runs `network.run_network` and writes, for every stage the lesson screen steps
 through, its title with the rule it computes, where its input came from, one line per step
-(`replay.step_text`, as the screen writes it) and the arrays it filled in; then the SGD update
-and the loss after the step, and a numerical gradient check. With --summary each stage's
-steps are counted instead of printed. Plain text, no colour.
+(`step_text.step_text`, as the screen writes it) and the arrays it filled in; then the SGD
+update and the loss after the step, and a numerical gradient check. With summary each stage's
+steps are counted instead of written. Plain text, no colour: `write_net_trace` hands each line
+to a writer (`cnn_tui.commands` prints them, tests collect them).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TextIO
 
 import numpy as np
 
+from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.network import (
     ARRAYS,
     EDITABLE,
     NetExample,
     describe,
     gradient_check,
-    net_example_from_args,
     run_network,
 )
-from cnn_tui.lessons.replay import StepStyle, fmt_factor, step_text
-from cnn_tui.lessons.replay import fmt_num as _num
-from cnn_tui.lessons.trace import _ASCII, KIND_NAMES
-
-# the network's symbols beside the conv trace's, for a terminal without them
-_NET_ASCII = {**_ASCII, ord("′"): "'", ord("α"): "alpha", ord("ᵀ"): "^T"}
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, step_text
+from cnn_tui.lessons.step_text import fmt_num as _num
+from cnn_tui.lessons.trace import KIND_NAMES
 
 _NET_KINDS = {
     **KIND_NAMES,
@@ -63,38 +57,13 @@ def _ref(name: str, index: tuple[int, ...]) -> str:
 NET_TRACE_STYLE = StepStyle(ref=_ref, num=_num, factor=fmt_factor, route_source="a1")
 
 
-def step_line(event) -> str:
+def step_line(event: StepEvent) -> str:
+    """One step as the trace writes it: the formula and its numbers on one line."""
     return " ".join(step_text(event, NET_TRACE_STYLE))
 
 
-def run_net_trace(args: argparse.Namespace) -> int:
-    """Print the trace of `cnn-tui net --no-ui`; raises UsageError for a bad example."""
-    example = net_example_from_args(args)
-    try:
-        write_net_trace(example, _writer(sys.stdout), summary=args.summary)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `cnn-tui net --no-ui | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    return 0
-
-
-def _writer(stream: TextIO) -> Callable[[str], None]:
-    encoding = getattr(stream, "encoding", None) or "ascii"
-    symbols = "".join(chr(code) for code in _NET_ASCII)
-    try:
-        symbols.encode(encoding)
-        plain = False
-    except (UnicodeEncodeError, LookupError):
-        plain = True
-
-    def write(line: str) -> None:
-        stream.write((line.translate(_NET_ASCII) if plain else line) + "\n")
-
-    return write
-
-
 def net_trace_text(example: NetExample, *, summary: bool = False) -> str:
+    """The whole trace as one string (what `cnn-tui net --no-ui` prints)."""
     lines: list[str] = []
     write_net_trace(example, lines.append, summary=summary)
     return "\n".join(lines) + "\n"
@@ -103,6 +72,7 @@ def net_trace_text(example: NetExample, *, summary: bool = False) -> str:
 def write_net_trace(
     example: NetExample, write: Callable[[str], None], *, summary: bool = False
 ) -> None:
+    """Write the trace line by line to `write`."""
     run = run_network(example)
     for line in _header(example):
         write(line)

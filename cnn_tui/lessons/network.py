@@ -22,7 +22,6 @@ torch is imported only by `compare_with_torch` (the screen's check, in a worker 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import tomllib
 from collections.abc import Callable, Mapping
@@ -34,8 +33,8 @@ import numpy as np
 from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import naive
-from cnn_tui.lessons.args import NET_DEFAULT_EXAMPLE, NET_LIMITS, NET_SETTINGS
 from cnn_tui.lessons.naive import Operand, StepEvent
+from cnn_tui.lessons.settings import NET_DEFAULT_EXAMPLE, NET_LIMITS, NET_SETTINGS, NetSettings
 
 __all__ = [
     "ARRAYS",
@@ -48,8 +47,7 @@ __all__ = [
     "forward_loss",
     "gradient_check",
     "make_net_example",
-    "net_example_from_args",
-    "net_params_from_args",
+    "net_example_from_settings",
     "run_network",
 ]
 
@@ -132,7 +130,7 @@ class NetExample:
         return self.class_names[k] if k < len(self.class_names) else f"class {k}"
 
     def settings(self) -> dict[str, Any]:
-        """The values of the lesson's settings (`args.NET_SETTINGS`)."""
+        """The values of the lesson's settings (`settings.NET_SETTINGS`)."""
         return {"label": self.label, "lr": self.lr}
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -208,7 +206,7 @@ def _filters(w1: np.ndarray) -> np.ndarray:
 def build_net_example(
     example: str | None = None, *, label: Any = None, lr: Any = None
 ) -> NetExample:
-    """The network example `example` (default `args.NET_DEFAULT_EXAMPLE`), with its own label
+    """The network example `example` (default `settings.NET_DEFAULT_EXAMPLE`), with its own label
     and learning rate unless given. UsageError (one line, naming the problem) otherwise."""
     name = example or NET_DEFAULT_EXAMPLE
     data = _read(name)
@@ -244,18 +242,13 @@ def make_net_example(params: Mapping[str, Any], overrides: Mapping[str, np.ndarr
     return _checked(dataclasses.replace(example, **changes)) if changes else example
 
 
-def net_params_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The `build_net_example` parameters the flags of `cnn-tui net` set (no Nones)."""
-    names = ("example", *NET_SETTINGS)
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
-def net_example_from_args(args: argparse.Namespace) -> NetExample:
-    return build_net_example(**net_params_from_args(args))
+def net_example_from_settings(settings: NetSettings) -> NetExample:
+    """`build_net_example` with the settings of `cnn-tui net`."""
+    return build_net_example(**settings.params())
 
 
 def _checked(example: NetExample) -> NetExample:
-    """Check the shapes, values and settings against `args.NET_LIMITS`; UsageError if not."""
+    """Check the shapes, values and settings against `settings.NET_LIMITS`; UsageError if not."""
     lim = NET_LIMITS
     where = f"network example {example.name!r}"
     x, w1, b1, w2, b2 = (getattr(example, key) for key in EDITABLE)

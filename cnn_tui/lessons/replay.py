@@ -1,7 +1,7 @@
 """UI-free replay of one naive computation, for the step-through lesson screen.
 
-A `Replay` holds the `StepEvent`s recorded while `cnn_tui.lessons.naive` computed a result (one source of
-truth: the screen shows exactly those loops) and a cursor over them. At position K (the number of
+A `Replay` holds the `StepEvent`s recorded while `cnn_tui.lessons.naive` computed a result (one
+source of truth: the screen shows exactly those loops) and a cursor over them. At position K (the number of
 events applied, 0..total) it derives what the screen draws:
 
 - the value of every array: the arrays read (x_pad, w, b, dout, ...) as given, the arrays written
@@ -9,23 +9,41 @@ events applied, 0..total) it derives what the screen draws:
   written yet (drawn as "·");
 - the highlighted cells: the cell written and the cells read by the current step, and the window
   of the current output cell (every cell its steps read or write);
-- the arithmetic of the current step as text.
+- the arithmetic of the current step as text (`cnn_tui.lessons.step_text` writes the step;
+  here the conv / pool cell's running sum).
 
 Moving one step applies or undoes one event; a far jump is a few vectorised numpy assignments
 (only the last write of each cell in the jumped range), so any key press costs O(jump), never a
-replay from the start. Nothing here imports Textual.
+replay from the start. The network lesson (`net_replay`) puts one `Replay` per stage end to end;
+the conv / pool lesson (`op_replay`) one per pass, built here by `build_replays`. Also here: the
+conv / pool grids, an example with edited arrays and its check against PyTorch. Nothing here
+imports Textual; torch only `compare_with_torch`, called in a worker thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cnn_tui.lessons.naive import output_size_formula, output_size_rule
+from cnn_tui.errors import UsageError
+from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.naive import output_size_formula, output_size_rule, stuffed_dout
+from cnn_tui.lessons.rules import local_rule, phase_rule, step_derivative
+from cnn_tui.lessons.settings import LIMITS
+from cnn_tui.lessons.step_text import (
+    StepStyle,
+    array_ref,
+    axes_of,
+    fmt_factor,
+    fmt_num,
+    grid_decimals,
+    step_text,
+)
 
 # Phases of a backward pass in the order the naive code runs them (and the screen names them).
 PHASE_LABELS = {
@@ -51,22 +69,6 @@ ARRAY_TITLES = {
     "dx": "grad input",
 }
 
-# What the leading axes of each array mean, per op family; the last two axes are rows, columns.
-_AXES_CONV = {
-    "x": ("n", "c"),
-    "x_pad": ("n", "c"),
-    "dx": ("n", "c"),
-    "dx_pad": ("n", "c"),
-    "w": ("f", "c"),
-    "dw": ("f", "c"),
-    "out": ("n", "f"),
-    "dout": ("n", "f"),
-    "dout_up": ("n", "f"),
-    "b": ("f",),
-    "db": ("f",),
-}
-_AXES_POOL = {name: ("n", "c") for name in ("x", "dx", "out", "dout")}
-
 # The order grids are laid out in: what is read, then what is written.
 GRID_ORDER = ("x_pad", "x", "w", "b", "dout", "dout_up", "out", "db", "dw", "dx_pad", "dx")
 
@@ -86,63 +88,6 @@ _CELL_DEPTH = {
 _DEFAULT_CELL_DEPTH = 4
 
 WINDOW, READ, WRITE = "window", "read", "write"
-
-
-def axes_of(op: str, name: str, ndim: int) -> tuple[str | None, ...]:
-    """Names of the leading axes of array `name` (e.g. ("n", "c") for x_pad); None if unknown."""
-    table = _AXES_CONV if op == "conv2d" else _AXES_POOL
-    axes = table.get(name, ())
-    lead = max(ndim - 2, 0) if ndim != 1 else 0
-    if ndim == 1:
-        return axes if len(axes) == 1 else (None,)
-    return tuple(axes[k] if k < len(axes) else None for k in range(lead))
-
-
-# --------------------------------------------------------------------------- number text
-
-
-def fmt_num(value: float, decimals: int | None = None) -> str:
-    """A number as every lesson text writes it: the grids, the step panel and the trace.
-
-    With `decimals` (a grid's, `grid_decimals`) fixed decimals so columns line up; without,
-    up to 3 decimals with trailing zeros dropped. "·" is a cell not computed yet. The minus
-    sign is ASCII "-" everywhere: U+2212 is ambiguous-width and breaks grid columns on some
-    terminals, and the grid and the arithmetic must print a number alike.
-    """
-    if math.isnan(value):
-        return "·"
-    if math.isinf(value):
-        return "-∞" if value < 0 else "∞"
-    if decimals is None:
-        text = f"{value:.3f}".rstrip("0").rstrip(".")
-    else:
-        text = f"{value:.{decimals}f}"
-    if text.startswith("-") and float(text) == 0:
-        text = text[1:]
-    return text or "0"
-
-
-def fmt_factor(value: float, first: bool = False, text: str | None = None) -> str:
-    """A factor of a product, negative values in parentheses unless first: -0.4·(-1.3).
-
-    `text` is the value already written (e.g. with its grid's decimals)."""
-    text = fmt_num(value) if text is None else text
-    return f"({text})" if text.startswith("-") and not first else text
-
-
-def grid_decimals(values: np.ndarray) -> int:
-    """The fewest decimals (0, 1 or 2) that show every value of a grid exactly, else 2.
-
-    Integer presets read as integers and the one-decimal random inputs as one decimal, which
-    keeps the grids narrow; computed sums get two.
-    """
-    finite = values[np.isfinite(values)]
-    if finite.size == 0 or np.any(np.abs(finite) >= 1e6):
-        return 2
-    for decimals in (0, 1):
-        if np.allclose(finite, np.round(finite, decimals), rtol=0, atol=1e-9):
-            return decimals
-    return 2
 
 
 # --------------------------------------------------------------------------- the replay
@@ -440,8 +385,6 @@ class Replay:
     def rule_lines(self) -> list[str]:
         """What the current phase computes: its rule (the chain rule, going backward) and the
         local derivative in general and, after "here", at the current step."""
-        from cnn_tui.lessons.rules import local_rule, phase_rule, step_derivative
-
         if self.example is None:
             return []
         phase = self.phase_at().phase
@@ -478,170 +421,8 @@ def ref(replay: Replay, name: str, index: tuple[int, ...]) -> str:
     return array_ref(replay.op, replay.shapes(), name, index)
 
 
-def array_ref(
-    op: str, shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int, ...]
-) -> str:
-    """An array reference as the lesson screen and the trace write it: `x_pad[c=1, 2,3]`.
-
-    The leading axes (sample, channel, filter) are named, and left out when that axis has
-    size 1, so the common single-image single-channel lesson reads `x_pad[2,3]`.
-    """
-    if not index:
-        return name
-    shape = shapes.get(name)
-    axes = axes_of(op, name, len(index))
-    if len(index) == 1:
-        return f"{name}[{index[0]}]"
-    lead = [
-        f"{axis}={value}"
-        for axis, value, size in zip(axes, index, shape or (), strict=False)
-        if axis is not None and size > 1
-    ]
-    spatial = ",".join(str(v) for v in index[len(axes) :])
-    return f"{name}[{', '.join([*lead, spatial])}]" if lead else f"{name}[{spatial}]"
-
-
 def _sum_symbol(loops: Sequence[str]) -> str:
     return "Σ_" + ",".join(loops) if loops else ""
-
-
-def scale_text(value: float) -> str:
-    """The 1/(kh·kw) factor of average pooling as a fraction: 1/4."""
-    return f"1/{round(1 / value)}" if value else "0"
-
-
-@dataclass(frozen=True)
-class StepStyle:
-    """How `step_text` writes the values of a step; the sentence itself is `step_text`'s alone.
-
-    The trace writes every cell with its full index and plain ASCII numbers (one line per step,
-    so the old value is on the line before); the lesson screen names the leading axes, uses − and
-    ∞, and with `explain` spells out the old value, the product and a note in brackets, because
-    it shows one step at a time.
-    """
-
-    ref: Callable[[str, tuple[int, ...]], str]  # an array cell: "x_pad[1,2]"
-    num: Callable[[float], str]  # a number: "−0.52"
-    factor: Callable[[float, bool], str]  # a factor of a product (True: the first): "(−1.3)"
-    scale: Callable[[float], str] = scale_text  # average pooling's 1/(kh·kw)
-    explain: bool = False
-    route_source: str = "x"  # the array whose max a route step sends the gradient to
-    # a value of an array cell as that array's grid writes it (the screen); None: `num`
-    cell: Callable[[str, float], str] | None = None
-
-
-def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
-    """One step of the naive loops as (formula, numbers), e.g.
-    ("dw[0,0] += x_pad[1,0]·dout[1,0]", "= 0.4·(−1.3) → −0.83").
-
-    Both the `--no-ui` trace (`trace.step_line`: the two joined) and the lesson screen's step
-    panel (`Replay.step_lines`: one per line) write a step with this function.
-    """
-    ref, num, factor = style.ref, style.num, style.factor
-    cell = style.cell or (lambda name, value: num(value))
-    target = ref(e.target, e.target_index)
-    before, after = cell(e.target, e.before), cell(e.target, e.after)
-    names = [
-        style.scale(o.value) if o.name == "scale" else ref(o.name, o.index) for o in e.operands
-    ]
-    values = [o.value for o in e.operands]
-    shown = [cell(o.name, o.value) for o in e.operands]
-    note = ""
-    if e.kind == "bias":
-        formula, numbers = f"{target} = {names[0]}", f"= {shown[0]}"
-        formula_note = "(start from the bias)"
-    elif e.kind == "mac":
-        terms = "·".join(
-            names[k] if o.name == "scale" else factor(o.value, k == 0, shown[k])
-            for k, o in enumerate(e.operands)
-        )
-        formula, numbers = f"{target} += {'·'.join(names)}", f"= {terms}"
-        if style.explain:
-            product = math.prod(values)
-            added = factor(product, False, cell(e.target, product))
-            numbers += f" = {cell(e.target, product)}   {before} + {added}"
-        numbers += f" → {after}"
-        formula_note = ""
-    elif e.kind in ("add", "route"):
-        formula = f"{target} += {names[0]}"
-        added = f"{before} + {factor(values[0], False, shown[0])}" if style.explain else shown[0]
-        numbers = f"= {added} → {after}"
-        source = ref(style.route_source, e.target_index)
-        formula_note = f"({source} was the max)" if e.kind == "route" else ""
-    elif e.kind == "compare":
-        running = target if math.isfinite(e.before) else before  # the first: max(−∞, x)
-        formula = f"{target} = max({running}, {names[0]})"
-        numbers = f"= max({before}, {shown[0]}) → {after}"
-        formula_note = ""
-        note = "(new max)" if e.after != e.before else "(max unchanged)"
-    elif e.kind in _LAYER_KINDS:
-        formula, numbers, formula_note, note = _layer_step_text(e, style, target, names, values)
-    else:  # a kind this text does not know: still show what changed
-        formula, numbers = f"{target}: {e.kind} with {', '.join(names)}", f"{before} → {after}"
-        formula_note = ""
-    if style.explain:
-        formula += f"   {formula_note}" if formula_note else ""
-        numbers += f"   {note}" if note else ""
-    return formula, numbers
-
-
-_LAYER_KINDS = ("relu", "mask", "copy", "exp", "div", "nll", "sub", "sgd")
-
-
-def _layer_step_text(
-    e: Any, style: StepStyle, target: str, names: list[str], values: list[float]
-) -> tuple[str, str, str, str]:
-    """(formula, numbers, formula note, numbers note) of a network layer's step (`step_text`)."""
-    num, factor = style.num, style.factor
-    after = num(e.after)
-    scaled = bool(e.operands) and e.operands[-1].name == "scale"  # a batch of N: the mean
-    scale_name = names[-1] if scaled else ""
-    formula_note = note = ""
-    if e.kind == "relu":
-        formula = f"{target} = max(0, {names[0]})"
-        numbers = f"= max(0, {num(values[0])}) → {after}"
-        note = "(positive: passes)" if values[0] > 0 else "(not positive: set to 0)"
-    elif e.kind == "mask":
-        passes = values[1] > 0
-        formula = f"{target} = {names[0]} where {names[1]} > 0, else 0"
-        numbers = f"{names[1]} = {num(values[1])} {'>' if passes else '≤'} 0 → {after}"
-        note = f"(passes {names[0]} = {num(values[0])})" if passes else "(blocked)"
-    elif e.kind == "copy":
-        formula, numbers = f"{target} = {names[0]}", f"= {after}"
-        formula_note = "(the same number, moved: no arithmetic)"
-    elif e.kind == "exp":
-        formula = f"{target} = exp({names[0]} − {names[1]})"
-        numbers = f"= exp({num(values[0])} − {factor(values[1], False)})"
-        if style.explain:
-            numbers += f" = exp({num(values[0] - values[1])})"
-        numbers += f" → {after}"
-        formula_note = "(minus the row's max: same probabilities, no overflow)"
-    elif e.kind == "div":
-        formula = f"{target} = {names[0]} / {names[1]}"
-        numbers = f"= {num(values[0])} / {num(values[1])} → {after}"
-    elif e.kind == "nll":
-        if scaled:
-            formula = f"{target} += −log({names[0]})·{scale_name}"
-            numbers = f"= {num(e.before)} + (−log({num(values[0])}))·{scale_name} → {after}"
-        else:
-            formula = f"{target} = −log({names[0]})"
-            numbers = f"= −log({num(values[0])}) → {after}"
-        formula_note = "(the probability of the true class)"
-    elif e.kind == "sub":
-        if scaled:
-            formula = f"{target} = ({names[0]} − {names[1]})·{scale_name}"
-            numbers = f"= ({num(values[0])} − {num(values[1])})·{scale_name} → {after}"
-        else:
-            formula = f"{target} = {names[0]} − {names[1]}"
-            numbers = f"= {num(values[0])} − {num(values[1])} → {after}"
-        note = "(the true class: y = 1)" if values[1] else "(another class: y = 0)"
-    else:  # sgd
-        formula = f"{target} = {names[0]} − {names[2]}·{names[1]}"
-        numbers = f"= {num(values[0])} − {num(values[2])}·{factor(values[1], False)}"
-        if style.explain:
-            numbers += f" = {num(values[0])} − {factor(values[2] * values[1], False)}"
-        numbers += f" → {after}"
-    return formula, numbers, formula_note, note
 
 
 def describe_step(replay: Replay, e: Any) -> list[str]:
@@ -798,9 +579,6 @@ def transposed_replay(example: Any) -> Replay | None:
     """The dX pass of a conv example as a transposed convolution, recorded step by step
     (`naive.conv2d_input_grad_transposed`); None for pooling or when it has more steps than
     a lesson keeps (`LIMITS.max_steps`; it also multiplies the stuffed zeros)."""
-    from cnn_tui.lessons.args import LIMITS
-    from cnn_tui.lessons.naive import stuffed_dout
-
     if example.op != "conv" or example.transposed_steps > LIMITS.max_steps:
         return None
     _, cache = example.forward()
@@ -851,11 +629,6 @@ def make_example(op: str, params: Mapping[str, Any], overrides: Mapping[str, np.
 
     Raises UsageError (from build_example, or for an edited array whose shape no longer fits).
     """
-    import dataclasses
-
-    from cnn_tui.errors import UsageError
-    from cnn_tui.lessons.examples import build_example
-
     example = build_example(op, **params)
     changes = {}
     for name, array in overrides.items():
@@ -895,8 +668,6 @@ def _plain_number(value: float) -> str:
 def parse_array(name: str, text: str, shape: tuple[int, ...]) -> np.ndarray:
     """Parse `format_array`'s text back into an array of `shape`; UsageError saying which row
     is wrong. Blank lines separate the 2-D slices; `#` starts a comment; "−" counts as "-"."""
-    from cnn_tui.errors import UsageError
-
     rows_per_plane, cols = (1, shape[0]) if len(shape) == 1 else shape[-2:]
     planes = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
     rows: list[list[float]] = []

@@ -1,10 +1,10 @@
 """What each phase of the conv and pool lessons computes, as the chain rule says it.
 
-The step panel writes one step's arithmetic (`replay.step_text`); this module writes what that
+The step panel writes one step's arithmetic (`step_text.step_text`); this module writes what that
 arithmetic stands for: the rule of the phase in general (the forward sum, or for a backward
 phase ∂L/∂v = Σ ∂L/∂out · ∂out/∂v), the local derivative ∂out/∂v in general and at the current
 step, and where `dout` comes from. The trace prints the same rules as its phase titles, so the
-screen and `--no-ui` say the same thing. Indices follow `replay.array_ref`: the sample,
+screen and `--no-ui` say the same thing. Indices follow `step_text.array_ref`: the sample,
 channel and filter axes appear only when they have more than one entry.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnn_tui.lessons.naive import StepEvent
-from cnn_tui.lessons.replay import axes_of
+from cnn_tui.lessons.step_text import axes_of
 
 
 def _lead(example: Any, name: str) -> list[str]:

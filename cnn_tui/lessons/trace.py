@@ -1,54 +1,36 @@
-"""`cnn-tui conv --no-ui` / `cnn-tui pool --no-ui`: print a lesson as plain text.
+"""The trace of `cnn-tui conv --no-ui` / `cnn-tui pool --no-ui`: a lesson as plain text.
 
-The trace runs the naive engine on the lesson example and prints one line per step event, so it
+The trace runs the naive engine on the lesson example and writes one line per step event, so it
 shows the very loops the lesson screen steps through: the header (shapes, stride, padding, the
-output-size formula with its numbers), the arrays, each step, the result and, with --backward,
+output-size formula with its numbers), the arrays, each step, the result and, with backward,
 the upstream gradient, the gradient steps, dx, dw, db and a numerical gradient check. With
---summary it counts the steps per phase and per output cell instead. Plain text, no colour.
+summary it counts the steps per phase and per output cell instead. Plain text, no colour:
+`write_trace` hands each line to a writer (`cnn_tui.commands` prints them, tests collect them).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from cnn_tui.lessons.examples import LessonExample, example_from_args
+from cnn_tui.lessons.examples import LessonExample
 from cnn_tui.lessons.naive import (
     StepEvent,
     output_size_formula,
     output_size_rule,
     stuffed_dout,
 )
-from cnn_tui.lessons.replay import (
+from cnn_tui.lessons.rules import dout_source, local_rule, phase_rule
+from cnn_tui.lessons.settings import LIMITS
+from cnn_tui.lessons.step_text import (
     StepStyle,
     array_ref,
     fmt_factor,
     fmt_num,
     step_text,
-)
-from cnn_tui.lessons.rules import dout_source, local_rule, phase_rule
-
-# Plain-ASCII stand-ins, for a terminal or pipe whose encoding lacks these symbols.
-_ASCII = str.maketrans(
-    {
-        "·": "*",
-        "→": "->",
-        "⌊": "floor(",
-        "⌋": ")",
-        "Σ": "sum ",
-        "−": "-",
-        "×": "x",
-        "∂": "d",
-        "∞": "inf",
-        "°": " deg",
-        "Δ": "diff",
-    }
 )
 
 KIND_NAMES = {
@@ -60,34 +42,8 @@ KIND_NAMES = {
 }
 
 
-def run_trace(args: argparse.Namespace) -> int:
-    """Print the trace of `cnn-tui conv|pool --no-ui`; raises UsageError for a bad example."""
-    example = example_from_args(args)
-    try:
-        write_trace(example, _writer(sys.stdout), backward=args.backward, summary=args.summary)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `cnn-tui conv --no-ui | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    return 0
-
-
-def _writer(stream: TextIO) -> Callable[[str], None]:
-    encoding = getattr(stream, "encoding", None) or "ascii"
-    try:
-        "".join(chr(code) for code in _ASCII).encode(encoding)
-        plain = False
-    except (UnicodeEncodeError, LookupError):
-        plain = True
-
-    def write(line: str) -> None:
-        stream.write((line.translate(_ASCII) if plain else line) + "\n")
-
-    return write
-
-
 def trace_text(example: LessonExample, *, backward: bool = False, summary: bool = False) -> str:
-    """The whole trace as one string (what `run_trace` prints)."""
+    """The whole trace as one string (what `cnn-tui conv|pool --no-ui` prints)."""
     lines: list[str] = []
     write_trace(example, lines.append, backward=backward, summary=summary)
     return "\n".join(lines) + "\n"
@@ -142,8 +98,6 @@ def _transposed(
     style: StepStyle,
 ) -> None:
     """dX again, as a transposed convolution of dout with the kernel (gathered, not scattered)."""
-    from cnn_tui.lessons.args import LIMITS
-
     write("")
     steps = example.transposed_steps
     title = f"{_phase_title(example, 'grad_input_transposed')}   ({steps:,} steps)"
@@ -298,7 +252,7 @@ def _phase_title(example: LessonExample, phase: str) -> str:
 def step_line(event: StepEvent, style: StepStyle) -> str:
     """One step as text, e.g. `out[1,2] += x_pad[1,2]·w[0,1] = 0.4·(-1.3) → -0.83`.
 
-    `replay.step_text` writes it, as it does the lesson screen's step panel, with the same cell
+    `step_text.step_text` writes it, as it does the lesson screen's step panel, with the same cell
     names and numbers (`trace_style`); only the notes and the spelled-out sum are left out.
     """
     return " ".join(step_text(event, style))

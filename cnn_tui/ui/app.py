@@ -51,13 +51,15 @@ class CnnTuiApp(App[int]):
 def open_screen_for(command: str, args: Any) -> Screen:
     """Build the screen for a subcommand; modules are imported on demand to keep start-up fast."""
     if command in ("conv", "pool"):
+        from cnn_tui.lessons.settings import LessonSettings
         from cnn_tui.ui.lessons.screen import LessonScreen
 
-        return LessonScreen.from_args(command, args)
+        return LessonScreen.from_settings(args if args is not None else LessonSettings(command))
     if command == "net":
+        from cnn_tui.lessons.settings import NetSettings
         from cnn_tui.ui.lessons.network import NetworkScreen
 
-        return NetworkScreen.from_args(args)
+        return NetworkScreen.from_settings(args if args is not None else NetSettings())
     if command == "train":
         from cnn_tui.ui.training.form import TrainFormScreen
 

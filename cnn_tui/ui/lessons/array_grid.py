@@ -21,7 +21,8 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-from cnn_tui.lessons.replay import READ, WINDOW, WRITE, GridSpec, fmt_num, grid_decimals
+from cnn_tui.lessons.replay import READ, WINDOW, WRITE, GridSpec
+from cnn_tui.lessons.step_text import fmt_num, grid_decimals
 
 _GAP = 3  # columns between two grids side by side
 _LARGE = 10  # arrays with more columns than this are cropped to about half the board's width

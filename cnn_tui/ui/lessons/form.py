@@ -1,7 +1,7 @@
 """The lesson's parameter form: sizes, kernel, stride, padding, seed, pool type, an example preset,
 and the values of the arrays as editable text.
 
-It is a modal over the lesson. Its rows are the settings of the op (`cnn_tui.lessons.args.FIELDS`),
+It is a modal over the lesson. Its rows are the settings of the op (`lessons.settings.FIELDS`),
 each checked as its flag is (`SETTINGS[name].parse`), greyed out while a named example fixes it
 (`FIXED_BY_EXAMPLE`); then the whole example is built with `examples.build_example`, so a bad
 value shows its reason beside the field and the lesson is left as it was. Apply returns
@@ -22,8 +22,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons.args import FIELDS, FIXED_BY_EXAMPLE, SETTINGS
 from cnn_tui.lessons.replay import EDITABLE_ARRAYS, format_array, make_example, parse_array
+from cnn_tui.lessons.settings import FIELDS, FIXED_BY_EXAMPLE, SETTINGS
 
 RANDOM = "random"
 

@@ -2,7 +2,7 @@
 of the image and the weights as editable text.
 
 A modal over the lesson. The label and the learning rate are checked as their flags are
-(`args.NET_SETTINGS`), the arrays by `replay.parse_array` (same shape as the example's), and
+(`settings.NET_SETTINGS`), the arrays by `replay.parse_array` (same shape as the example's), and
 the whole example by `network.make_net_example`, so a bad value shows its reason beside its
 field and the lesson is left as it was. Apply returns a `NetRequest`; the screen recomputes
 and restarts from it.
@@ -21,9 +21,9 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons.args import NET_SETTINGS
 from cnn_tui.lessons.network import EDITABLE, list_net_examples, make_net_example
 from cnn_tui.lessons.replay import format_array, parse_array
+from cnn_tui.lessons.settings import NET_SETTINGS
 from cnn_tui.ui.lessons.form import ArrayEditModal, FormInput, FormTextArea
 
 

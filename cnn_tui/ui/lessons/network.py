@@ -5,13 +5,13 @@ The screen runs `cnn_tui.lessons.network.run_network` once per example (every st
 and replays it with `cnn_tui.lessons.net_replay.NetReplay`: the pipeline line marks the layer
 at work, the board shows that stage's arrays (`ArrayBoard`, the conv lesson's grids), the rule
 panel says what the stage computes in general, the step panel the current step with its
-numbers and where the stage's input (the upstream gradient, going backward) came from. Checks
-against PyTorch and numerical gradients run in a worker thread (torch is imported there).
+numbers and where the stage's input (the upstream gradient, going backward) came from. Moving,
+playing and the checks against PyTorch and numerical gradients (in a worker thread: torch is
+imported there) come from `SteppingScreen`, as for the conv / pool lesson.
 """
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +23,7 @@ from textual.widgets import Header, Static
 
 from cnn_tui.lessons import network
 from cnn_tui.lessons.net_replay import NetReplay
+from cnn_tui.lessons.settings import NetSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.net_form import NetFormScreen, NetRequest
@@ -31,9 +32,9 @@ from cnn_tui.ui.lessons.stepping import (
     LEAVE_BINDINGS,
     MOVE_BINDINGS,
     PLAY_BINDINGS,
-    SPEEDS,
     Check,
     SteppingScreen,
+    jump_bindings,
 )
 
 _phase = Binding.Group("phase", compact=True)
@@ -86,9 +87,8 @@ class NetworkScreen(SteppingScreen):
         Binding("p", "next_phase", "next layer / phase", key_display="p", group=_phase),
         Binding("b", "next_pass", "pass"),
         *PLAY_BINDINGS,
-        Binding("home,g", "jump('start')", "layer start", key_display="home"),
-        Binding("end,G", "jump('end')", "layer end", key_display="end"),
-        Binding("f", "cycle_filter", "filter"),
+        *jump_bindings("layer start", "layer end"),
+        Binding("f", "cycle('f')", "filter"),
         Binding("e", "edit", "edit"),
         *LEAVE_BINDINGS,
     ]
@@ -96,6 +96,8 @@ class NetworkScreen(SteppingScreen):
     board_id = "net-board"
     scroll_id = "net-board-scroll"
     check_id = "net-check"
+
+    model: NetReplay
 
     def __init__(
         self,
@@ -109,13 +111,13 @@ class NetworkScreen(SteppingScreen):
         self.params: dict[str, Any] = dict(params or {})
         self.overrides: dict[str, np.ndarray] = {}
         self.example = network.make_net_example(self.params, self.overrides)
-        self.view: dict[str, int] = {"f": 0}
-        self.model = self._compute()
+        self.view = {"f": 0}
+        self._compute()
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace | None) -> NetworkScreen:
-        """The lesson of `cnn-tui net` with its flags (None: the default example)."""
-        return cls(network.net_params_from_args(args) if args is not None else {})
+    def from_settings(cls, settings: NetSettings) -> NetworkScreen:
+        """The lesson of `cnn-tui net` with the settings its flags gave."""
+        return cls(settings.params())
 
     # ----------------------------------------------------------------- layout
 
@@ -136,31 +138,16 @@ class NetworkScreen(SteppingScreen):
 
     # ----------------------------------------------------------------- state
 
-    @property
-    def cursor(self) -> NetReplay:
-        return self.model
-
-    def _compute(self) -> NetReplay:
-        self._token += 1
+    def _compute(self) -> None:
+        """Run the network once for the example, recording every stage."""
         self.run = network.run_network(self.example)
-        return NetReplay(self.run)
-
-    def _restart(self, example: network.NetExample) -> None:
-        self._stop()
-        self.example = example
-        self.model = self._compute()
-        self.view = {"f": 0}
-        self.refresh_bindings()
-        self._redraw()
-        self._start_checks()
+        self.model = NetReplay(self.run)
 
     def _redraw(self) -> None:
         model = self.model
         board = self.query_one("#net-board", ArrayBoard)
         board.show(model.grid_specs(self.view, every_filter=self.every_filter))
-        self.query_one("#net-status", StepStatus).show(
-            model.status_parts(SPEEDS[self.speed_index]), self.playing
-        )
+        self.query_one("#net-status", StepStatus).show(model.status_parts(self.speed), self.playing)
         self.query_one("#net-pipeline", NetPipeline).show(*model.pipeline())
         rule, source = model.rule_lines()
         self.query_one("#net-rule", RulePanel).show(rule)
@@ -177,47 +164,18 @@ class NetworkScreen(SteppingScreen):
         self.refresh_bindings()  # the filter key only matters when one filter is shown
         self._redraw()
 
-    def _moved(self) -> None:
-        self.view.update(self.model.view_indices())
-        self._redraw()
-
     # ----------------------------------------------------------------- actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cycle_filter":
-            return self.example.w1.shape[0] > 1 and not self.every_filter
-        return True
-
-    def _move(self, how: str, *args: Any) -> None:
-        self._stop()
-        getattr(self.model, how)(*args)
-        self._moved()
-
-    def action_step(self, delta: int) -> None:
-        self._move("step", delta)
-
-    def action_next_cell(self) -> None:
-        self._move("next_cell")
-
-    def action_prev_cell(self) -> None:
-        self._move("prev_cell")
-
-    def action_next_phase(self) -> None:
-        self._move("next_phase")
+        if action == "cycle" and self.every_filter:
+            return False  # every filter is on the board already
+        return super().check_action(action, parameters)
 
     def action_prev_phase(self) -> None:
-        self._move("prev_phase")
+        self._move(self.model.prev_phase)
 
     def action_next_pass(self) -> None:
-        self._move("next_pass")
-
-    def action_jump(self, where: str) -> None:
-        self._move("stage_start" if where == "start" else "stage_end")
-
-    def action_cycle_filter(self) -> None:
-        filters = self.example.w1.shape[0]
-        self.view["f"] = (self.view.get("f", 0) + 1) % max(filters, 1)
-        self._redraw()
+        self._move(self.model.next_pass)
 
     def action_edit(self) -> None:
         self._stop()

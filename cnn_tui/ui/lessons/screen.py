@@ -1,17 +1,17 @@
 """The step-through lesson: a naive convolution or pooling replayed one scalar step at a time.
 
 The screen runs `cnn_tui.lessons.naive` once per example with `on_step` recording every step, then
-replays those very events (`cnn_tui.lessons.replay.Replay`): the arrays fill in as the steps are applied,
-the current step's cells are highlighted, and its arithmetic is spelled out in a docked panel
-under the rule it applies (`cnn_tui.lessons.rules`: the chain rule, going backward).
-Forward, backward and (conv) the dX pass as a transposed convolution are replays with their
-own cursor; `b` and `t` switch between them. Playing and the checks against PyTorch and a
-numerical gradient come from `SteppingScreen`.
+replays those very events through the UI-free `cnn_tui.lessons.op_replay.OpReplay`: the arrays
+fill in as the steps are applied, the current step's cells are highlighted, and its arithmetic
+is spelled out in a docked panel under the rule it applies (`cnn_tui.lessons.rules`: the chain
+rule, going backward). Forward, backward and (conv) the dX pass as a transposed convolution are
+passes with their own cursor; `b` and `t` switch between them. Moving, playing and the checks
+against PyTorch and a numerical gradient come from `SteppingScreen`; this screen draws and
+changes the example (the edit form, a new seed, max / average pooling, a true convolution).
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 from typing import Any, ClassVar
 
@@ -22,17 +22,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Header
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons.args import CONV_MODES, DEFAULTS, LIMITS, POOL_TYPES
-from cnn_tui.lessons.replay import (
-    Replay,
-    build_replays,
-    compare_with_torch,
-    grid_specs,
-    make_example,
-    size_formula,
-    transposed_replay,
-)
-from cnn_tui.lessons.rules import dout_source
+from cnn_tui.lessons.op_replay import OpReplay
+from cnn_tui.lessons.replay import Replay, compare_with_torch, make_example
+from cnn_tui.lessons.settings import CONV_MODES, DEFAULTS, LIMITS, POOL_TYPES, LessonSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.form import LessonFormScreen, LessonRequest
@@ -45,6 +37,7 @@ from cnn_tui.ui.lessons.stepping import (
     SPEEDS,
     Check,
     SteppingScreen,
+    jump_bindings,
 )
 
 __all__ = ["DEFAULT_SPEED", "SPEEDS", "LessonScreen"]
@@ -56,8 +49,7 @@ class LessonScreen(SteppingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         *MOVE_BINDINGS,
         *PLAY_BINDINGS,
-        Binding("home,g", "jump('start')", "first", key_display="home"),
-        Binding("end,G", "jump('end')", "last", key_display="end"),
+        *jump_bindings("first", "last"),
         Binding("b", "toggle_backward", "fwd/bwd"),
         Binding("t", "toggle_transposed", "transposed"),
         Binding("p", "next_phase", "phase"),
@@ -75,6 +67,8 @@ class LessonScreen(SteppingScreen):
     scroll_id = "lesson-board-scroll"
     check_id = "lesson-check"
 
+    model: OpReplay
+
     def __init__(
         self,
         op: str,
@@ -91,17 +85,13 @@ class LessonScreen(SteppingScreen):
         self.params: dict[str, Any] = dict(params or {})
         self.overrides: dict[str, np.ndarray] = {}
         self.example = make_example(op, self.params, self.overrides)
-        self.mode = "forward"  # "forward" | "backward" | "transposed"
-        self.view: dict[str, int] = {"n": 0, "c": 0, "f": 0}
-        self.replays: dict[str, Replay] = {}
+        self.view = {"n": 0, "c": 0, "f": 0}
         self._compute()
 
     @classmethod
-    def from_args(cls, command: str, args: argparse.Namespace | None) -> LessonScreen:
-        """The lesson of `cnn-tui conv|pool` with its flags (None: the default example)."""
-        from cnn_tui.lessons.examples import params_from_args
-
-        return cls(command, params_from_args(args) if args is not None else {})
+    def from_settings(cls, settings: LessonSettings) -> LessonScreen:
+        """The lesson of `cnn-tui conv|pool` with the settings its flags gave."""
+        return cls(settings.op, settings.params())
 
     # ----------------------------------------------------------------- layout
 
@@ -122,102 +112,43 @@ class LessonScreen(SteppingScreen):
 
     @property
     def replay(self) -> Replay:
-        return self.replays[self.mode]
+        """The pass on screen."""
+        return self.model.replay
 
     @property
-    def cursor(self) -> Replay:
-        return self.replay
+    def replays(self) -> dict[str, Replay]:
+        """Every pass of the example: forward, backward and (conv) transposed."""
+        return self.model.replays
 
-    def _compute(self) -> None:
-        """Run the naive loops once for the example, recording both passes."""
-        forward, backward = build_replays(self.example)
-        self.replays = {"forward": forward, "backward": backward}
-        transposed = transposed_replay(self.example)
-        if transposed is not None:
-            self.replays["transposed"] = transposed
-        self._token += 1
+    def _compute(self, mode: str = "forward") -> None:
+        """Run the naive loops once for the example, recording every pass; show pass `mode`."""
+        self.model = OpReplay(self.example, mode)
         # Tens of thousands of recorded events would make every full garbage collection scan
         # them (100+ ms pauses mid-replay); they hold no reference cycles, so move them out of
         # the collector's sight. Reference counting still frees them with the next example.
         gc.freeze()
 
-    def _restart(self, example: Any) -> None:
-        """A new example: recompute, restart both replays, re-run the checks."""
-        self._stop()
-        self.example = example
-        self._compute()
-        if self.mode not in self.replays:  # a pool example has no transposed view
-            self.mode = "backward"
-        self.view = {"n": 0, "c": 0, "f": 0}
-        self.refresh_bindings()
-        self._redraw()
-        self._start_checks()
-
     def _rebuild(self) -> bool:
+        """The example again from the changed params and overrides, in the same pass."""
         try:
             example = make_example(self.op, self.params, self.overrides)
         except UsageError as exc:
             self.notify(str(exc), title="Cannot change the example", severity="error")
             return False
-        self._restart(example)
+        self._restart(example, mode=self.model.mode)
         return True
 
-    def status_parts(self) -> list[str]:
-        replay = self.replay
-        phase = replay.phase_at()
-        parts = [
-            f"{replay.op} · {phase.label}",
-            f"step {replay.position} / {replay.total}",
-            f"cell {replay.cell_number()} / {replay.cell_count}",
-            f"{SPEEDS[self.speed_index]} steps/s",
-        ]
-        if self.example.flip:
-            parts.append("true convolution (kernel rotated 180°)")
-        if self.example.name != "random":
-            parts.append(f"example {self.example.name}, seed {self.example.seed}")
-        else:
-            parts.append(f"seed {self.example.seed}")
-        return parts
-
-    def info_line(self) -> str:
-        """The panel's last line: what to press at the end of a pass, else the output-size
-        formula (forward) or where dout comes from (backward)."""
-        replay = self.replay
-        if replay.position >= replay.total:
-            return self._end_hint()
-        return size_formula(self.example) if self.mode == "forward" else dout_source(self.example)
-
-    def _end_hint(self) -> str:
-        if self.mode == "forward":
-            return "forward pass done: press b for the backward pass (p: its phases one by one)"
-        if self.mode == "backward":
-            if "transposed" in self.replays:
-                return (
-                    "backward pass done: press t to see dX again as a transposed convolution, "
-                    "b for the forward pass"
-                )
-            more = "m for the other pooling" if self.op == "pool" else "e to edit the example"
-            return f"backward pass done: press b for the forward pass, {more}"
-        return (
-            "dX as a transposed convolution done: the same dx as the dX phase (PyTorch: "
-            "conv_transpose2d); press t to go back, b for the forward pass"
-        )
-
     def _redraw(self) -> None:
-        replay = self.replay
-        specs = grid_specs(replay, self.view, self.example.padding)
+        model = self.model
         board = self.query_one("#lesson-board", ArrayBoard)
-        board.show(specs)
-        self.query_one("#lesson-status", StepStatus).show(self.status_parts(), self.playing)
+        board.show(model.grid_specs(self.view))
+        self.query_one("#lesson-status", StepStatus).show(
+            model.status_parts(self.speed), self.playing
+        )
         self.query_one("#lesson-step", StepPanel).show(
-            replay.step_lines(), self.info_line(), replay.rule_lines()
+            model.step_lines(), model.info_line(), model.rule_lines()
         )
         self._follow_step()
-
-    def _moved(self) -> None:
-        """After the cursor moved: follow the step's sample/channel/filter, redraw."""
-        self.view.update(self.replay.view_indices())
-        self._redraw()
 
     # ----------------------------------------------------------------- actions
 
@@ -228,62 +159,18 @@ class LessonScreen(SteppingScreen):
         if action == "toggle_conv_mode":
             return self.op == "conv"
         if action == "toggle_transposed":
-            return "transposed" in self.replays
-        if action == "cycle":
-            axis = parameters[0] if parameters else ""
-            return self._axis_sizes().get(str(axis), 1) > 1
-        return True
-
-    def action_step(self, delta: int) -> None:
-        self._stop()
-        self.replay.step(delta)
-        self._moved()
-
-    def action_next_cell(self) -> None:
-        self._stop()
-        self.replay.next_cell()
-        self._moved()
-
-    def action_prev_cell(self) -> None:
-        self._stop()
-        self.replay.prev_cell()
-        self._moved()
-
-    def action_jump(self, where: str) -> None:
-        self._stop()
-        self.replay.seek(0 if where == "start" else self.replay.total)
-        self._moved()
+            return self.model.has_transposed
+        return super().check_action(action, parameters)
 
     def action_toggle_backward(self) -> None:
-        self.mode = "forward" if self.mode != "forward" else "backward"
+        self.model.toggle_backward()
         self._moved()
 
     def action_toggle_transposed(self) -> None:
         """The dX pass again, as a transposed convolution (conv only), and back."""
-        if "transposed" not in self.replays:
+        if not self.model.has_transposed:
             return
-        self._stop()
-        self.mode = "backward" if self.mode == "transposed" else "transposed"
-        self._moved()
-
-    def action_next_phase(self) -> None:
-        """forward → db → dW → dX → dX as a transposed conv → forward (pooling: forward ↔ dX)."""
-        self._stop()
-        if self.mode == "forward":
-            self.mode = "backward"
-            self.replay.seek(self.replay.phases[0].start + 1)
-        elif self.mode == "transposed":
-            self.mode = "forward"
-        else:
-            phases = self.replay.phases
-            here = self.replay.phase_at()
-            if self.replay.position > 0 and here == phases[-1]:
-                self.mode = "transposed" if "transposed" in self.replays else "forward"
-                if self.mode == "transposed":
-                    self.replay.seek(max(self.replay.position, 1))
-            else:
-                self.replay.next_phase()
-        self._moved()
+        self._move(self.model.toggle_transposed)
 
     def action_toggle_pool(self) -> None:
         if self.op != "pool":
@@ -302,16 +189,6 @@ class LessonScreen(SteppingScreen):
         self.params["conv_mode"] = CONV_MODES[1 - CONV_MODES.index(current)]
         if not self._rebuild():
             self.params["conv_mode"] = current
-
-    def _axis_sizes(self) -> dict[str, int]:
-        """Images n, channels c and filters f of the example (the views `c`, `f`, `n` cycle)."""
-        n, c = self.example.x.shape[:2]
-        return {"n": n, "c": c, "f": self.example.w.shape[0] if self.example.w is not None else 1}
-
-    def action_cycle(self, axis: str) -> None:
-        sizes = self._axis_sizes()
-        self.view[axis] = (self.view.get(axis, 0) + 1) % max(sizes.get(axis, 1), 1)
-        self._redraw()
 
     def action_reseed(self) -> None:
         """New random values: the next seed, and no edited arrays."""
@@ -332,8 +209,7 @@ class LessonScreen(SteppingScreen):
             return
         self.params = dict(request.params)
         self.overrides = dict(request.overrides)
-        self.mode = "forward"
-        self._restart(request.example)
+        self._restart(request.example, mode="forward")
 
     # ----------------------------------------------------------------- checks
 

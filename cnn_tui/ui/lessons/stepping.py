@@ -1,11 +1,14 @@
-"""What the step-through lesson screens share: playing, speed, the checks worker, the board.
+"""What the step-through lesson screens share: all of their playback, the checks, the board.
 
 `LessonScreen` (conv, pool) and `NetworkScreen` (the whole tiny network) both replay recorded
-steps with a cursor (`step(n)`, `seek(k)`, `position`, `total`): this base class plays the
-cursor on a timer, changes the speed, shows the keys panel, scrolls the board to the current
-step and fits it to its content, and runs the PyTorch and numerical checks in one worker
-thread (torch is imported there, never at start-up). A screen says what its cursor is, how
-it redraws and which checks it runs.
+steps through a UI-free model (`cnn_tui.lessons.op_replay.OpReplay`,
+`cnn_tui.lessons.net_replay.NetReplay`; see `LessonModel`). This base class is their one
+playback: it moves the model by a step, an output cell, a phase or to either end, plays it on
+a timer, changes the speed, follows the step's sample / channel / filter (and cycles them),
+restarts on a new example, shows the keys panel, scrolls the board to the current step and fits
+it to its content, and runs the PyTorch and numerical checks in one worker thread (torch is
+imported there, never at start-up). A screen builds its model, redraws, and says which checks
+it runs.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from textual import on, work
 from textual.binding import Binding
@@ -62,6 +65,17 @@ PLAY_BINDINGS = [
     Binding("minus", "speed(-1)", "slower", key_display="-", group=SPEED_GROUP),
     Binding("plus,equals_sign", "speed(1)", "faster", key_display="+", group=SPEED_GROUP),
 ]
+
+
+def jump_bindings(first: str, last: str) -> list[Binding]:
+    """home / end: to the start and the end of what the screen's model jumps over (a pass, a
+    layer), described as `first` and `last`."""
+    return [
+        Binding("home,g", "jump('start')", first, key_display="home"),
+        Binding("end,G", "jump('end')", last, key_display="end"),
+    ]
+
+
 LEAVE_BINDINGS = [
     Binding("question_mark,f1", "toggle_keys", "keys", key_display="?"),
     Binding("escape", "app.pop_screen", "home"),
@@ -70,6 +84,32 @@ LEAVE_BINDINGS = [
 
 # One check: its key in the check panel and a function (run in the worker) giving its text.
 Check = tuple[str, Callable[[], str]]
+
+
+class LessonModel(Protocol):
+    """What the playback moves: a lesson's UI-free model, a cursor over its recorded steps."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+    def seek(self, position: int) -> int: ...
+
+    def step(self, delta: int = 1) -> int: ...
+
+    def next_cell(self) -> int: ...
+
+    def prev_cell(self) -> int: ...
+
+    def next_phase(self) -> int: ...
+
+    def jump(self, where: str) -> int: ...
+
+    def view_indices(self) -> dict[str, int]: ...
+
+    def axis_sizes(self) -> dict[str, int]: ...
 
 
 @dataclass
@@ -82,7 +122,7 @@ class CheckDone(Message):
 
 
 class SteppingScreen(Screen):
-    """Base of the lesson screens: a cursor over recorded steps, played, checked, drawn."""
+    """Base of the lesson screens: their model moved, played, checked and drawn, one way."""
 
     # short terminals (80×24) drop the header to leave room for the arrays
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (30, "-tall")]
@@ -96,6 +136,9 @@ class SteppingScreen(Screen):
     check_id: ClassVar[str] = ""
     grad_pending: ClassVar[str] = "finite differences: checking…"
 
+    model: LessonModel  # what the keys move, built by `_compute`
+    example: Any  # the lesson example the model replays
+
     def __init__(
         self, *, run_checks: bool | None = None, name: str | None = None, id: str | None = None
     ) -> None:
@@ -106,24 +149,75 @@ class SteppingScreen(Screen):
         self._timer: Timer | None = None
         self._token = 0
         self._checks = {"torch": "", "grad": ""}
+        # the slice of the arrays on the board: sample n, channel c, filter f (a screen's axes)
+        self.view: dict[str, int] = {}
 
     # ----------------------------------------------------------------- what a screen gives
 
-    @property
-    def cursor(self) -> Any:
-        """What the keys move: has step(n), seek(k), position and total."""
+    def _compute(self, **options: Any) -> None:
+        """Build `self.model` for `self.example` (options: the screen's own, e.g. the pass)."""
         raise NotImplementedError
 
     def _redraw(self) -> None:
         raise NotImplementedError
 
-    def _moved(self) -> None:
-        """After the cursor moved (the screen may follow the step's view first)."""
-        self._redraw()
-
     def checks(self) -> list[Check]:
         """The checks of the current computation, run in the worker: ("grad", fn), ("torch", fn)."""
         return []
+
+    # ----------------------------------------------------------------- a new example
+
+    def _restart(self, example: Any, **options: Any) -> None:
+        """A new example: stop, rebuild the model, show its first slices, re-run the checks."""
+        self._stop()
+        self.example = example
+        self._token += 1  # checks still running for the old example are ignored
+        self._compute(**options)
+        self.view = dict.fromkeys(self.view, 0)
+        self.refresh_bindings()
+        self._redraw()
+        self._start_checks()
+
+    # ----------------------------------------------------------------- moving
+
+    def _move(self, move: Callable[..., object], *args: Any) -> None:
+        """A key that moves the model: stop playing, move, follow the step."""
+        self._stop()
+        move(*args)
+        self._moved()
+
+    def _moved(self) -> None:
+        """After the model moved: follow the step's sample / channel / filter, redraw."""
+        self.view.update(self.model.view_indices())
+        self._redraw()
+
+    def action_step(self, delta: int) -> None:
+        self._move(self.model.step, delta)
+
+    def action_next_cell(self) -> None:
+        self._move(self.model.next_cell)
+
+    def action_prev_cell(self) -> None:
+        self._move(self.model.prev_cell)
+
+    def action_next_phase(self) -> None:
+        self._move(self.model.next_phase)
+
+    def action_jump(self, where: str) -> None:
+        self._move(self.model.jump, where)
+
+    def action_cycle(self, axis: str) -> None:
+        """Show the next sample / channel / filter of the arrays (`axis` "n", "c" or "f")."""
+        size = self.model.axis_sizes().get(axis, 1)
+        self.view[axis] = (self.view.get(axis, 0) + 1) % max(size, 1)
+        self._redraw()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the keys that do nothing here (they stay out of the footer)."""
+        if action == "cycle":
+            axis = parameters[0] if parameters else ""
+            return self.model.axis_sizes().get(str(axis), 1) > 1
+        return True
 
     # ----------------------------------------------------------------- play
 
@@ -138,8 +232,8 @@ class SteppingScreen(Screen):
         if self.playing:
             self._stop()
         else:
-            if self.cursor.position >= self.cursor.total:
-                self.cursor.seek(0)
+            if self.model.position >= self.model.total:
+                self.model.seek(0)
             self.playing = True
             self._start_timer()
         self._redraw()
@@ -165,8 +259,8 @@ class SteppingScreen(Screen):
         per_tick = (
             max(1, round(speed / _MAX_TICKS_PER_SECOND)) if speed > _MAX_TICKS_PER_SECOND else 1
         )
-        self.cursor.step(per_tick)
-        if self.cursor.position >= self.cursor.total:
+        self.model.step(per_tick)
+        if self.model.position >= self.model.total:
             self._stop()
         self._moved()
 

@@ -576,7 +576,7 @@ class FilterCellDialog(ModalScreen[Any]):
             self.dismiss(None)
 
     def _open(self) -> None:
-        from cnn_tui.lessons.args import LIMITS
+        from cnn_tui.lessons.settings import LIMITS
         from cnn_tui.training.tools.inspect import filter_patch
 
         try:

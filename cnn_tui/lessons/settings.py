@@ -1,20 +1,20 @@
-"""The settings of a conv or pool lesson example: their flags, limits, defaults and checks.
+"""The settings of the lessons: limits, defaults, checks, and the typed settings a command passes.
 
-One table says which settings each op has (`DEFAULTS`, `FIELDS`), how each is checked
-(`SETTINGS`) and what a named example fixes (`FIXED_BY_EXAMPLE`). The flags of `cnn-tui conv` /
-`cnn-tui pool` (and so the trace), the lesson screen's edit form and
-`cnn_tui.lessons.examples.build_example` all read it, so they offer, accept and reject the same
-values. The network lesson (`cnn-tui net`) has its own small table at the end (`NET_LIMITS`,
-`NET_SETTINGS`, `add_net_arguments`). This module only uses the standard library: the CLI
-imports it to build its parser.
+One table says which settings each op of the conv / pool lesson has (`DEFAULTS`, `FIELDS`), how
+each is checked (`SETTINGS`) and what a named example fixes (`FIXED_BY_EXAMPLE`). The flags of
+`cnn-tui conv` / `cnn-tui pool` (`cnn_tui.commands.lesson_flags`), the lesson screen's edit form
+and `cnn_tui.lessons.examples.build_example` all read it, so they offer, accept and reject the
+same values. The network lesson (`cnn-tui net`) has its own small table at the end
+(`NET_LIMITS`, `NET_SETTINGS`). `LessonSettings` and `NetSettings` are what a command made of
+its flags: the screens and the traces take them. This module only uses the standard library:
+the CLI imports it to build its parser.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cnn_tui.assets import assets_dir
@@ -51,7 +51,7 @@ CONV_MODES = ("cross-correlation", "convolution")
 class Setting:
     """One setting of a lesson example: a flag, a row of the edit form, a `build_example` keyword.
 
-    `name` is the keyword, the argparse dest and the form field; `parse` checks a value the way
+    `name` is the keyword, the flag's dest and the form field; `parse` checks a value the way
     the flag does, so the flags, the form and `build_example` accept and reject the same values.
     """
 
@@ -229,6 +229,24 @@ def free_with_example(op: str) -> tuple[str, ...]:
     return tuple(name for name in FIELDS[op] if name not in FIXED_BY_EXAMPLE[op])
 
 
+@dataclass(frozen=True)
+class LessonSettings:
+    """What `cnn-tui conv|pool` asks for: the op, a named example or none, the settings given
+    (`FIELDS[op]` names; the others keep their defaults or the example's values) and, for the
+    trace, whether it runs the backward pass and counts the steps instead of printing them."""
+
+    op: str  # "conv" | "pool"
+    example: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    backward: bool = False
+    summary: bool = False
+
+    def params(self) -> dict[str, Any]:
+        """The `build_example` keywords (besides op) these settings give: no Nones."""
+        given = {"example": self.example, **self.values}
+        return {name: value for name, value in given.items() if value is not None}
+
+
 def default_text(op: str, name: str) -> str:
     """The default of a setting of op as the help says it: 3, max, the kernel size, ..."""
     value = DEFAULTS[op][name]
@@ -294,83 +312,6 @@ def example_names(op: str) -> list[str]:
     return names
 
 
-def _flag_type(setting: Setting):
-    def convert(text: str) -> Any:
-        try:
-            return setting.parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = setting.name  # argparse names the type in some messages
-    return convert
-
-
-def _words(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-# Settings the epilog leaves out: the input size has its own phrase, the kernel is bounded by the
-# input, the seed and the pool type need no limit.
-_NOT_IN_EPILOG = ("height", "width", "kernel", "seed", "pool_type", "conv_mode")
-
-
-def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
-    """Add the example flags of `cnn-tui conv` (op="conv") or `cnn-tui pool` (op="pool").
-
-    One flag per setting in FIELDS[op]. Flags left out stay None, so
-    `cnn_tui.lessons.examples.example_from_args` can tell "not given" from the defaults (an
-    --example fixes the settings in FIXED_BY_EXAMPLE; the others override the file's).
-    """
-    if op not in DEFAULTS:
-        raise ValueError(f"op must be 'conv' or 'pool', got {op!r}")
-    lim = LIMITS
-    limited: list[tuple[list[str], int]] = []  # consecutive settings with the same limit
-    for name in FIELDS[op]:
-        if name in _NOT_IN_EPILOG:
-            continue
-        high = SETTINGS[name].high
-        if limited and limited[-1][1] == high:
-            limited[-1][0].append(name)
-        else:
-            limited.append(([name], high))
-    sizes = ", ".join(f"{_words(names)} at most {high}" for names, high in limited)
-    parser.epilog = (
-        f"Limits: input at most {lim.max_size}x{lim.max_size}, {sizes}, and at most "
-        f"{lim.max_steps:,} steps per phase: the lesson keeps every step so you can step back "
-        "and forth, and the trace stays readable. Random values are drawn from --seed as "
-        "one-decimal numbers in [-2, 2]."
-    )
-    names = ", ".join(example_names(op)) or "none installed"
-    free = _words([SETTINGS[name].flag_name for name in free_with_example(op)])
-    group = parser.add_argument_group("example")
-    group.add_argument(
-        "--example",
-        metavar="NAME",
-        help=f"a hand-made example ({names}); it fixes the input, so only {free} can be changed",
-    )
-    for name in FIELDS[op]:
-        setting = SETTINGS[name]
-        help_text = setting.help.format(default=default_text(op, name))
-        flag = setting.flag or f"--{name}"
-        if setting.kind == "choice":
-            group.add_argument(flag, dest=name, choices=setting.choices, help=help_text)
-        else:
-            group.add_argument(
-                flag, dest=name, metavar=setting.metavar, type=_flag_type(setting), help=help_text
-            )
-    show = parser.add_argument_group("trace (with --no-ui)")
-    show.add_argument(
-        "--backward",
-        action="store_true",
-        help="also run the backward pass: upstream gradient, gradient steps, gradient check",
-    )
-    show.add_argument(
-        "--summary",
-        action="store_true",
-        help="count the steps per phase and per output cell instead of printing each step",
-    )
-
-
 # --------------------------------------------------------------------------- the network lesson
 #
 # `cnn-tui net`: one image through conv → ReLU → max-pool → flatten → linear → softmax
@@ -420,34 +361,17 @@ NET_SETTINGS: dict[str, Setting] = {
 }
 
 
-def add_net_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `cnn-tui net`: --example, --label, --lr and the trace's --summary."""
-    lim = NET_LIMITS
-    kernels = " or ".join(f"{k}x{k}" for k in lim.kernel_sizes)
-    parser.epilog = (
-        f"Limits: image {lim.min_size}x{lim.min_size} to {lim.max_size}x{lim.max_size}, at most "
-        f"{lim.max_filters} filters of {kernels}, {lim.min_classes} to {lim.max_classes} "
-        f"classes, values at most {lim.max_abs:g} in size, learning rate at most "
-        f"{lim.max_lr:g}: every layer's arrays stay readable on one screen."
-    )
-    names = ", ".join(example_names("net")) or "none installed"
-    group = parser.add_argument_group("example")
-    group.add_argument(
-        "--example",
-        metavar="NAME",
-        help=f"the image and weights ({names}; default {NET_DEFAULT_EXAMPLE})",
-    )
-    for name, setting in NET_SETTINGS.items():
-        group.add_argument(
-            f"--{name}",
-            dest=name,
-            metavar=setting.metavar,
-            type=_flag_type(setting),
-            help=setting.help,
-        )
-    show = parser.add_argument_group("trace (with --no-ui)")
-    show.add_argument(
-        "--summary",
-        action="store_true",
-        help="count the steps of each layer instead of printing each step",
-    )
+@dataclass(frozen=True)
+class NetSettings:
+    """What `cnn-tui net` asks for: a named example (None: `NET_DEFAULT_EXAMPLE`), its label
+    and learning rate when given (None: the example's), and whether the trace counts steps."""
+
+    example: str | None = None
+    label: int | None = None
+    lr: float | None = None
+    summary: bool = False
+
+    def params(self) -> dict[str, Any]:
+        """The `build_net_example` keywords these settings give: no Nones."""
+        given = {"example": self.example, "label": self.label, "lr": self.lr}
+        return {name: value for name, value in given.items() if value is not None}

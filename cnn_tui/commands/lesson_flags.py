@@ -1,0 +1,152 @@
+"""The flags of the lessons, `cnn-tui conv|pool|net`, and the typed settings they make.
+
+The flags are built from the lessons' one table of settings (`cnn_tui.lessons.settings`: its
+limits, defaults, checks and help texts), so they accept and reject what the edit forms and
+`build_example` do. `settings_from_args` / `net_settings_from_args` turn the parsed flags into
+`LessonSettings` / `NetSettings`, which is all the core and the screens see.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from cnn_tui.lessons.settings import (
+    DEFAULTS,
+    FIELDS,
+    LIMITS,
+    NET_DEFAULT_EXAMPLE,
+    NET_LIMITS,
+    NET_SETTINGS,
+    SETTINGS,
+    LessonSettings,
+    NetSettings,
+    Setting,
+    default_text,
+    example_names,
+    free_with_example,
+)
+
+
+def _flag_type(setting: Setting) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return setting.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = setting.name  # argparse names the type in some messages
+    return convert
+
+
+def _words(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+# Settings the epilog leaves out: the input size has its own phrase, the kernel is bounded by the
+# input, the seed and the pool type need no limit.
+_NOT_IN_EPILOG = ("height", "width", "kernel", "seed", "pool_type", "conv_mode")
+
+
+def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
+    """Add the example flags of `cnn-tui conv` (op="conv") or `cnn-tui pool` (op="pool").
+
+    One flag per setting in FIELDS[op]. Flags left out stay None, so `settings_from_args`
+    leaves them out of `LessonSettings.values` and `build_example` can tell "not given" from
+    the defaults (an --example fixes the settings in FIXED_BY_EXAMPLE; the others override the
+    file's).
+    """
+    if op not in DEFAULTS:
+        raise ValueError(f"op must be 'conv' or 'pool', got {op!r}")
+    lim = LIMITS
+    limited: list[tuple[list[str], int]] = []  # consecutive settings with the same limit
+    for name in FIELDS[op]:
+        if name in _NOT_IN_EPILOG:
+            continue
+        high = SETTINGS[name].high
+        if limited and limited[-1][1] == high:
+            limited[-1][0].append(name)
+        else:
+            limited.append(([name], high))
+    sizes = ", ".join(f"{_words(names)} at most {high}" for names, high in limited)
+    parser.epilog = (
+        f"Limits: input at most {lim.max_size}x{lim.max_size}, {sizes}, and at most "
+        f"{lim.max_steps:,} steps per phase: the lesson keeps every step so you can step back "
+        "and forth, and the trace stays readable. Random values are drawn from --seed as "
+        "one-decimal numbers in [-2, 2]."
+    )
+    names = ", ".join(example_names(op)) or "none installed"
+    free = _words([SETTINGS[name].flag_name for name in free_with_example(op)])
+    group = parser.add_argument_group("example")
+    group.add_argument(
+        "--example",
+        metavar="NAME",
+        help=f"a hand-made example ({names}); it fixes the input, so only {free} can be changed",
+    )
+    for name in FIELDS[op]:
+        setting = SETTINGS[name]
+        help_text = setting.help.format(default=default_text(op, name))
+        flag = setting.flag or f"--{name}"
+        if setting.kind == "choice":
+            group.add_argument(flag, dest=name, choices=setting.choices, help=help_text)
+        else:
+            group.add_argument(
+                flag, dest=name, metavar=setting.metavar, type=_flag_type(setting), help=help_text
+            )
+    show = parser.add_argument_group("trace (with --no-ui)")
+    show.add_argument(
+        "--backward",
+        action="store_true",
+        help="also run the backward pass: upstream gradient, gradient steps, gradient check",
+    )
+    show.add_argument(
+        "--summary",
+        action="store_true",
+        help="count the steps per phase and per output cell instead of printing each step",
+    )
+
+
+def add_net_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `cnn-tui net`: --example, --label, --lr and the trace's --summary."""
+    lim = NET_LIMITS
+    kernels = " or ".join(f"{k}x{k}" for k in lim.kernel_sizes)
+    parser.epilog = (
+        f"Limits: image {lim.min_size}x{lim.min_size} to {lim.max_size}x{lim.max_size}, at most "
+        f"{lim.max_filters} filters of {kernels}, {lim.min_classes} to {lim.max_classes} "
+        f"classes, values at most {lim.max_abs:g} in size, learning rate at most "
+        f"{lim.max_lr:g}: every layer's arrays stay readable on one screen."
+    )
+    names = ", ".join(example_names("net")) or "none installed"
+    group = parser.add_argument_group("example")
+    group.add_argument(
+        "--example",
+        metavar="NAME",
+        help=f"the image and weights ({names}; default {NET_DEFAULT_EXAMPLE})",
+    )
+    for name, setting in NET_SETTINGS.items():
+        group.add_argument(
+            f"--{name}",
+            dest=name,
+            metavar=setting.metavar,
+            type=_flag_type(setting),
+            help=setting.help,
+        )
+    show = parser.add_argument_group("trace (with --no-ui)")
+    show.add_argument(
+        "--summary",
+        action="store_true",
+        help="count the steps of each layer instead of printing each step",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> LessonSettings:
+    """The settings the flags of `cnn-tui conv|pool` give (`args.command` is the op)."""
+    op = args.command
+    values = {name: getattr(args, name) for name in FIELDS[op] if getattr(args, name) is not None}
+    return LessonSettings(op, args.example, values, args.backward, args.summary)
+
+
+def net_settings_from_args(args: argparse.Namespace) -> NetSettings:
+    """The settings the flags of `cnn-tui net` give."""
+    return NetSettings(args.example, args.label, args.lr, args.summary)
