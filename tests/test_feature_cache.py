@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cnn_tui import catalog
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.loop import engine
 from cnn_tui.training.models import feature_cache
@@ -110,6 +111,6 @@ def test_cached_features_are_the_backbone_output_and_the_head_gives_the_logits(
 
 
 def test_backbone_batches_shrink_for_large_images() -> None:
-    assert feature_cache.backbone_batch_size(32, 4096) == 4096
-    assert feature_cache.backbone_batch_size(224, 4096) == 256
-    assert feature_cache.backbone_batch_size(512, 4096) >= 16
+    assert catalog.backbone_batch_size(32, 4096) == 4096
+    assert catalog.backbone_batch_size(224, 4096) == 256
+    assert catalog.backbone_batch_size(512, 4096) >= 16

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_tui import catalog
 from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import atomic_write
 from cnn_tui.training.config import TrainConfig
@@ -56,7 +57,6 @@ from cnn_tui.training.system.devices import cpu_has_native_bf16, device_name, re
 EventCallback = Callable[[dict[str, Any]], None]
 
 CHECKPOINT_FORMAT = 1
-AMP_MIN_IMAGE_SIZE = 64  # model inputs at least this big get autocast + channels_last on CUDA
 # move the data set to the GPU when it takes at most this fraction of the free memory
 DEVICE_DATA_FRACTION = 0.25
 
@@ -299,17 +299,15 @@ def speed_settings(
     """(channels_last, autocast dtype or None) of a model with inputs of `image_size` px on
     `device`: one rule for training, evaluation and a saved run's predictions, so they agree.
 
-    Mixed precision and channels_last pay off on CUDA once the convolutions are big: on an H100,
-    resnet18 at 224 px trains 1.9x faster with both, while at 32 px the casts and layout changes
-    cost more than they save (custom-cnn: 11k vs 15-22k img/s), so there they apply from
-    AMP_MIN_IMAGE_SIZE px on. On the CPU, oneDNN's convolutions prefer channels_last at every size
+    On CUDA both apply from `catalog.AMP_MIN_IMAGE_SIZE` px on (where they pay off: the
+    catalogue says why). On the CPU, oneDNN's convolutions prefer channels_last at every size
     (2 cores, batch 32: simple-cnn 10.4k vs 7.3k img/s, custom-cnn +23 %, evaluation +20-60 %),
     and a CPU with bf16 in hardware gains from bf16 autocast at every size too (2 Zen 5 cores,
     batch 32: simple-cnn +13 %, custom-cnn +20 %, resnet18 +18 %); without it bf16 is emulated
     and slower. --no-amp / --no-channels-last turn them off everywhere.
     """
     if device.type == "cuda":
-        fast = image_size >= AMP_MIN_IMAGE_SIZE
+        fast = image_size >= catalog.AMP_MIN_IMAGE_SIZE
         amp_dtype = None
         if fast and config.amp:
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -382,11 +380,9 @@ def prepare(
         scaler=scaler,
         batches=batches,
         total_steps=batches * config.epochs,
-        # big images in big batches spill a CPU's caches (resnet18 at 224 px: 28 img/s in batches
-        # of 256, 45 in batches of 32), so there the evaluation batch stays at the training batch
-        eval_batch_size=min(4096, max(256, 2 * config.batch_size))
-        if device.type == "cuda" or image_size < 112
-        else config.batch_size,
+        eval_batch_size=catalog.evaluation_batch_size(
+            config.batch_size, image_size, device.type == "cuda"
+        ),
         augment_generator=torch.Generator(device=device),
         world=world,
     )
