@@ -5,7 +5,8 @@ rules (`setting(...)`); `FIELDS` (name -> `Field`: type, default, allowed values
 generated from the class. The `cnn-tui train` flags are generated from `FIELDS`
 (`cnn_tui.commands.train_flags`), TOML config files and presets are read through it, and the TUI form
 validates each field as it is typed with `parse_field`. `layer_settings` layers defaults < preset
-< config file < flags for both the CLI and the form. Nothing here imports torch or textual.
+< config file < flags for both the CLI and the form. The data sets, models and speed rules the
+settings name are the catalogue's (`cnn_tui.catalog`). Nothing here imports torch or textual.
 """
 
 from __future__ import annotations
