@@ -61,14 +61,14 @@ SEEN_WHILE_LOADING = textwrap.dedent(
     """
     import sys, threading
     from cnn_tui import cli
-    from cnn_tui.training.loop import engine
+    from cnn_tui.training.loop import setup
 
-    real_load = engine.load_data
+    real_load = setup.load_data
     def load_data(config):
         threads = [t.name for t in threading.enumerate()]
         print("while loading:", "import torch._dynamo" in threads, flush=True)
         return real_load(config)
-    engine.load_data = load_data
+    setup.load_data = load_data
     code = cli.main(["train", "--no-ui", "--dataset", "shapes", "--limit", "60", "--epochs", "1",
                      "--batch-size", "20", "--model", "the3-cnn", "--run-dir", sys.argv[1]])
     print("after the run:", code, "torch._dynamo" in sys.modules, flush=True)

@@ -173,10 +173,8 @@ def test_names_of_data_sets_and_models_are_defined_once():
     from cnn_tui.training.data import datasets
     from cnn_tui.training.models import registry as models
 
-    assert datasets.DATASETS is config.DATASETS
     assert datasets.AUGMENTS is config.AUGMENTS
     assert models.FINETUNES is config.FINETUNES
-    assert tuple(models.MODELS) == config.MODELS  # the builders are keyed by the same names
     assert bench_args.BENCH_MODELS is config.MODELS
     assert set(bench_args.BENCH_DATASETS) == set(config.DATASETS) - {"imagefolder"}
 
@@ -185,6 +183,15 @@ def test_config_does_not_import_torch():
     code = "import cnn_tui.training.config, sys; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_the_catalogue_imports_neither_torch_numpy_nor_textual():
+    code = (
+        "import json, sys, cnn_tui.catalog\n"
+        "print(json.dumps([m for m in ('torch', 'numpy', 'textual') if m in sys.modules]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
 
 
 # --- one layering function --------------------------------------------------------------------

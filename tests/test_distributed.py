@@ -26,7 +26,7 @@ from cnn_tui import cli
 from cnn_tui.commands.train_flags import config_flags, config_from_args
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.loop import distributed, engine
+from cnn_tui.training.loop import checkpoints, distributed, engine, setup
 from cnn_tui.training.loop.distributed import Nodes, RankFailure, Reported, World
 from cnn_tui.training.runs import launcher
 from cnn_tui.training.runs import store as runs
@@ -64,8 +64,8 @@ def test_two_processes_end_with_the_weights_of_one(tmp_path, monkeypatch, one_to
     assert (state, message) == ("finished", "finished"), launcher.output_tail(parallel)
     engine.train(EQUAL_RUN.replace(devices="1"), single)
 
-    two = engine.load_checkpoint(parallel / runs.CHECKPOINT_FILE)["model"]
-    one = engine.load_checkpoint(single / runs.CHECKPOINT_FILE)["model"]
+    two = checkpoints.load_checkpoint(parallel / runs.CHECKPOINT_FILE)["model"]
+    one = checkpoints.load_checkpoint(single / runs.CHECKPOINT_FILE)["model"]
     assert two.keys() == one.keys()  # the unwrapped model (no DDP "module." prefix)
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6)
@@ -134,7 +134,7 @@ def test_sigterm_stops_every_rank_with_one_checkpoint_and_one_process_resumes(tm
     status = runs.read_status(run_dir)
     assert status["status"] == "stopped"
     assert kinds(run_dir).count("stopped") == 1 and "failed" not in kinds(run_dir)
-    checkpoint = engine.load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
+    checkpoint = checkpoints.load_checkpoint(run_dir / runs.CHECKPOINT_FILE)
     assert (checkpoint["epoch"], checkpoint["batch"]) == (status["epoch"], status["batch"])
 
     capsys.readouterr()
@@ -232,9 +232,9 @@ def test_shards_split_a_batch_in_order(n, size):
 
 
 def test_a_last_batch_too_small_for_every_rank_is_left_out():
-    assert engine.batches_per_epoch(400, 33) == engine.batches_per_epoch(400, 33, 2) == 13
-    assert engine.batches_per_epoch(397, 33, 2) == 12  # 1 image left: BatchNorm needs 2 a rank
-    assert engine.batches_per_epoch(399, 33, 2) == 12 and engine.batches_per_epoch(399, 33) == 13
+    assert setup.batches_per_epoch(400, 33) == setup.batches_per_epoch(400, 33, 2) == 13
+    assert setup.batches_per_epoch(397, 33, 2) == 12  # 1 image left: BatchNorm needs 2 a rank
+    assert setup.batches_per_epoch(399, 33, 2) == 12 and setup.batches_per_epoch(399, 33) == 13
 
 
 def test_torchrun_command_line():

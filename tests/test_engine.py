@@ -10,7 +10,7 @@ import torch
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.loop import engine
+from cnn_tui.training.loop import checkpoints, engine, setup
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.system.devices import cpu_has_native_bf16
 
@@ -161,20 +161,20 @@ def test_lr_schedules():
 
 def test_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(UsageError, match="checkpoint.pt does not exist"):
-        engine.load_checkpoint(tmp_path / "checkpoint.pt")
+        checkpoints.load_checkpoint(tmp_path / "checkpoint.pt")
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(UsageError, match="not a readable checkpoint"):
-        engine.load_checkpoint(tmp_path / "checkpoint.pt")
+        checkpoints.load_checkpoint(tmp_path / "checkpoint.pt")
 
 
 def _weight_change(tmp_path, name, **overrides) -> float:
     """How far SGD moved the weights from their seeded start in one epoch."""
     config = TrainConfig(**{**TINY, "epochs": 1, "optimizer": "sgd", "lr": 0.1, **overrides})
-    start = engine.prepare(
-        config, torch.device("cpu"), engine.load_data(config), weights="none"
+    start = setup.prepare(
+        config, torch.device("cpu"), setup.load_data(config), weights="none"
     ).model.state_dict()
     engine.train(config, tmp_path / name)
-    trained = engine.load_checkpoint(tmp_path / name / runs.CHECKPOINT_FILE)["model"]
+    trained = checkpoints.load_checkpoint(tmp_path / name / runs.CHECKPOINT_FILE)["model"]
     return max(
         (trained[key].float() - start[key].float()).abs().max().item()
         for key in start

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.data import datasets
-from cnn_tui.training.loop import engine
+from cnn_tui.training.loop import engine, setup
 from cnn_tui.training.models import registry as models
 from cnn_tui.training.models.fast import WHITEN_EPS, whiten_
 
@@ -46,7 +46,7 @@ def test_the_engine_whitens_and_freezes_the_first_layer_of_fast_cnn():
         {"dataset": "shapes", "model": "fast-cnn", "limit": 200, "optimizer": "sgd"}
     )
     data = datasets.load_dataset("shapes", None, val_split=0.1, seed=0, limit=200)
-    s = engine.prepare(config, torch.device("cpu"), data, weights="none")
+    s = setup.prepare(config, torch.device("cpu"), data, weights="none")
     first = s.model.features[0]
     assert not first.weight.requires_grad
     optimized = {id(p) for group in s.optimizer.param_groups for p in group["params"]}

@@ -37,9 +37,9 @@ LONG = [*FAST, "--limit", "600", "--epochs", "2000"]  # ~5 min: always interrupt
 KILLED_IN_SECOND_CHECKPOINT = r"""
 import io, os, signal, sys
 from cnn_tui import cli
-from cnn_tui.training.loop import engine
+from cnn_tui.training.loop import checkpoints
 
-real, calls = engine.atomic_write, []
+real, calls = checkpoints.atomic_write, []
 
 def dying(path, write):
     calls.append(path)
@@ -55,7 +55,7 @@ def dying(path, write):
 
     return real(path, half_then_kill)
 
-engine.atomic_write = dying
+checkpoints.atomic_write = dying
 sys.exit(cli.main(sys.argv[1:]))
 """
 # SIGHUP as a login shell leaves it (pytest itself may run under nohup, which ignores it)
@@ -408,9 +408,9 @@ def test_atomic_write_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_pa
 def test_a_full_disk_fails_the_run_with_one_line_and_keeps_the_checkpoint(
     in_tmp, capsys, monkeypatch
 ):
-    from cnn_tui.training.loop import engine
+    from cnn_tui.training.loop import checkpoints
 
-    real_save, real_fdopen, saves = engine.save_checkpoint, os.fdopen, []
+    real_save, real_fdopen, saves = checkpoints.save_checkpoint, os.fdopen, []
     full = threading.Event()
 
     def fdopen(fd, mode="r", *args, **kwargs):
@@ -429,7 +429,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_keeps_the_checkpoint(
             full.clear()
 
     monkeypatch.setattr(fileio.os, "fdopen", fdopen)
-    monkeypatch.setattr(engine, "save_checkpoint", save_on_a_filling_disk)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_on_a_filling_disk)
     assert cli.main(["train", "--no-ui", *FAST, "--epochs", "3", "--run-dir", "r"]) == 1
     line = one_line(capsys.readouterr().err)
     path = Path("r") / runs.CHECKPOINT_FILE
@@ -441,7 +441,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_keeps_the_checkpoint(
     assert status["status"] == "failed" and status["message"] == line.removeprefix("cnn-tui: ")
     assert checkpoint_epoch(in_tmp / "r") == 1 and temp_files(in_tmp / "r") == []
     assert events(in_tmp / "r")[-1]["event"] == "failed"
-    monkeypatch.setattr(engine, "save_checkpoint", real_save)  # space freed: resume it
+    monkeypatch.setattr(checkpoints, "save_checkpoint", real_save)  # space freed: resume it
     assert cli.main(["train", "--no-ui", "--resume", "r"]) == 0
     assert runs.read_summary(in_tmp / "r")["epochs_done"] == 3
 

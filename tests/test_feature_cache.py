@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cnn_tui import catalog
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.loop import engine
+from cnn_tui.training.loop import checkpoints, engine, setup
 from cnn_tui.training.models import feature_cache
 from cnn_tui.training.models import registry as models
 
@@ -58,18 +59,18 @@ def test_resnet50_with_its_dropout_head_trains_the_same_cached_or_not(tmp_path) 
 
 def test_the_cached_run_saves_the_whole_resnet(tmp_path) -> None:
     _train(tmp_path, "cached", cache_features=True, epochs=1)
-    checkpoint = engine.load_checkpoint(tmp_path / "cached" / "checkpoint.pt")
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "cached" / "checkpoint.pt")
     reference = models.build_model("resnet18", in_channels=3, num_classes=10, image_size=32)
     assert set(checkpoint["model"]) == set(reference.state_dict())
     assert checkpoint["normalization"]["mean"]  # the image normalisation, not the features'
 
 
-def _setup(**changes) -> engine.Setup:
+def _setup(**changes) -> setup.Setup:
     from cnn_tui.training.data import datasets
 
     config = TrainConfig.from_mapping({**SMALL, "limit": 40, **changes})
     data = datasets.load_dataset("shapes", limit=40, val_split=0.1, seed=0)
-    return engine.prepare(config, torch.device("cpu"), data, weights="none")
+    return setup.prepare(config, torch.device("cpu"), data, weights="none")
 
 
 @pytest.mark.parametrize(
@@ -105,11 +106,11 @@ def test_cached_features_are_the_backbone_output_and_the_head_gives_the_logits(
     models.set_train_mode(s.model, False)
     with torch.no_grad():
         direct = s.model(s.eval_prep(s.test_x))
-        via_cache = engine.batch_logits(cached.net, cached.test_x, cached.eval_prep)
+        via_cache = setup.batch_logits(cached.net, cached.test_x, cached.eval_prep)
     torch.testing.assert_close(via_cache, direct, rtol=1e-4, atol=1e-5)
 
 
 def test_backbone_batches_shrink_for_large_images() -> None:
-    assert feature_cache.backbone_batch_size(32, 4096) == 4096
-    assert feature_cache.backbone_batch_size(224, 4096) == 256
-    assert feature_cache.backbone_batch_size(512, 4096) >= 16
+    assert catalog.backbone_batch_size(32, 4096) == 4096
+    assert catalog.backbone_batch_size(224, 4096) == 256
+    assert catalog.backbone_batch_size(512, 4096) >= 16

@@ -23,6 +23,9 @@ TORCH_AT_IMPORT = {
     "cnn_tui.training.models.fast",
     "cnn_tui.training.models.layers",
     "cnn_tui.training.loop.engine",
+    "cnn_tui.training.loop.setup",
+    "cnn_tui.training.loop.checkpoints",
+    "cnn_tui.training.loop.bookkeeping",
     "cnn_tui.training.models.feature_cache",
     "cnn_tui.bench.reference_loop",
 }

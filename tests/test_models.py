@@ -9,8 +9,9 @@ import torch
 import torchvision
 from torch import nn
 
+from cnn_tui import catalog
+from cnn_tui.catalog import PRETRAINED_MODELS
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.config import MIN_IMAGE_SIZE, PRETRAINED_MODELS
 from cnn_tui.training.models import registry as models
 from cnn_tui.training.models import sizes as model_sizes
 
@@ -25,7 +26,7 @@ def _resnet(num_classes: int = 5, **kwargs) -> nn.Module:
 @pytest.mark.parametrize("channels, size", [(1, 28), (3, 32)])
 def test_every_model_maps_a_batch_to_logits(name, channels, size):
     torch.manual_seed(0)
-    if size < MIN_IMAGE_SIZE.get(name, 0):
+    if size < catalog.MODELS[name].min_image_size:
         with pytest.raises(UsageError, match=f"{name} needs images of at least 32 px"):
             models.build_model(name, in_channels=channels, num_classes=7, image_size=size)
         return
@@ -446,20 +447,6 @@ def test_model_sizes_match_torchvision(name):
             if finetune != "all":
                 scaled = model_sizes.SIZES[name].peak * (size / 224) ** 2
                 assert scaled == pytest.approx(peak, rel=0.1), (finetune, size)
-
-
-def test_model_sizes_constants_match_the_engine():
-    from cnn_tui.training.config import NATIVE_IMAGE_SIZE
-    from cnn_tui.training.data import datasets
-    from cnn_tui.training.loop import engine
-    from cnn_tui.training.models import feature_cache
-
-    assert model_sizes.AMP_MIN_IMAGE_SIZE == engine.AMP_MIN_IMAGE_SIZE
-    assert model_sizes.PIXELS_PER_BATCH == feature_cache.PIXELS_PER_BATCH
-    assert NATIVE_IMAGE_SIZE["imagefolder"] == datasets.IMAGEFOLDER_SIZE
-    for dataset, classes in model_sizes.CLASSES.items():
-        channels, (size, _), k, _ = datasets.dataset_info(dataset)
-        assert (size, k) == (NATIVE_IMAGE_SIZE[dataset], classes)
 
 
 @pytest.mark.parametrize("name", ["simple-cnn", "the3-cnn", "custom-cnn", "fast-cnn"])

@@ -13,7 +13,7 @@ from cli_process import ENV, run_cnn_tui
 
 from cnn_tui import cli
 from cnn_tui.training.config import TrainConfig
-from cnn_tui.training.loop import engine, metrics
+from cnn_tui.training.loop import checkpoints, engine, metrics, setup
 from cnn_tui.training.system import devices, host_memory
 
 # how many bytes glibc holds in mmap'ed blocks after allocating 8 MiB (a fresh interpreter)
@@ -70,9 +70,9 @@ def test_the_optimizers_are_fused_on_the_cpu():
     params = [torch.nn.Parameter(torch.zeros(3))]
     for name in ("sgd", "adam", "adamw"):
         config = TrainConfig.from_mapping({"optimizer": name, "lr": 0.01})
-        assert engine.build_optimizer(config, params).defaults["fused"] is True, name
+        assert setup.build_optimizer(config, params).defaults["fused"] is True, name
     # an integer "parameter" cannot be fused: the plain implementation then
-    assert not engine.fused_supported(torch.zeros(3, dtype=torch.int64))
+    assert not setup.fused_supported(torch.zeros(3, dtype=torch.int64))
 
 
 def test_run_exits_at_once_after_flushing_once_torch_is_loaded(monkeypatch, capsys):
@@ -104,7 +104,7 @@ def test_a_quick_exit_keeps_every_file_and_line_of_a_run(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().splitlines()[-1].startswith("files: r/")
     run = tmp_path / "r"
-    assert engine.load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
+    assert checkpoints.load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "finished"
 
@@ -126,16 +126,16 @@ def test_native_bf16_is_read_from_torchs_cpu_capabilities(monkeypatch, capabilit
 def test_the_cpu_autocasts_to_bf16_only_where_it_has_bf16_in_hardware(monkeypatch):
     cpu, on, off = torch.device("cpu"), TrainConfig(), TrainConfig(amp=False, channels_last=False)
     for native in (True, False):
-        monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda native=native: native)
-        assert engine.speed_settings(on, cpu, 28) == (True, torch.bfloat16 if native else None)
-        assert engine.speed_settings(on, cpu, 224) == (True, torch.bfloat16 if native else None)
-        assert engine.speed_settings(off, cpu, 28) == (False, None)  # --no-amp --no-channels-last
+        monkeypatch.setattr(setup, "cpu_has_native_bf16", lambda native=native: native)
+        assert setup.speed_settings(on, cpu, 28) == (True, torch.bfloat16 if native else None)
+        assert setup.speed_settings(on, cpu, 224) == (True, torch.bfloat16 if native else None)
+        assert setup.speed_settings(off, cpu, 28) == (False, None)  # --no-amp --no-channels-last
 
 
 def test_a_bf16_run_trains_and_its_predictions_agree_with_its_evaluation(monkeypatch, tmp_path):
     from cnn_tui.training.tools.run_model import load_run_model, load_test_split
 
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)  # emulated where it is not
+    monkeypatch.setattr(setup, "cpu_has_native_bf16", lambda: True)  # emulated where it is not
     config = TrainConfig(dataset="shapes", limit=120, epochs=2, batch_size=32, hidden_units=4,
                          device="cpu", lr=0.01)  # fmt: skip
     events: list[dict] = []

@@ -2,7 +2,7 @@
 engine against the seed-style loop, side by side in this process.
 
 For each model:
-- the engine — the real code path: `engine.prepare` builds the model, optimizer and batch
+- the engine — the real code path: `setup.prepare` builds the model, optimizer and batch
   preparation, `engine.train_one_epoch` slices batches from the uint8 data tensor (on the device)
   and `engine.evaluate` runs the large evaluation batches;
 - the seed-style reference (`cnn_tui.bench.reference_loop`): a torchvision-style data set with
@@ -67,17 +67,17 @@ def time_engine(opts: BenchOptions, config: Any, device: Any, data: Any) -> dict
     """Median training and evaluation images/s of the engine's own loop on this config."""
     import threading
 
-    from cnn_tui.training.loop import engine
+    from cnn_tui.training.loop import checkpoints, engine, setup
 
-    s = engine.prepare(config, device, data, weights="none")
+    s = setup.prepare(config, device, data, weights="none")
     log, stop = _NoLog(), threading.Event()
-    available = engine.batches_per_epoch(len(s.train_y), config.batch_size)
+    available = setup.batches_per_epoch(len(s.train_y), config.batch_size)
     warmup = min(opts.warmup, max(0, available - 1))
     timed = max(1, min(opts.batches, available - warmup))
     n_eval = min(len(s.test_y), timed * config.batch_size)
     train_runs, eval_runs = [], []
     for repeat in range(opts.repeats):
-        progress = engine.Progress()
+        progress = checkpoints.Progress()
         engine.seed_epoch(s, repeat)
         s.batches = warmup
         engine.train_one_epoch(s, repeat, progress, log, stop)

@@ -5,7 +5,8 @@ rules (`setting(...)`); `FIELDS` (name -> `Field`: type, default, allowed values
 generated from the class. The `cnn-tui train` flags are generated from `FIELDS`
 (`cnn_tui.commands.train_flags`), TOML config files and presets are read through it, and the TUI form
 validates each field as it is typed with `parse_field`. `layer_settings` layers defaults < preset
-< config file < flags for both the CLI and the form. Nothing here imports torch or textual.
+< config file < flags for both the CLI and the form. The data sets, models and speed rules the
+settings name are the catalogue's (`cnn_tui.catalog`). Nothing here imports torch or textual.
 """
 
 from __future__ import annotations
@@ -21,22 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnn_tui import catalog
 from cnn_tui.assets import assets_dir
+from cnn_tui.catalog import AMP_MIN_IMAGE_SIZE, PRETRAINED_MODELS
+from cnn_tui.catalog import DATASET_NAMES as DATASETS
+from cnn_tui.catalog import MODEL_NAMES as MODELS
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
 
-DATASETS = ("shapes", "cifar10", "fashion-mnist", "imagefolder")
-# torchvision backbones with ImageNet weights (cnn_tui.training.models.registry.PRETRAINED says how)
-PRETRAINED_MODELS = ("resnet18", "resnet50", "vgg16")
-MODELS = ("simple-cnn", "the3-cnn", "custom-cnn", *PRETRAINED_MODELS, "fast-cnn", "airbench-cnn")
+# DATASETS, MODELS and PRETRAINED_MODELS are the catalogue's names (`cnn_tui.catalog`): the
+# choices of --dataset and --model, and what the rules between fields check
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step", "onecycle")
 AUGMENTS = ("none", "flip", "flip-crop")
 # what trains in a pretrained model; layer4 is ResNet's name for its last block (= last-block)
 FINETUNES = ("head", "last-block", "all", "layer4")
-MIN_IMAGE_SIZE = {"vgg16": 32}  # five 2×2 max-pools; every other model takes 8 px and up
-# each data set's own image size (imagefolder: what its images are resized to by default)
-NATIVE_IMAGE_SIZE = {"shapes": 32, "cifar10": 32, "fashion-mnist": 28, "imagefolder": 64}
 EARLY_STOP_METRICS = ("val_loss", "val_acc")  # what --early-stop watches
 WEIGHTS_CHOICES = ("auto", "imagenet", "none")  # or a path to a state_dict file
 
@@ -294,11 +295,12 @@ class TrainConfig:
     )
     amp: bool = setting(
         True,
-        "mixed precision: bf16 (else fp16) on CUDA for inputs of 64 px or more; bf16 on a CPU "
-        "with bf16 in hardware (AVX512-BF16, AMX)",
+        f"mixed precision: bf16 (else fp16) on CUDA for inputs of {AMP_MIN_IMAGE_SIZE} px or "
+        "more; bf16 on a CPU with bf16 in hardware (AVX512-BF16, AMX)",
     )
     channels_last: bool = setting(
-        True, "channels_last memory format (always on the CPU; on CUDA from 64 px)"
+        True,
+        f"channels_last memory format (always on the CPU; on CUDA from {AMP_MIN_IMAGE_SIZE} px)",
     )
     cache_features: bool = setting(
         True, "a pretrained model's frozen backbone, no augmentation: compute features once"
@@ -356,8 +358,8 @@ class TrainConfig:
                     f"--finetune layer4 is a ResNet block; {self.model} has none: use "
                     "--finetune last-block",
                 )
-            smallest = MIN_IMAGE_SIZE.get(self.model, 1)
-            size = self.image_size or NATIVE_IMAGE_SIZE[self.dataset]
+            smallest = catalog.MODELS[self.model].min_image_size
+            size = self.image_size or catalog.DATASETS[self.dataset].image_size
             if size < smallest:
                 given = "--image-size" if self.image_size else f"{self.dataset} images are"
                 raise ConfigError(
@@ -532,10 +534,11 @@ def layer_settings(
 ) -> TrainConfig:
     """The settings of a run, layered: defaults < preset < config file < flags.
 
-    The one place that layering happens: `cnn-tui train` (`training.args.config_from_args`), the
-    form opened by it and the form's preset picker all call this. `preset` is a preset's name
-    (a `Path` is a preset file, as `list_presets` lists them); `flags` maps setting names to
-    command-line text (parsed with `parse_field`) or typed values (the on/off flags).
+    The one place that layering happens: `cnn-tui train`
+    (`commands.train_flags.config_from_args`), the form opened by it and the form's preset picker
+    all call this. `preset` is a preset's name (a `Path` is a preset file, as `list_presets` lists
+    them); `flags` maps setting names to command-line text (parsed with `parse_field`) or typed
+    values (the on/off flags).
 
     Each value is checked as its layer is applied; a bad one (unknown key, bad value, unknown
     preset, missing file) raises a UsageError naming it. The rules between fields are not checked:

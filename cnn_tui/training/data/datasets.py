@@ -33,31 +33,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnn_tui.catalog import DATASETS
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.system import background_import
+from cnn_tui.training.config import AUGMENTS
 from cnn_tui.training.data import shapes as shapes_dataset
-from cnn_tui.training.config import AUGMENTS, DATASETS  # names defined once, torch-free
+from cnn_tui.training.system import background_import
 
 DEFAULT_DATA_DIR = "data"
 DOWNLOAD_TIMEOUT_S = 30.0  # a stalled connection fails after this long instead of hanging
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian: dataset-fashion-mnist
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+_FASHION_MNIST, _CIFAR10 = DATASETS["fashion-mnist"], DATASETS["cifar10"]  # sizes, classes
+FASHION_MNIST_CLASSES = _FASHION_MNIST.classes
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 CIFAR10_META_FILE = "batches.meta"
-IMAGEFOLDER_SIZE = 64
 IMAGEFOLDER_TEST_FRACTION = 0.2
 IMAGEFOLDER_SPLIT_SEED = 0  # fixed, so the test set stays the same whatever --seed is
 SHAPES_DATA_SEED = 0  # the shapes themselves are fixed; --seed only changes the train/val split
@@ -104,31 +94,19 @@ def dataset_info(
 ) -> tuple[int, tuple[int, int], int, list[str]]:
     """(channels, native image size, number of classes, class names), without loading images.
 
-    For `imagefolder` the classes are the sub-folders of `data_dir` (none when it is not given or
-    not a folder) and the size is `image_size` (default 64).
+    The catalogue's facts; for `imagefolder` the classes are the sub-folders of `data_dir` (none
+    when it is not given or not a folder) and the size is `image_size` (default: the catalogue's).
     """
-    if name == "shapes":
-        return (
-            3,
-            (shapes_dataset.IMAGE_SIZE, shapes_dataset.IMAGE_SIZE),
-            len(shapes_dataset.CLASSES),
-            list(shapes_dataset.CLASSES),
-        )
-    if name == "cifar10":
-        classes = [
-            "airplane", "automobile", "bird", "cat", "deer",
-            "dog", "frog", "horse", "ship", "truck",
-        ]  # fmt: skip
-        return 3, (32, 32), 10, classes
-    if name == "fashion-mnist":
-        return 1, (28, 28), 10, list(FASHION_MNIST_CLASSES)
+    info = DATASETS.get(name)
+    if info is None:
+        raise _unknown_dataset(name)
+    classes = list(info.classes)
+    size = info.image_size
     if name == "imagefolder":
-        size = image_size or IMAGEFOLDER_SIZE
-        classes = []
+        size = image_size or size
         if data_dir and Path(data_dir).is_dir():
             classes = _class_folders(Path(data_dir))
-        return 3, (size, size), len(classes), classes
-    raise _unknown_dataset(name)
+    return info.channels, (size, size), len(classes), classes
 
 
 def load_dataset(
@@ -187,7 +165,7 @@ def load_dataset(
         classes = list(FASHION_MNIST_CLASSES)
     else:
         images, labels, classes, skipped, source = _load_image_folder(
-            data_dir, image_size or IMAGEFOLDER_SIZE, report
+            data_dir, image_size or DATASETS["imagefolder"].image_size, report
         )
         order = _stratified_order(labels.numpy(), np.random.default_rng(IMAGEFOLDER_SPLIT_SEED))
         n_test = _class_aware_count(labels.numpy(), IMAGEFOLDER_TEST_FRACTION)
@@ -414,11 +392,15 @@ def _read_pickle_dict(path: Path) -> dict:
 def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     batch = _read_pickle_dict(path)
     data, labels = batch.get("data"), batch.get("labels")
+    shape = (_CIFAR10.channels, _CIFAR10.image_size, _CIFAR10.image_size)
+    values = math.prod(shape)  # one row per image: 3072
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
-        raise UsageError(f"{path} is not a CIFAR-10 batch: 'data' is not a uint8 (N, 3072) array")
-    if data.shape[1] != 3 * 32 * 32:
         raise UsageError(
-            f"{path} is not a CIFAR-10 batch: rows of {data.shape[1]} values, not 3072"
+            f"{path} is not a CIFAR-10 batch: 'data' is not a uint8 (N, {values}) array"
+        )
+    if data.shape[1] != values:
+        raise UsageError(
+            f"{path} is not a CIFAR-10 batch: rows of {data.shape[1]} values, not {values}"
         )
     if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
         labels = labels.tolist()
@@ -426,12 +408,12 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels
     ):
         raise UsageError(f"{path} is not a CIFAR-10 batch: 'labels' is not a list of whole numbers")
-    if any(not 0 <= v <= 9 for v in labels):
-        raise UsageError(f"{path} has labels outside 0-9")
+    if any(not 0 <= v < len(_CIFAR10.classes) for v in labels):
+        raise UsageError(f"{path} has labels outside 0-{len(_CIFAR10.classes) - 1}")
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(labels) != len(data):
         raise UsageError(f"{path} is truncated: {len(data)} images but {len(labels)} labels")
-    return data.reshape(-1, 3, 32, 32), labels
+    return data.reshape(-1, *shape), labels
 
 
 def _load_cifar10(
@@ -454,8 +436,10 @@ def _load_cifar10(
 
     meta = _read_pickle_dict(folder / CIFAR10_META_FILE)
     names = meta.get("label_names")
-    if not isinstance(names, list) or len(names) != 10:
-        raise UsageError(f"{folder / CIFAR10_META_FILE} has no list of 10 'label_names'")
+    if not isinstance(names, list) or len(names) != len(_CIFAR10.classes):
+        raise UsageError(
+            f"{folder / CIFAR10_META_FILE} has no list of {len(_CIFAR10.classes)} 'label_names'"
+        )
     classes = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]
 
     files = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)
@@ -585,18 +569,19 @@ def _load_fashion_mnist(
         (x_path, images), (y_path, labels) = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if images.ndim != 3:
             raise UsageError(f"{x_path} holds {images.ndim}-D data, expected images (N, H, W)")
-        if images.shape[1:] != (28, 28):
+        size = _FASHION_MNIST.image_size
+        if images.shape[1:] != (size, size):
             height, width = images.shape[1:]
             raise UsageError(
-                f"{x_path} holds {height}x{width} images; Fashion-MNIST's are 28x28: the file "
-                "is damaged or from another data set"
+                f"{x_path} holds {height}x{width} images; Fashion-MNIST's are {size}x{size}: the "
+                "file is damaged or from another data set"
             )
         if labels.ndim != 1:
             raise UsageError(f"{y_path} holds {labels.ndim}-D data, expected labels (N,)")
         if len(images) != len(labels):
             raise UsageError(f"{x_path} has {len(images)} images but {y_path} {len(labels)} labels")
         if len(labels) and labels.max() >= len(FASHION_MNIST_CLASSES):
-            raise UsageError(f"{y_path} has labels outside 0-9")
+            raise UsageError(f"{y_path} has labels outside 0-{len(FASHION_MNIST_CLASSES) - 1}")
         tensors.append(torch.from_numpy(images[:, None].copy()))
         tensors.append(torch.from_numpy(labels.astype(np.int64)))
     return tensors[0], tensors[1], tensors[2], tensors[3], str(folder)

@@ -15,19 +15,11 @@ import functools
 
 import numpy as np
 
-CLASSES = (
-    "circle",
-    "square",
-    "triangle",
-    "cross",
-    "ring",
-    "horizontal bar",
-    "vertical bar",
-    "diamond",
-    "star",
-    "ellipse",
-)
-IMAGE_SIZE = 32
+from cnn_tui.catalog import DATASETS
+
+# the class names (in label order) and the size, as the catalogue lists them
+CLASSES = DATASETS["shapes"].classes
+IMAGE_SIZE = DATASETS["shapes"].image_size
 TRAIN_SIZE = 20_000
 TEST_SIZE = 4_000
 

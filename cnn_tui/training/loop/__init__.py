@@ -1,1 +1,1 @@
-"""The training loop: the engine (set-up, epochs, evaluation, checkpoints), early stopping, metrics and several processes under torchrun (`distributed`)."""
+"""The training loop: `engine` (the loop), `setup` (what it works with), `checkpoints`, `bookkeeping` (a run's status, events and summary), early stopping, metrics and several processes under torchrun (`distributed`)."""

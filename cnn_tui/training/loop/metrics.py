@@ -2,7 +2,7 @@
 
 Pure numpy functions (no torch), so the TUI can derive views such as the row-normalised matrix
 without loading torch. The engine counts the confusion matrix on the device and hands the counts
-here. Conventions follow scikit-learn: rows are true classes, columns predicted classes; a ratio
+here, in an `EvalResult` (loss, accuracy, confusion matrix and the predictions of a split). Conventions follow scikit-learn: rows are true classes, columns predicted classes; a ratio
 whose denominator is zero (a class never predicted, or never present) is 0 (`zero_division=0`);
 macro averages run over the classes that occur in the true or the predicted labels.
 """
@@ -10,9 +10,21 @@ macro averages run over the classes that occur in the true or the predicted labe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+
+@dataclass
+class EvalResult:
+    """The model on one split, as the engine's `evaluate` measures it."""
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # counts, rows = true class
+    predictions: np.ndarray | None = None  # per image, when asked for
+    confidences: np.ndarray | None = None
 
 
 def confusion_matrix(true: Sequence[int], pred: Sequence[int], num_classes: int) -> np.ndarray:

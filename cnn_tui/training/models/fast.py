@@ -1,4 +1,4 @@
-"""Networks designed for accuracy per second, behind the fast presets (registered in models.py).
+"""Networks designed for accuracy per second, behind the fast presets (registered in `registry`).
 
 Both follow airbench (KellerJordan/cifar10-airbench): few, wide-enough conv layers; each block
 convolves, then max-pools, and only then applies BatchNorm and the activation, so those run on a
@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_tui import catalog
+from cnn_tui.errors import UsageError
 from cnn_tui.training.models.layers import Flatten
 
 FAST_CNN_WIDTHS = (16, 48, 96, 96)
@@ -82,6 +84,12 @@ class FlipAveraged(nn.Module):
         return 0.5 * (self.logits(x) + self.logits(x.flip(3)))
 
 
+def _check_size(name: str, image_size: int) -> None:
+    smallest = catalog.MODELS[name].min_image_size
+    if image_size < smallest:
+        raise UsageError(f"--image-size {image_size} is too small for {name} (at least {smallest})")
+
+
 def _conv_pool_norm(in_channels: int, out_channels: int, activation: type[nn.Module]) -> list:
     return [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
@@ -106,11 +114,8 @@ class FastCNN(FlipAveraged):
         widths: tuple[int, int, int, int] = FAST_CNN_WIDTHS,
     ):
         super().__init__()
+        _check_size("fast-cnn", image_size)
         side = image_size // 8
-        if side < 1:
-            from cnn_tui.errors import UsageError
-
-            raise UsageError(f"--image-size {image_size} is too small for fast-cnn (at least 8)")
         layers: list[nn.Module] = []
         for c_in, c_out in zip((in_channels, *widths[:2]), widths[:3], strict=True):
             layers += _conv_pool_norm(c_in, c_out, nn.ReLU)
@@ -137,12 +142,7 @@ class AirbenchCNN(FlipAveraged):
         widths: tuple[int, int, int] = AIRBENCH_WIDTHS,
     ):
         super().__init__()
-        if image_size < 16:
-            from cnn_tui.errors import UsageError
-
-            raise UsageError(
-                f"--image-size {image_size} is too small for airbench-cnn (at least 16)"
-            )
+        _check_size("airbench-cnn", image_size)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, AIRBENCH_WHITEN, kernel_size=2, padding=0, bias=True),
             nn.GELU(),

@@ -27,10 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnn_tui.catalog import backbone_batch_size
 from cnn_tui.training.models import registry as models
-
-# Rows per backbone batch: images at 32 px go in thousands, at 224 px in hundreds (memory bound).
-PIXELS_PER_BATCH = 256 * 224 * 224
 
 
 def applies(setup: Any) -> bool:
@@ -41,11 +39,6 @@ def applies(setup: Any) -> bool:
         and config.augment == "none"
         and models.backbone_and_head(setup.model) is not None
     )
-
-
-def backbone_batch_size(image_size: int, requested: int) -> int:
-    """How many images go through the backbone at once: `requested`, fewer for large images."""
-    return max(16, min(requested, PIXELS_PER_BATCH // (image_size * image_size)))
 
 
 @torch.no_grad()  # not inference_mode: the features are later inputs of a layer that trains

@@ -1,13 +1,15 @@
-"""The networks to train, by name: three small CNNs from the seeds and three torchvision backbones.
+"""The networks to train, by name: small CNNs from the seeds, torchvision backbones, fast networks.
 
-`MODELS` is a plain dict name -> builder; `build_model` adds start weights and freezing. Every
-model takes the data set's channels, image size and number of classes:
+`MODELS` is a plain dict name -> builder, one per model of the catalogue (`cnn_tui.catalog.MODELS`:
+the names, kinds and sizes); `build_model` adds start weights and freezing. Every model takes the
+data set's channels, image size and number of classes:
 
 - `simple-cnn`: the lecture notes' SimpleCNN (two 3×3 convs, one max-pool, one linear layer).
 - `the3-cnn`: THE3 task 2's three conv layers with max-pooling, then two fully connected layers.
 - `custom-cnn`: the lecture notes' VGG-style CustomCNN (4 conv blocks with BatchNorm and dropout).
 - `resnet18`, `resnet50`, `vgg16`: torchvision's networks with a new K-class head, from ImageNet
   weights, a state_dict file or scratch (`PRETRAINED`, one table for the three).
+- `fast-cnn`, `airbench-cnn`: airbench-style networks behind the fast presets (`models.fast`).
 
 The pretrained backbones are torchvision's own modules, unwrapped and unrenamed, so a state_dict
 loads as-is into `torchvision.models.<name>(num_classes=K)`. One-channel images are repeated to
@@ -31,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_tui import catalog
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.config import FINETUNES, MIN_IMAGE_SIZE, PRETRAINED_MODELS
+from cnn_tui.training.config import FINETUNES
+from cnn_tui.training.models import fast as fast_models
 from cnn_tui.training.models.layers import Flatten
 
 WEIGHTS_HELP = "imagenet, none, or a path to a state_dict file"
@@ -242,7 +246,7 @@ def _pretrained(name: str, in_channels: int, num_classes: int, image_size: int) 
     """torchvision's `name` with a K-class head (weights and freezing: `build_model`)."""
     if in_channels not in (1, 3):
         raise UsageError(f"{name} takes 1- or 3-channel images, got {in_channels} channels")
-    smallest = MIN_IMAGE_SIZE.get(name, 1)
+    smallest = catalog.MODELS[name].min_image_size
     if image_size < smallest:
         raise UsageError(
             f"{name} needs images of at least {smallest} px, got {image_size} px: pass "
@@ -265,15 +269,22 @@ def _pretrained(name: str, in_channels: int, num_classes: int, image_size: int) 
 
 Builder = Callable[..., nn.Module]  # (in_channels, num_classes, image_size, hidden_units) -> model
 
-MODELS: dict[str, Builder] = {
+_OWN_MODELS: dict[str, Builder] = {
     "simple-cnn": lambda c, k, s, h: SimpleCNN(c, h, k, s),
     "the3-cnn": lambda c, k, s, h: The3CNN(c, k, s),
     "custom-cnn": lambda c, k, s, h: CustomCNN(c, k, s),
-    **{
-        name: (lambda c, k, s, h, name=name: _pretrained(name, c, k, s))
-        for name in PRETRAINED_MODELS
-    },
+    **fast_models.MODELS,  # fast-cnn, airbench-cnn
 }
+
+
+def _builder(model: catalog.Model) -> Builder:
+    if model.pretrained:
+        return lambda c, k, s, h: _pretrained(model.name, c, k, s)
+    return _OWN_MODELS[model.name]
+
+
+# every model of the catalogue, in its order (a model without a builder fails here, at import)
+MODELS: dict[str, Builder] = {name: _builder(model) for name, model in catalog.MODELS.items()}
 
 
 def build_model(
@@ -533,9 +544,3 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
 def feature_size(model: nn.Module) -> int:
     """Inputs of a pretrained model's head layer (what `backbone_and_head`'s extractor makes)."""
     return PRETRAINED[getattr(model, _PRETRAINED_ATTRIBUTE)[0]].features
-
-
-# --- fast presets: airbench-style networks, defined in cnn_tui/training/fast_models.py ----------
-from cnn_tui.training.models import fast as fast_models  # noqa: E402  (after MODELS: it only adds entries)
-
-MODELS.update(fast_models.MODELS)

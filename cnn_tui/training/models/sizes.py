@@ -11,11 +11,11 @@ The estimate adds, in bytes:
 - the activations kept for the backward pass, from the first layer that trains on: the outputs of
   every layer per image (at 224 px, scaled by the image area: convolutions keep their spatial
   size ratio; the fully connected part does not scale), times the batch, in 2-byte bf16/fp16
-  when mixed precision applies (CUDA, 64 px and up), else 4 bytes;
+  when mixed precision applies (CUDA, from `catalog.AMP_MIN_IMAGE_SIZE` px), else 4 bytes;
 - the frozen layers' forward pass, one layer at a time: its largest input + output;
-- with the feature cache, the backbone's pass over the data set in the engine's evaluation
-  batches (`feature_cache.backbone_batch_size`) instead (the cached features themselves — N × 512 /
-  2048 / 4096 floats — are not counted, nor the data set, CUDA's context or cuDNN's workspace).
+- with the feature cache, the backbone's pass over the data set in the engine's batches for it
+  (`catalog.backbone_batch_size`) instead (the cached features themselves — N × 512 / 2048 / 4096
+  floats — are not counted, nor the data set, CUDA's context or cuDNN's workspace).
 It is an estimate to compare batch sizes and models by, within some tens of percent.
 """
 
@@ -24,12 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnn_tui.training.config import NATIVE_IMAGE_SIZE, TrainConfig
+from cnn_tui import catalog
+from cnn_tui.training.config import TrainConfig
 
 REFERENCE_SIZE = 224  # the image size of the activation counts below
-AMP_MIN_IMAGE_SIZE = 64  # engine.AMP_MIN_IMAGE_SIZE (checked by a test)
-PIXELS_PER_BATCH = 256 * 224 * 224  # feature_cache.PIXELS_PER_BATCH (checked by a test)
-CLASSES = {"shapes": 10, "cifar10": 10, "fashion-mnist": 10}  # imagefolder: its sub-folders
 GIB = 1 << 30
 
 
@@ -116,10 +114,9 @@ def estimate(
     kept = batch_size * (spatial * scale + flat + num_classes) * element
     frozen = 0 if finetune == "all" else batch_size * size.peak * scale * element
     if cached and finetune == "head":
-        # the engine's evaluation batch, which the cache pass starts from
-        big = cuda or image_size < 112
-        evaluation = min(4096, max(256, 2 * batch_size)) if big else batch_size
-        rows = max(16, min(evaluation, PIXELS_PER_BATCH // (image_size * image_size)))
+        # the feature cache's batches start from the evaluation batch, as the engine's do
+        evaluation = catalog.evaluation_batch_size(batch_size, image_size, cuda)
+        rows = catalog.backbone_batch_size(image_size, max(evaluation, batch_size))
         frozen = rows * size.peak * scale * element
     total = 4 * params + (4 + state) * trainable + kept + frozen
     return Estimate(params, trainable, int(total), half, cached and finetune == "head")
@@ -133,8 +130,8 @@ def _count(n: int) -> str:
 
 
 def _classes(config: TrainConfig) -> int:
-    if config.dataset in CLASSES:
-        return CLASSES[config.dataset]
+    if known := catalog.DATASETS[config.dataset].num_classes:
+        return known
     try:  # imagefolder: one class per sub-folder; until the folder is given, say two
         root = Path(config.data_dir or "")
         found = sum(1 for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -148,7 +145,7 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
     None for the small models. `cuda`: the run will use a GPU (mixed precision may apply)."""
     if config.model not in SIZES:
         return None
-    image_size = config.image_size or NATIVE_IMAGE_SIZE[config.dataset]
+    image_size = config.image_size or catalog.DATASETS[config.dataset].image_size
     found = estimate(
         config.model,
         num_classes=_classes(config),
@@ -157,7 +154,7 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
         finetune=config.finetune,
         optimizer=config.optimizer,
         momentum=config.momentum,
-        half=cuda and config.amp and image_size >= AMP_MIN_IMAGE_SIZE,
+        half=cuda and config.amp and image_size >= catalog.AMP_MIN_IMAGE_SIZE,
         cached=config.cache_features and config.augment == "none",
         cuda=cuda,
     )

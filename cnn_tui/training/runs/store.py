@@ -6,8 +6,8 @@ A run directory holds what one training run wrote (see README, "Run directory"):
     metrics.jsonl   one JSON event per line, appended and flushed as training goes
     status.json     {"status", "pid", "message", "epoch", "epochs", "started", "updated", ...}
     summary.json    test metrics when the run finished
-    checkpoint.pt   model/optimizer state after every epoch (and at a stop; engine.py writes it)
-    best.pt         with --early-stop: the best epoch's weights (engine.py writes it)
+    checkpoint.pt   model/optimizer state after every epoch and at a stop (loop/checkpoints.py)
+    best.pt         with --early-stop: the best epoch's weights (loop/checkpoints.py)
     samples.npz     some test images with true/predicted labels (numpy only)
     eval.json       the test metrics `cnn-tui eval` recomputed from the checkpoint
     output.log      stdout/stderr of a trainer the TUI started (launcher.py)
@@ -49,7 +49,7 @@ EVENTS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-BEST_FILE = "best.pt"  # early stopping: the best epoch's weights (engine.save_best writes it)
+BEST_FILE = "best.pt"  # early stopping: the best epoch's weights (checkpoints.save_best writes it)
 SAMPLES_FILE = "samples.npz"
 EVAL_FILE = "eval.json"
 OUTPUT_LOG = "output.log"

@@ -215,7 +215,7 @@ def inspect_image(
         x = run.model_input(torch.as_tensor(np.asarray(image))[None])
         x = x.detach().requires_grad_(True)  # the weights are frozen: track from the input
         with torch.enable_grad():
-            logits = model(x)  # (as engine.batch_logits, with the input kept for the gradient)
+            logits = model(x)  # (as setup.batch_logits, with the input kept for the gradient)
             recorded = [Stage(n, stages[n], _map(outputs[n])) for n in order if n in stages]
             layer = cam_layer or default_cam_layer(recorded)
             if layer not in outputs:

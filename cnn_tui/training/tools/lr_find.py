@@ -18,8 +18,8 @@ the raw loss, so over a hundred steps its steepest point comes late, close to th
 SGD with momentum already diverges (the3-task2 on Fashion-MNIST: steepest 0.17 diverges, the
 minimum ÷ 10, 0.02, trains better than the preset's 0.01; see README). Both are shown and written.
 
-The test trains a Setup of its own, built by `engine.prepare` from the run's settings, on the same
-data (`engine.load_data`), batch order, batch preparation and training step (`engine.train_step`)
+The test trains a Setup of its own, built by `setup.prepare` from the run's settings, on the same
+data (`setup.load_data`), batch order, batch preparation and training step (`engine.train_step`)
 as the loop, and throws it away: a run started afterwards builds its own model and optimizer from
 the seed and trains exactly as it would have without the test.
 
@@ -270,17 +270,17 @@ def range_test(
 ) -> Curve:
     """Run the range test for `config` on a fresh Setup of its own (see the module docstring)."""
     check_range(start_lr, end_lr, steps)
-    from cnn_tui.training.loop import engine
+    from cnn_tui.training.loop import engine, setup
     from cnn_tui.training.models import feature_cache
     from cnn_tui.training.models import registry as models
 
     started = time.perf_counter()
     say = on_status or (lambda text: None)
-    device = engine.training_device(config)
+    device = setup.training_device(config)
     say(f"loading data set {config.dataset}")
-    data = engine.load_data(config)
+    data = setup.load_data(config)
     say(f"building {config.model}")
-    s = engine.prepare(config, device, data, weights=config.resolved_weights)
+    s = setup.prepare(config, device, data, weights=config.resolved_weights)
     if feature_cache.applies(s):  # a frozen backbone: train the head on its features, as a run
         say("computing the frozen backbone's features")
         s = feature_cache.cache_features(s)

@@ -1,10 +1,10 @@
 """A saved run's trained model, ready to run on images: what inspect, predict and export share.
 
 `load_run_model(run_dir)` rebuilds the run's network from its config.toml, loads the weights it is
-judged by (checkpoint.pt, or best.pt with early stopping: `engine.run_weights`) and its own
+judged by (checkpoint.pt, or best.pt with early stopping: `checkpoints.run_weights`) and its own
 preprocessing (the normalisation saved in the checkpoint and the resize to the model's input size,
-`engine.BatchPrep`), without loading the data set: a prediction on one file starts at once. The
-test split is loaded only when asked for (`load_test_split`), through the same `engine.load_data` as
+`setup.BatchPrep`), without loading the data set: a prediction on one file starts at once. The
+test split is loaded only when asked for (`load_test_split`), through the same `setup.load_data` as
 training and `cnn-tui eval`, so test image i is the same image everywhere.
 
 torch is imported inside the functions: the UI imports this module's types at start-up.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from cnn_tui.training.loop.engine import BatchPrep
+    from cnn_tui.training.loop.setup import BatchPrep
 
 PREDICT_BATCH = 256
 
@@ -60,7 +60,7 @@ class RunModel:
         """Softmax class probabilities (N, K) of uint8 images (N, C, H, W), in batches."""
         import torch
 
-        from cnn_tui.training.loop.engine import autocast, batch_logits
+        from cnn_tui.training.loop.setup import autocast, batch_logits
 
         images = torch.as_tensor(np.asarray(images) if isinstance(images, np.ndarray) else images)
         out = []
@@ -79,7 +79,7 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
     import torch
 
     from cnn_tui.training.data import datasets
-    from cnn_tui.training.loop import engine
+    from cnn_tui.training.loop import checkpoints, setup
     from cnn_tui.training.models import registry as models
     from cnn_tui.training.system.devices import resolve_device
 
@@ -89,7 +89,7 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
     if not runs.looks_like_run(run_dir):
         raise UsageError(f"{run_dir} is not a run directory (no config.toml / status.json)")
     config = runs.read_config(run_dir)
-    checkpoint, weights, weights_file = engine.run_weights(run_dir, config)
+    checkpoint, weights, weights_file = checkpoints.run_weights(run_dir, config)
     channels, native, _, info_classes = datasets.dataset_info(
         config.dataset, config.data_dir, config.image_size
     )
@@ -105,21 +105,21 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
         weights="none",
         finetune=config.finetune,
     )
-    engine.load_model_state(model, weights, run_dir / weights_file)
+    checkpoints.load_model_state(model, weights, run_dir / weights_file)
     # the layout and autocast training used on this device (prepare's rule): eval's numbers
-    channels_last, amp_dtype = engine.speed_settings(config, device, input_size)
+    channels_last, amp_dtype = setup.speed_settings(config, device, input_size)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     models.set_train_mode(model, False)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    saved = engine.saved_normalization(checkpoint, channels, run_dir / runs.CHECKPOINT_FILE)
+    saved = checkpoints.saved_normalization(checkpoint, channels, run_dir / runs.CHECKPOINT_FILE)
     if saved is None:  # a checkpoint from before the normalisation was saved: recompute it
-        saved = engine.normalization(config, engine.load_data(config))
+        saved = setup.normalization(config, setup.load_data(config))
     mean, std = saved
     resize_to = input_size if input_size != native[0] else None
-    prep = engine.BatchPrep(mean, std, resize_to, "none", channels_last)
+    prep = setup.BatchPrep(mean, std, resize_to, "none", channels_last)
     return RunModel(
         run_dir=run_dir,
         config=config,
@@ -144,9 +144,9 @@ def _classes(checkpoint: dict[str, Any], fallback: list[str]) -> list[str]:
 
 def load_test_split(run: RunModel) -> tuple[np.ndarray, np.ndarray]:
     """The run's test images (uint8 (N, C, H, W)) and labels, split as training split them."""
-    from cnn_tui.training.loop import engine
+    from cnn_tui.training.loop import setup
 
-    data = engine.load_data(run.config)
+    data = setup.load_data(run.config)
     return data.test_x.numpy(), data.test_y.numpy()
 
 

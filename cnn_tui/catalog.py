@@ -1,0 +1,128 @@
+"""The facts about data sets, models and speed, each written once.
+
+- `DATASETS`: each data set's native image size, channels, classes and whether it is downloaded;
+- `MODELS`: each network's kind (one of the lecture's small CNNs, an airbench-style fast network or
+  a torchvision backbone), whether ImageNet weights exist for it and the image sizes it takes;
+- the speed rules the engine, the feature cache and the form's memory estimate share: from which
+  image size mixed precision pays off on CUDA, and how many images an evaluation or backbone
+  batch holds.
+
+Training settings (`training.config`), the data loaders, the model registry, the engine and the
+help texts read these; nothing else writes them down. A leaf module: it imports nothing of cnn_tui,
+nor torch, numpy or textual, so the flags, the form and `--help` can use it at no cost. The rules
+that need torch (the autocast dtype, the device) live in `training.loop.setup`, on top of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- data sets ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """One data set as the loaders produce it: uint8 images of `channels` × `image_size`²."""
+
+    name: str
+    image_size: int  # its own square size in px (imagefolder: the size images are resized to)
+    channels: int
+    classes: tuple[str, ...]  # the class names, in label order; () where the files decide
+    downloadable: bool  # fetched when missing (shapes is drawn, an image folder is yours)
+
+    @property
+    def num_classes(self) -> int | None:
+        """How many classes it has; None for an image folder (one per sub-folder)."""
+        return len(self.classes) or None
+
+
+# fmt: off
+DATASETS: dict[str, DataSet] = {
+    "shapes": DataSet(
+        "shapes", image_size=32, channels=3, downloadable=False,  # drawn: training.data.shapes
+        classes=("circle", "square", "triangle", "cross", "ring", "horizontal bar",
+                 "vertical bar", "diamond", "star", "ellipse"),
+    ),
+    "cifar10": DataSet(
+        "cifar10", image_size=32, channels=3, downloadable=True,
+        classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck"),
+    ),
+    "fashion-mnist": DataSet(
+        "fashion-mnist", image_size=28, channels=1, downloadable=True,
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"),
+    ),
+    # one sub-folder of images per class, read from --data-dir
+    "imagefolder": DataSet("imagefolder", image_size=64, channels=3, downloadable=False,
+                           classes=()),
+}
+# fmt: on
+DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
+
+
+# --- models -------------------------------------------------------------------------------------
+
+SMALL_CNN, FAST, BACKBONE = "small CNN", "fast", "torchvision backbone"
+
+
+@dataclass(frozen=True)
+class Model:
+    """One network of `cnn-tui train --model` (its builder: `training.models.registry.MODELS`)."""
+
+    name: str
+    kind: str  # SMALL_CNN (the lecture's and THE3's), FAST (airbench-style) or BACKBONE
+    pretrained: bool  # ImageNet weights exist for it (--weights imagenet, --finetune)
+    # the size its ImageNet weights were trained at; None: trained from scratch at any size
+    native_image_size: int | None = None
+    # the smallest input it is checked for before it is built (the small CNNs find out when built)
+    min_image_size: int = 1
+
+
+MODELS: dict[str, Model] = {
+    model.name: model
+    for model in (
+        Model("simple-cnn", SMALL_CNN, pretrained=False),
+        Model("the3-cnn", SMALL_CNN, pretrained=False),
+        Model("custom-cnn", SMALL_CNN, pretrained=False),
+        Model("resnet18", BACKBONE, pretrained=True, native_image_size=224),
+        Model("resnet50", BACKBONE, pretrained=True, native_image_size=224),
+        # five 2×2 max-pools: 32 px leave one pixel for the classifier
+        Model("vgg16", BACKBONE, pretrained=True, native_image_size=224, min_image_size=32),
+        Model("fast-cnn", FAST, pretrained=False, min_image_size=8),  # three pools: 8 px -> 1
+        Model("airbench-cnn", FAST, pretrained=False, min_image_size=16),
+    )
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+PRETRAINED_MODELS: tuple[str, ...] = tuple(name for name, m in MODELS.items() if m.pretrained)
+
+
+# --- speed rules --------------------------------------------------------------------------------
+
+# Mixed precision and channels_last pay off on CUDA once the convolutions are big: on an H100,
+# resnet18 at 224 px trains 1.9x faster with both, while at 32 px the casts and layout changes cost
+# more than they save (custom-cnn: 11k vs 15-22k img/s). So on CUDA they apply to model inputs of
+# at least this many px (on the CPU at every size: `training.loop.setup.speed_settings`).
+AMP_MIN_IMAGE_SIZE = 64
+
+# Rows per backbone batch of the feature cache: images at 32 px go in thousands, at 224 px in
+# hundreds (memory bound).
+PIXELS_PER_BATCH = 256 * 224 * 224
+
+
+def evaluation_batch_size(batch_size: int, image_size: int, cuda: bool) -> int:
+    """Images per evaluation batch of a run that trains in batches of `batch_size`.
+
+    Evaluation keeps no activations, so its batches are larger (twice the training batch, 256 to
+    4096) — except for big images on a CPU, where big batches spill the caches (resnet18 at
+    224 px: 28 img/s in batches of 256, 45 in batches of 32): there it is the training batch.
+    """
+    if cuda or image_size < 112:
+        return min(4096, max(256, 2 * batch_size))
+    return batch_size
+
+
+def backbone_batch_size(image_size: int, requested: int) -> int:
+    """How many images the feature cache runs through a frozen backbone at once: `requested`,
+    fewer for large images (`PIXELS_PER_BATCH`), at least 16."""
+    return max(16, min(requested, PIXELS_PER_BATCH // (image_size * image_size)))
