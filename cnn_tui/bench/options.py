@@ -12,12 +12,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from cnn_tui.catalog import DATASETS, MODEL_NAMES
 from cnn_tui.errors import UsageError
-from cnn_tui.training.config import DATASETS, FIELDS, MODELS
+from cnn_tui.training.config import FIELDS
 
-# imagefolder needs the user's own folder: bench sticks to data sets it can generate or download
-BENCH_DATASETS = tuple(name for name in DATASETS if name != "imagefolder")
-BENCH_MODELS = MODELS
+# an image folder is the user's own (no fixed classes): bench sticks to data sets it can generate
+# or download
+BENCH_DATASETS = tuple(name for name, data in DATASETS.items() if data.num_classes is not None)
+BENCH_MODELS = MODEL_NAMES
 # what `--models` measures by default: the seeds' models, the fast preset's fast-cnn, resnet18 at
 # its two sizes, resnet50 and vgg16 at 32 px (at 224 px a CPU takes minutes per repeat for them:
 # ask for resnet50@224,vgg16@224)
@@ -25,7 +27,8 @@ DEFAULT_MODELS = (
     "simple-cnn,the3-cnn,custom-cnn,fast-cnn,resnet18@32,resnet18@224,resnet50@32,vgg16@32"
 )
 QUICK_MODELS = "simple-cnn,the3-cnn"
-SIZE_RANGE = (8, 512)
+# --models NAME@SIZE takes the sizes --image-size does
+SIZE_RANGE = (int(FIELDS["image_size"].minimum), int(FIELDS["image_size"].maximum))
 
 # the modes, as each report's "mode" names them
 SPEED, WHOLE_RUN, FEATURES, STARTUP = "speed", "whole-run", "features", "startup"

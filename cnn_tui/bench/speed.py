@@ -20,7 +20,7 @@ from typing import Any
 
 from cnn_tui.bench.common import Note, environment, median, no_notes, ratio
 from cnn_tui.bench.options import CPU_BATCHES, SPEED, SPEED_DEFAULTS, BenchOptions
-from cnn_tui.training.config import PRETRAINED_MODELS
+from cnn_tui.catalog import PRETRAINED_MODELS
 
 
 class _NoLog:

@@ -17,7 +17,7 @@ from typing import Any
 
 from cnn_tui.bench.common import Note, environment, median, no_notes, ratio, run_timed
 from cnn_tui.bench.options import WHOLE_RUN, BenchOptions
-from cnn_tui.training.config import PRETRAINED_MODELS
+from cnn_tui.catalog import PRETRAINED_MODELS
 
 SEED_STYLE = "seed-style loop"  # the row the others are compared with
 # the seed-style loop as its own process (its command line lives at the edge)
