@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from cnn_tui.ui.training.history import format_number, format_percent, format_seconds
+from cnn_tui import text
 
 WORST_CELLS = 3  # off-diagonal cells highlighted as the worst confusions
 HEADER_WIDTH = 7  # a class name longer than this does not fit a column header: columns numbered
@@ -71,9 +71,11 @@ class ConfusionTable(DataTable):
     def _cell_text(self, count: int, row_total: int) -> str:
         if count == 0:
             return "·"
-        if self.normalised:  # numbered columns are narrow: whole percents
+        if self.normalised:  # numbered columns are narrow: whole percents (the caption says %)
             decimals = 0 if self.by_number else 1
-            return f"{100 * count / row_total:.{decimals}f}" if row_total else "–"
+            return (
+                text.number(100 * count / row_total, f".{decimals}f") if row_total else text.UNKNOWN
+            )
         return str(count)
 
     def _rebuild(self) -> None:
@@ -138,10 +140,10 @@ class PerClassTable(DataTable):
             self.add_row(
                 Text(("▼ " if weak else "") + str(row.get("class", "?")), style=style),
                 *(
-                    Text(format_number(row.get(key), ".3f"), justify="right", style=style)
+                    Text(text.number(row.get(key), ".3f"), justify="right", style=style)
                     for key in ("precision", "recall", "f1")
                 ),
-                Text(str(row.get("support", "–")), justify="right"),
+                Text(text.count(row.get("support")), justify="right"),
             )
 
 
@@ -158,7 +160,12 @@ class ConfusedPairsTable(DataTable):
         self.add_column(Text("% of true", justify="right"), key="share")
         for pair in pairs:
             true, count = str(pair.get("true", "?")), int(pair.get("count", 0))
-            share = f"{100 * count / support[true]:.1f}" if support.get(true) else "–"
+            # (the header says %: a narrow column, one decimal)
+            share = (
+                text.number(100 * count / support[true], ".1f")
+                if support.get(true)
+                else text.UNKNOWN
+            )
             self.add_row(
                 f"{true} → {pair.get('predicted', '?')}",
                 Text(str(count), justify="right"),
@@ -169,18 +176,15 @@ class ConfusedPairsTable(DataTable):
 def summary_line(summary: dict[str, Any]) -> str:
     """One line with the headline numbers of summary.json."""
     parts = [
-        f"test accuracy [b]{format_percent(summary.get('test_accuracy'))}[/b]",
+        f"test accuracy [b]{text.percent(summary.get('test_accuracy'))}[/b]",
         "macro P {} R {} F1 {}".format(
-            *(
-                format_number(summary.get(f"macro_{k}"), ".3f")
-                for k in ("precision", "recall", "f1")
-            )
+            *(text.number(summary.get(f"macro_{k}"), ".3f") for k in ("precision", "recall", "f1"))
         ),
     ]
     if summary.get("best_val_acc") is not None:
-        parts.append(f"best val {format_percent(summary.get('best_val_acc'))}")
+        parts.append(f"best val {text.percent(summary.get('best_val_acc'))}")
     if summary.get("epochs_done") is not None:
-        parts.append(f"{summary['epochs_done']} epochs in {format_seconds(summary.get('seconds'))}")
+        parts.append(f"{summary['epochs_done']} epochs in {text.duration(summary.get('seconds'))}")
     return " · ".join(parts)
 
 
