@@ -18,7 +18,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import (
@@ -42,7 +41,7 @@ from cnn_tui.ui.training.gpu_panel import GpuPanel, GpuSampled
 from cnn_tui.ui.training.history import RunHistory
 from cnn_tui.ui.training.inside import InsideView, inside_available
 from cnn_tui.ui.training.messages import RunDamaged, RunEnded, RunEvents, RunResultsLoaded
-from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView
+from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView, pack_groups
 from cnn_tui.ui.training.samples import SampleGrid
 from cnn_tui.ui.training.throughput import ThroughputLine
 
@@ -449,22 +448,6 @@ class RunScreen(Screen):
             ],
             x_max,
         )
-
-
-def pack_groups(groups: list[str], width: int, separator: str = " · ") -> str:
-    """Markup `groups` joined by `separator`, on as many lines as `width` needs: a line breaks
-    between two groups, never inside one ("val loss 0.514 acc 83.45%" stays whole)."""
-    if width <= 0:  # (not laid out yet)
-        return separator.join(groups)
-    lines: list[list[str]] = [[]]
-    used = 0
-    for group in groups:
-        size = Content.from_markup(group).cell_length
-        if lines[-1] and used + len(separator) + size > width:
-            lines.append([])
-        used = size if not lines[-1] else used + len(separator) + size
-        lines[-1].append(group)
-    return "\n".join(separator.join(line) for line in lines)
 
 
 class DashboardScreen(RunScreen):

@@ -11,6 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
@@ -173,23 +174,41 @@ class ConfusedPairsTable(DataTable):
             )
 
 
-def summary_line(summary: dict[str, Any]) -> str:
-    """One line with the headline numbers of summary.json."""
-    parts = [
+def summary_groups(summary: dict[str, Any]) -> list[str]:
+    """The headline numbers of summary.json, in groups for `pack_groups`."""
+    groups = [
         f"test accuracy [b]{text.percent(summary.get('test_accuracy'))}[/b]",
         "macro P {} R {} F1 {}".format(
             *(text.number(summary.get(f"macro_{k}"), ".3f") for k in ("precision", "recall", "f1"))
         ),
     ]
     if summary.get("best_val_acc") is not None:
-        parts.append(f"best val {text.percent(summary.get('best_val_acc'))}")
+        groups.append(f"best val {text.percent(summary.get('best_val_acc'))}")
     if summary.get("epochs_done") is not None:
-        parts.append(f"{summary['epochs_done']} epochs in {text.duration(summary.get('seconds'))}")
-    return " · ".join(parts)
+        groups.append(f"{summary['epochs_done']} epochs in {text.duration(summary.get('seconds'))}")
+    return groups
+
+
+def pack_groups(groups: list[str], width: int, separator: str = " · ") -> str:
+    """Markup `groups` joined by `separator`, on as many lines as `width` needs: a line breaks
+    between two groups, never inside one ("val loss 0.514 acc 83.45%" stays whole)."""
+    if width <= 0:  # (not laid out yet)
+        return separator.join(groups)
+    lines: list[list[str]] = [[]]
+    used = 0
+    for group in groups:
+        size = Content.from_markup(group).cell_length
+        if lines[-1] and used + len(separator) + size > width:
+            lines.append([])
+        used = size if not lines[-1] else used + len(separator) + size
+        lines[-1].append(group)
+    return "\n".join(separator.join(line) for line in lines)
 
 
 class MetricsView(Vertical):
     """The metrics of a finished run: headline, confusion matrix, per-class table, confused pairs."""
+
+    summary: dict[str, Any] | None = None  # (what `show` was given last)
 
     def compose(self) -> ComposeResult:
         yield Static(id="results-note")
@@ -222,8 +241,18 @@ class MetricsView(Vertical):
         note.update(markup)
         note.display = bool(markup)
 
+    def on_resize(self) -> None:
+        if self.summary is not None:
+            self._show_headline()
+
+    def _show_headline(self) -> None:
+        width = self.size.width - 2  # (#results-headline's padding)
+        headline = pack_groups(summary_groups(self.summary or {}), width)
+        self.query_one("#results-headline", Static).update(headline)
+
     def show(self, summary: dict[str, Any]) -> None:
-        self.query_one("#results-headline", Static).update(summary_line(summary))
+        self.summary = summary
+        self._show_headline()
         classes = list(summary.get("classes") or [])
         matrix = summary.get("confusion_matrix") or []
         self.query_one(ConfusionTable).show(matrix, classes)
