@@ -10,7 +10,9 @@ import pytest
 
 from cnn_tui.errors import UsageError
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs import state
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.runs.state import RunState
 
 
 def _fake_run(path, status="finished", pid=None, **status_extra):
@@ -47,6 +49,19 @@ def test_status_keeps_started_and_updates(tmp_path):
     assert runs.read_status(tmp_path / "nowhere") is None
     with pytest.raises(ValueError):
         runs.write_status(tmp_path, "exploded")
+
+
+def test_every_state_has_one_look_and_anything_else_is_unknown():
+    assert set(state.LOOKS) == set(RunState)
+    for look in state.LOOKS.values():
+        assert len(look.mark) == 1 and look.ascii_mark.isascii() and len(look.ascii_mark) == 1
+    assert RunState.of("running") is RunState.RUNNING and RunState.RUNNING == "running"
+    for value in (None, 5, True, ["running"], "exploded"):
+        assert RunState.of(value) is RunState.UNKNOWN
+    assert runs.effective_status({"status": "pending"}) is RunState.UNKNOWN  # no trainer writes it
+    assert state.label(RunState.FINISHED, 5) == "finished (early stop @5)"
+    assert state.label(RunState.STOPPED, 5) == "stopped"
+    assert json.dumps({"status": RunState.INTERRUPTED}) == '{"status": "interrupted"}'
 
 
 def test_read_events_is_incremental_and_tolerates_a_partial_last_line(tmp_path):

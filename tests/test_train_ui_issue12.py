@@ -79,7 +79,7 @@ def test_throughput_series_falls_back_to_epochs():
 def test_epoch_time_has_a_unit():
     assert _cell("seconds", {"seconds": 9.53}) == "9.5s"
     assert _cell("seconds", {"seconds": 75}) == "1m15s"
-    assert _cell("seconds", {}) == "–"
+    assert _cell("seconds", {}) == "-"
 
 
 # --- the screens ----------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ async def test_runs_screen_extends_a_finished_run_and_clones_one(tmp_path, monke
     run = write_run(tmp_path / "runs" / "20251122-101500-simple-cnn-shapes", epochs=4)
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.open_screen("runs", app.args)
+        app.open_screen("runs")
         await app.workers.wait_for_complete()
         await pilot.pause()
         screen = app.screen

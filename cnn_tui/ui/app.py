@@ -39,7 +39,7 @@ class CnnTuiApp(App[int]):
 
     def open_screen(self, command: str, settings: Any = None) -> None:
         """Push the screen of one subcommand ("conv", "pool", "net", "train", "runs", "eval")."""
-        self.push_screen(open_screen_for(command, settings))
+        self.push_screen(open_screen_for(command, settings, runs_dir=self.runs_dir))
 
     # --- training: quitting while a run trains asks to stop it or leave it running
     async def action_quit(self) -> None:
@@ -48,8 +48,9 @@ class CnnTuiApp(App[int]):
         await quit_or_ask(self)
 
 
-def open_screen_for(command: str, args: Any) -> Screen:
-    """Build the screen for a subcommand; modules are imported on demand to keep start-up fast."""
+def open_screen_for(command: str, args: Any, *, runs_dir: Path = Path("runs")) -> Screen:
+    """Build the screen for a subcommand; modules are imported on demand to keep start-up fast.
+    `runs_dir` is the app's runs folder (--runs-dir)."""
     if command in ("conv", "pool"):
         from cnn_tui.lessons.settings import LessonSettings
         from cnn_tui.ui.lessons.screen import LessonScreen
@@ -67,7 +68,7 @@ def open_screen_for(command: str, args: Any) -> Screen:
     if command == "runs":
         from cnn_tui.ui.training.runs import RunsScreen
 
-        return RunsScreen.from_args(args)
+        return RunsScreen(runs_dir)
     if command == "eval":
         from cnn_tui.ui.training.results import ResultsScreen
 

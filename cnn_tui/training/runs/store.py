@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 from cnn_tui.errors import UsageError, disk_full
 from cnn_tui.fileio import atomic_write, atomic_write_text, temp_files
 from cnn_tui.training.config import TrainConfig, load_config_file
+from cnn_tui.training.runs import state as run_state
+from cnn_tui.training.runs.state import RunState
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,8 +62,6 @@ BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per 
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
 SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
-
-STATUSES = ("running", "finished", "failed", "stopped")
 
 
 def _slug(text: str) -> str:
@@ -164,7 +164,7 @@ def check_new_run_dir(path: str | os.PathLike[str]) -> None:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--run-dir {path} is a file, not a folder")
     status = read_status(path) if path.is_dir() else None
-    if effective_status(status) == "running":
+    if effective_status(status) == RunState.RUNNING:
         raise UsageError(
             f"run dir {path} is in use by a running trainer (pid {status.get('pid')}): wait for "
             "it to end or stop it, or choose another --run-dir"
@@ -193,8 +193,9 @@ def write_status(
     pid: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Atomically (re)write status.json; `started` is kept from the previous status if any."""
-    if status not in STATUSES:
+    """Atomically (re)write status.json; `started` is kept from the previous status if any.
+    `status` is one of `state.WRITTEN`."""
+    if status not in run_state.WRITTEN:
         raise ValueError(f"unknown status {status!r}")
     path = Path(run_dir) / STATUS_FILE
     now = time.time()
@@ -506,25 +507,24 @@ def is_alive(pid: int | None) -> bool:
         return True
 
 
-def effective_status(status: dict[str, Any] | None) -> str:
-    """The status to show: "running" whose process is gone becomes "interrupted"."""
-    if not status:
-        return "unknown"
-    state = status.get("status")
-    if state not in STATUSES:
-        return "unknown"
-    if state == "running" and not is_alive(status.get("pid")):
-        return "interrupted"
+def effective_status(status: dict[str, Any] | None) -> RunState:
+    """The state to show: "running" whose process is gone becomes INTERRUPTED; a missing status,
+    or one a trainer does not write, is UNKNOWN."""
+    state = RunState.of((status or {}).get("status"))
+    if state not in run_state.WRITTEN:
+        return RunState.UNKNOWN
+    if state == RunState.RUNNING and not is_alive(status.get("pid")):
+        return RunState.INTERRUPTED
     return state
 
 
-def read_state(run_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any] | None]:
+def read_state(run_dir: str | os.PathLike[str]) -> tuple[RunState, dict[str, Any] | None]:
     """A run's state to show (`effective_status`) and its status.json. A trainer that writes its
     final status and exits between the read and the look at its pid is seen as it ended
-    (stopped, finished, failed), not "interrupted"."""
+    (stopped, finished, failed), not INTERRUPTED."""
     status = read_status(run_dir)
     state = effective_status(status)
-    if state == "interrupted":
+    if state == RunState.INTERRUPTED:
         again = read_status(run_dir)
         if again != status:
             return effective_status(again), again
@@ -535,7 +535,7 @@ def read_state(run_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any] | N
 class RunInfo:
     name: str
     path: Path
-    status: str  # running | finished | failed | stopped | interrupted | unknown
+    status: RunState  # what `read_state` sees: never STARTING or PENDING
     model: str
     dataset: str
     epochs_done: int
@@ -550,9 +550,7 @@ class RunInfo:
     @property
     def status_label(self) -> str:
         """The status as listed: "finished (early stop @5)" for a run that stopped early."""
-        if self.status == "finished" and self.early_stop_epoch:
-            return f"finished (early stop @{self.early_stop_epoch})"
-        return self.status
+        return run_state.label(self.status, self.early_stop_epoch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -599,7 +597,7 @@ def _problems(path: Path, status: Any, summary: Any, config: Any) -> tuple[str, 
         if not isinstance(value, dict) and (path / name).is_file()
     ]
     problems = [f"{name} could not be read (damaged or cut short)" for name in unreadable]
-    if isinstance(status, dict) and status.get("status") not in STATUSES:
+    if isinstance(status, dict) and status.get("status") not in run_state.WRITTEN:
         problems.append(f"{STATUS_FILE} holds no known status ({status.get('status')!r})"[:120])
     return tuple(problems)
 
@@ -673,6 +671,6 @@ def delete_run(run_dir: str | os.PathLike[str]) -> None:
     path = Path(run_dir)
     if not path.is_dir() or not looks_like_run(path):
         raise UsageError(f"{path} does not look like a run directory; not deleting it")
-    if effective_status(read_status(path)) == "running":
+    if effective_status(read_status(path)) == RunState.RUNNING:
         raise UsageError(f"run {path.name} is still running; stop it before deleting it")
     shutil.rmtree(path)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
+from cnn_tui import text
+
 MIN_REDRAW_S = 1.0
 MIN_SPAN = 0.25  # the y range spans at least this fraction of its largest value
 Y_TICKS = 5
@@ -158,4 +160,4 @@ def nice_ticks(low: float, high: float, count: int = Y_TICKS) -> tuple[list[floa
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
     ticks = [k * step for k in range(first, last + 1)]
-    return ticks, [f"{tick:.{decimals}f}" for tick in ticks]
+    return ticks, [text.number(tick, f".{decimals}f") for tick in ticks]

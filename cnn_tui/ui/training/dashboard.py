@@ -31,34 +31,22 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from cnn_tui import text
+from cnn_tui.training.runs import state as run_state
+from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.training.charts import MetricChart, Series
 from cnn_tui.ui.training.dialogs import KeysHelp, confirm, screen_keys
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.gpu_panel import GpuPanel, GpuSampled
-from cnn_tui.ui.training.history import (
-    RunHistory,
-    format_number,
-    format_percent,
-    format_seconds,
-)
+from cnn_tui.ui.training.history import RunHistory
 from cnn_tui.ui.training.inside import InsideView, inside_available
 from cnn_tui.ui.training.messages import RunDamaged, RunEnded, RunEvents, RunResultsLoaded
-from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView
+from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView, pack_groups
 from cnn_tui.ui.training.samples import SampleGrid
 from cnn_tui.ui.training.throughput import ThroughputLine
 
-STATE_MARKS = {
-    "starting": ("…", "text-muted"),
-    "running": ("▶", "success"),
-    "finished": ("✓", "success"),
-    "stopped": ("■", "warning"),
-    "failed": ("✗", "error"),
-    "interrupted": ("✗", "error"),
-    "unknown": ("?", "text-muted"),
-}
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
 TABS = Binding.Group("Tabs", compact=True)  # the footer shows "12345 Tabs"
-OVER = ("finished", "stopped", "failed", "interrupted")
 
 
 class RunScreen(Screen):
@@ -84,7 +72,7 @@ class RunScreen(Screen):
         self.pid = pid
         self.live = live
         self.history = RunHistory()
-        self.state = "starting" if live else "unknown"
+        self.state = RunState.STARTING if live else RunState.UNKNOWN
         self.state_message = ""
         self.summary: dict[str, Any] | None = None
         self._lines: dict[str, str] = {}  # what the one-line status texts show
@@ -93,7 +81,7 @@ class RunScreen(Screen):
     @property
     def followed_run_dir(self) -> Path | None:
         """The run this screen follows while it trains (the quit dialog asks about it)."""
-        return self.run_dir if self.live and self.state in ("starting", "running") else None
+        return self.run_dir if self.live and self.state in run_state.ACTIVE else None
 
     # --- layout ---------------------------------------------------------------------------------
 
@@ -141,7 +129,8 @@ class RunScreen(Screen):
             log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / OUTPUT_LOG}")
         self._show_status()
         if not self.run_dir.is_dir():
-            self.state, self.state_message = "failed", f"no run directory at {self.run_dir}"
+            self.state = RunState.FAILED
+            self.state_message = f"no run directory at {self.run_dir}"
             log.write(self.state_message)
             self._show_status()
             return
@@ -151,6 +140,7 @@ class RunScreen(Screen):
 
     def on_resize(self) -> None:
         self._fit_layout()
+        self._show_status()  # (the metrics line breaks between its groups to fit the width)
 
     def _fit_layout(self) -> None:
         compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
@@ -213,7 +203,7 @@ class RunScreen(Screen):
         summary = read_summary(self.run_dir)
         samples = read_samples(self.run_dir) if summary else None
         self.post_message(RunResultsLoaded(self.run_dir, summary, samples))
-        self.post_message(RunEnded(self.run_dir, state, message))
+        self.post_message(RunEnded(self.run_dir, RunState.of(state), message))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "follow-run" and event.state == WorkerState.ERROR:
@@ -227,8 +217,8 @@ class RunScreen(Screen):
         status = message.status or {}
         # (a resumed run's old status.json is not ours until our trainer rewrites it)
         ours = self.pid is None or status.get("pid") == self.pid
-        if self.live and ours and status.get("status") == "running":
-            self.state = "running"
+        if self.live and ours and status.get("status") == RunState.RUNNING:
+            self.state = RunState.RUNNING
         log = self.query_one(RichLog)
         for line in self.history.take_log():
             log.write(line)
@@ -263,7 +253,7 @@ class RunScreen(Screen):
             tabs.show_tab("inside")
             tabs.enable_tab("inside")
         log = self.query_one(RichLog)
-        if message.status in ("failed", "interrupted"):
+        if message.status in run_state.BROKEN:
             if self.history.end is None:  # (a failed event already wrote its message)
                 log.write(f"{message.status.upper()}: {message.message}")
             if self.live:
@@ -293,7 +283,7 @@ class RunScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.live and self.state in ("starting", "running")
+            return self.live and self.state in run_state.ACTIVE
         if action in ("toggle_counts", "toggle_zoom"):
             tab = "results" if action == "toggle_counts" else "samples"
             return self.summary is not None and self.query_one(TabbedContent).active == tab
@@ -339,12 +329,11 @@ class RunScreen(Screen):
     # --- drawing --------------------------------------------------------------------------------
 
     def _show_status(self) -> None:
-        mark, colour = STATE_MARKS.get(self.state, STATE_MARKS["unknown"])
+        look = self.state.look
+        early_stop = self.history.early_stop
+        label = run_state.label(self.state, early_stop.get("epoch") if early_stop else None)
+        parts = [f"[b ${look.colour}]{look.mark} {escape(label)}[/]"]  # (its name: the header)
         started = self.history.started or {}
-        state = self.state
-        if state == "finished" and self.history.early_stop is not None:
-            state = f"finished (early stop @{self.history.early_stop.get('epoch')})"
-        parts = [f"[b ${colour}]{mark} {escape(state)}[/]"]  # the run's name is in the header
         config = started.get("config") or {}
         if config:
             parts.append(escape(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
@@ -356,8 +345,8 @@ class RunScreen(Screen):
             parts.append(escape(device))
         if self.history.epochs:
             last = self.history.epochs[-1]
-            if last.get("gpu_mem_mb"):
-                parts.append(f"GPU mem {format_number(last.get('gpu_mem_mb'), ',.0f')} MB")
+            if text.finite(last.get("gpu_mem_mb")):  # (MiB: torch.cuda.max_memory_allocated)
+                parts.append(f"GPU mem {text.size(last['gpu_mem_mb'] * text.MIB)}")
         self._set_line("#dash-status", " · ".join(parts))
         self._set_line("#dash-metrics", self._metrics_line())
 
@@ -370,25 +359,30 @@ class RunScreen(Screen):
 
     def _metrics_line(self) -> str:
         first = escape(self.state_message.splitlines()[0]) if self.state_message else ""
-        if self.state in ("failed", "interrupted") and first:
-            return f"[b $text-error]✗ {first}[/]  [dim](Log tab: details)[/dim]"
-        if self.state in ("starting", "running") and first:
+        look = self.state.look  # (on a line of text: the theme's text shade of its colour)
+        if self.state in run_state.BROKEN and first:
+            return f"[b $text-{look.colour}]{look.mark} {first}[/]  [dim](Log tab: details)[/dim]"
+        if self.state in run_state.ACTIVE and first:
             return f"[b]{first}[/b]"  # e.g. "stopping at the end of the batch…"
-        if self.state == "stopped" and not self.history.epochs:
-            return f"[b $text-warning]■ {first or 'stopped'}[/]"
+        if self.state == RunState.STOPPED and not self.history.epochs:
+            return f"[b $text-{look.colour}]{look.mark} {first or look.label}[/]"
         if not self.history.epochs:
             if self.history.started is None:
                 return "[dim]waiting for the trainer to start (loading data, building the model)…[/dim]"
             return "[dim]training the first epoch…[/dim]"
         last = self.history.epochs[-1]
-        return (
-            f"epoch {last.get('epoch')}/{last.get('epochs')} · train loss "
-            f"{format_number(last.get('train_loss'), '.3f')} acc "
-            f"{format_percent(last.get('train_acc'))} · val loss "
-            f"[b]{format_number(last.get('val_loss'), '.3f')}[/b] acc "
-            f"[b]{format_percent(last.get('val_acc'))}[/b] · best "
-            f"{format_percent(self.history.best_val_acc())}{self._early_stop_text()}"
-        )
+        groups = [
+            f"epoch {last.get('epoch')}/{last.get('epochs')}",
+            f"train loss {text.number(last.get('train_loss'), '.3f')} acc "
+            f"{text.percent(last.get('train_acc'))}",
+            f"val loss [b]{text.number(last.get('val_loss'), '.3f')}[/b] acc "
+            f"[b]{text.percent(last.get('val_acc'))}[/b]",
+            f"best {text.percent(self.history.best_val_acc())}",
+        ]
+        early_stop = self._early_stop_text()
+        if early_stop:
+            groups.append(early_stop)
+        return pack_groups(groups, self.size.width - 2)  # (#dash-top's padding)
 
     def _early_stop_text(self) -> str:
         """Early stopping's state for the metrics line ('' when it is off)."""
@@ -398,12 +392,12 @@ class RunScreen(Screen):
         event = self.history.early_stop
         if event is not None:
             return (
-                f" · [b $text-warning]early stop @{event.get('epoch')}[/]: tested with epoch "
+                f"[b $text-warning]early stop @{event.get('epoch')}[/]: tested with epoch "
                 f"{event.get('best_epoch')}'s weights ◆"
             )
         metric = ((self.history.started or {}).get("config") or {}).get("early_stop_metric")
         return (
-            f" · early stop: {escape(str(metric))} best @{state.best_epoch}, "
+            f"early stop: {escape(str(metric))} best @{state.best_epoch}, "
             f"{state.since_best}/{self.history.patience} without improvement"
         )
 
@@ -412,13 +406,13 @@ class RunScreen(Screen):
         bar = self.query_one(ProgressBar)
         if total:
             bar.update(total=total, progress=done)
-        elif self.state in OVER:
+        elif self.state in run_state.OVER:
             bar.update(total=1, progress=0)  # ended before it knew its size: no busy animation
         batch = self.history.last_batch
         self.query_one(ThroughputLine).show(self.history.throughput_series())
-        if self.state in OVER:
-            hint = " · resume it from the runs screen (r)" if self.state == "stopped" else ""
-            self._set_line("#dash-speed", self.state + hint)
+        if self.state in run_state.OVER:
+            hint = " · resume it from the runs screen (r)" if self.state == RunState.STOPPED else ""
+            self._set_line("#dash-speed", self.state.look.label + hint)
         elif batch is None:
             self._set_line("#dash-speed", "")
         else:
@@ -426,14 +420,15 @@ class RunScreen(Screen):
                 "#dash-speed",
                 f"epoch {batch.get('epoch')}/{self.history.epochs_total} · batch "
                 f"{batch.get('batch')}/{batch.get('batches')} · ETA "
-                f"{format_seconds(batch.get('eta_s'))} · "
-                f"{format_number(batch.get('images_per_s'), ',.0f')} img/s",
+                f"{text.duration(batch.get('eta_s'))} · {text.throughput(batch.get('images_per_s'))}",
             )
 
     def _show_charts(self, loss_only: bool = False) -> None:
         series = self.history.series()
         x_max = float(self.history.epochs_total)
-        if self.state in OVER:  # an empty chart is no longer waiting: say why it stays empty
+        if (
+            self.state in run_state.OVER
+        ):  # an empty chart is no longer waiting: say why it stays empty
             for chart in self.query(MetricChart):
                 chart.empty_note = f"no data: run {self.state}"  # (short: a title fits 80 cols)
         self.query_one("#loss-chart", MetricChart).set_series(

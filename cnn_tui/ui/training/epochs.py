@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from cnn_tui.ui.training.history import format_number, format_percent, format_seconds
+from cnn_tui import text
 
 COLUMNS = (
     ("epoch", "epoch"),
@@ -19,7 +19,7 @@ COLUMNS = (
     ("lr", "lr"),
     ("seconds", "time"),
     ("images_per_s", "img/s"),
-    ("gpu_mem_mb", "GPU MB"),
+    ("gpu_mem_mb", "GPU mem"),
 )
 
 
@@ -28,15 +28,16 @@ def _cell(key: str, event: dict[str, Any]) -> str:
     if key == "epoch":
         return f"{value}/{event.get('epochs', '?')}"
     if key in ("train_acc", "val_acc"):
-        return format_percent(value)
+        return text.percent(value)
     if key == "lr":
-        return format_number(value, ".2e")
-    if key == "seconds":  # with its unit: "9.5s", "3m05s"
-        text = format_seconds(value)
-        return f"{value:.1f}s" if text.endswith("s") and "m" not in text else text
-    if key in ("images_per_s", "gpu_mem_mb"):
-        return format_number(value, ",.0f")
-    return format_number(value)
+        return text.number(value, ".2e")
+    if key == "seconds":
+        return text.duration(value)
+    if key == "images_per_s":  # (the column says img/s)
+        return text.count(value)
+    if key == "gpu_mem_mb":  # the peak of torch.cuda.max_memory_allocated, in MiB
+        return text.size(value * text.MIB) if text.finite(value) else text.UNKNOWN
+    return text.number(value)
 
 
 class EpochTable(DataTable):

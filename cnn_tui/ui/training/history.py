@@ -15,10 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnn_tui import text
 from cnn_tui.training.loop import early_stop
 from cnn_tui.training.runs.store import LossSmoother
-
-END_EVENTS = ("finished", "failed", "stopped")
 
 
 @dataclass
@@ -107,7 +106,7 @@ class RunHistory:
         config = (self.started or {}).get("config") or {}
         metric = config.get("early_stop_metric") or "val_loss"
         min_delta = config.get("min_delta")
-        min_delta = float(min_delta) if _finite(min_delta) else 0.0
+        min_delta = float(min_delta) if text.finite(min_delta) else 0.0
         return early_stop.replay(self.epochs, str(metric), min_delta, self.patience)
 
     def kept_epoch(self) -> int | None:
@@ -118,7 +117,7 @@ class RunHistory:
         return state.best_epoch if state is not None and state.best_epoch else None
 
     def best_val_acc(self) -> float | None:
-        values = [e["val_acc"] for e in self.epochs if _finite(e.get("val_acc"))]
+        values = [e["val_acc"] for e in self.epochs if text.finite(e.get("val_acc"))]
         return max(values) if values else None
 
     def throughput_series(self) -> list[float]:
@@ -127,7 +126,7 @@ class RunHistory:
         values = [v for v in self.throughput if math.isfinite(v)]
         if not values:
             values = [
-                float(e["images_per_s"]) for e in self.epochs if _finite(e.get("images_per_s"))
+                float(e["images_per_s"]) for e in self.epochs if text.finite(e.get("images_per_s"))
             ]
         return values
 
@@ -135,8 +134,8 @@ class RunHistory:
         """Chart series: name -> (x, y); x is epochs (batches: fractional epochs)."""
         result: dict[str, tuple[list[float], list[float]]] = {}
         for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
-            xs = [float(e["epoch"]) for e in self.epochs if _finite(e.get(key))]
-            ys = [float(e[key]) for e in self.epochs if _finite(e.get(key))]
+            xs = [float(e["epoch"]) for e in self.epochs if text.finite(e.get(key))]
+            ys = [float(e[key]) for e in self.epochs if text.finite(e.get(key))]
             result[key] = (xs, ys)
         result["batch_loss"] = (list(self.batch_x), list(self.batch_loss))
         return result
@@ -152,16 +151,16 @@ class RunHistory:
         self.log.append(
             f"started on {device}: {event.get('n_train', '?')} train / {event.get('n_val', '?')} "
             f"val / {event.get('n_test', '?')} test images, "
-            f"{params if params is not None else '?'} parameters{resumed}"
+            f"{text.count(params)} parameters{resumed}"
         )
 
     def _on_batch(self, event: dict[str, Any]) -> None:
         self.last_batch = event
         loss = event.get("loss")
-        if not _finite(loss):
+        if not text.finite(loss):
             return
         smoothed = event.get("smoothed_loss")
-        if not _finite(smoothed):
+        if not text.finite(smoothed):
             smoothed = self._fallback.add(float(loss))
         self._seen += 1
         if self._seen % self._stride:
@@ -171,7 +170,7 @@ class RunHistory:
         self.batch_x.append(x)
         self.batch_loss.append(float(smoothed))
         speed = event.get("images_per_s")
-        self.throughput.append(float(speed) if _finite(speed) else math.nan)
+        self.throughput.append(float(speed) if text.finite(speed) else math.nan)
         if len(self.batch_x) > self.max_points:
             self.batch_x = self.batch_x[::2]
             self.batch_loss = self.batch_loss[::2]
@@ -184,16 +183,16 @@ class RunHistory:
         self.epochs.append(event)
         self.log.append(
             f"epoch {event.get('epoch')}/{event.get('epochs')}: train loss "
-            f"{format_number(event.get('train_loss'))} acc {format_percent(event.get('train_acc'))}, val loss "
-            f"{format_number(event.get('val_loss'))} acc {format_percent(event.get('val_acc'))} "
-            f"({format_number(event.get('seconds'), '.1f')} s)"
+            f"{text.number(event.get('train_loss'))} acc {text.percent(event.get('train_acc'))}, "
+            f"val loss {text.number(event.get('val_loss'))} acc "
+            f"{text.percent(event.get('val_acc'))} ({text.duration(event.get('seconds'))})"
         )
 
     def _on_evaluated(self, event: dict[str, Any]) -> None:
         self.evaluated = event
         self.log.append(
-            f"test: accuracy {format_percent(event.get('test_accuracy'))}, macro F1 "
-            f"{format_number(event.get('macro_f1'), '.3f')}"
+            f"test: accuracy {text.percent(event.get('test_accuracy'))}, macro F1 "
+            f"{text.number(event.get('macro_f1'), '.3f')}"
         )
 
     def _on_early_stop(self, event: dict[str, Any]) -> None:
@@ -212,29 +211,3 @@ class RunHistory:
         self.end = event
         message = event.get("message") or f"stopped after epoch {event.get('epoch', '?')}"
         self.log.append(f"stopped: {message}")
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def format_percent(value: Any) -> str:
-    """An accuracy in [0, 1] as '93.4%' ('–' when unknown)."""
-    return f"{value * 100:.1f}%" if _finite(value) else "–"
-
-
-def format_number(value: Any, spec: str = ".4f") -> str:
-    """A number in `spec`'s format ('–' when unknown)."""
-    return format(value, spec) if _finite(value) else "–"
-
-
-def format_seconds(seconds: Any) -> str:
-    """'1h02m', '3m05s', '12s' ('–' when unknown)."""
-    if not _finite(seconds) or seconds < 0:
-        return "–"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+
+if TYPE_CHECKING:  # (the home screen's banner imports this module: the store comes later)
+    from cnn_tui.training.runs.state import RunState
+    from cnn_tui.training.runs.store import RunInfo
 
 
 @dataclass
@@ -20,10 +24,10 @@ class RunEvents(Message):
 
 @dataclass
 class RunEnded(Message):
-    """A followed run is over: `status` is finished, failed, stopped or interrupted."""
+    """A followed run is over: `status` is one of `state.OVER`."""
 
     run_dir: Path
-    status: str
+    status: RunState
     message: str = ""
 
 
@@ -60,9 +64,9 @@ class DevicesDetected(Message):
 
 @dataclass
 class RunsListed(Message):
-    """A fresh listing of the runs directory (`runs.list_runs`)."""
+    """A fresh listing of the runs directory (`store.list_runs`)."""
 
-    runs: list[Any]
+    runs: list[RunInfo]
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsListed)

@@ -11,10 +11,11 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from cnn_tui.ui.training.history import format_number, format_percent, format_seconds
+from cnn_tui import text
 
 WORST_CELLS = 3  # off-diagonal cells highlighted as the worst confusions
 HEADER_WIDTH = 7  # a class name longer than this does not fit a column header: columns numbered
@@ -71,9 +72,11 @@ class ConfusionTable(DataTable):
     def _cell_text(self, count: int, row_total: int) -> str:
         if count == 0:
             return "·"
-        if self.normalised:  # numbered columns are narrow: whole percents
+        if self.normalised:  # numbered columns are narrow: whole percents (the caption says %)
             decimals = 0 if self.by_number else 1
-            return f"{100 * count / row_total:.{decimals}f}" if row_total else "–"
+            return (
+                text.number(100 * count / row_total, f".{decimals}f") if row_total else text.UNKNOWN
+            )
         return str(count)
 
     def _rebuild(self) -> None:
@@ -138,10 +141,10 @@ class PerClassTable(DataTable):
             self.add_row(
                 Text(("▼ " if weak else "") + str(row.get("class", "?")), style=style),
                 *(
-                    Text(format_number(row.get(key), ".3f"), justify="right", style=style)
+                    Text(text.number(row.get(key), ".3f"), justify="right", style=style)
                     for key in ("precision", "recall", "f1")
                 ),
-                Text(str(row.get("support", "–")), justify="right"),
+                Text(text.count(row.get("support")), justify="right"),
             )
 
 
@@ -158,7 +161,12 @@ class ConfusedPairsTable(DataTable):
         self.add_column(Text("% of true", justify="right"), key="share")
         for pair in pairs:
             true, count = str(pair.get("true", "?")), int(pair.get("count", 0))
-            share = f"{100 * count / support[true]:.1f}" if support.get(true) else "–"
+            # (the header says %: a narrow column, one decimal)
+            share = (
+                text.number(100 * count / support[true], ".1f")
+                if support.get(true)
+                else text.UNKNOWN
+            )
             self.add_row(
                 f"{true} → {pair.get('predicted', '?')}",
                 Text(str(count), justify="right"),
@@ -166,26 +174,41 @@ class ConfusedPairsTable(DataTable):
             )
 
 
-def summary_line(summary: dict[str, Any]) -> str:
-    """One line with the headline numbers of summary.json."""
-    parts = [
-        f"test accuracy [b]{format_percent(summary.get('test_accuracy'))}[/b]",
+def summary_groups(summary: dict[str, Any]) -> list[str]:
+    """The headline numbers of summary.json, in groups for `pack_groups`."""
+    groups = [
+        f"test accuracy [b]{text.percent(summary.get('test_accuracy'))}[/b]",
         "macro P {} R {} F1 {}".format(
-            *(
-                format_number(summary.get(f"macro_{k}"), ".3f")
-                for k in ("precision", "recall", "f1")
-            )
+            *(text.number(summary.get(f"macro_{k}"), ".3f") for k in ("precision", "recall", "f1"))
         ),
     ]
     if summary.get("best_val_acc") is not None:
-        parts.append(f"best val {format_percent(summary.get('best_val_acc'))}")
+        groups.append(f"best val {text.percent(summary.get('best_val_acc'))}")
     if summary.get("epochs_done") is not None:
-        parts.append(f"{summary['epochs_done']} epochs in {format_seconds(summary.get('seconds'))}")
-    return " · ".join(parts)
+        groups.append(f"{summary['epochs_done']} epochs in {text.duration(summary.get('seconds'))}")
+    return groups
+
+
+def pack_groups(groups: list[str], width: int, separator: str = " · ") -> str:
+    """Markup `groups` joined by `separator`, on as many lines as `width` needs: a line breaks
+    between two groups, never inside one ("val loss 0.514 acc 83.45%" stays whole)."""
+    if width <= 0:  # (not laid out yet)
+        return separator.join(groups)
+    lines: list[list[str]] = [[]]
+    used = 0
+    for group in groups:
+        size = Content.from_markup(group).cell_length
+        if lines[-1] and used + len(separator) + size > width:
+            lines.append([])
+        used = size if not lines[-1] else used + len(separator) + size
+        lines[-1].append(group)
+    return "\n".join(separator.join(line) for line in lines)
 
 
 class MetricsView(Vertical):
     """The metrics of a finished run: headline, confusion matrix, per-class table, confused pairs."""
+
+    summary: dict[str, Any] | None = None  # (what `show` was given last)
 
     def compose(self) -> ComposeResult:
         yield Static(id="results-note")
@@ -218,8 +241,18 @@ class MetricsView(Vertical):
         note.update(markup)
         note.display = bool(markup)
 
+    def on_resize(self) -> None:
+        if self.summary is not None:
+            self._show_headline()
+
+    def _show_headline(self) -> None:
+        width = self.size.width - 2  # (#results-headline's padding)
+        headline = pack_groups(summary_groups(self.summary or {}), width)
+        self.query_one("#results-headline", Static).update(headline)
+
     def show(self, summary: dict[str, Any]) -> None:
-        self.query_one("#results-headline", Static).update(summary_line(summary))
+        self.summary = summary
+        self._show_headline()
         classes = list(summary.get("classes") or [])
         matrix = summary.get("confusion_matrix") or []
         self.query_one(ConfusionTable).show(matrix, classes)

@@ -11,10 +11,8 @@ first, then the start time goes to the line under the table; the numbers, model 
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -26,22 +24,17 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from cnn_tui import text
+from cnn_tui.training.runs import state as run_state
+from cnn_tui.training.runs.state import RunState
+from cnn_tui.training.runs.store import RunInfo
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.charts import MetricChart, Series
 from cnn_tui.ui.training.dialogs import confirm
-from cnn_tui.ui.training.history import RunHistory, format_percent
+from cnn_tui.ui.training.history import RunHistory
 from cnn_tui.ui.training.messages import CurvesLoaded, RunsListed
 
 REFRESH_S = 2.0
-STATUS_MARKS = {
-    "running": ("▶", "success"),
-    "finished": ("✓", "success"),
-    "stopped": ("■", "warning"),
-    "failed": ("✗", "error"),
-    "interrupted": ("✗", "error"),
-    "unknown": ("?", "foreground-muted"),
-}
-RESUMABLE = ("stopped", "interrupted", "failed")
 COLUMNS = (  # key, header; the first three are left-aligned
     ("mark", " "),
     ("status", "status"),
@@ -59,12 +52,12 @@ CELL_PADDING = 2  # DataTable's default: one space each side of a cell
 SCROLLBAR = 2
 
 
-def middle_ellipsis(text: str, width: int) -> str:
-    """`text` shortened to `width` by cutting its middle: '20261122-1530…-cnn-shapes'."""
-    if len(text) <= width:
-        return text
+def middle_ellipsis(name: str, width: int) -> str:
+    """`name` shortened to `width` by cutting its middle: '20261122-1530…-cnn-shapes'."""
+    if len(name) <= width:
+        return name
     head = (width - 1) // 2
-    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
 
 
 def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int, bool]:
@@ -83,16 +76,18 @@ def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int,
     return short, MIN_NAME, True
 
 
-def status_text(status: str, theme: dict[str, str], *, mark_only: bool = False) -> Text:
-    """A status with its mark; a label such as "finished (early stop @5)" takes its first word's."""
-    mark, colour = STATUS_MARKS.get(status.split(" ")[0], STATUS_MARKS["unknown"])
-    return Text(
-        mark if mark_only else f"{mark} {status}", style=f"bold {theme.get(colour, '')}".strip()
-    )
+def status_text(
+    status: str, theme: dict[str, str], *, label: str | None = None, mark_only: bool = False
+) -> Text:
+    """A state with its mark, in its colour: "✓ finished", or `label` after the mark
+    ("✓ finished (early stop @5)")."""
+    look = RunState.of(status).look
+    shown = look.mark if mark_only else f"{look.mark} {label or look.label}"
+    return Text(shown, style=f"bold {theme.get(look.colour, '')}".strip())
 
 
-def runs_in_progress(runs: list[Any]) -> list[Any]:
-    return [run for run in runs if run.status == "running"]
+def runs_in_progress(runs: list[RunInfo]) -> list[RunInfo]:
+    return [run for run in runs if run.status == RunState.RUNNING]
 
 
 class RunsScreen(Screen):
@@ -113,14 +108,10 @@ class RunsScreen(Screen):
     def __init__(self, runs_dir: str | Path = "runs") -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
-        self.runs: list[Any] = []
+        self.runs: list[RunInfo] = []
         self.marked: set[Path] = set()
-        self._shown: list[tuple[Any, ...]] = []
+        self._shown: list[tuple[object, ...]] = []
         self._layout: tuple[list[str], int, bool] = ([], 0, False)  # see fit_columns
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace | None) -> RunsScreen:
-        return cls(getattr(args, "runs_dir", None) or "runs")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -161,18 +152,18 @@ class RunsScreen(Screen):
         self.marked &= paths
         self._show_runs()
 
-    def _row(self, run: Any) -> tuple[Any, ...]:
+    def _row(self, run: RunInfo) -> tuple[object, ...]:
         epochs = f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done)
         started = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else ""
         )
         return (
             run.path in self.marked,
-            getattr(run, "status_label", run.status),
+            run.status_label,
             run.name,
             epochs,
-            format_percent(run.best_val_acc),
-            format_percent(run.test_acc),
+            text.percent(run.best_val_acc),
+            text.percent(run.test_acc),
             run.model,
             run.dataset,
             started,
@@ -191,7 +182,8 @@ class RunsScreen(Screen):
         parts = [escape(f"{count} run{'s' * (count != 1)} in {self.runs_dir}")]
         if live:
             names = escape(", ".join(run.name for run in live[:3]))
-            parts.append(f"[b $text-success]▶ {len(live)} in progress[/]: {names}")
+            look = RunState.RUNNING.look
+            parts.append(f"[b $text-{look.colour}]{look.mark} {len(live)} in progress[/]: {names}")
         if self.marked:
             parts.append(f"{len(self.marked)} marked (c: compare)")
         if not self.runs:
@@ -199,7 +191,7 @@ class RunsScreen(Screen):
         self.query_one("#runs-summary", Static).update(" · ".join(parts))
         self._show_detail()
 
-    def _fit(self, rows: list[tuple[Any, ...]]) -> tuple[list[str], int, bool]:
+    def _fit(self, rows: list[tuple[object, ...]]) -> tuple[list[str], int, bool]:
         """The columns that fit the table's width, and the name column's width."""
         widths = {key: len(header) for key, header in COLUMNS}
         for row in rows:
@@ -208,7 +200,7 @@ class RunsScreen(Screen):
                 widths[key] = max(widths[key], shown)
         return fit_columns(widths, self.query_one(DataTable).size.width - SCROLLBAR)
 
-    def _fill_table(self, rows: list[tuple[Any, ...]]) -> None:
+    def _fill_table(self, rows: list[tuple[object, ...]]) -> None:
         table = self.query_one(DataTable)
         current = self.current_run()
         layout = self._fit(rows)
@@ -226,7 +218,9 @@ class RunsScreen(Screen):
             values = dict(zip((key for key, _ in COLUMNS), row, strict=True))
             cells = {
                 "mark": Text("✓" if values["mark"] else " ", style="bold"),
-                "status": status_text(values["status"], theme, mark_only=mark_only),
+                "status": status_text(
+                    run.status, theme, label=values["status"], mark_only=mark_only
+                ),
                 "name": Text(
                     middle_ellipsis(values["name"], name_width),
                     style="bold" if values["mark"] else "",
@@ -238,7 +232,7 @@ class RunsScreen(Screen):
         if current is not None and current.path in {run.path for run in self.runs}:
             table.move_cursor(row=table.get_row_index(str(current.path)))
 
-    def current_run(self) -> Any | None:
+    def current_run(self) -> RunInfo | None:
         table = self.query_one(DataTable)
         if not self.runs or table.row_count == 0:
             return None
@@ -255,15 +249,14 @@ class RunsScreen(Screen):
         if run is None:
             detail.update("")
             return
-        text = f"{getattr(run, 'status_label', run.status)} · {run.path}"
+        lines = [f"{run.status_label} · {run.path}"]
         if run.started:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
-            text += f" · started {when}"
+            lines[0] += f" · started {when}"
         if run.message:
-            text += f"\n{run.message.splitlines()[0]}"
-        for problem in getattr(run, "problems", ()):  # damaged files: the rest is shown
-            text += f"\n{problem}"
-        detail.update(Text(text))
+            lines.append(run.message.splitlines()[0])
+        lines += run.problems  # damaged files: the rest is shown
+        detail.update(Text("\n".join(lines)))
 
     # --- actions --------------------------------------------------------------------------------
 
@@ -272,7 +265,8 @@ class RunsScreen(Screen):
         if action in ("open", "mark", "delete", "compare"):
             return run is not None or None
         if action == "resume":
-            return (run is not None and run.status in (*RESUMABLE, "finished")) or None
+            resumable = (*run_state.RESUMABLE, RunState.FINISHED)  # a finished one: extended
+            return (run is not None and run.status in resumable) or None
         if action == "clone":
             return run is not None or None
         return True
@@ -290,7 +284,7 @@ class RunsScreen(Screen):
         run = self.current_run()
         if run is None:
             return
-        if run.status == "running":
+        if run.status == RunState.RUNNING:
             from cnn_tui.ui.training.dashboard import DashboardScreen
 
             self.app.push_screen(DashboardScreen(run.path))
@@ -321,14 +315,14 @@ class RunsScreen(Screen):
         run = self.current_run()
         if run is None:
             return
-        if run.status == "finished":
+        if run.status == RunState.FINISHED:
             self._ask_extend(run)
-        elif run.status in RESUMABLE:
+        elif run.status in run_state.RESUMABLE:
             self._continue(run)
         else:
             self.notify(f"{run.name} is {run.status}: nothing to resume", markup=False)
 
-    def _continue(self, run: Any, epochs: int | None = None) -> None:
+    def _continue(self, run: RunInfo, epochs: int | None = None) -> None:
         """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live."""
         from cnn_tui.training.runs.launcher import spawn_detached, train_command
         from cnn_tui.ui.training.dashboard import DashboardScreen
@@ -343,7 +337,7 @@ class RunsScreen(Screen):
             return
         self.app.push_screen(DashboardScreen(run.path, pid=pid))
 
-    def _ask_extend(self, run: Any) -> None:
+    def _ask_extend(self, run: RunInfo) -> None:
         from cnn_tui.training.runs.store import read_summary
         from cnn_tui.ui.training.dialogs import EpochsModal
 
@@ -384,7 +378,7 @@ class RunsScreen(Screen):
         run = self.current_run()
         if run is None:
             return
-        if run.status == "running":
+        if run.status == RunState.RUNNING:
             self.notify(
                 "stop the run before deleting it (open it, then s)",
                 severity="warning",
@@ -474,7 +468,7 @@ class CompareScreen(Screen):
             x_max = max(x_max, float(history.epochs_total))
             legend.append(
                 f"#{index + 1} [b]{escape(run_dir.name)}[/b]: {len(history.epochs)}/"
-                f"{history.epochs_total} epochs, best val {format_percent(history.best_val_acc())}"
+                f"{history.epochs_total} epochs, best val {text.percent(history.best_val_acc())}"
             )
         name = "val" if self.split == "val" else "train"
         chart = self.query_one("#compare-loss", MetricChart)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from textual import on, work
 from textual.markup import escape
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.training.messages import RunsListed
 
 REFRESH_S = 3.0
@@ -26,8 +25,7 @@ class RunsInProgress(Static):
     def check_runs(self) -> None:
         from cnn_tui.training.runs.store import list_runs
 
-        runs_dir = Path(getattr(self.app, "runs_dir", "runs"))
-        runs = [run for run in list_runs(runs_dir) if run.status == "running"]
+        runs = [run for run in list_runs(self.app.runs_dir) if run.status == RunState.RUNNING]
         if not get_current_worker().is_cancelled:
             self.post_message(RunsListed(runs))
 
@@ -40,6 +38,7 @@ class RunsInProgress(Static):
             names = ", ".join(run.name for run in runs[:2]) + (" …" if len(runs) > 2 else "")
             count = len(runs)
             self.update(
-                f"▶ {count} run{'s' * (count != 1)} in progress: [b]{escape(names)}[/b] — "
+                f"{RunState.RUNNING.look.mark} {count} run{'s' * (count != 1)} in progress: "
+                f"[b]{escape(names)}[/b] — "
                 "press [b]r[/b] and open it to follow it live"
             )

@@ -21,6 +21,8 @@ from textual.containers import Grid, Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from cnn_tui import text
+
 LABEL_WIDTH = 18  # a card is at least this wide, so labels stay readable under small images
 MAX_SAMPLES = 48
 
@@ -57,7 +59,7 @@ class SampleCard(Static):
     def render(self) -> Group:
         wrong = self.true != self.pred
         colour = self.app.theme_variables["error" if wrong else "success"]
-        percent = f" {self.confidence * 100:.0f}%"
+        percent = f" {text.percent(self.confidence, digits=0)}"  # (whole: a card is narrow)
         true_line = Text(_fit(f"true {self.true}", self._width), style="" if wrong else "dim")
         pred_line = Text.assemble(
             ("✗ " if wrong else "✓ ", f"bold {colour}"),

@@ -13,16 +13,16 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline, Static
 
-from cnn_tui.ui.training.history import format_number
+from cnn_tui import text
 
 
 def throughput_text(values: list[float]) -> str:
     """'1,890 img/s (median 1,850, peak 2,010)' for the last, typical and best speeds."""
     if not values:
-        return "img/s: –"
+        return text.throughput(None)
     return (
-        f"{format_number(values[-1], ',.0f')} img/s (median {format_number(median(values), ',.0f')}, "
-        f"peak {format_number(max(values), ',.0f')})"
+        f"{text.throughput(values[-1])} (median {text.count(median(values))}, "
+        f"peak {text.count(max(values))})"
     )
 
 
