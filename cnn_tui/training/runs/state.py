@@ -1,0 +1,85 @@
+"""The states of a run and how each is shown: one table for the CLI and the TUI.
+
+A trainer writes one of `WRITTEN` into status.json. A reader sees more: `INTERRUPTED` for a
+"running" run whose process is gone, `UNKNOWN` for a missing or damaged status; the dashboard
+shows `STARTING` until the trainer wrote its first status, and a sweep lists a run it has not
+started yet as `PENDING`. `RunState` is a `str` enum, so a state compares equal to the word in
+status.json and is written as that word in JSON and f-strings.
+
+`LOOKS` gives every state its mark, an ASCII mark for a terminal that is not UTF-8, its colour
+and its label. The colour is the name of a colour of the Textual theme (`success`, `warning`,
+`error`, `foreground-muted`): the TUI looks it up in `app.theme_variables` or writes it as
+`$colour` in markup, so a state follows the theme. Nothing here imports torch or textual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class RunState(StrEnum):
+    STARTING = "starting"  # the dashboard of a run whose trainer has not written a status yet
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"  # stopped on request (or by a sweep): its checkpoint is kept
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # "running" in status.json, but the trainer's process is gone
+    PENDING = "pending"  # a sweep's run that has not started yet
+    UNKNOWN = "unknown"  # no status.json, or one that names no state
+
+    @classmethod
+    def of(cls, value: object) -> RunState:
+        """The state that `value` (a field of a file: anything) names; UNKNOWN for anything else."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def look(self) -> Look:
+        return LOOKS[self]
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a state is shown: `mark` and `label` ("✓ finished"), `ascii_mark` where the
+    terminal is not UTF-8, `colour` a Textual theme colour's name."""
+
+    mark: str
+    ascii_mark: str
+    colour: str
+    label: str
+
+
+LOOKS = MappingProxyType(
+    {
+        RunState.STARTING: Look("…", ".", "foreground-muted", "starting"),
+        RunState.RUNNING: Look("▶", ">", "success", "running"),
+        RunState.FINISHED: Look("✓", "+", "success", "finished"),
+        RunState.STOPPED: Look("■", "#", "warning", "stopped"),
+        RunState.FAILED: Look("✗", "x", "error", "failed"),
+        RunState.INTERRUPTED: Look("✗", "x", "error", "interrupted"),
+        RunState.PENDING: Look("…", ".", "foreground-muted", "pending"),
+        RunState.UNKNOWN: Look("?", "?", "foreground-muted", "unknown"),
+    }
+)
+
+WRITTEN = (RunState.RUNNING, RunState.FINISHED, RunState.FAILED, RunState.STOPPED)
+"""The states a trainer writes into status.json (`store.write_status` takes no other)."""
+ACTIVE = (RunState.STARTING, RunState.RUNNING)
+"""A trainer is (about to be) at work: the run can be stopped, not deleted or resumed."""
+OVER = (RunState.FINISHED, RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED)
+"""The run's trainer is done with it, one way or another."""
+BROKEN = (RunState.FAILED, RunState.INTERRUPTED)
+"""Over without saying it was done: an error, or a trainer that died."""
+RESUMABLE = (RunState.STOPPED, RunState.INTERRUPTED, RunState.FAILED)
+"""Over before its last epoch: `--resume` trains it on from its checkpoint."""
+
+
+def label(state: RunState, early_stop_epoch: int | None = None) -> str:
+    """The state as listed: "finished (early stop @5)" for a run that early stopping ended."""
+    if state == RunState.FINISHED and early_stop_epoch:
+        return f"{state.look.label} (early stop @{early_stop_epoch})"
+    return state.look.label
