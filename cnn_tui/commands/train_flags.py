@@ -64,7 +64,7 @@ def _add_run_flags(source: argparse._ArgumentGroup) -> None:
     source.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint"
     )
-    output.add_json_arguments(source, "the events (--no-ui; one object per line)")
+    output.add_json_arguments(source, "the events of --no-ui, one per line,")
     source.add_argument(
         "--start", action="store_true", help="start training at once (TUI; skips the form)"
     )

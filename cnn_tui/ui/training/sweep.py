@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class SweepSettings(TrainFormSettings):
     sweep's own devices); else the sweep form, the form's settings plus the `grid` (parsed) and
     the table's `sort`."""
 
-    grid: Mapping[str, list[Any]] = field(default_factory=dict)
+    grid: Mapping[str, list[Any]] = dataclasses.field(default_factory=dict)
     sort: str | None = None
     show: str | None = None
 
@@ -110,6 +110,7 @@ class SweepFormScreen(TrainFormScreen):
         self.device_text = (self.initial_texts.pop("device", None) or "").strip()
         self.device_spec = self.device_text or self.base.device
         self.grid: dict[str, list[Any]] = {}
+        self._lists: dict[str, list[Any]] = {}  # the fields holding several values
         self.plan: sweeps.SweepPlan | None = None
         self.plan_error = ""  # why there is no plan (shown in the summary)
         self.grid_error = ""  # what is wrong in the grid row (shown beside it)
@@ -200,7 +201,7 @@ class SweepFormScreen(TrainFormScreen):
         `self.plan` is the checked sweep (None, with `self.plan_error`, when there is no grid
         yet or a run of it breaks a rule or the limit); Start needs it.
         """
-        self._lists: dict[str, list[Any]] = {}  # the fields holding several values
+        self._lists = {}
         return super().validate_form()
 
     def _parse_value(self, name: str, raw: Any) -> Any:
