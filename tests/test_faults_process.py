@@ -68,7 +68,9 @@ ON_A_TERMINAL = (
     + RUN
 )
 # a second trainer that passed the "already holds a run" checks (both started at the same time)
-WITHOUT_CHECKS = "from cnn_tui.training import headless\nheadless.check_new_run_dir = print\n" + RUN
+WITHOUT_CHECKS = (
+    "from cnn_tui.training.loop import trainer\ntrainer.check_new_run_dir = print\n" + RUN
+)
 
 
 @pytest.fixture
@@ -202,12 +204,12 @@ def test_signal_stops_with_one_checkpoint_and_resume_continues(in_tmp, capsys, s
 def test_sighup_stops_the_run_unless_it_is_ignored(monkeypatch):
     """A closed terminal stops a run like SIGTERM; under `nohup` (SIGHUP ignored) it trains on.
     (The TUI's launcher starts trainers in their own session: no terminal sends them SIGHUP.)"""
-    from cnn_tui.training import headless
+    from cnn_tui.training.loop import trainer
 
     monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_DFL)
-    assert signal.SIGHUP in headless.stop_signals()
+    assert signal.SIGHUP in trainer.stop_signals()
     monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_IGN)
-    assert headless.stop_signals() == [signal.SIGINT, signal.SIGTERM]
+    assert trainer.stop_signals() == [signal.SIGINT, signal.SIGTERM]
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ def test_import_hygiene():
     code = (
         "import sys, cnn_tui.training.runs.store, cnn_tui.training.loop.metrics, cnn_tui.training.system.devices; "
         "print('torch' in sys.modules, 'textual' in sys.modules); "
-        "import cnn_tui.training.headless, cnn_tui.training.loop.engine; print('textual' in sys.modules)"
+        "import cnn_tui.training.loop.trainer, cnn_tui.training.loop.engine; print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]

@@ -23,6 +23,8 @@ from textual.widgets import Button, DataTable, Input, Static
 from train_ui_fixtures import run_async, write_run
 
 from cnn_tui import cli
+from cnn_tui.commands import sweep as sweep_command
+from cnn_tui.commands import sweep_report
 from cnn_tui.errors import UsageError
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import store as runs
@@ -30,7 +32,7 @@ from cnn_tui.training.runs import sweeps
 from cnn_tui.ui.app import CnnTuiApp, open_screen_for
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.form import TrainFormScreen
-from cnn_tui.ui.training.sweep import SweepFormScreen, SweepScreen
+from cnn_tui.ui.training.sweep import SweepFormScreen, SweepScreen, SweepSettings
 
 TINY = ["--dataset", "shapes", "--limit", "40", "--batch-size", "8", "--hidden-units", "2",
         "--device", "cpu"]  # fmt: skip
@@ -124,7 +126,7 @@ def test_a_grid_at_the_limit_is_fine_and_the_tui_checks_before_opening(tmp_path)
     plan = sweeps.make_plan(TrainConfig(), grid, "cpu")
     assert len(plan.runs) == sweeps.MAX_RUNS
     with pytest.raises(UsageError, match="65 runs"):
-        sweeps.check_tui_args(
+        sweep_command.sweep_settings(
             argparse.Namespace(grid=["seed=" + ",".join(str(i) for i in range(65))])
         )
     assert list(tmp_path.iterdir()) == []
@@ -133,7 +135,7 @@ def test_a_grid_at_the_limit_is_fine_and_the_tui_checks_before_opening(tmp_path)
 def test_refusing_a_setting_in_both_the_flags_and_the_grid_but_not_in_a_preset(tmp_path) -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["sweep", "--preset", "lecture-simple-cnn", "--grid", "epochs=1,2"])
-    plan = sweeps.plan_from_args(args)  # the preset sets epochs = 10; the grid wins
+    plan = sweep_command.plan_from_args(args)  # the preset sets epochs = 10; the grid wins
     assert [run["overrides"] for run in plan.runs] == [{"epochs": 1}, {"epochs": 2}]
     assert plan.base.batch_size == 32  # from the preset
 
@@ -287,7 +289,7 @@ def test_queue_runs_one_run_per_device_in_parallel(tmp_path, fake_trainer) -> No
     state = sweeps.run_queue(
         sweep_dir,
         devices,
-        sweeps.JsonReporter(out, 5),
+        sweep_report.JsonReporter(out, 5),
         threading.Event(),
         sort="test_acc",
         poll_s=0.02,
@@ -324,7 +326,7 @@ def test_stopping_the_queue_stops_the_run_in_progress_and_keeps_the_rest_pending
     sweep_dir = fake_sweep(tmp_path, [9, 1, 2])
     stop = threading.Event()
 
-    class StopAtFirstEpoch(sweeps.Reporter):
+    class StopAtFirstEpoch(sweep_report.Reporter):
         def epoch(self, active, event):
             super().epoch(active, event)
             stop.set()  # as SIGTERM to the runner does
@@ -345,7 +347,7 @@ def test_stopping_the_queue_stops_the_run_in_progress_and_keeps_the_rest_pending
     with pytest.raises(UsageError, match="already being run"):
         lock = sweeps.SweepLock(sweep_dir)
         try:
-            sweeps.run_queue(sweep_dir, ["cpu"], sweeps.Reporter(out, 3), threading.Event())
+            sweeps.run_queue(sweep_dir, ["cpu"], sweep_report.Reporter(out, 3), threading.Event())
         finally:
             lock.release()
 
@@ -378,7 +380,7 @@ def test_foreground_sweep_of_two_runs_prints_progress_and_the_table(tmp_path) ->
 def test_resume_keeps_finished_resumes_stopped_and_starts_pending(tmp_path) -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["sweep", *TINY, "--epochs", "1", "--grid", "seed=1,2,3"])
-    plan = sweeps.plan_from_args(args)
+    plan = sweep_command.plan_from_args(args)
     sweep_dir = sweeps.create_sweep(plan, tmp_path, str(tmp_path / "sw"))
     first, second, third = (sweep_dir / run["dir"] for run in plan.runs)
     write_run(first, "finished")  # kept as it is
@@ -463,7 +465,7 @@ async def test_sweep_screen_table_best_curves_and_sort(tmp_path) -> None:
     )
     app = make_app(tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
-        screen = open_screen_for("sweep", argparse.Namespace(show=str(sweep_dir), sort=None))
+        screen = open_screen_for("sweep", SweepSettings(show=str(sweep_dir), sort=None))
         assert isinstance(screen, SweepScreen)
         await app.push_screen(screen)
         table = screen.query_one(DataTable)
@@ -499,7 +501,7 @@ async def test_form_sweep_mode_grid_from_fields_and_grid_row(tmp_path, monkeypat
         ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--limit", "40",
          "--grid", "epochs=1,2", "--grid", "optimizer=sgd,adam"]
     )  # fmt: skip
-    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
+    app = CnnTuiApp(args.command, sweep_command.sweep_settings(args), runs_dir=args.runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
         form = app.screen
@@ -540,7 +542,7 @@ async def test_a_field_applies_in_a_sweep_when_any_value_of_the_grid_uses_it(tmp
         ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--optimizer", "adam",
          "--grid", "optimizer=adam,sgd"]
     )  # fmt: skip
-    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
+    app = CnnTuiApp(args.command, sweep_command.sweep_settings(args), runs_dir=args.runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
         form = app.screen

@@ -169,11 +169,12 @@ async def test_form_shows_a_pretrained_models_size_and_training_memory(tmp_path)
 @run_async
 async def test_form_from_train_flags(tmp_path) -> None:
     from cnn_tui.cli import build_parser
+    from cnn_tui.commands.train import form_settings
 
     args = build_parser().parse_args(
         ["--runs-dir", str(tmp_path), "train", "--model", "resnet18", "--epochs", "0", "--no-amp"]
     )
-    app = CnnTuiApp(args.command, args, runs_dir=args.runs_dir)
+    app = CnnTuiApp(args.command, form_settings(args), runs_dir=args.runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -288,11 +289,12 @@ def assert_cats_vs_dogs_waits_for_its_data_dir(app, screen) -> None:
 @run_async
 async def test_form_from_a_preset_flag_that_leaves_the_data_dir_to_fill(tmp_path) -> None:
     from cnn_tui.cli import build_parser
+    from cnn_tui.commands.train import form_settings
 
     args = build_parser().parse_args(
         ["--runs-dir", str(tmp_path), "train", "--preset", "cats-vs-dogs"]
     )
-    app = recording_notices(CnnTuiApp(args.command, args, runs_dir=args.runs_dir))
+    app = recording_notices(CnnTuiApp(args.command, form_settings(args), runs_dir=args.runs_dir))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -338,11 +340,12 @@ async def test_a_preset_that_cannot_be_applied_says_why_and_changes_nothing(
 @run_async
 async def test_form_from_an_unknown_preset_flag_says_why(tmp_path) -> None:
     from cnn_tui.cli import build_parser
+    from cnn_tui.commands.train import form_settings
 
     args = build_parser().parse_args(
         ["--runs-dir", str(tmp_path), "train", "--preset", "nope", "--epochs", "3"]
     )
-    app = recording_notices(CnnTuiApp(args.command, args, runs_dir=args.runs_dir))
+    app = recording_notices(CnnTuiApp(args.command, form_settings(args), runs_dir=args.runs_dir))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -607,7 +610,7 @@ async def test_a_preset_edited_says_custom_and_the_form_comes_back_as_left(
     save_preset(TrainConfig(epochs=7, lr=0.05, optimizer="sgd"), "mine", "seven epochs of sgd")
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await show(pilot, TrainFormScreen.from_args(None))
+        screen = await show(pilot, TrainFormScreen.from_settings(None))
         select = screen.query_one("#preset", Select)
         select.value = next(v for p, v in select._options if str(p).startswith("mine"))
         await pilot.pause()
@@ -617,7 +620,7 @@ async def test_a_preset_edited_says_custom_and_the_form_comes_back_as_left(
         assert select.value is Select.NULL and select.prompt == "custom (changed from mine)"
         await pilot.press("escape")
         await pilot.pause()
-        again = await show(pilot, TrainFormScreen.from_args(None))
+        again = await show(pilot, TrainFormScreen.from_settings(None))
         assert again is not screen
         assert again.query_one("#field-epochs", Input).value == "9"
         assert again.query_one("#field-optimizer", Select).value == "sgd"

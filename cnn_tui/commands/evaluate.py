@@ -1,10 +1,17 @@
-"""`cnn-tui eval RUN`: recompute a run's test metrics from its checkpoint."""
+"""`cnn-tui eval RUN`: recompute a run's test metrics from its checkpoint (eval.json is written).
+
+Headless, it prints the per-class metrics and the confusion matrix, or the report as one JSON
+document (`--json`, `--json-file FILE`); else the results screen recomputes them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
-from cnn_tui.commands import tui
+from cnn_tui.commands import output, tui
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,15 +19,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to evaluate")
     tool_args.add_device_argument(parser)
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    output.add_json_arguments(parser, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_ui:
-        from cnn_tui.training.headless import run_eval
-
-        return run_eval(args)
     from cnn_tui.training.runs.store import check_evaluable
 
-    check_evaluable(args.run_dir)  # no such run / no checkpoint: one line, exit 2, no app
-    return tui.open_app("eval", args, runs_dir=args.runs_dir)
+    run_dir = Path(args.run_dir)
+    device = args.device or "auto"
+    if args.no_ui:
+        return run_headless(args, run_dir, device)
+    from cnn_tui.ui.training.results import EvalSettings
+
+    check_evaluable(run_dir)  # no such run / no checkpoint: one line, exit 2, no app
+    return tui.open_app("eval", EvalSettings(run_dir, device), runs_dir=args.runs_dir)
+
+
+def run_headless(args: argparse.Namespace, run_dir: Path, device: str) -> int:
+    """`cnn-tui eval RUN --no-ui`: the report printed (and written to --json-file)."""
+    from cnn_tui.fileio import check_output_path
+    from cnn_tui.training.loop.trainer import evaluate_saved
+
+    if args.json_file:
+        check_output_path(args.json_file, "--json-file")
+    report = evaluate_saved(run_dir, device)
+    if args.json_file:
+        output.write_json(report, args.json_file)
+    if args.json:
+        output.say(json.dumps(report))  # (unflushed: a reader gone early is no error)
+    else:
+        output.say(*report_lines(report, run_dir))
+    return 0
+
+
+def report_lines(report: dict[str, Any], run_dir: Path) -> list[str]:
+    from cnn_tui.text import one_line
+    from cnn_tui.training.loop import metrics
+    from cnn_tui.training.runs import store as runs
+
+    where = f"epoch {report['checkpoint_epoch']}"
+    if report["checkpoint_batch"]:
+        where = f"epoch {report['checkpoint_epoch'] + 1}, batch {report['checkpoint_batch']}"
+    weights = ""
+    if report.get("weights") == runs.BEST_FILE:
+        weights = (
+            f"; the weights of its best epoch, {report['weights_epoch']} ({runs.BEST_FILE}: "
+            "early stopping)"
+        )
+    return [
+        f"run {one_line(run_dir)} — checkpoint after {where}{weights}, {report['n_test']} test "
+        "images",
+        metrics.format_report(report),
+        f"test loss {report['test_loss']:.4f}; written to {one_line(run_dir / runs.EVAL_FILE)}",
+    ]

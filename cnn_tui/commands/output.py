@@ -3,7 +3,8 @@
 The `--json` convention, the same in every command:
 - `--json` prints JSON on stdout instead of the text (train and sweep: one JSON object per line,
   as events happen; the others: one document at the end);
-- `--json-file FILE` writes the same JSON to FILE (atomically) and keeps the text on stdout;
+- `--json-file FILE` writes the same JSON to FILE (atomically) and keeps the text on stdout
+  (train and sweep: their JSON lines, `JsonLines`, written when the command ends);
 - the commands whose `--json` used to take a FILE (`inspect`, `lr-find`, `bench`) still accept
   `--json FILE` for it (`-` is stdout).
 Text from files and folders goes through `cnn_tui.text.one_line` before it is printed.
@@ -75,6 +76,27 @@ def write_json(data: Any, target: str, out: TextIO | None = None) -> None:
         print(text, file=out or sys.stdout, flush=True)
     else:
         atomic_write_text(Path(target), text + "\n")
+
+
+class JsonLines:
+    """JSON objects one per line, as they come (the events of train and sweep): printed on `out`
+    (`--json`), and kept for `path` (`--json-file`), which `close` writes whole, atomically."""
+
+    def __init__(self, out: TextIO | None, path: str | None) -> None:
+        self.out = out
+        self.path = path
+        self.lines: list[str] = []
+
+    def write(self, record: Any) -> None:
+        line = json.dumps(record)
+        if self.path is not None:
+            self.lines.append(line)
+        if self.out is not None:
+            print(line, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.path is not None:
+            atomic_write_text(Path(self.path), "".join(line + "\n" for line in self.lines))
 
 
 def table(

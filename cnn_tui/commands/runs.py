@@ -1,19 +1,58 @@
-"""`cnn-tui runs`: the runs under --runs-dir."""
+"""`cnn-tui runs`: the runs under --runs-dir, newest first (a table, or JSON)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-from cnn_tui.commands import tui
+from cnn_tui.commands import output, tui
+
+HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "status")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    output.add_json_arguments(parser, "the list")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.no_ui:
-        from cnn_tui.training.headless import run_list
-
-        return run_list(args)
+        return run_headless(args)
     return tui.open_app("runs", args, runs_dir=args.runs_dir)
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """`cnn-tui runs --no-ui`: the table (and the problems of damaged files), or the JSON list."""
+    from cnn_tui.fileio import check_output_path
+    from cnn_tui.text import one_line, percent
+    from cnn_tui.training.runs import store as runs
+
+    if args.json_file:
+        check_output_path(args.json_file, "--json-file")
+    runs_dir = Path(args.runs_dir)
+    infos = runs.list_runs(runs_dir)
+    listed = [info.to_dict() for info in infos]
+    if args.json_file:
+        output.write_json(listed, args.json_file)
+    if args.json:
+        output.say(json.dumps(listed))  # (unflushed: a reader gone early is no error)
+        return 0
+    if not infos:
+        output.say(f"no runs in {one_line(runs_dir)}")
+        return 0
+    rows = [
+        (
+            one_line(info.name),
+            one_line(info.model),
+            one_line(info.dataset),
+            f"{info.epochs_done}/{info.epochs}",
+            percent(info.best_val_acc),
+            percent(info.test_acc),
+            info.status_label,
+        )
+        for info in infos
+    ]
+    output.say(*output.table(HEADER, rows))
+    for info in infos:  # damaged files: what could be read is in the table
+        output.say(*(f"{one_line(info.name)}: {one_line(problem)}" for problem in info.problems))
+    return 0

@@ -1,21 +1,116 @@
-"""`cnn-tui train`: the training form, or (--no-ui) a run trained in this process."""
+"""`cnn-tui train`: the training form, or (--no-ui) a run trained in this process.
+
+The flags become a `trainer.TrainRequest` (the settings layered from --preset, --config and the
+flags, the run directory, --resume and what it changes, the machines of a data-parallel run);
+`trainer.train` runs it and tells a reporter of `train_report` what happens. Exit codes: 0
+finished, 1 failed, 2 usage error, 130 stopped. With --devices N this process launches N ranks,
+each a `cnn-tui train --no-ui` started with the command line `rank_args` writes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cnn_tui.commands import tui
+from cnn_tui.commands import train_flags, tui
+from cnn_tui.errors import UsageError
+
+if TYPE_CHECKING:
+    from cnn_tui.training.config import TrainConfig
+    from cnn_tui.training.loop.trainer import TrainRequest
+    from cnn_tui.ui.training.form import TrainFormSettings
+
+# flags that --resume refuses: the run has its own settings
+NOT_WITH_RESUME = ("preset", "config", "run_dir")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cnn_tui.commands import train_flags as train_args
-
-    train_args.add_arguments(parser, node_flags=True)
+    train_flags.add_arguments(parser, node_flags=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_ui:
-        from cnn_tui.training.headless import run_train
+    if not args.no_ui:
+        return tui.open_app("train", form_settings(args), runs_dir=args.runs_dir)
+    return run_headless(args)
 
-        return run_train(args)
-    return tui.open_app("train", args, runs_dir=args.runs_dir)
+
+def form_texts(args: argparse.Namespace) -> dict[str, str]:
+    """The settings given as flags, as typed (on/off for the switches): the form shows a bad one
+    beside its field instead of refusing to open."""
+    return {
+        name: value if isinstance(value, str) else ("on" if value else "off")
+        for name, value in train_flags.given_flags(args).items()
+    }
+
+
+def form_settings(args: argparse.Namespace) -> TrainFormSettings:
+    """What the training form opens with: the settings' sources and texts, the run to start."""
+    from cnn_tui.ui.training.form import TrainFormSettings
+
+    return TrainFormSettings(
+        preset=args.preset,
+        config_file=args.config,
+        texts=form_texts(args),
+        start=args.start,
+        run_dir=args.run_dir,
+        resume=args.resume,
+    )
+
+
+def request_from_args(args: argparse.Namespace) -> TrainRequest:
+    """The typed request of `cnn-tui train --no-ui`; a bad flag is a UsageError."""
+    from cnn_tui.training.loop.distributed import Nodes
+    from cnn_tui.training.loop.trainer import TrainRequest
+
+    nodes = Nodes(args.nnodes or 1, args.node_rank or 0, args.rdzv_endpoint)
+    runs_dir = Path(args.runs_dir)
+    if args.resume:
+        other = [name for name in NOT_WITH_RESUME if getattr(args, name)]
+        if other:
+            flags = ", ".join("--" + name.replace("_", "-") for name in other)
+            raise UsageError(
+                f"--resume continues {args.resume} with its own settings; only --epochs and "
+                f"--device (and --devices) may be given with it (got {flags})"
+            )
+        changes = train_flags.given_settings(args)
+        return TrainRequest(
+            resume=Path(args.resume), changes=changes, runs_dir=runs_dir, nodes=nodes
+        )
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    config = train_flags.config_from_args(args)
+    return TrainRequest(config=config, run_dir=run_dir, runs_dir=runs_dir, nodes=nodes)
+
+
+def rank_args(
+    request: TrainRequest, output: list[str], config: TrainConfig, run_dir: Path
+) -> list[str]:
+    """The `cnn-tui` command line of each rank: the run's settings given in full (or --resume
+    with what may change), so that every rank, on any machine, trains the same run."""
+    if request.resume is not None:
+        changes: dict[str, Any] = {**request.changes, "device": config.device}
+        where = ["--resume", str(run_dir), *train_flags.setting_flags(changes)]
+    else:
+        where = ["--run-dir", str(run_dir), *train_flags.config_flags(config)]
+    return ["train", "--no-ui", *output, *where]
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """`cnn-tui train --no-ui`: 0 finished, 1 failed (raised), 130 stopped."""
+    import functools
+
+    from cnn_tui.commands import train_report
+    from cnn_tui.fileio import check_output_path
+    from cnn_tui.training.loop import trainer
+
+    if args.json_file:
+        check_output_path(args.json_file, "--json-file")
+    request = request_from_args(args)
+    reporter = train_report.make_reporter(
+        sys.stdout, json_stdout=bool(args.json), json_file=args.json_file
+    )
+    output = (["--json"] if args.json else []) + (
+        [f"--json-file={args.json_file}"] if args.json_file else []
+    )
+    return trainer.train(request, reporter, functools.partial(rank_args, request, output))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cnn_tui.commands import output
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
 
 
@@ -18,7 +19,8 @@ def add_arguments(
     parser: argparse.ArgumentParser, *, run_flags: bool = True, node_flags: bool = False
 ) -> None:
     """The training settings' flags, --preset and --config; with `run_flags` also those of a run
-    (--run-dir, --resume, --json, --start), which `cnn-tui lr-find` (no run) leaves out; with
+    (--run-dir, --resume, --json, --json-file, --start), which `cnn-tui lr-find` (no run) leaves
+    out; with
     `node_flags` the multi-node flags of data-parallel training (`cnn-tui train` only)."""
     source = parser.add_argument_group("where the settings come from")
     source.add_argument("--preset", metavar="NAME", help="start from a preset (see README)")
@@ -62,7 +64,7 @@ def _add_run_flags(source: argparse._ArgumentGroup) -> None:
     source.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint"
     )
-    source.add_argument("--json", action="store_true", help="print JSON lines only (--no-ui)")
+    output.add_json_arguments(source, "the events of --no-ui, one per line,")
     source.add_argument(
         "--start", action="store_true", help="start training at once (TUI; skips the form)"
     )
@@ -96,11 +98,24 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line, parsed: name -> typed value."""
+    return {
+        name: parse_field(name, value) if isinstance(value, str) else value
+        for name, value in given_flags(args).items()
+    }
+
+
 def config_flags(config: TrainConfig) -> list[str]:
     """The command line that gives every setting of `config` (what the ranks of a data-parallel
     run are started with: `config_from_args` on it rebuilds `config`)."""
+    return setting_flags(config.to_dict())
+
+
+def setting_flags(values: dict[str, Any]) -> list[str]:
+    """The flags that give these settings (name -> typed value; None: left out)."""
     flags: list[str] = []
-    for name, value in config.to_dict().items():
+    for name, value in values.items():
         field = FIELDS[name]
         if value is None:
             continue

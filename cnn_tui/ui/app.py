@@ -64,7 +64,7 @@ def open_screen_for(command: str, args: Any, *, runs_dir: Path = Path("runs")) -
     if command == "train":
         from cnn_tui.ui.training.form import TrainFormScreen
 
-        return TrainFormScreen.from_args(args)
+        return TrainFormScreen.from_settings(args)
     if command == "runs":
         from cnn_tui.ui.training.runs import RunsScreen
 
@@ -72,7 +72,7 @@ def open_screen_for(command: str, args: Any, *, runs_dir: Path = Path("runs")) -
     if command == "eval":
         from cnn_tui.ui.training.results import ResultsScreen
 
-        return ResultsScreen.from_args(args)
+        return ResultsScreen.from_settings(args)
     if command == "sweep":
         from cnn_tui.ui.training.sweep import sweep_screen_for
 

@@ -3,9 +3,10 @@ started by torchrun (`torch.distributed.run`); NCCL between GPUs, gloo on the CP
 
 How `cnn-tui train --no-ui --devices N` becomes N processes:
 
-- The **launcher** (the command itself, one per node) checks the settings, picks the run directory
-  and runs torchrun in its own process (`launch`: torch.distributed.run's own `parse_args` / `run`
-  on the command line `torchrun_argv` builds), which starts N **ranks**: copies of
+- The **launcher** (the command itself, one per node: `trainer.train`) checks the settings, picks
+  the run directory and runs torchrun in its own process (`launch_ranks`, `launch`:
+  torch.distributed.run's own `parse_args` / `run` on the command line `torchrun_argv` builds),
+  which starts N **ranks** (`trainer.run_rank`): copies of
   `python -m cnn_tui train --no-ui ...`, each with RANK, WORLD_SIZE and LOCAL_RANK set
   (`World.from_env`). Signals to the launcher (Ctrl+C, SIGTERM from `cnn-tui`'s Stop, SIGHUP)
   reach every rank through torchrun, once.
@@ -21,7 +22,7 @@ How `cnn-tui train --no-ui --devices N` becomes N processes:
   the message of the one that failed.
 - **A rank that dies** leaves its message in torchrun's error file (`record_failure`); the ranks
   that lose contact with it (`PeerLost`) stop without writing, and the launcher, once torchrun has
-  ended, marks the run failed with that rank's message (`failure_message`).
+  ended, marks the run failed with that rank's message (`launched_exit`, `failure_message`).
 
 torch is imported inside the functions: the launcher's argument checks stay cheap.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -37,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cnn_tui.errors import RunError, UsageError
@@ -51,7 +54,8 @@ T = TypeVar("T")
 
 LAUNCHER_PID_ENV = "CNN_TUI_LAUNCHER_PID"  # set by the launcher: the pid status.json names
 SHUTDOWN_TIMEOUT_S = 120  # torchrun's wait for the ranks to checkpoint after a signal, then SIGKILL
-EXIT_USAGE = 2
+# a trainer's exit codes (a launcher's and each rank's): finished, failed, usage error, stopped
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 
 
 class PeerLost(RunError):
@@ -532,3 +536,64 @@ def failure_message(failures: list[RankFailure]) -> str:
             name = f"signal {-culprit.exit_code}"
         return f"{where} was killed by {name}; the run stopped with it"
     return f"{where} exited with code {culprit.exit_code} without a message; see its output"
+
+
+def launch_ranks(
+    run_dir: Path,
+    processes: int,
+    nodes: Nodes,
+    child_args: list[str],
+    note: Callable[[str], None],
+) -> int:
+    """The launcher: torchrun starts `processes` ranks of `python -m cnn_tui CHILD_ARGS` here
+    (`note` is told the command); returns the run's exit code once every rank has ended."""
+    argv = torchrun_argv(processes, nodes, child_args)
+    where = f"{processes} processes"
+    if nodes.count > 1:
+        where += f" here, {processes * nodes.count} on {nodes.count} machines"
+    note(f"training on {where} (torchrun): {shlex.join(torchrun_command(argv))}")
+    return launched_exit(run_dir, launch(argv, processes), nodes)
+
+
+def launched_exit(run_dir: Path, failures: list[RankFailure] | None, nodes: Nodes) -> int:
+    """The exit code of a launched run (`failures`: None when a signal stopped it), from the
+    status.json that rank 0 wrote for this launcher; when rank 0 could not write the end (another
+    rank died, rank 0 was killed), the launcher marks the run failed with the message of the rank
+    that failed (and raises it as RunError)."""
+    from cnn_tui.training.runs import store as runs
+
+    status = runs.read_status(run_dir) if nodes.rank == 0 else None
+    state = status.get("status") if status and status.get("pid") == os.getpid() else None
+    ended = {"finished": EXIT_OK, "stopped": EXIT_STOPPED, "failed": EXIT_FAILED}
+    if state in ended:
+        return ended[state]
+    if failures is None:  # a signal, before the run had started or after it ended
+        return EXIT_STOPPED
+    if not failures:
+        return EXIT_OK  # (on a machine other than node 0, which writes nothing)
+    if state is None and any(f.exit_code == EXIT_USAGE for f in failures):
+        return EXIT_USAGE  # rank 0 printed why, before the run started
+    message = failure_message(failures)
+    if state == "running":
+        assert status is not None
+        _mark_failed(run_dir, status, message)
+    raise RunError(message)
+
+
+def _mark_failed(run_dir: Path, status: dict[str, Any], message: str) -> None:
+    """Mark the run failed, as its trainer would have: the ranks are gone, so take the lock."""
+    from cnn_tui.training.runs import store as runs
+
+    try:
+        with runs.lock_run(run_dir):
+            epoch, epochs = status.get("epoch", 0), status.get("epochs", 0)
+            runs.write_status(run_dir, "failed", message=message, epoch=epoch, epochs=epochs)
+            log = runs.EventLog(run_dir)
+            try:
+                log.emit(
+                    "failed", message=message, epoch=epoch + 1 if isinstance(epoch, int) else 1
+                )
+            finally:
+                log.close()
+    except (UsageError, OSError):  # another trainer holds it now, or the disk is full: leave it
+        pass

@@ -1,8 +1,8 @@
 """Sweeps: one base configuration, a grid of settings, every combination trained as its own run.
 
-`cnn-tui sweep [train flags] --grid KEY=V1,V2 [--grid KEY2=...]` expands the grid (the cartesian
-product, in the order of the --grid flags, the last key varying fastest) into at most `MAX_RUNS`
-runs inside one sweep folder:
+`cnn-tui sweep [train flags] --grid KEY=V1,V2 [--grid KEY2=...]` (`cnn_tui.commands.sweep`)
+expands the grid (the cartesian product, in the order of the --grid flags, the last key varying
+fastest) into at most `MAX_RUNS` runs inside one sweep folder:
 
     runs/sweep-YYYYmmdd-HHMMSS-KEYS/
       sweep.json      the manifest: base settings, grid, device list, and each run's overrides
@@ -13,19 +13,20 @@ runs inside one sweep folder:
 
 The queue runner (`run_queue`) trains the runs one at a time per device, one per GPU in parallel
 when there are several, each as its own `cnn-tui train --no-ui` process started by
-`cnn_tui.training.runs.launcher` (so every run is exactly what `cnn-tui train` would do). It runs in
-the foreground (`--no-ui`) or detached (`launch_sweep`: `python -m cnn_tui.training.runs.sweeps DIR`,
-its own session, so it survives an SSH drop). SIGTERM or Ctrl+C stops the runs in progress with a
-checkpoint and leaves the rest pending; `--resume SWEEP_DIR` keeps the finished (and failed)
-runs, resumes the stopped ones from their checkpoint and starts the pending ones.
+`cnn_tui.training.runs.launcher` (so every run is exactly what `cnn-tui train` would do), and
+tells a `SweepReporter` how it goes. It runs in the foreground (`--no-ui`) or detached
+(`launch_sweep`: `python -m cnn_tui.commands.sweep_runner DIR`, its own session, so it survives
+an SSH drop). SIGTERM or Ctrl+C stops the runs in progress with a checkpoint and leaves the rest
+pending; `--resume SWEEP_DIR` keeps the finished (and failed) runs, resumes the stopped ones from
+their checkpoint and starts the pending ones. The comparison table's cells (`table_cells`) are
+the same in `cnn-tui sweep` and the sweep screen.
 
-Every bad grid, flag or folder is a UsageError raised before anything is written. UI-free and
-torch-free at import (torch only to find the GPUs of `--device auto` or check `cuda:N`).
+Every bad grid, device list or folder is a UsageError raised before anything is written. UI-free
+and torch-free at import (torch only to find the GPUs of `--device auto` or check `cuda:N`).
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import itertools
 import json
@@ -38,12 +39,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
+from cnn_tui.text import duration, number, one_line, percent
+from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import store as runs
-from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
 
 SWEEP_FILE = runs.SWEEP_FILE  # "sweep.json"
 LOCK_FILE = ".runner.lock"  # held by the one queue runner of a sweep
@@ -59,53 +61,7 @@ SORT_FIELDS = {
     "time": ("seconds", False, "time"),
 }
 TO_RUN = ("pending", "stopped", "interrupted")  # what a (resumed) queue trains
-EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
-
-
-# --- flags ------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`cnn-tui sweep`: the train flags (the base settings) plus the grid and sweep options."""
-    from cnn_tui.commands import train_flags as train_args
-
-    train_args.add_arguments(parser)
-    helps = {
-        "run_dir": "where to write the sweep (default: a new runs/sweep-... folder)",
-        "resume": "continue a stopped sweep: finished runs are kept, stopped ones resume, "
-        "pending ones start",
-        "start": "start the sweep at once (TUI; skips the form)",
-        "json": "print JSON lines only, the table last (--no-ui)",
-        "device": "auto (every GPU, else the CPU), cpu, cuda:N or a list such as cuda:0,cuda:1: "
-        "one run at a time per device",
-    }
-    for action in parser._actions:  # argparse has no public way to reword a help text
-        if action.dest in helps:
-            action.help = helps[action.dest]
-    sweep = parser.add_argument_group("the sweep")
-    sweep.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2[,...]",
-        help=f"a setting and its values; several --grid flags make their product (at most "
-        f"{MAX_RUNS} runs)",
-    )
-    sweep.add_argument(
-        "--sort",
-        choices=SORT_KEYS,
-        default=None,
-        help=f"order of the comparison table (default: {DEFAULT_SORT}, the best first)",
-    )
-    sweep.add_argument("--show", metavar="SWEEP_DIR", help="show the table of an existing sweep")
-    sweep.add_argument(
-        "--stop", metavar="SWEEP_DIR", help="stop a sweep running in the background and exit"
-    )
-    sweep.add_argument(
-        "--detach",
-        action="store_true",
-        help="--no-ui: run the queue in the background (survives logging out) and return",
-    )
+RUNNER_MODULE = "cnn_tui.commands.sweep_runner"  # the queue runner started in the background
 
 
 # --- the grid ---------------------------------------------------------------------------------
@@ -279,35 +235,6 @@ def make_plan(
     return SweepPlan(base, grid, device_spec, devices, sort or DEFAULT_SORT, entries)
 
 
-def plan_from_args(args: argparse.Namespace) -> SweepPlan:
-    """The plan of `cnn-tui sweep [train flags] --grid ...`; UsageError before anything is written.
-
-    A setting may come from the preset or config file and be varied by the grid (the grid wins
-    there), but not be given both as a flag and in the grid: that is refused as ambiguous.
-    """
-    from cnn_tui.commands.train_flags import given_flags
-
-    grid = parse_grid(getattr(args, "grid", None) or [])
-    flags = given_flags(args)
-    device_spec = str(flags.pop("device", "") or "")
-    both = [name for name in grid if name in flags]
-    if both:
-        name = both[0]
-        raise UsageError(
-            f"{FIELDS[name].flag} is given both as a flag and in --grid {name.replace('_', '-')}="
-            f"...; keep one (the flag for one value, the grid for several)"
-        )
-    base = layer_settings(
-        preset=getattr(args, "preset", None),
-        config_file=getattr(args, "config", None),
-        flags=flags,
-    )
-    if not device_spec:
-        device_spec = base.device
-    if getattr(args, "run_dir", None):
-        check_new_sweep_dir(Path(args.run_dir))
-    return make_plan(base, grid, device_spec, getattr(args, "sort", None))
-
 
 def check_new_sweep_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
@@ -453,39 +380,23 @@ def best_run(rows: list[dict[str, Any]], key: str = DEFAULT_SORT) -> dict[str, A
     return None
 
 
-def format_percent(value: Any) -> str:
-    number = _number(value)
-    return "-" if number is None else f"{number * 100:.2f}%"
-
-
-def format_duration(seconds: Any) -> str:
-    number = _number(seconds)
-    if number is None:
-        return "-"
-    if number < 59.95:
-        return f"{number:.1f}s"
-    total = int(round(number))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
 
 def format_metric(row: dict[str, Any], key: str) -> str:
     """The value a table is sorted by, as its column shows it."""
     value = row.get(SORT_FIELDS[key][0])
     if key == "time":
-        return format_duration(value)
+        return duration(value)
     if key == "f1":
-        number = _number(value)
-        return "-" if number is None else f"{number:.4f}"
-    return format_percent(value)
+        return number(value, ".4f")
+    return percent(value)
 
 
 def table_cells(row: dict[str, Any], keys: list[str]) -> list[str]:
-    """The cells of one row after the mark: #, run, the grid values, metrics, time, status."""
+    """The cells of one row of the comparison table (after the best run's mark), the same in
+    `cnn-tui sweep` and the sweep screen: #, run, the grid values, metrics, time, status."""
     return [
         str(row["index"]),
-        row["run"],
+        one_line(row["run"]),
         *(format_value(row["overrides"].get(key)) for key in keys),
         *(format_metric(row, key) for key in SORT_KEYS),
         row["status"],
@@ -500,33 +411,6 @@ def table_header(keys: list[str]) -> list[str]:
         "time",
         "status",
     ]
-
-
-def format_table(rows: list[dict[str, Any]], keys: list[str], sort: str = DEFAULT_SORT) -> list:
-    """The comparison table as text lines, sorted by `sort`, the best run marked '*'."""
-    best = best_run(rows, sort)
-    header = ["", *table_header(keys)]
-    body = [
-        ["*" if best is not None and row["index"] == best["index"] else "", *table_cells(row, keys)]
-        for row in sort_rows(rows, sort)
-    ]
-    left = {0, 2, len(header) - 1}  # the mark, the run's name and its status: left-aligned
-    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
-    lines = []
-    for line in (header, *body):
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    title = SORT_FIELDS[sort][2]
-    if best is not None:
-        lines.append(
-            f"sorted by {title}; * best: {best['run']} ({title} {format_metric(best, sort)})"
-        )
-    else:
-        lines.append(f"sorted by {title}; no run has a {title} yet")
-    return lines
 
 
 def summary_line(rows: list[dict[str, Any]]) -> str:
@@ -559,126 +443,44 @@ class SweepLock:
         self.handle.close()
 
 
+
 @dataclass
-class _Active:
-    entry: dict[str, Any]
+class ActiveRun:
+    """A run of the sweep that a trainer process is training now."""
+
+    entry: dict[str, Any]  # the manifest's entry: index, dir, overrides
     run_dir: Path
     device: str
     pid: int
-    offset: int
+    offset: int  # how much of its metrics.jsonl was read
     resumed: bool
 
 
-class Reporter:
-    """What the queue runner tells: plain lines (one per run start, epoch and end) by default."""
+class SweepReporter(Protocol):
+    """What the queue runner tells as it goes (the command prints it; the core never does)."""
 
-    def __init__(self, out: TextIO, total: int) -> None:
-        self.out = out
-        self.total = total
+    def sweep_started(
+        self,
+        sweep_dir: Path,
+        manifest: dict[str, Any],
+        devices: list[str],
+        queue: list[dict[str, Any]],
+    ) -> None: ...
 
-    def print(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+    def run_started(self, active: ActiveRun) -> None: ...
 
-    def _tag(self, entry: dict[str, Any]) -> str:
-        return f"[{entry['index']}/{self.total}] {entry['dir']}"
+    def epoch(self, active: ActiveRun, event: dict[str, Any]) -> None: ...
 
-    def sweep_started(self, sweep_dir: Path, manifest: dict[str, Any], devices, queue) -> None:
-        grid = "; ".join(
-            f"{key} = {', '.join(format_value(v) for v in values)}"
-            for key, values in manifest["grid"].items()
-        )
-        each = "one run at a time" if len(devices) == 1 else "one run per device in parallel"
-        self.print(f"sweep dir: {sweep_dir}")
-        self.print(
-            f"{self.total} runs (grid: {grid}), {len(queue)} to train on {', '.join(devices)}, "
-            f"{each}"
-        )
+    def run_ended(self, active: ActiveRun, row: dict[str, Any]) -> None: ...
 
-    def run_started(self, active: _Active) -> None:
-        how = "resumed" if active.resumed else "started"
-        overrides = describe(active.entry["overrides"])
-        self.print(f"{self._tag(active.entry)} ({overrides}) {how} on {active.device}")
-
-    def epoch(self, active: _Active, event: dict[str, Any]) -> None:
-        val_loss = _number(event.get("val_loss"))
-        loss = "" if val_loss is None else f", val loss {val_loss:.4f}"
-        self.print(
-            f"{self._tag(active.entry)} epoch {event.get('epoch')}/{event.get('epochs')}: val acc "
-            f"{format_percent(event.get('val_acc'))}{loss}"
-        )
-
-    def run_ended(self, active: _Active, row: dict[str, Any]) -> None:
-        state = row["status"]
-        if state == "finished":
-            f1 = _number(row.get("macro_f1"))
-            self.print(
-                f"{self._tag(active.entry)} finished: best val {format_percent(row['best_val_acc'])}"
-                f", test {format_percent(row['test_acc'])}, macro F1 "
-                f"{'-' if f1 is None else f'{f1:.4f}'}, {format_duration(row['seconds'])}"
-            )
-        else:
-            message = (row.get("message") or "").splitlines()
-            self.print(
-                f"{self._tag(active.entry)} {state}" + (f": {message[0]}" if message else "")
-            )
-
-    def sweep_ended(self, state: str, sweep_dir: Path, manifest, rows, sort: str) -> None:
-        self.print()
-        for line in format_table(rows, list(manifest["grid"]), sort):
-            self.print(line)
-        self.print(f"sweep {state}: {summary_line(rows)}")
-        if state != "finished" and any(row["status"] in TO_RUN for row in rows):
-            self.print(f"continue with: cnn-tui sweep --no-ui --resume {sweep_dir}")
-
-
-class JsonReporter(Reporter):
-    """JSON lines: sweep_started, run_started, epoch, run_ended, then the table as the last line."""
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        print(json.dumps({"event": kind, "time": time.time(), **fields}), file=self.out, flush=True)
-
-    def sweep_started(self, sweep_dir, manifest, devices, queue) -> None:
-        self.emit(
-            "sweep_started",
-            sweep_dir=str(sweep_dir),
-            runs=self.total,
-            to_run=[entry["dir"] for entry in queue],
-            devices=list(devices),
-            grid=manifest["grid"],
-        )
-
-    def run_started(self, active: _Active) -> None:
-        self.emit(
-            "run_started",
-            run=active.entry["dir"],
-            index=active.entry["index"],
-            overrides=active.entry["overrides"],
-            device=active.device,
-            resumed=active.resumed,
-            pid=active.pid,
-        )
-
-    def epoch(self, active: _Active, event: dict[str, Any]) -> None:
-        fields = {k: v for k, v in event.items() if k not in ("event", "time")}
-        self.emit("epoch", run=active.entry["dir"], index=active.entry["index"], **fields)
-
-    def run_ended(self, active: _Active, row: dict[str, Any]) -> None:
-        self.emit("run_ended", **row)
-
-    def sweep_ended(self, state, sweep_dir, manifest, rows, sort) -> None:
-        self.emit(f"sweep_{state}", **table_json(sweep_dir, manifest, rows, sort, state))
-
-
-def table_json(sweep_dir, manifest, rows, sort: str, state: str) -> dict[str, Any]:
-    best = best_run(rows, sort)
-    return {
-        "sweep_dir": str(sweep_dir),
-        "status": state,
-        "sort": sort,
-        "grid": manifest["grid"],
-        "best": None if best is None else best["run"],
-        "table": sort_rows(rows, sort),
-    }
+    def sweep_ended(
+        self,
+        state: str,
+        sweep_dir: Path,
+        manifest: dict[str, Any],
+        rows: list[dict[str, Any]],
+        sort: str,
+    ) -> None: ...
 
 
 def _events_size(run_dir: Path) -> int:
@@ -688,7 +490,7 @@ def _events_size(run_dir: Path) -> int:
         return 0
 
 
-def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: str) -> _Active:
+def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: str) -> ActiveRun:
     """Start (or resume) one run of the sweep on `device` as its own trainer process."""
     from cnn_tui.training.runs import launcher
 
@@ -697,9 +499,9 @@ def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: st
     offset = _events_size(run_dir)
     if state in ("stopped", "interrupted") and (run_dir / runs.CONFIG_FILE).is_file():
         runs.write_config(run_dir, runs.read_config(run_dir).replace(device=device))
-        return _Active(entry, run_dir, device, launcher.resume_run(run_dir), offset, True)
+        return ActiveRun(entry, run_dir, device, launcher.resume_run(run_dir), offset, True)
     config = TrainConfig.from_mapping({**entry["overrides"], "device": device}, base=base)
-    return _Active(entry, run_dir, device, launcher.launch_run(config, run_dir), offset, False)
+    return ActiveRun(entry, run_dir, device, launcher.launch_run(config, run_dir), offset, False)
 
 
 def _start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
@@ -707,10 +509,10 @@ def _start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_status(run_dir, "failed", message=f"cannot start the run: {exc}")
     row = next(r for r in sweep_rows(sweep_dir, manifest) if r["index"] == entry["index"])
-    reporter.run_ended(_Active(entry, run_dir, device, 0, 0, False), row)
+    reporter.run_ended(ActiveRun(entry, run_dir, device, 0, 0, False), row)
 
 
-def _ended(active: _Active, code: int, stopping: bool) -> None:
+def _ended(active: ActiveRun, code: int, stopping: bool) -> None:
     """After a trainer exited: a run that died without saying why is marked failed."""
     from cnn_tui.training.runs import launcher
 
@@ -728,7 +530,7 @@ def _ended(active: _Active, code: int, stopping: bool) -> None:
 def run_queue(
     sweep_dir: str | os.PathLike[str],
     devices: list[str],
-    reporter: Reporter,
+    reporter: SweepReporter,
     stop: threading.Event,
     *,
     sort: str | None = None,
@@ -766,7 +568,7 @@ def run_queue(
         status("running", f"training {len(queue)} of {total} runs on {', '.join(devices)}")
         started = True
         reporter.sweep_started(sweep_dir, manifest, devices, queue)
-        active: dict[str, _Active] = {}
+        active: dict[str, ActiveRun] = {}
         forwarded = False
         while True:
             if not stop.is_set():
@@ -825,7 +627,8 @@ def run_queue(
 
 
 def runner_command(sweep_dir: Path, devices: list[str], sort: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "cnn_tui.training.runs.sweeps", str(sweep_dir)]
+    """The detached queue runner's command line (`cnn_tui.commands.sweep_runner`)."""
+    command = [sys.executable, "-m", RUNNER_MODULE, str(sweep_dir)]
     command += ["--devices", ",".join(devices)]
     return command + (["--sort", sort] if sort else [])
 
@@ -861,145 +664,6 @@ def check_resumable(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def resume_devices(args: argparse.Namespace, manifest: dict[str, Any]) -> list[str]:
-    """--resume takes --device and --sort only; the devices default to the manifest's."""
-    from cnn_tui.commands.train_flags import given_flags
-
-    other = [name for name in given_flags(args) if name != "device"]
-    other += [flag for flag in ("preset", "config", "run_dir") if getattr(args, flag, None)]
-    other += ["grid"] if getattr(args, "grid", None) else []
-    if other:
-        flags = ", ".join("--" + name.replace("_", "-") for name in other)
-        raise UsageError(
-            f"--resume continues the sweep with its own settings and grid; only --device and "
-            f"--sort may be given with it (got {flags})"
-        )
-    return resolve_devices(getattr(args, "device", None) or str(manifest.get("device") or "auto"))
-
-
-def check_tui_args(args: argparse.Namespace) -> None:
-    """What the TUI checks before it opens (bad flags: one line, exit 2, no screen)."""
-    for flag in ("show", "resume"):
-        if getattr(args, flag, None):
-            _exclusive(args, flag)
-    if getattr(args, "show", None):
-        read_manifest(args.show)
-    elif getattr(args, "resume", None):
-        resume_devices(args, check_resumable(args.resume))
-    else:
-        check_grid_size(parse_grid(getattr(args, "grid", None) or []))
-
-
-def _exclusive(args: argparse.Namespace, flag: str) -> None:
-    others = [
-        name for name in ("show", "resume", "stop") if name != flag and getattr(args, name, None)
-    ]
-    if others:
-        raise UsageError(f"--{flag} cannot be combined with --{others[0]}")
-    if flag in ("show", "stop"):
-        from cnn_tui.commands.train_flags import given_flags
-
-        extra = list(given_flags(args)) + (["grid"] if getattr(args, "grid", None) else [])
-        extra += [name for name in ("preset", "config", "run_dir") if getattr(args, name, None)]
-        if extra:
-            raise UsageError(
-                f"--{flag} reads an existing sweep; settings such as --{extra[0].replace('_', '-')} "
-                "do not apply"
-            )
-
-
-# --- `cnn-tui sweep --no-ui` ------------------------------------------------------------------
-
-
-def make_reporter(args: argparse.Namespace, total: int, out: TextIO | None = None) -> Reporter:
-    out = out or sys.stdout
-    return JsonReporter(out, total) if getattr(args, "json", False) else Reporter(out, total)
-
-
-def show(args: argparse.Namespace) -> int:
-    sweep_dir = Path(args.show)
-    manifest = read_manifest(sweep_dir)
-    sort = args.sort or manifest.get("sort") or DEFAULT_SORT
-    rows = sweep_rows(sweep_dir, manifest)
-    state, status = sweep_state(sweep_dir)
-    if getattr(args, "json", False):
-        print(json.dumps(table_json(sweep_dir, manifest, rows, sort, state)))
-        return EXIT_OK
-    grid = "; ".join(
-        f"{key} = {', '.join(format_value(v) for v in values)}"
-        for key, values in manifest["grid"].items()
-    )
-    print(f"sweep {sweep_dir} ({state}) — grid: {grid}")
-    for line in format_table(rows, list(manifest["grid"]), sort):
-        print(line)
-    print(summary_line(rows))
-    return EXIT_OK
-
-
-def run_sweep(args: argparse.Namespace) -> int:
-    """`cnn-tui sweep --no-ui`: 0 every run finished, 1 some failed, 130 stopped."""
-    from cnn_tui.training.headless import stop_on_signals
-
-    for flag in ("show", "stop", "resume"):
-        if getattr(args, flag, None):
-            _exclusive(args, flag)
-    if args.show:
-        return show(args)
-    if args.stop:
-        read_manifest(args.stop)
-        if stop_sweep(args.stop):
-            print(f"asked sweep {args.stop} to stop: its runs save a checkpoint and stop")
-        else:
-            print(f"sweep {args.stop} is not running")
-        return EXIT_OK
-    if args.resume:
-        sweep_dir = Path(args.resume)
-        devices = resume_devices(args, check_resumable(sweep_dir))
-    else:
-        plan = plan_from_args(args)
-        sweep_dir = create_sweep(plan, getattr(args, "runs_dir", "runs"), args.run_dir)
-        devices = plan.devices
-    total = len(read_manifest(sweep_dir)["runs"])
-    if args.detach:
-        pid = launch_sweep(sweep_dir, devices, args.sort)
-        print(f"sweep dir: {sweep_dir}")
-        print(f"the queue runs in the background (pid {pid}, output in {sweep_dir}/output.log)")
-        print(
-            f"table: cnn-tui sweep --show {sweep_dir} --no-ui; stop: cnn-tui sweep --stop {sweep_dir}"
-        )
-        return EXIT_OK
-    reporter = make_reporter(args, total)
-    stop = threading.Event()
-    with stop_on_signals(stop, lambda text: print(f"cnn-tui: {text}", file=sys.stderr)):
-        state = run_queue(sweep_dir, devices, reporter, stop, sort=args.sort)
-    if state == "stopped":
-        return EXIT_STOPPED
-    failed = any(row["status"] == "failed" for row in sweep_rows(sweep_dir))
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def _runner_main(argv: Sequence[str]) -> int:
-    """`python -m cnn_tui.training.runs.sweeps SWEEP_DIR --devices D1,D2`: the detached queue runner."""
-    from cnn_tui.training.headless import stop_on_signals
-
-    parser = argparse.ArgumentParser(prog="python -m cnn_tui.training.runs.sweeps")
-    parser.add_argument("sweep_dir")
-    parser.add_argument("--devices", required=True)
-    parser.add_argument("--sort", choices=SORT_KEYS)
-    args = parser.parse_args(argv)
-    try:
-        manifest = read_manifest(args.sweep_dir)
-        reporter = Reporter(sys.stdout, len(manifest["runs"]))
-        stop = threading.Event()
-        with stop_on_signals(stop, lambda text: print(f"sweep runner: {text}", flush=True)):
-            state = run_queue(
-                args.sweep_dir, args.devices.split(","), reporter, stop, sort=args.sort
-            )
-    except UsageError as exc:
-        print(f"cnn-tui sweep: error: {exc}", flush=True)
-        return 2
-    return EXIT_STOPPED if state == "stopped" else EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(_runner_main(sys.argv[1:]))
+def resume_devices(manifest: dict[str, Any], device_spec: str | None = None) -> list[str]:
+    """The devices a resumed sweep trains on: `device_spec`, by default the manifest's."""
+    return resolve_devices(device_spec or str(manifest.get("device") or "auto"))

@@ -21,8 +21,9 @@ field differs from the loaded preset, the preset box says "custom" instead of th
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,6 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from cnn_tui.commands.train_flags import given_flags
 from cnn_tui.errors import UsageError
 from cnn_tui.training.config import (
     FIELDS,
@@ -111,6 +111,21 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class TrainFormSettings:
+    """What `cnn-tui train` opens the form with (made by `cnn_tui.commands.train`): where the
+    settings come from (`preset`, `config_file`), the settings given one by one as they were typed
+    (`texts`: a bad value shows beside its field instead of ending the app), and the run: start it
+    at once, into `run_dir`, or resume the run in `resume`."""
+
+    preset: str | None = None
+    config_file: str | None = None
+    texts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    start: bool = False
+    run_dir: str | None = None
+    resume: str | None = None
+
+
 def _sections() -> list[tuple[str, list[str]]]:
     placed = {name for _, names in SECTIONS for name in names}
     sections = [(title, [n for n in names if n in FIELDS]) for title, names in SECTIONS]
@@ -163,34 +178,30 @@ class TrainFormScreen(Screen):
         self._device_notes: dict[str, str] = {}  # device -> what was detected (GPU, free memory)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace | None) -> TrainFormScreen:
-        """The form filled from `cnn-tui train` flags: defaults < preset < --config < flags.
+    def from_settings(cls, settings: TrainFormSettings | None) -> TrainFormScreen:
+        """The form filled from `cnn-tui train`'s settings: defaults < preset < --config < flags
+        (None, from the home screen: the form as it was last left).
 
         The preset and config file are layered by `layer_settings`, as for `--no-ui`, and the
         rules between fields are left to the form, which marks and focuses the field to fill.
         Flag values go into the form as typed, so a bad one shows its reason beside the field
         instead of ending the app; a preset or config file that cannot be applied is reported.
         """
-        if args is None:
+        if settings is None:
             return cls(remembered=True)
-        preset, config_file = getattr(args, "preset", None), getattr(args, "config", None)
-        sources = {"preset": preset, "config file": config_file}
+        sources = {"preset": settings.preset, "config file": settings.config_file}
         given = {kind: value for kind, value in sources.items() if value is not None}
         config, error = TrainConfig(), ""
         try:
-            config = layer_settings(preset=preset, config_file=config_file)
+            config = layer_settings(preset=settings.preset, config_file=settings.config_file)
         except UsageError as exc:
             error = str(exc)
-        texts = {
-            name: value if isinstance(value, str) else format_value(value)
-            for name, value in given_flags(args).items()
-        }
         return cls(
             config,
-            texts=texts,
-            start=bool(getattr(args, "start", False)),
-            run_dir=getattr(args, "run_dir", None),
-            resume=getattr(args, "resume", None),
+            texts=dict(settings.texts),
+            start=settings.start,
+            run_dir=settings.run_dir,
+            resume=settings.resume,
             error=error,
             error_title=f"{' and '.join(given) or 'settings'} not applied".capitalize(),
             source=" and ".join(f"{kind} {value}" for kind, value in given.items()),
@@ -335,32 +346,54 @@ class TrainFormScreen(Screen):
         return allowed(value) if callable(allowed) else value in allowed
 
     def validate_form(self) -> TrainConfig | None:
-        """Parse every field, check the cross-field rules, show the reasons; the config or None."""
+        """Parse every field, check the cross-field rules, show the reasons; the config or None.
+
+        The sweep form runs the same steps through its hooks: `_parse_value` (lists of values),
+        `_inactive_fields` (a field applies for any value of the grid), `_checks_rules`,
+        `_validated` (the plan) and `_startable`."""
+        was_startable = self._startable()
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for name in FIELDS:
-            raw = self._raw_value(name)
             try:
-                values[name] = parse_field(name, raw) if isinstance(raw, str) else raw
+                values[name] = self._parse_value(name, self._raw_value(name))
             except ConfigError as exc:
                 errors[name] = str(exc)
-        inactive = {name for name in FIELDS if not self._applies(name, values)}
+        inactive = self._inactive_fields(values)
         for name in inactive:
             errors.pop(name, None)
             values.pop(name, None)
         config, self.cross_field_error = None, None
         if not errors:
             try:
-                config = TrainConfig.from_mapping(values)
+                config = TrainConfig.from_mapping(values, check=self._checks_rules())
             except ConfigError as exc:
                 errors[exc.field or "dataset"] = str(exc)
                 self.cross_field_error = exc
-        was_startable = self.config is not None
         self.errors, self.config = errors, config
+        self._validated(config)
         self._show_reasons(inactive)
-        if was_startable != (config is not None):
+        if was_startable != self._startable():
             self.refresh_bindings()  # the footer greys out Start while the form is invalid
         return config
+
+    def _parse_value(self, name: str, raw: Any) -> Any:
+        """A field's value from its widget's (text parsed like its flag)."""
+        return parse_field(name, raw) if isinstance(raw, str) else raw
+
+    def _inactive_fields(self, values: dict[str, Any]) -> set[str]:
+        """The fields that do not apply to these values (disabled and left out)."""
+        return {name for name in FIELDS if not self._applies(name, values)}
+
+    def _checks_rules(self) -> bool:
+        """Whether the rules between fields hold for the form's values as they are."""
+        return True
+
+    def _validated(self, config: TrainConfig | None) -> None:
+        """After the fields were checked (`self.errors`, `self.config`): nothing more to do."""
+
+    def _startable(self) -> bool:
+        return self.config is not None
 
     def _show_reasons(self, inactive: set[str]) -> None:
         for name, field in FIELDS.items():

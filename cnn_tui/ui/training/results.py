@@ -4,13 +4,12 @@ The dashboard screen replayed from the run's files: curves, epoch table and log,
 results (confusion matrix, per-class metrics, most-confused pairs, sample predictions).
 
 `cnn-tui eval RUN_DIR` recomputes the test metrics from the checkpoint, as `--no-ui` does
-(`engine.evaluate_run`, in a thread worker; eval.json is written): the stored results are shown,
+(`trainer.evaluate_saved`, in a thread worker; eval.json is written): the stored results are shown,
 marked as such, until the recomputed ones replace them, or an error says why they could not be.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,14 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.ui.training.dashboard import RunScreen
 from cnn_tui.ui.training.result_views import MetricsView
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What `cnn-tui eval RUN_DIR [--device D]` opens (made by `cnn_tui.commands.evaluate`)."""
+
+    run_dir: Path
+    device: str = "auto"
 
 
 @dataclass
@@ -45,10 +52,9 @@ class ResultsScreen(RunScreen):
         self.recomputed: dict[str, Any] | None = None
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace | None) -> ResultsScreen:
+    def from_settings(cls, settings: EvalSettings) -> ResultsScreen:
         """`cnn-tui eval RUN_DIR [--device D]`: the results, recomputed from the checkpoint."""
-        run_dir = getattr(args, "run_dir", None) or "."
-        return cls(run_dir, recompute=True, device=getattr(args, "device", None) or "auto")
+        return cls(settings.run_dir, recompute=True, device=settings.device)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -67,16 +73,9 @@ class ResultsScreen(RunScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="recompute")
     def recompute_metrics(self) -> None:
         """Evaluate the checkpoint on the test set (imports torch, loads the data) and save eval.json."""
-        import time
+        from cnn_tui.training.loop.trainer import evaluate_saved
 
-        from cnn_tui.training.loop import engine
-        from cnn_tui.training.runs import store as runs
-
-        started = time.perf_counter()
-        report = engine.evaluate_run(self.run_dir, self.device)
-        report["seconds"] = time.perf_counter() - started
-        runs.write_eval(self.run_dir, report)
-        self.post_message(Recomputed(report))
+        self.post_message(Recomputed(evaluate_saved(self.run_dir, self.device)))
 
     @on(Recomputed)
     def _recomputed(self, message: Recomputed) -> None:

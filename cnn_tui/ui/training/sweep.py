@@ -14,9 +14,10 @@ the best run starred, under the overlaid validation curves of its runs, refreshe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_fiel
 from cnn_tui.training.runs import sweeps
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dialogs import confirm
-from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, runs_dir
+from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, TrainFormSettings, runs_dir
 from cnn_tui.ui.training.messages import CurvesLoaded, SweepRead
 from cnn_tui.ui.training.runs import CompareScreen, status_text
 
@@ -42,18 +43,26 @@ REFRESH_S = 2.0
 SORT_LABELS = {key: title for key, (_, _, title) in sweeps.SORT_FIELDS.items()}
 
 
-def sweep_screen_for(args: argparse.Namespace | None):
+@dataclass(frozen=True)
+class SweepSettings(TrainFormSettings):
+    """What `cnn-tui sweep` opens (made by `cnn_tui.commands.sweep`, checked): the sweep screen
+    of `show`, or of `resume` resumed on the --device text (`texts["device"]`: default the
+    sweep's own devices); else the sweep form, the form's settings plus the `grid` (parsed) and
+    the table's `sort`."""
+
+    grid: Mapping[str, list[Any]] = dataclasses.field(default_factory=dict)
+    sort: str | None = None
+    show: str | None = None
+
+
+def sweep_screen_for(settings: SweepSettings | None) -> TrainFormScreen | SweepScreen:
     """The screen of `cnn-tui sweep`: --show / --resume open the sweep screen, else the form."""
-    if args is not None and getattr(args, "show", None):
-        return SweepScreen(args.show, sort=getattr(args, "sort", None))
-    if args is not None and getattr(args, "resume", None):
-        return SweepScreen(
-            args.resume,
-            sort=getattr(args, "sort", None),
-            resume=True,
-            device=getattr(args, "device", None),
-        )
-    return SweepFormScreen.from_args(args)
+    if settings is not None and settings.show:
+        return SweepScreen(settings.show, sort=settings.sort)
+    if settings is not None and settings.resume:
+        device = settings.texts.get("device")
+        return SweepScreen(settings.resume, sort=settings.sort, resume=True, device=device)
+    return SweepFormScreen.from_settings(settings)
 
 
 def _is_text_field(name: str) -> bool:
@@ -101,28 +110,28 @@ class SweepFormScreen(TrainFormScreen):
         self.device_text = (self.initial_texts.pop("device", None) or "").strip()
         self.device_spec = self.device_text or self.base.device
         self.grid: dict[str, list[Any]] = {}
+        self._lists: dict[str, list[Any]] = {}  # the fields holding several values
         self.plan: sweeps.SweepPlan | None = None
         self.plan_error = ""  # why there is no plan (shown in the summary)
         self.grid_error = ""  # what is wrong in the grid row (shown beside it)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace | None) -> SweepFormScreen:
-        """The form filled from `cnn-tui sweep` flags; each --grid goes into its field as
+    def from_settings(cls, settings: TrainFormSettings | None) -> SweepFormScreen:
+        """The form filled from `cnn-tui sweep`'s settings; each grid key goes into its field as
         V1,V2 (text fields) or into the grid row (drop-downs and check boxes)."""
-        screen = super().from_args(args)
+        screen = super().from_settings(settings)
         assert isinstance(screen, SweepFormScreen)
-        if args is None:
+        if not isinstance(settings, SweepSettings):
             return screen
-        grid = sweeps.parse_grid(getattr(args, "grid", None) or [])  # checked before the app
         extra = []
-        for name, values in grid.items():
+        for name, values in settings.grid.items():
             text = ",".join(sweeps.format_value(value) for value in values)
             if _is_text_field(name):
                 screen.initial_texts[name] = text
             else:
                 extra.append(f"{name.replace('_', '-')}={text}")
         screen.grid_text = " ".join(extra)
-        screen.sort = getattr(args, "sort", None)
+        screen.sort = settings.sort
         return screen
 
     def compose(self) -> ComposeResult:
@@ -186,72 +195,67 @@ class SweepFormScreen(TrainFormScreen):
         return any(self._applies(name, {**values, setting: option}) for option in grid[setting])
 
     def validate_form(self) -> TrainConfig | None:
-        """Parse every field (lists too) and the grid row; the base settings or None.
+        """The form's checks (`TrainFormScreen.validate_form`) with lists of values and the grid
+        row; the base settings or None.
 
         `self.plan` is the checked sweep (None, with `self.plan_error`, when there is no grid
         yet or a run of it breaks a rule or the limit); Start needs it.
         """
-        values: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        grid: dict[str, list[Any]] = {}
-        for name in FIELDS:
-            raw = self._raw_value(name)
-            try:
-                if name == "device":
-                    self.device_spec = str(raw or "auto")
-                    self._check_devices(self.device_spec)
-                    values[name] = "auto" if "," in self.device_spec else self.device_spec
-                elif isinstance(raw, str) and "," in raw:
-                    grid[name] = self._field_values(name, raw)
-                    values[name] = grid[name][0]
-                else:
-                    values[name] = parse_field(name, raw) if isinstance(raw, str) else raw
-            except ConfigError as exc:
-                errors[name] = str(exc)
-        grid_error = ""
+        self._lists = {}
+        return super().validate_form()
+
+    def _parse_value(self, name: str, raw: Any) -> Any:
+        """A list of devices, or a field's list of values (its first stands for it), or one."""
+        if name == "device":
+            self.device_spec = str(raw or "auto")
+            self._check_devices(self.device_spec)
+            return "auto" if "," in self.device_spec else self.device_spec
+        if isinstance(raw, str) and "," in raw:
+            self._lists[name] = self._field_values(name, raw)
+            return self._lists[name][0]
+        return super()._parse_value(name, raw)
+
+    def _inactive_fields(self, values: dict[str, Any]) -> set[str]:
+        """Read the grid row too; the grid is the fields' lists and the row's keys, without the
+        fields that do not apply to any value of it."""
         try:
             extra = sweeps.parse_grid(self._grid_row_text().split())
+            self.grid_error = ""
         except UsageError as exc:
-            extra, grid_error = {}, str(exc)
-        inactive = {
-            name for name in FIELDS if not self._applies_in_grid(name, values, {**grid, **extra})
-        }
-        for name in inactive:
-            errors.pop(name, None)
-            values.pop(name, None)
-            grid.pop(name, None)
+            extra, self.grid_error = {}, str(exc)
+        grid = {**self._lists, **extra}
+        inactive = {name for name in FIELDS if not self._applies_in_grid(name, values, grid)}
+        self.grid = {name: v for name, v in self._lists.items() if name not in inactive}
         for key in extra:
-            if key in grid:
-                grid_error = f"{key.replace('_', '-')} already has a list in its field"
-        grid.update(extra)
-        config, self.cross_field_error = None, None
-        if not errors:
-            try:
-                config = TrainConfig.from_mapping(values, check=not grid)
-            except ConfigError as exc:
-                errors[exc.field or "dataset"] = str(exc)
-                self.cross_field_error = exc
-        was_startable = self.plan is not None
-        self.errors, self.config, self.grid = errors, config, grid
-        self.plan, self.plan_error, self.grid_error = None, grid_error, grid_error
-        if config is not None and not grid_error:
-            if not grid:
-                self.plan_error = (
-                    "type several values separated by commas in a field (epochs 20,50,100) or "
-                    "KEY=V1,V2 in the grid row"
-                )
-            else:
-                try:
-                    self.plan = sweeps.make_plan(
-                        config, grid, self.device_spec, self.sort, devices=[]
-                    )
-                except UsageError as exc:
-                    self.plan_error = str(exc)
-        self._show_reasons(inactive)
+            if key in self.grid:
+                self.grid_error = f"{key.replace('_', '-')} already has a list in its field"
+        self.grid.update(extra)
+        return inactive
+
+    def _checks_rules(self) -> bool:
+        return not self.grid  # a grid's runs are checked one by one by the plan
+
+    def _validated(self, config: TrainConfig | None) -> None:
+        self.plan, self.plan_error = None, self.grid_error
+        if config is None or self.grid_error:
+            return
+        if not self.grid:
+            self.plan_error = (
+                "type several values separated by commas in a field (epochs 20,50,100) or "
+                "KEY=V1,V2 in the grid row"
+            )
+            return
+        try:
+            self.plan = sweeps.make_plan(config, self.grid, self.device_spec, self.sort, devices=[])
+        except UsageError as exc:
+            self.plan_error = str(exc)
+
+    def _startable(self) -> bool:
+        return self.plan is not None
+
+    def _show_reasons(self, inactive: set[str]) -> None:
+        super()._show_reasons(inactive)
         self._show_sweep()
-        if was_startable != (self.plan is not None):
-            self.refresh_bindings()
-        return config
 
     def _grid_row_text(self) -> str:
         if not self.is_mounted:
@@ -581,7 +585,7 @@ class SweepScreen(CompareScreen):
         """Start the queue runner again (finds the GPUs for `auto`: imports torch, so a thread)."""
         try:
             manifest = sweeps.check_resumable(self.sweep_dir)
-            devices = sweeps.resolve_devices(device or str(manifest.get("device") or "auto"))
+            devices = sweeps.resume_devices(manifest, device)
             self.pid = sweeps.launch_sweep(self.sweep_dir, devices, self.sort)
         except (OSError, UsageError) as exc:
             self.app.call_from_thread(

@@ -1,0 +1,41 @@
+"""`python -m cnn_tui.commands.sweep_runner SWEEP_DIR --devices D1,D2 [--sort KEY]`: the queue
+runner of a sweep started in the background (`sweeps.launch_sweep`, its own session; its output
+goes to SWEEP_DIR/output.log). SIGTERM stops the runs in progress with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+
+from cnn_tui.commands.sweep import EXIT_OK, EXIT_STOPPED, EXIT_USAGE
+from cnn_tui.commands.sweep_report import Reporter
+from cnn_tui.errors import UsageError
+from cnn_tui.training.loop.trainer import stop_on_signals
+from cnn_tui.training.runs import sweeps
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {sweeps.RUNNER_MODULE}")
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--devices", required=True)
+    parser.add_argument("--sort", choices=sweeps.SORT_KEYS)
+    args = parser.parse_args(argv)
+    try:
+        manifest = sweeps.read_manifest(args.sweep_dir)
+        reporter = Reporter(sys.stdout, len(manifest["runs"]))
+        stop = threading.Event()
+        with stop_on_signals(stop, lambda text: print(f"sweep runner: {text}", flush=True)):
+            state = sweeps.run_queue(
+                args.sweep_dir, args.devices.split(","), reporter, stop, sort=args.sort
+            )
+    except UsageError as exc:
+        print(f"cnn-tui sweep: error: {exc}", flush=True)
+        return EXIT_USAGE
+    return EXIT_STOPPED if state == "stopped" else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""What `cnn-tui train --no-ui` prints while it trains: the reporters of `trainer.TrainReporter`.
+
+On a terminal a progress bar and one table row per epoch (`TerminalReporter`); plain lines when
+stdout is a file or a pipe, one per epoch, no redraws (`PlainReporter`); only JSON lines with
+`--json` (`JsonReporter`; the human notes then go to stderr). `--json-file FILE` keeps the same
+JSON lines for FILE as well. When the terminal or the pipe goes away, output stops and the run
+carries on to its checkpoint (`quietly`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from cnn_tui import text
+from cnn_tui.commands.output import JsonLines
+from cnn_tui.training.runs import store as runs
+
+# what a finished run leaves, as its last lines list them
+RESULT_FILES = (
+    runs.SUMMARY_FILE,
+    runs.CHECKPOINT_FILE,
+    runs.EVENTS_FILE,
+    runs.SAMPLES_FILE,
+    runs.CONFIG_FILE,
+)
+
+
+def mute_output() -> None:
+    """The terminal or the pipe is gone (a dropped SSH session, a closed pipe): point stdout and
+    stderr at /dev/null, so that the run carries on to its checkpoint instead of failing on a
+    print (and Python's exit does not fail flushing them)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError, AttributeError):  # (no real file behind it)
+                pass
+    finally:
+        os.close(devnull)
+
+
+def quietly(function: Callable[..., Any]) -> Callable[..., None]:
+    """`function` (which prints), muting the output instead of failing when it is gone."""
+
+    def call(*args: Any) -> None:
+        try:
+            function(*args)
+        except OSError:
+            mute_output()
+
+    return call
+
+
+# --- the lines --------------------------------------------------------------------------------
+
+EPOCH_HEADER = (
+    f"{'epoch':>9}  {'train loss':>10}  {'train acc':>9}  {'val loss':>9}  {'val acc':>8}  "
+    f"{'lr':>8}  {'time':>7}  {'img/s':>8}"
+)
+
+
+def epoch_row(event: dict[str, Any]) -> str:
+    """One row of the epoch table (the dashboard's epoch table shows the same cells)."""
+    label = f"{event['epoch']}/{event['epochs']}"
+    return (
+        f"{label:>9}  {event['train_loss']:10.4f}  {text.percent(event['train_acc']):>9}  "
+        f"{event['val_loss']:9.4f}  {text.percent(event['val_acc']):>8}  {event['lr']:8.2e}  "
+        f"{text.duration(event['seconds']):>7}  {text.count(event['images_per_s']):>8}"
+    )
+
+
+def started_lines(event: dict[str, Any]) -> list[str]:
+    """What the run_started event says: the device, the data, the model, the processes."""
+    config = event["config"]
+    params = event["parameters"]
+    lines = [
+        f"device: {event['device']} ({event['device_name']})"
+        + (f", {event['amp']} autocast" if event.get("amp") else "")
+        + (", channels_last" if event.get("channels_last") else ""),
+        f"data: {config['dataset']} — {event['n_train']} train / {event['n_val']} val / "
+        f"{event['n_test']} test images, {len(event['classes'])} classes",
+        f"model: {config['model']} — {text.count(params['total'])} parameters "
+        f"({text.count(params['trainable'])} trainable); {config['optimizer']} lr "
+        f"{config['lr']:g}, batch {config['batch_size']}, {event['batches_per_epoch']} batches "
+        "per epoch",
+    ]
+    if event.get("world_size", 1) > 1:
+        hosts = sorted({text.one_line(rank["host"]) for rank in event.get("ranks") or []})
+        lines.append(
+            f"data-parallel: {event['world_size']} processes ({event.get('backend')}) on "
+            f"{', '.join(hosts)}; each takes a slice of every batch of {config['batch_size']}"
+        )
+    if event.get("resumed"):
+        where = f"epoch {event['start_epoch']}"
+        if event.get("start_batch"):
+            where += f", batch {event['start_batch'] + 1}"
+        lines.append(f"resuming at {where}")
+    skipped = [text.one_line(name) for name in event.get("skipped") or []]
+    if skipped:
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        lines.append(f"skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:10])}{more}")
+    return lines
+
+
+def finished_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
+    """The test metrics of a finished run and the files it left."""
+    files = list(RESULT_FILES)
+    weights = ""
+    if summary.get("evaluated_with") == "best":  # early stopping: the best epoch's weights
+        files.insert(2, runs.BEST_FILE)
+        weights = f"; with epoch {summary.get('best_epoch')}'s weights ({runs.BEST_FILE})"
+    return [
+        f"test accuracy {text.percent(summary['test_accuracy'])}   macro F1 "
+        f"{summary['macro_f1']:.4f}   (macro precision {summary['macro_precision']:.4f}, recall "
+        f"{summary['macro_recall']:.4f}; best val acc {text.percent(summary['best_val_acc'])})"
+        f"{weights}",
+        f"files: {text.one_line(run_dir)}/ — {', '.join(files)}",
+    ]
+
+
+# --- the reporters ----------------------------------------------------------------------------
+
+
+class JsonEvents:
+    """The events as JSON lines (batch events throttled as in metrics.jsonl), on `out` and/or
+    kept for `path` (`output.JsonLines`)."""
+
+    def __init__(self, out: TextIO | None, path: str | None) -> None:
+        self.lines = JsonLines(out, path)
+        self.throttle = runs.BatchThrottle()
+
+    def add(self, event: dict[str, Any]) -> None:
+        record = self.throttle.add(event) if event["event"] == "batch" else event
+        if record is not None:
+            self.lines.write(record)
+
+    def close(self) -> None:
+        self.lines.close()
+
+
+class PlainReporter:
+    """Plain lines for logs: the run's setup, one line per epoch, the result. No redraws."""
+
+    def __init__(self, out: TextIO, json_file: str | None = None) -> None:
+        self.out = out
+        self.header_done = False
+        self.json = JsonEvents(None, json_file) if json_file else None
+
+    def print(self, line: str = "") -> None:
+        print(line, file=self.out, flush=True)
+
+    def begin(self, run_dir: Path) -> None:
+        quietly(self.print)(f"run dir: {text.one_line(run_dir)}")
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.json is not None:
+            self.json.add(event)
+        quietly(self.show)(event)
+
+    def show(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "run_started":
+            for line in started_lines(event):
+                self.print(line)
+        elif kind == "epoch":
+            if not self.header_done:
+                self.print(EPOCH_HEADER)
+                self.header_done = True
+            self.print(epoch_row(event))
+        elif kind in ("stopped", "early_stop"):
+            self.print(event["message"])
+
+    def note(self, line: str) -> None:
+        quietly(lambda: print(f"cnn-tui: {line}", file=sys.stderr, flush=True))()
+
+    def finished(self, summary: dict[str, Any], run_dir: Path) -> None:
+        for line in finished_lines(summary, run_dir):
+            quietly(self.print)(line)
+
+    def close(self) -> None:
+        if self.json is not None:
+            self.json.close()
+
+
+class JsonReporter(PlainReporter):
+    """The events as JSON lines on stdout (batch events throttled as in metrics.jsonl), and in
+    `json_file` too; the human notes go to stderr."""
+
+    def __init__(self, out: TextIO, json_file: str | None = None) -> None:
+        super().__init__(out)
+        self.json = JsonEvents(out, json_file)
+
+    def begin(self, run_dir: Path) -> None:
+        pass
+
+    def event(self, event: dict[str, Any]) -> None:
+        quietly(self.json.add)(event)
+
+    def finished(self, summary: dict[str, Any], run_dir: Path) -> None:
+        pass
+
+
+class TerminalReporter(PlainReporter):
+    """On a terminal: a rich progress bar with ETA and throughput, a table row per epoch."""
+
+    def __init__(self, out: TextIO, json_file: str | None = None) -> None:
+        super().__init__(out, json_file)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = Console(file=out, highlight=False)
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  {task.fields[speed]}  ETA {task.fields[eta]}"),
+            console=self.console,
+            transient=True,
+        )
+        self.task = None
+
+    def print(self, line: str = "") -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def show(self, event: dict[str, Any]) -> None:
+        if event["event"] != "batch":
+            super().show(event)
+            return
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "train", total=event["batches"], epoch="", loss="", speed="", eta=""
+            )
+        self.progress.update(
+            self.task,
+            completed=event["batch"],
+            total=event["batches"],
+            epoch=f"{event['epoch']}/{event.get('epochs', '?')}",
+            loss=f"{event['loss']:.4f}",
+            speed=text.throughput(event["images_per_s"]),
+            eta=text.duration(event["eta_s"]),
+        )
+
+    def close(self) -> None:
+        if self.task is not None:
+            quietly(self.progress.stop)()
+        super().close()
+
+
+def make_reporter(
+    out: TextIO, *, json_stdout: bool = False, json_file: str | None = None
+) -> PlainReporter:
+    """JSON lines with `json_stdout`, a progress bar on a terminal, else plain lines."""
+    if json_stdout:
+        return JsonReporter(out, json_file)
+    if out.isatty():
+        return TerminalReporter(out, json_file)
+    return PlainReporter(out, json_file)
