@@ -235,7 +235,6 @@ def make_plan(
     return SweepPlan(base, grid, device_spec, devices, sort or DEFAULT_SORT, entries)
 
 
-
 def check_new_sweep_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--run-dir {path} is a file, not a folder")
@@ -380,7 +379,6 @@ def best_run(rows: list[dict[str, Any]], key: str = DEFAULT_SORT) -> dict[str, A
     return None
 
 
-
 def format_metric(row: dict[str, Any], key: str) -> str:
     """The value a table is sorted by, as its column shows it."""
     value = row.get(SORT_FIELDS[key][0])
@@ -441,7 +439,6 @@ class SweepLock:
 
     def release(self) -> None:
         self.handle.close()
-
 
 
 @dataclass
