@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,3 +27,40 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --- waiting: the one way a test waits for something to happen ---------------------------------
+# A condition is polled until it holds; a time-out is a failure bound, never a measurement, and
+# fails naming what was awaited (and, with `shown`, what there was instead).
+
+
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 120.0,
+    what: str = "",
+    *,
+    shown: Callable[[], str] | None = None,
+    interval: float = 0.05,
+) -> None:
+    """Block until `condition()` is true (a process, a file, a tmux pane)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            detail = f":\n{shown()}" if shown is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what or condition}{detail}"
+            )
+        time.sleep(interval)
+
+
+async def wait_until(
+    pilot: Any, condition: Callable[[], object], timeout: float = 60.0, what: str = ""
+) -> None:
+    """Let a Textual app run under `pilot` until `condition()` is true, then one more pause so
+    what the condition saw is drawn."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        await pilot.pause(0.05)
+    await pilot.pause()

@@ -261,3 +261,25 @@ def run_async(test):
         return asyncio.run(test(*args, **kwargs))
 
     return wrapper
+
+
+# --- the dashboard of a run in a Textual app under a pilot --------------------------------------
+
+
+async def open_finished_run(pilot, run: Path):
+    """The dashboard of a finished run, pushed and loaded; returns it."""
+    from conftest import wait_until
+
+    from cnn_tui.ui.training.dashboard import RunScreen
+
+    screen = RunScreen(run, live=False)
+    await pilot.app.push_screen(screen)
+    await wait_until(pilot, lambda: screen.state == "finished")
+    return screen
+
+
+def status_line(screen) -> str:
+    """The dashboard's status line as text."""
+    from textual.widgets import Static
+
+    return str(screen.query_one("#dash-status", Static).render())

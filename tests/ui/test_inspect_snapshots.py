@@ -6,9 +6,8 @@ machine; each snapshot waits until the view has inspected its image and ordered 
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from conftest import wait_until
 from inspect_fixtures import write_model_run
 
 from cnn_tui.training.tools.inspect import InspectRequest
@@ -25,10 +24,13 @@ def app(tmp_path) -> CnnTuiApp:
 def settled(keys: tuple[str, ...] = ()):
     async def run_before(pilot) -> None:
         view = pilot.app.screen.query_one(InsideView)
-        deadline = time.monotonic() + 30
-        while view.inspection is None or view.wrong is None or pilot.app.workers:
-            assert time.monotonic() < deadline
-            await pilot.pause(0.05)
+        await wait_until(
+            pilot,
+            lambda: (
+                view.inspection is not None and view.wrong is not None and not pilot.app.workers
+            ),
+            30,
+        )
         await pilot.press(*keys)
         await pilot.pause()
         # the footer's keys are enabled once the run is loaded: on a busy machine the footer may

@@ -14,11 +14,11 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from cli_process import run_cnn_tui
+from conftest import wait_for, wait_until
 from textual.widgets import Button, DataTable, Input, Static
 from train_ui_fixtures import run_async, write_run
 
@@ -40,14 +40,6 @@ TINY = ["--dataset", "shapes", "--limit", "40", "--batch-size", "8", "--hidden-u
 
 def cnn_tui(*argv: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return run_cnn_tui(*argv, cwd=cwd, timeout=timeout)
-
-
-def wait_for(condition, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        time.sleep(0.1)
 
 
 def table_lines(stdout: str) -> list[str]:
@@ -448,14 +440,6 @@ SIZE = (120, 40)
 
 def make_app(runs_dir: Path) -> CnnTuiApp:
     return CnnTuiApp(runs_dir=runs_dir)
-
-
-async def wait_until(pilot, condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
-        await pilot.pause(0.05)
 
 
 @run_async

@@ -2,7 +2,7 @@
 
 Deterministic by construction: fixed seeds, the replay paused (no play timer), and the checks
 panel switched off so no PyTorch worker races the snapshot. Update with
-`pytest tests/test_lesson_snapshots.py --snapshot-update` after a deliberate change, then look
+`pytest tests/ui/test_lesson_snapshots.py --snapshot-update` after a deliberate change, then look
 at the SVGs under tests/__snapshots__/test_lesson_snapshots/.
 """
 

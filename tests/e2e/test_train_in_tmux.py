@@ -12,10 +12,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -48,15 +48,6 @@ class Tmux:
 def unwrapped(screen: str) -> str:
     """A captured screen as one line: a long path wrapped over two lines reads whole again."""
     return "".join(line.strip() for line in screen.splitlines())
-
-
-def wait_for(predicate, timeout: float, what: str, shown=lambda: "") -> None:
-    """Wait until `predicate()`; on a time-out, say what was awaited and what `shown()` gives."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{shown()}")
-        time.sleep(0.2)
 
 
 def status_of(runs_dir: Path) -> tuple[Path | None, str]:

@@ -15,12 +15,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from cli_process import ENV
+from conftest import wait_for
 
 from cnn_tui import cli
 from cnn_tui.commands.train_flags import config_flags, config_from_args
@@ -160,10 +160,7 @@ def test_a_killed_rank_fails_the_run_with_its_name(tmp_path):
     status = runs.read_status(run_dir)
     assert status["status"] == "failed" and f"rank 1 (pid {rank1})" in status["message"]
     assert kinds(run_dir).count("failed") == 1 and "stopped" not in kinds(run_dir)
-    deadline = time.monotonic() + 10
-    while runs.is_alive(started["ranks"][0]["pid"]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not runs.is_alive(started["ranks"][0]["pid"])  # rank 0 ended too
+    wait_for(lambda: not runs.is_alive(started["ranks"][0]["pid"]), 10, "rank 0 to end too")
 
 
 # --- usage errors: one line, exit 2, nothing launched or written -------------------------------

@@ -1,7 +1,7 @@
 """cnn_tui.training.runs.launcher: runs start in their own session, stop on SIGTERM, and are followed by file.
 
 A stand-in trainer (a few lines of Python writing status.json and metrics.jsonl like the real one)
-keeps these tests fast; the real engine is exercised by tests/test_train_ui.py and the tmux test.
+keeps these tests fast; the real engine is exercised by tests/ui/test_training_screens.py and the tmux test.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import launcher
@@ -67,14 +67,6 @@ def fake_trainer(tmp_path, monkeypatch):
 
     monkeypatch.setattr(launcher, "train_command", command)
     return mode
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.02)
 
 
 def test_launcher_imports_without_textual_or_torch() -> None:

@@ -12,10 +12,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 CNN_TUI = Path(sys.executable).parent / "cnn-tui"
 
@@ -52,14 +52,9 @@ class Tmux:
         return self._tmux("has-session", "-t", self.session, check=False).returncode == 0
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} did not appear; the pane shows:\n{screen}")
-            time.sleep(0.1)
+        """The pane's text once `text` shows in it."""
+        wait_for(lambda: text in self.screen(), timeout, repr(text), shown=self.screen)
+        return self.screen()
 
     def close(self) -> None:
         self._tmux("kill-server", check=False)
@@ -87,10 +82,7 @@ def test_conv_lesson_steps_switches_to_backward_and_quits() -> None:
         if importlib.util.find_spec("torch") is not None:
             tmux.wait_for("PyTorch: max |Δ|", timeout=90)
         tmux.send("C-q")
-        deadline = time.monotonic() + 15
-        while tmux.alive():
-            assert time.monotonic() < deadline, "cnn-tui did not quit on ctrl+q"
-            time.sleep(0.1)
+        wait_for(lambda: not tmux.alive(), 15, "cnn-tui to quit on ctrl+q")
     finally:
         tmux.close()
 
@@ -112,9 +104,6 @@ def test_network_lesson_steps_forward_backward_update_and_quits() -> None:
         tmux.wait_for("L = 0.795 → L′ = 0.0542")
         tmux.wait_for("finite differences: ", timeout=60)
         tmux.send("C-q")
-        deadline = time.monotonic() + 15
-        while tmux.alive():
-            assert time.monotonic() < deadline, "cnn-tui did not quit on ctrl+q"
-            time.sleep(0.1)
+        wait_for(lambda: not tmux.alive(), 15, "cnn-tui to quit on ctrl+q")
     finally:
         tmux.close()

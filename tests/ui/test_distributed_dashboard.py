@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
-from test_train_ui import SIZE, make_app, open_finished_run, status_line
-from train_ui_fixtures import run_async, write_run
+from train_ui_fixtures import open_finished_run, run_async, status_line, write_run
 
 from cnn_tui.training.runs import store as runs
+from cnn_tui.ui.app import CnnTuiApp
+
+SIZE = (120, 40)
 
 
 @run_async
@@ -18,7 +20,7 @@ async def test_the_status_line_shows_the_world_size(tmp_path) -> None:
     assert started["event"] == "run_started"
     started.update(world_size=2, backend="gloo", ranks=[{"rank": 0}, {"rank": 1}])
     (run / runs.EVENTS_FILE).write_text("\n".join([json.dumps(started), *lines[1:]]) + "\n")
-    app = make_app(tmp_path)
+    app = CnnTuiApp(runs_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_finished_run(pilot, run)
         assert "CPU (2 threads) × 2 processes" in status_line(screen)

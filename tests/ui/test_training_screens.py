@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from textual.widgets import Button, Checkbox, Input, RichLog, Select, Static, TabbedContent
 from train_ui_fixtures import CLASSES, run_async, write_run
 
@@ -22,7 +22,7 @@ from cnn_tui.training.data import shapes as shapes_dataset
 from cnn_tui.training.runs.store import read_status
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
-from cnn_tui.ui.training.dashboard import DashboardScreen, RunScreen
+from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.dialogs import ChoiceModal, PresetNameModal
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.form import TrainFormScreen
@@ -44,28 +44,6 @@ def presets_dir(tmp_path, monkeypatch) -> Path:
 
 def make_app(runs_dir: Path) -> CnnTuiApp:
     return CnnTuiApp(runs_dir=runs_dir)
-
-
-async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
-    """Let the app run until `condition()` holds (or fail after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
-        await pilot.pause(0.05)
-
-
-async def open_finished_run(pilot, run: Path) -> RunScreen:
-    """The dashboard of a finished run, pushed and loaded; returns it."""
-    screen = RunScreen(run, live=False)
-    await pilot.app.push_screen(screen)
-    await wait_until(pilot, lambda: screen.state == "finished")
-    await pilot.pause()
-    return screen
-
-
-def status_line(screen: RunScreen) -> str:
-    return str(screen.query_one("#dash-status", Static).render())
 
 
 async def show(pilot, screen):

@@ -18,11 +18,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from cli_process import ENV
+from conftest import wait_for, wait_until
 from train_ui_fixtures import run_async, write_run
 
 from cnn_tui import cli, fileio
@@ -100,14 +100,6 @@ def trainer(*argv: str, cwd: Path, code: str | None = None, **popen) -> subproce
     process = subprocess.Popen([*head, *argv], cwd=cwd, env=ENV, text=True, **popen)
     _started.append(process)
     return process
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.02)
 
 
 def events(run: Path) -> list[dict]:
@@ -627,7 +619,7 @@ async def test_runs_screen_and_results_show_damaged_runs(tmp_path, monkeypatch, 
         screen = RunsScreen(base)
         await app.push_screen(screen)
         table = screen.query_one(DataTable)
-        await wait_async(pilot, lambda: table.row_count == 2)
+        await wait_until(pilot, lambda: table.row_count == 2)
         details = []
         for _ in range(2):
             details.append(str(screen.query_one("#runs-detail", Static).render()))
@@ -644,7 +636,7 @@ async def test_runs_screen_and_results_show_damaged_runs(tmp_path, monkeypatch, 
             if kind == "empty" and name == "m":  # nothing to read, nothing damaged
                 await pilot.pause(0.2)
             else:
-                await wait_async(pilot, lambda n=note, lg=log: n in text_of(lg), what=note)
+                await wait_until(pilot, lambda n=note, lg=log: n in text_of(lg), what=note)
                 rows = len(results.query_one("#epoch-table", EpochTable).rows)
                 assert rows == (2 if name == "s" else 4) or (
                     kind == "binary" and rows == 3
@@ -655,14 +647,6 @@ async def test_runs_screen_and_results_show_damaged_runs(tmp_path, monkeypatch, 
 
 def text_of(log) -> str:
     return "\n".join(strip.text for strip in log.lines)
-
-
-async def wait_async(pilot, condition, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await pilot.pause(0.05)
 
 
 @run_async
@@ -682,12 +666,12 @@ async def test_live_dashboard_of_a_damaged_run_keeps_following(tmp_path, monkeyp
         screen = DashboardScreen(run)
         await app.push_screen(screen)
         table = screen.query_one("#epoch-table", EpochTable)
-        await wait_async(pilot, lambda: len(table.rows) == 2, what="the two epochs")
+        await wait_until(pilot, lambda: len(table.rows) == 2, what="the two epochs")
         (run / runs.STATUS_FILE).write_text(json.dumps({"status": "stopped", "pid": 1}))
-        await wait_async(pilot, lambda: screen.state == "stopped", what="the stop")
+        await wait_until(pilot, lambda: screen.state == "stopped", what="the stop")
         await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
         log = screen.query_one(RichLog)
-        await wait_async(pilot, lambda: "metrics.jsonl: skipped 1 line" in text_of(log))
+        await wait_until(pilot, lambda: "metrics.jsonl: skipped 1 line" in text_of(log))
 
 
 # --- 6. a tiny terminal ---------------------------------------------------------------------

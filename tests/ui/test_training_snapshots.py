@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from train_ui_fixtures import FASHION_CLASSES, STARTED, FakeNvml, write_run
 
 from cnn_tui.training.system import devices, gpu_stats
@@ -45,12 +46,9 @@ def make_app(tmp_path) -> CnnTuiApp:
 
 async def settle(pilot, condition=lambda: True, timeout: float = 30.0) -> None:
     """Wait for the workers and for `condition()`, then for the charts' throttled redraw."""
-    deadline = time.monotonic() + timeout
     await pilot.pause()
-    while not condition() or any(chart._dirty for chart in pilot.app.screen.query(MetricChart)):
-        assert time.monotonic() < deadline, "screen did not settle"
-        await pilot.pause(0.05)
-    await pilot.pause()
+    charts_drawn = lambda: not any(chart._dirty for chart in pilot.app.screen.query(MetricChart))  # noqa: E731
+    await wait_until(pilot, lambda: condition() and charts_drawn(), timeout, "the screen to settle")
 
 
 def open_screen(screen_factory, condition=None):

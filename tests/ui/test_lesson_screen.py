@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_until
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
@@ -260,10 +261,7 @@ async def test_play_pause_and_speed() -> None:
         assert "20 steps/s" in status(screen)
         await pilot.press("space")
         assert screen.playing and "▶ playing" in status(screen)
-        deadline = time.monotonic() + 10
-        while screen.replay.position < 3:
-            assert time.monotonic() < deadline, "the replay did not advance while playing"
-            await pilot.pause(0.05)
+        await wait_until(pilot, lambda: screen.replay.position >= 3, 10, "the replay to advance")
         await pilot.press("space")
         assert not screen.playing and "paused" in status(screen)
         stopped = screen.replay.position

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_train_ui import open_finished_run, status_line, wait_until
+from conftest import wait_until
 from textual.widgets import Button, Input, Static
 from textual_plotext import PlotextPlot
-from train_ui_fixtures import run_async, write_run
+from train_ui_fixtures import open_finished_run, run_async, status_line, write_run
 
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.tools import lr_find

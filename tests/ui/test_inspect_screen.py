@@ -3,10 +3,9 @@ opened in the conv lesson."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from conftest import wait_until
 from inspect_fixtures import write_model_run
 from train_ui_fixtures import run_async, write_run
 
@@ -25,14 +24,6 @@ def app_for(run_dir, **settings) -> CnnTuiApp:
     return CnnTuiApp("inspect", InspectRequest(run_dir, device="cpu", **settings))
 
 
-async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the view did not get there"
-        await pilot.pause(0.05)
-    await pilot.pause()
-
-
 def ready(view: InsideView) -> bool:
     return view.inspection is not None and view.wrong is not None and not view.app.workers
 
@@ -42,11 +33,11 @@ async def test_keys_step_through_images_layers_channels_and_classes(run_dir):
     app = app_for(run_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         view = app.screen.query_one(InsideView)
-        await wait_for(pilot, lambda: ready(view))
+        await wait_until(pilot, lambda: ready(view))
         first = view.index
         assert first == int(view.order[0])  # the worst mistake comes first
         await pilot.press("right")
-        await wait_for(pilot, lambda: view.index != first and ready(view))
+        await wait_until(pilot, lambda: view.index != first and ready(view))
         assert view.index == int(view.order[1])
         await pilot.press("down", "down", "c")
         assert view.stage_at == 2 and view.channel == 1
@@ -54,7 +45,7 @@ async def test_keys_step_through_images_layers_channels_and_classes(run_dir):
         assert view.stage_at == 1 and view.channel == 0
         before = view._second_class()
         await pilot.press("k")
-        await wait_for(pilot, lambda: ready(view) and view.cam_class in view.inspection.cams)
+        await wait_until(pilot, lambda: ready(view) and view.cam_class in view.inspection.cams)
         assert view.cam_class == (before + 1) % 10
 
 
@@ -63,10 +54,10 @@ async def test_a_real_filter_opens_in_the_conv_lesson_with_the_networks_value(ru
     app = app_for(run_dir, test_index=2)
     async with app.run_test(size=(120, 40)) as pilot:
         view = app.screen.query_one(InsideView)
-        await wait_for(pilot, lambda: view.inspection is not None)
+        await wait_until(pilot, lambda: view.inspection is not None)
         assert view.index == 2
         await pilot.press("f", "o")
-        await wait_for(pilot, lambda: isinstance(app.screen, FilterCellDialog))
+        await wait_until(pilot, lambda: isinstance(app.screen, FilterCellDialog))
         dialog = app.screen
         dialog.query_one("#cell-row").value = "0"
         dialog.query_one("#cell-col").value = "99"
@@ -74,7 +65,7 @@ async def test_a_real_filter_opens_in_the_conv_lesson_with_the_networks_value(ru
         assert "outside" in str(dialog.query_one("#cell-error").render())
         dialog.query_one("#cell-col").value = "5"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RealFilterLesson))
+        await wait_until(pilot, lambda: isinstance(app.screen, RealFilterLesson))
         lesson = app.screen
         conv = view.inspection.first_conv
         assert lesson.patch.filter == 1 and lesson.patch.cell == (0, 5)
@@ -99,8 +90,8 @@ async def test_the_run_screen_shows_inside_only_once_the_run_is_over(run_dir, tm
         screen = ResultsScreen(run_dir)
         await app.push_screen(screen)
         tabs = screen.query_one("#dash-tabs")
-        await wait_for(pilot, lambda: not tabs.get_tab("inside").disabled)
+        await wait_until(pilot, lambda: not tabs.get_tab("inside").disabled)
         await pilot.press("6")
         view = screen.query_one(InsideView)
-        await wait_for(pilot, lambda: tabs.active == "inside" and ready(view))
+        await wait_until(pilot, lambda: tabs.active == "inside" and ready(view))
         assert view.has_focus and "predicted" in str(view.query_one("#inside-status").render())

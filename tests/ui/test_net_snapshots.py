@@ -2,7 +2,7 @@
 mid forward (the conv layer filling z1) and mid backward (max-pool routing the gradient).
 
 Deterministic: the default example, the replay paused, the checks switched off. Update with
-`pytest tests/test_net_snapshots.py --snapshot-update` after a deliberate change, then look at
+`pytest tests/ui/test_net_snapshots.py --snapshot-update` after a deliberate change, then look at
 the SVGs under tests/__snapshots__/test_net_snapshots/.
 """
 

@@ -1,6 +1,6 @@
 """Throughput of a run followed by the TUI vs the same run headless (opt-in measurement).
 
-    CNN_TUI_MEASURE=1 python -m pytest -s tests/test_train_ui_throughput.py
+    CNN_TUI_MEASURE=1 python -m pytest -s tests/ui/test_tui_throughput.py
 
 runs the same short training alternately headless (`cnn-tui train --no-ui`) and started from the
 training form with the dashboard following it (a pilot app at 120×40 that draws everything), a
@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs.state import OVER
 from cnn_tui.training.runs.store import read_events
 
 pytestmark = pytest.mark.skipif(
@@ -70,10 +72,7 @@ async def run_followed(config: TrainConfig, runs_dir: Path) -> tuple[float, floa
         await pilot.press("ctrl+s")
         await pilot.pause()
         dashboard = app.screen
-        deadline = time.monotonic() + 1800
-        while dashboard.state not in ("finished", "failed", "stopped", "interrupted"):
-            assert time.monotonic() < deadline
-            await pilot.pause(0.1)
+        await wait_until(pilot, lambda: dashboard.state in OVER, 1800, "the run to end")
         assert dashboard.state == "finished", dashboard.state_message
         cpu_share = (time.process_time() - cpu) / (time.monotonic() - wall)
         return images_per_s(dashboard.run_dir), cpu_share

@@ -7,11 +7,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from cli_process import ENV, run_cnn_tui
+from conftest import wait_for
 
 from cnn_tui import cli
 from cnn_tui.training.config import TrainConfig
@@ -146,12 +146,11 @@ def test_signal_stops_with_checkpoint_exit_130_and_resume_finishes(tmp_path, sig
                "--epochs", "30", "--run-dir", "r"]  # fmt: skip
     process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until training is under way
-        events, _ = runs.read_events(tmp_path / "r")
-        if any(event["event"] == "batch" for event in events):
-            break
-        time.sleep(0.05)
+    wait_for(  # until training is under way
+        lambda: any(event["event"] == "batch" for event in runs.read_events(tmp_path / "r")[0]),
+        60,
+        "the first batch",
+    )
     process.send_signal(sig)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
