@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.training.system import background_import
-from cnn_tui.training.data import shapes as shapes_dataset
 from cnn_tui.training.config import AUGMENTS, DATASETS  # names defined once, torch-free
+from cnn_tui.training.data import shapes as shapes_dataset
+from cnn_tui.training.system import background_import
 
 DEFAULT_DATA_DIR = "data"
 DOWNLOAD_TIMEOUT_S = 30.0  # a stalled connection fails after this long instead of hanging

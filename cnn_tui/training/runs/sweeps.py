@@ -42,8 +42,8 @@ from typing import Any, TextIO
 
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text
-from cnn_tui.training.runs import store as runs
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
+from cnn_tui.training.runs import store as runs
 
 SWEEP_FILE = runs.SWEEP_FILE  # "sweep.json"
 LOCK_FILE = ".runner.lock"  # held by the one queue runner of a sweep
