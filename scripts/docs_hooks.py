@@ -110,6 +110,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
     os.environ["COLUMNS"] = HELP_COLUMNS  # argparse wraps its help to the terminal's width
     parser = cli.build_parser()
+    # argparse keeps its subcommands in a private action; reading it is the only way in
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return parser, dict(sub.choices)
 
@@ -118,19 +119,9 @@ def json_convention() -> str:
     source = (PACKAGE / "commands" / "output.py").read_text(encoding="utf-8")
     docstring = ast.get_docstring(ast.parse(source)) or ""
     body = docstring.split("\n", 1)[1].strip() if "\n" in docstring else docstring
-    # Markdown wants a blank line where a list starts after a paragraph or ends before one
-    lines: list[str] = []
-    for line in body.splitlines():
-        item, prose = line.startswith("- "), bool(line) and not line[0].isspace()
-        previous_item = bool(lines) and (lines[-1].startswith(("- ", " ")))
-        if (
-            lines
-            and lines[-1]
-            and ((item and not previous_item) or (prose and not item and previous_item))
-        ):
-            lines.append("")
-        lines.append(line)
-    return "\n".join(lines)
+    # Markdown wants a blank line where a list starts after a paragraph, and where one ends
+    body = re.sub(r"(?m)^(?!- |\s)(.+)\n(?=- )", r"\1\n\n", body)
+    return re.sub(r"(?m)^((?:- |\s).*)\n(?=[^-\s])", r"\1\n\n", body)
 
 
 def _spelling(action: argparse.Action) -> str:
@@ -172,7 +163,7 @@ PARTS = {
 }
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 - MkDocs' signature
+def on_page_markdown(markdown: str, page, config, files) -> str:  # MkDocs' hook signature
     def generate(match: re.Match[str]) -> str:
         part = PARTS.get(match.group(1))
         if part is None:
