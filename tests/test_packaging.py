@@ -1,9 +1,11 @@
-"""The wheel: it ships the assets (presets, lesson examples) and finds them once installed."""
+"""The wheel: it ships the assets (presets, lesson examples) and finds them once installed, and
+carries the version written once in cnn_tui/__init__.py."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -65,3 +67,23 @@ sys.exit(main(["conv", "--no-ui", "--example", "edge-detect"]))
     )
     assert proc.returncode == 0, proc.stderr
     assert "example: edge-detect" in proc.stdout
+
+
+def test_the_version_is_written_once(wheel: Path, repo_root: Path) -> None:
+    import cnn_tui
+
+    with open(repo_root / "pyproject.toml", "rb") as handle:
+        pyproject = tomllib.load(handle)
+    assert "version" not in pyproject["project"], "the version belongs in cnn_tui/__init__.py"
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["hatch"]["version"]["path"] == "cnn_tui/__init__.py"
+    archive = zipfile.ZipFile(wheel)
+    metadata = archive.read(
+        next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    )
+    assert f"\nVersion: {cnn_tui.__version__}\n" in metadata.decode()
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnn_tui", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"cnn-tui {cnn_tui.__version__}\n"
