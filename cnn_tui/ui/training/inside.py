@@ -38,6 +38,7 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import make_example
+from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.training.samples import to_pil
 
@@ -678,8 +679,9 @@ class InspectScreen(Screen):
         )
 
 
-def inside_available(run_dir: Path, status: str) -> bool:
+def inside_available(run_dir: Path, status: RunState) -> bool:
     """The Inside tab is for runs that are over and kept their weights (finished or stopped)."""
     from cnn_tui.training.runs.store import CHECKPOINT_FILE
 
-    return status in ("finished", "stopped") and (Path(run_dir) / CHECKPOINT_FILE).is_file()
+    over = (RunState.FINISHED, RunState.STOPPED)
+    return status in over and (Path(run_dir) / CHECKPOINT_FILE).is_file()
