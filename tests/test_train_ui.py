@@ -156,7 +156,7 @@ async def test_form_shows_a_pretrained_models_size_and_training_memory(tmp_path)
         screen.query_one("#field-device", Select).value = "cpu"
         await pilot.pause()
         note = reason(screen, "model")
-        assert note.startswith("23.5M params, 20.5k trained") and "GiB memory" in note
+        assert note.startswith("23.5M params, 20.5k trained") and "MiB memory" in note
         assert "batch 32, 224 px" in note and "features cached" in note
         screen.query_one("#field-finetune", Select).value = "all"
         await pilot.pause()

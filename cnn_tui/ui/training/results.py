@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import RichLog
 from textual.worker import Worker, WorkerState
 
+from cnn_tui import text
 from cnn_tui.ui.training.dashboard import RunScreen
 from cnn_tui.ui.training.result_views import MetricsView
 
@@ -88,7 +89,7 @@ class ResultsScreen(RunScreen):
             where += f" + {report['checkpoint_batch']} batches"
         self._note(
             f"[b]recomputed[/b] from {report.get('weights')} ({where}) on {report.get('device')} "
-            f"in {report.get('seconds', 0):.1f} s · saved to eval.json"
+            f"in {text.duration(report.get('seconds', 0))} · saved to eval.json"
         )
         self.query_one(RichLog).write(f"test metrics recomputed from {report.get('weights')}")
         self.query_one("#dash-tabs").active = "results"
@@ -97,6 +98,6 @@ class ResultsScreen(RunScreen):
         super().on_worker_state_changed(event)
         if event.worker.group == "recompute" and event.state == WorkerState.ERROR:
             error = event.worker.error
-            text = str(error) or repr(error)
-            self._note(f"[b $text-error]✗ cannot recompute the test metrics:[/] {escape(text)}")
-            self.query_one(RichLog).write(f"cannot recompute the test metrics: {text}")
+            reason = str(error) or repr(error)
+            self._note(f"[b $text-error]✗ cannot recompute the test metrics:[/] {escape(reason)}")
+            self.query_one(RichLog).write(f"cannot recompute the test metrics: {reason}")
