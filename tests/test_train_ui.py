@@ -437,6 +437,23 @@ async def test_failed_run_shows_the_reason(tmp_path) -> None:
         assert message in log
 
 
+@run_async
+async def test_results_screen_mounts_once(tmp_path) -> None:
+    """Textual calls RunScreen.on_mount itself after ResultsScreen's: the log starts once."""
+    run = write_run(tmp_path / "run-once", state="finished")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(ResultsScreen(run))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
+        await pilot.pause()
+        log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
+        assert log.count("run directory:") == 1
+
+
 # --- the runs screen --------------------------------------------------------------------------
 
 

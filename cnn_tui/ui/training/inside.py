@@ -635,7 +635,8 @@ class RealFilterLesson(LessonScreen):
         self._compute()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # (LessonScreen's on_mount, which draws the lesson, runs after this one: Textual calls
+        # every class's handler, so no super() call)
         p = self.patch
         i, j = p.lesson_cell
         out = self.example.forward()[0][0, 0, i, j]

@@ -58,13 +58,18 @@ class ResultsScreen(RunScreen):
         return cls(settings.run_dir, recompute=True, device=settings.device)
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Textual calls every class's on_mount, this one's first, then RunScreen's (so no super()
+        # call: it would run twice). RunScreen's disables the results tab, which the note enables:
+        # the recomputation starts once both ran.
         if self.recompute and self.run_dir.is_dir():
-            self._note(
-                "[b]recomputing[/b] the test metrics from the checkpoint… "
-                "[dim](the stored results are shown until then)[/dim]"
-            )
-            self.recompute_metrics()
+            self.call_later(self._start_recomputing)
+
+    def _start_recomputing(self) -> None:
+        self._note(
+            "[b]recomputing[/b] the test metrics from the checkpoint… "
+            "[dim](the stored results are shown until then)[/dim]"
+        )
+        self.recompute_metrics()
 
     def _note(self, markup: str) -> None:
         self.query_one(MetricsView).set_note(markup)
@@ -95,7 +100,7 @@ class ResultsScreen(RunScreen):
         self.query_one("#dash-tabs").active = "results"
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
+        # (RunScreen's handler, for its own workers, runs after this one: Textual calls both)
         if event.worker.group == "recompute" and event.state == WorkerState.ERROR:
             error = event.worker.error
             reason = str(error) or repr(error)
