@@ -37,6 +37,17 @@ def count(value: Any) -> str:
     return f"{value:,.0f}" if finite(value) else UNKNOWN
 
 
+def short_count(value: Any) -> str:
+    """A count in a few characters, where its order matters more than its digits: `812`,
+    `20.5k`, `23.5M` (a model's parameters)."""
+    if not finite(value):
+        return UNKNOWN
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return f"{value:.0f}"
+
+
 def duration(seconds: Any) -> str:
     """`0.4s`, `12.3s`, `3m05s`, `1h02m`: tenths below a minute, then minutes and seconds, then
     hours and minutes (an ETA is a duration too)."""

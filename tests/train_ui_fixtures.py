@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_tui import text
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.data import datasets
 from cnn_tui.training.data import shapes as shapes_dataset
-from cnn_tui.training.system import gpu_stats
 
 CLASSES = list(shapes_dataset.CLASSES)
 FASHION_CLASSES = list(datasets.FASHION_MNIST_CLASSES)
@@ -235,8 +235,8 @@ class FakeNvml:
         return types.SimpleNamespace(gpu=87 if handle == 0 else 3)
 
     def nvmlDeviceGetMemoryInfo(self, handle):  # noqa: N802
-        used = (34_000 if handle == 0 else 512) * gpu_stats.MIB
-        return types.SimpleNamespace(used=used, total=143_771 * gpu_stats.MIB)
+        used = (34_000 if handle == 0 else 512) * text.MIB
+        return types.SimpleNamespace(used=used, total=143_771 * text.MIB)
 
     def nvmlDeviceGetTemperature(self, handle, sensor):  # noqa: N802
         return 62 if handle == 0 else 31

@@ -21,6 +21,7 @@ from cnn_tui.errors import UsageError
 from cnn_tui.text import one_line
 from cnn_tui.training.config import FIELDS, layer_settings
 from cnn_tui.training.runs import sweeps
+from cnn_tui.training.runs.state import RunState
 
 if TYPE_CHECKING:
     from cnn_tui.ui.training.sweep import SweepSettings
@@ -238,7 +239,7 @@ def run_headless(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     with stop_on_signals(stopping, lambda text: print(f"cnn-tui: {text}", file=sys.stderr)):
         state = sweeps.run_queue(sweep_dir, devices, reporter, stopping, sort=args.sort)
-    if state == "stopped":
+    if state == sweeps.SweepState.STOPPED:
         return EXIT_STOPPED
-    failed = any(row["status"] == "failed" for row in sweeps.sweep_rows(sweep_dir))
+    failed = any(row["status"] == RunState.FAILED for row in sweeps.sweep_rows(sweep_dir))
     return EXIT_FAILED if failed else EXIT_OK

@@ -14,7 +14,8 @@ from typing import Any, TextIO
 from cnn_tui import text
 from cnn_tui.commands.output import JsonLines
 from cnn_tui.training.runs import sweeps
-from cnn_tui.training.runs.sweeps import ActiveRun
+from cnn_tui.training.runs.state import RunState
+from cnn_tui.training.runs.sweeps import ActiveRun, SweepState
 
 
 def grid_text(manifest: dict[str, Any]) -> str:
@@ -59,7 +60,11 @@ def format_table(
 
 
 def table_json(
-    sweep_dir: Path, manifest: dict[str, Any], rows: list[dict[str, Any]], sort: str, state: str
+    sweep_dir: Path,
+    manifest: dict[str, Any],
+    rows: list[dict[str, Any]],
+    sort: str,
+    state: SweepState,
 ) -> dict[str, Any]:
     """The table as JSON: the sweep's state, its grid, the best run and the rows, sorted."""
     best = sweeps.best_run(rows, sort)
@@ -150,9 +155,9 @@ class Reporter:
     def run_ended(self, active: ActiveRun, row: dict[str, Any]) -> None:
         self.emit("run_ended", **row)
         state = row["status"]
-        if state == "finished":
+        if state == RunState.FINISHED:
             self.show(
-                f"{self._tag(active.entry)} finished: best val {text.percent(row['best_val_acc'])}"
+                f"{self._tag(active.entry)} {state}: best val {text.percent(row['best_val_acc'])}"
                 f", test {text.percent(row['test_acc'])}, macro F1 "
                 f"{text.number(row.get('macro_f1'), '.4f')}, {text.duration(row['seconds'])}"
             )
@@ -163,7 +168,7 @@ class Reporter:
 
     def sweep_ended(
         self,
-        state: str,
+        state: SweepState,
         sweep_dir: Path,
         manifest: dict[str, Any],
         rows: list[dict[str, Any]],
@@ -176,7 +181,7 @@ class Reporter:
         for line in format_table(rows, list(manifest["grid"]), sort):
             self.show(line)
         self.show(f"sweep {state}: {sweeps.summary_line(rows)}")
-        if state != "finished" and any(row["status"] in sweeps.TO_RUN for row in rows):
+        if state != SweepState.FINISHED and any(row["status"] in sweeps.TO_RUN for row in rows):
             self.show(f"continue with: cnn-tui sweep --no-ui --resume {text.one_line(sweep_dir)}")
 
     def show(self, line: str = "") -> None:

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"cnn-tui sweep: error: {exc}", flush=True)
         return EXIT_USAGE
-    return EXIT_STOPPED if state == "stopped" else EXIT_OK
+    return EXIT_STOPPED if state == sweeps.SweepState.STOPPED else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def test_every_gpu_is_sampled_and_a_value_nvml_lacks_is_a_dash():
     line = gpu_stats.format_sample(first)
     assert line.startswith("GPU0 NVIDIA H200") and "util 87%" in line and "412/700 W" in line
     assert "34.2/140.4 GiB (24%)" in line and "62°C" in line
-    assert second.power_w is None and "– " in gpu_stats.format_sample(second, compact=True)
+    assert second.power_w is None and "- " in gpu_stats.format_sample(second, compact=True)
     monitor.close()
     assert nvml.shut and monitor.sample() == []
 

@@ -134,7 +134,7 @@ async def test_form_shows_a_pretrained_models_size_and_training_memory(tmp_path)
         screen.query_one("#field-device", Select).value = "cpu"
         await pilot.pause()
         note = reason(screen, "model")
-        assert note.startswith("23.5M params, 20.5k trained") and "GiB memory" in note
+        assert note.startswith("23.5M params, 20.5k trained") and "MiB memory" in note
         assert "batch 32, 224 px" in note and "features cached" in note
         screen.query_one("#field-finetune", Select).value = "all"
         await pilot.pause()
@@ -413,6 +413,23 @@ async def test_failed_run_shows_the_reason(tmp_path) -> None:
         await pilot.pause()
         log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
         assert message in log
+
+
+@run_async
+async def test_results_screen_mounts_once(tmp_path) -> None:
+    """Textual calls RunScreen.on_mount itself after ResultsScreen's: the log starts once."""
+    run = write_run(tmp_path / "run-once", state="finished")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(ResultsScreen(run))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
+        await pilot.pause()
+        log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
+        assert log.count("run directory:") == 1
 
 
 # --- the runs screen --------------------------------------------------------------------------

@@ -25,7 +25,9 @@ from cnn_tui.training.loop.checkpoints import Progress
 from cnn_tui.training.loop.distributed import World
 from cnn_tui.training.loop.setup import Setup
 from cnn_tui.training.models import registry as models
+from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.system.devices import device_name
 
 
@@ -59,7 +61,7 @@ class Run:
         """Whether this process writes the run directory: rank 0 (the only one, alone)."""
         return self.world.main
 
-    def status(self, state: str, message: str = "", **extra: Any) -> None:
+    def status(self, state: RunState, message: str = "", **extra: Any) -> None:
         """(Re)write status.json: the state, and which epoch the run is at."""
         if not self.writes:
             return
@@ -87,7 +89,7 @@ class Run:
     def fail(self, message: str) -> None:
         """Record a failure in status.json and the event log, as far as the disk lets us."""
         with contextlib.suppress(OSError):  # (on a full disk even these few bytes may not fit)
-            self.status("failed", message)
+            self.status(RunState.FAILED, message)
         with contextlib.suppress(OSError):
             self.log.emit("failed", message=message, epoch=self.progress.epoch + 1)
 
@@ -136,7 +138,7 @@ class Run:
             min_delta=config.min_delta,
             message=_early_stop_text(config, progress),
         )
-        self.status("running", f"stopped early after epoch {progress.epoch}")
+        self.status(RunState.RUNNING, f"stopped early after epoch {progress.epoch}")
 
     def stopped(self) -> dict[str, Any]:
         """Save where the run stopped (`stop` was set) and say how to continue it."""
@@ -147,10 +149,10 @@ class Run:
             assert self.s is not None
             where = f"in epoch {progress.epoch + 1} after batch {progress.batch}/{self.s.batches}"
         message = f"stopped {where}; continue with: cnn-tui train --no-ui --resume {self.dir}"
-        self.status("stopped", message, batch=progress.batch)
+        self.status(RunState.STOPPED, message, batch=progress.batch)
         self.log.emit("stopped", epoch=progress.epoch, batch=progress.batch, message=message)
         return {
-            "status": "stopped",
+            "status": RunState.STOPPED,
             "message": message,
             "epochs_done": progress.epoch,
             "batch": progress.batch,
@@ -175,7 +177,7 @@ class Run:
                 self.dir, test_x, test_y, test.predictions, test.confidences, list(s.data.classes)
             )
         summary = {
-            "status": "finished",
+            "status": RunState.FINISHED,
             **report,
             "test_loss": test.loss,
             "n_test": len(s.data.test_y),
@@ -209,8 +211,8 @@ class Run:
             macro_f1=report["macro_f1"],
         )
         extra = {"early_stop_epoch": progress.epoch} if stopped_early else {}
-        message = f"finished (early stop @{progress.epoch})" if stopped_early else "finished"
-        self.status("finished", message, test_accuracy=report["test_accuracy"], **extra)
+        message = run_state.label(RunState.FINISHED, progress.epoch if stopped_early else None)
+        self.status(RunState.FINISHED, message, test_accuracy=report["test_accuracy"], **extra)
         self.log.emit("finished")
         return summary
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training.runs.state import RunState
 
 if TYPE_CHECKING:
     import torch
@@ -564,7 +565,11 @@ def launched_exit(run_dir: Path, failures: list[RankFailure] | None, nodes: Node
 
     status = runs.read_status(run_dir) if nodes.rank == 0 else None
     state = status.get("status") if status and status.get("pid") == os.getpid() else None
-    ended = {"finished": EXIT_OK, "stopped": EXIT_STOPPED, "failed": EXIT_FAILED}
+    ended = {
+        RunState.FINISHED: EXIT_OK,
+        RunState.STOPPED: EXIT_STOPPED,
+        RunState.FAILED: EXIT_FAILED,
+    }
     if state in ended:
         return ended[state]
     if failures is None:  # a signal, before the run had started or after it ended
@@ -574,7 +579,7 @@ def launched_exit(run_dir: Path, failures: list[RankFailure] | None, nodes: Node
     if state is None and any(f.exit_code == EXIT_USAGE for f in failures):
         return EXIT_USAGE  # rank 0 printed why, before the run started
     message = failure_message(failures)
-    if state == "running":
+    if state == RunState.RUNNING:
         assert status is not None
         _mark_failed(run_dir, status, message)
     raise RunError(message)
@@ -587,7 +592,7 @@ def _mark_failed(run_dir: Path, status: dict[str, Any], message: str) -> None:
     try:
         with runs.lock_run(run_dir):
             epoch, epochs = status.get("epoch", 0), status.get("epochs", 0)
-            runs.write_status(run_dir, "failed", message=message, epoch=epoch, epochs=epochs)
+            runs.write_status(run_dir, RunState.FAILED, message=message, epoch=epoch, epochs=epochs)
             log = runs.EventLog(run_dir)
             try:
                 log.emit(

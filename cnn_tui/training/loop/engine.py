@@ -45,6 +45,7 @@ from cnn_tui.training.loop.setup import Setup
 from cnn_tui.training.models import feature_cache
 from cnn_tui.training.models import registry as models
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.system import background_import
 from cnn_tui.training.system.devices import resolve_device
 
@@ -77,12 +78,12 @@ def train(
     progress = Progress(**checkpoint["progress"]) if checkpoint is not None else Progress()
     log = runs.EventLog(run_dir, on_event) if world.main else distributed.SilentLog()
     run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint, world=world)
-    run.status("running", "starting")
+    run.status(RunState.RUNNING, "starting")
     try:
         return _run(run)
     except KeyboardInterrupt:  # a second Ctrl+C: give up at once; the last checkpoint stays valid
         message = "aborted: --resume continues from the last saved checkpoint"
-        run.status("stopped", message)
+        run.status(RunState.STOPPED, message)
         log.emit("stopped", epoch=progress.epoch, message=message)
         raise
     except PeerLost as exc:  # another rank is gone: the launcher records why, if there is one
@@ -119,7 +120,7 @@ def _run(run: Run) -> dict[str, Any]:
     config, progress = run.config, run.progress
     s = run.s = _prepare_run(run)
     run.log_started()
-    run.status("running", "training")
+    run.status(RunState.RUNNING, "training")
     resume_mid_epoch = run.checkpoint is not None and progress.batch > 0
 
     for epoch in range(progress.epoch, config.epochs):
@@ -152,7 +153,7 @@ def _run(run: Run) -> dict[str, Any]:
             run.save_best()  # before the checkpoint that says so
         run.save_checkpoint()
         run.log.emit("epoch", **row)
-        run.status("running", f"epoch {epoch + 1}/{config.epochs} done")
+        run.status(RunState.RUNNING, f"epoch {epoch + 1}/{config.epochs} done")
         if progress.should_stop_early(config):
             run.log_early_stop()
             break
@@ -166,7 +167,7 @@ def _prepare_run(run: Run) -> Setup:
     DistributedDataParallel."""
     config, checkpoint, world = run.config, run.checkpoint, run.world
     device = setup.training_device(config, world)
-    run.status("running", f"loading data set {config.dataset}")
+    run.status(RunState.RUNNING, f"loading data set {config.dataset}")
 
     def build() -> Setup:
         background_import.start("torch._dynamo")  # the optimizer's import, while the data loads
@@ -180,7 +181,7 @@ def _prepare_run(run: Run) -> Setup:
         if checkpoint is not None:
             checkpoints.load_training_state(s, checkpoint, run.dir / runs.CHECKPOINT_FILE)
         if feature_cache.applies(s):  # frozen backbone, no augmentation: its features, once
-            run.status("running", "computing the frozen backbone's features")
+            run.status(RunState.RUNNING, "computing the frozen backbone's features")
             s = feature_cache.cache_features(s)
         return s
 
@@ -197,7 +198,7 @@ def _finish(run: Run) -> dict[str, Any]:
     best = run.world.from_main(lambda: checkpoints.best_weights(run.dir, run.config))
     if best is not None:  # (into the model: the head of a cached s.net is the model's own)
         checkpoints.load_model_state(s.model, best, run.dir / runs.BEST_FILE)
-    run.status("running", "evaluating on the test set")
+    run.status(RunState.RUNNING, "evaluating on the test set")
     test = evaluate(s, s.test_x, s.test_y, keep_predictions=True)
     return run.finish(test, best_epoch=int(best["epoch"]) if best is not None else None)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from cnn_tui import text
+
 
 @dataclass
 class EvalResult:
@@ -129,7 +131,7 @@ def format_report(report: dict[str, Any]) -> str:
     classes = report["classes"]
     width = max(8, *(len(name) for name in classes))
     lines = [
-        f"test accuracy {report['test_accuracy']:.2%}   macro precision "
+        f"test accuracy {text.percent(report['test_accuracy'])}   macro precision "
         f"{report['macro_precision']:.4f}   macro recall {report['macro_recall']:.4f}   "
         f"macro F1 {report['macro_f1']:.4f}",
         "",

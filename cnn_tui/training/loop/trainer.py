@@ -31,6 +31,7 @@ from cnn_tui.training.config import FIELDS, TrainConfig
 from cnn_tui.training.loop import distributed
 from cnn_tui.training.loop.distributed import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Nodes, World
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.store import check_new_run_dir
 
 RESUMABLE = ("epochs", "device", "devices")  # the settings a resumed run may change
@@ -118,7 +119,7 @@ def resume_config(run_dir: Path, changes: Mapping[str, Any]) -> TrainConfig:
     if changes:
         config = config.replace(**changes)
     status = runs.read_status(run_dir)
-    if runs.effective_status(status) == "running":
+    if runs.effective_status(status) == RunState.RUNNING:
         raise UsageError(f"run {run_dir} is still running (pid {status.get('pid')}); stop it first")
     return config
 
@@ -258,7 +259,7 @@ def train_here(
             )
     finally:
         reporter.close()
-    if summary["status"] == "stopped":
+    if summary["status"] == RunState.STOPPED:
         return EXIT_STOPPED
     reporter.finished(summary, run_dir)
     return EXIT_OK

@@ -24,11 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnn_tui import catalog
+from cnn_tui import catalog, text
 from cnn_tui.training.config import TrainConfig
 
 REFERENCE_SIZE = 224  # the image size of the activation counts below
-GIB = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -122,13 +121,6 @@ def estimate(
     return Estimate(params, trainable, int(total), half, cached and finetune == "head")
 
 
-def _count(n: int) -> str:
-    for unit, scale in (("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return str(n)
-
-
 def _classes(config: TrainConfig) -> int:
     if known := catalog.DATASETS[config.dataset].num_classes:
         return known
@@ -160,7 +152,7 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
     )
     how = ["mixed precision" if found.half else "fp32"] + ["features cached"] * found.cached
     return (
-        f"{_count(found.params)} params, {_count(found.trainable)} trained · "
-        f"≈{found.bytes / GIB:.1f} GiB {'GPU ' if cuda else ''}memory at batch "
+        f"{text.short_count(found.params)} params, {text.short_count(found.trainable)} trained · "
+        f"≈{text.size(found.bytes)} {'GPU ' if cuda else ''}memory at batch "
         f"{config.batch_size}, {image_size} px ({', '.join(how)})"
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui.training.config import TrainConfig
+from cnn_tui.training.runs.state import OVER, RunState
 from cnn_tui.training.runs.store import (
     CONFIG_FILE,
     OUTPUT_LOG,
@@ -105,7 +106,7 @@ def stop_run(run_dir: str | os.PathLike[str], pid: int | None = None) -> bool:
     was just launched and has not written its status yet.
     """
     status = read_status(run_dir) or {}
-    target = status.get("pid") if status.get("status") == "running" else None
+    target = status.get("pid") if status.get("status") == RunState.RUNNING else None
     target = target if isinstance(target, int) else pid
     if target is None or not is_alive(target):
         return False
@@ -130,7 +131,7 @@ def output_tail(run_dir: str | os.PathLike[str], lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-END_STATES = ("finished", "failed", "stopped", "interrupted")
+FOLLOWING = "following"  # what `follow_run` returns when asked to stop before the run is over
 
 
 def follow_run(
@@ -140,9 +141,10 @@ def follow_run(
     *,
     pid: int | None = None,
     poll_s: float = 0.25,
-) -> tuple[str, str]:
+) -> tuple[RunState | str, str]:
     """Tail a run until it is over: `emit(events, status)` whenever metrics.jsonl grew or
-    status.json changed. Returns (final state, message), or ("following", "") once `stop` is set.
+    status.json changed. Returns (final state: one of `OVER`, message), or (FOLLOWING, "") once
+    `stop` is set.
 
     `pid` is the trainer just started for this run dir: until it writes its own status, an older
     status.json (a stopped run being resumed) does not count as the end, and if it dies without
@@ -158,9 +160,9 @@ def follow_run(
             last_status = status
         ours = pid is None or (status is not None and status.get("pid") == pid)
         if ours and status is not None:
-            if state in END_STATES:
+            if state in OVER:
                 message = str(status.get("message") or "")
-                if state == "interrupted":
+                if state == RunState.INTERRUPTED:
                     message = _died_message(run_dir, status.get("pid"))
                 return state, message
         elif pid is not None and not is_alive(pid):
@@ -170,9 +172,9 @@ def follow_run(
                 emit(events, status)
             if status is not None and status.get("pid") == pid:
                 continue  # it wrote its final status just before exiting
-            return "failed", _died_message(run_dir, pid)
+            return RunState.FAILED, _died_message(run_dir, pid)
         if stop.wait(poll_s):
-            return "following", ""
+            return FOLLOWING, ""
 
 
 def _died_message(run_dir: Path, pid: Any) -> str:

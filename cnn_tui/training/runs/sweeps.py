@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ from cnn_tui.fileio import atomic_write_text
 from cnn_tui.text import duration, number, one_line, percent
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.runs.state import OVER, RunState
 
 SWEEP_FILE = runs.SWEEP_FILE  # "sweep.json"
 LOCK_FILE = ".runner.lock"  # held by the one queue runner of a sweep
@@ -60,8 +62,32 @@ SORT_FIELDS = {
     "f1": ("macro_f1", True, "macro F1"),
     "time": ("seconds", False, "time"),
 }
-TO_RUN = ("pending", "stopped", "interrupted")  # what a (resumed) queue trains
+# what a (resumed) queue trains
+TO_RUN = (RunState.PENDING, RunState.STOPPED, RunState.INTERRUPTED)
+DONE = (RunState.FINISHED, RunState.FAILED)  # a run the queue is through with
+# the states of the runs in the summary line, in this order
+SUMMARY_ORDER = (
+    RunState.FINISHED,
+    RunState.RUNNING,
+    RunState.STOPPED,
+    RunState.INTERRUPTED,
+    RunState.FAILED,
+    RunState.PENDING,
+)
 RUNNER_MODULE = "cnn_tui.commands.sweep_runner"  # the queue runner started in the background
+
+
+class SweepState(StrEnum):
+    """The queue runner's state. Its status.json is written and read like a run's (so the same
+    words, from `RunState`), and a sweep whose runner never started has none: CREATED."""
+
+    CREATED = "created"
+    RUNNING = RunState.RUNNING.value
+    FINISHED = RunState.FINISHED.value  # every run is over (some may have failed)
+    STOPPED = RunState.STOPPED.value  # stopped on request: some runs are left to do
+    FAILED = RunState.FAILED.value  # the runner itself broke
+    INTERRUPTED = RunState.INTERRUPTED.value  # "running" in status.json, its process is gone
+    UNKNOWN = RunState.UNKNOWN.value  # a damaged status.json
 
 
 # --- the grid ---------------------------------------------------------------------------------
@@ -298,16 +324,16 @@ def base_config(manifest: dict[str, Any]) -> TrainConfig:
 # --- reading a sweep back ---------------------------------------------------------------------
 
 
-def run_state(run_dir: Path) -> str:
-    """pending (not started), running, finished, failed, stopped or interrupted."""
+def run_state(run_dir: Path) -> RunState:
+    """PENDING (not started), RUNNING, FINISHED, FAILED, STOPPED or INTERRUPTED."""
     state, status = runs.read_state(run_dir)
-    return "pending" if status is None else state
+    return RunState.PENDING if status is None else state
 
 
-def sweep_state(sweep_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any] | None]:
-    """The runner's state (created: never started; interrupted: its process is gone) and status."""
+def sweep_state(sweep_dir: str | os.PathLike[str]) -> tuple[SweepState, dict[str, Any] | None]:
+    """The runner's state (CREATED: never started; INTERRUPTED: its process is gone) and status."""
     state, status = runs.read_state(sweep_dir)
-    return ("created" if status is None else state), status
+    return (SweepState.CREATED if status is None else SweepState(state)), status
 
 
 def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> list:
@@ -321,11 +347,11 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
         path = sweep_dir / str(entry["dir"])
         state, status = runs.read_state(path)
         summary = runs.read_summary(path) or {}
-        state = "pending" if status is None else state
+        state = RunState.PENDING if status is None else state
         status = status or {}
         seconds = summary.get("seconds")
         started = _number(status.get("started"))
-        if seconds is None and state == "running" and started is not None:
+        if seconds is None and state == RunState.RUNNING and started is not None:
             seconds = time.time() - started
         overrides = entry.get("overrides") or {}
         rows.append(
@@ -338,7 +364,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
                 "best_val_acc": summary.get("best_val_acc", status.get("best_val_acc")),
                 "test_acc": summary.get("test_accuracy"),
                 "macro_f1": summary.get("macro_f1"),
-                "seconds": seconds if state in ("finished", "running") else None,
+                "seconds": seconds if state in (RunState.FINISHED, RunState.RUNNING) else None,
                 "epochs_done": int(summary.get("epochs_done", status.get("epoch", 0)) or 0),
                 "epochs": int(status.get("epochs") or overrides.get("epochs") or epochs_base or 0),
                 "message": str(status.get("message") or ""),
@@ -367,7 +393,8 @@ def sort_rows(rows: list[dict[str, Any]], key: str = DEFAULT_SORT) -> list[dict[
 
 
 def _counts(row: dict[str, Any], key: str) -> bool:
-    return key != "time" or row.get("status") == "finished"  # a running run's time is not final
+    # a running run's time is not final
+    return key != "time" or row.get("status") == RunState.FINISHED
 
 
 def best_run(rows: list[dict[str, Any]], key: str = DEFAULT_SORT) -> dict[str, Any] | None:
@@ -415,8 +442,7 @@ def summary_line(rows: list[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    order = ("finished", "running", "stopped", "interrupted", "failed", "pending")
-    parts = [f"{counts[state]} {state}" for state in order if counts.get(state)]
+    parts = [f"{counts[state]} {state}" for state in SUMMARY_ORDER if counts.get(state)]
     return f"{len(rows)} runs: " + ", ".join(parts)
 
 
@@ -472,7 +498,7 @@ class SweepReporter(Protocol):
 
     def sweep_ended(
         self,
-        state: str,
+        state: SweepState,
         sweep_dir: Path,
         manifest: dict[str, Any],
         rows: list[dict[str, Any]],
@@ -494,7 +520,7 @@ def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: st
     run_dir = sweep_dir / str(entry["dir"])
     state = run_state(run_dir)
     offset = _events_size(run_dir)
-    if state in ("stopped", "interrupted") and (run_dir / runs.CONFIG_FILE).is_file():
+    if state in (RunState.STOPPED, RunState.INTERRUPTED) and (run_dir / runs.CONFIG_FILE).is_file():
         runs.write_config(run_dir, runs.read_config(run_dir).replace(device=device))
         return ActiveRun(entry, run_dir, device, launcher.resume_run(run_dir), offset, True)
     config = TrainConfig.from_mapping({**entry["overrides"], "device": device}, base=base)
@@ -504,7 +530,7 @@ def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: st
 def _start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
     run_dir = sweep_dir / str(entry["dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_status(run_dir, "failed", message=f"cannot start the run: {exc}")
+    runs.write_status(run_dir, RunState.FAILED, message=f"cannot start the run: {exc}")
     row = next(r for r in sweep_rows(sweep_dir, manifest) if r["index"] == entry["index"])
     reporter.run_ended(ActiveRun(entry, run_dir, device, 0, 0, False), row)
 
@@ -515,13 +541,13 @@ def _ended(active: ActiveRun, code: int, stopping: bool) -> None:
 
     status = runs.read_status(active.run_dir)
     own = status is not None and status.get("pid") == active.pid
-    if own and status.get("status") in ("finished", "failed", "stopped"):
+    if own and status.get("status") in OVER:  # it wrote its own end
         return
     if stopping and code in (-15, 130, 143):
         return  # stopped before it could start: it stays pending (or interrupted) for --resume
     tail = launcher.output_tail(active.run_dir, lines=3).strip().replace("\n", " | ")
     message = f"the trainer exited with code {code}" + (f": {tail}" if tail else "")
-    runs.write_status(active.run_dir, "failed", message=message, pid=active.pid)
+    runs.write_status(active.run_dir, RunState.FAILED, message=message, pid=active.pid)
 
 
 def run_queue(
@@ -532,7 +558,7 @@ def run_queue(
     *,
     sort: str | None = None,
     poll_s: float = 0.2,
-) -> str:
+) -> SweepState:
     """Train the sweep's pending and stopped runs, one per device at a time, until all are over
     or `stop` is set (the runs in progress then get SIGTERM and checkpoint). Returns the sweep's
     final state: finished (every run over, some may have failed) or stopped."""
@@ -546,7 +572,7 @@ def run_queue(
     started = False
     try:
         rows = sweep_rows(sweep_dir, manifest)
-        busy = [row for row in rows if row["status"] == "running"]
+        busy = [row for row in rows if row["status"] == RunState.RUNNING]
         if busy:
             raise UsageError(
                 f"run {busy[0]['run']} of sweep {sweep_dir} is still training; wait for it or "
@@ -559,10 +585,10 @@ def run_queue(
         ]
         total = len(manifest["runs"])
 
-        def status(state: str, message: str) -> None:
+        def status(state: SweepState, message: str) -> None:
             runs.write_status(sweep_dir, state, message=message, devices=devices, runs_total=total)
 
-        status("running", f"training {len(queue)} of {total} runs on {', '.join(devices)}")
+        status(SweepState.RUNNING, f"training {len(queue)} of {total} runs on {', '.join(devices)}")
         started = True
         reporter.sweep_started(sweep_dir, manifest, devices, queue)
         active: dict[str, ActiveRun] = {}
@@ -596,24 +622,20 @@ def run_queue(
                     r for r in sweep_rows(sweep_dir, manifest) if r["index"] == run.entry["index"]
                 )
                 reporter.run_ended(run, row)
-                done = sum(
-                    1
-                    for r in sweep_rows(sweep_dir, manifest)
-                    if r["status"] in ("finished", "failed")
-                )
-                status("running", f"{done} of {total} runs done")
+                done = sum(1 for r in sweep_rows(sweep_dir, manifest) if r["status"] in DONE)
+                status(SweepState.RUNNING, f"{done} of {total} runs done")
             if not active and (stop.is_set() or not queue):
                 break
             time.sleep(poll_s)
         rows = sweep_rows(sweep_dir, manifest)
         left = [row for row in rows if row["status"] in TO_RUN]
-        state = "stopped" if left else "finished"
+        state = SweepState.STOPPED if left else SweepState.FINISHED
         status(state, summary_line(rows))
         reporter.sweep_ended(state, sweep_dir, manifest, rows, sort)
         return state
     except BaseException as exc:
         if started:  # a second Ctrl+C (the runs got SIGTERM and checkpoint) or a bug
-            state = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
+            state = SweepState.STOPPED if isinstance(exc, KeyboardInterrupt) else SweepState.FAILED
             runs.write_status(sweep_dir, state, message=f"the queue runner ended: {exc!r}")
         raise
     finally:
@@ -653,7 +675,7 @@ def check_resumable(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of a sweep that may be resumed now (its runner is not alive)."""
     manifest = read_manifest(sweep_dir)
     state, status = sweep_state(sweep_dir)
-    if state == "running":
+    if state == SweepState.RUNNING:
         raise UsageError(
             f"sweep {sweep_dir} is still running (pid {(status or {}).get('pid')}); stop it first "
             f"(cnn-tui sweep --stop {sweep_dir})"

@@ -8,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cnn_tui import text
 from cnn_tui.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
-
-_GIB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def detect_devices() -> list[DeviceInfo]:
             except RuntimeError:  # a GPU that is busy in exclusive mode or broken
                 found.append(DeviceInfo(f"cuda:{index}", f"{name} — unavailable", "cuda"))
                 continue
-            label = f"{name} — {free / _GIB:.1f} GiB free"
+            label = f"{name} — {text.size(free)} free"
             found.append(DeviceInfo(f"cuda:{index}", label, "cuda", total, free))
     found.append(DeviceInfo("cpu", cpu_label(), "cpu"))
     return found

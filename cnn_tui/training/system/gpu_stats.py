@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MIB = 1024 * 1024
+from cnn_tui import text
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ class GpuMonitor:
             index=index,
             name=name,
             util_percent=_number(util),
-            memory_used_mb=None if memory is None else _number(memory.used, MIB),
-            memory_total_mb=None if memory is None else _number(memory.total, MIB),
+            memory_used_mb=None if memory is None else _number(memory.used, text.MIB),
+            memory_total_mb=None if memory is None else _number(memory.total, text.MIB),
             temperature_c=_number(temperature),
             power_w=_number(power, 1000),
             power_limit_w=_number(limit, 1000),
@@ -119,10 +119,10 @@ def _number(value: Any, divisor: float = 1) -> float | None:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if len(text) > 1 and text[1].isupper():  # an acronym ("NVML ..."): keep it as it is
-        return text
-    return text[0].lower() + text[1:]
+    said = str(exc).strip() or type(exc).__name__
+    if len(said) > 1 and said[1].isupper():  # an acronym ("NVML ..."): keep it as it is
+        return said
+    return said[0].lower() + said[1:]
 
 
 def format_sample(sample: GpuSample, *, compact: bool = False) -> str:
@@ -130,23 +130,21 @@ def format_sample(sample: GpuSample, *, compact: bool = False) -> str:
 
     `compact` leaves out the name and the power limit (80 columns)."""
     parts = [f"GPU{sample.index}" if compact else f"GPU{sample.index} {sample.name}"]
-    parts.append(f"util {_fmt(sample.util_percent, '.0f')}%")
+    util = None if sample.util_percent is None else sample.util_percent / 100
+    parts.append(f"util {text.percent(util, 0)}")
     used, total = sample.memory_used_mb, sample.memory_total_mb
-    memory = f"mem {_gib(used)}/{_gib(total)} GiB"
+    memory = f"mem {_gib(used)}/{_gib(total)} GiB"  # one unit for both: "34.2/140.4 GiB"
     if sample.memory_fraction is not None and not compact:
-        memory += f" ({sample.memory_fraction * 100:.0f}%)"
+        memory += f" ({text.percent(sample.memory_fraction, 0)})"
     parts.append(memory)
-    parts.append(f"{_fmt(sample.temperature_c, '.0f')}°C")
-    power = f"{_fmt(sample.power_w, '.0f')}"
+    parts.append(f"{text.number(sample.temperature_c, '.0f')}°C")
+    power = text.number(sample.power_w, ".0f")
     if sample.power_limit_w is not None and not compact:
-        power += f"/{sample.power_limit_w:.0f}"
+        power += f"/{text.number(sample.power_limit_w, '.0f')}"
     parts.append(power + " W")
     return " · ".join(parts)
 
 
 def _gib(megabytes: float | None) -> str:
-    return "–" if megabytes is None else f"{megabytes / 1024:.1f}"
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
+    """A size in MiB as a number of GiB: "34.2"."""
+    return text.number(megabytes * text.MIB / text.GIB if text.finite(megabytes) else None, ".1f")

@@ -68,7 +68,8 @@ class MetricChart(PlotextPlot):
         self._dirty = True
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # (PlotextPlot's on_mount, which follows the app's theme, runs after this one: Textual
+        # calls every class's handler, so no super() call)
         self.set_interval(MIN_REDRAW_S, self._redraw_if_dirty)
         self._draw()
 

@@ -173,7 +173,7 @@ class RunScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run")
     def follow(self) -> None:
         """Tail the run's files until it is over, then load its results (a thread worker)."""
-        from cnn_tui.training.runs.launcher import follow_run
+        from cnn_tui.training.runs.launcher import FOLLOWING, follow_run
         from cnn_tui.training.runs.store import (
             damage_notes,
             read_all_events,
@@ -189,7 +189,7 @@ class RunScreen(Screen):
 
         if self.live:
             state, message = follow_run(self.run_dir, emit, worker.cancelled_event, pid=self.pid)
-            if state == "following":  # cancelled: the screen was closed
+            if state == FOLLOWING:  # cancelled: the screen was closed
                 return
             unreadable = read_all_events(self.run_dir)[1]
         else:

@@ -106,12 +106,13 @@ class PresetNameModal(ModalScreen[str | None]):
 def live_runs(app: App) -> list[tuple[Path, int | None]]:
     """Runs this app started, or follows on a screen, whose trainer is still alive."""
     from cnn_tui.training.runs.launcher import live_children
+    from cnn_tui.training.runs.state import RunState
     from cnn_tui.training.runs.store import effective_status, read_status
 
     found = {path.resolve(): (path, pid) for path, pid in live_children().items()}
     for screen in app.screen_stack:
         run_dir = getattr(screen, "followed_run_dir", None)
-        if run_dir is not None and effective_status(read_status(run_dir)) == "running":
+        if run_dir is not None and effective_status(read_status(run_dir)) == RunState.RUNNING:
             found.setdefault(Path(run_dir).resolve(), (Path(run_dir), None))
     return list(found.values())
 

@@ -38,6 +38,8 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import make_example
+from cnn_tui.text import percent
+from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.training.samples import to_pil
 
@@ -126,7 +128,7 @@ def probability_bars(
         style = "bold" if i == order[0] else ""
         table.add_row(
             Text(name[: 14 if width > 6 else 9], style=style), Text(bar.ljust(width), style="cyan"),
-            f"{p * 100:5.1f}%",
+            percent(p, 1).rjust(6),
             Text(marks.get(int(i), ""), style="bold"),
         )  # fmt: skip
     return table
@@ -421,7 +423,7 @@ class InsideView(VerticalScroll):
             )
         self._status(
             f"{where}{truth} · predicted [b]{_escape(self._class_name(pred))}[/b] "
-            f"{p * 100:.1f}%{mark}{order} · [dim]{self.run.weights_file}, epoch {self.run.epoch}[/dim]"
+            f"{percent(p, 1)}{mark}{order} · [dim]{self.run.weights_file}, epoch {self.run.epoch}[/dim]"
         )
 
     def _picture_width(self) -> int:
@@ -469,7 +471,7 @@ class InsideView(VerticalScroll):
             (f"layer {self.stage_at + 1}/{len(ins.stages)} ", "dim"),
             (f"{stage.name}", "bold"),
             f" · {stage.kind} · {c}×{h}×{w} · mean {stats['mean']:.3g} · zeros "
-            f"{stats['zeros'] * 100:.0f}% · scale ",
+            f"{percent(stats['zeros'], 0)} · scale ",
         )
         title.append_text(scale.legend())
         self.query_one("#inside-layer-title", Static).update(title)
@@ -633,7 +635,8 @@ class RealFilterLesson(LessonScreen):
         self._compute()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # (LessonScreen's on_mount, which draws the lesson, runs after this one: Textual calls
+        # every class's handler, so no super() call)
         p = self.patch
         i, j = p.lesson_cell
         out = self.example.forward()[0][0, 0, i, j]
@@ -678,8 +681,9 @@ class InspectScreen(Screen):
         )
 
 
-def inside_available(run_dir: Path, status: str) -> bool:
+def inside_available(run_dir: Path, status: RunState) -> bool:
     """The Inside tab is for runs that are over and kept their weights (finished or stopped)."""
     from cnn_tui.training.runs.store import CHECKPOINT_FILE
 
-    return status in ("finished", "stopped") and (Path(run_dir) / CHECKPOINT_FILE).is_file()
+    over = (RunState.FINISHED, RunState.STOPPED)
+    return status in over and (Path(run_dir) / CHECKPOINT_FILE).is_file()

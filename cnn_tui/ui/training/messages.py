@@ -11,6 +11,7 @@ from textual.message import Message
 if TYPE_CHECKING:  # (the home screen's banner imports this module: the store comes later)
     from cnn_tui.training.runs.state import RunState
     from cnn_tui.training.runs.store import RunInfo
+    from cnn_tui.training.runs.sweeps import SweepState
 
 
 @dataclass
@@ -77,7 +78,7 @@ class SweepRead(Message):
     """A fresh reading of a sweep folder: its runs' table rows and the queue runner's state."""
 
     rows: list[dict[str, Any]]
-    state: str
+    state: SweepState
     status: dict[str, Any] | None
 
     def can_replace(self, message: Message) -> bool:

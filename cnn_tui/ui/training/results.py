@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import RichLog
 from textual.worker import Worker, WorkerState
 
+from cnn_tui import text
 from cnn_tui.ui.training.dashboard import RunScreen
 from cnn_tui.ui.training.result_views import MetricsView
 
@@ -57,13 +58,18 @@ class ResultsScreen(RunScreen):
         return cls(settings.run_dir, recompute=True, device=settings.device)
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Textual calls every class's on_mount, this one's first, then RunScreen's (so no super()
+        # call: it would run twice). RunScreen's disables the results tab, which the note enables:
+        # the recomputation starts once both ran.
         if self.recompute and self.run_dir.is_dir():
-            self._note(
-                "[b]recomputing[/b] the test metrics from the checkpoint… "
-                "[dim](the stored results are shown until then)[/dim]"
-            )
-            self.recompute_metrics()
+            self.call_later(self._start_recomputing)
+
+    def _start_recomputing(self) -> None:
+        self._note(
+            "[b]recomputing[/b] the test metrics from the checkpoint… "
+            "[dim](the stored results are shown until then)[/dim]"
+        )
+        self.recompute_metrics()
 
     def _note(self, markup: str) -> None:
         self.query_one(MetricsView).set_note(markup)
@@ -88,15 +94,15 @@ class ResultsScreen(RunScreen):
             where += f" + {report['checkpoint_batch']} batches"
         self._note(
             f"[b]recomputed[/b] from {report.get('weights')} ({where}) on {report.get('device')} "
-            f"in {report.get('seconds', 0):.1f} s · saved to eval.json"
+            f"in {text.duration(report.get('seconds', 0))} · saved to eval.json"
         )
         self.query_one(RichLog).write(f"test metrics recomputed from {report.get('weights')}")
         self.query_one("#dash-tabs").active = "results"
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
+        # (RunScreen's handler, for its own workers, runs after this one: Textual calls both)
         if event.worker.group == "recompute" and event.state == WorkerState.ERROR:
             error = event.worker.error
-            text = str(error) or repr(error)
-            self._note(f"[b $text-error]✗ cannot recompute the test metrics:[/] {escape(text)}")
-            self.query_one(RichLog).write(f"cannot recompute the test metrics: {text}")
+            reason = str(error) or repr(error)
+            self._note(f"[b $text-error]✗ cannot recompute the test metrics:[/] {escape(reason)}")
+            self.query_one(RichLog).write(f"cannot recompute the test metrics: {reason}")

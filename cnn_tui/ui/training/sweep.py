@@ -33,6 +33,8 @@ from textual.worker import get_current_worker
 from cnn_tui.errors import UsageError
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import sweeps
+from cnn_tui.training.runs.state import RunState
+from cnn_tui.training.runs.sweeps import SweepState
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, TrainFormSettings, runs_dir
@@ -368,7 +370,7 @@ class SweepScreen(CompareScreen):
         self.resume_device = device
         self.manifest: dict[str, Any] = {}
         self.rows: list[dict[str, Any]] = []
-        self.state = "created"
+        self.state = SweepState.CREATED
         self.runner_status: dict[str, Any] | None = None
         self._shown: list[Any] = []
         self._offsets: dict[Path, int] = {}
@@ -467,12 +469,16 @@ class SweepScreen(CompareScreen):
         self.query_one("#sweep-summary", Static).update(" · ".join(parts))
 
     def _state_markup(self) -> str:
-        if self.state == "running":
-            return "[b $text-success]▶ running[/]"
-        if self.state == "interrupted":
-            return "[b $text-error]✗ the queue runner is gone[/] (r: resume)"
-        if self.state in ("stopped", "failed", "created") and self._to_run():
-            return f"[b $text-warning]■ {self.state}[/] (r: resume)"
+        if self.state == SweepState.RUNNING:
+            look = RunState.RUNNING.look
+            return f"[b $text-{look.colour}]{look.mark} {look.label}[/]"
+        if self.state == SweepState.INTERRUPTED:
+            look = RunState.INTERRUPTED.look
+            return f"[b $text-{look.colour}]{look.mark} the queue runner is gone[/] (r: resume)"
+        resumable = (SweepState.STOPPED, SweepState.FAILED, SweepState.CREATED)
+        if self.state in resumable and self._to_run():
+            look = RunState.STOPPED.look  # runs left to do: shown as a stopped run is
+            return f"[b $text-{look.colour}]{look.mark} {self.state}[/] (r: resume)"
         return f"[b]{escape(self.state)}[/]"
 
     def _to_run(self) -> bool:
@@ -487,11 +493,11 @@ class SweepScreen(CompareScreen):
             cells: list[Any] = sweeps.table_cells(row, keys)
             is_best = best is not None and row["index"] == best["index"]
             status = row["status"]
-            last = (
-                Text("… pending", style=theme.get("foreground-muted", ""))
-                if status == "pending"
-                else status_text(status, theme)
-            )
+            if status == RunState.PENDING:  # (not bold: nothing has happened to it yet)
+                look = RunState.PENDING.look
+                last = Text(f"{look.mark} {look.label}", style=theme.get(look.colour, ""))
+            else:
+                last = status_text(status, theme)
             styled = [
                 Text(cell, justify="right" if 0 == i or 2 <= i else "left")
                 for i, cell in enumerate(cells[:-1])
@@ -519,9 +525,9 @@ class SweepScreen(CompareScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.state == "running" or None
+            return self.state == SweepState.RUNNING or None
         if action == "resume":
-            return (self.state != "running" and self._to_run()) or None
+            return (self.state != SweepState.RUNNING and self._to_run()) or None
         if action in ("open", "compare"):
             return bool(self.rows) or None
         return True
@@ -539,10 +545,10 @@ class SweepScreen(CompareScreen):
         row = self.current_row()
         if row is None:
             return
-        if row["status"] == "pending":
+        if row["status"] == RunState.PENDING:
             self.notify(f"{row['run']} has not started yet", markup=False)
             return
-        if row["status"] == "running":
+        if row["status"] == RunState.RUNNING:
             from cnn_tui.ui.training.dashboard import DashboardScreen
 
             self.app.push_screen(DashboardScreen(row["path"]))
@@ -552,7 +558,7 @@ class SweepScreen(CompareScreen):
             self.app.push_screen(ResultsScreen(row["path"]))
 
     def action_compare(self) -> None:
-        started = [Path(row["path"]) for row in self.rows if row["status"] != "pending"]
+        started = [Path(row["path"]) for row in self.rows if row["status"] != RunState.PENDING]
         if started:
             self.app.push_screen(CompareScreen(started))
         else:
