@@ -5,6 +5,11 @@ the parsed flags into typed settings, calls the core, and prints what the comman
 `output`) or opens its screen (through `tui`). `COMMANDS` is the one registry of subcommands that
 `cnn_tui.cli` builds its parser from and `cnn_tui.ui` reads to open a subcommand's screen.
 
+Beside the subcommands: `output` (text, tables, the `--json` convention), `tui` (handing over to
+the app), the flag builders shared by several commands (`train_flags`, `tool_flags`,
+`lesson_flags`), the printed reports (`train_report`, `sweep_report`) and two command lines the
+core starts as processes (`sweep_runner`, `reference_loop`).
+
 Command modules import the core lazily, inside `run`: building the parser for `cnn-tui --help`
 imports neither torch, numpy nor textual.
 """
