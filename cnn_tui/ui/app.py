@@ -48,23 +48,26 @@ class CnnTuiApp(App[int]):
         await quit_or_ask(self)
 
 
-def open_screen_for(command: str, args: Any, *, runs_dir: Path = Path("runs")) -> Screen:
-    """Build the screen for a subcommand; modules are imported on demand to keep start-up fast.
-    `runs_dir` is the app's runs folder (--runs-dir)."""
+def open_screen_for(command: str, settings: Any, *, runs_dir: Path = Path("runs")) -> Screen:
+    """Build the screen for a subcommand from the settings its command made (None from the home
+    screen: the defaults); modules are imported on demand to keep start-up fast. `runs_dir` is the
+    app's runs folder (--runs-dir)."""
     if command in ("conv", "pool"):
         from cnn_tui.lessons.settings import LessonSettings
         from cnn_tui.ui.lessons.screen import LessonScreen
 
-        return LessonScreen.from_settings(args if args is not None else LessonSettings(command))
+        return LessonScreen.from_settings(
+            settings if settings is not None else LessonSettings(command)
+        )
     if command == "net":
         from cnn_tui.lessons.settings import NetSettings
         from cnn_tui.ui.lessons.network import NetworkScreen
 
-        return NetworkScreen.from_settings(args if args is not None else NetSettings())
+        return NetworkScreen.from_settings(settings if settings is not None else NetSettings())
     if command == "train":
         from cnn_tui.ui.training.form import TrainFormScreen
 
-        return TrainFormScreen.from_settings(args)
+        return TrainFormScreen.from_settings(settings)
     if command == "runs":
         from cnn_tui.ui.training.runs import RunsScreen
 
@@ -72,13 +75,13 @@ def open_screen_for(command: str, args: Any, *, runs_dir: Path = Path("runs")) -
     if command == "eval":
         from cnn_tui.ui.training.results import ResultsScreen
 
-        return ResultsScreen.from_settings(args)
+        return ResultsScreen.from_settings(settings)
     if command == "sweep":
         from cnn_tui.ui.training.sweep import sweep_screen_for
 
-        return sweep_screen_for(args)
+        return sweep_screen_for(settings)
     if command == "inspect":
         from cnn_tui.ui.training.inside import InspectScreen
 
-        return InspectScreen(args)  # the command's InspectRequest
+        return InspectScreen(settings)  # the command's InspectRequest
     raise ValueError(f"no screen for {command!r}")
