@@ -87,7 +87,7 @@ def test_run_survives_closing_the_terminal(tmp_path) -> None:
             ),
             30,
             "the runs screen to list the run",
-            lambda: tmux.screen("runs"),
+            shown=lambda: tmux.screen("runs"),
         )
     finally:
         tmux("kill-server", check=False)
