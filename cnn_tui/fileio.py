@@ -6,12 +6,18 @@ write that fails with an OSError (a full disk) raises it naming the target, even
 temporary file (`.NAME.XXXX.tmp`) behind; `temp_files` finds those. The file gets the mode
 `open()` would give it: the one it had, or for a new file 0o666 less the umask (a temporary file
 starts at 0o600, which would keep a run folder on a shared server from its group).
+
+`json_text` is the one way cnn-tui turns data into JSON (run files, `--json` output): a number
+that is not finite (NaN, ±Infinity) becomes `null`, so no file or output holds the bare `NaN`
+that strict JSON readers refuse.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import json
+import math
 import os
 import stat
 import tempfile
@@ -94,6 +100,29 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every float that is not finite (NaN, ±inf) replaced by None, in nested dicts,
+    lists and tuples; numpy and torch scalars and arrays become plain Python values first."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    if isinstance(value, str | int | type(None)):  # (bool is an int)
+        return value
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, torch tensors
+    if callable(tolist):
+        return finite_json(tolist())
+    return value  # anything else: json.dumps says it cannot write it, as it would
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """`data` as JSON text in which a number that is not finite is `null` (`finite_json`);
+    `allow_nan=False` makes a NaN that slipped through an error, never invalid JSON."""
+    return json.dumps(finite_json(data), indent=indent, allow_nan=False)
 
 
 def check_output_path(path: str | os.PathLike[str], flag: str) -> Path:

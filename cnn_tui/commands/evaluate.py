@@ -7,11 +7,11 @@ document (`--json`, `--json-file FILE`); else the results screen recomputes them
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from cnn_tui.commands import output, tui
+from cnn_tui.fileio import json_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def run_headless(args: argparse.Namespace, run_dir: Path, device: str) -> int:
     if args.json_file:
         output.write_json(report, args.json_file)
     if args.json:
-        output.say(json.dumps(report))  # (unflushed: a reader gone early is no error)
+        output.say(json_text(report))  # (unflushed: a reader gone early is no error)
     else:
         output.say(*report_lines(report, run_dir))
     return 0

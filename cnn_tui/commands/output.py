@@ -7,19 +7,20 @@ The `--json` convention, the same in every command:
   (train and sweep: their JSON lines, `JsonLines`, written when the command ends);
 - the commands whose `--json` used to take a FILE (`inspect`, `lr-find`, `bench`) still accept
   `--json FILE` for it (`-` is stdout).
+All JSON goes through `cnn_tui.fileio.json_text`: a number that is not finite (NaN, ±inf) is
+written as `null`, never as the bare `NaN` that strict JSON readers refuse.
 Text from files and folders goes through `cnn_tui.text.one_line` before it is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from cnn_tui.fileio import atomic_write_text, check_output_path
+from cnn_tui.fileio import atomic_write_text, check_output_path, json_text
 
 STDOUT = "-"
 
@@ -71,7 +72,7 @@ def json_target(args: argparse.Namespace) -> str | None:
 
 def write_json(data: Any, target: str, out: TextIO | None = None) -> None:
     """`data` as one JSON document to stdout (`target` is `STDOUT`) or atomically to a file."""
-    text = json.dumps(data)
+    text = json_text(data)
     if target == STDOUT:
         print(text, file=out or sys.stdout, flush=True)
     else:
@@ -88,7 +89,7 @@ class JsonLines:
         self.lines: list[str] = []
 
     def write(self, record: Any) -> None:
-        line = json.dumps(record)
+        line = json_text(record)
         if self.path is not None:
             self.lines.append(line)
         if self.out is not None:

@@ -10,7 +10,6 @@ one JSON line per epoch on stderr and one with the result on stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 from cnn_tui.bench.options import SEED_SETTINGS, SeedRunOptions
 from cnn_tui.commands.train_flags import field_type
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.fileio import json_text
 from cnn_tui.text import one_line
 from cnn_tui.training.config import FIELDS
 
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_epoch(record: dict) -> None:
-    print(json.dumps({"event": "epoch", **record}), file=sys.stderr, flush=True)
+    print(json_text({"event": "epoch", **record}), file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     result = reference_loop.run(prepared, on_epoch=_print_epoch)
     finished = {"event": "finished", **result, "seconds_in_process": time.perf_counter() - started}
-    print(json.dumps(finished), flush=True)
+    print(json_text(finished), flush=True)
     return 0
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from cnn_tui.commands import output, tui
+from cnn_tui.fileio import json_text
 
 HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "status")
 
@@ -35,7 +35,7 @@ def run_headless(args: argparse.Namespace) -> int:
     if args.json_file:
         output.write_json(listed, args.json_file)
     if args.json:
-        output.say(json.dumps(listed))  # (unflushed: a reader gone early is no error)
+        output.say(json_text(listed))  # (unflushed: a reader gone early is no error)
         return 0
     if not infos:
         output.say(f"no runs in {one_line(runs_dir)}")

@@ -10,7 +10,6 @@ resume, or the sweep screen's `SweepSettings`; `sweeps.run_queue` trains the run
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from cnn_tui.commands import output, train_flags, tui
 from cnn_tui.errors import UsageError
+from cnn_tui.fileio import json_text
 from cnn_tui.text import one_line
 from cnn_tui.training.config import FIELDS, layer_settings
 from cnn_tui.training.runs import sweeps
@@ -184,7 +184,7 @@ def show(args: argparse.Namespace) -> int:
     if args.json_file:
         output.write_json(table, args.json_file)
     if args.json:
-        output.say(json.dumps(table))  # (unflushed: a reader gone early is no error)
+        output.say(json_text(table))  # (unflushed: a reader gone early is no error)
         return EXIT_OK
     output.say(f"sweep {one_line(sweep_dir)} ({state}) — grid: {grid_text(manifest)}")
     output.say(*format_table(rows, list(manifest["grid"]), sort))

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import UsageError, disk_full
-from cnn_tui.fileio import atomic_write, atomic_write_text, temp_files
+from cnn_tui.fileio import atomic_write, atomic_write_text, json_text, temp_files
 from cnn_tui.training.config import TrainConfig, load_config_file
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
@@ -221,7 +221,7 @@ def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(path, json_text(data, indent=1) + "\n")
 
 
 def write_summary(run_dir: str | os.PathLike[str], summary: dict[str, Any]) -> None:
@@ -365,7 +365,7 @@ class EventLog:
             event["smoothed_loss"] = self.smoother.add(float(fields["loss"]))
         record = self.throttle.add(event) if kind == "batch" else event
         if record is not None:
-            self._write(json.dumps(record) + "\n")
+            self._write(json_text(record) + "\n")
         if self.on_event is not None:
             self.on_event(event)
         return event

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write_text
+from cnn_tui.fileio import atomic_write_text, json_text
 from cnn_tui.text import duration, number, one_line, percent
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import store as runs
@@ -295,7 +295,7 @@ def create_sweep(
         "sort": plan.sort,
         "runs": plan.runs,
     }
-    atomic_write_text(path / SWEEP_FILE, json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(path / SWEEP_FILE, json_text(manifest, indent=1) + "\n")
     return path
 
 

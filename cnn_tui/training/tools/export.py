@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import atomic_write, check_output_path
+from cnn_tui.fileio import atomic_write, check_output_path, json_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,7 +88,7 @@ def export_torchscript(model: Any, example: torch.Tensor, meta: dict[str, Any]):
     with _quiet():
         traced = torch.jit.trace(model, example, check_trace=False)
         buffer = io.BytesIO()
-        torch.jit.save(traced, buffer, _extra_files={METADATA_FILE: json.dumps(meta)})
+        torch.jit.save(traced, buffer, _extra_files={METADATA_FILE: json_text(meta)})
     data = buffer.getvalue()
 
     def run(x: torch.Tensor) -> np.ndarray:
@@ -113,7 +112,7 @@ def export_program(model: Any, example: torch.Tensor, meta: dict[str, Any]):
     with _quiet():
         program = torch.export.export(model, (example,), dynamic_shapes=_batch_dim())
         buffer = io.BytesIO()
-        torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(meta)})
+        torch.export.save(program, buffer, extra_files={METADATA_FILE: json_text(meta)})
     data = buffer.getvalue()
 
     def run(x: torch.Tensor) -> np.ndarray:
@@ -142,7 +141,7 @@ def export_onnx(model: Any, example: torch.Tensor, meta: dict[str, Any]):
         )
     proto = program.model_proto
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_FILE, json.dumps(meta)
+    entry.key, entry.value = METADATA_FILE, json_text(meta)
     data = proto.SerializeToString()
 
     def run(x: torch.Tensor) -> np.ndarray:
