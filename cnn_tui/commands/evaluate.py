@@ -66,6 +66,8 @@ def report_lines(report: dict[str, Any], run_dir: Path) -> list[str]:
             f"; the weights of its best epoch, {report['weights_epoch']} ({runs.BEST_FILE}: "
             "early stopping)"
         )
+    if report.get("diverged_epoch"):  # its last finite weights
+        weights += f" (the run diverged at epoch {report['diverged_epoch']})"
     return [
         f"run {one_line(run_dir)} — checkpoint after {where}{weights}, {report['n_test']} test "
         "images",

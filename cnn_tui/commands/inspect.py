@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         return tui.open_app("inspect", request, runs_dir=args.runs_dir)
     target = output.json_target(args)
     result = inspect.inspect_run(request)
+    if result.weights_note is not None:  # a diverged run: its last finite weights
+        print(f"cnn-tui: note: {text.one_line(result.weights_note)}", file=sys.stderr)
     if target == output.STDOUT:
         output.write_json(result.data, target)
         return 0

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     )
     target = output.json_target(args)
     result = predict(request)
+    note = result.run.note()  # a diverged run: which of its weights (its last finite ones)
+    if note is not None:
+        print(f"cnn-tui: note: {text.one_line(note)}", file=sys.stderr)
     for problem in [*result.inputs.problems, *result.inputs.skipped]:
         print(f"cnn-tui: {text.one_line(problem)}", file=sys.stderr)
     if target is not None:

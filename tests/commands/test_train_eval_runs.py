@@ -119,7 +119,10 @@ def test_divergence_exits_1_with_one_line(in_tmp, capsys):
     argv = ["train", "--no-ui", *FAST, "--epochs", "5", "--optimizer", "sgd", "--lr", "10",
             "--momentum", "0", "--weight-decay", "1", "--run-dir", "r"]  # fmt: skip
     assert cli.main(argv) == 1
-    message = "training diverged at epoch 2 (loss is nan): lower the learning rate (--lr, now 10)"
+    message = (
+        "training diverged at epoch 2 (loss is nan): lower the learning rate (--lr, now 10); "
+        "checkpoint.pt keeps the weights of epoch 1 (for cnn-tui eval and predict)"
+    )
     assert capsys.readouterr().err.strip().splitlines() == [f"cnn-tui: {message}"]
     assert runs.read_status(in_tmp / "r")["status"] == "failed"
 

@@ -143,6 +143,24 @@ def test_divergence_fails_the_run_with_a_clear_message(tmp_path):
     assert events[-1]["event"] == "failed" and "diverged" in events[-1]["message"]
 
 
+def test_weights_that_are_not_finite_are_divergence_before_any_checkpoint():
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    s = SimpleNamespace(model=model, config=TrainConfig(lr=0.5))
+    engine.check_finite(s, 0, 1.25)  # finite weights, finite validation loss: nothing to say
+    with pytest.raises(engine.Diverged, match=r"epoch 3 \(validation loss is inf\)"):
+        engine.check_finite(s, 2, float("inf"))
+    model[1].running_var[0] = float("inf")  # a buffer counts: eval would give NaN
+    with pytest.raises(
+        engine.Diverged, match=r"epoch 1 \(weights are no longer finite\)"
+    ) as caught:
+        engine.check_finite(s, 0)
+    assert caught.value.epoch == 1 and "(--lr, now 0.5)" in str(caught.value)
+
+
 def test_lr_schedules():
     config = TrainConfig(lr=0.1, epochs=3)
     assert engine.lr_at(config, 5, 30, 10) == 0.1

@@ -55,6 +55,11 @@ class Run:
     checkpoint: dict[str, Any] | None = None  # the checkpoint being continued (--resume)
     s: Setup | None = None
     world: World = field(default_factory=World)
+    saved: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint.pt on disk
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None:
+            self.saved = (int(self.checkpoint["epoch"]), int(self.checkpoint.get("batch", 0)))
 
     @property
     def writes(self) -> bool:
@@ -80,18 +85,42 @@ class Run:
         assert self.s is not None
         if self.writes:
             checkpoints.save_checkpoint(self.dir / runs.CHECKPOINT_FILE, self.s, self.progress)
+        self.saved = (self.progress.epoch, self.progress.batch)
 
     def save_best(self) -> None:
         assert self.s is not None
         if self.writes:
             checkpoints.save_best(self.dir / runs.BEST_FILE, self.s, self.progress)
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str, **extra: Any) -> None:
         """Record a failure in status.json and the event log, as far as the disk lets us."""
         with contextlib.suppress(OSError):  # (on a full disk even these few bytes may not fit)
-            self.status(RunState.FAILED, message)
+            self.status(RunState.FAILED, message, **extra)
         with contextlib.suppress(OSError):
-            self.log.emit("failed", message=message, epoch=self.progress.epoch + 1)
+            self.log.emit("failed", message=message, epoch=self.progress.epoch + 1, **extra)
+
+    def kept_weights(self) -> dict[str, Any]:
+        """The saved weights eval and predict use now (`checkpoints.run_weights`' choice):
+        {"weights_file", "weights_epoch"}, with "weights_batch" for a checkpoint taken
+        mid-epoch; {} before the first checkpoint."""
+        progress = self.progress
+        if self.config.early_stop and progress.best_epoch > 0:
+            return {"weights_file": runs.BEST_FILE, "weights_epoch": progress.best_epoch}
+        if self.saved is None:
+            return {}
+        epoch, batch = self.saved
+        kept = {"weights_file": runs.CHECKPOINT_FILE, "weights_epoch": epoch}
+        return {**kept, "weights_batch": batch} if batch else kept
+
+    def kept_weights_text(self) -> str:
+        """`kept_weights` in words, for the message of a diverged run."""
+        kept = self.kept_weights()
+        if not kept:
+            return "it saved no weights before"
+        where = f"epoch {kept['weights_epoch']}"
+        if kept.get("weights_batch"):
+            where = f"epoch {kept['weights_epoch'] + 1} up to batch {kept['weights_batch']}"
+        return f"{kept['weights_file']} keeps the weights of {where} (for cnn-tui eval and predict)"
 
     def log_started(self) -> None:
         """The "run_started" event: what trains, on what, from where."""

@@ -11,6 +11,11 @@ refuse one that cannot be continued before the run writes anything, and `load_mo
 `load_training_state` turn a shape mismatch into one line that names the file. Every refusal is a
 UsageError that says what to do instead. `run_weights` says which weights a saved run is judged
 by (checkpoint.pt, or best.pt with early stopping).
+
+Non-finite numbers: `weights_finite` is the engine's check before it saves, so a diverging run
+never overwrites its last finite weights; `outputs_not_finite` is the one line eval, predict and
+inspect give when a model's outputs are NaN anyway, and `diverged_note` says which weights of a
+diverged run they use.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnn_tui.errors import UsageError
+from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import atomic_write
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.loop import early_stop
@@ -330,6 +335,35 @@ def run_weights(run_dir: Path, config: TrainConfig) -> tuple[dict[str, Any], dic
     if best is not None:
         return checkpoint, best, runs.BEST_FILE
     return checkpoint, checkpoint, runs.CHECKPOINT_FILE
+
+
+def weights_finite(model: nn.Module) -> bool:
+    """Whether every weight and buffer (BatchNorm's running statistics too) of `model` is a
+    finite number; one device sync."""
+    checks = [torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack(checks).all()) if checks else True
+
+
+def outputs_not_finite(run_dir: Path, weights_file: str, epoch: int) -> RunError:
+    """The one line for a model whose outputs are NaN or infinite: its weights come from a run
+    that diverged (status.json says at which epoch when the engine saw it)."""
+    diverged = runs.diverged_epoch(run_dir)
+    at = f" at epoch {diverged}" if diverged is not None else ""
+    return RunError(
+        f"the model's outputs are NaN ({run_dir / weights_file}, the weights of epoch {epoch}): "
+        f"the run diverged{at}; lower --lr and train a new run (--resume would diverge again)"
+    )
+
+
+def diverged_note(run_dir: Path, weights_file: str, epoch: int) -> str | None:
+    """For a run whose training diverged: which of its weights are used (its last finite ones)."""
+    diverged = runs.diverged_epoch(run_dir)
+    if diverged is None:
+        return None
+    return (
+        f"run {run_dir} diverged at epoch {diverged}; these are its last finite weights, "
+        f"epoch {epoch}'s ({weights_file})"
+    )
 
 
 def saved_normalization(

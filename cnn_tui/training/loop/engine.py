@@ -71,7 +71,9 @@ def train(
     The returned dict has "status": "finished" (and the test metrics of summary.json) or "stopped"
     (when `stop` was set: the current batch finished and a checkpoint was saved). A failure (a
     diverged loss, missing data, no GPU memory) is recorded as status "failed" with a "failed"
-    event and raised as RunError (UsageError for bad input such as a bad --weights file).
+    event and raised as RunError (UsageError for bad input such as a bad --weights file). A
+    diverged run's status and event also say at which epoch (`diverged_epoch`) and which saved
+    weights are its last finite ones (`weights_file`, `weights_epoch`).
     """
     run_dir, world = Path(run_dir), world or World()
     checkpoint = world.from_main(lambda: bookkeeping.open_run(run_dir, config, resume))
@@ -90,6 +92,10 @@ def train(
         if not distributed.has_launcher():
             run.fail(str(exc))
         raise
+    except Diverged as exc:  # the checkpoint before it is kept: say which weights eval will use
+        message = f"{exc}; {run.kept_weights_text()}"
+        run.fail(message, diverged_epoch=exc.epoch, **run.kept_weights())
+        raise Diverged(message, exc.epoch) from None
     except torch.cuda.OutOfMemoryError:
         message = f"out of GPU memory at batch size {config.batch_size}: lower --batch-size"
         run.fail(message)
@@ -141,10 +147,12 @@ def _run(run: Run) -> dict[str, Any]:
         finished = train_one_epoch(s, epoch, progress, run.log, run.stop)
         train_seconds = time.perf_counter() - started
         if not finished:
+            check_finite(s, epoch)  # (before the checkpoint of the stop)
             progress.seconds += train_seconds
             return run.stopped()
 
         val = evaluate(s, s.val_x, s.val_y)
+        check_finite(s, epoch, val.loss)  # before anything saves this epoch's weights
         seconds = time.perf_counter() - started
         images_per_s = (progress.seen - images_before) / max(train_seconds, 1e-9)
         row = bookkeeping.epoch_row(s, epoch, progress, val, seconds, images_per_s)
@@ -227,10 +235,7 @@ def train_one_epoch(
             s, images, labels, lr, trainable, batch_images, stop
         )
         if not math.isfinite(loss_value):
-            raise Diverged(
-                f"training diverged at epoch {epoch + 1} (loss is {loss_value}): lower the "
-                f"learning rate (--lr, now {config.lr:g})"
-            )
+            raise Diverged.at(epoch, f"loss is {loss_value}", config)
 
         progress.step += 1
         progress.batch = b + 1
@@ -258,7 +263,33 @@ def train_one_epoch(
 
 
 class Diverged(RunError):
-    """The training loss stopped being a finite number."""
+    """The training loss, the validation loss or the weights stopped being finite numbers."""
+
+    def __init__(self, message: str, epoch: int = 0) -> None:
+        super().__init__(message, epoch)
+        self.epoch = epoch  # 1-based: the epoch in which it diverged
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @classmethod
+    def at(cls, epoch: int, what: str, config: TrainConfig) -> Diverged:
+        """Diverged in epoch `epoch` (0-based) because `what` ("loss is nan")."""
+        return cls(
+            f"training diverged at epoch {epoch + 1} ({what}): lower the learning rate "
+            f"(--lr, now {config.lr:g})",
+            epoch + 1,
+        )
+
+
+def check_finite(s: Setup, epoch: int, val_loss: float | None = None) -> None:
+    """Diverged unless the validation loss (when given) and every weight are finite numbers:
+    checked before a checkpoint is saved, so a diverging run keeps its last finite weights (a
+    finite training loss can still leave weights that overflow on the next images)."""
+    if val_loss is not None and not math.isfinite(val_loss):
+        raise Diverged.at(epoch, f"validation loss is {val_loss}", s.config)
+    if not checkpoints.weights_finite(s.model):
+        raise Diverged.at(epoch, "weights are no longer finite", s.config)
 
 
 def batch_rows(s: Setup, order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -430,7 +461,10 @@ def seed_epoch(s: Setup, epoch: int) -> None:
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> dict[str, Any]:
-    """Recompute the test metrics of a run from its checkpoint.pt (nothing in the run changes)."""
+    """Recompute the test metrics of a run from its checkpoint.pt (nothing in the run changes).
+
+    A model whose test loss is not a finite number (the weights of a run that diverged) is a
+    RunError in one line (`checkpoints.outputs_not_finite`), not a report of NaN."""
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
     checkpoint, weights, weights_file = checkpoints.run_weights(run_dir, config)
@@ -445,6 +479,8 @@ def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> 
     if saved is not None:
         s.eval_prep.mean, s.eval_prep.std = saved
     test = evaluate(s, s.test_x, s.test_y)
+    if not math.isfinite(test.loss):
+        raise checkpoints.outputs_not_finite(run_dir, weights_file, int(weights["epoch"]))
     return {
         **metrics.classification_report(test.confusion, data.classes),
         "test_loss": test.loss,
@@ -453,6 +489,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> 
         "checkpoint_batch": int(checkpoint.get("batch", 0)),
         "weights": weights_file,  # checkpoint.pt, or best.pt for a run with early stopping
         "weights_epoch": int(weights["epoch"]),
+        "diverged_epoch": runs.diverged_epoch(run_dir),  # None, or where training diverged
         "device": str(device),
         "run_dir": str(run_dir),
     }

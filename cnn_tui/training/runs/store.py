@@ -220,6 +220,15 @@ def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def diverged_epoch(run_dir: str | os.PathLike[str]) -> int | None:
+    """The epoch (1-based) at which the run's training diverged, from its status.json; None
+    for a run that did not (or a status that says nothing sensible)."""
+    value = (read_status(run_dir) or {}).get("diverged_epoch")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+        return value
+    return None
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json_text(data, indent=1) + "\n")
 

@@ -55,18 +55,21 @@ class Stage:
         return int(c), int(h), int(w)
 
     def stats(self) -> dict[str, Any]:
-        a = self.activation
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "shape": list(self.shape),
-            "min": float(a.min()),
-            "max": float(a.max()),
-            "mean": float(a.mean()),
-            "std": float(a.std()),
-            "zeros": float(np.mean(a == 0)),  # after a ReLU: the share of units that are off
-            "channel_means": [round(float(v), 6) for v in a.mean(axis=(1, 2))],
-        }
+        # in float64: the huge (finite) maps of a run near divergence overflow float32 sums; an
+        # infinite value gives NaN statistics (null in JSON), without numpy's warnings
+        a = self.activation.astype(np.float64)
+        with np.errstate(all="ignore"):
+            return {
+                "name": self.name,
+                "kind": self.kind,
+                "shape": list(self.shape),
+                "min": float(a.min()),
+                "max": float(a.max()),
+                "mean": float(a.mean()),
+                "std": float(a.std()),
+                "zeros": float(np.mean(a == 0)),  # after a ReLU: the share of units that are off
+                "channel_means": [round(float(v), 6) for v in a.mean(axis=(1, 2))],
+            }
 
 
 @dataclass
@@ -223,6 +226,8 @@ def inspect_image(
                     f"no stage {layer!r}; stages: {', '.join(s.name for s in recorded)}"
                 )
             probabilities = logits.detach().float().softmax(1)[0].cpu().numpy()
+            if not np.isfinite(probabilities).all():  # a diverged run's weights
+                raise run.not_finite()
             wanted = {int(probabilities.argmax()), *cam_classes}
             if true is not None:
                 wanted.add(int(true))
@@ -437,10 +442,12 @@ class Subject:
 
 @dataclass(frozen=True)
 class InspectReport:
-    """What `cnn-tui inspect` reports: the JSON `data` (`report`) and notes on reading a file."""
+    """What `cnn-tui inspect` reports: the JSON `data` (`report`), notes on reading a file and,
+    for a run whose training diverged, which of its weights were used (`RunModel.note`)."""
 
     data: dict[str, Any]
     notes: list[str]
+    weights_note: str | None = None
 
 
 def subject(run: RunModel, test_index: int | None, image_file: str | None) -> Subject:
@@ -481,4 +488,4 @@ def inspect_run(request: InspectRequest) -> InspectReport:
     run = load_run_model(request.run_dir, request.device)
     chosen = subject(run, request.test_index, request.image)
     inspection = inspect_image(run, chosen.image, chosen.true)
-    return InspectReport(report(inspection, run.classes, chosen.source), chosen.notes)
+    return InspectReport(report(inspection, run.classes, chosen.source), chosen.notes, run.note())

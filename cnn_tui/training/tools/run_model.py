@@ -7,6 +7,10 @@ preprocessing (the normalisation saved in the checkpoint and the resize to the m
 test split is loaded only when asked for (`load_test_split`), through the same `setup.load_data` as
 training and `cnn-tui eval`, so test image i is the same image everywhere.
 
+Outputs that are not finite numbers (the weights of a run that diverged) are a RunError in one
+line (`RunModel.not_finite`) wherever the model runs, never NaN probabilities; a run whose
+training diverged is used with its last finite weights, which `RunModel.note` names.
+
 torch is imported inside the functions: the UI imports this module's types at start-up.
 """
 
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnn_tui.errors import UsageError
+from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import store as runs
 
@@ -52,12 +56,25 @@ class RunModel:
     def name(self) -> str:
         return self.run_dir.name
 
+    def not_finite(self) -> RunError:
+        """The one-line error for outputs that are NaN or infinite (a diverged run's weights)."""
+        from cnn_tui.training.loop import checkpoints
+
+        return checkpoints.outputs_not_finite(self.run_dir, self.weights_file, self.epoch)
+
+    def note(self) -> str | None:
+        """For a run whose training diverged: which of its (finite) weights these are."""
+        from cnn_tui.training.loop import checkpoints
+
+        return checkpoints.diverged_note(self.run_dir, self.weights_file, self.epoch)
+
     def model_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, C, H, W) -> the normalised, resized batch the model sees."""
         return self.prep(images.to(self.device))
 
     def probabilities(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Softmax class probabilities (N, K) of uint8 images (N, C, H, W), in batches."""
+        """Softmax class probabilities (N, K) of uint8 images (N, C, H, W), in batches; a
+        RunError (`not_finite`) when any is not a finite number."""
         import torch
 
         from cnn_tui.training.loop.setup import autocast, batch_logits
@@ -71,7 +88,10 @@ class RunModel:
                 out.append(logits.float().softmax(1).cpu())
         if not out:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return torch.cat(out).numpy()
+        probabilities = torch.cat(out)
+        if not bool(torch.isfinite(probabilities).all()):
+            raise self.not_finite()
+        return probabilities.numpy()
 
 
 def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> RunModel:
