@@ -21,6 +21,7 @@ from cnn_tui import text
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.data import datasets
 from cnn_tui.training.data import shapes as shapes_dataset
+from cnn_tui.training.system.processes import this_process
 
 CLASSES = list(shapes_dataset.CLASSES)
 FASHION_CLASSES = list(datasets.FASHION_MNIST_CLASSES)
@@ -198,7 +199,9 @@ def write_run(
             handle.write(json.dumps(event) + "\n")
     status = {
         "status": state,
-        "pid": pid or os.getpid(),
+        # the trainer's identity, as a trainer writes it (this process: alive); a pid alone for
+        # a given one
+        **(this_process().fields() if pid is None else {"pid": pid}),
         "message": message,
         "epoch": done,
         "epochs": epochs,

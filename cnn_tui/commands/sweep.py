@@ -21,7 +21,8 @@ from cnn_tui.fileio import json_text
 from cnn_tui.text import one_line
 from cnn_tui.training.config import FIELDS, layer_settings
 from cnn_tui.training.runs import sweeps
-from cnn_tui.training.runs.state import RunState
+from cnn_tui.training.runs.state import BUSY, RunState, label
+from cnn_tui.training.runs.store import trainer_host
 
 if TYPE_CHECKING:
     from cnn_tui.ui.training.sweep import SweepSettings
@@ -179,29 +180,32 @@ def show(args: argparse.Namespace) -> int:
     manifest = sweeps.read_manifest(sweep_dir)
     sort = args.sort or manifest.get("sort") or sweeps.DEFAULT_SORT
     rows = sweeps.sweep_rows(sweep_dir, manifest)
-    state, _ = sweeps.sweep_state(sweep_dir)
+    state, status = sweeps.sweep_state(sweep_dir)
     table = table_json(sweep_dir, manifest, rows, sort, state)
     if args.json_file:
         output.write_json(table, args.json_file)
     if args.json:
         output.say(json_text(table))  # (unflushed: a reader gone early is no error)
         return EXIT_OK
-    output.say(f"sweep {one_line(sweep_dir)} ({state}) — grid: {grid_text(manifest)}")
+    shown = label(RunState(state), host=trainer_host(status)) if state in BUSY else state
+    output.say(f"sweep {one_line(sweep_dir)} ({shown}) — grid: {grid_text(manifest)}")
     output.say(*format_table(rows, list(manifest["grid"]), sort))
     output.say(sweeps.summary_line(rows))
     return EXIT_OK
 
 
 def stop(sweep_dir: str) -> int:
-    """`--stop SWEEP_DIR`: SIGTERM to its queue runner (its runs checkpoint and stop)."""
+    """`--stop SWEEP_DIR`: SIGTERM to its queue runner (its runs checkpoint and stop), once its
+    identity is checked; a runner on another machine is left alone (exit 1, saying so)."""
     sweeps.read_manifest(sweep_dir)
-    if sweeps.stop_sweep(sweep_dir):
+    answer = sweeps.stop_sweep(sweep_dir)
+    if answer:
         output.say(
             f"asked sweep {one_line(sweep_dir)} to stop: its runs save a checkpoint and stop"
         )
-    else:
-        output.say(f"sweep {one_line(sweep_dir)} is not running")
-    return EXIT_OK
+        return EXIT_OK
+    output.say(f"sweep {one_line(sweep_dir)} {answer.reason}")
+    return EXIT_FAILED if answer.host else EXIT_OK
 
 
 def run_headless(args: argparse.Namespace) -> int:

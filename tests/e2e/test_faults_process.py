@@ -28,6 +28,7 @@ from train_ui_fixtures import run_async, write_run
 from cnn_tui import cli, fileio
 from cnn_tui.errors import UsageError
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.system.processes import this_host
 
 FAST = ["--dataset", "shapes", "--limit", "120", "--batch-size", "32", "--hidden-units", "4",
         "--device", "cpu"]  # fmt: skip
@@ -281,7 +282,7 @@ def test_a_second_trainer_on_a_running_run_is_refused(in_tmp, capsys):
 
 def test_the_lock_refuses_a_second_holder_and_frees_with_the_process(tmp_path):
     with runs.lock_run(tmp_path / "r") as run:
-        assert (run / runs.LOCK_FILE).read_text().strip() == str(os.getpid())
+        assert (run / runs.LOCK_FILE).read_text().split() == [str(os.getpid()), this_host()]
         with pytest.raises(UsageError, match=r"in use by another trainer \(pid \d+\)"):
             with runs.lock_run(run):
                 pass

@@ -30,6 +30,8 @@ from cnn_tui.training.loop import checkpoints, distributed, engine, setup
 from cnn_tui.training.loop.distributed import Nodes, RankFailure, Reported, World
 from cnn_tui.training.runs import launcher
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.system import processes
+from cnn_tui.training.system.processes import ProcessId
 
 # the3-cnn has no BatchNorm and no dropout: with SGD, 2 processes must end where 1 does.
 # 400 images in batches of 33: 12 batches split 17/16 between the ranks, then a last one of 4.
@@ -84,6 +86,9 @@ def test_two_processes_end_with_the_weights_of_one(tmp_path, monkeypatch, one_to
     assert started["world_size"] == 2 and started["backend"] == "gloo"
     assert [rank["rank"] for rank in started["ranks"]] == [0, 1]
     assert started["pid"] == pid == runs.read_status(parallel)["pid"]  # the launcher's pid
+    # ... with its host and start time: what Stop checks before it signals
+    recorded = ProcessId.from_record(runs.read_status(parallel))
+    assert recorded.started is not None and recorded.same_as(launcher.child_identity(pid))
     assert started["batches_per_epoch"] == 13
     # eval loads the checkpoint as before, in one process
     assert engine.evaluate_run(parallel, "cpu")["confusion_matrix"] == a["confusion_matrix"]
@@ -160,7 +165,8 @@ def test_a_killed_rank_fails_the_run_with_its_name(tmp_path):
     status = runs.read_status(run_dir)
     assert status["status"] == "failed" and f"rank 1 (pid {rank1})" in status["message"]
     assert kinds(run_dir).count("failed") == 1 and "stopped" not in kinds(run_dir)
-    wait_for(lambda: not runs.is_alive(started["ranks"][0]["pid"]), 10, "rank 0 to end too")
+    rank0 = ProcessId.from_record(started["ranks"][0])  # (pid, host and start time)
+    wait_for(lambda: not processes.alive(rank0), 10, "rank 0 to end too")
 
 
 # --- usage errors: one line, exit 2, nothing launched or written -------------------------------
@@ -209,7 +215,7 @@ def test_resume_may_change_the_number_of_processes(tmp_path, monkeypatch, capsys
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     runs.write_config(run_dir, EQUAL_RUN)
-    runs.write_status(run_dir, "stopped", pid=1)
+    runs.write_status(run_dir, "stopped", process=ProcessId(1))
     argv = ["train", "--no-ui", "--resume", str(run_dir), "--devices", "2", "--batch-size", "8"]
     assert cli.main(argv) == 2
     assert "only --epochs and --device (and --devices)" in capsys.readouterr().err

@@ -20,15 +20,17 @@ from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import launcher
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.store import read_status
+from cnn_tui.training.system.processes import this_process
 
 FAKE_TRAINER = r"""
 import json, os, signal, sys, time
+from cnn_tui.training.system.processes import this_process
 from pathlib import Path
 run = Path(sys.argv[1])
 mode = sys.argv[2]
 def status(state, message=""):
     tmp = run / "status.tmp"
-    tmp.write_text(json.dumps({"status": state, "pid": os.getpid(), "message": message,
+    tmp.write_text(json.dumps({"status": state, **this_process().fields(), "message": message,
                                "epoch": 0, "epochs": 1}))
     os.replace(tmp, run / "status.json")
 def event(**fields):
@@ -108,9 +110,10 @@ def test_launch_writes_config_and_detaches(tmp_path, fake_trainer) -> None:
 
 
 def test_stop_run_of_a_run_that_is_not_running(tmp_path) -> None:
-    assert launcher.stop_run(tmp_path) is False
+    assert not launcher.stop_run(tmp_path)
     (tmp_path / "status.json").write_text(json.dumps({"status": "finished", "pid": os.getpid()}))
-    assert launcher.stop_run(tmp_path) is False
+    answer = launcher.stop_run(tmp_path)
+    assert not answer and answer.reason == "is not running"
 
 
 def test_follow_run_until_finished(tmp_path, fake_trainer) -> None:
@@ -156,7 +159,8 @@ def test_follow_run_waits_for_a_resumed_run_to_write_its_own_status(tmp_path, fa
 def test_follow_run_stops_when_asked(tmp_path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    (run / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    status = {"status": "running", **this_process().fields()}  # this process: alive
+    (run / "status.json").write_text(json.dumps(status))
     stop = threading.Event()
     stop.set()
     assert launcher.follow_run(run, lambda *_: None, stop, poll_s=0.02) == ("following", "")

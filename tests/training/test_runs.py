@@ -13,12 +13,14 @@ from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import state
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import RunState
+from cnn_tui.training.system.processes import ProcessId
 
 
 def _fake_run(path, status="finished", pid=None, **status_extra):
     path.mkdir(parents=True)
     (path / runs.CONFIG_FILE).write_text(TrainConfig(epochs=3).to_toml())
-    runs.write_status(path, status, epoch=3, epochs=3, pid=pid, **status_extra)
+    process = None if pid is None else ProcessId(pid)  # (a pid alone: an old record)
+    runs.write_status(path, status, epoch=3, epochs=3, process=process, **status_extra)
     return path
 
 
@@ -109,13 +111,6 @@ def test_delete_run_refuses_non_runs_and_live_runs(tmp_path):
     done = _fake_run(tmp_path / "done", "finished")
     runs.delete_run(done)
     assert not done.exists() and (tmp_path / "precious" / "thesis.tex").exists()
-
-
-def test_is_alive():
-    import os
-
-    assert runs.is_alive(os.getpid())
-    assert not runs.is_alive(None) and not runs.is_alive(0)
 
 
 def test_writing_events_through_the_throttle_never_imports_torch(tmp_path):

@@ -29,6 +29,8 @@ from cnn_tui.errors import UsageError
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs import sweeps
+from cnn_tui.training.system import processes
+from cnn_tui.training.system.processes import ProcessId
 from cnn_tui.ui.app import CnnTuiApp, open_screen_for
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.form import TrainFormScreen
@@ -223,6 +225,7 @@ def test_runs_of_a_sweep_are_listed_by_cnn_tui_runs(tmp_path) -> None:
 
 FAKE_TRAINER = r"""
 import json, os, signal, sys, time, tomllib
+from cnn_tui.training.system.processes import this_process
 from pathlib import Path
 run = Path(sys.argv[sys.argv.index("--run-dir") + 1] if "--run-dir" in sys.argv else sys.argv[-1])
 config = tomllib.loads((run / "config.toml").read_text())
@@ -230,7 +233,7 @@ def write(name, data):
     (run / (name + ".tmp")).write_text(json.dumps(data))
     os.replace(run / (name + ".tmp"), run / name)
 def status(state):
-    write("status.json", {"status": state, "pid": os.getpid(), "message": state, "epoch": 1,
+    write("status.json", {"status": state, **this_process().fields(), "message": state, "epoch": 1,
                           "epochs": 1, "started": time.time(), "best_val_acc": 0.5})
 if config["seed"] == 3:
     print("Traceback: something broke early", flush=True)
@@ -405,10 +408,10 @@ def test_background_sweep_stopped_by_sigterm_then_resumed(tmp_path, capsys) -> N
     assert started.returncode == 0, started.stderr
     sweep_dir, first = tmp_path / "sw", tmp_path / "sw" / "01-epochs-100"
     wait_for(lambda: (first / runs.CHECKPOINT_FILE).exists())  # training, past an epoch
-    runner = runs.read_status(sweep_dir)["pid"]
-    assert runs.is_alive(runner)
+    runner = ProcessId.from_record(runs.read_status(sweep_dir))
+    assert processes.alive(runner)
     assert cli.main(["sweep", "--stop", str(sweep_dir)]) == 0  # at once, while it trains
-    wait_for(lambda: not runs.is_alive(runner))
+    wait_for(lambda: not processes.alive(runner))
     assert runs.read_status(sweep_dir)["status"] == "stopped"
     states = [row["status"] for row in sweeps.sweep_rows(sweep_dir)]
     assert states == ["stopped", "pending"], (sweep_dir / "output.log").read_text()

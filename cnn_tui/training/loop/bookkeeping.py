@@ -77,7 +77,7 @@ class Run:
             epoch=self.progress.epoch,
             epochs=self.config.epochs,
             best_val_acc=self.progress.best_val_acc,
-            pid=distributed.status_pid(),
+            process=distributed.status_process(),
             **extra,
         )
 

@@ -33,7 +33,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -50,10 +49,12 @@ if TYPE_CHECKING:
     from torch import nn
 
     from cnn_tui.training.config import TrainConfig
+    from cnn_tui.training.system.processes import ProcessId
 
 T = TypeVar("T")
 
 LAUNCHER_PID_ENV = "CNN_TUI_LAUNCHER_PID"  # set by the launcher: the pid status.json names
+LAUNCHER_STARTED_ENV = "CNN_TUI_LAUNCHER_STARTED"  # ... and its start time (processes.py)
 SHUTDOWN_TIMEOUT_S = 120  # torchrun's wait for the ranks to checkpoint after a signal, then SIGKILL
 # a trainer's exit codes (a launcher's and each rank's): finished, failed, usage error, stopped
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
@@ -302,24 +303,36 @@ def sync_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def describe(world: World) -> dict[str, Any]:
-    """What run_started says about the processes: how many, their backend, and the rank, pid
-    and host of each."""
+    """What run_started says about the processes: how many, their backend, and the rank and
+    identity (pid, host, start time) of each."""
     backend = None
     if world.parallel:
         import torch.distributed as dist
 
         backend = dist.get_backend()
-    me = {"rank": world.rank, "pid": os.getpid(), "host": socket.gethostname()}
+    from cnn_tui.training.system.processes import this_process
+
+    me = {"rank": world.rank, **this_process().fields()}  # pid, host, pid_started
     return {"world_size": world.size, "backend": backend, "ranks": world.gather(me)}
 
 
 def status_pid() -> int:
     """The pid status.json names: the launcher's (what Stop signals, and whose life says whether
     the run is alive), or this process's when there is no launcher."""
+    return status_process().pid
+
+
+def status_process() -> ProcessId:
+    """The process status.json names (`status_pid`), with its host and start time: rank 0 runs
+    on the launcher's machine, which told it its identity."""
+    from cnn_tui.training.system import processes
+
     try:
-        return int(os.environ[LAUNCHER_PID_ENV])
+        pid = int(os.environ[LAUNCHER_PID_ENV])
+        started = float(os.environ[LAUNCHER_STARTED_ENV])
     except (KeyError, ValueError):
-        return os.getpid()
+        return processes.this_process()
+    return processes.ProcessId(pid, processes.this_host(), started)
 
 
 def has_launcher() -> bool:
@@ -470,7 +483,10 @@ def launch(argv: list[str], nproc: int) -> list[RankFailure] | None:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
+    from cnn_tui.training.system.processes import this_process
+
     os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
+    os.environ[LAUNCHER_STARTED_ENV] = repr(this_process().started)
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores (torchrun would pick 1, and say so)
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     for name in list(logging.root.manager.loggerDict):  # each has its own level (LOGLEVEL)
@@ -562,9 +578,11 @@ def launched_exit(run_dir: Path, failures: list[RankFailure] | None, nodes: Node
     rank died, rank 0 was killed), the launcher marks the run failed with the message of the rank
     that failed (and raises it as RunError)."""
     from cnn_tui.training.runs import store as runs
+    from cnn_tui.training.system.processes import ProcessId, this_process
 
     status = runs.read_status(run_dir) if nodes.rank == 0 else None
-    state = status.get("status") if status and status.get("pid") == os.getpid() else None
+    mine = this_process().same_as(ProcessId.from_record(status))
+    state = status.get("status") if status and mine else None
     ended = {
         RunState.FINISHED: EXIT_OK,
         RunState.STOPPED: EXIT_STOPPED,

@@ -31,7 +31,7 @@ from cnn_tui.training.config import FIELDS, TrainConfig
 from cnn_tui.training.loop import distributed
 from cnn_tui.training.loop.distributed import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Nodes, World
 from cnn_tui.training.runs import store as runs
-from cnn_tui.training.runs.state import RunState
+from cnn_tui.training.runs.state import BUSY, RunState
 from cnn_tui.training.runs.store import check_new_run_dir
 
 RESUMABLE = ("epochs", "device", "devices")  # the settings a resumed run may change
@@ -119,8 +119,10 @@ def resume_config(run_dir: Path, changes: Mapping[str, Any]) -> TrainConfig:
     if changes:
         config = config.replace(**changes)
     status = runs.read_status(run_dir)
-    if runs.effective_status(status) == RunState.RUNNING:
-        raise UsageError(f"run {run_dir} is still running (pid {status.get('pid')}); stop it first")
+    if runs.effective_status(status) in BUSY:
+        raise UsageError(
+            f"run {run_dir} is still running ({runs.trainer_text(status)}); stop it first"
+        )
     return config
 
 

@@ -6,7 +6,9 @@ controlling terminal), with stdin closed and stdout/stderr going to `RUN_DIR/out
 the terminal or a dropped SSH connection (SIGHUP to the TUI's session) therefore leaves it running;
 the TUI and any later `cnn-tui` follow it through the files it writes (`metrics.jsonl`,
 `status.json`). `stop_run` sends SIGTERM, which the trainer honours at the next batch boundary
-(checkpoint kept, status "stopped").
+(checkpoint kept, status "stopped"), and only to the process status.json names once its identity
+(host, pid, start time) is checked (training/system/processes.py): never to another machine's
+trainer, nor to whatever process has a dead trainer's pid now.
 
 UI-free: no textual, no torch.
 """
@@ -19,25 +21,40 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnn_tui.text import one_line
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs.state import OVER, RunState
 from cnn_tui.training.runs.store import (
     CONFIG_FILE,
     OUTPUT_LOG,
     check_new_run_dir,
-    is_alive,
     read_events,
     read_state,
     read_status,
+    trainer_host,
     write_config,
 )
+from cnn_tui.training.system import processes
+from cnn_tui.training.system.processes import ProcessId
 
-# pid -> (run dir, process) of the runs this process started; a waiter thread reaps each child
-# so that a finished run does not linger as a zombie that still looks alive to `kill(pid, 0)`.
-_children: dict[int, tuple[Path, subprocess.Popen[bytes]]] = {}
+
+@dataclass(frozen=True)
+class Child:
+    """A process this one started: its run dir, its Popen and its identity (taken at once,
+    while it cannot have been reaped, so its pid cannot name another process yet)."""
+
+    run_dir: Path
+    process: subprocess.Popen[bytes]
+    identity: ProcessId | None
+
+
+# pid -> the runs (and sweep runners) this process started; a waiter thread reaps each child
+# so that a finished run does not linger as a zombie.
+_children: dict[int, Child] = {}
 _lock = threading.Lock()
 
 
@@ -63,7 +80,7 @@ def spawn_detached(command: list[str], run_dir: Path) -> int:
             close_fds=True,
         )
     with _lock:
-        _children[process.pid] = (run_dir, process)
+        _children[process.pid] = Child(run_dir, process, processes.identify(process.pid))
     threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
     return process.pid
 
@@ -88,33 +105,79 @@ def resume_run(run_dir: str | os.PathLike[str]) -> int:
 def child_exit_code(pid: int) -> int | None:
     """The exit code of a run this process started, or None while it runs (or is not ours)."""
     with _lock:
-        entry = _children.get(pid)
-    return None if entry is None else entry[1].poll()
+        child = _children.get(pid)
+    return None if child is None else child.process.poll()
+
+
+def child_identity(pid: int | None) -> ProcessId | None:
+    """The identity of the child `pid` this process started (None: not one of ours)."""
+    with _lock:
+        child = _children.get(pid) if pid is not None else None
+    return None if child is None else child.identity
+
+
+def written_by(status: dict[str, Any] | None, pid: int | None) -> bool:
+    """Whether `status` was written for the child `pid` this process started (its trainer's
+    identity, not an older status of the same folder whose dead trainer had the same pid)."""
+    if status is None or pid is None:
+        return False
+    recorded = ProcessId.from_record(status)
+    if recorded is None or recorded.pid != pid:
+        return False
+    child = child_identity(pid)
+    return child is None or recorded.same_as(child)  # (not our child: the pid is all there is)
 
 
 def live_children() -> dict[Path, int]:
     """Run dir -> pid of the runs this process started that are still running."""
     with _lock:
         entries = list(_children.items())
-    return {run_dir: pid for pid, (run_dir, process) in entries if process.poll() is None}
+    return {child.run_dir: pid for pid, child in entries if child.process.poll() is None}
 
 
-def stop_run(run_dir: str | os.PathLike[str], pid: int | None = None) -> bool:
-    """Ask a run to stop (SIGTERM: it finishes the batch and checkpoints). False: not running.
+@dataclass(frozen=True)
+class StopAnswer:
+    """What `stop_run` did: `sent` (true: SIGTERM went to the trainer), else `reason`, why
+    nothing was sent, to follow the run's name ("is not running"). True as a bool when sent."""
 
-    The pid comes from `status.json` (the trainer's own); `pid` is the fallback for a run that
-    was just launched and has not written its status yet.
+    sent: bool
+    reason: str = ""
+    host: str = ""  # the other machine the run trains on (as status.json says): nothing sent
+
+    def __bool__(self) -> bool:
+        return self.sent
+
+
+def elsewhere(host: str) -> str:
+    """Why a run on another machine is not stopped from here (after the run's name)."""
+    return f"runs on {one_line(host)}, not on this machine: stop it there"
+
+
+def stop_run(run_dir: str | os.PathLike[str], pid: int | None = None) -> StopAnswer:
+    """Ask a run (or a sweep's queue runner) to stop: SIGTERM, so it finishes the batch and
+    checkpoints. Sent only to the process whose identity status.json records, once checked
+    (`processes.send_signal`): never to a trainer on another machine, nor to another process that
+    has a dead trainer's pid now. `pid` is the fallback for a child this process just started
+    that has not written its status yet: signalled through the identity taken at its start.
     """
     status = read_status(run_dir) or {}
-    target = status.get("pid") if status.get("status") == RunState.RUNNING else None
-    target = target if isinstance(target, int) else pid
-    if target is None or not is_alive(target):
-        return False
-    try:
-        os.kill(target, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    return True
+    if status.get("status") == RunState.RUNNING:
+        host = trainer_host(status)
+        if host:
+            return StopAnswer(False, elsewhere(host), host)
+        if processes.send_signal(ProcessId.from_record(status), signal.SIGTERM):
+            return StopAnswer(True)
+    if processes.send_signal(child_identity(pid), signal.SIGTERM):
+        return StopAnswer(True)
+    if status.get("status") == RunState.RUNNING:
+        recorded = ProcessId.from_record(status)
+        if recorded is not None and processes.identify(recorded.pid) is not None:
+            return StopAnswer(
+                False,
+                f"is not running: its trainer is gone, and pid {recorded.pid} is another "
+                "process now (left alone)",
+            )
+    return StopAnswer(False, "is not running")
 
 
 def output_tail(run_dir: str | os.PathLike[str], lines: int = 20) -> str:
@@ -158,19 +221,19 @@ def follow_run(
         if events or status != last_status:
             emit(events, status)
             last_status = status
-        ours = pid is None or (status is not None and status.get("pid") == pid)
+        ours = pid is None or written_by(status, pid)
         if ours and status is not None:
             if state in OVER:
                 message = str(status.get("message") or "")
                 if state == RunState.INTERRUPTED:
                     message = _died_message(run_dir, status.get("pid"))
                 return state, message
-        elif pid is not None and not is_alive(pid):
+        elif pid is not None and not processes.alive(child_identity(pid)):
             events, offset = read_events(run_dir, offset)
             status = read_status(run_dir)
             if events or status != last_status:
                 emit(events, status)
-            if status is not None and status.get("pid") == pid:
+            if written_by(status, pid):
                 continue  # it wrote its final status just before exiting
             return RunState.FAILED, _died_message(run_dir, pid)
         if stop.wait(poll_s):

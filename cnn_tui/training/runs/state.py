@@ -1,7 +1,9 @@
 """The states of a run and how each is shown: one table for the CLI and the TUI.
 
 A trainer writes one of `WRITTEN` into status.json. A reader sees more: `INTERRUPTED` for a
-"running" run whose process is gone, `UNKNOWN` for a missing or damaged status; the dashboard
+"running" run whose process is gone, `ELSEWHERE` for a "running" run whose trainer runs on another
+machine (a shared folder: shown "running on HOST", never signalled from here), `UNKNOWN` for a
+missing or damaged status; the dashboard
 shows `STARTING` until the trainer wrote its first status, and a sweep lists a run it has not
 started yet as `PENDING`. `RunState` is a `str` enum, so a state compares equal to the word in
 status.json and is written as that word in JSON and f-strings.
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from cnn_tui.text import one_line
+
 
 class RunState(StrEnum):
     STARTING = "starting"  # the dashboard of a run whose trainer has not written a status yet
@@ -26,6 +30,7 @@ class RunState(StrEnum):
     STOPPED = "stopped"  # stopped on request (or by a sweep): its checkpoint is kept
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # "running" in status.json, but the trainer's process is gone
+    ELSEWHERE = "elsewhere"  # "running" in status.json, written by a trainer on another machine
     PENDING = "pending"  # a sweep's run that has not started yet
     UNKNOWN = "unknown"  # no status.json, or one that names no state
 
@@ -61,6 +66,7 @@ LOOKS = MappingProxyType(
         RunState.STOPPED: Look("■", "#", "warning", "stopped"),
         RunState.FAILED: Look("✗", "x", "error", "failed"),
         RunState.INTERRUPTED: Look("✗", "x", "error", "interrupted"),
+        RunState.ELSEWHERE: Look("▷", ">", "success", "running elsewhere"),
         RunState.PENDING: Look("…", ".", "foreground-muted", "pending"),
         RunState.UNKNOWN: Look("?", "?", "foreground-muted", "unknown"),
     }
@@ -70,6 +76,8 @@ WRITTEN = (RunState.RUNNING, RunState.FINISHED, RunState.FAILED, RunState.STOPPE
 """The states a trainer writes into status.json (`store.write_status` takes no other)."""
 ACTIVE = (RunState.STARTING, RunState.RUNNING)
 """A trainer is (about to be) at work: the run can be stopped, not deleted or resumed."""
+BUSY = (RunState.RUNNING, RunState.ELSEWHERE)
+"""A trainer holds the run, here or on another machine: not deleted, resumed or trained into."""
 OVER = (RunState.FINISHED, RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED)
 """The run's trainer is done with it, one way or another."""
 BROKEN = (RunState.FAILED, RunState.INTERRUPTED)
@@ -78,8 +86,12 @@ RESUMABLE = (RunState.STOPPED, RunState.INTERRUPTED, RunState.FAILED)
 """Over before its last epoch: `--resume` trains it on from its checkpoint."""
 
 
-def label(state: RunState, early_stop_epoch: int | None = None) -> str:
-    """The state as listed: "finished (early stop @5)" for a run that early stopping ended."""
+def label(state: RunState, early_stop_epoch: int | None = None, host: str = "") -> str:
+    """The state as listed: "finished (early stop @5)" for a run that early stopping ended,
+    "running on HOST" for one whose trainer runs on another machine (`host` as status.json has
+    it: text from a file, shown on one line with its control characters escaped)."""
     if state == RunState.FINISHED and early_stop_epoch:
         return f"{state.look.label} (early stop @{early_stop_epoch})"
+    if state == RunState.ELSEWHERE and host:
+        return f"running on {one_line(host)}"
     return state.look.label

@@ -4,7 +4,9 @@ A run directory holds what one training run wrote (see README, "Run directory"):
 
     config.toml     the TrainConfig, as TOML
     metrics.jsonl   one JSON event per line, appended and flushed as training goes
-    status.json     {"status", "pid", "message", "epoch", "epochs", "started", "updated", ...}
+    status.json     {"status", "pid", "host", "pid_started", "message", "epoch", "epochs",
+                     "started", "updated", ...}: "pid", "host" and "pid_started" name the
+                     trainer's process (training/system/processes.py)
     summary.json    test metrics when the run finished
     checkpoint.pt   model/optimizer state after every epoch and at a stop (loop/checkpoints.py)
     best.pt         with --early-stop: the best epoch's weights (loop/checkpoints.py)
@@ -39,9 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import UsageError, disk_full
 from cnn_tui.fileio import atomic_write, atomic_write_text, json_text, temp_files
+from cnn_tui.text import one_line
 from cnn_tui.training.config import TrainConfig, load_config_file
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
+from cnn_tui.training.system import processes
+from cnn_tui.training.system.processes import ProcessId
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +104,8 @@ def looks_like_run(run_dir: str | os.PathLike[str]) -> bool:
 def lock_run(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold the run's lock while the block runs: one trainer per run directory.
 
-    An exclusive `flock` on RUN/lock (which keeps the holder's pid, for the message), released
+    An exclusive `flock` on RUN/lock (which keeps the holder's pid and host, for the message:
+    nothing signals it, the lock itself says the holder lives), released
     when the block ends or the process dies, even by kill -9. A second trainer gets a UsageError
     and writes nothing. On a file system without locks (some network mounts) the run goes on
     unlocked. Yields the run directory (created if need be).
@@ -121,8 +127,7 @@ def lock_run(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            holder = f" (pid {holder})" if holder.isdigit() else ""
+            holder = _lock_holder(os.pread(fd, 300, 0))
             raise UsageError(
                 f"run dir {path} is in use by another trainer{holder}: wait for it to end or "
                 "stop it, or choose another --run-dir"
@@ -132,12 +137,21 @@ def lock_run(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
         else:
             try:
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                os.pwrite(fd, f"{os.getpid()} {processes.this_host()}\n".encode(), 0)
             except OSError:  # (a full disk: the lock holds all the same)
                 pass
         yield path
     finally:
         os.close(fd)
+
+
+def _lock_holder(data: bytes) -> str:
+    """ " (pid 123)", " (pid 123 on HOST)" (another machine), or "" from a lock file's text."""
+    pid, _, host = data.decode("utf-8", "replace").strip().partition(" ")
+    if not pid.isdigit():
+        return ""
+    elsewhere = host and host != processes.this_host()
+    return f" (pid {pid}" + (f" on {one_line(host)})" if elsewhere else ")")
 
 
 def remove_temp_files(run_dir: str | os.PathLike[str]) -> list[Path]:
@@ -164,9 +178,9 @@ def check_new_run_dir(path: str | os.PathLike[str]) -> None:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--run-dir {path} is a file, not a folder")
     status = read_status(path) if path.is_dir() else None
-    if effective_status(status) == RunState.RUNNING:
+    if effective_status(status) in run_state.BUSY:
         raise UsageError(
-            f"run dir {path} is in use by a running trainer (pid {status.get('pid')}): wait for "
+            f"run dir {path} is in use by a running trainer ({trainer_text(status)}): wait for "
             "it to end or stop it, or choose another --run-dir"
         )
     if path.is_dir() and any((path / name).exists() for name in RUN_FILES):
@@ -190,11 +204,12 @@ def write_status(
     message: str = "",
     epoch: int = 0,
     epochs: int = 0,
-    pid: int | None = None,
+    process: ProcessId | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Atomically (re)write status.json; `started` is kept from the previous status if any.
-    `status` is one of `state.WRITTEN`."""
+    `status` is one of `state.WRITTEN`; `process` is the trainer's (its pid, host and start
+    time), by default this process."""
     if status not in run_state.WRITTEN:
         raise ValueError(f"unknown status {status!r}")
     path = Path(run_dir) / STATUS_FILE
@@ -202,7 +217,7 @@ def write_status(
     previous = _read_json(path) or {}
     record = {
         "status": status,
-        "pid": os.getpid() if pid is None else pid,
+        **(processes.this_process() if process is None else process).fields(),
         "message": message,
         "epoch": epoch,
         "epochs": epochs,
@@ -497,34 +512,38 @@ def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | Non
 # --- listing runs -------------------------------------------------------------------------------
 
 
-def is_alive(pid: int | None) -> bool:
-    """Whether process `pid` exists on this machine and is not a zombie."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, OverflowError):  # OverflowError: a pid too large to be one (a damaged file)
-        return False
-    try:  # a finished child that nobody reaped yet still answers signals
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2 :].split(" ", 1)[0] != "Z"
-    except OSError:
-        return True
-
-
 def effective_status(status: dict[str, Any] | None) -> RunState:
-    """The state to show: "running" whose process is gone becomes INTERRUPTED; a missing status,
-    or one a trainer does not write, is UNKNOWN."""
+    """The state to show: "running" whose process is gone (or whose pid is now another process)
+    becomes INTERRUPTED, one written on another machine ELSEWHERE (this one cannot tell); a
+    missing status, or one a trainer does not write, is UNKNOWN."""
     state = RunState.of((status or {}).get("status"))
     if state not in run_state.WRITTEN:
         return RunState.UNKNOWN
-    if state == RunState.RUNNING and not is_alive(status.get("pid")):
-        return RunState.INTERRUPTED
+    if state == RunState.RUNNING:
+        trainer = ProcessId.from_record(status)
+        if trainer is not None and not trainer.here:
+            return RunState.ELSEWHERE
+        if not processes.alive(trainer):
+            return RunState.INTERRUPTED
     return state
+
+
+def trainer_host(status: dict[str, Any] | None) -> str:
+    """The machine a status's trainer runs on when it is not this one, else "" (text from the
+    file: show it with `one_line`)."""
+    trainer = ProcessId.from_record(status)
+    if trainer is None or trainer.here:
+        return ""
+    return trainer.host or ""
+
+
+def trainer_text(status: dict[str, Any] | None) -> str:
+    """ "pid 123", or "pid 123 on HOST" for a trainer on another machine, for messages."""
+    trainer = ProcessId.from_record(status)
+    if trainer is None:
+        return "pid ?"
+    host = trainer_host(status)
+    return f"pid {trainer.pid}" + (f" on {one_line(host)}" if host else "")
 
 
 def read_state(run_dir: str | os.PathLike[str]) -> tuple[RunState, dict[str, Any] | None]:
@@ -555,11 +574,13 @@ class RunInfo:
     message: str = ""
     problems: tuple[str, ...] = ()  # files that could not be read, and why
     early_stop_epoch: int | None = None  # a finished run that early stopping ended: its epoch
+    host: str = ""  # ELSEWHERE: the machine its trainer runs on (as status.json says)
 
     @property
     def status_label(self) -> str:
-        """The status as listed: "finished (early stop @5)" for a run that stopped early."""
-        return run_state.label(self.status, self.early_stop_epoch)
+        """The status as listed: "finished (early stop @5)" for a run that stopped early,
+        "running on HOST" for one that trains on another machine."""
+        return run_state.label(self.status, self.early_stop_epoch, self.host)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -576,6 +597,7 @@ class RunInfo:
             "message": self.message,
             "problems": list(self.problems),
             "early_stop_epoch": self.early_stop_epoch,
+            "host": self.host or None,
         }
 
 
@@ -642,6 +664,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         message=str(status.get("message") or ""),
         problems=problems,
         early_stop_epoch=_early_stop_epoch(summary),
+        host=trainer_host(status) if state == RunState.ELSEWHERE else "",
     )
 
 
@@ -680,6 +703,10 @@ def delete_run(run_dir: str | os.PathLike[str]) -> None:
     path = Path(run_dir)
     if not path.is_dir() or not looks_like_run(path):
         raise UsageError(f"{path} does not look like a run directory; not deleting it")
-    if effective_status(read_status(path)) == RunState.RUNNING:
-        raise UsageError(f"run {path.name} is still running; stop it before deleting it")
+    status = read_status(path)
+    if effective_status(status) in run_state.BUSY:
+        raise UsageError(
+            f"run {one_line(path.name)} is still running ({trainer_text(status)}); stop it "
+            "before deleting it"
+        )
     shutil.rmtree(path)

@@ -7,7 +7,8 @@ fastest) into at most `MAX_RUNS` runs inside one sweep folder:
     runs/sweep-YYYYmmdd-HHMMSS-KEYS/
       sweep.json      the manifest: base settings, grid, device list, and each run's overrides
                       and folder (written once, atomically)
-      status.json     the queue runner's state: running / finished / stopped / failed, its pid
+      status.json     the queue runner's state: running / finished / stopped / failed, and its
+                      process (pid, host, start time: what `--stop` checks before signalling)
       output.log      the output of a runner started in the background
       01-epochs-20/   one ordinary run directory per combination (config.toml, metrics.jsonl, ...)
 
@@ -40,14 +41,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text, json_text
 from cnn_tui.text import duration, number, one_line, percent
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import store as runs
-from cnn_tui.training.runs.state import OVER, RunState
+from cnn_tui.training.runs.state import BUSY, OVER, RunState
+from cnn_tui.training.system.processes import ProcessId, this_host
+
+if TYPE_CHECKING:
+    from cnn_tui.training.runs.launcher import StopAnswer
 
 SWEEP_FILE = runs.SWEEP_FILE  # "sweep.json"
 LOCK_FILE = ".runner.lock"  # held by the one queue runner of a sweep
@@ -69,6 +74,7 @@ DONE = (RunState.FINISHED, RunState.FAILED)  # a run the queue is through with
 SUMMARY_ORDER = (
     RunState.FINISHED,
     RunState.RUNNING,
+    RunState.ELSEWHERE,
     RunState.STOPPED,
     RunState.INTERRUPTED,
     RunState.FAILED,
@@ -87,6 +93,7 @@ class SweepState(StrEnum):
     STOPPED = RunState.STOPPED.value  # stopped on request: some runs are left to do
     FAILED = RunState.FAILED.value  # the runner itself broke
     INTERRUPTED = RunState.INTERRUPTED.value  # "running" in status.json, its process is gone
+    ELSEWHERE = RunState.ELSEWHERE.value  # "running" in status.json, on another machine
     UNKNOWN = RunState.UNKNOWN.value  # a damaged status.json
 
 
@@ -351,7 +358,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
         status = status or {}
         seconds = summary.get("seconds")
         started = _number(status.get("started"))
-        if seconds is None and state == RunState.RUNNING and started is not None:
+        if seconds is None and state in BUSY and started is not None:
             seconds = time.time() - started
         overrides = entry.get("overrides") or {}
         rows.append(
@@ -364,7 +371,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
                 "best_val_acc": summary.get("best_val_acc", status.get("best_val_acc")),
                 "test_acc": summary.get("test_accuracy"),
                 "macro_f1": summary.get("macro_f1"),
-                "seconds": seconds if state in (RunState.FINISHED, RunState.RUNNING) else None,
+                "seconds": seconds if state in (RunState.FINISHED, *BUSY) else None,
                 "epochs_done": int(summary.get("epochs_done", status.get("epoch", 0)) or 0),
                 "epochs": int(status.get("epochs") or overrides.get("epochs") or epochs_base or 0),
                 "message": str(status.get("message") or ""),
@@ -540,14 +547,15 @@ def _ended(active: ActiveRun, code: int, stopping: bool) -> None:
     from cnn_tui.training.runs import launcher
 
     status = runs.read_status(active.run_dir)
-    own = status is not None and status.get("pid") == active.pid
+    own = launcher.written_by(status, active.pid)
     if own and status.get("status") in OVER:  # it wrote its own end
         return
     if stopping and code in (-15, 130, 143):
         return  # stopped before it could start: it stays pending (or interrupted) for --resume
     tail = launcher.output_tail(active.run_dir, lines=3).strip().replace("\n", " | ")
     message = f"the trainer exited with code {code}" + (f": {tail}" if tail else "")
-    runs.write_status(active.run_dir, RunState.FAILED, message=message, pid=active.pid)
+    trainer = launcher.child_identity(active.pid) or ProcessId(active.pid, this_host())
+    runs.write_status(active.run_dir, RunState.FAILED, message=message, process=trainer)
 
 
 def run_queue(
@@ -572,7 +580,7 @@ def run_queue(
     started = False
     try:
         rows = sweep_rows(sweep_dir, manifest)
-        busy = [row for row in rows if row["status"] == RunState.RUNNING]
+        busy = [row for row in rows if row["status"] in BUSY]
         if busy:
             raise UsageError(
                 f"run {busy[0]['run']} of sweep {sweep_dir} is still training; wait for it or "
@@ -664,8 +672,9 @@ def launch_sweep(
     return launcher.spawn_detached(runner_command(sweep_dir, devices, sort), sweep_dir)
 
 
-def stop_sweep(sweep_dir: str | os.PathLike[str], pid: int | None = None) -> bool:
-    """SIGTERM to the sweep's runner: it stops its runs with a checkpoint. False: not running."""
+def stop_sweep(sweep_dir: str | os.PathLike[str], pid: int | None = None) -> StopAnswer:
+    """SIGTERM to the sweep's runner, its identity checked first (`launcher.stop_run`): it stops
+    its runs with a checkpoint. False, with the reason: not running, or running elsewhere."""
     from cnn_tui.training.runs import launcher
 
     return launcher.stop_run(sweep_dir, pid)
@@ -677,8 +686,13 @@ def check_resumable(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
     state, status = sweep_state(sweep_dir)
     if state == SweepState.RUNNING:
         raise UsageError(
-            f"sweep {sweep_dir} is still running (pid {(status or {}).get('pid')}); stop it first "
+            f"sweep {sweep_dir} is still running ({runs.trainer_text(status)}); stop it first "
             f"(cnn-tui sweep --stop {sweep_dir})"
+        )
+    if state == SweepState.ELSEWHERE:
+        raise UsageError(
+            f"sweep {sweep_dir} is running on another machine ({runs.trainer_text(status)}); "
+            "stop or resume it there"
         )
     return manifest
 

@@ -74,6 +74,7 @@ class RunScreen(Screen):
         self.history = RunHistory()
         self.state = RunState.STARTING if live else RunState.UNKNOWN
         self.state_message = ""
+        self.host = ""  # ELSEWHERE: the machine the run trains on (status.json's word)
         self.summary: dict[str, Any] | None = None
         self._lines: dict[str, str] = {}  # what the one-line status texts show
         self.gpu_note = ""  # why there are no GPU statistics (logged), if there are none
@@ -214,11 +215,15 @@ class RunScreen(Screen):
     @on(RunEvents)
     def _on_run_events(self, message: RunEvents) -> None:
         kinds = self.history.add(message.events)
+        from cnn_tui.training.runs.launcher import written_by
+        from cnn_tui.training.runs.store import trainer_host
+
         status = message.status or {}
         # (a resumed run's old status.json is not ours until our trainer rewrites it)
-        ours = self.pid is None or status.get("pid") == self.pid
+        ours = self.pid is None or written_by(status, self.pid)
         if self.live and ours and status.get("status") == RunState.RUNNING:
-            self.state = RunState.RUNNING
+            self.host = trainer_host(status)  # another machine's: shown, never signalled
+            self.state = RunState.ELSEWHERE if self.host else RunState.RUNNING
         log = self.query_one(RichLog)
         for line in self.history.take_log():
             log.write(line)
@@ -282,8 +287,8 @@ class RunScreen(Screen):
     # --- stopping -------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop":
-            return self.live and self.state in run_state.ACTIVE
+        if action == "stop":  # (elsewhere: Stop says why not)
+            return self.live and self.state in (*run_state.ACTIVE, RunState.ELSEWHERE)
         if action in ("toggle_counts", "toggle_zoom"):
             tab = "results" if action == "toggle_counts" else "samples"
             return self.summary is not None and self.query_one(TabbedContent).active == tab
@@ -304,17 +309,24 @@ class RunScreen(Screen):
         self.query_one(SampleGrid).action_toggle_zoom()
 
     def action_stop(self) -> None:
+        from cnn_tui.training.runs.launcher import elsewhere, stop_run
+
+        if self.state == RunState.ELSEWHERE:
+            name = self.run_dir.name
+            self.notify(f"{name} {elsewhere(self.host)}", severity="warning", markup=False)
+            return
+
         def stop(answer: str | None) -> None:
             if answer != "yes":
                 return
-            from cnn_tui.training.runs.launcher import stop_run
-
-            if stop_run(self.run_dir, self.pid):
+            sent = stop_run(self.run_dir, self.pid)  # (only to its trainer, identity checked)
+            if sent:
                 self.query_one(RichLog).write("stop requested: finishing the batch, checkpointing")
                 self.state_message = "stopping at the end of the batch…"
                 self._show_status()
             else:
-                self.notify("the run is not running any more", severity="warning", markup=False)
+                name = self.run_dir.name
+                self.notify(f"{name} {sent.reason}", severity="warning", markup=False)
 
         self.app.push_screen(
             confirm(
@@ -331,7 +343,9 @@ class RunScreen(Screen):
     def _show_status(self) -> None:
         look = self.state.look
         early_stop = self.history.early_stop
-        label = run_state.label(self.state, early_stop.get("epoch") if early_stop else None)
+        label = run_state.label(
+            self.state, early_stop.get("epoch") if early_stop else None, self.host
+        )
         parts = [f"[b ${look.colour}]{look.mark} {escape(label)}[/]"]  # (its name: the header)
         started = self.history.started or {}
         config = started.get("config") or {}

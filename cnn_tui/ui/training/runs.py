@@ -284,7 +284,7 @@ class RunsScreen(Screen):
         run = self.current_run()
         if run is None:
             return
-        if run.status == RunState.RUNNING:
+        if run.status in run_state.BUSY:  # (elsewhere: followed through the shared folder)
             from cnn_tui.ui.training.dashboard import DashboardScreen
 
             self.app.push_screen(DashboardScreen(run.path))
@@ -320,7 +320,7 @@ class RunsScreen(Screen):
         elif run.status in run_state.RESUMABLE:
             self._continue(run)
         else:
-            self.notify(f"{run.name} is {run.status}: nothing to resume", markup=False)
+            self.notify(f"{run.name} is {run.status_label}: nothing to resume", markup=False)
 
     def _continue(self, run: RunInfo, epochs: int | None = None) -> None:
         """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live."""
@@ -377,6 +377,11 @@ class RunsScreen(Screen):
     def action_delete(self) -> None:
         run = self.current_run()
         if run is None:
+            return
+        if run.status == RunState.ELSEWHERE:
+            self.notify(
+                f"{run.name} is {run.status_label}: stop it there before deleting it", markup=False
+            )
             return
         if run.status == RunState.RUNNING:
             self.notify(

@@ -469,9 +469,13 @@ class SweepScreen(CompareScreen):
         self.query_one("#sweep-summary", Static).update(" · ".join(parts))
 
     def _state_markup(self) -> str:
-        if self.state == SweepState.RUNNING:
-            look = RunState.RUNNING.look
-            return f"[b $text-{look.colour}]{look.mark} {look.label}[/]"
+        if self.state in (SweepState.RUNNING, SweepState.ELSEWHERE):
+            from cnn_tui.training.runs.state import label
+            from cnn_tui.training.runs.store import trainer_host
+
+            state = RunState(self.state)
+            shown = label(state, host=trainer_host(self.runner_status))
+            return f"[b $text-{state.look.colour}]{state.look.mark} {escape(shown)}[/]"
         if self.state == SweepState.INTERRUPTED:
             look = RunState.INTERRUPTED.look
             return f"[b $text-{look.colour}]{look.mark} the queue runner is gone[/] (r: resume)"
@@ -524,10 +528,11 @@ class SweepScreen(CompareScreen):
     # --- actions --------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop":
-            return self.state == SweepState.RUNNING or None
+        busy = (SweepState.RUNNING, SweepState.ELSEWHERE)
+        if action == "stop":  # (elsewhere: Stop says why not)
+            return self.state in busy or None
         if action == "resume":
-            return (self.state != SweepState.RUNNING and self._to_run()) or None
+            return (self.state not in busy and self._to_run()) or None
         if action in ("open", "compare"):
             return bool(self.rows) or None
         return True
@@ -548,7 +553,7 @@ class SweepScreen(CompareScreen):
         if row["status"] == RunState.PENDING:
             self.notify(f"{row['run']} has not started yet", markup=False)
             return
-        if row["status"] == RunState.RUNNING:
+        if row["status"] in (RunState.RUNNING, RunState.ELSEWHERE):
             from cnn_tui.ui.training.dashboard import DashboardScreen
 
             self.app.push_screen(DashboardScreen(row["path"]))
@@ -565,13 +570,22 @@ class SweepScreen(CompareScreen):
             self.notify("no run of the sweep has started yet", markup=False)
 
     def action_stop(self) -> None:
+        if self.state == SweepState.ELSEWHERE:
+            from cnn_tui.training.runs.launcher import elsewhere
+            from cnn_tui.training.runs.store import trainer_host
+
+            host = trainer_host(self.runner_status)
+            self.notify(f"the sweep {elsewhere(host)}", severity="warning", markup=False)
+            return
+
         def stop(answer: str | None) -> None:
             if answer != "yes":
                 return
-            if sweeps.stop_sweep(self.sweep_dir, self.pid):
+            sent = sweeps.stop_sweep(self.sweep_dir, self.pid)  # (identity checked first)
+            if sent:
                 self.notify("stopping: the runs in progress save a checkpoint", markup=False)
             else:
-                self.notify("the sweep is not running", markup=False)
+                self.notify(f"the sweep {sent.reason}", markup=False)
 
         self.app.push_screen(
             confirm(
