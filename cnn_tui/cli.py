@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from cnn_tui import __version__
-from cnn_tui.commands import COMMANDS
-from cnn_tui.errors import RunError, UsageError, disk_full, path_error
+from cnn_tui.commands import COMMANDS, output
+from cnn_tui.errors import STDOUT, RunError, UsageError, disk_full, path_error
 from cnn_tui.text import one_line
 
 EXIT_USAGE = 2
@@ -43,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'cnn-tui SUBCOMMAND --help' for the options of each subcommand.",
     )
     parser.add_argument("--version", action="version", version=f"cnn-tui {__version__}")
-    parser.add_argument(
+    runs_dir = parser.add_argument(
         "--runs-dir", default="runs", help="where training runs are stored (default: ./runs)"
     )
+    output.chooses_output(runs_dir)
     _add_no_ui(parser, "print a short overview of the subcommands and exit")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
     for command in COMMANDS.values():
@@ -56,25 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run the subcommand, turn its errors into one line and an exit code. While it runs,
+    stdout is a `NamedStream`, so a failed write to it is named as such, not as some file."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = NamedStream(stdout, STDOUT)
     try:
-        return _dispatch(parser, args)
+        code = _dispatch(parser, args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # what is still buffered fails here, named, not silently at exit
+        return code
     except UsageError as exc:
         print(f"cnn-tui: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except RunError as exc:
         print(f"cnn-tui: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except BrokenPipeError:  # `cnn-tui runs --no-ui | head -1`: the reader has what it wanted
         _quiet_stdout()
         return 0
     except OSError as exc:  # outside the training loop (which says so itself)
-        full = disk_full(exc)
+        flag = flag_for(exc.filename, parser, args) if exc.filename not in (None, STDOUT) else None
+        full = disk_full(exc, flag=flag)
         if full is not None:
             print(f"cnn-tui: {one_line(full)}", file=sys.stderr)
             return 1
-        bad_path = path_error(exc)  # a --json, -o or --runs-dir path that cannot be written
+        bad_path = path_error(exc, flag)  # a --json, -o or --runs-dir path that cannot be written
         if bad_path is None:
             raise
         print(f"cnn-tui: error: {one_line(bad_path)}", file=sys.stderr)
@@ -82,6 +92,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnn-tui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if stdout is not None and isinstance(sys.stdout, NamedStream):
+            sys.stdout = stdout
+
+
+class NamedStream:
+    """A text stream whose failed writes say which stream it is: an OSError raised by `write`
+    or `flush` gets `name` as its file name (`errors.STDOUT`), so the one handler in `main` says
+    that standard output could not be written, not some file. Everything else is the stream's."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.stream = stream
+        self.name_in_errors = name
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self._named(exc)
+            raise
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self._named(exc)
+            raise
+
+    def _named(self, exc: OSError) -> None:
+        if exc.filename is None:
+            exc.filename = self.name_in_errors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def flag_for(path: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The flag that chose where `path` is written: of the arguments given (or defaulted), the
+    one naming that file or the nearest folder above it, when it is a flag that chooses outputs
+    (`output.chooses_output`: `--run-dir` for a run's files, `--runs-dir` for a run made under it,
+    `--json-file`, `-o`); None when another argument is nearer (`eval RUN` and `--resume RUN`
+    write into RUN, which no other folder replaces) or none names it."""
+    target = os.path.abspath(path)
+    nearest: tuple[int, argparse.Action] | None = None
+    for action in _actions(parser, args):
+        value = getattr(args, action.dest, None)
+        if not isinstance(value, str) or value in ("", "-"):
+            continue
+        place = os.path.abspath(value)
+        inside = target == place or target.startswith(place.rstrip(os.sep) + os.sep)
+        if inside and (nearest is None or len(place) > nearest[0]):
+            nearest = (len(place), action)
+    if nearest is None or not getattr(nearest[1], "chooses_output", False):
+        return None
+    names = nearest[1].option_strings
+    return next((name for name in names if name.startswith("--")), names[0])
+
+
+def _actions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.Action]:
+    """The arguments of `cnn-tui` and of the subcommand that ran."""
+    actions = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and args.command in action.choices:
+            actions += action.choices[args.command]._actions
+    return actions
 
 
 def _quiet_stdout() -> None:
@@ -116,7 +195,7 @@ def run() -> NoReturn:
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command is None:
         if args.no_ui:
-            parser.print_help()
+            print(parser.format_help(), end="")  # (print_help would hide a failed write)
             return 0
         from cnn_tui.commands import tui
 

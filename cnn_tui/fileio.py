@@ -66,9 +66,11 @@ def _mode_for(target: Path) -> int:
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(fileobj)` on a temporary file in the target's folder and rename it into place."""
+    """Call `write(fileobj)` on a temporary file in the target's folder and rename it into place.
+
+    The folder must exist: one that is gone (a run folder deleted under its trainer) fails the
+    write with FileNotFoundError naming the target, instead of being made again."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     mode = _mode_for(target)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -21,6 +21,7 @@ from typing import Any
 from cnn_tui import text
 from cnn_tui.bench import options as bench
 from cnn_tui.commands import output
+from cnn_tui.commands.count_flags import add_count, with_bounds
 from cnn_tui.errors import UsageError
 from cnn_tui.training.config import FIELDS, FINETUNES, parse_field
 
@@ -28,6 +29,8 @@ from cnn_tui.training.config import FIELDS, FINETUNES, parse_field
 SETTING_FLAGS = ("epochs", "limit", "batch_size", "lr", "device")
 # the mode switches, in the order a clash names them
 MODE_FLAGS = {"whole_run": bench.WHOLE_RUN, "features": bench.FEATURES, "startup": bench.STARTUP}
+# the bounds of the counts (a benchmark is minutes, not days; `count_flags`)
+MAX_BATCHES, MAX_WARMUP, MAX_REPEATS, MAX_WORKERS = 10_000, 1_000, 100, 256
 
 
 # --- flags ------------------------------------------------------------------------------------
@@ -41,23 +44,11 @@ def model_list(value: str) -> list[bench.ModelSpec]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
-        return number
-
-    return parse
-
-
 def _setting_flag(group: argparse._ArgumentGroup, name: str, help: str) -> None:
     """A flag for training setting `name`, given as text (parsed by `options_from_args`)."""
     field = FIELDS[name]
     metavar = {int: "N", float: "X"}.get(field.kind, name.upper())
+    help = with_bounds(help, field.bounds)
     group.add_argument(field.flag, dest=name, metavar=metavar, default=None, help=help)
 
 
@@ -129,21 +120,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _setting_flag(how, "device", FIELDS["device"].help)
     _switch(how, "amp", f"engine: {FIELDS['amp'].help}")
     _switch(how, "channels_last", f"engine: {FIELDS['channels_last'].help}")
-    how.add_argument(
+    add_count(
+        how,
         "--workers",
-        type=_count(0),
-        default=None,
+        low=0,
+        high=MAX_WORKERS,
         help="DataLoader worker processes of the seed-style loop (default: os.cpu_count())",
     )
     timing = parser.add_argument_group("timing")
-    timing.add_argument(
-        "--batches", type=_count(1), default=None, help="timed batches per repeat (default: 20)"
+    add_count(
+        timing, "--batches", low=1, high=MAX_BATCHES, help="timed batches per repeat (default: 20)"
     )
-    timing.add_argument(
-        "--warmup", type=_count(0), default=None, help="untimed batches first (default: 3)"
-    )
-    timing.add_argument(
-        "--repeats", type=_count(1), default=None, help="timed repeats, median quoted (default: 3)"
+    add_count(timing, "--warmup", low=0, high=MAX_WARMUP, help="untimed batches first (default: 3)")
+    add_count(
+        timing,
+        "--repeats",
+        low=1,
+        high=MAX_REPEATS,
+        help="timed repeats, median quoted (default: 3)",
     )
     timing.add_argument(
         "--quick",

@@ -19,9 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("run_dir", metavar="RUN", help="the run directory to export")
     parser.add_argument("--format", required=True, choices=tuple(FORMATS), help="the file format")
-    parser.add_argument(
+    written = parser.add_argument(
         "-o", "--output", metavar="FILE", help="where to write it (default: ./RUN_NAME + suffix)"
     )
+    output.chooses_output(written)
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     output.add_json_arguments(parser, "what was written")
 

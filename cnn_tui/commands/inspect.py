@@ -13,18 +13,25 @@ from typing import TYPE_CHECKING, Any
 
 from cnn_tui import text
 from cnn_tui.commands import output, tool_flags, tui
+from cnn_tui.commands.count_flags import add_count
 
 if TYPE_CHECKING:
     from cnn_tui.training.tools.inspect import InspectRequest
 
 TOP_CLASSES = 5  # the probabilities the text report lists
+MAX_TEST_INDEX = 10**9 - 1  # no test split is larger (--limit keeps at most 10**9 images)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="the run directory to look inside")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument(
-        "--test-index", type=int, metavar="N", help="test image N of the run's test split"
+    add_count(
+        which,
+        "--test-index",
+        low=0,
+        high=MAX_TEST_INDEX,
+        bounds="0 to its size - 1",
+        help="test image N of the run's test split (default: 0)",
     )
     which.add_argument("--image", metavar="FILE", help="an image file of your own")
     tool_flags.add_device_argument(parser)

@@ -45,7 +45,7 @@ def _words(names: list[str]) -> str:
 
 
 # Settings the epilog leaves out: the input size has its own phrase, the kernel is bounded by the
-# input, the seed and the pool type need no limit.
+# input, the seed states its range in its own help, the pool type and the mode are choices.
 _NOT_IN_EPILOG = ("height", "width", "kernel", "seed", "pool_type", "conv_mode")
 
 

@@ -35,54 +35,44 @@ def _positive_lr(value: str) -> float:
     return lr
 
 
-def _steps(value: str) -> int:
-    from cnn_tui.training.tools.lr_find import MAX_STEPS, MIN_STEPS
-
-    try:
-        steps = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if not MIN_STEPS <= steps <= MAX_STEPS:
-        raise argparse.ArgumentTypeError(
-            f"expected {MIN_STEPS} to {MAX_STEPS} steps (batches), got {steps}"
-        )
-    return steps
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cnn_tui.commands import train_flags
-    from cnn_tui.training.tools.lr_find import CPU_STEPS, END_LR, GPU_STEPS, START_LR
+    from cnn_tui.commands.count_flags import add_count
+    from cnn_tui.training.tools import lr_find
 
     test = parser.add_argument_group("the range test")
-    test.add_argument(
+    add_count(
+        test,
         "--steps",
-        type=_steps,
-        metavar="N",
-        help=f"batches to train at most (default: {CPU_STEPS} on the CPU, {GPU_STEPS} on a GPU)",
+        low=lr_find.MIN_STEPS,
+        high=lr_find.MAX_STEPS,
+        help=f"batches to train at most (default: {lr_find.CPU_STEPS} on the CPU, "
+        f"{lr_find.GPU_STEPS} on a GPU)",
     )
     test.add_argument(
         "--start-lr",
         type=_positive_lr,
-        default=START_LR,
+        default=lr_find.START_LR,
         metavar="LR",
-        help=f"learning rate of the first batch (default: {START_LR:g})",
+        help=f"learning rate of the first batch (default: {lr_find.START_LR:g})",
     )
     test.add_argument(
         "--end-lr",
         type=_positive_lr,
-        default=END_LR,
+        default=lr_find.END_LR,
         metavar="LR",
-        help=f"learning rate of the last batch (default: {END_LR:g})",
+        help=f"learning rate of the last batch (default: {lr_find.END_LR:g})",
     )
     what = "the curve (lrs, losses, smoothed, the suggestions)"
     output.add_json_arguments(test, what, file_after_json=True)
-    test.add_argument(
+    written = test.add_argument(
         "-o",
         "--output",
         dest="json",
         metavar="FILE",
         help="write the curve as JSON to FILE (the same as --json FILE)",
     )
+    output.chooses_output(written)
     train_flags.add_arguments(parser, run_flags=False)
 
 

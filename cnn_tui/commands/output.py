@@ -25,6 +25,13 @@ from cnn_tui.fileio import atomic_write_text, check_output_path, json_text
 STDOUT = "-"
 
 
+def chooses_output(action: argparse.Action) -> argparse.Action:
+    """Mark `action` as a flag that chooses where files are written (`--runs-dir`, `--run-dir`,
+    `--json-file`, `-o`): a write under its path that fails names it (`cli.flag_for`)."""
+    action.chooses_output = True  # type: ignore[attr-defined]
+    return action
+
+
 def add_json_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     what: str,
@@ -35,7 +42,7 @@ def add_json_arguments(
 
     `file_after_json` keeps the older spelling `--json FILE` of commands that had it."""
     if file_after_json:
-        parser.add_argument(
+        json_flag = parser.add_argument(
             "--json",
             nargs="?",
             const=STDOUT,
@@ -43,6 +50,7 @@ def add_json_arguments(
             metavar="FILE",
             help=f"print {what} as JSON on stdout (--json FILE: write it to FILE)",
         )
+        chooses_output(json_flag)
     else:
         parser.add_argument(
             "--json",
@@ -51,12 +59,13 @@ def add_json_arguments(
             default=None,
             help=f"print {what} as JSON on stdout instead of text",
         )
-    parser.add_argument(
+    json_file = parser.add_argument(
         "--json-file",
         metavar="FILE",
         default=None,
         help=f"also write {what} as JSON to FILE (written whole, atomically)",
     )
+    chooses_output(json_file)
 
 
 def json_target(args: argparse.Namespace) -> str | None:

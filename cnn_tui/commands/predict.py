@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from cnn_tui import text
 from cnn_tui.commands import output, tool_flags
+from cnn_tui.commands.count_flags import add_count
 
 if TYPE_CHECKING:
     from cnn_tui.training.tools.predict import Prediction, PredictResult
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 PATH_WIDTH = 60  # a longer path is cut at the front in the table
 PICTURE_WIDTH = 32  # the most characters the picture of one image takes
+MAX_TOP = 1000  # --top: classes listed per image (at most the run's own classes are)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths", metavar="IMAGE|FOLDER", nargs="+", help="image files, or folders of them"
     )
-    parser.add_argument("--top", type=int, default=3, metavar="K", help="classes shown (3)")
+    add_count(
+        parser,
+        "--top",
+        low=1,
+        high=MAX_TOP,
+        default=3,
+        metavar="K",
+        help="classes shown (default: 3)",
+    )
     tool_flags.add_device_argument(parser)
     output.add_json_arguments(parser, "the predictions")
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 
 from cnn_tui.bench.options import SEED_SETTINGS, SeedRunOptions
+from cnn_tui.commands.bench import MAX_WORKERS
+from cnn_tui.commands.count_flags import add_count, with_bounds
 from cnn_tui.commands.train_flags import field_type
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import json_text
@@ -42,9 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
             type=field_type(name),
             default=getattr(defaults, name),
             metavar=metavar,
-            help=field.help,
+            help=with_bounds(field.help, field.bounds),
         )
-    parser.add_argument("--workers", type=int, help="DataLoader workers (default: cpu count)")
+    add_count(
+        parser, "--workers", low=0, high=MAX_WORKERS, help="DataLoader workers (default: cpu count)"
+    )
     return parser
 
 

@@ -3,7 +3,8 @@
 The flags become a `trainer.TrainRequest` (the settings layered from --preset, --config and the
 flags, the run directory, --resume and what it changes, the machines of a data-parallel run);
 `trainer.train` runs it and tells a reporter of `train_report` what happens. Exit codes: 0
-finished, 1 failed, 2 usage error, 130 stopped. With --devices N this process launches N ranks,
+finished, 1 failed, 2 usage error, 3 the run folder was deleted while training
+(`store.RunFolderGone`), 130 stopped. With --devices N this process launches N ranks,
 each a `cnn-tui train --no-ui` started with the command line `rank_args` writes.
 """
 
@@ -64,7 +65,8 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
     from cnn_tui.training.loop.distributed import Nodes
     from cnn_tui.training.loop.trainer import TrainRequest
 
-    nodes = Nodes(args.nnodes or 1, args.node_rank or 0, args.rdzv_endpoint)
+    nnodes = 1 if args.nnodes is None else args.nnodes  # (0 is refused, not read as 1)
+    nodes = Nodes(nnodes, args.node_rank or 0, args.rdzv_endpoint)
     runs_dir = Path(args.runs_dir)
     if args.resume:
         other = [name for name in NOT_WITH_RESUME if getattr(args, name)]

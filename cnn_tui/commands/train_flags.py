@@ -12,7 +12,10 @@ import argparse
 from typing import Any
 
 from cnn_tui.commands import output
+from cnn_tui.commands.count_flags import add_count, with_bounds
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
+
+MAX_NODES = 1024  # machines of one data-parallel run (--nnodes)
 
 
 def add_arguments(
@@ -25,7 +28,10 @@ def add_arguments(
     source = parser.add_argument_group("where the settings come from")
     source.add_argument("--preset", metavar="NAME", help="start from a preset (see README)")
     source.add_argument(
-        "--config", metavar="FILE.toml", help="read settings from a TOML file; flags override it"
+        "--config",
+        metavar="FILE.toml",
+        help='read settings from a TOML file (preset = "NAME" in it starts from that preset, '
+        "unless --preset is given); flags override it",
     )
     if run_flags:
         _add_run_flags(source)
@@ -38,15 +44,24 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
     """Passed through to torchrun when --devices trains on several machines (README: Several
     GPUs); they are not settings of the run, so they live outside TrainConfig."""
     nodes = parser.add_argument_group("several machines (data-parallel, with --devices)")
-    nodes.add_argument(
-        "--nnodes", type=int, default=1, metavar="M", help="machines taking part (default: 1)"
+    add_count(
+        nodes,
+        "--nnodes",
+        low=1,
+        high=MAX_NODES,
+        default=1,
+        metavar="M",
+        help="machines taking part (default: 1)",
     )
-    nodes.add_argument(
+    add_count(
+        nodes,
         "--node-rank",
-        type=int,
+        low=0,
+        high=MAX_NODES - 1,
         default=0,
         metavar="K",
-        help="this machine's number, 0 to M-1; node 0 writes the run directory",
+        bounds="0 to M-1",
+        help="this machine's number; node 0 writes the run directory (default: 0)",
     )
     nodes.add_argument(
         "--rdzv-endpoint",
@@ -56,11 +71,12 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_flags(source: argparse._ArgumentGroup) -> None:
-    source.add_argument(
+    run_dir = source.add_argument(
         "--run-dir",
         metavar="DIR",
         help="where to write the run (default: a new folder under ./runs)",
     )
+    output.chooses_output(run_dir)
     source.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint"
     )
@@ -87,9 +103,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         else:
             metavar = {int: "N", float: "X"}.get(field.kind, field.name.upper())
         default = "" if field.default is None else f" (default: {field.default})"
-        settings.add_argument(
-            field.flag, dest=field.name, metavar=metavar, default=None, help=field.help + default
-        )
+        help = with_bounds(field.help + default, field.bounds)
+        settings.add_argument(field.flag, dest=field.name, metavar=metavar, default=None, help=help)
 
 
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -176,8 +176,9 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "seed",
             "seed",
-            "seed of the random values and of the upstream gradient (default {default}; an "
-            "example's own upstream gradient is used unless --seed is given)",
+            f"seed of the random values and of the upstream gradient (0 to {LIMITS.max_seed}; "
+            "default {default}; an example's own upstream gradient is used unless --seed is "
+            "given)",
             low=0,
             high=LIMITS.max_seed,
         ),

@@ -74,6 +74,20 @@ class Field:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def bounds(self) -> str:
+        """The range of a number setting in words, as its flag's help states it ("1 to 10000",
+        "above 0, at most 10", "at least 0"); "" for a setting without one."""
+        low, high = self.minimum, self.maximum
+        above = "above" if self.exclusive_minimum else "at least"
+        if low is not None and high is not None:
+            if self.exclusive_minimum:
+                return f"above {_format_number(low)}, at most {_format_number(high)}"
+            return f"{_format_number(low)} to {_format_number(high)}"
+        if low is not None:
+            return f"{above} {_format_number(low)}"
+        return f"at most {_format_number(high)}" if high is not None else ""
+
 
 def _check_device(value: str) -> str | None:
     if _DEVICE_RE.match(value):
@@ -286,8 +300,8 @@ class TrainConfig:
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", check=_check_device)
     devices: str = setting(
         "1",
-        "data-parallel processes per node, one per GPU (torchrun, DistributedDataParallel; "
-        "on the CPU N gloo processes); all: every GPU",
+        f"data-parallel processes per node, 1 to {MAX_DEVICES}, one per GPU (torchrun, "
+        "DistributedDataParallel; on the CPU N gloo processes); all: every GPU",
         check=_check_devices,
     )
     sync_bn: bool = setting(
@@ -458,12 +472,37 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"config file {path} is not a usable TOML file ({reason})") from None
 
 
+def read_settings_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str | None]:
+    """The settings of a TOML config file and the preset it names (`preset = "NAME"`), if any.
+
+    A `[preset]` table is a preset's description, not a setting; `preset` as anything else than
+    a name or that table is a UsageError."""
+    values = read_toml(path)
+    named = values.pop("preset", None)
+    if isinstance(named, dict):  # [preset] description = "...": what a saved preset holds
+        named = None
+    if named is not None and not (isinstance(named, str) and named.strip()):
+        raise UsageError(
+            f'{path}: preset must be the name of a preset (preset = "fast-cifar10"), got '
+            f"{_shown(named)}"
+        )
+    return values, named.strip() if named is not None else None
+
+
 def load_config_file(
     path: str | os.PathLike[str], base: TrainConfig | None = None, check: bool = True
 ) -> TrainConfig:
-    """A TrainConfig from a TOML file of settings (a `[preset]` table, if any, is description)."""
-    values = read_toml(path)
-    values.pop("preset", None)
+    """A TrainConfig from a TOML file of settings (a `[preset]` table, if any, is description).
+
+    A file that names a preset (`preset = "NAME"`) is layered on it by `layer_settings` only
+    (`--config`); anywhere else (a preset, a run's config.toml) that is a UsageError: presets do
+    not chain."""
+    values, named = read_settings_file(path)
+    if named is not None:
+        raise UsageError(
+            f"{path}: preset = {_shown(named)}: only a --config file may name a preset (presets "
+            "do not chain); copy that preset's settings into this file instead"
+        )
     return TrainConfig.from_mapping(values, base=base, source=str(path), check=check)
 
 
@@ -538,7 +577,8 @@ def layer_settings(
     (`commands.train_flags.config_from_args`), the form opened by it and the form's preset picker
     all call this. `preset` is a preset's name (a `Path` is a preset file, as `list_presets` lists
     them); `flags` maps setting names to command-line text (parsed with `parse_field`) or typed
-    values (the on/off flags).
+    values (the on/off flags). A config file may name its preset (`preset = "NAME"`): it is the
+    preset layer when no `preset` is given (the flag wins, as flags win over the file's keys).
 
     Each value is checked as its layer is applied; a bad one (unknown key, bad value, unknown
     preset, missing file) raises a UsageError naming it. The rules between fields are not checked:
@@ -546,11 +586,17 @@ def layer_settings(
     caller runs `.check()` on the result last and reports what it raises.
     """
     config = TrainConfig()
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        file_values, file_preset = read_settings_file(config_file)
+        if preset is None and file_preset is not None:  # (--preset wins, as every flag does)
+            preset = _preset_of_file(file_preset, config_file)
     if preset is not None:
         path = Path(preset) if isinstance(preset, os.PathLike) else find_preset(preset).path
         config = load_config_file(path, base=config, check=False)
     if config_file is not None:
-        config = load_config_file(config_file, base=config, check=False)
+        source = str(config_file)
+        config = TrainConfig.from_mapping(file_values, base=config, source=source, check=False)
     if flags:
         values = {
             name: parse_field(name, value) if isinstance(value, str) else value
@@ -558,6 +604,15 @@ def layer_settings(
         }
         config = TrainConfig.from_mapping(values, base=config, check=False)
     return config
+
+
+def _preset_of_file(name: str, config_file: str | os.PathLike[str]) -> Path:
+    """The preset file a config file names (`preset = "NAME"`); an unknown one is a UsageError
+    naming the config file."""
+    try:
+        return find_preset(name).path
+    except UsageError as exc:
+        raise UsageError(f"{config_file}: {exc}") from None
 
 
 _PRESET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -570,5 +625,6 @@ def save_preset(config: TrainConfig, name: str, description: str = "") -> Path:
             f"preset name {name!r} is not valid: use letters, digits, '.', '_' or '-' (max 64)"
         )
     path = user_presets_dir() / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, to_toml(config.to_dict(), header={"description": description}))
     return path

@@ -222,7 +222,7 @@ def test_headless_on_a_terminal_draws_the_plot(tmp_path, monkeypatch, capsys):
     [
         (["--start-lr", "1", "--end-lr", "0.1"], "--start-lr must be below --end-lr"),
         (["--start-lr", "0.1", "--end-lr", "0.1"], "--start-lr must be below --end-lr"),
-        (["--steps", "0"], "argument --steps: expected 5 to 10000 steps"),
+        (["--steps", "0"], "argument --steps: expected 5 to 10000, got 0"),
         (["--steps", "many"], "argument --steps: expected a whole number"),
         (["--start-lr", "-1"], "argument --start-lr: expected a learning rate in (0, 100]"),
         (["--end-lr", "nan"], "argument --end-lr: expected a learning rate"),

@@ -112,5 +112,7 @@ def test_an_empty_folder_and_a_bad_top_are_usage_errors(model_run, tmp_path, cap
     (tmp_path / "empty").mkdir()
     assert cli.main(["predict", str(model_run), str(tmp_path / "empty")]) == 2
     assert "no image files in this folder" in capsys.readouterr().err
-    assert cli.main(["predict", str(model_run), str(tmp_path), "--top", "0"]) == 2
-    assert "--top must be 1 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # (argparse's usage error: the flag's bound)
+        cli.main(["predict", str(model_run), str(tmp_path), "--top", "0"])
+    assert refused.value.code == 2
+    assert "--top: expected 1 to 1000, got 0" in capsys.readouterr().err

@@ -14,7 +14,11 @@ over SSH and in tmux.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import textwrap
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 MAX_PIXELS = 64_000_000  # larger files are refused (a decompression bomb, or not meant for this)
+REASON_WIDTH = 80  # Pillow's reason for a damaged file is cut to this, at a word
 
 
 class ImageFileError(Exception):
@@ -39,9 +44,12 @@ def read_image(
     path = Path(path)
     notes: list[str] = []
     try:
-        with Image.open(path) as image:
+        with _quiet_about_size(), Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise ImageFileError(f"too large ({image.width}×{image.height} pixels)")
+                raise ImageFileError(
+                    f"too large: {image.width}×{image.height} pixels, over the limit of "
+                    f"{MAX_PIXELS:,} pixels (a decompression bomb, or not meant for this)"
+                )
             mode, original = image.mode, (image.width, image.height)
             transparent = "A" in mode or "transparency" in image.info
             image.draft("RGB", (size[1], size[0]))  # JPEG: decode at a reduced scale
@@ -56,9 +64,15 @@ def read_image(
         raise ImageFileError("not readable (permission denied)") from None
     except UnidentifiedImageError:
         raise ImageFileError("not an image Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # (Pillow's own limit, met before the size is known)
+        raise ImageFileError(
+            f"too large: over the limit of {MAX_PIXELS:,} pixels (a decompression bomb, or not "
+            "meant for this)"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageFileError(f"damaged or truncated ({reason[:80]})") from None
+        reason = textwrap.shorten(reason, REASON_WIDTH, placeholder=" ...")  # (whole words)
+        raise ImageFileError(f"damaged or truncated ({reason})") from None
     if transparent:
         notes.append("transparency dropped")
     grey = mode in GREY_MODES
@@ -73,6 +87,17 @@ def read_image(
     array = np.asarray(picture, dtype=np.uint8)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return np.ascontiguousarray(array), notes
+
+
+@contextlib.contextmanager
+def _quiet_about_size() -> Iterator[None]:
+    """Pillow's warning about a large image silenced: `read_image` refuses those itself, in one
+    line (MAX_PIXELS is below Pillow's limit), instead of a warning on stderr beside it."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def images_in(folder: Path) -> list[Path]:

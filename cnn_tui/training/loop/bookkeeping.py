@@ -6,7 +6,8 @@ A `Run` is one training run in this process: its settings, its folder, the event
 (`status`), the events of a run's life (`log_started`, `log_early_stop`, `stopped`, `finish`,
 `fail`), checkpoint.pt and best.pt (`save_checkpoint`, `save_best`), and at the end summary.json
 and the test samples. The files themselves are written by `cnn_tui.training.runs.store`, the one
-owner of a run folder; with several processes only rank 0 writes (`Run.writes`).
+owner of a run folder (which stops the run, `RunFolderGone`, when the folder was deleted); with
+several processes only rank 0 writes (`Run.writes`).
 """
 
 from __future__ import annotations
@@ -84,13 +85,15 @@ class Run:
     def save_checkpoint(self) -> None:
         assert self.s is not None
         if self.writes:
-            checkpoints.save_checkpoint(self.dir / runs.CHECKPOINT_FILE, self.s, self.progress)
+            with runs.writing_into(self.dir):
+                checkpoints.save_checkpoint(self.dir / runs.CHECKPOINT_FILE, self.s, self.progress)
         self.saved = (self.progress.epoch, self.progress.batch)
 
     def save_best(self) -> None:
         assert self.s is not None
         if self.writes:
-            checkpoints.save_best(self.dir / runs.BEST_FILE, self.s, self.progress)
+            with runs.writing_into(self.dir):
+                checkpoints.save_best(self.dir / runs.BEST_FILE, self.s, self.progress)
 
     def fail(self, message: str, **extra: Any) -> None:
         """Record a failure in status.json and the event log, as far as the disk lets us."""

@@ -100,11 +100,14 @@ def train(
         message = f"out of GPU memory at batch size {config.batch_size}: lower --batch-size"
         run.fail(message)
         raise RunError(message) from None
+    except runs.RunFolderGone:  # nowhere to record it: the folder is not made again
+        raise
     except (RunError, UsageError) as exc:
         run.fail(str(exc))
         raise
     except OSError as exc:  # a full disk: one line naming the file; the older files stay valid
-        error = disk_full(exc, run_dir)
+        # (a run's own files: a new run may go elsewhere, a resumed one only needs space)
+        error = disk_full(exc, run_dir, flag=None if resume else "--run-dir")
         run.fail(str(error) if error is not None else f"{type(exc).__name__}: {exc}")
         if error is None:
             raise

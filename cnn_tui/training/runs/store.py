@@ -17,7 +17,9 @@ A run directory holds what one training run wrote (see README, "Run directory"):
 
 Every file but the append-only event log is written atomically (temporary file, then rename); a
 trainer killed mid-write leaves its temporary file, which the next trainer removes
-(`remove_temp_files`). Readers never fail on a damaged file: they skip what they cannot read.
+(`remove_temp_files`). A run folder deleted while its trainer writes it is not made again: the
+next write of the run (an event, the status, a checkpoint: `writing_into`) raises `RunFolderGone`
+and the trainer stops. Readers never fail on a damaged file: they skip what they cannot read.
 UI-free and torch-free (numpy only when samples.npz is read or written) so the TUI (which imports
 it) starts fast, and the trainer's JSON events cost no torch import; a process that follows a run
 written by another process only needs the functions here.
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnn_tui.errors import UsageError, disk_full
+from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import atomic_write, atomic_write_text, json_text, temp_files
 from cnn_tui.text import one_line
 from cnn_tui.training.config import TrainConfig, load_config_file
@@ -67,6 +69,39 @@ BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per 
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
 SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
+
+
+EXIT_RUN_FOLDER_GONE = 3  # the exit code of a trainer whose run folder was deleted under it
+
+
+class RunFolderGone(RunError):
+    """The run folder was deleted while its trainer was writing it. The trainer stops and writes
+    nothing more: making the folder again would leave a "run" of a checkpoint and a status."""
+
+    exit_code = EXIT_RUN_FOLDER_GONE
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        super().__init__(f"run folder {run_dir} was deleted while training: stopped")
+        self.run_dir = Path(run_dir)
+
+
+def check_run_folder(run_dir: str | os.PathLike[str]) -> None:
+    """RunFolderGone when `run_dir` is no longer there (deleted while the run was writing it)."""
+    if not Path(run_dir).is_dir():
+        raise RunFolderGone(run_dir)
+
+
+@contextmanager
+def writing_into(run_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """Around a write of one of a run's files (the store's own, and loop/checkpoints.py's): the
+    folder is checked before, and a write that fails because it went during the write (atomic
+    writes make no folder) is RunFolderGone as well."""
+    check_run_folder(run_dir)
+    try:
+        yield
+    except FileNotFoundError:
+        check_run_folder(run_dir)
+        raise
 
 
 def _slug(text: str) -> str:
@@ -225,7 +260,8 @@ def write_status(
         "updated": now,
         **extra,
     }
-    _write_json(path, record)
+    with writing_into(run_dir):
+        _write_json(path, record)
     return record
 
 
@@ -250,7 +286,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def write_summary(run_dir: str | os.PathLike[str], summary: dict[str, Any]) -> None:
     """Atomically write summary.json, the test metrics of a finished run."""
-    _write_json(Path(run_dir) / SUMMARY_FILE, summary)
+    with writing_into(run_dir):
+        _write_json(Path(run_dir) / SUMMARY_FILE, summary)
 
 
 def write_eval(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> None:
@@ -278,7 +315,9 @@ def _read_toml(path: Path) -> dict[str, Any] | None:
 
 
 def write_config(run_dir: str | os.PathLike[str], config: TrainConfig) -> None:
-    """Atomically write config.toml: the settings the run trains (and resumes) with."""
+    """Atomically write config.toml: the settings the run trains (and resumes) with. The first
+    file of a new run, so it makes the folder."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(run_dir) / CONFIG_FILE, config.to_toml())
 
 
@@ -377,11 +416,22 @@ class EventLog:
                     self._write("\n")
 
     def _write(self, text: str) -> None:
+        if not self._still_there():  # (an append to a deleted file would succeed unseen)
+            raise RunFolderGone(self.path.parent)
         try:
             self.file.write(text)
             self.file.flush()
         except OSError as exc:  # name the file (a write error does not)
             raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
+
+    def _still_there(self) -> bool:
+        """Whether metrics.jsonl is still the file this log appends to: not when the run folder
+        was deleted (or deleted and made again)."""
+        try:
+            named, held = self.path.stat(), os.fstat(self.file.fileno())
+        except OSError:
+            return False
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"event": kind, "time": time.time(), **fields}
@@ -494,7 +544,8 @@ def write_samples(
         "confidence": confidence[pick].astype(np.float32),
         "classes": np.array(classes),
     }
-    atomic_write(Path(run_dir) / SAMPLES_FILE, lambda handle: np.savez(handle, **arrays))
+    with writing_into(run_dir):
+        atomic_write(Path(run_dir) / SAMPLES_FILE, lambda handle: np.savez(handle, **arrays))
 
 
 def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | None:
