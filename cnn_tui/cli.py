@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cnn_tui import __version__
-from cnn_tui.commands import COMMANDS
+from cnn_tui.commands import COMMANDS, output
 from cnn_tui.errors import RunError, UsageError, disk_full, path_error
 from cnn_tui.text import one_line
 
@@ -26,6 +26,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line plus a hint, exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # (argparse quotes what was typed: an unknown argument holding ESC is shown escaped)
+        message = one_line(message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -44,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cnn-tui {__version__}")
     parser.add_argument(
-        "--runs-dir", default="runs", help="where training runs are stored (default: ./runs)"
+        "--runs-dir",
+        default="runs",
+        type=output.path_argument,
+        help="where training runs are stored (default: ./runs)",
     )
     _add_no_ui(parser, "print a short overview of the subcommands and exit")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
