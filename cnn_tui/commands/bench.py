@@ -82,7 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="images to train on (default: shapes, generated, works offline)",
     )
     what.add_argument(
-        "--data-dir", metavar="DIR", help="folder with the data set files (fashion-mnist, cifar10)"
+        "--data-dir",
+        metavar="DIR",
+        type=output.path_argument,
+        help="folder with the data set files (fashion-mnist, cifar10)",
     )
     what.add_argument(
         "--models",

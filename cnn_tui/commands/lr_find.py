@@ -81,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         dest="json",
         metavar="FILE",
+        type=output.path_argument,
         help="write the curve as JSON to FILE (the same as --json FILE)",
     )
     train_flags.add_arguments(parser, run_flags=False)

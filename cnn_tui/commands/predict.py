@@ -26,9 +26,18 @@ PICTURE_WIDTH = 32  # the most characters the picture of one image takes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN", help="the run directory whose model predicts")
     parser.add_argument(
-        "paths", metavar="IMAGE|FOLDER", nargs="+", help="image files, or folders of them"
+        "run_dir",
+        metavar="RUN",
+        type=output.path_argument,
+        help="the run directory whose model predicts",
+    )
+    parser.add_argument(
+        "paths",
+        metavar="IMAGE|FOLDER",
+        nargs="+",
+        type=output.path_argument,
+        help="image files, or folders of them",
     )
     parser.add_argument("--top", type=int, default=3, metavar="K", help="classes shown (3)")
     tool_flags.add_device_argument(parser)
@@ -78,7 +87,7 @@ def print_one(prediction: Prediction, file: Path, run: RunModel, out: TextIO) ->
         f"  {text.one_line(name):<14} {_bar(p)} {text.percent(p):>7}" for name, p in prediction.top
     ]
     if prediction.notes:
-        lines.append(f"  ({'; '.join(prediction.notes)})")
+        lines.append(f"  ({'; '.join(map(text.one_line, prediction.notes))})")
     if out.isatty():
         width = min(PICTURE_WIDTH, run.image_size[1])
         image, _ = image_files.read_image(file, run.channels, run.image_size)
@@ -105,7 +114,7 @@ def print_table(predictions: list[Prediction], out: TextIO) -> None:
             folder = text.one_line(p.folder_class)
             others += " ✓" if best == p.folder_class else f" ✗ (folder: {folder})"
         if p.notes:
-            others += f"  [{'; '.join(p.notes)}]"
+            others += f"  [{'; '.join(map(text.one_line, p.notes))}]"
         rows.append([path, text.one_line(best), text.percent(p_best, 1), others])
     output.say(*output.table(["image", "predicted", "prob", "others"], rows, right=(2,)), out=out)
     info = summary(predictions)

@@ -25,7 +25,10 @@ def add_arguments(
     source = parser.add_argument_group("where the settings come from")
     source.add_argument("--preset", metavar="NAME", help="start from a preset (see README)")
     source.add_argument(
-        "--config", metavar="FILE.toml", help="read settings from a TOML file; flags override it"
+        "--config",
+        metavar="FILE.toml",
+        type=output.path_argument,
+        help="read settings from a TOML file; flags override it",
     )
     if run_flags:
         _add_run_flags(source)
@@ -59,10 +62,14 @@ def _add_run_flags(source: argparse._ArgumentGroup) -> None:
     source.add_argument(
         "--run-dir",
         metavar="DIR",
+        type=output.path_argument,
         help="where to write the run (default: a new folder under ./runs)",
     )
     source.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint"
+        "--resume",
+        metavar="RUN_DIR",
+        type=output.path_argument,
+        help="continue a stopped run from its last checkpoint",
     )
     output.add_json_arguments(source, "the events of --no-ui, one per line,")
     source.add_argument(
