@@ -512,7 +512,7 @@ class TrainFormScreen(Screen):
         self._widget(name).focus()
         if source and self.cross_field_error is not None:
             self.notify(
-                f"{source} is loaded; {name.replace('_', ' ')} still needs a value "
+                f"{one_line(source)} is loaded; {name.replace('_', ' ')} still needs a value "
                 f"({one_line(self.cross_field_error)})",
                 title="One more setting needed",
                 severity="warning",
