@@ -236,8 +236,8 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
     env, cfg = report["environment"], report["settings"]
     load = env.get("load_average")
     return [
-        f"device {env['device']} ({text.one_line(env['device_name'])}), torch {env['torch']}, torchvision "
-        f"{env['torchvision']}, {env['torch_threads']} torch threads, {env['cpu_count']} CPUs"
+        f"device {env['device']} ({text.one_line(env['device_name'])}), torch {env['torch']}, "
+        f"torchvision {env['torchvision']}, {env['torch_threads']} torch threads, {env['cpu_count']} CPUs"
         + (f", load average {text.number(load[0], '.2f')}" if load else ""),
         f"data {cfg['dataset']}, batch {cfg['batch_size']}, adam lr {cfg['lr']:g}, --amp "
         f"{'on' if cfg['amp'] else 'off'}, --channels-last {'on' if cfg['channels_last'] else 'off'}"

@@ -99,7 +99,8 @@ def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
         )
     cam = data["grad_cam"]
     lines.append("")
-    lines.append(f"Grad-CAM at {text.one_line(cam['layer'])} ({'×'.join(map(str, cam['shape']))}):")
+    shape = "×".join(map(str, cam["shape"]))
+    lines.append(f"Grad-CAM at {text.one_line(cam['layer'])} ({shape}):")
     for key in ("predicted", "true"):
         if key in cam:
             row, column = _peak(cam[key]["map"])

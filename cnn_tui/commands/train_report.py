@@ -82,8 +82,8 @@ def started_lines(event: dict[str, Any]) -> list[str]:
         f"device: {text.one_line(event['device'])} ({text.one_line(event['device_name'])})"
         + (f", {event['amp']} autocast" if event.get("amp") else "")
         + (", channels_last" if event.get("channels_last") else ""),
-        f"data: {text.one_line(config['dataset'])} — {event['n_train']} train / {event['n_val']} val / "
-        f"{event['n_test']} test images, {len(event['classes'])} classes",
+        f"data: {text.one_line(config['dataset'])} — {event['n_train']} train / "
+        f"{event['n_val']} val / {event['n_test']} test images, {len(event['classes'])} classes",
         f"model: {text.one_line(config['model'])} — {text.count(params['total'])} parameters "
         f"({text.count(params['trainable'])} trainable); {text.one_line(config['optimizer'])} lr "
         f"{config['lr']:g}, batch {config['batch_size']}, {event['batches_per_epoch']} batches "

@@ -140,8 +140,8 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     for row in report["per_class"]:
         lines.append(
-            f"{text.one_line(row['class']):<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
-            f"{row['f1']:6.4f}  {row['support']:7d}"
+            f"{text.one_line(row['class']):<{width}}  {row['precision']:9.4f}  "
+            f"{row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}"
         )
     matrix = report["confusion_matrix"]
     cell = max(5, len(str(max((max(row) for row in matrix), default=0))) + 1)

@@ -316,8 +316,8 @@ class RunScreen(Screen):
         self.app.push_screen(
             confirm(
                 "Stop training?",
-                f"Stop {text.one_line(self.run_dir.name)} at the end of the current batch. The checkpoint is "
-                "kept; resume it later from the runs screen.",
+                f"Stop {text.one_line(self.run_dir.name)} at the end of the current batch. The "
+                "checkpoint is kept; resume it later from the runs screen.",
                 "Stop run",
             ),
             stop,

@@ -219,9 +219,9 @@ class EpochsModal(ModalScreen[int | None]):
         with Vertical(classes="train-dialog"):
             yield Label("Extend the run", classes="train-dialog-title")
             yield Static(
-                f"Train {text.markup(self.run_name)} on from its last checkpoint (epoch {self.done}) "
-                "with its own settings, to this many epochs in all. The learning-rate schedule "
-                "is stretched to the new length.",
+                f"Train {text.markup(self.run_name)} on from its last checkpoint (epoch {self.done})"
+                " with its own settings, to this many epochs in all. The learning-rate schedule is "
+                "stretched to the new length.",
                 classes="train-dialog-text",
             )
             yield Input(str(self.default), id="extend-epochs", placeholder="epochs in all")

@@ -188,9 +188,8 @@ def summary_groups(summary: dict[str, Any]) -> list[str]:
     if summary.get("best_val_acc") is not None:
         groups.append(f"best val {text.percent(summary.get('best_val_acc'))}")
     if summary.get("epochs_done") is not None:
-        groups.append(
-            f"{text.markup(summary['epochs_done'])} epochs in {text.duration(summary.get('seconds'))}"
-        )
+        done = text.markup(summary["epochs_done"])
+        groups.append(f"{done} epochs in {text.duration(summary.get('seconds'))}")
     return groups
 
 

@@ -358,8 +358,8 @@ class RunsScreen(Screen):
 
         if (read_summary(run.path) or {}).get("early_stopped"):
             self.notify(
-                f"{text.one_line(run.name)} was ended by early stopping: training it longer would stop again; "
-                "clone its settings (k) with a larger early stop instead",
+                f"{text.one_line(run.name)} was ended by early stopping: training it longer would "
+                "stop again; clone its settings (k) with a larger early stop instead",
                 severity="warning",
                 markup=False,
             )
@@ -423,7 +423,8 @@ class RunsScreen(Screen):
         self.app.push_screen(
             confirm(
                 "Delete this run?",
-                f"{text.one_line(run.path)}\nwill be deleted with its checkpoint and metrics. This cannot be undone.",
+                f"{text.one_line(run.path)}\nwill be deleted with its checkpoint and metrics. "
+                "This cannot be undone.",
                 "Delete",
             ),
             delete,
