@@ -26,6 +26,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line plus a hint, exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # (argparse quotes what was typed: an unknown argument holding ESC is shown escaped)
+        message = one_line(message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -44,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cnn-tui {__version__}")
     runs_dir = parser.add_argument(
-        "--runs-dir", default="runs", help="where training runs are stored (default: ./runs)"
+        "--runs-dir",
+        default="runs",
+        type=output.path_argument,
+        help="where training runs are stored (default: ./runs)",
     )
     output.chooses_output(runs_dir)
     _add_no_ui(parser, "print a short overview of the subcommands and exit")

@@ -9,6 +9,7 @@ written as `UNKNOWN`. Nothing here imports torch, numpy or textual.
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
 
 UNKNOWN = "-"  # ASCII, so a table stays readable on a terminal that is not UTF-8
@@ -76,8 +77,57 @@ def size(n_bytes: Any) -> str:
     return f"{n_bytes:.0f} B"
 
 
+# Characters that change how the text around them is shown: the bidirectional controls
+# (embeddings, overrides, isolates and the marks). An attacker uses them to make a name read
+# backwards ("exe.txt" shown for "txt.exe"); they are category Cf, escaped by `one_line`.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def control_character(text: str) -> str | None:
+    """The first character of `text` that a name must not hold, escaped (`\\x1b`), or None.
+
+    Refused: the C0 controls (a newline, ESC), DEL, the C1 controls (U+0080-U+009F, which some
+    terminals read as ESC sequences), the line and paragraph separators and the bidirectional
+    controls. A folder flag (`--run-dir`) checks its value with it."""
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in BIDI_CONTROLS:
+            return _escaped(char)
+    return None
+
+
+def _escaped(char: str) -> str:
+    return repr(char)[1:-1]  # '\x1b', '\x9b', '\u202e', '\n': Python's own escapes
+
+
 def one_line(message: object) -> str:
-    """Text from outside (a file name, a run name, an error) as one printable line: control
-    characters (a newline, an escape sequence) are written as escapes, never sent raw."""
-    text = str(message)
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """Text from outside (a file or folder name, a run name, a class name, a config value, an
+    error that quotes one) as one line that is safe to print or to show in a widget.
+
+    Every character that is not printable is written as its escape, never sent raw: the C0
+    controls (`\\n`, `\\t`, ESC as `\\x1b`, so `ESC ]0;...BEL` cannot set the terminal's title
+    nor `ESC [2J` wipe the screen), DEL (`\\x7f`), the C1 controls (`\\x9b`), the bidirectional
+    controls (`\\u202e`), the other format characters (zero-width ones), the line and paragraph
+    separators, the spaces other than ' ', unassigned code points and lone surrogates (a file
+    name that is not UTF-8, `\\udcff`). Printable text, accents and other scripts included, is
+    kept as it is."""
+    return "".join(c if c.isprintable() else _escaped(c) for c in str(message))
+
+
+def lines(message: object) -> list[str]:
+    """Text from outside that may hold several lines (an error with its details, a log line),
+    as safe lines: split at its line breaks, each line through `one_line`."""
+    return [one_line(line) for line in str(message).splitlines()] or [""]
+
+
+def markup(message: object) -> str:
+    """`one_line(message)` made safe to put into Textual content markup (a `Static`, a `Label`,
+    a notification with markup): every `[` is escaped, so a class called `[red]x` is shown as
+    `[red]x`, not in red, and `[/]` cannot close a tag of ours (nor make the markup invalid).
+
+    A final backslash would escape the `[` of the tag after it, so it is written as its escape,
+    `\\x5c`. Rich's markup (a `DataTable` cell given as a str, `console.print`) has other rules:
+    give those a `rich.text.Text` of `one_line(...)` instead."""
+    line = one_line(message).replace("[", "\\[")
+    return line[:-1] + "\\x5c" if line.endswith("\\") else line

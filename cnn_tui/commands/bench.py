@@ -73,7 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="images to train on (default: shapes, generated, works offline)",
     )
     what.add_argument(
-        "--data-dir", metavar="DIR", help="folder with the data set files (fashion-mnist, cifar10)"
+        "--data-dir",
+        metavar="DIR",
+        type=output.path_argument,
+        help="folder with the data set files (fashion-mnist, cifar10)",
     )
     what.add_argument(
         "--models",
@@ -189,7 +192,7 @@ def options_from_args(args: argparse.Namespace) -> bench.BenchOptions:
 
 def note(message: str) -> None:
     """Progress on stderr, so stdout keeps only the table (or the JSON)."""
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    print(f"bench: {text.one_line(message)}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -227,8 +230,8 @@ def _header_lines(report: dict[str, Any]) -> list[str]:
     env, cfg = report["environment"], report["settings"]
     load = env.get("load_average")
     return [
-        f"device {env['device']} ({env['device_name']}), torch {env['torch']}, torchvision "
-        f"{env['torchvision']}, {env['torch_threads']} torch threads, {env['cpu_count']} CPUs"
+        f"device {env['device']} ({text.one_line(env['device_name'])}), torch {env['torch']}, "
+        f"torchvision {env['torchvision']}, {env['torch_threads']} torch threads, {env['cpu_count']} CPUs"
         + (f", load average {text.number(load[0], '.2f')}" if load else ""),
         f"data {cfg['dataset']}, batch {cfg['batch_size']}, adam lr {cfg['lr']:g}, --amp "
         f"{'on' if cfg['amp'] else 'off'}, --channels-last {'on' if cfg['channels_last'] else 'off'}"

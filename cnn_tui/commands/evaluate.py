@@ -17,7 +17,12 @@ from cnn_tui.fileio import json_text
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cnn_tui.commands import tool_flags as tool_args
 
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to evaluate")
+    parser.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        type=output.path_argument,
+        help="the run directory to evaluate",
+    )
     tool_args.add_device_argument(parser)
     output.add_json_arguments(parser, "the report")
 

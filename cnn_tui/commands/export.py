@@ -17,10 +17,16 @@ from cnn_tui.commands import output
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cnn_tui.training.tools.export import FORMATS  # (torch loads only when export runs)
 
-    parser.add_argument("run_dir", metavar="RUN", help="the run directory to export")
+    parser.add_argument(
+        "run_dir", metavar="RUN", type=output.path_argument, help="the run directory to export"
+    )
     parser.add_argument("--format", required=True, choices=tuple(FORMATS), help="the file format")
     written = parser.add_argument(
-        "-o", "--output", metavar="FILE", help="where to write it (default: ./RUN_NAME + suffix)"
+        "-o",
+        "--output",
+        metavar="FILE",
+        type=output.path_argument,
+        help="where to write it (default: ./RUN_NAME + suffix)",
     )
     output.chooses_output(written)
     parser.add_argument("--force", action="store_true", help="replace an existing file")

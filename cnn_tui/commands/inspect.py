@@ -23,7 +23,9 @@ MAX_TEST_INDEX = 10**9 - 1  # no test split is larger (--limit keeps at most 10*
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN", help="the run directory to look inside")
+    parser.add_argument(
+        "run_dir", metavar="RUN", type=output.path_argument, help="the run directory to look inside"
+    )
     which = parser.add_mutually_exclusive_group()
     add_count(
         which,
@@ -33,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         bounds="0 to its size - 1",
         help="test image N of the run's test split (default: 0)",
     )
-    which.add_argument("--image", metavar="FILE", help="an image file of your own")
+    which.add_argument(
+        "--image", metavar="FILE", type=output.path_argument, help="an image file of your own"
+    )
     tool_flags.add_device_argument(parser)
     output.add_json_arguments(
         parser,
@@ -85,7 +89,7 @@ def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
     truth = f" · true {text.one_line(true)}" if true is not None else ""
     mark = "" if true is None else (" ✓" if true == predicted else " ✗")
     lines = [f"{text.one_line(data['image'])}{truth} · predicted {text.one_line(predicted)}{mark}"]
-    lines += [f"note: {note}" for note in notes]
+    lines += [f"note: {text.one_line(note)}" for note in notes]
     lines += ["", "class probabilities:"]
     lines += [
         f"  {text.one_line(name):<14} {text.percent(p):>7}"
@@ -98,13 +102,14 @@ def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
     for layer in data["layers"]:
         shape = "×".join(str(v) for v in layer["shape"])
         lines.append(
-            f"{layer['name']:<18} {layer['kind']:<24} {shape:<14} "
+            f"{text.one_line(layer['name']):<18} {text.one_line(layer['kind']):<24} {shape:<14} "
             f"{text.number(layer['min'], '.3g'):>8} {text.number(layer['max'], '.3g'):>8} "
             f"{text.number(layer['mean'], '.3g'):>8} {text.percent(layer['zeros'], 1):>6}"
         )
     cam = data["grad_cam"]
     lines.append("")
-    lines.append(f"Grad-CAM at {cam['layer']} ({'×'.join(map(str, cam['shape']))}):")
+    shape = "×".join(map(str, cam["shape"]))
+    lines.append(f"Grad-CAM at {text.one_line(cam['layer'])} ({shape}):")
     for key in ("predicted", "true"):
         if key in cam:
             row, column = _peak(cam[key]["map"])

@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         dest="json",
         metavar="FILE",
+        type=output.path_argument,
         help="write the curve as JSON to FILE (the same as --json FILE)",
     )
     output.chooses_output(written)

@@ -9,7 +9,9 @@ The `--json` convention, the same in every command:
   `--json FILE` for it (`-` is stdout).
 All JSON goes through `cnn_tui.fileio.json_text`: a number that is not finite (NaN, ±inf) is
 written as `null`, never as the bare `NaN` that strict JSON readers refuse.
-Text from files and folders goes through `cnn_tui.text.one_line` before it is printed.
+Text from files and folders goes through `cnn_tui.text.one_line` before it is printed (`table`
+does it for every cell); a flag or argument naming a file or folder is read by `path_argument`,
+which refuses control characters.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnn_tui.fileio import atomic_write_text, check_output_path, json_text
+from cnn_tui.text import control_character, one_line
 
 STDOUT = "-"
 
@@ -30,6 +33,18 @@ def chooses_output(action: argparse.Action) -> argparse.Action:
     `--json-file`, `-o`): a write under its path that fails names it (`cli.flag_for`)."""
     action.chooses_output = True  # type: ignore[attr-defined]
     return action
+
+
+def path_argument(value: str) -> str:
+    """The argparse `type` of every flag and argument that names a file or folder (`--run-dir`,
+    `--json-file`, a run folder...): one holding a control character (a newline, ESC, C1, a
+    bidirectional control) is refused, exit 2, before it is used, echoed or made a folder."""
+    bad = control_character(value)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(
+            f"'{one_line(value)}' holds a control character ({bad}); name a path without one"
+        )
+    return value
 
 
 def add_json_arguments(
@@ -48,6 +63,7 @@ def add_json_arguments(
             const=STDOUT,
             default=None,
             metavar="FILE",
+            type=path_argument,
             help=f"print {what} as JSON on stdout (--json FILE: write it to FILE)",
         )
         chooses_output(json_flag)
@@ -62,6 +78,7 @@ def add_json_arguments(
     json_file = parser.add_argument(
         "--json-file",
         metavar="FILE",
+        type=path_argument,
         default=None,
         help=f"also write {what} as JSON to FILE (written whole, atomically)",
     )
@@ -113,8 +130,9 @@ def table(
     header: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[int] = ()
 ) -> list[str]:
     """Rows of cells as aligned lines (two spaces between columns); columns numbered in `right`
-    are right-aligned (numbers)."""
-    lines = [list(map(str, header)), *[list(map(str, row)) for row in rows]]
+    are right-aligned (numbers). Every cell is written through `one_line`: a name holding a
+    newline or an escape sequence neither breaks the table nor reaches the terminal."""
+    lines = [list(map(one_line, header)), *[list(map(one_line, row)) for row in rows]]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return [
         "  ".join(

@@ -28,9 +28,18 @@ MAX_TOP = 1000  # --top: classes listed per image (at most the run's own classes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN", help="the run directory whose model predicts")
     parser.add_argument(
-        "paths", metavar="IMAGE|FOLDER", nargs="+", help="image files, or folders of them"
+        "run_dir",
+        metavar="RUN",
+        type=output.path_argument,
+        help="the run directory whose model predicts",
+    )
+    parser.add_argument(
+        "paths",
+        metavar="IMAGE|FOLDER",
+        nargs="+",
+        type=output.path_argument,
+        help="image files, or folders of them",
     )
     add_count(
         parser,
@@ -91,7 +100,7 @@ def print_one(prediction: Prediction, file: Path, run: RunModel, out: TextIO) ->
         f"  {text.one_line(name):<14} {_bar(p)} {text.percent(p):>7}" for name, p in prediction.top
     ]
     if prediction.notes:
-        lines.append(f"  ({'; '.join(prediction.notes)})")
+        lines.append(f"  ({'; '.join(map(text.one_line, prediction.notes))})")
     if out.isatty():
         width = min(PICTURE_WIDTH, run.image_size[1])
         image, _ = image_files.read_image(file, run.channels, run.image_size)
@@ -118,7 +127,7 @@ def print_table(predictions: list[Prediction], out: TextIO) -> None:
             folder = text.one_line(p.folder_class)
             others += " ✓" if best == p.folder_class else f" ✗ (folder: {folder})"
         if p.notes:
-            others += f"  [{'; '.join(p.notes)}]"
+            others += f"  [{'; '.join(map(text.one_line, p.notes))}]"
         rows.append([path, text.one_line(best), text.percent(p_best, 1), others])
     output.say(*output.table(["image", "predicted", "prob", "others"], rows, right=(2,)), out=out)
     info = summary(predictions)

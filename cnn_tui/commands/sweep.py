@@ -62,9 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"order of the comparison table (default: {sweeps.DEFAULT_SORT}, the best first)",
     )
-    sweep.add_argument("--show", metavar="SWEEP_DIR", help="show the table of an existing sweep")
     sweep.add_argument(
-        "--stop", metavar="SWEEP_DIR", help="stop a sweep running in the background and exit"
+        "--show",
+        metavar="SWEEP_DIR",
+        type=output.path_argument,
+        help="show the table of an existing sweep",
+    )
+    sweep.add_argument(
+        "--stop",
+        metavar="SWEEP_DIR",
+        type=output.path_argument,
+        help="stop a sweep running in the background and exit",
     )
     sweep.add_argument(
         "--detach",

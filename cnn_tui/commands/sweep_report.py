@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnn_tui import text
-from cnn_tui.commands.output import JsonLines
+from cnn_tui.commands.output import JsonLines, table
 from cnn_tui.training.runs import sweeps
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.sweeps import ActiveRun, SweepState
@@ -21,7 +21,7 @@ from cnn_tui.training.runs.sweeps import ActiveRun, SweepState
 def grid_text(manifest: dict[str, Any]) -> str:
     """ "epochs = 20, 50; lr = 0.01, 0.001" """
     return "; ".join(
-        f"{key} = {', '.join(sweeps.format_value(v) for v in values)}"
+        f"{text.one_line(key)} = {', '.join(sweeps.format_value(v) for v in values)}"
         for key, values in manifest["grid"].items()
     )
 
@@ -40,14 +40,7 @@ def format_table(
         for row in sweeps.sort_rows(rows, sort)
     ]
     left = {0, 2, len(header) - 1}  # the mark, the run's name and its status: left-aligned
-    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
-    lines = []
-    for line in (header, *body):
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
+    lines = table(header, body, right=[i for i in range(len(header)) if i not in left])
     title = sweeps.SORT_FIELDS[sort][2]
     if best is not None:
         lines.append(

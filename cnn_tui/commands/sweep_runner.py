@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from cnn_tui.commands.sweep import EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from cnn_tui.commands.sweep_report import Reporter
 from cnn_tui.errors import UsageError
+from cnn_tui.text import one_line
 from cnn_tui.training.loop.trainer import stop_on_signals
 from cnn_tui.training.runs import sweeps
 
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.sweep_dir, args.devices.split(","), reporter, stop, sort=args.sort
             )
     except UsageError as exc:
-        print(f"cnn-tui sweep: error: {exc}", flush=True)
+        print(f"cnn-tui sweep: error: {one_line(exc)}", flush=True)
         return EXIT_USAGE
     return EXIT_STOPPED if state == sweeps.SweepState.STOPPED else EXIT_OK
 

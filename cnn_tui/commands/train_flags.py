@@ -30,6 +30,7 @@ def add_arguments(
     source.add_argument(
         "--config",
         metavar="FILE.toml",
+        type=output.path_argument,
         help='read settings from a TOML file (preset = "NAME" in it starts from that preset, '
         "unless --preset is given); flags override it",
     )
@@ -74,11 +75,15 @@ def _add_run_flags(source: argparse._ArgumentGroup) -> None:
     run_dir = source.add_argument(
         "--run-dir",
         metavar="DIR",
+        type=output.path_argument,
         help="where to write the run (default: a new folder under ./runs)",
     )
     output.chooses_output(run_dir)
     source.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint"
+        "--resume",
+        metavar="RUN_DIR",
+        type=output.path_argument,
+        help="continue a stopped run from its last checkpoint",
     )
     output.add_json_arguments(source, "the events of --no-ui, one per line,")
     source.add_argument(

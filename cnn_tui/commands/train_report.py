@@ -79,13 +79,13 @@ def started_lines(event: dict[str, Any]) -> list[str]:
     config = event["config"]
     params = event["parameters"]
     lines = [
-        f"device: {event['device']} ({event['device_name']})"
+        f"device: {text.one_line(event['device'])} ({text.one_line(event['device_name'])})"
         + (f", {event['amp']} autocast" if event.get("amp") else "")
         + (", channels_last" if event.get("channels_last") else ""),
-        f"data: {config['dataset']} — {event['n_train']} train / {event['n_val']} val / "
-        f"{event['n_test']} test images, {len(event['classes'])} classes",
-        f"model: {config['model']} — {text.count(params['total'])} parameters "
-        f"({text.count(params['trainable'])} trainable); {config['optimizer']} lr "
+        f"data: {text.one_line(config['dataset'])} — {event['n_train']} train / "
+        f"{event['n_val']} val / {event['n_test']} test images, {len(event['classes'])} classes",
+        f"model: {text.one_line(config['model'])} — {text.count(params['total'])} parameters "
+        f"({text.count(params['trainable'])} trainable); {text.one_line(config['optimizer'])} lr "
         f"{config['lr']:g}, batch {config['batch_size']}, {event['batches_per_epoch']} batches "
         "per epoch",
     ]
@@ -173,10 +173,10 @@ class PlainReporter:
                 self.header_done = True
             self.print(epoch_row(event))
         elif kind in ("stopped", "early_stop"):
-            self.print(event["message"])
+            self.print(text.one_line(event["message"]))
 
     def note(self, line: str) -> None:
-        quietly(lambda: print(f"cnn-tui: {line}", file=sys.stderr, flush=True))()
+        quietly(lambda: print(f"cnn-tui: {text.one_line(line)}", file=sys.stderr, flush=True))()
 
     def finished(self, summary: dict[str, Any], run_dir: Path) -> None:
         for line in finished_lines(summary, run_dir):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnn_tui import catalog
+from cnn_tui import catalog, text
 from cnn_tui.assets import assets_dir
 from cnn_tui.catalog import AMP_MIN_IMAGE_SIZE, PRETRAINED_MODELS
 from cnn_tui.catalog import DATASET_NAMES as DATASETS
@@ -184,11 +184,11 @@ def coerce_field(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise ConfigError(name, f"{field.flag} must be text, got {_shown(value)}")
     value = value.strip()
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+    if (bad := text.control_character(value)) is not None:
         raise ConfigError(
             name,
-            f"{field.flag} must not hold control characters (newline, tab, ...), "
-            f"got {_shown(value)}",
+            f"{field.flag} must not hold control characters (newline, tab, ESC, ...), got "
+            f"{bad} in {_shown(value)}",
         )
     if field.choices and value not in field.choices:
         raise ConfigError(

@@ -127,8 +127,9 @@ def classification_report(matrix: np.ndarray, classes: Sequence[str]) -> dict[st
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """Plain-text per-class table and confusion matrix (counts) for a terminal or a log."""
-    classes = report["classes"]
+    """Plain-text per-class table and confusion matrix (counts) for a terminal or a log. The
+    class names (a stranger's folder names) are written through `text.one_line`."""
+    classes = [text.one_line(name) for name in report["classes"]]
     width = max(8, *(len(name) for name in classes))
     lines = [
         f"test accuracy {text.percent(report['test_accuracy'])}   macro precision "
@@ -139,8 +140,8 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     for row in report["per_class"]:
         lines.append(
-            f"{row['class']:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
-            f"{row['f1']:6.4f}  {row['support']:7d}"
+            f"{text.one_line(row['class']):<{width}}  {row['precision']:9.4f}  "
+            f"{row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}"
         )
     matrix = report["confusion_matrix"]
     cell = max(5, len(str(max((max(row) for row in matrix), default=0))) + 1)
@@ -150,7 +151,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{name:<{width}}" + "".join(f"{count:>{cell}}" for count in row))
     if report.get("most_confused"):
         pairs = ", ".join(
-            f"{pair['true']} → {pair['predicted']} ({pair['count']})"
+            f"{text.one_line(pair['true'])} → {text.one_line(pair['predicted'])} ({pair['count']})"
             for pair in report["most_confused"]
         )
         lines += ["", f"most confused: {pairs}"]

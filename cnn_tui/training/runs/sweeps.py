@@ -106,12 +106,13 @@ def grid_key(text: str) -> str:
 
 
 def format_value(value: Any) -> str:
-    """A setting's value as the grid shows it: 0.001, 20, on, simple-cnn."""
+    """A setting's value as the grid shows it: 0.001, 20, on, simple-cnn (a text from sweep.json
+    through `one_line`)."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:g}"
-    return "default" if value is None else str(value)
+    return "default" if value is None else one_line(value)
 
 
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -178,7 +179,7 @@ def expand(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def describe(overrides: dict[str, Any]) -> str:
     """ "epochs=20 lr=0.001" """
-    return " ".join(f"{key}={format_value(value)}" for key, value in overrides.items())
+    return " ".join(f"{one_line(key)}={format_value(value)}" for key, value in overrides.items())
 
 
 def _slug(text: str) -> str:
@@ -436,7 +437,7 @@ def table_cells(row: dict[str, Any], keys: list[str]) -> list[str]:
 
 
 def table_header(keys: list[str]) -> list[str]:
-    return ["#", "run", *(key.replace("_", "-") for key in keys)] + [
+    return ["#", "run", *(one_line(key).replace("_", "-") for key in keys)] + [
         "best val",
         "test acc",
         "macro F1",

@@ -129,7 +129,7 @@ def format_sample(sample: GpuSample, *, compact: bool = False) -> str:
     """One line for a GPU: 'GPU0 NVIDIA H200 · util 87% · mem 34.2/139.8 GiB (24%) · 62°C · 412/700 W'.
 
     `compact` leaves out the name and the power limit (80 columns)."""
-    parts = [f"GPU{sample.index}" if compact else f"GPU{sample.index} {sample.name}"]
+    parts = [f"GPU{sample.index}" if compact else f"GPU{sample.index} {text.one_line(sample.name)}"]
     util = None if sample.util_percent is None else sample.util_percent / 100
     parts.append(f"util {text.percent(util, 0)}")
     used, total = sample.memory_used_mb, sample.memory_total_mb

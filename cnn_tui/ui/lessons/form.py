@@ -24,6 +24,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TextArea
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import EDITABLE_ARRAYS, format_array, make_example, parse_array
 from cnn_tui.lessons.settings import FIELDS, FIXED_BY_EXAMPLE, SETTINGS
+from cnn_tui.text import markup
 
 RANDOM = "random"
 
@@ -242,7 +243,7 @@ class LessonFormScreen(ArrayEditModal[LessonRequest]):
             self.query_one(f"#form-{name}", Input).disabled = chosen != RANDOM
 
     def _set_error(self, name: str, message: str) -> None:
-        self.query_one(f"#error-{name}", Static).update(message)
+        self.query_one(f"#error-{name}", Static).update(markup(message))  # (quotes what was typed)
 
     def _clear_errors(self) -> None:
         for widget in self.query(".lesson-form-error"):

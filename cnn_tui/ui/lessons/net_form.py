@@ -24,6 +24,7 @@ from cnn_tui.errors import UsageError
 from cnn_tui.lessons.network import EDITABLE, list_net_examples, make_net_example
 from cnn_tui.lessons.replay import format_array, parse_array
 from cnn_tui.lessons.settings import NET_SETTINGS
+from cnn_tui.text import markup
 from cnn_tui.ui.lessons.form import ArrayEditModal, FormInput, FormTextArea
 
 
@@ -130,7 +131,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
         try:  # show the chosen example's own label, rate and values
             chosen = make_net_example({"example": str(event.value)}, {})
         except UsageError as exc:
-            self.query_one("#error-example", Static).update(str(exc))
+            self.query_one("#error-example", Static).update(markup(exc))
             return
         for name, value in chosen.settings().items():
             self.query_one(f"#form-{name}", Input).value = _text(name, value)
@@ -155,13 +156,13 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
             try:
                 params[name] = setting.parse(text)
             except ValueError as exc:
-                self.query_one(f"#error-{name}", Static).update(str(exc))
+                self.query_one(f"#error-{name}", Static).update(markup(exc))
                 bad = True
         self._array_texts[self._shown_array] = self.query_one("#form-values", TextArea).text
         try:
             base = make_net_example({"example": chosen}, {})
         except UsageError as exc:
-            self.query_one("#error-example", Static).update(str(exc))
+            self.query_one("#error-example", Static).update(markup(exc))
             return None
         overrides = dict(self.overrides)
         for name, text in self._array_texts.items():
@@ -172,7 +173,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
                 edited = parse_array(name, text, _shown(name, getattr(base, name)).shape)
                 overrides[name] = edited.reshape(shape)
             except UsageError as exc:
-                self.query_one("#error-values", Static).update(str(exc))
+                self.query_one("#error-values", Static).update(markup(exc))
                 bad = True
         if bad:
             return None
@@ -182,6 +183,6 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
             message = str(exc)
             first = message.split()[0].rstrip(":,") if message else ""
             where = first if first in NET_SETTINGS else "values" if first in EDITABLE else "form"
-            self.query_one(f"#error-{where}", Static).update(message)
+            self.query_one(f"#error-{where}", Static).update(markup(message))
             return None
         return NetRequest(params, overrides, example)

@@ -25,6 +25,7 @@ from cnn_tui.errors import UsageError
 from cnn_tui.lessons.op_replay import OpReplay
 from cnn_tui.lessons.replay import Replay, compare_with_torch, make_example
 from cnn_tui.lessons.settings import CONV_MODES, DEFAULTS, LIMITS, POOL_TYPES, LessonSettings
+from cnn_tui.text import one_line
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.form import LessonFormScreen, LessonRequest
@@ -133,7 +134,9 @@ class LessonScreen(SteppingScreen):
         try:
             example = make_example(self.op, self.params, self.overrides)
         except UsageError as exc:
-            self.notify(str(exc), title="Cannot change the example", severity="error")
+            self.notify(
+                one_line(exc), title="Cannot change the example", severity="error", markup=False
+            )
             return False
         self._restart(example, mode=self.model.mode)
         return True

@@ -18,7 +18,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import (
     Footer,
@@ -115,24 +114,23 @@ class RunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = self.run_dir.name
+        self.sub_title = text.one_line(self.run_dir.name)
         tabs = self.query_one(TabbedContent)
         tabs.disable_tab("results")
         tabs.disable_tab("samples")
         tabs.disable_tab("inside")
         tabs.hide_tab("inside")
         self._fit_layout()
-        log = self.query_one(RichLog)
-        log.write(f"run directory: {self.run_dir}")
+        self._log(f"run directory: {self.run_dir}")
         if self.pid is not None:
             from cnn_tui.training.runs.store import OUTPUT_LOG
 
-            log.write(f"trainer started, pid {self.pid}; output in {self.run_dir / OUTPUT_LOG}")
+            self._log(f"trainer started, pid {self.pid}; output in {self.run_dir / OUTPUT_LOG}")
         self._show_status()
         if not self.run_dir.is_dir():
             self.state = RunState.FAILED
             self.state_message = f"no run directory at {self.run_dir}"
-            log.write(self.state_message)
+            self._log(self.state_message)
             self._show_status()
             return
         if self.live:
@@ -162,7 +160,7 @@ class RunScreen(Screen):
     def _gpu_unavailable(self, message: GpuSampled) -> None:
         if message.reason:  # (no NVIDIA GPU, or no NVML: the panel stays hidden)
             self.gpu_note = message.reason
-            self.query_one(RichLog).write(message.reason)
+            self._log(message.reason)
 
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one(TabbedContent)
@@ -209,8 +207,10 @@ class RunScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "follow-run" and event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.query_one(RichLog).write(f"error while reading the run: {error!r}")
-            self.notify(f"cannot follow the run: {error}", severity="error", markup=False)
+            self._log(f"error while reading the run: {error!r}")
+            self.notify(
+                f"cannot follow the run: {text.one_line(error)}", severity="error", markup=False
+            )
 
     @on(RunEvents)
     def _on_run_events(self, message: RunEvents) -> None:
@@ -224,9 +224,8 @@ class RunScreen(Screen):
         if self.live and ours and status.get("status") == RunState.RUNNING:
             self.host = trainer_host(status)  # another machine's: shown, never signalled
             self.state = RunState.ELSEWHERE if self.host else RunState.RUNNING
-        log = self.query_one(RichLog)
         for line in self.history.take_log():
-            log.write(line)
+            self._log(line)
         self._show_progress()
         self._show_status()
         if kinds & {"epoch", "run_started"}:
@@ -238,12 +237,10 @@ class RunScreen(Screen):
 
     @on(RunDamaged)
     def _on_run_damaged(self, message: RunDamaged) -> None:
-        log = self.query_one(RichLog)
         for note in message.notes:
-            log.write(f"warning: {note}")
-        self.notify(
-            "\n".join(message.notes), title="Damaged files", severity="warning", markup=False
-        )
+            self._log(f"warning: {note}")
+        notes = "\n".join(map(text.one_line, message.notes))
+        self.notify(notes, title="Damaged files", severity="warning", markup=False)
 
     @on(RunEnded)
     def _on_run_ended(self, message: RunEnded) -> None:
@@ -257,20 +254,20 @@ class RunScreen(Screen):
             tabs = self.query_one(TabbedContent)
             tabs.show_tab("inside")
             tabs.enable_tab("inside")
-        log = self.query_one(RichLog)
         if message.status in run_state.BROKEN:
             if self.history.end is None:  # (a failed event already wrote its message)
-                log.write(f"{message.status.upper()}: {message.message}")
+                self._log(f"{message.status.upper()}: {message.message}")
             if self.live:
                 self.notify(
-                    message.message or message.status,
+                    "\n".join(text.lines(message.message or message.status)),
                     title="Run failed",
                     severity="error",
                     markup=False,
                 )
         elif self.live:
-            log.write(f"run {message.status}")
-            self.notify(f"run {self.run_dir.name} {message.status}", title="Training", markup=False)
+            self._log(f"run {message.status}")
+            name = text.one_line(self.run_dir.name)
+            self.notify(f"run {name} {message.status}", title="Training", markup=False)
 
     @on(RunResultsLoaded)
     def _on_results_loaded(self, message: RunResultsLoaded) -> None:
@@ -312,7 +309,7 @@ class RunScreen(Screen):
         from cnn_tui.training.runs.launcher import elsewhere, stop_run
 
         if self.state == RunState.ELSEWHERE:
-            name = self.run_dir.name
+            name = text.one_line(self.run_dir.name)
             self.notify(f"{name} {elsewhere(self.host)}", severity="warning", markup=False)
             return
 
@@ -321,18 +318,18 @@ class RunScreen(Screen):
                 return
             sent = stop_run(self.run_dir, self.pid)  # (only to its trainer, identity checked)
             if sent:
-                self.query_one(RichLog).write("stop requested: finishing the batch, checkpointing")
+                self._log("stop requested: finishing the batch, checkpointing")
                 self.state_message = "stopping at the end of the batch…"
                 self._show_status()
             else:
-                name = self.run_dir.name
+                name = text.one_line(self.run_dir.name)
                 self.notify(f"{name} {sent.reason}", severity="warning", markup=False)
 
         self.app.push_screen(
             confirm(
                 "Stop training?",
-                f"Stop {self.run_dir.name} at the end of the current batch. The checkpoint is "
-                "kept; resume it later from the runs screen.",
+                f"Stop {text.one_line(self.run_dir.name)} at the end of the current batch. The "
+                "checkpoint is kept; resume it later from the runs screen.",
                 "Stop run",
             ),
             stop,
@@ -340,23 +337,30 @@ class RunScreen(Screen):
 
     # --- drawing --------------------------------------------------------------------------------
 
+    def _log(self, message: object) -> None:
+        """Lines for the Log tab. They quote the run's files (messages, names): each line goes
+        through `text.one_line`, so an escape sequence in them is shown, never sent."""
+        log = self.query_one(RichLog)
+        for line in text.lines(message):
+            log.write(line)
+
     def _show_status(self) -> None:
         look = self.state.look
         early_stop = self.history.early_stop
         label = run_state.label(
             self.state, early_stop.get("epoch") if early_stop else None, self.host
         )
-        parts = [f"[b ${look.colour}]{look.mark} {escape(label)}[/]"]  # (its name: the header)
+        parts = [f"[b ${look.colour}]{look.mark} {text.markup(label)}[/]"]  # (its name: the header)
         started = self.history.started or {}
         config = started.get("config") or {}
         if config:
-            parts.append(escape(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
+            parts.append(text.markup(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
         if started:
             device = str(started.get("device_name") or started.get("device") or "?")
             world = started.get("world_size")  # --devices N: data-parallel processes
             if isinstance(world, int) and world > 1:
                 device += f" × {world} processes"
-            parts.append(escape(device))
+            parts.append(text.markup(device))
         if self.history.epochs:
             last = self.history.epochs[-1]
             if text.finite(last.get("gpu_mem_mb")):  # (MiB: torch.cuda.max_memory_allocated)
@@ -372,7 +376,7 @@ class RunScreen(Screen):
             self.query_one(selector, Static).update(markup, layout=layout)
 
     def _metrics_line(self) -> str:
-        first = escape(self.state_message.splitlines()[0]) if self.state_message else ""
+        first = text.markup(self.state_message.splitlines()[0]) if self.state_message else ""
         look = self.state.look  # (on a line of text: the theme's text shade of its colour)
         if self.state in run_state.BROKEN and first:
             return f"[b $text-{look.colour}]{look.mark} {first}[/]  [dim](Log tab: details)[/dim]"
@@ -386,7 +390,7 @@ class RunScreen(Screen):
             return "[dim]training the first epoch…[/dim]"
         last = self.history.epochs[-1]
         groups = [
-            f"epoch {last.get('epoch')}/{last.get('epochs')}",
+            f"epoch {text.markup(last.get('epoch'))}/{text.markup(last.get('epochs'))}",
             f"train loss {text.number(last.get('train_loss'), '.3f')} acc "
             f"{text.percent(last.get('train_acc'))}",
             f"val loss [b]{text.number(last.get('val_loss'), '.3f')}[/b] acc "
@@ -406,12 +410,12 @@ class RunScreen(Screen):
         event = self.history.early_stop
         if event is not None:
             return (
-                f"[b $text-warning]early stop @{event.get('epoch')}[/]: tested with epoch "
-                f"{event.get('best_epoch')}'s weights ◆"
+                f"[b $text-warning]early stop @{text.markup(event.get('epoch'))}[/]: tested with "
+                f"epoch {text.markup(event.get('best_epoch'))}'s weights ◆"
             )
         metric = ((self.history.started or {}).get("config") or {}).get("early_stop_metric")
         return (
-            f"early stop: {escape(str(metric))} best @{state.best_epoch}, "
+            f"early stop: {text.markup(metric)} best @{text.markup(state.best_epoch)}, "
             f"{state.since_best}/{self.history.patience} without improvement"
         )
 
@@ -432,8 +436,8 @@ class RunScreen(Screen):
         else:
             self._set_line(
                 "#dash-speed",
-                f"epoch {batch.get('epoch')}/{self.history.epochs_total} · batch "
-                f"{batch.get('batch')}/{batch.get('batches')} · ETA "
+                f"epoch {text.markup(batch.get('epoch'))}/{self.history.epochs_total} · batch "
+                f"{text.markup(batch.get('batch'))}/{text.markup(batch.get('batches'))} · ETA "
                 f"{text.duration(batch.get('eta_s'))} · {text.throughput(batch.get('images_per_s'))}",
             )
 

@@ -9,15 +9,18 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
+
+from cnn_tui import text
 
 
 class ChoiceModal(ModalScreen[str]):
     """A question and a row of buttons; dismisses with the id of the button pressed ("" on escape).
 
-    `choices` are (id, label, variant) triples; the first one has the focus.
+    `choices` are (id, label, variant) triples; the first one has the focus. `text` is plain
+    text, not markup (it names runs and folders); the caller passes names through
+    `text.one_line`.
     """
 
     BINDINGS = [
@@ -35,7 +38,7 @@ class ChoiceModal(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="train-dialog"):
             yield Label(self.title_text, classes="train-dialog-title")
-            yield Static(self.text, classes="train-dialog-text")
+            yield Static(self.text, classes="train-dialog-text", markup=False)
             with Horizontal(classes="train-dialog-buttons"):
                 for choice_id, label, variant in self.choices:
                     yield Button(label, id=choice_id, variant=variant)  # type: ignore[arg-type]
@@ -75,7 +78,8 @@ class PresetNameModal(ModalScreen[str | None]):
         with Vertical(classes="train-dialog"):
             yield Label("Save the form as a preset", classes="train-dialog-title")
             yield Static(
-                f"[dim]saved to {self.save_dir}/NAME.toml[/dim]", classes="train-dialog-text"
+                f"[dim]saved to {text.markup(self.save_dir)}/NAME.toml[/dim]",
+                classes="train-dialog-text",
             )
             yield Input(placeholder="name: letters, digits, . _ -", id="preset-name")
             yield Input(placeholder="description (optional)", id="preset-description")
@@ -98,7 +102,7 @@ class PresetNameModal(ModalScreen[str | None]):
             return
         error = self.save(name, self.query_one("#preset-description", Input).value.strip())
         if error:
-            self.query_one("#preset-error", Static).update(error)
+            self.query_one("#preset-error", Static).update(text.markup(error))
             return
         self.dismiss(name)
 
@@ -125,7 +129,7 @@ async def quit_or_ask(app: App) -> None:
     if not runs:
         app.exit()
         return
-    names = ", ".join(path.name for path, _ in runs)
+    names = ", ".join(text.one_line(path.name) for path, _ in runs)
     several = len(runs) > 1
 
     def chosen(choice: str | None) -> None:
@@ -169,7 +173,9 @@ class KeysHelp(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         width = max((len(key) for key, _ in self.keys), default=1)
-        lines = [f"[b]{escape(key.ljust(width))}[/b] {escape(what)}" for key, what in self.keys]
+        lines = [
+            f"[b]{text.markup(key.ljust(width))}[/b] {text.markup(what)}" for key, what in self.keys
+        ]
         half = (len(lines) + 1) // 2  # two columns: all keys fit 80x24
         with Vertical(classes="train-dialog keys-help"):
             yield Label(self.title_text, classes="train-dialog-title")
@@ -177,7 +183,7 @@ class KeysHelp(ModalScreen[None]):
                 yield Static("\n".join(lines[:half]), classes="keys-help-column")
                 yield Static("\n".join(lines[half:]), classes="keys-help-column")
             if self.note:
-                yield Static(f"[dim]{escape(self.note)}[/dim]", classes="train-dialog-text")
+                yield Static(f"[dim]{text.markup(self.note)}[/dim]", classes="train-dialog-text")
             with Horizontal(classes="train-dialog-buttons"):
                 yield Button("Close", id="close", variant="primary")
 
@@ -213,9 +219,9 @@ class EpochsModal(ModalScreen[int | None]):
         with Vertical(classes="train-dialog"):
             yield Label("Extend the run", classes="train-dialog-title")
             yield Static(
-                f"Train {escape(self.run_name)} on from its last checkpoint (epoch {self.done}) "
-                "with its own settings, to this many epochs in all. The learning-rate schedule "
-                "is stretched to the new length.",
+                f"Train {text.markup(self.run_name)} on from its last checkpoint (epoch {self.done})"
+                " with its own settings, to this many epochs in all. The learning-rate schedule is "
+                "stretched to the new length.",
                 classes="train-dialog-text",
             )
             yield Input(str(self.default), id="extend-epochs", placeholder="epochs in all")
@@ -233,12 +239,12 @@ class EpochsModal(ModalScreen[int | None]):
     def _extend(self) -> None:
         from cnn_tui.training.config import ConfigError, parse_field
 
-        text = self.query_one("#extend-epochs", Input).value
+        typed = self.query_one("#extend-epochs", Input).value
         try:
-            epochs = parse_field("epochs", text)
+            epochs = parse_field("epochs", typed)
             if epochs <= self.done:
                 raise ConfigError("epochs", f"must be more than the {self.done} epochs it trained")
         except ConfigError as exc:
-            self.query_one("#extend-error", Static).update(f"✗ {exc}")
+            self.query_one("#extend-error", Static).update(f"✗ {text.markup(exc)}")
             return
         self.dismiss(epochs)

@@ -26,7 +26,7 @@ COLUMNS = (
 def _cell(key: str, event: dict[str, Any]) -> str:
     value = event.get(key)
     if key == "epoch":
-        return f"{value}/{event.get('epochs', '?')}"
+        return text.one_line(f"{value}/{event.get('epochs', '?')}")  # (numbers, from a file)
     if key in ("train_acc", "val_acc"):
         return text.percent(value)
     if key == "lr":

@@ -38,6 +38,7 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
+from cnn_tui.text import markup, one_line
 from cnn_tui.training.config import (
     FIELDS,
     PRETRAINED_MODELS,
@@ -270,7 +271,8 @@ class TrainFormScreen(Screen):
         for preset in list_presets():
             where = "" if preset.builtin else " (yours)"
             about = f" — {preset.description}" if preset.description else ""
-            options.append((f"{preset.name}{where}{about}", str(preset.path)))
+            # (a preset file's name and description: an option's label is markup)
+            options.append((markup(f"{preset.name}{where}{about}"), str(preset.path)))
         return options
 
     def on_resize(self) -> None:
@@ -296,10 +298,10 @@ class TrainFormScreen(Screen):
                 try:
                     self._set_widget(name, parse_field(name, text))
                 except ConfigError as exc:
-                    self.notify(str(exc), severity="error", markup=False)
+                    self.notify(one_line(exc), severity="error", markup=False)
         if self.startup_error:
             self.notify(
-                self.startup_error,
+                one_line(self.startup_error),
                 title=self.startup_error_title,
                 severity="error",
                 markup=False,
@@ -406,11 +408,11 @@ class TrainFormScreen(Screen):
             if name in self.errors:
                 # beside the field, "--epochs must be ..." reads better as "must be ..."
                 text = self.errors[name].removeprefix(f"{field.flag} ").removeprefix(":")
-                reason.update(Text(f"✗ {text.strip()}"))
+                reason.update(Text(f"✗ {one_line(text.strip())}"))
             elif name in inactive:
                 reason.update(Text(APPLIES_WHEN[name][2]))
             elif name == "device" and self._device_notes.get(self._raw_value(name)):
-                reason.update(Text(self._device_notes[self._raw_value(name)]))
+                reason.update(Text(one_line(self._device_notes[self._raw_value(name)])))
             elif name == "model" and (note := self._model_note()):
                 reason.update(Text(note))
             else:
@@ -469,7 +471,7 @@ class TrainFormScreen(Screen):
         if any(now.get(field) != text for field, text in texts.items()):
             self._preset_texts = None
             select = self.query_one("#preset", Select)
-            select.prompt = f"custom (changed from {name})"
+            select.prompt = f"custom (changed from {markup(name)})"
             select.clear()
 
     @on(Input.Submitted)
@@ -486,7 +488,7 @@ class TrainFormScreen(Screen):
         try:
             config = layer_settings(preset=path)
         except UsageError as exc:  # the form stays as it was
-            self.notify(str(exc), title="Preset not applied", severity="error", markup=False)
+            self.notify(one_line(exc), title="Preset not applied", severity="error", markup=False)
             event.select.clear()
             return
         self.fill(config)
@@ -496,7 +498,7 @@ class TrainFormScreen(Screen):
         self._preset_texts = (path.stem, texts)
         event.select.prompt = PRESET_PROMPT
         if loaded:
-            self.notify(f"loaded preset {path.stem}", title="Preset", markup=False)
+            self.notify(f"loaded preset {one_line(path.stem)}", title="Preset", markup=False)
 
     def _point_at_errors(self, source: str = "") -> bool:
         """Focus the first field to fix; True if there is none.
@@ -510,8 +512,8 @@ class TrainFormScreen(Screen):
         self._widget(name).focus()
         if source and self.cross_field_error is not None:
             self.notify(
-                f"{source} is loaded; {name.replace('_', ' ')} still needs a value "
-                f"({self.cross_field_error})",
+                f"{one_line(source)} is loaded; {name.replace('_', ' ')} still needs a value "
+                f"({one_line(self.cross_field_error)})",
                 title="One more setting needed",
                 severity="warning",
                 markup=False,
@@ -540,7 +542,8 @@ class TrainFormScreen(Screen):
                 path = save_preset(config, name, description)
             except UsageError as exc:
                 return str(exc)
-            self.notify(f"saved preset {name} to {path}", title="Preset", markup=False)
+            saved = f"saved preset {one_line(name)} to {one_line(path)}"
+            self.notify(saved, title="Preset", markup=False)
             self.query_one("#preset", Select).set_options(self._preset_options())
             return None
 
@@ -562,7 +565,7 @@ class TrainFormScreen(Screen):
     @on(DevicesDetected)
     def _devices_detected(self, message: DevicesDetected) -> None:
         self._devices = [DEVICE_CHOICES[0]] + [
-            (f"{name} — {label}", name) for name, label in message.devices
+            (markup(f"{name} — {label}"), name) for name, label in message.devices
         ]
         self._device_notes = dict(message.devices)
         gpus = [label for name, label in message.devices if name.startswith("cuda")]
@@ -576,8 +579,9 @@ class TrainFormScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "detect-devices" and event.state == WorkerState.ERROR:
             self.notify(
-                f"cannot list the GPUs ({event.worker.error}); auto and cpu still work",
+                f"cannot list the GPUs ({one_line(event.worker.error)}); auto and cpu still work",
                 severity="warning",
+                markup=False,
             )
 
     # --- the LR finder --------------------------------------------------------------------------
@@ -633,7 +637,7 @@ class TrainFormScreen(Screen):
                 run_dir = new_run_dir(runs_dir(self.app), config)
             pid = launch_run(config, run_dir)
         except (OSError, UsageError) as exc:
-            self.notify(f"cannot start the run: {exc}", severity="error", markup=False)
+            self.notify(f"cannot start the run: {one_line(exc)}", severity="error", markup=False)
             return
         self._open_dashboard(run_dir, pid)
 
@@ -643,7 +647,11 @@ class TrainFormScreen(Screen):
         try:
             pid = resume_run(run_dir)
         except OSError as exc:
-            self.notify(f"cannot resume {run_dir}: {exc}", severity="error", markup=False)
+            self.notify(
+                f"cannot resume {one_line(run_dir)}: {one_line(exc)}",
+                severity="error",
+                markup=False,
+            )
             return
         self._open_dashboard(run_dir, pid)
 

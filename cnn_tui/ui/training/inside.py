@@ -38,7 +38,7 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import make_example
-from cnn_tui.text import percent
+from cnn_tui.text import markup, one_line, percent
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.training.samples import to_pil
@@ -124,7 +124,7 @@ def probability_bars(
         p = float(probabilities[i])
         full = p * width
         bar = "█" * int(full) + (" ▏▎▍▌▋▊▉"[int((full % 1) * 8)] if full < width else "")
-        name = classes[i] if i < len(classes) else str(i)
+        name = one_line(classes[i]) if i < len(classes) else str(i)
         style = "bold" if i == order[0] else ""
         table.add_row(
             Text(name[: 14 if width > 6 else 9], style=style), Text(bar.ljust(width), style="cyan"),
@@ -303,7 +303,7 @@ class InsideView(VerticalScroll):
 
     @on(InsideFailed)
     def _failed(self, message: InsideFailed) -> None:
-        self._status(f"[b $text-error]✗ {_escape(message.text)}[/]")
+        self._status(f"[b $text-error]✗ {markup(message.text)}[/]")
 
     def _inspect_current(self) -> None:
         if self.order is None or self.images is None:
@@ -329,7 +329,7 @@ class InsideView(VerticalScroll):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group.startswith("inside") and event.state == WorkerState.ERROR:
             self._status(
-                f"[b $text-error]✗ cannot inspect the run: {_escape(str(event.worker.error))}[/]"
+                f"[b $text-error]✗ cannot inspect the run: {markup(event.worker.error)}[/]"
             )
 
     def on_resize(self) -> None:
@@ -400,8 +400,8 @@ class InsideView(VerticalScroll):
     def _class_name(self, index: int | None) -> str:
         if index is None:
             return "?"
-        classes = self.run.classes
-        return classes[index] if 0 <= index < len(classes) else str(index)
+        classes = self.run.classes  # (a stranger's folder names: through one_line)
+        return one_line(classes[index]) if 0 <= index < len(classes) else str(index)
 
     def _show_status(self) -> None:
         ins = self.inspection
@@ -409,10 +409,10 @@ class InsideView(VerticalScroll):
             return
         pred, p = ins.predicted, float(ins.probabilities[ins.predicted])
         if self.labels is None:
-            where, truth, mark = _escape(self.source), "", ""
+            where, truth, mark = markup(self.source), "", ""
         else:
             where = f"image {self.position + 1}/{len(self.order)} · test #{self.index}"
-            truth = f" · true [b]{_escape(self._class_name(ins.true))}[/b]"
+            truth = f" · true [b]{markup(self._class_name(ins.true))}[/b]"
             mark = " [b $text-success]✓[/]" if pred == ins.true else " [b $text-error]✗[/]"
         order = ""
         if self.labels is not None:
@@ -422,8 +422,9 @@ class InsideView(VerticalScroll):
                 else f" · [dim]{self.wrong} mistakes first[/dim]"
             )
         self._status(
-            f"{where}{truth} · predicted [b]{_escape(self._class_name(pred))}[/b] "
-            f"{percent(p, 1)}{mark}{order} · [dim]{self.run.weights_file}, epoch {self.run.epoch}[/dim]"
+            f"{where}{truth} · predicted [b]{markup(self._class_name(pred))}[/b] "
+            f"{percent(p, 1)}{mark}{order} · [dim]{markup(self.run.weights_file)}, epoch "
+            f"{markup(self.run.epoch)}[/dim]"
         )
 
     def _picture_width(self) -> int:
@@ -523,12 +524,6 @@ def _filter_rgb(weights: np.ndarray) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def _escape(text: str) -> str:
-    from textual.markup import escape
-
-    return escape(text)
-
-
 # --- "open a real filter in the lesson" -------------------------------------------------------
 
 
@@ -599,7 +594,7 @@ class FilterCellDialog(ModalScreen[Any]):
                 max_stride=LIMITS.max_stride,
             )
         except UsageError as exc:
-            self.query_one("#cell-error", Static).update(f"[b $text-error]{_escape(str(exc))}[/]")
+            self.query_one("#cell-error", Static).update(f"[b $text-error]{markup(exc)}[/]")
             return
         self.dismiss(patch)
 
@@ -670,7 +665,7 @@ class InspectScreen(Screen):
 
     def on_mount(self) -> None:
         request = self.request
-        self.sub_title = f"inside {request.run_dir.name}"
+        self.sub_title = f"inside {one_line(request.run_dir.name)}"
         view = self.query_one(InsideView)
         view.focus()
         view.start(

@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.color import Color
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
@@ -109,7 +108,7 @@ class LRFinderScreen(ModalScreen[float | None]):
     def _on_step(self, message: LRFindStep) -> None:
         status = self.query_one("#lr-status", Static)
         if message.status:
-            status.update(f"{message.status}…")
+            status.update(f"{text.markup(message.status)}…")
             return
         self.query_one(ProgressBar).update(total=message.steps, progress=message.step)
         status.update(
@@ -133,8 +132,8 @@ class LRFinderScreen(ModalScreen[float | None]):
         self.query_one(ProgressBar).update(total=curve.steps, progress=len(curve.lrs))
         ended = "all steps done" if curve.stopped == "steps" else curve.message
         self.query_one("#lr-status", Static).update(
-            f"{len(curve.lrs)} of {curve.steps} steps on {curve.device} in "
-            f"{text.duration(curve.seconds)}: {escape(ended)}"
+            f"{len(curve.lrs)} of {curve.steps} steps on {text.markup(curve.device)} in "
+            f"{text.duration(curve.seconds)}: {text.markup(ended)}"
         )
         self._draw()
         suggestion = curve.suggestion
@@ -163,9 +162,9 @@ class LRFinderScreen(ModalScreen[float | None]):
             button.refresh(layout=True)
         use.focus()
 
-    def _show_error(self, text: str) -> None:
+    def _show_error(self, message: str) -> None:
         self.query_one("#lr-status", Static).update("the range test could not run")
-        self.query_one("#lr-result", Static).update(f"[b $text-error]✗[/] {escape(text)}")
+        self.query_one("#lr-result", Static).update(f"[b $text-error]✗[/] {text.markup(message)}")
 
     # --- the chart -----------------------------------------------------------------------------
 

@@ -52,7 +52,10 @@ class ConfusionTable(DataTable):
 
     def show(self, matrix: list[list[int]], class_names: list[str]) -> None:
         self.matrix = [[int(count) for count in row] for row in matrix]
-        self.class_names = list(class_names) or [str(i) for i in range(len(matrix))]
+        # (a stranger's folder names: shown through one_line, in Text cells, never as markup)
+        self.class_names = [text.one_line(name) for name in class_names] or [
+            str(i) for i in range(len(matrix))
+        ]
         self._rebuild()
 
     def watch_normalised(self) -> None:
@@ -139,7 +142,7 @@ class PerClassTable(DataTable):
             weak = lowest is not None and row.get("f1") == lowest and len(f1s) > 1
             style = f"bold {self.app.theme_variables['warning']}" if weak else ""
             self.add_row(
-                Text(("▼ " if weak else "") + str(row.get("class", "?")), style=style),
+                Text(("▼ " if weak else "") + text.one_line(row.get("class", "?")), style=style),
                 *(
                     Text(text.number(row.get(key), ".3f"), justify="right", style=style)
                     for key in ("precision", "recall", "f1")
@@ -168,7 +171,7 @@ class ConfusedPairsTable(DataTable):
                 else text.UNKNOWN
             )
             self.add_row(
-                f"{true} → {pair.get('predicted', '?')}",
+                Text(f"{text.one_line(true)} → {text.one_line(pair.get('predicted', '?'))}"),
                 Text(str(count), justify="right"),
                 Text(share, justify="right"),
             )
@@ -185,7 +188,8 @@ def summary_groups(summary: dict[str, Any]) -> list[str]:
     if summary.get("best_val_acc") is not None:
         groups.append(f"best val {text.percent(summary.get('best_val_acc'))}")
     if summary.get("epochs_done") is not None:
-        groups.append(f"{summary['epochs_done']} epochs in {text.duration(summary.get('seconds'))}")
+        done = text.markup(summary["epochs_done"])
+        groups.append(f"{done} epochs in {text.duration(summary.get('seconds'))}")
     return groups
 
 

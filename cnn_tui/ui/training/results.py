@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import on, work
-from textual.markup import escape
 from textual.message import Message
-from textual.widgets import RichLog
 from textual.worker import Worker, WorkerState
 
 from cnn_tui import text
@@ -92,11 +90,13 @@ class ResultsScreen(RunScreen):
         where = f"epoch {report.get('checkpoint_epoch')}"
         if report.get("checkpoint_batch"):
             where += f" + {report['checkpoint_batch']} batches"
+        weights = report.get("weights")
         self._note(
-            f"[b]recomputed[/b] from {report.get('weights')} ({where}) on {report.get('device')} "
-            f"in {text.duration(report.get('seconds', 0))} · saved to eval.json"
+            f"[b]recomputed[/b] from {text.markup(weights)} ({text.markup(where)}) on "
+            f"{text.markup(report.get('device'))} in {text.duration(report.get('seconds', 0))} "
+            "· saved to eval.json"
         )
-        self.query_one(RichLog).write(f"test metrics recomputed from {report.get('weights')}")
+        self._log(f"test metrics recomputed from {weights}")
         self.query_one("#dash-tabs").active = "results"
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -104,5 +104,7 @@ class ResultsScreen(RunScreen):
         if event.worker.group == "recompute" and event.state == WorkerState.ERROR:
             error = event.worker.error
             reason = str(error) or repr(error)
-            self._note(f"[b $text-error]✗ cannot recompute the test metrics:[/] {escape(reason)}")
-            self.query_one(RichLog).write(f"cannot recompute the test metrics: {reason}")
+            self._note(
+                f"[b $text-error]✗ cannot recompute the test metrics:[/] {text.markup(reason)}"
+            )
+            self._log(f"cannot recompute the test metrics: {reason}")

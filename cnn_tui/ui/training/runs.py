@@ -19,7 +19,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -121,8 +120,10 @@ class RunsScreen(Screen):
         yield WrappingFooter()  # (its many keys wrap onto a second line at 80 columns)
 
     def on_mount(self) -> None:
-        self.sub_title = f"runs in {self.runs_dir}"
-        self.query_one("#runs-summary", Static).update(f"reading {self.runs_dir}…")
+        self.sub_title = f"runs in {text.one_line(self.runs_dir)}"
+        self.query_one("#runs-summary", Static).update(
+            Text(f"reading {text.one_line(self.runs_dir)}…")
+        )
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
@@ -142,7 +143,11 @@ class RunsScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "list-runs" and event.state == WorkerState.ERROR:
             self.query_one("#runs-summary", Static).update(
-                Text(f"cannot list {self.runs_dir}: {event.worker.error}", style="bold")
+                Text(
+                    f"cannot list {text.one_line(self.runs_dir)}: "
+                    f"{text.one_line(event.worker.error)}",
+                    style="bold",
+                )
             )
 
     @on(RunsListed)
@@ -153,19 +158,20 @@ class RunsScreen(Screen):
         self._show_runs()
 
     def _row(self, run: RunInfo) -> tuple[object, ...]:
+        """The cells' texts; the names and settings (from the run's files) through one_line."""
         epochs = f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done)
         started = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else ""
         )
         return (
             run.path in self.marked,
-            run.status_label,
-            run.name,
+            text.one_line(run.status_label),
+            text.one_line(run.name),
             epochs,
             text.percent(run.best_val_acc),
             text.percent(run.test_acc),
-            run.model,
-            run.dataset,
+            text.one_line(run.model),
+            text.one_line(run.dataset),
             started,
         )
 
@@ -179,9 +185,9 @@ class RunsScreen(Screen):
             self._fill_table(rows)
         live = runs_in_progress(self.runs)
         count = len(self.runs)
-        parts = [escape(f"{count} run{'s' * (count != 1)} in {self.runs_dir}")]
+        parts = [text.markup(f"{count} run{'s' * (count != 1)} in {self.runs_dir}")]
         if live:
-            names = escape(", ".join(run.name for run in live[:3]))
+            names = ", ".join(text.markup(run.name) for run in live[:3])
             look = RunState.RUNNING.look
             parts.append(f"[b $text-{look.colour}]{look.mark} {len(live)} in progress[/]: {names}")
         if self.marked:
@@ -227,7 +233,11 @@ class RunsScreen(Screen):
                 ),
                 **{key: Text(values[key], justify="right") for key in NUMBERS},
             }
-            table.add_row(*(cells.get(key, values[key]) for key in shown), key=str(run.path))
+            # (every cell a Text: a str cell would be read as Rich markup)
+            table.add_row(
+                *(cells[key] if key in cells else Text(values[key]) for key in shown),
+                key=str(run.path),
+            )
         self._shown = rows
         if current is not None and current.path in {run.path for run in self.runs}:
             table.move_cursor(row=table.get_row_index(str(current.path)))
@@ -249,13 +259,13 @@ class RunsScreen(Screen):
         if run is None:
             detail.update("")
             return
-        lines = [f"{run.status_label} · {run.path}"]
+        lines = [f"{text.one_line(run.status_label)} · {text.one_line(run.path)}"]
         if run.started:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
             lines[0] += f" · started {when}"
         if run.message:
-            lines.append(run.message.splitlines()[0])
-        lines += run.problems  # damaged files: the rest is shown
+            lines.append(text.lines(run.message)[0])
+        lines += map(text.one_line, run.problems)  # damaged files: the rest is shown
         detail.update(Text("\n".join(lines)))
 
     # --- actions --------------------------------------------------------------------------------
@@ -320,7 +330,8 @@ class RunsScreen(Screen):
         elif run.status in run_state.RESUMABLE:
             self._continue(run)
         else:
-            self.notify(f"{run.name} is {run.status_label}: nothing to resume", markup=False)
+            name = text.one_line(run.name)
+            self.notify(f"{name} is {run.status_label}: nothing to resume", markup=False)
 
     def _continue(self, run: RunInfo, epochs: int | None = None) -> None:
         """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live."""
@@ -333,7 +344,11 @@ class RunsScreen(Screen):
         try:
             pid = spawn_detached(command, run.path)
         except OSError as exc:
-            self.notify(f"cannot resume {run.name}: {exc}", severity="error", markup=False)
+            self.notify(
+                f"cannot resume {text.one_line(run.name)}: {text.one_line(exc)}",
+                severity="error",
+                markup=False,
+            )
             return
         self.app.push_screen(DashboardScreen(run.path, pid=pid))
 
@@ -343,8 +358,8 @@ class RunsScreen(Screen):
 
         if (read_summary(run.path) or {}).get("early_stopped"):
             self.notify(
-                f"{run.name} was ended by early stopping: training it longer would stop again; "
-                "clone its settings (k) with a larger early stop instead",
+                f"{text.one_line(run.name)} was ended by early stopping: training it longer would "
+                "stop again; clone its settings (k) with a larger early stop instead",
                 severity="warning",
                 markup=False,
             )
@@ -369,10 +384,15 @@ class RunsScreen(Screen):
         try:
             config = read_config(run.path)
         except UsageError as exc:
-            self.notify(f"cannot clone {run.name}: {exc}", severity="error", markup=False)
+            self.notify(
+                f"cannot clone {text.one_line(run.name)}: {text.one_line(exc)}",
+                severity="error",
+                markup=False,
+            )
             return
-        self.app.push_screen(TrainFormScreen(config, source=f"run {run.name}"))
-        self.notify(f"the form holds the settings of {run.name}", title="Clone", markup=False)
+        name = text.one_line(run.name)
+        self.app.push_screen(TrainFormScreen(config, source=f"run {name}"))
+        self.notify(f"the form holds the settings of {name}", title="Clone", markup=False)
 
     def action_delete(self) -> None:
         run = self.current_run()
@@ -400,15 +420,16 @@ class RunsScreen(Screen):
             try:
                 delete_run(run.path)
             except (UsageError, OSError) as exc:
-                self.notify(str(exc), severity="error", markup=False)
+                self.notify(text.one_line(exc), severity="error", markup=False)
                 return
-            self.notify(f"deleted {run.name}", markup=False)
+            self.notify(f"deleted {text.one_line(run.name)}", markup=False)
             self.action_refresh()
 
         self.app.push_screen(
             confirm(
                 "Delete this run?",
-                f"{run.path}\nwill be deleted with its checkpoint and metrics. This cannot be undone.",
+                f"{text.one_line(run.path)}\nwill be deleted with its checkpoint and metrics. "
+                "This cannot be undone.",
                 "Delete",
             ),
             delete,
@@ -472,7 +493,7 @@ class CompareScreen(Screen):
             acc.append(Series(label, *series[f"{self.split}_acc"], role=role))
             x_max = max(x_max, float(history.epochs_total))
             legend.append(
-                f"#{index + 1} [b]{escape(run_dir.name)}[/b]: {len(history.epochs)}/"
+                f"#{index + 1} [b]{text.markup(run_dir.name)}[/b]: {len(history.epochs)}/"
                 f"{history.epochs_total} epochs, best val {text.percent(history.best_val_acc())}"
             )
         name = "val" if self.split == "val" else "train"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from textual import on, work
-from textual.markup import escape
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from cnn_tui import text
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.training.messages import RunsListed
 
@@ -35,10 +35,11 @@ class RunsInProgress(Static):
         runs = message.runs
         self.display = bool(runs)
         if runs:
-            names = ", ".join(run.name for run in runs[:2]) + (" …" if len(runs) > 2 else "")
+            names = ", ".join(text.markup(run.name) for run in runs[:2])
+            names += " …" if len(runs) > 2 else ""
             count = len(runs)
             self.update(
                 f"{RunState.RUNNING.look.mark} {count} run{'s' * (count != 1)} in progress: "
-                f"[b]{escape(names)}[/b] — "
+                f"[b]{names}[/b] — "
                 "press [b]r[/b] and open it to follow it live"
             )

@@ -89,7 +89,7 @@ class SampleGrid(Vertical):
 
     def show(self, samples: dict[str, Any] | None, class_names: list[str]) -> None:
         self.samples = samples
-        self.class_names = list(class_names)
+        self.class_names = [text.one_line(name) for name in class_names]  # (a stranger's folders)
         self._rebuild()
 
     def watch_large(self) -> None:

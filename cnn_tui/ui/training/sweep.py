@@ -26,11 +26,11 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.markup import escape
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from textual.worker import get_current_worker
 
 from cnn_tui.errors import UsageError
+from cnn_tui.text import markup, one_line
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import sweeps
 from cnn_tui.training.runs.state import RunState
@@ -280,20 +280,21 @@ class SweepFormScreen(TrainFormScreen):
         row.set_class(bool(grid_error), "-invalid")
         reason = grid_error or "drop-downs and check boxes: KEY=V1,V2 (space between keys)"
         self.query_one("#reason-sweep-grid", Static).update(
-            Text(("✗ " if grid_error else "") + reason)
+            Text(("✗ " if grid_error else "") + one_line(reason))
         )
         self.query_one("#start").disabled = self.plan is None
         if self.config is None:
             return  # the summary lists the fields to fix
         summary = self.query_one("#form-summary", Static)
         if self.plan is None:
-            summary.update(Text(f"✗ {self.plan_error}", style="bold"))
+            summary.update(Text(f"✗ {one_line(self.plan_error)}", style="bold"))
             return
         count = len(self.plan.runs)
         keys = " × ".join(f"{key.replace('_', ' ')} ({len(v)})" for key, v in self.grid.items())
         summary.update(
-            f"✓ sweep of {count} run{'s' * (count != 1)}: {escape(keys)}; "
-            f"{self.config.model} on {self.config.dataset}, device {escape(self.device_spec)}"
+            f"✓ sweep of {count} run{'s' * (count != 1)}: {markup(keys)}; "
+            f"{markup(self.config.model)} on {markup(self.config.dataset)}, "
+            f"device {markup(self.device_spec)}"
         )
 
     @on(Input.Changed, "#sweep-grid")
@@ -325,6 +326,7 @@ class SweepFormScreen(TrainFormScreen):
         plan = self.plan
         if plan is None:
             reason = self.plan_error or f"fix: {', '.join(self.errors)}"
+            reason = one_line(reason)
             self.notify(f"cannot start the sweep: {reason}", severity="error", markup=False)
             return
         try:
@@ -334,7 +336,8 @@ class SweepFormScreen(TrainFormScreen):
             self.requested_run_dir = None  # a second Start makes a fresh sweep
             pid = sweeps.launch_sweep(sweep_dir, devices, self.sort)
         except (OSError, UsageError) as exc:
-            self.notify(f"cannot start the sweep: {exc}", severity="error", markup=False)
+            exc_text = one_line(exc)
+            self.notify(f"cannot start the sweep: {exc_text}", severity="error", markup=False)
             return
         self.app.push_screen(SweepScreen(sweep_dir, pid=pid, sort=self.sort))
 
@@ -394,11 +397,11 @@ class SweepScreen(CompareScreen):
 
     def on_mount(self, event: events.Mount) -> None:
         event.prevent_default()  # not CompareScreen's on_mount: this one loads and refreshes
-        self.sub_title = f"sweep {self.sweep_dir}"
+        self.sub_title = f"sweep {one_line(self.sweep_dir)}"
         try:
             self.manifest = sweeps.read_manifest(self.sweep_dir)
         except UsageError as exc:
-            self.query_one("#sweep-summary", Static).update(Text(str(exc), style="bold"))
+            self.query_one("#sweep-summary", Static).update(Text(one_line(exc), style="bold"))
             return
         self.sort = self.sort or self.manifest.get("sort") or sweeps.DEFAULT_SORT
         self.run_dirs = [self.sweep_dir / str(entry["dir"]) for entry in self.manifest["runs"]]
@@ -408,7 +411,9 @@ class SweepScreen(CompareScreen):
         for index, title in enumerate(header):
             right = index == 0 or (2 <= index < len(header) - 1)
             table.add_column(Text(title, justify="right" if right else "left"), key=f"c{index}")
-        self.query_one("#sweep-summary", Static).update(f"reading {self.sweep_dir}…")
+        self.query_one("#sweep-summary", Static).update(
+            Text(f"reading {one_line(self.sweep_dir)}…")
+        )
         if self.resume_at_mount:
             self.resume_at_mount = False
             self.launch(self.resume_device)
@@ -457,14 +462,14 @@ class SweepScreen(CompareScreen):
             self._fill_table(ranked, keys, best)
             self._shown = shown
         parts = [
-            escape(str(self.sweep_dir)),
+            markup(str(self.sweep_dir)),
             self._state_markup(),
-            escape(sweeps.summary_line(self.rows)),
+            markup(sweeps.summary_line(self.rows)),
         ]
         title = SORT_LABELS[self.sort]
         if best is not None:
             value = sweeps.format_metric(best, self.sort)
-            parts.append(f"★ [b]{escape(best['run'])}[/b] ({title} {value})")
+            parts.append(f"★ [b]{markup(best['run'])}[/b] ({title} {value})")
         parts.append(f"sorted by {title} (o: change)")
         self.query_one("#sweep-summary", Static).update(" · ".join(parts))
 
@@ -475,7 +480,7 @@ class SweepScreen(CompareScreen):
 
             state = RunState(self.state)
             shown = label(state, host=trainer_host(self.runner_status))
-            return f"[b $text-{state.look.colour}]{state.look.mark} {escape(shown)}[/]"
+            return f"[b $text-{state.look.colour}]{state.look.mark} {markup(shown)}[/]"
         if self.state == SweepState.INTERRUPTED:
             look = RunState.INTERRUPTED.look
             return f"[b $text-{look.colour}]{look.mark} the queue runner is gone[/] (r: resume)"
@@ -483,7 +488,7 @@ class SweepScreen(CompareScreen):
         if self.state in resumable and self._to_run():
             look = RunState.STOPPED.look  # runs left to do: shown as a stopped run is
             return f"[b $text-{look.colour}]{look.mark} {self.state}[/] (r: resume)"
-        return f"[b]{escape(self.state)}[/]"
+        return f"[b]{markup(self.state)}[/]"
 
     def _to_run(self) -> bool:
         return any(row["status"] in sweeps.TO_RUN for row in self.rows)
@@ -551,7 +556,7 @@ class SweepScreen(CompareScreen):
         if row is None:
             return
         if row["status"] == RunState.PENDING:
-            self.notify(f"{row['run']} has not started yet", markup=False)
+            self.notify(f"{one_line(row['run'])} has not started yet", markup=False)
             return
         if row["status"] in (RunState.RUNNING, RunState.ELSEWHERE):
             from cnn_tui.ui.training.dashboard import DashboardScreen
@@ -609,7 +614,10 @@ class SweepScreen(CompareScreen):
             self.pid = sweeps.launch_sweep(self.sweep_dir, devices, self.sort)
         except (OSError, UsageError) as exc:
             self.app.call_from_thread(
-                self.notify, f"cannot resume the sweep: {exc}", severity="error", markup=False
+                self.notify,
+                f"cannot resume the sweep: {one_line(exc)}",
+                severity="error",
+                markup=False,
             )
             return
         self.app.call_from_thread(self.notify, "sweep resumed", markup=False)
