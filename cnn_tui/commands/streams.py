@@ -133,6 +133,7 @@ SPELLINGS: dict[str, str] = {
     "└": "+",
     "┘": "+",
 }
+"""The ASCII spelling of each symbol the commands (and Rich's bars) print."""
 
 
 ASCII = str.maketrans(SPELLINGS)
@@ -165,8 +166,9 @@ def _reader_gone(exc: OSError, stream: Any) -> bool:
 
 
 class Guarded:
-    """A text stream (sys.stdout, sys.stderr) that survives its reader: see the module's
-    docstring. Everything but writing and flushing is the stream's own."""
+    """A text stream (sys.stdout, sys.stderr) that writes in any encoding (`spelling_for`) and
+    survives its reader (see the module's docstring). Everything but writing and flushing is the
+    stream's own (`encoding`, `isatty`, `fileno`: Rich reads them)."""
 
     def __init__(self, stream: TextIO, *, raise_once: bool) -> None:
         self.stream = stream
@@ -271,5 +273,5 @@ def flush() -> None:
         try:
             if stream is not None:
                 stream.flush()
-        except (OSError, ValueError):  # (a full disk behind `> file` ends silently here too)
+        except (OSError, ValueError):  # too late to say more: the command's exit code stands
             pass
