@@ -180,20 +180,27 @@ def _quiet_stdout() -> None:
 def run() -> NoReturn:
     """The `cnn-tui` script and `python -m cnn_tui`: `main`, then exit.
 
+    stdout and stderr are set up first (`commands.streams.install`): any encoding, a reader that
+    went away, a closed stream. A reader that went away is no error: the exit status stays the
+    command's own (0 where it stopped printing there), not coreutils' 141 (SIGPIPE).
+
     Once torch is loaded, a normal interpreter exit spends about a second tearing down its
     modules (simple-cnn's one-epoch run: 1.05 of 9.3 s). Every file a command writes is complete
     by the time `main` returns (atomic writes, flushed event lines), so after flushing stdout and
     stderr the process ends at once (`os._exit`) instead. Without torch, or under a profiler,
     a debugger or coverage (which write their results at exit), it exits as usual.
     """
-    code = main()
+    from cnn_tui.commands import streams
+
+    streams.install()
+    try:
+        code = main()
+    except BrokenPipeError:  # `cnn-tui --help | head -1`: argparse prints outside main's handlers
+        code = 0
+    finally:  # (`--help` and `--version` end in SystemExit)
+        streams.flush()
     if "torch" not in sys.modules or sys.getprofile() or sys.gettrace():
         raise SystemExit(code)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # the terminal or the pipe has gone away
-            pass
     os._exit(code)
 
 

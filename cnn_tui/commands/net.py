@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnn_tui.commands import lesson_flags, tui
-from cnn_tui.commands._lesson import NET_ASCII, print_trace
+from cnn_tui.commands._lesson import print_trace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,5 @@ def run(args: argparse.Namespace) -> int:
     if args.no_ui:
         from cnn_tui.lessons.net_trace import write_net_trace
 
-        return print_trace(
-            lambda write: write_net_trace(example, write, summary=settings.summary), NET_ASCII
-        )
+        return print_trace(lambda write: write_net_trace(example, write, summary=settings.summary))
     return tui.open_app("net", settings, runs_dir=args.runs_dir)

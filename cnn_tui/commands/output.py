@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from cnn_tui.commands import streams
 from cnn_tui.fileio import atomic_write_text, check_output_path, json_text
 from cnn_tui.text import control_character, one_line
 
@@ -107,7 +108,8 @@ def write_json(data: Any, target: str, out: TextIO | None = None) -> None:
 
 class JsonLines:
     """JSON objects one per line, as they come (the events of train and sweep): printed on `out`
-    (`--json`), and kept for `path` (`--json-file`), which `close` writes whole, atomically."""
+    (`--json`), and kept for `path` (`--json-file`), which `close` writes whole, atomically. Once
+    `out` is gone (a closed pipe), the lines are no longer printed and the command goes on."""
 
     def __init__(self, out: TextIO | None, path: str | None) -> None:
         self.out = out
@@ -119,7 +121,11 @@ class JsonLines:
         if self.path is not None:
             self.lines.append(line)
         if self.out is not None:
-            print(line, file=self.out, flush=True)
+            try:
+                print(line, file=self.out, flush=True)
+            except OSError:
+                streams.silence(self.out)
+                self.out = None
 
     def close(self) -> None:
         if self.path is not None:

@@ -76,4 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from cnn_tui.commands import streams
+
+    streams.install()  # its output log in any encoding (as `cli.run`)
     sys.exit(main())

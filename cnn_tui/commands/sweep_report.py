@@ -2,7 +2,8 @@
 and the comparison table (`format_table`, `table_json`).
 
 The queue runner (`sweeps.run_queue`) calls a reporter as runs start, finish epochs and end; the
-table's cells are `sweeps.table_cells`, which the sweep screen shows too.
+table's cells are `sweeps.table_cells`, which the sweep screen shows too. A reporter whose output
+went away (a closed pipe) goes silent and the sweep goes on (`streams.carry_on`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 
 from cnn_tui import text
 from cnn_tui.commands.output import JsonLines, table
+from cnn_tui.commands.streams import carry_on
 from cnn_tui.training.runs import sweeps
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.sweeps import ActiveRun, SweepState
@@ -81,7 +83,8 @@ class Reporter:
         self.json = JsonLines(None, json_file) if json_file else None
 
     def print(self, line: str = "") -> None:
-        print(line, file=self.out, flush=True)
+        """A line on `out`; once `out` is gone (a closed pipe), nothing: the sweep goes on."""
+        carry_on(lambda: print(line, file=self.out, flush=True), self.out)()
 
     def emit(self, kind: str, **fields: Any) -> None:
         if self.json is not None:

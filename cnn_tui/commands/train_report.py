@@ -4,19 +4,19 @@ On a terminal a progress bar and one table row per epoch (`TerminalReporter`); p
 stdout is a file or a pipe, one per epoch, no redraws (`PlainReporter`); only JSON lines with
 `--json` (`JsonReporter`; the human notes then go to stderr). `--json-file FILE` keeps the same
 JSON lines for FILE as well. When the terminal or the pipe goes away, output stops and the run
-carries on to its checkpoint (`quietly`).
+carries on to its end or its checkpoint (`streams.carry_on`): the reporter goes silent, and an
+output that cannot be written never fails the run.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from cnn_tui import text
 from cnn_tui.commands.output import JsonLines
+from cnn_tui.commands.streams import carry_on
 from cnn_tui.training.runs import store as runs
 
 # what a finished run leaves, as its last lines list them
@@ -27,33 +27,6 @@ RESULT_FILES = (
     runs.SAMPLES_FILE,
     runs.CONFIG_FILE,
 )
-
-
-def mute_output() -> None:
-    """The terminal or the pipe is gone (a dropped SSH session, a closed pipe): point stdout and
-    stderr at /dev/null, so that the run carries on to its checkpoint instead of failing on a
-    print (and Python's exit does not fail flushing them)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                os.dup2(devnull, stream.fileno())
-            except (OSError, ValueError, AttributeError):  # (no real file behind it)
-                pass
-    finally:
-        os.close(devnull)
-
-
-def quietly(function: Callable[..., Any]) -> Callable[..., None]:
-    """`function` (which prints), muting the output instead of failing when it is gone."""
-
-    def call(*args: Any) -> None:
-        try:
-            function(*args)
-        except OSError:
-            mute_output()
-
-    return call
 
 
 # --- the lines --------------------------------------------------------------------------------
@@ -155,12 +128,12 @@ class PlainReporter:
         print(line, file=self.out, flush=True)
 
     def begin(self, run_dir: Path) -> None:
-        quietly(self.print)(f"run dir: {text.one_line(run_dir)}")
+        carry_on(self.print, self.out)(f"run dir: {text.one_line(run_dir)}")
 
     def event(self, event: dict[str, Any]) -> None:
         if self.json is not None:
             self.json.add(event)
-        quietly(self.show)(event)
+        carry_on(self.show, self.out)(event)
 
     def show(self, event: dict[str, Any]) -> None:
         kind = event["event"]
@@ -176,11 +149,14 @@ class PlainReporter:
             self.print(text.one_line(event["message"]))
 
     def note(self, line: str) -> None:
-        quietly(lambda: print(f"cnn-tui: {text.one_line(line)}", file=sys.stderr, flush=True))()
+        carry_on(
+            lambda: print(f"cnn-tui: {text.one_line(line)}", file=sys.stderr, flush=True),
+            sys.stderr,
+        )()
 
     def finished(self, summary: dict[str, Any], run_dir: Path) -> None:
         for line in finished_lines(summary, run_dir):
-            quietly(self.print)(line)
+            carry_on(self.print, self.out)(line)
 
     def close(self) -> None:
         if self.json is not None:
@@ -199,7 +175,7 @@ class JsonReporter(PlainReporter):
         pass
 
     def event(self, event: dict[str, Any]) -> None:
-        quietly(self.json.add)(event)
+        carry_on(self.json.add, self.out)(event)
 
     def finished(self, summary: dict[str, Any], run_dir: Path) -> None:
         pass
@@ -248,7 +224,7 @@ class TerminalReporter(PlainReporter):
 
     def close(self) -> None:
         if self.task is not None:
-            quietly(self.progress.stop)()
+            carry_on(self.progress.stop, self.out)()
         super().close()
 
 
