@@ -80,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         dest="json",
+        action=output.FileFlag,
         metavar="FILE",
         help="write the curve as JSON to FILE (the same as --json FILE)",
     )

@@ -7,6 +7,8 @@ The `--json` convention, the same in every command:
   (train and sweep: their JSON lines, `JsonLines`, written when the command ends);
 - the commands whose `--json` used to take a FILE (`inspect`, `lr-find`, `bench`) still accept
   `--json FILE` for it (`-` is stdout).
+Every FILE is checked before the work (`fileio.check_output_path`): a regular file or a new path,
+never a device, FIFO, socket or symbolic link; `-` is stdout and `/dev/null` discards the JSON.
 Text from files and folders goes through `cnn_tui.text.one_line` before it is printed.
 """
 
@@ -24,6 +26,15 @@ from cnn_tui.fileio import atomic_write_text, check_output_path
 STDOUT = "-"
 
 
+class FileFlag(argparse._StoreAction):
+    """Stores an output flag's value and which spelling gave it (`args.DEST_flag`: "-o" or
+    "--json"), so that a message about the file names the flag the user typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_flag", option_string)
+
+
 def add_json_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     what: str,
@@ -36,6 +47,7 @@ def add_json_arguments(
     if file_after_json:
         parser.add_argument(
             "--json",
+            action=FileFlag,
             nargs="?",
             const=STDOUT,
             default=None,
@@ -64,7 +76,8 @@ def json_target(args: argparse.Namespace) -> str | None:
     target = getattr(args, "json_file", None) or getattr(args, "json", None)
     if target is None or target == STDOUT:
         return target
-    flag = "--json-file" if getattr(args, "json_file", None) else "--json"
+    typed = getattr(args, "json_flag", None) or "--json"  # (lr-find: -o)
+    flag = "--json-file" if getattr(args, "json_file", None) else typed
     check_output_path(target, flag)
     return str(target)
 
@@ -95,7 +108,9 @@ class JsonLines:
             print(line, file=self.out, flush=True)
 
     def close(self) -> None:
-        if self.path is not None:
+        if self.path == STDOUT:  # `--json-file -`: stdout, at the end
+            say(*self.lines)
+        elif self.path is not None:
             atomic_write_text(Path(self.path), "".join(line + "\n" for line in self.lines))
 
 
