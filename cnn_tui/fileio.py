@@ -10,11 +10,22 @@ starts at 0o600, which would keep a run folder on a shared server from its group
 `json_text` is the one way cnn-tui turns data into JSON (run files, `--json` output): a number
 that is not finite (NaN, ±Infinity) becomes `null`, so no file or output holds the bare `NaN`
 that strict JSON readers refuse.
+
+The other half is where files may be read and written, the same rules everywhere:
+- `confined`: a path read from a file (a sweep's run folders) stays inside that file's folder;
+- `check_input_file`: a file a command opens is a regular file (a FIFO would wait for ever, a
+  device never end), checked before it is opened, with words for what it is instead;
+- `check_output_path` (and `atomic_write` itself, the last guard): an output goes only to a
+  regular file or a new path, never over a device, FIFO, socket or symbolic link; `-` is stdout
+  and the null device (`/dev/null`) takes an output to discard it;
+- `open_own_file`: a file the program appends to or locks in its own folders (metrics.jsonl,
+  output.log, lock) is opened without following a symbolic link and only if regular.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
@@ -26,6 +37,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cnn_tui.errors import UsageError
+
+STDOUT = "-"  # an output flag's value that means: print it on stdout
 
 
 class _Recording:
@@ -69,8 +82,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     """Call `write(fileobj)` on a temporary file in the target's folder and rename it into place.
 
     The folder must exist: one that is gone (a run folder deleted under its trainer) fails the
-    write with FileNotFoundError naming the target, instead of being made again."""
+    write with FileNotFoundError naming the target, instead of being made again. The target must be
+    a regular file or a new path: a symbolic link, a device, a FIFO or a socket is never renamed
+    over (UsageError); the null device gets the bytes directly (discarded)."""
     target = Path(path)
+    if is_null_device(target):
+        with open(os.devnull, "wb") as handle:
+            write(handle)
+        return
+    _check_replaceable(target, "cannot write")
     mode = _mode_for(target)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -90,6 +110,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
                 handle.close()
             raise
         handle.close()
+        _check_replaceable(target, "cannot write")  # (again: it may have changed meanwhile)
         os.replace(tmp_name, target)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -129,17 +150,153 @@ def json_text(data: Any, *, indent: int | None = None) -> str:
 
 def check_output_path(path: str | os.PathLike[str], flag: str) -> Path:
     """The file a command will write its output to (`--json FILE`, `-o FILE`), checked before the
-    command's work: a usage error naming `flag` when it is a folder or its folder is missing or
-    not writable, so a long benchmark does not end with its results unwritten."""
+    command's work, so a long benchmark does not end with its results unwritten: a usage error
+    naming `flag` when it is a folder, a symbolic link, a device, a FIFO or a socket, or when its
+    folder is missing or not writable. `-` (stdout, which the caller prints to) and the null
+    device (the output is discarded) are returned as they are."""
     target = Path(path)
-    folder = target.parent
-    if target.is_dir():
+    if str(path) == STDOUT or is_null_device(target):
+        return target
+    if target.is_dir() and not target.is_symlink():
         raise UsageError(f"{flag} {target} is a folder: give a file name")
+    _check_replaceable(target, flag)
+    folder = target.parent
     if not folder.is_dir():
         raise UsageError(f"{flag} {target}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"{flag} {target}: the folder {folder} is not writable by you")
     return target
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _check_replaceable(target: Path, flag: str) -> None:
+    """A UsageError unless `target` is missing or a regular file (not followed if a link)."""
+    try:
+        mode = target.lstat().st_mode
+    except OSError:  # missing (or its folder is): a new file; the write says what else is wrong
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):  # (a folder: the rename fails, naming it)
+        return
+    if target == Path("/dev/stdout") or target == Path("/proc/self/fd/1"):
+        hint = "give - to print on stdout"
+    elif stat.S_ISLNK(mode):
+        hint = "give the file it points to, or another name"
+    else:
+        hint = f"give a file name ({os.devnull} discards the output, - prints it on stdout)"
+    raise UsageError(f"{flag} {target} is {_kind(mode)}, not a regular file: {hint}")
+
+
+def is_null_device(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is the null device itself (not a link to it): an output there is discarded."""
+    try:
+        found, null = os.lstat(path), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(found.st_mode) and os.path.samestat(found, null)
+
+
+def input_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` cannot be opened as an input file, in words ("no such file", "is a folder, not
+    a file", "is a named pipe (FIFO), not a file"), or None when it is a regular file (a symbolic
+    link to one is fine). Only `stat`: a FIFO is never opened (that would wait for a writer)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "no such file"
+    except PermissionError:
+        return "permission denied (make it readable, or give another file)"
+    except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte
+        return getattr(exc, "strerror", None) or str(exc)
+    if stat.S_ISREG(mode):
+        return None
+    return f"is {_kind(mode)}, not a file"
+
+
+def check_input_file(path: str | os.PathLike[str], what: str, hint: str = "") -> Path:
+    """`path` if it names a regular file, checked before it is opened: else a UsageError
+    `WHAT PATH is a folder, not a file` (`input_problem`), then `hint` (what to do)."""
+    problem = input_problem(path)
+    if problem is None:
+        return Path(path)
+    separator = " " if problem.startswith("is ") else ": "
+    raise UsageError(f"{what} {path}{separator}{problem}" + (f"; {hint}" if hint else ""))
+
+
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a regular file (following links), so a reader may open it without
+    waiting for ever (a FIFO) or reading without end (a device)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def open_own_file(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
+    """`os.open` for a file the program writes in its own folders (an append-only log, a lock):
+    never through a symbolic link (a stranger's run folder could point one at the user's files)
+    and never a FIFO or device (UsageError, before anything is written). Returns the fd."""
+    target = Path(path)
+    extra = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC
+    try:
+        fd = os.open(target, flags | extra, mode)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UsageError(
+            f"{target} is a symbolic link: the program writes this file itself and never through "
+            "a link; remove the link"
+        ) from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            raise UsageError(
+                f"{target} is {_kind(kind)}, not a regular file: the program writes this file "
+                "itself; remove it"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def confined(folder: str | os.PathLike[str], relative: object, what: str) -> Path:
+    """`folder / relative` for a path read from a file in `folder` (a sweep's run folders),
+    refused (UsageError naming `what`) unless it stays inside `folder`: not absolute, no `..` out
+    of it, no symbolic link out of it (resolved, as the file system would), not `folder` itself."""
+    text = relative if isinstance(relative, str) else None
+    base = Path(folder)
+    if not text or "\x00" in text:
+        raise UsageError(f"{what} {relative!r} is not a folder name{_CONFINED_HINT}")
+    if Path(text).is_absolute():
+        raise UsageError(f"{what} {text!r} is an absolute path{_CONFINED_HINT}")
+    try:
+        root = base.resolve()
+        resolved = (base / text).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop
+        raise UsageError(f"{what} {text!r} cannot be resolved{_CONFINED_HINT}") from None
+    if resolved == root or not resolved.is_relative_to(root):
+        raise UsageError(f"{what} {text!r} leads outside {base}{_CONFINED_HINT}")
+    return base / text
+
+
+_CONFINED_HINT = (
+    ": a path read from a file must stay inside its folder; refused (is the file damaged, or "
+    "from someone else?)"
+)
 
 
 def temp_files(path: str | os.PathLike[str]) -> list[Path]:

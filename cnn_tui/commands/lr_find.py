@@ -69,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         dest="json",
+        action=output.FileFlag,
         metavar="FILE",
         type=output.path_argument,
         help="write the curve as JSON to FILE (the same as --json FILE)",

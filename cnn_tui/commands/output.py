@@ -9,6 +9,8 @@ The `--json` convention, the same in every command:
   `--json FILE` for it (`-` is stdout).
 All JSON goes through `cnn_tui.fileio.json_text`: a number that is not finite (NaN, ±inf) is
 written as `null`, never as the bare `NaN` that strict JSON readers refuse.
+Every FILE is checked before the work (`fileio.check_output_path`): a regular file or a new path,
+never a device, FIFO, socket or symbolic link; `-` is stdout and `/dev/null` discards the JSON.
 Text from files and folders goes through `cnn_tui.text.one_line` before it is printed (`table`
 does it for every cell); a flag or argument naming a file or folder is read by `path_argument`,
 which refuses control characters.
@@ -48,6 +50,15 @@ def path_argument(value: str) -> str:
     return value
 
 
+class FileFlag(argparse._StoreAction):
+    """Stores an output flag's value and which spelling gave it (`args.DEST_flag`: "-o" or
+    "--json"), so that a message about the file names the flag the user typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_flag", option_string)
+
+
 def add_json_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     what: str,
@@ -60,6 +71,7 @@ def add_json_arguments(
     if file_after_json:
         json_flag = parser.add_argument(
             "--json",
+            action=FileFlag,
             nargs="?",
             const=STDOUT,
             default=None,
@@ -92,7 +104,8 @@ def json_target(args: argparse.Namespace) -> str | None:
     target = getattr(args, "json_file", None) or getattr(args, "json", None)
     if target is None or target == STDOUT:
         return target
-    flag = "--json-file" if getattr(args, "json_file", None) else "--json"
+    typed = getattr(args, "json_flag", None) or "--json"  # (lr-find: -o)
+    flag = "--json-file" if getattr(args, "json_file", None) else typed
     check_output_path(target, flag)
     return str(target)
 
@@ -128,7 +141,9 @@ class JsonLines:
                 self.out = None
 
     def close(self) -> None:
-        if self.path is not None:
+        if self.path == STDOUT:  # `--json-file -`: stdout, at the end
+            say(*self.lines)
+        elif self.path is not None:
             atomic_write_text(Path(self.path), "".join(line + "\n" for line in self.lines))
 
 

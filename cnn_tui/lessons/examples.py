@@ -33,6 +33,7 @@ A setting the file leaves out has its default (`settings.DEFAULTS`); the keys ar
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ import numpy as np
 
 from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
+from cnn_tui.fileio import check_input_file, is_regular_file
 from cnn_tui.lessons import naive
 from cnn_tui.lessons.naive import GradCheck, StepEvent
 from cnn_tui.lessons.settings import (
@@ -395,6 +397,8 @@ def list_examples(op: str | None = None) -> list[ExampleInfo]:
     `cnn_tui.lessons.network.list_net_examples`."""
     infos = []
     for path in sorted((assets_dir() / "lessons").glob("*.toml")):
+        if not is_regular_file(path):
+            continue
         data = _read(path.stem)
         infos.append(
             ExampleInfo(
@@ -414,9 +418,10 @@ def load_example(name: str, *, seed: int | None = None) -> LessonExample:
 
 def _read(name: str) -> dict[str, Any]:
     path = assets_dir() / "lessons" / f"{name}.toml"
-    if "/" in name or "\\" in name or not path.is_file():
+    if "/" in name or "\\" in name or not os.path.lexists(path):
         names = ", ".join(p.stem for p in sorted((assets_dir() / "lessons").glob("*.toml")))
         raise UsageError(f"no lesson example named {name!r}; the examples are: {names}")
+    check_input_file(path, "lesson example", "reinstall cnn-tui")  # a FIFO would wait for ever
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -23,6 +23,7 @@ torch is imported only by `compare_with_torch` (the screen's check, in a worker 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import numpy as np
 
 from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
+from cnn_tui.fileio import check_input_file, is_regular_file
 from cnn_tui.lessons import naive
 from cnn_tui.lessons.naive import Operand, StepEvent
 from cnn_tui.lessons.settings import NET_DEFAULT_EXAMPLE, NET_LIMITS, NET_SETTINGS, NetSettings
@@ -150,9 +152,10 @@ class NetExample:
 def _read(name: str) -> dict[str, Any]:
     folder = assets_dir() / "lessons"
     path = folder / f"{name}.toml"
-    if "/" in name or "\\" in name or not path.is_file():
+    if "/" in name or "\\" in name or not os.path.lexists(path):
         names = ", ".join(info["name"] for info in list_net_examples())
         raise UsageError(f"no network example named {name!r}; the network examples are: {names}")
+    check_input_file(path, "lesson example", "reinstall cnn-tui")  # a FIFO would wait for ever
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -170,6 +173,8 @@ def list_net_examples() -> list[dict[str, str]]:
     """The network examples under assets/lessons/ (op = "net"): name, title, description."""
     found = []
     for path in sorted((assets_dir() / "lessons").glob("*.toml")):
+        if not is_regular_file(path):  # a FIFO would wait for ever
+            continue
         try:
             with path.open("rb") as handle:
                 data = tomllib.load(handle)

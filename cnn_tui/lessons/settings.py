@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnn_tui.assets import assets_dir
+from cnn_tui.fileio import is_regular_file
 
 Pair = tuple[int, int]
 
@@ -304,6 +305,8 @@ def example_names(op: str) -> list[str]:
         return []
     names = []
     for path in sorted(folder.glob("*.toml")):
+        if not is_regular_file(path):  # a FIFO would wait for ever
+            continue
         try:
             with path.open("rb") as handle:
                 if tomllib.load(handle).get("op") == op:

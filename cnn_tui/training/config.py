@@ -28,7 +28,7 @@ from cnn_tui.catalog import AMP_MIN_IMAGE_SIZE, PRETRAINED_MODELS
 from cnn_tui.catalog import DATASET_NAMES as DATASETS
 from cnn_tui.catalog import MODEL_NAMES as MODELS
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write_text
+from cnn_tui.fileio import atomic_write_text, check_input_file
 
 # DATASETS, MODELS and PRETRAINED_MODELS are the catalogue's names (`cnn_tui.catalog`): the
 # choices of --dataset and --model, and what the rules between fields check
@@ -444,9 +444,11 @@ def to_toml(values: Mapping[str, Any], header: Mapping[str, Any] | None = None) 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML file; a missing or malformed file is a UsageError naming it."""
     path = Path(path)
+    if os.path.lexists(path):  # a FIFO would wait for ever, a device never end: not opened
+        check_input_file(path, "config file", "give a .toml file")
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_TOML_BYTES + 1)  # at most: /dev/zero must not fill memory
+            data = handle.read(MAX_TOML_BYTES + 1)  # at most: a device must not fill memory
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist") from None
     except IsADirectoryError:

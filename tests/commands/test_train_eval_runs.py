@@ -69,11 +69,12 @@ def test_train_plain_output_then_runs_and_eval(tmp_path, capsys, monkeypatch):
 
 
 def test_json_mode_and_the_tui_launcher_layout(tmp_path):
-    """The TUI writes RUN/config.toml, then runs `train --no-ui --json --config ... --run-dir`."""
+    """The TUI writes RUN/config.toml (and the marker of a folder made ready for a new run), then
+    runs `train --no-ui --json --config ... --run-dir`."""
     run = tmp_path / "launched"
-    run.mkdir()
     config = TrainConfig(dataset="shapes", limit=60, epochs=1, hidden_units=4, device="cpu")
-    (run / "config.toml").write_text(config.to_toml())
+    runs.prepare_run_dir(run, config)
+    assert (run / "config.toml").read_text() == config.to_toml()
     result = cnn_tui("train", "--no-ui", "--json", "--config", str(run / "config.toml"),
                      "--run-dir", str(run), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from cnn_tui.catalog import DATASETS
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.fileio import check_input_file, is_regular_file
 from cnn_tui.training.config import AUGMENTS
 from cnn_tui.training.data import shapes as shapes_dataset
 from cnn_tui.training.system import background_import
@@ -370,6 +371,8 @@ def _read_pickle_dict(path: Path) -> dict:
     Read with `_CifarUnpickler`, which refuses every class and function but numpy's array
     builders: a pickle from someone else cannot run code here.
     """
+    if os.path.lexists(path):
+        check_input_file(path, "data file")  # not a FIFO (would wait for ever) or a device
     try:
         with path.open("rb") as handle:
             obj = _CifarUnpickler(handle, encoding="bytes").load()
@@ -467,6 +470,8 @@ _FASHION_FILES = {
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """An IDX file of unsigned bytes (gzipped when the name ends in .gz) as a numpy array."""
     path = Path(path)
+    if os.path.lexists(path):
+        check_input_file(path, "data file")  # not a FIFO (would wait for ever) or a device
     try:
         if path.suffix == ".gz":  # one call: zlib's inflate runs without the GIL
             raw = gzip.decompress(path.read_bytes())
@@ -610,10 +615,10 @@ def _class_files(root: Path, name: str) -> list[Path]:
             f"cannot read class folder {folder} ({_short_reason(exc)}): make it readable "
             "(chmod u+rx) or move it out of the image folder"
         ) from None
-    return [
+    return [  # a FIFO or device too: `_read_image` skips it, so it is listed as skipped
         path
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
+        if path.exists() and not path.is_dir() and not path.name.startswith(".")
     ]
 
 
@@ -621,6 +626,8 @@ def _read_image(path: Path, size: int) -> np.ndarray | None:
     """One image as uint8 (3, size, size): RGB, centre-cropped to a square, resized; None if bad."""
     from PIL import Image, ImageOps
 
+    if not is_regular_file(path):  # a FIFO would wait for ever, a device never end
+        return None
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_tui.fileio import input_problem
+
 # what a folder walk offers to Pillow (anything else in the folder is left alone)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -43,6 +45,9 @@ def read_image(
 
     path = Path(path)
     notes: list[str] = []
+    problem = input_problem(path)  # before opening: a FIFO would wait for ever, a device never end
+    if problem is not None:
+        raise ImageFileError(f"it {problem}" if problem.startswith("is ") else problem)
     try:
         with _quiet_about_size(), Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
@@ -101,11 +106,14 @@ def _quiet_about_size() -> Iterator[None]:
 
 
 def images_in(folder: Path) -> list[Path]:
-    """The image files under `folder` (all levels down, hidden ones left out), sorted."""
+    """The image files under `folder` (all levels down, hidden ones left out), sorted. A FIFO,
+    device or socket with an image's name is listed too, so that `read_image` says why it is
+    skipped (without opening it)."""
     return [
         path
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        if path.exists()
+        and not path.is_dir()
         and path.suffix.lower() in IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     ]

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import atomic_write
+from cnn_tui.fileio import atomic_write, check_input_file
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.loop import early_stop
 from cnn_tui.training.loop.setup import Setup
@@ -154,11 +154,13 @@ def restore_rng(s: Setup, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A checkpoint dict (on the CPU); a missing or unreadable file is a UsageError naming it."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UsageError(
             f"{path} does not exist: the run saved no checkpoint yet (it stops before its "
             "first batch); start a new run"
         )
+    # not opened unless a regular file: a FIFO would wait for ever, a device never end
+    check_input_file(path, "checkpoint", "the run folder is damaged; start a new run")
     try:
         checkpoint = models.torch_load(path)
     except models.TorchFileError as exc:

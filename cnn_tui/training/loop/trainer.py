@@ -109,6 +109,12 @@ def resume_config(run_dir: Path, changes: Mapping[str, Any]) -> TrainConfig:
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run directory")
     config = runs.read_config(run_dir)
+    if not runs.is_run_dir(run_dir):  # a config.toml of the user's own is no run to write into
+        raise UsageError(
+            f"--resume {run_dir} is not a run folder (it has no {runs.STATUS_FILE} or "
+            f"{runs.EVENTS_FILE} beside its {runs.CONFIG_FILE}): start a new run with "
+            "--config instead"
+        )
     other = [n for n, v in changes.items() if n not in RESUMABLE and getattr(config, n) != v]
     if other:
         flags = ", ".join(FIELDS[name].flag for name in other)
@@ -167,7 +173,7 @@ def holding_run(run_dir: Path, request: TrainRequest) -> Iterator[None]:
     """The trainer's hold on its run directory: the lock, for its whole life."""
     with runs.lock_run(run_dir):  # one trainer per run directory, for its whole life
         if request.resume is None and request.run_dir is not None:
-            check_new_run_dir(run_dir)  # again: a trainer may have started since the check
+            check_new_run_dir(run_dir, locked=True)  # again: a trainer may have started since
         runs.remove_temp_files(run_dir)  # left by a trainer killed mid-write
         yield
 

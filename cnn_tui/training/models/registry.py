@@ -35,6 +35,7 @@ from torch import nn
 
 from cnn_tui import catalog
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.fileio import input_problem
 from cnn_tui.training.config import FINETUNES
 from cnn_tui.training.models import fast as fast_models
 from cnn_tui.training.models.layers import Flatten
@@ -424,10 +425,10 @@ def torch_load(path: str | os.PathLike[str]) -> object:
 def _read_state_dict(path_text: str) -> dict[str, torch.Tensor]:
     """A state_dict from a file: a bare one, or our checkpoint dict with a "model" entry."""
     path = Path(os.path.expanduser(path_text))
-    if path.is_dir():
-        raise UsageError(f"--weights {path_text} is a folder (expected {WEIGHTS_HELP})")
-    if not path.is_file():
-        raise UsageError(f"--weights {path_text}: no such file (expected {WEIGHTS_HELP})")
+    problem = input_problem(path)  # not opened unless a regular file: a FIFO would hang
+    if problem is not None:
+        separator = " " if problem.startswith("is ") else ": "
+        raise UsageError(f"--weights {path_text}{separator}{problem} (expected {WEIGHTS_HELP})")
     try:
         state = torch_load(path)
     except TorchFileError as exc:

@@ -25,18 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnn_tui.fileio import is_regular_file, open_own_file
 from cnn_tui.text import one_line
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs.state import OVER, RunState
 from cnn_tui.training.runs.store import (
     CONFIG_FILE,
     OUTPUT_LOG,
-    check_new_run_dir,
+    prepare_run_dir,
     read_events,
     read_state,
     read_status,
     trainer_host,
-    write_config,
 )
 from cnn_tui.training.system import processes
 from cnn_tui.training.system.processes import ProcessId
@@ -70,7 +70,8 @@ def spawn_detached(command: list[str], run_dir: Path) -> int:
     """Start `command` in its own session (no SIGHUP from a closing terminal), stdin closed, output
     appended to `run_dir/output.log`; returns its pid. Runs and sweep runners both start here."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / OUTPUT_LOG, "ab") as log:
+    fd = open_own_file(run_dir / OUTPUT_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(fd, "ab") as log:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -88,11 +89,11 @@ def spawn_detached(command: list[str], run_dir: Path) -> int:
 def launch_run(config: TrainConfig, run_dir: str | os.PathLike[str]) -> int:
     """Write `run_dir/config.toml` and start training it in the background; returns the pid.
 
-    A folder that already holds a run is refused (UsageError) before anything is written.
+    A folder that is not new, empty or made ready for a new run is refused (UsageError) before
+    anything is written (`store.prepare_run_dir`).
     """
     run_dir = Path(run_dir)
-    check_new_run_dir(run_dir)
-    write_config(run_dir, config)
+    prepare_run_dir(run_dir, config)
     return spawn_detached(train_command(run_dir), run_dir)
 
 
@@ -183,6 +184,8 @@ def stop_run(run_dir: str | os.PathLike[str], pid: int | None = None) -> StopAns
 def output_tail(run_dir: str | os.PathLike[str], lines: int = 20) -> str:
     """The last lines of the run's `output.log` (tracebacks of a run that died early)."""
     path = Path(run_dir) / OUTPUT_LOG
+    if not is_regular_file(path):
+        return ""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)

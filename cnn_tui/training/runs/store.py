@@ -14,6 +14,14 @@ A run directory holds what one training run wrote (see README, "Run directory"):
     eval.json       the test metrics `cnn-tui eval` recomputed from the checkpoint
     output.log      stdout/stderr of a trainer the TUI started (launcher.py)
     lock            locked (flock) by the one trainer writing the run, for its whole life
+    .prepared       left by `prepare_run_dir` (the TUI, a sweep): the folder was made ready for
+                    a new run that its trainer process may take
+
+A new run goes only into a folder that does not exist, is empty, or was made ready for it by
+`prepare_run_dir` (`check_new_run_dir`): never `/`, a home folder or a folder of the user's own
+files, which it would overwrite. Files the program appends to or locks are opened without
+following a symbolic link (`fileio.open_own_file`), and a reader skips what is not a regular
+file (a FIFO would wait for ever): a run folder from someone else leads nowhere else.
 
 Every file but the append-only event log is written atomically (temporary file, then rename); a
 trainer killed mid-write leaves its temporary file, which the next trainer removes
@@ -42,7 +50,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import RunError, UsageError, disk_full
-from cnn_tui.fileio import atomic_write, atomic_write_text, json_text, temp_files
+from cnn_tui.fileio import (
+    atomic_write,
+    atomic_write_text,
+    is_regular_file,
+    json_text,
+    open_own_file,
+    temp_files,
+)
 from cnn_tui.text import one_line
 from cnn_tui.training.config import TrainConfig, load_config_file
 from cnn_tui.training.runs import state as run_state
@@ -64,6 +79,9 @@ EVAL_FILE = "eval.json"
 OUTPUT_LOG = "output.log"
 LOCK_FILE = "lock"
 SWEEP_FILE = "sweep.json"  # a sweep folder's manifest (training/sweeps.py); its runs are inside
+PREPARED_FILE = ".prepared"  # prepare_run_dir: a folder made ready for a new run's trainer
+# what a folder made ready for a new run holds: the marker, the launcher's and its trainer's files
+PREPARED_FILES = (PREPARED_FILE, CONFIG_FILE, OUTPUT_LOG, LOCK_FILE)
 
 BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
@@ -150,7 +168,7 @@ def lock_run(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
     path = Path(run_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_own_file(path / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         if disk_full(exc) is not None:
             raise
@@ -207,25 +225,64 @@ def remove_temp_files(run_dir: str | os.PathLike[str]) -> list[Path]:
 RUN_FILES = (STATUS_FILE, EVENTS_FILE, CHECKPOINT_FILE, SUMMARY_FILE)
 
 
-def check_new_run_dir(path: str | os.PathLike[str]) -> None:
-    """Refuse a folder for a new run that already holds one: nothing saved is ever overwritten."""
+def check_new_run_dir(path: str | os.PathLike[str], *, locked: bool = False) -> None:
+    """Refuse a folder for a new run unless it does not exist, is empty, or was made ready by
+    `prepare_run_dir`: nothing saved is ever overwritten, neither a run nor the user's own files,
+    and `/` never gets run files. `locked`: this process made the folder's `lock` (`lock_run`)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--run-dir {path} is a file, not a folder")
-    status = read_status(path) if path.is_dir() else None
+    if not path.is_dir():
+        return
+    status = read_status(path)
     if effective_status(status) in run_state.BUSY:
         raise UsageError(
             f"run dir {path} is in use by a running trainer ({trainer_text(status)}): wait for "
             "it to end or stop it, or choose another --run-dir"
         )
-    if path.is_dir() and any((path / name).exists() for name in RUN_FILES):
+    if any((path / name).exists() for name in RUN_FILES):
         raise UsageError(
             f"run dir {path} already holds a run: pass --resume {path} to continue it or choose "
             "another --run-dir"
         )
+    try:
+        names = set(os.listdir(path))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot use {path} as a run directory ({exc.strerror or exc}): choose another "
+            "--run-dir"
+        ) from None
+    names -= {stale.name for name in PREPARED_FILES for stale in temp_files(path / name)}
+    ours = set(PREPARED_FILES) if PREPARED_FILE in names else {LOCK_FILE} if locked else set()
+    others = sorted(names - ours)
+    if others:
+        shown = ", ".join(one_line(name) for name in others[:3]) + (", ..." if others[3:] else "")
+        raise UsageError(
+            f"run dir {path} holds other files ({shown}): a new run goes only into a new or "
+            "empty folder, so that nothing in it is overwritten; choose another --run-dir"
+        )
+
+
+def prepare_run_dir(run_dir: str | os.PathLike[str], config: TrainConfig) -> None:
+    """Make a folder ready for a new run that a trainer process will take (`launcher.launch_run`):
+    checked (`check_new_run_dir`), then config.toml and the marker that lets the trainer, and a
+    sweep starting the run again, tell it from a folder of the user's own."""
+    path = Path(run_dir)
+    check_new_run_dir(path)
+    atomic_write_text(path / PREPARED_FILE, "")
+    write_config(path, config)
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` holds a run of ours that may be resumed: one a trainer wrote
+    (`looks_like_run`) or one `prepare_run_dir` made ready."""
+    path = Path(path)
+    return looks_like_run(path) or (path / PREPARED_FILE).is_file()
 
 
 def _read_json(path: Path) -> Any:
+    if not is_regular_file(path):  # missing, or a FIFO that would wait for ever
+        return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -307,6 +364,8 @@ def read_config_values(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any] | None:
+    if not is_regular_file(path):
+        return None
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -336,7 +395,7 @@ def check_evaluable(run_dir: str | os.PathLike[str]) -> Path:
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run directory (cnn-tui runs lists the runs)")
     read_config(run_dir)
-    if not (run_dir / CHECKPOINT_FILE).is_file():
+    if not os.path.lexists(run_dir / CHECKPOINT_FILE):  # (one that is no file: load_checkpoint)
         raise UsageError(
             f"{run_dir / CHECKPOINT_FILE} does not exist: the run saved no checkpoint yet; "
             f"continue it with: cnn-tui train --no-ui --resume {run_dir}"
@@ -405,7 +464,8 @@ class EventLog:
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.path = Path(run_dir) / EVENTS_FILE
-        self.file = self.path.open("a", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        self.file = os.fdopen(open_own_file(self.path, flags), "a", encoding="utf-8")
         self.on_event = on_event
         self.throttle = BatchThrottle()
         self.smoother = LossSmoother()
@@ -458,6 +518,8 @@ def read_events(run_dir: str | os.PathLike[str], offset: int = 0) -> tuple[list[
     Lines that are not valid JSON objects are skipped.
     """
     path = Path(run_dir) / EVENTS_FILE
+    if not is_regular_file(path):
+        return [], offset
     try:
         with path.open("rb") as handle:
             handle.seek(offset)
@@ -490,8 +552,11 @@ def _parse_events(data: bytes) -> tuple[list[dict], int]:
 def read_all_events(run_dir: str | os.PathLike[str]) -> tuple[list[dict], int]:
     """Every event of a run that is over, and how many lines could not be read (garbage, or a
     last line cut short by a killed trainer or a full disk)."""
+    path = Path(run_dir) / EVENTS_FILE
+    if not is_regular_file(path):
+        return [], 0
     try:
-        data = (Path(run_dir) / EVENTS_FILE).read_bytes()
+        data = path.read_bytes()
     except OSError:
         return [], 0
     return _parse_events(data)
@@ -553,8 +618,11 @@ def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | Non
     None when missing or unreadable. Only plain arrays: nothing pickled is ever loaded."""
     import numpy as np
 
+    path = Path(run_dir) / SAMPLES_FILE
+    if not is_regular_file(path):
+        return None
     try:
-        with np.load(Path(run_dir) / SAMPLES_FILE, allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:
             return {key: np.asarray(data[key]) for key in data.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None

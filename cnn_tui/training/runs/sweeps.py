@@ -22,7 +22,9 @@ pending; `--resume SWEEP_DIR` keeps the finished (and failed) runs, resumes the 
 their checkpoint and starts the pending ones. The comparison table's cells (`table_cells`) are
 the same in `cnn-tui sweep` and the sweep screen.
 
-Every bad grid, device list or folder is a UsageError raised before anything is written. UI-free
+Every bad grid, device list or folder is a UsageError raised before anything is written, and so
+is a manifest whose run folder leads outside the sweep folder (`run_path`: `../victim`, an
+absolute path, `..` or a symbolic link out are refused when sweep.json is read). UI-free
 and torch-free at import (torch only to find the GPUs of `--device auto` or check `cuda:N`).
 """
 
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write_text, json_text
+from cnn_tui.fileio import atomic_write_text, check_input_file, confined, json_text, open_own_file
 from cnn_tui.text import duration, number, one_line, percent
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import store as runs
@@ -312,17 +314,30 @@ def read_manifest(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(sweep_dir)
     if not path.is_dir():
         raise UsageError(f"{path}: no such sweep folder")
+    if not (path / SWEEP_FILE).exists():
+        raise UsageError(f"{path} is not a sweep folder (it has no {SWEEP_FILE})")
     try:
-        data = json.loads((path / SWEEP_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path} is not a sweep folder (it has no {SWEEP_FILE})") from None
+        manifest = check_input_file(path / SWEEP_FILE, "the sweep manifest")
+        data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
+        if isinstance(exc, UsageError):
+            raise
         raise UsageError(f"cannot read {path / SWEEP_FILE}: {exc}") from None
     ok = isinstance(data, dict) and isinstance(data.get("runs"), list)
     ok = ok and isinstance(data.get("grid"), dict) and isinstance(data.get("base"), dict)
+    ok = ok and all(isinstance(entry, dict) for entry in data["runs"])
     if not ok:
         raise UsageError(f"{path / SWEEP_FILE} is not a sweep manifest")
+    for entry in data["runs"]:
+        run_path(path, entry)  # every run's folder inside the sweep, before anything is written
     return data
+
+
+def run_path(sweep_dir: str | os.PathLike[str], entry: dict[str, Any]) -> Path:
+    """The folder of a run of the sweep (its manifest entry's `dir`), confined to the sweep
+    folder: a manifest naming `../victim`, an absolute path or `..` is refused (UsageError)."""
+    what = f"{Path(sweep_dir) / SWEEP_FILE}: the run folder"
+    return confined(sweep_dir, entry.get("dir"), what)
 
 
 def base_config(manifest: dict[str, Any]) -> TrainConfig:
@@ -352,7 +367,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
     epochs_base = manifest["base"].get("epochs")
     rows = []
     for entry in manifest["runs"]:
-        path = sweep_dir / str(entry["dir"])
+        path = run_path(sweep_dir, entry)
         state, status = runs.read_state(path)
         summary = runs.read_summary(path) or {}
         state = RunState.PENDING if status is None else state
@@ -461,7 +476,8 @@ class SweepLock:
     """An exclusive lock on the sweep folder: one queue runner at a time."""
 
     def __init__(self, sweep_dir: Path) -> None:
-        self.handle = open(sweep_dir / LOCK_FILE, "a+")  # held until release()
+        fd = open_own_file(sweep_dir / LOCK_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        self.handle = os.fdopen(fd, "a+")  # held until release()
         try:
             fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -525,7 +541,7 @@ def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: st
     """Start (or resume) one run of the sweep on `device` as its own trainer process."""
     from cnn_tui.training.runs import launcher
 
-    run_dir = sweep_dir / str(entry["dir"])
+    run_dir = run_path(sweep_dir, entry)
     state = run_state(run_dir)
     offset = _events_size(run_dir)
     if state in (RunState.STOPPED, RunState.INTERRUPTED) and (run_dir / runs.CONFIG_FILE).is_file():
@@ -536,7 +552,7 @@ def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: st
 
 
 def _start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
-    run_dir = sweep_dir / str(entry["dir"])
+    run_dir = run_path(sweep_dir, entry)
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_status(run_dir, RunState.FAILED, message=f"cannot start the run: {exc}")
     row = next(r for r in sweep_rows(sweep_dir, manifest) if r["index"] == entry["index"])

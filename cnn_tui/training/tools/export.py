@@ -12,7 +12,9 @@ The file takes the normalised float batch (N, C, H, W) the model sees — the pr
 printed and stored in the file's metadata (`cnn_tui.json`: classes, mean, std, input size). Before
 anything is written, the exported model is loaded back from the bytes and run on test images of the
 run, and its logits must agree with the run's own model to float tolerance; only then is the file
-written, atomically. Export runs on the CPU. An existing file is kept unless --force is given.
+written, atomically. Export runs on the CPU. An existing file is kept unless --force is given;
+`-o` takes a regular file or a new path only (never a device, FIFO or link), and `-o /dev/null`
+exports and checks but keeps nothing.
 
 `export(ExportRequest)` does all of it and returns a summary of what it wrote (the command prints
 it).
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import atomic_write, check_output_path, json_text
+from cnn_tui.fileio import STDOUT, atomic_write, check_output_path, is_null_device, json_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -210,8 +212,15 @@ def export_run(run: RunModel, fmt: str, output: Path) -> dict[str, Any]:
 
 
 def output_path(run_dir: Path, fmt: str, output: Path | None, force: bool) -> Path:
+    """Where the file goes: checked (`fileio.check_output_path`: a regular file or a new path),
+    never stdout (the model is binary), an existing file only with --force; the null device
+    takes it without --force (export and check, keep nothing)."""
+    if output is not None and str(output) == STDOUT:
+        raise UsageError(
+            "-o -: an exported model is a binary file, not for stdout; give a file name"
+        )
     path = check_output_path(output or run_dir.resolve().name + FORMATS[fmt], "-o")
-    if path.exists() and not force:
+    if path.exists() and not force and not is_null_device(path):
         raise UsageError(f"{path} already exists: pass --force to replace it, or -o another file")
     return path
 

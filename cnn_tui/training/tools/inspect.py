@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnn_tui.errors import UsageError
+from cnn_tui.fileio import check_input_file
 
 if TYPE_CHECKING:
     from torch import nn
@@ -474,8 +475,8 @@ def check_request(request: InspectRequest) -> None:
     """The errors that need no model, before anything loads (also before the Inside screen)."""
     if request.test_index is not None and request.test_index < 0:
         raise UsageError(f"--test-index must be 0 or more, got {request.test_index}")
-    if request.image is not None and not Path(request.image).is_file():
-        raise UsageError(f"--image {request.image}: no such file")
+    if request.image is not None:  # (a FIFO would hang, a folder or device is no image)
+        check_input_file(request.image, "--image", "give one image file")
     if not request.run_dir.is_dir():
         raise UsageError(f"{request.run_dir} is not a run directory (no such folder)")
 

@@ -404,7 +404,8 @@ class SweepScreen(CompareScreen):
             self.query_one("#sweep-summary", Static).update(Text(one_line(exc), style="bold"))
             return
         self.sort = self.sort or self.manifest.get("sort") or sweeps.DEFAULT_SORT
-        self.run_dirs = [self.sweep_dir / str(entry["dir"]) for entry in self.manifest["runs"]]
+        # (read_manifest checked that every run folder lies inside the sweep)
+        self.run_dirs = [sweeps.run_path(self.sweep_dir, entry) for entry in self.manifest["runs"]]
         table = self.query_one(DataTable)
         header = sweeps.table_header(list(self.manifest["grid"]))
         table.add_column(Text(" "), key="mark")
