@@ -332,6 +332,7 @@ def test_a_long_reason_is_cut_at_a_word(tmp_path, monkeypatch) -> None:
         raise OSError("image file is truncated " + "abcdefghij " * 20)
 
     monkeypatch.setattr(Image, "open", damaged)
+    (tmp_path / "x.png").write_bytes(b"")  # a regular file: read_image checks that before opening
     with pytest.raises(image_files.ImageFileError) as refused:
         image_files.read_image(tmp_path / "x.png", 3, (32, 32))
     reason = str(refused.value)

@@ -269,6 +269,9 @@ def prepare_run_dir(run_dir: str | os.PathLike[str], config: TrainConfig) -> Non
     sweep starting the run again, tell it from a folder of the user's own."""
     path = Path(run_dir)
     check_new_run_dir(path)
+    path.mkdir(
+        parents=True, exist_ok=True
+    )  # (the one place, with write_config, a run folder is made)
     atomic_write_text(path / PREPARED_FILE, "")
     write_config(path, config)
 
