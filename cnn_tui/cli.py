@@ -11,10 +11,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from cnn_tui import __version__
-from cnn_tui.commands import COMMANDS, output
+from cnn_tui.commands import COMMANDS, output, streams
 from cnn_tui.errors import STDOUT, RunError, UsageError, disk_full, path_error
 from cnn_tui.text import one_line
 
@@ -63,12 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run the subcommand, turn its errors into one line and an exit code. While it runs,
-    stdout is a `NamedStream`, so a failed write to it is named as such, not as some file."""
+    stdout is a `streams.NamedStream`, so a failed write to it is named as such, not as some file."""
     parser = build_parser()
     args = parser.parse_args(argv)
     stdout = sys.stdout
     if stdout is not None:
-        sys.stdout = NamedStream(stdout, STDOUT)
+        sys.stdout = streams.NamedStream(stdout, STDOUT)
     try:
         code = _dispatch(parser, args)
         if sys.stdout is not None:
@@ -98,43 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cnn-tui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if stdout is not None and isinstance(sys.stdout, NamedStream):
+        if stdout is not None and isinstance(sys.stdout, streams.NamedStream):
             sys.stdout = stdout
-
-
-class NamedStream:
-    """A text stream whose failed writes say which stream it is: an OSError raised by `write`
-    or `flush` gets `name` as its file name (`errors.STDOUT`), so the one handler in `main` says
-    that standard output could not be written, not some file. Everything else is the stream's."""
-
-    def __init__(self, stream: Any, name: str) -> None:
-        self.stream = stream
-        self.name_in_errors = name
-
-    def write(self, text: str) -> int:
-        try:
-            return self.stream.write(text)
-        except OSError as exc:
-            self._named(exc)
-            raise
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        try:
-            self.stream.flush()
-        except OSError as exc:
-            self._named(exc)
-            raise
-
-    def _named(self, exc: OSError) -> None:
-        if exc.filename is None:
-            exc.filename = self.name_in_errors
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
 
 
 def flag_for(path: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
@@ -190,8 +155,6 @@ def run() -> NoReturn:
     stderr the process ends at once (`os._exit`) instead. Without torch, or under a profiler,
     a debugger or coverage (which write their results at exit), it exits as usual.
     """
-    from cnn_tui.commands import streams
-
     streams.install()
     try:
         code = main()

@@ -16,6 +16,8 @@ every command then prints as usual.
 - **A closed stream** (`cnn-tui runs --no-ui >&-`: Python then sets `sys.stdout` to None; or file
   descriptor 1 closed): file descriptors 0, 1 and 2 get /dev/null, so the command runs and exits
   with its own code, and no file it opens later takes their place.
+- **A failed write says it was standard output** (`NamedStream`, around stdout while `cli.main`
+  runs a command): a full disk behind `> file` is reported as standard output's, not some file's.
 """
 
 from __future__ import annotations
@@ -275,3 +277,38 @@ def flush() -> None:
                 stream.flush()
         except (OSError, ValueError):  # too late to say more: the command's exit code stands
             pass
+
+
+class NamedStream:
+    """A text stream whose failed writes say which stream it is: an OSError raised by `write`
+    or `flush` gets `name` as its file name (`errors.STDOUT`), so the one handler in `main` says
+    that standard output could not be written, not some file. Everything else is the stream's."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.stream = stream
+        self.name_in_errors = name
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self._named(exc)
+            raise
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self._named(exc)
+            raise
+
+    def _named(self, exc: OSError) -> None:
+        if exc.filename is None:
+            exc.filename = self.name_in_errors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
