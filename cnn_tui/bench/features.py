@@ -14,6 +14,7 @@ from typing import Any
 from cnn_tui.bench.common import Note, environment, median, no_notes, ratio, run_timed
 from cnn_tui.bench.options import FEATURES, BenchOptions
 from cnn_tui.bench.whole_run import common_flags
+from cnn_tui.training.system import devices
 
 FEATURE_LRS = ("0.001", "0.002")  # the sweep's grid: two runs as long as the plain one
 
@@ -53,12 +54,6 @@ def feature_commands(
     ]
 
 
-def _gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count()
-
-
 def features_report(opts: BenchOptions, note: Note = no_notes) -> dict[str, Any]:
     """Median wall-clock seconds of each feature command; × = the baseline's seconds (times
     how many runs the feature does) / the feature's."""
@@ -66,7 +61,7 @@ def features_report(opts: BenchOptions, note: Note = no_notes) -> dict[str, Any]
 
     device = resolve_device(opts.device)  # a bad --device is a usage error before any run
     name, size = opts.models[0]
-    parallel = device.type == "cpu" or _gpu_count() >= 2
+    parallel = device.type == "cpu" or devices.gpu_count() >= 2
     if not parallel:
         note("one GPU: the --devices 2 row needs two")
     timings: dict[str, list[float]] = {}

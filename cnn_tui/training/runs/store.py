@@ -58,7 +58,7 @@ from cnn_tui.fileio import (
     open_own_file,
     temp_files,
 )
-from cnn_tui.text import one_line
+from cnn_tui.text import finite, one_line
 from cnn_tui.training.config import TrainConfig, load_config_file
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
@@ -723,22 +723,20 @@ class RunInfo:
         }
 
 
-def _number(value: Any) -> float | None:
+def number_or_none(value: Any) -> float | None:
     """`value` if it is a finite number (not a bool), else None: damaged files hold anything."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return value
+    return value if finite(value) else None
 
 
 def _count(value: Any) -> int:
-    number = _number(value)
+    number = number_or_none(value)
     return max(0, int(number)) if number is not None else 0
 
 
 def _best_val_from_events(run_dir: Path) -> tuple[float | None, int]:
     events, _ = read_events(run_dir)
     epochs = [e for e in events if e.get("event") == "epoch"]
-    accs = [acc for e in epochs if (acc := _number(e.get("val_acc"))) is not None]
+    accs = [acc for e in epochs if (acc := number_or_none(e.get("val_acc"))) is not None]
     return (max(accs) if accs else None), max((_count(e.get("epoch")) for e in epochs), default=0)
 
 
@@ -762,11 +760,11 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     summary = read_summary(path)
     problems = _problems(path, status, summary, config)
     config, status, summary = config or {}, status or {}, summary or {}
-    best = _number(summary.get("best_val_acc", status.get("best_val_acc")))
+    best = number_or_none(summary.get("best_val_acc", status.get("best_val_acc")))
     done = _count(summary.get("epochs_done", status.get("epoch", 0)))
     if best is None and not status:
         best, done = _best_val_from_events(path)
-    started = _number(status.get("started"))
+    started = number_or_none(status.get("started"))
     if started is None:
         try:
             started = path.stat().st_mtime
@@ -781,7 +779,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         epochs_done=done,
         epochs=_count(status.get("epochs")) or _count(config.get("epochs")),
         best_val_acc=best,
-        test_acc=_number(summary.get("test_accuracy", status.get("test_accuracy"))),
+        test_acc=number_or_none(summary.get("test_accuracy", status.get("test_accuracy"))),
         started=started,
         message=str(status.get("message") or ""),
         problems=problems,

@@ -51,6 +51,7 @@ from cnn_tui.text import duration, number, one_line, percent
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import BUSY, OVER, RunState
+from cnn_tui.training.system import devices
 from cnn_tui.training.system.processes import ProcessId, this_host
 
 if TYPE_CHECKING:
@@ -199,17 +200,11 @@ def run_dir_name(index: int, overrides: dict[str, Any]) -> str:
 # --- devices ----------------------------------------------------------------------------------
 
 
-def _gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
 def resolve_devices(spec: str) -> list[str]:
     """`auto` -> every GPU (cuda:0, cuda:1, ...) or ["cpu"]; a comma list -> its checked devices."""
     text = (spec or "auto").strip().lower()
     if text == "auto":
-        count = _gpu_count()
+        count = devices.gpu_count()
         return [f"cuda:{index}" for index in range(count)] or ["cpu"]
     found: list[str] = []
     for item in (part.strip() for part in text.split(",")):
@@ -373,7 +368,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
         state = RunState.PENDING if status is None else state
         status = status or {}
         seconds = summary.get("seconds")
-        started = _number(status.get("started"))
+        started = runs.number_or_none(status.get("started"))
         if seconds is None and state in BUSY and started is not None:
             seconds = time.time() - started
         overrides = entry.get("overrides") or {}
@@ -396,18 +391,12 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
     return rows
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def sort_rows(rows: list[dict[str, Any]], key: str = DEFAULT_SORT) -> list[dict[str, Any]]:
     """Best first by `key` (val_acc, test_acc, f1: highest; time: shortest); no value last."""
     field, higher, _ = SORT_FIELDS[key]
 
     def order(row: dict[str, Any]) -> tuple:
-        value = _number(row.get(field)) if _counts(row, key) else None
+        value = runs.number_or_none(row.get(field)) if _counts(row, key) else None
         if value is None:
             return (1, 0.0, row["index"])
         return (0, -value if higher else value, row["index"])
@@ -424,7 +413,7 @@ def best_run(rows: list[dict[str, Any]], key: str = DEFAULT_SORT) -> dict[str, A
     """The best run by `key` (time: the fastest finished run), or None when none has a value."""
     field = SORT_FIELDS[key][0]
     ranked = sort_rows(rows, key)
-    if ranked and _counts(ranked[0], key) and _number(ranked[0].get(field)) is not None:
+    if ranked and _counts(ranked[0], key) and runs.number_or_none(ranked[0].get(field)) is not None:
         return ranked[0]
     return None
 
