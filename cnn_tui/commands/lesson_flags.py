@@ -154,6 +154,4 @@ def settings_from_args(args: argparse.Namespace) -> LessonSettings:
 
 def net_settings_from_args(args: argparse.Namespace) -> NetSettings:
     """The settings the flags of `cnn-tui net` give."""
-    return NetSettings(
-        args.example, args.label, args.lr, args.summary, args.steps, args.optimizer
-    )
+    return NetSettings(args.example, args.label, args.lr, args.summary, args.steps, args.optimizer)

@@ -823,7 +823,7 @@ def compare_with_torch(example: NetExample, run: NetRun | TrainRun | None = None
 
     if run is None:
         run = run_training(example)
-    runs = run.runs if isinstance(run, TrainRun) else [run]
+    runs = list(run.runs) if isinstance(run, TrainRun) else [run]  # the screen may append
     tensors = {
         key: torch.tensor(getattr(example, key), dtype=torch.float64, requires_grad=True)
         for key in EDITABLE

@@ -211,7 +211,7 @@ def softmax_ce_chain(p: list[float], y: list[float], j: int, num: Callable[[floa
         if yi:  # the other terms are 0·(...): only the true class's term is written
             terms.append(f"(−{num(yi)}/{num(pi)})·{num(pi)}·({num(delta)} − {num(p[j])})")
     written = " + ".join(terms) or "0"
-    return f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = {written} = {num(total)} (y = 0 terms vanish)"
+    return f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = {written} = {num(total)}  (only i = y: y = 0 elsewhere)"
 
 
 # Adam, one quantity at a time: (stage part, rule) with {p} the parameter's name

@@ -140,9 +140,11 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         await pilot.press("right")
         assert "backward · softmax-CE · dz2" in status(screen)
         assert pipeline(screen).startswith("backward: L → [softmax-CE] → linear")
-        assert rule(screen) == (
-            "rule ∂L/∂z2 = p − y: the softmax's and the log's derivatives cancel into one "
-            "subtraction"
+        assert rule(screen).startswith("rule ∂L/∂z2 = p − y, by the chain rule through p")
+        # the derivation with the example's numbers: only the true class's term is not 0
+        assert step_text(screen)[2] == (
+            "Σ_i ∂L/∂p[i]·∂p[i]/∂z2[0] = (−1/0.451)·0.451·(1 − 0.451) = -0.549  "
+            "(only i = y: y = 0 elsewhere)"
         )
         await pilot.press("p", "p")
         assert "backward · linear · dw2" in status(screen)

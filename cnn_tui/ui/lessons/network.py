@@ -1,9 +1,12 @@
 """The network lesson: one image through conv → ReLU → max-pool → flatten → linear → softmax-CE,
-forward, backward and one SGD step, replayed one scalar step at a time.
+forward, backward and an SGD or Adam step, for a few training steps, replayed one scalar step
+at a time.
 
-The screen runs `cnn_tui.lessons.network.run_network` once per example (every step recorded)
-and replays it with `cnn_tui.lessons.net_replay.NetReplay`: the pipeline line marks the layer
-at work, the board shows that stage's arrays (`ArrayBoard`, the conv lesson's grids), the rule
+The screen runs `cnn_tui.lessons.network.run_training` once per example (every step of every
+training step recorded; `n` appends one more) and replays it with
+`cnn_tui.lessons.net_replay.NetReplay`: the pipeline line marks the layer at work, the loss
+curve the training step, the board shows that stage's arrays (`ArrayBoard`, the conv lesson's
+grids), the rule
 panel says what the stage computes in general, the step panel the current step with its
 numbers and where the stage's input (the upstream gradient, going backward) came from. Moving,
 playing and the checks against PyTorch and numerical gradients (in a worker thread: torch is
@@ -21,8 +24,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Header, Static
 
+from cnn_tui.errors import UsageError
 from cnn_tui.lessons import network
-from cnn_tui.lessons.net_replay import NetReplay
+from cnn_tui.lessons.net_replay import NetReplay, loss_curve
 from cnn_tui.lessons.settings import NetSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
@@ -63,6 +67,32 @@ class NetPipeline(Static):
         self.update(text, layout=False)
 
 
+class LossCurve(Static):
+    """The loss of every training step as bars (left: before the first step), the current one
+    marked, with a caption: one row on a short terminal, three on a tall one."""
+
+    DEFAULT_CSS = """
+    LossCurve {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
+    def show(self, losses: list[float], current: int, caption: str, rows: int) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        lines = loss_curve(losses, rows)
+        for number, line in enumerate(lines):
+            if number:
+                text.append("\n")
+            text.append("loss " if number == len(lines) - 1 else "     ", style="dim")
+            text.append(line[:current], style="cyan")
+            text.append(line[current] if line[current] != " " else "·", style="bold reverse")
+            text.append(line[current + 1 :], style="cyan")
+            if number == len(lines) - 1:
+                text.append(f"  {caption}")
+        self.update(text)
+
+
 class RulePanel(Static):
     """What the current stage computes in general (the chain rule, going backward)."""
 
@@ -86,6 +116,7 @@ class NetworkScreen(SteppingScreen):
         Binding("P", "prev_phase", "previous layer / phase", key_display="P", group=_phase),
         Binding("p", "next_phase", "next layer / phase", key_display="p", group=_phase),
         Binding("b", "next_pass", "pass"),
+        Binding("n", "train_more", "one more training step"),
         *PLAY_BINDINGS,
         *jump_bindings("layer start", "layer end"),
         Binding("f", "cycle('f')", "filter"),
@@ -125,6 +156,7 @@ class NetworkScreen(SteppingScreen):
         yield Header()
         yield StepStatus(id="net-status")
         yield NetPipeline(id="net-pipeline")
+        yield LossCurve(id="net-curve")
         with VerticalScroll(id="net-board-scroll", can_focus=False):
             yield ArrayBoard(id="net-board")
         yield RulePanel(id="net-rule")
@@ -139,9 +171,9 @@ class NetworkScreen(SteppingScreen):
     # ----------------------------------------------------------------- state
 
     def _compute(self) -> None:
-        """Run the network once for the example, recording every stage."""
-        self.run = network.run_network(self.example)
-        self.model = NetReplay(self.run)
+        """Run the example's training steps, recording every stage of each."""
+        self.training = network.run_training(self.example)
+        self.model = NetReplay(self.training)
 
     def _redraw(self) -> None:
         model = self.model
@@ -149,6 +181,10 @@ class NetworkScreen(SteppingScreen):
         board.show(model.grid_specs(self.view, every_filter=self.every_filter))
         self.query_one("#net-status", StepStatus).show(model.status_parts(self.speed), self.playing)
         self.query_one("#net-pipeline", NetPipeline).show(*model.pipeline())
+        rows = 3 if self.app.size.height >= 34 else 1
+        self.query_one("#net-curve", LossCurve).show(
+            model.training.losses, model.curve_index(), model.curve_label(), rows
+        )
         rule, source = model.rule_lines()
         self.query_one("#net-rule", RulePanel).show(rule)
         self.query_one("#net-step", StepPanel).show(model.step_lines(), source)
@@ -177,6 +213,19 @@ class NetworkScreen(SteppingScreen):
     def action_next_pass(self) -> None:
         self._move(self.model.next_pass)
 
+    def action_train_more(self) -> None:
+        """One more training step, appended live; the lesson moves to its first step and the
+        checks run again over every step."""
+        self._stop()
+        try:
+            self.model.extend()
+        except UsageError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self._moved()
+        self._token += 1  # the running checks covered fewer steps
+        self._start_checks()
+
     def action_edit(self) -> None:
         self._stop()
         self.app.push_screen(NetFormScreen(self.example, self.params, self.overrides), self._edited)
@@ -191,7 +240,10 @@ class NetworkScreen(SteppingScreen):
     # ----------------------------------------------------------------- checks
 
     def checks(self) -> list[Check]:
-        example, run = self.example, self.run
+        example, training = self.example, self.model.training
+        run, steps = training.runs[0], training.steps
+        optimizer = "SGD" if example.optimizer == "sgd" else "Adam"
+        over = "" if steps == 1 else f", {steps} steps"
 
         def gradient() -> str:
             check = network.gradient_check(example, run)
@@ -199,8 +251,8 @@ class NetworkScreen(SteppingScreen):
             return f"finite differences: {check.max_error:.1e} {verdict}"
 
         def torch() -> str:
-            difference = network.compare_with_torch(example, run)
+            difference = network.compare_with_torch(example, training)
             verdict = "✓" if difference < 1e-9 else "✗ differs"
-            return f"PyTorch (autograd, SGD): |Δ| {difference:.1e} {verdict}"
+            return f"PyTorch (autograd, {optimizer}{over}): |Δ| {difference:.1e} {verdict}"
 
         return [("grad", gradient), ("torch", torch)]
