@@ -454,9 +454,9 @@ def fmt_sig(value: float) -> str:
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
-def loss_curve(losses: list[float], rows: int = 1) -> list[str]:
-    """The losses as a bar chart, one column per loss (left: before any step), `rows` rows of
-    text high, the tallest bar the largest loss; rows top first. A loss of 0 is an empty
+def loss_curve(losses: list[float], rows: int = 1, width: int = 1) -> list[str]:
+    """The losses as a bar chart, `width` columns per loss (left: before any step), `rows` rows
+    of text high, the tallest bar the largest loss; rows top first. A loss of 0 is an empty
     column, any loss above 0 at least a sliver."""
     top = max(max(losses), 1e-300)
     levels = rows * (len(_BARS) - 1)
@@ -464,5 +464,5 @@ def loss_curve(losses: list[float], rows: int = 1) -> list[str]:
     lines = []
     for row in range(rows - 1, -1, -1):
         base = row * (len(_BARS) - 1)
-        lines.append("".join(_BARS[min(max(h - base, 0), len(_BARS) - 1)] for h in heights))
+        lines.append("".join(_BARS[min(max(h - base, 0), len(_BARS) - 1)] * width for h in heights))
     return lines

@@ -41,6 +41,11 @@ _NET_KINDS = {
     "nll": "logs",
     "sub": "subtractions",
     "sgd": "updates",
+    "adam_m": "running means",
+    "adam_v": "running means of squares",
+    "adam_mhat": "bias corrections",
+    "adam_vhat": "bias corrections",
+    "adam": "updates",
 }
 
 HEADINGS = {

@@ -80,15 +80,21 @@ class LossCurve(Static):
 
     def show(self, losses: list[float], current: int, caption: str, rows: int) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
-        lines = loss_curve(losses, rows)
+        width = max(1, min(3, 36 // len(losses)))  # columns per loss: a few steps drawn wide
+        lines = loss_curve(losses, rows, width)
+        start, end = current * width, (current + 1) * width
         for number, line in enumerate(lines):
+            last = number == len(lines) - 1
             if number:
                 text.append("\n")
-            text.append("loss " if number == len(lines) - 1 else "     ", style="dim")
-            text.append(line[:current], style="cyan")
-            text.append(line[current] if line[current] != " " else "·", style="bold reverse")
-            text.append(line[current + 1 :], style="cyan")
-            if number == len(lines) - 1:
+            text.append("loss " if last else "     ", style="dim")
+            text.append(line[:start], style="cyan")
+            marked = line[start:end]
+            if last and not marked.strip():
+                marked = "·" * width  # a loss of 0 is still marked
+            text.append(marked, style="bold yellow on grey23")
+            text.append(line[end:], style="cyan")
+            if last:
                 text.append(f"  {caption}")
         self.update(text)
 
@@ -181,7 +187,7 @@ class NetworkScreen(SteppingScreen):
         board.show(model.grid_specs(self.view, every_filter=self.every_filter))
         self.query_one("#net-status", StepStatus).show(model.status_parts(self.speed), self.playing)
         self.query_one("#net-pipeline", NetPipeline).show(*model.pipeline())
-        rows = 3 if self.app.size.height >= 34 else 1
+        rows = 4 if self.app.size.height >= 34 else 1
         self.query_one("#net-curve", LossCurve).show(
             model.training.losses, model.curve_index(), model.curve_label(), rows
         )
