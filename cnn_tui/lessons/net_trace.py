@@ -112,7 +112,7 @@ def summary_lines(training) -> Iterator[str]:
     steps = training.steps
     yield f"loss per step (before step 1, then after each): {', '.join(fmt_sig(v) for v in losses)}"
     yield (
-        f"after {steps} {_optimizer(example)} step{'s' if steps != 1 else ''}: loss "
+        f"summary: after {steps} {_optimizer(example)} step{'s' if steps != 1 else ''}, loss "
         f"{fmt_sig(losses[0])} → {fmt_sig(losses[-1])}, p[{label}] (the true class, "
         f"{example.class_name(label)}) {fmt_sig(probabilities[0])} → {fmt_sig(probabilities[-1])}"
     )
