@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from cnn_tui import cli
-from cnn_tui.lessons.net_trace import HEADINGS, net_trace_text, step_line
 from cnn_tui.lessons.net_replay import fmt_sig
+from cnn_tui.lessons.net_trace import HEADINGS, net_trace_text, step_line
 from cnn_tui.lessons.network import build_net_example, run_network, run_training
 
 STEP = re.compile(r"^[a-zA-Z0-9_′]+(\[[\d,]+\])? (\+=|=) .*(→ |= )-?[\d.]+")
