@@ -30,6 +30,7 @@ Pair = tuple[int, int]
 StepCallback = Callable[["StepEvent"], None]
 
 __all__ = [
+    "AdamStep",
     "AvgPoolCache",
     "ConvCache",
     "FlattenCache",
@@ -40,6 +41,7 @@ __all__ = [
     "ReluCache",
     "SoftmaxCECache",
     "StepEvent",
+    "adam_update",
     "avgpool2d_backward",
     "avgpool2d_forward",
     "collect_steps",
