@@ -234,6 +234,19 @@ class NetReplay:
                 return self.seek(self.starts[index] + 1)
         return self.seek(0)
 
+    def other_step(self, delta: int) -> int:
+        """The same stage and step of training step `train_step + delta` (clamped to the run):
+        how Adam's m of w2, or the loss, changes from one training step to the next. From the
+        start (position 0): step 1's first step, moved on from there."""
+        if self.position == 0:
+            self.seek(1)
+        key, local = self.stage.key, self.local
+        target = min(max(self.train_step + delta, 1), self.training.steps)
+        for index, stage in enumerate(self.stages):
+            if stage.key == key and self.stage_runs[index].step == target:
+                return self.seek(self.starts[index] + min(local, stage.steps))
+        return self.position
+
     def first_of(self, key: str) -> int:
         """The first step of the stage with this key ("relu.backward", "sgd.w1", ...)."""
         index = next(k for k, stage in enumerate(self.stages) if stage.key == key)

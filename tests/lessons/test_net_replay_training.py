@@ -121,3 +121,20 @@ def test_a_single_step_reads_as_before():
     assert model.pipeline()[0] == "forward"
     assert model.step_lines()[0].startswith("1150 steps recorded: forward 419")
     assert model.curve_label() == "loss after 0/1 SGD steps: 0.795  (0.795 → 0.0542)"
+
+
+def test_the_same_stage_in_the_next_and_previous_training_step(adam):
+    adam.first_of("adam.w2.m")
+    adam.step(4)
+    here, local = adam.position, adam.local
+    assert adam.other_step(1) > here
+    assert (adam.train_step, adam.stage.key, adam.local) == (2, "adam.w2.m", local)
+    # m carries over: step 2's m_w2 is what step 1 left
+    np.testing.assert_array_equal(adam.values("m_w2"), adam.training.runs[0].values["m_w2_new"])
+    adam.other_step(5)  # clamped to the last training step
+    assert (adam.train_step, adam.stage.key) == (3, "adam.w2.m")
+    adam.other_step(-2)
+    assert (adam.train_step, adam.position) == (1, here)
+    adam.seek(0)
+    adam.other_step(1)
+    assert (adam.train_step, adam.stage.key, adam.local) == (2, "conv.forward", 1)

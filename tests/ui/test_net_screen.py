@@ -334,6 +334,7 @@ async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
         assert "all 0 / 1150" in status(screen)
+        assert not screen.check_action("other_step", (1,))  # one training step: t / T hidden
         assert (
             curve(screen)
             .splitlines()[-1]
@@ -345,6 +346,11 @@ async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
         assert "step 1 / 320" in status(screen) and "all 1151 / 2300" in status(screen)
         assert pipeline(screen).startswith("step 2 forward: x → [conv]")
         assert "loss after 1/2 SGD steps: 0.0542  (0.795 → 0.0396)" in curve(screen)
+        await pilot.press("T")  # the same step of the previous training step
+        assert status(screen).startswith("network · step 1/2 · forward · conv")
+        assert "all 1 / 2300" in status(screen)
+        await pilot.press("t")
+        assert "step 2/2" in status(screen) and "all 1151 / 2300" in status(screen)
         await pilot.press("end", "b", "b", "b")  # to step 2's "after"
         assert "step 2/2 · after" in status(screen)
         assert "loss after 2/2 SGD steps: 0.0396" in curve(screen)

@@ -42,6 +42,7 @@ from cnn_tui.ui.lessons.stepping import (
 )
 
 _phase = Binding.Group("phase", compact=True)
+_train = Binding.Group("training step", compact=True)
 
 
 class NetPipeline(Static):
@@ -122,6 +123,8 @@ class NetworkScreen(SteppingScreen):
         Binding("P", "prev_phase", "previous layer / phase", key_display="P", group=_phase),
         Binding("p", "next_phase", "next layer / phase", key_display="p", group=_phase),
         Binding("b", "next_pass", "pass"),
+        Binding("T", "other_step(-1)", "previous training step", key_display="T", group=_train),
+        Binding("t", "other_step(1)", "next training step", key_display="t", group=_train),
         Binding("n", "train_more", "one more training step"),
         *PLAY_BINDINGS,
         *jump_bindings("layer start", "layer end"),
@@ -211,6 +214,8 @@ class NetworkScreen(SteppingScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cycle" and self.every_filter:
             return False  # every filter is on the board already
+        if action == "other_step":
+            return self.model.training.steps > 1  # one training step: nothing to go to
         return super().check_action(action, parameters)
 
     def action_prev_phase(self) -> None:
@@ -218,6 +223,9 @@ class NetworkScreen(SteppingScreen):
 
     def action_next_pass(self) -> None:
         self._move(self.model.next_pass)
+
+    def action_other_step(self, delta: int) -> None:
+        self._move(self.model.other_step, delta)
 
     def action_train_more(self) -> None:
         """One more training step, appended live; the lesson moves to its first step and the
@@ -228,6 +236,7 @@ class NetworkScreen(SteppingScreen):
         except UsageError as exc:
             self.notify(str(exc), severity="warning")
             return
+        self.refresh_bindings()  # t / T: there is another training step now
         self._moved()
         self._token += 1  # the running checks covered fewer steps
         self._start_checks()
