@@ -192,8 +192,8 @@ SOFTMAX_CE_GRADIENT = (
 
 # why the softmax subtracts the largest score first
 MAX_SUBTRACTION = (
-    "softmax(z) = softmax(z − max z): exp(z−c)/Σexp(z−c) = exp(z)/Σexp(z) for any c, and with "
-    "c = max z every exp is at most 1, so none overflows"
+    "softmax(z) = softmax(z − c) for any c (the factor exp(−c) cancels); c = max z keeps every "
+    "exp ≤ 1, so none overflows"
 )
 
 
