@@ -68,7 +68,8 @@ __all__ = [
     "run_training",
 ]
 
-# The parameters SGD updates, in the order of the update and of the edit form, after the image.
+# The parameters the optimizer updates, in the order of the update and of the edit form, after
+# the image.
 PARAMS = ("w1", "b1", "w2", "b2")
 EDITABLE = ("x", *PARAMS)
 
@@ -128,6 +129,7 @@ for _p in PARAMS:
             f"vhat_{_p}": (_axes, f"v̂_{_p}", "v′ bias-corrected"),
         }
     )
+del _p, _axes
 
 # leading axes of a feature map or weight: named in a cell reference when they have size > 1
 LEAD_AXES = ("n", "c", "f")
