@@ -60,11 +60,13 @@ COMMANDS: dict[str, Command] = {
         Command(
             "net",
             "net",
-            "step through a whole tiny network: forward, loss, backward, one SGD step",
+            "step through a whole tiny network: forward, loss, backward, SGD or Adam steps",
             "Step through a whole tiny network (conv, ReLU, max-pool, flatten, linear, softmax "
-            "cross-entropy) on one image: forward, the loss, backward layer by layer, one SGD "
-            "step and the loss after it. Opens the lesson screen; with --no-ui prints a trace.",
-            "print every layer's steps, the update and the loss after it to stdout",
+            "cross-entropy) on one image: forward, the loss, backward layer by layer, an SGD or "
+            "Adam step and the loss after it, for --steps training steps with the loss of each "
+            "drawn as a curve. Opens the lesson screen; with --no-ui prints a trace.",
+            "print every layer's steps, the update and the loss after each training step, and "
+            "the summary, to stdout",
         ),
         Command(
             "train",

@@ -108,14 +108,16 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
 
 
 def add_net_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `cnn-tui net`: --example, --label, --lr and the trace's --summary."""
+    """The flags of `cnn-tui net`: --example, --label, --lr, --steps, --optimizer and the
+    trace's --summary."""
     lim = NET_LIMITS
     kernels = " or ".join(f"{k}x{k}" for k in lim.kernel_sizes)
     parser.epilog = (
         f"Limits: image {lim.min_size}x{lim.min_size} to {lim.max_size}x{lim.max_size}, at most "
         f"{lim.max_filters} filters of {kernels}, {lim.min_classes} to {lim.max_classes} "
         f"classes, values at most {lim.max_abs:g} in size, learning rate at most "
-        f"{lim.max_lr:g}: every layer's arrays stay readable on one screen."
+        f"{lim.max_lr:g}, at most {lim.max_train_steps} training steps: every layer's arrays "
+        "stay readable on one screen."
     )
     names = ", ".join(example_names("net")) or "none installed"
     group = parser.add_argument_group("example")
@@ -125,6 +127,9 @@ def add_net_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the image and weights ({names}; default {NET_DEFAULT_EXAMPLE})",
     )
     for name, setting in NET_SETTINGS.items():
+        if setting.kind == "choice":
+            group.add_argument(f"--{name}", dest=name, choices=setting.choices, help=setting.help)
+            continue
         group.add_argument(
             f"--{name}",
             dest=name,
@@ -149,4 +154,4 @@ def settings_from_args(args: argparse.Namespace) -> LessonSettings:
 
 def net_settings_from_args(args: argparse.Namespace) -> NetSettings:
     """The settings the flags of `cnn-tui net` give."""
-    return NetSettings(args.example, args.label, args.lr, args.summary)
+    return NetSettings(args.example, args.label, args.lr, args.summary, args.steps, args.optimizer)

@@ -1,4 +1,5 @@
-"""`cnn-tui net`: step through a whole tiny network, forward, loss, backward and one SGD step."""
+"""`cnn-tui net`: step through a whole tiny network, forward, loss, backward and an SGD or Adam
+step, for a few training steps."""
 
 from __future__ import annotations
 

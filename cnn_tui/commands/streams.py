@@ -45,6 +45,8 @@ SPELLINGS: dict[str, str] = {
     "′": "'",
     "α": "alpha",
     "ᵀ": "^T",
+    "\u0302": "hat",  # (a combining circumflex: Adam's m̂, v̂)
+    "δ": "delta",
     # maths
     "≤": "<=",
     "≥": ">=",

@@ -30,6 +30,7 @@ Pair = tuple[int, int]
 StepCallback = Callable[["StepEvent"], None]
 
 __all__ = [
+    "AdamStep",
     "AvgPoolCache",
     "ConvCache",
     "FlattenCache",
@@ -40,6 +41,7 @@ __all__ = [
     "ReluCache",
     "SoftmaxCECache",
     "StepEvent",
+    "adam_update",
     "avgpool2d_backward",
     "avgpool2d_forward",
     "collect_steps",
@@ -89,7 +91,8 @@ class StepEvent:
     (target += the one operand, sent to the argmax of a max-pool window); the network layers
     add "relu" (target = max(0, x)), "mask" (target = dout where x > 0, else 0), "copy"
     (target = the operand), "exp" (target = exp(z − zmax)), "div" (target = e / s), "nll"
-    (loss += −log p), "sub" (target = p − y) and "sgd" (target = param − lr·grad).
+    (loss += −log p), "sub" (target = p − y), "sgd" (target = param − lr·grad) and Adam's
+    "adam_m", "adam_v", "adam_mhat", "adam_vhat" and "adam" (`adam_update`).
     """
 
     op: str  # "conv2d" | "maxpool2d" | "avgpool2d" | "relu" | "flatten" | "linear" | ...
@@ -1227,6 +1230,102 @@ def sgd_update(
             )  # fmt: skip
             step += 1
     return new
+
+
+@dataclass(frozen=True, slots=True)
+class AdamStep:
+    """The arrays of one Adam step of one parameter: the running means after it, their
+    bias-corrected values and the new parameter."""
+
+    m: np.ndarray
+    v: np.ndarray
+    m_hat: np.ndarray
+    v_hat: np.ndarray
+    new: np.ndarray
+
+
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    on_step: StepCallback | None = None,
+) -> AdamStep:
+    """Step t (1, 2, ...) of Adam, cell by cell, as PyTorch's Adam without weight decay or
+    amsgrad computes it:
+
+        m′ = β1·m + (1 − β1)·g          v′ = β2·v + (1 − β2)·g²
+        m̂ = m′ / (1 − β1^t)              v̂ = v′ / (1 − β2^t)
+        new = param − lr·m̂ / (√v̂ + ε)
+
+    m and v are the running means before the step (zeros before step 1). Events, one quantity
+    at a time over every cell: "adam_m" into m_new (operands m, grad, beta1), "adam_v" into
+    v_new (v, grad, beta2), "adam_mhat" into m_hat (m_new, beta1, t), "adam_vhat" into v_hat
+    (v_new, beta2, t), then "adam" into new (param, m_hat, v_hat, lr, eps)."""
+    param, grad, m, v = (np.asarray(a) for a in (param, grad, m, v))
+    for name, array in (("grad", grad), ("m", m), ("v", v)):
+        if array.shape != param.shape:
+            raise ValueError(f"{name} has shape {array.shape} but param has shape {param.shape}")
+    if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if int(t) < 1:
+        raise ValueError(f"t counts the steps from 1, got {t!r}")
+    beta1, beta2 = (float(b) for b in betas)
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1 and eps > 0):
+        raise ValueError(f"betas must be in [0, 1) and eps above 0, got {betas}, {eps}")
+    dtype = _float_dtype(param, grad, m, v)
+    param, grad, m, v = (a.astype(dtype) for a in (param, grad, m, v))
+    correction1, correction2 = 1.0 - beta1**t, 1.0 - beta2**t
+    out = {
+        name: np.zeros(param.shape, dtype=dtype)
+        for name in ("m_new", "v_new", "m_hat", "v_hat", "new")
+    }
+    loops_names = tuple(f"i{k}" for k in range(param.ndim))
+    step = 0
+
+    def emit(kind: str, target: str, index, operands, before: float) -> None:
+        nonlocal step
+        on_step(StepEvent("adam", "update", kind, step, tuple(zip(loops_names, index, strict=True)),
+                          target, index, operands, float(before),
+                          float(out[target][index])))  # fmt: skip
+        step += 1
+
+    cells = list(np.ndindex(*param.shape))
+    for index in cells:
+        out["m_new"][index] = beta1 * m[index] + (1.0 - beta1) * grad[index]
+        if on_step is not None:
+            emit("adam_m", "m_new", index, (Operand("m", index, float(m[index])),
+                 Operand("grad", index, float(grad[index])), Operand("beta1", (), beta1)),
+                 m[index])  # fmt: skip
+    for index in cells:
+        out["v_new"][index] = beta2 * v[index] + (1.0 - beta2) * grad[index] * grad[index]
+        if on_step is not None:
+            emit("adam_v", "v_new", index, (Operand("v", index, float(v[index])),
+                 Operand("grad", index, float(grad[index])), Operand("beta2", (), beta2)),
+                 v[index])  # fmt: skip
+    for index in cells:
+        out["m_hat"][index] = out["m_new"][index] / correction1
+        if on_step is not None:
+            emit("adam_mhat", "m_hat", index, (Operand("m_new", index, float(out["m_new"][index])),
+                 Operand("beta1", (), beta1), Operand("t", (), float(t))), math.nan)  # fmt: skip
+    for index in cells:
+        out["v_hat"][index] = out["v_new"][index] / correction2
+        if on_step is not None:
+            emit("adam_vhat", "v_hat", index, (Operand("v_new", index, float(out["v_new"][index])),
+                 Operand("beta2", (), beta2), Operand("t", (), float(t))), math.nan)  # fmt: skip
+    for index in cells:
+        m_hat, v_hat = out["m_hat"][index], out["v_hat"][index]
+        out["new"][index] = param[index] - lr * m_hat / (math.sqrt(v_hat) + eps)
+        if on_step is not None:
+            emit("adam", "new", index, (Operand("param", index, float(param[index])),
+                 Operand("m_hat", index, float(m_hat)), Operand("v_hat", index, float(v_hat)),
+                 Operand("lr", (), float(lr)), Operand("eps", (), float(eps))),
+                 param[index])  # fmt: skip
+    return AdamStep(out["m_new"], out["v_new"], out["m_hat"], out["v_hat"], out["new"])
 
 
 # --------------------------------------------------------------------------- step counts

@@ -1,14 +1,17 @@
-"""UI-free model of the network lesson screen: one cursor over every stage of `run_network`.
+"""UI-free model of the network lesson screen: one cursor over every stage of a training run.
 
 The lesson is a sequence of stages (`network.Stage`: conv forward, ReLU forward, ..., the
-softmax-CE loss, its gradient, the linear layer's db2, dw2, dh, ..., the SGD updates, the loss
-after the step). Each stage with steps is a `replay.Replay` of its recorded events, so the
+softmax-CE loss, its gradient, the linear layer's db2, dw2, dh, ..., the SGD or Adam updates,
+the loss after the step), once per training step of `network.run_training` (`extend` appends
+one more step while the lesson runs). Each stage with steps is a `replay.Replay` of its
+recorded events (built when first shown), so the
 highlights and the cell jumps are the conv lesson's. `NetReplay` puts them end to end: position
 P (0..total) means the first P steps of the whole lesson have run; the stage on screen is the
 one holding step P (its own position counts from its start). Stepping past a stage's last step
 enters the next stage. From the position it derives what the screen shows: the stage's arrays
 as grids, the step's arithmetic (`step_text.step_text`), the rule of the stage and where its
-input came from, and the network with the current layer marked. `op_replay.OpReplay` is the
+input came from, the network with the current layer marked, and the loss of every training
+step as a curve with the current one marked (`loss_curve`). `op_replay.OpReplay` is the
 conv / pool lesson's counterpart; the screens move either the same way. Nothing here imports
 Textual.
 """
@@ -21,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage
+from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage, TrainRun
 from cnn_tui.lessons.replay import WINDOW, GridSpec, Replay
+from cnn_tui.lessons.rules import softmax_ce_chain
 from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, step_text
 
 DIRECTIONS = ("forward", "backward", "update", "after")
@@ -60,30 +64,20 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
 
 
 class NetReplay:
-    """The cursor of the network lesson over all its stages."""
+    """The cursor of the network lesson over all its stages, every training step's in turn."""
 
-    def __init__(self, run: NetRun) -> None:
-        self.run = run
-        self.example = run.example
-        self.stages: list[Stage] = run.stages
-        self.shapes = {name: np.shape(array) for name, array in run.values.items()}
-        self.replays: list[Replay | None] = []
-        for stage in self.stages:
-            if not stage.events:
-                self.replays.append(None)
-                continue
-            arrays = {name: run.values[name] for name in stage.reads}
-            targets = {name: self.shapes[name] for name in stage.writes}
-            replay = Replay(stage.events, arrays, targets)
-            replay.route_source = "a1"
-            replay.context_windows = stage.windows
-            self.replays.append(replay)
+    def __init__(self, run: NetRun | TrainRun) -> None:
+        self.training = run if isinstance(run, TrainRun) else TrainRun(run.example, [run])
+        self.example = self.training.example
+        first = self.training.runs[0]
+        self.shapes = {name: np.shape(array) for name, array in first.values.items()}
+        self.stages: list[Stage] = []
+        self.stage_runs: list[NetRun] = []  # the training step each stage belongs to
+        self._replays: dict[int, Replay | None] = {}
         self.starts: list[int] = []
-        total = 0
-        for stage in self.stages:
-            self.starts.append(total)
-            total += stage.steps
-        self.total = total
+        self.total = 0
+        for step in self.training.runs:
+            self._append(step)
         self.position = 0
         self.style = StepStyle(
             ref=lambda name, index: cell_ref(self.shapes, name, index),
@@ -93,7 +87,55 @@ class NetReplay:
             route_source="a1",
         )
 
+    def _append(self, run: NetRun) -> None:
+        for stage in run.stages:
+            self.stages.append(stage)
+            self.stage_runs.append(run)
+            self.starts.append(self.total)
+            self.total += stage.steps
+
+    def _replay_of(self, index: int) -> Replay | None:
+        """Stage `index`'s replay, built when first needed (None for the "after" stage)."""
+        if index not in self._replays:
+            stage, run = self.stages[index], self.stage_runs[index]
+            replay = None
+            if stage.events:
+                arrays = {name: run.values[name] for name in stage.reads}
+                targets = {name: self.shapes[name] for name in stage.writes}
+                replay = Replay(stage.events, arrays, targets)
+                replay.route_source = "a1"
+                replay.context_windows = stage.windows
+            self._replays[index] = replay
+        return self._replays[index]
+
+    @property
+    def replays(self) -> list[Replay | None]:
+        return [self._replay_of(index) for index in range(len(self.stages))]
+
+    def extend(self) -> int:
+        """One more training step, appended after the last (UsageError at the limit); moves to
+        its first step and returns the position."""
+        start = self.total
+        self._append(self.training.extend())
+        return self.seek(start + 1)
+
     # ----------------------------------------------------------------- where we are
+
+    @property
+    def run(self) -> NetRun:
+        """The training step on screen."""
+        return self.stage_runs[self.stage_index]
+
+    @property
+    def train_step(self) -> int:
+        """The training step on screen, from 1."""
+        return self.run.step
+
+    def step_start(self, step: int) -> int:
+        """The position of training step `step`'s first scalar step (clamped to the run)."""
+        step = min(max(step, 1), self.training.steps)
+        index = next(k for k, run in enumerate(self.stage_runs) if run.step == step)
+        return self.seek(self.starts[index] + 1)
 
     @property
     def stage_index(self) -> int:
@@ -108,7 +150,7 @@ class NetReplay:
 
     @property
     def replay(self) -> Replay | None:
-        return self.replays[self.stage_index]
+        return self._replay_of(self.stage_index)
 
     @property
     def local(self) -> int:
@@ -141,7 +183,7 @@ class NetReplay:
                 return self.position
             index += 1
             self.seek(self.starts[index])  # the previous stage, finished
-            replay = self.replays[index]
+            replay = self._replay_of(index)
             if replay is None:
                 return self.seek(self.starts[index] + 1)
             replay.seek(0)
@@ -183,12 +225,27 @@ class NetReplay:
         return self.seek(0 if index < 0 else self.starts[index] + 1)
 
     def next_pass(self) -> int:
-        """The first step of the next pass: forward → backward → update → after → start."""
-        here = DIRECTIONS.index(self.stage.direction)
-        for index, stage in enumerate(self.stages):
-            if DIRECTIONS.index(stage.direction) > here:
+        """The first step of the next pass: forward → backward → update → after → the next
+        training step's forward (after the last: the start)."""
+        here, run = DIRECTIONS.index(self.stage.direction), self.run
+        for index in range(self.stage_index + 1, len(self.stages)):
+            stage = self.stages[index]
+            if self.stage_runs[index] is not run or DIRECTIONS.index(stage.direction) > here:
                 return self.seek(self.starts[index] + 1)
         return self.seek(0)
+
+    def other_step(self, delta: int) -> int:
+        """The same stage and step of training step `train_step + delta` (clamped to the run):
+        how Adam's m of w2, or the loss, changes from one training step to the next. From the
+        start (position 0): step 1's first step, moved on from there."""
+        if self.position == 0:
+            self.seek(1)
+        key, local = self.stage.key, self.local
+        target = min(max(self.train_step + delta, 1), self.training.steps)
+        for index, stage in enumerate(self.stages):
+            if stage.key == key and self.stage_runs[index].step == target:
+                return self.seek(self.starts[index] + min(local, stage.steps))
+        return self.position
 
     def first_of(self, key: str) -> int:
         """The first step of the stage with this key ("relu.backward", "sgd.w1", ...)."""
@@ -292,11 +349,15 @@ class NetReplay:
             return self._after_lines()
         if e is None:
             counts = {d: 0 for d in DIRECTIONS}
-            for s in self.stages:
+            for s in self.stage_runs[0].stages:
                 counts[s.direction] += len(s.events)
+            steps = self.training.steps
+            each = "" if steps == 1 else f" ({steps} training steps)"
+            first = "" if steps == 1 else "each training step: "
             return [
-                f"{self.total} steps recorded: forward {counts['forward']}, backward "
-                f"{counts['backward']}, update {counts['update']}. Press → to run the first.",
+                f"{self.total} steps recorded{each}: {first}forward {counts['forward']}, "
+                f"backward {counts['backward']}, update {counts['update']}. Press → to run the "
+                "first.",
                 "",
                 "",
             ]
@@ -308,6 +369,10 @@ class NetReplay:
         assert replay is not None and replay.current_index is not None
         start, end = replay.cell_span(replay.current_index)
         done, count = replay.current_index - start + 1, end - start
+        if self.stage.key == "softmax.backward":  # p − y, by the chain rule, in numbers
+            p = [float(v) for v in self.run.values["p"][0]]
+            y = [float(v) for v in self.run.values["y"][0]]
+            return softmax_ce_chain(p, y, e.target_index[-1], fmt_num)
         if self.stage.running and e.kind in _ACCUMULATING and count > 1:
             target = self.style.ref(e.target, e.target_index)
             status = "done" if done == count else "so far"
@@ -326,10 +391,26 @@ class NetReplay:
         verdict = "lower: the step went downhill" if change < 0 else "not lower: α is too large"
         return [
             "second forward pass with the updated weights w1′, b1′, w2′, b2′",
-            f"L = {_sig(run.loss)} → L′ = {_sig(run.loss_after)}  ({_sig(change)}, {verdict})",
+            f"L = {fmt_sig(run.loss)} → L′ = {fmt_sig(run.loss_after)}  ({fmt_sig(change)}, {verdict})",
             f"p[{label}] (the true class, {self.example.class_name(label)}) = "
-            f"{_sig(p_before)} → {_sig(p_after)}",
+            f"{fmt_sig(p_before)} → {fmt_sig(p_after)}",
         ]
+
+    # ----------------------------------------------------------------- the loss curve
+
+    def curve_index(self) -> int:
+        """Which loss of `training.losses` the screen is at: the loss the current training step
+        starts from, or on its "after" stage the loss after it."""
+        return self.run.step - (0 if self.stage.direction == "after" else 1)
+
+    def curve_label(self) -> str:
+        """The loss curve's caption: the current loss, and the first and the last."""
+        losses, index = self.training.losses, self.curve_index()
+        name = "SGD" if self.example.optimizer == "sgd" else "Adam"
+        return (
+            f"loss after {index}/{self.training.steps} {name} steps: {fmt_sig(losses[index])}  "
+            f"({fmt_sig(losses[0])} → {fmt_sig(losses[-1])})"
+        )
 
     def rule_lines(self) -> tuple[str, str]:
         """What the stage computes in general, and where its input came from."""
@@ -346,10 +427,14 @@ class NetReplay:
             current = stage.layer
         elif stage.direction == "update":
             layers = ["w1", "b1", "w2", "b2"]
-            current = stage.key.split(".", 1)[1]
+            current = stage.key.split(".")[1]
         else:
-            return "after", [("L", False), ("L′", True)]
-        return stage.direction, [(layer, layer == current) for layer in layers]
+            direction = "after" if self.training.steps == 1 else f"step {self.run.step} after"
+            return direction, [("L", False), ("L′", True)]
+        direction = stage.direction
+        if self.training.steps > 1:
+            direction = f"step {self.run.step} {direction}"
+        return direction, [(layer, layer == current) for layer in layers]
 
     def pipeline_text(self) -> str:
         """The pipeline as plain text, the current layer in brackets."""
@@ -360,16 +445,37 @@ class NetReplay:
 
     def status_parts(self, speed: int) -> list[str]:
         example = self.example
+        steps = self.training.steps
+        training = f"step {self.run.step}/{steps} · " if steps > 1 else ""
+        optimizer = "" if example.optimizer == "sgd" else " · Adam"
         return [
-            f"network · {self.stage.title}",
+            f"network · {training}{self.stage.title}",
             f"step {self.local} / {self.stage.steps}",
             f"all {self.position} / {self.total}",
             f"{speed} steps/s",
-            f"{example.name} · y = {example.label} · α = {fmt_num(example.lr)}",
+            f"{example.name} · y = {example.label} · α = {fmt_num(example.lr)}{optimizer}",
         ]
 
 
-def _sig(value: float) -> str:
+def fmt_sig(value: float) -> str:
     """A summary number: 3 significant digits (a tiny loss stays readable), − as minus."""
     text = f"{value:.3g}"
     return "0" if text in ("0", "-0") else text.replace("-", "−")
+
+
+# a bar per loss, eight heights per row of text
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def loss_curve(losses: list[float], rows: int = 1, width: int = 1) -> list[str]:
+    """The losses as a bar chart, `width` columns per loss (left: before any step), `rows` rows
+    of text high, the tallest bar the largest loss; rows top first. A loss of 0 is an empty
+    column, any loss above 0 at least a sliver."""
+    top = max(max(losses), 1e-300)
+    levels = rows * (len(_BARS) - 1)
+    heights = [0 if loss <= 0 else max(1, round(loss / top * levels)) for loss in losses]
+    lines = []
+    for row in range(rows - 1, -1, -1):
+        base = row * (len(_BARS) - 1)
+        lines.append("".join(_BARS[min(max(h - base, 0), len(_BARS) - 1)] * width for h in heights))
+    return lines

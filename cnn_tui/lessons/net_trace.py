@@ -1,10 +1,11 @@
 """The trace of `cnn-tui net --no-ui`: the whole tiny network as plain text, stage by stage.
 
-The trace runs `network.run_network` and writes, for every stage the lesson screen steps
-through, its title with the rule it computes, where its input came from, one line per step
-(`step_text.step_text`, as the screen writes it) and the arrays it filled in; then the SGD
-update and the loss after the step, and a numerical gradient check. With summary each stage's
-steps are counted instead of written. Plain text, no colour: `write_net_trace` hands each line
+The trace runs `network.run_training` and writes, for every training step and every stage the
+lesson screen steps through, its title with the rule it computes, where its input came from,
+one line per step (`step_text.step_text`, as the screen writes it) and the arrays it filled
+in; then the optimizer's update (SGD or Adam) and the loss after the step; at the end the loss
+of every step, the loss and the true class's probability before and after the run, and a
+numerical gradient check. With summary each stage's steps are counted instead of written. Plain text, no colour: `write_net_trace` hands each line
 to a writer (`cnn_tui.commands` prints them, tests collect them).
 """
 
@@ -16,14 +17,16 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from cnn_tui.lessons.naive import StepEvent
+from cnn_tui.lessons.net_replay import fmt_sig
 from cnn_tui.lessons.network import (
     ARRAYS,
     EDITABLE,
     NetExample,
     describe,
     gradient_check,
-    run_network,
+    run_training,
 )
+from cnn_tui.lessons.settings import ADAM_BETAS, ADAM_EPS
 from cnn_tui.lessons.step_text import StepStyle, fmt_factor, step_text
 from cnn_tui.lessons.step_text import fmt_num as _num
 from cnn_tui.lessons.trace import KIND_NAMES
@@ -38,12 +41,17 @@ _NET_KINDS = {
     "nll": "logs",
     "sub": "subtractions",
     "sgd": "updates",
+    "adam_m": "running means",
+    "adam_v": "running means of squares",
+    "adam_mhat": "bias corrections",
+    "adam_vhat": "bias corrections",
+    "adam": "updates",
 }
 
 HEADINGS = {
     "forward": "== forward ==",
     "backward": "== backward: the chain rule, layer by layer ==",
-    "update": "== update: one SGD step ==",
+    "update": "== update: one {optimizer} step ==",
     "after": "== after the step ==",
 }
 
@@ -73,19 +81,55 @@ def write_net_trace(
     example: NetExample, write: Callable[[str], None], *, summary: bool = False
 ) -> None:
     """Write the trace line by line to `write`."""
-    run = run_network(example)
+    training = run_training(example)
     for line in _header(example):
         write(line)
     write("")
+    first = training.runs[0]
     for name in EDITABLE:
-        for line in array_lines(name, run.values[name]):
+        for line in array_lines(name, first.values[name]):
             write(line)
+    for run in training.runs:
+        if training.steps > 1:
+            write("")
+            write(f"==== training step {run.step} of {training.steps} ====")
+        _write_step(example, run, write, summary)
+        if training.steps > 1:
+            write(f"step {run.step}: loss {fmt_sig(run.loss)} → {fmt_sig(run.loss_after)}")
+    write("")
+    for line in summary_lines(training):
+        write(line)
+    write("")
+    check = gradient_check(example, first)
+    write(f"gradient check (central differences, eps {check.eps:g}): {check.summary()}")
+
+
+def summary_lines(training) -> Iterator[str]:
+    """The run in a few lines: each step's loss, and before → after."""
+    example, losses = training.example, training.losses
+    probabilities = training.true_probabilities()
+    label = example.label
+    steps = training.steps
+    yield f"loss per step (before step 1, then after each): {', '.join(fmt_sig(v) for v in losses)}"
+    yield (
+        f"summary: after {steps} {_optimizer(example)} step{'s' if steps != 1 else ''}, loss "
+        f"{fmt_sig(losses[0])} → {fmt_sig(losses[-1])}, p[{label}] (the true class, "
+        f"{example.class_name(label)}) {fmt_sig(probabilities[0])} → {fmt_sig(probabilities[-1])}"
+    )
+
+
+def _optimizer(example: NetExample) -> str:
+    return "SGD" if example.optimizer == "sgd" else "Adam"
+
+
+def _write_step(example: NetExample, run, write: Callable[[str], None], summary: bool) -> None:
+    """One training step's stages."""
     direction = ""
     for stage in run.stages:
         if stage.direction != direction:
             direction = stage.direction
             write("")
-            write(HEADINGS[direction])
+            write(HEADINGS[direction].format(optimizer=_optimizer(example)))
         write("")
         steps = f"   ({len(stage.events):,} steps)" if stage.events else ""
         write(f"{stage.title}: {stage.rule}{steps}")
@@ -101,9 +145,6 @@ def write_net_trace(
         if stage.key == "softmax.forward":
             label = example.label
             write(f"loss L = −log p[{label}] = {_num(run.loss)}")
-    write("")
-    check = gradient_check(example, run)
-    write(f"gradient check (central differences, eps {check.eps:g}): {check.summary()}")
 
 
 def _header(example: NetExample) -> Iterator[str]:
@@ -115,6 +156,12 @@ def _header(example: NetExample) -> Iterator[str]:
     yield f"classes: {names}"
     label = example.label
     yield f"label y = {label} ({example.class_name(label)}), learning rate α = {_num(example.lr)}"
+    steps = f"{example.steps} training step{'s' if example.steps != 1 else ''}"
+    if example.optimizer == "adam":
+        (beta1, beta2), eps = ADAM_BETAS, ADAM_EPS
+        yield f"{steps}, optimizer Adam (β1 = {beta1:g}, β2 = {beta2:g}, ε = {eps:g})"
+    else:
+        yield f"{steps}, optimizer SGD"
 
 
 def _counts(events) -> str:

@@ -10,14 +10,19 @@ One image x (1, 1, H, W) goes through
     L  = −log softmax(z2)[y]   softmax cross-entropy with label y
 
 then backward layer by layer (the chain rule: each layer turns the gradient of its output,
-`dout`, into the gradients of its input and of its weights), one SGD step
-w ← w − α·dw for w1, b1, w2, b2, and a second forward pass with the new weights.
+`dout`, into the gradients of its input and of its weights), one optimizer step for w1, b1,
+w2, b2 (SGD, w ← w − α·dw, or Adam: running means m and v of the gradient and of its square,
+bias-corrected, w ← w − α·m̂/(√v̂ + ε)), and a second forward pass with the new weights. A
+training run (`run_training`) repeats that for N steps on the same image, each step recorded
+in full and the optimizer's state carried from one step to the next; its losses are the curve
+the lesson draws.
 
 Every layer is a naive op of `cnn_tui.lessons.naive` (nested scalar loops); this module only
 chains them, recording each op's steps under the network's names (the conv's "out" is z1 here,
 its "x_pad" is x, ...). `run_network` returns the arrays and the `Stage`s a lesson replays: one
-per layer and pass (and per gradient of a layer with weights). Nothing here imports Textual;
-torch is imported only by `compare_with_torch` (the screen's check, in a worker thread).
+per layer and pass (and per gradient of a layer with weights, and per quantity of Adam).
+Nothing here imports Textual; torch is imported only by `compare_with_torch` (the screen's
+check, in a worker thread).
 """
 
 from __future__ import annotations
@@ -36,7 +41,15 @@ from cnn_tui.errors import UsageError
 from cnn_tui.fileio import check_input_file, is_regular_file
 from cnn_tui.lessons import naive
 from cnn_tui.lessons.naive import Operand, StepEvent
-from cnn_tui.lessons.settings import NET_DEFAULT_EXAMPLE, NET_LIMITS, NET_SETTINGS, NetSettings
+from cnn_tui.lessons.rules import ADAM_RULES, MAX_SUBTRACTION, SOFTMAX_CE_GRADIENT, adam_note
+from cnn_tui.lessons.settings import (
+    ADAM_BETAS,
+    ADAM_EPS,
+    NET_DEFAULT_EXAMPLE,
+    NET_LIMITS,
+    NET_SETTINGS,
+    NetSettings,
+)
 
 __all__ = [
     "ARRAYS",
@@ -44,6 +57,7 @@ __all__ = [
     "NetExample",
     "NetRun",
     "Stage",
+    "TrainRun",
     "build_net_example",
     "compare_with_torch",
     "forward_loss",
@@ -51,9 +65,11 @@ __all__ = [
     "make_net_example",
     "net_example_from_settings",
     "run_network",
+    "run_training",
 ]
 
-# The parameters SGD updates, in the order of the update and of the edit form, after the image.
+# The parameters the optimizer updates, in the order of the update and of the edit form, after
+# the image.
 PARAMS = ("w1", "b1", "w2", "b2")
 EDITABLE = ("x", *PARAMS)
 
@@ -94,7 +110,26 @@ ARRAYS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "z2_after": (("n", "k"), "z2′", "scores after the step"),
     "p_after": (("n", "k"), "p′", "probabilities after the step"),
     "L_after": ((), "L′", "loss after the step"),
+    "beta1": ((), "β1", "Adam: decay of m"),
+    "beta2": ((), "β2", "Adam: decay of v"),
+    "eps": ((), "ε", "Adam: keeps the division finite"),
+    "t": ((), "t", "Adam: the step number"),
 }
+# Adam's arrays for each parameter p: the running means m, v before and after the step
+# (m_p, m_p_new), their bias-corrected values (mhat_p, vhat_p)
+for _p in PARAMS:
+    _axes = ARRAYS[_p][0]
+    ARRAYS.update(
+        {
+            f"m_{_p}": (_axes, f"m_{_p}", f"mean of d{_p}, before"),
+            f"m_{_p}_new": (_axes, f"m_{_p}′", f"mean of d{_p}: β1·m + (1−β1)·g"),
+            f"v_{_p}": (_axes, f"v_{_p}", f"mean of d{_p}², before"),
+            f"v_{_p}_new": (_axes, f"v_{_p}′", f"mean of d{_p}²: β2·v + (1−β2)·g²"),
+            f"mhat_{_p}": (_axes, f"m̂_{_p}", "m′ bias-corrected"),
+            f"vhat_{_p}": (_axes, f"v̂_{_p}", "v′ bias-corrected"),
+        }
+    )
+del _p, _axes
 
 # leading axes of a feature map or weight: named in a cell reference when they have size > 1
 LEAD_AXES = ("n", "c", "f")
@@ -118,6 +153,8 @@ class NetExample:
     label: int
     lr: float
     class_names: tuple[str, ...] = ()
+    steps: int = 1  # training steps
+    optimizer: str = "sgd"  # "sgd" | "adam"
 
     @property
     def classes(self) -> int:
@@ -133,7 +170,12 @@ class NetExample:
 
     def settings(self) -> dict[str, Any]:
         """The values of the lesson's settings (`settings.NET_SETTINGS`)."""
-        return {"label": self.label, "lr": self.lr}
+        return {
+            "label": self.label,
+            "lr": self.lr,
+            "steps": self.steps,
+            "optimizer": self.optimizer,
+        }
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of every layer's output: z1, m1, h, z2."""
@@ -209,10 +251,16 @@ def _filters(w1: np.ndarray) -> np.ndarray:
 
 
 def build_net_example(
-    example: str | None = None, *, label: Any = None, lr: Any = None
+    example: str | None = None,
+    *,
+    label: Any = None,
+    lr: Any = None,
+    steps: Any = None,
+    optimizer: Any = None,
 ) -> NetExample:
-    """The network example `example` (default `settings.NET_DEFAULT_EXAMPLE`), with its own label
-    and learning rate unless given. UsageError (one line, naming the problem) otherwise."""
+    """The network example `example` (default `settings.NET_DEFAULT_EXAMPLE`), with its own label,
+    learning rate, training steps (default 1) and optimizer (default sgd) unless given.
+    UsageError (one line, naming the problem) otherwise."""
     name = example or NET_DEFAULT_EXAMPLE
     data = _read(name)
     arrays = {key: _array(data, key, name) for key in EDITABLE}
@@ -226,6 +274,8 @@ def build_net_example(
         label=int(data.get("label", 0)) if label is None else label,
         lr=float(data.get("lr", 0.1)) if lr is None else lr,
         class_names=tuple(str(n) for n in names) if isinstance(names, list) else (),
+        steps=data.get("steps", 1) if steps is None else steps,
+        optimizer=data.get("optimizer", "sgd") if optimizer is None else optimizer,
         **arrays,
     )
     return _checked(base)
@@ -297,13 +347,17 @@ def _checked(example: NetExample) -> NetExample:
     try:
         label = NET_SETTINGS["label"].parse(example.label)
         lr = NET_SETTINGS["lr"].parse(example.lr)
+        if isinstance(example.steps, (bool, float)):  # a TOML 2.5 or true is not a count
+            raise ValueError(f"steps must be a whole number, got {example.steps!r}")
+        steps = NET_SETTINGS["steps"].parse(example.steps)
+        optimizer = NET_SETTINGS["optimizer"].parse(example.optimizer)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if label >= example.classes:
         raise UsageError(
             f"label must be a class of the example, 0 to {example.classes - 1}, got {label}"
         )
-    return dataclasses.replace(example, label=label, lr=lr)
+    return dataclasses.replace(example, label=label, lr=lr, steps=steps, optimizer=optimizer)
 
 
 # --------------------------------------------------------------------------- plain passes
@@ -336,9 +390,10 @@ class Stage:
     step), `note` what a cell of it means. An "after" stage has no steps of its own.
     """
 
-    key: str  # "conv.forward", "linear.grad_weight", "sgd.w1", "after"
+    key: str  # "conv.forward", "linear.grad_weight", "sgd.w1", "adam.w1.m", "adam.w1", "after"
     direction: str  # "forward" | "backward" | "update" | "after"
-    layer: str  # "conv" | "ReLU" | "max-pool" | "flatten" | "linear" | "softmax-CE" | "SGD"
+    # "conv" | "ReLU" | "max-pool" | "flatten" | "linear" | "softmax-CE" | "SGD" | "Adam"
+    layer: str
     part: str  # "forward", "db2", "w1 ← w1 − α·dw1", ...
     rule: str
     source: str
@@ -362,11 +417,19 @@ class Stage:
 
 @dataclass
 class NetRun:
-    """Everything one lesson shows: every array by name (`ARRAYS`) and the stages in order."""
+    """One training step as the lesson shows it: every array by name (`ARRAYS`) and the stages
+    in order. `step` counts from 1; `state` is the optimizer's after the step (Adam's m_p and
+    v_p, none for SGD), which the next step starts from."""
 
     example: NetExample
     values: dict[str, np.ndarray]
     stages: list[Stage]
+    step: int = 1
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def new_params(self) -> dict[str, np.ndarray]:
+        """The parameters after the step (the next step's)."""
+        return {key: self.values[f"{key}_new"] for key in PARAMS}
 
     @property
     def loss(self) -> float:
@@ -398,10 +461,19 @@ def _split(events: list[StepEvent]) -> dict[str, list[StepEvent]]:
     return phases
 
 
-def run_network(example: NetExample) -> NetRun:
-    """Forward, loss, backward, SGD update and a second forward, recording every step."""
+def run_network(
+    example: NetExample,
+    params: Mapping[str, np.ndarray] | None = None,
+    state: Mapping[str, np.ndarray] | None = None,
+    step: int = 1,
+) -> NetRun:
+    """Training step `step` (from 1): forward, loss, backward, the optimizer's update and a
+    second forward, recording every scalar step. `params` are the weights the step starts
+    from (default: the example's), `state` the optimizer's state after the previous step
+    (Adam's m_p, v_p; default zeros)."""
     pool = NET_LIMITS.pool
     v: dict[str, np.ndarray] = {key: getattr(example, key) for key in EDITABLE}
+    v.update({key: np.asarray(value, dtype=np.float64) for key, value in (params or {}).items()})
     y = example.y
     onehot = np.zeros((1, example.classes))
     onehot[0, example.label] = 1.0
@@ -493,7 +565,8 @@ def run_network(example: NetExample) -> NetRun:
             v[e.target][e.target_index] = e.after
     stage(
         "softmax.forward", "forward", "softmax-CE", "loss",
-        "p[k] = exp(z2[k] − zmax) / Σ_j exp(z2[j] − zmax);  L = −log p[y]",
+        "p[k] = exp(z2[k] − zmax) / Σ_j exp(z2[j] − zmax);  L = −log p[y].  Why − zmax: "
+        + MAX_SUBTRACTION,
         f"input: the scores z2; the label y = {example.label} ({example.class_name(example.label)})",
         ("z2", "y"), ("zmax", "e", "s", "p", "L"), events, running="Σ_k e",
         note="softmax turns scores into probabilities that sum to 1",
@@ -504,7 +577,7 @@ def run_network(example: NetExample) -> NetRun:
     v["dz2"] = naive.softmax_cross_entropy_backward(ce_cache, _renamer({"dz": "dz2"}, events))
     stage(
         "softmax.backward", "backward", "softmax-CE", "dz2",
-        "∂L/∂z2 = p − y: the softmax's and the log's derivatives cancel into one subtraction",
+        "∂L/∂z2 = p − y, by the chain rule through p: " + SOFTMAX_CE_GRADIENT,
         "the start of the backward pass: ∂L/∂L = 1; y is the label one-hot",
         ("p", "y"), ("dz2",), events, note="too much probability on a class: a positive gradient",
     )  # fmt: skip
@@ -581,7 +654,7 @@ def run_network(example: NetExample) -> NetRun:
     )  # fmt: skip
     stage(
         "conv.grad_weight", "backward", "conv", "dw1",
-        "∂L/∂w1 = Σ dout · x_pad: dw1[f,ki,kj] = Σ_i,j dz1[f,i,j]·x[i+ki, j+kj]",
+        "∂L/∂w1 = Σ dout · x (no padding here): dw1[f,ki,kj] = Σ_i,j dz1[f,i,j]·x[i+ki, j+kj]",
         came, ("x", "dz1"), ("dw1",), phases["grad_weight"], running="Σ_i,j x·dz1",
     )  # fmt: skip
     stage(
@@ -593,7 +666,9 @@ def run_network(example: NetExample) -> NetRun:
     )  # fmt: skip
 
     # ----------------------------------------------------------------- update
-    for name, layer in (("w1", "conv"), ("b1", "conv"), ("w2", "linear"), ("b2", "linear")):
+    new_state: dict[str, np.ndarray] = {}
+    layers = {"w1": "conv", "b1": "conv", "w2": "linear", "b2": "linear"}
+    for name in PARAMS if example.optimizer == "sgd" else ():
         events = []
         rename = {"param": name, "grad": f"d{name}", "new": f"{name}_new"}
         v[f"{name}_new"] = naive.sgd_update(v[name], v[f"d{name}"], example.lr,
@@ -602,9 +677,68 @@ def run_network(example: NetExample) -> NetRun:
             f"sgd.{name}", "update", "SGD", name,
             f"{name}′ = {name} − α·d{name} with α = {_short(example.lr)}: each weight takes a "
             "small step against its gradient",
-            f"d{name} = ∂L/∂{name} from the {layer} layer's backward pass",
+            f"d{name} = ∂L/∂{name} from the {layers[name]} layer's backward pass",
             (name, f"d{name}"), (f"{name}_new",), events, note="downhill for this weight",
         )  # fmt: skip
+    if example.optimizer == "adam":
+        (beta1, beta2), eps = ADAM_BETAS, ADAM_EPS
+        v.update(beta1=np.array(beta1), beta2=np.array(beta2), eps=np.array(eps),
+                 t=np.array(float(step)))  # fmt: skip
+        for name in PARAMS:
+            for moment in ("m", "v"):
+                before = (state or {}).get(f"{moment}_{name}")
+                v[f"{moment}_{name}"] = (
+                    np.zeros_like(v[name]) if before is None else np.asarray(before)
+                )
+            events = []
+            rename = {"param": name, "grad": f"d{name}", "new": f"{name}_new",
+                      "m": f"m_{name}", "v": f"v_{name}", "m_new": f"m_{name}_new",
+                      "v_new": f"v_{name}_new", "m_hat": f"mhat_{name}",
+                      "v_hat": f"vhat_{name}"}  # fmt: skip
+            result = naive.adam_update(v[name], v[f"d{name}"], v[f"m_{name}"], v[f"v_{name}"],
+                                       step, example.lr, ADAM_BETAS, ADAM_EPS,
+                                       _renamer(rename, events))  # fmt: skip
+            v[f"m_{name}_new"], v[f"v_{name}_new"] = result.m, result.v
+            v[f"mhat_{name}"], v[f"vhat_{name}"], v[f"{name}_new"] = (
+                result.m_hat,
+                result.v_hat,
+                result.new,
+            )
+            new_state[f"m_{name}"], new_state[f"v_{name}"] = result.m, result.v
+            kinds = {"m": "adam_m", "v": "adam_v", "mhat": "adam_mhat", "vhat": "adam_vhat",
+                     "update": "adam"}  # fmt: skip
+            reads = {
+                "m": (f"m_{name}", f"d{name}"),
+                "v": (f"v_{name}", f"d{name}"),
+                "mhat": (f"m_{name}_new",),
+                "vhat": (f"v_{name}_new",),
+                "update": (name, f"mhat_{name}", f"vhat_{name}"),
+            }
+            writes = {"m": f"m_{name}_new", "v": f"v_{name}_new", "mhat": f"mhat_{name}",
+                      "vhat": f"vhat_{name}", "update": f"{name}_new"}  # fmt: skip
+            sources = {
+                "m": f"d{name} = ∂L/∂{name} from the {layers[name]} layer's backward pass; "
+                f"m_{name} from step {step - 1}",
+                "v": f"the same d{name}, squared; v_{name} from the step before",
+                "mhat": f"m_{name}′ from above; t = {step}: 1 − β1^t = {_short(1 - beta1**step)}",
+                "vhat": f"v_{name}′ from above; t = {step}: 1 − β2^t = {_short(1 - beta2**step)}",
+                "update": f"α = {_short(example.lr)}, ε = {eps:g}; " + adam_note(step),
+            }
+            if step == 1:
+                sources["m"] = (
+                    f"d{name} = ∂L/∂{name} from the {layers[name]} layer's backward pass; "
+                    "m and v start at 0"
+                )
+                sources["v"] = f"the same d{name}, squared; v starts at 0"
+            for quantity, kind in kinds.items():
+                part, rule = ADAM_RULES[quantity]
+                key = f"adam.{name}" if quantity == "update" else f"adam.{name}.{quantity}"
+                stage(
+                    key, "update", "Adam", part.format(p=name), rule.format(p=name),
+                    sources[quantity], reads[quantity], (writes[quantity],),
+                    [e for e in events if e.kind == kind],
+                    note="Adam works on each weight alone",
+                )  # fmt: skip
 
     # ----------------------------------------------------------------- a second forward
     after, z2_after, p_after = forward_loss(
@@ -619,7 +753,7 @@ def run_network(example: NetExample) -> NetRun:
         f"{_short(abs(change))}: {'lower' if change < 0 else 'not lower: try a smaller α'})",
         ("z2", "p", "L"), ("z2_after", "p_after", "L_after"), [],
     )  # fmt: skip
-    return NetRun(example, v, stages)
+    return NetRun(example, v, stages, step, new_state)
 
 
 def _dims(array: np.ndarray) -> str:
@@ -682,13 +816,16 @@ def gradient_check(example: NetExample, run: NetRun | None = None, eps: float = 
     return NetGradCheck(errors, eps, checked)
 
 
-def compare_with_torch(example: NetExample, run: NetRun | None = None) -> float:
-    """Largest |naive − PyTorch| over the loss, every gradient, the weights after one
-    torch.optim.SGD step and the loss after it. Imports torch: call it from a worker thread."""
+def compare_with_torch(example: NetExample, run: NetRun | TrainRun | None = None) -> float:
+    """Largest |naive − PyTorch| over every training step of `run` (default: the example's
+    run): the loss, every gradient, the weights after the torch.optim.SGD or torch.optim.Adam
+    step, and the loss after the last step. Imports torch: call it from a worker thread."""
     import torch
     import torch.nn.functional as F
 
-    run = run if run is not None else run_network(example)
+    if run is None:
+        run = run_training(example)
+    runs = list(run.runs) if isinstance(run, TrainRun) else [run]  # the screen may append
     tensors = {
         key: torch.tensor(getattr(example, key), dtype=torch.float64, requires_grad=True)
         for key in EDITABLE
@@ -701,17 +838,74 @@ def compare_with_torch(example: NetExample, run: NetRun | None = None) -> float:
         m1 = F.max_pool2d(F.relu(z1), pool, pool)
         return F.cross_entropy(F.linear(torch.flatten(m1, 1), t["w2"], t["b2"]), labels)
 
-    loss = loss_of(tensors)
-    loss.backward()
-    pairs = [(run.loss, loss.item())]
-    pairs += [(run.values[f"d{key}"], tensors[key].grad.numpy()) for key in EDITABLE]
-    optimizer = torch.optim.SGD([tensors[key] for key in PARAMS], lr=example.lr)
-    optimizer.step()
-    pairs += [(run.values[f"{key}_new"], tensors[key].detach().numpy()) for key in PARAMS]
+    weights = [tensors[key] for key in PARAMS]
+    if example.optimizer == "adam":
+        optimizer = torch.optim.Adam(weights, lr=example.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    else:
+        optimizer = torch.optim.SGD(weights, lr=example.lr)
+    pairs: list[tuple[Any, Any]] = []
+    for step in runs:
+        optimizer.zero_grad()
+        if tensors["x"].grad is not None:
+            tensors["x"].grad = None
+        loss = loss_of(tensors)
+        loss.backward()
+        pairs.append((step.loss, loss.item()))
+        pairs += [(step.values[f"d{key}"], tensors[key].grad.numpy().copy()) for key in EDITABLE]
+        optimizer.step()
+        pairs += [(step.values[f"{key}_new"], tensors[key].detach().numpy().copy())
+                  for key in PARAMS]  # fmt: skip
     with torch.no_grad():
-        pairs.append((run.loss_after, loss_of(tensors).item()))
+        pairs.append((runs[-1].loss_after, loss_of(tensors).item()))
     differences = (np.ravel(np.asarray(a) - np.asarray(b)) for a, b in pairs)
     return max(abs(float(d)) for difference in differences for d in difference)
+
+
+@dataclass
+class TrainRun:
+    """A short training run on the example's one image: one `NetRun` per step, each starting
+    from the weights (and the optimizer's state) the step before left."""
+
+    example: NetExample
+    runs: list[NetRun]
+
+    @property
+    def steps(self) -> int:
+        return len(self.runs)
+
+    @property
+    def losses(self) -> list[float]:
+        """The loss before each step and after the last: steps + 1 values (the curve)."""
+        return [self.runs[0].loss, *(run.loss_after for run in self.runs)]
+
+    def true_probabilities(self) -> list[float]:
+        """p[y] before each step and after the last."""
+        label = self.example.label
+        first = float(self.runs[0].values["p"][0, label])
+        return [first, *(float(run.values["p_after"][0, label]) for run in self.runs)]
+
+    def can_extend(self) -> bool:
+        return self.steps < NET_LIMITS.max_train_steps
+
+    def extend(self) -> NetRun:
+        """One more training step from where the last left the weights; UsageError at the
+        limit (`NET_LIMITS.max_train_steps`)."""
+        if not self.can_extend():
+            raise UsageError(
+                f"the lesson keeps at most {NET_LIMITS.max_train_steps} training steps"
+            )
+        last = self.runs[-1]
+        run = run_network(self.example, last.new_params(), last.state, last.step + 1)
+        self.runs.append(run)
+        return run
+
+
+def run_training(example: NetExample, steps: int | None = None) -> TrainRun:
+    """`steps` training steps (default the example's), each recorded as `run_network` does."""
+    training = TrainRun(example, [run_network(example)])
+    for _ in range((example.steps if steps is None else steps) - 1):
+        training.extend()
+    return training
 
 
 def describe(example: NetExample) -> str:

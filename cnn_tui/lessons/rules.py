@@ -177,3 +177,61 @@ def dout_source(example: Any) -> str:
     if origin == "edited":
         return f"{head}; here as typed: L = Σ out·dout"
     return f"{head}, as from the loss L = Σ out·dout"
+
+
+# --------------------------------------------------------------------------- the network lesson
+#
+# The texts of the network lesson (`network.run_network`'s stages, `net_replay`'s step panel)
+# that say more than one layer's loop: where p − y comes from, and Adam's update.
+
+# ∂L/∂z2 for softmax cross-entropy, derived: the chain rule through p, then the sum collapses
+SOFTMAX_CE_GRADIENT = (
+    "∂L/∂z2[j] = Σ_i ∂L/∂p[i]·∂p[i]/∂z2[j] = Σ_i (−y[i]/p[i])·p[i](δij − p[j]) "
+    "= −y[j] + p[j]·Σ_i y[i] = p[j] − y[j]"
+)
+
+# why the softmax subtracts the largest score first
+MAX_SUBTRACTION = (
+    "softmax(z) = softmax(z − c) for any c (the factor exp(−c) cancels); c = max z keeps every "
+    "exp ≤ 1, so none overflows"
+)
+
+
+def softmax_ce_chain(p: list[float], y: list[float], j: int, num: Callable[[float], str]) -> str:
+    """The chain rule for one score j with the example's numbers: Σ_i ∂L/∂p[i]·∂p[i]/∂z2[j],
+    written term by term (∂L/∂p[i] = −y[i]/p[i], ∂p[i]/∂z2[j] = p[i](δij − p[j])), and what it
+    sums to (p[j] − y[j])."""
+    terms = []
+    total = 0.0
+    for i, (pi, yi) in enumerate(zip(p, y, strict=True)):
+        delta = 1.0 if i == j else 0.0
+        dp = -yi / pi
+        jac = pi * (delta - p[j])
+        total += dp * jac
+        if yi:  # the other terms are 0·(...): only the true class's term is written
+            terms.append(f"(−{num(yi)}/{num(pi)})·{num(pi)}·({num(delta)} − {num(p[j])})")
+    written = " + ".join(terms) or "0"
+    return f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = {written} = {num(total)}  (only i = y: y = 0 elsewhere)"
+
+
+# Adam, one quantity at a time: (stage part, rule) with {p} the parameter's name
+ADAM_RULES: dict[str, tuple[str, str]] = {
+    "m": ("m_{p}", "m_{p}′ = β1·m_{p} + (1 − β1)·d{p}: the running mean of the gradient"),
+    "v": ("v_{p}", "v_{p}′ = β2·v_{p} + (1 − β2)·d{p}²: the running mean of the squared gradient"),
+    "mhat": ("m̂_{p}", "m̂_{p} = m_{p}′ / (1 − β1^t): bias correction (m started at 0)"),
+    "vhat": ("v̂_{p}", "v̂_{p} = v_{p}′ / (1 − β2^t): bias correction (v started at 0)"),
+    "update": ("{p}", "{p}′ = {p} − α·m̂_{p} / (√v̂_{p} + ε): a step of about α per weight"),
+}
+
+
+def adam_note(t: int) -> str:
+    """Why Adam moves differently from SGD, at step t."""
+    if t == 1:
+        return (
+            "step 1: m̂ = g and v̂ = g², so every weight moves by α·g/|g| = ±α, whatever the "
+            "gradient's size (SGD moves by α·g)"
+        )
+    return (
+        "each weight's step is α·m̂/√v̂: about α while its gradient keeps its sign, smaller "
+        "where the sign flips; the gradient's size cancels out"
+    )

@@ -319,8 +319,9 @@ def example_names(op: str) -> list[str]:
 # --------------------------------------------------------------------------- the network lesson
 #
 # `cnn-tui net`: one image through conv → ReLU → max-pool → flatten → linear → softmax
-# cross-entropy, backward, and one SGD step. Its arrays come from a named example file
-# (assets/lessons/net-*.toml, `op = "net"`); the label and the learning rate can be changed.
+# cross-entropy, backward, and an optimizer step (SGD or Adam), for a few training steps. Its
+# arrays come from a named example file (assets/lessons/net-*.toml, `op = "net"`); the label, the
+# learning rate, the number of training steps and the optimizer can be changed.
 
 
 @dataclass(frozen=True)
@@ -336,10 +337,16 @@ class NetLimits:
     max_classes: int = 4
     max_lr: float = 10.0
     max_abs: float = 100.0  # largest |value| of an array
+    # training steps: each is recorded in full (about 1,200 scalar steps) so it can be replayed
+    max_train_steps: int = 50
 
 
 NET_LIMITS = NetLimits()
 NET_DEFAULT_EXAMPLE = "net-vertical-edge"
+NET_OPTIMIZERS = ("sgd", "adam")
+# Adam's constants, PyTorch's defaults: β1 (the gradient's running mean), β2 (its square's), ε
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
 # The settings of the network lesson beside its example: flags, form rows, `build_net_example`.
 NET_SETTINGS: dict[str, Setting] = {
@@ -356,10 +363,26 @@ NET_SETTINGS: dict[str, Setting] = {
         Setting(
             "lr",
             "learning rate α",
-            "the SGD learning rate α, above 0 (default: the example's)",
+            "the learning rate α of the optimizer, above 0 (default: the example's)",
             "float",
             high=int(NET_LIMITS.max_lr),
             metavar="ALPHA",
+        ),
+        Setting(
+            "steps",
+            "training steps",
+            f"training steps on the image, 1 to {NET_LIMITS.max_train_steps}, each stepped "
+            "through and its loss drawn (default: the example's, else 1)",
+            high=NET_LIMITS.max_train_steps,
+            metavar="N",
+        ),
+        Setting(
+            "optimizer",
+            "optimizer",
+            "sgd (w ← w − α·dw) or adam (running means m, v of the gradient and its square, "
+            "bias-corrected; β1 = 0.9, β2 = 0.999, ε = 1e-8); default: the example's, else sgd",
+            "choice",
+            choices=NET_OPTIMIZERS,
         ),
     )
 }
@@ -367,15 +390,19 @@ NET_SETTINGS: dict[str, Setting] = {
 
 @dataclass(frozen=True)
 class NetSettings:
-    """What `cnn-tui net` asks for: a named example (None: `NET_DEFAULT_EXAMPLE`), its label
-    and learning rate when given (None: the example's), and whether the trace counts steps."""
+    """What `cnn-tui net` asks for: a named example (None: `NET_DEFAULT_EXAMPLE`), its label,
+    learning rate, training steps and optimizer when given (None: the example's), and whether
+    the trace counts steps."""
 
     example: str | None = None
     label: int | None = None
     lr: float | None = None
     summary: bool = False
+    steps: int | None = None
+    optimizer: str | None = None
 
     def params(self) -> dict[str, Any]:
         """The `build_net_example` keywords these settings give: no Nones."""
-        given = {"example": self.example, "label": self.label, "lr": self.lr}
+        given = {"example": self.example, "label": self.label, "lr": self.lr,
+                 "steps": self.steps, "optimizer": self.optimizer}  # fmt: skip
         return {name: value for name, value in given.items() if value is not None}

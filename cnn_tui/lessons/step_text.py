@@ -188,6 +188,8 @@ def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
         note = "(new max)" if e.after != e.before else "(max unchanged)"
     elif e.kind in _LAYER_KINDS:
         formula, numbers, formula_note, note = _layer_step_text(e, style, target, names, values)
+    elif e.kind in _ADAM_KINDS:
+        formula, numbers, formula_note, note = _adam_step_text(e, style, target, names, values)
     else:  # a kind this text does not know: still show what changed
         formula, numbers = f"{target}: {e.kind} with {', '.join(names)}", f"{before} → {after}"
         formula_note = ""
@@ -198,6 +200,7 @@ def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
 
 
 _LAYER_KINDS = ("relu", "mask", "copy", "exp", "div", "nll", "sub", "sgd")
+_ADAM_KINDS = ("adam_m", "adam_v", "adam_mhat", "adam_vhat", "adam")
 
 
 def _layer_step_text(
@@ -254,3 +257,55 @@ def _layer_step_text(
             numbers += f" = {num(values[0])} − {factor(values[2] * values[1], False)}"
         numbers += f" → {after}"
     return formula, numbers, formula_note, note
+
+
+def _adam_step_text(
+    e: Any, style: StepStyle, target: str, names: list[str], values: list[float]
+) -> tuple[str, str, str, str]:
+    """(formula, numbers, formula note, numbers note) of one step of Adam (`naive.adam_update`)."""
+    factor = style.factor
+    # v, v̂ (and m early on) are far below the grids' 0.001: small values get 3 digits
+    num = lambda value: _tiny(value, style.num)  # noqa: E731
+    after = num(e.after)
+    formula_note = note = ""
+    if e.kind in ("adam_m", "adam_v"):
+        old, grad, beta = names
+        square = "²" if e.kind == "adam_v" else ""
+        g = factor(values[1], False) + square
+        formula = f"{target} = {beta}·{old} + (1 − {beta})·{grad}{square}"
+        old_value = factor(values[0], False, num(values[0]))
+        numbers = f"= {num(values[2])}·{old_value} + {num(1 - values[2])}·{g}"
+        formula_note = (
+            "(the running mean of the gradient)"
+            if e.kind == "adam_m"
+            else "(the running mean of the squared gradient)"
+        )
+    elif e.kind in ("adam_mhat", "adam_vhat"):
+        running, beta, t = names
+        power = f"{num(values[2])}"
+        formula = f"{target} = {running} / (1 − {beta}^{t})"
+        numbers = f"= {num(values[0])} / (1 − {num(values[1])}^{power})"
+        if style.explain:
+            numbers += f" = {num(values[0])} / {num(1 - values[1] ** values[2])}"
+        formula_note = "(bias correction: the means started at 0)"
+    else:  # adam: the parameter's step
+        param, m_hat, v_hat, lr, eps = names
+        formula = f"{target} = {param} − {lr}·{m_hat} / (√{v_hat} + {eps})"
+        numbers = (
+            f"= {num(values[0])} − {num(values[3])}·{factor(values[1], False)} / "
+            f"(√{num(values[2])} + {values[4]:g})"
+        )
+        if style.explain:
+            step = values[0] - e.after
+            numbers += f" = {num(values[0])} − {factor(step, False, num(step))}"
+        if values[2] > 0:
+            size = values[3] * abs(values[1]) / (math.sqrt(values[2]) + values[4])
+            note = f"(step size {num(size)} = α·|m̂|/(√v̂ + ε))"
+    return formula, f"{numbers} → {after}", formula_note, note
+
+
+def _tiny(value: float, num: Callable[[float], str]) -> str:
+    """A number that may be far below the grids' 0.001: 3 significant digits then."""
+    if value != 0 and abs(value) < 0.01:
+        return f"{value:.3g}"
+    return num(value)

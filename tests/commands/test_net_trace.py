@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from cnn_tui import cli
+from cnn_tui.lessons.net_replay import fmt_sig
 from cnn_tui.lessons.net_trace import HEADINGS, net_trace_text, step_line
-from cnn_tui.lessons.network import build_net_example, run_network
+from cnn_tui.lessons.network import build_net_example, run_network, run_training
 
 STEP = re.compile(r"^[a-zA-Z0-9_′]+(\[[\d,]+\])? (\+=|=) .*(→ |= )-?[\d.]+")
 
@@ -35,7 +36,7 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     assert "x[0,0]  (6×6)" in lines and "w1[1,0]  (3×3)" in lines and "b1 = [0.05, 0.05]" in lines
     # the passes in order, each stage once, in the order of the lesson screen
     headings = [line for line in lines if line.startswith("== ")]
-    assert headings == list(HEADINGS.values())
+    assert headings == [heading.format(optimizer="SGD") for heading in HEADINGS.values()]
     run = run_network(example)
     titles = [line.split(":")[0] for line in lines if line.startswith(tuple(HEADINGS))]
     assert titles == [stage.title for stage in run.stages]
@@ -111,6 +112,10 @@ def test_net_trace_text_is_what_the_cli_prints(capsys):
         (["--lr", "-1"], "argument --lr: lr must be above 0 and at most 10, got -1"),
         (["--example", "nope"], "no network example named 'nope'"),
         (["--example", "basic-5x5"], "'basic-5x5' is a conv example, not a network"),
+        (["--steps", "0"], "argument --steps: steps must be between 1 and 50, got 0"),
+        (["--steps", "51"], "argument --steps: steps must be between 1 and 50, got 51"),
+        (["--steps", "two"], "argument --steps: steps must be a whole number, got 'two'"),
+        (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(capsys, argv, message):
@@ -146,3 +151,44 @@ def test_the_trace_runs_without_textual_or_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_steps_and_optimizer_print_each_step_s_loss_and_the_summary(capsys):
+    code, out, err = run_cli(capsys, "net", "--no-ui", "--steps", "3", "--optimizer", "adam")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert "3 training steps, optimizer Adam (β1 = 0.9, β2 = 0.999, ε = 1e-08)" in lines
+    assert [line for line in lines if line.startswith("==== ")] == [
+        f"==== training step {step} of 3 ====" for step in (1, 2, 3)
+    ]
+    assert lines.count("== update: one Adam step ==") == 3
+    training = run_training(build_net_example(steps=3, optimizer="adam"))
+    losses = [fmt_sig(loss) for loss in training.losses]
+    for step in (1, 2, 3):
+        assert f"step {step}: loss {losses[step - 1]} → {losses[step]}" in lines
+    assert f"loss per step (before step 1, then after each): {', '.join(losses)}" in lines
+    p = training.true_probabilities()
+    assert (
+        f"summary: after 3 Adam steps, loss 0.795 → {losses[-1]}, p[0] (the true class, vertical edge) "
+        f"0.451 → {fmt_sig(p[-1])}"
+    ) in lines
+    assert (
+        "m_w1′[0,0,0,0] = β1·m_w1[0,0,0,0] + (1 − β1)·dw1[0,0,0,0] = 0.9·0 + 0.1·0.011 → 0.0011"
+        in lines
+    )
+    # every step of every training step is printed
+    expected = [step_line(e) for run in training.runs for stage in run.stages for e in stage.events]
+    known = set(expected)
+    assert [line for line in lines if line in known] == expected
+    assert lines[-1].startswith("gradient check")
+
+
+def test_one_sgd_step_ends_with_the_summary(capsys):
+    _, out, _ = run_cli(capsys, "net", "--no-ui", "--summary")
+    lines = out.splitlines()
+    assert "1 training step, optimizer SGD" in lines
+    assert "loss per step (before step 1, then after each): 0.795, 0.0542" in lines
+    assert (
+        "summary: after 1 SGD step, loss 0.795 → 0.0542, p[0] (the true class, vertical edge) 0.451 → 0.947"
+    ) in lines
+    assert not any(line.startswith("==== training step") for line in lines)

@@ -22,7 +22,7 @@ from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.net_form import NetFormScreen
-from cnn_tui.ui.lessons.network import NetPipeline, NetworkScreen, RulePanel
+from cnn_tui.ui.lessons.network import LossCurve, NetPipeline, NetworkScreen, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
 
@@ -140,9 +140,11 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         await pilot.press("right")
         assert "backward · softmax-CE · dz2" in status(screen)
         assert pipeline(screen).startswith("backward: L → [softmax-CE] → linear")
-        assert rule(screen) == (
-            "rule ∂L/∂z2 = p − y: the softmax's and the log's derivatives cancel into one "
-            "subtraction"
+        assert rule(screen).startswith("rule ∂L/∂z2 = p − y, by the chain rule through p")
+        # the derivation with the example's numbers: only the true class's term is not 0
+        assert step_text(screen)[2] == (
+            "Σ_i ∂L/∂p[i]·∂p[i]/∂z2[0] = (−1/0.451)·0.451·(1 − 0.451) = -0.549  "
+            "(only i = y: y = 0 elsewhere)"
         )
         await pilot.press("p", "p")
         assert "backward · linear · dw2" in status(screen)
@@ -305,3 +307,91 @@ async def test_80x24_keeps_the_rule_the_step_and_every_key_on_screen() -> None:
         assert all(key.region.right <= 80 and key.region.height == 1 for key in keys)
         shown = {key.description for key in keys}
         assert {"step", "cell", "phase", "pass", "play", "filter", "edit", "keys", "quit"} <= shown
+
+
+def curve(screen: Screen) -> str:
+    return text_of(screen.query_one("#net-curve", LossCurve))
+
+
+@run_async
+async def test_steps_and_optimizer_flags_open_a_training_run() -> None:
+    args = build_parser().parse_args(["net", "--steps", "3", "--optimizer", "adam"])
+    app = CnnTuiApp(args.command, net_settings_from_args(args), runs_dir=args.runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, NetworkScreen)
+        assert (screen.example.steps, screen.example.optimizer) == (3, "adam")
+        assert status(screen).startswith("network · step 1/3 · forward · conv")
+        assert "loss after 0/3 Adam steps: 0.795" in curve(screen)
+        # one row at 80×24, three columns a step: Adam takes the loss near 0 in one step
+        assert curve(screen).startswith("loss ███▁▁▁▁▁▁▁▁▁  loss")
+
+
+@run_async
+async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_net(pilot)
+        assert "all 0 / 1150" in status(screen)
+        assert not screen.check_action("other_step", (1,))  # one training step: t / T hidden
+        assert (
+            curve(screen)
+            .splitlines()[-1]
+            .endswith("loss after 0/1 SGD steps: 0.795  (0.795 → 0.0542)")
+        )
+        assert len(curve(screen).splitlines()) == 4  # a tall terminal: four rows of bars
+        await pilot.press("n")
+        assert status(screen).startswith("network · step 2/2 · forward · conv")
+        assert "step 1 / 320" in status(screen) and "all 1151 / 2300" in status(screen)
+        assert pipeline(screen).startswith("step 2 forward: x → [conv]")
+        assert "loss after 1/2 SGD steps: 0.0542  (0.795 → 0.0396)" in curve(screen)
+        await pilot.press("T")  # the same step of the previous training step
+        assert status(screen).startswith("network · step 1/2 · forward · conv")
+        assert "all 1 / 2300" in status(screen)
+        await pilot.press("t")
+        assert "step 2/2" in status(screen) and "all 1151 / 2300" in status(screen)
+        await pilot.press("end", "b", "b", "b")  # to step 2's "after"
+        assert "step 2/2 · after" in status(screen)
+        assert "loss after 2/2 SGD steps: 0.0396" in curve(screen)
+        assert step_text(screen)[1].startswith("L = 0.0542 → L′ = 0.0396")
+
+
+@run_async
+async def test_one_more_step_reruns_the_checks_over_every_step() -> None:
+    pytest.importorskip("torch")
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = NetworkScreen({"optimizer": "adam"}, run_checks=True)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.press("n")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = text_of(screen.query_one("#net-check", CheckPanel))
+        assert "PyTorch (autograd, Adam, 2 steps): |Δ|" in text and text.count("✓") == 2, text
+
+
+@run_async
+async def test_the_form_sets_steps_and_optimizer_and_rejects_bad_ones() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_net(pilot)
+        await pilot.press("e")
+        form = app.screen
+        assert form.query_one("#form-steps", Input).value == "1"
+        assert form.query_one("#form-optimizer", Select).value == "sgd"
+        form.query_one("#form-steps", Input).value = "0"
+        await pilot.press("ctrl+s")
+        assert app.screen is form
+        assert text_of(form.query_one("#error-steps")) == "steps must be between 1 and 50, got 0"
+        form.query_one("#form-steps", Input).value = "4"
+        form.query_one("#form-optimizer", Select).value = "adam"
+        await pilot.press("ctrl+s")
+        assert app.screen is screen
+        assert (screen.example.steps, screen.example.optimizer) == (4, "adam")
+        assert screen.model.training.steps == 4
+        assert status(screen).startswith("network · step 1/4 · forward · conv")
+        assert "α = 0.1 · Adam" in status(screen)

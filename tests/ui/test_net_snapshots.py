@@ -1,5 +1,6 @@
 """Snapshot tests (pytest-textual-snapshot) of the network lesson screen, at 80×24 and 120×40,
-mid forward (the conv layer filling z1) and mid backward (max-pool routing the gradient).
+mid forward (the conv layer filling z1), mid backward (max-pool routing the gradient), an Adam
+training run mid update, and a step appended with `n` at its "after" stage.
 
 Deterministic: the default example, the replay paused, the checks switched off. Update with
 `pytest tests/ui/test_net_snapshots.py --snapshot-update` after a deliberate change, then look at
@@ -35,3 +36,23 @@ def test_network_mid_forward(snap_compare, size) -> None:
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_network_mid_backward(snap_compare, size) -> None:
     assert snap_compare(CnnTuiApp(), press=MID_BACKWARD, terminal_size=size, run_before=open_net)
+
+
+async def open_adam_run(pilot) -> None:
+    await pilot.app.push_screen(NetworkScreen({"steps": 3, "optimizer": "adam"}))
+    await pilot.pause()
+
+
+# step 2 of an Adam run: its update, the third weight of w2's bias-corrected step
+MID_ADAM = ["b", "b", "b", "b", "b"] + ["p"] * 14 + ["right"] * 3
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_network_adam_training_run(snap_compare, size) -> None:
+    assert snap_compare(CnnTuiApp(), press=MID_ADAM, terminal_size=size, run_before=open_adam_run)
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_network_one_more_step_after(snap_compare, size) -> None:
+    press = ["n", "b", "b", "b"]  # step 2, appended, at its "after": the curve's second drop
+    assert snap_compare(CnnTuiApp(), press=press, terminal_size=size, run_before=open_net)

@@ -1,7 +1,7 @@
-"""The network lesson's edit form: a named example, the label, the learning rate, and the values
-of the image and the weights as editable text.
+"""The network lesson's edit form: a named example, the label, the learning rate, the training
+steps, the optimizer, and the values of the image and the weights as editable text.
 
-A modal over the lesson. The label and the learning rate are checked as their flags are
+A modal over the lesson. The settings are checked as their flags are
 (`settings.NET_SETTINGS`), the arrays by `replay.parse_array` (same shape as the example's), and
 the whole example by `network.make_net_example`, so a bad value shows its reason beside its
 field and the lesson is left as it was. Apply returns a `NetRequest`; the screen recomputes
@@ -91,6 +91,17 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
                     yield Static("", id="error-example", classes="lesson-form-error")
                     for name, setting in NET_SETTINGS.items():
                         yield Label(setting.label, classes="lesson-form-label")
+                        if setting.kind == "choice":
+                            yield Select(
+                                [(choice, choice) for choice in setting.choices],
+                                value=self.example.settings()[name],
+                                allow_blank=False,
+                                compact=True,
+                                id=f"form-{name}",
+                                tooltip=setting.help,
+                            )
+                            yield Static("", id=f"error-{name}", classes="lesson-form-error")
+                            continue
                         yield FormInput(
                             _text(name, self.example.settings()[name]),
                             compact=True,
@@ -134,7 +145,11 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
             self.query_one("#error-example", Static).update(markup(exc))
             return
         for name, value in chosen.settings().items():
-            self.query_one(f"#form-{name}", Input).value = _text(name, value)
+            widget = self.query_one(f"#form-{name}")
+            if isinstance(widget, Select):
+                widget.value = value
+            elif isinstance(widget, Input):
+                widget.value = _text(name, value)
         self._array_texts = self._texts_of(chosen)
         self._original = dict(self._array_texts)
         self._loaded = chosen.name
@@ -152,7 +167,8 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
         params: dict[str, Any] = {"example": chosen}
         bad = False
         for name, setting in NET_SETTINGS.items():
-            text = self.query_one(f"#form-{name}", Input).value.strip()
+            widget = self.query_one(f"#form-{name}")
+            text = str(widget.value).strip() if isinstance(widget, (Input, Select)) else ""
             try:
                 params[name] = setting.parse(text)
             except ValueError as exc:

@@ -1,9 +1,12 @@
 """The network lesson: one image through conv → ReLU → max-pool → flatten → linear → softmax-CE,
-forward, backward and one SGD step, replayed one scalar step at a time.
+forward, backward and an SGD or Adam step, for a few training steps, replayed one scalar step
+at a time.
 
-The screen runs `cnn_tui.lessons.network.run_network` once per example (every step recorded)
-and replays it with `cnn_tui.lessons.net_replay.NetReplay`: the pipeline line marks the layer
-at work, the board shows that stage's arrays (`ArrayBoard`, the conv lesson's grids), the rule
+The screen runs `cnn_tui.lessons.network.run_training` once per example (every step of every
+training step recorded; `n` appends one more) and replays it with
+`cnn_tui.lessons.net_replay.NetReplay`: the pipeline line marks the layer at work, the loss
+curve the training step, the board shows that stage's arrays (`ArrayBoard`, the conv lesson's
+grids), the rule
 panel says what the stage computes in general, the step panel the current step with its
 numbers and where the stage's input (the upstream gradient, going backward) came from. Moving,
 playing and the checks against PyTorch and numerical gradients (in a worker thread: torch is
@@ -21,8 +24,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Header, Static
 
+from cnn_tui.errors import UsageError
 from cnn_tui.lessons import network
-from cnn_tui.lessons.net_replay import NetReplay
+from cnn_tui.lessons.net_replay import NetReplay, loss_curve
 from cnn_tui.lessons.settings import NetSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
@@ -38,6 +42,7 @@ from cnn_tui.ui.lessons.stepping import (
 )
 
 _phase = Binding.Group("phase", compact=True)
+_train = Binding.Group("training step", compact=True)
 
 
 class NetPipeline(Static):
@@ -63,6 +68,38 @@ class NetPipeline(Static):
         self.update(text, layout=False)
 
 
+class LossCurve(Static):
+    """The loss of every training step as bars (left: before the first step), the current one
+    marked, with a caption: one row on a short terminal, three on a tall one."""
+
+    DEFAULT_CSS = """
+    LossCurve {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
+    def show(self, losses: list[float], current: int, caption: str, rows: int) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        width = max(1, min(3, 36 // len(losses)))  # columns per loss: a few steps drawn wide
+        lines = loss_curve(losses, rows, width)
+        start, end = current * width, (current + 1) * width
+        for number, line in enumerate(lines):
+            last = number == len(lines) - 1
+            if number:
+                text.append("\n")
+            text.append("loss " if last else "     ", style="dim")
+            text.append(line[:start], style="cyan")
+            marked = line[start:end]
+            if last and not marked.strip():
+                marked = "·" * width  # a loss of 0 is still marked
+            text.append(marked, style="bold yellow on grey23")
+            text.append(line[end:], style="cyan")
+            if last:
+                text.append(f"  {caption}")
+        self.update(text)
+
+
 class RulePanel(Static):
     """What the current stage computes in general (the chain rule, going backward)."""
 
@@ -86,6 +123,9 @@ class NetworkScreen(SteppingScreen):
         Binding("P", "prev_phase", "previous layer / phase", key_display="P", group=_phase),
         Binding("p", "next_phase", "next layer / phase", key_display="p", group=_phase),
         Binding("b", "next_pass", "pass"),
+        Binding("T", "other_step(-1)", "previous training step", key_display="T", group=_train),
+        Binding("t", "other_step(1)", "next training step", key_display="t", group=_train),
+        Binding("n", "train_more", "one more training step"),
         *PLAY_BINDINGS,
         *jump_bindings("layer start", "layer end"),
         Binding("f", "cycle('f')", "filter"),
@@ -125,6 +165,7 @@ class NetworkScreen(SteppingScreen):
         yield Header()
         yield StepStatus(id="net-status")
         yield NetPipeline(id="net-pipeline")
+        yield LossCurve(id="net-curve")
         with VerticalScroll(id="net-board-scroll", can_focus=False):
             yield ArrayBoard(id="net-board")
         yield RulePanel(id="net-rule")
@@ -139,9 +180,9 @@ class NetworkScreen(SteppingScreen):
     # ----------------------------------------------------------------- state
 
     def _compute(self) -> None:
-        """Run the network once for the example, recording every stage."""
-        self.run = network.run_network(self.example)
-        self.model = NetReplay(self.run)
+        """Run the example's training steps, recording every stage of each."""
+        self.training = network.run_training(self.example)
+        self.model = NetReplay(self.training)
 
     def _redraw(self) -> None:
         model = self.model
@@ -149,6 +190,10 @@ class NetworkScreen(SteppingScreen):
         board.show(model.grid_specs(self.view, every_filter=self.every_filter))
         self.query_one("#net-status", StepStatus).show(model.status_parts(self.speed), self.playing)
         self.query_one("#net-pipeline", NetPipeline).show(*model.pipeline())
+        rows = 4 if self.app.size.height >= 34 else 1
+        self.query_one("#net-curve", LossCurve).show(
+            model.training.losses, model.curve_index(), model.curve_label(), rows
+        )
         rule, source = model.rule_lines()
         self.query_one("#net-rule", RulePanel).show(rule)
         self.query_one("#net-step", StepPanel).show(model.step_lines(), source)
@@ -169,6 +214,8 @@ class NetworkScreen(SteppingScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cycle" and self.every_filter:
             return False  # every filter is on the board already
+        if action == "other_step":
+            return self.model.training.steps > 1  # one training step: nothing to go to
         return super().check_action(action, parameters)
 
     def action_prev_phase(self) -> None:
@@ -176,6 +223,23 @@ class NetworkScreen(SteppingScreen):
 
     def action_next_pass(self) -> None:
         self._move(self.model.next_pass)
+
+    def action_other_step(self, delta: int) -> None:
+        self._move(self.model.other_step, delta)
+
+    def action_train_more(self) -> None:
+        """One more training step, appended live; the lesson moves to its first step and the
+        checks run again over every step."""
+        self._stop()
+        try:
+            self.model.extend()
+        except UsageError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.refresh_bindings()  # t / T: there is another training step now
+        self._moved()
+        self._token += 1  # the running checks covered fewer steps
+        self._start_checks()
 
     def action_edit(self) -> None:
         self._stop()
@@ -191,7 +255,10 @@ class NetworkScreen(SteppingScreen):
     # ----------------------------------------------------------------- checks
 
     def checks(self) -> list[Check]:
-        example, run = self.example, self.run
+        example, training = self.example, self.model.training
+        run, steps = training.runs[0], training.steps
+        optimizer = "SGD" if example.optimizer == "sgd" else "Adam"
+        over = "" if steps == 1 else f", {steps} steps"
 
         def gradient() -> str:
             check = network.gradient_check(example, run)
@@ -199,8 +266,8 @@ class NetworkScreen(SteppingScreen):
             return f"finite differences: {check.max_error:.1e} {verdict}"
 
         def torch() -> str:
-            difference = network.compare_with_torch(example, run)
+            difference = network.compare_with_torch(example, training)
             verdict = "✓" if difference < 1e-9 else "✗ differs"
-            return f"PyTorch (autograd, SGD): |Δ| {difference:.1e} {verdict}"
+            return f"PyTorch (autograd, {optimizer}{over}): |Δ| {difference:.1e} {verdict}"
 
         return [("grad", gradient), ("torch", torch)]
