@@ -109,8 +109,8 @@ def test_net_trace_text_is_what_the_cli_prints(capsys):
         (["--label", "3"], "label must be a class of the example, 0 to 1, got 3"),
         (["--label", "x"], "argument --label: label must be a whole number"),
         (["--lr", "-1"], "argument --lr: lr must be above 0 and at most 10, got -1"),
-        (["--example", "nope"], "no network example named 'nope'"),
-        (["--example", "basic-5x5"], "'basic-5x5' is a conv example, not a network"),
+        (["--example", "nope"], "no net example named 'nope'"),
+        (["--example", "basic-5x5"], "basic-5x5.toml is a conv example; open it with cnn-tui conv"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(capsys, argv, message):
