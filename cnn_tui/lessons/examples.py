@@ -38,8 +38,6 @@ the edit form can save the board as a file that reproduces it.
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any

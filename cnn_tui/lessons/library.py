@@ -226,7 +226,7 @@ def read_lesson(
     found = data.get("op")
     if found != op:
         if not isinstance(found, str) or not found:
-            raise UsageError(f"{where} has no op = \"{op}\" line: the key op names its lesson")
+            raise UsageError(f'{where} has no op = "{op}" line: the key op names its lesson')
         raise UsageError(
             f"{where} is a {one_line(found)} example; open it with cnn-tui {one_line(found)}"
         )
@@ -251,9 +251,7 @@ def check_keys(data: Mapping[str, Any], keys: Collection[str], where: str) -> No
         raise UsageError(f"{where}: unknown key '{one_line(unknown[0])}' (the keys are {known})")
 
 
-def text_value(
-    data: Mapping[str, Any], key: str, where: str, limit: int, default: str = ""
-) -> str:
+def text_value(data: Mapping[str, Any], key: str, where: str, limit: int, default: str = "") -> str:
     """The string under `key` (its default when missing), at most `limit` characters."""
     value = data.get(key, default)
     if not isinstance(value, str):

@@ -201,9 +201,7 @@ def build_net_example(
     and learning rate unless given. UsageError (one line, naming the problem) otherwise."""
     lesson = library.read_lesson(example or NET_DEFAULT_EXAMPLE, "net", FILE_KEYS)
     data, where = lesson.data, lesson.where
-    arrays = {
-        key: library.number_array(data, key, where, NET_LIMITS.max_abs) for key in EDITABLE
-    }
+    arrays = {key: library.number_array(data, key, where, NET_LIMITS.max_abs) for key in EDITABLE}
     arrays["x"] = _image(arrays["x"])
     arrays["w1"] = _filters(arrays["w1"])
     if label is None:

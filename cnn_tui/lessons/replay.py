@@ -640,7 +640,9 @@ def make_example(op: str, params: Mapping[str, Any], overrides: Mapping[str, np.
             )
         changes[name] = np.asarray(array, dtype=np.float64)
         if not np.all(np.isfinite(changes[name])) or np.any(np.abs(changes[name]) > LIMITS.max_abs):
-            raise UsageError(f"{name}: values must be finite and at most {LIMITS.max_abs:g} in size")
+            raise UsageError(
+                f"{name}: values must be finite and at most {LIMITS.max_abs:g} in size"
+            )
     if "dout" in changes:
         changes["dout_from"] = "edited"
     return dataclasses.replace(example, **changes, edited=True) if changes else example
