@@ -298,11 +298,12 @@ def _finish(
     dout: np.ndarray | None = None,
     title: str = "",
     description: str = "",
-    strict_dout: bool = False,
+    strict_dout: str = "",
 ) -> LessonExample:
     """Check the settings `p` (every setting of op but the sizes the arrays give) against the
-    arrays and the limits, draw dout, build the example. `strict_dout`: a dout that does not
-    fit the output is an error (a file's own dout with the file's own settings)."""
+    arrays and the limits, draw dout, build the example. `strict_dout` (the file, as messages
+    name it): a dout that does not fit the output is an error (a file's own dout with the
+    file's own settings), else it is drawn."""
     lim = LIMITS
     pool_type = None
     dilation, flip, rule = (1, 1), False, ""
@@ -344,7 +345,7 @@ def _finish(
     dout_from = "file"
     if strict_dout and dout is not None and dout.shape != out_shape:
         raise UsageError(
-            f"lesson example {name}: dout has shape {dout.shape}, but the output is "
+            f"{strict_dout}: dout has shape {dout.shape}, but the output is "
             f"{out_shape}: give dout the output's shape, or leave it out to draw one"
         )
     if dout is None or dout.shape != out_shape:
@@ -467,7 +468,7 @@ def _file_setting(name: str, value: Any, where: str) -> Any:
     )
     whole = isinstance(value, int) and not isinstance(value, bool)
     if setting.kind == "choice":
-        ok = isinstance(value, str)
+        ok = isinstance(value, str) and value in setting.choices
         wanted = "one of " + ", ".join(f'"{c}"' for c in setting.choices)
     elif setting.kind == "int":
         ok, wanted = whole, "a whole number"
@@ -526,7 +527,7 @@ def _from_file(
     if dout is not None:
         dout = _to_4d(dout, "dout", where, "the output's shape")
     # a file's dout must fit the file's own settings; with another stride or kernel, draw one
-    own = not any(name in given for name in free_with_example(op) if name != "seed")
+    own = "" if any(name in given for name in free_with_example(op) if name != "seed") else where
     text = {"title": lesson.title, "description": lesson.description}
     if op == "conv":
         w = _to_4d(array("w"), "w", where, "(KH, KW), (C, KH, KW) or (F, C, KH, KW)")
