@@ -14,7 +14,7 @@ from pathlib import Path
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -47,9 +47,17 @@ class SaveLessonScreen(ModalScreen[str | None]):
                 "NAME or the example list[/dim]",
                 id="save-lesson-folder",
             )
-            yield Input(name, placeholder="name: letters, digits, - _ .", id="save-name")
-            yield Input(title, placeholder="title (one line)", id="save-title")
-            yield Input(description, placeholder="description (optional)", id="save-description")
+            with Grid(id="save-lesson-grid"):
+                yield Label("name", classes="lesson-form-label")
+                yield Input(
+                    name, placeholder="letters, digits, - _ .", compact=True, id="save-name"
+                )
+                yield Label("title", classes="lesson-form-label")
+                yield Input(title, placeholder="one line", compact=True, id="save-title")
+                yield Label("description", classes="lesson-form-label")
+                yield Input(
+                    description, placeholder="optional", compact=True, id="save-description"
+                )
             yield Static("", id="save-error")
             with Horizontal(id="save-lesson-buttons"):
                 yield Button("Save (enter)", variant="primary", compact=True, id="save-save")
