@@ -308,3 +308,15 @@ def test_the_toml_writer_refuses_what_toml_cannot_hold():
         with pytest.raises(ValueError):
             toml_text(bad)
     assert toml_text({"x": 1.0, "y": -0.0, "z": None}) == "x = 1\ny = 0\n"
+
+
+def test_the_example_in_the_docs_opens(tmp_path, repo_root):
+    page = (repo_root / "docs" / "lessons" / "examples.md").read_text(encoding="utf-8")
+    block = page.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "doc.toml").write_text(block)
+    example = examples.build_example("conv", example=str(tmp_path / "doc.toml"))
+    assert example.x.shape == (1, 2, 3, 3) and example.w.shape == (1, 2, 3, 3)
+    assert example.dout_from == "file" and example.padding == (1, 1)
+    assert toml_text(examples.example_file_values(example, example.title, example.description)) == (
+        block
+    )

@@ -100,7 +100,9 @@ async def test_save_as_writes_the_board_and_the_lesson_shows_it_by_name() -> Non
 
 @run_async
 async def test_save_as_refuses_bad_names_and_asks_before_replacing() -> None:
-    library.save_lesson("taken", examples.example_file_values(examples.build_example("pool"), "old", ""))
+    library.save_lesson(
+        "taken", examples.example_file_values(examples.build_example("pool"), "old", "")
+    )
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = LessonScreen("pool", {"seed": 1})
@@ -147,7 +149,9 @@ async def test_a_form_with_a_bad_value_does_not_save() -> None:
 async def test_the_picker_lists_your_examples_and_opens_them() -> None:
     base = examples.build_example("conv", seed=3)
     library.save_lesson("mine", examples.example_file_values(base, "My own", ""))
-    library.save_lesson("pooled", examples.example_file_values(examples.build_example("pool"), "P", ""))
+    library.save_lesson(
+        "pooled", examples.example_file_values(examples.build_example("pool"), "P", "")
+    )
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = LessonScreen("conv")
@@ -168,7 +172,9 @@ async def test_the_picker_lists_your_examples_and_opens_them() -> None:
 @run_async
 async def test_a_file_opened_by_its_path_is_in_the_picker(tmp_path) -> None:
     path = tmp_path / "week3.toml"
-    path.write_text(toml_text(examples.example_file_values(examples.build_example("conv"), "W3", "")))
+    path.write_text(
+        toml_text(examples.example_file_values(examples.build_example("conv"), "W3", ""))
+    )
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = LessonScreen("conv", {"example": str(path)})
