@@ -204,6 +204,7 @@ def build_net_example(
     arrays = {key: library.number_array(data, key, where, NET_LIMITS.max_abs) for key in EDITABLE}
     arrays["x"] = _image(arrays["x"])
     arrays["w1"] = _filters(arrays["w1"])
+    given = {name for name, value in (("label", label), ("lr", lr)) if value is not None}
     if label is None:
         label = library.int_value(data, "label", where) if "label" in data else 0
     if lr is None:
@@ -221,6 +222,8 @@ def build_net_example(
         return _checked(base)
     except UsageError as exc:  # a message about the file's values names the file
         message = str(exc)
+        if message.split()[0] in given:  # the label or rate given (a flag, the form): not the file
+            raise
         if message.startswith(f"network example {base.name!r}: "):
             message = message.removeprefix(f"network example {base.name!r}: ")
         raise UsageError(f"{where}: {message}") from None
