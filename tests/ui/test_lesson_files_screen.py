@@ -160,7 +160,7 @@ async def test_the_picker_lists_your_examples_and_opens_them() -> None:
         await pilot.press("e")
         form = app.screen
         shown = options(form)
-        assert "My own (mine, yours)" in shown and "Vertical edge detector (edge-detect)" in shown
+        assert "mine (yours): My own" in shown and "edge-detect: Vertical edge detector" in shown
         assert not any("pooled" in option for option in shown)  # a pool example
         form.query_one("#form-example", Select).value = "mine"
         await pilot.pause()
@@ -183,7 +183,7 @@ async def test_a_file_opened_by_its_path_is_in_the_picker(tmp_path) -> None:
         assert "example week3.toml" in status(screen)
         await pilot.press("e")
         form = app.screen
-        assert "W3 (week3.toml, file)" in options(form)
+        assert "week3.toml (file): W3" in options(form)
         assert form.query_one("#form-example", Select).value == str(path)
         await pilot.press("ctrl+s")  # applying keeps the file
         assert screen.example.name == "week3.toml"
@@ -213,7 +213,7 @@ async def test_the_net_form_saves_and_its_status_names_the_example() -> None:
         assert app.screen is screen and screen.example_label == "my-net"
         assert screen.example.lr == 0.05 and screen.example.b2.tolist() == [0.5, -0.5]
         await pilot.press("e")
-        assert "A horizontal edge (6x6, 2 classes) (my-net, yours)" in options(app.screen)
+        assert "my-net (yours): A horizontal edge (6x6, 2 classes)" in options(app.screen)
     again = network.build_net_example("my-net")
     for key in network.EDITABLE:
         np.testing.assert_array_equal(getattr(again, key), getattr(board, key))

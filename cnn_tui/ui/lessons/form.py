@@ -60,10 +60,11 @@ def _shown_text(widget: Static) -> str:
 
 
 def example_option(name: str, title: str, source: str) -> Text:
-    """An example in a form's picker: "Vertical edge detector (edge-detect)", and ", yours" for
-    the user's own, ", file" for one opened by its path. Plain text: a title is not markup."""
-    mark = {"yours": ", yours", "file": ", file"}.get(source, "")
-    return Text(one_line(f"{title} ({name}{mark})"), no_wrap=True, overflow="ellipsis")
+    """An example in a form's picker: "edge-detect: Vertical edge detector", "mine (yours): ..."
+    for the user's own, "week3.toml (file): ..." for one opened by its path. The name first: a
+    long title is cut on one line. Plain text: a title is not markup."""
+    mark = {"yours": " (yours)", "file": " (file)"}.get(source, "")
+    return Text(one_line(f"{name}{mark}: {title}"), no_wrap=True, overflow="ellipsis")
 
 
 def save_bindings() -> list[Binding]:
