@@ -9,7 +9,9 @@ starts at 0o600, which would keep a run folder on a shared server from its group
 
 `json_text` is the one way cnn-tui turns data into JSON (run files, `--json` output): a number
 that is not finite (NaN, ±Infinity) becomes `null`, so no file or output holds the bare `NaN`
-that strict JSON readers refuse.
+that strict JSON readers refuse. `toml_text` writes the small TOML files the program saves
+(lesson examples: strings, numbers, nested lists of numbers) and `read_toml_file` reads one
+from a stranger: a regular file, size-capped, UTF-8, any parse failure one UsageError naming it.
 
 The other half is where files may be read and written, the same rules everywhere:
 - `confined`: a path read from a file (a sweep's run folders) stays inside that file's folder;
@@ -30,8 +32,10 @@ import glob
 import json
 import math
 import os
+import re
 import stat
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -146,6 +150,98 @@ def json_text(data: Any, *, indent: int | None = None) -> str:
     """`data` as JSON text in which a number that is not finite is `null` (`finite_json`);
     `allow_nan=False` makes a NaN that slipped through an error, never invalid JSON."""
     return json.dumps(finite_json(data), indent=indent, allow_nan=False)
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_text(values: dict[str, Any]) -> str:
+    """`values` (bare keys, in order) as a TOML document `tomllib` reads back equal: strings,
+    bools, ints, finite floats and lists of them, nested. A float that is a whole number is written
+    as an int (`1` not `1.0`: arrays of numbers read as in the shipped lesson files); a list of
+    lists is written one inner list per line. None values are left out. ValueError for a key that
+    is not bare, a number that is not finite, or a value of another type."""
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if not _BARE_KEY.match(key):
+            raise ValueError(f"TOML key {key!r} is not a bare key")
+        lines.append(f"{key} = {_toml_value(value, 0)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any, depth: int) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"TOML cannot hold the number {value!r} here")
+        if value.is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list | tuple):
+        items = [_toml_value(item, depth + 1) for item in value]
+        if not any(isinstance(item, list | tuple) for item in value):
+            return "[" + ", ".join(items) + "]"
+        indent = "    " * (depth + 1)
+        return "[\n" + "".join(f"{indent}{item},\n" for item in items) + "    " * depth + "]"
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays
+    if callable(tolist):
+        return _toml_value(tolist(), depth)
+    raise ValueError(f"TOML cannot hold a {type(value).__name__}")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:  # a lone surrogate cannot be written as UTF-8
+            out.append("\\ufffd")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def read_toml_file(
+    path: str | os.PathLike[str], what: str, max_bytes: int, hint: str = ""
+) -> dict[str, Any]:
+    """The TOML document in `path`, a file from anyone: a regular file (`check_input_file`),
+    at most `max_bytes`, UTF-8 and valid TOML, else one UsageError `WHAT PATH ...` saying why
+    (a number too long to convert or arrays nested too deep included)."""
+    check_input_file(path, what, hint)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)  # at most: a growing file must not fill memory
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise UsageError(
+            f"{what} {path} is over {max_bytes >> 10} KiB: is it the right file?"
+            + (f" {hint}" if hint else "")
+        )
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{what} {path} is not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, arrays nested too deep
+        reason = str(exc).split(";")[0][:100] or type(exc).__name__
+        raise UsageError(f"{what} {path} is not a usable TOML file ({reason})") from None
 
 
 def check_output_path(path: str | os.PathLike[str], flag: str) -> Path:

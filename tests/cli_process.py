@@ -18,7 +18,7 @@ def run_cnn_tui(*argv: str, cwd: Path, timeout: float) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, "-m", "cnn_tui", *argv],
         cwd=cwd,
-        env=ENV,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},  # (as the test set it)
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -18,6 +18,15 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+@pytest.fixture(autouse=True)
+def own_config_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test has its own empty XDG_CONFIG_HOME: none reads or writes the real
+    ~/.config/cnn-tui (the user's lessons folder), in-process or in a child it starts."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny models train fastest on one thread; on a busy 2-core box extra threads just spin."""

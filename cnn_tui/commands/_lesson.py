@@ -7,7 +7,9 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from cnn_tui.commands import lesson_flags, tui
+from cnn_tui.commands import lesson_flags, output, tui
+from cnn_tui.errors import UsageError
+from cnn_tui.text import one_line
 
 Write = Callable[[str], None]
 
@@ -16,6 +18,8 @@ def run_lesson(args: argparse.Namespace) -> int:
     """`cnn-tui conv|pool`: the lesson screen of the example the flags ask for, or its trace."""
     from cnn_tui.lessons.examples import example_from_settings
 
+    if args.list_examples:
+        return print_examples(args.command)
     settings = lesson_flags.settings_from_args(args)
     example = example_from_settings(settings)  # a bad flag combination: a one-line usage error
     if args.no_ui:
@@ -27,6 +31,30 @@ def run_lesson(args: argparse.Namespace) -> int:
             )
         )
     return tui.open_app(settings.op, settings, runs_dir=args.runs_dir)
+
+
+def print_examples(op: str) -> int:
+    """`--list-examples`: the examples of op by name (shipped, then the user's), a user file
+    that cannot be opened by name with the reason, and where the user's folder is."""
+    from cnn_tui.lessons.library import list_lessons, user_lessons_dir
+
+    found = [info for info in list_lessons(op) if info.op == op or info.source != "shipped"]
+    rows = [
+        (info.name, info.source, info.problem or info.title)
+        for info in found
+        if info.op == op or info.problem.startswith("broken")
+    ]
+    output.say(*output.table(("name", "source", "title"), rows))
+    try:
+        folder = str(user_lessons_dir())
+    except UsageError as exc:
+        folder = f"none ({exc})"
+    output.say(
+        "",
+        f"yours: {one_line(folder)} (save one from the lesson's edit form: e, then F2)",
+        f"open one: cnn-tui {op} --example NAME, or --example PATH.toml for a file anywhere",
+    )
+    return 0
 
 
 def print_trace(write_trace: Callable[[Write], None]) -> int:

@@ -81,9 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
     group = parser.add_argument_group("example")
     group.add_argument(
         "--example",
-        metavar="NAME",
-        help=f"a hand-made example ({names}); it fixes the input, so only {free} can be changed",
+        metavar="NAME|FILE.toml",
+        help=f"a hand-made example ({names}, or one of yours), or a lesson file's path; it "
+        f"fixes the input, so only {free} can be changed",
     )
+    _add_list_flag(group)
     for name in FIELDS[op]:
         setting = SETTINGS[name]
         help_text = setting.help.format(default=default_text(op, name))
@@ -107,6 +109,15 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
     )
 
 
+def _add_list_flag(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--list-examples",
+        action="store_true",
+        help="list the examples --example takes, shipped and yours (saved from the edit form "
+        "into ~/.config/cnn-tui/lessons/, or $XDG_CONFIG_HOME/cnn-tui/lessons/), and exit",
+    )
+
+
 def add_net_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `cnn-tui net`: --example, --label, --lr, --steps, --optimizer and the
     trace's --summary."""
@@ -123,9 +134,11 @@ def add_net_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("example")
     group.add_argument(
         "--example",
-        metavar="NAME",
-        help=f"the image and weights ({names}; default {NET_DEFAULT_EXAMPLE})",
+        metavar="NAME|FILE.toml",
+        help=f"the image and weights ({names}, or one of yours; default {NET_DEFAULT_EXAMPLE}), "
+        "or a lesson file's path",
     )
+    _add_list_flag(group)
     for name, setting in NET_SETTINGS.items():
         if setting.kind == "choice":
             group.add_argument(f"--{name}", dest=name, choices=setting.choices, help=setting.help)

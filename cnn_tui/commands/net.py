@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from cnn_tui.commands import lesson_flags, tui
-from cnn_tui.commands._lesson import print_trace
+from cnn_tui.commands._lesson import print_examples, print_trace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnn_tui.lessons.network import net_example_from_settings
 
+    if args.list_examples:
+        return print_examples("net")
     settings = lesson_flags.net_settings_from_args(args)
     example = net_example_from_settings(settings)  # a bad example or label: a one-line error
     if args.no_ui:

@@ -12,12 +12,13 @@ The lesson screen and the `--no-ui` trace both go through here, so they show the
 `LessonSettings`) and raises `UsageError` (a ValueError) with a one-line reason. Random values come from one seeded generator in a fixed
 order (x, w, b, dout) as one-decimal numbers in [-2, 2], so a trace is easy to follow by hand.
 
-Named examples are TOML files under `assets/lessons/` (see `list_examples`); their format:
+Named examples are TOML files (shipped under `assets/lessons/`, the user's in their lessons
+folder, or any path: `cnn_tui.lessons.library`; see `list_examples`); their format:
 
     op = "conv"                      # or "pool"
     title = "Vertical edge detector"
     description = "..."
-    x = [[0, 0, 1, 1], ...]          # (H, W), (C, H, W) or (N, C, H, W)
+    x = [[0, 0, 1, 1], ...]          # (H, W), (C, H, W) or (N, C, H, W) (pool: N = 1)
     w = [[-1, 0, 1], ...]            # conv: (KH, KW), (C, KH, KW) or (F, C, KH, KW)
     b = [0]                          # conv, optional (zeros): (F,)
     stride = 1                       # optional, an int or [h, w]
@@ -26,25 +27,26 @@ Named examples are TOML files under `assets/lessons/` (see `list_examples`); the
     mode = "cross-correlation"       # conv, optional, or "convolution" (kernel rotated 180°)
     kernel = 2                       # pool, optional
     type = "max"                     # pool, optional: "max" or "avg"
+    seed = 0                         # optional: draws dout when the file gives none
     dout = [[...]]                   # optional upstream gradient shaped like the output
 
-A setting the file leaves out has its default (`settings.DEFAULTS`); the keys are the flag names.
+A setting the file leaves out has its default (`settings.DEFAULTS`); the keys are the flag names
+(`file_keys`), any other key is an error. Sizes and values keep to `settings.LIMITS`.
+`example_file_values` turns an example (a random one, an edited one) back into these keys, so
+the edit form can save the board as a file that reproduces it.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import check_input_file, is_regular_file
-from cnn_tui.lessons import naive
+from cnn_tui.fileio import read_toml_file
+from cnn_tui.lessons import library, naive
 from cnn_tui.lessons.naive import GradCheck, StepEvent
 from cnn_tui.lessons.settings import (
     CONV_MODES,
@@ -54,6 +56,7 @@ from cnn_tui.lessons.settings import (
     LIMITS,
     SETTINGS,
     LessonSettings,
+    free_with_example,
 )
 
 Pair = tuple[int, int]
@@ -64,7 +67,9 @@ __all__ = [
     "ExampleInfo",
     "LessonExample",
     "build_example",
+    "example_file_values",
     "example_from_settings",
+    "file_keys",
     "list_examples",
     "load_example",
 ]
@@ -72,12 +77,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ExampleInfo:
-    """A named example file: `name` is what `--example` and `build_example(example=...)` take."""
+    """A named example file: `name` is what `--example` and `build_example(example=...)` take;
+    `source` is "shipped" or "yours" (the user's lessons folder)."""
 
     name: str
     op: str  # "conv" | "pool"
     title: str
     description: str
+    source: str = "shipped"
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +114,14 @@ class LessonExample:
     flip: bool = False
     padding_rule: str = ""  # "same" | "valid" | "" (a number)
     dout_from: str = ""  # "seed" | "file" | "edited": where dout came from ("" not said)
+    edited: bool = False  # the edit form changed some of its arrays
+
+    @property
+    def status_label(self) -> str:
+        """What the status line calls it: "edge-detect", "seed 3", "edited", ..."""
+        return library.example_label(
+            self.name, self.seed, edited=self.edited, seeded=self.dout_from == "seed"
+        )
 
     @property
     def naive_op(self) -> str:
@@ -283,9 +298,12 @@ def _finish(
     dout: np.ndarray | None = None,
     title: str = "",
     description: str = "",
+    strict_dout: str = "",
 ) -> LessonExample:
     """Check the settings `p` (every setting of op but the sizes the arrays give) against the
-    arrays and the limits, draw dout, build the example."""
+    arrays and the limits, draw dout, build the example. `strict_dout` (the file, as messages
+    name it): a dout that does not fit the output is an error (a file's own dout with the
+    file's own settings), else it is drawn."""
     lim = LIMITS
     pool_type = None
     dilation, flip, rule = (1, 1), False, ""
@@ -325,6 +343,11 @@ def _finish(
             "filters, or a larger stride"
         )
     dout_from = "file"
+    if strict_dout and dout is not None and dout.shape != out_shape:
+        raise UsageError(
+            f"{strict_dout}: dout has shape {dout.shape}, but the output is "
+            f"{out_shape}: give dout the output's shape, or leave it out to draw one"
+        )
     if dout is None or dout.shape != out_shape:
         # a file's dout fits its own settings; with another stride or kernel, draw one
         dout, dout_from = _draw(rng, out_shape), "seed"
@@ -390,100 +413,156 @@ def _hw(pair: Pair) -> str:
 
 # --------------------------------------------------------------------------- example files
 
+# The arrays of each op's examples: the keys of its files and the edit form's arrays.
+ARRAYS: dict[str, tuple[str, ...]] = {"conv": ("x", "w", "b", "dout"), "pool": ("x", "dout")}
+
+
+def file_keys(op: str) -> tuple[str, ...]:
+    """The keys a lesson file of op may hold besides op, title and description: its arrays and
+    the settings an example does not fix, under their flag names (stride, mode, type, seed...)."""
+    return (*ARRAYS[op], *(SETTINGS[name].flag_name for name in free_with_example(op)))
+
 
 def list_examples(op: str | None = None) -> list[ExampleInfo]:
-    """The conv and pool examples under assets/lessons/ (what `load_example` loads), sorted by
-    name; only op's when op is given. The network lesson's files (op = "net") are listed by
+    """The conv and pool examples `load_example` loads by name: the shipped ones (assets/lessons/),
+    then the user's (`library.user_lessons_dir()`), each sorted by name; only op's when op is
+    given. A user file that cannot be opened by name is left out (`cnn-tui conv --list-examples`
+    says why). The network lesson's files (op = "net") are listed by
     `cnn_tui.lessons.network.list_net_examples`."""
-    infos = []
-    for path in sorted((assets_dir() / "lessons").glob("*.toml")):
-        if not is_regular_file(path):
-            continue
-        data = _read(path.stem)
-        infos.append(
-            ExampleInfo(
-                path.stem,
-                data.get("op", ""),
-                data.get("title", path.stem),
-                data.get("description", ""),
-            )
-        )
-    return [info for info in infos if info.op == op or (op is None and info.op in DEFAULTS)]
+    return [
+        ExampleInfo(info.name, info.op, info.title, info.description, info.source)
+        for info in library.list_lessons(op)
+        if not info.problem and (info.op == op or (op is None and info.op in DEFAULTS))
+    ]
 
 
 def load_example(name: str, *, seed: int | None = None) -> LessonExample:
-    """The named example with its own settings; dout from the file unless `seed` is given."""
-    return build_example(_read(name).get("op", ""), example=name, seed=seed)
+    """The example `name` (a name or a path, as `--example` takes it) with its own settings;
+    dout from the file unless `seed` is given."""
+    path = library.find_lesson(name, None)
+    op = read_toml_file(path, "lesson file", library.MAX_LESSON_BYTES).get("op")
+    if op not in DEFAULTS:
+        op = "conv"  # (build_example says what the file is instead)
+    return build_example(str(op), example=name, seed=seed)
 
 
-def _read(name: str) -> dict[str, Any]:
-    path = assets_dir() / "lessons" / f"{name}.toml"
-    if "/" in name or "\\" in name or not os.path.lexists(path):
-        names = ", ".join(p.stem for p in sorted((assets_dir() / "lessons").glob("*.toml")))
-        raise UsageError(f"no lesson example named {name!r}; the examples are: {names}")
-    check_input_file(path, "lesson example", "reinstall cnn-tui")  # a FIFO would wait for ever
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"lesson example {path}: {exc}") from None
-
-
-def _array(data: dict[str, Any], key: str, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(data[key], dtype=np.float64)
-    except KeyError:
-        raise UsageError(f"lesson example {name!r} has no {key!r} array") from None
-    except ValueError:
-        raise UsageError(f"lesson example {name!r}: {key!r} is not a rectangular array") from None
-    return array
-
-
-def _to_4d(array: np.ndarray, key: str, name: str, leading: str) -> np.ndarray:
+def _to_4d(array: np.ndarray, key: str, where: str, leading: str) -> np.ndarray:
     if array.ndim == 2:
         return array[None, None]
     if array.ndim == 3:
         return array[None]
     if array.ndim == 4:
         return array
-    raise UsageError(
-        f"lesson example {name!r}: {key!r} must be 2-D to 4-D ({leading}), got {array.ndim}-D"
+    raise UsageError(f"{where}: {key} must be 2-D to 4-D ({leading}), got {array.ndim}-D")
+
+
+def _file_setting(name: str, value: Any, where: str) -> Any:
+    """A setting from a lesson file: the type TOML gives it checked first (3 or [3, 2], "same",
+    "max": never true, 1.5 or "3"), then its value as the flag's (`Setting.parse`)."""
+    setting = SETTINGS[name]
+    key = setting.flag_name
+    pair = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     )
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if setting.kind == "choice":
+        ok = isinstance(value, str) and value in setting.choices
+        wanted = "one of " + ", ".join(f'"{c}"' for c in setting.choices)
+    elif setting.kind == "int":
+        ok, wanted = whole, "a whole number"
+    else:
+        ok = whole or pair or (setting.kind == "padding" and isinstance(value, str))
+        wanted = "a whole number or [height, width]" + (
+            ' or "same" / "valid"' if setting.kind == "padding" else ""
+        )
+    if not ok:
+        raise UsageError(f"{where}: {key} must be {wanted}, got {library._kind(value)}")
+    try:
+        return setting.parse(tuple(value) if pair else value)
+    except ValueError as exc:
+        prefix = "" if str(exc).startswith(key) else f"{key}: "
+        raise UsageError(f"{where}: {prefix}{exc}") from None
+
+
+def _size(name: str, value: int, where: str, what: str) -> None:
+    """A size an array gives (x's height, w's filters...) within the setting's limit."""
+    try:
+        SETTINGS[name].parse(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {what}: {exc}") from None
 
 
 def _from_file(
-    op: str, name: str, given: dict[str, Any], rng: np.random.Generator, seed: int
+    op: str, spec: str, given: dict[str, Any], rng: np.random.Generator, seed: int
 ) -> LessonExample:
-    data = _read(name)
-    if data.get("op") != op:
-        others = ", ".join(info.name for info in list_examples(op))
-        raise UsageError(
-            f"{name!r} is a {data.get('op')} example, not {op}; {op} examples: {others}"
-        )
-    x = _to_4d(_array(data, "x", name), "x", name, "(H, W), (C, H, W) or (N, C, H, W)")
-    dout = _array(data, "dout", name) if "dout" in data else None
+    lesson = library.read_lesson(spec, op, file_keys(op))
+    data, where = lesson.data, lesson.where
+    # the file's settings under their flag names ("type" for pool_type), then the flags given
+    p = {**DEFAULTS[op]}
+    for key in free_with_example(op):
+        if SETTINGS[key].flag_name in data:
+            p[key] = _file_setting(key, data[SETTINGS[key].flag_name], where)
+    if "seed" in data and "seed" not in given:  # the file's seed draws what it does not give
+        seed = p["seed"]
+        rng = np.random.default_rng(seed)
+    p.update(given)
+
+    def array(key: str, ndim: int = 4) -> np.ndarray:
+        return library.number_array(data, key, where, LIMITS.max_abs, ndim)
+
+    x = _to_4d(array("x"), "x", where, "(H, W), (C, H, W) or (N, C, H, W)")
+    n, c, h, w_ = x.shape
+    _size("height", h, where, "x")
+    _size("width", w_, where, "x")
+    _size("channels", c, where, "x")
+    if op == "conv":
+        _size("batch", n, where, "x")
+    elif n != 1:
+        raise UsageError(f"{where}: x holds {n} images; a pool example has one: (C, H, W)")
+    dout = array("dout") if "dout" in data else None
     if dout is not None and "seed" in given:
         dout = None  # an explicit seed asks for a fresh upstream gradient
     if dout is not None:
-        dout = _to_4d(dout, "dout", name, "the output's shape")
-    # the file's settings under their flag names ("type" for pool_type), then the flags given
-    p = {**DEFAULTS[op]}
-    for key in FIELDS[op]:
-        if SETTINGS[key].flag_name in data:
-            p[key] = _tuple(data[SETTINGS[key].flag_name])
-    p.update(given)
-    text = {"title": data.get("title", name), "description": data.get("description", "")}
+        dout = _to_4d(dout, "dout", where, "the output's shape")
+    # a file's dout must fit the file's own settings; with another stride or kernel, draw one
+    own = "" if any(name in given for name in free_with_example(op) if name != "seed") else where
+    text = {"title": lesson.title, "description": lesson.description}
     if op == "conv":
-        w = _to_4d(_array(data, "w", name), "w", name, "(KH, KW), (C, KH, KW) or (F, C, KH, KW)")
-        b = _array(data, "b", name) if "b" in data else np.zeros(w.shape[0])
+        w = _to_4d(array("w"), "w", where, "(KH, KW), (C, KH, KW) or (F, C, KH, KW)")
+        _size("filters", w.shape[0], where, "w")
+        _size("kernel", (int(w.shape[2]), int(w.shape[3])), where, "w")
+        b = array("b", 1) if "b" in data else np.zeros(w.shape[0])
         if w.shape[1] != x.shape[1] or b.shape != (w.shape[0],):
             raise UsageError(
-                f"lesson example {name!r}: x {x.shape}, w {w.shape} and b {b.shape} do not fit"
+                f"{where}: x {x.shape}, w {w.shape} and b {b.shape} do not fit: w needs x's "
+                "channels C, b one value per filter F"
             )
-        return _finish(op, name, x, w, b, p, rng, seed, dout, **text)
-    return _finish(op, name, x, None, None, p, rng, seed, dout, **text)
+        return _finish(op, lesson.name, x, w, b, p, rng, seed, dout, **text, strict_dout=own)
+    return _finish(op, lesson.name, x, None, None, p, rng, seed, dout, **text, strict_dout=own)
 
 
-def _tuple(value: Any) -> Any:
-    """TOML gives [h, w] as a list; the parsers take an int or a tuple."""
-    return tuple(value) if isinstance(value, list) else value
+def example_file_values(example: LessonExample, title: str, description: str) -> dict[str, Any]:
+    """The keys of a lesson file that reproduces `example` exactly: its arrays (a seed-drawn x,
+    w or dout made explicit, in the fewest axes the file format allows) and its settings, under
+    the flag names `_from_file` reads. `cnn_tui.fileio.toml_text` writes them."""
+    values: dict[str, Any] = {"op": example.op, "title": title, "description": description}
+    settings = example.settings()
+    for name in free_with_example(example.op):
+        if name == "seed":
+            continue  # every array is in the file: the seed draws nothing
+        value = settings[name]
+        if isinstance(value, tuple):
+            value = value[0] if value[0] == value[1] else list(value)
+        values[SETTINGS[name].flag_name] = value
+    for key in ARRAYS[example.op]:
+        values[key] = _fewest_axes(getattr(example, key), 1 if key == "b" else 2)
+    return values
+
+
+def _fewest_axes(array: np.ndarray, keep: int) -> list[Any]:
+    """Leading axes of size 1 dropped (as `_to_4d` adds them back), at least `keep` axes."""
+    while array.ndim > keep and array.shape[0] == 1:
+        array = array[0]
+    return np.asarray(array, dtype=np.float64).tolist()

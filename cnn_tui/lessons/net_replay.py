@@ -453,7 +453,7 @@ class NetReplay:
             f"step {self.local} / {self.stage.steps}",
             f"all {self.position} / {self.total}",
             f"{speed} steps/s",
-            f"{example.name} · y = {example.label} · α = {fmt_num(example.lr)}{optimizer}",
+            f"{example.status_label} · y = {example.label} · α = {fmt_num(example.lr)}{optimizer}",
         ]
 
 

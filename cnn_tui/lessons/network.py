@@ -28,18 +28,14 @@ check, in a worker thread).
 from __future__ import annotations
 
 import dataclasses
-import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import check_input_file, is_regular_file
-from cnn_tui.lessons import naive
+from cnn_tui.lessons import library, naive
 from cnn_tui.lessons.naive import Operand, StepEvent
 from cnn_tui.lessons.rules import ADAM_RULES, MAX_SUBTRACTION, SOFTMAX_CE_GRADIENT, adam_note
 from cnn_tui.lessons.settings import (
@@ -50,6 +46,7 @@ from cnn_tui.lessons.settings import (
     NET_SETTINGS,
     NetSettings,
 )
+from cnn_tui.text import one_line
 
 __all__ = [
     "ARRAYS",
@@ -64,6 +61,7 @@ __all__ = [
     "gradient_check",
     "make_net_example",
     "net_example_from_settings",
+    "net_file_values",
     "run_network",
     "run_training",
 ]
@@ -155,6 +153,12 @@ class NetExample:
     class_names: tuple[str, ...] = ()
     steps: int = 1  # training steps
     optimizer: str = "sgd"  # "sgd" | "adam"
+    edited: bool = False  # the edit form changed some of its arrays
+
+    @property
+    def status_label(self) -> str:
+        """What the status line calls it: "net-vertical-edge", "my-net (edited)"."""
+        return library.example_label(self.name, 0, edited=self.edited)
 
     @property
     def classes(self) -> int:
@@ -191,55 +195,37 @@ class NetExample:
         }
 
 
-def _read(name: str) -> dict[str, Any]:
-    folder = assets_dir() / "lessons"
-    path = folder / f"{name}.toml"
-    if "/" in name or "\\" in name or not os.path.lexists(path):
-        names = ", ".join(info["name"] for info in list_net_examples())
-        raise UsageError(f"no network example named {name!r}; the network examples are: {names}")
-    check_input_file(path, "lesson example", "reinstall cnn-tui")  # a FIFO would wait for ever
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"lesson example {path}: {exc}") from None
-    if data.get("op") != "net":
-        names = ", ".join(info["name"] for info in list_net_examples())
-        raise UsageError(
-            f"{name!r} is a {data.get('op')} example, not a network; network examples: {names}"
-        )
-    return data
+# The keys of a network lesson file besides op, title and description (`library.TEXT_KEYS`).
+FILE_KEYS = ("classes", "label", "lr", "steps", "optimizer", *EDITABLE)
+MAX_CLASS_NAME = 40  # characters
 
 
 def list_net_examples() -> list[dict[str, str]]:
-    """The network examples under assets/lessons/ (op = "net"): name, title, description."""
-    found = []
-    for path in sorted((assets_dir() / "lessons").glob("*.toml")):
-        if not is_regular_file(path):  # a FIFO would wait for ever
-            continue
-        try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-        if data.get("op") == "net":
-            found.append(
-                {
-                    "name": path.stem,
-                    "title": data.get("title", path.stem),
-                    "description": data.get("description", ""),
-                }
-            )
-    return found
+    """The network examples (op = "net") `--example NAME` opens: the shipped ones, then the
+    user's (`library.user_lessons_dir()`): name, title, description and source ("shipped" or
+    "yours"). A user file that cannot be opened by name is left out (`--list-examples` says why)."""
+    return [
+        {
+            "name": info.name,
+            "title": info.title,
+            "description": info.description,
+            "source": info.source,
+        }
+        for info in library.list_lessons("net")
+        if info.op == "net" and not info.problem
+    ]
 
 
-def _array(data: Mapping[str, Any], key: str, name: str) -> np.ndarray:
-    try:
-        return np.asarray(data[key], dtype=np.float64)
-    except KeyError:
-        raise UsageError(f"network example {name!r} has no {key!r} array") from None
-    except (TypeError, ValueError):
-        raise UsageError(f"network example {name!r}: {key!r} is not a rectangular array") from None
+def _class_names(data: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    names = data.get("classes", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UsageError(f'{where}: classes must be a list of names in quotes, ["cat", "dog"]')
+    if len(names) > NET_LIMITS.max_classes or any(len(n) > MAX_CLASS_NAME for n in names):
+        raise UsageError(
+            f"{where}: classes holds at most {NET_LIMITS.max_classes} names of at most "
+            f"{MAX_CLASS_NAME} characters"
+        )
+    return tuple(one_line(n) for n in names)
 
 
 def _image(x: np.ndarray) -> np.ndarray:
@@ -261,24 +247,49 @@ def build_net_example(
     """The network example `example` (default `settings.NET_DEFAULT_EXAMPLE`), with its own label,
     learning rate, training steps (default 1) and optimizer (default sgd) unless given.
     UsageError (one line, naming the problem) otherwise."""
-    name = example or NET_DEFAULT_EXAMPLE
-    data = _read(name)
-    arrays = {key: _array(data, key, name) for key in EDITABLE}
+    lesson = library.read_lesson(example or NET_DEFAULT_EXAMPLE, "net", FILE_KEYS)
+    data, where = lesson.data, lesson.where
+    arrays = {key: library.number_array(data, key, where, NET_LIMITS.max_abs) for key in EDITABLE}
     arrays["x"] = _image(arrays["x"])
     arrays["w1"] = _filters(arrays["w1"])
-    names = data.get("classes", [])
+    given = {
+        name
+        for name, value in (
+            ("label", label),
+            ("lr", lr),
+            ("steps", steps),
+            ("optimizer", optimizer),
+        )
+        if value is not None
+    }
+    if label is None:
+        label = library.int_value(data, "label", where) if "label" in data else 0
+    if lr is None:
+        lr = library.float_value(data, "lr", where) if "lr" in data else 0.1
+    if steps is None:
+        steps = library.int_value(data, "steps", where) if "steps" in data else 1
+    if optimizer is None:
+        optimizer = library.text_value(data, "optimizer", where, 16, "sgd")
     base = NetExample(
-        name,
-        data.get("title", name),
-        data.get("description", ""),
-        label=int(data.get("label", 0)) if label is None else label,
-        lr=float(data.get("lr", 0.1)) if lr is None else lr,
-        class_names=tuple(str(n) for n in names) if isinstance(names, list) else (),
-        steps=data.get("steps", 1) if steps is None else steps,
-        optimizer=data.get("optimizer", "sgd") if optimizer is None else optimizer,
+        lesson.name,
+        lesson.title,
+        lesson.description,
+        label=label,
+        lr=lr,
+        class_names=_class_names(data, where),
+        steps=steps,
+        optimizer=optimizer,
         **arrays,
     )
-    return _checked(base)
+    try:
+        return _checked(base)
+    except UsageError as exc:  # a message about the file's values names the file
+        message = str(exc)
+        if message.split()[0] in given:  # the label or rate given (a flag, the form): not the file
+            raise
+        if message.startswith(f"network example {base.name!r}: "):
+            message = message.removeprefix(f"network example {base.name!r}: ")
+        raise UsageError(f"{where}: {message}") from None
 
 
 def make_net_example(params: Mapping[str, Any], overrides: Mapping[str, np.ndarray]) -> NetExample:
@@ -294,12 +305,34 @@ def make_net_example(params: Mapping[str, Any], overrides: Mapping[str, np.ndarr
                 f"{key}: the edited values have shape {array.shape}, expected {current.shape}"
             )
         changes[key] = array
-    return _checked(dataclasses.replace(example, **changes)) if changes else example
+    if not changes:
+        return example
+    return _checked(dataclasses.replace(example, **changes, edited=True))
 
 
 def net_example_from_settings(settings: NetSettings) -> NetExample:
     """`build_net_example` with the settings of `cnn-tui net`."""
     return build_net_example(**settings.params())
+
+
+def net_file_values(example: NetExample, title: str, description: str) -> dict[str, Any]:
+    """The keys of a network lesson file that reproduces `example` exactly (`FILE_KEYS`: the
+    class names, the label, the learning rate, the image (H, W), the filters (F, KH, KW) and
+    the linear layer). `cnn_tui.fileio.toml_text` writes them."""
+    values: dict[str, Any] = {"op": "net", "title": title, "description": description}
+    if example.class_names:
+        values["classes"] = list(example.class_names)
+    values.update(
+        label=example.label, lr=example.lr, steps=example.steps, optimizer=example.optimizer
+    )
+    values.update(
+        x=example.x[0, 0].tolist(),
+        w1=example.w1[:, 0].tolist(),
+        b1=example.b1.tolist(),
+        w2=example.w2.tolist(),
+        b2=example.b2.tolist(),
+    )
+    return values
 
 
 def _checked(example: NetExample) -> NetExample:

@@ -143,11 +143,14 @@ class OpReplay:
         ]
         if example.flip:
             parts.append("true convolution (kernel rotated 180°)")
-        if example.name != "random":
-            parts.append(f"example {example.name}, seed {example.seed}")
-        else:
-            parts.append(f"seed {example.seed}")
+        parts.append(self.example_label)
         return parts
+
+    @property
+    def example_label(self) -> str:
+        """The example in the status line: "example edge-detect", "seed 3", "edited", ..."""
+        label = self.example.status_label
+        return label if self.example.name == "random" else f"example {label}"
 
     def step_lines(self) -> list[str]:
         """The current step's formula, its numbers and where its output cell stands."""

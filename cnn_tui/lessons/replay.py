@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.examples import ARRAYS, build_example
 from cnn_tui.lessons.naive import output_size_formula, output_size_rule, stuffed_dout
 from cnn_tui.lessons.rules import local_rule, phase_rule, step_derivative
 from cnn_tui.lessons.settings import LIMITS
@@ -621,7 +621,7 @@ def _pair_text(pair: tuple[int, int]) -> str:
 # --------------------------------------------------------------------------- examples
 
 
-EDITABLE_ARRAYS = {"conv": ("x", "w", "b", "dout"), "pool": ("x", "dout")}
+EDITABLE_ARRAYS = ARRAYS  # the arrays of an example file are the ones the form edits
 
 
 def make_example(op: str, params: Mapping[str, Any], overrides: Mapping[str, np.ndarray]) -> Any:
@@ -639,9 +639,13 @@ def make_example(op: str, params: Mapping[str, Any], overrides: Mapping[str, np.
                 f"{name}: the edited values have shape {array.shape}, expected {shape}"
             )
         changes[name] = np.asarray(array, dtype=np.float64)
+        if not np.all(np.isfinite(changes[name])) or np.any(np.abs(changes[name]) > LIMITS.max_abs):
+            raise UsageError(
+                f"{name}: values must be finite and at most {LIMITS.max_abs:g} in size"
+            )
     if "dout" in changes:
         changes["dout_from"] = "edited"
-    return dataclasses.replace(example, **changes) if changes else example
+    return dataclasses.replace(example, **changes, edited=True) if changes else example
 
 
 def format_array(name: str, array: np.ndarray) -> str:

@@ -37,6 +37,7 @@ class LessonLimits:
     max_dilation: int = 4
     max_seed: int = 2**32 - 1
     max_steps: int = 20_000  # scalar steps in one phase (forward, grad weight, ...)
+    max_abs: float = 1000.0  # largest |value| of an array from a lesson file or the edit form
 
 
 LIMITS = LessonLimits()

@@ -561,18 +561,21 @@ def test_run_and_sweep_files_that_are_fifos(capsys, tmp_path: Path) -> None:
 
 
 def test_lesson_examples_that_are_fifos(tmp_path: Path, monkeypatch) -> None:
-    from cnn_tui.lessons import examples, network, settings
+    from cnn_tui.lessons import examples, library, network, settings
 
     lessons = tmp_path / "assets" / "lessons"
     lessons.mkdir(parents=True)
     (lessons / "tiny.toml").write_text('op = "net"\ntitle = "tiny"\n')
     pipe = fifo(lessons / "piped.toml")
-    for module in (examples, network, settings):
+    for module in (library, settings):
         monkeypatch.setattr(module, "assets_dir", lambda: tmp_path / "assets")
-    with never_opened(pipe):
+    library.user_lessons_dir().mkdir(parents=True)
+    mine = fifo(library.user_lessons_dir() / "mine.toml")
+    with never_opened(pipe), never_opened(mine):
         assert [info["name"] for info in network.list_net_examples()] == ["tiny"]
         assert settings.example_names("net") == ["tiny"]
-        with pytest.raises(UsageError, match=r"lesson example .* is a named pipe \(FIFO\)"):
-            examples.load_example("piped")
-        with pytest.raises(UsageError, match=r"lesson example .* is a named pipe \(FIFO\)"):
-            network._read("piped")
+        for name in ("piped", "mine", str(mine)):
+            with pytest.raises(UsageError, match=r"lesson file .* is a named pipe \(FIFO\)"):
+                examples.load_example(name)
+            with pytest.raises(UsageError, match=r"lesson file .* is a named pipe \(FIFO\)"):
+                network.build_net_example(name)

@@ -108,7 +108,7 @@ def test_pool_traces_show_comparisons_routes_and_shares(capsys):
     [
         (["conv", "--kernel", "7"], "kernel 7x7 is larger than the padded input 5x5"),
         (["pool", "--kernel", "5"], "kernel 5x5 is larger than the input 4x4"),
-        (["conv", "--example", "nope"], "no lesson example named 'nope'"),
+        (["conv", "--example", "nope"], "no conv example named 'nope'"),
         (["conv", "--example", "basic-5x5", "--channels", "2"], "channels cannot be combined"),
         (["conv", "--height", "16", "--width", "16", "--channels", "4", "--filters", "4"], "steps"),
     ],

@@ -109,9 +109,18 @@ def test_example_settings_can_be_overridden_but_not_its_sizes():
         ("conv", {"pool_type": "max"}, r"pool_type is not a setting of the conv lesson"),
         ("pool", {"padding": 1}, r"padding is not a setting of the pool lesson"),
         ("pool", {"pool_type": "min"}, r"pool_type must be one of max, avg"),
-        ("conv", {"example": "nope"}, r"no lesson example named 'nope'; the examples are: .*edge"),
-        ("conv", {"example": "max-4x4"}, r"'max-4x4' is a pool example, not conv"),
-        ("conv", {"example": "../pyproject"}, r"no lesson example named"),
+        (
+            "conv",
+            {"example": "nope"},
+            r"no conv example named 'nope'; the conv examples are: .*edge",
+        ),
+        (
+            "conv",
+            {"example": "max-4x4"},
+            r"max-4x4.toml is a pool example; open it with cnn-tui pool",
+        ),
+        ("conv", {"example": "../pyproject"}, r"lesson file ../pyproject: no such file"),
+        ("conv", {"example": "..\\pyproject"}, r"no conv example named"),
         (
             "conv",
             {"height": 16, "width": 16, "channels": 4, "filters": 4},

@@ -60,7 +60,8 @@ def every_example():
 def flag_dests(op: str) -> list[str]:
     parser = argparse.ArgumentParser()
     lesson_flags.add_arguments(parser, op)
-    return [a.dest for a in parser._actions if a.dest not in ("help", "backward", "summary")]
+    skipped = ("help", "backward", "summary", "list_examples")
+    return [a.dest for a in parser._actions if a.dest not in skipped]
 
 
 # --------------------------------------------------------------------------- settings

@@ -120,12 +120,11 @@ def test_the_engine_uses_no_vectorised_arithmetic():
     assert not problems, problems
 
 
-# The network lesson chains the naive ops; it reads example files and, in its PyTorch check
-# only, imports torch.
+# The network lesson chains the naive ops; it reads example files (through `library`: no
+# arithmetic) and, in its PyTorch check only, imports torch.
 NETWORK_IMPORTS = ALLOWED_IMPORTS | {
-    "tomllib", "cnn_tui.assets", "cnn_tui.errors", "cnn_tui.lessons",
+    "cnn_tui.errors", "cnn_tui.lessons", "cnn_tui.lessons.library", "cnn_tui.text",
     "cnn_tui.lessons.settings", "cnn_tui.lessons.naive",
-    "os", "cnn_tui.fileio",  # reading the example files (a FIFO is refused): no arithmetic
     "cnn_tui.lessons.rules",  # the rule texts (p − y derived, Adam): no arithmetic
 }  # fmt: skip
 

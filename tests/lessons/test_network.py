@@ -198,8 +198,16 @@ def test_label_learning_rate_and_edited_arrays():
         ({"label": 9}, {}, r"label must be between 0 and 3, got 9"),
         ({"lr": 0}, {}, r"lr must be above 0 and at most 10, got 0"),
         ({"lr": "fast"}, {}, r"lr must be a number, got 'fast'"),
-        ({"example": "edge-detect"}, {}, r"'edge-detect' is a conv example, not a network"),
-        ({"example": "nope"}, {}, r"no network example named 'nope'; the network examples are"),
+        (
+            {"example": "edge-detect"},
+            {},
+            r"edge-detect.toml is a conv example; open it with cnn-tui conv",
+        ),
+        (
+            {"example": "nope"},
+            {},
+            r"no net example named 'nope'; the net examples are: net-horizontal-edge",
+        ),
         ({}, {"w2": np.full((2, 8), np.inf)}, r"w2: values must be finite"),
         ({}, {"x": np.full((1, 1, 6, 6), 1e6)}, r"x: values must be finite and at most 100"),
     ],

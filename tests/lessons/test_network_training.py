@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons import naive, network
+from cnn_tui.lessons import library, naive, network
 from cnn_tui.lessons.net_replay import loss_curve
 from cnn_tui.lessons.network import (
     EDITABLE,
@@ -184,20 +184,19 @@ def test_steps_and_optimizer_are_settings_checked_like_the_others():
         build_net_example(optimizer="rmsprop")
 
 
-def _write_example(tmp_path, monkeypatch, extra: str) -> None:
-    """A copy of the default example with extra TOML keys, as the only network example."""
-    folder = tmp_path / "lessons"
-    folder.mkdir()
-    source = network.assets_dir() / "lessons" / "net-vertical-edge.toml"
-    (folder / "net-test.toml").write_text(source.read_text() + extra)
-    monkeypatch.setattr(network, "assets_dir", lambda: tmp_path)
+def _write_example(tmp_path, extra: str) -> str:
+    """A copy of the default example with extra TOML keys, as a lesson file: its path."""
+    source = library.shipped_lessons_dir() / "net-vertical-edge.toml"
+    path = tmp_path / "net-test.toml"
+    path.write_text(source.read_text() + extra)
+    return str(path)
 
 
 def test_an_example_file_sets_steps_and_optimizer(tmp_path, monkeypatch):
-    _write_example(tmp_path, monkeypatch, 'steps = 4\noptimizer = "adam"\n')
-    example = build_net_example("net-test")
+    path = _write_example(tmp_path, 'steps = 4\noptimizer = "adam"\n')
+    example = build_net_example(path)
     assert (example.steps, example.optimizer) == (4, "adam")
-    assert build_net_example("net-test", steps=2).steps == 2  # a flag beats the file
+    assert build_net_example(path, steps=2).steps == 2  # a flag beats the file
     assert run_training(example).steps == 4
 
 
@@ -205,15 +204,15 @@ def test_an_example_file_sets_steps_and_optimizer(tmp_path, monkeypatch):
     "extra, message",
     [
         ("steps = 0\n", "steps must be between 1 and 50, got 0"),
-        ("steps = 2.5\n", "steps must be a whole number, got 2.5"),
+        ("steps = 2.5\n", "steps must be a whole number, got float"),
         ('optimizer = "lbfgs"\n', "optimizer must be one of sgd, adam, got 'lbfgs'"),
     ],
 )
-def test_a_bad_steps_or_optimizer_in_a_file_is_one_line(tmp_path, monkeypatch, extra, message):
-    _write_example(tmp_path, monkeypatch, extra)
+def test_a_bad_steps_or_optimizer_in_a_file_is_one_line(tmp_path, extra, message):
+    path = _write_example(tmp_path, extra)
     with pytest.raises(UsageError) as caught:
-        build_net_example("net-test")
-    assert str(caught.value) == message
+        build_net_example(path)
+    assert str(caught.value) == f"lesson file {path}: {message}"
 
 
 def test_extend_appends_one_step_up_to_the_limit():

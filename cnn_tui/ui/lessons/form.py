@@ -6,14 +6,22 @@ each checked as its flag is (`SETTINGS[name].parse`), greyed out while a named e
 (`FIXED_BY_EXAMPLE`); then the whole example is built with `examples.build_example`, so a bad
 value shows its reason beside the field and the lesson is left as it was. Apply returns
 a `LessonRequest`; the screen recomputes and restarts the replay from it.
+
+Save as… (F2, or its button) checks the form the same way, asks for a name, a title and a
+description (`save_dialog.SaveLessonScreen`) and writes the example the form describes (every
+array explicit, a seed-drawn one too: `examples.example_file_values`) into the user's lessons
+folder (`lessons.library.save_lesson`); the lesson then shows the saved example, by its name. The
+example picker lists the shipped examples and the user's ("yours").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,9 +30,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from cnn_tui.errors import UsageError
+from cnn_tui.lessons import library
 from cnn_tui.lessons.replay import EDITABLE_ARRAYS, format_array, make_example, parse_array
 from cnn_tui.lessons.settings import FIELDS, FIXED_BY_EXAMPLE, SETTINGS
-from cnn_tui.text import markup
+from cnn_tui.text import markup, one_line
+from cnn_tui.ui.lessons.save_dialog import SaveLessonScreen
 
 RANDOM = "random"
 
@@ -47,6 +57,31 @@ class FormTextArea(TextArea):
 
 def _shown_text(widget: Static) -> str:
     return str(widget.content)
+
+
+def example_option(name: str, title: str, source: str) -> Text:
+    """An example in a form's picker: "edge-detect: Vertical edge detector", "mine (yours): ..."
+    for the user's own, "week3.toml (file): ..." for one opened by its path. The name first: a
+    long title is cut on one line. Plain text: a title is not markup."""
+    mark = {"yours": " (yours)", "file": " (file)"}.get(source, "")
+    return Text(one_line(f"{name}{mark}: {title}"), no_wrap=True, overflow="ellipsis")
+
+
+def save_bindings() -> list[Binding]:
+    """The forms' keys: apply, save as, cancel."""
+    return [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "apply", "Apply", priority=True),
+        Binding("f2", "save_as", "Save as…", priority=True),
+    ]
+
+
+def form_buttons() -> ComposeResult:
+    """Apply, Save as… and Cancel, as both forms show them."""
+    with Horizontal(id="lesson-form-buttons"):
+        yield Button("Apply (ctrl+s)", variant="primary", compact=True, id="form-apply")
+        yield Button("Save as… (F2)", compact=True, id="form-save")
+        yield Button("Cancel (esc)", compact=True, id="form-cancel")
 
 
 class ArrayEditModal(ModalScreen[RequestT | None]):
@@ -96,6 +131,10 @@ class ArrayEditModal(ModalScreen[RequestT | None]):
     def _cancel_pressed(self) -> None:
         self.action_cancel()
 
+    @on(Button.Pressed, "#form-save")
+    def _save_pressed(self) -> None:
+        self.action_save_as()
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 
@@ -103,6 +142,52 @@ class ArrayEditModal(ModalScreen[RequestT | None]):
         request = self.check()
         if request is not None:
             self.dismiss(request)
+
+    # ----------------------------------------------------------------- save as
+
+    def file_values(self, example: Any, title: str, description: str) -> dict[str, Any]:
+        """The keys of the lesson file that reproduces `example` (a checked request's)."""
+        raise NotImplementedError
+
+    def reopen(self, name: str) -> RequestT:
+        """The request that shows the example saved as `name`, read back from its file."""
+        raise NotImplementedError
+
+    def action_save_as(self) -> None:
+        """Check the form; if it is valid, ask for a name and save it (`SaveLessonScreen`)."""
+        request = self.check()
+        if request is None:
+            return  # the reasons are shown beside the fields
+        example = request.example  # type: ignore[attr-defined]
+        try:
+            folder = library.user_lessons_dir()
+        except UsageError as exc:
+            self.query_one("#error-form", Static).update(markup(exc))
+            return
+
+        def save(name: str, title: str, description: str, overwrite: bool) -> Path:
+            values = self.file_values(example, title, description)
+            return library.save_lesson(name, values, overwrite=overwrite)
+
+        own = example.name if (folder / f"{example.name}.toml").is_file() else ""
+        description = " ".join(example.description.split())
+        dialog = SaveLessonScreen(folder, save, own, example.title, description)
+        self.app.push_screen(dialog, self._saved)
+
+    def _saved(self, name: str | None) -> None:
+        if name is None:
+            return
+        try:
+            request = self.reopen(name)
+        except UsageError as exc:  # (the writer and the reader disagree: a bug, said plainly)
+            self.query_one("#error-form", Static).update(
+                markup(f"saved as {name}, but it does not open again: {exc}")
+            )
+            return
+        self.app.notify(
+            f"saved as {name}: cnn-tui … --example {name}", title="Example saved", markup=False
+        )
+        self.dismiss(request)
 
 
 @dataclass
@@ -131,10 +216,7 @@ def choice_fields(op: str) -> tuple[str, ...]:
 class LessonFormScreen(ArrayEditModal[LessonRequest]):
     """Edit the lesson's example; Apply (ctrl+s) checks everything, Esc leaves it unchanged."""
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "apply", "Apply", priority=True),
-    ]
+    BINDINGS = save_bindings()
 
     def __init__(
         self, op: str, example: Any, params: dict[str, Any], overrides: dict[str, np.ndarray]
@@ -160,10 +242,16 @@ class LessonFormScreen(ArrayEditModal[LessonRequest]):
         with Vertical(id="lesson-form"):
             yield Static(f"{title} lesson: example", id="lesson-form-title")
             with VerticalScroll(id="lesson-form-body"):
-                options = [("random, from the seed", RANDOM)] + [
-                    (f"{info.title} ({info.name})", info.name) for info in list_examples(self.op)
+                options: list[tuple[str | Text, str]] = [("random, from the seed", RANDOM)]
+                options += [
+                    (example_option(info.name, info.title, info.source), info.name)
+                    for info in list_examples(self.op)
                 ]
                 chosen = self.params.get("example") or RANDOM
+                if chosen not in [value for _, value in options]:  # a file opened by its path
+                    options.append(
+                        (example_option(self.example.name, self.example.title, "file"), chosen)
+                    )
                 with Grid(classes="lesson-form-grid"):
                     yield Label("example", classes="lesson-form-label")
                     yield Select(
@@ -209,9 +297,7 @@ class LessonFormScreen(ArrayEditModal[LessonRequest]):
                 yield FormTextArea(self._array_texts[self._shown_array], id="form-values")
                 yield Static("", id="error-values", classes="lesson-form-error")
             yield Static("", id="error-form", classes="lesson-form-error")
-            with Horizontal(id="lesson-form-buttons"):
-                yield Button("Apply (ctrl+s)", variant="primary", compact=True, id="form-apply")
-                yield Button("Cancel (esc)", compact=True, id="form-cancel")
+            yield from form_buttons()
 
     def on_mount(self) -> None:
         self._grey_fixed_fields()
@@ -313,3 +399,14 @@ class LessonFormScreen(ArrayEditModal[LessonRequest]):
                 self._set_error("values", str(exc))
                 return None
         return overrides
+
+    # ----------------------------------------------------------------- save as
+
+    def file_values(self, example: Any, title: str, description: str) -> dict[str, Any]:
+        from cnn_tui.lessons.examples import example_file_values
+
+        return example_file_values(example, title, description)
+
+    def reopen(self, name: str) -> LessonRequest:
+        params = {"example": name}
+        return LessonRequest(params, {}, make_example(self.op, params, {}))

@@ -5,7 +5,8 @@ A modal over the lesson. The settings are checked as their flags are
 (`settings.NET_SETTINGS`), the arrays by `replay.parse_array` (same shape as the example's), and
 the whole example by `network.make_net_example`, so a bad value shows its reason beside its
 field and the lesson is left as it was. Apply returns a `NetRequest`; the screen recomputes
-and restarts from it.
+and restarts from it. Save as… (F2) writes the example the form describes into the user's lessons
+folder, as the conv / pool form does (`form.ArrayEditModal.action_save_as`).
 """
 
 from __future__ import annotations
@@ -16,16 +17,27 @@ from typing import Any
 import numpy as np
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Select, Static, TextArea
+from textual.widgets import Input, Label, Select, Static, TextArea
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons.network import EDITABLE, list_net_examples, make_net_example
+from cnn_tui.lessons.network import (
+    EDITABLE,
+    list_net_examples,
+    make_net_example,
+    net_file_values,
+)
 from cnn_tui.lessons.replay import format_array, parse_array
 from cnn_tui.lessons.settings import NET_SETTINGS
 from cnn_tui.text import markup
-from cnn_tui.ui.lessons.form import ArrayEditModal, FormInput, FormTextArea
+from cnn_tui.ui.lessons.form import (
+    ArrayEditModal,
+    FormInput,
+    FormTextArea,
+    example_option,
+    form_buttons,
+    save_bindings,
+)
 
 
 @dataclass
@@ -53,10 +65,7 @@ def _text(name: str, value: Any) -> str:
 class NetFormScreen(ArrayEditModal[NetRequest]):
     """Edit the network lesson's example; Apply (ctrl+s) checks everything, Esc cancels."""
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "apply", "Apply", priority=True),
-    ]
+    BINDINGS = save_bindings()
 
     def __init__(
         self, example: Any, params: dict[str, Any], overrides: dict[str, np.ndarray]
@@ -68,7 +77,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
         self._array_texts = self._texts_of(example)
         self._original = dict(self._array_texts)
         self._shown_array = EDITABLE[0]
-        self._loaded = example.name  # the example whose values the fields show
+        self._loaded = self.params.get("example") or example.name  # whose values the fields show
 
     @staticmethod
     def _texts_of(example: Any) -> dict[str, str]:
@@ -80,12 +89,17 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
             with VerticalScroll(id="lesson-form-body"):
                 with Grid(classes="lesson-form-grid"):
                     yield Label("example", classes="lesson-form-label")
+                    options = [
+                        (example_option(info["name"], info["title"], info["source"]), info["name"])
+                        for info in list_net_examples()
+                    ]
+                    if self._loaded not in [value for _, value in options]:  # a file by its path
+                        example = self.example
+                        options.append(
+                            (example_option(example.name, example.title, "file"), self._loaded)
+                        )
                     yield Select(
-                        [(f"{info['title']} ({info['name']})", info["name"])
-                         for info in list_net_examples()],
-                        value=self.example.name,
-                        allow_blank=False,
-                        compact=True,
+                        options, value=self._loaded, allow_blank=False, compact=True,
                         id="form-example",
                     )  # fmt: skip
                     yield Static("", id="error-example", classes="lesson-form-error")
@@ -126,9 +140,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
                 yield FormTextArea(self._array_texts[self._shown_array], id="form-values")
                 yield Static("", id="error-values", classes="lesson-form-error")
             yield Static("", id="error-form", classes="lesson-form-error")
-            with Horizontal(id="lesson-form-buttons"):
-                yield Button("Apply (ctrl+s)", variant="primary", compact=True, id="form-apply")
-                yield Button("Cancel (esc)", compact=True, id="form-cancel")
+            yield from form_buttons()
 
     def on_mount(self) -> None:
         self.query_one("#form-label", Input).focus()
@@ -152,7 +164,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
                 widget.value = _text(name, value)
         self._array_texts = self._texts_of(chosen)
         self._original = dict(self._array_texts)
-        self._loaded = chosen.name
+        self._loaded = str(event.value)
         self.overrides = {}  # another example: its own values, none of the earlier edits
         self.query_one("#form-values", TextArea).load_text(self._array_texts[self._shown_array])
 
@@ -202,3 +214,12 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
             self.query_one(f"#error-{where}", Static).update(markup(message))
             return None
         return NetRequest(params, overrides, example)
+
+    # ----------------------------------------------------------------- save as
+
+    def file_values(self, example: Any, title: str, description: str) -> dict[str, Any]:
+        return net_file_values(example, title, description)
+
+    def reopen(self, name: str) -> NetRequest:
+        params = {"example": name}
+        return NetRequest(params, {}, make_net_example(params, {}))

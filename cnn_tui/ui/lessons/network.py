@@ -200,6 +200,11 @@ class NetworkScreen(SteppingScreen):
         self._follow_step()
 
     @property
+    def example_label(self) -> str:
+        """The example as the status line names it: "net-vertical-edge", "mine (edited)"."""
+        return self.example.status_label
+
+    @property
     def every_filter(self) -> bool:
         """Whether the board shows every filter's maps side by side (a large terminal)."""
         width, height = self.app.size

@@ -112,6 +112,11 @@ class LessonScreen(SteppingScreen):
     # ----------------------------------------------------------------- state
 
     @property
+    def example_label(self) -> str:
+        """The example as the status line names it: "example edge-detect", "seed 3", "edited"."""
+        return self.model.example_label
+
+    @property
     def replay(self) -> Replay:
         """The pass on screen."""
         return self.model.replay
