@@ -565,3 +565,46 @@ def build_picture_lesson(
     )
     lesson.example()  # the conv lesson's own checks (steps per phase)
     return lesson
+
+
+# --------------------------------------------------------------------------- where a step is
+
+
+@dataclass(frozen=True, eq=False)
+class PictureMarks:
+    """Where the lesson's current step is on the picture and on the feature map."""
+
+    window: tuple[Pair, ...] = ()  # the picture pixels of the current output cell's window
+    pixel: Pair | None = None  # the picture pixel the step reads (or whose gradient it writes)
+    cell: Pair | None = None  # the feature-map cell the step computes (or takes dout from)
+    done: np.ndarray | None = None  # (rows, cols) of the region: True where out is computed
+
+
+def step_marks(lesson: PictureLesson, replay: Any, forward: bool) -> PictureMarks:
+    """The marks of `replay`'s current step (a `replay.Replay` of `lesson.example()`): the
+    output cell from the cell written (`out`) or the dout read, the pixel from the x_pad read or
+    the dx_pad written. `done`: forward, the region's cells computed so far; else all."""
+    row0, col0, rows, cols = lesson.region
+    top, left = lesson.crop
+    if forward:
+        done = ~np.isnan(np.asarray(replay.values("out"), dtype=np.float64)[0, 0])
+    else:
+        done = np.ones((rows, cols), dtype=bool)
+    event = replay.current
+    if event is None:
+        return PictureMarks(done=done)
+    refs = [(event.target, event.target_index)] + [(o.name, o.index) for o in event.operands]
+    out_cell = pixel = None
+    for name, index in refs:
+        if name in ("out", "dout") and out_cell is None and len(index) == 4:
+            out_cell = (int(index[2]), int(index[3]))
+        if name in ("x_pad", "dx_pad") and pixel is None and len(index) == 4:
+            pixel = (top + int(index[2]), left + int(index[3]))
+    if out_cell is None:
+        return PictureMarks(pixel=pixel, done=done)
+    (i, j), (sh, sw), (dh, dw) = out_cell, lesson.stride, lesson.dilation
+    kh, kw = lesson.kernel.shape
+    window = tuple(
+        (top + i * sh + ki * dh, left + j * sw + kj * dw) for ki in range(kh) for kj in range(kw)
+    )
+    return PictureMarks(window, pixel, (row0 + i, col0 + j), done)
