@@ -57,13 +57,18 @@ def _num(value: float) -> str:
 class PicturePanel(Static):
     """The picture and its feature map, with the crop, the step and the scale marked."""
 
-    def show(self, lesson: PictureLesson, marks: PictureMarks, hints: list[str]) -> None:
+    def show(
+        self, lesson: PictureLesson, marks: PictureMarks, hints: list[tuple[str, int]]
+    ) -> None:
         width = (self.size.width or self.screen.size.width) - self.styles.gutter.width
         self.update(picture_panel(lesson, marks, width, hints))
 
 
 def picture_panel(
-    lesson: PictureLesson, marks: PictureMarks, total_width: int, hints: list[str] | None = None
+    lesson: PictureLesson,
+    marks: PictureMarks,
+    total_width: int,
+    hints: list[tuple[str, int]] | None = None,
 ) -> Group:
     """The panel's lines: the two images side by side, the scale, the facts beside them."""
     hints = hints or []
@@ -106,7 +111,7 @@ def picture_panel(
     labels = {0: f"+{_num(limit)}", n_lines // 2: "0", n_lines - 1: f"-{_num(limit)}"}
     label_width = max(len(label) for label in labels.values()) + 1
     used = width + len(GAP) + fmap.shape[1] + len(GAP) + 2 + label_width + len(GAP)
-    info = _info_lines(lesson, hints, max(total_width - used, 8))
+    info = _info_lines(lesson, hints, max(total_width - used, 8), n_lines)
     lines = []
     for k in range(n_lines):
         line = Text(no_wrap=True, overflow="ellipsis")
@@ -124,30 +129,41 @@ def picture_panel(
     return Group(*lines)
 
 
-def _info_lines(lesson: PictureLesson, hints: list[str], width: int) -> list[Text]:
-    """The facts beside the images, wrapped to `width`: the picture, the crop (in the frame's
-    colour), the kernel, the feature map's size and range, the crop's output region, hints."""
+def _info_lines(
+    lesson: PictureLesson, hints: list[tuple[str, int]], width: int, room: int
+) -> list[Text]:
+    """The facts beside the images, wrapped to `width`, at most `room` lines: the picture, the
+    crop (in the frame's colour), the kernel, the feature map's size and range, the crop's
+    output region, the hints. When they do not fit, the least important go first."""
     picture, fmap = lesson.picture, lesson.feature_map
     (top, left), (crop_h, crop_w) = lesson.crop, lesson.crop_size
     row0, col0, rows, cols = lesson.region
     frame = "rgb({},{},{})".format(*FRAME)
-    size = f"{picture.size[0]}×{picture.size[1]}"
     kernel = lesson.kernel_name + (" rotated 180°" if lesson.flip else "")
-    items: list[tuple[str, str]] = [
-        (one_line(picture.source), "bold"),
-        (f"{size} grey" + "".join(f", {note}" for note in picture.notes), ""),
-        (f"crop {crop_h}×{crop_w} at {top},{left}", f"bold {frame}"),
-        (f"kernel {kernel}", "bold"),
-        (f"feature map {fmap.shape[0]}×{fmap.shape[1]}", ""),
-        (f"{_num(float(fmap.min()))} to {_num(float(fmap.max()))}", ""),
-        (f"crop's out: rows {row0}–{row0 + rows - 1}, cols {col0}–{col0 + cols - 1}", frame),
-        *((hint, "dim") for hint in hints),
+    notes = "".join(f", {note}" for note in picture.notes)
+    # (text, style, importance: the lowest is left out first)
+    items: list[tuple[str, str, int]] = [
+        (one_line(picture.source), "bold", 4),
+        (f"{picture.size[0]}×{picture.size[1]} grey{notes}", "", 2),
+        (f"crop {crop_h}×{crop_w} at {top},{left}", f"bold {frame}", 9),
+        (f"kernel {kernel}", "bold", 8),
+        (f"feature map {fmap.shape[0]}×{fmap.shape[1]}", "", 3),
+        (f"{_num(float(fmap.min()))} to {_num(float(fmap.max()))}", "", 5),
+        (f"crop's out: rows {row0}–{row0 + rows - 1}, cols {col0}–{col0 + cols - 1}", frame, 3),
+        *((hint, "dim", importance) for hint, importance in hints),
     ]
-    lines = []
-    for text, style in items:
-        for part in textwrap.wrap(text, width, break_on_hyphens=False) or [""]:
-            lines.append(Text(part, style=style, no_wrap=True, overflow="ellipsis"))
-    return lines
+    wrapped = [
+        (textwrap.wrap(text, width, break_on_hyphens=False) or [""], style, importance)
+        for text, style, importance in items
+    ]
+    while sum(len(parts) for parts, _, _ in wrapped) > room and len(wrapped) > 1:
+        least = min(range(len(wrapped)), key=lambda k: (wrapped[k][2], -k))
+        del wrapped[least]
+    return [
+        Text(part, style=style, no_wrap=True, overflow="ellipsis")
+        for parts, style, _ in wrapped
+        for part in parts
+    ][:room]
 
 
 class PictureScreen(LessonScreen):
@@ -196,9 +212,10 @@ class PictureScreen(LessonScreen):
         panel.show(self.lesson, marks, self._hints())
         self._arrange(panel)
 
-    def _hints(self) -> list[str]:
-        hints = ["w a s d: move the crop", "k: next kernel"]
-        return [*hints, "i: the board"] if self._short() else hints
+    def _hints(self) -> list[tuple[str, int]]:
+        """The keys of the picture, with their importance (see `_info_lines`)."""
+        hints = [("w a s d: move the crop", 1), ("k: next kernel", 1)]
+        return [("i: board", 7), *hints] if self._short() else hints
 
     def _panel_height(self) -> int:
         return max((self.lesson.picture.size[0] + 1) // 2, 3)
