@@ -351,3 +351,9 @@ def test_a_crop_larger_than_the_picture(monkeypatch):
     assert small.crop_size == (5, 6)  # the default crop shrinks to the picture
     tall = build_picture_lesson(PictureSettings("x.png", kernel_values="1;1;1;1;1"))
     assert tall.crop_size == (5, 6) and tall.output_size == (1, 6)
+
+
+def test_the_docs_list_every_named_kernel():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "lessons" / "picture.md").read_text()
+    for name, kernel in KERNELS.items():
+        assert f"| `{name}`" in page, name
