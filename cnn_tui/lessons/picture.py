@@ -88,7 +88,7 @@ def load_picture(spec: str, folders: list[str] | None = None) -> Picture:
 
 def read_picture_file(path_text: str | os.PathLike[str]) -> Picture:
     """An image file Pillow reads, as grey levels; larger than MAX_SIDE: downscaled."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path_text)
     name = one_line(path)
@@ -108,7 +108,7 @@ def read_picture_file(path_text: str | os.PathLike[str]) -> Picture:
                 if "A" in image.mode or "transparency" in image.info:
                     notes.append("transparency dropped")
                 image.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
-                grey = image.convert("L")
+                grey = _grey(ImageOps.exif_transpose(image))  # a phone's photo stands upright
     except UsageError:
         raise
     except UnidentifiedImageError:
@@ -128,6 +128,25 @@ def read_picture_file(path_text: str | os.PathLike[str]) -> Picture:
         grey = grey.resize(size, Image.Resampling.LANCZOS)
         notes.append(f"downscaled from {width}×{height}")
     return Picture(grey_levels(np.asarray(grey)), one_line(path.name), tuple(notes))
+
+
+def _grey(image: Any) -> Any:
+    """A Pillow image as 8-bit grey ("L"). 16-bit and float pictures are scaled from their own
+    range (16 bits: /65535; float: [0, 1], or [0, 255] when larger), which Pillow's "L"
+    conversion would clip instead."""
+    from PIL import Image
+
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image.convert("L")
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size else 0.0
+    if image.mode == "F":
+        scale = 1.0 if top <= 1.0 else 255.0
+    else:
+        scale = 65535.0 if image.mode.startswith("I;16") or top > 255 else 255.0
+    levels = np.clip(np.nan_to_num(values / scale, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return Image.fromarray(np.round(levels * 255).astype(np.uint8))
 
 
 def _too_large(name: str, what: str) -> str:

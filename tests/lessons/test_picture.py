@@ -151,6 +151,22 @@ def test_png_is_read_as_grey_levels(tmp_path):
     assert picture.pixels[0, 0] == round(76 / 255, 2)  # Pillow's L = 0.299·R (ITU-R 601-2)
 
 
+def test_16_bit_and_float_pictures_are_scaled_not_clipped(tmp_path):
+    levels = np.array([[0, 16384, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(levels).save(tmp_path / "deep.png")
+    assert pic.load_picture(str(tmp_path / "deep.png")).pixels.tolist() == [[0, 0.25, 0.5, 1]]
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32)).save(tmp_path / "f.tif")
+    assert pic.load_picture(str(tmp_path / "f.tif")).pixels.tolist() == [[0, 0.5, 1]]
+
+
+def test_a_photo_stands_as_its_exif_orientation_says(tmp_path):
+    image = Image.fromarray(np.tile(np.arange(20, dtype=np.uint8) * 10, (10, 1)))  # 10×20
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    image.save(tmp_path / "phone.png", exif=exif)
+    assert pic.load_picture(str(tmp_path / "phone.png")).size == (20, 10)
+
+
 def test_a_large_picture_is_downscaled_and_says_so(tmp_path):
     Image.fromarray(np.full((60, 120), 128, np.uint8)).save(tmp_path / "wide.png")
     picture = pic.load_picture(str(tmp_path / "wide.png"))
@@ -355,5 +371,5 @@ def test_a_crop_larger_than_the_picture(monkeypatch):
 
 def test_the_docs_list_every_named_kernel():
     page = (Path(__file__).resolve().parents[2] / "docs" / "lessons" / "picture.md").read_text()
-    for name, kernel in KERNELS.items():
+    for name in KERNELS:
         assert f"| `{name}`" in page, name

@@ -11,6 +11,8 @@ paints over them (`dim`, `tint`). All pure functions of numpy arrays.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from rich.color import Color
 from rich.style import Style
@@ -23,8 +25,11 @@ ZERO = (28, 28, 28)
 POSITIVE = (255, 150, 40)
 
 
-def _color(rgb: np.ndarray) -> Color:
-    return Color.from_rgb(int(rgb[0]), int(rgb[1]), int(rgb[2]))
+@functools.lru_cache(maxsize=4096)
+def _style(upper: tuple[int, int, int], lower: tuple[int, int, int] | None) -> Style:
+    """One half-block cell's style (cached: a redraw while playing reuses nearly all of them)."""
+    bgcolor = None if lower is None else Color.from_rgb(*lower)
+    return Style(color=Color.from_rgb(*upper), bgcolor=bgcolor)
 
 
 def half_block_lines(rgb: np.ndarray) -> list[Text]:
@@ -33,13 +38,13 @@ def half_block_lines(rgb: np.ndarray) -> list[Text]:
     pixels = np.asarray(rgb, dtype=np.uint8)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {pixels.shape}")
+    rows = [tuple(map(tuple, row)) for row in pixels.tolist()]
     lines = []
-    for top in range(0, pixels.shape[0], 2):
+    for top in range(0, len(rows), 2):
         line = Text(no_wrap=True, overflow="crop")
-        lower = pixels[top + 1] if top + 1 < pixels.shape[0] else None
-        for col in range(pixels.shape[1]):
-            bgcolor = None if lower is None else _color(lower[col])
-            line.append(UPPER_HALF, Style(color=_color(pixels[top, col]), bgcolor=bgcolor))
+        lower = rows[top + 1] if top + 1 < len(rows) else (None,) * len(rows[top])
+        for upper_rgb, lower_rgb in zip(rows[top], lower, strict=True):
+            line.append(UPPER_HALF, _style(upper_rgb, lower_rgb))
         lines.append(line)
     return lines
 
