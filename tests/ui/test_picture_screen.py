@@ -152,6 +152,10 @@ async def test_keys_move_the_crop_change_the_kernel_and_toggle_the_board():
         await pilot.press("v")  # a true convolution: the feature map's kernel is rotated too
         assert screen.lesson.flip and screen.example.flip
         assert "rotated 180°" in panel_text(screen)
+        await pilot.press("r")  # a new seed for dout: the crop and the kernel stay
+        assert screen.example.seed == 1 and screen.lesson.seed == 1
+        assert np.array_equal(screen.example.x[0, 0], screen.lesson.crop_pixels)
+        assert screen.lesson.kernel_name == "edge"
         await pilot.press("e")  # the edit form is off: the crop comes from the picture
         assert app.screen is screen
         scroll = screen.query_one(f"#{screen.scroll_id}")
@@ -174,3 +178,11 @@ async def test_at_80x24_the_picture_and_the_board_take_turns():
         assert scroll.display and not panel.display
         await pilot.press("i")
         assert panel.display and not scroll.display
+        assert screen.max_scroll_y == 0  # nothing pushed off the screen
+        # backward, the dW phase: a taller step panel; the picture gives up rows around the
+        # crop instead of pushing the panel or the footer off the screen
+        await pilot.press("b", "p", "p", "right_square_bracket")
+        await pilot.pause()
+        await pilot.pause()
+        assert "dW" in screen.query_one("#lesson-status", StepStatus).content.plain
+        assert panel.outer_size.height < 14 and screen.max_scroll_y == 0

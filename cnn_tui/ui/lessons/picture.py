@@ -20,6 +20,7 @@ from rich.console import Group
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
 
 from cnn_tui.errors import UsageError
@@ -58,10 +59,14 @@ class PicturePanel(Static):
     """The picture and its feature map, with the crop, the step and the scale marked."""
 
     def show(
-        self, lesson: PictureLesson, marks: PictureMarks, hints: list[tuple[str, int]]
+        self,
+        lesson: PictureLesson,
+        marks: PictureMarks,
+        hints: list[tuple[str, int]],
+        max_lines: int | None = None,
     ) -> None:
         width = (self.size.width or self.screen.size.width) - self.styles.gutter.width
-        self.update(picture_panel(lesson, marks, width, hints))
+        self.update(picture_panel(lesson, marks, width, hints, max_lines))
 
 
 def picture_panel(
@@ -69,8 +74,10 @@ def picture_panel(
     marks: PictureMarks,
     total_width: int,
     hints: list[tuple[str, int]] | None = None,
+    max_lines: int | None = None,
 ) -> Group:
-    """The panel's lines: the two images side by side, the scale, the facts beside them."""
+    """The panel's lines: the two images side by side, the scale, the facts beside them. At
+    most `max_lines` text rows (None: the whole picture)."""
     hints = hints or []
     picture, fmap = lesson.picture, lesson.feature_map
     height, width = picture.size
@@ -107,6 +114,14 @@ def picture_panel(
 
     left_lines, right_lines = half_block_lines(image), half_block_lines(fimage)
     n_lines = max(len(left_lines), len(right_lines), 3)
+    if max_lines is not None and n_lines > max(max_lines, 3):
+        # too short for the whole picture: the text rows around the crop (as the board crops
+        # an array around the step)
+        n_lines = max(max_lines, 3)
+        middle = (top + (top + crop_h - 1)) // 4
+        start = min(max(middle - n_lines // 2, 0), max(len(left_lines) - n_lines, 0))
+        left_lines = left_lines[start : start + n_lines]
+        right_lines = right_lines[start : start + n_lines]
     legend = half_block_lines(legend_rgb(limit, 2 * n_lines))
     labels = {0: f"+{_num(limit)}", n_lines // 2: "0", n_lines - 1: f"-{_num(limit)}"}
     label_width = max(len(label) for label in labels.values()) + 1
@@ -194,6 +209,7 @@ class PictureScreen(LessonScreen):
         self.example = lesson.example()
         self._compute()
         self.picture_shown = True  # on a short terminal: the picture, else the board
+        self._picture_room: int | None = None  # text rows the picture may take (short only)
 
     def on_mount(self) -> None:
         # beside the conv lesson's own widgets, above its board (runs before its on_mount)
@@ -209,8 +225,31 @@ class PictureScreen(LessonScreen):
         panel = panels.first(PicturePanel)
         forward = self.model.mode == "forward"
         marks = step_marks(self.lesson, self.model.replay, forward)
-        panel.show(self.lesson, marks, self._hints())
+        room = self._picture_room if self._short() else None
+        panel.show(self.lesson, marks, self._hints(), room)
         self._arrange(panel)
+        if self._short():
+            self.call_after_refresh(self._fit_picture)
+
+    def _fit_picture(self) -> None:
+        """On a short terminal: give the picture the rows the status, the step panel (whose
+        height changes with the step) and the footer leave, and redraw it if that changed."""
+        panels = self.query(f"#{self.panel_id}")
+        if not panels or not panels.first().display:
+            return
+        panel = panels.first(PicturePanel)
+        others = sum(
+            child.outer_size.height
+            for child in self.children
+            if isinstance(child, Widget)
+            and child is not panel
+            and child.display
+            and str(child.styles.dock or "") in ("", "none", "top", "bottom")
+        )
+        room = max(self.size.height - others, 3)
+        if room != self._picture_room:
+            self._picture_room = room
+            self._redraw()
 
     def _hints(self) -> list[tuple[str, int]]:
         """The keys of the picture, with their importance (see `_info_lines`)."""
