@@ -186,3 +186,18 @@ async def test_at_80x24_the_picture_and_the_board_take_turns():
         await pilot.pause()
         assert "dW" in screen.query_one("#lesson-status", StepStatus).content.plain
         assert panel.outer_size.height < 14 and screen.max_scroll_y == 0
+
+
+@run_async
+async def test_a_hostile_file_name_is_shown_as_text(tmp_path):
+    from PIL import Image
+
+    from cnn_tui.lessons.picture import PictureSettings, build_picture_lesson
+
+    path = tmp_path / "[bold red]x\x1b]0;pwned\x07.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path, format="PNG")
+    app = CnnTuiApp("conv", build_picture_lesson(PictureSettings(str(path))))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        text = panel_text(app.screen)
+        assert "[bold red]x\\x1b]0;pwned\\x07.png" in text and "\x1b" not in text
