@@ -324,7 +324,7 @@ class PictureSettings:
 PICTURE_SETTINGS = ("height", "width", "stride", "dilation", "conv_mode", "seed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PictureLesson:
     """A picture, a kernel, a crop of the picture and the settings of its convolution."""
 
