@@ -60,6 +60,28 @@ DATASETS: dict[str, DataSet] = {
 # fmt: on
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 
+# Where Fashion-MNIST's IDX files are looked for when no folder is given: Debian's
+# dataset-fashion-mnist package first, then the default data folder (as it is, or in
+# torchvision's layout). The training loaders and the picture lesson (`cnn-tui conv --image
+# fashion-mnist:INDEX`) both look here.
+FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian: dataset-fashion-mnist
+DEFAULT_DATA_DIR = "data"
+FASHION_MNIST_FILES = {  # the IDX files (each also found gzipped, as NAME.gz)
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
+def fashion_mnist_folders(data_dir: str | None = None) -> list[str]:
+    """The folders Fashion-MNIST's IDX files are looked for in, first match wins: `data_dir`
+    (as it is, or in torchvision's layout) when given, else the system folder and then the
+    default data folder."""
+    if data_dir:
+        return [data_dir, f"{data_dir}/FashionMNIST/raw"]
+    return [FASHION_MNIST_SYSTEM_DIR, DEFAULT_DATA_DIR, f"{DEFAULT_DATA_DIR}/FashionMNIST/raw"]
+
 
 # --- models -------------------------------------------------------------------------------------
 

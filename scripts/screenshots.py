@@ -1,7 +1,7 @@
 """Regenerate the documentation's screenshots (docs/images/*.svg) with the app's own save_screenshot.
 
 The app runs headless (Textual's `App.run_test`) and is driven from the home screen with keys, as
-a user would: the conv lesson, the network lesson, the training form, the runs screen, a run's
+a user would: the conv lesson, the picture lesson (`cnn-tui conv --image`), the network lesson, the training form, the runs screen, a run's
 live dashboard, a finished run's results (the confusion matrix) and its Inside tab. The runs live
 in a temporary folder, made with the tests' own fixtures: a small real run trained by the engine
 (results and Inside) and a run in progress written in the documented format (the dashboard).
@@ -101,6 +101,30 @@ async def shoot(runs_dir: Path, out: Path) -> list[Path]:
     return saved
 
 
+async def shoot_picture(out: Path) -> Path:
+    """The picture lesson (`cnn-tui conv --image`), part-way through the forward pass: image 0
+    of Fashion-MNIST's test set when Debian's dataset-fashion-mnist is installed, else a drawn
+    disc (written as a PNG in the current, temporary folder)."""
+    import numpy as np
+    from PIL import Image
+
+    from cnn_tui.catalog import FASHION_MNIST_SYSTEM_DIR
+    from cnn_tui.lessons.picture import PictureSettings, build_picture_lesson
+
+    image = "fashion-mnist:0"
+    if not (Path(FASHION_MNIST_SYSTEM_DIR) / "t10k-images-idx3-ubyte.gz").is_file():
+        rows, cols = np.mgrid[0:28, 0:28]
+        disc = (rows - 13.5) ** 2 + (cols - 12.0) ** 2 < 8.5**2
+        Image.fromarray(np.where(disc, 220, cols * 4).astype(np.uint8)).save("disc.png")
+        image = "disc.png"
+    lesson = build_picture_lesson(PictureSettings(image, "sobel-x", crop="8,13"))
+    app = CnnTuiApp("conv", lesson)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*["right_square_bracket"] * 5, *["right"] * 4)
+        await settle(pilot)
+        return Path(app.save_screenshot(filename="picture-lesson.svg", path=str(out)))
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else ROOT / "docs" / "images"
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +151,8 @@ def main(argv: list[str]) -> int:
             message="out of GPU memory at batch size 512: lower --batch-size",
             started=STARTED - 6000,
         )
-        for path in asyncio.run(shoot(runs_dir, out)):
+        saved = [*asyncio.run(shoot(runs_dir, out)), asyncio.run(shoot_picture(out))]
+        for path in saved:
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         os.chdir(ROOT)
     return 0

@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from cnn_tui.lessons.kernels import KERNELS
 from cnn_tui.lessons.settings import (
     DEFAULTS,
     FIELDS,
@@ -37,6 +38,25 @@ def _flag_type(setting: Setting) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = setting.name  # argparse names the type in some messages
+    return convert
+
+
+def _kernel_type(setting: Setting) -> Callable[[str], Any]:
+    """conv's --kernel: a size (3, 3x2), or a named kernel of the picture lesson (sobel-x), kept
+    as its name for `cnn-tui conv --image` to pick (and to refuse without --image)."""
+    size = _flag_type(setting)
+
+    def convert(text: str) -> Any:
+        if text.strip().lower() in KERNELS:
+            return text.strip().lower()
+        if not any(char.isdigit() for char in text):
+            raise argparse.ArgumentTypeError(
+                f"kernel must be a size (3 or 3x2) or, with --image, a kernel's name "
+                f"({', '.join(KERNELS)}), got {text!r}"
+            )
+        return size(text)
+
+    convert.__name__ = setting.name
     return convert
 
 
@@ -92,6 +112,11 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
         flag = setting.flag or f"--{name}"
         if setting.kind == "choice":
             group.add_argument(flag, dest=name, choices=setting.choices, help=help_text)
+        elif name == "kernel" and op == "conv":
+            help_text += f"; with --image the kernel's name: {', '.join(KERNELS)}"
+            group.add_argument(
+                flag, dest=name, metavar="K|HxW|NAME", type=_kernel_type(setting), help=help_text
+            )
         else:
             group.add_argument(
                 flag, dest=name, metavar=setting.metavar, type=_flag_type(setting), help=help_text

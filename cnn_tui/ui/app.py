@@ -56,6 +56,11 @@ def open_screen_for(command: str, settings: Any, *, runs_dir: Path = Path("runs"
         from cnn_tui.lessons.settings import LessonSettings
         from cnn_tui.ui.lessons.screen import LessonScreen
 
+        if settings is not None and not isinstance(settings, LessonSettings):
+            from cnn_tui.ui.lessons.picture import PictureScreen
+
+            return PictureScreen(settings)  # conv --image: the command's PictureLesson
+
         return LessonScreen.from_settings(
             settings if settings is not None else LessonSettings(command)
         )

@@ -33,16 +33,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnn_tui.catalog import DATASETS
+from cnn_tui.catalog import (
+    DATASETS,
+    DEFAULT_DATA_DIR,
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_SYSTEM_DIR,
+    fashion_mnist_folders,
+)
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import check_input_file, is_regular_file
 from cnn_tui.training.config import AUGMENTS
 from cnn_tui.training.data import shapes as shapes_dataset
 from cnn_tui.training.system import background_import
 
-DEFAULT_DATA_DIR = "data"
 DOWNLOAD_TIMEOUT_S = 30.0  # a stalled connection fails after this long instead of hanging
-FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian: dataset-fashion-mnist
 _FASHION_MNIST, _CIFAR10 = DATASETS["fashion-mnist"], DATASETS["cifar10"]  # sizes, classes
 FASHION_MNIST_CLASSES = _FASHION_MNIST.classes
 CIFAR10_FOLDER = "cifar-10-batches-py"
@@ -459,12 +463,7 @@ def _load_cifar10(
 
 # --- Fashion-MNIST ------------------------------------------------------------------------------
 
-_FASHION_FILES = {
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte",
-    "test_y": "t10k-labels-idx1-ubyte",
-}
+_FASHION_FILES = FASHION_MNIST_FILES
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
@@ -543,12 +542,8 @@ def _download_fashion_mnist(raw_folder: Path) -> None:
 def _load_fashion_mnist(
     data_dir: str | None, download: bool, report: ProgressCallback
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    if data_dir:
-        root = Path(data_dir)
-        candidates = [root, root / "FashionMNIST" / "raw"]
-    else:
-        root = Path(DEFAULT_DATA_DIR)
-        candidates = [Path(FASHION_MNIST_SYSTEM_DIR), root, root / "FashionMNIST" / "raw"]
+    root = Path(data_dir or DEFAULT_DATA_DIR)
+    candidates = [Path(folder) for folder in fashion_mnist_folders(data_dir)]
     folder = _fashion_folder(candidates)
     if folder is None:
         if not download:
