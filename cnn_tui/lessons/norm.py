@@ -417,7 +417,7 @@ def layer_step_text(e: StepEvent, style: StepStyle) -> tuple[str, str]:
         term = e.after - e.before
         return (
             f"{target} += {r('dxhat')}·({r('x')} − {r('mu')})·(−½)({r('var')} + ε)^(−3/2)",
-            f"= {before} + {v('dxhat')}·({v('x')} − {factor(o['mu'].value, False, v('mu'))})"
+            f"= {before} + {factor(o['dxhat'].value, False, v('dxhat'))}·({v('x')} − {factor(o['mu'].value, False, v('mu'))})"
             f"·(−½)·{num((o['var'].value + o['eps'].value) ** -1.5)} = {before} + "
             f"{factor(term, False)} → {after}",
         )
@@ -445,7 +445,7 @@ def layer_step_text(e: StepEvent, style: StepStyle) -> tuple[str, str]:
         sign = "≥" if kept else "<"
         return (
             f"{target} = 1 if {r('u')} ≥ p else 0",
-            f"{v('u')} {sign} {num(o['p'].value)} → {after}   ({'kept' if kept else 'dropped'})",
+            f"with {v('u')} {sign} {num(o['p'].value)} → {after} ({'kept' if kept else 'dropped'})",
         )
     # drop: y = x·mask/(1 − p), or dx = dy·mask/(1 − p)
     source = next(op for op in e.operands if op.name not in ("mask", "keep"))
