@@ -60,7 +60,9 @@ def step_line(event: StepEvent) -> str:
     return " ".join(layer_step_text(event, LAYER_TRACE_STYLE))
 
 
-def layer_trace_text(example: LayerExample, *, backward: bool = False, summary: bool = False) -> str:
+def layer_trace_text(
+    example: LayerExample, *, backward: bool = False, summary: bool = False
+) -> str:
     """The whole trace as one string."""
     lines: list[str] = []
     write_layer_trace(example, lines.append, backward=backward, summary=summary)

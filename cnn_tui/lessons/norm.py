@@ -89,7 +89,9 @@ def _check_bn(x: Any, gamma: Any, beta: Any, eps: float) -> tuple[np.ndarray, ..
     beta = np.asarray(beta, dtype=np.float64)
     for name, array in (("gamma", gamma), ("beta", beta)):
         if array.shape != (channels,):
-            raise ValueError(f"{name} must have one value per channel, ({channels},), got {array.shape}")
+            raise ValueError(
+                f"{name} must have one value per channel, ({channels},), got {array.shape}"
+            )
     if not (eps > 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be above 0, got {eps}")
     if x.shape[0] * x.shape[2] * x.shape[3] < 2:
