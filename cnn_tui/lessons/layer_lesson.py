@@ -110,6 +110,13 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], low: float, high: fl
     return np.round(rng.uniform(low, high, size=shape), 1) + 0.0
 
 
+def draw_uniform(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The uniform numbers in [0, 1) a dropout mask is drawn from: two decimals, so the lesson
+    can show them, from their own stream of the seed (not the one x is drawn from)."""
+    rng = np.random.default_rng([seed, 1])
+    return np.floor(rng.random(shape) * 100) / 100
+
+
 def build_layer_example(op: str, **settings: Any) -> LayerExample:
     """The random example of lesson `op` with these settings (the others: `LAYER_DEFAULTS`);
     UsageError (one line) for a setting out of its range."""
@@ -138,7 +145,7 @@ def build_layer_example(op: str, **settings: Any) -> LayerExample:
     if op == "batchnorm":
         return LayerExample(op, p["seed"], x, dy, gamma, beta, eps=p["eps"],
                             momentum=p["momentum"])  # fmt: skip
-    u = norm.draw_uniform(p["seed"], shape)
+    u = draw_uniform(p["seed"], shape)
     return LayerExample(op, p["seed"], x, dy, gamma, beta, p=p["p"], u=u)
 
 

@@ -49,7 +49,6 @@ __all__ = [
     "batchnorm2d_backward",
     "batchnorm2d_forward",
     "batchnorm2d_running_update",
-    "draw_uniform",
     "dropout_backward",
     "dropout_forward",
     "dropout_mask",
@@ -287,13 +286,6 @@ def batchnorm2d_backward(
 
 
 # --------------------------------------------------------------------------- dropout
-
-
-def draw_uniform(seed: int, shape: tuple[int, ...]) -> np.ndarray:
-    """The uniform numbers in [0, 1) a dropout mask is drawn from: rounded to 2 decimals so the
-    lesson can show them, from their own generator (seed + 1: not x's stream)."""
-    rng = np.random.default_rng([seed, 1])
-    return np.floor(rng.random(shape) * 100) / 100
 
 
 def dropout_mask(u: Any, p: float, on_step: StepCallback | None = None) -> np.ndarray:
