@@ -134,9 +134,12 @@ def test_dropout_with_the_same_mask_matches_autograd_and_its_shape_matches_pytor
         kept = drawn != 0
         np.testing.assert_allclose(drawn[kept], x[kept] / (1 - p), atol=1e-14)
         np.testing.assert_array_equal(F.dropout(torch.tensor(x), p, training=False).numpy(), x)
+
         # central differences with the mask held fixed
-        numeric = numeric_gradient(lambda: float(np.sum(norm.dropout_forward(x, mask, p)[0] * dy)),
-                                   x)  # fmt: skip
+        def loss(mask=mask, p=p):
+            return float(np.sum(norm.dropout_forward(x, mask, p)[0] * dy))
+
+        numeric = numeric_gradient(loss, x)
         np.testing.assert_allclose(dx, numeric, atol=1e-6)
 
 
@@ -155,8 +158,10 @@ def test_the_mask_keeps_u_at_least_p():
         (lambda: norm.batchnorm2d_forward(np.zeros((1, 1, 2, 2)), [1], [0], 0.0), "eps must"),
         (lambda: norm.batchnorm2d_forward(np.zeros((1, 1, 1, 1)), [1], [0]), "at least 2 values"),
         (lambda: norm.dropout_mask(np.zeros((1, 1, 2, 2)), 1.0), r"p must be in \[0, 1\)"),
-        (lambda: norm.dropout_forward(np.zeros((1, 1, 2, 2)), np.ones((1, 1, 2, 1)), 0.5),
-         "the mask must have the shape"),  # fmt: skip
+        (
+            lambda: norm.dropout_forward(np.zeros((1, 1, 2, 2)), np.ones((1, 1, 2, 1)), 0.5),
+            "the mask must have the shape",
+        ),  # fmt: skip
     ],
 )
 def test_bad_arguments_raise_value_error(call, message):
