@@ -180,8 +180,10 @@ class LayerReplay:
         return {"n": int(n), "c": int(c)}
 
     def grid_names(self) -> list[str]:
+        """The stage's arrays: the ones it writes first (the cell being computed stays in view
+        on a small screen), then the ones it reads."""
         names: list[str] = []
-        for name in (*self.stage.reads, *self.stage.writes):
+        for name in (*self.stage.writes, *self.stage.reads):
             if name not in names:
                 names.append(name)
         return names

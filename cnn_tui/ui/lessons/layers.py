@@ -17,10 +17,12 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Header
 
 from cnn_tui.lessons import layer_lesson
 from cnn_tui.lessons.layer_replay import LayerReplay
+from cnn_tui.lessons.replay import READ, WRITE
 from cnn_tui.lessons.settings import LIMITS, LayerSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
@@ -122,6 +124,22 @@ class LayerScreen(SteppingScreen):
         a channel's mean and variance are taken over all of them."""
         width, height = self.app.size
         return width >= 110 and height >= 34
+
+    def _scroll_to_step(self) -> None:
+        """Scroll the step into view: its operands and the written cell when they fit the view
+        together, else the written cell (its array comes first on the board, the arrays read
+        after it; the step panel says what was read)."""
+        board = self.query_one("#layer-board", ArrayBoard)
+        scroll = self.query_one("#layer-board-scroll", VerticalScroll)
+        self._fit_board(board, scroll)
+        region = board.highlight_region((READ, WRITE))
+        view = scroll.scrollable_content_region
+        if region is not None and (region.height > view.height or region.width > view.width):
+            region = board.highlight_region((WRITE,)) or region
+            if region.bottom <= view.height:  # with its grid's title and column indices
+                region = Region(region.x, 0, region.width, region.bottom)
+        if region is not None:
+            scroll.scroll_to_region(region, animate=False, immediate=True)
 
     def on_resize(self) -> None:
         self.refresh_bindings()  # the image key only matters when one image is shown
