@@ -422,8 +422,8 @@ LAYER_SETTINGS: dict[str, Setting] = {
         Setting(
             "eps",
             "ε",
-            "ε added to the variance before the square root, above 0 (default {default}, "
-            "PyTorch's)",
+            "ε added to the variance before the square root: above 0, up to 1 (default "
+            "{default}, PyTorch's)",
             "float",
             high=LAYER_LIMITS.max_eps,  # type: ignore[arg-type]
             metavar="EPS",
@@ -431,11 +431,11 @@ LAYER_SETTINGS: dict[str, Setting] = {
         Setting(
             "momentum",
             "momentum m",
-            "weight of this batch in the running statistics, above 0 (default {default}, "
-            "PyTorch's)",
+            "weight of this batch in the running statistics: above 0, up to 1 (default "
+            "{default}, PyTorch's)",
             "float",
             high=LAYER_LIMITS.max_momentum,  # type: ignore[arg-type]
-            metavar="M",
+            metavar="MOMENTUM",
         ),
         Setting(
             "p",
