@@ -421,7 +421,7 @@ LAYER_SETTINGS: dict[str, Setting] = {
         Setting("width", "width W", "width W (default {default})", high=LAYER_LIMITS.max_size),
         Setting(
             "eps",
-            "ε",
+            "ε epsilon",
             "ε added to the variance before the square root: above 0, up to 1 (default "
             "{default}, PyTorch's)",
             "float",

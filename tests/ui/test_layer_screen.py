@@ -13,6 +13,7 @@ import functools
 
 import pytest
 from textual.screen import Screen
+from textual.widgets import Input, Static
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.layer_flags import settings_from_args
@@ -20,6 +21,7 @@ from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.app import CnnTuiApp, open_screen_for
 from cnn_tui.ui.home import ENTRIES, HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
@@ -191,3 +193,35 @@ async def test_80x24_keeps_the_rule_the_step_and_every_key_on_screen() -> None:
         visible = scroll.scrollable_content_region
         top = region.y - int(scroll.scroll_y)
         assert 0 <= top and top + region.height <= visible.height
+
+
+@run_async
+async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_layer(pilot, "batchnorm")
+        await pilot.press("right", "e")
+        form = app.screen
+        assert isinstance(form, LayerFormScreen)
+        assert form.query_one("#form-eps", Input).value == "1e-05"
+        form.query_one("#form-eps", Input).value = "0"
+        form.query_one("#form-batch", Input).value = "1"
+        form.query_one("#form-height", Input).value = "1"
+        form.query_one("#form-width", Input).value = "1"
+        await pilot.press("ctrl+s")
+        assert app.screen is form  # the lesson is left as it was
+        assert "eps must be above 0" in str(form.query_one("#error-eps", Static).content)
+        form.query_one("#form-eps", Input).value = "0.5"
+        await pilot.press("ctrl+s")
+        assert app.screen is form and "at least 2 values per channel" in str(
+            form.query_one("#error-form", Static).content
+        )
+        form.query_one("#form-width", Input).value = "4"
+        form.query_one("#form-momentum", Input).value = "0.3"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen and screen.model.position == 0
+        assert screen.example.x.shape == (1, 2, 1, 4) and screen.example.eps == 0.5
+        assert "ε = 0.5 · m = 0.3 · seed 0" in status(screen)
+        await pilot.press("e", "escape")
+        assert app.screen is screen and screen.example.eps == 0.5

@@ -26,6 +26,7 @@ from cnn_tui.lessons.replay import READ, WRITE
 from cnn_tui.lessons.settings import LIMITS, LayerSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 from cnn_tui.ui.lessons.stepping import (
@@ -53,6 +54,7 @@ class LayerScreen(SteppingScreen):
         Binding("n", "cycle('n')", "image"),
         Binding("c", "cycle('c')", "channel"),
         Binding("r", "reseed", "new seed"),
+        Binding("e", "edit", "edit"),
         *LEAVE_BINDINGS,
     ]
 
@@ -164,6 +166,17 @@ class LayerScreen(SteppingScreen):
         values = {**self.settings.values, "seed": seed}
         self.settings = LayerSettings(self.settings.op, values)
         self._restart(layer_lesson.layer_example_from_settings(self.settings))
+
+    def action_edit(self) -> None:
+        self._stop()
+        form = LayerFormScreen(self.example.op, self.example.settings())
+        self.app.push_screen(form, self._edited)
+
+    def _edited(self, settings: LayerSettings | None) -> None:
+        if settings is None:
+            return
+        self.settings = settings
+        self._restart(layer_lesson.layer_example_from_settings(settings))
 
     # ----------------------------------------------------------------- checks
 
