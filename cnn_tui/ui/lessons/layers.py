@@ -191,7 +191,6 @@ class LayerScreen(SteppingScreen):
         def torch() -> str:
             difference = layer_lesson.compare_with_torch(example, run)
             verdict = "✓" if difference < 1e-9 else "✗ differs"
-            what = "batch_norm" if example.op == "batchnorm" else "mask by hand"
-            return f"PyTorch (autograd, {what}): |Δ| {difference:.1e} {verdict}"
+            return f"PyTorch (autograd): |Δ| {difference:.1e} {verdict}"
 
         return [("grad", gradient), ("torch", torch)]
