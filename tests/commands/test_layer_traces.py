@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -111,3 +114,19 @@ def test_too_few_values_per_channel_is_a_usage_error(capsys):
     assert code == 2 and out == ""
     assert err.startswith("cnn-tui: error: batch normalisation needs at least 2 values")
     assert err.count("\n") == 1
+
+
+def test_an_ascii_stdout_gets_an_ascii_trace_with_no_escapes():
+    """x̂, σ², μ, √, ½ are spelled out (`streams.SPELLINGS`): xhat, sigma^2, u, sqrt, 1/2."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for op in ("batchnorm", "dropout"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "cnn_tui", op, "--no-ui", "--backward", "--height", "2"],
+            capture_output=True, env=env, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout.decode("ascii")
+        assert "\\u" not in out and "\\x" not in out
+        if op == "batchnorm":
+            assert "\ndxhat[0,0,0,0] = dy[0,0,0,0]*gamma[0] = " in out
+            assert "(-1/2)(sigma^2[0] + eps)^(-3/2)" in out
