@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -13,6 +14,7 @@ from cnn_tui import cli
 from cnn_tui.commands import COMMANDS
 from cnn_tui.lessons.layer_lesson import build_layer_example, run_layer
 from cnn_tui.lessons.layer_trace import HEADINGS, step_line
+from cnn_tui.lessons.settings import LAYER_DEFAULTS, LAYER_SETTINGS
 
 # a step line: a cell, = or +=, the arithmetic, → and the value written
 STEP = re.compile(r"^\S+\[[\d,]+\] (\+=|=) .* → -?[\d.]+( \((kept|dropped)\))?$")
@@ -130,3 +132,17 @@ def test_an_ascii_stdout_gets_an_ascii_trace_with_no_escapes():
         if op == "batchnorm":
             assert "\ndxhat[0,0,0,0] = dy[0,0,0,0]*gamma[0] = " in out
             assert "(-1/2)(sigma^2[0] + eps)^(-3/2)" in out
+
+
+def test_the_flags_are_the_settings_table():
+    """Each lesson has one flag per setting of `LAYER_DEFAULTS[op]`, with its default in its help."""
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for op, defaults in LAYER_DEFAULTS.items():
+        child = subparsers.choices[op]
+        group = next(g for g in child._action_groups if g.title == "example")
+        dests = [action.dest for action in group._group_actions]
+        assert dests == list(defaults)
+        for action in group._group_actions:
+            setting = LAYER_SETTINGS[action.dest]
+            assert f"default {setting.format(defaults[action.dest])}" in action.help

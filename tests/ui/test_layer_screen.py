@@ -17,7 +17,7 @@ from textual.widgets import Input, Static
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.layer_flags import settings_from_args
-from cnn_tui.lessons.settings import LayerSettings
+from cnn_tui.lessons.settings import LAYER_DEFAULTS, LayerSettings
 from cnn_tui.ui.app import CnnTuiApp, open_screen_for
 from cnn_tui.ui.home import ENTRIES, HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
@@ -203,6 +203,9 @@ async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> N
         await pilot.press("right", "e")
         form = app.screen
         assert isinstance(form, LayerFormScreen)
+        assert [field.id for field in form.query(Input)] == [
+            f"form-{name}" for name in LAYER_DEFAULTS["batchnorm"]
+        ]  # one field per setting of the table, as the flags
         assert form.query_one("#form-eps", Input).value == "1e-05"
         form.query_one("#form-eps", Input).value = "0"
         form.query_one("#form-batch", Input).value = "1"
