@@ -303,7 +303,8 @@ def _run_dropout(example: LayerExample) -> LayerRun:
         f"y = x·mask/(1 − p) = x·mask·{_num(keep)}: kept values are scaled up so y has x's "
         "expected value",
         "training mode; in eval mode (model.eval()) dropout is the identity: y = x, nothing "
-        "dropped or scaled", ("x", "mask"), ("y",), events))  # fmt: skip
+        "dropped or scaled", ("x", "mask"), ("y",), events,
+        note="each value alone: kept and scaled up, or dropped to 0"))  # fmt: skip
     events = []
     v["dx"] = norm.dropout_backward(example.dy, cache, _collect(events))
     stages.append(Stage(
@@ -311,7 +312,8 @@ def _run_dropout(example: LayerExample) -> LayerRun:
         f"∂L/∂x = ∂L/∂y·∂y/∂x, with ∂y/∂x = mask/(1 − p): dx = dy·mask·{_num(keep)}; a dropped "
         "value gets no gradient",
         "dy = ∂L/∂y, the upstream gradient; here random from the seed: L = Σ y·dy",
-        ("dy", "mask"), ("dx",), events))  # fmt: skip
+        ("dy", "mask"), ("dx",), events,
+        note="the gradient flows back only where the value was kept"))  # fmt: skip
     return LayerRun(example, v, stages)
 
 
