@@ -69,6 +69,25 @@ COMMANDS: dict[str, Command] = {
             "the summary, to stdout",
         ),
         Command(
+            "batchnorm",
+            "batchnorm",
+            "step through naive batch normalisation: mean, variance, normalise, backward",
+            "Step through batch normalisation in training mode, computed with plain nested "
+            "loops: each channel's mean and variance over the batch, the normalised x̂, "
+            "y = γ·x̂ + β, the running statistics, and backward through γ, β, x̂, the variance "
+            "and the mean. Opens the lesson screen; with --no-ui prints a trace.",
+            _LESSON_NO_UI,
+        ),
+        Command(
+            "dropout",
+            "dropout",
+            "step through naive dropout: the mask, the scaling, backward through the mask",
+            "Step through dropout in training mode, computed with plain nested loops: the mask "
+            "drawn from the seed, y = x·mask/(1 − p) and dx = dy·mask/(1 − p). Opens the "
+            "lesson screen; with --no-ui prints a trace.",
+            _LESSON_NO_UI,
+        ),
+        Command(
             "train",
             "train",
             "train a CNN (opens the training form; --no-ui trains headless)",

@@ -63,3 +63,21 @@ def print_trace(write_trace: Callable[[Write], None]) -> int:
     a closed pipe ends it quietly (`cli.main`)."""
     write_trace(lambda line: sys.stdout.write(line + "\n"))
     return 0
+
+
+def run_layer_lesson(args: argparse.Namespace) -> int:
+    """`cnn-tui batchnorm|dropout`: the lesson screen of the flags' example, or its trace."""
+    from cnn_tui.commands import layer_flags
+    from cnn_tui.lessons.layer_lesson import layer_example_from_settings
+
+    settings = layer_flags.settings_from_args(args)
+    example = layer_example_from_settings(settings)  # a bad combination: a one-line usage error
+    if args.no_ui:
+        from cnn_tui.lessons.layer_trace import write_layer_trace
+
+        return print_trace(
+            lambda write: write_layer_trace(
+                example, write, backward=settings.backward, summary=settings.summary
+            )
+        )
+    return tui.open_app(settings.op, settings, runs_dir=args.runs_dir)

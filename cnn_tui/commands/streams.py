@@ -69,6 +69,8 @@ SPELLINGS: dict[str, str] = {
     "µ": "u",  # (the micro sign)
     "π": "pi",
     "σ": "sigma",
+    "\u0302": "hat",  # (the combining circumflex of the batch-norm lesson's x̂: "xhat")
+    "½": "1/2",
     # punctuation
     "—": "-",
     "–": "-",

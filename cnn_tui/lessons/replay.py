@@ -84,6 +84,13 @@ _CELL_DEPTH = {
     ("linear", "grad_weight"): 2,
     ("linear", "grad_input"): 2,
     ("softmax_ce", "forward"): 1,
+    # batch normalisation: a channel's mean, variance and parameter gradients (c, then n, i, j)
+    ("batchnorm2d", "mean"): 1,
+    ("batchnorm2d", "variance"): 1,
+    ("batchnorm2d", "grad_beta"): 1,
+    ("batchnorm2d", "grad_gamma"): 1,
+    ("batchnorm2d", "grad_var"): 1,
+    ("batchnorm2d", "grad_mean"): 1,
 }
 _DEFAULT_CELL_DEPTH = 4
 

@@ -407,3 +407,110 @@ class NetSettings:
         given = {"example": self.example, "label": self.label, "lr": self.lr,
                  "steps": self.steps, "optimizer": self.optimizer}  # fmt: skip
         return {name: value for name, value in given.items() if value is not None}
+
+
+# --------------------------------------------------------------------------- batch norm, dropout
+#
+# `cnn-tui batchnorm` and `cnn-tui dropout`: the lecture's other layers on a small random batch
+# (`cnn_tui.lessons.layer_lesson`). Their own small table: sizes, ε, the momentum, p, the seed.
+
+
+@dataclass(frozen=True)
+class LayerLimits:
+    """Sizes of the batch-norm and dropout lessons: every value of a channel on one screen."""
+
+    max_batch: int = 4
+    max_channels: int = 3
+    max_size: int = 6  # height and width
+    max_eps: float = 1.0
+    max_momentum: float = 1.0
+    max_p: float = 0.9  # dropout probability (p = 1 would drop everything and divide by 0)
+
+
+LAYER_LIMITS = LayerLimits()
+
+# Every setting of the two lessons (LAYER_DEFAULTS says which lesson has which).
+LAYER_SETTINGS: dict[str, Setting] = {
+    setting.name: setting
+    for setting in (
+        Setting(
+            "batch",
+            "batch N",
+            "images in the batch N (default {default})",
+            high=LAYER_LIMITS.max_batch,
+        ),
+        Setting(
+            "channels",
+            "channels C",
+            "channels C (default {default})",
+            high=LAYER_LIMITS.max_channels,
+        ),
+        Setting("height", "height H", "height H (default {default})", high=LAYER_LIMITS.max_size),
+        Setting("width", "width W", "width W (default {default})", high=LAYER_LIMITS.max_size),
+        Setting(
+            "eps",
+            "ε epsilon",
+            "ε added to the variance before the square root: above 0, up to 1 (default "
+            "{default}, PyTorch's)",
+            "float",
+            high=LAYER_LIMITS.max_eps,  # type: ignore[arg-type]
+            metavar="EPS",
+        ),
+        Setting(
+            "momentum",
+            "momentum m",
+            "weight of this batch in the running statistics: above 0, up to 1 (default "
+            "{default}, PyTorch's)",
+            "float",
+            high=LAYER_LIMITS.max_momentum,  # type: ignore[arg-type]
+            metavar="MOMENTUM",
+        ),
+        Setting(
+            "p",
+            "drop probability p",
+            f"probability that a value is dropped, above 0 and at most {LAYER_LIMITS.max_p:g} "
+            "(default {default})",
+            "float",
+            high=LAYER_LIMITS.max_p,  # type: ignore[arg-type]
+            metavar="P",
+        ),
+        Setting(
+            "seed",
+            "seed",
+            f"seed of the random values, the upstream gradient and the dropout mask (0 to "
+            f"{LIMITS.max_seed}; default {{default}})",
+            low=0,
+            high=LIMITS.max_seed,
+        ),
+    )
+}
+
+# The settings of each lesson, in the order of its flags, with the example a bare command shows.
+LAYER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "batchnorm": {
+        "batch": 2,
+        "channels": 2,
+        "height": 3,
+        "width": 3,
+        "eps": 1e-5,
+        "momentum": 0.1,
+        "seed": 0,
+    },
+    "dropout": {"batch": 1, "channels": 1, "height": 4, "width": 4, "p": 0.5, "seed": 0},
+}
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    """What `cnn-tui batchnorm|dropout` asks for: the lesson, the settings given (the others keep
+    `LAYER_DEFAULTS`) and, for the trace, the backward pass and the summary."""
+
+    op: str  # "batchnorm" | "dropout"
+    values: dict[str, Any] = field(default_factory=dict)
+    backward: bool = False
+    summary: bool = False
+
+    def params(self) -> dict[str, Any]:
+        """Every setting of the lesson: the defaults with the given values over them."""
+        given = {name: value for name, value in self.values.items() if value is not None}
+        return {**LAYER_DEFAULTS[self.op], **given}

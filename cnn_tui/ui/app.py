@@ -1,7 +1,7 @@
 """The Textual application: a thin layer over the UI-free core.
 
 `CnnTuiApp(command, settings)` opens the screen of a subcommand on top of the home screen: a
-lesson for `cnn-tui conv|pool|net`, the training form for `cnn-tui train`, the runs screen for
+lesson for `cnn-tui conv|pool|net|batchnorm|dropout`, the training form for `cnn-tui train`, the runs screen for
 `cnn-tui runs`, the results of one run for `cnn-tui eval RUN_DIR`, ... `settings` is what the
 command's module in `cnn_tui.commands` made of its flags (checked before the app starts).
 """
@@ -69,6 +69,13 @@ def open_screen_for(command: str, settings: Any, *, runs_dir: Path = Path("runs"
         from cnn_tui.ui.lessons.network import NetworkScreen
 
         return NetworkScreen.from_settings(settings if settings is not None else NetSettings())
+    if command in ("batchnorm", "dropout"):
+        from cnn_tui.lessons.settings import LayerSettings
+        from cnn_tui.ui.lessons.layers import LayerScreen
+
+        return LayerScreen.from_settings(
+            settings if settings is not None else LayerSettings(command)
+        )
     if command == "train":
         from cnn_tui.ui.training.form import TrainFormScreen
 

@@ -24,6 +24,12 @@ ENTRIES = (
         "A whole tiny network",
         "conv, ReLU, pool, linear, softmax: forward, backward and one SGD step",
     ),
+    (
+        "batchnorm",
+        "Batch normalisation lesson",
+        "per-channel mean and variance, normalise, γ and β, and backward",
+    ),
+    ("dropout", "Dropout lesson", "the mask, the 1/(1 − p) scaling, backward through the mask"),
     ("train", "Train a model", "pick hyperparameters, train on the GPU, watch live charts"),
     ("runs", "Runs", "compare, inspect, resume and delete training runs"),
 )
@@ -36,6 +42,8 @@ class HomeScreen(Screen):
         Binding("c", "open('conv')", "Conv lesson"),
         Binding("p", "open('pool')", "Pool lesson"),
         Binding("n", "open('net')", "Network lesson"),
+        Binding("b", "open('batchnorm')", "Batch norm lesson"),
+        Binding("d", "open('dropout')", "Dropout lesson"),
         Binding("t", "open('train')", "Train"),
         Binding("r", "open('runs')", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),

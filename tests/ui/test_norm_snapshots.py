@@ -1,0 +1,53 @@
+"""Snapshot tests (pytest-textual-snapshot) of the batch-norm and dropout lesson screens, at 80×24
+and 120×40: batch norm mid variance (forward), batch norm's dx (backward: the written cell and the
+arrays it reads), and dropout drawing its mask.
+
+Deterministic: the default examples, the replay paused, the checks switched off. Update with
+`pytest tests/ui/test_norm_snapshots.py --snapshot-update` after a deliberate change, then look at
+the SVGs under tests/ui/__snapshots__/test_norm_snapshots/.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cnn_tui.lessons.settings import LayerSettings
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.lessons.layers import LayerScreen
+
+SIZES = pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+MID_VARIANCE = ["p", "p"] + ["right"] * 10  # σ², the 11th value of channel 0
+BACKWARD_DX = ["b"] + ["p"] * 5 + ["right"] * 13  # dx, image 0, channel 1
+MASK = ["p"] + ["right"] * 6  # the 7th draw of the mask
+
+
+@pytest.fixture(autouse=True)
+def no_checks(monkeypatch):
+    monkeypatch.setattr(LayerScreen, "run_checks_default", False)
+
+
+def opener(op: str):
+    async def open_layer(pilot) -> None:
+        await pilot.app.push_screen(LayerScreen(LayerSettings(op)))
+        await pilot.pause()
+
+    return open_layer
+
+
+@SIZES
+def test_batchnorm_mid_variance(snap_compare, size) -> None:
+    assert snap_compare(
+        CnnTuiApp(), press=MID_VARIANCE, terminal_size=size, run_before=opener("batchnorm")
+    )
+
+
+@SIZES
+def test_batchnorm_backward_dx(snap_compare, size) -> None:
+    assert snap_compare(
+        CnnTuiApp(), press=BACKWARD_DX, terminal_size=size, run_before=opener("batchnorm")
+    )
+
+
+@SIZES
+def test_dropout_mask(snap_compare, size) -> None:
+    assert snap_compare(CnnTuiApp(), press=MASK, terminal_size=size, run_before=opener("dropout"))
