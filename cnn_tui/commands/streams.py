@@ -45,7 +45,7 @@ SPELLINGS: dict[str, str] = {
     "′": "'",
     "α": "alpha",
     "ᵀ": "^T",
-    "\u0302": "hat",  # (a combining circumflex: Adam's m̂, v̂)
+    "\u0302": "hat",  # a combining circumflex: Adam's m̂, v̂, batch norm's x̂ ("xhat")
     "δ": "delta",
     # maths
     "≤": "<=",
@@ -69,7 +69,6 @@ SPELLINGS: dict[str, str] = {
     "µ": "u",  # (the micro sign)
     "π": "pi",
     "σ": "sigma",
-    "\u0302": "hat",  # (the combining circumflex of the batch-norm lesson's x̂: "xhat")
     "½": "1/2",
     # punctuation
     "—": "-",
