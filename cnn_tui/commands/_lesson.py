@@ -17,7 +17,10 @@ def run_lesson(args: argparse.Namespace) -> int:
     from cnn_tui.lessons.examples import example_from_settings
 
     settings = lesson_flags.settings_from_args(args)
+    frames = lesson_flags.frame_export_from_args(args)
     example = example_from_settings(settings)  # a bad flag combination: a one-line usage error
+    if frames is not None:
+        return tui.export_frames(settings.op, settings, frames)
     if args.no_ui:
         from cnn_tui.lessons.trace import write_trace
 

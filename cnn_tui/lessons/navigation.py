@@ -65,6 +65,7 @@ class GotoTarget:
     position: int
     mode: str | None = None
     label: str = ""
+    steps: int = 0  # a phase: its steps from `position` on (position, position + 1, …)
 
 
 _INTEGER = re.compile(r"[+-]?\d+")

@@ -236,7 +236,7 @@ class NetReplay:
             title = self.stages[first].title
             nav.check_step(number, 1, steps, f"in {title}")
             label = title if query.number is None else f"{title}, step {number}"
-            return nav.GotoTarget(self.starts[first] + number, None, label)
+            return nav.GotoTarget(self.starts[first] + number, None, label, steps - number + 1)
         name = query.name
         if name:
             runs = _runs(self.stages, lambda s: name in s.writes and bool(s.events))

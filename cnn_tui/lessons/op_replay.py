@@ -185,7 +185,7 @@ class OpReplay:
         number = 1 if query.number is None else query.number
         check_step(number, 1, steps, f"in {span.label}")
         label = span.label if query.number is None else f"{span.label}, step {number}"
-        return GotoTarget(span.start + number, mode, label)
+        return GotoTarget(span.start + number, mode, label, steps - number + 1)
 
     def _goto_cell(self, query: GotoQuery, view: Mapping[str, int]) -> GotoTarget:
         mode, replay = self.mode, self.replay

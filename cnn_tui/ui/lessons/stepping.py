@@ -250,11 +250,16 @@ class SteppingScreen(Screen):
 
         def arrived(target: GotoTarget | None) -> None:
             if target is not None and self.model is model:
-                model.go_to(target)
-                self._moved(f"went to {target.label}" if target.label else "")
+                self.go_to(target, f"went to {target.label}" if target.label else "")
 
         prompt = GotoPrompt(lambda text: model.resolve_goto(text, self.view), model.goto_names())
         self.app.push_screen(prompt, arrived)
+
+    def go_to(self, target: GotoTarget, note: str = "") -> None:
+        """Move to a target the model resolved (`resolve_goto`), `note` in the status line."""
+        self._stop()
+        self.model.go_to(target)
+        self._moved(note)
 
     def action_skip_zeros(self, direction: int) -> None:
         """To the next (previous) step whose product is not 0, saying how many were skipped."""
