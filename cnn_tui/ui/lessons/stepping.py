@@ -42,15 +42,14 @@ _MAX_TICKS_PER_SECOND = 30
 STEP_GROUP = Binding.Group("step", compact=True)
 CELL_GROUP = Binding.Group("cell", compact=True)
 SPEED_GROUP = Binding.Group("speed", compact=True)
-SKIP_GROUP = Binding.Group("skip zeros", compact=True)
 
 # Go to and skip zero products, on every lesson screen whose model can (`check_action`).
 NAV_BINDINGS = [
     Binding("colon", "goto", "go to", key_display=":", tooltip="a step, an output cell or a phase"),
-    Binding("z", "skip_zeros(1)", "skip zero products", key_display="z", group=SKIP_GROUP),
-    Binding(
-        "Z", "skip_zeros(-1)", "skip zero products, backward", key_display="Z", group=SKIP_GROUP
-    ),
+    # z / Z stay out of the footer (the `?` keys panel lists them): at 80×24 a footer line more
+    # is a board row less
+    Binding("z", "skip_zeros(1)", "skip zero products", key_display="z", show=False),
+    Binding("Z", "skip_zeros(-1)", "skip zero products, backward", key_display="Z", show=False),
 ]
 
 # The keys both lessons move with, in footer order: step, cell (the screens add their own).
