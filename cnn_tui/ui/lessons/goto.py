@@ -73,7 +73,7 @@ class GotoPrompt(ModalScreen[GotoTarget | None]):
         with Vertical(id="goto-box") as box:
             box.border_title = "go to"
             box.border_subtitle = "enter: go · esc: cancel"
-            yield Input(placeholder="120 · 6,1 · out[6,1] · dw 12", id="goto-input")
+            yield Input(placeholder="a step number, a cell i,j or a phase", id="goto-input")
             yield Static(self._help(), id="goto-help")
             yield Static("", id="goto-error")
 
