@@ -60,7 +60,7 @@ class GotoQuery:
 @dataclass(frozen=True)
 class GotoTarget:
     """Where a go-to query leads: a position of a pass (`mode`, None for a model of one pass)
-    and what it is, in words for the status line ("out[6,1]", "backward · dW")."""
+    and what it is, in words for the step panel ("out[6,1]", "backward · dW")."""
 
     position: int
     mode: str | None = None
@@ -210,7 +210,7 @@ class Skip:
     phase_end: bool = False
 
     def message(self) -> str:
-        """The status line's words for it: "skipped 14 zero products"."""
+        """What the step panel says of it: "skipped 14 zero products"."""
         count = f"{self.skipped} zero product{'s' if self.skipped != 1 else ''}"
         text = f"skipped {count}" if self.skipped else "no zero product to skip"
         if self.phase_end:

@@ -49,7 +49,7 @@ async def _shoot(
             atomic_write_text(export.folder / name, svg)
             lines = screen.model.step_lines()
             formula = "   ".join(line for line in lines[:2] if line)
-            status = " │ ".join(screen.status_parts())
+            status = " │ ".join(screen.model.status_parts(screen.speed))
             frames.append(Frame(name, position - first + 1, status, formula))
     return frames
 

@@ -147,11 +147,11 @@ class NetworkScreen(SteppingScreen):
         model = self.model
         board = self.query_one("#net-board", ArrayBoard)
         board.show(model.grid_specs(self.view, every_filter=self.every_filter))
-        self.query_one("#net-status", StepStatus).show(self.status_parts(), self.playing)
+        self.query_one("#net-status", StepStatus).show(model.status_parts(self.speed), self.playing)
         self.query_one("#net-pipeline", NetPipeline).show(*model.pipeline())
         rule, source = model.rule_lines()
         self.query_one("#net-rule", RulePanel).show(rule)
-        self.query_one("#net-step", StepPanel).show(model.step_lines(), source)
+        self.query_one("#net-step", StepPanel).show(model.step_lines(), self.info_line(source))
         self._follow_step()
 
     @property

@@ -145,9 +145,11 @@ class LessonScreen(SteppingScreen):
         model = self.model
         board = self.query_one("#lesson-board", ArrayBoard)
         board.show(model.grid_specs(self.view))
-        self.query_one("#lesson-status", StepStatus).show(self.status_parts(), self.playing)
+        self.query_one("#lesson-status", StepStatus).show(
+            model.status_parts(self.speed), self.playing
+        )
         self.query_one("#lesson-step", StepPanel).show(
-            model.step_lines(), model.info_line(), model.rule_lines()
+            model.step_lines(), self.info_line(model.info_line()), model.rule_lines()
         )
         self._follow_step()
 

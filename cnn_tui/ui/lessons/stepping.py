@@ -9,7 +9,8 @@ restarts on a new example, shows the keys panel, scrolls the board to the curren
 it to its content, and runs the PyTorch and numerical checks in one worker thread (torch is
 imported there, never at start-up). It also goes to a typed step, cell or phase (`:`, the
 `goto.GotoPrompt`) and skips the steps whose product is 0 (`z` / `Z`), where the model can
-(`cnn_tui.lessons.navigation`); the status line says what such a move did (`status_parts`). A screen builds its model, redraws, and says which checks
+(`cnn_tui.lessons.navigation`); the step panel's last line says what such a move did
+(`info_line`). A screen builds its model, redraws, and says which checks
 it runs.
 """
 
@@ -173,8 +174,8 @@ class SteppingScreen(Screen):
         self._checks = {"torch": "", "grad": ""}
         # the slice of the arrays on the board: sample n, channel c, filter f (a screen's axes)
         self.view: dict[str, int] = {}
-        # what the last move did, when the status line should say it ("skipped 14 zero products")
-        self.status_note = ""
+        # what the last move did, said in the step panel ("skipped 14 zero products")
+        self.move_note = ""
 
     # ----------------------------------------------------------------- what a screen gives
 
@@ -212,18 +213,15 @@ class SteppingScreen(Screen):
 
     def _moved(self, note: str = "") -> None:
         """After the model moved: follow the step's sample / channel / filter, redraw (with
-        `note`, what the move did, in the status line until the next move)."""
-        self.status_note = note
+        `note`, what the move did, in the step panel until the next move)."""
+        self.move_note = note
         self.view.update(self.model.view_indices())
         self._redraw()
 
-    def status_parts(self) -> list[str]:
-        """The model's status line, with the last move's note after the position and play
-        state (they stay first)."""
-        parts = list(self.model.status_parts(self.speed))
-        if self.status_note:
-            parts.insert(min(3, len(parts)), self.status_note)
-        return parts
+    def info_line(self, line: str) -> str:
+        """The step panel's last line: what the last move did (a go-to, a skip over zero
+        products) until the next move, else `line` (the screen's own)."""
+        return self.move_note or line
 
     def action_step(self, delta: int) -> None:
         self._move(self.model.step, delta)
