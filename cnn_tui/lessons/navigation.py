@@ -16,14 +16,19 @@ built on `replay.Replay` share them:
   product (a comparison, a bias, an add) are never zero products. `skip_zero_products` moves
   to the next (or previous) step that is not one, never past the end of its phase.
 
+`StagedNavigation` gives both to a model of stages end to end (the network lesson's, and any
+built like it); `OpReplay` has its own over its passes.
+
 Positions are a replay's: position K means steps 1..K have run and step K is on screen.
 Nothing here imports Textual.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,3 +256,156 @@ def _span_of(spans: Sequence[tuple[int, int]], event: int) -> tuple[int, int]:
         if start <= event < end:
             return start, end
     return spans[-1]
+
+
+# --------------------------------------------------------------------------- a model of stages
+
+
+class StagedNavigation:
+    """Go to and skip zeros for a lesson model whose stages run end to end, as the network
+    lesson's `NetReplay`: one position over all of them, each stage (`network.Stage`: its
+    `key`, `direction`, `title`, `writes`, `events`, `steps`) from `starts[k]` on.
+
+    A subclass has `stages`, `starts`, `shapes` (array name -> shape), `total`, `position`,
+    `stage_index`, `stage` and `seek`, and says its arrays' axes (`cell_axes`: "n", "c", "f"
+    for the sample / channel / filter axes) and how it writes a cell (`cell_name`). A step
+    number counts in the stage on screen (`all 120`: in the whole lesson); a phase is a pass
+    (forward, backward, update, after), the array a stage writes (`dw1`), an update by its
+    parameter (`w1`) or a stage's key (`conv.forward`); a name the lesson has more than once
+    (one per training step) means the one on screen, else the next one after it.
+    """
+
+    stages: list[Any]
+    starts: list[int]
+    shapes: Mapping[str, tuple[int, ...]]
+    total: int
+    position: int
+
+    def cell_axes(self, name: str) -> tuple[str, ...]:
+        """The names of array `name`'s axes ("n", "c", "f"; others for rows and columns)."""
+        return ()
+
+    def cell_name(self, name: str, index: tuple[int, ...]) -> str:
+        """Cell `index` of array `name` as the lesson writes it."""
+        return f"{name}[{','.join(str(i) for i in index)}]"
+
+    def seek(self, position: int) -> int:
+        raise NotImplementedError
+
+    def _stage_at(self, event: int) -> int:
+        """The index of the stage holding event `event` (0-based, over the whole lesson)."""
+        return max(bisect.bisect_right(self.starts, event) - 1, 0)
+
+    @property
+    def _here(self) -> int:
+        return self._stage_at(max(self.position - 1, 0))
+
+    def goto_names(self) -> list[str]:
+        """The go-to prompt's phase names: the passes, then each stage by the array it writes
+        (z1 … L, dz2 … dx; an update by its parameter, w1 …)."""
+        names = [stage.direction for stage in self.stages]
+        names += [_stage_names(stage)[1] for stage in self.stages if stage.events]
+        return list(dict.fromkeys(names))
+
+    def resolve_goto(self, text: str, view: Mapping[str, int]) -> GotoTarget:
+        """Where the go-to prompt's `text` leads, without moving (GotoError if nowhere)."""
+        query = parse_goto(text)
+        here = self._here
+        stage = self.stages[here]
+        if query.kind == "step":
+            assert query.number is not None
+            number = check_step(query.number, 1, stage.steps, f"in {stage.title}")
+            return GotoTarget(self.starts[here] + number, None, f"step {number}")
+        if query.kind == "phase":
+            return self._goto_stage(query, here)
+        name = query.name
+        if name:
+            runs = _runs(self.stages, lambda s: name in s.writes and bool(s.events))
+            if not runs:
+                raise GotoError(f"no step writes {name}: name an array a stage computes")
+            here = _here_or_next(runs, here)[0]
+            stage = self.stages[here]
+        else:
+            fits = [n for n in stage.writes if self._fits(query, n)]
+            name = (fits or list(stage.writes) or [""])[0]
+            if not name or not stage.events:
+                raise GotoError(f"{stage.title} has no steps that write cells")
+        shape = tuple(self.shapes[name])
+        axes = tuple(self.cell_axes(name))
+        axes += ("",) * (len(shape) - len(axes))
+        index = cell_index(query, name, shape, axes, view)
+        cell = self.cell_name(name, index)
+        k = first_write(stage.events, name, index)
+        if k is None:
+            raise GotoError(f"{cell} is written by no step of {stage.title}")
+        return GotoTarget(self.starts[here] + k + 1, None, cell)
+
+    def _goto_stage(self, query: GotoQuery, here: int) -> GotoTarget:
+        wanted = query.name.casefold()
+        if wanted == "all":
+            number = check_step(query.number or 0, 0, self.total, "in the lesson")
+            return GotoTarget(number, None, f"step {number} of the lesson")
+        runs = _runs(
+            self.stages, lambda s: wanted in {n.casefold() for n in _stage_names(s)}
+        ) or _runs(self.stages, lambda s: s.direction == wanted, joined=True)
+        if not runs:
+            names = ", ".join(self.goto_names())
+            raise GotoError(f"no stage {query.name!r} here: try {names}")
+        first, last = _here_or_next(runs, here)
+        steps = self.starts[last] + self.stages[last].steps - self.starts[first]
+        number = 1 if query.number is None else query.number
+        title = self.stages[first].title
+        check_step(number, 1, steps, f"in {title}")
+        label = title if query.number is None else f"{title}, step {number}"
+        return GotoTarget(self.starts[first] + number, None, label, steps - number + 1)
+
+    def _fits(self, query: GotoQuery, name: str) -> bool:
+        axes = self.cell_axes(name)
+        spatial = sum(axis not in LEAD_AXES for axis in axes)
+        return len(query.index) in (len(self.shapes[name]), spatial)
+
+    def go_to(self, target: GotoTarget) -> int:
+        """Move to a target `resolve_goto` gave."""
+        return self.seek(target.position)
+
+    def skip_zeros(self, direction: int = 1) -> Skip:
+        """To the next (direction > 0) or previous step whose product is not 0, staying in the
+        stage of the step it starts from (`skip_zero_products`)."""
+        position = self.position
+        if (direction > 0 and position >= self.total) or (direction <= 0 and position <= 1):
+            return Skip(self.seek(position if direction > 0 else 0), 0, direction)
+        index = self._stage_at(position if direction > 0 else position - 2)
+        stage, start = self.stages[index], self.starts[index]
+        zero = zero_products(stage.events) if stage.events else np.zeros(stage.steps, bool)
+        skip = skip_zero_products(zero, [(0, stage.steps)], position - start, direction)
+        self.seek(start + skip.position)
+        return dataclasses.replace(skip, position=start + skip.position, phase=stage.title)
+
+
+def _stage_names(stage: Any) -> tuple[str, ...]:
+    """What the go-to prompt calls a stage: its key, then the array it writes (an update: its
+    parameter, "w1"), then its other arrays."""
+    parameter = stage.key.rsplit(".", 1)[-1] if stage.direction == "update" else None
+    main = parameter or (stage.writes[-1] if stage.writes else stage.key)
+    return (stage.key, main, *stage.writes)
+
+
+def _runs(
+    stages: Sequence[Any], match: Callable[[Any], bool], joined: bool = False
+) -> list[tuple[int, int]]:
+    """The stages that `match`, as (first, last) index pairs: one per stage, or with `joined`
+    one per run of neighbouring stages (a pass)."""
+    runs: list[tuple[int, int]] = []
+    for index, stage in enumerate(stages):
+        if not match(stage):
+            continue
+        if joined and runs and runs[-1][1] == index - 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
+
+
+def _here_or_next(runs: list[tuple[int, int]], index: int) -> tuple[int, int]:
+    """The run holding stage `index`, else the next one after it, else the first."""
+    return next((run for run in runs if run[1] >= index), runs[0])

@@ -16,13 +16,12 @@ Textual.
 from __future__ import annotations
 
 import bisect
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from cnn_tui.lessons import navigation as nav
+from cnn_tui.lessons.navigation import StagedNavigation
 from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage
 from cnn_tui.lessons.replay import WINDOW, GridSpec, Replay
 from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, step_text
@@ -61,7 +60,7 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
     return f"{shown}[{', '.join([*named, ','.join(rest)])}]"
 
 
-class NetReplay:
+class NetReplay(StagedNavigation):
     """The cursor of the network lesson over all its stages."""
 
     def __init__(self, run: NetRun) -> None:
@@ -198,84 +197,13 @@ class NetReplay:
         return self.seek(self.starts[index] + 1)
 
     # ----------------------------------------------------------------- go to, skip zeros
+    # (`navigation.StagedNavigation`: goto_names, resolve_goto, go_to, skip_zeros)
 
-    def goto_names(self) -> list[str]:
-        """Phase names of the go-to prompt: the passes, then each stage by the array it writes
-        (z1 … L, dz2 … dx; an update by its parameter, w1 …). A stage's key works too."""
-        names = list(dict.fromkeys(stage.direction for stage in self.stages))
-        names += [_stage_names(stage)[1] for stage in self.stages if stage.events]
-        return list(dict.fromkeys(names))
+    def cell_axes(self, name: str) -> tuple[str, ...]:
+        return ARRAYS.get(name, ((), name, ""))[0]
 
-    def resolve_goto(self, text: str, view: Mapping[str, int]) -> nav.GotoTarget:
-        """Where the go-to prompt's `text` leads, without moving (GotoError if nowhere): a step
-        of the stage on screen (as the status line counts them; `all 120`: of the lesson), a
-        stage or pass by name (`dw1`, `backward 3`), or the first step writing a cell of the
-        stage's array (`2,3`, for the filter of `view`) or of a named one (`dz1[f=1, 2,3]`).
-        A name the lesson has more than once means the one here or the next one after it."""
-        query = nav.parse_goto(text)
-        index = self.stage_index
-        if query.kind == "step":
-            assert query.number is not None
-            steps = self.stages[index].steps
-            number = nav.check_step(query.number, 1, steps, f"in {self.stage.title}")
-            return nav.GotoTarget(self.starts[index] + number, None, f"step {number}")
-        if query.kind == "phase":
-            wanted = query.name.casefold()
-            if wanted == "all":
-                number = nav.check_step(query.number or 0, 0, self.total, "of the lesson")
-                return nav.GotoTarget(number, None, f"step {number} of the lesson")
-            runs = _runs(
-                self.stages, lambda s: wanted in {n.casefold() for n in _stage_names(s)}
-            ) or _runs(self.stages, lambda s: s.direction == wanted, joined=True)
-            if not runs:
-                names = ", ".join(self.goto_names())
-                raise nav.GotoError(f"no stage {query.name!r} here: try {names}")
-            first, last = _here_or_next(runs, index)
-            steps = self.starts[last] + self.stages[last].steps - self.starts[first]
-            number = 1 if query.number is None else query.number
-            title = self.stages[first].title
-            nav.check_step(number, 1, steps, f"in {title}")
-            label = title if query.number is None else f"{title}, step {number}"
-            return nav.GotoTarget(self.starts[first] + number, None, label, steps - number + 1)
-        name = query.name
-        if name:
-            runs = _runs(self.stages, lambda s: name in s.writes and bool(s.events))
-            if not runs:
-                raise nav.GotoError(f"no step writes {name}: name an array a stage computes")
-            index = _here_or_next(runs, index)[0]
-        else:
-            stage = self.stages[index]
-            fits = [n for n in stage.writes if _fits(query, n, self.shapes[n])]
-            name = (fits or list(stage.writes))[0]
-        shape = self.shapes[name]
-        axes = ARRAYS.get(name, ((),))[0]
-        axes = tuple(axes) + ("",) * (len(shape) - len(axes))
-        cell_index = nav.cell_index(query, name, shape, axes, view)
-        cell = cell_ref(self.shapes, name, cell_index)
-        k = nav.first_write(self.stages[index].events, name, cell_index)
-        if k is None:
-            raise nav.GotoError(f"{cell} is written by no step of {self.stages[index].title}")
-        return nav.GotoTarget(self.starts[index] + k + 1, None, cell)
-
-    def go_to(self, target: nav.GotoTarget) -> int:
-        """Move to a target `resolve_goto` gave."""
-        return self.seek(target.position)
-
-    def skip_zeros(self, direction: int = 1) -> nav.Skip:
-        """To the next (direction > 0) or previous step whose product is not 0, staying in
-        the stage (`navigation.skip_zero_products`)."""
-        zero = np.concatenate(
-            [
-                nav.zero_products(s.events) if s.events else np.zeros(s.steps, bool)
-                for s in self.stages
-            ]
-        )
-        spans = [
-            (start, start + s.steps) for start, s in zip(self.starts, self.stages, strict=True)
-        ]
-        skip = nav.skip_zero_products(zero, spans, self.position, direction)
-        self.seek(skip.position)
-        return dataclasses.replace(skip, phase=self.stage.title)
+    def cell_name(self, name: str, index: tuple[int, ...]) -> str:
+        return cell_ref(self.shapes, name, index)
 
     # ----------------------------------------------------------------- what is shown
 
@@ -455,38 +383,3 @@ def _sig(value: float) -> str:
     """A summary number: 3 significant digits (a tiny loss stays readable), − as minus."""
     text = f"{value:.3g}"
     return "0" if text in ("0", "-0") else text.replace("-", "−")
-
-
-def _stage_names(stage: Stage) -> tuple[str, ...]:
-    """What the go-to prompt calls a stage: its key, then the array it writes (an update: its
-    parameter, "w1"), then its other arrays."""
-    last = stage.key.rsplit(".", 1)[-1] if stage.direction == "update" else None
-    main = last or (stage.writes[-1] if stage.writes else stage.key)
-    return (stage.key, main, *stage.writes)
-
-
-def _runs(
-    stages: list[Stage], match: Callable[[Stage], bool], joined: bool = False
-) -> list[tuple[int, int]]:
-    """The stages that `match`, as (first, last) index pairs: one per stage, or with `joined`
-    one per run of neighbouring stages (a pass)."""
-    runs: list[tuple[int, int]] = []
-    for index, stage in enumerate(stages):
-        if not match(stage):
-            continue
-        if joined and runs and runs[-1][1] == index - 1:
-            runs[-1] = (runs[-1][0], index)
-        else:
-            runs.append((index, index))
-    return runs
-
-
-def _here_or_next(runs: list[tuple[int, int]], index: int) -> tuple[int, int]:
-    """The run holding stage `index`, else the next one after it, else the first."""
-    return next((run for run in runs if run[1] >= index), runs[0])
-
-
-def _fits(query: nav.GotoQuery, name: str, shape: tuple[int, ...]) -> bool:
-    axes = ARRAYS.get(name, ((),))[0]
-    spatial = sum(axis not in LEAD_AXES for axis in axes)
-    return len(query.index) in (len(shape), spatial)
