@@ -199,6 +199,7 @@ class SteppingScreen(Screen):
         self._token += 1  # checks still running for the old example are ignored
         self._compute(**options)
         self.view = dict.fromkeys(self.view, 0)
+        self.move_note = ""
         self.refresh_bindings()
         self._redraw()
         self._start_checks()
@@ -253,7 +254,7 @@ class SteppingScreen(Screen):
         self.app.push_screen(prompt, arrived)
 
     def go_to(self, target: GotoTarget, note: str = "") -> None:
-        """Move to a target the model resolved (`resolve_goto`), `note` in the status line."""
+        """Move to a target the model resolved (`resolve_goto`), `note` in the step panel."""
         self._stop()
         self.model.go_to(target)
         self._moved(note)
