@@ -21,7 +21,10 @@ def run_lesson(args: argparse.Namespace) -> int:
     if args.list_examples:
         return print_examples(args.command)
     settings = lesson_flags.settings_from_args(args)
+    frames = lesson_flags.frame_export_from_args(args)
     example = example_from_settings(settings)  # a bad flag combination: a one-line usage error
+    if frames is not None:
+        return tui.export_frames(settings.op, settings, frames)
     if args.no_ui:
         from cnn_tui.lessons.trace import write_trace
 

@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ROW,COL",
         help="the top-left pixel of the crop the lesson steps through (default: the centre)",
     )
+    lesson_flags.add_export_frames_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,11 +73,14 @@ def run_picture(args: argparse.Namespace) -> int:
         )
     if settings.example is not None:
         raise UsageError("--example cannot be combined with --image: the picture is the input")
+    frames = lesson_flags.frame_export_from_args(args)
     lesson = build_picture_lesson(
         PictureSettings(
             args.image, kernel, args.kernel_values, args.crop, values, args.backward, args.summary
         )
     )
+    if frames is not None:
+        return tui.export_frames("conv", lesson, frames)
     if args.no_ui:
         from cnn_tui.lessons.trace import write_trace
 

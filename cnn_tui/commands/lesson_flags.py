@@ -4,15 +4,23 @@ The flags are built from the lessons' one table of settings (`cnn_tui.lessons.se
 limits, defaults, checks and help texts), so they accept and reject what the edit forms and
 `build_example` do. `settings_from_args` / `net_settings_from_args` turn the parsed flags into
 `LessonSettings` / `NetSettings`, which is all the core and the screens see.
+
+`add_export_frames_arguments` adds the slides flags every lesson command shares
+(`--export-frames DIR` and its options; `frame_export_from_args` makes them a
+`lessons.slides.FrameExport`).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cnn_tui.lessons.kernels import KERNELS
+from cnn_tui.commands import output
+from cnn_tui.commands.count_flags import add_count
+from cnn_tui.lessons import slides
 from cnn_tui.lessons.settings import (
     DEFAULTS,
     FIELDS,
@@ -193,3 +201,81 @@ def settings_from_args(args: argparse.Namespace) -> LessonSettings:
 def net_settings_from_args(args: argparse.Namespace) -> NetSettings:
     """The settings the flags of `cnn-tui net` give."""
     return NetSettings(args.example, args.label, args.lr, args.summary, args.steps, args.optimizer)
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        return slides.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_export_frames_arguments(parser: argparse.ArgumentParser) -> None:
+    """The slides flags of a lesson command (`cnn-tui conv|pool|net|…`): `--export-frames DIR`
+    writes the steps of one phase as SVG screenshots instead of opening the screen."""
+    group = parser.add_argument_group(
+        "slides (--export-frames)",
+        "Write the steps of one phase as numbered SVG screenshots of the lesson screen "
+        "(0001-PHASE.svg, …, with index.txt and frames.json), without opening it: no terminal "
+        "needed.",
+    )
+    folder = group.add_argument(
+        "--export-frames",
+        metavar="DIR",
+        type=output.path_argument,
+        help="the folder for the frames; made if missing, refused if it holds other files",
+    )
+    output.chooses_output(folder)
+    group.add_argument(
+        "--phase",
+        metavar="NAME",
+        help="the phase to export, as the go-to prompt (:) names it: forward, backward, dw, dx, "
+        "… (net: forward, backward, update, dw1, …; default: the first)",
+    )
+    add_count(
+        group, "--every", low=1, high=LIMITS.max_steps, metavar="K",
+        help="take every K-th step (and the phase's last) (default: 1)",
+    )  # fmt: skip
+    add_count(
+        group, "--max-frames", low=1, high=9999,
+        help=f"refuse to write more frames than this (default: {slides.DEFAULT_MAX_FRAMES})",
+    )  # fmt: skip
+    columns, rows = slides.DEFAULT_SIZE
+    group.add_argument(
+        "--frame-size",
+        metavar="COLSxROWS",
+        type=_frame_size,
+        help=f"the terminal size of the frames, e.g. 80x24 (default: {columns}x{rows})",
+    )
+    group.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the frames of an earlier export in DIR (nothing else is written over)",
+    )
+
+
+_FRAME_OPTIONS = ("phase", "every", "max_frames", "frame_size", "force")
+
+
+def frame_export_from_args(args: argparse.Namespace) -> slides.FrameExport | None:
+    """The frames `--export-frames` asks for (None without it). A usage error for one of its
+    options without it, and for it with --no-ui (the trace is another output)."""
+    from cnn_tui.errors import UsageError
+
+    folder = getattr(args, "export_frames", None)
+    if folder is None:
+        given = [name for name in _FRAME_OPTIONS if getattr(args, name, None) not in (None, False)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{flag} goes with --export-frames DIR: add it, or leave {flag} out")
+        return None
+    if getattr(args, "no_ui", False):
+        raise UsageError("--export-frames writes frames, --no-ui prints a trace: give one of them")
+    return slides.FrameExport(
+        Path(folder),
+        args.phase,
+        args.every or 1,
+        args.max_frames or slides.DEFAULT_MAX_FRAMES,
+        args.frame_size or slides.DEFAULT_SIZE,
+        args.force,
+    )

@@ -11,6 +11,7 @@ from cnn_tui.commands._lesson import print_examples, print_trace
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     lesson_flags.add_net_arguments(parser)
+    lesson_flags.add_export_frames_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,7 +20,10 @@ def run(args: argparse.Namespace) -> int:
     if args.list_examples:
         return print_examples("net")
     settings = lesson_flags.net_settings_from_args(args)
+    frames = lesson_flags.frame_export_from_args(args)
     example = net_example_from_settings(settings)  # a bad example or label: a one-line error
+    if frames is not None:
+        return tui.export_frames("net", settings, frames)
     if args.no_ui:
         from cnn_tui.lessons.net_trace import write_net_trace
 

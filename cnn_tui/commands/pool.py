@@ -10,6 +10,7 @@ from cnn_tui.commands._lesson import run_lesson
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     lesson_flags.add_arguments(parser, "pool")
+    lesson_flags.add_export_frames_arguments(parser)
 
 
 run = run_lesson

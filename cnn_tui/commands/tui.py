@@ -1,11 +1,15 @@
-"""Opening the TUI from a command: the one place a command hands over to `cnn_tui.ui`."""
+"""Opening the TUI from a command: the one place a command hands over to `cnn_tui.ui` (and
+runs a lesson screen headless for its slides, `export_frames`)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import UsageError
+
+if TYPE_CHECKING:
+    from cnn_tui.lessons.slides import FrameExport
 
 
 def check_terminal(command: str | None) -> None:
@@ -29,3 +33,16 @@ def open_app(command: str | None, settings: Any, runs_dir: str = "runs") -> int:
 
     result = CnnTuiApp(command, settings, runs_dir=runs_dir).run()
     return result if isinstance(result, int) else 0
+
+
+def export_frames(command: str, settings: Any, export: FrameExport) -> int:
+    """Write the slides of the lesson `command` (`--export-frames DIR`): its screen, built from
+    `settings`, runs headless (no terminal needed); one line says what was written."""
+    from cnn_tui.commands import output
+    from cnn_tui.ui.app import open_screen_for
+    from cnn_tui.ui.lessons.frames import export_frames as write_frames
+
+    screen = open_screen_for(command, settings)
+    frames = write_frames(screen, export, command)
+    output.say(f"wrote {len(frames)} frames to {export.folder} (index.txt, frames.json)")
+    return 0

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from cnn_tui.lessons.navigation import StagedNavigation
 from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage, TrainRun
 from cnn_tui.lessons.replay import WINDOW, GridSpec, Replay
 from cnn_tui.lessons.rules import softmax_ce_chain
@@ -63,7 +64,7 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
     return f"{shown}[{', '.join([*named, ','.join(rest)])}]"
 
 
-class NetReplay:
+class NetReplay(StagedNavigation):
     """The cursor of the network lesson over all its stages, every training step's in turn."""
 
     def __init__(self, run: NetRun | TrainRun) -> None:
@@ -251,6 +252,15 @@ class NetReplay:
         """The first step of the stage with this key ("relu.backward", "sgd.w1", ...)."""
         index = next(k for k, stage in enumerate(self.stages) if stage.key == key)
         return self.seek(self.starts[index] + 1)
+
+    # ----------------------------------------------------------------- go to, skip zeros
+    # (`navigation.StagedNavigation`: goto_names, resolve_goto, go_to, skip_zeros)
+
+    def cell_axes(self, name: str) -> tuple[str, ...]:
+        return ARRAYS.get(name, ((), name, ""))[0]
+
+    def cell_name(self, name: str, index: tuple[int, ...]) -> str:
+        return cell_ref(self.shapes, name, index)
 
     # ----------------------------------------------------------------- what is shown
 

@@ -14,21 +14,48 @@ counterpart. Nothing here imports Textual.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
+import numpy as np
+
 from cnn_tui.lessons.examples import LessonExample
+from cnn_tui.lessons.navigation import (
+    GotoError,
+    GotoQuery,
+    GotoTarget,
+    Skip,
+    cell_index,
+    check_step,
+    first_write,
+    parse_goto,
+    skip_zero_products,
+    written_arrays,
+    zero_products,
+)
 from cnn_tui.lessons.replay import (
     GridSpec,
     Replay,
     build_replays,
     grid_specs,
+    ref,
     size_formula,
     transposed_replay,
 )
 from cnn_tui.lessons.rules import dout_source
+from cnn_tui.lessons.step_text import axes_of
 
 # The passes of a lesson, in the order `next_phase` walks them (pooling has no transposed view).
 MODES = ("forward", "backward", "transposed")
+
+# What the go-to prompt calls each phase (`replay.PhaseSpan.phase`), beside "backward".
+PHASE_NAMES = {
+    "forward": "forward",
+    "grad_bias": "db",
+    "grad_weight": "dw",
+    "grad_input": "dx",
+    "grad_input_transposed": "transposed",
+}
 
 
 class OpReplay:
@@ -45,6 +72,7 @@ class OpReplay:
             self.replays["transposed"] = transposed
         # an example without the transposed view (pooling, or too many steps) shows dX instead
         self.mode = mode if mode in self.replays else "backward"
+        self._zeros: dict[str, np.ndarray] = {}  # per pass: which steps are zero products
 
     @property
     def op(self) -> str:
@@ -116,6 +144,95 @@ class OpReplay:
         if self.has_transposed:
             self.mode = "backward" if self.mode == "transposed" else "transposed"
 
+    # ----------------------------------------------------------------- go to, skip zeros
+
+    def goto_names(self) -> list[str]:
+        """The phase names the go-to prompt takes: forward, backward, db, dw, dx, transposed."""
+        names = ["forward", "backward"]
+        names += [PHASE_NAMES[span.phase] for span in self.replays["backward"].phases]
+        return names + (["transposed"] if self.has_transposed else [])
+
+    def resolve_goto(self, text: str, view: Mapping[str, int]) -> GotoTarget:
+        """Where the go-to prompt's `text` leads, without moving (GotoError if nowhere): a step
+        of the pass on screen (as the status line counts them), a phase (`dw`; `dw 12`: its
+        12th step), or the first step writing a cell of the array the phase writes (`6,1`,
+        for the image / channel / filter of `view`) or of a named array (`dx_pad[2,8]`)."""
+        query = parse_goto(text)
+        if query.kind == "step":
+            assert query.number is not None
+            number = check_step(query.number, 0, self.replay.total)
+            return GotoTarget(number, self.mode, f"step {number}")
+        if query.kind == "phase":
+            return self._goto_phase(query)
+        return self._goto_cell(query, view)
+
+    def _goto_phase(self, query: GotoQuery) -> GotoTarget:
+        wanted = query.name.casefold()
+        if wanted == "backward":
+            mode, span = "backward", self.replays["backward"].phases[0]
+        else:
+            found = [
+                (mode, span)
+                for mode, replay in self.replays.items()
+                for span in replay.phases
+                if wanted in (PHASE_NAMES.get(span.phase), span.phase)
+            ]
+            if not found:
+                names = ", ".join(self.goto_names())
+                raise GotoError(f"no phase {query.name!r} here: the phases are {names}")
+            mode, span = found[0]
+        steps = span.end - span.start
+        number = 1 if query.number is None else query.number
+        check_step(number, 1, steps, f"in {span.label}")
+        label = span.label if query.number is None else f"{span.label}, step {number}"
+        return GotoTarget(span.start + number, mode, label, steps - number + 1)
+
+    def _goto_cell(self, query: GotoQuery, view: Mapping[str, int]) -> GotoTarget:
+        mode, replay = self.mode, self.replay
+        if query.name:
+            passes = [self.mode] + [m for m in self.replays if m != self.mode]
+            mode = next((m for m in passes if query.name in self.replays[m].targets), "")
+            if not mode:
+                written = sorted({name for r in self.replays.values() for name in r.targets})
+                raise GotoError(
+                    f"no step writes {query.name}: name one of {', '.join(written)}, "
+                    "or give the cell alone"
+                )
+            replay, name, start, end = self.replays[mode], query.name, 0, None
+        else:
+            span = replay.phase_at()
+            start, end = span.start, span.end
+            arrays = written_arrays(replay.events[start:end])
+            name = next(
+                (n for n in arrays if _fits(query, replay.op, n, replay.targets[n])), arrays[0]
+            )
+        shape = replay.targets[name]
+        axes = _axes(replay.op, name, len(shape))
+        index = cell_index(query, name, shape, axes, view)
+        cell = ref(replay, name, index)
+        k = first_write(replay.events, name, index, start, end)
+        if k is None:
+            where = "" if query.name else f" of {replay.phase_at().label}"
+            raise GotoError(f"{cell} is written by no step{where} (its value stays 0)")
+        return GotoTarget(k + 1, mode, cell)
+
+    def go_to(self, target: GotoTarget) -> int:
+        """Move to a target `resolve_goto` gave."""
+        if target.mode is not None:
+            self.mode = target.mode
+        return self.replay.seek(target.position)
+
+    def skip_zeros(self, direction: int = 1) -> Skip:
+        """To the next (direction > 0) or previous step of the pass on screen whose product is
+        not 0, staying in the phase (`navigation.skip_zero_products`)."""
+        replay = self.replay
+        if self.mode not in self._zeros:
+            self._zeros[self.mode] = zero_products(replay.events)
+        spans = [(span.start, span.end) for span in replay.phases]
+        skip = skip_zero_products(self._zeros[self.mode], spans, replay.position, direction)
+        replay.seek(skip.position)
+        return dataclasses.replace(skip, phase=replay.phase_at().label)
+
     # ----------------------------------------------------------------- what is shown
 
     def view_indices(self) -> dict[str, int]:
@@ -183,3 +300,16 @@ class OpReplay:
             "dX as a transposed convolution done: the same dx as the dX phase (PyTorch: "
             "conv_transpose2d); press t to go back, b for the forward pass"
         )
+
+
+def _axes(op: str, name: str, ndim: int) -> tuple[str | None, ...]:
+    """Every axis of array `name`: the sample / channel / filter ones named, rows and columns
+    None (`step_text.axes_of` names the leading ones)."""
+    lead = axes_of(op, name, ndim)
+    return tuple(lead) + (None,) * (ndim - len(lead))
+
+
+def _fits(query: GotoQuery, op: str, name: str, shape: tuple[int, ...]) -> bool:
+    """Whether a cell typed with these many indices can be a cell of array `name`."""
+    spatial = sum(axis is None for axis in _axes(op, name, len(shape)))
+    return len(query.index) in (len(shape), spatial)

@@ -196,7 +196,7 @@ class NetworkScreen(SteppingScreen):
         )
         rule, source = model.rule_lines()
         self.query_one("#net-rule", RulePanel).show(rule)
-        self.query_one("#net-step", StepPanel).show(model.step_lines(), source)
+        self.query_one("#net-step", StepPanel).show(model.step_lines(), self.info_line(source))
         self._follow_step()
 
     @property

@@ -154,7 +154,7 @@ class LessonScreen(SteppingScreen):
             model.status_parts(self.speed), self.playing
         )
         self.query_one("#lesson-step", StepPanel).show(
-            model.step_lines(), model.info_line(), model.rule_lines()
+            model.step_lines(), self.info_line(model.info_line()), model.rule_lines()
         )
         self._follow_step()
 

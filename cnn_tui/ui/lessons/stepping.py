@@ -7,14 +7,17 @@ playback: it moves the model by a step, an output cell, a phase or to either end
 a timer, changes the speed, follows the step's sample / channel / filter (and cycles them),
 restarts on a new example, shows the keys panel, scrolls the board to the current step and fits
 it to its content, and runs the PyTorch and numerical checks in one worker thread (torch is
-imported there, never at start-up). A screen builds its model, redraws, and says which checks
+imported there, never at start-up). It also goes to a typed step, cell or phase (`:`, the
+`goto.GotoPrompt`) and skips the steps whose product is 0 (`z` / `Z`), where the model can
+(`cnn_tui.lessons.navigation`); the step panel's last line says what such a move did
+(`info_line`). A screen builds its model, redraws, and says which checks
 it runs.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -27,6 +30,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from cnn_tui.lessons.navigation import GotoTarget, Skip
 from cnn_tui.lessons.replay import READ, WRITE
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.step_panel import CheckPanel
@@ -39,6 +43,15 @@ _MAX_TICKS_PER_SECOND = 30
 STEP_GROUP = Binding.Group("step", compact=True)
 CELL_GROUP = Binding.Group("cell", compact=True)
 SPEED_GROUP = Binding.Group("speed", compact=True)
+
+# Go to and skip zero products, on every lesson screen whose model can (`check_action`).
+NAV_BINDINGS = [
+    Binding("colon", "goto", "go to", key_display=":", tooltip="a step, an output cell or a phase"),
+    # z / Z stay out of the footer (the `?` keys panel lists them): at 80×24 a footer line more
+    # is a board row less
+    Binding("z", "skip_zeros(1)", "skip zero products", key_display="z", show=False),
+    Binding("Z", "skip_zeros(-1)", "skip zero products, backward", key_display="Z", show=False),
+]
 
 # The keys both lessons move with, in footer order: step, cell (the screens add their own).
 MOVE_BINDINGS = [
@@ -59,6 +72,7 @@ MOVE_BINDINGS = [
         key_display="]",
         group=CELL_GROUP,
     ),
+    *NAV_BINDINGS,
 ]
 PLAY_BINDINGS = [
     Binding("space", "toggle_play", "play", key_display="␣"),
@@ -111,6 +125,15 @@ class LessonModel(Protocol):
 
     def axis_sizes(self) -> dict[str, int]: ...
 
+    # go to and skip zeros (`cnn_tui.lessons.navigation`); a model without them hides the keys
+    def goto_names(self) -> list[str]: ...
+
+    def resolve_goto(self, text: str, view: Mapping[str, int]) -> GotoTarget: ...
+
+    def go_to(self, target: GotoTarget) -> int: ...
+
+    def skip_zeros(self, direction: int = 1) -> Skip: ...
+
 
 @dataclass
 class CheckDone(Message):
@@ -151,6 +174,8 @@ class SteppingScreen(Screen):
         self._checks = {"torch": "", "grad": ""}
         # the slice of the arrays on the board: sample n, channel c, filter f (a screen's axes)
         self.view: dict[str, int] = {}
+        # what the last move did, said in the step panel ("skipped 14 zero products")
+        self.move_note = ""
 
     # ----------------------------------------------------------------- what a screen gives
 
@@ -174,6 +199,7 @@ class SteppingScreen(Screen):
         self._token += 1  # checks still running for the old example are ignored
         self._compute(**options)
         self.view = dict.fromkeys(self.view, 0)
+        self.move_note = ""
         self.refresh_bindings()
         self._redraw()
         self._start_checks()
@@ -186,10 +212,17 @@ class SteppingScreen(Screen):
         move(*args)
         self._moved()
 
-    def _moved(self) -> None:
-        """After the model moved: follow the step's sample / channel / filter, redraw."""
+    def _moved(self, note: str = "") -> None:
+        """After the model moved: follow the step's sample / channel / filter, redraw (with
+        `note`, what the move did, in the step panel until the next move)."""
+        self.move_note = note
         self.view.update(self.model.view_indices())
         self._redraw()
+
+    def info_line(self, line: str) -> str:
+        """The step panel's last line: what the last move did (a go-to, a skip over zero
+        products) until the next move, else `line` (the screen's own)."""
+        return self.move_note or line
 
     def action_step(self, delta: int) -> None:
         self._move(self.model.step, delta)
@@ -206,6 +239,32 @@ class SteppingScreen(Screen):
     def action_jump(self, where: str) -> None:
         self._move(self.model.jump, where)
 
+    def action_goto(self) -> None:
+        """Ask for a step, a cell or a phase (`goto.GotoPrompt`) and go there."""
+        from cnn_tui.ui.lessons.goto import GotoPrompt
+
+        self._stop()
+        model = self.model
+
+        def arrived(target: GotoTarget | None) -> None:
+            if target is not None and self.model is model:
+                self.go_to(target, f"went to {target.label}" if target.label else "")
+
+        prompt = GotoPrompt(lambda text: model.resolve_goto(text, self.view), model.goto_names())
+        self.app.push_screen(prompt, arrived)
+
+    def go_to(self, target: GotoTarget, note: str = "") -> None:
+        """Move to a target the model resolved (`resolve_goto`), `note` in the step panel."""
+        self._stop()
+        self.model.go_to(target)
+        self._moved(note)
+
+    def action_skip_zeros(self, direction: int) -> None:
+        """To the next (previous) step whose product is not 0, saying how many were skipped."""
+        self._stop()
+        skip = self.model.skip_zeros(direction)
+        self._moved(skip.message())
+
     def action_cycle(self, axis: str) -> None:
         """Show the next sample / channel / filter of the arrays (`axis` "n", "c" or "f")."""
         size = self.model.axis_sizes().get(axis, 1)
@@ -217,6 +276,10 @@ class SteppingScreen(Screen):
         if action == "cycle":
             axis = parameters[0] if parameters else ""
             return self.model.axis_sizes().get(str(axis), 1) > 1
+        if action == "goto":
+            return hasattr(self.model, "resolve_goto")
+        if action == "skip_zeros":
+            return hasattr(self.model, "skip_zeros")
         return True
 
     # ----------------------------------------------------------------- play

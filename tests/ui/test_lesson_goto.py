@@ -1,0 +1,165 @@
+"""The go-to prompt (`:`) and the zero-product skip (`z` / `Z`) on the lesson screens, driven
+with Textual's pilot: what is typed moves the board there, a bad query is explained in the
+prompt and moves nothing, Escape cancels, and a skip says in the step panel what it skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import pytest
+from textual.screen import Screen
+from textual.widgets import Input, Static
+
+from cnn_tui.lessons.navigation import is_zero_product
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.goto import GotoPrompt
+from cnn_tui.ui.lessons.network import NetworkScreen
+from cnn_tui.ui.lessons.screen import LessonScreen
+from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
+
+ISSUE_EXAMPLE = {"height": 8, "width": 8, "padding": 1}
+
+
+def run_async(test):
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(autouse=True)
+def no_checks(monkeypatch):
+    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
+    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
+
+
+def plain(widget) -> str:
+    content = widget.content
+    return content.plain if hasattr(content, "plain") else str(content)
+
+
+def status(screen: Screen) -> str:
+    return plain(screen.query_one(StepStatus))
+
+
+def step_lines(screen: Screen) -> list[str]:
+    lines = plain(screen.query_one(StepPanel)).splitlines()
+    return [line for line in lines if not line.startswith(("rule ", "     "))]
+
+
+def note(screen: Screen) -> str:
+    """The step panel's last line: what the last move did, else the screen's own hint."""
+    return step_lines(screen)[-1]
+
+
+async def type_goto(pilot, text: str) -> GotoPrompt:
+    await pilot.press("colon")
+    await pilot.pause()
+    prompt = pilot.app.screen
+    assert isinstance(prompt, GotoPrompt)
+    prompt.query_one(Input).value = text
+    await pilot.press("enter")
+    await pilot.pause()
+    return prompt
+
+
+@run_async
+async def test_typing_a_cell_goes_to_its_first_step_and_highlights_it() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LessonScreen("conv", ISSUE_EXAMPLE)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, "6,1")
+        assert app.screen is screen  # the prompt closed
+        # out[6,1] is the 50th output cell; its first step is its bias
+        assert "cell 50 / 64" in status(screen)
+        assert note(screen) == "went to out[6,1]"
+        assert step_lines(screen)[0].startswith("out[6,1] = b[0]")
+        event = screen.replay.current
+        assert (event.target, event.target_index) == ("out", (0, 0, 6, 1))
+        # the out grid marks that cell as the one written
+        board = screen.query_one(ArrayBoard)
+        out = next(spec for spec in board.grids if spec.name == "out")
+        assert out.marks[(6, 1)] == "write"
+        # the next move clears the note
+        await pilot.press("right")
+        assert "went to" not in note(screen) and note(screen).startswith("output size")
+
+
+@run_async
+async def test_a_bad_query_is_explained_in_the_prompt_and_escape_cancels() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LessonScreen("conv", ISSUE_EXAMPLE)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("right", "right")
+        before = status(screen)
+        prompt = await type_goto(pilot, "9,9")
+        assert app.screen is prompt  # still open
+        assert plain(prompt.query_one("#goto-error", Static)) == (
+            "out: row 9 is out of range: 0 to 7"
+        )
+        prompt.query_one(Input).value = "sideways"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert plain(prompt.query_one("#goto-error", Static)).startswith("no phase 'sideways'")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and status(screen) == before
+        assert screen.model.position == 2
+
+
+@run_async
+async def test_a_phase_and_a_step_number_from_the_prompt() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LessonScreen("conv", ISSUE_EXAMPLE)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, "dw 3")
+        assert "backward · dW" in status(screen)
+        assert screen.replay.current.target == "dw"
+        await type_goto(pilot, "120")
+        assert "step 120 / " in status(screen)
+        assert "backward" in status(screen)  # a step number counts in the pass on screen
+
+
+@run_async
+async def test_z_skips_zero_products_and_says_how_many() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LessonScreen("conv", ISSUE_EXAMPLE)
+        await app.push_screen(screen)
+        await pilot.pause()
+        events = screen.replay.events
+        # x_pad's zero border: out[0,0]'s first products read it
+        zeros = next(k for k, e in enumerate(events) if not is_zero_product(e) and k > 1)
+        await pilot.press("right")  # the bias of out[0,0]
+        await pilot.press("z")
+        assert screen.model.position == zeros + 1
+        assert note(screen) == f"skipped {zeros - 1} zero products"
+        assert not is_zero_product(screen.replay.current)
+        await pilot.press("Z")
+        assert screen.model.position == 1
+        assert note(screen) == f"skipped {zeros - 1} zero products"
+
+
+@run_async
+async def test_the_network_lesson_goes_to_a_stage_and_skips_its_zeros() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = NetworkScreen()
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, "dw1")
+        assert "dw1" in status(screen) and "step 1 / " in status(screen)
+        await pilot.press("z")
+        assert "zero product" in note(screen)
+        assert not is_zero_product(screen.model.current) or screen.model.local == (
+            screen.model.stage.steps
+        )
