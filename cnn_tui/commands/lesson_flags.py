@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnn_tui.lessons.kernels import KERNELS
 from cnn_tui.commands import output
 from cnn_tui.commands.count_flags import add_count
 from cnn_tui.lessons import slides
+from cnn_tui.lessons.kernels import KERNELS
 from cnn_tui.lessons.settings import (
     DEFAULTS,
     FIELDS,
