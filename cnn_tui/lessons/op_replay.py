@@ -6,7 +6,7 @@ again as a transposed convolution of dout (`replay.transposed_replay`, when a le
 its steps). `OpReplay` holds them and the pass on screen (`mode`), and is the cursor the screen
 moves: a step, a cell jump or a jump to either end moves the pass on screen, each pass keeping
 its own position; `next_phase` walks forward → db → dW → dX → dX as a transposed conv →
-forward across the passes. From there it derives what the screen shows: the status line, the
+forward across the passes, entering each backward phase before its first step. From there it derives what the screen shows: the status line, the
 grids, the step with its rule, and the panel's last line (the output-size formula, where dout
 comes from, or what to press at the end of a pass). `NetReplay` is the network lesson's
 counterpart. Nothing here imports Textual.
@@ -20,9 +20,11 @@ from cnn_tui.lessons.examples import LessonExample
 from cnn_tui.lessons.replay import (
     GridSpec,
     Replay,
+    StrideLeftovers,
     build_replays,
     grid_specs,
     size_formula,
+    stride_leftovers,
     transposed_replay,
 )
 from cnn_tui.lessons.rules import dout_source
@@ -90,20 +92,18 @@ class OpReplay:
     def next_phase(self) -> int:
         """forward → db → dW → dX → dX as a transposed conv → forward (pooling: forward ↔ dX).
 
-        Entering the backward pass goes to its first phase's first step; the transposed view
-        and the forward pass are entered where they were left (the transposed view at its
-        first step at least)."""
+        A phase of the backward pass is entered at its start, before its first step (its
+        arrays on the board, the next → runs that step); the transposed view and the forward
+        pass are entered where they were left."""
         if self.mode == "forward":
             self.mode = "backward"
-            return self.replay.seek(self.replay.phases[0].start + 1)
+            return self.replay.enter_phase(self.replay.phases[0].phase)
         if self.mode == "transposed":
             self.mode = "forward"
             return self.position
         replay = self.replay
-        if replay.position > 0 and replay.phase_at() == replay.phases[-1]:
+        if replay.phase_at() == replay.phases[-1]:
             self.mode = "transposed" if self.has_transposed else "forward"
-            if self.mode == "transposed":
-                return self.replay.seek(max(self.replay.position, 1))
             return self.position
         return replay.next_phase()
 
@@ -132,8 +132,18 @@ class OpReplay:
         """The grids of the pass on screen, showing the sample, channel and filter `view` picks."""
         return grid_specs(self.replay, view, self.example.padding)
 
+    @property
+    def example_label(self) -> str:
+        """What the status line calls the example: its name and seed (the one place it is made)."""
+        example = self.example
+        if example.name != "random":
+            return f"example {example.name}, seed {example.seed}"
+        return f"seed {example.seed}"
+
     def status_parts(self, speed: int) -> list[str]:
-        """The status line: op and phase, step, output cell, speed, the example."""
+        """The status line, most important first: op and phase, step, output cell (the screen
+        puts the play state after them), then speed, the conv mode and the example, dropped
+        from the end when the line is too narrow (`StepStatus`)."""
         replay, example = self.replay, self.example
         parts = [
             f"{replay.op} · {replay.phase_at().label}",
@@ -143,11 +153,30 @@ class OpReplay:
         ]
         if example.flip:
             parts.append("true convolution (kernel rotated 180°)")
-        if example.name != "random":
-            parts.append(f"example {example.name}, seed {example.seed}")
-        else:
-            parts.append(f"seed {example.seed}")
+        parts.append(self.example_label)
         return parts
+
+    @property
+    def leftovers(self) -> StrideLeftovers | None:
+        """The rows and columns of x_pad no output window reaches (conv only)."""
+        return stride_leftovers(self.example) if self.op == "conv" else None
+
+    def leftovers_line(self) -> str:
+        """The transposed view's note on the rows and columns no window reaches, or ""."""
+        left = self.leftovers
+        if not left:
+            return ""
+        named = []
+        for lines, word in ((left.rows, "row"), (left.cols, "col")):
+            if lines:
+                named.append(f"{word}{'s' if len(lines) > 1 else ''} {_index_list(lines)}")
+        only_padding = not (left.input_lines(0) or left.input_lines(1))
+        where = ", padding only" if only_padding else ""
+        return (
+            f"stride {_pair(self.example.stride)}: x_pad {', '.join(named)} ({left.cells} cells"
+            f"{where}) lie in no window; no output read them, so dx = 0 there and no step "
+            f"writes it (conv_transpose2d: output_padding={left.output_padding})"
+        )
 
     def step_lines(self) -> list[str]:
         """The current step's formula, its numbers and where its output cell stands."""
@@ -162,7 +191,11 @@ class OpReplay:
         output-size formula (forward) or where dout comes from (backward)."""
         if self.replay.position >= self.replay.total:
             return self.end_hint()
-        return size_formula(self.example) if self.mode == "forward" else dout_source(self.example)
+        if self.mode == "forward":
+            return size_formula(self.example)
+        if self.mode == "transposed" and self.leftovers:
+            return self.leftovers_line()
+        return dout_source(self.example)
 
     def end_hint(self) -> str:
         """What to press once the pass on screen is done."""
@@ -176,7 +209,18 @@ class OpReplay:
                 )
             more = "m for the other pooling" if self.op == "pool" else "e to edit the example"
             return f"backward pass done: press b for the forward pass, {more}"
-        return (
+        done = (
             "dX as a transposed convolution done: the same dx as the dX phase (PyTorch: "
             "conv_transpose2d); press t to go back, b for the forward pass"
         )
+        left = self.leftovers_line()
+        return f"{done}. {left[0].upper()}{left[1:]}" if left else done
+
+
+def _pair(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
+
+
+def _index_list(indices: tuple[int, ...]) -> str:
+    """Consecutive indices as a range: (9,) → "9", (8, 9) → "8–9"."""
+    return str(indices[0]) if len(indices) == 1 else f"{indices[0]}–{indices[-1]}"
