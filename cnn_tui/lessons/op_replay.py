@@ -28,6 +28,7 @@ from cnn_tui.lessons.replay import (
     transposed_replay,
 )
 from cnn_tui.lessons.rules import dout_source
+from cnn_tui.text import one_line
 
 # The passes of a lesson, in the order `next_phase` walks them (pooling has no transposed view).
 MODES = ("forward", "backward", "transposed")
@@ -174,13 +175,30 @@ class OpReplay:
         where = ", padding only" if only_padding else ""
         return (
             f"stride {_pair(self.example.stride)}: x_pad {', '.join(named)} ({left.cells} cells"
-            f"{where}) lie in no window; no output read them, so dx = 0 there and no step "
-            f"writes it (conv_transpose2d: output_padding={left.output_padding})"
+            f"{where}) in no window, read by no output: dx = 0 there, no step writes it "
+            f"(conv_transpose2d's output_padding={left.output_padding})"
         )
 
     def step_lines(self) -> list[str]:
-        """The current step's formula, its numbers and where its output cell stands."""
-        return self.replay.step_lines()
+        """The current step's formula, its numbers and where its output cell stands; before
+        the first step of the forward pass, what the example is about (`description_line`)."""
+        lines = self.replay.step_lines()
+        about = self.description_line()
+        if self.mode == "forward" and self.replay.position == 0 and about:
+            lines = [lines[0], about, *lines[2:]]
+        return lines
+
+    def description_line(self, limit: int = 240) -> str:
+        """The example's title and description as one safe line ("" when it has none): they
+        come from a TOML file, so every control character is escaped (`text.one_line`) and
+        the text is cut at `limit` characters."""
+        example = self.example
+        description = " ".join(str(example.description or "").split())
+        if not description:
+            return ""
+        title = " ".join(str(example.title or "").split())
+        text = one_line(f"{title}: {description}" if title else description)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def rule_lines(self) -> list[str]:
         """What the current phase computes, and the local derivative in general and here."""

@@ -70,7 +70,7 @@ ARRAY_TITLES = {
 }
 
 # Titles of the padded arrays when there is no padding (P = 0: x_pad is x itself).
-UNPADDED_TITLES = {"x_pad": "= x, input (P = 0)", "dx_pad": "= dx, grad input (P = 0)"}
+UNPADDED_TITLES = {"x_pad": "= x, input", "dx_pad": "= dx, grad input"}
 
 # The grid of the kernel as a true convolution (and the transposed view) multiplies by it.
 ROTATED_NAME, ROTATED_TITLE = "w_rot", "w rotated 180°"

@@ -36,14 +36,55 @@ def test_next_phase_walks_forward_db_dw_dx_transposed_and_back() -> None:
     ]
     assert model.position == 2  # each pass keeps its own position
     model.next_phase()
-    assert where(model) == ("backward", "grad_bias", 1)  # the first phase's first step
+    assert where(model) == ("backward", "grad_bias", 0)  # before the first phase's first step
+
+
+def test_next_phase_lands_before_the_phases_first_step() -> None:
+    """`p` lands on a phase's first step not yet done: at its start, nothing of it applied."""
+    model = OpReplay(build_example("conv", height=8, width=8, padding=1), "backward")
+    db, dw, dx = model.replay.phases
+    model.next_phase()
+    assert where(model) == ("backward", "grad_weight", dw.start)
+    assert model.replay.current is None and model.replay.highlights() == {}
+    assert model.step_lines()[0].startswith("backward · dW: 576 steps, none run yet.")
+    assert model.replay.grid_names == ["x_pad", "dout", "w", "dw"]
+    model.step(1)  # → runs dW's first step
+    assert model.replay.current is model.replay.events[dw.start]
+    assert model.replay.current.phase == "grad_weight" and model.position == dw.start + 1
+    model.step(-1)  # back: the end of db, as any other position
+    assert where(model) == ("backward", "grad_bias", dw.start)
+    model.next_phase()
+    model.next_phase()
+    assert where(model) == ("backward", "grad_input", dx.start)
+    assert model.replay.values("dx_pad")[0, 0, 0, 0] != model.replay.values("dx_pad")[0, 0, 0, 0]
+    model.next_cell()  # the first cell of dX, not of db
+    assert model.replay.current.phase == "grad_input"
+    model.prev_cell()  # back to the end of dW's last cell: dW on screen again
+    assert where(model) == ("backward", "grad_weight", dx.start)
+    model.next_phase()
+    assert where(model) == ("backward", "grad_input", dx.start)
+    model.next_phase()
+    assert model.mode == "transposed"
+
+
+def test_phases_hide_the_arrays_they_do_not_use() -> None:
+    """The forward output is no operand of the backward pass; each phase shows what it reads,
+    the kernel, and what it writes."""
+    model = OpReplay(build_example("conv", padding=1), "backward")
+    shown = []
+    for _ in range(3):
+        model.next_phase() if shown else None
+        shown.append([spec.name for spec in model.grid_specs({})])
+    assert shown == [["dout", "w", "db"], ["x_pad", "dout", "w", "dw"], ["w", "dout", "dx_pad"]]
+    pool = OpReplay(build_example("pool"), "backward")
+    assert [spec.name for spec in pool.grid_specs({})] == ["x", "dout", "dx"]
 
 
 def test_pooling_has_no_transposed_view() -> None:
     model = OpReplay(build_example("pool"))
     assert not model.has_transposed and set(model.replays) == {"forward", "backward"}
     model.next_phase()
-    assert where(model) == ("backward", "grad_input", 1)
+    assert where(model) == ("backward", "grad_input", 0)
     model.next_phase()
     assert model.mode == "forward"
     model.toggle_transposed()  # nothing to toggle
@@ -112,7 +153,7 @@ def test_the_status_line_names_the_phase_the_step_the_cell_and_the_example() -> 
         "seed 0",
     ]
     model.next_phase()  # db 9 steps, dW and dX 9·9 each
-    assert model.status_parts(20)[:2] == ["conv2d · backward · db", "step 1 / 171"]
+    assert model.status_parts(20)[:2] == ["conv2d · backward · db", "step 0 / 171"]
     named = OpReplay(build_example("conv", example="edge-detect", conv_mode="convolution"))
     assert named.status_parts(1)[-2:] == [
         "true convolution (kernel rotated 180°)",

@@ -445,7 +445,7 @@ class ArrayBoard(Widget):
         of the step, or the whole kernel; three rows at least), the row with the most to
         spare first; if that is
         not enough, the row with the most rows left loses one at a time (on a tie, the row
-        holding the larger array), down to one row each."""
+        whose smallest cropped array is the larger), down to one row each."""
         room = self._room()
         blocks = self._blocks
         shelves = pack_rows([block.width for block in blocks], available)
@@ -467,13 +467,21 @@ class ArrayBoard(Widget):
             return min(max(span, 3), blocks[i].shown_rows)
 
         needs = [max(need(i) for i in shelf) for shelf in shelves]
-        largest = [max(np.shape(self._grids[i].values)[0] for i in shelf) for shelf in shelves]
+
+        def smallest_cropped(k: int) -> int:
+            # the smallest grid one row less would crop: a kernel's row costs more than a
+            # large array's
+            return min(
+                (blocks[i].shown_rows for i in shelves[k] if blocks[i].shown_rows >= levels[k]),
+                default=0,
+            )
+
         while height() > room:
             spare = [level - need for level, need in zip(levels, needs, strict=True)]
             if max(spare) > 0:
-                index = max(range(len(shelves)), key=lambda k: (spare[k], largest[k]))
+                index = max(range(len(shelves)), key=lambda k: (spare[k], smallest_cropped(k)))
             elif max(levels) > 1:
-                index = max(range(len(shelves)), key=lambda k: (levels[k], largest[k]))
+                index = max(range(len(shelves)), key=lambda k: (levels[k], smallest_cropped(k)))
             else:
                 break
             levels[index] -= 1
