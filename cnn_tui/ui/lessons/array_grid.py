@@ -54,6 +54,7 @@ class RenderedGrid:
     origin: tuple[int, int] = (0, 0)  # the first row and column shown (large arrays are cropped)
     cropped: bool = False  # some columns did not fit
     shown_rows: int = 1  # rows of values drawn
+    shown_cols: int = 1  # columns of values drawn
 
 
 def visible_start(
@@ -228,7 +229,7 @@ def render_grid(
         line.add("│", border)
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
-    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows)
+    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols)
 
 
 def pack_rows(widths: Sequence[int], available: int, gap: int = _GAP) -> list[list[int]]:
@@ -520,6 +521,27 @@ class ArrayBoard(Widget):
                     left = x + 1 + block.label_w + (c - c0) * block.cell_w
                     found.append(Region(left, y + 2 + r - r0, block.cell_w, 1))
         return Region.from_union(found) if found else None
+
+    def grid_box(self, name: str) -> Region | None:
+        """Where grid `name` is drawn on the board (its border included), None if not shown."""
+        for spec, block, (x, y) in zip(self._grids, self._blocks, self._origins, strict=True):
+            if spec.name == name:
+                return Region(x, y, block.width, len(block.lines))
+        return None
+
+    def cell_region(self, name: str, cell: tuple[int, int]) -> Region | None:
+        """Where cell (row, column) of grid `name` is drawn on the board; None when the grid
+        is not shown or its cropped part leaves the cell out."""
+        for spec, block, (x, y) in zip(self._grids, self._blocks, self._origins, strict=True):
+            if spec.name != name:
+                continue
+            r0, c0 = block.origin
+            r, c = cell
+            if not (r0 <= r < r0 + block.shown_rows and c0 <= c < c0 + block.shown_cols):
+                return None
+            left = x + 1 + block.label_w + (c - c0) * block.cell_w
+            return Region(left, y + 2 + r - r0, block.cell_w, 1)
+        return None
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
