@@ -133,18 +133,8 @@ class OpReplay:
         """The grids of the pass on screen, showing the sample, channel and filter `view` picks."""
         return grid_specs(self.replay, view, self.example.padding)
 
-    @property
-    def example_label(self) -> str:
-        """What the status line calls the example: its name and seed (the one place it is made)."""
-        example = self.example
-        if example.name != "random":
-            return f"example {example.name}, seed {example.seed}"
-        return f"seed {example.seed}"
-
     def status_parts(self, speed: int) -> list[str]:
-        """The status line, most important first: op and phase, step, output cell (the screen
-        puts the play state after them), then speed, the conv mode and the example, dropped
-        from the end when the line is too narrow (`StepStatus`)."""
+        """The status line: op and phase, step, output cell, speed, the example."""
         replay, example = self.replay, self.example
         parts = [
             f"{replay.op} · {replay.phase_at().label}",
@@ -156,6 +146,16 @@ class OpReplay:
             parts.append("true convolution (kernel rotated 180°)")
         parts.append(self.example_label)
         return parts
+
+    @property
+    def example_label(self) -> str:
+        """The example in the status line (the one place it is named): "example edge-detect,
+        seed 0", "seed 3". The parts come most important first: `StepStatus` drops them from
+        the end (the example first) when the line is too narrow."""
+        example = self.example
+        if example.name != "random":
+            return f"example {example.name}, seed {example.seed}"
+        return f"seed {example.seed}"
 
     @property
     def leftovers(self) -> StrideLeftovers | None:

@@ -366,7 +366,10 @@ class ArrayBoard(Widget):
         if len(readers) > 1:
             natural = {i: render(i, caps[i]).width for i in readers}
             left = available - _GAP * (len(readers) - 1)
-            if sum(natural.values()) > left:
+            if sum(natural.values()) > left and not self.fit_height:
+                for i in readers:  # an equal share each
+                    caps[i] = min(caps[i], left // len(readers))
+            elif sum(natural.values()) > left:
                 ordered = sorted(readers, key=natural.__getitem__)
                 for count, i in enumerate(ordered):
                     share = left // (len(ordered) - count)
