@@ -6,9 +6,10 @@ again as a transposed convolution of dout (`replay.transposed_replay`, when a le
 its steps). `OpReplay` holds them and the pass on screen (`mode`), and is the cursor the screen
 moves: a step, a cell jump or a jump to either end moves the pass on screen, each pass keeping
 its own position; `next_phase` walks forward → db → dW → dX → dX as a transposed conv →
-forward across the passes, entering each backward phase before its first step. From there it derives what the screen shows: the status line, the
-grids, the step with its rule, and the panel's last line (the output-size formula, where dout
-comes from, or what to press at the end of a pass). `NetReplay` is the network lesson's
+forward across the passes, entering each backward phase before its first step. From there it
+derives what the screen shows: the status line, the grids, the step with its rule, and the
+panel's last line (the output-size formula, where dout comes from, the stride leftovers of the
+transposed view, or what to press at the end of a pass). `NetReplay` is the network lesson's
 counterpart. Nothing here imports Textual.
 """
 

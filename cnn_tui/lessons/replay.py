@@ -72,7 +72,8 @@ ARRAY_TITLES = {
 # Titles of the padded arrays when there is no padding (P = 0: x_pad is x itself).
 UNPADDED_TITLES = {"x_pad": "= x, input", "dx_pad": "= dx, grad input"}
 
-# The grid of the kernel as a true convolution (and the transposed view) multiplies by it.
+# The grid of the kernel rotated by 180°: the kernel a true convolution (and the transposed
+# view of a cross-correlation) multiplies by.
 ROTATED_NAME, ROTATED_TITLE = "w_rot", "w rotated 180°"
 
 # The order grids are laid out in: what is read, then what is written.
@@ -246,11 +247,6 @@ class Replay:
         if self.position == 0 or self._entered is not None:
             return None
         return self.position - 1
-
-    @property
-    def at_phase_start(self) -> bool:
-        """Whether the cursor waits at the start of a phase, before its first step."""
-        return self.position == 0 or self._entered is not None
 
     @property
     def current(self) -> Any | None:

@@ -3,9 +3,11 @@
 `ArrayBoard` shows several small 2-D arrays (an input channel, a kernel, an output map, ...)
 side by side, wrapping into rows to fit its width. Each grid is built directly as segments from
 the values at the current step and the board hands Textual ready-made lines (the Line API), so
-a redraw of the largest lesson costs a few milliseconds. Highlights use the theme through
-component classes and are also visible without colour: the cells being read or written are
-bracketed `[0.42]`, the window is underlined, padding and not-yet-computed cells are dimmed.
+a redraw of the largest lesson costs a few milliseconds. A grid too large for its room shows the
+part around the highlighted cells, its title and row / column indices drawn around that part.
+Highlights use the theme through component classes and are also visible without colour: the
+cells being read or written are bracketed `[0.42]`, the window is underlined, padding and
+not-yet-computed cells are dimmed.
 """
 
 from __future__ import annotations
@@ -278,7 +280,10 @@ class ArrayBoard(Widget):
     """Several grids side by side, wrapping to the width of the scrolling container around it.
 
     The board sizes itself to its lines (the container scrolls it); `show` only re-lays out the
-    screen when that size changes, so a step redraws just the board.
+    screen when that size changes, so a step redraws just the board. With `fit_height` (the
+    conv / pool lesson) the grids' rows are cropped so that the board fits the rows the screen
+    gives it (`room`): every grid stays on screen with its title and indices, and only the
+    values inside a grid follow the step, so nothing is scrolled out of sight at 80×24.
     """
 
     COMPONENT_CLASSES = {
@@ -447,9 +452,9 @@ class ArrayBoard(Widget):
 
         A row of grids first gives up the rows beyond what its highlights span (the window
         of the step, or the whole kernel; three rows at least), the row with the most to
-        spare first; if that is
-        not enough, the row with the most rows left loses one at a time (on a tie, the row
-        whose smallest cropped array is the larger), down to one row each."""
+        spare first; if that is not enough, the row with the most rows left loses one at a
+        time (on a tie, the row whose smallest cropped array is the larger), down to one row
+        each (below that the container scrolls)."""
         room = self._room()
         blocks = self._blocks
         shelves = pack_rows([block.width for block in blocks], available)
