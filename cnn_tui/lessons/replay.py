@@ -263,9 +263,12 @@ class Replay:
         return len(self._group_starts)
 
     def cell_number(self) -> int:
-        """1-based number of the current output cell (0 before the first step)."""
+        """1-based number of the current output cell (0 before the first step; at the start
+        of an entered phase, the cells done before it)."""
         k = self.current_index
-        return 0 if k is None else int(self._group_of[k]) + 1
+        if k is None:
+            return int(self._group_of[self.position - 1]) + 1 if self.position else 0
+        return int(self._group_of[k]) + 1
 
     def next_cell(self) -> int:
         """Finish the current output cell; when it is finished, finish the next one."""

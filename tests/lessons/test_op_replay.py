@@ -48,6 +48,7 @@ def test_next_phase_lands_before_the_phases_first_step() -> None:
     model.next_phase()
     assert where(model) == ("backward", "grad_weight", dw.start)
     assert model.replay.current is None and model.replay.highlights() == {}
+    assert model.replay.cell_number() == 1  # db's one cell done, none of dW's begun
     assert model.step_lines()[0].startswith("backward · dW: 576 steps, none run yet.")
     assert model.replay.grid_names == ["x_pad", "dout", "w", "dw"]
     model.step(1)  # → runs dW's first step
