@@ -403,10 +403,13 @@ class Replay:
         return marks
 
     def view_indices(self) -> dict[str, int]:
-        """The sample n, channel c and filter f the current step works on (for the view)."""
+        """The sample n, channel c and filter f the current step works on (for the view);
+        before the first step of the pass or of an entered phase, the ones the next step does."""
         e = self.current
         if e is None:
-            return {}
+            if self.position >= self.total:
+                return {}
+            e = self.events[self.position]
         found: dict[str, int] = {}
         refs = [(e.target, e.target_index)] + [(o.name, o.index) for o in e.operands]
         for name, index in refs:

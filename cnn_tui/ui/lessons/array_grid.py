@@ -170,6 +170,7 @@ def render_grid(
         inner = max(label_w + cols * cell_w, 12)
         candidates = (
             f" {spec.title} · {part} of {full_rows}×{full_cols} ",
+            f" {spec.title} · {part} ",
             f" {name} · {part} of {full_rows}×{full_cols} ",
             f" {name} · {part} ",
             f" {name} ",
@@ -366,8 +367,17 @@ class ArrayBoard(Widget):
         readers = [
             i
             for i, spec in enumerate(self._grids)
-            if spec.operand or any(role == READ for role in spec.marks.values())
+            if any(role == READ for role in spec.marks.values())
         ]
+        if self.fit_height:
+            # the phase's 2-D operands, from its start, so the layout holds still while
+            # stepping; a one-row array (a bias) fits wherever there is room
+            readers = [
+                i
+                for i, spec in enumerate(self._grids)
+                if (spec.operand or i in readers) and np.ndim(spec.values) == 2
+                and np.shape(spec.values)[0] > 1
+            ]  # fmt: skip
         if len(readers) > 1:
             natural = {i: render(i, caps[i]).width for i in readers}
             left = available - _GAP * (len(readers) - 1)
