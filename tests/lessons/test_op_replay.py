@@ -284,3 +284,13 @@ def test_padded_titles_only_with_padding() -> None:
     assert {s.name: s.title for s in padded.grid_specs({})}["dx_pad"] == (
         "dx_pad grad input, padded"
     )
+
+
+def test_at_a_phase_start_the_view_shows_the_slice_of_the_next_step() -> None:
+    model = OpReplay(build_example("conv", channels=2, filters=2))
+    model.jump("end")
+    assert model.view_indices()["c"] == 1  # the last forward step: channel 1
+    model.next_phase()  # db's start
+    model.next_phase()  # dW's start: its first step works on filter 0, channel 0
+    assert model.replay.current is None
+    assert model.view_indices() == {"n": 0, "f": 0, "c": 0}
