@@ -6,9 +6,10 @@ again as a transposed convolution of dout (`replay.transposed_replay`, when a le
 its steps). `OpReplay` holds them and the pass on screen (`mode`), and is the cursor the screen
 moves: a step, a cell jump or a jump to either end moves the pass on screen, each pass keeping
 its own position; `next_phase` walks forward → db → dW → dX → dX as a transposed conv →
-forward across the passes. From there it derives what the screen shows: the status line, the
-grids, the step with its rule, and the panel's last line (the output-size formula, where dout
-comes from, or what to press at the end of a pass). `NetReplay` is the network lesson's
+forward across the passes, entering each backward phase before its first step. From there it
+derives what the screen shows: the status line, the grids, the step with its rule, and the
+panel's last line (the output-size formula, where dout comes from, the stride leftovers of the
+transposed view, or what to press at the end of a pass). `NetReplay` is the network lesson's
 counterpart. Nothing here imports Textual.
 """
 
@@ -36,14 +37,17 @@ from cnn_tui.lessons.navigation import (
 from cnn_tui.lessons.replay import (
     GridSpec,
     Replay,
+    StrideLeftovers,
     build_replays,
     grid_specs,
     ref,
     size_formula,
+    stride_leftovers,
     transposed_replay,
 )
 from cnn_tui.lessons.rules import dout_source
 from cnn_tui.lessons.step_text import axes_of
+from cnn_tui.text import one_line
 
 # The passes of a lesson, in the order `next_phase` walks them (pooling has no transposed view).
 MODES = ("forward", "backward", "transposed")
@@ -118,20 +122,18 @@ class OpReplay:
     def next_phase(self) -> int:
         """forward → db → dW → dX → dX as a transposed conv → forward (pooling: forward ↔ dX).
 
-        Entering the backward pass goes to its first phase's first step; the transposed view
-        and the forward pass are entered where they were left (the transposed view at its
-        first step at least)."""
+        A phase of the backward pass is entered at its start, before its first step (its
+        arrays on the board, the next → runs that step); the transposed view and the forward
+        pass are entered where they were left."""
         if self.mode == "forward":
             self.mode = "backward"
-            return self.replay.seek(self.replay.phases[0].start + 1)
+            return self.replay.enter_phase(self.replay.phases[0].phase)
         if self.mode == "transposed":
             self.mode = "forward"
             return self.position
         replay = self.replay
-        if replay.position > 0 and replay.phase_at() == replay.phases[-1]:
+        if replay.phase_at() == replay.phases[-1]:
             self.mode = "transposed" if self.has_transposed else "forward"
-            if self.mode == "transposed":
-                return self.replay.seek(max(self.replay.position, 1))
             return self.position
         return replay.next_phase()
 
@@ -265,13 +267,53 @@ class OpReplay:
 
     @property
     def example_label(self) -> str:
-        """The example in the status line: "example edge-detect", "seed 3", "edited", ..."""
+        """The example in the status line (the one place it is named): "example edge-detect",
+        "seed 3", "edited", ... `StepStatus` drops it first when the line is too narrow."""
         label = self.example.status_label
         return label if self.example.name == "random" else f"example {label}"
 
+    @property
+    def leftovers(self) -> StrideLeftovers | None:
+        """The rows and columns of x_pad no output window reaches (conv only)."""
+        return stride_leftovers(self.example) if self.op == "conv" else None
+
+    def leftovers_line(self) -> str:
+        """The transposed view's note on the rows and columns no window reaches, or ""."""
+        left = self.leftovers
+        if not left:
+            return ""
+        named = []
+        for lines, word in ((left.rows, "row"), (left.cols, "col")):
+            if lines:
+                named.append(f"{word}{'s' if len(lines) > 1 else ''} {_index_list(lines)}")
+        only_padding = not (left.input_lines(0) or left.input_lines(1))
+        where = ", padding only" if only_padding else ""
+        return (
+            f"stride {_pair(self.example.stride)}: x_pad {', '.join(named)} ({left.cells} cells"
+            f"{where}) in no window, read by no output: dx = 0 there, no step writes it "
+            f"(conv_transpose2d's output_padding={left.output_padding})"
+        )
+
     def step_lines(self) -> list[str]:
-        """The current step's formula, its numbers and where its output cell stands."""
-        return self.replay.step_lines()
+        """The current step's formula, its numbers and where its output cell stands; before
+        the first step of the forward pass, what the example is about (`description_line`)."""
+        lines = self.replay.step_lines()
+        about = self.description_line()
+        if self.mode == "forward" and self.replay.position == 0 and about:
+            lines = [lines[0], about, *lines[2:]]
+        return lines
+
+    def description_line(self, limit: int = 240) -> str:
+        """The example's title and description as one safe line ("" when it has none): they
+        come from a TOML file, so every control character is escaped (`text.one_line`) and
+        the text is cut at `limit` characters."""
+        example = self.example
+        description = " ".join(str(example.description or "").split())
+        if not description:
+            return ""
+        title = " ".join(str(example.title or "").split())
+        text = one_line(f"{title}: {description}" if title else description)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def rule_lines(self) -> list[str]:
         """What the current phase computes, and the local derivative in general and here."""
@@ -282,7 +324,11 @@ class OpReplay:
         output-size formula (forward) or where dout comes from (backward)."""
         if self.replay.position >= self.replay.total:
             return self.end_hint()
-        return size_formula(self.example) if self.mode == "forward" else dout_source(self.example)
+        if self.mode == "forward":
+            return size_formula(self.example)
+        if self.mode == "transposed" and self.leftovers:
+            return self.leftovers_line()
+        return dout_source(self.example)
 
     def end_hint(self) -> str:
         """What to press once the pass on screen is done."""
@@ -296,10 +342,12 @@ class OpReplay:
                 )
             more = "m for the other pooling" if self.op == "pool" else "e to edit the example"
             return f"backward pass done: press b for the forward pass, {more}"
-        return (
+        done = (
             "dX as a transposed convolution done: the same dx as the dX phase (PyTorch: "
             "conv_transpose2d); press t to go back, b for the forward pass"
         )
+        left = self.leftovers_line()
+        return f"{done}. {left[0].upper()}{left[1:]}" if left else done
 
 
 def _axes(op: str, name: str, ndim: int) -> tuple[str | None, ...]:
@@ -313,3 +361,12 @@ def _fits(query: GotoQuery, op: str, name: str, shape: tuple[int, ...]) -> bool:
     """Whether a cell typed with these many indices can be a cell of array `name`."""
     spatial = sum(axis is None for axis in _axes(op, name, len(shape)))
     return len(query.index) in (len(shape), spatial)
+
+
+def _pair(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
+
+
+def _index_list(indices: tuple[int, ...]) -> str:
+    """Consecutive indices as a range: (9,) → "9", (8, 9) → "8–9"."""
+    return str(indices[0]) if len(indices) == 1 else f"{indices[0]}–{indices[-1]}"

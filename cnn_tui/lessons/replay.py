@@ -69,6 +69,13 @@ ARRAY_TITLES = {
     "dx": "grad input",
 }
 
+# Titles of the padded arrays when there is no padding (P = 0: x_pad is x itself).
+UNPADDED_TITLES = {"x_pad": "= x, input", "dx_pad": "= dx, grad input"}
+
+# The grid of the kernel rotated by 180°: the kernel a true convolution (and the transposed
+# view of a cross-correlation) multiplies by.
+ROTATED_NAME, ROTATED_TITLE = "w_rot", "w rotated 180°"
+
 # The order grids are laid out in: what is read, then what is written.
 GRID_ORDER = ("x_pad", "x", "w", "b", "dout", "dout_up", "out", "db", "dw", "dx_pad", "dx")
 
@@ -196,6 +203,9 @@ class Replay:
             for name in set(target_names)
         }
         self.position = 0
+        # the phase `next_phase` entered: the cursor sits at its start, none of its steps applied
+        # (position == its start, which is also where the phase before it ends)
+        self._entered: PhaseSpan | None = None
         # the finished arrays, so a grid can size its columns for the values still to come
         self.seek(self.total)
         self.final = {name: self.values(name).copy() for name in self._views}
@@ -210,6 +220,9 @@ class Replay:
         self.context_windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = {}
         # the array whose maxima a route step sends the gradient to (the pooling input)
         self.route_source = "x"
+        # whether the steps read the kernel rotated by 180° (a true convolution's forward and
+        # backward; the transposed view of a cross-correlation): the board then draws it rotated
+        self.kernel_rotated = False
 
     # ----------------------------------------------------------------- cursor
 
@@ -228,6 +241,7 @@ class Replay:
             restored = np.where(prev >= 0, self._after[np.maximum(prev, 0)], np.nan)
             self._state[cells[first]] = restored
         self.position = target
+        self._entered = None
         return target
 
     def step(self, delta: int = 1) -> int:
@@ -235,8 +249,11 @@ class Replay:
 
     @property
     def current_index(self) -> int | None:
-        """Index of the last applied event (the step on screen), None at position 0."""
-        return self.position - 1 if self.position > 0 else None
+        """Index of the last applied event (the step on screen), None at position 0 and at the
+        start of a phase `next_phase` entered (no step of it applied yet)."""
+        if self.position == 0 or self._entered is not None:
+            return None
+        return self.position - 1
 
     @property
     def current(self) -> Any | None:
@@ -253,15 +270,18 @@ class Replay:
         return len(self._group_starts)
 
     def cell_number(self) -> int:
-        """1-based number of the current output cell (0 before the first step)."""
+        """1-based number of the current output cell (0 before the first step; at the start
+        of an entered phase, the cells done before it)."""
         k = self.current_index
-        return 0 if k is None else int(self._group_of[k]) + 1
+        if k is None:
+            return int(self._group_of[self.position - 1]) + 1 if self.position else 0
+        return int(self._group_of[k]) + 1
 
     def next_cell(self) -> int:
         """Finish the current output cell; when it is finished, finish the next one."""
         k = self.current_index
-        if k is None:
-            return self.seek(int(self._group_ends[0]))
+        if k is None:  # before the first step of the pass or of an entered phase
+            return self.seek(self.cell_span(min(self.position, self.total - 1))[1])
         _, end = self.cell_span(k)
         if self.position < end:
             return self.seek(end)
@@ -271,14 +291,19 @@ class Replay:
 
     def prev_cell(self) -> int:
         """Go back to the end of the previous output cell (position 0 before the first)."""
-        k = self.current_index
-        if k is None:
+        if self.position == 0:
             return 0
+        k = self.current_index
+        if k is None:  # at an entered phase's start, where the previous cell ends
+            return self.seek(self.cell_span(self.position - 1)[0])
         # the previous cell ends where the current one starts
         return self.seek(self.cell_span(k)[0])
 
     def phase_at(self, position: int | None = None) -> PhaseSpan:
-        """The phase of the step at `position` (the first phase at position 0)."""
+        """The phase of the step at `position` (the first phase at position 0); without a
+        position, the phase on screen: the one `next_phase` entered, while at its start."""
+        if position is None and self._entered is not None:
+            return self._entered
         position = self.position if position is None else position
         k = max(position - 1, 0)
         for span in self.phases:
@@ -287,13 +312,17 @@ class Replay:
         return self.phases[-1]
 
     def next_phase(self) -> int:
-        """Jump to the first step of the next phase (wraps round to the first phase)."""
-        here = self.phase_at()
-        index = self.phases.index(here)
-        if self.position == 0:
-            return self.seek(here.start + 1)
-        following = self.phases[(index + 1) % len(self.phases)]
-        return self.seek(following.start + 1)
+        """To the start of the next phase, before its first step (wraps round to the first)."""
+        index = self.phases.index(self.phase_at())
+        return self.enter_phase(self.phases[(index + 1) % len(self.phases)].phase)
+
+    def enter_phase(self, phase: str) -> int:
+        """To the start of phase `phase`, before its first step: its arrays on the board, none
+        of its steps applied (the next → runs its first step)."""
+        span = next(span for span in self.phases if span.phase == phase)
+        self.seek(span.start)
+        self._entered = span if span.start > 0 else None
+        return self.position
 
     # ----------------------------------------------------------------- derived state
 
@@ -323,20 +352,36 @@ class Replay:
             self._decimals[name] = grid_decimals(self.final_values(name))
         return self._decimals[name]
 
-    @property
-    def grid_names(self) -> list[str]:
-        """Arrays to draw: the ones the current phase reads, then every array written."""
+    def phase_arrays(self) -> tuple[set[str], set[str]]:
+        """The arrays the current phase reads and the ones it writes."""
         phase = self.phase_at()
         read: set[str] = set()
-        sample_end = min(phase.end, phase.start + 64)
-        for e in self.events[phase.start : sample_end]:
+        written: set[str] = set()
+        sample = self.events[phase.start : min(phase.end, phase.start + 64)]
+        for e in sample:
             read.update(o.name for o in e.operands)
-        if any(e.kind == "route" for e in self.events[phase.start : sample_end]):
+            written.add(e.target)
+        if any(e.kind == "route" for e in sample):
             read.add("x")  # max-pool routing: show where each window's max was
+        return read, written
+
+    @property
+    def grid_names(self) -> list[str]:
+        """Arrays to draw: the ones the current phase reads, the pinned ones (the kernel), then
+        the ones it writes; arrays the phase does not use (the forward output, the gradients
+        of the other phases) stay off the board so the ones it uses get the room."""
+        read, written = self.phase_arrays()
         names = [n for n in GRID_ORDER if n in read and n in self.arrays]
         names += [n for n in GRID_ORDER if n in self.pinned and n not in names]
-        names += [n for n in GRID_ORDER if n in self.targets and n not in names]
+        names += [n for n in GRID_ORDER if n in written and n not in names]
         return names
+
+    @property
+    def reads_rotated_kernel(self) -> bool:
+        """Whether the current phase multiplies by the kernel rotated by 180° (w read rotated)."""
+        if not self.kernel_rotated:
+            return False
+        return "w" in self.phase_arrays()[0]
 
     def highlights(self) -> dict[str, dict[tuple[int, ...], str]]:
         """name -> {index: role}: the current step's written cell ("write"), its operands
@@ -365,10 +410,13 @@ class Replay:
         return marks
 
     def view_indices(self) -> dict[str, int]:
-        """The sample n, channel c and filter f the current step works on (for the view)."""
+        """The sample n, channel c and filter f the current step works on (for the view);
+        before the first step of the pass or of an entered phase, the ones the next step does."""
         e = self.current
         if e is None:
-            return {}
+            if self.position >= self.total:
+                return {}
+            e = self.events[self.position]
         found: dict[str, int] = {}
         refs = [(e.target, e.target_index)] + [(o.name, o.index) for o in e.operands]
         for name, index in refs:
@@ -407,6 +455,10 @@ class Replay:
         """The arithmetic of the current step: the formula, its numbers, the cell's progress."""
         e = self.current
         if e is None:
+            if self._entered is not None:
+                span = self._entered
+                first = f"{span.label}: {span.end - span.start} steps, none run yet."
+                return [f"{first} Press → to run the first one.", "", ""]
             return [
                 f"{self.total} steps recorded. Press → to run the first one.",
                 "",
@@ -507,14 +559,19 @@ class GridSpec:
     pad: tuple[int, int] = (0, 0)  # rows / columns of zero padding on each side (dimmed)
     final: np.ndarray | None = None  # the finished values: fixes the column width up front
     decimals: int | None = None  # None: the fewest that show `final` (`grid_decimals`)
+    short: str = ""  # the name with its slice, e.g. "x_pad[c=1]" (a cropped grid's title)
+    operand: bool = False  # the current phase reads it (the board keeps operands side by side)
 
 
 def grid_specs(
     replay: Replay, view: Mapping[str, int], padding: tuple[int, int] = (0, 0)
 ) -> list[GridSpec]:
     """The grids of the current position: the 2-D slice of each array that `view` selects
-    (sample n, channel c, filter f), with the current step's cells marked."""
+    (sample n, channel c, filter f), with the current step's cells marked. When the phase
+    multiplies by the kernel rotated by 180°, a "w rotated 180°" grid follows the kernel, with
+    the entry being multiplied marked where it sits in the rotated kernel."""
     marks = replay.highlights()
+    read = replay.phase_arrays()[0]
     specs = []
     for name in replay.grid_names:
         values = replay.values(name)
@@ -538,13 +595,36 @@ def grid_specs(
             elif where[: len(lead)] == lead:
                 cells[(where[-2], where[-1])] = role
         shown = f"{name}[{', '.join(labels)}]" if labels else name
-        title = f"{shown} {ARRAY_TITLES.get(name, '')}".strip()
+        described = ARRAY_TITLES.get(name, "")
+        if name in UNPADDED_TITLES and padding == (0, 0):
+            described = UNPADDED_TITLES[name]
+        title = f"{shown} {described}".strip()
         if name == "out" and name in replay.arrays:
             title = f"{shown} forward output"
         pad = padding if name.endswith("_pad") else (0, 0)
         decimals = replay.decimals(name)  # the whole array's, as the arithmetic writes it
-        specs.append(GridSpec(name, title, plane, cells, pad, final_plane, decimals))
+        specs.append(
+            GridSpec(
+                name, title, plane, cells, pad, final_plane, decimals,
+                short=shown, operand=name in read,
+            )
+        )  # fmt: skip
+        if name == "w" and replay.reads_rotated_kernel:
+            specs.append(_rotated_spec(specs[-1], labels))
     return specs
+
+
+def _rotated_spec(kernel: GridSpec, labels: Sequence[str]) -> GridSpec:
+    """The kernel grid rotated by 180°: rot[ki,kj] = w[KH−1−ki, KW−1−kj], the marks moved along."""
+    rows, cols = kernel.values.shape
+    marks = {(rows - 1 - r, cols - 1 - c): role for (r, c), role in kernel.marks.items()}
+    final = None if kernel.final is None else kernel.final[::-1, ::-1]
+    title = f"{ROTATED_TITLE} [{', '.join(labels)}]" if labels else ROTATED_TITLE
+    values = kernel.values[::-1, ::-1]
+    return GridSpec(
+        ROTATED_NAME, title, values, marks, (0, 0), final, kernel.decimals,
+        short=title, operand=True,
+    )  # fmt: skip
 
 
 def build_replays(example: Any) -> tuple[Replay, Replay]:
@@ -564,7 +644,8 @@ def build_replays(example: Any) -> tuple[Replay, Replay]:
             {"x_pad": x_pad, "w": example.w, "dout": example.dout, "out": out},
             {"db": example.b.shape, "dw": example.w.shape, "dx_pad": x_pad.shape},
         )
-        backward.pinned = ("w", "out")  # the kernel and the forward output stay in sight
+        backward.pinned = ("w",)  # the kernel stays in sight
+        forward.kernel_rotated = backward.kernel_rotated = bool(example.flip)
     else:
         forward = Replay(forward_events, {"x": example.x}, {"out": out.shape})
         backward = Replay(
@@ -572,7 +653,6 @@ def build_replays(example: Any) -> tuple[Replay, Replay]:
             {"x": example.x, "dout": example.dout, "out": out},
             {"dx": example.x.shape},
         )
-        backward.pinned = ("out",)
         windows: dict[tuple[int, ...], list[tuple[str, tuple[int, ...]]]] = {}
         for e in forward_events:  # each output cell's window, as the forward pass read it
             key = tuple(value for _, value in e.loops[:4])
@@ -596,9 +676,58 @@ def transposed_replay(example: Any) -> Replay | None:
         {"dout_up": stuffed_dout(example.dout, cache), "w": example.w, "dout": example.dout},
         {"dx_pad": example.x_pad.shape},
     )
-    replay.pinned = ("dout",)
+    replay.kernel_rotated = not example.flip  # a true convolution's kernel is rotated twice
     replay.example = example
     return replay
+
+
+@dataclass(frozen=True)
+class StrideLeftovers:
+    """The rows and columns of x_pad that no output window reaches (a stride that does not
+    divide H + 2P − D·(K − 1) − 1): no output read them, so their gradient is 0, and the
+    transposed convolution's stride-1 windows stop before them. PyTorch's `conv_transpose2d`
+    adds them back with `output_padding` (one per row / column left over)."""
+
+    rows: tuple[int, ...]  # x_pad indices, last rows first reached by nothing
+    cols: tuple[int, ...]
+    padding: tuple[int, int]
+    input_size: tuple[int, int]  # H, W of x (x_pad is H + 2P by W + 2P)
+
+    @property
+    def output_padding(self) -> tuple[int, int]:
+        """`conv_transpose2d`'s output_padding that gives dx its full size."""
+        return len(self.rows), len(self.cols)
+
+    @property
+    def cells(self) -> int:
+        """Cells of one x_pad plane in a left-over row or column."""
+        height = self.input_size[0] + 2 * self.padding[0]
+        width = self.input_size[1] + 2 * self.padding[1]
+        return len(self.rows) * width + len(self.cols) * height - len(self.rows) * len(self.cols)
+
+    def input_lines(self, axis: int) -> tuple[int, ...]:
+        """The left-over rows (axis 0) or columns (axis 1) that are x's own, in x's indices
+        (the others are padding, cut off from dx anyway)."""
+        lines = self.rows if axis == 0 else self.cols
+        pad, size = self.padding[axis], self.input_size[axis]
+        return tuple(r - pad for r in lines if pad <= r < pad + size)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.cols)
+
+
+def stride_leftovers(example: Any) -> StrideLeftovers:
+    """The rows and columns of a conv example's x_pad that no output window reaches."""
+    height, width = example.x.shape[2:]
+    ph, pw = example.padding
+    lines = []
+    for out, stride, dilation, kernel, full in zip(
+        example.output_shape[2:], example.stride, example.dilation, example.kernel,
+        (height + 2 * ph, width + 2 * pw), strict=True,
+    ):  # fmt: skip
+        reached = (out - 1) * stride + 1 + dilation * (kernel - 1)
+        lines.append(tuple(range(reached, full)))
+    return StrideLeftovers(lines[0], lines[1], (ph, pw), (height, width))
 
 
 def size_formula(example: Any) -> str:
@@ -731,14 +860,7 @@ def compare_with_torch(example: Any) -> float:
         ref_out = F.conv2d(x, kernel, b, padding=example.padding, **geometry)
         dout = torch.tensor(example.dout, dtype=torch.float64)
         # conv_transpose2d gives the rows a window reached; output_padding adds the rest
-        reached = [
-            (size - 1) * s - 2 * p + d * (k - 1) + 1
-            for size, s, p, d, k in zip(
-                example.output_shape[2:], example.stride, example.padding,
-                example.dilation, example.kernel, strict=True,
-            )
-        ]  # fmt: skip
-        extra = tuple(full - got for full, got in zip(example.x.shape[2:], reached, strict=True))
+        extra = stride_leftovers(example).output_padding
         transposed = F.conv_transpose2d(
             dout, kernel.detach(), padding=example.padding, output_padding=extra, **geometry
         )

@@ -75,8 +75,8 @@ def test_conv_lesson_steps_switches_to_backward_and_quits() -> None:
         tmux.send("b")
         screen = tmux.wait_for("conv2d · backward · db")
         assert "dout = ∂L/∂out, upstream" in screen
-        tmux.send("p", "p")
-        tmux.wait_for("backward · dW")
+        tmux.send("p")  # from db's start: dW's start, before its first step
+        tmux.wait_for("backward · dW: 450 steps, none run yet")
         # the checks ran in a worker of the real app: PyTorch (when installed) and numerics
         tmux.wait_for("finite differences: rel. error", timeout=60)
         if importlib.util.find_spec("torch") is not None:

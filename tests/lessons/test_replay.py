@@ -133,9 +133,10 @@ def test_backward_phases_run_in_the_naive_order(conv) -> None:
     for _ in range(4):
         backward.next_phase()
         labels.append(backward.phase_at().label)
-    # from step 0 the first jump lands on the first db step, then dW, dX and round again
-    assert labels == ["backward · db", "backward · dW", "backward · dX", "backward · db"]
-    assert backward.position == backward.phases[0].start + 1
+    # step 0 is db's start: the jumps land on the start of dW, dX, db (round again), dW,
+    # before each phase's first step
+    assert labels == ["backward · dW", "backward · dX", "backward · db", "backward · dW"]
+    assert backward.position == backward.phases[1].start and backward.current is None
 
 
 def test_a_mac_step_highlights_its_window_operands_and_output(conv) -> None:

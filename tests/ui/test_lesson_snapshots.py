@@ -73,3 +73,53 @@ def test_conv_transposed_view_dilated(snap_compare) -> None:
     params = {"height": 7, "width": 7, "dilation": 2, "padding": "same", "seed": 2}
     run_before = lesson("conv", params)
     assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(120, 40), run_before=run_before)
+
+
+# The projector cases (issue 24): at 80×24 the cell written, its window, the kernel and the
+# array accumulated are all on the board, each grid with its title and indices.
+BIG = {"height": 8, "width": 8, "padding": 1}
+
+
+def test_big_input_forward_midway_80x24(snap_compare) -> None:
+    """Cell 50 of 64: out[6,1] and its window x_pad[6..8, 1..3] in view, rows cropped."""
+    keys = ["right_square_bracket"] * 50
+    run_before = lesson("conv", BIG)
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_big_input_backward_dx_late_80x24(snap_compare) -> None:
+    """dx_pad[2,8] += w[0,2]·dout[2,6]: the forward output, read by no backward step, is off
+    the board."""
+    keys = ["b", "p", "p"] + ["right"] * 201
+    run_before = lesson("conv", BIG)
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_transposed_view_rotated_kernel_80x24(snap_compare) -> None:
+    """The transposed view with stride 2: "w rotated 180°" with its own highlight, and the
+    rows and columns no window reaches named in the panel."""
+    keys = ["t"] + ["right_square_bracket"] * 4 + ["right"] * 4
+    run_before = lesson("conv", {**BIG, "stride": 2, "padding": 0})
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_true_convolution_80x24(snap_compare) -> None:
+    """A true convolution: the kernel entry multiplied is marked in w and in w rotated 180°,
+    where it lines up with the window."""
+    keys = ["right_square_bracket"] * 20 + ["right"] * 4
+    run_before = lesson("conv", {**BIG, "conv_mode": "convolution"})
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_max_pool_backward_80x24(snap_compare) -> None:
+    keys = ["b"] + ["right"] * 9
+    run_before = lesson("pool", {"height": 8, "width": 8, "seed": 1})
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_several_filters_backward_dx_120x40(snap_compare) -> None:
+    """Two channels and two filters, dX late, at 120×40."""
+    keys = ["b", "p", "p"] + ["right"] * 300
+    params = {"height": 8, "width": 8, "padding": 1, "channels": 2, "filters": 2}
+    run_before = lesson("conv", params)
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(120, 40), run_before=run_before)

@@ -3,9 +3,11 @@
 `ArrayBoard` shows several small 2-D arrays (an input channel, a kernel, an output map, ...)
 side by side, wrapping into rows to fit its width. Each grid is built directly as segments from
 the values at the current step and the board hands Textual ready-made lines (the Line API), so
-a redraw of the largest lesson costs a few milliseconds. Highlights use the theme through
-component classes and are also visible without colour: the cells being read or written are
-bracketed `[0.42]`, the window is underlined, padding and not-yet-computed cells are dimmed.
+a redraw of the largest lesson costs a few milliseconds. A grid too large for its room shows the
+part around the highlighted cells, its title and row / column indices drawn around that part.
+Highlights use the theme through component classes and are also visible without colour: the
+cells being read or written are bracketed `[0.42]`, the window is underlined, padding and
+not-yet-computed cells are dimmed.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class RenderedGrid:
     cell_w: int
     origin: tuple[int, int] = (0, 0)  # the first row and column shown (large arrays are cropped)
     cropped: bool = False  # some columns did not fit
+    shown_rows: int = 1  # rows of values drawn
+    shown_cols: int = 1  # columns of values drawn
 
 
 def visible_start(
@@ -142,7 +146,7 @@ def render_grid(
     label_w = len(str(full_rows - 1)) + 1 if full_rows > 1 else 0
     rows, cols = full_rows, full_cols
     if max_rows is not None:
-        rows = min(full_rows, max(max_rows, 3))
+        rows = min(full_rows, max(max_rows, 1))
     if max_width is not None:
         cols = min(full_cols, max((max_width - 2 - label_w) // cell_w, 3))
     r0 = visible_start(spec.marks, 0, full_rows, rows, previous[0])
@@ -154,16 +158,24 @@ def render_grid(
     inner = max(label_w + cols * cell_w, len(title) + 2)
     if (rows, cols) != (full_rows, full_cols):
         # a cropped grid says which part it shows; its title never widens it (the point of
-        # cropping is to fit), so a long one is cut
+        # cropping is to fit), so a long one gives up its description, then the part shown,
+        # but keeps the array's name with its slice (x_pad[c=1])
         parts = []
         if rows != full_rows:
-            parts.append(f"rows {r0}–{r0 + rows - 1}")
+            parts.append(f"rows {r0}–{r0 + rows - 1}" if rows > 1 else f"row {r0}")
         if cols != full_cols:
-            parts.append(f"cols {c0}–{c0 + cols - 1}")
-        title = f" {spec.title} · {', '.join(parts)} of {full_rows}×{full_cols} "
+            parts.append(f"cols {c0}–{c0 + cols - 1}" if cols > 1 else f"col {c0}")
+        part = ", ".join(parts)
+        name = spec.short or spec.name
         inner = max(label_w + cols * cell_w, 12)
-        if len(title) + 2 > inner:
-            title = f" {spec.name} · {', '.join(parts)} "
+        candidates = (
+            f" {spec.title} · {part} of {full_rows}×{full_cols} ",
+            f" {spec.title} · {part} ",
+            f" {name} · {part} of {full_rows}×{full_cols} ",
+            f" {name} · {part} ",
+            f" {name} ",
+        )
+        title = next((t for t in candidates if len(t) + 2 <= inner), candidates[-1])
         if len(title) + 2 > inner:
             title = title[: inner - 3] + "… "
     fill = " " * (inner - label_w - cols * cell_w)
@@ -220,7 +232,7 @@ def render_grid(
         line.add("│", border)
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
-    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols)
+    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols)
 
 
 def pack_rows(widths: Sequence[int], available: int, gap: int = _GAP) -> list[list[int]]:
@@ -269,7 +281,10 @@ class ArrayBoard(Widget):
     """Several grids side by side, wrapping to the width of the scrolling container around it.
 
     The board sizes itself to its lines (the container scrolls it); `show` only re-lays out the
-    screen when that size changes, so a step redraws just the board.
+    screen when that size changes, so a step redraws just the board. With `fit_height` (the
+    conv / pool lesson) the grids' rows are cropped so that the board fits the rows the screen
+    gives it (`room`): every grid stays on screen with its title and indices, and only the
+    values inside a grid follow the step, so nothing is scrolled out of sight at 80×24.
     """
 
     COMPONENT_CLASSES = {
@@ -298,8 +313,13 @@ class ArrayBoard(Widget):
     ArrayBoard > .array-board--write { background: $warning; color: $text; text-style: bold; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, id: str | None = None, classes: str | None = None, fit_height: bool = False
+    ) -> None:
         super().__init__(id=id, classes=classes)
+        # crop the grids' rows so that the whole board fits its room (`room`): every grid,
+        # its title and indices stay in sight and only the values scroll inside each grid
+        self.fit_height = fit_height
         self._grids: list[GridSpec] = []
         self._lines: list[tuple[list[Segment], int]] = []
         self._strips: dict[int, Strip] = {}  # built lazily, only for the lines on screen
@@ -329,12 +349,12 @@ class ArrayBoard(Widget):
     def _build(self) -> None:
         styles = self._styles()
         available = self._available_width()
-        max_rows = self._max_rows()
+        max_rows = None if self.fit_height else self._max_rows()
 
-        def render(index: int, width: int) -> RenderedGrid:
+        def render(index: int, width: int, rows: int | None = max_rows) -> RenderedGrid:
             spec = self._grids[index]
             previous = self._shown_from.get(spec.name, (0, 0))
-            return render_grid(spec, styles, max_width=width, max_rows=max_rows, previous=previous)
+            return render_grid(spec, styles, max_width=width, max_rows=rows, previous=previous)
 
         caps = []
         for spec in self._grids:
@@ -342,18 +362,34 @@ class ArrayBoard(Widget):
             # by side; the room left in its row is handed out below
             large = np.shape(spec.values)[-1] > _LARGE and available >= 100
             caps.append(available // 2 - _GAP if large else available)
-        # the operands of the current step share one row, cropped if need be, so both are seen
+        # the operands of the current step share one row, cropped if need be, so both are seen:
+        # the narrow ones (a kernel) keep their width, the wide ones share what is left
         readers = [
             i
             for i, spec in enumerate(self._grids)
             if any(role == READ for role in spec.marks.values())
         ]
+        if self.fit_height:
+            # the phase's 2-D operands, from its start, so the layout holds still while
+            # stepping; a one-row array (a bias) fits wherever there is room
+            readers = [
+                i
+                for i, spec in enumerate(self._grids)
+                if (spec.operand or i in readers) and np.ndim(spec.values) == 2
+                and np.shape(spec.values)[0] > 1
+            ]  # fmt: skip
         if len(readers) > 1:
-            natural = sum(render(i, caps[i]).width for i in readers)
-            if natural + _GAP * (len(readers) - 1) > available:
-                share = (available - _GAP * (len(readers) - 1)) // len(readers)
-                for i in readers:
+            natural = {i: render(i, caps[i]).width for i in readers}
+            left = available - _GAP * (len(readers) - 1)
+            if sum(natural.values()) > left and not self.fit_height:
+                for i in readers:  # an equal share each
+                    caps[i] = min(caps[i], left // len(readers))
+            elif sum(natural.values()) > left:
+                ordered = sorted(readers, key=natural.__getitem__)
+                for count, i in enumerate(ordered):
+                    share = left // (len(ordered) - count)
                     caps[i] = min(caps[i], share)
+                    left -= min(natural[i], caps[i])
         self._blocks = [render(i, caps[i]) for i in range(len(self._grids))]
         # cropped grids take the room their row leaves, instead of blank space beside them
         for row in pack_rows([block.width for block in self._blocks], available):
@@ -363,6 +399,9 @@ class ArrayBoard(Widget):
                 extra = (available - used) // len(cropped)
                 for i in cropped:
                     self._blocks[i] = render(i, self._blocks[i].width + extra)
+        if self.fit_height:
+            for i, rows in self._rows_that_fit(available).items():
+                self._blocks[i] = render(i, self._blocks[i].width, rows)
         for spec, block in zip(self._grids, self._blocks, strict=True):
             self._shown_from[spec.name] = block.origin
         old_lines, old_strips = self._lines, self._strips
@@ -416,6 +455,68 @@ class ArrayBoard(Widget):
             return max(parent.scrollable_content_region.width, 20)
         return max(self.app.size.width - 4, 20)
 
+    def _rows_that_fit(self, available: int) -> dict[int, int]:
+        """How many rows of values each grid (by index) may show so that the rows of grids fit
+        the board's room; grids left out need no cropping. Each grid keeps its title, column
+        indices and borders; only its rows are cropped, around the highlighted cells.
+
+        A row of grids first gives up the rows beyond what its highlights span (the window
+        of the step, or the whole kernel; three rows at least), the row with the most to
+        spare first; if that is not enough, the row with the most rows left loses one at a
+        time (on a tie, the row whose smallest cropped array is the larger), down to one row
+        each (below that the container scrolls)."""
+        room = self._room()
+        blocks = self._blocks
+        shelves = pack_rows([block.width for block in blocks], available)
+        levels = [max(blocks[i].shown_rows for i in shelf) for shelf in shelves]
+
+        def overhead(i: int) -> int:
+            return len(blocks[i].lines) - blocks[i].shown_rows
+
+        def height() -> int:
+            return sum(
+                max(overhead(i) + min(blocks[i].shown_rows, level) for i in shelf)
+                for shelf, level in zip(shelves, levels, strict=True)
+            )
+
+        def need(i: int) -> int:
+            # the rows the highlights span, and a small array (a 3×3 kernel) whole
+            rows = [r for r, _ in self._grids[i].marks]
+            span = max(rows) - min(rows) + 1 if rows else 1
+            return min(max(span, 3), blocks[i].shown_rows)
+
+        needs = [max(need(i) for i in shelf) for shelf in shelves]
+
+        def smallest_cropped(k: int) -> int:
+            # the smallest grid one row less would crop: a kernel's row costs more than a
+            # large array's
+            return min(
+                (blocks[i].shown_rows for i in shelves[k] if blocks[i].shown_rows >= levels[k]),
+                default=0,
+            )
+
+        while height() > room:
+            spare = [level - need for level, need in zip(levels, needs, strict=True)]
+            if max(spare) > 0:
+                index = max(range(len(shelves)), key=lambda k: (spare[k], smallest_cropped(k)))
+            elif max(levels) > 1:
+                index = max(range(len(shelves)), key=lambda k: (levels[k], smallest_cropped(k)))
+            else:
+                break
+            levels[index] -= 1
+        rows = {}
+        for shelf, level in zip(shelves, levels, strict=True):
+            for i in shelf:
+                if blocks[i].shown_rows > level:
+                    rows[i] = level
+        return rows
+
+    def _room(self) -> int:
+        """Lines the screen gives the board (the screen's measure once it laid out)."""
+        parent = self.parent
+        height = parent.scrollable_content_region.height if isinstance(parent, Widget) else 0
+        return self.room or height or max(self.app.size.height - 12, 8)
+
     def _max_rows(self) -> int:
         """Rows per grid: two rows of grids fit the visible height (small arrays never crop)."""
         parent = self.parent
@@ -438,6 +539,27 @@ class ArrayBoard(Widget):
                     left = x + 1 + block.label_w + (c - c0) * block.cell_w
                     found.append(Region(left, y + 2 + r - r0, block.cell_w, 1))
         return Region.from_union(found) if found else None
+
+    def grid_box(self, name: str) -> Region | None:
+        """Where grid `name` is drawn on the board (its border included), None if not shown."""
+        for spec, block, (x, y) in zip(self._grids, self._blocks, self._origins, strict=True):
+            if spec.name == name:
+                return Region(x, y, block.width, len(block.lines))
+        return None
+
+    def cell_region(self, name: str, cell: tuple[int, int]) -> Region | None:
+        """Where cell (row, column) of grid `name` is drawn on the board; None when the grid
+        is not shown or its cropped part leaves the cell out."""
+        for spec, block, (x, y) in zip(self._grids, self._blocks, self._origins, strict=True):
+            if spec.name != name:
+                continue
+            r0, c0 = block.origin
+            r, c = cell
+            if not (r0 <= r < r0 + block.shown_rows and c0 <= c < c0 + block.shown_cols):
+                return None
+            left = x + 1 + block.label_w + (c - c0) * block.cell_w
+            return Region(left, y + 2 + r - r0, block.cell_w, 1)
+        return None
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width

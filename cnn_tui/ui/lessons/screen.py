@@ -100,7 +100,7 @@ class LessonScreen(SteppingScreen):
         yield Header()
         yield StepStatus(id="lesson-status")
         with VerticalScroll(id="lesson-board-scroll", can_focus=False):
-            yield ArrayBoard(id="lesson-board")
+            yield ArrayBoard(id="lesson-board", fit_height=True)
         yield StepPanel(id="lesson-step")
         yield CheckPanel(id="lesson-check")
         yield WrappingFooter()

@@ -13,7 +13,14 @@ from textual.widgets import Static
 
 
 class StepStatus(Static):
-    """One line: operation, phase, `step K / TOTAL`, output cell, play state and speed."""
+    """One line: operation and phase, `step K / TOTAL`, output cell, play state, then the rest
+    (speed, the example, ...) as the model lists them.
+
+    The parts come most important first. When the line is too narrow the last parts go first
+    (the example, then the speed); the phase, the step and the play state always stay (the
+    phase loses its leading operation name, then the cell goes, before they would be cut).
+    The model assembles the parts (`OpReplay.status_parts`, `NetReplay.status_parts`).
+    """
 
     DEFAULT_CSS = """
     StepStatus {
@@ -23,18 +30,46 @@ class StepStatus(Static):
     }
     """
 
+    _SEPARATOR = " │ "
+    _parts: tuple[str, ...] = ()
+    _playing = False
+
     def show(self, parts: Sequence[str], playing: bool) -> None:
+        self._parts, self._playing = tuple(parts), playing
+        self._draw()
+
+    def on_resize(self) -> None:
+        if self._parts:
+            self._draw()
+
+    def fitted(self, width: int) -> list[str]:
+        """The parts shown in `width` columns, play state included, in their order."""
+        parts = list(self._parts)
+        play = "▶ playing" if self._playing else "paused"
+        line = [*parts[:3], play, *parts[3:]]  # phase, step, cell, play, speed, ...
+
+        def length(items: list[str]) -> int:
+            return sum(len(item) for item in items) + len(self._SEPARATOR) * (len(items) - 1)
+
+        while len(line) > 4 and length(line) > width:
+            line.pop()  # the least important part left
+        if length(line) > width and " · " in line[0]:
+            line[0] = line[0].split(" · ", 1)[1]  # "conv2d · backward · dX" → "backward · dX"
+        if len(line) == 4 and length(line) > width:
+            del line[2]  # the cell goes before the play state
+        return line
+
+    def _draw(self) -> None:
+        width = self.content_region.width if self.size.width else self.app.size.width - 2
         text = Text(no_wrap=True, overflow="ellipsis")
-        for index, part in enumerate(parts):
+        play = "▶ playing" if self._playing else "paused"
+        for index, part in enumerate(self.fitted(max(width, 1))):
             if index:
-                text.append(" │ ", style="dim")
-            # the counter is the first part; make it stand out
-            text.append(part, style="bold" if index == 1 else "")
-            if index == 2:
-                text.append(" │ ", style="dim")
-                text.append(
-                    "▶ playing" if playing else "paused", style="bold" if playing else "dim"
-                )
+                text.append(self._SEPARATOR, style="dim")
+            if part == play and index >= 2:
+                text.append(part, style="bold" if self._playing else "dim")
+            else:  # the counter is the second part; make it stand out
+                text.append(part, style="bold" if index == 1 else "")
         self.update(text, layout=False)  # always one line: no need to re-lay out the screen
 
 

@@ -1,0 +1,214 @@
+"""The conv / pool board on a projector (issue 24): at 80×24 and larger the cell being written,
+its window, the kernel and the array being accumulated are on screen whatever the phase, each
+grid with its title and indices; the status line keeps phase, position and play state.
+
+Each test drives the screen with Textual's pilot and checks the board's own geometry: where each
+highlighted cell is drawn (`ArrayBoard.cell_region`) lies inside its grid and inside the part
+of the board its scrolling container shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import pytest
+from textual.containers import VerticalScroll
+from textual.geometry import Region
+
+from cnn_tui.lessons.replay import READ, WRITE
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.screen import LessonScreen
+from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
+
+BIG = {"height": 8, "width": 8, "padding": 1}
+
+
+def run_async(test):
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(autouse=True)
+def no_checks(monkeypatch):
+    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
+
+
+async def lesson_after(pilot, op: str, params: dict, keys: list[str]) -> LessonScreen:
+    screen = LessonScreen(op, params)
+    await pilot.app.push_screen(screen)
+    await pilot.pause()
+    for key in keys:
+        await pilot.press(key)
+    await pilot.pause()
+    await pilot.pause()  # the board is fitted to its room after the refresh
+    return screen
+
+
+def text_of(widget) -> str:
+    content = widget.content
+    return content.plain if hasattr(content, "plain") else str(content)
+
+
+def status(screen: LessonScreen) -> str:
+    return text_of(screen.query_one("#lesson-status", StepStatus))
+
+
+def first_step_line(screen: LessonScreen) -> str:
+    lines = text_of(screen.query_one("#lesson-step", StepPanel)).splitlines()
+    return next(line for line in lines if not line.startswith(("rule ", "     ")))
+
+
+def assert_step_in_view(screen: LessonScreen) -> dict[str, list[Region]]:
+    """Every cell the step reads or writes is drawn inside its grid, and the whole board is
+    inside the visible part of its container (so no title nor index is scrolled away).
+    Returns the drawn regions of the marked cells by grid name."""
+    board = screen.query_one("#lesson-board", ArrayBoard)
+    scroll = screen.query_one("#lesson-board-scroll", VerticalScroll)
+    view = scroll.scrollable_content_region
+    visible = Region(int(scroll.scroll_x), int(scroll.scroll_y), view.width, view.height)
+    width, height = board.board_size
+    assert visible.contains_region(Region(0, 0, width, height)), (visible, board.board_size)
+    drawn: dict[str, list[Region]] = {}
+    for spec in board.grids:
+        box = board.grid_box(spec.name)
+        assert box is not None
+        title = spec.short or spec.name
+        assert title in board.plain_lines()[box.y], (title, board.plain_lines()[box.y])
+        for cell, role in spec.marks.items():
+            if role not in (READ, WRITE):
+                continue
+            region = board.cell_region(spec.name, cell)
+            assert region is not None, f"{spec.name}{cell} ({role}) is cropped away"
+            assert box.contains_region(region)
+            drawn.setdefault(spec.name, []).append(region)
+    return drawn
+
+
+def shown(screen: LessonScreen) -> list[str]:
+    return [spec.name for spec in screen.query_one("#lesson-board", ArrayBoard).grids]
+
+
+@run_async
+async def test_issue_forward_cell_50_of_64_at_80x24() -> None:
+    """`cnn-tui conv --height 8 --width 8 --padding 1`, `]` fifty times: out[6,1] in view."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, "conv", BIG, ["right_square_bracket"] * 50)
+        assert "cell 50 / 64" in status(screen)
+        assert first_step_line(screen) == "out[6,1] += x_pad[8,3]·w[2,2]"
+        drawn = assert_step_in_view(screen)
+        assert set(drawn) == {"x_pad", "w", "out"}
+        assert shown(screen) == ["x_pad", "w", "b", "out"]
+        board = screen.query_one("#lesson-board", ArrayBoard)
+        for cell in [(r, c) for r in range(6, 9) for c in range(1, 4)]:  # the whole window
+            assert board.cell_region("x_pad", cell) is not None
+
+
+@run_async
+async def test_issue_backward_dx_late_at_80x24() -> None:
+    """`b`, `p` to dX's start, then → 201 times: dx_pad[2,8] += w[0,2]·dout[2,6] in view, and
+    the forward output, which no dX step reads, off the board."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        keys = ["b", "p", "p"] + ["right"] * 201
+        screen = await lesson_after(pilot, "conv", BIG, keys)
+        assert "backward · dX" in status(screen)
+        assert first_step_line(screen) == "dx_pad[2,8] += w[0,2]·dout[2,6]"
+        drawn = assert_step_in_view(screen)
+        assert set(drawn) == {"w", "dout", "dx_pad"}
+        assert shown(screen) == ["w", "dout", "dx_pad"]  # no `out`, no db / dw
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize(
+    ("op", "params", "keys", "position", "needed"),
+    [
+        ("conv", BIG, ["b", "p"], 300, {"x_pad", "dout", "w", "dw"}),
+        ("conv", BIG, ["b"], 40, {"dout", "w", "db"}),
+        ("conv", BIG, ["t"], 500, {"dout_up", "w", "w_rot", "dx_pad"}),
+        ("conv", {**BIG, "stride": 2}, ["t"], 300, {"dout_up", "w", "w_rot", "dx_pad"}),
+        ("conv", {**BIG, "conv_mode": "convolution"}, [], 373, {"x_pad", "w", "w_rot", "out"}),
+        ("conv", {**BIG, "channels": 2, "filters": 2}, ["b"], 3000, {"w", "dout", "dx_pad"}),
+        ("conv", {"height": 12, "width": 12, "channels": 2, "padding": 2}, [], 2900, {"x_pad"}),
+        ("pool", {"height": 8, "width": 8}, ["b"], 11, {"x", "dout", "dx"}),
+        ("pool", {"height": 12, "width": 12, "stride": 1, "kernel": 3}, [], 800, {"x", "out"}),
+    ],
+)
+@run_async
+async def test_the_step_stays_in_view_in_every_phase(op, params, keys, position, needed, size):
+    """Pool and conv, every phase, several channels and filters, at 80×24 and 120×40: the
+    step's cells are drawn and in view (the position is set on the model, then redrawn as
+    after a key)."""
+    app = CnnTuiApp()
+    async with app.run_test(size=size) as pilot:
+        screen = await lesson_after(pilot, op, params, keys)
+        screen._move(screen.model.seek, position)
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.model.replay.current is not None
+        assert_step_in_view(screen)
+        assert needed <= set(shown(screen))
+
+
+@run_async
+async def test_the_rotated_kernel_marks_the_entry_multiplied() -> None:
+    """In the transposed view the step multiplies w[2−ki, 2−kj]: the rotated kernel marks
+    (ki, kj), which lines up with the window in dout_up."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, "conv", BIG, ["t"] + ["right"] * 2)
+        event = screen.model.replay.current
+        (_, _, wi, wj) = event.operands[1].index
+        specs = {spec.name: spec for spec in screen.query_one("#lesson-board", ArrayBoard).grids}
+        assert specs["w"].marks[(wi, wj)] == READ
+        assert specs["w_rot"].marks[(2 - wi, 2 - wj)] == READ
+        assert specs["w_rot"].title == "w rotated 180°"
+        assert specs["w_rot"].values[2 - wi, 2 - wj] == event.operands[1].value
+        assert_step_in_view(screen)
+        await pilot.press("t")  # the scatter dX phase reads the kernel unrotated
+        assert "w_rot" not in shown(screen)
+
+
+@run_async
+async def test_the_status_line_keeps_phase_position_and_play_state_when_narrow() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, "conv", BIG, ["t", "right"])
+        line = status(screen)
+        assert "dX as a transposed conv" in line and "step 1 / 900" in line
+        assert "cell 1 / 100" in line and line.rstrip().endswith("paused")
+        assert "…" not in line  # dropped parts, never a cut one
+        await pilot.press("space")
+        assert "▶ playing" in status(screen)
+        await pilot.press("space")
+    async with CnnTuiApp().run_test(size=(60, 24)) as pilot:
+        screen = await lesson_after(pilot, "conv", BIG, ["t", "right"])
+        line = status(screen)
+        assert line.split(" │ ") == ["backward · dX as a transposed conv", "step 1 / 900", "paused"]
+    async with CnnTuiApp().run_test(size=(120, 40)) as pilot:
+        screen = await lesson_after(pilot, "conv", {"example": "edge-detect"}, [])
+        assert status(screen).split(" │ ") == [
+            "conv2d · forward",
+            "step 0 / 160",
+            "cell 0 / 16",
+            "paused",
+            "5 steps/s",
+            "example edge-detect, seed 0",
+        ]
+
+
+@run_async
+async def test_the_example_description_is_on_screen_before_the_first_step() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, "conv", {"example": "edge-detect"}, [])
+        panel = " ".join(text_of(screen.query_one("#lesson-step", StepPanel)).split())
+        assert "Vertical edge detector: A 6x6 image" in panel
+        await pilot.press("right")
+        panel = text_of(screen.query_one("#lesson-step", StepPanel))
+        assert "Vertical edge detector" not in panel
