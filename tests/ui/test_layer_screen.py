@@ -49,6 +49,11 @@ def status(screen: Screen) -> str:
     return text_of(screen.query_one("#layer-status", StepStatus))
 
 
+def full_status(screen: Screen) -> str:
+    """The status line with every part (a narrow terminal drops the last ones)."""
+    return screen.query_one("#layer-status", StepStatus).full_text
+
+
 def stages(screen: Screen) -> str:
     return text_of(screen.query_one("#layer-pipeline", NetPipeline))
 
@@ -225,6 +230,6 @@ async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> N
         await pilot.pause()
         assert app.screen is screen and screen.model.position == 0
         assert screen.example.x.shape == (1, 2, 1, 4) and screen.example.eps == 0.5
-        assert "ε = 0.5 · m = 0.3 · seed 0" in status(screen)
+        assert "ε = 0.5 · m = 0.3 · seed 0" in full_status(screen)
         await pilot.press("e", "escape")
         assert app.screen is screen and screen.example.eps == 0.5

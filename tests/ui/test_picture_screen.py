@@ -181,7 +181,7 @@ async def test_at_80x24_the_picture_and_the_board_take_turns():
         assert screen.max_scroll_y == 0  # nothing pushed off the screen
         # backward, the dW phase: a taller step panel; the picture gives up rows around the
         # crop instead of pushing the panel or the footer off the screen
-        await pilot.press("b", "p", "p", "right_square_bracket")
+        await pilot.press("b", "p", "right_square_bracket")
         await pilot.pause()
         await pilot.pause()
         assert "dW" in screen.query_one("#lesson-status", StepStatus).content.plain

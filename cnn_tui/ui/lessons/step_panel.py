@@ -42,11 +42,19 @@ class StepStatus(Static):
         if self._parts:
             self._draw()
 
-    def fitted(self, width: int) -> list[str]:
-        """The parts shown in `width` columns, play state included, in their order."""
+    def _all_parts(self) -> list[str]:
         parts = list(self._parts)
         play = "▶ playing" if self._playing else "paused"
-        line = [*parts[:3], play, *parts[3:]]  # phase, step, cell, play, speed, ...
+        return [*parts[:3], play, *parts[3:]]  # phase, step, cell, play, speed, ...
+
+    @property
+    def full_text(self) -> str:
+        """The whole line, every part, as a terminal wide enough shows it."""
+        return self._SEPARATOR.join(self._all_parts())
+
+    def fitted(self, width: int) -> list[str]:
+        """The parts shown in `width` columns, play state included, in their order."""
+        line = self._all_parts()
 
         def length(items: list[str]) -> int:
             return sum(len(item) for item in items) + len(self._SEPARATOR) * (len(items) - 1)
