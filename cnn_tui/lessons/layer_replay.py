@@ -20,6 +20,7 @@ import numpy as np
 
 from cnn_tui.lessons.layer_lesson import LAYER_ARRAYS, TITLES, LayerRun
 from cnn_tui.lessons.naive import StepEvent
+from cnn_tui.lessons.navigation import StagedNavigation
 from cnn_tui.lessons.network import Stage
 from cnn_tui.lessons.norm import layer_step_text
 from cnn_tui.lessons.replay import GridSpec, Replay
@@ -45,8 +46,9 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
     return f"{shown}[{', '.join([*lead, spatial])}]"
 
 
-class LayerReplay:
-    """The cursor of the batch-norm or dropout lesson over all its stages."""
+class LayerReplay(StagedNavigation):
+    """The cursor of the batch-norm or dropout lesson over all its stages; go to and skip zero
+    products (`navigation.StagedNavigation`) as the network lesson's."""
 
     def __init__(self, run: LayerRun) -> None:
         self.run = run
@@ -158,6 +160,15 @@ class LayerReplay:
         """The first step of the stage with this key ("bn.grad_var", "dropout.mask", ...)."""
         index = next(k for k, stage in enumerate(self.stages) if stage.key == key)
         return self.seek(self.starts[index] + 1)
+
+    # ----------------------------------------------------------------- go to, skip zeros
+    # (`navigation.StagedNavigation`: goto_names, resolve_goto, go_to, skip_zeros)
+
+    def cell_axes(self, name: str) -> tuple[str, ...]:
+        return LAYER_ARRAYS.get(name, ((), name, ""))[0]
+
+    def cell_name(self, name: str, index: tuple[int, ...]) -> str:
+        return cell_ref(self.shapes, name, index)
 
     # ----------------------------------------------------------------- what is shown
 

@@ -6,8 +6,9 @@ the stage at work (μ, σ², x̂, y, the running statistics, then dβ, dγ, dx̂
 mask, y, dx), the board shows that stage's arrays (`ArrayBoard`: x, μ, σ², x̂, y, γ, β and the
 gradients, the current step's cells highlighted), the rule panel what the stage computes (the
 chain rule, going backward), the step panel the current step with its numbers and where the
-stage's input came from. Moving, playing and the checks against PyTorch and finite differences
-(in a worker thread: torch is imported there) come from `SteppingScreen`.
+stage's input came from. Moving, playing, going to a stage, a step or a cell (`:`), skipping
+zero products (`z` / `Z`: in dropout, the dropped values) and the checks against PyTorch and
+finite differences (in a worker thread: torch is imported there) come from `SteppingScreen`.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class LayerScreen(SteppingScreen):
         self.query_one("#layer-pipeline", NetPipeline).show(*model.pipeline())
         rule, source = model.rule_lines()
         self.query_one("#layer-rule", RulePanel).show(rule)
-        self.query_one("#layer-step", StepPanel).show(model.step_lines(), source)
+        self.query_one("#layer-step", StepPanel).show(model.step_lines(), self.info_line(source))
         self._follow_step()
 
     @property
