@@ -12,6 +12,7 @@ import pytest
 
 from cnn_tui.lessons import layer_lesson, network
 from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.layer_replay import LayerReplay
 from cnn_tui.lessons.navigation import (
     GotoError,
     GotoQuery,
@@ -19,7 +20,6 @@ from cnn_tui.lessons.navigation import (
     parse_goto,
     skip_zero_products,
 )
-from cnn_tui.lessons.layer_replay import LayerReplay
 from cnn_tui.lessons.net_replay import NetReplay
 from cnn_tui.lessons.op_replay import OpReplay
 from cnn_tui.lessons.replay import make_example

@@ -12,9 +12,9 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from cnn_tui.lessons.navigation import is_zero_product
+from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
-from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.lessons.goto import GotoPrompt
 from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetworkScreen
