@@ -293,5 +293,5 @@ class LayerReplay(StagedNavigation):
             f"step {self.local} / {len(self.stage.events)}",
             f"all {self.position} / {self.total}",
             f"{speed} steps/s",
-            f"{settings} · seed {example.seed}",
+            f"{settings} · {example.status_label}",
         ]
