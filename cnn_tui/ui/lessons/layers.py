@@ -13,6 +13,7 @@ finite differences (in a worker thread: torch is imported there) come from `Step
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -27,7 +28,7 @@ from cnn_tui.lessons.replay import READ, WRITE
 from cnn_tui.lessons.settings import LIMITS, LayerSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
-from cnn_tui.ui.lessons.layer_form import LayerFormScreen
+from cnn_tui.ui.lessons.layer_form import LayerFormScreen, LayerRequest
 from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 from cnn_tui.ui.lessons.stepping import (
@@ -162,22 +163,23 @@ class LayerScreen(SteppingScreen):
         self._move(self.model.next_pass)
 
     def action_reseed(self) -> None:
-        """The same sizes and settings with the next seed: new numbers, the same lesson."""
+        """The same sizes and settings with the next seed: new numbers, the same lesson (an
+        example file keeps its x; the seed draws a new dy and, in dropout, a new mask)."""
         seed = (self.example.seed + 1) % (LIMITS.max_seed + 1)
         values = {**self.settings.values, "seed": seed}
-        self.settings = LayerSettings(self.settings.op, values)
+        self.settings = dataclasses.replace(self.settings, values=values)
         self._restart(layer_lesson.layer_example_from_settings(self.settings))
 
     def action_edit(self) -> None:
         self._stop()
-        form = LayerFormScreen(self.example.op, self.example.settings())
+        form = LayerFormScreen(self.example, self.settings.example)
         self.app.push_screen(form, self._edited)
 
-    def _edited(self, settings: LayerSettings | None) -> None:
-        if settings is None:
+    def _edited(self, request: LayerRequest | None) -> None:
+        if request is None:
             return
-        self.settings = settings
-        self._restart(layer_lesson.layer_example_from_settings(settings))
+        self.settings = request.settings
+        self._restart(request.example)
 
     # ----------------------------------------------------------------- checks
 
