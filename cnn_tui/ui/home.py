@@ -20,9 +20,14 @@ ENTRIES = (
     ),
     ("pool", "Pooling lesson", "max and average pooling, forward and gradient routing"),
     (
+        "picture",
+        "A real picture",
+        "a kernel's feature map of a picture, and a crop step by step",
+    ),
+    (
         "net",
         "A whole tiny network",
-        "conv, ReLU, pool, linear, softmax: forward, backward and one SGD step",
+        "conv, ReLU, pool, linear, softmax: a few steps of SGD or Adam",
     ),
     (
         "batchnorm",
@@ -41,6 +46,7 @@ class HomeScreen(Screen):
     BINDINGS = [
         Binding("c", "open('conv')", "Conv lesson"),
         Binding("p", "open('pool')", "Pool lesson"),
+        Binding("i", "open('picture')", "Picture lesson"),
         Binding("n", "open('net')", "Network lesson"),
         Binding("b", "open('batchnorm')", "Batch norm lesson"),
         Binding("d", "open('dropout')", "Dropout lesson"),
