@@ -386,6 +386,13 @@ def test_the_built_in_picture_needs_no_file_and_its_crop_has_both_edges(tmp_path
         lesson = build_picture_lesson(PictureSettings(pic.TEST_PICTURE, kernel))
         out, _ = lesson.example().forward()
         assert np.abs(out).max() > 1.0 and lesson.region_difference() < 1e-12
+    import argparse
+
+    from cnn_tui.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    # --image's help names it (a literal there: --help imports no numpy, so not this module)
+    assert pic.TEST_PICTURE in commands.choices["conv"].format_help()
     with pytest.raises(UsageError, match="the built-in picture is builtin:edges"):
         pic.load_picture("builtin:cat")
     # the home screen's picture: Fashion-MNIST's first test image when installed, else this one
