@@ -20,11 +20,6 @@ ENTRIES = (
     ),
     ("pool", "Pooling lesson", "max and average pooling, forward and gradient routing"),
     (
-        "picture",
-        "A real picture",
-        "a kernel's feature map of a picture, and a crop step by step",
-    ),
-    (
         "net",
         "A whole tiny network",
         "conv, ReLU, pool, linear, softmax: a few steps of SGD or Adam",
@@ -35,6 +30,11 @@ ENTRIES = (
         "per-channel mean and variance, normalise, γ and β, and backward",
     ),
     ("dropout", "Dropout lesson", "the mask, the 1/(1 − p) scaling, backward through the mask"),
+    (
+        "picture",
+        "A real picture",
+        "a kernel's feature map of a picture, and a crop step by step",
+    ),
     ("train", "Train a model", "pick hyperparameters, train on the GPU, watch live charts"),
     ("runs", "Runs", "compare, inspect, resume and delete training runs"),
 )
@@ -46,10 +46,10 @@ class HomeScreen(Screen):
     BINDINGS = [
         Binding("c", "open('conv')", "Conv lesson"),
         Binding("p", "open('pool')", "Pool lesson"),
-        Binding("i", "open('picture')", "Picture lesson"),
         Binding("n", "open('net')", "Network lesson"),
         Binding("b", "open('batchnorm')", "Batch norm lesson"),
         Binding("d", "open('dropout')", "Dropout lesson"),
+        Binding("i", "open('picture')", "Picture lesson"),
         Binding("t", "open('train')", "Train"),
         Binding("r", "open('runs')", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
