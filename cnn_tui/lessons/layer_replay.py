@@ -245,11 +245,13 @@ class LayerReplay(StagedNavigation):
         e = self.current
         if e is None:
             forward = sum(len(s.events) for s in self.stages if s.direction == "forward")
+            example = self.example
+            named = example.name != "random"  # a lesson file's title and description, once
             return [
                 f"{self.total} steps recorded: forward {forward}, backward "
                 f"{self.total - forward}. Press → to run the first.",
-                "",
-                "",
+                f"{example.name}: {example.title}" if named else "",
+                " ".join(example.description.split()) if named else "",
             ]
         formula, numbers = layer_step_text(e, self.style)
         return [formula, numbers, self._cell_line(e)]

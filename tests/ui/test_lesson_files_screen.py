@@ -236,6 +236,7 @@ async def test_the_layer_forms_save_the_lesson_and_it_opens_by_name() -> None:
         await pilot.app.push_screen(screen)
         await pilot.pause()
         assert status(screen).endswith("seed 3")
+        assert screen.model.step_lines()[1:] == ["", ""]  # random values: no title to show
         before = screen.example
         await pilot.press("e")
         form = app.screen
@@ -288,6 +289,10 @@ async def test_the_dropout_picker_opens_the_shipped_example_and_a_new_seed_redra
         example = screen.example
         assert (example.name, example.p, example.seeded) == ("dropout-half", 0.25, False)
         assert "p = 0.25 · dropout-half" in status(screen)
+        # before the first step the step panel says what the example is about, once
+        panel = text_of(screen.query_one("#layer-step"))
+        assert "dropout-half: p = 0.5: half dropped, the rest doubled" in panel
+        assert "x is 1 everywhere. The mask keeps u ≥ p" in panel
         assert np.array_equal(example.mask, (example.u >= 0.25).astype(float))
         u = example.u.copy()
         await pilot.press("r")  # the file's x stays; the seed draws dy and u
