@@ -301,3 +301,8 @@ async def test_the_dropout_picker_opens_the_shipped_example_and_a_new_seed_redra
             screen.example.u, u
         )
         assert status(screen).endswith("dropout-half, seed 1")
+        # the form keeps what the seed drew: applying it unchanged shows the same numbers
+        await pilot.press("e", "ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen and status(screen).endswith("dropout-half, seed 1")
+        assert not np.array_equal(screen.example.u, u)

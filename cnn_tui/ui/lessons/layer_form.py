@@ -62,12 +62,15 @@ class LayerFormScreen(ArrayEditModal[LayerRequest]):
 
     BINDINGS = save_bindings()
 
-    def __init__(self, example: LayerExample, chosen: str | None = None) -> None:
+    def __init__(self, example: LayerExample, settings: LayerSettings | None = None) -> None:
         super().__init__()
         self.op = example.op
         self.example = example
         self.values = example.settings()  # every setting of the lesson, as it is now
+        chosen = settings.example if settings is not None else None
         self._loaded = chosen or RANDOM  # the example the fields show: a name, a path, "random"
+        # a lesson file's seed draws dy (and u) only when given: `r` or the form gave it
+        self._seed_given = settings is not None and "seed" in settings.values
         self._array_texts, self._shown_array = {}, ""  # (no arrays edited here)
 
     def compose(self) -> ComposeResult:
@@ -140,6 +143,7 @@ class LayerFormScreen(ArrayEditModal[LayerRequest]):
             for name, value in self.values.items():
                 self.query_one(f"#form-{name}", Input).value = LAYER_SETTINGS[name].format(value)
         self._loaded = chosen
+        self._seed_given = False  # the chosen file's own dy (and u), unless the seed is changed
         self._grey_fixed_fields()
 
     # ----------------------------------------------------------------- checking
@@ -165,7 +169,7 @@ class LayerFormScreen(ArrayEditModal[LayerRequest]):
             # the file fixes the sizes; its seed draws nothing unless changed (a new dy, u)
             free = LAYER_FREE_WITH_EXAMPLE[self.op]
             values = {name: value for name, value in values.items() if name in free}
-            if values["seed"] == self.values["seed"]:
+            if values["seed"] == self.values["seed"] and not self._seed_given:
                 del values["seed"]
         settings = LayerSettings(self.op, values, example=example)
         try:

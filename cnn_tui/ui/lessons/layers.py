@@ -172,7 +172,7 @@ class LayerScreen(SteppingScreen):
 
     def action_edit(self) -> None:
         self._stop()
-        form = LayerFormScreen(self.example, self.settings.example)
+        form = LayerFormScreen(self.example, self.settings)
         self.app.push_screen(form, self._edited)
 
     def _edited(self, request: LayerRequest | None) -> None:
