@@ -86,7 +86,7 @@ LAYER_ARRAYS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "dvar": (("c",), "dσ²", "∂L/∂σ²"),
     "dmu": (("c",), "dμ", "∂L/∂μ"),
     "dx": (_MAP, "dx", "∂L/∂x"),
-    "u": (_MAP, "u", "uniform in [0, 1), from the seed"),
+    "u": (_MAP, "u", "uniform in [0, 1): kept where u ≥ p"),
     "mask": (_MAP, "mask", "1 kept, 0 dropped"),
 }
 

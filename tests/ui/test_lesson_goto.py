@@ -213,3 +213,21 @@ async def test_z_in_the_dropout_lesson_skips_the_dropped_values() -> None:
         assert not is_zero_product(screen.model.current)
         await pilot.press("Z")
         assert screen.model.local == start + 1
+
+
+@run_async
+async def test_after_the_prompt_the_board_fills_the_room_the_step_panel_left() -> None:
+    """From the first screen (a tall step panel: the example's description) to a short step:
+    the board is fitted again once the prompt is gone, with no blank band under it."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LayerScreen(LayerSettings("batchnorm", example="bn-constant-channel"))
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, "dx[n=1, c=1, 1,0]")
+        await pilot.pause()
+        scroll = screen.query_one("#layer-board-scroll")
+        board = screen.query_one(ArrayBoard)
+        rule = screen.query_one("#layer-rule")
+        assert scroll.region.bottom == rule.region.y  # the board's container reaches the rule
+        assert scroll.region.height == min(board.board_size[1], board.room) > 7
