@@ -364,12 +364,15 @@ def test_the_shipped_layer_examples_teach_what_they_say():
     expected = example.gamma[1] * (dy - dy.mean()) / np.sqrt(example.eps)
     np.testing.assert_allclose(run.values["dx"][:, 1], expected, atol=1e-12)
     assert layer_lesson.gradient_check(example, run).passed()
+    assert layer_lesson.compare_with_torch(example, run) < 1e-9  # PyTorch's autograd agrees
     assert example.status_label == "bn-constant-channel"
     dropout = layer_lesson.build_layer_example("dropout", example="dropout-half")
     run = layer_lesson.run_layer(dropout)
     assert dropout.mask.sum() == 8 and run.values["y"].mean() == 1.0
     assert set(np.unique(run.values["y"])) == {0.0, 2.0}
     np.testing.assert_array_equal(run.values["dx"], dropout.dy * dropout.mask * 2)
+    assert layer_lesson.compare_with_torch(dropout, run) < 1e-12
+    assert layer_lesson.gradient_check(dropout, run).passed()
 
 
 def test_a_layer_file_fixes_the_sizes_and_its_seed_draws_what_it_leaves_out(tmp_path):
