@@ -37,7 +37,6 @@ import numpy as np
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import library, norm
-from cnn_tui.lessons.examples import _fewest_axes, _to_4d
 from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.network import NetGradCheck, Stage
 from cnn_tui.lessons.settings import (
@@ -236,7 +235,7 @@ def _from_file(op: str, spec: str, given: dict[str, Any]) -> LayerExample:
     def array(key: str, ndim: int = 4) -> np.ndarray:
         return library.number_array(data, key, where, LIMITS.max_abs, ndim)
 
-    x = _to_4d(array("x"), "x", where, "(H, W), (C, H, W) or (N, C, H, W)")
+    x = library.to_4d(array("x"), "x", where, "(H, W), (C, H, W) or (N, C, H, W)")
     for name, size in zip(SIZES, x.shape, strict=True):
         try:
             LAYER_SETTINGS[name].parse(size)
@@ -250,7 +249,7 @@ def _from_file(op: str, spec: str, given: dict[str, Any]) -> LayerExample:
         (an explicit seed draws a fresh one)."""
         if key not in data or "seed" in given:
             return None
-        value = _to_4d(array(key), key, where, "x's shape")
+        value = library.to_4d(array(key), key, where, "x's shape")
         if value.shape != x.shape:
             raise UsageError(f"{where}: {key} {value.shape} must have x's shape {x.shape}")
         return value
@@ -297,7 +296,9 @@ def layer_file_values(example: LayerExample, title: str, description: str) -> di
     arrays = {"x": example.x, "gamma": example.gamma, "beta": example.beta, "u": example.u,
               "dout": example.dy}  # fmt: skip
     for key in FILE_ARRAYS[example.op]:
-        values[key] = _fewest_axes(np.asarray(arrays[key]), 1 if key in ("gamma", "beta") else 2)
+        values[key] = library.fewest_axes(
+            np.asarray(arrays[key]), 1 if key in ("gamma", "beta") else 2
+        )
     return values
 
 
