@@ -18,8 +18,9 @@ A file is from a stranger: `read_lesson` reads it with `fileio.read_toml_file` (
 at most `MAX_LESSON_BYTES`), refuses keys its op does not have (`check_keys`), a value of the
 wrong type (`number_array`, `text_value`, ...), and makes its title and description safe to
 print (`cnn_tui.text.one_line`). Each error is one `UsageError` line naming the file and the key.
-Nothing here knows an op's arrays: `examples` (conv, pool) and `network` (net) build them, and a
-new lesson (batch normalisation) uses the same functions with its own keys.
+Nothing here knows an op's arrays: `examples` (conv, pool), `network` (net) and `layer_lesson`
+(batchnorm, dropout) build them with the same functions (`number_array`, `to_4d`, ...), each with
+its own keys.
 """
 
 from __future__ import annotations
