@@ -73,8 +73,13 @@ def run_layer_lesson(args: argparse.Namespace) -> int:
     from cnn_tui.commands import layer_flags
     from cnn_tui.lessons.layer_lesson import layer_example_from_settings
 
+    if args.list_examples:
+        return print_examples(args.command)
     settings = layer_flags.settings_from_args(args)
+    frames = lesson_flags.frame_export_from_args(args)
     example = layer_example_from_settings(settings)  # a bad combination: a one-line usage error
+    if frames is not None:
+        return tui.export_frames(settings.op, settings, frames)
     if args.no_ui:
         from cnn_tui.lessons.layer_trace import write_layer_trace
 

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE|fashion-mnist:INDEX",
         help="a picture file (PNG, JPEG, ...; made grey, large ones downscaled) or an image of "
         "Fashion-MNIST's test set (fashion-mnist:train:INDEX: the training set), read from "
-        "Debian's dataset-fashion-mnist or ./data",
+        "Debian's dataset-fashion-mnist or ./data; builtin:edges: a built-in test picture",
     )
     group.add_argument(
         "--kernel-values",

@@ -1,4 +1,6 @@
-"""The flags of `cnn-tui batchnorm` and `cnn-tui dropout`, and the typed settings they make.
+"""The flags of `cnn-tui batchnorm` and `cnn-tui dropout`, and the typed settings they make:
+one per setting, `--example` / `--list-examples` (lesson files, as conv's) and the slides flags
+(`--export-frames`, `lesson_flags.add_export_frames_arguments`).
 
 Built from the lessons' table of settings (`cnn_tui.lessons.settings.LAYER_SETTINGS`, its limits
 and defaults), so the flags accept and reject what `build_layer_example` does; the parsed flags
@@ -9,8 +11,19 @@ from __future__ import annotations
 
 import argparse
 
-from cnn_tui.commands.lesson_flags import _flag_type
-from cnn_tui.lessons.settings import LAYER_DEFAULTS, LAYER_LIMITS, LAYER_SETTINGS, LayerSettings
+from cnn_tui.commands.lesson_flags import (
+    _add_list_flag,
+    _flag_type,
+    add_export_frames_arguments,
+)
+from cnn_tui.lessons.settings import (
+    LAYER_DEFAULTS,
+    LAYER_FREE_WITH_EXAMPLE,
+    LAYER_LIMITS,
+    LAYER_SETTINGS,
+    LayerSettings,
+    example_names,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
@@ -29,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
         )
     )
     group = parser.add_argument_group("example")
+    names = ", ".join(example_names(op)) or "none installed"
+    group.add_argument(
+        "--example",
+        metavar="NAME|FILE.toml",
+        help=f"a hand-made example ({names}, or one of yours), or a lesson file's path; its "
+        f"arrays fix the sizes, so only {' and '.join(LAYER_FREE_WITH_EXAMPLE[op])} can be changed",
+    )
+    _add_list_flag(group)
     for name, default in LAYER_DEFAULTS[op].items():
         setting = LAYER_SETTINGS[name]
         group.add_argument(
@@ -50,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser, op: str) -> None:
         action="store_true",
         help="count the steps of each stage instead of printing each step",
     )
+    add_export_frames_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> LayerSettings:
@@ -57,4 +79,4 @@ def settings_from_args(args: argparse.Namespace) -> LayerSettings:
     op = args.command
     values = {name: getattr(args, name) for name in LAYER_DEFAULTS[op]}
     return LayerSettings(op, {k: v for k, v in values.items() if v is not None}, args.backward,
-                         args.summary)  # fmt: skip
+                         args.summary, args.example)  # fmt: skip

@@ -230,7 +230,8 @@ def add_export_frames_arguments(parser: argparse.ArgumentParser) -> None:
         "--phase",
         metavar="NAME",
         help="the phase to export, as the go-to prompt (:) names it: forward, backward, dw, dx, "
-        "… (net: forward, backward, update, dw1, …; default: the first)",
+        "… (net: forward, backward, update, dw1, …; batchnorm: mu, var, xhat, dvar, dx, …; "
+        "dropout: mask, y, dx; default: the first)",
     )
     add_count(
         group, "--every", low=1, high=LIMITS.max_steps, metavar="K",

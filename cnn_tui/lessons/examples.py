@@ -446,16 +446,6 @@ def load_example(name: str, *, seed: int | None = None) -> LessonExample:
     return build_example(str(op), example=name, seed=seed)
 
 
-def _to_4d(array: np.ndarray, key: str, where: str, leading: str) -> np.ndarray:
-    if array.ndim == 2:
-        return array[None, None]
-    if array.ndim == 3:
-        return array[None]
-    if array.ndim == 4:
-        return array
-    raise UsageError(f"{where}: {key} must be 2-D to 4-D ({leading}), got {array.ndim}-D")
-
-
 def _file_setting(name: str, value: Any, where: str) -> Any:
     """A setting from a lesson file: the type TOML gives it checked first (3 or [3, 2], "same",
     "max": never true, 1.5 or "3"), then its value as the flag's (`Setting.parse`)."""
@@ -512,7 +502,7 @@ def _from_file(
     def array(key: str, ndim: int = 4) -> np.ndarray:
         return library.number_array(data, key, where, LIMITS.max_abs, ndim)
 
-    x = _to_4d(array("x"), "x", where, "(H, W), (C, H, W) or (N, C, H, W)")
+    x = library.to_4d(array("x"), "x", where, "(H, W), (C, H, W) or (N, C, H, W)")
     n, c, h, w_ = x.shape
     _size("height", h, where, "x")
     _size("width", w_, where, "x")
@@ -525,12 +515,12 @@ def _from_file(
     if dout is not None and "seed" in given:
         dout = None  # an explicit seed asks for a fresh upstream gradient
     if dout is not None:
-        dout = _to_4d(dout, "dout", where, "the output's shape")
+        dout = library.to_4d(dout, "dout", where, "the output's shape")
     # a file's dout must fit the file's own settings; with another stride or kernel, draw one
     own = "" if any(name in given for name in free_with_example(op) if name != "seed") else where
     text = {"title": lesson.title, "description": lesson.description}
     if op == "conv":
-        w = _to_4d(array("w"), "w", where, "(KH, KW), (C, KH, KW) or (F, C, KH, KW)")
+        w = library.to_4d(array("w"), "w", where, "(KH, KW), (C, KH, KW) or (F, C, KH, KW)")
         _size("filters", w.shape[0], where, "w")
         _size("kernel", (int(w.shape[2]), int(w.shape[3])), where, "w")
         b = array("b", 1) if "b" in data else np.zeros(w.shape[0])
@@ -557,12 +547,5 @@ def example_file_values(example: LessonExample, title: str, description: str) ->
             value = value[0] if value[0] == value[1] else list(value)
         values[SETTINGS[name].flag_name] = value
     for key in ARRAYS[example.op]:
-        values[key] = _fewest_axes(getattr(example, key), 1 if key == "b" else 2)
+        values[key] = library.fewest_axes(getattr(example, key), 1 if key == "b" else 2)
     return values
-
-
-def _fewest_axes(array: np.ndarray, keep: int) -> list[Any]:
-    """Leading axes of size 1 dropped (as `_to_4d` adds them back), at least `keep` axes."""
-    while array.ndim > keep and array.shape[0] == 1:
-        array = array[0]
-    return np.asarray(array, dtype=np.float64).tolist()

@@ -2,7 +2,23 @@
 
 A `LayerExample` is a small random batch drawn from a seed (`settings.LAYER_SETTINGS`: sizes, ε,
 the momentum, p) with γ, β, the upstream gradient dy and, for dropout, the uniform numbers its
-mask is drawn from. `run_layer` runs the naive loops of `cnn_tui.lessons.norm` once, recording
+mask is drawn from; or a lesson file's (`--example NAME|PATH.toml`, read by
+`cnn_tui.lessons.library.read_lesson`), whose arrays fix the sizes:
+
+    op = "batchnorm"                 # or "dropout"
+    title = "..."
+    description = "..."
+    x = [[...]]                      # (H, W), (C, H, W) or (N, C, H, W)
+    gamma = [1.0, 1.0]               # batchnorm, optional (ones): (C,)
+    beta = [0.0, 0.0]                # batchnorm, optional (zeros): (C,)
+    eps = 1e-5                       # batchnorm, optional
+    momentum = 0.1                   # batchnorm, optional
+    p = 0.5                          # dropout, optional
+    u = [[...]]                      # dropout, optional: x's shape, in [0, 1); mask = u ≥ p
+    dout = [[...]]                   # optional: ∂L/∂y (the lesson's dy), x's shape
+    seed = 0                         # optional: draws what the file does not give (dout, u)
+
+`layer_file_values` writes an example back as these keys (the edit form's Save as…). `run_layer` runs the naive loops of `cnn_tui.lessons.norm` once, recording
 every step, and cuts them into `network.Stage`s the way the network lesson does: for batch
 normalisation μ, σ², x̂, y and the running statistics forward, then dβ, dγ, dx̂, dσ², dμ and dx
 backward; for dropout the mask, y and dx. Each stage says its rule (the chain rule, going
@@ -20,10 +36,17 @@ from typing import Any
 import numpy as np
 
 from cnn_tui.errors import UsageError
-from cnn_tui.lessons import norm
+from cnn_tui.lessons import library, norm
 from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.network import NetGradCheck, Stage
-from cnn_tui.lessons.settings import LAYER_DEFAULTS, LAYER_SETTINGS, LayerSettings
+from cnn_tui.lessons.settings import (
+    LAYER_DEFAULTS,
+    LAYER_FREE_WITH_EXAMPLE,
+    LAYER_SETTINGS,
+    LIMITS,
+    LayerSettings,
+)
+from cnn_tui.text import one_line
 
 __all__ = [
     "LAYER_ARRAYS",
@@ -31,8 +54,10 @@ __all__ = [
     "LayerRun",
     "build_layer_example",
     "compare_with_torch",
+    "file_keys",
     "gradient_check",
     "layer_example_from_settings",
+    "layer_file_values",
     "run_layer",
 ]
 
@@ -60,11 +85,16 @@ LAYER_ARRAYS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "dvar": (("c",), "dσ²", "∂L/∂σ²"),
     "dmu": (("c",), "dμ", "∂L/∂μ"),
     "dx": (_MAP, "dx", "∂L/∂x"),
-    "u": (_MAP, "u", "uniform in [0, 1), from the seed"),
+    "u": (_MAP, "u", "uniform in [0, 1): kept where u ≥ p"),
     "mask": (_MAP, "mask", "1 kept, 0 dropped"),
 }
 
 TITLES = {"batchnorm": "batch normalisation", "dropout": "dropout"}
+
+# A lesson file's arrays and the settings it may give (the others are fixed by its arrays).
+FILE_ARRAYS = {"batchnorm": ("x", "gamma", "beta", "dout"), "dropout": ("x", "u", "dout")}
+FREE_WITH_EXAMPLE = LAYER_FREE_WITH_EXAMPLE
+SIZES = ("batch", "channels", "height", "width")
 
 
 # --------------------------------------------------------------------------- the example
@@ -84,6 +114,15 @@ class LayerExample:
     momentum: float = 0.1
     p: float = 0.5
     u: np.ndarray | None = None  # dropout: the uniform numbers of the mask
+    name: str = "random"  # the example's name (a lesson file's), "random" for one from the seed
+    title: str = ""
+    description: str = ""
+    seeded: bool = False  # a named example's dy (or u) was drawn from the seed
+
+    @property
+    def status_label(self) -> str:
+        """What the status line calls it: "seed 3", "const-channel", "mine, seed 4"."""
+        return library.example_label(self.name, self.seed, edited=False, seeded=self.seeded)
 
     @property
     def count(self) -> int:
@@ -117,25 +156,32 @@ def draw_uniform(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     return np.floor(rng.random(shape) * 100) / 100
 
 
-def build_layer_example(op: str, **settings: Any) -> LayerExample:
-    """The random example of lesson `op` with these settings (the others: `LAYER_DEFAULTS`);
-    UsageError (one line) for a setting out of its range."""
+def build_layer_example(op: str, *, example: str | None = None, **settings: Any) -> LayerExample:
+    """The example of lesson `op` with these settings (the others: `LAYER_DEFAULTS`): drawn from
+    the seed, or with `example` (a name or a path, as `--example` takes it) the lesson file's
+    arrays, which fix the sizes (`FREE_WITH_EXAMPLE`: the settings that may still be given).
+    UsageError (one line) for a setting out of its range or a bad file."""
     if op not in OPS:
         raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
     unknown = sorted(set(settings) - set(LAYER_DEFAULTS[op]))
     if unknown:
         raise UsageError(f"{op} has no setting {unknown[0]!r}")
-    values = {**LAYER_DEFAULTS[op], **{k: v for k, v in settings.items() if v is not None}}
+    given = {k: v for k, v in settings.items() if v is not None}
     try:
-        p = {name: LAYER_SETTINGS[name].parse(value) for name, value in values.items()}
+        p = {name: LAYER_SETTINGS[name].parse(value)
+             for name, value in {**LAYER_DEFAULTS[op], **given}.items()}  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if example is not None:
+        fixed = [name for name in SIZES if name in given]
+        if fixed:
+            raise UsageError(
+                f"--{fixed[0]} cannot be combined with --example {one_line(example)}: "
+                "the example's arrays fix the sizes (drop one or the other)"
+            )
+        return _from_file(op, example, {name: p[name] for name in given})
     shape = (p["batch"], p["channels"], p["height"], p["width"])
-    if op == "batchnorm" and p["batch"] * p["height"] * p["width"] < 2:
-        raise UsageError(
-            "batch normalisation needs at least 2 values per channel (batch·height·width ≥ 2): "
-            "raise --batch, --height or --width"
-        )
+    _check_count(op, shape, "")
     rng = np.random.default_rng(p["seed"])
     x = _draw(rng, shape, -2.0, 2.0)
     channels = shape[1]
@@ -149,9 +195,117 @@ def build_layer_example(op: str, **settings: Any) -> LayerExample:
     return LayerExample(op, p["seed"], x, dy, gamma, beta, p=p["p"], u=u)
 
 
+def _check_count(op: str, shape: tuple[int, ...], where: str) -> None:
+    n, _, h, w = shape
+    if op == "batchnorm" and n * h * w < 2:
+        fix = "give x more values per channel" if where else "raise --batch, --height or --width"
+        raise UsageError(
+            f"{where}{': ' if where else ''}batch normalisation needs at least 2 values per "
+            f"channel (batch·height·width ≥ 2): {fix}"
+        )
+
+
+def file_keys(op: str) -> tuple[str, ...]:
+    """The keys a lesson file of `op` may hold besides op, title and description."""
+    return (*FILE_ARRAYS[op], *FREE_WITH_EXAMPLE[op])
+
+
+def _file_setting(name: str, value: Any, where: str) -> Any:
+    """A setting from a lesson file: a number of the right type (a seed whole), then checked
+    as its flag is (`LAYER_SETTINGS[name].parse`)."""
+    data = {name: value}
+    number = (library.int_value if name == "seed" else library.float_value)(data, name, where)
+    try:
+        return LAYER_SETTINGS[name].parse(number)
+    except ValueError as exc:
+        prefix = "" if str(exc).startswith(name) else f"{name}: "
+        raise UsageError(f"{where}: {prefix}{exc}") from None
+
+
+def _from_file(op: str, spec: str, given: dict[str, Any]) -> LayerExample:
+    lesson = library.read_lesson(spec, op, file_keys(op), command=op)
+    data, where = lesson.data, lesson.where
+    p = {name: LAYER_SETTINGS[name].parse(LAYER_DEFAULTS[op][name])
+         for name in FREE_WITH_EXAMPLE[op]}  # fmt: skip
+    for name in FREE_WITH_EXAMPLE[op]:
+        if name in data:
+            p[name] = _file_setting(name, data[name], where)
+    p.update(given)
+
+    def array(key: str, ndim: int = 4) -> np.ndarray:
+        return library.number_array(data, key, where, LIMITS.max_abs, ndim)
+
+    x = library.to_4d(array("x"), "x", where, "(H, W), (C, H, W) or (N, C, H, W)")
+    for name, size in zip(SIZES, x.shape, strict=True):
+        try:
+            LAYER_SETTINGS[name].parse(size)
+        except ValueError as exc:
+            raise UsageError(f"{where}: x: {exc}") from None
+    _check_count(op, x.shape, where)
+    channels = x.shape[1]
+
+    def like_x(key: str) -> np.ndarray | None:
+        """An array of x's shape from the file; None when it gives none or the seed was given
+        (an explicit seed draws a fresh one)."""
+        if key not in data or "seed" in given:
+            return None
+        value = library.to_4d(array(key), key, where, "x's shape")
+        if value.shape != x.shape:
+            raise UsageError(f"{where}: {key} {value.shape} must have x's shape {x.shape}")
+        return value
+
+    def per_channel(key: str, default: float) -> np.ndarray:
+        if key not in data:
+            return np.full(channels, default)
+        value = array(key, 1)
+        if value.shape != (channels,):
+            raise UsageError(
+                f"{where}: {key} holds {value.size} values; it needs one per channel ({channels})"
+            )
+        return value
+
+    seed = p["seed"]
+    dy = like_x("dout")
+    seeded = dy is None
+    if dy is None:
+        dy = _draw(np.random.default_rng(seed), x.shape, -2.0, 2.0)
+    text = {"name": lesson.name, "title": lesson.title, "description": lesson.description}
+    if op == "batchnorm":
+        gamma, beta = per_channel("gamma", 1.0), per_channel("beta", 0.0)
+        return LayerExample(op, seed, x, dy, gamma, beta, eps=p["eps"], momentum=p["momentum"],
+                            seeded=seeded, **text)  # fmt: skip
+    u = like_x("u")
+    if u is not None and (np.any(u < 0) or np.any(u >= 1)):
+        raise UsageError(f"{where}: u: values must be in [0, 1) (the mask keeps u ≥ p)")
+    if u is None:
+        seeded = True
+        u = draw_uniform(seed, x.shape)
+    ones, zeros = np.ones(channels), np.zeros(channels)
+    return LayerExample(op, seed, x, dy, ones, zeros, p=p["p"], u=u, seeded=seeded, **text)
+
+
+def layer_file_values(example: LayerExample, title: str, description: str) -> dict[str, Any]:
+    """The keys of a lesson file that reproduces `example` exactly: its arrays (seed-drawn ones
+    made explicit, in the fewest axes the format allows) and its settings; `fileio.toml_text`
+    writes them."""
+    values: dict[str, Any] = {"op": example.op, "title": title, "description": description}
+    settings = example.settings()
+    for name in FREE_WITH_EXAMPLE[example.op]:
+        if name != "seed":  # every array is in the file: the seed draws nothing
+            values[name] = settings[name]
+    arrays = {"x": example.x, "gamma": example.gamma, "beta": example.beta, "u": example.u,
+              "dout": example.dy}  # fmt: skip
+    for key in FILE_ARRAYS[example.op]:
+        values[key] = library.fewest_axes(
+            np.asarray(arrays[key]), 1 if key in ("gamma", "beta") else 2
+        )
+    return values
+
+
 def layer_example_from_settings(settings: LayerSettings) -> LayerExample:
-    """`build_layer_example` with the settings of `cnn-tui batchnorm|dropout`."""
-    return build_layer_example(settings.op, **settings.params())
+    """`build_layer_example` with the settings of `cnn-tui batchnorm|dropout` (and its
+    `--example`)."""
+    return build_layer_example(settings.op, example=settings.example, **settings.values)
 
 
 # --------------------------------------------------------------------------- the run
@@ -251,7 +405,7 @@ def _run_batchnorm(example: LayerExample) -> LayerRun:
     for e in events:
         if e.target in shapes:
             v[e.target][e.target_index] = e.after
-    came = "dy = ∂L/∂y, the upstream gradient; here random from the seed: L = Σ y·dy"
+    came = _upstream(example)
     stage("bn.grad_beta", "backward", "dβ",
           "∂L/∂β[c] = Σ_n,i,j ∂L/∂y·∂y/∂β, with ∂y/∂β = 1: the sum of dy over the channel",
           came, ("dy",), ("dbeta",), phases["grad_beta"], running="Σ dy")  # fmt: skip
@@ -293,7 +447,7 @@ def _run_dropout(example: LayerExample) -> LayerRun:
         "dropout.mask", "forward", "dropout", "mask",
         f"mask = 1 where u ≥ p, else 0, p = {p:g}: each value is kept with probability "
         f"1 − p = {_num(1 - p)}",
-        f"u: uniform numbers drawn from the seed ({example.seed}); kept {kept} of "
+        f"u: uniform numbers {_origin(example, 'u')}; kept {kept} of "
         f"{v['mask'].size} here", ("u",), ("mask",), events,
         note="a new mask for every batch in training"))  # fmt: skip
     events = []
@@ -311,10 +465,21 @@ def _run_dropout(example: LayerExample) -> LayerRun:
         "dropout.grad_input", "backward", "dropout", "dx",
         f"∂L/∂x = ∂L/∂y·∂y/∂x, with ∂y/∂x = mask/(1 − p): dx = dy·mask·{_num(keep)}; a dropped "
         "value gets no gradient",
-        "dy = ∂L/∂y, the upstream gradient; here random from the seed: L = Σ y·dy",
+        _upstream(example),
         ("dy", "mask"), ("dx",), events,
         note="the gradient flows back only where the value was kept"))  # fmt: skip
     return LayerRun(example, v, stages)
+
+
+def _origin(example: LayerExample, what: str) -> str:
+    """Where an array the lesson does not compute came from: the seed or the lesson file."""
+    if example.name == "random" or (example.seeded and what in ("dy", "u")):
+        return f"drawn from the seed ({example.seed})"
+    return "from the lesson file"
+
+
+def _upstream(example: LayerExample) -> str:
+    return f"dy = ∂L/∂y, the upstream gradient, {_origin(example, 'dy')}: L = Σ y·dy"
 
 
 def _dims(array: np.ndarray) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from cnn_tui.lessons.layer_lesson import LAYER_ARRAYS, TITLES, LayerRun
 from cnn_tui.lessons.naive import StepEvent
+from cnn_tui.lessons.navigation import StagedNavigation
 from cnn_tui.lessons.network import Stage
 from cnn_tui.lessons.norm import layer_step_text
 from cnn_tui.lessons.replay import GridSpec, Replay
@@ -45,8 +46,9 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
     return f"{shown}[{', '.join([*lead, spatial])}]"
 
 
-class LayerReplay:
-    """The cursor of the batch-norm or dropout lesson over all its stages."""
+class LayerReplay(StagedNavigation):
+    """The cursor of the batch-norm or dropout lesson over all its stages; go to and skip zero
+    products (`navigation.StagedNavigation`) as the network lesson's."""
 
     def __init__(self, run: LayerRun) -> None:
         self.run = run
@@ -159,6 +161,15 @@ class LayerReplay:
         index = next(k for k, stage in enumerate(self.stages) if stage.key == key)
         return self.seek(self.starts[index] + 1)
 
+    # ----------------------------------------------------------------- go to, skip zeros
+    # (`navigation.StagedNavigation`: goto_names, resolve_goto, go_to, skip_zeros)
+
+    def cell_axes(self, name: str) -> tuple[str, ...]:
+        return LAYER_ARRAYS.get(name, ((), name, ""))[0]
+
+    def cell_name(self, name: str, index: tuple[int, ...]) -> str:
+        return cell_ref(self.shapes, name, index)
+
     # ----------------------------------------------------------------- what is shown
 
     def view_indices(self) -> dict[str, int]:
@@ -234,11 +245,13 @@ class LayerReplay:
         e = self.current
         if e is None:
             forward = sum(len(s.events) for s in self.stages if s.direction == "forward")
+            example = self.example
+            named = example.name != "random"  # a lesson file's title and description, once
             return [
                 f"{self.total} steps recorded: forward {forward}, backward "
                 f"{self.total - forward}. Press → to run the first.",
-                "",
-                "",
+                f"{example.name}: {example.title}" if named else "",
+                " ".join(example.description.split()) if named else "",
             ]
         formula, numbers = layer_step_text(e, self.style)
         return [formula, numbers, self._cell_line(e)]
@@ -282,5 +295,5 @@ class LayerReplay:
             f"step {self.local} / {len(self.stage.events)}",
             f"all {self.position} / {self.total}",
             f"{speed} steps/s",
-            f"{settings} · seed {example.seed}",
+            f"{settings} · {example.status_label}",
         ]

@@ -69,6 +69,16 @@ def layer_trace_text(
     return "\n".join(lines) + "\n"
 
 
+def example_lines(example: LayerExample) -> list[str]:
+    """Which example: "random, seed N", or a lesson file's name, title and description."""
+    if example.name == "random":
+        return [f"example: random, seed {example.seed} (one-decimal values)"]
+    drawn = "dy and u" if example.op == "dropout" else "dy"
+    seeded = f" ({drawn} drawn from seed {example.seed})" if example.seeded else ""
+    lines = [f"example: {example.name}: {example.title}{seeded}"]
+    return lines + [f"  {line}" for line in example.description.splitlines()]
+
+
 def write_layer_trace(
     example: LayerExample,
     write: Callable[[str], None],
@@ -79,7 +89,8 @@ def write_layer_trace(
     """Write the trace line by line to `write`."""
     run = run_layer(example)
     write(describe(example))
-    write(f"example: random, seed {example.seed} (one-decimal values)")
+    for line in example_lines(example):
+        write(line)
     write("")
     inputs = ("x", "gamma", "beta") if example.op == "batchnorm" else ("x", "u")
     for name in inputs:

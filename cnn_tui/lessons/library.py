@@ -18,8 +18,9 @@ A file is from a stranger: `read_lesson` reads it with `fileio.read_toml_file` (
 at most `MAX_LESSON_BYTES`), refuses keys its op does not have (`check_keys`), a value of the
 wrong type (`number_array`, `text_value`, ...), and makes its title and description safe to
 print (`cnn_tui.text.one_line`). Each error is one `UsageError` line naming the file and the key.
-Nothing here knows an op's arrays: `examples` (conv, pool) and `network` (net) build them, and a
-new lesson (batch normalisation) uses the same functions with its own keys.
+Nothing here knows an op's arrays: `examples` (conv, pool), `network` (net) and `layer_lesson`
+(batchnorm, dropout) build them with the same functions (`number_array`, `to_4d`, ...), each with
+its own keys.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ __all__ = [
     "check_keys",
     "check_name",
     "example_label",
+    "fewest_axes",
     "find_lesson",
     "is_path",
     "list_lessons",
     "number_array",
     "read_lesson",
     "save_lesson",
+    "to_4d",
     "user_lessons_dir",
 ]
 
@@ -291,6 +294,26 @@ def number_array(
     if not np.all(np.isfinite(array)) or np.any(np.abs(array) > max_abs):
         raise UsageError(f"{where}: {key}: values must be finite and at most {max_abs:g} in size")
     return array
+
+
+def to_4d(array: np.ndarray, key: str, where: str, leading: str) -> np.ndarray:
+    """A file's (H, W), (C, H, W) or (N, C, H, W) array as 4-D (its leading axes of size 1 may
+    be left out); `leading` names the shapes it may have, for the error."""
+    if array.ndim == 2:
+        return array[None, None]
+    if array.ndim == 3:
+        return array[None]
+    if array.ndim == 4:
+        return array
+    raise UsageError(f"{where}: {key} must be 2-D to 4-D ({leading}), got {array.ndim}-D")
+
+
+def fewest_axes(array: np.ndarray, keep: int) -> list[Any]:
+    """An array for a file: leading axes of size 1 dropped (as `to_4d` adds them back), at least
+    `keep` axes, as nested lists of floats."""
+    while array.ndim > keep and array.shape[0] == 1:
+        array = array[0]
+    return np.asarray(array, dtype=np.float64).tolist()
 
 
 def _shape(value: Any, depth: int) -> tuple[int, ...]:

@@ -191,11 +191,16 @@ def written_arrays(events: Iterable[Any]) -> list[str]:
 # --------------------------------------------------------------------------- zero products
 
 
+# the kinds of step whose result is the product of their operands: a multiply-accumulate, and
+# the layer lessons' products (batch norm's dx̂ = dy·γ, dropout's x·mask·1/(1 − p))
+PRODUCT_KINDS = ("mac", "mul", "drop")
+
+
 def is_zero_product(event: Any) -> bool:
-    """Whether the step adds a product that is 0 (`0.0·0.6`): a multiply-accumulate ("mac")
-    with an operand equal to 0. A step with no product (a bias, an add, a comparison, a
-    route, an activation) is never one."""
-    return event.kind == "mac" and any(o.value == 0 for o in event.operands)
+    """Whether the step adds a product that is 0 (`0.0·0.6`; dropout's `x·0·2`, a dropped
+    value): a step of `PRODUCT_KINDS` with an operand equal to 0. A step with no product (a
+    bias, an add, a comparison, a route, an activation) is never one."""
+    return event.kind in PRODUCT_KINDS and any(o.value == 0 for o in event.operands)
 
 
 def zero_products(events: Sequence[Any]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The picture lesson: a real picture, its feature map for one kernel, and a crop stepped through.
 
-`cnn-tui conv --image FILE|fashion-mnist:INDEX --kernel sobel-x` (CNN Explainer's best-loved
-view, in the terminal). This module is its UI-free core:
+`cnn-tui conv --image FILE|fashion-mnist:INDEX|builtin:edges --kernel sobel-x` (CNN Explainer's
+best-loved view, in the terminal). This module is its UI-free core:
 
 - `load_picture(spec)`: the picture as grey levels in [0, 1] (grey / 255, two decimals, so the
   lesson's arithmetic can be followed by hand). A file is read with Pillow, its size checked
@@ -52,6 +52,8 @@ MAX_PIXELS = 40_000_000  # larger files are refused before they are decoded
 DEFAULT_CROP = 6  # the crop the lesson steps through, when --height/--width are not given
 MAX_IDX_SIDE = 1024  # an IDX image larger than this is not one of a data set's small images
 FASHION_PREFIX = "fashion-mnist:"
+BUILTIN_PREFIX = "builtin:"
+TEST_PICTURE = "builtin:edges"  # `builtin_picture`: drawn here, no file needed
 INSTALL_HINT = "install Debian's dataset-fashion-mnist or pass --image FILE"
 _SPLITS = {"test": ("test_x", "test_y"), "train": ("train_x", "train_y")}
 
@@ -78,12 +80,41 @@ def grey_levels(image: np.ndarray) -> np.ndarray:
 
 
 def load_picture(spec: str, folders: list[str] | None = None) -> Picture:
-    """The picture `--image` names: an image file, or `fashion-mnist:INDEX` (the test set;
+    """The picture `--image` names: an image file, `fashion-mnist:INDEX` (the test set;
     `fashion-mnist:train:INDEX` the training set) looked for in `folders` (default: where the
-    training loaders look, `catalog.fashion_mnist_folders`)."""
+    training loaders look, `catalog.fashion_mnist_folders`), or the built-in test picture
+    (`TEST_PICTURE`)."""
     if spec.startswith(FASHION_PREFIX):
         return fashion_mnist_picture(spec[len(FASHION_PREFIX) :], folders)
+    if spec.startswith(BUILTIN_PREFIX):
+        if spec != TEST_PICTURE:
+            raise UsageError(
+                f"--image {one_line(spec)}: the built-in picture is {TEST_PICTURE} (a file of "
+                "that name: give it as ./NAME)"
+            )
+        return builtin_picture()
     return read_picture_file(spec)
+
+
+def builtin_picture() -> Picture:
+    """A 20×20 test picture drawn here, so the lesson opens with no file and no data set: a dark
+    background (0.1), a grey bar (0.5) above a bright square (0.9) whose top-left corner is
+    where the default (centred) crop lies, so a vertical and a horizontal edge meet in it and a
+    Sobel kernel shows both."""
+    pixels = np.full((20, 20), 0.1)
+    pixels[3:6, 3:17] = 0.5  # a bar: two weaker horizontal edges, two short vertical ones
+    pixels[10:17, 10:17] = 0.9  # the square: its left and top edges run through the crop
+    return Picture(pixels, "built-in test picture (a square and a bar)")
+
+
+def default_picture_spec(folders: list[str] | None = None) -> str:
+    """The picture the home screen's picture lesson opens: the first image of Fashion-MNIST's
+    test set when the data is installed, else the built-in test picture."""
+    looked = folders if folders is not None else fashion_mnist_folders()
+    stem = FASHION_MNIST_FILES["test_x"]
+    if any(_idx_path(Path(folder), stem) is not None for folder in looked):
+        return f"{FASHION_PREFIX}0"
+    return TEST_PICTURE
 
 
 def read_picture_file(path_text: str | os.PathLike[str]) -> Picture:

@@ -296,7 +296,7 @@ def parse_pair(text: str | int | Pair, name: str, low: int, high: int) -> Pair:
 
 
 def example_names(op: str) -> list[str]:
-    """Names of the lesson files under assets/lessons/ for op ("conv" or "pool"), sorted.
+    """Names of the lesson files under assets/lessons/ for op ("conv", "pool", "batchnorm", ...), sorted.
 
     Reads only each file's `op` key; `cnn_tui.lessons.examples.list_examples` gives titles as well.
     """
@@ -500,15 +500,24 @@ LAYER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# The settings a lesson file of each lesson may give; its arrays fix the others (the sizes).
+LAYER_FREE_WITH_EXAMPLE: dict[str, tuple[str, ...]] = {
+    "batchnorm": ("eps", "momentum", "seed"),
+    "dropout": ("p", "seed"),
+}
+
+
 @dataclass(frozen=True)
 class LayerSettings:
     """What `cnn-tui batchnorm|dropout` asks for: the lesson, the settings given (the others keep
-    `LAYER_DEFAULTS`) and, for the trace, the backward pass and the summary."""
+    `LAYER_DEFAULTS`, or a lesson file's), the example file (`--example`: a name or a path; it
+    fixes the sizes) and, for the trace, the backward pass and the summary."""
 
     op: str  # "batchnorm" | "dropout"
     values: dict[str, Any] = field(default_factory=dict)
     backward: bool = False
     summary: bool = False
+    example: str | None = None
 
     def params(self) -> dict[str, Any]:
         """Every setting of the lesson: the defaults with the given values over them."""

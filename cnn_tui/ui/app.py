@@ -64,6 +64,15 @@ def open_screen_for(command: str, settings: Any, *, runs_dir: Path = Path("runs"
         return LessonScreen.from_settings(
             settings if settings is not None else LessonSettings(command)
         )
+    if command == "picture":  # the home screen's picture lesson: a picture that needs no file
+        from cnn_tui.lessons.picture import (
+            PictureSettings,
+            build_picture_lesson,
+            default_picture_spec,
+        )
+        from cnn_tui.ui.lessons.picture import PictureScreen
+
+        return PictureScreen(build_picture_lesson(PictureSettings(default_picture_spec())))
     if command == "net":
         from cnn_tui.lessons.settings import NetSettings
         from cnn_tui.ui.lessons.network import NetworkScreen

@@ -22,7 +22,7 @@ ENTRIES = (
     (
         "net",
         "A whole tiny network",
-        "conv, ReLU, pool, linear, softmax: forward, backward and one SGD step",
+        "conv, ReLU, pool, linear, softmax: a few steps of SGD or Adam",
     ),
     (
         "batchnorm",
@@ -30,6 +30,11 @@ ENTRIES = (
         "per-channel mean and variance, normalise, γ and β, and backward",
     ),
     ("dropout", "Dropout lesson", "the mask, the 1/(1 − p) scaling, backward through the mask"),
+    (
+        "picture",
+        "A real picture",
+        "a kernel's feature map of a picture, and a crop step by step",
+    ),
     ("train", "Train a model", "pick hyperparameters, train on the GPU, watch live charts"),
     ("runs", "Runs", "compare, inspect, resume and delete training runs"),
 )
@@ -44,6 +49,7 @@ class HomeScreen(Screen):
         Binding("n", "open('net')", "Network lesson"),
         Binding("b", "open('batchnorm')", "Batch norm lesson"),
         Binding("d", "open('dropout')", "Dropout lesson"),
+        Binding("i", "open('picture')", "Picture lesson"),
         Binding("t", "open('train')", "Train"),
         Binding("r", "open('runs')", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),

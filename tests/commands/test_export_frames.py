@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_process import run_cnn_tui
 
@@ -147,3 +148,58 @@ def test_its_options_need_it_and_a_file_is_no_folder(tmp_path: Path, capsys) -> 
     (tmp_path / "a.svg").write_text("")
     assert cli.main(["pool", "--export-frames", str(tmp_path / "a.svg")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "phase", "steps", "shown"),
+    [
+        (["batchnorm", "--batch", "1", "--height", "2"], "dvar", 12, "backward · dσ²"),
+        (["dropout", "--example", "dropout-half"], "y", 16, "forward · y"),
+    ],
+)
+def test_batchnorm_and_dropout_export_a_stage(
+    tmp_path: Path, capsys, argv: list[str], phase: str, steps: int, shown: str
+) -> None:
+    folder = tmp_path / phase
+    code = cli.main([*argv, "--export-frames", str(folder), "--phase", phase, "--every", "5"])
+    assert code == 0, capsys.readouterr().err
+    files, manifest = exported(folder)
+    positions = [*range(1, steps + 1, 5)]
+    positions += [steps] if positions[-1] != steps else []
+    assert files == [f"{k:04d}-{phase}.svg" for k in range(1, len(positions) + 1)] + [
+        "frames.json",
+        "index.txt",
+    ]
+    assert manifest["steps"] == steps
+    assert [f["phase_step"] for f in manifest["frames"]] == positions
+    for frame in manifest["frames"]:
+        rows = screen_lines(folder / frame["file"])
+        assert any(shown in row for row in rows)  # the status line
+        assert any(frame["formula"].split("   ")[0] in row for row in rows)
+        assert any("✓" in row for row in rows)  # the checks finished before the shots
+    if "dropout-half" in argv:
+        assert "dropout-half" in manifest["frames"][0]["status"]  # the status names the example
+
+
+def test_conv_image_exports_the_crop_steps(tmp_path: Path, capsys) -> None:
+    """`cnn-tui conv --image PNG --export-frames DIR`: the picture lesson's frames."""
+    from PIL import Image
+
+    rows, cols = np.mgrid[0:12, 0:16]
+    grey = ((cols >= 8) * 200 + rows * 4).astype(np.uint8)  # a vertical edge at column 8
+    Image.fromarray(grey).save(tmp_path / "edge.png")
+    folder = tmp_path / "picture"
+    code = cli.main(
+        ["conv", "--image", str(tmp_path / "edge.png"), "--kernel", "sobel-x", "--height", "4",
+         "--width", "4", "--export-frames", str(folder), "--every", "20", "--frame-size", "80x24"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    files, manifest = exported(folder)
+    assert manifest["phase"] == "forward" and manifest["size"] == [80, 24]
+    frames = manifest["frames"]
+    assert len(files) == len(frames) + 2 and files[0] == "0001-forward.svg"
+    assert frames[0]["phase_step"] == 1 and frames[-1]["phase_step"] == manifest["steps"]
+    for frame in frames:
+        rows = screen_lines(folder / frame["file"])
+        assert any(frame["formula"].split("   ")[0] in row for row in rows)
+        assert any("edge.png" in row for row in rows)  # the picture lesson, not the plain one

@@ -135,14 +135,15 @@ def test_an_ascii_stdout_gets_an_ascii_trace_with_no_escapes():
 
 
 def test_the_flags_are_the_settings_table():
-    """Each lesson has one flag per setting of `LAYER_DEFAULTS[op]`, with its default in its help."""
+    """Each lesson has one flag per setting of `LAYER_DEFAULTS[op]`, with its default in its help
+    (after --example and --list-examples, the lesson files' flags)."""
     parser = cli.build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for op, defaults in LAYER_DEFAULTS.items():
         child = subparsers.choices[op]
         group = next(g for g in child._action_groups if g.title == "example")
         dests = [action.dest for action in group._group_actions]
-        assert dests == list(defaults)
-        for action in group._group_actions:
+        assert dests == ["example", "list_examples", *defaults]
+        for action in group._group_actions[2:]:
             setting = LAYER_SETTINGS[action.dest]
             assert f"default {setting.format(defaults[action.dest])}" in action.help

@@ -10,7 +10,7 @@ from cli_process import run_cnn_tui
 
 from cnn_tui import cli
 from cnn_tui.fileio import toml_text
-from cnn_tui.lessons import examples, library, network
+from cnn_tui.lessons import examples, layer_lesson, library, network
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -109,3 +109,46 @@ def test_a_lecture_folder_works_from_anywhere(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "example: a.toml: A" in proc.stdout
+
+
+def test_batchnorm_and_dropout_list_and_open_their_examples(capsys, tmp_path):
+    library.save_lesson(
+        "my-bn",
+        layer_lesson.layer_file_values(
+            layer_lesson.build_layer_example("batchnorm", seed=2), "title of my-bn", ""
+        ),
+    )
+    code, out, err = run_cli(capsys, "batchnorm", "--list-examples")
+    rows = [line.split(None, 2) for line in out.splitlines() if line.strip()]
+    assert code == 0 and err == ""
+    assert ["bn-constant-channel", "shipped", "A constant channel: what ε is for"] in rows
+    assert ["my-bn", "yours", "title of my-bn"] in rows and "dropout-half" not in out
+    code, out, _ = run_cli(capsys, "dropout", "--list-examples")
+    assert code == 0 and "dropout-half" in out and "my-bn" not in out
+    assert "cnn-tui dropout --example NAME" in out
+    code, out, err = run_cli(capsys, "batchnorm", "--no-ui", "--example", "my-bn", "--backward")
+    assert code == 0 and err == "" and "example: my-bn: title of my-bn" in out
+    assert "the upstream gradient, from the lesson file" in out
+    code, out, err = run_cli(
+        capsys, "dropout", "--no-ui", "--example", "dropout-half", "--seed", "3"
+    )
+    assert code == 0 and "(dy and u drawn from seed 3)" in out
+    assert "u: uniform numbers drawn from the seed (3)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "text", "message"),
+    [
+        (["dropout"], 'op = "batchnorm"\nx = [[1, 2]]\n', "open it with cnn-tui batchnorm"),
+        (["batchnorm"], 'op = "batchnorm"\nx = [[1, 2]]\nmask = [[1, 0]]\n', "unknown key 'mask'"),
+        (["batchnorm", "--batch", "2"], 'op = "batchnorm"\nx = [[1, 2]]\n', "--batch cannot be"),
+    ],
+)
+def test_a_bad_layer_file_or_flag_is_one_line_exit_2(capsys, tmp_path, argv, text, message):
+    path = tmp_path / "my.toml"
+    path.write_text(text)
+    code, out, err = run_cli(capsys, *argv, "--no-ui", "--example", str(path))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and str(path) in err
+    code, _, err = run_cli(capsys, "dropout", "--no-ui", "--example", "nothing")
+    assert code == 2 and "no dropout example named 'nothing'" in err and "dropout-half" in err

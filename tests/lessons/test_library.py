@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import toml_text
-from cnn_tui.lessons import examples, library, network
+from cnn_tui.lessons import examples, layer_lesson, library, network
 from cnn_tui.lessons.replay import make_example
 
 EDGE = """op = "conv"
@@ -320,3 +321,93 @@ def test_the_example_in_the_docs_opens(tmp_path, repo_root):
     assert toml_text(examples.example_file_values(example, example.title, example.description)) == (
         block
     )
+
+
+# ------------------------------------------------------------------------------ batch norm, dropout
+
+
+@pytest.mark.parametrize(
+    ("op", "params"),
+    [
+        ("batchnorm", {}),
+        ("batchnorm", {"batch": 1, "channels": 3, "height": 2, "width": 4, "eps": 0.5, "seed": 4}),
+        ("batchnorm", {"batch": 3, "channels": 1, "momentum": 0.9}),
+        ("dropout", {}),
+        ("dropout", {"batch": 2, "channels": 2, "p": 0.2, "seed": 7}),
+    ],
+)
+def test_a_saved_layer_lesson_opens_again_with_the_same_arrays_and_numbers(op, params):
+    board = layer_lesson.build_layer_example(op, **params)
+    library.save_lesson("saved", layer_lesson.layer_file_values(board, "Saved", "from a test"))
+    again = layer_lesson.build_layer_example(op, example="saved")
+    names = ("x", "dy", "gamma", "beta") if op == "batchnorm" else ("x", "dy", "u", "mask")
+    for name in names:
+        np.testing.assert_array_equal(getattr(again, name), getattr(board, name))
+    assert again.settings() | {"seed": 0} == board.settings() | {"seed": 0}
+    assert (again.name, again.title, again.description) == ("saved", "Saved", "from a test")
+    assert again.status_label == "saved" and not again.seeded
+    ran, reran = layer_lesson.run_layer(board), layer_lesson.run_layer(again)
+    for name in ("y", "dx"):
+        np.testing.assert_array_equal(reran.values[name], ran.values[name])
+    info = next(i for i in library.list_lessons(op) if i.name == "saved")
+    assert (info.op, info.source, info.problem) == (op, "yours", "")
+
+
+def test_the_shipped_layer_examples_teach_what_they_say():
+    """bn-constant-channel: σ² = 0 in channel 1, so x̂ = 0, y = β and dx = γ(dy − mean dy)/√ε;
+    dropout-half: 8 of 16 kept, y = 2 where kept, mean(y) = mean(x) = 1."""
+    example = layer_lesson.build_layer_example("batchnorm", example="bn-constant-channel")
+    run = layer_lesson.run_layer(example)
+    assert run.values["var"][1] == 0 and np.all(run.values["xhat"][:, 1] == 0)
+    np.testing.assert_allclose(run.values["y"][:, 1], example.beta[1])
+    dy = example.dy[:, 1]
+    expected = example.gamma[1] * (dy - dy.mean()) / np.sqrt(example.eps)
+    np.testing.assert_allclose(run.values["dx"][:, 1], expected, atol=1e-12)
+    assert layer_lesson.gradient_check(example, run).passed()
+    assert layer_lesson.compare_with_torch(example, run) < 1e-9  # PyTorch's autograd agrees
+    assert example.status_label == "bn-constant-channel"
+    dropout = layer_lesson.build_layer_example("dropout", example="dropout-half")
+    run = layer_lesson.run_layer(dropout)
+    assert dropout.mask.sum() == 8 and run.values["y"].mean() == 1.0
+    assert set(np.unique(run.values["y"])) == {0.0, 2.0}
+    np.testing.assert_array_equal(run.values["dx"], dropout.dy * dropout.mask * 2)
+    assert layer_lesson.compare_with_torch(dropout, run) < 1e-12
+    assert layer_lesson.gradient_check(dropout, run).passed()
+
+
+def test_a_layer_file_fixes_the_sizes_and_its_seed_draws_what_it_leaves_out(tmp_path):
+    path = tmp_path / "bn.toml"
+    path.write_text('op = "batchnorm"\nx = [[1, 2], [3, 5]]\n')
+    example = layer_lesson.build_layer_example("batchnorm", example=str(path))
+    assert example.x.shape == (1, 1, 2, 2) and example.seeded
+    np.testing.assert_array_equal(example.gamma, [1.0])  # BatchNorm2d's start: γ = 1, β = 0
+    np.testing.assert_array_equal(example.beta, [0.0])
+    assert example.status_label == "bn.toml, seed 0"
+    again = layer_lesson.build_layer_example("batchnorm", example=str(path), seed=5)
+    assert again.status_label == "bn.toml, seed 5" and not np.array_equal(again.dy, example.dy)
+    with pytest.raises(UsageError, match="--height cannot be combined with --example"):
+        layer_lesson.build_layer_example("batchnorm", example=str(path), height=3)
+
+
+@pytest.mark.parametrize(
+    ("op", "text", "message"),
+    [
+        ("batchnorm", 'op = "batchnorm"\nx = [[1, 2]]\np = 0.5\n', "unknown key 'p'"),
+        ("dropout", 'op = "dropout"\nx = [[1, 2]]\ngamma = [1]\n', "unknown key 'gamma'"),
+        ("batchnorm", 'op = "batchnorm"\nx = [[1, 2]]\ngamma = [1, 2]\n', "one per channel (1)"),
+        ("batchnorm", 'op = "batchnorm"\nx = [[3]]\n', "at least 2 values per channel"),
+        ("batchnorm", 'op = "batchnorm"\nx = [[1, 2]]\neps = 0\n', "eps must be above 0"),
+        ("batchnorm", 'op = "batchnorm"\nx = [[1, 2]]\neps = "small"\n', "eps must be a number"),
+        ("dropout", 'op = "dropout"\nx = [[1, 2]]\nu = [[0.5, 1.0]]\n', "u: values must be in"),
+        ("dropout", 'op = "dropout"\nx = [[1, 2]]\ndout = [[1], [2]]\n', "must have x's shape"),
+        ("dropout", 'op = "dropout"\nx = [[1, 2]]\nseed = 1.5\n', "seed must be a whole number"),
+        ("dropout", 'op = "dropout"\nx = [[1, 2, 3, 4, 5, 6, 7]]\n', "x: width"),
+        ("dropout", 'op = "batchnorm"\nx = [[1, 2]]\n', "open it with cnn-tui batchnorm"),
+    ],
+)
+def test_a_bad_layer_file_is_one_line_naming_the_file_and_the_key(tmp_path, op, text, message):
+    path = tmp_path / "l.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=re.escape(message)) as info:
+        layer_lesson.build_layer_example(op, example=str(path))
+    assert "\n" not in str(info.value) and str(path) in str(info.value)

@@ -10,8 +10,9 @@ import re
 import numpy as np
 import pytest
 
-from cnn_tui.lessons import network
+from cnn_tui.lessons import layer_lesson, network
 from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.layer_replay import LayerReplay
 from cnn_tui.lessons.navigation import (
     GotoError,
     GotoQuery,
@@ -340,3 +341,60 @@ def test_net_skips_zero_products_within_a_stage() -> None:
     assert skip.phase == model.stage.title == "backward · conv · dw1"
     assert messages[0].startswith("skipped ") and messages[0].endswith(" zero products")
     assert messages[-1].endswith("stopped at the last step of backward · conv · dw1")
+
+
+# --------------------------------------------------------------------------- batch norm, dropout
+
+
+def layer(op: str, **settings) -> LayerReplay:
+    return LayerReplay(layer_lesson.run_layer(layer_lesson.build_layer_example(op, **settings)))
+
+
+def test_batchnorm_goes_to_its_stages_and_cells() -> None:
+    model = layer("batchnorm", batch=2, channels=2)
+    names = model.goto_names()
+    assert names[:2] == ["forward", "backward"]
+    assert {"mu", "var", "xhat", "y", "dgamma", "dvar", "dmu", "dx"} <= set(names)
+    model.go_to(model.resolve_goto("dvar", VIEW))
+    assert model.stage.key == "bn.grad_var" and model.local == 1
+    model.go_to(model.resolve_goto("5", VIEW))
+    assert model.stage.key == "bn.grad_var" and model.local == 5
+    model.go_to(model.resolve_goto("mu[1]", VIEW))  # a per-channel vector: one index
+    assert (model.current.target, model.current.target_index) == ("mu", (1,))
+    model.go_to(model.resolve_goto("xhat", VIEW))
+    model.go_to(model.resolve_goto("2,1", {"n": 1, "c": 1}))  # the image and channel on screen
+    assert (model.current.target, model.current.target_index) == ("xhat", (1, 1, 2, 1))
+    target = model.resolve_goto("dx[n=0, c=1, 0,2]", VIEW)
+    assert target.label == "dx[n=0, c=1, 0,2]"
+    model.go_to(target)
+    assert (model.current.target, model.current.target_index) == ("dx", (0, 1, 0, 2))
+    before = model.position
+    with pytest.raises(GotoError, match="mu: c 2 is out of range: 0 to 1"):
+        model.resolve_goto("mu[2]", VIEW)
+    with pytest.raises(GotoError, match="no stage 'gamma2' here: try forward, backward, mu"):
+        model.resolve_goto("gamma2", VIEW)
+    assert model.position == before  # a bad query moves nothing
+
+
+def test_dropout_skips_the_dropped_values() -> None:
+    """In dropout the zero products are the dropped values (y = x·0·2): z passes over them."""
+    model = layer("dropout", p=0.5)
+    for phase in ("y", "dx"):
+        model.go_to(model.resolve_goto(phase, VIEW))
+        events = model.stage.events
+        start = model.starts[model.stage_index]
+        dropped = [e.operands[1].value == 0 for e in events]  # the mask operand
+        assert 0 < sum(dropped) < len(events)
+        model.seek(start + 1)
+        total = 0
+        while model.local < model.stage.steps:
+            before = model.position
+            skip = model.skip_zeros(1)
+            passed = dropped[before - start : skip.position - start - 1]
+            assert all(passed) and skip.skipped == len(passed)
+            assert not dropped[model.local - 1] or skip.phase_end
+            total += skip.skipped
+        assert total == sum(dropped[1:]) - dropped[-1]
+    # the mask stage compares, it multiplies nothing: no step of it is a zero product
+    model.go_to(model.resolve_goto("mask", VIEW))
+    assert not any(is_zero_product(e) for e in model.stage.events)

@@ -373,3 +373,30 @@ def test_the_docs_list_every_named_kernel():
     page = (Path(__file__).resolve().parents[2] / "docs" / "lessons" / "picture.md").read_text()
     for name in KERNELS:
         assert f"| `{name}`" in page, name
+
+
+# --------------------------------------------------------------------------- the built-in picture
+
+
+def test_the_built_in_picture_needs_no_file_and_its_crop_has_both_edges(tmp_path):
+    picture = pic.load_picture(pic.TEST_PICTURE)
+    assert picture.size == (20, 20) and set(np.unique(picture.pixels)) == {0.1, 0.5, 0.9}
+    # the default (centred) crop sees a vertical and a horizontal edge
+    for kernel in ("sobel-x", "sobel-y"):
+        lesson = build_picture_lesson(PictureSettings(pic.TEST_PICTURE, kernel))
+        out, _ = lesson.example().forward()
+        assert np.abs(out).max() > 1.0 and lesson.region_difference() < 1e-12
+    import argparse
+
+    from cnn_tui.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    # --image's help names it (a literal there: --help imports no numpy, so not this module)
+    assert pic.TEST_PICTURE in commands.choices["conv"].format_help()
+    with pytest.raises(UsageError, match="the built-in picture is builtin:edges"):
+        pic.load_picture("builtin:cat")
+    # the home screen's picture: Fashion-MNIST's first test image when installed, else this one
+    assert pic.default_picture_spec([str(tmp_path)]) == pic.TEST_PICTURE
+    (tmp_path / "data").mkdir()
+    folder, _ = fashion_folder(tmp_path / "data")
+    assert pic.default_picture_spec([str(folder)]) == "fashion-mnist:0"

@@ -13,7 +13,7 @@ import functools
 
 import pytest
 from textual.screen import Screen
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.layer_flags import settings_from_args
@@ -105,6 +105,8 @@ def test_the_flags_become_the_screen_settings() -> None:
     args = build_parser().parse_args(["batchnorm", "--batch", "3", "--eps", "0.01", "--seed", "2"])
     settings = settings_from_args(args)
     assert settings == LayerSettings("batchnorm", {"batch": 3, "eps": 0.01, "seed": 2})
+    args = build_parser().parse_args(["dropout", "--example", "dropout-half", "--p", "0.25"])
+    assert settings_from_args(args) == LayerSettings("dropout", {"p": 0.25}, example="dropout-half")
     screen = open_screen_for("batchnorm", settings)
     assert isinstance(screen, LayerScreen)
     assert screen.example.x.shape[0] == 3 and screen.example.eps == 0.01
@@ -211,6 +213,7 @@ async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> N
         assert [field.id for field in form.query(Input)] == [
             f"form-{name}" for name in LAYER_DEFAULTS["batchnorm"]
         ]  # one field per setting of the table, as the flags
+        assert form.query_one("#form-example", Select).value == "random"
         assert form.query_one("#form-eps", Input).value == "1e-05"
         form.query_one("#form-eps", Input).value = "0"
         form.query_one("#form-batch", Input).value = "1"

@@ -14,9 +14,12 @@ import pytest
 from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.fileio import toml_text
-from cnn_tui.lessons import examples, library, network
+from cnn_tui.lessons import examples, layer_lesson, library, network
+from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.form import LessonFormScreen
+from cnn_tui.ui.lessons.layer_form import LayerFormScreen
+from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.net_form import NetFormScreen
 from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.save_dialog import SaveLessonScreen
@@ -223,3 +226,88 @@ async def test_the_net_form_saves_and_its_status_names_the_example() -> None:
     for key in network.EDITABLE:
         np.testing.assert_array_equal(getattr(again, key), getattr(board, key))
     assert (again.label, again.lr, again.class_names) == (board.label, 0.05, board.class_names)
+
+
+# --------------------------------------------------------------------------- batch norm, dropout
+
+
+@run_async
+async def test_the_layer_forms_save_the_lesson_and_it_opens_by_name() -> None:
+    """A random batch-norm lesson with ε changed, saved with F2: the file holds every array (the
+    seed draws nothing), the lesson shows it by name, and the picker lists it as yours."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LayerScreen(LayerSettings("batchnorm", {"seed": 3}), run_checks=False)
+        await pilot.app.push_screen(screen)
+        await pilot.pause()
+        assert status(screen).endswith("seed 3")
+        assert screen.model.step_lines()[1:] == ["", ""]  # random values: no title to show
+        before = screen.example
+        await pilot.press("e")
+        form = app.screen
+        assert isinstance(form, LayerFormScreen)
+        form.query_one("#form-eps", Input).value = "0.01"
+        await save_as(pilot, "my-bn", "my batch")
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.example.name == "my-bn" and status(screen).endswith("my-bn")
+        assert screen.example.eps == 0.01
+        for name in ("x", "dy", "gamma", "beta"):
+            assert np.array_equal(getattr(screen.example, name), getattr(before, name))
+        saved = library.user_lessons_dir() / "my-bn.toml"
+        data = library.read_lesson(str(saved), "batchnorm", layer_lesson.file_keys("batchnorm"))
+        assert data.title == "my batch" and "seed" not in data.data
+        assert set(data.data) == {"op", "title", "description", "eps", "momentum", "x", "gamma",
+                                  "beta", "dout"}  # fmt: skip
+        # the picker lists it; its sizes are greyed out: the arrays fix them
+        await pilot.press("e")
+        form = app.screen
+        assert "my-bn (yours): my batch" in options(form)
+        assert form.query_one("#form-example", Select).value == "my-bn"
+        assert form.query_one("#form-batch", Input).disabled
+        assert not form.query_one("#form-eps", Input).disabled
+        form.query_one("#form-example", Select).value = "random"
+        await pilot.pause()
+        assert not form.query_one("#form-batch", Input).disabled
+        await pilot.press("escape")
+
+
+@run_async
+async def test_the_dropout_picker_opens_the_shipped_example_and_a_new_seed_redraws_the_mask() -> (
+    None
+):
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LayerScreen(LayerSettings("dropout"), run_checks=False)
+        await pilot.app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("e")
+        form = app.screen
+        assert "dropout-half: p = 0.5: half dropped, the rest doubled" in options(form)
+        form.query_one("#form-example", Select).value = "dropout-half"
+        await pilot.pause()
+        assert form.query_one("#form-height", Input).value == "4"
+        form.query_one("#form-p", Input).value = "0.25"  # a free setting: the mask is u ≥ p
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen
+        example = screen.example
+        assert (example.name, example.p, example.seeded) == ("dropout-half", 0.25, False)
+        assert "p = 0.25 · dropout-half" in status(screen)
+        # before the first step the step panel says what the example is about, once
+        panel = text_of(screen.query_one("#layer-step"))
+        assert "dropout-half: p = 0.5: half dropped, the rest doubled" in panel
+        assert "x is 1 everywhere. The mask keeps u ≥ p" in panel
+        assert np.array_equal(example.mask, (example.u >= 0.25).astype(float))
+        u = example.u.copy()
+        await pilot.press("r")  # the file's x stays; the seed draws dy and u
+        assert screen.example.name == "dropout-half" and screen.example.seed == 1
+        assert np.array_equal(screen.example.x, example.x) and not np.array_equal(
+            screen.example.u, u
+        )
+        assert status(screen).endswith("dropout-half, seed 1")
+        # the form keeps what the seed drew: applying it unchanged shows the same numbers
+        await pilot.press("e", "ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen and status(screen).endswith("dropout-half, seed 1")
+        assert not np.array_equal(screen.example.u, u)

@@ -12,9 +12,11 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from cnn_tui.lessons.navigation import is_zero_product
+from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.goto import GotoPrompt
+from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
@@ -34,6 +36,7 @@ def run_async(test):
 def no_checks(monkeypatch):
     monkeypatch.setattr(LessonScreen, "run_checks_default", False)
     monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
+    monkeypatch.setattr(LayerScreen, "run_checks_default", False)
 
 
 def plain(widget) -> str:
@@ -163,3 +166,68 @@ async def test_the_network_lesson_goes_to_a_stage_and_skips_its_zeros() -> None:
         assert not is_zero_product(screen.model.current) or screen.model.local == (
             screen.model.stage.steps
         )
+
+
+@run_async
+async def test_the_batchnorm_lesson_goes_to_a_cell_of_the_image_and_channel_on_screen() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LayerScreen(LayerSettings("batchnorm", {"batch": 2, "channels": 2}))
+        await app.push_screen(screen)
+        await pilot.pause()
+        keys = {binding.action for (_, binding, enabled, _) in screen.active_bindings.values()
+                if enabled}  # fmt: skip
+        assert {"goto", "skip_zeros(1)", "skip_zeros(-1)"} <= keys  # no longer hidden here
+        await type_goto(pilot, "dx")
+        assert "backward · dx" in status(screen) and "step 1 / " in status(screen)
+        await pilot.press("c")  # channel 1 on the board
+        await type_goto(pilot, "1,2")
+        assert note(screen) == "went to dx[n=0, c=1, 1,2]"
+        event = screen.model.current
+        assert (event.target, event.target_index) == ("dx", (0, 1, 1, 2))
+        board = screen.query_one(ArrayBoard)
+        dx = next(spec for spec in board.grids if spec.name == "dx")
+        assert dx.marks[(1, 2)] == "write" and "c=1" in dx.title
+        prompt = await type_goto(pilot, "mu[5]")
+        assert plain(prompt.query_one("#goto-error", Static)) == "mu: c 5 is out of range: 0 to 1"
+        await pilot.press("escape")
+
+
+@run_async
+async def test_z_in_the_dropout_lesson_skips_the_dropped_values() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LayerScreen(LayerSettings("dropout", {"p": 0.5}))
+        await app.push_screen(screen)
+        await pilot.pause()
+        events = screen.model.stages[1].events  # y = x·mask·2, value by value
+        dropped = [e.operands[1].value == 0 for e in events]  # the mask operand
+        start = next(k for k in range(len(dropped) - 1) if not dropped[k] and dropped[k + 1])
+        kept = next(k for k in range(start + 1, len(dropped)) if not dropped[k])
+        await type_goto(pilot, f"y {start + 1}")
+        assert note(screen) == f"went to forward · dropout · y, step {start + 1}"
+        await pilot.press("z")
+        assert screen.model.local == kept + 1
+        skipped = kept - start - 1
+        assert note(screen) == f"skipped {skipped} zero product{'s' if skipped > 1 else ''}"
+        assert not is_zero_product(screen.model.current)
+        await pilot.press("Z")
+        assert screen.model.local == start + 1
+
+
+@run_async
+async def test_after_the_prompt_the_board_fills_the_room_the_step_panel_left() -> None:
+    """From the first screen (a tall step panel: the example's description) to a short step:
+    the board is fitted again once the prompt is gone, with no blank band under it."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LayerScreen(LayerSettings("batchnorm", example="bn-constant-channel"))
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, "dx[n=1, c=1, 1,0]")
+        await pilot.pause()
+        scroll = screen.query_one("#layer-board-scroll")
+        board = screen.query_one(ArrayBoard)
+        rule = screen.query_one("#layer-rule")
+        assert scroll.region.bottom == rule.region.y  # the board's container reaches the rule
+        assert scroll.region.height == min(board.board_size[1], board.room) > 7

@@ -94,7 +94,9 @@ async def test_the_home_screen_opens_the_network_lesson_by_key_and_mouse() -> No
         assert "network · forward · conv" in status(app.screen)
         await pilot.press("escape")
         assert isinstance(app.screen, HomeScreen)
-        await pilot.click("#home-menu", offset=(4, 7))  # the third entry
+        await pilot.click(
+            "#home-menu", offset=(4, 5)
+        )  # the third entry's title (border, 2 rows each)
         await pilot.pause()
         assert isinstance(app.screen, NetworkScreen)
 

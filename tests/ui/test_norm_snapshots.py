@@ -1,6 +1,7 @@
 """Snapshot tests (pytest-textual-snapshot) of the batch-norm and dropout lesson screens, at 80×24
 and 120×40: batch norm mid variance (forward), batch norm's dx (backward: the written cell and the
-arrays it reads), and dropout drawing its mask.
+arrays it reads), dropout drawing its mask; the shipped examples (a constant channel's dx, p = 0.5
+scaling by 2) with the status naming them, and a skip over dropped values (`z`).
 
 Deterministic: the default examples, the replay paused, the checks switched off. Update with
 `pytest tests/ui/test_norm_snapshots.py --snapshot-update` after a deliberate change, then look at
@@ -26,9 +27,9 @@ def no_checks(monkeypatch):
     monkeypatch.setattr(LayerScreen, "run_checks_default", False)
 
 
-def opener(op: str):
+def opener(op: str, example: str | None = None):
     async def open_layer(pilot) -> None:
-        await pilot.app.push_screen(LayerScreen(LayerSettings(op)))
+        await pilot.app.push_screen(LayerScreen(LayerSettings(op, example=example)))
         await pilot.pause()
 
     return open_layer
@@ -51,3 +52,22 @@ def test_batchnorm_backward_dx(snap_compare, size) -> None:
 @SIZES
 def test_dropout_mask(snap_compare, size) -> None:
     assert snap_compare(CnnTuiApp(), press=MASK, terminal_size=size, run_before=opener("dropout"))
+
+
+@SIZES
+def test_batchnorm_constant_channel_dx(snap_compare, size) -> None:
+    press = [":", *"dx[n=1, c=1, 1,0]", "enter"]
+    assert snap_compare(
+        CnnTuiApp(),
+        press=press,
+        terminal_size=size,
+        run_before=opener("batchnorm", "bn-constant-channel"),
+    )
+
+
+@SIZES
+def test_dropout_half_skips_dropped_values(snap_compare, size) -> None:
+    press = [":", "y", "enter", "z"]  # y's first value is kept; z passes the dropped ones
+    assert snap_compare(
+        CnnTuiApp(), press=press, terminal_size=size, run_before=opener("dropout", "dropout-half")
+    )

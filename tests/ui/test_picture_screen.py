@@ -201,3 +201,22 @@ async def test_a_hostile_file_name_is_shown_as_text(tmp_path):
         await pilot.pause()
         text = panel_text(app.screen)
         assert "[bold red]x\\x1b]0;pwned\\x07.png" in text and "\x1b" not in text
+
+
+@run_async
+async def test_the_home_screen_opens_the_picture_lesson_without_a_file(monkeypatch, tmp_path):
+    """`i` on the home screen: the built-in picture where Fashion-MNIST is not installed."""
+    from cnn_tui.lessons import picture as pic
+    from cnn_tui.ui.home import HomeScreen
+
+    monkeypatch.setattr(pic, "fashion_mnist_folders", lambda: [str(tmp_path)])
+    app = CnnTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, HomeScreen)
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, PictureScreen)
+        assert app.screen.lesson.picture.source.startswith("built-in test picture")
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)

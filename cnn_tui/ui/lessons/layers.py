@@ -6,12 +6,14 @@ the stage at work (μ, σ², x̂, y, the running statistics, then dβ, dγ, dx̂
 mask, y, dx), the board shows that stage's arrays (`ArrayBoard`: x, μ, σ², x̂, y, γ, β and the
 gradients, the current step's cells highlighted), the rule panel what the stage computes (the
 chain rule, going backward), the step panel the current step with its numbers and where the
-stage's input came from. Moving, playing and the checks against PyTorch and finite differences
-(in a worker thread: torch is imported there) come from `SteppingScreen`.
+stage's input came from. Moving, playing, going to a stage, a step or a cell (`:`), skipping
+zero products (`z` / `Z`: in dropout, the dropped values) and the checks against PyTorch and
+finite differences (in a worker thread: torch is imported there) come from `SteppingScreen`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -26,7 +28,7 @@ from cnn_tui.lessons.replay import READ, WRITE
 from cnn_tui.lessons.settings import LIMITS, LayerSettings
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
-from cnn_tui.ui.lessons.layer_form import LayerFormScreen
+from cnn_tui.ui.lessons.layer_form import LayerFormScreen, LayerRequest
 from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 from cnn_tui.ui.lessons.stepping import (
@@ -117,7 +119,7 @@ class LayerScreen(SteppingScreen):
         self.query_one("#layer-pipeline", NetPipeline).show(*model.pipeline())
         rule, source = model.rule_lines()
         self.query_one("#layer-rule", RulePanel).show(rule)
-        self.query_one("#layer-step", StepPanel).show(model.step_lines(), source)
+        self.query_one("#layer-step", StepPanel).show(model.step_lines(), self.info_line(source))
         self._follow_step()
 
     @property
@@ -161,22 +163,23 @@ class LayerScreen(SteppingScreen):
         self._move(self.model.next_pass)
 
     def action_reseed(self) -> None:
-        """The same sizes and settings with the next seed: new numbers, the same lesson."""
+        """The same sizes and settings with the next seed: new numbers, the same lesson (an
+        example file keeps its x; the seed draws a new dy and, in dropout, a new mask)."""
         seed = (self.example.seed + 1) % (LIMITS.max_seed + 1)
         values = {**self.settings.values, "seed": seed}
-        self.settings = LayerSettings(self.settings.op, values)
+        self.settings = dataclasses.replace(self.settings, values=values)
         self._restart(layer_lesson.layer_example_from_settings(self.settings))
 
     def action_edit(self) -> None:
         self._stop()
-        form = LayerFormScreen(self.example.op, self.example.settings())
+        form = LayerFormScreen(self.example, self.settings)
         self.app.push_screen(form, self._edited)
 
-    def _edited(self, settings: LayerSettings | None) -> None:
-        if settings is None:
+    def _edited(self, request: LayerRequest | None) -> None:
+        if request is None:
             return
-        self.settings = settings
-        self._restart(layer_lesson.layer_example_from_settings(settings))
+        self.settings = request.settings
+        self._restart(request.example)
 
     # ----------------------------------------------------------------- checks
 

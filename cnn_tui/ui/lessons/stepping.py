@@ -376,6 +376,13 @@ class SteppingScreen(Screen):
     def on_resize(self) -> None:
         self._follow_step()
 
+    def on_screen_resume(self) -> None:
+        """Back from a modal (the go-to prompt, the edit form): fit the board again. A move made
+        while the modal was up was fitted to the step panel it replaced (a taller one leaves a
+        blank band under the board): after the screen's own layout, so its panels' sizes are
+        the new ones."""
+        self.call_after_refresh(self._follow_step)
+
     # ----------------------------------------------------------------- checks
 
     def _start_checks(self) -> None:
