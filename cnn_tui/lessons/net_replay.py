@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage
+from cnn_tui.lessons.number_format import NumberFormat, array_formats
 from cnn_tui.lessons.replay import WINDOW, GridSpec, Replay
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, step_text
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell, step_text
 
 DIRECTIONS = ("forward", "backward", "update", "after")
 
@@ -59,6 +60,12 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
     return f"{shown}[{', '.join([*named, ','.join(rest)])}]"
 
 
+def net_formats(run: NetRun) -> dict[str, NumberFormat]:
+    """How every array of the network lesson writes its values, on the screen and in the trace
+    alike (`number_format.array_formats`): chosen from the run's arrays and every step."""
+    return array_formats(run.values, (e for stage in run.stages for e in stage.events))
+
+
 class NetReplay:
     """The cursor of the network lesson over all its stages."""
 
@@ -85,12 +92,16 @@ class NetReplay:
             total += stage.steps
         self.total = total
         self.position = 0
+        # one format per array, for its grid, the steps and the trace alike (`net_formats`)
+        self.formats = net_formats(run)
+        self.write = format_cell(self.formats)
         self.style = StepStyle(
             ref=lambda name, index: cell_ref(self.shapes, name, index),
             num=fmt_num,
             factor=fmt_factor,
             explain=True,
             route_source="a1",
+            cell=self.write,
         )
 
     # ----------------------------------------------------------------- where we are
@@ -282,7 +293,8 @@ class NetReplay:
                     cells[(0, where[0] if where else 0)] = role
             title = f"{shown}{label} {meaning}".strip()
             final_plane = np.asarray(final_plane).reshape(np.shape(plane))
-            specs.append(GridSpec(name, title, plane, cells, (0, 0), final_plane))
+            number_format = self.formats.get(name)
+            specs.append(GridSpec(name, title, plane, cells, (0, 0), final_plane, number_format))
         return specs
 
     def step_lines(self) -> list[str]:
@@ -311,7 +323,8 @@ class NetReplay:
         if self.stage.running and e.kind in _ACCUMULATING and count > 1:
             target = self.style.ref(e.target, e.target_index)
             status = "done" if done == count else "so far"
-            return f"{target} = {self.stage.running} = {fmt_num(e.after)} {status} ({done}/{count})"
+            total = self.write(e.target, e.after)
+            return f"{target} = {self.stage.running} = {total} {status} ({done}/{count})"
         if self.stage.note:
             cells = f"cell {replay.cell_number()} of {replay.cell_count}"
             progress = f"{cells}, step {done}/{count}" if count > 1 else cells
@@ -324,11 +337,13 @@ class NetReplay:
         p_after = float(run.values["p_after"][0, label])
         change = run.loss_after - run.loss
         verdict = "lower: the step went downhill" if change < 0 else "not lower: α is too large"
+        write = self.write
         return [
             "second forward pass with the updated weights w1′, b1′, w2′, b2′",
-            f"L = {_sig(run.loss)} → L′ = {_sig(run.loss_after)}  ({_sig(change)}, {verdict})",
+            f"L = {write('L', run.loss)} → L′ = {write('L_after', run.loss_after)}  "
+            f"({_sig(change)}, {verdict})",
             f"p[{label}] (the true class, {self.example.class_name(label)}) = "
-            f"{_sig(p_before)} → {_sig(p_after)}",
+            f"{write('p', p_before)} → {write('p_after', p_after)}",
         ]
 
     def rule_lines(self) -> tuple[str, str]:
@@ -365,7 +380,7 @@ class NetReplay:
             f"step {self.local} / {self.stage.steps}",
             f"all {self.position} / {self.total}",
             f"{speed} steps/s",
-            f"{example.name} · y = {example.label} · α = {fmt_num(example.lr)}",
+            f"{example.name} · y = {example.label} · α = {self.write('lr', example.lr)}",
         ]
 
 

@@ -11,11 +11,12 @@ to a writer (`cnn_tui.commands` prints them, tests collect them).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
 from cnn_tui.lessons.naive import StepEvent
+from cnn_tui.lessons.net_replay import net_formats
 from cnn_tui.lessons.network import (
     ARRAYS,
     EDITABLE,
@@ -24,7 +25,8 @@ from cnn_tui.lessons.network import (
     gradient_check,
     run_network,
 )
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, step_text
+from cnn_tui.lessons.number_format import NumberFormat
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, format_cell, step_text
 from cnn_tui.lessons.step_text import fmt_num as _num
 from cnn_tui.lessons.trace import KIND_NAMES
 
@@ -53,13 +55,17 @@ def _ref(name: str, index: tuple[int, ...]) -> str:
     return f"{shown}[{','.join(str(i) for i in index)}]" if index else shown
 
 
-# how the trace writes a step: every index in full, ASCII numbers, terse (like the conv trace)
-NET_TRACE_STYLE = StepStyle(ref=_ref, num=_num, factor=fmt_factor, route_source="a1")
+def net_trace_style(formats: Mapping[str, NumberFormat]) -> StepStyle:
+    """How the trace writes a step: every index in full, terse (like the conv trace), each
+    value in its array's format (`net_formats`, as on the lesson screen)."""
+    return StepStyle(
+        ref=_ref, num=_num, factor=fmt_factor, route_source="a1", cell=format_cell(formats)
+    )
 
 
-def step_line(event: StepEvent) -> str:
+def step_line(event: StepEvent, style: StepStyle) -> str:
     """One step as the trace writes it: the formula and its numbers on one line."""
-    return " ".join(step_text(event, NET_TRACE_STYLE))
+    return " ".join(step_text(event, style))
 
 
 def net_trace_text(example: NetExample, *, summary: bool = False) -> str:
@@ -74,11 +80,13 @@ def write_net_trace(
 ) -> None:
     """Write the trace line by line to `write`."""
     run = run_network(example)
-    for line in _header(example):
+    formats = net_formats(run)
+    style = net_trace_style(formats)
+    for line in _header(example, formats):
         write(line)
     write("")
     for name in EDITABLE:
-        for line in array_lines(name, run.values[name]):
+        for line in array_lines(name, run.values[name], formats):
             write(line)
     direction = ""
     for stage in run.stages:
@@ -94,19 +102,19 @@ def write_net_trace(
             write(_counts(stage.events))
         else:
             for event in stage.events:
-                write(step_line(event))
+                write(step_line(event, style))
         for name in stage.writes:
-            for line in array_lines(name, run.values[name]):
+            for line in array_lines(name, run.values[name], formats):
                 write(line)
         if stage.key == "softmax.forward":
             label = example.label
-            write(f"loss L = −log p[{label}] = {_num(run.loss)}")
+            write(f"loss L = −log p[{label}] = {formats['L'](run.loss)}")
     write("")
     check = gradient_check(example, run)
     write(f"gradient check (central differences, eps {check.eps:g}): {check.summary()}")
 
 
-def _header(example: NetExample) -> Iterator[str]:
+def _header(example: NetExample, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
     yield f"network: {describe(example)}"
     yield f"example: {example.name}: {example.title}"
     for line in example.description.strip().splitlines():
@@ -114,7 +122,8 @@ def _header(example: NetExample) -> Iterator[str]:
     names = ", ".join(f"{k} = {example.class_name(k)}" for k in range(example.classes))
     yield f"classes: {names}"
     label = example.label
-    yield f"label y = {label} ({example.class_name(label)}), learning rate α = {_num(example.lr)}"
+    lr = formats["lr"](example.lr)
+    yield f"label y = {label} ({example.class_name(label)}), learning rate α = {lr}"
 
 
 def _counts(events) -> str:
@@ -134,19 +143,21 @@ def _kind_name(kind: str, count: int) -> str:
     return name[:-3] + "y" if name.endswith("ies") else name[:-1]
 
 
-def array_lines(name: str, array: np.ndarray) -> Iterator[str]:
-    """An array as aligned rows: feature maps one grid per [n, c] slice, vectors one row."""
+def array_lines(name: str, array: np.ndarray, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
+    """An array as aligned rows: feature maps one grid per [n, c] slice, vectors one row; every
+    value in the array's format, as its grid on the lesson screen writes it."""
     shown = ARRAYS.get(name, ((), name, ""))[1]
+    write = formats.get(name, _num)
     array = np.asarray(array, dtype=np.float64)
     if array.ndim == 0:
-        yield f"{shown} = {_num(float(array))}"
+        yield f"{shown} = {write(float(array))}"
         return
     if array.ndim == 1 or (array.ndim == 2 and array.shape[0] == 1):
-        yield f"{shown} = [{', '.join(_num(v) for v in array.reshape(-1))}]"
+        yield f"{shown} = [{', '.join(write(v) for v in array.reshape(-1))}]"
         return
     planes = [((), array)] if array.ndim == 2 else list(_planes(array))
     for lead, plane in planes:
-        grid = [[_num(v) for v in row] for row in plane]
+        grid = [[write(v) for v in row] for row in plane]
         width = max(len(cell) for row in grid for cell in row)
         index = f"[{','.join(str(i) for i in lead)}]" if lead else ""
         yield f"{shown}{index}  ({plane.shape[0]}×{plane.shape[1]})"

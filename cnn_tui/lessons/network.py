@@ -36,6 +36,7 @@ from cnn_tui.errors import UsageError
 from cnn_tui.fileio import check_input_file, is_regular_file
 from cnn_tui.lessons import naive
 from cnn_tui.lessons.naive import Operand, StepEvent
+from cnn_tui.lessons.number_format import choose_format
 from cnn_tui.lessons.settings import NET_DEFAULT_EXAMPLE, NET_LIMITS, NET_SETTINGS, NetSettings
 
 __all__ = [
@@ -615,7 +616,9 @@ def run_network(example: NetExample) -> NetRun:
     stage(
         "after", "after", "second forward", "",
         "a second forward pass with w1′, b1′, w2′, b2′ (the same loops, not stepped here)",
-        f"L = {_short(loss)} → L′ = {_short(after)} ({'−' if change < 0 else '+'}"
+        # L and L′ as their grids write them (`number_format`: one array, one value here)
+        f"L = {choose_format(loss)(loss)} → L′ = {choose_format(after)(after)} "
+        f"({'−' if change < 0 else '+'}"
         f"{_short(abs(change))}: {'lower' if change < 0 else 'not lower: try a smaller α'})",
         ("z2", "p", "L"), ("z2_after", "p_after", "L_after"), [],
     )  # fmt: skip

@@ -22,6 +22,7 @@ from cnn_tui.lessons.replay import (
     Replay,
     build_replays,
     grid_specs,
+    lesson_formats,
     size_formula,
     transposed_replay,
 )
@@ -43,6 +44,11 @@ class OpReplay:
         transposed = transposed_replay(example)
         if transposed is not None:
             self.replays["transposed"] = transposed
+        # one format per array for every pass, as the trace writes them (`lesson_formats`)
+        events = [e for replay in self.replays.values() for e in replay.events]
+        formats = lesson_formats(example, events, forward.final["out"])
+        for replay in self.replays.values():
+            replay.formats = formats
         # an example without the transposed view (pooling, or too many steps) shows dX instead
         self.mode = mode if mode in self.replays else "backward"
 

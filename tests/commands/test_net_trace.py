@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from cnn_tui import cli
-from cnn_tui.lessons.net_trace import HEADINGS, net_trace_text, step_line
+from cnn_tui.lessons.net_replay import net_formats
+from cnn_tui.lessons.net_trace import HEADINGS, net_trace_style, net_trace_text, step_line
 from cnn_tui.lessons.network import build_net_example, run_network
 
 STEP = re.compile(r"^[a-zA-Z0-9_′]+(\[[\d,]+\])? (\+=|=) .*(→ |= )-?[\d.]+")
@@ -37,6 +38,7 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     headings = [line for line in lines if line.startswith("== ")]
     assert headings == list(HEADINGS.values())
     run = run_network(example)
+    style = net_trace_style(net_formats(run))
     titles = [line.split(":")[0] for line in lines if line.startswith(tuple(HEADINGS))]
     assert titles == [stage.title for stage in run.stages]
     for stage in run.stages:
@@ -45,12 +47,12 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
         if stage.events:
             assert lines[title_line].endswith(f"({len(stage.events):,} steps)")
             printed = lines[title_line + 2 : title_line + 2 + len(stage.events)]
-            assert printed == [step_line(e) for e in stage.events]
+            assert printed == [step_line(e, style) for e in stage.events]
             assert all(STEP.match(line) for line in printed), printed[:3]
     events = sum(len(stage.events) for stage in run.stages)
     assert sum(1 for line in lines if STEP.match(line)) == events == 1149
     assert "loss L = −log p[0] = 0.795" in lines
-    assert "  L = 0.7954 → L′ = 0.05417 (−0.7412: lower)" in lines
+    assert "  L = 0.795 → L′ = 0.054 (−0.7412: lower)" in lines  # L as everywhere
     assert "p′ = [0.947, 0.053]" in lines and "L′ = 0.054" in lines
     check = lines[-1]
     assert check.startswith("gradient check (central differences, eps 1e-06): max relative")

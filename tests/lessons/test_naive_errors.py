@@ -126,6 +126,7 @@ NETWORK_IMPORTS = ALLOWED_IMPORTS | {
     "tomllib", "cnn_tui.assets", "cnn_tui.errors", "cnn_tui.lessons",
     "cnn_tui.lessons.settings", "cnn_tui.lessons.naive",
     "os", "cnn_tui.fileio",  # reading the example files (a FIFO is refused): no arithmetic
+    "cnn_tui.lessons.number_format",  # how L is written in a sentence: no lesson arithmetic
 }  # fmt: skip
 
 
