@@ -25,6 +25,7 @@ from cnn_tui.lessons.network import (
     gradient_check,
     run_network,
 )
+from cnn_tui.lessons.notation import legend_lines
 from cnn_tui.lessons.number_format import NumberFormat
 from cnn_tui.lessons.step_text import StepStyle, fmt_factor, format_cell, step_text
 from cnn_tui.lessons.step_text import fmt_num as _num
@@ -124,6 +125,7 @@ def _header(example: NetExample, formats: Mapping[str, NumberFormat]) -> Iterato
     label = example.label
     lr = formats["lr"](example.lr)
     yield f"label y = {label} ({example.class_name(label)}), learning rate α = {lr}"
+    yield from legend_lines("net")
 
 
 def _counts(events) -> str:

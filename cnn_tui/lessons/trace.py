@@ -2,7 +2,7 @@
 
 The trace runs the naive engine on the lesson example and writes one line per step event, so it
 shows the very loops the lesson screen steps through: the header (shapes, stride, padding, the
-output-size formula with its numbers), the arrays, each step, the result and, with backward,
+output-size formula with its numbers, the notation beside the lecture's), the arrays, each step, the result and, with backward,
 the upstream gradient, the gradient steps, dx, dw, db and a numerical gradient check. With
 summary it counts the steps per phase and per output cell instead. Plain text, no colour:
 `write_trace` hands each line to a writer (`cnn_tui.commands` prints them, tests collect them).
@@ -24,10 +24,11 @@ from cnn_tui.lessons.naive import (
     output_size_rule,
     stuffed_dout,
 )
+from cnn_tui.lessons.notation import legend_lines
 from cnn_tui.lessons.number_format import NumberFormat
 from cnn_tui.lessons.replay import lesson_formats
 from cnn_tui.lessons.rules import dout_source, local_rule, phase_rule
-from cnn_tui.lessons.settings import LIMITS
+from cnn_tui.lessons.settings import LIMITS, conv_mode_text
 from cnn_tui.lessons.step_text import (
     StepStyle,
     array_ref,
@@ -205,11 +206,7 @@ def _header(example: LessonExample) -> Iterator[str]:
         settings += f", {'max' if example.pool_type == 'max' else 'average'} pooling"
     yield settings
     if example.op == "conv":
-        yield (
-            "computes: a true convolution (the kernel rotated by 180°, the lecture's definition)"
-            if example.flip
-            else "computes: a cross-correlation (the kernel as it is, like PyTorch's conv2d)"
-        )
+        yield f"computes: {conv_mode_text(example.conv_mode)}"
     if example.padding_rule == "same":
         yield ("padding same: P = D·(K − 1)/2 on each side, so the output keeps the input's size")
     pooling = example.op == "pool"
@@ -222,6 +219,7 @@ def _header(example: LessonExample) -> Iterator[str]:
             size, kernel[k], stride[k], padding[k], pooling=pooling, dilation=dilation[k]
         )
         yield f"  {axis} {formula}"
+    yield from legend_lines(example.op)
 
 
 def _inputs(example: LessonExample, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
