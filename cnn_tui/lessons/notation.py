@@ -73,7 +73,7 @@ NOTATION: tuple[Symbol, ...] = (
     Symbol("K", "classes of the linear layer (z2[k])", "the number of classes", ("net",)),
     Symbol("p, y", "softmax probabilities, the one-hot label", "—", ("net",)),
     Symbol("L", "the loss", "L (also the layer index there)", ("net",)),
-    Symbol("dz1, dw1, …", "∂L/∂z1, ∂L/∂w1, …", "∂L/∂X^1, ∂L/∂w^1, …", ("net",)),
+    Symbol("dz1, dw1, ...", "∂L/∂z1, ∂L/∂w1, ...", "∂L/∂X^1, ∂L/∂w^1, ...", ("net",)),
     Symbol("α", "the learning rate", "α", ("net",)),
     *(
         Symbol(mode, CONV_MODE_TEXT[mode][0], CONV_MODE_TEXT[mode][1], ("conv",))
@@ -89,7 +89,7 @@ def legend(lesson: str) -> list[Symbol]:
     return [symbol for symbol in NOTATION if lesson in symbol.lessons]
 
 
-LEGEND_TITLE = "notation: this app's symbols beside the lecture notes'"
+LEGEND_TITLE = "notation, here and in the lecture notes"
 LEGEND_COLUMNS = ("here", "what it is", "the lecture's")
 
 

@@ -73,3 +73,10 @@ def test_conv_transposed_view_dilated(snap_compare) -> None:
     params = {"height": 7, "width": 7, "dilation": 2, "padding": "same", "seed": 2}
     run_before = lesson("conv", params)
     assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_help_page_notation_80x24(snap_compare) -> None:
+    """`?`: the notation beside the lecture's above the keys, on a projector's 80×24."""
+    run_before = lesson("conv", {})
+    keys = ["question_mark"]
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)

@@ -18,9 +18,11 @@ from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import net_settings_from_args
+from cnn_tui.lessons import notation
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.net_form import NetFormScreen
 from cnn_tui.ui.lessons.network import NetPipeline, NetworkScreen, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
@@ -161,7 +163,7 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         await pilot.press("b")
         assert "after · second forward" in status(screen)
         lines = step_text(screen)
-        assert lines[1] == "L = 0.795 → L′ = 0.0542  (−0.741, lower: the step went downhill)"
+        assert lines[1] == "L = 0.795 → L′ = 0.054  (−0.741, lower: the step went downhill)"
         assert "L′ loss after the step" in board(screen)
         await pilot.press("right")  # the end: stays
         assert "all 1150 / 1150" in status(screen)
@@ -304,4 +306,38 @@ async def test_80x24_keeps_the_rule_the_step_and_every_key_on_screen() -> None:
         keys = screen.query("FooterEntry")
         assert all(key.region.right <= 80 and key.region.height == 1 for key in keys)
         shown = {key.description for key in keys}
-        assert {"step", "cell", "phase", "pass", "play", "filter", "edit", "keys", "quit"} <= shown
+        assert {"step", "cell", "phase", "pass", "play", "filter", "edit", "help", "quit"} <= shown
+
+
+@run_async
+async def test_the_board_and_the_step_write_z2_and_l_with_the_same_digits() -> None:
+    # the issue: z2 [0.86] in the grid beside 0.855 in the formula, L 0.80 beside 0.795
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_net(pilot)
+        await pilot.press("p", "p", "p", "p", "p", "end")  # the last multiply-add of z2[1]
+        assert screen.model.stage.key == "linear.forward"
+        assert step_text(screen)[1].endswith("→ 0.855")
+        assert "[0.855]" in board(screen) and "0.660" in board(screen)
+        assert "0.86 " not in board(screen)
+        await pilot.press("p", "end")  # L = −log p[y]
+        assert screen.model.stage.key == "softmax.forward"
+        assert step_text(screen)[1].endswith("→ 0.795") and "[0.795]" in board(screen)
+
+
+@run_async
+async def test_question_mark_shows_the_networks_notation() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_net(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        page = app.screen
+        assert isinstance(page, LessonHelp) and page.lesson == "net"
+        legend = page.query_one("#lesson-help-legend").content
+        here = [str(cell) for cell in legend.columns[0].cells]
+        assert here == [row.here for row in notation.legend("net")]
+        assert "z1" in here and "α" in here
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen

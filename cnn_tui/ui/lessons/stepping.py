@@ -78,7 +78,7 @@ def jump_bindings(first: str, last: str) -> list[Binding]:
 
 
 LEAVE_BINDINGS = [
-    Binding("question_mark,f1", "toggle_keys", "notation, keys", key_display="?"),
+    Binding("question_mark,f1", "toggle_keys", "help", key_display="?"),
     Binding("escape", "app.pop_screen", "home"),
     Binding("ctrl+q", "app.quit", "quit", priority=True),
 ]
