@@ -22,10 +22,12 @@ from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import settings_from_args
+from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.op_replay import OpReplay
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.key_footer import columns_that_fit
-from cnn_tui.ui.lessons.array_grid import ArrayBoard, pack_rows
+from cnn_tui.ui.lessons.array_grid import ArrayBoard, GridStyles, pack_rows, render_grid
 from cnn_tui.ui.lessons.form import LessonFormScreen
 from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.screen import LessonScreen
@@ -549,3 +551,21 @@ async def test_question_mark_shows_the_notation_above_the_keys() -> None:
         await pilot.press("f1", "escape")
         await pilot.pause()
         assert app.screen is screen
+
+
+def test_grid_columns_keep_their_width_while_stepping() -> None:
+    """The format is the whole array's, chosen from every value it takes: no column grows or
+    shrinks as the running sums change (an average pooling's means, a conv's sums)."""
+    for example in (
+        build_example("pool", pool_type="avg", kernel=(3, 3), stride=(2, 2), height=5, width=5),
+        build_example("conv", padding=1, seed=4),
+    ):
+        model = OpReplay(example)
+        for mode in model.replays:
+            model.mode = mode
+            widths: dict[str, set[int]] = {}
+            for position in range(model.total + 1):
+                model.seek(position)
+                for spec in model.grid_specs(model.view_indices()):
+                    widths.setdefault(spec.name, set()).add(render_grid(spec, GridStyles()).cell_w)
+            assert all(len(found) == 1 for found in widths.values()), (mode, widths)
