@@ -15,8 +15,9 @@ events applied, 0..total) it derives what the screen draws:
 Moving one step applies or undoes one event; a far jump is a few vectorised numpy assignments
 (only the last write of each cell in the jumped range), so any key press costs O(jump), never a
 replay from the start. The network lesson (`net_replay`) puts one `Replay` per stage end to end;
-the conv / pool lesson (`op_replay`) one per pass, built here by `build_replays`. Also here: the
-conv / pool grids, an example with edited arrays and its check against PyTorch. Nothing here
+the conv / pool lesson (`op_replay`) one per pass, built here by `build_replays`. Also here: how
+each array of a conv / pool lesson writes its values (`lesson_formats`: one format per array,
+for the grids, the step text and the trace alike), the conv / pool grids, an example with edited arrays and its check against PyTorch. Nothing here
 imports Textual; torch only `compare_with_torch`, called in a worker thread.
 """
 
