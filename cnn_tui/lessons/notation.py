@@ -83,9 +83,8 @@ NOTATION: tuple[Symbol, ...] = (
 
 
 def legend(lesson: str) -> list[Symbol]:
-    """The rows of the legend of `lesson` ("conv", "pool" or "net"), in order."""
-    if lesson not in LESSONS:
-        raise ValueError(f"lesson must be one of {', '.join(LESSONS)}, got {lesson!r}")
+    """The rows of the legend of `lesson` ("conv", "pool" or "net"), in order; none for a
+    lesson the table does not cover yet."""
     return [symbol for symbol in NOTATION if lesson in symbol.lessons]
 
 
@@ -96,7 +95,10 @@ LEGEND_COLUMNS = ("here", "what it is", "the lecture's")
 def legend_lines(lesson: str, indent: str = "  ") -> list[str]:
     """The legend as plain text: `LEGEND_TITLE`, then aligned rows under `LEGEND_COLUMNS`
     (the trace's header)."""
-    rows = [LEGEND_COLUMNS] + [(row.here, row.meaning, row.lecture) for row in legend(lesson)]
+    symbols = legend(lesson)
+    if not symbols:
+        return []
+    rows = [LEGEND_COLUMNS] + [(row.here, row.meaning, row.lecture) for row in symbols]
     here = max(len(row[0]) for row in rows)
     meaning = max(len(row[1]) for row in rows)
     return [f"{LEGEND_TITLE}:"] + [

@@ -97,8 +97,9 @@ class LessonHelp(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="lesson-help"):
-            yield Static(LEGEND_TITLE, classes="lesson-help-title")
-            yield Static(legend_table(self.lesson), id="lesson-help-legend")
+            if legend(self.lesson):
+                yield Static(LEGEND_TITLE, classes="lesson-help-title")
+                yield Static(legend_table(self.lesson), id="lesson-help-legend")
             yield Static("keys", id="lesson-help-keys-title", classes="lesson-help-title")
             yield Static(keys_table(self.keys), id="lesson-help-keys")
             yield Static(Text("? or esc: back to the lesson", style="dim"))

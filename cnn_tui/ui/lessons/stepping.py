@@ -226,7 +226,7 @@ class SteppingScreen(Screen):
     def action_toggle_keys(self) -> None:
         """The `?` page: the notation beside the lecture's, then every key (`LessonHelp`)."""
         self._stop()
-        self.app.push_screen(LessonHelp(self.op, self))
+        self.app.push_screen(LessonHelp(getattr(self, "op", ""), self))
 
     def action_toggle_play(self) -> None:
         if self.playing:
