@@ -62,8 +62,14 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
 
 def net_formats(run: NetRun) -> dict[str, NumberFormat]:
     """How every array of the network lesson writes its values, on the screen and in the trace
-    alike (`number_format.array_formats`): chosen from the run's arrays and every step."""
-    return array_formats(run.values, (e for stage in run.stages for e in stage.events))
+    alike (`number_format.array_formats`): chosen from the run's arrays and every step. The
+    scores, probabilities and loss after the step share the ones' before it (`AFTER_PAIRS`)."""
+    events = (e for stage in run.stages for e in stage.events)
+    return array_formats(run.values, events, AFTER_PAIRS)
+
+
+# the second forward pass writes the same quantities as the first: one format each
+AFTER_PAIRS = (("z2", "z2_after"), ("p", "p_after"), ("L", "L_after"))
 
 
 class NetReplay:

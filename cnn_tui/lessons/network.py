@@ -613,11 +613,12 @@ def run_network(example: NetExample) -> NetRun:
     )
     v["z2_after"], v["p_after"], v["L_after"] = z2_after, p_after, np.array(after)
     change = after - loss
+    loss_format = choose_format(loss, after)
     stage(
         "after", "after", "second forward", "",
         "a second forward pass with w1′, b1′, w2′, b2′ (the same loops, not stepped here)",
-        # L and L′ as their grids write them (`number_format`: one array, one value here)
-        f"L = {choose_format(loss)(loss)} → L′ = {choose_format(after)(after)} "
+        # L and L′ as their grids write them (one format: `net_replay.net_formats` joins them)
+        f"L = {loss_format(loss)} → L′ = {loss_format(after)} "
         f"({'−' if change < 0 else '+'}"
         f"{_short(abs(change))}: {'lower' if change < 0 else 'not lower: try a smaller α'})",
         ("z2", "p", "L"), ("z2_after", "p_after", "L_after"), [],
