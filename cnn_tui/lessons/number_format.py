@@ -12,8 +12,9 @@ The rule, in order:
   so `0` always means zero, and a blocked ReLU cell or a padding zero stands out;
 - the fewest decimals, 0 to 3, that show every value exactly: integers as integers (`3`), the
   one-decimal random inputs with one decimal (`-1.3`), hand-written quarters with two (`0.25`);
-- otherwise (computed values: a softmax, an average of nine) 3 decimals (`0.222`, `0.795`), and
-  more, up to `MAX_DECIMALS`, when the array holds a value that 3 decimals would round to zero;
+- otherwise (computed values: a softmax, an average of nine) 3 decimals (`0.222`, `0.795`), or
+  as many as give the largest value three significant digits (`0.00244`), and more, up to
+  `MAX_DECIMALS`, when the array holds a value that those would round to zero;
 - a nonzero value still too small for that is written with two significant digits in scientific
   notation (`3.1e-07`): a value that is not zero is never written `0.000`.
 
@@ -32,7 +33,7 @@ import numpy as np
 
 EXACT_DECIMALS = 3  # the most decimals an array is written with exactly (0.855)
 COMPUTED_DECIMALS = 3  # an array no decimals show exactly: 0.222 for 2/9
-MAX_DECIMALS = 4  # more, only so that a small nonzero value does not read 0.000
+MAX_DECIMALS = 6  # more, for small values (Adam's v̂): three significant digits, not 0.000
 NOISE = 1e-12  # |v| at most this (times the array's scale, at least 1) is rounding noise: 0
 
 # Steps that move a value without arithmetic: the array written and the array read hold the
@@ -74,14 +75,17 @@ def choose_format(*arrays: object) -> NumberFormat:
     scale = float(np.max(np.abs(finite))) if finite.size else 0.0
     zero_below = NOISE * max(1.0, scale)
     nonzero = finite[np.abs(finite) > zero_below]
-    decimals = COMPUTED_DECIMALS
-    for exact in range(EXACT_DECIMALS + 1):
-        tolerance = 1e-9 * max(1.0, scale)
-        if np.all(np.abs(nonzero - np.round(nonzero, exact)) <= tolerance):
-            decimals = exact
-            break
+    tolerance = 1e-9 * max(1.0, scale)
+    exact = [d for d in range(EXACT_DECIMALS + 1) if _shows(nonzero, d, tolerance)]
+    if exact:
+        decimals = exact[0]
     else:
-        smallest = float(np.min(np.abs(nonzero)))
+        # three significant digits for the largest value (0.00244 for 0.002445), at least 3
+        # decimals; more for a small value that would read 0, when the cap allows it
+        decimals = min(max(COMPUTED_DECIMALS, 2 - math.floor(math.log10(scale))), MAX_DECIMALS)
+        # the smallest value these decimals can show at all (a smaller one is written 3.1e-09)
+        visible = np.abs(nonzero)[np.abs(nonzero) >= 0.5 * 10.0**-MAX_DECIMALS]
+        smallest = float(np.min(visible)) if visible.size else scale
         while decimals < MAX_DECIMALS and round(smallest, decimals) == 0:
             decimals += 1
     draft = NumberFormat(decimals, zero_below)
@@ -90,6 +94,11 @@ def choose_format(*arrays: object) -> NumberFormat:
     if np.any(np.isinf(flat)):
         width = max(width, 2)
     return NumberFormat(decimals, zero_below, width)
+
+
+def _shows(values: np.ndarray, decimals: int, tolerance: float) -> bool:
+    """Whether `decimals` decimals write every one of `values` exactly (up to rounding noise)."""
+    return bool(np.all(np.abs(values - np.round(values, decimals)) <= tolerance))
 
 
 def array_formats(

@@ -73,7 +73,7 @@ def test_the_steps_read_as_the_layers_compute(capsys):
     assert any(
         line.startswith("dz1[0,0,0,0] = da1[0,0,0,0] where z1[0,0,0,0] > 0") for line in lines
     )
-    assert "b2′[0] = b2[0] − α·db2[0] = 0 − 0.1·(-0.549) → 0.055" in lines
+    assert "b2′[0] = b2[0] − α·db2[0] = 0 − 0.1·(-0.549) → 0.0549" in lines
 
 
 def test_summary_counts_the_steps_of_each_stage(capsys):
