@@ -23,8 +23,9 @@ from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.navigation import StagedNavigation
 from cnn_tui.lessons.network import Stage
 from cnn_tui.lessons.norm import layer_step_text
+from cnn_tui.lessons.number_format import NumberFormat, array_formats
 from cnn_tui.lessons.replay import GridSpec, Replay
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, grid_decimals
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell
 
 DIRECTIONS = ("forward", "backward")
 _ACCUMULATING = ("mac", "add", "sqdev", "dvar", "dmu")
@@ -44,6 +45,12 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
                                                            strict=False) if size > 1]  # fmt: skip
     spatial = ",".join(str(v) for v in index[2:])
     return f"{shown}[{', '.join([*lead, spatial])}]"
+
+
+def layer_formats(run: LayerRun) -> dict[str, NumberFormat]:
+    """How every array of a batchnorm / dropout lesson writes its values, on the screen and in
+    the trace alike (`number_format.array_formats`): chosen from its arrays and every step."""
+    return array_formats(run.values, (e for stage in run.stages for e in stage.events))
 
 
 class LayerReplay(StagedNavigation):
@@ -67,14 +74,14 @@ class LayerReplay(StagedNavigation):
             total += len(stage.events)
         self.total = total
         self.position = 0
-        self._decimals = {name: grid_decimals(np.asarray(a, dtype=np.float64))
-                          for name, a in run.values.items()}  # fmt: skip
+        # one format per array, for its grid, the steps and the trace alike (`layer_formats`)
+        self.formats = layer_formats(run)
         self.style = StepStyle(
             ref=lambda name, index: cell_ref(self.shapes, name, index),
             num=fmt_num,
             factor=fmt_factor,
             explain=True,
-            cell=lambda name, value: fmt_num(value, self._decimals.get(name)),
+            cell=format_cell(self.formats),
         )
 
     # ----------------------------------------------------------------- where we are
@@ -224,7 +231,7 @@ class LayerReplay(StagedNavigation):
                 cells = {(0, where[0]): role for where, role in marks.get(name, {}).items()}
                 title = f"{shown} {meaning}".strip()
                 specs.append(GridSpec(name, title, values.reshape(1, -1), cells, (0, 0),
-                                      final.reshape(1, -1), self._decimals[name]))  # fmt: skip
+                                      final.reshape(1, -1), self.formats.get(name)))  # fmt: skip
                 continue
             images = range(batch) if every_image else [min(max(view.get("n", 0), 0), batch - 1)]
             for n in images:
@@ -234,7 +241,7 @@ class LayerReplay(StagedNavigation):
                 lead += [f"c={c}"] if channels > 1 else []
                 label = f"[{', '.join(lead)}]" if lead else ""
                 spec = GridSpec(name, f"{shown}{label} {meaning}".strip(), values[n, c], cells,
-                                (0, 0), final[n, c], self._decimals[name])  # fmt: skip
+                                (0, 0), final[n, c], self.formats.get(name))  # fmt: skip
                 if every_image and batch > 1:
                     spec.name = f"{name}#{n}"  # the board keeps each grid's own crop
                 specs.append(spec)
@@ -264,7 +271,7 @@ class LayerReplay(StagedNavigation):
         if self.stage.running and e.kind in _ACCUMULATING and count > 1:
             target = self.style.ref(e.target, e.target_index)
             status = "done" if done == count else "so far"
-            value = fmt_num(e.after, self._decimals.get(e.target))
+            value = self.style.cell(e.target, e.after)
             return f"{target} = {self.stage.running} = {value} {status} ({done}/{count})"
         cells = f"cell {replay.cell_number()} of {replay.cell_count}"
         return f"{self.stage.note} ({cells})" if self.stage.note else f"({cells})"

@@ -10,7 +10,7 @@ text, no colour: `write_layer_trace` hands each line to a writer.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -21,9 +21,11 @@ from cnn_tui.lessons.layer_lesson import (
     gradient_check,
     run_layer,
 )
+from cnn_tui.lessons.layer_replay import layer_formats
 from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.norm import layer_step_text
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num
+from cnn_tui.lessons.number_format import NumberFormat
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell
 
 HEADINGS = {
     "forward": "== forward (training mode) ==",
@@ -51,13 +53,15 @@ def _ref(name: str, index: tuple[int, ...]) -> str:
     return f"{shown}[{','.join(str(i) for i in index)}]" if index else shown
 
 
-# every index in full, plain numbers, terse: like the conv trace
-LAYER_TRACE_STYLE = StepStyle(ref=_ref, num=fmt_num, factor=fmt_factor)
+def layer_trace_style(formats: Mapping[str, NumberFormat]) -> StepStyle:
+    """Every index in full, terse (like the conv trace), each value in its array's format
+    (`layer_formats`, as on the lesson screen)."""
+    return StepStyle(ref=_ref, num=fmt_num, factor=fmt_factor, cell=format_cell(formats))
 
 
-def step_line(event: StepEvent) -> str:
+def step_line(event: StepEvent, style: StepStyle) -> str:
     """One step as the trace writes it: the formula and its numbers on one line."""
-    return " ".join(layer_step_text(event, LAYER_TRACE_STYLE))
+    return " ".join(layer_step_text(event, style))
 
 
 def layer_trace_text(
@@ -88,13 +92,15 @@ def write_layer_trace(
 ) -> None:
     """Write the trace line by line to `write`."""
     run = run_layer(example)
+    formats = layer_formats(run)
+    style = layer_trace_style(formats)
     write(describe(example))
     for line in example_lines(example):
         write(line)
     write("")
     inputs = ("x", "gamma", "beta") if example.op == "batchnorm" else ("x", "u")
     for name in inputs:
-        for line in array_lines(name, run.values[name]):
+        for line in array_lines(name, run.values[name], formats):
             write(line)
     direction = ""
     for stage in run.stages:
@@ -105,7 +111,7 @@ def write_layer_trace(
             write("")
             write(HEADINGS[direction])
             if direction == "backward":
-                for line in array_lines("dy", run.values["dy"]):
+                for line in array_lines("dy", run.values["dy"], formats):
                     write(line)
         write("")
         write(f"{stage.title}: {stage.rule}   ({len(stage.events):,} steps)")
@@ -114,9 +120,9 @@ def write_layer_trace(
             write(_counts(stage.events))
         else:
             for event in stage.events:
-                write(step_line(event))
+                write(step_line(event, style))
         for name in stage.writes:
-            for line in array_lines(name, run.values[name]):
+            for line in array_lines(name, run.values[name], formats):
                 write(line)
     write("")
     if not backward:
@@ -135,15 +141,16 @@ def _counts(events: list[StepEvent]) -> str:
     return f"  {len(events):,} steps ({per}) into {len(cells):,} cells of {', '.join(targets)}"
 
 
-def array_lines(name: str, array: np.ndarray) -> Iterator[str]:
+def array_lines(name: str, array: np.ndarray, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
     """An array as aligned rows: one grid per [n, c] plane, a per-channel vector as one row."""
+    write = formats.get(name, fmt_num)
     shown = LAYER_ARRAYS.get(name, ((), name, ""))[1]
     array = np.asarray(array, dtype=np.float64)
     if array.ndim == 1:
-        yield f"{shown} = [{', '.join(fmt_num(v) for v in array)}]"
+        yield f"{shown} = [{', '.join(write(v) for v in array)}]"
         return
     for n, c in np.ndindex(*array.shape[:2]):
-        grid = [[fmt_num(v) for v in row] for row in array[n, c]]
+        grid = [[write(v) for v in row] for row in array[n, c]]
         width = max(len(cell) for row in grid for cell in row)
         yield f"{shown}[{n},{c}]  ({array.shape[2]}×{array.shape[3]})"
         for row in grid:

@@ -294,12 +294,13 @@ def conv2d_forward(
     dilation: int | Pair = 1,
     flip: bool = False,
 ) -> tuple[np.ndarray, ConvCache]:
-    """Convolution (cross-correlation, as in PyTorch) of x (N, C, H, W) with w (F, C, KH, KW).
+    """Convolution (cross-correlation, as in PyTorch and the lecture's layer formula
+    X[m,n] = Σ o[m+i,n+j]·w[i,j] + b) of x (N, C, H, W) with w (F, C, KH, KW).
 
     out[n, f, i, j] = b[f] + Σ_c Σ_ki Σ_kj x_pad[n, c, i·sh + ki·dh, j·sw + kj·dw] · w[f, c, ki, kj]
 
     dilation (dh, dw) leaves dh − 1 rows (dw − 1 columns) between the kernel's taps, as
-    PyTorch's `dilation`. flip=True is the true convolution of the lecture: the kernel is read
+    PyTorch's `dilation`. flip=True is the true (mathematical) convolution: the kernel is read
     rotated by 180°, w[f, c, KH−1−ki, KW−1−kj] (cross-correlation with the flipped kernel).
     Returns out (N, F, OH, OW), OH = output_size(H, KH, sh, ph, dh) (likewise OW), and the
     cache for `conv2d_backward`. Events: per output cell one "bias" then one "mac" per

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from cnn_tui.lessons.navigation import StagedNavigation
-from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage, TrainRun
+from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage, TrainRun, after_source
+from cnn_tui.lessons.number_format import NumberFormat, array_formats, choose_format
 from cnn_tui.lessons.replay import WINDOW, GridSpec, Replay
 from cnn_tui.lessons.rules import softmax_ce_chain
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, step_text
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell, step_text
 
 DIRECTIONS = ("forward", "backward", "update", "after")
 
@@ -64,6 +65,33 @@ def cell_ref(shapes: Mapping[str, tuple[int, ...]], name: str, index: tuple[int,
     return f"{shown}[{', '.join([*named, ','.join(rest)])}]"
 
 
+def net_formats(run: NetRun, loss: NumberFormat | None = None) -> dict[str, NumberFormat]:
+    """How every array of one training step of the network lesson writes its values, on the
+    screen and in the trace alike (`number_format.array_formats`): chosen from the step's
+    arrays and every scalar step. The scores, probabilities and loss after the step share the
+    ones' before it (`AFTER_PAIRS`); `loss`, the whole run's (`loss_format`), writes L and L′."""
+    events = (e for stage in run.stages for e in stage.events)
+    formats = array_formats(run.values, events, AFTER_PAIRS)
+    if loss is not None:
+        formats["L"] = formats["L_after"] = loss
+    return formats
+
+
+def loss_format(training: TrainRun) -> NumberFormat:
+    """The loss's one format over a training run: every step's L and L′, the curve, the trace's
+    summary (the loss before step 1 and after each)."""
+    return choose_format(training.losses)
+
+
+def after_line(run: NetRun, loss: NumberFormat) -> str:
+    """The "after" stage's line with the run's loss format (`network.after_source`)."""
+    return after_source(run.loss, run.loss_after, loss)
+
+
+# the second forward pass writes the same quantities as the first: one format each
+AFTER_PAIRS = (("z2", "z2_after"), ("p", "p_after"), ("L", "L_after"))
+
+
 class NetReplay(StagedNavigation):
     """The cursor of the network lesson over all its stages, every training step's in turn."""
 
@@ -80,13 +108,37 @@ class NetReplay(StagedNavigation):
         for step in self.training.runs:
             self._append(step)
         self.position = 0
+        # one format per array and training step, for its grid, the steps and the trace alike
+        self._formats: dict[int, dict[str, NumberFormat]] = {}
+        self._loss_format: NumberFormat | None = None
         self.style = StepStyle(
             ref=lambda name, index: cell_ref(self.shapes, name, index),
             num=fmt_num,
             factor=fmt_factor,
             explain=True,
             route_source="a1",
+            cell=lambda name, value: self.write(name, value),
         )
+
+    @property
+    def formats(self) -> dict[str, NumberFormat]:
+        """How the arrays of the training step on screen write their values (`net_formats`;
+        the loss in the run's one format, `loss_format`)."""
+        run = self.run
+        if run.step not in self._formats:
+            self._formats[run.step] = net_formats(run, self.loss_format)
+        return self._formats[run.step]
+
+    @property
+    def loss_format(self) -> NumberFormat:
+        """The loss's one format over the training run so far (`loss_format`)."""
+        if self._loss_format is None:
+            self._loss_format = loss_format(self.training)
+        return self._loss_format
+
+    def write(self, name: str, value: float) -> str:
+        """`value` as array `name` of the training step on screen writes it."""
+        return format_cell(self.formats)(name, value)
 
     def _append(self, run: NetRun) -> None:
         for stage in run.stages:
@@ -118,6 +170,7 @@ class NetReplay(StagedNavigation):
         its first step and returns the position."""
         start = self.total
         self._append(self.training.extend())
+        self._formats, self._loss_format = {}, None  # a new loss: the run's format again
         return self.seek(start + 1)
 
     # ----------------------------------------------------------------- where we are
@@ -349,7 +402,8 @@ class NetReplay(StagedNavigation):
                     cells[(0, where[0] if where else 0)] = role
             title = f"{shown}{label} {meaning}".strip()
             final_plane = np.asarray(final_plane).reshape(np.shape(plane))
-            specs.append(GridSpec(name, title, plane, cells, (0, 0), final_plane))
+            number_format = self.formats.get(name)
+            specs.append(GridSpec(name, title, plane, cells, (0, 0), final_plane, number_format))
         return specs
 
     def step_lines(self) -> list[str]:
@@ -386,7 +440,8 @@ class NetReplay(StagedNavigation):
         if self.stage.running and e.kind in _ACCUMULATING and count > 1:
             target = self.style.ref(e.target, e.target_index)
             status = "done" if done == count else "so far"
-            return f"{target} = {self.stage.running} = {fmt_num(e.after)} {status} ({done}/{count})"
+            total = self.write(e.target, e.after)
+            return f"{target} = {self.stage.running} = {total} {status} ({done}/{count})"
         if self.stage.note:
             cells = f"cell {replay.cell_number()} of {replay.cell_count}"
             progress = f"{cells}, step {done}/{count}" if count > 1 else cells
@@ -399,11 +454,13 @@ class NetReplay(StagedNavigation):
         p_after = float(run.values["p_after"][0, label])
         change = run.loss_after - run.loss
         verdict = "lower: the step went downhill" if change < 0 else "not lower: α is too large"
+        write = self.write
         return [
             "second forward pass with the updated weights w1′, b1′, w2′, b2′",
-            f"L = {fmt_sig(run.loss)} → L′ = {fmt_sig(run.loss_after)}  ({fmt_sig(change)}, {verdict})",
+            f"L = {write('L', run.loss)} → L′ = {write('L_after', run.loss_after)}  "
+            f"({fmt_sig(change)}, {verdict})",
             f"p[{label}] (the true class, {self.example.class_name(label)}) = "
-            f"{fmt_sig(p_before)} → {fmt_sig(p_after)}",
+            f"{write('p', p_before)} → {write('p_after', p_after)}",
         ]
 
     # ----------------------------------------------------------------- the loss curve
@@ -417,13 +474,16 @@ class NetReplay(StagedNavigation):
         """The loss curve's caption: the current loss, and the first and the last."""
         losses, index = self.training.losses, self.curve_index()
         name = "SGD" if self.example.optimizer == "sgd" else "Adam"
+        loss = self.loss_format
         return (
-            f"loss after {index}/{self.training.steps} {name} steps: {fmt_sig(losses[index])}  "
-            f"({fmt_sig(losses[0])} → {fmt_sig(losses[-1])})"
+            f"loss after {index}/{self.training.steps} {name} steps: {loss(losses[index])}  "
+            f"({loss(losses[0])} → {loss(losses[-1])})"
         )
 
     def rule_lines(self) -> tuple[str, str]:
         """What the stage computes in general, and where its input came from."""
+        if self.stage.direction == "after":  # L and L′ in the run's loss format
+            return self.stage.rule, after_line(self.run, self.loss_format)
         return self.stage.rule, self.stage.source
 
     def pipeline(self) -> tuple[str, list[tuple[str, bool]]]:
@@ -463,7 +523,8 @@ class NetReplay(StagedNavigation):
             f"step {self.local} / {self.stage.steps}",
             f"all {self.position} / {self.total}",
             f"{speed} steps/s",
-            f"{example.status_label} · y = {example.label} · α = {fmt_num(example.lr)}{optimizer}",
+            f"{example.status_label} · y = {example.label} · α = {self.write('lr', example.lr)}"
+            f"{optimizer}",
         ]
 
 

@@ -12,12 +12,12 @@ to a writer (`cnn_tui.commands` prints them, tests collect them).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
 from cnn_tui.lessons.naive import StepEvent
-from cnn_tui.lessons.net_replay import fmt_sig
+from cnn_tui.lessons.net_replay import after_line, fmt_sig, loss_format, net_formats
 from cnn_tui.lessons.network import (
     ARRAYS,
     EDITABLE,
@@ -26,8 +26,10 @@ from cnn_tui.lessons.network import (
     gradient_check,
     run_training,
 )
+from cnn_tui.lessons.notation import legend_lines
+from cnn_tui.lessons.number_format import NumberFormat
 from cnn_tui.lessons.settings import ADAM_BETAS, ADAM_EPS
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, step_text
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, format_cell, step_text
 from cnn_tui.lessons.step_text import fmt_num as _num
 from cnn_tui.lessons.trace import KIND_NAMES
 
@@ -61,13 +63,17 @@ def _ref(name: str, index: tuple[int, ...]) -> str:
     return f"{shown}[{','.join(str(i) for i in index)}]" if index else shown
 
 
-# how the trace writes a step: every index in full, ASCII numbers, terse (like the conv trace)
-NET_TRACE_STYLE = StepStyle(ref=_ref, num=_num, factor=fmt_factor, route_source="a1")
+def net_trace_style(formats: Mapping[str, NumberFormat]) -> StepStyle:
+    """How the trace writes a step: every index in full, terse (like the conv trace), each
+    value in its array's format (`net_formats`, as on the lesson screen)."""
+    return StepStyle(
+        ref=_ref, num=_num, factor=fmt_factor, route_source="a1", cell=format_cell(formats)
+    )
 
 
-def step_line(event: StepEvent) -> str:
+def step_line(event: StepEvent, style: StepStyle) -> str:
     """One step as the trace writes it: the formula and its numbers on one line."""
-    return " ".join(step_text(event, NET_TRACE_STYLE))
+    return " ".join(step_text(event, style))
 
 
 def net_trace_text(example: NetExample, *, summary: bool = False) -> str:
@@ -82,38 +88,40 @@ def write_net_trace(
 ) -> None:
     """Write the trace line by line to `write`."""
     training = run_training(example)
-    for line in _header(example):
+    first = training.runs[0]
+    loss = loss_format(training)  # L's one format over the run: every step and the summary
+    first_formats = net_formats(first, loss)
+    for line in _header(example, first_formats):
         write(line)
     write("")
-    first = training.runs[0]
     for name in EDITABLE:
-        for line in array_lines(name, first.values[name]):
+        for line in array_lines(name, first.values[name], first_formats):
             write(line)
     for run in training.runs:
         if training.steps > 1:
             write("")
             write(f"==== training step {run.step} of {training.steps} ====")
-        _write_step(example, run, write, summary)
+        _write_step(example, run, write, summary, loss)
         if training.steps > 1:
-            write(f"step {run.step}: loss {fmt_sig(run.loss)} → {fmt_sig(run.loss_after)}")
+            write(f"step {run.step}: loss {loss(run.loss)} → {loss(run.loss_after)}")
     write("")
-    for line in summary_lines(training):
+    for line in summary_lines(training, loss):
         write(line)
     write("")
     check = gradient_check(example, first)
     write(f"gradient check (central differences, eps {check.eps:g}): {check.summary()}")
 
 
-def summary_lines(training) -> Iterator[str]:
-    """The run in a few lines: each step's loss, and before → after."""
+def summary_lines(training, loss: NumberFormat) -> Iterator[str]:
+    """The run in a few lines: each step's loss (in its one format), and before → after."""
     example, losses = training.example, training.losses
     probabilities = training.true_probabilities()
     label = example.label
     steps = training.steps
-    yield f"loss per step (before step 1, then after each): {', '.join(fmt_sig(v) for v in losses)}"
+    yield f"loss per step (before step 1, then after each): {', '.join(loss(v) for v in losses)}"
     yield (
         f"summary: after {steps} {_optimizer(example)} step{'s' if steps != 1 else ''}, loss "
-        f"{fmt_sig(losses[0])} → {fmt_sig(losses[-1])}, p[{label}] (the true class, "
+        f"{loss(losses[0])} → {loss(losses[-1])}, p[{label}] (the true class, "
         f"{example.class_name(label)}) {fmt_sig(probabilities[0])} → {fmt_sig(probabilities[-1])}"
     )
 
@@ -122,8 +130,16 @@ def _optimizer(example: NetExample) -> str:
     return "SGD" if example.optimizer == "sgd" else "Adam"
 
 
-def _write_step(example: NetExample, run, write: Callable[[str], None], summary: bool) -> None:
-    """One training step's stages."""
+def _write_step(
+    example: NetExample,
+    run,
+    write: Callable[[str], None],
+    summary: bool,
+    loss: NumberFormat,
+) -> None:
+    """One training step's stages, each array in its format (`net_formats`, as on screen)."""
+    formats = net_formats(run, loss)
+    style = net_trace_style(formats)
     direction = ""
     for stage in run.stages:
         if stage.direction != direction:
@@ -133,21 +149,21 @@ def _write_step(example: NetExample, run, write: Callable[[str], None], summary:
         write("")
         steps = f"   ({len(stage.events):,} steps)" if stage.events else ""
         write(f"{stage.title}: {stage.rule}{steps}")
-        write(f"  {stage.source}")
+        write(f"  {after_line(run, loss) if stage.direction == 'after' else stage.source}")
         if summary and stage.events:
             write(_counts(stage.events))
         else:
             for event in stage.events:
-                write(step_line(event))
+                write(step_line(event, style))
         for name in stage.writes:
-            for line in array_lines(name, run.values[name]):
+            for line in array_lines(name, run.values[name], formats):
                 write(line)
         if stage.key == "softmax.forward":
             label = example.label
-            write(f"loss L = −log p[{label}] = {_num(run.loss)}")
+            write(f"loss L = −log p[{label}] = {formats['L'](run.loss)}")
 
 
-def _header(example: NetExample) -> Iterator[str]:
+def _header(example: NetExample, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
     yield f"network: {describe(example)}"
     yield f"example: {example.name}: {example.title}"
     for line in example.description.strip().splitlines():
@@ -155,13 +171,15 @@ def _header(example: NetExample) -> Iterator[str]:
     names = ", ".join(f"{k} = {example.class_name(k)}" for k in range(example.classes))
     yield f"classes: {names}"
     label = example.label
-    yield f"label y = {label} ({example.class_name(label)}), learning rate α = {_num(example.lr)}"
+    lr = formats["lr"](example.lr)
+    yield f"label y = {label} ({example.class_name(label)}), learning rate α = {lr}"
     steps = f"{example.steps} training step{'s' if example.steps != 1 else ''}"
     if example.optimizer == "adam":
         (beta1, beta2), eps = ADAM_BETAS, ADAM_EPS
         yield f"{steps}, optimizer Adam (β1 = {beta1:g}, β2 = {beta2:g}, ε = {eps:g})"
     else:
         yield f"{steps}, optimizer SGD"
+    yield from legend_lines("net")
 
 
 def _counts(events) -> str:
@@ -181,19 +199,21 @@ def _kind_name(kind: str, count: int) -> str:
     return name[:-3] + "y" if name.endswith("ies") else name[:-1]
 
 
-def array_lines(name: str, array: np.ndarray) -> Iterator[str]:
-    """An array as aligned rows: feature maps one grid per [n, c] slice, vectors one row."""
+def array_lines(name: str, array: np.ndarray, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
+    """An array as aligned rows: feature maps one grid per [n, c] slice, vectors one row; every
+    value in the array's format, as its grid on the lesson screen writes it."""
     shown = ARRAYS.get(name, ((), name, ""))[1]
+    write = formats.get(name, _num)
     array = np.asarray(array, dtype=np.float64)
     if array.ndim == 0:
-        yield f"{shown} = {_num(float(array))}"
+        yield f"{shown} = {write(float(array))}"
         return
     if array.ndim == 1 or (array.ndim == 2 and array.shape[0] == 1):
-        yield f"{shown} = [{', '.join(_num(v) for v in array.reshape(-1))}]"
+        yield f"{shown} = [{', '.join(write(v) for v in array.reshape(-1))}]"
         return
     planes = [((), array)] if array.ndim == 2 else list(_planes(array))
     for lead, plane in planes:
-        grid = [[_num(v) for v in row] for row in plane]
+        grid = [[write(v) for v in row] for row in plane]
         width = max(len(cell) for row in grid for cell in row)
         index = f"[{','.join(str(i) for i in lead)}]" if lead else ""
         yield f"{shown}{index}  ({plane.shape[0]}×{plane.shape[1]})"

@@ -37,6 +37,7 @@ import numpy as np
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import library, naive
 from cnn_tui.lessons.naive import Operand, StepEvent
+from cnn_tui.lessons.number_format import choose_format
 from cnn_tui.lessons.rules import ADAM_RULES, MAX_SUBTRACTION, SOFTMAX_CE_GRADIENT, adam_note
 from cnn_tui.lessons.settings import (
     ADAM_BETAS,
@@ -778,15 +779,23 @@ def run_network(
         v["x"], v["w1_new"], v["b1_new"], v["w2_new"], v["b2_new"], y
     )
     v["z2_after"], v["p_after"], v["L_after"] = z2_after, p_after, np.array(after)
-    change = after - loss
     stage(
         "after", "after", "second forward", "",
         "a second forward pass with w1′, b1′, w2′, b2′ (the same loops, not stepped here)",
-        f"L = {_short(loss)} → L′ = {_short(after)} ({'−' if change < 0 else '+'}"
-        f"{_short(abs(change))}: {'lower' if change < 0 else 'not lower: try a smaller α'})",
+        after_source(loss, after, choose_format(loss, after)),
         ("z2", "p", "L"), ("z2_after", "p_after", "L_after"), [],
     )  # fmt: skip
     return NetRun(example, v, stages, step, new_state)
+
+
+def after_source(loss: float, after: float, number: Callable[[float], str]) -> str:
+    """The "after" stage's line: L → L′ and the change, the losses written by `number` (the
+    loss's format: `net_replay.loss_format` over the whole training run, which a run of one
+    step cannot know yet and the lesson writes again with it)."""
+    change = after - loss
+    verdict = "lower" if change < 0 else "not lower: try a smaller α"
+    sign = "−" if change < 0 else "+"
+    return f"L = {number(loss)} → L′ = {number(after)} ({sign}{_short(abs(change))}: {verdict})"
 
 
 def _dims(array: np.ndarray) -> str:

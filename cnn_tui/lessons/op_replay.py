@@ -40,6 +40,7 @@ from cnn_tui.lessons.replay import (
     StrideLeftovers,
     build_replays,
     grid_specs,
+    lesson_formats,
     ref,
     size_formula,
     stride_leftovers,
@@ -74,6 +75,11 @@ class OpReplay:
         transposed = transposed_replay(example)
         if transposed is not None:
             self.replays["transposed"] = transposed
+        # one format per array for every pass, as the trace writes them (`lesson_formats`)
+        events = [e for replay in self.replays.values() for e in replay.events]
+        formats = lesson_formats(example, events, forward.final["out"])
+        for replay in self.replays.values():
+            replay.formats = formats
         # an example without the transposed view (pooling, or too many steps) shows dX instead
         self.mode = mode if mode in self.replays else "backward"
         self._zeros: dict[str, np.ndarray] = {}  # per pass: which steps are zero products

@@ -15,8 +15,9 @@ events applied, 0..total) it derives what the screen draws:
 Moving one step applies or undoes one event; a far jump is a few vectorised numpy assignments
 (only the last write of each cell in the jumped range), so any key press costs O(jump), never a
 replay from the start. The network lesson (`net_replay`) puts one `Replay` per stage end to end;
-the conv / pool lesson (`op_replay`) one per pass, built here by `build_replays`. Also here: the
-conv / pool grids, an example with edited arrays and its check against PyTorch. Nothing here
+the conv / pool lesson (`op_replay`) one per pass, built here by `build_replays`. Also here: how
+each array of a conv / pool lesson writes its values (`lesson_formats`: one format per array,
+for the grids, the step text and the trace alike), the conv / pool grids, an example with edited arrays and its check against PyTorch. Nothing here
 imports Textual; torch only `compare_with_torch`, called in a worker thread.
 """
 
@@ -33,6 +34,7 @@ import numpy as np
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.examples import ARRAYS, build_example
 from cnn_tui.lessons.naive import output_size_formula, output_size_rule, stuffed_dout
+from cnn_tui.lessons.number_format import NumberFormat, array_formats
 from cnn_tui.lessons.rules import local_rule, phase_rule, step_derivative
 from cnn_tui.lessons.settings import LIMITS
 from cnn_tui.lessons.step_text import (
@@ -41,7 +43,6 @@ from cnn_tui.lessons.step_text import (
     axes_of,
     fmt_factor,
     fmt_num,
-    grid_decimals,
     step_text,
 )
 
@@ -210,7 +211,9 @@ class Replay:
         self.seek(self.total)
         self.final = {name: self.values(name).copy() for name in self._views}
         self.seek(0)
-        self._decimals: dict[str, int] = {}
+        # name -> how its values are written (`number_format`); a lesson sets the formats of
+        # all its passes at once (`lesson_formats`), else they come from this pass alone
+        self.formats: dict[str, NumberFormat] | None = None
         # arrays shown in every phase beside the ones it reads (the kernel, the forward output)
         self.pinned: tuple[str, ...] = ()
         # the lesson example the events came from (`build_replays`), for the rule texts
@@ -343,14 +346,17 @@ class Replay:
             return view
         return self.arrays[name]
 
-    def decimals(self, name: str) -> int | None:
-        """The decimals array `name` is written with, in its grid and in the arithmetic (None
-        for a scalar that is no array, e.g. average pooling's 1/(kh·kw): `fmt_num`'s own)."""
-        if name not in self.final and name not in self.arrays:
-            return None
-        if name not in self._decimals:
-            self._decimals[name] = grid_decimals(self.final_values(name))
-        return self._decimals[name]
+    def number_format(self, name: str) -> NumberFormat | None:
+        """How array `name` writes its values, in its grid and in the arithmetic (None for a
+        number that is no array, e.g. average pooling's 1/(kh·kw))."""
+        if self.formats is None:
+            self.formats = array_formats({**self.arrays, **self.final}, self.events)
+        return self.formats.get(name)
+
+    def write(self, name: str, value: float) -> str:
+        """`value` as array `name` writes it (`fmt_num` for a number of no array)."""
+        number_format = self.number_format(name)
+        return fmt_num(value) if number_format is None else number_format(value)
 
     def phase_arrays(self) -> tuple[set[str], set[str]]:
         """The arrays the current phase reads and the ones it writes."""
@@ -434,7 +440,7 @@ class Replay:
             num=fmt_num,
             factor=fmt_factor,
             explain=True,
-            cell=lambda name, value: fmt_num(value, self.decimals(name)),
+            cell=self.write,
         )
 
     def rule_lines(self) -> list[str]:
@@ -502,14 +508,14 @@ def _cell_line(replay: Replay, e: Any) -> str:
     if e.op == "conv2d" and e.phase in ("grad_bias", "grad_weight", "grad_input_transposed"):
         inner = [n for n, _ in e.loops[_CELL_DEPTH.get((e.op, e.phase), _DEFAULT_CELL_DEPTH) :]]
         read = "·".join(o.name for o in e.operands)
-        total = fmt_num(e.after, replay.decimals(e.target))
+        total = replay.write(e.target, e.after)
         target = ref(replay, e.target, e.target_index)
         return f"{target} = {_sum_symbol(inner)} {read} = {total} so far {progress}"
     if e.phase == "forward" and e.op == "maxpool2d":
-        best = fmt_num(e.after, replay.decimals(e.target))
+        best = replay.write(e.target, e.after)
         return f"max of the {count}-cell window so far: {best} {progress}"
     if e.phase == "forward" and e.op == "avgpool2d":
-        return f"window mean so far: {fmt_num(e.after, replay.decimals(e.target))} {progress}"
+        return f"window mean so far: {replay.write(e.target, e.after)} {progress}"
     if e.phase == "grad_input" and e.op == "maxpool2d":
         return "max pooling sends each upstream gradient to its window's max, nowhere else"
     source = next((o for o in e.operands if o.name == "dout"), None)
@@ -531,16 +537,15 @@ def _conv_sum_line(
             c = e.loop("c")
             by_channel[c] = by_channel.get(c, 0.0) + math.prod(o.value for o in e.operands)
     channels = replay.arrays["x_pad"].shape[1] if "x_pad" in replay.arrays else 1
-    decimals = replay.decimals(first.target)
-    terms = [fmt_num(bias, decimals)]
+    terms = [replay.write(first.target, bias)]
     last = cell_events[-1]
     for c, partial in by_channel.items():
         running = "" if finished or c != last.loop("c") or last.kind != "mac" else "…"
         label = f"c{c}: " if channels > 1 else ""
-        shown = fmt_num(partial, decimals)
+        shown = replay.write(first.target, partial)
         terms.append(f"{label}{shown if label else fmt_factor(partial, text=shown)}{running}")
     sums = "Σ_c Σ_ki,kj" if channels > 1 else "Σ_ki,kj"
-    total = fmt_num(cell_events[-1].after, decimals)
+    total = replay.write(first.target, cell_events[-1].after)
     status = "done" if finished else "so far"
     return f"{target} = b + {sums} x·w = {' + '.join(terms)} = {total} {status} {progress}"
 
@@ -558,7 +563,8 @@ class GridSpec:
     marks: dict[tuple[int, int], str] = field(default_factory=dict)  # (r, c) -> role
     pad: tuple[int, int] = (0, 0)  # rows / columns of zero padding on each side (dimmed)
     final: np.ndarray | None = None  # the finished values: fixes the column width up front
-    decimals: int | None = None  # None: the fewest that show `final` (`grid_decimals`)
+    # how the array writes its values (None: chosen from `final` and `values`)
+    number_format: NumberFormat | None = None
     short: str = ""  # the name with its slice, e.g. "x_pad[c=1]" (a cropped grid's title)
     operand: bool = False  # the current phase reads it (the board keeps operands side by side)
 
@@ -602,10 +608,10 @@ def grid_specs(
         if name == "out" and name in replay.arrays:
             title = f"{shown} forward output"
         pad = padding if name.endswith("_pad") else (0, 0)
-        decimals = replay.decimals(name)  # the whole array's, as the arithmetic writes it
+        number_format = replay.number_format(name)  # the whole array's, as the steps write it
         specs.append(
             GridSpec(
-                name, title, plane, cells, pad, final_plane, decimals,
+                name, title, plane, cells, pad, final_plane, number_format,
                 short=shown, operand=name in read,
             )
         )  # fmt: skip
@@ -622,7 +628,7 @@ def _rotated_spec(kernel: GridSpec, labels: Sequence[str]) -> GridSpec:
     title = f"{ROTATED_TITLE} [{', '.join(labels)}]" if labels else ROTATED_TITLE
     values = kernel.values[::-1, ::-1]
     return GridSpec(
-        ROTATED_NAME, title, values, marks, (0, 0), final, kernel.decimals,
+        ROTATED_NAME, title, values, marks, (0, 0), final, kernel.number_format,
         short=title, operand=True,
     )  # fmt: skip
 
@@ -660,6 +666,32 @@ def build_replays(example: Any) -> tuple[Replay, Replay]:
         backward.context_windows = windows
     forward.example = backward.example = example
     return forward, backward
+
+
+def lesson_formats(
+    example: Any, events: Sequence[Any] | None = None, out: np.ndarray | None = None
+) -> dict[str, NumberFormat]:
+    """How every array of a conv / pool example writes its values, on the lesson screen and in
+    the trace alike (`number_format.array_formats`): chosen from the inputs, every step of
+    every pass (forward, backward and, when the lesson keeps it, dX as a transposed
+    convolution) and the finished arrays. `events` (and the forward `out`) are those steps when
+    the caller recorded them (`OpReplay`); else the passes run here (the trace). x and x_pad,
+    dx and dx_pad, dout and dout_up hold the same numbers: one format each pair."""
+    if events is None:
+        recorded: list[Any] = []
+        out, cache = example.forward(on_step=recorded.append)
+        example.backward(cache, on_step=recorded.append)
+        if example.op == "conv" and example.transposed_steps <= LIMITS.max_steps:
+            example.transposed_backward(cache, on_step=recorded.append)
+        events = recorded
+    values: dict[str, Any] = {"x": example.x, "dout": example.dout}
+    if out is not None:
+        values["out"] = out
+    same = [("dx", "dx_pad")]
+    if example.op == "conv":
+        values.update(x_pad=example.x_pad, w=example.w, b=example.b)
+        same += [("x", "x_pad"), ("dout", "dout_up")]
+    return array_formats(values, events, same)
 
 
 def transposed_replay(example: Any) -> Replay | None:

@@ -44,9 +44,28 @@ LIMITS = LessonLimits()
 
 POOL_TYPES = ("max", "avg")
 PADDING_WORDS = ("same", "valid")  # --padding same|valid (as PyTorch's padding="same"/"valid")
-# --mode: what the conv lesson computes. PyTorch's conv2d (and most libraries) compute a
-# cross-correlation; the convolution of the lecture first rotates the kernel by 180°.
+# --mode: what the conv lesson computes, said once (the flag's help, the edit form, the trace's
+# header): mode -> (how it reads the kernel, where it comes from). The lecture's layer formula,
+# PyTorch's conv2d and most libraries compute a cross-correlation; the true convolution first
+# rotates the kernel by 180°, the signal-processing definition the lecture starts from.
 CONV_MODES = ("cross-correlation", "convolution")
+CONV_MODE_TEXT: dict[str, tuple[str, str]] = {
+    CONV_MODES[0]: (
+        "the kernel as it is, like PyTorch's conv2d",
+        "the lecture's layer formula X[m,n] = Σ o[m+i,n+j]·w[i,j] + b",
+    ),
+    CONV_MODES[1]: (
+        "the kernel rotated by 180°, a true convolution",
+        "the mathematical (f*g)(s) = Σ f(t)·g(s−t), not the lecture's layer formula",
+    ),
+}
+
+
+def conv_mode_text(mode: str) -> str:
+    """What `--mode MODE` computes, in one phrase: "cross-correlation (the kernel as it is,
+    like PyTorch's conv2d: the lecture's layer formula X[m,n] = Σ o[m+i,n+j]·w[i,j] + b)"."""
+    kernel, source = CONV_MODE_TEXT[mode]
+    return f"{mode} ({kernel}: {source})"
 
 
 @dataclass(frozen=True)
@@ -161,8 +180,8 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "conv_mode",
             "computes",
-            "cross-correlation (what PyTorch's conv2d computes) or convolution (the kernel "
-            "rotated by 180° first, the lecture's definition); default {default}",
+            f"{conv_mode_text(CONV_MODES[0])} or {conv_mode_text(CONV_MODES[1])}; "
+            "default {default}",
             "choice",
             choices=CONV_MODES,
             flag="--mode",

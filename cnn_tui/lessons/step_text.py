@@ -1,7 +1,8 @@
 """How the lessons write numbers, array cells and one step of the naive loops, as text.
 
-One writer for the conv, pool and network lessons, on screen and in the `--no-ui` traces:
-`fmt_num` writes every number (the grids, the step panel, the trace), `array_ref` names a cell
+One writer for the conv, pool and network lessons, on screen and in the `--no-ui` traces: each
+array's values are written by its `number_format.NumberFormat` (the grids, the step panel, the
+trace), `fmt_num` writes a number that belongs to no array, `array_ref` names a cell
 (`x_pad[c=1, 2,3]`: the sample, channel and filter axes only where they have more than one
 entry), and `step_text` writes one `StepEvent` as its formula and its numbers; a `StepStyle`
 says only how the values are written (the trace's terse ASCII, the screen's explained steps).
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from cnn_tui.lessons.number_format import NumberFormat
 
 # What the leading axes of each array mean, per op family; the last two axes are rows, columns.
 _AXES_CONV = {
@@ -47,22 +48,18 @@ def axes_of(op: str, name: str, ndim: int) -> tuple[str | None, ...]:
 # --------------------------------------------------------------------------- number text
 
 
-def fmt_num(value: float, decimals: int | None = None) -> str:
-    """A number as every lesson text writes it: the grids, the step panel and the trace.
+def fmt_num(value: float) -> str:
+    """A number that belongs to no array (a step count, a setting): up to 3 decimals, trailing
+    zeros dropped. The values of an array are written by the array's `NumberFormat`
+    (`number_format.array_formats`), in its grid, the step text and the trace alike.
 
-    With `decimals` (a grid's, `grid_decimals`) fixed decimals so columns line up; without,
-    up to 3 decimals with trailing zeros dropped. "·" is a cell not computed yet. The minus
-    sign is ASCII "-" everywhere: U+2212 is ambiguous-width and breaks grid columns on some
-    terminals, and the grid and the arithmetic must print a number alike.
+    "·" is a cell not computed yet; the minus sign is ASCII "-", as in the arrays.
     """
     if math.isnan(value):
         return "·"
     if math.isinf(value):
         return "-∞" if value < 0 else "∞"
-    if decimals is None:
-        text = f"{value:.3f}".rstrip("0").rstrip(".")
-    else:
-        text = f"{value:.{decimals}f}"
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
     if text.startswith("-") and float(text) == 0:
         text = text[1:]
     return text or "0"
@@ -71,24 +68,9 @@ def fmt_num(value: float, decimals: int | None = None) -> str:
 def fmt_factor(value: float, first: bool = False, text: str | None = None) -> str:
     """A factor of a product, negative values in parentheses unless first: -0.4·(-1.3).
 
-    `text` is the value already written (e.g. with its grid's decimals)."""
+    `text` is the value already written (by its array's format)."""
     text = fmt_num(value) if text is None else text
     return f"({text})" if text.startswith("-") and not first else text
-
-
-def grid_decimals(values: np.ndarray) -> int:
-    """The fewest decimals (0, 1 or 2) that show every value of a grid exactly, else 2.
-
-    Integer presets read as integers and the one-decimal random inputs as one decimal, which
-    keeps the grids narrow; computed sums get two.
-    """
-    finite = values[np.isfinite(values)]
-    if finite.size == 0 or np.any(np.abs(finite) >= 1e6):
-        return 2
-    for decimals in (0, 1):
-        if np.allclose(finite, np.round(finite, decimals), rtol=0, atol=1e-9):
-            return decimals
-    return 2
 
 
 # --------------------------------------------------------------------------- step text
@@ -117,6 +99,17 @@ def array_ref(
     return f"{name}[{', '.join([*lead, spatial])}]" if lead else f"{name}[{spatial}]"
 
 
+def format_cell(formats: Mapping[str, NumberFormat]) -> Callable[[str, float], str]:
+    """A `StepStyle.cell`: a value of array `name` in that array's format (`fmt_num` for a
+    number of no array)."""
+
+    def cell(name: str, value: float) -> str:
+        number_format = formats.get(name)
+        return fmt_num(value) if number_format is None else number_format(value)
+
+    return cell
+
+
 def scale_text(value: float) -> str:
     """The 1/(kh·kw) factor of average pooling as a fraction: 1/4."""
     return f"1/{round(1 / value)}" if value else "0"
@@ -126,19 +119,19 @@ def scale_text(value: float) -> str:
 class StepStyle:
     """How `step_text` writes the values of a step; the sentence itself is `step_text`'s alone.
 
-    The trace writes every cell with its full index and plain ASCII numbers (one line per step,
-    so the old value is on the line before); the lesson screen names the leading axes, uses − and
-    ∞, and with `explain` spells out the old value, the product and a note in brackets, because
-    it shows one step at a time.
+    The trace writes every cell with its full index (one line per step, so the old value is on
+    the line before); the lesson screen names the leading axes, and with `explain` spells out
+    the old value, the product and a note in brackets, because it shows one step at a time.
+    Both write each value with its array's format (`cell`), so they print the same digits.
     """
 
     ref: Callable[[str, tuple[int, ...]], str]  # an array cell: "x_pad[1,2]"
-    num: Callable[[float], str]  # a number: "−0.52"
-    factor: Callable[[float, bool], str]  # a factor of a product (True: the first): "(−1.3)"
+    num: Callable[[float], str]  # a number of no array: "-0.52"
+    factor: Callable[..., str]  # a factor of a product (`fmt_factor`): "(-1.3)"
     scale: Callable[[float], str] = scale_text  # average pooling's 1/(kh·kw)
     explain: bool = False
     route_source: str = "x"  # the array whose max a route step sends the gradient to
-    # a value of an array cell as that array's grid writes it (the screen); None: `num`
+    # a value of array `name` as that array's format writes it (`array_formats`); None: `num`
     cell: Callable[[str, float], str] | None = None
 
 
@@ -187,9 +180,9 @@ def step_text(e: Any, style: StepStyle) -> tuple[str, str]:
         formula_note = ""
         note = "(new max)" if e.after != e.before else "(max unchanged)"
     elif e.kind in _LAYER_KINDS:
-        formula, numbers, formula_note, note = _layer_step_text(e, style, target, names, values)
+        formula, numbers, formula_note, note = _layer_step_text(e, style, target, names, shown)
     elif e.kind in _ADAM_KINDS:
-        formula, numbers, formula_note, note = _adam_step_text(e, style, target, names, values)
+        formula, numbers, formula_note, note = _adam_step_text(e, style, target, names, shown)
     else:  # a kind this text does not know: still show what changed
         formula, numbers = f"{target}: {e.kind} with {', '.join(names)}", f"{before} → {after}"
         formula_note = ""
@@ -204,77 +197,87 @@ _ADAM_KINDS = ("adam_m", "adam_v", "adam_mhat", "adam_vhat", "adam")
 
 
 def _layer_step_text(
-    e: Any, style: StepStyle, target: str, names: list[str], values: list[float]
+    e: Any, style: StepStyle, target: str, names: list[str], shown: list[str]
 ) -> tuple[str, str, str, str]:
-    """(formula, numbers, formula note, numbers note) of a network layer's step (`step_text`)."""
-    num, factor = style.num, style.factor
-    after = num(e.after)
+    """(formula, numbers, formula note, numbers note) of a network layer's step (`step_text`).
+
+    `shown` are the operands as their arrays write them; a number worked out on the way (a
+    difference, a product) is written as the array it belongs to writes its values."""
+    factor = style.factor
+    cell = style.cell or (lambda name, value: style.num(value))
+    values = [o.value for o in e.operands]
+    after = cell(e.target, e.after)
     scaled = bool(e.operands) and e.operands[-1].name == "scale"  # a batch of N: the mean
     scale_name = names[-1] if scaled else ""
     formula_note = note = ""
     if e.kind == "relu":
         formula = f"{target} = max(0, {names[0]})"
-        numbers = f"= max(0, {num(values[0])}) → {after}"
+        numbers = f"= max(0, {shown[0]}) → {after}"
         note = "(positive: passes)" if values[0] > 0 else "(not positive: set to 0)"
     elif e.kind == "mask":
         passes = values[1] > 0
         formula = f"{target} = {names[0]} where {names[1]} > 0, else 0"
-        numbers = f"{names[1]} = {num(values[1])} {'>' if passes else '≤'} 0 → {after}"
-        note = f"(passes {names[0]} = {num(values[0])})" if passes else "(blocked)"
+        numbers = f"{names[1]} = {shown[1]} {'>' if passes else '≤'} 0 → {after}"
+        note = f"(passes {names[0]} = {shown[0]})" if passes else "(blocked)"
     elif e.kind == "copy":
         formula, numbers = f"{target} = {names[0]}", f"= {after}"
         formula_note = "(the same number, moved: no arithmetic)"
     elif e.kind == "exp":
         formula = f"{target} = exp({names[0]} − {names[1]})"
-        numbers = f"= exp({num(values[0])} − {factor(values[1], False)})"
+        numbers = f"= exp({shown[0]} − {factor(values[1], False, shown[1])})"
         if style.explain:
-            numbers += f" = exp({num(values[0] - values[1])})"
+            numbers += f" = exp({cell(e.operands[0].name, values[0] - values[1])})"
         numbers += f" → {after}"
         formula_note = "(minus the row's max: same probabilities, no overflow)"
     elif e.kind == "div":
         formula = f"{target} = {names[0]} / {names[1]}"
-        numbers = f"= {num(values[0])} / {num(values[1])} → {after}"
+        numbers = f"= {shown[0]} / {shown[1]} → {after}"
     elif e.kind == "nll":
         if scaled:
             formula = f"{target} += −log({names[0]})·{scale_name}"
-            numbers = f"= {num(e.before)} + (−log({num(values[0])}))·{scale_name} → {after}"
+            before = cell(e.target, e.before)
+            numbers = f"= {before} + (−log({shown[0]}))·{scale_name} → {after}"
         else:
             formula = f"{target} = −log({names[0]})"
-            numbers = f"= −log({num(values[0])}) → {after}"
+            numbers = f"= −log({shown[0]}) → {after}"
         formula_note = "(the probability of the true class)"
     elif e.kind == "sub":
         if scaled:
             formula = f"{target} = ({names[0]} − {names[1]})·{scale_name}"
-            numbers = f"= ({num(values[0])} − {num(values[1])})·{scale_name} → {after}"
+            numbers = f"= ({shown[0]} − {shown[1]})·{scale_name} → {after}"
         else:
             formula = f"{target} = {names[0]} − {names[1]}"
-            numbers = f"= {num(values[0])} − {num(values[1])} → {after}"
+            numbers = f"= {shown[0]} − {shown[1]} → {after}"
         note = "(the true class: y = 1)" if values[1] else "(another class: y = 0)"
     else:  # sgd
         formula = f"{target} = {names[0]} − {names[2]}·{names[1]}"
-        numbers = f"= {num(values[0])} − {num(values[2])}·{factor(values[1], False)}"
+        numbers = f"= {shown[0]} − {shown[2]}·{factor(values[1], False, shown[1])}"
         if style.explain:
-            numbers += f" = {num(values[0])} − {factor(values[2] * values[1], False)}"
+            step = values[2] * values[1]
+            numbers += f" = {shown[0]} − {factor(step, False, cell(e.target, step))}"
         numbers += f" → {after}"
     return formula, numbers, formula_note, note
 
 
 def _adam_step_text(
-    e: Any, style: StepStyle, target: str, names: list[str], values: list[float]
+    e: Any, style: StepStyle, target: str, names: list[str], shown: list[str]
 ) -> tuple[str, str, str, str]:
-    """(formula, numbers, formula note, numbers note) of one step of Adam (`naive.adam_update`)."""
+    """(formula, numbers, formula note, numbers note) of one step of Adam (`naive.adam_update`).
+
+    `shown` are the operands as their arrays write them (v and v̂, far below 0.001, in their
+    own formats: more decimals or scientific notation, never 0.000)."""
     factor = style.factor
-    # v, v̂ (and m early on) are far below the grids' 0.001: small values get 3 digits
-    num = lambda value: _tiny(value, style.num)  # noqa: E731
-    after = num(e.after)
+    cell = style.cell or (lambda name, value: style.num(value))
+    values = [o.value for o in e.operands]
+    after = cell(e.target, e.after)
     formula_note = note = ""
     if e.kind in ("adam_m", "adam_v"):
         old, grad, beta = names
         square = "²" if e.kind == "adam_v" else ""
-        g = factor(values[1], False) + square
+        g = factor(values[1], False, shown[1]) + square
         formula = f"{target} = {beta}·{old} + (1 − {beta})·{grad}{square}"
-        old_value = factor(values[0], False, num(values[0]))
-        numbers = f"= {num(values[2])}·{old_value} + {num(1 - values[2])}·{g}"
+        old_value = factor(values[0], False, shown[0])
+        numbers = f"= {shown[2]}·{old_value} + {style.num(1 - values[2])}·{g}"
         formula_note = (
             "(the running mean of the gradient)"
             if e.kind == "adam_m"
@@ -282,30 +285,22 @@ def _adam_step_text(
         )
     elif e.kind in ("adam_mhat", "adam_vhat"):
         running, beta, t = names
-        power = f"{num(values[2])}"
         formula = f"{target} = {running} / (1 − {beta}^{t})"
-        numbers = f"= {num(values[0])} / (1 − {num(values[1])}^{power})"
+        numbers = f"= {shown[0]} / (1 − {shown[1]}^{shown[2]})"
         if style.explain:
-            numbers += f" = {num(values[0])} / {num(1 - values[1] ** values[2])}"
+            numbers += f" = {shown[0]} / {style.num(1 - values[1] ** values[2])}"
         formula_note = "(bias correction: the means started at 0)"
     else:  # adam: the parameter's step
         param, m_hat, v_hat, lr, eps = names
         formula = f"{target} = {param} − {lr}·{m_hat} / (√{v_hat} + {eps})"
         numbers = (
-            f"= {num(values[0])} − {num(values[3])}·{factor(values[1], False)} / "
-            f"(√{num(values[2])} + {values[4]:g})"
+            f"= {shown[0]} − {shown[3]}·{factor(values[1], False, shown[1])} / "
+            f"(√{shown[2]} + {values[4]:g})"
         )
         if style.explain:
             step = values[0] - e.after
-            numbers += f" = {num(values[0])} − {factor(step, False, num(step))}"
+            numbers += f" = {shown[0]} − {factor(step, False, cell(e.target, step))}"
         if values[2] > 0:
             size = values[3] * abs(values[1]) / (math.sqrt(values[2]) + values[4])
-            note = f"(step size {num(size)} = α·|m̂|/(√v̂ + ε))"
+            note = f"(step size {cell(e.target, size)} = α·|m̂|/(√v̂ + ε))"
     return formula, f"{numbers} → {after}", formula_note, note
-
-
-def _tiny(value: float, num: Callable[[float], str]) -> str:
-    """A number that may be far below the grids' 0.001: 3 significant digits then."""
-    if value != 0 and abs(value) < 0.01:
-        return f"{value:.3g}"
-    return num(value)

@@ -2,7 +2,7 @@
 
 The trace runs the naive engine on the lesson example and writes one line per step event, so it
 shows the very loops the lesson screen steps through: the header (shapes, stride, padding, the
-output-size formula with its numbers), the arrays, each step, the result and, with backward,
+output-size formula with its numbers, the notation beside the lecture's), the arrays, each step, the result and, with backward,
 the upstream gradient, the gradient steps, dx, dw, db and a numerical gradient check. With
 summary it counts the steps per phase and per output cell instead. Plain text, no colour:
 `write_trace` hands each line to a writer (`cnn_tui.commands` prints them, tests collect them).
@@ -11,7 +11,8 @@ summary it counts the steps per phase and per output cell instead. Plain text, n
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,13 +24,17 @@ from cnn_tui.lessons.naive import (
     output_size_rule,
     stuffed_dout,
 )
+from cnn_tui.lessons.notation import legend_lines
+from cnn_tui.lessons.number_format import NumberFormat
+from cnn_tui.lessons.replay import lesson_formats
 from cnn_tui.lessons.rules import dout_source, local_rule, phase_rule
-from cnn_tui.lessons.settings import LIMITS
+from cnn_tui.lessons.settings import LIMITS, conv_mode_text
 from cnn_tui.lessons.step_text import (
     StepStyle,
     array_ref,
     fmt_factor,
     fmt_num,
+    format_cell,
     step_text,
 )
 
@@ -57,14 +62,16 @@ def write_trace(
     summary: bool = False,
 ) -> None:
     """Write the trace line by line; step lines are written while the loops run."""
-    style = trace_style(example)
-    for line in (*_header(example), "", *_inputs(example)):
+    formats = lesson_formats(example)  # the lesson screen's: the same digits for each value
+    style = trace_style(example, formats)
+    arrays = partial(_array_lines, formats=formats)
+    for line in (*_header(example), "", *_inputs(example, formats)):
         write(line)
     write("")
     write(f"{_phase_title(example, 'forward')}   ({example.step_counts()['forward']:,} steps)")
     out, cache = _run(example.forward, example, write, summary, style)
     write("")
-    for line in _array_lines("out", out):
+    for line in arrays("out", out):
         write(line)
     if not backward:
         write("")
@@ -73,17 +80,17 @@ def write_trace(
 
     write("")
     write(f"backward: {dout_source(example)}")
-    for line in _array_lines("dout", example.dout):
+    for line in arrays("dout", example.dout):
         write(line)
     grads = _run(lambda on_step: example.backward(cache, on_step), example, write, summary, style)
     write("")
     if example.op == "conv" and any(example.padding):
         write(f"dx = dx_pad without its padding ({_hw_short(example.padding)}):")
     for name, grad in grads.items():
-        for line in _array_lines(name, grad):
+        for line in arrays(name, grad):
             write(line)
     if example.op == "conv":
-        _transposed(example, cache, grads["dx"], write, summary, style)
+        _transposed(example, cache, grads["dx"], write, summary, style, formats)
     write("")
     check = example.gradient_check()
     write(f"gradient check (central differences, eps {check.eps:g}): {check.summary()}")
@@ -96,6 +103,7 @@ def _transposed(
     write: Callable[[str], None],
     summary: bool,
     style: StepStyle,
+    formats: Mapping[str, NumberFormat],
 ) -> None:
     """dX again, as a transposed convolution of dout with the kernel (gathered, not scattered)."""
     write("")
@@ -105,7 +113,7 @@ def _transposed(
         write(f"{title}: more than the {LIMITS.max_steps:,} a lesson shows, left out")
         return
     write(local_rule(example, "grad_input_transposed") + ":")
-    for line in _array_lines("dout_up", stuffed_dout(example.dout, cache)):
+    for line in _array_lines("dout_up", stuffed_dout(example.dout, cache), formats=formats):
         write(line)
     write("")
     write(title)
@@ -198,11 +206,7 @@ def _header(example: LessonExample) -> Iterator[str]:
         settings += f", {'max' if example.pool_type == 'max' else 'average'} pooling"
     yield settings
     if example.op == "conv":
-        yield (
-            "computes: a true convolution (the kernel rotated by 180°, the lecture's definition)"
-            if example.flip
-            else "computes: a cross-correlation (the kernel as it is, like PyTorch's conv2d)"
-        )
+        yield f"computes: {conv_mode_text(example.conv_mode)}"
     if example.padding_rule == "same":
         yield ("padding same: P = D·(K − 1)/2 on each side, so the output keeps the input's size")
     pooling = example.op == "pool"
@@ -215,19 +219,21 @@ def _header(example: LessonExample) -> Iterator[str]:
             size, kernel[k], stride[k], padding[k], pooling=pooling, dilation=dilation[k]
         )
         yield f"  {axis} {formula}"
+    yield from legend_lines(example.op)
 
 
-def _inputs(example: LessonExample) -> Iterator[str]:
+def _inputs(example: LessonExample, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
+    arrays = partial(_array_lines, formats=formats)
     if example.op == "conv":
         if any(example.padding):
             yield f"x_pad = x with padding {_hw_short(example.padding)} (zeros around it):"
-            yield from _array_lines("x_pad", example.x_pad)
+            yield from arrays("x_pad", example.x_pad)
         else:
-            yield from _array_lines("x_pad", example.x_pad, note="(= x, no padding)")
-        yield from _array_lines("w", example.w)
-        yield f"b = {_row(example.b)}"
+            yield from arrays("x_pad", example.x_pad, note="(= x, no padding)")
+        yield from arrays("w", example.w)
+        yield f"b = {_row(example.b, formats['b'])}"
     else:
-        yield from _array_lines("x", example.x)
+        yield from arrays("x", example.x)
 
 
 _PHASE_NAMES = {
@@ -258,8 +264,12 @@ def step_line(event: StepEvent, style: StepStyle) -> str:
     return " ".join(step_text(event, style))
 
 
-def trace_style(example: LessonExample) -> StepStyle:
-    """How the trace writes the steps of `example`: the screen's cell names and numbers."""
+def trace_style(
+    example: LessonExample, formats: Mapping[str, NumberFormat] | None = None
+) -> StepStyle:
+    """How the trace writes the steps of `example`: the screen's cell names and numbers
+    (`formats`: the example's `lesson_formats`, worked out here when not given)."""
+    formats = lesson_formats(example) if formats is None else formats
     shapes: dict[str, tuple[int, ...]] = {
         "x": example.x.shape,
         "dx": example.x.shape,
@@ -281,21 +291,26 @@ def trace_style(example: LessonExample) -> StepStyle:
         ref=lambda name, index: array_ref(op, shapes, name, index),
         num=fmt_num,
         factor=fmt_factor,
+        cell=format_cell(formats),
     )
 
 
-def _row(values: np.ndarray) -> str:
-    return "[" + ", ".join(fmt_num(v) for v in values) + "]"
+def _row(values: np.ndarray, number_format: Callable[[float], str]) -> str:
+    return "[" + ", ".join(number_format(v) for v in values) + "]"
 
 
-def _array_lines(name: str, array: np.ndarray, note: str = "") -> Iterator[str]:
-    """A 4-D array as one aligned grid per [n, c] slice; 1-D arrays as one row."""
+def _array_lines(
+    name: str, array: np.ndarray, note: str = "", *, formats: Mapping[str, NumberFormat]
+) -> Iterator[str]:
+    """A 4-D array as one aligned grid per [n, c] slice; 1-D arrays as one row; every value
+    in the array's format, as its grid on the lesson screen writes it."""
+    number_format = formats.get(name, fmt_num)
     if array.ndim == 1:
-        yield f"{name} = {_row(array)}"
+        yield f"{name} = {_row(array, number_format)}"
         return
     for n in range(array.shape[0]):
         for c in range(array.shape[1]):
-            grid = [[fmt_num(v) for v in row] for row in array[n, c]]
+            grid = [[number_format(v) for v in row] for row in array[n, c]]
             width = max(len(cell) for row in grid for cell in row)
             rows, cols = array.shape[2], array.shape[3]
             yield f"{name}[{n},{c}]  ({rows}×{cols}) {note}".rstrip()

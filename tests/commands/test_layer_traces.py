@@ -13,7 +13,8 @@ import pytest
 from cnn_tui import cli
 from cnn_tui.commands import COMMANDS
 from cnn_tui.lessons.layer_lesson import build_layer_example, run_layer
-from cnn_tui.lessons.layer_trace import HEADINGS, step_line
+from cnn_tui.lessons.layer_replay import layer_formats
+from cnn_tui.lessons.layer_trace import HEADINGS, layer_trace_style, step_line
 from cnn_tui.lessons.settings import LAYER_DEFAULTS, LAYER_SETTINGS
 
 # a step line: a cell, = or +=, the arithmetic, → and the value written
@@ -37,11 +38,12 @@ def test_batchnorm_trace_prints_every_forward_stage_with_its_rule_and_steps(caps
     assert "x[1,1]  (3×3)" in lines and any(line.startswith("γ = [") for line in lines)
     assert HEADINGS["forward"] in lines and HEADINGS["backward"] not in lines
     run = run_layer(build_layer_example("batchnorm"))
+    style = layer_trace_style(layer_formats(run))  # the screen's number formats
     for stage in (s for s in run.stages if s.direction == "forward"):
         k = lines.index(f"{stage.title}: {stage.rule}   ({len(stage.events):,} steps)")
         assert lines[k + 1] == f"  {stage.source}"
         printed = lines[k + 2 : k + 2 + len(stage.events)]
-        assert printed == [step_line(e) for e in stage.events]
+        assert printed == [step_line(e, style) for e in stage.events]
         assert all(STEP.match(line) for line in printed), printed[:2]
     assert "running_var′ = [" in out
     assert lines[-1].startswith("(add --backward for the backward pass: dβ, dγ")

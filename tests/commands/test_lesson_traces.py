@@ -36,10 +36,13 @@ def test_conv_trace_prints_header_arrays_every_step_and_the_result(capsys):
 
     example = examples.build_example("conv")
     x, w, b = example.x[0, 0], example.w[0, 0], example.b
-    assert steps[0] == f"out[0,0] = b[0] = {b[0]:g}"
-    product = f"{x[0, 1]:g}·" + (f"({w[0, 1]:g})" if w[0, 1] < 0 else f"{w[0, 1]:g}")
+    # every value in its array's format: the one-decimal inputs with one decimal (2 is "2.0",
+    # zero is "0"), the output's sums with two
+    one = lambda v: "0" if v == 0 else f"{v:.1f}"  # noqa: E731
+    assert steps[0] == f"out[0,0] = b[0] = {one(b[0])}"
+    product = f"{one(x[0, 1])}·" + (f"({one(w[0, 1])})" if w[0, 1] < 0 else one(w[0, 1]))
     running = b[0] + x[0, 0] * w[0, 0] + x[0, 1] * w[0, 1]
-    assert steps[2] == f"out[0,0] += x_pad[0,1]·w[0,1] = {product} → {running:.3g}"
+    assert steps[2] == f"out[0,0] += x_pad[0,1]·w[0,1] = {product} → {running:.2f}"
     out_values, _ = example.forward()
     grid = lines[lines.index("out[0,0]  (3×3)") + 1 :][:3]
     printed = np.array([[float(v) for v in row.split()] for row in grid])
@@ -149,7 +152,7 @@ def test_step_line_formats_and_trace_text():
     _, events = collect_steps(example.forward)
     style = trace_style(example)
     # one image, one channel, one filter: the cells are named as on the screen, by row, column
-    assert step_line(events[0], style) == f"out[0,0] = b[0] = {example.b[0]:g}"
+    assert step_line(events[0], style) == f"out[0,0] = b[0] = {example.b[0]:.1f}"
     assert step_line(events[1], style).startswith("out[0,0] += x_pad[0,0]·w[0,0] = 0·")
     text = trace_text(example, backward=True)
     assert "x_pad = x with padding 1 (zeros around it):" in text

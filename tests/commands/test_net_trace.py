@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from cnn_tui import cli
-from cnn_tui.lessons.net_replay import fmt_sig
-from cnn_tui.lessons.net_trace import HEADINGS, net_trace_text, step_line
+from cnn_tui.lessons.net_replay import fmt_sig, loss_format, net_formats
+from cnn_tui.lessons.net_trace import HEADINGS, net_trace_style, net_trace_text, step_line
 from cnn_tui.lessons.network import build_net_example, run_network, run_training
 
 STEP = re.compile(r"^[a-zA-Z0-9_′]+(\[[\d,]+\])? (\+=|=) .*(→ |= )-?[\d.]+")
@@ -38,6 +38,7 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     headings = [line for line in lines if line.startswith("== ")]
     assert headings == [heading.format(optimizer="SGD") for heading in HEADINGS.values()]
     run = run_network(example)
+    style = net_trace_style(net_formats(run))
     titles = [line.split(":")[0] for line in lines if line.startswith(tuple(HEADINGS))]
     assert titles == [stage.title for stage in run.stages]
     for stage in run.stages:
@@ -46,12 +47,12 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
         if stage.events:
             assert lines[title_line].endswith(f"({len(stage.events):,} steps)")
             printed = lines[title_line + 2 : title_line + 2 + len(stage.events)]
-            assert printed == [step_line(e) for e in stage.events]
+            assert printed == [step_line(e, style) for e in stage.events]
             assert all(STEP.match(line) for line in printed), printed[:3]
     events = sum(len(stage.events) for stage in run.stages)
     assert sum(1 for line in lines if STEP.match(line)) == events == 1149
     assert "loss L = −log p[0] = 0.795" in lines
-    assert "  L = 0.7954 → L′ = 0.05417 (−0.7412: lower)" in lines
+    assert "  L = 0.795 → L′ = 0.054 (−0.7412: lower)" in lines  # L as everywhere
     assert "p′ = [0.947, 0.053]" in lines and "L′ = 0.054" in lines
     check = lines[-1]
     assert check.startswith("gradient check (central differences, eps 1e-06): max relative")
@@ -72,7 +73,7 @@ def test_the_steps_read_as_the_layers_compute(capsys):
     assert any(
         line.startswith("dz1[0,0,0,0] = da1[0,0,0,0] where z1[0,0,0,0] > 0") for line in lines
     )
-    assert "b2′[0] = b2[0] − α·db2[0] = 0 − 0.1·(-0.549) → 0.055" in lines
+    assert "b2′[0] = b2[0] − α·db2[0] = 0 − 0.1·(-0.549) → 0.0549" in lines
 
 
 def test_summary_counts_the_steps_of_each_stage(capsys):
@@ -163,21 +164,28 @@ def test_steps_and_optimizer_print_each_step_s_loss_and_the_summary(capsys):
     ]
     assert lines.count("== update: one Adam step ==") == 3
     training = run_training(build_net_example(steps=3, optimizer="adam"))
-    losses = [fmt_sig(loss) for loss in training.losses]
+    loss = loss_format(training)  # L's one format over the run: 0.7954 → 0.0005 needs 4
+    losses = [loss(value) for value in training.losses]
+    assert losses == ["0.7954", "0.1097", "0.0078", "0.0005"]
     for step in (1, 2, 3):
         assert f"step {step}: loss {losses[step - 1]} → {losses[step]}" in lines
     assert f"loss per step (before step 1, then after each): {', '.join(losses)}" in lines
     p = training.true_probabilities()
     assert (
-        f"summary: after 3 Adam steps, loss 0.795 → {losses[-1]}, p[0] (the true class, vertical edge) "
+        f"summary: after 3 Adam steps, loss 0.7954 → {losses[-1]}, p[0] (the true class, vertical edge) "
         f"0.451 → {fmt_sig(p[-1])}"
     ) in lines
     assert (
-        "m_w1′[0,0,0,0] = β1·m_w1[0,0,0,0] + (1 − β1)·dw1[0,0,0,0] = 0.9·0 + 0.1·0.011 → 0.0011"
+        "m_w1′[0,0,0,0] = β1·m_w1[0,0,0,0] + (1 − β1)·dw1[0,0,0,0] = 0.9·0 + 0.1·0.011 → 0.00110"
         in lines
     )
     # every step of every training step is printed
-    expected = [step_line(e) for run in training.runs for stage in run.stages for e in stage.events]
+    expected = [
+        step_line(e, net_trace_style(net_formats(run, loss)))
+        for run in training.runs
+        for stage in run.stages
+        for e in stage.events
+    ]
     known = set(expected)
     assert [line for line in lines if line in known] == expected
     assert lines[-1].startswith("gradient check")
@@ -187,8 +195,8 @@ def test_one_sgd_step_ends_with_the_summary(capsys):
     _, out, _ = run_cli(capsys, "net", "--no-ui", "--summary")
     lines = out.splitlines()
     assert "1 training step, optimizer SGD" in lines
-    assert "loss per step (before step 1, then after each): 0.795, 0.0542" in lines
+    assert "loss per step (before step 1, then after each): 0.795, 0.054" in lines
     assert (
-        "summary: after 1 SGD step, loss 0.795 → 0.0542, p[0] (the true class, vertical edge) 0.451 → 0.947"
+        "summary: after 1 SGD step, loss 0.795 → 0.054, p[0] (the true class, vertical edge) 0.451 → 0.947"
     ) in lines
     assert not any(line.startswith("==== training step") for line in lines)

@@ -120,7 +120,7 @@ def test_the_trace_shows_dilation_mode_and_the_transposed_view() -> None:
     example = build_example("conv", height=7, width=7, dilation=2, conv_mode="convolution")
     text = trace_text(example, backward=True)
     assert "kernel 3×3, stride 1, padding 0, dilation 2" in text
-    assert "computes: a true convolution (the kernel rotated by 180°" in text
+    assert "computes: convolution (the kernel rotated by 180°, a true convolution" in text
     assert "⌊(7 + 2·0 − 2·(3 − 1) − 1)/1⌋ + 1 = 3" in text
     assert "forward: out[i,j] = b + Σ_ki,kj x_pad[i+2ki,j+2kj]·w[2−ki,2−kj]" in text
     assert "grad input as a transposed convolution: dx_pad[r,s] =" in text

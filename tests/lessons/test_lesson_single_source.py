@@ -22,6 +22,7 @@ from cnn_tui.commands import lesson_flags
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import naive
 from cnn_tui.lessons.examples import build_example, list_examples, load_example
+from cnn_tui.lessons.op_replay import OpReplay
 from cnn_tui.lessons.replay import build_replays, size_formula
 from cnn_tui.lessons.settings import (
     DEFAULTS,
@@ -188,19 +189,15 @@ def test_the_pool_stride_default_is_the_kernel_everywhere() -> None:
 _ARROW_VALUE = re.compile(r"→ (\S+)")
 
 
-def _number(text: str) -> float:
-    return float(text.replace("−", "-").replace("∞", "inf"))
-
-
 def test_the_trace_and_the_step_panel_write_every_step_with_step_text() -> None:
     for example in every_example():
-        for replay in build_replays(example):
+        style = trace_style(example)  # the lesson's number formats, as the screen's
+        for replay in OpReplay(example).replays.values():
             for position in range(1, replay.total + 1):
                 replay.seek(position)
                 event = replay.current
                 panel = replay.step_lines()
                 assert panel[:2] == list(step_text(event, replay.text_style))
-                style = trace_style(example)
                 line = step_line(event, style)
                 assert line == " ".join(step_text(event, style))
                 # the same step in the same words: the same cell names and operator (the panel
@@ -211,17 +208,17 @@ def test_the_trace_and_the_step_panel_write_every_step_with_step_text() -> None:
                 trace_values = _ARROW_VALUE.findall(line)
                 panel_values = _ARROW_VALUE.findall(panel[1])
                 assert len(trace_values) == len(panel_values) <= 1
-                for mine, theirs in zip(trace_values, panel_values, strict=True):
-                    # the panel writes the result with its grid's decimals (2 at most)
-                    assert _number(mine) == pytest.approx(_number(theirs), abs=5e-3)
+                # one format per array: the trace and the panel print the same digits
+                assert trace_values == panel_values
 
 
 def test_the_trace_prints_the_step_lines_it_formats() -> None:
     example = build_example("pool", example="overlap")
     text = trace_text(example, backward=True)
+    style = trace_style(example)
     for replay in build_replays(example):
         for event in replay.events:
-            assert step_line(event, trace_style(example)) in text
+            assert step_line(event, style) in text
 
 
 # --------------------------------------------------------------------------- output size

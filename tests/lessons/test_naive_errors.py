@@ -126,6 +126,7 @@ NETWORK_IMPORTS = ALLOWED_IMPORTS | {
     "cnn_tui.errors", "cnn_tui.lessons", "cnn_tui.lessons.library", "cnn_tui.text",
     "cnn_tui.lessons.settings", "cnn_tui.lessons.naive",
     "cnn_tui.lessons.rules",  # the rule texts (p − y derived, Adam): no arithmetic
+    "cnn_tui.lessons.number_format",  # how L is written in a sentence: no lesson arithmetic
 }  # fmt: skip
 
 

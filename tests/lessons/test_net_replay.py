@@ -99,7 +99,7 @@ def test_the_step_text_and_the_running_sum(model):
     model.step(1)
     assert model.step_lines() == [
         "z1[f=0, 0,0] += x[0,0]·w1[f=0, 0,0]",
-        "= 0.2·(-1) = -0.2   0.05 + (-0.2) → -0.15",
+        "= 0.2·(-1) = -0.20   0.05 + (-0.20) → -0.15",  # the product as z1 writes it
         "z1[f=0, 0,0] = b1 + Σ_ki,kj x·w1 = -0.15 so far (2/10)",
     ]
     model.first_of("softmax.backward")
@@ -138,7 +138,7 @@ def test_backward_stages_state_the_chain_rule_and_where_dout_came_from(model):
     assert "came from max-pool above" in rules["relu.backward"][1]
     assert "came from ReLU above" in rules["conv.grad_bias"][1]
     assert rules["sgd.w1"][0].startswith("w1′ = w1 − α·dw1 with α = 0.1")
-    assert "L = 0.7954 → L′ = 0.05417" in rules["after"][1]
+    assert "L = 0.795 → L′ = 0.054" in rules["after"][1]  # as the L and L′ grids write them
 
 
 def test_grids_show_the_stage_arrays_and_mark_the_step(model):
@@ -168,7 +168,7 @@ def test_the_after_stage_summarises_the_second_forward(model):
     model.seek(model.total)
     lines = model.step_lines()
     assert lines[0].startswith("second forward pass with the updated weights")
-    assert lines[1] == "L = 0.795 → L′ = 0.0542  (−0.741, lower: the step went downhill)"
+    assert lines[1] == "L = 0.795 → L′ = 0.054  (−0.741, lower: the step went downhill)"
     assert lines[2] == "p[0] (the true class, vertical edge) = 0.451 → 0.947"
     names = [spec.name for spec in model.grid_specs()]
     assert names == ["z2", "p", "L", "z2_after", "p_after", "L_after"]

@@ -91,8 +91,9 @@ def test_adam_steps_on_the_board_and_in_the_step_panel(adam):
     adam.first_of("adam.w2")
     formula, numbers, _ = adam.step_lines()
     assert formula == "w2′[0,0] = w2[0,0] − α·m̂_w2[0,0] / (√v̂_w2[0,0] + ε)"
-    assert numbers.startswith("= 0.3 − 0.1·(-1.563) / (√2.445 + 1e-08) = 0.3 − (-0.1) → 0.4")
-    assert "(step size 0.1 = α·|m̂|/(√v̂ + ε))" in numbers
+    # each value in its array's format: w2′ has three decimals, as its grid
+    assert numbers.startswith("= 0.3 − 0.1·(-1.563) / (√2.445 + 1e-08) = 0.3 − (-0.100) → 0.400")
+    assert "(step size 0.100 = α·|m̂|/(√v̂ + ε))" in numbers
     adam.first_of("adam.w2.vhat")
     _, numbers, _ = adam.step_lines()
     assert numbers.startswith("= 0.00244 / (1 − 0.999^1) = 0.00244 / 0.001 → 2.44")
@@ -120,7 +121,8 @@ def test_a_single_step_reads_as_before():
     assert model.status_parts(5)[0] == "network · forward · conv"
     assert model.pipeline()[0] == "forward"
     assert model.step_lines()[0].startswith("1150 steps recorded: forward 419")
-    assert model.curve_label() == "loss after 0/1 SGD steps: 0.795  (0.795 → 0.0542)"
+    # the loss in its one format, as its grid and the "after" stage write it
+    assert model.curve_label() == "loss after 0/1 SGD steps: 0.795  (0.795 → 0.054)"
 
 
 def test_the_same_stage_in_the_next_and_previous_training_step(adam):

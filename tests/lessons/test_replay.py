@@ -30,7 +30,7 @@ from cnn_tui.lessons.replay import (
     parse_array,
     size_formula,
 )
-from cnn_tui.lessons.step_text import fmt_num, grid_decimals
+from cnn_tui.lessons.step_text import fmt_num
 
 
 def state_by_hand(replay: Replay, position: int, name: str) -> np.ndarray:
@@ -169,8 +169,8 @@ def test_the_step_text_spells_out_the_arithmetic(conv) -> None:
     assert first == "out[f=0, 0,0] += x_pad[c=0, 0,0]·w[f=0, c=0, 0,0]"
     x, w = (o.value for o in event.operands)
     # every number as its array's grid writes it (the same decimals, the same minus sign)
-    assert numbers.startswith(f"= {fmt_num(x, forward.decimals('x_pad'))}·")
-    assert numbers.endswith(f"→ {fmt_num(event.after, forward.decimals('out'))}")
+    assert numbers.startswith(f"= {forward.number_format('x_pad')(x)}·")
+    assert numbers.endswith(f"→ {forward.number_format('out')(event.after)}")
     assert cell.startswith("out[f=0, 0,0] = b + Σ_c Σ_ki,kj x·w")
 
 
@@ -248,14 +248,9 @@ def test_grid_specs_follow_the_view_and_map_marks_to_rows_and_columns(conv) -> N
     assert not np.isnan(specs["out"].final).any()  # the column width is known up front
 
 
-def test_number_formats() -> None:
+def test_a_number_of_no_array() -> None:
     assert fmt_num(-1.3) == "-1.3" and fmt_num(0.4200001) == "0.42" and fmt_num(-0.0) == "0"
     assert fmt_num(float("-inf")) == "-∞" and fmt_num(float("nan")) == "·"
-    assert fmt_num(float("nan"), 2) == "·" and fmt_num(-0.001, 2) == "0.00"
-    assert fmt_num(-1.25, 1) == "-1.2"  # ASCII minus keeps grid columns one cell wide
-    assert grid_decimals(np.array([1.0, -2.0, np.nan])) == 0
-    assert grid_decimals(np.array([0.5, -1.5])) == 1
-    assert grid_decimals(np.array([0.25])) == 2
 
 
 def test_size_formula_shows_the_numbers() -> None:

@@ -22,12 +22,14 @@ from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import settings_from_args
-from cnn_tui.lessons.step_text import fmt_num
+from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.op_replay import OpReplay
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.key_footer import columns_that_fit
-from cnn_tui.ui.lessons.array_grid import ArrayBoard, pack_rows
+from cnn_tui.ui.lessons.array_grid import ArrayBoard, GridStyles, pack_rows, render_grid
 from cnn_tui.ui.lessons.form import LessonFormScreen
+from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
@@ -125,16 +127,17 @@ async def test_stepping_fills_the_output_and_shows_the_arithmetic() -> None:
         assert "cell 1 / 9" in status(screen)
         event = screen.replay.current
         assert step_text(screen)[0] == "out[0,0] += x_pad[0,1]·w[0,1]"
-        # the result as the out grid writes it: the same decimals, the same minus sign
-        decimals = screen.replay.decimals("out")
-        assert step_text(screen)[1].endswith(f"→ {fmt_num(event.after, decimals)}")
-        assert f"[{fmt_num(event.after, decimals)}]" in "\n".join(board(screen))
+        # the result as the out grid writes it: the array's one format, the same minus sign
+        out = screen.replay.number_format("out")
+        assert step_text(screen)[1].endswith(f"→ {out(event.after)}")
+        assert f"[{out(event.after)}]" in "\n".join(board(screen))
         lines = board(screen)
         # the cells read are bracketed in the input and the kernel, the cell written in out
         x, w = (o.value for o in event.operands)
-        assert any(f"[{x:.1f}]" in line for line in lines)
-        assert any(f"[{w:.1f}]" in line for line in lines)
-        assert any(f"[{event.after:.2f}]" in line for line in lines)
+        written = screen.replay.number_format
+        assert any(f"[{written('x_pad')(x)}]" in line for line in lines)
+        assert any(f"[{written('w')(w)}]" in line for line in lines)
+        assert any(f"[{out(event.after)}]" in line for line in lines)
         await pilot.press("left")
         assert "step 2 / 90" in status(screen)
         await pilot.press("h")
@@ -480,7 +483,9 @@ async def test_large_arrays_are_cropped_around_the_current_step() -> None:
         event = screen.replay.current
         x, w = (o.value for o in event.operands)
         # the cells read, in the input and the kernel, and the cell written are all on the board
-        assert f"[{x:.1f}]" in text and f"[{w:.1f}]" in text and f"[{event.after:.2f}]" in text
+        written = screen.replay.number_format
+        assert f"[{written('x_pad')(x)}]" in text and f"[{written('w')(w)}]" in text
+        assert f"[{written('out')(event.after)}]" in text
         viewport = screen.query_one("#lesson-board-scroll").scrollable_content_region.height
         assert len(lines) <= viewport
         await pilot.press("home")
@@ -524,3 +529,47 @@ async def test_v_toggles_a_true_convolution_and_t_shows_dx_as_a_transposed_conv(
         assert "dout_up dout zero-stuffed, padded" in "\n".join(board(screen))
         await pilot.press("end")
         assert "the same dx as the dX phase" in step_text(screen)[-1]
+
+
+@run_async
+async def test_question_mark_shows_the_notation_above_the_keys() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        page = app.screen
+        assert isinstance(page, LessonHelp) and page.lesson == "conv"
+        legend = page.query_one("#lesson-help-legend").content
+        heads = [column.header for column in legend.columns]
+        assert heads == ["here", "what it is", "the lecture's"]
+        here, lecture = (list(legend.columns[k].cells) for k in (0, 2))
+        rows = {str(h): str(lec) for h, lec in zip(here, lecture, strict=True)}
+        assert rows["K"].startswith("F") and rows["H×W"].startswith("N×N")
+        assert rows["out[i,j]"].startswith("X[m,n]")  # plain text, not markup
+        keys = {what for _, what in page.keys}
+        assert {"step forward", "fwd/bwd", "conv/corr", "help"} <= keys
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("f1", "escape")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+def test_grid_columns_keep_their_width_while_stepping() -> None:
+    """The format is the whole array's, chosen from every value it takes: no column grows or
+    shrinks as the running sums change (an average pooling's means, a conv's sums)."""
+    for example in (
+        build_example("pool", pool_type="avg", kernel=(3, 3), stride=(2, 2), height=5, width=5),
+        build_example("conv", padding=1, seed=4),
+    ):
+        model = OpReplay(example)
+        for mode in model.replays:
+            model.mode = mode
+            widths: dict[str, set[int]] = {}
+            for position in range(model.total + 1):
+                model.seek(position)
+                for spec in model.grid_specs(model.view_indices()):
+                    widths.setdefault(spec.name, set()).add(render_grid(spec, GridStyles()).cell_w)
+            assert all(len(found) == 1 for found in widths.values()), (mode, widths)

@@ -123,3 +123,10 @@ def test_several_filters_backward_dx_120x40(snap_compare) -> None:
     params = {"height": 8, "width": 8, "padding": 1, "channels": 2, "filters": 2}
     run_before = lesson("conv", params)
     assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_help_page_notation_80x24(snap_compare) -> None:
+    """`?`: the notation beside the lecture's above the keys, on a projector's 80×24."""
+    run_before = lesson("conv", {})
+    keys = ["question_mark"]
+    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)

@@ -18,9 +18,11 @@ from textual.widgets import Input, Select, TextArea
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import net_settings_from_args
+from cnn_tui.lessons import notation
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.net_form import NetFormScreen
 from cnn_tui.ui.lessons.network import LossCurve, NetPipeline, NetworkScreen, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
@@ -170,7 +172,7 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         await pilot.press("b")
         assert "after · second forward" in status(screen)
         lines = step_text(screen)
-        assert lines[1] == "L = 0.795 → L′ = 0.0542  (−0.741, lower: the step went downhill)"
+        assert lines[1] == "L = 0.795 → L′ = 0.054  (−0.741, lower: the step went downhill)"
         assert "L′ loss after the step" in board(screen)
         await pilot.press("right")  # the end: stays
         assert "all 1150 / 1150" in status(screen)
@@ -313,7 +315,7 @@ async def test_80x24_keeps_the_rule_the_step_and_every_key_on_screen() -> None:
         keys = screen.query("FooterEntry")
         assert all(key.region.right <= 80 and key.region.height == 1 for key in keys)
         shown = {key.description for key in keys}
-        assert {"step", "cell", "phase", "pass", "play", "filter", "edit", "keys", "quit"} <= shown
+        assert {"step", "cell", "phase", "pass", "play", "filter", "edit", "help", "quit"} <= shown
 
 
 def curve(screen: Screen) -> str:
@@ -345,14 +347,15 @@ async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
         assert (
             curve(screen)
             .splitlines()[-1]
-            .endswith("loss after 0/1 SGD steps: 0.795  (0.795 → 0.0542)")
+            .endswith("loss after 0/1 SGD steps: 0.795  (0.795 → 0.054)")
         )
         assert len(curve(screen).splitlines()) == 4  # a tall terminal: four rows of bars
         await pilot.press("n")
         assert status(screen).startswith("network · step 2/2 · forward · conv")
         assert "step 1 / 320" in status(screen) and "all 1151 / 2300" in status(screen)
         assert pipeline(screen).startswith("step 2 forward: x → [conv]")
-        assert "loss after 1/2 SGD steps: 0.0542  (0.795 → 0.0396)" in curve(screen)
+        # the loss in one format over the run, in the curve and the "after" stage alike
+        assert "loss after 1/2 SGD steps: 0.054  (0.795 → 0.040)" in curve(screen)
         await pilot.press("T")  # the same step of the previous training step
         assert status(screen).startswith("network · step 1/2 · forward · conv")
         assert "all 1 / 2300" in status(screen)
@@ -360,8 +363,8 @@ async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
         assert "step 2/2" in status(screen) and "all 1151 / 2300" in status(screen)
         await pilot.press("end", "b", "b", "b")  # to step 2's "after"
         assert "step 2/2 · after" in status(screen)
-        assert "loss after 2/2 SGD steps: 0.0396" in curve(screen)
-        assert step_text(screen)[1].startswith("L = 0.0542 → L′ = 0.0396")
+        assert "loss after 2/2 SGD steps: 0.040" in curve(screen)
+        assert step_text(screen)[1].startswith("L = 0.054 → L′ = 0.040")
 
 
 @run_async
@@ -402,3 +405,37 @@ async def test_the_form_sets_steps_and_optimizer_and_rejects_bad_ones() -> None:
         assert screen.model.training.steps == 4
         assert status(screen).startswith("network · step 1/4 · forward · conv")
         assert "α = 0.1 · Adam" in full_status(screen)
+
+
+@run_async
+async def test_the_board_and_the_step_write_z2_and_l_with_the_same_digits() -> None:
+    # the issue: z2 [0.86] in the grid beside 0.855 in the formula, L 0.80 beside 0.795
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_net(pilot)
+        await pilot.press("p", "p", "p", "p", "p", "end")  # the last multiply-add of z2[1]
+        assert screen.model.stage.key == "linear.forward"
+        assert step_text(screen)[1].endswith("→ 0.855")
+        assert "[0.855]" in board(screen) and "0.660" in board(screen)
+        assert "0.86 " not in board(screen)
+        await pilot.press("p", "end")  # L = −log p[y]
+        assert screen.model.stage.key == "softmax.forward"
+        assert step_text(screen)[1].endswith("→ 0.795") and "[0.795]" in board(screen)
+
+
+@run_async
+async def test_question_mark_shows_the_networks_notation() -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_net(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        page = app.screen
+        assert isinstance(page, LessonHelp) and page.lesson == "net"
+        legend = page.query_one("#lesson-help-legend").content
+        here = [str(cell) for cell in legend.columns[0].cells]
+        assert here == [row.here for row in notation.legend("net")]
+        assert "z1" in here and "α" in here
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen

@@ -23,8 +23,8 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
+from cnn_tui.lessons.number_format import NumberFormat, choose_format
 from cnn_tui.lessons.replay import READ, WINDOW, WRITE, GridSpec
-from cnn_tui.lessons.step_text import fmt_num, grid_decimals
 
 _GAP = 3  # columns between two grids side by side
 _LARGE = 10  # arrays with more columns than this are cropped to about half the board's width
@@ -85,9 +85,9 @@ def visible_start(
 
 
 @lru_cache(maxsize=4096)
-def _cell_text(value: float, decimals: int) -> str:
+def _cell_text(value: float, number_format: NumberFormat) -> str:
     # values repeat a lot (one-decimal inputs, padding zeros, blanks): format each once
-    return fmt_num(value, decimals)
+    return number_format(value)
 
 
 class _LineBuilder:
@@ -136,10 +136,12 @@ def render_grid(
     full_rows, full_cols = values.shape
     final = values if spec.final is None else np.asarray(spec.final, dtype=np.float64)
     final = final.reshape(values.shape)
-    decimals = grid_decimals(final) if spec.decimals is None else spec.decimals
+    # the array's one format (the step text's too); its width covers every value the array
+    # takes, so the columns stay put while stepping
+    number_format = spec.number_format or choose_format(final, values)
     width = max(
-        max((len(_cell_text(v, decimals)) for v in values.flat), default=1),
-        max((len(_cell_text(v, decimals)) for v in final.flat), default=1),
+        number_format.width,
+        max((len(_cell_text(v, number_format)) for v in values.flat), default=1),
         len(str(full_cols - 1)),
     )
     cell_w = width + 2  # room for the brackets of a highlighted cell
@@ -152,7 +154,7 @@ def render_grid(
     r0 = visible_start(spec.marks, 0, full_rows, rows, previous[0])
     c0 = visible_start(spec.marks, 1, full_cols, cols, previous[1])
     values = values[r0 : r0 + rows, c0 : c0 + cols]
-    cells = [[_cell_text(v, decimals) for v in row] for row in values.tolist()]
+    cells = [[_cell_text(v, number_format) for v in row] for row in values.tolist()]
     pr, pc = spec.pad
     title = f" {spec.title} "
     inner = max(label_w + cols * cell_w, len(title) + 2)

@@ -118,6 +118,8 @@ class RulePanel(Static):
 class NetworkScreen(SteppingScreen):
     """Step through a whole tiny network: forward, loss, backward, one SGD step."""
 
+    op = "net"  # the notation legend of the `?` page
+
     BINDINGS: ClassVar[list[BindingType]] = [
         *MOVE_BINDINGS,
         Binding("P", "prev_phase", "previous layer / phase", key_display="P", group=_phase),

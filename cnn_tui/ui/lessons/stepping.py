@@ -5,7 +5,7 @@ steps through a UI-free model (`cnn_tui.lessons.op_replay.OpReplay`,
 `cnn_tui.lessons.net_replay.NetReplay`; see `LessonModel`). This base class is their one
 playback: it moves the model by a step, an output cell, a phase or to either end, plays it on
 a timer, changes the speed, follows the step's sample / channel / filter (and cycles them),
-restarts on a new example, shows the keys panel, scrolls the board to the current step and fits
+restarts on a new example, shows the `?` page (the notation legend and the keys), scrolls the board to the current step and fits
 it to its content, and runs the PyTorch and numerical checks in one worker thread (torch is
 imported there, never at start-up). It also goes to a typed step, cell or phase (`:`, the
 `goto.GotoPrompt`) and skips the steps whose product is 0 (`z` / `Z`), where the model can
@@ -33,6 +33,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from cnn_tui.lessons.navigation import GotoTarget, Skip
 from cnn_tui.lessons.replay import READ, WRITE
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.step_panel import CheckPanel
 
 # steps per second while playing
@@ -91,7 +92,7 @@ def jump_bindings(first: str, last: str) -> list[Binding]:
 
 
 LEAVE_BINDINGS = [
-    Binding("question_mark,f1", "toggle_keys", "keys", key_display="?"),
+    Binding("question_mark,f1", "toggle_keys", "help", key_display="?"),
     Binding("escape", "app.pop_screen", "home"),
     Binding("ctrl+q", "app.quit", "quit", priority=True),
 ]
@@ -161,6 +162,7 @@ class SteppingScreen(Screen):
 
     model: LessonModel  # what the keys move, built by `_compute`
     example: Any  # the lesson example the model replays
+    op: str  # the lesson: "conv", "pool" or "net" (the legend of its `?` page)
 
     def __init__(
         self, *, run_checks: bool | None = None, name: str | None = None, id: str | None = None
@@ -285,11 +287,9 @@ class SteppingScreen(Screen):
     # ----------------------------------------------------------------- play
 
     def action_toggle_keys(self) -> None:
-        """Show or hide Textual's keys panel (every key with its description)."""
-        if self.query("HelpPanel"):
-            self.app.action_hide_help_panel()
-        else:
-            self.app.action_show_help_panel()
+        """The `?` page: the notation beside the lecture's, then every key (`LessonHelp`)."""
+        self._stop()
+        self.app.push_screen(LessonHelp(getattr(self, "op", ""), self))
 
     def action_toggle_play(self) -> None:
         if self.playing:
