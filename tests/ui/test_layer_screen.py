@@ -133,7 +133,11 @@ async def test_keys_walk_the_stages_and_passes_of_batch_norm() -> None:
         assert "backward · dx" in status(screen) and "step 8 / 8" in status(screen)
         assert "three ways" in rule(screen)
         await pilot.press("P")
-        assert "backward · dμ" in status(screen) and "step 1 / 8" in status(screen)
+        assert "backward · dμ" in status(screen) and "step 0 / 8" in status(screen)
+        assert (
+            step(screen)[0]
+            == "backward · batch norm · dμ: 8 steps, none run yet. Press → to run the first one."
+        )
         await pilot.press("b")
         assert "forward · μ" in status(screen)
 
@@ -143,8 +147,8 @@ async def test_the_view_follows_the_step_and_the_keys_cycle_it() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_layer(pilot, batch=2, channels=2, height=2, width=2)
-        await pilot.press("p", "p", "p")  # μ, σ², then x̂: value by value, n, c, i, j
-        await pilot.press(*["right"] * 4)  # (n, c) = (0, 1)
+        await pilot.press("p", "p")  # σ², then x̂ (entered at its start): value by value, n, c, i, j
+        await pilot.press(*["right"] * 5)  # (n, c) = (0, 1)
         assert screen.view == {"n": 0, "c": 1}
         assert "x[n=0, c=1] input" in board(screen)
         await pilot.press("n")
