@@ -391,10 +391,10 @@ class NetReplay(StagedNavigation):
         assert replay is not None and replay.current_index is not None
         start, end = replay.cell_span(replay.current_index)
         done, count = replay.current_index - start + 1, end - start
-        if self.stage.key == "softmax.backward":  # p − y, by the chain rule, in numbers
+        if self.stage.key == "softmax.backward":  # p − y, by the chain rule, in the grids' formats
             p = [float(v) for v in self.run.values["p"][0]]
             y = [float(v) for v in self.run.values["y"][0]]
-            return softmax_ce_chain(p, y, e.target_index[-1], fmt_num)
+            return softmax_ce_chain(p, y, e.target_index[-1], self.write)
         if self.stage.running and e.kind in _ACCUMULATING and count > 1:
             target = self.style.ref(e.target, e.target_index)
             status = "done" if done == count else "so far"
