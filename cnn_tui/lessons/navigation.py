@@ -16,8 +16,10 @@ built on `replay.Replay` share them:
   product (a comparison, a bias, an add) are never zero products. `skip_zero_products` moves
   to the next (or previous) step that is not one, never past the end of its phase.
 
-`StagedNavigation` gives both to a model of stages end to end (the network lesson's, and any
-built like it); `OpReplay` has its own over its passes.
+`StagedNavigation` gives both to a model of stages end to end (the network lesson's, the batch
+norm / dropout lesson's), with the cursor they share: one position over every stage, and `p` /
+`P` entering a stage at its start, before its first step, as the conv / pool lesson enters its
+phases (`replay.Replay.enter_phase`); `OpReplay` has its own over its passes.
 
 Positions are a replay's: position K means steps 1..K have run and step K is on screen.
 Nothing here imports Textual.
@@ -267,12 +269,14 @@ def _span_of(spans: Sequence[tuple[int, int]], event: int) -> tuple[int, int]:
 
 
 class StagedNavigation:
-    """Go to and skip zeros for a lesson model whose stages run end to end, as the network
-    lesson's `NetReplay`: one position over all of them, each stage (`network.Stage`: its
-    `key`, `direction`, `title`, `writes`, `events`, `steps`) from `starts[k]` on.
+    """The cursor, go to and skip zeros of a lesson model whose stages run end to end, as the
+    network lesson's `NetReplay`: one position over all of them, each stage (`network.Stage`:
+    its `key`, `direction`, `title`, `writes`, `events`, `steps`) from `starts[k]` on. Position
+    `starts[k]` is where stage k − 1 ends and, once `enter_stage(k)` went there, stage k's start
+    with none of its steps run (`stage_index` says which is on screen).
 
-    A subclass has `stages`, `starts`, `shapes` (array name -> shape), `total`, `position`,
-    `stage_index`, `stage` and `seek`, and says its arrays' axes (`cell_axes`: "n", "c", "f"
+    A subclass has `stages`, `starts`, `shapes` (array name -> shape), `total`, `position` and
+    `replay` (the stage on screen's `Replay`, or None), and says its arrays' axes (`cell_axes`: "n", "c", "f"
     for the sample / channel / filter axes) and how it writes a cell (`cell_name`). A step
     number counts in the stage on screen (`all 120`: in the whole lesson); a phase is a pass
     (forward, backward, update, after), the array a stage writes (`dw1`), an update by its

@@ -162,3 +162,15 @@ def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
             f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = (−1/{grid_p[0]})·{grid_p[0]}·"
             f"({1 - j} − {grid_p[j]}) = {grid_dz2}  (only i = y: y = 0 elsewhere)"
         )
+
+
+def test_an_entered_stage_stays_entered_in_the_next_training_step(adam) -> None:
+    adam.first_of("relu.forward")
+    adam.prev_phase()
+    adam.next_phase()  # ReLU, entered at its start
+    assert (adam.stage.key, adam.train_step, adam.local) == ("relu.forward", 1, 0)
+    adam.other_step(1)
+    assert (adam.stage.key, adam.train_step, adam.local) == ("relu.forward", 2, 0)
+    assert adam.current is None and adam.view_indices() == {"f": 0}  # the next step's filter
+    adam.step(1)
+    assert (adam.stage.key, adam.train_step, adam.local) == ("relu.forward", 2, 1)
