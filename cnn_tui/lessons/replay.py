@@ -248,6 +248,10 @@ class Replay:
         return target
 
     def step(self, delta: int = 1) -> int:
+        """`delta` steps on (back, when negative). Back from an entered phase's start: the
+        previous phase's last step first, as if the phase had not been entered."""
+        if self._entered is not None and delta < 0:
+            delta += 1
         return self.seek(self.position + delta)
 
     @property

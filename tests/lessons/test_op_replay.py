@@ -320,3 +320,17 @@ def test_the_dx_phase_names_the_stride_leftovers_too() -> None:
     pooled.next_phase()
     assert pooled.replay.phase_at().phase == "grad_input"
     assert pooled.info_line() == dout_source(pooled.example)
+
+
+def test_back_from_an_entered_phase_shows_the_previous_phase_s_last_step() -> None:
+    model = OpReplay(build_example("conv"))
+    model.next_phase()
+    model.next_phase()  # dW, before its first step
+    replay = model.replay
+    start = replay.phase_at().start
+    assert replay.phase_at().phase == "grad_weight" and replay.current is None
+    model.step(-1)  # db's last step: the phase as it was left
+    assert replay.position == start and replay.current_index == start - 1
+    assert replay.phase_at().phase == "grad_bias"
+    model.step(-1)
+    assert replay.position == start - 1
