@@ -12,14 +12,12 @@ Textual.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from cnn_tui.lessons.layer_lesson import LAYER_ARRAYS, TITLES, LayerRun
-from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.navigation import StagedNavigation
 from cnn_tui.lessons.network import Stage
 from cnn_tui.lessons.norm import layer_step_text
@@ -87,37 +85,10 @@ class LayerReplay(StagedNavigation):
     # ----------------------------------------------------------------- where we are
 
     @property
-    def stage_index(self) -> int:
-        if self.position == 0:
-            return 0
-        return bisect.bisect_left(self.starts, self.position) - 1
-
-    @property
-    def stage(self) -> Stage:
-        return self.stages[self.stage_index]
-
-    @property
     def replay(self) -> Replay:
         return self.replays[self.stage_index]
 
-    @property
-    def local(self) -> int:
-        """Steps of the current stage that have run (1..steps; 0 only before the first)."""
-        return self.position - self.starts[self.stage_index]
-
-    @property
-    def current(self) -> StepEvent | None:
-        return self.replay.current
-
     # ----------------------------------------------------------------- moving
-
-    def seek(self, position: int) -> int:
-        self.position = min(max(int(position), 0), self.total)
-        self.replay.seek(self.local)
-        return self.position
-
-    def step(self, delta: int = 1) -> int:
-        return self.seek(self.position + delta)
 
     def next_cell(self) -> int:
         """Finish the current output cell; at the end of a stage, the next stage's first."""
@@ -144,18 +115,6 @@ class LayerReplay(StagedNavigation):
             return self.seek(self.starts[index] + 1)
         return self.seek(self.starts[index] + len(self.stages[index].events))
 
-    def next_phase(self) -> int:
-        """The first step of the next stage (after the last one: back to the start)."""
-        if self.position == 0:
-            return self.seek(1)
-        index = self.stage_index + 1
-        return self.seek(0 if index >= len(self.stages) else self.starts[index] + 1)
-
-    def prev_phase(self) -> int:
-        """The first step of the previous stage (from the first stage: the start)."""
-        index = self.stage_index - 1
-        return self.seek(0 if index < 0 else self.starts[index] + 1)
-
     def next_pass(self) -> int:
         """The first step of the backward pass, or from there back to the forward pass."""
         if self.stage.direction == "forward":
@@ -180,8 +139,8 @@ class LayerReplay(StagedNavigation):
     # ----------------------------------------------------------------- what is shown
 
     def view_indices(self) -> dict[str, int]:
-        """The image n and channel c the current step works on (the board shows that plane)."""
-        e = self.current
+        """The image n and channel c the current step (or the next) works on (the board shows that plane)."""
+        e = self.shown_event()
         if e is None:
             return {}
         found: dict[str, int] = {}
@@ -250,6 +209,9 @@ class LayerReplay(StagedNavigation):
     def step_lines(self) -> list[str]:
         """The current step: its formula, its numbers, and where its output cell stands."""
         e = self.current
+        entered = self.entered_lines()
+        if entered is not None:
+            return entered
         if e is None:
             forward = sum(len(s.events) for s in self.stages if s.direction == "forward")
             example = self.example

@@ -1,6 +1,7 @@
 """The trace of `cnn-tui batchnorm --no-ui` / `cnn-tui dropout --no-ui`: a lesson as plain text.
 
-It runs `layer_lesson.run_layer` and writes, stage by stage as the lesson screen steps through
+It runs `layer_lesson.run_layer` and writes a header (the example and the notation legend,
+`notation.legend_lines`), then, stage by stage as the lesson screen steps through
 them, the stage's title with its rule, where its input came from, one line per step
 (`norm.layer_step_text`, as the screen writes it) and the arrays it filled in; with backward the
 backward stages and a numerical gradient check, with summary the steps counted instead. Plain
@@ -24,6 +25,7 @@ from cnn_tui.lessons.layer_lesson import (
 from cnn_tui.lessons.layer_replay import layer_formats
 from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.norm import layer_step_text
+from cnn_tui.lessons.notation import legend_lines
 from cnn_tui.lessons.number_format import NumberFormat
 from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell
 
@@ -96,6 +98,8 @@ def write_layer_trace(
     style = layer_trace_style(formats)
     write(describe(example))
     for line in example_lines(example):
+        write(line)
+    for line in legend_lines(example.op):
         write(line)
     write("")
     inputs = ("x", "gamma", "beta") if example.op == "batchnorm" else ("x", "u")

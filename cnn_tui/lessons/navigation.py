@@ -16,8 +16,10 @@ built on `replay.Replay` share them:
   product (a comparison, a bias, an add) are never zero products. `skip_zero_products` moves
   to the next (or previous) step that is not one, never past the end of its phase.
 
-`StagedNavigation` gives both to a model of stages end to end (the network lesson's, and any
-built like it); `OpReplay` has its own over its passes.
+`StagedNavigation` gives both to a model of stages end to end (the network lesson's, the batch
+norm / dropout lesson's), with the cursor they share: one position over every stage, and `p` /
+`P` entering a stage at its start, before its first step, as the conv / pool lesson enters its
+phases (`replay.Replay.enter_phase`); `OpReplay` has its own over its passes.
 
 Positions are a replay's: position K means steps 1..K have run and step K is on screen.
 Nothing here imports Textual.
@@ -267,12 +269,14 @@ def _span_of(spans: Sequence[tuple[int, int]], event: int) -> tuple[int, int]:
 
 
 class StagedNavigation:
-    """Go to and skip zeros for a lesson model whose stages run end to end, as the network
-    lesson's `NetReplay`: one position over all of them, each stage (`network.Stage`: its
-    `key`, `direction`, `title`, `writes`, `events`, `steps`) from `starts[k]` on.
+    """The cursor, go to and skip zeros of a lesson model whose stages run end to end, as the
+    network lesson's `NetReplay`: one position over all of them, each stage (`network.Stage`:
+    its `key`, `direction`, `title`, `writes`, `events`, `steps`) from `starts[k]` on. Position
+    `starts[k]` is where stage k − 1 ends and, once `enter_stage(k)` went there, stage k's start
+    with none of its steps run (`stage_index` says which is on screen).
 
-    A subclass has `stages`, `starts`, `shapes` (array name -> shape), `total`, `position`,
-    `stage_index`, `stage` and `seek`, and says its arrays' axes (`cell_axes`: "n", "c", "f"
+    A subclass has `stages`, `starts`, `shapes` (array name -> shape), `total`, `position` and
+    `replay` (the stage on screen's `Replay`, or None), and says its arrays' axes (`cell_axes`: "n", "c", "f"
     for the sample / channel / filter axes) and how it writes a cell (`cell_name`). A step
     number counts in the stage on screen (`all 120`: in the whole lesson); a phase is a pass
     (forward, backward, update, after), the array a stage writes (`dw1`), an update by its
@@ -285,6 +289,98 @@ class StagedNavigation:
     shapes: Mapping[str, tuple[int, ...]]
     total: int
     position: int
+    # the stage `enter_stage` entered: the cursor sits at its start, none of its steps run
+    # (position == its start, which is also where the stage before it ends)
+    _entered: int | None = None
+
+    @property
+    def replay(self) -> Any:
+        """The stage on screen's `replay.Replay` (None for a stage with no steps)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- the cursor
+
+    @property
+    def stage_index(self) -> int:
+        """The stage on screen: the one holding step `position` (the first stage at position
+        0), or the one `enter_stage` entered, while at its start."""
+        if self._entered is not None:
+            return self._entered
+        if self.position == 0:
+            return 0
+        return bisect.bisect_left(self.starts, self.position) - 1
+
+    @property
+    def stage(self) -> Any:
+        return self.stages[self.stage_index]
+
+    @property
+    def local(self) -> int:
+        """Steps of the stage on screen that have run (0 before its first)."""
+        return self.position - self.starts[self.stage_index]
+
+    @property
+    def current(self) -> Any | None:
+        """The event of the step on screen (None before a stage's first step, and on a stage
+        with no steps)."""
+        replay = self.replay
+        return None if replay is None else replay.current
+
+    def seek(self, position: int) -> int:
+        self._entered = None
+        self.position = min(max(int(position), 0), self.total)
+        replay = self.replay
+        if replay is not None:
+            replay.seek(self.local)
+        return self.position
+
+    def step(self, delta: int = 1) -> int:
+        """`delta` steps on (back, when negative). Back from an entered stage's start: the
+        previous stage's last step first, as if the stage had not been entered."""
+        if self._entered is not None and delta < 0:
+            delta += 1
+        return self.seek(self.position + delta)
+
+    def enter_stage(self, index: int) -> int:
+        """To the start of stage `index`, before its first step: its arrays on the board, none
+        of its steps run (the next → runs its first step). A stage with no steps (the network's
+        "after") is shown whole."""
+        if not self.stages[index].events:
+            return self.seek(self.starts[index] + self.stages[index].steps)
+        self.seek(self.starts[index])
+        self._entered = index if self.starts[index] > 0 else None
+        replay = self.replay
+        if replay is not None:
+            replay.seek(0)
+        return self.position
+
+    def next_phase(self) -> int:
+        """To the start of the next stage, before its first step (after the last stage: back
+        to the start), as the conv / pool lesson enters its phases."""
+        index = self.stage_index + 1
+        return self.seek(0) if index >= len(self.stages) else self.enter_stage(index)
+
+    def prev_phase(self) -> int:
+        """To the start of the previous stage, before its first step (from the first stage:
+        the start)."""
+        index = self.stage_index - 1
+        return self.seek(0) if index < 0 else self.enter_stage(index)
+
+    def shown_event(self) -> Any | None:
+        """The step on screen or, before a stage's first step, the one the next → runs (what
+        the board's view follows)."""
+        e = self.current
+        if e is None and self.local == 0 and self.stage.events:
+            return self.stage.events[0]
+        return e
+
+    def entered_lines(self) -> list[str] | None:
+        """The step panel at an entered stage's start (None elsewhere)."""
+        if self._entered is None:
+            return None
+        stage = self.stage
+        first = f"{stage.title}: {len(stage.events)} steps, none run yet."
+        return [f"{first} Press → to run the first one.", "", ""]
 
     def cell_axes(self, name: str) -> tuple[str, ...]:
         """The names of array `name`'s axes ("n", "c", "f"; others for rows and columns)."""
@@ -294,16 +390,13 @@ class StagedNavigation:
         """Cell `index` of array `name` as the lesson writes it."""
         return f"{name}[{','.join(str(i) for i in index)}]"
 
-    def seek(self, position: int) -> int:
-        raise NotImplementedError
-
     def _stage_at(self, event: int) -> int:
         """The index of the stage holding event `event` (0-based, over the whole lesson)."""
         return max(bisect.bisect_right(self.starts, event) - 1, 0)
 
     @property
     def _here(self) -> int:
-        return self._stage_at(max(self.position - 1, 0))
+        return self.stage_index
 
     def goto_names(self) -> list[str]:
         """The go-to prompt's phase names: the passes, then each stage by the array it writes

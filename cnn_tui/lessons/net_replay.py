@@ -18,7 +18,6 @@ Textual.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping
 from typing import Any
 
@@ -192,42 +191,10 @@ class NetReplay(StagedNavigation):
         return self.seek(self.starts[index] + 1)
 
     @property
-    def stage_index(self) -> int:
-        """The stage holding step `position` (the first stage at position 0)."""
-        if self.position == 0:
-            return 0
-        return bisect.bisect_left(self.starts, self.position) - 1
-
-    @property
-    def stage(self) -> Stage:
-        return self.stages[self.stage_index]
-
-    @property
     def replay(self) -> Replay | None:
         return self._replay_of(self.stage_index)
 
-    @property
-    def local(self) -> int:
-        """Steps of the current stage that have run (1..steps; 0 only before the first)."""
-        return self.position - self.starts[self.stage_index]
-
-    @property
-    def current(self) -> Any | None:
-        """The event of the step on screen (None at position 0 and on the "after" stage)."""
-        replay = self.replay
-        return None if replay is None else replay.current
-
     # ----------------------------------------------------------------- moving
-
-    def seek(self, position: int) -> int:
-        self.position = min(max(int(position), 0), self.total)
-        replay = self.replay
-        if replay is not None:
-            replay.seek(self.local)
-        return self.position
-
-    def step(self, delta: int = 1) -> int:
-        return self.seek(self.position + delta)
 
     def next_cell(self) -> int:
         """Finish the current output cell; at the end of a stage, the next stage's first."""
@@ -264,20 +231,6 @@ class NetReplay(StagedNavigation):
         """The first ("start") or the last ("end") step of the current stage."""
         return self.stage_start() if where == "start" else self.stage_end()
 
-    def next_phase(self) -> int:
-        """The first step of the next stage (after the last one: back to the start)."""
-        if self.position == 0:
-            return self.seek(1)
-        index = self.stage_index + 1
-        if index >= len(self.stages):
-            return self.seek(0)
-        return self.seek(self.starts[index] + 1)
-
-    def prev_phase(self) -> int:
-        """The first step of the previous stage (from the first stage: the start)."""
-        index = self.stage_index - 1
-        return self.seek(0 if index < 0 else self.starts[index] + 1)
-
     def next_pass(self) -> int:
         """The first step of the next pass: forward → backward → update → after → the next
         training step's forward (after the last: the start)."""
@@ -294,10 +247,12 @@ class NetReplay(StagedNavigation):
         start (position 0): step 1's first step, moved on from there."""
         if self.position == 0:
             self.seek(1)
-        key, local = self.stage.key, self.local
+        key, local, entered = self.stage.key, self.local, self._entered is not None
         target = min(max(self.train_step + delta, 1), self.training.steps)
         for index, stage in enumerate(self.stages):
             if stage.key == key and self.stage_runs[index].step == target:
+                if entered:
+                    return self.enter_stage(index)
                 return self.seek(self.starts[index] + min(local, stage.steps))
         return self.position
 
@@ -318,8 +273,8 @@ class NetReplay(StagedNavigation):
     # ----------------------------------------------------------------- what is shown
 
     def view_indices(self) -> dict[str, int]:
-        """The filter f the current step works on (the board shows that slice)."""
-        e = self.current
+        """The filter f the current step (or the next) works on (the board shows that slice)."""
+        e = self.shown_event()
         if e is None:
             return {}
         for name, index in [(e.target, e.target_index)] + [(o.name, o.index) for o in e.operands]:
@@ -411,6 +366,9 @@ class NetReplay(StagedNavigation):
         stage, e = self.stage, self.current
         if stage.direction == "after":
             return self._after_lines()
+        entered = self.entered_lines()
+        if entered is not None:
+            return entered
         if e is None:
             counts = {d: 0 for d in DIRECTIONS}
             for s in self.stage_runs[0].stages:
@@ -433,10 +391,10 @@ class NetReplay(StagedNavigation):
         assert replay is not None and replay.current_index is not None
         start, end = replay.cell_span(replay.current_index)
         done, count = replay.current_index - start + 1, end - start
-        if self.stage.key == "softmax.backward":  # p − y, by the chain rule, in numbers
+        if self.stage.key == "softmax.backward":  # p − y, by the chain rule, in the grids' formats
             p = [float(v) for v in self.run.values["p"][0]]
             y = [float(v) for v in self.run.values["y"][0]]
-            return softmax_ce_chain(p, y, e.target_index[-1], fmt_num)
+            return softmax_ce_chain(p, y, e.target_index[-1], self.write)
         if self.stage.running and e.kind in _ACCUMULATING and count > 1:
             target = self.style.ref(e.target, e.target_index)
             status = "done" if done == count else "so far"

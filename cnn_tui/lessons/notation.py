@@ -4,7 +4,7 @@ The lecture notes (seed 004) write N for the input size and F for the filter (ke
 `⌊(N + 2P − F)/S⌋ + 1` — and the layer as `X[m,n] = Σ_i,j o[m+i,n+j]·w[i,j] + b`, with X the
 layer's output before its activation and o the previous layer's output. This app follows
 PyTorch's names instead: K the kernel size, F the number of filters, N the images of a batch, x
-the input, out the output. `legend(lesson)` lists, for one lesson ("conv", "pool", "net"), each
+the input, out the output. `legend(lesson)` lists, for one lesson (`LESSONS`), each
 symbol, what it is and how the lecture writes it; `legend_lines` writes it as text (the trace's
 header), the lesson screens' `?` page draws the same rows, and docs/lessons/notation.md is the
 table a test compares with them.
@@ -12,18 +12,21 @@ table a test compares with them.
 The lecture's layer formula is a cross-correlation (the kernel as it is), the default and what
 PyTorch's conv2d computes; the true convolution (the kernel rotated by 180°) is the
 signal-processing definition the lecture starts from, (f*g)(s) = Σ_t f(t)·g(s−t): the legend's
-last rows, worded once in `settings.CONV_MODE_TEXT`. Nothing here imports numpy, Textual or
-torch.
+last rows, worded once in `settings.CONV_MODE_TEXT`. Batch normalisation and dropout appear in
+the lecture only as its CustomCNN's code (nn.BatchNorm2d, nn.Dropout(p=...)): their rows name
+PyTorch's arguments where the lecture's code sets them, else "not in the lecture". Nothing here
+imports numpy, Textual or torch.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from cnn_tui.lessons.naive import output_size_rule
 from cnn_tui.lessons.settings import CONV_MODE_TEXT, CONV_MODES
 
-LESSONS = ("conv", "pool", "net")
+LESSONS = ("conv", "pool", "net", "batchnorm", "dropout")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,16 @@ class Symbol:
 _CONV_POOL = ("conv", "pool")
 # the lecture's input: the previous layer's output o in the layer formula, X in its backprop
 _INPUT = "o in the layer formula, X in backprop"
-_ALL = LESSONS
+_ALL = ("conv", "pool", "net")
+_BN, _DROPOUT = ("batchnorm",), ("dropout",)
+_LAYERS = (*_BN, *_DROPOUT)
+_NOT_IN_LECTURE = "— (not in the lecture)"
+
+
+def _torch(what: str) -> str:
+    """A batch-norm symbol the lecture's code leaves to PyTorch: BatchNorm2d's name for it."""
+    return f"— (not in the lecture; BatchNorm2d's {what})"
+
 
 NOTATION: tuple[Symbol, ...] = (
     Symbol("H×W", "input height × width", "N×N (N: the input size)", _ALL),
@@ -79,12 +91,48 @@ NOTATION: tuple[Symbol, ...] = (
         Symbol(mode, CONV_MODE_TEXT[mode][0], CONV_MODE_TEXT[mode][1], ("conv",))
         for mode in CONV_MODES
     ),
+    # batch normalisation and dropout: the lecture has no formulas for them, only its
+    # CustomCNN's code (nn.BatchNorm2d(C) after every convolution, nn.Dropout(p=0.25) after
+    # each block, p=0.5 in the classifier), which takes PyTorch's names and defaults
+    Symbol(
+        "batch norm",
+        "per-channel normalisation, training mode",
+        "nn.BatchNorm2d(C) after each conv of the CustomCNN",
+        _BN,
+    ),
+    Symbol(
+        "dropout",
+        "zero values at random, scale the rest",
+        "nn.Dropout(p=0.25) after each block, p=0.5 in the classifier",
+        _DROPOUT,
+    ),
+    Symbol("x, y", "the input, the output (N×C×H×W)", _NOT_IN_LECTURE, _LAYERS),
+    Symbol("N, C, H×W", "images, channels, height × width", "— (N there: the input size)", _LAYERS),
+    Symbol("M", "values per channel: N·H·W", _NOT_IN_LECTURE, _BN),
+    Symbol("μ[c], σ²[c]", "the channel's mean, its variance (biased)", _NOT_IN_LECTURE, _BN),
+    Symbol("ε", "added to σ² before the square root", _torch("eps, default 1e-5"), _BN),
+    Symbol("x̂", "normalised: (x − μ)/√(σ² + ε)", _NOT_IN_LECTURE, _BN),
+    Symbol("γ[c], β[c]", "scale and shift, learnt", _torch("weight, bias"), _BN),
+    Symbol("m", "momentum of the running statistics", _torch("momentum, default 0.1"), _BN),
+    Symbol(
+        "running_mean, running_var",
+        "running statistics, used in eval mode",
+        _torch("buffers of the same names"),
+        _BN,
+    ),
+    Symbol("dy", "∂L/∂y, the upstream gradient", _NOT_IN_LECTURE, _LAYERS),
+    Symbol("dγ, dβ, dx̂, dσ², dμ, dx", "∂L/∂γ, ∂L/∂β, ...", _NOT_IN_LECTURE, _BN),
+    Symbol("p", "drop probability: a value is zeroed", "p, as in nn.Dropout(p=0.25)", _DROPOUT),
+    Symbol("1 − p", "keep probability", _NOT_IN_LECTURE, _DROPOUT),
+    Symbol("u", "uniform in [0, 1), drawn from the seed", _NOT_IN_LECTURE, _DROPOUT),
+    Symbol("mask", "1 kept (u ≥ p), 0 dropped", _NOT_IN_LECTURE, _DROPOUT),
+    Symbol("dx", "∂L/∂x = dy·mask/(1 − p)", _NOT_IN_LECTURE, _DROPOUT),
 )
 
 
 def legend(lesson: str) -> list[Symbol]:
-    """The rows of the legend of `lesson` ("conv", "pool" or "net"), in order; none for a
-    lesson the table does not cover yet."""
+    """The rows of the legend of `lesson` (one of `LESSONS`), in order; none for a lesson the
+    table does not cover."""
     return [symbol for symbol in NOTATION if lesson in symbol.lessons]
 
 
@@ -99,8 +147,17 @@ def legend_lines(lesson: str, indent: str = "  ") -> list[str]:
     if not symbols:
         return []
     rows = [LEGEND_COLUMNS] + [(row.here, row.meaning, row.lecture) for row in symbols]
-    here = max(len(row[0]) for row in rows)
-    meaning = max(len(row[1]) for row in rows)
+    here = max(_width(row[0]) for row in rows)
+    meaning = max(_width(row[1]) for row in rows)
     return [f"{LEGEND_TITLE}:"] + [
-        f"{indent}{row[0].ljust(here)}  {row[1].ljust(meaning)}  {row[2]}".rstrip() for row in rows
+        f"{indent}{_pad(row[0], here)}  {_pad(row[1], meaning)}  {row[2]}".rstrip() for row in rows
     ]
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes: a combining mark (the hat of x̂) takes none."""
+    return sum(not unicodedata.combining(ch) for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))

@@ -8,7 +8,7 @@ moves: a step, a cell jump or a jump to either end moves the pass on screen, eac
 its own position; `next_phase` walks forward → db → dW → dX → dX as a transposed conv →
 forward across the passes, entering each backward phase before its first step. From there it
 derives what the screen shows: the status line, the grids, the step with its rule, and the
-panel's last line (the output-size formula, where dout comes from, the stride leftovers of the
+panel's last line (the output-size formula, where dout comes from, the stride leftovers of dX and the
 transposed view, or what to press at the end of a pass). `NetReplay` is the network lesson's
 counterpart. Nothing here imports Textual.
 """
@@ -40,6 +40,7 @@ from cnn_tui.lessons.replay import (
     StrideLeftovers,
     build_replays,
     grid_specs,
+    leftovers_text,
     lesson_formats,
     ref,
     size_formula,
@@ -284,21 +285,9 @@ class OpReplay:
         return stride_leftovers(self.example) if self.op == "conv" else None
 
     def leftovers_line(self) -> str:
-        """The transposed view's note on the rows and columns no window reaches, or ""."""
-        left = self.leftovers
-        if not left:
-            return ""
-        named = []
-        for lines, word in ((left.rows, "row"), (left.cols, "col")):
-            if lines:
-                named.append(f"{word}{'s' if len(lines) > 1 else ''} {_index_list(lines)}")
-        only_padding = not (left.input_lines(0) or left.input_lines(1))
-        where = ", padding only" if only_padding else ""
-        return (
-            f"stride {_pair(self.example.stride)}: x_pad {', '.join(named)} ({left.cells} cells"
-            f"{where}) in no window, read by no output: dx = 0 there, no step writes it "
-            f"(conv_transpose2d's output_padding={left.output_padding})"
-        )
+        """The note on the rows and columns no window reaches, or "" (`leftovers_text`): the
+        last line of the transposed view and of the dX phase."""
+        return leftovers_text(self.example) if self.op == "conv" else ""
 
     def step_lines(self) -> list[str]:
         """The current step's formula, its numbers and where its output cell stands; before
@@ -327,13 +316,14 @@ class OpReplay:
 
     def info_line(self) -> str:
         """The step panel's last line: what to press at the end of a pass, else the
-        output-size formula (forward) or where dout comes from (backward)."""
+        output-size formula (forward), the stride leftovers (dX and its transposed view, where
+        rows or columns of x_pad are in no window) or where dout comes from (backward)."""
         if self.replay.position >= self.replay.total:
             return self.end_hint()
         if self.mode == "forward":
             return size_formula(self.example)
-        if self.mode == "transposed" and self.leftovers:
-            return self.leftovers_line()
+        if self.mode == "transposed" or self.replay.phase_at().phase == "grad_input":
+            return self.leftovers_line() or dout_source(self.example)
         return dout_source(self.example)
 
     def end_hint(self) -> str:
@@ -367,12 +357,3 @@ def _fits(query: GotoQuery, op: str, name: str, shape: tuple[int, ...]) -> bool:
     """Whether a cell typed with these many indices can be a cell of array `name`."""
     spatial = sum(axis is None for axis in _axes(op, name, len(shape)))
     return len(query.index) in (len(shape), spatial)
-
-
-def _pair(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
-
-
-def _index_list(indices: tuple[int, ...]) -> str:
-    """Consecutive indices as a range: (9,) → "9", (8, 9) → "8–9"."""
-    return str(indices[0]) if len(indices) == 1 else f"{indices[0]}–{indices[-1]}"

@@ -248,6 +248,10 @@ class Replay:
         return target
 
     def step(self, delta: int = 1) -> int:
+        """`delta` steps on (back, when negative). Back from an entered phase's start: the
+        previous phase's last step first, as if the phase had not been entered."""
+        if self._entered is not None and delta < 0:
+            delta += 1
         return self.seek(self.position + delta)
 
     @property
@@ -760,6 +764,31 @@ def stride_leftovers(example: Any) -> StrideLeftovers:
         reached = (out - 1) * stride + 1 + dilation * (kernel - 1)
         lines.append(tuple(range(reached, full)))
     return StrideLeftovers(lines[0], lines[1], (ph, pw), (height, width))
+
+
+def leftovers_text(example: Any) -> str:
+    """A conv example's stride leftovers (`stride_leftovers`) in one line, or "" when there
+    are none: which x_pad rows and columns no window reaches, that their dx is 0 with no step
+    writing it, and the output_padding PyTorch's conv_transpose2d needs for them."""
+    left = stride_leftovers(example)
+    if not left:
+        return ""
+    named = []
+    for lines, word in ((left.rows, "row"), (left.cols, "col")):
+        if lines:
+            named.append(f"{word}{'s' if len(lines) > 1 else ''} {_index_list(lines)}")
+    only_padding = not (left.input_lines(0) or left.input_lines(1))
+    where = ", padding only" if only_padding else ""
+    return (
+        f"stride {_pair_text(example.stride)}: x_pad {', '.join(named)} ({left.cells} cells"
+        f"{where}) in no window, read by no output: dx = 0 there, no step writes it "
+        f"(conv_transpose2d's output_padding={left.output_padding})"
+    )
+
+
+def _index_list(indices: tuple[int, ...]) -> str:
+    """Consecutive indices as a range: (9,) → "9", (8, 9) → "8–9"."""
+    return str(indices[0]) if len(indices) == 1 else f"{indices[0]}–{indices[-1]}"
 
 
 def size_formula(example: Any) -> str:

@@ -197,10 +197,13 @@ MAX_SUBTRACTION = (
 )
 
 
-def softmax_ce_chain(p: list[float], y: list[float], j: int, num: Callable[[float], str]) -> str:
+def softmax_ce_chain(
+    p: list[float], y: list[float], j: int, cell: Callable[[str, float], str]
+) -> str:
     """The chain rule for one score j with the example's numbers: Σ_i ∂L/∂p[i]·∂p[i]/∂z2[j],
     written term by term (∂L/∂p[i] = −y[i]/p[i], ∂p[i]/∂z2[j] = p[i](δij − p[j])), and what it
-    sums to (p[j] − y[j])."""
+    sums to (p[j] − y[j]). `cell(name, value)` writes a value of array `name` the way its grid
+    does: p in p's format, y and δij (0 or 1) in y's, the sum in dz2's."""
     terms = []
     total = 0.0
     for i, (pi, yi) in enumerate(zip(p, y, strict=True)):
@@ -209,9 +212,11 @@ def softmax_ce_chain(p: list[float], y: list[float], j: int, num: Callable[[floa
         jac = pi * (delta - p[j])
         total += dp * jac
         if yi:  # the other terms are 0·(...): only the true class's term is written
-            terms.append(f"(−{num(yi)}/{num(pi)})·{num(pi)}·({num(delta)} − {num(p[j])})")
+            ps, pj = cell("p", pi), cell("p", p[j])
+            terms.append(f"(−{cell('y', yi)}/{ps})·{ps}·({cell('y', delta)} − {pj})")
     written = " + ".join(terms) or "0"
-    return f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = {written} = {num(total)}  (only i = y: y = 0 elsewhere)"
+    total_text = cell("dz2", total)
+    return f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = {written} = {total_text}  (only i = y: y = 0 elsewhere)"
 
 
 # Adam, one quantity at a time: (stage part, rule) with {p} the parameter's name

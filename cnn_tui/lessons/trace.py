@@ -26,7 +26,7 @@ from cnn_tui.lessons.naive import (
 )
 from cnn_tui.lessons.notation import legend_lines
 from cnn_tui.lessons.number_format import NumberFormat
-from cnn_tui.lessons.replay import lesson_formats
+from cnn_tui.lessons.replay import leftovers_text, lesson_formats
 from cnn_tui.lessons.rules import dout_source, local_rule, phase_rule
 from cnn_tui.lessons.settings import LIMITS, conv_mode_text
 from cnn_tui.lessons.step_text import (
@@ -147,8 +147,12 @@ def _run(
     per_cell: dict[str, Counter[tuple[int, ...]]] = {}
     targets: dict[str, str] = {}
 
-    def title(phase: str) -> str:
-        return f"{_phase_title(example, phase)}   ({counts[phase]:,} steps)"
+    def header(phase: str) -> None:
+        """A phase's title; dX's with the x_pad rows and columns no step reaches under it."""
+        write("")
+        write(f"{_phase_title(example, phase)}   ({counts[phase]:,} steps)")
+        if phase == "grad_input" and example.op == "conv" and leftovers_text(example):
+            write(f"  {leftovers_text(example)}")
 
     def on_step(event: StepEvent) -> None:
         if summary:
@@ -158,15 +162,13 @@ def _run(
             return
         if event.phase != current["phase"]:
             current["phase"] = event.phase
-            write("")
-            write(title(event.phase))
+            header(event.phase)
         write(step_line(event, style))
 
     result = run(on_step)
     for done, cells in per_cell.items():
         if done != phase:
-            write("")
-            write(title(done))
+            header(done)
         kinds = ", ".join(f"{n:,} {KIND_NAMES[k]}" for (p, k), n in tally.items() if p == done)
         low, high = min(cells.values()), max(cells.values())
         each = f"{low}" if low == high else f"{low} to {high}"

@@ -13,6 +13,7 @@ import pytest
 from cnn_tui import cli
 from cnn_tui.lessons import examples
 from cnn_tui.lessons.naive import collect_steps
+from cnn_tui.lessons.replay import leftovers_text
 from cnn_tui.lessons.trace import step_line, trace_style, trace_text
 
 STEP = re.compile(r"^(out|db|dw|dx_pad|dx)\[[\d,]+\] (\+=|=) .* (→|=) -?[\d.]+$")
@@ -184,3 +185,19 @@ def test_a_closed_pipe_ends_the_trace_quietly():
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == b""
     proc.stderr.close()
+
+
+@pytest.mark.parametrize("summary", [False, True])
+def test_the_dx_header_names_the_stride_leftovers(capsys, summary):
+    argv = ["conv", "--no-ui", "--backward", "--height", "8", "--width", "8", "--stride", "2"]
+    code, out, _ = run_cli(capsys, *argv, *(["--summary"] if summary else []))
+    assert code == 0
+    lines = out.splitlines()
+    title = next(k for k, line in enumerate(lines) if line.startswith("grad input: "))
+    left = leftovers_text(examples.build_example("conv", height=8, width=8, stride=2))
+    assert lines[title + 1] == f"  {left}"
+    assert left.startswith("stride 2: x_pad row 7, col 7 (15 cells) in no window")
+    assert sum(left in line for line in lines) == 1  # dX's header only
+    # no leftovers (stride 1): the header as before
+    code, out, _ = run_cli(capsys, "conv", "--no-ui", "--backward")
+    assert "in no window" not in out

@@ -58,11 +58,23 @@ def test_cells_stages_and_passes():
     assert m.position == 16 and m.stage.key == "bn.mean" and m.local == 16
     assert np.isnan(m.replays[1].values("var")).all()
     m.seek(0)
-    keys = []
-    for _ in range(len(m.stages)):
-        m.next_phase()
+    keys = [m.stage.key]
+    for _ in range(len(m.stages) - 1):
+        m.next_phase()  # each stage entered at its start, before its first step
+        assert m.local == 0 and m.current is None and m.position == m.starts[m.stage_index]
+        assert all(np.isnan(m.values(name)).all() for name in m.stage.writes)
         keys.append(m.stage.key)
     assert keys == [stage.key for stage in m.stages]
+    assert m.step_lines()[0] == (
+        f"{m.stage.title}: {len(m.stage.events)} steps, none run yet. Press → to run the first one."
+    )
+    m.step(1)  # → runs the stage's first step
+    assert m.local == 1 and m.stage.key == keys[-1]
+    m.prev_phase()
+    assert m.stage.key == keys[-2] and m.local == 0
+    m.step(-1)  # ← from a stage's start: the previous stage's last step
+    assert m.stage.key == keys[-3] and m.local == len(m.stage.events)
+    m.seek(m.total)
     m.next_phase()
     assert m.position == 0  # after the last stage: back to the start
     m.next_pass()

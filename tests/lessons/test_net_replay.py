@@ -70,11 +70,28 @@ def test_cell_jumps_cross_stage_boundaries(model):
 
 
 def test_phase_and_pass_keys(model):
-    assert model.next_phase() == 1
-    model.next_phase()
+    # p enters a stage at its start, before its first step, as the conv / pool lesson does
+    conv = model.stages[0].steps
+    assert model.next_phase() == conv
+    assert model.stage.key == "relu.forward" and model.local == 0 and model.current is None
+    assert model.step_lines()[0] == (
+        f"{model.stage.title}: {model.stage.steps} steps, none run yet. "
+        "Press → to run the first one."
+    )
+    assert np.isnan(model.values("a1")).all()  # none of its cells written yet
+    model.step(1)  # → runs its first step
     assert model.stage.key == "relu.forward" and model.local == 1
+    model.seek(model.position + 3)
     model.prev_phase()
-    assert model.stage.key == "conv.forward" and model.local == 1
+    assert model.stage.key == "conv.forward" and model.position == 0
+    model.next_phase()
+    model.step(-1)  # ← from a stage's start: the previous stage's last step
+    assert model.stage.key == "conv.forward" and model.local == conv
+    model.next_phase()
+    model.next_phase()
+    assert model.stage.key == "pool.forward" and model.local == 0
+    model.prev_phase()
+    assert model.stage.key == "relu.forward" and model.local == 0
     model.next_pass()
     assert model.stage.key == "softmax.backward"
     model.next_pass()

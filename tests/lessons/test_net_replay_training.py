@@ -140,3 +140,37 @@ def test_the_same_stage_in_the_next_and_previous_training_step(adam):
     adam.seek(0)
     adam.other_step(1)
     assert (adam.train_step, adam.stage.key, adam.local) == (2, "conv.forward", 1)
+
+
+def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
+    # Adam's step 4: p ≈ (0.99954, 0.00046), which a plain 3-decimal number writes 1 and 0
+    model = NetReplay(run_training(build_net_example(steps=4, optimizer="adam")))
+    index = next(
+        k
+        for k, stage in enumerate(model.stages)
+        if stage.key == "softmax.backward" and model.stage_runs[k].step == 4
+    )
+    p, dz2 = model.stage_runs[index].values["p"][0], model.stage_runs[index].values["dz2"][0]
+    for j in range(len(p)):
+        model.seek(model.starts[index] + j + 1)  # the step that writes dz2[j]
+        grids = {spec.name: spec for spec in model.grid_specs()}
+        grid_p = [grids["p"].number_format(value) for value in p]
+        grid_dz2 = grids["dz2"].number_format(dz2[j])
+        assert grid_p == ["0.99954", "0.00046"] and grid_dz2 == ["-0.000462", "0.000462"][j]
+        line = model.step_lines()[2]
+        assert line == (
+            f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = (−1/{grid_p[0]})·{grid_p[0]}·"
+            f"({1 - j} − {grid_p[j]}) = {grid_dz2}  (only i = y: y = 0 elsewhere)"
+        )
+
+
+def test_an_entered_stage_stays_entered_in_the_next_training_step(adam) -> None:
+    adam.first_of("relu.forward")
+    adam.prev_phase()
+    adam.next_phase()  # ReLU, entered at its start
+    assert (adam.stage.key, adam.train_step, adam.local) == ("relu.forward", 1, 0)
+    adam.other_step(1)
+    assert (adam.stage.key, adam.train_step, adam.local) == ("relu.forward", 2, 0)
+    assert adam.current is None and adam.view_indices() == {"f": 0}  # the next step's filter
+    adam.step(1)
+    assert (adam.stage.key, adam.train_step, adam.local) == ("relu.forward", 2, 1)

@@ -159,9 +159,15 @@ def test_p_minus_y_derived_through_the_softmax_jacobian():
     pv, y = p.numpy(), run.values["y"][0]
     np.testing.assert_allclose(jacobian, np.diag(pv) - np.outer(pv, pv), atol=1e-15)
     np.testing.assert_allclose((-y / pv) @ jacobian, run.values["dz2"][0], atol=1e-15)
-    line = softmax_ce_chain(list(pv), list(y), 1, fmt_num)
+    line = softmax_ce_chain(list(pv), list(y), 1, lambda name, value: fmt_num(value))
     assert line == (
         "Σ_i ∂L/∂p[i]·∂p[i]/∂z2[1] = (−1/0.451)·0.451·(0 − 0.549) = 0.549  "
+        "(only i = y: y = 0 elsewhere)"
+    )
+    # each number in its own array's way: p's, y's (and δij's), dz2's
+    tagged = softmax_ce_chain([0.25, 0.75], [0.0, 1.0], 0, lambda name, v: f"{name}<{v:g}>")
+    assert tagged == (
+        "Σ_i ∂L/∂p[i]·∂p[i]/∂z2[0] = (−y<1>/p<0.75>)·p<0.75>·(y<0> − p<0.25>) = dz2<0.25>  "
         "(only i = y: y = 0 elsewhere)"
     )
     rules = {stage.key: stage.rule for stage in run.stages}

@@ -4,12 +4,15 @@ one table, in the trace headers, the `--mode` help and the docs."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.layer_lesson import build_layer_example
+from cnn_tui.lessons.layer_trace import layer_trace_text
 from cnn_tui.lessons.net_trace import net_trace_text
 from cnn_tui.lessons.network import build_net_example
-from cnn_tui.lessons.notation import LEGEND_TITLE, NOTATION, legend, legend_lines
+from cnn_tui.lessons.notation import LEGEND_TITLE, LESSONS, NOTATION, legend, legend_lines
 from cnn_tui.lessons.settings import CONV_MODES, SETTINGS, conv_mode_text
 from cnn_tui.lessons.trace import trace_text
 
@@ -31,11 +34,34 @@ def test_the_legend_maps_the_symbols_that_differ_from_the_lecture() -> None:
     assert legend("a lesson without a legend yet") == [] and not legend_lines("other")
 
 
+def test_batch_norm_and_dropout_have_legends_mapped_to_the_lectures_code() -> None:
+    batchnorm, dropout = rows("batchnorm"), rows("dropout")
+    for symbol in ("μ[c], σ²[c]", "ε", "x̂", "γ[c], β[c]", "m", "running_mean, running_var"):
+        assert symbol in batchnorm, symbol
+    # the lecture writes no formulas for them: only its CustomCNN's nn.BatchNorm2d / nn.Dropout
+    assert "nn.BatchNorm2d" in batchnorm["batch norm"] and "nn.Dropout" in dropout["dropout"]
+    assert batchnorm["x̂"] == "— (not in the lecture)"
+    assert "not in the lecture" in batchnorm["ε"] and "eps" in batchnorm["ε"]
+    assert "momentum" in batchnorm["m"]
+    assert dropout["p"] == "p, as in nn.Dropout(p=0.25)"
+    assert {"1 − p", "mask", "u"} <= set(dropout) and "μ[c], σ²[c]" not in dropout
+    # the trace's columns stay aligned though x̂ is two characters (x and a combining hat)
+    lines = legend_lines("batchnorm")
+    column = {
+        sum(not unicodedata.combining(ch) for ch in line[: line.index("—")])
+        for line in lines
+        if "—" in line
+    }
+    assert len(column) == 1 and any(line.lstrip().startswith("x̂ ") for line in lines)
+
+
 def test_every_trace_header_prints_its_lessons_legend() -> None:
     traces = {
         "conv": trace_text(build_example("conv")),
         "pool": trace_text(build_example("pool")),
         "net": net_trace_text(build_net_example()),
+        "batchnorm": layer_trace_text(build_layer_example("batchnorm")),
+        "dropout": layer_trace_text(build_layer_example("dropout")),
     }
     for lesson, text in traces.items():
         header = text.split("\n\n", 1)[0]  # the header ends at the first blank line
@@ -62,7 +88,7 @@ def test_the_lectures_layer_formula_labels_cross_correlation_not_the_true_convol
 def test_the_docs_notation_table_is_the_legend() -> None:
     """docs/lessons/notation.md holds one table per lesson: the rows of `legend`, in order."""
     page = DOCS.read_text(encoding="utf-8")
-    for lesson in ("conv", "pool", "net"):
+    for lesson in LESSONS:
         section = page.split(f"<!-- legend: {lesson} -->", 1)[1].split("\n\n", 1)[0]
         table = [
             [cell.strip().strip("`") for cell in line.strip("|").split("|")]

@@ -12,7 +12,7 @@ import pytest
 
 from cnn_tui.lessons.examples import build_example
 from cnn_tui.lessons.op_replay import OpReplay
-from cnn_tui.lessons.replay import size_formula
+from cnn_tui.lessons.replay import leftovers_text, size_formula
 from cnn_tui.lessons.rules import dout_source
 
 
@@ -294,3 +294,43 @@ def test_at_a_phase_start_the_view_shows_the_slice_of_the_next_step() -> None:
     model.next_phase()  # dW's start: its first step works on filter 0, channel 0
     assert model.replay.current is None
     assert model.view_indices() == {"n": 0, "f": 0, "c": 0}
+
+
+def test_the_dx_phase_names_the_stride_leftovers_too() -> None:
+    model = OpReplay(build_example("conv", height=8, width=8, stride=2))
+    model.next_phase()  # backward: db, entered at its start
+    assert model.info_line() == dout_source(model.example)  # db and dW: where dout came from
+    model.next_phase()
+    assert model.info_line() == dout_source(model.example)
+    model.next_phase()  # dX, before its first step
+    assert model.replay.phase_at().phase == "grad_input"
+    line = model.info_line()
+    assert line == model.leftovers_line() == leftovers_text(model.example)
+    assert line.startswith("stride 2: x_pad row 7, col 7 (15 cells) in no window")
+    model.step(5)
+    assert model.info_line() == line
+    model.jump("end")  # the end of the pass: what to press next comes first
+    assert model.info_line() == model.end_hint()
+    even = OpReplay(build_example("conv"))
+    for _ in range(3):
+        even.next_phase()
+    assert even.replay.phase_at().phase == "grad_input"
+    assert even.info_line() == dout_source(even.example)  # no leftovers: dout's source
+    pooled = OpReplay(build_example("pool", height=5, width=5, stride=2, kernel=2))
+    pooled.next_phase()
+    assert pooled.replay.phase_at().phase == "grad_input"
+    assert pooled.info_line() == dout_source(pooled.example)
+
+
+def test_back_from_an_entered_phase_shows_the_previous_phase_s_last_step() -> None:
+    model = OpReplay(build_example("conv"))
+    model.next_phase()
+    model.next_phase()  # dW, before its first step
+    replay = model.replay
+    start = replay.phase_at().start
+    assert replay.phase_at().phase == "grad_weight" and replay.current is None
+    model.step(-1)  # db's last step: the phase as it was left
+    assert replay.position == start and replay.current_index == start - 1
+    assert replay.phase_at().phase == "grad_bias"
+    model.step(-1)
+    assert replay.position == start - 1

@@ -17,10 +17,12 @@ from textual.widgets import Input, Select, Static
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.layer_flags import settings_from_args
+from cnn_tui.lessons import notation
 from cnn_tui.lessons.settings import LAYER_DEFAULTS, LayerSettings
 from cnn_tui.ui.app import CnnTuiApp, open_screen_for
 from cnn_tui.ui.home import ENTRIES, HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
@@ -133,7 +135,11 @@ async def test_keys_walk_the_stages_and_passes_of_batch_norm() -> None:
         assert "backward · dx" in status(screen) and "step 8 / 8" in status(screen)
         assert "three ways" in rule(screen)
         await pilot.press("P")
-        assert "backward · dμ" in status(screen) and "step 1 / 8" in status(screen)
+        assert "backward · dμ" in status(screen) and "step 0 / 8" in status(screen)
+        assert (
+            step(screen)[0]
+            == "backward · batch norm · dμ: 8 steps, none run yet. Press → to run the first one."
+        )
         await pilot.press("b")
         assert "forward · μ" in status(screen)
 
@@ -143,8 +149,8 @@ async def test_the_view_follows_the_step_and_the_keys_cycle_it() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_layer(pilot, batch=2, channels=2, height=2, width=2)
-        await pilot.press("p", "p", "p")  # μ, σ², then x̂: value by value, n, c, i, j
-        await pilot.press(*["right"] * 4)  # (n, c) = (0, 1)
+        await pilot.press("p", "p")  # σ², then x̂ (entered at its start): value by value, n, c, i, j
+        await pilot.press(*["right"] * 5)  # (n, c) = (0, 1)
         assert screen.view == {"n": 0, "c": 1}
         assert "x[n=0, c=1] input" in board(screen)
         await pilot.press("n")
@@ -236,3 +242,26 @@ async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> N
         assert "ε = 0.5 · m = 0.3 · seed 0" in full_status(screen)
         await pilot.press("e", "escape")
         assert app.screen is screen and screen.example.eps == 0.5
+
+
+@run_async
+@pytest.mark.parametrize("op", ["batchnorm", "dropout"])
+async def test_question_mark_shows_the_layers_notation(op: str) -> None:
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_layer(pilot, op)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        page = app.screen
+        assert isinstance(page, LessonHelp) and page.lesson == op
+        legend = page.query_one("#lesson-help-legend").content
+        here = [str(cell) for cell in legend.columns[0].cells]
+        assert here == [row.here for row in notation.legend(op)]
+        symbols = {
+            "batchnorm": ("μ[c], σ²[c]", "ε", "x̂", "γ[c], β[c]", "m"),
+            "dropout": ("p", "mask"),
+        }
+        assert set(symbols[op]) <= set(here)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen

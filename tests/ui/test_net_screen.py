@@ -160,7 +160,11 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         assert rule(screen).startswith("rule ∂L/∂w2 = ∂L/∂z2 · hᵀ")
         assert step_text(screen)[-1] == "dout = dz2 = ∂L/∂z2 came from softmax-CE above (p − y)"
         await pilot.press("p", "p", "p")
-        assert "backward · max-pool · da1" in status(screen)
+        assert "backward · max-pool · da1" in status(screen) and "step 0 / 8" in status(screen)
+        assert step_text(screen)[0].endswith(
+            "da1: 8 steps, none run yet. Press → to run the first one."
+        )
+        await pilot.press("right")  # its first step
         assert "(a1[f=0, 0,1] was the max)" in step_text(screen)[0]
         await pilot.press("P")
         assert "backward · flatten · dm1" in status(screen)
@@ -413,7 +417,7 @@ async def test_the_board_and_the_step_write_z2_and_l_with_the_same_digits() -> N
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("p", "p", "p", "p", "p", "end")  # the last multiply-add of z2[1]
+        await pilot.press("p", "p", "p", "p", "end")  # the last multiply-add of z2[1]
         assert screen.model.stage.key == "linear.forward"
         assert step_text(screen)[1].endswith("→ 0.855")
         assert "[0.855]" in board(screen) and "0.660" in board(screen)

@@ -15,7 +15,7 @@ from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.network import NetworkScreen
 
 MID_FORWARD = ["right_square_bracket"] * 5 + ["right"] * 4  # conv, the 6th output cell
-MID_BACKWARD = ["b"] + ["p"] * 5 + ["right"] * 2  # max-pool backward, the 3rd route
+MID_BACKWARD = ["b"] + ["p"] * 5 + ["right"] * 3  # max-pool backward, the 3rd route
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ async def open_adam_run(pilot) -> None:
 
 
 # step 2 of an Adam run: its update, the third weight of w2's bias-corrected step
-MID_ADAM = ["b", "b", "b", "b", "b"] + ["p"] * 14 + ["right"] * 3
+MID_ADAM = ["b", "b", "b", "b", "b"] + ["p"] * 14 + ["right"] * 4
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])

@@ -17,9 +17,9 @@ from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.layers import LayerScreen
 
 SIZES = pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
-MID_VARIANCE = ["p", "p"] + ["right"] * 10  # σ², the 11th value of channel 0
-BACKWARD_DX = ["b"] + ["p"] * 5 + ["right"] * 13  # dx, image 0, channel 1
-MASK = ["p"] + ["right"] * 6  # the 7th draw of the mask
+MID_VARIANCE = ["p"] + ["right"] * 11  # σ², the 11th value of channel 0
+BACKWARD_DX = ["b"] + ["p"] * 5 + ["right"] * 14  # dx, image 0, channel 1
+MASK = ["right"] * 7  # the 7th draw of the mask
 
 
 @pytest.fixture(autouse=True)

@@ -123,6 +123,11 @@ class LayerScreen(SteppingScreen):
         self._follow_step()
 
     @property
+    def op(self) -> str:  # type: ignore[override]
+        """The lesson, "batchnorm" or "dropout" (the legend of the `?` page)."""
+        return self.example.op
+
+    @property
     def every_image(self) -> bool:
         """Whether the board shows every image of the channel side by side (a large terminal):
         a channel's mean and variance are taken over all of them."""

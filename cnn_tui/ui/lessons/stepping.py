@@ -162,7 +162,7 @@ class SteppingScreen(Screen):
 
     model: LessonModel  # what the keys move, built by `_compute`
     example: Any  # the lesson example the model replays
-    op: str  # the lesson: "conv", "pool" or "net" (the legend of its `?` page)
+    op: str  # the lesson: "conv", "pool", "net", "batchnorm", "dropout" (its `?` legend)
 
     def __init__(
         self, *, run_checks: bool | None = None, name: str | None = None, id: str | None = None
