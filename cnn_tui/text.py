@@ -118,7 +118,7 @@ def run_name(name: str, width: int) -> str:
 
     An automatic name (`DATE-TIME-model-dataset`, of a run or of a sweep's run `SWEEP/RUN`)
     drops its date first, which runs of one session share, so the time that tells them apart
-    stays: `…112045-simple-cnn-fashion-mnist`, then `…112045-…fashion-mnist` (the model and the
+    stays: `…112045-simple-cnn-fashion-mnist`, then `…112045-…shion-mnist` (the model and the
     data set have columns of their own). Any other name is cut in the middle."""
     if len(name) <= width:
         return name
@@ -131,7 +131,7 @@ def run_name(name: str, width: int) -> str:
             return head + rest
         room = width - len(head)
         if room >= 6:  # (room for a word of the rest: its end, the data set)
-            return head + "…" + rest[len(rest) - room + 1 :]
+            return head + "…" + rest[len(rest) - room + 1 :].lstrip("-")
     return ellipsis_middle(name, width)
 
 

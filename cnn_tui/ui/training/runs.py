@@ -256,9 +256,9 @@ class RunsScreen(Screen):
         if run is None:
             detail.update("")
             return
-        lines = [f"{text.one_line(run.status_label)} · {text.one_line(run.path)}"]
-        if run.started:
-            lines[0] += f" · started {text.timestamp(run.started)}"
+        started = f" · started {text.timestamp(run.started)}" if run.started else ""
+        # (the path last: where the line wraps, it is the path that does)
+        lines = [f"{text.one_line(run.status_label)}{started} · {text.one_line(run.path)}"]
         if run.message:
             lines.append(text.lines(run.message)[0])
         lines += map(text.one_line, run.problems)  # damaged files: the rest is shown
