@@ -54,7 +54,7 @@ async def test_two_runs_started_minutes_apart_look_different(tmp_path, size) -> 
     app = CnnTuiApp(runs_dir=str(runs_dir))
     async with app.run_test(size=size) as pilot:
         screen = RunsScreen(runs_dir)
-        app.push_screen(screen)
+        await app.push_screen(screen)
         await wait_until(pilot, lambda: len(screen.runs) == 2)
         names = cells(screen, "name")
         assert len(set(names)) == 2, names
@@ -104,10 +104,10 @@ async def test_the_runs_list_stops_polling_while_another_screen_covers_it(tmp_pa
         await wait_until(pilot, lambda: banner.poller.timer is not None)
         assert banner.poller.running  # the home screen is shown
         screen = RunsScreen(runs_dir)
-        app.push_screen(screen)
+        await app.push_screen(screen)
         await wait_until(pilot, lambda: len(screen.runs) == 1)
         assert screen.poller.running and not banner.poller.running  # home is covered
-        app.push_screen(DashboardScreen(run))
+        await app.push_screen(DashboardScreen(run))
         await wait_until(pilot, lambda: not screen.poller.running)
         assert not banner.poller.running
         listed = []
@@ -117,7 +117,7 @@ async def test_the_runs_list_stops_polling_while_another_screen_covers_it(tmp_pa
         app.pop_screen()  # back to the list: polling again, and read at once
         await wait_until(pilot, lambda: screen.poller.running and listed)
         # a modal dialog leaves the list in view: it goes on
-        app.push_screen(KeysHelp("keys", []))
+        await app.push_screen(KeysHelp("keys", []))
         await pilot.pause()
         assert screen.poller.running
         app.pop_screen()
