@@ -35,6 +35,22 @@ def _add_no_ui(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--no-ui", action="store_true", help=f"run headless: {what}")
 
 
+RUNS_DIR_HELP = "where training runs are stored (default: ./runs)"
+
+
+def _add_runs_dir(parser: argparse.ArgumentParser, **default: str) -> None:
+    """`--runs-dir`, a global flag that each subcommand takes too (`cnn-tui runs --runs-dir X`
+    as well as `cnn-tui --runs-dir X runs`). A subcommand's copy has no default (SUPPRESS): given
+    there, it replaces the one given before the subcommand; not given, that one stays."""
+    action = parser.add_argument(
+        "--runs-dir",
+        type=output.path_argument,
+        help=RUNS_DIR_HELP,
+        **(default or {"default": argparse.SUPPRESS}),  # type: ignore[arg-type]
+    )
+    output.chooses_output(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cnn-tui",
@@ -45,19 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'cnn-tui SUBCOMMAND --help' for the options of each subcommand.",
     )
     parser.add_argument("--version", action="version", version=f"cnn-tui {__version__}")
-    runs_dir = parser.add_argument(
-        "--runs-dir",
-        default="runs",
-        type=output.path_argument,
-        help="where training runs are stored (default: ./runs)",
-    )
-    output.chooses_output(runs_dir)
+    _add_runs_dir(parser, default="runs")
     _add_no_ui(parser, "print a short overview of the subcommands and exit")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
     for command in COMMANDS.values():
         child = sub.add_parser(command.name, help=command.help, description=command.description)
         command.load().add_arguments(child)
         _add_no_ui(child, command.no_ui_help)
+        _add_runs_dir(child)
     return parser
 
 

@@ -1,14 +1,17 @@
 """How numbers and untrusted text are written, the same in the CLI and the TUI.
 
 One formatter per quantity, so a run prints the same strings in `cnn-tui runs`, headless output,
-the dashboard and the sweep table: an accuracy is always `93.42%`, a duration `12.3s` / `3m05s` /
-`1h02m`, a speed `8,926 img/s`, a memory size `1.5 GiB`. Unknown values (None, NaN, inf) are
+the dashboard and the sweep table: an accuracy is always `93.42%`, a duration (an ETA too)
+`12.3s` / `3m05s` / `1h02m`, a speed `8,926 img/s` (in a column headed img/s: `8,926`), a
+memory size `1.5 GiB`, a start time `11:20:45` today. Unknown values (None, NaN, inf) are
 written as `UNKNOWN`. Nothing here imports torch, numpy or textual.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import time
 import unicodedata
 from typing import Any
 
@@ -62,9 +65,74 @@ def duration(seconds: Any) -> str:
     return f"{whole // 60}m{whole % 60:02d}s"
 
 
+ESTIMATING = "estimating"  # an ETA before the first batches after the warm-up were measured
+
+
+def eta(seconds: Any) -> str:
+    """The time left of a run, as `duration` writes it, or `estimating` while the trainer has no
+    estimate yet (`training.loop.eta`: the warm-up of a start or a resume is not measured)."""
+    return duration(seconds) if finite(seconds) and seconds >= 0 else ESTIMATING
+
+
 def throughput(images_per_second: Any) -> str:
     """`8,926 img/s`."""
     return f"{count(images_per_second)} img/s" if finite(images_per_second) else UNKNOWN
+
+
+def started(timestamp: Any, now: float | None = None) -> str:
+    """When something started (unix seconds), in local time: `11:20:45` on the day of `now`
+    (default: the present), `2026-12-05 11:20` on another day. Two runs started minutes apart
+    today differ in their text; `cnn-tui runs` and the runs screen both use it."""
+    if not finite(timestamp):
+        return UNKNOWN
+    when = time.localtime(timestamp)
+    today = time.localtime(time.time() if now is None else now)
+    if when[:3] == today[:3]:
+        return time.strftime("%H:%M:%S", when)
+    return time.strftime("%Y-%m-%d %H:%M", when)
+
+
+def timestamp(seconds: Any) -> str:
+    """A moment in full, local time: `2026-12-06 11:20:45` (where there is room for it)."""
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) if finite(seconds) else UNKNOWN
+    )
+
+
+# an automatic run name: `20261206-112045-simple-cnn-fashion-mnist` (store.new_run_dir)
+_STAMPED = re.compile(r"(?P<date>\d{8})-(?P<time>\d{6})-(?P<rest>.+)")
+
+
+def ellipsis_middle(name: str, width: int) -> str:
+    """`name` shortened to `width` by cutting its middle: 'sweep-2026…lr-0.01'."""
+    if len(name) <= width:
+        return name
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
+
+
+def run_name(name: str, width: int) -> str:
+    """A run's name in `width` characters, still telling runs apart.
+
+    An automatic name (`DATE-TIME-model-dataset`, of a run or of a sweep's run `SWEEP/RUN`)
+    drops its date first, which runs of one session share, so the time that tells them apart
+    stays: `…112045-simple-cnn-fashion-mnist`, then `…112045-…shion-mnist` (the model and the
+    data set have columns of their own). Any other name is cut in the middle."""
+    if len(name) <= width:
+        return name
+    last = name.rpartition("/")[2]
+    stamped = _STAMPED.fullmatch(last)
+    if stamped is not None:
+        head = "…" + stamped["time"] + "-"
+        rest = stamped["rest"]
+        if len(head) + len(rest) <= width:
+            return head + rest
+        room = width - len(head)
+        if room >= 6:  # (room for a word of the rest: its end, the data set)
+            return head + "…" + rest[len(rest) - room + 1 :].lstrip("-")
+    return ellipsis_middle(name, width)
 
 
 def size(n_bytes: Any) -> str:

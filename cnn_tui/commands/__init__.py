@@ -21,6 +21,20 @@ from dataclasses import dataclass
 from types import ModuleType
 
 
+def _models_text() -> str:
+    """The models of `train` by kind, as the catalog lists them (`train --help`)."""
+    from cnn_tui import catalog
+
+    def names(kind: str) -> str:
+        return ", ".join(name for name, model in catalog.MODELS.items() if model.kind == kind)
+
+    return (
+        f"a small CNN ({names(catalog.SMALL_CNN)}) or a fast network ({names(catalog.FAST)}) "
+        f"from scratch, or a torchvision backbone ({names(catalog.BACKBONE)}) from scratch or "
+        "fine-tuned from its ImageNet weights"
+    )
+
+
 @dataclass(frozen=True)
 class Command:
     """One subcommand: its name, the module that implements it and its help texts."""
@@ -91,8 +105,8 @@ COMMANDS: dict[str, Command] = {
             "train",
             "train",
             "train a CNN (opens the training form; --no-ui trains headless)",
-            "Train a small CNN from scratch or fine-tune ResNet18. Opens the training form "
-            "filled from the flags; with --no-ui trains headless and writes a run directory.",
+            f"Train {_models_text()}. Opens the training form filled from the flags; with "
+            "--no-ui trains headless and writes a run directory.",
             "train in this process and print progress (for scripts, nohup, CI)",
         ),
         Command(

@@ -1,14 +1,18 @@
-"""`cnn-tui runs`: the runs under --runs-dir, newest first (a table, or JSON)."""
+"""`cnn-tui runs`: the runs under --runs-dir, newest first (a table, or JSON).
+
+The table's names are whole and its start times are those of the runs screen (`text.started`:
+with seconds today), so two runs started minutes apart are told apart here as there."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from cnn_tui.commands import output, tui
 from cnn_tui.fileio import json_text
 
-HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "status")
+HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started", "status")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 def run_headless(args: argparse.Namespace) -> int:
     """`cnn-tui runs --no-ui`: the table (and the problems of damaged files), or the JSON list."""
     from cnn_tui.fileio import check_output_path
-    from cnn_tui.text import one_line, percent
+    from cnn_tui.text import one_line, percent, started
     from cnn_tui.training.runs import store as runs
 
     if args.json_file:
@@ -40,6 +44,7 @@ def run_headless(args: argparse.Namespace) -> int:
     if not infos:
         output.say(f"no runs in {one_line(runs_dir)}")
         return 0
+    now = time.time()
     rows = [
         (
             one_line(info.name),
@@ -48,6 +53,7 @@ def run_headless(args: argparse.Namespace) -> int:
             f"{info.epochs_done}/{info.epochs}",
             percent(info.best_val_acc),
             percent(info.test_acc),
+            started(info.started, now),
             info.status_label,
         )
         for info in infos

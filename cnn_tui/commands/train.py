@@ -101,6 +101,9 @@ def rank_args(
 def run_headless(args: argparse.Namespace) -> int:
     """`cnn-tui train --no-ui`: 0 finished, 1 failed (raised), 130 stopped."""
     import functools
+    import time
+
+    started = time.time()  # the run's wall time includes loading torch (imported below)
 
     from cnn_tui.commands import train_report
     from cnn_tui.fileio import check_output_path
@@ -115,4 +118,5 @@ def run_headless(args: argparse.Namespace) -> int:
     output = (["--json"] if args.json else []) + (
         [f"--json-file={args.json_file}"] if args.json_file else []
     )
-    return trainer.train(request, reporter, functools.partial(rank_args, request, output))
+    rank = functools.partial(rank_args, request, output)
+    return trainer.train(request, reporter, rank, started=started)

@@ -218,8 +218,8 @@ class TerminalReporter(PlainReporter):
             total=event["batches"],
             epoch=f"{event['epoch']}/{event.get('epochs', '?')}",
             loss=f"{event['loss']:.4f}",
-            speed=text.throughput(event["images_per_s"]),
-            eta=text.duration(event["eta_s"]),
+            speed=text.throughput(event.get("images_per_s")),
+            eta=text.eta(event.get("eta_s")),
         )
 
     def close(self) -> None:

@@ -116,3 +116,28 @@ def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path) -> None:
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert f"{blocker / 'runs'}: Not a directory: check the path" in proc.stderr
     assert blocker.read_text() == "not a folder"
+
+
+def test_runs_dir_is_taken_after_the_subcommand_too(tmp_path) -> None:
+    (tmp_path / "after").mkdir()
+    for argv in (
+        ("runs", "--no-ui", "--runs-dir", str(tmp_path / "after")),
+        ("--runs-dir", str(tmp_path / "after"), "runs", "--no-ui"),
+        # both: the one after the subcommand, nearer to it, counts
+        ("--runs-dir", str(tmp_path / "before"), "runs", "--no-ui", "--runs-dir", str(tmp_path / "after")),
+    ):  # fmt: skip
+        proc = cnn_tui(*argv)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == f"no runs in {tmp_path / 'after'}"
+    proc = cnn_tui("runs", "--no-ui", "--runs-dir", "bad\x1bname")
+    assert proc.returncode == 2 and "control character" in proc.stderr
+
+
+def test_train_help_names_every_model_of_the_catalog() -> None:
+    from cnn_tui.catalog import MODEL_NAMES
+
+    proc = cnn_tui("train", "--help")
+    description = proc.stdout.split("options:")[0].split("\n\n", 1)[1]  # (not the usage line)
+    assert "ResNet18" not in description
+    for name in MODEL_NAMES:
+        assert name in " ".join(description.split()).replace("- ", "-"), name

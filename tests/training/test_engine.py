@@ -207,3 +207,19 @@ def test_grad_clip_bounds_each_sgd_step(tmp_path):
     # each step moves a weight by at most lr * 1e-6 with momentum 0.9 adding up to 10x
     assert clipped <= steps * 0.1 * 1e-6 * 10
     assert free > 1000 * clipped
+
+
+def test_eta_waits_for_the_warm_up_and_the_summary_has_the_wall_time(tmp_path):
+    from cnn_tui.training.loop.eta import MIN_SAMPLES, WARMUP_BATCHES
+
+    summary, events = _train(tmp_path, limit=400, batch_size=16, epochs=1)
+    batches = [e for e in events if e["event"] == "batch"]
+    assert len(batches) > WARMUP_BATCHES + MIN_SAMPLES
+    estimating = batches[: WARMUP_BATCHES + MIN_SAMPLES - 1]
+    assert all(e["eta_s"] is None and e["images_per_s"] is None for e in estimating)
+    later = batches[WARMUP_BATCHES + MIN_SAMPLES - 1 :]
+    assert all(e["eta_s"] >= 0 and e["images_per_s"] > 0 for e in later)
+    assert later[-1]["eta_s"] < later[0]["eta_s"]  # (fewer batches left, same speed estimate)
+    on_disk = runs.read_summary(tmp_path / "run")
+    # the wall time covers the start and the test as well as the epochs
+    assert on_disk["wall_seconds"] > on_disk["seconds"] > 0

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 from cnn_tui.errors import UsageError
+from cnn_tui.text import run_name
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.system import gpu_stats
-from cnn_tui.ui.training.runs import COLUMNS, fit_columns, middle_ellipsis
+from cnn_tui.ui.training.runs import COLUMNS, fit_columns
 
 
 def _reference_ema(losses: list[float], beta: float) -> list[float]:
@@ -60,8 +61,9 @@ def test_runs_columns_fit_the_width_dropping_the_start_time_first():
     assert "started" not in narrow and mark_only
     assert {"test", "model", "dataset", "best", "epochs"} <= set(narrow)
     assert 14 <= name_narrow < 34
-    shortened = middle_ellipsis("20261122-153012-simple-cnn-shapes", name_narrow)
-    assert len(shortened) == name_narrow and shortened.endswith("shapes") and "…" in shortened
+    shortened = run_name("20261122-153012-simple-cnn-shapes", name_narrow)
+    assert len(shortened) <= name_narrow and shortened.endswith("hapes") and "…" in shortened
+    assert "153012" in shortened  # (the time that tells it from the runs of that day)
 
 
 def test_eval_precheck_names_a_missing_run_or_checkpoint(tmp_path):

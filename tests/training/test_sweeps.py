@@ -568,3 +568,16 @@ async def test_train_form_switches_to_sweep_mode_and_back(tmp_path) -> None:
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: type(app.screen) is TrainFormScreen)
         assert app.screen.query_one("#field-epochs", Input).value == "7,8"
+
+
+def test_the_time_column_is_the_wall_time_not_the_epochs_time():
+    from cnn_tui.training.runs.state import RunState
+
+    summary = {"seconds": 0.5, "wall_seconds": 5.2}  # 0.5 s of epochs in a 5.2 s run
+    status = {"started": 1000.0, "updated": 1006.0}
+    assert sweeps.wall_seconds(RunState.FINISHED, status, summary) == 5.2
+    row = {"seconds": sweeps.wall_seconds(RunState.FINISHED, status, summary)}
+    assert sweeps.format_metric(row, "time") == "5.2s"
+    # a run of an older cnn-tui (no wall_seconds): from its first status to its last
+    assert sweeps.wall_seconds(RunState.FINISHED, status, {"seconds": 0.5}) == 6.0
+    assert sweeps.wall_seconds(RunState.FAILED, status, {}) is None

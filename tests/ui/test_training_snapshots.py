@@ -128,6 +128,16 @@ def test_runs_table_fits_the_width(snap_compare, tmp_path, monkeypatch, size) ->
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_runs_started_two_minutes_apart_look_different(snap_compare, tmp_path, monkeypatch, size):
+    runs_dir = tmp_path / "runs"
+    for name, started in (("101500", STARTED), ("101746", STARTED + 166)):
+        write_run(runs_dir / f"20251122-{name}-simple-cnn-fashion-mnist", started=started)
+    monkeypatch.chdir(tmp_path)
+    before = open_screen(lambda: RunsScreen("runs"), lambda s: len(s.runs) == 2)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_confusion_matrix_with_long_class_names_is_numbered(snap_compare, tmp_path, size) -> None:
     run = write_run(tmp_path / "runs" / RUN_NAME, state="finished", classes=FASHION_CLASSES)
     before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,16 @@ class Run:
     s: Setup | None = None
     world: World = field(default_factory=World)
     saved: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint.pt on disk
+    started: float = field(default_factory=time.time)  # when this session began (unix seconds)
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None:
             self.saved = (int(self.checkpoint["epoch"]), int(self.checkpoint.get("batch", 0)))
+        self.wall_before = self.progress.wall_seconds  # the sessions before this one
+
+    def clock(self) -> None:
+        """Bring `progress.wall_seconds` up to now: before a checkpoint and at the end."""
+        self.progress.wall_seconds = self.wall_before + max(0.0, time.time() - self.started)
 
     @property
     def writes(self) -> bool:
@@ -84,6 +91,7 @@ class Run:
 
     def save_checkpoint(self) -> None:
         assert self.s is not None
+        self.clock()
         if self.writes:
             with runs.writing_into(self.dir):
                 checkpoints.save_checkpoint(self.dir / runs.CHECKPOINT_FILE, self.s, self.progress)
@@ -200,6 +208,7 @@ class Run:
         """
         s, progress, config = self.s, self.progress, self.config
         assert s is not None
+        self.clock()
         stopped_early = progress.should_stop_early(config) and progress.epoch < config.epochs
         report = metrics.classification_report(test.confusion, s.data.classes)
         assert test.predictions is not None and test.confidences is not None
@@ -217,6 +226,7 @@ class Run:
             "epochs_done": progress.epoch,
             "epochs": s.config.epochs,
             "seconds": progress.seconds,
+            "wall_seconds": progress.wall_seconds,
             "model": s.config.model,
             "dataset": s.config.dataset,
             "device": str(s.device),

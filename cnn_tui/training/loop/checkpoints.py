@@ -55,7 +55,10 @@ class Progress:
     seen: int = 0
     best_val_acc: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0  # training time over all sessions
+    seconds: float = 0.0  # training time over all sessions (the epochs: batches + validation)
+    # wall time over all sessions: each trainer's, from its start (data, model, imports) to its
+    # last checkpoint or its end (`Run.clock`); 0 in a checkpoint from before it was kept
+    wall_seconds: float = 0.0
     # early stopping (--early-stop): the best value of its metric, the epoch (1-based) whose
     # weights are best.pt, and the epochs since then without an improvement. A checkpoint from
     # before early stopping existed has none of these: the defaults start afresh.

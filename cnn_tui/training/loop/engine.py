@@ -41,6 +41,7 @@ from cnn_tui.training.loop import bookkeeping, checkpoints, distributed, metrics
 from cnn_tui.training.loop.bookkeeping import Run
 from cnn_tui.training.loop.checkpoints import Progress
 from cnn_tui.training.loop.distributed import PeerLost, World
+from cnn_tui.training.loop.eta import EtaEstimator
 from cnn_tui.training.loop.setup import Setup
 from cnn_tui.training.models import feature_cache
 from cnn_tui.training.models import registry as models
@@ -62,8 +63,13 @@ def train(
     stop: threading.Event | None = None,
     resume: bool = False,
     world: World | None = None,
+    started: float | None = None,
 ) -> dict[str, Any]:
     """Train `config`, writing the run into `run_dir`; returns the summary.
+
+    `started`: when this session began (unix seconds; default: now), for the run's wall time
+    (`wall_seconds` of summary.json): the trainer command passes its own start, so the time it
+    spent loading torch counts too.
 
     `world`: this process's rank among several that train the run together (--devices); only
     rank 0 reads and writes `run_dir`, the others get the checkpoint to continue from it.
@@ -80,6 +86,8 @@ def train(
     progress = Progress(**checkpoint["progress"]) if checkpoint is not None else Progress()
     log = runs.EventLog(run_dir, on_event) if world.main else distributed.SilentLog()
     run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint, world=world)
+    if started is not None:
+        run.started = started
     run.status(RunState.RUNNING, "starting")
     try:
         return _run(run)
@@ -131,6 +139,7 @@ def _run(run: Run) -> dict[str, Any]:
     run.log_started()
     run.status(RunState.RUNNING, "training")
     resume_mid_epoch = run.checkpoint is not None and progress.batch > 0
+    eta = EtaEstimator()  # per session: a resumed run warms up again
 
     for epoch in range(progress.epoch, config.epochs):
         if progress.should_stop_early(config):  # (stopped by a signal right after the decision)
@@ -147,7 +156,7 @@ def _run(run: Run) -> dict[str, Any]:
         if s.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(s.device)
 
-        finished = train_one_epoch(s, epoch, progress, run.log, run.stop)
+        finished = train_one_epoch(s, epoch, progress, run.log, run.stop, eta)
         train_seconds = time.perf_counter() - started
         if not finished:
             check_finite(s, epoch)  # (before the checkpoint of the stop)
@@ -163,6 +172,7 @@ def _run(run: Run) -> dict[str, Any]:
         if config.early_stop and progress.track_best(config, row):
             run.save_best()  # before the checkpoint that says so
         run.save_checkpoint()
+        eta.add_epoch_overhead(time.perf_counter() - started - train_seconds)
         run.log.emit("epoch", **row)
         run.status(RunState.RUNNING, f"epoch {epoch + 1}/{config.epochs} done")
         if progress.should_stop_early(config):
@@ -223,13 +233,18 @@ def train_one_epoch(
     progress: Progress,
     log: runs.EventLog,
     stop: threading.Event,
+    eta: EtaEstimator | None = None,
 ) -> bool:
-    """Train epoch `epoch` (0-based) from batch `progress.batch` on; False if stopped part-way."""
+    """Train epoch `epoch` (0-based) from batch `progress.batch` on; False if stopped part-way.
+
+    Each batch event has the speed and the time left as `eta` (the run's, across epochs)
+    estimates them: None while it is still warming up."""
+    eta = eta or EtaEstimator()
     config, model = s.config, s.model
     models.set_train_mode(model, True)
     trainable = models.trainable_parameters(model)  # for --grad-clip, found once per epoch
     order = epoch_order(config.seed, epoch, len(s.train_y)).to(s.train_x.device)
-    started, first = time.perf_counter(), progress.batch
+    previous = time.perf_counter()
     for b in range(progress.batch, s.batches):
         images, labels = batch_rows(s, order, b)
         batch_images = min(config.batch_size, len(order) - b * config.batch_size)
@@ -245,8 +260,9 @@ def train_one_epoch(
         progress.loss_sum += loss_value * batch_images
         progress.correct += correct
         progress.seen += batch_images
-        elapsed = time.perf_counter() - started
-        per_batch = elapsed / (b + 1 - first)
+        now = time.perf_counter()
+        eta.add_batch(now - previous, batch_images)
+        previous = now
         remaining = (s.batches - b - 1) + (config.epochs - epoch - 1) * s.batches
         log.emit(
             "batch",
@@ -255,8 +271,8 @@ def train_one_epoch(
             batches=s.batches,
             loss=loss_value,
             lr=lr,
-            images_per_s=(b + 1 - first) * config.batch_size / max(elapsed, 1e-9),
-            eta_s=remaining * per_batch,
+            images_per_s=eta.images_per_s(),
+            eta_s=eta.eta_s(remaining, config.epochs - epoch),
         )
         # one process: a stop asked during this batch's event counts now; several: the ranks
         # agreed on `stopping` in the batch's sync, so every rank stops after the same batch

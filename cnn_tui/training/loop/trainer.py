@@ -216,14 +216,16 @@ def train(
     request: TrainRequest,
     reporter: TrainReporter,
     rank_args: Callable[[TrainConfig, Path], list[str]],
+    started: float | None = None,
 ) -> int:
     """Train `request` in this process: EXIT_OK finished, EXIT_STOPPED stopped (a failure
-    raises RunError, a bad request UsageError). With `--devices N`, launch N processes that train
+    raises RunError, a bad request UsageError). `started`: when the command began (unix
+    seconds), where the run's wall time starts. With `--devices N`, launch N processes that train
     together and return as the run ended; `rank_args(config, run_dir)` is the `cnn-tui` command
     line each of them is started with."""
     world = World.from_env()
     if world is not None and world.parallel:  # a rank that torchrun started
-        return run_rank(request, world, reporter)
+        return run_rank(request, world, reporter, started)
     check_nodes(request)
     config, run_dir, resume = plan_run(request, new_dir=False, node_rank=request.nodes.rank)
     if world is None:  # (a run that torchrun started as one process trains as one)
@@ -238,7 +240,7 @@ def train(
     if run_dir is None:
         run_dir = runs.new_run_dir(request.runs_dir, config)
     with holding_run(run_dir, request):
-        return train_here(config, run_dir, resume, reporter)
+        return train_here(config, run_dir, resume, reporter, started=started)
 
 
 def train_here(
@@ -247,6 +249,7 @@ def train_here(
     resume: bool,
     reporter: TrainReporter,
     world: World | None = None,
+    started: float | None = None,
 ) -> int:
     """Train the run in this process (one rank of it with `world`), telling `reporter`."""
     from cnn_tui.training.loop import engine
@@ -263,7 +266,13 @@ def train_here(
     try:
         with stop_on_signals(stop, reporter.note):
             summary = engine.train(
-                config, run_dir, on_event=on_event, stop=stop, resume=resume, world=world
+                config,
+                run_dir,
+                on_event=on_event,
+                stop=stop,
+                resume=resume,
+                world=world,
+                started=started,
             )
     finally:
         reporter.close()
@@ -273,7 +282,9 @@ def train_here(
     return EXIT_OK
 
 
-def run_rank(request: TrainRequest, world: World, reporter: TrainReporter) -> int:
+def run_rank(
+    request: TrainRequest, world: World, reporter: TrainReporter, started: float | None = None
+) -> int:
     """One rank of a data-parallel run: rank 0 resolves the run and trains it as a one-process
     trainer would (lock, files, `reporter`); the others train along, silently."""
     try:
@@ -289,7 +300,7 @@ def run_rank(request: TrainRequest, world: World, reporter: TrainReporter) -> in
             values, run_dir, resume = world.from_main(plan)
             config = TrainConfig.from_mapping(values)
             speaker = reporter if world.main else SilentReporter()
-            return train_here(config, Path(run_dir), resume, speaker, world)
+            return train_here(config, Path(run_dir), resume, speaker, world, started)
     except distributed.Reported as exc:  # rank 0 reports it
         return exc.exit_code
     except distributed.PeerLost:

@@ -356,7 +356,8 @@ def sweep_state(sweep_dir: str | os.PathLike[str]) -> tuple[SweepState, dict[str
 
 def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> list:
     """One dict per run, in grid order: index, run, path, overrides, status, best_val_acc,
-    test_acc, macro_f1, seconds, epochs_done, epochs, message (small files only)."""
+    test_acc, macro_f1, seconds (the wall time: `wall_seconds`), train_seconds (the epochs'
+    time), epochs_done, epochs, message (small files only)."""
     sweep_dir = Path(sweep_dir)
     manifest = manifest or read_manifest(sweep_dir)
     epochs_base = manifest["base"].get("epochs")
@@ -367,10 +368,7 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
         summary = runs.read_summary(path) or {}
         state = RunState.PENDING if status is None else state
         status = status or {}
-        seconds = summary.get("seconds")
-        started = runs.number_or_none(status.get("started"))
-        if seconds is None and state in BUSY and started is not None:
-            seconds = time.time() - started
+        seconds = wall_seconds(state, status, summary)
         overrides = entry.get("overrides") or {}
         rows.append(
             {
@@ -383,12 +381,29 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
                 "test_acc": summary.get("test_accuracy"),
                 "macro_f1": summary.get("macro_f1"),
                 "seconds": seconds if state in (RunState.FINISHED, *BUSY) else None,
+                "train_seconds": runs.number_or_none(summary.get("seconds")),
                 "epochs_done": int(summary.get("epochs_done", status.get("epoch", 0)) or 0),
                 "epochs": int(status.get("epochs") or overrides.get("epochs") or epochs_base or 0),
                 "message": str(status.get("message") or ""),
             }
         )
     return rows
+
+
+def wall_seconds(state: RunState, status: dict[str, Any], summary: dict[str, Any]) -> float | None:
+    """A run's wall time, what the table's "time" shows: a finished run's trainers from their
+    start to the end, over all sessions (summary.json's `wall_seconds`; for a run of an older
+    cnn-tui, from its first status to its last); a run in progress, since its first status. Not
+    the epochs' training time (summary.json's `seconds`), which leaves out the start (torch,
+    the data, the model) and the test: 0.5 s of a 5 s run."""
+    started = runs.number_or_none(status.get("started"))
+    if state in BUSY:
+        return time.time() - started if started is not None else None
+    wall = runs.number_or_none(summary.get("wall_seconds"))
+    updated = runs.number_or_none(status.get("updated"))
+    if wall is None and summary and started is not None and updated is not None:
+        wall = max(0.0, updated - started)
+    return wall
 
 
 def sort_rows(rows: list[dict[str, Any]], key: str = DEFAULT_SORT) -> list[dict[str, Any]]:

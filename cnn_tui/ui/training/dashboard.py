@@ -434,11 +434,13 @@ class RunScreen(Screen):
         elif batch is None:
             self._set_line("#dash-speed", "")
         else:
+            speed = batch.get("images_per_s")  # (none while the trainer still estimates)
             self._set_line(
                 "#dash-speed",
                 f"epoch {text.markup(batch.get('epoch'))}/{self.history.epochs_total} · batch "
                 f"{text.markup(batch.get('batch'))}/{text.markup(batch.get('batches'))} · ETA "
-                f"{text.duration(batch.get('eta_s'))} · {text.throughput(batch.get('images_per_s'))}",
+                f"{text.eta(batch.get('eta_s'))}"
+                + (f" · {text.throughput(speed)}" if text.finite(speed) else ""),
             )
 
     def _show_charts(self, loss_only: bool = False) -> None:

@@ -1,12 +1,15 @@
-"""The runs screen: every run under --runs-dir with its status, refreshed every two seconds.
+"""The runs screen: every run under --runs-dir with its status, refreshed every two seconds
+while it is shown (`polling.ShownPoller`: not while a dashboard or results screen covers it).
 
 Open a run (its live dashboard while it trains, its results when it is over), mark several and
 overlay their curves, resume a stopped run or extend a finished one (train it for more epochs from
 its last checkpoint), clone a run's settings into the training form, delete a run. Listing reads
 only small files (`runs.list_runs`), in a thread worker.
 
-The table fits the terminal's width (`fit_columns`): a long run name is shortened in the middle
-first, then the start time goes to the line under the table; the numbers, model and data set stay.
+The table fits the terminal's width (`fit_columns`): a long run name is shortened first (an
+automatic one loses its date, never the time that tells two runs apart: `text.run_name`), then the
+start time goes to the line under the table; the numbers, model and data set stay. A start time of
+today has its seconds (`text.started`), as in `cnn-tui runs`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from cnn_tui.ui.training.charts import MetricChart, Series
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.history import RunHistory
 from cnn_tui.ui.training.messages import CurvesLoaded, RunsListed
+from cnn_tui.ui.training.polling import ShownPoller
 
 REFRESH_S = 2.0
 COLUMNS = (  # key, header; the first three are left-aligned
@@ -49,14 +53,6 @@ NUMBERS = ("epochs", "best", "test")
 MIN_NAME = 14  # a run name is not shortened below this many characters
 CELL_PADDING = 2  # DataTable's default: one space each side of a cell
 SCROLLBAR = 2
-
-
-def middle_ellipsis(name: str, width: int) -> str:
-    """`name` shortened to `width` by cutting its middle: '20261122-1530…-cnn-shapes'."""
-    if len(name) <= width:
-        return name
-    head = (width - 1) // 2
-    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
 
 
 def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int, bool]:
@@ -111,6 +107,8 @@ class RunsScreen(Screen):
         self.marked: set[Path] = set()
         self._shown: list[tuple[object, ...]] = []
         self._layout: tuple[list[str], int, bool] = ([], 0, False)  # see fit_columns
+        self._now = time.time()
+        self.poller = ShownPoller(self, REFRESH_S, self.action_refresh)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -125,7 +123,7 @@ class RunsScreen(Screen):
             Text(f"reading {text.one_line(self.runs_dir)}…")
         )
         self.action_refresh()
-        self.set_interval(REFRESH_S, self.action_refresh)
+        self.poller.start()  # (paused while another screen covers this one)
 
     # --- listing --------------------------------------------------------------------------------
 
@@ -160,9 +158,7 @@ class RunsScreen(Screen):
     def _row(self, run: RunInfo) -> tuple[object, ...]:
         """The cells' texts; the names and settings (from the run's files) through one_line."""
         epochs = f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done)
-        started = (
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else ""
-        )
+        started = text.started(run.started, self._now) if run.started else ""
         return (
             run.path in self.marked,
             text.one_line(run.status_label),
@@ -180,6 +176,7 @@ class RunsScreen(Screen):
             self.call_after_refresh(self._fill_table, self._shown)
 
     def _show_runs(self) -> None:
+        self._now = time.time()  # (one "today" for every row)
         rows = [self._row(run) for run in self.runs]
         if rows != self._shown or not self._layout[0]:
             self._fill_table(rows)
@@ -228,7 +225,7 @@ class RunsScreen(Screen):
                     run.status, theme, label=values["status"], mark_only=mark_only
                 ),
                 "name": Text(
-                    middle_ellipsis(values["name"], name_width),
+                    text.run_name(values["name"], name_width),
                     style="bold" if values["mark"] else "",
                 ),
                 **{key: Text(values[key], justify="right") for key in NUMBERS},
@@ -259,10 +256,9 @@ class RunsScreen(Screen):
         if run is None:
             detail.update("")
             return
-        lines = [f"{text.one_line(run.status_label)} · {text.one_line(run.path)}"]
-        if run.started:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
-            lines[0] += f" · started {when}"
+        started = f" · started {text.timestamp(run.started)}" if run.started else ""
+        # (the path last: where the line wraps, it is the path that does)
+        lines = [f"{text.one_line(run.status_label)}{started} · {text.one_line(run.path)}"]
         if run.message:
             lines.append(text.lines(run.message)[0])
         lines += map(text.one_line, run.problems)  # damaged files: the rest is shown

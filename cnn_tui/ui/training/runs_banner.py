@@ -1,4 +1,6 @@
-"""A line for the home screen: runs still training (e.g. started before the terminal closed)."""
+"""A line for the home screen: runs still training (e.g. started before the terminal closed).
+
+It looks every three seconds while the home screen is shown (`polling.ShownPoller`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from textual.worker import get_current_worker
 from cnn_tui import text
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.training.messages import RunsListed
+from cnn_tui.ui.training.polling import ShownPoller
 
 REFRESH_S = 3.0
 
@@ -19,7 +22,8 @@ class RunsInProgress(Static):
     def on_mount(self) -> None:
         self.display = False
         self.check_runs()
-        self.set_interval(REFRESH_S, self.check_runs)
+        self.poller = ShownPoller(self, REFRESH_S, self.check_runs)
+        self.poller.start()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-banner")
     def check_runs(self) -> None:
