@@ -1,9 +1,15 @@
 """Slides from a lesson: what `--export-frames DIR` writes, planned without Textual.
 
 A lecturer exports the steps of one phase of a lesson (forward, dw, dx, dw1, …: the names the
-go-to prompt takes) as numbered SVG screenshots, `0001-dw.svg`, `0002-dw.svg`, …, with
-`index.txt` (one line per frame: file, step, the step's formula) and `frames.json` (the same for
-scripts) beside them. Here: the typed request (`FrameExport`, with its limits), the folder
+go-to prompt takes) as numbered SVG screenshots, with `index.txt` (one line per frame: file,
+step, the step's formula) and `frames.json` (the same for scripts) beside them.
+
+One numbering: a frame's file is numbered by the step its own status line counts from the start
+(`0060-dw.svg` shows `step 60 / 171`: conv and pool count the steps of the pass on screen; the
+network, batchnorm and dropout lessons count the whole lesson, `all 543 / 900`), and the index
+gives that count, then the step within the exported phase (`dW step 51 of 81`). The SVG is made
+portable (`portable_svg`): spaces kept and a monospace font every renderer has, so the grid's
+columns stay under their indices in librsvg, LibreOffice or Inkscape, not only in a browser. Here: the typed request (`FrameExport`, with its limits), the folder
 check (`check_folder`: made if missing; one holding anything else is refused, and `force`
 replaces only an earlier export's files, so nothing else is ever written over), the plan
 (`plan_frames`: which steps, refused before anything is written when there are more than
@@ -33,6 +39,11 @@ MIN_SIZE, MAX_SIZE = (60, 20), (400, 200)  # columns, rows: a readable board to 
 DEFAULT_MAX_FRAMES = 300
 INDEX, MANIFEST = "index.txt", "frames.json"
 _OWN_FILE = re.compile(r"\d{4,}-[\w.-]+\.svg")  # a frame, as `plan_frames` names them
+# the running count of a status line part: conv/pool's pass ("step 60 / 171"), the staged
+# lessons' whole lesson ("all 543 / 900"; their "step K / T" restarts in every stage)
+_COUNTER = re.compile(r"(all|step) (\d+) / (\d+)")
+# monospace fonts a renderer without the web font ("Fira Code", fetched from a CDN) has
+FONT_FALLBACK = '"Fira Code", "DejaVu Sans Mono", "Menlo", "Consolas", "Liberation Mono", monospace'
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,11 @@ class FramePlan:
     old_files: set[str]  # an earlier export's files in the folder (`force`)
 
     def file_name(self, number: int) -> str:
+        """The frame of the step its status line counts as `number` (`0060-dw.svg`): as wide
+        as the export's largest number, at least 4 digits, so the files sort in step order."""
         slug = re.sub(r"[^a-z0-9_.-]+", "-", self.phase.casefold()).strip("-.") or "phase"
-        return f"{number:04d}-{slug}.svg"
+        width = max(4, len(str(self.positions[-1])))
+        return f"{number:0{width}d}-{slug}.svg"
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,8 @@ class Frame:
     """One written frame: its file, the step it shows and that step's text."""
 
     file: str
+    step: int  # the status line's running count (the file's number)
+    counter: str  # that count as the status line writes it: "step 60 / 171", "all 543 / 900"
     phase_step: int  # 1.. within the phase
     status: str  # the status line (its "step K / TOTAL" as the screen counts)
     formula: str  # the step's formula and its numbers, as the step panel writes them
@@ -155,6 +171,31 @@ def frame_positions(target: GotoTarget, every: int) -> list[int]:
     return positions
 
 
+def status_counter(parts: Sequence[str], position: int) -> str:
+    """The part of a lesson's status line (`status_parts`) that counts `position`, the step
+    the frame shows: "all 543 / 900" where the lesson has one, else "step 60 / 171"."""
+    found = {m.group(1): m for part in parts if (m := _COUNTER.fullmatch(part))}
+    match = found.get("all") or found.get("step")
+    if match is not None and int(match.group(2)) == position:
+        return match.group(0)
+    raise ValueError(f"no part of the status line counts step {position}: {list(parts)}")
+
+
+def portable_svg(svg: str) -> str:
+    """A screenshot that lines up outside a browser. Textual's SVG writes each run of text with
+    its spaces (as no-break spaces) and the web font "Fira Code": librsvg, and office suites
+    after it, drop a run's leading spaces and substitute a proportional font, so a grid's
+    columns slide away from their index row. Here: `xml:space="preserve"` on the root (SVG's
+    own switch to keep every space, which librsvg honours), `white-space: pre` for CSS
+    renderers, and a fallback list of monospace fonts ending in the generic `monospace`."""
+    svg = svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
+    return re.sub(
+        r"font-family: Fira Code, monospace;",
+        f"font-family: {FONT_FALLBACK};\n        white-space: pre;",
+        svg,
+    )
+
+
 def finish(export: FrameExport, plan: FramePlan, command: str, frames: Sequence[Frame]) -> None:
     """After the frames: remove an earlier, longer export's frames, write the index files."""
     written = {frame.file for frame in frames} | {INDEX, MANIFEST}
@@ -165,7 +206,11 @@ def finish(export: FrameExport, plan: FramePlan, command: str, frames: Sequence[
     lines = [
         f"# cnn-tui {command} {FLAG}: {label}, {len(frames)} frames of its "
         f"{plan.target.steps} steps, {columns}x{rows}",
-        *(f"{frame.file}  step {frame.phase_step}  {frame.formula}" for frame in frames),
+        *(
+            f"{frame.file}  {frame.counter}  ({plan.phase} step {frame.phase_step} of "
+            f"{plan.target.steps})  {frame.formula}"
+            for frame in frames
+        ),
     ]
     atomic_write_text(export.folder / INDEX, "\n".join(lines) + "\n")
     manifest = {
@@ -176,7 +221,14 @@ def finish(export: FrameExport, plan: FramePlan, command: str, frames: Sequence[
         "every": export.every,
         "size": [columns, rows],
         "frames": [
-            {"file": f.file, "phase_step": f.phase_step, "status": f.status, "formula": f.formula}
+            {
+                "file": f.file,
+                "step": f.step,
+                "counter": f.counter,
+                "phase_step": f.phase_step,
+                "status": f.status,
+                "formula": f.formula,
+            }
             for f in frames
         ],
     }
