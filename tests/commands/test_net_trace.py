@@ -33,7 +33,11 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     example = build_net_example()
     assert lines[1] == f"example: net-vertical-edge: {example.title}"
     assert "label y = 0 (vertical edge), learning rate α = 0.1" in lines
-    assert "x[0,0]  (6×6)" in lines and "w1[1,0]  (3×3)" in lines and "b1 = [0.05, 0.05]" in lines
+    assert (
+        "x[n=0, c=0]  (6×6)" in lines
+        and "w1[f=1, c=0]  (3×3)" in lines
+        and "b1 = [0.05, 0.05]" in lines
+    )
     # the passes in order, each stage once, in the order of the lesson screen
     headings = [line for line in lines if line.startswith("== ")]
     assert headings == [heading.format(optimizer="SGD") for heading in HEADINGS.values()]
