@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnn_tui.errors import UsageError
+from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import atomic_write_text, json_text
 from cnn_tui.text import one_line
 
@@ -38,7 +40,10 @@ DEFAULT_SIZE = (120, 40)
 MIN_SIZE, MAX_SIZE = (60, 20), (400, 200)  # columns, rows: a readable board to a large slide
 DEFAULT_MAX_FRAMES = 300
 INDEX, MANIFEST = "index.txt", "frames.json"
-_OWN_FILE = re.compile(r"\d{4,}-[\w.-]+\.svg")  # a frame, as `plan_frames` names them
+_OWN_FILE = re.compile(r"\d{4,}-[\w.-]+\.(svg|png)")  # a frame, as `plan_frames` names them
+FORMATS = ("svg", "png")  # --frame-format; png through librsvg's rsvg-convert
+CONVERTER = "rsvg-convert"
+CONVERT_TIMEOUT = 120  # seconds for one frame
 # the running count of a status line part: conv/pool's pass ("step 60 / 171"), the staged
 # lessons' whole lesson ("all 543 / 900"; their "step K / T" restarts in every stage)
 _COUNTER = re.compile(r"(all|step) (\d+) / (\d+)")
@@ -56,6 +61,7 @@ class FrameExport:
     max_frames: int = DEFAULT_MAX_FRAMES
     size: tuple[int, int] = DEFAULT_SIZE  # columns, rows
     force: bool = False  # replace the frames of an earlier export in the folder
+    format: str = "svg"  # "svg" | "png" (each SVG converted by `rsvg-convert`)
 
 
 @dataclass(frozen=True)
@@ -66,13 +72,14 @@ class FramePlan:
     target: GotoTarget
     positions: list[int]
     old_files: set[str]  # an earlier export's files in the folder (`force`)
+    format: str = "svg"  # the frames' file type (`FrameExport.format`)
 
     def file_name(self, number: int) -> str:
         """The frame of the step its status line counts as `number` (`0060-dw.svg`): as wide
         as the export's largest number, at least 4 digits, so the files sort in step order."""
         slug = re.sub(r"[^a-z0-9_.-]+", "-", self.phase.casefold()).strip("-.") or "phase"
         width = max(4, len(str(self.positions[-1])))
-        return f"{number:0{width}d}-{slug}.svg"
+        return f"{number:0{width}d}-{slug}.{self.format}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,11 @@ def plan_frames(model: Any, view: Mapping[str, int], export: FrameExport) -> Fra
     or more frames than `export.max_frames`."""
     from cnn_tui.lessons.navigation import GotoError
 
+    if export.format == "png" and shutil.which(CONVERTER) is None:
+        raise UsageError(
+            f"--frame-format png needs {CONVERTER} (librsvg: Debian's librsvg2-bin, Homebrew's "
+            "librsvg) on the PATH: install it, or leave --frame-format out for SVG frames"
+        )
     old_files = check_folder(export.folder, export.force)
     names = model.goto_names()
     phase = export.phase or names[0]
@@ -159,7 +171,7 @@ def plan_frames(model: Any, view: Mapping[str, int], export: FrameExport) -> Fra
             f"than --max-frames {export.max_frames}; give --every {every} (or a larger "
             "--max-frames)"
         )
-    return FramePlan(phase, target, positions, old_files)
+    return FramePlan(phase, target, positions, old_files, export.format)
 
 
 def frame_positions(target: GotoTarget, every: int) -> list[int]:
@@ -194,6 +206,24 @@ def portable_svg(svg: str) -> str:
         f"font-family: {FONT_FALLBACK};\n        white-space: pre;",
         svg,
     )
+
+
+def frame_bytes(svg: str, file_format: str) -> bytes:
+    """A frame's file: the (portable) SVG itself, or a PNG `rsvg-convert` renders from it.
+    RunError (exit 1), with the converter's message, when it fails."""
+    if file_format == "svg":
+        return svg.encode("utf-8")
+    try:
+        done = subprocess.run(
+            [CONVERTER, "--format", "png"], input=svg.encode("utf-8"), capture_output=True,
+            timeout=CONVERT_TIMEOUT, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RunError(f"{CONVERTER} could not convert a frame: {one_line(exc)}") from None
+    if done.returncode != 0 or not done.stdout:
+        message = one_line(done.stderr.decode("utf-8", "replace")) or f"exit {done.returncode}"
+        raise RunError(f"{CONVERTER} could not convert a frame: {message}")
+    return done.stdout
 
 
 def finish(export: FrameExport, plan: FramePlan, command: str, frames: Sequence[Frame]) -> None:

@@ -152,6 +152,7 @@ def test_force_replaces_only_an_earlier_export(tmp_path: Path, capsys) -> None:
         (["--height", "16", "--width", "16", "--max-frames", "50"], "give --every 40"),
         (["--every", "0"], "argument --every: expected 1 to 20000, got 0"),
         (["--frame-size", "80x"], "argument --frame-size: give COLSxROWS, e.g. 120x40"),
+        (["--frame-format", "gif"], "argument --frame-format: invalid choice: 'gif'"),
         (["--frame-size", "30x10"], "30x10 is out of range: columns 60 to 400, rows 20 to 200"),
         (["--no-ui"], "--export-frames writes frames, --no-ui prints a trace"),
     ],
@@ -262,3 +263,49 @@ def test_portable_svg_keeps_the_spaces_and_falls_back_to_a_monospace_font(tmp_pa
             ["rsvg-convert", str(tmp_path / "f.svg"), "-o", str(tmp_path / "f.png")], check=True
         )
         assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(shutil.which("rsvg-convert") is None, reason="needs librsvg's rsvg-convert")
+def test_png_frames_are_rendered_by_rsvg_convert(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "png"
+    small = ["conv", "--height", "4", "--width", "4", "--export-frames", str(folder)]
+    assert (
+        cli.main([*small, "--phase", "db", "--frame-format", "png", "--frame-size", "80x24"]) == 0
+    )
+    files, manifest = exported(folder)
+    assert files == [f"{k:04d}-db.png" for k in range(1, 5)] + ["frames.json", "index.txt"]
+    for frame in manifest["frames"]:
+        data = (folder / frame["file"]).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert width > 600 and height > 400  # an 80×24 terminal's picture
+    index = (folder / "index.txt").read_text().splitlines()
+    assert index[1].startswith("0001-db.png  step 1 / ")
+    # a later SVG export may replace the PNG one (--force: both are an export's own files)
+    assert cli.main([*small, "--phase", "db", "--force"]) == 0
+    assert exported(folder)[0] == [f"{k:04d}-db.svg" for k in range(1, 5)] + [
+        "frames.json",
+        "index.txt",
+    ]
+
+
+def test_png_without_rsvg_convert_is_refused_and_a_failing_one_named(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from cnn_tui.lessons import slides
+
+    folder = tmp_path / "png"
+    argv = ["conv", "--height", "4", "--width", "4", "--export-frames", str(folder)]
+    monkeypatch.setattr(slides.shutil, "which", lambda name: None)
+    assert cli.main([*argv, "--frame-format", "png"]) == 2
+    err = capsys.readouterr().err
+    assert "--frame-format png needs rsvg-convert" in err and err.count("\n") == 1
+    assert not folder.exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(slides, "CONVERTER", "false")  # on the PATH, fails with no output
+    assert cli.main([*argv, "--phase", "db", "--frame-format", "png"]) == 1
+    err = capsys.readouterr().err
+    assert "false could not convert a frame: exit 1" in err and err.count("\n") == 1
+    assert not [p for p in folder.iterdir() if p.suffix == ".png"]
+    assert main(["conv", "--frame-format", "png"]) == 2
+    assert "--frame-format goes with --export-frames DIR" in capsys.readouterr().err

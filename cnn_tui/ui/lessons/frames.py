@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cnn_tui.fileio import atomic_write_text
+from cnn_tui.fileio import atomic_write
 from cnn_tui.lessons.navigation import GotoTarget
 from cnn_tui.lessons.slides import (
     Frame,
     FrameExport,
     FramePlan,
     finish,
+    frame_bytes,
     plan_frames,
     portable_svg,
     status_counter,
@@ -56,7 +57,8 @@ async def _shoot(
             counter = status_counter(parts, position)  # the number the frame itself shows
             name = plan.file_name(position)
             svg = app.export_screenshot(title=f"cnn-tui {command} · {name}")
-            atomic_write_text(export.folder / name, portable_svg(svg))
+            data = frame_bytes(portable_svg(svg), plan.format)
+            atomic_write(export.folder / name, lambda handle, data=data: handle.write(data))
             lines = screen.model.step_lines()
             formula = "   ".join(line for line in lines[:2] if line)
             status = " │ ".join(parts)
