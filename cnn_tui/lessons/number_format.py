@@ -21,7 +21,8 @@ The rule, in order:
   decimals where its rounding would move that result by more than half a unit of its last
   digit (`operand_decimals`): Adam's `m′ = 0.9·m + 0.1·dw1 → 0.00987` needs dw1 `0.0987`, not
   `0.099`, so dw1's grid and every formula write `0.0987`. A value written exactly (`0.9`)
-  needs nothing; products, Adam's running means and SGD's step are checked.
+  needs nothing; products, sums, p − y, SGD's step and Adam's running means are checked
+  (`sensitivities`), not a max, exp, a division or a logarithm.
 
 Fixed decimals within an array keep its columns aligned (`0.660` above `0.855`). The minus is
 ASCII "-" (U+2212 is ambiguous-width and breaks grid columns on some terminals). Nothing here
