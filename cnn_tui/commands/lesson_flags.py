@@ -215,9 +215,9 @@ def add_export_frames_arguments(parser: argparse.ArgumentParser) -> None:
     writes the steps of one phase as SVG screenshots instead of opening the screen."""
     group = parser.add_argument_group(
         "slides (--export-frames)",
-        "Write the steps of one phase as numbered SVG screenshots of the lesson screen "
-        "(0001-PHASE.svg, …, with index.txt and frames.json), without opening it: no terminal "
-        "needed.",
+        "Write the steps of one phase as SVG (or PNG) screenshots of the lesson screen, each "
+        "numbered by the step its status line shows (0060-dw.svg: 'step 60 / 171'), with "
+        "index.txt and frames.json, without opening it: no terminal needed.",
     )
     folder = group.add_argument(
         "--export-frames",
@@ -249,13 +249,18 @@ def add_export_frames_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the terminal size of the frames, e.g. 80x24 (default: {columns}x{rows})",
     )
     group.add_argument(
+        "--frame-format",
+        choices=slides.FORMATS,
+        help="svg (default) or png (each frame rendered by rsvg-convert, librsvg)",
+    )
+    group.add_argument(
         "--force",
         action="store_true",
         help="replace the frames of an earlier export in DIR (nothing else is written over)",
     )
 
 
-_FRAME_OPTIONS = ("phase", "every", "max_frames", "frame_size", "force")
+_FRAME_OPTIONS = ("phase", "every", "max_frames", "frame_size", "frame_format", "force")
 
 
 def frame_export_from_args(args: argparse.Namespace) -> slides.FrameExport | None:
@@ -279,4 +284,5 @@ def frame_export_from_args(args: argparse.Namespace) -> slides.FrameExport | Non
         args.max_frames or slides.DEFAULT_MAX_FRAMES,
         args.frame_size or slides.DEFAULT_SIZE,
         args.force,
+        args.frame_format or "svg",
     )

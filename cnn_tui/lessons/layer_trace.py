@@ -27,7 +27,7 @@ from cnn_tui.lessons.naive import StepEvent
 from cnn_tui.lessons.norm import layer_step_text
 from cnn_tui.lessons.notation import legend_lines
 from cnn_tui.lessons.number_format import NumberFormat
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell, plane_header
 
 HEADINGS = {
     "forward": "== forward (training mode) ==",
@@ -51,7 +51,7 @@ _KINDS = {
 
 
 def _ref(name: str, index: tuple[int, ...]) -> str:
-    shown = LAYER_ARRAYS.get(name, ((), name, ""))[1]
+    axes, shown, _ = LAYER_ARRAYS.get(name, ((), name, ""))
     return f"{shown}[{','.join(str(i) for i in index)}]" if index else shown
 
 
@@ -148,7 +148,7 @@ def _counts(events: list[StepEvent]) -> str:
 def array_lines(name: str, array: np.ndarray, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
     """An array as aligned rows: one grid per [n, c] plane, a per-channel vector as one row."""
     write = formats.get(name, fmt_num)
-    shown = LAYER_ARRAYS.get(name, ((), name, ""))[1]
+    axes, shown, _ = LAYER_ARRAYS.get(name, ((), name, ""))
     array = np.asarray(array, dtype=np.float64)
     if array.ndim == 1:
         yield f"{shown} = [{', '.join(write(v) for v in array)}]"
@@ -156,6 +156,6 @@ def array_lines(name: str, array: np.ndarray, formats: Mapping[str, NumberFormat
     for n, c in np.ndindex(*array.shape[:2]):
         grid = [[write(v) for v in row] for row in array[n, c]]
         width = max(len(cell) for row in grid for cell in row)
-        yield f"{shown}[{n},{c}]  ({array.shape[2]}×{array.shape[3]})"
+        yield plane_header(shown, axes, (n, c), *array.shape[2:])
         for row in grid:
             yield "  " + " ".join(cell.rjust(width) for cell in row)

@@ -29,7 +29,7 @@ from cnn_tui.lessons.network import (
 from cnn_tui.lessons.notation import legend_lines
 from cnn_tui.lessons.number_format import NumberFormat
 from cnn_tui.lessons.settings import ADAM_BETAS, ADAM_EPS
-from cnn_tui.lessons.step_text import StepStyle, fmt_factor, format_cell, step_text
+from cnn_tui.lessons.step_text import StepStyle, fmt_factor, format_cell, plane_header, step_text
 from cnn_tui.lessons.step_text import fmt_num as _num
 from cnn_tui.lessons.trace import KIND_NAMES
 
@@ -215,8 +215,8 @@ def array_lines(name: str, array: np.ndarray, formats: Mapping[str, NumberFormat
     for lead, plane in planes:
         grid = [[write(v) for v in row] for row in plane]
         width = max(len(cell) for row in grid for cell in row)
-        index = f"[{','.join(str(i) for i in lead)}]" if lead else ""
-        yield f"{shown}{index}  ({plane.shape[0]}×{plane.shape[1]})"
+        axes = ARRAYS.get(name, ((), name, ""))[0]
+        yield plane_header(shown, axes, lead, *plane.shape)
         for row in grid:
             yield "  " + " ".join(cell.rjust(width) for cell in row)
 

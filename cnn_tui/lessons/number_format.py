@@ -16,7 +16,13 @@ The rule, in order:
   as many as give the largest value three significant digits (`0.00244`), and more, up to
   `MAX_DECIMALS`, when the array holds a value that those would round to zero;
 - a nonzero value still too small for that is written with two significant digits in scientific
-  notation (`3.1e-07`): a value that is not zero is never written `0.000`.
+  notation (`3.1e-07`): a value that is not zero is never written `0.000`;
+- then the operands: an array read by a step whose printed result it must reproduce gets more
+  decimals where its rounding would move that result by more than half a unit of its last
+  digit (`operand_decimals`): Adam's `m′ = 0.9·m + 0.1·dw1 → 0.00987` needs dw1 `0.0987`, not
+  `0.099`, so dw1's grid and every formula write `0.0987`. A value written exactly (`0.9`)
+  needs nothing; products, sums, p − y, SGD's step and Adam's running means are checked
+  (`sensitivities`), not a max, exp, a division or a logarithm.
 
 Fixed decimals within an array keep its columns aligned (`0.660` above `0.855`). The minus is
 ASCII "-" (U+2212 is ambiguous-width and breaks grid columns on some terminals). Nothing here
@@ -65,10 +71,18 @@ class NumberFormat:
             text = f"{value:.1e}"
         return text
 
+    @property
+    def unit(self) -> float:
+        """One unit of the last decimal this array writes: 0.001 for `0.855`. A value written
+        in scientific notation (`3.1e-07`, below these decimals: a sum's cancellation residue,
+        Adam's tiny v) says "not zero" and is held to this unit too (`operand_decimals`)."""
+        return 10.0**-self.decimals
 
-def choose_format(*arrays: object) -> NumberFormat:
+
+def choose_format(*arrays: object, min_decimals: int = 0) -> NumberFormat:
     """The format of an array that takes the values of `arrays` (scalars, lists or arrays;
-    NaN and infinities are ignored): see the module's docstring for the rule."""
+    NaN and infinities are ignored): see the module's docstring for the rule. `min_decimals`
+    (at most `MAX_DECIMALS`): at least that many, for an operand (`operand_decimals`)."""
     values = [np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays]
     flat = np.concatenate(values) if values else np.zeros(0)
     finite = flat[np.isfinite(flat)]
@@ -88,6 +102,7 @@ def choose_format(*arrays: object) -> NumberFormat:
         smallest = float(np.min(visible)) if visible.size else scale
         while decimals < MAX_DECIMALS and round(smallest, decimals) == 0:
             decimals += 1
+    decimals = max(decimals, min(min_decimals, MAX_DECIMALS))
     draft = NumberFormat(decimals, zero_below)
     # the widest value written: every distinct value, so a long array costs little
     width = max((len(draft(v)) for v in np.unique(finite)), default=1)
@@ -129,6 +144,7 @@ def array_formats(
 
     for a, b in same:
         join(a, b)
+    events = list(events)
     afters: dict[str, list[float]] = {}
     for e in events:
         afters.setdefault(e.target, []).append(e.after)  # type: ignore[attr-defined]
@@ -143,4 +159,76 @@ def array_formats(
     for name, found in taken.items():
         groups.setdefault(root(name), []).extend(found)
     chosen = {group: choose_format(*found) for group, found in groups.items()}
+    for _ in range(MAX_DECIMALS):  # an operand raised may be the result of an earlier step
+        formats = {name: chosen[root(name)] for name in taken}
+        raised = False
+        for name, decimals in operand_decimals(formats, events).items():
+            group = root(name)
+            if decimals > chosen[group].decimals and chosen[group].decimals < MAX_DECIMALS:
+                chosen[group] = choose_format(*groups[group], min_decimals=decimals)
+                raised = True
+        if not raised:
+            break
     return {name: chosen[root(name)] for name in taken}
+
+
+def sensitivities(e: object) -> tuple[float, ...] | None:
+    """How much step `e`'s printed result moves per unit of each operand (|∂result/∂operand|)
+    for the steps whose arithmetic is printed as a product or a sum: "mac" (target += a·b),
+    "add" and "route" (target += a), "sub" (p − y), Adam's "adam_m" (m′ = β1·m + (1 − β1)·g)
+    and "adam_v" (with g²), "sgd" (w − α·g). None for the others (a max, exp, a division, a
+    logarithm: their results are not checked against their printed operands)."""
+    kind = e.kind  # type: ignore[attr-defined]
+    values = [abs(o.value) for o in e.operands]  # type: ignore[attr-defined]
+    if kind == "mac":
+        return tuple(math.prod(values[:k] + values[k + 1 :]) for k in range(len(values)))
+    if kind == "adam_m":
+        beta = values[2]
+        return (beta, 1.0 - beta, 0.0)
+    if kind == "adam_v":
+        beta = values[2]
+        return (beta, 2.0 * (1.0 - beta) * values[1], 0.0)
+    if kind == "sgd":
+        return (1.0, values[2], values[1])
+    if kind in ("add", "route"):
+        return (1.0,)
+    if kind == "sub":  # p − y, times the batch's 1/N when a scale follows
+        scale = values[2] if len(values) > 2 else 1.0
+        return (scale, scale, 0.0)
+    return None
+
+
+def operand_decimals(
+    formats: Mapping[str, NumberFormat], events: Iterable[object]
+) -> dict[str, int]:
+    """name -> the decimals an operand array needs so that every step's printed arithmetic
+    gives its printed result: an operand not written exactly may move the result by at most
+    half a unit of the result's last digit (`sensitivities` × its rounding); only the arrays
+    that need more than they have are listed."""
+    needed: dict[str, int] = {}
+    for e in events:
+        weights = sensitivities(e)
+        target = formats.get(e.target)  # type: ignore[attr-defined]
+        if weights is None or target is None:
+            continue
+        unit = target.unit
+        for o, weight in zip(e.operands, weights, strict=False):  # type: ignore[attr-defined]
+            own = formats.get(o.name)
+            if own is None or weight == 0 or not math.isfinite(o.value):
+                continue
+            decimals = _enough(o.value, weight, 0.5 * unit, own)
+            if decimals > own.decimals:
+                needed[o.name] = max(needed.get(o.name, 0), decimals)
+    return needed
+
+
+def _enough(value: float, weight: float, allowed: float, own: NumberFormat) -> int:
+    """The fewest decimals (from `own`'s, at most `MAX_DECIMALS`) that write `value` close
+    enough: its rounding times `weight` within `allowed`."""
+    allowed *= 1 + 1e-9
+    if weight * abs(float(own(value)) - value) <= allowed:
+        return own.decimals
+    for decimals in range(own.decimals + 1, MAX_DECIMALS + 1):
+        if weight * abs(round(value, decimals) - value) <= allowed:
+            return decimals
+    return MAX_DECIMALS

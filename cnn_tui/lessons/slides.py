@@ -1,9 +1,15 @@
 """Slides from a lesson: what `--export-frames DIR` writes, planned without Textual.
 
 A lecturer exports the steps of one phase of a lesson (forward, dw, dx, dw1, …: the names the
-go-to prompt takes) as numbered SVG screenshots, `0001-dw.svg`, `0002-dw.svg`, …, with
-`index.txt` (one line per frame: file, step, the step's formula) and `frames.json` (the same for
-scripts) beside them. Here: the typed request (`FrameExport`, with its limits), the folder
+go-to prompt takes) as numbered SVG screenshots, with `index.txt` (one line per frame: file,
+step, the step's formula) and `frames.json` (the same for scripts) beside them.
+
+One numbering: a frame's file is numbered by the step its own status line counts from the start
+(`0060-dw.svg` shows `step 60 / 171`: conv and pool count the steps of the pass on screen; the
+network, batchnorm and dropout lessons count the whole lesson, `all 543 / 900`), and the index
+gives that count, then the step within the exported phase (`dW step 51 of 81`). The SVG is made
+portable (`portable_svg`): spaces kept and a monospace font every renderer has, so the grid's
+columns stay under their indices in librsvg, LibreOffice or Inkscape, not only in a browser. Here: the typed request (`FrameExport`, with its limits), the folder
 check (`check_folder`: made if missing; one holding anything else is refused, and `force`
 replaces only an earlier export's files, so nothing else is ever written over), the plan
 (`plan_frames`: which steps, refused before anything is written when there are more than
@@ -15,12 +21,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnn_tui.errors import UsageError
+from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import atomic_write_text, json_text
 from cnn_tui.text import one_line
 
@@ -32,7 +40,15 @@ DEFAULT_SIZE = (120, 40)
 MIN_SIZE, MAX_SIZE = (60, 20), (400, 200)  # columns, rows: a readable board to a large slide
 DEFAULT_MAX_FRAMES = 300
 INDEX, MANIFEST = "index.txt", "frames.json"
-_OWN_FILE = re.compile(r"\d{4,}-[\w.-]+\.svg")  # a frame, as `plan_frames` names them
+_OWN_FILE = re.compile(r"\d{4,}-[\w.-]+\.(svg|png)")  # a frame, as `plan_frames` names them
+FORMATS = ("svg", "png")  # --frame-format; png through librsvg's rsvg-convert
+CONVERTER = "rsvg-convert"
+CONVERT_TIMEOUT = 120  # seconds for one frame
+# the running count of a status line part: conv/pool's pass ("step 60 / 171"), the staged
+# lessons' whole lesson ("all 543 / 900"; their "step K / T" restarts in every stage)
+_COUNTER = re.compile(r"(all|step) (\d+) / (\d+)")
+# monospace fonts a renderer without the web font ("Fira Code", fetched from a CDN) has
+FONT_FALLBACK = '"Fira Code", "DejaVu Sans Mono", "Menlo", "Consolas", "Liberation Mono", monospace'
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,7 @@ class FrameExport:
     max_frames: int = DEFAULT_MAX_FRAMES
     size: tuple[int, int] = DEFAULT_SIZE  # columns, rows
     force: bool = False  # replace the frames of an earlier export in the folder
+    format: str = "svg"  # "svg" | "png" (each SVG converted by `rsvg-convert`)
 
 
 @dataclass(frozen=True)
@@ -55,10 +72,14 @@ class FramePlan:
     target: GotoTarget
     positions: list[int]
     old_files: set[str]  # an earlier export's files in the folder (`force`)
+    format: str = "svg"  # the frames' file type (`FrameExport.format`)
 
     def file_name(self, number: int) -> str:
+        """The frame of the step its status line counts as `number` (`0060-dw.svg`): as wide
+        as the export's largest number, at least 4 digits, so the files sort in step order."""
         slug = re.sub(r"[^a-z0-9_.-]+", "-", self.phase.casefold()).strip("-.") or "phase"
-        return f"{number:04d}-{slug}.svg"
+        width = max(4, len(str(self.positions[-1])))
+        return f"{number:0{width}d}-{slug}.{self.format}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,8 @@ class Frame:
     """One written frame: its file, the step it shows and that step's text."""
 
     file: str
+    step: int  # the status line's running count (the file's number)
+    counter: str  # that count as the status line writes it: "step 60 / 171", "all 543 / 900"
     phase_step: int  # 1.. within the phase
     status: str  # the status line (its "step K / TOTAL" as the screen counts)
     formula: str  # the step's formula and its numbers, as the step panel writes them
@@ -123,6 +146,11 @@ def plan_frames(model: Any, view: Mapping[str, int], export: FrameExport) -> Fra
     or more frames than `export.max_frames`."""
     from cnn_tui.lessons.navigation import GotoError
 
+    if export.format == "png" and shutil.which(CONVERTER) is None:
+        raise UsageError(
+            f"--frame-format png needs {CONVERTER} (librsvg: Debian's librsvg2-bin, Homebrew's "
+            "librsvg) on the PATH: install it, or leave --frame-format out for SVG frames"
+        )
     old_files = check_folder(export.folder, export.force)
     names = model.goto_names()
     phase = export.phase or names[0]
@@ -143,7 +171,7 @@ def plan_frames(model: Any, view: Mapping[str, int], export: FrameExport) -> Fra
             f"than --max-frames {export.max_frames}; give --every {every} (or a larger "
             "--max-frames)"
         )
-    return FramePlan(phase, target, positions, old_files)
+    return FramePlan(phase, target, positions, old_files, export.format)
 
 
 def frame_positions(target: GotoTarget, every: int) -> list[int]:
@@ -153,6 +181,49 @@ def frame_positions(target: GotoTarget, every: int) -> list[int]:
     if positions[-1] != last:
         positions.append(last)
     return positions
+
+
+def status_counter(parts: Sequence[str], position: int) -> str:
+    """The part of a lesson's status line (`status_parts`) that counts `position`, the step
+    the frame shows: "all 543 / 900" where the lesson has one, else "step 60 / 171"."""
+    found = {m.group(1): m for part in parts if (m := _COUNTER.fullmatch(part))}
+    match = found.get("all") or found.get("step")
+    if match is not None and int(match.group(2)) == position:
+        return match.group(0)
+    raise ValueError(f"no part of the status line counts step {position}: {list(parts)}")
+
+
+def portable_svg(svg: str) -> str:
+    """A screenshot that lines up outside a browser. Textual's SVG writes each run of text with
+    its spaces (as no-break spaces) and the web font "Fira Code": librsvg, and office suites
+    after it, drop a run's leading spaces and substitute a proportional font, so a grid's
+    columns slide away from their index row. Here: `xml:space="preserve"` on the root (SVG's
+    own switch to keep every space, which librsvg honours), `white-space: pre` for CSS
+    renderers, and a fallback list of monospace fonts ending in the generic `monospace`."""
+    svg = svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
+    return re.sub(
+        r"font-family: Fira Code, monospace;",
+        f"font-family: {FONT_FALLBACK};\n        white-space: pre;",
+        svg,
+    )
+
+
+def frame_bytes(svg: str, file_format: str) -> bytes:
+    """A frame's file: the (portable) SVG itself, or a PNG `rsvg-convert` renders from it.
+    RunError (exit 1), with the converter's message, when it fails."""
+    if file_format == "svg":
+        return svg.encode("utf-8")
+    try:
+        done = subprocess.run(
+            [CONVERTER, "--format", "png"], input=svg.encode("utf-8"), capture_output=True,
+            timeout=CONVERT_TIMEOUT, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RunError(f"{CONVERTER} could not convert a frame: {one_line(exc)}") from None
+    if done.returncode != 0 or not done.stdout:
+        message = one_line(done.stderr.decode("utf-8", "replace")) or f"exit {done.returncode}"
+        raise RunError(f"{CONVERTER} could not convert a frame: {message}")
+    return done.stdout
 
 
 def finish(export: FrameExport, plan: FramePlan, command: str, frames: Sequence[Frame]) -> None:
@@ -165,7 +236,11 @@ def finish(export: FrameExport, plan: FramePlan, command: str, frames: Sequence[
     lines = [
         f"# cnn-tui {command} {FLAG}: {label}, {len(frames)} frames of its "
         f"{plan.target.steps} steps, {columns}x{rows}",
-        *(f"{frame.file}  step {frame.phase_step}  {frame.formula}" for frame in frames),
+        *(
+            f"{frame.file}  {frame.counter}  ({plan.phase} step {frame.phase_step} of "
+            f"{plan.target.steps})  {frame.formula}"
+            for frame in frames
+        ),
     ]
     atomic_write_text(export.folder / INDEX, "\n".join(lines) + "\n")
     manifest = {
@@ -176,7 +251,14 @@ def finish(export: FrameExport, plan: FramePlan, command: str, frames: Sequence[
         "every": export.every,
         "size": [columns, rows],
         "frames": [
-            {"file": f.file, "phase_step": f.phase_step, "status": f.status, "formula": f.formula}
+            {
+                "file": f.file,
+                "step": f.step,
+                "counter": f.counter,
+                "phase_step": f.phase_step,
+                "status": f.status,
+                "formula": f.formula,
+            }
             for f in frames
         ],
     }

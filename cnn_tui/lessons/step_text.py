@@ -12,7 +12,7 @@ Nothing here imports Textual or torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,21 @@ def array_ref(
     ]
     spatial = ",".join(str(v) for v in index[len(axes) :])
     return f"{name}[{', '.join([*lead, spatial])}]" if lead else f"{name}[{spatial}]"
+
+
+def plane_header(
+    shown: str, axes: Sequence[str | None], lead: Sequence[int], rows: int, cols: int
+) -> str:
+    """The heading of one whole 2-D plane of an array, as the trace writes it above its grid:
+    `x_pad[n=0, c=0]  (10×10)`, `w[f=0, c=0]  (3×3)`. Every leading axis is named, even one of
+    size 1, so the heading never reads as a single cell (`w[0,0]` is one tap of the kernel);
+    an axis of no known name is written as its bare index."""
+    named = [
+        f"{axis}={value}" if axis else str(value)
+        for axis, value in zip(list(axes) + [None] * len(lead), lead, strict=False)
+    ]
+    index = f"[{', '.join(named)}]" if named else ""
+    return f"{shown}{index}  ({rows}×{cols})"
 
 
 def format_cell(formats: Mapping[str, NumberFormat]) -> Callable[[str, float], str]:

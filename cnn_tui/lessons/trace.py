@@ -32,9 +32,11 @@ from cnn_tui.lessons.settings import LIMITS, conv_mode_text
 from cnn_tui.lessons.step_text import (
     StepStyle,
     array_ref,
+    axes_of,
     fmt_factor,
     fmt_num,
     format_cell,
+    plane_header,
     step_text,
 )
 
@@ -64,7 +66,7 @@ def write_trace(
     """Write the trace line by line; step lines are written while the loops run."""
     formats = lesson_formats(example)  # the lesson screen's: the same digits for each value
     style = trace_style(example, formats)
-    arrays = partial(_array_lines, formats=formats)
+    arrays = partial(_array_lines, formats=formats, op=example.naive_op)
     for line in (*_header(example), "", *_inputs(example, formats)):
         write(line)
     write("")
@@ -113,7 +115,9 @@ def _transposed(
         write(f"{title}: more than the {LIMITS.max_steps:,} a lesson shows, left out")
         return
     write(local_rule(example, "grad_input_transposed") + ":")
-    for line in _array_lines("dout_up", stuffed_dout(example.dout, cache), formats=formats):
+    for line in _array_lines(
+        "dout_up", stuffed_dout(example.dout, cache), formats=formats, op=example.naive_op
+    ):
         write(line)
     write("")
     write(title)
@@ -225,7 +229,7 @@ def _header(example: LessonExample) -> Iterator[str]:
 
 
 def _inputs(example: LessonExample, formats: Mapping[str, NumberFormat]) -> Iterator[str]:
-    arrays = partial(_array_lines, formats=formats)
+    arrays = partial(_array_lines, formats=formats, op=example.naive_op)
     if example.op == "conv":
         if any(example.padding):
             yield f"x_pad = x with padding {_hw_short(example.padding)} (zeros around it):"
@@ -302,10 +306,16 @@ def _row(values: np.ndarray, number_format: Callable[[float], str]) -> str:
 
 
 def _array_lines(
-    name: str, array: np.ndarray, note: str = "", *, formats: Mapping[str, NumberFormat]
+    name: str,
+    array: np.ndarray,
+    note: str = "",
+    *,
+    formats: Mapping[str, NumberFormat],
+    op: str,
 ) -> Iterator[str]:
-    """A 4-D array as one aligned grid per [n, c] slice; 1-D arrays as one row; every value
-    in the array's format, as its grid on the lesson screen writes it."""
+    """A 4-D array as one aligned grid per [n, c] slice, headed `x_pad[n=0, c=0]  (10×10)`
+    (`plane_header`); 1-D arrays as one row; every value in the array's format, as its grid on
+    the lesson screen writes it."""
     number_format = formats.get(name, fmt_num)
     if array.ndim == 1:
         yield f"{name} = {_row(array, number_format)}"
@@ -314,8 +324,8 @@ def _array_lines(
         for c in range(array.shape[1]):
             grid = [[number_format(v) for v in row] for row in array[n, c]]
             width = max(len(cell) for row in grid for cell in row)
-            rows, cols = array.shape[2], array.shape[3]
-            yield f"{name}[{n},{c}]  ({rows}×{cols}) {note}".rstrip()
+            header = plane_header(name, axes_of(op, name, 4), (n, c), *array.shape[2:])
+            yield f"{header} {note}".rstrip()
             for row in grid:
                 yield "  " + " ".join(cell.rjust(width) for cell in row)
 

@@ -35,7 +35,7 @@ def test_batchnorm_trace_prints_every_forward_stage_with_its_rule_and_steps(caps
         "batch normalisation (training): x (2, 2, 3, 3), M = 18 values per channel, ε = 1e-05, "
         "momentum 0.1"
     )
-    assert "x[1,1]  (3×3)" in lines and any(line.startswith("γ = [") for line in lines)
+    assert "x[n=1, c=1]  (3×3)" in lines and any(line.startswith("γ = [") for line in lines)
     assert HEADINGS["forward"] in lines and HEADINGS["backward"] not in lines
     run = run_layer(build_layer_example("batchnorm"))
     style = layer_trace_style(layer_formats(run))  # the screen's number formats

@@ -31,7 +31,7 @@ def test_conv_trace_prints_header_arrays_every_step_and_the_result(capsys):
     lines = out.splitlines()
     assert lines[0] == "conv2d: x (1, 1, 5, 5) * w (1, 1, 3, 3) + b (1,) → out (1, 1, 3, 3)"
     assert "  height: ⌊(5 + 2·0 − 3)/1⌋ + 1 = 3" in lines
-    assert "x_pad[0,0]  (5×5) (= x, no padding)" in lines and "w[0,0]  (3×3)" in lines
+    assert "x_pad[n=0, c=0]  (5×5) (= x, no padding)" in lines and "w[f=0, c=0]  (3×3)" in lines
     steps = [line for line in lines if STEP.match(line)]
     assert len(steps) == 90  # 9 output cells × (1 bias + 9 multiply-adds)
 
@@ -45,7 +45,7 @@ def test_conv_trace_prints_header_arrays_every_step_and_the_result(capsys):
     running = b[0] + x[0, 0] * w[0, 0] + x[0, 1] * w[0, 1]
     assert steps[2] == f"out[0,0] += x_pad[0,1]·w[0,1] = {product} → {running:.2f}"
     out_values, _ = example.forward()
-    grid = lines[lines.index("out[0,0]  (3×3)") + 1 :][:3]
+    grid = lines[lines.index("out[n=0, f=0]  (3×3)") + 1 :][:3]
     printed = np.array([[float(v) for v in row.split()] for row in grid])
     np.testing.assert_allclose(printed, out_values[0, 0], atol=5e-5)
     assert "backward:" not in out and "\x1b" not in out
@@ -201,3 +201,38 @@ def test_the_dx_header_names_the_stride_leftovers(capsys, summary):
     # no leftovers (stride 1): the header as before
     code, out, _ = run_cli(capsys, "conv", "--no-ui", "--backward")
     assert "in no window" not in out
+
+
+# the heading of a whole plane in any trace: every leading axis named, then its size
+PLANE = re.compile(r"^(\S+)\[([a-z]=\d+(?:, [a-z]=\d+)*)\]  \((\d+)×(\d+)\)")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("conv", "--backward", "--no-ui", "--padding", "1"),
+        ("conv", "--backward", "--no-ui", "--channels", "2", "--filters", "2"),
+        ("pool", "--backward", "--no-ui"),
+        ("net", "--no-ui"),
+        ("batchnorm", "--no-ui"),
+        ("dropout", "--no-ui"),
+    ],
+)
+def test_every_trace_heads_a_whole_plane_with_its_axes_named(capsys, argv):
+    """`x_pad[n=0, c=0]  (7×7)`, never `x_pad[0,0]  (7×7)`, which reads as one cell
+    (`step_text.plane_header`, shared by the three traces)."""
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0
+    lines = out.splitlines()
+    headings = [PLANE.match(line) for line in lines]
+    assert sum(m is not None for m in headings) >= 2
+    bare = re.compile(r"^\S+\[\d+(,\d+)*\]  \(\d+×\d+\)")
+    assert not [line for line in lines if bare.match(line)]
+    for k, match in enumerate(headings):
+        if match is None:
+            continue
+        rows, cols = int(match.group(3)), int(match.group(4))
+        grid = lines[k + 1 : k + 1 + rows]  # the plane's rows follow, `cols` values each
+        assert all(len(row.split()) == cols for row in grid), (lines[k], grid)
+    if argv[:2] == ("conv", "--backward") and "--channels" in argv:
+        assert "w[f=1, c=1]  (3×3)" in lines and "dout[n=0, f=1]  (3×3)" in lines

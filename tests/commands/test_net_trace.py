@@ -33,7 +33,11 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     example = build_net_example()
     assert lines[1] == f"example: net-vertical-edge: {example.title}"
     assert "label y = 0 (vertical edge), learning rate α = 0.1" in lines
-    assert "x[0,0]  (6×6)" in lines and "w1[1,0]  (3×3)" in lines and "b1 = [0.05, 0.05]" in lines
+    assert (
+        "x[n=0, c=0]  (6×6)" in lines
+        and "w1[f=1, c=0]  (3×3)" in lines
+        and "b1 = [0.05, 0.05]" in lines
+    )
     # the passes in order, each stage once, in the order of the lesson screen
     headings = [line for line in lines if line.startswith("== ")]
     assert headings == [heading.format(optimizer="SGD") for heading in HEADINGS.values()]
@@ -53,7 +57,7 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     assert sum(1 for line in lines if STEP.match(line)) == events == 1149
     assert "loss L = −log p[0] = 0.795" in lines
     assert "  L = 0.795 → L′ = 0.054 (−0.7412: lower)" in lines  # L as everywhere
-    assert "p′ = [0.947, 0.053]" in lines and "L′ = 0.054" in lines
+    assert "p′ = [0.9473, 0.0527]" in lines and "L′ = 0.054" in lines
     check = lines[-1]
     assert check.startswith("gradient check (central differences, eps 1e-06): max relative")
     assert float(re.search(r"error (\S+) \(", check).group(1)) < 1e-6
@@ -67,8 +71,8 @@ def test_the_steps_read_as_the_layers_compute(capsys):
     assert "z1[0,0,0,0] += x[0,0,0,0]·w1[0,0,0,0] = 0.2·(-1) → -0.15" in lines
     assert "a1[0,0,0,0] = max(0, z1[0,0,0,0]) = max(0, -0.15) → 0" in lines
     assert "h[0,1] = m1[0,0,0,1] = 2.45" in lines
-    assert "L = −log(p[0,0]) = −log(0.451) → 0.795" in lines
-    assert "dz2[0,0] = p[0,0] − y[0,0] = 0.451 − 1 → -0.549" in lines
+    assert "L = −log(p[0,0]) = −log(0.4514) → 0.795" in lines
+    assert "dz2[0,0] = p[0,0] − y[0,0] = 0.4514 − 1 → -0.5486" in lines
     assert any(line.startswith("da1[0,0,0,1] += dm1[0,0,0,0] = ") for line in lines)
     assert any(
         line.startswith("dz1[0,0,0,0] = da1[0,0,0,0] where z1[0,0,0,0] > 0") for line in lines
@@ -175,8 +179,13 @@ def test_steps_and_optimizer_print_each_step_s_loss_and_the_summary(capsys):
         f"summary: after 3 Adam steps, loss 0.7954 → {losses[-1]}, p[0] (the true class, vertical edge) "
         f"0.451 → {fmt_sig(p[-1])}"
     ) in lines
+    # dw1 with the digits m′ needs: 0.1·0.0987 gives 0.00987 (not 0.1·0.099)
     assert (
-        "m_w1′[0,0,0,0] = β1·m_w1[0,0,0,0] + (1 − β1)·dw1[0,0,0,0] = 0.9·0 + 0.1·0.011 → 0.00110"
+        "m_w1′[0,0,0,0] = β1·m_w1[0,0,0,0] + (1 − β1)·dw1[0,0,0,0] = 0.9·0 + 0.1·0.0110 → 0.00110"
+        in lines
+    )
+    assert (
+        "m_w1′[0,0,0,1] = β1·m_w1[0,0,0,1] + (1 − β1)·dw1[0,0,0,1] = 0.9·0 + 0.1·0.0987 → 0.00987"
         in lines
     )
     # every step of every training step is printed

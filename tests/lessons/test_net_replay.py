@@ -122,7 +122,7 @@ def test_the_step_text_and_the_running_sum(model):
     model.first_of("softmax.backward")
     formula, numbers, note = model.step_lines()
     assert formula == "dz2[0] = p[0] − y[0]"
-    assert numbers.startswith("= 0.451 − 1 → -0.549") and "(the true class: y = 1)" in numbers
+    assert numbers.startswith("= 0.4514 − 1 → -0.5486") and "(the true class: y = 1)" in numbers
     model.first_of("relu.backward")
     formula, numbers, _ = model.step_lines()
     assert formula.startswith("dz1[f=0, 0,0] = da1[f=0, 0,0] where z1[f=0, 0,0] > 0, else 0")
@@ -186,7 +186,7 @@ def test_the_after_stage_summarises_the_second_forward(model):
     lines = model.step_lines()
     assert lines[0].startswith("second forward pass with the updated weights")
     assert lines[1] == "L = 0.795 → L′ = 0.054  (−0.741, lower: the step went downhill)"
-    assert lines[2] == "p[0] (the true class, vertical edge) = 0.451 → 0.947"
+    assert lines[2] == "p[0] (the true class, vertical edge) = 0.4514 → 0.9473"
     names = [spec.name for spec in model.grid_specs()]
     assert names == ["z2", "p", "L", "z2_after", "p_after", "L_after"]
 

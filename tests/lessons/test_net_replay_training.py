@@ -143,7 +143,8 @@ def test_the_same_stage_in_the_next_and_previous_training_step(adam):
 
 
 def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
-    # Adam's step 4: p ≈ (0.99954, 0.00046), which a plain 3-decimal number writes 1 and 0
+    # Adam's step 4: p ≈ (0.999538, 0.000462), which a plain 3-decimal number writes 1 and 0;
+    # p − y → dz2 = -0.000462 needs p's six decimals (`number_format.operand_decimals`)
     model = NetReplay(run_training(build_net_example(steps=4, optimizer="adam")))
     index = next(
         k
@@ -156,7 +157,7 @@ def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
         grids = {spec.name: spec for spec in model.grid_specs()}
         grid_p = [grids["p"].number_format(value) for value in p]
         grid_dz2 = grids["dz2"].number_format(dz2[j])
-        assert grid_p == ["0.99954", "0.00046"] and grid_dz2 == ["-0.000462", "0.000462"][j]
+        assert grid_p == ["0.999538", "0.000462"] and grid_dz2 == ["-0.000462", "0.000462"][j]
         line = model.step_lines()[2]
         assert line == (
             f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = (−1/{grid_p[0]})·{grid_p[0]}·"

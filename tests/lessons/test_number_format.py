@@ -157,7 +157,7 @@ def test_average_pooling_writes_its_means_alike_everywhere() -> None:
     model.mode = "forward"
     model.jump("end")
     final = model.replay.values("out")[0, 0]
-    grid = text.split("out[0,0]  (2×2)\n", 1)[1].splitlines()[:2]
+    grid = text.split("out[n=0, c=0]  (2×2)\n", 1)[1].splitlines()[:2]
     assert [row.split() for row in grid] == [[out(v) for v in row] for row in final]
 
 

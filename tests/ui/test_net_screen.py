@@ -143,7 +143,7 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         assert "forward · softmax-CE · loss" in status(screen)
         await pilot.press("end")
         assert step_text(screen)[0] == "L = −log(p[0])   (the probability of the true class)"
-        assert step_text(screen)[1] == "= −log(0.451) → 0.795"
+        assert step_text(screen)[1] == "= −log(0.4514) → 0.795"
         assert "L loss" in board(screen)
         # → past the loss: the backward pass starts at the softmax-CE gradient
         await pilot.press("right")
@@ -152,7 +152,7 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         assert rule(screen).startswith("rule ∂L/∂z2 = p − y, by the chain rule through p")
         # the derivation with the example's numbers: only the true class's term is not 0
         assert step_text(screen)[2] == (
-            "Σ_i ∂L/∂p[i]·∂p[i]/∂z2[0] = (−1/0.451)·0.451·(1 − 0.451) = -0.549  "
+            "Σ_i ∂L/∂p[i]·∂p[i]/∂z2[0] = (−1/0.4514)·0.4514·(1 − 0.4514) = -0.5486  "
             "(only i = y: y = 0 elsewhere)"
         )
         await pilot.press("p", "p")

@@ -13,9 +13,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cnn_tui.fileio import atomic_write_text
+from cnn_tui.fileio import atomic_write
 from cnn_tui.lessons.navigation import GotoTarget
-from cnn_tui.lessons.slides import Frame, FrameExport, FramePlan, finish, plan_frames
+from cnn_tui.lessons.slides import (
+    Frame,
+    FrameExport,
+    FramePlan,
+    finish,
+    frame_bytes,
+    plan_frames,
+    portable_svg,
+    status_counter,
+)
 from cnn_tui.ui.lessons.stepping import SteppingScreen
 
 
@@ -40,17 +49,20 @@ async def _shoot(
     async with app.run_test(size=export.size) as pilot:
         await app.push_screen(screen)
         await _settle(pilot, screen)
-        for number, position in enumerate(plan.positions, start=1):
+        for position in plan.positions:
             screen.go_to(GotoTarget(position, plan.target.mode))
             await pilot.pause()  # the board scrolls to the step after a refresh
             await pilot.pause()
-            name = plan.file_name(number)
+            parts = screen.model.status_parts(screen.speed)
+            counter = status_counter(parts, position)  # the number the frame itself shows
+            name = plan.file_name(position)
             svg = app.export_screenshot(title=f"cnn-tui {command} · {name}")
-            atomic_write_text(export.folder / name, svg)
+            data = frame_bytes(portable_svg(svg), plan.format)
+            atomic_write(export.folder / name, lambda handle, data=data: handle.write(data))
             lines = screen.model.step_lines()
             formula = "   ".join(line for line in lines[:2] if line)
-            status = " │ ".join(screen.model.status_parts(screen.speed))
-            frames.append(Frame(name, position - first + 1, status, formula))
+            status = " │ ".join(parts)
+            frames.append(Frame(name, position, counter, position - first + 1, status, formula))
     return frames
 
 
