@@ -95,9 +95,12 @@ def print_one(prediction: Prediction, file: Path, run: RunModel, out: TextIO) ->
     from cnn_tui.training.data import image_files
 
     best, p_best = prediction.top[0]
-    lines = [f"{text.one_line(prediction.path)}: {text.one_line(best)} ({text.confidence(p_best, 1)})"]
+    lines = [
+        f"{text.one_line(prediction.path)}: {text.one_line(best)} ({text.confidence(p_best, 1)})"
+    ]
     lines += [
-        f"  {text.one_line(name):<14} {_bar(p)} {text.confidence(p):>7}" for name, p in prediction.top
+        f"  {text.one_line(name):<14} {_bar(p)} {text.confidence(p):>7}"
+        for name, p in prediction.top
     ]
     if prediction.notes:
         lines.append(f"  ({'; '.join(map(text.one_line, prediction.notes))})")

@@ -95,3 +95,31 @@ async def test_the_run_screen_shows_inside_only_once_the_run_is_over(run_dir, tm
         view = screen.query_one(InsideView)
         await wait_until(pilot, lambda: tabs.active == "inside" and ready(view))
         assert view.has_focus and "predicted" in str(view.query_one("#inside-status").render())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@run_async
+async def test_the_run_finished_toast_leaves_the_confusion_matrix_in_view(tmp_path, size):
+    from textual.widgets._toast import Toast
+
+    from cnn_tui.training.runs.state import RunState
+    from cnn_tui.ui.training.dashboard import RunScreen
+    from cnn_tui.ui.training.messages import RunEnded
+    from cnn_tui.ui.training.result_views import ConfusionTable
+
+    run = write_run(tmp_path / "runs" / "20251122-101500-simple-cnn-shapes", state="finished")
+    app = CnnTuiApp(runs_dir=str(tmp_path / "runs"))
+    async with app.run_test(size=size, notifications=True) as pilot:
+        screen = RunScreen(run, live=False)
+        await app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.summary is not None)  # on the Results tab
+        # then as when a followed run ends: the follower's message, the toast
+        screen.live, screen.FINISHED_TOAST_S = True, 600  # (600: stays on a slow machine)
+        screen.post_message(RunEnded(run, RunState.FINISHED))
+        await wait_until(pilot, lambda: bool(screen.query(Toast)))
+        await pilot.pause()
+        toast = screen.query_one(Toast)
+        assert "finished" in str(toast.render())
+        matrix = screen.query_one(ConfusionTable)
+        assert matrix.region.height > 0
+        assert not toast.region.overlaps(matrix.region)

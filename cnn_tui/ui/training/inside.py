@@ -204,7 +204,8 @@ class InsideView(VerticalScroll):
     InsideView #inside-probs { width: auto; }
     InsideView #inside-status, InsideView #inside-layer-title { height: auto; }
     InsideView #inside-cam-note { height: auto; color: $text-warning; }
-    InsideView #inside-maps, InsideView #inside-filters { height: auto; margin-top: 1; }
+    InsideView #inside-maps { height: auto; margin-top: 1; }
+    InsideView #inside-filters { height: auto; margin: 1 0; }
     """
 
     BINDINGS = [
@@ -247,9 +248,11 @@ class InsideView(VerticalScroll):
             yield Static(id="inside-images")
             yield Static(id="inside-probs")
         yield Static(id="inside-cam-note")
+        # the first layer's filters (a few rows) before the stage's maps (many), so they stay
+        # in view on a 120×40 terminal, in the run screen's tab too
+        yield Static(id="inside-filters")
         yield Static(id="inside-layer-title")
         yield Static(id="inside-maps")
-        yield Static(id="inside-filters")
 
     # --- loading --------------------------------------------------------------------------------
 
@@ -500,7 +503,9 @@ class InsideView(VerticalScroll):
                 f"⚠ Grad-CAM of {' and '.join(names)} is empty: {problem.reason} · g: another "
                 f"layer{try_layer}"
             )
-        self.query_one("#inside-cam-note", Static).update(Text("\n".join(notes)))
+        note = self.query_one("#inside-cam-note", Static)
+        note.update(Text("\n".join(notes)))
+        note.display = bool(notes)
 
     def _show_layer(self) -> None:
         ins = self.inspection
