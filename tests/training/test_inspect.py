@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from inspect_fixtures import write_model_run
+from inspect_fixtures import silence_conv, write_model_run
 
 from cnn_tui import cli, text
 from cnn_tui.lessons import naive
@@ -213,18 +213,8 @@ def test_the_default_layer_is_the_convolution_before_the_pool_and_shows_where(tm
     assert shown >= 15
 
 
-def _dead_run(tmp_path):
-    """A run whose last conv is dead: weights 0, bias -1, so every unit is off after its ReLU."""
-    run_dir = write_model_run(tmp_path / "dead")
-    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-    checkpoint["model"]["conv_block_1.2.weight"].zero_()
-    checkpoint["model"]["conv_block_1.2.bias"].fill_(-1.0)
-    torch.save(checkpoint, run_dir / "checkpoint.pt")
-    return run_dir
-
-
 def test_an_empty_map_is_reported_with_its_reason_and_a_layer_to_try(tmp_path, capsys):
-    run_dir = _dead_run(tmp_path)
+    run_dir = silence_conv(write_model_run(tmp_path / "dead"), "conv_block_1.2")
     code = cli.main(["inspect", str(run_dir), "--no-ui", "--device", "cpu", "--json", "-",
                      "--cam-layer", "conv_block_1.4"])  # fmt: skip
     assert code == 0
