@@ -124,7 +124,7 @@ def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
         if key not in cam:
             continue
         name = text.one_line(cam[key]["class"])
-        if cam[key]["empty"]:
+        if cam[key].get("empty"):  # (a report without the field: a map to show)
             lines.append(f"  {key} class {name}: EMPTY: {text.one_line(cam[key]['reason'])}")
             if cam[key]["try_layer"] is not None:
                 lines.append(
