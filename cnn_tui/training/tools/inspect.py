@@ -506,7 +506,9 @@ def report(inspection: Inspection, classes: list[str], source: str) -> dict[str,
         "true": name(inspection.true),
         "predicted": name(inspection.predicted),
         "probabilities": {
-            name(i) or str(i): round(float(p), 6) for i, p in enumerate(inspection.probabilities)
+            # unrounded: 0.9999996 stays below 1 (a reader formats it, `text.confidence`)
+            name(i) or str(i): float(p)
+            for i, p in enumerate(inspection.probabilities)
         },
         "grad_cam": {
             "layer": inspection.cam_layer,
