@@ -591,6 +591,7 @@ class FilterCellDialog(ModalScreen[Any]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     DEFAULT_CSS = """
+    FilterCellDialog { align: center middle; }
     FilterCellDialog #cell-fields { height: auto; }
     FilterCellDialog #cell-fields Label { width: auto; padding: 1 1 0 0; }
     FilterCellDialog #cell-fields Input { width: 1fr; margin-right: 1; }
