@@ -31,6 +31,21 @@ def percent(fraction: Any, digits: int = 2) -> str:
     return f"{fraction * 100:.{digits}f}%" if finite(fraction) else UNKNOWN
 
 
+def confidence(probability: Any, digits: int = 2) -> str:
+    """A probability (a softmax output, a prediction's confidence) as a percentage that never
+    rounds to a certainty it is not: `0.9997` -> `99.97%` (or `>99.9%` with 1 digit), `100%`
+    only for exactly 1, `0%` only for exactly 0 (`<0.01%` for 0.00003)."""
+    if not finite(probability):
+        return UNKNOWN
+    shown = percent(probability, digits)
+    step = 10.0**-digits  # the smallest step `digits` can show
+    if 0 < probability < 1 and float(shown[:-1]) >= 100:
+        return f">{100 - step:.{digits}f}%"
+    if 0 < probability < 1 and float(shown[:-1]) <= 0:
+        return f"<{step:.{digits}f}%"
+    return shown
+
+
 def number(value: Any, spec: str = ".4f") -> str:
     """A number in `spec`'s format (a loss: `0.3123`)."""
     return format(value, spec) if finite(value) else UNKNOWN

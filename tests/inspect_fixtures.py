@@ -66,3 +66,15 @@ def train_run(run_dir: Path, **settings) -> Path:
     )  # fmt: skip
     engine.train(config, run_dir)
     return run_dir
+
+
+def silence_conv(run_dir: Path, layer: str) -> Path:
+    """Make the conv `layer` of a run's checkpoint dead: weights 0, bias -1, so each of its units
+    is -1 before its ReLU and 0 after it (Grad-CAM there and behind it has nothing to show)."""
+    import torch
+
+    checkpoint = torch.load(run_dir / runs.CHECKPOINT_FILE, weights_only=False)
+    checkpoint["model"][f"{layer}.weight"].zero_()
+    checkpoint["model"][f"{layer}.bias"].fill_(-1.0)
+    torch.save(checkpoint, run_dir / runs.CHECKPOINT_FILE)
+    return run_dir

@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--image", metavar="FILE", type=output.path_argument, help="an image file of your own"
     )
+    parser.add_argument(
+        "--cam-layer",
+        metavar="NAME",
+        help="the stage Grad-CAM reads (a name from the report's stage table; default: the last "
+        "convolution with maps of at least 4×4, see docs/inside.md)",
+    )
     tool_flags.add_device_argument(parser)
     output.add_json_arguments(
         parser,
@@ -50,7 +56,11 @@ def request_from_args(args: argparse.Namespace) -> InspectRequest:
     from cnn_tui.training.tools.inspect import InspectRequest
 
     return InspectRequest(
-        Path(args.run_dir), test_index=args.test_index, image=args.image, device=args.device
+        Path(args.run_dir),
+        test_index=args.test_index,
+        image=args.image,
+        device=args.device,
+        cam_layer=args.cam_layer,
     )
 
 
@@ -92,7 +102,7 @@ def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
     lines += [f"note: {text.one_line(note)}" for note in notes]
     lines += ["", "class probabilities:"]
     lines += [
-        f"  {text.one_line(name):<14} {text.percent(p):>7}"
+        f"  {text.one_line(name):<14} {text.confidence(p):>7}"
         for name, p in probabilities[:TOP_CLASSES]
     ]
     lines += [
@@ -111,10 +121,19 @@ def text_lines(data: dict[str, Any], notes: list[str]) -> list[str]:
     shape = "×".join(map(str, cam["shape"]))
     lines.append(f"Grad-CAM at {text.one_line(cam['layer'])} ({shape}):")
     for key in ("predicted", "true"):
-        if key in cam:
-            row, column = _peak(cam[key]["map"])
-            lines.append(
-                f"  {key} class {text.one_line(cam[key]['class'])}: strongest at row {row}, "
-                f"column {column} (max {text.number(cam[key]['max'], '.3g')})"
-            )
+        if key not in cam:
+            continue
+        name = text.one_line(cam[key]["class"])
+        if cam[key].get("empty"):  # (a report without the field: a map to show)
+            lines.append(f"  {key} class {name}: EMPTY: {text.one_line(cam[key]['reason'])}")
+            if cam[key]["try_layer"] is not None:
+                lines.append(
+                    f"    try another layer: --cam-layer {text.one_line(cam[key]['try_layer'])}"
+                )
+            continue
+        row, column = _peak(cam[key]["map"])
+        lines.append(
+            f"  {key} class {name}: strongest at row {row}, column {column} "
+            f"(max {text.number(cam[key]['max'], '.3g')})"
+        )
     return lines

@@ -95,9 +95,12 @@ def print_one(prediction: Prediction, file: Path, run: RunModel, out: TextIO) ->
     from cnn_tui.training.data import image_files
 
     best, p_best = prediction.top[0]
-    lines = [f"{text.one_line(prediction.path)}: {text.one_line(best)} ({text.percent(p_best, 1)})"]
+    lines = [
+        f"{text.one_line(prediction.path)}: {text.one_line(best)} ({text.confidence(p_best, 1)})"
+    ]
     lines += [
-        f"  {text.one_line(name):<14} {_bar(p)} {text.percent(p):>7}" for name, p in prediction.top
+        f"  {text.one_line(name):<14} {_bar(p)} {text.confidence(p):>7}"
+        for name, p in prediction.top
     ]
     if prediction.notes:
         lines.append(f"  ({'; '.join(map(text.one_line, prediction.notes))})")
@@ -122,13 +125,13 @@ def print_table(predictions: list[Prediction], out: TextIO) -> None:
         if len(path) > PATH_WIDTH:
             path = "…" + path[-(PATH_WIDTH - 1) :]
         best, p_best = p.top[0]
-        others = ", ".join(f"{text.one_line(c)} {text.percent(q, 0)}" for c, q in p.top[1:])
+        others = ", ".join(f"{text.one_line(c)} {text.confidence(q, 0)}" for c, q in p.top[1:])
         if p.folder_class is not None:
             folder = text.one_line(p.folder_class)
             others += " ✓" if best == p.folder_class else f" ✗ (folder: {folder})"
         if p.notes:
             others += f"  [{'; '.join(map(text.one_line, p.notes))}]"
-        rows.append([path, text.one_line(best), text.percent(p_best, 1), others])
+        rows.append([path, text.one_line(best), text.confidence(p_best, 1), others])
     output.say(*output.table(["image", "predicted", "prob", "others"], rows, right=(2,)), out=out)
     info = summary(predictions)
     counts = ", ".join(

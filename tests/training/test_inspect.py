@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from inspect_fixtures import write_model_run
+from inspect_fixtures import silence_conv, write_model_run
 
-from cnn_tui import cli
+from cnn_tui import cli, text
 from cnn_tui.lessons import naive
 from cnn_tui.training.tools import inspect
 from cnn_tui.training.tools.run_model import load_run_model, load_test_split
@@ -41,6 +41,8 @@ def reference_grad_cam(run, image, layer: str, cls: int) -> np.ndarray:
         if "a" not in kept:
             kept["a"] = output
             output.register_hook(lambda grad: kept.setdefault("g", grad))
+            return output.clone()  # (an in-place ReLU after a conv must not change the kept A)
+        return None
 
     handle = module.register_forward_hook(keep)
     try:
@@ -140,13 +142,16 @@ def test_inspect_no_ui_writes_the_json_report(simple_run, tmp_path, capsys):
                      "--json", str(report)])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    assert out.startswith("test image 4 · true ") and "Grad-CAM at conv_block_1.4" in out
+    assert out.startswith("test image 4 · true ") and "Grad-CAM at conv_block_1.2" in out
     data = json.loads(report.read_text())
     assert sum(data["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert data["predicted"] == max(data["probabilities"], key=data["probabilities"].get)
     cam = data["grad_cam"]
-    assert cam["layer"] == "conv_block_1.4" and cam["shape"] == [16, 16]
-    assert np.array(cam["predicted"]["map"]).shape == (16, 16)
+    assert cam["layer"] == "conv_block_1.2" and cam["shape"] == [
+        32,
+        32,
+    ]  # (the conv before the pool)
+    assert np.array(cam["predicted"]["map"]).shape == (32, 32)
     assert cam["true"]["class"] == data["true"]
     assert [layer["name"] for layer in data["layers"]] == [
         "conv_block_1.0", "conv_block_1.2", "conv_block_1.4",
@@ -185,3 +190,86 @@ def test_bad_inspect_input_is_one_line_and_exit_2(simple_run, capsys, extra, mes
 def test_inspect_of_a_folder_that_is_no_run(tmp_path, capsys):
     assert cli.main(["inspect", str(tmp_path), "--no-ui"]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+# --- Grad-CAM's layer: the default, --cam-layer, and maps that say nothing ---------------------
+
+
+def test_the_default_layer_is_the_convolution_before_the_pool_and_shows_where(tmp_path):
+    """On a trained SimpleCNN the pooled ReLU output before the linear head gives empty maps on
+    most images (docs/inside.md); the default, the conv before that pool, gives a map."""
+    from inspect_fixtures import train_run
+
+    run = load_run_model(train_run(tmp_path / "trained", hidden_units=6), "cpu")
+    images, labels = load_test_split(run)
+    shown = 0
+    for index in range(20):
+        result = inspect.inspect_image(run, images[index], int(labels[index]))
+        assert result.cam_layer == "conv_block_1.2"
+        cam = result.cams[result.predicted]
+        if result.predicted not in result.cam_problems:
+            assert cam.max() > 0 and cam.max() > cam.min()
+            shown += 1
+    assert shown >= 15
+
+
+def test_an_empty_map_is_reported_with_its_reason_and_a_layer_to_try(tmp_path, capsys):
+    run_dir = silence_conv(write_model_run(tmp_path / "dead"), "conv_block_1.2")
+    code = cli.main(["inspect", str(run_dir), "--no-ui", "--device", "cpu", "--json", "-",
+                     "--cam-layer", "conv_block_1.4"])  # fmt: skip
+    assert code == 0
+    cam = json.loads(capsys.readouterr().out)["grad_cam"]
+    assert cam["layer"] == "conv_block_1.4"
+    assert cam["layers"] == ["conv_block_1.0", "conv_block_1.2", "conv_block_1.4"]
+    predicted = cam["predicted"]
+    assert predicted["empty"] and predicted["problem"] == "no-activations"
+    assert "every unit of conv_block_1.4 is 0" in predicted["reason"]
+    assert predicted["try_layer"] == "conv_block_1.2" and predicted["max"] == 0.0
+    # the default layer: the dead conv's own output is -1 everywhere, no gradient passes its ReLU
+    assert cli.main(["inspect", str(run_dir), "--no-ui", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Grad-CAM at conv_block_1.2 (32×32):" in out
+    assert "EMPTY: the class score does not change with conv_block_1.2" in out
+    assert "try another layer: --cam-layer conv_block_1.0" in out
+    assert "strongest at" not in out
+
+
+def test_a_map_that_is_the_same_everywhere_is_said_to_be_flat():
+    stages = [inspect.Stage("a", "conv 3×3", np.ones((2, 4, 4), np.float32))]
+    flat = inspect.cam_problem(
+        "a", np.ones((2, 4, 4)), np.ones((2, 4, 4)), np.full((4, 4), 0.5), stages
+    )
+    assert flat.kind == "constant" and "the same everywhere at a (4×4)" in flat.reason
+    assert flat.alternative is None  # (no other stage)
+    fine = np.arange(16.0).reshape(4, 4)
+    assert inspect.cam_problem("a", np.ones((2, 4, 4)), np.ones((2, 4, 4)), fine, stages) is None
+    negative = inspect.cam_problem(
+        "a", np.ones((2, 4, 4)), -np.ones((2, 4, 4)), np.zeros((4, 4)), stages
+    )
+    assert negative.kind == "negative"
+
+
+def test_cam_layer_flag_picks_the_layer_and_a_bad_name_lists_the_good_ones(simple_run, capsys):
+    assert cli.main(["inspect", str(simple_run), "--no-ui", "--device", "cpu", "--json", "-",
+                     "--cam-layer", "conv_block_1.0"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert data["grad_cam"]["layer"] == "conv_block_1.0" and data["grad_cam"]["shape"] == [32, 32]
+    code = cli.main(["inspect", str(simple_run), "--no-ui", "--device", "cpu",
+                     "--cam-layer", "classifier.1"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        "--cam-layer classifier.1: no such layer; choose one of: conv_block_1.0, "
+        "conv_block_1.2, conv_block_1.4"
+    )
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("p", "digits", "shown"),
+    [(0.9997, 2, "99.97%"), (0.9997, 1, ">99.9%"), (0.99996, 2, ">99.99%"), (0.996, 0, ">99%"),
+     (1.0, 1, "100.0%"), (0.5, 1, "50.0%"), (3e-5, 2, "<0.01%"), (0.0, 1, "0.0%"),
+     (float("nan"), 1, "-")],
+)  # fmt: skip
+def test_a_confidence_never_rounds_up_to_certainty(p, digits, shown):
+    assert text.confidence(p, digits) == shown

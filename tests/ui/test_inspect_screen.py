@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import wait_until
-from inspect_fixtures import write_model_run
+from inspect_fixtures import silence_conv, write_model_run
 from train_ui_fixtures import run_async, write_run
 
 from cnn_tui.training.tools.inspect import InspectRequest
@@ -39,6 +39,8 @@ async def test_keys_step_through_images_layers_channels_and_classes(run_dir):
         await pilot.press("right")
         await wait_until(pilot, lambda: view.index != first and ready(view))
         assert view.index == int(view.order[1])
+        note = view.query_one("#inside-cam-note")
+        assert note.display == bool(view.inspection.cam_problems)  # said only when empty
         await pilot.press("down", "down", "c")
         assert view.stage_at == 2 and view.channel == 1
         await pilot.press("up")
@@ -95,3 +97,124 @@ async def test_the_run_screen_shows_inside_only_once_the_run_is_over(run_dir, tm
         view = screen.query_one(InsideView)
         await wait_until(pilot, lambda: tabs.active == "inside" and ready(view))
         assert view.has_focus and "predicted" in str(view.query_one("#inside-status").render())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@run_async
+async def test_the_run_finished_toast_leaves_the_confusion_matrix_in_view(tmp_path, size):
+    from textual.widgets._toast import Toast
+
+    from cnn_tui.training.runs.state import RunState
+    from cnn_tui.ui.training.dashboard import RunScreen
+    from cnn_tui.ui.training.messages import RunEnded
+    from cnn_tui.ui.training.result_views import ConfusionTable
+
+    run = write_run(tmp_path / "runs" / "20251122-101500-simple-cnn-shapes", state="finished")
+    app = CnnTuiApp(runs_dir=str(tmp_path / "runs"))
+    async with app.run_test(size=size, notifications=True) as pilot:
+        screen = RunScreen(run, live=False)
+        await app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.summary is not None)  # on the Results tab
+        # then as when a followed run ends: the follower's message, the toast
+        screen.live, screen.FINISHED_TOAST_S = True, 600  # (600: stays on a slow machine)
+        screen.post_message(RunEnded(run, RunState.FINISHED))
+        await wait_until(pilot, lambda: bool(screen.query(Toast)))
+        await pilot.pause()
+        toast = screen.query_one(Toast)
+        assert "finished" in str(toast.render())
+        matrix = screen.query_one(ConfusionTable)
+        assert matrix.region.height > 0
+        assert not toast.region.overlaps(matrix.region)
+
+
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+
+
+@SIZES
+@run_async
+async def test_the_open_filter_dialog_shows_both_fields_and_tab_reaches_them(run_dir, size):
+    app = app_for(run_dir, test_index=2)
+    async with app.run_test(size=size) as pilot:
+        view = app.screen.query_one(InsideView)
+        await wait_until(pilot, lambda: view.inspection is not None)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, FilterCellDialog))
+        dialog = app.screen
+        row, col = dialog.query_one("#cell-row"), dialog.query_one("#cell-col")
+        await pilot.pause()
+        screen_region = dialog.region
+        for field in (row, col):  # whole on screen, wide enough to read what is typed
+            assert field.region.width >= 8 and screen_region.contains_region(field.region)
+        assert not row.region.overlaps(col.region)
+        assert row.has_focus
+        await pilot.press("tab")
+        assert col.has_focus
+        col.value, row.value = "3", "1"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RealFilterLesson))
+        assert app.screen.patch.cell == (1, 3)
+
+
+@run_async
+async def test_the_first_layer_filters_are_in_view_at_120x40(run_dir, tmp_path):
+    app = app_for(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.screen.query_one(InsideView)
+        await wait_until(pilot, lambda: ready(view))
+        filters = view.query_one("#inside-filters")
+        assert filters.region.height >= 4  # the heading and a row of filter pictures
+        assert view.region.contains_region(filters.region)
+    app = CnnTuiApp(runs_dir="runs")  # and in the run screen's Inside tab, below its status
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = ResultsScreen(run_dir)
+        await app.push_screen(screen)
+        tabs = screen.query_one("#dash-tabs")
+        await wait_until(pilot, lambda: not tabs.get_tab("inside").disabled)
+        await pilot.press("6")
+        view = screen.query_one(InsideView)
+        await wait_until(pilot, lambda: tabs.active == "inside" and ready(view))
+        await pilot.pause()
+        assert view.region.contains_region(view.query_one("#inside-filters").region)
+
+
+@run_async
+async def test_the_lesson_opened_from_a_filter_says_esc_goes_back_and_does(run_dir):
+    app = app_for(run_dir, test_index=2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        inside = app.screen
+        view = inside.query_one(InsideView)
+        await wait_until(pilot, lambda: view.inspection is not None)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, FilterCellDialog))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RealFilterLesson))
+        escape = [b for b in app.screen.active_bindings.values() if b.binding.key == "escape"]
+        assert [b.binding.description for b in escape] == ["back to Inside"]
+        await pilot.press("escape")
+        assert app.screen is inside
+
+
+@run_async
+async def test_g_moves_grad_cam_to_another_layer_and_an_empty_map_is_said_so(tmp_path):
+    run_dir = silence_conv(write_model_run(tmp_path / "dead"), "conv_block_1.2")
+    app = app_for(run_dir, test_index=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.screen.query_one(InsideView)
+        await wait_until(pilot, lambda: ready(view))
+        note = view.query_one("#inside-cam-note")
+        assert view.inspection.cam_layer == "conv_block_1.2" and note.display
+        said = str(note.render())
+        assert "is empty: the class score does not change with conv_block_1.2" in said
+        assert "g: another layer, e.g. conv_block_1.0" in said
+        await pilot.press("g")  # on to the pool: every unit 0 there
+        await wait_until(
+            pilot, lambda: ready(view) and view.inspection.cam_layer != "conv_block_1.2"
+        )
+        assert view.inspection.cam_layer == "conv_block_1.4"
+        assert "every unit of conv_block_1.4 is 0" in str(note.render())
+        await pilot.press("g")  # round to the first conv: alive, but its gradients die behind
+        await wait_until(
+            pilot, lambda: ready(view) and view.inspection.cam_layer == "conv_block_1.0"
+        )
+        assert "the class score does not change with conv_block_1.0" in str(note.render())
+        assert view.inspection.stages[0].activation.any()  # (its own units are on)

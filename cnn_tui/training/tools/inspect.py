@@ -12,7 +12,12 @@ on its stages and returns an `Inspection` of plain numpy arrays:
   gradient of the class score (the logit, before the softmax) with respect to a stage's feature
   maps, averaged over the positions, weights each channel; the map is ReLU(Σ_k α_k A^k). The stage
   is the deepest one whose maps are at least 4×4 (`default_cam_layer`), where the maps still have
-  room to say where.
+  room to say where — but a pooling layer right after a convolution gives way to that
+  convolution (Selvaraju et al. use the last conv layer): behind its ReLU a pooled map is ≥ 0,
+  and with a linear head right after it (SimpleCNN) the α_k are the head's mean weights, the
+  same for every image, whose sum with the channels is ≤ 0 everywhere on most images (measured
+  in docs/inside.md). Any stage can be asked for (`--cam-layer`, `g` in the Inside view); a map
+  that is empty or the same everywhere comes with the reason (`cam_problem`).
 
 Models that average their logits over the image and its mirror at evaluation (fast-cnn,
 airbench-cnn) run their stages twice; the hooks keep the first run, on the image as it is, and the
@@ -32,6 +37,7 @@ import numpy as np
 
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import check_input_file
+from cnn_tui.text import one_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,6 +106,7 @@ class Inspection:
     first_conv: FirstConv | None
     cam_layer: str
     cams: dict[int, np.ndarray] = field(default_factory=dict)  # class -> ReLU'd map (h, w)
+    cam_problems: dict[int, CamProblem] = field(default_factory=dict)  # class -> why it is empty
 
     @property
     def predicted(self) -> int:
@@ -168,12 +175,84 @@ def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def default_cam_layer(stages: list[Stage]) -> str:
-    """The deepest stage whose maps are at least CAM_MIN_SIZE (else 2) on each side."""
+    """The deepest stage whose maps are at least CAM_MIN_SIZE (else 2) on each side; a pooling
+    stage right after a convolution stage gives way to that convolution (module docstring)."""
     for smallest in (CAM_MIN_SIZE, 2, 1):
-        fitting = [s for s in stages if min(s.shape[1:]) >= smallest]
+        fitting = [i for i, s in enumerate(stages) if min(s.shape[1:]) >= smallest]
         if fitting:
-            return fitting[-1].name
+            at = fitting[-1]
+            if at > 0 and _is_pool(stages[at]) and stages[at - 1].kind.startswith("conv"):
+                at -= 1
+            return stages[at].name
     raise UsageError("the model has no stage with feature maps to inspect")
+
+
+def _is_pool(stage: Stage) -> bool:
+    return "pool" in stage.kind
+
+
+@dataclass(frozen=True)
+class CamProblem:
+    """Why a Grad-CAM map says nothing, and a stage to try instead (None: no better one)."""
+
+    kind: str  # "no-activations", "no-gradients", "negative", "constant"
+    reason: str
+    alternative: str | None
+
+
+def cam_problem(
+    layer: str,
+    activation: np.ndarray,
+    gradient: np.ndarray,
+    cam: np.ndarray,
+    stages: list[Stage],
+) -> CamProblem | None:
+    """None for a map that shows where; else why it is empty (all 0) or flat (the same value
+    everywhere): the stage's units all off, no gradient reaching them, the weighted sum ≤ 0
+    everywhere, or maps too small or too even to tell places apart."""
+    if not np.any(activation):
+        kind, reason = (
+            "no-activations",
+            f"every unit of {layer} is 0 for this image (dead after a ReLU)",
+        )
+    elif not np.any(gradient):
+        kind, reason = (
+            "no-gradients",
+            f"the class score does not change with {layer} (every gradient is 0)",
+        )
+    elif not float(cam.max()) > 0:
+        kind, reason = (
+            "negative",
+            (
+                f"Σ α_k·A_k ≤ 0 everywhere at {layer}: the channels that lower the class score "
+                "outweigh those that raise it at every place; Grad-CAM's ReLU keeps nothing"
+            ),
+        )
+    elif cam.size == 1 or float(cam.max() - cam.min()) <= 1e-6 * float(cam.max()):
+        kind, reason = (
+            "constant",
+            (
+                f"the map is the same everywhere at {layer} ({cam.shape[0]}×{cam.shape[1]}): "
+                "it cannot say where"
+            ),
+        )
+    else:
+        return None
+    return CamProblem(kind, reason, _alternative(layer, stages))
+
+
+def _alternative(layer: str, stages: list[Stage]) -> str | None:
+    """The stage to try instead of `layer`: the nearest earlier convolution (or block) with maps
+    of at least 2×2, else the nearest earlier stage, else the next one."""
+    names = [s.name for s in stages]
+    at = names.index(layer) if layer in names else len(names)
+    earlier = [s for s in stages[:at] if min(s.shape[1:]) >= 2]
+    preferred = [s for s in earlier if not _is_pool(s)]
+    for choice in (preferred, earlier):
+        if choice:
+            return choice[-1].name
+    later = stages[at + 1 : at + 2]
+    return later[0].name if later else None
 
 
 def inspect_image(
@@ -222,21 +301,22 @@ def inspect_image(
             logits = model(x)  # (as setup.batch_logits, with the input kept for the gradient)
             recorded = [Stage(n, stages[n], _map(outputs[n])) for n in order if n in stages]
             layer = cam_layer or default_cam_layer(recorded)
-            if layer not in outputs:
-                raise UsageError(
-                    f"no stage {layer!r}; stages: {', '.join(s.name for s in recorded)}"
-                )
+            if layer not in stages:
+                raise UsageError(unknown_layer(layer, [s.name for s in recorded]))
             probabilities = logits.detach().float().softmax(1)[0].cpu().numpy()
             if not np.isfinite(probabilities).all():  # a diverged run's weights
                 raise run.not_finite()
             wanted = {int(probabilities.argmax()), *cam_classes}
             if true is not None:
                 wanted.add(int(true))
-            cams = {
-                c: grad_cam(logits[0, c], outputs[layer])
-                for c in sorted(wanted)
-                if 0 <= c < logits.shape[1]
-            }
+            cams, problems = {}, {}
+            activation = _map(outputs[layer])
+            for c in sorted(wanted):
+                if 0 <= c < logits.shape[1]:
+                    cams[c], gradient = _grad_cam(logits[0, c], outputs[layer])
+                    problem = cam_problem(layer, activation, gradient, cams[c], recorded)
+                    if problem is not None:
+                        problems[c] = problem
     finally:
         for handle in handles:
             handle.remove()
@@ -251,7 +331,13 @@ def inspect_image(
         else None,
         cam_layer=layer,
         cams=cams,
+        cam_problems=problems,
     )
+
+
+def unknown_layer(layer: str, names: list[str]) -> str:
+    """The one-line error for a Grad-CAM layer the model does not have."""
+    return f"--cam-layer {one_line(layer)}: no such layer; choose one of: {', '.join(names)}"
 
 
 def _map(tensor: Any) -> np.ndarray:
@@ -261,12 +347,17 @@ def _map(tensor: Any) -> np.ndarray:
 def grad_cam(score: Any, activation: Any) -> np.ndarray:
     """Grad-CAM of one class score over a stage's maps A (1, C, h, w): ReLU(Σ_k α_k A_k) with
     α_k the mean over positions of ∂score/∂A_k (Selvaraju et al. 2017, eq. 1-2)."""
+    return _grad_cam(score, activation)[0]
+
+
+def _grad_cam(score: Any, activation: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`grad_cam`'s map and the gradient (C, h, w) it weighed the channels with."""
     import torch
 
     (grad,) = torch.autograd.grad(score, activation, retain_graph=True)
     alpha = grad[0].float().mean(dim=(1, 2))
     cam = (alpha[:, None, None] * activation.detach()[0].float()).sum(0).clamp(min=0)
-    return cam.cpu().numpy()
+    return cam.cpu().numpy(), grad[0].float().cpu().numpy()
 
 
 def _first_conv(module: nn.Module, name: str, x: Any, y: Any) -> FirstConv:
@@ -394,11 +485,16 @@ def report(inspection: Inspection, classes: list[str], source: str) -> dict[str,
 
     def cam(index: int) -> dict[str, Any]:
         values = inspection.cams[index]
+        problem = inspection.cam_problems.get(index)
         return {
             "class": name(index),
             "index": index,
             "max": float(values.max()),
             "map": np.round(values, 6).tolist(),  # at the stage's resolution, ReLU'd, unscaled
+            "empty": problem is not None,  # all 0, or the same everywhere: it shows no place
+            "problem": None if problem is None else problem.kind,
+            "reason": None if problem is None else problem.reason,
+            "try_layer": None if problem is None else problem.alternative,
         }
 
     cams = {"predicted": cam(inspection.predicted)}
@@ -410,9 +506,16 @@ def report(inspection: Inspection, classes: list[str], source: str) -> dict[str,
         "true": name(inspection.true),
         "predicted": name(inspection.predicted),
         "probabilities": {
-            name(i) or str(i): round(float(p), 6) for i, p in enumerate(inspection.probabilities)
+            # unrounded: 0.9999996 stays below 1 (a reader formats it, `text.confidence`)
+            name(i) or str(i): float(p)
+            for i, p in enumerate(inspection.probabilities)
         },
-        "grad_cam": {"layer": inspection.cam_layer, "shape": list(stage.shape[1:]), **cams},
+        "grad_cam": {
+            "layer": inspection.cam_layer,
+            "shape": list(stage.shape[1:]),
+            "layers": [s.name for s in inspection.stages],  # what --cam-layer takes
+            **cams,
+        },
         "layers": [s.stats() for s in inspection.stages],
     }
 
@@ -429,6 +532,7 @@ class InspectRequest:
     test_index: int | None = None
     image: str | None = None
     device: str = "auto"
+    cam_layer: str | None = None  # None: `default_cam_layer`
 
 
 @dataclass
@@ -487,6 +591,9 @@ def inspect_run(request: InspectRequest) -> InspectReport:
 
     check_request(request)
     run = load_run_model(request.run_dir, request.device)
+    names = [name for name, _ in stage_modules(run.model)]
+    if request.cam_layer is not None and request.cam_layer not in names:
+        raise UsageError(unknown_layer(request.cam_layer, names))  # before the test split loads
     chosen = subject(run, request.test_index, request.image)
-    inspection = inspect_image(run, chosen.image, chosen.true)
+    inspection = inspect_image(run, chosen.image, chosen.true, cam_layer=request.cam_layer)
     return InspectReport(report(inspection, run.classes, chosen.source), chosen.notes, run.note())

@@ -51,6 +51,13 @@ TABS = Binding.Group("Tabs", compact=True)  # the footer shows "12345 Tabs"
 class RunScreen(Screen):
     """Dashboard of one run: live (`live=True`, following the trainer) or replayed from files."""
 
+    # toasts at the top right, over the status lines they repeat, never over the results below
+    # (at 80×24 a bottom toast hid the confusion matrix's right half)
+    DEFAULT_CSS = """
+    RunScreen ToastRack { dock: top; align: right top; margin: 1 0 0 0; }
+    """
+    FINISHED_TOAST_S = 4  # "run … finished": the status line says it on after the toast goes
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "stop", "Stop run"),
@@ -267,7 +274,7 @@ class RunScreen(Screen):
         elif self.live:
             self._log(f"run {message.status}")
             name = text.one_line(self.run_dir.name)
-            self.notify(f"run {name} {message.status}", title="Training", markup=False)
+            self.notify(f"run {name} {message.status}", markup=False, timeout=self.FINISHED_TOAST_S)
 
     @on(RunResultsLoaded)
     def _on_results_loaded(self, message: RunResultsLoaded) -> None:

@@ -38,7 +38,7 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import make_example
-from cnn_tui.text import markup, one_line, percent
+from cnn_tui.text import confidence, markup, one_line, percent
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.training.samples import to_pil
@@ -128,10 +128,16 @@ def probability_bars(
         style = "bold" if i == order[0] else ""
         table.add_row(
             Text(name[: 14 if width > 6 else 9], style=style), Text(bar.ljust(width), style="cyan"),
-            percent(p, 1).rjust(6),
+            confidence(p, 1).rjust(6),
             Text(marks.get(int(i), ""), style="bold"),
         )  # fmt: skip
     return table
+
+
+def tile_height(height: int, width: int, cells: int) -> int:
+    """The rows a `tile` of an image height × width drawn `cells` wide takes (caption included)."""
+    pixel_rows = max(2, round(height * cells / max(width, 1)))
+    return (pixel_rows + 1) // 2 + 1
 
 
 def tile(rgb: np.ndarray, width: int, caption: str, selected: bool) -> Group:
@@ -185,7 +191,7 @@ class InsideFailed(Message):
 # --- the view ---------------------------------------------------------------------------------
 
 
-_VIEW_ACTIONS = {"image", "layer", "channel", "cam_class", "filter", "open_lesson"}
+_VIEW_ACTIONS = {"image", "layer", "channel", "cam_class", "cam_layer", "filter", "open_lesson"}
 
 
 class InsideView(VerticalScroll):
@@ -197,7 +203,9 @@ class InsideView(VerticalScroll):
     InsideView #inside-images { width: auto; margin-right: 2; }
     InsideView #inside-probs { width: auto; }
     InsideView #inside-status, InsideView #inside-layer-title { height: auto; }
-    InsideView #inside-maps, InsideView #inside-filters { height: auto; margin-top: 1; }
+    InsideView #inside-cam-note { height: auto; color: $text-warning; }
+    InsideView #inside-maps { height: auto; margin-top: 1; }
+    InsideView #inside-filters { height: auto; margin: 1 0; }
     """
 
     BINDINGS = [
@@ -209,6 +217,8 @@ class InsideView(VerticalScroll):
         Binding("C", "channel(-1)", "Prev channel", show=False),
         Binding("k", "cam_class(1)", "CAM class"),
         Binding("K", "cam_class(-1)", "Prev CAM class", show=False),
+        Binding("g", "cam_layer(1)", "CAM layer"),
+        Binding("G", "cam_layer(-1)", "Prev CAM layer", show=False),
         Binding("f", "filter(1)", "Filter"),
         Binding("F", "filter(-1)", "Prev filter", show=False),
         Binding("o", "open_lesson", "Open in lesson"),
@@ -228,6 +238,7 @@ class InsideView(VerticalScroll):
         self.channel = 0
         self.filter = 0
         self.cam_class: int | None = None  # the second Grad-CAM's class; None: the true class
+        self.cam_layer: str | None = None  # the stage Grad-CAM reads; None: the default one
         self.wrong: int | None = None
         self.started = False
 
@@ -236,9 +247,12 @@ class InsideView(VerticalScroll):
         with Horizontal(id="inside-top"):
             yield Static(id="inside-images")
             yield Static(id="inside-probs")
+        yield Static(id="inside-cam-note")
+        # the first layer's filters (a few rows) before the stage's maps (many), so they stay
+        # in view on a 120×40 terminal, in the run screen's tab too
+        yield Static(id="inside-filters")
         yield Static(id="inside-layer-title")
         yield Static(id="inside-maps")
-        yield Static(id="inside-filters")
 
     # --- loading --------------------------------------------------------------------------------
 
@@ -249,11 +263,14 @@ class InsideView(VerticalScroll):
         test_index: int | None = None,
         image: str | None = None,
         device: str = "auto",
+        cam_layer: str | None = None,
     ) -> None:
-        """Load the run (once) and show test image `test_index` (default: the worst mistake)."""
+        """Load the run (once) and show test image `test_index` (default: the worst mistake),
+        with Grad-CAM at `cam_layer` (default: `inspect.default_cam_layer`)."""
         if self.started:
             return
         self.started = True
+        self.cam_layer = cam_layer
         self._status("[dim]loading the model and the test split…[/dim]")
         self._load(Path(run_dir), test_index, image, device)
 
@@ -317,7 +334,9 @@ class InsideView(VerticalScroll):
     def _inspect(self, index: int, true: int | None, extra: tuple[int, ...]) -> None:
         from cnn_tui.training.tools.inspect import inspect_image
 
-        result = inspect_image(self.run, self.images[index], true, cam_classes=extra)
+        result = inspect_image(
+            self.run, self.images[index], true, cam_classes=extra, cam_layer=self.cam_layer
+        )
         self.post_message(Inspected(index, result))
 
     @on(Inspected)
@@ -369,6 +388,12 @@ class InsideView(VerticalScroll):
             self._show()
         else:
             self._inspect_current()
+
+    def action_cam_layer(self, delta: int) -> None:
+        names = [stage.name for stage in self.inspection.stages]
+        at = names.index(self.inspection.cam_layer)
+        self.cam_layer = names[(at + delta) % len(names)]
+        self._inspect_current()
 
     def action_filter(self, delta: int) -> None:
         filters = self.inspection.first_conv.weight.shape[0]
@@ -423,7 +448,7 @@ class InsideView(VerticalScroll):
             )
         self._status(
             f"{where}{truth} · predicted [b]{markup(self._class_name(pred))}[/b] "
-            f"{percent(p, 1)}{mark}{order} · [dim]{markup(self.run.weights_file)}, epoch "
+            f"{confidence(p, 1)}{mark}{order} · [dim]{markup(self.run.weights_file)}, epoch "
             f"{markup(self.run.epoch)}[/dim]"
         )
 
@@ -445,9 +470,11 @@ class InsideView(VerticalScroll):
             3,
             width,
         )  # fmt: skip
-        self.query_one("#inside-images", Static).update(
-            Group(Text(f"Grad-CAM at {ins.cam_layer}", style="dim"), pictures)
+        heading = Text.assemble(
+            ("Grad-CAM at ", "dim"), (ins.cam_layer, "bold"), (" · g: layer", "dim")
         )
+        self.query_one("#inside-images", Static).update(Group(heading, pictures))
+        self._show_cam_note(pred, other)
         marks = {pred: "◀ pred"}
         if ins.true is not None:
             marks[ins.true] = "◀ true" if ins.true != pred else "◀ pred = true"
@@ -461,6 +488,24 @@ class InsideView(VerticalScroll):
         )
         self._show_layer()
         self._show_filters()
+
+    def _show_cam_note(self, pred: int, other: int) -> None:
+        """Why a Grad-CAM map above is empty or flat, and what to try (nothing when both show)."""
+        by_reason: dict[Any, list[str]] = {}
+        for cls in dict.fromkeys((pred, other)):
+            problem = self.inspection.cam_problems.get(cls)
+            if problem is not None:
+                by_reason.setdefault(problem, []).append(self._class_name(cls))
+        notes = []
+        for problem, names in by_reason.items():
+            try_layer = "" if problem.alternative is None else f", e.g. {problem.alternative}"
+            notes.append(
+                f"⚠ Grad-CAM of {' and '.join(names)} is empty: {problem.reason} · g: another "
+                f"layer{try_layer}"
+            )
+        note = self.query_one("#inside-cam-note", Static)
+        note.update(Text("\n".join(notes)))
+        note.display = bool(notes)
 
     def _show_layer(self) -> None:
         ins = self.inspection
@@ -478,7 +523,7 @@ class InsideView(VerticalScroll):
         self.query_one("#inside-layer-title", Static).update(title)
         tile_width = 16 if self.size.width >= 110 and h >= 16 else max(8, min(16, w * 2))
         per_row = max(1, (self.size.width - 3) // (tile_width + 1))
-        rows = 2 if self.app.size.height >= 34 else 1
+        rows = 2 if self._fits_two_rows(tile_height(h, w, tile_width)) else 1
         shown = per_row * rows
         first = (self.channel // shown) * shown
         items = [
@@ -489,6 +534,20 @@ class InsideView(VerticalScroll):
         self.query_one("#inside-maps", Static).update(
             Group(tiles_grid(items, per_row, tile_width), Text(more, style="dim"))
         )
+
+    def _fits_two_rows(self, map_height: int) -> bool:
+        """Whether two rows of feature maps leave the first-layer filters in view (else one)."""
+        ins = self.inspection
+        _, h, w = ins.image.shape
+        top = max(1 + tile_height(h, w, self._picture_width()), 1 + min(10, len(ins.probabilities)))
+        note = len(ins.cam_problems) and 2  # (at most two lines)
+        filters = 0
+        if ins.first_conv is not None:
+            kh, kw = ins.first_conv.weight.shape[2:]
+            filters = 2 + tile_height(kh, kw, max(kw * 2, 6))
+        # status, images, note, layer title, the maps with their line and margin, the filters
+        used = 1 + top + note + 1 + (2 * map_height + 2) + filters
+        return used <= self.size.height
 
     def _show_filters(self) -> None:
         conv = self.inspection.first_conv
@@ -531,6 +590,12 @@ class FilterCellDialog(ModalScreen[Any]):
     """Pick the output cell of a first-layer filter; dismisses with its `FilterPatch` (or None)."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    FilterCellDialog { align: center middle; }
+    FilterCellDialog #cell-fields { height: auto; }
+    FilterCellDialog #cell-fields Label { width: auto; padding: 1 1 0 0; }
+    FilterCellDialog #cell-fields Input { width: 1fr; margin-right: 1; }
+    """
 
     def __init__(self, conv: Any, filter_index: int, cell: tuple[int, int]) -> None:
         super().__init__(classes="train-modal")
@@ -549,8 +614,10 @@ class FilterCellDialog(ModalScreen[Any]):
                 "around that cell, every input channel.",
                 classes="train-dialog-text",
             )
-            with Horizontal(classes="train-dialog-buttons"):
+            with Horizontal(id="cell-fields"):  # (both fields side by side, each half the row)
+                yield Label("row")
                 yield Input(str(self.cell[0]), id="cell-row", placeholder="row")
+                yield Label("column")
                 yield Input(str(self.cell[1]), id="cell-col", placeholder="column")
             yield Static(id="cell-error")
             with Horizontal(classes="train-dialog-buttons"):
@@ -618,7 +685,10 @@ def lesson_arrays(patch: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 class RealFilterLesson(LessonScreen):
-    """The conv lesson on a real first-layer filter and the real image patch under it."""
+    """The conv lesson on a real first-layer filter and the real image patch under it; esc goes
+    back to the Inside view it came from (not home, as a lesson from the menu says)."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "back to Inside")]
 
     def __init__(self, patch: Any) -> None:
         params, overrides = lesson_arrays(patch)
@@ -673,6 +743,7 @@ class InspectScreen(Screen):
             test_index=request.test_index,
             image=request.image,
             device=request.device,
+            cam_layer=request.cam_layer,
         )
 
 

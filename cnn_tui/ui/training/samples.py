@@ -59,7 +59,7 @@ class SampleCard(Static):
     def render(self) -> Group:
         wrong = self.true != self.pred
         colour = self.app.theme_variables["error" if wrong else "success"]
-        percent = f" {text.percent(self.confidence, digits=0)}"  # (whole: a card is narrow)
+        percent = f" {text.confidence(self.confidence, digits=0)}"  # (whole: a card is narrow)
         true_line = Text(_fit(f"true {self.true}", self._width), style="" if wrong else "dim")
         pred_line = Text.assemble(
             ("✗ " if wrong else "✓ ", f"bold {colour}"),
