@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cnn_tui import cli
-from cnn_tui.lessons.net_replay import fmt_sig, loss_format, net_formats
+from cnn_tui.lessons.net_replay import loss_format, net_formats
 from cnn_tui.lessons.net_trace import HEADINGS, net_trace_style, net_trace_text, step_line
 from cnn_tui.lessons.network import build_net_example, run_network, run_training
 
@@ -164,16 +164,16 @@ def test_steps_and_optimizer_print_each_step_s_loss_and_the_summary(capsys):
     ]
     assert lines.count("== update: one Adam step ==") == 3
     training = run_training(build_net_example(steps=3, optimizer="adam"))
-    loss = loss_format(training)  # L's one format over the run: 0.7954 → 0.0005 needs 4
+    loss = loss_format(training)  # L's one format over the run: 3 significant digits
     losses = [loss(value) for value in training.losses]
-    assert losses == ["0.7954", "0.1097", "0.0078", "0.0005"]
+    assert losses == ["0.795", "0.110", "0.00778", "4.62e-04"]
     for step in (1, 2, 3):
         assert f"step {step}: loss {losses[step - 1]} → {losses[step]}" in lines
     assert f"loss per step (before step 1, then after each): {', '.join(losses)}" in lines
     p = training.true_probabilities()
     assert (
-        f"summary: after 3 Adam steps, loss 0.7954 → {losses[-1]}, p[0] (the true class, vertical edge) "
-        f"0.451 → {fmt_sig(p[-1])}"
+        "summary: after 3 Adam steps, loss 0.795 → 4.62e-04, p[0] (the true class, vertical edge) "
+        f"0.4514 → {p[-1]:.4f}"
     ) in lines
     assert (
         "m_w1′[0,0,0,0] = β1·m_w1[0,0,0,0] + (1 − β1)·dw1[0,0,0,0] = 0.9·0 + 0.1·0.011 → 0.00110"

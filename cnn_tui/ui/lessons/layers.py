@@ -92,7 +92,7 @@ class LayerScreen(SteppingScreen):
         yield StepStatus(id="layer-status")
         yield NetPipeline(id="layer-pipeline")
         with VerticalScroll(id="layer-board-scroll", can_focus=False):
-            yield ArrayBoard(id="layer-board")
+            yield ArrayBoard(id="layer-board", fit_height=True)
         yield RulePanel(id="layer-rule")
         yield StepPanel(id="layer-step")
         yield CheckPanel(id="layer-check")
