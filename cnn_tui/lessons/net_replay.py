@@ -19,7 +19,6 @@ Textual.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
 from typing import Any
 

@@ -155,7 +155,9 @@ def _sized(draft: NumberFormat, finite: np.ndarray, flat: np.ndarray) -> NumberF
     width = max((len(draft(v)) for v in np.unique(finite)), default=1)
     if np.any(np.isinf(flat)):
         width = max(width, 2)
-    return NumberFormat(draft.decimals, draft.zero_below, width, draft.scientific, draft.significant)
+    return NumberFormat(
+        draft.decimals, draft.zero_below, width, draft.scientific, draft.significant
+    )
 
 
 def _shows(values: np.ndarray, decimals: int, tolerance: float) -> bool:
