@@ -52,8 +52,8 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     events = sum(len(stage.events) for stage in run.stages)
     assert sum(1 for line in lines if STEP.match(line)) == events == 1149
     assert "loss L = −log p[0] = 0.795" in lines
-    assert "  L = 0.795 → L′ = 0.054 (−0.7412: lower)" in lines  # L as everywhere
-    assert "p′ = [0.947, 0.053]" in lines and "L′ = 0.054" in lines
+    assert "  L = 0.795 → L′ = 0.0542 (-0.741: lower)" in lines  # L as everywhere
+    assert "p′ = [0.947, 0.053]" in lines and "L′ = 0.0542" in lines
     check = lines[-1]
     assert check.startswith("gradient check (central differences, eps 1e-06): max relative")
     assert float(re.search(r"error (\S+) \(", check).group(1)) < 1e-6
@@ -195,8 +195,8 @@ def test_one_sgd_step_ends_with_the_summary(capsys):
     _, out, _ = run_cli(capsys, "net", "--no-ui", "--summary")
     lines = out.splitlines()
     assert "1 training step, optimizer SGD" in lines
-    assert "loss per step (before step 1, then after each): 0.795, 0.054" in lines
+    assert "loss per step (before step 1, then after each): 0.795, 0.0542" in lines
     assert (
-        "summary: after 1 SGD step, loss 0.795 → 0.054, p[0] (the true class, vertical edge) 0.451 → 0.947"
+        "summary: after 1 SGD step, loss 0.795 → 0.0542, p[0] (the true class, vertical edge) 0.451 → 0.947"
     ) in lines
     assert not any(line.startswith("==== training step") for line in lines)

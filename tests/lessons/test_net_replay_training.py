@@ -104,7 +104,7 @@ def test_one_more_step_is_appended_and_the_curve_follows(adam):
     assert adam.curve_index() == 0
     adam.seek(total)  # the last step's "after": the loss after it
     assert adam.curve_index() == 3
-    assert adam.curve_label().startswith("loss after 3/3 Adam steps: ")
+    assert adam.curve_label().startswith("after 3/3 Adam steps: 4.62e-04  (from 0.795)")
     position = adam.extend()
     assert adam.training.steps == 4 and position == total + 1
     assert adam.train_step == 4 and adam.stage.key == "conv.forward"
@@ -122,7 +122,7 @@ def test_a_single_step_reads_as_before():
     assert model.pipeline()[0] == "forward"
     assert model.step_lines()[0].startswith("1150 steps recorded: forward 419")
     # the loss in its one format, as its grid and the "after" stage write it
-    assert model.curve_label() == "loss after 0/1 SGD steps: 0.795  (0.795 → 0.054)"
+    assert model.curve_label() == "after 0/1 SGD steps: 0.795"  # not the loss to come
 
 
 def test_the_same_stage_in_the_next_and_previous_training_step(adam):
@@ -156,7 +156,7 @@ def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
         grids = {spec.name: spec for spec in model.grid_specs()}
         grid_p = [grids["p"].number_format(value) for value in p]
         grid_dz2 = grids["dz2"].number_format(dz2[j])
-        assert grid_p == ["0.99954", "0.00046"] and grid_dz2 == ["-0.000462", "0.000462"][j]
+        assert grid_p == ["0.99954", "0.00046"] and grid_dz2 == ["-4.6e-04", "4.6e-04"][j]
         line = model.step_lines()[2]
         assert line == (
             f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = (−1/{grid_p[0]})·{grid_p[0]}·"

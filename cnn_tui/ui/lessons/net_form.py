@@ -220,6 +220,24 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
     def file_values(self, example: Any, title: str, description: str) -> dict[str, Any]:
         return net_file_values(example, title, description)
 
+    def board_changes(self, request: NetRequest) -> list[str]:
+        """The settings that differ from the chosen example's file, and the arrays edited:
+        "α 0.5, 3 Adam steps, w2 edited"."""
+        example = request.example
+        base = make_net_example({"example": request.params.get("example", example.name)}, {})
+        changes = []
+        if example.label != base.label:
+            changes.append(f"y = {example.label}")
+        if example.lr != base.lr:
+            changes.append(f"α {example.lr:g}")
+        if (example.steps, example.optimizer) != (base.steps, base.optimizer):
+            optimizer = "SGD" if example.optimizer == "sgd" else "Adam"
+            changes.append(f"{example.steps} {optimizer} step{'s' if example.steps != 1 else ''}")
+        edited = [name for name in EDITABLE if name in request.overrides]
+        if edited:
+            changes.append(f"{', '.join(edited)} edited")
+        return changes
+
     def reopen(self, name: str) -> NetRequest:
         params = {"example": name}
         return NetRequest(params, {}, make_net_example(params, {}))
