@@ -42,6 +42,7 @@ from cnn_tui.lessons.rules import ADAM_RULES, MAX_SUBTRACTION, SOFTMAX_CE_GRADIE
 from cnn_tui.lessons.settings import (
     ADAM_BETAS,
     ADAM_EPS,
+    DEFAULT_LR,
     NET_DEFAULT_EXAMPLE,
     NET_LIMITS,
     NET_SETTINGS,
@@ -265,12 +266,14 @@ def build_net_example(
     }
     if label is None:
         label = library.int_value(data, "label", where) if "label" in data else 0
-    if lr is None:
-        lr = library.float_value(data, "lr", where) if "lr" in data else 0.1
+    own = library.text_value(data, "optimizer", where, 16, "sgd")  # the file's optimizer
+    if optimizer is None:
+        optimizer = own
+    if lr is None:  # the file's α is its own optimizer's; else the optimizer's default
+        mine = "lr" in data and optimizer == own
+        lr = library.float_value(data, "lr", where) if mine else DEFAULT_LR.get(optimizer, 0.1)
     if steps is None:
         steps = library.int_value(data, "steps", where) if "steps" in data else 1
-    if optimizer is None:
-        optimizer = library.text_value(data, "optimizer", where, 16, "sgd")
     base = NetExample(
         lesson.name,
         lesson.title,

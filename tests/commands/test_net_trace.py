@@ -166,14 +166,14 @@ def test_steps_and_optimizer_print_each_step_s_loss_and_the_summary(capsys):
     training = run_training(build_net_example(steps=3, optimizer="adam"))
     loss = loss_format(training)  # L's one format over the run: 3 significant digits
     losses = [loss(value) for value in training.losses]
-    assert losses == ["0.795", "0.110", "0.00778", "4.62e-04"]
+    assert losses == ["0.795", "0.658", "0.540", "0.438"]  # Adam's default α, 0.01
     for step in (1, 2, 3):
         assert f"step {step}: loss {losses[step - 1]} → {losses[step]}" in lines
     assert f"loss per step (before step 1, then after each): {', '.join(losses)}" in lines
     p = training.true_probabilities()
     assert (
-        "summary: after 3 Adam steps, loss 0.795 → 4.62e-04, p[0] (the true class, vertical edge) "
-        f"0.4514 → {p[-1]:.4f}"
+        "summary: after 3 Adam steps, loss 0.795 → 0.438, p[0] (the true class, vertical edge) "
+        f"0.451 → {p[-1]:.3f}"
     ) in lines
     assert (
         "m_w1′[0,0,0,0] = β1·m_w1[0,0,0,0] + (1 − β1)·dw1[0,0,0,0] = 0.9·0 + 0.1·0.011 → 0.00110"

@@ -13,7 +13,7 @@ from cnn_tui.lessons.network import build_net_example, run_training
 
 @pytest.fixture
 def adam() -> NetReplay:
-    return NetReplay(run_training(build_net_example(steps=3, optimizer="adam")))
+    return NetReplay(run_training(build_net_example(steps=3, optimizer="adam", lr=0.1)))
 
 
 def snapshot(model: NetReplay) -> dict[str, np.ndarray]:
@@ -144,7 +144,7 @@ def test_the_same_stage_in_the_next_and_previous_training_step(adam):
 
 def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
     # Adam's step 4: p ≈ (0.99954, 0.00046), which a plain 3-decimal number writes 1 and 0
-    model = NetReplay(run_training(build_net_example(steps=4, optimizer="adam")))
+    model = NetReplay(run_training(build_net_example(steps=4, optimizer="adam", lr=0.1)))
     index = next(
         k
         for k, stage in enumerate(model.stages)

@@ -200,3 +200,81 @@ async def test_fast_typing_into_a_form_field_keeps_every_key(form) -> None:
         focused = app.focused
         assert focused is not None
         assert modal.region.contains_region(focused.region), (focused, focused.region)
+
+
+@run_async
+async def test_saving_a_changed_net_board_describes_the_change_not_the_old_board() -> None:
+    """The walk's 11: `e`, α 0.5, 3 steps, Adam, F2: the dialog's description (and so the
+    file's) says what changed; an emptied description is saved empty."""
+    from textual.widgets import Select
+
+    from cnn_tui.lessons import library, network
+    from cnn_tui.ui.lessons.save_dialog import SaveLessonScreen
+
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = NetworkScreen({})
+        await pilot.app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("e")
+        form = app.screen
+        form.query_one("#form-lr", Input).value = "0.5"
+        form.query_one("#form-steps", Input).value = "3"
+        form.query_one("#form-optimizer", Select).value = "adam"
+        await pilot.pause()
+        await pilot.press("f2")
+        dialog = app.screen
+        assert isinstance(dialog, SaveLessonScreen)
+        description = dialog.query_one("#save-description", Input)
+        assert description.value == "Edited from net-vertical-edge: α 0.5, 3 Adam steps"
+        dialog.query_one("#save-name", Input).value = "netlec"
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        saved = library.read_lesson("netlec", "net", network.FILE_KEYS)
+        assert saved.description == "Edited from net-vertical-edge: α 0.5, 3 Adam steps"
+        # the same board saved again with the description emptied: empty, not the old one
+        await pilot.press("e")
+        await pilot.press("f2")
+        dialog = app.screen
+        assert isinstance(dialog, SaveLessonScreen)
+        dialog.query_one("#save-name", Input).value = "netlec2"
+        dialog.query_one("#save-description", Input).value = ""
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        again = library.read_lesson("netlec2", "net", network.FILE_KEYS)
+        assert "one SGD step" not in again.description
+
+
+@run_async
+async def test_adam_takes_its_own_default_alpha_in_the_form() -> None:
+    """The example's α = 0.1 is SGD's: switching the form to Adam shows Adam's default, 0.01
+    (`settings.DEFAULT_LR`), unless an α was typed."""
+    from textual.widgets import Select
+
+    from cnn_tui.lessons.network import build_net_example
+
+    assert build_net_example(optimizer="adam").lr == 0.01
+    assert build_net_example(optimizer="adam", lr=0.1).lr == 0.1
+    assert build_net_example().lr == 0.1
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = NetworkScreen({})
+        await pilot.app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("e")
+        form = app.screen
+        lr = form.query_one("#form-lr", Input)
+        assert lr.value == "0.1"
+        form.query_one("#form-optimizer", Select).value = "adam"
+        await pilot.pause()
+        assert lr.value == "0.01"
+        form.query_one("#form-optimizer", Select).value = "sgd"
+        await pilot.pause()
+        assert lr.value == "0.1"
+        lr.value = "0.3"
+        form.query_one("#form-optimizer", Select).value = "adam"
+        await pilot.pause()
+        assert lr.value == "0.3"  # typed: kept

@@ -337,11 +337,11 @@ async def test_steps_and_optimizer_flags_open_a_training_run() -> None:
         assert (screen.example.steps, screen.example.optimizer) == (3, "adam")
         assert status(screen).startswith("network · step 1/3 · forward · conv")
         assert "after 0/3 Adam steps: 0.795" in curve(screen)
-        # one row at 80×24, three columns a step, on a log scale; only the losses reached so
+        # one row at 80×24, three columns a step, on a log scale (Adam: α 0.01); only the losses reached so
         # far are drawn (step 0: the first), the rest a `·` each column
         assert curve(screen) == "log L ███·········  after 0/3 Adam steps: 0.795"
         await pilot.press("end", "b", "b", "b")  # step 1's "after": two losses drawn
-        assert curve(screen) == "log L ███▆▆▆······  after 1/3 Adam steps: 0.110  (from 0.795)"
+        assert curve(screen) == "log L ███▆▆▆······  after 1/3 Adam steps: 0.658  (from 0.795)"
 
 
 @run_async
