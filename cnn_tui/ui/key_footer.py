@@ -176,10 +176,11 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
         count = columns_that_fit(widths(), available) if entries else 1
         while entries and -(-len(entries) // count) > limit:
             names = [_action_name(entry[3]) for entry in entries]
-            drop = next((names.index(name) for name in optional if name in names), None)
-            if drop is None:
-                drop = max(i for i, name in enumerate(names) if name not in KEEP)
-            del entries[drop]
+            dropped = next((name for name in optional if name in names), None)
+            if dropped is not None:  # every key of that action: home and end go together
+                entries = [entry for entry, name in zip(entries, names) if name != dropped]
+            else:
+                del entries[max(i for i, name in enumerate(names) if name not in KEEP)]
             count = columns_that_fit(widths(), available)
         return entries, widths(), count
 

@@ -60,6 +60,9 @@ class LayerScreen(SteppingScreen):
         *LEAVE_BINDINGS,
     ]
 
+    # at 80 columns the footer keeps two lines: these keys (in `?`) go first
+    footer_optional: ClassVar[tuple[str, ...]] = ("jump", "app.quit", "speed", "reseed")
+
     board_id = "layer-board"
     scroll_id = "layer-board-scroll"
     check_id = "layer-check"
