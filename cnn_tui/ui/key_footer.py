@@ -178,7 +178,7 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
             names = [_action_name(entry[3]) for entry in entries]
             dropped = next((name for name in optional if name in names), None)
             if dropped is not None:  # every key of that action: home and end go together
-                entries = [entry for entry, name in zip(entries, names) if name != dropped]
+                entries = [e for e, name in zip(entries, names, strict=True) if name != dropped]
             else:
                 del entries[max(i for i, name in enumerate(names) if name not in KEEP)]
             count = columns_that_fit(widths(), available)
