@@ -4,9 +4,9 @@ Textual's Footer is one scrolling line: with the lesson's many keys, half of the
 off in 80 columns. `WrappingFooter` lays clickable keys out as a grid with as many columns as
 fit the width (each column as wide as its widest key); a binding group such as ←/→ becomes one
 key showing both keys and the group's description. On a narrow terminal (below `WIDE` columns,
-a projector's 80) it takes at most `NARROW_LINES` lines: the keys a screen names in
-`footer_optional` (a class attribute: action names, the first dropped first) go first, then the
-last keys but `?`, which lists every key. It is built on public Textual API only (the screen's
+a projector's 80) a screen with a `?` key list (a lesson) gets at most `NARROW_LINES` lines: the
+keys it names in `footer_optional` (a class attribute: action names, the first dropped first;
+else `OPTIONAL`) go first, then the last keys but `?`, which lists every key. It is built on public Textual API only (the screen's
 `active_bindings` and `bindings_updated_signal`), not on Footer's internals.
 """
 
@@ -25,6 +25,7 @@ WIDE = 100  # columns from which the footer may take up to `MAX_LINES` lines
 NARROW_LINES = 2  # lines the footer takes at most on a narrower terminal (80×24)
 MAX_LINES = 4
 KEEP = ("toggle_keys",)  # never dropped: `?` lists every key of the screen
+OPTIONAL = ("jump", "app.quit", "speed")  # dropped first when a screen names none
 
 Entry = tuple[str, str, str, str, bool, str]
 
@@ -163,12 +164,15 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
         return entries
 
     def _fitted(self, available: int) -> tuple[list[Entry], list[int], int]:
-        """The entries shown at this width, their widths and the grid's columns: at most
-        `NARROW_LINES` lines below `WIDE` columns, the screen's `footer_optional` keys dropped
-        first, then the last ones (never `?`)."""
+        """The entries shown at this width, their widths and the grid's columns. On a screen
+        whose `?` lists every key (a lesson), at most `NARROW_LINES` lines below `WIDE` columns:
+        the screen's `footer_optional` keys (else `OPTIONAL`) dropped first, then the last ones
+        (never `?`); other screens keep every key, in up to `MAX_LINES` lines."""
         entries = self._keys() if self._bindings_ready else []
-        limit = MAX_LINES if available + 2 >= WIDE else NARROW_LINES
-        optional = [_action_name(a) for a in getattr(self.screen, "footer_optional", ())]
+        listed = any(_action_name(entry[3]) in KEEP for entry in entries)  # `?` lists them
+        limit = NARROW_LINES if listed and available + 2 < WIDE else MAX_LINES
+        wanted = getattr(self.screen, "footer_optional", OPTIONAL)
+        optional = [_action_name(a) for a in wanted]
 
         def widths() -> list[int]:
             return [len(shown) + 1 + len(description) for _, shown, description, *_ in entries]
