@@ -25,7 +25,7 @@ WIDE = 100  # columns from which the footer may take up to `MAX_LINES` lines
 NARROW_LINES = 2  # lines the footer takes at most on a narrower terminal (80×24)
 MAX_LINES = 4
 KEEP = ("toggle_keys",)  # never dropped: `?` lists every key of the screen
-OPTIONAL = ("jump", "app.quit", "speed")  # dropped first when a screen names none
+OPTIONAL = ("jump", "speed", "reseed")  # dropped first when a screen names none
 
 Entry = tuple[str, str, str, str, bool, str]
 
