@@ -332,9 +332,9 @@ def _by_phase(events: list[StepEvent]) -> dict[str, list[StepEvent]]:
 
 
 def _num(value: float) -> str:
-    """A number in a sentence: 4 significant digits, "−" as the minus sign."""
+    """A number in a sentence: 4 significant digits, ASCII "-" as the minus like the grids'."""
     text = f"{value:.4g}"
-    return text.replace("-", "−") if text != "-0" else "0"
+    return text if text != "-0" else "0"
 
 
 def run_layer(example: LayerExample) -> LayerRun:

@@ -18,6 +18,7 @@ Textual.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,12 @@ import numpy as np
 
 from cnn_tui.lessons.navigation import StagedNavigation
 from cnn_tui.lessons.network import ARRAYS, LEAD_AXES, NetRun, Stage, TrainRun, after_source
-from cnn_tui.lessons.number_format import NumberFormat, array_formats, choose_format
+from cnn_tui.lessons.number_format import (
+    NumberFormat,
+    array_formats,
+    probability_format,
+    significant_format,
+)
 from cnn_tui.lessons.replay import WINDOW, GridSpec, Replay
 from cnn_tui.lessons.rules import softmax_ce_chain
 from cnn_tui.lessons.step_text import StepStyle, fmt_factor, fmt_num, format_cell, step_text
@@ -73,13 +79,19 @@ def net_formats(run: NetRun, loss: NumberFormat | None = None) -> dict[str, Numb
     formats = array_formats(run.values, events, AFTER_PAIRS)
     if loss is not None:
         formats["L"] = formats["L_after"] = loss
+    # a probability below 1 is never written 1.000 (p after a few steps: 0.9995)
+    # (and never fewer decimals than p − y needs: `array_formats` raised them for it)
+    formats["p"] = formats["p_after"] = probability_format(
+        run.values["p"], run.values["p_after"], min_decimals=formats["p"].decimals
+    )
     return formats
 
 
 def loss_format(training: TrainRun) -> NumberFormat:
     """The loss's one format over a training run: every step's L and L′, the curve, the trace's
-    summary (the loss before step 1 and after each)."""
-    return choose_format(training.losses)
+    summary (the loss before step 1 and after each): three significant digits, scientific
+    below 1e-3 (`number_format.significant_format`), so 0.795 and 1.70e-07 read alike."""
+    return significant_format(training.losses)
 
 
 def after_line(run: NetRun, loss: NumberFormat) -> str:
@@ -416,7 +428,7 @@ class NetReplay(StagedNavigation):
         return [
             "second forward pass with the updated weights w1′, b1′, w2′, b2′",
             f"L = {write('L', run.loss)} → L′ = {write('L_after', run.loss_after)}  "
-            f"({fmt_sig(change)}, {verdict})",
+            f"({write('L', change)}, {verdict})",
             f"p[{label}] (the true class, {self.example.class_name(label)}) = "
             f"{write('p', p_before)} → {write('p_after', p_after)}",
         ]
@@ -429,14 +441,13 @@ class NetReplay(StagedNavigation):
         return self.run.step - (0 if self.stage.direction == "after" else 1)
 
     def curve_label(self) -> str:
-        """The loss curve's caption: the current loss, and the first and the last."""
+        """The loss curve's caption: the loss the screen is at and the first, never a loss of a
+        step not reached yet (at step 0 the caption does not give the ending away)."""
         losses, index = self.training.losses, self.curve_index()
         name = "SGD" if self.example.optimizer == "sgd" else "Adam"
         loss = self.loss_format
-        return (
-            f"loss after {index}/{self.training.steps} {name} steps: {loss(losses[index])}  "
-            f"({loss(losses[0])} → {loss(losses[-1])})"
-        )
+        start = f"  (from {loss(losses[0])})" if index else ""
+        return f"after {index}/{self.training.steps} {name} steps: {loss(losses[index])}{start}"
 
     def rule_lines(self) -> tuple[str, str]:
         """What the stage computes in general, and where its input came from."""
@@ -486,25 +497,37 @@ class NetReplay(StagedNavigation):
         ]
 
 
-def fmt_sig(value: float) -> str:
-    """A summary number: 3 significant digits (a tiny loss stays readable), − as minus."""
-    text = f"{value:.3g}"
-    return "0" if text in ("0", "-0") else text.replace("-", "−")
-
-
 # a bar per loss, eight heights per row of text
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
-def loss_curve(losses: list[float], rows: int = 1, width: int = 1) -> list[str]:
-    """The losses as a bar chart, `width` columns per loss (left: before any step), `rows` rows
-    of text high, the tallest bar the largest loss; rows top first. A loss of 0 is an empty
-    column, any loss above 0 at least a sliver."""
-    top = max(max(losses), 1e-300)
+def loss_curve(
+    losses: list[float], rows: int = 1, width: int = 1, shown: int | None = None
+) -> list[str]:
+    """The losses as a bar chart on a log scale (a loss falling from 0.8 to 1e-07 keeps every
+    step visible), `width` columns per loss (left: before any step), `rows` rows of text high:
+    the largest loss a full bar, the smallest above 0 a sliver, a loss of 0 an empty column.
+    Only the first `shown` losses are drawn (the steps reached so far), the rest as `·`;
+    rows top first."""
+    shown = len(losses) if shown is None else shown
+    positive = [loss for loss in losses if loss > 0]
     levels = rows * (len(_BARS) - 1)
-    heights = [0 if loss <= 0 else max(1, round(loss / top * levels)) for loss in losses]
+    heights = [_height(loss, positive, levels) for loss in losses]
     lines = []
     for row in range(rows - 1, -1, -1):
         base = row * (len(_BARS) - 1)
-        lines.append("".join(_BARS[min(max(h - base, 0), len(_BARS) - 1)] * width for h in heights))
+        bars = [_BARS[min(max(h - base, 0), len(_BARS) - 1)] * width for h in heights[:shown]]
+        hidden = ("·" if row == 0 else " ") * width
+        lines.append("".join(bars) + hidden * (len(losses) - shown))
     return lines
+
+
+def _height(loss: float, positive: list[float], levels: int) -> int:
+    """A loss's bar height in eighths of a row: log(loss) between the smallest and the largest
+    positive loss, 1 to `levels`; 0 for a loss of 0."""
+    if loss <= 0 or not positive:
+        return 0
+    low, high = math.log(min(positive)), math.log(max(positive))
+    if high - low < 1e-12:
+        return levels
+    return 1 + round((math.log(loss) - low) / (high - low) * (levels - 1))

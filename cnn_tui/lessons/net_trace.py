@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 from cnn_tui.lessons.naive import StepEvent
-from cnn_tui.lessons.net_replay import after_line, fmt_sig, loss_format, net_formats
+from cnn_tui.lessons.net_replay import after_line, loss_format, net_formats
 from cnn_tui.lessons.network import (
     ARRAYS,
     EDITABLE,
@@ -27,7 +27,7 @@ from cnn_tui.lessons.network import (
     run_training,
 )
 from cnn_tui.lessons.notation import legend_lines
-from cnn_tui.lessons.number_format import NumberFormat
+from cnn_tui.lessons.number_format import NumberFormat, probability_format
 from cnn_tui.lessons.settings import ADAM_BETAS, ADAM_EPS
 from cnn_tui.lessons.step_text import StepStyle, fmt_factor, format_cell, plane_header, step_text
 from cnn_tui.lessons.step_text import fmt_num as _num
@@ -118,11 +118,12 @@ def summary_lines(training, loss: NumberFormat) -> Iterator[str]:
     probabilities = training.true_probabilities()
     label = example.label
     steps = training.steps
+    chance = probability_format(probabilities)  # the true class's p, one format over the run
     yield f"loss per step (before step 1, then after each): {', '.join(loss(v) for v in losses)}"
     yield (
         f"summary: after {steps} {_optimizer(example)} step{'s' if steps != 1 else ''}, loss "
         f"{loss(losses[0])} → {loss(losses[-1])}, p[{label}] (the true class, "
-        f"{example.class_name(label)}) {fmt_sig(probabilities[0])} → {fmt_sig(probabilities[-1])}"
+        f"{example.class_name(label)}) {chance(probabilities[0])} → {chance(probabilities[-1])}"
     )
 
 

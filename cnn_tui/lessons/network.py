@@ -37,11 +37,12 @@ import numpy as np
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import library, naive
 from cnn_tui.lessons.naive import Operand, StepEvent
-from cnn_tui.lessons.number_format import choose_format
+from cnn_tui.lessons.number_format import significant_format
 from cnn_tui.lessons.rules import ADAM_RULES, MAX_SUBTRACTION, SOFTMAX_CE_GRADIENT, adam_note
 from cnn_tui.lessons.settings import (
     ADAM_BETAS,
     ADAM_EPS,
+    DEFAULT_LR,
     NET_DEFAULT_EXAMPLE,
     NET_LIMITS,
     NET_SETTINGS,
@@ -265,12 +266,14 @@ def build_net_example(
     }
     if label is None:
         label = library.int_value(data, "label", where) if "label" in data else 0
-    if lr is None:
-        lr = library.float_value(data, "lr", where) if "lr" in data else 0.1
+    own = library.text_value(data, "optimizer", where, 16, "sgd")  # the file's optimizer
+    if optimizer is None:
+        optimizer = own
+    if lr is None:  # the file's α is its own optimizer's; else the optimizer's default
+        mine = "lr" in data and optimizer == own
+        lr = library.float_value(data, "lr", where) if mine else DEFAULT_LR.get(optimizer, 0.1)
     if steps is None:
         steps = library.int_value(data, "steps", where) if "steps" in data else 1
-    if optimizer is None:
-        optimizer = library.text_value(data, "optimizer", where, 16, "sgd")
     base = NetExample(
         lesson.name,
         lesson.title,
@@ -782,7 +785,7 @@ def run_network(
     stage(
         "after", "after", "second forward", "",
         "a second forward pass with w1′, b1′, w2′, b2′ (the same loops, not stepped here)",
-        after_source(loss, after, choose_format(loss, after)),
+        after_source(loss, after, significant_format(loss, after)),
         ("z2", "p", "L"), ("z2_after", "p_after", "L_after"), [],
     )  # fmt: skip
     return NetRun(example, v, stages, step, new_state)
@@ -794,8 +797,8 @@ def after_source(loss: float, after: float, number: Callable[[float], str]) -> s
     step cannot know yet and the lesson writes again with it)."""
     change = after - loss
     verdict = "lower" if change < 0 else "not lower: try a smaller α"
-    sign = "−" if change < 0 else "+"
-    return f"L = {number(loss)} → L′ = {number(after)} ({sign}{_short(abs(change))}: {verdict})"
+    sign = "+" if change >= 0 else ""  # the minus is the format's own ASCII "-"
+    return f"L = {number(loss)} → L′ = {number(after)} ({sign}{number(change)}: {verdict})"
 
 
 def _dims(array: np.ndarray) -> str:
@@ -803,9 +806,9 @@ def _dims(array: np.ndarray) -> str:
 
 
 def _short(value: float) -> str:
-    """A number in a sentence: 4 significant digits, "−" as the minus sign."""
+    """A number in a sentence: 4 significant digits, ASCII "-" as the minus like the grids'."""
     text = f"{value:.4g}"
-    return text.replace("-", "−") if text != "-0" else "0"
+    return text if text != "-0" else "0"
 
 
 # --------------------------------------------------------------------------- checks

@@ -16,7 +16,15 @@ The rule, in order:
   as many as give the largest value three significant digits (`0.00244`), and more, up to
   `MAX_DECIMALS`, when the array holds a value that those would round to zero;
 - a nonzero value still too small for that is written with two significant digits in scientific
-  notation (`3.1e-07`): a value that is not zero is never written `0.000`;
+  notation (`3.1e-07`): a value that is not zero is never written `0.000`; an array of small
+  values (every one below 1e-3, `SMALL`) is written so as a whole (`-4.8e-07` next to
+  `-3.0e-06`, not next to `-0.000003`): one array, one notation. (A lone tiny value among
+  large ones, a weight an Adam step brings to 5e-09, stays `5.2e-09` beside `0.400`.)
+- a probability (`probability_format`) gets decimals enough that a value below 1 is never
+  written `1.000` (`0.9995`);
+- a value that spans orders of magnitude over a run, the loss, is written with three
+  significant digits, in scientific notation below 1e-3 (`significant_format`: `0.795`,
+  `0.0542`, `1.70e-07`), so a loss of 1.7e-07 is neither `0` nor `0.000000`.
 - then the operands: an array read by a step whose printed result it must reproduce gets more
   decimals where its rounding would move that result by more than half a unit of its last
   digit (`operand_decimals`): Adam's `m′ = 0.9·m + 0.1·dw1 → 0.00987` needs dw1 `0.0987`, not
@@ -40,6 +48,8 @@ import numpy as np
 EXACT_DECIMALS = 3  # the most decimals an array is written with exactly (0.855)
 COMPUTED_DECIMALS = 3  # an array no decimals show exactly: 0.222 for 2/9
 MAX_DECIMALS = 6  # more, for small values (Adam's v̂): three significant digits, not 0.000
+PROBABILITY_DECIMALS = 9  # a probability below 1 is never written 1.000 (0.99999983)
+SMALL = 1e-3  # an array whose values are all below this may be written in scientific notation
 NOISE = 1e-12  # |v| at most this (times the array's scale, at least 1) is rounding noise: 0
 
 # Steps that move a value without arithmetic: the array written and the array read hold the
@@ -55,6 +65,9 @@ class NumberFormat:
     decimals: int = COMPUTED_DECIMALS
     zero_below: float = NOISE
     width: int = 1
+    scientific: bool = False  # every nonzero value as `-4.8e-07`: two significant digits, more
+    # where the decimals ask for them (`3.01e-04` at 6 decimals), never less precise than them
+    significant: int = 0  # > 0: that many significant digits, scientific below 1e-3
 
     def __call__(self, value: float) -> str:
         """`value` as this array writes it: `0.855`, `-1.3`, `0`, `3.1e-07`; NaN (not computed
@@ -66,6 +79,11 @@ class NumberFormat:
             return "-∞" if value < 0 else "∞"
         if abs(value) <= self.zero_below:
             return "0"
+        if self.significant:
+            return _significant(value, self.significant)
+        if self.scientific:  # as precise as the decimals: 3.01e-04 at 6, -4.8e-07 (two digits)
+            exponent = math.floor(math.log10(abs(value)))
+            return f"{value:.{max(1, self.decimals + exponent)}e}"
         text = f"{value:.{self.decimals}f}"
         if float(text) == 0:  # too small for the decimals: still not zero
             text = f"{value:.1e}"
@@ -102,13 +120,62 @@ def choose_format(*arrays: object, min_decimals: int = 0) -> NumberFormat:
         smallest = float(np.min(visible)) if visible.size else scale
         while decimals < MAX_DECIMALS and round(smallest, decimals) == 0:
             decimals += 1
+    # an array of small values (all below 1e-3): the whole array in scientific notation, two
+    # significant digits each, not `-4.8e-07` next to `-0.000003`
+    scientific = not exact and scale < SMALL
     decimals = max(decimals, min(min_decimals, MAX_DECIMALS))
-    draft = NumberFormat(decimals, zero_below)
-    # the widest value written: every distinct value, so a long array costs little
+    return _sized(NumberFormat(decimals, zero_below, 1, scientific), finite, flat)
+
+
+def probability_format(*arrays: object, min_decimals: int = 0) -> NumberFormat:
+    """`choose_format` for probabilities, with decimals enough (up to `MAX_DECIMALS`) that a
+    value below 1 is not written `1.000` (p = 0.99954 reads `0.9995`; up to
+    `PROBABILITY_DECIMALS`). `min_decimals`: at least that many (an operand raised by
+    `operand_decimals`)."""
+    chosen = choose_format(*arrays, min_decimals=min_decimals)
+    values = [np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays]
+    flat = np.concatenate(values) if values else np.zeros(0)
+    finite = flat[np.isfinite(flat)]
+    below = finite[(finite < 1) & (finite > chosen.zero_below)]
+    decimals = chosen.decimals
+    if chosen.scientific or not below.size:
+        return chosen
+    while decimals < PROBABILITY_DECIMALS and np.any(np.round(below, decimals) >= 1):
+        decimals += 1
+    if decimals == chosen.decimals:
+        return chosen
+    return _sized(NumberFormat(decimals, chosen.zero_below), finite, flat)
+
+
+def significant_format(*arrays: object, digits: int = 3) -> NumberFormat:
+    """Values written with `digits` significant digits, in scientific notation below 1e-3:
+    for a value that falls by orders of magnitude, the loss over a training run."""
+    values = [np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays]
+    flat = np.concatenate(values) if values else np.zeros(0)
+    finite = flat[np.isfinite(flat)]
+    return _sized(NumberFormat(zero_below=0.0, significant=digits), finite, flat)
+
+
+def _significant(value: float, digits: int) -> str:
+    """`value` with `digits` significant digits: `0.795`, `0.0542`, `12.3`, `1.70e-07`."""
+    if abs(value) < 1e-3:
+        return f"{value:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    if decimals and abs(float(text)) >= 10.0 ** (digits - decimals):  # 9.996 -> 10.00
+        text = f"{value:.{decimals - 1}f}"
+    return text
+
+
+def _sized(draft: NumberFormat, finite: np.ndarray, flat: np.ndarray) -> NumberFormat:
+    """`draft` with its width: the widest value it writes (every distinct value, so a long
+    array costs little; an infinity takes two)."""
     width = max((len(draft(v)) for v in np.unique(finite)), default=1)
     if np.any(np.isinf(flat)):
         width = max(width, 2)
-    return NumberFormat(decimals, zero_below, width)
+    return NumberFormat(
+        draft.decimals, draft.zero_below, width, draft.scientific, draft.significant
+    )
 
 
 def _shows(values: np.ndarray, decimals: int, tolerance: float) -> bool:

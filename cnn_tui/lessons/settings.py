@@ -364,6 +364,12 @@ class NetLimits:
 NET_LIMITS = NetLimits()
 NET_DEFAULT_EXAMPLE = "net-vertical-edge"
 NET_OPTIMIZERS = ("sgd", "adam")
+# The learning rate α when neither a flag, the form nor an example written for that optimizer
+# gives one. An example's `lr` is its own optimizer's (SGD unless the file says `optimizer`):
+# SGD's 0.1 would make Adam, whose every weight moves by about α a step, take the loss of the
+# shipped examples near 0 in two steps; 0.01 shows it falling step by step (Adam's usual α,
+# 1e-3, is for networks of many steps, not a five-step lesson).
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.01}
 # Adam's constants, PyTorch's defaults: β1 (the gradient's running mean), β2 (its square's), ε
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -383,7 +389,8 @@ NET_SETTINGS: dict[str, Setting] = {
         Setting(
             "lr",
             "learning rate α",
-            "the learning rate α of the optimizer, above 0 (default: the example's)",
+            "the learning rate α of the optimizer, above 0 (default: the example's for its own "
+            "optimizer; else 0.1 for SGD, 0.01 for Adam)",
             "float",
             high=int(NET_LIMITS.max_lr),
             metavar="ALPHA",

@@ -3,8 +3,11 @@
 Textual's Footer is one scrolling line: with the lesson's many keys, half of them would be cut
 off in 80 columns. `WrappingFooter` lays clickable keys out as a grid with as many columns as
 fit the width (each column as wide as its widest key); a binding group such as ←/→ becomes one
-key showing both keys and the group's description. It is built on public Textual API only (the
-screen's `active_bindings` and `bindings_updated_signal`), not on Footer's internals.
+key showing both keys and the group's description. On a narrow terminal (below `WIDE` columns,
+a projector's 80) a screen with a `?` key list (a lesson) gets at most `NARROW_LINES` lines: the
+keys it names in `footer_optional` (a class attribute: action names, the first dropped first;
+else `OPTIONAL`) go first, then the last keys but `?`, which lists every key. It is built on public Textual API only (the screen's
+`active_bindings` and `bindings_updated_signal`), not on Footer's internals.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 _GUTTER = 1
+WIDE = 100  # columns from which the footer may take up to `MAX_LINES` lines
+NARROW_LINES = 2  # lines the footer takes at most on a narrower terminal (80×24)
+MAX_LINES = 4
+KEEP = ("toggle_keys",)  # never dropped: `?` lists every key of the screen
+OPTIONAL = ("jump", "speed", "reseed")  # dropped first when a screen names none
+
+Entry = tuple[str, str, str, str, bool, str]
 
 
 def columns_that_fit(widths: Sequence[int], available: int, gutter: int = _GUTTER) -> int:
@@ -118,9 +128,9 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
         if self.is_attached and screen is self.screen:
             self.call_after_refresh(self.recompose)
 
-    def _keys(self) -> list[tuple[str, str, str, str, bool, str]]:
+    def _keys(self) -> list[Entry]:
         """(key, key display, description, action, enabled, tooltip) for each footer entry."""
-        entries: list[tuple[str, str, str, str, bool, str]] = []
+        entries: list[Entry] = []
         seen_actions: set[str] = set()
         grouped: dict[str, int] = {}
         for _, binding, enabled, tooltip in self.screen.active_bindings.values():
@@ -153,20 +163,48 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
                 )
         return entries
 
+    def _fitted(self, available: int) -> tuple[list[Entry], list[int], int]:
+        """The entries shown at this width, their widths and the grid's columns. On a screen
+        whose `?` lists every key (a lesson), at most `NARROW_LINES` lines below `WIDE` columns:
+        the screen's `footer_optional` keys (else `OPTIONAL`) dropped first, then the last ones
+        (never `?`); other screens keep every key, in up to `MAX_LINES` lines."""
+        entries = self._keys() if self._bindings_ready else []
+        listed = any(_action_name(entry[3]) in KEEP for entry in entries)  # `?` lists them
+        limit = NARROW_LINES if listed and available + 2 < WIDE else MAX_LINES
+        wanted = getattr(self.screen, "footer_optional", OPTIONAL)
+        optional = [_action_name(a) for a in wanted]
+
+        def widths() -> list[int]:
+            return [len(shown) + 1 + len(description) for _, shown, description, *_ in entries]
+
+        count = columns_that_fit(widths(), available) if entries else 1
+        while entries and -(-len(entries) // count) > limit:
+            names = [_action_name(entry[3]) for entry in entries]
+            dropped = next((name for name in optional if name in names), None)
+            if dropped is not None:  # every key of that action: home and end go together
+                entries = [e for e, name in zip(entries, names, strict=True) if name != dropped]
+            else:
+                del entries[max(i for i, name in enumerate(names) if name not in KEEP)]
+            count = columns_that_fit(widths(), available)
+        return entries, widths(), count
+
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:
             return
-        entries = self._keys()
-        widths = [len(shown) + 1 + len(description) for _, shown, description, *_ in entries]
         available = (self.size.width or self.app.size.width) - 2
-        self._columns = count = columns_that_fit(widths, available) if widths else 1
+        entries, widths, count = self._fitted(available)
+        self._columns = count
         self.styles.grid_size_columns = count
         self.styles.grid_columns = " ".join(str(max(widths[i::count])) for i in range(count))
         for key, shown, description, _action, enabled, tooltip in entries:
             yield FooterEntry(key, shown, description, enabled=enabled, tooltip=tooltip)
 
     def on_resize(self, event: events.Resize) -> None:
-        entries = self._keys() if self._bindings_ready else []
-        widths = [len(shown) + 1 + len(description) for _, shown, description, *_ in entries]
-        if widths and columns_that_fit(widths, event.size.width - 2) != self._columns:
+        entries, _widths, count = self._fitted(event.size.width - 2)
+        if entries and (count != self._columns or len(entries) != len(self.children)):
             self.call_after_refresh(self.recompose)
+
+
+def _action_name(action: str) -> str:
+    """An action without its arguments: "speed(1)" -> "speed", "app.quit" as it is."""
+    return action.split("(", 1)[0]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cnn_tui import cli
-from cnn_tui.lessons.net_replay import fmt_sig, loss_format, net_formats
+from cnn_tui.lessons.net_replay import loss_format, net_formats
 from cnn_tui.lessons.net_trace import HEADINGS, net_trace_style, net_trace_text, step_line
 from cnn_tui.lessons.network import build_net_example, run_network, run_training
 
@@ -56,8 +56,8 @@ def test_the_trace_prints_every_stage_in_order_with_its_rule_source_and_steps(ca
     events = sum(len(stage.events) for stage in run.stages)
     assert sum(1 for line in lines if STEP.match(line)) == events == 1149
     assert "loss L = −log p[0] = 0.795" in lines
-    assert "  L = 0.795 → L′ = 0.054 (−0.7412: lower)" in lines  # L as everywhere
-    assert "p′ = [0.9473, 0.0527]" in lines and "L′ = 0.054" in lines
+    assert "  L = 0.795 → L′ = 0.0542 (-0.741: lower)" in lines  # L as everywhere
+    assert "p′ = [0.9473, 0.0527]" in lines and "L′ = 0.0542" in lines
     check = lines[-1]
     assert check.startswith("gradient check (central differences, eps 1e-06): max relative")
     assert float(re.search(r"error (\S+) \(", check).group(1)) < 1e-6
@@ -168,16 +168,16 @@ def test_steps_and_optimizer_print_each_step_s_loss_and_the_summary(capsys):
     ]
     assert lines.count("== update: one Adam step ==") == 3
     training = run_training(build_net_example(steps=3, optimizer="adam"))
-    loss = loss_format(training)  # L's one format over the run: 0.7954 → 0.0005 needs 4
+    loss = loss_format(training)  # L's one format over the run: 3 significant digits
     losses = [loss(value) for value in training.losses]
-    assert losses == ["0.7954", "0.1097", "0.0078", "0.0005"]
+    assert losses == ["0.795", "0.658", "0.540", "0.438"]  # Adam's default α, 0.01
     for step in (1, 2, 3):
         assert f"step {step}: loss {losses[step - 1]} → {losses[step]}" in lines
     assert f"loss per step (before step 1, then after each): {', '.join(losses)}" in lines
     p = training.true_probabilities()
     assert (
-        f"summary: after 3 Adam steps, loss 0.7954 → {losses[-1]}, p[0] (the true class, vertical edge) "
-        f"0.451 → {fmt_sig(p[-1])}"
+        "summary: after 3 Adam steps, loss 0.795 → 0.438, p[0] (the true class, vertical edge) "
+        f"0.451 → {p[-1]:.3f}"
     ) in lines
     # dw1 with the digits m′ needs: 0.1·0.0987 gives 0.00987 (not 0.1·0.099)
     assert (
@@ -204,8 +204,8 @@ def test_one_sgd_step_ends_with_the_summary(capsys):
     _, out, _ = run_cli(capsys, "net", "--no-ui", "--summary")
     lines = out.splitlines()
     assert "1 training step, optimizer SGD" in lines
-    assert "loss per step (before step 1, then after each): 0.795, 0.054" in lines
+    assert "loss per step (before step 1, then after each): 0.795, 0.0542" in lines
     assert (
-        "summary: after 1 SGD step, loss 0.795 → 0.054, p[0] (the true class, vertical edge) 0.451 → 0.947"
+        "summary: after 1 SGD step, loss 0.795 → 0.0542, p[0] (the true class, vertical edge) 0.451 → 0.947"
     ) in lines
     assert not any(line.startswith("==== training step") for line in lines)

@@ -101,7 +101,7 @@ def test_network_lesson_steps_forward_backward_update_and_quits() -> None:
         tmux.send("b")
         tmux.wait_for("update · SGD · w1")
         tmux.send("b")
-        tmux.wait_for("L = 0.795 → L′ = 0.054")
+        tmux.wait_for("L = 0.795 → L′ = 0.0542")
         tmux.wait_for("finite differences: ", timeout=60)
         tmux.send("C-q")
         wait_for(lambda: not tmux.alive(), 15, "cnn-tui to quit on ctrl+q")

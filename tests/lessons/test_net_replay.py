@@ -155,7 +155,7 @@ def test_backward_stages_state_the_chain_rule_and_where_dout_came_from(model):
     assert "came from max-pool above" in rules["relu.backward"][1]
     assert "came from ReLU above" in rules["conv.grad_bias"][1]
     assert rules["sgd.w1"][0].startswith("w1′ = w1 − α·dw1 with α = 0.1")
-    assert "L = 0.795 → L′ = 0.054" in rules["after"][1]  # as the L and L′ grids write them
+    assert "L = 0.795 → L′ = 0.0542" in rules["after"][1]  # as the L and L′ grids write them
 
 
 def test_grids_show_the_stage_arrays_and_mark_the_step(model):
@@ -185,7 +185,7 @@ def test_the_after_stage_summarises_the_second_forward(model):
     model.seek(model.total)
     lines = model.step_lines()
     assert lines[0].startswith("second forward pass with the updated weights")
-    assert lines[1] == "L = 0.795 → L′ = 0.054  (−0.741, lower: the step went downhill)"
+    assert lines[1] == "L = 0.795 → L′ = 0.0542  (-0.741, lower: the step went downhill)"
     assert lines[2] == "p[0] (the true class, vertical edge) = 0.4514 → 0.9473"
     names = [spec.name for spec in model.grid_specs()]
     assert names == ["z2", "p", "L", "z2_after", "p_after", "L_after"]

@@ -13,7 +13,7 @@ from cnn_tui.lessons.network import build_net_example, run_training
 
 @pytest.fixture
 def adam() -> NetReplay:
-    return NetReplay(run_training(build_net_example(steps=3, optimizer="adam")))
+    return NetReplay(run_training(build_net_example(steps=3, optimizer="adam", lr=0.1)))
 
 
 def snapshot(model: NetReplay) -> dict[str, np.ndarray]:
@@ -104,7 +104,7 @@ def test_one_more_step_is_appended_and_the_curve_follows(adam):
     assert adam.curve_index() == 0
     adam.seek(total)  # the last step's "after": the loss after it
     assert adam.curve_index() == 3
-    assert adam.curve_label().startswith("loss after 3/3 Adam steps: ")
+    assert adam.curve_label().startswith("after 3/3 Adam steps: 4.62e-04  (from 0.795)")
     position = adam.extend()
     assert adam.training.steps == 4 and position == total + 1
     assert adam.train_step == 4 and adam.stage.key == "conv.forward"
@@ -122,7 +122,7 @@ def test_a_single_step_reads_as_before():
     assert model.pipeline()[0] == "forward"
     assert model.step_lines()[0].startswith("1150 steps recorded: forward 419")
     # the loss in its one format, as its grid and the "after" stage write it
-    assert model.curve_label() == "loss after 0/1 SGD steps: 0.795  (0.795 → 0.054)"
+    assert model.curve_label() == "after 0/1 SGD steps: 0.795"  # not the loss to come
 
 
 def test_the_same_stage_in_the_next_and_previous_training_step(adam):
@@ -144,8 +144,9 @@ def test_the_same_stage_in_the_next_and_previous_training_step(adam):
 
 def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
     # Adam's step 4: p ≈ (0.999538, 0.000462), which a plain 3-decimal number writes 1 and 0;
-    # p − y → dz2 = -0.000462 needs p's six decimals (`number_format.operand_decimals`)
-    model = NetReplay(run_training(build_net_example(steps=4, optimizer="adam")))
+    # p − y → dz2 = -0.000462 needs p's six decimals (`number_format.operand_decimals`), and dz2,
+    # all below 1e-3, is written in scientific notation as precisely (`-4.62e-04`)
+    model = NetReplay(run_training(build_net_example(steps=4, optimizer="adam", lr=0.1)))
     index = next(
         k
         for k, stage in enumerate(model.stages)
@@ -157,7 +158,7 @@ def test_the_p_minus_y_line_writes_p_and_dz2_with_their_grids_digits() -> None:
         grids = {spec.name: spec for spec in model.grid_specs()}
         grid_p = [grids["p"].number_format(value) for value in p]
         grid_dz2 = grids["dz2"].number_format(dz2[j])
-        assert grid_p == ["0.999538", "0.000462"] and grid_dz2 == ["-0.000462", "0.000462"][j]
+        assert grid_p == ["0.999538", "0.000462"] and grid_dz2 == ["-4.62e-04", "4.62e-04"][j]
         line = model.step_lines()[2]
         assert line == (
             f"Σ_i ∂L/∂p[i]·∂p[i]/∂z2[{j}] = (−1/{grid_p[0]})·{grid_p[0]}·"

@@ -96,7 +96,8 @@ def test_adam_moves_every_weight_by_about_alpha_on_its_first_step_sgd_by_alpha_t
         grad = adam.values[f"d{key}"]
         moved = adam.values[key] - adam.values[f"{key}_new"]
         nonzero = np.abs(grad) > 1e-6
-        np.testing.assert_allclose(moved[nonzero], 0.1 * np.sign(grad[nonzero]), rtol=1e-4)
+        # α: Adam's own default, 0.01 (the example's 0.1 is SGD's: `settings.DEFAULT_LR`)
+        np.testing.assert_allclose(moved[nonzero], 0.01 * np.sign(grad[nonzero]), rtol=1e-4)
         assert np.all(moved[~nonzero] * np.sign(grad[~nonzero]) >= 0)
         np.testing.assert_allclose(sgd.values[key] - sgd.values[f"{key}_new"], 0.1 * grad)
 
@@ -145,10 +146,15 @@ def test_the_adam_stages_in_order_with_their_rules():
 
 
 def test_the_loss_curve_bars():
-    assert loss_curve([1.0, 0.5, 0.0]) == ["█▄ "]
-    assert loss_curve([1.0, 0.001]) == ["█▁"]  # a small loss above 0 is still a sliver
-    assert loss_curve([1.0, 0.5], rows=2, width=2) == ["██  ", "████"]
-    assert loss_curve([2.0, 1.5, 1.0], rows=2) == ["█▄ ", "███"]
+    # a log scale: the largest loss a full bar, the smallest above 0 a sliver, 0 nothing
+    assert loss_curve([1.0, 0.5, 0.0]) == ["█▁ "]
+    assert loss_curve([1.0, 0.001]) == ["█▁"]
+    assert loss_curve([1.0, 0.1, 0.01]) == ["█▅▁"]  # each factor of 10 the same drop
+    assert loss_curve([1.0, 0.5], rows=2, width=2) == ["██  ", "██▁▁"]
+    # only the losses reached so far: the rest a `·` on the bottom row
+    assert loss_curve([1.0, 0.1, 0.01], shown=1) == ["█··"]
+    assert loss_curve([1.0, 0.1], rows=2, shown=1) == ["█ ", "█·"]
+    assert loss_curve([2.0, 1.5, 1.0], rows=2) == ["█▂ ", "██▁"]
 
 
 def test_p_minus_y_derived_through_the_softmax_jacobian():
@@ -179,7 +185,8 @@ def test_p_minus_y_derived_through_the_softmax_jacobian():
 def test_steps_and_optimizer_are_settings_checked_like_the_others():
     example = build_net_example(steps="3", optimizer="adam")
     assert (example.steps, example.optimizer) == (3, "adam")
-    assert example.settings() == {"label": 0, "lr": 0.1, "steps": 3, "optimizer": "adam"}
+    # Adam's own default α (the example's 0.1 is SGD's): `settings.DEFAULT_LR`
+    assert example.settings() == {"label": 0, "lr": 0.01, "steps": 3, "optimizer": "adam"}
     assert build_net_example().settings()["steps"] == 1
     assert build_net_example().optimizer == "sgd"
     with pytest.raises(UsageError, match=r"^steps must be between 1 and 50, got 51$"):

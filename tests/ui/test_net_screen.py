@@ -176,7 +176,7 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         await pilot.press("b")
         assert "after · second forward" in status(screen)
         lines = step_text(screen)
-        assert lines[1] == "L = 0.795 → L′ = 0.054  (−0.741, lower: the step went downhill)"
+        assert lines[1] == "L = 0.795 → L′ = 0.0542  (-0.741, lower: the step went downhill)"
         assert "L′ loss after the step" in board(screen)
         await pilot.press("right")  # the end: stays
         assert "all 1150 / 1150" in status(screen)
@@ -299,7 +299,7 @@ async def test_the_check_panel_compares_with_pytorch_and_finite_differences() ->
         await app.workers.wait_for_complete()
         await pilot.pause()
         text = text_of(screen.query_one("#net-check", CheckPanel))
-        assert "PyTorch (autograd, SGD): |Δ|" in text and "finite differences: " in text
+        assert "PyTorch (SGD): |Δ|" in text and "finite differences: " in text
         assert text.count("✓") == 2, text
 
 
@@ -336,9 +336,12 @@ async def test_steps_and_optimizer_flags_open_a_training_run() -> None:
         assert isinstance(screen, NetworkScreen)
         assert (screen.example.steps, screen.example.optimizer) == (3, "adam")
         assert status(screen).startswith("network · step 1/3 · forward · conv")
-        assert "loss after 0/3 Adam steps: 0.795" in curve(screen)
-        # one row at 80×24, three columns a step: Adam takes the loss near 0 in one step
-        assert curve(screen).startswith("loss ███▁▁▁▁▁▁▁▁▁  loss")
+        assert "after 0/3 Adam steps: 0.795" in curve(screen)
+        # one row at 80×24, three columns a step, on a log scale (Adam: α 0.01); only the losses reached so
+        # far are drawn (step 0: the first), the rest a `·` each column
+        assert curve(screen) == "log L ███·········  after 0/3 Adam steps: 0.795"
+        await pilot.press("end", "b", "b", "b")  # step 1's "after": two losses drawn
+        assert curve(screen) == "log L ███▆▆▆······  after 1/3 Adam steps: 0.658  (from 0.795)"
 
 
 @run_async
@@ -348,18 +351,14 @@ async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
         screen = await open_net(pilot)
         assert "all 0 / 1150" in status(screen)
         assert not screen.check_action("other_step", (1,))  # one training step: t / T hidden
-        assert (
-            curve(screen)
-            .splitlines()[-1]
-            .endswith("loss after 0/1 SGD steps: 0.795  (0.795 → 0.054)")
-        )
+        assert curve(screen).splitlines()[-1].endswith("after 0/1 SGD steps: 0.795")
         assert len(curve(screen).splitlines()) == 4  # a tall terminal: four rows of bars
-        await pilot.press("n")
+        await pilot.press("o")
         assert status(screen).startswith("network · step 2/2 · forward · conv")
         assert "step 1 / 320" in status(screen) and "all 1151 / 2300" in status(screen)
         assert pipeline(screen).startswith("step 2 forward: x → [conv]")
         # the loss in one format over the run, in the curve and the "after" stage alike
-        assert "loss after 1/2 SGD steps: 0.054  (0.795 → 0.040)" in curve(screen)
+        assert "after 1/2 SGD steps: 0.0542  (from 0.795)" in curve(screen)
         await pilot.press("T")  # the same step of the previous training step
         assert status(screen).startswith("network · step 1/2 · forward · conv")
         assert "all 1 / 2300" in status(screen)
@@ -367,8 +366,8 @@ async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
         assert "step 2/2" in status(screen) and "all 1151 / 2300" in status(screen)
         await pilot.press("end", "b", "b", "b")  # to step 2's "after"
         assert "step 2/2 · after" in status(screen)
-        assert "loss after 2/2 SGD steps: 0.040" in curve(screen)
-        assert step_text(screen)[1].startswith("L = 0.054 → L′ = 0.040")
+        assert "after 2/2 SGD steps: 0.0396" in curve(screen)
+        assert step_text(screen)[1].startswith("L = 0.0542 → L′ = 0.0396")
 
 
 @run_async
@@ -380,12 +379,12 @@ async def test_one_more_step_reruns_the_checks_over_every_step() -> None:
         await app.push_screen(screen)
         await pilot.pause()
         await app.workers.wait_for_complete()
-        await pilot.press("n")
+        await pilot.press("o")
         await pilot.pause()
         await app.workers.wait_for_complete()
         await pilot.pause()
         text = text_of(screen.query_one("#net-check", CheckPanel))
-        assert "PyTorch (autograd, Adam, 2 steps): |Δ|" in text and text.count("✓") == 2, text
+        assert "PyTorch (Adam, 2 steps): |Δ|" in text and text.count("✓") == 2, text
 
 
 @run_async

@@ -1,6 +1,6 @@
 """Snapshot tests (pytest-textual-snapshot) of the network lesson screen, at 80×24 and 120×40,
 mid forward (the conv layer filling z1), mid backward (max-pool routing the gradient), an Adam
-training run mid update, and a step appended with `n` at its "after" stage.
+training run mid update, and a step appended with `o` at its "after" stage.
 
 Deterministic: the default example, the replay paused, the checks switched off. Update with
 `pytest tests/ui/test_net_snapshots.py --snapshot-update` after a deliberate change, then look at
@@ -54,5 +54,5 @@ def test_network_adam_training_run(snap_compare, size) -> None:
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_network_one_more_step_after(snap_compare, size) -> None:
-    press = ["n", "b", "b", "b"]  # step 2, appended, at its "after": the curve's second drop
+    press = ["o", "b", "b", "b"]  # step 2, appended, at its "after": the curve's second drop
     assert snap_compare(CnnTuiApp(), press=press, terminal_size=size, run_before=open_net)

@@ -149,6 +149,11 @@ class ArrayEditModal(ModalScreen[RequestT | None]):
         """The keys of the lesson file that reproduces `example` (a checked request's)."""
         raise NotImplementedError
 
+    def board_changes(self, request: RequestT) -> list[str]:
+        """What the checked `request` changes from the example it starts from ("α 0.5", "x, w1
+        edited"), for the Save dialog's default description; [] when nothing changed."""
+        return ["values edited"] if getattr(request.example, "edited", False) else []  # type: ignore[attr-defined]
+
     def reopen(self, name: str) -> RequestT:
         """The request that shows the example saved as `name`, read back from its file."""
         raise NotImplementedError
@@ -171,6 +176,9 @@ class ArrayEditModal(ModalScreen[RequestT | None]):
 
         own = example.name if (folder / f"{example.name}.toml").is_file() else ""
         description = " ".join(example.description.split())
+        changes = self.board_changes(request)
+        if changes:  # the old description describes another board: say what changed instead
+            description = f"Edited from {example.name}: {', '.join(changes)}"
         dialog = SaveLessonScreen(folder, save, own, example.title, description)
         self.app.push_screen(dialog, self._saved)
 

@@ -60,6 +60,9 @@ class LayerScreen(SteppingScreen):
         *LEAVE_BINDINGS,
     ]
 
+    # at 80 columns the footer keeps two lines: these keys (in `?`) go first
+    footer_optional: ClassVar[tuple[str, ...]] = ("jump", "app.quit", "speed", "reseed")
+
     board_id = "layer-board"
     scroll_id = "layer-board-scroll"
     check_id = "layer-check"
@@ -92,7 +95,7 @@ class LayerScreen(SteppingScreen):
         yield StepStatus(id="layer-status")
         yield NetPipeline(id="layer-pipeline")
         with VerticalScroll(id="layer-board-scroll", can_focus=False):
-            yield ArrayBoard(id="layer-board")
+            yield ArrayBoard(id="layer-board", fit_height=True)
         yield RulePanel(id="layer-rule")
         yield StepPanel(id="layer-step")
         yield CheckPanel(id="layer-check")

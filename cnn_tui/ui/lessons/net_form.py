@@ -78,6 +78,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
         self._original = dict(self._array_texts)
         self._shown_array = EDITABLE[0]
         self._loaded = self.params.get("example") or example.name  # whose values the fields show
+        self._optimizer = example.optimizer  # the optimizer the α field is meant for
 
     @staticmethod
     def _texts_of(example: Any) -> dict[str, str]:
@@ -156,6 +157,7 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
         except UsageError as exc:
             self.query_one("#error-example", Static).update(markup(exc))
             return
+        self._optimizer = chosen.optimizer  # (its α comes with it: not the optimizer's default)
         for name, value in chosen.settings().items():
             widget = self.query_one(f"#form-{name}")
             if isinstance(widget, Select):
@@ -167,6 +169,24 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
         self._loaded = str(event.value)
         self.overrides = {}  # another example: its own values, none of the earlier edits
         self.query_one("#form-values", TextArea).load_text(self._array_texts[self._shown_array])
+
+    @on(Select.Changed, "#form-optimizer")
+    def _optimizer_changed(self, event: Select.Changed) -> None:
+        """Another optimizer: an α the user left at the example's (for the old optimizer)
+        becomes the one the example gives the new optimizer (`settings.DEFAULT_LR`: 0.01 for
+        Adam when the example's 0.1 is SGD's); a typed α stays."""
+        old, new = self._optimizer, str(event.value)
+        if new == old:
+            return
+        self._optimizer = new
+        field = self.query_one("#form-lr", Input)
+        try:
+            before = make_net_example({"example": self._loaded, "optimizer": old}, {}).lr
+            after = make_net_example({"example": self._loaded, "optimizer": new}, {}).lr
+        except UsageError:
+            return  # the example's own problem is said when the form is checked
+        if field.value.strip() == _text("lr", before):
+            field.value = _text("lr", after)
 
     # ----------------------------------------------------------------- checking
 
@@ -219,6 +239,24 @@ class NetFormScreen(ArrayEditModal[NetRequest]):
 
     def file_values(self, example: Any, title: str, description: str) -> dict[str, Any]:
         return net_file_values(example, title, description)
+
+    def board_changes(self, request: NetRequest) -> list[str]:
+        """The settings that differ from the chosen example's file, and the arrays edited:
+        "α 0.5, 3 Adam steps, w2 edited"."""
+        example = request.example
+        base = make_net_example({"example": request.params.get("example", example.name)}, {})
+        changes = []
+        if example.label != base.label:
+            changes.append(f"y = {example.label}")
+        if example.lr != base.lr:
+            changes.append(f"α {example.lr:g}")
+        if (example.steps, example.optimizer) != (base.steps, base.optimizer):
+            optimizer = "SGD" if example.optimizer == "sgd" else "Adam"
+            changes.append(f"{example.steps} {optimizer} step{'s' if example.steps != 1 else ''}")
+        edited = [name for name in EDITABLE if name in request.overrides]
+        if edited:
+            changes.append(f"{', '.join(edited)} edited")
+        return changes
 
     def reopen(self, name: str) -> NetRequest:
         params = {"example": name}

@@ -3,7 +3,7 @@ forward, backward and an SGD or Adam step, for a few training steps, replayed on
 at a time.
 
 The screen runs `cnn_tui.lessons.network.run_training` once per example (every step of every
-training step recorded; `n` appends one more) and replays it with
+training step recorded; `o` appends one more) and replays it with
 `cnn_tui.lessons.net_replay.NetReplay`: the pipeline line marks the layer at work, the loss
 curve the training step, the board shows that stage's arrays (`ArrayBoard`, the conv lesson's
 grids), the rule
@@ -56,21 +56,41 @@ class NetPipeline(Static):
     """
 
     def show(self, direction: str, layers: list[tuple[str, bool]]) -> None:
+        self._shown = (direction, layers)
+        self._draw()
+
+    def on_resize(self) -> None:
+        if hasattr(self, "_shown"):
+            self._draw()
+
+    def _draw(self) -> None:
+        """The whole line, spaced, where it fits; else (80 columns) without the training step
+        (the status line says it) and with tight arrows, so the last layer, L, is never cut."""
+        direction, layers = self._shown
+        width = self.size.width - 2 if self.size.width else self.app.size.width - 2
+        text = self._text(direction, layers, " → ")
+        if text.cell_len > width:
+            text = self._text(direction.rsplit(" ", 1)[-1], layers, "→")
+        self.update(text, layout=False)
+
+    @staticmethod
+    def _text(direction: str, layers: list[tuple[str, bool]], arrow: str) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{direction}: ", style="bold")
         for index, (name, current) in enumerate(layers):
             if index:
-                text.append(" → ", style="dim")
+                text.append(arrow, style="dim")
             if current:
                 text.append(f"[{name}]", style="bold reverse")
             else:
                 text.append(name)
-        self.update(text, layout=False)
+        return text
 
 
 class LossCurve(Static):
-    """The loss of every training step as bars (left: before the first step), the current one
-    marked, with a caption: one row on a short terminal, three on a tall one."""
+    """The loss of every training step reached so far as bars on a log scale (left: before the
+    first step; steps not reached yet a dim `·`), the current one in reverse video (a loss of 0
+    as `▲`), with a caption: one row on a short terminal, four on a tall one."""
 
     DEFAULT_CSS = """
     LossCurve {
@@ -81,20 +101,20 @@ class LossCurve(Static):
 
     def show(self, losses: list[float], current: int, caption: str, rows: int) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
-        width = max(1, min(3, 36 // len(losses)))  # columns per loss: a few steps drawn wide
-        lines = loss_curve(losses, rows, width)
+        width = max(1, min(3, 30 // len(losses)))  # columns per loss: a few steps drawn wide
+        lines = loss_curve(losses, rows, width, shown=current + 1)
         start, end = current * width, (current + 1) * width
         for number, line in enumerate(lines):
             last = number == len(lines) - 1
             if number:
                 text.append("\n")
-            text.append("loss " if last else "     ", style="dim")
+            text.append("log L " if last else "      ", style="dim")
             text.append(line[:start], style="cyan")
             marked = line[start:end]
             if last and not marked.strip():
-                marked = "·" * width  # a loss of 0 is still marked
-            text.append(marked, style="bold yellow on grey23")
-            text.append(line[end:], style="cyan")
+                marked = "▲" * width  # a loss of 0 is still marked
+            text.append(marked, style="bold yellow reverse" if last else "bold yellow")
+            text.append(line[end:], style="dim")
             if last:
                 text.append(f"  {caption}")
         self.update(text)
@@ -127,13 +147,24 @@ class NetworkScreen(SteppingScreen):
         Binding("b", "next_pass", "pass"),
         Binding("T", "other_step(-1)", "previous training step", key_display="T", group=_train),
         Binding("t", "other_step(1)", "next training step", key_display="t", group=_train),
-        Binding("n", "train_more", "one more training step"),
+        # `o`, not `n`: `n` is the image of a batch in the conv / pool and batch-norm lessons
+        Binding("o", "train_more", "one more step"),
         *PLAY_BINDINGS,
         *jump_bindings("layer start", "layer end"),
         Binding("f", "cycle('f')", "filter"),
         Binding("e", "edit", "edit"),
         *LEAVE_BINDINGS,
     ]
+
+    # at 80 columns the footer keeps two lines: these keys (in `?`) go first
+    footer_optional: ClassVar[tuple[str, ...]] = (
+        "jump",
+        "app.quit",
+        "speed",
+        "cycle",
+        "other_step",
+        "next_cell",
+    )
 
     board_id = "net-board"
     scroll_id = "net-board-scroll"
@@ -169,7 +200,7 @@ class NetworkScreen(SteppingScreen):
         yield NetPipeline(id="net-pipeline")
         yield LossCurve(id="net-curve")
         with VerticalScroll(id="net-board-scroll", can_focus=False):
-            yield ArrayBoard(id="net-board")
+            yield ArrayBoard(id="net-board", fit_height=True)
         yield RulePanel(id="net-rule")
         yield StepPanel(id="net-step")
         yield CheckPanel(id="net-check")
@@ -275,6 +306,6 @@ class NetworkScreen(SteppingScreen):
         def torch() -> str:
             difference = network.compare_with_torch(example, training)
             verdict = "✓" if difference < 1e-9 else "✗ differs"
-            return f"PyTorch (autograd, {optimizer}{over}): |Δ| {difference:.1e} {verdict}"
+            return f"PyTorch ({optimizer}{over}): |Δ| {difference:.1e} {verdict}"
 
         return [("grad", gradient), ("torch", torch)]
