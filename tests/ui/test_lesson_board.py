@@ -121,7 +121,7 @@ async def test_issue_backward_dx_late_at_80x24() -> None:
         assert first_step_line(screen) == "dx_pad[2,8] += w[0,2]·dout[2,6]"
         drawn = assert_step_in_view(screen)
         assert set(drawn) == {"w", "dout", "dx_pad"}
-        assert shown(screen) == ["w", "dout", "dx_pad"]  # no `out`, no db / dw
+        assert set(shown(screen)) == {"w", "dout", "dx_pad"}  # no `out`, no db / dw
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
@@ -212,3 +212,60 @@ async def test_the_example_description_is_on_screen_before_the_first_step() -> N
         await pilot.press("right")
         panel = text_of(screen.query_one("#lesson-step", StepPanel))
         assert "Vertical edge detector" not in panel
+
+
+def assert_every_mark_shown(screen: LessonScreen) -> None:
+    """Every highlighted cell of every grid (the window too, not only the cells read and
+    written) lies inside the rows and columns its grid shows; a "window" as large as a whole
+    8×8 array (db and dW sum over all of dout) only needs its cells read and written."""
+    board = screen.query_one("#lesson-board", ArrayBoard)
+    for spec in board.grids:
+        rows = {r for r, _ in spec.marks}
+        kernel_sized = not rows or max(rows) - min(rows) < 3
+        for cell, role in spec.marks.items():
+            if not kernel_sized and role not in (READ, WRITE):
+                continue
+            region = board.cell_region(spec.name, cell)
+            where = f"step {screen.model.position}: {spec.name}{cell} ({role})"
+            assert region is not None, f"{where} is cropped away"
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "mode"),
+    [
+        ("conv", BIG, "forward"),
+        ("conv", BIG, "backward"),
+        ("conv", BIG, "transposed"),
+        ("conv", {**BIG, "conv_mode": "convolution"}, "forward"),
+        ("pool", {"height": 8, "width": 8}, "backward"),
+    ],
+)
+@run_async
+async def test_every_highlighted_cell_is_shown_across_a_pass_at_80x24(op, params, mode) -> None:
+    """Finding 2 of the walk: `conv --height 8 --width 8 --padding 1`, dX at step 205 showed
+    dx_pad rows 3–4 of a 3-row window once the step panel gained its "here" line. Many steps
+    of every phase, each with its own step panel: the whole window is on screen."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, op, params, [])
+        screen.model.mode = mode
+        total = screen.model.total
+        for position in sorted({1, 2, total, *range(7, total, max(total // 40, 1))}):
+            screen._move(screen.model.seek, position)
+            await pilot.pause()
+            await pilot.pause()
+            assert_every_mark_shown(screen)
+            assert_step_in_view(screen)
+
+
+@run_async
+async def test_issue_dx_window_whole_after_the_here_line() -> None:
+    """The walk's keys: `b`, `p`, `p`, → 205 times: dout[2,6] spreads over dx_pad rows 2–4."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, "conv", BIG, ["b", "p", "p"] + ["right"] * 205)
+        assert first_step_line(screen) == "dx_pad[4,6] += w[2,0]·dout[2,6]"
+        assert_every_mark_shown(screen)
+        board = screen.query_one("#lesson-board", ArrayBoard)
+        for cell in [(r, c) for r in range(2, 5) for c in range(6, 9)]:
+            assert board.cell_region("dx_pad", cell) is not None
