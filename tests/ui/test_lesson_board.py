@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 
+import numpy as np
 import pytest
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 
-from cnn_tui.lessons.replay import READ, WRITE
+from cnn_tui.lessons.replay import READ, WRITE, GridSpec
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.array_grid import ArrayBoard, GridStyles, render_grid
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
 
@@ -269,3 +271,39 @@ async def test_issue_dx_window_whole_after_the_here_line() -> None:
         board = screen.query_one("#lesson-board", ArrayBoard)
         for cell in [(r, c) for r in range(2, 5) for c in range(6, 9)]:
             assert board.cell_region("dx_pad", cell) is not None
+
+
+CROPPED_TITLE = re.compile(r"(rows? \d+(–\d+)?|cols? \d+(–\d+)?|\[\d+(–\d+)?, ?\d+(–\d+)?\])")
+
+
+@pytest.mark.parametrize("width", [14, 18, 22, 26, 30, 40, 60, 90])
+def test_a_cropped_grid_says_so_in_its_title_whatever_its_room(width) -> None:
+    """Finding 4: a grid cropped to a corner of 12×12 was titled just `dout_up`. Every width
+    names the part shown: in words, or `dout_up [0–2, 0–2]/12×12`, or at least the bracket."""
+    values = np.arange(144, dtype=float).reshape(12, 12) / 7
+    spec = GridSpec("dout_up", "dout upsampled and padded", values, marks={(1, 1): READ})
+    grid = render_grid(spec, GridStyles(), max_width=width, max_rows=3)
+    title = "".join(segment.text for segment in grid.lines[0])
+    assert grid.cropped and len(title) == grid.width
+    assert CROPPED_TITLE.search(title), title
+    shown = (grid.origin[0], grid.origin[0] + grid.shown_rows - 1)
+    if "[" in title:
+        assert f"[{shown[0]}–{shown[1]}," in title, title
+
+
+@run_async
+async def test_the_walks_cropped_panels_say_so_at_80x24() -> None:
+    """`v` at 80×24 (x_pad cols 0–3 of 10×10 was titled `x_pad`) and `t` (dout_up's corner):
+    every grid showing less than its array says which part."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        for keys in (["v", "right"], ["t", "right"], ["t"] + ["right"] * 40):
+            screen = await lesson_after(pilot, "conv", BIG, keys)
+            board = screen.query_one("#lesson-board", ArrayBoard)
+            lines = board.plain_lines()
+            for spec, block in zip(board.grids, board._blocks, strict=True):
+                if (block.shown_rows, block.shown_cols) != np.atleast_2d(spec.values).shape:
+                    box = board.grid_box(spec.name)
+                    title = lines[box.y][box.x : box.x + box.width]
+                    assert CROPPED_TITLE.search(title), (keys, title)
+            await pilot.press("escape")

@@ -170,16 +170,26 @@ def render_grid(
         part = ", ".join(parts)
         name = spec.short or spec.name
         inner = max(label_w + cols * cell_w, 12)
+        # the short form: rows then columns shown, and the array's size
+        bracket = f"[{_span(r0, rows)}, {_span(c0, cols)}]"
+        size = f"{full_rows}×{full_cols}"
         candidates = (
-            f" {spec.title} · {part} of {full_rows}×{full_cols} ",
+            f" {spec.title} · {part} of {size} ",
             f" {spec.title} · {part} ",
-            f" {name} · {part} of {full_rows}×{full_cols} ",
+            f" {name} · {part} of {size} ",
             f" {name} · {part} ",
-            f" {name} ",
+            f" {name} {bracket}/{size} ",
+            f" {name} {bracket} ",
+            f" {name}{bracket} ".replace(", ", ","),
         )
-        title = next((t for t in candidates if len(t) + 2 <= inner), candidates[-1])
-        if len(title) + 2 > inner:
-            title = title[: inner - 3] + "… "
+        title = next((t for t in candidates if len(t) + 2 <= inner), "")
+        if not title:
+            # short on room: the name gives way, never the part shown
+            compact = bracket.replace(", ", ",")
+            room = inner - 2 - len(compact) - 2
+            title = f" {name[: room - 1]}…{compact} " if room >= 2 else f" {compact} "
+            if len(title) + 2 > inner:
+                title = title[: inner - 3] + "… "
     fill = " " * (inner - label_w - cols * cell_w)
     border, plain = styles.border, Style()
     window_styles: dict[int, Style] = {}
@@ -235,6 +245,11 @@ def render_grid(
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
     return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols)
+
+
+def _span(start: int, count: int) -> str:
+    """Indices start … start + count − 1, as a title writes them: "3–5", or "3"."""
+    return f"{start}–{start + count - 1}" if count > 1 else str(start)
 
 
 def _is_target(spec: GridSpec) -> bool:
