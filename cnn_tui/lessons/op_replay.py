@@ -259,7 +259,8 @@ class OpReplay:
         return grid_specs(self.replay, view, self.example.padding)
 
     def status_parts(self, speed: int) -> list[str]:
-        """The status line: op and phase, step, output cell, speed, the example."""
+        """The status line: op and phase, step, output cell, speed, the mode, the example
+        (`StepStatus` drops the speed first, then the example, then the mode)."""
         replay, example = self.replay, self.example
         parts = [
             f"{replay.op} · {replay.phase_at().label}",
@@ -268,7 +269,7 @@ class OpReplay:
             f"{speed} steps/s",
         ]
         if example.flip:
-            parts.append("true convolution (kernel rotated 180°)")
+            parts.append("true convolution, kernel rotated 180°")
         parts.append(self.example_label)
         return parts
 

@@ -159,7 +159,7 @@ def test_the_status_line_names_the_phase_the_step_the_cell_and_the_example() -> 
     assert model.status_parts(20)[:2] == ["conv2d · backward · db", "step 0 / 171"]
     named = OpReplay(build_example("conv", example="edge-detect", conv_mode="convolution"))
     assert named.status_parts(1)[-2:] == [
-        "true convolution (kernel rotated 180°)",
+        "true convolution, kernel rotated 180°",
         "example edge-detect, seed 0",
     ]
 

@@ -307,3 +307,56 @@ async def test_the_walks_cropped_panels_say_so_at_80x24() -> None:
                     title = lines[box.y][box.x : box.x + box.width]
                     assert CROPPED_TITLE.search(title), (keys, title)
             await pilot.press("escape")
+
+
+@pytest.mark.parametrize(
+    ("size", "params", "keys", "expected"),
+    [
+        # the speed goes before the example (finding 12: `… │ 5 steps/s` with no example)
+        (
+            (80, 24),
+            {"example": "edge-detect"},
+            [],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused", "example edge-detect"],
+        ),
+        # the mode stays before the speed and the example
+        (
+            (80, 24),
+            {"example": "edge-detect"},
+            ["v"],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused", "true convolution"],
+        ),
+        (
+            (100, 30),
+            {"example": "edge-detect"},
+            ["v"],
+            [
+                "conv2d · forward",
+                "step 0 / 160",
+                "cell 0 / 16",
+                "paused",
+                "true convolution",
+                "example edge-detect",
+            ],
+        ),
+        (
+            (60, 24),
+            {"example": "edge-detect"},
+            ["v"],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused"],
+        ),
+        (
+            (60, 24),
+            {"example": "edge-detect"},
+            [],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused"],
+        ),
+    ],
+)
+@run_async
+async def test_the_status_line_drops_the_speed_before_the_example_and_the_mode(
+    size, params, keys, expected
+) -> None:
+    async with CnnTuiApp().run_test(size=size) as pilot:
+        screen = await lesson_after(pilot, "conv", params, keys)
+        assert status(screen).split(" │ ") == expected
