@@ -6,7 +6,8 @@ built on `replay.Replay` share them:
 
 - **Go to** what the lecturer types (`parse_goto`): a step number (`120`), a cell (`6,1`,
   `(6,1)`, `out[6,1]`, `dx_pad[c=1, 2,8]`, the way the step panel writes cells) or a phase
-  name, optionally with a step number in it (`dw`, `dw 12`). A model resolves the query to a
+  name, optionally with a step number in it (`dw`, `dw 12`; a phase named alone is entered
+  as `p` enters it, before its first step: `GotoTarget.enter`). A model resolves the query to a
   position without moving (so bad input changes nothing) with the helpers here: `cell_index`
   (a cell typed with its two spatial indices takes the sample / channel / filter on screen)
   and `first_write` (the first step that writes a cell). A query that cannot be resolved
@@ -73,6 +74,8 @@ class GotoTarget:
     mode: str | None = None
     label: str = ""
     steps: int = 0  # a phase: its steps from `position` on (position, position + 1, …)
+    # a phase named alone: `go_to` enters it as `p` does, before its first step (`position`)
+    enter: bool = False
 
 
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -455,7 +458,9 @@ class StagedNavigation:
         title = self.stages[first].title
         check_step(number, 1, steps, f"in {title}")
         label = title if query.number is None else f"{title}, step {number}"
-        return GotoTarget(self.starts[first] + number, None, label, steps - number + 1)
+        return GotoTarget(
+            self.starts[first] + number, None, label, steps - number + 1, query.number is None
+        )
 
     def _fits(self, query: GotoQuery, name: str) -> bool:
         axes = self.cell_axes(name)
@@ -463,7 +468,9 @@ class StagedNavigation:
         return len(query.index) in (len(self.shapes[name]), spatial)
 
     def go_to(self, target: GotoTarget) -> int:
-        """Move to a target `resolve_goto` gave."""
+        """Move to a target `resolve_goto` gave (a stage named alone: entered, as `p` does)."""
+        if target.enter:
+            return self.enter_stage(self._stage_at(target.position - 1))
         return self.seek(target.position)
 
     def skip_zeros(self, direction: int = 1) -> Skip:

@@ -331,6 +331,20 @@ class Replay:
         self._entered = span if span.start > 0 else None
         return self.position
 
+    def follow(self, other: Replay) -> int:
+        """Stand where `other` stands: the pass of the same example in another variant (a true
+        convolution for a cross-correlation, average for max pooling). Passes of as many steps
+        map step for step (the forward passes always do); otherwise the same output cell, done.
+        An entered phase is entered again."""
+        if other._entered is not None and any(p.phase == other._entered.phase for p in self.phases):
+            return self.enter_phase(other._entered.phase)
+        if other.total == self.total:
+            return self.seek(other.position)
+        cell = other.cell_number()
+        if cell == 0 or self.cell_count != other.cell_count:
+            return self.seek(0)
+        return self.seek(int(self._group_ends[cell - 1]))
+
     # ----------------------------------------------------------------- derived state
 
     def final_values(self, name: str) -> np.ndarray:

@@ -292,8 +292,9 @@ def test_net_goto_stages_steps_and_cells() -> None:
     model = net()
     names = model.goto_names()
     assert names[:3] == ["forward", "backward", "update"] and "dw1" in names and "w1" in names
-    model.go_to(model.resolve_goto("dw1", VIEW))
-    assert model.stage.key == "conv.grad_weight" and model.local == 1
+    model.go_to(model.resolve_goto("dw1", VIEW))  # entered as `p` enters it: none run yet
+    assert model.stage.key == "conv.grad_weight" and model.local == 0
+    assert model.current is None and model.entered_lines()[0].startswith("backward · conv · dw1")
     model.go_to(model.resolve_goto("12", VIEW))
     assert model.stage.key == "conv.grad_weight" and model.local == 12
     model.go_to(model.resolve_goto("backward 3", VIEW))
@@ -335,7 +336,7 @@ def test_net_skips_zero_products_within_a_stage() -> None:
         if model.local == model.stage.steps:
             break
     assert model.stage.key == "conv.grad_weight" and model.local == model.stage.steps
-    zeros = sum(product_is_zero(e) for e in stage_events[1:])
+    zeros = sum(product_is_zero(e) for e in stage_events)  # from before the first step
     assert total == zeros - product_is_zero(stage_events[-1])
     assert total > 100  # the issue: dW1 is mostly products with 0
     assert skip.phase == model.stage.title == "backward · conv · dw1"
@@ -356,6 +357,8 @@ def test_batchnorm_goes_to_its_stages_and_cells() -> None:
     assert names[:2] == ["forward", "backward"]
     assert {"mu", "var", "xhat", "y", "dgamma", "dvar", "dmu", "dx"} <= set(names)
     model.go_to(model.resolve_goto("dvar", VIEW))
+    assert model.stage.key == "bn.grad_var" and model.local == 0 and model.current is None
+    model.go_to(model.resolve_goto("dvar 1", VIEW))  # with a number: that step, run
     assert model.stage.key == "bn.grad_var" and model.local == 1
     model.go_to(model.resolve_goto("5", VIEW))
     assert model.stage.key == "bn.grad_var" and model.local == 5

@@ -159,8 +159,8 @@ async def test_the_network_lesson_goes_to_a_stage_and_skips_its_zeros() -> None:
         screen = NetworkScreen()
         await app.push_screen(screen)
         await pilot.pause()
-        await type_goto(pilot, "dw1")
-        assert "dw1" in status(screen) and "step 1 / " in status(screen)
+        await type_goto(pilot, "dw1")  # entered as `p` enters it
+        assert "dw1" in status(screen) and "step 0 / " in status(screen)
         await pilot.press("z")
         assert "zero product" in note(screen)
         assert not is_zero_product(screen.model.current) or screen.model.local == (
@@ -179,7 +179,7 @@ async def test_the_batchnorm_lesson_goes_to_a_cell_of_the_image_and_channel_on_s
                 if enabled}  # fmt: skip
         assert {"goto", "skip_zeros(1)", "skip_zeros(-1)"} <= keys  # no longer hidden here
         await type_goto(pilot, "dx")
-        assert "backward · dx" in status(screen) and "step 1 / " in status(screen)
+        assert "backward · dx" in status(screen) and "step 0 / " in status(screen)
         await pilot.press("c")  # channel 1 on the board
         await type_goto(pilot, "1,2")
         assert note(screen) == "went to dx[n=0, c=1, 1,2]"
@@ -231,3 +231,33 @@ async def test_after_the_prompt_the_board_fills_the_room_the_step_panel_left() -
         rule = screen.query_one("#layer-rule")
         assert scroll.region.bottom == rule.region.y  # the board's container reaches the rule
         assert scroll.region.height == min(board.board_size[1], board.room) > 7
+
+
+@pytest.mark.parametrize(
+    ("make", "phase", "first_line"),
+    [
+        (lambda: LessonScreen("conv", ISSUE_EXAMPLE), "dx", "backward · dX: "),
+        (lambda: LessonScreen("conv", ISSUE_EXAMPLE), "transposed", "900 steps recorded"),
+        (lambda: LessonScreen("pool", {}), "dx", "4 steps recorded"),
+        (NetworkScreen, "dw1", "backward · conv · dw1: "),
+        (lambda: LayerScreen(LayerSettings("batchnorm", {})), "xhat", "forward · batch norm"),
+    ],
+)
+@run_async
+async def test_going_to_a_phase_enters_it_as_p_does(make, phase, first_line) -> None:
+    """Finding 13c: `: dx` landed on dX's first step already run, `p` before it ("none run
+    yet"); every lesson now enters a phase named alone the way `p` does."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = make()
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, phase)
+        first = step_lines(screen)[0]
+        # a pass's first phase starts the pass: "N steps recorded", else "none run yet"
+        assert first.startswith(first_line) and "run the first one" in first, first
+        assert note(screen).startswith("went to ")
+        position = screen.model.position
+        await pilot.press("right")  # → runs the phase's first step
+        assert screen.model.position == position + 1
+        assert "none run yet" not in step_lines(screen)[0]
