@@ -223,14 +223,25 @@ class Skip:
     phase: str = ""  # the phase it moved in, for the message (the model fills it in)
     # the rest of the phase was zero products: it stopped on the phase's last (first) step
     phase_end: bool = False
+    moved: bool = True  # False at either end of the pass: nothing to move to
 
     def message(self) -> str:
-        """What the step panel says of it: "skipped 14 zero products"."""
+        """What the step panel says of it, always where it went: "skipped 14 zero products";
+        "no zero product to skip: one step on" (it moved as → does); "…: at the end"."""
         count = f"{self.skipped} zero product{'s' if self.skipped != 1 else ''}"
-        text = f"skipped {count}" if self.skipped else "no zero product to skip"
+        forward = self.direction > 0
+        which = "last" if forward else "first"
+        phase = self.phase or "the phase"
+        if self.skipped:
+            text = f"skipped {count}"
+            if self.phase_end:
+                text += f", stopped at the {which} step of {phase}"
+            return text
+        if not self.moved:
+            return f"no zero product to skip: at the {'end' if forward else 'start'}"
+        text = f"no zero product to skip: one step {'on' if forward else 'back'}"
         if self.phase_end:
-            which = "last" if self.direction > 0 else "first"
-            text += f", stopped at the {which} step of {self.phase or 'the phase'}"
+            text += f", the {which} step of {phase}"
         return text
 
 
@@ -244,7 +255,7 @@ def skip_zero_products(
     total = len(zero)
     if direction > 0:
         if position >= total:
-            return Skip(total, 0)
+            return Skip(total, 0, moved=False)
         start, end = _span_of(spans, position)  # the phase of the next step (event `position`)
         rest = np.flatnonzero(~zero[position:end])
         if rest.size:
@@ -252,7 +263,7 @@ def skip_zero_products(
             return Skip(landing, landing - position - 1)
         return Skip(end, end - position - 1, phase_end=True)
     if position <= 1:
-        return Skip(0, 0, -1)
+        return Skip(0, 0, -1, moved=position > 0)
     start, end = _span_of(spans, position - 2)  # the phase of the previous step
     before = np.flatnonzero(~zero[start : position - 1])
     if before.size:
@@ -478,7 +489,8 @@ class StagedNavigation:
         stage of the step it starts from (`skip_zero_products`)."""
         position = self.position
         if (direction > 0 and position >= self.total) or (direction <= 0 and position <= 1):
-            return Skip(self.seek(position if direction > 0 else 0), 0, direction)
+            landing = self.seek(position if direction > 0 else 0)
+            return Skip(landing, 0, direction, moved=landing != position)
         index = self._stage_at(position if direction > 0 else position - 2)
         stage, start = self.stages[index], self.starts[index]
         zero = zero_products(stage.events) if stage.events else np.zeros(stage.steps, bool)

@@ -4,6 +4,7 @@ that a bad one changes nothing, and where a skip over zero products lands and wh
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -268,7 +269,16 @@ def test_skip_stops_at_the_phase_end_and_says_so() -> None:
     assert (skip.position, skip.skipped) == (1, 3)
     assert skip_zero_products(zero, spans, 6, 1).position == 6  # at the end: nothing
     assert skip_zero_products(zero, spans, 1, -1).position == 0  # before the first step
-    assert skip_zero_products(zero, spans, 0, 1).message() == "no zero product to skip"
+    # finding 13d: a skip with no zero product ahead says it moved as → does, or that it did
+    # not move at all
+    skip = skip_zero_products(zero, spans, 0, 1)
+    assert (skip.position, skip.message()) == (1, "no zero product to skip: one step on")
+    skip = skip_zero_products(zero, spans, 6, 1)
+    assert (skip.position, skip.message()) == (6, "no zero product to skip: at the end")
+    skip = skip_zero_products(zero, spans, 0, -1)
+    assert (skip.position, skip.message()) == (0, "no zero product to skip: at the start")
+    skip = dataclasses.replace(skip_zero_products(zero, spans, 6, -1), phase="B")
+    assert skip.message() == "no zero product to skip: one step back, the first step of B"
 
 
 def test_pooling_max_never_skips_average_skips_zero_inputs() -> None:
@@ -341,7 +351,7 @@ def test_net_skips_zero_products_within_a_stage() -> None:
     assert total > 100  # the issue: dW1 is mostly products with 0
     assert skip.phase == model.stage.title == "backward · conv · dw1"
     assert messages[0].startswith("skipped ") and messages[0].endswith(" zero products")
-    assert messages[-1].endswith("stopped at the last step of backward · conv · dw1")
+    assert messages[-1].endswith("the last step of backward · conv · dw1")
 
 
 # --------------------------------------------------------------------------- batch norm, dropout

@@ -8,6 +8,7 @@ import asyncio
 import functools
 
 import pytest
+from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
@@ -261,3 +262,68 @@ async def test_going_to_a_phase_enters_it_as_p_does(make, phase, first_line) -> 
         await pilot.press("right")  # → runs the phase's first step
         assert screen.model.position == position + 1
         assert "none run yet" not in step_lines(screen)[0]
+
+
+@run_async
+async def test_a_long_goto_error_wraps_in_the_prompt_at_80x24() -> None:
+    """Finding 13b: `no phase 'banana' here: the phases are forward, backward, db, dw, dx,`
+    was cut at the box's edge; the whole message is on screen, on more lines."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(LessonScreen("conv", ISSUE_EXAMPLE))
+        await pilot.pause()
+        prompt = await type_goto(pilot, "banana")
+        error = prompt.query_one("#goto-error", Static)
+        message = plain(error)
+        assert message.startswith("no phase 'banana' here") and message.endswith("transposed")
+        width = error.content_region.width
+        lines = Text(message).wrap(app.console, width)
+        assert len(message) > width and len(lines) >= 2
+        assert error.size.height >= len(lines)  # every wrapped line is drawn
+        assert prompt.query_one("#goto-box").region.contains_region(error.region)
+        await pilot.press("escape")
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "key", "typed", "expected"),
+    [
+        ("conv", ISSUE_EXAMPLE, "v", "6,1", "step 491 / 640"),
+        ("pool", {"height": 8, "width": 8}, "m", "2,3", "step 45 / 64"),
+    ],
+)
+@run_async
+async def test_the_other_variant_keeps_the_step_on_screen(op, params, key, typed, expected):
+    """Finding 3: at 120×40 `: 6,1` (step 491 / 640), then `v`, went to step 0 / 640. The
+    forward steps map one to one: `v` (and `m` in pooling) keep the step, and back again."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LessonScreen(op, params)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, typed)
+        assert expected in status(screen)
+        cell = screen.replay.current.target_index
+        await pilot.press(key)
+        assert expected in status(screen) and screen.replay.current.target_index == cell
+        variant = "true convolution" if op == "conv" else "avgpool2d"
+        assert variant in status(screen)
+        await pilot.press(key)
+        assert expected in status(screen)
+
+
+@run_async
+async def test_z_with_no_zero_product_ahead_says_it_moved_one_step() -> None:
+    """Finding 13d: max pooling compares, it never multiplies: `z` moved one step and said
+    "no zero product to skip"; now it says it went one step on, and at the end, that it
+    stayed."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LessonScreen("pool", {})
+        await app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("z")
+        assert screen.model.position == 1
+        assert note(screen) == "no zero product to skip: one step on"
+        await pilot.press("end", "z")
+        assert screen.model.position == screen.model.total
+        assert note(screen) == "no zero product to skip: at the end"
