@@ -17,6 +17,7 @@ from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.goto import GotoPrompt
+from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
@@ -327,3 +328,28 @@ async def test_z_with_no_zero_product_ahead_says_it_moved_one_step() -> None:
         await pilot.press("end", "z")
         assert screen.model.position == screen.model.total
         assert note(screen) == "no zero product to skip: at the end"
+
+
+@run_async
+async def test_the_help_page_lists_the_screens_keys_and_says_how_to_close_at_80x24() -> None:
+    """Finding 13a: the `?` page began with `tab Focus Next`, `shift+tab`, `^c Copy selected
+    text` and said how to close only at its very bottom."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LessonScreen("conv", ISSUE_EXAMPLE)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        page = app.screen
+        assert isinstance(page, LessonHelp)
+        whats = [what for _, what in page.keys]
+        assert whats[:2] == ["step back", "step forward"]
+        assert not {"Focus Next", "Focus Previous", "Copy selected text"} & set(whats)
+        box = page.query_one("#lesson-help")
+        assert "esc" in str(box.border_title) and box.region.y >= 0
+        top = app.export_screenshot()  # the hint is drawn on the page's top border
+        assert "back&#160;to&#160;the&#160;lesson" in top or "back to the lesson" in top
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
