@@ -533,7 +533,11 @@ def _cell_line(replay: Replay, e: Any) -> str:
         best = replay.write(e.target, e.after)
         return f"max of the {count}-cell window so far: {best} {progress}"
     if e.phase == "forward" and e.op == "avgpool2d":
-        return f"window mean so far: {replay.write(e.target, e.after)} {progress}"
+        # each step adds x/count: a partial sum, the window's mean only once all are in
+        total = replay.write(e.target, e.after)
+        if done < count:
+            return f"sum of x/{count} so far: {total} {progress}"
+        return f"sum of x/{count} = the window's mean: {total} {progress}"
     if e.phase == "grad_input" and e.op == "maxpool2d":
         return "max pooling sends each upstream gradient to its window's max, nowhere else"
     source = next((o for o in e.operands if o.name == "dout"), None)
