@@ -234,7 +234,7 @@ def test_average_pool_running_line_is_a_partial_sum_of_x_over_4() -> None:
     example = build_example("pool", height=4, width=4, kernel=2, pool_type="avg", seed=2)
     forward, _ = build_replays(example)
     x = example.x[0, 0]
-    for k, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)], start=1):
+    for k in range(1, 5):  # x[0,0], x[0,1], x[1,0], x[1,1]: the window row by row
         forward.seek(k)
         line = forward.step_lines()[-1]
         partial = x[:2, :2].flat[:k].sum() / 4

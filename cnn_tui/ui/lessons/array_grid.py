@@ -181,6 +181,7 @@ def render_grid(
             f" {name} {bracket}/{size} ",
             f" {name} {bracket} ",
             f" {name}{bracket} ".replace(", ", ","),
+            f"{name}{bracket}".replace(", ", ","),  # flush against the border
         )
         title = next((t for t in candidates if len(t) + 2 <= inner), "")
         if not title:
