@@ -53,8 +53,9 @@ def test_conv_writes_every_kth_step_of_a_phase_as_numbered_svgs(tmp_path: Path) 
     assert (manifest["phase"], manifest["steps"], manifest["size"]) == ("dw", 36, [80, 24])
     # each frame shows the step it is listed with, as the lesson model writes it
     model = OpReplay(build_example("conv", height=4, width=4))
-    model.go_to(model.resolve_goto("dw", {}))
-    start = model.position
+    target = model.resolve_goto("dw", {})
+    model.go_to(target)  # entered as `p` enters it: before dW's first step
+    start = target.position  # the position of dW's first step
     index = (folder / "index.txt").read_text().splitlines()
     assert index[0].startswith("# cnn-tui conv --export-frames: backward · dW, 5 frames")
     for line, frame in zip(index[1:], manifest["frames"], strict=True):
