@@ -6,7 +6,8 @@ built on `replay.Replay` share them:
 
 - **Go to** what the lecturer types (`parse_goto`): a step number (`120`), a cell (`6,1`,
   `(6,1)`, `out[6,1]`, `dx_pad[c=1, 2,8]`, the way the step panel writes cells) or a phase
-  name, optionally with a step number in it (`dw`, `dw 12`). A model resolves the query to a
+  name, optionally with a step number in it (`dw`, `dw 12`; a phase named alone is entered
+  as `p` enters it, before its first step: `GotoTarget.enter`). A model resolves the query to a
   position without moving (so bad input changes nothing) with the helpers here: `cell_index`
   (a cell typed with its two spatial indices takes the sample / channel / filter on screen)
   and `first_write` (the first step that writes a cell). A query that cannot be resolved
@@ -73,6 +74,8 @@ class GotoTarget:
     mode: str | None = None
     label: str = ""
     steps: int = 0  # a phase: its steps from `position` on (position, position + 1, …)
+    # a phase named alone: `go_to` enters it as `p` does, before its first step (`position`)
+    enter: bool = False
 
 
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -220,14 +223,25 @@ class Skip:
     phase: str = ""  # the phase it moved in, for the message (the model fills it in)
     # the rest of the phase was zero products: it stopped on the phase's last (first) step
     phase_end: bool = False
+    moved: bool = True  # False at either end of the pass: nothing to move to
 
     def message(self) -> str:
-        """What the step panel says of it: "skipped 14 zero products"."""
+        """What the step panel says of it, always where it went: "skipped 14 zero products";
+        "no zero product to skip: one step on" (it moved as → does); "…: at the end"."""
         count = f"{self.skipped} zero product{'s' if self.skipped != 1 else ''}"
-        text = f"skipped {count}" if self.skipped else "no zero product to skip"
+        forward = self.direction > 0
+        which = "last" if forward else "first"
+        phase = self.phase or "the phase"
+        if self.skipped:
+            text = f"skipped {count}"
+            if self.phase_end:
+                text += f", stopped at the {which} step of {phase}"
+            return text
+        if not self.moved:
+            return f"no zero product to skip: at the {'end' if forward else 'start'}"
+        text = f"no zero product to skip: one step {'on' if forward else 'back'}"
         if self.phase_end:
-            which = "last" if self.direction > 0 else "first"
-            text += f", stopped at the {which} step of {self.phase or 'the phase'}"
+            text += f", the {which} step of {phase}"
         return text
 
 
@@ -241,7 +255,7 @@ def skip_zero_products(
     total = len(zero)
     if direction > 0:
         if position >= total:
-            return Skip(total, 0)
+            return Skip(total, 0, moved=False)
         start, end = _span_of(spans, position)  # the phase of the next step (event `position`)
         rest = np.flatnonzero(~zero[position:end])
         if rest.size:
@@ -249,7 +263,7 @@ def skip_zero_products(
             return Skip(landing, landing - position - 1)
         return Skip(end, end - position - 1, phase_end=True)
     if position <= 1:
-        return Skip(0, 0, -1)
+        return Skip(0, 0, -1, moved=position > 0)
     start, end = _span_of(spans, position - 2)  # the phase of the previous step
     before = np.flatnonzero(~zero[start : position - 1])
     if before.size:
@@ -455,7 +469,9 @@ class StagedNavigation:
         title = self.stages[first].title
         check_step(number, 1, steps, f"in {title}")
         label = title if query.number is None else f"{title}, step {number}"
-        return GotoTarget(self.starts[first] + number, None, label, steps - number + 1)
+        return GotoTarget(
+            self.starts[first] + number, None, label, steps - number + 1, query.number is None
+        )
 
     def _fits(self, query: GotoQuery, name: str) -> bool:
         axes = self.cell_axes(name)
@@ -463,7 +479,9 @@ class StagedNavigation:
         return len(query.index) in (len(self.shapes[name]), spatial)
 
     def go_to(self, target: GotoTarget) -> int:
-        """Move to a target `resolve_goto` gave."""
+        """Move to a target `resolve_goto` gave (a stage named alone: entered, as `p` does)."""
+        if target.enter:
+            return self.enter_stage(self._stage_at(target.position - 1))
         return self.seek(target.position)
 
     def skip_zeros(self, direction: int = 1) -> Skip:
@@ -471,7 +489,8 @@ class StagedNavigation:
         stage of the step it starts from (`skip_zero_products`)."""
         position = self.position
         if (direction > 0 and position >= self.total) or (direction <= 0 and position <= 1):
-            return Skip(self.seek(position if direction > 0 else 0), 0, direction)
+            landing = self.seek(position if direction > 0 else 0)
+            return Skip(landing, 0, direction, moved=landing != position)
         index = self._stage_at(position if direction > 0 else position - 2)
         stage, start = self.stages[index], self.starts[index]
         zero = zero_products(stage.events) if stage.events else np.zeros(stage.steps, bool)

@@ -144,6 +144,16 @@ class OpReplay:
             return self.position
         return replay.next_phase()
 
+    def follow(self, other: OpReplay) -> int:
+        """Every pass where `other`'s stands (`Replay.follow`): `other` is this example's other
+        variant (`v`, `m`); the pass on screen stays the one `other` shows."""
+        for mode, replay in self.replays.items():
+            if mode in other.replays:
+                replay.follow(other.replays[mode])
+        if other.mode in self.replays:
+            self.mode = other.mode
+        return self.position
+
     def toggle_backward(self) -> None:
         """The forward pass ↔ the backward pass (from the transposed view: the forward pass)."""
         self.mode = "forward" if self.mode != "forward" else "backward"
@@ -194,7 +204,9 @@ class OpReplay:
         number = 1 if query.number is None else query.number
         check_step(number, 1, steps, f"in {span.label}")
         label = span.label if query.number is None else f"{span.label}, step {number}"
-        return GotoTarget(span.start + number, mode, label, steps - number + 1)
+        return GotoTarget(
+            span.start + number, mode, label, steps - number + 1, query.number is None
+        )
 
     def _goto_cell(self, query: GotoQuery, view: Mapping[str, int]) -> GotoTarget:
         mode, replay = self.mode, self.replay
@@ -226,9 +238,11 @@ class OpReplay:
         return GotoTarget(k + 1, mode, cell)
 
     def go_to(self, target: GotoTarget) -> int:
-        """Move to a target `resolve_goto` gave."""
+        """Move to a target `resolve_goto` gave (a phase named alone: entered, as `p` does)."""
         if target.mode is not None:
             self.mode = target.mode
+        if target.enter:
+            return self.replay.enter_phase(self.replay.phase_at(target.position).phase)
         return self.replay.seek(target.position)
 
     def skip_zeros(self, direction: int = 1) -> Skip:
@@ -259,7 +273,8 @@ class OpReplay:
         return grid_specs(self.replay, view, self.example.padding)
 
     def status_parts(self, speed: int) -> list[str]:
-        """The status line: op and phase, step, output cell, speed, the example."""
+        """The status line: op and phase, step, output cell, speed, the mode, the example
+        (`StepStatus` drops the speed first, then the example, then the mode)."""
         replay, example = self.replay, self.example
         parts = [
             f"{replay.op} · {replay.phase_at().label}",
@@ -268,7 +283,7 @@ class OpReplay:
             f"{speed} steps/s",
         ]
         if example.flip:
-            parts.append("true convolution (kernel rotated 180°)")
+            parts.append("true convolution, kernel rotated 180°")
         parts.append(self.example_label)
         return parts
 

@@ -331,6 +331,20 @@ class Replay:
         self._entered = span if span.start > 0 else None
         return self.position
 
+    def follow(self, other: Replay) -> int:
+        """Stand where `other` stands: the pass of the same example in another variant (a true
+        convolution for a cross-correlation, average for max pooling). Passes of as many steps
+        map step for step (the forward passes always do); otherwise the same output cell, done.
+        An entered phase is entered again."""
+        if other._entered is not None and any(p.phase == other._entered.phase for p in self.phases):
+            return self.enter_phase(other._entered.phase)
+        if other.total == self.total:
+            return self.seek(other.position)
+        cell = other.cell_number()
+        if cell == 0 or self.cell_count != other.cell_count:
+            return self.seek(0)
+        return self.seek(int(self._group_ends[cell - 1]))
+
     # ----------------------------------------------------------------- derived state
 
     def final_values(self, name: str) -> np.ndarray:
@@ -519,7 +533,11 @@ def _cell_line(replay: Replay, e: Any) -> str:
         best = replay.write(e.target, e.after)
         return f"max of the {count}-cell window so far: {best} {progress}"
     if e.phase == "forward" and e.op == "avgpool2d":
-        return f"window mean so far: {replay.write(e.target, e.after)} {progress}"
+        # each step adds x/count: a partial sum, the window's mean only once all are in
+        total = replay.write(e.target, e.after)
+        if done < count:
+            return f"sum of x/{count} so far: {total} {progress}"
+        return f"sum of x/{count} = the window's mean: {total} {progress}"
     if e.phase == "grad_input" and e.op == "maxpool2d":
         return "max pooling sends each upstream gradient to its window's max, nowhere else"
     source = next((o for o in e.operands if o.name == "dout"), None)

@@ -65,8 +65,9 @@ def test_conv_writes_every_kth_step_of_a_phase_as_numbered_svgs(tmp_path: Path) 
     assert done.stdout == f"wrote 5 frames to {folder} (index.txt, frames.json)\n"
     files, manifest = exported(folder)
     model = OpReplay(build_example("conv", height=4, width=4))
-    model.go_to(model.resolve_goto("dw", {}))
-    start, total = model.position, model.replay.total  # dW follows dB's steps in the pass
+    target = model.resolve_goto("dw", {})
+    model.go_to(target)  # entered as `p` enters it: before dW's first step
+    start, total = target.position, model.replay.total  # dW's first step follows dB's steps
     # every 10th step of dW's 36, and its last; each file numbered as its status line counts
     phase_steps = [1, 11, 21, 31, 36]
     steps = [start + k - 1 for k in phase_steps]

@@ -4,6 +4,7 @@ that a bad one changes nothing, and where a skip over zero products lands and wh
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -268,7 +269,16 @@ def test_skip_stops_at_the_phase_end_and_says_so() -> None:
     assert (skip.position, skip.skipped) == (1, 3)
     assert skip_zero_products(zero, spans, 6, 1).position == 6  # at the end: nothing
     assert skip_zero_products(zero, spans, 1, -1).position == 0  # before the first step
-    assert skip_zero_products(zero, spans, 0, 1).message() == "no zero product to skip"
+    # finding 13d: a skip with no zero product ahead says it moved as → does, or that it did
+    # not move at all
+    skip = skip_zero_products(zero, spans, 0, 1)
+    assert (skip.position, skip.message()) == (1, "no zero product to skip: one step on")
+    skip = skip_zero_products(zero, spans, 6, 1)
+    assert (skip.position, skip.message()) == (6, "no zero product to skip: at the end")
+    skip = skip_zero_products(zero, spans, 0, -1)
+    assert (skip.position, skip.message()) == (0, "no zero product to skip: at the start")
+    skip = dataclasses.replace(skip_zero_products(zero, spans, 6, -1), phase="B")
+    assert skip.message() == "no zero product to skip: one step back, the first step of B"
 
 
 def test_pooling_max_never_skips_average_skips_zero_inputs() -> None:
@@ -292,8 +302,9 @@ def test_net_goto_stages_steps_and_cells() -> None:
     model = net()
     names = model.goto_names()
     assert names[:3] == ["forward", "backward", "update"] and "dw1" in names and "w1" in names
-    model.go_to(model.resolve_goto("dw1", VIEW))
-    assert model.stage.key == "conv.grad_weight" and model.local == 1
+    model.go_to(model.resolve_goto("dw1", VIEW))  # entered as `p` enters it: none run yet
+    assert model.stage.key == "conv.grad_weight" and model.local == 0
+    assert model.current is None and model.entered_lines()[0].startswith("backward · conv · dw1")
     model.go_to(model.resolve_goto("12", VIEW))
     assert model.stage.key == "conv.grad_weight" and model.local == 12
     model.go_to(model.resolve_goto("backward 3", VIEW))
@@ -335,12 +346,12 @@ def test_net_skips_zero_products_within_a_stage() -> None:
         if model.local == model.stage.steps:
             break
     assert model.stage.key == "conv.grad_weight" and model.local == model.stage.steps
-    zeros = sum(product_is_zero(e) for e in stage_events[1:])
+    zeros = sum(product_is_zero(e) for e in stage_events)  # from before the first step
     assert total == zeros - product_is_zero(stage_events[-1])
     assert total > 100  # the issue: dW1 is mostly products with 0
     assert skip.phase == model.stage.title == "backward · conv · dw1"
     assert messages[0].startswith("skipped ") and messages[0].endswith(" zero products")
-    assert messages[-1].endswith("stopped at the last step of backward · conv · dw1")
+    assert messages[-1].endswith("the last step of backward · conv · dw1")
 
 
 # --------------------------------------------------------------------------- batch norm, dropout
@@ -356,6 +367,8 @@ def test_batchnorm_goes_to_its_stages_and_cells() -> None:
     assert names[:2] == ["forward", "backward"]
     assert {"mu", "var", "xhat", "y", "dgamma", "dvar", "dmu", "dx"} <= set(names)
     model.go_to(model.resolve_goto("dvar", VIEW))
+    assert model.stage.key == "bn.grad_var" and model.local == 0 and model.current is None
+    model.go_to(model.resolve_goto("dvar 1", VIEW))  # with a number: that step, run
     assert model.stage.key == "bn.grad_var" and model.local == 1
     model.go_to(model.resolve_goto("5", VIEW))
     assert model.stage.key == "bn.grad_var" and model.local == 5

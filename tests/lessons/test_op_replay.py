@@ -159,7 +159,7 @@ def test_the_status_line_names_the_phase_the_step_the_cell_and_the_example() -> 
     assert model.status_parts(20)[:2] == ["conv2d · backward · db", "step 0 / 171"]
     named = OpReplay(build_example("conv", example="edge-detect", conv_mode="convolution"))
     assert named.status_parts(1)[-2:] == [
-        "true convolution (kernel rotated 180°)",
+        "true convolution, kernel rotated 180°",
         "example edge-detect, seed 0",
     ]
 
@@ -334,3 +334,35 @@ def test_back_from_an_entered_phase_shows_the_previous_phase_s_last_step() -> No
     assert replay.phase_at().phase == "grad_bias"
     model.step(-1)
     assert replay.position == start - 1
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "variant"),
+    [
+        ("conv", {"height": 8, "width": 8, "padding": 1}, {"conv_mode": "convolution"}),
+        ("pool", {"height": 8, "width": 8}, {"pool_type": "avg"}),
+    ],
+)
+def test_the_other_variant_keeps_every_pass_where_it_stood(op, params, variant) -> None:
+    """`v` / `m` (finding 3: `v` at step 491 went to step 0): the forward steps map one to
+    one; the backward pass keeps its step when the passes have as many, else its cell; an
+    entered phase stays entered."""
+    before = OpReplay(build_example(op, **params))
+    before.seek(491 if op == "conv" else 37)
+    before.mode = "backward"
+    before.next_phase()  # db entered (conv) / dX entered (pool): before its first step
+    before.mode = "forward"
+    after = OpReplay(build_example(op, **params, **variant))
+    after.follow(before)
+    assert after.mode == "forward" and after.position == before.position
+    assert after.replay.current.target_index == before.replay.current.target_index
+    assert after.replays["backward"].phase_at().phase == before.replays["backward"].phase_at().phase
+    assert after.replays["backward"].current is None  # still before the entered phase's step
+    before.mode = "backward"
+    before.seek(before.total // 2 + 1)
+    after.follow(before)
+    assert after.mode == "backward"
+    if after.total == before.total:
+        assert after.position == before.position
+    else:  # max pooling routes each cell's gradient in fewer steps than average pooling
+        assert after.replay.cell_number() == before.replay.cell_number()

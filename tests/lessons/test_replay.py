@@ -228,6 +228,25 @@ def test_average_pool_steps_scale_by_the_window_size() -> None:
     assert backward.step_lines()[0] == "dx[0,0] += dout[0,0]·1/4"
 
 
+def test_average_pool_running_line_is_a_partial_sum_of_x_over_4() -> None:
+    """Finding 13e: "window mean so far: -0.450 (1/4)" after one x/4 was a partial sum, not a
+    mean; the running line says so, and names the mean once the window is done."""
+    example = build_example("pool", height=4, width=4, kernel=2, pool_type="avg", seed=2)
+    forward, _ = build_replays(example)
+    x = example.x[0, 0]
+    for k in range(1, 5):  # x[0,0], x[0,1], x[1,0], x[1,1]: the window row by row
+        forward.seek(k)
+        line = forward.step_lines()[-1]
+        partial = x[:2, :2].flat[:k].sum() / 4
+        assert forward.write("out", partial) in line and f"({k}/4)" in line
+        assert "mean so far" not in line
+        if k < 4:
+            assert line.startswith("sum of x/4 so far: ")
+        else:
+            assert line.startswith("sum of x/4 = the window's mean: ")
+            assert np.isclose(partial, x[:2, :2].mean())
+
+
 def test_grid_specs_follow_the_view_and_map_marks_to_rows_and_columns(conv) -> None:
     example, forward, _ = conv
     forward.seek(1 + 9 + 4)  # channel 1 of out[0,0,0,0]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 
+import numpy as np
 import pytest
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 
-from cnn_tui.lessons.replay import READ, WRITE
+from cnn_tui.lessons.replay import READ, WRITE, GridSpec
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.lessons.array_grid import ArrayBoard
+from cnn_tui.ui.lessons.array_grid import ArrayBoard, GridStyles, render_grid
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
 
@@ -121,7 +123,7 @@ async def test_issue_backward_dx_late_at_80x24() -> None:
         assert first_step_line(screen) == "dx_pad[2,8] += w[0,2]·dout[2,6]"
         drawn = assert_step_in_view(screen)
         assert set(drawn) == {"w", "dout", "dx_pad"}
-        assert shown(screen) == ["w", "dout", "dx_pad"]  # no `out`, no db / dw
+        assert set(shown(screen)) == {"w", "dout", "dx_pad"}  # no `out`, no db / dw
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
@@ -212,3 +214,149 @@ async def test_the_example_description_is_on_screen_before_the_first_step() -> N
         await pilot.press("right")
         panel = text_of(screen.query_one("#lesson-step", StepPanel))
         assert "Vertical edge detector" not in panel
+
+
+def assert_every_mark_shown(screen: LessonScreen) -> None:
+    """Every highlighted cell of every grid (the window too, not only the cells read and
+    written) lies inside the rows and columns its grid shows; a "window" as large as a whole
+    8×8 array (db and dW sum over all of dout) only needs its cells read and written."""
+    board = screen.query_one("#lesson-board", ArrayBoard)
+    for spec in board.grids:
+        rows = {r for r, _ in spec.marks}
+        kernel_sized = not rows or max(rows) - min(rows) < 3
+        for cell, role in spec.marks.items():
+            if not kernel_sized and role not in (READ, WRITE):
+                continue
+            region = board.cell_region(spec.name, cell)
+            where = f"step {screen.model.position}: {spec.name}{cell} ({role})"
+            assert region is not None, f"{where} is cropped away"
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "mode"),
+    [
+        ("conv", BIG, "forward"),
+        ("conv", BIG, "backward"),
+        ("conv", BIG, "transposed"),
+        ("conv", {**BIG, "conv_mode": "convolution"}, "forward"),
+        ("pool", {"height": 8, "width": 8}, "backward"),
+    ],
+)
+@run_async
+async def test_every_highlighted_cell_is_shown_across_a_pass_at_80x24(op, params, mode) -> None:
+    """Finding 2 of the walk: `conv --height 8 --width 8 --padding 1`, dX at step 205 showed
+    dx_pad rows 3–4 of a 3-row window once the step panel gained its "here" line. Many steps
+    of every phase, each with its own step panel: the whole window is on screen."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, op, params, [])
+        screen.model.mode = mode
+        total = screen.model.total
+        for position in sorted({1, 2, total, *range(7, total, max(total // 40, 1))}):
+            screen._move(screen.model.seek, position)
+            await pilot.pause()
+            await pilot.pause()
+            assert_every_mark_shown(screen)
+            assert_step_in_view(screen)
+
+
+@run_async
+async def test_issue_dx_window_whole_after_the_here_line() -> None:
+    """The walk's keys: `b`, `p`, `p`, → 205 times: dout[2,6] spreads over dx_pad rows 2–4."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await lesson_after(pilot, "conv", BIG, ["b", "p", "p"] + ["right"] * 205)
+        assert first_step_line(screen) == "dx_pad[4,6] += w[2,0]·dout[2,6]"
+        assert_every_mark_shown(screen)
+        board = screen.query_one("#lesson-board", ArrayBoard)
+        for cell in [(r, c) for r in range(2, 5) for c in range(6, 9)]:
+            assert board.cell_region("dx_pad", cell) is not None
+
+
+CROPPED_TITLE = re.compile(r"(rows? \d+(–\d+)?|cols? \d+(–\d+)?|\[\d+(–\d+)?, ?\d+(–\d+)?\])")
+
+
+@pytest.mark.parametrize("width", [14, 18, 22, 26, 30, 40, 60, 90])
+def test_a_cropped_grid_says_so_in_its_title_whatever_its_room(width) -> None:
+    """Finding 4: a grid cropped to a corner of 12×12 was titled just `dout_up`. Every width
+    names the part shown: in words, or `dout_up [0–2, 0–2]/12×12`, or at least the bracket."""
+    values = np.arange(144, dtype=float).reshape(12, 12) / 7
+    spec = GridSpec("dout_up", "dout upsampled and padded", values, marks={(1, 1): READ})
+    grid = render_grid(spec, GridStyles(), max_width=width, max_rows=3)
+    title = "".join(segment.text for segment in grid.lines[0])
+    assert grid.cropped and len(title) == grid.width
+    assert CROPPED_TITLE.search(title), title
+    shown = (grid.origin[0], grid.origin[0] + grid.shown_rows - 1)
+    if "[" in title:
+        assert f"[{shown[0]}–{shown[1]}," in title, title
+
+
+@run_async
+async def test_the_walks_cropped_panels_say_so_at_80x24() -> None:
+    """`v` at 80×24 (x_pad cols 0–3 of 10×10 was titled `x_pad`) and `t` (dout_up's corner):
+    every grid showing less than its array says which part."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        for keys in (["v", "right"], ["t", "right"], ["t"] + ["right"] * 40):
+            screen = await lesson_after(pilot, "conv", BIG, keys)
+            board = screen.query_one("#lesson-board", ArrayBoard)
+            lines = board.plain_lines()
+            for spec, block in zip(board.grids, board._blocks, strict=True):
+                if (block.shown_rows, block.shown_cols) != np.atleast_2d(spec.values).shape:
+                    box = board.grid_box(spec.name)
+                    title = lines[box.y][box.x : box.x + box.width]
+                    assert CROPPED_TITLE.search(title), (keys, title)
+            await pilot.press("escape")
+
+
+@pytest.mark.parametrize(
+    ("size", "params", "keys", "expected"),
+    [
+        # the speed goes before the example (finding 12: `… │ 5 steps/s` with no example)
+        (
+            (80, 24),
+            {"example": "edge-detect"},
+            [],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused", "example edge-detect"],
+        ),
+        # the mode stays before the speed and the example
+        (
+            (80, 24),
+            {"example": "edge-detect"},
+            ["v"],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused", "true convolution"],
+        ),
+        (
+            (100, 30),
+            {"example": "edge-detect"},
+            ["v"],
+            [
+                "conv2d · forward",
+                "step 0 / 160",
+                "cell 0 / 16",
+                "paused",
+                "true convolution",
+                "example edge-detect",
+            ],
+        ),
+        (
+            (60, 24),
+            {"example": "edge-detect"},
+            ["v"],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused"],
+        ),
+        (
+            (60, 24),
+            {"example": "edge-detect"},
+            [],
+            ["conv2d · forward", "step 0 / 160", "cell 0 / 16", "paused"],
+        ),
+    ],
+)
+@run_async
+async def test_the_status_line_drops_the_speed_before_the_example_and_the_mode(
+    size, params, keys, expected
+) -> None:
+    async with CnnTuiApp().run_test(size=size) as pilot:
+        screen = await lesson_after(pilot, "conv", params, keys)
+        assert status(screen).split(" │ ") == expected

@@ -311,3 +311,23 @@ async def test_the_dropout_picker_opens_the_shipped_example_and_a_new_seed_redra
         await pilot.pause()
         assert app.screen is screen and status(screen).endswith("dropout-half, seed 1")
         assert not np.array_equal(screen.example.u, u)
+
+
+@run_async
+async def test_the_save_toast_fits_80_columns_with_the_whole_command() -> None:
+    """Finding 13h: the toast read `saved as lecture1: cnn-tui …`, the command cut; now its
+    lines fit the toast's 40 columns at 80×24 and the command to open it again is whole."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LessonScreen("conv", {"seed": 4})
+        await pilot.app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("e")
+        await save_as(pilot, "lecture1")
+        assert app.screen is screen
+        toast = list(app._notifications)[-1]
+        assert toast.title == "Saved as lecture1"
+        lines = toast.message.splitlines()
+        assert lines[-1] == "cnn-tui conv --example lecture1"
+        # a toast is at most half the screen, less its border and padding
+        assert all(len(line) <= 80 // 2 - 4 for line in [toast.title, *lines])

@@ -8,6 +8,7 @@ import asyncio
 import functools
 
 import pytest
+from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
@@ -16,6 +17,7 @@ from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.goto import GotoPrompt
+from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
@@ -159,8 +161,8 @@ async def test_the_network_lesson_goes_to_a_stage_and_skips_its_zeros() -> None:
         screen = NetworkScreen()
         await app.push_screen(screen)
         await pilot.pause()
-        await type_goto(pilot, "dw1")
-        assert "dw1" in status(screen) and "step 1 / " in status(screen)
+        await type_goto(pilot, "dw1")  # entered as `p` enters it
+        assert "dw1" in status(screen) and "step 0 / " in status(screen)
         await pilot.press("z")
         assert "zero product" in note(screen)
         assert not is_zero_product(screen.model.current) or screen.model.local == (
@@ -179,7 +181,7 @@ async def test_the_batchnorm_lesson_goes_to_a_cell_of_the_image_and_channel_on_s
                 if enabled}  # fmt: skip
         assert {"goto", "skip_zeros(1)", "skip_zeros(-1)"} <= keys  # no longer hidden here
         await type_goto(pilot, "dx")
-        assert "backward · dx" in status(screen) and "step 1 / " in status(screen)
+        assert "backward · dx" in status(screen) and "step 0 / " in status(screen)
         await pilot.press("c")  # channel 1 on the board
         await type_goto(pilot, "1,2")
         assert note(screen) == "went to dx[n=0, c=1, 1,2]"
@@ -231,3 +233,123 @@ async def test_after_the_prompt_the_board_fills_the_room_the_step_panel_left() -
         rule = screen.query_one("#layer-rule")
         assert scroll.region.bottom == rule.region.y  # the board's container reaches the rule
         assert scroll.region.height == min(board.board_size[1], board.room) > 7
+
+
+@pytest.mark.parametrize(
+    ("make", "phase", "first_line"),
+    [
+        (lambda: LessonScreen("conv", ISSUE_EXAMPLE), "dx", "backward · dX: "),
+        (lambda: LessonScreen("conv", ISSUE_EXAMPLE), "transposed", "900 steps recorded"),
+        (lambda: LessonScreen("pool", {}), "dx", "4 steps recorded"),
+        (NetworkScreen, "dw1", "backward · conv · dw1: "),
+        (lambda: LayerScreen(LayerSettings("batchnorm", {})), "xhat", "forward · batch norm"),
+    ],
+)
+@run_async
+async def test_going_to_a_phase_enters_it_as_p_does(make, phase, first_line) -> None:
+    """Finding 13c: `: dx` landed on dX's first step already run, `p` before it ("none run
+    yet"); every lesson now enters a phase named alone the way `p` does."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = make()
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, phase)
+        first = step_lines(screen)[0]
+        # a pass's first phase starts the pass: "N steps recorded", else "none run yet"
+        assert first.startswith(first_line) and "run the first one" in first, first
+        assert note(screen).startswith("went to ")
+        position = screen.model.position
+        await pilot.press("right")  # → runs the phase's first step
+        assert screen.model.position == position + 1
+        assert "none run yet" not in step_lines(screen)[0]
+
+
+@run_async
+async def test_a_long_goto_error_wraps_in_the_prompt_at_80x24() -> None:
+    """Finding 13b: `no phase 'banana' here: the phases are forward, backward, db, dw, dx,`
+    was cut at the box's edge; the whole message is on screen, on more lines."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(LessonScreen("conv", ISSUE_EXAMPLE))
+        await pilot.pause()
+        prompt = await type_goto(pilot, "banana")
+        error = prompt.query_one("#goto-error", Static)
+        message = plain(error)
+        assert message.startswith("no phase 'banana' here") and message.endswith("transposed")
+        width = error.content_region.width
+        lines = Text(message).wrap(app.console, width)
+        assert len(message) > width and len(lines) >= 2
+        assert error.size.height >= len(lines)  # every wrapped line is drawn
+        assert prompt.query_one("#goto-box").region.contains_region(error.region)
+        await pilot.press("escape")
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "key", "typed", "expected"),
+    [
+        ("conv", ISSUE_EXAMPLE, "v", "6,1", "step 491 / 640"),
+        ("pool", {"height": 8, "width": 8}, "m", "2,3", "step 45 / 64"),
+    ],
+)
+@run_async
+async def test_the_other_variant_keeps_the_step_on_screen(op, params, key, typed, expected):
+    """Finding 3: at 120×40 `: 6,1` (step 491 / 640), then `v`, went to step 0 / 640. The
+    forward steps map one to one: `v` (and `m` in pooling) keep the step, and back again."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LessonScreen(op, params)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await type_goto(pilot, typed)
+        assert expected in status(screen)
+        cell = screen.replay.current.target_index
+        await pilot.press(key)
+        assert expected in status(screen) and screen.replay.current.target_index == cell
+        variant = "true convolution" if op == "conv" else "avgpool2d"
+        assert variant in status(screen)
+        await pilot.press(key)
+        assert expected in status(screen)
+
+
+@run_async
+async def test_z_with_no_zero_product_ahead_says_it_moved_one_step() -> None:
+    """Finding 13d: max pooling compares, it never multiplies: `z` moved one step and said
+    "no zero product to skip"; now it says it went one step on, and at the end, that it
+    stayed."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LessonScreen("pool", {})
+        await app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("z")
+        assert screen.model.position == 1
+        assert note(screen) == "no zero product to skip: one step on"
+        await pilot.press("end", "z")
+        assert screen.model.position == screen.model.total
+        assert note(screen) == "no zero product to skip: at the end"
+
+
+@run_async
+async def test_the_help_page_lists_the_screens_keys_and_says_how_to_close_at_80x24() -> None:
+    """Finding 13a: the `?` page began with `tab Focus Next`, `shift+tab`, `^c Copy selected
+    text` and said how to close only at its very bottom."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = LessonScreen("conv", ISSUE_EXAMPLE)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        page = app.screen
+        assert isinstance(page, LessonHelp)
+        whats = [what for _, what in page.keys]
+        assert whats[:2] == ["step back", "step forward"]
+        assert not {"Focus Next", "Focus Previous", "Copy selected text"} & set(whats)
+        box = page.query_one("#lesson-help")
+        assert "esc" in str(box.border_title) and box.region.y >= 0
+        top = app.export_screenshot()  # the hint is drawn on the page's top border
+        assert "back&#160;to&#160;the&#160;lesson" in top or "back to the lesson" in top
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen

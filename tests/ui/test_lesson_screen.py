@@ -211,10 +211,12 @@ async def test_pool_type_switches_between_max_and_average() -> None:
         await pilot.press("b", "right")
         assert "maxpool2d · backward · dX" in status(screen)
         assert "was the max" in step_text(screen)[0]
-        await pilot.press("m")  # a new computation: the replay restarts, in the same pass
+        await pilot.press("m")  # a new computation, in the same pass, at the same cell
         assert "avgpool2d · backward · dX" in status(screen)
-        assert "step 0 / 16" in status(screen)
-        await pilot.press("right")
+        # max pooling routes a cell's gradient in one step, average pooling in four: the
+        # backward pass keeps the cell (done), not the step number
+        assert "step 4 / 16 │ cell 1 / 4" in status(screen)
+        await pilot.press("home", "right")
         assert step_text(screen)[0] == "dx[0,0] += dout[0,0]·1/4"
         await pilot.press("b", "right")
         assert step_text(screen)[0] == "out[0,0] += x[0,0]·1/4"

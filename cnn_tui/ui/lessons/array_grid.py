@@ -170,16 +170,27 @@ def render_grid(
         part = ", ".join(parts)
         name = spec.short or spec.name
         inner = max(label_w + cols * cell_w, 12)
+        # the short form: rows then columns shown, and the array's size
+        bracket = f"[{_span(r0, rows)}, {_span(c0, cols)}]"
+        size = f"{full_rows}×{full_cols}"
         candidates = (
-            f" {spec.title} · {part} of {full_rows}×{full_cols} ",
+            f" {spec.title} · {part} of {size} ",
             f" {spec.title} · {part} ",
-            f" {name} · {part} of {full_rows}×{full_cols} ",
+            f" {name} · {part} of {size} ",
             f" {name} · {part} ",
-            f" {name} ",
+            f" {name} {bracket}/{size} ",
+            f" {name} {bracket} ",
+            f" {name}{bracket} ".replace(", ", ","),
+            f"{name}{bracket}".replace(", ", ","),  # flush against the border
         )
-        title = next((t for t in candidates if len(t) + 2 <= inner), candidates[-1])
-        if len(title) + 2 > inner:
-            title = title[: inner - 3] + "… "
+        title = next((t for t in candidates if len(t) + 2 <= inner), "")
+        if not title:
+            # short on room: the name gives way, never the part shown
+            compact = bracket.replace(", ", ",")
+            room = inner - 2 - len(compact) - 2
+            title = f" {name[: room - 1]}…{compact} " if room >= 2 else f" {compact} "
+            if len(title) + 2 > inner:
+                title = title[: inner - 3] + "… "
     fill = " " * (inner - label_w - cols * cell_w)
     border, plain = styles.border, Style()
     window_styles: dict[int, Style] = {}
@@ -235,6 +246,22 @@ def render_grid(
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
     return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols)
+
+
+def _span(start: int, count: int) -> str:
+    """Indices start … start + count − 1, as a title writes them: "3–5", or "3"."""
+    return f"{start}–{start + count - 1}" if count > 1 else str(start)
+
+
+def _is_target(spec: GridSpec) -> bool:
+    """The array the step writes into, when it is larger than the step's window."""
+    return np.ndim(spec.values) == 2 and WRITE in spec.marks.values() and not _is_kernel(spec)
+
+
+def _is_kernel(spec: GridSpec) -> bool:
+    """A small 2-D array wholly inside the step's window (the kernel): shown whole."""
+    shape = np.shape(spec.values)
+    return len(shape) == 2 and 1 < shape[0] <= 5 and len(spec.marks) == shape[0] * shape[1]
 
 
 def pack_rows(widths: Sequence[int], available: int, gap: int = _GAP) -> list[list[int]]:
@@ -349,8 +376,51 @@ class ArrayBoard(Widget):
         self._build()
 
     def _build(self) -> None:
-        styles = self._styles()
         available = self._available_width()
+        self._arrange(available)
+        if self.fit_height and self._windows_cut():
+            # the rows of grids cannot all show their windows (dX at 80×24: the kernel beside
+            # dout, dx_pad below): the kernels move into the row of the array being written,
+            # which gives up columns, not the rows of its window
+            self._grids = self._kernels_beside_target(available)
+            self._arrange(available, beside_target=True)
+        for spec, block in zip(self._grids, self._blocks, strict=True):
+            self._shown_from[spec.name] = block.origin
+        self._place(available)
+
+    def _kernels_beside_target(self, available: int) -> list[GridSpec]:
+        """The grids reordered so that the kernels (small arrays wholly in the step's window)
+        come just after the array being written, in its row."""
+        grids = self._grids
+        target = next((i for i, spec in enumerate(grids) if _is_target(spec)), None)
+        if target is None:
+            return grids
+        kernels = [i for i, spec in enumerate(grids) if i != target and _is_kernel(spec)]
+        moved = [grids[i] for i in kernels]
+        rest = [spec for i, spec in enumerate(grids) if i not in kernels]
+        at = rest.index(grids[target]) + 1
+        return rest[:at] + moved + rest[at:]
+
+    def _windows_cut(self) -> bool:
+        """Whether a grid shows fewer rows than its step's window spans (a window that fits a
+        3×3 kernel: the whole-array "windows" of db and dW need only the cells read)."""
+        for spec, block in zip(self._grids, self._blocks, strict=True):
+            rows = [r for r, _ in spec.marks]
+            if not rows:
+                continue
+            span = max(rows) - min(rows) + 1
+            full = np.shape(spec.values)[0] if np.ndim(spec.values) == 2 else 1
+            if span < full or _is_kernel(spec):
+                if block.shown_rows < min(span, full):
+                    return True
+        return False
+
+    def _arrange(self, available: int, *, beside_target: bool = False) -> None:
+        """Render every grid for this width: the operands side by side, cropped grids widened
+        into the room their row leaves, and (fit_height) the rows cropped to the board's room.
+        With `beside_target` the array being written shares its row with the kernels after
+        it, its columns cropped to what they leave."""
+        styles = self._styles()
         max_rows = None if self.fit_height else self._max_rows()
 
         def render(index: int, width: int, rows: int | None = max_rows) -> RenderedGrid:
@@ -392,6 +462,14 @@ class ArrayBoard(Widget):
                     share = left // (len(ordered) - count)
                     caps[i] = min(caps[i], share)
                     left -= min(natural[i], caps[i])
+        if beside_target:
+            target = next(i for i, spec in enumerate(self._grids) if _is_target(spec))
+            kernels = [i for i, spec in enumerate(self._grids) if _is_kernel(spec)]
+            used = sum(render(i, caps[i]).width + _GAP for i in kernels)
+            caps[target] = min(caps[target], available - used)
+            for i in kernels:
+                if i in readers:
+                    caps[i] = available
         self._blocks = [render(i, caps[i]) for i in range(len(self._grids))]
         # cropped grids take the room their row leaves, instead of blank space beside them
         for row in pack_rows([block.width for block in self._blocks], available):
@@ -404,8 +482,9 @@ class ArrayBoard(Widget):
         if self.fit_height:
             for i, rows in self._rows_that_fit(available).items():
                 self._blocks[i] = render(i, self._blocks[i].width, rows)
-        for spec, block in zip(self._grids, self._blocks, strict=True):
-            self._shown_from[spec.name] = block.origin
+
+    def _place(self, available: int) -> None:
+        """Lay the rendered grids out and hand Textual the lines that changed."""
         old_lines, old_strips = self._lines, self._strips
         self._lines, self._origins = layout_grids(self._blocks, available)
         self._laid_out_for = available
@@ -487,7 +566,22 @@ class ArrayBoard(Widget):
             span = max(rows) - min(rows) + 1 if rows else 1
             return min(max(span, 3), blocks[i].shown_rows)
 
+        def window(i: int) -> int:
+            # the rows of the step's window, nothing more (a whole-array window: the cells
+            # read and written)
+            rows = [r for r, _ in self._grids[i].marks]
+            if not rows:
+                return 1
+            span = max(rows) - min(rows) + 1
+            if span >= np.shape(self._grids[i].values)[0] and not _is_kernel(self._grids[i]):
+                focus = [
+                    at[0] for at, role in self._grids[i].marks.items() if role in (READ, WRITE)
+                ]
+                span = max(focus) - min(focus) + 1 if focus else 1
+            return min(span, blocks[i].shown_rows)
+
         needs = [max(need(i) for i in shelf) for shelf in shelves]
+        windows = [max(window(i) for i in shelf) for shelf in shelves]
 
         def smallest_cropped(k: int) -> int:
             # the smallest grid one row less would crop: a kernel's row costs more than a
@@ -499,8 +593,12 @@ class ArrayBoard(Widget):
 
         while height() > room:
             spare = [level - need for level, need in zip(levels, needs, strict=True)]
+            beyond = [level - rows for level, rows in zip(levels, windows, strict=True)]
             if max(spare) > 0:
                 index = max(range(len(shelves)), key=lambda k: (spare[k], smallest_cropped(k)))
+            elif max(beyond) > 0:
+                # a small array gives up rows before a window is cut
+                index = max(range(len(shelves)), key=lambda k: (beyond[k], smallest_cropped(k)))
             elif max(levels) > 1:
                 index = max(range(len(shelves)), key=lambda k: (levels[k], smallest_cropped(k)))
             else:

@@ -95,6 +95,7 @@ class ArrayEditModal(ModalScreen[RequestT | None]):
 
     _array_texts: dict[str, str]
     _shown_array: str
+    _saved_command = ""  # the subcommand of the example last saved ("conv", "net", …)
 
     def check(self) -> RequestT | None:
         raise NotImplementedError
@@ -172,6 +173,7 @@ class ArrayEditModal(ModalScreen[RequestT | None]):
 
         def save(name: str, title: str, description: str, overwrite: bool) -> Path:
             values = self.file_values(example, title, description)
+            self._saved_command = str(values.get("op", ""))  # conv, pool, net, batchnorm, …
             return library.save_lesson(name, values, overwrite=overwrite)
 
         own = example.name if (folder / f"{example.name}.toml").is_file() else ""
@@ -192,9 +194,9 @@ class ArrayEditModal(ModalScreen[RequestT | None]):
                 markup(f"saved as {name}, but it does not open again: {exc}")
             )
             return
-        self.app.notify(
-            f"saved as {name}: cnn-tui … --example {name}", title="Example saved", markup=False
-        )
+        # short lines: a toast is 40 columns wide at 80×24, and the command is whole
+        command = f"cnn-tui {self._saved_command} --example {name}"
+        self.app.notify(f"open it again with\n{command}", title=f"Saved as {name}", markup=False)
         self.dismiss(request)
 
 

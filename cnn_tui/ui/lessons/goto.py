@@ -3,7 +3,7 @@
 A small modal at the bottom of the screen (the board stays in sight above it) with one Input.
 What is typed is resolved by the lesson's UI-free model (`resolve_goto`, see
 `cnn_tui.lessons.navigation`), which does not move it: a query that leads nowhere (a step out
-of range, an unknown phase, not a cell) is explained on the prompt's last line and the board
+of range, an unknown phase, not a cell) is explained on the prompt's last lines and the board
 stays as it was; Enter on a good one closes the prompt with its target, Escape cancels.
 """
 
@@ -51,7 +51,7 @@ class GotoPrompt(ModalScreen[GotoTarget | None]):
     }
     GotoPrompt #goto-error {
         color: $text-error;
-        height: 1;
+        height: auto;  /* a long message wraps, never cut at the box's edge */
     }
     """
 

@@ -3,8 +3,8 @@
 `LessonHelp` is a modal page over the lesson: the legend of `cnn_tui.lessons.notation` (this
 app's symbols, what they are, how the lecture writes them; the trace's header prints the same
 rows) and the keys that work on the lesson screen now (`lesson_keys`, so a key a screen adds
-is listed without more code). `?`, `f1` or `esc` closes it; the arrows and page keys scroll it
-on a small terminal.
+is listed without more code; Textual's own focus and copy keys are not). `?`, `f1` or `esc`
+closes it, as its top border says; the arrows and page keys scroll it on a small terminal.
 """
 
 from __future__ import annotations
@@ -19,12 +19,20 @@ from textual.widgets import Static
 
 from cnn_tui.lessons.notation import LEGEND_COLUMNS, LEGEND_TITLE, legend
 
+# Textual's own keys of every screen (tab to focus, ctrl+c to copy): nothing of the lesson's
+_TEXTUAL_SCREEN_ACTIONS = frozenset(
+    binding.action for binding in Screen.BINDINGS if isinstance(binding, Binding)
+)
+
+CLOSE_HINT = "? or esc: back to the lesson · ↑↓ scroll"
+
 
 def lesson_keys(screen: Screen) -> list[tuple[str, str]]:
     """(key, what it does) of every key of the lesson screen `screen` that works now, shown in
-    its footer or not (the app's own keys, focus and copying, are left out)."""
+    its footer or not, in the screen's order (Textual's own keys, focus and copying, and the
+    app's are left out)."""
     keys: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    seen: set[str] = set(_TEXTUAL_SCREEN_ACTIONS)
     for node, binding, enabled, _ in screen.active_bindings.values():
         if node is not screen or binding.action in seen or not binding.description:
             continue
@@ -79,6 +87,8 @@ class LessonHelp(ModalScreen[None]):
         max-height: 100%;
         padding: 0 1;
         border: thick $primary 60%;
+        border-title-color: $foreground;
+        border-title-style: bold;
         background: $surface;
     }
     LessonHelp .lesson-help-title {
@@ -96,10 +106,11 @@ class LessonHelp(ModalScreen[None]):
         self.keys = lesson_keys(screen)
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="lesson-help"):
+        with VerticalScroll(id="lesson-help") as page:
+            # on the border: in sight at the top of an 80×24 terminal, however far it scrolls
+            page.border_title = CLOSE_HINT
             if legend(self.lesson):
                 yield Static(LEGEND_TITLE, classes="lesson-help-title")
                 yield Static(legend_table(self.lesson), id="lesson-help-legend")
             yield Static("keys", id="lesson-help-keys-title", classes="lesson-help-title")
             yield Static(keys_table(self.keys), id="lesson-help-keys")
-            yield Static(Text("? or esc: back to the lesson", style="dim"))

@@ -283,13 +283,15 @@ class PictureScreen(LessonScreen):
             return False
         return super().check_action(action, parameters)
 
-    def _switch(self, lesson: PictureLesson) -> None:
-        """Show `lesson` (moved crop, other kernel, ...) in the pass on screen."""
+    def _switch(self, lesson: PictureLesson, *, keep_place: bool = False) -> None:
+        """Show `lesson` (moved crop, other kernel, ...) in the pass on screen (`keep_place`:
+        at the same step of every pass, as `v` keeps it)."""
         self.lesson = lesson
         self.params = lesson.params()
-        self._restart(lesson.example(), mode=self.model.mode)
+        follow = self.model if keep_place else None
+        self._restart(lesson.example(), mode=self.model.mode, follow=follow)
 
-    def _rebuild(self) -> bool:
+    def _rebuild(self, *, keep_place: bool = False) -> bool:
         """The conv lesson's own changes (conv/corr, a new seed) applied to the picture too."""
         flip = self.params.get("conv_mode") == CONV_MODES[1]
         try:
@@ -298,7 +300,7 @@ class PictureScreen(LessonScreen):
         except UsageError as exc:
             self.notify(one_line(exc), title="Cannot change it", severity="error", markup=False)
             return False
-        self._switch(lesson)
+        self._switch(lesson, keep_place=keep_place)
         return True
 
     def action_move_crop(self, rows: int, cols: int) -> None:

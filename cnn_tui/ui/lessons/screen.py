@@ -126,16 +126,20 @@ class LessonScreen(SteppingScreen):
         """Every pass of the example: forward, backward and (conv) transposed."""
         return self.model.replays
 
-    def _compute(self, mode: str = "forward") -> None:
-        """Run the naive loops once for the example, recording every pass; show pass `mode`."""
+    def _compute(self, mode: str = "forward", follow: OpReplay | None = None) -> None:
+        """Run the naive loops once for the example, recording every pass; show pass `mode`,
+        or (`follow`: the model of the example's other variant) every pass where it stood."""
         self.model = OpReplay(self.example, mode)
+        if follow is not None:
+            self.model.follow(follow)
         # Tens of thousands of recorded events would make every full garbage collection scan
         # them (100+ ms pauses mid-replay); they hold no reference cycles, so move them out of
         # the collector's sight. Reference counting still frees them with the next example.
         gc.freeze()
 
-    def _rebuild(self) -> bool:
-        """The example again from the changed params and overrides, in the same pass."""
+    def _rebuild(self, *, keep_place: bool = False) -> bool:
+        """The example again from the changed params and overrides, in the same pass (with
+        `keep_place`, every pass at the same step: a variant of the same loops)."""
         try:
             example = make_example(self.op, self.params, self.overrides)
         except UsageError as exc:
@@ -143,7 +147,8 @@ class LessonScreen(SteppingScreen):
                 one_line(exc), title="Cannot change the example", severity="error", markup=False
             )
             return False
-        self._restart(example, mode=self.model.mode)
+        follow = self.model if keep_place else None
+        self._restart(example, mode=self.model.mode, follow=follow)
         return True
 
     def _redraw(self) -> None:
@@ -186,7 +191,7 @@ class LessonScreen(SteppingScreen):
         current = self.example.pool_type or POOL_TYPES[0]
         following = (POOL_TYPES.index(current) + 1) % len(POOL_TYPES)
         self.params["pool_type"] = POOL_TYPES[following]
-        if not self._rebuild():
+        if not self._rebuild(keep_place=True):
             self.params["pool_type"] = current
 
     def action_toggle_conv_mode(self) -> None:
@@ -195,7 +200,7 @@ class LessonScreen(SteppingScreen):
             return
         current = self.example.conv_mode
         self.params["conv_mode"] = CONV_MODES[1 - CONV_MODES.index(current)]
-        if not self._rebuild():
+        if not self._rebuild(keep_place=True):
             self.params["conv_mode"] = current
 
     def action_reseed(self) -> None:

@@ -16,9 +16,11 @@ class StepStatus(Static):
     """One line: operation and phase, `step K / TOTAL`, output cell, play state, then the rest
     (speed, the example, ...) as the model lists them.
 
-    The parts come most important first. When the line is too narrow the last parts go first
-    (the example, then the speed); the phase, the step and the play state always stay (the
-    phase loses its leading operation name, then the cell goes, before they would be cut).
+    The parts come in their order on the line: phase, step, cell, the speed, then the rest
+    most important first (the mode, the example). When the line is too narrow the speed goes
+    first, then a part's aside after a comma ("example edge-detect, seed 0"), then the last
+    parts (the example, then the mode); the phase, the step and the play state always stay (the phase loses its leading
+    operation name, then the cell goes, before they would be cut).
     The model assembles the parts (`OpReplay.status_parts`, `NetReplay.status_parts`).
     """
 
@@ -59,6 +61,12 @@ class StepStatus(Static):
         def length(items: list[str]) -> int:
             return sum(len(item) for item in items) + len(self._SEPARATOR) * (len(items) - 1)
 
+        if len(line) > 4 and length(line) > width:
+            del line[4]  # the speed first: the example and the mode say more
+        for index in reversed(range(4, len(line))):
+            if length(line) > width and ", " in line[index]:
+                # "true convolution, kernel rotated 180°" → "true convolution"
+                line[index] = line[index].split(", ", 1)[0]
         while len(line) > 4 and length(line) > width:
             line.pop()  # the least important part left
         if length(line) > width and " · " in line[0]:

@@ -201,6 +201,7 @@ class SteppingScreen(Screen):
         self._token += 1  # checks still running for the old example are ignored
         self._compute(**options)
         self.view = dict.fromkeys(self.view, 0)
+        self.view.update(self.model.view_indices())  # where the model stands (`v`, `m` keep it)
         self.move_note = ""
         self.refresh_bindings()
         self._redraw()
