@@ -34,7 +34,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
@@ -51,6 +51,7 @@ from cnn_tui.training.config import (
     user_presets_dir,
 )
 from cnn_tui.training.models import sizes as model_sizes
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.messages import DevicesDetected
 
 # Form sections; a field of FIELDS that is in none of them goes to "Other", so new fields show up.
@@ -136,6 +137,13 @@ def _sections() -> list[tuple[str, list[str]]]:
 
 class TrainFormScreen(Screen):
     """Pick hyperparameters, load or save presets, start a run."""
+
+    HELP_TITLE = "keys of the training form"
+    HELP_NOTE = (
+        "Tab and shift+Tab move from field to field; beside each field is what it means, or why "
+        "its value is refused (✗) or seldom meant (⚠). In a text field ? is typed: F1 opens "
+        "this page."
+    )
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -233,7 +241,7 @@ class TrainFormScreen(Screen):
             yield Static(id="form-summary")
             yield Button("Find LR", id="find-lr", compact=True)
             yield Button("Start ▶", id="start", variant="success", compact=True)
-        yield Footer()
+        yield WrappingFooter()
 
     def _field_widget(self, name: str) -> Widget:
         field = FIELDS[name]
@@ -286,7 +294,9 @@ class TrainFormScreen(Screen):
         for row in self.query(".form-row.-focused, #form-presets.-focused"):
             row.remove_class("-focused")
         for node in event.widget.ancestors_with_self:
-            if isinstance(node, Widget) and (node.has_class("form-row") or node.id == "form-presets"):
+            if isinstance(node, Widget) and (
+                node.has_class("form-row") or node.id == "form-presets"
+            ):
                 node.add_class("-focused")
                 break
 
