@@ -50,13 +50,14 @@ class HomeScreen(Screen):
         "text field, where ? is typed, F1 opens it."
     )
 
+    # (short descriptions: the footer's keys take two lines at 80×24, the menu says the rest)
     BINDINGS = [
-        Binding("c", "open('conv')", "Conv lesson"),
-        Binding("p", "open('pool')", "Pool lesson"),
-        Binding("n", "open('net')", "Network lesson"),
-        Binding("b", "open('batchnorm')", "Batch norm lesson"),
-        Binding("d", "open('dropout')", "Dropout lesson"),
-        Binding("i", "open('picture')", "Picture lesson"),
+        Binding("c", "open('conv')", "Conv"),
+        Binding("p", "open('pool')", "Pool"),
+        Binding("n", "open('net')", "Network"),
+        Binding("b", "open('batchnorm')", "Batch norm"),
+        Binding("d", "open('dropout')", "Dropout"),
+        Binding("i", "open('picture')", "Picture"),
         Binding("t", "open('train')", "Train"),
         Binding("r", "open('runs')", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
