@@ -296,3 +296,17 @@ def test_the_trainer_prints_the_warning_on_stderr_before_training(tmp_path, monk
     trainer.train_here(config, tmp_path / "r", False, reporter)  # (a launched run: output.log)
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"cnn-tui: warning: {config.warnings()['finetune']}"]
+
+
+def test_the_warning_is_in_the_runs_event_log_and_the_dashboards_log():
+    from cnn_tui.ui.training.history import RunHistory
+
+    config = TrainConfig(model="resnet18", weights="none", finetune="head", image_size=32)
+    warning = config.warnings()["finetune"]
+    history = RunHistory()
+    # (the run_started event as bookkeeping writes it: its warnings, and one from a hostile file)
+    history.add([{"event": "run_started", "warnings": [warning, "two\nlines\x1b[2J"]}])
+    log = history.take_log()
+    assert f"warning: {warning}" in log
+    assert "warning: two\\nlines\\x1b[2J" in log  # escaped, one line
+
