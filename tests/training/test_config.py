@@ -309,4 +309,3 @@ def test_the_warning_is_in_the_runs_event_log_and_the_dashboards_log():
     log = history.take_log()
     assert f"warning: {warning}" in log
     assert "warning: two\\nlines\\x1b[2J" in log  # escaped, one line
-
