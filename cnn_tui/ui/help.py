@@ -6,8 +6,8 @@ bindings, so a key a screen adds is listed without more code) in two columns tha
 a note. `?`, `f1` or `esc` closes it; the arrows and page keys scroll it on a small terminal.
 
 The app binds `?` and `f1` to `help_page_for(screen)` (`CnnTuiApp.action_help`), so every screen
-has the page; a screen says what it is with `HELP_TITLE` and `HELP_NOTE`, or builds its own page
-with a `help_page()` method. A lesson screen binds `?` itself (its page has the legend).
+has the page; a screen says what it is with `HELP_TITLE` and `HELP_NOTE`. A lesson screen binds
+`?` itself, for its page with the legend (`LessonHelp`). Modal dialogs do not get the app's keys.
 """
 
 from __future__ import annotations
@@ -138,11 +138,8 @@ class HelpPage(ModalScreen[None]):
 
 
 def help_page_for(screen: Screen) -> HelpPage:
-    """The `?` page of `screen`: its own (`screen.help_page()`), or its keys under its
-    `HELP_TITLE` ("keys of the training form") with its `HELP_NOTE`."""
-    own = getattr(screen, "help_page", None)
-    if callable(own):
-        return own()
+    """The `?` page of `screen`: its keys under its `HELP_TITLE` ("keys of the training form"),
+    then its `HELP_NOTE`."""
     title = getattr(screen, "HELP_TITLE", "") or "keys of this screen"
     note = getattr(screen, "HELP_NOTE", "")
     return HelpPage(screen_keys(screen), keys_title=title, note=note)
