@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from cnn_tui.bench.options import SeedRunOptions
+from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.data import datasets
 from cnn_tui.training.models import registry as models
 
@@ -163,7 +164,10 @@ def prepare(options: SeedRunOptions) -> SeedRun:
         image_size=size,
         hidden_units=options.hidden_units,
         weights=options.weights,
-        finetune=options.finetune,
+        # --finetune auto as `cnn-tui train` reads it (the head, or all layers of random weights)
+        finetune=TrainConfig(
+            model=options.model, weights=options.weights, finetune=options.finetune
+        ).resolved_finetune,
     ).to(device)
     return SeedRun(options, device, data, model)
 

@@ -126,7 +126,7 @@ def time_reference(opts: BenchOptions, config: Any, device: Any, data: Any) -> d
         image_size=size or data.image_size[0],
         hidden_units=config.hidden_units,
         weights="none",
-        finetune=config.finetune,
+        finetune=config.resolved_finetune,
     ).to(device)
     optimizer = torch.optim.Adam(models.trainable_parameters(model), lr=config.lr)
     loss_fn = nn.CrossEntropyLoss()
@@ -215,7 +215,7 @@ def speed_report(opts: BenchOptions, note: Note = no_notes) -> dict[str, Any]:
             {
                 "model": name,
                 "image_size": size or native,
-                "finetune": config.finetune if name in PRETRAINED_MODELS else None,
+                "finetune": config.resolved_finetune if name in PRETRAINED_MODELS else None,
                 "engine": ours,
                 "reference": theirs,
                 "ratio": {

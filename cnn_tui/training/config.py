@@ -37,7 +37,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step", "onecycle")
 AUGMENTS = ("none", "flip", "flip-crop")
 # what trains in a pretrained model; layer4 is ResNet's name for its last block (= last-block)
-FINETUNES = ("head", "last-block", "all", "layer4")
+FINETUNE_PARTS = ("head", "last-block", "all", "layer4")
+FINETUNES = ("auto", *FINETUNE_PARTS)  # auto: `resolve_finetune`
 EARLY_STOP_METRICS = ("val_loss", "val_acc")  # what --early-stop watches
 WEIGHTS_CHOICES = ("auto", "imagenet", "none")  # or a path to a state_dict file
 
@@ -248,9 +249,10 @@ class TrainConfig:
         check=_check_weights,
     )
     finetune: str = setting(
-        "head",
+        "auto",
         "what trains in a pretrained model: the new head, its last block + head (resnet layer4, "
-        "vgg16's classifier), or all layers",
+        "vgg16's classifier), or all layers (auto: the head on pretrained weights, all layers "
+        "with --weights none)",
         choices=FINETUNES,
     )
     image_size: int | None = setting(
@@ -389,6 +391,28 @@ class TrainConfig:
             return "imagenet" if self.model in PRETRAINED_MODELS else "none"
         return self.weights
 
+    @property
+    def resolved_finetune(self) -> str:
+        """What actually trains: 'auto' resolved by `resolve_finetune` (head, or all layers)."""
+        return resolve_finetune(self.finetune, self.resolved_weights)
+
+    def warnings(self) -> dict[str, str]:
+        """Settings that are valid but seldom what is meant: field -> why, one line each.
+
+        The form shows each beside its field as it is typed; `cnn-tui train --no-ui` prints each
+        on stderr (and so into the run's output.log) before training starts."""
+        found: dict[str, str] = {}
+        if self.model in PRETRAINED_MODELS and self.resolved_weights == "none":
+            part = self.resolved_finetune
+            if part != "all":
+                trains = "only the new head" if part == "head" else "only the last block + head"
+                found["finetune"] = (
+                    f"--finetune {self.finetune} with --weights none trains {trains} on a random "
+                    "backbone that stays frozen: expect near-chance accuracy; --finetune all "
+                    "(or auto) trains the whole network"
+                )
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -397,6 +421,19 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_mapping(changes, base=self)
+
+
+def resolve_finetune(finetune: str, weights: str) -> str:
+    """What `--finetune` trains, given the start weights as resolved ("imagenet", "none", a path).
+
+    `auto` trains the new head on pretrained weights (their features are worth keeping) and every
+    layer from random weights (`none`): a random backbone left frozen is a fixed random projection,
+    and a head on it learns little (issue 25: resnet18 on shapes, 7 % test accuracy). Any other
+    value is what it says.
+    """
+    if finetune != "auto":
+        return finetune
+    return "all" if weights == "none" else "head"
 
 
 def _fields_of(cls: type) -> dict[str, Field]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
+from textual.binding import Binding
 from textual.screen import Screen
 
 from cnn_tui.ui.home import HomeScreen
@@ -23,6 +24,13 @@ class CnnTuiApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "cnn-tui"
     SUB_TITLE = "convolutional networks in the terminal"
+    # `?` on every screen (f1 where a text field takes `?`): its keys (cnn_tui/ui/help.py); a
+    # lesson screen binds `?` itself, for its page with the notation
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),  # (listed on the ? pages)
+    ]
 
     def __init__(
         self, command: str | None = None, settings: Any = None, *, runs_dir: str | Path = "runs"
@@ -40,6 +48,12 @@ class CnnTuiApp(App[int]):
     def open_screen(self, command: str, settings: Any = None) -> None:
         """Push the screen of one subcommand ("conv", "pool", "net", "train", "runs", "eval")."""
         self.push_screen(open_screen_for(command, settings, runs_dir=self.runs_dir))
+
+    def action_help(self) -> None:
+        """The `?` page of the screen on top (`cnn_tui.ui.help.help_page_for`)."""
+        from cnn_tui.ui.help import help_page_for
+
+        self.push_screen(help_page_for(self.screen))
 
     # --- training: quitting while a run trains asks to stop it or leave it running
     async def action_quit(self) -> None:

@@ -6,9 +6,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.runs_banner import RunsInProgress
 
 # (subcommand, title, one-line description)
@@ -43,13 +44,20 @@ ENTRIES = (
 class HomeScreen(Screen):
     """Entry point of `cnn-tui` with no subcommand."""
 
+    HELP_TITLE = "keys of the home screen"
+    HELP_NOTE = (
+        "↑/↓ and Enter (or a click) open an entry too. Every screen has its own ? page; in a "
+        "text field, where ? is typed, F1 opens it."
+    )
+
+    # (short descriptions: the footer's keys take two lines at 80×24, the menu says the rest)
     BINDINGS = [
-        Binding("c", "open('conv')", "Conv lesson"),
-        Binding("p", "open('pool')", "Pool lesson"),
-        Binding("n", "open('net')", "Network lesson"),
-        Binding("b", "open('batchnorm')", "Batch norm lesson"),
-        Binding("d", "open('dropout')", "Dropout lesson"),
-        Binding("i", "open('picture')", "Picture lesson"),
+        Binding("c", "open('conv')", "Conv"),
+        Binding("p", "open('pool')", "Pool"),
+        Binding("n", "open('net')", "Network"),
+        Binding("b", "open('batchnorm')", "Batch norm"),
+        Binding("d", "open('dropout')", "Dropout"),
+        Binding("i", "open('picture')", "Picture"),
         Binding("t", "open('train')", "Train"),
         Binding("r", "open('runs')", "Runs"),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
@@ -72,7 +80,7 @@ class HomeScreen(Screen):
             )
             # --- training: runs still training, e.g. after a dropped SSH connection
             yield RunsInProgress(id="home-runs")
-        yield Footer()
+        yield WrappingFooter()  # (wraps at 80 columns: ^q Quit is never cut off)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:

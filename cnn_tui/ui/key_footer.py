@@ -39,6 +39,16 @@ def columns_that_fit(widths: Sequence[int], available: int, gutter: int = _GUTTE
     return 1
 
 
+def group_label(displays: Sequence[str]) -> str:
+    """The keys of a binding group as the footer shows them: ←→, +−; three or more digits in a
+    row as a range ("1-6" for six tabs: made from the bindings there are, never out of date)."""
+    if len(displays) >= 3 and all(len(key) == 1 and key.isdigit() for key in displays):
+        numbers = [int(key) for key in displays]
+        if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+            return f"{displays[0]}-{displays[-1]}"
+    return "".join(displays)
+
+
 class FooterEntry(Widget):
     """One key of the footer: the key in bold, its description; a click presses the key."""
 
@@ -133,6 +143,7 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
         entries: list[Entry] = []
         seen_actions: set[str] = set()
         grouped: dict[str, int] = {}
+        group_displays: dict[int, list[str]] = {}  # entry -> the keys of its group so far
         for _, binding, enabled, tooltip in self.screen.active_bindings.values():
             if not binding.show or binding.action in seen_actions:
                 continue
@@ -141,11 +152,12 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
             group = binding.group
             if group is not None and group.description in grouped:
                 index = grouped[group.description]
-                _, shown, description, _, was_enabled, tip = entries[index]
+                _, _, description, _, was_enabled, tip = entries[index]
+                group_displays[index].append(display)
                 # a click runs the group's last key: → step, ] next cell, + faster
                 entries[index] = (
                     binding.key,
-                    shown + display,
+                    group_label(group_displays[index]),
                     description,
                     binding.action,
                     was_enabled,
@@ -154,6 +166,7 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
                 continue
             if group is not None:
                 grouped[group.description] = len(entries)
+                group_displays[len(entries)] = [display]
                 entries.append(
                     (binding.key, display, group.description, binding.action, enabled, tooltip)
                 )

@@ -174,7 +174,7 @@ def test_names_of_data_sets_and_models_are_defined_once():
     from cnn_tui.training.models import registry as models
 
     assert datasets.AUGMENTS is config.AUGMENTS
-    assert models.FINETUNES is config.FINETUNES
+    assert models.FINETUNE_PARTS is config.FINETUNE_PARTS
     assert bench_args.BENCH_MODELS is config.MODELS
     assert set(bench_args.BENCH_DATASETS) == set(config.DATASETS) - {"imagefolder"}
 
@@ -237,3 +237,75 @@ def test_layer_settings_says_which_layer_is_bad(tmp_path, monkeypatch, layers, m
     (tmp_path / "bad-key.toml").write_text("learning_rate = 0.1\n")
     with pytest.raises(UsageError, match=message):
         layer_settings(**layers)
+
+
+# --- --finetune with --weights none: a random backbone trains whole (issue 25) ------------------
+
+
+@pytest.mark.parametrize(
+    "argv, trains",
+    [
+        (["--model", "resnet18"], "head"),  # ImageNet weights: their features are kept
+        (["--model", "resnet18", "--weights", "none"], "all"),  # random: every layer trains
+        (["--model", "vgg16", "--weights", "none", "--finetune", "auto"], "all"),
+        (["--model", "resnet18", "--weights", "w.pth"], "head"),  # a file of trained weights
+        (["--model", "resnet18", "--weights", "none", "--finetune", "head"], "head"),
+        (["--model", "resnet50", "--finetune", "last-block"], "last-block"),
+    ],
+)
+def test_finetune_auto_trains_a_random_backbone_whole(argv, trains):
+    config = train_args.config_from_args(_args(*argv))
+    assert config.resolved_finetune == trains
+    assert TrainConfig().finetune == "auto"
+
+
+@pytest.mark.parametrize(
+    "argv, warned",
+    [
+        (["--model", "resnet18", "--weights", "none", "--finetune", "head"], "only the new head"),
+        (["--model", "vgg16", "--weights", "none", "--finetune", "last-block"], "last block"),
+        (["--model", "resnet18", "--weights", "none"], None),
+        (["--model", "resnet18", "--weights", "none", "--finetune", "all"], None),
+        (["--model", "resnet18", "--finetune", "head"], None),
+        (["--model", "simple-cnn", "--finetune", "head"], None),  # (trains whole anyway)
+    ],
+)
+def test_a_random_frozen_backbone_is_warned_of_not_refused(argv, warned):
+    config = train_args.config_from_args(_args(*argv))
+    config.check()  # valid: a random-features baseline is a legitimate (rare) experiment
+    warnings = config.warnings()
+    if warned is None:
+        assert warnings == {}
+    else:
+        assert list(warnings) == ["finetune"]
+        assert warned in warnings["finetune"] and "--finetune all" in warnings["finetune"]
+        assert "\n" not in warnings["finetune"]
+
+
+def test_the_trainer_prints_the_warning_on_stderr_before_training(tmp_path, monkeypatch, capsys):
+    from cnn_tui.commands import train_report
+    from cnn_tui.training.loop import engine, trainer
+    from cnn_tui.training.runs.state import RunState
+
+    def stopped_at_once(config, run_dir, **kwargs):
+        return {"status": RunState.STOPPED}
+
+    monkeypatch.setattr(engine, "train", stopped_at_once)
+    config = TrainConfig(model="resnet18", weights="none", finetune="head", image_size=32)
+    reporter = train_report.PlainReporter(sys.stdout)
+    trainer.train_here(config, tmp_path / "r", False, reporter)  # (a launched run: output.log)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"cnn-tui: warning: {config.warnings()['finetune']}"]
+
+
+def test_the_warning_is_in_the_runs_event_log_and_the_dashboards_log():
+    from cnn_tui.ui.training.history import RunHistory
+
+    config = TrainConfig(model="resnet18", weights="none", finetune="head", image_size=32)
+    warning = config.warnings()["finetune"]
+    history = RunHistory()
+    # (the run_started event as bookkeeping writes it: its warnings, and one from a hostile file)
+    history.add([{"event": "run_started", "warnings": [warning, "two\nlines\x1b[2J"]}])
+    log = history.take_log()
+    assert f"warning: {warning}" in log
+    assert "warning: two\\nlines\\x1b[2J" in log  # escaped, one line

@@ -225,7 +225,13 @@ def test_best_weights_reach_the_head_over_cached_features(tmp_path, monkeypatch)
     # best epoch's weights must be what tests, as eval (no cache) recomputes from best.pt
     scripted_validation(monkeypatch, [1.0, 1.1, 1.2])
     config = TrainConfig(
-        **{**TINY, "limit": 60}, model="resnet18", weights="none", epochs=3, early_stop=1, lr=0.05
+        **{**TINY, "limit": 60},
+        model="resnet18",
+        weights="none",
+        finetune="head",
+        epochs=3,
+        early_stop=1,
+        lr=0.05,
     )
     summary = engine.train(config, tmp_path / "r")
     assert summary["early_stopped"] and summary["best_epoch"] == 1

@@ -12,8 +12,9 @@ from train_ui_fixtures import FASHION_CLASSES, FakeNvml, run_async, write_run
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.system import devices, gpu_stats
 from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.help import HelpPage
 from cnn_tui.ui.training.dashboard import DashboardScreen
-from cnn_tui.ui.training.dialogs import EpochsModal, KeysHelp
+from cnn_tui.ui.training.dialogs import EpochsModal
 from cnn_tui.ui.training.epochs import _cell
 from cnn_tui.ui.training.form import TrainFormScreen
 from cnn_tui.ui.training.gpu_panel import GpuPanel
@@ -136,7 +137,7 @@ async def test_an_ended_run_drops_its_live_leftovers_and_help_lists_the_keys(tmp
         assert chart.empty_note == "no data: run failed"
         await pilot.press("question_mark")
         await pilot.pause()
-        assert isinstance(app.screen, KeysHelp)
+        assert isinstance(app.screen, HelpPage)
         keys = dict(app.screen.keys)
         assert keys["1"] == "Charts" and keys["5"].startswith("Samples")
         assert "s" not in keys

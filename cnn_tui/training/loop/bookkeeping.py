@@ -162,6 +162,9 @@ class Run:
             data_on_device=s.train_x.device.type == s.device.type,
             data_source=data.source,
             skipped=data.skipped,
+            warnings=list(
+                config.warnings().values()
+            ),  # settings seldom meant, e.g. a frozen random backbone
         )
 
     def log_early_stop(self) -> None:

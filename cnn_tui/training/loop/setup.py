@@ -149,7 +149,7 @@ def prepare(
         image_size=image_size,
         hidden_units=config.hidden_units,
         weights=weights,
-        finetune=config.finetune,
+        finetune=config.resolved_finetune,
     )
     if world.parallel and config.sync_bn:
         model = distributed.sync_batchnorm(model)

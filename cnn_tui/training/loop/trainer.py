@@ -262,6 +262,8 @@ def train_here(
         reporter.event(event)
 
     reporter.begin(run_dir)
+    for warning in config.warnings().values():  # stderr: output.log for a run the TUI started
+        reporter.note(f"warning: {warning}")
     stop = threading.Event()
     try:
         with stop_on_signals(stop, reporter.note):

@@ -36,7 +36,7 @@ from torch import nn
 from cnn_tui import catalog
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import input_problem
-from cnn_tui.training.config import FINETUNES
+from cnn_tui.training.config import FINETUNE_PARTS
 from cnn_tui.training.models import fast as fast_models
 from cnn_tui.training.models.layers import Flatten
 
@@ -307,8 +307,10 @@ def build_model(
     """
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
-    if finetune not in FINETUNES:
-        raise UsageError(f"unknown --finetune {finetune!r}; valid values: {', '.join(FINETUNES)}")
+    if finetune not in FINETUNE_PARTS:  # (callers resolve auto: `TrainConfig.resolved_finetune`)
+        raise UsageError(
+            f"unknown --finetune {finetune!r}; valid values: {', '.join(FINETUNE_PARTS)}"
+        )
     weights = (weights or "none").strip()
     if weights == "auto":
         weights = "imagenet" if name in PRETRAINED else "none"

@@ -143,7 +143,7 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
         num_classes=_classes(config),
         image_size=image_size,
         batch_size=config.batch_size,
-        finetune=config.finetune,
+        finetune=config.resolved_finetune,
         optimizer=config.optimizer,
         momentum=config.momentum,
         half=cuda and config.amp and image_size >= catalog.AMP_MIN_IMAGE_SIZE,

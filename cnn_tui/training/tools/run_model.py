@@ -123,7 +123,7 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
         image_size=input_size,
         hidden_units=config.hidden_units,
         weights="none",
-        finetune=config.finetune,
+        finetune=config.resolved_finetune,
     )
     checkpoints.load_model_state(model, weights, run_dir / weights_file)
     # the layout and autocast training used on this device (prepare's rule): eval's numbers

@@ -1,40 +1,34 @@
 """The lesson screens' `?` page: the notation beside the lecture's, then every key.
 
-`LessonHelp` is a modal page over the lesson: the legend of `cnn_tui.lessons.notation` (this
-app's symbols, what they are, how the lecture writes them; the trace's header prints the same
-rows) and the keys that work on the lesson screen now (`lesson_keys`, so a key a screen adds
-is listed without more code; Textual's own focus and copy keys are not). `?`, `f1` or `esc`
-closes it, as its top border says; the arrows and page keys scroll it on a small terminal.
+`LessonHelp` is the shared `?` page (`cnn_tui.ui.help.HelpPage`) with the legend of
+`cnn_tui.lessons.notation` above the keys (this app's symbols, what they are, how the lecture
+writes them; the trace's header prints the same rows) and the keys that work on the lesson
+screen now (`lesson_keys`, so a key a screen adds is listed without more code). `?`, `f1` or
+`esc` closes it; the arrows and page keys scroll it on a small terminal.
 """
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Static
+from textual.screen import Screen
 
 from cnn_tui.lessons.notation import LEGEND_COLUMNS, LEGEND_TITLE, legend
+from cnn_tui.ui.help import HelpPage, keys_table, own_actions
 
-# Textual's own keys of every screen (tab to focus, ctrl+c to copy): nothing of the lesson's
-_TEXTUAL_SCREEN_ACTIONS = frozenset(
-    binding.action for binding in Screen.BINDINGS if isinstance(binding, Binding)
-)
-
-CLOSE_HINT = "? or esc: back to the lesson · ↑↓ scroll"
+__all__ = ["LessonHelp", "keys_table", "legend_table", "lesson_keys"]
 
 
 def lesson_keys(screen: Screen) -> list[tuple[str, str]]:
     """(key, what it does) of every key of the lesson screen `screen` that works now, shown in
-    its footer or not, in the screen's order (Textual's own keys, focus and copying, and the
-    app's are left out)."""
+    its footer or not (the app's own keys, focus and copying, are left out)."""
     keys: list[tuple[str, str]] = []
-    seen: set[str] = set(_TEXTUAL_SCREEN_ACTIONS)
+    seen: set[str] = set()
+    ours = own_actions(screen)  # not Textual's own tab / shift+tab focus and ctrl+c copy
     for node, binding, enabled, _ in screen.active_bindings.values():
         if node is not screen or binding.action in seen or not binding.description:
+            continue
+        if binding.action not in ours:
             continue
         seen.add(binding.action)
         what = binding.description if enabled else f"{binding.description} (not now)"
@@ -54,63 +48,17 @@ def legend_table(lesson: str) -> Table:
     return table
 
 
-def keys_table(keys: list[tuple[str, str]]) -> Table:
-    """The keys in two columns of (key, what it does), so they fit an 80×24 terminal."""
-    table = Table(box=None, padding=(0, 1), show_header=False, show_edge=False, expand=True)
-    for _ in range(2):
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column(ratio=1)
-    half = (len(keys) + 1) // 2
-    left, right = keys[:half], keys[half:]
-    for index, (key, what) in enumerate(left):
-        other = right[index] if index < len(right) else ("", "")
-        table.add_row(*(Text(cell) for cell in (key, what, *other)))
-    return table
-
-
-class LessonHelp(ModalScreen[None]):
+class LessonHelp(HelpPage):
     """`?` on a lesson screen: the notation legend above every key of the screen."""
 
-    BINDINGS = [
-        Binding("escape", "dismiss", "close"),
-        Binding("question_mark,f1", "dismiss", "close", show=False),
-    ]
-
-    DEFAULT_CSS = """
-    LessonHelp {
-        align: center middle;
-    }
-    LessonHelp > #lesson-help {
-        width: 100;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        padding: 0 1;
-        border: thick $primary 60%;
-        border-title-color: $foreground;
-        border-title-style: bold;
-        background: $surface;
-    }
-    LessonHelp .lesson-help-title {
-        text-style: bold;
-        color: $accent;
-    }
-    LessonHelp #lesson-help-keys-title {
-        margin-top: 1;
-    }
-    """
-
     def __init__(self, lesson: str, screen: Screen) -> None:
-        super().__init__()
+        sections = (
+            [(LEGEND_TITLE, legend_table(lesson), "lesson-help-legend")] if legend(lesson) else []
+        )
+        super().__init__(
+            lesson_keys(screen),
+            sections=sections,
+            back="? or esc: back to the lesson",
+            id_prefix="lesson-help",
+        )
         self.lesson = lesson
-        self.keys = lesson_keys(screen)
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="lesson-help") as page:
-            # on the border: in sight at the top of an 80×24 terminal, however far it scrolls
-            page.border_title = CLOSE_HINT
-            if legend(self.lesson):
-                yield Static(LEGEND_TITLE, classes="lesson-help-title")
-                yield Static(legend_table(self.lesson), id="lesson-help-legend")
-            yield Static("keys", id="lesson-help-keys-title", classes="lesson-help-title")
-            yield Static(keys_table(self.keys), id="lesson-help-keys")

@@ -20,7 +20,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import (
-    Footer,
     Header,
     ProgressBar,
     RichLog,
@@ -33,8 +32,9 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from cnn_tui import text
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.charts import MetricChart, Series
-from cnn_tui.ui.training.dialogs import KeysHelp, confirm, screen_keys
+from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.gpu_panel import GpuPanel, GpuSampled
 from cnn_tui.ui.training.history import RunHistory
@@ -45,7 +45,7 @@ from cnn_tui.ui.training.samples import SampleGrid
 from cnn_tui.ui.training.throughput import ThroughputLine
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
-TABS = Binding.Group("Tabs", compact=True)  # the footer shows "12345 Tabs"
+TABS = Binding.Group("Tabs", compact=True)  # the footer shows "1-5 Tabs", "1-6 Tabs" with Inside
 
 
 class RunScreen(Screen):
@@ -58,18 +58,23 @@ class RunScreen(Screen):
     """
     FINISHED_TOAST_S = 4  # "run … finished": the status line says it on after the toast goes
 
+    HELP_TITLE = "keys of the run screen"
+    HELP_NOTE = (
+        "Results and Samples open when the run has test results, Inside (6) when it has a "
+        "checkpoint to look into."
+    )
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "stop", "Stop run"),
         Binding("n", "toggle_counts", "Counts/%"),
         Binding("z", "toggle_zoom", "Image size"),
-        Binding("question_mark", "keys_help", "Keys"),
         Binding("1", "tab('charts')", "Charts", group=TABS),
         Binding("2", "tab('epochs')", "Epochs", group=TABS),
         Binding("3", "tab('log')", "Log", group=TABS),
         Binding("4", "tab('results')", "Results", group=TABS),
         Binding("5", "tab('samples')", "Samples", group=TABS),
-        Binding("6", "tab('inside')", "Inside", show=False),
+        Binding("6", "tab('inside')", "Inside", group=TABS),  # once the run has Inside
     ]
 
     def __init__(self, run_dir: str | Path, *, pid: int | None = None, live: bool = True) -> None:
@@ -118,7 +123,7 @@ class RunScreen(Screen):
                 yield SampleGrid(id="sample-grid")
             with TabPane("Inside", id="inside"):  # the trained network (inside.py), once over
                 yield InsideView(id="inside-view")
-        yield Footer()
+        yield WrappingFooter()  # (wraps at 80 columns: Inside's keys too)
 
     def on_mount(self) -> None:
         self.sub_title = text.one_line(self.run_dir.name)
@@ -153,15 +158,6 @@ class RunScreen(Screen):
         self.set_class(compact, "-compact")
         self.query_one(ConfusionTable).numbered = self.size.width < COMPACT_WIDTH
         self.query_one(GpuPanel).set_compact(self.size.width < COMPACT_WIDTH)
-
-    def action_keys_help(self) -> None:
-        self.app.push_screen(
-            KeysHelp(
-                "Keys of the run screen",
-                screen_keys(self),
-                "Results and Samples open when the run has test results.",
-            )
-        )
 
     @on(GpuSampled)
     def _gpu_unavailable(self, message: GpuSampled) -> None:
@@ -261,6 +257,7 @@ class RunScreen(Screen):
             tabs = self.query_one(TabbedContent)
             tabs.show_tab("inside")
             tabs.enable_tab("inside")
+            self.refresh_bindings()  # "1-6 Tabs" in the footer
         if message.status in run_state.BROKEN:
             if self.history.end is None:  # (a failed event already wrote its message)
                 self._log(f"{message.status.upper()}: {message.message}")
@@ -296,6 +293,8 @@ class RunScreen(Screen):
         if action in ("toggle_counts", "toggle_zoom"):
             tab = "results" if action == "toggle_counts" else "samples"
             return self.summary is not None and self.query_one(TabbedContent).active == tab
+        if action == "tab" and parameters == ("inside",):  # no key 6 while there is no tab 6
+            return not self.query_one(TabbedContent).get_tab("inside").disabled
         return True
 
     @on(TabbedContent.TabActivated)

@@ -1,4 +1,7 @@
-"""Small modal dialogs of the training screens: a question with buttons, a preset name, quit."""
+"""Small modal dialogs of the training screens: a question with buttons, a preset name, quit.
+
+(The `?` page of every screen is `cnn_tui.ui.help`.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from cnn_tui import text
@@ -157,52 +160,6 @@ async def quit_or_ask(app: App) -> None:
         ),
         chosen,
     )
-
-
-class KeysHelp(ModalScreen[None]):
-    """`?`: every key of the screen underneath, shown in the footer or not, with what it does."""
-
-    BINDINGS = [
-        Binding("escape", "dismiss", "Close"),
-        Binding("question_mark", "dismiss", "Close", show=False),
-    ]
-
-    def __init__(self, title: str, keys: list[tuple[str, str]], note: str = "") -> None:
-        super().__init__(classes="train-modal")
-        self.title_text, self.keys, self.note = title, keys, note
-
-    def compose(self) -> ComposeResult:
-        width = max((len(key) for key, _ in self.keys), default=1)
-        lines = [
-            f"[b]{text.markup(key.ljust(width))}[/b] {text.markup(what)}" for key, what in self.keys
-        ]
-        half = (len(lines) + 1) // 2  # two columns: all keys fit 80x24
-        with Vertical(classes="train-dialog keys-help"):
-            yield Label(self.title_text, classes="train-dialog-title")
-            with Horizontal(classes="keys-help-columns"):
-                yield Static("\n".join(lines[:half]), classes="keys-help-column")
-                yield Static("\n".join(lines[half:]), classes="keys-help-column")
-            if self.note:
-                yield Static(f"[dim]{text.markup(self.note)}[/dim]", classes="train-dialog-text")
-            with Horizontal(classes="train-dialog-buttons"):
-                yield Button("Close", id="close", variant="primary")
-
-    @on(Button.Pressed, "#close")
-    def _close(self) -> None:
-        self.dismiss()
-
-
-def screen_keys(screen: Screen) -> list[tuple[str, str]]:
-    """(key, description) of every key that works on `screen` now, shown in its footer or not."""
-    keys: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for _, binding, enabled, _ in screen.active_bindings.values():
-        if binding.action in seen or not binding.description or binding.system:
-            continue
-        seen.add(binding.action)
-        what = binding.description if enabled else f"{binding.description} (not now)"
-        keys.append((screen.app.get_key_display(binding), what))
-    return keys
 
 
 class EpochsModal(ModalScreen[int | None]):

@@ -34,7 +34,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
@@ -51,6 +51,7 @@ from cnn_tui.training.config import (
     user_presets_dir,
 )
 from cnn_tui.training.models import sizes as model_sizes
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.messages import DevicesDetected
 
 # Form sections; a field of FIELDS that is in none of them goes to "Other", so new fields show up.
@@ -137,6 +138,13 @@ def _sections() -> list[tuple[str, list[str]]]:
 class TrainFormScreen(Screen):
     """Pick hyperparameters, load or save presets, start a run."""
 
+    HELP_TITLE = "keys of the training form"
+    HELP_NOTE = (
+        "Tab and shift+Tab move from field to field; beside each field is what it means, or why "
+        "its value is refused (✗) or seldom meant (⚠). In a text field ? is typed: F1 opens "
+        "this page."
+    )
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+s", "start", "Start", priority=True),
@@ -219,7 +227,8 @@ class TrainFormScreen(Screen):
             yield Label("Preset", classes="form-label")
             yield Select(self._preset_options(), prompt=PRESET_PROMPT, id="preset", compact=True)
             yield Button("Save as preset…", id="save-preset", compact=True)
-        with VerticalScroll(id="form-fields"):
+        # (no Tab stop of its own: focus moves field to field and scrolls the field into view)
+        with VerticalScroll(id="form-fields", can_focus=False):
             for title, names in _sections():
                 yield Static(f"[b]{title}[/b]", classes="form-section")
                 for name in names:
@@ -232,7 +241,7 @@ class TrainFormScreen(Screen):
             yield Static(id="form-summary")
             yield Button("Find LR", id="find-lr", compact=True)
             yield Button("Start ▶", id="start", variant="success", compact=True)
-        yield Footer()
+        yield WrappingFooter()
 
     def _field_widget(self, name: str) -> Widget:
         field = FIELDS[name]
@@ -282,12 +291,21 @@ class TrainFormScreen(Screen):
         """Mark the row of the focused field (`-focused`: its label reversed, app.tcss), so the
         field that typing goes to is plain in any colour system, or none. (A `:focus-within`
         rule on the row does not restyle the label when focus moves, so the row is marked here.)"""
-        for row in self.query(".form-row.-focused"):
+        for row in self.query(".form-row.-focused, #form-presets.-focused"):
             row.remove_class("-focused")
         for node in event.widget.ancestors_with_self:
-            if isinstance(node, Widget) and node.has_class("form-row"):
+            if isinstance(node, Widget) and (
+                node.has_class("form-row") or node.id == "form-presets"
+            ):
                 node.add_class("-focused")
                 break
+
+    def _focus_first_field(self) -> None:
+        """Typing goes to the form's first field (the sweep's grid row, else the data set)."""
+        for widget in self.query_one("#form-fields").query("Input, Select, Checkbox"):
+            if widget.focusable:
+                widget.focus()
+                return
 
     def on_mount(self) -> None:
         self.sub_title = "train a model"
@@ -306,9 +324,11 @@ class TrainFormScreen(Screen):
                 severity="error",
                 markup=False,
             )
-            self._point_at_errors()
+            valid = self._point_at_errors()
         else:
-            self._point_at_errors(self.settings_source)
+            valid = self._point_at_errors(self.settings_source)
+        if valid:
+            self._focus_first_field()
         self.remember()
         self.detect_devices()
         if self.resume_dir:
@@ -398,6 +418,8 @@ class TrainFormScreen(Screen):
         return self.config is not None
 
     def _show_reasons(self, inactive: set[str]) -> None:
+        # valid settings seldom meant (a random frozen backbone): beside the field, Start stays
+        warnings = self.config.warnings() if self.config is not None else {}
         for name, field in FIELDS.items():
             row = self.query_one(f"#row-{name}")
             reason = self.query_one(f"#reason-{name}", Static)
@@ -405,7 +427,10 @@ class TrainFormScreen(Screen):
             widget.disabled = name in inactive
             row.set_class(name in inactive, "-inactive")
             row.set_class(name in self.errors, "-invalid")
-            if name in self.errors:
+            row.set_class(name in warnings and name not in inactive, "-warning")
+            if name in warnings and name not in inactive:
+                reason.update(Text(f"⚠ {one_line(warnings[name])}"))
+            elif name in self.errors:
                 # beside the field, "--epochs must be ..." reads better as "must be ..."
                 text = self.errors[name].removeprefix(f"{field.flag} ").removeprefix(":")
                 reason.update(Text(f"✗ {one_line(text.strip())}"))
@@ -427,8 +452,9 @@ class TrainFormScreen(Screen):
             summary.update(f"[b $text-error]✗ {count} field{'s' * (count != 1)} to fix:[/] {names}")
         else:
             c = self.config
+            mark = "[b $text-warning]⚠[/]" if warnings else "✓"  # the reason is beside the field
             summary.update(
-                f"✓ {c.model} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
+                f"{mark} {c.model} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
                 f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
             )
 

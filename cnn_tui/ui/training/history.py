@@ -153,6 +153,9 @@ class RunHistory:
             f"val / {event.get('n_test', '?')} test images, "
             f"{text.count(params)} parameters{resumed}"
         )
+        warnings = event.get("warnings")
+        for warning in warnings if isinstance(warnings, list) else []:  # (a file: one line each)
+            self.log.append(f"warning: {text.one_line(warning)}")
 
     def _on_batch(self, event: dict[str, Any]) -> None:
         self.last_batch = event

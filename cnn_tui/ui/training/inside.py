@@ -33,13 +33,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import make_example
 from cnn_tui.text import confidence, markup, one_line, percent
 from cnn_tui.training.runs.state import RunState
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.training.samples import to_pil
 
@@ -722,6 +723,7 @@ class RealFilterLesson(LessonScreen):
 class InspectScreen(Screen):
     """`cnn-tui inspect RUN [--test-index N | --image FILE]`: the Inside view on its own."""
 
+    HELP_TITLE = "keys of the inside view"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, request: InspectRequest) -> None:
@@ -731,7 +733,7 @@ class InspectScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield InsideView(id="inside-view")
-        yield Footer()
+        yield WrappingFooter()  # (Inside's keys wrap at 80 columns)
 
     def on_mount(self) -> None:
         request = self.request

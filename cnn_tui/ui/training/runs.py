@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui import text
@@ -88,6 +88,8 @@ def runs_in_progress(runs: list[RunInfo]) -> list[RunInfo]:
 class RunsScreen(Screen):
     """A table of runs; the cursor row is the run that keys act on."""
 
+    HELP_TITLE = "keys of the runs screen"
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open", "Open", priority=True),
@@ -96,7 +98,6 @@ class RunsScreen(Screen):
         Binding("r", "resume", "Resume/extend"),
         Binding("k", "clone", "Clone"),
         Binding("d", "delete", "Delete"),
-        Binding("question_mark", "keys_help", "Keys", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
 
@@ -277,11 +278,6 @@ class RunsScreen(Screen):
             return run is not None or None
         return True
 
-    def action_keys_help(self) -> None:
-        from cnn_tui.ui.training.dialogs import KeysHelp, screen_keys
-
-        self.app.push_screen(KeysHelp("Keys of the runs screen", screen_keys(self)))
-
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
         self.action_open()
@@ -435,6 +431,8 @@ class RunsScreen(Screen):
 class CompareScreen(Screen):
     """Loss and accuracy curves of several runs overlaid (runs of different lengths welcome)."""
 
+    HELP_TITLE = "keys of the comparison"
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("t", "toggle_split", "Train/val"),
@@ -454,7 +452,7 @@ class CompareScreen(Screen):
             yield MetricChart("val accuracy (%)", percent=True, id="compare-acc")
         with Vertical(id="compare-bottom"):
             yield Static("[dim]t: train / validation curves[/dim]")
-        yield Footer()
+        yield WrappingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"comparing {len(self.run_dirs)} run{'s' * (len(self.run_dirs) != 1)}"

@@ -26,7 +26,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Header, Input, Label, Static
 from textual.worker import get_current_worker
 
 from cnn_tui.errors import UsageError
@@ -35,6 +35,7 @@ from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_fiel
 from cnn_tui.training.runs import sweeps
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.sweeps import SweepState
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, TrainFormSettings, runs_dir
@@ -99,6 +100,8 @@ def switch_form(form: TrainFormScreen, *, sweep: bool) -> None:
 
 class SweepFormScreen(TrainFormScreen):
     """The training form where comma-separated values make a grid; Start runs the sweep."""
+
+    HELP_TITLE = "keys of the sweep form"
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start sweep", priority=True),
@@ -348,6 +351,8 @@ class SweepFormScreen(TrainFormScreen):
 class SweepScreen(CompareScreen):
     """A sweep's table (sorted, best starred) over the overlaid curves of its runs."""
 
+    HELP_TITLE = "keys of the sweep"
+
     BINDINGS = [
         Binding("enter", "open", "Open run", priority=True),
         Binding("o", "sort", "Sort"),
@@ -393,7 +398,7 @@ class SweepScreen(CompareScreen):
         with Horizontal(id="compare-charts"):
             yield MetricChart("val loss", id="compare-loss")
             yield MetricChart("val accuracy (%)", percent=True, id="compare-acc")
-        yield Footer()
+        yield WrappingFooter()
 
     def on_mount(self, event: events.Mount) -> None:
         event.prevent_default()  # not CompareScreen's on_mount: this one loads and refreshes
