@@ -105,8 +105,8 @@ def footer_lines(screen) -> int:
     [
         # the walk: `:` 3,3 then → twice: the window of z1[3,3] reads x[3,4] and w1[0,1]
         ("3,3", ["right", "right"], "z1[f=0, 3,3] += x[3,4]·w1[f=0, 0,1]", {"x", "w1", "z1"}),
-        ("dw1", ["right"] * 20, "dw1[f=0, 0,1] += x[1,1]·dz1[f=0, 1,0]", {"x", "dz1", "dw1"}),
-        ("update", ["right"] * 5, "m_w1′[f=0, 1,2] = β1·m_w1[f=0, 1,2]", {"m_w1", "dw1"}),
+        ("dw1", ["right"] * 21, "dw1[f=0, 0,1] += x[1,1]·dz1[f=0, 1,0]", {"x", "dz1", "dw1"}),
+        ("update", ["right"] * 6, "m_w1′[f=0, 1,2] = β1·m_w1[f=0, 1,2]", {"m_w1", "dw1"}),
     ],
 )
 @run_async

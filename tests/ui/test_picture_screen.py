@@ -13,6 +13,7 @@ from rich.color import Color
 from cnn_tui.lessons.kernels import KERNELS
 from cnn_tui.lessons.picture import Picture, PictureLesson, PictureMarks
 from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.half_blocks import (
     NEGATIVE,
     POSITIVE,
@@ -180,12 +181,14 @@ async def test_at_80x24_the_picture_and_the_board_take_turns():
         assert panel.display and not scroll.display
         assert screen.max_scroll_y == 0  # nothing pushed off the screen
         # backward, the dW phase: a taller step panel; the picture gives up rows around the
-        # crop instead of pushing the panel or the footer off the screen
+        # crop, when it must, instead of pushing the panel or the footer off the screen
         await pilot.press("b", "p", "right_square_bracket")
         await pilot.pause()
         await pilot.pause()
         assert "dW" in screen.query_one("#lesson-status", StepStatus).content.plain
-        assert panel.outer_size.height < 14 and screen.max_scroll_y == 0
+        assert panel.outer_size.height <= 14 and screen.max_scroll_y == 0
+        footer = screen.query_one(WrappingFooter)
+        assert footer.region.bottom <= 24 and panel.region.bottom <= footer.region.y
 
 
 @run_async

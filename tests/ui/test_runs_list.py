@@ -15,8 +15,8 @@ from train_ui_fixtures import run_async, write_run
 from cnn_tui import text
 from cnn_tui.training.system import devices
 from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.help import HelpPage
 from cnn_tui.ui.training.dashboard import DashboardScreen
-from cnn_tui.ui.training.dialogs import KeysHelp
 from cnn_tui.ui.training.runs import RunsScreen
 
 FIRST, SECOND = (
@@ -117,7 +117,7 @@ async def test_the_runs_list_stops_polling_while_another_screen_covers_it(tmp_pa
         app.pop_screen()  # back to the list: polling again, and read at once
         await wait_until(pilot, lambda: screen.poller.running and listed)
         # a modal dialog leaves the list in view: it goes on
-        await app.push_screen(KeysHelp("keys", []))
+        await app.push_screen(HelpPage([]))
         await pilot.pause()
         assert screen.poller.running
         app.pop_screen()
