@@ -122,11 +122,6 @@ class LayerReplay(StagedNavigation):
             return self.seek(self.starts[index] + 1)
         return self.seek(1)
 
-    def first_of(self, key: str) -> int:
-        """The first step of the stage with this key ("bn.grad_var", "dropout.mask", ...)."""
-        index = next(k for k, stage in enumerate(self.stages) if stage.key == key)
-        return self.seek(self.starts[index] + 1)
-
     # ----------------------------------------------------------------- go to, skip zeros
     # (`navigation.StagedNavigation`: goto_names, resolve_goto, go_to, skip_zeros)
 

@@ -348,6 +348,11 @@ class StagedNavigation:
             replay.seek(self.local)
         return self.position
 
+    def first_of(self, key: str) -> int:
+        """To the first step of the stage with this key ("relu.backward", "bn.grad_var", ...)."""
+        index = next(k for k, stage in enumerate(self.stages) if stage.key == key)
+        return self.seek(self.starts[index] + 1)
+
     def step(self, delta: int = 1) -> int:
         """`delta` steps on (back, when negative). Back from an entered stage's start: the
         previous stage's last step first, as if the stage had not been entered."""

@@ -268,11 +268,6 @@ class NetReplay(StagedNavigation):
                 return self.seek(self.starts[index] + min(local, stage.steps))
         return self.position
 
-    def first_of(self, key: str) -> int:
-        """The first step of the stage with this key ("relu.backward", "sgd.w1", ...)."""
-        index = next(k for k, stage in enumerate(self.stages) if stage.key == key)
-        return self.seek(self.starts[index] + 1)
-
     # ----------------------------------------------------------------- go to, skip zeros
     # (`navigation.StagedNavigation`: goto_names, resolve_goto, go_to, skip_zeros)
 
