@@ -38,7 +38,7 @@ import numpy as np
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import library, norm
 from cnn_tui.lessons.naive import StepEvent
-from cnn_tui.lessons.network import NetGradCheck, Stage
+from cnn_tui.lessons.network import NetGradCheck, Stage, central_differences
 from cnn_tui.lessons.settings import (
     LAYER_DEFAULTS,
     LAYER_FREE_WITH_EXAMPLE,
@@ -507,25 +507,8 @@ def gradient_check(
     run = run if run is not None else run_layer(example)
     names = ("x", "gamma", "beta") if example.op == "batchnorm" else ("x",)
     arrays = {name: np.array(getattr(example, name), dtype=np.float64) for name in names}
-    errors: dict[str, float] = {}
-    checked = 0
-    for name, array in arrays.items():
-        analytic = run.values[f"d{name}"]
-        worst = scale = 0.0
-        for index in np.ndindex(*array.shape):
-            original = array[index]
-            array[index] = original + eps
-            plus = _loss(example, arrays)
-            array[index] = original - eps
-            minus = _loss(example, arrays)
-            array[index] = original
-            numeric = (plus - minus) / (2 * eps)
-            exact = float(analytic[index])
-            worst = max(worst, abs(exact - numeric))
-            scale = max(scale, abs(exact), abs(numeric))
-            checked += 1
-        errors[f"d{name}"] = worst / scale if scale > 0 else worst
-    return NetGradCheck(errors, eps, checked)
+    gradients = {name: run.values[f"d{name}"] for name in names}
+    return central_differences(arrays, gradients, lambda: _loss(example, arrays), eps)
 
 
 def compare_with_torch(example: LayerExample, run: LayerRun | None = None) -> float:

@@ -60,6 +60,7 @@ __all__ = [
     "build_net_example",
     "compare_with_torch",
     "forward_loss",
+    "central_differences",
     "gradient_check",
     "make_net_example",
     "net_example_from_settings",
@@ -834,31 +835,46 @@ class NetGradCheck:
         return f"max relative error {self.max_error:.1e} ({parts})"
 
 
-def gradient_check(example: NetExample, run: NetRun | None = None, eps: float = 1e-6):
-    """Every gradient of the backward pass against (L(v + eps) − L(v − eps)) / (2·eps), with
-    v each entry of x, w1, b1, w2, b2 in turn. Each array's error is its largest difference
-    relative to its largest gradient (`naive.GradCheck`'s measure)."""
-    run = run if run is not None else run_network(example)
-    arrays = {key: np.array(getattr(example, key), dtype=np.float64) for key in EDITABLE}
+def central_differences(
+    arrays: dict[str, np.ndarray],
+    gradients: Mapping[str, np.ndarray],
+    loss: Callable[[], float],
+    eps: float = 1e-6,
+) -> NetGradCheck:
+    """Each gradient `gradients[name]` against (L(v + eps) − L(v − eps)) / (2·eps) for every
+    entry v of `arrays[name]`, changed in place and put back; `loss()` reads `arrays`. Each
+    array's error is its largest difference relative to its largest gradient (`naive.GradCheck`'s
+    measure), named `d<name>`. The network and the batch-norm / dropout lessons share it."""
     errors: dict[str, float] = {}
     checked = 0
-    for key, array in arrays.items():
-        analytic = run.values[f"d{key}"]
+    for name, array in arrays.items():
+        analytic = gradients[name]
         worst, scale = 0.0, 0.0
         for index in np.ndindex(*array.shape):
             original = array[index]
             array[index] = original + eps
-            plus = forward_loss(*arrays.values(), example.y)[0]
+            plus = loss()
             array[index] = original - eps
-            minus = forward_loss(*arrays.values(), example.y)[0]
+            minus = loss()
             array[index] = original
             numeric = (plus - minus) / (2 * eps)
             exact = float(analytic[index])
             worst = max(worst, abs(exact - numeric))
             scale = max(scale, abs(exact), abs(numeric))
             checked += 1
-        errors[f"d{key}"] = worst / scale if scale > 0 else worst
+        errors[f"d{name}"] = worst / scale if scale > 0 else worst
     return NetGradCheck(errors, eps, checked)
+
+
+def gradient_check(example: NetExample, run: NetRun | None = None, eps: float = 1e-6):
+    """Every gradient of the backward pass against (L(v + eps) − L(v − eps)) / (2·eps), with
+    v each entry of x, w1, b1, w2, b2 in turn (`central_differences`)."""
+    run = run if run is not None else run_network(example)
+    arrays = {key: np.array(getattr(example, key), dtype=np.float64) for key in EDITABLE}
+    gradients = {key: run.values[f"d{key}"] for key in EDITABLE}
+    return central_differences(
+        arrays, gradients, lambda: float(forward_loss(*arrays.values(), example.y)[0]), eps
+    )
 
 
 def compare_with_torch(example: NetExample, run: NetRun | TrainRun | None = None) -> float:
