@@ -8,12 +8,10 @@ about them, so no worker races the assertions.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import pytest
 from textual.screen import Screen
 from textual.widgets import Input, Select, Static
+from train_ui_fixtures import run_async
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.layer_flags import settings_from_args
@@ -27,14 +25,6 @@ from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)

@@ -9,14 +9,13 @@ of the board its scrolling container shows.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 
 import numpy as np
 import pytest
 from textual.containers import VerticalScroll
 from textual.geometry import Region
+from train_ui_fixtures import run_async
 
 from cnn_tui.lessons.replay import READ, WRITE, GridSpec
 from cnn_tui.ui.app import CnnTuiApp
@@ -25,14 +24,6 @@ from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
 
 BIG = {"height": 8, "width": 8, "padding": 1}
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,10 @@ Each test has its own XDG_CONFIG_HOME (tests/conftest.py): the saves land in a t
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import numpy as np
 import pytest
 from textual.widgets import Input, Select, TextArea
+from train_ui_fixtures import run_async
 
 from cnn_tui.fileio import toml_text
 from cnn_tui.lessons import examples, layer_lesson, library, network
@@ -25,14 +23,6 @@ from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.save_dialog import SaveLessonScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepStatus
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)

@@ -11,13 +11,11 @@ the part of its scrolling container on screen (nothing scrolled away, no scrollb
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import pytest
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from textual.widgets import Input
+from train_ui_fixtures import run_async
 
 from cnn_tui.lessons.replay import READ, WRITE
 from cnn_tui.lessons.settings import LayerSettings
@@ -30,14 +28,6 @@ from cnn_tui.ui.lessons.layers import LayerScreen
 from cnn_tui.ui.lessons.network import NetPipeline, NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)

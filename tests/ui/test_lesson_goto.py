@@ -4,13 +4,11 @@ prompt and moves nothing, Escape cancels, and a skip says in the step panel what
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import pytest
 from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Input, Static
+from train_ui_fixtures import run_async
 
 from cnn_tui.lessons.navigation import is_zero_product
 from cnn_tui.lessons.settings import LayerSettings
@@ -24,14 +22,6 @@ from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
 
 ISSUE_EXAMPLE = {"height": 8, "width": 8, "padding": 1}
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,6 @@ gradient checks are off except in the one test about them, so no worker races th
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import statistics
 import subprocess
 import sys
@@ -19,6 +17,7 @@ import pytest
 from conftest import wait_until
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
+from train_ui_fixtures import run_async
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import settings_from_args
@@ -35,16 +34,6 @@ from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
 # the largest lesson the limits allow in one view: a 24×24 padded input, 18,392 forward steps
 LARGEST = {"height": 16, "width": 16, "channels": 2, "filters": 2, "kernel": 3, "padding": 4}
-
-
-def run_async(test):
-    """Run an async test function with asyncio (the suite has no async pytest plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)

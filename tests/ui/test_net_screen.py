@@ -8,13 +8,11 @@ about them, so no worker races the assertions.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import numpy as np
 import pytest
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
+from train_ui_fixtures import run_async
 
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import net_settings_from_args
@@ -26,14 +24,6 @@ from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.net_form import NetFormScreen
 from cnn_tui.ui.lessons.network import LossCurve, NetPipeline, NetworkScreen, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)

@@ -3,12 +3,10 @@ colour scales, and `cnn-tui conv --image`'s screen driven with Textual's pilot."
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import numpy as np
 import pytest
 from rich.color import Color
+from train_ui_fixtures import run_async
 
 from cnn_tui.lessons.kernels import KERNELS
 from cnn_tui.lessons.picture import Picture, PictureLesson, PictureMarks
@@ -27,14 +25,6 @@ from cnn_tui.ui.lessons.half_blocks import (
 from cnn_tui.ui.lessons.picture import PicturePanel, PictureScreen, picture_panel
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepStatus
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @pytest.fixture(autouse=True)
