@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import text_of
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
@@ -25,15 +26,7 @@ from cnn_tui.ui.lessons.net_form import NetFormScreen
 from cnn_tui.ui.lessons.network import LossCurve, NetPipeline, NetworkScreen, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
-
-
-def text_of(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def status(screen: Screen) -> str:
