@@ -24,7 +24,7 @@ from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.layers import LayerScreen
-from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
+from cnn_tui.ui.lessons.staged import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
 pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)

@@ -26,8 +26,9 @@ from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.form import LessonFormScreen
 from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.layers import LayerScreen
-from cnn_tui.ui.lessons.network import NetPipeline, NetworkScreen
+from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
+from cnn_tui.ui.lessons.staged import NetPipeline
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel
 
 pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)

@@ -23,7 +23,8 @@ from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.net_form import NetFormScreen
-from cnn_tui.ui.lessons.network import LossCurve, NetPipeline, NetworkScreen, RulePanel
+from cnn_tui.ui.lessons.network import LossCurve, NetworkScreen
+from cnn_tui.ui.lessons.staged import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
 pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
