@@ -43,7 +43,7 @@ import shutil
 import time
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -696,7 +696,8 @@ class RunInfo:
     message: str = ""
     problems: tuple[str, ...] = ()  # files that could not be read, and why
     early_stop_epoch: int | None = None  # a finished run that early stopping ended: its epoch
-    host: str = ""  # ELSEWHERE: the machine its trainer runs on (as status.json says)
+    host: str = ""  # another machine its trainer runs or ran on (status.json's "host"), else ""
+    folder: Path | None = None  # the runs folder it was listed from (`list_runs`)
 
     @property
     def status_label(self) -> str:
@@ -720,6 +721,7 @@ class RunInfo:
             "problems": list(self.problems),
             "early_stop_epoch": self.early_stop_epoch,
             "host": self.host or None,
+            "folder": None if self.folder is None else str(self.folder),
         }
 
 
@@ -784,7 +786,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         message=str(status.get("message") or ""),
         problems=problems,
         early_stop_epoch=_early_stop_epoch(summary),
-        host=trainer_host(status) if state == RunState.ELSEWHERE else "",
+        host=trainer_host(status),
     )
 
 
@@ -799,7 +801,8 @@ def _early_stop_epoch(summary: dict[str, Any]) -> int | None:
 def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunInfo]:
     """The runs under `runs_dir`, newest first ([] when the folder does not exist): the run
     folders directly in it and, one level down, the runs of each sweep folder (one with a
-    `SWEEP_FILE`), named SWEEP/RUN. Runs of a sweep that have not started yet are not listed."""
+    `SWEEP_FILE`), named SWEEP/RUN. Runs of a sweep that have not started yet are not listed.
+    Each RunInfo's `folder` is `runs_dir`."""
     from dataclasses import replace
 
     base = Path(runs_dir)
@@ -810,12 +813,45 @@ def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunInfo]:
         if not path.is_dir():
             continue
         if looks_like_run(path):
-            infos.append(run_info(path))
+            infos.append(replace(run_info(path), folder=base))
         elif (path / SWEEP_FILE).is_file():
             for sub in path.iterdir():
                 if sub.is_dir() and looks_like_run(sub):
-                    infos.append(replace(run_info(sub), name=f"{path.name}/{sub.name}"))
+                    infos.append(
+                        replace(run_info(sub), name=f"{path.name}/{sub.name}", folder=base)
+                    )
+    return newest_first(infos)
+
+
+def newest_first(infos: list[RunInfo]) -> list[RunInfo]:
     return sorted(infos, key=lambda info: (info.started or 0, info.name), reverse=True)
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """The runs of several folders, newest first across them, and the folders that could not be
+    read (folder -> why): one unreadable folder hides none of the others' runs."""
+
+    runs: list[RunInfo]
+    unreadable: dict[Path, str]
+
+
+def list_runs_in(folders: Sequence[str | os.PathLike[str]]) -> RunListing:
+    """`list_runs` of each folder (`folders.RunFolders.paths`), merged newest first. An
+    OSError of one folder (no permission, a folder gone while read) is kept in `unreadable`;
+    raised when every folder gave one (as `list_runs` of that one folder would)."""
+    infos: list[RunInfo] = []
+    unreadable: dict[Path, str] = {}
+    errors: list[OSError] = []
+    for folder in folders:
+        try:
+            infos += list_runs(folder)
+        except OSError as exc:
+            errors.append(exc)
+            unreadable[Path(folder)] = exc.strerror or type(exc).__name__
+    if errors and len(errors) == len(folders):
+        raise errors[0]
+    return RunListing(newest_first(infos), unreadable)
 
 
 def delete_run(run_dir: str | os.PathLike[str]) -> None:

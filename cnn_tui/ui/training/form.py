@@ -694,5 +694,6 @@ class TrainFormScreen(Screen):
 
 
 def runs_dir(app: Any) -> Path:
-    """The --runs-dir of the app's command line (default ./runs)."""
+    """Where the app's new runs go: the first --runs-dir of its command line (default ./runs;
+    `CnnTuiApp.run_folders`)."""
     return Path(getattr(app, "runs_dir", "runs"))
