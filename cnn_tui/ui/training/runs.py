@@ -63,18 +63,26 @@ MIN_NAME = 14  # a run name is not shortened below this many characters
 FOLDER_WIDTH = 14  # a folder's label and a host name are cut in the middle past this
 CELL_PADDING = 2  # DataTable's default: one space each side of a cell
 SCROLLBAR = 2
-# what goes when the table is too narrow, in order (the status word: its mark stays)
-GOES_FIRST = ((), ("started",), ("started", "host"))
+# what goes when the table is too narrow, step by step: columns, and whether the status is its
+# mark only; the last step only with a folder column (which then stays in the data set's place)
+NARROWER = (
+    ((), False),
+    (("started",), False),
+    (("started", "host"), False),
+    (("started", "host"), True),
+    (("started", "host", "dataset"), True),
+)
 
 
 def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int, bool]:
     """The columns to show, the width of the name column and whether the status is its mark
     only, for content `widths` (key -> widest cell or header; an OPTIONAL column without a key
     is not shown) in `available` cells: the name shrinks first (down to MIN_NAME), then the
-    start time goes, then the host, then the status word (all are shown under the table for the
-    cursor row); the folder, the numbers, model and data set always stay."""
+    start time goes, then the host, then the status word, then (runs of several folders: the
+    folder stays) the data set; all are shown under the table for the cursor row. The numbers
+    and the model always stay."""
     keys = [key for key, _ in COLUMNS if key in widths]
-    steps = [(gone, False) for gone in GOES_FIRST] + [(GOES_FIRST[-1], True)]
+    steps = NARROWER if "folder" in widths else NARROWER[:-1]
     shown: list[str] = keys
     for gone, mark_only in steps:
         shown = [key for key in keys if key not in gone]
@@ -175,9 +183,11 @@ class RunsScreen(Screen):
         """The cells' texts; the names and settings (from the run's files) through one_line."""
         epochs = f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done)
         started = text.started(run.started, self._now) if run.started else ""
+        # a run training on another machine: "▷ running", its host in the host column
+        label = "running" if run.status == RunState.ELSEWHERE else run.status_label
         return (
             run.path in self.marked,
-            text.one_line(run.status_label),
+            text.one_line(label),
             text.ellipsis_middle(text.one_line(self._label(run)), FOLDER_WIDTH),
             text.one_line(run.name),
             epochs,
@@ -289,11 +299,13 @@ class RunsScreen(Screen):
             detail.update("")
             return
         started = f" · started {text.timestamp(run.started)}" if run.started else ""
-        host = ""  # (a run training there says so in its status: "running on HOST")
-        if run.host and run.status != RunState.ELSEWHERE:
-            host = f" · trained on {text.one_line(run.host)}"
+        more = ""
+        if run.host and run.status != RunState.ELSEWHERE:  # ("running on HOST" says it there)
+            more += f" · trained on {text.one_line(run.host)}"
+        if "dataset" not in self._layout[0]:
+            more += f" · {text.one_line(run.dataset)}"
         # (the path last: where the line wraps, it is the path that does)
-        lines = [f"{text.one_line(run.status_label)}{started}{host} · {text.one_line(run.path)}"]
+        lines = [f"{text.one_line(run.status_label)}{started}{more} · {text.one_line(run.path)}"]
         if run.message:
             lines.append(text.lines(run.message)[0])
         lines += map(text.one_line, run.problems)  # damaged files: the rest is shown
