@@ -17,6 +17,7 @@ from cnn_tui import __version__
 from cnn_tui.commands import COMMANDS, output, streams
 from cnn_tui.errors import STDOUT, RunError, UsageError, disk_full, path_error
 from cnn_tui.text import one_line
+from cnn_tui.training.runs.folders import MAX_FOLDERS, resolve_run_folders
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -35,8 +36,6 @@ class _Parser(argparse.ArgumentParser):
         holds every folder, `args.runs_dir` the first (where new runs go)."""
         parsed = super().parse_args(args, namespace)
         if hasattr(parsed, "runs_dir"):  # (the top-level parser: a subcommand's has none)
-            from cnn_tui.training.runs.folders import resolve_run_folders
-
             try:
                 parsed.run_folders = resolve_run_folders(parsed.runs_dirs or [parsed.runs_dir])
             except UsageError as exc:
@@ -51,8 +50,8 @@ def _add_no_ui(parser: argparse.ArgumentParser, what: str) -> None:
 
 RUNS_DIR_HELP = (
     "where training runs are stored (default: ./runs); repeat it, or give a quoted glob "
-    "('/shared/*/runs', at most 32 folders), to list the runs of several folders: new runs go "
-    "into the first"
+    f"('/shared/*/runs', at most {MAX_FOLDERS} folders), to list the runs of several folders: "
+    "new runs go into the first"
 )
 
 

@@ -223,3 +223,29 @@ def test_runs_of_two_folders_snapshot(snap_compare, tmp_path, monkeypatch, size)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=listed)
+
+
+@run_async
+async def test_a_hostile_folder_name_from_a_glob_is_shown_escaped(tmp_path, monkeypatch) -> None:
+    """--runs-dir refuses a control character, but a glob may match a folder that has one."""
+    monkeypatch.chdir(tmp_path)
+    hostile = "p\x1b[31m[b]x"
+    write_run(tmp_path / hostile / "runs" / FIRST, started=STARTED)
+    write_run(tmp_path / "plain" / "runs" / SECOND, started=STARTED + 60)
+    folders = resolve_run_folders(["*/runs"])
+    assert folders.paths[0] == Path(hostile, "runs")  # (sorted: "p\x1b" before "plain")
+    app = CnnTuiApp(runs_dir=folders)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_screen("runs")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: len(screen.runs) == 2)
+        escaped = text.one_line(hostile)
+        assert cells(screen, "folder") == ["plain", escaped]
+        summary = str(screen.query_one("#runs-summary").render())
+        assert f"new runs go into {escaped}" in summary and "\x1b" not in summary
+        table = screen.query_one("#runs-table")
+        table.move_cursor(row=1)
+        await pilot.pause()
+        detail = str(screen.query_one("#runs-detail").render())
+        assert escaped in detail and "\x1b" not in detail
