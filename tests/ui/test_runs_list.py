@@ -249,3 +249,16 @@ async def test_a_hostile_folder_name_from_a_glob_is_shown_escaped(tmp_path, monk
         await pilot.pause()
         detail = str(screen.query_one("#runs-detail").render())
         assert escaped in detail and "\x1b" not in detail
+
+
+@run_async
+async def test_the_home_screen_names_a_run_in_progress_in_the_second_folder(tmp_path) -> None:
+    first, second = tmp_path / "a" / "runs", tmp_path / "b" / "runs"
+    first.mkdir(parents=True)
+    write_run(second / "still-training", state="running")
+    app = CnnTuiApp(runs_dir=resolve_run_folders([str(first), str(second)]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one("#home-runs")
+        await wait_until(pilot, lambda: banner.display)
+        assert "still-training" in str(banner.render())
+        assert app.runs_dir == first  # where the form's Start puts a new run
