@@ -182,3 +182,15 @@ def test_an_unreadable_folder_hides_none_of_the_others(projects, monkeypatch):
     assert listing.unreadable == {b: "Permission denied"}
     with pytest.raises(PermissionError):  # the only folder: as list_runs of it
         store.list_runs_in([b])
+
+
+def test_a_listed_runs_changed_settings_are_read_again(tmp_path):
+    """The listing keeps each config.toml it parsed until the file changes."""
+    run = write_run(tmp_path / "runs" / "one")
+    assert store.run_info(run).model == "simple-cnn"
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace('model = "simple-cnn"', 'model = "resnet18"'))
+    assert store.run_info(run).model == "resnet18"
+    config.write_text("not = [toml")  # damaged: what it says now, not what it said
+    info = store.run_info(run)
+    assert info.model == "?" and any("config.toml could not be read" in p for p in info.problems)

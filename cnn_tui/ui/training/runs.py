@@ -237,7 +237,7 @@ class RunsScreen(Screen):
     def _fit(self, rows: list[tuple[object, ...]]) -> tuple[list[str], int, bool]:
         """The columns that fit the table's width, and the name column's width."""
         present = {"folder": self.folders.several, "host": any(run.host for run in self.runs)}
-        widths = {key: len(header) for key, header in COLUMNS if present.get(key, True)}
+        widths = {key: len(h) for key, h in COLUMNS if key not in OPTIONAL or present[key]}
         for row in rows:
             for (key, _), value in zip(COLUMNS, row, strict=True):
                 if key in widths:
