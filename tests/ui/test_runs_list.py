@@ -23,7 +23,7 @@ from cnn_tui.ui.help import HelpPage
 from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.dialogs import ChoiceModal
 from cnn_tui.ui.training.results import ResultsScreen
-from cnn_tui.ui.training.runs import CompareScreen, RunsScreen
+from cnn_tui.ui.training.runs import CompareScreen, RunsScreen, legend_names
 
 FIRST, SECOND = (
     "20261206-112045-simple-cnn-fashion-mnist",
@@ -262,3 +262,10 @@ async def test_the_home_screen_names_a_run_in_progress_in_the_second_folder(tmp_
         await wait_until(pilot, lambda: banner.display)
         assert "still-training" in str(banner.render())
         assert app.runs_dir == first  # where the form's Start puts a new run
+
+
+def test_the_comparison_tells_runs_of_one_name_in_two_folders_apart():
+    same = [Path("/a/proj-a/runs/try1"), Path("/b/proj-b/runs/try1"), Path("/a/proj-a/runs/x")]
+    assert legend_names(same) == ["proj-a: try1", "proj-b: try1", "proj-a: x"]
+    assert legend_names([Path("/a/runs/try1"), Path("/a/runs/try2")]) == ["try1", "try2"]
+    assert legend_names([Path("/a/r/\x1b[2J"), Path("/b/r/\x1b[2J")])[0] == "a: \\x1b[2J"

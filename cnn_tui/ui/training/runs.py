@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui import text
 from cnn_tui.training.runs import state as run_state
-from cnn_tui.training.runs.folders import RunFolders
+from cnn_tui.training.runs.folders import RunFolders, folder_labels
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.store import RunInfo
 from cnn_tui.ui.key_footer import WrappingFooter
@@ -525,7 +525,9 @@ class CompareScreen(Screen):
     def _draw(self) -> None:
         loss, acc, legend = [], [], []
         x_max = 0.0
-        for index, (run_dir, history) in enumerate(self.histories.items()):
+        names = legend_names(list(self.histories))
+        runs = zip(names, self.histories.values(), strict=True)
+        for index, (run_name, history) in enumerate(runs):
             series = history.series()
             role = f"run{index}"
             label = f"#{index + 1}"
@@ -533,7 +535,7 @@ class CompareScreen(Screen):
             acc.append(Series(label, *series[f"{self.split}_acc"], role=role))
             x_max = max(x_max, float(history.epochs_total))
             legend.append(
-                f"#{index + 1} [b]{text.markup(run_dir.name)}[/b]: {len(history.epochs)}/"
+                f"#{index + 1} [b]{text.markup(run_name)}[/b]: {len(history.epochs)}/"
                 f"{history.epochs_total} epochs, best val {text.percent(history.best_val_acc())}"
             )
         name = "val" if self.split == "val" else "train"
@@ -544,3 +546,17 @@ class CompareScreen(Screen):
         chart.chart_title = f"{name} accuracy (%)"
         chart.set_series(acc, x_max)
         self.query_one("#compare-legend", Static).update("\n".join(legend))
+
+
+def legend_names(run_dirs: list[Path]) -> list[str]:
+    """The runs' names for the comparison's legend; runs of the same name (from several run
+    folders) with their folder's short name before it ("proj-a: NAME"), escaped."""
+    names = [text.one_line(run_dir.name) for run_dir in run_dirs]
+    if len(set(names)) == len(names):
+        return names
+    parents = list(dict.fromkeys(run_dir.parent for run_dir in run_dirs))
+    labels = dict(zip(parents, folder_labels(parents), strict=True))
+    return [
+        f"{text.one_line(labels[run_dir.parent])}: {name}"
+        for run_dir, name in zip(run_dirs, names, strict=True)
+    ]
