@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.no_ui:
-        return tui.open_app("train", form_settings(args), runs_dir=args.runs_dir)
+        return tui.open_app("train", form_settings(args), runs_dir=args.run_folders)
     return run_headless(args)
 
 

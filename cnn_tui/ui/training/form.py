@@ -309,6 +309,9 @@ class TrainFormScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = "train a model"
+        folders = getattr(self.app, "run_folders", None)
+        if folders is not None and folders.several:  # (--runs-dir given more than once)
+            self.sub_title += f" · new runs go into {one_line(runs_dir(self.app))}"
         # flag texts for Select/Checkbox fields (choices were checked by argparse-free parsing)
         for name, text in self.initial_texts.items():
             field = FIELDS[name]
@@ -694,5 +697,6 @@ class TrainFormScreen(Screen):
 
 
 def runs_dir(app: Any) -> Path:
-    """The --runs-dir of the app's command line (default ./runs)."""
+    """Where the app's new runs go: the first --runs-dir of its command line (default ./runs;
+    `CnnTuiApp.run_folders`)."""
     return Path(getattr(app, "runs_dir", "runs"))
