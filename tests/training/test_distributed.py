@@ -218,7 +218,7 @@ def test_resume_may_change_the_number_of_processes(tmp_path, monkeypatch, capsys
     runs.write_status(run_dir, "stopped", process=ProcessId(1))
     argv = ["train", "--no-ui", "--resume", str(run_dir), "--devices", "2", "--batch-size", "8"]
     assert cli.main(argv) == 2
-    assert "only --epochs and --device (and --devices)" in capsys.readouterr().err
+    assert "only --epochs, --device, --devices and --log" in capsys.readouterr().err
 
 
 # --- the pieces ---------------------------------------------------------------------------------

@@ -39,7 +39,12 @@ class LoggerKind:
 
     @property
     def installed(self) -> bool:
-        return self.package is None or importlib.util.find_spec(self.package) is not None
+        if self.package is None:
+            return True
+        try:
+            return importlib.util.find_spec(self.package) is not None
+        except (ImportError, ValueError):  # (a module half there, one without a spec)
+            return False
 
     @property
     def install_hint(self) -> str:

@@ -3,7 +3,7 @@
 A logger is told, in this order: `start` (the run started or was resumed: its settings as
 hyperparameters, its classes, the global step it continues from), `log_scalars` for each event
 that carries numbers (a `Scalars`: the event's kind as the group, its global step, its numbers
-flattened by `scalars`), `log_test` once the test set is evaluated (`TestResult`: the final
+flattened by `scalars`), `log_test` once the test set is evaluated (`Evaluated`: the final
 metrics, the confusion matrix, the per-class table), `finalize` with how the session ended
 (finished, stopped, failed), and `close` last, whatever happened. `events.RunLoggers` makes
 these calls from the run's events; a logger only writes.
@@ -69,7 +69,7 @@ class Scalars:
 
 
 @dataclass(frozen=True)
-class TestResult:
+class Evaluated:
     """The test set's results (its "evaluated" event): the metrics and the confusion matrix
     (rows: true class, columns: predicted, counts), its classes and the per-class rows
     ({"class", "precision", "recall", "f1", "support"})."""
@@ -96,7 +96,7 @@ class RunLogger:
     def log_scalars(self, scalars: Scalars) -> None:
         """The numbers of one event, at its global step."""
 
-    def log_test(self, result: TestResult) -> None:
+    def log_test(self, result: Evaluated) -> None:
         """The test set's results: the final metrics, the confusion matrix, the per-class table."""
 
     def finalize(self, status: str) -> None:

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from cnn_tui.fileio import atomic_write_text, is_regular_file, open_own_file, temp_files
-from cnn_tui.training.loggers.base import INDEX_KEYS, RunLogger, RunStart, Scalars, TestResult
+from cnn_tui.training.loggers.base import INDEX_KEYS, Evaluated, RunLogger, RunStart, Scalars
 
 FOLDER = "csv"
 CONFUSION_FILE = "confusion_matrix.csv"
@@ -162,7 +162,7 @@ class Logger(RunLogger):
         row.update(scalars.values)
         self._file(scalars.group).add(row)
 
-    def log_test(self, result: TestResult) -> None:
+    def log_test(self, result: Evaluated) -> None:
         classes = list(result.classes)
         matrix = [[name, *row] for name, row in zip(classes, result.confusion, strict=False)]
         atomic_write_text(

@@ -22,10 +22,10 @@ from cnn_tui.text import finite, one_line
 from cnn_tui.training.loggers import KINDS
 from cnn_tui.training.loggers.base import (
     INDEX_KEYS,
+    Evaluated,
     RunLogger,
     RunStart,
     Scalars,
-    TestResult,
     group_of,
     group_values,
     scalars,
@@ -163,7 +163,7 @@ class RunLoggers:
         per_class = event.get("per_class")
         if not (isinstance(matrix, list) and isinstance(classes, list)):
             return
-        result = TestResult(
+        result = Evaluated(
             metrics=group_values(
                 "test", scalars({k: v for k, v in event.items() if k not in TEST_TABLES})
             ),

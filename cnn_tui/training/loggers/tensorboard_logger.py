@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnn_tui.training.loggers import confusion
-from cnn_tui.training.loggers.base import RunLogger, RunStart, Scalars, TestResult
+from cnn_tui.training.loggers.base import Evaluated, RunLogger, RunStart, Scalars
 
 FOLDER = "tensorboard"
 FLUSH_SECONDS = 10  # at most this old on disk for a live `tensorboard` (and after a kill -9)
@@ -58,7 +58,7 @@ class Logger(RunLogger):
         for tag, value in scalars.tagged().items():
             self.writer.add_scalar(tag, value, scalars.step, walltime=scalars.time or None)
 
-    def log_test(self, result: TestResult) -> None:
+    def log_test(self, result: Evaluated) -> None:
         step = result.step
         image = confusion.picture(result.confusion, result.classes)
         self.writer.add_image("test/confusion_matrix", image, step, dataformats="HWC")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui.fileio import atomic_write_text, is_regular_file
-from cnn_tui.training.loggers.base import RunLogger, RunStart, Scalars, TestResult
+from cnn_tui.training.loggers.base import Evaluated, RunLogger, RunStart, Scalars
 
 FOLDER = "wandb"
 ID_FILE = "cnn-tui-run-id"  # in RUN/wandb/: the W&B run id, so --resume continues that run
@@ -92,7 +92,7 @@ class Logger(RunLogger):
         if self.run is not None:
             self.run.log(scalars.tagged(), step=scalars.step)
 
-    def log_test(self, result: TestResult) -> None:
+    def log_test(self, result: Evaluated) -> None:
         wandb = self.wandb
         classes = list(result.classes)
         cells = [
@@ -126,6 +126,8 @@ class Logger(RunLogger):
     def where(self) -> str:
         if self.run is None:
             return ""
+        if self.run.disabled:
+            return "disabled (WANDB_MODE=disabled): W&B keeps nothing of this run"
         sync_dir = Path(self.run.sync_dir)
         if self.run.offline:
             return f"offline run in {sync_dir} (upload it with: wandb sync {sync_dir})"
