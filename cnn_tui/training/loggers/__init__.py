@@ -48,7 +48,7 @@ class LoggerKind:
 
     @property
     def install_hint(self) -> str:
-        return f"pip install 'cnn-tui[{self.package}]'"
+        return f"pip install 'cnn-tui[{self.name}]'"  # (the extra is named after the logger)
 
 
 # one per name of config.LOGGERS (the choices of --log), in their order
@@ -66,7 +66,5 @@ def check_installed(names: tuple[str, ...]) -> None:
         kind = KINDS[name]
         if not kind.installed:
             raise ConfigError(
-                "log",
-                f"--log {name} needs the {kind.package} package, which is not installed: "
-                f"{kind.install_hint}",
+                "log", f"--log {name} needs the {kind.package} package: {kind.install_hint}"
             )
