@@ -448,3 +448,19 @@ def test_no_logger_no_files(tmp_path):
     hub.event(_started())
     hub.close()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_logger_folder_that_is_a_link_is_not_written_into(tmp_path):
+    """A run folder from someone else leads nowhere else: RUN/csv linked to elsewhere."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "csv").symlink_to(elsewhere)
+    notes: list[str] = []
+    hub = RunLoggers(("csv",), run, notes.append)
+    hub.event(_started())
+    hub.event(_batch(1, 1, 101.0))
+    hub.close()
+    assert list(elsewhere.iterdir()) == []
+    assert len(notes) == 1 and "is not a folder of the run (a link or a file)" in notes[0]

@@ -110,6 +110,15 @@ class RunLogger:
         return ""
 
 
+def own_folder(path: Path) -> Path:
+    """A logger's folder in the run folder, made if need be; never a symbolic link (a run folder
+    from someone else leads nowhere else, as `runs.store` has it for the run's own files)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise OSError(f"{path} is not a folder of the run (a link or a file): not written into")
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def scalars(event: dict[str, Any]) -> dict[str, float]:
     """Every finite number an event carries, flattened ("gpus/0/util_percent"): nested dicts by
     key, lists of dicts by position, at most MAX_KEY_PARTS deep; its place (`NOT_SCALARS`),

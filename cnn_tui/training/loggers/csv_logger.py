@@ -25,7 +25,14 @@ import os
 from pathlib import Path
 
 from cnn_tui.fileio import atomic_write_text, is_regular_file, open_own_file, temp_files
-from cnn_tui.training.loggers.base import INDEX_KEYS, Evaluated, RunLogger, RunStart, Scalars
+from cnn_tui.training.loggers.base import (
+    INDEX_KEYS,
+    Evaluated,
+    RunLogger,
+    RunStart,
+    Scalars,
+    own_folder,
+)
 
 FOLDER = "csv"
 CONFUSION_FILE = "confusion_matrix.csv"
@@ -141,7 +148,7 @@ class Logger(RunLogger):
         self.files: dict[str, CsvFile] = {}
 
     def start(self, run: RunStart) -> None:
-        self.folder.mkdir(exist_ok=True)
+        own_folder(self.folder)
         for name in (CONFUSION_FILE, PER_CLASS_FILE, *(p.name for p in self.folder.glob("*.csv"))):
             for stale in temp_files(self.folder / name):  # an atomic write a kill cut short
                 with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ line) and training goes on: a logger is never a reason to lose a run. Nothing he
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,15 @@ class RunLoggers:
         self.batches_per_epoch = 0
         self.step = 0  # the latest global step
         self.throttle = BatchThrottle(BATCH_INTERVAL_S)
+        self.lock = threading.RLock()
 
     def event(self, event: dict[str, Any]) -> None:
-        """Pass one event of the run to every logger (never raises)."""
+        """Pass one event of the run to every logger (never raises). Safe from several threads
+        (the loop's events and a sampler's system readings): one event at a time."""
+        with self.lock:
+            self._event(event)
+
+    def _event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if not isinstance(kind, str) or not self.names:
             return
@@ -91,7 +98,8 @@ class RunLoggers:
 
     def close(self) -> None:
         """Close every logger (each once; a failure is reported and ignored)."""
-        loggers, self.loggers = self.loggers, []
+        with self.lock:
+            loggers, self.loggers = self.loggers, []
         for logger in loggers:
             try:
                 logger.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnn_tui.training.loggers import confusion
-from cnn_tui.training.loggers.base import Evaluated, RunLogger, RunStart, Scalars
+from cnn_tui.training.loggers.base import Evaluated, RunLogger, RunStart, Scalars, own_folder
 
 FOLDER = "tensorboard"
 FLUSH_SECONDS = 10  # at most this old on disk for a live `tensorboard` (and after a kill -9)
@@ -45,6 +45,7 @@ class Logger(RunLogger):
         from torch.utils.tensorboard.summary import hparams
 
         if self.writer is None:
+            own_folder(self.folder)
             purge = run.step + 1 if run.resumed else None
             self.writer = self._writer_class(
                 log_dir=str(self.folder), purge_step=purge, flush_secs=FLUSH_SECONDS

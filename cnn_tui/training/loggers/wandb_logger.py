@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui.fileio import atomic_write_text, is_regular_file
-from cnn_tui.training.loggers.base import Evaluated, RunLogger, RunStart, Scalars
+from cnn_tui.training.loggers.base import Evaluated, RunLogger, RunStart, Scalars, own_folder
 
 FOLDER = "wandb"
 ID_FILE = "cnn-tui-run-id"  # in RUN/wandb/: the W&B run id, so --resume continues that run
@@ -69,7 +69,7 @@ class Logger(RunLogger):
         if self.run is not None:
             return
         wandb = self.wandb
-        self.folder.mkdir(exist_ok=True)
+        own_folder(self.folder)
         ident = run_id(self.folder)
         if ident is None:
             ident = "".join(secrets.choice(ID_LETTERS) for _ in range(8))  # W&B's own form
