@@ -42,3 +42,20 @@ async def test_the_log_field_takes_a_list_and_refuses_a_missing_extra(tmp_path, 
         await pilot.pause()
         assert screen.config.loggers == ("csv",)
         assert not screen.query_one("#start", Button).disabled
+
+
+@run_async
+async def test_the_sweep_forms_log_field_is_one_list_not_a_grid(tmp_path):
+    """In the sweep form a comma makes a grid, except in the log field: every run logs to all."""
+    from cnn_tui.ui.training.sweep import SweepFormScreen
+
+    app = CnnTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = SweepFormScreen()
+        await app.push_screen(screen)
+        await pilot.pause()
+        screen.query_one("#field-lr", Input).value = "0.1,0.01"
+        screen.query_one("#field-log", Input).value = "csv,tensorboard"
+        await pilot.pause()
+        assert screen.grid == {"lr": [0.1, 0.01]}
+        assert screen.config is not None and screen.config.log == "csv,tensorboard"
