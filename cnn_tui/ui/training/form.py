@@ -39,6 +39,7 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.text import markup, one_line
+from cnn_tui.training import loggers
 from cnn_tui.training.config import (
     FIELDS,
     PRETRAINED_MODELS,
@@ -76,7 +77,7 @@ SECTIONS = (
             "min_delta",
         ),
     ),
-    ("Run", ("device", "devices", "sync_bn", "seed", "amp", "channels_last")),
+    ("Run", ("device", "devices", "sync_bn", "seed", "amp", "channels_last", "log")),
 )
 
 
@@ -265,7 +266,8 @@ class TrainFormScreen(Screen):
             )
         if field.kind is bool:
             return Checkbox(value=bool(value), id=widget_id, compact=True)
-        placeholder = "default" if field.optional else ""
+        # (an item list, --log: typed as on the command line, "tensorboard,csv")
+        placeholder = "none" if field.items else "default" if field.optional else ""
         text = self.initial_texts.get(name, format_value(value))
         return Input(text, placeholder=placeholder, id=widget_id, compact=True)
 
@@ -392,7 +394,9 @@ class TrainFormScreen(Screen):
         if not errors:
             try:
                 config = TrainConfig.from_mapping(values, check=self._checks_rules())
+                loggers.check_installed(config.loggers)  # as the trainer would refuse it
             except ConfigError as exc:
+                config = None
                 errors[exc.field or "dataset"] = str(exc)
                 self.cross_field_error = exc
         self.errors, self.config = errors, config
