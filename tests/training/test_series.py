@@ -39,12 +39,22 @@ def test_every_finite_scalar_becomes_a_series_placed_in_fractional_epochs():
     history.add(_events())
     found = {(s.kind, s.name): s for s in history.series.values()}
     assert set(found) == {
-        ("batch", "loss"), ("batch", "smoothed_loss"), ("batch", "lr"), ("batch", "grad_norm"),
-        ("batch", "weight_norm"), ("batch", "eta_s"), ("batch", "future_sharpness"),
-        ("system", "cpu_percent"), ("system", "ram_used"), ("system", "gpus[0].util_percent"),
+        ("batch", "loss"),
+        ("batch", "smoothed_loss"),
+        ("batch", "lr"),
+        ("batch", "grad_norm"),
+        ("batch", "weight_norm"),
+        ("batch", "eta_s"),
+        ("batch", "future_sharpness"),
+        ("system", "cpu_percent"),
+        ("system", "ram_used"),
+        ("system", "gpus[0].util_percent"),
         ("system", "gpus[1].power_w"),
-        ("epoch", "train_loss"), ("epoch", "val_loss"), ("epoch", "train_acc"),
-        ("epoch", "val_acc"), ("epoch", "lr"),
+        ("epoch", "train_loss"),
+        ("epoch", "val_loss"),
+        ("epoch", "train_acc"),
+        ("epoch", "val_acc"),
+        ("epoch", "lr"),
     }  # fmt: skip  (no None, NaN, bool, text, position field or nested list)
     assert found[("batch", "grad_norm")].xs == [0.5, 1.0]
     assert found[("batch", "grad_norm")].ys == [3.5, 2.5]
@@ -71,8 +81,14 @@ def test_series_are_grouped_into_labelled_metrics_known_ones_first():
 def test_the_learning_rate_metric_has_the_whole_planned_schedule_first():
     history = MetricHistory()
     history.add(_events())
-    planned, used, _ = history.metrics()["lr"].series
-    assert (planned.kind, planned.label, used.label) == ("plan", "planned", "batch")
+    planned, used = history.metrics()["lr"].series
+    assert (planned.kind, planned.label, used.kind, used.label) == (
+        "plan",
+        "planned",
+        "batch",
+        "used",
+    )
+    assert history.metrics()["lr_epoch"].series[0].ys == [0.05]  # (a chart of its own)
     assert planned.xs == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
     config = TrainConfig(schedule="cosine", lr=0.1, epochs=2)
     assert planned.ys == pytest.approx([schedule.lr_at(config, s, 8, 4) for s in range(8)])

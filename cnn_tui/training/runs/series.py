@@ -65,13 +65,14 @@ KNOWN: dict[str, MetricLabel] = {
     "loss": MetricLabel("loss"),
     "acc": MetricLabel("accuracy", "%", percent=True),
     "lr": MetricLabel("learning rate"),
-    "grad_norm": MetricLabel("gradient norm", "L2, before clipping"),
+    "grad_norm": MetricLabel("gradient norm", "L2, unclipped"),
     "weight_norm": MetricLabel("weight norm", "L2"),
     "images_per_s": MetricLabel("throughput", "img/s"),
     "gpu_mem_mb": MetricLabel("GPU memory (torch)", "MiB"),
     "batch_loss": MetricLabel("batch loss (unsmoothed)"),
     "seconds": MetricLabel("epoch time", "s"),
     "eta_s": MetricLabel("time left", "s"),
+    "lr_epoch": MetricLabel("learning rate at epoch end"),
     # the "system" events (training/system/reading.py)
     "cpu_percent": MetricLabel("host CPU", "% of all cores"),
     "trainer_cpu_percent": MetricLabel("trainer CPU", "% of one core"),
@@ -90,6 +91,9 @@ KNOWN: dict[str, MetricLabel] = {
 SERIES_NAMES: dict[tuple[str, str], tuple[str, str]] = {
     ("batch", "loss"): ("batch_loss", "batch"),  # the mean loss of the batches since the last event
     ("batch", "smoothed_loss"): ("loss", "batch (smoothed)"),
+    ("batch", "lr"): ("lr", "used"),  # (drawn over the planned schedule)
+    ("epoch", "lr"): ("lr_epoch", "epoch"),  # the last step's: a line between epochs would
+    # draw a step schedule's drop as a slope
     ("batch", "gpu_mem_mb"): ("gpu_mem_mb", "allocated"),
     ("epoch", "gpu_mem_mb"): ("gpu_mem_mb", "epoch peak"),
     ("system", "ram_used"): ("ram", "host used"),

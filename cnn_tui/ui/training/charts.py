@@ -64,6 +64,9 @@ class MetricChart(PlotextPlot):
         self.series: list[Series] = []
         self.x_max: float = 0.0
         self.empty_note = "waiting for data"  # the title's note while there is nothing to draw
+        # raise the y range so the legend's rows (top left) stay clear of the curves: a learning
+        # rate starts at its top left, under the legend (the Metrics tab's charts)
+        self.legend_room = False
         self._drawn_at = 0.0
         self._dirty = True
 
@@ -121,6 +124,11 @@ class MetricChart(PlotextPlot):
         if all_ys:
             top = 100.0 if self.percent else math.inf
             low, high = y_range(min(all_ys), max(all_ys), top=top)
+            legend = sum(1 for series in self.series if series.xs and series.label)
+            if self.legend_room and legend and top == math.inf:
+                rows = max(1, self.size.height - 5)  # (the title, the frame, the x axis)
+                room = min(0.5, legend / rows)
+                low, high = y_range(low, low + (high - low) / (1 - room))
             ticks, labels = nice_ticks(low, high)
             plt.ylim(low, high)
             plt.yticks(ticks, labels)
