@@ -1,6 +1,6 @@
 """The Metrics tab: every scalar the run logs, chosen from a list and drawn as a grid of charts.
 
-The list (`SelectionList`) names every metric the run's events have had so far
+The list (`MetricList`, an `OptionList`) names every metric the run's events have had so far
 (`training.runs.series.MetricHistory`, found from the events themselves, so a new field shows up
 with no change here); `space` or `enter` adds or removes a metric's chart, and the line above it
 filters the list by name (`/` goes there, `esc` or `↓` back). It opens with loss, accuracy,
@@ -20,8 +20,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Input, SelectionList, Static
-from textual.widgets.selection_list import Selection
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
 
 from cnn_tui.training.runs.series import DEFAULT_METRICS, PLAN, Metric, MetricHistory
 from cnn_tui.ui.training.charts import MetricChart, Series
@@ -52,11 +52,19 @@ def chart_series(metric: Metric) -> list[Series]:
     return result
 
 
-class MetricList(SelectionList[str]):
-    """The list of metrics; `space` / `enter` shows or hides the chart of the one under the
-    cursor (bound here so the `?` page lists it)."""
+class MetricList(OptionList):
+    """The list of metrics, `[x]` before the chosen ones (seen without colour too); `space` /
+    `enter` shows or hides the chart of the one under the cursor (bound here so the `?` page
+    lists it). Each option's id is its metric's name."""
 
     BINDINGS = [Binding("space,enter", "select", "Show / hide chart")]
+
+
+def list_prompt(metric: Metric, chosen: bool) -> Text:
+    """A metric's line in the list: `[x] learning rate` (the title is escaped text, no markup;
+    the list cuts it to one line with `…`)."""
+    mark = ("[x] " if chosen else "[ ] ", "bold" if chosen else "dim")
+    return Text.assemble(mark, metric.label.heading)
 
 
 class MetricsGrid(Horizontal):
@@ -69,6 +77,7 @@ class MetricsGrid(Horizontal):
     MetricsGrid #metrics-filter { height: 1; border: none; padding: 0 1; background: $boost; }
     MetricsGrid #metrics-filter:focus { background: $primary 30%; }
     MetricsGrid MetricList, MetricsGrid MetricList:focus { height: 1fr; border: none; padding: 0; }
+    MetricsGrid MetricList { text-wrap: nowrap; text-overflow: ellipsis; }
     MetricsGrid #metrics-charts { width: 1fr; height: 1fr; layout: grid; grid-size: 2; }
     MetricsGrid #metrics-charts MetricChart { height: 1fr; }
     MetricsGrid #metrics-none { column-span: 2; padding: 1 2; color: $text-muted; display: none; }
@@ -145,21 +154,24 @@ class MetricsGrid(Horizontal):
         highlighted = listing.highlighted
         listing.clear_options()
         listing.add_options(
-            Selection(Text(metric.label.heading), name, name in self.wanted, id=None)
+            Option(list_prompt(metric, name in self.wanted), id=name)
             for name, metric in metrics.items()
             if not query or query in metric.label.heading.lower() or query in name.lower()
         )
         if listing.option_count:
             listing.highlighted = min(highlighted or 0, listing.option_count - 1)
 
-    @on(SelectionList.SelectionToggled)
-    def _toggled(self, event: SelectionList.SelectionToggled) -> None:
+    @on(OptionList.OptionSelected, "MetricList")
+    def _toggled(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        name = str(event.selection.value)
-        if name in event.selection_list.selected:
-            self.wanted.append(name)
-        else:
+        name = str(event.option.id)
+        if name in self.wanted:
             self.wanted = [wanted for wanted in self.wanted if wanted != name]
+        else:
+            self.wanted.append(name)
+        metric = self.metrics().get(name)
+        if metric is not None:
+            event.option_list.replace_option_prompt(name, list_prompt(metric, name in self.wanted))
         self.refresh_view()
 
     @on(Input.Changed, "#metrics-filter")
