@@ -148,3 +148,33 @@ async def test_the_metrics_tab_follows_a_live_run_at_80x24(tmp_path) -> None:
         assert str(listing.get_option("brand_new_s").prompt) == "[ ] brand new (s)"
         await pilot.press("escape")
         await app.workers.wait_for_complete()
+
+
+# --- one snapshot per size ----------------------------------------------------------------------
+
+
+def _metrics_tab(run: Path):
+    async def run_before(pilot) -> None:
+        screen = ResultsScreen(run)
+        await pilot.app.push_screen(screen)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("2")
+        grid = screen.query_one(MetricsGrid)
+        await pilot.press("down", "down", "down", "down", "space")  # weight norm too
+        drawn = lambda: len(grid.charts) == 5 and not any(c._dirty for c in grid.charts.values())  # noqa: E731
+        await wait_until(pilot, drawn, 30, "the charts to draw")
+
+    return run_before
+
+
+def test_snapshot_metrics_tab_120x40(snap_compare, tmp_path) -> None:
+    run = write_measured_run(tmp_path / "runs" / "20251122-101500-simple-cnn-shapes", "finished")
+    app = CnnTuiApp(runs_dir=tmp_path / "runs")
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_metrics_tab(run))
+
+
+def test_snapshot_metrics_tab_80x24(snap_compare, tmp_path) -> None:
+    run = write_measured_run(tmp_path / "runs" / "20251122-101500-simple-cnn-shapes", "finished")
+    app = CnnTuiApp(runs_dir=tmp_path / "runs")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_metrics_tab(run))
