@@ -12,7 +12,7 @@ from train_ui_fixtures import run_async, write_run
 
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.help import HelpPage, screen_keys
-from cnn_tui.ui.training.charts import MetricChart
+from cnn_tui.ui.training.charts import MetricChart, legend_clear_top
 from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.metrics_grid import MetricList, MetricsGrid
 from cnn_tui.ui.training.results import ResultsScreen
@@ -148,6 +148,13 @@ async def test_the_metrics_tab_follows_a_live_run_at_80x24(tmp_path) -> None:
         assert str(listing.get_option("brand_new_s").prompt) == "[ ] brand new (s)"
         await pilot.press("escape")
         await app.workers.wait_for_complete()
+
+
+def test_the_y_range_grows_only_as_far_as_the_legend_needs() -> None:
+    # 10 rows, the legend 2 of them: a point at 5 of 0-10 is clear of it, one at 9.5 is not
+    assert legend_clear_top(0.0, 10.0, 5.0, 2, 10) == 10.0
+    top = legend_clear_top(0.0, 10.0, 9.5, 2, 10)
+    assert top > 10.0 and (top - 9.5) / top >= 0.2 - 1e-12  # the top 2 rows of 10 above 9.5
 
 
 # --- one snapshot per size ----------------------------------------------------------------------
