@@ -16,7 +16,7 @@ data; the tab's activation draws it).
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -187,7 +187,7 @@ class MetricsGrid(Horizontal):
     def action_filter(self) -> None:
         self.query_one("#metrics-filter", Input).focus()
 
-    def on_key(self, event) -> None:  # noqa: ANN001 - textual.events.Key
+    def on_key(self, event: events.Key) -> None:
         filter_box = self.query_one("#metrics-filter", Input)
         if filter_box.has_focus and event.key in ("escape", "down"):
             event.stop()
@@ -214,7 +214,14 @@ class MetricsGrid(Horizontal):
             grid.mount(chart, before=after) if after is not None else grid.mount(chart)
             added = True
         self.charts = {name: self.charts[name] for name in chosen}
-        self.query_one("#metrics-none").display = not self.charts
+        none = self.query_one("#metrics-none", Static)
+        none.display = not self.charts
+        if not self.charts:
+            none.update(
+                "No metric chosen: choose one in the list (space or enter)."
+                if metrics
+                else f"No metrics yet ({self.empty_note})."
+            )
         if added:
             self._fit()
         for name, chart in self.charts.items():
