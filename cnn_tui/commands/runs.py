@@ -11,7 +11,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from cnn_tui.commands import output, tui
+from cnn_tui.commands import output, run_metrics, tui
+from cnn_tui.errors import UsageError
 from cnn_tui.fileio import json_text
 
 if TYPE_CHECKING:
@@ -23,9 +24,14 @@ HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_json_arguments(parser, "the list")
+    run_metrics.add_arguments(parser)  # --metrics RUN_DIR [--csv FILE]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.metrics:  # a report of one run: headless only
+        return run_metrics.run(args)
+    if args.csv:
+        raise UsageError("--csv writes the points of --metrics RUN_DIR: give --metrics too")
     if args.no_ui:
         return run_headless(args)
     return tui.open_app("runs", args, runs_dir=args.run_folders)

@@ -94,6 +94,11 @@ def test_two_processes_end_with_the_weights_of_one(tmp_path, monkeypatch, one_to
     # --log csv: rank 0 alone logs (the other rank's rows would double the file)
     with (parallel / "csv" / "epoch.csv").open(newline="") as handle:
         assert [row["step"] for row in csv.DictReader(handle)] == ["13"]
+    # rank 0 measures the gradient DDP averaged: the whole batch's, as one process sees it
+    last = [[e for e in events_of(run) if e["event"] == "batch"][-1] for run in (parallel, single)]
+    assert last[0]["batch"] == last[1]["batch"] == 13  # (an epoch's last batch is always written)
+    for key in ("grad_norm", "weight_norm"):
+        assert last[0][key] == pytest.approx(last[1][key], rel=1e-4)
     # eval loads the checkpoint as before, in one process
     assert engine.evaluate_run(parallel, "cpu")["confusion_matrix"] == a["confusion_matrix"]
 

@@ -360,6 +360,9 @@ class SilentLog:
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"event": kind, "time": time.time(), **fields}
 
+    def batch_due(self, last_of_epoch: bool = False) -> bool:
+        return False  # (nothing is written: nothing to measure for it)
+
     def close(self) -> None:
         pass
 

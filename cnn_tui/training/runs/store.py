@@ -459,19 +459,32 @@ class LossSmoother:
 
 class BatchThrottle:
     """Merges batch events: at most one per `interval` seconds, its loss the mean since the last;
-    the last batch of an epoch is always written, so the curve reaches the epoch's end."""
+    the last batch of an epoch is always written, so the curve reaches the epoch's end.
+
+    The trainer may ask `due` before a batch runs: its answer then decides whether that batch's
+    event is written, so measurements that cost time (the gradient norm) are taken only for the
+    events the file keeps."""
 
     def __init__(self, interval: float = BATCH_EVENT_INTERVAL_S) -> None:
         self.interval = interval
         self.last = -math.inf
         self.loss_sum = 0.0
         self.count = 0
+        self.promised: bool | None = None  # `due`'s answer for the next batch event
+
+    def due(self, now: float, last_of_epoch: bool = False) -> bool:
+        """Whether the next batch event (the last of its epoch, or not) will be written."""
+        self.promised = last_of_epoch or now - self.last >= self.interval
+        return self.promised
 
     def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
         self.loss_sum += event["loss"]
         self.count += 1
         last_of_epoch = "batches" in event and event.get("batch") == event["batches"]
-        if event["time"] - self.last < self.interval and not last_of_epoch:
+        write = last_of_epoch or event["time"] - self.last >= self.interval
+        if self.promised is not None:
+            write, self.promised = self.promised, None
+        if not write:
             return None
         merged = {**event, "loss": self.loss_sum / self.count}
         self.last, self.loss_sum, self.count = event["time"], 0.0, 0
@@ -531,6 +544,11 @@ class EventLog:
         if self.on_event is not None:
             self.on_event(event)
         return event
+
+    def batch_due(self, last_of_epoch: bool = False) -> bool:
+        """Whether the next batch event goes into the file (`BatchThrottle.due`): asked before
+        the batch, so the trainer measures what only the written events carry."""
+        return self.throttle.due(time.time(), last_of_epoch)
 
     def close(self) -> None:
         try:
