@@ -26,6 +26,7 @@ RESULT_FILES = (
     runs.EVENTS_FILE,
     runs.SAMPLES_FILE,
     runs.CONFIG_FILE,
+    runs.OUTPUT_LOG,
 )
 
 

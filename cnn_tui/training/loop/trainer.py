@@ -170,12 +170,16 @@ def check_nodes(request: TrainRequest) -> None:
 
 @contextmanager
 def holding_run(run_dir: Path, request: TrainRequest) -> Iterator[None]:
-    """The trainer's hold on its run directory: the lock, for its whole life."""
+    """The trainer's hold on its run directory: the lock, for its whole life, and its console
+    output kept in the run's output.log (`output_log.keep_output`) meanwhile."""
+    from cnn_tui.training.runs.output_log import keep_output
+
     with runs.lock_run(run_dir):  # one trainer per run directory, for its whole life
         if request.resume is None and request.run_dir is not None:
             check_new_run_dir(run_dir, locked=True)  # again: a trainer may have started since
         runs.remove_temp_files(run_dir)  # left by a trainer killed mid-write
-        yield
+        with keep_output(run_dir, resume=request.resume is not None):
+            yield
 
 
 # --- signals ----------------------------------------------------------------------------------
