@@ -108,7 +108,6 @@ def run_headless(args: argparse.Namespace) -> int:
     from cnn_tui.commands import train_report
     from cnn_tui.fileio import check_output_path
     from cnn_tui.training.loop import trainer
-
     from cnn_tui.training.runs.output_log import teeing
 
     if args.json_file:

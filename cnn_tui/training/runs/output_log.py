@@ -102,7 +102,9 @@ def console_lines(data: bytes) -> list[str]:
 
 def separator(what: str, when: float | None = None) -> str:
     """The line that marks where a session of the run starts in output.log ("resumed")."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() if when is None else when))
+    stamp = time.strftime(
+        "%Y-%m-%d %H:%M:%S", time.localtime(time.time() if when is None else when)
+    )
     return f"{NOTE} ===== {what} {stamp} (pid {os.getpid()}) =====\n"
 
 
