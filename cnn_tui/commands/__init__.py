@@ -120,7 +120,8 @@ COMMANDS: dict[str, Command] = {
             "runs",
             "runs",
             "list training runs",
-            "List the runs under --runs-dir with their status and metrics.",
+            "List the runs under --runs-dir with their status and metrics; 'runs output RUN' "
+            "prints a run's console output (--follow: as it is written).",
             "print the table instead of opening the runs screen",
         ),
         Command(

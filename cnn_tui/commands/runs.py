@@ -1,4 +1,5 @@
-"""`cnn-tui runs`: the runs under --runs-dir, newest first (a table, or JSON).
+"""`cnn-tui runs`: the runs under --runs-dir, newest first (a table, or JSON); `cnn-tui runs
+output RUN` prints a run's console output instead (run_output.py).
 
 The table's names are whole and its start times are those of the runs screen (`text.started`:
 with seconds today), so two runs started minutes apart are told apart here as there."""
@@ -9,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from cnn_tui.commands import output, tui
+from cnn_tui.commands import output, run_output, tui
 from cnn_tui.fileio import json_text
 
 HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started", "status")
@@ -17,9 +18,12 @@ HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_json_arguments(parser, "the list")
+    run_output.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if run_output.wanted(args):
+        return run_output.run(args)
     if args.no_ui:
         return run_headless(args)
     return tui.open_app("runs", args, runs_dir=args.runs_dir)
