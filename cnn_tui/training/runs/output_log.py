@@ -122,13 +122,15 @@ class OutputFile:
         max_bytes: int = MAX_BYTES,
         head_bytes: int = HEAD_BYTES,
         tail_bytes: int = TAIL_BYTES,
+        check_every: int = CHECK_EVERY,
     ) -> None:
         if head_bytes + tail_bytes + 4096 > max_bytes:
             raise ValueError("output.log's head and tail must fit well under its cap")
         self.path = Path(run_dir) / OUTPUT_LOG
         with writing_into(run_dir):
-            self.fd = open_own_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            self.fd = open_own_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         self.max_bytes, self.head_bytes, self.tail_bytes = max_bytes, head_bytes, tail_bytes
+        self.check_every = check_every
         self.lock = threading.RLock()
         self.unchecked = 0  # bytes written (by any stream) since the size was last looked at
         self.broken = False
@@ -164,7 +166,7 @@ class OutputFile:
         """`n_bytes` went into the file (here, or through a stream that writes into it)."""
         with self.lock:
             self.unchecked += n_bytes
-            if self.unchecked >= CHECK_EVERY:
+            if self.unchecked >= self.check_every:
                 self.unchecked = 0
                 self.keep_under_cap()
 
@@ -344,12 +346,15 @@ def _follow_in_logging(tees: dict[str, TeeStream]) -> list[tuple[logging.StreamH
 
 
 @contextlib.contextmanager
-def keep_output(run_dir: str | os.PathLike[str], *, resume: bool = False) -> Iterator[OutputFile]:
+def keep_output(
+    run_dir: str | os.PathLike[str], *, resume: bool = False, **cap: int
+) -> Iterator[OutputFile]:
     """While the block runs, what this process prints also goes into RUN_DIR/output.log (see the
     module's docstring); a resumed run's output follows a separator line. The error that ends the
     block is written there too, as `cnn-tui` prints it (a traceback for a bug), unless stderr
-    writes into the file itself (it will print it there). Call it holding the run's lock."""
-    file = OutputFile(run_dir)
+    writes into the file itself (it will print it there). Call it holding the run's lock. `cap`:
+    `OutputFile`'s size limits (tests)."""
+    file = OutputFile(run_dir, **cap)
     try:
         with teeing():
             tees = [tee for name in STREAMS if isinstance(tee := getattr(sys, name), TeeStream)]
