@@ -15,10 +15,8 @@ from cnn_tui.training.runs import launcher, output_log
 from cnn_tui.training.runs.output_log import (
     NOTE,
     LineFilter,
-    OutputFile,
     console_lines,
     keep_output,
-    plain_line,
     read_output,
     tail_offset,
     teeing,
@@ -68,7 +66,9 @@ def test_the_line_filter_keeps_a_progress_bar_once_as_last_drawn() -> None:
     assert lines.feed("\nnext") == ["crlf\n"]
     assert lines.rest() == "next\n"
     long = LineFilter()
-    assert long.feed("x" * (output_log.PENDING_MAX + 10)) == ["x" * (output_log.PENDING_MAX + 10) + "\n"]
+    assert long.feed("x" * (output_log.PENDING_MAX + 10)) == [
+        "x" * (output_log.PENDING_MAX + 10) + "\n"
+    ]
     assert long.pending == ""
 
 
