@@ -3,7 +3,8 @@
 `train(request, reporter, rank_args)` is `cnn-tui train --no-ui` once its flags are typed
 settings (`TrainRequest`). Every usage error is raised before anything is written; the trainer
 then holds its run directory's lock (`runs.lock_run`) for its whole life, so a second trainer on
-the same folder is refused. SIGINT, SIGTERM or SIGHUP (a dropped SSH session; not under nohup)
+the same folder is refused, and meanwhile keeps what it prints in the run's output.log
+(`output_log.keep_output`). SIGINT, SIGTERM or SIGHUP (a dropped SSH session; not under nohup)
 stop at the next batch boundary with a checkpoint (`EXIT_STOPPED`); a second Ctrl+C aborts at once.
 
 `--devices N` (loop/distributed.py): this process becomes the launcher of N ranks started by
@@ -266,7 +267,7 @@ def train_here(
         reporter.event(event)
 
     reporter.begin(run_dir)
-    for warning in config.warnings().values():  # stderr: output.log for a run the TUI started
+    for warning in config.warnings().values():  # stderr, and so the run's output.log
         reporter.note(f"warning: {warning}")
     stop = threading.Event()
     try:
