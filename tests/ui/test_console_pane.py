@@ -86,7 +86,7 @@ async def test_console_follows_a_live_run_escaped_and_stays_put_when_scrolled_up
 @run_async
 async def test_console_of_finished_and_older_runs_at_120x40(tmp_path):
     done = write_run(tmp_path / "done")
-    (done / OUTPUT_LOG).write_bytes(HOSTILE + b"last line without its line feed")
+    (done / OUTPUT_LOG).write_bytes(HOSTILE + b"L" * 100 + b"\nlast line without its line feed")
     old = write_run(tmp_path / "old")  # trained before every run kept output.log
     app = CnnTuiApp(runs_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -94,11 +94,16 @@ async def test_console_of_finished_and_older_runs_at_120x40(tmp_path):
         await app.push_screen(screen)
         await pilot.press("6")
         view = screen.query_one(ConsoleView)
-        await wait_until(pilot, lambda: view.shown_lines == 5, 10, "the file's lines")
+        await wait_until(pilot, lambda: view.shown_lines == 6, 10, "the file's lines")
         assert log_lines(screen)[-1] == "last line without its line feed"  # (over: it counts)
-        assert where_line(screen) == f"5 lines · {done / OUTPUT_LOG}"
+        assert where_line(screen) == f"6 lines · {done / OUTPUT_LOG}"
         assert view.poller is None  # a finished run is read once
         assert screen.query_one(ConsoleLog).size.height >= 20
+        assert len(log_lines(screen)) == 6  # the long line fits 120 columns ...
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: len(log_lines(screen)) == 7, 10, "wrapped again")
+        assert log_lines(screen)[4].rstrip() == "L" * len(log_lines(screen)[4].rstrip())
+        await pilot.resize_terminal(120, 40)
 
         app.pop_screen()
         older = RunScreen(old, live=False)

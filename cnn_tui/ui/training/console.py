@@ -14,6 +14,7 @@ The log follows the end while it is scrolled to the end; scrolled up, it stays w
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,9 @@ class ConsoleView(Vertical):
         self.live = False
         self.over = False
         self.file_offset = 0
-        self.shown_lines = 0  # lines written to the log (the log keeps the last MAX_LINES)
+        self.shown_lines = 0  # lines read from the file and shown (the log keeps MAX_LINES)
+        self.kept: deque[str] = deque(maxlen=MAX_LINES)  # the lines shown, to wrap them again
+        self.wrapped_at = 0  # the log's width when its lines were wrapped
         self.reading = False
         self.ticket = 0  # the latest read asked for
         self.read: OutputRead | None = None  # the latest read
@@ -157,6 +160,7 @@ class ConsoleView(Vertical):
         notes: list[str] = []
         if read.restarted:
             log.clear()
+            self.kept.clear()
             self.shown_lines = 0
             notes.append(
                 f"{NOTE} {output_log.OUTPUT_LOG} was cut to its head and tail: shown again "
@@ -170,15 +174,36 @@ class ConsoleView(Vertical):
         self.file_offset = read.offset
         lines = notes + read.lines
         if lines:
-            following = log.following
-            content = Text()
-            for index, line in enumerate(lines):
-                if index:
-                    content.append("\n")
-                content.append(line, style=line_style(line))
-            log.write(content, scroll_end=following)
+            self.kept.extend(lines)
             self.shown_lines += len(lines)
+            width = log.scrollable_content_region.width
+            if width and width == self.wrapped_at:
+                self._write(lines, scroll_end=log.following)
+            else:  # hidden (another tab): written whole once shown, from `kept` (bounded)
+                self.wrapped_at = 0
+                self._wrap_again()
         self._show_state()
+
+    def _write(self, lines: list[str] | deque[str], *, scroll_end: bool) -> None:
+        log = self.query_one(ConsoleLog)
+        content = Text()
+        for index, line in enumerate(lines):
+            if index:
+                content.append("\n")
+            content.append(line, style=line_style(line))
+        width = log.scrollable_content_region.width
+        log.write(content, width=width, scroll_end=scroll_end)
+        self.wrapped_at = width
+
+    def _wrap_again(self) -> None:
+        """The log's lines wrapped at its new width (RichLog wraps a line once, as written)."""
+        log = self.query_one(ConsoleLog)
+        width = log.scrollable_content_region.width
+        if not self.kept or not width or width == self.wrapped_at:
+            return  # (nothing to show, hidden, or wrapped at this width already)
+        following = log.following or not log.lines
+        log.clear()
+        self._write(self.kept, scroll_end=following)
 
     # --- drawing --------------------------------------------------------------------------------
 
@@ -189,6 +214,10 @@ class ConsoleView(Vertical):
 
     def on_resize(self) -> None:
         self._show_state()
+        self.call_after_refresh(self._wrap_again)  # (once the log has its new size)
+
+    def on_show(self) -> None:
+        self.call_after_refresh(self._wrap_again)  # (its tab shown: what came meanwhile)
 
     def empty_text(self) -> str:
         """What the log's place says while there is no line to show ("" once there is one)."""
