@@ -14,6 +14,7 @@ The log follows the end while it is scrolled to the end; scrolled up, it stays w
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ class ConsoleView(Vertical):
         self.shown_lines = 0  # lines read from the file and shown (the log keeps MAX_LINES)
         self.kept: deque[str] = deque(maxlen=MAX_LINES)  # the lines shown, to wrap them again
         self.wrapped_at = 0  # the log's width when its lines were wrapped
+        self.drawn: tuple[str, str] = ("", "")  # what the two texts show (redrawn on a change)
         self.reading = False
         self.ticket = 0  # the latest read asked for
         self.read: OutputRead | None = None  # the latest read
@@ -140,9 +142,20 @@ class ConsoleView(Vertical):
     def poll(self) -> None:
         if self.run_dir is None or self.reading:
             return
+        if self.read is not None and not self.over and self._unchanged():
+            return  # (one stat: no thread started for a file that did not grow)
         self.reading = True
         self.ticket += 1
         self._read(self.run_dir, self.file_offset, self.over, self.ticket)
+
+    def _unchanged(self) -> bool:
+        """Whether output.log is as the last read left it: still missing, or not grown since."""
+        assert self.run_dir is not None and self.read is not None
+        try:
+            grown = os.stat(output_log.output_path(self.run_dir)).st_size != self.read.size
+        except OSError:
+            return not self.read.exists
+        return self.read.exists and not self.read.problem and not grown
 
     @work(thread=True, exit_on_error=False, group="console-read")
     def _read(self, run_dir: Path, offset: int, final: bool, ticket: int) -> None:
@@ -240,9 +253,6 @@ class ConsoleView(Vertical):
             return
         log = self.query_one(ConsoleLog)
         empty = self.empty_text()
-        self.query_one("#console-empty", Static).update(empty)
-        self.query_one("#console-empty").display = bool(empty)
-        log.display = not empty
         if self.shown_lines and not log.following:
             back = "End: the last line" if self.over else "End follows the output again"
             state = f"[b $text-warning]scrolled up[/]: {back}"
@@ -253,8 +263,14 @@ class ConsoleView(Vertical):
         path = str(output_log.output_path(self.run_dir))
         room = max(8, self.size.width - 2 - len(_plain(state)) - 3)
         shown = path if len(path) <= room else "…" + path[-(room - 1) :]
-        parts = [p for p in (state, text.markup(shown)) if p]
-        self.query_one("#console-where", Static).update(" · ".join(parts))
+        where = " · ".join(p for p in (state, text.markup(shown)) if p)
+        if (empty, where) == self.drawn:
+            return  # (a poll that found nothing new redraws nothing)
+        self.drawn = (empty, where)
+        self.query_one("#console-empty", Static).update(empty)
+        self.query_one("#console-empty").display = bool(empty)
+        log.display = not empty
+        self.query_one("#console-where", Static).update(where)
 
 
 def _plain(markup: str) -> str:
