@@ -4,7 +4,8 @@ RUN is a run folder, or a run's name as `cnn-tui runs` lists it (under --runs-di
 a sweep's). Every line is printed as the dashboard's Console tab shows it
 (`output_log.console_lines`: a progress bar as last drawn, no escape sequence from the file sent
 to the terminal). `--follow` prints lines as they are written until the run is over (finished,
-stopped, failed or interrupted; Ctrl+C stops following); `--tail N` starts at the last N lines.
+stopped, failed or interrupted; Ctrl+C stops following; a file cut by its size cap meanwhile is
+followed on from its new end); `--tail N` starts at the last N lines.
 A folder that is no run is a usage error (exit 2); a run without output.log (one trained before
 every run kept it) says so on stderr and exits 0.
 """
@@ -122,9 +123,11 @@ def run(args: argparse.Namespace) -> int:
                 note = "nothing printed yet" if args.follow else "no console output was kept"
                 print(f"cnn-tui: no {where}: {note}", file=sys.stderr, flush=True)
                 said_missing = True
-            if read.restarted:
-                note = "was cut to its head and tail: from its start again"
+            if read.restarted:  # (cut by its size cap: what was printed is in its tail)
+                note = "was cut to its head and tail (its size cap): following on from its end"
                 print(f"cnn-tui: {where} {note}", file=sys.stderr, flush=True)
+                offset = output_log.tail_offset(run_dir, 0)
+                continue
             if read.lines:
                 output.say(*read.lines)
                 sys.stdout.flush()

@@ -115,13 +115,21 @@ def test_runs_output_follow_prints_lines_as_they_come_until_the_run_is_over(tmp_
         [sys.executable, "-m", "cnn_tui", "runs", "output", str(run), "--follow"],
         env=ENV,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert follower.stdout.readline() == "first\n"
         with log.open("a") as handle:
-            handle.write("second, while it runs\nno line feed yet")
+            handle.write("second, while it runs\n")
         assert follower.stdout.readline() == "second, while it runs\n"
+        cut = run / "cut.tmp"  # (replaced whole: the follower sees it before or after)
+        cut.write_text("[cnn-tui] the cap cut it\n")  # shorter than what was read: cut
+        cut.replace(log)
+        assert "was cut to its head and tail" in follower.stderr.readline()
+        with log.open("a") as handle:
+            handle.write("after the cut\nno line feed yet")
+        assert follower.stdout.readline() == "after the cut\n"
 
         def end_the_run() -> None:
             time.sleep(0.2)
