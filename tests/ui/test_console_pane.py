@@ -9,6 +9,7 @@ from train_ui_fixtures import run_async, write_run
 
 from cnn_tui.training.runs.store import OUTPUT_LOG
 from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.help import screen_keys
 from cnn_tui.ui.training.console import ConsoleLog, ConsoleView
 from cnn_tui.ui.training.dashboard import RunScreen
 from cnn_tui.ui.training.dialogs import confirm
@@ -50,6 +51,8 @@ async def test_console_follows_a_live_run_escaped_and_stays_put_when_scrolled_up
         ]
         assert not any(ch in "".join(lines) for ch in "\x1b\x07\x9b")
         assert app.focused is screen.query_one(ConsoleLog)  # its keys work at once
+        keys = dict(screen_keys(screen))
+        assert keys["end"] == "Follow" and keys["pgup"].startswith("Page up")  # in the ? page
         assert where_line(screen).startswith("following the output · ")
         assert where_line(screen).endswith("output.log")  # (cut from the left to fit)
         assert len(where_line(screen)) <= 80

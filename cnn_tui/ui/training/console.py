@@ -37,7 +37,7 @@ NEWEST_BYTES = 512 * 1024  # a read takes at most the newest 512 KiB of what is 
 MAX_LINES = 5000  # lines kept in the log (the oldest go)
 
 _WARNING_WORDS = ("Warning:", "warning:", "WARNING")
-_ERROR_WORDS = ("Traceback (most recent call last)", "Error:", "error:", "ERROR", "cnn-tui: ")
+_ERROR_WORDS = ("Traceback (most recent call last)", "Error:", "error:", "ERROR")
 
 
 def line_style(line: str) -> str:
