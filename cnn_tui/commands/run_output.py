@@ -74,10 +74,12 @@ def wanted(args: argparse.Namespace) -> bool:
 
 
 def runs_dirs(args: argparse.Namespace) -> list[Path]:
-    """The folders --runs-dir names (one, or several where it may be given more than once)."""
-    value = getattr(args, "runs_dir", None) or "runs"
-    values = value if isinstance(value, list | tuple) else [value]
-    return [Path(item) for item in values]
+    """The folders --runs-dir names: every one of them where the CLI resolved several
+    (`args.run_folders`, given more than once or as a glob), else the one."""
+    folders = getattr(args, "run_folders", None)
+    if folders is not None:
+        return [Path(path) for path in folders.paths]
+    return [Path(getattr(args, "runs_dir", None) or "runs")]
 
 
 def find_run(name: str, args: argparse.Namespace) -> Path:
