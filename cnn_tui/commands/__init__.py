@@ -120,8 +120,7 @@ COMMANDS: dict[str, Command] = {
             "runs",
             "runs",
             "list training runs",
-            "List the runs under --runs-dir with their status and metrics; 'runs output RUN' "
-            "prints a run's console output (--follow: as it is written).",
+            "List the runs under --runs-dir with their status and metrics.",
             "print the table instead of opening the runs screen",
         ),
         Command(

@@ -1,5 +1,4 @@
-"""`cnn-tui runs`: the runs under --runs-dir, newest first (a table, or JSON); `cnn-tui runs
-output RUN` prints a run's console output instead (run_output.py).
+"""`cnn-tui runs`: the runs under --runs-dir, newest first (a table, or JSON).
 
 The table's names are whole and its start times are those of the runs screen (`text.started`:
 with seconds today), so two runs started minutes apart are told apart here as there."""
@@ -10,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from cnn_tui.commands import output, run_output, tui
+from cnn_tui.commands import output, tui
 from cnn_tui.fileio import json_text
 
 HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started", "status")
@@ -18,10 +17,14 @@ HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_json_arguments(parser, "the list")
+    from cnn_tui.commands import run_output  # `runs output RUN`: a run's console output
+
     run_output.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnn_tui.commands import run_output
+
     if run_output.wanted(args):
         return run_output.run(args)
     if args.no_ui:
