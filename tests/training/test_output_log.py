@@ -4,11 +4,11 @@ cap, the launcher's file descriptors (no doubled lines), and reading it back saf
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import textwrap
 
 import pytest
+from conftest import wait_for
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training.runs import launcher, output_log
@@ -160,9 +160,13 @@ def test_the_cap_keeps_the_head_and_the_tail_with_a_note_of_what_was_left_out(tm
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
 
 
-def test_no_line_is_doubled_when_the_launcher_put_the_streams_on_output_log(tmp_path) -> None:
+def test_no_line_is_doubled_when_the_launcher_put_the_streams_on_output_log(
+    tmp_path, monkeypatch
+) -> None:
     """The TUI's launcher points the trainer's file descriptors at output.log: the trainer's
-    tee sees the same file behind its streams and writes nothing more (the real spawn)."""
+    tee sees the same file behind its streams and writes nothing more (the real spawn), and its
+    stdout, a file, is line-buffered so that each line is there for the Console tab at once."""
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # (as the TUI's own environment)
     run = tmp_path / "run"
     run.mkdir()
     code = textwrap.dedent(
@@ -170,7 +174,9 @@ def test_no_line_is_doubled_when_the_launcher_put_the_streams_on_output_log(tmp_
         import sys, warnings
         from cnn_tui.training.runs.output_log import keep_output, teeing
         with teeing(), keep_output({str(run)!r}):
-            print("a print")
+            print("a print")  # (no flush: in the file at once all the same)
+            there = "a print" in open({str(run / "output.log")!r}).read()
+            sys.stderr.write("in the file at once\\n" if there else "held in a buffer\\n")
             warnings.warn("a warning", UserWarning)
             sys.stderr.write("to stderr\\n")
             import os
@@ -178,8 +184,10 @@ def test_no_line_is_doubled_when_the_launcher_put_the_streams_on_output_log(tmp_
         """
     )
     pid = launcher.spawn_detached([sys.executable, "-c", code], run)
-    os.waitpid(pid, 0)
+    wait_for(lambda: launcher.child_exit_code(pid) is not None, 60, "the child to end")
+    assert launcher.child_exit_code(pid) == 0, log_text(run)
     kept = log_text(run)
+    assert "in the file at once" in kept  # (a launched trainer's stdout: line-buffered)
     for line in ("a print", "UserWarning: a warning", "to stderr", "from C code"):
         assert kept.count(line) == 1, kept
 

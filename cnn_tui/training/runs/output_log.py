@@ -15,7 +15,8 @@ nothing.
 - A trainer the TUI started already has its file descriptors 1 and 2 on output.log
   (`launcher.spawn_detached`): a stream whose file is output.log itself (same device and inode) is
   not written again, so no line is doubled, and output that C or C++ code writes to the
-  descriptors (NCCL, CUDA, glog) is in the file as well. A trainer started from a shell keeps what
+  descriptors (NCCL, CUDA, glog) is in the file as well. Its stdout, a file, is made
+  line-buffered, so a model's `print` is there for the Console tab at once. A trainer started from a shell keeps what
   goes through Python only; such output reaches its terminal alone.
 - `torchrun` (`--devices N`): rank 0, which holds the run, keeps its output; the other ranks print
   to the terminal only (their failure is in status.json and the event log all the same). From the
@@ -362,6 +363,9 @@ def keep_output(
             for tee in tees:  # (what was printed before goes first, where it goes)
                 with contextlib.suppress(OSError, ValueError):
                     tee.flush()
+                if not to_file[tee.name]:  # (a file is block-buffered: each line in it at once)
+                    with contextlib.suppress(AttributeError, ValueError, OSError):
+                        tee.stream.reconfigure(line_buffering=True)
             if resume:
                 file.write(("" if file.ends_a_line() else "\n") + separator("resumed"))
             sink = OutputSink(file, to_file)
