@@ -106,6 +106,9 @@ async def test_console_of_finished_and_older_runs_at_120x40(tmp_path):
         await pilot.resize_terminal(80, 24)
         await wait_until(pilot, lambda: len(log_lines(screen)) == 7, 10, "wrapped again")
         assert log_lines(screen)[4].rstrip() == "L" * len(log_lines(screen)[4].rstrip())
+        await pilot.press("w")  # kept whole (a table stays a table), scrolled with ← →
+        await wait_until(pilot, lambda: len(log_lines(screen)) == 6, 10, "unwrapped")
+        assert log_lines(screen)[4] == "L" * 100 and "not wrapped (w)" in where_line(screen)
         await pilot.resize_terminal(120, 40)
 
         app.pop_screen()

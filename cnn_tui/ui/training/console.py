@@ -9,7 +9,8 @@ lines. Every line is made safe by the reader (`output_log.console_lines`: no esc
 from the file reaches the terminal) and written as plain text, never markup.
 
 The log follows the end while it is scrolled to the end; scrolled up, it stays where the user is
-(the line above it says so) until End brings it back.
+(the line above it says so) until End brings it back. Long lines wrap at the log's width (again
+when it changes); `w` keeps them whole instead (an epoch table stays a table; ← → scroll).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -67,14 +69,23 @@ class ConsoleLog(RichLog):
         Binding("home", "scroll_home", "Top of the output", show=False),
         Binding("pageup", "page_up", "Page up (↑ a line)", show=False),
         Binding("pagedown", "page_down", "Page down (↓ a line)", show=False),
+        Binding("w", "toggle_wrap", "Wrap"),
     ]
 
     @dataclass
     class Scrolled(Message):
         """The log moved: whether it is at its end (following) may have changed."""
 
+    @dataclass
+    class WrapToggled(Message):
+        """`w`: long lines wrapped, or kept whole (← → scroll them: tables stay tables)."""
+
     def action_follow(self) -> None:
         self.scroll_end(animate=False)
+
+    def action_toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+        self.post_message(self.WrapToggled())
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -205,7 +216,8 @@ class ConsoleView(Vertical):
                 content.append("\n")
             content.append(line, style=line_style(line))
         width = log.scrollable_content_region.width
-        log.write(content, width=width, scroll_end=scroll_end)
+        widest = width if log.wrap else max(width, *(cell_len(line) for line in lines))
+        log.write(content, width=widest, scroll_end=scroll_end)
         self.wrapped_at = width
 
     def _wrap_again(self) -> None:
@@ -219,6 +231,13 @@ class ConsoleView(Vertical):
         self._write(self.kept, scroll_end=following)
 
     # --- drawing --------------------------------------------------------------------------------
+
+    @on(ConsoleLog.WrapToggled)
+    def _wrap_toggled(self, message: ConsoleLog.WrapToggled) -> None:
+        message.stop()
+        self.wrapped_at = 0  # (written again, wrapped or whole)
+        self._wrap_again()
+        self._show_state()
 
     @on(ConsoleLog.Scrolled)
     def _scrolled(self, message: ConsoleLog.Scrolled) -> None:
@@ -260,6 +279,8 @@ class ConsoleView(Vertical):
             state = "[b]following[/b] the output"
         else:
             state = f"{text.count(self.shown_lines)} lines" if self.shown_lines else ""
+        if self.shown_lines and not log.wrap:
+            state += " · not wrapped (w)"
         path = str(output_log.output_path(self.run_dir))
         room = max(8, self.size.width - 2 - len(_plain(state)) - 3)
         shown = path if len(path) <= room else "…" + path[-(room - 1) :]
