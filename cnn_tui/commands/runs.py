@@ -17,16 +17,16 @@ HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_json_arguments(parser, "the list")
-    from cnn_tui.commands import run_output  # `runs output RUN`: a run's console output
+    from cnn_tui.commands import run_console  # --console RUN: a run's console output
 
-    run_output.add_arguments(parser)
+    run_console.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnn_tui.commands import run_output
+    from cnn_tui.commands import run_console
 
-    if run_output.wanted(args):
-        return run_output.run(args)
+    if run_console.wanted(args):
+        return run_console.run(args)
     if args.no_ui:
         return run_headless(args)
     return tui.open_app("runs", args, runs_dir=args.runs_dir)

@@ -94,7 +94,7 @@ def test_keep_output_tees_prints_logging_and_the_reporters_stream(tmp_path, caps
         finally:
             logger.removeHandler(handler)
     kept = log_text(run)
-    for line in ("a print", "a report line", "a logged warning"):  # (warnings: test_run_output)
+    for line in ("a print", "a report line", "a logged warning"):  # (warnings: test_runs_console)
         assert line in kept
     assert "coloured\n" in kept and "\x1b" not in kept
     assert "before the run is held" not in kept and "after the run" not in kept

@@ -1,5 +1,5 @@
 """A run's console output (`output.log`): kept by its trainer for every run, read back by the
-dashboard's Console tab and `cnn-tui runs output RUN`.
+dashboard's Console tab and `cnn-tui runs --console RUN`.
 
 **Kept.** A trainer that holds its run (`keep_output`, entered by `trainer.holding_run`) tees its
 `sys.stdout` and `sys.stderr` into RUN_DIR/output.log while they still print where they did (the

@@ -193,7 +193,7 @@ class ConsoleView(Vertical):
         if read.skipped:
             notes.append(
                 f"{NOTE} {text.size(read.skipped)} of earlier output not shown here: "
-                f"cnn-tui runs output {text.one_line(self.run_dir)} prints it all"
+                f"cnn-tui runs --console {text.one_line(self.run_dir)} prints it all"
             )
         self.file_offset = read.offset
         lines = notes + read.lines

@@ -1,4 +1,5 @@
-"""`cnn-tui runs output RUN [--follow] [--tail N]`: a run's console output (its output.log).
+"""`cnn-tui runs --console RUN [--follow] [--tail N]`: a run's console output (its output.log),
+as the dashboard's Console tab shows it.
 
 RUN is a run folder, or a run's name as `cnn-tui runs` lists it (under --runs-dir, SWEEP/RUN for
 a sweep's). Every line is printed as the dashboard's Console tab shows it
@@ -20,33 +21,27 @@ from pathlib import Path
 from cnn_tui.commands import output
 from cnn_tui.errors import UsageError
 
-ACTION = "output"
 FOLLOW_POLL_S = 0.5
 READ_BYTES = 1024 * 1024  # read at most this much at a time (the file is capped: output_log.py)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "action",
-        nargs="?",
-        choices=(ACTION,),
-        metavar=ACTION,
-        help="output RUN: print the run's console output (its output.log) instead of the list",
-    )
-    parser.add_argument(
-        "run",
-        nargs="?",
+        "--console",
         metavar="RUN",
-        help="with output: a run folder, or a run's name as the list shows it",
+        type=output.path_argument,
+        default=None,
+        help="print RUN's console output (its output.log, as the Console tab shows it) and exit; "
+        "RUN is a run folder or a name the list shows",
     )
     parser.add_argument(
         "-f",
         "--follow",
         action="store_true",
-        help="with output: print lines as they are written, until the run is over",
+        help="with --console: print lines as they are written, until the run is over",
     )
     parser.add_argument(
-        "--tail", type=_count, metavar="N", help="with output: start at the last N lines"
+        "--tail", type=_count, metavar="N", help="with --console: start at the last N lines"
     )
 
 
@@ -61,15 +56,14 @@ def _count(value: str) -> int:
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    """Whether `cnn-tui runs` was asked for a run's output (else: its flags must not be given)."""
-    if getattr(args, "action", None) == ACTION:
+    """Whether `cnn-tui runs` was asked for a run's console output (else its flags are refused)."""
+    if args.console is not None:
         return True
     given = [
         flag for flag, on in (("--follow", args.follow), ("--tail", args.tail is not None)) if on
     ]
-    if args.run is not None or given:
-        what = " and ".join(given) or repr(args.run)
-        raise UsageError(f"{what}: only with 'cnn-tui runs output RUN'")
+    if given:
+        raise UsageError(f"{' and '.join(given)}: only with --console RUN")
     return False
 
 
@@ -106,10 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from cnn_tui.training.runs.state import OVER
 
     if args.json or args.json_file:
-        raise UsageError("runs output prints text: --json and --json-file list the runs")
-    if args.run is None:
-        raise UsageError("runs output needs a RUN: a run folder or a name that cnn-tui runs lists")
-    run_dir = find_run(args.run, args)
+        raise UsageError("--console prints text: --json and --json-file go with the list")
+    run_dir = find_run(args.console, args)
     where = one_line(output_log.output_path(run_dir))
     offset = 0 if args.tail is None else output_log.tail_offset(run_dir, args.tail)
     said_missing = False

@@ -1,5 +1,5 @@
 """A run's console output: kept in RUN/output.log by a trainer started from a shell (a real tiny
-run), and `cnn-tui runs output RUN [--follow] [--tail N]` printing it safely."""
+run), and `cnn-tui runs --console RUN [--follow] [--tail N]` printing it safely."""
 
 from __future__ import annotations
 
@@ -73,25 +73,25 @@ def test_a_run_started_from_a_shell_keeps_its_prints_and_warnings_then_runs_outp
         log.write(b"\x1b]0;owned\x07title \x1b[2Jwiped \x1b\n")
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
-    assert cli.main(["runs", "output", "r"]) == 0
+    assert cli.main(["runs", "--console", "r"]) == 0
     printed = capsys.readouterr().out
     assert "hello from the model" in printed and "title wiped \\x1b" in printed
     assert "\x1b" not in printed and "\x07" not in printed
-    assert cli.main(["runs", "output", "r", "--tail", "2"]) == 0
+    assert cli.main(["runs", "--console", "r", "--tail", "2"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("files: r/")
-    assert cli.main(["--runs-dir", ".", "runs", "output", "r", "--follow", "--tail", "1"]) == 0
+    assert cli.main(["--runs-dir", ".", "runs", "--console", "r", "--follow", "--tail", "1"]) == 0
     assert capsys.readouterr().out == "title wiped \\x1b\n"  # (over: following ends at once)
 
 
-def test_runs_output_refuses_what_is_no_run_with_one_line(tmp_path, capsys, monkeypatch) -> None:
+def test_runs_console_refuses_what_is_no_run_with_one_line(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
     cases = {
-        ("runs", "output", "missing"): "missing: no such run folder (cnn-tui runs lists the runs)",
-        ("runs", "output", "folder"): "folder is not a run folder",
-        ("runs", "output"): "runs output needs a RUN",
-        ("runs", "--tail", "3"): "--tail: only with 'cnn-tui runs output RUN'",
-        ("runs", "output", "folder", "--json"): "runs output prints text",
+        ("runs", "--console", "missing"): "missing: no such run folder (cnn-tui runs lists",
+        ("runs", "--console", "folder"): "folder is not a run folder",
+        ("runs", "--tail", "3"): "--tail: only with --console RUN",
+        ("runs", "--follow"): "--follow: only with --console RUN",
+        ("runs", "--console", "folder", "--json"): "--console prints text",
     }
     for argv, message in cases.items():
         assert cli.main(list(argv)) == 2, argv
@@ -99,20 +99,20 @@ def test_runs_output_refuses_what_is_no_run_with_one_line(tmp_path, capsys, monk
         assert message in err and len(err.splitlines()) == 1, err
 
 
-def test_runs_output_of_an_older_run_without_output_log_says_so(tmp_path, capsys) -> None:
+def test_runs_console_of_an_older_run_without_output_log_says_so(tmp_path, capsys) -> None:
     run = write_run(tmp_path / "old")
-    assert cli.main(["--runs-dir", str(tmp_path), "runs", "output", "old"]) == 0
+    assert cli.main(["--runs-dir", str(tmp_path), "runs", "--console", "old"]) == 0
     out, err = capsys.readouterr()
     assert out == ""
     assert err == f"cnn-tui: no {run / runs.OUTPUT_LOG}: no console output was kept\n"
 
 
-def test_runs_output_follow_prints_lines_as_they_come_until_the_run_is_over(tmp_path) -> None:
+def test_runs_console_follow_prints_lines_as_they_come_until_the_run_is_over(tmp_path) -> None:
     run = write_run(tmp_path / "live", "running", pid=None)
     log = run / runs.OUTPUT_LOG
     log.write_text("first\n")
     follower = subprocess.Popen(
-        [sys.executable, "-m", "cnn_tui", "runs", "output", str(run), "--follow"],
+        [sys.executable, "-m", "cnn_tui", "runs", "--console", str(run), "--follow"],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
