@@ -1,4 +1,5 @@
-"""`python -m cnn_tui.commands.sweep_runner SWEEP_DIR --devices D1,D2 [--sort KEY]`: the queue
+"""`python -m cnn_tui.commands.sweep_runner SWEEP_DIR --devices D1,D2 [--sort KEY] [--storage
+URL]`: the queue
 runner of a sweep started in the background (`sweeps.launch_sweep`, its own session; its output
 goes to SWEEP_DIR/output.log). SIGTERM stops the runs in progress with a checkpoint.
 """
@@ -23,14 +24,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep_dir")
     parser.add_argument("--devices", required=True)
     parser.add_argument("--sort", choices=sweeps.SORT_KEYS)
+    parser.add_argument("--storage")  # a search's study storage URL (default: its study.db)
     args = parser.parse_args(argv)
     try:
         manifest = sweeps.read_manifest(args.sweep_dir)
-        reporter = Reporter(sys.stdout, len(manifest["runs"]))
+        reporter = Reporter(sys.stdout, sweeps.planned_runs(manifest))
         stop = threading.Event()
         with stop_on_signals(stop, lambda text: print(f"sweep runner: {text}", flush=True)):
             state = sweeps.run_queue(
-                args.sweep_dir, args.devices.split(","), reporter, stop, sort=args.sort
+                args.sweep_dir,
+                args.devices.split(","),
+                reporter,
+                stop,
+                sort=args.sort,
+                storage=args.storage,
             )
     except UsageError as exc:
         print(f"cnn-tui sweep: error: {one_line(exc)}", flush=True)
