@@ -326,8 +326,37 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
         sweeps.read_manifest(show)
         return SweepSettings(show=show, sort=sort)
     if resume:
-        resume_devices(args, sweeps.check_resumable(resume))
-        return SweepSettings(resume=resume, sort=sort, texts=form_texts(args))
+        manifest = sweeps.check_resumable(resume)
+        resume_devices(args, manifest)
+        if search.is_search(manifest):
+            search.load_optuna()
+            search.storage_url(Path(resume), manifest["search"], args.storage)
+        return SweepSettings(
+            resume=resume,
+            sort=sort,
+            texts=form_texts(args),
+            search_options={"storage": args.storage},
+        )
+    check_search_flags(args)
+    if args.search:
+        search.load_optuna()
+        specs = tuple(args.space or [])
+        search.parse_space(list(specs))
+        trials = search.DEFAULT_TRIALS if args.trials is None else args.trials
+        if not 1 <= trials <= search.MAX_TRIALS:
+            raise UsageError(f"--trials must be 1 to {search.MAX_TRIALS}, got {trials}")
+        return SweepSettings(
+            preset=getattr(args, "preset", None),
+            config_file=getattr(args, "config", None),
+            texts=form_texts(args),
+            start=bool(getattr(args, "start", False)),
+            run_dir=getattr(args, "run_dir", None),
+            sort=sort,
+            search=True,
+            space=specs,
+            trials=trials,
+            search_options=search_options(args),
+        )
     grid = sweeps.parse_grid(getattr(args, "grid", None) or [])
     sweeps.check_grid_size(grid)
     return SweepSettings(

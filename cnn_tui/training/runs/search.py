@@ -253,6 +253,11 @@ def parse_dimension(spec: str) -> Dimension:
     return _checked(name, "choice", choices=tuple(values), spec=spec)
 
 
+def choice(name: str, values: list[Any]) -> Dimension:
+    """A choice among a setting's values already parsed (a form field's comma list)."""
+    return _checked(name, "choice", choices=tuple(values), spec=f"{name}=...")
+
+
 def parse_space(specs: list[str]) -> dict[str, Dimension]:
     """Every `--space`, in order; a setting given twice is refused."""
     space: dict[str, Dimension] = {}
