@@ -274,14 +274,16 @@ def same_search_dir(run_dir: str) -> bool:
 
 def resume_same_search(plan: search.SearchPlan, run_dir: str) -> Path:
     """The sweep folder of the same search run again (--run-dir): its manifest must hold this
-    search (space, trials, pruner, study, base settings), else one line says what differs."""
+    search (space, pruner, study, base settings), else one line says what differs. --trials
+    may change: the search then runs until the study holds that many."""
     sweep_dir = Path(run_dir)
     manifest = sweeps.check_resumable(sweep_dir)
     if not search.is_search(manifest):
         raise UsageError(f"--run-dir {sweep_dir} holds a grid sweep; give a new folder")
     fresh = search.manifest_search(plan, sweep_dir)
     kept = manifest["search"]
-    differs = [key for key in fresh if key != "storage" and fresh[key] != kept.get(key)]
+    same = ("storage", "trials")
+    differs = [key for key in fresh if key not in same and fresh[key] != kept.get(key)]
     if manifest["base"] != plan.base.to_dict():
         differs.insert(0, "base settings")
     if differs:
@@ -289,6 +291,8 @@ def resume_same_search(plan: search.SearchPlan, run_dir: str) -> Path:
             f"--run-dir {sweep_dir} holds another search ({differs[0]} differs); give a new "
             f"folder, or continue that one with --resume {sweep_dir}"
         )
+    if kept.get("trials") != plan.trials:
+        search.set_trials(sweep_dir, manifest, plan.trials)
     return sweep_dir
 
 

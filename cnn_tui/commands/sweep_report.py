@@ -57,7 +57,9 @@ def study_lines(sweep_dir: Path, manifest: dict[str, Any]) -> list[str]:
     if found:
         ranked = sorted(found.items(), key=lambda item: -item[1])
         parts = [f"{text.one_line(key).replace('_', '-')} {value:.2f}" for key, value in ranked]
-        lines.append("parameter importances (fANOVA, of 1): " + ", ".join(parts))
+        lines.append(
+            f"parameter importances ({search.IMPORTANCE_METHOD}, of 1): " + ", ".join(parts)
+        )
     elif report["importances_note"]:
         lines.append(text.one_line(report["importances_note"]))
     return lines

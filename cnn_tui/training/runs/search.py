@@ -58,6 +58,7 @@ import os
 import statistics
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ DEFAULT_STARTUP_TRIALS = 5  # MedianPruner: trials that finish before any is pru
 DEFAULT_WARMUP_EPOCHS = 1  # MedianPruner: epochs a trial trains before it may be pruned
 STUDY_FILE = "study.db"
 REPORT_FILE = "search.json"  # the study's trials, best trial and importances (`write_study_report`)
+IMPORTANCE_METHOD = "PED-ANOVA"  # Optuna's PedAnovaImportanceEvaluator
 METRIC = "val_acc"  # the objective: the best validation accuracy of the trial, maximised
 SPACE_ATTR = "cnn_tui_space"  # the study's user attribute holding the space it searches
 RETRIED_ATTR = "cnn_tui_retried"  # a failed trial whose settings were enqueued again
@@ -151,6 +153,15 @@ class Dimension:
         return f"{self.kind} {low}..{high}{step}"
 
 
+def _check_number(field: Any, where: str) -> None:
+    """A range needs a number setting."""
+    if field.kind not in (int, float):
+        raise UsageError(
+            f"{where}: {field.flag} is not a number; list its values instead "
+            f"({field.name}=V1,V2,...)"
+        )
+
+
 def _checked(
     name: str,
     kind: Any,
@@ -182,10 +193,7 @@ def _checked(
         return Dimension(name, "choice", choices=tuple(values))
     if kind not in KINDS:
         raise UsageError(f"{where}: unknown kind {one_line(str(kind))!r}")
-    if field.kind not in (int, float):
-        raise UsageError(
-            f"{where}: {field.flag} is not a number; list its values instead ({name}=V1,V2,...)"
-        )
+    _check_number(field, where)
     if kind == "float" and field.kind is int:
         raise UsageError(f"{where}: {field.flag} is a whole number; use int:LOW:HIGH")
     if kind == "int" and field.kind is float:
@@ -227,6 +235,7 @@ def parse_dimension(spec: str) -> Dimension:
     head, colon, rest = value_text.partition(":")
     if colon and head.strip().lower() in KINDS:
         kind = head.strip().lower()
+        _check_number(FIELDS[name], f"--space {spec}")
         parts = [part.strip() for part in rest.split(":")]
         if len(parts) not in (2, 3) or (kind == "log" and len(parts) != 2):
             shape = "log:LOW:HIGH" if kind == "log" else f"{kind}:LOW:HIGH[:STEP]"
@@ -386,6 +395,12 @@ def create_search(
     return path
 
 
+def set_trials(sweep_dir: Path, manifest: dict[str, Any], trials: int) -> None:
+    """A search run again with another --trials: the study now runs to that many."""
+    manifest["search"]["trials"] = trials
+    _write_manifest(sweep_dir, manifest)
+
+
 def is_search(manifest: dict[str, Any]) -> bool:
     return isinstance(manifest.get("search"), dict)
 
@@ -411,16 +426,28 @@ def storage_url(sweep_dir: Path, search: dict[str, Any], given: str | None = Non
     return given
 
 
-def _storage(optuna: Any, url: str) -> Any:
+def _storage(optuna: Any, url: str, attempts: int = 5) -> Any:
+    """Optuna's RDBStorage at `url`. Two processes opening a new database at once race to
+    create its tables (one gets "table already exists"); the loser tries again, and finds them."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):  # several processes on one file: wait for its lock
         kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}}
-    try:
-        return optuna.storages.RDBStorage(url, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - a bad URL, a missing driver, a server away
-        raise UsageError(
-            f"cannot open the study storage {public_url(url)}: {one_line(exc)}"
-        ) from None
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a bad URL, a missing driver, a server away
+            if attempt == attempts - 1 or not _creation_race(exc):
+                raise UsageError(
+                    f"cannot open the study storage {public_url(url)}: {one_line(exc)}"
+                ) from None
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _creation_race(exc: Exception) -> bool:
+    """An error of two processes creating the same database's tables at once."""
+    text = str(exc).lower()
+    return any(part in text for part in ("already exists", "unique constraint", "locked"))
 
 
 def open_study(
@@ -481,12 +508,16 @@ def make_pruner(optuna: Any, search: dict[str, Any]) -> Any:
 
 
 def _counted(trial: Any, TrialState: Any) -> bool:
-    """A trial that counts towards --trials: every trial but a failed one that was retried."""
+    """A trial that counts towards --trials: one started (in progress or over), but not a
+    failed one that was retried (its retry counts). A waiting (enqueued) trial is not started:
+    the next `ask` picks it up."""
+    if trial.state == TrialState.WAITING:
+        return False
     return not (trial.state == TrialState.FAIL and trial.user_attrs.get(RETRIED_ATTR))
 
 
 def trials_left(study: Any, total: int) -> int:
-    """How many more trials this process may ask for: `total` less the study's trials."""
+    """How many more trials this process may start: `total` less the study's started trials."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -502,8 +533,9 @@ def trial_counts(study: Any) -> dict[str, int]:
 
 
 def importances(study: Any) -> tuple[dict[str, float] | None, str]:
-    """Optuna's parameter importances (fANOVA) over the complete trials, most important first,
-    or None and why not (fewer than two complete trials, nothing varied)."""
+    """Optuna's parameter importances over the complete trials (`IMPORTANCE_METHOD`, what
+    `get_param_importances` uses by default since Optuna 4.x; fANOVA would need scikit-learn),
+    most important first, or None and why not (fewer than two complete trials)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -511,7 +543,10 @@ def importances(study: Any) -> tuple[dict[str, float] | None, str]:
     if len(complete) < 2:
         return None, f"parameter importances need two complete trials ({len(complete)} so far)"
     try:
-        found = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():  # (few trials: "importances will be equal", experimental)
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            found = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError) as exc:
         return None, f"no parameter importances: {one_line(exc)}"
     return {str(key): float(value) for key, value in found.items()}, ""
@@ -557,6 +592,7 @@ def write_study_report(sweep_dir: Path, study: Any, url: str) -> dict[str, Any]:
         "trials": trial_counts(study),
         "best": best,
         "importances": found,
+        "importance_method": IMPORTANCE_METHOD,
         "importances_note": note,
         "updated": time.time(),
     }
