@@ -310,8 +310,8 @@ def resume_devices(args: argparse.Namespace, manifest: dict) -> list[str]:
     if other:
         flags = ", ".join("--" + name.replace("_", "-") for name in other)
         raise UsageError(
-            f"--resume continues the sweep with its own settings and grid; only --device, "
-            f"--sort and --storage may be given with it (got {flags})"
+            f"--resume continues the sweep with its own settings and grid; only --device and "
+            f"--sort (and a search's --storage) may be given with it (got {flags})"
         )
     if getattr(args, "storage", None) and not search.is_search(manifest):
         raise UsageError("--storage belongs to a search; this sweep is a grid")
@@ -325,7 +325,7 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
     from cnn_tui.ui.training.sweep import SweepSettings
 
     show, resume = getattr(args, "show", None), getattr(args, "resume", None)
-    sort = getattr(args, "sort", None)
+    sort, storage = getattr(args, "sort", None), getattr(args, "storage", None)
     if show:
         sweeps.read_manifest(show)
         return SweepSettings(show=show, sort=sort)
@@ -334,15 +334,15 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
         resume_devices(args, manifest)
         if search.is_search(manifest):
             search.load_optuna()
-            search.storage_url(Path(resume), manifest["search"], args.storage)
+            search.storage_url(Path(resume), manifest["search"], storage)
         return SweepSettings(
             resume=resume,
             sort=sort,
             texts=form_texts(args),
-            search_options={"storage": args.storage},
+            search_options={"storage": storage},
         )
     check_search_flags(args)
-    if args.search:
+    if getattr(args, "search", None):
         search.load_optuna()
         specs = tuple(args.space or [])
         search.parse_space(list(specs))

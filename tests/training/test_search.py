@@ -316,6 +316,7 @@ def test_two_processes_share_one_study_in_one_sqlite_file(tmp_path, fake_trainer
 # --- one real search --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_tiny_real_search_end_to_end_then_run_again_with_more_trials(tmp_path) -> None:
     argv = ["sweep", "--no-ui", "--search", "optuna", "--dataset", "shapes", "--limit", "200",
             "--epochs", "2", "--hidden-units", "2", "--device", "cpu", "--space",
@@ -347,8 +348,8 @@ def test_a_tiny_real_search_end_to_end_then_run_again_with_more_trials(tmp_path)
     assert "[1/4]" not in again.stdout and "[4/4] trial-003-" in again.stdout
     assert len(optuna.load_study(study_name="sw", storage=f"sqlite:///{sweep_dir}/study.db")
                .get_trials()) == 4  # fmt: skip
-    other = run_cnn_tui(*argv[:-4], "--space", "lr=log:1e-2:1e-1", *argv[-2:], cwd=tmp_path,
-                        timeout=60)  # fmt: skip
+    changed = [arg.replace("1e-3", "1e-2") for arg in argv]  # another space, same folder
+    other = run_cnn_tui(*changed, cwd=tmp_path, timeout=60)
     assert other.returncode == 2 and "holds another search" in other.stderr
 
 
