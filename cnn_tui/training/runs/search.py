@@ -12,7 +12,7 @@ the grid's (`sweeps`); the sweep folder holds the study besides:
                     pruner, the study's name and storage), and a run entry per trial ("trial":
                     its number in the study), added as the study asks for trials
       study.db      the study: Optuna's RDB storage in SQLite (`sqlite:///SWEEP/study.db`)
-      trial-000-lr-0.0031-batch-size-64/   one run folder per trial
+      trial-000-lr-0.00312-batch-size-64/  one run folder per trial (numbers to 3 digits)
 
 The search space (`parse_space`), one `--space KEY=SPEC` per setting:
 
@@ -656,7 +656,9 @@ def _params(trial: Any) -> dict[str, Any]:
 def _new_entry(manifest: dict[str, Any], trial: Any) -> dict[str, Any]:
     overrides = _params(trial)
     index = len(manifest["runs"]) + 1
-    folder = "-".join([f"trial-{trial.number:03d}", *sweeps.value_slugs(overrides)])
+    # the folder's name rounds numbers to 3 digits (the table and config.toml keep them whole)
+    short = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in overrides.items()}
+    folder = "-".join([f"trial-{trial.number:03d}", *sweeps.value_slugs(short)])
     return {"index": index, "dir": folder, "overrides": overrides, "trial": trial.number}
 
 

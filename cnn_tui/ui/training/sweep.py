@@ -52,8 +52,8 @@ SORT_LABELS = {key: title for key, (_, _, title) in sweeps.SORT_FIELDS.items()}
 MODES = ("grid", "search")
 MODE_LABELS = {"grid": "grid", "search": "search (Optuna)"}
 MODE_HELP = {
-    "grid": "every combination of the values; or a search: Optuna picks the trials",
-    "search": "Optuna's TPE sampler picks each trial; the median pruner stops poor ones early",
+    "grid": "every combination of the values (search: Optuna picks)",
+    "search": "Optuna picks each trial; the median pruner stops poor ones",
 }
 PLACEHOLDERS = {
     "grid": "model=simple-cnn,the3-cnn amp=on,off",
@@ -404,7 +404,7 @@ class SweepFormScreen(TrainFormScreen):
         row.set_class(bool(grid_error), "-invalid")
         searching = self.mode == "search"
         hint = (
-            "KEY=log:LOW:HIGH, float:LOW:HIGH, int:LOW:HIGH or V1,V2 (space between keys)"
+            "KEY=log:LO:HI, float:LO:HI, int:LO:HI or V1,V2 (space between keys)"
             if searching
             else "drop-downs and check boxes: KEY=V1,V2 (space between keys)"
         )
@@ -420,7 +420,7 @@ class SweepFormScreen(TrainFormScreen):
                 Text(
                     f"✗ {one_line(trials_error)}"
                     if trials_error
-                    else "trials in all; Optuna's TPE sampler, seeded from seed"
+                    else "trials in all (TPE sampler seeded from seed)"
                 )
             )
         self.query_one("#reason-sweep-grid", Static).update(
