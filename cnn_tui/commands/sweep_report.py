@@ -229,7 +229,8 @@ class Reporter:
         for line in study_lines(sweep_dir, manifest):
             self.show(line)
         self.show(f"sweep {state}: {sweeps.summary_line(rows)}")
-        if state != SweepState.FINISHED and any(row["status"] in sweeps.TO_RUN for row in rows):
+        left = search.is_search(manifest) or any(row["status"] in sweeps.TO_RUN for row in rows)
+        if state != SweepState.FINISHED and left:
             self.show(f"continue with: cnn-tui sweep --no-ui --resume {text.one_line(sweep_dir)}")
 
     def show(self, line: str = "") -> None:
