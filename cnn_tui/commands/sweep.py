@@ -260,7 +260,10 @@ def plan_from_args(args: argparse.Namespace) -> sweeps.SweepPlan | search.Search
         options = search_options(args)
         if args.run_dir and not same_search_dir(args.run_dir):
             sweeps.check_new_sweep_dir(Path(args.run_dir))
-        return search.make_search_plan(base, space, trials, device_spec, args.sort, **options)
+        plan = search.make_search_plan(base, space, trials, device_spec, args.sort, **options)
+        if plan.storage:
+            search.check_storage(plan.storage)
+        return plan
     if args.run_dir:
         sweeps.check_new_sweep_dir(Path(args.run_dir))
     return sweeps.make_plan(base, grid, device_spec, args.sort)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from cnn_tui.commands.sweep import EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from cnn_tui.commands.sweep_report import Reporter
-from cnn_tui.errors import UsageError
+from cnn_tui.errors import RunError, UsageError
 from cnn_tui.text import one_line
 from cnn_tui.training.loop.trainer import stop_on_signals
 from cnn_tui.training.runs import sweeps
@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"cnn-tui sweep: error: {one_line(exc)}", flush=True)
         return EXIT_USAGE
+    except RunError as exc:  # (a search whose study's database failed)
+        print(f"cnn-tui sweep: {one_line(exc)}", flush=True)
+        return exc.exit_code
     return EXIT_STOPPED if state == sweeps.SweepState.STOPPED else EXIT_OK
 
 

@@ -106,6 +106,8 @@ def test_bad_spaces_are_one_line(spec, expected) -> None:
         (["--search", "optuna", "--space", "lr=0.1,0.2", "--trials", "0"], "--trials must be 1"),
         (["--search", "optuna", "--space", "lr=0.1,0.2", "--storage", "study.db"],
          "expected a database URL"),
+        (["--search", "optuna", "--space", "lr=0.1,0.2", "--storage",
+          "sqlite:////no-such-folder/study.db"], "cannot open the study storage sqlite:////no-such"),
         (["--search", "optuna", "--space", "lr=0.1,0.2", "--pruner", "none",
           "--prune-warmup", "2"], "not --pruner none"),
     ],

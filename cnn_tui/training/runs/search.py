@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnn_tui.errors import UsageError
+from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import atomic_write_text, json_text
 from cnn_tui.text import one_line, percent
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, coerce_field, parse_field
@@ -450,6 +450,12 @@ def _creation_race(exc: Exception) -> bool:
     return any(part in text for part in ("already exists", "unique constraint", "locked"))
 
 
+def check_storage(url: str) -> None:
+    """Open a --storage database once (its tables made if new), before anything is written:
+    a bad URL, a missing driver or a server away is one line."""
+    _storage(load_optuna(), url)
+
+
 def open_study(
     sweep_dir: Path,
     manifest: dict[str, Any],
@@ -772,6 +778,7 @@ def run_search(
     sort = sort or manifest.get("sort") or sweeps.DEFAULT_SORT
     lock = sweeps.SweepLock(sweep_dir)
     started = False
+    active: dict[str, TrialRun] = {}
     try:
         busy = [row for row in sweeps.sweep_rows(sweep_dir, manifest) if row["status"] in BUSY]
         if busy:
@@ -796,7 +803,6 @@ def run_search(
         reporter.sweep_started(sweep_dir, manifest, devices, [])
         for note in recovered:
             reporter.note(note)
-        active: dict[str, TrialRun] = {}
         forwarded = False
         while True:
             if not stop.is_set():
@@ -845,12 +851,30 @@ def run_search(
         reporter.sweep_ended(state, sweep_dir, manifest, rows, sort)
         return state
     except BaseException as exc:
+        lost = _storage_error(exc)
         if started:
             state = SweepState.STOPPED if isinstance(exc, KeyboardInterrupt) else SweepState.FAILED
-            runs.write_status(sweep_dir, state, message=f"the queue runner ended: {exc!r}")
+            message = lost or f"the queue runner ended: {exc!r}"
+            runs.write_status(sweep_dir, state, message=message)
+        if lost:  # the trials cannot report any more: stopped with a checkpoint, retried later
+            for item in active.values():
+                launcher.stop_run(item.run.run_dir, item.run.pid)
+            raise RunError(f"{lost}; resume the search once it is back") from None
         raise
     finally:
         lock.release()
+
+
+def _storage_error(exc: BaseException) -> str:
+    """Why the study's database failed mid-search ("" for any other error)."""
+    try:
+        import optuna
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # (no Optuna: the UsageError that says so goes on)
+        return ""
+    if isinstance(exc, (SQLAlchemyError, optuna.exceptions.StorageInternalError)):
+        return f"the study's storage failed: {one_line(exc)}"
+    return ""
 
 
 def _row(sweep_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:

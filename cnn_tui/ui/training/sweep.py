@@ -708,6 +708,8 @@ class SweepScreen(CompareScreen):
         return f"[b]{markup(self.state)}[/]"
 
     def _to_run(self) -> bool:
+        if search.is_search(self.manifest):  # trials left unless its runner finished it
+            return self.state != SweepState.FINISHED
         return any(row["status"] in sweeps.TO_RUN for row in self.rows)
 
     def _fill_table(self, ranked: list[dict[str, Any]], keys: list[str], best: Any) -> None:
