@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnn_tui.commands import output, train_flags, tui
+from cnn_tui.commands.count_flags import add_count
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import json_text
 from cnn_tui.text import one_line
@@ -77,11 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a setting to search: log:LOW:HIGH, float:LOW:HIGH[:STEP], int:LOW:HIGH[:STEP] or "
         "V1,V2,... (e.g. lr=log:1e-4:1e-1 batch-size=32,64,128)",
     )
-    group.add_argument(
+    add_count(
+        group,
         "--trials",
-        type=int,
+        low=1,
+        high=search.MAX_TRIALS,
         default=None,
-        metavar="N",
         help=f"how many trials the study runs in all (default {search.DEFAULT_TRIALS})",
     )
     group.add_argument(
@@ -91,16 +93,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="median: stop a trial whose val acc is below the median of the complete trials at "
         "the same epoch (default); none: every trial trains to its end",
     )
-    group.add_argument(
+    add_count(
+        group,
         "--prune-startup",
-        type=int,
+        low=0,
+        high=search.MAX_TRIALS,
         default=None,
-        metavar="N",
         help=f"complete trials before any is pruned (default {search.DEFAULT_STARTUP_TRIALS})",
     )
-    group.add_argument(
+    add_count(
+        group,
         "--prune-warmup",
-        type=int,
+        low=0,
+        high=10_000,
         default=None,
         metavar="EPOCHS",
         help=f"epochs a trial trains before it may be pruned (default {search.DEFAULT_WARMUP_EPOCHS})",
@@ -203,11 +208,8 @@ def search_options(args: argparse.Namespace) -> dict[str, object]:
         "study": args.study or None,
     }
     for flag, key in (("prune_startup", "startup_trials"), ("prune_warmup", "warmup_epochs")):
-        value = getattr(args, flag)
-        if value is not None:
-            if not 0 <= value <= 10_000:
-                raise UsageError(f"--{flag.replace('_', '-')} must be 0 to 10000, got {value}")
-            options[key] = value
+        if getattr(args, flag) is not None:  # (bounded by argparse: `add_count`)
+            options[key] = getattr(args, flag)
     if options["pruner"] == "none" and (args.prune_startup is not None or args.prune_warmup):
         raise UsageError(
             "--prune-startup and --prune-warmup set the median pruner; not --pruner none"
