@@ -134,6 +134,16 @@ def test_without_optuna_one_line_names_the_extra(tmp_path, monkeypatch, capsys) 
     assert not (tmp_path / "runs").exists()
 
 
+def test_optuna_is_imported_only_when_a_search_runs() -> None:
+    code = (
+        "import sys, cnn_tui.commands.sweep, cnn_tui.commands.sweep_report, "
+        "cnn_tui.training.runs.search, cnn_tui.ui.training.sweep; "
+        "print('optuna' in sys.modules, 'sqlalchemy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
 # --- the queue runner, with a stand-in trainer ------------------------------------------------
 
 FAKE_TRAINER = r"""
