@@ -174,7 +174,7 @@ def _checked(
     """A dimension whose bounds, step or values are checked against the setting's own rules."""
     where = f"--space {spec}" if spec else f"{sweeps.SWEEP_FILE}: the space of {one_line(name)}"
     field = FIELDS.get(name)
-    if field is None or name in NOT_SEARCHED:
+    if field is None or name in NOT_SEARCHED or getattr(field, "items", ()):
         raise UsageError(f"{where}: {one_line(name)} cannot be searched")
     if kind == "choice":
         values: list[Any] = []
@@ -232,6 +232,11 @@ def parse_dimension(spec: str) -> Dimension:
     if name in NOT_SEARCHED:
         why = "seeds the sampler" if name == "seed" else "is placed by the sweep"
         raise UsageError(f"--space {spec}: {name} cannot be searched (it {why})")
+    if getattr(FIELDS[name], "items", ()):  # a list setting (--log a,b): every trial gets it
+        raise UsageError(
+            f"--space {spec}: {FIELDS[name].flag} is not a hyperparameter to search: give it to "
+            "the sweep, and every trial gets it"
+        )
     head, colon, rest = value_text.partition(":")
     if colon and head.strip().lower() in KINDS:
         kind = head.strip().lower()
