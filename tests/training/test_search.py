@@ -243,35 +243,48 @@ def test_a_trial_below_the_pruner_stops_early_and_says_pruned(tmp_path, fake_tra
 def test_resume_after_a_killed_runner_retries_the_interrupted_trial(
     tmp_path, fake_trainer, capsys
 ) -> None:
-    sweep_dir = new_search(tmp_path, 2, pruner="none")
+    sweep_dir = new_search(tmp_path, 2, pruner="none")  # the finished one and the retry
     manifest = sweeps.read_manifest(sweep_dir)
     study = search.open_study(sweep_dir, manifest)
     study.enqueue_trial({"lr": 0.1})
+    study.enqueue_trial({"lr": 0.001})
     space = search.space_from_manifest(manifest["search"])
-    # what a runner killed with its trainer leaves: a finished trial, one in progress in the
-    # study, its run "running" for a process that is gone, the sweep "running" likewise
+    distributions = {name: dim.distribution(optuna) for name, dim in space.items()}
+    # what a runner killed with its trainers leaves: two trials in progress in the study, one
+    # run "running" for a process that is gone, one that finished after the runner died (its
+    # trainer runs in its own session), and the sweep "running" for a gone process
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     gone = ProcessId(int(dead.stdout), this_host(), 1.0)
-    first = study.ask({name: dim.distribution(optuna) for name, dim in space.items()})
-    entry = search._new_entry(manifest, first)
-    manifest["runs"].append(entry)
+    entries = []
+    for lr in (0.1, 0.001):
+        trial = study.ask(distributions)
+        entries.append(search._new_entry(manifest, trial))
+        manifest["runs"].append(entries[-1])
+        run_dir = sweep_dir / entries[-1]["dir"]
+        runs.write_config(run_dir, TrainConfig(epochs=3, device="cpu", lr=lr))
     search._write_manifest(sweep_dir, manifest)
-    run_dir = sweep_dir / entry["dir"]
-    runs.write_config(run_dir, TrainConfig(epochs=3, device="cpu", lr=0.1))
-    runs.write_status(run_dir, RunState.RUNNING, epoch=1, epochs=3, process=gone)
+    interrupted, finished = (sweep_dir / entry["dir"] for entry in entries)
+    runs.write_status(interrupted, RunState.RUNNING, epoch=1, epochs=3, process=gone)
+    epochs = [{"event": "epoch", "epoch": e, "epochs": 3, "val_acc": e / 10} for e in (1, 2, 3)]
+    (finished / runs.EVENTS_FILE).write_text("".join(json.dumps(e) + "\n" for e in epochs))
+    runs.write_summary(finished, {"best_val_acc": 0.3, "epochs_done": 3})
+    runs.write_status(finished, RunState.FINISHED, epoch=3, epochs=3, process=gone)
     runs.write_status(sweep_dir, RunState.RUNNING, process=gone)
     assert sweeps.sweep_state(sweep_dir)[0] == "interrupted"
 
     code = cli.main(["sweep", "--no-ui", "--resume", str(sweep_dir), "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"trial 0 ({entry['dir']}) was interrupted: retried" in out
+    assert f"trial 0 ({entries[0]['dir']}) was interrupted: retried" in out
+    assert f"trial 1 ({entries[1]['dir']}) finished meanwhile" in out
     trials = load_study(sweep_dir).get_trials()
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[0].user_attrs[search.RETRIED_ATTR] is True
-    assert trials[1].params == trials[0].params == {"lr": 0.1}  # the same settings again
-    status = runs.read_status(run_dir)
+    assert trials[1].value == 0.3 and trials[1].intermediate_values == {1: 0.1, 2: 0.2, 3: 0.3}
+    assert trials[2].params == trials[0].params == {"lr": 0.1}  # the same settings again
+    assert trials[2].value == 0.9
+    status = runs.read_status(interrupted)
     assert status["status"] == "failed" and "retried as a new trial" in status["message"]
     manifest = sweeps.read_manifest(sweep_dir)
     assert manifest["runs"][0]["retried"] is True and len(manifest["runs"]) == 3

@@ -653,7 +653,6 @@ class TrialRun:
     run: ActiveRun
     trial: Any  # optuna.trial.Trial
     pruned: str = ""  # the reason, once the pruner stopped it
-    last_value: float | None = None
 
 
 def _write_manifest(sweep_dir: Path, manifest: dict[str, Any]) -> None:
@@ -686,7 +685,7 @@ def _value(row: dict[str, Any]) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _settle_ended(study: Any, trial: Any, row: dict[str, Any], run_dir: Path) -> None:
+def _settle_ended(study: Any, trial: Any, row: dict[str, Any]) -> None:
     """Tell the study how a trial's run ended: complete (its best val acc), or failed."""
     from optuna.trial import TrialState
 
@@ -699,13 +698,14 @@ def _settle_ended(study: Any, trial: Any, row: dict[str, Any], run_dir: Path) ->
         _tell(study, trial, state=TrialState.FAIL)
 
 
-def _report_epochs(trial: Any, run_dir: Path) -> None:
+def _report_epochs(trial: Any, run_dir: Path, known: set[int]) -> None:
     """Report a run's epochs (from its metrics.jsonl) that the trial has not heard of yet."""
     events, _ = runs.read_all_events(run_dir)
-    known = set(trial.intermediate_values) if hasattr(trial, "intermediate_values") else set()
     for event in events:
         epoch, value = event.get("epoch"), runs.number_or_none(event.get("val_acc"))
         if event.get("event") == "epoch" and isinstance(epoch, int) and value is not None:
+            if not math.isfinite(value):
+                continue
             if epoch not in known:
                 trial.report(value, epoch)
                 known.add(epoch)
@@ -729,8 +729,8 @@ def recover(study: Any, sweep_dir: Path, manifest: dict[str, Any]) -> list[str]:
         row, run_dir = rows[entry["index"]], sweeps.run_path(sweep_dir, entry)
         trial = optuna.trial.Trial(study, frozen._trial_id)  # noqa: SLF001 - ask/tell by id
         if row["status"] in (RunState.FINISHED, RunState.PRUNED):
-            _report_epochs(trial, run_dir)
-            _settle_ended(study, trial, row, run_dir)
+            _report_epochs(trial, run_dir, set(frozen.intermediate_values))
+            _settle_ended(study, trial, row)
             notes.append(f"trial {frozen.number} ({entry['dir']}) {row['status']} meanwhile")
             continue
         trial.set_user_attr(RETRIED_ATTR, True)
@@ -897,7 +897,6 @@ def _report(study: Any, item: TrialRun, event: dict[str, Any], running: bool) ->
         item.trial.report(value, epoch)
     except (RuntimeError, ValueError):  # the trial is over already
         return
-    item.last_value = value
     last = epoch >= int(event.get("epochs") or 0)  # the run ends by itself now
     if item.pruned or not running or last or not item.trial.should_prune():
         return
@@ -932,4 +931,4 @@ def _trial_ended(study: Any, item: TrialRun, code: int, stopping: bool) -> None:
     row = {"status": runs.effective_status(runs.read_status(run.run_dir))}
     summary = runs.read_summary(run.run_dir) or {}
     row["best_val_acc"] = summary.get("best_val_acc")
-    _settle_ended(study, item.trial, row, run.run_dir)
+    _settle_ended(study, item.trial, row)
