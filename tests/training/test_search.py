@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from cli_process import ENV, run_cnn_tui
 from conftest import wait_until
-from textual.widgets import Input, Select, Static
-from train_ui_fixtures import run_async
+from textual.widgets import DataTable, Input, Select, Static
+from train_ui_fixtures import run_async, write_run
 
 from cnn_tui import cli
 from cnn_tui.commands import sweep as sweep_command
@@ -385,8 +385,47 @@ def test_a_tiny_real_search_end_to_end_then_run_again_with_more_trials(tmp_path)
 # --- the form ---------------------------------------------------------------------------------
 
 
+def hand_written_search(tmp_path: Path) -> Path:
+    """A search folder written by hand: two trials (one finished, one pruned), its search.json."""
+    sweep_dir = new_search(tmp_path, 4)
+    manifest = sweeps.read_manifest(sweep_dir)
+    for number, (lr, state) in enumerate(((0.1, "finished"), (0.001, "stopped"))):
+        entry = {"index": number + 1, "dir": f"trial-00{number}-lr-{lr}", "overrides": {"lr": lr},
+                 "trial": number}  # fmt: skip
+        manifest["runs"].append(entry)
+        write_run(sweep_dir / entry["dir"], state, epochs=3, epochs_done=1)
+    runs.write_status(sweep_dir / manifest["runs"][1]["dir"], RunState.PRUNED,
+                      message="pruned at epoch 1: val acc 10.00%", epoch=1, epochs=3)  # fmt: skip
+    search._write_manifest(sweep_dir, manifest)
+    runs.write_status(sweep_dir, RunState.STOPPED, message="stopped")
+    report = {"study": "sw", "storage": "sqlite:///sw/study.db",
+              "trials": {"complete": 1, "pruned": 1}, "importances": {"lr": 1.0}}  # fmt: skip
+    (sweep_dir / search.REPORT_FILE).write_text(json.dumps(report))
+    return sweep_dir
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 @run_async
-async def test_the_sweep_form_switches_to_a_search(tmp_path, monkeypatch) -> None:
+async def test_the_sweep_screen_of_a_search(tmp_path, size) -> None:
+    sweep_dir = hand_written_search(tmp_path)
+    app = CnnTuiApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=size) as pilot:
+        screen = SweepScreen(sweep_dir)
+        await app.push_screen(screen)
+        table = screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2)
+        header = [str(column.label) for column in table.columns.values()]
+        assert header[1:4] == ["#", "run", "lr"]  # the space's settings, as a grid's keys
+        assert "pruned" in str(table.get_row_at(1)[-1])
+        summary = screen.query_one("#sweep-summary", Static)
+        await wait_until(pilot, lambda: "importance: lr 1.00" in str(summary.render()))
+        assert "study: 2 of 4 trials (1 pruned)" in str(summary.render())
+        assert screen.check_action("resume", ()) is True  # stopped with trials left
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@run_async
+async def test_the_sweep_form_switches_to_a_search(tmp_path, monkeypatch, size) -> None:
     launched = []
     monkeypatch.setattr(
         sweeps,
@@ -398,7 +437,7 @@ async def test_the_sweep_form_switches_to_a_search(tmp_path, monkeypatch) -> Non
          "--grid", "epochs=1,2"]
     )  # fmt: skip
     app = CnnTuiApp(args.command, sweep_command.sweep_settings(args), runs_dir=args.runs_dir)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
         form = app.screen
         assert not form.query_one("#row-sweep-trials").display  # grid mode
