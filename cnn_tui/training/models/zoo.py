@@ -241,6 +241,40 @@ def find_layout(model: nn.Module, name: str) -> Layout:
     )
 
 
+# their blocks work on tokens (N, L, D) or channels-last maps: no stage has (C, H, W) maps
+TOKEN_MODELS = ("VisionTransformer", "SwinTransformer")
+
+
+def stage_names(model: nn.Module) -> list[str]:
+    """The stages Inside shows for a torchvision model, in order: the children holding a
+    convolution (and the pooling layers) of the model without its head, the feature extractor's
+    (`EXTRACTORS`) replaced by its own children. None for the token-based transformers."""
+    if type(model).__name__ in TOKEN_MODELS:
+        return []
+    named = dict(model.named_modules())
+    extractor = next(
+        (path for path in EXTRACTORS if path in named and any(True for _ in named[path].children())),
+        None,
+    )
+    pools = (nn.MaxPool2d, nn.AvgPool2d)
+
+    def stages_of(module: nn.Module, prefix: str) -> list[str]:
+        found = []
+        for key, child in module.named_children():
+            path = prefix + key
+            if path == extractor:
+                found += stages_of(child, path + ".")
+            elif extractor and extractor.startswith(path + "."):
+                found += stages_of(child, path + ".")
+            elif not prefix and key in HEAD_ATTRIBUTES:
+                continue
+            elif isinstance(child, pools) or _has(child, (nn.Conv2d,)):
+                found.append(path)
+        return found
+
+    return stages_of(model, "")
+
+
 class _Stop(Exception):
     """Raised by the hook that caught the head's input: the rest of the forward is not run."""
 
