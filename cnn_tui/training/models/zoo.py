@@ -88,6 +88,20 @@ def trained_size(name: str) -> int:
     return int(crop[0] if isinstance(crop, (list, tuple)) else crop)
 
 
+def check_before_run(model: str, image_size: int) -> None:
+    """What can be checked of `--model torchvision:NAME` before a run folder is made, without
+    building the model: the name, and `image_size` against its weights' meta (a UsageError)."""
+    if not model.startswith(ZOO_PREFIX):
+        return
+    name = model.removeprefix(ZOO_PREFIX)
+    smallest = min_image_size(name)  # (checks the name)
+    if image_size < smallest:
+        raise UsageError(
+            f"--model {model} needs images of at least {smallest} px (its weights' meta), got "
+            f"{image_size} px: pass --image-size {smallest} or more"
+        )
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     """One row of `cnn-tui models`: a zoo model as its DEFAULT weights' meta describes it."""
@@ -253,7 +267,11 @@ def stage_names(model: nn.Module) -> list[str]:
         return []
     named = dict(model.named_modules())
     extractor = next(
-        (path for path in EXTRACTORS if path in named and any(True for _ in named[path].children())),
+        (
+            path
+            for path in EXTRACTORS
+            if path in named and any(True for _ in named[path].children())
+        ),
         None,
     )
     pools = (nn.MaxPool2d, nn.AvgPool2d)
