@@ -1,7 +1,7 @@
 """`cnn-tui models`: every network `--model` takes — the short names, then torchvision's zoo.
 
-The short names come from the catalogue (torch-free); the zoo's rows from torchvision's registry
-and each model's DEFAULT weights' meta (`training.models.zoo.entries`: parameters, ImageNet top-1,
+The rows are `training.models.zoo.model_rows`: the short names from the catalogue, then the zoo
+from torchvision's registry and each model's DEFAULT weights' meta (parameters, ImageNet top-1,
 GFLOPS, the size the weights were trained at and the smallest they take), with no model built.
 `--search TEXT` keeps the names holding TEXT; `--json` prints the rows for scripts.
 """
@@ -21,36 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_json_arguments(parser, "the models")
 
 
-def rows(search: str = "") -> list[dict[str, Any]]:
-    """One dict per model `--model` takes whose name holds `search` (case-insensitive)."""
-    from cnn_tui import catalog
-    from cnn_tui.training.models import zoo
-
-    wanted = search.strip().lower()
-    found: list[dict[str, Any]] = [
-        {"model": name, "kind": model.kind, "params": None, "acc1": None, "gflops": None,
-         "image_size": model.native_image_size, "min_image_size": model.min_image_size}
-        for name, model in catalog.MODELS.items()
-    ]  # fmt: skip
-    for entry in zoo.entries():
-        found.append(
-            {
-                "model": catalog.ZOO_PREFIX + entry.name,
-                "kind": catalog.BACKBONE,
-                "params": entry.params,
-                "acc1": entry.acc1,
-                "gflops": entry.gflops,
-                "image_size": entry.image_size,
-                "min_image_size": entry.min_image_size,
-            }
-        )
-    return [row for row in found if wanted in row["model"].lower()]
-
-
 def run(args: argparse.Namespace) -> int:
     from cnn_tui import text
+    from cnn_tui.training.models.zoo import model_rows
 
-    found = rows(args.search)
+    found = model_rows(args.search)
     target = output.json_target(args)
     if target is not None:
         output.write_json({"models": found}, target)

@@ -134,6 +134,32 @@ def entries() -> list[ZooEntry]:
     return rows
 
 
+def model_rows(search: str = "") -> list[dict[str, Any]]:
+    """One dict per model `--model` takes whose name holds `search` (any case): the short names
+    (the catalogue's), then the zoo's `entries` (`cnn-tui models`, the form's model picker)."""
+    from cnn_tui import catalog
+
+    found: list[dict[str, Any]] = [
+        {"model": name, "kind": model.kind, "params": None, "acc1": None, "gflops": None,
+         "image_size": model.native_image_size, "min_image_size": model.min_image_size}
+        for name, model in catalog.MODELS.items()
+    ]  # fmt: skip
+    for entry in entries():
+        found.append(
+            {
+                "model": ZOO_PREFIX + entry.name,
+                "kind": "torchvision zoo",
+                "params": entry.params,
+                "acc1": entry.acc1,
+                "gflops": entry.gflops,
+                "image_size": entry.image_size,
+                "min_image_size": entry.min_image_size,
+            }
+        )
+    wanted = search.strip().lower()
+    return [row for row in found if wanted in row["model"].lower()]
+
+
 def build(name: str, num_classes: int) -> nn.Module:
     """`torchvision.models.get_model(name, num_classes=num_classes)`, randomly initialised."""
     import warnings
