@@ -105,7 +105,7 @@ def test_config_file_round_trips(tmp_path):
 
 # Each bad input: exit code 2, one line on stderr that names the problem, no traceback.
 BAD_INPUTS = [
-    (["--model", "vgg99"], "--model must be one of"),
+    (["--model", "vgg99"], "--model: unknown model; valid models: simple-cnn"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--lr", "-0.1"], "--lr must be greater than 0"),
     (["--lr", "fast"], "--lr must be a number, got 'fast'"),
