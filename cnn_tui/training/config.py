@@ -26,13 +26,12 @@ from cnn_tui import catalog, text
 from cnn_tui.assets import assets_dir
 from cnn_tui.catalog import AMP_MIN_IMAGE_SIZE, PRETRAINED_MODELS, ZOO_PREFIX, is_pretrained
 from cnn_tui.catalog import DATASET_NAMES as DATASETS
-from cnn_tui.catalog import MODEL_NAMES as MODELS
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text, check_input_file
 
-# DATASETS, MODELS and PRETRAINED_MODELS are the catalogue's names (`cnn_tui.catalog`): the
-# choices of --dataset, the short names of --model (which also takes torchvision:NAME,
-# `catalog.parse_model`), and what the rules between fields check
+# DATASETS and PRETRAINED_MODELS are the catalogue's names (`cnn_tui.catalog`): the choices of
+# --dataset and what the rules between fields check; --model takes a short name of
+# `catalog.MODELS` or torchvision:NAME (`catalog.parse_model`)
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step", "onecycle")

@@ -72,7 +72,9 @@ async def test_form_defaults_are_valid_and_startable(tmp_path) -> None:
         # the pretrained models' fields are disabled while the model is simple-cnn
         assert screen.query_one("#field-weights", Input).disabled
         assert reason(screen, "finetune") == "pretrained models only"
-        assert reason(screen, "model").startswith("network to train:")  # no size note for small models
+        assert reason(screen, "model").startswith(
+            "network to train:"
+        )  # no size note for small models
 
 
 @run_async
