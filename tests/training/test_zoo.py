@@ -229,3 +229,6 @@ def test_the_measured_sizes_of_a_zoo_resnet18_are_the_tables():
         assert measured.bytes == pytest.approx(table.bytes, rel=0.1), finetune
     assert not model_sizes.needs_measuring(config)
     assert "11.2M params" in model_sizes.describe(config, cuda=False)
+    assert "features cached" in model_sizes.describe(config.replace(finetune="head"), cuda=False)
+    squeezenet = TrainConfig(model="torchvision:squeezenet1_1", finetune="head")
+    assert "features cached" not in model_sizes.describe(squeezenet, cuda=False)  # a conv head

@@ -44,6 +44,7 @@ class BackboneSize:
     activations: dict[str, tuple[int, int]]
     peak: int  # largest input + output of one frozen layer, per image at 224 px
     reference_size: int = REFERENCE_SIZE  # the image size `activations` and `peak` are for
+    cacheable: bool = True  # the feature cache applies with --finetune head (not SqueezeNet's)
 
 
 SIZES: dict[str, BackboneSize] = {
@@ -119,6 +120,7 @@ def estimate(
     spatial, flat = size.activations[finetune]
     kept = batch_size * (spatial * scale + flat + num_classes) * element
     frozen = 0 if finetune == "all" else batch_size * size.peak * scale * element
+    cached = cached and size.cacheable
     if cached and finetune == "head":
         # the feature cache's batches start from the evaluation batch, as the engine's do
         evaluation = catalog.evaluation_batch_size(batch_size, image_size, cuda)
@@ -194,7 +196,9 @@ def _measure(name: str, image_size: int) -> BackboneSize:
         activations[finetune] = (max(0, kept - classes), 0)
         if finetune == "head":
             peak = max((i + o for _, i, o in seen[:first]), default=0)
+    registry._freeze(model, name, registry.trainable_modules(name, "head", model))
     return BackboneSize(
+        cacheable=registry.backbone_and_head(model) is not None,
         params=total - head,
         features=spec.features,
         last_block=trained["last-block"] - head,
