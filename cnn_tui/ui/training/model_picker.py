@@ -93,10 +93,12 @@ class ModelPickerModal(ModalScreen[str | None]):
         with Vertical(classes="train-dialog", id="model-picker-dialog"):
             yield Label("Pick a model", classes="train-dialog-title")
             yield Input(
-                placeholder="type part of a name: effic, convnext, v3_s …", id="model-filter"
+                placeholder="type part of a name: effic, convnext, v3_s …",
+                id="model-filter",
+                compact=True,
             )
             yield Static(
-                Text("model                              params  top-1 trained at", style="dim"),
+                Text(f"{'model':<34} {'params':>7} {'top-1':>6} trained at", style="dim"),
                 id="model-picker-header",
             )
             yield OptionList(id="model-options")
