@@ -3,6 +3,9 @@
 - `DATASETS`: each data set's native image size, channels, classes and whether it is downloaded;
 - `MODELS`: each network's kind (one of the lecture's small CNNs, an airbench-style fast network or
   a torchvision backbone), whether ImageNet weights exist for it and the image sizes it takes;
+- `parse_model`: what `--model` names, as a `ModelSpec` — a short name of `MODELS`, or
+  `torchvision:NAME` for any classification model of torchvision's registry (its name is checked
+  where torchvision is imported: `training.models.zoo`);
 - the speed rules the engine, the feature cache and the form's memory estimate share: from which
   image size mixed precision pays off on CUDA, and how many images an evaluation or backbone
   batch holds.
