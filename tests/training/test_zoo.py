@@ -236,5 +236,8 @@ def test_the_measured_sizes_of_a_zoo_resnet18_are_the_tables():
     assert not model_sizes.needs_measuring(config)
     assert "11.2M params" in model_sizes.describe(config, cuda=False)
     assert "features cached" in model_sizes.describe(config.replace(finetune="head"), cuda=False)
+    assert "weights trained at 224 px" in model_sizes.describe(
+        TrainConfig(model="resnet18", image_size=64), cuda=False
+    )  # (the size to pass as --image-size for ImageNet weights, from their meta)
     squeezenet = TrainConfig(model="torchvision:squeezenet1_1", finetune="head")
     assert "features cached" not in model_sizes.describe(squeezenet, cuda=False)  # a conv head

@@ -45,6 +45,7 @@ class BackboneSize:
     peak: int  # largest input + output of one frozen layer, per image at 224 px
     reference_size: int = REFERENCE_SIZE  # the image size `activations` and `peak` are for
     cacheable: bool = True  # the feature cache applies with --finetune head (not SqueezeNet's)
+    trained_size: int = REFERENCE_SIZE  # the size its ImageNet weights were trained at
 
 
 SIZES: dict[str, BackboneSize] = {
@@ -197,7 +198,10 @@ def _measure(name: str, image_size: int) -> BackboneSize:
         if finetune == "head":
             peak = max((i + o for _, i, o in seen[:first]), default=0)
     registry._freeze(model, name, registry.trainable_modules(name, "head", model))
+    from cnn_tui.training.models import zoo
+
     return BackboneSize(
+        trained_size=zoo.trained_size(name.removeprefix(catalog.ZOO_PREFIX)),
         cacheable=registry.backbone_and_head(model) is not None,
         params=total - head,
         features=spec.features,
@@ -258,6 +262,8 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
         size=size,
     )
     how = ["mixed precision" if found.half else "fp32"] + ["features cached"] * found.cached
+    if config.resolved_weights == "imagenet" and image_size != size.trained_size:
+        how.append(f"weights trained at {size.trained_size} px")  # (the meta's: --image-size)
     return (
         f"{text.short_count(found.params)} params, {text.short_count(found.trainable)} trained · "
         f"≈{text.size(found.bytes)} {'GPU ' if cuda else ''}memory at batch "
