@@ -250,7 +250,8 @@ class TrainConfig:
     )
     model: str = setting(
         "simple-cnn",
-        f"network to train: a short name or {ZOO_PREFIX}NAME (`cnn-tui models` lists them)",
+        f"network to train: {', '.join(catalog.MODEL_NAMES)}, or {ZOO_PREFIX}NAME (any "
+        "classification model of torchvision; `cnn-tui models` lists them)",
         check=_check_model,
     )
     hidden_units: int = setting(10, "filters per conv layer of simple-cnn", minimum=1, maximum=1024)
