@@ -9,6 +9,7 @@ GFLOPS, the size the weights were trained at and the smallest they take), with n
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from cnn_tui.commands import output
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnn_tui import text
+    from cnn_tui.catalog import ZOO_EXCLUDED, ZOO_PREFIX
     from cnn_tui.training.models.zoo import model_rows
 
     found = model_rows(args.search)
@@ -31,28 +33,33 @@ def run(args: argparse.Namespace) -> int:
         output.write_json({"models": found}, target)
     if target == output.STDOUT:
         return 0
-    if not found:
-        output.say(f"no model name holds {text.one_line(args.search)!r}")
-        return 0
 
-    def maybe(value: Any, shown: str) -> str:
-        return shown if value is not None else ""
+    def cell(value: Any, shown: Callable[[Any], str]) -> str:
+        return "" if value is None else shown(value)
 
-    table = output.table(
-        ("model", "kind", "params", "ImageNet top-1", "GFLOPS", "trained at", "min size"),
-        [
-            (
-                row["model"],
-                row["kind"],
-                maybe(row["params"], text.short_count(row["params"])),
-                maybe(row["acc1"], f"{row['acc1']:.1f}%"),
-                maybe(row["gflops"], f"{row['gflops']:.2f}"),
-                maybe(row["image_size"], f"{row['image_size']} px"),
-                f"{row['min_image_size']} px",
+    if found:
+        output.say(
+            *output.table(
+                ("model", "kind", "params", "ImageNet top-1", "GFLOPS", "trained at", "min size"),
+                [
+                    (
+                        row["model"],
+                        row["kind"],
+                        cell(row["params"], text.short_count),
+                        cell(row["acc1"], lambda acc: f"{acc:.1f}%"),
+                        cell(row["gflops"], lambda gflops: f"{gflops:.2f}"),
+                        cell(row["image_size"], lambda size: f"{size} px"),
+                        f"{row['min_image_size']} px",
+                    )
+                    for row in found
+                ],
+                right=(2, 3, 4, 5, 6),
             )
-            for row in found
-        ],
-        right=(2, 3, 4, 5, 6),
-    )
-    output.say(*table)
+        )
+    else:
+        output.say(f"no model name holds {text.one_line(args.search)!r}")
+    wanted = args.search.strip().lower()
+    for name in ZOO_EXCLUDED:  # in torchvision's registry, but not trainable here
+        if wanted in name:
+            output.say(f"({ZOO_PREFIX}{name} is left out: {ZOO_EXCLUDED[name]})")
     return 0

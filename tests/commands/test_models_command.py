@@ -7,6 +7,8 @@ import json
 
 from cli_process import run_cnn_tui
 
+from cnn_tui.cli import main
+
 
 def test_models_lists_the_short_names_and_torchvisions_zoo_with_their_meta(tmp_path) -> None:
     shown = run_cnn_tui("models", "--search", "convnext", cwd=tmp_path, timeout=120)
@@ -36,3 +38,13 @@ def test_a_bad_torchvision_name_is_one_line_and_no_run_folder(tmp_path) -> None:
     assert len(lines) == 1 and "did you mean torchvision:mobilenet_v2" in lines[0]
     assert "cnn-tui models lists them" in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_whole_list_shows_the_short_names_with_their_weights_meta(capsys) -> None:
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines[1:] if not line.startswith("(")}
+    assert len(rows) == 8 + 78 and "torchvision:googlenet" not in rows
+    assert lines[-1].startswith("(torchvision:inception_v3 is left out")
+    assert "11.7M" in rows["resnet18"] and "69.8%" in rows["resnet18"]  # IMAGENET1K_V1
+    assert rows["simple-cnn"].split()[1:3] == ["small", "CNN"]

@@ -138,12 +138,24 @@ def model_rows(search: str = "") -> list[dict[str, Any]]:
     """One dict per model `--model` takes whose name holds `search` (any case): the short names
     (the catalogue's), then the zoo's `entries` (`cnn-tui models`, the form's model picker)."""
     from cnn_tui import catalog
+    from cnn_tui.training.models import registry
 
-    found: list[dict[str, Any]] = [
-        {"model": name, "kind": model.kind, "params": None, "acc1": None, "gflops": None,
-         "image_size": model.native_image_size, "min_image_size": model.min_image_size}
-        for name, model in catalog.MODELS.items()
-    ]  # fmt: skip
+    found: list[dict[str, Any]] = []
+    for name, model in catalog.MODELS.items():
+        # resnet18, resnet50, vgg16: their weights' meta (at 1000 classes, as for the zoo's)
+        meta = registry._weights_enum(name).meta if model.pretrained else {}
+        metrics = meta.get("_metrics", {}).get("ImageNet-1K", {})
+        found.append(
+            {
+                "model": name,
+                "kind": model.kind,
+                "params": meta.get("num_params"),
+                "acc1": metrics.get("acc@1"),
+                "gflops": meta.get("_ops"),
+                "image_size": model.native_image_size,
+                "min_image_size": model.min_image_size,
+            }
+        )
     for entry in entries():
         found.append(
             {
