@@ -3,6 +3,9 @@
 - `DATASETS`: each data set's native image size, channels, classes and whether it is downloaded;
 - `MODELS`: each network's kind (one of the lecture's small CNNs, an airbench-style fast network or
   a torchvision backbone), whether ImageNet weights exist for it and the image sizes it takes;
+- `parse_model`: what `--model` names, as a `ModelSpec` — a short name of `MODELS`, or
+  `torchvision:NAME` for any classification model of torchvision's registry (its name is checked
+  where torchvision is imported: `training.models.zoo`);
 - the speed rules the engine, the feature cache and the form's memory estimate share: from which
   image size mixed precision pays off on CUDA, and how many images an evaluation or backbone
   batch holds.
@@ -15,6 +18,7 @@ that need torch (the autocast dtype, the device) live in `training.loop.setup`, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # --- data sets ----------------------------------------------------------------------------------
@@ -117,6 +121,80 @@ MODELS: dict[str, Model] = {
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 PRETRAINED_MODELS: tuple[str, ...] = tuple(name for name, m in MODELS.items() if m.pretrained)
+
+# --- --model: a short name above, or any classification model of torchvision's registry ---------
+
+# `torchvision:NAME` names a model of `torchvision.models.list_models(module=torchvision.models)`:
+# whether NAME is in it takes torchvision's import (~1-3 s), so the spelling is checked here and
+# the name where torchvision is imported anyway (`training.models.zoo`). A later source (a
+# user's `path/file.py:Class`) becomes one more `ModelSpec.source` parsed by `parse_model`.
+TORCHVISION = "torchvision"
+ZOO_PREFIX = TORCHVISION + ":"
+MODELS_COMMAND = "cnn-tui models"  # lists every model --model takes
+_ZOO_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# in the registry but not trainable here, each with the reason (`cnn-tui models` says it)
+ZOO_EXCLUDED: dict[str, str] = {
+    "googlenet": "its auxiliary classifiers make training's output a tuple, not logits",
+    "inception_v3": "its auxiliary classifier makes training's output a tuple, not logits",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What `--model` names: one of `MODELS` (source "builtin") or a model of torchvision's
+    registry (source "torchvision", `torchvision:NAME`)."""
+
+    source: str  # "builtin" or TORCHVISION
+    name: str  # the short name, or torchvision's name of the model
+
+    @property
+    def text(self) -> str:
+        """The spec as --model takes it (and a run's config.toml keeps it)."""
+        return self.name if self.source == "builtin" else f"{self.source}:{self.name}"
+
+    @property
+    def zoo(self) -> bool:
+        return self.source == TORCHVISION
+
+    @property
+    def pretrained(self) -> bool:
+        """ImageNet weights exist for it: every torchvision model has its registry's DEFAULT."""
+        return self.zoo or MODELS[self.name].pretrained
+
+    @property
+    def min_image_size(self) -> int:
+        """The smallest input checked before building; a zoo model's comes from its weights'
+        meta when it is built (`training.models.zoo`)."""
+        return 1 if self.zoo else MODELS[self.name].min_image_size
+
+
+def parse_model(text: str) -> ModelSpec:
+    """The ModelSpec `text` names; ValueError with the reason in one line if none."""
+    text = text.strip()
+    if text in MODELS:
+        return ModelSpec("builtin", text)
+    source, colon, name = text.partition(":")
+    if colon and source == TORCHVISION:
+        if not _ZOO_NAME_RE.fullmatch(name):
+            raise ValueError(
+                f"{ZOO_PREFIX}NAME takes a model name of torchvision's registry (lower case, "
+                f"e.g. {ZOO_PREFIX}mobilenet_v3_small); {MODELS_COMMAND} lists them"
+            )
+        if name in ZOO_EXCLUDED:
+            raise ValueError(f"{ZOO_PREFIX}{name} is not supported: {ZOO_EXCLUDED[name]}")
+        return ModelSpec(TORCHVISION, name)
+    raise ValueError(
+        f"unknown model; valid models: {', '.join(MODELS)}, or {ZOO_PREFIX}NAME for any "
+        f"classification model of torchvision ({MODELS_COMMAND} lists them)"
+    )
+
+
+def is_pretrained(text: str) -> bool:
+    """Whether --model `text` has ImageNet weights (False for a name that is no model)."""
+    try:
+        return parse_model(text).pretrained
+    except ValueError:
+        return False
 
 
 # --- speed rules --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import cnn_tui
 TORCH_AT_IMPORT = {
     "cnn_tui.training.data.datasets",
     "cnn_tui.training.models.registry",
+    "cnn_tui.training.models.zoo",
     "cnn_tui.training.models.fast",
     "cnn_tui.training.models.layers",
     "cnn_tui.training.loop.engine",

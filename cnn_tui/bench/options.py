@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cnn_tui.catalog import DATASETS, MODEL_NAMES
+from cnn_tui.catalog import DATASETS, MODEL_NAMES, MODELS_COMMAND, ZOO_PREFIX, parse_model
 from cnn_tui.errors import UsageError
 from cnn_tui.training.config import FIELDS
 
@@ -49,11 +49,14 @@ ModelSpec = tuple[str, int | None]  # a model and its image size (None: the data
 def parse_model_spec(text: str) -> ModelSpec:
     """'resnet18@224' -> ('resnet18', 224); 'simple-cnn' -> ('simple-cnn', None): native size."""
     name, _, size_text = text.strip().partition("@")
-    if name not in BENCH_MODELS:
+    try:
+        parse_model(name)
+    except ValueError:
         raise UsageError(
-            f"unknown model {name!r}; valid models: {', '.join(BENCH_MODELS)} "
-            "(append @SIZE for an image size, e.g. resnet18@224)"
-        )
+            f"unknown model {name!r}; valid models: {', '.join(BENCH_MODELS)}, or "
+            f"{ZOO_PREFIX}NAME ({MODELS_COMMAND} lists them; append @SIZE for an image size, "
+            "e.g. resnet18@224)"
+        ) from None
     if not size_text:
         return name, None
     try:

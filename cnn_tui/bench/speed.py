@@ -20,7 +20,7 @@ from typing import Any
 
 from cnn_tui.bench.common import Note, environment, median, no_notes, ratio
 from cnn_tui.bench.options import CPU_BATCHES, SPEED, SPEED_DEFAULTS, BenchOptions
-from cnn_tui.catalog import PRETRAINED_MODELS
+from cnn_tui.catalog import is_pretrained
 
 
 class _NoLog:
@@ -61,7 +61,7 @@ def bench_config(opts: BenchOptions, name: str, size: int | None, native: int) -
         values["data_dir"] = opts.data_dir
     if size is not None and size != native:
         values["image_size"] = size
-    if name in PRETRAINED_MODELS:
+    if is_pretrained(name):
         values.update(weights="none", finetune=opts.finetune)
     return TrainConfig.from_mapping(values)
 
@@ -218,7 +218,7 @@ def speed_report(opts: BenchOptions, note: Note = no_notes) -> dict[str, Any]:
             {
                 "model": name,
                 "image_size": size or native,
-                "finetune": config.resolved_finetune if name in PRETRAINED_MODELS else None,
+                "finetune": config.resolved_finetune if is_pretrained(name) else None,
                 "engine": ours,
                 "reference": theirs,
                 "ratio": {

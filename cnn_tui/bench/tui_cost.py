@@ -30,7 +30,7 @@ FIGURES = ("first_point_s", "first_batch_event_s", "following_core_share", "fini
 
 def probe_config(opts: BenchOptions) -> dict[str, Any]:
     """The settings of the run each repeat starts (a `TrainConfig` mapping)."""
-    from cnn_tui.catalog import PRETRAINED_MODELS
+    from cnn_tui.catalog import is_pretrained
 
     name, size = opts.models[0]
     values: dict[str, Any] = {
@@ -47,7 +47,7 @@ def probe_config(opts: BenchOptions) -> dict[str, Any]:
         values["data_dir"] = opts.data_dir
     if size is not None:
         values["image_size"] = size
-    if name in PRETRAINED_MODELS:
+    if is_pretrained(name):
         values.update(weights="none", finetune="all")
     if opts.limit:
         values["limit"] = opts.limit

@@ -17,7 +17,7 @@ from typing import Any
 
 from cnn_tui.bench.common import Note, environment, median, no_notes, ratio, run_timed
 from cnn_tui.bench.options import WHOLE_RUN, BenchOptions
-from cnn_tui.catalog import PRETRAINED_MODELS
+from cnn_tui.catalog import is_pretrained
 
 SEED_STYLE = "seed-style loop"  # the row the others are compared with
 # the seed-style loop as its own process (its command line lives at the edge)
@@ -39,7 +39,7 @@ def common_flags(opts: BenchOptions, name: str, size: int | None) -> list[str]:
         flags += ["--data-dir", opts.data_dir]
     if size is not None:
         flags += ["--image-size", str(size)]
-    if name in PRETRAINED_MODELS:
+    if is_pretrained(name):
         flags += ["--weights", "none", "--finetune", opts.finetune]
     if opts.limit:
         flags += ["--limit", str(opts.limit)]
@@ -60,7 +60,7 @@ def whole_run_commands(
     ]  # fmt: skip
     reference = [*REFERENCE_LOOP, *common, "--workers", str(opts.workers)]
     variants = [("cnn-tui train", [*engine, "--run-dir", str(run_dir / "engine")])]
-    if name in PRETRAINED_MODELS and opts.finetune == "head":
+    if is_pretrained(name) and opts.finetune == "head":
         variants[0] = ("cnn-tui train (feature cache)", variants[0][1])
         variants.append(
             (

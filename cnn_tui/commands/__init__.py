@@ -30,8 +30,10 @@ def _models_text() -> str:
 
     return (
         f"a small CNN ({names(catalog.SMALL_CNN)}) or a fast network ({names(catalog.FAST)}) "
-        f"from scratch, or a torchvision backbone ({names(catalog.BACKBONE)}) from scratch or "
-        "fine-tuned from its ImageNet weights"
+        f"from scratch, or a torchvision backbone ({names(catalog.BACKBONE)}, or any "
+        f"classification model of torchvision's registry as --model {catalog.ZOO_PREFIX}NAME: "
+        f"`{catalog.MODELS_COMMAND}` lists them) from scratch or fine-tuned from its ImageNet "
+        "weights"
     )
 
 
@@ -108,6 +110,17 @@ COMMANDS: dict[str, Command] = {
             f"Train {_models_text()}. Opens the training form filled from the flags; with "
             "--no-ui trains headless and writes a run directory.",
             "train in this process and print progress (for scripts, nohup, CI)",
+        ),
+        Command(
+            "models",
+            "models",
+            "list the networks --model takes: the short names and torchvision's zoo (headless)",
+            "List every network train's --model takes: the short names, then each "
+            "classification model of torchvision's registry as torchvision:NAME with its "
+            "parameters, ImageNet top-1 accuracy, GFLOPS and the image sizes its weights were "
+            "trained at and take (from the weights' meta; no model is built).",
+            "headless (the default for models)",
+            screen=False,
         ),
         Command(
             "eval",

@@ -268,15 +268,16 @@ def format_speed(report: dict[str, Any]) -> str:
         f"{cfg['warmup']} warm-up batches; × = engine / seed-style; engine in: fp32, CL "
         "(channels_last), bf16/float16 (autocast)"
     )
+    width = max([12, *(len(row["model"]) for row in report["results"])])  # torchvision:NAME
     header = (
-        f"{'model':<12} {'size':>4} {'engine in':<9} {'train engine':>12} {'train seed':>10} "
+        f"{'model':<{width}} {'size':>4} {'engine in':<9} {'train engine':>12} {'train seed':>10} "
         f"{'×':>6}  {'eval engine':>11} {'eval seed':>9} {'×':>6}"
     )
     lines += [header, "-" * len(header)]
     for row in report["results"]:
         ours, theirs, times = row["engine"], row["reference"], row["ratio"]
         lines.append(
-            f"{row['model']:<12} {row['image_size']:>4} {engine_mode(ours):<9} "
+            f"{row['model']:<{width}} {row['image_size']:>4} {engine_mode(ours):<9} "
             f"{text.count(ours['train_images_per_s']):>12} "
             f"{text.count(theirs['train_images_per_s']):>10} {_ratio(times['train']):>6}  "
             f"{text.count(ours['eval_images_per_s']):>11} "

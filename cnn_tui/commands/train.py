@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnn_tui import catalog
 from cnn_tui.commands import train_flags, tui
 from cnn_tui.errors import UsageError
 
@@ -83,6 +84,11 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
         )
     run_dir = Path(args.run_dir) if args.run_dir else None
     config = train_flags.config_from_args(args)
+    if config.model.startswith(catalog.ZOO_PREFIX):  # a bad name: before a run folder is made
+        from cnn_tui.training.models import zoo
+
+        size = config.image_size or catalog.DATASETS[config.dataset].image_size
+        zoo.check_before_run(config.model, size)
     return TrainRequest(config=config, run_dir=run_dir, runs_dir=runs_dir, nodes=nodes)
 
 

@@ -24,14 +24,14 @@ from typing import Any
 
 from cnn_tui import catalog, text
 from cnn_tui.assets import assets_dir
-from cnn_tui.catalog import AMP_MIN_IMAGE_SIZE, PRETRAINED_MODELS
+from cnn_tui.catalog import AMP_MIN_IMAGE_SIZE, PRETRAINED_MODELS, ZOO_PREFIX, is_pretrained
 from cnn_tui.catalog import DATASET_NAMES as DATASETS
-from cnn_tui.catalog import MODEL_NAMES as MODELS
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text, check_input_file
 
-# DATASETS, MODELS and PRETRAINED_MODELS are the catalogue's names (`cnn_tui.catalog`): the
-# choices of --dataset and --model, and what the rules between fields check
+# DATASETS and PRETRAINED_MODELS are the catalogue's names (`cnn_tui.catalog`): the choices of
+# --dataset and what the rules between fields check; --model takes a short name of
+# `catalog.MODELS` or torchvision:NAME (`catalog.parse_model`)
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step", "onecycle")
@@ -105,6 +105,14 @@ def _check_devices(value: str) -> str | None:
     if value == "all" or (re.fullmatch(r"[0-9]{1,4}", value) and 1 <= int(value) <= MAX_DEVICES):
         return None
     return f"expected a number of processes from 1 to {MAX_DEVICES}, or all (every GPU)"
+
+
+def _check_model(value: str) -> str | None:
+    try:
+        catalog.parse_model(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _check_weights(value: str) -> str | None:
@@ -269,7 +277,12 @@ class TrainConfig:
     data_dir: str | None = setting(
         None, "folder with the data set files (imagefolder: one sub-folder per class)"
     )
-    model: str = setting("simple-cnn", "network to train", choices=MODELS)
+    model: str = setting(
+        "simple-cnn",
+        f"network to train: {', '.join(catalog.MODEL_NAMES)}, or {ZOO_PREFIX}NAME (any "
+        "classification model of torchvision; `cnn-tui models` lists them)",
+        check=_check_model,
+    )
     hidden_units: int = setting(10, "filters per conv layer of simple-cnn", minimum=1, maximum=1024)
     weights: str = setting(
         "auto",
@@ -280,8 +293,8 @@ class TrainConfig:
     finetune: str = setting(
         "auto",
         "what trains in a pretrained model: the new head, its last block + head (resnet layer4, "
-        "vgg16's classifier), or all layers (auto: the head on pretrained weights, all layers "
-        "with --weights none)",
+        "vgg16's classifier, a torchvision:NAME model's last stage), or all layers (auto: the "
+        "head on pretrained weights, all layers with --weights none)",
         choices=FINETUNES,
     )
     image_size: int | None = setting(
@@ -396,20 +409,21 @@ class TrainConfig:
                 "data_dir",
                 "--dataset imagefolder needs --data-dir: a folder with one sub-folder per class",
             )
-        if self.model not in PRETRAINED_MODELS and self.weights not in ("auto", "none"):
+        spec = catalog.parse_model(self.model)  # (checked as the field was set)
+        if not spec.pretrained and self.weights not in ("auto", "none"):
             raise ConfigError(
                 "weights",
-                f"--weights applies to pretrained models only ({', '.join(PRETRAINED_MODELS)}); "
-                f"--model {self.model} starts from scratch",
+                f"--weights applies to pretrained models only ({', '.join(PRETRAINED_MODELS)}, "
+                f"{ZOO_PREFIX}NAME); --model {self.model} starts from scratch",
             )
-        if self.model in PRETRAINED_MODELS:
-            if self.finetune == "layer4" and not self.model.startswith("resnet"):
+        if spec.pretrained:
+            if self.finetune == "layer4" and not spec.name.startswith("resnet"):
                 raise ConfigError(
                     "finetune",
                     f"--finetune layer4 is a ResNet block; {self.model} has none: use "
                     "--finetune last-block",
                 )
-            smallest = catalog.MODELS[self.model].min_image_size
+            smallest = spec.min_image_size
             size = self.image_size or catalog.DATASETS[self.dataset].image_size
             if size < smallest:
                 given = "--image-size" if self.image_size else f"{self.dataset} images are"
@@ -423,7 +437,7 @@ class TrainConfig:
     def resolved_weights(self) -> str:
         """The start weights actually used: 'auto' means imagenet for a pretrained model."""
         if self.weights == "auto":
-            return "imagenet" if self.model in PRETRAINED_MODELS else "none"
+            return "imagenet" if is_pretrained(self.model) else "none"
         return self.weights
 
     @property
@@ -442,7 +456,7 @@ class TrainConfig:
         The form shows each beside its field as it is typed; `cnn-tui train --no-ui` prints each
         on stderr (and so into the run's output.log) before training starts."""
         found: dict[str, str] = {}
-        if self.model in PRETRAINED_MODELS and self.resolved_weights == "none":
+        if is_pretrained(self.model) and self.resolved_weights == "none":
             part = self.resolved_finetune
             if part != "all":
                 trains = "only the new head" if part == "head" else "only the last block + head"

@@ -163,6 +163,20 @@ def test_the_other_pretrained_models_bench_like_resnet18(name, tmp_path) -> None
     )  # fmt: skip
 
 
+def test_bench_takes_a_torchvision_model_like_the_short_names(tmp_path) -> None:
+    args = _parse(["bench", "--whole-run", "--models", "torchvision:mobilenet_v3_small@64"])
+    assert args.models == [("torchvision:mobilenet_v3_small", 64)]
+    opts = options_from_args(args)
+    name = "torchvision:mobilenet_v3_small"
+    argv = dict(whole_run.whole_run_commands(opts, name, 64, tmp_path))
+    assert list(argv)[:2] == ["cnn-tui train (feature cache)", "cnn-tui train (no cache)"]
+    for command in argv.values():
+        assert command[command.index("--model") + 1] == name
+        assert command[command.index("--weights") + 1] == "none"
+    config = speed.bench_config(opts, name, 64, 32)
+    assert (config.model, config.weights, config.finetune) == (name, "none", "head")
+
+
 def _parse(argv: list[str]):
     from cnn_tui.cli import build_parser
 
@@ -173,6 +187,7 @@ def _parse(argv: list[str]):
     "argv",
     [
         ["bench", "--models", "vgg19"],
+        ["bench", "--models", "torchvision:Bad-Name"],
         ["bench", "--models", "resnet18@huge"],
         ["bench", "--models", "resnet18@4"],
         ["bench", "--batches", "0"],

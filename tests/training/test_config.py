@@ -105,7 +105,7 @@ def test_config_file_round_trips(tmp_path):
 
 # Each bad input: exit code 2, one line on stderr that names the problem, no traceback.
 BAD_INPUTS = [
-    (["--model", "vgg99"], "--model must be one of"),
+    (["--model", "vgg99"], "--model: unknown model; valid models: simple-cnn"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--lr", "-0.1"], "--lr must be greater than 0"),
     (["--lr", "fast"], "--lr must be a number, got 'fast'"),
@@ -168,6 +168,7 @@ def test_fields_are_generated_from_the_dataclass():
 
 
 def test_names_of_data_sets_and_models_are_defined_once():
+    from cnn_tui import catalog
     from cnn_tui.bench import options as bench_args
     from cnn_tui.training import config
     from cnn_tui.training.data import datasets
@@ -175,7 +176,7 @@ def test_names_of_data_sets_and_models_are_defined_once():
 
     assert datasets.AUGMENTS is config.AUGMENTS
     assert models.FINETUNE_PARTS is config.FINETUNE_PARTS
-    assert bench_args.BENCH_MODELS is config.MODELS
+    assert bench_args.BENCH_MODELS is catalog.MODEL_NAMES  # (--model also takes torchvision:NAME)
     assert set(bench_args.BENCH_DATASETS) == set(config.DATASETS) - {"imagefolder"}
 
 

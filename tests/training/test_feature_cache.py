@@ -57,6 +57,17 @@ def test_resnet50_with_its_dropout_head_trains_the_same_cached_or_not(tmp_path) 
         assert ours["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4, abs=1e-5)
 
 
+def test_a_torchvision_model_with_a_dropout_head_trains_the_same_cached_or_not(tmp_path) -> None:
+    """MobileNetV3's head part is Dropout(0.2) + Linear(1024, K): run up to it once per image."""
+    changes = {"model": "torchvision:mobilenet_v3_small", "limit": 60, "batch_size": 16}
+    cached, _ = _train(tmp_path, "cached", cache_features=True, **changes)
+    plain, _ = _train(tmp_path, "plain", cache_features=False, **changes)
+    assert cached["test_accuracy"] == pytest.approx(plain["test_accuracy"], abs=1e-9)
+    for ours, theirs in zip(cached["history"], plain["history"], strict=True):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4, abs=1e-5)
+        assert ours["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4, abs=1e-5)
+
+
 def test_the_cached_run_saves_the_whole_resnet(tmp_path) -> None:
     _train(tmp_path, "cached", cache_features=True, epochs=1)
     checkpoint = checkpoints.load_checkpoint(tmp_path / "cached" / "checkpoint.pt")
@@ -89,7 +100,13 @@ def test_the_cache_applies_only_to_a_frozen_backbone_without_augmentation(change
 
 
 @pytest.mark.parametrize(
-    "model, features", [("resnet18", 512), ("resnet50", 2048), ("vgg16", 4096)]
+    "model, features",
+    [
+        ("resnet18", 512),
+        ("resnet50", 2048),
+        ("vgg16", 4096),
+        ("torchvision:mobilenet_v3_small", 1024),
+    ],
 )
 def test_cached_features_are_the_backbone_output_and_the_head_gives_the_logits(
     model, features

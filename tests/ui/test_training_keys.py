@@ -80,7 +80,7 @@ async def test_question_mark_opens_the_keys_of_every_screen(name, tmp_path, mode
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_on(pilot, factory)
         if isinstance(screen, TrainFormScreen):
-            screen.query_one("#field-model", Select).focus()  # (a text field takes ? as text)
+            screen.query_one("#field-dataset", Select).focus()  # (a text field takes ? as text)
             await pilot.pause()
         shown = {b.action for _, b, _, _ in screen.active_bindings.values() if b.show}
         await pilot.press("question_mark")
@@ -220,7 +220,7 @@ async def test_the_form_warns_beside_finetune_of_a_random_frozen_backbone(tmp_pa
     app = CnnTuiApp(runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_on(pilot, TrainFormScreen)
-        screen.query_one("#field-model", Select).value = "resnet18"
+        screen.query_one("#field-model", Input).value = "resnet18"
         screen.query_one("#field-weights").value = "none"
         await pilot.pause()
         # auto: a random backbone trains whole, nothing to warn of

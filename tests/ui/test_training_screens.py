@@ -72,7 +72,9 @@ async def test_form_defaults_are_valid_and_startable(tmp_path) -> None:
         # the pretrained models' fields are disabled while the model is simple-cnn
         assert screen.query_one("#field-weights", Input).disabled
         assert reason(screen, "finetune") == "pretrained models only"
-        assert reason(screen, "model") == "network to train"  # no size note for small models
+        assert reason(screen, "model").startswith(
+            "network to train:"
+        )  # no size note for small models
 
 
 @run_async
@@ -115,7 +117,7 @@ async def test_form_cross_field_rule_and_model_dependent_fields(tmp_path) -> Non
         assert "needs --data-dir" in reason(screen, "data_dir")
         assert screen.query_one("#start", Button).disabled
         screen.query_one("#field-data_dir", Input).value = str(tmp_path)
-        screen.query_one("#field-model", Select).value = "resnet18"
+        screen.query_one("#field-model", Input).value = "resnet18"
         await pilot.pause()
         assert screen.query_one("#field-weights", Input).disabled is False
         assert screen.query_one("#field-hidden_units", Input).disabled
@@ -128,7 +130,7 @@ async def test_form_shows_a_pretrained_models_size_and_training_memory(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await show(pilot, TrainFormScreen())
         screen.query_one("#field-dataset", Select).value = "cifar10"
-        screen.query_one("#field-model", Select).value = "resnet50"
+        screen.query_one("#field-model", Input).value = "resnet50"
         screen.query_one("#field-image_size", Input).value = "224"
         screen.query_one("#field-batch_size", Input).value = "32"
         screen.query_one("#field-device", Select).value = "cpu"
@@ -139,7 +141,7 @@ async def test_form_shows_a_pretrained_models_size_and_training_memory(tmp_path)
         screen.query_one("#field-finetune", Select).value = "all"
         await pilot.pause()
         assert "23.5M trained" in reason(screen, "model")
-        screen.query_one("#field-model", Select).value = "vgg16"
+        screen.query_one("#field-model", Input).value = "vgg16"
         await pilot.pause()
         assert reason(screen, "model").startswith("134.3M params, 134.3M trained")
 
@@ -157,7 +159,7 @@ async def test_form_from_train_flags(tmp_path) -> None:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, TrainFormScreen)
-        assert screen.query_one("#field-model", Select).value == "resnet18"
+        assert screen.query_one("#field-model", Input).value == "resnet18"
         assert screen.query_one("#field-epochs", Input).value == "0"
         assert screen.query_one("#field-amp", Checkbox).value is False
         assert "must be at least 1" in reason(screen, "epochs")
@@ -249,7 +251,7 @@ def notices(app) -> list[tuple[str, str]]:
 def assert_cats_vs_dogs_waits_for_its_data_dir(app, screen) -> None:
     """Every value of the cats-vs-dogs preset is in the form; data dir is marked and focused."""
     assert screen.query_one("#field-dataset", Select).value == "imagefolder"
-    assert screen.query_one("#field-model", Select).value == "resnet18"
+    assert screen.query_one("#field-model", Input).value == "resnet18"
     assert screen.query_one("#field-augment", Select).value == "flip-crop"
     assert screen.query_one("#field-weights", Input).value == "imagenet"
     assert screen.query_one("#field-image_size", Input).value == "224"
@@ -619,3 +621,35 @@ async def test_a_preset_edited_says_custom_and_the_form_comes_back_as_left(
         assert again is not screen
         assert again.query_one("#field-epochs", Input).value == "9"
         assert again.query_one("#field-optimizer", Select).value == "sgd"
+
+
+@run_async
+async def test_the_model_picker_filters_as_typed_and_fills_the_field(tmp_path) -> None:
+    from cnn_tui.ui.training.model_picker import ModelPickerModal
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await show(pilot, TrainFormScreen())
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerModal), 10, "picker")
+        picker = app.screen
+        await app.workers.wait_for_complete()  # torchvision's registry, read in a thread
+        await pilot.pause()
+        assert "torchvision:convnext_tiny" in picker.matches("")
+        await pilot.press(*"v3_s")
+        await pilot.pause()
+        options = picker.query_one("#model-options")
+        assert options.option_count == 1  # torchvision:mobilenet_v3_small alone
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen, 10, "the form back")
+        assert screen.query_one("#field-model", Input).value == "torchvision:mobilenet_v3_small"
+        await app.workers.wait_for_complete()  # the size estimate, measured in a thread
+        await pilot.pause()
+        assert reason(screen, "model").startswith("1.5M params, 10.2k trained")
+        assert not screen.query_one("#field-weights", Input).disabled
+        screen.query_one("#field-model", Input).value = "torchvision:vit_b_16"
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "does not take 32-px images" in reason(screen, "model")
+        assert screen.query_one("#start", Button).disabled

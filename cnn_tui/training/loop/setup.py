@@ -211,7 +211,7 @@ def load_data(config: TrainConfig) -> datasets.DataSplits:
 def normalization(config: TrainConfig, data: datasets.DataSplits) -> tuple[tuple, tuple]:
     """Pretrained weights want the statistics they were trained with (ImageNet's, from the
     weights' own meta); everything else the data set's own."""
-    if config.model in models.PRETRAINED and config.resolved_weights != "none":
+    if catalog.is_pretrained(config.model) and config.resolved_weights != "none":
         mean, std = models.weights_normalization(config.model)
         if data.channels == 1:  # grey images are repeated to RGB inside the model
             return (sum(mean) / 3,), (sum(std) / 3,)

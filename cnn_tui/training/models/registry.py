@@ -10,6 +10,9 @@ data set's channels, image size and number of classes:
 - `resnet18`, `resnet50`, `vgg16`: torchvision's networks with a new K-class head, from ImageNet
   weights, a state_dict file or scratch (`PRETRAINED`, one table for the three).
 - `fast-cnn`, `airbench-cnn`: airbench-style networks behind the fast presets (`models.fast`).
+- `torchvision:NAME`: any classification model of torchvision's registry, its head and last stage
+  found in the built model (`models.zoo`), from the registry's DEFAULT ImageNet weights, a
+  state_dict file or scratch.
 
 The pretrained backbones are torchvision's own modules, unwrapped and unrenamed, so a state_dict
 loads as-is into `torchvision.models.<name>(num_classes=K)`. One-channel images are repeated to
@@ -38,6 +41,7 @@ from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import input_problem
 from cnn_tui.training.config import FINETUNE_PARTS
 from cnn_tui.training.models import fast as fast_models
+from cnn_tui.training.models import zoo
 from cnn_tui.training.models.layers import Flatten
 
 WEIGHTS_HELP = "imagenet, none, or a path to a state_dict file"
@@ -197,11 +201,13 @@ class Pretrained:
     runs once per image.
     """
 
-    weights: str  # the ImageNet weights: "<enum>.<member>" in torchvision.models
+    weights: str  # the ImageNet weights: "<enum>.<member>" in torchvision.models ("": DEFAULT)
     features: int  # inputs of the head layer
     head: str  # the layer that gets K outputs: its weights are never loaded from another shape
     trainable: dict[str, tuple[str, ...]]  # --finetune head / last-block -> modules that train
-    backbone: tuple[str, ...]
+    # the modules from the image to the head's inputs; None: the model run up to its head
+    # (`zoo.HeadInput`, a torchvision:NAME model)
+    backbone: tuple[str, ...] | None
     last_block: str  # the last block in words, for messages
     head_dropout: float = 0.0  # dropout before the head layer (a `DropoutLinear` head)
 
@@ -240,7 +246,42 @@ PRETRAINED: dict[str, Pretrained] = {
         last_block="the fully connected classifier",
     ),
 }
-_PRETRAINED_ATTRIBUTE = "_cnn_tui_pretrained"  # (name, trainable modules) on a built backbone
+# (name, trainable modules, its Pretrained) on a built backbone
+_PRETRAINED_ATTRIBUTE = "_cnn_tui_pretrained"
+
+
+def _zoo_model(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    """torchvision's `name` (a zoo model) with a K-class head, its layout found and kept."""
+    if in_channels not in (1, 3):
+        raise UsageError(
+            f"{catalog.ZOO_PREFIX}{name} takes 1- or 3-channel images, got {in_channels} channels"
+        )
+    model = zoo.build(name, num_classes)
+    zoo.check_input_size(model, name, 3, image_size)
+    layout = zoo.find_layout(model, name)
+    head = model.get_submodule(layout.head)
+    spec = Pretrained(
+        weights="",
+        features=head.in_features if isinstance(head, nn.Linear) else head.in_channels,
+        head=layout.head,
+        trainable={"head": layout.trainable("head"), "last-block": layout.trainable("last-block")},
+        backbone=None,
+        last_block=layout.last_stage,
+    )
+    setattr(model, _PRETRAINED_ATTRIBUTE, (catalog.ZOO_PREFIX + name, None, spec))
+    if in_channels == 1:
+        model.register_forward_pre_hook(_gray_to_rgb)
+    return model
+
+
+def pretrained_spec(name: str, model: nn.Module | None = None) -> Pretrained:
+    """The Pretrained description of model `name`: the table's, or (torchvision:NAME) the one
+    found in the built `model`."""
+    if name in PRETRAINED:
+        return PRETRAINED[name]
+    if model is None or not hasattr(model, _PRETRAINED_ATTRIBUTE):
+        raise ValueError(f"{name} is no pretrained model built here")
+    return getattr(model, _PRETRAINED_ATTRIBUTE)[2]
 
 
 def _pretrained(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
@@ -300,32 +341,40 @@ def build_model(
 ) -> nn.Module:
     """A freshly built model `name` for (in_channels, image_size, image_size) inputs, K classes.
 
+    `name` is a short name of `MODELS` or `torchvision:NAME` (`catalog.parse_model`).
     `weights` (pretrained models only; the small CNNs start from scratch): "imagenet", "none" or
     a state_dict path; "auto" means imagenet for a pretrained model. `finetune` (pretrained models
     only; the small CNNs always train whole): "head", "last-block" ("layer4" for a ResNet) or "all"
     — the rest is frozen (requires_grad=False) and stays in eval mode (`set_train_mode`).
     """
-    if name not in MODELS:
-        raise UsageError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    try:
+        spec = catalog.parse_model(name)
+    except ValueError as exc:
+        raise UsageError(f"--model {name!r}: {exc}") from None
     if finetune not in FINETUNE_PARTS:  # (callers resolve auto: `TrainConfig.resolved_finetune`)
         raise UsageError(
             f"unknown --finetune {finetune!r}; valid values: {', '.join(FINETUNE_PARTS)}"
         )
     weights = (weights or "none").strip()
     if weights == "auto":
-        weights = "imagenet" if name in PRETRAINED else "none"
-    if name not in PRETRAINED and weights != "none":
+        weights = "imagenet" if spec.pretrained else "none"
+    if not spec.pretrained and weights != "none":
         raise UsageError(
-            f"--weights applies to pretrained models only ({', '.join(PRETRAINED)}); "
-            f"--model {name} starts from scratch"
+            f"--weights applies to pretrained models only ({', '.join(PRETRAINED)}, "
+            f"{catalog.ZOO_PREFIX}NAME); --model {name} starts from scratch"
         )
     if in_channels < 1 or num_classes < 1 or image_size < 1 or hidden_units < 1:
         raise UsageError(
             f"model sizes must be positive: in_channels={in_channels}, num_classes={num_classes}, "
             f"image_size={image_size}, hidden_units={hidden_units}"
         )
-    trainable = trainable_modules(name, finetune) if name in PRETRAINED else None
-    model = MODELS[name](in_channels, num_classes, image_size, hidden_units)
+    name = spec.text
+    if spec.zoo:
+        model = _zoo_model(spec.name, in_channels, num_classes, image_size)
+        trainable: tuple[str, ...] | None = trainable_modules(name, finetune, model)
+    else:
+        trainable = trainable_modules(name, finetune) if name in PRETRAINED else None
+        model = MODELS[name](in_channels, num_classes, image_size, hidden_units)
     if trainable is not None:
         if weights == "imagenet":
             _load_backbone(model, name, _imagenet_state_dict(name), "the ImageNet weights")
@@ -335,9 +384,10 @@ def build_model(
     return model
 
 
-def trainable_modules(name: str, finetune: str) -> tuple[str, ...]:
-    """The modules of pretrained model `name` that train with `finetune` ("" is all of them)."""
-    spec = PRETRAINED[name]
+def trainable_modules(name: str, finetune: str, model: nn.Module | None = None) -> tuple[str, ...]:
+    """The modules of pretrained model `name` that train with `finetune` ("" is all of them);
+    a torchvision:NAME model's are found in the built `model`."""
+    spec = pretrained_spec(name, model)
     if finetune == "all":
         return ("",)
     if finetune == "layer4":  # ResNet's name of its last block, kept from the first version
@@ -351,6 +401,8 @@ def trainable_modules(name: str, finetune: str) -> tuple[str, ...]:
 
 
 def _weights_enum(name: str) -> object:
+    if name.startswith(catalog.ZOO_PREFIX):
+        return zoo.default_weights(name.removeprefix(catalog.ZOO_PREFIX))
     import torchvision
 
     enum_name, member = PRETRAINED[name].weights.split(".")
@@ -369,10 +421,26 @@ def weights_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ..
 
 
 def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet weights for `name`, from torch hub's cache or downloaded once."""
+    """torchvision's ImageNet weights for `name`, from torch hub's cache or downloaded once.
+
+    A torchvision:NAME model's come through `get_model(NAME, weights=DEFAULT)`, which also
+    applies a family's own fixes to old files (DenseNet's renamed keys)."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torch hub's urlopen has no timeout of its own
     try:
+        if name.startswith(catalog.ZOO_PREFIX):
+            import torchvision
+
+            zoo_name = name.removeprefix(catalog.ZOO_PREFIX)
+            url = imagenet_weights_url(name)  # (looked up here: a test may point it elsewhere)
+            weights = zoo.default_weights(zoo_name)
+            if url != weights.url:
+                return torch.hub.load_state_dict_from_url(
+                    url, map_location="cpu", progress=False, check_hash=True, weights_only=True
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                return torchvision.models.get_model(zoo_name, weights=weights).state_dict()
         return torch.hub.load_state_dict_from_url(
             imagenet_weights_url(name),
             map_location="cpu",
@@ -458,7 +526,7 @@ def _load_backbone(
 ) -> None:
     """Load everything but the head; the head too when its shape matches (K classes)."""
     own = model.state_dict()
-    head = (PRETRAINED[name].head,)
+    head = (pretrained_spec(name, model).head,)
     head_keys = {key for key in own if _under(key, head)}
     keep_head = all(key in state and state[key].shape == own[key].shape for key in head_keys)
     wanted = {key: value for key, value in state.items() if keep_head or not _under(key, head)}
@@ -482,10 +550,11 @@ def _load_backbone(
 
 
 def _freeze(model: nn.Module, name: str, trainable: tuple[str, ...]) -> None:
+    spec = pretrained_spec(name, model)
     for key, parameter in model.named_parameters():
         parameter.requires_grad_(_under(key, trainable))
     # a plain attribute: not a module, parameter or buffer, so not in the state_dict
-    setattr(model, _PRETRAINED_ATTRIBUTE, (name, trainable))
+    setattr(model, _PRETRAINED_ATTRIBUTE, (name, trainable, spec))
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -507,7 +576,7 @@ def set_train_mode(model: nn.Module, training: bool) -> None:
     model.train(training)
     if not training:
         return
-    trainable = getattr(model, _PRETRAINED_ATTRIBUTE, (None, None))[1]
+    trainable = getattr(model, _PRETRAINED_ATTRIBUTE, (None, None, None))[1]
     for key, module in model.named_modules():
         if trainable is not None and not _under(key, trainable):
             if not any(True for _ in module.children()):  # a layer, not a container
@@ -522,28 +591,37 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     """For a pretrained model whose layers are all frozen but the head: (feature extractor, head).
 
     Both share the model's modules: the extractor (`Pretrained.backbone`, e.g. conv1 ... avgpool,
-    then flatten) maps a batch to (N, features) — 512 for resnet18, 2048 for resnet50, 4096 for
-    vgg16 — and head(features) equals model(batch); the head is `fc`, or vgg16's classifier[5:]
-    (dropout, then the last Linear). None for any other model or finetune.
+    then flatten; a torchvision:NAME model run up to its head, `zoo.HeadInput`) maps a batch to
+    (N, features) — 512 for resnet18, 2048 for resnet50, 4096 for vgg16 — and head(features)
+    equals model(batch); the head is `fc`, or vgg16's classifier[5:] (dropout, then the last
+    Linear), or a zoo model's head part (its dropout and Linear). None for any other model or
+    finetune, and for a zoo model whose head is not a Linear that ends the network (SqueezeNet).
     """
-    name, trainable = getattr(model, _PRETRAINED_ATTRIBUTE, (None, None))
+    name, trainable, spec = getattr(model, _PRETRAINED_ATTRIBUTE, (None, None, None))
     if name is None:
         return None
-    spec = PRETRAINED[name]
     head_modules = spec.trainable["head"]
     frozen = all(
         _under(key, head_modules) == p.requires_grad for key, p in model.named_parameters()
     )
     if trainable != head_modules or not frozen:
         return None
-    backbone = nn.Sequential(
-        *(nn.Flatten(1) if part == FLATTEN else model.get_submodule(part) for part in spec.backbone)
-    )
-    backbone.register_forward_pre_hook(_gray_to_rgb)
     heads = [model.get_submodule(part) for part in head_modules]
+    if spec.backbone is None:
+        if not isinstance(heads[-1], nn.Linear) or head_modules[-1] != spec.head:
+            return None  # something runs after the head layer (SqueezeNet's pooling)
+        backbone: nn.Module = zoo.HeadInput(model, head_modules[0])
+    else:
+        backbone = nn.Sequential(
+            *(
+                nn.Flatten(1) if part == FLATTEN else model.get_submodule(part)
+                for part in spec.backbone
+            )
+        )
+        backbone.register_forward_pre_hook(_gray_to_rgb)
     return backbone, heads[0] if len(heads) == 1 else nn.Sequential(*heads)
 
 
 def feature_size(model: nn.Module) -> int:
     """Inputs of a pretrained model's head layer (what `backbone_and_head`'s extractor makes)."""
-    return PRETRAINED[getattr(model, _PRETRAINED_ATTRIBUTE)[0]].features
+    return getattr(model, _PRETRAINED_ATTRIBUTE)[2].features

@@ -1,8 +1,11 @@
-"""How big the pretrained models are and about how much memory training one takes, without torch.
+"""How big the pretrained models are and about how much memory training one takes.
 
-The form shows this beside the model field as it is edited, so it is arithmetic on a few numbers
-per backbone (`SIZES`), not a model built: torchvision's import alone takes over a second. The
-numbers are torchvision's layer sizes, checked against the real networks by tests/test_models.py.
+The form shows this beside the model field as it is edited. For resnet18, resnet50 and vgg16 it
+is arithmetic on a few numbers per backbone (`SIZES`), not a model built: torchvision's import
+alone takes over a second. The numbers are torchvision's layer sizes, checked against the real
+networks by tests/test_models.py. A torchvision:NAME model's numbers are measured on the model
+itself (`measure`: built, then run once on the meta device at the image size, so no memory and
+no arithmetic), which imports torch and torchvision: the form runs it in a thread worker.
 
 The estimate adds, in bytes:
 - the weights, fp32: 4 per parameter;
@@ -21,6 +24,7 @@ It is an estimate to compare batch sizes and models by, within some tens of perc
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +43,9 @@ class BackboneSize:
     # not), kept for the backward pass; the head's K outputs come on top
     activations: dict[str, tuple[int, int]]
     peak: int  # largest input + output of one frozen layer, per image at 224 px
+    reference_size: int = REFERENCE_SIZE  # the image size `activations` and `peak` are for
+    cacheable: bool = True  # the feature cache applies with --finetune head (not SqueezeNet's)
+    trained_size: int = REFERENCE_SIZE  # the size its ImageNet weights were trained at
 
 
 SIZES: dict[str, BackboneSize] = {
@@ -99,19 +106,22 @@ def estimate(
     half: bool = False,
     cached: bool = False,
     cuda: bool = True,
+    size: BackboneSize | None = None,
 ) -> Estimate:
-    """Parameters and approximate training memory of pretrained model `name` (see the module)."""
-    size = SIZES[name]
+    """Parameters and approximate training memory of pretrained model `name` (see the module);
+    `size`: its measured sizes (a torchvision:NAME model, `measure`), else `SIZES[name]`."""
+    size = size or SIZES[name]
     finetune = _finetune(finetune)
     head = size.features * num_classes + num_classes
     params = size.params + head
     trainable = {"head": head, "last-block": size.last_block + head, "all": params}[finetune]
     state = {"adam": 8, "adamw": 8}.get(optimizer, 4 if momentum > 0 else 0)
     element = 2 if half else 4
-    scale = (image_size / REFERENCE_SIZE) ** 2
+    scale = (image_size / size.reference_size) ** 2
     spatial, flat = size.activations[finetune]
     kept = batch_size * (spatial * scale + flat + num_classes) * element
     frozen = 0 if finetune == "all" else batch_size * size.peak * scale * element
+    cached = cached and size.cacheable
     if cached and finetune == "head":
         # the feature cache's batches start from the evaluation batch, as the engine's do
         evaluation = catalog.evaluation_batch_size(batch_size, image_size, cuda)
@@ -119,6 +129,87 @@ def estimate(
         frozen = rows * size.peak * scale * element
     total = 4 * params + (4 + state) * trainable + kept + frozen
     return Estimate(params, trainable, int(total), half, cached and finetune == "head")
+
+
+_MEASURED: dict[tuple[str, int], BackboneSize] = {}  # (model, image size) -> its sizes
+_MEASURING = threading.Lock()
+
+
+def is_measured(model: str, image_size: int) -> bool:
+    """Whether `measure(model, image_size)` is known already (returns at once)."""
+    return (model, image_size) in _MEASURED
+
+
+def measure(model: str, image_size: int) -> BackboneSize:
+    """The sizes of pretrained model `model` (a torchvision:NAME model) at `image_size`, from the
+    model itself: its parameters, and each layer's input and output per image, recorded by
+    forward hooks in the order they run on the meta device. Imports torch and torchvision."""
+    key = (model, image_size)
+    with _MEASURING:
+        if key not in _MEASURED:
+            _MEASURED[key] = _measure(model, image_size)
+        return _MEASURED[key]
+
+
+def _measure(name: str, image_size: int) -> BackboneSize:
+    import torch
+
+    from cnn_tui.training.models import registry
+
+    classes = 10
+
+    def build() -> torch.nn.Module:
+        return registry.build_model(
+            name, in_channels=3, num_classes=classes, image_size=image_size, finetune="all"
+        )
+
+    try:
+        with torch.device("meta"):
+            model = build()
+    except NotImplementedError:  # RegNet computes its widths with tensors while it is built
+        model = build().to("meta")
+    model.eval()
+    seen: list[tuple[str, int, int]] = []  # (layer, input values, output values) per image
+    for key, module in model.named_modules():
+        if key and not any(True for _ in module.children()):
+            module.register_forward_hook(
+                lambda m, i, o, key=key: seen.append(
+                    (key, i[0][0].numel() if i else 0, o[0].numel())
+                )
+            )
+    with torch.no_grad():
+        model(torch.zeros(1, 3, image_size, image_size, device="meta"))
+    spec = registry.pretrained_spec(name, model)
+    total = sum(p.numel() for p in model.parameters())
+    head = spec.features * classes + classes
+    activations: dict[str, tuple[int, int]] = {}
+    peak = 0
+    trained: dict[str, int] = {}
+    for finetune in ("head", "last-block", "all"):
+        trainable = registry.trainable_modules(name, finetune, model)
+        trained[finetune] = sum(
+            p.numel() for key, p in model.named_parameters() if registry._under(key, trainable)
+        )
+        first = next(
+            (i for i, (key, _, _) in enumerate(seen) if registry._under(key, trainable)), len(seen)
+        )
+        kept = (seen[first][1] if first < len(seen) else 0) + sum(o for _, _, o in seen[first:])
+        activations[finetune] = (max(0, kept - classes), 0)
+        if finetune == "head":
+            peak = max((i + o for _, i, o in seen[:first]), default=0)
+    registry._freeze(model, name, registry.trainable_modules(name, "head", model))
+    from cnn_tui.training.models import zoo
+
+    return BackboneSize(
+        trained_size=zoo.trained_size(name.removeprefix(catalog.ZOO_PREFIX)),
+        cacheable=registry.backbone_and_head(model) is not None,
+        params=total - head,
+        features=spec.features,
+        last_block=trained["last-block"] - head,
+        activations=activations,
+        peak=peak,
+        reference_size=image_size,
+    )
 
 
 def _classes(config: TrainConfig) -> int:
@@ -132,12 +223,31 @@ def _classes(config: TrainConfig) -> int:
     return found if found >= 2 else 2
 
 
+def image_size_of(config: TrainConfig) -> int:
+    """The size of the model's inputs: --image-size, else the data set's own."""
+    return config.image_size or catalog.DATASETS[config.dataset].image_size
+
+
+def needs_measuring(config: TrainConfig) -> bool:
+    """Whether `describe(config)` would build the model first (a torchvision:NAME model not
+    measured yet at this image size): the form then calls it from a thread worker."""
+    return config.model.startswith(catalog.ZOO_PREFIX) and not is_measured(
+        config.model, image_size_of(config)
+    )
+
+
 def describe(config: TrainConfig, cuda: bool) -> str | None:
     """One line for the form: parameters and training memory of `config`'s pretrained model,
-    None for the small models. `cuda`: the run will use a GPU (mixed precision may apply)."""
-    if config.model not in SIZES:
+    None for the small models. `cuda`: the run will use a GPU (mixed precision may apply).
+    A torchvision:NAME model is measured first (`measure`, once per image size: imports torch;
+    `needs_measuring` says when); a size it does not take raises a UsageError."""
+    image_size = image_size_of(config)
+    if config.model.startswith(catalog.ZOO_PREFIX):
+        size = measure(config.model, image_size)
+    elif config.model in SIZES:
+        size = SIZES[config.model]
+    else:
         return None
-    image_size = config.image_size or catalog.DATASETS[config.dataset].image_size
     found = estimate(
         config.model,
         num_classes=_classes(config),
@@ -149,8 +259,11 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
         half=cuda and config.amp and image_size >= catalog.AMP_MIN_IMAGE_SIZE,
         cached=config.cache_features and config.augment == "none",
         cuda=cuda,
+        size=size,
     )
     how = ["mixed precision" if found.half else "fp32"] + ["features cached"] * found.cached
+    if config.resolved_weights == "imagenet" and image_size != size.trained_size:
+        how.append(f"weights trained at {size.trained_size} px")  # (the meta's: --image-size)
     return (
         f"{text.short_count(found.params)} params, {text.short_count(found.trainable)} trained · "
         f"≈{text.size(found.bytes)} {'GPU ' if cuda else ''}memory at batch "

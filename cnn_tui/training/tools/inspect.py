@@ -5,7 +5,9 @@ probabilities and Grad-CAM for one image (`cnn-tui inspect`, the run screen's In
 on its stages and returns an `Inspection` of plain numpy arrays:
 
 - the stages: every conv and pooling layer of the small CNNs, the stem and each residual block of a
-  ResNet, the first conv and each of the five blocks (its max-pool) of VGG16 (`stage_modules`);
+  ResNet, the first conv and each of the five blocks (its max-pool) of VGG16, each block of the
+  feature extractor of any other torchvision model (`zoo.stage_names`; none for ViT and Swin,
+  whose blocks hold tokens, not maps) (`stage_modules`);
 - the first conv layer: its weights, its real input (normalised, as the network sees it) and its
   output, so one filter at one output cell can be recomputed by hand (`filter_patch`);
 - Grad-CAM (Selvaraju et al. 2017) for the predicted, the true and any asked-for class: the
@@ -135,7 +137,7 @@ def _pair(value: Any) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def _kind(module: nn.Module) -> str:
+def _kind(module: nn.Module, block: str = "residual block") -> str:
     from torch import nn
 
     if isinstance(module, nn.Conv2d):
@@ -147,7 +149,7 @@ def _kind(module: nn.Module) -> str:
     if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
         kh, kw = _pair(module.kernel_size)
         return f"{'max' if isinstance(module, nn.MaxPool2d) else 'avg'}-pool {kh}×{kw}"
-    return "residual block"
+    return block
 
 
 def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
@@ -170,6 +172,10 @@ def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
             (name, _kind(named[name]) + ("" if name == "features.0" else f" (block {i})"))
             for i, name in enumerate(names)
         ]
+    if type(model).__module__.startswith("torchvision."):  # the rest of torchvision's zoo
+        from cnn_tui.training.models import zoo
+
+        return [(name, _kind(named[name], "block")) for name in zoo.stage_names(model)]
     pools = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     return [(name, _kind(m)) for name, m in named.items() if isinstance(m, (nn.Conv2d, *pools))]
 

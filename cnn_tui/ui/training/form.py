@@ -37,12 +37,12 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from cnn_tui.catalog import is_pretrained
 from cnn_tui.errors import UsageError
 from cnn_tui.text import markup, one_line
 from cnn_tui.training import loggers
 from cnn_tui.training.config import (
     FIELDS,
-    PRETRAINED_MODELS,
     ConfigError,
     TrainConfig,
     layer_settings,
@@ -53,7 +53,8 @@ from cnn_tui.training.config import (
 )
 from cnn_tui.training.models import sizes as model_sizes
 from cnn_tui.ui.key_footer import WrappingFooter
-from cnn_tui.ui.training.messages import DevicesDetected
+from cnn_tui.ui.training.messages import DevicesDetected, ModelMeasured
+from cnn_tui.ui.training.model_picker import ModelPickerModal, ModelSuggester, read_zoo_rows
 
 # Form sections; a field of FIELDS that is in none of them goes to "Other", so new fields show up.
 SECTIONS = (
@@ -89,9 +90,9 @@ def _several(devices: Any) -> bool:
 # note when it does not)
 APPLIES_WHEN: dict[str, tuple[str, tuple | Callable[[Any], bool], str]] = {
     "hidden_units": ("model", ("simple-cnn",), "simple-cnn only"),
-    "weights": ("model", PRETRAINED_MODELS, "pretrained models only"),
-    "finetune": ("model", PRETRAINED_MODELS, "pretrained models only"),
-    "cache_features": ("model", PRETRAINED_MODELS, "pretrained models only"),
+    "weights": ("model", is_pretrained, "pretrained models only"),
+    "finetune": ("model", is_pretrained, "pretrained models only"),
+    "cache_features": ("model", is_pretrained, "pretrained models only"),
     "momentum": ("optimizer", ("sgd",), "sgd only"),
     "data_dir": ("dataset", ("cifar10", "fashion-mnist", "imagefolder"), "not used by shapes"),
     "early_stop_metric": ("early_stop", bool, "early stopping only (early stop above 0)"),
@@ -152,6 +153,7 @@ class TrainFormScreen(Screen):
         Binding("ctrl+t", "save_preset", "Save preset", priority=True),
         Binding("ctrl+l", "find_lr", "Find LR", priority=True),
         Binding("ctrl+g", "sweep_mode", "Sweep", priority=True),
+        Binding("ctrl+o", "pick_model", "Models", priority=True),
     ]
 
     def __init__(
@@ -184,6 +186,9 @@ class TrainFormScreen(Screen):
         self.cross_field_error: ConfigError | None = None  # the rule between fields that fails
         self.errors: dict[str, str] = {}
         self.config: TrainConfig | None = None
+        # (model, image size) -> why the model does not take that size (found measuring it)
+        self._model_problems: dict[tuple[str, int], str] = {}
+        self._measuring: tuple[str, int] | None = None  # what `measure_model` measures now
         self._devices: list[tuple[str, str]] = list(DEVICE_CHOICES)
         self._device_notes: dict[str, str] = {}  # device -> what was detected (GPU, free memory)
 
@@ -269,6 +274,10 @@ class TrainFormScreen(Screen):
         # (an item list, --log: typed as on the command line, "tensorboard,csv")
         placeholder = "none" if field.items else "default" if field.optional else ""
         text = self.initial_texts.get(name, format_value(value))
+        if name == "model":  # completed inline; ctrl+o opens the picker
+            suggester = ModelSuggester(self.app)
+            return Input(text, placeholder="ctrl+o: pick", id=widget_id, compact=True,
+                         suggester=suggester)  # fmt: skip
         return Input(text, placeholder=placeholder, id=widget_id, compact=True)
 
     def _device_options(self, current: str) -> list[tuple[str, str]]:
@@ -301,6 +310,8 @@ class TrainFormScreen(Screen):
             ):
                 node.add_class("-focused")
                 break
+        if event.widget.id == "field-model":  # torchvision's names, for the inline completion
+            self.load_zoo_names()
 
     def _focus_first_field(self) -> None:
         """Typing goes to the form's first field (the sweep's grid row, else the data set)."""
@@ -399,6 +410,8 @@ class TrainFormScreen(Screen):
                 config = None
                 errors[exc.field or "dataset"] = str(exc)
                 self.cross_field_error = exc
+        if config is not None and (problem := self._model_problem(config)):
+            errors["model"], config = problem, None
         self.errors, self.config = errors, config
         self._validated(config)
         self._show_reasons(inactive)
@@ -461,19 +474,68 @@ class TrainFormScreen(Screen):
             c = self.config
             mark = "[b $text-warning]⚠[/]" if warnings else "✓"  # the reason is beside the field
             summary.update(
-                f"{mark} {c.model} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
+                f"{mark} {markup(c.model)} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
                 f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
             )
 
     def _model_note(self) -> str | None:
-        """A pretrained model's size and training memory at the chosen settings (torch-free)."""
+        """A pretrained model's size and training memory at the chosen settings (torch-free for
+        the short names; a torchvision:NAME model is measured once per image size by a thread
+        worker, `measure_model`, and says so meanwhile)."""
         if self.config is None:
             return None
+        if model_sizes.needs_measuring(self.config):
+            key = (self.config.model, model_sizes.image_size_of(self.config))
+            if key not in self._model_problems and key != self._measuring:
+                self._measuring = key
+                self.measure_model(self.config)
+            return f"measuring {self.config.model}…"
         device = self.config.device
         gpus = any(name.startswith("cuda") for name in self._device_notes)
         return model_sizes.describe(
             self.config, cuda=device.startswith("cuda") or (device == "auto" and gpus)
         )
+
+    def _model_problem(self, config: TrainConfig) -> str | None:
+        """Why `config`'s torchvision model does not take its image size (or is no model of
+        the registry), once measuring it found that; None otherwise."""
+        return self._model_problems.get((config.model, model_sizes.image_size_of(config)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="measure-model")
+    def measure_model(self, config: TrainConfig) -> None:
+        """Build a torchvision model on the meta device and measure it (imports torchvision)."""
+        size = model_sizes.image_size_of(config)
+        try:
+            model_sizes.measure(config.model, size)
+        except UsageError as exc:
+            self.post_message(ModelMeasured(config.model, size, str(exc)))
+            return
+        self.post_message(ModelMeasured(config.model, size, ""))
+
+    @on(ModelMeasured)
+    def _model_measured(self, message: ModelMeasured) -> None:
+        if message.problem:
+            self._model_problems[(message.model, message.image_size)] = message.problem
+        if self._measuring == (message.model, message.image_size):
+            self._measuring = None
+        self.validate_form()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="zoo-names")
+    def load_zoo_names(self) -> None:
+        """Read torchvision's registry once (imports it) for the model field's completion."""
+        read_zoo_rows(self.app)
+
+    def action_pick_model(self) -> None:
+        """The model picker: every model, filtered as typed; the pick goes into the field."""
+        field = self._widget("model")
+
+        def picked(model: str | None) -> None:
+            if model:
+                self._set_widget("model", model)
+                self.validate_form()
+            field.focus()
+
+        self.app.push_screen(ModelPickerModal(str(self._raw_value("model") or "")), picked)
 
     def field_texts(self) -> dict[str, str]:
         """Every field as text (what `texts=` takes): to keep the form or carry it over."""

@@ -107,3 +107,13 @@ class LRFindDone(Message):
 
     curve: Any = None
     error: str = ""
+
+
+@dataclass
+class ModelMeasured(Message):
+    """A torchvision model was measured at an image size (`problem`: why it does not take that
+    size, or is no model of the registry; "" when it was measured)."""
+
+    model: str
+    image_size: int
+    problem: str
