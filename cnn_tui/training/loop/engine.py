@@ -49,6 +49,7 @@ from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.system import background_import
 from cnn_tui.training.system.devices import resolve_device
+from cnn_tui.training.system.sampler import SystemSampler
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -88,8 +89,12 @@ def train(
     run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint, world=world)
     if started is not None:
         run.started = started
+    # the host, the trainer's memory and the GPUs as "system" events, from rank 0 only
+    sampler = SystemSampler(log, ranks=world.parallel) if world.main else None
     run.status(RunState.RUNNING, "starting")
     try:
+        if sampler is not None:
+            sampler.start()
         return _run(run)
     except KeyboardInterrupt:  # a second Ctrl+C: give up at once; the last checkpoint stays valid
         message = "aborted: --resume continues from the last saved checkpoint"
@@ -129,6 +134,8 @@ def train(
         run.fail(f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        if sampler is not None:
+            sampler.stop()
         log.close()
 
 

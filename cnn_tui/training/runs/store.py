@@ -40,6 +40,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 import tomllib
 import zipfile
@@ -458,7 +459,9 @@ class EventLog:
 
     The callback sees every event; the file gets batch events throttled by `BatchThrottle`. Each
     batch event gets `smoothed_loss` (`LossSmoother`, over every batch) before it is thinned.
-    Append-only, so a reader (`read_events`) sees whole lines or waits for them.
+    Append-only, so a reader (`read_events`) sees whole lines or waits for them. Safe from several
+    threads (the trainer's loop and its system sampler): one event at a time is written and
+    passed to `on_event`, under a lock.
     """
 
     def __init__(
@@ -472,6 +475,7 @@ class EventLog:
         self.on_event = on_event
         self.throttle = BatchThrottle()
         self.smoother = LossSmoother()
+        self.lock = threading.RLock()  # (an `on_event` that emits does not deadlock)
         if self.file.tell() > 0:  # a line cut short (a killed trainer, a full disk) ends here
             with self.path.open("rb") as handle:
                 handle.seek(-1, os.SEEK_END)
@@ -497,19 +501,21 @@ class EventLog:
         return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = {"event": kind, "time": time.time(), **fields}
-        if kind == "batch" and isinstance(fields.get("loss"), float | int):
-            event["smoothed_loss"] = self.smoother.add(float(fields["loss"]))
-        record = self.throttle.add(event) if kind == "batch" else event
-        if record is not None:
-            self._write(json_text(record) + "\n")
-        if self.on_event is not None:
-            self.on_event(event)
-        return event
+        with self.lock:
+            event = {"event": kind, "time": time.time(), **fields}
+            if kind == "batch" and isinstance(fields.get("loss"), float | int):
+                event["smoothed_loss"] = self.smoother.add(float(fields["loss"]))
+            record = self.throttle.add(event) if kind == "batch" else event
+            if record is not None:
+                self._write(json_text(record) + "\n")
+            if self.on_event is not None:
+                self.on_event(event)
+            return event
 
     def close(self) -> None:
         try:
-            self.file.close()
+            with self.lock:
+                self.file.close()
         except OSError:  # (a full disk: what could be written is in the file; the rest is lost)
             pass
 

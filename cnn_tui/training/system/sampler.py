@@ -1,0 +1,119 @@
+"""The trainer's system sampler: a daemon thread that writes a "system" event (reading.py) into
+the run's event log every `SAMPLE_S` seconds, from when the run starts until it ends.
+
+Only the main process samples (rank 0 of a data-parallel run, which adds up the ranks of its
+host). The first reading comes one interval after the start (CPU use is measured over an
+interval). Reading and writing never stop training: a reading that fails is written once as a
+"system" event with an `error` (the same error again is not repeated) and the sampler tries again
+next time; a run folder that is gone ends the sampler, and the trainer finds out at its own next
+write. `EventLog.emit` holds a lock, so the trainer's events and these never interleave.
+UI-free and torch-free: the monitors read /proc (psutil) and NVML, a few milliseconds per reading.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Protocol
+
+from cnn_tui import text
+from cnn_tui.training.system import processes
+from cnn_tui.training.system.gpu_stats import GpuMonitor
+from cnn_tui.training.system.host_stats import HostMonitor
+from cnn_tui.training.system.reading import EVENT, MAX_TEXT, SystemReading
+from cnn_tui.training.system.trainer_stats import TrainerMonitor
+
+SAMPLE_S = 2.0  # as nvitop refreshes; a day's run writes ~43,000 small lines (batch events: 4/s)
+STOP_WAIT_S = 5.0  # how long `stop` waits for a reading under way
+
+
+class EventSink(Protocol):
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]: ...
+
+
+class Monitors:
+    """The three monitors of one sampler, opened once (NVML's init costs ~50 ms)."""
+
+    def __init__(
+        self, *, ranks: bool = False, psutil_source: Any = None, nvml_source: Any = None
+    ) -> None:
+        self.host = processes.this_host()
+        self.machine = HostMonitor(psutil_source)
+        self.trainer = TrainerMonitor(ranks=ranks, source=psutil_source)
+        self.gpus = GpuMonitor(nvml_source)
+
+    def read(self) -> SystemReading:
+        trainer = self.trainer.sample()  # (first: it refreshes the trainer's pids for the GPUs)
+        return SystemReading(
+            time=time.time(),
+            host=self.host,
+            machine=self.machine.sample(),
+            trainer=trainer,
+            gpus=tuple(self.gpus.sample(self.trainer.describe)),
+            gpu_note="" if self.gpus.available else self.gpus.reason,
+        )
+
+    def close(self) -> None:
+        self.gpus.close()
+
+
+class SystemSampler:
+    """`start()` when the run starts, `stop()` in its `finally`; `monitors` is built on the
+    sampler's thread (a factory, so tests give fake sources)."""
+
+    def __init__(
+        self,
+        log: EventSink,
+        *,
+        interval: float = SAMPLE_S,
+        ranks: bool = False,
+        monitors: Any = None,
+    ) -> None:
+        self.log = log
+        self.interval = interval
+        self.make_monitors = monitors or (lambda: Monitors(ranks=ranks))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.readings = 0  # how many were written (tests, the throughput measurement)
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="system sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT_S)
+
+    def _run(self) -> None:
+        from cnn_tui.training.runs.store import RunFolderGone
+
+        monitors = None
+        try:
+            monitors = self.make_monitors()
+            while not self._stop.wait(self.interval):
+                try:
+                    self.log.emit(EVENT, **monitors.read().fields())
+                    self.readings += 1
+                except RunFolderGone:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a reading never stops training
+                    self._failed(exc)  # (a full disk too: the next reading may fit)
+        except RunFolderGone:
+            return
+        except Exception as exc:  # noqa: BLE001 - the monitors could not be opened
+            self._failed(exc)
+        finally:
+            if monitors is not None:
+                monitors.close()
+
+    def _failed(self, exc: BaseException) -> None:
+        message = text.one_line(f"{type(exc).__name__}: {exc}")[:MAX_TEXT]
+        if message in self.errors:
+            return
+        self.errors.append(message)
+        try:
+            self.log.emit(EVENT, host=processes.this_host(), error=message)
+        except Exception:  # noqa: BLE001 - the log itself fails: nothing more to say
+            pass
