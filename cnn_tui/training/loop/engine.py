@@ -93,9 +93,7 @@ def train(
     sampler = SystemSampler(log, ranks=world.parallel) if world.main else None
     run.status(RunState.RUNNING, "starting")
     try:
-        if sampler is not None:
-            sampler.start()
-        return _run(run)
+        return _run(run, sampler)
     except KeyboardInterrupt:  # a second Ctrl+C: give up at once; the last checkpoint stays valid
         message = "aborted: --resume continues from the last saved checkpoint"
         run.status(RunState.STOPPED, message)
@@ -139,11 +137,14 @@ def train(
         log.close()
 
 
-def _run(run: Run) -> dict[str, Any]:
-    """The loop: for each epoch, train, validate, checkpoint; then test. Stops at `run.stop`."""
+def _run(run: Run, sampler: SystemSampler | None = None) -> dict[str, Any]:
+    """The loop: for each epoch, train, validate, checkpoint; then test. Stops at `run.stop`.
+    `sampler` starts once the run_started event is written (`train` stops it)."""
     config, progress = run.config, run.progress
     s = run.s = _prepare_run(run)
     run.log_started()
+    if sampler is not None:
+        sampler.start()
     run.status(RunState.RUNNING, "training")
     resume_mid_epoch = run.checkpoint is not None and progress.batch > 0
     eta = EtaEstimator()  # per session: a resumed run warms up again

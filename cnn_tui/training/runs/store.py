@@ -84,6 +84,8 @@ PREPARED_FILE = ".prepared"  # prepare_run_dir: a folder made ready for a new ru
 # what a folder made ready for a new run holds: the marker, the launcher's and its trainer's files
 PREPARED_FILES = (PREPARED_FILE, CONFIG_FILE, OUTPUT_LOG, LOCK_FILE)
 
+# the events that end a session of a run (the test set's "evaluated" comes after the training)
+END_EVENTS = ("evaluated", "finished", "failed", "stopped")
 BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
@@ -461,7 +463,8 @@ class EventLog:
     batch event gets `smoothed_loss` (`LossSmoother`, over every batch) before it is thinned.
     Append-only, so a reader (`read_events`) sees whole lines or waits for them. Safe from several
     threads (the trainer's loop and its system sampler): one event at a time is written and
-    passed to `on_event`, under a lock.
+    passed to `on_event`, under a lock. What a background thread writes goes through
+    `emit_while_running`, so nothing follows the events that end a run (`END_EVENTS`).
     """
 
     def __init__(
@@ -476,6 +479,7 @@ class EventLog:
         self.throttle = BatchThrottle()
         self.smoother = LossSmoother()
         self.lock = threading.RLock()  # (an `on_event` that emits does not deadlock)
+        self.ended = False  # an event of END_EVENTS was emitted
         if self.file.tell() > 0:  # a line cut short (a killed trainer, a full disk) ends here
             with self.path.open("rb") as handle:
                 handle.seek(-1, os.SEEK_END)
@@ -506,11 +510,17 @@ class EventLog:
             if kind == "batch" and isinstance(fields.get("loss"), float | int):
                 event["smoothed_loss"] = self.smoother.add(float(fields["loss"]))
             record = self.throttle.add(event) if kind == "batch" else event
+            self.ended = self.ended or kind in END_EVENTS
             if record is not None:
                 self._write(json_text(record) + "\n")
             if self.on_event is not None:
                 self.on_event(event)
             return event
+
+    def emit_while_running(self, kind: str, **fields: Any) -> dict[str, Any] | None:
+        """`emit`, unless the run's end was emitted already (then nothing, and None)."""
+        with self.lock:
+            return None if self.ended else self.emit(kind, **fields)
 
     def close(self) -> None:
         try:

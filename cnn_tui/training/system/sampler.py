@@ -1,12 +1,15 @@
 """The trainer's system sampler: a daemon thread that writes a "system" event (reading.py) into
-the run's event log every `SAMPLE_S` seconds, from when the run starts until it ends.
+the run's event log every `SAMPLE_S` seconds, from the run's "run_started" event (the engine
+starts it then) until the run ends.
 
 Only the main process samples (rank 0 of a data-parallel run, which adds up the ranks of its
 host). The first reading comes one interval after the start (CPU use is measured over an
 interval). Reading and writing never stop training: a reading that fails is written once as a
 "system" event with an `error` (the same error again is not repeated) and the sampler tries again
 next time; a run folder that is gone ends the sampler, and the trainer finds out at its own next
-write. `EventLog.emit` holds a lock, so the trainer's events and these never interleave.
+write. `EventLog.emit` holds a lock, so the trainer's events and these never interleave, and no
+reading follows the events that end the run (`EventLog.emit_while_running`): the last event of a
+run stays its "finished", "failed" or "stopped".
 UI-free and torch-free: the monitors read /proc (psutil) and NVML, a few milliseconds per reading.
 """
 
@@ -28,18 +31,26 @@ STOP_WAIT_S = 5.0  # how long `stop` waits for a reading under way
 
 
 class EventSink(Protocol):
-    def emit(self, kind: str, **fields: Any) -> dict[str, Any]: ...
+    """`runs.store.EventLog`: `emit_while_running` writes nothing once the run's end is written."""
+
+    def emit_while_running(self, kind: str, **fields: Any) -> dict[str, Any] | None: ...
 
 
 class Monitors:
-    """The three monitors of one sampler, opened once (NVML's init costs ~50 ms)."""
+    """The three monitors of one sampler, opened once (NVML's init costs ~50 ms); the trainer is
+    process `pid` (default: this one)."""
 
     def __init__(
-        self, *, ranks: bool = False, psutil_source: Any = None, nvml_source: Any = None
+        self,
+        *,
+        pid: int | None = None,
+        ranks: bool = False,
+        psutil_source: Any = None,
+        nvml_source: Any = None,
     ) -> None:
         self.host = processes.this_host()
         self.machine = HostMonitor(psutil_source)
-        self.trainer = TrainerMonitor(ranks=ranks, source=psutil_source)
+        self.trainer = TrainerMonitor(pid, ranks=ranks, source=psutil_source)
         self.gpus = GpuMonitor(nvml_source)
 
     def read(self) -> SystemReading:
@@ -65,12 +76,12 @@ class SystemSampler:
         self,
         log: EventSink,
         *,
-        interval: float = SAMPLE_S,
+        interval: float | None = None,
         ranks: bool = False,
         monitors: Any = None,
     ) -> None:
         self.log = log
-        self.interval = interval
+        self.interval = SAMPLE_S if interval is None else interval
         self.make_monitors = monitors or (lambda: Monitors(ranks=ranks))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,8 +105,8 @@ class SystemSampler:
             monitors = self.make_monitors()
             while not self._stop.wait(self.interval):
                 try:
-                    self.log.emit(EVENT, **monitors.read().fields())
-                    self.readings += 1
+                    if self.log.emit_while_running(EVENT, **monitors.read().fields()):
+                        self.readings += 1
                 except RunFolderGone:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a reading never stops training
@@ -114,6 +125,6 @@ class SystemSampler:
             return
         self.errors.append(message)
         try:
-            self.log.emit(EVENT, host=processes.this_host(), error=message)
+            self.log.emit_while_running(EVENT, host=processes.this_host(), error=message)
         except Exception:  # noqa: BLE001 - the log itself fails: nothing more to say
             pass

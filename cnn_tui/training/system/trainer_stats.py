@@ -18,7 +18,7 @@ a process that appeared since the last one counts from the next. UI-free and tor
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SCOPES = ("process", "children", "ranks")
@@ -27,13 +27,14 @@ SCOPES = ("process", "children", "ranks")
 @dataclass(frozen=True)
 class TrainerSample:
     """The trainer's processes added up: RSS in bytes, CPU in percent of one core, how many
-    processes and which (`scope`, one of SCOPES); their pids, to tell them on a GPU."""
+    processes and which (`scope`, one of SCOPES); their pids, to tell them on a GPU (only while
+    sampling: the event does not keep them)."""
 
     rss: int | None
     cpu_percent: float | None
     processes: int
     scope: str
-    pids: frozenset[int] = frozenset()
+    pids: frozenset[int] = field(default=frozenset(), compare=False)  # (not in the event)
 
 
 class TrainerMonitor:
