@@ -92,10 +92,10 @@ async def shoot(runs_dir: Path, out: Path) -> list[Path]:
         save("dashboard")
         await pilot.press("escape")
         table.move_cursor(row=names.index(TRAINED))
-        await pilot.press("enter", "4")
+        await pilot.press("enter", "7")
         await settle(pilot, lambda: app.screen.summary is not None, workers=False)
         save("results")
-        await pilot.press("6")
+        await pilot.press("9")
         await settle(pilot, lambda: inspected(app.screen), workers=False)
         save("inside")
     return saved

@@ -2,7 +2,7 @@
 "mode", "environment", "settings" and "results"); `cnn_tui.commands.bench` prints it.
 
 Each mode lives in its own module: `speed` (images/s per batch, the default), `whole_run`,
-`features` and `startup`. They import torch only when they run.
+`features`, `startup` and `tui`. They import torch only when they run.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 
 from cnn_tui.bench.common import Note, no_notes
 from cnn_tui.bench.features import features_report
-from cnn_tui.bench.options import FEATURES, SPEED, STARTUP, WHOLE_RUN, BenchOptions
+from cnn_tui.bench.options import FEATURES, SPEED, STARTUP, TUI, WHOLE_RUN, BenchOptions
 from cnn_tui.bench.speed import speed_report
 from cnn_tui.bench.startup import startup_report
+from cnn_tui.bench.tui_cost import tui_report
 from cnn_tui.bench.whole_run import whole_run_report
 
 REPORTS: dict[str, Callable[[BenchOptions, Note], dict[str, Any]]] = {
@@ -22,6 +23,7 @@ REPORTS: dict[str, Callable[[BenchOptions, Note], dict[str, Any]]] = {
     WHOLE_RUN: whole_run_report,
     FEATURES: features_report,
     STARTUP: startup_report,
+    TUI: tui_report,
 }
 
 

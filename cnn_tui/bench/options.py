@@ -31,7 +31,7 @@ QUICK_MODELS = "simple-cnn,the3-cnn"
 SIZE_RANGE = (int(FIELDS["image_size"].minimum), int(FIELDS["image_size"].maximum))
 
 # the modes, as each report's "mode" names them
-SPEED, WHOLE_RUN, FEATURES, STARTUP = "speed", "whole-run", "features", "startup"
+SPEED, WHOLE_RUN, FEATURES, STARTUP, TUI = "speed", "whole-run", "features", "startup", "tui"
 FRESH_PROCESS_MODES = (WHOLE_RUN, FEATURES)  # whole runs, timed by the wall clock
 
 DEFAULT_EPOCHS = 1  # of each whole run
@@ -41,6 +41,7 @@ CPU_BATCHES = 8  # the CPU default: resnet18 at 224 px trains ~20 images/s there
 QUICK = {"batch_size": 32, "batches": 3, "warmup": 1, "repeats": 2, "workers": 1}
 WHOLE_RUN_BATCH_SIZE = 32  # the lecture notes' batch size
 STARTUP_REPEATS = 5
+TUI_REPEATS = 3  # runs started from the form (--quick: 1)
 
 ModelSpec = tuple[str, int | None]  # a model and its image size (None: the data set's own)
 
@@ -79,7 +80,7 @@ def parse_model_list(text: str) -> list[ModelSpec]:
 class BenchOptions:
     """One benchmark, every default filled in (`bench_options` builds it)."""
 
-    mode: str  # SPEED, WHOLE_RUN, FEATURES or STARTUP
+    mode: str  # SPEED, WHOLE_RUN, FEATURES, STARTUP or TUI
     dataset: str
     data_dir: str | None
     models: tuple[ModelSpec, ...]
@@ -156,6 +157,9 @@ def bench_options(
         defaults["batch_size"] = WHOLE_RUN_BATCH_SIZE
     if mode == STARTUP:  # one round of fresh processes is cheap: more of them, and no --quick
         defaults["repeats"] = STARTUP_REPEATS
+    if mode == TUI:  # a run as the form starts it: the training defaults
+        defaults["batch_size"] = FIELDS["batch_size"].default
+        defaults["repeats"] = 1 if quick else TUI_REPEATS
     if workers is None:
         workers = defaults.get("workers", os.cpu_count() or 1)
     return BenchOptions(

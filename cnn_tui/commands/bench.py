@@ -28,7 +28,12 @@ from cnn_tui.training.config import FIELDS, FINETUNES, parse_field
 # the training settings bench's flags stand for, given as text and parsed by their Field
 SETTING_FLAGS = ("epochs", "limit", "batch_size", "lr", "device")
 # the mode switches, in the order a clash names them
-MODE_FLAGS = {"whole_run": bench.WHOLE_RUN, "features": bench.FEATURES, "startup": bench.STARTUP}
+MODE_FLAGS = {
+    "whole_run": bench.WHOLE_RUN,
+    "features": bench.FEATURES,
+    "startup": bench.STARTUP,
+    "tui": bench.TUI,
+}
 # the bounds of the counts (a benchmark is minutes, not days; `count_flags`)
 MAX_BATCHES, MAX_WARMUP, MAX_REPEATS, MAX_WORKERS = 10_000, 1_000, 100, 256
 
@@ -114,6 +119,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--startup",
         action="store_true",
         help="time start-up instead: `cnn-tui --help`, the home screen painted, import torch",
+    )
+    what.add_argument(
+        "--tui",
+        action="store_true",
+        help="measure the TUI instead: a run started from the form (the first of --models, "
+        "--dataset, --epochs, --limit), the seconds from Start to the chart's first point and "
+        "the share of a core the TUI takes following it and showing it finished",
     )
     how = parser.add_argument_group("settings")
     _setting_flag(
@@ -339,11 +351,40 @@ def format_startup(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_tui(report: dict[str, Any]) -> str:
+    """The TUI's own cost: seconds to the first chart point, shares of one core."""
+    env, cfg, res = report["environment"], report["settings"], report["results"]
+    run = cfg["run"]
+    load = env.get("load_average")
+    lines = [
+        f"TUI cost, median of {cfg['repeats']} run(s) started from the form ({cfg['terminal']}); "
+        f"{run['model']} on {run['dataset']}, {run['epochs']} epoch(s), batch {run['batch_size']}"
+        + (f", {run['limit']} training images" if run.get("limit") else "")
+        + f"; {env['cpu_count']} CPUs"
+        + (f", load average {text.number(load[0], '.2f')}" if load else ""),
+    ]
+    seconds = (
+        ("first_point_s", "Start → first point on the loss chart"),
+        ("first_batch_event_s", "Start → the trainer's first batch event"),
+    )
+    for key, label in seconds:
+        lines.append(f"{label:<50} {text.number(res[key], '.2f'):>7} s")
+    shares = (
+        ("following_core_share", "TUI following the live run", res["following_seconds"]),
+        ("finished_core_share", "TUI showing the finished run", cfg["finished_seconds"]),
+    )
+    for key, label, over in shares:
+        label = f"{label} (share of one core)"
+        lines.append(f"{label:<50} {text.percent(res[key], 2):>7}   over {text.duration(over)}")
+    return "\n".join(lines)
+
+
 FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {
     bench.SPEED: format_speed,
     bench.WHOLE_RUN: format_whole_run,
     bench.FEATURES: format_features,
     bench.STARTUP: format_startup,
+    bench.TUI: format_tui,
 }
 
 

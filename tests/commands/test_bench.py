@@ -67,6 +67,24 @@ def test_whole_run_mode_times_both_runs(tmp_path, capsys) -> None:
 
 
 @pytest.mark.slow
+def test_tui_mode_starts_a_run_from_the_form_and_measures_the_app(tmp_path, capsys) -> None:
+    argv = ["bench", "--tui", "--quick", "--device", "cpu", "--models", "the3-cnn",
+            "--limit", "300", "--epochs", "2", "--json", str(tmp_path / "tui.json")]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    report = json.loads((tmp_path / "tui.json").read_text())
+    assert report["mode"] == "tui" and report["settings"]["repeats"] == 1
+    assert report["settings"]["run"]["model"] == "the3-cnn"
+    (run,) = report["results"]["runs"]
+    assert run["state"] == "finished"
+    # the chart's first point comes after the event it draws, and both after Start
+    assert 0 < run["first_batch_event_s"] <= run["first_point_s"]
+    assert run["following_core_share"] >= 0 and run["finished_core_share"] >= 0
+    assert "Start → first point on the loss chart" in table
+    assert "TUI showing the finished run" in table
+
+
+@pytest.mark.slow
 def test_features_mode_times_two_processes_a_sweep_and_inspect(tmp_path, capsys) -> None:
     argv = [
         "bench", "--features", "--device", "cpu", "--dataset", "shapes", "--limit", "64",
@@ -172,12 +190,13 @@ def test_bad_flags_exit_2_with_one_line(argv, capsys) -> None:
 
 def test_bad_values_found_later_are_usage_errors_too(tmp_path, capsys) -> None:
     assert main(["bench", "--startup", "--whole-run"]) == 2
+    assert main(["bench", "--tui", "--startup"]) == 2
     assert main(["bench", "--features", "--whole-run"]) == 2
     assert main(["bench", "--quick", "--device", "cuda:99"]) == 2
     assert main(["bench", "--quick", "--lr", "nan"]) == 2
     assert main(["bench", "--quick", "--json", str(tmp_path / "no" / "such.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 5 and all(line.startswith("cnn-tui: error:") for line in err)
+    assert len(err) == 6 and all(line.startswith("cnn-tui: error:") for line in err)
 
 
 # --- bench flags that mean a training setting are checked like `cnn-tui train`'s -----------------

@@ -633,7 +633,7 @@ async def test_runs_screen_and_results_show_damaged_runs(tmp_path, monkeypatch, 
             results = ResultsScreen(base / name)
             await app.push_screen(results)
             await pilot.pause()
-            await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
+            await pilot.press("5")  # the Log tab (a hidden RichLog defers its lines)
             log = results.query_one(RichLog)
             if kind == "empty" and name == "m":  # nothing to read, nothing damaged
                 await pilot.pause(0.2)
@@ -671,7 +671,7 @@ async def test_live_dashboard_of_a_damaged_run_keeps_following(tmp_path, monkeyp
         await wait_until(pilot, lambda: len(table.rows) == 2, what="the two epochs")
         (run / runs.STATUS_FILE).write_text(json.dumps({"status": "stopped", "pid": 1}))
         await wait_until(pilot, lambda: screen.state == "stopped", what="the stop")
-        await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
+        await pilot.press("5")  # the Log tab (a hidden RichLog defers its lines)
         log = screen.query_one(RichLog)
         await wait_until(pilot, lambda: "metrics.jsonl: skipped 1 line" in text_of(log))
 

@@ -82,7 +82,7 @@ async def check_screens(runs_dir: Path, name: str, classes: list[str], value: st
         shown = rendered_text(app)  # the title, the status line and the Results tab
         assert_safe(shown)
         assert text.one_line(value) in shown and text.one_line(classes[1]) in shown
-        for tab in ("5", "3"):  # samples, log (the charts and epochs tabs show numbers)
+        for tab in ("8", "5"):  # samples, log (the charts and epochs tabs show numbers)
             await pilot.press(tab)
             await pilot.pause()
             assert_safe(rendered_text(app))
@@ -95,7 +95,7 @@ async def check_screens(runs_dir: Path, name: str, classes: list[str], value: st
         first = text.lines(message)[0]
         if first.strip():  # the status line quotes the first line of the reason
             assert first.strip() in shown
-        await pilot.press("3")
+        await pilot.press("5")
         await pilot.pause()
         assert_safe(rendered_text(app))
 

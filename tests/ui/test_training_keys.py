@@ -156,11 +156,11 @@ async def test_the_run_screens_footer_numbers_the_tabs_there_are(size, tmp_path,
 
         screen = await open_on(pilot, lambda: ResultsScreen(failed))  # no checkpoint: no Inside
         await wait_until(pilot, lambda: screen.query(FooterEntry), 10, "the footer")
-        assert tabs_key(screen) == "1-5"
+        assert tabs_key(screen) == "1-8"
         app.pop_screen()
         screen = await open_on(pilot, lambda: ResultsScreen(model_run))
-        await wait_until(pilot, lambda: tabs_key(screen) == "1-6", 10, "tab 6 in the footer")
-        await pilot.press("6")  # the Inside tab: its keys join the footer, none cut off
+        await wait_until(pilot, lambda: tabs_key(screen) == "1-9", 10, "tab 9 in the footer")
+        await pilot.press("9")  # the Inside tab: its keys join the footer, none cut off
         view = screen.query_one(InsideView)
         await wait_until(pilot, lambda: view.inspection is not None, 30, "the inside view")
         await wait_until(
@@ -170,7 +170,7 @@ async def test_the_run_screens_footer_numbers_the_tabs_there_are(size, tmp_path,
 
 
 def test_group_labels_make_a_range_of_digits_only() -> None:
-    assert group_label(list("123456")) == "1-6" and group_label(list("12345")) == "1-5"
+    assert group_label(list("123456")) == "1-6" and group_label(list("12345")) == "1-8"
     assert group_label(["←", "→"]) == "←→" and group_label(["1", "2"]) == "12"
     assert group_label(["1", "3", "5"]) == "135"
 

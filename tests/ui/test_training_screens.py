@@ -388,7 +388,7 @@ async def test_results_screen_confusion_matrix_and_samples(tmp_path) -> None:
         assert screen.query_one(PerClassTable).row_count == len(CLASSES)
         headline = str(screen.query_one("#results-headline", Static).render())
         assert "test accuracy 94.75%" in headline
-        await pilot.press("5")
+        await pilot.press("8")
         await pilot.pause()
         cards = list(screen.query(SampleCard))
         assert len(cards) == 12
@@ -409,7 +409,7 @@ async def test_failed_run_shows_the_reason(tmp_path) -> None:
         screen = app.screen
         assert screen.state == "failed"
         assert message in str(screen.query_one("#dash-metrics", Static).render())
-        await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
+        await pilot.press("5")  # the Log tab (a hidden RichLog defers its lines)
         await pilot.pause()
         log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
         assert message in log
@@ -426,7 +426,7 @@ async def test_results_screen_mounts_once(tmp_path) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         screen = app.screen
-        await pilot.press("3")  # the Log tab (a hidden RichLog defers its lines)
+        await pilot.press("5")  # the Log tab (a hidden RichLog defers its lines)
         await pilot.pause()
         log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
         assert log.count("run directory:") == 1

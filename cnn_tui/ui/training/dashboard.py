@@ -45,7 +45,7 @@ from cnn_tui.ui.training.samples import SampleGrid
 from cnn_tui.ui.training.throughput import ThroughputLine
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
-TABS = Binding.Group("Tabs", compact=True)  # the footer shows "1-5 Tabs", "1-6 Tabs" with Inside
+TABS = Binding.Group("Tabs", compact=True)  # the footer shows "1-8 Tabs", "1-9 Tabs" with Inside
 
 
 class RunScreen(Screen):
@@ -69,12 +69,14 @@ class RunScreen(Screen):
         Binding("s", "stop", "Stop run"),
         Binding("n", "toggle_counts", "Counts/%"),
         Binding("z", "toggle_zoom", "Image size"),
+        # 1 Charts · 2 Metrics · 3 System · 4 Epochs · 5 Log · 6 Console · 7 Results · 8 Samples ·
+        # 9 Inside (the tabs' order on screen)
         Binding("1", "tab('charts')", "Charts", group=TABS),
-        Binding("2", "tab('epochs')", "Epochs", group=TABS),
-        Binding("3", "tab('log')", "Log", group=TABS),
-        Binding("4", "tab('results')", "Results", group=TABS),
-        Binding("5", "tab('samples')", "Samples", group=TABS),
-        Binding("6", "tab('inside')", "Inside", group=TABS),  # once the run has Inside
+        Binding("4", "tab('epochs')", "Epochs", group=TABS),
+        Binding("5", "tab('log')", "Log", group=TABS),
+        Binding("7", "tab('results')", "Results", group=TABS),
+        Binding("8", "tab('samples')", "Samples", group=TABS),
+        Binding("9", "tab('inside')", "Inside", group=TABS),  # once the run has Inside
     ]
 
     def __init__(self, run_dir: str | Path, *, pid: int | None = None, live: bool = True) -> None:
@@ -257,7 +259,7 @@ class RunScreen(Screen):
             tabs = self.query_one(TabbedContent)
             tabs.show_tab("inside")
             tabs.enable_tab("inside")
-            self.refresh_bindings()  # "1-6 Tabs" in the footer
+            self.refresh_bindings()  # "1-9 Tabs" in the footer
         if message.status in run_state.BROKEN:
             if self.history.end is None:  # (a failed event already wrote its message)
                 self._log(f"{message.status.upper()}: {message.message}")
@@ -293,7 +295,7 @@ class RunScreen(Screen):
         if action in ("toggle_counts", "toggle_zoom"):
             tab = "results" if action == "toggle_counts" else "samples"
             return self.summary is not None and self.query_one(TabbedContent).active == tab
-        if action == "tab" and parameters == ("inside",):  # no key 6 while there is no tab 6
+        if action == "tab" and parameters == ("inside",):  # no key 9 while there is no Inside tab
             return not self.query_one(TabbedContent).get_tab("inside").disabled
         return True
 
