@@ -174,19 +174,37 @@ def format_sample(sample: GpuSample, *, compact: bool = False) -> str:
 
     `compact` leaves out the name and the power limit (80 columns)."""
     parts = [f"GPU{sample.index}" if compact else f"GPU{sample.index} {text.one_line(sample.name)}"]
-    util = None if sample.util_percent is None else sample.util_percent / 100
-    parts.append(f"util {text.percent(util, 0)}")
-    used, total = sample.memory_used_mb, sample.memory_total_mb
-    memory = f"mem {_gib(used)}/{_gib(total)} GiB"  # one unit for both: "34.2/140.4 GiB"
-    if sample.memory_fraction is not None and not compact:
-        memory += f" ({text.percent(sample.memory_fraction, 0)})"
-    parts.append(memory)
-    parts.append(f"{text.number(sample.temperature_c, '.0f')}°C")
-    power = text.number(sample.power_w, ".0f")
-    if sample.power_limit_w is not None and not compact:
-        power += f"/{text.number(sample.power_limit_w, '.0f')}"
-    parts.append(power + " W")
+    parts.append(f"util {util_text(sample)}")
+    parts.append(f"mem {memory_text(sample, share=not compact)}")
+    parts.append(temperature_text(sample))
+    parts.append(power_text(sample, limit=not compact))
     return " · ".join(parts)
+
+
+def util_text(sample: GpuSample) -> str:
+    """'87%'."""
+    return text.percent(None if sample.util_percent is None else sample.util_percent / 100, 0)
+
+
+def memory_text(sample: GpuSample, *, share: bool = True) -> str:
+    """'34.2/140.4 GiB (24%)': one unit for both; `share` adds the fraction in use."""
+    memory = f"{_gib(sample.memory_used_mb)}/{_gib(sample.memory_total_mb)} GiB"
+    if share and sample.memory_fraction is not None:
+        memory += f" ({text.percent(sample.memory_fraction, 0)})"
+    return memory
+
+
+def temperature_text(sample: GpuSample) -> str:
+    """'62°C'."""
+    return f"{text.number(sample.temperature_c, '.0f')}°C"
+
+
+def power_text(sample: GpuSample, *, limit: bool = True) -> str:
+    """'412/700 W' (`limit`: with the enforced power limit, when known), '412 W'."""
+    power = text.number(sample.power_w, ".0f")
+    if sample.power_limit_w is not None and limit:
+        power += f"/{text.number(sample.power_limit_w, '.0f')}"
+    return power + " W"
 
 
 def _gib(megabytes: float | None) -> str:
