@@ -143,6 +143,7 @@ class SystemPane(VerticalScroll):
         self.compact = False
         self.over = False  # the run ended: no reading will come any more
         self.here = this_host()
+        self._ready = False  # mounted: its parts can be drawn
 
     def compose(self) -> ComposeResult:
         yield Static(id="system-now")
@@ -157,6 +158,7 @@ class SystemPane(VerticalScroll):
             yield MetricChart("GPU power (W)", id="system-gpu-power")
 
     def on_mount(self) -> None:
+        self._ready = True
         self._draw()
 
     @property
@@ -185,7 +187,7 @@ class SystemPane(VerticalScroll):
     # --- drawing --------------------------------------------------------------------------------
 
     def _draw(self) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             return
         latest = self.timeline.latest
         self.set_class(latest is None, "-no-readings")
