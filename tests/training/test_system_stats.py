@@ -10,13 +10,14 @@ import types
 
 import psutil
 import pytest
-from train_ui_fixtures import FakeNvml
+from train_ui_fixtures import FakeNvml, system_events
 
 from cnn_tui import text
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.system import gpu_stats, reading, sampler
 from cnn_tui.training.system.host_stats import HostMonitor
+from cnn_tui.training.system.timeline import SystemTimeline
 from cnn_tui.training.system.trainer_stats import TrainerMonitor
 
 GIB = text.GIB
@@ -293,3 +294,44 @@ def test_a_real_run_writes_system_events_between_its_start_and_its_end(tmp_path,
     assert first.trainer.scope in ("process", "children") and first.trainer.rss > 50 * text.MIB
     assert first.machine.cpu_count == psutil.cpu_count() and first.machine.ram_total > 0
     assert first.gpus or first.gpu_note  # GPUs, or why there are none
+
+
+# --- over the run: the timeline and the headless report ----------------------------------------
+
+
+def test_timeline_keeps_a_bounded_series_and_the_mean_and_peak_of_every_reading():
+    events = system_events(30, gpus=1)
+    events[1]["ram_used"] = 60 * GIB  # a peak in a reading the charts' thinning drops
+    timeline = SystemTimeline(max_points=8)
+    assert not timeline.add([{"event": "epoch", "time": 1.0}])
+    assert timeline.add(events) and timeline.count == 30
+    assert len(timeline.readings) <= 8 and timeline.readings[0].time == events[0]["time"]
+    kept = [reading.time for reading in timeline.readings]
+    assert kept == sorted(kept) and events[1]["time"] not in kept
+    assert timeline.stats["ram_used"].peak == 60 * GIB
+    cpu = [e["cpu_percent"] for e in events]
+    assert timeline.stats["cpu_percent"].mean == pytest.approx(sum(cpu) / 30)
+    assert timeline.latest.time == events[-1]["time"] and timeline.hosts == ["gpu-node-7"]
+
+    timeline.add([{"event": "system", "time": 1e10, "host": "gpu-node-7", "error": "boom"}])
+    assert timeline.error.error == "boom" and timeline.count == 30  # (not a reading)
+    timeline.add(system_events(1, gpus=1, start=2e10))
+    assert timeline.error is None  # a later reading succeeded
+
+    summary = timeline.summary()
+    gpu = summary["gpus"][0]
+    assert gpu["name"] == "NVIDIA H100 80GB HBM3" and gpu["memory_total_mb"] == 81_559.0
+    assert gpu["util_percent"]["peak"] == max(e["gpus"][0]["util_percent"] for e in events)
+    assert SystemTimeline().summary() is None
+
+
+def test_the_headless_report_says_what_the_readings_say():
+    from cnn_tui.commands.train_report import system_lines
+
+    timeline = SystemTimeline()
+    timeline.add(system_events(5, gpus=1, host="box\x1b[2J"))
+    host, gpu = system_lines(timeline.summary())
+    assert host.startswith("system on box\\x1b[2J (5 readings): CPU mean ")
+    assert "of 16 cores · RAM peak " in host and "of 64.0 GiB · trainer RSS peak " in host
+    assert gpu.startswith("GPU0 NVIDIA H100 80GB HBM3: util mean ") and "of 79.6 GiB" in gpu
+    assert system_lines(None) == []
