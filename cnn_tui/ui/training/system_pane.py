@@ -131,6 +131,7 @@ class SystemPane(VerticalScroll):
     SystemPane #system-now { height: auto; }
     SystemPane .system-charts { height: 12; }
     SystemPane.-compact .system-charts { height: 10; }
+    SystemPane.-no-gpus .system-charts { height: 1fr; min-height: 10; }
     SystemPane .system-charts MetricChart { width: 1fr; }
     SystemPane.-no-readings .system-charts, SystemPane.-no-gpus .system-gpu-charts {
         display: none;
@@ -147,12 +148,12 @@ class SystemPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="system-now")
+        with Horizontal(classes="system-charts system-gpu-charts"):  # (first: nvitop's view)
+            yield MetricChart("GPU utilisation (%)", percent=True, id="system-gpu-util")
+            yield MetricChart("GPU memory (GiB)", id="system-gpu-memory")
         with Horizontal(classes="system-charts"):
             yield MetricChart("CPU (% of all cores)", percent=True, id="system-cpu")
             yield MetricChart("memory (GiB)", id="system-memory")
-        with Horizontal(classes="system-charts system-gpu-charts"):
-            yield MetricChart("GPU utilisation (%)", percent=True, id="system-gpu-util")
-            yield MetricChart("GPU memory (GiB)", id="system-gpu-memory")
         with Horizontal(classes="system-charts system-gpu-charts"):
             yield MetricChart("GPU temperature (°C)", id="system-gpu-temperature")
             yield MetricChart("GPU power (W)", id="system-gpu-power")
