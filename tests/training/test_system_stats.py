@@ -158,6 +158,20 @@ def test_gpu_processes_are_listed_named_and_the_trainer_marked():
     assert gpus.sample()[0].processes == ()  # (without a namer the processes are not read)
 
 
+def test_in_a_container_the_gpus_pids_are_not_given_the_containers_names():
+    # the trainer (pid 11 here) computes on GPU 0, but NVML lists the host's pids: its own is not
+    # among them, and pid 10 inside the container is some other program
+    table = FakePsutil({10: (1, 1, 0.0, "bash"), 11: (1, 800 * text.MIB, 100.0, "python")})
+    monitors = sampler.Monitors(pid=11, psutil_source=table, nvml_source=FakeNvmlWithProcesses())
+    assert monitors.read().gpus[0].processes[0].name == "bash"  # (a CPU run: nothing to check)
+    monitors.cuda = True
+    got = monitors.read()
+    assert [p.name for p in got.gpus[0].processes] == [None, None]
+    assert got.process_note == sampler.FOREIGN_PIDS
+    event = json.loads(json.dumps({"event": "system", "time": got.time, **got.fields()}))
+    assert reading.from_event(event) == got
+
+
 # --- the event ----------------------------------------------------------------------------------
 
 

@@ -144,7 +144,7 @@ def _run(run: Run, sampler: SystemSampler | None = None) -> dict[str, Any]:
     s = run.s = _prepare_run(run)
     run.log_started()
     if sampler is not None:
-        sampler.start()
+        sampler.start(cuda=s.device.type == "cuda")
     run.status(RunState.RUNNING, "training")
     resume_mid_epoch = run.checkpoint is not None and progress.batch > 0
     eta = EtaEstimator()  # per session: a resumed run warms up again

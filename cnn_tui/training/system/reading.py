@@ -16,6 +16,7 @@ reader that charts every scalar of the event log finds them:
                          temperature_c, power_w, power_limit_w and processes (pid,
                          used_memory_mb, name, trainer), as `gpu_stats.GpuSample` holds them
     gpu_note             why there are no GPU readings (no driver, no nvidia-ml-py), if none
+    process_note         why the GPU processes have no names (pids of another pid namespace)
     error                instead of the readings: why a reading failed (said once per error)
 
 A value that could not be read is null. `from_event` reads a file from anywhere: every field is
@@ -50,6 +51,7 @@ class SystemReading:
     trainer: TrainerSample
     gpus: tuple[GpuSample, ...] = ()
     gpu_note: str = ""
+    process_note: str = ""
     error: str = ""
 
     def fields(self) -> dict[str, Any]:
@@ -68,6 +70,8 @@ class SystemReading:
         }
         if self.gpu_note:
             fields["gpu_note"] = self.gpu_note
+        if self.process_note:
+            fields["process_note"] = self.process_note
         if self.error:
             fields["error"] = self.error
         return fields
@@ -99,6 +103,7 @@ def from_event(event: dict[str, Any]) -> SystemReading | None:
         trainer=trainer,
         gpus=tuple(gpu for gpu in readings if gpu is not None),
         gpu_note=_text(event.get("gpu_note")),
+        process_note=_text(event.get("process_note")),
         error=_text(event.get("error")),
     )
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Protocol
 
 from cnn_tui import text
 from cnn_tui.training.system import processes
-from cnn_tui.training.system.gpu_stats import GpuMonitor
+from cnn_tui.training.system.gpu_stats import GpuMonitor, GpuSample
 from cnn_tui.training.system.host_stats import HostMonitor
 from cnn_tui.training.system.reading import EVENT, MAX_TEXT, SystemReading
 from cnn_tui.training.system.trainer_stats import TrainerMonitor
@@ -34,6 +35,14 @@ class EventSink(Protocol):
     """`runs.store.EventLog`: `emit_while_running` writes nothing once the run's end is written."""
 
     def emit_while_running(self, kind: str, **fields: Any) -> dict[str, Any] | None: ...
+
+
+FOREIGN_PIDS = "the GPUs' pids are the host's, not this container's: no names"
+
+
+def _unnamed(gpu: GpuSample) -> GpuSample:
+    processes = tuple(replace(process, name=None) for process in gpu.processes)
+    return replace(gpu, processes=processes)
 
 
 class Monitors:
@@ -52,16 +61,26 @@ class Monitors:
         self.machine = HostMonitor(psutil_source)
         self.trainer = TrainerMonitor(pid, ranks=ranks, source=psutil_source)
         self.gpus = GpuMonitor(nvml_source)
+        self.cuda = False  # the trainer computes on a GPU (set by the sampler)
 
     def read(self) -> SystemReading:
         trainer = self.trainer.sample()  # (first: it refreshes the trainer's pids for the GPUs)
+        gpus = self.gpus.sample(self.trainer.describe)
+        note = ""
+        listed = [process for gpu in gpus for process in gpu.processes]
+        if self.cuda and listed and not any(process.trainer for process in listed):
+            # NVML's pids are the host's; a trainer on a GPU that is not among them runs in a
+            # pid namespace of its own (a container): the names psutil gave are not theirs
+            gpus = [_unnamed(gpu) for gpu in gpus]
+            note = FOREIGN_PIDS
         return SystemReading(
             time=time.time(),
             host=self.host,
             machine=self.machine.sample(),
             trainer=trainer,
-            gpus=tuple(self.gpus.sample(self.trainer.describe)),
+            gpus=tuple(gpus),
             gpu_note="" if self.gpus.available else self.gpus.reason,
+            process_note=note,
         )
 
     def close(self) -> None:
@@ -85,10 +104,14 @@ class SystemSampler:
         self.make_monitors = monitors or (lambda: Monitors(ranks=ranks))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.cuda = False
         self.readings = 0  # how many were written (tests, the throughput measurement)
         self.errors: list[str] = []
 
-    def start(self) -> None:
+    def start(self, *, cuda: bool = False) -> None:
+        """Begin sampling; `cuda`: the trainer computes on a GPU (its pid must then be among the
+        GPUs' processes, else NVML's pids are of another pid namespace)."""
+        self.cuda = cuda
         self._thread = threading.Thread(target=self._run, name="system sampler", daemon=True)
         self._thread.start()
 
@@ -103,6 +126,7 @@ class SystemSampler:
         monitors = None
         try:
             monitors = self.make_monitors()
+            monitors.cuda = self.cuda
             while not self._stop.wait(self.interval):
                 try:
                     if self.log.emit_while_running(EVENT, **monitors.read().fields()):

@@ -124,14 +124,16 @@ def process_lines(gpus: tuple[GpuSample, ...], *, compact: bool) -> list[Text]:
 
 
 class SystemPane(VerticalScroll):
-    """The System tab: feed it the run's events (`add`), tell it when the run is over."""
+    """The System tab: feed it the run's events (`add`), tell it when the run is over.
+
+    Its charts are never lower than 12 rows: in fewer, a percent chart's six ticks share rows and
+    plotext picks the label drawn there by set order, which changes from run to run."""
 
     DEFAULT_CSS = """
     SystemPane { height: 1fr; padding: 0 1; }
     SystemPane #system-now { height: auto; }
     SystemPane .system-charts { height: 12; }
-    SystemPane.-compact .system-charts { height: 10; }
-    SystemPane.-no-gpus .system-charts { height: 1fr; min-height: 10; }
+    SystemPane.-no-gpus .system-charts { height: 1fr; min-height: 12; }
     SystemPane .system-charts MetricChart { width: 1fr; }
     SystemPane.-no-readings .system-charts, SystemPane.-no-gpus .system-gpu-charts {
         display: none;
@@ -217,6 +219,8 @@ class SystemPane(VerticalScroll):
         else:
             lines += reading_lines(latest, compact=self.compact, here=self.here)
             lines += process_lines(latest.gpus, compact=self.compact)
+            if latest.process_note:
+                lines.append(Text(text.one_line(latest.process_note), style="dim"))
         if failed is not None:
             lines.append(
                 Text(
