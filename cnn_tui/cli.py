@@ -17,6 +17,7 @@ from cnn_tui import __version__
 from cnn_tui.commands import COMMANDS, output, streams
 from cnn_tui.errors import STDOUT, RunError, UsageError, disk_full, path_error
 from cnn_tui.text import one_line
+from cnn_tui.training.runs.folders import MAX_FOLDERS, resolve_run_folders
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -30,21 +31,50 @@ class _Parser(argparse.ArgumentParser):
         message = one_line(message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def parse_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+        """Parse, then resolve the --runs-dir values (`runs.folders`): `args.run_folders`
+        holds every folder, `args.runs_dir` the first (where new runs go)."""
+        parsed = super().parse_args(args, namespace)
+        if hasattr(parsed, "runs_dir"):  # (the top-level parser: a subcommand's has none)
+            try:
+                parsed.run_folders = resolve_run_folders(parsed.runs_dirs or [parsed.runs_dir])
+            except UsageError as exc:
+                self.error(str(exc))
+            parsed.runs_dir = str(parsed.run_folders.new_runs)
+        return parsed
+
 
 def _add_no_ui(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--no-ui", action="store_true", help=f"run headless: {what}")
 
 
-RUNS_DIR_HELP = "where training runs are stored (default: ./runs)"
+RUNS_DIR_HELP = (
+    "where training runs are stored (default: ./runs); repeat it, or give a quoted glob "
+    f"('/shared/*/runs', at most {MAX_FOLDERS} folders), to list the runs of several folders: "
+    "new runs go into the first"
+)
+
+
+class _RunsDirFlag(argparse.Action):
+    """`--runs-dir`, repeatable: the values in order in `runs_dirs`, the first in `runs_dir`
+    (resolved by `_Parser.parse_args`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def, override]
+        given = [*(getattr(namespace, "runs_dirs", None) or []), values]
+        namespace.runs_dirs = given
+        setattr(namespace, self.dest, given[0])
 
 
 def _add_runs_dir(parser: argparse.ArgumentParser, **default: str) -> None:
     """`--runs-dir`, a global flag that each subcommand takes too (`cnn-tui runs --runs-dir X`
-    as well as `cnn-tui --runs-dir X runs`). A subcommand's copy has no default (SUPPRESS): given
-    there, it replaces the one given before the subcommand; not given, that one stays."""
+    as well as `cnn-tui --runs-dir X runs`), as often as wanted. A subcommand's copy has no
+    default (SUPPRESS): given there, its values replace those given before the subcommand; not
+    given, those stay."""
     action = parser.add_argument(
         "--runs-dir",
+        action=_RunsDirFlag,
         type=output.path_argument,
+        metavar="DIR",
         help=RUNS_DIR_HELP,
         **(default or {"default": argparse.SUPPRESS}),  # type: ignore[arg-type]
     )
@@ -62,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cnn-tui {__version__}")
     _add_runs_dir(parser, default="runs")
+    parser.set_defaults(runs_dirs=None)
     _add_no_ui(parser, "print a short overview of the subcommands and exit")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
     for command in COMMANDS.values():
@@ -185,5 +216,5 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return 0
         from cnn_tui.commands import tui
 
-        return tui.open_app(None, None, runs_dir=args.runs_dir)
+        return tui.open_app(None, None, runs_dir=args.run_folders)
     return COMMANDS[args.command].load().run(args)

@@ -2,7 +2,7 @@
 
 The app runs headless (Textual's `App.run_test`) and is driven from the home screen with keys, as
 a user would: the conv lesson, the picture lesson (`cnn-tui conv --image`), the network lesson, the training form, the runs screen, a run's
-live dashboard, a finished run's results (the confusion matrix) and its Inside tab. The runs live
+live dashboard, a finished run's results (the confusion matrix), its Inside and Metrics tabs. The runs live
 in a temporary folder, made with the tests' own fixtures: a small real run trained by the engine
 (results and Inside) and a run in progress written in the documented format (the dashboard).
 
@@ -98,6 +98,9 @@ async def shoot(runs_dir: Path, out: Path) -> list[Path]:
         await pilot.press("9")
         await settle(pilot, lambda: inspected(app.screen), workers=False)
         save("inside")
+        await pilot.press("2")  # the Metrics tab of the same run
+        await settle(pilot, lambda: len(app.screen.query_one("MetricsGrid").charts) == 4)
+        save("metrics")
     return saved
 
 

@@ -73,3 +73,18 @@ async def wait_until(
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
         await pilot.pause(0.05)
     await pilot.pause()
+
+
+@pytest.fixture
+def no_checks(monkeypatch):
+    """Lesson screens open without their background check against PyTorch (a test of the board
+    needs no torch); `pytestmark = pytest.mark.usefixtures("no_checks")` in a lesson test file."""
+    from cnn_tui.ui.lessons.stepping import SteppingScreen
+
+    monkeypatch.setattr(SteppingScreen, "run_checks_default", False)
+
+
+def text_of(widget: Any) -> str:
+    """The plain text a Static-like widget shows."""
+    content = widget.content
+    return content.plain if hasattr(content, "plain") else str(content)

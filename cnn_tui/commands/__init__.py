@@ -120,7 +120,8 @@ COMMANDS: dict[str, Command] = {
             "runs",
             "runs",
             "list training runs",
-            "List the runs under --runs-dir with their status and metrics.",
+            "List the runs under --runs-dir (of each folder, when it is given several times or "
+            "as a glob) with their status and metrics.",
             "print the table instead of opening the runs screen",
         ),
         Command(

@@ -33,7 +33,7 @@ def run_lesson(args: argparse.Namespace) -> int:
                 example, write, backward=settings.backward, summary=settings.summary
             )
         )
-    return tui.open_app(settings.op, settings, runs_dir=args.runs_dir)
+    return tui.open_app(settings.op, settings, runs_dir=args.run_folders)
 
 
 def print_examples(op: str) -> int:
@@ -88,4 +88,4 @@ def run_layer_lesson(args: argparse.Namespace) -> int:
                 example, write, backward=settings.backward, summary=settings.summary
             )
         )
-    return tui.open_app(settings.op, settings, runs_dir=args.runs_dir)
+    return tui.open_app(settings.op, settings, runs_dir=args.run_folders)

@@ -91,4 +91,4 @@ def run_picture(args: argparse.Namespace) -> int:
             write_trace(lesson.example(), write, backward=args.backward, summary=args.summary)
 
         return print_trace(trace)
-    return tui.open_app("conv", lesson, runs_dir=args.runs_dir)
+    return tui.open_app("conv", lesson, runs_dir=args.run_folders)

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from cnn_tui.ui.training.results import EvalSettings
 
     check_evaluable(run_dir)  # no such run / no checkpoint: one line, exit 2, no app
-    return tui.open_app("eval", EvalSettings(run_dir, device), runs_dir=args.runs_dir)
+    return tui.open_app("eval", EvalSettings(run_dir, device), runs_dir=args.run_folders)
 
 
 def run_headless(args: argparse.Namespace, run_dir: Path, device: str) -> int:

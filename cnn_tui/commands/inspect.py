@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     inspect.check_request(request)  # a missing run folder or image: one line, before any work
     if not args.no_ui:
-        return tui.open_app("inspect", request, runs_dir=args.runs_dir)
+        return tui.open_app("inspect", request, runs_dir=args.run_folders)
     target = output.json_target(args)
     result = inspect.inspect_run(request)
     if result.weights_note is not None:  # a diverged run: its last finite weights

@@ -28,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
         from cnn_tui.lessons.net_trace import write_net_trace
 
         return print_trace(lambda write: write_net_trace(example, write, summary=settings.summary))
-    return tui.open_app("net", settings, runs_dir=args.runs_dir)
+    return tui.open_app("net", settings, runs_dir=args.run_folders)

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_ui or args.stop:  # sweep --stop is headless only
         return run_headless(args)
     # a bad grid or sweep folder: one line, exit 2, before the app
-    return tui.open_app("sweep", sweep_settings(args), runs_dir=args.runs_dir)
+    return tui.open_app("sweep", sweep_settings(args), runs_dir=args.run_folders)
 
 
 # --- flags -> typed settings ------------------------------------------------------------------

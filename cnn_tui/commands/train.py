@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.no_ui:
-        return tui.open_app("train", form_settings(args), runs_dir=args.runs_dir)
+        return tui.open_app("train", form_settings(args), runs_dir=args.run_folders)
     return run_headless(args)
 
 
@@ -62,6 +62,7 @@ def form_settings(args: argparse.Namespace) -> TrainFormSettings:
 
 def request_from_args(args: argparse.Namespace) -> TrainRequest:
     """The typed request of `cnn-tui train --no-ui`; a bad flag is a UsageError."""
+    from cnn_tui.training.loop import trainer
     from cnn_tui.training.loop.distributed import Nodes
     from cnn_tui.training.loop.trainer import TrainRequest
 
@@ -73,8 +74,8 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
         if other:
             flags = ", ".join("--" + name.replace("_", "-") for name in other)
             raise UsageError(
-                f"--resume continues {args.resume} with its own settings; only --epochs and "
-                f"--device (and --devices) may be given with it (got {flags})"
+                f"--resume continues {args.resume} with its own settings; only "
+                f"{trainer.resumable_flags()} may be given with it (got {flags})"
             )
         changes = train_flags.given_settings(args)
         return TrainRequest(

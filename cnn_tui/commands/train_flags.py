@@ -103,6 +103,16 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 help=f"{field.help} (default: {'on' if field.default else 'off'})",
             )
             continue
+        if field.items:  # a comma list, or the flag repeated (given_flags joins them)
+            settings.add_argument(
+                field.flag,
+                dest=field.name,
+                action="append",
+                metavar="{" + ",".join(field.items) + "}",
+                default=None,
+                help=f"{field.help} (default: none)",
+            )
+            continue
         if field.choices:
             metavar = "{" + ",".join(field.choices) + "}"
         else:
@@ -113,9 +123,14 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The training settings given on the command line: name -> text as typed (bool: on/off)."""
+    """The training settings given on the command line: name -> text as typed (bool: on/off; a
+    repeated flag's values joined with commas)."""
     values = {name: getattr(args, name, None) for name in FIELDS}
-    return {name: value for name, value in values.items() if value is not None}
+    return {
+        name: ",".join(value) if isinstance(value, list) else value
+        for name, value in values.items()
+        if value is not None
+    }
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from cnn_tui.errors import UsageError
 
 if TYPE_CHECKING:
     from cnn_tui.lessons.slides import FrameExport
+    from cnn_tui.training.runs.folders import RunFolders
 
 
 def check_terminal(command: str | None) -> None:
@@ -25,9 +26,10 @@ def check_terminal(command: str | None) -> None:
         )
 
 
-def open_app(command: str | None, settings: Any, runs_dir: str = "runs") -> int:
+def open_app(command: str | None, settings: Any, runs_dir: RunFolders | str = "runs") -> int:
     """Run the app on the screen of `command` (the home screen for None), built from `settings`
-    (the command's typed settings, already checked)."""
+    (the command's typed settings, already checked); `runs_dir`: the run folders of the command
+    line (`args.run_folders`), or one folder."""
     check_terminal(command)
     from cnn_tui.ui.app import CnnTuiApp
 

@@ -41,6 +41,8 @@ FINETUNE_PARTS = ("head", "last-block", "all", "layer4")
 FINETUNES = ("auto", *FINETUNE_PARTS)  # auto: `resolve_finetune`
 EARLY_STOP_METRICS = ("val_loss", "val_acc")  # what --early-stop watches
 WEIGHTS_CHOICES = ("auto", "imagenet", "none")  # or a path to a state_dict file
+LOGGERS = ("tensorboard", "csv", "wandb")  # --log: where else a run logs (training/loggers/)
+NO_ITEMS = "none"  # an item-list setting's word for none of them (--log none)
 
 SEED_MAX = 2**32 - 1  # what every seeded generator takes (numpy, torch, torch.cuda)
 MAX_TOML_BYTES = 1 << 20  # a config file is a few lines; anything bigger is the wrong file
@@ -70,6 +72,9 @@ class Field:
     exclusive_minimum: bool = False
     optional: bool = False  # None (or an empty form field) is allowed
     check: Callable[[Any], str | None] | None = None  # extra rule; returns a reason or None
+    # a list of these names, each at most once: "a,b" (a TOML array too; the flag repeatable);
+    # "none" (NO_ITEMS) or nothing is None
+    items: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -157,6 +162,8 @@ def coerce_field(name: str, value: Any) -> Any:
         if field.optional:
             return None
         raise ConfigError(name, f"{field.flag} needs a value")
+    if field.items:
+        return _item_list(field, value)
     if field.kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(name, f"{field.flag} must be true or false, got {_shown(value)}")
@@ -198,6 +205,28 @@ def coerce_field(name: str, value: Any) -> Any:
     if field.check is not None and (reason := field.check(value)) is not None:
         raise ConfigError(name, f"{field.flag}: {reason}, got {_shown(value)}")
     return value
+
+
+def _item_list(field: Field, value: Any) -> str | None:
+    """An item-list setting's value, normalised: "tensorboard,csv" (in the order given, each
+    once) from that text, "tensorboard, csv" or a TOML array; None for "none" or no item."""
+    parts = value if isinstance(value, list | tuple) else [value]
+    if not all(isinstance(part, str) for part in parts):
+        raise ConfigError(
+            field.name,
+            f"{field.flag} must be a comma list of {', '.join(field.items)}, got {_shown(value)}",
+        )
+    names = [name.strip() for part in parts for name in part.split(",") if name.strip()]
+    if names == [NO_ITEMS]:
+        return None
+    for name in names:
+        if name not in field.items:
+            raise ConfigError(
+                field.name,
+                f"{field.flag}: {_shown(name)} is not one of {', '.join(field.items)} (a comma "
+                f"list, or the flag repeated; {NO_ITEMS} alone: none of them)",
+            )
+    return ",".join(dict.fromkeys(names)) or None
 
 
 def parse_field(name: str, text: str) -> Any:
@@ -327,6 +356,12 @@ class TrainConfig:
         minimum=0,
         maximum=SEED_MAX,
     )
+    log: str | None = setting(
+        None,
+        "also log the run to tensorboard (event files), csv (files) and/or wandb (Weights & "
+        "Biases, offline unless WANDB_MODE says otherwise): a comma list, or the flag repeated",
+        items=LOGGERS,
+    )
 
     @classmethod
     def from_mapping(
@@ -395,6 +430,11 @@ class TrainConfig:
     def resolved_finetune(self) -> str:
         """What actually trains: 'auto' resolved by `resolve_finetune` (head, or all layers)."""
         return resolve_finetune(self.finetune, self.resolved_weights)
+
+    @property
+    def loggers(self) -> tuple[str, ...]:
+        """The loggers of `log`, in order ("tensorboard", "csv", ...); () for none."""
+        return tuple(self.log.split(",")) if self.log else ()
 
     def warnings(self) -> dict[str, str]:
         """Settings that are valid but seldom what is meant: field -> why, one line each.

@@ -15,6 +15,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
+from cnn_tui.training.runs.folders import RunFolders
 from cnn_tui.ui.home import HomeScreen
 
 
@@ -33,12 +34,19 @@ class CnnTuiApp(App[int]):
     ]
 
     def __init__(
-        self, command: str | None = None, settings: Any = None, *, runs_dir: str | Path = "runs"
+        self,
+        command: str | None = None,
+        settings: Any = None,
+        *,
+        runs_dir: RunFolders | str | Path = "runs",
     ) -> None:
         super().__init__()
         self.command = command
         self.settings = settings
-        self.runs_dir = Path(runs_dir)  # where runs are stored and listed (--runs-dir)
+        # the folders whose runs are listed (--runs-dir, repeated or a glob), and the first of
+        # them, where new runs and sweeps go
+        self.run_folders = RunFolders.of(runs_dir)
+        self.runs_dir = self.run_folders.new_runs
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
@@ -47,7 +55,7 @@ class CnnTuiApp(App[int]):
 
     def open_screen(self, command: str, settings: Any = None) -> None:
         """Push the screen of one subcommand ("conv", "pool", "net", "train", "runs", "eval")."""
-        self.push_screen(open_screen_for(command, settings, runs_dir=self.runs_dir))
+        self.push_screen(open_screen_for(command, settings, runs_dir=self.run_folders))
 
     def action_help(self) -> None:
         """The `?` page of the screen on top (`cnn_tui.ui.help.help_page_for`)."""
@@ -62,10 +70,12 @@ class CnnTuiApp(App[int]):
         await quit_or_ask(self)
 
 
-def open_screen_for(command: str, settings: Any, *, runs_dir: Path = Path("runs")) -> Screen:
+def open_screen_for(
+    command: str, settings: Any, *, runs_dir: RunFolders | Path = Path("runs")
+) -> Screen:
     """Build the screen for a subcommand from the settings its command made (None from the home
     screen: the defaults); modules are imported on demand to keep start-up fast. `runs_dir` is the
-    app's runs folder (--runs-dir)."""
+    app's run folders (--runs-dir)."""
     if command in ("conv", "pool"):
         from cnn_tui.lessons.settings import LessonSettings
         from cnn_tui.ui.lessons.screen import LessonScreen

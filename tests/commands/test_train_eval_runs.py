@@ -168,7 +168,10 @@ def test_signal_stops_with_checkpoint_exit_130_and_resume_finishes(tmp_path, sig
 
     if sig == signal.SIGTERM:  # settings other than --epochs / --device are refused on resume
         refused = cnn_tui("train", "--no-ui", "--resume", "r", "--lr", "0.5", cwd=tmp_path)
-        assert refused.returncode == 2 and "only --epochs and --device" in refused.stderr
+        assert (
+            refused.returncode == 2
+            and "only --epochs, --device, --devices and --log" in refused.stderr
+        )
         return
     epochs = str(events[-1]["epoch"] + 1)  # finish the interrupted epoch, then stop there
     done = cnn_tui("train", "--no-ui", "--resume", "r", "--epochs", epochs, cwd=tmp_path)

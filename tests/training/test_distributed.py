@@ -9,6 +9,7 @@ The rest runs in this process: usage errors, sharding, the launcher's command li
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -38,7 +39,7 @@ from cnn_tui.training.system.processes import ProcessId
 # fp32: under bf16 autocast (a CPU with bf16 in hardware) half batches round unlike whole ones
 EQUAL_RUN = TrainConfig(
     dataset="shapes", model="the3-cnn", optimizer="sgd", lr=0.05, limit=400, epochs=1,
-    batch_size=33, device="cpu", devices="2", amp=False,
+    batch_size=33, device="cpu", devices="2", amp=False, log="csv",
 )  # fmt: skip
 # many small batches (2 x 100 of 4 images): a signal lands mid-run, the rest is quick to resume
 SLOW = ["--dataset", "shapes", "--model", "simple-cnn", "--hidden-units", "4", "--limit", "400",
@@ -90,6 +91,14 @@ def test_two_processes_end_with_the_weights_of_one(tmp_path, monkeypatch, one_to
     recorded = ProcessId.from_record(runs.read_status(parallel))
     assert recorded.started is not None and recorded.same_as(launcher.child_identity(pid))
     assert started["batches_per_epoch"] == 13
+    # --log csv: rank 0 alone logs (the other rank's rows would double the file)
+    with (parallel / "csv" / "epoch.csv").open(newline="") as handle:
+        assert [row["step"] for row in csv.DictReader(handle)] == ["13"]
+    # rank 0 measures the gradient DDP averaged: the whole batch's, as one process sees it
+    last = [[e for e in events_of(run) if e["event"] == "batch"][-1] for run in (parallel, single)]
+    assert last[0]["batch"] == last[1]["batch"] == 13  # (an epoch's last batch is always written)
+    for key in ("grad_norm", "weight_norm"):
+        assert last[0][key] == pytest.approx(last[1][key], rel=1e-4)
     # eval loads the checkpoint as before, in one process
     assert engine.evaluate_run(parallel, "cpu")["confusion_matrix"] == a["confusion_matrix"]
 
@@ -218,7 +227,7 @@ def test_resume_may_change_the_number_of_processes(tmp_path, monkeypatch, capsys
     runs.write_status(run_dir, "stopped", process=ProcessId(1))
     argv = ["train", "--no-ui", "--resume", str(run_dir), "--devices", "2", "--batch-size", "8"]
     assert cli.main(argv) == 2
-    assert "only --epochs and --device (and --devices)" in capsys.readouterr().err
+    assert "only --epochs, --device, --devices and --log" in capsys.readouterr().err
 
 
 # --- the pieces ---------------------------------------------------------------------------------
@@ -243,8 +252,8 @@ def test_a_last_batch_too_small_for_every_rank_is_left_out():
 def test_torchrun_command_line():
     argv = distributed.torchrun_argv(2, Nodes(), ["train", "--no-ui"])
     assert argv[:2] == ["--nproc-per-node=2", "--standalone"]
-    assert argv[-4:] == ["--module", "cnn_tui", "train", "--no-ui"]
-    multi = distributed.torchrun_argv(8, Nodes(2, 1, "gpu1:29500"), ["train"])
+    assert argv[-5:] == ["--module", "--", "cnn_tui", "train", "--no-ui"]
+    multi = distributed.torchrun_argv(8, Nodes(2, 1, "gpu1:29500"), ["train", "--log=csv"])
     assert multi[:4] == ["--nproc-per-node=8", "--nnodes=2", "--node-rank=1",
                          "--rdzv-endpoint=gpu1:29500"]  # fmt: skip
     assert "--standalone" not in multi
@@ -252,7 +261,8 @@ def test_torchrun_command_line():
 
     parsed = parse_args(multi)  # torchrun's own parser reads it
     assert (parsed.nnodes, parsed.node_rank, parsed.module) == ("2", 1, True)
-    assert parsed.training_script == "cnn_tui" and parsed.training_script_args == ["train"]
+    assert parsed.training_script == "cnn_tui"
+    assert parsed.training_script_args == ["train", "--log=csv"]  # (a prefix of --log-dir)
 
 
 def test_every_setting_reaches_the_ranks():
@@ -260,7 +270,9 @@ def test_every_setting_reaches_the_ranks():
 
     from cnn_tui.commands import train_flags as train_args
 
-    config = TrainConfig(lr=0.1, limit=400, devices="2", data_dir="-odd name", amp=False)
+    config = TrainConfig(
+        lr=0.1, limit=400, devices="2", data_dir="-odd name", amp=False, log="wandb,csv"
+    )
     parser = argparse.ArgumentParser()
     train_args.add_arguments(parser)
     assert config_from_args(parser.parse_args(config_flags(config))) == config

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import torch
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.loop import checkpoints, engine, setup
+from cnn_tui.training.models import registry as models
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.system.devices import cpu_has_native_bf16
 
@@ -207,6 +210,52 @@ def test_grad_clip_bounds_each_sgd_step(tmp_path):
     # each step moves a weight by at most lr * 1e-6 with momentum 0.9 adding up to 10x
     assert clipped <= steps * 0.1 * 1e-6 * 10
     assert free > 1000 * clipped
+
+
+def test_gradient_and_weight_norms_against_a_hand_computation():
+    layer = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        layer.bias.copy_(torch.tensor([0.0, 2.0]))
+    layer.weight.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])
+    layer.bias.grad = torch.tensor([0.0, 12.0])
+    trainable = list(layer.parameters())
+    cpu = types.SimpleNamespace(device=torch.device("cpu"))
+
+    assert engine.clip_gradients(trainable, 0.0, measure=False) is None
+    norm = engine.clip_gradients(trainable, 0.0, measure=True)  # sqrt(9 + 16 + 144)
+    assert engine.step_measures(cpu, trainable, norm) == pytest.approx(
+        {"grad_norm": 13.0, "weight_norm": math.sqrt(1 + 4 + 9 + 16 + 4)}
+    )  # (no "gpu_mem_mb" on the CPU)
+    assert torch.equal(layer.bias.grad, torch.tensor([0.0, 12.0]))  # measured, not clipped
+    # --grad-clip: the norm before clipping, the gradients scaled to the limit
+    assert float(engine.clip_gradients(trainable, 6.5, measure=True)) == pytest.approx(13.0)
+    assert layer.weight.grad == pytest.approx(torch.tensor([[1.5, 0.0], [0.0, 2.0]]), rel=1e-5)
+
+
+def test_the_step_measures_the_gradients_it_steps_with():
+    config = TrainConfig(**{**TINY, "optimizer": "sgd", "lr": 0.1, "amp": False})
+    s = setup.prepare(config, torch.device("cpu"), setup.load_data(config), weights="none")
+    trainable = models.trainable_parameters(s.model)
+    images, labels = setup.fetch(s.train_x, slice(0, 32), s.device), s.train_y[:32]
+    *_, measures = engine.shared_step(s, images, labels, 0.1, trainable, 32, measure=True)
+    by_hand = [(p.grad.double() ** 2).sum() for p in trainable]  # (kept after the step)
+    assert measures["grad_norm"] == pytest.approx(float(sum(by_hand)) ** 0.5, rel=1e-5)
+    weights = [(p.detach().double() ** 2).sum() for p in trainable]  # after the step
+    assert measures["weight_norm"] == pytest.approx(float(sum(weights)) ** 0.5, rel=1e-5)
+    assert engine.shared_step(s, images, labels, 0.1, trainable, 32)[3] == {}
+
+
+def test_only_the_batch_events_the_log_writes_carry_the_norms(tmp_path):
+    _, events = _train(tmp_path, grad_clip=0.5)
+    written = [e for e in runs.read_events(tmp_path / "run")[0] if e["event"] == "batch"]
+    measured = [e for e in events if e["event"] == "batch" and "grad_norm" in e]
+    assert written and len(measured) == len(written) < len(events)
+    for event in written:  # (the last batch of each epoch is always written)
+        assert event["grad_norm"] > 0 and event["weight_norm"] > 0 and "gpu_mem_mb" not in event
+    assert {(e["epoch"], e["batch"]) for e in written} == {
+        (e["epoch"], e["batch"]) for e in measured
+    }
 
 
 def test_eta_waits_for_the_warm_up_and_the_summary_has_the_wall_time(tmp_path):

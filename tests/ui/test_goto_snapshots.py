@@ -10,16 +10,12 @@ from __future__ import annotations
 import pytest
 
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
 
 ISSUE_EXAMPLE = {"height": 8, "width": 8, "padding": 1}
 
 
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
-    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def conv_lesson(params: dict):

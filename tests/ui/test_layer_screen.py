@@ -9,6 +9,7 @@ about them, so no worker races the assertions.
 from __future__ import annotations
 
 import pytest
+from conftest import text_of
 from textual.screen import Screen
 from textual.widgets import Input, Select, Static
 from train_ui_fixtures import run_async
@@ -23,18 +24,10 @@ from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.layers import LayerScreen
-from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
+from cnn_tui.ui.lessons.staged import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LayerScreen, "run_checks_default", False)
-
-
-def text_of(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def status(screen: Screen) -> str:

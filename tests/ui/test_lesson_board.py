@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import text_of
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from train_ui_fixtures import run_async
@@ -26,9 +27,7 @@ from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
 BIG = {"height": 8, "width": 8, "padding": 1}
 
 
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 async def lesson_after(pilot, op: str, params: dict, keys: list[str]) -> LessonScreen:
@@ -40,11 +39,6 @@ async def lesson_after(pilot, op: str, params: dict, keys: list[str]) -> LessonS
     await pilot.pause()
     await pilot.pause()  # the board is fitted to its room after the refresh
     return screen
-
-
-def text_of(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
 
 
 def status(screen: LessonScreen) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import text_of
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
 
@@ -24,16 +25,7 @@ from cnn_tui.ui.lessons.save_dialog import SaveLessonScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepStatus
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
-    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
-
-
-def text_of(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def status(screen) -> str:

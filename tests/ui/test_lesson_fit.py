@@ -12,6 +12,7 @@ the part of its scrolling container on screen (nothing scrolled away, no scrollb
 from __future__ import annotations
 
 import pytest
+from conftest import text_of
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from textual.widgets import Input
@@ -25,21 +26,12 @@ from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.form import LessonFormScreen
 from cnn_tui.ui.lessons.layer_form import LayerFormScreen
 from cnn_tui.ui.lessons.layers import LayerScreen
-from cnn_tui.ui.lessons.network import NetPipeline, NetworkScreen
+from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
+from cnn_tui.ui.lessons.staged import NetPipeline
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
-    monkeypatch.setattr(LayerScreen, "run_checks_default", False)
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
-
-
-def text_of(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 async def open_at(pilot, screen, goto: str, keys: list[str]):

@@ -5,6 +5,7 @@ prompt and moves nothing, Escape cancels, and a skip says in the step panel what
 from __future__ import annotations
 
 import pytest
+from conftest import text_of as plain
 from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Input, Static
@@ -24,16 +25,7 @@ from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
 ISSUE_EXAMPLE = {"height": 8, "width": 8, "padding": 1}
 
 
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
-    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
-    monkeypatch.setattr(LayerScreen, "run_checks_default", False)
-
-
-def plain(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def status(screen: Screen) -> str:

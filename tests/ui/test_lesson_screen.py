@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import wait_until
+from conftest import text_of, wait_until
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
@@ -36,14 +36,7 @@ from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 LARGEST = {"height": 16, "width": 16, "channels": 2, "filters": 2, "kernel": 3, "padding": 4}
 
 
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
-
-
-def text_of(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def status(screen: Screen) -> str:

@@ -13,10 +13,7 @@ import pytest
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.screen import LessonScreen
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def lesson(op: str, params: dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import text_of
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
@@ -22,18 +23,11 @@ from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.help import LessonHelp
 from cnn_tui.ui.lessons.net_form import NetFormScreen
-from cnn_tui.ui.lessons.network import LossCurve, NetPipeline, NetworkScreen, RulePanel
+from cnn_tui.ui.lessons.network import LossCurve, NetworkScreen
+from cnn_tui.ui.lessons.staged import NetPipeline, RulePanel
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
-
-
-def text_of(widget) -> str:
-    content = widget.content
-    return content.plain if hasattr(content, "plain") else str(content)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def status(screen: Screen) -> str:

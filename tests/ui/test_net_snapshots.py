@@ -18,9 +18,7 @@ MID_FORWARD = ["right_square_bracket"] * 5 + ["right"] * 4  # conv, the 6th outp
 MID_BACKWARD = ["b"] + ["p"] * 5 + ["right"] * 3  # max-pool backward, the 3rd route
 
 
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(NetworkScreen, "run_checks_default", False)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 async def open_net(pilot) -> None:

@@ -22,9 +22,7 @@ BACKWARD_DX = ["b"] + ["p"] * 5 + ["right"] * 14  # dx, image 0, channel 1
 MASK = ["right"] * 7  # the 7th draw of the mask
 
 
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LayerScreen, "run_checks_default", False)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def opener(op: str, example: str | None = None):

@@ -23,13 +23,9 @@ from cnn_tui.ui.lessons.half_blocks import (
     legend_rgb,
 )
 from cnn_tui.ui.lessons.picture import PicturePanel, PictureScreen, picture_panel
-from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import StepStatus
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 def rgb(*values):

@@ -14,12 +14,8 @@ from PIL import Image
 
 from cnn_tui.lessons.picture import PictureSettings, build_picture_lesson
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.lessons.screen import LessonScreen
 
-
-@pytest.fixture(autouse=True)
-def no_checks(monkeypatch):
-    monkeypatch.setattr(LessonScreen, "run_checks_default", False)
+pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 
 @pytest.fixture

@@ -1,23 +1,29 @@
 """The runs list as a user with many runs needs it: two runs started minutes apart told apart at
-80×24 and 120×40 (names keep their time, start times their seconds), and no polling while
-another screen covers the list (the timer's state, not the CPU)."""
+80×24 and 120×40 (names keep their time, start times their seconds), no polling while
+another screen covers the list (the timer's state, not the CPU), and the runs of several run
+folders (`--runs-dir` repeated or a glob) in one list, with their folder and host."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 from conftest import wait_until
 from rich.text import Text
-from train_ui_fixtures import run_async, write_run
+from train_ui_fixtures import STARTED, run_async, write_run
 
 from cnn_tui import text
+from cnn_tui.training.runs.folders import RunFolders, resolve_run_folders
 from cnn_tui.training.system import devices
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.help import HelpPage
 from cnn_tui.ui.training.dashboard import DashboardScreen
-from cnn_tui.ui.training.runs import RunsScreen
+from cnn_tui.ui.training.dialogs import ChoiceModal
+from cnn_tui.ui.training.results import ResultsScreen
+from cnn_tui.ui.training.runs import CompareScreen, RunsScreen, legend_names
 
 FIRST, SECOND = (
     "20261206-112045-simple-cnn-fashion-mnist",
@@ -123,3 +129,143 @@ async def test_the_runs_list_stops_polling_while_another_screen_covers_it(tmp_pa
         app.pop_screen()
         app.pop_screen()  # home again
         await wait_until(pilot, lambda: banner.poller.running)
+
+
+# --- several run folders ------------------------------------------------------------------------
+
+OTHER_HOST = "gpu-node-7"
+
+
+def two_project_folders(root) -> RunFolders:
+    """proj-a/runs and proj-b/runs (relative to `root`, the current folder) with runs that
+    alternate in time between them, one training on OTHER_HOST; a third --runs-dir glob matches
+    nothing (a warning)."""
+    a, b = root / "proj-a" / "runs", root / "proj-b" / "runs"
+    write_run(a / FIRST, started=STARTED)
+    write_run(b / SECOND, started=STARTED + 106)
+    remote = write_run(
+        a / "20261206-113000-simple-cnn-fashion-mnist", state="running", started=STARTED + 900
+    )
+    status = json.loads((remote / "status.json").read_text())
+    (remote / "status.json").write_text(json.dumps({**status, "host": OTHER_HOST}))
+    return resolve_run_folders(["*/runs", "old-*/runs"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@run_async
+async def test_runs_of_two_folders_in_one_list(tmp_path, monkeypatch, size) -> None:
+    monkeypatch.chdir(tmp_path)
+    folders = two_project_folders(tmp_path)
+    app = CnnTuiApp(runs_dir=folders)
+    async with app.run_test(size=size) as pilot:
+        app.open_screen("runs")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: len(screen.runs) == 3)
+        # newest first across the folders, each with its folder's short name
+        assert cells(screen, "folder") == ["proj-a", "proj-b", "proj-a"]
+        names = cells(screen, "name")
+        for stamp, name in zip(("113000", "112231", "112045"), names, strict=True):
+            assert stamp in name
+        table = screen.query_one("#runs-table")
+        assert table.virtual_size.width <= table.size.width  # nothing cut at the right
+        summary = str(screen.query_one("#runs-summary").render())
+        assert "3 runs in 2 folders" in summary and "new runs go into proj-a" in summary
+        assert "'old-*/runs' matches no folder" in summary
+        assert screen.sub_title == "runs in 2 folders"
+        # the run on the other machine says where: its host column, or the line under the table
+        hosts = cells(screen, "host")
+        detail = str(screen.query_one("#runs-detail").render())
+        assert hosts[0] == OTHER_HOST if hosts else f"running on {OTHER_HOST}" in detail
+        assert str(Path("proj-a/runs/20261206-113000")) in detail
+
+
+@run_async
+async def test_open_compare_and_delete_a_run_of_the_second_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = CnnTuiApp(runs_dir=two_project_folders(tmp_path))
+    second = Path("proj-b/runs") / SECOND
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_screen("runs")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: len(screen.runs) == 3)
+        table = screen.query_one("#runs-table")
+        table.move_cursor(row=table.get_row_index(str(second)))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        assert app.screen.run_dir == second
+        app.pop_screen()
+        await pilot.press("space")  # marked; the cursor moves to the next run (of proj-a)
+        await pilot.press("space", "c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert app.screen.run_dirs == [second, Path("proj-a/runs") / FIRST]
+        app.pop_screen()
+        table.move_cursor(row=table.get_row_index(str(second)))
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        await pilot.click("#yes")
+        await wait_until(pilot, lambda: len(screen.runs) == 2)
+        assert not second.exists() and Path("proj-b/runs").is_dir()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_runs_of_two_folders_snapshot(snap_compare, tmp_path, monkeypatch, size) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TZ", "UTC")  # start times in local time
+    time.tzset()
+    app = CnnTuiApp(runs_dir=two_project_folders(tmp_path))
+
+    async def listed(pilot) -> None:
+        app.open_screen("runs")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_until(pilot, lambda: len(app.screen.runs) == 3)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=listed)
+
+
+@run_async
+async def test_a_hostile_folder_name_from_a_glob_is_shown_escaped(tmp_path, monkeypatch) -> None:
+    """--runs-dir refuses a control character, but a glob may match a folder that has one."""
+    monkeypatch.chdir(tmp_path)
+    hostile = "p\x1b[31m[b]x"
+    write_run(tmp_path / hostile / "runs" / FIRST, started=STARTED)
+    write_run(tmp_path / "plain" / "runs" / SECOND, started=STARTED + 60)
+    folders = resolve_run_folders(["*/runs"])
+    assert folders.paths[0] == Path(hostile, "runs")  # (sorted: "p\x1b" before "plain")
+    app = CnnTuiApp(runs_dir=folders)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_screen("runs")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: len(screen.runs) == 2)
+        escaped = text.one_line(hostile)
+        assert cells(screen, "folder") == ["plain", escaped]
+        summary = str(screen.query_one("#runs-summary").render())
+        assert f"new runs go into {escaped}" in summary and "\x1b" not in summary
+        table = screen.query_one("#runs-table")
+        table.move_cursor(row=1)
+        await pilot.pause()
+        detail = str(screen.query_one("#runs-detail").render())
+        assert escaped in detail and "\x1b" not in detail
+
+
+@run_async
+async def test_the_home_screen_names_a_run_in_progress_in_the_second_folder(tmp_path) -> None:
+    first, second = tmp_path / "a" / "runs", tmp_path / "b" / "runs"
+    first.mkdir(parents=True)
+    write_run(second / "still-training", state="running")
+    app = CnnTuiApp(runs_dir=resolve_run_folders([str(first), str(second)]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one("#home-runs")
+        await wait_until(pilot, lambda: banner.display)
+        assert "still-training" in str(banner.render())
+        assert app.runs_dir == first  # where the form's Start puts a new run
+
+
+def test_the_comparison_tells_runs_of_one_name_in_two_folders_apart():
+    same = [Path("/a/proj-a/runs/try1"), Path("/b/proj-b/runs/try1"), Path("/a/proj-a/runs/x")]
+    assert legend_names(same) == ["proj-a: try1", "proj-b: try1", "proj-a: x"]
+    assert legend_names([Path("/a/runs/try1"), Path("/a/runs/try2")]) == ["try1", "try2"]
+    assert legend_names([Path("/a/r/\x1b[2J"), Path("/b/r/\x1b[2J")])[0] == "a: \\x1b[2J"

@@ -143,7 +143,7 @@ async def test_an_ended_run_drops_its_live_leftovers_and_help_lists_the_keys(tmp
         await pilot.pause()
         assert isinstance(app.screen, HelpPage)
         keys = dict(app.screen.keys)
-        assert keys["1"] == "Charts" and keys["5"].startswith("Samples")
+        assert keys["1"] == "Charts" and keys["8"].startswith("Samples")
         assert "s" not in keys
 
 

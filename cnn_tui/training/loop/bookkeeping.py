@@ -247,13 +247,16 @@ class Run:
             )
         if self.writes:
             runs.write_summary(self.dir, summary)
-        self.log.emit(
+        self.log.emit(  # (the tables too: what a logger shows of the test, `training/loggers`)
             "evaluated",
             test_loss=test.loss,
             test_accuracy=report["test_accuracy"],
             macro_precision=report["macro_precision"],
             macro_recall=report["macro_recall"],
             macro_f1=report["macro_f1"],
+            classes=report["classes"],
+            confusion_matrix=report["confusion_matrix"],
+            per_class=report["per_class"],
         )
         extra = {"early_stop_epoch": progress.epoch} if stopped_early else {}
         message = run_state.label(RunState.FINISHED, progress.epoch if stopped_early else None)

@@ -360,6 +360,9 @@ class SilentLog:
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"event": kind, "time": time.time(), **fields}
 
+    def batch_due(self, last_of_epoch: bool = False) -> bool:
+        return False  # (nothing is written: nothing to measure for it)
+
     def close(self) -> None:
         pass
 
@@ -454,7 +457,9 @@ def torchrun_argv(nproc: int, nodes: Nodes, child_args: list[str]) -> list[str]:
     else:
         argv.append("--standalone")  # a free local port: runs side by side do not collide
     argv += ["--max-restarts=0", f"--shutdown-timeout={SHUTDOWN_TIMEOUT_S}"]
-    return [*argv, "--module", "cnn_tui", *child_args]
+    # "--": the rank's flags are never read as torchrun's own (Python 3.11's argparse takes
+    # `--log=csv` for an abbreviation of its --log-dir, --logs-specs ... and refuses it)
+    return [*argv, "--module", "--", "cnn_tui", *child_args]
 
 
 def torchrun_command(argv: list[str]) -> list[str]:

@@ -11,7 +11,8 @@ per file, nanoGPT-style, read back with `torch.load(..., weights_only=True)` and
 Determinism: the batch order, the augmentation and dropout of epoch e are seeded from (seed, e), and
 a checkpoint taken mid-epoch keeps the RNG states and the batch position, so on the CPU a run that
 is stopped and resumed ends bit-identical to one that was never interrupted. The learning rate is a
-pure function of the optimizer step (`lr_at`), so it needs no scheduler state either.
+pure function of the optimizer step (`schedule.lr_at`, torch-free: the TUI draws the schedule), so
+it needs no scheduler state either.
 
 Several processes (`--devices N`, `distributed`): each rank runs this same loop on its slice of
 every batch, under DistributedDataParallel (`Setup.train_net`); `Setup.world` says which rank this
@@ -42,6 +43,7 @@ from cnn_tui.training.loop.bookkeeping import Run
 from cnn_tui.training.loop.checkpoints import Progress
 from cnn_tui.training.loop.distributed import PeerLost, World
 from cnn_tui.training.loop.eta import EtaEstimator
+from cnn_tui.training.loop.schedule import lr_at
 from cnn_tui.training.loop.setup import Setup
 from cnn_tui.training.models import feature_cache
 from cnn_tui.training.models import registry as models
@@ -246,19 +248,22 @@ def train_one_epoch(
     """Train epoch `epoch` (0-based) from batch `progress.batch` on; False if stopped part-way.
 
     Each batch event has the speed and the time left as `eta` (the run's, across epochs)
-    estimates them: None while it is still warming up."""
+    estimates them: None while it is still warming up. The events the log writes (about four a
+    second, `EventLog.batch_due`, asked before the step) also carry the gradient and weight norms
+    and the GPU memory (`step_measures`); the others cost nothing more."""
     eta = eta or EtaEstimator()
     config, model = s.config, s.model
     models.set_train_mode(model, True)
-    trainable = models.trainable_parameters(model)  # for --grad-clip, found once per epoch
+    trainable = models.trainable_parameters(model)  # (--grad-clip, the norms) once per epoch
     order = epoch_order(config.seed, epoch, len(s.train_y)).to(s.train_x.device)
     previous = time.perf_counter()
     for b in range(progress.batch, s.batches):
         images, labels = batch_rows(s, order, b)
         batch_images = min(config.batch_size, len(order) - b * config.batch_size)
         lr = lr_at(config, progress.step, s.total_steps, s.batches)
-        loss_value, correct, stopping = shared_step(
-            s, images, labels, lr, trainable, batch_images, stop
+        measure = log.batch_due(last_of_epoch=b + 1 == s.batches)
+        loss_value, correct, stopping, measures = shared_step(
+            s, images, labels, lr, trainable, batch_images, stop, measure=measure
         )
         if not math.isfinite(loss_value):
             raise Diverged.at(epoch, f"loss is {loss_value}", config)
@@ -281,6 +286,7 @@ def train_one_epoch(
             lr=lr,
             images_per_s=eta.images_per_s(),
             eta_s=eta.eta_s(remaining, config.epochs - epoch),
+            **measures,
         )
         # one process: a stop asked during this batch's event counts now; several: the ranks
         # agreed on `stopping` in the batch's sync, so every rank stops after the same batch
@@ -339,7 +345,7 @@ def train_step(
     that is not finite is returned without a step: the caller decides (the loop stops the run,
     the LR finder its curve). The training loop and the LR finder (`lr_find`) both step here.
     """
-    loss_value, correct, _ = shared_step(s, images, labels, lr, trainable, len(labels))
+    loss_value, correct, _, _ = shared_step(s, images, labels, lr, trainable, len(labels))
     return loss_value, correct
 
 
@@ -351,13 +357,17 @@ def shared_step(
     trainable: list[nn.Parameter],
     batch_images: int,
     stop: threading.Event | None = None,
-) -> tuple[float, int, bool]:
+    *,
+    measure: bool = False,
+) -> tuple[float, int, bool, dict[str, float]]:
     """`train_step` on this rank's slice of a batch of `batch_images` images; returns the whole
-    batch's mean loss and correct count, and whether to stop after it (`stop` set on any rank).
+    batch's mean loss and correct count, whether to stop after it (`stop` set on any rank), and
+    with `measure` the step's `step_measures` (else {}).
 
     One process: the slice is the batch. Several: the loss is the slice's sum × ranks /
     batch_images, so DDP's mean of the ranks' gradients is the mean over the whole batch; the
-    ranks add [loss, correct, stop] in the one device sync a batch has anyway.
+    ranks add [loss, correct, stop] in the one device sync a batch has anyway. The gradients
+    are the same on every rank after DDP's all-reduce, so rank 0 measures alone.
     """
     config, optimizer, world = s.config, s.optimizer, s.world
     for group in optimizer.param_groups:
@@ -382,23 +392,52 @@ def shared_step(
         loss_value /= batch_images
         loss = loss * (world.size / batch_images)
     if not math.isfinite(loss_value):
-        return loss_value, correct, False
+        return loss_value, correct, False, {}
     optimizer.zero_grad(set_to_none=True)
     if s.scaler is not None:
         s.scaler.scale(loss).backward()
-        if config.grad_clip > 0:
+        if config.grad_clip > 0 or measure:  # (the step then skips its own unscaling)
             s.scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        grad_norm = clip_gradients(trainable, config.grad_clip, measure)
         s.scaler.step(optimizer)
         s.scaler.update()
     else:
         loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        grad_norm = clip_gradients(trainable, config.grad_clip, measure)
         optimizer.step()
+    measures = step_measures(s, trainable, grad_norm) if grad_norm is not None else {}
     if world.parallel:
-        return loss_value, correct, values[2] > 0
-    return loss_value, correct, stop is not None and stop.is_set()
+        return loss_value, correct, values[2] > 0, measures
+    return loss_value, correct, stop is not None and stop.is_set(), measures
+
+
+def clip_gradients(
+    trainable: list[nn.Parameter], grad_clip: float, measure: bool
+) -> torch.Tensor | None:
+    """Clip the gradients' total L2 norm to `grad_clip` (0: no clipping); returns that norm
+    before clipping (a tensor on the device, unsynced) when `measure`, else None."""
+    if grad_clip > 0:
+        norm = nn.utils.clip_grad_norm_(trainable, grad_clip)
+        return norm if measure else None
+    if not measure:
+        return None
+    return nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None], 2.0)
+
+
+@torch.no_grad()
+def step_measures(
+    s: Setup, trainable: list[nn.Parameter], grad_norm: torch.Tensor
+) -> dict[str, float]:
+    """What a written batch event adds: the total L2 norm of the trainable parameters' gradients
+    (before clipping, unscaled) and of the weights after the step, in one device sync, and on a
+    GPU the memory torch holds allocated now (MiB; the epoch event has the epoch's peak). A norm
+    that overflowed (fp16) is written as null."""
+    weights = nn.utils.get_total_norm(trainable, 2.0)
+    norms = torch.stack([grad_norm.float().to(weights.device), weights.float()]).tolist()
+    measures: dict[str, float] = {"grad_norm": norms[0], "weight_norm": norms[1]}
+    if s.device.type == "cuda":
+        measures["gpu_mem_mb"] = torch.cuda.memory_allocated(s.device) / 2**20
+    return measures
 
 
 @torch.inference_mode()
@@ -445,27 +484,7 @@ def evaluate(
     )
 
 
-# --- the schedule and the seeds -------------------------------------------------------------------
-
-
-def lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
-    """The learning rate of optimizer step `step` (0-based) out of `total_steps`.
-
-    none: constant. cosine: from lr down to 0. step: ×0.1 every epochs/3 epochs. onecycle: linear
-    warm-up from lr/25 to lr over the first 30 % of the steps, then cosine down to 0.
-    """
-    t = step / max(1, total_steps)
-    if config.schedule == "cosine":
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * t))
-    if config.schedule == "step":
-        every = max(1, config.epochs // 3)
-        return config.lr * 0.1 ** ((step // max(1, steps_per_epoch)) // every)
-    if config.schedule == "onecycle":
-        warm = 0.3
-        if t < warm:
-            return config.lr * (0.04 + 0.96 * t / warm)
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * (t - warm) / (1.0 - warm)))
-    return config.lr
+# --- the seeds ------------------------------------------------------------------------------------
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cnn_tui.errors import RunError, UsageError
+from cnn_tui.training import loggers
 from cnn_tui.training.config import FIELDS, TrainConfig
 from cnn_tui.training.loop import distributed
 from cnn_tui.training.loop.distributed import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, Nodes, World
@@ -34,7 +35,7 @@ from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import BUSY, RunState
 from cnn_tui.training.runs.store import check_new_run_dir
 
-RESUMABLE = ("epochs", "device", "devices")  # the settings a resumed run may change
+RESUMABLE = ("epochs", "device", "devices", "log")  # the settings a resumed run may change
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,12 @@ class SilentReporter:
 # --- the run's settings and directory ---------------------------------------------------------
 
 
+def resumable_flags() -> str:
+    """ "--epochs, --device, --devices and --log": the flags --resume takes, in words."""
+    flags = [FIELDS[name].flag for name in RESUMABLE]
+    return ", ".join(flags[:-1]) + " and " + flags[-1]
+
+
 def resume_config(run_dir: Path, changes: Mapping[str, Any]) -> TrainConfig:
     """The settings of the run to resume (its config.toml) with `changes` applied. A change of a
     setting outside RESUMABLE (one that differs from the run's own) is a UsageError, and so is a
@@ -119,8 +126,8 @@ def resume_config(run_dir: Path, changes: Mapping[str, Any]) -> TrainConfig:
     if other:
         flags = ", ".join(FIELDS[name].flag for name in other)
         raise UsageError(
-            f"--resume continues {run_dir} with its own settings; only --epochs and --device "
-            f"(and --devices) may be given with it (got {flags})"
+            f"--resume continues {run_dir} with its own settings; only {resumable_flags()} may "
+            f"be given with it (got {flags})"
         )
     if changes:
         config = config.replace(**changes)
@@ -151,6 +158,7 @@ def plan_run(
         if run_dir is not None and node_rank == 0:
             check_new_run_dir(run_dir)
     resolve_device(config.device)  # a bad --device is a usage error before anything is written
+    loggers.check_installed(config.loggers)  # --log tensorboard without the package, likewise
     if run_dir is None and new_dir:
         run_dir = runs.new_run_dir(request.runs_dir, config)
     return config, run_dir, request.resume is not None
@@ -252,11 +260,16 @@ def train_here(
     started: float | None = None,
 ) -> int:
     """Train the run in this process (one rank of it with `world`), telling `reporter`."""
+    from cnn_tui.training.loggers.events import RunLoggers
     from cnn_tui.training.loop import engine
 
     epochs_total = config.epochs
+    # --log: only the process that writes the run logs it (rank 0), fed the same events
+    writes = world is None or world.main
+    run_loggers = RunLoggers(config.loggers if writes else (), run_dir, reporter.note)
 
     def on_event(event: dict[str, Any]) -> None:
+        run_loggers.event(event)  # (never raises: a failing logger is dropped with a warning)
         if event["event"] == "batch":
             event = {**event, "epochs": epochs_total}  # for the progress bar's label
         reporter.event(event)
@@ -277,6 +290,7 @@ def train_here(
                 started=started,
             )
     finally:
+        run_loggers.close()
         reporter.close()
     if summary["status"] == RunState.STOPPED:
         return EXIT_STOPPED

@@ -44,7 +44,7 @@ import threading
 import time
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,6 +379,31 @@ def _read_toml(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# config.toml as `run_info` last read it, by path: (its size, mtime and inode, the values). A run's
+# settings change only when a resume changes them (an atomic rewrite: a new inode), while the runs
+# list reads every run's every two seconds: TOML parsing was two thirds of a listing's time.
+_LISTED_CONFIGS: dict[Path, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+LISTED_CONFIGS_KEPT = 4096
+
+
+def _listed_config(path: Path) -> dict[str, Any] | None:
+    """`_read_toml(path)`, parsed again only when the file changed (for `run_info`; the values
+    are shared: read, never changed)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    stamp = (info.st_size, info.st_mtime_ns, info.st_ino)
+    kept = _LISTED_CONFIGS.get(path)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
+    values = _read_toml(path)
+    if len(_LISTED_CONFIGS) >= LISTED_CONFIGS_KEPT:
+        _LISTED_CONFIGS.clear()
+    _LISTED_CONFIGS[path] = (stamp, values)
+    return values
+
+
 def write_config(run_dir: str | os.PathLike[str], config: TrainConfig) -> None:
     """Atomically write config.toml: the settings the run trains (and resumes) with. The first
     file of a new run, so it makes the folder."""
@@ -437,19 +462,32 @@ class LossSmoother:
 
 class BatchThrottle:
     """Merges batch events: at most one per `interval` seconds, its loss the mean since the last;
-    the last batch of an epoch is always written, so the curve reaches the epoch's end."""
+    the last batch of an epoch is always written, so the curve reaches the epoch's end.
+
+    The trainer may ask `due` before a batch runs: its answer then decides whether that batch's
+    event is written, so measurements that cost time (the gradient norm) are taken only for the
+    events the file keeps."""
 
     def __init__(self, interval: float = BATCH_EVENT_INTERVAL_S) -> None:
         self.interval = interval
         self.last = -math.inf
         self.loss_sum = 0.0
         self.count = 0
+        self.promised: bool | None = None  # `due`'s answer for the next batch event
+
+    def due(self, now: float, last_of_epoch: bool = False) -> bool:
+        """Whether the next batch event (the last of its epoch, or not) will be written."""
+        self.promised = last_of_epoch or now - self.last >= self.interval
+        return self.promised
 
     def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
         self.loss_sum += event["loss"]
         self.count += 1
         last_of_epoch = "batches" in event and event.get("batch") == event["batches"]
-        if event["time"] - self.last < self.interval and not last_of_epoch:
+        write = last_of_epoch or event["time"] - self.last >= self.interval
+        if self.promised is not None:
+            write, self.promised = self.promised, None
+        if not write:
             return None
         merged = {**event, "loss": self.loss_sum / self.count}
         self.last, self.loss_sum, self.count = event["time"], 0.0, 0
@@ -521,6 +559,11 @@ class EventLog:
         """`emit`, unless the run's end was emitted already (then nothing, and None)."""
         with self.lock:
             return None if self.ended else self.emit(kind, **fields)
+
+    def batch_due(self, last_of_epoch: bool = False) -> bool:
+        """Whether the next batch event goes into the file (`BatchThrottle.due`): asked before
+        the batch, so the trainer measures what only the written events carry."""
+        return self.throttle.due(time.time(), last_of_epoch)
 
     def close(self) -> None:
         try:
@@ -712,7 +755,8 @@ class RunInfo:
     message: str = ""
     problems: tuple[str, ...] = ()  # files that could not be read, and why
     early_stop_epoch: int | None = None  # a finished run that early stopping ended: its epoch
-    host: str = ""  # ELSEWHERE: the machine its trainer runs on (as status.json says)
+    host: str = ""  # another machine its trainer runs or ran on (status.json's "host"), else ""
+    folder: Path | None = None  # the runs folder it was listed from (`list_runs`)
 
     @property
     def status_label(self) -> str:
@@ -736,6 +780,7 @@ class RunInfo:
             "problems": list(self.problems),
             "early_stop_epoch": self.early_stop_epoch,
             "host": self.host or None,
+            "folder": None if self.folder is None else str(self.folder),
         }
 
 
@@ -771,7 +816,7 @@ def _problems(path: Path, status: Any, summary: Any, config: Any) -> tuple[str, 
 
 def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     path = Path(run_dir)
-    config = _read_toml(path / CONFIG_FILE)
+    config = _listed_config(path / CONFIG_FILE)
     state, status = read_state(path)
     summary = read_summary(path)
     problems = _problems(path, status, summary, config)
@@ -800,7 +845,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         message=str(status.get("message") or ""),
         problems=problems,
         early_stop_epoch=_early_stop_epoch(summary),
-        host=trainer_host(status) if state == RunState.ELSEWHERE else "",
+        host=trainer_host(status),
     )
 
 
@@ -815,7 +860,8 @@ def _early_stop_epoch(summary: dict[str, Any]) -> int | None:
 def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunInfo]:
     """The runs under `runs_dir`, newest first ([] when the folder does not exist): the run
     folders directly in it and, one level down, the runs of each sweep folder (one with a
-    `SWEEP_FILE`), named SWEEP/RUN. Runs of a sweep that have not started yet are not listed."""
+    `SWEEP_FILE`), named SWEEP/RUN. Runs of a sweep that have not started yet are not listed.
+    Each RunInfo's `folder` is `runs_dir`."""
     from dataclasses import replace
 
     base = Path(runs_dir)
@@ -826,12 +872,45 @@ def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunInfo]:
         if not path.is_dir():
             continue
         if looks_like_run(path):
-            infos.append(run_info(path))
+            infos.append(replace(run_info(path), folder=base))
         elif (path / SWEEP_FILE).is_file():
             for sub in path.iterdir():
                 if sub.is_dir() and looks_like_run(sub):
-                    infos.append(replace(run_info(sub), name=f"{path.name}/{sub.name}"))
+                    infos.append(
+                        replace(run_info(sub), name=f"{path.name}/{sub.name}", folder=base)
+                    )
+    return newest_first(infos)
+
+
+def newest_first(infos: list[RunInfo]) -> list[RunInfo]:
     return sorted(infos, key=lambda info: (info.started or 0, info.name), reverse=True)
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """The runs of several folders, newest first across them, and the folders that could not be
+    read (folder -> why): one unreadable folder hides none of the others' runs."""
+
+    runs: list[RunInfo]
+    unreadable: dict[Path, str]
+
+
+def list_runs_in(folders: Sequence[str | os.PathLike[str]]) -> RunListing:
+    """`list_runs` of each folder (`folders.RunFolders.paths`), merged newest first. An
+    OSError of one folder (no permission, a folder gone while read) is kept in `unreadable`;
+    raised when every folder gave one (as `list_runs` of that one folder would)."""
+    infos: list[RunInfo] = []
+    unreadable: dict[Path, str] = {}
+    errors: list[OSError] = []
+    for folder in folders:
+        try:
+            infos += list_runs(folder)
+        except OSError as exc:
+            errors.append(exc)
+            unreadable[Path(folder)] = exc.strerror or type(exc).__name__
+    if errors and len(errors) == len(folders):
+        raise errors[0]
+    return RunListing(newest_first(infos), unreadable)
 
 
 def delete_run(run_dir: str | os.PathLike[str]) -> None:

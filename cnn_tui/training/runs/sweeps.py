@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text, check_input_file, confined, json_text, open_own_file
 from cnn_tui.text import duration, number, one_line, percent
+from cnn_tui.training import loggers
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import BUSY, OVER, RunState
@@ -137,6 +138,11 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
             raise UsageError(
                 f"--grid {spec}: the sweep places its runs on the devices itself; list them with "
                 "--device cuda:0,cuda:1 (or auto: every GPU)"
+            )
+        if FIELDS[key].items:  # (its comma means "all of these", not "one run each")
+            raise UsageError(
+                f"--grid {spec}: {FIELDS[key].flag} is not a hyperparameter to vary: give "
+                f"{FIELDS[key].flag} {values_text.strip()} to the sweep, and every run gets it"
             )
         if key in grid:
             raise UsageError(
@@ -252,6 +258,7 @@ def make_plan(
     if not grid:
         raise UsageError("a sweep needs a grid: --grid KEY=V1,V2 (e.g. --grid epochs=20,50,100)")
     check_grid_size(grid)
+    loggers.check_installed(base.loggers)  # (not once per run: before the sweep starts)
     entries = []
     for index, overrides in enumerate(expand(grid), start=1):
         try:

@@ -8,7 +8,8 @@ gradients, the current step's cells highlighted), the rule panel what the stage 
 chain rule, going backward), the step panel the current step with its numbers and where the
 stage's input came from. Moving, playing, going to a stage, a step or a cell (`:`), skipping
 zero products (`z` / `Z`: in dropout, the dropped values) and the checks against PyTorch and
-finite differences (in a worker thread: torch is imported there) come from `SteppingScreen`.
+finite differences (in a worker thread: torch is imported there) come from `SteppingScreen`,
+the screen's frame from `cnn_tui.ui.lessons.staged.StagedScreen`.
 """
 
 from __future__ import annotations
@@ -16,34 +17,29 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.geometry import Region
-from textual.widgets import Header
 
 from cnn_tui.lessons import layer_lesson
 from cnn_tui.lessons.layer_replay import LayerReplay
-from cnn_tui.lessons.replay import READ, WRITE
+from cnn_tui.lessons.replay import READ, WRITE, GridSpec
 from cnn_tui.lessons.settings import LIMITS, LayerSettings
-from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.layer_form import LayerFormScreen, LayerRequest
-from cnn_tui.ui.lessons.network import NetPipeline, RulePanel
-from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
+from cnn_tui.ui.lessons.staged import StagedScreen
 from cnn_tui.ui.lessons.stepping import (
     LEAVE_BINDINGS,
     MOVE_BINDINGS,
     PLAY_BINDINGS,
     Check,
-    SteppingScreen,
     jump_bindings,
 )
 
 _phase = Binding.Group("stage", compact=True)
 
 
-class LayerScreen(SteppingScreen):
+class LayerScreen(StagedScreen):
     """Step through batch normalisation or dropout: forward (training mode) and backward."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -63,6 +59,7 @@ class LayerScreen(SteppingScreen):
     # at 80 columns the footer keeps two lines: these keys (in `?`) go first
     footer_optional: ClassVar[tuple[str, ...]] = ("jump", "app.quit", "speed", "reseed")
 
+    prefix = "layer"
     board_id = "layer-board"
     scroll_id = "layer-board-scroll"
     check_id = "layer-check"
@@ -88,23 +85,6 @@ class LayerScreen(SteppingScreen):
         """The lesson of `cnn-tui batchnorm|dropout` with the settings its flags gave."""
         return cls(settings)
 
-    # ----------------------------------------------------------------- layout
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield StepStatus(id="layer-status")
-        yield NetPipeline(id="layer-pipeline")
-        with VerticalScroll(id="layer-board-scroll", can_focus=False):
-            yield ArrayBoard(id="layer-board", fit_height=True)
-        yield RulePanel(id="layer-rule")
-        yield StepPanel(id="layer-step")
-        yield CheckPanel(id="layer-check")
-        yield WrappingFooter()
-
-    def on_mount(self) -> None:
-        self._redraw()
-        self._start_checks()
-
     # ----------------------------------------------------------------- state
 
     def _compute(self) -> None:
@@ -112,30 +92,13 @@ class LayerScreen(SteppingScreen):
         self.run = layer_lesson.run_layer(self.example)
         self.model = LayerReplay(self.run)
 
-    def _redraw(self) -> None:
-        model = self.model
-        board = self.query_one("#layer-board", ArrayBoard)
-        board.show(model.grid_specs(self.view, every_image=self.every_image))
-        self.query_one("#layer-status", StepStatus).show(
-            model.status_parts(self.speed), self.playing
-        )
-        self.query_one("#layer-pipeline", NetPipeline).show(*model.pipeline())
-        rule, source = model.rule_lines()
-        self.query_one("#layer-rule", RulePanel).show(rule)
-        self.query_one("#layer-step", StepPanel).show(model.step_lines(), self.info_line(source))
-        self._follow_step()
+    def grid_specs(self) -> list[GridSpec]:
+        return self.model.grid_specs(self.view, every_image=self.wide)
 
     @property
     def op(self) -> str:  # type: ignore[override]
         """The lesson, "batchnorm" or "dropout" (the legend of the `?` page)."""
         return self.example.op
-
-    @property
-    def every_image(self) -> bool:
-        """Whether the board shows every image of the channel side by side (a large terminal):
-        a channel's mean and variance are taken over all of them."""
-        width, height = self.app.size
-        return width >= 110 and height >= 34
 
     def _scroll_to_step(self) -> None:
         """Scroll the step into view: its operands and the written cell when they fit the view
@@ -153,22 +116,12 @@ class LayerScreen(SteppingScreen):
         if region is not None:
             scroll.scroll_to_region(region, animate=False, immediate=True)
 
-    def on_resize(self) -> None:
-        self.refresh_bindings()  # the image key only matters when one image is shown
-        self._redraw()
-
     # ----------------------------------------------------------------- actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cycle" and parameters and parameters[0] == "n" and self.every_image:
+        if action == "cycle" and parameters and parameters[0] == "n" and self.wide:
             return False  # every image is on the board already
         return super().check_action(action, parameters)
-
-    def action_prev_phase(self) -> None:
-        self._move(self.model.prev_phase)
-
-    def action_next_pass(self) -> None:
-        self._move(self.model.next_pass)
 
     def action_reseed(self) -> None:
         """The same sizes and settings with the next seed: new numbers, the same lesson (an

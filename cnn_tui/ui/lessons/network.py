@@ -10,81 +10,38 @@ grids), the rule
 panel says what the stage computes in general, the step panel the current step with its
 numbers and where the stage's input (the upstream gradient, going backward) came from. Moving,
 playing and the checks against PyTorch and numerical gradients (in a worker thread: torch is
-imported there) come from `SteppingScreen`, as for the conv / pool lesson.
+imported there) come from `SteppingScreen`, as for the conv / pool lesson; the screen's frame, shared with the batch-norm and dropout
+lessons, is `cnn_tui.ui.lessons.staged.StagedScreen`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.widgets import Header, Static
+from textual.widget import Widget
+from textual.widgets import Static
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons import network
 from cnn_tui.lessons.net_replay import NetReplay, loss_curve
+from cnn_tui.lessons.replay import GridSpec
 from cnn_tui.lessons.settings import NetSettings
-from cnn_tui.ui.key_footer import WrappingFooter
-from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.net_form import NetFormScreen, NetRequest
-from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
+from cnn_tui.ui.lessons.staged import WIDE_BOARD, StagedScreen
 from cnn_tui.ui.lessons.stepping import (
     LEAVE_BINDINGS,
     MOVE_BINDINGS,
     PLAY_BINDINGS,
     Check,
-    SteppingScreen,
     jump_bindings,
 )
 
 _phase = Binding.Group("phase", compact=True)
 _train = Binding.Group("training step", compact=True)
-
-
-class NetPipeline(Static):
-    """One line: the network's layers in the order of the pass, the current one marked."""
-
-    DEFAULT_CSS = """
-    NetPipeline {
-        height: 1;
-        padding: 0 1;
-    }
-    """
-
-    def show(self, direction: str, layers: list[tuple[str, bool]]) -> None:
-        self._shown = (direction, layers)
-        self._draw()
-
-    def on_resize(self) -> None:
-        if hasattr(self, "_shown"):
-            self._draw()
-
-    def _draw(self) -> None:
-        """The whole line, spaced, where it fits; else (80 columns) without the training step
-        (the status line says it) and with tight arrows, so the last layer, L, is never cut."""
-        direction, layers = self._shown
-        width = self.size.width - 2 if self.size.width else self.app.size.width - 2
-        text = self._text(direction, layers, " → ")
-        if text.cell_len > width:
-            text = self._text(direction.rsplit(" ", 1)[-1], layers, "→")
-        self.update(text, layout=False)
-
-    @staticmethod
-    def _text(direction: str, layers: list[tuple[str, bool]], arrow: str) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{direction}: ", style="bold")
-        for index, (name, current) in enumerate(layers):
-            if index:
-                text.append(arrow, style="dim")
-            if current:
-                text.append(f"[{name}]", style="bold reverse")
-            else:
-                text.append(name)
-        return text
 
 
 class LossCurve(Static):
@@ -120,22 +77,7 @@ class LossCurve(Static):
         self.update(text)
 
 
-class RulePanel(Static):
-    """What the current stage computes in general (the chain rule, going backward)."""
-
-    DEFAULT_CSS = """
-    RulePanel {
-        height: auto;
-        padding: 0 1;
-        border-top: solid $accent 50%;
-    }
-    """
-
-    def show(self, rule: str) -> None:
-        self.update(Text.assemble(("rule ", "dim"), (rule, "bold")))
-
-
-class NetworkScreen(SteppingScreen):
+class NetworkScreen(StagedScreen):
     """Step through a whole tiny network: forward, loss, backward, one SGD step."""
 
     op = "net"  # the notation legend of the `?` page
@@ -166,6 +108,7 @@ class NetworkScreen(SteppingScreen):
         "next_cell",
     )
 
+    prefix = "net"
     board_id = "net-board"
     scroll_id = "net-board-scroll"
     check_id = "net-check"
@@ -194,21 +137,8 @@ class NetworkScreen(SteppingScreen):
 
     # ----------------------------------------------------------------- layout
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield StepStatus(id="net-status")
-        yield NetPipeline(id="net-pipeline")
-        yield LossCurve(id="net-curve")
-        with VerticalScroll(id="net-board-scroll", can_focus=False):
-            yield ArrayBoard(id="net-board", fit_height=True)
-        yield RulePanel(id="net-rule")
-        yield StepPanel(id="net-step")
-        yield CheckPanel(id="net-check")
-        yield WrappingFooter()
-
-    def on_mount(self) -> None:
-        self._redraw()
-        self._start_checks()
+    def compose_extra(self) -> Iterable[Widget]:
+        return (LossCurve(id="net-curve"),)
 
     # ----------------------------------------------------------------- state
 
@@ -217,50 +147,29 @@ class NetworkScreen(SteppingScreen):
         self.training = network.run_training(self.example)
         self.model = NetReplay(self.training)
 
-    def _redraw(self) -> None:
+    def grid_specs(self) -> list[GridSpec]:
+        return self.model.grid_specs(self.view, every_filter=self.wide)
+
+    def redraw_extra(self) -> None:
         model = self.model
-        board = self.query_one("#net-board", ArrayBoard)
-        board.show(model.grid_specs(self.view, every_filter=self.every_filter))
-        self.query_one("#net-status", StepStatus).show(model.status_parts(self.speed), self.playing)
-        self.query_one("#net-pipeline", NetPipeline).show(*model.pipeline())
-        rows = 4 if self.app.size.height >= 34 else 1
+        rows = 4 if self.app.size.height >= WIDE_BOARD[1] else 1
         self.query_one("#net-curve", LossCurve).show(
             model.training.losses, model.curve_index(), model.curve_label(), rows
         )
-        rule, source = model.rule_lines()
-        self.query_one("#net-rule", RulePanel).show(rule)
-        self.query_one("#net-step", StepPanel).show(model.step_lines(), self.info_line(source))
-        self._follow_step()
 
     @property
     def example_label(self) -> str:
         """The example as the status line names it: "net-vertical-edge", "mine (edited)"."""
         return self.example.status_label
 
-    @property
-    def every_filter(self) -> bool:
-        """Whether the board shows every filter's maps side by side (a large terminal)."""
-        width, height = self.app.size
-        return width >= 110 and height >= 34
-
-    def on_resize(self) -> None:
-        self.refresh_bindings()  # the filter key only matters when one filter is shown
-        self._redraw()
-
     # ----------------------------------------------------------------- actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cycle" and self.every_filter:
+        if action == "cycle" and self.wide:
             return False  # every filter is on the board already
         if action == "other_step":
             return self.model.training.steps > 1  # one training step: nothing to go to
         return super().check_action(action, parameters)
-
-    def action_prev_phase(self) -> None:
-        self._move(self.model.prev_phase)
-
-    def action_next_pass(self) -> None:
-        self._move(self.model.next_pass)
 
     def action_other_step(self, delta: int) -> None:
         self._move(self.model.other_step, delta)

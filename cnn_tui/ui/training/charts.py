@@ -66,6 +66,9 @@ class MetricChart(PlotextPlot):
         self.series: list[Series] = []
         self.x_max: float = 0.0
         self.empty_note = "waiting for data"  # the title's note while there is nothing to draw
+        # raise the y range so the legend's rows (top left) stay clear of the curves: a learning
+        # rate starts at its top left, under the legend (the Metrics tab's charts; not percent)
+        self.legend_room = False
         self._drawn_at = 0.0
         self._dirty = True
 
@@ -74,6 +77,10 @@ class MetricChart(PlotextPlot):
         # calls every class's handler, so no super() call)
         self.set_interval(MIN_REDRAW_S, self._redraw_if_dirty)
         self._draw()
+
+    def on_resize(self) -> None:
+        if self.legend_room:  # (the room the legend needs depends on the chart's size)
+            self._dirty = True
 
     def set_series(self, series: list[Series], x_max: float = 0.0) -> None:
         """Replace the curves; `x_max` fixes the x range (e.g. the run's epoch count)."""
@@ -123,6 +130,8 @@ class MetricChart(PlotextPlot):
         if all_ys:
             top = 100.0 if self.percent else math.inf
             low, high = y_range(min(all_ys), max(all_ys), top=top)
+            if self.legend_room and top == math.inf:
+                high = self._above_legend(low, high, x_high)
             ticks, labels = nice_ticks(low, high)
             plt.ylim(low, high)
             plt.yticks(ticks, labels)
@@ -131,6 +140,36 @@ class MetricChart(PlotextPlot):
             step = max(1, int(x_high) // 8 + (1 if int(x_high) % 8 else 0))
             plt.xticks(list(range(0, int(x_high) + 1, step)))
         self.refresh()
+
+    def _above_legend(self, low: float, high: float, x_high: float) -> float:
+        """The top of the y range that keeps every point out from under the legend (plotext
+        draws it over the top left corner: one row per labelled line)."""
+        labels = [series.label for series in self.series if series.xs and series.label]
+        if not labels or x_high <= 0:
+            return high
+        rows = self.size.height - 5  # (the title, the frame, the x ticks and label)
+        columns = self.size.width - 10  # (the y ticks)
+        if rows <= len(labels) + 2 or columns <= 0:
+            return high
+        x_end = x_high * min(1.0, (max(map(len, labels)) + 4) / columns)
+        under = [
+            y
+            for series in self.series
+            for x, y in zip(series.xs, series.ys, strict=False)
+            if x <= x_end and math.isfinite(y)
+        ]
+        return legend_clear_top(low, high, max(under, default=low), len(labels) + 0.5, rows)
+
+
+def legend_clear_top(
+    low: float, high: float, tallest: float, legend_rows: float, rows: int
+) -> float:
+    """The top of a y range [low, top] of `rows` rows whose top `legend_rows` rows stay above
+    `tallest` (the highest point where the legend is drawn): `high` when they already do."""
+    share = legend_rows / rows
+    if high - tallest >= share * (high - low):
+        return high
+    return (tallest - share * low) / (1 - share)
 
 
 def y_range(low: float, high: float, *, top: float = math.inf) -> tuple[float, float]:

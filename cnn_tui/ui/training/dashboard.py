@@ -40,6 +40,7 @@ from cnn_tui.ui.training.gpu_panel import GpuPanel
 from cnn_tui.ui.training.history import RunHistory
 from cnn_tui.ui.training.inside import InsideView, inside_available
 from cnn_tui.ui.training.messages import RunDamaged, RunEnded, RunEvents, RunResultsLoaded
+from cnn_tui.ui.training.metrics_grid import MetricsGrid
 from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView, pack_groups
 from cnn_tui.ui.training.samples import SampleGrid
 from cnn_tui.ui.training.system_pane import SystemPane
@@ -73,6 +74,7 @@ class RunScreen(Screen):
         # 1 Charts · 2 Metrics · 3 System · 4 Epochs · 5 Log · 6 Console · 7 Results · 8 Samples ·
         # 9 Inside (the tabs' order on screen)
         Binding("1", "tab('charts')", "Charts", group=TABS),
+        Binding("2", "tab('metrics')", "Metrics", group=TABS),
         Binding("3", "tab('system')", "System", group=TABS),
         Binding("4", "tab('epochs')", "Epochs", group=TABS),
         Binding("5", "tab('log')", "Log", group=TABS),
@@ -117,6 +119,8 @@ class RunScreen(Screen):
                     yield MetricChart("loss", id="loss-chart")
                     yield MetricChart("accuracy (%)", percent=True, id="acc-chart")
                 yield EpochTable(id="charts-epoch-table")
+            with TabPane("Metrics", id="metrics"):  # every logged scalar (metrics_grid.py)
+                yield MetricsGrid(id="metrics-grid")
             with TabPane("System", id="system"):  # the trainer's machine (system_pane.py)
                 yield SystemPane(id="system-pane")
             with TabPane("Epochs", id="epochs"):
@@ -249,6 +253,7 @@ class RunScreen(Screen):
             self._show_charts()
         elif "batch" in kinds:
             self._show_charts(loss_only=True)
+        self._show_metrics()
 
     @on(RunDamaged)
     def _on_run_damaged(self, message: RunDamaged) -> None:
@@ -266,6 +271,7 @@ class RunScreen(Screen):
         self._show_status()
         self._show_progress()
         self._show_charts()
+        self._show_metrics()
         if inside_available(self.run_dir, message.status):
             tabs = self.query_one(TabbedContent)
             tabs.show_tab("inside")
@@ -316,6 +322,10 @@ class RunScreen(Screen):
             view = self.query_one(InsideView)
             view.start(self.run_dir)
             view.focus()
+        elif self.query_one(TabbedContent).active == "metrics":
+            grid = self.query_one(MetricsGrid)
+            grid.refresh_view()
+            grid.focus_list()
         elif self.query_one(TabbedContent).active == "system":
             self.query_one(SystemPane).focus()  # (↑ ↓ PgUp PgDn scroll it to the charts)
         self.refresh_bindings()
@@ -463,6 +473,12 @@ class RunScreen(Screen):
                 f"{text.eta(batch.get('eta_s'))}"
                 + (f" · {text.throughput(speed)}" if text.finite(speed) else ""),
             )
+
+    def _show_metrics(self) -> None:
+        """The Metrics tab's data (drawn only while it is on view)."""
+        over = f"no data: run {self.state}" if self.state in run_state.OVER else None
+        x_max = float(self.history.epochs_total)
+        self.query_one(MetricsGrid).show(self.history.metrics, x_max, over)
 
     def _show_charts(self, loss_only: bool = False) -> None:
         series = self.history.series()

@@ -39,6 +39,7 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.text import markup, one_line
+from cnn_tui.training import loggers
 from cnn_tui.training.config import (
     FIELDS,
     PRETRAINED_MODELS,
@@ -76,7 +77,7 @@ SECTIONS = (
             "min_delta",
         ),
     ),
-    ("Run", ("device", "devices", "sync_bn", "seed", "amp", "channels_last")),
+    ("Run", ("device", "devices", "sync_bn", "seed", "amp", "channels_last", "log")),
 )
 
 
@@ -265,7 +266,8 @@ class TrainFormScreen(Screen):
             )
         if field.kind is bool:
             return Checkbox(value=bool(value), id=widget_id, compact=True)
-        placeholder = "default" if field.optional else ""
+        # (an item list, --log: typed as on the command line, "tensorboard,csv")
+        placeholder = "none" if field.items else "default" if field.optional else ""
         text = self.initial_texts.get(name, format_value(value))
         return Input(text, placeholder=placeholder, id=widget_id, compact=True)
 
@@ -309,6 +311,9 @@ class TrainFormScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = "train a model"
+        folders = getattr(self.app, "run_folders", None)
+        if folders is not None and folders.several:  # (--runs-dir given more than once)
+            self.sub_title += f" · new runs go into {one_line(runs_dir(self.app))}"
         # flag texts for Select/Checkbox fields (choices were checked by argparse-free parsing)
         for name, text in self.initial_texts.items():
             field = FIELDS[name]
@@ -389,7 +394,9 @@ class TrainFormScreen(Screen):
         if not errors:
             try:
                 config = TrainConfig.from_mapping(values, check=self._checks_rules())
+                loggers.check_installed(config.loggers)  # as the trainer would refuse it
             except ConfigError as exc:
+                config = None
                 errors[exc.field or "dataset"] = str(exc)
                 self.cross_field_error = exc
         self.errors, self.config = errors, config
@@ -694,5 +701,6 @@ class TrainFormScreen(Screen):
 
 
 def runs_dir(app: Any) -> Path:
-    """The --runs-dir of the app's command line (default ./runs)."""
+    """Where the app's new runs go: the first --runs-dir of its command line (default ./runs;
+    `CnnTuiApp.run_folders`)."""
     return Path(getattr(app, "runs_dir", "runs"))

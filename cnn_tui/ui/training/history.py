@@ -6,7 +6,8 @@ average over every batch, `runs.LossSmoother`), so it agrees with the epoch tabl
 batch events were written; a run file from before `smoothed_loss` existed is smoothed here over
 the events it has. Batch points (loss and images/s) are kept as at most `max_points`: when full,
 every other point is dropped and only every second batch is recorded from then on, so a run of any
-length costs the same memory. No textual import.
+length costs the same memory; `metrics` holds every scalar of the events as named series (the
+Metrics tab's, `training.runs.series`). No textual import.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from cnn_tui import text
 from cnn_tui.training.loop import early_stop
+from cnn_tui.training.runs.series import MetricHistory
 from cnn_tui.training.runs.store import LossSmoother
 
 
@@ -34,6 +36,7 @@ class RunHistory:
     batch_loss: list[float] = field(default_factory=list)  # smoothed loss
     throughput: list[float] = field(default_factory=list)  # images/s of each batch point
     log: list[str] = field(default_factory=list)  # lines for the log panel, new since last take
+    metrics: MetricHistory = field(default_factory=MetricHistory)  # every scalar (Metrics tab)
 
     _stride: int = 1
     _seen: int = 0
@@ -45,6 +48,7 @@ class RunHistory:
         for event in events:
             kind = str(event.get("event", ""))
             kinds.add(kind)
+            self.metrics.add_event(event)
             handler = getattr(self, f"_on_{kind}", None)
             if handler is not None:
                 handler(event)

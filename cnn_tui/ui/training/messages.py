@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,9 +65,11 @@ class DevicesDetected(Message):
 
 @dataclass
 class RunsListed(Message):
-    """A fresh listing of the runs directory (`store.list_runs`)."""
+    """A fresh listing of the run folders (`store.list_runs_in`): the runs, and the folders
+    that could not be read (folder -> why)."""
 
     runs: list[RunInfo]
+    unreadable: dict[Path, str] = field(default_factory=dict)
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsListed)

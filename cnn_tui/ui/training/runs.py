@@ -1,5 +1,8 @@
 """The runs screen: every run under --runs-dir with its status, refreshed every two seconds
 while it is shown (`polling.ShownPoller`: not while a dashboard or results screen covers it).
+Several run folders (`--runs-dir` repeated, or a glob: `runs.folders.RunFolders`) are listed
+as one table, newest first across them, with a "folder" column (each folder's short label); a
+"host" column names the other machine a run trains or trained on (a shared file system).
 
 Open a run (its live dashboard while it trains, its results when it is over), mark several and
 overlay their curves, resume a stopped run or extend a finished one (train it for more epochs from
@@ -9,7 +12,9 @@ only small files (`runs.list_runs`), in a thread worker.
 The table fits the terminal's width (`fit_columns`): a long run name is shortened first (an
 automatic one loses its date, never the time that tells two runs apart: `text.run_name`), then the
 start time goes to the line under the table; the numbers, model and data set stay. A start time of
-today has its seconds (`text.started`), as in `cnn-tui runs`.
+today has its seconds (`text.started`), as in `cnn-tui runs`. The host goes with the start time
+(then the line under the table says it); the folder label stays (cut in its middle past
+FOLDER_WIDTH).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui import text
 from cnn_tui.training.runs import state as run_state
+from cnn_tui.training.runs.folders import RunFolders, folder_labels
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.store import RunInfo
 from cnn_tui.ui.key_footer import WrappingFooter
@@ -38,37 +44,54 @@ from cnn_tui.ui.training.messages import CurvesLoaded, RunsListed
 from cnn_tui.ui.training.polling import ShownPoller
 
 REFRESH_S = 2.0
-COLUMNS = (  # key, header; the first three are left-aligned
+COLUMNS = (  # key, header; numbers right-aligned, the rest left
     ("mark", " "),
     ("status", "status"),
+    ("folder", "folder"),  # only with several run folders
     ("name", "run"),
     ("epochs", "epochs"),
     ("best", "best val"),
     ("test", "test acc"),
     ("model", "model"),
     ("dataset", "data set"),
+    ("host", "host"),  # only when a run trains or trained on another machine
     ("started", "started"),
 )
+OPTIONAL = ("folder", "host")
 NUMBERS = ("epochs", "best", "test")
 MIN_NAME = 14  # a run name is not shortened below this many characters
+FOLDER_WIDTH = 14  # a folder's label and a host name are cut in the middle past this
 CELL_PADDING = 2  # DataTable's default: one space each side of a cell
 SCROLLBAR = 2
+# what goes when the table is too narrow, step by step: columns, and whether the status is its
+# mark only; the last step only with a folder column (which then stays in the data set's place)
+NARROWER = (
+    ((), False),
+    (("started",), False),
+    (("started", "host"), False),
+    (("started", "host"), True),
+    (("started", "host", "dataset"), True),
+)
 
 
 def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int, bool]:
     """The columns to show, the width of the name column and whether the status is its mark
-    only, for content `widths` (key -> widest cell or header) in `available` cells: the name
-    shrinks first (down to MIN_NAME), then the start time goes, then the status word (both are
-    shown under the table for the cursor row); the numbers, model and data set always stay."""
-    keys = [key for key, _ in COLUMNS]
-    short = [key for key in keys if key != "started"]
-    for shown, mark_only in ((keys, False), (short, False), (short, True)):
+    only, for content `widths` (key -> widest cell or header; an OPTIONAL column without a key
+    is not shown) in `available` cells: the name shrinks first (down to MIN_NAME), then the
+    start time goes, then the host, then the status word, then (runs of several folders: the
+    folder stays) the data set; all are shown under the table for the cursor row. The numbers
+    and the model always stay."""
+    keys = [key for key, _ in COLUMNS if key in widths]
+    steps = NARROWER if "folder" in widths else NARROWER[:-1]
+    shown: list[str] = keys
+    for gone, mark_only in steps:
+        shown = [key for key in keys if key not in gone]
         sizes = {**widths, "status": len("status")} if mark_only else widths
         others = sum(sizes[key] + CELL_PADDING for key in shown if key != "name")
         name = available - others - CELL_PADDING
         if name >= min(MIN_NAME, widths["name"]):
             return shown, min(name, widths["name"]), mark_only
-    return short, MIN_NAME, True
+    return shown, MIN_NAME, True
 
 
 def status_text(
@@ -101,10 +124,12 @@ class RunsScreen(Screen):
         Binding("f5", "refresh", "Refresh", show=False),
     ]
 
-    def __init__(self, runs_dir: str | Path = "runs") -> None:
+    def __init__(self, runs_dir: RunFolders | str | Path = "runs") -> None:
         super().__init__()
-        self.runs_dir = Path(runs_dir)
+        self.folders = RunFolders.of(runs_dir)
+        self.labels = self.folders.labels()  # folder -> its short name (several folders)
         self.runs: list[RunInfo] = []
+        self.unreadable: dict[Path, str] = {}  # folders the last listing could not read
         self.marked: set[Path] = set()
         self._shown: list[tuple[object, ...]] = []
         self._layout: tuple[list[str], int, bool] = ([], 0, False)  # see fit_columns
@@ -119,10 +144,8 @@ class RunsScreen(Screen):
         yield WrappingFooter()  # (its many keys wrap onto a second line at 80 columns)
 
     def on_mount(self) -> None:
-        self.sub_title = f"runs in {text.one_line(self.runs_dir)}"
-        self.query_one("#runs-summary", Static).update(
-            Text(f"reading {text.one_line(self.runs_dir)}…")
-        )
+        self.sub_title = f"runs in {self.folders.describe()}"
+        self.query_one("#runs-summary", Static).update(Text(f"reading {self.folders.describe()}…"))
         self.action_refresh()
         self.poller.start()  # (paused while another screen covers this one)
 
@@ -133,18 +156,17 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
     def list_runs(self) -> None:
-        from cnn_tui.training.runs.store import list_runs
+        from cnn_tui.training.runs.store import list_runs_in
 
-        runs = list_runs(self.runs_dir)
+        listing = list_runs_in(self.folders.paths)
         if not get_current_worker().is_cancelled:
-            self.post_message(RunsListed(runs))
+            self.post_message(RunsListed(listing.runs, listing.unreadable))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "list-runs" and event.state == WorkerState.ERROR:
             self.query_one("#runs-summary", Static).update(
                 Text(
-                    f"cannot list {text.one_line(self.runs_dir)}: "
-                    f"{text.one_line(event.worker.error)}",
+                    f"cannot list {self.folders.describe()}: {text.one_line(event.worker.error)}",
                     style="bold",
                 )
             )
@@ -152,6 +174,7 @@ class RunsScreen(Screen):
     @on(RunsListed)
     def _runs_listed(self, message: RunsListed) -> None:
         self.runs = list(message.runs)
+        self.unreadable = dict(message.unreadable)
         paths = {run.path for run in self.runs}
         self.marked &= paths
         self._show_runs()
@@ -160,17 +183,25 @@ class RunsScreen(Screen):
         """The cells' texts; the names and settings (from the run's files) through one_line."""
         epochs = f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done)
         started = text.started(run.started, self._now) if run.started else ""
+        # a run training on another machine: "▷ running", its host in the host column
+        label = "running" if run.status == RunState.ELSEWHERE else run.status_label
         return (
             run.path in self.marked,
-            text.one_line(run.status_label),
+            text.one_line(label),
+            text.ellipsis_middle(text.one_line(self._label(run)), FOLDER_WIDTH),
             text.one_line(run.name),
             epochs,
             text.percent(run.best_val_acc),
             text.percent(run.test_acc),
             text.one_line(run.model),
             text.one_line(run.dataset),
+            text.ellipsis_middle(text.one_line(run.host), FOLDER_WIDTH),
             started,
         )
+
+    def _label(self, run: RunInfo) -> str:
+        """The short name of the folder `run` was listed from."""
+        return self.labels.get(run.folder, str(run.folder)) if run.folder is not None else "?"
 
     def on_resize(self) -> None:
         if self.runs:  # (after the layout pass: the table's new width)
@@ -183,7 +214,15 @@ class RunsScreen(Screen):
             self._fill_table(rows)
         live = runs_in_progress(self.runs)
         count = len(self.runs)
-        parts = [text.markup(f"{count} run{'s' * (count != 1)} in {self.runs_dir}")]
+        parts = [text.markup(f"{count} run{'s' * (count != 1)} in {self.folders.describe()}")]
+        if self.folders.several:
+            first = text.one_line(self.labels[self.folders.new_runs])
+            parts.append(text.markup(f"new runs go into {first}"))
+        parts += [f"[b]⚠[/b] {text.markup(warning)}" for warning in self.folders.warnings]
+        parts += [
+            f"[b]⚠[/b] cannot read {text.markup(text.one_line(folder))}: {text.markup(why)}"
+            for folder, why in self.unreadable.items()
+        ]
         if live:
             names = ", ".join(text.markup(run.name) for run in live[:3])
             look = RunState.RUNNING.look
@@ -197,11 +236,13 @@ class RunsScreen(Screen):
 
     def _fit(self, rows: list[tuple[object, ...]]) -> tuple[list[str], int, bool]:
         """The columns that fit the table's width, and the name column's width."""
-        widths = {key: len(header) for key, header in COLUMNS}
+        present = {"folder": self.folders.several, "host": any(run.host for run in self.runs)}
+        widths = {key: len(h) for key, h in COLUMNS if key not in OPTIONAL or present[key]}
         for row in rows:
             for (key, _), value in zip(COLUMNS, row, strict=True):
-                shown = 1 if key == "mark" else len(value) + 2 * (key == "status")  # "✓ "
-                widths[key] = max(widths[key], shown)
+                if key in widths:
+                    shown = 1 if key == "mark" else len(value) + 2 * (key == "status")  # "✓ "
+                    widths[key] = max(widths[key], shown)
         return fit_columns(widths, self.query_one(DataTable).size.width - SCROLLBAR)
 
     def _fill_table(self, rows: list[tuple[object, ...]]) -> None:
@@ -258,8 +299,13 @@ class RunsScreen(Screen):
             detail.update("")
             return
         started = f" · started {text.timestamp(run.started)}" if run.started else ""
+        more = ""
+        if run.host and run.status != RunState.ELSEWHERE:  # ("running on HOST" says it there)
+            more += f" · trained on {text.one_line(run.host)}"
+        if "dataset" not in self._layout[0]:
+            more += f" · {text.one_line(run.dataset)}"
         # (the path last: where the line wraps, it is the path that does)
-        lines = [f"{text.one_line(run.status_label)}{started} · {text.one_line(run.path)}"]
+        lines = [f"{text.one_line(run.status_label)}{started}{more} · {text.one_line(run.path)}"]
         if run.message:
             lines.append(text.lines(run.message)[0])
         lines += map(text.one_line, run.problems)  # damaged files: the rest is shown
@@ -479,7 +525,9 @@ class CompareScreen(Screen):
     def _draw(self) -> None:
         loss, acc, legend = [], [], []
         x_max = 0.0
-        for index, (run_dir, history) in enumerate(self.histories.items()):
+        names = legend_names(list(self.histories))
+        runs = zip(names, self.histories.values(), strict=True)
+        for index, (run_name, history) in enumerate(runs):
             series = history.series()
             role = f"run{index}"
             label = f"#{index + 1}"
@@ -487,7 +535,7 @@ class CompareScreen(Screen):
             acc.append(Series(label, *series[f"{self.split}_acc"], role=role))
             x_max = max(x_max, float(history.epochs_total))
             legend.append(
-                f"#{index + 1} [b]{text.markup(run_dir.name)}[/b]: {len(history.epochs)}/"
+                f"#{index + 1} [b]{text.markup(run_name)}[/b]: {len(history.epochs)}/"
                 f"{history.epochs_total} epochs, best val {text.percent(history.best_val_acc())}"
             )
         name = "val" if self.split == "val" else "train"
@@ -498,3 +546,17 @@ class CompareScreen(Screen):
         chart.chart_title = f"{name} accuracy (%)"
         chart.set_series(acc, x_max)
         self.query_one("#compare-legend", Static).update("\n".join(legend))
+
+
+def legend_names(run_dirs: list[Path]) -> list[str]:
+    """The runs' names for the comparison's legend; runs of the same name (from several run
+    folders) with their folder's short name before it ("proj-a: NAME"), escaped."""
+    names = [text.one_line(run_dir.name) for run_dir in run_dirs]
+    if len(set(names)) == len(names):
+        return names
+    parents = list(dict.fromkeys(run_dir.parent for run_dir in run_dirs))
+    labels = dict(zip(parents, folder_labels(parents), strict=True))
+    return [
+        f"{text.one_line(labels[run_dir.parent])}: {name}"
+        for run_dir, name in zip(run_dirs, names, strict=True)
+    ]

@@ -1,4 +1,5 @@
-"""A line for the home screen: runs still training (e.g. started before the terminal closed).
+"""A line for the home screen: runs still training (e.g. started before the terminal closed), in
+any of the run folders (`--runs-dir`, repeated or a glob).
 
 It looks every three seconds while the home screen is shown (`polling.ShownPoller`)."""
 
@@ -27,9 +28,10 @@ class RunsInProgress(Static):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-banner")
     def check_runs(self) -> None:
-        from cnn_tui.training.runs.store import list_runs
+        from cnn_tui.training.runs.store import list_runs_in
 
-        runs = [run for run in list_runs(self.app.runs_dir) if run.status == RunState.RUNNING]
+        listing = list_runs_in(self.app.run_folders.paths)  # (every --runs-dir)
+        runs = [run for run in listing.runs if run.status == RunState.RUNNING]
         if not get_current_worker().is_cancelled:
             self.post_message(RunsListed(runs))
 

@@ -215,7 +215,7 @@ class SweepFormScreen(TrainFormScreen):
             self.device_spec = str(raw or "auto")
             self._check_devices(self.device_spec)
             return "auto" if "," in self.device_spec else self.device_spec
-        if isinstance(raw, str) and "," in raw:
+        if isinstance(raw, str) and "," in raw and not FIELDS[name].items:  # (--log a,b: one value)
             self._lists[name] = self._field_values(name, raw)
             return self._lists[name][0]
         return super()._parse_value(name, raw)
