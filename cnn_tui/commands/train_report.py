@@ -19,6 +19,7 @@ from cnn_tui.commands.output import JsonLines
 from cnn_tui.commands.streams import carry_on
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.system.timeline import SystemTimeline
+from cnn_tui.training.system.trainer_stats import scope_text
 
 # what a finished run leaves, as its last lines list them
 RESULT_FILES = (
@@ -110,14 +111,14 @@ def system_lines(system: dict[str, Any] | None) -> list[str]:
         return percent / 100 if text.finite(percent) else None
 
     scope = system.get("trainer_scope")
-    processes = system.get("trainer_processes")
+    processes = system.get("trainer_processes") or 0
     lines = [
         f"system on {text.one_line(system.get('host') or '?')} ({system.get('readings')} "
         f"readings): CPU mean {text.percent(fraction(stat('cpu_percent', 'mean')), 0)} of "
         f"{text.count(system.get('cpu_count'))} cores · RAM peak "
         f"{text.size(stat('ram_used'))} of {text.size(system.get('ram_total'))} · trainer RSS "
         f"peak {text.size(stat('trainer_rss'))}"
-        + (f" ({processes} processes, {scope})" if scope != "process" else "")
+        + (f" ({scope_text(str(scope), processes)})" if scope != "process" else "")
     ]
     for gpu in system.get("gpus") or []:
         util, memory = gpu.get("util_percent") or {}, gpu.get("memory_used_mb") or {}

@@ -22,6 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCOPES = ("process", "children", "ranks")
+SCOPE_TEXT = {  # what the trainer's figures add up, for people
+    "process": "1 process",
+    "children": "{n} processes: the trainer and its children",
+    "ranks": "{n} processes: the ranks on this host and their children",
+}
+
+
+def scope_text(scope: str, processes: int) -> str:
+    """'1 process', '3 processes: the trainer and its children', ... (SCOPE_TEXT)."""
+    return SCOPE_TEXT.get(scope, SCOPE_TEXT["process"]).format(n=processes)
 
 
 @dataclass(frozen=True)

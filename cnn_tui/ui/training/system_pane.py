@@ -25,15 +25,11 @@ from cnn_tui.training.system.gpu_stats import GpuSample
 from cnn_tui.training.system.processes import this_host
 from cnn_tui.training.system.reading import SystemReading
 from cnn_tui.training.system.timeline import SystemTimeline
+from cnn_tui.training.system.trainer_stats import scope_text
 from cnn_tui.ui.training.charts import MetricChart, Series
 from cnn_tui.ui.training.gpu_panel import gpu_line, usage_bar
 
 MAX_PROCESS_ROWS = 8  # GPU processes listed; the rest are counted
-SCOPE_TEXT = {  # trainer_stats.SCOPES: which processes the trainer's figures add up
-    "process": "1 process",
-    "children": "{n} processes: the trainer and its children",
-    "ranks": "{n} processes: the ranks on this host and their children",
-}
 # (seconds below, unit, seconds per unit): the charts' time axis
 TIME_UNITS = ((120, "seconds", 1.0), (2 * 3600, "minutes", 60.0), (float("inf"), "hours", 3600.0))
 
@@ -74,7 +70,7 @@ def reading_lines(reading: SystemReading, *, compact: bool, here: str) -> list[T
     ram = machine.ram_total
     own.append(usage_bar(trainer.rss / ram if trainer.rss is not None and ram else None))
     own.append(f" RSS {text.size(trainer.rss)} · CPU {_cores(trainer.cpu_percent)} · ")
-    scope = SCOPE_TEXT[trainer.scope].format(n=trainer.processes)
+    scope = scope_text(trainer.scope, trainer.processes)
     own.append(f"{trainer.processes} proc." if compact else scope, style="dim")
 
     lines = [host, load, own]
