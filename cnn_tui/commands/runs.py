@@ -11,7 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from cnn_tui.commands import output, run_metrics, tui
+from cnn_tui.commands import output, run_console, run_metrics, tui
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import json_text
 
@@ -25,6 +25,7 @@ HEADER = ("run", "model", "data set", "epochs", "best val", "test acc", "started
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_json_arguments(parser, "the list")
     run_metrics.add_arguments(parser)  # --metrics RUN_DIR [--csv FILE]
+    run_console.add_arguments(parser)  # --console RUN [--follow] [--tail N]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         return run_metrics.run(args)
     if args.csv:
         raise UsageError("--csv writes the points of --metrics RUN_DIR: give --metrics too")
+    if run_console.wanted(args):
+        return run_console.run(args)
     if args.no_ui:
         return run_headless(args)
     return tui.open_app("runs", args, runs_dir=args.run_folders)

@@ -1,9 +1,11 @@
-"""`cnn-tui sweep`: a grid of training settings as runs, compared in a table.
+"""`cnn-tui sweep`: a grid of training settings as runs, or a search, compared in a table.
 
 The flags are the train flags (the base settings) plus --grid, --sort, --show, --stop and
---detach. They become a checked `sweeps.SweepPlan` (a new sweep), a sweep folder to show, stop or
-resume, or the sweep screen's `SweepSettings`; `sweeps.run_queue` trains the runs and
-`sweep_report` prints how it goes. Exit codes (--no-ui): 0 every run finished, 1 some failed,
+--detach, or --search optuna with --space, --trials, --pruner, --storage and --study (a search:
+`training/runs/search.py`). They become a checked `sweeps.SweepPlan` or `search.SearchPlan` (a
+new sweep), a sweep folder to show, stop or resume, or the sweep screen's `SweepSettings`;
+`sweeps.run_queue` trains the runs and `sweep_report` prints how it goes. Rerunning a search with
+the same --run-dir resumes it. Exit codes (--no-ui): 0 every run finished, 1 some failed,
 2 usage error, 130 stopped. Every bad flag is one line, exit 2, before anything is written.
 """
 
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnn_tui.commands import output, train_flags, tui
+from cnn_tui.commands.count_flags import add_count
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import json_text
 from cnn_tui.text import one_line
 from cnn_tui.training.config import FIELDS, layer_settings
-from cnn_tui.training.runs import sweeps
+from cnn_tui.training.runs import search, sweeps
 from cnn_tui.training.runs.state import BUSY, RunState, label
 from cnn_tui.training.runs.store import trainer_host
 
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 SOURCES = ("preset", "config", "run_dir")  # flags of a new sweep besides the settings
+# the flags of a search besides --search (refused without it)
+SEARCH_FLAGS = ("space", "trials", "pruner", "prune_startup", "prune_warmup", "storage", "study")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +60,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=V1,V2[,...]",
         help=f"a setting and its values; several --grid flags make their product (at most "
         f"{sweeps.MAX_RUNS} runs)",
+    )
+    group = parser.add_argument_group(
+        "the search (instead of a grid; needs the extra 'search': pip install 'cnn-tui[search]')"
+    )
+    group.add_argument(
+        "--search",
+        choices=search.SAMPLERS,
+        default=None,
+        help="search the space with Optuna's TPE sampler (seeded from --seed) and median pruner",
+    )
+    group.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="KEY=SPEC",
+        help="a setting to search: log:LOW:HIGH, float:LOW:HIGH[:STEP], int:LOW:HIGH[:STEP] or "
+        "V1,V2,... (e.g. lr=log:1e-4:1e-1 batch-size=32,64,128)",
+    )
+    add_count(
+        group,
+        "--trials",
+        low=1,
+        high=search.MAX_TRIALS,
+        default=None,
+        help=f"how many trials the study runs in all (default {search.DEFAULT_TRIALS})",
+    )
+    group.add_argument(
+        "--pruner",
+        choices=search.PRUNERS,
+        default=None,
+        help="median: stop a trial whose val acc is below the median of the complete trials at "
+        "the same epoch (default); none: every trial trains to its end",
+    )
+    add_count(
+        group,
+        "--prune-startup",
+        low=0,
+        high=search.MAX_TRIALS,
+        default=None,
+        help=f"complete trials before any is pruned (default {search.DEFAULT_STARTUP_TRIALS})",
+    )
+    add_count(
+        group,
+        "--prune-warmup",
+        low=0,
+        high=10_000,
+        default=None,
+        metavar="EPOCHS",
+        help=f"epochs a trial trains before it may be pruned (default {search.DEFAULT_WARMUP_EPOCHS})",
+    )
+    group.add_argument(
+        "--storage",
+        metavar="URL",
+        default=None,
+        help="the study's database (default: sqlite:///SWEEP_DIR/study.db); several processes or "
+        "machines with the same --storage and --study share one study",
+    )
+    group.add_argument(
+        "--study",
+        metavar="NAME",
+        default=None,
+        help="the study's name in --storage (default: the sweep folder's name)",
     )
     sweep.add_argument(
         "--sort",
@@ -105,6 +172,11 @@ def check_exclusive(args: argparse.Namespace, flag: str) -> None:
     if flag in ("show", "stop"):
         extra = list(train_flags.given_flags(args)) + (["grid"] if args.grid else [])
         extra += [name for name in SOURCES if getattr(args, name, None)]
+        extra += [
+            name
+            for name in ("search", *SEARCH_FLAGS)
+            if getattr(args, name, None) and name != "storage"
+        ]
         if extra:
             raise UsageError(
                 f"--{flag} reads an existing sweep; settings such as --{extra[0].replace('_', '-')} "
@@ -112,41 +184,142 @@ def check_exclusive(args: argparse.Namespace, flag: str) -> None:
             )
 
 
-def plan_from_args(args: argparse.Namespace) -> sweeps.SweepPlan:
-    """The plan of `cnn-tui sweep [train flags] --grid ...`; UsageError before anything is written.
+def check_search_flags(args: argparse.Namespace) -> None:
+    """--grid and --search exclude each other; the search's flags need --search."""
+    if getattr(args, "search", None):
+        if getattr(args, "grid", None):
+            raise UsageError(
+                "--grid and --search exclude each other: a search takes its settings from "
+                "--space KEY=SPEC"
+            )
+        return
+    given = [name for name in SEARCH_FLAGS if getattr(args, name, None) not in (None, [])]
+    if given and not getattr(args, "resume", None):
+        raise UsageError(f"--{given[0].replace('_', '-')} belongs to a search: add --search optuna")
+
+
+def search_options(args: argparse.Namespace) -> dict[str, object]:
+    """The search's pruner and storage options from the flags (defaults where not given)."""
+    options: dict[str, object] = {
+        "pruner": args.pruner or "median",
+        "startup_trials": search.DEFAULT_STARTUP_TRIALS,
+        "warmup_epochs": search.DEFAULT_WARMUP_EPOCHS,
+        "storage": args.storage or None,
+        "study": args.study or None,
+    }
+    for flag, key in (("prune_startup", "startup_trials"), ("prune_warmup", "warmup_epochs")):
+        if getattr(args, flag) is not None:  # (bounded by argparse: `add_count`)
+            options[key] = getattr(args, flag)
+    if options["pruner"] == "none" and (args.prune_startup is not None or args.prune_warmup):
+        raise UsageError(
+            "--prune-startup and --prune-warmup set the median pruner; not --pruner none"
+        )
+    if args.study is not None and not args.study.strip():
+        raise UsageError("--study needs a name")
+    if args.study is not None:
+        options["study"] = args.study.strip()
+        from cnn_tui.text import control_character
+
+        if control_character(args.study) is not None:
+            raise UsageError("--study must not hold control characters")
+    if args.storage is not None and "://" not in args.storage:
+        raise UsageError(
+            f"--storage {one_line(args.storage)}: expected a database URL such as "
+            "sqlite:///path/study.db or postgresql://user@host/db"
+        )
+    return options
+
+
+def plan_from_args(args: argparse.Namespace) -> sweeps.SweepPlan | search.SearchPlan:
+    """The plan of `cnn-tui sweep [train flags] --grid ...` (or `--search optuna --space ...`);
+    UsageError before anything is written.
 
     A setting may come from the preset or config file and be varied by the grid (the grid wins
     there), but not be given both as a flag and in the grid: that is refused as ambiguous.
     """
-    grid = sweeps.parse_grid(args.grid or [])
+    check_search_flags(args)
+    if args.search:
+        search.load_optuna()  # missing: one line naming the extra, before anything is written
+        space = search.parse_space(args.space or [])
+        grid: dict = dict(space)  # (for the checks below: the keys varied)
+    else:
+        grid = sweeps.parse_grid(args.grid or [])
     flags = train_flags.given_flags(args)
     device_spec = str(flags.pop("device", "") or "")
     both = [name for name in grid if name in flags]
     if both:
         name = both[0]
+        what = "--space" if args.search else "--grid"
         raise UsageError(
-            f"{FIELDS[name].flag} is given both as a flag and in --grid {name.replace('_', '-')}="
-            f"...; keep one (the flag for one value, the grid for several)"
+            f"{FIELDS[name].flag} is given both as a flag and in {what} {name.replace('_', '-')}="
+            f"...; keep one (the flag for one value, {what} for several)"
         )
     base = layer_settings(preset=args.preset, config_file=args.config, flags=flags)
     if not device_spec:
         device_spec = base.device
+    if args.search:
+        trials = search.DEFAULT_TRIALS if args.trials is None else args.trials
+        options = search_options(args)
+        if args.run_dir and not same_search_dir(args.run_dir):
+            sweeps.check_new_sweep_dir(Path(args.run_dir))
+        plan = search.make_search_plan(base, space, trials, device_spec, args.sort, **options)
+        if plan.storage:
+            search.check_storage(plan.storage)
+        return plan
     if args.run_dir:
         sweeps.check_new_sweep_dir(Path(args.run_dir))
     return sweeps.make_plan(base, grid, device_spec, args.sort)
 
 
+def same_search_dir(run_dir: str) -> bool:
+    """Whether --run-dir names a search's sweep folder already (the same command run again: it
+    resumes, once `resume_same_search` found the same search there)."""
+    return (Path(run_dir) / sweeps.SWEEP_FILE).is_file()
+
+
+def resume_same_search(plan: search.SearchPlan, run_dir: str) -> Path:
+    """The sweep folder of the same search run again (--run-dir): its manifest must hold this
+    search (space, pruner, study, base settings), else one line says what differs. --trials
+    may change: the search then runs until the study holds that many."""
+    sweep_dir = Path(run_dir)
+    manifest = sweeps.check_resumable(sweep_dir)
+    if not search.is_search(manifest):
+        raise UsageError(f"--run-dir {sweep_dir} holds a grid sweep; give a new folder")
+    fresh = search.manifest_search(plan, sweep_dir)
+    kept = manifest["search"]
+    same = ("storage", "trials")
+    differs = [key for key in fresh if key not in same and fresh[key] != kept.get(key)]
+    if manifest["base"] != plan.base.to_dict():
+        differs.insert(0, "base settings")
+    if differs:
+        raise UsageError(
+            f"--run-dir {sweep_dir} holds another search ({differs[0]} differs); give a new "
+            f"folder, or continue that one with --resume {sweep_dir}"
+        )
+    if kept.get("trials") != plan.trials:
+        search.set_trials(sweep_dir, manifest, plan.trials)
+    return sweep_dir
+
+
 def resume_devices(args: argparse.Namespace, manifest: dict) -> list[str]:
-    """--resume takes --device and --sort only; the devices default to the manifest's."""
+    """--resume takes --device, --sort (and a search's --storage) only; the devices default to
+    the manifest's."""
     other = [name for name in train_flags.given_flags(args) if name != "device"]
     other += [flag for flag in SOURCES if getattr(args, flag, None)]
     other += ["grid"] if getattr(args, "grid", None) else []
+    other += [
+        name
+        for name in ("search", *SEARCH_FLAGS)
+        if name != "storage" and getattr(args, name, None) not in (None, [])
+    ]
     if other:
         flags = ", ".join("--" + name.replace("_", "-") for name in other)
         raise UsageError(
             f"--resume continues the sweep with its own settings and grid; only --device and "
-            f"--sort may be given with it (got {flags})"
+            f"--sort (and a search's --storage) may be given with it (got {flags})"
         )
+    if getattr(args, "storage", None) and not search.is_search(manifest):
+        raise UsageError("--storage belongs to a search; this sweep is a grid")
     return sweeps.resume_devices(manifest, getattr(args, "device", None))
 
 
@@ -157,13 +330,42 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
     from cnn_tui.ui.training.sweep import SweepSettings
 
     show, resume = getattr(args, "show", None), getattr(args, "resume", None)
-    sort = getattr(args, "sort", None)
+    sort, storage = getattr(args, "sort", None), getattr(args, "storage", None)
     if show:
         sweeps.read_manifest(show)
         return SweepSettings(show=show, sort=sort)
     if resume:
-        resume_devices(args, sweeps.check_resumable(resume))
-        return SweepSettings(resume=resume, sort=sort, texts=form_texts(args))
+        manifest = sweeps.check_resumable(resume)
+        resume_devices(args, manifest)
+        if search.is_search(manifest):
+            search.load_optuna()
+            search.storage_url(Path(resume), manifest["search"], storage)
+        return SweepSettings(
+            resume=resume,
+            sort=sort,
+            texts=form_texts(args),
+            search_options={"storage": storage},
+        )
+    check_search_flags(args)
+    if getattr(args, "search", None):
+        search.load_optuna()
+        specs = tuple(args.space or [])
+        search.parse_space(list(specs))
+        trials = search.DEFAULT_TRIALS if args.trials is None else args.trials
+        if not 1 <= trials <= search.MAX_TRIALS:
+            raise UsageError(f"--trials must be 1 to {search.MAX_TRIALS}, got {trials}")
+        return SweepSettings(
+            preset=getattr(args, "preset", None),
+            config_file=getattr(args, "config", None),
+            texts=form_texts(args),
+            start=bool(getattr(args, "start", False)),
+            run_dir=getattr(args, "run_dir", None),
+            sort=sort,
+            search=True,
+            space=specs,
+            trials=trials,
+            search_options=search_options(args),
+        )
     grid = sweeps.parse_grid(getattr(args, "grid", None) or [])
     sweeps.check_grid_size(grid)
     return SweepSettings(
@@ -182,7 +384,7 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
 
 def show(args: argparse.Namespace) -> int:
     """`--show SWEEP_DIR`: the sweep's table (or the table as one JSON document)."""
-    from cnn_tui.commands.sweep_report import format_table, grid_text, table_json
+    from cnn_tui.commands.sweep_report import format_table, grid_text, study_lines, table_json
 
     sweep_dir = Path(args.show)
     manifest = sweeps.read_manifest(sweep_dir)
@@ -196,9 +398,10 @@ def show(args: argparse.Namespace) -> int:
         output.say(json_text(table))  # (unflushed: a reader gone early is no error)
         return EXIT_OK
     shown = label(RunState(state), host=trainer_host(status)) if state in BUSY else state
-    output.say(f"sweep {one_line(sweep_dir)} ({shown}) — grid: {grid_text(manifest)}")
-    output.say(*format_table(rows, list(manifest["grid"]), sort))
+    output.say(f"sweep {one_line(sweep_dir)} ({shown}) — {grid_text(manifest)}")
+    output.say(*format_table(rows, sweeps.table_keys(manifest), sort))
     output.say(sweeps.summary_line(rows))
+    output.say(*study_lines(sweep_dir, manifest))
     return EXIT_OK
 
 
@@ -228,16 +431,26 @@ def run_headless(args: argparse.Namespace) -> int:
         return show(args)
     if args.stop:
         return stop(args.stop)
+    storage = args.storage
     if args.resume:
         sweep_dir = Path(args.resume)
         devices = resume_devices(args, sweeps.check_resumable(sweep_dir))
     else:
         plan = plan_from_args(args)
-        sweep_dir = sweeps.create_sweep(plan, args.runs_dir, args.run_dir)
         devices = plan.devices
-    total = len(sweeps.read_manifest(sweep_dir)["runs"])
+        if isinstance(plan, sweeps.SweepPlan):
+            sweep_dir = sweeps.create_sweep(plan, args.runs_dir, args.run_dir)
+        elif args.run_dir and same_search_dir(args.run_dir):
+            sweep_dir = resume_same_search(plan, args.run_dir)  # the same command again
+        else:
+            sweep_dir = search.create_search(plan, args.runs_dir, args.run_dir)
+    manifest = sweeps.read_manifest(sweep_dir)
+    if search.is_search(manifest):  # Optuna and the storage, checked before the queue starts
+        search.load_optuna()
+        search.storage_url(sweep_dir, manifest["search"], storage)
+    total = sweeps.planned_runs(manifest)
     if args.detach:
-        pid = sweeps.launch_sweep(sweep_dir, devices, args.sort)
+        pid = sweeps.launch_sweep(sweep_dir, devices, args.sort, storage)
         where = one_line(sweep_dir)
         output.say(
             f"sweep dir: {where}",
@@ -250,8 +463,13 @@ def run_headless(args: argparse.Namespace) -> int:
     )
     stopping = threading.Event()
     with stop_on_signals(stopping, lambda text: print(f"cnn-tui: {text}", file=sys.stderr)):
-        state = sweeps.run_queue(sweep_dir, devices, reporter, stopping, sort=args.sort)
+        state = sweeps.run_queue(
+            sweep_dir, devices, reporter, stopping, sort=args.sort, storage=storage
+        )
     if state == sweeps.SweepState.STOPPED:
         return EXIT_STOPPED
-    failed = any(row["status"] == RunState.FAILED for row in sweeps.sweep_rows(sweep_dir))
+    manifest = sweeps.read_manifest(sweep_dir)
+    retried = {entry["index"] for entry in manifest["runs"] if entry.get("retried")}
+    rows = sweeps.sweep_rows(sweep_dir, manifest)
+    failed = any(row["status"] == RunState.FAILED and row["index"] not in retried for row in rows)
     return EXIT_FAILED if failed else EXIT_OK

@@ -15,17 +15,54 @@ from typing import Any, TextIO
 from cnn_tui import text
 from cnn_tui.commands.output import JsonLines, table
 from cnn_tui.commands.streams import carry_on
-from cnn_tui.training.runs import sweeps
+from cnn_tui.errors import UsageError
+from cnn_tui.training.runs import search, sweeps
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.sweeps import ActiveRun, SweepState
 
 
 def grid_text(manifest: dict[str, Any]) -> str:
-    """ "epochs = 20, 50; lr = 0.01, 0.001" """
-    return "; ".join(
+    """ "grid: epochs = 20, 50; lr = 0.01, 0.001", or a search's space, trials and pruner:
+    "search: lr log 0.0001..0.1; batch-size 32, 64, 128 (20 trials, TPE seed 0, median pruner)" """
+    if search.is_search(manifest):
+        found = manifest["search"]
+        try:
+            space = search.space_text(search.space_from_manifest(found))
+        except UsageError as exc:
+            space = text.one_line(exc)
+        pruner = "median pruner" if found.get("pruner") != "none" else "no pruner"
+        seed = manifest["base"].get("seed", 0)
+        trials = sweeps.planned_runs(manifest)
+        return f"search: {space} ({trials} trials, TPE seed {text.one_line(seed)}, {pruner})"
+    return "grid: " + "; ".join(
         f"{text.one_line(key)} = {', '.join(sweeps.format_value(v) for v in values)}"
         for key, values in manifest["grid"].items()
     )
+
+
+def study_lines(sweep_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """A search's study in a few lines: its trials by state and the parameter importances
+    (from search.json); none for a grid."""
+    if not search.is_search(manifest):
+        return []
+    report = search.read_study_report(sweep_dir)
+    if report is None:
+        return ["study: no trial has ended yet"]
+    counts = ", ".join(f"{n} {text.one_line(state)}" for state, n in report["trials"].items())
+    lines = [
+        f"study {text.one_line(report['study'])} in {text.one_line(report['storage'])}: "
+        f"{sum(report['trials'].values())} trials ({counts or 'none'})"
+    ]
+    found = report["importances"]
+    if found:
+        ranked = sorted(found.items(), key=lambda item: -item[1])
+        parts = [f"{text.one_line(key).replace('_', '-')} {value:.2f}" for key, value in ranked]
+        lines.append(
+            f"parameter importances ({search.IMPORTANCE_METHOD}, of 1): " + ", ".join(parts)
+        )
+    elif report["importances_note"]:
+        lines.append(text.one_line(report["importances_note"]))
+    return lines
 
 
 def format_table(
@@ -63,7 +100,7 @@ def table_json(
 ) -> dict[str, Any]:
     """The table as JSON: the sweep's state, its grid, the best run and the rows, sorted."""
     best = sweeps.best_run(rows, sort)
-    return {
+    table = {
         "sweep_dir": str(sweep_dir),
         "status": state,
         "sort": sort,
@@ -71,6 +108,10 @@ def table_json(
         "best": None if best is None else best["run"],
         "table": sweeps.sort_rows(rows, sort),
     }
+    if search.is_search(manifest):  # the search, and its study as search.json has it
+        table["search"] = manifest["search"]
+        table["study"] = search.read_study_report(sweep_dir)
+    return table
 
 
 class Reporter:
@@ -107,6 +148,7 @@ class Reporter:
             to_run=[entry["dir"] for entry in queue],
             devices=list(devices),
             grid=manifest["grid"],
+            **({"search": manifest["search"]} if search.is_search(manifest) else {}),
         )
         self.show_started(sweep_dir, manifest, devices, queue)
 
@@ -119,10 +161,18 @@ class Reporter:
     ) -> None:
         each = "one run at a time" if len(devices) == 1 else "one run per device in parallel"
         self.print(f"sweep dir: {text.one_line(sweep_dir)}")
+        if search.is_search(manifest):
+            self.print(f"{grid_text(manifest)}; on {', '.join(devices)}, {each}")
+            return
         self.print(
-            f"{self.total} runs (grid: {grid_text(manifest)}), {len(queue)} to train on "
+            f"{self.total} runs ({grid_text(manifest)}), {len(queue)} to train on "
             f"{', '.join(devices)}, {each}"
         )
+
+    def note(self, line: str) -> None:
+        """Something the runner did before it started (a search's interrupted trials)."""
+        self.emit("note", message=line)
+        self.show(text.one_line(line))
 
     def run_started(self, active: ActiveRun) -> None:
         self.emit(
@@ -174,10 +224,13 @@ class Reporter:
         if self.json is not None:
             self.json.close()
         self.show()
-        for line in format_table(rows, list(manifest["grid"]), sort):
+        for line in format_table(rows, sweeps.table_keys(manifest), sort):
+            self.show(line)
+        for line in study_lines(sweep_dir, manifest):
             self.show(line)
         self.show(f"sweep {state}: {sweeps.summary_line(rows)}")
-        if state != SweepState.FINISHED and any(row["status"] in sweeps.TO_RUN for row in rows):
+        left = search.is_search(manifest) or any(row["status"] in sweeps.TO_RUN for row in rows)
+        if state != SweepState.FINISHED and left:
             self.show(f"continue with: cnn-tui sweep --no-ui --resume {text.one_line(sweep_dir)}")
 
     def show(self, line: str = "") -> None:

@@ -109,15 +109,19 @@ def run_headless(args: argparse.Namespace) -> int:
     from cnn_tui.commands import train_report
     from cnn_tui.fileio import check_output_path
     from cnn_tui.training.loop import trainer
+    from cnn_tui.training.runs.output_log import teeing
 
     if args.json_file:
         check_output_path(args.json_file, "--json-file")
     request = request_from_args(args)
-    reporter = train_report.make_reporter(
-        sys.stdout, json_stdout=bool(args.json), json_file=args.json_file
-    )
     output = (["--json"] if args.json else []) + (
         [f"--json-file={args.json_file}"] if args.json_file else []
     )
     rank = functools.partial(rank_args, request, output)
-    return trainer.train(request, reporter, rank, started=started)
+    # stdout and stderr teed before the reporter takes stdout: once the trainer holds its run,
+    # what they print goes into its output.log as well (output_log.keep_output)
+    with teeing():
+        reporter = train_report.make_reporter(
+            sys.stdout, json_stdout=bool(args.json), json_file=args.json_file
+        )
+        return trainer.train(request, reporter, rank, started=started)

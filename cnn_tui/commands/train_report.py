@@ -28,6 +28,7 @@ RESULT_FILES = (
     runs.EVENTS_FILE,
     runs.SAMPLES_FILE,
     runs.CONFIG_FILE,
+    runs.OUTPUT_LOG,
 )
 
 
@@ -246,11 +247,33 @@ class TerminalReporter(PlainReporter):
         self.task = None
 
     def print(self, line: str = "") -> None:
+        self._terminal_gone()
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def _terminal_gone(self) -> bool:
+        """Whether the terminal went away (a dropped SSH session: stdout now goes nowhere,
+        `streams.silence`). The bar then ends, and a carriage return ends its last drawing, so
+        that it is not left at the start of the next line of the run's output.log."""
+        if self.out.isatty():
+            return False
+        if self.task is not None:
+            carry_on(self.out.write, self.out)("\r")  # (its drawing that failed: not a line)
+            self._end_bar()
+        return True
+
+    def _end_bar(self) -> None:
+        """Stop the bar, removed first: its last drawing would stay in output.log (a terminal
+        gets it erased by cursor moves, which a file does not replay)."""
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+            carry_on(self.progress.stop, self.out)()
 
     def show(self, event: dict[str, Any]) -> None:
         if event["event"] != "batch":
             super().show(event)
+            return
+        if self._terminal_gone():
             return
         if self.task is None:
             self.progress.start()
@@ -268,8 +291,7 @@ class TerminalReporter(PlainReporter):
         )
 
     def close(self) -> None:
-        if self.task is not None:
-            carry_on(self.progress.stop, self.out)()
+        self._end_bar()
         super().close()
 
 

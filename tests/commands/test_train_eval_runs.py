@@ -70,7 +70,7 @@ def test_train_plain_output_then_runs_and_eval(tmp_path, capsys, monkeypatch):
 
 def test_json_mode_and_the_tui_launcher_layout(tmp_path):
     """The TUI writes RUN/config.toml (and the marker of a folder made ready for a new run), then
-    runs `train --no-ui --json --config ... --run-dir`."""
+    runs `train --no-ui --config ... --run-dir` (here with --json: the JSON lines alone)."""
     run = tmp_path / "launched"
     config = TrainConfig(dataset="shapes", limit=60, epochs=1, hidden_units=4, device="cpu")
     runs.prepare_run_dir(run, config)

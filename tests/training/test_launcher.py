@@ -86,7 +86,8 @@ def test_launcher_imports_without_textual_or_torch() -> None:
 def test_train_command_runs_the_headless_trainer(tmp_path) -> None:
     command = launcher.train_command(tmp_path)
     assert command[:3] == [sys.executable, "-m", "cnn_tui"]
-    assert command[3:6] == ["train", "--no-ui", "--json"]
+    assert command[3:5] == ["train", "--no-ui"]
+    assert "--json" not in command  # output.log is for people (the Console tab)
     assert command[-4:] == ["--config", str(tmp_path / "config.toml"), "--run-dir", str(tmp_path)]
     assert launcher.train_command(tmp_path, resume=True)[-2:] == ["--resume", str(tmp_path)]
 

@@ -482,7 +482,9 @@ async def test_sweep_screen_table_best_curves_and_sort(tmp_path) -> None:
 async def test_form_sweep_mode_grid_from_fields_and_grid_row(tmp_path, monkeypatch) -> None:
     launched = []
     monkeypatch.setattr(
-        sweeps, "launch_sweep", lambda path, devices, sort=None: launched.append(path) or 4242
+        sweeps,
+        "launch_sweep",
+        lambda path, devices, sort=None, storage=None: launched.append(path) or 4242,
     )
     args = cli.build_parser().parse_args(
         ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--limit", "40",

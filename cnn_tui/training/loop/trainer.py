@@ -3,7 +3,8 @@
 `train(request, reporter, rank_args)` is `cnn-tui train --no-ui` once its flags are typed
 settings (`TrainRequest`). Every usage error is raised before anything is written; the trainer
 then holds its run directory's lock (`runs.lock_run`) for its whole life, so a second trainer on
-the same folder is refused. SIGINT, SIGTERM or SIGHUP (a dropped SSH session; not under nohup)
+the same folder is refused, and meanwhile keeps what it prints in the run's output.log
+(`output_log.keep_output`). SIGINT, SIGTERM or SIGHUP (a dropped SSH session; not under nohup)
 stop at the next batch boundary with a checkpoint (`EXIT_STOPPED`); a second Ctrl+C aborts at once.
 
 `--devices N` (loop/distributed.py): this process becomes the launcher of N ranks started by
@@ -178,12 +179,16 @@ def check_nodes(request: TrainRequest) -> None:
 
 @contextmanager
 def holding_run(run_dir: Path, request: TrainRequest) -> Iterator[None]:
-    """The trainer's hold on its run directory: the lock, for its whole life."""
+    """The trainer's hold on its run directory: the lock, for its whole life, and its console
+    output kept in the run's output.log (`output_log.keep_output`) meanwhile."""
+    from cnn_tui.training.runs.output_log import keep_output
+
     with runs.lock_run(run_dir):  # one trainer per run directory, for its whole life
         if request.resume is None and request.run_dir is not None:
             check_new_run_dir(run_dir, locked=True)  # again: a trainer may have started since
         runs.remove_temp_files(run_dir)  # left by a trainer killed mid-write
-        yield
+        with keep_output(run_dir, resume=request.resume is not None):
+            yield
 
 
 # --- signals ----------------------------------------------------------------------------------
@@ -275,7 +280,7 @@ def train_here(
         reporter.event(event)
 
     reporter.begin(run_dir)
-    for warning in config.warnings().values():  # stderr: output.log for a run the TUI started
+    for warning in config.warnings().values():  # stderr, and so the run's output.log
         reporter.note(f"warning: {warning}")
     stop = threading.Event()
     try:

@@ -1,8 +1,10 @@
 """Start and stop training runs as their own processes, so they outlive the terminal.
 
 The TUI never trains in its own process: `launch_run` writes the run's config and starts
-`python -m cnn_tui train --no-ui --json ...` in a new session (its own process group, no
-controlling terminal), with stdin closed and stdout/stderr going to `RUN_DIR/output.log`. Closing
+`python -m cnn_tui train --no-ui ...` in a new session (its own process group, no
+controlling terminal), with stdin closed and stdout/stderr going to `RUN_DIR/output.log` (its
+plain report lines, warnings, whatever the model prints: the dashboard's Console tab shows it;
+the trainer sees that its streams are that file and does not copy them again, output_log.py). Closing
 the terminal or a dropped SSH connection (SIGHUP to the TUI's session) therefore leaves it running;
 the TUI and any later `cnn-tui` follow it through the files it writes (`metrics.jsonl`,
 `status.json`). `stop_run` sends SIGTERM, which the trainer honours at the next batch boundary
@@ -59,8 +61,9 @@ _lock = threading.Lock()
 
 
 def train_command(run_dir: Path, resume: bool = False) -> list[str]:
-    """The headless trainer's command line for a new run in `run_dir` (or resuming it)."""
-    command = [sys.executable, "-m", "cnn_tui", "train", "--no-ui", "--json"]
+    """The headless trainer's command line for a new run in `run_dir` (or resuming it). Its
+    plain report (not --json: the TUI reads metrics.jsonl) goes to output.log, for people."""
+    command = [sys.executable, "-m", "cnn_tui", "train", "--no-ui"]
     if resume:
         return [*command, "--resume", str(run_dir)]
     return [*command, "--config", str(run_dir / CONFIG_FILE), "--run-dir", str(run_dir)]

@@ -5,7 +5,9 @@ A trainer writes one of `WRITTEN` into status.json. A reader sees more: `INTERRU
 machine (a shared folder: shown "running on HOST", never signalled from here), `UNKNOWN` for a
 missing or damaged status; the dashboard
 shows `STARTING` until the trainer wrote its first status, and a sweep lists a run it has not
-started yet as `PENDING`. `RunState` is a `str` enum, so a state compares equal to the word in
+started yet as `PENDING`. A search's queue runner (`runs/search.py`) writes `PRUNED` over the
+status of a trial that Optuna's pruner stopped (its trainer stopped it with a checkpoint, as on
+request; the reason is the status's message). `RunState` is a `str` enum, so a state compares equal to the word in
 status.json and is written as that word in JSON and f-strings.
 
 `LOOKS` gives every state its mark, an ASCII mark for a terminal that is not UTF-8, its colour
@@ -29,6 +31,7 @@ class RunState(StrEnum):
     FINISHED = "finished"
     STOPPED = "stopped"  # stopped on request (or by a sweep): its checkpoint is kept
     FAILED = "failed"
+    PRUNED = "pruned"  # a search's trial that its pruner stopped early (the status says why)
     INTERRUPTED = "interrupted"  # "running" in status.json, but the trainer's process is gone
     ELSEWHERE = "elsewhere"  # "running" in status.json, written by a trainer on another machine
     PENDING = "pending"  # a sweep's run that has not started yet
@@ -65,6 +68,7 @@ LOOKS = MappingProxyType(
         RunState.FINISHED: Look("✓", "+", "success", "finished"),
         RunState.STOPPED: Look("■", "#", "warning", "stopped"),
         RunState.FAILED: Look("✗", "x", "error", "failed"),
+        RunState.PRUNED: Look("⊘", "%", "warning", "pruned"),
         RunState.INTERRUPTED: Look("✗", "x", "error", "interrupted"),
         RunState.ELSEWHERE: Look("▷", ">", "success", "running elsewhere"),
         RunState.PENDING: Look("…", ".", "foreground-muted", "pending"),
@@ -72,17 +76,24 @@ LOOKS = MappingProxyType(
     }
 )
 
-WRITTEN = (RunState.RUNNING, RunState.FINISHED, RunState.FAILED, RunState.STOPPED)
-"""The states a trainer writes into status.json (`store.write_status` takes no other)."""
+WRITTEN = (RunState.RUNNING, RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.PRUNED)
+"""The states written into status.json (`store.write_status` takes no other): a trainer's, and
+PRUNED, which a search's runner writes once the trainer it stopped is gone."""
 ACTIVE = (RunState.STARTING, RunState.RUNNING)
 """A trainer is (about to be) at work: the run can be stopped, not deleted or resumed."""
 BUSY = (RunState.RUNNING, RunState.ELSEWHERE)
 """A trainer holds the run, here or on another machine: not deleted, resumed or trained into."""
-OVER = (RunState.FINISHED, RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED)
+OVER = (
+    RunState.FINISHED,
+    RunState.STOPPED,
+    RunState.FAILED,
+    RunState.INTERRUPTED,
+    RunState.PRUNED,
+)
 """The run's trainer is done with it, one way or another."""
 BROKEN = (RunState.FAILED, RunState.INTERRUPTED)
 """Over without saying it was done: an error, or a trainer that died."""
-RESUMABLE = (RunState.STOPPED, RunState.INTERRUPTED, RunState.FAILED)
+RESUMABLE = (RunState.STOPPED, RunState.INTERRUPTED, RunState.FAILED, RunState.PRUNED)
 """Over before its last epoch: `--resume` trains it on from its checkpoint."""
 
 

@@ -12,7 +12,7 @@ A run directory holds what one training run wrote (see README, "Run directory"):
     best.pt         with --early-stop: the best epoch's weights (loop/checkpoints.py)
     samples.npz     some test images with true/predicted labels (numpy only)
     eval.json       the test metrics `cnn-tui eval` recomputed from the checkpoint
-    output.log      stdout/stderr of a trainer the TUI started (launcher.py)
+    output.log      the trainer's stdout/stderr, kept for every run, capped (output_log.py)
     lock            locked (flock) by the one trainer writing the run, for its whole life
     .prepared       left by `prepare_run_dir` (the TUI, a sweep): the folder was made ready for
                     a new run that its trainer process may take

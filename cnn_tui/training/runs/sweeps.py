@@ -73,10 +73,11 @@ SORT_FIELDS = {
 }
 # what a (resumed) queue trains
 TO_RUN = (RunState.PENDING, RunState.STOPPED, RunState.INTERRUPTED)
-DONE = (RunState.FINISHED, RunState.FAILED)  # a run the queue is through with
+DONE = (RunState.FINISHED, RunState.FAILED, RunState.PRUNED)  # a run the queue is through with
 # the states of the runs in the summary line, in this order
 SUMMARY_ORDER = (
     RunState.FINISHED,
+    RunState.PRUNED,
     RunState.RUNNING,
     RunState.ELSEWHERE,
     RunState.STOPPED,
@@ -195,12 +196,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")[:40] or "x"
 
 
-def run_dir_name(index: int, overrides: dict[str, Any]) -> str:
-    """ "01-epochs-20-lr-0.001": the run's number and its grid values."""
-    parts = [
+def value_slugs(overrides: dict[str, Any]) -> list[str]:
+    """["epochs-20", "lr-0.001"]: a run's settings as parts of its folder's name."""
+    return [
         f"{_slug(key.replace('_', '-'))}-{_slug(format_value(v))}" for key, v in overrides.items()
     ]
-    return "-".join([f"{index:02d}", *parts])
+
+
+def run_dir_name(index: int, overrides: dict[str, Any]) -> str:
+    """ "01-epochs-20-lr-0.001": the run's number and its grid values."""
+    return "-".join([f"{index:02d}", *value_slugs(overrides)])
 
 
 # --- devices ----------------------------------------------------------------------------------
@@ -462,6 +467,23 @@ def table_cells(row: dict[str, Any], keys: list[str]) -> list[str]:
     ]
 
 
+def table_keys(manifest: dict[str, Any]) -> list[str]:
+    """The settings the table has a column for: the grid's keys, or a search's space."""
+    search = manifest.get("search")
+    if isinstance(search, dict) and isinstance(search.get("space"), dict):
+        return [str(key) for key in search["space"]]
+    return list(manifest["grid"])
+
+
+def planned_runs(manifest: dict[str, Any]) -> int:
+    """How many runs the sweep makes: the grid's, or the search's trials."""
+    search = manifest.get("search")
+    if isinstance(search, dict):
+        trials = search.get("trials")
+        return trials if isinstance(trials, int) and not isinstance(trials, bool) else 0
+    return len(manifest["runs"])
+
+
 def table_header(keys: list[str]) -> list[str]:
     return ["#", "run", *(one_line(key).replace("_", "-") for key in keys)] + [
         "best val",
@@ -525,6 +547,8 @@ class SweepReporter(Protocol):
         queue: list[dict[str, Any]],
     ) -> None: ...
 
+    def note(self, text: str) -> None: ...
+
     def run_started(self, active: ActiveRun) -> None: ...
 
     def epoch(self, active: ActiveRun, event: dict[str, Any]) -> None: ...
@@ -548,7 +572,7 @@ def _events_size(run_dir: Path) -> int:
         return 0
 
 
-def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: str) -> ActiveRun:
+def start_run(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: str) -> ActiveRun:
     """Start (or resume) one run of the sweep on `device` as its own trainer process."""
     from cnn_tui.training.runs import launcher
 
@@ -562,7 +586,8 @@ def _start(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: st
     return ActiveRun(entry, run_dir, device, launcher.launch_run(config, run_dir), offset, False)
 
 
-def _start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
+def start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
+    """A run that could not start: failed, with the reason."""
     run_dir = run_path(sweep_dir, entry)
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_status(run_dir, RunState.FAILED, message=f"cannot start the run: {exc}")
@@ -570,7 +595,7 @@ def _start_failed(sweep_dir, entry, device, exc, reporter, manifest) -> None:
     reporter.run_ended(ActiveRun(entry, run_dir, device, 0, 0, False), row)
 
 
-def _ended(active: ActiveRun, code: int, stopping: bool) -> None:
+def ended(active: ActiveRun, code: int, stopping: bool) -> None:
     """After a trainer exited: a run that died without saying why is marked failed."""
     from cnn_tui.training.runs import launcher
 
@@ -594,14 +619,22 @@ def run_queue(
     *,
     sort: str | None = None,
     poll_s: float = 0.2,
+    storage: str | None = None,
 ) -> SweepState:
     """Train the sweep's pending and stopped runs, one per device at a time, until all are over
     or `stop` is set (the runs in progress then get SIGTERM and checkpoint). Returns the sweep's
-    final state: finished (every run over, some may have failed) or stopped."""
+    final state: finished (every run over, some may have failed) or stopped. A search's sweep
+    folder is run by `search.run_search` (`storage`: its --storage URL)."""
     from cnn_tui.training.runs import launcher
 
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
+    if isinstance(manifest.get("search"), dict):
+        from cnn_tui.training.runs import search
+
+        return search.run_search(
+            sweep_dir, devices, reporter, stop, sort=sort, storage=storage, poll_s=max(poll_s, 0.2)
+        )
     base = base_config(manifest)
     sort = sort or manifest.get("sort") or DEFAULT_SORT
     lock = SweepLock(sweep_dir)
@@ -635,9 +668,9 @@ def run_queue(
                     while device not in active and queue:
                         entry = queue.pop(0)
                         try:
-                            run = active[device] = _start(sweep_dir, base, entry, device)
+                            run = active[device] = start_run(sweep_dir, base, entry, device)
                         except (OSError, UsageError) as exc:  # this run cannot start: the next
-                            _start_failed(sweep_dir, entry, device, exc, reporter, manifest)
+                            start_failed(sweep_dir, entry, device, exc, reporter, manifest)
                             continue
                         reporter.run_started(run)
             elif not forwarded:
@@ -652,7 +685,7 @@ def run_queue(
                         reporter.epoch(run, event)
                 if code is None:
                     continue
-                _ended(run, code, stop.is_set())
+                ended(run, code, stop.is_set())
                 del active[device]
                 row = next(
                     r for r in sweep_rows(sweep_dir, manifest) if r["index"] == run.entry["index"]
@@ -681,15 +714,21 @@ def run_queue(
 # --- starting, stopping, resuming -------------------------------------------------------------
 
 
-def runner_command(sweep_dir: Path, devices: list[str], sort: str | None = None) -> list[str]:
+def runner_command(
+    sweep_dir: Path, devices: list[str], sort: str | None = None, storage: str | None = None
+) -> list[str]:
     """The detached queue runner's command line (`cnn_tui.commands.sweep_runner`)."""
     command = [sys.executable, "-m", RUNNER_MODULE, str(sweep_dir)]
     command += ["--devices", ",".join(devices)]
+    command += ["--storage", storage] if storage else []
     return command + (["--sort", sort] if sort else [])
 
 
 def launch_sweep(
-    sweep_dir: str | os.PathLike[str], devices: list[str], sort: str | None = None
+    sweep_dir: str | os.PathLike[str],
+    devices: list[str],
+    sort: str | None = None,
+    storage: str | None = None,
 ) -> int:
     """Run the sweep's queue in the background, detached like a single run (its own session,
     output in SWEEP_DIR/output.log); returns the runner's pid."""
@@ -697,7 +736,7 @@ def launch_sweep(
 
     sweep_dir = Path(sweep_dir)
     # the same detaching as a single run: own session, stdin closed, output to output.log
-    return launcher.spawn_detached(runner_command(sweep_dir, devices, sort), sweep_dir)
+    return launcher.spawn_detached(runner_command(sweep_dir, devices, sort, storage), sweep_dir)
 
 
 def stop_sweep(sweep_dir: str | os.PathLike[str], pid: int | None = None) -> StopAnswer:

@@ -34,6 +34,7 @@ from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training.charts import MetricChart, Series
+from cnn_tui.ui.training.console import ConsoleLog, ConsoleView
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.gpu_panel import GpuPanel
@@ -62,8 +63,9 @@ class RunScreen(Screen):
 
     HELP_TITLE = "keys of the run screen"
     HELP_NOTE = (
-        "Results and Samples open when the run has test results, Inside (6) when it has a "
-        "checkpoint to look into."
+        "Results and Samples open when the run has test results, Inside (9) when it has a "
+        "checkpoint to look into. Console (6) shows what the trainer printed (its output.log): "
+        "scrolled up it stays put, End follows the output again."
     )
 
     BINDINGS = [
@@ -78,6 +80,7 @@ class RunScreen(Screen):
         Binding("3", "tab('system')", "System", group=TABS),
         Binding("4", "tab('epochs')", "Epochs", group=TABS),
         Binding("5", "tab('log')", "Log", group=TABS),
+        Binding("6", "tab('console')", "Console", group=TABS),
         Binding("7", "tab('results')", "Results", group=TABS),
         Binding("8", "tab('samples')", "Samples", group=TABS),
         Binding("9", "tab('inside')", "Inside", group=TABS),  # once the run has Inside
@@ -127,6 +130,8 @@ class RunScreen(Screen):
                 yield EpochTable(id="epoch-table")
             with TabPane("Log", id="log"):
                 yield RichLog(id="dash-log", max_lines=2000, wrap=True, markup=False)
+            with TabPane("Console", id="console"):  # the trainer's output.log (console.py)
+                yield ConsoleView(id="console-view")
             with TabPane("Results", id="results"):
                 yield MetricsView(id="metrics-view")
             with TabPane("Samples", id="samples"):
@@ -155,6 +160,7 @@ class RunScreen(Screen):
             self._log(self.state_message)
             self._show_status()
             return
+        self.query_one(ConsoleView).start(self.run_dir, live=self.live)
         self.follow()
 
     def on_resize(self) -> None:
@@ -267,6 +273,7 @@ class RunScreen(Screen):
         self.state, self.state_message = message.status, message.message
         self.query_one(GpuPanel).stop()
         self.query_one(SystemPane).run_over()
+        self.query_one(ConsoleView).run_over()
         self.refresh_bindings()  # "s Stop run" goes from the footer
         self._show_status()
         self._show_progress()
@@ -328,6 +335,8 @@ class RunScreen(Screen):
             grid.focus_list()
         elif self.query_one(TabbedContent).active == "system":
             self.query_one(SystemPane).focus()  # (↑ ↓ PgUp PgDn scroll it to the charts)
+        elif self.query_one(TabbedContent).active == "console":
+            self.query_one(ConsoleLog).focus()  # (its scrolling keys work at once)
         self.refresh_bindings()
 
     def action_toggle_counts(self) -> None:

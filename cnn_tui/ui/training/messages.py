@@ -82,6 +82,8 @@ class SweepRead(Message):
     rows: list[dict[str, Any]]
     state: SweepState
     status: dict[str, Any] | None
+    manifest: dict[str, Any] | None = None  # a search's, re-read: its runs grow as it asks
+    study: dict[str, Any] | None = None  # a search's search.json (`search.read_study_report`)
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SweepRead)

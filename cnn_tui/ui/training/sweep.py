@@ -1,5 +1,10 @@
 """Sweeps in the TUI: the training form in sweep mode, and the sweep screen.
 
+The form's first row switches between a grid and a search (`mode`: Optuna's TPE sampler and
+median pruner, `cnn_tui.training.runs.search`): in search mode the row below it takes the space
+(`lr=log:1e-4:1e-1 batch_size=32,64,128`, the `--space` syntax), a field's comma list is a choice
+of the space, and a third row the number of trials.
+
 `SweepFormScreen` is the training form where a text field may hold several values separated by
 commas (`epochs` 20,50,100) and a grid row takes `KEY=V1,V2` for the drop-downs and check boxes
 (`model=simple-cnn,the3-cnn amp=on,off`); every value is checked with the same parser as the
@@ -26,13 +31,13 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Header, Input, Label, Static
+from textual.widgets import DataTable, Header, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from cnn_tui.errors import UsageError
 from cnn_tui.text import markup, one_line
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
-from cnn_tui.training.runs import sweeps
+from cnn_tui.training.runs import search, sweeps
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.sweeps import SweepState
 from cnn_tui.ui.key_footer import WrappingFooter
@@ -44,6 +49,16 @@ from cnn_tui.ui.training.runs import CompareScreen, status_text
 
 REFRESH_S = 2.0
 SORT_LABELS = {key: title for key, (_, _, title) in sweeps.SORT_FIELDS.items()}
+MODES = ("grid", "search")
+MODE_LABELS = {"grid": "grid", "search": "search (Optuna)"}
+MODE_HELP = {
+    "grid": "every combination of the values (search: Optuna picks)",
+    "search": "Optuna picks each trial; the median pruner stops poor ones",
+}
+PLACEHOLDERS = {
+    "grid": "model=simple-cnn,the3-cnn amp=on,off",
+    "search": "lr=log:1e-4:1e-1 batch_size=32,64,128",
+}
 
 
 @dataclass(frozen=True)
@@ -56,15 +71,22 @@ class SweepSettings(TrainFormSettings):
     grid: Mapping[str, list[Any]] = dataclasses.field(default_factory=dict)
     sort: str | None = None
     show: str | None = None
+    search: bool = False  # the form in search mode
+    space: tuple[str, ...] = ()  # the --space specs (checked)
+    trials: int | None = None
+    search_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # pruner, storage
 
 
 def sweep_screen_for(settings: SweepSettings | None) -> TrainFormScreen | SweepScreen:
     """The screen of `cnn-tui sweep`: --show / --resume open the sweep screen, else the form."""
+    storage = settings.search_options.get("storage") if settings is not None else None
     if settings is not None and settings.show:
         return SweepScreen(settings.show, sort=settings.sort)
     if settings is not None and settings.resume:
         device = settings.texts.get("device")
-        return SweepScreen(settings.resume, sort=settings.sort, resume=True, device=device)
+        return SweepScreen(
+            settings.resume, sort=settings.sort, resume=True, device=device, storage=storage
+        )
     return SweepFormScreen.from_settings(settings)
 
 
@@ -108,15 +130,28 @@ class SweepFormScreen(TrainFormScreen):
         Binding("ctrl+g", "sweep_mode", "Single run", priority=True),
     ]
 
-    def __init__(self, *args: Any, grid_text: str = "", sort: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        grid_text: str = "",
+        sort: str | None = None,
+        mode: str = "grid",
+        trials_text: str = "",
+        search_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.grid_text = grid_text
         self.sort = sort
+        self.mode = mode  # "grid" or "search"
+        self.trials_text = trials_text or str(search.DEFAULT_TRIALS)
+        self.search_options = dict(search_options or {})
+        self.space: dict[str, search.Dimension] = {}  # search mode: the checked space
         self.device_text = (self.initial_texts.pop("device", None) or "").strip()
         self.device_spec = self.device_text or self.base.device
         self.grid: dict[str, list[Any]] = {}
         self._lists: dict[str, list[Any]] = {}  # the fields holding several values
-        self.plan: sweeps.SweepPlan | None = None
+        self.plan: sweeps.SweepPlan | search.SearchPlan | None = None
         self.plan_error = ""  # why there is no plan (shown in the summary)
         self.grid_error = ""  # what is wrong in the grid row (shown beside it)
 
@@ -127,6 +162,13 @@ class SweepFormScreen(TrainFormScreen):
         screen = super().from_settings(settings)
         assert isinstance(screen, SweepFormScreen)
         if not isinstance(settings, SweepSettings):
+            return screen
+        if settings.search:
+            screen.mode = "search"
+            screen.grid_text = " ".join(settings.space)
+            screen.trials_text = str(settings.trials or search.DEFAULT_TRIALS)
+            screen.search_options = dict(settings.search_options)
+            screen.sort = settings.sort
             return screen
         extra = []
         for name, values in settings.grid.items():
@@ -145,21 +187,35 @@ class SweepFormScreen(TrainFormScreen):
             if not placed and isinstance(widget, Static) and widget.has_class("form-section"):
                 placed = True  # a first section, "Sweep", with the grid row, above "Data"
                 yield Static("[b]Sweep[/b]", classes="form-section")
+                with Horizontal(classes="form-row", id="row-sweep-mode"):
+                    yield Label("mode", classes="form-label")
+                    yield Select(
+                        [(MODE_LABELS[mode], mode) for mode in MODES],
+                        value=self.mode,
+                        allow_blank=False,
+                        id="sweep-mode",
+                        compact=True,
+                    )
+                    yield Static(classes="field-reason", id="reason-sweep-mode")
                 with Horizontal(classes="form-row", id="row-sweep-grid"):
-                    yield Label("grid", classes="form-label")
+                    yield Label(self.mode == "search" and "space" or "grid", classes="form-label")
                     yield Input(
                         self.grid_text,
-                        placeholder="model=simple-cnn,the3-cnn amp=on,off",
+                        placeholder=PLACEHOLDERS[self.mode],
                         id="sweep-grid",
                         compact=True,
                     )
                     yield Static(classes="field-reason", id="reason-sweep-grid")
+                with Horizontal(classes="form-row", id="row-sweep-trials"):
+                    yield Label("trials", classes="form-label")
+                    yield Input(self.trials_text, id="sweep-trials", compact=True)
+                    yield Static(classes="field-reason", id="reason-sweep-trials")
             yield widget
 
     def on_mount(self, event: events.Mount) -> None:
         event.prevent_default()  # Textual would call the form's on_mount after this one
         super().on_mount()
-        self.sub_title = "sweep: several values separated by commas make a grid"
+        self._show_mode()
         if self.device_text:
             self._set_widget("device", self.device_text)
             self.validate_form()
@@ -223,6 +279,9 @@ class SweepFormScreen(TrainFormScreen):
     def _inactive_fields(self, values: dict[str, Any]) -> set[str]:
         """Read the grid row too; the grid is the fields' lists and the row's keys, without the
         fields that do not apply to any value of it."""
+        if self.mode == "search":
+            return self._inactive_in_search(values)
+        self.space = {}
         try:
             extra = sweeps.parse_grid(self._grid_row_text().split())
             self.grid_error = ""
@@ -237,12 +296,71 @@ class SweepFormScreen(TrainFormScreen):
         self.grid.update(extra)
         return inactive
 
+    def _inactive_in_search(self, values: dict[str, Any]) -> set[str]:
+        """Search mode: the space is the row's dimensions and the fields' lists (a choice each);
+        a field applies when it does at either end of a range or for any choice."""
+        try:
+            row = search.parse_space(self._grid_row_text().split())
+            self.grid_error = ""
+        except UsageError as exc:
+            row, self.grid_error = {}, str(exc)
+        space: dict[str, search.Dimension] = {}
+        for name, values_list in self._lists.items():
+            try:
+                space[name] = search.choice(name, values_list)
+            except UsageError as exc:
+                self.grid_error = self.grid_error or str(exc)
+        for key in row:
+            if key in space:
+                self.grid_error = f"{key.replace('_', '-')} already has a list in its field"
+        space.update(row)
+        ends = {name: list(dim.choices or (dim.low, dim.high)) for name, dim in space.items()}
+        inactive = {name for name in FIELDS if not self._applies_in_grid(name, values, ends)}
+        self.space = {name: dim for name, dim in space.items() if name not in inactive}
+        self.grid = {name: ends[name] for name in self.space}
+        return inactive
+
+    def _trials(self) -> int:
+        text = self.trials_text
+        if self.is_mounted:
+            try:
+                text = self.query_one("#sweep-trials", Input).value
+            except Exception:  # noqa: BLE001 - not composed yet
+                pass
+        try:
+            trials = int(text.strip())
+        except ValueError:
+            raise UsageError(f"trials: expected a whole number, got {text.strip()!r}") from None
+        if not 1 <= trials <= search.MAX_TRIALS:
+            raise UsageError(f"trials: 1 to {search.MAX_TRIALS}, got {trials}")
+        return trials
+
     def _checks_rules(self) -> bool:
         return not self.grid  # a grid's runs are checked one by one by the plan
 
     def _validated(self, config: TrainConfig | None) -> None:
         self.plan, self.plan_error = None, self.grid_error
         if config is None or self.grid_error:
+            return
+        if self.mode == "search":
+            if not self.space:
+                self.plan_error = (
+                    "give the space in its row (lr=log:1e-4:1e-1 batch_size=32,64) or several "
+                    "values in a field"
+                )
+                return
+            try:
+                self.plan = search.make_search_plan(
+                    config,
+                    self.space,
+                    self._trials(),
+                    self.device_spec,
+                    self.sort,
+                    devices=[],
+                    **self.search_options,
+                )
+            except UsageError as exc:
+                self.plan_error = str(exc)
             return
         if not self.grid:
             self.plan_error = (
@@ -273,15 +391,38 @@ class SweepFormScreen(TrainFormScreen):
     def _show_sweep(self) -> None:
         for name, values in self.grid.items():
             if name in FIELDS and name not in self.errors:
-                shown = ", ".join(sweeps.format_value(value) for value in values)
-                self.query_one(f"#reason-{name}", Static).update(Text(f"⊞ grid: {shown}"))
+                if name in self.space:
+                    shown = f"⊞ search: {self.space[name].text()}"
+                else:
+                    shown = "⊞ grid: " + ", ".join(sweeps.format_value(value) for value in values)
+                self.query_one(f"#reason-{name}", Static).update(Text(shown))
         try:
             row = self.query_one("#row-sweep-grid")
         except Exception:  # noqa: BLE001 - validated before the grid row is composed
             return
         grid_error = self.grid_error
         row.set_class(bool(grid_error), "-invalid")
-        reason = grid_error or "drop-downs and check boxes: KEY=V1,V2 (space between keys)"
+        searching = self.mode == "search"
+        hint = (
+            "KEY=log:LO:HI, float:LO:HI, int:LO:HI or V1,V2 (space between keys)"
+            if searching
+            else "drop-downs and check boxes: KEY=V1,V2 (space between keys)"
+        )
+        reason = grid_error or hint
+        trials_error = ""
+        if searching:
+            try:
+                trials = self._trials()
+            except UsageError as exc:
+                trials_error = str(exc).removeprefix("trials: ")
+            self.query_one("#row-sweep-trials").set_class(bool(trials_error), "-invalid")
+            self.query_one("#reason-sweep-trials", Static).update(
+                Text(
+                    f"✗ {one_line(trials_error)}"
+                    if trials_error
+                    else "trials in all (TPE sampler seeded from seed)"
+                )
+            )
         self.query_one("#reason-sweep-grid", Static).update(
             Text(("✗ " if grid_error else "") + one_line(reason))
         )
@@ -292,13 +433,46 @@ class SweepFormScreen(TrainFormScreen):
         if self.plan is None:
             summary.update(Text(f"✗ {one_line(self.plan_error)}", style="bold"))
             return
-        count = len(self.plan.runs)
-        keys = " × ".join(f"{key.replace('_', ' ')} ({len(v)})" for key, v in self.grid.items())
-        summary.update(
-            f"✓ sweep of {count} run{'s' * (count != 1)}: {markup(keys)}; "
+        where = (
             f"{markup(self.config.model)} on {markup(self.config.dataset)}, "
             f"device {markup(self.device_spec)}"
         )
+        if isinstance(self.plan, search.SearchPlan):
+            names = ", ".join(key.replace("_", " ") for key in self.space)
+            pruner = "median pruner" if self.plan.pruner == "median" else "no pruner"
+            summary.update(
+                f"✓ search of {trials} trial{'s' * (trials != 1)} over {markup(names)} (TPE, "
+                f"{pruner}); {where}"
+            )
+            return
+        count = len(self.plan.runs)
+        keys = " × ".join(f"{key.replace('_', ' ')} ({len(v)})" for key, v in self.grid.items())
+        summary.update(f"✓ sweep of {count} run{'s' * (count != 1)}: {markup(keys)}; {where}")
+
+    def _show_mode(self) -> None:
+        """The rows and the subtitle of the mode: the grid row, or the space and trials rows."""
+        searching = self.mode == "search"
+        self.sub_title = (
+            "search: Optuna's TPE sampler and median pruner over the space"
+            if searching
+            else "sweep: several values separated by commas make a grid"
+        )
+        self.query_one("#row-sweep-grid Label", Label).update("space" if searching else "grid")
+        self.query_one("#sweep-grid", Input).placeholder = PLACEHOLDERS[self.mode]
+        self.query_one("#row-sweep-trials").display = searching
+        self.query_one("#reason-sweep-mode", Static).update(Text(MODE_HELP[self.mode]))
+
+    @on(Select.Changed, "#sweep-mode")
+    def _mode_changed(self, event: Select.Changed) -> None:
+        if event.value not in MODES or event.value == self.mode:
+            return
+        self.mode = str(event.value)
+        self._show_mode()
+        self.validate_form()
+
+    @on(Input.Changed, "#sweep-trials")
+    def _trials_changed(self) -> None:
+        self.validate_form()
 
     @on(Input.Changed, "#sweep-grid")
     def _grid_changed(self) -> None:
@@ -332,17 +506,22 @@ class SweepFormScreen(TrainFormScreen):
             reason = one_line(reason)
             self.notify(f"cannot start the sweep: {reason}", severity="error", markup=False)
             return
+        storage = self.search_options.get("storage")
         try:
             devices = sweeps.resolve_devices(self.device_spec)
             plan = dataclasses.replace(plan, devices=devices)
-            sweep_dir = sweeps.create_sweep(plan, runs_dir(self.app), self.requested_run_dir)
+            if isinstance(plan, search.SearchPlan):
+                search.load_optuna()  # missing: the line naming the extra, nothing written
+                sweep_dir = search.create_search(plan, runs_dir(self.app), self.requested_run_dir)
+            else:
+                sweep_dir = sweeps.create_sweep(plan, runs_dir(self.app), self.requested_run_dir)
             self.requested_run_dir = None  # a second Start makes a fresh sweep
-            pid = sweeps.launch_sweep(sweep_dir, devices, self.sort)
+            pid = sweeps.launch_sweep(sweep_dir, devices, self.sort, storage)
         except (OSError, UsageError) as exc:
             exc_text = one_line(exc)
             self.notify(f"cannot start the sweep: {exc_text}", severity="error", markup=False)
             return
-        self.app.push_screen(SweepScreen(sweep_dir, pid=pid, sort=self.sort))
+        self.app.push_screen(SweepScreen(sweep_dir, pid=pid, sort=self.sort, storage=storage))
 
 
 # --- the sweep screen -------------------------------------------------------------------------
@@ -369,8 +548,11 @@ class SweepScreen(CompareScreen):
         sort: str | None = None,
         resume: bool = False,
         device: str | None = None,
+        storage: str | None = None,
     ) -> None:
         super().__init__([])
+        self.storage = storage  # a search's --storage URL (None: its own study.db)
+        self.study: dict[str, Any] | None = None
         self.sweep_dir = Path(sweep_dir)
         self.pid = pid
         self.sort = sort
@@ -412,7 +594,7 @@ class SweepScreen(CompareScreen):
         # (read_manifest checked that every run folder lies inside the sweep)
         self.run_dirs = [sweeps.run_path(self.sweep_dir, entry) for entry in self.manifest["runs"]]
         table = self.query_one(DataTable)
-        header = sweeps.table_header(list(self.manifest["grid"]))
+        header = sweeps.table_header(sweeps.table_keys(self.manifest))
         table.add_column(Text(" "), key="mark")
         for index, title in enumerate(header):
             right = index == 0 or (2 <= index < len(header) - 1)
@@ -435,8 +617,16 @@ class SweepScreen(CompareScreen):
 
         if not self.manifest:
             return
+        manifest, study = None, None
         with self._reading:
-            rows = sweeps.sweep_rows(self.sweep_dir, self.manifest)
+            if search.is_search(self.manifest):  # its runs grow as it asks the study
+                try:
+                    manifest = sweeps.read_manifest(self.sweep_dir)
+                except UsageError:
+                    manifest = self.manifest
+                self.run_dirs = [sweeps.run_path(self.sweep_dir, e) for e in manifest["runs"]]
+                study = search.read_study_report(self.sweep_dir)
+            rows = sweeps.sweep_rows(self.sweep_dir, manifest or self.manifest)
             state, status = sweeps.sweep_state(self.sweep_dir)
             grew = not self._kept
             for run_dir in self.run_dirs:
@@ -448,18 +638,20 @@ class SweepScreen(CompareScreen):
             curves = {path: list(self._kept[path]) for path in self.run_dirs}
         if get_current_worker().is_cancelled:
             return
-        self.post_message(SweepRead(rows, state, status))
+        self.post_message(SweepRead(rows, state, status, manifest, study))
         if grew:
             self.post_message(CurvesLoaded(curves))
 
     @on(SweepRead)
     def _sweep_read(self, message: SweepRead) -> None:
         self.rows, self.state, self.runner_status = message.rows, message.state, message.status
+        if message.manifest is not None:
+            self.manifest, self.study = message.manifest, message.study
         self._show_rows()
         self.refresh_bindings()
 
     def _show_rows(self) -> None:
-        keys = list(self.manifest["grid"])
+        keys = sweeps.table_keys(self.manifest)
         ranked = sweeps.sort_rows(self.rows, self.sort)
         best = sweeps.best_run(self.rows, self.sort)
         shown = [(row["index"], tuple(sweeps.table_cells(row, keys))) for row in ranked]
@@ -477,7 +669,26 @@ class SweepScreen(CompareScreen):
             value = sweeps.format_metric(best, self.sort)
             parts.append(f"★ [b]{markup(best['run'])}[/b] ({title} {value})")
         parts.append(f"sorted by {title} (o: change)")
+        if search.is_search(self.manifest):
+            parts.append(self._search_markup())
         self.query_one("#sweep-summary", Static).update(" · ".join(parts))
+
+    def _search_markup(self) -> str:
+        """A search's trials in the study and its parameter importances (search.json)."""
+        trials = sweeps.planned_runs(self.manifest)
+        report = self.study
+        if report is None:
+            return f"search of {trials} trials"
+        done = sum(report["trials"].values())
+        text = f"study: {done} of {trials} trials"
+        pruned = report["trials"].get("pruned")
+        text += f" ({pruned} pruned)" if pruned else ""
+        found = report["importances"]
+        if found:
+            ranked = sorted(found.items(), key=lambda item: -item[1])
+            shown = ", ".join(f"{key.replace('_', '-')} {value:.2f}" for key, value in ranked)
+            text += f" · importance: {shown}"
+        return markup(text)
 
     def _state_markup(self) -> str:
         if self.state in (SweepState.RUNNING, SweepState.ELSEWHERE):
@@ -497,6 +708,8 @@ class SweepScreen(CompareScreen):
         return f"[b]{markup(self.state)}[/]"
 
     def _to_run(self) -> bool:
+        if search.is_search(self.manifest):  # trials left unless its runner finished it
+            return self.state != SweepState.FINISHED
         return any(row["status"] in sweeps.TO_RUN for row in self.rows)
 
     def _fill_table(self, ranked: list[dict[str, Any]], keys: list[str], best: Any) -> None:
@@ -617,7 +830,7 @@ class SweepScreen(CompareScreen):
         try:
             manifest = sweeps.check_resumable(self.sweep_dir)
             devices = sweeps.resume_devices(manifest, device)
-            self.pid = sweeps.launch_sweep(self.sweep_dir, devices, self.sort)
+            self.pid = sweeps.launch_sweep(self.sweep_dir, devices, self.sort, self.storage)
         except (OSError, UsageError) as exc:
             self.app.call_from_thread(
                 self.notify,
