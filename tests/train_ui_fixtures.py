@@ -286,3 +286,60 @@ def status_line(screen) -> str:
     from textual.widgets import Static
 
     return str(screen.query_one("#dash-status", Static).render())
+
+
+def system_events(
+    n: int = 40, *, gpus: int = 2, host: str = "gpu-node-7", start: float = STARTED + 2
+) -> list[dict]:
+    """`n` "system" events 2 s apart, as the trainer writes them (training/system/reading.py):
+    a 16-core host with 64 GiB, one trainer process and `gpus` H100s, GPU 0 running the trainer
+    (pid 4321) beside another user's job."""
+    events = []
+    for i in range(n):
+        warm = 1 - math.exp(-i / 8)  # ramps up as the run warms up
+        gpu_list = [
+            {
+                "index": g,
+                "name": "NVIDIA H100 80GB HBM3",
+                "util_percent": round((90 if g == 0 else 35) * warm + 3 * math.sin(i), 1),
+                "memory_used_mb": round(1_000 + (30_000 if g == 0 else 9_000) * warm),
+                "memory_total_mb": 81_559.0,
+                "temperature_c": round(34 + (30 if g == 0 else 12) * warm),
+                "power_w": round(70 + (520 if g == 0 else 160) * warm, 1),
+                "power_limit_w": 700.0,
+                "processes": [
+                    {"pid": 4321, "used_memory_mb": 30_000.0, "name": "python", "trainer": True},
+                    {"pid": 777, "used_memory_mb": 1_000.0, "name": "jupyter", "trainer": False},
+                ]
+                if g == 0
+                else [{"pid": 9001, "used_memory_mb": None, "name": None, "trainer": False}],
+            }
+            for g in range(gpus)
+        ]
+        events.append(
+            {
+                "event": "system",
+                "time": start + 2 * i,
+                "host": host,
+                "cpu_percent": round(12 + 40 * warm + 5 * math.sin(i / 2), 1),
+                "cpu_count": 16,
+                "ram_used": int((9 + 6 * warm) * text.GIB),
+                "ram_total": 64 * text.GIB,
+                "trainer_rss": int((1.2 + 2.5 * warm) * text.GIB),
+                "trainer_cpu_percent": round(100 + 60 * warm, 1),
+                "trainer_processes": 1,
+                "trainer_scope": "process",
+                "gpus": gpu_list,
+                **({} if gpus else {"gpu_note": "no NVIDIA GPU found"}),
+            }
+        )
+    return events
+
+
+def add_system_events(run_dir: Path, events: list[dict]) -> Path:
+    """Put `events` into a written run's metrics.jsonl after its run_started event."""
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1:1] = [json.dumps(event) + "\n" for event in events]
+    path.write_text("".join(lines), encoding="utf-8")
+    return run_dir

@@ -18,6 +18,8 @@ from cnn_tui import text
 from cnn_tui.commands.output import JsonLines
 from cnn_tui.commands.streams import carry_on
 from cnn_tui.training.runs import store as runs
+from cnn_tui.training.system.timeline import SystemTimeline
+from cnn_tui.training.system.trainer_stats import scope_text
 
 # what a finished run leaves, as its last lines list them
 RESULT_FILES = (
@@ -97,6 +99,43 @@ def finished_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
     ]
 
 
+def system_lines(system: dict[str, Any] | None) -> list[str]:
+    """What the trainer's "system" readings say over the run (`SystemTimeline.summary`): the
+    host's CPU and RAM, the trainer's memory, each GPU's use; nothing without readings."""
+    if system is None:
+        return []
+
+    def stat(name: str, key: str = "peak") -> Any:
+        return (system.get(name) or {}).get(key)
+
+    def fraction(percent: Any) -> Any:
+        return percent / 100 if text.finite(percent) else None
+
+    scope = system.get("trainer_scope")
+    processes = system.get("trainer_processes") or 0
+    lines = [
+        f"system on {text.one_line(system.get('host') or '?')} ({system.get('readings')} "
+        f"readings): CPU mean {text.percent(fraction(stat('cpu_percent', 'mean')), 0)} of "
+        f"{text.count(system.get('cpu_count'))} cores · RAM peak "
+        f"{text.size(stat('ram_used'))} of {text.size(system.get('ram_total'))} · trainer RSS "
+        f"peak {text.size(stat('trainer_rss'))}"
+        + (f" ({scope_text(str(scope), processes)})" if scope != "process" else "")
+    ]
+    for gpu in system.get("gpus") or []:
+        util, memory = gpu.get("util_percent") or {}, gpu.get("memory_used_mb") or {}
+        total = gpu.get("memory_total_mb")
+        peak = memory.get("peak")
+        lines.append(
+            f"GPU{gpu.get('index')} {text.one_line(gpu.get('name') or '?')}: util mean "
+            f"{text.percent(fraction(util.get('mean')), 0)} · memory peak "
+            f"{text.size(peak * text.MIB if text.finite(peak) else None)} of "
+            f"{text.size(total * text.MIB if text.finite(total) else None)} · "
+            f"{text.number((gpu.get('temperature_c') or {}).get('peak'), '.0f')}°C peak · power "
+            f"mean {text.number((gpu.get('power_w') or {}).get('mean'), '.0f')} W"
+        )
+    return lines
+
+
 # --- the reporters ----------------------------------------------------------------------------
 
 
@@ -124,6 +163,7 @@ class PlainReporter:
         self.out = out
         self.header_done = False
         self.json = JsonEvents(None, json_file) if json_file else None
+        self.system = SystemTimeline()  # the trainer's "system" readings, for the last lines
 
     def print(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
@@ -134,6 +174,9 @@ class PlainReporter:
     def event(self, event: dict[str, Any]) -> None:
         if self.json is not None:
             self.json.add(event)
+        if event["event"] == "system":  # (from the sampler's thread; EventLog's lock holds)
+            self.system.add([event])
+            return
         carry_on(self.show, self.out)(event)
 
     def show(self, event: dict[str, Any]) -> None:
@@ -156,7 +199,9 @@ class PlainReporter:
         )()
 
     def finished(self, summary: dict[str, Any], run_dir: Path) -> None:
-        for line in finished_lines(summary, run_dir):
+        lines = finished_lines(summary, run_dir)
+        lines[1:1] = system_lines(self.system.summary())  # (between the result and the files)
+        for line in lines:
             carry_on(self.print, self.out)(line)
 
     def close(self) -> None:

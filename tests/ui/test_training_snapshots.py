@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_until
-from train_ui_fixtures import FASHION_CLASSES, STARTED, FakeNvml, write_run
+from train_ui_fixtures import (
+    FASHION_CLASSES,
+    STARTED,
+    FakeNvml,
+    add_system_events,
+    system_events,
+    write_run,
+)
 
 from cnn_tui.training.system import devices, gpu_stats
 from cnn_tui.ui.app import CnnTuiApp
@@ -157,9 +164,10 @@ BOTH = pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80
 
 @BOTH
 def test_dashboard_first_epoch_with_gpus(snap_compare, tmp_path, monkeypatch, size) -> None:
-    """Early in a run: an honest loss axis, the throughput sparkline, two GPUs (fake NVML)."""
-    monkeypatch.setattr(gpu_stats, "_load_pynvml", FakeNvml)
+    """Early in a run: an honest loss axis, the throughput sparkline, two GPUs (the trainer's
+    "system" readings)."""
     run = write_run(tmp_path / "runs" / RUN_NAME, state="running", epochs=4, epochs_done=0)
+    add_system_events(run, system_events(3, gpus=2))
 
     def gpus_shown(screen) -> bool:
         return bool(screen.history.batch_x) and bool(screen.query_one(GpuPanel).samples)

@@ -51,6 +51,7 @@ from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.system import background_import
 from cnn_tui.training.system.devices import resolve_device
+from cnn_tui.training.system.sampler import SystemSampler
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -90,9 +91,11 @@ def train(
     run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint, world=world)
     if started is not None:
         run.started = started
+    # the host, the trainer's memory and the GPUs as "system" events, from rank 0 only
+    sampler = SystemSampler(log, ranks=world.parallel) if world.main else None
     run.status(RunState.RUNNING, "starting")
     try:
-        return _run(run)
+        return _run(run, sampler)
     except KeyboardInterrupt:  # a second Ctrl+C: give up at once; the last checkpoint stays valid
         message = "aborted: --resume continues from the last saved checkpoint"
         run.status(RunState.STOPPED, message)
@@ -131,14 +134,19 @@ def train(
         run.fail(f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        if sampler is not None:
+            sampler.stop()
         log.close()
 
 
-def _run(run: Run) -> dict[str, Any]:
-    """The loop: for each epoch, train, validate, checkpoint; then test. Stops at `run.stop`."""
+def _run(run: Run, sampler: SystemSampler | None = None) -> dict[str, Any]:
+    """The loop: for each epoch, train, validate, checkpoint; then test. Stops at `run.stop`.
+    `sampler` starts once the run_started event is written (`train` stops it)."""
     config, progress = run.config, run.progress
     s = run.s = _prepare_run(run)
     run.log_started()
+    if sampler is not None:
+        sampler.start(cuda=s.device.type == "cuda")
     run.status(RunState.RUNNING, "training")
     resume_mid_epoch = run.checkpoint is not None and progress.batch > 0
     eta = EtaEstimator()  # per session: a resumed run warms up again

@@ -40,6 +40,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 import tomllib
 import zipfile
@@ -83,6 +84,8 @@ PREPARED_FILE = ".prepared"  # prepare_run_dir: a folder made ready for a new ru
 # what a folder made ready for a new run holds: the marker, the launcher's and its trainer's files
 PREPARED_FILES = (PREPARED_FILE, CONFIG_FILE, OUTPUT_LOG, LOCK_FILE)
 
+# the events that end a session of a run (the test set's "evaluated" comes after the training)
+END_EVENTS = ("evaluated", "finished", "failed", "stopped")
 BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
@@ -496,7 +499,10 @@ class EventLog:
 
     The callback sees every event; the file gets batch events throttled by `BatchThrottle`. Each
     batch event gets `smoothed_loss` (`LossSmoother`, over every batch) before it is thinned.
-    Append-only, so a reader (`read_events`) sees whole lines or waits for them.
+    Append-only, so a reader (`read_events`) sees whole lines or waits for them. Safe from several
+    threads (the trainer's loop and its system sampler): one event at a time is written and
+    passed to `on_event`, under a lock. What a background thread writes goes through
+    `emit_while_running`, so nothing follows the events that end a run (`END_EVENTS`).
     """
 
     def __init__(
@@ -510,6 +516,8 @@ class EventLog:
         self.on_event = on_event
         self.throttle = BatchThrottle()
         self.smoother = LossSmoother()
+        self.lock = threading.RLock()  # (an `on_event` that emits does not deadlock)
+        self.ended = False  # an event of END_EVENTS was emitted
         if self.file.tell() > 0:  # a line cut short (a killed trainer, a full disk) ends here
             with self.path.open("rb") as handle:
                 handle.seek(-1, os.SEEK_END)
@@ -535,15 +543,22 @@ class EventLog:
         return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = {"event": kind, "time": time.time(), **fields}
-        if kind == "batch" and isinstance(fields.get("loss"), float | int):
-            event["smoothed_loss"] = self.smoother.add(float(fields["loss"]))
-        record = self.throttle.add(event) if kind == "batch" else event
-        if record is not None:
-            self._write(json_text(record) + "\n")
-        if self.on_event is not None:
-            self.on_event(event)
-        return event
+        with self.lock:
+            event = {"event": kind, "time": time.time(), **fields}
+            if kind == "batch" and isinstance(fields.get("loss"), float | int):
+                event["smoothed_loss"] = self.smoother.add(float(fields["loss"]))
+            record = self.throttle.add(event) if kind == "batch" else event
+            self.ended = self.ended or kind in END_EVENTS
+            if record is not None:
+                self._write(json_text(record) + "\n")
+            if self.on_event is not None:
+                self.on_event(event)
+            return event
+
+    def emit_while_running(self, kind: str, **fields: Any) -> dict[str, Any] | None:
+        """`emit`, unless the run's end was emitted already (then nothing, and None)."""
+        with self.lock:
+            return None if self.ended else self.emit(kind, **fields)
 
     def batch_due(self, last_of_epoch: bool = False) -> bool:
         """Whether the next batch event goes into the file (`BatchThrottle.due`): asked before
@@ -552,7 +567,8 @@ class EventLog:
 
     def close(self) -> None:
         try:
-            self.file.close()
+            with self.lock:
+                self.file.close()
         except OSError:  # (a full disk: what could be written is in the file; the rest is lost)
             pass
 

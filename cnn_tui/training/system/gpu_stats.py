@@ -1,8 +1,9 @@
 """Live statistics of the NVIDIA GPUs on this machine, read through NVML (package nvidia-ml-py).
 
-The dashboard samples them on a timer (`GpuMonitor.sample`), as nvitop does: utilisation, memory
-used / total, temperature and power of every GPU, a few microseconds per GPU and no torch import
-(the TUI process never initialises CUDA). Without the library or the driver (`nvmlInit` fails)
+The trainer samples them every few seconds (`GpuMonitor.sample`, through `system/sampler.py`), as
+nvitop does: utilisation, memory used / total, temperature and power of every GPU and the compute
+processes on it (pid and GPU memory; their names come from the caller, psutil), a few microseconds
+per GPU and no torch import. Without the library or the driver (`nvmlInit` fails)
 `GpuMonitor.available` is False and `reason` says why in one line; a GPU whose reading fails
 mid-run keeps its row with the values it could read (None: unknown).
 
@@ -12,10 +13,29 @@ one instead of needing a GPU. UI-free.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cnn_tui import text
+
+# pid -> (the process's name or None, whether it is one of the run's trainer processes)
+ProcessNamer = Callable[[int], tuple[str | None, bool]]
+
+
+MAX_PROCESSES = 32  # per GPU: nvitop shows a screenful; a reading stays a few KiB
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """A compute process on a GPU: its pid (in the host's pid namespace, as NVML sees it), the GPU
+    memory it holds (None: NVML does not say, e.g. under MIG or WDDM), its name (None: not a
+    process of this machine's view) and whether it is one of the run's own trainer processes."""
+
+    pid: int
+    used_memory_mb: float | None
+    name: str | None = None
+    trainer: bool = False
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,7 @@ class GpuSample:
     temperature_c: float | None
     power_w: float | None
     power_limit_w: float | None
+    processes: tuple[GpuProcess, ...] = ()
 
     @property
     def memory_fraction(self) -> float | None:
@@ -74,11 +95,18 @@ class GpuMonitor:
     def available(self) -> bool:
         return bool(self._handles)
 
-    def sample(self) -> list[GpuSample]:
-        """A reading of every GPU, in index order (empty when NVML is not available)."""
-        return [self._sample(index, handle, name) for index, handle, name in self._handles]
+    def sample(self, describe: ProcessNamer | None = None) -> list[GpuSample]:
+        """A reading of every GPU, in index order (empty when NVML is not available).
 
-    def _sample(self, index: int, handle: Any, name: str) -> GpuSample:
+        `describe(pid)` -> (name or None, whether it is a trainer process) names the compute
+        processes on each GPU; without it they are not read."""
+        return [
+            self._sample(index, handle, name, describe) for index, handle, name in self._handles
+        ]
+
+    def _sample(
+        self, index: int, handle: Any, name: str, describe: ProcessNamer | None
+    ) -> GpuSample:
         nvml = self.source
         util = _read(lambda: nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
         memory = _read(lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
@@ -96,7 +124,23 @@ class GpuMonitor:
             temperature_c=_number(temperature),
             power_w=_number(power, 1000),
             power_limit_w=_number(limit, 1000),
+            processes=() if describe is None else self._processes(handle, describe),
         )
+
+    def _processes(self, handle: Any, describe: ProcessNamer) -> tuple[GpuProcess, ...]:
+        """The compute processes on a GPU, the largest GPU memory first (none when NVML cannot
+        list them)."""
+        found = _read(lambda: self.source.nvmlDeviceGetComputeRunningProcesses(handle)) or []
+        result = []
+        for info in list(found)[: MAX_PROCESSES * 4]:
+            pid = getattr(info, "pid", None)
+            if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+                continue
+            name, trainer = describe(pid)
+            used = _number(getattr(info, "usedGpuMemory", None), text.MIB)
+            result.append(GpuProcess(pid, used, name, trainer))
+        result.sort(key=lambda p: (-(p.used_memory_mb or 0.0), p.pid))
+        return tuple(result[:MAX_PROCESSES])
 
     def close(self) -> None:
         if self._handles:
@@ -130,19 +174,37 @@ def format_sample(sample: GpuSample, *, compact: bool = False) -> str:
 
     `compact` leaves out the name and the power limit (80 columns)."""
     parts = [f"GPU{sample.index}" if compact else f"GPU{sample.index} {text.one_line(sample.name)}"]
-    util = None if sample.util_percent is None else sample.util_percent / 100
-    parts.append(f"util {text.percent(util, 0)}")
-    used, total = sample.memory_used_mb, sample.memory_total_mb
-    memory = f"mem {_gib(used)}/{_gib(total)} GiB"  # one unit for both: "34.2/140.4 GiB"
-    if sample.memory_fraction is not None and not compact:
-        memory += f" ({text.percent(sample.memory_fraction, 0)})"
-    parts.append(memory)
-    parts.append(f"{text.number(sample.temperature_c, '.0f')}°C")
-    power = text.number(sample.power_w, ".0f")
-    if sample.power_limit_w is not None and not compact:
-        power += f"/{text.number(sample.power_limit_w, '.0f')}"
-    parts.append(power + " W")
+    parts.append(f"util {util_text(sample)}")
+    parts.append(f"mem {memory_text(sample, share=not compact)}")
+    parts.append(temperature_text(sample))
+    parts.append(power_text(sample, limit=not compact))
     return " · ".join(parts)
+
+
+def util_text(sample: GpuSample) -> str:
+    """'87%'."""
+    return text.percent(None if sample.util_percent is None else sample.util_percent / 100, 0)
+
+
+def memory_text(sample: GpuSample, *, share: bool = True) -> str:
+    """'34.2/140.4 GiB (24%)': one unit for both; `share` adds the fraction in use."""
+    memory = f"{_gib(sample.memory_used_mb)}/{_gib(sample.memory_total_mb)} GiB"
+    if share and sample.memory_fraction is not None:
+        memory += f" ({text.percent(sample.memory_fraction, 0)})"
+    return memory
+
+
+def temperature_text(sample: GpuSample) -> str:
+    """'62°C'."""
+    return f"{text.number(sample.temperature_c, '.0f')}°C"
+
+
+def power_text(sample: GpuSample, *, limit: bool = True) -> str:
+    """'412/700 W' (`limit`: with the enforced power limit, when known), '412 W'."""
+    power = text.number(sample.power_w, ".0f")
+    if sample.power_limit_w is not None and limit:
+        power += f"/{text.number(sample.power_limit_w, '.0f')}"
+    return power + " W"
 
 
 def _gib(megabytes: float | None) -> str:

@@ -55,12 +55,14 @@ class MetricChart(PlotextPlot):
         title: str,
         *,
         percent: bool = False,
+        x_label: str = "epoch",
         id: str | None = None,  # noqa: A002 - Textual's own parameter name
         classes: str | None = None,
     ) -> None:
         super().__init__(id=id, classes=classes)
         self.chart_title = title
         self.percent = percent
+        self.x_label = x_label  # (the System pane's charts: seconds, minutes or hours)
         self.series: list[Series] = []
         self.x_max: float = 0.0
         self.empty_note = "waiting for data"  # the title's note while there is nothing to draw
@@ -110,7 +112,7 @@ class MetricChart(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         plt.title(self.chart_title)
-        plt.xlabel("epoch")
+        plt.xlabel(self.x_label)
         x_high = self.x_max
         has_data = False
         all_ys: list[float] = []

@@ -37,13 +37,14 @@ from cnn_tui.ui.training.charts import MetricChart, Series
 from cnn_tui.ui.training.console import ConsoleLog, ConsoleView
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.epochs import EpochTable
-from cnn_tui.ui.training.gpu_panel import GpuPanel, GpuSampled
+from cnn_tui.ui.training.gpu_panel import GpuPanel
 from cnn_tui.ui.training.history import RunHistory
 from cnn_tui.ui.training.inside import InsideView, inside_available
 from cnn_tui.ui.training.messages import RunDamaged, RunEnded, RunEvents, RunResultsLoaded
 from cnn_tui.ui.training.metrics_grid import MetricsGrid
 from cnn_tui.ui.training.result_views import ConfusionTable, MetricsView, pack_groups
 from cnn_tui.ui.training.samples import SampleGrid
+from cnn_tui.ui.training.system_pane import SystemPane
 from cnn_tui.ui.training.throughput import ThroughputLine
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
@@ -76,6 +77,7 @@ class RunScreen(Screen):
         # 9 Inside (the tabs' order on screen)
         Binding("1", "tab('charts')", "Charts", group=TABS),
         Binding("2", "tab('metrics')", "Metrics", group=TABS),
+        Binding("3", "tab('system')", "System", group=TABS),
         Binding("4", "tab('epochs')", "Epochs", group=TABS),
         Binding("5", "tab('log')", "Log", group=TABS),
         Binding("6", "tab('console')", "Console", group=TABS),
@@ -95,7 +97,7 @@ class RunScreen(Screen):
         self.host = ""  # ELSEWHERE: the machine the run trains on (status.json's word)
         self.summary: dict[str, Any] | None = None
         self._lines: dict[str, str] = {}  # what the one-line status texts show
-        self.gpu_note = ""  # why there are no GPU statistics (logged), if there are none
+        self.gpu_note = ""  # why the trainer has no GPU statistics (logged), if it has none
 
     @property
     def followed_run_dir(self) -> Path | None:
@@ -122,6 +124,8 @@ class RunScreen(Screen):
                 yield EpochTable(id="charts-epoch-table")
             with TabPane("Metrics", id="metrics"):  # every logged scalar (metrics_grid.py)
                 yield MetricsGrid(id="metrics-grid")
+            with TabPane("System", id="system"):  # the trainer's machine (system_pane.py)
+                yield SystemPane(id="system-pane")
             with TabPane("Epochs", id="epochs"):
                 yield EpochTable(id="epoch-table")
             with TabPane("Log", id="log"):
@@ -156,8 +160,6 @@ class RunScreen(Screen):
             self._log(self.state_message)
             self._show_status()
             return
-        if self.live:
-            self.query_one(GpuPanel).start()
         self.query_one(ConsoleView).start(self.run_dir, live=self.live)
         self.follow()
 
@@ -170,12 +172,19 @@ class RunScreen(Screen):
         self.set_class(compact, "-compact")
         self.query_one(ConfusionTable).numbered = self.size.width < COMPACT_WIDTH
         self.query_one(GpuPanel).set_compact(self.size.width < COMPACT_WIDTH)
+        self.query_one(SystemPane).set_compact(self.size.width < COMPACT_WIDTH)
 
-    @on(GpuSampled)
-    def _gpu_unavailable(self, message: GpuSampled) -> None:
-        if message.reason:  # (no NVIDIA GPU, or no NVML: the panel stays hidden)
-            self.gpu_note = message.reason
-            self._log(message.reason)
+    def _show_system(self, events: list[dict[str, Any]]) -> None:
+        """The trainer's "system" readings: the System tab, and the GPU lines above the tabs
+        while the run trains (the trainer's GPUs, not the TUI's machine's)."""
+        pane = self.query_one(SystemPane)
+        if not pane.add(events) or pane.latest is None:
+            return
+        if self.live and self.state not in run_state.OVER:
+            self.query_one(GpuPanel).show(list(pane.latest.gpus))
+        if pane.latest.gpu_note and not self.gpu_note:  # (no NVIDIA GPU, or no NVML there)
+            self.gpu_note = pane.latest.gpu_note
+            self._log(f"trainer's machine: {pane.latest.gpu_note}")
 
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one(TabbedContent)
@@ -230,6 +239,7 @@ class RunScreen(Screen):
     @on(RunEvents)
     def _on_run_events(self, message: RunEvents) -> None:
         kinds = self.history.add(message.events)
+        self._show_system(message.events)
         from cnn_tui.training.runs.launcher import written_by
         from cnn_tui.training.runs.store import trainer_host
 
@@ -262,6 +272,7 @@ class RunScreen(Screen):
     def _on_run_ended(self, message: RunEnded) -> None:
         self.state, self.state_message = message.status, message.message
         self.query_one(GpuPanel).stop()
+        self.query_one(SystemPane).run_over()
         self.query_one(ConsoleView).run_over()
         self.refresh_bindings()  # "s Stop run" goes from the footer
         self._show_status()
@@ -322,6 +333,8 @@ class RunScreen(Screen):
             grid = self.query_one(MetricsGrid)
             grid.refresh_view()
             grid.focus_list()
+        elif self.query_one(TabbedContent).active == "system":
+            self.query_one(SystemPane).focus()  # (↑ ↓ PgUp PgDn scroll it to the charts)
         elif self.query_one(TabbedContent).active == "console":
             self.query_one(ConsoleLog).focus()  # (its scrolling keys work at once)
         self.refresh_bindings()

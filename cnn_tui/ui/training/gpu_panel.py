@@ -1,37 +1,24 @@
-"""The dashboard's GPU panel: utilisation, memory, temperature and power of every GPU, live.
+"""The dashboard's GPU lines above the tabs: utilisation, memory, temperature and power of every
+GPU of the trainer's machine while the run trains.
 
-A thread worker opens NVML once (`gpu_stats.GpuMonitor`) and samples every `SAMPLE_S` seconds
-until the screen closes or `stop()` is called, posting one `GpuSampled` message per reading (they
-merge when the UI is busy). Without NVML (no driver, no library, no NVIDIA GPU) the panel stays
-hidden and posts the reason once, for the log. One line per GPU, so a multi-GPU run shows the
-memory of each; the usage bars are characters, so they read without colour too.
+They show the GPUs of the trainer's latest "system" event (`training/system/sampler.py`), as the
+System tab does: the trainer's machine, which is not always the TUI's (a run on a shared file
+system, followed from another host), and no NVML in the TUI process. Hidden without GPU readings
+and once the run is over (its last figures are no longer about a live run; the System tab keeps
+them). One line per GPU, so a multi-GPU run shows the memory of each; the usage bars are
+characters, so they read without colour too.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual import work
-from textual.message import Message
 from textual.widgets import Static
-from textual.worker import get_current_worker
 
-SAMPLE_S = 2.0
+from cnn_tui import text
+
 BAR_WIDTH = 10
-
-
-@dataclass
-class GpuSampled(Message):
-    """One reading of every GPU (`gpu_stats.GpuSample`s), or why there is none (`reason`)."""
-
-    samples: list[Any]
-    reason: str = ""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, GpuSampled) and not message.reason
 
 
 def usage_bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
@@ -43,23 +30,30 @@ def usage_bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
 
 
 def gpu_line(sample: Any, *, compact: bool) -> Text:
-    """A GPU's line: its usage bars (utilisation, memory) and the numbers."""
-    from cnn_tui.training.system.gpu_stats import format_sample
+    """A GPU's line, nvitop's figures with usage bars:
+    'GPU0 util▕█████████░▏  92%  mem▕████░░░░░░▏ 30.0/79.6 GiB  64°C  586 W'; with room (not
+    `compact`) the share of memory, the power limit and the GPU's name at the end. One line: a
+    narrower terminal cuts its end with "…"."""
+    from cnn_tui.training.system import gpu_stats
 
     util = None if sample.util_percent is None else sample.util_percent / 100
-    text = Text()
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(f"GPU{sample.index} ", style="bold")
+    line.append("util", style="dim")
+    line.append(usage_bar(util))
+    line.append(f" {gpu_stats.util_text(sample):>4}  ")
+    line.append("mem", style="dim")
+    line.append(usage_bar(sample.memory_fraction))
+    line.append(f" {gpu_stats.memory_text(sample, share=not compact)}  ")
+    line.append(f"{gpu_stats.temperature_text(sample)}  ")
+    line.append(gpu_stats.power_text(sample, limit=not compact))
     if not compact:
-        text.append("util ", style="dim")
-        text.append(usage_bar(util))
-        text.append(" mem ", style="dim")
-        text.append(usage_bar(sample.memory_fraction))
-        text.append(" ")
-    text.append(format_sample(sample, compact=compact))
-    return text
+        line.append(f"  {text.one_line(sample.name)}", style="dim")
+    return line
 
 
 class GpuPanel(Static):
-    """The live GPU statistics; hidden until NVML gives a first reading."""
+    """The GPUs of the trainer's latest reading (`show`); hidden while there are none."""
 
     DEFAULT_CSS = """
     GpuPanel { height: auto; display: none; }
@@ -70,45 +64,25 @@ class GpuPanel(Static):
         super().__init__(id=id, classes=classes)
         self.compact = False
         self.samples: list[Any] = []
-        self._stopped = threading.Event()  # (the worker ends by itself: never a cancelled one)
+        self.stopped = False
 
-    def start(self) -> None:
-        """Begin sampling (the dashboard of a live run calls it)."""
-        self.sample_gpus()
+    def show(self, samples: list[Any]) -> None:
+        """The GPUs of a new reading (`gpu_stats.GpuSample`s); none: hidden."""
+        if self.stopped:
+            return
+        self.samples = list(samples)
+        self.set_class(bool(self.samples), "-shown")
+        self._draw()
 
     def stop(self) -> None:
-        """Stop sampling and hide: the run is over, its GPU figures are no longer about it."""
-        self._stopped.set()
+        """Hide for good: the run is over, its GPU figures are no longer about it."""
+        self.stopped = True
         self.remove_class("-shown")
 
     def set_compact(self, compact: bool) -> None:
         if compact != self.compact:
             self.compact = compact
             self._draw()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="gpu-stats")
-    def sample_gpus(self) -> None:
-        from cnn_tui.training.system.gpu_stats import GpuMonitor
-
-        worker = get_current_worker()
-        monitor = GpuMonitor()
-        try:
-            if not monitor.available:
-                self.post_message(GpuSampled([], monitor.reason))
-                return
-            while not (worker.is_cancelled or self._stopped.is_set()):
-                self.post_message(GpuSampled(monitor.sample()))
-                self._stopped.wait(SAMPLE_S)
-        finally:
-            monitor.close()
-
-    def on_gpu_sampled(self, message: GpuSampled) -> None:
-        if message.reason or self._stopped.is_set():  # (the dashboard logs the reason)
-            return
-        message.stop()
-        self.samples = message.samples
-        self.set_class(bool(self.samples), "-shown")
-        self._draw()
 
     def _draw(self) -> None:
         lines = [gpu_line(sample, compact=self.compact) for sample in self.samples]
