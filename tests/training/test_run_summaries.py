@@ -231,3 +231,17 @@ def test_eval_in_the_tui_recomputes_from_the_checkpoint_and_saves_eval_json(tmp_
     asyncio.run(check())
     saved = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert saved["test_accuracy"] == pytest.approx(trained["test_accuracy"])
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 8, 9, 12, 30])
+@pytest.mark.parametrize("span", [(0.0, 1.0), (2.62, 2.67), (0.0, 0.0011), (40.0, 100.0)])
+def test_a_short_chart_gets_ticks_a_row_apart(rows, span):
+    from cnn_tui.ui.training.charts import Y_TICKS, fitting_ticks, nice_ticks
+
+    low, high = span
+    ticks, labels = fitting_ticks(low, high, rows)
+    assert 1 <= len(ticks) <= max(2, (rows + 1) // 2) and len(labels) == len(ticks)
+    assert all(low - 1e-9 <= tick <= high + 1e-9 for tick in ticks)
+    assert ticks == sorted(ticks) and len(set(labels)) == len(labels)
+    if rows >= 2 * Y_TICKS + 2:  # room for all: the ticks nice_ticks chooses
+        assert (ticks, labels) == nice_ticks(low, high)

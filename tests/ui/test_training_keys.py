@@ -170,7 +170,7 @@ async def test_the_run_screens_footer_numbers_the_tabs_there_are(size, tmp_path,
 
 
 def test_group_labels_make_a_range_of_digits_only() -> None:
-    assert group_label(list("123456")) == "1-6" and group_label(list("12345")) == "1-8"
+    assert group_label(list("123456")) == "1-6" and group_label(list("12345")) == "1-5"
     assert group_label(["←", "→"]) == "←→" and group_label(["1", "2"]) == "12"
     assert group_label(["1", "3", "5"]) == "135"
 

@@ -22,6 +22,8 @@ from cnn_tui import text
 MIN_REDRAW_S = 1.0
 MIN_SPAN = 0.25  # the y range spans at least this fraction of its largest value
 Y_TICKS = 5
+# rows of a chart that are not its plot: the title, the frame's two lines, the x ticks and label
+PLOT_FRAME_ROWS = 5
 
 # theme variable and plotext marker per series role; overlaid runs cycle through RUN_STYLES
 ROLE_STYLES = {
@@ -132,7 +134,7 @@ class MetricChart(PlotextPlot):
             low, high = y_range(min(all_ys), max(all_ys), top=top)
             if self.legend_room and top == math.inf:
                 high = self._above_legend(low, high, x_high)
-            ticks, labels = nice_ticks(low, high)
+            ticks, labels = fitting_ticks(low, high, self.size.height - PLOT_FRAME_ROWS)
             plt.ylim(low, high)
             plt.yticks(ticks, labels)
         if x_high > 0:
@@ -203,3 +205,18 @@ def nice_ticks(low: float, high: float, count: int = Y_TICKS) -> tuple[list[floa
     first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
     ticks = [k * step for k in range(first, last + 1)]
     return ticks, [text.number(tick, f".{decimals}f") for tick in ticks]
+
+
+def fitting_ticks(low: float, high: float, rows: int) -> tuple[list[float], list[str]]:
+    """`nice_ticks` with a blank row between two ticks of a plot `rows` high: where two labels
+    would share a row, plotext keeps one of them chosen by hash order (a different one from run
+    to run), so a short chart gets fewer ticks instead."""
+    most = max(2, (rows + 1) // 2)
+    count = min(Y_TICKS, most)
+    ticks, labels = nice_ticks(low, high, count)
+    while len(ticks) > most and count > 2:
+        count -= 1
+        ticks, labels = nice_ticks(low, high, count)
+    if len(ticks) > most:  # (even two ticks' step gives three: keep the ends' and every other)
+        ticks, labels = ticks[::2], labels[::2]
+    return ticks, labels
