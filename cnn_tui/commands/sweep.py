@@ -15,7 +15,7 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cnn_tui.commands import output, train_flags, tui
 from cnn_tui.commands.count_flags import add_count
@@ -347,6 +347,14 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
             search_options={"storage": storage},
         )
     check_search_flags(args)
+    common: dict[str, Any] = {
+        "preset": getattr(args, "preset", None),
+        "config_file": getattr(args, "config", None),
+        "texts": form_texts(args),
+        "start": bool(getattr(args, "start", False)),
+        "run_dir": getattr(args, "run_dir", None),
+        "sort": sort,
+    }
     if getattr(args, "search", None):
         search.load_optuna()
         specs = tuple(args.space or [])
@@ -355,12 +363,7 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
         if not 1 <= trials <= search.MAX_TRIALS:
             raise UsageError(f"--trials must be 1 to {search.MAX_TRIALS}, got {trials}")
         return SweepSettings(
-            preset=getattr(args, "preset", None),
-            config_file=getattr(args, "config", None),
-            texts=form_texts(args),
-            start=bool(getattr(args, "start", False)),
-            run_dir=getattr(args, "run_dir", None),
-            sort=sort,
+            **common,
             search=True,
             space=specs,
             trials=trials,
@@ -368,15 +371,7 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
         )
     grid = sweeps.parse_grid(getattr(args, "grid", None) or [])
     sweeps.check_grid_size(grid)
-    return SweepSettings(
-        preset=getattr(args, "preset", None),
-        config_file=getattr(args, "config", None),
-        texts=form_texts(args),
-        start=bool(getattr(args, "start", False)),
-        run_dir=getattr(args, "run_dir", None),
-        grid=grid,
-        sort=sort,
-    )
+    return SweepSettings(**common, grid=grid)
 
 
 # --- `cnn-tui sweep --no-ui` ------------------------------------------------------------------
