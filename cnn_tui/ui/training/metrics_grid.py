@@ -3,14 +3,17 @@
 The list (`MetricList`, an `OptionList`) names every metric the run's events have had so far
 (`training.runs.series.MetricHistory`, found from the events themselves, so a new field shows up
 with no change here); `space` or `enter` adds or removes a metric's chart, and the line above it
-filters the list by name (`/` goes there, `esc` or `↓` back). It opens with loss, accuracy,
-learning rate and gradient norm chosen. The learning-rate chart draws the whole schedule the run
-planned (dim) under the learning rates its batches used.
+filters the list by name (`/` goes there, `esc` or `↓` back; "no metric matches" when none
+does); `tab` goes to the charts and back. The cursor stays on its metric when the list grows
+above it. A name wider than the list shows its `MetricLabel.short` (the chart keeps the whole
+title). It opens with loss, accuracy, learning rate and gradient norm chosen. The learning-rate
+chart draws the whole schedule the run planned (dim) under the learning rates its batches used.
 
 The charts are `MetricChart`s in a scrolling grid: two columns where each gets at least
 `MIN_CHART_WIDTH` columns, else one; each chart half the height of the pane, at least
 `MIN_CHART_HEIGHT` rows. The charts are redrawn only while the tab is on view (`show` keeps the
-data; the tab's activation draws it).
+data; the tab's activation draws it), at most every `MIN_REFRESH_S`, and only those whose series
+changed; the list is rebuilt only when a metric appeared (or the filter or its width changed).
 """
 
 from __future__ import annotations
