@@ -35,7 +35,8 @@ from cnn_tui.ui.training.charts import MetricChart, Series
 
 MIN_CHART_WIDTH = 40  # a chart narrower than this cannot show its ticks and legend
 MIN_CHART_HEIGHT = 10
-MIN_REFRESH_S = 1.0  # the grid takes new data at most once a second (a chart redraws at most so)
+MIN_REFRESH_S = 2.0  # the grid takes new data at most every 2 s: 4 charts redrawn each second took
+# 3 % of a core more than the Charts tab (docs/training/tui.md)
 LIST_WIDTH, NARROW_LIST_WIDTH, NARROW = 30, 24, 100
 
 
