@@ -100,7 +100,7 @@ class MetricsGrid(Horizontal):
     MetricsGrid #metrics-charts { width: 1fr; height: 1fr; layout: grid; grid-size: 2; }
     MetricsGrid #metrics-charts MetricChart { height: 1fr; }
     MetricsGrid #metrics-none { column-span: 2; padding: 1 2; color: $text-muted; display: none; }
-    MetricsGrid #metrics-no-match { height: 1; padding: 0 1; color: $text-muted; display: none; }
+    MetricsGrid #metrics-no-match { height: auto; padding: 0 0 0 1; color: $text-muted; display: none; }
     """
 
     BINDINGS = [
