@@ -149,3 +149,18 @@ def test_the_series_module_needs_neither_torch_nor_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"torch": False, "textual": False}
+
+
+def test_the_trainer_cpu_is_kept_in_the_host_cpu_s_unit():
+    history = MetricHistory()
+    history.add(
+        [
+            {"event": "system", "time": 1.0, "cpu_count": 4, "cpu_percent": 50.0,
+             "trainer_cpu_percent": 150.0},  # 1.5 cores of 4
+            {"event": "system", "time": 2.0, "trainer_cpu_percent": 100.0},  # no core count
+        ]
+    )  # fmt: skip
+    metrics = history.metrics()
+    assert metrics["trainer_cpu_percent"].series[0].ys == [37.5]
+    assert metrics["trainer_cpu_percent"].label.unit == metrics["cpu_percent"].label.unit
+    assert metrics["cpu_percent"].label.heading == "host CPU (% of all cores)"

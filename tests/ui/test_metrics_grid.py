@@ -7,14 +7,15 @@ import math
 from pathlib import Path
 
 from conftest import wait_until
-from textual.widgets import Input, TabbedContent
+from textual.widgets import Input, Static, TabbedContent
 from train_ui_fixtures import run_async, write_run
 
+from cnn_tui.training.runs.series import KNOWN
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.help import HelpPage, screen_keys
 from cnn_tui.ui.training.charts import MetricChart, legend_clear_top
 from cnn_tui.ui.training.dashboard import DashboardScreen
-from cnn_tui.ui.training.metrics_grid import MetricList, MetricsGrid
+from cnn_tui.ui.training.metrics_grid import MARK, NARROW_LIST_WIDTH, MetricList, MetricsGrid
 from cnn_tui.ui.training.results import ResultsScreen
 
 
@@ -102,6 +103,15 @@ async def test_the_metrics_tab_of_a_finished_run_at_120x40(tmp_path) -> None:
         await pilot.pause()
         assert listed(grid) == ["grad_norm", "weight_norm"]
         assert marked(grid) == ["grad_norm", "weight_norm"]
+        no_match = grid.query_one("#metrics-no-match", Static)
+        assert not no_match.display
+        await pilot.press(*"zz")  # a filter that matches nothing says so in one line
+        await pilot.pause()
+        assert listed(grid) == [] and no_match.display
+        assert str(no_match.render()) == "no metric matches 'normzz'"
+        await pilot.press("backspace", "backspace")
+        await pilot.pause()
+        assert not no_match.display
         await pilot.press("escape")
         assert grid.query_one(MetricList).has_focus
         grid.query_one("#metrics-filter", Input).value = ""
@@ -110,8 +120,14 @@ async def test_the_metrics_tab_of_a_finished_run_at_120x40(tmp_path) -> None:
 
         # the ? page lists the pane's keys
         keys = dict(screen_keys(screen))
-        assert "Show / hide chart" in keys.values() and keys.get("/") == "Filter metrics"
+        assert keys.get("space") == "Show / hide chart" and keys.get("/") == "Filter metrics"
+        assert keys.get("tab") == "List ⇄ charts" and keys.get("↑/↓") == "Move in the list"
         assert keys.get("2") == "Metrics"
+        # tab goes to the charts (the arrows scroll them) and back to the list
+        await pilot.press("tab")
+        assert grid.query_one("#metrics-charts").has_focus
+        await pilot.press("tab")
+        assert grid.query_one(MetricList).has_focus
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpPage)
@@ -138,14 +154,28 @@ async def test_the_metrics_tab_follows_a_live_run_at_80x24(tmp_path) -> None:
         planned, used = grid.charts["lr"].series
         assert planned.xs[-1] == 4.0 and 2 < used.xs[-1] < 3  # the plan ahead of the run
 
-        # a new field in the events appears in the list as it comes
+        # the narrow list names each metric so that it stays told apart from the others
+        listing = grid.query_one(MetricList)
+        assert str(listing.get_option("grad_norm").prompt) == "[x] grad norm"
+        assert str(listing.get_option("lr").prompt) == "[x] learning rate"
+        # the cursor on "sharpness"; then a known metric comes (above it) and a new field
+        listing.highlighted = listed(grid).index("sharpness")
+        acc_drawn = []
+        grid.charts["acc"].set_series = lambda *args: acc_drawn.append(args)  # (no new epoch)
         with (run / "metrics.jsonl").open("a", encoding="utf-8") as handle:
             event = {"event": "batch", "time": 1e9, "epoch": 3, "batch": 11, "batches": 20,
-                     "loss": 0.5, "lr": 0.0004, "brand_new_s": 2.5}  # fmt: skip
+                     "loss": 0.5, "lr": 0.0004, "brand_new_s": 2.5, "gpu_mem_mb": 80.0}  # fmt: skip
             handle.write(json.dumps(event) + "\n")
         await wait_until(pilot, lambda: "brand_new_s" in listed(grid), timeout=10)
-        listing = grid.query_one(MetricList)
         assert str(listing.get_option("brand_new_s").prompt) == "[ ] brand new (s)"
+        assert listed(grid).index("gpu_mem_mb") < listed(grid).index("sharpness")
+        # the cursor stayed on its metric, not on its row: space shows sharpness
+        assert listing.get_option_at_index(listing.highlighted).id == "sharpness"
+        await pilot.press("space")
+        await pilot.pause()
+        assert grid.chosen == ["loss", "acc", "lr", "grad_norm", "sharpness"] == marked(grid)
+        # only the charts whose data changed were drawn again
+        assert grid.charts["lr"].series[1].xs[-1] == 2.55 and acc_drawn == []
         await pilot.press("escape")
         await app.workers.wait_for_complete()
 
@@ -155,6 +185,17 @@ def test_the_y_range_grows_only_as_far_as_the_legend_needs() -> None:
     assert legend_clear_top(0.0, 10.0, 5.0, 2, 10) == 10.0
     top = legend_clear_top(0.0, 10.0, 9.5, 2, 10)
     assert top > 10.0 and (top - 9.5) / top >= 0.2 - 1e-12  # the top 2 rows of 10 above 9.5
+
+
+def test_every_known_metric_has_a_name_that_fits_the_narrow_list_whole():
+    room = NARROW_LIST_WIDTH - 2 - MARK  # (the list's scrollbar, the "[x] " mark)
+    names = {key: label.fitting(room) for key, label in KNOWN.items()}
+    assert all(len(name) <= room for name in names.values()), names
+    assert len(set(names.values())) == len(names)  # still told apart
+    assert names["grad_norm"] == "grad norm" and names["batch_loss"] == "batch loss raw"
+    assert names["lr_epoch"] == "lr at epoch end" and names["loss"] == "loss"
+    assert names["cpu_percent"] == "host CPU %" and names["trainer_cpu_percent"] == "trainer CPU %"
+    assert KNOWN["grad_norm"].fitting(40) == "gradient norm (L2, unclipped)"  # (wide: whole)
 
 
 # --- one snapshot per size ----------------------------------------------------------------------

@@ -12,7 +12,9 @@ training event before it (a system event that has epoch, batch and batches is pl
 
 Series are grouped into metrics, one chart each (`Metric`): an epoch's train_loss and val_loss
 with the batches' smoothed loss are "loss"; batch and epoch images_per_s are one "throughput";
-each GPU of a system event is one line of "GPU utilisation". `KNOWN` names the known metrics and
+each GPU of a system event is one line of "GPU utilisation". The trainer's CPU (of one core in the
+event) is kept in percent of all cores, the host CPU's unit (`of_all_cores`), as the System pane
+draws both. `KNOWN` names the known metrics and
 their units; any other gets a title from its field name (`describe`). The "lr" metric also has the
 whole planned schedule of the run (`schedule.planned_lr`, from the run_started event's config).
 
@@ -53,36 +55,47 @@ class MetricLabel:
     unit: str = ""
     percent: bool = False  # values are fractions, drawn as percent
     scale: float = 1.0  # drawn as value × scale (bytes as GiB)
+    short: str = ""  # the list's name where the heading does not fit ("grad norm")
 
     @property
     def heading(self) -> str:
         """The chart's title: `learning rate`, `throughput (img/s)`, `accuracy (%)`."""
         return f"{self.title} ({self.unit})" if self.unit else self.title
 
+    def fitting(self, width: int) -> str:
+        """The heading, or the short name where the heading is longer than `width` (the list's
+        room) and the short one is shorter; the cell cuts whatever is still too long."""
+        if len(self.heading) <= width or not self.short:
+            return self.heading
+        return self.short
 
+
+# the unit of both CPU fields: a system event's trainer_cpu_percent is of one core, drawn divided
+# by its cpu_count (as the System pane's CPU chart draws it) so the two lines share one scale
+CPU_UNIT = "% of all cores"
 # the metrics known by name, in the order the list shows them (others follow as they came)
 KNOWN: dict[str, MetricLabel] = {
     "loss": MetricLabel("loss"),
     "acc": MetricLabel("accuracy", "%", percent=True),
     "lr": MetricLabel("learning rate"),
-    "grad_norm": MetricLabel("gradient norm", "L2, unclipped"),
-    "weight_norm": MetricLabel("weight norm", "L2"),
-    "images_per_s": MetricLabel("throughput", "img/s"),
-    "gpu_mem_mb": MetricLabel("GPU memory (torch)", "MiB"),
-    "batch_loss": MetricLabel("batch loss (unsmoothed)"),
+    "grad_norm": MetricLabel("gradient norm", "L2, unclipped", short="grad norm"),
+    "weight_norm": MetricLabel("weight norm", "L2", short="weight norm"),
+    "images_per_s": MetricLabel("throughput", "img/s", short="img/s"),
+    "gpu_mem_mb": MetricLabel("GPU memory (torch)", "MiB", short="GPU mem torch"),
+    "batch_loss": MetricLabel("batch loss (unsmoothed)", short="batch loss raw"),
     "seconds": MetricLabel("epoch time", "s"),
     "eta_s": MetricLabel("time left", "s"),
-    "lr_epoch": MetricLabel("learning rate at epoch end"),
+    "lr_epoch": MetricLabel("learning rate at epoch end", short="lr at epoch end"),
     # the "system" events (training/system/reading.py)
-    "cpu_percent": MetricLabel("host CPU", "% of all cores"),
-    "trainer_cpu_percent": MetricLabel("trainer CPU", "% of one core"),
+    "cpu_percent": MetricLabel("host CPU", CPU_UNIT, short="host CPU %"),
+    "trainer_cpu_percent": MetricLabel("trainer CPU", CPU_UNIT, short="trainer CPU %"),
     "ram": MetricLabel("RAM", "GiB", scale=1 / text.GIB),
-    "gpus.util_percent": MetricLabel("GPU utilisation", "%"),
-    "gpus.memory_used_mb": MetricLabel("GPU memory used", "MiB"),
-    "gpus.temperature_c": MetricLabel("GPU temperature", "°C"),
+    "gpus.util_percent": MetricLabel("GPU utilisation", "%", short="GPU util %"),
+    "gpus.memory_used_mb": MetricLabel("GPU memory used", "MiB", short="GPU mem used"),
+    "gpus.temperature_c": MetricLabel("GPU temperature", "°C", short="GPU temp °C"),
     "gpus.power_w": MetricLabel("GPU power", "W"),
-    "gpus.memory_total_mb": MetricLabel("GPU memory total", "MiB"),
-    "gpus.power_limit_w": MetricLabel("GPU power limit", "W"),
+    "gpus.memory_total_mb": MetricLabel("GPU memory total", "MiB", short="GPU mem total"),
+    "gpus.power_limit_w": MetricLabel("GPU power limit", "W", short="GPU power limit"),
     "cpu_count": MetricLabel("CPU cores"),
     "trainer_processes": MetricLabel("trainer processes"),
 }
@@ -133,6 +146,17 @@ def describe(metric: str) -> MetricLabel:
             break
     title = text.one_line(name.replace("_", " ").replace(".", " ").strip()) or "?"
     return MetricLabel(title, unit, scale=scale)
+
+
+TRAINER_CPU = "trainer_cpu_percent"
+
+
+def of_all_cores(percent_of_one: Any, cores: Any) -> float | None:
+    """A process's CPU use in percent of one core (a system event's `trainer_cpu_percent`, 200:
+    two cores busy) as percent of all `cores` (`CPU_UNIT`); None without a core count."""
+    if not text.finite(percent_of_one) or not text.finite(cores) or cores < 1:
+        return None
+    return float(percent_of_one) / float(cores)
 
 
 def names_of(kind: str, field: str) -> tuple[str, str]:
@@ -211,6 +235,8 @@ class MetricHistory:
         for name, value in event.items():
             if name in POSITION_FIELDS or not isinstance(name, str):
                 continue
+            if kind == "system" and name == TRAINER_CPU:
+                value = of_all_cores(value, event.get("cpu_count"))
             if text.finite(value):
                 self._point(str(kind), name, x, float(value))
             elif isinstance(value, list):

@@ -20,6 +20,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from cnn_tui import text
+from cnn_tui.training.runs.series import CPU_UNIT, KNOWN, of_all_cores
 from cnn_tui.training.system import sampler
 from cnn_tui.training.system.gpu_stats import GpuSample
 from cnn_tui.training.system.processes import this_host
@@ -147,14 +148,16 @@ class SystemPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="system-now")
         with Horizontal(classes="system-charts system-gpu-charts"):  # (first: nvitop's view)
-            yield MetricChart("GPU utilisation (%)", percent=True, id="system-gpu-util")
+            yield MetricChart(
+                KNOWN["gpus.util_percent"].heading, percent=True, id="system-gpu-util"
+            )
             yield MetricChart("GPU memory (GiB)", id="system-gpu-memory")
         with Horizontal(classes="system-charts"):
-            yield MetricChart("CPU (% of all cores)", percent=True, id="system-cpu")
+            yield MetricChart(f"CPU ({CPU_UNIT})", percent=True, id="system-cpu")
             yield MetricChart("memory (GiB)", id="system-memory")
         with Horizontal(classes="system-charts system-gpu-charts"):
-            yield MetricChart("GPU temperature (°C)", id="system-gpu-temperature")
-            yield MetricChart("GPU power (W)", id="system-gpu-power")
+            yield MetricChart(KNOWN["gpus.temperature_c"].heading, id="system-gpu-temperature")
+            yield MetricChart(KNOWN["gpus.power_w"].heading, id="system-gpu-power")
 
     def on_mount(self) -> None:
         self._ready = True
@@ -237,9 +240,9 @@ class SystemPane(VerticalScroll):
             kept = [(x, y) for x, y in zip(xs, values, strict=True) if y is not None]
             return Series(label, [x for x, _ in kept], [y for _, y in kept], role=role)
 
-        def host_share(r: SystemReading) -> float | None:
-            cores, cpu = r.machine.cpu_count, r.trainer.cpu_percent
-            return cpu / 100 / cores if cpu is not None and cores else None
+        def host_share(r: SystemReading) -> float | None:  # (one scale with the host's line)
+            share = of_all_cores(r.trainer.cpu_percent, r.machine.cpu_count)
+            return None if share is None else share / 100
 
         def gib(n_bytes: int | None) -> float | None:
             return None if n_bytes is None else n_bytes / text.GIB
