@@ -83,6 +83,14 @@ def tui_report(opts: BenchOptions, note: Note = no_notes) -> dict[str, Any]:
         values = [run[key] for run in runs if run.get(key) is not None]
         results[key] = median(values) if values else None
     results["following_seconds"] = median([run["following_seconds"] for run in runs])
+    tabs: dict[str, dict[str, float]] = {}
+    for tab in dict.fromkeys(tab for run in runs for tab in run.get("following_tabs", {})):
+        measured = [run["following_tabs"][tab] for run in runs if tab in run["following_tabs"]]
+        tabs[tab] = {
+            "core_share": median([figures["core_share"] for figures in measured]),
+            "seconds": median([figures["seconds"] for figures in measured]),
+        }
+    results["following_tabs"] = tabs
     results["runs"] = runs
     return {
         "mode": TUI,

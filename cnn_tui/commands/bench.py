@@ -377,6 +377,12 @@ def format_tui(report: dict[str, Any]) -> str:
     for key, label, over in shares:
         label = f"{label} (share of one core)"
         lines.append(f"{label:<50} {text.percent(res[key], 2):>7}   over {text.duration(over)}")
+    for tab, figures in res.get("following_tabs", {}).items():
+        label = f"  the live run on its {tab} tab"
+        lines.append(
+            f"{label:<50} {text.percent(figures['core_share'], 2):>7}   "
+            f"over {text.duration(figures['seconds'])}"
+        )
     return "\n".join(lines)
 
 

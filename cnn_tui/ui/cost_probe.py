@@ -11,8 +11,10 @@ is its own process, `launcher.launch_run`). It times:
 - `first_point_s`: Start until the dashboard's loss chart has its first point (and
   `first_batch_event_s`: until the trainer wrote its first batch event, from the event's clock);
 - `following_core_share`: the CPU time of this process (every thread: the worker tailing the
-  run's files included) over the wall time, from the first point until the run is over: the
-  share of one core the TUI takes from a live run;
+  run's files included) over the wall time while the Charts tab (the one a run opens on) shows
+  the live run: the share of one core the TUI takes from it; `following_tabs`: the same for the
+  Charts, Metrics, System and Console tabs, each shown for TAB_WINDOW_S of the run in turn (the
+  last one until the run ends: a run shorter than that measures fewer tabs);
 - `finished_core_share`: the same over FINISHED_SECONDS while the finished run's dashboard (its
   results tab) stays on screen.
 
@@ -23,12 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# the tabs a live run is followed on, each for TAB_WINDOW_S (the last one until the run ends)
+TABS = (("1", "charts"), ("2", "metrics"), ("3", "system"), ("6", "console"))
+TAB_WINDOW_S = 10.0
 POLL_S = 0.05  # how often the probe looks (the checks read attributes: no measurable cost)
 TIMEOUT_S = 1800.0
 
@@ -78,10 +84,23 @@ async def measure(config_file: Path, runs_dir: Path, finished_seconds: float) ->
         dashboard = app.screen
         await _until(lambda: _has_point(dashboard), "the first point on the loss chart")
         first_point_s = time.monotonic() - started
-        cpu, wall = time.process_time(), time.monotonic()
-        await _until(lambda: dashboard.state in OVER, "the run to end")
-        following = (time.process_time() - cpu) / max(time.monotonic() - wall, 1e-9)
-        following_s = time.monotonic() - wall
+        tabs: dict[str, dict[str, float]] = {}
+        for key, tab in TABS:  # each tab a window of the live run, while it lasts
+            if dashboard.state in OVER:
+                break
+            await pilot.press(key)
+            cpu, wall = time.process_time(), time.monotonic()
+            last = key == TABS[-1][0]
+            deadline = math.inf if last else wall + TAB_WINDOW_S
+            await _until(
+                lambda deadline=deadline: dashboard.state in OVER or time.monotonic() > deadline,
+                f"the {tab} tab's window",
+            )
+            seconds = time.monotonic() - wall
+            tabs[tab] = {"core_share": (time.process_time() - cpu) / max(seconds, 1e-9),
+                         "seconds": seconds}  # fmt: skip
+        charts = tabs.get("charts", {})  # (none: the run ended with its first point)
+        following, following_s = charts.get("core_share"), charts.get("seconds", 0.0)
         await _until(lambda: dashboard.summary is not None, "the results")
         await pilot.pause(1.0)  # the results tab drawn, the finished toast gone
         cpu, wall = time.process_time(), time.monotonic()
@@ -94,6 +113,7 @@ async def measure(config_file: Path, runs_dir: Path, finished_seconds: float) ->
             "first_batch_event_s": None if first_batch is None else first_batch - started_wall,
             "following_core_share": following,
             "following_seconds": following_s,
+            "following_tabs": tabs,
             "finished_core_share": finished,
             "finished_seconds": finished_seconds,
         }

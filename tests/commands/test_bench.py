@@ -79,7 +79,16 @@ def test_tui_mode_starts_a_run_from_the_form_and_measures_the_app(tmp_path, caps
     assert run["state"] == "finished"
     # the chart's first point comes after the event it draws, and both after Start
     assert 0 < run["first_batch_event_s"] <= run["first_point_s"]
-    assert run["following_core_share"] >= 0 and run["finished_core_share"] >= 0
+    assert run["finished_core_share"] >= 0
+    # the live run's windows, tab by tab from the Charts tab on, while it lasted
+    assert (
+        list(run["following_tabs"])
+        == ["charts", "metrics", "system", "console"][: len(run["following_tabs"])]
+    )
+    for figures in run["following_tabs"].values():
+        assert figures["core_share"] >= 0 and figures["seconds"] > 0
+    charts = run["following_tabs"].get("charts", {}).get("core_share")
+    assert run["following_core_share"] == charts
     assert "Start → first point on the loss chart" in table
     assert "TUI showing the finished run" in table
 
