@@ -157,6 +157,8 @@ class SystemPane(VerticalScroll):
             yield MetricChart("GPU power (W)", id="system-gpu-power")
 
     def on_mount(self) -> None:
+        for chart in self.query(MetricChart):  # (the curves stay clear of the legend)
+            chart.legend_room = True
         self._ready = True
         self._draw()
 
