@@ -547,6 +547,27 @@ async def test_home_screen_shows_runs_in_progress(tmp_path) -> None:
 
 
 @run_async
+async def test_at_80x24_the_home_screen_shows_runs_in_progress_and_every_menu_entry(
+    tmp_path,
+) -> None:
+    from textual.widgets import OptionList
+
+    from cnn_tui.ui.key_footer import WrappingFooter
+
+    write_run(tmp_path / "20251122-101500-simple-cnn-fashion-mnist", state="running")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one("#home-runs", Static)
+        await wait_until(pilot, lambda: banner.display)
+        footer = app.screen.query_one(WrappingFooter).region
+        menu = app.screen.query_one("#home-menu", OptionList)
+        assert banner.region.height >= 1 and banner.region.bottom <= footer.y  # on the screen
+        assert "1 run in progress" in str(banner.render())
+        assert menu.region.bottom <= banner.region.y and menu.max_scroll_y == 0  # nothing hidden
+        assert menu.region.height == menu.option_count * 2 + 2
+
+
+@run_async
 async def test_quit_while_following_a_live_run_asks(tmp_path) -> None:
     run = write_run(tmp_path / "live", state="running")  # pid: this test process, alive
     app = make_app(tmp_path)
