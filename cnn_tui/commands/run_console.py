@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 from cnn_tui.commands import output
+from cnn_tui.commands.count_flags import add_count
 from cnn_tui.errors import UsageError
 
 FOLLOW_POLL_S = 0.5
 READ_BYTES = 1024 * 1024  # read at most this much at a time (the file is capped: output_log.py)
+MAX_TAIL_LINES = 10_000_000  # more than a capped output.log holds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,19 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --console: print lines as they are written, until the run is over",
     )
-    parser.add_argument(
-        "--tail", type=_count, metavar="N", help="with --console: start at the last N lines"
+    add_count(
+        parser,
+        "--tail",
+        low=0,
+        high=MAX_TAIL_LINES,
+        help="with --console: start at the last N lines",
     )
-
-
-def _count(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of lines ≥ 0, got {value!r}")
-    return number
 
 
 def wanted(args: argparse.Namespace) -> bool:

@@ -189,12 +189,10 @@ def test_steps_and_optimizer_print_each_step_s_loss_and_the_summary(capsys):
         in lines
     )
     # every step of every training step is printed
-    expected = [
-        step_line(e, net_trace_style(net_formats(run, loss)))
-        for run in training.runs
-        for stage in run.stages
-        for e in stage.events
-    ]
+    expected = []
+    for run in training.runs:  # (the formats are the run's: made once per run)
+        style = net_trace_style(net_formats(run, loss))
+        expected += [step_line(e, style) for stage in run.stages for e in stage.events]
     known = set(expected)
     assert [line for line in lines if line in known] == expected
     assert lines[-1].startswith("gradient check")

@@ -25,13 +25,13 @@ TRAIN_WITH_NOISE = textwrap.dedent(
 
     loop = engine._run
 
-    def noisy(run):
+    def noisy(run, *rest):
         print("hello from the model")
         warnings.warn("the model finds this odd", UserWarning)
         frozen = np.zeros(3)
         frozen.setflags(write=False)
         torch.from_numpy(frozen)  # PyTorch's C++ TORCH_WARN_ONCE: a Python warning
-        return loop(run)
+        return loop(run, *rest)
 
     engine._run = noisy
     sys.argv = ["cnn-tui", *sys.argv[1:]]

@@ -109,7 +109,7 @@ def test_results(snap_compare, tmp_path) -> None:
 def test_results_samples_compact(snap_compare, tmp_path) -> None:
     run = write_run(tmp_path / "runs" / RUN_NAME, state="finished")
     before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
-    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before, press=["5"])
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before, press=["8"])
 
 
 def _two_runs(tmp_path):
@@ -148,7 +148,7 @@ def test_runs_started_two_minutes_apart_look_different(snap_compare, tmp_path, m
 def test_confusion_matrix_with_long_class_names_is_numbered(snap_compare, tmp_path, size) -> None:
     run = write_run(tmp_path / "runs" / RUN_NAME, state="finished", classes=FASHION_CLASSES)
     before = open_screen(lambda: ResultsScreen(run), lambda s: s.summary is not None)
-    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before, press=["4"])
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before, press=["7"])
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
