@@ -41,6 +41,12 @@ ENTRIES = (
 )
 
 
+# below this many rows the menu leaves no room for the runs in progress: while it shows, the title
+# (the header says it too) and the tagline make room for it (a user back after a dropped SSH
+# connection needs that line at a projector's 80×24)
+ROOMY_HEIGHT = 28
+
+
 class HomeScreen(Screen):
     """Entry point of `cnn-tui` with no subcommand."""
 
@@ -81,6 +87,9 @@ class HomeScreen(Screen):
             # --- training: runs still training, e.g. after a dropped SSH connection
             yield RunsInProgress(id="home-runs")
         yield WrappingFooter()  # (wraps at 80 columns: ^q Quit is never cut off)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < ROOMY_HEIGHT, "-short")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:

@@ -89,6 +89,7 @@ def test_a_glob_matching_nothing_beside_others_warns_on_stderr(two_projects, cap
     [
         (("--runs-dir", "nope/*"), "--runs-dir 'nope/*' matches no folder"),
         (("--runs-dir", "proj-a/runs", "--runs-dir", "notes.txt"), "notes.txt is not a folder"),
+        (("--runs-dir", ""), "--runs-dir is empty: name the folder"),
     ],
 )
 def test_nothing_to_list_is_one_line_exit_2(two_projects, capsys, argv, message):

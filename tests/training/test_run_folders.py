@@ -89,6 +89,12 @@ def test_a_glob_that_matches_nothing_beside_others_is_a_warning(projects):
     assert folders.warnings == ("--runs-dir 'shared/*/nope' matches no folder",)
 
 
+def test_an_empty_value_is_a_usage_error(projects):
+    for specs in ([""], ["proj-a/runs", " "]):
+        with pytest.raises(UsageError, match="--runs-dir is empty"):
+            resolve_run_folders(specs)
+
+
 def test_a_file_is_not_a_folder(projects):
     (projects / "notes.txt").write_text("x")
     with pytest.raises(UsageError, match="--runs-dir shared/notes.txt is not a folder"):
@@ -125,7 +131,9 @@ def test_a_glob_cannot_list_more_than_the_cap(projects):
 def test_labels_are_short_and_tell_the_folders_apart(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert folder_labels([Path("/a/proj-a/runs"), Path("/b/proj-b/runs")]) == ["proj-a", "proj-b"]
-    assert folder_labels([Path("/x/runs"), Path("/x/runs2")]) == ["runs", "runs2"]
+    assert folder_labels([Path("/x/runs"), Path("/x/runs2")]) == ["x/runs", "runs2"]
+    # "runs" alone tells nothing: its parent comes with it
+    assert folder_labels([Path("/w/a/runs"), Path("/w/doesnotexist")]) == ["a/runs", "doesnotexist"]
     # the end they share goes, however long
     assert folder_labels([Path("/a/p/runs"), Path("/b/p/runs")]) == ["a", "b"]
     # the same project name under two parents: one more part

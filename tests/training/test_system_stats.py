@@ -254,6 +254,24 @@ def test_sampler_writes_readings_until_the_run_ends_and_survives_failures(tmp_pa
     assert worker.errors == ["RuntimeError: NVML went away"] and worker.readings == 2
 
 
+def test_a_short_run_has_a_first_reading_at_once_and_a_last_one_before_its_end(tmp_path):
+    from conftest import wait_for
+
+    log = runs.EventLog(tmp_path)
+    worker = sampler.SystemSampler(log, interval=3600.0, monitors=fake_monitors)
+    log.before_end = worker.last_reading  # (as the engine does)
+    worker.start()
+    wait_for(lambda: worker.readings == 1, 30, "the first reading, long before an interval")
+    log.emit("epoch")
+    log.emit("finished")  # the last reading is written before it, the thread is over
+    assert worker.readings == 2 and not worker._thread.is_alive()
+    log.emit("finished")  # (once only)
+    worker.stop()
+    log.close()
+    kinds = [e["event"] for e in runs.read_all_events(tmp_path)[0]]
+    assert kinds == ["system", "epoch", "system", "finished", "finished"]
+
+
 def test_event_log_takes_one_event_at_a_time_from_two_threads(tmp_path):
     entered, release, second_done = threading.Event(), threading.Event(), threading.Event()
 

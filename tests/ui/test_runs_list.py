@@ -75,6 +75,35 @@ async def test_two_runs_started_minutes_apart_look_different(tmp_path, size) -> 
             assert re.search(r"started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", detail), detail
 
 
+def on_fashion_mnist(run: Path) -> Path:
+    """The run written by `write_run` (shapes) made a run on fashion-mnist."""
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace('"shapes"', '"fashion-mnist"'))
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    started = json.loads(lines[0])
+    started["config"]["dataset"] = "fashion-mnist"
+    (run / "metrics.jsonl").write_text("\n".join([json.dumps(started), *lines[1:]]) + "\n")
+    return run
+
+
+@run_async
+async def test_at_80x24_a_cut_text_ends_in_an_ellipsis_and_the_table_fits(tmp_path) -> None:
+    runs_dir = tmp_path / "runs"
+    on_fashion_mnist(write_run(runs_dir / FIRST, state="finished"))
+    app = CnnTuiApp(runs_dir=str(runs_dir))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = RunsScreen(runs_dir)
+        await app.push_screen(screen)
+        await wait_until(pilot, lambda: len(screen.runs) == 1)
+        assert screen.runs[0].dataset == "fashion-mnist"
+        table = screen.query_one("#runs-table")
+        assert table.virtual_size.width <= table.size.width  # nothing cut by the screen's edge
+        for column in ("model", "dataset"):
+            shown = cells(screen, column)[0]
+            full = {"model": "simple-cnn", "dataset": "fashion-mnist"}[column]
+            assert shown == full or ("…" in shown and len(shown) < len(full)), shown
+
+
 def test_run_names_keep_the_time_that_tells_them_apart():
     for width in (14, 20, 30, 38):
         first, second = text.run_name(FIRST, width), text.run_name(SECOND, width)

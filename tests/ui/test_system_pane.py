@@ -10,6 +10,7 @@ import pytest
 from conftest import wait_until
 from train_ui_fixtures import add_system_events, run_async, system_events, write_run
 
+from cnn_tui import text
 from cnn_tui.training.system import devices
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
@@ -106,6 +107,47 @@ async def test_a_run_without_readings_says_so_in_one_line(tmp_path) -> None:
         assert pane_text(screen).startswith("no system readings in this run")
         assert not screen.query_one("#system-cpu", MetricChart).parent.display  # no empty charts
         assert not screen.query_one("#system-cpu", MetricChart).series
+
+
+def chart_rows(chart: MetricChart) -> list[str]:
+    return chart.render().plain.splitlines()
+
+
+def legend_is_clear(chart: MetricChart) -> bool:
+    """Whether the rows of the legend hold nothing but the legend up to two columns past its
+    longest label (no curve drawn through it)."""
+    labels = [series.label for series in chart.series]
+    found = []
+    for row in chart_rows(chart):
+        for label in labels:
+            if f" {label}" in row:
+                start = row.index(f" {label}") + 1
+                found.append(row[start : start + max(map(len, labels)) + 2])
+    return len(found) == len(labels) and all(
+        part.startswith(label) and not part[len(label) :].strip()
+        for part, label in zip(found, labels, strict=True)
+    )
+
+
+@run_async
+async def test_a_short_runs_memory_chart_keeps_its_legend_clear_and_its_ticks_above_the_data(
+    tmp_path,
+) -> None:
+    events = system_events(3, gpus=0)
+    for i, event in enumerate(events):  # RAM 2.55 to 2.85 GiB: a flat line at the top left
+        event["ram_used"] = int((2.55 + 0.15 * i) * text.GIB)
+        event["trainer_rss"] = int((0.4 + 0.3 * i) * text.GIB)
+    run = add_system_events(write_run(tmp_path / "runs" / RUN_NAME, state="finished"), events)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = ResultsScreen(run)
+        await open_system_tab(app, pilot, screen)
+        chart = screen.query_one("#system-memory", MetricChart)
+        await wait_until(pilot, lambda: legend_is_clear(chart), 10, "the legend clear of curves")
+        ticks = [float(row.split("┤")[0]) for row in chart_rows(chart) if "┤" in row]
+        assert max(ticks) >= 2.85  # the top label is at or above the data, not "2" for 2.85
+        cpu = screen.query_one("#system-cpu", MetricChart)
+        await wait_until(pilot, lambda: legend_is_clear(cpu), 10, "the CPU legend clear")
 
 
 @run_async

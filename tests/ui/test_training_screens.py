@@ -364,6 +364,36 @@ async def test_dashboard_mid_run_from_files(tmp_path) -> None:
 
 
 @run_async
+async def test_a_run_that_ends_while_another_tab_is_read_leaves_it_and_says_results_ready(
+    tmp_path,
+) -> None:
+    from cnn_tui.training.runs.store import RunState, read_samples, read_summary
+    from cnn_tui.ui.training.messages import RunEnded, RunResultsLoaded
+
+    run = write_run(tmp_path / "run-a", state="running", epochs=4, epochs_done=2)
+    done = write_run(tmp_path / "run-done", state="finished")
+    app = recording_notices(make_app(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(DashboardScreen(run))
+        await pilot.pause()
+        screen = app.screen
+        await wait_until(pilot, lambda: len(screen.history.epochs) == 2)
+        await pilot.press("6")  # the user reads the Console when the run ends
+        assert screen.query_one(TabbedContent).active == "console"
+        screen.post_message(RunResultsLoaded(run, read_summary(done), read_samples(done)))
+        screen.post_message(RunEnded(run, RunState.FINISHED, ""))
+        await wait_until(pilot, lambda: screen.state == RunState.FINISHED)
+        assert screen.query_one(TabbedContent).active == "console"
+        assert "Results (7) ready" in str(screen.query_one("#dash-status", Static).render())
+        assert any("Results (7) ready" in message for _, message in notices(app))
+        await pilot.press("7")
+        assert screen.query_one(TabbedContent).active == "results"
+        assert "Results (7)" not in str(screen.query_one("#dash-status", Static).render())
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+
+
+@run_async
 async def test_results_screen_confusion_matrix_and_samples(tmp_path) -> None:
     run = write_run(tmp_path / "run-b", state="finished")
     app = make_app(tmp_path)
@@ -514,6 +544,27 @@ async def test_home_screen_shows_runs_in_progress(tmp_path) -> None:
         banner = app.screen.query_one("#home-runs", Static)
         await wait_until(pilot, lambda: banner.display)
         assert "1 run in progress: still-training" in str(banner.render())
+
+
+@run_async
+async def test_at_80x24_the_home_screen_shows_runs_in_progress_and_every_menu_entry(
+    tmp_path,
+) -> None:
+    from textual.widgets import OptionList
+
+    from cnn_tui.ui.key_footer import WrappingFooter
+
+    write_run(tmp_path / "20251122-101500-simple-cnn-fashion-mnist", state="running")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one("#home-runs", Static)
+        await wait_until(pilot, lambda: banner.display)
+        footer = app.screen.query_one(WrappingFooter).region
+        menu = app.screen.query_one("#home-menu", OptionList)
+        assert banner.region.height >= 1 and banner.region.bottom <= footer.y  # on the screen
+        assert "1 run in progress" in str(banner.render())
+        assert menu.region.bottom <= banner.region.y and menu.max_scroll_y == 0  # nothing hidden
+        assert menu.region.height == menu.option_count * 2 + 2
 
 
 @run_async

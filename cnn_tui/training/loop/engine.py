@@ -93,6 +93,8 @@ def train(
         run.started = started
     # the host, the trainer's memory and the GPUs as "system" events, from rank 0 only
     sampler = SystemSampler(log, ranks=world.parallel) if world.main else None
+    if sampler is not None:  # (its last reading comes just before the run's end event)
+        log.before_end = sampler.last_reading
     run.status(RunState.RUNNING, "starting")
     try:
         return _run(run, sampler)

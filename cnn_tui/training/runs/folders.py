@@ -9,7 +9,8 @@ banner, the form and the headless commands share:
 - a value that names an existing path is taken as it is (a folder called `runs[1]` is no glob);
   one that does not exist and holds `*`, `?` or `[` is a glob: its folders, sorted; `~` is the
   home folder in both;
-- a path that exists but is not a folder is a usage error; a missing folder is none: the first
+- an empty value is a usage error (not the current folder); a path that exists but is not a
+  folder is a usage error; a missing folder is none: the first
   is made when a run starts in it, another one is listed as empty, with a warning;
 - a glob that matches no folder is a usage error when nothing else names a folder, a warning
   when something does;
@@ -122,6 +123,8 @@ def resolve_run_folders(specs: Sequence[str] | None, *, limit: int = MAX_FOLDERS
             )
 
     for spec in specs:
+        if not spec.strip():  # (`--runs-dir ''`, an unset variable: not the current folder)
+            raise UsageError(f"{FLAG} is empty: name the folder that holds the runs")
         expanded = os.path.expanduser(spec)
         if _is_glob(expanded):
             matches = _glob_folders(expanded, limit)
@@ -150,7 +153,8 @@ def folder_labels(folders: Sequence[Path]) -> list[str]:
     """A short name for each folder, different for different folders: the end of its absolute
     path that no other folder's path ends with, after dropping the end all of them share
     (`/a/proj-a/runs`, `/b/proj-b/runs` -> "proj-a", "proj-b"; `runs`, `old/runs` (in /home/u)
-    -> "u", "old"). One folder: its name. Text from the command line and the file system: shown
+    -> "u", "old"); a label is never the bare name "runs", which every run folder may have, but
+    takes its parent (`a/runs`, `doesnotexist` -> "a/runs", "doesnotexist"). One folder: its name. Text from the command line and the file system: shown
     through one_line."""
     parts = [Path(os.path.abspath(folder)).parts for folder in folders]
     if len(parts) == 1:
@@ -162,8 +166,9 @@ def folder_labels(folders: Sequence[Path]) -> list[str]:
     labels = []
     for index, own in enumerate(trimmed):
         others = [other for at, other in enumerate(trimmed) if at != index]
+        least = 2 if own[-1] == DEFAULT and len(own) > 2 else 1  # ("runs" alone tells nothing)
         length = next(
-            (n for n in range(1, len(own)) if all(other[-n:] != own[-n:] for other in others)),
+            (n for n in range(least, len(own)) if all(other[-n:] != own[-n:] for other in others)),
             len(own),
         )
         labels.append(os.path.join(*own[-length:]))

@@ -502,7 +502,9 @@ class EventLog:
     Append-only, so a reader (`read_events`) sees whole lines or waits for them. Safe from several
     threads (the trainer's loop and its system sampler): one event at a time is written and
     passed to `on_event`, under a lock. What a background thread writes goes through
-    `emit_while_running`, so nothing follows the events that end a run (`END_EVENTS`).
+    `emit_while_running`, so nothing follows the events that end a run (`END_EVENTS`);
+    `before_end`, if set, is called once just before the first of them, outside the lock (the
+    sampler's last reading: it writes through this log from its own thread).
     """
 
     def __init__(
@@ -518,6 +520,7 @@ class EventLog:
         self.smoother = LossSmoother()
         self.lock = threading.RLock()  # (an `on_event` that emits does not deadlock)
         self.ended = False  # an event of END_EVENTS was emitted
+        self.before_end: Callable[[], None] | None = None
         if self.file.tell() > 0:  # a line cut short (a killed trainer, a full disk) ends here
             with self.path.open("rb") as handle:
                 handle.seek(-1, os.SEEK_END)
@@ -543,6 +546,9 @@ class EventLog:
         return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        if kind in END_EVENTS and self.before_end is not None:
+            before_end, self.before_end = self.before_end, None
+            before_end()
         with self.lock:
             event = {"event": kind, "time": time.time(), **fields}
             if kind == "batch" and isinstance(fields.get("loss"), float | int):

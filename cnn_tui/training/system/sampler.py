@@ -3,8 +3,10 @@ the run's event log every `SAMPLE_S` seconds, from the run's "run_started" event
 starts it then) until the run ends.
 
 Only the main process samples (rank 0 of a data-parallel run, which adds up the ranks of its
-host). The first reading comes one interval after the start (CPU use is measured over an
-interval). Reading and writing never stop training: a reading that fails is written once as a
+host). The first reading comes `FIRST_S` after the start (the monitors start their CPU intervals
+when they open, so it is a figure over that short interval), and the last one just before the
+run's first end event (`last_reading`, which the engine hangs on `EventLog.before_end`): a run of
+a few seconds has two readings at least. Reading and writing never stop training: a reading that fails is written once as a
 "system" event with an `error` (the same error again is not repeated) and the sampler tries again
 next time; a run folder that is gone ends the sampler, and the trainer finds out at its own next
 write. `EventLog.emit` holds a lock, so the trainer's events and these never interleave, and no
@@ -28,6 +30,7 @@ from cnn_tui.training.system.reading import EVENT, MAX_TEXT, SystemReading
 from cnn_tui.training.system.trainer_stats import TrainerMonitor
 
 SAMPLE_S = 2.0  # as nvitop refreshes; a day's run writes ~43,000 small lines (batch events: 4/s)
+FIRST_S = 0.2  # the first reading: CPU use over this long (psutil's figure needs an interval)
 STOP_WAIT_S = 5.0  # how long `stop` waits for a reading under way
 
 
@@ -103,6 +106,9 @@ class SystemSampler:
         self.interval = SAMPLE_S if interval is None else interval
         self.make_monitors = monitors or (lambda: Monitors(ranks=ranks))
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by `stop` and `last_reading`: no more waiting
+        self._last = threading.Event()  # `last_reading` asked for one more reading
+        self._last_done = threading.Event()  # ...and it is written (or the sampler is over)
         self._thread: threading.Thread | None = None
         self.cuda = False
         self.readings = 0  # how many were written (tests, the throughput measurement)
@@ -115,8 +121,18 @@ class SystemSampler:
         self._thread = threading.Thread(target=self._run, name="system sampler", daemon=True)
         self._thread.start()
 
+    def last_reading(self) -> None:
+        """Take one more reading now and end the sampler (before the run's end event, which
+        nothing follows); returns once it is written, or after `STOP_WAIT_S` at most."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        self._last.set()
+        self._wake.set()
+        self._last_done.wait(STOP_WAIT_S)
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(STOP_WAIT_S)
 
@@ -127,7 +143,12 @@ class SystemSampler:
         try:
             monitors = self.make_monitors()
             monitors.cuda = self.cuda
-            while not self._stop.wait(self.interval):
+            wait = min(FIRST_S, self.interval)
+            while True:
+                self._wake.wait(wait)
+                if self._stop.is_set():
+                    break
+                last = self._last.is_set()
                 try:
                     if self.log.emit_while_running(EVENT, **monitors.read().fields()):
                         self.readings += 1
@@ -135,6 +156,9 @@ class SystemSampler:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a reading never stops training
                     self._failed(exc)  # (a full disk too: the next reading may fit)
+                if last:
+                    break
+                wait = self.interval
         except RunFolderGone:
             return
         except Exception as exc:  # noqa: BLE001 - the monitors could not be opened
@@ -142,6 +166,7 @@ class SystemSampler:
         finally:
             if monitors is not None:
                 monitors.close()
+            self._last_done.set()
 
     def _failed(self, exc: BaseException) -> None:
         message = text.one_line(f"{type(exc).__name__}: {exc}")[:MAX_TEXT]

@@ -69,7 +69,8 @@ class MetricChart(PlotextPlot):
         self.x_max: float = 0.0
         self.empty_note = "waiting for data"  # the title's note while there is nothing to draw
         # raise the y range so the legend's rows (top left) stay clear of the curves: a learning
-        # rate starts at its top left, under the legend (the Metrics tab's charts; not percent)
+        # rate starts at its top left, under the legend (the Metrics and System tabs' charts; a
+        # percent chart up to 100 at most), and the top tick is at or above the data
         self.legend_room = False
         self._drawn_at = 0.0
         self._dirty = True
@@ -132,9 +133,15 @@ class MetricChart(PlotextPlot):
         if all_ys:
             top = 100.0 if self.percent else math.inf
             low, high = y_range(min(all_ys), max(all_ys), top=top)
-            if self.legend_room and top == math.inf:
-                high = self._above_legend(low, high, x_high)
-            ticks, labels = fitting_ticks(low, high, self.size.height - PLOT_FRAME_ROWS)
+            rows = self.size.height - PLOT_FRAME_ROWS
+            if self.legend_room:
+                high = min(top, self._above_legend(low, high, x_high))
+            ticks, labels = fitting_ticks(low, high, rows)
+            if self.legend_room and len(ticks) > 1 and ticks[-1] < max(all_ys) and high < top:
+                # (a short chart's ticks are far apart: the top one under the data would read
+                # as its maximum, e.g. "2" for 2.7; the range grows to the next tick)
+                high = min(top, ticks[-1] + (ticks[-1] - ticks[-2]))
+                ticks, labels = fitting_ticks(low, high, rows)
             plt.ylim(low, high)
             plt.yticks(ticks, labels)
         if x_high > 0:
@@ -154,8 +161,9 @@ class MetricChart(PlotextPlot):
         if rows <= len(labels) + 2 or columns <= 0:
             return high
         x_end = x_high * min(1.0, (max(map(len, labels)) + 4) / columns)
+        scale = 100.0 if self.percent else 1.0
         under = [
-            y
+            y * scale
             for series in self.series
             for x, y in zip(series.xs, series.ys, strict=False)
             if x <= x_end and math.isfinite(y)

@@ -48,6 +48,7 @@ from cnn_tui.ui.training.system_pane import SystemPane
 from cnn_tui.ui.training.throughput import ThroughputLine
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 34
+RESULTS_READY = "Results (7) ready"  # the run ended while the user read another tab
 TABS = Binding.Group("Tabs", compact=True)  # the footer shows "1-8 Tabs", "1-9 Tabs" with Inside
 
 
@@ -98,6 +99,7 @@ class RunScreen(Screen):
         self.summary: dict[str, Any] | None = None
         self._lines: dict[str, str] = {}  # what the one-line status texts show
         self.gpu_note = ""  # why the trainer has no GPU statistics (logged), if it has none
+        self.results_waiting = False  # results came while the user read another tab than Charts
 
     @property
     def followed_run_dir(self) -> Path | None:
@@ -297,7 +299,12 @@ class RunScreen(Screen):
         elif self.live:
             self._log(f"run {message.status}")
             name = text.one_line(self.run_dir.name)
-            self.notify(f"run {name} {message.status}", markup=False, timeout=self.FINISHED_TOAST_S)
+            ready = f" · {RESULTS_READY}" if self.results_waiting else ""
+            self.notify(
+                f"run {name} {message.status}{ready}",
+                markup=False,
+                timeout=self.FINISHED_TOAST_S,
+            )
 
     @on(RunResultsLoaded)
     def _on_results_loaded(self, message: RunResultsLoaded) -> None:
@@ -309,7 +316,11 @@ class RunScreen(Screen):
         tabs.enable_tab("samples")
         self.query_one(MetricsView).show(message.summary)
         self.query_one(SampleGrid).show(message.samples, list(message.summary.get("classes") or []))
-        tabs.active = "results"
+        if tabs.active == "charts":  # (the default tab: the user reads nothing else)
+            tabs.active = "results"
+        else:  # the user reads another tab: it stays, the status line says Results is ready
+            self.results_waiting = True
+            self._show_status()
 
     # --- stopping -------------------------------------------------------------------------------
 
@@ -325,6 +336,9 @@ class RunScreen(Screen):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
+        if self.results_waiting and self.query_one(TabbedContent).active == "results":
+            self.results_waiting = False
+            self._show_status()
         if self.query_one(TabbedContent).active == "inside":
             view = self.query_one(InsideView)
             view.start(self.run_dir)
@@ -405,6 +419,8 @@ class RunScreen(Screen):
             last = self.history.epochs[-1]
             if text.finite(last.get("gpu_mem_mb")):  # (MiB: torch.cuda.max_memory_allocated)
                 parts.append(f"GPU mem {text.size(last['gpu_mem_mb'] * text.MIB)}")
+        if self.results_waiting:  # (second: a narrow screen cuts the end of the line)
+            parts.insert(1, f"[b]{RESULTS_READY}[/b]")
         self._set_line("#dash-status", " · ".join(parts))
         self._set_line("#dash-metrics", self._metrics_line())
 

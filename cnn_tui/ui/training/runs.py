@@ -11,7 +11,9 @@ only small files (`runs.list_runs`), in a thread worker.
 
 The table fits the terminal's width (`fit_columns`): a long run name is shortened first (an
 automatic one loses its date, never the time that tells two runs apart: `text.run_name`), then the
-start time goes to the line under the table; the numbers, model and data set stay. A start time of
+start time goes to the line under the table; the numbers, model and data set stay (where even
+then the table is too wide, the model and the data set are cut in their middle, with "…":
+`cut_widths`). A start time of
 today has its seconds (`text.started`), as in `cnn-tui runs`. The host goes with the start time
 (then the line under the table says it); the folder label stays (cut in its middle past
 FOLDER_WIDTH).
@@ -61,6 +63,8 @@ OPTIONAL = ("folder", "host")
 NUMBERS = ("epochs", "best", "test")
 MIN_NAME = 14  # a run name is not shortened below this many characters
 FOLDER_WIDTH = 14  # a folder's label and a host name are cut in the middle past this
+CUT = ("dataset", "model")  # cut with "…" when nothing else makes the table fit (`cut_widths`)
+MIN_CUT = 6
 CELL_PADDING = 2  # DataTable's default: one space each side of a cell
 SCROLLBAR = 2
 # what goes when the table is too narrow, step by step: columns, and whether the status is its
@@ -92,6 +96,28 @@ def fit_columns(widths: dict[str, int], available: int) -> tuple[list[str], int,
         if name >= min(MIN_NAME, widths["name"]):
             return shown, min(name, widths["name"]), mark_only
     return shown, MIN_NAME, True
+
+
+def cut_widths(
+    widths: dict[str, int], layout: tuple[list[str], int, bool], available: int
+) -> dict[str, int]:
+    """The widths the text columns CUT (model, data set) are cut to, when even `fit_columns`'s
+    narrowest layout is wider than `available` (their cells then end in "…", cut in their
+    middle; never narrower than their header or MIN_CUT): widest first, as far as needed."""
+    shown, name_width, mark_only = layout
+    sizes = {**widths, "name": name_width}
+    if mark_only:
+        sizes["status"] = len("status")
+    over = sum(sizes[key] + CELL_PADDING for key in shown) - available
+    cuts: dict[str, int] = {}
+    for key in sorted((key for key in CUT if key in shown), key=lambda key: -sizes[key]):
+        if over <= 0:
+            break
+        least = max(MIN_CUT, len(dict(COLUMNS)[key]))
+        taken = min(over, max(0, sizes[key] - least))
+        if taken:
+            cuts[key], over = sizes[key] - taken, over - taken
+    return cuts
 
 
 def status_text(
@@ -133,6 +159,7 @@ class RunsScreen(Screen):
         self.marked: set[Path] = set()
         self._shown: list[tuple[object, ...]] = []
         self._layout: tuple[list[str], int, bool] = ([], 0, False)  # see fit_columns
+        self._widths: dict[str, int] = {}  # each column's widest cell or header (`_fit`)
         self._now = time.time()
         self.poller = ShownPoller(self, REFRESH_S, self.action_refresh)
 
@@ -243,6 +270,7 @@ class RunsScreen(Screen):
                 if key in widths:
                     shown = 1 if key == "mark" else len(value) + 2 * (key == "status")  # "✓ "
                     widths[key] = max(widths[key], shown)
+        self._widths = widths
         return fit_columns(widths, self.query_one(DataTable).size.width - SCROLLBAR)
 
     def _fill_table(self, rows: list[tuple[object, ...]]) -> None:
@@ -259,8 +287,12 @@ class RunsScreen(Screen):
         table.clear()
         theme = self.app.theme_variables
         shown, name_width, mark_only = layout
+        available = table.size.width - SCROLLBAR
+        cuts = cut_widths(self._widths, layout, available)  # (the narrowest layout too wide)
         for run, row in zip(self.runs, rows, strict=True):
             values = dict(zip((key for key, _ in COLUMNS), row, strict=True))
+            for key, width in cuts.items():
+                values[key] = text.ellipsis_middle(values[key], width)
             cells = {
                 "mark": Text("✓" if values["mark"] else " ", style="bold"),
                 "status": status_text(

@@ -40,6 +40,7 @@ class RunsInProgress(Static):
         message.stop()
         runs = message.runs
         self.display = bool(runs)
+        self.screen.set_class(bool(runs), "-runs-in-progress")  # (a short home screen makes room)
         if runs:
             names = ", ".join(text.markup(run.name) for run in runs[:2])
             names += " …" if len(runs) > 2 else ""

@@ -160,6 +160,8 @@ class SystemPane(VerticalScroll):
             yield MetricChart(KNOWN["gpus.power_w"].heading, id="system-gpu-power")
 
     def on_mount(self) -> None:
+        for chart in self.query(MetricChart):  # (the curves stay clear of the legend)
+            chart.legend_room = True
         self._ready = True
         self._draw()
 
