@@ -126,6 +126,7 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
         super().__init__(id=id, classes=classes)
         self._columns = 0
         self._bindings_ready = False
+        self._composed: tuple[list[Entry], list[int], int] | None = None  # what compose showed
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -136,7 +137,17 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
     def _bindings_changed(self, screen: Screen) -> None:
         self._bindings_ready = True
         if self.is_attached and screen is self.screen:
-            self.call_after_refresh(self.recompose)
+            self.call_after_refresh(self._recompose_if_changed)
+
+    async def _recompose_if_changed(self) -> None:
+        """Recompose when the keys to show differ from those shown: the screen signals a change
+        of its bindings on any focus move and every `refresh_bindings`, often with nothing new
+        (a live dashboard: several a second), and a recompose is a layout pass of the screen."""
+        if not self.is_attached:
+            return
+        available = (self.size.width or self.app.size.width) - 2
+        if self._fitted(available) != self._composed:
+            await self.recompose()
 
     def _keys(self) -> list[Entry]:
         """(key, key display, description, action, enabled, tooltip) for each footer entry."""
@@ -206,6 +217,7 @@ class WrappingFooter(Widget, can_focus=False, can_focus_children=False):
             return
         available = (self.size.width or self.app.size.width) - 2
         entries, widths, count = self._fitted(available)
+        self._composed = (entries, widths, count)
         self._columns = count
         self.styles.grid_size_columns = count
         self.styles.grid_columns = " ".join(str(max(widths[i::count])) for i in range(count))

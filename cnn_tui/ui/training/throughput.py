@@ -60,6 +60,7 @@ class ThroughputLine(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self._shown: list[float] = []
+        self._numbers = ""  # the text of the numbers shown
 
     def compose(self) -> ComposeResult:
         yield Label("throughput")
@@ -73,4 +74,8 @@ class ThroughputLine(Horizontal):
         self.set_class(bool(values), "-shown")
         top = line_top(values) if values else 0.0
         self.query_one(Sparkline).data = [min(value, top) for value in values]
-        self.query_one("#throughput-numbers", Static).update(throughput_text(values))
+        numbers = throughput_text(values)
+        # (a text as wide as the last needs no layout pass: most are, at 4 per second)
+        layout = len(numbers) != len(self._numbers)
+        self._numbers = numbers
+        self.query_one("#throughput-numbers", Static).update(numbers, layout=layout)
