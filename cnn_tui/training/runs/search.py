@@ -178,15 +178,7 @@ def _checked(
     if field is None or name in NOT_SEARCHED or getattr(field, "items", ()):
         raise UsageError(f"{where}: {one_line(name)} cannot be searched")
     if kind == "choice":
-        values: list[Any] = []
-        for value in choices:
-            try:
-                value = coerce_field(name, value)
-            except ConfigError as exc:
-                raise UsageError(f"{where}: {exc}") from None
-            if value in values:
-                raise UsageError(f"{where}: {sweeps.format_value(value)} is in the list twice")
-            values.append(value)
+        values = sweeps.distinct_values(choices, lambda value: coerce_field(name, value), where)
         if len(values) < 2:
             raise UsageError(
                 f"{where}: a choice needs two values or more (one value: give it as {field.flag})"

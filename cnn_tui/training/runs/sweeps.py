@@ -31,6 +31,7 @@ and torch-free at import (torch only to find the GPUs of `--device auto` or chec
 from __future__ import annotations
 
 import fcntl
+import functools
 import itertools
 import json
 import math
@@ -39,7 +40,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -152,19 +153,26 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
             )
         if not values_text.strip():
             raise UsageError(f"--grid {spec}: no values; expected KEY=V1,V2,...")
-        values: list[Any] = []
-        for text in values_text.split(","):
-            if not text.strip():
-                raise UsageError(f"--grid {spec}: an empty value in the list")
-            try:
-                value = parse_field(key, text)
-            except ConfigError as exc:
-                raise UsageError(f"--grid {spec}: {exc}") from None
-            if value in values:
-                raise UsageError(f"--grid {spec}: {text.strip()} is in the list twice")
-            values.append(value)
-        grid[key] = values
+        texts = values_text.split(",")
+        if not all(text.strip() for text in texts):
+            raise UsageError(f"--grid {spec}: an empty value in the list")
+        grid[key] = distinct_values(texts, functools.partial(parse_field, key), f"--grid {spec}")
     return grid
+
+
+def distinct_values(raw: Iterable[Any], parse: Callable[[Any], Any], where: str) -> list[Any]:
+    """Each of `raw` through `parse` (a setting's own parser), in order; a value that does not
+    parse, or a second of the same value, is a one-line usage error that starts with `where`."""
+    values: list[Any] = []
+    for item in raw:
+        try:
+            value = parse(item)
+        except ConfigError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        if value in values:
+            raise UsageError(f"{where}: {format_value(value)} is in the list twice")
+        values.append(value)
+    return values
 
 
 def grid_size(grid: dict[str, list[Any]]) -> int:
