@@ -101,6 +101,9 @@ async def shoot(runs_dir: Path, out: Path) -> list[Path]:
         await pilot.press("2")  # the Metrics tab of the same run
         await settle(pilot, lambda: len(app.screen.query_one("MetricsGrid").charts) == 4)
         save("metrics")
+        await pilot.press("3")  # its System tab: the trainer's readings of the machine
+        await settle(pilot, lambda: app.screen.query_one("SystemPane").timeline.readings)
+        save("system")
     return saved
 
 

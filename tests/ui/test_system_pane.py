@@ -151,6 +151,24 @@ async def test_a_short_runs_memory_chart_keeps_its_legend_clear_and_its_ticks_ab
 
 
 @run_async
+async def test_the_machines_charts_start_at_zero(tmp_path) -> None:
+    events = system_events(3, gpus=0)
+    for i, event in enumerate(events):  # a busy host: CPU 90-98 %, RAM 40-44 GiB
+        event["cpu_percent"], event["ram_used"] = 90 + 4 * i, int((40 + 2 * i) * text.GIB)
+        event["trainer_cpu_percent"], event["trainer_rss"] = 1400 + 50 * i, int(30 * text.GIB)
+    run = add_system_events(write_run(tmp_path / "runs" / RUN_NAME, state="finished"), events)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = ResultsScreen(run)
+        await open_system_tab(app, pilot, screen)
+        for name in ("#system-cpu", "#system-memory"):  # (zoomed, 90-98 % would look like 0-100)
+            chart = screen.query_one(name, MetricChart)
+            await wait_until(pilot, lambda chart=chart: legend_is_clear(chart), 10, name)
+            ticks = [float(row.split("┤")[0]) for row in chart_rows(chart) if "┤" in row]
+            assert min(ticks) == 0 and max(ticks) >= 44, (name, ticks)
+
+
+@run_async
 async def test_a_live_run_waits_for_its_first_reading_then_shows_it(tmp_path) -> None:
     run = write_run(tmp_path / "runs" / RUN_NAME, state="running")
     app = make_app(tmp_path)

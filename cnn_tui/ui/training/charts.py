@@ -72,6 +72,9 @@ class MetricChart(PlotextPlot):
         # rate starts at its top left, under the legend (the Metrics and System tabs' charts; a
         # percent chart up to 100 at most), and the top tick is at or above the data
         self.legend_room = False
+        # the y axis starts at 0 (a machine's use and memory: the System tab), instead of
+        # zooming into the data's range (a loss, whose changes are the point)
+        self.from_zero = False
         self._drawn_at = 0.0
         self._dirty = True
 
@@ -132,7 +135,8 @@ class MetricChart(PlotextPlot):
             plt.title(f"{self.chart_title} ({self.empty_note})")
         if all_ys:
             top = 100.0 if self.percent else math.inf
-            low, high = y_range(min(all_ys), max(all_ys), top=top)
+            lowest = min(0.0, min(all_ys)) if self.from_zero else min(all_ys)
+            low, high = y_range(lowest, max(all_ys), top=top)
             rows = self.size.height - PLOT_FRAME_ROWS
             if self.legend_room:
                 high = min(top, self._above_legend(low, high, x_high))

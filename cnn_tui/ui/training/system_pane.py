@@ -162,6 +162,7 @@ class SystemPane(VerticalScroll):
     def on_mount(self) -> None:
         for chart in self.query(MetricChart):  # (the curves stay clear of the legend)
             chart.legend_room = True
+            chart.from_zero = True  # (as nvitop draws them: 92 % of a GPU is not 92 % of 90-100)
         self._ready = True
         self._draw()
 
