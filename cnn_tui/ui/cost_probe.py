@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 # the tabs a live run is followed on, each for TAB_WINDOW_S (the last one until the run ends)
-TABS = (("1", "charts"), ("2", "metrics"), ("3", "system"), ("6", "console"))
+TABS = ("charts", "metrics", "system", "console")
 TAB_WINDOW_S = 10.0
 POLL_S = 0.05  # how often the probe looks (the checks read attributes: no measurable cost)
 TIMEOUT_S = 1800.0
@@ -54,6 +54,12 @@ def _has_point(screen: Any) -> bool:
     return any(
         isinstance(chart, MetricChart) and any(len(s.xs) for s in chart.series) for chart in charts
     )
+
+
+def tab_key(screen: Any, tab: str) -> str:
+    """The key that shows `tab` on the run screen, as its bindings say (pressed, as a user does)."""
+    action = f"tab('{tab}')"
+    return next(binding.key for binding in screen.BINDINGS if binding.action == action)
 
 
 def _first_batch_time(run_dir: Path) -> float | None:
@@ -85,12 +91,12 @@ async def measure(config_file: Path, runs_dir: Path, finished_seconds: float) ->
         await _until(lambda: _has_point(dashboard), "the first point on the loss chart")
         first_point_s = time.monotonic() - started
         tabs: dict[str, dict[str, float]] = {}
-        for key, tab in TABS:  # each tab a window of the live run, while it lasts
+        for tab in TABS:  # each tab a window of the live run, while it lasts
             if dashboard.state in OVER:
                 break
-            await pilot.press(key)
+            await pilot.press(tab_key(dashboard, tab))
             cpu, wall = time.process_time(), time.monotonic()
-            last = key == TABS[-1][0]
+            last = tab == TABS[-1]
             deadline = math.inf if last else wall + TAB_WINDOW_S
             await _until(
                 lambda deadline=deadline: dashboard.state in OVER or time.monotonic() > deadline,
