@@ -550,21 +550,30 @@ def environment_probe(device: str) -> int:
         env["gpu_names"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         env["cudnn"] = torch.backends.cudnn.version()
         env["bf16"] = torch.cuda.is_bf16_supported()
-        try:
-            env["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
-        except (AttributeError, RuntimeError) as exc:
-            env["nccl"] = f"unavailable ({exc})"
+        env["nccl"] = nccl_version()
     try:
         import pynvml
 
         pynvml.nvmlInit()
         env["nvml"] = True
-        env["driver"] = pynvml.nvmlSystemGetDriverVersion()
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        env["driver"] = driver.decode() if isinstance(driver, bytes) else driver
         pynvml.nvmlShutdown()
     except Exception as exc:  # no library, no driver: said, not raised
         env["nvml"] = text.one_line(f"{type(exc).__name__}: {exc}")
     print(json.dumps(env, default=str), flush=True)
     return 0
+
+
+def nccl_version() -> str:
+    """The NCCL torch was built with, as text (a tuple in recent torch, an int in older ones)."""
+    import torch
+
+    try:
+        version = torch.cuda.nccl.version()
+    except Exception as exc:  # no NCCL in this build
+        return f"unavailable ({text.one_line(exc)})"
+    return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
 
 
 def bench_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -717,7 +726,7 @@ def nccl_probe(device_spec: str, out: str) -> int:
             "grads_finite": grads_finite,
         }
         if device.type == "cuda":
-            result["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
+            result["nccl"] = nccl_version()
     Path(out).write_text(json.dumps(result), encoding="utf-8")
     return 0
 

@@ -207,3 +207,33 @@ def test_the_docs_list_the_steps_in_order():
     names = [line.split("|")[1].strip() for line in section.splitlines()[2:]]
     assert tuple(names) == gpu_check.STEP_NAMES
     assert gpu_check.OWN_MODEL in page
+
+
+def test_the_gpu_panel_step_reads_nvml_from_the_system_events(tmp_path):
+    from train_ui_fixtures import add_system_events, system_events, write_run
+
+    target = gpu_check.gpu_target(DATA, 1, tmp_path, tmp_path)
+    run = write_run(tmp_path / "train")
+    add_system_events(run, system_events(5, gpus=1))
+    figure, details = gpu_check.check_gpu_panel(target, [])
+    assert figure.startswith("5/5 readings with a GPU · NVIDIA H100 80GB HBM3: util ")
+    assert " / 81559 MiB" in figure and figure.endswith("trainer among its processes: yes")
+    assert details["gpu"]["memory_total_mb"] == 81_559.0
+
+    write_run(tmp_path / "train")  # the same run, its readings without a GPU
+    add_system_events(run, system_events(3, gpus=0))
+    with pytest.raises(gpu_check.CheckFailed, match="3 readings, none with a GPU: no NVIDIA GPU"):
+        gpu_check.check_gpu_panel(target, [])
+
+
+def test_the_environment_step_fails_without_a_gpu_and_names_what_it_sees():
+    target = gpu_check.gpu_target(DATA, 1, Path("work"), Path("out"))
+    seen = {"torch": "2.11.0+cu130", "cuda": "13.0", "cpu_count": 16, "cuda_available": False}
+    with pytest.raises(gpu_check.CheckFailed, match=r"torch sees no GPU \(torch 2.11.0\+cu130"):
+        gpu_check.check_environment(target, [json.dumps(seen)])
+    seen |= {"cuda_available": True, "gpu_names": ["NVIDIA H100 80GB HBM3"], "cudnn": 91002,
+             "nccl": "2.27.3", "nvml": True}  # fmt: skip
+    figure, _ = gpu_check.check_environment(target, ["a warning first\n" + json.dumps(seen)])
+    assert figure == (
+        "NVIDIA H100 80GB HBM3 · torch 2.11.0+cu130, CUDA 13.0, cuDNN 91002, NCCL 2.27.3 · NVML ok"
+    )
