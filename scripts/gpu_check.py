@@ -1,5 +1,5 @@
-"""The GPU checks in one prepared script: the CUDA path of every feature, run one step after
-another on a GPU machine, each step with its own timeout, into one JSON and one Markdown table.
+"""The GPU checks in one prepared script: the CUDA path of every feature, run step by step on a
+GPU machine, each step with its own timeout, into one JSON and one Markdown table.
 
     scripts/gpu-check.sh                      # on a GPU machine, from the repository root
     scripts/gpu-check.sh --out DIR --data-dir DIR --budget 480 --only bench-amp,train
@@ -9,7 +9,7 @@ Nothing needs installing: every step runs `python -m cnn_tui` (or torchrun) from
 with the interpreter that runs the script, so a machine with torch, torchvision, numpy, rich,
 psutil and nvidia-ml-py is enough (the headless commands import no Textual). Fashion-MNIST's
 four IDX .gz files go into `.device-data/fashion-mnist/` (git-ignored; `--data-dir` names
-another folder). The steps, in the issue's order (`plan`):
+another folder). The steps, in the order they run (`plan`):
 
     environment       the GPU, torch, CUDA, cuDNN, NCCL and NVML as the steps will see them
     bench-amp         the full `cnn-tui bench` table on CUDA, AMP and channels_last on
@@ -31,8 +31,10 @@ another folder). The steps, in the issue's order (`plan`):
     bench-fp32        the bench table again with AMP and channels_last off (last: a budget cut
                       short loses the least here)
 
-Each step gets `min(its timeout, what is left of --budget)`; a step that fails or times out is
-written down and the next one runs; the exit code is 1 when any step failed (2: bad flags). The
+The timed steps run alone; the functional ones (torchrun to own-model) in three lanes side by
+side (`Step.lane`). Each step gets `min(its timeout, what is left of --budget)`; a step that fails
+or times out is written down and the next one runs; the exit code is 1 when any step failed (2:
+bad flags or no data, 130: Ctrl+C, which ends the steps under way and still writes the report). The
 output folder (`--out`, default `gpu-check-out/`, git-ignored) gets `gpu-check.json` (every step:
 commands, result, seconds, key figure, details), `gpu-check.md` (the table, and the bench tables),
 `gpu-check.log` (every command's output) and the bench JSON files; run folders go to `--work`
@@ -55,11 +57,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -82,6 +86,7 @@ PY = sys.executable
 CNN_TUI = (PY, "-m", "cnn_tui")
 SCRIPT = Path(__file__).resolve()
 NCCL_PROBE_FLAG = "--nccl-probe"
+STOPPED = "stopped (Ctrl+C)"
 
 
 class CheckFailed(Exception):
@@ -135,8 +140,9 @@ class Step:
     commands: list[list[str]]
     timeout_s: int
     check: Callable[[Target, list[str]], tuple[str, dict[str, Any]]]
-    needs: tuple[str, ...] = ()  # steps whose output it reads
+    needs: tuple[str, ...] = ()  # steps whose output it reads (earlier in the same lane)
     skip: str = ""  # why it is not run (a missing file), said in the table
+    lane: str = ""  # "": runs alone (its figures are timings); else beside the other lanes
 
 
 @dataclass
@@ -156,299 +162,90 @@ def cnn_tui(*args: str) -> list[str]:
 
 
 def plan(t: Target, own_model: str = OWN_MODEL) -> list[Step]:
-    """Every step for target `t`, in the order they run."""
+    """Every step for target `t`, in the order they run (a lane's steps beside the other lanes')."""
     from cnn_tui.training.loop import distributed
 
-    w, device = t.work, t.device
-    bench_tiny = ["--models", "simple-cnn", "--limit", TINY_LIMIT, "--batch-size", "16",
-                  "--batches", "2", "--warmup", "1", "--repeats", "1", "--workers", "1"]  # fmt: skip
-    bench = ["bench", "--device", device, *t.data, *t.sized([], bench_tiny)]
-    train_run = ["--model", "simple-cnn", *t.sized(["--epochs", "1"], t.short_run())]
-    torchrun_child = ["train", "--no-ui", "--devices", "1", "--device", device, *t.data,
-                      *t.short_run(), "--run-dir", str(w / "torchrun")]  # fmt: skip
-    if t.gpus >= 2:
-        nccl = Step(
-            "nccl",
-            "`train --devices 2` on NCCL: two ranks, one GPU each",
-            [
-                cnn_tui(
-                    "train",
-                    "--no-ui",
-                    "--devices",
-                    "2",
-                    "--device",
-                    device,
-                    *t.data,
-                    *t.short_run(),
-                    "--run-dir",
-                    str(w / "ddp"),
-                )
-            ],  # fmt: skip
-            120,
-            check_ddp_run,
+    w, on, data, short = t.work, ["--device", t.device], list(t.data), t.short_run()
+
+    def train(name: str, *flags: str) -> list[str]:
+        """`cnn-tui train --no-ui FLAGS` on the target's data and device, into WORK/name."""
+        return cnn_tui("train", "--no-ui", *flags, *data, *on, "--run-dir", str(w / name))
+
+    def bench(name: str, *flags: str) -> list[str]:
+        return cnn_tui("bench", *flags, *data, *on, "--json-file", str(t.out / f"{name}.json"))
+
+    bench_table = t.sized([], ["--models", "simple-cnn", "--limit", TINY_LIMIT, "--batch-size",
+                               "16", "--batches", "2", "--warmup", "1", "--repeats", "1",
+                               "--workers", "1"])  # fmt: skip
+    whole_run = t.sized(
+        ["--models", "resnet18@224", "--workers", str(SEED_WORKERS), "--limit", str(GPU_LIMIT)],
+        ["--models", "resnet18@32", "--workers", "1", "--limit", "100"],
+    )
+    fast_sizes = t.sized([], ["--limit", TINY_LIMIT, "--epochs", "2", "--batch-size", "64"])
+    torchrun_child = ["train", "--no-ui", "--devices", "1", *on, *data, *short,
+                      "--run-dir", str(w / "torchrun")]  # fmt: skip
+    torchrun = distributed.torchrun_command(
+        distributed.torchrun_argv(1, distributed.Nodes(), torchrun_child)
+    )
+    if t.gpus >= 2:  # a real data-parallel run: two ranks, one GPU each
+        nccl_what = "`train --devices 2` on NCCL: two ranks, one GPU each"
+        nccl_command, nccl_check = train("ddp", "--devices", "2", *short), check_ddp_run
+    else:  # one GPU: the trainer's process group and DDP wrapper in a one-rank world
+        nccl_what = (
+            f"a one-rank {'gloo' if t.tiny else 'NCCL'} group under torchrun: the trainer's "
+            "process_group and wrap_model, a DDP backward, an all-reduce"
         )
-    else:
-        nccl = Step(
-            "nccl",
-            f"a one-rank {'NCCL' if device == 'cuda' else 'gloo'} group under torchrun: "
-            "process_group, DDP backward, all-reduce",
-            [
-                [
-                    PY,
-                    "-m",
-                    "torch.distributed.run",
-                    "--nproc-per-node=1",
-                    "--standalone",
-                    "--max-restarts=0",
-                    str(SCRIPT),
-                    NCCL_PROBE_FLAG,
-                    device,
-                    str(w / "nccl-probe.json"),
-                ]
-            ],  # fmt: skip
-            60,
-            check_nccl_probe,
-        )
+        nccl_command = [PY, "-m", "torch.distributed.run", "--nproc-per-node=1", "--standalone",
+                        "--max-restarts=0", str(SCRIPT), NCCL_PROBE_FLAG, t.device,
+                        str(w / "nccl-probe.json")]  # fmt: skip
+        nccl_check = check_nccl_probe
     own_file = own_model.rpartition(":")[0]
-    steps = [
-        Step(
-            "environment",
-            "the GPU, torch, CUDA, cuDNN, NCCL and NVML the steps see",
-            [[PY, SCRIPT.as_posix(), "--environment", device]],
-            30,
-            check_environment,
-        ),
-        Step(
-            "bench-amp",
-            "the full `cnn-tui bench` table, AMP and channels_last on",
-            [cnn_tui(*bench, "--json-file", str(t.out / "bench-amp.json"))],
-            150,
-            check_bench("bench-amp.json"),
-        ),
-        Step(
-            "resnet18-224",
-            f"resnet18 at 224 px, a whole run against the seed-style loop "
-            f"({SEED_WORKERS} DataLoader workers)",
-            [
-                cnn_tui(
-                    "bench",
-                    "--whole-run",
-                    "--device",
-                    device,
-                    *t.data,
-                    "--finetune",
-                    "all",
-                    *t.sized(
-                        [
-                            "--models",
-                            "resnet18@224",
-                            "--workers",
-                            str(SEED_WORKERS),
-                            "--limit",
-                            str(GPU_LIMIT),
-                        ],
-                        ["--models", "resnet18@32", "--workers", "1", "--limit", "100"],
-                    ),
-                    "--epochs",
-                    "1",
-                    "--repeats",
-                    "1",
-                    "--json-file",
-                    str(t.out / "bench-resnet18-224.json"),
-                )
-            ],  # fmt: skip
-            120,
-            check_whole_run,
-        ),
-        Step(
-            "fast-cifar10",
-            "the fast-cifar10 preset on the stand-in data set, time to "
-            f"{FAST_SHARE:.0%} of its final accuracy",
-            [
-                cnn_tui(
-                    "train",
-                    "--no-ui",
-                    "--preset",
-                    "fast-cifar10",
-                    *t.data,
-                    "--device",
-                    device,
-                    *t.sized([], ["--limit", TINY_LIMIT, "--epochs", "2", "--batch-size", "64"]),
-                    "--run-dir",
-                    str(w / "fast-cifar10"),
-                )
-            ],  # fmt: skip
-            120,
-            check_fast_run,
-        ),
-        Step(
-            "torchrun",
-            "`train --devices 1` started by torchrun (WORLD_SIZE 1: trains as one process)",
-            [
-                [
-                    *distributed.torchrun_command(
-                        distributed.torchrun_argv(1, distributed.Nodes(), torchrun_child)
-                    )
-                ]
-            ],  # fmt: skip
-            90,
-            check_torchrun_run,
-        ),
-        nccl,
-        Step(
-            "sweep",
-            "a two-run sweep (--grid lr=0.001,0.002) on the GPU",
-            [
-                cnn_tui(
-                    "sweep",
-                    "--no-ui",
-                    "--grid",
-                    "lr=0.001,0.002",
-                    *t.data,
-                    *t.short_run(),
-                    "--device",
-                    device,
-                    "--run-dir",
-                    str(w / "sweep"),
-                )
-            ],  # fmt: skip
-            120,
-            check_sweep,
-        ),
-        Step(
-            "train",
-            "a short run on the GPU: simple-cnn, what the next four steps read",
-            [
-                cnn_tui(
-                    "train",
-                    "--no-ui",
-                    *train_run,
-                    *t.data,
-                    "--device",
-                    device,
-                    "--run-dir",
-                    str(w / "train"),
-                )
-            ],  # fmt: skip
-            90,
-            check_trained("train"),
-        ),
-        Step(
-            "gpu-panel",
-            "the trainer's NVML readings of the GPU (the run's system events)",
-            [],
-            10,
-            check_gpu_panel,
-            needs=("train",),
-        ),
-        Step(
-            "eval",
-            "`cnn-tui eval` on CUDA: the test metrics recomputed from the checkpoint",
-            [cnn_tui("eval", str(w / "train"), "--no-ui", "--device", device, "--json")],
-            60,
-            check_eval,
-            needs=("train",),
-        ),
-        Step(
-            "inspect",
-            "`cnn-tui inspect` on CUDA: feature maps, probabilities, Grad-CAM",
-            [
-                cnn_tui(
-                    "inspect",
-                    str(w / "train"),
-                    "--no-ui",
-                    "--device",
-                    device,
-                    "--json",
-                    str(w / "inspect.json"),
-                )
-            ],  # fmt: skip
-            60,
-            check_inspect,
-            needs=("train",),
-        ),
-        Step(
-            "export",
-            "TorchScript, torch.export and ONNX of the CUDA-trained run, each checked",
-            [
-                cnn_tui(
-                    "export",
-                    str(w / "train"),
-                    "--format",
-                    fmt,
-                    "-o",
-                    str(w / name),
-                    "--force",
-                    "--json",
-                )  # fmt: skip
-                for fmt, name in EXPORTS
-            ],
-            120,
-            check_exports,
-            needs=("train",),
-        ),
-        Step(
-            "zoo",
-            "a torchvision-zoo model (mobilenet_v3_small, --weights none) at 64 px",
-            [
-                cnn_tui(
-                    "train",
-                    "--no-ui",
-                    "--model",
-                    "torchvision:mobilenet_v3_small",
-                    "--weights",
-                    "none",
-                    "--image-size",
-                    "64",
-                    *t.data,
-                    *t.short_run(),
-                    "--device",
-                    device,
-                    "--run-dir",
-                    str(w / "zoo"),
-                )
-            ],  # fmt: skip
-            90,
-            check_trained("zoo"),
-        ),
-        Step(
-            "own-model",
-            f"the user's own model ({own_model})",
-            [
-                cnn_tui(
-                    "train",
-                    "--no-ui",
-                    "--model",
-                    own_model,
-                    *t.data,
-                    *t.short_run(),
-                    "--device",
-                    device,
-                    "--run-dir",
-                    str(w / "own-model"),
-                )
-            ],  # fmt: skip
-            90,
-            check_trained("own-model"),
-            skip="" if (ROOT / own_file).is_file() else f"{own_file} is not in this checkout",
-        ),
-        Step(
-            "bench-fp32",
-            "the full `cnn-tui bench` table, AMP and channels_last off",
-            [
-                cnn_tui(
-                    *bench,
-                    "--no-amp",
-                    "--no-channels-last",
-                    "--json-file",
-                    str(t.out / "bench-fp32.json"),
-                )
-            ],  # fmt: skip
-            150,
-            check_bench("bench-fp32.json"),
-        ),
-    ]
-    return steps
+    run = str(w / "train")
+    return [
+        Step("environment", "the GPU, torch, CUDA, cuDNN, NCCL and NVML the steps see",
+             [[PY, str(SCRIPT), "--environment", t.device]], 30, check_environment),
+        Step("bench-amp", "the full `cnn-tui bench` table, AMP and channels_last on",
+             [bench("bench-amp", *bench_table)], 150, check_bench("bench-amp.json")),
+        Step("resnet18-224", "resnet18 at 224 px, a whole run against the seed-style loop "
+             f"({SEED_WORKERS} DataLoader workers)",
+             [bench("bench-resnet18-224", "--whole-run", "--finetune", "all", *whole_run,
+                    "--epochs", "1", "--repeats", "1")], 120, check_whole_run),
+        Step("fast-cifar10", "the fast-cifar10 preset on the stand-in data set, time to "
+             f"{FAST_SHARE:.0%} of its final accuracy",
+             [train("fast-cifar10", "--preset", "fast-cifar10", *fast_sizes)], 120, check_fast_run),
+        # the functional checks: their figures are no benchmarks, so three lanes run side by side
+        Step("torchrun", "`train --devices 1` started by torchrun (WORLD_SIZE 1: trains as one "
+             "process)", [torchrun], 90, check_torchrun_run, lane="a"),
+        Step("nccl", nccl_what, [nccl_command], 120, nccl_check, lane="a"),
+        Step("sweep", "a two-run sweep (--grid lr=0.001,0.002) on the GPU",
+             [cnn_tui("sweep", "--no-ui", "--grid", "lr=0.001,0.002", *data, *short, *on,
+                      "--run-dir", str(w / "sweep"))], 120, check_sweep, lane="a"),
+        Step("train", "one epoch of simple-cnn on the GPU: what the next four steps read",
+             [train("train", "--model", "simple-cnn", *t.sized(["--epochs", "1"], short))], 90,
+             check_trained("train"), lane="b"),
+        Step("gpu-panel", "the trainer's NVML readings of the GPU (the run's system events)", [],
+             10, check_gpu_panel, needs=("train",), lane="b"),
+        Step("eval", "`cnn-tui eval` on CUDA: the test metrics recomputed from the checkpoint",
+             [cnn_tui("eval", run, "--no-ui", *on, "--json")], 60, check_eval, needs=("train",),
+             lane="b"),
+        Step("inspect", "`cnn-tui inspect` on CUDA: feature maps, probabilities, Grad-CAM",
+             [cnn_tui("inspect", run, "--no-ui", *on, "--json", str(w / "inspect.json"))], 60,
+             check_inspect, needs=("train",), lane="b"),
+        Step("export", "TorchScript, torch.export and ONNX of the CUDA-trained run, each checked",
+             [cnn_tui("export", run, "--format", fmt, "-o", str(w / name), "--force", "--json")
+              for fmt, name in EXPORTS], 120, check_exports, needs=("train",), lane="b"),
+        Step("zoo", "a torchvision-zoo model (mobilenet_v3_small, --weights none) at 64 px",
+             [train("zoo", "--model", "torchvision:mobilenet_v3_small", "--weights", "none",
+                    "--image-size", "64", *short)], 90, check_trained("zoo"), lane="c"),
+        Step("own-model", f"the user's own model ({own_model})",
+             [train("own-model", "--model", own_model, *short)], 90, check_trained("own-model"),
+             lane="c",
+             skip="" if (ROOT / own_file).is_file() else f"{own_file} is not in this checkout"),
+        # last: where the budget runs short, the AMP-off table is what is lost
+        Step("bench-fp32", "the full `cnn-tui bench` table, AMP and channels_last off",
+             [bench("bench-fp32", *bench_table, "--no-amp", "--no-channels-last")], 150,
+             check_bench("bench-fp32.json")),
+    ]  # fmt: skip
 
 
 EXPORTS = (("torchscript", "model.pt"), ("torch-export", "model.pt2"), ("onnx", "model.onnx"))
@@ -836,37 +633,140 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
 
 
-def run_command(argv: list[str], timeout: float, log) -> tuple[int | None, str]:
-    """Run `argv` in its own process group (torchrun's ranks, DataLoader workers); at the
-    timeout the group gets SIGTERM, then SIGKILL. Returns (exit code or None, output)."""
-    log.write(f"$ {shlex.join(argv)}\n")
-    log.flush()
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+class Runner:
+    """Runs the steps: the log (one block per command, whole, as lanes write side by side), the
+    process groups alive now (ended all at once on Ctrl+C) and the results so far."""
+
+    def __init__(self, target: Target, budget: float, log: TextIO) -> None:
+        self.target = target
+        self.deadline = time.monotonic() + budget
+        self.log = log
+        self.lock = threading.Lock()
+        self.groups: set[int] = set()
+        self.done: dict[str, Result] = {}
+        self.stopping = False
+
+    def say(self, line: str) -> None:
+        with self.lock:
+            print(line, flush=True)
+
+    def command(self, argv: list[str], timeout: float) -> tuple[int | None, str]:
+        """Run `argv` in its own process group (torchrun's ranks, DataLoader workers); at the
+        timeout the group gets SIGTERM, then SIGKILL. Returns (exit code or None, output)."""
+        with self.lock:
+            if self.stopping:
+                return None, "(stopped)"
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=child_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            self.groups.add(proc.pid)
         try:
-            output, _ = proc.communicate(timeout=KILL_GRACE_S)
+            output, _ = proc.communicate(timeout=timeout)
+            code: int | None = proc.returncode
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-        code = None
-    log.write(output)
-    log.write(f"[exit {code if code is not None else f'timeout after {timeout:.0f}s'}]\n\n")
-    log.flush()
-    return code, output
+            end_group(proc.pid, signal.SIGTERM)
+            try:
+                output, _ = proc.communicate(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                end_group(proc.pid, signal.SIGKILL)
+                output, _ = proc.communicate()
+            code = None
+        finally:
+            with self.lock:
+                self.groups.discard(proc.pid)
+        ended = code if code is not None else f"timeout after {timeout:.0f}s"
+        with self.lock:
+            self.log.write(f"$ {shlex.join(argv)}\n{output}[exit {ended}]\n\n")
+            self.log.flush()
+        return code, output
+
+    def stop(self) -> None:
+        """Ctrl+C: no new command starts, and every group alive now ends."""
+        with self.lock:
+            self.stopping = True
+            groups = list(self.groups)
+        for group in groups:
+            end_group(group, signal.SIGTERM)
+
+    def step(self, step: Step) -> Result:
+        self.say(f"[{step.name}] {step.what}")
+        result = self.run_step(step)
+        self.done[step.name] = result
+        shown = result.figure if result.status == "ok" else result.error
+        self.say(f"[{step.name}] {result.status} ({text.duration(result.seconds)}): {shown}")
+        return result
+
+    def run_step(self, step: Step) -> Result:
+        commands = [shlex.join(argv) for argv in step.commands]
+        result = Result(step.name, step.what, commands, "failed", 0.0)
+        if step.skip:
+            result.status, result.error = "skipped", step.skip
+            return result
+        # (a step that this invocation did not run, --only, may have left its files in --work)
+        done = self.done
+        missing = [need for need in step.needs if need in done and done[need].status != "ok"]
+        if missing:
+            result.error = f"needs step {', '.join(missing)}, which did not succeed"
+            return result
+        started = time.monotonic()
+        step_deadline = min(self.deadline, started + step.timeout_s)
+        outputs = []
+        for argv in step.commands:
+            timeout = step_deadline - time.monotonic()
+            if self.deadline - time.monotonic() < MIN_STEP_S:
+                result.error = "not run: the budget is spent (--budget)"
+                break
+            if timeout <= 0:
+                result.error = f"timed out after {step.timeout_s}s, before {shlex.join(argv[2:5])}"
+                break
+            code, output = self.command(argv, timeout)
+            outputs.append(output)
+            if self.stopping:
+                result.error = STOPPED
+                break
+            if code is None:
+                result.error = f"timed out after {timeout:.0f}s: {last_line(output)}"
+                break
+            if code != 0:
+                result.error = f"exit {code}: {last_line(output)}"
+                break
+        else:
+            try:
+                result.figure, result.details = step.check(self.target, outputs)
+                result.status = "ok"
+            except CheckFailed as exc:
+                result.error = text.one_line(str(exc))
+            except Exception as exc:  # a reading that broke: the step failed, the next one runs
+                result.error = text.one_line(f"{type(exc).__name__}: {exc}")
+        result.seconds = time.monotonic() - started
+        return result
+
+    def lanes(self, steps: list[Step]) -> None:
+        """Steps of several lanes: each lane's in order, the lanes side by side."""
+        lanes: dict[str, list[Step]] = {}
+        for step in steps:
+            lanes.setdefault(step.lane, []).append(step)
+        pool = ThreadPoolExecutor(len(lanes))
+        try:
+            for future in [pool.submit(lambda ss: [self.step(s) for s in ss], ss)
+                           for ss in lanes.values()]:  # fmt: skip
+                future.result()
+        except KeyboardInterrupt:
+            self.stop()  # (before waiting for the lanes: their commands end now)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+
+def end_group(group: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)
 
 
 def last_line(output: str) -> str:
@@ -874,60 +774,26 @@ def last_line(output: str) -> str:
     return text.one_line(lines[-1]) if lines else "(no output)"
 
 
-def run_step(step: Step, t: Target, deadline: float, done: dict[str, Result], log) -> Result:
-    commands = [shlex.join(argv) for argv in step.commands]
-    result = Result(step.name, step.what, commands, "failed", 0.0)
-    if step.skip:
-        result.status, result.error = "skipped", step.skip
-        return result
-    # (a step this invocation did not run, --only, left its files in --work earlier, or not)
-    missing = [need for need in step.needs if need in done and done[need].status != "ok"]
-    if missing:
-        result.error = f"needs step {', '.join(missing)}, which did not succeed"
-        return result
-    started = time.monotonic()
-    step_deadline = min(deadline, started + step.timeout_s)
-    outputs = []
-    for argv in step.commands:
-        timeout = step_deadline - time.monotonic()
-        if deadline - time.monotonic() < MIN_STEP_S:
-            result.error = "not run: the budget is spent (--budget)"
-            break
-        if timeout <= 0:
-            result.error = f"timed out after {step.timeout_s}s (before {shlex.join(argv[2:5])})"
-            break
-        code, output = run_command(argv, timeout, log)
-        outputs.append(output)
-        if code is None:
-            result.error = f"timed out after {timeout:.0f}s: {last_line(output)}"
-            break
-        if code != 0:
-            result.error = f"exit {code}: {last_line(output)}"
-            break
-    else:
-        try:
-            result.figure, result.details = step.check(t, outputs)
-            result.status = "ok"
-        except CheckFailed as exc:
-            result.error = text.one_line(str(exc))
-        except Exception as exc:  # a reading that broke: the step failed, the next one runs
-            result.error = text.one_line(f"{type(exc).__name__}: {exc}")
-    result.seconds = time.monotonic() - started
-    return result
-
-
-def run_plan(steps: list[Step], t: Target, budget: float, log) -> list[Result]:
-    deadline = time.monotonic() + budget
-    done: dict[str, Result] = {}
-    for step in steps:
-        print(f"[{step.name}] {step.what}", flush=True)
-        result = run_step(step, t, deadline, done, log)
-        done[step.name] = result
-        shown = result.figure if result.status == "ok" else result.error
-        print(
-            f"[{step.name}] {result.status} ({text.duration(result.seconds)}): {shown}", flush=True
-        )
-    return list(done.values())
+def run_plan(steps: list[Step], t: Target, budget: float, log: TextIO) -> list[Result]:
+    """Run `steps` in order (a run of consecutive steps with lanes: side by side); their results
+    in the plan's order. Ctrl+C ends the steps under way; the results so far are returned."""
+    runner = Runner(t, budget, log)
+    try:
+        index = 0
+        while index < len(steps):
+            if not steps[index].lane:
+                runner.step(steps[index])
+                index += 1
+                continue
+            end = index
+            while end < len(steps) and steps[end].lane:
+                end += 1
+            runner.lanes(steps[index:end])
+            index = end
+    except KeyboardInterrupt:
+        runner.stop()
+        runner.say("stopped (Ctrl+C): the steps under way were ended")
+    return [runner.done[step.name] for step in steps if step.name in runner.done]
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -1090,13 +956,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_report(out, results, header)
     failed = [r.name for r in results if r.status == "failed"]
     skipped = [r.name for r in results if r.status == "skipped"]
+    stopped = any(r.error == STOPPED for r in results)
     print(
         f"\n{len(results) - len(failed) - len(skipped)} of {len(results)} steps ok"
         + (f"; failed: {', '.join(failed)}" if failed else "")
         + (f"; skipped: {', '.join(skipped)}" if skipped else "")
         + f". Report: {out / 'gpu-check.md'} (and .json, .log)"
     )
-    return 1 if failed else 0
+    return 130 if stopped else 1 if failed else 0
 
 
 if __name__ == "__main__":
