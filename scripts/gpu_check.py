@@ -42,7 +42,9 @@ commands, result, seconds, key figure, details), `gpu-check.md` (the table, and 
 
 `--dry-run` prints the GPU plan, then runs the same steps on the CPU at toy sizes (the `shapes`
 data set, `--limit`, one or two epochs; the NCCL step over gloo): every step's command line and
-reading of its results is exercised where no GPU is (tests/test_gpu_check.py).
+reading of its results is exercised where no GPU is (tests/test_gpu_check.py). Two steps run
+this script itself: `--environment DEVICE` (what torch sees, as one JSON line) and, under
+torchrun, `--nccl-probe DEVICE FILE`.
 """
 
 from __future__ import annotations
