@@ -877,36 +877,27 @@ def pick(steps: list[Step], only: str | None) -> list[Step]:
     names = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in names if name not in STEP_NAMES]
     if unknown:
-        raise SystemExit(
-            f"gpu-check: unknown step {', '.join(unknown)}; steps: {', '.join(STEP_NAMES)}"
-        )
+        raise ValueError(f"unknown step {', '.join(unknown)}; steps: {', '.join(STEP_NAMES)}")
     return [step for step in steps if step.name in names]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/gpu-check.sh",
-        description="Run the CUDA path of every feature, one step after another, into "
-        "OUT/gpu-check.json and OUT/gpu-check.md.",
+        description="Run the CUDA path of every feature, step by step, into OUT/gpu-check.json "
+        "and OUT/gpu-check.md.",
     )
-    parser.add_argument("--out", default=OUT_DIR, help=f"report folder (default: {OUT_DIR})")
-    parser.add_argument(
-        "--data-dir", help=f"Fashion-MNIST's IDX .gz files (default: the checkout's {DATA_DIR})"
-    )
-    parser.add_argument("--work", help="folder for the runs (default: a new temporary folder)")
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=BUDGET_S,
-        help=f"seconds for all steps (default: {BUDGET_S})",
-    )
-    parser.add_argument("--only", help="a comma list of steps to run: " + ", ".join(STEP_NAMES))
-    parser.add_argument("--own-model", default=OWN_MODEL, help=f"default: {OWN_MODEL}")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the GPU plan, then run its toy version on the CPU",
-    )
+    add = parser.add_argument
+    add("--out", default=OUT_DIR, metavar="DIR", help=f"report folder (default: {OUT_DIR})")
+    add("--data-dir", metavar="DIR", help=f"Fashion-MNIST (default: the checkout's {DATA_DIR})")
+    add("--work", metavar="DIR", help="folder for the runs (default: a new temporary folder)")
+    add("--budget", type=float, default=BUDGET_S, metavar="SECONDS",
+        help=f"for all steps together (default: {BUDGET_S})")  # fmt: skip
+    add("--only", metavar="STEPS", help="a comma list of steps: " + ", ".join(STEP_NAMES))
+    add("--own-model", default=OWN_MODEL, metavar="FILE.py:Class",
+        help=f"the own-model step's model (default: {OWN_MODEL})")  # fmt: skip
+    add("--dry-run", action="store_true",
+        help="print the GPU plan, then run its toy version on the CPU")  # fmt: skip
     return parser
 
 
@@ -916,26 +907,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return environment_probe(argv[1])
     if argv[:1] == [NCCL_PROBE_FLAG]:
         return nccl_probe(argv[1], argv[2])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        pick([], args.only)  # (a step name that does not exist: exit 2 before anything runs)
+    except ValueError as exc:
+        parser.error(str(exc))
     out = Path(args.out).resolve()
-    work = Path(args.work or tempfile.mkdtemp(prefix="gpu-check-")).resolve()
     data_dir = Path(args.data_dir).resolve() if args.data_dir else ROOT / DATA_DIR
+    if not args.dry_run and not (data_dir / "train-images-idx3-ubyte.gz").is_file():
+        print(
+            f"gpu-check: no Fashion-MNIST in {data_dir}: copy its four IDX .gz files there "
+            "(e.g. from Debian's dataset-fashion-mnist, /usr/share/datasets/fashion-mnist) "
+            "or pass --data-dir",
+            file=sys.stderr,
+        )
+        return 2
+    work = Path(args.work or tempfile.mkdtemp(prefix="gpu-check-")).resolve()
     gpus = 0 if args.dry_run else count_gpus()
-    gpu_plan = pick(plan(gpu_target(str(data_dir), gpus, work, out), args.own_model), args.only)
+    t = gpu_target(str(data_dir), gpus, work, out)
     if args.dry_run:
-        print_plan(gpu_plan, gpu_target(str(data_dir), gpus, work, out), args.budget)
+        print_plan(pick(plan(t, args.own_model), args.only), t, args.budget)
         print(f"\nDry run: the same steps on the CPU at toy sizes, runs in {work}\n")
         t = cpu_target(work, out)
-    else:
-        if not (data_dir / "train-images-idx3-ubyte.gz").is_file():
-            print(
-                f"gpu-check: no Fashion-MNIST in {data_dir}: copy its four IDX .gz files there "
-                "(e.g. from Debian's dataset-fashion-mnist, /usr/share/datasets/fashion-mnist) "
-                "or pass --data-dir",
-                file=sys.stderr,
-            )
-            return 2
-        t = gpu_target(str(data_dir), gpus, work, out)
     steps = pick(plan(t, args.own_model), args.only)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
