@@ -265,3 +265,13 @@ def test_the_lanes_run_side_by_side_and_report_in_the_plans_order(tmp_path):
     ]  # fmt: skip
     blocks = (tmp_path / "log").read_text(encoding="utf-8").split("\n\n")
     assert sum(block.startswith("$ sh -c") for block in blocks) == 2  # each whole, not interleaved
+
+
+def test_an_unknown_step_or_missing_data_is_exit_2_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        gpu_check.main(["--dry-run", "--only", "bench-amp,nope", "--out", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "unknown step nope; steps: environment, bench-amp" in capsys.readouterr().err
+    assert gpu_check.main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert f"no Fashion-MNIST in {tmp_path}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
