@@ -4,7 +4,8 @@ probabilities and Grad-CAM for one image (`cnn-tui inspect`, the run screen's In
 `inspect_image(run, image, true)` runs the run's model once on one uint8 image with forward hooks
 on its stages and returns an `Inspection` of plain numpy arrays:
 
-- the stages: every conv and pooling layer of the small CNNs, the stem and each residual block of a
+- the stages: every conv and pooling layer of the small CNNs and of your own class (`--model
+  FILE.py:Class`, found by a walk of its modules), the stem and each residual block of a
   ResNet, the first conv and each of the five blocks (its max-pool) of VGG16, each block of the
   feature extractor of any other torchvision model (`zoo.stage_names`; none for ViT and Swin,
   whose blocks hold tokens, not maps) (`stage_modules`);
@@ -158,6 +159,8 @@ def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
 
     kind = type(model).__name__
     named = dict(model.named_modules())
+    # torchvision's own ResNet and VGG (a user's class may have the same name: the walk below)
+    kind = kind if type(model).__module__.startswith("torchvision.") else ""
     if kind == "ResNet" and "layer1" in named:
         names = ["conv1", "maxpool"]
         for layer in ("layer1", "layer2", "layer3", "layer4"):
@@ -176,6 +179,7 @@ def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
         from cnn_tui.training.models import zoo
 
         return [(name, _kind(named[name], "block")) for name in zoo.stage_names(model)]
+    # the small CNNs and your own class: every convolution and pooling layer, in order
     pools = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     return [(name, _kind(m)) for name, m in named.items() if isinstance(m, (nn.Conv2d, *pools))]
 
@@ -539,6 +543,7 @@ class InspectRequest:
     image: str | None = None
     device: str = "auto"
     cam_layer: str | None = None  # None: `default_cam_layer`
+    trust_model_code: bool = False  # a run of the user's own class: run its copy of the code
 
 
 @dataclass
@@ -589,6 +594,9 @@ def check_request(request: InspectRequest) -> None:
         check_input_file(request.image, "--image", "give one image file")
     if not request.run_dir.is_dir():
         raise UsageError(f"{request.run_dir} is not a run directory (no such folder)")
+    from cnn_tui.training.models import own
+
+    own.check_run(request.run_dir, trusted=request.trust_model_code)
 
 
 def inspect_run(request: InspectRequest) -> InspectReport:
@@ -596,7 +604,7 @@ def inspect_run(request: InspectRequest) -> InspectReport:
     from cnn_tui.training.tools.run_model import load_run_model
 
     check_request(request)
-    run = load_run_model(request.run_dir, request.device)
+    run = load_run_model(request.run_dir, request.device, request.trust_model_code)
     names = [name for name, _ in stage_modules(run.model)]
     if request.cam_layer is not None and request.cam_layer not in names:
         raise UsageError(unknown_layer(request.cam_layer, names))  # before the test split loads
