@@ -131,11 +131,9 @@ def read_source(model: str) -> Source:
     spec = catalog.parse_model(model)
     if spec.source == catalog.OWN_FILE:
         path = os.path.abspath(os.path.expanduser(spec.location))
-        return Source(spec.text, spec.name, path, _read_bytes(path, f"--model {spec.label}"))
+        return Source(spec.text, spec.name, path, _read_bytes(path, "--model"))
     path = _module_file(spec.location, spec.text)
-    return Source(
-        spec.text, spec.name, path, _read_bytes(path, f"--model {spec.text}"), spec.location
-    )
+    return Source(spec.text, spec.name, path, _read_bytes(path, "--model"), spec.location)
 
 
 def _read_bytes(path: str, what: str) -> bytes:
@@ -355,10 +353,20 @@ def constructor_arguments(cls: type, source: Source, sizes: Sizes) -> dict[str, 
             line = _definition_line(source, source.class_name, "__init__")
             raise UsageError(
                 f"{_at(source, line)}: {one_line(source.class_name)}.__init__ needs "
-                f"{one_line(parameter.name)}, which cnn-tui cannot fill: give it a default, or "
-                f"name it as one of {', '.join(ALIASES)}"
+                f"{one_line(parameter.name)}, which cnn-tui cannot fill: give it a default (cnn-tui "
+                f"fills {_filled()})"
             )
     return arguments
+
+
+def _filled() -> str:
+    """The keywords `constructor_arguments` fills, grouped by meaning, in words."""
+    meanings = {CHANNELS: "channels", CLASSES: "classes", SIZE: "px", HIDDEN: "--hidden-units"}
+    groups = [
+        "/".join(name for name, m in ALIASES.items() if m == meaning) + f" ({word})"
+        for meaning, word in meanings.items()
+    ]
+    return ", ".join(groups)
 
 
 _CHANNELS_RE = re.compile(

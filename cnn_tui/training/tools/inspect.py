@@ -284,21 +284,30 @@ def inspect_image(
     outputs: dict[str, torch.Tensor] = {}  # in the graph: Grad-CAM differentiates them
     order: list[str] = []
     conv_input: dict[str, torch.Tensor] = {}
+    calls: dict[str, int] = {}
+    second_pass: list[bool] = []
 
     owner = threading.get_ident()
 
     def hook(name: str):
         def record(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
             # the model is shared: another thread (the Inside view's loader) may run it meanwhile
-            if threading.get_ident() != owner:
+            if threading.get_ident() != owner or second_pass:
                 return None
-            if name in outputs:  # a second run (the mirrored image of a flip-averaging model)
+            calls[name] = calls.get(name, 0) + 1
+            if calls[name] > 1 and name == order[0]:
+                # the first layer again: a second run (the mirrored image of a flip-averaging
+                # model), not kept
+                second_pass.append(True)
                 return None
-            order.append(name)
+            # a module used again (a student's one `self.pool` after each conv): its k-th call
+            # is stage NAME#k
+            key = call_name(name, calls[name])
+            order.append(key)
             if isinstance(module, nn.Conv2d) and not conv_input:
-                conv_input[name] = args[0].detach()
+                conv_input[key] = args[0].detach()
             # the rest of the model gets a copy, so no in-place op downstream can change this one
-            outputs[name] = output
+            outputs[key] = output
             return output.clone()
 
         return record
@@ -309,9 +318,13 @@ def inspect_image(
         x = x.detach().requires_grad_(True)  # the weights are frozen: track from the input
         with torch.enable_grad():
             logits = model(x)  # (as setup.batch_logits, with the input kept for the gradient)
-            recorded = [Stage(n, stages[n], _map(outputs[n])) for n in order if n in stages]
+            recorded = [
+                Stage(n, stages[module_name(n)], _map(outputs[n]))
+                for n in order
+                if module_name(n) in stages
+            ]
             layer = cam_layer or default_cam_layer(recorded)
-            if layer not in stages:
+            if layer not in outputs or module_name(layer) not in stages:
                 raise UsageError(unknown_layer(layer, [s.name for s in recorded]))
             probabilities = logits.detach().float().softmax(1)[0].cpu().numpy()
             if not np.isfinite(probabilities).all():  # a diverged run's weights
@@ -336,13 +349,23 @@ def inspect_image(
         true=None if true is None else int(true),
         probabilities=probabilities,
         stages=recorded,
-        first_conv=_first_conv(named[first], first, conv_input[first], outputs[first])
+        first_conv=_first_conv(named[module_name(first)], first, conv_input[first], outputs[first])
         if first
         else None,
         cam_layer=layer,
         cams=cams,
         cam_problems=problems,
     )
+
+
+def call_name(module: str, call: int) -> str:
+    """The stage of the `call`-th run of `module` in one forward: its name, then NAME#2, ..."""
+    return module if call == 1 else f"{module}#{call}"
+
+
+def module_name(stage: str) -> str:
+    """The module a stage (`call_name`) is a run of."""
+    return stage.partition("#")[0]
 
 
 def unknown_layer(layer: str, names: list[str]) -> str:
@@ -606,7 +629,7 @@ def inspect_run(request: InspectRequest) -> InspectReport:
     check_request(request)
     run = load_run_model(request.run_dir, request.device, request.trust_model_code)
     names = [name for name, _ in stage_modules(run.model)]
-    if request.cam_layer is not None and request.cam_layer not in names:
+    if request.cam_layer is not None and module_name(request.cam_layer) not in names:
         raise UsageError(unknown_layer(request.cam_layer, names))  # before the test split loads
     chosen = subject(run, request.test_index, request.image)
     inspection = inspect_image(run, chosen.image, chosen.true, cam_layer=request.cam_layer)
