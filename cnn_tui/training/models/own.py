@@ -232,6 +232,11 @@ def run_module(source: Source) -> types.ModuleType:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise UsageError(_raised(exc, source, "at import")) from None
+        if source.module:  # a package's module: left to the import system once run
+            if previous is not None:
+                sys.modules[name] = previous
+            else:
+                sys.modules.pop(name, None)
         _LOADED[key] = module
         return module
 
@@ -332,7 +337,11 @@ class Sizes:
 
     @property
     def images(self) -> str:
-        return f"{self.dataset}'s images" if self.dataset else "the data set's images"
+        if not self.dataset:
+            return "the data set's images"
+        return (
+            f"{self.dataset}' images" if self.dataset.endswith("s") else f"{self.dataset}'s images"
+        )
 
 
 def constructor_arguments(cls: type, source: Source, sizes: Sizes) -> dict[str, int]:
