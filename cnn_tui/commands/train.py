@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.no_ui:
+        if args.resume:  # a run of your own class: refused untrusted before the app opens
+            from cnn_tui.training.models import own
+
+            own.check_run(args.resume, trusted=args.trust_model_code)
         return tui.open_app("train", form_settings(args), runs_dir=args.run_folders)
     return run_headless(args)
 
@@ -58,6 +62,7 @@ def form_settings(args: argparse.Namespace) -> TrainFormSettings:
         start=args.start,
         run_dir=args.run_dir,
         resume=args.resume,
+        trust_model_code=args.trust_model_code,
     )
 
 

@@ -526,6 +526,38 @@ def run_source(run_dir: str | os.PathLike[str], model: str, *, trusted: bool) ->
     return source
 
 
+@dataclass(frozen=True)
+class RunCode:
+    """The user's code a run keeps, as its folder says (nothing of it run or checked here)."""
+
+    run_dir: Path
+    model: str  # --model
+    class_name: str
+    origin: str  # the user's file it was copied from, as recorded
+    copy: Path  # RUN/model_source.py
+    sha256: str  # as recorded ("" when the record is missing)
+
+
+def run_code(run_dir: str | os.PathLike[str]) -> RunCode | None:
+    """What code of the user's the run in `run_dir` would run (None: a run of another model);
+    config.toml and model_source.json are read, never the code."""
+    run_dir = Path(run_dir)
+    model = runs.read_config_values(run_dir).get("model")
+    if not isinstance(model, str) or not catalog.is_own(model):
+        return None
+    spec = catalog.parse_model(model)
+    record = runs.read_model_source_record(run_dir) or {}
+    sha = record.get("sha256")
+    return RunCode(
+        run_dir,
+        spec.text,
+        spec.name,
+        shown_path(str(record.get("origin") or spec.location)),
+        run_dir / runs.MODEL_SOURCE_FILE,
+        sha if isinstance(sha, str) else "",
+    )
+
+
 def check_run(run_dir: str | os.PathLike[str], *, trusted: bool) -> None:
     """`run_source`'s refusal for the run in `run_dir` (its config.toml read), before anything
     else loads: the commands that run a saved model call it first."""

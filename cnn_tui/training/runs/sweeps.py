@@ -645,6 +645,7 @@ def run_queue(
 
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
+    check_trusted(sweep_dir, manifest, trust_model_code)  # (a runner never runs code untrusted)
     if isinstance(manifest.get("search"), dict):
         from cnn_tui.training.runs import search
 

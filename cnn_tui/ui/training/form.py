@@ -54,6 +54,7 @@ from cnn_tui.training.config import (
 )
 from cnn_tui.training.models import sizes as model_sizes
 from cnn_tui.ui.key_footer import WrappingFooter
+from cnn_tui.ui.training import trust
 from cnn_tui.ui.training.messages import DevicesDetected, ModelMeasured
 from cnn_tui.ui.training.model_picker import ModelPickerModal, ModelSuggester, read_zoo_rows
 
@@ -134,6 +135,8 @@ class TrainFormSettings:
     start: bool = False
     run_dir: str | None = None
     resume: str | None = None
+    # --trust-model-code: a run (sweep) of your own class given to resume may run its code
+    trust_model_code: bool = False
 
 
 def _sections() -> list[tuple[str, list[str]]]:
@@ -170,6 +173,7 @@ class TrainFormScreen(Screen):
         start: bool = False,
         run_dir: str | None = None,
         resume: str | None = None,
+        resume_trusted: bool = False,
         error: str = "",
         error_title: str = "Settings not applied",
         source: str = "",
@@ -184,6 +188,7 @@ class TrainFormScreen(Screen):
         self.start_at_once = start
         self.requested_run_dir = run_dir
         self.resume_dir = resume
+        self.resume_trusted = resume_trusted  # (the command refused it untrusted: own.check_run)
         self.startup_error = error
         self.startup_error_title = error_title
         self.settings_source = source
@@ -224,6 +229,7 @@ class TrainFormScreen(Screen):
             start=settings.start,
             run_dir=settings.run_dir,
             resume=settings.resume,
+            resume_trusted=settings.trust_model_code,
             error=error,
             error_title=f"{' and '.join(given) or 'settings'} not applied".capitalize(),
             source=" and ".join(f"{kind} {value}" for kind, value in given.items()),
@@ -748,13 +754,16 @@ class TrainFormScreen(Screen):
         except (OSError, UsageError) as exc:
             self.notify(f"cannot start the run: {one_line(exc)}", severity="error", markup=False)
             return
+        trust.trust(self.app, run_dir)  # your own class: the file the user named here
         self._open_dashboard(run_dir, pid)
 
     def _resume(self, run_dir: Path) -> None:
         from cnn_tui.training.runs.launcher import resume_run
 
+        if self.resume_trusted:
+            trust.trust(self.app, run_dir)
         try:
-            pid = resume_run(run_dir)
+            pid = resume_run(run_dir, trust_model_code=self.resume_trusted)
         except OSError as exc:
             self.notify(
                 f"cannot resume {one_line(run_dir)}: {one_line(exc)}",

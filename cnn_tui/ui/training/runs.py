@@ -404,11 +404,28 @@ class RunsScreen(Screen):
             self.notify(f"{name} is {run.status_label}: nothing to resume", markup=False)
 
     def _continue(self, run: RunInfo, epochs: int | None = None) -> None:
-        """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live."""
+        """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live; a
+        run of your own class once its code is trusted (`trust.ask_trust`)."""
+        from cnn_tui.ui.training import trust
+
+        def go(trusted: bool) -> None:
+            if trusted:
+                self._continue_trusted(run, epochs)
+            else:
+                self.notify(
+                    trust.refused(run.path, "press r again to be asked again"),
+                    severity="warning",
+                    markup=False,
+                )
+
+        trust.ask_trust(self, run.path, trust.run_question(run.path, "Resuming it"), go)
+
+    def _continue_trusted(self, run: RunInfo, epochs: int | None) -> None:
         from cnn_tui.training.runs.launcher import spawn_detached, train_command
+        from cnn_tui.ui.training import trust
         from cnn_tui.ui.training.dashboard import DashboardScreen
 
-        command = train_command(run.path, resume=True)
+        command = train_command(run.path, True, trust.is_trusted(self.app, run.path))
         if epochs is not None:
             command += ["--epochs", str(epochs)]
         try:
