@@ -408,3 +408,31 @@ def test_the_the3_example_trains_and_inside_finds_its_convolutions(capsys, tmp_p
     # one self.pool after each conv: a stage per call
     assert stages == ["conv1", "pool", "conv2", "pool#2", "conv3", "pool#3"]
     assert report["grad_cam"]["layer"] == "conv3"  # the last convolution
+
+
+# --- sweeps, config files -----------------------------------------------------------------------
+
+
+def test_a_sweep_of_own_code_is_resumed_only_when_trusted(tmp_path):
+    from cnn_tui.training.runs import sweeps
+
+    manifest = {
+        "base": {"model": "simple-cnn"},
+        "grid": {"model": ["simple-cnn", "/x/net.py:Net"]},
+        "runs": [{"overrides": {"model": "/x/net.py:Net", "lr": 0.1}}],
+    }
+    assert sweeps.own_models(manifest) == ["/x/net.py:Net"]
+    with pytest.raises(UsageError, match="never runs code by itself.*--trust-model-code"):
+        sweeps.check_trusted(tmp_path, manifest, trusted=False)
+    sweeps.check_trusted(tmp_path, manifest, trusted=True)
+    assert sweeps.own_models({"base": {"model": "simple-cnn"}, "runs": []}) == []
+    assert "--trust-model-code" in sweeps.runner_command(tmp_path, ["cpu"], trust_model_code=True)
+
+
+def test_a_config_file_names_your_own_class_relative_to_the_current_folder(tmp_path, monkeypatch):
+    from cnn_tui.training.config import load_config_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "the3.toml").write_text('model = "nets/the3_student_cnn.py:StudentCNN"\n')
+    config = load_config_file(tmp_path / "the3.toml")
+    assert config.model == f"{tmp_path}/nets/the3_student_cnn.py:StudentCNN"

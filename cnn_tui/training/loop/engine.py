@@ -140,6 +140,10 @@ def train(
             if not distributed.has_launcher():
                 run.fail(str(lost))
             raise lost from None
+        mine = own.raised_in(exc, run.model_source)  # your own class's code: one line
+        if mine is not None:
+            run.fail(mine)
+            raise RunError(mine) from None
         run.fail(f"{type(exc).__name__}: {exc}")
         raise
     finally:

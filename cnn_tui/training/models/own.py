@@ -466,6 +466,14 @@ def build(source: Source, sizes: Sizes) -> nn.Module:
     return model
 
 
+def raised_in(exc: BaseException, source: Source | None) -> str | None:
+    """`file.py:LINE: Class raised Type: message while training` when `exc` came out of the
+    user's code (a frame of its file in the traceback), None otherwise (a bug of ours)."""
+    if source is None or _user_line(exc, source.path) is None:
+        return None
+    return _raised(exc, source, f"{one_line(source.class_name)} raised while training")
+
+
 # a plain attribute of a built model (not in its state_dict): the Source it was built from
 SOURCE_ATTRIBUTE = "_cnn_tui_own_source"
 
