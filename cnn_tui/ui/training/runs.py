@@ -460,10 +460,24 @@ class RunsScreen(Screen):
         self.app.push_screen(EpochsModal(run.name, done, default=done + max(done, 1)), extend)
 
     def action_clone(self) -> None:
-        """Open the training form filled with the run's settings (Start makes a new run)."""
+        """Open the training form filled with the run's settings (Start makes a new run); a run
+        of your own class once trusted (the form's check runs the file it names)."""
+        from cnn_tui.ui.training import trust
+
         run = self.current_run()
         if run is None:
             return
+
+        def go(trusted: bool) -> None:
+            if trusted:
+                self._clone(run)
+            else:
+                again = "press k again to be asked again"
+                self.notify(trust.refused(run.path, again), severity="warning", markup=False)
+
+        trust.ask_trust(self, run.path, trust.clone_question(run.path), go)
+
+    def _clone(self, run: RunInfo) -> None:
         from cnn_tui.errors import UsageError
         from cnn_tui.training.runs.store import read_config
         from cnn_tui.ui.training.form import TrainFormScreen

@@ -10,8 +10,9 @@ sweep, is trusted for the rest of the app session when:
   --trust-model-code`, `cnn-tui eval RUN ...`, `cnn-tui train --resume RUN ...`, `cnn-tui sweep
   --resume SWEEP ...`);
 - the user said so in the dialog `ask_trust` shows where the model would be built (the Inside
-  tab, resuming from the runs screen, resuming a sweep): the class, the file it came from, the
-  copy and its sha256, and why. Cancel leaves the code unrun and says how to trust it later.
+  tab, resuming from the runs screen, resuming a sweep, cloning a run into the form, whose check
+  runs the file the run names): the class, the file it came from, the copy and its sha256, and
+  why. Cancel leaves the code unrun and says how to trust it later.
 
 Trusting runs the copy only if its sha256 still matches the recorded one (`own.run_source`).
 """
@@ -61,6 +62,22 @@ def run_question(run_dir: str | Path, doing: str) -> str | None:
         f"A run folder never runs code by itself. {doing} runs that file's code here, as "
         "--trust-model-code does on the command line. Trust it only if you know who wrote it "
         "(read the file first)."
+    )
+
+
+def clone_question(run_dir: str | Path) -> str | None:
+    """The dialog's text for cloning a run of the user's own class into the form, whose check
+    (and Start) runs the file the run names, as it is now (None: no code of the user's)."""
+    from cnn_tui.training.models import own
+
+    code = own.run_code(run_dir)
+    if code is None:
+        return None
+    return (
+        f"{one_line(Path(run_dir).name)} trains your own model code: class "
+        f"{one_line(code.class_name)} from {one_line(code.origin)}.\n\n"
+        "In the form, its settings run that file, as it is now, when the form checks them and "
+        "when you press Start. Trust it only if you know who wrote it (read the file first)."
     )
 
 
