@@ -429,6 +429,16 @@ def test_a_sweep_of_own_code_is_resumed_only_when_trusted(tmp_path):
     assert "--trust-model-code" in sweeps.runner_command(tmp_path, ["cpu"], trust_model_code=True)
 
 
+def test_a_grid_and_a_search_space_take_your_own_class(tmp_path, monkeypatch):
+    from cnn_tui.training.runs import search, sweeps
+
+    monkeypatch.chdir(tmp_path)
+    models = ["simple-cnn", f"{tmp_path}/net.py:Net", "torchvision:resnet18"]
+    spec = "model=simple-cnn,net.py:Net,torchvision:resnet18"
+    assert sweeps.parse_grid([spec]) == {"model": models}
+    assert search.parse_space([spec])["model"].choices == tuple(models)
+
+
 def test_a_config_file_names_your_own_class_relative_to_the_current_folder(tmp_path, monkeypatch):
     from cnn_tui.training.config import load_config_file
 
