@@ -73,6 +73,10 @@ class ResultsScreen(RunScreen):
         # Textual calls every class's on_mount, this one's first, then RunScreen's (so no super()
         # call: it would run twice). RunScreen's disables the results tab, which the note enables:
         # the recomputation starts once both ran.
+        if self.trust_model_code:  # (cnn-tui eval RUN --trust-model-code: its Inside tab too)
+            from cnn_tui.ui.training import trust
+
+            trust.trust(self.app, self.run_dir)
         if self.recompute and self.run_dir.is_dir():
             self.call_later(self._start_recomputing)
 
