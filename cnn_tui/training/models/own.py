@@ -259,8 +259,10 @@ def _reason(exc: BaseException) -> str:
 
 def _raised(exc: BaseException, source: Source | None, where: str) -> str:
     """`file.py:LINE: where: Type: message` for an exception raised by the user's code."""
-    if source is None:
-        return f"{one_line(where)}: {_reason(exc)}"
+    if source is None:  # (a package's __init__: its deepest frame in a file, if any)
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename[:1] != "<"]
+        at = f" ({one_line(shown_path(frames[-1].filename))}:{frames[-1].lineno})" if frames else ""
+        return f"{one_line(where)}{at}: {_reason(exc)}"
     line = _user_line(exc, source.path)
     return f"{one_line(source.shown)}{f':{line}' if line else ''}: {where}: {_reason(exc)}"
 
