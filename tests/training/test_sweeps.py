@@ -484,7 +484,7 @@ async def test_form_sweep_mode_grid_from_fields_and_grid_row(tmp_path, monkeypat
     monkeypatch.setattr(
         sweeps,
         "launch_sweep",
-        lambda path, devices, sort=None, storage=None: launched.append(path) or 4242,
+        lambda path, devices, sort=None, storage=None, trust=False: launched.append(path) or 4242,
     )
     args = cli.build_parser().parse_args(
         ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--limit", "40",
