@@ -264,7 +264,7 @@ def fake_trainer(tmp_path, monkeypatch):
     script = tmp_path / "fake_trainer.py"
     script.write_text(FAKE_TRAINER)
 
-    def command(run_dir: Path, resume: bool = False) -> list[str]:
+    def command(run_dir: Path, resume: bool = False, trust: bool = False) -> list[str]:
         return [sys.executable, str(script), "--run-dir", str(run_dir)]
 
     monkeypatch.setattr(launcher, "train_command", command)

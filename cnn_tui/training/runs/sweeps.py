@@ -593,7 +593,7 @@ def start_run(
     offset = _events_size(run_dir)
     if state in (RunState.STOPPED, RunState.INTERRUPTED) and (run_dir / runs.CONFIG_FILE).is_file():
         runs.write_config(run_dir, runs.read_config(run_dir).replace(device=device))
-        pid = launcher.resume_run(run_dir, trust_model_code=trust)
+        pid = launcher.resume_run(run_dir, trust)
         return ActiveRun(entry, run_dir, device, pid, offset, True)
     config = TrainConfig.from_mapping({**entry["overrides"], "device": device}, base=base)
     return ActiveRun(entry, run_dir, device, launcher.launch_run(config, run_dir), offset, False)

@@ -763,7 +763,7 @@ class TrainFormScreen(Screen):
         if self.resume_trusted:
             trust.trust(self.app, run_dir)
         try:
-            pid = resume_run(run_dir, trust_model_code=self.resume_trusted)
+            pid = resume_run(run_dir, self.resume_trusted)
         except OSError as exc:
             self.notify(
                 f"cannot resume {one_line(run_dir)}: {one_line(exc)}",
