@@ -33,7 +33,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from cnn_tui import text
+from cnn_tui import catalog, text
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.folders import RunFolders, folder_labels
 from cnn_tui.training.runs.state import RunState
@@ -220,7 +220,7 @@ class RunsScreen(Screen):
             epochs,
             text.percent(run.best_val_acc),
             text.percent(run.test_acc),
-            text.one_line(run.model),
+            text.one_line(catalog.model_label(run.model)),
             text.one_line(run.dataset),
             text.ellipsis_middle(text.one_line(run.host), FOLDER_WIDTH),
             started,
