@@ -299,6 +299,17 @@ def tool_commands(run: Path, tmp_path: Path) -> dict[str, list[str]]:
     }
 
 
+def test_the_tui_commands_refuse_before_the_app_opens(capsys, tmp_path, marked_run, monkeypatch):
+    run, _, marker = marked_run
+    monkeypatch.setenv("OWN_MODEL_MARKER", str(marker))
+    marker.unlink(missing_ok=True)
+    for argv in (["eval", str(run)], ["inspect", str(run)], ["train", "--resume", str(run)]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2, argv
+        one_line(err, "never runs code by itself", "--trust-model-code")
+    assert not marker.exists()
+
+
 def test_a_run_folder_never_runs_its_code_without_trust(capsys, tmp_path, marked_run, monkeypatch):
     run, _, marker = marked_run
     monkeypatch.setenv("OWN_MODEL_MARKER", str(marker))
