@@ -352,6 +352,11 @@ def test_a_changed_copy_is_refused_even_with_trust(capsys, tmp_path, marked_run,
     code, _, err = cli(capsys, "inspect", "--no-ui", str(copy), "--trust-model-code")
     assert code == 2
     one_line(err, "has changed since the run was trained", "refused even with")
+    (copy / runs.MODEL_SOURCE_FILE).unlink()  # a link to elsewhere is no copy either
+    (copy / runs.MODEL_SOURCE_FILE).symlink_to(run / runs.MODEL_SOURCE_FILE)
+    code, _, err = cli(capsys, "inspect", "--no-ui", str(copy), "--trust-model-code")
+    assert code == 2
+    one_line(err, "model_source.py is missing or not a file")
     assert not marker.exists()
 
 

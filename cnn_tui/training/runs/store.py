@@ -446,9 +446,10 @@ MAX_MODEL_SOURCE_BYTES = 4 << 20  # (training/models/own.py refuses bigger files
 
 
 def read_model_source(run_dir: str | os.PathLike[str]) -> bytes | None:
-    """The bytes of model_source.py, None when it is missing or not a regular file."""
+    """The bytes of model_source.py, None when it is missing, not a regular file or a symbolic
+    link (a run folder from someone else leads nowhere else)."""
     path = Path(run_dir) / MODEL_SOURCE_FILE
-    if not is_regular_file(path):
+    if path.is_symlink() or not is_regular_file(path):
         return None
     try:
         with path.open("rb") as handle:
