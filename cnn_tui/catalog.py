@@ -3,9 +3,11 @@
 - `DATASETS`: each data set's native image size, channels, classes and whether it is downloaded;
 - `MODELS`: each network's kind (one of the lecture's small CNNs, an airbench-style fast network or
   a torchvision backbone), whether ImageNet weights exist for it and the image sizes it takes;
-- `parse_model`: what `--model` names, as a `ModelSpec` — a short name of `MODELS`, or
+- `parse_model`: what `--model` names, as a `ModelSpec` — a short name of `MODELS`,
   `torchvision:NAME` for any classification model of torchvision's registry (its name is checked
-  where torchvision is imported: `training.models.zoo`);
+  where torchvision is imported: `training.models.zoo`), or the user's own `nn.Module` class as
+  `path/to/file.py:Class` or `package.module:Class` (only spelt here: the file is read and run
+  where it is built, `training.models.own`);
 - the speed rules the engine, the feature cache and the form's memory estimate share: from which
   image size mixed precision pays off on CUDA, and how many images an evaluation or backbone
   batch holds.
@@ -18,6 +20,7 @@ that need torch (the autocast dtype, the device) live in `training.loop.setup`, 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -126,9 +129,15 @@ PRETRAINED_MODELS: tuple[str, ...] = tuple(name for name, m in MODELS.items() if
 
 # `torchvision:NAME` names a model of `torchvision.models.list_models(module=torchvision.models)`:
 # whether NAME is in it takes torchvision's import (~1-3 s), so the spelling is checked here and
-# the name where torchvision is imported anyway (`training.models.zoo`). A later source (a
-# user's `path/file.py:Class`) becomes one more `ModelSpec.source` parsed by `parse_model`.
+# the name where torchvision is imported anyway (`training.models.zoo`). The user's own class
+# (`path/file.py:Class`, `package.module:Class`) is two more sources, spelt here and built by
+# `training.models.own`.
 TORCHVISION = "torchvision"
+OWN_FILE, OWN_MODULE = "file", "module"  # ModelSpec.source of the user's own class
+OWN_SOURCES = (OWN_FILE, OWN_MODULE)
+OWN_HELP = "path/to/file.py:Class or package.module:Class"
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 ZOO_PREFIX = TORCHVISION + ":"
 MODELS_COMMAND = "cnn-tui models"  # lists every model --model takes
 _ZOO_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -141,15 +150,19 @@ ZOO_EXCLUDED: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What `--model` names: one of `MODELS` (source "builtin") or a model of torchvision's
-    registry (source "torchvision", `torchvision:NAME`)."""
+    """What `--model` names: one of `MODELS` (source "builtin"), a model of torchvision's
+    registry (source "torchvision", `torchvision:NAME`) or the user's own class (source
+    OWN_FILE, `path/to/file.py:Class`, or OWN_MODULE, `package.module:Class`)."""
 
-    source: str  # "builtin" or TORCHVISION
-    name: str  # the short name, or torchvision's name of the model
+    source: str  # "builtin", TORCHVISION, OWN_FILE or OWN_MODULE
+    name: str  # the short name, torchvision's name of the model, or the user's class
+    location: str = ""  # the user's class: its file's path (as given) or its module's name
 
     @property
     def text(self) -> str:
         """The spec as --model takes it (and a run's config.toml keeps it)."""
+        if self.own:
+            return f"{self.location}:{self.name}"
         return self.name if self.source == "builtin" else f"{self.source}:{self.name}"
 
     @property
@@ -157,15 +170,60 @@ class ModelSpec:
         return self.source == TORCHVISION
 
     @property
+    def own(self) -> bool:
+        """The user's own class: code of theirs that runs when it is built."""
+        return self.source in OWN_SOURCES
+
+    @property
+    def label(self) -> str:
+        """The spec in a few words for tables and titles: a file's name without its folder."""
+        if self.source == OWN_FILE:
+            return f"{self.location.replace(chr(92), '/').rsplit('/', 1)[-1]}:{self.name}"
+        return self.text
+
+    @property
     def pretrained(self) -> bool:
-        """ImageNet weights exist for it: every torchvision model has its registry's DEFAULT."""
-        return self.zoo or MODELS[self.name].pretrained
+        """ImageNet weights exist for it: every torchvision model has its registry's DEFAULT
+        (the user's own class starts from its own initialisation)."""
+        return self.zoo or (not self.own and MODELS[self.name].pretrained)
 
     @property
     def min_image_size(self) -> int:
         """The smallest input checked before building; a zoo model's comes from its weights'
         meta when it is built (`training.models.zoo`)."""
-        return 1 if self.zoo else MODELS[self.name].min_image_size
+        return 1 if self.zoo or self.own else MODELS[self.name].min_image_size
+
+
+def _own_spec(text: str) -> ModelSpec | None:
+    """The user's own class `text` names (`FILE.py:Class`, `package.module:Class`), None when
+    it names none; ValueError for one misspelt. Nothing is read or imported here."""
+    location, colon, name = text.rpartition(":")
+    path_like = "/" in text or text.startswith("~") or ".py" in text
+    if not colon:
+        if text.endswith(".py"):
+            raise ValueError(f"name the class in {text}: --model {text}:ClassName")
+        return None
+    if location == TORCHVISION:
+        return None
+    if location.endswith(".py") or "/" in location or location.startswith("~"):
+        if not location.endswith(".py"):
+            raise ValueError(
+                f"{location} is not a Python file: --model takes {OWN_HELP} (a .py file)"
+            )
+        if not _IDENTIFIER_RE.fullmatch(name):
+            raise ValueError(
+                f"{OWN_HELP}: {name!r} after the colon is not a class name (e.g. {location}:MyCNN)"
+            )
+        return ModelSpec(OWN_FILE, name, location)
+    if _MODULE_RE.fullmatch(location):
+        if not _IDENTIFIER_RE.fullmatch(name):
+            raise ValueError(
+                f"{OWN_HELP}: {name!r} after the colon is not a class name (e.g. {location}:MyCNN)"
+            )
+        return ModelSpec(OWN_MODULE, name, location)
+    if path_like:
+        raise ValueError(f"--model takes {OWN_HELP}, got {text!r}")
+    return None
 
 
 def parse_model(text: str) -> ModelSpec:
@@ -173,6 +231,9 @@ def parse_model(text: str) -> ModelSpec:
     text = text.strip()
     if text in MODELS:
         return ModelSpec("builtin", text)
+    own = _own_spec(text)
+    if own is not None:
+        return own
     source, colon, name = text.partition(":")
     if colon and source == TORCHVISION:
         if not _ZOO_NAME_RE.fullmatch(name):
@@ -184,9 +245,36 @@ def parse_model(text: str) -> ModelSpec:
             raise ValueError(f"{ZOO_PREFIX}{name} is not supported: {ZOO_EXCLUDED[name]}")
         return ModelSpec(TORCHVISION, name)
     raise ValueError(
-        f"unknown model; valid models: {', '.join(MODELS)}, or {ZOO_PREFIX}NAME for any "
-        f"classification model of torchvision ({MODELS_COMMAND} lists them)"
+        f"unknown model; valid models: {', '.join(MODELS)}, {ZOO_PREFIX}NAME for any "
+        f"classification model of torchvision ({MODELS_COMMAND} lists them), or your own "
+        f"class as {OWN_HELP}"
     )
+
+
+def absolute_model(text: str) -> str:
+    """--model `text` with a file's path made absolute (`~` expanded, relative to the current
+    folder), as a run keeps it: its ranks, a resume from another folder and the TUI's trainer
+    process then name the same file. Any other model's text is returned as it is."""
+    spec = parse_model(text)
+    if spec.source != OWN_FILE:
+        return spec.text
+    return f"{os.path.abspath(os.path.expanduser(spec.location))}:{spec.name}"
+
+
+def model_label(text: str) -> str:
+    """--model `text` in a few words (`ModelSpec.label`); the text itself if it names none."""
+    try:
+        return parse_model(text).label
+    except ValueError:
+        return text
+
+
+def is_own(text: str) -> bool:
+    """Whether --model `text` names the user's own class (code that runs when it is built)."""
+    try:
+        return parse_model(text).own
+    except ValueError:
+        return False
 
 
 def is_pretrained(text: str) -> bool:

@@ -12,7 +12,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cnn_tui.catalog import DATASETS, MODEL_NAMES, MODELS_COMMAND, ZOO_PREFIX, parse_model
+from cnn_tui.catalog import (
+    DATASETS,
+    MODEL_NAMES,
+    MODELS_COMMAND,
+    OWN_HELP,
+    ZOO_PREFIX,
+    parse_model,
+)
 from cnn_tui.errors import UsageError
 from cnn_tui.training.config import FIELDS
 
@@ -53,8 +60,9 @@ def parse_model_spec(text: str) -> ModelSpec:
         parse_model(name)
     except ValueError:
         raise UsageError(
-            f"unknown model {name!r}; valid models: {', '.join(BENCH_MODELS)}, or "
-            f"{ZOO_PREFIX}NAME ({MODELS_COMMAND} lists them; append @SIZE for an image size, "
+            f"unknown model {name!r}; valid models: {', '.join(BENCH_MODELS)}, "
+            f"{ZOO_PREFIX}NAME ({MODELS_COMMAND} lists them) or your own {OWN_HELP} (append "
+            "@SIZE for an image size, "
             "e.g. resnet18@224)"
         ) from None
     if not size_text:

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the run directory to evaluate",
     )
     tool_args.add_device_argument(parser)
+    tool_args.add_trust_argument(parser)
     output.add_json_arguments(parser, "the report")
 
 
@@ -37,7 +38,17 @@ def run(args: argparse.Namespace) -> int:
     from cnn_tui.ui.training.results import EvalSettings
 
     check_evaluable(run_dir)  # no such run / no checkpoint: one line, exit 2, no app
-    return tui.open_app("eval", EvalSettings(run_dir, device), runs_dir=args.run_folders)
+    check_trusted(run_dir, args.trust_model_code)
+    settings = EvalSettings(run_dir, device, trust_model_code=args.trust_model_code)
+    return tui.open_app("eval", settings, runs_dir=args.run_folders)
+
+
+def check_trusted(run_dir: Path, trusted: bool) -> None:
+    """A run of the user's own class without --trust-model-code (or with a changed copy): one
+    line, exit 2, before torch (or the app) loads."""
+    from cnn_tui.training.models import own
+
+    own.check_run(run_dir, trusted=trusted)
 
 
 def run_headless(args: argparse.Namespace, run_dir: Path, device: str) -> int:
@@ -47,7 +58,7 @@ def run_headless(args: argparse.Namespace, run_dir: Path, device: str) -> int:
 
     if args.json_file:
         check_output_path(args.json_file, "--json-file")
-    report = evaluate_saved(run_dir, device)
+    report = evaluate_saved(run_dir, device, trust_model_code=args.trust_model_code)
     if args.json_file:
         output.write_json(report, args.json_file)
     if args.json:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui import text
-from cnn_tui.commands import output
+from cnn_tui.commands import output, tool_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     output.chooses_output(written)
     parser.add_argument("--force", action="store_true", help="replace an existing file")
+    tool_flags.add_trust_argument(parser)
     output.add_json_arguments(parser, "what was written")
 
 
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         args.format,
         output=Path(args.output) if args.output else None,
         force=args.force,
+        trust_model_code=args.trust_model_code,
     )
     target = output.json_target(args)
     result = export(request)

@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "convolution with maps of at least 4×4, see docs/inside.md)",
     )
     tool_flags.add_device_argument(parser)
+    tool_flags.add_trust_argument(parser)
     output.add_json_arguments(
         parser,
         "the probabilities, Grad-CAM maps and layer statistics (with --no-ui)",
@@ -61,6 +62,7 @@ def request_from_args(args: argparse.Namespace) -> InspectRequest:
         image=args.image,
         device=args.device,
         cam_layer=args.cam_layer,
+        trust_model_code=args.trust_model_code,
     )
 
 

@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="classes shown (default: 3)",
     )
     tool_flags.add_device_argument(parser)
+    tool_flags.add_trust_argument(parser)
     output.add_json_arguments(parser, "the predictions")
 
 
@@ -58,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
     from cnn_tui.training.tools.predict import PredictRequest, predict
 
     request = PredictRequest(
-        Path(args.run_dir), tuple(args.paths), top=args.top, device=args.device
+        Path(args.run_dir),
+        tuple(args.paths),
+        top=args.top,
+        device=args.device,
+        trust_model_code=args.trust_model_code,
     )
     target = output.json_target(args)
     result = predict(request)

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from cnn_tui import catalog
 from cnn_tui.commands import output, run_console, run_metrics, tui
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import json_text
@@ -88,7 +89,7 @@ def table_rows(
         (
             *((one_line(labels.get(info.folder, info.folder or "?")),) * several),
             one_line(info.name),
-            one_line(info.model),
+            one_line(catalog.model_label(info.model)),
             one_line(info.dataset),
             f"{info.epochs_done}/{info.epochs}",
             percent(info.best_val_acc),

@@ -337,6 +337,7 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
     if resume:
         manifest = sweeps.check_resumable(resume)
         resume_devices(args, manifest)
+        sweeps.check_trusted(resume, manifest, args.trust_model_code)
         if search.is_search(manifest):
             search.load_optuna()
             search.storage_url(Path(resume), manifest["search"], storage)
@@ -345,6 +346,7 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
             sort=sort,
             texts=form_texts(args),
             search_options={"storage": storage},
+            trust_model_code=args.trust_model_code,
         )
     check_search_flags(args)
     common: dict[str, Any] = {
@@ -427,9 +429,13 @@ def run_headless(args: argparse.Namespace) -> int:
     if args.stop:
         return stop(args.stop)
     storage = args.storage
+    trust = True  # a sweep of this command: its model is the one the user named
     if args.resume:
         sweep_dir = Path(args.resume)
-        devices = resume_devices(args, sweeps.check_resumable(sweep_dir))
+        manifest = sweeps.check_resumable(sweep_dir)
+        devices = resume_devices(args, manifest)
+        sweeps.check_trusted(sweep_dir, manifest, args.trust_model_code)
+        trust = args.trust_model_code
     else:
         plan = plan_from_args(args)
         devices = plan.devices
@@ -445,7 +451,7 @@ def run_headless(args: argparse.Namespace) -> int:
         search.storage_url(sweep_dir, manifest["search"], storage)
     total = sweeps.planned_runs(manifest)
     if args.detach:
-        pid = sweeps.launch_sweep(sweep_dir, devices, args.sort, storage)
+        pid = sweeps.launch_sweep(sweep_dir, devices, args.sort, storage, trust)
         where = one_line(sweep_dir)
         output.say(
             f"sweep dir: {where}",
@@ -459,7 +465,13 @@ def run_headless(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     with stop_on_signals(stopping, lambda text: print(f"cnn-tui: {text}", file=sys.stderr)):
         state = sweeps.run_queue(
-            sweep_dir, devices, reporter, stopping, sort=args.sort, storage=storage
+            sweep_dir,
+            devices,
+            reporter,
+            stopping,
+            sort=args.sort,
+            storage=storage,
+            trust_model_code=trust,
         )
     if state == sweeps.SweepState.STOPPED:
         return EXIT_STOPPED

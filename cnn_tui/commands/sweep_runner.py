@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--devices", required=True)
     parser.add_argument("--sort", choices=sweeps.SORT_KEYS)
     parser.add_argument("--storage")  # a search's study storage URL (default: its study.db)
+    parser.add_argument("--trust-model-code", action="store_true")  # (checked by its launcher)
     args = parser.parse_args(argv)
     try:
         manifest = sweeps.read_manifest(args.sweep_dir)
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stop,
                 sort=args.sort,
                 storage=args.storage,
+                trust_model_code=args.trust_model_code,
             )
     except UsageError as exc:
         print(f"cnn-tui sweep: error: {one_line(exc)}", flush=True)

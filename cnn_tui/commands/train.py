@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.no_ui:
+        if args.resume:  # a run of your own class: refused untrusted before the app opens
+            from cnn_tui.training.models import own
+
+            own.check_run(args.resume, trusted=args.trust_model_code)
         return tui.open_app("train", form_settings(args), runs_dir=args.run_folders)
     return run_headless(args)
 
@@ -58,6 +62,7 @@ def form_settings(args: argparse.Namespace) -> TrainFormSettings:
         start=args.start,
         run_dir=args.run_dir,
         resume=args.resume,
+        trust_model_code=args.trust_model_code,
     )
 
 
@@ -80,7 +85,11 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
             )
         changes = train_flags.given_settings(args)
         return TrainRequest(
-            resume=Path(args.resume), changes=changes, runs_dir=runs_dir, nodes=nodes
+            resume=Path(args.resume),
+            changes=changes,
+            runs_dir=runs_dir,
+            nodes=nodes,
+            trust_model_code=args.trust_model_code,
         )
     run_dir = Path(args.run_dir) if args.run_dir else None
     config = train_flags.config_from_args(args)
@@ -89,7 +98,26 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
 
         size = config.image_size or catalog.DATASETS[config.dataset].image_size
         zoo.check_before_run(config.model, size)
+    if catalog.is_own(config.model):  # its file, class and a dry forward: before a run folder
+        check_own_model(config)
     return TrainRequest(config=config, run_dir=run_dir, runs_dir=runs_dir, nodes=nodes)
+
+
+def check_own_model(config: TrainConfig) -> None:
+    """--model FILE.py:Class / module:Class checked before anything is written: the file runs,
+    the class is built for the data set and one dry forward gives (N, K) logits."""
+    from cnn_tui.training.data import datasets
+    from cnn_tui.training.models import own
+
+    channels, native, _, classes = datasets.dataset_info(
+        config.dataset, config.data_dir, config.image_size
+    )
+    if not classes:  # an image folder not there yet: its loader says so, one line too
+        return
+    sizes = own.Sizes(
+        channels, len(classes), config.image_size or native[0], config.hidden_units, config.dataset
+    )
+    own.check_before_run(config.model, sizes)
 
 
 def rank_args(
@@ -99,7 +127,8 @@ def rank_args(
     with what may change), so that every rank, on any machine, trains the same run."""
     if request.resume is not None:
         changes: dict[str, Any] = {**request.changes, "device": config.device}
-        where = ["--resume", str(run_dir), *train_flags.setting_flags(changes)]
+        trust = ["--trust-model-code"] if request.trust_model_code else []
+        where = ["--resume", str(run_dir), *trust, *train_flags.setting_flags(changes)]
     else:
         where = ["--run-dir", str(run_dir), *train_flags.config_flags(config)]
     return ["train", "--no-ui", *output, *where]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cnn_tui.commands import output
+from cnn_tui.commands import output, tool_flags
 from cnn_tui.commands.count_flags import add_count, with_bounds
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, layer_settings, parse_field
 
@@ -85,6 +85,7 @@ def _add_run_flags(source: argparse._ArgumentGroup) -> None:
         type=output.path_argument,
         help="continue a stopped run from its last checkpoint",
     )
+    tool_flags.add_trust_argument(source)
     output.add_json_arguments(source, "the events of --no-ui, one per line,")
     source.add_argument(
         "--start", action="store_true", help="start training at once (TUI; skips the form)"

@@ -90,6 +90,8 @@ def finished_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
     if summary.get("evaluated_with") == "best":  # early stopping: the best epoch's weights
         files.insert(2, runs.BEST_FILE)
         weights = f"; with epoch {summary.get('best_epoch')}'s weights ({runs.BEST_FILE})"
+    if (run_dir / runs.MODEL_SOURCE_FILE).is_file():  # your own class: its code, kept
+        files.append(runs.MODEL_SOURCE_FILE)
     return [
         f"test accuracy {text.percent(summary['test_accuracy'])}   macro F1 "
         f"{summary['macro_f1']:.4f}   (macro precision {summary['macro_precision']:.4f}, recall "

@@ -75,6 +75,8 @@ class Field:
     # a list of these names, each at most once: "a,b" (a TOML array too; the flag repeatable);
     # "none" (NO_ITEMS) or nothing is None
     items: tuple[str, ...] = ()
+    # the value as it is kept, once checked (--model FILE.py:Class: the file's absolute path)
+    normalize: Callable[[Any], Any] | None = None
 
     @property
     def flag(self) -> str:
@@ -212,7 +214,7 @@ def coerce_field(name: str, value: Any) -> Any:
         )
     if field.check is not None and (reason := field.check(value)) is not None:
         raise ConfigError(name, f"{field.flag}: {reason}, got {_shown(value)}")
-    return value
+    return value if field.normalize is None else field.normalize(value)
 
 
 def _item_list(field: Field, value: Any) -> str | None:
@@ -279,11 +281,18 @@ class TrainConfig:
     )
     model: str = setting(
         "simple-cnn",
-        f"network to train: {', '.join(catalog.MODEL_NAMES)}, or {ZOO_PREFIX}NAME (any "
-        "classification model of torchvision; `cnn-tui models` lists them)",
+        f"network to train: {', '.join(catalog.MODEL_NAMES)}, {ZOO_PREFIX}NAME (any "
+        "classification model of torchvision; `cnn-tui models` lists them), or your own "
+        f"nn.Module class as {catalog.OWN_HELP}",
         check=_check_model,
+        normalize=catalog.absolute_model,
     )
-    hidden_units: int = setting(10, "filters per conv layer of simple-cnn", minimum=1, maximum=1024)
+    hidden_units: int = setting(
+        10,
+        "filters per conv layer of simple-cnn (and your own class's hidden_units argument)",
+        minimum=1,
+        maximum=1024,
+    )
     weights: str = setting(
         "auto",
         "start weights of a pretrained model: imagenet, none, or a state_dict PATH (auto: "
@@ -414,7 +423,13 @@ class TrainConfig:
             raise ConfigError(
                 "weights",
                 f"--weights applies to pretrained models only ({', '.join(PRETRAINED_MODELS)}, "
-                f"{ZOO_PREFIX}NAME); --model {self.model} starts from scratch",
+                f"{ZOO_PREFIX}NAME); --model {spec.label} starts from scratch",
+            )
+        if spec.own and self.finetune not in ("auto", "all"):
+            raise ConfigError(
+                "finetune",
+                f"--finetune {self.finetune} applies to pretrained models only; your own class "
+                f"{spec.label} trains whole from its own initialisation (--finetune auto)",
             )
         if spec.pretrained:
             if self.finetune == "layer4" and not spec.name.startswith("resnet"):

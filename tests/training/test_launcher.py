@@ -64,7 +64,7 @@ def fake_trainer(tmp_path, monkeypatch):
     script.write_text(FAKE_TRAINER)
     mode = {"value": "slow"}
 
-    def command(run_dir: Path, resume: bool = False) -> list[str]:
+    def command(run_dir: Path, resume: bool = False, trust: bool = False) -> list[str]:
         return [sys.executable, str(script), str(run_dir), mode["value"]]
 
     monkeypatch.setattr(launcher, "train_command", command)

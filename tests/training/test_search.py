@@ -185,7 +185,7 @@ def fake_trainer(tmp_path, monkeypatch) -> Path:
     script = tmp_path / "fake_trainer.py"
     script.write_text(FAKE_TRAINER)
 
-    def command(run_dir: Path, resume: bool = False) -> list[str]:
+    def command(run_dir: Path, resume: bool = False, trust: bool = False) -> list[str]:
         return [sys.executable, str(script), "--run-dir", str(run_dir)]
 
     monkeypatch.setattr(launcher, "train_command", command)
@@ -430,7 +430,7 @@ async def test_the_sweep_form_switches_to_a_search(tmp_path, monkeypatch, size) 
     monkeypatch.setattr(
         sweeps,
         "launch_sweep",
-        lambda path, devices, sort=None, storage=None: launched.append(path) or 4242,
+        lambda path, devices, sort=None, storage=None, trust=False: launched.append(path) or 4242,
     )
     args = cli.build_parser().parse_args(
         ["--runs-dir", str(tmp_path / "runs"), "sweep", "--device", "cpu", "--limit", "40",

@@ -26,6 +26,7 @@ from cnn_tui.training.loop import checkpoints, distributed, metrics
 from cnn_tui.training.loop.checkpoints import Progress
 from cnn_tui.training.loop.distributed import World
 from cnn_tui.training.loop.setup import Setup
+from cnn_tui.training.models import own
 from cnn_tui.training.models import registry as models
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs import store as runs
@@ -33,12 +34,23 @@ from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.system.devices import device_name
 
 
-def open_run(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
-    """Make the run directory and write its config.toml; the checkpoint to continue, if any."""
+def open_run(
+    run_dir: Path, config: TrainConfig, resume: bool, trust_model_code: bool = False
+) -> tuple[dict[str, Any] | None, own.Source | None]:
+    """Make the run directory and write its config.toml; the checkpoint to continue, if any,
+    and the code of the user's own model class (None for any other model): a new run reads it
+    from the user's file and keeps a copy (model_source.py, its sha256 beside it), a resumed
+    one runs that copy, once trusted (`own.run_source`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = checkpoints.resume_checkpoint(run_dir, config) if resume else None
     runs.write_config(run_dir, config)
-    return checkpoint
+    source = None
+    if resume:
+        source = own.run_source(run_dir, config.model, trusted=trust_model_code)
+    elif own.spec_of(config.model) is not None:
+        source = own.read_source(config.model)
+        own.keep_copy(run_dir, source)
+    return checkpoint, source
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Run:
     world: World = field(default_factory=World)
     saved: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint.pt on disk
     started: float = field(default_factory=time.time)  # when this session began (unix seconds)
+    model_source: own.Source | None = None  # the user's own class: the code it is built from
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None:

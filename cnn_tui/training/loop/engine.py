@@ -45,7 +45,7 @@ from cnn_tui.training.loop.distributed import PeerLost, World
 from cnn_tui.training.loop.eta import EtaEstimator
 from cnn_tui.training.loop.schedule import lr_at
 from cnn_tui.training.loop.setup import Setup
-from cnn_tui.training.models import feature_cache
+from cnn_tui.training.models import feature_cache, own
 from cnn_tui.training.models import registry as models
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import RunState
@@ -67,8 +67,12 @@ def train(
     resume: bool = False,
     world: World | None = None,
     started: float | None = None,
+    trust_model_code: bool = False,
 ) -> dict[str, Any]:
     """Train `config`, writing the run into `run_dir`; returns the summary.
+
+    `trust_model_code`: a resumed run of the user's own class may run the run's copy of its
+    code (`own.run_source`; every rank builds from the bytes rank 0 read).
 
     `started`: when this session began (unix seconds; default: now), for the run's wall time
     (`wall_seconds` of summary.json): the trainer command passes its own start, so the time it
@@ -85,10 +89,13 @@ def train(
     weights are its last finite ones (`weights_file`, `weights_epoch`).
     """
     run_dir, world = Path(run_dir), world or World()
-    checkpoint = world.from_main(lambda: bookkeeping.open_run(run_dir, config, resume))
+    checkpoint, source = world.from_main(
+        lambda: bookkeeping.open_run(run_dir, config, resume, trust_model_code)
+    )
     progress = Progress(**checkpoint["progress"]) if checkpoint is not None else Progress()
     log = runs.EventLog(run_dir, on_event) if world.main else distributed.SilentLog()
     run = Run(config, run_dir, log, stop or threading.Event(), progress, checkpoint, world=world)
+    run.model_source = source
     if started is not None:
         run.started = started
     # the host, the trainer's memory and the GPUs as "system" events, from rank 0 only
@@ -133,6 +140,10 @@ def train(
             if not distributed.has_launcher():
                 run.fail(str(lost))
             raise lost from None
+        mine = own.raised_in(exc, run.model_source)  # your own class's code: one line
+        if mine is not None:
+            run.fail(mine)
+            raise RunError(mine) from None
         run.fail(f"{type(exc).__name__}: {exc}")
         raise
     finally:
@@ -210,7 +221,9 @@ def _prepare_run(run: Run) -> Setup:
             background_import.wait()
         # resuming: the saved weights replace the start weights, so do not download them again
         weights = "none" if checkpoint is not None else config.resolved_weights
-        s = setup.prepare(config, device, data, weights=weights, world=world)
+        s = setup.prepare(
+            config, device, data, weights=weights, world=world, model_source=run.model_source
+        )
         if checkpoint is not None:
             checkpoints.load_training_state(s, checkpoint, run.dir / runs.CHECKPOINT_FILE)
         if feature_cache.applies(s):  # frozen backbone, no augmentation: its features, once
@@ -508,18 +521,23 @@ def seed_epoch(s: Setup, epoch: int) -> None:
 # --- evaluating a saved run -----------------------------------------------------------------------
 
 
-def evaluate_run(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | os.PathLike[str], device_spec: str = "auto", trust_model_code: bool = False
+) -> dict[str, Any]:
     """Recompute the test metrics of a run from its checkpoint.pt (nothing in the run changes).
+    A run of the user's own class runs its copy of the code only with `trust_model_code`
+    (`own.run_source`, checked before anything is loaded).
 
     A model whose test loss is not a finite number (the weights of a run that diverged) is a
     RunError in one line (`checkpoints.outputs_not_finite`), not a report of NaN."""
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
+    source = own.run_source(run_dir, config.model, trusted=trust_model_code)
     checkpoint, weights, weights_file = checkpoints.run_weights(run_dir, config)
     device = resolve_device(device_spec)
     data = setup.load_data(config)
     config = config.replace(device=str(device))
-    s = setup.prepare(config, device, data, weights="none")
+    s = setup.prepare(config, device, data, weights="none", model_source=source)
     checkpoints.load_model_state(s.model, weights, run_dir / weights_file)
     saved = checkpoints.saved_normalization(
         checkpoint, data.channels, run_dir / runs.CHECKPOINT_FILE

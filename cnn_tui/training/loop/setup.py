@@ -26,6 +26,7 @@ from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.data import datasets
 from cnn_tui.training.loop import distributed
 from cnn_tui.training.loop.distributed import World
+from cnn_tui.training.models import own
 from cnn_tui.training.models import registry as models
 from cnn_tui.training.system import host_memory
 from cnn_tui.training.system.devices import cpu_has_native_bf16
@@ -137,8 +138,10 @@ def prepare(
     *,
     weights: str,
     world: World | None = None,
+    model_source: own.Source | None = None,
 ) -> Setup:
-    """Model, optimizer and batch preparation for `config` on `device` (as rank `world.rank`)."""
+    """Model, optimizer and batch preparation for `config` on `device` (as rank `world.rank`);
+    the user's own class is built from `model_source` (a run's code), by default its file's."""
     world = world or World()
     image_size = config.image_size or data.image_size[0]
     torch.manual_seed(config.seed)  # the initial weights
@@ -150,6 +153,8 @@ def prepare(
         hidden_units=config.hidden_units,
         weights=weights,
         finetune=config.resolved_finetune,
+        source=model_source,
+        dataset=config.dataset,
     )
     if world.parallel and config.sync_bn:
         model = distributed.sync_batchnorm(model)

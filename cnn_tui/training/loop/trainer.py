@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cnn_tui import catalog
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.training import loggers
 from cnn_tui.training.config import FIELDS, TrainConfig
@@ -54,6 +55,8 @@ class TrainRequest:
     changes: Mapping[str, Any] = field(default_factory=dict)
     runs_dir: Path = Path("runs")
     nodes: Nodes = field(default_factory=Nodes)
+    # --trust-model-code: a resumed run of the user's own class may run its copy of the code
+    trust_model_code: bool = False
 
     @property
     def device(self) -> str:
@@ -153,6 +156,10 @@ def plan_run(
         config, run_dir = TrainConfig.from_mapping(request.changes), request.resume
     elif request.resume is not None:
         config, run_dir = resume_config(request.resume, request.changes), request.resume
+        if catalog.is_own(config.model):  # refused before anything is written (or run)
+            from cnn_tui.training.models import own
+
+            own.run_source(run_dir, config.model, trusted=request.trust_model_code)
     else:
         assert request.config is not None, "a new run needs its settings"
         config, run_dir = request.config, request.run_dir
@@ -253,7 +260,9 @@ def train(
     if run_dir is None:
         run_dir = runs.new_run_dir(request.runs_dir, config)
     with holding_run(run_dir, request):
-        return train_here(config, run_dir, resume, reporter, started=started)
+        return train_here(
+            config, run_dir, resume, reporter, started=started, trust=request.trust_model_code
+        )
 
 
 def train_here(
@@ -263,8 +272,10 @@ def train_here(
     reporter: TrainReporter,
     world: World | None = None,
     started: float | None = None,
+    trust: bool = False,
 ) -> int:
-    """Train the run in this process (one rank of it with `world`), telling `reporter`."""
+    """Train the run in this process (one rank of it with `world`), telling `reporter`;
+    `trust`: --trust-model-code (a resumed run of the user's own class runs its copy)."""
     from cnn_tui.training.loggers.events import RunLoggers
     from cnn_tui.training.loop import engine
 
@@ -293,6 +304,7 @@ def train_here(
                 resume=resume,
                 world=world,
                 started=started,
+                trust_model_code=trust,
             )
     finally:
         run_loggers.close()
@@ -321,7 +333,8 @@ def run_rank(
             values, run_dir, resume = world.from_main(plan)
             config = TrainConfig.from_mapping(values)
             speaker = reporter if world.main else SilentReporter()
-            return train_here(config, Path(run_dir), resume, speaker, world, started)
+            trust = request.trust_model_code
+            return train_here(config, Path(run_dir), resume, speaker, world, started, trust)
     except distributed.Reported as exc:  # rank 0 reports it
         return exc.exit_code
     except distributed.PeerLost:
@@ -336,15 +349,18 @@ def run_rank(
 # --- evaluation -------------------------------------------------------------------------------
 
 
-def evaluate_saved(run_dir: Path, device: str = "auto") -> dict[str, Any]:
+def evaluate_saved(
+    run_dir: Path, device: str = "auto", trust_model_code: bool = False
+) -> dict[str, Any]:
     """Recompute a run's test metrics from its checkpoint and save them as eval.json; returns the
     report (with the seconds it took). A folder that is no run, or has no checkpoint yet, is a
-    UsageError before torch loads."""
+    UsageError before torch loads; so is a run of the user's own class without
+    `trust_model_code` (--trust-model-code: `own.run_source`)."""
     run_dir = runs.check_evaluable(run_dir)
     from cnn_tui.training.loop import engine
 
     started = time.perf_counter()
-    report = engine.evaluate_run(run_dir, device)
+    report = engine.evaluate_run(run_dir, device, trust_model_code)
     report["seconds"] = time.perf_counter() - started
     try:
         runs.write_eval(run_dir, report)

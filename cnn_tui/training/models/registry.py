@@ -13,6 +13,8 @@ data set's channels, image size and number of classes:
 - `torchvision:NAME`: any classification model of torchvision's registry, its head and last stage
   found in the built model (`models.zoo`), from the registry's DEFAULT ImageNet weights, a
   state_dict file or scratch.
+- `path/to/file.py:Class`, `package.module:Class`: the user's own `nn.Module` class, built with
+  the keywords its `__init__` takes and checked by a dry forward (`models.own`).
 
 The pretrained backbones are torchvision's own modules, unwrapped and unrenamed, so a state_dict
 loads as-is into `torchvision.models.<name>(num_classes=K)`. One-channel images are repeated to
@@ -41,7 +43,7 @@ from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import input_problem
 from cnn_tui.training.config import FINETUNE_PARTS
 from cnn_tui.training.models import fast as fast_models
-from cnn_tui.training.models import zoo
+from cnn_tui.training.models import own, zoo
 from cnn_tui.training.models.layers import Flatten
 
 WEIGHTS_HELP = "imagenet, none, or a path to a state_dict file"
@@ -338,10 +340,15 @@ def build_model(
     hidden_units: int = 10,
     weights: str = "none",
     finetune: str = "all",
+    source: own.Source | None = None,
+    dataset: str = "",
 ) -> nn.Module:
     """A freshly built model `name` for (in_channels, image_size, image_size) inputs, K classes.
 
-    `name` is a short name of `MODELS` or `torchvision:NAME` (`catalog.parse_model`).
+    `name` is a short name of `MODELS`, `torchvision:NAME` or the user's own class
+    (`catalog.parse_model`). The user's class runs `source`'s code (a run's checked copy:
+    `own.run_source`), by default its file's as it is now; `dataset` names the images in its
+    messages.
     `weights` (pretrained models only; the small CNNs start from scratch): "imagenet", "none" or
     a state_dict path; "auto" means imagenet for a pretrained model. `finetune` (pretrained models
     only; the small CNNs always train whole): "head", "last-block" ("layer4" for a ResNet) or "all"
@@ -369,6 +376,9 @@ def build_model(
             f"image_size={image_size}, hidden_units={hidden_units}"
         )
     name = spec.text
+    if spec.own:
+        sizes = own.Sizes(in_channels, num_classes, image_size, hidden_units, dataset)
+        return own.build(source or own.read_source(name), sizes)
     if spec.zoo:
         model = _zoo_model(spec.name, in_channels, num_classes, image_size)
         trainable: tuple[str, ...] | None = trainable_modules(name, finetune, model)

@@ -228,12 +228,81 @@ def image_size_of(config: TrainConfig) -> int:
     return config.image_size or catalog.DATASETS[config.dataset].image_size
 
 
+def measure_key(config: TrainConfig) -> tuple:
+    """What a measurement of `config`'s model depends on: the model and the image size; for the
+    user's own class also the data set's channels and classes, --hidden-units and the file as
+    it is now (its size and mtime: an edited file is measured again)."""
+    if not catalog.is_own(config.model):
+        return (config.model, image_size_of(config))
+    spec = catalog.parse_model(config.model)
+    stamp: tuple = ()
+    if spec.source == catalog.OWN_FILE:
+        try:
+            info = Path(spec.location).stat()
+            stamp = (info.st_size, info.st_mtime_ns)
+        except OSError:
+            stamp = ("missing",)
+    data = catalog.DATASETS[config.dataset]
+    return (config.model, image_size_of(config), data.channels, _classes(config),
+            config.hidden_units, stamp)  # fmt: skip
+
+
 def needs_measuring(config: TrainConfig) -> bool:
     """Whether `describe(config)` would build the model first (a torchvision:NAME model not
-    measured yet at this image size): the form then calls it from a thread worker."""
+    measured yet at this image size; the user's own class, whose file runs, not yet measured
+    as it is now): the form then calls it from a thread worker."""
+    if catalog.is_own(config.model):
+        return measure_key(config) not in _OWN_MEASURED
     return config.model.startswith(catalog.ZOO_PREFIX) and not is_measured(
         config.model, image_size_of(config)
     )
+
+
+@dataclass(frozen=True)
+class OwnSize:
+    """The user's own class as built for a run's settings: its parameters and its activations
+    per image (every leaf layer's output, kept for the backward pass)."""
+
+    params: int
+    activations: int
+
+
+_OWN_MEASURED: dict[tuple, OwnSize] = {}
+
+
+def measure_own(config: TrainConfig) -> OwnSize:
+    """Build the user's class for `config` (its file runs: call from a thread worker) and
+    measure it with one blank image; a problem in the file is its one-line UsageError."""
+    import torch
+
+    from cnn_tui.training.models import own
+
+    key = measure_key(config)
+    with _MEASURING:
+        if key in _OWN_MEASURED:
+            return _OWN_MEASURED[key]
+    sizes = own.Sizes(key[2], key[3], key[1], config.hidden_units, config.dataset)
+    model = own.check_before_run(config.model, sizes)
+    assert model is not None
+    seen: list[int] = []
+    handles = [
+        module.register_forward_hook(
+            lambda m, i, o: seen.append(o.numel()) if isinstance(o, torch.Tensor) else None
+        )
+        for module in model.modules()
+        if not any(True for _ in module.children())
+    ]
+    try:
+        model.eval()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model(torch.zeros(1, sizes.channels, sizes.image_size, sizes.image_size))
+    finally:
+        for handle in handles:
+            handle.remove()
+    found = OwnSize(sum(p.numel() for p in model.parameters()), sum(seen))
+    with _MEASURING:
+        _OWN_MEASURED[key] = found
+    return found
 
 
 def describe(config: TrainConfig, cuda: bool) -> str | None:
@@ -242,6 +311,8 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
     A torchvision:NAME model is measured first (`measure`, once per image size: imports torch;
     `needs_measuring` says when); a size it does not take raises a UsageError."""
     image_size = image_size_of(config)
+    if catalog.is_own(config.model):
+        return _describe_own(config, measure_own(config), cuda)
     if config.model.startswith(catalog.ZOO_PREFIX):
         size = measure(config.model, image_size)
     elif config.model in SIZES:
@@ -268,4 +339,19 @@ def describe(config: TrainConfig, cuda: bool) -> str | None:
         f"{text.short_count(found.params)} params, {text.short_count(found.trainable)} trained · "
         f"≈{text.size(found.bytes)} {'GPU ' if cuda else ''}memory at batch "
         f"{config.batch_size}, {image_size} px ({', '.join(how)})"
+    )
+
+
+def _describe_own(config: TrainConfig, size: OwnSize, cuda: bool) -> str:
+    """`describe`'s line for the user's own class: every parameter trains (fp32 weights, their
+    gradients and the optimizer's state) and every layer's output is kept per image."""
+    image_size = image_size_of(config)
+    half = cuda and config.amp and image_size >= catalog.AMP_MIN_IMAGE_SIZE
+    state = {"adam": 8, "adamw": 8}.get(config.optimizer, 4 if config.momentum > 0 else 0)
+    kept = config.batch_size * size.activations * (2 if half else 4)
+    total = (8 + state) * size.params + kept
+    return (
+        f"{text.short_count(size.params)} params, all trained · ≈{text.size(total)} "
+        f"{'GPU ' if cuda else ''}memory at batch {config.batch_size}, {image_size} px "
+        f"({'mixed precision' if half else 'fp32'})"
     )

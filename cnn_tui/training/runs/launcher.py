@@ -60,12 +60,15 @@ _children: dict[int, Child] = {}
 _lock = threading.Lock()
 
 
-def train_command(run_dir: Path, resume: bool = False) -> list[str]:
-    """The headless trainer's command line for a new run in `run_dir` (or resuming it). Its
-    plain report (not --json: the TUI reads metrics.jsonl) goes to output.log, for people."""
+def train_command(run_dir: Path, resume: bool = False, trust_model_code: bool = False) -> list[str]:
+    """The headless trainer's command line for a new run in `run_dir` (or resuming it; a run of
+    the user's own class runs its copy of the code only when the user trusts it:
+    `trust_model_code`). Its plain report (not --json: the TUI reads metrics.jsonl) goes to
+    output.log, for people."""
     command = [sys.executable, "-m", "cnn_tui", "train", "--no-ui"]
     if resume:
-        return [*command, "--resume", str(run_dir)]
+        trust = ["--trust-model-code"] if trust_model_code else []
+        return [*command, "--resume", str(run_dir), *trust]
     return [*command, "--config", str(run_dir / CONFIG_FILE), "--run-dir", str(run_dir)]
 
 
@@ -100,10 +103,11 @@ def launch_run(config: TrainConfig, run_dir: str | os.PathLike[str]) -> int:
     return spawn_detached(train_command(run_dir), run_dir)
 
 
-def resume_run(run_dir: str | os.PathLike[str]) -> int:
-    """Continue a stopped run from its last checkpoint in the background; returns the pid."""
+def resume_run(run_dir: str | os.PathLike[str], trust_model_code: bool = False) -> int:
+    """Continue a stopped run from its last checkpoint in the background; returns the pid
+    (`trust_model_code`: --trust-model-code, for a run of the user's own class)."""
     run_dir = Path(run_dir)
-    return spawn_detached(train_command(run_dir, resume=True), run_dir)
+    return spawn_detached(train_command(run_dir, True, trust_model_code), run_dir)
 
 
 def child_exit_code(pid: int) -> int | None:

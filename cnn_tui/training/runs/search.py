@@ -244,7 +244,7 @@ def parse_dimension(spec: str) -> Dimension:
         except ConfigError as exc:
             raise UsageError(f"--space {spec}: {exc}") from None
         return _checked(name, kind, *numbers, step, spec=spec)
-    if colon:
+    if colon and name != "model":  # (a model may hold colons: torchvision:NAME, file.py:Class)
         raise UsageError(
             f"--space {spec}: unknown kind {head.strip()!r}; one of {', '.join(KINDS)}, or a "
             "list V1,V2,..."

@@ -13,6 +13,9 @@ A run directory holds what one training run wrote (see README, "Run directory"):
     samples.npz     some test images with true/predicted labels (numpy only)
     eval.json       the test metrics `cnn-tui eval` recomputed from the checkpoint
     output.log      the trainer's stdout/stderr, kept for every run, capped (output_log.py)
+    model_source.py your own model's code (--model FILE.py:Class / module:Class): a copy of
+                    the very bytes that trained, never run without --trust-model-code
+    model_source.json  {"model", "class", "origin", "module", "sha256", "bytes"} of that copy
     lock            locked (flock) by the one trainer writing the run, for its whole life
     .prepared       left by `prepare_run_dir` (the TUI, a sweep): the folder was made ready for
                     a new run that its trainer process may take
@@ -50,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnn_tui import catalog
 from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import (
     atomic_write,
@@ -78,6 +82,8 @@ BEST_FILE = "best.pt"  # early stopping: the best epoch's weights (checkpoints.s
 SAMPLES_FILE = "samples.npz"
 EVAL_FILE = "eval.json"
 OUTPUT_LOG = "output.log"
+MODEL_SOURCE_FILE = "model_source.py"  # a copy of the user's model code (training/models/own.py)
+MODEL_SOURCE_RECORD = "model_source.json"  # where it came from and its sha256
 LOCK_FILE = "lock"
 SWEEP_FILE = "sweep.json"  # a sweep folder's manifest (training/sweeps.py); its runs are inside
 PREPARED_FILE = ".prepared"  # prepare_run_dir: a folder made ready for a new run's trainer
@@ -131,7 +137,8 @@ def _slug(text: str) -> str:
 
 def new_run_dir(runs_dir: str | os.PathLike[str], config: Any) -> Path:
     """Create and return a fresh folder such as runs/20261122-153012-simple-cnn-shapes."""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(config.model)}-{_slug(config.dataset)}"
+    model = _slug(catalog.model_label(config.model))  # (your own: file.py:Class, no folders)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{_slug(config.dataset)}"
     return create_unique_dir(runs_dir, stem, "run")
 
 
@@ -417,6 +424,38 @@ def read_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a run directory (it has no {CONFIG_FILE})")
     return load_config_file(path)
+
+
+def write_model_source(
+    run_dir: str | os.PathLike[str], code: bytes, record: dict[str, Any]
+) -> None:
+    """Atomically write the copy of the user's model code (model_source.py), then its record
+    (model_source.json: origin, sha256, ...): a copy without a record is no copy to trust."""
+    with writing_into(run_dir):
+        atomic_write(Path(run_dir) / MODEL_SOURCE_FILE, lambda handle: handle.write(code))
+        _write_json(Path(run_dir) / MODEL_SOURCE_RECORD, record)
+
+
+def read_model_source_record(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """model_source.json as a dict, None when missing or unreadable."""
+    data = _read_json(Path(run_dir) / MODEL_SOURCE_RECORD)
+    return data if isinstance(data, dict) else None
+
+
+MAX_MODEL_SOURCE_BYTES = 4 << 20  # (training/models/own.py refuses bigger files to train)
+
+
+def read_model_source(run_dir: str | os.PathLike[str]) -> bytes | None:
+    """The bytes of model_source.py, None when it is missing, not a regular file or a symbolic
+    link (a run folder from someone else leads nowhere else)."""
+    path = Path(run_dir) / MODEL_SOURCE_FILE
+    if path.is_symlink() or not is_regular_file(path):
+        return None
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_MODEL_SOURCE_BYTES + 1)
+    except OSError:
+        return None
 
 
 def check_evaluable(run_dir: str | os.PathLike[str]) -> Path:

@@ -46,6 +46,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cnn_tui import catalog
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text, check_input_file, confined, json_text, open_own_file
 from cnn_tui.text import duration, number, one_line, percent
@@ -580,8 +581,11 @@ def _events_size(run_dir: Path) -> int:
         return 0
 
 
-def start_run(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: str) -> ActiveRun:
-    """Start (or resume) one run of the sweep on `device` as its own trainer process."""
+def start_run(
+    sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device: str, trust: bool = False
+) -> ActiveRun:
+    """Start (or resume) one run of the sweep on `device` as its own trainer process (`trust`:
+    a resumed run of the user's own class may run its copy of the code)."""
     from cnn_tui.training.runs import launcher
 
     run_dir = run_path(sweep_dir, entry)
@@ -589,7 +593,8 @@ def start_run(sweep_dir: Path, base: TrainConfig, entry: dict[str, Any], device:
     offset = _events_size(run_dir)
     if state in (RunState.STOPPED, RunState.INTERRUPTED) and (run_dir / runs.CONFIG_FILE).is_file():
         runs.write_config(run_dir, runs.read_config(run_dir).replace(device=device))
-        return ActiveRun(entry, run_dir, device, launcher.resume_run(run_dir), offset, True)
+        pid = launcher.resume_run(run_dir, trust)
+        return ActiveRun(entry, run_dir, device, pid, offset, True)
     config = TrainConfig.from_mapping({**entry["overrides"], "device": device}, base=base)
     return ActiveRun(entry, run_dir, device, launcher.launch_run(config, run_dir), offset, False)
 
@@ -628,15 +633,19 @@ def run_queue(
     sort: str | None = None,
     poll_s: float = 0.2,
     storage: str | None = None,
+    trust_model_code: bool = False,
 ) -> SweepState:
     """Train the sweep's pending and stopped runs, one per device at a time, until all are over
     or `stop` is set (the runs in progress then get SIGTERM and checkpoint). Returns the sweep's
     final state: finished (every run over, some may have failed) or stopped. A search's sweep
-    folder is run by `search.run_search` (`storage`: its --storage URL)."""
+    folder is run by `search.run_search` (`storage`: its --storage URL). `trust_model_code`: the
+    stopped runs of the user's own class resume from their copies of the code (`check_trusted`
+    refuses a resumed sweep of such code without it)."""
     from cnn_tui.training.runs import launcher
 
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
+    check_trusted(sweep_dir, manifest, trust_model_code)  # (a runner never runs code untrusted)
     if isinstance(manifest.get("search"), dict):
         from cnn_tui.training.runs import search
 
@@ -676,7 +685,9 @@ def run_queue(
                     while device not in active and queue:
                         entry = queue.pop(0)
                         try:
-                            run = active[device] = start_run(sweep_dir, base, entry, device)
+                            run = active[device] = start_run(
+                                sweep_dir, base, entry, device, trust_model_code
+                            )
                         except (OSError, UsageError) as exc:  # this run cannot start: the next
                             start_failed(sweep_dir, entry, device, exc, reporter, manifest)
                             continue
@@ -723,11 +734,16 @@ def run_queue(
 
 
 def runner_command(
-    sweep_dir: Path, devices: list[str], sort: str | None = None, storage: str | None = None
+    sweep_dir: Path,
+    devices: list[str],
+    sort: str | None = None,
+    storage: str | None = None,
+    trust_model_code: bool = False,
 ) -> list[str]:
     """The detached queue runner's command line (`cnn_tui.commands.sweep_runner`)."""
     command = [sys.executable, "-m", RUNNER_MODULE, str(sweep_dir)]
     command += ["--devices", ",".join(devices)]
+    command += ["--trust-model-code"] if trust_model_code else []
     command += ["--storage", storage] if storage else []
     return command + (["--sort", sort] if sort else [])
 
@@ -737,14 +753,16 @@ def launch_sweep(
     devices: list[str],
     sort: str | None = None,
     storage: str | None = None,
+    trust_model_code: bool = False,
 ) -> int:
     """Run the sweep's queue in the background, detached like a single run (its own session,
     output in SWEEP_DIR/output.log); returns the runner's pid."""
     from cnn_tui.training.runs import launcher
 
     sweep_dir = Path(sweep_dir)
+    command = runner_command(sweep_dir, devices, sort, storage, trust_model_code)
     # the same detaching as a single run: own session, stdin closed, output to output.log
-    return launcher.spawn_detached(runner_command(sweep_dir, devices, sort, storage), sweep_dir)
+    return launcher.spawn_detached(command, sweep_dir)
 
 
 def stop_sweep(sweep_dir: str | os.PathLike[str], pid: int | None = None) -> StopAnswer:
@@ -770,6 +788,44 @@ def check_resumable(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "stop or resume it there"
         )
     return manifest
+
+
+def own_models(manifest: dict[str, Any]) -> list[str]:
+    """The user's own classes a sweep trains (its base model, a grid's or search's choices)."""
+    found: list[str] = []
+
+    def look(value: Any, model: bool) -> None:  # `model`: under a "model" key
+        if isinstance(value, str) and model:
+            for part in value.split(","):
+                if catalog.is_own(part) and part.strip() not in found:
+                    found.append(part.strip())
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                look(item, model or key == "model")
+        elif isinstance(value, list):
+            for item in value:
+                look(item, model)
+
+    for key in ("base", "runs", "grid", "search"):
+        look(manifest.get(key), False)
+    return found
+
+
+def check_trusted(
+    sweep_dir: str | os.PathLike[str], manifest: dict[str, Any], trusted: bool
+) -> None:
+    """A sweep folder never runs code by itself: resuming one that trains the user's own class
+    needs --trust-model-code (its stopped runs resume from their copies; its pending runs and
+    new trials read the file the sweep names, as it is now)."""
+    models = own_models(manifest)
+    if models and not trusted:
+        named = ", ".join(one_line(catalog.model_label(model)) for model in models[:3])
+        raise UsageError(
+            f"sweep {one_line(sweep_dir)} trains your own model code ({named}): a sweep folder "
+            "never runs code by itself; its stopped runs resume from their copies "
+            f"(RUN/{runs.MODEL_SOURCE_FILE}), its pending ones run the file it names as it is "
+            "now: read them, then pass --trust-model-code"
+        )
 
 
 def resume_devices(manifest: dict[str, Any], device_spec: str | None = None) -> list[str]:

@@ -55,6 +55,7 @@ class ExportRequest:
     format: str
     output: Path | None = None
     force: bool = False
+    trust_model_code: bool = False  # a run of the user's own class: run its copy of the code
 
 
 def metadata(run: RunModel) -> dict[str, Any]:
@@ -234,7 +235,7 @@ def export(request: ExportRequest) -> dict[str, Any]:
     output = output_path(request.run_dir, request.format, request.output, request.force)
     if request.format == "onnx":
         _check_onnx_installed()
-    run = load_run_model(request.run_dir, "cpu")
+    run = load_run_model(request.run_dir, "cpu", request.trust_model_code)
     return export_run(run, request.format, output)
 
 

@@ -4,7 +4,8 @@ probabilities and Grad-CAM for one image (`cnn-tui inspect`, the run screen's In
 `inspect_image(run, image, true)` runs the run's model once on one uint8 image with forward hooks
 on its stages and returns an `Inspection` of plain numpy arrays:
 
-- the stages: every conv and pooling layer of the small CNNs, the stem and each residual block of a
+- the stages: every conv and pooling layer of the small CNNs and of your own class (`--model
+  FILE.py:Class`, found by a walk of its modules), the stem and each residual block of a
   ResNet, the first conv and each of the five blocks (its max-pool) of VGG16, each block of the
   feature extractor of any other torchvision model (`zoo.stage_names`; none for ViT and Swin,
   whose blocks hold tokens, not maps) (`stage_modules`);
@@ -158,6 +159,8 @@ def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
 
     kind = type(model).__name__
     named = dict(model.named_modules())
+    # torchvision's own ResNet and VGG (a user's class may have the same name: the walk below)
+    kind = kind if type(model).__module__.startswith("torchvision.") else ""
     if kind == "ResNet" and "layer1" in named:
         names = ["conv1", "maxpool"]
         for layer in ("layer1", "layer2", "layer3", "layer4"):
@@ -176,6 +179,7 @@ def stage_modules(model: nn.Module) -> list[tuple[str, str]]:
         from cnn_tui.training.models import zoo
 
         return [(name, _kind(named[name], "block")) for name in zoo.stage_names(model)]
+    # the small CNNs and your own class: every convolution and pooling layer, in order
     pools = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     return [(name, _kind(m)) for name, m in named.items() if isinstance(m, (nn.Conv2d, *pools))]
 
@@ -280,21 +284,30 @@ def inspect_image(
     outputs: dict[str, torch.Tensor] = {}  # in the graph: Grad-CAM differentiates them
     order: list[str] = []
     conv_input: dict[str, torch.Tensor] = {}
+    calls: dict[str, int] = {}
+    second_pass: list[bool] = []
 
     owner = threading.get_ident()
 
     def hook(name: str):
         def record(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
             # the model is shared: another thread (the Inside view's loader) may run it meanwhile
-            if threading.get_ident() != owner:
+            if threading.get_ident() != owner or second_pass:
                 return None
-            if name in outputs:  # a second run (the mirrored image of a flip-averaging model)
+            calls[name] = calls.get(name, 0) + 1
+            if calls[name] > 1 and name == order[0]:
+                # the first layer again: a second run (the mirrored image of a flip-averaging
+                # model), not kept
+                second_pass.append(True)
                 return None
-            order.append(name)
+            # a module used again (a student's one `self.pool` after each conv): its k-th call
+            # is stage NAME#k
+            key = call_name(name, calls[name])
+            order.append(key)
             if isinstance(module, nn.Conv2d) and not conv_input:
-                conv_input[name] = args[0].detach()
+                conv_input[key] = args[0].detach()
             # the rest of the model gets a copy, so no in-place op downstream can change this one
-            outputs[name] = output
+            outputs[key] = output
             return output.clone()
 
         return record
@@ -305,9 +318,13 @@ def inspect_image(
         x = x.detach().requires_grad_(True)  # the weights are frozen: track from the input
         with torch.enable_grad():
             logits = model(x)  # (as setup.batch_logits, with the input kept for the gradient)
-            recorded = [Stage(n, stages[n], _map(outputs[n])) for n in order if n in stages]
+            recorded = [
+                Stage(n, stages[module_name(n)], _map(outputs[n]))
+                for n in order
+                if module_name(n) in stages
+            ]
             layer = cam_layer or default_cam_layer(recorded)
-            if layer not in stages:
+            if layer not in outputs or module_name(layer) not in stages:
                 raise UsageError(unknown_layer(layer, [s.name for s in recorded]))
             probabilities = logits.detach().float().softmax(1)[0].cpu().numpy()
             if not np.isfinite(probabilities).all():  # a diverged run's weights
@@ -332,13 +349,23 @@ def inspect_image(
         true=None if true is None else int(true),
         probabilities=probabilities,
         stages=recorded,
-        first_conv=_first_conv(named[first], first, conv_input[first], outputs[first])
+        first_conv=_first_conv(named[module_name(first)], first, conv_input[first], outputs[first])
         if first
         else None,
         cam_layer=layer,
         cams=cams,
         cam_problems=problems,
     )
+
+
+def call_name(module: str, call: int) -> str:
+    """The stage of the `call`-th run of `module` in one forward: its name, then NAME#2, ..."""
+    return module if call == 1 else f"{module}#{call}"
+
+
+def module_name(stage: str) -> str:
+    """The module a stage (`call_name`) is a run of."""
+    return stage.partition("#")[0]
 
 
 def unknown_layer(layer: str, names: list[str]) -> str:
@@ -539,6 +566,7 @@ class InspectRequest:
     image: str | None = None
     device: str = "auto"
     cam_layer: str | None = None  # None: `default_cam_layer`
+    trust_model_code: bool = False  # a run of the user's own class: run its copy of the code
 
 
 @dataclass
@@ -589,6 +617,9 @@ def check_request(request: InspectRequest) -> None:
         check_input_file(request.image, "--image", "give one image file")
     if not request.run_dir.is_dir():
         raise UsageError(f"{request.run_dir} is not a run directory (no such folder)")
+    from cnn_tui.training.models import own
+
+    own.check_run(request.run_dir, trusted=request.trust_model_code)
 
 
 def inspect_run(request: InspectRequest) -> InspectReport:
@@ -596,9 +627,9 @@ def inspect_run(request: InspectRequest) -> InspectReport:
     from cnn_tui.training.tools.run_model import load_run_model
 
     check_request(request)
-    run = load_run_model(request.run_dir, request.device)
+    run = load_run_model(request.run_dir, request.device, request.trust_model_code)
     names = [name for name, _ in stage_modules(run.model)]
-    if request.cam_layer is not None and request.cam_layer not in names:
+    if request.cam_layer is not None and module_name(request.cam_layer) not in names:
         raise UsageError(unknown_layer(request.cam_layer, names))  # before the test split loads
     chosen = subject(run, request.test_index, request.image)
     inspection = inspect_image(run, chosen.image, chosen.true, cam_layer=request.cam_layer)

@@ -35,6 +35,7 @@ class PredictRequest:
     paths: tuple[str, ...]
     top: int = 3
     device: str = "auto"
+    trust_model_code: bool = False  # a run of the user's own class: run its copy of the code
 
 
 @dataclass
@@ -157,6 +158,6 @@ def predict(request: PredictRequest) -> PredictResult:
 
     if request.top < 1:
         raise UsageError(f"--top must be 1 or more, got {request.top}")
-    run = load_run_model(request.run_dir, request.device)
+    run = load_run_model(request.run_dir, request.device, request.trust_model_code)
     inputs = gather(list(request.paths), run.classes)
     return PredictResult(run, inputs, predict_files(run, inputs, request.top))

@@ -94,12 +94,19 @@ class RunModel:
         return probabilities.numpy()
 
 
-def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -> RunModel:
-    """The trained model of a run; a missing or damaged run is a UsageError naming the file."""
+def load_run_model(
+    run_dir: str | os.PathLike[str], device_spec: str = "auto", trust_model_code: bool = False
+) -> RunModel:
+    """The trained model of a run; a missing or damaged run is a UsageError naming the file.
+
+    A run of the user's own class is rebuilt from its copy of the code, and only with
+    `trust_model_code` (--trust-model-code): a run folder never runs code by itself
+    (`own.run_source`: refused before anything else is read)."""
     import torch
 
     from cnn_tui.training.data import datasets
     from cnn_tui.training.loop import checkpoints, setup
+    from cnn_tui.training.models import own
     from cnn_tui.training.models import registry as models
     from cnn_tui.training.system.devices import resolve_device
 
@@ -109,6 +116,7 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
     if not runs.looks_like_run(run_dir):
         raise UsageError(f"{run_dir} is not a run directory (no config.toml / status.json)")
     config = runs.read_config(run_dir)
+    source = own.run_source(run_dir, config.model, trusted=trust_model_code)
     checkpoint, weights, weights_file = checkpoints.run_weights(run_dir, config)
     channels, native, _, info_classes = datasets.dataset_info(
         config.dataset, config.data_dir, config.image_size
@@ -124,6 +132,8 @@ def load_run_model(run_dir: str | os.PathLike[str], device_spec: str = "auto") -
         hidden_units=config.hidden_units,
         weights="none",
         finetune=config.resolved_finetune,
+        source=source,
+        dataset=config.dataset,
     )
     checkpoints.load_model_state(model, weights, run_dir / weights_file)
     # the layout and autocast training used on this device (prepare's rule): eval's numbers

@@ -29,7 +29,7 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from cnn_tui import text
+from cnn_tui import catalog, text
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.key_footer import WrappingFooter
@@ -408,7 +408,8 @@ class RunScreen(Screen):
         started = self.history.started or {}
         config = started.get("config") or {}
         if config:
-            parts.append(text.markup(f"{config.get('model', '?')} on {config.get('dataset', '?')}"))
+            model = catalog.model_label(str(config.get("model", "?")))  # (your own: file.py:Class)
+            parts.append(text.markup(f"{model} on {config.get('dataset', '?')}"))
         if started:
             device = str(started.get("device_name") or started.get("device") or "?")
             world = started.get("world_size")  # --devices N: data-parallel processes

@@ -37,6 +37,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from cnn_tui import catalog
 from cnn_tui.catalog import is_pretrained
 from cnn_tui.errors import UsageError
 from cnn_tui.text import markup, one_line
@@ -53,6 +54,7 @@ from cnn_tui.training.config import (
 )
 from cnn_tui.training.models import sizes as model_sizes
 from cnn_tui.ui.key_footer import WrappingFooter
+from cnn_tui.ui.training import trust
 from cnn_tui.ui.training.messages import DevicesDetected, ModelMeasured
 from cnn_tui.ui.training.model_picker import ModelPickerModal, ModelSuggester, read_zoo_rows
 
@@ -82,6 +84,11 @@ SECTIONS = (
 )
 
 
+def _takes_hidden_units(model: Any) -> bool:
+    """simple-cnn, and your own class (its __init__ may take hidden_units)."""
+    return model == "simple-cnn" or catalog.is_own(str(model))
+
+
 def _several(devices: Any) -> bool:
     return str(devices).strip() != "1"
 
@@ -89,7 +96,7 @@ def _several(devices: Any) -> bool:
 # field -> (which setting it depends on, the values where it applies or a test of the value, the
 # note when it does not)
 APPLIES_WHEN: dict[str, tuple[str, tuple | Callable[[Any], bool], str]] = {
-    "hidden_units": ("model", ("simple-cnn",), "simple-cnn only"),
+    "hidden_units": ("model", _takes_hidden_units, "simple-cnn and your own class only"),
     "weights": ("model", is_pretrained, "pretrained models only"),
     "finetune": ("model", is_pretrained, "pretrained models only"),
     "cache_features": ("model", is_pretrained, "pretrained models only"),
@@ -128,6 +135,8 @@ class TrainFormSettings:
     start: bool = False
     run_dir: str | None = None
     resume: str | None = None
+    # --trust-model-code: a run (sweep) of your own class given to resume may run its code
+    trust_model_code: bool = False
 
 
 def _sections() -> list[tuple[str, list[str]]]:
@@ -164,6 +173,7 @@ class TrainFormScreen(Screen):
         start: bool = False,
         run_dir: str | None = None,
         resume: str | None = None,
+        resume_trusted: bool = False,
         error: str = "",
         error_title: str = "Settings not applied",
         source: str = "",
@@ -178,6 +188,7 @@ class TrainFormScreen(Screen):
         self.start_at_once = start
         self.requested_run_dir = run_dir
         self.resume_dir = resume
+        self.resume_trusted = resume_trusted  # (the command refused it untrusted: own.check_run)
         self.startup_error = error
         self.startup_error_title = error_title
         self.settings_source = source
@@ -187,8 +198,9 @@ class TrainFormScreen(Screen):
         self.errors: dict[str, str] = {}
         self.config: TrainConfig | None = None
         # (model, image size) -> why the model does not take that size (found measuring it)
-        self._model_problems: dict[tuple[str, int], str] = {}
-        self._measuring: tuple[str, int] | None = None  # what `measure_model` measures now
+        # (`sizes.measure_key`: for your own class also its file as it is now) -> the problem
+        self._model_problems: dict[tuple, str] = {}
+        self._measuring: tuple | None = None  # what `measure_model` measures now
         self._devices: list[tuple[str, str]] = list(DEVICE_CHOICES)
         self._device_notes: dict[str, str] = {}  # device -> what was detected (GPU, free memory)
 
@@ -217,6 +229,7 @@ class TrainFormScreen(Screen):
             start=settings.start,
             run_dir=settings.run_dir,
             resume=settings.resume,
+            resume_trusted=settings.trust_model_code,
             error=error,
             error_title=f"{' and '.join(given) or 'settings'} not applied".capitalize(),
             source=" and ".join(f"{kind} {value}" for kind, value in given.items()),
@@ -474,7 +487,7 @@ class TrainFormScreen(Screen):
             c = self.config
             mark = "[b $text-warning]⚠[/]" if warnings else "✓"  # the reason is beside the field
             summary.update(
-                f"{mark} {markup(c.model)} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
+                f"{mark} {markup(catalog.model_label(c.model))} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
                 f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
             )
 
@@ -485,10 +498,12 @@ class TrainFormScreen(Screen):
         if self.config is None:
             return None
         if model_sizes.needs_measuring(self.config):
-            key = (self.config.model, model_sizes.image_size_of(self.config))
+            key = model_sizes.measure_key(self.config)
             if key not in self._model_problems and key != self._measuring:
                 self._measuring = key
                 self.measure_model(self.config)
+            if catalog.is_own(self.config.model):
+                return f"checking {catalog.model_label(self.config.model)} (its file runs)…"
             return f"measuring {self.config.model}…"
         device = self.config.device
         gpus = any(name.startswith("cuda") for name in self._device_notes)
@@ -499,24 +514,29 @@ class TrainFormScreen(Screen):
     def _model_problem(self, config: TrainConfig) -> str | None:
         """Why `config`'s torchvision model does not take its image size (or is no model of
         the registry), once measuring it found that; None otherwise."""
-        return self._model_problems.get((config.model, model_sizes.image_size_of(config)))
+        return self._model_problems.get(model_sizes.measure_key(config))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="measure-model")
     def measure_model(self, config: TrainConfig) -> None:
-        """Build a torchvision model on the meta device and measure it (imports torchvision)."""
-        size = model_sizes.image_size_of(config)
+        """Build a torchvision model on the meta device and measure it (imports torchvision);
+        your own class: run its file, build it for the settings and check it with a dry
+        forward (`sizes.measure_own`), so a slow import never freezes the form."""
+        key = model_sizes.measure_key(config)
         try:
-            model_sizes.measure(config.model, size)
+            if catalog.is_own(config.model):
+                model_sizes.measure_own(config)
+            else:
+                model_sizes.measure(config.model, model_sizes.image_size_of(config))
         except UsageError as exc:
-            self.post_message(ModelMeasured(config.model, size, str(exc)))
+            self.post_message(ModelMeasured(key, str(exc)))
             return
-        self.post_message(ModelMeasured(config.model, size, ""))
+        self.post_message(ModelMeasured(key, ""))
 
     @on(ModelMeasured)
     def _model_measured(self, message: ModelMeasured) -> None:
         if message.problem:
-            self._model_problems[(message.model, message.image_size)] = message.problem
-        if self._measuring == (message.model, message.image_size):
+            self._model_problems[message.key] = message.problem
+        if self._measuring == message.key:
             self._measuring = None
         self.validate_form()
 
@@ -734,13 +754,16 @@ class TrainFormScreen(Screen):
         except (OSError, UsageError) as exc:
             self.notify(f"cannot start the run: {one_line(exc)}", severity="error", markup=False)
             return
+        trust.trust(self.app, run_dir)  # your own class: the file the user named here
         self._open_dashboard(run_dir, pid)
 
     def _resume(self, run_dir: Path) -> None:
         from cnn_tui.training.runs.launcher import resume_run
 
+        if self.resume_trusted:
+            trust.trust(self.app, run_dir)
         try:
-            pid = resume_run(run_dir)
+            pid = resume_run(run_dir, self.resume_trusted)
         except OSError as exc:
             self.notify(
                 f"cannot resume {one_line(run_dir)}: {one_line(exc)}",

@@ -267,21 +267,42 @@ class InsideView(VerticalScroll):
         cam_layer: str | None = None,
     ) -> None:
         """Load the run (once) and show test image `test_index` (default: the worst mistake),
-        with Grad-CAM at `cam_layer` (default: `inspect.default_cam_layer`)."""
+        with Grad-CAM at `cam_layer` (default: `inspect.default_cam_layer`). A run of your own
+        class runs its code only once trusted (`trust.ask_trust`: asked here, where the model
+        would be built; not trusted, the view says so and asks again next time)."""
+        from cnn_tui.ui.training import trust
+
         if self.started:
             return
         self.started = True
         self.cam_layer = cam_layer
-        self._status("[dim]loading the model and the test split…[/dim]")
-        self._load(Path(run_dir), test_index, image, device)
+
+        def go(trusted: bool) -> None:
+            if not trusted:
+                self.started = False
+                why = trust.refused(run_dir, "open this tab again to be asked again")
+                self._status(f"[b $text-warning]⚠ {markup(why)}[/]")
+                return
+            self._status("[dim]loading the model and the test split…[/dim]")
+            self._load(Path(run_dir), test_index, image, device, trusted)
+
+        question = trust.run_question(run_dir, "Looking inside it")
+        trust.ask_trust(self, run_dir, question, go)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inside-load")
-    def _load(self, run_dir: Path, test_index: int | None, image: str | None, device: str) -> None:
+    def _load(
+        self,
+        run_dir: Path,
+        test_index: int | None,
+        image: str | None,
+        device: str,
+        trusted: bool = False,
+    ) -> None:
         from cnn_tui.training.tools import inspect
         from cnn_tui.training.tools.run_model import load_run_model, load_test_split, review_order
 
         try:
-            run = load_run_model(run_dir, device)
+            run = load_run_model(run_dir, device, trust_model_code=trusted)
             if image is not None:
                 chosen = inspect.subject(run, None, image)
                 self.post_message(InsideLoaded(run, chosen.image[None], None, 0, chosen.source))
@@ -736,8 +757,12 @@ class InspectScreen(Screen):
         yield WrappingFooter()  # (Inside's keys wrap at 80 columns)
 
     def on_mount(self) -> None:
+        from cnn_tui.ui.training import trust
+
         request = self.request
         self.sub_title = f"inside {one_line(request.run_dir.name)}"
+        if request.trust_model_code:  # (without it the command refused before the app opened)
+            trust.trust(self.app, request.run_dir)
         view = self.query_one(InsideView)
         view.focus()
         view.start(

@@ -111,9 +111,10 @@ class LRFindDone(Message):
 
 @dataclass
 class ModelMeasured(Message):
-    """A torchvision model was measured at an image size (`problem`: why it does not take that
-    size, or is no model of the registry; "" when it was measured)."""
+    """A torchvision model was measured at an image size, or the user's own class was built
+    and measured for the form's settings (`key`: `sizes.measure_key`; `problem`: why it does
+    not take that size, is no model of the registry, or the one-line error in the user's
+    file; "" when it was measured)."""
 
-    model: str
-    image_size: int
+    key: tuple
     problem: str

@@ -4,8 +4,10 @@
 read (a thread worker: torchvision's import takes a second or more), each with its parameters,
 ImageNet top-1 accuracy and the image size its weights were trained at (`cnn-tui models` prints
 the same rows). Typing filters by any part of the name ("effic", "v3_s"); Enter or a click picks
-the highlighted model, escape leaves the form as it was. `ModelSuggester` completes the form's
-model field inline from the same names (right arrow accepts).
+the highlighted model, escape leaves the form as it was; your own class typed in full
+(`path/to/file.py:Class`, `package.module:Class`) is offered as the first row, and Enter picks it
+(the form then checks it in a worker: its file runs). `ModelSuggester` completes the form's model
+field inline from the same names (right arrow accepts).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class ModelPickerModal(ModalScreen[str | None]):
         with Vertical(classes="train-dialog", id="model-picker-dialog"):
             yield Label("Pick a model", classes="train-dialog-title")
             yield Input(
-                placeholder="type part of a name: effic, convnext, v3_s …",
+                placeholder="part of a name (effic, v3_s …) or your own file.py:Class",
                 id="model-filter",
                 compact=True,
             )
@@ -144,10 +146,17 @@ class ModelPickerModal(ModalScreen[str | None]):
         wanted = set(self.matches(search))
         options = self.query_one("#model-options", OptionList)
         options.clear_options()
-        shown = [row for row in self.rows if row["model"] in wanted]
-        options.add_options([Option(_label(row), id=row["model"]) for row in shown])
+        shown = [
+            Option(_label(row), id=row["model"]) for row in self.rows if row["model"] in wanted
+        ]
+        own = search.strip()
+        if catalog.is_own(own):  # your own class, as typed: the first row
+            line = Text(f"{one_line(own):<34.34}", style="bold")
+            line.append(" your own class (the form checks it: its file runs)", style="dim")
+            shown.insert(0, Option(line, id=own))
+        options.add_options(shown)
         if shown:
-            names = [row["model"] for row in shown]
+            names = [option.id for option in shown]
             options.highlighted = names.index(self.current) if self.current in names else 0
 
     def action_move(self, step: int) -> None:

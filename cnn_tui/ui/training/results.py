@@ -29,6 +29,9 @@ class EvalSettings:
 
     run_dir: Path
     device: str = "auto"
+    # --trust-model-code: a run of your own class may run its copy of the code (the command
+    # refused it untrusted before the app opened)
+    trust_model_code: bool = False
 
 
 @dataclass
@@ -43,22 +46,37 @@ class ResultsScreen(RunScreen):
     test metrics are recomputed from the checkpoint on `device`."""
 
     def __init__(
-        self, run_dir: str | Path, *, recompute: bool = False, device: str = "auto"
+        self,
+        run_dir: str | Path,
+        *,
+        recompute: bool = False,
+        device: str = "auto",
+        trust_model_code: bool = False,
     ) -> None:
         super().__init__(run_dir, live=False)
         self.recompute = recompute
         self.device = device
+        self.trust_model_code = trust_model_code
         self.recomputed: dict[str, Any] | None = None
 
     @classmethod
     def from_settings(cls, settings: EvalSettings) -> ResultsScreen:
         """`cnn-tui eval RUN_DIR [--device D]`: the results, recomputed from the checkpoint."""
-        return cls(settings.run_dir, recompute=True, device=settings.device)
+        return cls(
+            settings.run_dir,
+            recompute=True,
+            device=settings.device,
+            trust_model_code=settings.trust_model_code,
+        )
 
     def on_mount(self) -> None:
         # Textual calls every class's on_mount, this one's first, then RunScreen's (so no super()
         # call: it would run twice). RunScreen's disables the results tab, which the note enables:
         # the recomputation starts once both ran.
+        if self.trust_model_code:  # (cnn-tui eval RUN --trust-model-code: its Inside tab too)
+            from cnn_tui.ui.training import trust
+
+            trust.trust(self.app, self.run_dir)
         if self.recompute and self.run_dir.is_dir():
             self.call_later(self._start_recomputing)
 
@@ -79,7 +97,8 @@ class ResultsScreen(RunScreen):
         """Evaluate the checkpoint on the test set (imports torch, loads the data) and save eval.json."""
         from cnn_tui.training.loop.trainer import evaluate_saved
 
-        self.post_message(Recomputed(evaluate_saved(self.run_dir, self.device)))
+        report = evaluate_saved(self.run_dir, self.device, self.trust_model_code)
+        self.post_message(Recomputed(report))
 
     @on(Recomputed)
     def _recomputed(self, message: Recomputed) -> None:

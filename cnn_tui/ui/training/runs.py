@@ -33,7 +33,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from cnn_tui import text
+from cnn_tui import catalog, text
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.folders import RunFolders, folder_labels
 from cnn_tui.training.runs.state import RunState
@@ -220,7 +220,7 @@ class RunsScreen(Screen):
             epochs,
             text.percent(run.best_val_acc),
             text.percent(run.test_acc),
-            text.one_line(run.model),
+            text.one_line(catalog.model_label(run.model)),
             text.one_line(run.dataset),
             text.ellipsis_middle(text.one_line(run.host), FOLDER_WIDTH),
             started,
@@ -404,11 +404,28 @@ class RunsScreen(Screen):
             self.notify(f"{name} is {run.status_label}: nothing to resume", markup=False)
 
     def _continue(self, run: RunInfo, epochs: int | None = None) -> None:
-        """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live."""
+        """Train `run` on from its last checkpoint (to `epochs` in all) and follow it live; a
+        run of your own class once its code is trusted (`trust.ask_trust`)."""
+        from cnn_tui.ui.training import trust
+
+        def go(trusted: bool) -> None:
+            if trusted:
+                self._continue_trusted(run, epochs)
+            else:
+                self.notify(
+                    trust.refused(run.path, "press r again to be asked again"),
+                    severity="warning",
+                    markup=False,
+                )
+
+        trust.ask_trust(self, run.path, trust.run_question(run.path, "Resuming it"), go)
+
+    def _continue_trusted(self, run: RunInfo, epochs: int | None) -> None:
         from cnn_tui.training.runs.launcher import spawn_detached, train_command
+        from cnn_tui.ui.training import trust
         from cnn_tui.ui.training.dashboard import DashboardScreen
 
-        command = train_command(run.path, resume=True)
+        command = train_command(run.path, True, trust.is_trusted(self.app, run.path))
         if epochs is not None:
             command += ["--epochs", str(epochs)]
         try:
@@ -443,10 +460,24 @@ class RunsScreen(Screen):
         self.app.push_screen(EpochsModal(run.name, done, default=done + max(done, 1)), extend)
 
     def action_clone(self) -> None:
-        """Open the training form filled with the run's settings (Start makes a new run)."""
+        """Open the training form filled with the run's settings (Start makes a new run); a run
+        of your own class once trusted (the form's check runs the file it names)."""
+        from cnn_tui.ui.training import trust
+
         run = self.current_run()
         if run is None:
             return
+
+        def go(trusted: bool) -> None:
+            if trusted:
+                self._clone(run)
+            else:
+                again = "press k again to be asked again"
+                self.notify(trust.refused(run.path, again), severity="warning", markup=False)
+
+        trust.ask_trust(self, run.path, trust.clone_question(run.path), go)
+
+    def _clone(self, run: RunInfo) -> None:
         from cnn_tui.errors import UsageError
         from cnn_tui.training.runs.store import read_config
         from cnn_tui.ui.training.form import TrainFormScreen

@@ -41,6 +41,7 @@ from cnn_tui.training.runs import search, sweeps
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.sweeps import SweepState
 from cnn_tui.ui.key_footer import WrappingFooter
+from cnn_tui.ui.training import trust
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dialogs import confirm
 from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, TrainFormSettings, runs_dir
@@ -85,7 +86,12 @@ def sweep_screen_for(settings: SweepSettings | None) -> TrainFormScreen | SweepS
     if settings is not None and settings.resume:
         device = settings.texts.get("device")
         return SweepScreen(
-            settings.resume, sort=settings.sort, resume=True, device=device, storage=storage
+            settings.resume,
+            sort=settings.sort,
+            resume=True,
+            device=device,
+            storage=storage,
+            trusted=settings.trust_model_code,
         )
     return SweepFormScreen.from_settings(settings)
 
@@ -516,11 +522,13 @@ class SweepFormScreen(TrainFormScreen):
             else:
                 sweep_dir = sweeps.create_sweep(plan, runs_dir(self.app), self.requested_run_dir)
             self.requested_run_dir = None  # a second Start makes a fresh sweep
-            pid = sweeps.launch_sweep(sweep_dir, devices, self.sort, storage)
+            # your own class: the file the user named in this form
+            pid = sweeps.launch_sweep(sweep_dir, devices, self.sort, storage, True)
         except (OSError, UsageError) as exc:
             exc_text = one_line(exc)
             self.notify(f"cannot start the sweep: {exc_text}", severity="error", markup=False)
             return
+        trust.trust(self.app, sweep_dir)
         self.app.push_screen(SweepScreen(sweep_dir, pid=pid, sort=self.sort, storage=storage))
 
 
@@ -549,9 +557,11 @@ class SweepScreen(CompareScreen):
         resume: bool = False,
         device: str | None = None,
         storage: str | None = None,
+        trusted: bool = False,
     ) -> None:
         super().__init__([])
         self.storage = storage  # a search's --storage URL (None: its own study.db)
+        self.trusted_at_mount = trusted  # --trust-model-code (`trust`: your own class's code)
         self.study: dict[str, Any] | None = None
         self.sweep_dir = Path(sweep_dir)
         self.pid = pid
@@ -602,9 +612,11 @@ class SweepScreen(CompareScreen):
         self.query_one("#sweep-summary", Static).update(
             Text(f"reading {one_line(self.sweep_dir)}…")
         )
+        if self.trusted_at_mount:
+            trust.trust(self.app, self.sweep_dir)
         if self.resume_at_mount:
             self.resume_at_mount = False
-            self.launch(self.resume_device)
+            self.resume_trusted(self.resume_device)
         self.load()
         self.set_interval(REFRESH_S, self.load)
 
@@ -822,7 +834,20 @@ class SweepScreen(CompareScreen):
         )
 
     def action_resume(self) -> None:
-        self.launch(None)
+        self.resume_trusted(None)
+
+    def resume_trusted(self, device: str | None) -> None:
+        """Resume the sweep once its code (your own class) is trusted (`trust.ask_trust`)."""
+
+        def go(trusted: bool) -> None:
+            if trusted:
+                self.launch(device)
+            else:
+                again = "press r again to be asked again"
+                self.notify(trust.refused(self.sweep_dir, again), severity="warning", markup=False)
+
+        question = trust.sweep_question(self.sweep_dir, self.manifest)
+        trust.ask_trust(self, self.sweep_dir, question, go)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sweep-launch")
     def launch(self, device: str | None) -> None:
@@ -830,7 +855,10 @@ class SweepScreen(CompareScreen):
         try:
             manifest = sweeps.check_resumable(self.sweep_dir)
             devices = sweeps.resume_devices(manifest, device)
-            self.pid = sweeps.launch_sweep(self.sweep_dir, devices, self.sort, self.storage)
+            trusted = trust.is_trusted(self.app, self.sweep_dir)
+            self.pid = sweeps.launch_sweep(
+                self.sweep_dir, devices, self.sort, self.storage, trusted
+            )
         except (OSError, UsageError) as exc:
             self.app.call_from_thread(
                 self.notify,

@@ -1,0 +1,118 @@
+"""Your own model in the TUI: the form takes `file.py:Class` (checked in a worker, its error
+beside the field; the picker takes it typed), and a run's code runs only once trusted (the
+Inside tab asks, showing the class, the file and the copy's sha256; Cancel runs nothing)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+from textual.widgets import Static
+from train_ui_fixtures import run_async
+
+from cnn_tui.cli import main
+from cnn_tui.training.models import own
+from cnn_tui.training.runs import store as runs
+from cnn_tui.ui.app import CnnTuiApp
+from cnn_tui.ui.training.dialogs import ChoiceModal
+from cnn_tui.ui.training.form import TrainFormScreen, TrainFormSettings
+from cnn_tui.ui.training.inside import InsideView
+from cnn_tui.ui.training.model_picker import ModelPickerModal
+from cnn_tui.ui.training.results import ResultsScreen
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+NET = """
+import os
+import torch
+from torch import nn
+
+if "OWN_MODEL_MARKER" in os.environ:  # what ran, and from which file
+    with open(os.environ["OWN_MODEL_MARKER"], "a") as handle:
+        handle.write(__file__ + "\\n")
+
+
+class Net(nn.Module):
+    def __init__(self, in_channels, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+"""
+
+
+def reason(screen, name: str) -> str:
+    return str(screen.query_one(f"#reason-{name}", Static).render())
+
+
+@run_async
+async def test_the_form_checks_your_own_class_in_a_worker(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.py").write_text(NET)
+    (tmp_path / "bad.py").write_text(NET.replace("nn.Conv2d(in_channels,", "nn.Conv2d(1,"))
+    settings = TrainFormSettings(texts={"model": "good.py:Net", "dataset": "shapes"})
+    app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, TrainFormScreen)
+        await wait_until(pilot, lambda: "params, all trained" in reason(screen, "model"))
+        assert screen.config is not None and "model" not in screen.errors
+        screen._set_widget("model", "bad.py:Net")  # the channels its first conv expects
+        await wait_until(pilot, lambda: "model" in screen.errors)
+        assert "bad.py:18: Net expects 1-channel images; shapes' images have 3" in reason(
+            screen, "model"
+        )
+        assert screen.query_one("#start").disabled
+        await pilot.press("ctrl+o")  # the picker takes your own class typed in full
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerModal))
+        app.screen.query_one("#model-filter").value = "good.py:Net"
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen and "model" not in screen.errors)
+        assert screen._raw_value("model") == "good.py:Net"
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(run folder, marker file) of a run of a file that leaves a marker whenever it runs."""
+    root = tmp_path_factory.mktemp("own-ui")
+    marker = root / "ran.txt"
+    (root / "net.py").write_text(NET)
+    argv = ["train", "--no-ui", "--model", f"{root / 'net.py'}:Net", "--dataset", "shapes"]
+    argv += ["--limit", "60", "--epochs", "1", "--run-dir", str(root / "run")]
+    assert main(argv) == 0
+    return root / "run", marker
+
+
+@run_async
+async def test_the_inside_tab_asks_before_running_a_runs_code(own_run, monkeypatch) -> None:
+    run, marker = own_run
+    monkeypatch.setenv("OWN_MODEL_MARKER", str(marker))
+    marker.unlink(missing_ok=True)
+    own._LOADED.clear()
+    app = CnnTuiApp(runs_dir=run.parent / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = ResultsScreen(run)
+        await app.push_screen(screen)
+        tabs = screen.query_one("#dash-tabs")
+        await wait_until(pilot, lambda: not tabs.get_tab("inside").disabled)
+        await pilot.press("9")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        question = str(app.screen.query_one(".train-dialog-text", Static).render())
+        record = runs.read_model_source_record(run)
+        assert "class Net from" in question and record["sha256"][:16] in question
+        await pilot.press("escape")  # not trusted: nothing of the file runs
+        view = screen.query_one(InsideView)
+        status = view.query_one("#inside-status", Static)
+        await wait_until(pilot, lambda: "not run (not trusted)" in str(status.render()))
+        assert not marker.exists() and view.run is None
+        await pilot.press("1", "9")  # asked again; trusted, the run's copy runs
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        await pilot.click("#yes")
+        await wait_until(pilot, lambda: view.inspection is not None, what="the inspection")
+        copy = os.fspath((run / runs.MODEL_SOURCE_FILE).absolute())
+        assert marker.read_text().split() == [copy]
