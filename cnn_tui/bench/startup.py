@@ -9,6 +9,8 @@ repeat starts the plain command (`start_to_first_batch_s`: its spawn to the firs
 own clock, read from the run's metrics.jsonl) and the probe (`cnn_tui.commands.train_probe`: the
 same command with a mark at the end of each phase; `phases`: the seconds of each, wall clock and
 CPU of the process, every thread). Each process is killed once its first batch event is written.
+They run in the current folder, as `cnn-tui train` would (its default ./data, a relative
+--data-dir), and write their runs into a temporary folder.
 
 The TUI's figure (Start → the first point on the chart) is `cnn-tui bench --tui`'s
 (`cnn_tui.bench.tui_cost`): it needs a whole run followed by the app.
@@ -169,7 +171,6 @@ def time_trainer(argv: list[str], folder: Path, run_dir: Path) -> float:
             [sys.executable, "-m", "cnn_tui", *argv],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            cwd=folder,
         )
     try:
         deadline = time.monotonic() + TRAIN_TIMEOUT_S
@@ -193,7 +194,6 @@ def probe_trainer(argv: list[str], folder: Path) -> list[tuple[str, float, float
             [sys.executable, "-m", "cnn_tui.commands.train_probe", *argv[1:]],
             stdout=subprocess.PIPE,
             stderr=stderr,
-            cwd=folder,
             text=True,
             timeout=TRAIN_TIMEOUT_S,
         )
