@@ -456,9 +456,15 @@ def format_pairs(report: dict[str, Any]) -> str:
             f"{text.count(pair['tui_images_per_s']):>10} {_ratio(pair['ratio']):>14} "
             f"{text.number(load[0], '.2f') if load else '':>5}"
         )
+    cost = res["tui_cost"]
+    verdict = (
+        f"the TUI costs the trainer {text.percent(cost, 1)} of its throughput"
+        if cost >= 0
+        else f"the runs under the TUI were {text.percent(-cost, 1)} faster: machine noise"
+    )
     lines.append(
         f"median of {len(res['pairs'])} pair(s): TUI / headless {_ratio(res['median_ratio'])}; "
-        f"the TUI costs the trainer {text.percent(res['tui_cost'], 1)} of its throughput"
+        + verdict
     )
     return "\n".join(lines)
 

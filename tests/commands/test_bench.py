@@ -351,6 +351,8 @@ def test_pairs_report_alternates_headless_and_tui_runs(tmp_path, monkeypatch) ->
         ["1", "100", "90", "0.90"], ["2", "200", "190", "0.95"], ["3", "100", "99", "0.99"]
     ]  # fmt: skip
     assert "TUI / headless 0.95" in table[-1] and "5.0% of its throughput" in table[-1]
+    res.update(median_ratio=1.02, tui_cost=-0.02)  # faster under the TUI: said as noise
+    assert format_report(report).splitlines()[-1].endswith("2.0% faster: machine noise")
 
 
 @pytest.mark.slow
