@@ -64,11 +64,20 @@ def test_painting_the_home_screen_does_not_import_torch(tmp_path) -> None:
 
 
 def test_bench_startup_mode_reports_both_times(tmp_path) -> None:
+    from cnn_tui.bench.timeline import PHASES
     from cnn_tui.cli import main
 
     out = tmp_path / "startup.json"
-    assert main(["bench", "--startup", "--repeats", "1", "--json", str(out)]) == 0
+    argv = ["bench", "--startup", "--repeats", "1", "--limit", "100", "--json", str(out)]
+    assert main(argv) == 0
     report = json.loads(out.read_text())
     assert report["mode"] == "startup"
     for key in ("help_seconds", "home_screen_seconds", "import_torch_seconds"):
         assert report["results"][key] > 0
+    # the headless trainer: spawned to its first batch event, and the probe's timeline of it
+    (trainer,) = report["results"]["trainers"]
+    assert trainer["run"] == "simple-cnn on shapes" and trainer["start_to_first_batch_s"] > 0
+    assert [phase["phase"] for phase in trainer["phases"]] == list(PHASES)
+    assert all(phase["seconds"] >= 0 for phase in trainer["phases"])
+    total = sum(phase["seconds"] for phase in trainer["phases"])
+    assert total == pytest.approx(trainer["probe_start_to_first_batch_s"])

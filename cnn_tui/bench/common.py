@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cnn_tui.bench.options import BenchOptions, ModelSpec
 from cnn_tui.errors import RunError
 
 # Progress as the benchmark goes ("loading shapes", "simple-cnn@32: engine"): the command shows
@@ -66,3 +67,31 @@ def run_timed(argv: list[str]) -> tuple[float, str]:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RunError(f"bench: {' '.join(argv[1:4])} ... failed (exit {proc.returncode}): {tail}")
     return seconds, proc.stdout
+
+
+def run_settings(opts: BenchOptions, spec: ModelSpec) -> dict[str, Any]:
+    """The settings of a `cnn-tui train` run of model `spec` as bench's flags ask for it (a
+    `TrainConfig` mapping): the data set, epochs, batch, learning rate, device, engine switches,
+    the data folder and limit when given; a pretrained model from scratch, all of it trained."""
+    from cnn_tui.catalog import is_pretrained
+
+    name, size = spec
+    values: dict[str, Any] = {
+        "dataset": opts.dataset,
+        "model": name,
+        "epochs": opts.epochs,
+        "batch_size": opts.batch_size,
+        "lr": opts.lr,
+        "device": opts.device,
+        "amp": opts.amp,
+        "channels_last": opts.channels_last,
+    }
+    if opts.data_dir:
+        values["data_dir"] = opts.data_dir
+    if size is not None:
+        values["image_size"] = size
+    if is_pretrained(name):
+        values.update(weights="none", finetune="all")
+    if opts.limit:
+        values["limit"] = opts.limit
+    return values

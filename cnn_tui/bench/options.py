@@ -21,7 +21,7 @@ from cnn_tui.catalog import (
     parse_model,
 )
 from cnn_tui.errors import UsageError
-from cnn_tui.training.config import FIELDS
+from cnn_tui.training.config import FIELDS, find_preset
 
 # an image folder is the user's own (no fixed classes): bench sticks to data sets it can generate
 # or download
@@ -34,6 +34,7 @@ DEFAULT_MODELS = (
     "simple-cnn,the3-cnn,custom-cnn,fast-cnn,resnet18@32,resnet18@224,resnet50@32,vgg16@32"
 )
 QUICK_MODELS = "simple-cnn,the3-cnn"
+STARTUP_MODELS = "simple-cnn"  # whose trainer --startup times (the issue's: simple-cnn's)
 # --models NAME@SIZE takes the sizes --image-size does
 SIZE_RANGE = (int(FIELDS["image_size"].minimum), int(FIELDS["image_size"].maximum))
 
@@ -48,7 +49,7 @@ CPU_BATCHES = 8  # the CPU default: resnet18 at 224 px trains ~20 images/s there
 QUICK = {"batch_size": 32, "batches": 3, "warmup": 1, "repeats": 2, "workers": 1}
 WHOLE_RUN_BATCH_SIZE = 32  # the lecture notes' batch size
 STARTUP_REPEATS = 5
-TUI_REPEATS = 3  # runs started from the form (--quick: 1)
+TUI_REPEATS = 3  # runs started from the form (--quick: 1); with --pairs, pairs of runs
 
 ModelSpec = tuple[str, int | None]  # a model and its image size (None: the data set's own)
 
@@ -108,6 +109,8 @@ class BenchOptions:
     quick: bool
     epochs: int
     limit: int | None
+    preset: str | None = None  # --startup: a preset's trainer is timed as well
+    pairs: bool = False  # --tui: headless and TUI runs alternated, their throughputs compared
 
     @property
     def fresh_processes(self) -> bool:
@@ -153,23 +156,40 @@ def bench_options(
     repeats: int | None = None,
     epochs: int = DEFAULT_EPOCHS,
     limit: int | None = None,
+    preset: str | None = None,
+    pairs: bool = False,
 ) -> BenchOptions:
     """The options of one benchmark; None takes the default of the mode (quick, whole runs,
-    start-up) and, for `batches`, of the device (decided when it is known)."""
+    start-up) and, for `batches`, of the device (decided when it is known). `preset`: only
+    with the start-up mode, a preset that exists; `pairs`: only with the TUI mode."""
     if batch_size is not None and batch_size < MIN_BATCH_SIZE:
         raise UsageError(
             f"--batch-size must be at least {MIN_BATCH_SIZE} for bench, got {batch_size}"
         )
+    if preset is not None:
+        if mode != STARTUP:
+            raise UsageError("--preset is for --startup: the start-up of that preset's trainer")
+        find_preset(preset)  # an unknown one: a usage error naming the presets
+    if pairs and mode != TUI:
+        raise UsageError(
+            "--pairs is for --tui: headless and TUI runs of the same settings, alternated"
+        )
     fresh_processes = mode in FRESH_PROCESS_MODES
     if models is None:
-        models = parse_model_list(QUICK_MODELS if quick or mode == FEATURES else DEFAULT_MODELS)
+        default = DEFAULT_MODELS
+        if quick or mode == FEATURES:
+            default = QUICK_MODELS
+        elif mode == STARTUP:
+            default = STARTUP_MODELS
+        models = parse_model_list(default)
     defaults: dict[str, Any] = dict(SPEED_DEFAULTS, **(QUICK if quick else {}))
     if fresh_processes:
         defaults["batch_size"] = WHOLE_RUN_BATCH_SIZE
     if mode == STARTUP:  # one round of fresh processes is cheap: more of them, and no --quick
         defaults["repeats"] = STARTUP_REPEATS
-    if mode == TUI:  # a run as the form starts it: the training defaults
+    if mode in (STARTUP, TUI):  # a run as `cnn-tui train` starts it: the training defaults
         defaults["batch_size"] = FIELDS["batch_size"].default
+    if mode == TUI:
         defaults["repeats"] = 1 if quick else TUI_REPEATS
     if workers is None:
         workers = defaults.get("workers", os.cpu_count() or 1)
@@ -191,6 +211,8 @@ def bench_options(
         quick=quick,
         epochs=epochs,
         limit=limit,
+        preset=preset,
+        pairs=pairs,
     )
 
 

@@ -118,7 +118,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--startup",
         action="store_true",
-        help="time start-up instead: `cnn-tui --help`, the home screen painted, import torch",
+        help="time start-up instead: `cnn-tui --help`, the home screen painted, import torch, "
+        "and `cnn-tui train --no-ui` to its first batch event with its timeline (each of "
+        f"--models on --dataset; default {bench.STARTUP_MODELS}; and --preset)",
+    )
+    what.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="with --startup: time the start of this preset's trainer too (e.g. "
+        "fast-fashion-mnist)",
     )
     what.add_argument(
         "--tui",
@@ -126,6 +134,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure the TUI instead: a run started from the form (the first of --models, "
         "--dataset, --epochs, --limit), the seconds from Start to the chart's first point and "
         "the share of a core the TUI takes following it and showing it finished",
+    )
+    what.add_argument(
+        "--pairs",
+        action="store_true",
+        help="with --tui: what the TUI costs the trainer instead: the same run headless "
+        "(`cnn-tui train --no-ui`) and from the form, alternated, --repeats pairs; each pair's "
+        "training images/s compared",
     )
     how = parser.add_argument_group("settings")
     _setting_flag(
@@ -198,6 +213,8 @@ def options_from_args(args: argparse.Namespace) -> bench.BenchOptions:
         batches=args.batches,
         warmup=args.warmup,
         repeats=args.repeats,
+        preset=args.preset,
+        pairs=args.pairs,
         **settings,
     )
 
@@ -328,19 +345,18 @@ def format_features(report: dict[str, Any]) -> str:
 
 
 def format_startup(report: dict[str, Any]) -> str:
-    """One line per start-up path, in seconds."""
+    """One line per start-up path, in seconds; then each trainer's start and its timeline."""
     env, res = report["environment"], report["results"]
-    load = env.get("load_average")
     lines = [
         f"start-up, median of {report['settings']['repeats']} fresh processes; python "
-        f"{env['python']}, {env['cpu_count']} CPUs"
-        + (f", load average {text.number(load[0], '.2f')}" if load else ""),
+        f"{env['python']}, {env['cpu_count']} CPUs" + _load_text(env),
     ]
     labels = (
         ("python_seconds", "python -c pass (the floor)"),
         ("help_seconds", "cnn-tui --help"),
         ("home_screen_seconds", "home screen painted (headless driver)"),
         ("home_screen_tmux_seconds", "home screen on a terminal (tmux pane)"),
+        ("import_torch_only_seconds", "import torch (what a trainer loads)"),
         ("import_torch_seconds", "import torch, torchvision (for scale)"),
     )
     for key, label in labels:
@@ -349,20 +365,55 @@ def format_startup(report: dict[str, Any]) -> str:
     lines.append(
         f"torch imported by the home screen: {'yes' if res['home_screen_imports_torch'] else 'no'}"
     )
-    return "\n".join(lines)
+    for row in res.get("trainers", []):
+        lines += ["", f"{text.one_line(row['command'])} ({text.one_line(row['run'])})"]
+        lines.append(
+            f"{'start → first batch event':<42} "
+            f"{text.number(row['start_to_first_batch_s'], '.2f'):>6} s"
+        )
+        lines.append(
+            f"{'  the same with the timeline probe':<42} "
+            f"{text.number(row['probe_start_to_first_batch_s'], '.2f'):>6} s   CPU s"
+        )
+        for phase in row["phases"]:
+            lines.append(
+                f"{'    ' + phase['phase']:<42} {text.number(phase['seconds'], '.2f'):>6} s "
+                f"{text.number(phase['cpu_seconds'], '.2f'):>7}"
+            )
+    lines.append(
+        "(the TUI's Start → first point on the chart: cnn-tui bench --tui)"
+        if res.get("trainers")
+        else ""
+    )
+    return "\n".join(lines).rstrip()
+
+
+def _load_text(env: dict[str, Any]) -> str:
+    """ ", load average 1.23" (the 1-minute figure; "1.05 → 1.23" with the one before)."""
+    load, before = env.get("load_average"), env.get("load_average_before")
+    if not load:
+        return ""
+    start = f"{text.number(before[0], '.2f')} → " if before else ""
+    return f", load average {start}{text.number(load[0], '.2f')}"
+
+
+def _run_text(run: dict[str, Any]) -> str:
+    """ "simple-cnn on fashion-mnist, 5 epoch(s), batch 128": the run a TUI report measured."""
+    return (
+        f"{run['model']} on {run['dataset']}, {run['epochs']} epoch(s), batch {run['batch_size']}"
+        + (f", {run['limit']} training images" if run.get("limit") else "")
+    )
 
 
 def format_tui(report: dict[str, Any]) -> str:
-    """The TUI's own cost: seconds to the first chart point, shares of one core."""
+    """The TUI's own cost: seconds to the first chart point, shares of one core (with --pairs:
+    `format_pairs`)."""
     env, cfg, res = report["environment"], report["settings"], report["results"]
-    run = cfg["run"]
-    load = env.get("load_average")
+    if cfg.get("pairs"):
+        return format_pairs(report)
     lines = [
         f"TUI cost, median of {cfg['repeats']} run(s) started from the form ({cfg['terminal']}); "
-        f"{run['model']} on {run['dataset']}, {run['epochs']} epoch(s), batch {run['batch_size']}"
-        + (f", {run['limit']} training images" if run.get("limit") else "")
-        + f"; {env['cpu_count']} CPUs"
-        + (f", load average {text.number(load[0], '.2f')}" if load else ""),
+        f"{_run_text(cfg['run'])}; {env['cpu_count']} CPUs" + _load_text(env),
     ]
     seconds = (
         ("first_point_s", "Start → first point on the loss chart"),
@@ -383,6 +434,38 @@ def format_tui(report: dict[str, Any]) -> str:
             f"{label:<50} {text.percent(figures['core_share'], 2):>7}   "
             f"over {text.duration(figures['seconds'])}"
         )
+    return "\n".join(lines)
+
+
+def format_pairs(report: dict[str, Any]) -> str:
+    """Each pair's training images/s headless and under the TUI, its ratio; the median."""
+    env, cfg, res = report["environment"], report["settings"], report["results"]
+    lines = [
+        f"the trainer's training images/s, headless and started from the form ({cfg['terminal']}, "
+        f"following the run on its {cfg['tabs']} tab), alternated; {_run_text(cfg['run'])}; "
+        f"{env['cpu_count']} CPUs" + _load_text(env),
+    ]
+    header = (
+        f"{'pair':>4} {'headless img/s':>14} {'TUI img/s':>10} {'TUI / headless':>14} {'load':>5}"
+    )
+    lines += [header, "-" * len(header)]
+    for number, pair in enumerate(res["pairs"], 1):
+        load = pair.get("load_average")
+        lines.append(
+            f"{number:>4} {text.count(pair['headless_images_per_s']):>14} "
+            f"{text.count(pair['tui_images_per_s']):>10} {_ratio(pair['ratio']):>14} "
+            f"{text.number(load[0], '.2f') if load else '':>5}"
+        )
+    cost = res["tui_cost"]
+    verdict = (
+        f"the TUI costs the trainer {text.percent(cost, 1)} of its throughput"
+        if cost >= 0
+        else f"the runs under the TUI were {text.percent(-cost, 1)} faster: machine noise"
+    )
+    lines.append(
+        f"median of {len(res['pairs'])} pair(s): TUI / headless {_ratio(res['median_ratio'])}; "
+        + verdict
+    )
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """What the TUI itself costs while it shows a run: the probe `cnn-tui bench --tui` starts.
 
-    python -m cnn_tui.ui.cost_probe CONFIG.json RUNS_DIR FINISHED_SECONDS
+    python -m cnn_tui.ui.cost_probe CONFIG.json RUNS_DIR FINISHED_SECONDS [TABS]
 
 A fresh process opens the app headless (Textual's test driver: everything is composed, laid out
 and rendered, only the bytes for a terminal are dropped) at 120×40, opens the training form on
@@ -13,12 +13,15 @@ is its own process, `launcher.launch_run`). It times:
 - `following_core_share`: the CPU time of this process (every thread: the worker tailing the
   run's files included) over the wall time while the Charts tab (the one a run opens on) shows
   the live run: the share of one core the TUI takes from it; `following_tabs`: the same for the
-  Charts, Metrics, System and Console tabs, each shown for TAB_WINDOW_S of the run in turn (the
-  last one until the run ends: a run shorter than that measures fewer tabs);
+  Charts, Metrics, System and Console tabs (or the comma list TABS of them, in its order), each
+  shown for TAB_WINDOW_S of the run in turn (the last one until the run ends: a run shorter than
+  that measures fewer tabs; TABS `charts`: the whole run on the Charts tab, as `bench --tui
+  --pairs` follows it);
 - `finished_core_share`: the same over FINISHED_SECONDS while the finished run's dashboard (its
   results tab) stays on screen.
 
-It prints one JSON line. The trainer's own CPU is not in these figures: it is another process.
+It prints one JSON line (with the run's folder, `run_dir`). The trainer's own CPU is not in these
+figures: it is another process.
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ def _first_batch_time(run_dir: Path) -> float | None:
     return None
 
 
-async def measure(config_file: Path, runs_dir: Path, finished_seconds: float) -> dict[str, Any]:
+async def measure(
+    config_file: Path, runs_dir: Path, finished_seconds: float, tabs: tuple[str, ...] = TABS
+) -> dict[str, Any]:
     from cnn_tui.training.config import TrainConfig
     from cnn_tui.training.runs.state import OVER
     from cnn_tui.ui.app import CnnTuiApp
@@ -90,22 +95,22 @@ async def measure(config_file: Path, runs_dir: Path, finished_seconds: float) ->
         dashboard = app.screen
         await _until(lambda: _has_point(dashboard), "the first point on the loss chart")
         first_point_s = time.monotonic() - started
-        tabs: dict[str, dict[str, float]] = {}
-        for tab in TABS:  # each tab a window of the live run, while it lasts
+        windows: dict[str, dict[str, float]] = {}
+        for tab in tabs:  # each tab a window of the live run, while it lasts
             if dashboard.state in OVER:
                 break
             await pilot.press(tab_key(dashboard, tab))
             cpu, wall = time.process_time(), time.monotonic()
-            last = tab == TABS[-1]
+            last = tab == tabs[-1]
             deadline = math.inf if last else wall + TAB_WINDOW_S
             await _until(
                 lambda deadline=deadline: dashboard.state in OVER or time.monotonic() > deadline,
                 f"the {tab} tab's window",
             )
             seconds = time.monotonic() - wall
-            tabs[tab] = {"core_share": (time.process_time() - cpu) / max(seconds, 1e-9),
-                         "seconds": seconds}  # fmt: skip
-        charts = tabs.get("charts", {})  # (none: the run ended with its first point)
+            windows[tab] = {"core_share": (time.process_time() - cpu) / max(seconds, 1e-9),
+                            "seconds": seconds}  # fmt: skip
+        charts = windows.get("charts", {})  # (none: the run ended with its first point)
         following, following_s = charts.get("core_share"), charts.get("seconds", 0.0)
         await _until(lambda: dashboard.summary is not None, "the results")
         await pilot.pause(1.0)  # the results tab drawn, the finished toast gone
@@ -119,15 +124,22 @@ async def measure(config_file: Path, runs_dir: Path, finished_seconds: float) ->
             "first_batch_event_s": None if first_batch is None else first_batch - started_wall,
             "following_core_share": following,
             "following_seconds": following_s,
-            "following_tabs": tabs,
+            "following_tabs": windows,
             "finished_core_share": finished,
             "finished_seconds": finished_seconds,
+            "run_dir": str(dashboard.run_dir),
         }
 
 
 def main(argv: list[str]) -> int:
     config_file, runs_dir, finished_seconds = Path(argv[0]), Path(argv[1]), float(argv[2])
-    result = asyncio.run(measure(config_file, runs_dir, finished_seconds))
+    tabs = tuple(argv[3].split(",")) if len(argv) > 3 else TABS
+    unknown = [tab for tab in tabs if tab not in TABS]
+    if unknown or not tabs:
+        raise SystemExit(
+            f"cost_probe: unknown tab(s) {', '.join(unknown)}; tabs: {', '.join(TABS)}"
+        )
+    result = asyncio.run(measure(config_file, runs_dir, finished_seconds, tabs))
     print(json.dumps(result), flush=True)
     return 0
 

@@ -219,8 +219,13 @@ def test_bad_values_found_later_are_usage_errors_too(tmp_path, capsys) -> None:
     assert main(["bench", "--quick", "--device", "cuda:99"]) == 2
     assert main(["bench", "--quick", "--lr", "nan"]) == 2
     assert main(["bench", "--quick", "--json", str(tmp_path / "no" / "such.json")]) == 2
+    assert main(["bench", "--pairs"]) == 2  # (a mode of --tui)
+    assert main(["bench", "--tui", "--preset", "fast-fashion-mnist"]) == 2  # (of --startup)
+    assert main(["bench", "--startup", "--preset", "no-such-preset"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 6 and all(line.startswith("cnn-tui: error:") for line in err)
+    assert len(err) == 9 and all(line.startswith("cnn-tui: error:") for line in err)
+    assert "--pairs is for --tui" in err[6] and "--preset is for --startup" in err[7]
+    assert "unknown preset 'no-such-preset'" in err[8]
 
 
 # --- bench flags that mean a training setting are checked like `cnn-tui train`'s -----------------
@@ -283,3 +288,116 @@ def test_reference_loop_flags_follow_the_training_settings() -> None:
             parser.parse_args(bad)
     args = parser.parse_args(["--lr", "0.01", "--image-size", "64"])
     assert args.lr == 0.01 and args.image_size == 64
+
+
+# --- the TUI's cost as pairs, the trainer's start-up timeline ------------------------------------
+
+
+def _write_events(run_dir, events: list[dict]) -> None:
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_a_runs_throughput_is_its_images_over_its_training_seconds(tmp_path) -> None:
+    from cnn_tui.bench.tui_cost import pair_ratios, run_images_per_s
+    from cnn_tui.errors import RunError
+
+    # two epochs of the same images at 100 and 300 img/s: 2 n images in n/100 + n/300 seconds
+    _write_events(tmp_path / "run", [
+        {"event": "run_started", "time": 1.0},
+        {"event": "batch", "time": 2.0, "images_per_s": 5.0},
+        {"event": "epoch", "time": 3.0, "images_per_s": 100.0},
+        {"event": "epoch", "time": 4.0, "images_per_s": 300.0},
+    ])  # fmt: skip
+    assert run_images_per_s(tmp_path / "run") == pytest.approx(150.0)
+    _write_events(tmp_path / "cut", [{"event": "batch", "time": 2.0, "images_per_s": 5.0}])
+    with pytest.raises(RunError, match="no finished epoch"):
+        run_images_per_s(tmp_path / "cut")
+    assert pair_ratios([(100.0, 95.0), (200.0, 210.0)]) == [0.95, 1.05]
+
+
+def test_pairs_report_alternates_headless_and_tui_runs(tmp_path, monkeypatch) -> None:
+    """The order H, T, H, T and each pair's ratio, the trainers stood in for (the real runs:
+    `test_tui_pairs_mode_trains_both_sides`)."""
+    from cnn_tui.bench import tui_cost
+
+    order, speeds = [], iter([100.0, 90.0, 200.0, 190.0, 100.0, 99.0])
+
+    def headless(config_file, run_dir) -> None:
+        assert "model = " in config_file.read_text()  # a --config file of the run's settings
+        order.append("H")
+        _write_events(run_dir, [{"event": "epoch", "images_per_s": next(speeds)}])
+
+    def probe(config_file, runs_dir, finished_seconds, tabs) -> dict:
+        assert json.loads(config_file.read_text())["model"] == "the3-cnn"
+        assert (finished_seconds, tabs) == (0.0, "charts")  # the whole run on the Charts tab
+        order.append("T")
+        _write_events(runs_dir, [{"event": "epoch", "images_per_s": next(speeds)}])
+        return {"state": "finished", "run_dir": str(runs_dir)}
+
+    monkeypatch.setattr(tui_cost, "_headless", headless)
+    monkeypatch.setattr(tui_cost, "_probe", probe)
+    opts = options_from_args(_parse(["bench", "--tui", "--pairs", "--repeats", "3",
+                                     "--models", "the3-cnn"]))  # fmt: skip
+    report = tui_cost.tui_report(opts)
+    assert order == ["H", "T", "H", "T", "H", "T"]
+    res = report["results"]
+    assert [pair["ratio"] for pair in res["pairs"]] == pytest.approx([0.9, 0.95, 0.99])
+    assert res["median_ratio"] == pytest.approx(0.95) and res["tui_cost"] == pytest.approx(0.05)
+    from cnn_tui.commands.bench import format_report
+
+    table = format_report(report).splitlines()
+    assert [line.split()[:4] for line in table[3:6]] == [
+        ["1", "100", "90", "0.90"], ["2", "200", "190", "0.95"], ["3", "100", "99", "0.99"]
+    ]  # fmt: skip
+    assert "TUI / headless 0.95" in table[-1] and "5.0% of its throughput" in table[-1]
+    res.update(median_ratio=1.02, tui_cost=-0.02)  # faster under the TUI: said as noise
+    assert format_report(report).splitlines()[-1].endswith("2.0% faster: machine noise")
+
+
+@pytest.mark.slow
+def test_tui_pairs_mode_trains_both_sides(tmp_path, capsys) -> None:
+    argv = ["bench", "--tui", "--pairs", "--repeats", "1", "--device", "cpu", "--models",
+            "the3-cnn", "--limit", "100", "--epochs", "1", "--json", str(tmp_path / "p.json")]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["settings"]["pairs"] and report["settings"]["run"]["limit"] == 100
+    (pair,) = report["results"]["pairs"]
+    assert pair["headless_images_per_s"] > 0 and pair["tui_images_per_s"] > 0
+    assert pair["ratio"] == pytest.approx(pair["tui_images_per_s"] / pair["headless_images_per_s"])
+    assert "the TUI costs the trainer" in capsys.readouterr().out
+
+
+def test_the_timeline_is_the_seconds_between_the_probes_marks() -> None:
+    from cnn_tui.bench.timeline import PHASES, phase_seconds
+
+    marks = [["python", 100.5, 0.02], ["cli", 100.6, 0.05], ["torch", 102.0, 1.3],
+             ["data", 102.5, 1.9], ["first batch event", 103.0, 2.2]]  # fmt: skip
+    phases = phase_seconds(100.0, marks)
+    assert [name for name, _, _ in phases] == ["python", "cli", "torch", "data",
+                                               "first batch event"]  # fmt: skip
+    assert [round(wall, 6) for _, wall, _ in phases] == [0.5, 0.1, 1.4, 0.5, 0.5]
+    assert [round(cpu, 6) for _, _, cpu in phases] == [0.02, 0.03, 1.25, 0.6, 0.3]
+    assert [name for name, _, _ in phase_seconds(0.0, marks[::-1])] == [m[0] for m in marks]
+    assert PHASES[0] == "python" and PHASES[-1] == "first batch event"
+
+
+def test_startup_times_each_model_and_the_preset(tmp_path) -> None:
+    from cnn_tui.bench.startup import train_runs
+
+    opts = options_from_args(_parse(["bench", "--startup", "--dataset", "fashion-mnist",
+                                     "--preset", "fast-fashion-mnist", "--limit", "500"]))  # fmt: skip
+    assert [run.label for run in train_runs(opts)] == [
+        "simple-cnn on fashion-mnist", "preset fast-fashion-mnist"
+    ]  # fmt: skip
+    model, preset = train_runs(opts)
+    argv = model.argv(tmp_path, tmp_path / "run")
+    assert argv[:4] == ["train", "--no-ui", "--config", str(tmp_path / "config.toml")]
+    assert argv[-2:] == ["--run-dir", str(tmp_path / "run")]
+    settings = (tmp_path / "config.toml").read_text()
+    assert 'dataset = "fashion-mnist"' in settings and "limit = 500" in settings
+    assert "batch_size = 128" in settings  # the training default, not bench's
+    assert preset.argv(tmp_path, tmp_path / "p")[2:] == [
+        "--preset", "fast-fashion-mnist", "--device", "auto", "--limit", "500",
+        "--run-dir", str(tmp_path / "p"),
+    ]  # fmt: skip

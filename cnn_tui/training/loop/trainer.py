@@ -36,6 +36,7 @@ from cnn_tui.training.loop.distributed import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from cnn_tui.training.runs import store as runs
 from cnn_tui.training.runs.state import BUSY, RunState
 from cnn_tui.training.runs.store import check_new_run_dir
+from cnn_tui.training.system import background_import
 
 RESUMABLE = ("epochs", "device", "devices", "log")  # the settings a resumed run may change
 
@@ -257,12 +258,18 @@ def train(
                 run_dir = runs.new_run_dir(request.runs_dir, config)
             child_args = rank_args(config, run_dir)
             return distributed.launch_ranks(run_dir, processes, nodes, child_args, reporter.note)
-    if run_dir is None:
-        run_dir = runs.new_run_dir(request.runs_dir, config)
-    with holding_run(run_dir, request):
-        return train_here(
-            config, run_dir, resume, reporter, started=started, trust=request.trust_model_code
-        )
+    # the optimizer's slow import, on a thread while the run folder is made and the engine loads
+    # (no torch module is imported here meanwhile: `background_import`)
+    background_import.start("torch._dynamo")
+    try:
+        if run_dir is None:
+            run_dir = runs.new_run_dir(request.runs_dir, config)
+        with holding_run(run_dir, request):
+            return train_here(
+                config, run_dir, resume, reporter, started=started, trust=request.trust_model_code
+            )
+    finally:
+        background_import.wait()  # (ended before the engine waited for it: not left running)
 
 
 def train_here(
