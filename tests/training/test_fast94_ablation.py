@@ -21,12 +21,13 @@ def load_script():
     return module
 
 
-def test_the_plan_runs_every_row_with_seed_0_then_the_candidate_with_three_seeds(capsys):
+def test_the_plan_runs_every_row_with_seed_0_then_two_rows_with_three_seeds(capsys):
     ablation = load_script()
     steps = ablation.plan(seeds_only=False)
     assert [row for row, _ in steps[: len(ablation.ROWS)]] == list(ablation.ROWS)
     assert {seed for _, seed in steps[: len(ablation.ROWS)]} == {0}
-    assert steps[len(ablation.ROWS) :] == [(ablation.CANDIDATE, seed) for seed in (0, 1, 2)]
+    seeded = [(row, seed) for row in ablation.SEEDED for seed in (0, 1, 2)]
+    assert steps[len(ablation.ROWS) :] == seeded
     assert ablation.plan(seeds_only=True) == steps[len(ablation.ROWS) :]
 
     plain = ablation.command(ablation.ROWS[1], 0, Path("r"), "fm")
@@ -42,7 +43,7 @@ def test_the_plan_runs_every_row_with_seed_0_then_the_candidate_with_three_seeds
     ]  # fmt: skip
 
     assert ablation.main(["--dry-run", "--seeds-only"]) == 0
-    assert capsys.readouterr().out.count("--seed") == 3
+    assert capsys.readouterr().out.count("--seed") == 6
 
 
 def test_the_variants_are_fast_cnn_plus_the_change():
