@@ -17,7 +17,7 @@ translations after the flips, an exponential moving average of the weights teste
     python scripts/fast94_ablation.py --dry-run       # print the plan, run nothing
     python scripts/fast94_ablation.py --data-dir DIR  # Fashion-MNIST from DIR
 
-About 20 minutes on 2 quiet cores (19 runs of 30-90 s).
+About 23 minutes on 2 quiet cores (22 runs of 30-90 s).
 """
 
 from __future__ import annotations
@@ -75,6 +75,18 @@ ROWS = (
     Row("widths 32/64/128/128", variant=Variant(widths=(32, 64, 128, 128))),
     Row("a second conv in blocks 2 and 3", variant=CONVS),
     Row("a second conv in blocks 2 and 3, 7 epochs", ("--epochs", "7"), CONVS),
+    *(
+        Row(
+            f"the candidate (below) with {change}",
+            ("--val-split", "0.01", "--epochs", "6", *flags),
+            CONVS,
+        )
+        for change, flags in (
+            ("label smoothing 0.2", ("--label-smoothing", "0.2")),
+            ("lr 0.2", ("--lr", "0.2")),
+            ("batch 64", ("--batch-size", "64")),
+        )
+    ),
     Row(
         "a second conv in blocks 2 and 3, random shifts by up to 1 px, --val-split 0.01, 10 epochs",
         ("--val-split", "0.01", "--epochs", "10"),
