@@ -55,9 +55,12 @@ def test_every_shipped_preset_is_valid_and_documented():
         "cats-vs-dogs",
         "lecture-resnet50-transfer",
         "cats-vs-dogs-vgg16",
+        "fast-fashion-mnist",
+        "fast-cifar10",
     ):
         assert name in presets, name
-        assert presets[name].description and presets[name].reference
+    for name, preset in presets.items():
+        assert preset.description and preset.reference, name
         load_preset(name, check=False)
     assert load_preset("lecture-simple-cnn") == TrainConfig(
         dataset="cifar10", model="simple-cnn", epochs=10, batch_size=32, optimizer="adam", lr=1e-3
