@@ -75,6 +75,53 @@ async def wait_until(
     await pilot.pause()
 
 
+async def press_quickly(pilot: Any, *keys: str) -> None:
+    """Press `keys` in order as a user does, each once the app has drawn the last: without
+    `pilot.press`'s waits for the process to look idle (at least 40 ms a key). For long walks
+    (→ 200 times) whose test checks where the walk ends.
+
+    Each key goes to the app as `pilot.press` sends it (textual's `App._press_keys`); then the
+    screen settles before the next: its messages handled, its layout and repaint done, and the
+    callbacks waiting for that refresh run (a lesson screen fits its board after the refresh),
+    until nothing is pending."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    app = pilot.app
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app.post_message(event)
+        await _settle(pilot)
+    await pilot.pause()
+
+
+async def _settle(pilot: Any) -> None:
+    """Until the screen has nothing pending: handle its messages, lay it out and repaint."""
+    for _ in range(100):
+        await pilot._wait_for_screen()
+        screen = pilot.app.screen
+        pending = (
+            screen._layout_required
+            or screen._scroll_required
+            or screen._repaint_required
+            or screen._dirty_widgets
+            or screen._callbacks
+        )
+        if not pending:
+            return
+        screen._on_timer_update()
+    raise AssertionError("the screen kept changing after a key")
+
+
 @pytest.fixture
 def no_checks(monkeypatch):
     """Lesson screens open without their background check against PyTorch (a test of the board

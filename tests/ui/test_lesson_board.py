@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import text_of
+from conftest import press_quickly, text_of
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from train_ui_fixtures import run_async
@@ -34,10 +34,7 @@ async def lesson_after(pilot, op: str, params: dict, keys: list[str]) -> LessonS
     screen = LessonScreen(op, params)
     await pilot.app.push_screen(screen)
     await pilot.pause()
-    for key in keys:
-        await pilot.press(key)
-    await pilot.pause()
-    await pilot.pause()  # the board is fitted to its room after the refresh
+    await press_quickly(pilot, *keys)  # (and the board is fitted to its room after the refresh)
     return screen
 
 
