@@ -100,12 +100,15 @@ async def press_quickly(pilot: Any, *keys: str) -> None:
         event = events.Key(key, char)
         event.set_sender(app)
         app.post_message(event)
-        await _settle(pilot)
+        await settle(pilot)
+        await app.animator.wait_until_complete()  # (a field scrolled into view)
+        await settle(pilot)
     await pilot.pause()
 
 
-async def _settle(pilot: Any) -> None:
-    """Until the screen has nothing pending: handle its messages, lay it out and repaint."""
+async def settle(pilot: Any) -> None:
+    """Until the screen has nothing pending: handle its messages, lay it out and repaint, run
+    what waited for the refresh (a deterministic `pilot.pause()` without its sleeps)."""
     for _ in range(100):
         await pilot._wait_for_screen()
         screen = pilot.app.screen
