@@ -125,6 +125,17 @@ async def settle(pilot: Any) -> None:
     raise AssertionError("the screen kept changing after a key")
 
 
+def then_press(run_before: Callable[[Any], Any], keys: list[str]) -> Callable[[Any], Any]:
+    """A snapshot's `run_before` that then presses `keys` with `press_quickly` (snap_compare's
+    own `press=` waits for the process to look idle after every key)."""
+
+    async def run(pilot: Any) -> None:
+        await run_before(pilot)
+        await press_quickly(pilot, *keys)
+
+    return run
+
+
 @pytest.fixture
 def no_checks(monkeypatch):
     """Lesson screens open without their background check against PyTorch (a test of the board
