@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,22 +108,41 @@ async def press_quickly(pilot: Any, *keys: str) -> None:
 
 
 async def settle(pilot: Any) -> None:
-    """Until the screen has nothing pending: handle its messages, lay it out and repaint, run
-    what waited for the refresh (a deterministic `pilot.pause()` without its sleeps)."""
-    for _ in range(100):
+    """Until nothing is pending: the app's and the screen's messages handled (what a widget
+    posts the screen when it goes idle included), the screen laid out and repainted, and what
+    waited for that refresh run. A deterministic `pilot.pause()` without its sleeps; it relies
+    on textual's internals (`Screen._on_timer_update`, the pending flags of each node)."""
+    quiet = 0
+    for _ in range(200):
         await pilot._wait_for_screen()
         screen = pilot.app.screen
-        pending = (
+        if (
             screen._layout_required
             or screen._scroll_required
             or screen._repaint_required
             or screen._dirty_widgets
             or screen._callbacks
-        )
-        if not pending:
-            return
-        screen._on_timer_update()
-    raise AssertionError("the screen kept changing after a key")
+        ):
+            quiet = 0
+            screen._on_timer_update()  # (what the screen's update timer does)
+        elif any(_pending(node) for node in (pilot.app, *screen.walk_children(with_self=True))):
+            quiet = 0
+            await asyncio.sleep(0)
+        else:
+            quiet += 1
+            if quiet == 2:  # (twice: a message posted while the first look ran is seen)
+                return
+    raise AssertionError("the screen kept changing")
+
+
+def _pending(node: Any) -> bool:
+    """Whether a node has messages queued or a refresh its idle handler has not passed on."""
+    return (
+        not node._message_queue.empty()
+        or getattr(node, "_layout_required", False)
+        or getattr(node, "_repaint_required", False)
+        or getattr(node, "_scroll_required", False)
+    )
 
 
 def then_press(run_before: Callable[[Any], Any], keys: list[str]) -> Callable[[Any], Any]:
