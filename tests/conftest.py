@@ -78,13 +78,14 @@ async def wait_until(
 
 async def press_quickly(pilot: Any, *keys: str) -> None:
     """Press `keys` in order as a user does, each once the app has drawn the last: without
-    `pilot.press`'s waits for the process to look idle (at least 40 ms a key). For long walks
-    (→ 200 times) whose test checks where the walk ends.
+    `pilot.press`'s waits for the process to look idle (at least 40 ms a key, 200 ms on a busy
+    box), so a walk of 200 steps takes 2 s, not 14.
 
     Each key goes to the app as `pilot.press` sends it (textual's `App._press_keys`); then the
-    screen settles before the next: its messages handled, its layout and repaint done, and the
-    callbacks waiting for that refresh run (a lesson screen fits its board after the refresh),
-    until nothing is pending."""
+    screen settles before the next (`settle`): its messages handled, its layout and repaint
+    done, and the callbacks waiting for that refresh run (a lesson screen fits its board after
+    the refresh). Not for a screen that is playing (a timer redraws it: it never settles), nor
+    to wait for a thread worker (`app.workers.wait_for_complete()` does)."""
     import unicodedata
 
     from textual import events
