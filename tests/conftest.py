@@ -78,7 +78,7 @@ async def wait_until(
 
 async def press_quickly(pilot: Any, *keys: str) -> None:
     """Press `keys` in order as a user does, each once the app has drawn the last: without
-    `pilot.press`'s waits for the process to look idle (at least 40 ms a key, 200 ms on a busy
+    `pilot.press`'s waits for the process to look idle (at least 40 ms a key, 70 ms on a busy
     box), so a walk of 200 steps takes 2 s, not 14.
 
     Each key goes to the app as `pilot.press` sends it (textual's `App._press_keys`); then the
