@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,87 @@ async def wait_until(
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
         await pilot.pause(0.05)
     await pilot.pause()
+
+
+async def press_quickly(pilot: Any, *keys: str) -> None:
+    """Press `keys` in order as a user does, each once the app has drawn the last: without
+    `pilot.press`'s waits for the process to look idle (at least 40 ms a key, 70 ms on a busy
+    box), so a walk of 200 steps takes 2 s, not 14.
+
+    Each key goes to the app as `pilot.press` sends it (textual's `App._press_keys`); then the
+    screen settles before the next (`settle`): its messages handled, its layout and repaint
+    done, and the callbacks waiting for that refresh run (a lesson screen fits its board after
+    the refresh). Not for a screen that is playing (a timer redraws it: it never settles), nor
+    to wait for a thread worker (`app.workers.wait_for_complete()` does)."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    app = pilot.app
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app.post_message(event)
+        await settle(pilot)
+        await app.animator.wait_until_complete()  # (a field scrolled into view)
+        await settle(pilot)
+    await pilot.pause()
+
+
+async def settle(pilot: Any) -> None:
+    """Until nothing is pending: the app's and the screen's messages handled (what a widget
+    posts the screen when it goes idle included), the screen laid out and repainted, and what
+    waited for that refresh run. A deterministic `pilot.pause()` without its sleeps; it relies
+    on textual's internals (`Screen._on_timer_update`, the pending flags of each node)."""
+    quiet = 0
+    for _ in range(200):
+        await pilot._wait_for_screen()
+        screen = pilot.app.screen
+        if (
+            screen._layout_required
+            or screen._scroll_required
+            or screen._repaint_required
+            or screen._dirty_widgets
+            or screen._callbacks
+        ):
+            quiet = 0
+            screen._on_timer_update()  # (what the screen's update timer does)
+        elif any(_pending(node) for node in (pilot.app, *screen.walk_children(with_self=True))):
+            quiet = 0
+            await asyncio.sleep(0)
+        else:
+            quiet += 1
+            if quiet == 2:  # (twice: a message posted while the first look ran is seen)
+                return
+    raise AssertionError("the screen kept changing")
+
+
+def _pending(node: Any) -> bool:
+    """Whether a node has messages queued or a refresh its idle handler has not passed on."""
+    return (
+        not node._message_queue.empty()
+        or getattr(node, "_layout_required", False)
+        or getattr(node, "_repaint_required", False)
+        or getattr(node, "_scroll_required", False)
+    )
+
+
+def then_press(run_before: Callable[[Any], Any], keys: list[str]) -> Callable[[Any], Any]:
+    """A snapshot's `run_before` that then presses `keys` with `press_quickly` (snap_compare's
+    own `press=` waits for the process to look idle after every key)."""
+
+    async def run(pilot: Any) -> None:
+        await run_before(pilot)
+        await press_quickly(pilot, *keys)
+
+    return run
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from cli_process import ENV
-from conftest import wait_for, wait_until
+from conftest import press_quickly, wait_for, wait_until
 from train_ui_fixtures import run_async, write_run
 
 from cnn_tui import cli, fileio
@@ -727,9 +727,7 @@ async def test_tiny_terminal_does_not_crash(tmp_path, monkeypatch, name):
             if screen is not None:
                 await app.push_screen(screen)
             await pilot.pause()
-            for key in KEYS:
-                await pilot.press(key)
-                await pilot.pause()
+            await press_quickly(pilot, *KEYS)  # (each once the screen has settled)
         await pilot.resize_terminal(5, 20)
         await pilot.pause()
     assert app.return_code in (None, 0)

@@ -8,6 +8,7 @@ tests/ui/__snapshots__/test_goto_snapshots/.
 from __future__ import annotations
 
 import pytest
+from conftest import then_press
 
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.screen import LessonScreen
@@ -28,12 +29,12 @@ def conv_lesson(params: dict):
 
 def test_goto_prompt_explains_a_cell_out_of_range_80x24(snap_compare) -> None:
     keys = ["colon", "9", "comma", "9", "enter"]
-    run_before = conv_lesson(ISSUE_EXAMPLE)
-    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(80, 24), run_before=run_before)
+    run_before = then_press(conv_lesson(ISSUE_EXAMPLE), keys)
+    assert snap_compare(CnnTuiApp(), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_goto_a_cell_then_skip_zeros_120x40(snap_compare) -> None:
     """`:` 7,0 goes to out[7,0]'s bias; `z` passes over its window's padded zeros."""
     keys = ["colon", "7", "comma", "0", "enter", "z"]
-    run_before = conv_lesson(ISSUE_EXAMPLE)
-    assert snap_compare(CnnTuiApp(), press=keys, terminal_size=(120, 40), run_before=run_before)
+    run_before = then_press(conv_lesson(ISSUE_EXAMPLE), keys)
+    assert snap_compare(CnnTuiApp(), terminal_size=(120, 40), run_before=run_before)

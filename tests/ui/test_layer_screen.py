@@ -9,7 +9,7 @@ about them, so no worker races the assertions.
 from __future__ import annotations
 
 import pytest
-from conftest import text_of
+from conftest import press_quickly, text_of
 from textual.screen import Screen
 from textual.widgets import Input, Select, Static
 from train_ui_fixtures import run_async
@@ -71,17 +71,17 @@ async def test_the_home_screen_opens_both_lessons_by_key_and_menu() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(100, 34)) as pilot:
         await pilot.pause()
-        await pilot.press("b")
+        await press_quickly(pilot, "b")
         assert isinstance(app.screen, LayerScreen) and app.screen.example.op == "batchnorm"
         assert status(app.screen).startswith("batch normalisation · forward · μ")
-        await pilot.press("escape")
-        await pilot.press("d")
+        await press_quickly(pilot, "escape")
+        await press_quickly(pilot, "d")
         assert isinstance(app.screen, LayerScreen) and app.screen.example.op == "dropout"
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         assert isinstance(app.screen, HomeScreen)
         menu = app.screen.query_one("#home-menu")
         menu.highlighted = commands.index("dropout")
-        await pilot.press("enter")
+        await press_quickly(pilot, "enter")
         await pilot.pause()
         assert isinstance(app.screen, LayerScreen) and app.screen.example.op == "dropout"
 
@@ -104,26 +104,26 @@ async def test_keys_walk_the_stages_and_passes_of_batch_norm() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_layer(pilot, batch=1, channels=2, height=2, width=2)
         assert "steps recorded" in step(screen)[0]
-        await pilot.press("right")
+        await press_quickly(pilot, "right")
         assert "step 1 / 8" in status(screen)
         assert step(screen)[0] == "μ[0] += x[c=0, 0,0]/M" and "[" in board(screen)
-        await pilot.press("right_square_bracket")  # μ[0] done
+        await press_quickly(pilot, "right_square_bracket")  # μ[0] done
         assert "done (4/4)" in step(screen)[2]
-        await pilot.press("p")
+        await press_quickly(pilot, "p")
         assert stages(screen) == "forward: μ → [σ²] → x̂ → y → running stats"
         assert rule(screen).startswith("rule σ²[c] = (1/M) Σ_n,i,j (x[n,c,i,j] − μ[c])²")
-        await pilot.press("b")
+        await press_quickly(pilot, "b")
         assert stages(screen).startswith("backward: [dβ]") and "∂y/∂β = 1" in rule(screen)
-        await pilot.press("p", "p", "p", "p", "p", "end")
+        await press_quickly(pilot, "p", "p", "p", "p", "p", "end")
         assert "backward · dx" in status(screen) and "step 8 / 8" in status(screen)
         assert "three ways" in rule(screen)
-        await pilot.press("P")
+        await press_quickly(pilot, "P")
         assert "backward · dμ" in status(screen) and "step 0 / 8" in status(screen)
         assert (
             step(screen)[0]
             == "backward · batch norm · dμ: 8 steps, none run yet. Press → to run the first one."
         )
-        await pilot.press("b")
+        await press_quickly(pilot, "b")
         assert "forward · μ" in status(screen)
 
 
@@ -132,13 +132,15 @@ async def test_the_view_follows_the_step_and_the_keys_cycle_it() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_layer(pilot, batch=2, channels=2, height=2, width=2)
-        await pilot.press("p", "p")  # σ², then x̂ (entered at its start): value by value, n, c, i, j
-        await pilot.press(*["right"] * 5)  # (n, c) = (0, 1)
+        await press_quickly(
+            pilot, "p", "p"
+        )  # σ², then x̂ (entered at its start): value by value, n, c, i, j
+        await press_quickly(pilot, *["right"] * 5)  # (n, c) = (0, 1)
         assert screen.view == {"n": 0, "c": 1}
         assert "x[n=0, c=1] input" in board(screen)
-        await pilot.press("n")
+        await press_quickly(pilot, "n")
         assert "x[n=1, c=1] input" in board(screen)
-        await pilot.press("c")
+        await press_quickly(pilot, "c")
         assert "x[n=1, c=0] input" in board(screen)
 
 
@@ -148,7 +150,7 @@ async def test_a_new_seed_keeps_the_settings_and_changes_the_numbers() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_layer(pilot, "dropout", p=0.3, seed=5)
         before = screen.example.x.copy()
-        await pilot.press("right", "r")
+        await press_quickly(pilot, "right", "r")
         assert screen.example.seed == 6 and screen.example.p == 0.3
         assert screen.model.position == 0 and (screen.example.x != before).any()
         assert "p = 0.3 · seed 6" in status(screen)
@@ -176,7 +178,7 @@ async def test_80x24_keeps_the_rule_the_step_and_every_key_on_screen() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_layer(pilot)
-        await pilot.press("b", "p", "p", "p", "p", "p", "right")  # dx: seven arrays
+        await press_quickly(pilot, "b", "p", "p", "p", "p", "p", "right")  # dx: seven arrays
         step_panel = screen.query_one("#layer-step", StepPanel)
         rule_panel = screen.query_one("#layer-rule", RulePanel)
         footer_top = min(key.region.y for key in screen.query("FooterEntry"))
@@ -196,7 +198,7 @@ async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> N
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_layer(pilot, "batchnorm")
-        await pilot.press("right", "e")
+        await press_quickly(pilot, "right", "e")
         form = app.screen
         assert isinstance(form, LayerFormScreen)
         assert [field.id for field in form.query(Input)] == [
@@ -208,22 +210,22 @@ async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> N
         form.query_one("#form-batch", Input).value = "1"
         form.query_one("#form-height", Input).value = "1"
         form.query_one("#form-width", Input).value = "1"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is form  # the lesson is left as it was
         assert "eps must be above 0" in str(form.query_one("#error-eps", Static).content)
         form.query_one("#form-eps", Input).value = "0.5"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is form and "at least 2 values per channel" in str(
             form.query_one("#error-form", Static).content
         )
         form.query_one("#form-width", Input).value = "4"
         form.query_one("#form-momentum", Input).value = "0.3"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         await pilot.pause()
         assert app.screen is screen and screen.model.position == 0
         assert screen.example.x.shape == (1, 2, 1, 4) and screen.example.eps == 0.5
         assert "ε = 0.5 · m = 0.3 · seed 0" in full_status(screen)
-        await pilot.press("e", "escape")
+        await press_quickly(pilot, "e", "escape")
         assert app.screen is screen and screen.example.eps == 0.5
 
 
@@ -233,7 +235,7 @@ async def test_question_mark_shows_the_layers_notation(op: str) -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_layer(pilot, op)
-        await pilot.press("question_mark")
+        await press_quickly(pilot, "question_mark")
         await pilot.pause()
         page = app.screen
         assert isinstance(page, LessonHelp) and page.lesson == op
@@ -245,6 +247,6 @@ async def test_question_mark_shows_the_layers_notation(op: str) -> None:
             "dropout": ("p", "mask"),
         }
         assert set(symbols[op]) <= set(here)
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         await pilot.pause()
         assert app.screen is screen

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import text_of
+from conftest import press_quickly, settle, text_of
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from train_ui_fixtures import run_async
@@ -34,10 +34,7 @@ async def lesson_after(pilot, op: str, params: dict, keys: list[str]) -> LessonS
     screen = LessonScreen(op, params)
     await pilot.app.push_screen(screen)
     await pilot.pause()
-    for key in keys:
-        await pilot.press(key)
-    await pilot.pause()
-    await pilot.pause()  # the board is fitted to its room after the refresh
+    await press_quickly(pilot, *keys)  # (and the board is fitted to its room after the refresh)
     return screen
 
 
@@ -99,7 +96,9 @@ async def test_issue_forward_cell_50_of_64_at_80x24() -> None:
 @run_async
 async def test_issue_backward_dx_late_at_80x24() -> None:
     """`b`, `p` to dX's start, then → 201 times: dx_pad[2,8] += w[0,2]·dout[2,6] in view, and
-    the forward output, which no dX step reads, off the board."""
+    the forward output, which no dX step reads, off the board. Then → 4 times more (finding 2
+    of the walk, 205): dout[2,6] spreads over dx_pad rows 2–4, the whole window shown after
+    the step panel's "here" line."""
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         keys = ["b", "p", "p"] + ["right"] * 201
@@ -109,6 +108,13 @@ async def test_issue_backward_dx_late_at_80x24() -> None:
         drawn = assert_step_in_view(screen)
         assert set(drawn) == {"w", "dout", "dx_pad"}
         assert set(shown(screen)) == {"w", "dout", "dx_pad"}  # no `out`, no db / dw
+
+        await press_quickly(pilot, *["right"] * 4)
+        assert first_step_line(screen) == "dx_pad[4,6] += w[2,0]·dout[2,6]"
+        assert_every_mark_shown(screen)
+        board = screen.query_one("#lesson-board", ArrayBoard)
+        for cell in [(r, c) for r in range(2, 5) for c in range(6, 9)]:
+            assert board.cell_region("dx_pad", cell) is not None
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
@@ -135,8 +141,7 @@ async def test_the_step_stays_in_view_in_every_phase(op, params, keys, position,
     async with app.run_test(size=size) as pilot:
         screen = await lesson_after(pilot, op, params, keys)
         screen._move(screen.model.seek, position)
-        await pilot.pause()
-        await pilot.pause()
+        await settle(pilot)
         assert screen.model.replay.current is not None
         assert_step_in_view(screen)
         assert needed <= set(shown(screen))
@@ -239,23 +244,9 @@ async def test_every_highlighted_cell_is_shown_across_a_pass_at_80x24(op, params
         total = screen.model.total
         for position in sorted({1, 2, total, *range(7, total, max(total // 40, 1))}):
             screen._move(screen.model.seek, position)
-            await pilot.pause()
-            await pilot.pause()
+            await settle(pilot)
             assert_every_mark_shown(screen)
             assert_step_in_view(screen)
-
-
-@run_async
-async def test_issue_dx_window_whole_after_the_here_line() -> None:
-    """The walk's keys: `b`, `p`, `p`, → 205 times: dout[2,6] spreads over dx_pad rows 2–4."""
-    app = CnnTuiApp()
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await lesson_after(pilot, "conv", BIG, ["b", "p", "p"] + ["right"] * 205)
-        assert first_step_line(screen) == "dx_pad[4,6] += w[2,0]·dout[2,6]"
-        assert_every_mark_shown(screen)
-        board = screen.query_one("#lesson-board", ArrayBoard)
-        for cell in [(r, c) for r in range(2, 5) for c in range(6, 9)]:
-            assert board.cell_region("dx_pad", cell) is not None
 
 
 CROPPED_TITLE = re.compile(r"(rows? \d+(–\d+)?|cols? \d+(–\d+)?|\[\d+(–\d+)?, ?\d+(–\d+)?\])")

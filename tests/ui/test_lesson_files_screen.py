@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import text_of
+from conftest import press_quickly, text_of
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
 
@@ -44,14 +44,14 @@ def options(form) -> list[str]:
 
 async def save_as(pilot, name: str, title: str = "") -> SaveLessonScreen:
     """Press F2 in the form, type the name (and a title), press enter."""
-    await pilot.press("f2")
+    await press_quickly(pilot, "f2")
     dialog = pilot.app.screen
     assert isinstance(dialog, SaveLessonScreen)
     dialog.query_one("#save-name", Input).value = name
     if title:
         dialog.query_one("#save-title", Input).value = title
     await pilot.pause()
-    await pilot.press("enter")
+    await press_quickly(pilot, "enter")
     await pilot.pause()
     return dialog
 
@@ -64,16 +64,16 @@ async def test_save_as_writes_the_board_and_the_lesson_shows_it_by_name() -> Non
         await pilot.app.push_screen(screen)
         await pilot.pause()
         assert "seed 4" in status(screen) and screen.example_label == "seed 4"
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert isinstance(form, LessonFormScreen)
         form.query_one("#form-array", Select).value = "w"
         await pilot.pause()
         form.query_one("#form-values", TextArea).load_text("1, 0, -1\n2, 0, -2\n1, 0, -1\n")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert screen.example_label == "edited" and "edited" in status(screen)
         board = screen.example
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         await save_as(pilot, "sobel-x", "Sobel, by hand")
         assert app.screen is screen  # saved, applied, the form closed
         assert screen.example.name == "sobel-x" and screen.example_label == "example sobel-x"
@@ -98,21 +98,21 @@ async def test_save_as_refuses_bad_names_and_asks_before_replacing() -> None:
         screen = LessonScreen("pool", {"seed": 1})
         await pilot.app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         dialog = await save_as(pilot, "../up")
         assert app.screen is dialog
         assert "is not a usable name" in text_of(dialog.query_one("#save-error"))
         dialog.query_one("#save-name", Input).value = "max-4x4"
-        await pilot.press("enter")
+        await press_quickly(pilot, "enter")
         assert "name of a shipped example" in text_of(dialog.query_one("#save-error"))
         dialog.query_one("#save-name", Input).value = "taken"
-        await pilot.press("enter")
+        await press_quickly(pilot, "enter")
         assert "taken.toml exists: press Save again to replace it" in text_of(
             dialog.query_one("#save-error")
         )
         assert examples.build_example("pool", example="taken").title == "old"  # not yet
-        await pilot.press("enter")  # again: replace it
+        await press_quickly(pilot, "enter")  # again: replace it
         assert app.screen is screen
         assert examples.build_example("pool", example="taken").title == "taken"
         np.testing.assert_array_equal(screen.example.x, examples.build_example("pool", seed=1).x)
@@ -126,10 +126,10 @@ async def test_a_form_with_a_bad_value_does_not_save() -> None:
         screen = LessonScreen("conv")
         await pilot.app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         form.query_one("#form-height", Input).value = "99"
-        await pilot.press("f2")
+        await press_quickly(pilot, "f2")
         assert app.screen is form
         assert "height must be between 1 and 16" in text_of(form.query_one("#error-height"))
         assert not library.user_lessons_dir().exists()
@@ -147,14 +147,14 @@ async def test_the_picker_lists_your_examples_and_opens_them() -> None:
         screen = LessonScreen("conv")
         await pilot.app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         shown = options(form)
         assert "mine (yours): My own" in shown and "edge-detect: Vertical edge detector" in shown
         assert not any("pooled" in option for option in shown)  # a pool example
         form.query_one("#form-example", Select).value = "mine"
         await pilot.pause()
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert screen.example.name == "mine" and "example mine" in status(screen)
         np.testing.assert_array_equal(screen.example.w, base.w)
 
@@ -171,11 +171,11 @@ async def test_a_file_opened_by_its_path_is_in_the_picker(tmp_path) -> None:
         await pilot.app.push_screen(screen)
         await pilot.pause()
         assert "example week3.toml" in status(screen)
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert "week3.toml (file): W3" in options(form)
         assert form.query_one("#form-example", Select).value == str(path)
-        await pilot.press("ctrl+s")  # applying keeps the file
+        await press_quickly(pilot, "ctrl+s")  # applying keeps the file
         assert screen.example.name == "week3.toml"
 
 
@@ -187,22 +187,22 @@ async def test_the_net_form_saves_and_its_status_names_the_example() -> None:
         await pilot.app.push_screen(screen)
         await pilot.pause()
         assert screen.example_label == "net-horizontal-edge"
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert isinstance(form, NetFormScreen)
         form.query_one("#form-lr", Input).value = "0.05"
         form.query_one("#form-array", Select).value = "b2"
         await pilot.pause()
         form.query_one("#form-values", TextArea).load_text("0.5, -0.5\n")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert screen.example_label == "net-horizontal-edge (edited)"
         assert "net-horizontal-edge (edited)" in full_status(screen)
         board = screen.example
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         await save_as(pilot, "my-net")
         assert app.screen is screen and screen.example_label == "my-net"
         assert screen.example.lr == 0.05 and screen.example.b2.tolist() == [0.5, -0.5]
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         assert "my-net (yours): A horizontal edge (6x6, 2 classes)" in options(app.screen)
     again = network.build_net_example("my-net")
     for key in network.EDITABLE:
@@ -225,7 +225,7 @@ async def test_the_layer_forms_save_the_lesson_and_it_opens_by_name() -> None:
         assert status(screen).endswith("seed 3")
         assert screen.model.step_lines()[1:] == ["", ""]  # random values: no title to show
         before = screen.example
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert isinstance(form, LayerFormScreen)
         form.query_one("#form-eps", Input).value = "0.01"
@@ -242,7 +242,7 @@ async def test_the_layer_forms_save_the_lesson_and_it_opens_by_name() -> None:
         assert set(data.data) == {"op", "title", "description", "eps", "momentum", "x", "gamma",
                                   "beta", "dout"}  # fmt: skip
         # the picker lists it; its sizes are greyed out: the arrays fix them
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert "my-bn (yours): my batch" in options(form)
         assert form.query_one("#form-example", Select).value == "my-bn"
@@ -251,7 +251,7 @@ async def test_the_layer_forms_save_the_lesson_and_it_opens_by_name() -> None:
         form.query_one("#form-example", Select).value = "random"
         await pilot.pause()
         assert not form.query_one("#form-batch", Input).disabled
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
 
 
 @run_async
@@ -263,14 +263,14 @@ async def test_the_dropout_picker_opens_the_shipped_example_and_a_new_seed_redra
         screen = LayerScreen(LayerSettings("dropout"), run_checks=False)
         await pilot.app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert "dropout-half: p = 0.5: half dropped, the rest doubled" in options(form)
         form.query_one("#form-example", Select).value = "dropout-half"
         await pilot.pause()
         assert form.query_one("#form-height", Input).value == "4"
         form.query_one("#form-p", Input).value = "0.25"  # a free setting: the mask is u ≥ p
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         await pilot.pause()
         assert app.screen is screen
         example = screen.example
@@ -282,14 +282,14 @@ async def test_the_dropout_picker_opens_the_shipped_example_and_a_new_seed_redra
         assert "x is 1 everywhere. The mask keeps u ≥ p" in panel
         assert np.array_equal(example.mask, (example.u >= 0.25).astype(float))
         u = example.u.copy()
-        await pilot.press("r")  # the file's x stays; the seed draws dy and u
+        await press_quickly(pilot, "r")  # the file's x stays; the seed draws dy and u
         assert screen.example.name == "dropout-half" and screen.example.seed == 1
         assert np.array_equal(screen.example.x, example.x) and not np.array_equal(
             screen.example.u, u
         )
         assert status(screen).endswith("dropout-half, seed 1")
         # the form keeps what the seed drew: applying it unchanged shows the same numbers
-        await pilot.press("e", "ctrl+s")
+        await press_quickly(pilot, "e", "ctrl+s")
         await pilot.pause()
         assert app.screen is screen and status(screen).endswith("dropout-half, seed 1")
         assert not np.array_equal(screen.example.u, u)
@@ -304,7 +304,7 @@ async def test_the_save_toast_fits_80_columns_with_the_whole_command() -> None:
         screen = LessonScreen("conv", {"seed": 4})
         await pilot.app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         await save_as(pilot, "lecture1")
         assert app.screen is screen
         toast = list(app._notifications)[-1]

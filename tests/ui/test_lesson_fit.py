@@ -12,7 +12,7 @@ the part of its scrolling container on screen (nothing scrolled away, no scrollb
 from __future__ import annotations
 
 import pytest
-from conftest import text_of
+from conftest import press_quickly, text_of
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from textual.widgets import Input
@@ -38,12 +38,8 @@ async def open_at(pilot, screen, goto: str, keys: list[str]):
     """Push `screen`, go to `goto` with the `:` prompt, press `keys`; the board fitted."""
     await pilot.app.push_screen(screen)
     await pilot.pause()
-    await pilot.press("colon", *goto, "enter")
-    await pilot.pause()
-    for key in keys:
-        await pilot.press(key)
-    await pilot.pause()
-    await pilot.pause()  # the board is fitted to its room after the refresh
+    await press_quickly(pilot, "colon", *goto, "enter")
+    await press_quickly(pilot, *keys)  # (the board is fitted to its room after the refresh)
     return screen
 
 

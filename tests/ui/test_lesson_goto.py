@@ -5,6 +5,7 @@ prompt and moves nothing, Escape cancels, and a skip says in the step panel what
 from __future__ import annotations
 
 import pytest
+from conftest import press_quickly
 from conftest import text_of as plain
 from rich.text import Text
 from textual.screen import Screen
@@ -43,12 +44,12 @@ def note(screen: Screen) -> str:
 
 
 async def type_goto(pilot, text: str) -> GotoPrompt:
-    await pilot.press("colon")
+    await press_quickly(pilot, "colon")
     await pilot.pause()
     prompt = pilot.app.screen
     assert isinstance(prompt, GotoPrompt)
     prompt.query_one(Input).value = text
-    await pilot.press("enter")
+    await press_quickly(pilot, "enter")
     await pilot.pause()
     return prompt
 
@@ -73,7 +74,7 @@ async def test_typing_a_cell_goes_to_its_first_step_and_highlights_it() -> None:
         out = next(spec for spec in board.grids if spec.name == "out")
         assert out.marks[(6, 1)] == "write"
         # the next move clears the note
-        await pilot.press("right")
+        await press_quickly(pilot, "right")
         assert "went to" not in note(screen) and note(screen).startswith("output size")
 
 
@@ -84,7 +85,7 @@ async def test_a_bad_query_is_explained_in_the_prompt_and_escape_cancels() -> No
         screen = LessonScreen("conv", ISSUE_EXAMPLE)
         await app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("right", "right")
+        await press_quickly(pilot, "right", "right")
         before = status(screen)
         prompt = await type_goto(pilot, "9,9")
         assert app.screen is prompt  # still open
@@ -92,10 +93,10 @@ async def test_a_bad_query_is_explained_in_the_prompt_and_escape_cancels() -> No
             "out: row 9 is out of range: 0 to 7"
         )
         prompt.query_one(Input).value = "sideways"
-        await pilot.press("enter")
+        await press_quickly(pilot, "enter")
         await pilot.pause()
         assert plain(prompt.query_one("#goto-error", Static)).startswith("no phase 'sideways'")
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         await pilot.pause()
         assert app.screen is screen and status(screen) == before
         assert screen.model.position == 2
@@ -126,12 +127,12 @@ async def test_z_skips_zero_products_and_says_how_many() -> None:
         events = screen.replay.events
         # x_pad's zero border: out[0,0]'s first products read it
         zeros = next(k for k, e in enumerate(events) if not is_zero_product(e) and k > 1)
-        await pilot.press("right")  # the bias of out[0,0]
-        await pilot.press("z")
+        await press_quickly(pilot, "right")  # the bias of out[0,0]
+        await press_quickly(pilot, "z")
         assert screen.model.position == zeros + 1
         assert note(screen) == f"skipped {zeros - 1} zero products"
         assert not is_zero_product(screen.replay.current)
-        await pilot.press("Z")
+        await press_quickly(pilot, "Z")
         assert screen.model.position == 1
         assert note(screen) == f"skipped {zeros - 1} zero products"
 
@@ -145,7 +146,7 @@ async def test_the_network_lesson_goes_to_a_stage_and_skips_its_zeros() -> None:
         await pilot.pause()
         await type_goto(pilot, "dw1")  # entered as `p` enters it
         assert "dw1" in status(screen) and "step 0 / " in status(screen)
-        await pilot.press("z")
+        await press_quickly(pilot, "z")
         assert "zero product" in note(screen)
         assert not is_zero_product(screen.model.current) or screen.model.local == (
             screen.model.stage.steps
@@ -164,7 +165,7 @@ async def test_the_batchnorm_lesson_goes_to_a_cell_of_the_image_and_channel_on_s
         assert {"goto", "skip_zeros(1)", "skip_zeros(-1)"} <= keys  # no longer hidden here
         await type_goto(pilot, "dx")
         assert "backward · dx" in status(screen) and "step 0 / " in status(screen)
-        await pilot.press("c")  # channel 1 on the board
+        await press_quickly(pilot, "c")  # channel 1 on the board
         await type_goto(pilot, "1,2")
         assert note(screen) == "went to dx[n=0, c=1, 1,2]"
         event = screen.model.current
@@ -174,7 +175,7 @@ async def test_the_batchnorm_lesson_goes_to_a_cell_of_the_image_and_channel_on_s
         assert dx.marks[(1, 2)] == "write" and "c=1" in dx.title
         prompt = await type_goto(pilot, "mu[5]")
         assert plain(prompt.query_one("#goto-error", Static)) == "mu: c 5 is out of range: 0 to 1"
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
 
 
 @run_async
@@ -190,12 +191,12 @@ async def test_z_in_the_dropout_lesson_skips_the_dropped_values() -> None:
         kept = next(k for k in range(start + 1, len(dropped)) if not dropped[k])
         await type_goto(pilot, f"y {start + 1}")
         assert note(screen) == f"went to forward · dropout · y, step {start + 1}"
-        await pilot.press("z")
+        await press_quickly(pilot, "z")
         assert screen.model.local == kept + 1
         skipped = kept - start - 1
         assert note(screen) == f"skipped {skipped} zero product{'s' if skipped > 1 else ''}"
         assert not is_zero_product(screen.model.current)
-        await pilot.press("Z")
+        await press_quickly(pilot, "Z")
         assert screen.model.local == start + 1
 
 
@@ -242,7 +243,7 @@ async def test_going_to_a_phase_enters_it_as_p_does(make, phase, first_line) -> 
         assert first.startswith(first_line) and "run the first one" in first, first
         assert note(screen).startswith("went to ")
         position = screen.model.position
-        await pilot.press("right")  # → runs the phase's first step
+        await press_quickly(pilot, "right")  # → runs the phase's first step
         assert screen.model.position == position + 1
         assert "none run yet" not in step_lines(screen)[0]
 
@@ -264,7 +265,7 @@ async def test_a_long_goto_error_wraps_in_the_prompt_at_80x24() -> None:
         assert len(message) > width and len(lines) >= 2
         assert error.size.height >= len(lines)  # every wrapped line is drawn
         assert prompt.query_one("#goto-box").region.contains_region(error.region)
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
 
 
 @pytest.mark.parametrize(
@@ -286,11 +287,11 @@ async def test_the_other_variant_keeps_the_step_on_screen(op, params, key, typed
         await type_goto(pilot, typed)
         assert expected in status(screen)
         cell = screen.replay.current.target_index
-        await pilot.press(key)
+        await press_quickly(pilot, key)
         assert expected in status(screen) and screen.replay.current.target_index == cell
         variant = "true convolution" if op == "conv" else "avgpool2d"
         assert variant in status(screen)
-        await pilot.press(key)
+        await press_quickly(pilot, key)
         assert expected in status(screen)
 
 
@@ -304,10 +305,10 @@ async def test_z_with_no_zero_product_ahead_says_it_moved_one_step() -> None:
         screen = LessonScreen("pool", {})
         await app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("z")
+        await press_quickly(pilot, "z")
         assert screen.model.position == 1
         assert note(screen) == "no zero product to skip: one step on"
-        await pilot.press("end", "z")
+        await press_quickly(pilot, "end", "z")
         assert screen.model.position == screen.model.total
         assert note(screen) == "no zero product to skip: at the end"
 
@@ -321,7 +322,7 @@ async def test_the_help_page_lists_the_screens_keys_and_says_how_to_close_at_80x
         screen = LessonScreen("conv", ISSUE_EXAMPLE)
         await app.push_screen(screen)
         await pilot.pause()
-        await pilot.press("question_mark")
+        await press_quickly(pilot, "question_mark")
         await pilot.pause()
         page = app.screen
         assert isinstance(page, LessonHelp)
@@ -332,6 +333,6 @@ async def test_the_help_page_lists_the_screens_keys_and_says_how_to_close_at_80x
         assert "esc" in str(box.border_title) and box.region.y >= 0
         top = app.export_screenshot()  # the hint is drawn on the page's top border
         assert "back&#160;to&#160;the&#160;lesson" in top or "back to the lesson" in top
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         await pilot.pause()
         assert app.screen is screen

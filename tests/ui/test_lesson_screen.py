@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import text_of, wait_until
+from conftest import press_quickly, text_of, wait_until
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
@@ -71,14 +71,14 @@ async def test_the_home_screen_opens_both_lessons_by_key_and_mouse() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        await pilot.press("c")
+        await press_quickly(pilot, "c")
         assert isinstance(app.screen, LessonScreen) and app.screen.op == "conv"
         assert "conv2d · forward" in status(app.screen)
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         assert isinstance(app.screen, HomeScreen)
-        await pilot.press("p")
+        await press_quickly(pilot, "p")
         assert isinstance(app.screen, LessonScreen) and app.screen.op == "pool"
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         await pilot.click("#home-menu", offset=(4, 1))  # the first entry: the conv lesson
         await pilot.pause()
         assert isinstance(app.screen, LessonScreen) and app.screen.op == "conv"
@@ -104,7 +104,7 @@ async def test_stepping_fills_the_output_and_shows_the_arithmetic() -> None:
         screen = await open_lesson(pilot)
         assert "step 0 / 90" in status(screen)
         assert all("[" not in line for line in board(screen))
-        await pilot.press("right", "right", "l")
+        await press_quickly(pilot, "right", "right", "l")
         assert "step 3 / 90" in status(screen)
         assert "cell 1 / 9" in status(screen)
         event = screen.replay.current
@@ -120,9 +120,9 @@ async def test_stepping_fills_the_output_and_shows_the_arithmetic() -> None:
         assert any(f"[{written('x_pad')(x)}]" in line for line in lines)
         assert any(f"[{written('w')(w)}]" in line for line in lines)
         assert any(f"[{out(event.after)}]" in line for line in lines)
-        await pilot.press("left")
+        await press_quickly(pilot, "left")
         assert "step 2 / 90" in status(screen)
-        await pilot.press("h")
+        await press_quickly(pilot, "h")
         assert step_text(screen)[0] == "out[0,0] = b[0]   (start from the bias)"
 
 
@@ -131,17 +131,17 @@ async def test_cell_jumps_and_the_ends() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot)
-        await pilot.press("right_square_bracket")
+        await press_quickly(pilot, "right_square_bracket")
         assert "step 10 / 90" in status(screen) and "cell 1 / 9" in status(screen)
         assert "done" in step_text(screen)[2]
-        await pilot.press("shift+right")
+        await press_quickly(pilot, "shift+right")
         assert "step 20 / 90" in status(screen) and "cell 2 / 9" in status(screen)
-        await pilot.press("left_square_bracket")
+        await press_quickly(pilot, "left_square_bracket")
         assert "step 10 / 90" in status(screen)
-        await pilot.press("end")
+        await press_quickly(pilot, "end")
         assert "step 90 / 90" in status(screen)
         assert not any("·" in line for line in board(screen))  # every output cell computed
-        await pilot.press("home")
+        await press_quickly(pilot, "home")
         assert "step 0 / 90" in status(screen)
 
 
@@ -150,8 +150,8 @@ async def test_backward_runs_db_then_dw_then_dx() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot, params={"padding": 1})
-        await pilot.press("right", "right")
-        await pilot.press("b")
+        await press_quickly(pilot, "right", "right")
+        await press_quickly(pilot, "b")
         assert "conv2d · backward · db" in status(screen)
         assert "step 0 / 475" in status(screen)  # db 25, dW 25·9, dX 25·9
         titles = " ".join(board(screen)[:1])
@@ -163,25 +163,25 @@ async def test_backward_runs_db_then_dw_then_dx() -> None:
         assert "dout = ∂L/∂out, the upstream gradient; here random (seed 0)" in "\n".join(
             step_text(screen)
         )
-        await pilot.press("right")
+        await press_quickly(pilot, "right")
         assert step_text(screen)[0] == "db[0] += dout[0,0]"
         # p lands on the next phase's start, before its first step: → runs that step
-        await pilot.press("p")
+        await press_quickly(pilot, "p")
         assert "backward · dW" in status(screen) and "step 25 / 475" in status(screen)
         assert step_text(screen)[0].startswith("backward · dW: 225 steps, none run yet.")
-        await pilot.press("right")
+        await press_quickly(pilot, "right")
         assert step_text(screen)[0] == "dw[0,0] += x_pad[0,0]·dout[0,0]"
-        await pilot.press("p", "right")
+        await press_quickly(pilot, "p", "right")
         assert "backward · dX" in status(screen)
         assert step_text(screen)[0] == "dx_pad[0,0] += w[0,0]·dout[0,0]"
         assert rule_text(screen)[1].strip().startswith("∂out/∂x_pad = w[ki,kj]")
-        await pilot.press("p", "right")  # dX again, as a transposed convolution of dout
+        await press_quickly(pilot, "p", "right")  # dX again, as a transposed convolution of dout
         assert "backward · dX as a transposed conv" in status(screen)
         assert step_text(screen)[0] == "dx_pad[0,0] += dout_up[0,0]·w[2,2]"
-        await pilot.press("p")
+        await press_quickly(pilot, "p")
         assert "conv2d · forward" in status(screen)
         assert "step 2 / 250" in status(screen)  # each pass keeps its own position
-        await pilot.press("b")
+        await press_quickly(pilot, "b")
         assert "backward · dX" in status(screen)
 
 
@@ -190,19 +190,19 @@ async def test_pool_type_switches_between_max_and_average() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot, "pool")
-        await pilot.press("b", "right")
+        await press_quickly(pilot, "b", "right")
         assert "maxpool2d · backward · dX" in status(screen)
         assert "was the max" in step_text(screen)[0]
-        await pilot.press("m")  # a new computation, in the same pass, at the same cell
+        await press_quickly(pilot, "m")  # a new computation, in the same pass, at the same cell
         assert "avgpool2d · backward · dX" in status(screen)
         # max pooling routes a cell's gradient in one step, average pooling in four: the
         # backward pass keeps the cell (done), not the step number
         assert "step 4 / 16 │ cell 1 / 4" in status(screen)
-        await pilot.press("home", "right")
+        await press_quickly(pilot, "home", "right")
         assert step_text(screen)[0] == "dx[0,0] += dout[0,0]·1/4"
-        await pilot.press("b", "right")
+        await press_quickly(pilot, "b", "right")
         assert step_text(screen)[0] == "out[0,0] += x[0,0]·1/4"
-        await pilot.press("m")
+        await press_quickly(pilot, "m")
         assert "maxpool2d · forward" in status(screen)
 
 
@@ -216,7 +216,7 @@ async def test_keys_that_do_not_apply_are_hidden_and_do_nothing() -> None:
         }
         assert {"m", "c", "f", "n"}.isdisjoint(keys)  # conv, one channel, one filter, one image
         before = screen.example
-        await pilot.press("m", "c")
+        await press_quickly(pilot, "m", "c")
         assert screen.example is before
 
 
@@ -227,16 +227,16 @@ async def test_channel_and_filter_keys_pick_the_slice_shown() -> None:
         screen = await open_lesson(pilot, params={"channels": 2, "filters": 2})
         first = board(screen)[0]
         assert "x_pad[c=0]" in first and "w[f=0, c=0]" in first
-        await pilot.press("c")
+        await press_quickly(pilot, "c")
         assert "x_pad[c=1]" in board(screen)[0]
-        await pilot.press("f")
+        await press_quickly(pilot, "f")
         assert "w[f=1, c=1]" in board(screen)[0]
         assert "out[f=1]" in "".join(board(screen))
         # stepping follows the step's own channel and filter again
-        await pilot.press("right", "right")
+        await press_quickly(pilot, "right", "right")
         assert "x_pad[c=0]" in board(screen)[0] and "w[f=0, c=0]" in board(screen)[0]
         assert step_text(screen)[0] == "out[f=0, 0,0] += x_pad[c=0, 0,0]·w[f=0, c=0, 0,0]"
-        await pilot.press("right_square_bracket")
+        await press_quickly(pilot, "right_square_bracket")
         assert "c0: " in step_text(screen)[2] and "c1: " in step_text(screen)[2]
 
 
@@ -267,13 +267,13 @@ async def test_the_form_changes_the_example_and_restarts() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot)
-        await pilot.press("right", "right")
-        await pilot.press("e")
+        await press_quickly(pilot, "right", "right")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert isinstance(form, LessonFormScreen)
         form.query_one("#form-height", Input).value = "6"
         form.query_one("#form-stride", Input).value = "2x1"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is screen
         assert screen.example.x.shape == (1, 1, 6, 5) and screen.example.stride == (2, 1)
         assert "step 0 / 60" in status(screen)  # 2×3 output cells, 10 steps each
@@ -285,25 +285,25 @@ async def test_a_bad_value_shows_why_and_changes_nothing() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot)
-        await pilot.press("right")
+        await press_quickly(pilot, "right")
         example = screen.example
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         form.query_one("#form-height", Input).value = "99"
         form.query_one("#form-padding", Input).value = "-1"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is form  # still open
         assert text_of(form.query_one("#error-height")) == "height must be between 1 and 16, got 99"
         assert "padding must be between 0 and 4" in text_of(form.query_one("#error-padding"))
         form.query_one("#form-height", Input).value = "5"
         form.query_one("#form-padding", Input).value = "0"
         form.query_one("#form-kernel", Input).value = "7"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert "kernel 7x7 is larger than the padded input 5x5" in text_of(
             form.query_one("#error-kernel")
         )
         assert text_of(form.query_one("#error-height")) == ""
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         assert app.screen is screen
         assert screen.example is example
         assert "step 1 / 90" in status(screen)
@@ -314,27 +314,27 @@ async def test_array_values_are_edited_as_text() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot)
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         form.query_one("#form-array", Select).value = "w"
         await pilot.pause()
         area = form.query_one("#form-values", TextArea)
         assert area.text.startswith("# w[0, 0]\n")
         area.load_text("1, 0, -1\n1, 0, -1\n1, 0, -1\n")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is screen
         assert screen.example.w[0, 0].tolist() == [[1, 0, -1]] * 3
         assert screen.overrides.keys() == {"w"}
         # the edit survives a change that keeps the shapes, and a bad edit is refused
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         form.query_one("#form-array", Select).value = "b"
         await pilot.pause()
         form.query_one("#form-values", TextArea).load_text("1, 2\n")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert "b, line 1: expected 1 numbers, got 2" in text_of(form.query_one("#error-values"))
         form.query_one("#form-values", TextArea).load_text("0.5\n")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert screen.example.b.tolist() == [0.5]
         assert screen.example.w[0, 0].tolist() == [[1, 0, -1]] * 3
 
@@ -344,14 +344,14 @@ async def test_a_named_example_and_a_new_seed() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot)
-        await pilot.press("r")
+        await press_quickly(pilot, "r")
         assert "seed 1" in status(screen)
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         form.query_one("#form-example", Select).value = "edge-detect"
         await pilot.pause()
         assert form.query_one("#form-height", Input).disabled  # the example fixes the input
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert screen.example.name == "edge-detect"
         assert "example edge-detect" in status(screen)
         assert np.array_equal(screen.example.x, screen.example.x.round())  # its integer input
@@ -377,7 +377,7 @@ async def test_80x24_keeps_the_arithmetic_and_every_key_on_screen() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_lesson(pilot, params={"channels": 3, "filters": 2, "padding": 2})
-        await pilot.press(*["right_square_bracket"] * 2, "right", "right")
+        await press_quickly(pilot, *["right_square_bracket"] * 2, "right", "right")
         step = screen.query_one("#lesson-step", StepPanel)
         footer_top = min(key.region.y for key in screen.query("FooterEntry"))
         assert step.region.bottom <= footer_top  # docked above the footer, not scrolled away
@@ -458,7 +458,7 @@ async def test_large_arrays_are_cropped_around_the_current_step() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot, params=LARGEST)
-        await pilot.press("end", "left", "left")
+        await press_quickly(pilot, "end", "left", "left")
         lines = board(screen)
         text = "\n".join(lines)
         assert "x_pad[c=1] input, padded · rows 13–23, cols 13–23 of 24×24" in text
@@ -472,7 +472,7 @@ async def test_large_arrays_are_cropped_around_the_current_step() -> None:
         assert f"[{written('out')(event.after)}]" in text
         viewport = screen.query_one("#lesson-board-scroll").scrollable_content_region.height
         assert len(lines) <= viewport
-        await pilot.press("home")
+        await press_quickly(pilot, "home")
         assert "rows 0–" in "\n".join(board(screen))  # back to the top-left corner
 
 
@@ -481,18 +481,20 @@ async def test_form_ctrl_a_selects_all_and_errors_clear_once_fixed() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(100, 36)) as pilot:
         await open_lesson(pilot)
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         field = form.query_one("#form-height", Input)
         field.focus()
-        await pilot.press("ctrl+a", "9", "9")  # ctrl+a selects all: typing replaces it
+        await press_quickly(pilot, "ctrl+a", "9", "9")  # ctrl+a selects all: typing replaces it
         assert field.value == "99"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert "height must be between 1 and 16" in text_of(form.query_one("#error-height"))
-        await pilot.press("backspace")  # "9": fixed, the reason goes at once
+        await press_quickly(pilot, "backspace")  # "9": fixed, the reason goes at once
         await pilot.pause()
         assert text_of(form.query_one("#error-height")) == ""
-        await pilot.press("ctrl+a", "x", "ctrl+s")  # wrong again: Apply says what is wrong now
+        await press_quickly(
+            pilot, "ctrl+a", "x", "ctrl+s"
+        )  # wrong again: Apply says what is wrong now
         assert "height must be a whole number, got 'x'" in text_of(form.query_one("#error-height"))
         assert app.screen is form
 
@@ -502,16 +504,16 @@ async def test_v_toggles_a_true_convolution_and_t_shows_dx_as_a_transposed_conv(
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_lesson(pilot, params={"stride": 2, "height": 6, "width": 6})
-        await pilot.press("v", "right", "right")
+        await press_quickly(pilot, "v", "right", "right")
         assert screen.example.flip and "true convolution" in status(screen)
         assert step_text(screen)[0] == "out[0,0] += x_pad[0,0]·w[2,2]"  # the kernel, rotated
         assert rule_text(screen)[0].startswith("rule out[i,j] = b + Σ_ki,kj x_pad[2i+ki,2j+kj]")
-        await pilot.press("end")
+        await press_quickly(pilot, "end")
         assert step_text(screen)[-1].startswith("forward pass done: press b for the backward")
-        await pilot.press("t", "right")
+        await press_quickly(pilot, "t", "right")
         assert "backward · dX as a transposed conv" in status(screen)
         assert "dout_up dout zero-stuffed, padded" in "\n".join(board(screen))
-        await pilot.press("end")
+        await press_quickly(pilot, "end")
         assert "the same dx as the dX phase" in step_text(screen)[-1]
 
 
@@ -520,7 +522,7 @@ async def test_question_mark_shows_the_notation_above_the_keys() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_lesson(pilot)
-        await pilot.press("question_mark")
+        await press_quickly(pilot, "question_mark")
         await pilot.pause()
         page = app.screen
         assert isinstance(page, LessonHelp) and page.lesson == "conv"
@@ -533,10 +535,10 @@ async def test_question_mark_shows_the_notation_above_the_keys() -> None:
         assert rows["out[i,j]"].startswith("X[m,n]")  # plain text, not markup
         keys = {what for _, what in page.keys}
         assert {"step forward", "fwd/bwd", "conv/corr", "help"} <= keys
-        await pilot.press("question_mark")
+        await press_quickly(pilot, "question_mark")
         await pilot.pause()
         assert app.screen is screen
-        await pilot.press("f1", "escape")
+        await press_quickly(pilot, "f1", "escape")
         await pilot.pause()
         assert app.screen is screen
 

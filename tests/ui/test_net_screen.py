@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import text_of
+from conftest import press_quickly, text_of
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
@@ -75,10 +75,10 @@ async def test_the_home_screen_opens_the_network_lesson_by_key_and_mouse() -> No
     app = CnnTuiApp()
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        await pilot.press("n")
+        await press_quickly(pilot, "n")
         assert isinstance(app.screen, NetworkScreen)
         assert "network · forward · conv" in status(app.screen)
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         assert isinstance(app.screen, HomeScreen)
         await pilot.click(
             "#home-menu", offset=(4, 5)
@@ -110,27 +110,27 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
         assert step_text(screen)[0].startswith("1150 steps recorded")
         assert pipeline(screen).startswith("forward: x → [conv] → ReLU")
         # forward: the conv's first output cell, step by step
-        await pilot.press("right", "right")
+        await press_quickly(pilot, "right", "right")
         assert "step 2 / 320" in status(screen)
         assert step_text(screen)[0] == "z1[f=0, 0,0] += x[0,0]·w1[f=0, 0,0]"
         assert "[0.2]" in board(screen) and "[-1]" in board(screen) and "[-0.15]" in board(screen)
         assert rule(screen).startswith("rule z1[f,i,j] = b1[f] + Σ_ki,kj")
-        await pilot.press("right_square_bracket")
+        await press_quickly(pilot, "right_square_bracket")
         assert "step 10 / 320" in status(screen)
         assert step_text(screen)[2].endswith("= -0.15 done (10/10)")
-        await pilot.press("left")
+        await press_quickly(pilot, "left")
         assert "step 9 / 320" in status(screen)
         # p: layer by layer to the loss
-        await pilot.press("p")
+        await press_quickly(pilot, "p")
         assert "forward · ReLU" in status(screen) and "[ReLU]" in pipeline(screen)
-        await pilot.press("p", "p", "p", "p")
+        await press_quickly(pilot, "p", "p", "p", "p")
         assert "forward · softmax-CE · loss" in status(screen)
-        await pilot.press("end")
+        await press_quickly(pilot, "end")
         assert step_text(screen)[0] == "L = −log(p[0])   (the probability of the true class)"
         assert step_text(screen)[1] == "= −log(0.4514) → 0.795"
         assert "L loss" in board(screen)
         # → past the loss: the backward pass starts at the softmax-CE gradient
-        await pilot.press("right")
+        await press_quickly(pilot, "right")
         assert "backward · softmax-CE · dz2" in status(screen)
         assert pipeline(screen).startswith("backward: L → [softmax-CE] → linear")
         assert rule(screen).startswith("rule ∂L/∂z2 = p − y, by the chain rule through p")
@@ -139,32 +139,32 @@ async def test_keys_step_through_forward_loss_backward_update_and_after() -> Non
             "Σ_i ∂L/∂p[i]·∂p[i]/∂z2[0] = (−1/0.4514)·0.4514·(1 − 0.4514) = -0.5486  "
             "(only i = y: y = 0 elsewhere)"
         )
-        await pilot.press("p", "p")
+        await press_quickly(pilot, "p", "p")
         assert "backward · linear · dw2" in status(screen)
         assert rule(screen).startswith("rule ∂L/∂w2 = ∂L/∂z2 · hᵀ")
         assert step_text(screen)[-1] == "dout = dz2 = ∂L/∂z2 came from softmax-CE above (p − y)"
-        await pilot.press("p", "p", "p")
+        await press_quickly(pilot, "p", "p", "p")
         assert "backward · max-pool · da1" in status(screen) and "step 0 / 8" in status(screen)
         assert step_text(screen)[0].endswith(
             "da1: 8 steps, none run yet. Press → to run the first one."
         )
-        await pilot.press("right")  # its first step
+        await press_quickly(pilot, "right")  # its first step
         assert "(a1[f=0, 0,1] was the max)" in step_text(screen)[0]
-        await pilot.press("P")
+        await press_quickly(pilot, "P")
         assert "backward · flatten · dm1" in status(screen)
         # b: the next pass, the update with its numbers
-        await pilot.press("b")
+        await press_quickly(pilot, "b")
         assert "update · SGD · w1" in status(screen)
         assert step_text(screen)[0] == "w1′[f=0, 0,0] = w1[f=0, 0,0] − α·dw1[f=0, 0,0]"
         assert "w1′[f=0] conv filters after the step" in board(screen)
-        await pilot.press("b")
+        await press_quickly(pilot, "b")
         assert "after · second forward" in status(screen)
         lines = step_text(screen)
         assert lines[1] == "L = 0.795 → L′ = 0.0542  (-0.741, lower: the step went downhill)"
         assert "L′ loss after the step" in board(screen)
-        await pilot.press("right")  # the end: stays
+        await press_quickly(pilot, "right")  # the end: stays
         assert "all 1150 / 1150" in status(screen)
-        await pilot.press("b")
+        await press_quickly(pilot, "b")
         assert "all 0 / 1150" in status(screen)
 
 
@@ -173,16 +173,16 @@ async def test_a_large_terminal_shows_every_filter_a_small_one_follows_the_step(
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("right")
+        await press_quickly(pilot, "right")
         assert "z1[f=0] conv output" in board(screen) and "z1[f=1] conv output" in board(screen)
         assert "w1[f=1] conv filters" in board(screen)
         assert "filter" not in {key.description for key in screen.query("FooterEntry")}
         await pilot.resize_terminal(100, 30)
         await pilot.pause()
         assert "z1[f=1]" not in board(screen)
-        await pilot.press("end")
+        await press_quickly(pilot, "end")
         assert "z1[f=1] conv output" in board(screen)  # the view follows the step's filter
-        await pilot.press("f")
+        await press_quickly(pilot, "f")
         assert "z1[f=0] conv output" in board(screen)
 
 
@@ -209,8 +209,8 @@ async def test_the_form_changes_label_learning_rate_and_values() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("right")
-        await pilot.press("e")
+        await press_quickly(pilot, "right")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert isinstance(form, NetFormScreen)
         assert form.query_one("#form-label", Input).value == "0"
@@ -222,7 +222,7 @@ async def test_the_form_changes_label_learning_rate_and_values() -> None:
         area = form.query_one("#form-values", TextArea)
         assert area.text == "0, 0\n"
         area.load_text("0.5, -0.5\n")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is screen
         assert (screen.example.label, screen.example.lr) == (1, 0.05)
         assert screen.example.b2.tolist() == [0.5, -0.5] and screen.overrides.keys() == {"b2"}
@@ -236,23 +236,23 @@ async def test_a_bad_value_shows_why_and_changes_nothing() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
         example = screen.example
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         form.query_one("#form-label", Input).value = "2"
         form.query_one("#form-lr", Input).value = "0"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is form
         assert "lr must be above 0 and at most 10, got 0" in text_of(form.query_one("#error-lr"))
         form.query_one("#form-lr", Input).value = "0.1"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert text_of(form.query_one("#error-label")) == (
             "label must be a class of the example, 0 to 1, got 2"
         )
         form.query_one("#form-label", Input).value = "0"
         form.query_one("#form-values", TextArea).load_text("1, 2\n")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert "x, line 1: expected 6 numbers, got 2" in text_of(form.query_one("#error-values"))
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         assert app.screen is screen and screen.example is example
 
 
@@ -261,13 +261,13 @@ async def test_another_example_brings_its_own_values() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         form.query_one("#form-example", Select).value = "net-horizontal-edge"
         await pilot.pause()
         assert form.query_one("#form-label", Input).value == "1"
         assert form.query_one("#form-values", TextArea).text.startswith("0.1, 0.1, 0.1")
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert screen.example.name == "net-horizontal-edge" and screen.example.label == 1
         assert np.array_equal(screen.example.x[0, 0, 3], [0.9, 1.0, 0.8, 0.8, 1.0, 0.9])
 
@@ -292,7 +292,7 @@ async def test_80x24_keeps_the_rule_the_step_and_every_key_on_screen() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("b", "p", "p", "right")
+        await press_quickly(pilot, "b", "p", "p", "right")
         step = screen.query_one("#net-step", StepPanel)
         rule_panel = screen.query_one("#net-rule", RulePanel)
         footer_top = min(key.region.y for key in screen.query("FooterEntry"))
@@ -324,7 +324,7 @@ async def test_steps_and_optimizer_flags_open_a_training_run() -> None:
         # one row at 80×24, three columns a step, on a log scale (Adam: α 0.01); only the losses reached so
         # far are drawn (step 0: the first), the rest a `·` each column
         assert curve(screen) == "log L ███·········  after 0/3 Adam steps: 0.795"
-        await pilot.press("end", "b", "b", "b")  # step 1's "after": two losses drawn
+        await press_quickly(pilot, "end", "b", "b", "b")  # step 1's "after": two losses drawn
         assert curve(screen) == "log L ███▆▆▆······  after 1/3 Adam steps: 0.658  (from 0.795)"
 
 
@@ -337,18 +337,18 @@ async def test_one_more_step_appends_a_training_step_and_moves_to_it() -> None:
         assert not screen.check_action("other_step", (1,))  # one training step: t / T hidden
         assert curve(screen).splitlines()[-1].endswith("after 0/1 SGD steps: 0.795")
         assert len(curve(screen).splitlines()) == 4  # a tall terminal: four rows of bars
-        await pilot.press("o")
+        await press_quickly(pilot, "o")
         assert status(screen).startswith("network · step 2/2 · forward · conv")
         assert "step 1 / 320" in status(screen) and "all 1151 / 2300" in status(screen)
         assert pipeline(screen).startswith("step 2 forward: x → [conv]")
         # the loss in one format over the run, in the curve and the "after" stage alike
         assert "after 1/2 SGD steps: 0.0542  (from 0.795)" in curve(screen)
-        await pilot.press("T")  # the same step of the previous training step
+        await press_quickly(pilot, "T")  # the same step of the previous training step
         assert status(screen).startswith("network · step 1/2 · forward · conv")
         assert "all 1 / 2300" in status(screen)
-        await pilot.press("t")
+        await press_quickly(pilot, "t")
         assert "step 2/2" in status(screen) and "all 1151 / 2300" in status(screen)
-        await pilot.press("end", "b", "b", "b")  # to step 2's "after"
+        await press_quickly(pilot, "end", "b", "b", "b")  # to step 2's "after"
         assert "step 2/2 · after" in status(screen)
         assert "after 2/2 SGD steps: 0.0396" in curve(screen)
         assert step_text(screen)[1].startswith("L = 0.0542 → L′ = 0.0396")
@@ -376,17 +376,17 @@ async def test_the_form_sets_steps_and_optimizer_and_rejects_bad_ones() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("e")
+        await press_quickly(pilot, "e")
         form = app.screen
         assert form.query_one("#form-steps", Input).value == "1"
         assert form.query_one("#form-optimizer", Select).value == "sgd"
         form.query_one("#form-steps", Input).value = "0"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is form
         assert text_of(form.query_one("#error-steps")) == "steps must be between 1 and 50, got 0"
         form.query_one("#form-steps", Input).value = "4"
         form.query_one("#form-optimizer", Select).value = "adam"
-        await pilot.press("ctrl+s")
+        await press_quickly(pilot, "ctrl+s")
         assert app.screen is screen
         assert (screen.example.steps, screen.example.optimizer) == (4, "adam")
         assert screen.model.training.steps == 4
@@ -400,12 +400,12 @@ async def test_the_board_and_the_step_write_z2_and_l_with_the_same_digits() -> N
     app = CnnTuiApp()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("p", "p", "p", "p", "end")  # the last multiply-add of z2[1]
+        await press_quickly(pilot, "p", "p", "p", "p", "end")  # the last multiply-add of z2[1]
         assert screen.model.stage.key == "linear.forward"
         assert step_text(screen)[1].endswith("→ 0.855")
         assert "[0.855]" in board(screen) and "0.660" in board(screen)
         assert "0.86 " not in board(screen)
-        await pilot.press("p", "end")  # L = −log p[y]
+        await press_quickly(pilot, "p", "end")  # L = −log p[y]
         assert screen.model.stage.key == "softmax.forward"
         assert step_text(screen)[1].endswith("→ 0.795") and "[0.795]" in board(screen)
 
@@ -415,7 +415,7 @@ async def test_question_mark_shows_the_networks_notation() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_net(pilot)
-        await pilot.press("question_mark")
+        await press_quickly(pilot, "question_mark")
         await pilot.pause()
         page = app.screen
         assert isinstance(page, LessonHelp) and page.lesson == "net"
@@ -423,6 +423,6 @@ async def test_question_mark_shows_the_networks_notation() -> None:
         here = [str(cell) for cell in legend.columns[0].cells]
         assert here == [row.here for row in notation.legend("net")]
         assert "z1" in here and "α" in here
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         await pilot.pause()
         assert app.screen is screen

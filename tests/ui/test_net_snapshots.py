@@ -10,6 +10,7 @@ the SVGs under tests/__snapshots__/test_net_snapshots/.
 from __future__ import annotations
 
 import pytest
+from conftest import then_press
 
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.network import NetworkScreen
@@ -28,12 +29,14 @@ async def open_net(pilot) -> None:
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_network_mid_forward(snap_compare, size) -> None:
-    assert snap_compare(CnnTuiApp(), press=MID_FORWARD, terminal_size=size, run_before=open_net)
+    run_before = then_press(open_net, MID_FORWARD)
+    assert snap_compare(CnnTuiApp(), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_network_mid_backward(snap_compare, size) -> None:
-    assert snap_compare(CnnTuiApp(), press=MID_BACKWARD, terminal_size=size, run_before=open_net)
+    run_before = then_press(open_net, MID_BACKWARD)
+    assert snap_compare(CnnTuiApp(), terminal_size=size, run_before=run_before)
 
 
 async def open_adam_run(pilot) -> None:
@@ -47,10 +50,12 @@ MID_ADAM = ["b", "b", "b", "b", "b"] + ["p"] * 14 + ["right"] * 4
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_network_adam_training_run(snap_compare, size) -> None:
-    assert snap_compare(CnnTuiApp(), press=MID_ADAM, terminal_size=size, run_before=open_adam_run)
+    run_before = then_press(open_adam_run, MID_ADAM)
+    assert snap_compare(CnnTuiApp(), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
 def test_network_one_more_step_after(snap_compare, size) -> None:
     press = ["o", "b", "b", "b"]  # step 2, appended, at its "after": the curve's second drop
-    assert snap_compare(CnnTuiApp(), press=press, terminal_size=size, run_before=open_net)
+    run_before = then_press(open_net, press)
+    assert snap_compare(CnnTuiApp(), terminal_size=size, run_before=run_before)

@@ -11,6 +11,7 @@ the SVGs under tests/ui/__snapshots__/test_norm_snapshots/.
 from __future__ import annotations
 
 import pytest
+from conftest import then_press
 
 from cnn_tui.lessons.settings import LayerSettings
 from cnn_tui.ui.app import CnnTuiApp
@@ -36,20 +37,22 @@ def opener(op: str, example: str | None = None):
 @SIZES
 def test_batchnorm_mid_variance(snap_compare, size) -> None:
     assert snap_compare(
-        CnnTuiApp(), press=MID_VARIANCE, terminal_size=size, run_before=opener("batchnorm")
+        CnnTuiApp(), terminal_size=size, run_before=then_press(opener("batchnorm"), MID_VARIANCE)
     )
 
 
 @SIZES
 def test_batchnorm_backward_dx(snap_compare, size) -> None:
     assert snap_compare(
-        CnnTuiApp(), press=BACKWARD_DX, terminal_size=size, run_before=opener("batchnorm")
+        CnnTuiApp(), terminal_size=size, run_before=then_press(opener("batchnorm"), BACKWARD_DX)
     )
 
 
 @SIZES
 def test_dropout_mask(snap_compare, size) -> None:
-    assert snap_compare(CnnTuiApp(), press=MASK, terminal_size=size, run_before=opener("dropout"))
+    assert snap_compare(
+        CnnTuiApp(), terminal_size=size, run_before=then_press(opener("dropout"), MASK)
+    )
 
 
 @SIZES
@@ -57,9 +60,8 @@ def test_batchnorm_constant_channel_dx(snap_compare, size) -> None:
     press = [":", *"dx[n=1, c=1, 1,0]", "enter"]
     assert snap_compare(
         CnnTuiApp(),
-        press=press,
         terminal_size=size,
-        run_before=opener("batchnorm", "bn-constant-channel"),
+        run_before=then_press(opener("batchnorm", "bn-constant-channel"), press),
     )
 
 
@@ -67,5 +69,7 @@ def test_batchnorm_constant_channel_dx(snap_compare, size) -> None:
 def test_dropout_half_skips_dropped_values(snap_compare, size) -> None:
     press = [":", "y", "enter", "z"]  # y's first value is kept; z passes the dropped ones
     assert snap_compare(
-        CnnTuiApp(), press=press, terminal_size=size, run_before=opener("dropout", "dropout-half")
+        CnnTuiApp(),
+        terminal_size=size,
+        run_before=then_press(opener("dropout", "dropout-half"), press),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import press_quickly
 from rich.color import Color
 from train_ui_fixtures import run_async
 
@@ -123,31 +124,33 @@ async def test_keys_move_the_crop_change_the_kernel_and_toggle_the_board():
         screen = app.screen
         assert isinstance(screen, PictureScreen)
         assert "crop 6×6 at 2,3" in panel_text(screen)
-        await pilot.press("d", "s", "s")
+        await press_quickly(pilot, "d", "s", "s")
         assert screen.lesson.crop == (4, 4) and "crop 6×6 at 4,4" in panel_text(screen)
         assert np.array_equal(screen.example.x[0, 0], screen.lesson.picture.pixels[4:10, 4:10])
-        await pilot.press("s", "d", "d", "d", "d", "d", "d")  # stops at the picture's edge
+        await press_quickly(pilot, "s", "d", "d", "d", "d", "d", "d")  # stops at the picture's edge
         assert screen.lesson.crop == (4, 6)
-        await pilot.press("k")
+        await press_quickly(pilot, "k")
         assert screen.lesson.kernel_name == "sobel-y"
         assert np.array_equal(screen.example.w[0, 0], np.array(KERNELS["sobel-y"].rows))
-        await pilot.press("K", "K")
+        await press_quickly(pilot, "K", "K")
         assert screen.lesson.kernel_name == "edge"
-        await pilot.press("right", "right")
+        await press_quickly(pilot, "right", "right")
         status = screen.query_one("#lesson-status", StepStatus)
         assert "step 2 / 160" in status.content.plain
-        await pilot.press("v")  # a true convolution: the feature map's kernel is rotated too
+        await press_quickly(
+            pilot, "v"
+        )  # a true convolution: the feature map's kernel is rotated too
         assert screen.lesson.flip and screen.example.flip
         assert "rotated 180°" in panel_text(screen)
-        await pilot.press("r")  # a new seed for dout: the crop and the kernel stay
+        await press_quickly(pilot, "r")  # a new seed for dout: the crop and the kernel stay
         assert screen.example.seed == 1 and screen.lesson.seed == 1
         assert np.array_equal(screen.example.x[0, 0], screen.lesson.crop_pixels)
         assert screen.lesson.kernel_name == "edge"
-        await pilot.press("e")  # the edit form is off: the crop comes from the picture
+        await press_quickly(pilot, "e")  # the edit form is off: the crop comes from the picture
         assert app.screen is screen
         scroll = screen.query_one(f"#{screen.scroll_id}")
         assert scroll.display and screen.query_one(PicturePanel).display
-        await pilot.press("i")
+        await press_quickly(pilot, "i")
         assert scroll.display and not screen.query_one(PicturePanel).display
 
 
@@ -161,14 +164,14 @@ async def test_at_80x24_the_picture_and_the_board_take_turns():
         assert panel.display and not scroll.display
         assert panel.outer_size.height == 14
         assert "i: board" in panel_text(screen)
-        await pilot.press("i")
+        await press_quickly(pilot, "i")
         assert scroll.display and not panel.display
-        await pilot.press("i")
+        await press_quickly(pilot, "i")
         assert panel.display and not scroll.display
         assert screen.max_scroll_y == 0  # nothing pushed off the screen
         # backward, the dW phase: a taller step panel; the picture gives up rows around the
         # crop, when it must, instead of pushing the panel or the footer off the screen
-        await pilot.press("b", "p", "right_square_bracket")
+        await press_quickly(pilot, "b", "p", "right_square_bracket")
         await pilot.pause()
         await pilot.pause()
         assert "dW" in screen.query_one("#lesson-status", StepStatus).content.plain
@@ -203,9 +206,9 @@ async def test_the_home_screen_opens_the_picture_lesson_without_a_file(monkeypat
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, HomeScreen)
-        await pilot.press("i")
+        await press_quickly(pilot, "i")
         await pilot.pause()
         assert isinstance(app.screen, PictureScreen)
         assert app.screen.lesson.picture.source.startswith("built-in test picture")
-        await pilot.press("escape")
+        await press_quickly(pilot, "escape")
         assert isinstance(app.screen, HomeScreen)

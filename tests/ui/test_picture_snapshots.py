@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import then_press
 from PIL import Image
 
 from cnn_tui.lessons.picture import PictureSettings, build_picture_lesson
@@ -29,6 +30,10 @@ def synthetic_png(tmp_path):
     return path
 
 
+async def started(pilot) -> None:
+    await pilot.pause()
+
+
 def app_for(path, **settings) -> CnnTuiApp:
     return CnnTuiApp("conv", build_picture_lesson(PictureSettings(str(path), **settings)))
 
@@ -37,18 +42,18 @@ def test_picture_80x24(snap_compare, synthetic_png) -> None:
     """A projector: the picture and the feature map with the step, the step panel below."""
     keys = ["right_square_bracket"] * 5 + ["right"] * 4
     app = app_for(synthetic_png, kernel="sobel-x", crop="3,4")
-    assert snap_compare(app, press=keys, terminal_size=(80, 24))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=then_press(started, keys))
 
 
 def test_picture_80x24_board(snap_compare, synthetic_png) -> None:
     """`i` at 80×24: the board of the crop instead of the picture."""
     keys = ["right_square_bracket"] * 5 + ["right"] * 4 + ["i"]
     app = app_for(synthetic_png, kernel="sobel-x", crop="3,4")
-    assert snap_compare(app, press=keys, terminal_size=(80, 24))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=then_press(started, keys))
 
 
 def test_picture_120x40(snap_compare, synthetic_png) -> None:
     """Both at once; the crop moved twice and the kernel changed with the keys."""
     keys = ["s", "d", "k"] + ["right_square_bracket"] * 2 + ["right"] * 3
     app = app_for(synthetic_png, kernel="edge", crop="8,2", values={"height": 7, "width": 7})
-    assert snap_compare(app, press=keys, terminal_size=(120, 40))
+    assert snap_compare(app, terminal_size=(120, 40), run_before=then_press(started, keys))

@@ -20,6 +20,7 @@ from cnn_tui.training.runs.folders import RunFolders, resolve_run_folders
 from cnn_tui.training.system import devices
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.help import HelpPage
+from cnn_tui.ui.training import runs as runs_screen
 from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.dialogs import ChoiceModal
 from cnn_tui.ui.training.results import ResultsScreen
@@ -130,7 +131,10 @@ def test_start_times_have_seconds_today_and_a_date_otherwise(monkeypatch):
 
 
 @run_async
-async def test_the_runs_list_stops_polling_while_another_screen_covers_it(tmp_path) -> None:
+async def test_the_runs_list_stops_polling_while_another_screen_covers_it(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(runs_screen, "REFRESH_S", 0.25)  # (two intervals waited: 0.5 s, not 4)
     runs_dir = tmp_path / "runs"
     run = write_run(runs_dir / FIRST, state="running")
     app = CnnTuiApp(runs_dir=str(runs_dir))
@@ -147,7 +151,7 @@ async def test_the_runs_list_stops_polling_while_another_screen_covers_it(tmp_pa
         assert not banner.poller.running
         listed = []
         screen.list_runs = lambda: listed.append(1)  # (no reading while hidden)
-        await pilot.pause(2 * 2.0 + 0.5)  # two of its intervals
+        await pilot.pause(2 * runs_screen.REFRESH_S + 0.5)  # two of its intervals
         assert listed == []
         app.pop_screen()  # back to the list: polling again, and read at once
         await wait_until(pilot, lambda: screen.poller.running and listed)
