@@ -462,3 +462,48 @@ def test_a_config_file_names_your_own_class_relative_to_the_current_folder(tmp_p
     (tmp_path / "the3.toml").write_text('model = "nets/the3_student_cnn.py:StudentCNN"\n')
     config = load_config_file(tmp_path / "the3.toml")
     assert config.model == f"{tmp_path}/nets/the3_student_cnn.py:StudentCNN"
+
+
+def test_a_runs_copy_runs_as_the_module_it_came_from(tmp_path, monkeypatch):
+    """A package's module (relative imports) and a package's __init__ (re-exports) run as
+    themselves: from the folder they trained in; elsewhere, one line says what to do."""
+    project = tmp_path / "project"
+    package = project / "ownfix_pkg"
+    package.mkdir(parents=True)
+    write(package / "__init__.py", "from .nets import Net\n")
+    write(
+        package / "blocks.py",
+        HEADER + "def block(c_in, c_out):\n    return nn.Conv2d(c_in, c_out, 3)\n",
+    )
+    write(package / "nets.py", HEADER + "from .blocks import block\n" + GOOD_BODY)
+    (tmp_path / "elsewhere").mkdir()
+
+    def fresh(folder: Path) -> None:  # a new process started in `folder` (the console script)
+        monkeypatch.chdir(folder)
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(project))])
+        for name in [n for n in sys.modules if n.startswith("ownfix_pkg")]:
+            monkeypatch.delitem(sys.modules, name)
+        own._LOADED.clear()
+
+    fresh(project)
+    assert own.load_class(own.read_source("ownfix_pkg:Net")).__name__ == "Net"
+    for model in ("ownfix_pkg:Net", "ownfix_pkg.nets:Net"):
+        fresh(project)
+        run = tmp_path / model.replace(":", "-")
+        run.mkdir()
+        own.keep_copy(run, own.read_source(model))
+        fresh(project)
+        source = own.run_source(run, model, trusted=True)
+        assert own.load_class(source).__name__ == "Net", model
+        fresh(tmp_path / "elsewhere")
+        with pytest.raises(UsageError) as error:
+            own.load_class(own.run_source(run, model, trusted=True))
+        assert "that holds ownfix_pkg (" in str(error.value)
+        assert "the run keeps only this one file" in str(error.value)
+        assert f"({project} when it trained)" in str(error.value)
+    # a file that imports its neighbour, named by its path: the module form is the way
+    write(project / "sib.py", HEADER + "from ownfix_sibling import block\n" + GOOD_BODY)
+    write(project / "ownfix_sibling.py", "block = None\n")
+    fresh(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="from its folder, --model sib:Net"):
+        own.load_class(own.read_source(f"{project}/sib.py:Net"))

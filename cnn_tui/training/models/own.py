@@ -157,12 +157,18 @@ def _read_bytes(path: str, what: str) -> bytes:
     return code
 
 
-def _module_file(module: str, text: str) -> str:
-    """Where `module` is found (its parent packages are imported to find it); the current folder
-    is looked in last, as `python -m` does, so `cnn-tui` finds a package of the project too."""
+def cwd_on_path() -> None:
+    """The current folder on `sys.path` (last, as training looks for a module: a `torch.py`
+    beside the model shadows nothing), as `python -m` has it and the console script has not."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)
+
+
+def _module_file(module: str, text: str) -> str:
+    """Where `module` is found (its parent packages are imported to find it); the current folder
+    is looked in last, as `python -m` does, so `cnn-tui` finds a package of the project too."""
+    cwd_on_path()
     try:
         found = importlib.util.find_spec(module)
     except ModuleNotFoundError as exc:
@@ -219,7 +225,7 @@ def run_module(source: Source) -> types.ModuleType:
         module = types.ModuleType(name)
         module.__file__ = source.path
         if source.module:
-            module.__package__ = source.module.rpartition(".")[0]
+            _as_package_module(module, source)
         previous = sys.modules.get(name)
         sys.modules[name] = module  # (dataclasses and pickling look a class's module up)
         try:
@@ -231,7 +237,9 @@ def run_module(source: Source) -> types.ModuleType:
                 sys.modules.pop(name, None)
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            raise UsageError(_raised(exc, source, "at import")) from None
+            raise UsageError(
+                _raised(exc, source, "at import") + _import_hint(exc, source)
+            ) from None
         if source.module:  # a package's module: left to the import system once run
             if previous is not None:
                 sys.modules[name] = previous
@@ -239,6 +247,62 @@ def run_module(source: Source) -> types.ModuleType:
                 sys.modules.pop(name, None)
         _LOADED[key] = module
         return module
+
+
+def is_package(source: Source) -> bool:
+    """Whether `source`'s bytes are a package's `__init__.py` (`--model mypkg:Net`)."""
+    return Path(source.origin or source.path).name == "__init__.py"
+
+
+def _as_package_module(module: types.ModuleType, source: Source) -> None:
+    """Make `module` the module `source` came from (its dotted name, `__package__`, a package's
+    `__path__`), its parent packages imported as training imported them (the current folder on
+    `sys.path`), so its relative and sibling imports resolve as they did in training."""
+    dotted = source.module or ""
+    cwd_on_path()
+    parent = dotted.rpartition(".")[0]
+    if is_package(source):
+        module.__package__ = dotted
+        try:
+            found = importlib.util.find_spec(dotted)
+        except Exception:  # (its parent does not import: the package's own imports will say)
+            found = None
+        locations = found.submodule_search_locations if found is not None else None
+        module.__path__ = list(locations or [])  # (not found from here: its imports will say)
+    else:
+        module.__package__ = parent
+    if parent:
+        try:
+            importlib.import_module(parent)
+        except Exception:  # (reported by the code's own import, with `_import_hint`)
+            pass
+
+
+def _import_hint(exc: BaseException, source: Source) -> str:
+    """What to do when the user's code cannot import what sat beside it in training."""
+    relative = isinstance(exc, ImportError) and "no known parent package" in str(exc)
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if not source.module:  # path/file.py:Class: run standalone, its neighbours not on the path
+        folder = Path(source.path).parent
+        beside = bool(missing) and any(
+            (folder / f"{missing.partition('.')[0]}{end}").exists() for end in (".py", "")
+        )
+        if not (relative or beside):
+            return ""
+        return (
+            " (a file that imports its neighbours runs as a module: from its folder, "
+            f"--model {one_line(Path(source.path).stem)}:{one_line(source.class_name)})"
+        )
+    if not source.origin or not (relative or missing):  # (only a run's copy from here on)
+        return ""
+    root = Path(source.origin).parent
+    for _ in range(source.module.count(".") + is_package(source)):
+        root = root.parent
+    return (
+        f" (the run keeps only this one file, not what it imports: run from the folder that "
+        f"holds {one_line((missing or source.module).partition('.')[0])} ({one_line(root)} when it "
+        "trained), or add that folder to PYTHONPATH)"
+    )
 
 
 def _user_line(exc: BaseException, path: str) -> int | None:
@@ -310,8 +374,12 @@ def load_class(source: Source) -> type[nn.Module]:
     line = _definition_line(source, name)
     if not isinstance(found, type) or not issubclass(found, nn.Module):
         kind = "a class" if isinstance(found, type) else f"a {type(found).__name__}"
+        hint = ""
+        if (source.module or "").partition(".")[0] == catalog.TORCHVISION:
+            hint = f" (torchvision's models are --model {catalog.ZOO_PREFIX}{one_line(name)})"
         raise UsageError(
-            f"{_at(source, line)}: {one_line(name)} is {kind}, not a subclass of torch.nn.Module"
+            f"{_at(source, line)}: {one_line(name)} is {kind}, not a subclass of "
+            f"torch.nn.Module{hint}"
         )
     return found
 
