@@ -51,6 +51,7 @@ from cnn_tui.text import one_line
 from cnn_tui.training.runs import store as runs
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 TRUST_FLAG = "--trust-model-code"
@@ -475,7 +476,7 @@ def _forward_problem(exc: BaseException, source: Source, sizes: Sizes) -> str:
     return f"{_at(source, line)}: {name}.forward raised {_reason(exc)}"
 
 
-def dry_forward(model: nn.Module, source: Source, sizes: Sizes) -> None:
+def dry_forward(model: nn.Module, source: Source, sizes: Sizes) -> torch.Tensor:
     """One forward of `DRY_BATCH` blank images, checking the output is (N, K) logits; the
     model's training flags and the random stream are as before, no BatchNorm statistic moves."""
     import torch
@@ -513,6 +514,25 @@ def dry_forward(model: nn.Module, source: Source, sizes: Sizes) -> None:
         raise UsageError(
             f"{_at(source, line)}: {name}.forward returns {out.dtype} values, not float logits"
         )
+    return out
+
+
+def output_warning(out: torch.Tensor, source: Source) -> str | None:
+    """A warning when the dry forward's output looks like probabilities (every row ≥ 0 and
+    summing to 1: a softmax at the end), which CrossEntropyLoss does not want; None otherwise."""
+    import torch
+
+    out = out.detach().float().cpu()
+    if out.numel() == 0 or bool((out < 0).any()):
+        return None
+    if not torch.allclose(out.sum(dim=1), torch.ones(out.shape[0]), atol=1e-4):
+        return None
+    line = _definition_line(source, source.class_name, "forward")
+    return (
+        f"{_at(source, line)}: {one_line(source.class_name)}.forward seems to return "
+        "probabilities (rows ≥ 0 summing to 1): CrossEntropyLoss wants logits, so leave the "
+        "softmax out (training goes on)"
+    )
 
 
 def build(source: Source, sizes: Sizes) -> nn.Module:
@@ -531,9 +551,22 @@ def build(source: Source, sizes: Sizes) -> nn.Module:
         ) from None
     if not isinstance(model, nn.Module):
         raise UsageError(f"{_at(source, None)}: {one_line(source.class_name)}() is no nn.Module")
-    dry_forward(model, source, sizes)
+    out = dry_forward(model, source, sizes)
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        line = _definition_line(source, source.class_name, "__init__")
+        raise UsageError(
+            f"{_at(source, line)}: {one_line(source.class_name)} has no trainable parameters "
+            "(assign its layers to self in __init__ — self.conv = nn.Conv2d(...) — and keep "
+            "lists of layers in nn.ModuleList / nn.Sequential, not a Python list)"
+        )
     setattr(model, SOURCE_ATTRIBUTE, source)
+    setattr(model, WARNING_ATTRIBUTE, output_warning(out, source))
     return model
+
+
+def warning_of(model: nn.Module) -> str | None:
+    """`output_warning`'s line for a model `build` built (None: nothing to warn about)."""
+    return getattr(model, WARNING_ATTRIBUTE, None)
 
 
 def raised_in(exc: BaseException, source: Source | None) -> str | None:
@@ -546,6 +579,7 @@ def raised_in(exc: BaseException, source: Source | None) -> str | None:
 
 # a plain attribute of a built model (not in its state_dict): the Source it was built from
 SOURCE_ATTRIBUTE = "_cnn_tui_own_source"
+WARNING_ATTRIBUTE = "_cnn_tui_own_warning"  # and `output_warning`'s line, if any
 
 
 def source_of(model: nn.Module) -> Source | None:
