@@ -105,19 +105,16 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
 
 def check_own_model(config: TrainConfig) -> None:
     """--model FILE.py:Class / module:Class checked before anything is written: the file runs,
-    the class is built for the data set and one dry forward gives (N, K) logits."""
-    from cnn_tui.training.data import datasets
+    the class is built for the data set and one dry forward gives (N, K) logits; a forward that
+    seems to return probabilities is a warning on stderr (training goes on)."""
     from cnn_tui.training.models import own
 
-    channels, native, _, classes = datasets.dataset_info(
-        config.dataset, config.data_dir, config.image_size
-    )
-    if not classes:  # an image folder not there yet: its loader says so, one line too
+    sizes = own.sizes_for(config)
+    if sizes is None:  # an image folder not there yet: its loader says so, one line too
         return
-    sizes = own.Sizes(
-        channels, len(classes), config.image_size or native[0], config.hidden_units, config.dataset
-    )
-    own.check_before_run(config.model, sizes)
+    model = own.check_before_run(config.model, sizes)
+    if model is not None and (warning := own.warning_of(model)):
+        print(f"cnn-tui: warning: {warning}", file=sys.stderr)  # (one_line'd by `own`)
 
 
 def rank_args(

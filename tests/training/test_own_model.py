@@ -507,3 +507,38 @@ def test_a_runs_copy_runs_as_the_module_it_came_from(tmp_path, monkeypatch):
     fresh(tmp_path / "elsewhere")
     with pytest.raises(UsageError, match="from its folder, --model sib:Net"):
         own.load_class(own.read_source(f"{project}/sib.py:Net"))
+
+
+def test_a_resume_whose_copy_cannot_build_leaves_the_run_as_it_was(capsys, tmp_path):
+    model = write(
+        tmp_path / "gone.py", HEADER + "from ownfix_gone_neighbour import x\n" + GOOD_BODY
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig.from_mapping({"model": f"{model}:Net", "dataset": "shapes"})
+    runs.write_config(run, config)
+    own.keep_copy(run, own.Source(config.model, "Net", str(model), model.read_bytes()))
+    status = '{"status": "finished", "epoch": 1, "epochs": 1}'
+    (run / runs.STATUS_FILE).write_text(status)
+    code, _, err = cli(capsys, "train", "--no-ui", "--resume", str(run), "--trust-model-code")
+    assert code == 2
+    one_line(err, "No module named 'ownfix_gone_neighbour'")
+    assert (run / runs.STATUS_FILE).read_text() == status
+    assert not (run / runs.OUTPUT_LOG).exists()
+
+
+def test_a_class_without_parameters_is_refused_and_probabilities_are_warned(tmp_path):
+    empty = (
+        "class Net(nn.Module):\n    def forward(self, x):\n        return torch.zeros(len(x), 10)\n"
+    )
+    with pytest.raises(UsageError, match="net.py:3: Net has no trainable parameters"):
+        own.build(source_of(tmp_path, empty, "Net"), own.Sizes(3, 10, 32))
+    softmax = GOOD_BODY.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
+        "1))\n", "1)), 1)\n"
+    )
+    model = own.build(source_of(tmp_path, softmax, "Net"), own.Sizes(3, 10, 32))
+    assert "seems to return probabilities" in own.warning_of(model)
+    assert (
+        own.warning_of(own.build(source_of(tmp_path, GOOD_BODY, "Net"), own.Sizes(3, 10, 32)))
+        is None
+    )

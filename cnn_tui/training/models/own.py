@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from cnn_tui.training.config import TrainConfig
+
 TRUST_FLAG = "--trust-model-code"
 MAX_SOURCE_BYTES = 4 << 20  # a model's file is some kilobytes; anything bigger is the wrong file
 
@@ -693,6 +695,36 @@ def trust_problem(run_dir: str | os.PathLike[str], model: str) -> str | None:
 def keep_copy(run_dir: str | os.PathLike[str], source: Source) -> None:
     """Write `source`'s bytes and their record into the run (`store.write_model_source`)."""
     runs.write_model_source(run_dir, source.code, source.record())
+
+
+def sizes_for(config: TrainConfig) -> Sizes | None:
+    """What a run of `config` builds the user's class for (the data set's channels and classes,
+    the image size, --hidden-units); None while an image folder is not there yet (its loader
+    says so in one line)."""
+    from cnn_tui.training.data import datasets
+
+    channels, native, _, classes = datasets.dataset_info(
+        config.dataset, config.data_dir, config.image_size
+    )
+    if not classes:
+        return None
+    return Sizes(
+        channels, len(classes), config.image_size or native[0], config.hidden_units, config.dataset
+    )
+
+
+def check_resume(run_dir: str | os.PathLike[str], config: TrainConfig, *, trusted: bool) -> None:
+    """What `train --resume` checks of a run of the user's class before the run is held or its
+    status written: trusted (`run_source`), its copy imports, builds and makes one dry forward
+    (a resume that cannot start leaves the run as it was). Nothing for any other model."""
+    import torch
+
+    source = run_source(run_dir, config.model, trusted=trusted)
+    sizes = sizes_for(config) if source is not None else None
+    if source is None or sizes is None:
+        return
+    with torch.random.fork_rng(devices=[]):
+        build(source, sizes)
 
 
 def check_before_run(model: str, sizes: Sizes) -> nn.Module | None:
