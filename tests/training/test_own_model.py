@@ -542,3 +542,18 @@ def test_a_class_without_parameters_is_refused_and_probabilities_are_warned(tmp_
         own.warning_of(own.build(source_of(tmp_path, GOOD_BODY, "Net"), own.Sizes(3, 10, 32)))
         is None
     )
+
+
+def test_a_sweep_checks_every_own_model_before_its_folder_is_made(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "bad.py", HEADER + ERRORS["not-tensor"][0])
+    for argv in (
+        ["--model", "bad.py:Net", "--grid", "lr=0.1,0.01"],
+        ["--grid", "model=simple-cnn,bad.py:Net"],
+    ):
+        code, _, err = cli(
+            capsys, "sweep", "--no-ui", *argv, "--dataset", "shapes", "--runs-dir", "sw"
+        )
+        assert code == 2, argv
+        one_line(err, "bad.py:9: Net.forward returns a dict")
+        assert not (tmp_path / "sw").exists()
