@@ -290,7 +290,13 @@ def check_own_models(plan: sweeps.SweepPlan | search.SearchPlan) -> None:
         configs = [plan.base.replace(model=model) for model in models]
     checked: set[tuple] = set()
     for config in configs:
-        key = (config.model, config.dataset, config.data_dir, config.image_size, config.hidden_units)
+        key = (
+            config.model,
+            config.dataset,
+            config.data_dir,
+            config.image_size,
+            config.hidden_units,
+        )
         if catalog.is_own(config.model) and key not in checked:
             checked.add(key)
             check_own_model(config)

@@ -138,6 +138,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
     started = time.time()  # the run's wall time includes loading torch (imported below)
 
+    from cnn_tui.commands import output as output_module
     from cnn_tui.commands import train_report
     from cnn_tui.fileio import check_output_path
     from cnn_tui.training.loop import trainer
@@ -145,7 +146,8 @@ def run_headless(args: argparse.Namespace) -> int:
 
     if args.json_file:
         check_output_path(args.json_file, "--json-file")
-    request = request_from_args(args)
+    with output_module.user_prints_to_stderr(args):  # (--model's file runs: `check_own_model`)
+        request = request_from_args(args)
     output = (["--json"] if args.json else []) + (
         [f"--json-file={args.json_file}"] if args.json_file else []
     )
@@ -156,4 +158,5 @@ def run_headless(args: argparse.Namespace) -> int:
         reporter = train_report.make_reporter(
             sys.stdout, json_stdout=bool(args.json), json_file=args.json_file
         )
-        return trainer.train(request, reporter, rank, started=started)
+        with output_module.user_prints_to_stderr(args):  # (the reporter holds stdout)
+            return trainer.train(request, reporter, rank, started=started)

@@ -557,3 +557,24 @@ def test_a_sweep_checks_every_own_model_before_its_folder_is_made(capsys, tmp_pa
         assert code == 2, argv
         one_line(err, "bad.py:9: Net.forward returns a dict")
         assert not (tmp_path / "sw").exists()
+
+
+def test_what_the_model_prints_never_breaks_json_on_stdout(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    printing = GOOD_BODY.replace(
+        "        super().__init__()\n", "        super().__init__()\n        print('built')\n", 1
+    )
+    printing = printing.replace(
+        "    def forward(self, x):\n", "    def forward(self, x):\n        print('forward')\n"
+    )
+    write(tmp_path / "loud.py", HEADER + "print('imported')\n" + printing)
+    code, out, err = cli(
+        capsys, "train", "--no-ui", "--json", "--model", "loud.py:Net", *TINY, "--run-dir", "run"
+    )
+    assert code == 0, err
+    assert [json.loads(line) for line in out.splitlines()]  # every line JSON
+    assert "imported" in err and "built" in err and "forward" in err
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "red.png")
+    code, out, err = cli(capsys, "predict", "run", "red.png", "--json", "--trust-model-code")
+    assert code == 0, err
+    assert json.loads(out) and "forward" in err
