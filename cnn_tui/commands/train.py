@@ -99,11 +99,12 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
         size = config.image_size or catalog.DATASETS[config.dataset].image_size
         zoo.check_before_run(config.model, size)
     if catalog.is_own(config.model):  # its file, class and a dry forward: before a run folder
-        check_own_model(config)
+        named_in_file = getattr(args, "model", None) is None and getattr(args, "config", None)
+        check_own_model(config, f"{args.config}: model" if named_in_file else "--model")
     return TrainRequest(config=config, run_dir=run_dir, runs_dir=runs_dir, nodes=nodes)
 
 
-def check_own_model(config: TrainConfig) -> None:
+def check_own_model(config: TrainConfig, what: str = "--model") -> None:
     """--model FILE.py:Class / module:Class checked before anything is written: the file runs,
     the class is built for the data set and one dry forward gives (N, K) logits; a forward that
     seems to return probabilities is a warning on stderr (training goes on)."""
@@ -112,7 +113,7 @@ def check_own_model(config: TrainConfig) -> None:
     sizes = own.sizes_for(config)
     if sizes is None:  # an image folder not there yet: its loader says so, one line too
         return
-    model = own.check_before_run(config.model, sizes)
+    model = own.check_before_run(config.model, sizes, what)  # (`what`: where it was named)
     if model is not None and (warning := own.warning_of(model)):
         print(f"cnn-tui: warning: {warning}", file=sys.stderr)  # (one_line'd by `own`)
 

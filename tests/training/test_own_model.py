@@ -138,6 +138,11 @@ class Net(nn.Module):
 """,
         "bad.py:12: Net.forward raised ValueError: no",
     ),
+    "no-super": (
+        "class Net(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear(2, 2)\n",
+        "bad.py:5: Net() raised: AttributeError: cannot assign module before Module.__init__() "
+        "call (call super().__init__() first in __init__)",
+    ),
     "not-tensor": (
         """
 class Net(nn.Module):
@@ -578,3 +583,29 @@ def test_what_the_model_prints_never_breaks_json_on_stdout(capsys, tmp_path, mon
     code, out, err = cli(capsys, "predict", "run", "red.png", "--json", "--trust-model-code")
     assert code == 0, err
     assert json.loads(out) and "forward" in err
+
+
+def test_messages_name_where_the_model_was_named_and_what_runs(capsys, tmp_path, monkeypatch):
+    from cnn_tui.commands.train_report import started_lines
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.toml").write_text('model = "gone/net.py:Net"\ndataset = "shapes"\n')
+    code, _, err = cli(capsys, "train", "--no-ui", "--config", "cfg.toml", "--run-dir", "run")
+    assert code == 2
+    one_line(err, "error: cfg.toml: model: gone/net.py: no such file")
+    event = {
+        "config": {"model": "/x/net.py:Net", "dataset": "shapes", "optimizer": "adam"}
+        | {"lr": 0.1, "batch_size": 8},
+        "parameters": {"total": 10, "trainable": 10},
+        "device": "cpu",
+        "device_name": "cpu",
+        "n_train": 1,
+        "n_val": 1,
+        "n_test": 1,
+        "classes": ["a", "b"],
+        "batches_per_epoch": 1,
+        "resumed": True,
+        "start_epoch": 2,
+    }
+    model_line = started_lines(event)[2]
+    assert model_line.startswith("model: Net from the run's copy model_source.py (trained as /x/")

@@ -128,15 +128,15 @@ def spec_of(model: str) -> catalog.ModelSpec | None:
 # --- the code: read, compiled, run ----------------------------------------------------------------
 
 
-def read_source(model: str) -> Source:
+def read_source(model: str, what: str = "--model") -> Source:
     """The code of --model `model` (a user's class) from where it lives now; a UsageError in
-    one line when it cannot be found or read."""
+    one line when it cannot be found or read (`what`: where the model was named)."""
     spec = catalog.parse_model(model)
     if spec.source == catalog.OWN_FILE:
         path = os.path.abspath(os.path.expanduser(spec.location))
-        return Source(spec.text, spec.name, path, _read_bytes(path, "--model"))
+        return Source(spec.text, spec.name, path, _read_bytes(path, what))
     path = _module_file(spec.location, spec.text)
-    return Source(spec.text, spec.name, path, _read_bytes(path, "--model"), spec.location)
+    return Source(spec.text, spec.name, path, _read_bytes(path, what), spec.location)
 
 
 def _read_bytes(path: str, what: str) -> bytes:
@@ -548,8 +548,11 @@ def build(source: Source, sizes: Sizes) -> nn.Module:
         model = cls(**arguments)
     except Exception as exc:
         called = ", ".join(f"{key}={value}" for key, value in arguments.items())
+        hint = ""
+        if "before Module.__init__() call" in str(exc):
+            hint = " (call super().__init__() first in __init__)"
         raise UsageError(
-            _raised(exc, source, f"{one_line(source.class_name)}({called}) raised")
+            _raised(exc, source, f"{one_line(source.class_name)}({called}) raised") + hint
         ) from None
     if not isinstance(model, nn.Module):
         raise UsageError(f"{_at(source, None)}: {one_line(source.class_name)}() is no nn.Module")
@@ -727,7 +730,7 @@ def check_resume(run_dir: str | os.PathLike[str], config: TrainConfig, *, truste
         build(source, sizes)
 
 
-def check_before_run(model: str, sizes: Sizes) -> nn.Module | None:
+def check_before_run(model: str, sizes: Sizes, what: str = "--model") -> nn.Module | None:
     """What `train` checks of a user's class before a run folder is made: its file, its class,
     its constructor and one dry forward at `sizes` (a UsageError in one line); the model built.
     The random stream is left as it was. None for any other model."""
@@ -736,4 +739,4 @@ def check_before_run(model: str, sizes: Sizes) -> nn.Module | None:
     if spec_of(model) is None:
         return None
     with torch.random.fork_rng(devices=[]):
-        return build(read_source(model), sizes)
+        return build(read_source(model, what), sizes)
