@@ -455,6 +455,18 @@ class TrainFormScreen(Screen):
         """Whether the check of `config`'s own class has not answered yet."""
         return catalog.is_own(config.model) and model_sizes.needs_measuring(config)
 
+    def _still_checking(self, config: TrainConfig) -> bool:
+        """Whether Start must wait for the check of `config`'s own class (and says so)."""
+        if not self._checking(config):
+            return False
+        label = catalog.model_label(config.model)
+        self.notify(
+            f"still checking the model {label} (its file runs): Start once it is checked",
+            severity="warning",
+            markup=False,
+        )
+        return True
+
     def on_unmount(self) -> None:
         model_sizes.abandon_checks()  # a file that loops at import never holds the app
 
@@ -754,13 +766,7 @@ class TrainFormScreen(Screen):
             fields = ", ".join(self.errors)
             self.notify(f"cannot start yet, fix: {fields}", severity="error", markup=False)
             return
-        if self._checking(config):
-            label = catalog.model_label(config.model)
-            self.notify(
-                f"still checking the model {label} (its file runs): Start once it is checked",
-                severity="warning",
-                markup=False,
-            )
+        if self._still_checking(config):
             return
         from cnn_tui.training.runs.launcher import launch_run
         from cnn_tui.training.runs.store import new_run_dir
