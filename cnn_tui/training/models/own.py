@@ -8,12 +8,16 @@ What happens to it, in order:
   what the run keeps (RUN/model_source.py) and what their sha256 is of, so the copy is exactly
   the code that trained;
 - `load_class`: the bytes compiled under the file's own name (tracebacks and messages point
-  into it), run as a fresh module, the class looked up and checked to be an `nn.Module`;
+  into it), run as a fresh module — for `module:Class` as that very module (its dotted name,
+  `__package__`, a package's `__path__`; the current folder on `sys.path` last, `cwd_on_path`),
+  so a run's copy imports its siblings as the original did — the class looked up and checked to
+  be an `nn.Module`;
 - `build`: the class constructed with the keywords its `__init__` takes among `ALIASES` (the
   data set's channels, classes and image size; `--hidden-units`), then one dry forward of two
   blank images (eval mode, no_grad, the RNG stream and every module's training flag restored, so
   the trainer's seeded stream and BatchNorm's statistics are as if it never ran) checks that the
-  output is (N, K) logits.
+  output is (N, K) logits; a class with no trainable parameters is refused, and an output
+  that looks like probabilities is a warning (`warning_of`).
 
 Every problem is a `UsageError` in one line that names the file and line (`file.py:12: ...`): a
 syntax error, an exception at import, a missing class (with the classes it does define), a
