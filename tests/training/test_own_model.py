@@ -542,7 +542,7 @@ def test_a_class_without_parameters_is_refused_and_probabilities_are_warned(tmp_
         "1))\n", "1)), 1)\n"
     )
     model = own.build(source_of(tmp_path, softmax, "Net"), own.Sizes(3, 10, 32))
-    assert "seems to return probabilities" in own.warning_of(model)
+    assert "forward returns probabilities" in own.warning_of(model)
     assert (
         own.warning_of(own.build(source_of(tmp_path, GOOD_BODY, "Net"), own.Sizes(3, 10, 32)))
         is None

@@ -57,6 +57,11 @@ async def test_the_form_checks_your_own_class_in_a_worker(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "good.py").write_text(NET)
     (tmp_path / "bad.py").write_text(NET.replace("nn.Conv2d(in_channels,", "nn.Conv2d(1,"))
+    (tmp_path / "soft.py").write_text(
+        NET.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
+            "mean((2, 3)))", "mean((2, 3))), 1)"
+        )
+    )
     settings = TrainFormSettings(texts={"model": "good.py:Net", "dataset": "shapes"})
     app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -77,6 +82,9 @@ async def test_the_form_checks_your_own_class_in_a_worker(tmp_path, monkeypatch)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen is screen and "model" not in screen.errors)
         assert screen._raw_value("model") == "good.py:Net"
+        screen._set_widget("model", "soft.py:Net")  # probabilities: a warning, Start stays
+        await wait_until(pilot, lambda: "returns probabilities" in reason(screen, "model"))
+        assert screen.config is not None and not screen.query_one("#start").disabled
 
 
 @pytest.fixture(scope="module")

@@ -535,9 +535,9 @@ def output_warning(out: torch.Tensor, source: Source) -> str | None:
         return None
     line = _definition_line(source, source.class_name, "forward")
     return (
-        f"{_at(source, line)}: {one_line(source.class_name)}.forward seems to return "
-        "probabilities (rows ≥ 0 summing to 1): CrossEntropyLoss wants logits, so leave the "
-        "softmax out (training goes on)"
+        f"{_at(source, line)}: {one_line(source.class_name)}.forward returns probabilities "
+        "(rows ≥ 0 summing to 1): CrossEntropyLoss wants logits, leave out the softmax "
+        "(training goes on)"
     )
 
 

@@ -450,6 +450,17 @@ class TrainFormScreen(Screen):
     def _startable(self) -> bool:
         return self.config is not None
 
+    def _warnings(self) -> dict[str, str]:
+        """The settings' warnings (`TrainConfig.warnings`), and the check's of your own class
+        (a forward that returns probabilities)."""
+        if self.config is None:
+            return {}
+        warnings = dict(self.config.warnings())
+        if catalog.is_own(self.config.model) and not self._checking(self.config):
+            if found := model_sizes.measure_own(self.config).warning:
+                warnings["model"] = found
+        return warnings
+
     @staticmethod
     def _checking(config: TrainConfig) -> bool:
         """Whether the check of `config`'s own class has not answered yet."""
@@ -472,7 +483,7 @@ class TrainFormScreen(Screen):
 
     def _show_reasons(self, inactive: set[str]) -> None:
         # valid settings seldom meant (a random frozen backbone): beside the field, Start stays
-        warnings = self.config.warnings() if self.config is not None else {}
+        warnings = self._warnings()
         for name, field in FIELDS.items():
             row = self.query_one(f"#row-{name}")
             reason = self.query_one(f"#reason-{name}", Static)
