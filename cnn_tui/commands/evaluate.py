@@ -58,7 +58,8 @@ def run_headless(args: argparse.Namespace, run_dir: Path, device: str) -> int:
 
     if args.json_file:
         check_output_path(args.json_file, "--json-file")
-    report = evaluate_saved(run_dir, device, trust_model_code=args.trust_model_code)
+    with output.user_prints_to_stderr(args):  # (your own model's code may print)
+        report = evaluate_saved(run_dir, device, trust_model_code=args.trust_model_code)
     if args.json_file:
         output.write_json(report, args.json_file)
     if args.json:

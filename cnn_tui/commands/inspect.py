@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_ui:
         return tui.open_app("inspect", request, runs_dir=args.run_folders)
     target = output.json_target(args)
-    result = inspect.inspect_run(request)
+    with output.user_prints_to_stderr(args):  # (your own model's code may print)
+        result = inspect.inspect_run(request)
     if result.weights_note is not None:  # a diverged run: its last finite weights
         print(f"cnn-tui: note: {text.one_line(result.weights_note)}", file=sys.stderr)
     if target == output.STDOUT:

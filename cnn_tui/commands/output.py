@@ -19,8 +19,9 @@ which refuses control characters.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -108,6 +109,23 @@ def json_target(args: argparse.Namespace) -> str | None:
     flag = "--json-file" if getattr(args, "json_file", None) else typed
     check_output_path(target, flag)
     return str(target)
+
+
+def json_on_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command's stdout carries JSON (`--json`, `--json -`, `--json-file -`)."""
+    targets = (getattr(args, "json", None), getattr(args, "json_file", None))
+    return any(target is True or target == STDOUT for target in targets)
+
+
+@contextlib.contextmanager
+def user_prints_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """While the user's own model code runs (imported, built, trained, run) in a command whose
+    stdout carries JSON: what it prints goes to stderr, so the JSON printed after stays JSON."""
+    if not json_on_stdout(args):
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def write_json(data: Any, target: str, out: TextIO | None = None) -> None:

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         trust_model_code=args.trust_model_code,
     )
     target = output.json_target(args)
-    result = predict(request)
+    with output.user_prints_to_stderr(args):  # (your own model's code may print)
+        result = predict(request)
     note = result.run.note()  # a diverged run: which of its weights (its last finite ones)
     if note is not None:
         print(f"cnn-tui: note: {text.one_line(note)}", file=sys.stderr)

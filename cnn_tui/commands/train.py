@@ -99,25 +99,23 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
         size = config.image_size or catalog.DATASETS[config.dataset].image_size
         zoo.check_before_run(config.model, size)
     if catalog.is_own(config.model):  # its file, class and a dry forward: before a run folder
-        check_own_model(config)
+        named_in_file = getattr(args, "model", None) is None and getattr(args, "config", None)
+        check_own_model(config, f"{args.config}: model" if named_in_file else "--model")
     return TrainRequest(config=config, run_dir=run_dir, runs_dir=runs_dir, nodes=nodes)
 
 
-def check_own_model(config: TrainConfig) -> None:
+def check_own_model(config: TrainConfig, what: str = "--model") -> None:
     """--model FILE.py:Class / module:Class checked before anything is written: the file runs,
-    the class is built for the data set and one dry forward gives (N, K) logits."""
-    from cnn_tui.training.data import datasets
+    the class is built for the data set and one dry forward gives (N, K) logits; a forward that
+    seems to return probabilities is a warning on stderr (training goes on)."""
     from cnn_tui.training.models import own
 
-    channels, native, _, classes = datasets.dataset_info(
-        config.dataset, config.data_dir, config.image_size
-    )
-    if not classes:  # an image folder not there yet: its loader says so, one line too
+    sizes = own.sizes_for(config)
+    if sizes is None:  # an image folder not there yet: its loader says so, one line too
         return
-    sizes = own.Sizes(
-        channels, len(classes), config.image_size or native[0], config.hidden_units, config.dataset
-    )
-    own.check_before_run(config.model, sizes)
+    model = own.check_before_run(config.model, sizes, what)  # (`what`: where it was named)
+    if model is not None and (warning := own.warning_of(model)):
+        print(f"cnn-tui: warning: {warning}", file=sys.stderr)  # (one_line'd by `own`)
 
 
 def rank_args(
@@ -141,6 +139,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
     started = time.time()  # the run's wall time includes loading torch (imported below)
 
+    from cnn_tui.commands import output as output_module
     from cnn_tui.commands import train_report
     from cnn_tui.fileio import check_output_path
     from cnn_tui.training.loop import trainer
@@ -148,7 +147,8 @@ def run_headless(args: argparse.Namespace) -> int:
 
     if args.json_file:
         check_output_path(args.json_file, "--json-file")
-    request = request_from_args(args)
+    with output_module.user_prints_to_stderr(args):  # (--model's file runs: `check_own_model`)
+        request = request_from_args(args)
     output = (["--json"] if args.json else []) + (
         [f"--json-file={args.json_file}"] if args.json_file else []
     )
@@ -159,4 +159,5 @@ def run_headless(args: argparse.Namespace) -> int:
         reporter = train_report.make_reporter(
             sys.stdout, json_stdout=bool(args.json), json_file=args.json_file
         )
-        return trainer.train(request, reporter, rank, started=started)
+        with output_module.user_prints_to_stderr(args):  # (the reporter holds stdout)
+            return trainer.train(request, reporter, rank, started=started)

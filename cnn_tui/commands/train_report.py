@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from cnn_tui import text
+from cnn_tui import catalog, text
 from cnn_tui.commands.output import JsonLines
 from cnn_tui.commands.streams import carry_on
 from cnn_tui.training.runs import store as runs
@@ -54,13 +54,17 @@ def started_lines(event: dict[str, Any]) -> list[str]:
     """What the run_started event says: the device, the data, the model, the processes."""
     config = event["config"]
     params = event["parameters"]
+    model = text.one_line(config["model"])
+    if event.get("resumed") and catalog.is_own(config["model"]):  # it runs the run's copy
+        name = text.one_line(catalog.parse_model(config["model"]).name)
+        model = f"{name} from the run's copy {runs.MODEL_SOURCE_FILE} (trained as {model})"
     lines = [
         f"device: {text.one_line(event['device'])} ({text.one_line(event['device_name'])})"
         + (f", {event['amp']} autocast" if event.get("amp") else "")
         + (", channels_last" if event.get("channels_last") else ""),
         f"data: {text.one_line(config['dataset'])} — {event['n_train']} train / "
         f"{event['n_val']} val / {event['n_test']} test images, {len(event['classes'])} classes",
-        f"model: {text.one_line(config['model'])} — {text.count(params['total'])} parameters "
+        f"model: {model} — {text.count(params['total'])} parameters "
         f"({text.count(params['trainable'])} trainable); {text.one_line(config['optimizer'])} lr "
         f"{config['lr']:g}, batch {config['batch_size']}, {event['batches_per_epoch']} batches "
         "per epoch",
@@ -91,7 +95,7 @@ def finished_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
         files.insert(2, runs.BEST_FILE)
         weights = f"; with epoch {summary.get('best_epoch')}'s weights ({runs.BEST_FILE})"
     if (run_dir / runs.MODEL_SOURCE_FILE).is_file():  # your own class: its code, kept
-        files.append(runs.MODEL_SOURCE_FILE)
+        files += [runs.MODEL_SOURCE_FILE, runs.MODEL_SOURCE_RECORD]
     return [
         f"test accuracy {text.percent(summary['test_accuracy'])}   macro F1 "
         f"{summary['macro_f1']:.4f}   (macro precision {summary['macro_precision']:.4f}, recall "

@@ -138,6 +138,11 @@ class Net(nn.Module):
 """,
         "bad.py:12: Net.forward raised ValueError: no",
     ),
+    "no-super": (
+        "class Net(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear(2, 2)\n",
+        "bad.py:5: Net() raised: AttributeError: cannot assign module before Module.__init__() "
+        "call (call super().__init__() first in __init__)",
+    ),
     "not-tensor": (
         """
 class Net(nn.Module):
@@ -462,3 +467,145 @@ def test_a_config_file_names_your_own_class_relative_to_the_current_folder(tmp_p
     (tmp_path / "the3.toml").write_text('model = "nets/the3_student_cnn.py:StudentCNN"\n')
     config = load_config_file(tmp_path / "the3.toml")
     assert config.model == f"{tmp_path}/nets/the3_student_cnn.py:StudentCNN"
+
+
+def test_a_runs_copy_runs_as_the_module_it_came_from(tmp_path, monkeypatch):
+    """A package's module (relative imports) and a package's __init__ (re-exports) run as
+    themselves: from the folder they trained in; elsewhere, one line says what to do."""
+    project = tmp_path / "project"
+    package = project / "ownfix_pkg"
+    package.mkdir(parents=True)
+    write(package / "__init__.py", "from .nets import Net\n")
+    write(
+        package / "blocks.py",
+        HEADER + "def block(c_in, c_out):\n    return nn.Conv2d(c_in, c_out, 3)\n",
+    )
+    write(package / "nets.py", HEADER + "from .blocks import block\n" + GOOD_BODY)
+    (tmp_path / "elsewhere").mkdir()
+
+    def fresh(folder: Path) -> None:  # a new process started in `folder` (the console script)
+        monkeypatch.chdir(folder)
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(project))])
+        for name in [n for n in sys.modules if n.startswith("ownfix_pkg")]:
+            monkeypatch.delitem(sys.modules, name)
+        own._LOADED.clear()
+
+    fresh(project)
+    assert own.load_class(own.read_source("ownfix_pkg:Net")).__name__ == "Net"
+    for model in ("ownfix_pkg:Net", "ownfix_pkg.nets:Net"):
+        fresh(project)
+        run = tmp_path / model.replace(":", "-")
+        run.mkdir()
+        own.keep_copy(run, own.read_source(model))
+        fresh(project)
+        source = own.run_source(run, model, trusted=True)
+        assert own.load_class(source).__name__ == "Net", model
+        fresh(tmp_path / "elsewhere")
+        with pytest.raises(UsageError) as error:
+            own.load_class(own.run_source(run, model, trusted=True))
+        assert "that holds ownfix_pkg (" in str(error.value)
+        assert "the run keeps only this one file" in str(error.value)
+        assert f"({project} when it trained)" in str(error.value)
+    # a file that imports its neighbour, named by its path: the module form is the way
+    write(project / "sib.py", HEADER + "from ownfix_sibling import block\n" + GOOD_BODY)
+    write(project / "ownfix_sibling.py", "block = None\n")
+    fresh(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="from its folder, --model sib:Net"):
+        own.load_class(own.read_source(f"{project}/sib.py:Net"))
+
+
+def test_a_resume_whose_copy_cannot_build_leaves_the_run_as_it_was(capsys, tmp_path):
+    model = write(
+        tmp_path / "gone.py", HEADER + "from ownfix_gone_neighbour import x\n" + GOOD_BODY
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig.from_mapping({"model": f"{model}:Net", "dataset": "shapes"})
+    runs.write_config(run, config)
+    own.keep_copy(run, own.Source(config.model, "Net", str(model), model.read_bytes()))
+    status = '{"status": "finished", "epoch": 1, "epochs": 1}'
+    (run / runs.STATUS_FILE).write_text(status)
+    code, _, err = cli(capsys, "train", "--no-ui", "--resume", str(run), "--trust-model-code")
+    assert code == 2
+    one_line(err, "No module named 'ownfix_gone_neighbour'")
+    assert (run / runs.STATUS_FILE).read_text() == status
+    assert not (run / runs.OUTPUT_LOG).exists()
+
+
+def test_a_class_without_parameters_is_refused_and_probabilities_are_warned(tmp_path):
+    empty = (
+        "class Net(nn.Module):\n    def forward(self, x):\n        return torch.zeros(len(x), 10)\n"
+    )
+    with pytest.raises(UsageError, match="net.py:3: Net has no trainable parameters"):
+        own.build(source_of(tmp_path, empty, "Net"), own.Sizes(3, 10, 32))
+    softmax = GOOD_BODY.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
+        "1))\n", "1)), 1)\n"
+    )
+    model = own.build(source_of(tmp_path, softmax, "Net"), own.Sizes(3, 10, 32))
+    assert "forward returns probabilities" in own.warning_of(model)
+    assert (
+        own.warning_of(own.build(source_of(tmp_path, GOOD_BODY, "Net"), own.Sizes(3, 10, 32)))
+        is None
+    )
+
+
+def test_a_sweep_checks_every_own_model_before_its_folder_is_made(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "bad.py", HEADER + ERRORS["not-tensor"][0])
+    for argv in (
+        ["--model", "bad.py:Net", "--grid", "lr=0.1,0.01"],
+        ["--grid", "model=simple-cnn,bad.py:Net"],
+    ):
+        code, _, err = cli(
+            capsys, "sweep", "--no-ui", *argv, "--dataset", "shapes", "--runs-dir", "sw"
+        )
+        assert code == 2, argv
+        one_line(err, "bad.py:9: Net.forward returns a dict")
+        assert not (tmp_path / "sw").exists()
+
+
+def test_what_the_model_prints_never_breaks_json_on_stdout(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    printing = GOOD_BODY.replace(
+        "        super().__init__()\n", "        super().__init__()\n        print('built')\n", 1
+    )
+    printing = printing.replace(
+        "    def forward(self, x):\n", "    def forward(self, x):\n        print('forward')\n"
+    )
+    write(tmp_path / "loud.py", HEADER + "print('imported')\n" + printing)
+    code, out, err = cli(
+        capsys, "train", "--no-ui", "--json", "--model", "loud.py:Net", *TINY, "--run-dir", "run"
+    )
+    assert code == 0, err
+    assert [json.loads(line) for line in out.splitlines()]  # every line JSON
+    assert "imported" in err and "built" in err and "forward" in err
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "red.png")
+    code, out, err = cli(capsys, "predict", "run", "red.png", "--json", "--trust-model-code")
+    assert code == 0, err
+    assert json.loads(out) and "forward" in err
+
+
+def test_messages_name_where_the_model_was_named_and_what_runs(capsys, tmp_path, monkeypatch):
+    from cnn_tui.commands.train_report import started_lines
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.toml").write_text('model = "gone/net.py:Net"\ndataset = "shapes"\n')
+    code, _, err = cli(capsys, "train", "--no-ui", "--config", "cfg.toml", "--run-dir", "run")
+    assert code == 2
+    one_line(err, "error: cfg.toml: model: gone/net.py: no such file")
+    event = {
+        "config": {"model": "/x/net.py:Net", "dataset": "shapes", "optimizer": "adam"}
+        | {"lr": 0.1, "batch_size": 8},
+        "parameters": {"total": 10, "trainable": 10},
+        "device": "cpu",
+        "device_name": "cpu",
+        "n_train": 1,
+        "n_val": 1,
+        "n_test": 1,
+        "classes": ["a", "b"],
+        "batches_per_epoch": 1,
+        "resumed": True,
+        "start_epoch": 2,
+    }
+    model_line = started_lines(event)[2]
+    assert model_line.startswith("model: Net from the run's copy model_source.py (trained as /x/")

@@ -13,7 +13,10 @@ from textual.widgets import Static
 from train_ui_fixtures import run_async
 
 from cnn_tui.cli import main
+from cnn_tui.errors import UsageError
+from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.models import own
+from cnn_tui.training.models import sizes as model_sizes
 from cnn_tui.training.runs import store as runs
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.dialogs import ChoiceModal
@@ -54,6 +57,11 @@ async def test_the_form_checks_your_own_class_in_a_worker(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "good.py").write_text(NET)
     (tmp_path / "bad.py").write_text(NET.replace("nn.Conv2d(in_channels,", "nn.Conv2d(1,"))
+    (tmp_path / "soft.py").write_text(
+        NET.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
+            "mean((2, 3)))", "mean((2, 3))), 1)"
+        )
+    )
     settings = TrainFormSettings(texts={"model": "good.py:Net", "dataset": "shapes"})
     app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -74,6 +82,9 @@ async def test_the_form_checks_your_own_class_in_a_worker(tmp_path, monkeypatch)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen is screen and "model" not in screen.errors)
         assert screen._raw_value("model") == "good.py:Net"
+        screen._set_widget("model", "soft.py:Net")  # probabilities: a warning, Start stays
+        await wait_until(pilot, lambda: "returns probabilities" in reason(screen, "model"))
+        assert screen.config is not None and not screen.query_one("#start").disabled
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +127,37 @@ async def test_the_inside_tab_asks_before_running_a_runs_code(own_run, monkeypat
         await wait_until(pilot, lambda: view.inspection is not None, what="the inspection")
         copy = os.fspath((run / runs.MODEL_SOURCE_FILE).absolute())
         assert marker.read_text().split() == [copy]
+
+
+@run_async
+async def test_a_file_that_loops_at_import_never_holds_the_form(tmp_path, monkeypatch) -> None:
+    """The check runs in a child process: Start waits for it, a newer model lets it go, and
+    the app quits while it loops."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.py").write_text(NET)
+    (tmp_path / "loop.py").write_text("while True:\n    pass\n")
+    settings = TrainFormSettings(texts={"model": "loop.py:Net", "dataset": "shapes"})
+    app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: bool(model_sizes._CHECKS), what="the check's child")
+        looping = next(iter(model_sizes._CHECKS))
+        assert "checking the model" in str(screen.query_one("#form-summary", Static).render())
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot, lambda: any("still checking the model" in n.message for n in app._notifications)
+        )
+        assert not (tmp_path / "runs").exists()  # Start waited
+        screen._set_widget("model", "good.py:Net")
+        screen.validate_form()
+        await wait_until(pilot, lambda: "params, all trained" in reason(screen, "model"))
+        await wait_until(pilot, lambda: looping.poll() is not None, what="superseded: killed")
+        screen._set_widget("model", "loop.py:Net")
+        screen.validate_form()
+        await wait_until(pilot, lambda: bool(model_sizes._CHECKS), what="the check's child")
+        looping = next(iter(model_sizes._CHECKS))
+    assert looping.wait(timeout=30) is not None  # the app quit, and took the loop with it
+    with pytest.raises(UsageError, match="still importing after 1 s"):
+        model_sizes.check_own(
+            TrainConfig.from_mapping({"model": "loop.py:Net", "dataset": "shapes"}), timeout=1
+        )

@@ -265,7 +265,12 @@ def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.op
     """SGD, Adam or AdamW, fused: one kernel per step over all the parameters instead of a
     dozen small ops per tensor (simple-cnn on 2 CPU cores: the Adam step 0.55 -> 0.1 ms)."""
     if not params:
-        raise UsageError("the model has no trainable parameters: check --finetune")
+        hint = (
+            "check --finetune"
+            if catalog.is_pretrained(config.model)
+            else "give the class layers with weights"
+        )
+        raise UsageError(f"the model has no trainable parameters: {hint}")
     fused = {"fused": True} if all(fused_supported(p) for p in params) else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(

@@ -160,7 +160,7 @@ def plan_run(
         if catalog.is_own(config.model):  # refused before anything is written (or run)
             from cnn_tui.training.models import own
 
-            own.run_source(run_dir, config.model, trusted=request.trust_model_code)
+            own.check_resume(run_dir, config, trusted=request.trust_model_code)
     else:
         assert request.config is not None, "a new run needs its settings"
         config, run_dir = request.config, request.run_dir

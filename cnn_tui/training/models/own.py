@@ -8,12 +8,16 @@ What happens to it, in order:
   what the run keeps (RUN/model_source.py) and what their sha256 is of, so the copy is exactly
   the code that trained;
 - `load_class`: the bytes compiled under the file's own name (tracebacks and messages point
-  into it), run as a fresh module, the class looked up and checked to be an `nn.Module`;
+  into it), run as a fresh module — for `module:Class` as that very module (its dotted name,
+  `__package__`, a package's `__path__`; the current folder on `sys.path` last, `cwd_on_path`),
+  so a run's copy imports its siblings as the original did — the class looked up and checked to
+  be an `nn.Module`;
 - `build`: the class constructed with the keywords its `__init__` takes among `ALIASES` (the
   data set's channels, classes and image size; `--hidden-units`), then one dry forward of two
   blank images (eval mode, no_grad, the RNG stream and every module's training flag restored, so
   the trainer's seeded stream and BatchNorm's statistics are as if it never ran) checks that the
-  output is (N, K) logits.
+  output is (N, K) logits; a class with no trainable parameters is refused, and an output
+  that looks like probabilities is a warning (`warning_of`).
 
 Every problem is a `UsageError` in one line that names the file and line (`file.py:12: ...`): a
 syntax error, an exception at import, a missing class (with the classes it does define), a
@@ -51,7 +55,10 @@ from cnn_tui.text import one_line
 from cnn_tui.training.runs import store as runs
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
+
+    from cnn_tui.training.config import TrainConfig
 
 TRUST_FLAG = "--trust-model-code"
 MAX_SOURCE_BYTES = 4 << 20  # a model's file is some kilobytes; anything bigger is the wrong file
@@ -125,15 +132,15 @@ def spec_of(model: str) -> catalog.ModelSpec | None:
 # --- the code: read, compiled, run ----------------------------------------------------------------
 
 
-def read_source(model: str) -> Source:
+def read_source(model: str, what: str = "--model") -> Source:
     """The code of --model `model` (a user's class) from where it lives now; a UsageError in
-    one line when it cannot be found or read."""
+    one line when it cannot be found or read (`what`: where the model was named)."""
     spec = catalog.parse_model(model)
     if spec.source == catalog.OWN_FILE:
         path = os.path.abspath(os.path.expanduser(spec.location))
-        return Source(spec.text, spec.name, path, _read_bytes(path, "--model"))
+        return Source(spec.text, spec.name, path, _read_bytes(path, what))
     path = _module_file(spec.location, spec.text)
-    return Source(spec.text, spec.name, path, _read_bytes(path, "--model"), spec.location)
+    return Source(spec.text, spec.name, path, _read_bytes(path, what), spec.location)
 
 
 def _read_bytes(path: str, what: str) -> bytes:
@@ -157,12 +164,18 @@ def _read_bytes(path: str, what: str) -> bytes:
     return code
 
 
-def _module_file(module: str, text: str) -> str:
-    """Where `module` is found (its parent packages are imported to find it); the current folder
-    is looked in last, as `python -m` does, so `cnn-tui` finds a package of the project too."""
+def cwd_on_path() -> None:
+    """The current folder on `sys.path` (last, as training looks for a module: a `torch.py`
+    beside the model shadows nothing), as `python -m` has it and the console script has not."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)
+
+
+def _module_file(module: str, text: str) -> str:
+    """Where `module` is found (its parent packages are imported to find it); the current folder
+    is looked in last, as `python -m` does, so `cnn-tui` finds a package of the project too."""
+    cwd_on_path()
     try:
         found = importlib.util.find_spec(module)
     except ModuleNotFoundError as exc:
@@ -219,7 +232,7 @@ def run_module(source: Source) -> types.ModuleType:
         module = types.ModuleType(name)
         module.__file__ = source.path
         if source.module:
-            module.__package__ = source.module.rpartition(".")[0]
+            _as_package_module(module, source)
         previous = sys.modules.get(name)
         sys.modules[name] = module  # (dataclasses and pickling look a class's module up)
         try:
@@ -231,7 +244,9 @@ def run_module(source: Source) -> types.ModuleType:
                 sys.modules.pop(name, None)
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            raise UsageError(_raised(exc, source, "at import")) from None
+            raise UsageError(
+                _raised(exc, source, "at import") + _import_hint(exc, source)
+            ) from None
         if source.module:  # a package's module: left to the import system once run
             if previous is not None:
                 sys.modules[name] = previous
@@ -239,6 +254,62 @@ def run_module(source: Source) -> types.ModuleType:
                 sys.modules.pop(name, None)
         _LOADED[key] = module
         return module
+
+
+def is_package(source: Source) -> bool:
+    """Whether `source`'s bytes are a package's `__init__.py` (`--model mypkg:Net`)."""
+    return Path(source.origin or source.path).name == "__init__.py"
+
+
+def _as_package_module(module: types.ModuleType, source: Source) -> None:
+    """Make `module` the module `source` came from (its dotted name, `__package__`, a package's
+    `__path__`), its parent packages imported as training imported them (the current folder on
+    `sys.path`), so its relative and sibling imports resolve as they did in training."""
+    dotted = source.module or ""
+    cwd_on_path()
+    parent = dotted.rpartition(".")[0]
+    if is_package(source):
+        module.__package__ = dotted
+        try:
+            found = importlib.util.find_spec(dotted)
+        except Exception:  # (its parent does not import: the package's own imports will say)
+            found = None
+        locations = found.submodule_search_locations if found is not None else None
+        module.__path__ = list(locations or [])  # (not found from here: its imports will say)
+    else:
+        module.__package__ = parent
+    if parent:
+        try:
+            importlib.import_module(parent)
+        except Exception:  # (reported by the code's own import, with `_import_hint`)
+            pass
+
+
+def _import_hint(exc: BaseException, source: Source) -> str:
+    """What to do when the user's code cannot import what sat beside it in training."""
+    relative = isinstance(exc, ImportError) and "no known parent package" in str(exc)
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if not source.module:  # path/file.py:Class: run standalone, its neighbours not on the path
+        folder = Path(source.path).parent
+        beside = bool(missing) and any(
+            (folder / f"{missing.partition('.')[0]}{end}").exists() for end in (".py", "")
+        )
+        if not (relative or beside):
+            return ""
+        return (
+            " (a file that imports its neighbours runs as a module: from its folder, "
+            f"--model {one_line(Path(source.path).stem)}:{one_line(source.class_name)})"
+        )
+    if not source.origin or not (relative or missing):  # (only a run's copy from here on)
+        return ""
+    root = Path(source.origin).parent
+    for _ in range(source.module.count(".") + is_package(source)):
+        root = root.parent
+    return (
+        f" (the run keeps only this one file, not what it imports: run from the folder that "
+        f"holds {one_line((missing or source.module).partition('.')[0])} ({one_line(root)} when it "
+        "trained), or add that folder to PYTHONPATH)"
+    )
 
 
 def _user_line(exc: BaseException, path: str) -> int | None:
@@ -310,8 +381,12 @@ def load_class(source: Source) -> type[nn.Module]:
     line = _definition_line(source, name)
     if not isinstance(found, type) or not issubclass(found, nn.Module):
         kind = "a class" if isinstance(found, type) else f"a {type(found).__name__}"
+        hint = ""
+        if (source.module or "").partition(".")[0] == catalog.TORCHVISION:
+            hint = f" (torchvision's models are --model {catalog.ZOO_PREFIX}{one_line(name)})"
         raise UsageError(
-            f"{_at(source, line)}: {one_line(name)} is {kind}, not a subclass of torch.nn.Module"
+            f"{_at(source, line)}: {one_line(name)} is {kind}, not a subclass of "
+            f"torch.nn.Module{hint}"
         )
     return found
 
@@ -407,7 +482,7 @@ def _forward_problem(exc: BaseException, source: Source, sizes: Sizes) -> str:
     return f"{_at(source, line)}: {name}.forward raised {_reason(exc)}"
 
 
-def dry_forward(model: nn.Module, source: Source, sizes: Sizes) -> None:
+def dry_forward(model: nn.Module, source: Source, sizes: Sizes) -> torch.Tensor:
     """One forward of `DRY_BATCH` blank images, checking the output is (N, K) logits; the
     model's training flags and the random stream are as before, no BatchNorm statistic moves."""
     import torch
@@ -445,6 +520,25 @@ def dry_forward(model: nn.Module, source: Source, sizes: Sizes) -> None:
         raise UsageError(
             f"{_at(source, line)}: {name}.forward returns {out.dtype} values, not float logits"
         )
+    return out
+
+
+def output_warning(out: torch.Tensor, source: Source) -> str | None:
+    """A warning when the dry forward's output looks like probabilities (every row ≥ 0 and
+    summing to 1: a softmax at the end), which CrossEntropyLoss does not want; None otherwise."""
+    import torch
+
+    out = out.detach().float().cpu()
+    if out.numel() == 0 or bool((out < 0).any()):
+        return None
+    if not torch.allclose(out.sum(dim=1), torch.ones(out.shape[0]), atol=1e-4):
+        return None
+    line = _definition_line(source, source.class_name, "forward")
+    return (
+        f"{_at(source, line)}: {one_line(source.class_name)}.forward returns probabilities "
+        "(rows ≥ 0 summing to 1): CrossEntropyLoss wants logits, leave out the softmax "
+        "(training goes on)"
+    )
 
 
 def build(source: Source, sizes: Sizes) -> nn.Module:
@@ -458,14 +552,30 @@ def build(source: Source, sizes: Sizes) -> nn.Module:
         model = cls(**arguments)
     except Exception as exc:
         called = ", ".join(f"{key}={value}" for key, value in arguments.items())
+        hint = ""
+        if "before Module.__init__() call" in str(exc):
+            hint = " (call super().__init__() first in __init__)"
         raise UsageError(
-            _raised(exc, source, f"{one_line(source.class_name)}({called}) raised")
+            _raised(exc, source, f"{one_line(source.class_name)}({called}) raised") + hint
         ) from None
     if not isinstance(model, nn.Module):
         raise UsageError(f"{_at(source, None)}: {one_line(source.class_name)}() is no nn.Module")
-    dry_forward(model, source, sizes)
+    out = dry_forward(model, source, sizes)
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        line = _definition_line(source, source.class_name, "__init__")
+        raise UsageError(
+            f"{_at(source, line)}: {one_line(source.class_name)} has no trainable parameters "
+            "(assign its layers to self in __init__ — self.conv = nn.Conv2d(...) — and keep "
+            "lists of layers in nn.ModuleList / nn.Sequential, not a Python list)"
+        )
     setattr(model, SOURCE_ATTRIBUTE, source)
+    setattr(model, WARNING_ATTRIBUTE, output_warning(out, source))
     return model
+
+
+def warning_of(model: nn.Module) -> str | None:
+    """`output_warning`'s line for a model `build` built (None: nothing to warn about)."""
+    return getattr(model, WARNING_ATTRIBUTE, None)
 
 
 def raised_in(exc: BaseException, source: Source | None) -> str | None:
@@ -478,6 +588,7 @@ def raised_in(exc: BaseException, source: Source | None) -> str | None:
 
 # a plain attribute of a built model (not in its state_dict): the Source it was built from
 SOURCE_ATTRIBUTE = "_cnn_tui_own_source"
+WARNING_ATTRIBUTE = "_cnn_tui_own_warning"  # and `output_warning`'s line, if any
 
 
 def source_of(model: nn.Module) -> Source | None:
@@ -593,7 +704,37 @@ def keep_copy(run_dir: str | os.PathLike[str], source: Source) -> None:
     runs.write_model_source(run_dir, source.code, source.record())
 
 
-def check_before_run(model: str, sizes: Sizes) -> nn.Module | None:
+def sizes_for(config: TrainConfig) -> Sizes | None:
+    """What a run of `config` builds the user's class for (the data set's channels and classes,
+    the image size, --hidden-units); None while an image folder is not there yet (its loader
+    says so in one line)."""
+    from cnn_tui.training.data import datasets
+
+    channels, native, _, classes = datasets.dataset_info(
+        config.dataset, config.data_dir, config.image_size
+    )
+    if not classes:
+        return None
+    return Sizes(
+        channels, len(classes), config.image_size or native[0], config.hidden_units, config.dataset
+    )
+
+
+def check_resume(run_dir: str | os.PathLike[str], config: TrainConfig, *, trusted: bool) -> None:
+    """What `train --resume` checks of a run of the user's class before the run is held or its
+    status written: trusted (`run_source`), its copy imports, builds and makes one dry forward
+    (a resume that cannot start leaves the run as it was). Nothing for any other model."""
+    import torch
+
+    source = run_source(run_dir, config.model, trusted=trusted)
+    sizes = sizes_for(config) if source is not None else None
+    if source is None or sizes is None:
+        return
+    with torch.random.fork_rng(devices=[]):
+        build(source, sizes)
+
+
+def check_before_run(model: str, sizes: Sizes, what: str = "--model") -> nn.Module | None:
     """What `train` checks of a user's class before a run folder is made: its file, its class,
     its constructor and one dry forward at `sizes` (a UsageError in one line); the model built.
     The random stream is left as it was. None for any other model."""
@@ -602,4 +743,4 @@ def check_before_run(model: str, sizes: Sizes) -> nn.Module | None:
     if spec_of(model) is None:
         return None
     with torch.random.fork_rng(devices=[]):
-        return build(read_source(model), sizes)
+        return build(read_source(model, what), sizes)

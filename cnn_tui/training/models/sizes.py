@@ -24,12 +24,21 @@ It is an estimate to compare batch sizes and models by, within some tens of perc
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnn_tui import catalog, text
 from cnn_tui.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from cnn_tui.training.models import own as own_module
 
 REFERENCE_SIZE = 224  # the image size of the activation counts below
 
@@ -261,45 +270,146 @@ def needs_measuring(config: TrainConfig) -> bool:
 @dataclass(frozen=True)
 class OwnSize:
     """The user's own class as built for a run's settings: its parameters and its activations
-    per image (every leaf layer's output, kept for the backward pass)."""
+    per image (every leaf layer's output, kept for the backward pass), and a warning about it
+    (`own.output_warning`: "" when none)."""
 
     params: int
     activations: int
+    warning: str = ""
 
 
 _OWN_MEASURED: dict[tuple, OwnSize] = {}
+CHECK_TIMEOUT_S = 20  # the form's check of the user's class gives up after this long
+_CHECKS: set[subprocess.Popen] = set()  # the checks running now (`abandon_checks`)
+_ABANDONED: set[subprocess.Popen] = set()
 
 
-def measure_own(config: TrainConfig) -> OwnSize:
-    """Build the user's class for `config` (its file runs: call from a thread worker) and
-    measure it with one blank image; a problem in the file is its one-line UsageError."""
+class CheckAbandoned(Exception):
+    """`check_own` was let go by `abandon_checks`: no answer, and nothing to report."""
+
+
+def own_sizes(config: TrainConfig) -> own_module.Sizes:
+    """What the user's class is built for in a run of `config`."""
+    from cnn_tui.training.models import own
+
+    key = measure_key(config)
+    return own.Sizes(key[2], key[3], key[1], config.hidden_units, config.dataset)
+
+
+def measure_own_here(model: str, sizes: own_module.Sizes) -> OwnSize:
+    """Build the user's class `model` for `sizes` in this process (its file runs: the form
+    calls `check_own`, which runs this in a child process) and measure it with one blank image;
+    a problem in the file is its one-line UsageError."""
     import torch
 
     from cnn_tui.training.models import own
 
-    key = measure_key(config)
-    with _MEASURING:
-        if key in _OWN_MEASURED:
-            return _OWN_MEASURED[key]
-    sizes = own.Sizes(key[2], key[3], key[1], config.hidden_units, config.dataset)
-    model = own.check_before_run(config.model, sizes)
-    assert model is not None
+    built = own.check_before_run(model, sizes)
+    assert built is not None
     seen: list[int] = []
     handles = [
         module.register_forward_hook(
             lambda m, i, o: seen.append(o.numel()) if isinstance(o, torch.Tensor) else None
         )
-        for module in model.modules()
+        for module in built.modules()
         if not any(True for _ in module.children())
     ]
     try:
-        model.eval()
+        built.eval()
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            model(torch.zeros(1, sizes.channels, sizes.image_size, sizes.image_size))
+            built(torch.zeros(1, sizes.channels, sizes.image_size, sizes.image_size))
     finally:
         for handle in handles:
             handle.remove()
-    found = OwnSize(sum(p.numel() for p in model.parameters()), sum(seen))
+    params = sum(p.numel() for p in built.parameters())
+    return OwnSize(params, sum(seen), own.warning_of(built) or "")
+
+
+def check_own(config: TrainConfig, timeout: float = CHECK_TIMEOUT_S) -> OwnSize:
+    """The user's class of `config` built and measured in a child process
+    (`cnn_tui.training.models.own_check`), so a file that loops or sleeps at import never
+    holds the app: the child is killed after `timeout` seconds, or by `abandon_checks` (a newer
+    check, the app quitting). A problem is a one-line UsageError; the result is kept per
+    `measure_key` (`measure_own` returns it at once)."""
+    from cnn_tui.errors import UsageError
+
+    key = measure_key(config)
+    with _MEASURING:
+        if key in _OWN_MEASURED:
+            return _OWN_MEASURED[key]
+    sizes = own_sizes(config)
+    argv = [config.model, str(sizes.channels), str(sizes.classes), str(sizes.image_size),
+            str(sizes.hidden_units), sizes.dataset]  # fmt: skip
+    package_root = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    child = subprocess.Popen(  # -P: the current folder is looked in last, as in training
+        [sys.executable, "-P", "-m", "cnn_tui.training.models.own_check", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    _CHECKS.add(child)
+    try:
+        out, _ = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        label = catalog.model_label(config.model)
+        raise UsageError(
+            f"{label}: still importing after {timeout:g} s (building it and one forward of a "
+            "blank image take longer, or its file loops or waits at import): fix the file"
+        ) from None
+    finally:
+        _CHECKS.discard(child)
+    if child in _ABANDONED:
+        _ABANDONED.discard(child)
+        raise CheckAbandoned
+    result = _last_json(out)
+    if result is None:
+        label = catalog.model_label(config.model)
+        why = "stopped" if child.returncode and child.returncode < 0 else "ended"
+        raise UsageError(
+            f"{label}: the check {why} without an answer (exit status {child.returncode}): "
+            "does its file exit or crash Python at import?"
+        )
+    if result.get("problem"):
+        raise UsageError(str(result["problem"]))
+    found = OwnSize(int(result["params"]), int(result["activations"]), str(result["warning"]))
+    with _MEASURING:
+        _OWN_MEASURED[key] = found
+    return found
+
+
+def _last_json(out: bytes) -> dict | None:
+    """The child's answer: its last line that is a JSON object (the user's code may write to
+    the same stream first)."""
+    for line in reversed(out.decode("utf-8", "replace").splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def abandon_checks() -> None:
+    """Kill every running `check_own` child (its waiting thread then returns at once)."""
+    for child in list(_CHECKS):
+        _ABANDONED.add(child)
+        with contextlib.suppress(OSError):
+            child.kill()
+
+
+def measure_own(config: TrainConfig) -> OwnSize:
+    """The user's class of `config` measured: what `check_own` found, else measured here."""
+    with _MEASURING:
+        if (key := measure_key(config)) in _OWN_MEASURED:
+            return _OWN_MEASURED[key]
+    found = measure_own_here(config.model, own_sizes(config))
     with _MEASURING:
         _OWN_MEASURED[key] = found
     return found

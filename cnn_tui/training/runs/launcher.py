@@ -262,4 +262,8 @@ def follow_run(
 def _died_message(run_dir: Path, pid: Any) -> str:
     tail = output_tail(run_dir, lines=8).strip()
     reason = f"the trainer (pid {pid}) exited without reporting why"
-    return f"{reason}; last lines of {OUTPUT_LOG}:\n{tail}" if tail else reason
+    if not tail:
+        return reason
+    # the first line is what a status line shows: the log's last line (the error) goes there
+    last = tail.splitlines()[-1].strip()
+    return f"{reason}: {last}\nlast lines of {OUTPUT_LOG}:\n{tail}"

@@ -450,9 +450,40 @@ class TrainFormScreen(Screen):
     def _startable(self) -> bool:
         return self.config is not None
 
+    def _warnings(self) -> dict[str, str]:
+        """The settings' warnings (`TrainConfig.warnings`), and the check's of your own class
+        (a forward that returns probabilities)."""
+        if self.config is None:
+            return {}
+        warnings = dict(self.config.warnings())
+        if catalog.is_own(self.config.model) and not self._checking(self.config):
+            if found := model_sizes.measure_own(self.config).warning:
+                warnings["model"] = found
+        return warnings
+
+    @staticmethod
+    def _checking(config: TrainConfig) -> bool:
+        """Whether the check of `config`'s own class has not answered yet."""
+        return catalog.is_own(config.model) and model_sizes.needs_measuring(config)
+
+    def _still_checking(self, config: TrainConfig) -> bool:
+        """Whether Start must wait for the check of `config`'s own class (and says so)."""
+        if not self._checking(config):
+            return False
+        label = catalog.model_label(config.model)
+        self.notify(
+            f"still checking the model {label} (its file runs): Start once it is checked",
+            severity="warning",
+            markup=False,
+        )
+        return True
+
+    def on_unmount(self) -> None:
+        model_sizes.abandon_checks()  # a file that loops at import never holds the app
+
     def _show_reasons(self, inactive: set[str]) -> None:
         # valid settings seldom meant (a random frozen backbone): beside the field, Start stays
-        warnings = self.config.warnings() if self.config is not None else {}
+        warnings = self._warnings()
         for name, field in FIELDS.items():
             row = self.query_one(f"#row-{name}")
             reason = self.query_one(f"#reason-{name}", Static)
@@ -486,6 +517,8 @@ class TrainFormScreen(Screen):
         else:
             c = self.config
             mark = "[b $text-warning]⚠[/]" if warnings else "✓"  # the reason is beside the field
+            if self._checking(c):
+                mark = "[$text-muted]… checking the model,[/]"
             summary.update(
                 f"{mark} {markup(catalog.model_label(c.model))} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
                 f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
@@ -500,6 +533,8 @@ class TrainFormScreen(Screen):
         if model_sizes.needs_measuring(self.config):
             key = model_sizes.measure_key(self.config)
             if key not in self._model_problems and key != self._measuring:
+                if self._measuring is not None and catalog.is_own(self.config.model):
+                    model_sizes.abandon_checks()  # superseded: a file that loops is let go
                 self._measuring = key
                 self.measure_model(self.config)
             if catalog.is_own(self.config.model):
@@ -524,9 +559,11 @@ class TrainFormScreen(Screen):
         key = model_sizes.measure_key(config)
         try:
             if catalog.is_own(config.model):
-                model_sizes.measure_own(config)
+                model_sizes.check_own(config)  # (in a child process, killed when superseded)
             else:
                 model_sizes.measure(config.model, model_sizes.image_size_of(config))
+        except model_sizes.CheckAbandoned:  # superseded, or the form closed
+            return
         except UsageError as exc:
             self.post_message(ModelMeasured(key, str(exc)))
             return
@@ -739,6 +776,8 @@ class TrainFormScreen(Screen):
         if config is None:
             fields = ", ".join(self.errors)
             self.notify(f"cannot start yet, fix: {fields}", severity="error", markup=False)
+            return
+        if self._still_checking(config):
             return
         from cnn_tui.training.runs.launcher import launch_run
         from cnn_tui.training.runs.store import new_run_dir

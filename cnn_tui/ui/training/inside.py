@@ -287,6 +287,7 @@ class InsideView(VerticalScroll):
             self._load(Path(run_dir), test_index, image, device, trusted)
 
         question = trust.run_question(run_dir, "Looking inside it")
+        self._status("[dim]waiting for your answer: run this run's model code?[/dim]")
         trust.ask_trust(self, run_dir, question, go)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inside-load")

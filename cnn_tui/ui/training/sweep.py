@@ -512,6 +512,8 @@ class SweepFormScreen(TrainFormScreen):
             reason = one_line(reason)
             self.notify(f"cannot start the sweep: {reason}", severity="error", markup=False)
             return
+        if self.config is not None and self._still_checking(self.config):
+            return
         storage = self.search_options.get("storage")
         try:
             devices = sweeps.resolve_devices(self.device_spec)
