@@ -365,7 +365,10 @@ def test_tui_pairs_mode_trains_both_sides(tmp_path, capsys) -> None:
     (pair,) = report["results"]["pairs"]
     assert pair["headless_images_per_s"] > 0 and pair["tui_images_per_s"] > 0
     assert pair["ratio"] == pytest.approx(pair["tui_images_per_s"] / pair["headless_images_per_s"])
-    assert "the TUI costs the trainer" in capsys.readouterr().out
+    # (tiny runs: either side may be the faster one; the verdict follows the measured cost)
+    verdict = "the TUI costs the trainer" if report["results"]["tui_cost"] >= 0 else "machine noise"
+    out = capsys.readouterr().out
+    assert "median of 1 pair(s)" in out and verdict in out
 
 
 def test_the_timeline_is_the_seconds_between_the_probes_marks() -> None:
