@@ -134,6 +134,8 @@ async def test_a_file_that_loops_at_import_never_holds_the_form(tmp_path, monkey
     """The check runs in a child process: Start waits for it, a newer model lets it go, and
     the app quits while it loops."""
     monkeypatch.chdir(tmp_path)
+    # the checks below end by being superseded or by the app quitting, never by the time-out
+    monkeypatch.setattr(model_sizes, "CHECK_TIMEOUT_S", 600)
     (tmp_path / "good.py").write_text(NET)
     (tmp_path / "loop.py").write_text("while True:\n    pass\n")
     settings = TrainFormSettings(texts={"model": "loop.py:Net", "dataset": "shapes"})

@@ -325,14 +325,16 @@ def measure_own_here(model: str, sizes: own_module.Sizes) -> OwnSize:
     return OwnSize(params, sum(seen), own.warning_of(built) or "")
 
 
-def check_own(config: TrainConfig, timeout: float = CHECK_TIMEOUT_S) -> OwnSize:
+def check_own(config: TrainConfig, timeout: float | None = None) -> OwnSize:
     """The user's class of `config` built and measured in a child process
     (`cnn_tui.training.models.own_check`), so a file that loops or sleeps at import never
-    holds the app: the child is killed after `timeout` seconds, or by `abandon_checks` (a newer
+    holds the app: the child is killed after `timeout` seconds (default `CHECK_TIMEOUT_S`, read
+    at each call), or by `abandon_checks` (a newer
     check, the app quitting). A problem is a one-line UsageError; the result is kept per
     `measure_key` (`measure_own` returns it at once)."""
     from cnn_tui.errors import UsageError
 
+    timeout = CHECK_TIMEOUT_S if timeout is None else timeout
     key = measure_key(config)
     with _MEASURING:
         if key in _OWN_MEASURED:
