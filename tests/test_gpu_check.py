@@ -136,7 +136,9 @@ def test_a_dry_run_trains_on_the_cpu_and_reads_the_run_back(tmp_path, capsys):
     assert all(step["status"] == "ok" for step in steps.values()), steps
     assert steps["train"]["details"]["device"] == "cpu"
     readings = re.match(r"(\d+) readings, no GPU \(dry run\)", steps["gpu-panel"]["figure"])
-    assert readings and int(readings[1]) >= 2  # the first and the last, at least
+    # the first and the last; a toy run on a quiet machine may end within the first reading's
+    # 0.2 s, and then that one reading is also the last (`system.sampler.last_reading`)
+    assert readings and int(readings[1]) >= 1
     assert steps["eval"]["details"]["test_accuracy"] == steps["train"]["details"]["test_accuracy"]
     table = (out / "gpu-check.md").read_text(encoding="utf-8")
     assert "| step | result | seconds | key figure |" in table
