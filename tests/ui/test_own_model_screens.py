@@ -163,3 +163,30 @@ async def test_a_file_that_loops_at_import_never_holds_the_form(tmp_path, monkey
         model_sizes.check_own(
             TrainConfig.from_mapping({"model": "loop.py:Net", "dataset": "shapes"}), timeout=1
         )
+
+
+@run_async
+async def test_the_runs_list_asks_before_cloning_a_run_of_your_own_class(
+    own_run, monkeypatch
+) -> None:
+    run, marker = own_run
+    monkeypatch.setenv("OWN_MODEL_MARKER", str(marker))
+    marker.unlink(missing_ok=True)
+    app = CnnTuiApp(runs_dir=run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_screen("runs")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await wait_until(pilot, lambda: app.screen.current_run() is not None, what="the run")
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        await pilot.press("escape")  # not trusted: said so, nothing of the file runs
+        await wait_until(
+            pilot,
+            lambda: any("press k again to be asked again" in n.message for n in app._notifications),
+        )
+        assert not marker.exists() and not isinstance(app.screen, TrainFormScreen)
+        await pilot.press("k")  # asked again; trusted, the form opens with the run's settings
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        await pilot.click("#yes")
+        await wait_until(pilot, lambda: isinstance(app.screen, TrainFormScreen))

@@ -408,17 +408,10 @@ class RunsScreen(Screen):
         run of your own class once its code is trusted (`trust.ask_trust`)."""
         from cnn_tui.ui.training import trust
 
-        def go(trusted: bool) -> None:
-            if trusted:
-                self._continue_trusted(run, epochs)
-            else:
-                self.notify(
-                    trust.refused(run.path, "press r again to be asked again"),
-                    severity="warning",
-                    markup=False,
-                )
-
-        trust.ask_trust(self, run.path, trust.run_question(run.path, "Resuming it"), go)
+        question = trust.run_question(run.path, "Resuming it")
+        trust.run_when_trusted(
+            self, run.path, question, lambda: self._continue_trusted(run, epochs), "r"
+        )
 
     def _continue_trusted(self, run: RunInfo, epochs: int | None) -> None:
         from cnn_tui.training.runs.launcher import spawn_detached, train_command
@@ -468,14 +461,8 @@ class RunsScreen(Screen):
         if run is None:
             return
 
-        def go(trusted: bool) -> None:
-            if trusted:
-                self._clone(run)
-            else:
-                again = "press k again to be asked again"
-                self.notify(trust.refused(run.path, again), severity="warning", markup=False)
-
-        trust.ask_trust(self, run.path, trust.clone_question(run.path), go)
+        question = trust.clone_question(run.path)
+        trust.run_when_trusted(self, run.path, question, lambda: self._clone(run), "k")
 
     def _clone(self, run: RunInfo) -> None:
         from cnn_tui.errors import UsageError

@@ -841,15 +841,8 @@ class SweepScreen(CompareScreen):
     def resume_trusted(self, device: str | None) -> None:
         """Resume the sweep once its code (your own class) is trusted (`trust.ask_trust`)."""
 
-        def go(trusted: bool) -> None:
-            if trusted:
-                self.launch(device)
-            else:
-                again = "press r again to be asked again"
-                self.notify(trust.refused(self.sweep_dir, again), severity="warning", markup=False)
-
         question = trust.sweep_question(self.sweep_dir, self.manifest)
-        trust.ask_trust(self, self.sweep_dir, question, go)
+        trust.run_when_trusted(self, self.sweep_dir, question, lambda: self.launch(device), "r")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sweep-launch")
     def launch(self, device: str | None) -> None:

@@ -118,6 +118,22 @@ def ask_trust(
     screen.app.push_screen(confirm("Run this model's code?", question, "Trust and run"), answered)
 
 
+def run_when_trusted(
+    screen: Any, folder: str | Path, question: str | None, action: Callable[[], None], key: str
+) -> None:
+    """`action()` once `folder`'s code is trusted (`ask_trust`); on Cancel, a notification that
+    it was not run and that pressing `key` asks again."""
+
+    def go(trusted: bool) -> None:
+        if trusted:
+            action()
+        else:
+            again = f"press {key} again to be asked again"
+            screen.notify(refused(folder, again), severity="warning", markup=False)
+
+    ask_trust(screen, folder, question, go)
+
+
 def refused(folder: str | Path, again: str) -> str:
     """What is shown where the model would have run when the user did not trust its code;
     `again`: how to be asked again."""
