@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from cnn_tui.training.config import TrainConfig
 
 TRUST_FLAG = "--trust-model-code"
-MAX_SOURCE_BYTES = 4 << 20  # a model's file is some kilobytes; anything bigger is the wrong file
 
 # __init__ keywords we fill, by what they mean; the lecture's TinyVGG-style classes call the
 # channels `input_shape` and the classes `output_shape` (SimpleCNN(input_shape, hidden_units,
@@ -151,14 +150,15 @@ def _read_bytes(path: str, what: str) -> bytes:
             f"{what}: {one_line(shown_path(path))}{separator}{problem} (expected a Python file "
             f"defining the class; a relative path starts from the current folder)"
         )
+    limit = runs.MAX_MODEL_SOURCE_BYTES  # (the run's copy is read back with the same bound)
     try:
         with open(path, "rb") as handle:
-            code = handle.read(MAX_SOURCE_BYTES + 1)
+            code = handle.read(limit + 1)
     except OSError as exc:
         raise UsageError(f"{what}: cannot read {one_line(path)} ({exc.strerror or exc})") from None
-    if len(code) > MAX_SOURCE_BYTES:
+    if len(code) > limit:
         raise UsageError(
-            f"{what}: {one_line(shown_path(path))} is over {MAX_SOURCE_BYTES >> 20} MiB: a "
+            f"{what}: {one_line(shown_path(path))} is over {limit >> 20} MiB: a "
             "model's file holds some classes (is it the right file?)"
         )
     return code

@@ -442,7 +442,9 @@ def read_model_source_record(run_dir: str | os.PathLike[str]) -> dict[str, Any] 
     return data if isinstance(data, dict) else None
 
 
-MAX_MODEL_SOURCE_BYTES = 4 << 20  # (training/models/own.py refuses bigger files to train)
+# a model's file is some kilobytes: `training.models.own` refuses a bigger one to train, and a
+# run's copy is read at most this long
+MAX_MODEL_SOURCE_BYTES = 4 << 20
 
 
 def read_model_source(run_dir: str | os.PathLike[str]) -> bytes | None:
