@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +73,7 @@ def test_bench_startup_mode_reports_both_times(tmp_path) -> None:
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert report["mode"] == "startup"
+    assert report["environment"]["bytecode"] == "cached"
     for key in ("help_seconds", "home_screen_seconds", "import_torch_seconds"):
         assert report["results"][key] > 0
     # the headless trainer: spawned to its first batch event, and the probe's timeline of it
@@ -81,3 +83,21 @@ def test_bench_startup_mode_reports_both_times(tmp_path) -> None:
     assert all(phase["seconds"] >= 0 for phase in trainer["phases"])
     total = sum(phase["seconds"] for phase in trainer["phases"])
     assert total == pytest.approx(trainer["probe_start_to_first_batch_s"])
+
+
+def test_bench_times_starts_with_the_package_bytecode_cached(tmp_path) -> None:
+    # where PYTHONDONTWRITEBYTECODE is set, an editable install compiles every module at each
+    # start; bench compiles them first, as `pip install` does, and says when it could not
+    import importlib.util
+
+    from cnn_tui.bench.startup import cache_bytecode
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("X = 1\n")
+    (package / "sub" / "mod.py").write_text("Y = 2\n")
+    assert cache_bytecode(package) == "cached"
+    for source in (package / "__init__.py", package / "sub" / "mod.py"):
+        assert Path(importlib.util.cache_from_source(str(source))).is_file()
+    (package / "bad.py").write_text("def (:\n")  # a file that does not compile
+    assert cache_bytecode(package) == "compiled at each start"

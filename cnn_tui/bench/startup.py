@@ -12,6 +12,10 @@ CPU of the process, every thread). Each process is killed once its first batch e
 They run in the current folder, as `cnn-tui train` would (its default ./data, a relative
 --data-dir), and write their runs into a temporary folder.
 
+Every start is timed with cnn_tui's bytecode cached (`cache_bytecode`), as after `pip install` or
+any earlier start: where PYTHONDONTWRITEBYTECODE is set (this project's CI machines set it) an
+editable install would otherwise compile its ~180 modules from source at every start (+0.1 s).
+
 The TUI's figure (Start → the first point on the chart) is `cnn-tui bench --tui`'s
 (`cnn_tui.bench.tui_cost`): it needs a whole run followed by the app.
 """
@@ -48,6 +52,16 @@ async def main():
         print("home screen painted", "torch" in sys.modules, flush=True)
 asyncio.run(main())
 """
+
+
+def cache_bytecode(package: Path) -> str:
+    """Compile the package's modules into their __pycache__ folders, as `pip install` does, so the
+    timed starts read bytecode: "cached", or "compiled at each start" when the folder is not
+    writable (or a module in it does not compile)."""
+    import compileall
+
+    ok = compileall.compile_dir(package, quiet=2, workers=1)
+    return "cached" if ok else "compiled at each start"
 
 
 def _wall(argv: list[str], marker: str | None = None) -> tuple[float, str]:
@@ -243,7 +257,10 @@ def startup_report(opts: BenchOptions, note: Note = no_notes) -> dict[str, Any]:
     """Median wall-clock seconds of the start-up paths, each in a fresh process, `opts.repeats`
     rounds; then the trainers' starts (`trainer_report`: the runs that --models, --dataset,
     --preset and the other training settings ask for)."""
+    import cnn_tui
+
     python, repeats = sys.executable, opts.repeats
+    bytecode = cache_bytecode(Path(cnn_tui.__file__).parent)
     load_before = load_average()
     samples: dict[str, list[float]] = {}
     torch_loaded = False
@@ -275,6 +292,7 @@ def startup_report(opts: BenchOptions, note: Note = no_notes) -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
             "load_average_before": load_before,
             "load_average": load_average(),
+            "bytecode": bytecode,
         },
         "settings": {"repeats": repeats, "runs": [run.label for run in train_runs(opts)]},
         "results": results,

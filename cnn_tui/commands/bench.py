@@ -349,7 +349,9 @@ def format_startup(report: dict[str, Any]) -> str:
     env, res = report["environment"], report["results"]
     lines = [
         f"start-up, median of {report['settings']['repeats']} fresh processes; python "
-        f"{env['python']}, {env['cpu_count']} CPUs" + _load_text(env),
+        f"{env['python']}, {env['cpu_count']} CPUs"
+        + _load_text(env)
+        + (f"; cnn_tui's bytecode {text.one_line(env['bytecode'])}" if "bytecode" in env else ""),
     ]
     labels = (
         ("python_seconds", "python -c pass (the floor)"),
