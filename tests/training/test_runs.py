@@ -43,6 +43,16 @@ def test_new_run_dir_is_unique_and_named_after_model_and_dataset(tmp_path):
     assert first.name.endswith("-the3-cnn-fashion-mnist")
 
 
+def test_a_run_named_after_a_file_in_another_script_keeps_its_letters(tmp_path):
+    config = TrainConfig(model="модели/сеть_v2.py:Сеть", dataset="shapes")
+    name = runs.new_run_dir(tmp_path / "runs", config).name
+    assert name.endswith("-сеть-v2.py-Сеть-shapes"), name
+    assert "/" not in name and ":" not in name and "_" not in name
+    # controls, spaces and a right-to-left override become one dash each; a name of none is "run"
+    odd = TrainConfig(model="a\u202eb c\x1bd.py:Net", dataset="shapes")
+    assert runs.new_run_dir(tmp_path / "runs", odd).name.endswith("-a-b-c-d.py-Net-shapes")
+
+
 def test_status_keeps_started_and_updates(tmp_path):
     first = runs.write_status(tmp_path, "running", epoch=0, epochs=5)
     second = runs.write_status(tmp_path, "stopped", epoch=2, epochs=5, message="stopped")

@@ -46,6 +46,7 @@ import shutil
 import threading
 import time
 import tomllib
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -132,7 +133,10 @@ def writing_into(run_dir: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "run"
+    """Letters and digits of any script, dots and dashes; every other run of characters (spaces,
+    underscores, colons, slashes, controls) one dash: `my_net.py:Сеть` -> my-net.py-Сеть."""
+    text = unicodedata.normalize("NFC", text)
+    return re.sub(r"(?:[^\w.-]|_)+", "-", text).strip("-.") or "run"
 
 
 def new_run_dir(runs_dir: str | os.PathLike[str], config: Any) -> Path:
