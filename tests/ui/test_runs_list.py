@@ -105,6 +105,16 @@ async def test_at_80x24_a_cut_text_ends_in_an_ellipsis_and_the_table_fits(tmp_pa
             assert shown == full or ("…" in shown and len(shown) < len(full)), shown
 
 
+def test_a_cut_own_model_keeps_its_class_and_other_cells_their_ends():
+    from cnn_tui.ui.training.runs import cut_cell
+
+    own = "the3_student_cnn.py:StudentCNN"
+    assert cut_cell("model", own, 12) == "…:StudentCNN"
+    assert cut_cell("model", own, 7) == "…entCNN"
+    assert cut_cell("model", own, len(own)) == own
+    assert cut_cell("model", "simple-cnn", 7) == cut_cell("dataset", "simple-cnn", 7) == "sim…cnn"
+
+
 def test_run_names_keep_the_time_that_tells_them_apart():
     for width in (14, 20, 30, 38):
         first, second = text.run_name(FIRST, width), text.run_name(SECOND, width)

@@ -13,7 +13,7 @@ The table fits the terminal's width (`fit_columns`): a long run name is shortene
 automatic one loses its date, never the time that tells two runs apart: `text.run_name`), then the
 start time goes to the line under the table; the numbers, model and data set stay (where even
 then the table is too wide, the model and the data set are cut in their middle, with "…":
-`cut_widths`). A start time of
+`cut_widths`, `cut_cell`; your own model keeps its class). A start time of
 today has its seconds (`text.started`), as in `cnn-tui runs`. The host goes with the start time
 (then the line under the table says it); the folder label stays (cut in its middle past
 FOLDER_WIDTH).
@@ -118,6 +118,14 @@ def cut_widths(
         if taken:
             cuts[key], over = sizes[key] - taken, over - taken
     return cuts
+
+
+def cut_cell(key: str, value: str, width: int) -> str:
+    """A CUT column's cell in `width` characters: cut in its middle, except your own model
+    (`file.py:Class`), whose class says most: its file goes first ("…:StudentCNN", "…entCNN")."""
+    if key == "model" and ":" in value and len(value) > width:
+        return "…" + value[len(value) - width + 1 :] if width > 1 else "…"[:width]
+    return text.ellipsis_middle(value, width)
 
 
 def status_text(
@@ -292,7 +300,7 @@ class RunsScreen(Screen):
         for run, row in zip(self.runs, rows, strict=True):
             values = dict(zip((key for key, _ in COLUMNS), row, strict=True))
             for key, width in cuts.items():
-                values[key] = text.ellipsis_middle(values[key], width)
+                values[key] = cut_cell(key, values[key], width)
             cells = {
                 "mark": Text("✓" if values["mark"] else " ", style="bold"),
                 "status": status_text(
