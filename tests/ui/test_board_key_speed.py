@@ -23,6 +23,7 @@ from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.lessons.array_grid import ArrayBoard
 from cnn_tui.ui.lessons.network import NetworkScreen
 from cnn_tui.ui.lessons.screen import LessonScreen
+from cnn_tui.ui.lessons.step_panel import StepPanel
 
 pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
@@ -92,3 +93,19 @@ async def test_the_board_ends_the_same_whatever_the_key_speed(make_screen, keys,
     burst = await drawn_after(make_screen, size, keys, press_in_a_burst)
     assert burst[1:] == one_at_a_time[1:]  # the board: its size and lines
     assert burst[0] == one_at_a_time[0]  # and the whole screen as drawn
+
+
+@run_async
+async def test_the_step_panel_shows_every_line_of_its_step() -> None:
+    """The step panel grows with its text, counted as the screen lays it out: it once kept a
+    line too few (its last, where dout comes from) after the transposed view's steps."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        params = {"height": 7, "width": 7, "dilation": 2, "padding": "same", "seed": 2}
+        await app.push_screen(LessonScreen("conv", params))
+        await pilot.pause()
+        await press_quickly(pilot, "t", *["right_square_bracket"] * 8, *["right"] * 3)
+        panel = app.screen.query_one(StepPanel)
+        lines = panel.content.plain.splitlines()
+        assert lines[-1].startswith("dout = ∂L/∂out")
+        assert panel.size.height == len(lines)
