@@ -349,7 +349,8 @@ class ArrayBoard(Widget):
         # crop the grids' rows so that the whole board fits its room (`room`): every grid,
         # its title and indices stay in sight and only the values scroll inside each grid
         self.fit_height = fit_height
-        self._grids: list[GridSpec] = []
+        self._given: list[GridSpec] = []  # the grids in the order `show` had them
+        self._grids: list[GridSpec] = []  # in the order drawn (`_kernels_beside_target`)
         self._lines: list[tuple[list[Segment], int]] = []
         self._strips: dict[int, Strip] = {}  # built lazily, only for the lines on screen
         self._origins: list[tuple[int, int]] = []
@@ -368,15 +369,42 @@ class ArrayBoard(Widget):
 
     @property
     def grids(self) -> list[GridSpec]:
+        """The grids in the order they are drawn."""
         return self._grids
 
     def show(self, grids: list[GridSpec]) -> None:
         """Draw these grids (the lines are built now; only a change of size re-lays out)."""
-        self._grids = grids
+        self._given = grids
+        self._build()
+
+    def relayout(self) -> None:
+        """Lay the grids shown out again (the board's `room` changed)."""
         self._build()
 
     def _build(self) -> None:
+        """Lay the grids out for the container's width: all of it, or what its vertical
+        scrollbar leaves when the board is taller than its room.
+
+        Whether the bar takes a column is decided here from the board's own height, never read
+        from the bar on screen: a board laid out while a bar showed for a moment kept the
+        narrower layout after the bar went (nothing resized the board), and a board that
+        needs the bar at one width and not at the next flipped between the two for ever."""
         available = self._available_width()
+        # from the order given each time: an order made for a narrower board does not stay
+        self._grids = list(self._given)
+        width = available
+        self._arrange_for(width)
+        bar = self._scrollbar_width()
+        if bar and self._height_at(width) > self._room():
+            self._grids = list(self._given)
+            width = available - bar
+            self._arrange_for(width)
+        for spec, block in zip(self._grids, self._blocks, strict=True):
+            self._shown_from[spec.name] = block.origin
+        self._place(width)
+        self._laid_out_for = available
+
+    def _arrange_for(self, available: int) -> None:
         self._arrange(available)
         if self.fit_height and self._windows_cut():
             # the rows of grids cannot all show their windows (dX at 80×24: the kernel beside
@@ -384,9 +412,12 @@ class ArrayBoard(Widget):
             # which gives up columns, not the rows of its window
             self._grids = self._kernels_beside_target(available)
             self._arrange(available, beside_target=True)
-        for spec, block in zip(self._grids, self._blocks, strict=True):
-            self._shown_from[spec.name] = block.origin
-        self._place(available)
+
+    def _height_at(self, available: int) -> int:
+        """The board's lines once the rendered grids are laid out in `available` columns."""
+        blocks = self._blocks
+        rows = pack_rows([block.width for block in blocks], available)
+        return sum(max(len(blocks[i].lines) for i in row) for row in rows)
 
     def _kernels_beside_target(self, available: int) -> list[GridSpec]:
         """The grids reordered so that the kernels (small arrays wholly in the step's window)
@@ -487,7 +518,6 @@ class ArrayBoard(Widget):
         """Lay the rendered grids out and hand Textual the lines that changed."""
         old_lines, old_strips = self._lines, self._strips
         self._lines, self._origins = layout_grids(self._blocks, available)
-        self._laid_out_for = available
         width = max((length for _, length in self._lines), default=1)
         height = max(len(self._lines), 1)
         if self._board_size != (width, height):
@@ -509,8 +539,17 @@ class ArrayBoard(Widget):
             self.refresh(*changed)
 
     def on_resize(self) -> None:
-        if self._available_width() != self._laid_out_for:
+        if self.stale_width():
             self._build()
+
+    def stale_width(self) -> bool:
+        """Whether the board was laid out for another width than its container gives it now.
+
+        The board's own size does not follow its container's, so a container that narrows or
+        widens without resizing the board (a scrollbar of the screen that came and went while
+        keys came faster than the layout) sends the board no Resize: its screen asks this after
+        each layout (`SteppingScreen`)."""
+        return bool(self._given) and self._available_width() != self._laid_out_for
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -531,10 +570,26 @@ class ArrayBoard(Widget):
         )
 
     def _available_width(self) -> int:
+        """The columns of the scrolling container, the column of its vertical scrollbar
+        included (whether the bar is there is for `_build` to say)."""
         parent = self.parent
         if isinstance(parent, Widget) and parent.size.width:
-            return max(parent.scrollable_content_region.width, 20)
+            width = parent.scrollable_content_region.width
+            if self._scrollbar_width():
+                width += parent.scrollbar_size_vertical  # (0 while it does not show)
+            return max(width, 20)
         return max(self.app.size.width - 4, 20)
+
+    def _scrollbar_width(self) -> int:
+        """The columns of the container's vertical scrollbar, if it comes and goes with the
+        board's height (0 for a bar always there or never: its column is not the board's)."""
+        parent = self.parent
+        if not isinstance(parent, Widget):
+            return 0
+        styles = parent.styles
+        if styles.overflow_y != "auto" or styles.scrollbar_gutter == "stable":
+            return 0
+        return styles.scrollbar_size_vertical
 
     def _rows_that_fit(self, available: int) -> dict[int, int]:
         """How many rows of values each grid (by index) may show so that the rows of grids fit

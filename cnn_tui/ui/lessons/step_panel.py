@@ -104,8 +104,6 @@ class StepPanel(Static):
     }
     """
 
-    _line_count = 0
-
     def show(self, lines: Sequence[str], formula: str, rules: Sequence[str] = ()) -> None:
         text = Text()
         for index, rule in enumerate(rules):
@@ -123,12 +121,18 @@ class StepPanel(Static):
                 text.append(line, style="italic")
         text.append("\n")
         text.append(formula, style="dim")
-        # re-lay out the screen only when the panel needs more or fewer lines (a long step
-        # wraps in 80 columns); a plain step redraws just this panel
-        width = max(self.content_region.width, 1) if self.size.width else 78
-        count = len(text.wrap(self.app.console, width))
-        self.update(text, layout=count != self._line_count)
-        self._line_count = count
+        # re-lay out the screen only when the panel needs more or fewer lines than it has on
+        # screen (a long step wraps in 80 columns); a plain step redraws just this panel.
+        # (Against the lines laid out, not the last text's: a text drawn while a scrollbar of
+        # the screen narrowed it for a moment wrapped a line more, and the panel kept a line
+        # too few once it widened, cutting its last line.)
+        self.update(text, layout=False)
+        if not self.size.width:
+            self.refresh(layout=True)
+            return
+        needed = self.get_content_height(self.size, self.app.size, self.size.width)
+        if needed != self.size.height:
+            self.refresh(layout=True)
 
 
 class CheckPanel(Static):

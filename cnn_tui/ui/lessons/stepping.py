@@ -356,6 +356,18 @@ class SteppingScreen(Screen):
 
     def _fit_board(self, board: ArrayBoard, scroll: VerticalScroll) -> None:
         """Give the board's container the board's height, at most what the screen leaves."""
+        room = self._board_room(scroll)
+        if board.room != room or board.stale_width():
+            board.room = room
+            board.relayout()  # crop to the room there is, not to the last fit
+        board_w, board_h = board.board_size
+        view_w = scroll.size.width - scroll.styles.gutter.width
+        height = min(board_h + (1 if board_w > view_w else 0), room)
+        if scroll.styles.height is None or scroll.styles.height.value != height:
+            scroll.styles.height = height
+
+    def _board_room(self, scroll: VerticalScroll) -> int:
+        """The lines the screen leaves the board's container, the other parts laid out."""
         others = sum(
             child.outer_size.height
             for child in self.children
@@ -364,15 +376,28 @@ class SteppingScreen(Screen):
             and child.display
             and str(child.styles.dock or "") in ("", "none", "top", "bottom")
         )
-        room = max(self.size.height - others, 3)
-        if board.room != room:
-            board.room = room
-            board.show(board.grids)  # crop to the room there is, not to the last fit
-        board_w, board_h = board.board_size
-        view_w = scroll.size.width - scroll.styles.gutter.width
-        height = min(board_h + (1 if board_w > view_w else 0), room)
-        if scroll.styles.height is None or scroll.styles.height.value != height:
-            scroll.styles.height = height
+        return max(self.size.height - others, 3)
+
+    def on_mount(self) -> None:
+        """(Besides the screen's own `on_mount`.) The board is fitted again after a layout of
+        the screen that leaves it unfitted (`_check_fit`)."""
+        self.screen_layout_refresh_signal.subscribe(self, self._check_fit)
+
+    def _check_fit(self, _screen: Screen) -> None:
+        """After each layout: fit the board again if it was laid out for a width its container
+        no longer gives it, or for a room the other parts no longer leave it.
+
+        When keys come faster than the layout, a step's panels change height and the screen
+        shows a scrollbar for a moment: every part is two columns narrower, the step panel
+        may wrap a line more, and a board fitted then kept that narrower layout (nothing
+        resized the board) and the screen its scrollbar. Fitting again once the panels are
+        laid out ends where slow keys end: the board in what the screen leaves, no scrollbar."""
+        board = self.query_one(f"#{self.board_id}", ArrayBoard)
+        scroll = self.query_one(f"#{self.scroll_id}", VerticalScroll)
+        if board.stale_width() or (
+            board.room is not None and board.room != self._board_room(scroll)
+        ):
+            self._follow_step()
 
     def on_resize(self) -> None:
         self._follow_step()

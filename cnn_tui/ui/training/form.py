@@ -32,6 +32,8 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
@@ -139,6 +141,27 @@ class TrainFormSettings:
     trust_model_code: bool = False
 
 
+class FieldInput(Input):
+    """A text field of the form: typing into it repaints the field and lays out nothing.
+
+    Textual's Input sets its virtual size (the text's width, which its scrolling reads) at every
+    change, and `Widget.virtual_size` asks for a layout of the whole screen when it changes: one
+    pass over the form's ~160 widgets per key. The form's fields have a fixed size (app.tcss), so
+    their text never moves anything; an Input whose size follows its text (width: auto) still asks
+    for the layout itself (`Input._watch_value`)."""
+
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
+
+def show_text(widget: Static, content: Text | str) -> None:
+    """`widget.update(content)` unless it shows that already, laying out the screen only when
+    the widget's size follows its text (a reason that wraps: height auto). Redrawing the same
+    texts at every key cost a layout pass of the whole form each."""
+    if widget.content == content:
+        return
+    widget.update(content, layout=widget.styles.auto_dimensions)
+
+
 def _sections() -> list[tuple[str, list[str]]]:
     placed = {name for _, names in SECTIONS for name in names}
     sections = [(title, [n for n in names if n in FIELDS]) for title, names in SECTIONS]
@@ -203,6 +226,7 @@ class TrainFormScreen(Screen):
         self._measuring: tuple | None = None  # what `measure_model` measures now
         self._devices: list[tuple[str, str]] = list(DEVICE_CHOICES)
         self._device_notes: dict[str, str] = {}  # device -> what was detected (GPU, free memory)
+        self._nodes_by_id: dict[str, Widget] = {}  # `_node`
 
     @classmethod
     def from_settings(cls, settings: TrainFormSettings | None) -> TrainFormScreen:
@@ -289,9 +313,9 @@ class TrainFormScreen(Screen):
         text = self.initial_texts.get(name, format_value(value))
         if name == "model":  # completed inline; ctrl+o opens the picker
             suggester = ModelSuggester(self.app)
-            return Input(text, placeholder="ctrl+o: pick", id=widget_id, compact=True,
-                         suggester=suggester)  # fmt: skip
-        return Input(text, placeholder=placeholder, id=widget_id, compact=True)
+            return FieldInput(text, placeholder="ctrl+o: pick", id=widget_id, compact=True,
+                              suggester=suggester)  # fmt: skip
+        return FieldInput(text, placeholder=placeholder, id=widget_id, compact=True)
 
     def _device_options(self, current: str) -> list[tuple[str, str]]:
         options = list(self._devices)
@@ -367,8 +391,16 @@ class TrainFormScreen(Screen):
 
     # --- values and validation ------------------------------------------------------------------
 
+    def _node(self, node_id: str) -> Any:
+        """The form's widget of that id, looked up once (validating the form at every key
+        looked each row's widgets up again, each a walk of the whole form)."""
+        widget = self._nodes_by_id.get(node_id)
+        if widget is None or not widget.is_attached:
+            widget = self._nodes_by_id[node_id] = self.query_one(f"#{node_id}")
+        return widget
+
     def _widget(self, name: str) -> Widget:
-        return self.query_one(f"#field-{name}")
+        return self._node(f"field-{name}")
 
     def _set_widget(self, name: str, value: Any) -> None:
         widget = self._widget(name)
@@ -482,47 +514,53 @@ class TrainFormScreen(Screen):
         model_sizes.abandon_checks()  # a file that loops at import never holds the app
 
     def _show_reasons(self, inactive: set[str]) -> None:
+        """Each row's marks and reason, the buttons and the summary; only what changed is
+        redrawn (`show_text`), so a key that changes no field's validity lays out nothing."""
         # valid settings seldom meant (a random frozen backbone): beside the field, Start stays
         warnings = self._warnings()
-        for name, field in FIELDS.items():
-            row = self.query_one(f"#row-{name}")
-            reason = self.query_one(f"#reason-{name}", Static)
-            widget = self._widget(name)
-            widget.disabled = name in inactive
+        for name in FIELDS:
+            row = self._node(f"row-{name}")
+            self._widget(name).disabled = name in inactive
             row.set_class(name in inactive, "-inactive")
             row.set_class(name in self.errors, "-invalid")
             row.set_class(name in warnings and name not in inactive, "-warning")
-            if name in warnings and name not in inactive:
-                reason.update(Text(f"⚠ {one_line(warnings[name])}"))
-            elif name in self.errors:
-                # beside the field, "--epochs must be ..." reads better as "must be ..."
-                text = self.errors[name].removeprefix(f"{field.flag} ").removeprefix(":")
-                reason.update(Text(f"✗ {one_line(text.strip())}"))
-            elif name in inactive:
-                reason.update(Text(APPLIES_WHEN[name][2]))
-            elif name == "device" and self._device_notes.get(self._raw_value(name)):
-                reason.update(Text(one_line(self._device_notes[self._raw_value(name)])))
-            elif name == "model" and (note := self._model_note()):
-                reason.update(Text(note))
-            else:
-                reason.update(Text(field.help))
-        start = self.query_one("#start", Button)
-        start.disabled = self.config is None
-        self.query_one("#find-lr", Button).disabled = self.config is None
-        summary = self.query_one("#form-summary", Static)
+            show_text(self._node(f"reason-{name}"), self._reason(name, warnings, inactive))
+        self._node("start").disabled = not self._startable()
+        self._node("find-lr").disabled = self.config is None
+        show_text(self._node("form-summary"), self._summary(warnings))
+
+    def _reason(self, name: str, warnings: dict[str, str], inactive: set[str]) -> Text:
+        """What shows beside a field: its warning, why it is refused, why it does not apply,
+        what was found (the device, the model's size), or its help."""
+        field = FIELDS[name]
+        if name in warnings and name not in inactive:
+            return Text(f"⚠ {one_line(warnings[name])}")
+        if name in self.errors:
+            # beside the field, "--epochs must be ..." reads better as "must be ..."
+            text = self.errors[name].removeprefix(f"{field.flag} ").removeprefix(":")
+            return Text(f"✗ {one_line(text.strip())}")
+        if name in inactive:
+            return Text(APPLIES_WHEN[name][2])
+        if name == "device" and self._device_notes.get(self._raw_value(name)):
+            return Text(one_line(self._device_notes[self._raw_value(name)]))
+        if name == "model" and (note := self._model_note()):
+            return Text(note)
+        return Text(field.help)
+
+    def _summary(self, warnings: dict[str, str]) -> str | Text:
+        """The line beside Start: the fields to fix, or what Start runs."""
         if self.config is None:
             names = ", ".join(name.replace("_", " ") for name in self.errors)
             count = len(self.errors)
-            summary.update(f"[b $text-error]✗ {count} field{'s' * (count != 1)} to fix:[/] {names}")
-        else:
-            c = self.config
-            mark = "[b $text-warning]⚠[/]" if warnings else "✓"  # the reason is beside the field
-            if self._checking(c):
-                mark = "[$text-muted]… checking the model,[/]"
-            summary.update(
-                f"{mark} {markup(catalog.model_label(c.model))} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
-                f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
-            )
+            return f"[b $text-error]✗ {count} field{'s' * (count != 1)} to fix:[/] {names}"
+        c = self.config
+        mark = "[b $text-warning]⚠[/]" if warnings else "✓"  # the reason is beside the field
+        if self._checking(c):
+            mark = "[$text-muted]… checking the model,[/]"
+        return (
+            f"{mark} {markup(catalog.model_label(c.model))} on {c.dataset}, {c.epochs} epoch{'s' * (c.epochs != 1)}, "
+            f"batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, device {c.device}"
+        )
 
     def _model_note(self) -> str | None:
         """A pretrained model's size and training memory at the chosen settings (torch-free for

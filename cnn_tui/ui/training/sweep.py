@@ -44,7 +44,14 @@ from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.training import trust
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dialogs import confirm
-from cnn_tui.ui.training.form import APPLIES_WHEN, TrainFormScreen, TrainFormSettings, runs_dir
+from cnn_tui.ui.training.form import (
+    APPLIES_WHEN,
+    FieldInput,
+    TrainFormScreen,
+    TrainFormSettings,
+    runs_dir,
+    show_text,
+)
 from cnn_tui.ui.training.messages import CurvesLoaded, SweepRead
 from cnn_tui.ui.training.runs import CompareScreen, status_text
 
@@ -205,7 +212,7 @@ class SweepFormScreen(TrainFormScreen):
                     yield Static(classes="field-reason", id="reason-sweep-mode")
                 with Horizontal(classes="form-row", id="row-sweep-grid"):
                     yield Label(self.mode == "search" and "space" or "grid", classes="form-label")
-                    yield Input(
+                    yield FieldInput(
                         self.grid_text,
                         placeholder=PLACEHOLDERS[self.mode],
                         id="sweep-grid",
@@ -214,7 +221,7 @@ class SweepFormScreen(TrainFormScreen):
                     yield Static(classes="field-reason", id="reason-sweep-grid")
                 with Horizontal(classes="form-row", id="row-sweep-trials"):
                     yield Label("trials", classes="form-label")
-                    yield Input(self.trials_text, id="sweep-trials", compact=True)
+                    yield FieldInput(self.trials_text, id="sweep-trials", compact=True)
                     yield Static(classes="field-reason", id="reason-sweep-trials")
             yield widget
 
@@ -394,16 +401,18 @@ class SweepFormScreen(TrainFormScreen):
         except Exception:  # noqa: BLE001 - not composed yet
             return self.grid_text
 
+    def _reason(self, name: str, warnings: dict[str, str], inactive: set[str]) -> Text:
+        """A field holding a list says what the grid (or the search) tries."""
+        values = self.grid.get(name)
+        if values is None or name in self.errors:
+            return super()._reason(name, warnings, inactive)
+        if name in self.space:
+            return Text(f"⊞ search: {self.space[name].text()}")
+        return Text("⊞ grid: " + ", ".join(sweeps.format_value(value) for value in values))
+
     def _show_sweep(self) -> None:
-        for name, values in self.grid.items():
-            if name in FIELDS and name not in self.errors:
-                if name in self.space:
-                    shown = f"⊞ search: {self.space[name].text()}"
-                else:
-                    shown = "⊞ grid: " + ", ".join(sweeps.format_value(value) for value in values)
-                self.query_one(f"#reason-{name}", Static).update(Text(shown))
         try:
-            row = self.query_one("#row-sweep-grid")
+            row = self._node("row-sweep-grid")
         except Exception:  # noqa: BLE001 - validated before the grid row is composed
             return
         grid_error = self.grid_error
@@ -415,45 +424,50 @@ class SweepFormScreen(TrainFormScreen):
             else "drop-downs and check boxes: KEY=V1,V2 (space between keys)"
         )
         reason = grid_error or hint
-        trials_error = ""
         if searching:
-            try:
-                trials = self._trials()
-            except UsageError as exc:
-                trials_error = str(exc).removeprefix("trials: ")
-            self.query_one("#row-sweep-trials").set_class(bool(trials_error), "-invalid")
-            self.query_one("#reason-sweep-trials", Static).update(
+            trials_error = self._trials_error()
+            self._node("row-sweep-trials").set_class(bool(trials_error), "-invalid")
+            show_text(
+                self._node("reason-sweep-trials"),
                 Text(
                     f"✗ {one_line(trials_error)}"
                     if trials_error
                     else "trials in all (TPE sampler seeded from seed)"
-                )
+                ),
             )
-        self.query_one("#reason-sweep-grid", Static).update(
-            Text(("✗ " if grid_error else "") + one_line(reason))
+        show_text(
+            self._node("reason-sweep-grid"), Text(("✗ " if grid_error else "") + one_line(reason))
         )
-        self.query_one("#start").disabled = self.plan is None
+
+    def _trials_error(self) -> str:
+        """Why the trials field is refused ('' if it is not)."""
+        try:
+            self._trials()
+        except UsageError as exc:
+            return str(exc).removeprefix("trials: ")
+        return ""
+
+    def _summary(self, warnings: dict[str, str]) -> str | Text:
+        """The plan: the sweep's runs or the search's trials (the fields to fix, first)."""
         if self.config is None:
-            return  # the summary lists the fields to fix
-        summary = self.query_one("#form-summary", Static)
+            return super()._summary(warnings)
         if self.plan is None:
-            summary.update(Text(f"✗ {one_line(self.plan_error)}", style="bold"))
-            return
+            return Text(f"✗ {one_line(self.plan_error)}", style="bold")
         where = (
             f"{markup(self.config.model)} on {markup(self.config.dataset)}, "
             f"device {markup(self.device_spec)}"
         )
         if isinstance(self.plan, search.SearchPlan):
+            trials = self._trials()
             names = ", ".join(key.replace("_", " ") for key in self.space)
             pruner = "median pruner" if self.plan.pruner == "median" else "no pruner"
-            summary.update(
+            return (
                 f"✓ search of {trials} trial{'s' * (trials != 1)} over {markup(names)} (TPE, "
                 f"{pruner}); {where}"
             )
-            return
         count = len(self.plan.runs)
         keys = " × ".join(f"{key.replace('_', ' ')} ({len(v)})" for key, v in self.grid.items())
-        summary.update(f"✓ sweep of {count} run{'s' * (count != 1)}: {markup(keys)}; {where}")
+        return f"✓ sweep of {count} run{'s' * (count != 1)}: {markup(keys)}; {where}"
 
     def _show_mode(self) -> None:
         """The rows and the subtitle of the mode: the grid row, or the space and trials rows."""
