@@ -3,21 +3,25 @@
 Each row is one whole `cnn-tui train --no-ui` process (start-up, validation and test included),
 timed from outside as the wall seconds of that process, with the test accuracy from the run's
 summary.json and the 1-minute load average before and after it. The rows run one at a time with
-seed 0, then two rows with seeds 0, 1 and 2 and their medians (the best within about a minute,
-and the same for 10 epochs); it prints a Markdown table. Run it on a quiet machine: the docs'
-figures were taken on a busy one.
+seed 0, then five rows with seeds 0, 1 and 2 and their medians (the best within about a minute
+in the first round, the same for 10 epochs, and the second round's three best); it prints a
+Markdown table. Run it on a quiet machine: the docs' figures were taken on a busy one.
 
 Rows that only change settings run the preset with flags. The others try a change the engine does
-not ship (none paid within the minute): a `Variant`, applied in a child process of this script that patches the
-engine, then runs the same `cnn-tui train` entry point — a wider or deeper fast-cnn, random
-translations after the flips, an exponential moving average of the weights tested at the end.
+not ship (none paid within the minute): a `Variant`, applied in a child process of this script
+that patches the engine, then runs the same `cnn-tui train` entry point. The first round: a wider
+or deeper fast-cnn, random translations after the flips, an exponential moving average of the
+weights tested at the end. The second, on top of the deeper one (the candidate): residual second
+convs and GELU, a last pooling that keeps the 7th row and column, Lookahead, a triangular
+schedule, the weight gradient of the 3 px convs as one matmul, cutout, dropout, a larger
+whitening conv, identity init, two convs at 14 px, narrower widths with more epochs.
 
     python scripts/fast94_ablation.py                 # every row, then the three-seed rows
     python scripts/fast94_ablation.py --seeds-only    # only the three-seed rows
     python scripts/fast94_ablation.py --dry-run       # print the plan, run nothing
     python scripts/fast94_ablation.py --data-dir DIR  # Fashion-MNIST from DIR
 
-About 23 minutes on 2 quiet cores (22 runs of 30-90 s).
+About an hour on 2 quiet cores (52 runs of 30-90 s).
 """
 
 from __future__ import annotations
@@ -46,6 +50,19 @@ class Variant:
     extra_convs: bool = False  # a second conv-BN-ReLU in blocks 2 and 3 (7, 3 px)
     shift: int = 0  # random translation by up to this many px after the flips (reflected border)
     ema: float = 0.0  # test with an EMA of the weights, this decay per step (0: off)
+    residual: bool = False  # the second convs (extra_convs) add their input back (airbench96)
+    activation: str = "relu"  # or "gelu"
+    keep_edge: bool = False  # pool 7 -> 4 px (ceil_mode) instead of 7 -> 3, dropping nothing
+    whiten: tuple[int, int] | None = None  # the whitening conv's (filters, kernel size)
+    dropout: float = 0.0  # before the classifier
+    lookahead: bool = False  # airbench94's Lookahead: every 5 steps, fast weights -> slow average
+    warmup: float = 0.0  # one-cycle with this warm-up fraction and a linear decay (0: the engine's)
+    im2col: bool = False  # the convs at 3x3 px get their weight gradient from one matmul
+    cutout: int = 0  # after the flips, black out a random square of this side in half the images
+    dirac: bool = (
+        False  # airbench's init: each trained conv's first c_in filters pass their input on
+    )
+    wide14: int = 0  # block 2 as two convs at 14 px (16 -> wide14 -> 48 filters), then pooling
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,75 @@ class Row:
 
 
 CONVS = Variant(extra_convs=True)
+SIX = ("--val-split", "0.01", "--epochs", "6")  # the candidate's settings (below)
+FAST = Variant(extra_convs=True, im2col=True)  # the candidate, the same numbers sooner
+EDGE = Variant(extra_convs=True, im2col=True, keep_edge=True)
+NARROW = Variant(widths=(16, 48, 64, 64), extra_convs=True, im2col=True, keep_edge=True)
+EIGHT = ("--val-split", "0.01", "--epochs", "8")  # the narrower one's settings (below)
+# the second round (issue 27 again): every row is the candidate (6 epochs) plus the change
+SECOND_ROUND = (
+    Row(
+        "the candidate with residual second convs and GELU (airbench96's ConvGroup)",
+        SIX,
+        Variant(extra_convs=True, residual=True, activation="gelu"),
+    ),
+    Row(
+        "the candidate with batch 64 and lr 0.2", (*SIX, "--batch-size", "64", "--lr", "0.2"), CONVS
+    ),
+    Row(
+        "the candidate with the last pooling 7 -> 4 px",
+        SIX,
+        Variant(extra_convs=True, keep_edge=True),
+    ),
+    Row("the candidate with Lookahead", SIX, Variant(extra_convs=True, lookahead=True)),
+    Row(
+        "the candidate with 20 % warm-up, linear decay", SIX, Variant(extra_convs=True, warmup=0.2)
+    ),
+    Row("the candidate with the 3 px convs' weight gradient as a matmul", SIX, FAST),
+    Row("... and cutout 10 px", SIX, Variant(extra_convs=True, im2col=True, cutout=10)),
+    Row("... and dropout 0.25", SIX, Variant(extra_convs=True, im2col=True, dropout=0.25)),
+    Row(
+        "... and whitening with 24 filters 5x5",
+        SIX,
+        Variant(extra_convs=True, im2col=True, whiten=(24, 5)),
+    ),
+    Row("... and identity (dirac) init", SIX, Variant(extra_convs=True, im2col=True, dirac=True)),
+    Row(
+        "... and two convs at 14 px (32, 48)",
+        SIX,
+        Variant(extra_convs=True, im2col=True, wide14=32),
+    ),
+    Row("... and the last pooling 7 -> 4 px", SIX, EDGE),
+    Row("... and the last pooling 7 -> 4 px, lr 0.2", (*SIX, "--lr", "0.2"), EDGE),
+    *(
+        Row(
+            f"... and the last pooling 7 -> {4 if edge else 3} px, widths "
+            f"{'/'.join(map(str, widths))}, {epochs} epochs",
+            ("--val-split", "0.01", "--epochs", str(epochs)),
+            Variant(widths=widths, extra_convs=True, im2col=True, keep_edge=edge),
+        )
+        for widths, edge, epochs in (
+            ((16, 48, 48, 48), True, 10),
+            ((16, 48, 64, 64), False, 9),
+            ((16, 32, 48, 48), True, 12),
+            ((16, 48, 64, 64), False, 10),
+            ((16, 48, 80, 80), True, 7),
+        )
+    ),
+    Row("the narrower one (below) with lr 0.2", (*EIGHT, "--lr", "0.2"), NARROW),
+    Row(
+        "the narrower one (below) with batch 256 and lr 0.2, 9 epochs",
+        ("--val-split", "0.01", "--epochs", "9", "--batch-size", "256", "--lr", "0.2"),
+        NARROW,
+    ),
+    Row(
+        "the narrower one (below) with Lookahead",
+        EIGHT,
+        Variant(
+            widths=(16, 48, 64, 64), extra_convs=True, im2col=True, keep_edge=True, lookahead=True
+        ),
+    ),
+)
 # the ablation, in the docs' order: every row is fast-fashion-mnist (5 epochs) plus the change
 ROWS = (
     Row("fast-fashion-mnist as it is"),
@@ -92,6 +178,7 @@ ROWS = (
         ("--val-split", "0.01", "--epochs", "10"),
         Variant(extra_convs=True, shift=1),
     ),
+    *SECOND_ROUND,
 )
 # the best within about a minute, and the same for 10 epochs: each run with three seeds
 CANDIDATE = Row(
@@ -104,7 +191,28 @@ LONGER = Row(
     ("--val-split", "0.01", "--epochs", "10"),
     CONVS,
 )
-SEEDED = (CANDIDATE, LONGER)
+# the second round's best at about the minute (est. 60 s)
+AT_THE_MINUTE = Row(
+    "the candidate, its 3 px convs' weight gradient as a matmul, the last pooling 7 -> 4 px, "
+    "7 epochs",
+    ("--val-split", "0.01", "--epochs", "7"),
+    EDGE,
+)
+# ... and narrower, with an eighth epoch: the best within the minute
+NARROWER = Row(
+    "the candidate, its 3 px convs' weight gradient as a matmul, the last pooling 7 -> 4 px, "
+    "widths 16/48/64/64, 8 epochs",
+    EIGHT,
+    NARROW,
+)
+# ... and its sibling with 32 filters at 14 px and 10 epochs
+NARROWEST = Row(
+    "the candidate, its 3 px convs' weight gradient as a matmul, the last pooling 7 -> 4 px, "
+    "widths 16/32/64/64, 10 epochs",
+    ("--val-split", "0.01", "--epochs", "10"),
+    Variant(widths=(16, 32, 64, 64), extra_convs=True, im2col=True, keep_edge=True),
+)
+SEEDED = (CANDIDATE, LONGER, AT_THE_MINUTE, NARROWER, NARROWEST)
 
 
 @dataclass
@@ -179,59 +287,166 @@ def table(results: list[Result]) -> str:
 # --- the child: patch the engine with a variant, then run cnn-tui ---------------------------------
 
 
+MODEL_FIELDS = (
+    "widths", "extra_convs", "residual", "activation", "keep_edge", "whiten", "dropout", "im2col",
+    "dirac", "wide14",
+)  # fmt: skip
+
+
 def apply_variant(variant: Variant) -> None:
     """Patch this process's engine as `variant` says (imports torch and the engine)."""
-    if variant.widths is not None or variant.extra_convs:
-        _patch_model(variant.widths or (16, 48, 96, 96), variant.extra_convs)
+    options = {name: getattr(variant, name) for name in MODEL_FIELDS}
+    if options != {name: getattr(Variant(), name) for name in MODEL_FIELDS}:
+        _patch_model(options)
     if variant.shift:
         _patch_shifts(variant.shift)
+    if variant.cutout:
+        _patch_cutout(variant.cutout)
     if variant.ema:
         _patch_ema(variant.ema)
+    if variant.lookahead:
+        _patch_lookahead()
+    if variant.warmup:
+        _patch_schedule(variant.warmup)
+
+
+def small_map_conv_class():
+    """A 3x3 conv (padding 1, no bias) for maps of a few pixels, whose weight gradient is one
+    im2col matmul: oneDNN's bf16 weight gradient at 3x3 px took 1.9 ms of a 27 ms step, the
+    matmul 0.6 ms (96 -> 96 filters, batch 128, one thread)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class _Function(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return F.conv2d(x, w, padding=1)
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, w = ctx.saved_tensors
+            grad = grad.contiguous(memory_format=torch.channels_last)
+            grad_x = grad_w = None
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.ops.aten.convolution_backward(
+                    grad, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+                    [True, False, False],
+                )[0]  # fmt: skip
+            if ctx.needs_input_grad[1]:
+                n, c, h, width = x.shape
+                padded = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1)
+                shifts = [padded[:, i : i + h, j : j + width] for i in range(3) for j in range(3)]
+                columns = torch.cat(shifts, -1).reshape(-1, 9 * c)
+                rows = grad.permute(0, 2, 3, 1).reshape(-1, w.shape[0])
+                grad_w = (rows.T @ columns).view(-1, 3, 3, c).permute(0, 3, 1, 2)
+            return grad_x, grad_w
+
+    class SmallMapConv(nn.Conv2d):
+        def __init__(self, c_in: int, c_out: int) -> None:
+            super().__init__(c_in, c_out, kernel_size=3, padding=1, bias=False)
+
+        def forward(self, x):
+            w = self.weight
+            if torch.is_autocast_enabled(x.device.type):
+                dtype = torch.get_autocast_dtype(x.device.type)
+                x, w = x.to(dtype), w.to(dtype)
+            with torch.autocast(x.device.type, enabled=False):
+                return _Function.apply(x, w)
+
+    return SmallMapConv
 
 
 def build_variant_model(
-    in_channels: int, num_classes: int, image_size: int, widths: tuple, extra_convs: bool
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
+    widths: tuple | None = None,
+    extra_convs: bool = False,
+    *,
+    residual: bool = False,
+    activation: str = "relu",
+    keep_edge: bool = False,
+    whiten: tuple[int, int] | None = None,
+    dropout: float = 0.0,
+    im2col: bool = False,
+    dirac: bool = False,
+    wide14: int = 0,
 ):
-    """fast-cnn with other widths and/or a second conv-BN-ReLU after the pooling
-    (airbench's ConvGroup without the residual), channels_last."""
+    """fast-cnn with other widths and/or a second conv-BN-ReLU after the pooling of blocks 2 and
+    3 (airbench's ConvGroup; with `residual`, added to its input as airbench96's), GELU instead
+    of ReLU, a last pooling that keeps the 7th row and column (7 -> 4 px), another whitening conv,
+    dropout before the classifier; channels_last."""
     import torch
     from torch import nn
 
     from cnn_tui.training.models import fast
 
+    SmallMapConv = small_map_conv_class()
+    widths = tuple(widths or fast.FAST_CNN_WIDTHS)
+    filters, kernel = whiten or (widths[0], 3)
+
+    def act() -> nn.Module:
+        return nn.GELU() if activation == "gelu" else nn.ReLU(inplace=True)
+
+    def conv_norm(c_in: int, c_out: int, small: bool = False) -> list:
+        if small and im2col:
+            conv = SmallMapConv(c_in, c_out)
+        else:
+            conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
+        return [conv, nn.BatchNorm2d(c_out), act()]
+
+    class Residual(nn.Module):
+        def __init__(self, body: list) -> None:
+            super().__init__()
+            self.body = nn.Sequential(*body)
+
+        def forward(self, x):
+            return x + self.body(x)
+
     class FastCNNVariant(fast.FlipAveraged):
         def __init__(self) -> None:
             super().__init__()
-            layers: list[nn.Module] = []
-            c_in = in_channels
-            for block, c_out in enumerate(widths[:3]):
-                layers += fast._conv_pool_norm(c_in, c_out, nn.ReLU)
+            first = nn.Conv2d(in_channels, filters, kernel, padding=kernel // 2, bias=False)
+            layers: list[nn.Module] = [first]
+            c_in, side = filters, image_size
+            for block, c_out in enumerate((filters, *widths[1:3])):
+                if block == 1 and wide14:
+                    layers += conv_norm(c_in, wide14)
+                    c_in = wide14
+                if block > 0:
+                    layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+                ceil = keep_edge and block == 2
+                layers += [nn.MaxPool2d(2, ceil_mode=ceil), nn.BatchNorm2d(c_out), act()]
+                side = -(-side // 2) if ceil else side // 2
                 if extra_convs and block > 0:
-                    layers += _conv_norm(c_out, c_out)
+                    second = conv_norm(c_out, c_out, small=block == 2)
+                    layers += [Residual(second)] if residual else second
                 c_in = c_out
-            layers += _conv_norm(widths[2], widths[3])
+            layers += conv_norm(widths[2], widths[3], small=True)
             self.features = nn.Sequential(*layers)
-            side = image_size // 8
-            self.classifier = nn.Sequential(
-                nn.Flatten(), nn.Linear(widths[3] * side * side, num_classes)
-            )
+            head: list[nn.Module] = [nn.Flatten()]
+            if dropout:
+                head.append(nn.Dropout(dropout))
+            head.append(nn.Linear(widths[3] * side * side, num_classes))
+            self.classifier = nn.Sequential(*head)
 
         def logits(self, x):
             return self.classifier(self.features(x))
 
-    def _conv_norm(c_in: int, c_out: int) -> list:
-        conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
-        return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    model = FastCNNVariant()
+    if dirac:
+        with torch.no_grad():
+            for conv in [m for m in model.features.modules() if isinstance(m, nn.Conv2d)][1:]:
+                nn.init.dirac_(conv.weight[: conv.in_channels])
+    return model.to(memory_format=torch.channels_last)
 
-    return FastCNNVariant().to(memory_format=torch.channels_last)
 
-
-def _patch_model(widths: tuple, extra_convs: bool) -> None:
+def _patch_model(options: dict) -> None:
     from cnn_tui.training.models import registry
 
-    registry.MODELS["fast-cnn"] = lambda c, k, s, h: build_variant_model(
-        c, k, s, widths, extra_convs
-    )
+    registry.MODELS["fast-cnn"] = lambda c, k, s, h: build_variant_model(c, k, s, **options)
 
 
 def _patch_shifts(shift: int) -> None:
@@ -244,6 +459,33 @@ def _patch_shifts(shift: int) -> None:
         return datasets.random_crop(out, shift, generator) if mode == "flip" else out
 
     datasets.augment = flip_then_shift
+
+
+def _patch_cutout(side: int) -> None:
+    """Cutout (DeVries & Taylor 2017) after the flips: in each image with probability 1/2, a
+    side x side square around a random pixel (clipped at the border) set to 0, the background."""
+    import torch
+
+    from cnn_tui.training.data import datasets
+
+    augment = datasets.augment
+
+    def flip_then_cutout(batch, mode, generator=None):
+        out = augment(batch, mode, generator)
+        if mode != "flip":
+            return out
+        n, _, height, width = out.shape
+        draws = torch.rand(n, 3, generator=generator, device=out.device)
+        cy = (draws[:, 0] * height).long()[:, None, None]
+        cx = (draws[:, 1] * width).long()[:, None, None]
+        rows = torch.arange(height, device=out.device)[None, :, None]
+        cols = torch.arange(width, device=out.device)[None, None, :]
+        dy, dx = rows - cy + side // 2, cols - cx + side // 2
+        square = (dy >= 0) & (dy < side) & (dx >= 0) & (dx < side)
+        hit = square & (draws[:, 2] < 0.5)[:, None, None]
+        return out.masked_fill(hit[:, None], 0)
+
+    datasets.augment = flip_then_cutout
 
 
 def _patch_ema(decay: float) -> None:
@@ -283,10 +525,61 @@ def _patch_ema(decay: float) -> None:
     engine.shared_step, engine._finish = averaged_step, finish_on_average
 
 
+def _patch_lookahead(every: int = 5) -> None:
+    """airbench94's Lookahead: every 5 steps the slow weights (all float tensors of the state)
+    move towards the fast ones by 1 - decay, and the fast ones restart from them; decay rises as
+    0.95^5 * (progress)^3; the test runs on the slow weights."""
+    import torch
+
+    from cnn_tui.training.loop import engine
+
+    state = {"steps": 0, "slow": None}
+    step, finish = engine.shared_step, engine._finish
+
+    def tensors(model):
+        return [t for t in model.state_dict().values() if t.is_floating_point()]
+
+    def update(model, decay):
+        with torch.no_grad():
+            current = tensors(model)
+            if state["slow"] is None:
+                state["slow"] = [t.clone() for t in current]
+            torch._foreach_lerp_(state["slow"], current, 1 - decay)
+            torch._foreach_copy_(current, state["slow"])
+
+    def lookahead_step(s, *args, **kwargs):
+        out = step(s, *args, **kwargs)
+        state["steps"] += 1
+        if state["steps"] % every == 0:
+            update(s.model, 0.95**every * (state["steps"] / s.total_steps) ** 3)
+        return out
+
+    def finish_on_slow(run):
+        update(run.s.model, 1.0)
+        return finish(run)
+
+    engine.shared_step, engine._finish = lookahead_step, finish_on_slow
+
+
+def _patch_schedule(warmup: float) -> None:
+    """One-cycle with a linear warm-up over `warmup` of the steps from lr/25, then a linear
+    decay to 0 (airbench's triangle)."""
+    from cnn_tui.training.loop import engine
+
+    def triangle(config, step, total_steps, steps_per_epoch):
+        t = step / max(1, total_steps)
+        if t < warmup:
+            return config.lr * (0.04 + 0.96 * t / warmup)
+        return config.lr * (1 - t) / (1 - warmup)
+
+    engine.lr_at = triangle
+
+
 def child(argv: list[str]) -> None:
     fields = json.loads(argv[0])
-    if fields.get("widths") is not None:
-        fields["widths"] = tuple(fields["widths"])
+    for name in ("widths", "whiten"):
+        if fields.get(name) is not None:
+            fields[name] = tuple(fields[name])
     apply_variant(Variant(**fields))
     sys.argv = ["cnn-tui", *argv[1:]]
     from cnn_tui.cli import run

@@ -43,7 +43,9 @@ def test_the_plan_runs_every_row_with_seed_0_then_two_rows_with_three_seeds(caps
     ]  # fmt: skip
 
     assert ablation.main(["--dry-run", "--seeds-only"]) == 0
-    assert capsys.readouterr().out.count("--seed") == 6
+    assert capsys.readouterr().out.count("--seed") == 3 * len(ablation.SEEDED)
+    labels = [row.label for row in (*ablation.ROWS, *ablation.SEEDED)]
+    assert len(set(labels)) == len(labels)  # (the medians find a row's seeds by its label)
 
 
 def test_the_variants_are_fast_cnn_plus_the_change():
@@ -64,3 +66,59 @@ def test_the_variants_are_fast_cnn_plus_the_change():
     deeper.init_from_data(torch.randn(64, 1, 28, 28))  # the whitening layer, as fast-cnn's
     assert not convs[0].weight.requires_grad
     assert deeper.eval()(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_the_second_round_variants_change_what_they_say():
+    ablation = load_script()
+    edge = ablation.build_variant_model(1, 10, 28, None, True, keep_edge=True, im2col=True)
+    assert edge.classifier[-1].in_features == 96 * 4 * 4  # 7 -> 4 px: nothing dropped
+    small = [m for m in edge.features if type(m).__name__ == "SmallMapConv"]
+    assert [(c.in_channels, c.out_channels) for c in small] == [(96, 96), (96, 96)]
+
+    wide = ablation.build_variant_model(
+        1, 10, 28, None, True, whiten=(24, 5), wide14=32, residual=True, activation="gelu",
+        dirac=True, dropout=0.25,
+    )  # fmt: skip
+    convs = [m for m in wide.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].kernel_size == (5, 5) and convs[0].out_channels == 24
+    assert [(c.in_channels, c.out_channels) for c in convs[1:3]] == [(24, 32), (32, 48)]
+    assert any(isinstance(m, torch.nn.GELU) for m in wide.features.modules())
+    assert isinstance(wide.classifier[1], torch.nn.Dropout)
+    assert torch.equal(convs[2].weight[5, :, 1, 1], torch.eye(32)[5])  # identity init
+    wide.init_from_data(torch.randn(64, 1, 28, 28))
+    assert not convs[0].weight.requires_grad
+    assert wide.eval()(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_the_matmul_weight_gradient_equals_the_convolutions():
+    ablation = load_script()
+    conv_class = ablation.small_map_conv_class()
+    torch.manual_seed(0)
+    plain = torch.nn.Conv2d(8, 6, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    small = conv_class(8, 6).to(memory_format=torch.channels_last)
+    small.weight.data.copy_(plain.weight.data)
+    x = torch.randn(5, 8, 3, 3).contiguous(memory_format=torch.channels_last)
+    results = []
+    for conv in (plain, small):
+        inputs = x.clone().requires_grad_(True)
+        (conv(inputs) ** 2).sum().backward()
+        results.append((inputs.grad, conv.weight.grad))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cutout_blacks_out_one_square_in_about_half_the_images():
+    ablation = load_script()
+    from cnn_tui.training.data import datasets
+
+    kept = datasets.augment
+    try:
+        ablation._patch_cutout(10)
+        batch = torch.full((64, 1, 28, 28), 200, dtype=torch.uint8)
+        out = datasets.augment(batch, "flip", torch.Generator().manual_seed(0))
+    finally:
+        datasets.augment = kept
+    blacked = (out == 0).sum((1, 2, 3))
+    assert 16 < int((blacked > 0).sum()) < 48
+    assert int(blacked.max()) == 100  # a whole 10 x 10 square somewhere inside the image
+    assert set(out.unique().tolist()) == {0, 200}
