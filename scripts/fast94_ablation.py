@@ -19,6 +19,7 @@ whitening conv, identity init, two convs at 14 px, narrower widths with more epo
     python scripts/fast94_ablation.py                 # every row, then the three-seed rows
     python scripts/fast94_ablation.py --seeds-only    # only the three-seed rows
     python scripts/fast94_ablation.py --dry-run       # print the plan, run nothing
+    python scripts/fast94_ablation.py --seeds-only --rows "16/48/64/64"   # one row's seeds
     python scripts/fast94_ablation.py --data-dir DIR  # Fashion-MNIST from DIR
 
 About an hour on 2 quiet cores (52 runs of 30-90 s).
@@ -239,11 +240,12 @@ def command(row: Row, seed: int, run_dir: Path, data_dir: str | None) -> list[st
     return [sys.executable, str(Path(__file__).resolve()), CHILD, variant, *train]
 
 
-def plan(seeds_only: bool) -> list[tuple[Row, int]]:
+def plan(seeds_only: bool, matching: str = "") -> list[tuple[Row, int]]:
     """(row, seed) in the order they run: each row with seed 0, then each of `SEEDED` with the
-    three seeds."""
+    three seeds; only the rows whose label holds `matching`, when given."""
     rows = [] if seeds_only else [(row, 0) for row in ROWS]
-    return rows + [(row, seed) for row in SEEDED for seed in SEEDS]
+    steps = rows + [(row, seed) for row in SEEDED for seed in SEEDS]
+    return [(row, seed) for row, seed in steps if matching in row.label]
 
 
 def run_one(row: Row, seed: int, run_dir: Path, data_dir: str | None) -> Result:
@@ -596,8 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds-only", action="store_true", help="only the three-seed rows")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     parser.add_argument("--data-dir", help="where Fashion-MNIST is (default: cnn-tui's search)")
+    parser.add_argument("--rows", default="", metavar="TEXT", help="only rows whose label has TEXT")
     args = parser.parse_args(argv)
-    steps = plan(args.seeds_only)
+    steps = plan(args.seeds_only, args.rows)
+    if not steps:
+        parser.error(f"no row's label holds {args.rows!r}: see --dry-run for the labels")
     if args.dry_run:
         for row, seed in steps:
             print(f"{row.label} (seed {seed}):")

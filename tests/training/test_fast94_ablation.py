@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from cnn_tui.training.models import registry as models
@@ -46,6 +47,12 @@ def test_the_plan_runs_every_row_with_seed_0_then_two_rows_with_three_seeds(caps
     assert capsys.readouterr().out.count("--seed") == 3 * len(ablation.SEEDED)
     labels = [row.label for row in (*ablation.ROWS, *ablation.SEEDED)]
     assert len(set(labels)) == len(labels)  # (the medians find a row's seeds by its label)
+    # --rows: one row's seeds, for re-timing the row a doc quotes
+    picked = ablation.plan(seeds_only=True, matching="16/48/64/64")
+    assert [seed for _, seed in picked] == [0, 1, 2]
+    assert all("16/48/64/64" in row.label for row, _ in picked)
+    with pytest.raises(SystemExit):
+        ablation.main(["--dry-run", "--rows", "no such row"])
 
 
 def test_the_variants_are_fast_cnn_plus_the_change():
