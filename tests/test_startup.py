@@ -101,3 +101,21 @@ def test_bench_times_starts_with_the_package_bytecode_cached(tmp_path) -> None:
         assert Path(importlib.util.cache_from_source(str(source))).is_file()
     (package / "bad.py").write_text("def (:\n")  # a file that does not compile
     assert cache_bytecode(package) == "compiled at each start"
+
+
+def test_bench_startup_goes_on_when_torchvision_does_not_import(monkeypatch, tmp_path) -> None:
+    # a torchvision built for another torch fails its import: that row says so, the rest is timed
+    from cnn_tui.bench import startup
+    from cnn_tui.cli import build_parser
+    from cnn_tui.commands.bench import format_startup, options_from_args
+
+    monkeypatch.setattr(startup, "SCALE_IMPORT", "import torch; raise ImportError('mismatch')")
+    monkeypatch.setattr(startup, "_tmux_paint_seconds", lambda runs_dir: None)
+    monkeypatch.setattr(startup, "trainer_report", lambda opts, note: [])
+    args = build_parser().parse_args(["bench", "--startup", "--repeats", "1"])
+    report = startup.startup_report(options_from_args(args))
+    results = report["results"]
+    assert results["import_torchvision_failed"] is True
+    assert "import_torch_seconds" not in results and results["import_torch_only_seconds"] > 0
+    shown = format_startup(report)
+    assert "import torch, torchvision: failed" in shown and "import torch (what a" in shown

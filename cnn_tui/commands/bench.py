@@ -364,6 +364,11 @@ def format_startup(report: dict[str, Any]) -> str:
     for key, label in labels:
         if key in res:
             lines.append(f"{label:<42} {text.number(res[key], '.2f'):>6} s")
+    if res.get("import_torchvision_failed"):
+        lines.append(
+            "import torch, torchvision: failed (does torchvision match torch? "
+            "`python -c 'import torchvision'` says why)"
+        )
     lines.append(
         f"torch imported by the home screen: {'yes' if res['home_screen_imports_torch'] else 'no'}"
     )
