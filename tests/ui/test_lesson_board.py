@@ -336,3 +336,22 @@ async def test_the_status_line_drops_the_speed_before_the_example_and_the_mode(
     async with CnnTuiApp().run_test(size=size) as pilot:
         screen = await lesson_after(pilot, "conv", params, keys)
         assert status(screen).split(" │ ") == expected
+
+
+@pytest.mark.parametrize("width", [79, 80, 85])
+@run_async
+async def test_a_board_as_wide_as_its_view_gets_no_blank_row_under_it(width) -> None:
+    """At these widths the board fills its container's width exactly (77, 77 or 83 columns of
+    78, 78 or 83): the container is as tall as the board, with no row kept for a horizontal
+    scrollbar that does not show (the container's padding was once taken off its width twice)."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(width, 40)) as pilot:
+        screen = LessonScreen("conv", {"height": 6, "width": 8, "padding": 1})
+        await app.push_screen(screen)
+        await settle(pilot)
+        board = screen.query_one(f"#{screen.board_id}", ArrayBoard)
+        scroll = screen.query_one(f"#{screen.scroll_id}", VerticalScroll)
+        board_w, board_h = board.board_size
+        assert board_w >= scroll.scrollable_content_region.width - 1  # the case this is about
+        assert not scroll.show_horizontal_scrollbar
+        assert scroll.size.height == board_h

@@ -361,7 +361,7 @@ class SteppingScreen(Screen):
             board.room = room
             board.relayout()  # crop to the room there is, not to the last fit
         board_w, board_h = board.board_size
-        view_w = scroll.size.width - scroll.styles.gutter.width
+        view_w = scroll.scrollable_content_region.width  # (padding and scrollbar excluded)
         height = min(board_h + (1 if board_w > view_w else 0), room)
         if scroll.styles.height is None or scroll.styles.height.value != height:
             scroll.styles.height = height
