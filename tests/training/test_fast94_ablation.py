@@ -48,9 +48,9 @@ def test_the_plan_runs_every_row_with_seed_0_then_two_rows_with_three_seeds(caps
     labels = [row.label for row in (*ablation.ROWS, *ablation.SEEDED)]
     assert len(set(labels)) == len(labels)  # (the medians find a row's seeds by its label)
     # --rows: one row's seeds, for re-timing the row a doc quotes
-    picked = ablation.plan(seeds_only=True, matching="16/48/64/64")
+    picked = ablation.plan(seeds_only=True, matching="16/48/64/64, 9 epochs")
     assert [seed for _, seed in picked] == [0, 1, 2]
-    assert all("16/48/64/64" in row.label for row, _ in picked)
+    assert all("16/48/64/64, 9 epochs" in row.label for row, _ in picked)
     with pytest.raises(SystemExit):
         ablation.main(["--dry-run", "--rows", "no such row"])
 
@@ -129,3 +129,50 @@ def test_cutout_blacks_out_one_square_in_about_half_the_images():
     assert 16 < int((blacked > 0).sum()) < 48
     assert int(blacked.max()) == 100  # a whole 10 x 10 square somewhere inside the image
     assert set(out.unique().tolist()) == {0, 200}
+
+
+def test_alternating_flips_show_each_image_once_each_way_in_two_epochs():
+    ablation = load_script()
+    from types import SimpleNamespace
+
+    from cnn_tui.training.data import datasets
+    from cnn_tui.training.loop import engine
+
+    kept = engine.batch_rows, engine.seed_epoch, datasets.augment
+    images = torch.arange(40 * 4, dtype=torch.uint8).view(40, 1, 2, 2)  # each row its own
+    s = SimpleNamespace(
+        config=SimpleNamespace(seed=3, batch_size=8),
+        world=SimpleNamespace(shard=lambda index: index),
+        train_x=images,
+        train_y=torch.zeros(40, dtype=torch.long),
+        device=torch.device("cpu"),
+        augment_generator=torch.Generator(),
+    )
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(0))
+    flipped = []
+    try:
+        ablation._patch_alternating_flip()
+        for epoch in (0, 1):
+            engine.seed_epoch(s, epoch)
+            rows = {}
+            for b in range(5):
+                batch, _ = engine.batch_rows(s, order, b)
+                out = datasets.augment(batch, "flip", s.augment_generator)
+                for index, before, after in zip(order[b * 8 : b * 8 + 8], batch, out, strict=True):
+                    assert torch.equal(after, before) or torch.equal(after, before.flip(-1))
+                    rows[int(index)] = not torch.equal(after, before)
+            flipped.append(rows)
+    finally:
+        engine.batch_rows, engine.seed_epoch, datasets.augment = kept
+    assert all(flipped[0][i] != flipped[1][i] for i in range(40))  # once each way
+    assert 8 < sum(flipped[0].values()) < 32  # a random half, not all or none
+
+
+def test_the_hidden_layer_sits_before_the_classifier():
+    ablation = load_script()
+    model = ablation.build_variant_model(
+        1, 10, 28, (16, 48, 64, 64), True, keep_edge=True, hidden=128
+    )
+    linears = [m for m in model.classifier if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64 * 4 * 4, 128), (128, 10)]
+    assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
