@@ -15,7 +15,7 @@ weights tested at the end. The second, on top of the deeper one (the candidate):
 convs and GELU, a last pooling that keeps the 7th row and column, Lookahead, a triangular
 schedule, the weight gradient of the 3 px convs as one matmul, cutout, dropout, a larger
 whitening conv, identity init, two convs at 14 px, narrower widths with more epochs. The third,
-on the narrower one with 9 epochs: alternating flips, a hidden layer, more weight decay.
+on the narrower one with 9 epochs: alternating flips, a hidden layer, more weight decay, Muon.
 
     python scripts/fast94_ablation.py                 # every row, then the three-seed rows
     python scripts/fast94_ablation.py --seeds-only    # only the three-seed rows
@@ -23,7 +23,7 @@ on the narrower one with 9 epochs: alternating flips, a hidden layer, more weigh
     python scripts/fast94_ablation.py --seeds-only --rows "64/64, 9 epochs"   # one row's seeds
     python scripts/fast94_ablation.py --data-dir DIR  # Fashion-MNIST from DIR
 
-About an hour and a half on 2 quiet cores (63 runs of 30-90 s).
+About an hour and a half on 2 quiet cores (67 runs of 30-90 s).
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ class Variant:
     )
     wide14: int = 0  # block 2 as two convs at 14 px (16 -> wide14 -> 48 filters), then pooling
     hidden: int = 0  # a hidden layer of this many units (ReLU) before the classifier (0: none)
-    alt_flip: bool = False  # airbench's alternating flip: each image flipped every other epoch
+    alt_flip: bool = False
+    muon: float = 0.0  # Muon (orthogonalised momentum) for the trained convs at this peak lr
+    muon_momentum: float = 0.6  # its momentum (Nesterov), as airbench94_muon's  # airbench's alternating flip: each image flipped every other epoch
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,14 @@ THIRD_ROUND = (
         "the narrower one, 9 epochs, with weight decay 1e-3",
         (*NINE, "--weight-decay", "1e-3"),
         NARROW,
+    ),
+    *(
+        Row(
+            f"the narrower one, 9 epochs, with Muon for the convs at lr {lr}, momentum {momentum}",
+            NINE,
+            replace(NARROW, muon=lr, muon_momentum=momentum),
+        )
+        for lr, momentum in ((0.03, 0.6), (0.08, 0.6), (0.2, 0.6), (0.08, 0.9))
     ),
     Row(
         "the narrower one, 9 epochs, with weight decay 2e-3",
@@ -345,6 +355,8 @@ def apply_variant(variant: Variant) -> None:
         _patch_schedule(variant.warmup)
     if variant.alt_flip:
         _patch_alternating_flip()
+    if variant.muon:
+        _patch_muon(variant.muon, variant.muon_momentum)
 
 
 def small_map_conv_class():
@@ -654,6 +666,69 @@ def _patch_alternating_flip() -> None:
         remember_epoch,
         alternating,
     )
+
+
+def orthogonalized(g, steps: int = 5):
+    """The nearest semi-orthogonal matrix to `g` (its singular values pushed towards 1) by five
+    Newton-Schulz iterations in bf16, with Muon's quintic coefficients (Jordan 2024)."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g.bfloat16()
+    x = x / (x.norm() + 1e-7)
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * (gram @ gram)) @ x
+    return (x.T if tall else x).to(g.dtype)
+
+
+def _patch_muon(lr: float, momentum: float) -> None:
+    """Muon for every trained conv (airbench94_muon's): Nesterov momentum, the update
+    orthogonalised (`orthogonalized`) and taken at `lr` times the schedule's fraction of its
+    peak, each filter bank first rescaled to norm sqrt(filters) (BatchNorm follows every conv,
+    so only the direction counts); no weight decay. The rest (BatchNorm, the classifier) keeps
+    the engine's SGD."""
+    import torch
+
+    from cnn_tui.training.loop import setup
+
+    build = setup.build_optimizer
+
+    def build_optimizer(config, params):
+        rest = [p for p in params if p.ndim != 4]
+        optimizer = build(config, rest)
+        filters = [p for p in params if p.ndim == 4]
+        optimizer.add_param_group({"params": filters, "muon": lr / config.lr, "weight_decay": 0.0})
+        step = optimizer.step
+
+        @torch.no_grad()
+        def muon_step(closure=None):
+            groups = optimizer.param_groups
+            optimizer.param_groups = [g for g in groups if not g.get("muon")]
+            try:
+                step()
+            finally:
+                optimizer.param_groups = groups
+            for group in groups:
+                if not group.get("muon"):
+                    continue
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = optimizer.state[p]
+                    if "muon_buffer" not in state:
+                        state["muon_buffer"] = torch.zeros_like(p.grad)
+                    buffer = state["muon_buffer"].mul_(momentum).add_(p.grad)
+                    direction = p.grad.add(buffer, alpha=momentum)
+                    p.mul_(len(p) ** 0.5 / p.norm())
+                    update = orthogonalized(direction.reshape(len(p), -1)).view_as(p)
+                    p.add_(update, alpha=-group["lr"] * group["muon"])
+
+        optimizer.step = muon_step
+        return optimizer
+
+    setup.build_optimizer = build_optimizer
 
 
 def child(argv: list[str]) -> None:

@@ -176,3 +176,38 @@ def test_the_hidden_layer_sits_before_the_classifier():
     linears = [m for m in model.classifier if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(64 * 4 * 4, 128), (128, 10)]
     assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_muon_steps_the_convs_by_an_orthogonalised_update_and_the_rest_by_sgd():
+    ablation = load_script()
+    from types import SimpleNamespace
+
+    from cnn_tui.training.loop import setup
+
+    g = torch.randn(16, 72, generator=torch.Generator().manual_seed(0))
+    singular = torch.linalg.svdvals(ablation.orthogonalized(g).float())
+    assert 0.6 < float(singular.min()) and float(singular.max()) < 1.25  # all about 1
+
+    kept = setup.build_optimizer
+    try:
+        ablation._patch_muon(0.05, 0.6)
+        conv = torch.nn.Conv2d(8, 16, 3, bias=False)
+        norm = torch.nn.BatchNorm2d(16)
+        config = SimpleNamespace(
+            optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, model="fast-cnn"
+        )
+        params = [conv.weight, norm.weight, norm.bias]
+        optimizer = setup.build_optimizer(config, params)
+    finally:
+        setup.build_optimizer = kept
+    before = [p.detach().clone() for p in params]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer.step()
+    # the conv: rescaled to norm sqrt(16), then moved by 0.05 x an orthogonal update
+    scaled = before[0] * (16**0.5 / before[0].norm())
+    update = (scaled - conv.weight.detach()).reshape(16, -1) / 0.05
+    assert torch.linalg.svdvals(update).max() < 1.25 and torch.linalg.svdvals(update).min() > 0.6
+    # BatchNorm's parameters: plain SGD (the first step: lr x (grad + weight decay x weight))
+    expected = before[1] - 0.1 * (norm.weight.grad + 5e-4 * before[1])
+    torch.testing.assert_close(norm.weight.detach(), expected)
