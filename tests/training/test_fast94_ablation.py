@@ -211,3 +211,28 @@ def test_muon_steps_the_convs_by_an_orthogonalised_update_and_the_rest_by_sgd():
     # BatchNorm's parameters: plain SGD (the first step: lr x (grad + weight decay x weight))
     expected = before[1] - 0.1 * (norm.weight.grad + 5e-4 * before[1])
     torch.testing.assert_close(norm.weight.detach(), expected)
+
+
+def test_the_last_epoch_without_flips_leaves_its_images_as_they_are():
+    ablation = load_script()
+    from types import SimpleNamespace
+
+    from cnn_tui.training.data import datasets
+    from cnn_tui.training.loop import engine
+
+    kept = engine.seed_epoch, datasets.augment
+    s = SimpleNamespace(
+        config=SimpleNamespace(seed=0, epochs=3), augment_generator=torch.Generator()
+    )
+    batch = torch.arange(64 * 4, dtype=torch.uint8).view(64, 1, 2, 2)
+    changed = []
+    try:
+        ablation._patch_plain_last(1)
+        for epoch in range(3):
+            engine.seed_epoch(s, epoch)
+            out = datasets.augment(batch, "flip", s.augment_generator)
+            changed.append(int((out != batch).flatten(1).any(1).sum()))
+    finally:
+        engine.seed_epoch, datasets.augment = kept
+    assert changed[0] > 0 and changed[1] > 0  # epochs 0 and 1 flip some images
+    assert changed[2] == 0  # the last flips none
