@@ -564,6 +564,60 @@ def test_a_sweep_checks_every_own_model_before_its_folder_is_made(capsys, tmp_pa
         assert not (tmp_path / "sw").exists()
 
 
+def test_a_sweep_plan_names_each_build_of_your_own_classes(tmp_path, monkeypatch):
+    """What a grid or a search space builds of your own classes, once per distinct build (the
+    model, data set, image size and hidden units it is built for), nothing run or read."""
+    from cnn_tui.training.runs import search, sweeps
+
+    monkeypatch.chdir(tmp_path)
+    a, b = f"{tmp_path}/a.py:Net", f"{tmp_path}/b.py:Net"
+    grid = sweeps.parse_grid(["model=simple-cnn,a.py:Net,b.py:Net", "lr=0.1,0.01"])
+    plan = sweeps.make_plan(TrainConfig(), grid, devices=[])
+    assert [(c.config.model, c.runs) for c in plan.own_model_checks()] == [(a, ""), (b, "")]
+    assert plan.own_model_checks()[0].problem("a.py:3: at import") == "a.py:3: at import"
+    base = TrainConfig.from_mapping({"model": "a.py:Net"})
+    grid = sweeps.parse_grid(["dataset=shapes,fashion-mnist", "hidden-units=4,8"])
+    checks = sweeps.make_plan(base, grid, devices=[]).own_model_checks()
+    assert [c.runs for c in checks] == [
+        "the runs with dataset=shapes hidden-units=4",
+        "the runs with dataset=shapes hidden-units=8",
+        "the runs with dataset=fashion-mnist hidden-units=4",
+        "the runs with dataset=fashion-mnist hidden-units=8",
+    ]
+    assert checks[3].problem("x") == "the runs with dataset=fashion-mnist hidden-units=8: x"
+    assert sweeps.make_plan(TrainConfig(), grid, devices=[]).own_model_checks() == []
+    # a search: every choice of the model and data set, each end of a range
+    space = search.parse_space(
+        ["model=simple-cnn,a.py:Net", "hidden-units=int:4:64", "lr=log:1e-4:1e-1"]
+    )
+    checks = search.make_search_plan(TrainConfig(), space, 5, devices=[]).own_model_checks()
+    assert [(c.config.model, c.config.hidden_units, c.runs) for c in checks] == [
+        (a, 4, "the trials with hidden-units=4"),
+        (a, 64, "the trials with hidden-units=64"),
+    ]
+
+
+def test_a_sweep_checks_each_data_set_its_grid_or_space_builds_your_class_for(
+    capsys, tmp_path, monkeypatch
+):
+    """A class built for 3-channel images only: a grid or a search over the data set is
+    refused for Fashion-MNIST's 1-channel images, naming the runs, before anything is made."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "rgb.py", HEADER + GOOD_BODY.replace("nn.Conv2d(in_channels,", "nn.Conv2d(3,"))
+    searching = ["--search", "optuna", "--space", "dataset=shapes,fashion-mnist", "--trials", "2"]
+    for argv, what in ((["--grid", "dataset=shapes,fashion-mnist"], "runs"), (searching, "trials")):
+        code, _, err = cli(
+            capsys, "sweep", "--no-ui", "--model", "rgb.py:Net", *argv, "--runs-dir", "sw"
+        )
+        assert code == 2, argv
+        one_line(
+            err,
+            f"the {what} with dataset=fashion-mnist: rgb.py:12: Net expects 3-channel images; "
+            "fashion-mnist's images have 1 channel",
+        )
+        assert not (tmp_path / "sw").exists()
+
+
 def test_what_the_model_prints_never_breaks_json_on_stdout(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     printing = GOOD_BODY.replace(
