@@ -243,6 +243,62 @@ class Net(nn.Module):
     assert torch.equal(model.bn.running_mean, torch.zeros(4))
 
 
+def test_the_model_a_runs_check_built_is_the_one_the_run_builds(tmp_path):
+    """`check_before_run` with the run's seed builds the class as the run would (`setup.prepare`:
+    seeded, then `build`) and hands that model to the run's build: the same weights and the same
+    random stream after it as a fresh build, taken once, and only for the same code, sizes and
+    seed; the check leaves the stream as it was."""
+    path = write(tmp_path / "net.py", HEADER + GOOD_BODY)
+    model, sizes = f"{path}:Net", own.Sizes(3, 10, 32, 4, "shapes")
+    torch.manual_seed(123)
+    stream = torch.rand(2)
+    torch.manual_seed(123)
+    checked = own.check_before_run(model, sizes, seed=7)
+    assert torch.equal(torch.rand(2), stream)  # the stream as it was
+    source = own.read_source(model)
+    torch.manual_seed(8)
+    assert own.build(source, sizes) is not checked  # another seed: built anew
+    torch.manual_seed(7)
+    assert own.build(source, own.Sizes(1, 10, 32, 4, "fashion-mnist")) is not checked
+    torch.manual_seed(7)
+    taken = own.build(source, sizes)
+    after_taken = torch.rand(3)
+    torch.manual_seed(7)
+    fresh = own.build(source, sizes)  # (taken once: built anew)
+    assert taken is checked and fresh is not checked
+    assert torch.equal(after_taken, torch.rand(3))
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, taken.state_dict()[key]), key
+    own.check_before_run(model, sizes, seed=7)
+    own.drop_kept()
+    torch.manual_seed(7)
+    assert own.build(source, sizes) is not checked
+
+
+def test_train_builds_your_class_once_and_still_checks_it_first(capsys, tmp_path, monkeypatch):
+    """`train --model file.py:Class` (and its --resume) constructs the class once: the check
+    before the run folder is made builds the model the run trains."""
+    monkeypatch.chdir(tmp_path)
+    builds = tmp_path / "builds.txt"
+    monkeypatch.setenv("OWN_MODEL_BUILDS", str(builds))
+    counted = GOOD_BODY.replace(
+        "        super().__init__()\n",
+        "        super().__init__()\n"
+        "        with open(os.environ['OWN_MODEL_BUILDS'], 'a') as handle:\n"
+        "            handle.write('built\\n')\n",
+        1,
+    )
+    write(tmp_path / "net.py", "import os\n" + HEADER + counted)
+    code, _, err = cli(capsys, "train", "--no-ui", "--model", "net.py:Net", *TINY, "--run-dir", "r")
+    assert code == 0, err
+    assert builds.read_text().count("built") == 1
+    builds.unlink()
+    argv = ["train", "--no-ui", "--resume", "r", "--trust-model-code", "--epochs", "2"]
+    code, _, err = cli(capsys, *argv)
+    assert code == 0, err
+    assert builds.read_text().count("built") == 1
+
+
 # --- a run of your own model: the copy, its hash, and trust -------------------------------------
 
 MARKED = (
