@@ -217,6 +217,24 @@ async def test_the_sweep_form_checks_every_own_class_of_its_grid(tmp_path, monke
 
 
 @run_async
+async def test_switching_to_the_sweep_form_mid_check_lets_only_the_old_forms_check_go(
+    tmp_path, monkeypatch
+) -> None:
+    """ctrl+g while the form checks your class: the form left kills its own check, not the one
+    the sweep form it opened started (which then answered never, "checking" for good)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(2)\n" + NET)
+    settings = TrainFormSettings(texts={"model": "slow.py:Net", "dataset": "shapes"})
+    app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: bool(model_sizes._CHECKS), what="the check's child")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: "params, all trained" in reason(screen, "model"))
+
+
+@run_async
 async def test_the_runs_list_asks_before_cloning_a_run_of_your_own_class(
     own_run, monkeypatch
 ) -> None:
