@@ -17,7 +17,9 @@ What happens to it, in order:
   blank images (eval mode, no_grad, the RNG stream and every module's training flag restored, so
   the trainer's seeded stream and BatchNorm's statistics are as if it never ran) checks that the
   output is (N, K) logits; a class with no trainable parameters is refused, and an output
-  that looks like probabilities is a warning (`warning_of`).
+  that looks like probabilities is a warning (`warning_of`). `train` checks the class so before
+  a run folder is made, built from the run's seed, and the run's own `build` takes that model
+  (`check_before_run`, `_KEPT`): a class that takes a while to build is built once.
 
 Every problem is a `UsageError` in one line that names the file and line (`file.py:12: ...`): a
 syntax error, an exception at import, a missing class (with the classes it does define), a
