@@ -48,6 +48,10 @@ class Net(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
 """
 
+SOFTMAX = NET.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
+    "mean((2, 3)))", "mean((2, 3))), 1)"
+)
+
 
 def reason(screen, name: str) -> str:
     return str(screen.query_one(f"#reason-{name}", Static).render())
@@ -58,11 +62,7 @@ async def test_the_form_checks_your_own_class_in_a_worker(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "good.py").write_text(NET)
     (tmp_path / "bad.py").write_text(NET.replace("nn.Conv2d(in_channels,", "nn.Conv2d(1,"))
-    (tmp_path / "soft.py").write_text(
-        NET.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
-            "mean((2, 3)))", "mean((2, 3))), 1)"
-        )
-    )
+    (tmp_path / "soft.py").write_text(SOFTMAX)
     settings = TrainFormSettings(texts={"model": "good.py:Net", "dataset": "shapes"})
     app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -213,6 +213,11 @@ async def test_the_sweep_form_checks_every_own_class_of_its_grid(tmp_path, monke
         await wait_until(
             pilot, lambda: str(summary.render()).startswith("✓ sweep of 2 runs"), what="checked"
         )
+        assert screen.plan is not None and not screen.query_one("#start").disabled
+        (tmp_path / "soft.py").write_text(SOFTMAX)  # probabilities: a warning, Start stays
+        screen._set_widget("model", "simple-cnn,soft.py:Net")
+        screen.validate_form()
+        await wait_until(pilot, lambda: "returns probabilities" in reason(screen, "model"))
         assert screen.plan is not None and not screen.query_one("#start").disabled
 
 

@@ -410,6 +410,13 @@ def abandon_checks(owner: object = None) -> None:
             child.kill()
 
 
+def checked_own(config: TrainConfig) -> OwnSize | None:
+    """What `check_own` found of the user's class of `config` as its file is now (None: not
+    checked yet); nothing runs."""
+    with _MEASURING:
+        return _OWN_MEASURED.get(measure_key(config))
+
+
 def measure_own(config: TrainConfig) -> OwnSize:
     """The user's class of `config` measured: what `check_own` found, else measured here."""
     with _MEASURING:

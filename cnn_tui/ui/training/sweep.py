@@ -444,11 +444,9 @@ class SweepFormScreen(TrainFormScreen):
         """The form's, and the first warning of the plan's own classes (probabilities out)."""
         warnings = super()._warnings()
         for check in self.own_checks:
-            if "model" in warnings or self._checking(check.config):
-                continue
-            if self._model_problem(check.config) is None:
-                if found := model_sizes.measure_own(check.config).warning:
-                    warnings["model"] = found
+            found = model_sizes.checked_own(check.config)
+            if found is not None and found.warning and "model" not in warnings:
+                warnings["model"] = found.warning
         return warnings
 
     def _startable(self) -> bool:
@@ -467,9 +465,10 @@ class SweepFormScreen(TrainFormScreen):
             return self.grid_text
 
     def _reason(self, name: str, warnings: dict[str, str], inactive: set[str]) -> Text:
-        """A field holding a list says what the grid (or the search) tries."""
+        """A field holding a list says what the grid (or the search) tries (unless it is wrong
+        or warned about: a class of the grid that returns probabilities)."""
         values = self.grid.get(name)
-        if values is None or name in self.errors:
+        if values is None or name in self.errors or name in warnings:
             return super()._reason(name, warnings, inactive)
         if name in self.space:
             return Text(f"⊞ search: {self.space[name].text()}")
