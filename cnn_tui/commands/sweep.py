@@ -17,13 +17,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnn_tui import catalog
 from cnn_tui.commands import output, train_flags, tui
 from cnn_tui.commands.count_flags import add_count
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import json_text
 from cnn_tui.text import one_line
-from cnn_tui.training.config import FIELDS, TrainConfig, layer_settings
+from cnn_tui.training.config import FIELDS, layer_settings
 from cnn_tui.training.runs import search, sweeps
 from cnn_tui.training.runs.state import BUSY, RunState, label
 from cnn_tui.training.runs.store import trainer_host
@@ -276,30 +275,17 @@ def plan_from_args(args: argparse.Namespace) -> sweeps.SweepPlan | search.Search
 
 
 def check_own_models(plan: sweeps.SweepPlan | search.SearchPlan) -> None:
-    """Every own class the sweep would train, checked as `train` checks one (its file runs, the
-    class is built, one dry forward), before a sweep folder is made: one line, exit 2."""
+    """Every own class the sweep would build (`own_model_checks`: each distinct build of its
+    runs, or of the search's choices and range ends), checked as `train` checks one (its file
+    runs, the class is built, one dry forward), before a sweep folder is made: one line naming
+    the runs it stops, exit 2."""
     from cnn_tui.commands.train import check_own_model
 
-    if isinstance(plan, sweeps.SweepPlan):
-        configs = [TrainConfig.from_mapping(e["overrides"], base=plan.base) for e in plan.runs]
-    else:  # a search: its base with each model it may choose (the other settings are drawn)
-        models = [plan.base.model]
-        dimension = plan.space.get("model")
-        if dimension is not None:
-            models += [str(choice) for choice in dimension.choices]
-        configs = [plan.base.replace(model=model) for model in models]
-    checked: set[tuple] = set()
-    for config in configs:
-        key = (
-            config.model,
-            config.dataset,
-            config.data_dir,
-            config.image_size,
-            config.hidden_units,
-        )
-        if catalog.is_own(config.model) and key not in checked:
-            checked.add(key)
-            check_own_model(config)
+    for check in plan.own_model_checks():
+        try:
+            check_own_model(check.config)
+        except UsageError as exc:
+            raise UsageError(check.problem(str(exc))) from None
 
 
 def same_search_dir(run_dir: str) -> bool:

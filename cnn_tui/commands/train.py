@@ -100,20 +100,23 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
         zoo.check_before_run(config.model, size)
     if catalog.is_own(config.model):  # its file, class and a dry forward: before a run folder
         named_in_file = getattr(args, "model", None) is None and getattr(args, "config", None)
-        check_own_model(config, f"{args.config}: model" if named_in_file else "--model")
+        what = f"{args.config}: model" if named_in_file else "--model"
+        check_own_model(config, what, keep=True)  # (built once: the run takes the model)
     return TrainRequest(config=config, run_dir=run_dir, runs_dir=runs_dir, nodes=nodes)
 
 
-def check_own_model(config: TrainConfig, what: str = "--model") -> None:
+def check_own_model(config: TrainConfig, what: str = "--model", keep: bool = False) -> None:
     """--model FILE.py:Class / module:Class checked before anything is written: the file runs,
     the class is built for the data set and one dry forward gives (N, K) logits; a forward that
-    seems to return probabilities is a warning on stderr (training goes on)."""
+    seems to return probabilities is a warning on stderr (training goes on). `keep`: the run
+    trains in this process next and takes the model built here (`own.check_before_run`)."""
     from cnn_tui.training.models import own
 
     sizes = own.sizes_for(config)
     if sizes is None:  # an image folder not there yet: its loader says so, one line too
         return
-    model = own.check_before_run(config.model, sizes, what)  # (`what`: where it was named)
+    seed = config.seed if keep else None
+    model = own.check_before_run(config.model, sizes, what, seed)  # (`what`: where it was named)
     if model is not None and (warning := own.warning_of(model)):
         print(f"cnn-tui: warning: {warning}", file=sys.stderr)  # (one_line'd by `own`)
 

@@ -243,6 +243,62 @@ class Net(nn.Module):
     assert torch.equal(model.bn.running_mean, torch.zeros(4))
 
 
+def test_the_model_a_runs_check_built_is_the_one_the_run_builds(tmp_path):
+    """`check_before_run` with the run's seed builds the class as the run would (`setup.prepare`:
+    seeded, then `build`) and hands that model to the run's build: the same weights and the same
+    random stream after it as a fresh build, taken once, and only for the same code, sizes and
+    seed; the check leaves the stream as it was."""
+    path = write(tmp_path / "net.py", HEADER + GOOD_BODY)
+    model, sizes = f"{path}:Net", own.Sizes(3, 10, 32, 4, "shapes")
+    torch.manual_seed(123)
+    stream = torch.rand(2)
+    torch.manual_seed(123)
+    checked = own.check_before_run(model, sizes, seed=7)
+    assert torch.equal(torch.rand(2), stream)  # the stream as it was
+    source = own.read_source(model)
+    torch.manual_seed(8)
+    assert own.build(source, sizes) is not checked  # another seed: built anew
+    torch.manual_seed(7)
+    assert own.build(source, own.Sizes(1, 10, 32, 4, "fashion-mnist")) is not checked
+    torch.manual_seed(7)
+    taken = own.build(source, sizes)
+    after_taken = torch.rand(3)
+    torch.manual_seed(7)
+    fresh = own.build(source, sizes)  # (taken once: built anew)
+    assert taken is checked and fresh is not checked
+    assert torch.equal(after_taken, torch.rand(3))
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, taken.state_dict()[key]), key
+    own.check_before_run(model, sizes, seed=7)
+    own.drop_kept()
+    torch.manual_seed(7)
+    assert own.build(source, sizes) is not checked
+
+
+def test_train_builds_your_class_once_and_still_checks_it_first(capsys, tmp_path, monkeypatch):
+    """`train --model file.py:Class` (and its --resume) constructs the class once: the check
+    before the run folder is made builds the model the run trains."""
+    monkeypatch.chdir(tmp_path)
+    builds = tmp_path / "builds.txt"
+    monkeypatch.setenv("OWN_MODEL_BUILDS", str(builds))
+    counted = GOOD_BODY.replace(
+        "        super().__init__()\n",
+        "        super().__init__()\n"
+        "        with open(os.environ['OWN_MODEL_BUILDS'], 'a') as handle:\n"
+        "            handle.write('built\\n')\n",
+        1,
+    )
+    write(tmp_path / "net.py", "import os\n" + HEADER + counted)
+    code, _, err = cli(capsys, "train", "--no-ui", "--model", "net.py:Net", *TINY, "--run-dir", "r")
+    assert code == 0, err
+    assert builds.read_text().count("built") == 1
+    builds.unlink()
+    argv = ["train", "--no-ui", "--resume", "r", "--trust-model-code", "--epochs", "2"]
+    code, _, err = cli(capsys, *argv)
+    assert code == 0, err
+    assert builds.read_text().count("built") == 1
+
+
 # --- a run of your own model: the copy, its hash, and trust -------------------------------------
 
 MARKED = (
@@ -561,6 +617,60 @@ def test_a_sweep_checks_every_own_model_before_its_folder_is_made(capsys, tmp_pa
         )
         assert code == 2, argv
         one_line(err, "bad.py:9: Net.forward returns a dict")
+        assert not (tmp_path / "sw").exists()
+
+
+def test_a_sweep_plan_names_each_build_of_your_own_classes(tmp_path, monkeypatch):
+    """What a grid or a search space builds of your own classes, once per distinct build (the
+    model, data set, image size and hidden units it is built for), nothing run or read."""
+    from cnn_tui.training.runs import search, sweeps
+
+    monkeypatch.chdir(tmp_path)
+    a, b = f"{tmp_path}/a.py:Net", f"{tmp_path}/b.py:Net"
+    grid = sweeps.parse_grid(["model=simple-cnn,a.py:Net,b.py:Net", "lr=0.1,0.01"])
+    plan = sweeps.make_plan(TrainConfig(), grid, devices=[])
+    assert [(c.config.model, c.runs) for c in plan.own_model_checks()] == [(a, ""), (b, "")]
+    assert plan.own_model_checks()[0].problem("a.py:3: at import") == "a.py:3: at import"
+    base = TrainConfig.from_mapping({"model": "a.py:Net"})
+    grid = sweeps.parse_grid(["dataset=shapes,fashion-mnist", "hidden-units=4,8"])
+    checks = sweeps.make_plan(base, grid, devices=[]).own_model_checks()
+    assert [c.runs for c in checks] == [
+        "the runs with dataset=shapes hidden-units=4",
+        "the runs with dataset=shapes hidden-units=8",
+        "the runs with dataset=fashion-mnist hidden-units=4",
+        "the runs with dataset=fashion-mnist hidden-units=8",
+    ]
+    assert checks[3].problem("x") == "the runs with dataset=fashion-mnist hidden-units=8: x"
+    assert sweeps.make_plan(TrainConfig(), grid, devices=[]).own_model_checks() == []
+    # a search: every choice of the model and data set, each end of a range
+    space = search.parse_space(
+        ["model=simple-cnn,a.py:Net", "hidden-units=int:4:64", "lr=log:1e-4:1e-1"]
+    )
+    checks = search.make_search_plan(TrainConfig(), space, 5, devices=[]).own_model_checks()
+    assert [(c.config.model, c.config.hidden_units, c.runs) for c in checks] == [
+        (a, 4, "the trials with hidden-units=4"),
+        (a, 64, "the trials with hidden-units=64"),
+    ]
+
+
+def test_a_sweep_checks_each_data_set_its_grid_or_space_builds_your_class_for(
+    capsys, tmp_path, monkeypatch
+):
+    """A class built for 3-channel images only: a grid or a search over the data set is
+    refused for Fashion-MNIST's 1-channel images, naming the runs, before anything is made."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "rgb.py", HEADER + GOOD_BODY.replace("nn.Conv2d(in_channels,", "nn.Conv2d(3,"))
+    searching = ["--search", "optuna", "--space", "dataset=shapes,fashion-mnist", "--trials", "2"]
+    for argv, what in ((["--grid", "dataset=shapes,fashion-mnist"], "runs"), (searching, "trials")):
+        code, _, err = cli(
+            capsys, "sweep", "--no-ui", "--model", "rgb.py:Net", *argv, "--runs-dir", "sw"
+        )
+        assert code == 2, argv
+        one_line(
+            err,
+            f"the {what} with dataset=fashion-mnist: rgb.py:12: Net expects 3-channel images; "
+            "fashion-mnist's images have 1 channel",
+        )
         assert not (tmp_path / "sw").exists()
 
 

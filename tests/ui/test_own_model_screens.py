@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_until
-from textual.widgets import Static
+from textual.widgets import Input, Static
 from train_ui_fixtures import run_async
 
 from cnn_tui.cli import main
@@ -24,6 +24,7 @@ from cnn_tui.ui.training.form import TrainFormScreen, TrainFormSettings
 from cnn_tui.ui.training.inside import InsideView
 from cnn_tui.ui.training.model_picker import ModelPickerModal
 from cnn_tui.ui.training.results import ResultsScreen
+from cnn_tui.ui.training.sweep import SweepFormScreen, SweepSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,6 +48,10 @@ class Net(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
 """
 
+SOFTMAX = NET.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
+    "mean((2, 3)))", "mean((2, 3))), 1)"
+)
+
 
 def reason(screen, name: str) -> str:
     return str(screen.query_one(f"#reason-{name}", Static).render())
@@ -57,11 +62,7 @@ async def test_the_form_checks_your_own_class_in_a_worker(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "good.py").write_text(NET)
     (tmp_path / "bad.py").write_text(NET.replace("nn.Conv2d(in_channels,", "nn.Conv2d(1,"))
-    (tmp_path / "soft.py").write_text(
-        NET.replace("return self.fc(", "return torch.softmax(self.fc(").replace(
-            "mean((2, 3)))", "mean((2, 3))), 1)"
-        )
-    )
+    (tmp_path / "soft.py").write_text(SOFTMAX)
     settings = TrainFormSettings(texts={"model": "good.py:Net", "dataset": "shapes"})
     app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -163,6 +164,79 @@ async def test_a_file_that_loops_at_import_never_holds_the_form(tmp_path, monkey
         model_sizes.check_own(
             TrainConfig.from_mapping({"model": "loop.py:Net", "dataset": "shapes"}), timeout=1
         )
+
+
+@run_async
+async def test_the_sweep_form_checks_every_own_class_of_its_grid(tmp_path, monkeypatch) -> None:
+    """Not only the model field's: each own class the grid builds is checked in a child before
+    Start (which waits meanwhile); a newer grid lets the older checks go; a wrong one is shown
+    beside the row that lists it and in the summary, and Start writes nothing."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(model_sizes, "CHECK_TIMEOUT_S", 600)  # (superseded, never timed out)
+    (tmp_path / "good.py").write_text(NET)
+    (tmp_path / "bad.py").write_text(NET.replace("nn.Linear(4, num_classes)", "nn.Linear(4, 7)"))
+    (tmp_path / "loop.py").write_text("while True:\n    pass\n")
+    settings = SweepSettings(texts={"dataset": "shapes", "epochs": "1"})
+    app = CnnTuiApp("sweep", settings, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SweepFormScreen)
+        screen.query_one("#sweep-grid", Input).value = "model=simple-cnn,loop.py:Net"
+        await wait_until(pilot, lambda: bool(model_sizes._CHECKS), what="the check's child")
+        looping = next(iter(model_sizes._CHECKS))
+        summary = screen.query_one("#form-summary", Static)
+        assert "checking loop.py:Net" in str(summary.render())
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot,
+            lambda: any("still checking loop.py:Net" in n.message for n in app._notifications),
+        )
+        assert not (tmp_path / "runs").exists()  # Start waited
+        screen.query_one("#sweep-grid", Input).value = "model=simple-cnn,bad.py:Net"
+        await wait_until(pilot, lambda: looping.poll() is not None, what="superseded: killed")
+        await wait_until(pilot, lambda: "bad.py" in screen.plan_error, what="the problem")
+        assert "bad.py:11: Net outputs 2×7 for 2 images, expected 2×10" in screen.plan_error
+        assert "bad.py:11: Net outputs" in reason(screen, "sweep-grid")
+        assert "bad.py:11: Net outputs" in str(summary.render())
+        assert screen.plan is None and screen.query_one("#start").disabled
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not (tmp_path / "runs").exists()
+        # the list in the model field: the same check, its line beside the field
+        screen.query_one("#sweep-grid", Input).value = ""
+        screen._set_widget("model", "good.py:Net,bad.py:Net")
+        screen.validate_form()
+        await wait_until(pilot, lambda: screen.plan is not None or "model" in screen.errors)
+        assert "bad.py:11: Net outputs" in reason(screen, "model")
+        screen._set_widget("model", "simple-cnn,good.py:Net")
+        screen.validate_form()
+        await wait_until(
+            pilot, lambda: str(summary.render()).startswith("✓ sweep of 2 runs"), what="checked"
+        )
+        assert screen.plan is not None and not screen.query_one("#start").disabled
+        (tmp_path / "soft.py").write_text(SOFTMAX)  # probabilities: a warning, Start stays
+        screen._set_widget("model", "simple-cnn,soft.py:Net")
+        screen.validate_form()
+        await wait_until(pilot, lambda: "returns probabilities" in reason(screen, "model"))
+        assert screen.plan is not None and not screen.query_one("#start").disabled
+
+
+@run_async
+async def test_switching_to_the_sweep_form_mid_check_lets_only_the_old_forms_check_go(
+    tmp_path, monkeypatch
+) -> None:
+    """ctrl+g while the form checks your class: the form left kills its own check, not the one
+    the sweep form it opened started (which then answered never, "checking" for good)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(2)\n" + NET)
+    settings = TrainFormSettings(texts={"model": "slow.py:Net", "dataset": "shapes"})
+    app = CnnTuiApp("train", settings, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: bool(model_sizes._CHECKS), what="the check's child")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: isinstance(app.screen, SweepFormScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: "params, all trained" in reason(screen, "model"))
 
 
 @run_async

@@ -254,6 +254,9 @@ def train(
         if processes > 1 or request.nodes.count > 1:
             nodes = request.nodes
             distributed.check_batch(config, processes * nodes.count)
+            from cnn_tui.training.models import own
+
+            own.drop_kept()  # (the ranks build your own class themselves)
             if run_dir is None:
                 run_dir = runs.new_run_dir(request.runs_dir, config)
             child_args = rank_args(config, run_dir)

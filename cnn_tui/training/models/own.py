@@ -17,7 +17,9 @@ What happens to it, in order:
   blank images (eval mode, no_grad, the RNG stream and every module's training flag restored, so
   the trainer's seeded stream and BatchNorm's statistics are as if it never ran) checks that the
   output is (N, K) logits; a class with no trainable parameters is refused, and an output
-  that looks like probabilities is a warning (`warning_of`).
+  that looks like probabilities is a warning (`warning_of`). `train` checks the class so before
+  a run folder is made, built from the run's seed, and the run's own `build` takes that model
+  (`check_before_run`, `_KEPT`): a class that takes a while to build is built once.
 
 Every problem is a `UsageError` in one line that names the file and line (`file.py:12: ...`): a
 syntax error, an exception at import, a missing class (with the classes it does define), a
@@ -543,9 +545,16 @@ def output_warning(out: torch.Tensor, source: Source) -> str | None:
 
 def build(source: Source, sizes: Sizes) -> nn.Module:
     """The user's model for `sizes`, constructed (`constructor_arguments`) and checked by a
-    dry forward (`dry_forward`); the code run is `source`'s."""
+    dry forward (`dry_forward`); the code run is `source`'s. The model the run's check built
+    (`check_before_run` with its seed) is taken instead, when this would build it again."""
+    import torch
     from torch import nn
 
+    kept = _KEPT.pop(_kept_key(source, sizes, torch.random.get_rng_state()), None)
+    if kept is not None:  # (built from the same state: the same weights; the stream goes on)
+        model, after = kept
+        torch.random.set_rng_state(after)
+        return model
     cls = load_class(source)
     arguments = constructor_arguments(cls, source, sizes)
     try:
@@ -571,6 +580,37 @@ def build(source: Source, sizes: Sizes) -> nn.Module:
     setattr(model, SOURCE_ATTRIBUTE, source)
     setattr(model, WARNING_ATTRIBUTE, output_warning(out, source))
     return model
+
+
+# The model the check of a run about to train in this process built, for the run's own `build`:
+# the same code (path, sha256, module) for the same sizes from the same random state (the run's
+# seed, as `setup.prepare` seeds it) builds the same model, so a class that takes a while to
+# build is built once. One at a time, taken once; -> (the model, the random state after it).
+_KEPT: dict[tuple, tuple[nn.Module, torch.Tensor]] = {}
+
+
+def _kept_key(source: Source, sizes: Sizes, state: torch.Tensor) -> tuple:
+    digest = hashlib.sha256(state.numpy().tobytes()).hexdigest()
+    return (source.path, source.sha256, source.module, sizes, digest)
+
+
+def _build_for_run(source: Source, sizes: Sizes, seed: int) -> nn.Module:
+    """`build` from the random state a run of seed `seed` builds its model from, the model kept
+    for that run's own `build` (`_KEPT`); the random stream is left as it was."""
+    import torch
+
+    _KEPT.clear()
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        key = _kept_key(source, sizes, torch.random.get_rng_state())
+        model = build(source, sizes)
+        _KEPT[key] = (model, torch.random.get_rng_state())
+    return model
+
+
+def drop_kept() -> None:
+    """Let go of the model a check kept (the run trains in other processes)."""
+    _KEPT.clear()
 
 
 def warning_of(model: nn.Module) -> str | None:
@@ -724,23 +764,28 @@ def check_resume(run_dir: str | os.PathLike[str], config: TrainConfig, *, truste
     """What `train --resume` checks of a run of the user's class before the run is held or its
     status written: trusted (`run_source`), its copy imports, builds and makes one dry forward
     (a resume that cannot start leaves the run as it was). Nothing for any other model."""
-    import torch
 
     source = run_source(run_dir, config.model, trusted=trusted)
     sizes = sizes_for(config) if source is not None else None
     if source is None or sizes is None:
         return
-    with torch.random.fork_rng(devices=[]):
-        build(source, sizes)
+    _build_for_run(source, sizes, config.seed)  # (the resumed run's build takes it)
 
 
-def check_before_run(model: str, sizes: Sizes, what: str = "--model") -> nn.Module | None:
+def check_before_run(
+    model: str, sizes: Sizes, what: str = "--model", seed: int | None = None
+) -> nn.Module | None:
     """What `train` checks of a user's class before a run folder is made: its file, its class,
     its constructor and one dry forward at `sizes` (a UsageError in one line); the model built.
-    The random stream is left as it was. None for any other model."""
+    The random stream is left as it was. None for any other model. `seed`: the run's, when it
+    trains in this process next: the model is built as the run builds it and kept for it
+    (`build` takes it), so it is not built twice."""
     import torch
 
     if spec_of(model) is None:
         return None
+    source = read_source(model, what)
+    if seed is not None:
+        return _build_for_run(source, sizes, seed)
     with torch.random.fork_rng(devices=[]):
-        return build(read_source(model, what), sizes)
+        return build(source, sizes)

@@ -280,7 +280,8 @@ class OwnSize:
 
 _OWN_MEASURED: dict[tuple, OwnSize] = {}
 CHECK_TIMEOUT_S = 20  # the form's check of the user's class gives up after this long
-_CHECKS: set[subprocess.Popen] = set()  # the checks running now (`abandon_checks`)
+# the checks running now, each with whose it is (`abandon_checks`: a form lets go of its own)
+_CHECKS: dict[subprocess.Popen, object] = {}
 _ABANDONED: set[subprocess.Popen] = set()
 
 
@@ -325,13 +326,13 @@ def measure_own_here(model: str, sizes: own_module.Sizes) -> OwnSize:
     return OwnSize(params, sum(seen), own.warning_of(built) or "")
 
 
-def check_own(config: TrainConfig, timeout: float | None = None) -> OwnSize:
+def check_own(config: TrainConfig, timeout: float | None = None, owner: object = None) -> OwnSize:
     """The user's class of `config` built and measured in a child process
     (`cnn_tui.training.models.own_check`), so a file that loops or sleeps at import never
     holds the app: the child is killed after `timeout` seconds (default `CHECK_TIMEOUT_S`, read
-    at each call), or by `abandon_checks` (a newer
-    check, the app quitting). A problem is a one-line UsageError; the result is kept per
-    `measure_key` (`measure_own` returns it at once)."""
+    at each call), or by `abandon_checks` (a newer check of the same `owner`, the form that
+    asked closing). A problem is a one-line UsageError; the result is kept per `measure_key`
+    (`measure_own` returns it at once)."""
     from cnn_tui.errors import UsageError
 
     timeout = CHECK_TIMEOUT_S if timeout is None else timeout
@@ -353,7 +354,7 @@ def check_own(config: TrainConfig, timeout: float | None = None) -> OwnSize:
         env=env,
         start_new_session=True,
     )
-    _CHECKS.add(child)
+    _CHECKS[child] = owner
     try:
         out, _ = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -365,7 +366,7 @@ def check_own(config: TrainConfig, timeout: float | None = None) -> OwnSize:
             "blank image take longer, or its file loops or waits at import): fix the file"
         ) from None
     finally:
-        _CHECKS.discard(child)
+        _CHECKS.pop(child, None)
     if child in _ABANDONED:
         _ABANDONED.discard(child)
         raise CheckAbandoned
@@ -398,12 +399,22 @@ def _last_json(out: bytes) -> dict | None:
     return None
 
 
-def abandon_checks() -> None:
-    """Kill every running `check_own` child (its waiting thread then returns at once)."""
-    for child in list(_CHECKS):
+def abandon_checks(owner: object = None) -> None:
+    """Kill the running `check_own` children of `owner` (None: every one); each waiting
+    thread then raises `CheckAbandoned` at once."""
+    for child, whose in list(_CHECKS.items()):
+        if owner is not None and whose is not owner:
+            continue
         _ABANDONED.add(child)
         with contextlib.suppress(OSError):
             child.kill()
+
+
+def checked_own(config: TrainConfig) -> OwnSize | None:
+    """What `check_own` found of the user's class of `config` as its file is now (None: not
+    checked yet); nothing runs."""
+    with _MEASURING:
+        return _OWN_MEASURED.get(measure_key(config))
 
 
 def measure_own(config: TrainConfig) -> OwnSize:

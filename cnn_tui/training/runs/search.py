@@ -52,6 +52,7 @@ names the extra to install.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -308,6 +309,19 @@ class SearchPlan:
     warmup_epochs: int = DEFAULT_WARMUP_EPOCHS
     storage: str | None = None  # None: the sweep folder's own study.db
     study: str | None = None  # None: the sweep folder's name
+
+    def own_model_checks(self) -> list[sweeps.OwnModelCheck]:
+        """The user's own classes the trials may build, once per distinct build: every
+        combination of the space's choices (and each end of a range) among the settings a
+        class is built from (`sweeps.OWN_BUILD_SETTINGS`), as `make_search_plan` checks the
+        corners of the space."""
+        ends = [
+            [(name, value) for value in (dimension.choices or (dimension.low, dimension.high))]
+            for name, dimension in self.space.items()
+            if name in sweeps.OWN_BUILD_SETTINGS
+        ]
+        variations = [dict(combination) for combination in itertools.product(*ends)]
+        return sweeps.own_model_checks(self.base, variations, "trials")
 
 
 def make_search_plan(

@@ -259,6 +259,54 @@ class SweepPlan:
     sort: str
     runs: list[dict[str, Any]]  # {"index", "dir", "overrides"}
 
+    def own_model_checks(self) -> list[OwnModelCheck]:
+        """The user's own classes the runs build, once per distinct build."""
+        return own_model_checks(self.base, [entry["overrides"] for entry in self.runs], "runs")
+
+
+# What a user's own class is built from (`models.own.sizes_for`: the data set's channels and
+# classes, the image size, --hidden-units): a sweep checks each class once per combination.
+OWN_BUILD_SETTINGS = ("model", "dataset", "data_dir", "image_size", "hidden_units")
+
+
+@dataclass(frozen=True)
+class OwnModelCheck:
+    """A user's own class that runs of a sweep build: their settings (`config`) and which runs
+    they are, in words (`runs`: "the runs with dataset=cifar10", the build settings the grid
+    varies besides the model; "" when it varies none)."""
+
+    config: TrainConfig
+    runs: str = ""
+
+    def problem(self, text: str) -> str:
+        """The check's one-line problem `text`, saying which runs it stops."""
+        return f"{self.runs}: {text}" if self.runs else text
+
+
+def own_model_checks(
+    base: TrainConfig, variations: Iterable[dict[str, Any]], what: str
+) -> list[OwnModelCheck]:
+    """The user's own classes that `base` changed by each of `variations` builds, once per
+    distinct build (`OWN_BUILD_SETTINGS`), in order; `what` names the variations ("runs",
+    "trials"). A variation the rules between settings refuse is left to the plan's checks."""
+    checks: dict[tuple, OwnModelCheck] = {}
+    for overrides in variations:
+        try:
+            config = TrainConfig.from_mapping(overrides, base=base)
+        except ConfigError:
+            continue
+        key = tuple(getattr(config, name) for name in OWN_BUILD_SETTINGS)
+        if not catalog.is_own(config.model) or key in checks:
+            continue
+        varied = [  # (the model's file and line lead the problem already)
+            f"{name.replace('_', '-')}={format_value(value)}"
+            for name, value in overrides.items()
+            if name in OWN_BUILD_SETTINGS and name != "model"
+        ]
+        runs = f"the {what} with {one_line(' '.join(varied))}" if varied else ""
+        checks[key] = OwnModelCheck(config, runs)
+    return list(checks.values())
+
 
 def make_plan(
     base: TrainConfig,

@@ -37,7 +37,7 @@ from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from cnn_tui import catalog
 from cnn_tui.catalog import is_pretrained
@@ -223,7 +223,7 @@ class TrainFormScreen(Screen):
         # (model, image size) -> why the model does not take that size (found measuring it)
         # (`sizes.measure_key`: for your own class also its file as it is now) -> the problem
         self._model_problems: dict[tuple, str] = {}
-        self._measuring: tuple | None = None  # what `measure_model` measures now
+        self._measuring: set[tuple] = set()  # what `measure_models` measures now
         self._devices: list[tuple[str, str]] = list(DEVICE_CHOICES)
         self._device_notes: dict[str, str] = {}  # device -> what was detected (GPU, free memory)
         self._nodes_by_id: dict[str, Widget] = {}  # `_node`
@@ -459,6 +459,7 @@ class TrainFormScreen(Screen):
             errors["model"], config = problem, None
         self.errors, self.config = errors, config
         self._validated(config)
+        self._start_measuring()
         self._show_reasons(inactive)
         if was_startable != self._startable():
             self.refresh_bindings()  # the footer greys out Start while the form is invalid
@@ -481,6 +482,10 @@ class TrainFormScreen(Screen):
 
     def _startable(self) -> bool:
         return self.config is not None
+
+    def _models_to_measure(self) -> list[TrainConfig]:
+        """The settings whose model is measured (or checked: your own class) before Start."""
+        return [self.config] if self.config is not None else []
 
     def _warnings(self) -> dict[str, str]:
         """The settings' warnings (`TrainConfig.warnings`), and the check's of your own class
@@ -511,7 +516,7 @@ class TrainFormScreen(Screen):
         return True
 
     def on_unmount(self) -> None:
-        model_sizes.abandon_checks()  # a file that loops at import never holds the app
+        model_sizes.abandon_checks(self)  # a file that loops at import never holds the app
 
     def _show_reasons(self, inactive: set[str]) -> None:
         """Each row's marks and reason, the buttons and the summary; only what changed is
@@ -565,16 +570,10 @@ class TrainFormScreen(Screen):
     def _model_note(self) -> str | None:
         """A pretrained model's size and training memory at the chosen settings (torch-free for
         the short names; a torchvision:NAME model is measured once per image size by a thread
-        worker, `measure_model`, and says so meanwhile)."""
+        worker, `measure_models`, and says so meanwhile)."""
         if self.config is None:
             return None
-        if model_sizes.needs_measuring(self.config):
-            key = model_sizes.measure_key(self.config)
-            if key not in self._model_problems and key != self._measuring:
-                if self._measuring is not None and catalog.is_own(self.config.model):
-                    model_sizes.abandon_checks()  # superseded: a file that loops is let go
-                self._measuring = key
-                self.measure_model(self.config)
+        if model_sizes.needs_measuring(self.config):  # (`_start_measuring` started it)
             if catalog.is_own(self.config.model):
                 return f"checking {catalog.model_label(self.config.model)} (its file runs)…"
             return f"measuring {self.config.model}…"
@@ -589,30 +588,50 @@ class TrainFormScreen(Screen):
         the registry), once measuring it found that; None otherwise."""
         return self._model_problems.get(model_sizes.measure_key(config))
 
+    def _start_measuring(self) -> None:
+        """Measure (check) the models of `_models_to_measure` not known yet, in a worker; one
+        that no longer needs what it measures is superseded, its checks let go."""
+        wanted: dict[tuple, TrainConfig] = {}
+        for config in self._models_to_measure():
+            if not model_sizes.needs_measuring(config):
+                continue
+            key = model_sizes.measure_key(config)
+            if key not in self._model_problems:
+                wanted.setdefault(key, config)
+        if wanted and set(wanted) <= self._measuring:
+            return  # (the worker measures them already)
+        if self._measuring:
+            model_sizes.abandon_checks(self)  # superseded: a file that loops is let go
+        self._measuring = set(wanted)
+        if wanted:
+            self.measure_models(list(wanted.items()))
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="measure-model")
-    def measure_model(self, config: TrainConfig) -> None:
-        """Build a torchvision model on the meta device and measure it (imports torchvision);
-        your own class: run its file, build it for the settings and check it with a dry
-        forward (`sizes.measure_own`), so a slow import never freezes the form."""
-        key = model_sizes.measure_key(config)
-        try:
-            if catalog.is_own(config.model):
-                model_sizes.check_own(config)  # (in a child process, killed when superseded)
-            else:
-                model_sizes.measure(config.model, model_sizes.image_size_of(config))
-        except model_sizes.CheckAbandoned:  # superseded, or the form closed
-            return
-        except UsageError as exc:
-            self.post_message(ModelMeasured(key, str(exc)))
-            return
-        self.post_message(ModelMeasured(key, ""))
+    def measure_models(self, models: list[tuple[tuple, TrainConfig]]) -> None:
+        """Measure each (key, settings) in turn: a torchvision model built on the meta device
+        (imports torchvision); your own class run, built for the settings and checked with a dry
+        forward in a child process (`sizes.check_own`), so a slow import never freezes the form."""
+        worker = get_current_worker()
+        for key, config in models:
+            if worker.is_cancelled:
+                return
+            try:
+                if catalog.is_own(config.model):
+                    model_sizes.check_own(config, owner=self)  # (killed when superseded)
+                else:
+                    model_sizes.measure(config.model, model_sizes.image_size_of(config))
+            except model_sizes.CheckAbandoned:  # superseded, or the form closed
+                return
+            except UsageError as exc:
+                self.post_message(ModelMeasured(key, str(exc)))
+                continue
+            self.post_message(ModelMeasured(key, ""))
 
     @on(ModelMeasured)
     def _model_measured(self, message: ModelMeasured) -> None:
         if message.problem:
             self._model_problems[message.key] = message.problem
-        if self._measuring == message.key:
-            self._measuring = None
+        self._measuring.discard(message.key)
         self.validate_form()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="zoo-names")

@@ -34,9 +34,11 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
+from cnn_tui import catalog
 from cnn_tui.errors import UsageError
 from cnn_tui.text import markup, one_line
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
+from cnn_tui.training.models import sizes as model_sizes
 from cnn_tui.training.runs import search, sweeps
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.runs.sweeps import SweepState
@@ -167,6 +169,8 @@ class SweepFormScreen(TrainFormScreen):
         self.plan: sweeps.SweepPlan | search.SearchPlan | None = None
         self.plan_error = ""  # why there is no plan (shown in the summary)
         self.grid_error = ""  # what is wrong in the grid row (shown beside it)
+        self.row_keys: set[str] = set()  # the settings the grid row (space row) lists
+        self.own_checks: list[sweeps.OwnModelCheck] = []  # your own classes the plan builds
 
     @classmethod
     def from_settings(cls, settings: TrainFormSettings | None) -> SweepFormScreen:
@@ -300,6 +304,7 @@ class SweepFormScreen(TrainFormScreen):
             self.grid_error = ""
         except UsageError as exc:
             extra, self.grid_error = {}, str(exc)
+        self.row_keys = set(extra)
         grid = {**self._lists, **extra}
         inactive = {name for name in FIELDS if not self._applies_in_grid(name, values, grid)}
         self.grid = {name: v for name, v in self._lists.items() if name not in inactive}
@@ -317,6 +322,7 @@ class SweepFormScreen(TrainFormScreen):
             self.grid_error = ""
         except UsageError as exc:
             row, self.grid_error = {}, str(exc)
+        self.row_keys = set(row)
         space: dict[str, search.Dimension] = {}
         for name, values_list in self._lists.items():
             try:
@@ -353,8 +359,15 @@ class SweepFormScreen(TrainFormScreen):
 
     def _validated(self, config: TrainConfig | None) -> None:
         self.plan, self.plan_error = None, self.grid_error
+        self.own_checks = []
         if config is None or self.grid_error:
             return
+        self._make_plan(config)
+        if self.plan is not None:
+            self._check_own_models(self.plan)
+
+    def _make_plan(self, config: TrainConfig) -> None:
+        """`self.plan` of the base settings `config`, or `self.plan_error`."""
         if self.mode == "search":
             if not self.space:
                 self.plan_error = (
@@ -386,6 +399,56 @@ class SweepFormScreen(TrainFormScreen):
         except UsageError as exc:
             self.plan_error = str(exc)
 
+    def _check_own_models(self, plan: sweeps.SweepPlan | search.SearchPlan) -> None:
+        """Your own classes the plan builds (`own_model_checks`: each model of the grid, with
+        each data set, image size and hidden units it is built for) are checked as the model
+        field's (`_models_to_measure`); one found wrong unmakes the plan, its line beside the
+        row that lists the models (the grid row, else the model field) and in the summary."""
+        self.own_checks = plan.own_model_checks()
+        for check in self.own_checks:
+            problem = self._model_problem(check.config)
+            if problem is None:
+                continue
+            self.plan, self.plan_error = None, check.problem(problem)
+            if "model" in self.row_keys:
+                self.grid_error = problem
+            else:
+                self.errors["model"] = problem
+            return
+
+    def _models_to_measure(self) -> list[TrainConfig]:
+        return super()._models_to_measure() + [check.config for check in self.own_checks]
+
+    def _own_pending(self) -> list[str]:
+        """Your own classes of the plan whose check has not answered yet (their labels)."""
+        labels: list[str] = []
+        for check in self.own_checks:
+            if self._checking(check.config) and self._model_problem(check.config) is None:
+                label = catalog.model_label(check.config.model)
+                labels += [label] if label not in labels else []
+        return labels
+
+    def _still_checking(self, config: TrainConfig) -> bool:
+        if super()._still_checking(config):
+            return True
+        pending = self._own_pending()
+        if pending:
+            self.notify(
+                f"still checking {', '.join(pending)} (your code runs): Start once checked",
+                severity="warning",
+                markup=False,
+            )
+        return bool(pending)
+
+    def _warnings(self) -> dict[str, str]:
+        """The form's, and the first warning of the plan's own classes (probabilities out)."""
+        warnings = super()._warnings()
+        for check in self.own_checks:
+            found = model_sizes.checked_own(check.config)
+            if found is not None and found.warning and "model" not in warnings:
+                warnings["model"] = found.warning
+        return warnings
+
     def _startable(self) -> bool:
         return self.plan is not None
 
@@ -402,9 +465,10 @@ class SweepFormScreen(TrainFormScreen):
             return self.grid_text
 
     def _reason(self, name: str, warnings: dict[str, str], inactive: set[str]) -> Text:
-        """A field holding a list says what the grid (or the search) tries."""
+        """A field holding a list says what the grid (or the search) tries (unless it is wrong
+        or warned about: a class of the grid that returns probabilities)."""
         values = self.grid.get(name)
-        if values is None or name in self.errors:
+        if values is None or name in self.errors or name in warnings:
             return super()._reason(name, warnings, inactive)
         if name in self.space:
             return Text(f"⊞ search: {self.space[name].text()}")
@@ -457,17 +521,22 @@ class SweepFormScreen(TrainFormScreen):
             f"{markup(self.config.model)} on {markup(self.config.dataset)}, "
             f"device {markup(self.device_spec)}"
         )
+        mark = "[b $text-warning]⚠[/]" if warnings else "✓"
+        pending = self._own_pending()
+        if self._checking(self.config) or pending:
+            what = markup(", ".join(pending)) if pending else "the model"
+            mark = f"[$text-muted]… checking {what},[/]"
         if isinstance(self.plan, search.SearchPlan):
             trials = self._trials()
             names = ", ".join(key.replace("_", " ") for key in self.space)
             pruner = "median pruner" if self.plan.pruner == "median" else "no pruner"
             return (
-                f"✓ search of {trials} trial{'s' * (trials != 1)} over {markup(names)} (TPE, "
-                f"{pruner}); {where}"
+                f"{mark} search of {trials} trial{'s' * (trials != 1)} over {markup(names)} "
+                f"(TPE, {pruner}); {where}"
             )
         count = len(self.plan.runs)
         keys = " × ".join(f"{key.replace('_', ' ')} ({len(v)})" for key, v in self.grid.items())
-        return f"✓ sweep of {count} run{'s' * (count != 1)}: {markup(keys)}; {where}"
+        return f"{mark} sweep of {count} run{'s' * (count != 1)}: {markup(keys)}; {where}"
 
     def _show_mode(self) -> None:
         """The rows and the subtitle of the mode: the grid row, or the space and trials rows."""
