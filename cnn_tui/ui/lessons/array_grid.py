@@ -59,27 +59,22 @@ class RenderedGrid:
     shown_cols: int = 1  # columns of values drawn
 
 
-def visible_start(
-    marks: dict[tuple[int, int], str], axis: int, size: int, shown: int, previous: int
-) -> int:
+def visible_start(marks: dict[tuple[int, int], str], axis: int, size: int, shown: int) -> int:
     """First index to show along `axis` when only `shown` of `size` fit.
 
-    Like an editor's viewport: stay where we were unless the highlighted cells leave the view,
-    then move just enough. The whole window of the step is kept in view when it fits, else the
-    cells read and written. With nothing highlighted (step 0) show the start.
+    A function of the step alone, so a step looks the same however it was reached (keys one
+    at a time, a held key, ←, a go-to): the view a forward walk from the start would have,
+    scrolled just enough to keep the step's window in sight, or the cells read and written
+    when the window does not fit. With nothing highlighted (step 0) show the start.
     """
     if not marks:
         return 0
-    start = min(max(previous, 0), size - shown)
+    start = 0
     focus = [where[axis] for where, role in marks.items() if role in (READ, WRITE)]
     window = [where[axis] for where in marks] or focus
     for cells in (window, focus):
         if cells and max(cells) - min(cells) < shown:
-            low, high = min(cells), max(cells)
-            if low < start:
-                start = low
-            elif high >= start + shown:
-                start = high - shown + 1
+            start = max(cells) - shown + 1
             break
     return min(max(start, 0), size - shown)
 
@@ -122,13 +117,11 @@ def render_grid(
     *,
     max_width: int | None = None,
     max_rows: int | None = None,
-    previous: tuple[int, int] = (0, 0),
 ) -> RenderedGrid:
     """One boxed grid: title, column indices, rows with their index and fixed-width cells.
 
     An array larger than `max_rows` rows or wider than `max_width` columns is cropped to the
-    part around the highlighted cells (starting from `previous`, the last origin shown); the
-    labels keep the array's own indices and the title says which part is shown.
+    part around the highlighted cells (`visible_start`); the labels keep the array's own indices and the title says which part is shown.
     """
     values = np.asarray(spec.values, dtype=np.float64)
     if values.ndim == 1:
@@ -151,8 +144,8 @@ def render_grid(
         rows = min(full_rows, max(max_rows, 1))
     if max_width is not None:
         cols = min(full_cols, max((max_width - 2 - label_w) // cell_w, 3))
-    r0 = visible_start(spec.marks, 0, full_rows, rows, previous[0])
-    c0 = visible_start(spec.marks, 1, full_cols, cols, previous[1])
+    r0 = visible_start(spec.marks, 0, full_rows, rows)
+    c0 = visible_start(spec.marks, 1, full_cols, cols)
     values = values[r0 : r0 + rows, c0 : c0 + cols]
     cells = [[_cell_text(v, number_format) for v in row] for row in values.tolist()]
     pr, pc = spec.pad
@@ -357,7 +350,6 @@ class ArrayBoard(Widget):
         self._blocks: list[RenderedGrid] = []
         self._laid_out_for = -1  # the available width of the current layout
         self._board_size = (0, 0)
-        self._shown_from: dict[str, tuple[int, int]] = {}  # grid name -> first row, column shown
         # the rows the screen can give the board (its container is fitted to the board, so
         # the container's own height would shrink the grids with every redraw); None: unknown
         self.room: int | None = None
@@ -399,8 +391,6 @@ class ArrayBoard(Widget):
             self._grids = list(self._given)
             width = available - bar
             self._arrange_for(width)
-        for spec, block in zip(self._grids, self._blocks, strict=True):
-            self._shown_from[spec.name] = block.origin
         self._place(width)
         self._laid_out_for = available
 
@@ -455,9 +445,7 @@ class ArrayBoard(Widget):
         max_rows = None if self.fit_height else self._max_rows()
 
         def render(index: int, width: int, rows: int | None = max_rows) -> RenderedGrid:
-            spec = self._grids[index]
-            previous = self._shown_from.get(spec.name, (0, 0))
-            return render_grid(spec, styles, max_width=width, max_rows=rows, previous=previous)
+            return render_grid(self._grids[index], styles, max_width=width, max_rows=rows)
 
         caps = []
         for spec in self._grids:
