@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Region
@@ -150,7 +151,7 @@ def render_grid(
     cells = [[_cell_text(v, number_format) for v in row] for row in values.tolist()]
     pr, pc = spec.pad
     title = f" {spec.title} "
-    inner = max(label_w + cols * cell_w, len(title) + 2)
+    inner = max(label_w + cols * cell_w, cell_len(title) + 2)
     if (rows, cols) != (full_rows, full_cols):
         # a cropped grid says which part it shows; its title never widens it (the point of
         # cropping is to fit), so a long one gives up its description, then the part shown,
@@ -176,14 +177,14 @@ def render_grid(
             f" {name}{bracket} ".replace(", ", ","),
             f"{name}{bracket}".replace(", ", ","),  # flush against the border
         )
-        title = next((t for t in candidates if len(t) + 2 <= inner), "")
+        title = next((t for t in candidates if cell_len(t) + 2 <= inner), "")
         if not title:
             # short on room: the name gives way, never the part shown
             compact = bracket.replace(", ", ",")
             room = inner - 2 - len(compact) - 2
-            title = f" {name[: room - 1]}…{compact} " if room >= 2 else f" {compact} "
-            if len(title) + 2 > inner:
-                title = title[: inner - 3] + "… "
+            title = f" {set_cell_size(name, room - 1)}…{compact} " if room >= 2 else f" {compact} "
+            if cell_len(title) + 2 > inner:
+                title = set_cell_size(title, inner - 3) + "… "
     fill = " " * (inner - label_w - cols * cell_w)
     border, plain = styles.border, Style()
     window_styles: dict[int, Style] = {}
@@ -191,7 +192,7 @@ def render_grid(
         [
             Segment("╭─", border),
             Segment(title, styles.title),
-            Segment("─" * (inner - len(title) - 1) + "╮", border),
+            Segment("─" * (inner - cell_len(title) - 1) + "╮", border),
         ]
     ]
     header = "".join(str(c0 + c).center(cell_w) for c in range(cols))
