@@ -12,7 +12,7 @@ not-yet-computed cells are dimmed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -58,6 +58,7 @@ class RenderedGrid:
     cropped: bool = False  # some columns did not fit
     shown_rows: int = 1  # rows of values drawn
     shown_cols: int = 1  # columns of values drawn
+    title_wide: bool = False  # its title, not its values, sets its width
 
 
 def visible_start(marks: dict[tuple[int, int], str], axis: int, size: int, shown: int) -> int:
@@ -118,8 +119,13 @@ def render_grid(
     *,
     max_width: int | None = None,
     max_rows: int | None = None,
+    brief: bool = False,
 ) -> RenderedGrid:
     """One boxed grid: title, column indices, rows with their index and fixed-width cells.
+
+    `brief`: a grid shown whole is titled by its name only (the title's first word: `σ²`,
+    `dx[n=1, c=1]`), so that a long title does not widen it (the board asks when titles alone
+    would cost rows).
 
     An array larger than `max_rows` rows or wider than `max_width` columns is cropped to the
     part around the highlighted cells (`visible_start`); the labels keep the array's own indices and the title says which part is shown.
@@ -150,7 +156,7 @@ def render_grid(
     values = values[r0 : r0 + rows, c0 : c0 + cols]
     cells = [[_cell_text(v, number_format) for v in row] for row in values.tolist()]
     pr, pc = spec.pad
-    title = f" {spec.title} "
+    title = f" {title_head(spec.title)} " if brief else f" {spec.title} "
     inner = max(label_w + cols * cell_w, cell_len(title) + 2)
     if (rows, cols) != (full_rows, full_cols):
         # a cropped grid says which part it shows; its title never widens it (the point of
@@ -239,7 +245,24 @@ def render_grid(
         line.add("│", border)
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
-    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols)
+    title_wide = inner > max(label_w + cols * cell_w, 12)
+    return RenderedGrid(
+        lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols, title_wide
+    )
+
+
+def title_head(title: str) -> str:
+    """A grid title's first word, the array's name with its slice: "σ²" of "σ² variance
+    (biased)", "dx[n=1, c=1]" of "dx[n=1, c=1] ∂L/∂x" (a space inside brackets is the slice's)."""
+    depth = 0
+    for at, char in enumerate(title):
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif char == " " and depth <= 0:
+            return title[:at]
+    return title
 
 
 def _span(start: int, count: int) -> str:
@@ -406,7 +429,10 @@ class ArrayBoard(Widget):
 
     def _height_at(self, available: int) -> int:
         """The board's lines once the rendered grids are laid out in `available` columns."""
-        blocks = self._blocks
+        return self._height_of(self._blocks, available)
+
+    @staticmethod
+    def _height_of(blocks: Sequence[RenderedGrid], available: int) -> int:
         rows = pack_rows([block.width for block in blocks], available)
         return sum(max(len(blocks[i].lines) for i in row) for row in rows)
 
@@ -444,9 +470,13 @@ class ArrayBoard(Widget):
         it, its columns cropped to what they leave."""
         styles = self._styles()
         max_rows = None if self.fit_height else self._max_rows()
+        brief: set[int] = set()  # grids titled by their name only (`_brief_titles`)
 
-        def render(index: int, width: int, rows: int | None = max_rows) -> RenderedGrid:
-            return render_grid(self._grids[index], styles, max_width=width, max_rows=rows)
+        def render(
+            index: int, width: int, rows: int | None = max_rows, short: bool | None = None
+        ) -> RenderedGrid:
+            spec, short = self._grids[index], index in brief if short is None else short
+            return render_grid(spec, styles, max_width=width, max_rows=rows, brief=short)
 
         caps = []
         for spec in self._grids:
@@ -500,8 +530,37 @@ class ArrayBoard(Widget):
                 for i in cropped:
                     self._blocks[i] = render(i, self._blocks[i].width + extra)
         if self.fit_height:
+            brief.update(self._brief_titles(available, render))
             for i, rows in self._rows_that_fit(available).items():
                 self._blocks[i] = render(i, self._blocks[i].width, rows)
+
+    def _brief_titles(self, available: int, render: Callable[..., RenderedGrid]) -> set[int]:
+        """The grids (by index) whose long titles give way to their names, so that the grids
+        wrap into fewer rows: only when the board is taller than its room, the widest titles
+        first, no more than it takes (rows of values cropped for a title's sake left a band
+        under the board: dropout's mask beside dx and dy at 80×24)."""
+        blocks, room = self._blocks, self._room()
+        if self._height_of(blocks, available) <= room:
+            return set()
+        shorter = {}
+        for i, block in enumerate(blocks):
+            if block.title_wide:
+                short = render(i, block.width, short=True)
+                if short.width < block.width:
+                    shorter[i] = short
+        least = self._height_of([shorter.get(i, b) for i, b in enumerate(blocks)], available)
+        if least >= self._height_of(blocks, available):
+            return set()
+        chosen: set[int] = set()
+        for i in sorted(shorter, key=lambda i: blocks[i].width - shorter[i].width, reverse=True):
+            chosen.add(i)
+            trial = [shorter[k] if k in chosen else b for k, b in enumerate(blocks)]
+            height = self._height_of(trial, available)
+            if height <= room or height == least:
+                break
+        for i in chosen:
+            blocks[i] = shorter[i]
+        return chosen
 
     def _place(self, available: int) -> None:
         """Lay the rendered grids out and hand Textual the lines that changed."""
