@@ -338,6 +338,26 @@ async def test_form_from_an_unknown_preset_flag_says_why(tmp_path) -> None:
 
 
 @run_async
+async def test_the_epoch_table_of_a_cpu_run_fits_80_columns(tmp_path) -> None:
+    """A run on the CPU has no GPU memory: its column of dashes was the one cut off at 80x24
+    ("GPU me"); it comes with the first epoch that has a reading."""
+    run = write_run(tmp_path / "run-a", epochs=3)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await show(pilot, DashboardScreen(run))
+        await pilot.press("4")
+        table = screen.query_one("#epoch-table", EpochTable)
+        await wait_until(pilot, lambda: table.row_count == 3)
+        assert table.keys[-1] == "images_per_s"
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        gpu = [dict(e, gpu_mem_mb=512.0 * e["epoch"]) for e in screen.history.epochs]
+        table.set_epochs(gpu)
+        await pilot.pause()
+        assert table.keys[-1] == "gpu_mem_mb"
+        assert str(table.get_cell_at((2, len(table.keys) - 1))) == "1.5 GiB"
+
+
+@run_async
 async def test_dashboard_mid_run_from_files(tmp_path) -> None:
     run = write_run(tmp_path / "run-a", state="running", epochs=4, epochs_done=2)
     app = make_app(tmp_path)
