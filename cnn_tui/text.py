@@ -118,6 +118,11 @@ def timestamp(seconds: Any) -> str:
 _STAMPED = re.compile(r"(?P<date>\d{8})-(?P<time>\d{6})-(?P<rest>.+)")
 
 
+def clip(text: str, width: int) -> str:
+    """`text` in at most `width` characters, its end cut with "…": 'horizontal b…'."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"[: max(width, 0)]
+
+
 def ellipsis_middle(name: str, width: int) -> str:
     """`name` shortened to `width` by cutting its middle: 'sweep-2026…lr-0.01'."""
     if len(name) <= width:

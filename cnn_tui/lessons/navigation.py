@@ -89,6 +89,20 @@ def parse_goto(text: str) -> GotoQuery:
     text = text.strip()
     if not text:
         raise GotoError(f"type {GOTO_SYNTAX}")
+    # the prompt's help names the three forms "step N", "cell i,j", "phase NAME": typed with
+    # their word, they mean the same (no phase of any lesson is called step, cell or phase)
+    word, _, rest = text.partition(" ")
+    rest = rest.strip()
+    if word.lower() == "step" and rest:
+        if not _INTEGER.fullmatch(rest):
+            raise GotoError(f"not a step: {rest!r}; type its number, e.g. step 120")
+        return GotoQuery("step", number=int(rest))
+    if word.lower() == "cell" and rest:
+        if _INTEGER.fullmatch(rest):
+            raise GotoError(f"not a cell: {rest!r}; give its row and column, e.g. cell 2,3")
+        text = rest if _CELL.fullmatch(rest) or "," in rest else f"({rest})"
+    elif word.lower() == "phase" and rest:
+        text = rest
     if _INTEGER.fullmatch(text):
         return GotoQuery("step", number=int(text))
     cell = _CELL.fullmatch(text)

@@ -409,7 +409,8 @@ class Replay:
 
     def highlights(self) -> dict[str, dict[tuple[int, ...], str]]:
         """name -> {index: role}: the current step's written cell ("write"), its operands
-        ("read") and the other cells of its output cell's window ("window")."""
+        ("read") and the other cells of its output cell's window ("window"); a route step (max
+        pooling's backward) has that window in the gradient it writes as well."""
         marks: dict[str, dict[tuple[int, ...], str]] = {}
         k = self.current_index
         if k is None:
@@ -429,6 +430,8 @@ class Replay:
             key = tuple(value for _, value in e.loops)
             for name, index in self.context_windows.get(key, ()):
                 marks.setdefault(name, {})[index] = WINDOW
+                if name == source:  # the same window in the gradient (a cropped dx follows it)
+                    marks.setdefault(e.target, {})[index] = WINDOW
             marks.setdefault(source, {})[e.target_index] = READ
         marks[e.target][e.target_index] = WRITE
         return marks

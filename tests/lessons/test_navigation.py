@@ -59,6 +59,12 @@ def product_is_zero(event) -> bool:
         ("dw", GotoQuery("phase", name="dw")),
         ("dW 12", GotoQuery("phase", number=12, name="dW")),
         ("sgd.w1", GotoQuery("phase", name="sgd.w1")),
+        # with the words the prompt's help writes them with
+        ("step 120", GotoQuery("step", number=120)),
+        ("cell 6,1", GotoQuery("cell", index=(6, 1))),
+        ("Cell out[6,1]", GotoQuery("cell", name="out", index=(6, 1))),
+        ("phase dw", GotoQuery("phase", name="dw")),
+        ("phase dW 12", GotoQuery("phase", number=12, name="dW")),
     ],
 )
 def test_parse_goto_reads_steps_cells_and_phases(text: str, query: GotoQuery) -> None:
@@ -73,6 +79,8 @@ def test_parse_goto_reads_steps_cells_and_phases(text: str, query: GotoQuery) ->
         ("(f=1)", "give its row and column"),
         ("out[6,1", "not a cell: 'out[6,1'"),
         ("dw twelve", "not a step, a cell or a phase"),
+        ("cell 5", "give its row and column, e.g. cell 2,3"),
+        ("step five", "not a step: 'five'"),
     ],
 )
 def test_parse_goto_says_in_one_line_what_is_wrong(text: str, message: str) -> None:

@@ -28,6 +28,7 @@ from cnn_tui.ui.lessons.step_panel import StepPanel
 pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
 SMALL = {"height": 6, "width": 8}
+POOL_8 = {"height": 8, "width": 8}  # cropped at 80x24
 
 
 async def press_in_a_burst(pilot, *keys: str) -> None:
@@ -85,6 +86,11 @@ async def drawn_after(make_screen, size, keys, press) -> tuple[str, tuple, list[
         pytest.param(
             NetworkScreen, [*["right"] * 4, "b", *["right"] * 4], (120, 40), id="net-120x40"
         ),
+        # dx cropped to 3 rows: the view kept from the steps before (rows 3-5) was not the one
+        # reached in a burst (rows 2-4)
+        pytest.param(
+            lambda: LessonScreen("pool", POOL_8), ["b", *["right"] * 11], (80, 24), id="dx"
+        ),
     ],
 )
 @run_async
@@ -109,3 +115,29 @@ async def test_the_step_panel_shows_every_line_of_its_step() -> None:
         lines = panel.content.plain.splitlines()
         assert lines[-1].startswith("dout = ∂L/∂out")
         assert panel.size.height == len(lines)
+
+
+@pytest.mark.parametrize(
+    ("forward_keys", "back_keys"),
+    [
+        pytest.param(["right"] * 34, [*["right"] * 50, *["left"] * 16], id="forward"),
+        pytest.param(["b", *["right"] * 11], ["b", "end", *["left"] * 5], id="dx"),
+    ],
+)
+@run_async
+async def test_a_cropped_grid_shows_a_step_the_same_way_from_either_side(
+    forward_keys, back_keys
+) -> None:
+    """A cropped grid's rows and columns follow the step alone: reached with ← it shows the
+    rows a walk with → shows (it kept the rows of the later steps while they held the window)."""
+    on_screen = []
+    for keys in (forward_keys, back_keys):
+        app = CnnTuiApp()
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = LessonScreen("pool", POOL_8)
+            await app.push_screen(screen)
+            await settle(pilot)
+            await press_quickly(pilot, *keys)
+            on_screen.append(screen.query_one(ArrayBoard).plain_lines())
+    assert "rows" in on_screen[0][0]  # cropped indeed
+    assert on_screen[1] == on_screen[0]

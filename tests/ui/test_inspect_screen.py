@@ -7,17 +7,40 @@ import numpy as np
 import pytest
 from conftest import wait_until
 from inspect_fixtures import silence_conv, write_model_run
+from rich.console import Console
 from train_ui_fixtures import run_async, write_run
 
 from cnn_tui.training.tools.inspect import InspectRequest
 from cnn_tui.ui.app import CnnTuiApp
-from cnn_tui.ui.training.inside import FilterCellDialog, InsideView, RealFilterLesson
+from cnn_tui.ui.training.inside import (
+    FilterCellDialog,
+    InsideView,
+    RealFilterLesson,
+    probability_bars,
+    tile,
+)
 from cnn_tui.ui.training.results import ResultsScreen
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     return write_model_run(tmp_path_factory.mktemp("inside-ui") / "run")
+
+
+def drawn(renderable, width: int = 80) -> list[str]:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text().splitlines()
+
+
+def test_long_class_names_are_cut_with_an_ellipsis_not_mid_word() -> None:
+    """The class bars and the Grad-CAM captions cut a long class name with "…" (they showed
+    'horizonta' and 'CAM true triangl', a word that looks whole but is not)."""
+    classes = ["horizontal bar", "triangle"]
+    bars = drawn(probability_bars(np.array([0.6, 0.4]), classes, {}, width=6))
+    assert bars[0].startswith("horizont… ")
+    caption = drawn(tile(np.zeros((4, 4, 3), np.uint8), 16, "CAM true triangle", False))[-1]
+    assert caption.strip() == "CAM true triang…"
 
 
 def app_for(run_dir, **settings) -> CnnTuiApp:

@@ -194,6 +194,22 @@ async def test_80x24_keeps_the_rule_the_step_and_every_key_on_screen() -> None:
 
 
 @run_async
+async def test_a_long_title_gives_way_before_rows_are_cropped_at_80x24() -> None:
+    """dropout's dx stage: dx, dy and the mask fit one row of 78 columns, but the mask's title
+    ("mask 1 kept, 0 dropped") made it too wide for it; the rows of all three were cropped
+    to 3 of 4 (the mask titled by its cropped part alone) and 5 rows stayed blank."""
+    app = CnnTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_layer(pilot, "dropout")
+        await press_quickly(pilot, "b", "right")
+        lines = screen.query_one("#layer-board", ArrayBoard).plain_lines()
+        assert len(lines) == 7 and "rows" not in lines[0]  # one row of grids, every row shown
+        assert "╭─ mask ─" in lines[0]
+        await press_quickly(pilot, "b")  # forward: room for the whole title
+        assert "mask 1 kept, 0 dropped" in board(screen)
+
+
+@run_async
 async def test_the_edit_form_changes_the_settings_and_explains_bad_values() -> None:
     app = CnnTuiApp()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 from conftest import press_quickly, settle, text_of
+from rich.cells import cell_len
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from train_ui_fixtures import run_async
@@ -265,6 +266,18 @@ def test_a_cropped_grid_says_so_in_its_title_whatever_its_room(width) -> None:
     shown = (grid.origin[0], grid.origin[0] + grid.shown_rows - 1)
     if "[" in title:
         assert f"[{shown[0]}–{shown[1]}," in title, title
+
+
+@pytest.mark.parametrize(("width", "rows"), [(None, None), (16, 2), (12, 2)])
+def test_a_title_with_a_combining_accent_keeps_the_box_square(width, rows) -> None:
+    """x̂ is two characters in one terminal cell: the title row of dx̂ ∂L/∂x̂ was measured in
+    characters, so its corner came two cells left of the grid's right border (and the next
+    grid's title row as much to the left; the batch-norm lesson's dx stage at 120x40)."""
+    values = np.arange(9, dtype=float).reshape(3, 3)
+    spec = GridSpec("dx̂", "dx̂[n=1, c=1] ∂L/∂x̂", values, marks={(1, 1): WRITE})
+    grid = render_grid(spec, GridStyles(), max_width=width, max_rows=rows)
+    lengths = {cell_len("".join(segment.text for segment in line)) for line in grid.lines}
+    assert lengths == {grid.width}
 
 
 @run_async

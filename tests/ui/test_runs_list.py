@@ -76,6 +76,34 @@ async def test_two_runs_started_minutes_apart_look_different(tmp_path, size) -> 
             assert re.search(r"started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", detail), detail
 
 
+@run_async
+async def test_the_detail_line_says_finished_once_and_a_stop_s_reason(tmp_path) -> None:
+    """The trainer writes "finished" as a finished run's message: the detail said it on a
+    line of its own under "finished · started …"; a stopped run's reason is still shown."""
+    runs_dir = tmp_path / "runs"
+    finished = write_run(runs_dir / "a-finished", message="finished")
+    write_run(runs_dir / "b-stopped", state="stopped", message="stopped by the user")
+    status = json.loads((finished / "status.json").read_text())
+    assert status["message"] == "finished"
+    app = CnnTuiApp(runs_dir=str(runs_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = RunsScreen(runs_dir)
+        await app.push_screen(screen)
+        await wait_until(pilot, lambda: len(screen.runs) == 2)
+        details = {}
+        for _ in range(2):
+            run = screen.current_run()
+            await wait_until(
+                pilot,
+                lambda run=run: str(run.path) in str(screen.query_one("#runs-detail").render()),
+            )
+            details[run.path.name] = str(screen.query_one("#runs-detail").render()).splitlines()
+            await pilot.press("down")
+        assert len(details["a-finished"]) == 1, details
+        assert details["a-finished"][0].startswith("finished · started")
+        assert details["b-stopped"][1:] == ["stopped by the user"]
+
+
 def on_fashion_mnist(run: Path) -> Path:
     """The run written by `write_run` (shapes) made a run on fashion-mnist."""
     config = run / "config.toml"

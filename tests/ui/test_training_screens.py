@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import wait_until
+from rich.text import Text
 from textual.widgets import Button, Checkbox, Input, RichLog, Select, Static, TabbedContent
 from train_ui_fixtures import CLASSES, run_async, write_run
 
@@ -26,7 +27,7 @@ from cnn_tui.ui.training.dashboard import DashboardScreen
 from cnn_tui.ui.training.dialogs import ChoiceModal, PresetNameModal
 from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.form import TrainFormScreen
-from cnn_tui.ui.training.result_views import ConfusionTable, PerClassTable
+from cnn_tui.ui.training.result_views import ConfusionTable, PerClassTable, confusion_caption
 from cnn_tui.ui.training.results import ResultsScreen
 from cnn_tui.ui.training.runs import CompareScreen, RunsScreen
 from cnn_tui.ui.training.samples import SampleCard
@@ -335,6 +336,34 @@ async def test_form_from_an_unknown_preset_flag_says_why(tmp_path) -> None:
 
 
 # --- the dashboard and results from fixture run dirs --------------------------------------------
+
+
+def test_the_confusion_caption_keeps_its_marks_on_a_line_of_their_own() -> None:
+    """Wrapped as one line at 80 columns, the caption split its key hint ("n:" / "counts/%")."""
+    caption = confusion_caption("columns: predicted class number, as numbered in the rows", False)
+    lines = Text.from_markup(caption).plain.splitlines()
+    assert lines[-1] == "bold: correct · !n: worst confusions · n: counts/%"
+    assert len(lines[-1]) <= 78 and lines[0].startswith("Confusion matrix (counts) rows:")
+
+
+@run_async
+async def test_the_epoch_table_of_a_cpu_run_fits_80_columns(tmp_path) -> None:
+    """A run on the CPU has no GPU memory: its column of dashes was the one cut off at 80x24
+    ("GPU me"); it comes with the first epoch that has a reading."""
+    run = write_run(tmp_path / "run-a", epochs=3)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await show(pilot, DashboardScreen(run))
+        await pilot.press("4")
+        table = screen.query_one("#epoch-table", EpochTable)
+        await wait_until(pilot, lambda: table.row_count == 3)
+        assert table.keys[-1] == "images_per_s"
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        gpu = [dict(e, gpu_mem_mb=512.0 * e["epoch"]) for e in screen.history.epochs]
+        table.set_epochs(gpu)
+        await pilot.pause()
+        assert table.keys[-1] == "gpu_mem_mb"
+        assert str(table.get_cell_at((2, len(table.keys) - 1))) == "1.5 GiB"
 
 
 @run_async

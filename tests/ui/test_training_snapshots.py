@@ -25,6 +25,7 @@ from cnn_tui.training.system import devices, gpu_stats
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.training.charts import MetricChart
 from cnn_tui.ui.training.dashboard import DashboardScreen
+from cnn_tui.ui.training.epochs import EpochTable
 from cnn_tui.ui.training.form import TrainFormScreen
 from cnn_tui.ui.training.gpu_panel import GpuPanel
 from cnn_tui.ui.training.results import ResultsScreen
@@ -52,10 +53,24 @@ def make_app(tmp_path) -> CnnTuiApp:
 
 
 async def settle(pilot, condition=lambda: True, timeout: float = 30.0) -> None:
-    """Wait for the workers and for `condition()`, then for the charts' throttled redraw."""
+    """Wait for the workers and for `condition()`, then for the charts' throttled redraw and
+    epoch tables' column widths (a DataTable measures new cells when idle: before, its rows
+    are drawn as wide as the column titles)."""
     await pilot.pause()
     charts_drawn = lambda: not any(chart._dirty for chart in pilot.app.screen.query(MetricChart))  # noqa: E731
-    await wait_until(pilot, lambda: condition() and charts_drawn(), timeout, "the screen to settle")
+
+    def tables_measured() -> bool:
+        return not any(
+            table._updated_cells or table._require_update_dimensions
+            for table in pilot.app.screen.query(EpochTable)
+        )
+
+    await wait_until(
+        pilot,
+        lambda: condition() and charts_drawn() and tables_measured(),
+        timeout,
+        "the screen to settle",
+    )
 
 
 def open_screen(screen_factory, condition=None):

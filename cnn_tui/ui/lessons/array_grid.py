@@ -12,11 +12,12 @@ not-yet-computed cells are dimmed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Region
@@ -57,29 +58,25 @@ class RenderedGrid:
     cropped: bool = False  # some columns did not fit
     shown_rows: int = 1  # rows of values drawn
     shown_cols: int = 1  # columns of values drawn
+    title_wide: bool = False  # its title, not its values, sets its width
 
 
-def visible_start(
-    marks: dict[tuple[int, int], str], axis: int, size: int, shown: int, previous: int
-) -> int:
+def visible_start(marks: dict[tuple[int, int], str], axis: int, size: int, shown: int) -> int:
     """First index to show along `axis` when only `shown` of `size` fit.
 
-    Like an editor's viewport: stay where we were unless the highlighted cells leave the view,
-    then move just enough. The whole window of the step is kept in view when it fits, else the
-    cells read and written. With nothing highlighted (step 0) show the start.
+    A function of the step alone, so a step looks the same however it was reached (keys one
+    at a time, a held key, ←, a go-to): the view a forward walk from the start would have,
+    scrolled just enough to keep the step's window in sight, or the cells read and written
+    when the window does not fit. With nothing highlighted (step 0) show the start.
     """
     if not marks:
         return 0
-    start = min(max(previous, 0), size - shown)
+    start = 0
     focus = [where[axis] for where, role in marks.items() if role in (READ, WRITE)]
     window = [where[axis] for where in marks] or focus
     for cells in (window, focus):
         if cells and max(cells) - min(cells) < shown:
-            low, high = min(cells), max(cells)
-            if low < start:
-                start = low
-            elif high >= start + shown:
-                start = high - shown + 1
+            start = max(cells) - shown + 1
             break
     return min(max(start, 0), size - shown)
 
@@ -122,13 +119,16 @@ def render_grid(
     *,
     max_width: int | None = None,
     max_rows: int | None = None,
-    previous: tuple[int, int] = (0, 0),
+    brief: bool = False,
 ) -> RenderedGrid:
     """One boxed grid: title, column indices, rows with their index and fixed-width cells.
 
+    `brief`: a grid shown whole is titled by its name only (the title's first word: `σ²`,
+    `dx[n=1, c=1]`), so that a long title does not widen it (the board asks when titles alone
+    would cost rows).
+
     An array larger than `max_rows` rows or wider than `max_width` columns is cropped to the
-    part around the highlighted cells (starting from `previous`, the last origin shown); the
-    labels keep the array's own indices and the title says which part is shown.
+    part around the highlighted cells (`visible_start`); the labels keep the array's own indices and the title says which part is shown.
     """
     values = np.asarray(spec.values, dtype=np.float64)
     if values.ndim == 1:
@@ -151,13 +151,13 @@ def render_grid(
         rows = min(full_rows, max(max_rows, 1))
     if max_width is not None:
         cols = min(full_cols, max((max_width - 2 - label_w) // cell_w, 3))
-    r0 = visible_start(spec.marks, 0, full_rows, rows, previous[0])
-    c0 = visible_start(spec.marks, 1, full_cols, cols, previous[1])
+    r0 = visible_start(spec.marks, 0, full_rows, rows)
+    c0 = visible_start(spec.marks, 1, full_cols, cols)
     values = values[r0 : r0 + rows, c0 : c0 + cols]
     cells = [[_cell_text(v, number_format) for v in row] for row in values.tolist()]
     pr, pc = spec.pad
-    title = f" {spec.title} "
-    inner = max(label_w + cols * cell_w, len(title) + 2)
+    title = f" {title_head(spec.title)} " if brief else f" {spec.title} "
+    inner = max(label_w + cols * cell_w, cell_len(title) + 2)
     if (rows, cols) != (full_rows, full_cols):
         # a cropped grid says which part it shows; its title never widens it (the point of
         # cropping is to fit), so a long one gives up its description, then the part shown,
@@ -183,14 +183,14 @@ def render_grid(
             f" {name}{bracket} ".replace(", ", ","),
             f"{name}{bracket}".replace(", ", ","),  # flush against the border
         )
-        title = next((t for t in candidates if len(t) + 2 <= inner), "")
+        title = next((t for t in candidates if cell_len(t) + 2 <= inner), "")
         if not title:
             # short on room: the name gives way, never the part shown
             compact = bracket.replace(", ", ",")
             room = inner - 2 - len(compact) - 2
-            title = f" {name[: room - 1]}…{compact} " if room >= 2 else f" {compact} "
-            if len(title) + 2 > inner:
-                title = title[: inner - 3] + "… "
+            title = f" {set_cell_size(name, room - 1)}…{compact} " if room >= 2 else f" {compact} "
+            if cell_len(title) + 2 > inner:
+                title = set_cell_size(title, inner - 3) + "… "
     fill = " " * (inner - label_w - cols * cell_w)
     border, plain = styles.border, Style()
     window_styles: dict[int, Style] = {}
@@ -198,7 +198,7 @@ def render_grid(
         [
             Segment("╭─", border),
             Segment(title, styles.title),
-            Segment("─" * (inner - len(title) - 1) + "╮", border),
+            Segment("─" * (inner - cell_len(title) - 1) + "╮", border),
         ]
     ]
     header = "".join(str(c0 + c).center(cell_w) for c in range(cols))
@@ -245,7 +245,24 @@ def render_grid(
         line.add("│", border)
         lines.append(line.done())
     lines.append([Segment("╰" + "─" * inner + "╯", border)])
-    return RenderedGrid(lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols)
+    title_wide = inner > max(label_w + cols * cell_w, 12)
+    return RenderedGrid(
+        lines, inner + 2, label_w, cell_w, (r0, c0), cols < full_cols, rows, cols, title_wide
+    )
+
+
+def title_head(title: str) -> str:
+    """A grid title's first word, the array's name with its slice: "σ²" of "σ² variance
+    (biased)", "dx[n=1, c=1]" of "dx[n=1, c=1] ∂L/∂x" (a space inside brackets is the slice's)."""
+    depth = 0
+    for at, char in enumerate(title):
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif char == " " and depth <= 0:
+            return title[:at]
+    return title
 
 
 def _span(start: int, count: int) -> str:
@@ -357,7 +374,6 @@ class ArrayBoard(Widget):
         self._blocks: list[RenderedGrid] = []
         self._laid_out_for = -1  # the available width of the current layout
         self._board_size = (0, 0)
-        self._shown_from: dict[str, tuple[int, int]] = {}  # grid name -> first row, column shown
         # the rows the screen can give the board (its container is fitted to the board, so
         # the container's own height would shrink the grids with every redraw); None: unknown
         self.room: int | None = None
@@ -399,8 +415,6 @@ class ArrayBoard(Widget):
             self._grids = list(self._given)
             width = available - bar
             self._arrange_for(width)
-        for spec, block in zip(self._grids, self._blocks, strict=True):
-            self._shown_from[spec.name] = block.origin
         self._place(width)
         self._laid_out_for = available
 
@@ -415,7 +429,10 @@ class ArrayBoard(Widget):
 
     def _height_at(self, available: int) -> int:
         """The board's lines once the rendered grids are laid out in `available` columns."""
-        blocks = self._blocks
+        return self._height_of(self._blocks, available)
+
+    @staticmethod
+    def _height_of(blocks: Sequence[RenderedGrid], available: int) -> int:
         rows = pack_rows([block.width for block in blocks], available)
         return sum(max(len(blocks[i].lines) for i in row) for row in rows)
 
@@ -453,11 +470,13 @@ class ArrayBoard(Widget):
         it, its columns cropped to what they leave."""
         styles = self._styles()
         max_rows = None if self.fit_height else self._max_rows()
+        brief: set[int] = set()  # grids titled by their name only (`_brief_titles`)
 
-        def render(index: int, width: int, rows: int | None = max_rows) -> RenderedGrid:
-            spec = self._grids[index]
-            previous = self._shown_from.get(spec.name, (0, 0))
-            return render_grid(spec, styles, max_width=width, max_rows=rows, previous=previous)
+        def render(
+            index: int, width: int, rows: int | None = max_rows, short: bool | None = None
+        ) -> RenderedGrid:
+            spec, short = self._grids[index], index in brief if short is None else short
+            return render_grid(spec, styles, max_width=width, max_rows=rows, brief=short)
 
         caps = []
         for spec in self._grids:
@@ -511,8 +530,37 @@ class ArrayBoard(Widget):
                 for i in cropped:
                     self._blocks[i] = render(i, self._blocks[i].width + extra)
         if self.fit_height:
+            brief.update(self._brief_titles(available, render))
             for i, rows in self._rows_that_fit(available).items():
                 self._blocks[i] = render(i, self._blocks[i].width, rows)
+
+    def _brief_titles(self, available: int, render: Callable[..., RenderedGrid]) -> set[int]:
+        """The grids (by index) whose long titles give way to their names, so that the grids
+        wrap into fewer rows: only when the board is taller than its room, the widest titles
+        first, no more than it takes (rows of values cropped for a title's sake left a band
+        under the board: dropout's mask beside dx and dy at 80×24)."""
+        blocks, room = self._blocks, self._room()
+        if self._height_of(blocks, available) <= room:
+            return set()
+        shorter = {}
+        for i, block in enumerate(blocks):
+            if block.title_wide:
+                short = render(i, block.width, short=True)
+                if short.width < block.width:
+                    shorter[i] = short
+        least = self._height_of([shorter.get(i, b) for i, b in enumerate(blocks)], available)
+        if least >= self._height_of(blocks, available):
+            return set()
+        chosen: set[int] = set()
+        for i in sorted(shorter, key=lambda i: blocks[i].width - shorter[i].width, reverse=True):
+            chosen.add(i)
+            trial = [shorter[k] if k in chosen else b for k, b in enumerate(blocks)]
+            height = self._height_of(trial, available)
+            if height <= room or height == least:
+                break
+        for i in chosen:
+            blocks[i] = shorter[i]
+        return chosen
 
     def _place(self, available: int) -> None:
         """Lay the rendered grids out and hand Textual the lines that changed."""

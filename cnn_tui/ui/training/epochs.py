@@ -21,6 +21,7 @@ COLUMNS = (
     ("images_per_s", "img/s"),
     ("gpu_mem_mb", "GPU mem"),
 )
+GPU_COLUMN = "gpu_mem_mb"
 
 
 def _cell(key: str, event: dict[str, Any]) -> str:
@@ -49,14 +50,26 @@ class EpochTable(DataTable):
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
-            self.add_column(Text(label, justify="right"), key=key)
+            if key != GPU_COLUMN:  # added with the first epoch that has a GPU reading
+                self.add_column(Text(label, justify="right"), key=key)
+
+    @property
+    def keys(self) -> list[str]:
+        """The columns shown, in order (GPU mem only for a run on a GPU)."""
+        return [str(key.value) for key in self.columns]
 
     def set_epochs(self, epochs: list[dict[str, Any]], kept: int | None = None) -> None:
         """Show these epochs; rebuilt only when a row changed (once per epoch: a few rows).
 
         `kept` is the epoch whose weights early stopping keeps (best.pt): its number is marked ◆.
+        A run on the CPU has no GPU mem column (a column of dashes that, at 80 columns, was
+        the one cut off at the edge).
         """
-        rows = [tuple(_cell(key, e) for key, _ in COLUMNS) for e in epochs]
+        if GPU_COLUMN not in self.keys and any(text.finite(e.get(GPU_COLUMN)) for e in epochs):
+            self.add_column(Text(dict(COLUMNS)[GPU_COLUMN], justify="right"), key=GPU_COLUMN)
+            self._shown = []
+        keys = self.keys
+        rows = [tuple(_cell(key, e) for key in keys) for e in epochs]
         if kept is not None:
             rows = [
                 (f"◆ {row[0]}", *row[1:]) if e.get("epoch") == kept else row
@@ -75,7 +88,7 @@ class EpochTable(DataTable):
     def _styled(row: tuple[str, ...], best: bool) -> list[Text]:
         cells = [Text(value, justify="right") for value in row]
         if best:
-            val_acc = [key for key, _ in COLUMNS].index("val_acc")
+            val_acc = [key for key, _ in COLUMNS].index("val_acc")  # (before GPU mem)
             cells[val_acc] = Text(f"★ {row[val_acc]}", style="bold", justify="right")
         return cells
 

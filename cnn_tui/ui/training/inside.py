@@ -38,7 +38,7 @@ from textual.worker import Worker, WorkerState
 
 from cnn_tui.errors import UsageError
 from cnn_tui.lessons.replay import make_example
-from cnn_tui.text import confidence, markup, one_line, percent
+from cnn_tui.text import clip, confidence, markup, one_line, percent
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.ui.key_footer import WrappingFooter
 from cnn_tui.ui.lessons.screen import LessonScreen
@@ -128,7 +128,7 @@ def probability_bars(
         name = one_line(classes[i]) if i < len(classes) else str(i)
         style = "bold" if i == order[0] else ""
         table.add_row(
-            Text(name[: 14 if width > 6 else 9], style=style), Text(bar.ljust(width), style="cyan"),
+            Text(clip(name, 14 if width > 6 else 9), style=style), Text(bar.ljust(width), style="cyan"),
             confidence(p, 1).rjust(6),
             Text(marks.get(int(i), ""), style="bold"),
         )  # fmt: skip
@@ -142,7 +142,7 @@ def tile_height(height: int, width: int, cells: int) -> int:
 
 
 def tile(rgb: np.ndarray, width: int, caption: str, selected: bool) -> Group:
-    label = Text(caption.center(width)[:width], style="reverse bold" if selected else "dim")
+    label = Text(clip(caption, width).center(width), style="reverse bold" if selected else "dim")
     return Group(pixels(rgb, width), label)
 
 

@@ -269,9 +269,11 @@ class MetricsView(Vertical):
 
 
 def confusion_caption(columns: str, normalised: bool) -> str:
-    """The caption over the confusion matrix: how to read it (the columns, the marks, the mode)."""
+    """The caption over the confusion matrix: how to read it (the columns, the mode), then its
+    marks and key on a line of their own (wrapped with the rest at 80 columns, "n:" and
+    "counts/%" came on two lines)."""
     mode = "row %" if normalised else "counts"
     return (
-        f"[b]Confusion matrix[/b] [dim]({mode}) rows: true class · {columns} · [b]bold[/b]: "
+        f"[b]Confusion matrix[/b] [dim]({mode}) rows: true class · {columns}\n[b]bold[/b]: "
         "correct · [reverse]!n[/reverse]: worst confusions · n: counts/%[/dim]"
     )

@@ -346,8 +346,9 @@ class RunsScreen(Screen):
             more += f" · {text.one_line(run.dataset)}"
         # (the path last: where the line wraps, it is the path that does)
         lines = [f"{text.one_line(run.status_label)}{started}{more} · {text.one_line(run.path)}"]
-        if run.message:
-            lines.append(text.lines(run.message)[0])
+        message = text.lines(run.message)[0] if run.message else ""
+        if message and message.strip().lower() not in (run.status, run.status_label.lower()):
+            lines.append(message)  # (a finished run's "finished" is said once)
         lines += map(text.one_line, run.problems)  # damaged files: the rest is shown
         detail.update(Text("\n".join(lines)))
 

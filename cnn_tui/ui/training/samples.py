@@ -60,17 +60,13 @@ class SampleCard(Static):
         wrong = self.true != self.pred
         colour = self.app.theme_variables["error" if wrong else "success"]
         percent = f" {text.confidence(self.confidence, digits=0)}"  # (whole: a card is narrow)
-        true_line = Text(_fit(f"true {self.true}", self._width), style="" if wrong else "dim")
+        true_line = Text(text.clip(f"true {self.true}", self._width), style="" if wrong else "dim")
         pred_line = Text.assemble(
             ("✗ " if wrong else "✓ ", f"bold {colour}"),
-            (_fit(self.pred, self._width - 2 - len(percent)), "bold" if wrong else ""),
+            (text.clip(self.pred, self._width - 2 - len(percent)), "bold" if wrong else ""),
             (percent, "dim"),
         )
         return Group(self._pixels, true_line, pred_line)
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 class SampleGrid(Vertical):
