@@ -198,6 +198,13 @@ def one_line(message: object) -> str:
     return "".join(c if c.isprintable() else _escaped(c) for c in str(message))
 
 
+def some(names: list[str], shown: int = 10) -> str:
+    """Names from outside, comma-separated, each through `one_line`: at most `shown` of them,
+    then how many more (`a, b, c and 297 more`), so a folder of thousands stays one line."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(one_line(name) for name in names[:shown]) + more
+
+
 def lines(message: object) -> list[str]:
     """Text from outside that may hold several lines (an error with its details, a log line),
     as safe lines: split at its line breaks, each line through `one_line`."""

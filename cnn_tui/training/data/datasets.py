@@ -42,6 +42,7 @@ from cnn_tui.catalog import (
 )
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import check_input_file, is_regular_file
+from cnn_tui.text import some
 from cnn_tui.training.config import AUGMENTS
 from cnn_tui.training.data import shapes as shapes_dataset
 from cnn_tui.training.system import background_import
@@ -673,7 +674,7 @@ def _load_image_folder(
     empty = [classes[i] for i in np.flatnonzero(counts == 0)]
     if empty:
         raise UsageError(
-            f"image folder {root}: no readable images in {', '.join(empty)}"
+            f"image folder {root}: no readable images in {some(empty)}"
             + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else "")
             + ": add images (PNG, JPEG, ...) to each class folder or remove the empty ones"
         )

@@ -270,7 +270,18 @@ def resume_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] | No
 
 
 def load_model_state(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> None:
-    """Load a checkpoint's weights into `model`; UsageError naming the file when they do not fit."""
+    """Load a checkpoint's weights into `model`; UsageError naming the file when they do not fit
+    (a shape, a missing or unexpected key, or a tensor that is no float weights,
+    `models.tensor_misfit`)."""
+    own = model.state_dict()
+    for name, saved in checkpoint["model"].items():
+        misfit = models.tensor_misfit(saved, own[name]) if name in own else None
+        if misfit is not None:
+            raise UsageError(
+                f"{path} does not fit the model of {runs.CONFIG_FILE} ({name} is {misfit} in "
+                f"the checkpoint but {str(own[name].dtype).removeprefix('torch.')} in the "
+                "model): the file is damaged or not a cnn-tui checkpoint; start a new run"
+            )
     try:
         model.load_state_dict(checkpoint["model"])
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:

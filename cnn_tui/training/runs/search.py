@@ -52,7 +52,6 @@ names the extra to install.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
@@ -64,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import atomic_write_text, json_text
+from cnn_tui.fileio import atomic_write_text, json_text, json_value
 from cnn_tui.text import one_line, percent
 from cnn_tui.training import loggers
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, coerce_field, parse_field
@@ -613,7 +612,7 @@ def read_study_report(sweep_dir: str | os.PathLike[str]) -> dict[str, Any] | Non
     if not is_regular_file(path):
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json_value(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):

@@ -38,7 +38,6 @@ written by another process only needs the functions here.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -61,6 +60,7 @@ from cnn_tui.fileio import (
     atomic_write_text,
     is_regular_file,
     json_text,
+    json_value,
     open_own_file,
     temp_files,
 )
@@ -301,7 +301,7 @@ def _read_json(path: Path) -> Any:
     if not is_regular_file(path):  # missing, or a FIFO that would wait for ever
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json_value(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -652,7 +652,7 @@ def _parse_events(data: bytes) -> tuple[list[dict], int]:
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
+            event = json_value(line)
         except ValueError:
             event = None
         if isinstance(event, dict):

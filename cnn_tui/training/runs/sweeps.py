@@ -33,7 +33,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import itertools
-import json
 import math
 import os
 import re
@@ -48,7 +47,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cnn_tui import catalog
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write_text, check_input_file, confined, json_text, open_own_file
+from cnn_tui.fileio import (
+    atomic_write_text,
+    check_input_file,
+    confined,
+    json_text,
+    json_value,
+    open_own_file,
+)
 from cnn_tui.text import duration, number, one_line, percent
 from cnn_tui.training import loggers
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
@@ -334,7 +340,7 @@ def read_manifest(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{path} is not a sweep folder (it has no {SWEEP_FILE})")
     try:
         manifest = check_input_file(path / SWEEP_FILE, "the sweep manifest")
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = json_value(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         if isinstance(exc, UsageError):
             raise
