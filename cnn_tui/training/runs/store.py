@@ -840,7 +840,9 @@ def number_or_none(value: Any) -> float | None:
     return value if finite(value) else None
 
 
-def _count(value: Any) -> int:
+def count_or_zero(value: Any) -> int:
+    """`value` as a count (a finite number, whole, at least 0), else 0: damaged files hold
+    anything."""
     number = number_or_none(value)
     return max(0, int(number)) if number is not None else 0
 
@@ -849,7 +851,9 @@ def _best_val_from_events(run_dir: Path) -> tuple[float | None, int]:
     events, _ = read_events(run_dir)
     epochs = [e for e in events if e.get("event") == "epoch"]
     accs = [acc for e in epochs if (acc := number_or_none(e.get("val_acc"))) is not None]
-    return (max(accs) if accs else None), max((_count(e.get("epoch")) for e in epochs), default=0)
+    return (max(accs) if accs else None), max(
+        (count_or_zero(e.get("epoch")) for e in epochs), default=0
+    )
 
 
 def _problems(path: Path, status: Any, summary: Any, config: Any) -> tuple[str, ...]:
@@ -873,7 +877,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     problems = _problems(path, status, summary, config)
     config, status, summary = config or {}, status or {}, summary or {}
     best = number_or_none(summary.get("best_val_acc", status.get("best_val_acc")))
-    done = _count(summary.get("epochs_done", status.get("epoch", 0)))
+    done = count_or_zero(summary.get("epochs_done", status.get("epoch", 0)))
     if best is None and not status:
         best, done = _best_val_from_events(path)
     started = number_or_none(status.get("started"))
@@ -889,7 +893,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         model=str(config.get("model", "?")),
         dataset=str(config.get("dataset", "?")),
         epochs_done=done,
-        epochs=_count(status.get("epochs")) or _count(config.get("epochs")),
+        epochs=count_or_zero(status.get("epochs")) or count_or_zero(config.get("epochs")),
         best_val_acc=best,
         test_acc=number_or_none(summary.get("test_accuracy", status.get("test_accuracy"))),
         started=started,
@@ -904,7 +908,7 @@ def _early_stop_epoch(summary: dict[str, Any]) -> int | None:
     """The epoch after which early stopping ended a finished run (summary.json), else None."""
     if summary.get("early_stopped") is not True:
         return None
-    epoch = _count(summary.get("stopped_epoch"))
+    epoch = count_or_zero(summary.get("stopped_epoch"))
     return epoch or None
 
 
