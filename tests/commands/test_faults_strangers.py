@@ -340,3 +340,69 @@ def test_toml_files_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_bytes(b"\xef\xbb\xbfepochs = 3\n")
     assert read_toml(config) == {"epochs": 3}
+
+
+# --- outputs never replace the files a run keeps -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["eval", "RUN", "--json-file", "RUN/checkpoint.pt"], "checkpoint.pt"),
+        (["predict", "RUN", "IMAGE", "--json-file", "RUN/summary.json"], "summary.json"),
+        (["inspect", "RUN", "--json", "RUN/metrics.jsonl"], "metrics.jsonl"),
+        (["export", "RUN", "--format", "torchscript", "-o", "RUN/config.toml", "--force"],
+         "config.toml"),
+        (["export", "RUN", "--format", "onnx", "-o", "RUN/./status.json", "--force"],
+         "status.json"),
+        (["runs", "--metrics", "RUN", "--csv", "RUN/metrics.jsonl"], "metrics.jsonl"),
+        (["runs", "--json-file", "RUN/output.log"], "output.log"),
+        (["lr-find", "-o", "RUN/samples.npz"], "samples.npz"),
+    ],
+    ids=lambda value: value[0] if isinstance(value, list) else value,
+)  # fmt: skip
+def test_an_output_never_replaces_a_file_the_run_keeps(capsys, tmp_path, argv, name) -> None:
+    run = write_run(tmp_path / "runs" / "done")
+    for kept in ("checkpoint.pt", "samples.npz", "output.log"):
+        if not (run / kept).exists():
+            (run / kept).write_bytes(b"the run's own " + kept.encode())
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    argv = [arg.replace("RUN", str(run)).replace("IMAGE", str(image)) for arg in argv]
+    code, _, err = cli(capsys, tmp_path, *argv, "--no-ui")
+    assert code == 2
+    assert_one_line(err, f"{run}/{name} is a file the run in {run} keeps")
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_a_new_run_or_sweep_never_gets_its_json_over_its_own_files(capsys, tmp_path) -> None:
+    for command, name in (("train", "metrics.jsonl"), ("sweep", "sweep.json")):
+        folder = tmp_path / command
+        folder.mkdir()  # (an empty folder: a new run or sweep may take it)
+        grid = ["--grid", "lr=0.1"] if command == "sweep" else []
+        code, _, err = cli(
+            capsys, tmp_path, command, "--no-ui", *QUICK, *grid, "--run-dir", str(folder),
+            "--json-file", str(folder / name),
+        )  # fmt: skip
+        assert code == 2
+        assert_one_line(err, f"{folder / name} is a file the run or sweep in {folder} will keep")
+        assert list(folder.iterdir()) == []
+
+
+def test_a_sweep_manifest_is_never_replaced_by_an_output(capsys, tmp_path) -> None:
+    sweep_dir = _sweep(tmp_path)
+    before = (sweep_dir / runs.SWEEP_FILE).read_bytes()
+    manifest = str(sweep_dir / runs.SWEEP_FILE)
+    code, _, err = cli(capsys, tmp_path, "sweep", "--no-ui", "--show", str(sweep_dir),
+                       "--json-file", manifest)  # fmt: skip
+    assert code == 2
+    assert_one_line(err, f"{manifest} is a file the sweep in {sweep_dir} keeps")
+    assert (sweep_dir / runs.SWEEP_FILE).read_bytes() == before
+
+
+def test_outputs_next_to_a_runs_files_are_still_written(capsys, tmp_path) -> None:
+    run = write_run(tmp_path / "runs" / "done")
+    code, _, err = cli(capsys, tmp_path, "runs", "--no-ui", "--json-file", str(run / "list.json"))
+    assert code == 0, err
+    assert json.loads((run / "list.json").read_text())[0]["name"] == "done"

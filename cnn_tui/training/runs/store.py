@@ -58,6 +58,7 @@ from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import (
     atomic_write,
     atomic_write_text,
+    check_output_path,
     is_regular_file,
     json_text,
     json_value,
@@ -90,6 +91,12 @@ SWEEP_FILE = "sweep.json"  # a sweep folder's manifest (training/sweeps.py); its
 PREPARED_FILE = ".prepared"  # prepare_run_dir: a folder made ready for a new run's trainer
 # what a folder made ready for a new run holds: the marker, the launcher's and its trainer's files
 PREPARED_FILES = (PREPARED_FILE, CONFIG_FILE, OUTPUT_LOG, LOCK_FILE)
+
+# the files a run or a sweep keeps, which no output (--json-file, -o, --csv) ever replaces
+KEPT_FILES = (
+    CONFIG_FILE, EVENTS_FILE, STATUS_FILE, SUMMARY_FILE, CHECKPOINT_FILE, BEST_FILE, SAMPLES_FILE,
+    OUTPUT_LOG, MODEL_SOURCE_FILE, MODEL_SOURCE_RECORD, LOCK_FILE, SWEEP_FILE,
+)  # fmt: skip
 
 # the events that end a session of a run (the test set's "evaluated" comes after the training)
 END_EVENTS = ("evaluated", "finished", "failed", "stopped")
@@ -165,6 +172,30 @@ def looks_like_run(run_dir: str | os.PathLike[str]) -> bool:
     return (path / CONFIG_FILE).is_file() and (
         (path / STATUS_FILE).is_file() or (path / EVENTS_FILE).is_file()
     )
+
+
+def check_output_file(
+    path: str | os.PathLike[str], flag: str, run_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """`fileio.check_output_path` (a regular file or a new path, in a folder that exists), and
+    never a file a run or a sweep keeps (`KEPT_FILES`: `eval RUN --json-file RUN/checkpoint.pt`,
+    `export -o RUN/config.toml --force`): a slip of the tab key must not destroy a run.
+    `run_dir`: the folder of the run the command trains, whose files do not exist yet."""
+    target = check_output_path(path, flag)
+    folder = target.parent
+    keeper = "run" if looks_like_run(folder) else "sweep" if (folder / SWEEP_FILE).is_file() else ""
+    ours = run_dir is not None and os.path.realpath(folder) == os.path.realpath(run_dir)
+    if ours and target.name in KEPT_FILES:
+        raise UsageError(
+            f"{flag} {one_line(target)} is a file the run or sweep in {one_line(folder)} will "
+            "keep: give another file name"
+        )
+    if keeper and target.name in KEPT_FILES and target.is_file():
+        raise UsageError(
+            f"{flag} {one_line(target)} is a file the {keeper} in {one_line(folder)} keeps: an "
+            "output never replaces it; give another file name"
+        )
+    return target
 
 
 @contextmanager
