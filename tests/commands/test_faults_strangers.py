@@ -406,3 +406,55 @@ def test_outputs_next_to_a_runs_files_are_still_written(capsys, tmp_path) -> Non
     code, _, err = cli(capsys, tmp_path, "runs", "--no-ui", "--json-file", str(run / "list.json"))
     assert code == 0, err
     assert json.loads((run / "list.json").read_text())[0]["name"] == "done"
+
+
+# --- samples.npz: a zip bomb, arrays the Samples tab cannot draw --------------------------------
+
+
+def _samples(n: int = 4, **change) -> dict[str, np.ndarray]:
+    arrays = {
+        "images": np.zeros((n, 3, 8, 8), np.uint8),
+        "true": np.arange(n),
+        "pred": np.arange(n),
+        "confidence": np.full(n, 0.5, np.float32),
+        "classes": np.array(["a", "b", "c", "d"]),
+    }
+    return {**arrays, **change}
+
+
+def test_a_samples_zip_bomb_is_never_inflated(tmp_path: Path, monkeypatch) -> None:
+    run = write_run(tmp_path / "run")
+    monkeypatch.setattr(runs, "MAX_SAMPLES_BYTES", 1 << 20)
+    images = np.zeros((40, 3, 128, 128), np.uint8)  # 2 MiB of zeros, a few KiB deflated
+    np.savez_compressed(run / runs.SAMPLES_FILE, **_samples(40, images=images))
+    assert (run / runs.SAMPLES_FILE).stat().st_size < 100_000
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("inflated"))
+    assert runs.read_samples(run) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"images": np.zeros((4, 8, 8), np.uint8)},  # no channel axis
+        {"images": np.zeros((4, 2, 8, 8), np.uint8)},
+        {"images": np.zeros((4, 3, 8, 8), np.float64)},
+        {"images": np.zeros((4, 3, 1, 5000), np.uint8)},
+        {"true": np.arange(3)},  # fewer labels than images
+        {"pred": np.array(["x"] * 4)},
+        {"confidence": np.zeros((4, 2))},
+        {"classes": np.arange(4)},
+    ],
+    ids=["3-d", "2-channels", "float", "5000-wide", "short", "text-pred", "2-d", "int-classes"],
+)
+def test_samples_the_tab_cannot_draw_read_as_none(tmp_path: Path, change) -> None:
+    run = write_run(tmp_path / "run")
+    np.savez(run / runs.SAMPLES_FILE, **_samples(**change))
+    assert runs.read_samples(run) is None
+
+
+def test_sound_samples_still_read(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run")
+    np.savez(run / runs.SAMPLES_FILE, **_samples())
+    assert runs.read_samples(run)["images"].shape == (4, 3, 8, 8)
+    np.savez(run / runs.SAMPLES_FILE, **_samples(images=np.zeros((4, 1, 28, 28), np.uint8)))
+    assert runs.read_samples(run)["images"].shape == (4, 1, 28, 28)  # (Fashion-MNIST's)

@@ -104,6 +104,7 @@ BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per 
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
 SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
+MAX_SAMPLES_BYTES = 64 * 1024 * 1024  # samples.npz, inflated: 32 images of 3x512x512 are 24 MiB
 
 
 EXIT_RUN_FOLDER_GONE = 3  # the exit code of a trainer whose run folder was deleted under it
@@ -766,10 +767,36 @@ def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | Non
     if not is_regular_file(path):
         return None
     try:
+        with zipfile.ZipFile(path) as archive:  # (np.load's npz is a zip of .npy members)
+            inflated = sum(info.file_size for info in archive.infolist())
+        if inflated > MAX_SAMPLES_BYTES:  # a zip bomb: a few MiB that inflate to gigabytes
+            return None
         with np.load(path, allow_pickle=False) as data:
-            return {key: np.asarray(data[key]) for key in data.files}
+            samples = {key: np.asarray(data[key]) for key in data.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
+    return samples if _samples_fit(samples) else None
+
+
+def _samples_fit(samples: dict[str, np.ndarray]) -> bool:
+    """Whether arrays read from a samples.npz are what `write_samples` writes: uint8 images
+    (n, 1 or 3, H, W) with n labels, predictions and confidences (and class names as text), so
+    the Samples tab can draw them whatever file it was given."""
+    import numpy as np
+
+    images = samples.get("images")
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+        return False
+    n, channels, height, width = images.shape
+    if channels not in (1, 3) or not (1 <= height <= 1024 and 1 <= width <= 1024):
+        return False
+    kinds = {"true": "iu", "pred": "iu", "confidence": "fiu"}
+    for key, kind in kinds.items():
+        value = samples.get(key)
+        if value is not None and (value.shape != (n,) or value.dtype.kind not in kind):
+            return False
+    classes = samples.get("classes")
+    return classes is None or (classes.ndim == 1 and classes.dtype.kind == "U")
 
 
 # --- listing runs -------------------------------------------------------------------------------
