@@ -458,3 +458,16 @@ def test_sound_samples_still_read(tmp_path: Path) -> None:
     assert runs.read_samples(run)["images"].shape == (4, 3, 8, 8)
     np.savez(run / runs.SAMPLES_FILE, **_samples(images=np.zeros((4, 1, 28, 28), np.uint8)))
     assert runs.read_samples(run)["images"].shape == (4, 1, 28, 28)  # (Fashion-MNIST's)
+
+
+def test_a_status_or_summary_too_large_reads_as_damaged(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runs, "MAX_JSON_BYTES", 4096)
+    run = write_run(tmp_path / "runs" / "big")
+    status = json.loads((run / runs.STATUS_FILE).read_text())
+    (run / runs.STATUS_FILE).write_text(json.dumps({**status, "junk": "x" * 5000}))
+    assert runs.read_status(run) is None
+    code, out, err = cli(capsys, tmp_path, "runs", "--no-ui")
+    assert code == 0 and err == ""
+    assert "big: status.json could not be read (damaged or cut short)" in out
+    (run / runs.STATUS_FILE).write_text(json.dumps(status))
+    assert runs.read_status(run) == status  # (the limit is on size alone)

@@ -104,6 +104,8 @@ BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per 
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
 SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
+# status.json, summary.json, ...: a summary's confusion matrix of 1,000 classes takes ~8 MiB
+MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_SAMPLES_BYTES = 64 * 1024 * 1024  # samples.npz, inflated: 32 images of 3x512x512 are 24 MiB
 
 
@@ -333,8 +335,12 @@ def _read_json(path: Path) -> Any:
     if not is_regular_file(path):  # missing, or a FIFO that would wait for ever
         return None
     try:
-        return json_value(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with path.open("rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:  # (read again at every listing: never a gigabyte)
+            return None
+        return json_value(data.decode("utf-8"))
+    except (OSError, ValueError):  # (UnicodeDecodeError is a ValueError)
         return None
 
 
