@@ -471,3 +471,14 @@ def test_a_status_or_summary_too_large_reads_as_damaged(capsys, tmp_path, monkey
     assert "big: status.json could not be read (damaged or cut short)" in out
     (run / runs.STATUS_FILE).write_text(json.dumps(status))
     assert runs.read_status(run) == status  # (the limit is on size alone)
+
+
+def test_a_run_config_too_large_is_listed_unread(capsys, tmp_path, monkeypatch) -> None:
+    run = write_run(tmp_path / "runs" / "big")
+    config = (run / runs.CONFIG_FILE).read_text()
+    monkeypatch.setattr(runs, "MAX_TOML_BYTES", len(config) + 10)
+    (run / runs.CONFIG_FILE).write_text(config + "# " + "x" * 100 + "\n")
+    assert runs.read_config_values(run) == {}
+    code, out, err = cli(capsys, tmp_path, "runs", "--no-ui")
+    assert code == 0 and err == ""
+    assert "big: config.toml could not be read (damaged or cut short)" in out

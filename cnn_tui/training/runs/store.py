@@ -66,7 +66,7 @@ from cnn_tui.fileio import (
     temp_files,
 )
 from cnn_tui.text import finite, one_line
-from cnn_tui.training.config import TrainConfig, load_config_file
+from cnn_tui.training.config import MAX_TOML_BYTES, TrainConfig, load_config_file
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.system import processes
@@ -423,7 +423,10 @@ def _read_toml(path: Path) -> dict[str, Any] | None:
         return None
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(MAX_TOML_BYTES + 1)
+        if len(data) > MAX_TOML_BYTES:  # the wrong file, or a stranger's: not read whole
+            return None
+        return tomllib.loads(data.decode("utf-8"))
     except (OSError, ValueError, RecursionError):  # TOMLDecodeError and UnicodeDecodeError too
         return None
 
