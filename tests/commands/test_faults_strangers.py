@@ -482,3 +482,27 @@ def test_a_run_config_too_large_is_listed_unread(capsys, tmp_path, monkeypatch) 
     code, out, err = cli(capsys, tmp_path, "runs", "--no-ui")
     assert code == 0 and err == ""
     assert "big: config.toml could not be read (damaged or cut short)" in out
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64])
+def test_an_optimizer_state_that_is_no_float_is_refused_not_cast(dtype) -> None:
+    from types import SimpleNamespace
+
+    def setup() -> SimpleNamespace:
+        model = _Tiny()
+        optimizer = torch.optim.Adam(model.parameters())
+        config = SimpleNamespace(optimizer="adam")
+        return SimpleNamespace(model=model, optimizer=optimizer, scaler=None, config=config)
+
+    saved = setup()
+    saved.model.conv(torch.ones(1, 1, 3, 3)).sum().backward()
+    saved.optimizer.step()
+    checkpoint = {"model": saved.model.state_dict(), "optimizer": saved.optimizer.state_dict()}
+    checkpoints.load_training_state(setup(), checkpoint, Path("c.pt"))  # (sound: it loads)
+    first = next(iter(checkpoint["optimizer"]["state"].values()))
+    first["exp_avg"] = first["exp_avg"].to(dtype)
+    with _no_warnings(), pytest.raises(UsageError) as caught:
+        checkpoints.load_training_state(setup(), checkpoint, Path("c.pt"))
+    assert f"its exp_avg is {str(dtype).removeprefix('torch.')}, not float values" in str(
+        caught.value
+    )

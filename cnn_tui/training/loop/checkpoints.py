@@ -295,6 +295,7 @@ def load_training_state(s: Setup, checkpoint: dict[str, Any], path: Path) -> Non
     """Load the weights, the optimizer state and the AMP scaler of a checkpoint to continue it."""
     load_model_state(s.model, checkpoint, path)
     try:
+        _check_optimizer_tensors(checkpoint["optimizer"])
         s.optimizer.load_state_dict(checkpoint["optimizer"])
         # load_state_dict keeps tensors of any shape; the first step would fail on them
         for group in s.optimizer.param_groups:
@@ -313,6 +314,20 @@ def load_training_state(s: Setup, checkpoint: dict[str, Any], path: Path) -> Non
             f"{path}: its optimizer state does not fit --optimizer {s.config.optimizer} over this "
             f"model ({_first_reason(exc)}); start a new run"
         ) from None
+
+
+def _check_optimizer_tensors(state: Any) -> None:
+    """ValueError for a saved optimizer state (a momentum, Adam's running means) that is no
+    dense float tensor: `load_state_dict` would cast it to the parameter's dtype (complex ones
+    with a warning), as it would weights (`models.tensor_misfit`)."""
+    per_param = state.get("state") if isinstance(state, dict) else None
+    values = per_param.values() if isinstance(per_param, dict) else ()
+    for entry in values:
+        for name, value in entry.items() if isinstance(entry, dict) else ():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                misfit = models.tensor_misfit(value, torch.empty(0))
+                if misfit is not None:
+                    raise ValueError(f"its {name} is {misfit}, not float values")
 
 
 _SIZE_MISMATCH = re.compile(
