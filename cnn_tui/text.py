@@ -22,8 +22,14 @@ GIB = 1024**3
 
 
 def finite(value: Any) -> bool:
-    """A real number that is neither NaN nor infinite (bools are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A real number that is neither NaN nor infinite (bools are not numbers here), and that a
+    float holds: a whole number of 400 digits in a damaged JSON file is not one."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def percent(fraction: Any, digits: int = 2) -> str:

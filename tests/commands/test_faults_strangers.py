@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -506,3 +507,43 @@ def test_an_optimizer_state_that_is_no_float_is_refused_not_cast(dtype) -> None:
     assert f"its exp_avg is {str(dtype).removeprefix('torch.')}, not float values" in str(
         caught.value
     )
+
+
+# --- whole numbers too large for a float ------------------------------------------------------
+
+HUGE = "1" + "0" * 400  # valid JSON; float() of it overflows
+
+
+def test_finite_is_false_for_an_int_no_float_holds() -> None:
+    assert text.finite(10**300) and not text.finite(10**400) and not text.finite(-(10**400))
+
+
+def test_run_files_with_400_digit_numbers_are_listed(capsys, tmp_path: Path) -> None:
+    done = write_run(tmp_path / "runs" / "done")
+    summary = (done / runs.SUMMARY_FILE).read_text()
+    (done / runs.SUMMARY_FILE).write_text(
+        re.sub(r'"test_accuracy": [^,}]+', f'"test_accuracy": {HUGE}', summary)
+    )
+    live = write_run(tmp_path / "runs" / "live", "running")  # (its pid: this process)
+    status = json.loads((live / runs.STATUS_FILE).read_text())
+    text_status = json.dumps({**status, "pid_started": 0}).replace(
+        '"pid_started": 0', f'"pid_started": {HUGE}'
+    )
+    (live / runs.STATUS_FILE).write_text(text_status)
+    code, out, err = cli(capsys, tmp_path, "runs", "--no-ui")
+    assert code == 0 and err == "", err
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
+    assert rows["done"][5] == "-"  # the test accuracy: unknown
+    # the start time counts as absent: an old status, whose pid (pytest) is no cnn-tui process
+    assert rows["live"][-1] == "interrupted"
+
+
+def test_a_study_report_with_a_400_digit_importance_is_shown(capsys, tmp_path: Path) -> None:
+    sweep_dir = _sweep(tmp_path)
+    _rewrite(sweep_dir, lambda m: m.update(grid={}, search={"trials": 2, "space": {}}))
+    (sweep_dir / "search.json").write_text(
+        f'{{"importances": {{"lr": {HUGE}, "epochs": 0.5}}, "trials": {{"complete": 1}}}}'
+    )
+    code, out, err = cli(capsys, tmp_path, "sweep", "--no-ui", "--show", str(sweep_dir))
+    assert code == 0 and "Traceback" not in err, err
+    assert "epochs 0.50" in out and "lr" not in out.split("importance")[-1]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import atomic_write, check_input_file
+from cnn_tui.text import finite
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.loop import early_stop
 from cnn_tui.training.loop.setup import Setup
@@ -409,7 +409,7 @@ def saved_normalization(
     if not all(
         isinstance(values, (list, tuple))
         and len(values) == channels
-        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        and all(finite(v) for v in values)
         for values in (mean, std)
     ) or not all(v > 0 for v in std):
         raise UsageError(
