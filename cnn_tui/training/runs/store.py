@@ -408,9 +408,57 @@ def write_eval(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> None:
 
 
 def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """summary.json as a dict, or None when the run has not finished (or the file is unreadable)."""
+    """summary.json as a dict, or None when the run has not finished (or the file is unreadable).
+    Its tables (classes, confusion_matrix, per_class, most_confused, history) are left out when
+    they are not of the types the trainer writes (`_typed_tables`): a file is untrusted."""
     data = _read_json(Path(run_dir) / SUMMARY_FILE)
-    return data if isinstance(data, dict) else None
+    return _typed_tables(data) if isinstance(data, dict) else None
+
+
+def _typed_tables(summary: dict[str, Any]) -> dict[str, Any]:
+    """`summary` without the tables whose types are not what `write_summary` writes; every
+    reader treats a missing table as a run that has none (an older or unfinished one)."""
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def rows(value: Any, fields: dict[str, Callable[[Any], bool]]) -> bool:
+        return isinstance(value, list) and all(
+            isinstance(row, dict) and all(ok(row.get(key)) for key, ok in fields.items())
+            for row in value
+        )
+
+    def score(value: Any) -> bool:
+        return value is None or finite(value)
+
+    def text_field(value: Any) -> bool:
+        return isinstance(value, str)
+
+    names = summary.get("classes")
+    matrix = summary.get("confusion_matrix")
+    checks = {
+        "classes": isinstance(names, list) and all(isinstance(n, str) for n in names),
+        "confusion_matrix": isinstance(matrix, list)
+        and all(isinstance(r, list) and len(r) == len(matrix) for r in matrix)
+        and all(count(v) for r in matrix for v in r)
+        and (not isinstance(names, list) or len(names) == len(matrix)),
+        "per_class": rows(
+            summary.get("per_class"),
+            {
+                "class": text_field,
+                "precision": score,
+                "recall": score,
+                "f1": score,
+                "support": count,
+            },
+        ),
+        "most_confused": rows(
+            summary.get("most_confused"),
+            {"true": text_field, "predicted": text_field, "count": count},
+        ),
+        "history": rows(summary.get("history"), {}),
+    }
+    return {key: value for key, value in summary.items() if checks.get(key, True)}
 
 
 def read_config_values(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
