@@ -152,6 +152,15 @@ def json_text(data: Any, *, indent: int | None = None) -> str:
     return json.dumps(finite_json(data), indent=indent, allow_nan=False)
 
 
+def json_value(text: str | bytes) -> Any:
+    """The JSON value of `text` from a file from anyone; ValueError for anything that is not
+    JSON, arrays nested too deep for the parser (a RecursionError) included."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -232,7 +241,8 @@ def read_toml_file(
             + (f" {hint}" if hint else "")
         )
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        # (utf-8-sig: a byte-order mark, as older Windows editors write, is no reason to refuse)
+        return tomllib.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8"

@@ -22,8 +22,14 @@ GIB = 1024**3
 
 
 def finite(value: Any) -> bool:
-    """A real number that is neither NaN nor infinite (bools are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A real number that is neither NaN nor infinite (bools are not numbers here), and that a
+    float holds: a whole number of 400 digits in a damaged JSON file is not one."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def percent(fraction: Any, digits: int = 2) -> str:
@@ -201,6 +207,13 @@ def one_line(message: object) -> str:
     name that is not UTF-8, `\\udcff`). Printable text, accents and other scripts included, is
     kept as it is."""
     return "".join(c if c.isprintable() else _escaped(c) for c in str(message))
+
+
+def some(names: list[str], shown: int = 10) -> str:
+    """Names from outside, comma-separated, each through `one_line`: at most `shown` of them,
+    then how many more (`a, b, c and 297 more`), so a folder of thousands stays one line."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(one_line(name) for name in names[:shown]) + more
 
 
 def lines(message: object) -> list[str]:

@@ -53,11 +53,10 @@ def check_trusted(run_dir: Path, trusted: bool) -> None:
 
 def run_headless(args: argparse.Namespace, run_dir: Path, device: str) -> int:
     """`cnn-tui eval RUN --no-ui`: the report printed (and written to --json-file)."""
-    from cnn_tui.fileio import check_output_path
     from cnn_tui.training.loop.trainer import evaluate_saved
 
     if args.json_file:
-        check_output_path(args.json_file, "--json-file")
+        output.check_output(args.json_file, "--json-file")
     with output.user_prints_to_stderr(args):  # (your own model's code may print)
         report = evaluate_saved(run_dir, device, trust_model_code=args.trust_model_code)
     if args.json_file:

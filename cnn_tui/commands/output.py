@@ -9,8 +9,9 @@ The `--json` convention, the same in every command:
   `--json FILE` for it (`-` is stdout).
 All JSON goes through `cnn_tui.fileio.json_text`: a number that is not finite (NaN, ±inf) is
 written as `null`, never as the bare `NaN` that strict JSON readers refuse.
-Every FILE is checked before the work (`fileio.check_output_path`): a regular file or a new path,
-never a device, FIFO, socket or symbolic link; `-` is stdout and `/dev/null` discards the JSON.
+Every FILE is checked before the work (`check_output`): a regular file or a new path, never a
+device, FIFO, socket or symbolic link, never a file a run or a sweep keeps (its checkpoint, its
+config.toml, ...); `-` is stdout and `/dev/null` discards the JSON.
 Text from files and folders goes through `cnn_tui.text.one_line` before it is printed (`table`
 does it for every cell); a flag or argument naming a file or folder is read by `path_argument`,
 which refuses control characters.
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnn_tui.commands import streams
-from cnn_tui.fileio import atomic_write_text, check_output_path, json_text
+from cnn_tui.fileio import atomic_write_text, json_text
 from cnn_tui.text import control_character, one_line
 
 STDOUT = "-"
@@ -107,8 +108,17 @@ def json_target(args: argparse.Namespace) -> str | None:
         return target
     typed = getattr(args, "json_flag", None) or "--json"  # (lr-find: -o)
     flag = "--json-file" if getattr(args, "json_file", None) else typed
-    check_output_path(target, flag)
+    check_output(target, flag)
     return str(target)
+
+
+def check_output(path: str, flag: str, run_dir: str | None = None) -> None:
+    """Check the FILE of an output flag before the command's work (`store.check_output_file`:
+    a regular file or a new path, never a file a run or a sweep keeps, nor one the run in
+    `run_dir` that the command trains will keep)."""
+    from cnn_tui.training.runs.store import check_output_file
+
+    check_output_file(path, flag, run_dir)
 
 
 def json_on_stdout(args: argparse.Namespace) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from cnn_tui.commands import output
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write_text, check_output_path, json_text
+from cnn_tui.fileio import atomic_write_text, json_text
 
 HEADER = ("metric", "line", "field", "points", "last", "min", "max")
 CSV_HEADER = ("metric", "line", "kind", "field", "epoch", "value")
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f"--metrics {one_line(run_dir)}: not a run directory (cnn-tui runs lists the runs)"
         )
     if args.csv:
-        check_output_path(args.csv, "--csv")
+        output.check_output(args.csv, "--csv")
     events, _ = store.read_all_events(run_dir)
     history = MetricHistory(max_points=sys.maxsize) if args.csv else MetricHistory()
     history.add(events)

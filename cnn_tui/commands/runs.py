@@ -46,12 +46,11 @@ def run_headless(args: argparse.Namespace) -> int:
     Several run folders (`args.run_folders`): a "folder" column names each run's (its short
     label), newest first across them; a "host" column names the other machine a run was
     trained on. What was named but gave nothing goes to stderr, so stdout stays the list."""
-    from cnn_tui.fileio import check_output_path
     from cnn_tui.text import one_line
     from cnn_tui.training.runs import store as runs
 
     if args.json_file:
-        check_output_path(args.json_file, "--json-file")
+        output.check_output(args.json_file, "--json-file")
     folders = args.run_folders
     listing = runs.list_runs_in(folders.paths)
     for warning in folders.warnings:

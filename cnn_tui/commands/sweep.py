@@ -436,11 +436,10 @@ def stop(sweep_dir: str) -> int:
 def run_headless(args: argparse.Namespace) -> int:
     """`cnn-tui sweep --no-ui`: 0 every run finished, 1 some failed, 130 stopped."""
     from cnn_tui.commands import sweep_report
-    from cnn_tui.fileio import check_output_path
     from cnn_tui.training.loop.trainer import stop_on_signals
 
     if args.json_file:
-        check_output_path(args.json_file, "--json-file")
+        output.check_output(args.json_file, "--json-file", args.resume or args.run_dir)
     if args.show:
         return show(args)
     if args.stop:

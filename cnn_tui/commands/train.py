@@ -144,12 +144,12 @@ def run_headless(args: argparse.Namespace) -> int:
 
     from cnn_tui.commands import output as output_module
     from cnn_tui.commands import train_report
-    from cnn_tui.fileio import check_output_path
     from cnn_tui.training.loop import trainer
     from cnn_tui.training.runs.output_log import teeing
 
     if args.json_file:
-        check_output_path(args.json_file, "--json-file")
+        run_dir = args.resume or args.run_dir
+        output_module.check_output(args.json_file, "--json-file", run_dir)
     with output_module.user_prints_to_stderr(args):  # (--model's file runs: `check_own_model`)
         request = request_from_args(args)
     output = (["--json"] if args.json else []) + (

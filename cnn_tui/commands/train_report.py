@@ -80,10 +80,9 @@ def started_lines(event: dict[str, Any]) -> list[str]:
         if event.get("start_batch"):
             where += f", batch {event['start_batch'] + 1}"
         lines.append(f"resuming at {where}")
-    skipped = [text.one_line(name) for name in event.get("skipped") or []]
+    skipped = event.get("skipped") or []
     if skipped:
-        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        lines.append(f"skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:10])}{more}")
+        lines.append(f"skipped {len(skipped)} unreadable file(s): {text.some(skipped)}")
     return lines
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from cnn_tui.assets import assets_dir
 from cnn_tui.errors import UsageError
 from cnn_tui.fileio import atomic_write_text, is_regular_file, read_toml_file, toml_text
+from cnn_tui.lessons.notation import LESSONS
 from cnn_tui.text import control_character, lines, one_line
 
 __all__ = [
@@ -230,6 +231,10 @@ def read_lesson(
     if found != op:
         if not isinstance(found, str) or not found:
             raise UsageError(f'{where} has no op = "{op}" line: the key op names its lesson')
+        if found not in LESSONS:  # (never advise a command that does not exist)
+            raise UsageError(
+                f"{where}: op must be one of {', '.join(LESSONS)}, got '{one_line(found)}'"
+            )
         raise UsageError(
             f"{where} is a {one_line(found)} example; open it with cnn-tui {one_line(found)}"
         )

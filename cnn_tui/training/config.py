@@ -567,7 +567,7 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
             "lines of settings (is it the right file?)"
         )
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8-sig"))  # (a byte-order mark is no reason to refuse)
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"config file {path} is not UTF-8 text ({exc.reason} at byte "

@@ -18,12 +18,12 @@ Data sets:
 from __future__ import annotations
 
 import contextlib
-import gzip
 import math
 import os
 import pickle
 import socket
 import struct
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +42,7 @@ from cnn_tui.catalog import (
 )
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import check_input_file, is_regular_file
+from cnn_tui.text import some
 from cnn_tui.training.config import AUGMENTS
 from cnn_tui.training.data import shapes as shapes_dataset
 from cnn_tui.training.system import background_import
@@ -56,6 +57,9 @@ CIFAR10_META_FILE = "batches.meta"
 IMAGEFOLDER_TEST_FRACTION = 0.2
 IMAGEFOLDER_SPLIT_SEED = 0  # fixed, so the test set stays the same whatever --seed is
 SHAPES_DATA_SEED = 0  # the shapes themselves are fixed; --seed only changes the train/val split
+# the most an IDX file may hold: Fashion-MNIST's largest (train-images) is 47,040,016 bytes; a
+# few MiB of gzip can inflate to many GiB, so inflating stops here
+MAX_IDX_BYTES = 64 * 1024 * 1024
 
 ProgressCallback = Callable[[str, int, int], None]  # (what is happening, done, total)
 
@@ -140,6 +144,12 @@ def load_dataset(
         raise UsageError(f"val_split must be at least 0 and below 1, got {val_split}")
     if limit is not None and limit < 1:
         raise UsageError(f"limit must be at least 1, got {limit}")
+    if name in ("cifar10", "fashion-mnist") and data_dir and os.path.lexists(data_dir):
+        if not os.path.isdir(data_dir):  # (not a download's "File exists" or "Not a directory")
+            raise UsageError(
+                f"--data-dir {data_dir} is a file, not a folder: give the folder that holds "
+                f"the {name} data set (or where it is to be downloaded)"
+            )
     report = on_progress or (lambda what, done, total: None)
     skipped: list[str] = []
 
@@ -471,14 +481,22 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if os.path.lexists(path):
         check_input_file(path, "data file")  # not a FIFO (would wait for ever) or a device
+    too_large = UsageError(
+        f"{path} holds more than {MAX_IDX_BYTES >> 20} MiB of data; Fashion-MNIST's largest file "
+        "holds 45 MiB: is it the right file?"
+    )
     try:
-        if path.suffix == ".gz":  # one call: zlib's inflate runs without the GIL
-            raw = gzip.decompress(path.read_bytes())
+        if path.suffix == ".gz":
+            raw = _inflate(path.read_bytes(), MAX_IDX_BYTES)
+        elif path.stat().st_size > MAX_IDX_BYTES:
+            raise too_large
         else:
             raw = path.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{path} is missing") from None
-    except (OSError, EOFError, ValueError) as exc:  # gzip.BadGzipFile is an OSError
+    except OverflowError:
+        raise too_large from None
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # gzip.BadGzipFile: an OSError
         raise UsageError(f"{path} is not readable ({_short_reason(exc)})") from None
     # Header: two zero bytes, the type code (0x08: unsigned byte), the number of dimensions, then
     # one big-endian uint32 per dimension.
@@ -498,6 +516,24 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"the file has {len(raw) - header}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """The gzip file `data` inflated (every member, as `gzip.decompress`), in one call per member
+    (zlib inflates without the GIL: the four files inflate side by side); OverflowError past
+    `limit` bytes, before they are all in memory (a gzip bomb), EOFError when it is cut short."""
+    parts, size = [], 0
+    while data:
+        inflater = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+        part = inflater.decompress(data, limit - size + 1)
+        size += len(part)
+        if size > limit:
+            raise OverflowError(size)
+        if not inflater.eof:
+            raise EOFError("the gzip stream is cut short")
+        parts.append(part)
+        data = inflater.unused_data.lstrip(b"\0")  # (gzip pads members with zeros at times)
+    return b"".join(parts)
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -673,7 +709,7 @@ def _load_image_folder(
     empty = [classes[i] for i in np.flatnonzero(counts == 0)]
     if empty:
         raise UsageError(
-            f"image folder {root}: no readable images in {', '.join(empty)}"
+            f"image folder {root}: no readable images in {some(empty)}"
             + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else "")
             + ": add images (PNG, JPEG, ...) to each class folder or remove the empty ones"
         )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from torch import nn
 
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import atomic_write, check_input_file
+from cnn_tui.text import finite
 from cnn_tui.training.config import TrainConfig
 from cnn_tui.training.loop import early_stop
 from cnn_tui.training.loop.setup import Setup
@@ -270,7 +270,18 @@ def resume_checkpoint(run_dir: Path, config: TrainConfig) -> dict[str, Any] | No
 
 
 def load_model_state(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> None:
-    """Load a checkpoint's weights into `model`; UsageError naming the file when they do not fit."""
+    """Load a checkpoint's weights into `model`; UsageError naming the file when they do not fit
+    (a shape, a missing or unexpected key, or a tensor that is no float weights,
+    `models.tensor_misfit`)."""
+    own = model.state_dict()
+    for name, saved in checkpoint["model"].items():
+        misfit = models.tensor_misfit(saved, own[name]) if name in own else None
+        if misfit is not None:
+            raise UsageError(
+                f"{path} does not fit the model of {runs.CONFIG_FILE} ({name} is {misfit} in "
+                f"the checkpoint but {str(own[name].dtype).removeprefix('torch.')} in the "
+                "model): the file is damaged or not a cnn-tui checkpoint; start a new run"
+            )
     try:
         model.load_state_dict(checkpoint["model"])
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
@@ -284,6 +295,7 @@ def load_training_state(s: Setup, checkpoint: dict[str, Any], path: Path) -> Non
     """Load the weights, the optimizer state and the AMP scaler of a checkpoint to continue it."""
     load_model_state(s.model, checkpoint, path)
     try:
+        _check_optimizer_tensors(checkpoint["optimizer"])
         s.optimizer.load_state_dict(checkpoint["optimizer"])
         # load_state_dict keeps tensors of any shape; the first step would fail on them
         for group in s.optimizer.param_groups:
@@ -302,6 +314,20 @@ def load_training_state(s: Setup, checkpoint: dict[str, Any], path: Path) -> Non
             f"{path}: its optimizer state does not fit --optimizer {s.config.optimizer} over this "
             f"model ({_first_reason(exc)}); start a new run"
         ) from None
+
+
+def _check_optimizer_tensors(state: Any) -> None:
+    """ValueError for a saved optimizer state (a momentum, Adam's running means) that is no
+    dense float tensor: `load_state_dict` would cast it to the parameter's dtype (complex ones
+    with a warning), as it would weights (`models.tensor_misfit`)."""
+    per_param = state.get("state") if isinstance(state, dict) else None
+    values = per_param.values() if isinstance(per_param, dict) else ()
+    for entry in values:
+        for name, value in entry.items() if isinstance(entry, dict) else ():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                misfit = models.tensor_misfit(value, torch.empty(0))
+                if misfit is not None:
+                    raise ValueError(f"its {name} is {misfit}, not float values")
 
 
 _SIZE_MISMATCH = re.compile(
@@ -383,7 +409,7 @@ def saved_normalization(
     if not all(
         isinstance(values, (list, tuple))
         and len(values) == channels
-        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        and all(finite(v) for v in values)
         for values in (mean, std)
     ) or not all(v > 0 for v in std):
         raise UsageError(

@@ -502,6 +502,24 @@ def torch_load(path: str | os.PathLike[str]) -> object:
         raise TorchFileError(reason) from None
 
 
+def tensor_misfit(saved: torch.Tensor, wanted: torch.Tensor) -> str | None:
+    """Why the weights `saved` (from a file) cannot go where the model has `wanted`, or None.
+
+    `load_state_dict` casts what it copies: complex weights would lose their imaginary part
+    (with a warning), whole numbers or true/false would become weights, and a meta tensor has
+    no values. Where the model holds a float, a file must hold a dense float with values (half
+    or bfloat16 is fine); a count buffer (`num_batches_tracked`) takes what torch copies."""
+    if not wanted.is_floating_point():
+        return None
+    if saved.is_meta:
+        return "a tensor without values (meta)"
+    if saved.layout != torch.strided:
+        return str(saved.layout).removeprefix("torch.")
+    if not saved.is_floating_point():
+        return str(saved.dtype).removeprefix("torch.")
+    return None
+
+
 def _read_state_dict(path_text: str) -> dict[str, torch.Tensor]:
     """A state_dict from a file: a bare one, or our checkpoint dict with a "model" entry."""
     path = Path(os.path.expanduser(path_text))
@@ -518,7 +536,9 @@ def _read_state_dict(path_text: str) -> dict[str, torch.Tensor]:
         ) from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise UsageError(f"--weights {path_text} does not hold a state_dict (names -> tensors)")
     prefix = "module."  # saved from DataParallel / DistributedDataParallel
     if state and all(key.startswith(prefix) for key in state):
@@ -545,12 +565,18 @@ def _load_backbone(
     wrong_shape = sorted(
         key for key in set(wanted) & set(own) if wanted[key].shape != own[key].shape
     )
-    if missing or unexpected or wrong_shape:
+    wrong_type = sorted(
+        f"{key} ({misfit})"
+        for key in set(wanted) & set(own)
+        if (misfit := tensor_misfit(wanted[key], own[key])) is not None
+    )
+    if missing or unexpected or wrong_shape or wrong_type:
         problems = []
         for label, keys in (
             ("missing", missing),
             ("unexpected", unexpected),
             ("wrong shape", wrong_shape),
+            ("not float weights", wrong_type),
         ):
             if keys:
                 more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""

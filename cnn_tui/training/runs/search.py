@@ -53,7 +53,6 @@ names the extra to install.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import statistics
@@ -65,8 +64,8 @@ from pathlib import Path
 from typing import Any
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import atomic_write_text, json_text
-from cnn_tui.text import one_line, percent
+from cnn_tui.fileio import atomic_write_text, json_text, json_value
+from cnn_tui.text import finite, one_line, percent
 from cnn_tui.training import loggers
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, coerce_field, parse_field
 from cnn_tui.training.runs import store as runs
@@ -205,9 +204,7 @@ def _checked(
     if step is not None:
         if kind == "log":
             raise UsageError(f"{where}: a log scale takes no step")
-        if not (isinstance(step, (int, float)) and math.isfinite(step)) or not 0 < step <= (
-            high - low
-        ):
+        if not finite(step) or not 0 < step <= (high - low):
             raise UsageError(f"{where}: STEP must be above 0 and at most HIGH - LOW")
     return Dimension(name, kind, low, high, step)
 
@@ -627,7 +624,7 @@ def read_study_report(sweep_dir: str | os.PathLike[str]) -> dict[str, Any] | Non
     if not is_regular_file(path):
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json_value(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
@@ -635,11 +632,7 @@ def read_study_report(sweep_dir: str | os.PathLike[str]) -> dict[str, Any] | Non
     trials = data.get("trials") if isinstance(data.get("trials"), dict) else {}
     found = data.get("importances")
     if isinstance(found, dict):
-        found = {
-            str(key): float(value)
-            for key, value in found.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-        }
+        found = {str(key): float(value) for key, value in found.items() if finite(value)}
     else:
         found = None
     return {

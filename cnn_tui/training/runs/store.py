@@ -38,7 +38,6 @@ written by another process only needs the functions here.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -59,13 +58,15 @@ from cnn_tui.errors import RunError, UsageError, disk_full
 from cnn_tui.fileio import (
     atomic_write,
     atomic_write_text,
+    check_output_path,
     is_regular_file,
     json_text,
+    json_value,
     open_own_file,
     temp_files,
 )
 from cnn_tui.text import finite, one_line
-from cnn_tui.training.config import TrainConfig, load_config_file
+from cnn_tui.training.config import MAX_TOML_BYTES, TrainConfig, load_config_file
 from cnn_tui.training.runs import state as run_state
 from cnn_tui.training.runs.state import RunState
 from cnn_tui.training.system import processes
@@ -91,12 +92,21 @@ PREPARED_FILE = ".prepared"  # prepare_run_dir: a folder made ready for a new ru
 # what a folder made ready for a new run holds: the marker, the launcher's and its trainer's files
 PREPARED_FILES = (PREPARED_FILE, CONFIG_FILE, OUTPUT_LOG, LOCK_FILE)
 
+# the files a run or a sweep keeps, which no output (--json-file, -o, --csv) ever replaces
+KEPT_FILES = (
+    CONFIG_FILE, EVENTS_FILE, STATUS_FILE, SUMMARY_FILE, CHECKPOINT_FILE, BEST_FILE, SAMPLES_FILE,
+    OUTPUT_LOG, MODEL_SOURCE_FILE, MODEL_SOURCE_RECORD, LOCK_FILE, SWEEP_FILE,
+)  # fmt: skip
+
 # the events that end a session of a run (the test set's "evaluated" comes after the training)
 END_EVENTS = ("evaluated", "finished", "failed", "stopped")
 BATCH_EVENT_INTERVAL_S = 0.25  # metrics.jsonl gets at most ~4 batch events per second
 LOSS_SMOOTHING = 0.9  # beta of the per-batch loss average (`smoothed_loss` of batch events)
 SAMPLES_WRONG = 24  # samples.npz: the most confident mistakes first ...
 SAMPLES_TOTAL = 32  # ... then correct predictions up to this many images
+# status.json, summary.json, ...: a summary's confusion matrix of 1,000 classes takes ~8 MiB
+MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_SAMPLES_BYTES = 64 * 1024 * 1024  # samples.npz, inflated: 32 images of 3x512x512 are 24 MiB
 
 
 EXIT_RUN_FOLDER_GONE = 3  # the exit code of a trainer whose run folder was deleted under it
@@ -165,6 +175,30 @@ def looks_like_run(run_dir: str | os.PathLike[str]) -> bool:
     return (path / CONFIG_FILE).is_file() and (
         (path / STATUS_FILE).is_file() or (path / EVENTS_FILE).is_file()
     )
+
+
+def check_output_file(
+    path: str | os.PathLike[str], flag: str, run_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """`fileio.check_output_path` (a regular file or a new path, in a folder that exists), and
+    never a file a run or a sweep keeps (`KEPT_FILES`: `eval RUN --json-file RUN/checkpoint.pt`,
+    `export -o RUN/config.toml --force`): a slip of the tab key must not destroy a run.
+    `run_dir`: the folder of the run the command trains, whose files do not exist yet."""
+    target = check_output_path(path, flag)
+    folder = target.parent
+    keeper = "run" if looks_like_run(folder) else "sweep" if (folder / SWEEP_FILE).is_file() else ""
+    ours = run_dir is not None and os.path.realpath(folder) == os.path.realpath(run_dir)
+    if ours and target.name in KEPT_FILES:
+        raise UsageError(
+            f"{flag} {one_line(target)} is a file the run or sweep in {one_line(folder)} will "
+            "keep: give another file name"
+        )
+    if keeper and target.name in KEPT_FILES and target.is_file():
+        raise UsageError(
+            f"{flag} {one_line(target)} is a file the {keeper} in {one_line(folder)} keeps: an "
+            "output never replaces it; give another file name"
+        )
+    return target
 
 
 @contextmanager
@@ -301,8 +335,12 @@ def _read_json(path: Path) -> Any:
     if not is_regular_file(path):  # missing, or a FIFO that would wait for ever
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with path.open("rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:  # (read again at every listing: never a gigabyte)
+            return None
+        return json_value(data.decode("utf-8"))
+    except (OSError, ValueError):  # (UnicodeDecodeError is a ValueError)
         return None
 
 
@@ -370,9 +408,57 @@ def write_eval(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> None:
 
 
 def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """summary.json as a dict, or None when the run has not finished (or the file is unreadable)."""
+    """summary.json as a dict, or None when the run has not finished (or the file is unreadable).
+    Its tables (classes, confusion_matrix, per_class, most_confused, history) are left out when
+    they are not of the types the trainer writes (`_typed_tables`): a file is untrusted."""
     data = _read_json(Path(run_dir) / SUMMARY_FILE)
-    return data if isinstance(data, dict) else None
+    return _typed_tables(data) if isinstance(data, dict) else None
+
+
+def _typed_tables(summary: dict[str, Any]) -> dict[str, Any]:
+    """`summary` without the tables whose types are not what `write_summary` writes; every
+    reader treats a missing table as a run that has none (an older or unfinished one)."""
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def rows(value: Any, fields: dict[str, Callable[[Any], bool]]) -> bool:
+        return isinstance(value, list) and all(
+            isinstance(row, dict) and all(ok(row.get(key)) for key, ok in fields.items())
+            for row in value
+        )
+
+    def score(value: Any) -> bool:
+        return value is None or finite(value)
+
+    def text_field(value: Any) -> bool:
+        return isinstance(value, str)
+
+    names = summary.get("classes")
+    matrix = summary.get("confusion_matrix")
+    checks = {
+        "classes": isinstance(names, list) and all(isinstance(n, str) for n in names),
+        "confusion_matrix": isinstance(matrix, list)
+        and all(isinstance(r, list) and len(r) == len(matrix) for r in matrix)
+        and all(count(v) for r in matrix for v in r)
+        and (not isinstance(names, list) or len(names) == len(matrix)),
+        "per_class": rows(
+            summary.get("per_class"),
+            {
+                "class": text_field,
+                "precision": score,
+                "recall": score,
+                "f1": score,
+                "support": count,
+            },
+        ),
+        "most_confused": rows(
+            summary.get("most_confused"),
+            {"true": text_field, "predicted": text_field, "count": count},
+        ),
+        "history": rows(summary.get("history"), {}),
+    }
+    return {key: value for key, value in summary.items() if checks.get(key, True)}
 
 
 def read_config_values(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -385,7 +471,10 @@ def _read_toml(path: Path) -> dict[str, Any] | None:
         return None
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(MAX_TOML_BYTES + 1)
+        if len(data) > MAX_TOML_BYTES:  # the wrong file, or a stranger's: not read whole
+            return None
+        return tomllib.loads(data.decode("utf-8"))
     except (OSError, ValueError, RecursionError):  # TOMLDecodeError and UnicodeDecodeError too
         return None
 
@@ -652,7 +741,7 @@ def _parse_events(data: bytes) -> tuple[list[dict], int]:
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
+            event = json_value(line)
         except ValueError:
             event = None
         if isinstance(event, dict):
@@ -735,10 +824,36 @@ def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | Non
     if not is_regular_file(path):
         return None
     try:
+        with zipfile.ZipFile(path) as archive:  # (np.load's npz is a zip of .npy members)
+            inflated = sum(info.file_size for info in archive.infolist())
+        if inflated > MAX_SAMPLES_BYTES:  # a zip bomb: a few MiB that inflate to gigabytes
+            return None
         with np.load(path, allow_pickle=False) as data:
-            return {key: np.asarray(data[key]) for key in data.files}
+            samples = {key: np.asarray(data[key]) for key in data.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
+    return samples if _samples_fit(samples) else None
+
+
+def _samples_fit(samples: dict[str, np.ndarray]) -> bool:
+    """Whether arrays read from a samples.npz are what `write_samples` writes: uint8 images
+    (n, 1 or 3, H, W) with n labels, predictions and confidences (and class names as text), so
+    the Samples tab can draw them whatever file it was given."""
+    import numpy as np
+
+    images = samples.get("images")
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+        return False
+    n, channels, height, width = images.shape
+    if channels not in (1, 3) or not (1 <= height <= 1024 and 1 <= width <= 1024):
+        return False
+    kinds = {"true": "iu", "pred": "iu", "confidence": "fiu"}
+    for key, kind in kinds.items():
+        value = samples.get(key)
+        if value is not None and (value.shape != (n,) or value.dtype.kind not in kind):
+            return False
+    classes = samples.get("classes")
+    return classes is None or (classes.ndim == 1 and classes.dtype.kind == "U")
 
 
 # --- listing runs -------------------------------------------------------------------------------
@@ -840,7 +955,9 @@ def number_or_none(value: Any) -> float | None:
     return value if finite(value) else None
 
 
-def _count(value: Any) -> int:
+def count_or_zero(value: Any) -> int:
+    """`value` as a count (a finite number, whole, at least 0), else 0: damaged files hold
+    anything."""
     number = number_or_none(value)
     return max(0, int(number)) if number is not None else 0
 
@@ -849,7 +966,9 @@ def _best_val_from_events(run_dir: Path) -> tuple[float | None, int]:
     events, _ = read_events(run_dir)
     epochs = [e for e in events if e.get("event") == "epoch"]
     accs = [acc for e in epochs if (acc := number_or_none(e.get("val_acc"))) is not None]
-    return (max(accs) if accs else None), max((_count(e.get("epoch")) for e in epochs), default=0)
+    return (max(accs) if accs else None), max(
+        (count_or_zero(e.get("epoch")) for e in epochs), default=0
+    )
 
 
 def _problems(path: Path, status: Any, summary: Any, config: Any) -> tuple[str, ...]:
@@ -873,7 +992,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     problems = _problems(path, status, summary, config)
     config, status, summary = config or {}, status or {}, summary or {}
     best = number_or_none(summary.get("best_val_acc", status.get("best_val_acc")))
-    done = _count(summary.get("epochs_done", status.get("epoch", 0)))
+    done = count_or_zero(summary.get("epochs_done", status.get("epoch", 0)))
     if best is None and not status:
         best, done = _best_val_from_events(path)
     started = number_or_none(status.get("started"))
@@ -889,7 +1008,7 @@ def run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         model=str(config.get("model", "?")),
         dataset=str(config.get("dataset", "?")),
         epochs_done=done,
-        epochs=_count(status.get("epochs")) or _count(config.get("epochs")),
+        epochs=count_or_zero(status.get("epochs")) or count_or_zero(config.get("epochs")),
         best_val_acc=best,
         test_acc=number_or_none(summary.get("test_accuracy", status.get("test_accuracy"))),
         started=started,
@@ -904,7 +1023,7 @@ def _early_stop_epoch(summary: dict[str, Any]) -> int | None:
     """The epoch after which early stopping ended a finished run (summary.json), else None."""
     if summary.get("early_stopped") is not True:
         return None
-    epoch = _count(summary.get("stopped_epoch"))
+    epoch = count_or_zero(summary.get("stopped_epoch"))
     return epoch or None
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import itertools
-import json
 import math
 import os
 import re
@@ -48,7 +47,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cnn_tui import catalog
 from cnn_tui.errors import UsageError
-from cnn_tui.fileio import atomic_write_text, check_input_file, confined, json_text, open_own_file
+from cnn_tui.fileio import (
+    atomic_write_text,
+    check_input_file,
+    confined,
+    json_text,
+    json_value,
+    open_own_file,
+)
 from cnn_tui.text import duration, number, one_line, percent
 from cnn_tui.training import loggers
 from cnn_tui.training.config import FIELDS, ConfigError, TrainConfig, parse_field
@@ -382,19 +388,46 @@ def read_manifest(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{path} is not a sweep folder (it has no {SWEEP_FILE})")
     try:
         manifest = check_input_file(path / SWEEP_FILE, "the sweep manifest")
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = json_value(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         if isinstance(exc, UsageError):
             raise
         raise UsageError(f"cannot read {path / SWEEP_FILE}: {exc}") from None
-    ok = isinstance(data, dict) and isinstance(data.get("runs"), list)
-    ok = ok and isinstance(data.get("grid"), dict) and isinstance(data.get("base"), dict)
-    ok = ok and all(isinstance(entry, dict) for entry in data["runs"])
-    if not ok:
-        raise UsageError(f"{path / SWEEP_FILE} is not a sweep manifest")
+    problem = _manifest_problem(data)
+    if problem:
+        raise UsageError(f"{path / SWEEP_FILE} is not a sweep manifest ({problem})")
     for entry in data["runs"]:
         run_path(path, entry)  # every run's folder inside the sweep, before anything is written
     return data
+
+
+def _manifest_problem(data: Any) -> str | None:
+    """What makes `data` no sweep manifest of ours, in a few words (a file is untrusted: every
+    field the readers use is checked here, once), or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if not isinstance(data.get("base"), dict):
+        return "no base settings"
+    grid = data.get("grid")
+    if not isinstance(grid, dict) or not all(
+        isinstance(key, str) and isinstance(values, list) for key, values in grid.items()
+    ):
+        return "its grid is not setting -> list of values"
+    sort = data.get("sort")
+    if sort is not None and not (isinstance(sort, str) and sort in SORT_FIELDS):
+        return f"its sort is not one of {', '.join(SORT_FIELDS)}"
+    if not isinstance(data.get("runs"), list):
+        return "no list of runs"
+    for entry in data["runs"]:
+        if not isinstance(entry, dict):
+            return "a run is not a JSON object"
+        index = entry.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or not 1 <= index < 2**31:
+            return "a run's index is not a count"
+        overrides = entry.get("overrides", {})
+        if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
+            return f"run {index}'s overrides are not setting -> value"
+    return None
 
 
 def run_path(sweep_dir: str | os.PathLike[str], entry: dict[str, Any]) -> Path:
@@ -439,20 +472,23 @@ def sweep_rows(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any] | Non
         status = status or {}
         seconds = wall_seconds(state, status, summary)
         overrides = entry.get("overrides") or {}
+        number, count = runs.number_or_none, runs.count_or_zero  # (the files hold anything)
         rows.append(
             {
-                "index": int(entry["index"]),
+                "index": entry["index"],
                 "run": str(entry["dir"]),
                 "path": str(path),
                 "overrides": overrides,
                 "status": state,
-                "best_val_acc": summary.get("best_val_acc", status.get("best_val_acc")),
-                "test_acc": summary.get("test_accuracy"),
-                "macro_f1": summary.get("macro_f1"),
+                "best_val_acc": number(summary.get("best_val_acc", status.get("best_val_acc"))),
+                "test_acc": number(summary.get("test_accuracy")),
+                "macro_f1": number(summary.get("macro_f1")),
                 "seconds": seconds if state in (RunState.FINISHED, *BUSY) else None,
-                "train_seconds": runs.number_or_none(summary.get("seconds")),
-                "epochs_done": int(summary.get("epochs_done", status.get("epoch", 0)) or 0),
-                "epochs": int(status.get("epochs") or overrides.get("epochs") or epochs_base or 0),
+                "train_seconds": number(summary.get("seconds")),
+                "epochs_done": count(summary.get("epochs_done", status.get("epoch", 0))),
+                "epochs": count(status.get("epochs"))
+                or count(overrides.get("epochs"))
+                or count(epochs_base),
                 "message": str(status.get("message") or ""),
             }
         )

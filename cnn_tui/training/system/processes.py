@@ -24,12 +24,13 @@ at, so importing this module (the TUI does, at start) costs nothing.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from cnn_tui.text import finite
 
 if TYPE_CHECKING:
     import psutil
@@ -88,11 +89,10 @@ class ProcessId:
             return None
         host = record.get(HOST_FIELD)
         started = record.get(STARTED_FIELD)
-        ok_started = isinstance(started, int | float) and not isinstance(started, bool)
         return cls(
             pid,
             host if isinstance(host, str) and host else None,
-            float(started) if ok_started and math.isfinite(started) else None,
+            float(started) if finite(started) else None,  # (not 1e400 nor a 400-digit int)
         )
 
 

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnn_tui.errors import RunError, UsageError
-from cnn_tui.fileio import STDOUT, atomic_write, check_output_path, is_null_device, json_text
+from cnn_tui.fileio import STDOUT, atomic_write, is_null_device, json_text
+from cnn_tui.training.runs import store as runs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -213,14 +214,15 @@ def export_run(run: RunModel, fmt: str, output: Path) -> dict[str, Any]:
 
 
 def output_path(run_dir: Path, fmt: str, output: Path | None, force: bool) -> Path:
-    """Where the file goes: checked (`fileio.check_output_path`: a regular file or a new path),
+    """Where the file goes: checked (`store.check_output_file`: a regular file or a new path, never
+    a file the run keeps),
     never stdout (the model is binary), an existing file only with --force; the null device
     takes it without --force (export and check, keep nothing)."""
     if output is not None and str(output) == STDOUT:
         raise UsageError(
             "-o -: an exported model is a binary file, not for stdout; give a file name"
         )
-    path = check_output_path(output or run_dir.resolve().name + FORMATS[fmt], "-o")
+    path = runs.check_output_file(output or run_dir.resolve().name + FORMATS[fmt], "-o")
     if path.exists() and not force and not is_null_device(path):
         raise UsageError(f"{path} already exists: pass --force to replace it, or -o another file")
     return path

@@ -22,6 +22,9 @@ from cnn_tui import text
 MIN_REDRAW_S = 1.0
 MIN_SPAN = 0.25  # the y range spans at least this fraction of its largest value
 Y_TICKS = 5
+# points beyond ±this are left out: no metric a trainer writes (float32, at most 3.4e38) gets
+# there, while a damaged file's ±1e308 would overflow plotext's scaling
+MAX_VALUE = 1e39
 # rows of a chart that are not its plot: the title, the frame's two lines, the x ticks and label
 PLOT_FRAME_ROWS = 5
 
@@ -123,13 +126,19 @@ class MetricChart(PlotextPlot):
         has_data = False
         all_ys: list[float] = []
         for series in self.series:
-            if not series.xs:
+            points = [
+                (x, y)
+                for x, y in zip(series.xs, series.ys, strict=False)
+                if abs(x) <= MAX_VALUE and not abs(y) > MAX_VALUE  # (NaN: a gap, kept)
+            ]
+            if not points:
                 continue
             has_data = True
             variable, marker = self._style(series.role)
-            ys = [y * 100 for y in series.ys] if self.percent else series.ys
-            plt.plot(series.xs, ys, label=series.label, marker=marker, color=self._colour(variable))
-            x_high = max(x_high, max(series.xs))
+            xs = [x for x, _ in points]
+            ys = [y * 100 if self.percent else y for _, y in points]
+            plt.plot(xs, ys, label=series.label, marker=marker, color=self._colour(variable))
+            x_high = max(x_high, max(xs))
             all_ys += [y for y in ys if math.isfinite(y)]
         if not has_data:
             plt.title(f"{self.chart_title} ({self.empty_note})")

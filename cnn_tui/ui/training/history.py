@@ -19,7 +19,7 @@ from typing import Any
 from cnn_tui import text
 from cnn_tui.training.loop import early_stop
 from cnn_tui.training.runs.series import MetricHistory
-from cnn_tui.training.runs.store import LossSmoother
+from cnn_tui.training.runs.store import LossSmoother, count_or_zero
 
 
 @dataclass
@@ -63,22 +63,23 @@ class RunHistory:
     @property
     def epochs_total(self) -> int:
         if self.started is not None:
-            return int(self.started.get("epochs") or 0)
+            return count_or_zero(self.started.get("epochs"))
         if self.epochs:
-            return int(self.epochs[-1].get("epochs") or 0)
+            return count_or_zero(self.epochs[-1].get("epochs"))
         return 0
 
     @property
     def batches_per_epoch(self) -> int:
         if self.last_batch is not None:
-            return int(self.last_batch.get("batches") or 0)
+            return count_or_zero(self.last_batch.get("batches"))
         if self.started is not None:
-            return int(self.started.get("batches_per_epoch") or 0)
+            return count_or_zero(self.started.get("batches_per_epoch"))
         return 0
 
     @property
     def classes(self) -> list[str]:
-        return list((self.started or {}).get("classes") or [])
+        classes = (self.started or {}).get("classes")
+        return [str(name) for name in classes] if isinstance(classes, list) else []
 
     def progress(self) -> tuple[float, float]:
         """(batches done, batches in the run) for the progress bar."""
@@ -90,10 +91,10 @@ class RunHistory:
             return float(total), float(total)
         done = 0.0
         if self.epochs:
-            done = int(self.epochs[-1].get("epoch") or 0) * per_epoch
+            done = count_or_zero(self.epochs[-1].get("epoch")) * per_epoch
         if self.last_batch is not None:
-            batch_epoch = int(self.last_batch.get("epoch") or 0)
-            batch_done = (batch_epoch - 1) * per_epoch + int(self.last_batch.get("batch") or 0)
+            batch_epoch = count_or_zero(self.last_batch.get("epoch"))
+            batch_done = (batch_epoch - 1) * per_epoch + count_or_zero(self.last_batch.get("batch"))
             done = max(done, batch_done)
         return float(min(done, total)), float(total)
 
@@ -138,8 +139,11 @@ class RunHistory:
         """Chart series: name -> (x, y); x is epochs (batches: fractional epochs)."""
         result: dict[str, tuple[list[float], list[float]]] = {}
         for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
-            xs = [float(e["epoch"]) for e in self.epochs if text.finite(e.get(key))]
-            ys = [float(e[key]) for e in self.epochs if text.finite(e.get(key))]
+            rows = [
+                e for e in self.epochs if text.finite(e.get(key)) and text.finite(e.get("epoch"))
+            ]
+            xs = [float(e["epoch"]) for e in rows]
+            ys = [float(e[key]) for e in rows]
             result[key] = (xs, ys)
         result["batch_loss"] = (list(self.batch_x), list(self.batch_loss))
         return result
@@ -147,10 +151,13 @@ class RunHistory:
     # --- event handlers -----------------------------------------------------------------------
 
     def _on_run_started(self, event: dict[str, Any]) -> None:
+        if not isinstance(event.get("config"), dict):  # (a file: its settings are a table or none)
+            event = {**event, "config": {}}
         self.started = event
         device = event.get("device_name") or event.get("device") or "?"
-        params = (event.get("parameters") or {}).get("total")
-        start = int(event.get("start_epoch") or 1)
+        parameters = event.get("parameters")
+        params = parameters.get("total") if isinstance(parameters, dict) else None
+        start = count_or_zero(event.get("start_epoch")) or 1
         resumed = f", resumed at epoch {start}" if start > 1 else ""
         self.log.append(
             f"started on {device}: {event.get('n_train', '?')} train / {event.get('n_val', '?')} "
@@ -172,8 +179,9 @@ class RunHistory:
         self._seen += 1
         if self._seen % self._stride:
             return
-        batches = int(event.get("batches") or 1)
-        x = int(event.get("epoch") or 1) - 1 + int(event.get("batch") or 0) / max(batches, 1)
+        batches = count_or_zero(event.get("batches")) or 1
+        epoch = count_or_zero(event.get("epoch")) or 1
+        x = epoch - 1 + count_or_zero(event.get("batch")) / batches
         self.batch_x.append(x)
         self.batch_loss.append(float(smoothed))
         speed = event.get("images_per_s")
