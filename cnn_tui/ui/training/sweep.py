@@ -410,7 +410,11 @@ class SweepFormScreen(TrainFormScreen):
             problem = self._model_problem(check.config)
             if problem is None:
                 continue
-            self.plan, self.plan_error = None, check.problem(problem)
+            # the problem first: what a summary cut at 80 columns keeps
+            self.plan, self.plan_error = (
+                None,
+                f"{problem} ({check.runs})" if check.runs else problem,
+            )
             if self.row_keys & {"model", "image_size"}:
                 self.grid_error = problem
             else:
