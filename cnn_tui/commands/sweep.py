@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnn_tui import catalog
 from cnn_tui.commands import output, train_flags, tui
 from cnn_tui.commands.count_flags import add_count
 from cnn_tui.errors import UsageError
@@ -265,25 +266,35 @@ def plan_from_args(args: argparse.Namespace) -> sweeps.SweepPlan | search.Search
         plan = search.make_search_plan(base, space, trials, device_spec, args.sort, **options)
         if plan.storage:
             search.check_storage(plan.storage)
-        check_own_models(plan)
+        check_models(plan)
         return plan
     if args.run_dir:
         sweeps.check_new_sweep_dir(Path(args.run_dir))
     sweep_plan = sweeps.make_plan(base, grid, device_spec, args.sort)
-    check_own_models(sweep_plan)
+    check_models(sweep_plan)
     return sweep_plan
 
 
-def check_own_models(plan: sweeps.SweepPlan | search.SearchPlan) -> None:
-    """Every own class the sweep would build (`own_model_checks`: each distinct build of its
-    runs, or of the search's choices and range ends), checked as `train` checks one (its file
-    runs, the class is built, one dry forward), before a sweep folder is made: one line naming
-    the runs it stops, exit 2."""
+def check_models(plan: sweeps.SweepPlan | search.SearchPlan) -> None:
+    """Every model the sweep would build that may not take its settings (`model_checks`: each
+    distinct build of its runs, or of the search's choices and range ends), checked before a
+    sweep folder is made: your own class as `train` checks one (its file runs, the class is
+    built, one dry forward); a torchvision model's name and image size against its weights'
+    meta, as `train` checks one, then the model built on the meta device (no weights, no
+    arithmetic: `sizes.measure`). One line naming the runs it stops, exit 2."""
     from cnn_tui.commands.train import check_own_model
 
-    for check in plan.own_model_checks():
+    for check in plan.model_checks():
+        config = check.config
         try:
-            check_own_model(check.config)
+            if catalog.is_own(config.model):
+                check_own_model(config)
+            else:
+                from cnn_tui.training.models import sizes, zoo
+
+                size = sizes.image_size_of(config)
+                zoo.check_before_run(config.model, size, what=config.model)
+                sizes.measure(config.model, size)
         except UsageError as exc:
             raise UsageError(check.problem(str(exc))) from None
 

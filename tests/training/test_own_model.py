@@ -629,11 +629,11 @@ def test_a_sweep_plan_names_each_build_of_your_own_classes(tmp_path, monkeypatch
     a, b = f"{tmp_path}/a.py:Net", f"{tmp_path}/b.py:Net"
     grid = sweeps.parse_grid(["model=simple-cnn,a.py:Net,b.py:Net", "lr=0.1,0.01"])
     plan = sweeps.make_plan(TrainConfig(), grid, devices=[])
-    assert [(c.config.model, c.runs) for c in plan.own_model_checks()] == [(a, ""), (b, "")]
-    assert plan.own_model_checks()[0].problem("a.py:3: at import") == "a.py:3: at import"
+    assert [(c.config.model, c.runs) for c in plan.model_checks()] == [(a, ""), (b, "")]
+    assert plan.model_checks()[0].problem("a.py:3: at import") == "a.py:3: at import"
     base = TrainConfig.from_mapping({"model": "a.py:Net"})
     grid = sweeps.parse_grid(["dataset=shapes,fashion-mnist", "hidden-units=4,8"])
-    checks = sweeps.make_plan(base, grid, devices=[]).own_model_checks()
+    checks = sweeps.make_plan(base, grid, devices=[]).model_checks()
     assert [c.runs for c in checks] == [
         "the runs with dataset=shapes hidden-units=4",
         "the runs with dataset=shapes hidden-units=8",
@@ -641,12 +641,12 @@ def test_a_sweep_plan_names_each_build_of_your_own_classes(tmp_path, monkeypatch
         "the runs with dataset=fashion-mnist hidden-units=8",
     ]
     assert checks[3].problem("x") == "the runs with dataset=fashion-mnist hidden-units=8: x"
-    assert sweeps.make_plan(TrainConfig(), grid, devices=[]).own_model_checks() == []
+    assert sweeps.make_plan(TrainConfig(), grid, devices=[]).model_checks() == []
     # a search: every choice of the model and data set, each end of a range
     space = search.parse_space(
         ["model=simple-cnn,a.py:Net", "hidden-units=int:4:64", "lr=log:1e-4:1e-1"]
     )
-    checks = search.make_search_plan(TrainConfig(), space, 5, devices=[]).own_model_checks()
+    checks = search.make_search_plan(TrainConfig(), space, 5, devices=[]).model_checks()
     assert [(c.config.model, c.config.hidden_units, c.runs) for c in checks] == [
         (a, 4, "the trials with hidden-units=4"),
         (a, 64, "the trials with hidden-units=64"),

@@ -583,3 +583,101 @@ def test_the_time_column_is_the_wall_time_not_the_epochs_time():
     # a run of an older cnn-tui (no wall_seconds): from its first status to its last
     assert sweeps.wall_seconds(RunState.FINISHED, status, {"seconds": 0.5}) == 6.0
     assert sweeps.wall_seconds(RunState.FAILED, status, {}) is None
+
+
+ZOO_TOO_SMALL = [
+    (
+        ["--grid", "model=simple-cnn,torchvision:vit_b_16"],
+        "the runs with model=torchvision:vit_b_16: torchvision:vit_b_16 needs images of at "
+        "least 224 px (its weights' meta), got 32 px: pass --image-size 224 or more",
+    ),
+    (  # the model in the base settings, the image size in the grid: only the small runs
+        ["--model", "torchvision:vit_b_16", "--grid", "image-size=224,64"],
+        "the runs with image-size=64: torchvision:vit_b_16 needs images of at least 224 px",
+    ),
+    (
+        ["--search", "optuna", "--space", "model=simple-cnn,torchvision:vit_b_16"],
+        "the trials with model=torchvision:vit_b_16: torchvision:vit_b_16 needs images of at "
+        "least 224 px",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"), ZOO_TOO_SMALL, ids=[" ".join(a) for a, _ in ZOO_TOO_SMALL]
+)
+def test_a_torchvision_model_of_the_grid_or_space_too_big_for_the_images_is_refused_first(
+    argv, expected, tmp_path, monkeypatch, capsys
+) -> None:
+    """Each distinct (torchvision model, image size) of the plan is checked against its
+    weights' meta (and built on the meta device) before the sweep folder is made: the run
+    that would have failed at its start is named, exit 2, nothing written."""
+    if argv[0] == "--search":
+        pytest.importorskip("optuna")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(
+        ["--runs-dir", "runs", "sweep", "--no-ui", "--dataset", "shapes", "--epochs", "1", *argv]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err
+    assert list(tmp_path.iterdir()) == []  # no runs folder, no sweep folder
+
+
+def test_a_sweep_plan_lists_each_torchvision_model_once_per_image_size() -> None:
+    """The plan's one listing of the models it checks: a torchvision model once per image size
+    it gets (the data set's own, or the grid's), named by the settings the grid varies; a model
+    of cnn-tui's own is left to the settings' rules."""
+    from cnn_tui.training.runs import search
+
+    grid = sweeps.parse_grid(
+        ["model=simple-cnn,torchvision:resnet18", "image-size=32,64", "lr=0.1,0.01"]
+    )
+    checks = sweeps.make_plan(TrainConfig(), grid, devices=[]).model_checks()
+    assert [(c.config.model, c.config.image_size, c.runs) for c in checks] == [
+        ("torchvision:resnet18", 32, "the runs with model=torchvision:resnet18 image-size=32"),
+        ("torchvision:resnet18", 64, "the runs with model=torchvision:resnet18 image-size=64"),
+    ]
+    base = TrainConfig.from_mapping({"model": "torchvision:resnet18"})
+    grid = sweeps.parse_grid(["dataset=shapes,fashion-mnist"])  # 32 and 28 px
+    checks = sweeps.make_plan(base, grid, devices=[]).model_checks()
+    assert [c.runs for c in checks] == [
+        "the runs with dataset=shapes",
+        "the runs with dataset=fashion-mnist",
+    ]
+    grid = sweeps.parse_grid(["dataset=shapes,cifar10"])  # 32 px both: one check
+    assert len(sweeps.make_plan(base, grid, devices=[]).model_checks()) == 1
+    space = search.parse_space(["image-size=int:16:256"])
+    checks = search.make_search_plan(base, space, 5, devices=[]).model_checks()
+    assert [c.config.image_size for c in checks] == [16, 256]  # each end of the range
+
+
+@run_async
+async def test_the_sweep_form_refuses_a_torchvision_model_of_its_grid_too_big_for_the_images(
+    tmp_path, monkeypatch
+) -> None:
+    """At 80×24: the grid's torchvision model is measured on the meta device as the model
+    field's is; one that does not take the 32-px images is shown beside the grid row and in
+    the summary, and Start writes nothing."""
+    settings = SweepSettings(texts={"dataset": "shapes", "epochs": "1"})
+    app = CnnTuiApp("sweep", settings, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SweepFormScreen)
+        screen.query_one("#sweep-grid", Input).value = "model=simple-cnn,torchvision:vit_b_16"
+        await wait_until(pilot, lambda: "vit_b_16" in screen.plan_error, what="the problem")
+        summary = str(screen.query_one("#form-summary", Static).render())
+        assert "does not take 32-px images" in summary
+        assert "the runs with model=torchvision:vit_b_16" in summary
+        grid_reason = str(screen.query_one("#reason-sweep-grid", Static).render())
+        assert "torchvision:vit_b_16 does not take 32-px images" in grid_reason
+        assert screen.plan is None and screen.query_one("#start", Button).disabled
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not (tmp_path / "runs").exists()
+        # at 224 px it takes them: the plan is back
+        screen._set_widget("image_size", "224")
+        screen.validate_form()
+        await wait_until(pilot, lambda: screen.plan is not None, what="measured at 224 px")
+        assert not screen.query_one("#start", Button).disabled

@@ -88,16 +88,17 @@ def trained_size(name: str) -> int:
     return int(crop[0] if isinstance(crop, (list, tuple)) else crop)
 
 
-def check_before_run(model: str, image_size: int) -> None:
+def check_before_run(model: str, image_size: int, what: str | None = None) -> None:
     """What can be checked of `--model torchvision:NAME` before a run folder is made, without
-    building the model: the name, and `image_size` against its weights' meta (a UsageError)."""
+    building the model: the name, and `image_size` against its weights' meta (a UsageError
+    that starts with `what`, by default "--model torchvision:NAME")."""
     if not model.startswith(ZOO_PREFIX):
         return
     name = model.removeprefix(ZOO_PREFIX)
     smallest = min_image_size(name)  # (checks the name)
     if image_size < smallest:
         raise UsageError(
-            f"--model {model} needs images of at least {smallest} px (its weights' meta), got "
+            f"{what or '--model ' + model} needs images of at least {smallest} px (its weights' meta), got "
             f"{image_size} px: pass --image-size {smallest} or more"
         )
 

@@ -307,18 +307,18 @@ class SearchPlan:
     storage: str | None = None  # None: the sweep folder's own study.db
     study: str | None = None  # None: the sweep folder's name
 
-    def own_model_checks(self) -> list[sweeps.OwnModelCheck]:
-        """The user's own classes the trials may build, once per distinct build: every
-        combination of the space's choices (and each end of a range) among the settings a
-        class is built from (`sweeps.OWN_BUILD_SETTINGS`), as `make_search_plan` checks the
-        corners of the space."""
+    def model_checks(self) -> list[sweeps.ModelCheck]:
+        """The models the trials may build that are checked before the search starts (your own
+        classes, torchvision's models), once per distinct build: every combination of the
+        space's choices (and each end of a range) among the settings a model is built from
+        (`sweeps.BUILD_SETTINGS`), as `make_search_plan` checks the corners of the space."""
         ends = [
             [(name, value) for value in (dimension.choices or (dimension.low, dimension.high))]
             for name, dimension in self.space.items()
-            if name in sweeps.OWN_BUILD_SETTINGS
+            if name in sweeps.BUILD_SETTINGS
         ]
         variations = [dict(combination) for combination in itertools.product(*ends)]
-        return sweeps.own_model_checks(self.base, variations, "trials")
+        return sweeps.model_checks(self.base, variations, "trials")
 
 
 def make_search_plan(

@@ -265,21 +265,23 @@ class SweepPlan:
     sort: str
     runs: list[dict[str, Any]]  # {"index", "dir", "overrides"}
 
-    def own_model_checks(self) -> list[OwnModelCheck]:
-        """The user's own classes the runs build, once per distinct build."""
-        return own_model_checks(self.base, [entry["overrides"] for entry in self.runs], "runs")
+    def model_checks(self) -> list[ModelCheck]:
+        """The models the runs build that are checked before the sweep starts (the user's own
+        classes, torchvision's models), once per distinct build."""
+        return model_checks(self.base, [entry["overrides"] for entry in self.runs], "runs")
 
 
-# What a user's own class is built from (`models.own.sizes_for`: the data set's channels and
-# classes, the image size, --hidden-units): a sweep checks each class once per combination.
-OWN_BUILD_SETTINGS = ("model", "dataset", "data_dir", "image_size", "hidden_units")
+# What a model is built from: a user's own class (`models.own.sizes_for`) from the data set's
+# channels and classes, the image size and --hidden-units; a torchvision:NAME model from the
+# image size alone. A sweep checks each model once per combination.
+BUILD_SETTINGS = ("model", "dataset", "data_dir", "image_size", "hidden_units")
 
 
 @dataclass(frozen=True)
-class OwnModelCheck:
-    """A user's own class that runs of a sweep build: their settings (`config`) and which runs
-    they are, in words (`runs`: "the runs with dataset=cifar10", the build settings the grid
-    varies besides the model; "" when it varies none)."""
+class ModelCheck:
+    """A model that runs of a sweep build (your own class, a torchvision:NAME model): their
+    settings (`config`) and which runs they are, in words (`runs`: "the runs with
+    dataset=cifar10", the build settings the grid varies; "" when it varies none)."""
 
     config: TrainConfig
     runs: str = ""
@@ -289,28 +291,43 @@ class OwnModelCheck:
         return f"{self.runs}: {text}" if self.runs else text
 
 
-def own_model_checks(
+def _build_key(config: TrainConfig) -> tuple | None:
+    """What `config`'s model is checked for (`BUILD_SETTINGS`; a torchvision model: its name
+    and the size of its images); None: a model of cnn-tui's own, which the settings' rules
+    check already."""
+    if catalog.is_own(config.model):
+        return tuple(getattr(config, name) for name in BUILD_SETTINGS)
+    if config.model.startswith(catalog.ZOO_PREFIX):
+        from cnn_tui.training.models.sizes import image_size_of
+
+        return (config.model, image_size_of(config))
+    return None
+
+
+def model_checks(
     base: TrainConfig, variations: Iterable[dict[str, Any]], what: str
-) -> list[OwnModelCheck]:
-    """The user's own classes that `base` changed by each of `variations` builds, once per
-    distinct build (`OWN_BUILD_SETTINGS`), in order; `what` names the variations ("runs",
-    "trials"). A variation the rules between settings refuse is left to the plan's checks."""
-    checks: dict[tuple, OwnModelCheck] = {}
+) -> list[ModelCheck]:
+    """The models that `base` changed by each of `variations` builds and that are checked
+    before a sweep starts (`_build_key`), once per distinct build, in order; `what` names the
+    variations ("runs", "trials"). A variation the rules between settings refuse is left to
+    the plan's checks."""
+    checks: dict[tuple, ModelCheck] = {}
     for overrides in variations:
         try:
             config = TrainConfig.from_mapping(overrides, base=base)
         except ConfigError:
             continue
-        key = tuple(getattr(config, name) for name in OWN_BUILD_SETTINGS)
-        if not catalog.is_own(config.model) or key in checks:
+        key = _build_key(config)
+        if key is None or key in checks:
             continue
-        varied = [  # (the model's file and line lead the problem already)
+        own = catalog.is_own(config.model)
+        varied = [  # (your class's file and line lead its problem already)
             f"{name.replace('_', '-')}={format_value(value)}"
             for name, value in overrides.items()
-            if name in OWN_BUILD_SETTINGS and name != "model"
+            if name in BUILD_SETTINGS and not (own and name == "model")
         ]
         runs = f"the {what} with {one_line(' '.join(varied))}" if varied else ""
-        checks[key] = OwnModelCheck(config, runs)
+        checks[key] = ModelCheck(config, runs)
     return list(checks.values())
 
 

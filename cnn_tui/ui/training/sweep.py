@@ -170,7 +170,7 @@ class SweepFormScreen(TrainFormScreen):
         self.plan_error = ""  # why there is no plan (shown in the summary)
         self.grid_error = ""  # what is wrong in the grid row (shown beside it)
         self.row_keys: set[str] = set()  # the settings the grid row (space row) lists
-        self.own_checks: list[sweeps.OwnModelCheck] = []  # your own classes the plan builds
+        self.model_checks: list[sweeps.ModelCheck] = []  # the models the plan checks
 
     @classmethod
     def from_settings(cls, settings: TrainFormSettings | None) -> SweepFormScreen:
@@ -359,12 +359,12 @@ class SweepFormScreen(TrainFormScreen):
 
     def _validated(self, config: TrainConfig | None) -> None:
         self.plan, self.plan_error = None, self.grid_error
-        self.own_checks = []
+        self.model_checks = []
         if config is None or self.grid_error:
             return
         self._make_plan(config)
         if self.plan is not None:
-            self._check_own_models(self.plan)
+            self._check_models(self.plan)
 
     def _make_plan(self, config: TrainConfig) -> None:
         """`self.plan` of the base settings `config`, or `self.plan_error`."""
@@ -399,42 +399,50 @@ class SweepFormScreen(TrainFormScreen):
         except UsageError as exc:
             self.plan_error = str(exc)
 
-    def _check_own_models(self, plan: sweeps.SweepPlan | search.SearchPlan) -> None:
-        """Your own classes the plan builds (`own_model_checks`: each model of the grid, with
-        each data set, image size and hidden units it is built for) are checked as the model
-        field's (`_models_to_measure`); one found wrong unmakes the plan, its line beside the
-        row that lists the models (the grid row, else the model field) and in the summary."""
-        self.own_checks = plan.own_model_checks()
-        for check in self.own_checks:
+    def _check_models(self, plan: sweeps.SweepPlan | search.SearchPlan) -> None:
+        """The models the plan builds that may not take its settings (`model_checks`: your own
+        classes with each data set, image size and hidden units they are built for; each
+        torchvision model with each image size) are checked as the model field's
+        (`_models_to_measure`); one found wrong unmakes the plan, its line beside the row that
+        varies them (the grid row, else the model field) and in the summary."""
+        self.model_checks = plan.model_checks()
+        for check in self.model_checks:
             problem = self._model_problem(check.config)
             if problem is None:
                 continue
-            self.plan, self.plan_error = None, check.problem(problem)
-            if "model" in self.row_keys:
+            # the problem first: what a summary cut at 80 columns keeps
+            self.plan, self.plan_error = (
+                None,
+                f"{problem} ({check.runs})" if check.runs else problem,
+            )
+            if self.row_keys & {"model", "image_size"}:
                 self.grid_error = problem
             else:
                 self.errors["model"] = problem
             return
 
     def _models_to_measure(self) -> list[TrainConfig]:
-        return super()._models_to_measure() + [check.config for check in self.own_checks]
+        return super()._models_to_measure() + [check.config for check in self.model_checks]
 
-    def _own_pending(self) -> list[str]:
-        """Your own classes of the plan whose check has not answered yet (their labels)."""
+    def _pending(self) -> list[str]:
+        """The models of the plan whose check has not answered yet (their labels)."""
         labels: list[str] = []
-        for check in self.own_checks:
-            if self._checking(check.config) and self._model_problem(check.config) is None:
-                label = catalog.model_label(check.config.model)
+        for check in self.model_checks:
+            config = check.config
+            if model_sizes.needs_measuring(config) and self._model_problem(config) is None:
+                label = catalog.model_label(config.model)
                 labels += [label] if label not in labels else []
         return labels
 
     def _still_checking(self, config: TrainConfig) -> bool:
         if super()._still_checking(config):
             return True
-        pending = self._own_pending()
+        pending = self._pending()
         if pending:
+            own = any(catalog.is_own(check.config.model) for check in self.model_checks)
             self.notify(
-                f"still checking {', '.join(pending)} (your code runs): Start once checked",
+                f"still checking {', '.join(pending)}{' (your code runs)' * own}: Start once "
+                "checked",
                 severity="warning",
                 markup=False,
             )
@@ -443,7 +451,7 @@ class SweepFormScreen(TrainFormScreen):
     def _warnings(self) -> dict[str, str]:
         """The form's, and the first warning of the plan's own classes (probabilities out)."""
         warnings = super()._warnings()
-        for check in self.own_checks:
+        for check in self.model_checks:
             found = model_sizes.checked_own(check.config)
             if found is not None and found.warning and "model" not in warnings:
                 warnings["model"] = found.warning
@@ -522,7 +530,7 @@ class SweepFormScreen(TrainFormScreen):
             f"device {markup(self.device_spec)}"
         )
         mark = "[b $text-warning]⚠[/]" if warnings else "✓"
-        pending = self._own_pending()
+        pending = self._pending()
         if self._checking(self.config) or pending:
             what = markup(", ".join(pending)) if pending else "the model"
             mark = f"[$text-muted]… checking {what},[/]"
