@@ -203,9 +203,12 @@ def test_max_pool_routing_marks_the_window_and_its_max() -> None:
     event = backward.current
     assert event.kind == "route"
     marks = backward.highlights()
-    assert marks["dx"] == {event.target_index: WRITE}
+    assert marks["dx"][event.target_index] == WRITE  # the max's cell gets the gradient
     assert marks["x"][event.target_index] == READ
     assert len(marks["x"]) == 4  # the 2×2 window of dout[0,0,0,0]
+    # dx marks the same window (a cropped dx holds still within it), the rest of it WINDOW
+    assert set(marks["dx"]) == set(marks["x"])
+    assert {mark for index, mark in marks["dx"].items() if index != event.target_index} == {WINDOW}
     assert "was the max" in backward.step_lines()[0]
     assert "x" in backward.grid_names and "dx" in backward.grid_names
 
