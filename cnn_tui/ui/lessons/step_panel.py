@@ -80,8 +80,9 @@ class StepStatus(Static):
         while len(line) > 4 and length(wide) > width:
             drop(-1)  # the least important part left
         if length(wide) > width and " · " in line[0]:
-            # "conv2d · backward · dX" → "backward · dX"
-            line[0] = wide[0] = line[0].split(" · ", 1)[1]
+            line[0] = wide[0] = line[0].split(" · ", 1)[
+                1
+            ]  # "conv2d · backward · dX" → "backward · dX"
         if len(line) == 4 and length(wide) > width:
             drop(2)  # the cell goes before the play state
         return line
