@@ -24,7 +24,6 @@ from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import settings_from_args
 from cnn_tui.lessons.examples import build_example
 from cnn_tui.lessons.naive import output_size_rule
-from cnn_tui.lessons.navigation import GotoTarget
 from cnn_tui.lessons.op_replay import OpReplay
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
@@ -263,28 +262,6 @@ async def test_play_pause_and_speed() -> None:
         assert screen.replay.position == stopped
         await pilot.press("space", "right")  # any step key pauses
         assert not screen.playing
-
-
-@run_async
-async def test_the_status_line_keeps_its_parts_while_stepping_at_80x24() -> None:
-    """What fits is decided on the line at its widest: the speed doesn't vanish when the
-    counters grow a digit (step 41 / cell 11) nor when playing starts."""
-    app = CnnTuiApp()
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_lesson(pilot, "pool", {"height": 8, "width": 8})
-
-        def parts() -> list[str]:  # each part's first word, the play state left out
-            words = [part.split(" ", 1)[0] for part in status(screen).split(" │ ")]
-            return [word for word in words if word not in ("▶", "paused")]
-
-        first = parts()
-        screen.go_to(GotoTarget(41, "forward"))
-        await pilot.pause()
-        assert "step 41 / 64" in status(screen) and "cell 11 / 16" in status(screen)
-        assert parts() == first
-        await pilot.press("space")
-        assert "▶ playing" in status(screen) and parts() == first
-        await pilot.press("space")
 
 
 @run_async

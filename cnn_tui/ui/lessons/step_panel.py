@@ -6,13 +6,10 @@ an 80×24 terminal whatever the size of the arrays above it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from rich.text import Text
 from textual.widgets import Static
-
-_COUNTER = re.compile(r"(\d+)( ?/ ?)(\d+)")  # "step 3 / 171", the net's "step 1/3"
 
 
 class StepStatus(Static):
@@ -58,41 +55,25 @@ class StepStatus(Static):
         return self._SEPARATOR.join(self._all_parts())
 
     def fitted(self, width: int) -> list[str]:
-        """The parts shown in `width` columns, play state included, in their order.
-
-        What fits is decided on the line at its widest (`_widest`: every counter at its
-        total, the longer play state), so parts don't come and go while stepping or playing."""
+        """The parts shown in `width` columns, play state included, in their order."""
         line = self._all_parts()
-        wide = self._widest(line)
 
         def length(items: list[str]) -> int:
             return sum(len(item) for item in items) + len(self._SEPARATOR) * (len(items) - 1)
 
-        def drop(index: int) -> None:
-            del line[index], wide[index]
-
-        if len(line) > 4 and length(wide) > width:
-            drop(4)  # the speed first: the example and the mode say more
+        if len(line) > 4 and length(line) > width:
+            del line[4]  # the speed first: the example and the mode say more
         for index in reversed(range(4, len(line))):
-            if length(wide) > width and ", " in line[index]:
+            if length(line) > width and ", " in line[index]:
                 # "true convolution, kernel rotated 180°" → "true convolution"
-                line[index] = wide[index] = line[index].split(", ", 1)[0]
-        while len(line) > 4 and length(wide) > width:
-            drop(-1)  # the least important part left
-        if length(wide) > width and " · " in line[0]:
-            line[0] = wide[0] = line[0].split(" · ", 1)[
-                1
-            ]  # "conv2d · backward · dX" → "backward · dX"
-        if len(line) == 4 and length(wide) > width:
-            drop(2)  # the cell goes before the play state
+                line[index] = line[index].split(", ", 1)[0]
+        while len(line) > 4 and length(line) > width:
+            line.pop()  # the least important part left
+        if length(line) > width and " · " in line[0]:
+            line[0] = line[0].split(" · ", 1)[1]  # "conv2d · backward · dX" → "backward · dX"
+        if len(line) == 4 and length(line) > width:
+            del line[2]  # the cell goes before the play state
         return line
-
-    def _widest(self, line: list[str]) -> list[str]:
-        """`line` as wide as it gets in this lesson: a counter "step 3 / 171" measured as
-        "step 171 / 171", the play state as "▶ playing"."""
-        wide = [_COUNTER.sub(lambda m: m.expand(r"\3\2\3"), part) for part in line]
-        wide[min(3, len(self._parts))] = max("▶ playing", "paused", key=len)  # as `_all_parts`
-        return wide
 
     def _draw(self) -> None:
         width = self.content_region.width if self.size.width else self.app.size.width - 2
