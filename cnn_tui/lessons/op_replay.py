@@ -16,6 +16,7 @@ counterpart. Nothing here imports Textual.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -304,14 +305,23 @@ class OpReplay:
         last line of the transposed view and of the dX phase."""
         return leftovers_text(self.example) if self.op == "conv" else ""
 
-    def step_lines(self) -> list[str]:
+    def step_lines(self, width: int = 0, rows: int = 3) -> list[str]:
         """The current step's formula, its numbers and where its output cell stands; before
-        the first step of the forward pass, what the example is about (`description_line`)."""
+        the first step of the forward pass, what the example is about (`description_line`):
+        one line, or given a `width`, wrapped to it in at most `rows` rows (one string with
+        new lines), cut with "…" only where it needs more."""
         lines = self.replay.step_lines()
-        about = self.description_line()
-        if self.mode == "forward" and self.replay.position == 0 and about:
-            lines = [lines[0], about, *lines[2:]]
-        return lines
+        if self.mode != "forward" or self.replay.position != 0:
+            return lines
+        about = self.description_line(limit=480 if width else 240)
+        if about and width:
+            width = max(width, 20)
+            wrapped = textwrap.wrap(about, width)
+            if len(wrapped) > rows:
+                rest = " ".join(wrapped[rows - 1 :])
+                wrapped = [*wrapped[: rows - 1], textwrap.shorten(rest, width, placeholder=" …")]
+            about = "\n".join(wrapped)
+        return [lines[0], about, *lines[2:]] if about else lines
 
     def description_line(self, limit: int = 240) -> str:
         """The example's title and description as one safe line ("" when it has none): they

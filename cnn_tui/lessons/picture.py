@@ -426,8 +426,11 @@ class PictureLesson:
         example = build_example("conv", **self.params())
         row, col, rows, cols = self.region
         (top, left), (height, width) = self.crop, self.crop_size
-        description = (
-            f"kernel {self.kernel_name}: {self.kernel_what}.\n"
+        # the title names the kernel: say what it shows (a named one), not its name again
+        shows = (
+            f"The feature map shows {self.kernel_what}.\n" if self.kernel_name in KERNELS else ""
+        )
+        description = shows + (
             f"The crop is rows {top}–{top + height - 1}, columns {left}–{left + width - 1} of "
             f"the {_size(self.picture.size)} picture; its output is rows {row}–{row + rows - 1}, "
             f"columns {col}–{col + cols - 1} of the feature map."

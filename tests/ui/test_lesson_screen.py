@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 from conftest import press_quickly, text_of, wait_until
+from rich.console import Console
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 from train_ui_fixtures import run_async
@@ -22,13 +23,14 @@ from train_ui_fixtures import run_async
 from cnn_tui.cli import build_parser
 from cnn_tui.commands.lesson_flags import settings_from_args
 from cnn_tui.lessons.examples import build_example
+from cnn_tui.lessons.naive import output_size_rule
 from cnn_tui.lessons.op_replay import OpReplay
 from cnn_tui.ui.app import CnnTuiApp
 from cnn_tui.ui.home import HomeScreen
 from cnn_tui.ui.key_footer import columns_that_fit
 from cnn_tui.ui.lessons.array_grid import ArrayBoard, GridStyles, pack_rows, render_grid
 from cnn_tui.ui.lessons.form import LessonFormScreen
-from cnn_tui.ui.lessons.help import LessonHelp
+from cnn_tui.ui.lessons.help import LessonHelp, legend_table
 from cnn_tui.ui.lessons.screen import LessonScreen
 from cnn_tui.ui.lessons.step_panel import CheckPanel, StepPanel, StepStatus
 
@@ -541,6 +543,19 @@ async def test_question_mark_shows_the_notation_above_the_keys() -> None:
         await press_quickly(pilot, "f1", "escape")
         await pilot.pause()
         assert app.screen is screen
+
+
+@pytest.mark.parametrize("lesson", ["conv", "pool"])
+def test_the_help_legend_keeps_the_output_size_formula_on_one_line(lesson: str) -> None:
+    """At 80 columns conv's formula goes whole to a line of its own, not broken inside (the
+    shorter pool one fits beside its words); where the column has room, it stays beside them."""
+    rule = output_size_rule(twice_padding=None if lesson == "pool" else "2P")
+    for width, beside in ((78, lesson == "pool"), (140, True)):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(legend_table(lesson))
+        lines = console.export_text().splitlines()
+        assert any(rule in line for line in lines), (width, lines)
+        assert any(f"output size {rule}" in line for line in lines) == beside
 
 
 def test_grid_columns_keep_their_width_while_stepping() -> None:

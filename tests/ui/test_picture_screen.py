@@ -3,9 +3,11 @@ colour scales, and `cnn-tui conv --image`'s screen driven with Textual's pilot."
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
-from conftest import press_quickly
+from conftest import press_quickly, text_of
 from rich.color import Color
 from train_ui_fixtures import run_async
 
@@ -24,7 +26,7 @@ from cnn_tui.ui.lessons.half_blocks import (
     legend_rgb,
 )
 from cnn_tui.ui.lessons.picture import PicturePanel, PictureScreen, picture_panel
-from cnn_tui.ui.lessons.step_panel import StepStatus
+from cnn_tui.ui.lessons.step_panel import StepPanel, StepStatus
 
 pytestmark = pytest.mark.usefixtures("no_checks")  # (conftest.py)
 
@@ -178,6 +180,25 @@ async def test_at_80x24_the_picture_and_the_board_take_turns():
         assert panel.outer_size.height <= 14 and screen.max_scroll_y == 0
         footer = screen.query_one(WrappingFooter)
         assert footer.region.bottom <= 24 and panel.region.bottom <= footer.region.y
+
+
+@run_async
+async def test_at_120x40_step_0_says_what_the_crop_is_whole_naming_the_kernel_once():
+    lesson = synthetic_lesson(size=(28, 28))
+    lesson = dataclasses.replace(
+        lesson, picture=Picture(lesson.picture.pixels, "fashion-mnist test #0 (Ankle boot)")
+    )
+    assert len(lesson.example().title + lesson.example().description) > 240  # the old cut
+    app = CnnTuiApp("conv", lesson)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        text = " ".join(text_of(app.screen.query_one("#lesson-step", StepPanel)).split())
+        assert "…" not in text and text.count("sobel-x") == 1
+        assert "The feature map shows vertical edges" in text
+        assert text.endswith(
+            "its output is rows 2–5, columns 3–6 of the feature map. "
+            "output size: OH = OW = ⌊(H + 2P − K)/S⌋ + 1 = ⌊(6 + 2·0 − 3)/1⌋ + 1 = 4"
+        )
 
 
 @run_async

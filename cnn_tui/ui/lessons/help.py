@@ -9,6 +9,8 @@ screen now (`lesson_keys`, so a key a screen adds is listed without more code). 
 
 from __future__ import annotations
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from textual.screen import Screen
@@ -44,8 +46,35 @@ def legend_table(lesson: str) -> Table:
     table.add_column(meaning, ratio=1)
     table.add_column(lecture, ratio=1)
     for row in legend(lesson):  # plain text: `out[i,j]` is no markup
-        table.add_row(Text(row.here), Text(row.meaning), Text(row.lecture))
+        table.add_row(Text(row.here), _KeepFormula(row.meaning), _KeepFormula(row.lecture))
     return table
+
+
+class _KeepFormula:
+    """A legend cell whose formula ("output size ⌊(H + 2P − K)/S⌋ + 1") is never broken: on
+    one line where the column has room, else the words before it, then the formula whole on
+    the next line (the column is at least as wide as the formula)."""
+
+    def __init__(self, text: str) -> None:
+        start = text.find("⌊")
+        self.text = text
+        self.words, self.formula = (
+            (text[:start].rstrip(), text[start:]) if start >= 0 else (text, "")
+        )
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        words = Measurement.get(console, options, Text(self.words))
+        return Measurement(max(words.minimum, len(self.formula)), len(self.text))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.formula and self.words and len(self.text) > options.max_width:
+            yield Text(self.words)
+            yield Text(self.formula, no_wrap=True, overflow="fold")
+        else:
+            yield Text(self.text)
 
 
 class LessonHelp(HelpPage):

@@ -158,8 +158,11 @@ class LessonScreen(SteppingScreen):
         self.query_one("#lesson-status", StepStatus).show(
             model.status_parts(self.speed), self.playing
         )
-        self.query_one("#lesson-step", StepPanel).show(
-            model.step_lines(), self.info_line(model.info_line()), model.rule_lines()
+        panel = self.query_one("#lesson-step", StepPanel)
+        width = panel.content_region.width or self.app.size.width - 2
+        rows = 4 if self.app.size.height >= 32 else 2  # what the example is about, at step 0
+        panel.show(
+            model.step_lines(width, rows), self.info_line(model.info_line()), model.rule_lines()
         )
         self._follow_step()
 
