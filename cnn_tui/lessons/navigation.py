@@ -91,8 +91,7 @@ def parse_goto(text: str) -> GotoQuery:
         raise GotoError(f"type {GOTO_SYNTAX}")
     # the prompt's help names the three forms "step N", "cell i,j", "phase NAME": typed with
     # their word, they mean the same (no phase of any lesson is called step, cell or phase)
-    word, _, rest = text.partition(" ")
-    rest = rest.strip()
+    word, rest = (text.split(None, 1) + [""])[:2]
     if word.lower() == "step" and rest:
         if not _INTEGER.fullmatch(rest):
             raise GotoError(f"not a step: {rest!r}; type its number, e.g. step 120")
@@ -102,7 +101,10 @@ def parse_goto(text: str) -> GotoQuery:
             raise GotoError(f"not a cell: {rest!r}; give its row and column, e.g. cell 2,3")
         text = rest if _CELL.fullmatch(rest) or "," in rest else f"({rest})"
     elif word.lower() == "phase" and rest:
-        text = rest
+        phase = _PHASE.fullmatch(rest)  # (a name after "phase": "phase 3" is no step 3)
+        if phase is None:
+            raise GotoError(f"not a phase: {rest!r}; type its name, e.g. phase dw 12")
+        return _phase_query(phase)
     if _INTEGER.fullmatch(text):
         return GotoQuery("step", number=int(text))
     cell = _CELL.fullmatch(text)
@@ -112,11 +114,15 @@ def parse_goto(text: str) -> GotoQuery:
         return _cell_query("", text, text)
     phase = _PHASE.fullmatch(text)
     if phase is not None:
-        number = phase.group("number")
-        return GotoQuery(
-            "phase", number=None if number is None else int(number), name=phase.group("name")
-        )
+        return _phase_query(phase)
     raise GotoError(f"not a step, a cell or a phase: {text!r}; type {GOTO_SYNTAX}")
+
+
+def _phase_query(phase: re.Match[str]) -> GotoQuery:
+    number = phase.group("number")
+    return GotoQuery(
+        "phase", number=None if number is None else int(number), name=phase.group("name")
+    )
 
 
 def _cell_query(name: str, inner: str, text: str) -> GotoQuery:

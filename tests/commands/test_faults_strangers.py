@@ -400,6 +400,15 @@ def test_a_sweep_manifest_is_never_replaced_by_an_output(capsys, tmp_path) -> No
     assert code == 2
     assert_one_line(err, f"{manifest} is a file the sweep in {sweep_dir} keeps")
     assert (sweep_dir / runs.SWEEP_FILE).read_bytes() == before
+    # a search's study and report, the queue runner's lock: kept as well
+    for name in (runs.STUDY_FILE, runs.SEARCH_REPORT_FILE, runs.RUNNER_LOCK_FILE):
+        (sweep_dir / name).write_bytes(b"the sweep's own " + name.encode())
+        target = str(sweep_dir / name)
+        code, _, err = cli(capsys, tmp_path, "sweep", "--no-ui", "--show", str(sweep_dir),
+                           "--json-file", target)  # fmt: skip
+        assert code == 2
+        assert_one_line(err, f"{target} is a file the sweep in {sweep_dir} keeps")
+        assert (sweep_dir / name).read_bytes() == b"the sweep's own " + name.encode()
 
 
 def test_outputs_next_to_a_runs_files_are_still_written(capsys, tmp_path) -> None:
@@ -430,6 +439,22 @@ def test_a_samples_zip_bomb_is_never_inflated(tmp_path: Path, monkeypatch) -> No
     np.savez_compressed(run / runs.SAMPLES_FILE, **_samples(40, images=images))
     assert (run / runs.SAMPLES_FILE).stat().st_size < 100_000
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("inflated"))
+    assert runs.read_samples(run) is None
+
+
+def test_a_samples_member_claiming_a_huge_shape_reads_as_none(tmp_path: Path) -> None:
+    """A .npy member's header may claim any shape: 100 bytes saying (2**45,) ask numpy for
+    32 TiB (MemoryError), which the zip's own sizes do not show."""
+    import io
+    import zipfile
+
+    run = write_run(tmp_path / "run")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<u1", "fortran_order": False, "shape": (2**45,)}
+    )
+    with zipfile.ZipFile(run / runs.SAMPLES_FILE, "w") as archive:
+        archive.writestr("images.npy", header.getvalue() + b"\0" * 16)
     assert runs.read_samples(run) is None
 
 

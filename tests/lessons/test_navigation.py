@@ -65,6 +65,7 @@ def product_is_zero(event) -> bool:
         ("Cell out[6,1]", GotoQuery("cell", name="out", index=(6, 1))),
         ("phase dw", GotoQuery("phase", name="dw")),
         ("phase dW 12", GotoQuery("phase", number=12, name="dW")),
+        ("step\t5", GotoQuery("step", number=5)),  # (any white space after the word)
     ],
 )
 def test_parse_goto_reads_steps_cells_and_phases(text: str, query: GotoQuery) -> None:
@@ -81,6 +82,7 @@ def test_parse_goto_reads_steps_cells_and_phases(text: str, query: GotoQuery) ->
         ("dw twelve", "not a step, a cell or a phase"),
         ("cell 5", "give its row and column, e.g. cell 2,3"),
         ("step five", "not a step: 'five'"),
+        ("phase 3", "not a phase: '3'"),  # (not step 3: a phase is a name)
     ],
 )
 def test_parse_goto_says_in_one_line_what_is_wrong(text: str, message: str) -> None:

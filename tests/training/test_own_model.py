@@ -246,8 +246,9 @@ class Net(nn.Module):
 def test_the_model_a_runs_check_built_is_the_one_the_run_builds(tmp_path):
     """`check_before_run` with the run's seed builds the class as the run would (`setup.prepare`:
     seeded, then `build`) and hands that model to the run's build: the same weights and the same
-    random stream after it as a fresh build, taken once, and only for the same code, sizes and
-    seed; the check leaves the stream as it was."""
+    random stream after it as a fresh build, taken once, only for the same code, sizes and
+    seed, and only by the next build (one that does not take it lets it go: a kept model is
+    never held for a whole run); the check leaves the stream as it was."""
     path = write(tmp_path / "net.py", HEADER + GOOD_BODY)
     model, sizes = f"{path}:Net", own.Sizes(3, 10, 32, 4, "shapes")
     torch.manual_seed(123)
@@ -259,7 +260,11 @@ def test_the_model_a_runs_check_built_is_the_one_the_run_builds(tmp_path):
     torch.manual_seed(8)
     assert own.build(source, sizes) is not checked  # another seed: built anew
     torch.manual_seed(7)
+    assert own.build(source, sizes) is not checked  # (let go by the build before)
+    checked = own.check_before_run(model, sizes, seed=7)
+    torch.manual_seed(7)
     assert own.build(source, own.Sizes(1, 10, 32, 4, "fashion-mnist")) is not checked
+    checked = own.check_before_run(model, sizes, seed=7)
     torch.manual_seed(7)
     taken = own.build(source, sizes)
     after_taken = torch.rand(3)

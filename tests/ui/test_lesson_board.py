@@ -368,3 +368,12 @@ async def test_a_board_as_wide_as_its_view_gets_no_blank_row_under_it(width) -> 
         assert board_w >= scroll.scrollable_content_region.width - 1  # the case this is about
         assert not scroll.show_horizontal_scrollbar
         assert scroll.size.height == board_h
+
+
+def test_a_crop_keeps_the_written_cell_when_nothing_else_fits() -> None:
+    """The cells read and written lie further apart than the rows shown: the written one
+    stays in view (it once fell back to the first rows)."""
+    from cnn_tui.ui.lessons.array_grid import visible_start
+
+    start = visible_start({(0, 0): READ, (30, 0): WRITE}, 0, 40, 10)
+    assert start <= 30 < start + 10

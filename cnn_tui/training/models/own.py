@@ -550,7 +550,10 @@ def build(source: Source, sizes: Sizes) -> nn.Module:
     import torch
     from torch import nn
 
-    kept = _KEPT.pop(_kept_key(source, sizes, torch.random.get_rng_state()), None)
+    kept = (
+        _KEPT.pop(_kept_key(source, sizes, torch.random.get_rng_state()), None) if _KEPT else None
+    )
+    _KEPT.clear()  # (one build takes it or lets it go: never held for a whole run)
     if kept is not None:  # (built from the same state: the same weights; the stream goes on)
         model, after = kept
         torch.random.set_rng_state(after)

@@ -154,10 +154,12 @@ def measure(model: str, image_size: int) -> BackboneSize:
     model itself: its parameters, and each layer's input and output per image, recorded by
     forward hooks in the order they run on the meta device. Imports torch and torchvision."""
     key = (model, image_size)
+    with _MEASURING:  # (held for the look-ups only: the UI thread reads these tables too)
+        if key in _MEASURED:
+            return _MEASURED[key]
+    found = _measure(model, image_size)  # (the import of torchvision takes seconds)
     with _MEASURING:
-        if key not in _MEASURED:
-            _MEASURED[key] = _measure(model, image_size)
-        return _MEASURED[key]
+        return _MEASURED.setdefault(key, found)
 
 
 def _measure(name: str, image_size: int) -> BackboneSize:

@@ -88,6 +88,9 @@ MODEL_SOURCE_FILE = "model_source.py"  # a copy of the user's model code (traini
 MODEL_SOURCE_RECORD = "model_source.json"  # where it came from and its sha256
 LOCK_FILE = "lock"
 SWEEP_FILE = "sweep.json"  # a sweep folder's manifest (training/sweeps.py); its runs are inside
+RUNNER_LOCK_FILE = ".runner.lock"  # held by a sweep's one queue runner (training/sweeps.py)
+STUDY_FILE = "study.db"  # a search's Optuna study (training/search.py)
+SEARCH_REPORT_FILE = "search.json"  # a search's trials, best trial and importances
 PREPARED_FILE = ".prepared"  # prepare_run_dir: a folder made ready for a new run's trainer
 # what a folder made ready for a new run holds: the marker, the launcher's and its trainer's files
 PREPARED_FILES = (PREPARED_FILE, CONFIG_FILE, OUTPUT_LOG, LOCK_FILE)
@@ -95,7 +98,8 @@ PREPARED_FILES = (PREPARED_FILE, CONFIG_FILE, OUTPUT_LOG, LOCK_FILE)
 # the files a run or a sweep keeps, which no output (--json-file, -o, --csv) ever replaces
 KEPT_FILES = (
     CONFIG_FILE, EVENTS_FILE, STATUS_FILE, SUMMARY_FILE, CHECKPOINT_FILE, BEST_FILE, SAMPLES_FILE,
-    OUTPUT_LOG, MODEL_SOURCE_FILE, MODEL_SOURCE_RECORD, LOCK_FILE, SWEEP_FILE,
+    OUTPUT_LOG, MODEL_SOURCE_FILE, MODEL_SOURCE_RECORD, LOCK_FILE, SWEEP_FILE, EVAL_FILE,
+    PREPARED_FILE, RUNNER_LOCK_FILE, STUDY_FILE, SEARCH_REPORT_FILE,
 )  # fmt: skip
 
 # the events that end a session of a run (the test set's "evaluated" comes after the training)
@@ -830,8 +834,8 @@ def read_samples(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray] | Non
             return None
         with np.load(path, allow_pickle=False) as data:
             samples = {key: np.asarray(data[key]) for key in data.files}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
+    except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile):
+        return None  # (MemoryError: a member's header claims a shape its bytes do not hold)
     return samples if _samples_fit(samples) else None
 
 

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from cnn_tui.training.runs.launcher import StopAnswer
 
 SWEEP_FILE = runs.SWEEP_FILE  # "sweep.json"
-LOCK_FILE = ".runner.lock"  # held by the one queue runner of a sweep
+LOCK_FILE = runs.RUNNER_LOCK_FILE  # ".runner.lock": held by the one queue runner of a sweep
 MAX_RUNS = 64
 NOT_IN_GRID = ("device",)  # the sweep places runs on devices itself
 SORT_KEYS = ("val_acc", "test_acc", "f1", "time")

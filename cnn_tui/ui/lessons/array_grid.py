@@ -74,7 +74,8 @@ def visible_start(marks: dict[tuple[int, int], str], axis: int, size: int, shown
     start = 0
     focus = [where[axis] for where, role in marks.items() if role in (READ, WRITE)]
     window = [where[axis] for where in marks] or focus
-    for cells in (window, focus):
+    written = [where[axis] for where, role in marks.items() if role == WRITE]
+    for cells in (window, focus, written):  # (at worst the written cell alone)
         if cells and max(cells) - min(cells) < shown:
             start = max(cells) - shown + 1
             break

@@ -415,7 +415,7 @@ class SweepFormScreen(TrainFormScreen):
                 None,
                 f"{problem} ({check.runs})" if check.runs else problem,
             )
-            if self.row_keys & {"model", "image_size"}:
+            if self.row_keys & set(sweeps.BUILD_SETTINGS):  # (the row varies a build)
                 self.grid_error = problem
             else:
                 self.errors["model"] = problem
