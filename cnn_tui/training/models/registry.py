@@ -41,6 +41,7 @@ from torch import nn
 from cnn_tui import catalog
 from cnn_tui.errors import RunError, UsageError
 from cnn_tui.fileio import input_problem
+from cnn_tui.text import some
 from cnn_tui.training.config import FINETUNE_PARTS
 from cnn_tui.training.models import fast as fast_models
 from cnn_tui.training.models import own, zoo
@@ -578,9 +579,8 @@ def _load_backbone(
             ("wrong shape", wrong_shape),
             ("not float weights", wrong_type),
         ):
-            if keys:
-                more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
-                problems.append(f"{label}: {', '.join(keys[:3])}{more}")
+            if keys:  # (the file's key names, escaped: `text.some`)
+                problems.append(f"{label}: {some(keys, shown=3)}")
         raise UsageError(f"--weights {source} does not fit {name} ({'; '.join(problems)})")
     model.load_state_dict(wanted, strict=False)
 
